@@ -1,0 +1,1 @@
+"""asr: automated remediation of AWS Security Hub findings, as Apache Airflow DAGs."""

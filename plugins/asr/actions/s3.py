@@ -1,0 +1,40 @@
+"""S3 fixes: account-level Block Public Access."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asr.actions import Action, register
+
+BLOCK_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+
+
+@register
+class BlockAccountPublicAccess(Action):
+    """Turn on all four account-level S3 Block Public Access settings.
+
+    The resource id is the account id (S3 Control addresses the account, not a bucket).
+
+        remediation:
+          action: s3.block-account-public-access
+    """
+
+    name = "s3.block-account-public-access"
+    service = "s3control"
+    permissions = ("s3:GetAccountPublicAccessBlock", "s3:PutAccountPublicAccessBlock")
+    summary = "enabled all four account-level S3 Block Public Access settings"
+
+    def read(self, client: Any, resource_id: str) -> dict[str, Any]:
+        try:
+            config = client.get_public_access_block(AccountId=resource_id)["PublicAccessBlockConfiguration"]
+        except client.exceptions.NoSuchPublicAccessBlockConfiguration:
+            config = {}
+        return {flag: bool(config.get(flag)) for flag in BLOCK_FLAGS}
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {flag: True for flag, on in state.items() if not on}
+
+    def apply(self, client: Any, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        client.put_public_access_block(
+            AccountId=resource_id, PublicAccessBlockConfiguration=dict.fromkeys(BLOCK_FLAGS, True)
+        )

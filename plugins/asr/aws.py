@@ -1,0 +1,124 @@
+"""AWS sessions across accounts: the administrator session and member-role sessions.
+
+The Airflow connection gives the administrator (Security Hub) session; every fix runs
+with the member role assumed in the resource's account. Clients are cached per
+(account, region, service) so a task makes one client per target, not per resource.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import boto3
+from botocore.config import Config
+
+RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8})
+SESSION_NAME = "asr-remediation"
+
+EndpointFor = Callable[[str], "str | None"]
+
+
+def _strip_account_label(request: Any, **_: Any) -> None:
+    """S3 Control puts the account id in front of the host; a local endpoint has no such name."""
+    parts = urlsplit(request.url)
+    host = parts.netloc
+    label, _, rest = host.partition(".")
+    if label.isdigit() and len(label) == 12 and rest:
+        request.url = urlunsplit(parts._replace(netloc=rest))
+
+
+def _session_from(creds: dict[str, Any], region: str | None) -> boto3.Session:
+    return boto3.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=region,
+    )
+
+
+class AwsContext:
+    """Hands out boto3 clients in any allowed account, assuming the member role there."""
+
+    def __init__(
+        self,
+        base_session: boto3.Session,
+        member_role_name: str,
+        endpoint_for: EndpointFor = lambda service: None,
+        external_id: str | None = None,
+    ) -> None:
+        self.base_session = base_session
+        self.member_role_name = member_role_name
+        self.endpoint_for = endpoint_for
+        self.external_id = external_id
+        self._sessions: dict[str, boto3.Session] = {}
+        self._clients: dict[tuple[str, str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_airflow(cls, aws_conn_id: str, member_role_name: str) -> AwsContext:
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        hook = AwsBaseHook(aws_conn_id=aws_conn_id, client_type="sts")
+        wrapper = hook.conn_config
+        external_id = (wrapper.extra_config or {}).get("member_role_external_id")
+        return cls(hook.get_session(), member_role_name, wrapper.get_service_endpoint_url, external_id)
+
+    @classmethod
+    def from_endpoint(
+        cls,
+        endpoint_url: str | None,
+        member_role_name: str,
+        region: str,
+        admin_role_arn: str | None = None,
+    ) -> AwsContext:
+        """For the CLI and tests: default credentials (optionally as an assumed administrator
+        role, as an Airflow connection's ``role_arn`` does), one endpoint for every service."""
+        session = boto3.Session(region_name=region)
+        if admin_role_arn:
+            sts = session.client("sts", endpoint_url=endpoint_url, config=RETRY_CONFIG)
+            creds = sts.assume_role(RoleArn=admin_role_arn, RoleSessionName=SESSION_NAME)["Credentials"]
+            session = _session_from(creds, region)
+        return cls(session, member_role_name, lambda service: endpoint_url)
+
+    def role_arn(self, account_id: str) -> str:
+        return f"arn:aws:iam::{account_id}:role/{self.member_role_name}"
+
+    def session(self, account_id: str) -> boto3.Session:
+        with self._lock:
+            if account_id not in self._sessions:
+                sts = self._new_client(self.base_session, "sts", self.base_session.region_name)
+                kwargs: dict[str, Any] = {
+                    "RoleArn": self.role_arn(account_id),
+                    "RoleSessionName": SESSION_NAME,
+                }
+                if self.external_id:
+                    kwargs["ExternalId"] = self.external_id
+                creds = sts.assume_role(**kwargs)["Credentials"]
+                self._sessions[account_id] = _session_from(creds, self.base_session.region_name)
+            return self._sessions[account_id]
+
+    def client(self, service: str, account_id: str, region: str) -> Any:
+        key = (account_id, region, service)
+        if key not in self._clients:
+            session = self.session(account_id)
+            with self._lock:
+                self._clients.setdefault(key, self._new_client(session, service, region))
+        return self._clients[key]
+
+    def admin_client(self, service: str, region: str) -> Any:
+        """A client as the administrator itself (Security Hub reads and write-back)."""
+        key = ("admin", region, service)
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = self._new_client(self.base_session, service, region)
+            return self._clients[key]
+
+    def _new_client(self, session: boto3.Session, service: str, region: str | None) -> Any:
+        endpoint = self.endpoint_for(service)
+        client = session.client(service, region_name=region, endpoint_url=endpoint, config=RETRY_CONFIG)
+        if service == "s3control" and endpoint:
+            client.meta.events.register("before-send.s3-control", _strip_account_label)
+        return client

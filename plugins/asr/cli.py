@@ -1,0 +1,90 @@
+"""The ``asr`` command line: the local stand-in and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from asr import local
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def local_context(region: str = "us-east-1"):  # type: ignore[no-untyped-def]
+    """An AWS context against the running stand-in, as its Security Hub administrator."""
+    from asr.aws import AwsContext
+    from asr.config import Settings
+
+    local.use_test_credentials()
+    role = Settings.from_env().member_role_name
+    return AwsContext.from_endpoint(local.endpoint_url(), role, region, admin_role_arn=local.ADMIN_ROLE_ARN)
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    if args.action == "up":
+        print(f"local AWS stand-in at {local.up()}")
+    elif args.action == "down":
+        print("stopped" if local.down() else "was not running")
+    elif args.action == "seed":
+        seed(args)
+    return 0
+
+
+def seed(args: argparse.Namespace) -> None:
+    from asr.local import seed as seeding
+
+    if not local.is_up():
+        raise SystemExit(f"the stand-in does not answer at {local.endpoint_url()}: run 'asr local up'")
+    if args.reset:
+        local.reset()
+    aws = local_context(args.securityhub_region)
+    if args.accounts or args.regions or args.controls or args.count:
+        seeded = seeding.seed_fleet(
+            aws,
+            args.accounts or [local.MEMBER_ACCOUNT],
+            args.regions or [seeding.DEFAULT_REGION],
+            args.controls or [c for c, _ in seeding.SCENARIOS],
+            args.count or 1,
+        )
+    else:
+        seeded = seeding.seed_scenarios(aws)
+    securityhub = aws.admin_client("securityhub", args.securityhub_region)
+    imported = seeding.import_findings(securityhub, [seeding.finding(s) for s in seeded])
+    print(f"seeded {len(seeded)} misconfigured resources; imported {imported} findings")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from asr import demo
+
+    return demo.run()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asr", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    local_parser = commands.add_parser("local", help="the local AWS stand-in (moto server)")
+    local_parser.add_argument("action", choices=["up", "down", "seed"])
+    local_parser.add_argument("--accounts", type=_csv, default=[], help="comma-separated account ids")
+    local_parser.add_argument("--regions", type=_csv, default=[], help="comma-separated regions")
+    local_parser.add_argument("--controls", type=_csv, default=[], help="comma-separated control ids")
+    local_parser.add_argument("--count", type=int, default=0, help="resources per control, account, region")
+    local_parser.add_argument("--securityhub-region", default="us-east-1")
+    local_parser.add_argument("--reset", action="store_true", help="forget everything first")
+    local_parser.set_defaults(func=cmd_local)
+
+    demo_parser = commands.add_parser("demo", help="seed the stand-in and run asr_sweep through Airflow")
+    demo_parser.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Settings that say where and as whom the product acts.
+
+Read from ``ASR_*`` environment variables so the same DAGs run unchanged on a laptop,
+in docker-compose and on a cluster; a DAG run's params override them per run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+ACCOUNT_RE = re.compile(r"^\d{12}$")
+REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the product cannot act on."""
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    aws_conn_id: str = "aws_default"
+    securityhub_region: str = "us-east-1"
+    member_role_name: str = "ASRMemberRole"
+    accounts: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    batch_size: int = 50
+    max_map_length: int = 1024
+    data_dir: str = field(default_factory=lambda: str(Path(".asr/runs").resolve()))
+
+    def __post_init__(self) -> None:
+        for account in self.accounts:
+            if not ACCOUNT_RE.match(account):
+                raise ConfigError(f"account id {account!r} is not 12 digits")
+        for region in (*self.regions, self.securityhub_region):
+            if not REGION_RE.match(region):
+                raise ConfigError(f"region {region!r} is not an AWS region name")
+        if not ROLE_NAME_RE.match(self.member_role_name):
+            raise ConfigError(f"member role name {self.member_role_name!r} is not a valid IAM name")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be at least 1, not {self.batch_size}")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        return cls(
+            aws_conn_id=env.get("ASR_AWS_CONN_ID", defaults.aws_conn_id),
+            securityhub_region=env.get("ASR_SECURITYHUB_REGION", defaults.securityhub_region),
+            member_role_name=env.get("ASR_MEMBER_ROLE_NAME", defaults.member_role_name),
+            accounts=_split(env.get("ASR_ACCOUNTS")),
+            regions=_split(env.get("ASR_REGIONS")),
+            batch_size=int(env.get("ASR_BATCH_SIZE", defaults.batch_size)),
+            data_dir=env.get("ASR_DATA_DIR", defaults.data_dir),
+        )
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Settings:
+        """Apply a run's params; empty values keep the configured setting."""
+        changes: dict[str, Any] = {}
+        for key, value in overrides.items():
+            if value in (None, "", []):
+                continue
+            if key in ("accounts", "regions"):
+                value = tuple(_split(value) if isinstance(value, str) else value)
+            changes[key] = value
+        return replace(self, **changes)

@@ -1,0 +1,223 @@
+"""Security Hub calls moto 5.2.5 lacks, added to moto's own backend.
+
+moto stores imported findings and pages through them, but answers 404 to
+``BatchUpdateFindings`` and ignores ``GetFindings`` filters. The product needs
+both, with AWS semantics, so they are added here to ``SecurityHubBackend`` and
+``SecurityHubResponse`` and wired into moto's URL map.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from moto.securityhub import urls
+from moto.securityhub.exceptions import InvalidInputException
+from moto.securityhub.models import Finding, SecurityHubBackend
+from moto.securityhub.responses import SecurityHubResponse
+from moto.utilities.paginator import paginate
+
+# GetFindings string filter name -> path into the ASFF finding. A "[]" step fans out over a list.
+STRING_FILTER_PATHS: dict[str, tuple[str, ...]] = {
+    "Id": ("Id",),
+    "ProductArn": ("ProductArn",),
+    "ProductName": ("ProductName",),
+    "CompanyName": ("CompanyName",),
+    "AwsAccountId": ("AwsAccountId",),
+    "AwsAccountName": ("AwsAccountName",),
+    "GeneratorId": ("GeneratorId",),
+    "Region": ("Region",),
+    "Title": ("Title",),
+    "Type": ("Types", "[]"),
+    "SeverityLabel": ("Severity", "Label"),
+    "ComplianceStatus": ("Compliance", "Status"),
+    "ComplianceSecurityControlId": ("Compliance", "SecurityControlId"),
+    "ComplianceAssociatedStandardsId": ("Compliance", "AssociatedStandards", "[]", "StandardsId"),
+    "WorkflowStatus": ("Workflow", "Status"),
+    "WorkflowState": ("WorkflowState",),
+    "RecordState": ("RecordState",),
+    "VerificationState": ("VerificationState",),
+    "NoteText": ("Note", "Text"),
+    "ResourceType": ("Resources", "[]", "Type"),
+    "ResourceId": ("Resources", "[]", "Id"),
+    "ResourceRegion": ("Resources", "[]", "Region"),
+    "ResourcePartition": ("Resources", "[]", "Partition"),
+}
+
+POSITIVE = {"EQUALS", "PREFIX", "CONTAINS"}
+NEGATIVE = {"NOT_EQUALS", "PREFIX_NOT_EQUALS", "NOT_CONTAINS"}
+WORKFLOW_STATUSES = {"NEW", "NOTIFIED", "RESOLVED", "SUPPRESSED"}
+MAX_IDENTIFIERS = 100
+MAX_NOTE = 512
+
+
+def _values(node: Any, path: tuple[str, ...]) -> Iterator[str]:
+    if not path:
+        if isinstance(node, str):
+            yield node
+        return
+    step, rest = path[0], path[1:]
+    if step == "[]":
+        for item in node if isinstance(node, list) else ():
+            yield from _values(item, rest)
+    elif isinstance(node, dict) and step in node:
+        yield from _values(node[step], rest)
+
+
+def _compare(value: str, comparison: str, wanted: str) -> bool:
+    if comparison in ("EQUALS", "NOT_EQUALS"):
+        return value == wanted
+    if comparison in ("PREFIX", "PREFIX_NOT_EQUALS"):
+        return value.startswith(wanted)
+    return wanted in value
+
+
+def _field_matches(finding: dict[str, Any], field: str, conditions: list[dict[str, str]]) -> bool:
+    """Positive conditions of one field are OR-ed; negative ones must all hold."""
+    values = list(_values(finding, STRING_FILTER_PATHS[field]))
+    positives = [c for c in conditions if c["Comparison"] in POSITIVE]
+    negatives = [c for c in conditions if c["Comparison"] in NEGATIVE]
+    if positives and not any(
+        _compare(v, c["Comparison"], c["Value"]) for c in positives for v in values
+    ):
+        return False
+    return not any(_compare(v, c["Comparison"], c["Value"]) for c in negatives for v in values)
+
+
+def validate_filters(filters: dict[str, Any] | None) -> dict[str, list[dict[str, str]]]:
+    """Reject filters this stand-in cannot honour, so a test never passes on an ignored filter."""
+    checked: dict[str, list[dict[str, str]]] = {}
+    for field, conditions in (filters or {}).items():
+        if field not in STRING_FILTER_PATHS:
+            raise InvalidInputException(
+                op="GetFindings", msg=f"Filter '{field}' is not supported by the local stand-in"
+            )
+        for condition in conditions:
+            comparison = condition.get("Comparison")
+            if comparison not in POSITIVE | NEGATIVE or not isinstance(condition.get("Value"), str):
+                raise InvalidInputException(
+                    op="GetFindings", msg=f"Filter '{field}' has an invalid condition {condition}"
+                )
+        checked[field] = conditions
+    return checked
+
+
+def filter_findings(
+    findings: list[dict[str, Any]], filters: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """Fields are AND-ed, as Security Hub does."""
+    checked = validate_filters(filters)
+    return [f for f in findings if all(_field_matches(f, k, v) for k, v in checked.items())]
+
+
+@paginate(pagination_model=SecurityHubBackend.PAGINATION_MODEL)
+def get_findings(
+    self: SecurityHubBackend,
+    filters: dict[str, Any] | None = None,
+    sort_criteria: list[dict[str, str]] | None = None,
+    max_results: int | None = None,
+) -> list[dict[str, Any]]:
+    if max_results is not None and not 1 <= int(max_results) <= 100:
+        raise InvalidInputException(
+            op="GetFindings", msg="MaxResults must be a number between 1 and 100"
+        )
+    return filter_findings([f.as_dict() for f in self.findings], filters)
+
+
+def batch_import_findings(
+    self: SecurityHubBackend, findings: list[dict[str, Any]]
+) -> tuple[int, int, list[dict[str, Any]]]:
+    """moto's own import searches the whole list per finding; large fleets need an index."""
+    index: dict[str, Finding] = {f.id: f for f in self.findings}
+    failed: list[dict[str, Any]] = []
+    for data in findings:
+        resources = data.get("Resources")
+        if not isinstance(resources, list) or not resources or not data.get("Id"):
+            failed.append(
+                {
+                    "Id": data.get("Id", ""),
+                    "ErrorCode": "InvalidInput",
+                    "ErrorMessage": "Finding must have an Id and at least one resource",
+                }
+            )
+            continue
+        if data["Id"] in index:
+            index[data["Id"]].data.update(data)
+        else:
+            index[data["Id"]] = Finding(data["Id"], data)
+            self.findings.append(index[data["Id"]])
+    return len(failed), len(findings) - len(failed), failed
+
+
+def batch_update_findings(
+    self: SecurityHubBackend,
+    identifiers: list[dict[str, str]],
+    workflow: dict[str, str] | None,
+    note: dict[str, str] | None,
+    extra: dict[str, Any],
+) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+    """Update findings by (Id, ProductArn); unknown ones come back unprocessed, not as errors."""
+    if not identifiers or len(identifiers) > MAX_IDENTIFIERS:
+        raise InvalidInputException(
+            op="BatchUpdateFindings",
+            msg=f"FindingIdentifiers must hold 1 to {MAX_IDENTIFIERS} items",
+        )
+    status = (workflow or {}).get("Status")
+    if workflow is not None and status not in WORKFLOW_STATUSES:
+        raise InvalidInputException(
+            op="BatchUpdateFindings", msg=f"Workflow.Status '{status}' is not valid"
+        )
+    if note is not None:
+        text, by = note.get("Text"), note.get("UpdatedBy")
+        if not text or not by or len(text) > MAX_NOTE:
+            raise InvalidInputException(
+                op="BatchUpdateFindings",
+                msg=f"Note needs Text (1 to {MAX_NOTE} characters) and UpdatedBy",
+            )
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    index = {(f.id, f.data.get("ProductArn")): f for f in self.findings}
+    processed: list[dict[str, str]] = []
+    unprocessed: list[dict[str, Any]] = []
+    for ident in identifiers:
+        found = index.get((ident.get("Id"), ident.get("ProductArn")))
+        if found is None:
+            unprocessed.append(
+                {
+                    "FindingIdentifier": ident,
+                    "ErrorCode": "FindingNotFound",
+                    "ErrorMessage": "Finding Not Found",
+                }
+            )
+            continue
+        data = found.data
+        if status:
+            data["Workflow"] = {"Status": status}
+            data["WorkflowState"] = status
+        if note is not None:
+            data["Note"] = {"Text": note["Text"], "UpdatedBy": note["UpdatedBy"], "UpdatedAt": now}
+        data.update(extra)
+        data["UpdatedAt"] = now
+        processed.append({"Id": ident["Id"], "ProductArn": ident["ProductArn"]})
+    return processed, unprocessed
+
+
+def batch_update_findings_response(self: SecurityHubResponse) -> str:
+    body = json.loads(self.body or "{}")
+    extra_fields = ("Severity", "VerificationState", "Confidence", "Criticality", "Types")
+    processed, unprocessed = self.securityhub_backend.batch_update_findings(
+        identifiers=body.get("FindingIdentifiers") or [],
+        workflow=body.get("Workflow"),
+        note=body.get("Note"),
+        extra={k: body[k] for k in extra_fields if k in body},
+    )
+    return json.dumps({"ProcessedFindings": processed, "UnprocessedFindings": unprocessed})
+
+
+def install() -> None:
+    SecurityHubBackend.get_findings = get_findings  # type: ignore[method-assign]
+    SecurityHubBackend.batch_import_findings = batch_import_findings  # type: ignore[method-assign]
+    SecurityHubBackend.batch_update_findings = batch_update_findings  # type: ignore[attr-defined]
+    SecurityHubResponse.batch_update_findings = batch_update_findings_response  # type: ignore[attr-defined]
+    urls.url_paths["{0}/findings/batchupdate$"] = SecurityHubResponse.dispatch

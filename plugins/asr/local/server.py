@@ -1,0 +1,27 @@
+"""Entry point of the local AWS stand-in: moto's server with the product's extensions."""
+
+from __future__ import annotations
+
+import argparse
+
+from moto.server import main as moto_main
+
+from asr.local import securityhub_ext, ssm_ext
+
+
+def install_extensions() -> None:
+    securityhub_ext.install()
+    ssm_ext.install()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="moto server with the asr extensions")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+    args = parser.parse_args(argv)
+    install_extensions()
+    moto_main(["-H", args.host, "-p", str(args.port)])
+
+
+if __name__ == "__main__":
+    main()

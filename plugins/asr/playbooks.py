@@ -1,0 +1,208 @@
+"""Playbooks: one YAML file per control, validated when loaded.
+
+A playbook is data a security engineer can read and extend: which control ids it
+fixes, how the resource id is taken from a finding, and which registered action
+(with which parameters) fixes it. A file that does not validate stops loading with
+an error naming the file, the field and the problem.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from asr import actions
+
+CONTROL_ID = r"^[A-Za-z][A-Za-z0-9]*\.\d+$"
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["control_id", "title", "severity", "scope", "resource", "remediation"],
+    "properties": {
+        "control_id": {"type": "string", "pattern": CONTROL_ID},
+        "title": {"type": "string", "minLength": 1},
+        "also_fixes": {"type": "array", "items": {"type": "string", "pattern": CONTROL_ID}},
+        "severity": {"enum": ["INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"]},
+        "scope": {"enum": ["regional", "global"]},
+        "resource": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["type", "id"],
+            "properties": {
+                "type": {"type": "string", "minLength": 1},
+                "id": {
+                    "oneOf": [
+                        {"enum": ["arn", "account"]},
+                        {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["pattern"],
+                            "properties": {"pattern": {"type": "string", "minLength": 1}},
+                        },
+                    ]
+                },
+            },
+        },
+        "remediation": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["action"],
+            "properties": {
+                "action": {"type": "string"},
+                "parameters": {"type": "object"},
+            },
+        },
+        "disruptive": {"type": "boolean"},
+        "auto_remediate": {"type": "boolean"},
+    },
+}
+
+ACCOUNT_RESOURCE = re.compile(r"^AWS::::Account:(\d{12})$")
+
+
+class PlaybookError(ValueError):
+    """A playbook file is invalid or conflicts with another."""
+
+
+@dataclass(frozen=True)
+class Playbook:
+    control_id: str
+    title: str
+    severity: str
+    scope: str
+    resource_type: str
+    resource_id: str | re.Pattern[str]
+    action: str
+    parameters: dict[str, Any]
+    also_fixes: tuple[str, ...] = ()
+    disruptive: bool = False
+    auto_remediate: bool = False
+    source: str = ""
+    group_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "group_id", self.control_id.replace(".", "_"))
+
+    def extract_resource_id(self, resource_arn: str, account_id: str) -> str:
+        """The id the action acts on, or a ValueError saying why the finding's resource does not fit."""
+        if self.resource_id == "arn":
+            return resource_arn
+        if self.resource_id == "account":
+            match = ACCOUNT_RESOURCE.match(resource_arn)
+            if not match or match.group(1) != account_id:
+                raise ValueError(
+                    f"resource {resource_arn!r} is not the account AWS::::Account:{account_id}"
+                )
+            return account_id
+        assert isinstance(self.resource_id, re.Pattern)
+        match = self.resource_id.match(resource_arn)
+        if not match:
+            raise ValueError(
+                f"resource {resource_arn!r} does not match the {self.control_id} playbook's "
+                f"pattern {self.resource_id.pattern!r}"
+            )
+        return match.group(1)
+
+    def build_action(self, overrides: dict[str, Any] | None = None) -> actions.Action:
+        return actions.build(self.action, {**self.parameters, **(overrides or {})})
+
+
+def _error_path(exc: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in exc.absolute_path) or "(top level)"
+
+
+def parse_playbook(data: Any, source: str) -> Playbook:
+    try:
+        jsonschema.validate(data, SCHEMA)
+    except jsonschema.ValidationError as exc:
+        raise PlaybookError(f"{source}: {_error_path(exc)}: {exc.message}") from None
+    resource_id: str | re.Pattern[str] = data["resource"]["id"]
+    if isinstance(resource_id, dict):
+        try:
+            resource_id = re.compile(resource_id["pattern"])
+        except re.error as exc:
+            raise PlaybookError(f"{source}: resource.id.pattern: invalid regex: {exc}") from None
+        if resource_id.groups != 1:
+            raise PlaybookError(
+                f"{source}: resource.id.pattern: needs exactly one capture group, has {resource_id.groups}"
+            )
+    remediation = data["remediation"]
+    try:
+        parameters = actions.validate_params(remediation["action"], remediation.get("parameters", {}))
+    except actions.ActionError as exc:
+        raise PlaybookError(f"{source}: remediation: {exc}") from None
+    return Playbook(
+        control_id=data["control_id"],
+        title=data["title"],
+        severity=data["severity"],
+        scope=data["scope"],
+        resource_type=data["resource"]["type"],
+        resource_id=resource_id,
+        action=remediation["action"],
+        parameters=parameters,
+        also_fixes=tuple(data.get("also_fixes", ())),
+        disruptive=data.get("disruptive", False),
+        auto_remediate=data.get("auto_remediate", False),
+        source=source,
+    )
+
+
+class PlaybookRegistry:
+    """Every playbook, and the control id -> playbook routing table they declare."""
+
+    def __init__(self, playbooks: list[Playbook]) -> None:
+        self.playbooks = {p.control_id: p for p in playbooks}
+        self.routes: dict[str, Playbook] = {}
+        for playbook in playbooks:
+            for control in (playbook.control_id, *playbook.also_fixes):
+                other = self.routes.get(control)
+                if other is not None:
+                    raise PlaybookError(
+                        f"{playbook.source}: control {control} is already routed by {other.source}"
+                    )
+                self.routes[control] = playbook
+
+    def for_control(self, control_id: str) -> Playbook | None:
+        return self.routes.get(control_id)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(sorted(self.playbooks.values(), key=lambda p: p.control_id))
+
+    def __len__(self) -> int:
+        return len(self.playbooks)
+
+
+def default_dir() -> Path:
+    configured = os.environ.get("ASR_PLAYBOOK_DIR")
+    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "playbooks"
+
+
+def load_playbooks(directory: Path | None = None) -> PlaybookRegistry:
+    directory = directory or default_dir()
+    if not directory.is_dir():
+        raise PlaybookError(f"{directory}: playbook directory not found (set ASR_PLAYBOOK_DIR)")
+    playbooks = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise PlaybookError(f"{path}: not valid YAML: {exc}") from None
+        playbook = parse_playbook(data, str(path))
+        if path.stem != playbook.control_id:
+            raise PlaybookError(f"{path}: control_id: {playbook.control_id} must match the file name")
+        playbooks.append(playbook)
+    return PlaybookRegistry(playbooks)
+
+
+@cache
+def registry() -> PlaybookRegistry:
+    """The default playbooks, loaded once per process."""
+    return load_playbooks()

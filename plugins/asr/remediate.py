@@ -1,0 +1,166 @@
+"""The contract every fix follows, and the batch runner that applies it.
+
+Read; if compliant, change nothing. Otherwise record the settings about to change,
+apply, read back, and call it remediated only if the read-back complies. A failure
+is reported for its resource and never stops the rest of the batch.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from botocore.exceptions import ClientError
+
+from asr.actions import Action
+from asr.aws import AwsContext
+from asr.findings import RoutingRecord
+from asr.playbooks import PlaybookRegistry
+
+THROTTLING = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "RequestThrottled",
+    "SlowDown",
+}
+T = TypeVar("T")
+
+
+class Status(StrEnum):
+    REMEDIATED = "REMEDIATED"
+    ALREADY_COMPLIANT = "ALREADY_COMPLIANT"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class Result:
+    status: Status
+    message: str
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one finding: its routing record plus the result for its resource."""
+
+    finding_id: str
+    product_arn: str
+    control_id: str
+    playbook: str
+    account_id: str
+    region: str
+    resource_arn: str
+    resource_id: str
+    status: str
+    message: str
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, record: RoutingRecord, result: Result) -> Outcome:
+        return cls(
+            finding_id=record.finding_id,
+            product_arn=record.product_arn,
+            control_id=record.control_id,
+            playbook=record.playbook,
+            account_id=record.account_id,
+            region=record.region,
+            resource_arn=record.resource_arn,
+            resource_id=record.resource_id,
+            status=str(result.status),
+            message=result.message,
+            before=result.before,
+            after=result.after,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def error_code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "Unknown")
+
+
+def describe_error(exc: Exception) -> str:
+    """One line a person can act on: the AWS error code and message, or the exception."""
+    if isinstance(exc, ClientError):
+        message = exc.response.get("Error", {}).get("Message", "")
+        text = f"{error_code(exc)}: {message}".rstrip(": ")
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
+def retry_throttled(
+    call: Callable[[], T], attempts: int = 6, sleep: Callable[[float], None] = time.sleep
+) -> T:
+    """Retry a call refused for throttling, on top of botocore's own retries."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except ClientError as exc:
+            if error_code(exc) not in THROTTLING or attempt == attempts - 1:
+                raise
+            sleep(min(2**attempt, 30) * (0.5 + random.random() / 2))
+    raise AssertionError("unreachable")
+
+
+def remediate_resource(action: Action, client: Any, resource_id: str) -> Result:
+    before: dict[str, Any] | None = None
+    try:
+        state = retry_throttled(lambda: action.read(client, resource_id))
+        plan = action.plan(state)
+        if not plan:
+            return Result(Status.ALREADY_COMPLIANT, "already compliant; nothing changed")
+        before = {key: state.get(key) for key in plan}
+        retry_throttled(lambda: action.apply(client, resource_id, state, plan))
+        state_after = retry_throttled(lambda: action.read(client, resource_id))
+        after = {key: state_after.get(key) for key in plan}
+        still = action.plan(state_after)
+        if still:
+            return Result(Status.FAILED, f"verification failed: still needs {still}", before, after)
+        return Result(Status.REMEDIATED, action.summary.format(**action.params), before, after)
+    except Exception as exc:  # one resource's failure must not stop its batch
+        return Result(Status.FAILED, describe_error(exc), before)
+
+
+def run_batch(
+    records: list[RoutingRecord],
+    playbooks: PlaybookRegistry,
+    aws: AwsContext,
+    overrides: dict[str, Any] | None = None,
+) -> list[Outcome]:
+    """Fix every resource of one playbook's batch; one client per (account, region)."""
+    if not records:
+        return []
+    playbook = playbooks.playbooks[records[0].playbook]
+    action = playbook.build_action(overrides)
+    targets: dict[tuple[str, str], dict[str, list[RoutingRecord]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        region = record.region if playbook.scope == "regional" else records[0].region
+        targets[(record.account_id, region)][record.resource_id].append(record)
+
+    outcomes: list[Outcome] = []
+    for (account_id, region), by_resource in targets.items():
+        try:
+            client = aws.client(action.service, account_id, region)
+        except Exception as exc:
+            failed = Result(
+                Status.FAILED,
+                f"cannot assume {aws.role_arn(account_id)}: {describe_error(exc)}",
+            )
+            outcomes += [Outcome.of(r, failed) for rs in by_resource.values() for r in rs]
+            continue
+        for resource_id, same_resource in by_resource.items():
+            result = remediate_resource(action, client, resource_id)
+            outcomes += [Outcome.of(record, result) for record in same_resource]
+    return outcomes

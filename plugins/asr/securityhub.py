@@ -1,0 +1,93 @@
+"""Security Hub I/O: page through actionable findings; write outcomes back.
+
+Both calls are batched to Security Hub's own limits (100 findings a page, 100
+identifiers an update), and unprocessed updates are retried rather than lost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+PAGE_SIZE = 100
+UPDATE_LIMIT = 100
+NOTE_LIMIT = 512
+UPDATED_BY = "asr"
+
+
+def actionable_filters(
+    accounts: Iterable[str] = (),
+    regions: Iterable[str] = (),
+    control_ids: Iterable[str] = (),
+    finding_ids: Iterable[str] = (),
+) -> dict[str, list[dict[str, str]]]:
+    """Failed, active, not yet resolved or suppressed: what a sweep should look at."""
+
+    def equals(values: Iterable[str]) -> list[dict[str, str]]:
+        return [{"Value": v, "Comparison": "EQUALS"} for v in values]
+
+    filters = {
+        "ComplianceStatus": equals(["FAILED", "WARNING"]),
+        "RecordState": equals(["ACTIVE"]),
+        "WorkflowStatus": equals(["NEW", "NOTIFIED"]),
+    }
+    for name, values in (
+        ("AwsAccountId", accounts),
+        ("ResourceRegion", regions),
+        ("ComplianceSecurityControlId", control_ids),
+        ("Id", finding_ids),
+    ):
+        if values := list(values):
+            filters[name] = equals(values)
+    return filters
+
+
+def iter_findings(client: Any, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    paginator = client.get_paginator("get_findings")
+    for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}):
+        yield from page["Findings"]
+
+
+def clip_note(text: str) -> str:
+    return text if len(text) <= NOTE_LIMIT else text[: NOTE_LIMIT - 1] + "…"
+
+
+def update_findings(
+    client: Any,
+    updates: Iterable[tuple[dict[str, str], str, str]],
+    attempts: int = 3,
+    pause: float = 1.0,
+) -> tuple[int, list[dict[str, Any]]]:
+    """Apply (identifier, workflow status, note) updates, grouped so one call serves many.
+
+    Returns how many findings were updated and the ones Security Hub would not process
+    even after retries, with its reason.
+    """
+    groups: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
+    for identifier, status, note in updates:
+        groups[(status, clip_note(note))].append(identifier)
+    done = 0
+    failed: list[dict[str, Any]] = []
+    for (status, note), identifiers in groups.items():
+        for start in range(0, len(identifiers), UPDATE_LIMIT):
+            pending = identifiers[start : start + UPDATE_LIMIT]
+            for attempt in range(attempts):
+                response = client.batch_update_findings(
+                    FindingIdentifiers=pending,
+                    Workflow={"Status": status},
+                    Note={"Text": note, "UpdatedBy": UPDATED_BY},
+                )
+                done += len(response.get("ProcessedFindings", []))
+                unprocessed = response.get("UnprocessedFindings", [])
+                retryable = [u for u in unprocessed if u.get("ErrorCode") != "FindingNotFound"]
+                failed += [u for u in unprocessed if u.get("ErrorCode") == "FindingNotFound"]
+                pending = [u["FindingIdentifier"] for u in retryable]
+                if not pending:
+                    break
+                if attempt < attempts - 1:
+                    time.sleep(pause * (attempt + 1))
+            else:
+                failed += retryable
+    return done, failed

@@ -1,0 +1,68 @@
+"""Where a run keeps its findings, batches and outcomes: files, not XCom.
+
+XCom carries references and counts; the data a run works on lives under
+``<data_dir>/<dag_id>/<run_id>/``, on local disk or, for a ``scheme://`` data dir,
+in object storage through Airflow's ``ObjectStoragePath``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+
+def _safe(part: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", part)
+
+
+def _root(data_dir: str, conn_id: str | None) -> Any:
+    if "://" in data_dir:
+        from airflow.sdk import ObjectStoragePath
+
+        return ObjectStoragePath(data_dir, conn_id=conn_id)
+    return Path(data_dir)
+
+
+class RunStore:
+    def __init__(self, root: Any) -> None:
+        self.root = root
+
+    @classmethod
+    def for_run(cls, data_dir: str, dag_id: str, run_id: str, conn_id: str | None = None) -> RunStore:
+        return cls(_root(data_dir, conn_id) / _safe(dag_id) / _safe(run_id))
+
+    def path(self, name: str) -> Any:
+        return self.root / name
+
+    def write_json(self, name: str, data: Any) -> Any:
+        target = self.path(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(data, indent=1, default=str))
+        return target
+
+    def read_json(self, name: str) -> Any:
+        return json.loads(self.path(name).read_text())
+
+    def write_lines(self, name: str, rows: Iterable[dict[str, Any]]) -> int:
+        target = self.path(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lines = [json.dumps(row, default=str) for row in rows]
+        target.write_text("".join(line + "\n" for line in lines))
+        return len(lines)
+
+    def read_lines(self, name: str) -> Iterator[dict[str, Any]]:
+        target = self.path(name)
+        if not target.exists():
+            return
+        for line in target.read_text().splitlines():
+            if line.strip():
+                yield json.loads(line)
+
+    def names(self, folder: str) -> list[str]:
+        directory = self.path(folder)
+        if not directory.exists():
+            return []
+        return sorted(f"{folder}/{p.name}" for p in directory.iterdir())

@@ -1,0 +1,116 @@
+"""The TaskFlow tasks the DAGs wire together: thin adapters from Airflow to ``asr``.
+
+Each task builds its settings (environment, overridden by the run's params), its AWS
+context (the Airflow connection) and the run's store, then calls one library step.
+Heavy imports (boto3, the steps) happen inside the tasks, never at DAG parse time.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.sdk import TriggerRule, get_current_context, task
+
+from asr.config import Settings
+from asr.playbooks import registry
+
+log = logging.getLogger(__name__)
+OVERRIDABLE = ("accounts", "regions", "batch_size", "member_role_name")
+
+
+def fix_task_id(group_id: str) -> str:
+    return f"remediate_{group_id}.select_batches"
+
+
+def _context() -> tuple[Settings, Any, Any]:
+    from asr.store import RunStore
+
+    context = get_current_context()
+    params = context["params"]
+    settings = Settings.from_env().with_overrides({k: params.get(k) for k in OVERRIDABLE})
+    run_id = context["run_id"]
+    store = RunStore.for_run(settings.data_dir, context["dag"].dag_id, run_id, settings.aws_conn_id)
+    return settings, store, run_id
+
+
+def _aws(settings: Settings) -> Any:
+    from asr.aws import AwsContext
+
+    return AwsContext.from_airflow(settings.aws_conn_id, settings.member_role_name)
+
+
+@task
+def ingest() -> dict[str, int]:
+    """Read the administrator's failed, active, unresolved findings and route them."""
+    from asr import sweep
+
+    settings, store, _ = _context()
+    playbooks = registry()
+    wanted = get_current_context()["params"].get("controls") or []
+    control_ids = [c for p in playbooks if p.control_id in wanted for c in (p.control_id, *p.also_fixes)]
+    counts = sweep.ingest(settings, _aws(settings), playbooks, store, control_ids)
+    log.info("Ingested %(findings)d findings: %(routed)d routed, %(rejected)d rejected", counts)
+    return counts
+
+
+@task
+def plan(ingested: dict[str, int]) -> list[dict[str, Any]]:
+    """Batch the routed findings per playbook, account and region."""
+    from asr import sweep
+
+    settings, store, _ = _context()
+    batches = sweep.plan(store, registry(), settings)
+    log.info("%d findings in %d batches", ingested["routed"], len(batches))
+    return batches
+
+
+@task.branch
+def choose_playbooks(batches: list[dict[str, Any]]) -> list[str]:
+    """Run only the task groups of playbooks that have work."""
+    playbooks = registry()
+    return sorted({fix_task_id(playbooks.playbooks[b["playbook"]].group_id) for b in batches})
+
+
+@task
+def select_batches(batches: list[dict[str, Any]], playbook: str) -> list[dict[str, Any]]:
+    return [b for b in batches if b["playbook"] == playbook]
+
+
+@task(map_index_template="{{ task.op_kwargs['batch']['batch_id'] }}")
+def fix(batch: dict[str, Any]) -> dict[str, int]:
+    """Fix one batch: assume the member role, fix each resource, verify, record."""
+    from asr import sweep
+
+    settings, store, _ = _context()
+    counts = sweep.remediate(batch, store, registry(), _aws(settings))
+    log.info("Batch %s: %s", batch["batch_id"], counts)
+    return counts
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE)
+def write_back() -> dict[str, int]:
+    """Mark findings RESOLVED or NOTIFIED in Security Hub, with what was done or why not."""
+    from asr import sweep
+
+    settings, store, run_id = _context()
+    counts = sweep.write_back(settings, _aws(settings), store, run_id)
+    log.info("Security Hub updated %(updated)d findings, %(failed)d not taken", counts)
+    return counts
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE)
+def report() -> str:
+    """Write the run report (JSON and Markdown) and show it in the log."""
+    from asr import report as run_report
+
+    _, store, run_id = _context()
+    _, text = run_report.write(store, run_id)
+    log.info("Run report:\n%s", text)
+    return str(store.path("report.json"))
+
+
+@task(trigger_rule=TriggerRule.ONE_FAILED)
+def watcher() -> None:
+    """Fail the run when any task failed, even though write-back and report still ran."""
+    raise RuntimeError("a task of this run failed; see the failed task's log")
