@@ -32,7 +32,8 @@ def endpoint_url(for_port: int | None = None) -> str:
 
 def is_up(for_port: int | None = None) -> bool:
     try:
-        return requests.get(f"{endpoint_url(for_port)}/moto-api/data.json", timeout=2).ok
+        response = requests.get(f"{endpoint_url(for_port)}/moto-api/", timeout=2)
+        return response.ok and "moto" in response.text.lower()
     except requests.RequestException:
         return False
 
