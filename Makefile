@@ -1,0 +1,45 @@
+# One command each: `make demo` runs the product end to end, `make test` runs the suite.
+# Both create .venv and install on first use; later runs reuse it.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint local-up local-down seed constraints clean
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/asr demo
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+local-up: $(STAMP)
+	$(BIN)/asr local up
+
+local-down: $(STAMP)
+	$(BIN)/asr local down
+
+seed: $(STAMP)
+	$(BIN)/asr local seed --reset
+
+constraints: $(STAMP)
+	{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^asr'; } > constraints.new
+	mv constraints.new constraints.txt
+
+clean:
+	-$(BIN)/asr local down
+	rm -rf .airflow .asr .pytest_cache

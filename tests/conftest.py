@@ -1,0 +1,81 @@
+"""Shared fixtures: a project-local Airflow, and the local AWS stand-in on a free port.
+
+Airflow reads its configuration when first imported, so the environment is set here,
+before any test module imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_HOME = ROOT / ".asr" / "test"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+PORT = _free_port()
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(TEST_HOME / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{TEST_HOME / 'airflow' / 'airflow.db'}",
+        "ASR_STATE_DIR": str(TEST_HOME / "state"),
+        "ASR_LOCAL_PORT": str(PORT),
+        "ASR_DATA_DIR": str(TEST_HOME / "runs"),
+        "ASR_SWEEP_SCHEDULE": "none",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+)
+os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("AWS_SESSION_TOKEN", None)
+
+from asr import local  # noqa: E402
+
+os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = local.airflow_connection(PORT)
+
+
+@pytest.fixture(scope="session")
+def stand_in() -> Iterator[str]:
+    """moto in server mode with the asr extensions, for the whole session."""
+    endpoint = local.up(PORT)
+    yield endpoint
+    local.down(PORT)
+
+
+@pytest.fixture
+def clean_aws(stand_in: str) -> str:
+    """An empty stand-in for each test that changes it."""
+    local.reset(PORT)
+    return stand_in
+
+
+@pytest.fixture
+def aws(clean_aws: str):  # type: ignore[no-untyped-def]
+    """An AwsContext as the Security Hub administrator of the stand-in."""
+    from asr.cli import local_context
+
+    return local_context()
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A migrated metadata DB (SQLite) under the test home."""
+    (TEST_HOME / "airflow").mkdir(parents=True, exist_ok=True)
+    airflow = Path(sys.executable).with_name("airflow")
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)

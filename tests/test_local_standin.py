@@ -1,0 +1,196 @@
+"""The local stand-in's extensions of moto, exercised through boto3 as the product calls them."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from asr.local.securityhub_ext import filter_findings
+
+PRODUCT = "arn:aws:securityhub:us-east-1::product/aws/securityhub"
+
+
+def make_finding(n: int, **overrides: object) -> dict:
+    finding = {
+        "SchemaVersion": "2018-10-08",
+        "Id": f"finding-{n}",
+        "ProductArn": PRODUCT,
+        "GeneratorId": "security-control/EC2.13",
+        "AwsAccountId": "222222222222",
+        "Types": ["Software and Configuration Checks"],
+        "CreatedAt": "2026-01-01T00:00:00Z",
+        "UpdatedAt": "2026-01-01T00:00:00Z",
+        "Severity": {"Label": "HIGH"},
+        "Title": "t",
+        "Description": "d",
+        "Resources": [{"Type": "AwsEc2SecurityGroup", "Id": f"sg-{n}", "Region": "us-east-1"}],
+        "Compliance": {"Status": "FAILED", "SecurityControlId": "EC2.13"},
+        "Workflow": {"Status": "NEW"},
+        "RecordState": "ACTIVE",
+    }
+    finding.update(overrides)
+    return finding
+
+
+@pytest.fixture
+def securityhub(clean_aws: str):  # type: ignore[no-untyped-def]
+    return boto3.client("securityhub", endpoint_url=clean_aws, region_name="us-east-1")
+
+
+@pytest.fixture
+def ssm(clean_aws: str):  # type: ignore[no-untyped-def]
+    return boto3.client("ssm", endpoint_url=clean_aws, region_name="us-east-1")
+
+
+def equals(*values: str) -> list[dict[str, str]]:
+    return [{"Value": v, "Comparison": "EQUALS"} for v in values]
+
+
+def ids(response: dict) -> set[str]:
+    return {f["Id"] for f in response["Findings"]}
+
+
+def test_batch_update_sets_workflow_and_note(securityhub) -> None:
+    securityhub.batch_import_findings(Findings=[make_finding(1), make_finding(2)])
+    response = securityhub.batch_update_findings(
+        FindingIdentifiers=[{"Id": "finding-1", "ProductArn": PRODUCT}],
+        Workflow={"Status": "RESOLVED"},
+        Note={"Text": "fixed", "UpdatedBy": "asr"},
+    )
+    assert response["ProcessedFindings"] == [{"Id": "finding-1", "ProductArn": PRODUCT}]
+    assert response["UnprocessedFindings"] == []
+    found = {f["Id"]: f for f in securityhub.get_findings()["Findings"]}
+    assert found["finding-1"]["Workflow"]["Status"] == "RESOLVED"
+    assert found["finding-1"]["Note"]["Text"] == "fixed"
+    assert found["finding-1"]["Note"]["UpdatedBy"] == "asr"
+    assert found["finding-2"]["Workflow"]["Status"] == "NEW"
+
+
+def test_batch_update_reports_unknown_findings_as_unprocessed(securityhub) -> None:
+    securityhub.batch_import_findings(Findings=[make_finding(1)])
+    response = securityhub.batch_update_findings(
+        FindingIdentifiers=[
+            {"Id": "finding-1", "ProductArn": PRODUCT},
+            {"Id": "nope", "ProductArn": PRODUCT},
+            {"Id": "finding-1", "ProductArn": "arn:aws:securityhub:us-east-1::product/other/x"},
+        ],
+        Workflow={"Status": "NOTIFIED"},
+    )
+    assert len(response["ProcessedFindings"]) == 1
+    assert [u["FindingIdentifier"]["Id"] for u in response["UnprocessedFindings"]] == ["nope", "finding-1"]
+    assert {u["ErrorCode"] for u in response["UnprocessedFindings"]} == {"FindingNotFound"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "problem"),
+    [
+        ({"FindingIdentifiers": [{"Id": f"f{i}", "ProductArn": PRODUCT} for i in range(101)]}, "1 to 100"),
+        ({"Workflow": {"Status": "DONE"}}, "Workflow.Status"),
+        ({"Note": {"Text": "x" * 513, "UpdatedBy": "asr"}}, "Note"),
+    ],
+)
+def test_batch_update_rejects_invalid_requests(securityhub, kwargs: dict, problem: str) -> None:
+    request = {"FindingIdentifiers": [{"Id": "f", "ProductArn": PRODUCT}], **kwargs}
+    with pytest.raises(ClientError) as raised:
+        securityhub.batch_update_findings(**request)
+    assert problem in str(raised.value)
+
+
+def test_get_findings_filters_with_aws_semantics(securityhub) -> None:
+    securityhub.batch_import_findings(
+        Findings=[
+            make_finding(1),
+            make_finding(2, AwsAccountId="333333333333"),
+            make_finding(3, Workflow={"Status": "SUPPRESSED"}),
+            make_finding(4, RecordState="ARCHIVED"),
+            make_finding(5, GeneratorId="security-control/IAM.7"),
+        ]
+    )
+    get = securityhub.get_findings
+    assert ids(get(Filters={"WorkflowStatus": equals("NEW", "NOTIFIED")})) == {
+        "finding-1", "finding-2", "finding-4", "finding-5"
+    }
+    assert ids(get(Filters={"WorkflowStatus": equals("NEW"), "RecordState": equals("ACTIVE")})) == {
+        "finding-1", "finding-2", "finding-5"
+    }
+    assert ids(get(Filters={"AwsAccountId": [{"Value": "222222222222", "Comparison": "NOT_EQUALS"}]})) == {
+        "finding-2"
+    }
+    assert ids(get(Filters={"GeneratorId": [{"Value": "security-control/IAM", "Comparison": "PREFIX"}]})) == {
+        "finding-5"
+    }
+    assert ids(get(Filters={"ResourceId": equals("sg-3", "sg-4")})) == {"finding-3", "finding-4"}
+
+
+def test_get_findings_pages_through_filtered_results(securityhub) -> None:
+    findings = [make_finding(n) for n in range(250)]
+    findings += [make_finding(n, RecordState="ARCHIVED") for n in range(250, 300)]
+    for start in range(0, len(findings), 100):
+        securityhub.batch_import_findings(Findings=findings[start : start + 100])
+    seen: list[str] = []
+    token = None
+    pages = 0
+    while True:
+        kwargs = {"Filters": {"RecordState": equals("ACTIVE")}, "MaxResults": 100}
+        if token:
+            kwargs["NextToken"] = token
+        page = securityhub.get_findings(**kwargs)
+        seen += [f["Id"] for f in page["Findings"]]
+        pages += 1
+        token = page.get("NextToken")
+        if not token:
+            break
+    assert pages == 3
+    assert sorted(seen) == sorted(f"finding-{n}" for n in range(250))
+
+
+def test_get_findings_refuses_a_filter_it_cannot_honour(securityhub) -> None:
+    with pytest.raises(ClientError, match="MalwareName"):
+        securityhub.get_findings(Filters={"MalwareName": equals("x")})
+
+
+def test_filter_positive_and_negative_conditions_of_one_field() -> None:
+    findings = [make_finding(1), make_finding(2), make_finding(3)]
+    chosen = filter_findings(
+        findings,
+        {"Id": [
+            {"Value": "finding-", "Comparison": "PREFIX"},
+            {"Value": "finding-2", "Comparison": "NOT_EQUALS"},
+        ]},
+    )
+    assert [f["Id"] for f in chosen] == ["finding-1", "finding-3"]
+
+
+def test_automation_records_parameters_and_succeeds_by_default(ssm) -> None:
+    execution_id = ssm.start_automation_execution(
+        DocumentName="AWS-DisablePublicAccessForSecurityGroup",
+        Parameters={"GroupId": ["sg-1"], "AutomationAssumeRole": ["arn:aws:iam::222222222222:role/r"]},
+    )["AutomationExecutionId"]
+    execution = ssm.get_automation_execution(AutomationExecutionId=execution_id)["AutomationExecution"]
+    assert execution["AutomationExecutionStatus"] == "Success"
+    assert execution["Parameters"]["GroupId"] == ["sg-1"]
+    assert execution["DocumentName"] == "AWS-DisablePublicAccessForSecurityGroup"
+
+
+@pytest.mark.parametrize(("planned", "statuses"), [
+    ("Failed", ["Failed"]),
+    ("Success:3", ["InProgress", "InProgress", "Success", "Success"]),
+    ("InProgress", ["InProgress", "InProgress", "InProgress"]),
+    ("TimedOut:2", ["InProgress", "TimedOut"]),
+])
+def test_automation_outcome_is_steered_by_a_parameter(ssm, planned: str, statuses: list[str]) -> None:
+    ssm.put_parameter(Name="/asr-local/automation/Doc-Under-Test", Value=planned, Type="String")
+    execution_id = ssm.start_automation_execution(DocumentName="Doc-Under-Test")["AutomationExecutionId"]
+    seen = [
+        ssm.get_automation_execution(AutomationExecutionId=execution_id)["AutomationExecution"][
+            "AutomationExecutionStatus"
+        ]
+        for _ in statuses
+    ]
+    assert seen == statuses
+
+
+def test_unknown_automation_execution_is_a_validation_error(ssm) -> None:
+    with pytest.raises(ClientError, match="ValidationException"):
+        ssm.get_automation_execution(AutomationExecutionId="00000000-0000-0000-0000-000000000000")

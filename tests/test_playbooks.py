@@ -1,0 +1,66 @@
+"""Playbooks load from YAML, and a broken one stops loading with an error naming file and field."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from asr.playbooks import PlaybookError, default_dir, load_playbooks
+
+SEED_CONTROLS = {"EC2.13", "EC2.2", "EC2.7", "IAM.7", "RDS.5", "S3.1"}
+
+
+def test_project_playbooks_load_and_route() -> None:
+    playbooks = load_playbooks()
+    assert SEED_CONTROLS <= set(playbooks.playbooks)
+    assert playbooks.for_control("IAM.14").control_id == "IAM.7"
+    assert playbooks.for_control("EC2.14").control_id == "EC2.13"
+    assert playbooks.playbooks["EC2.13"].parameters == {"ports": [22, 3389]}
+
+
+@pytest.fixture
+def playbook_dir(tmp_path: Path) -> Path:
+    shutil.copytree(default_dir(), tmp_path / "playbooks")
+    return tmp_path / "playbooks"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "problem"),
+    [
+        ("action: ec2.revoke-public-admin-ingress", "action: ec2.revoke-public-admin-ingres",
+         "remediation", "unknown action 'ec2.revoke-public-admin-ingres'"),
+        ("ports: [22, 3389]", "ports: [22, 70000]", "remediation", "ports.1"),
+        ("ports: [22, 3389]", "port: 22", "remediation", "'port' was unexpected"),
+        ("severity: HIGH", "severity: SEVERE", "severity", "'SEVERE' is not one of"),
+        ("scope: regional", "scop: regional", "(top level)", "'scop' was unexpected"),
+        ("(sg-[0-9a-f]{8,17})$", "sg-[0-9a-f]{8,17}$", "resource.id.pattern", "exactly one capture group"),
+        ("also_fixes: [EC2.14]", "also_fixes: [EC2.2]", "", "already routed by"),
+    ],
+)
+def test_broken_playbook_names_file_field_and_problem(
+    playbook_dir: Path, old: str, new: str, field: str, problem: str
+) -> None:
+    path = playbook_dir / "EC2.13.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+    with pytest.raises(PlaybookError) as raised:
+        load_playbooks(playbook_dir)
+    message = str(raised.value)
+    assert "EC2.13.yaml" in message
+    assert field in message
+    assert problem in message
+
+
+def test_file_name_must_match_control(playbook_dir: Path) -> None:
+    (playbook_dir / "EC2.13.yaml").rename(playbook_dir / "EC2.99.yaml")
+    with pytest.raises(PlaybookError, match="EC2.99.yaml: control_id: EC2.13 must match the file name"):
+        load_playbooks(playbook_dir)
+
+
+def test_invalid_yaml_names_the_file(playbook_dir: Path) -> None:
+    (playbook_dir / "S3.1.yaml").write_text("control_id: [S3.1\n")
+    with pytest.raises(PlaybookError, match=r"S3\.1\.yaml: not valid YAML"):
+        load_playbooks(playbook_dir)
