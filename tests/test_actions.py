@@ -1,0 +1,179 @@
+"""Each fix against the stand-in: fixes what is wrong, leaves what is right alone, reports errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from asr.findings import RoutingRecord
+from asr.local import MEMBER_ACCOUNT
+from asr.local.seed import seed_one
+from asr.playbooks import registry
+from asr.remediate import Status, remediate_resource, run_batch
+
+REGION = "us-east-1"
+READ_PREFIXES = ("describe_", "get_", "list_")
+CONTROLS = ["EC2.13", "EC2.2", "EC2.7", "IAM.14", "RDS.5", "S3.1"]
+
+
+class Recording:
+    """A boto3 client that records the API calls made through it, and can refuse writes."""
+
+    def __init__(self, client: Any, deny_writes: bool = False) -> None:
+        self._client = client
+        self._deny_writes = deny_writes
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name.startswith("_") or name in ("exceptions", "meta"):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            if self._deny_writes and not name.startswith(READ_PREFIXES):
+                raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, name)
+            return attribute(*args, **kwargs)
+
+        return call
+
+    @property
+    def writes(self) -> list[str]:
+        return [c for c in self.calls if not c.startswith(READ_PREFIXES)]
+
+
+def seeded_target(aws, control: str):  # type: ignore[no-untyped-def]
+    seeded = seed_one(aws, control, MEMBER_ACCOUNT, REGION)
+    playbook = registry().for_control(control)
+    action = playbook.build_action()
+    client = aws.client(action.service, MEMBER_ACCOUNT, REGION)
+    return seeded, playbook, action, client, playbook.extract_resource_id(seeded.resource_id, MEMBER_ACCOUNT)
+
+
+@pytest.mark.parametrize("control", CONTROLS)
+def test_fix_remediates_verifies_and_records_before_state(aws, control: str) -> None:
+    _, _, action, client, resource_id = seeded_target(aws, control)
+    assert action.plan(action.read(client, resource_id)), "the seed must leave the resource non-compliant"
+
+    recording = Recording(client)
+    result = remediate_resource(action, recording, resource_id)
+
+    assert result.status == Status.REMEDIATED, result.message
+    assert recording.writes, "a fix must have written something"
+    assert result.before and set(result.before) == set(result.after or {})
+    assert result.before != result.after
+    assert not action.plan(action.read(client, resource_id)), "read back independently: still non-compliant"
+
+
+@pytest.mark.parametrize("control", CONTROLS)
+def test_second_run_changes_nothing(aws, control: str) -> None:
+    _, _, action, client, resource_id = seeded_target(aws, control)
+    assert remediate_resource(action, client, resource_id).status == Status.REMEDIATED
+
+    recording = Recording(client)
+    result = remediate_resource(action, recording, resource_id)
+
+    assert result.status == Status.ALREADY_COMPLIANT
+    assert recording.writes == []
+    assert result.before is None
+
+
+@pytest.mark.parametrize("control", CONTROLS)
+def test_api_error_is_reported_not_raised(aws, control: str) -> None:
+    _, _, action, client, resource_id = seeded_target(aws, control)
+    result = remediate_resource(action, Recording(client, deny_writes=True), resource_id)
+    assert result.status == Status.FAILED
+    assert result.message.startswith("AccessDenied")
+    assert result.before, "the before-state is kept even when the write fails"
+    assert action.plan(action.read(client, resource_id)), "nothing may have changed"
+
+
+def test_password_policy_keeps_stricter_settings(aws) -> None:
+    iam = aws.client("iam", MEMBER_ACCOUNT, REGION)
+    iam.update_account_password_policy(MinimumPasswordLength=30, RequireNumbers=False, MaxPasswordAge=30)
+    action = registry().playbooks["IAM.7"].build_action()
+    assert remediate_resource(action, iam, MEMBER_ACCOUNT).status == Status.REMEDIATED
+    policy = iam.get_account_password_policy()["PasswordPolicy"]
+    assert policy["MinimumPasswordLength"] == 30
+    assert policy["MaxPasswordAge"] == 30
+    assert policy["RequireNumbers"] is True
+    assert policy["PasswordReusePrevention"] == 24
+
+
+def test_public_admin_ingress_keeps_narrow_ranges(aws) -> None:
+    _, _, action, client, group_id = seeded_target(aws, "EC2.13")
+    remediate_resource(action, client, group_id)
+    rules = client.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]["IpPermissions"]
+    assert [r["CidrIp"] for rule in rules for r in rule["IpRanges"]] == ["10.0.0.0/8"]
+
+
+def test_default_group_fix_refuses_a_group_that_is_not_default(aws) -> None:
+    seeded, _, _, client, group_id = seeded_target(aws, "EC2.13")
+    action = registry().playbooks["EC2.2"].build_action()
+    result = remediate_resource(action, client, group_id)
+    assert result.status == Status.FAILED
+    assert "not a default security group" in result.message
+    assert client.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]["IpPermissions"]
+
+
+def record(seeded_control: str, resource_arn: str, resource_id: str, account: str = MEMBER_ACCOUNT) -> RoutingRecord:
+    playbook = registry().for_control(seeded_control)
+    return RoutingRecord(
+        finding_id=f"finding-{resource_id}",
+        product_arn="arn:aws:securityhub:us-east-1::product/aws/securityhub",
+        control_id=seeded_control,
+        playbook=playbook.control_id,
+        account_id=account,
+        region=REGION,
+        resource_type=playbook.resource_type,
+        resource_arn=resource_arn,
+        resource_id=resource_id,
+    )
+
+
+def test_one_failure_does_not_fail_the_batch(aws) -> None:
+    good = seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION)
+    good_id = good.resource_id.rsplit("/", 1)[1]
+    missing_id = "sg-00000000000000000"
+    records = [
+        record("EC2.13", good.resource_id.replace(good_id, missing_id), missing_id),
+        record("EC2.13", good.resource_id, good_id),
+    ]
+    outcomes = {o.resource_id: o for o in run_batch(records, registry(), aws)}
+    assert outcomes[missing_id].status == Status.FAILED
+    assert "InvalidGroup.NotFound" in outcomes[missing_id].message
+    assert outcomes[good_id].status == Status.REMEDIATED
+
+
+def test_account_level_fix_runs_once_for_many_findings(aws) -> None:
+    seed_one(aws, "IAM.14", MEMBER_ACCOUNT, REGION)
+    arn = f"AWS::::Account:{MEMBER_ACCOUNT}"
+    records = [record(control, arn, MEMBER_ACCOUNT) for control in ("IAM.7", "IAM.14", "IAM.17")]
+    outcomes = run_batch(records, registry(), aws)
+    assert [o.status for o in outcomes] == [Status.REMEDIATED] * 3
+    assert len({o.message for o in outcomes}) == 1
+
+
+def test_role_that_cannot_be_assumed_fails_only_its_account(aws, monkeypatch: pytest.MonkeyPatch) -> None:
+    good = seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION)
+    good_id = good.resource_id.rsplit("/", 1)[1]
+    denied_account = "333333333333"
+    real_session = aws.session
+
+    def session(account_id: str):  # type: ignore[no-untyped-def]
+        if account_id == denied_account:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not trusted"}}, "AssumeRole")
+        return real_session(account_id)
+
+    monkeypatch.setattr(aws, "session", session)
+    denied_arn = f"arn:aws:ec2:{REGION}:{denied_account}:security-group/sg-11111111111111111"
+    records = [
+        record("EC2.13", denied_arn, "sg-11111111111111111", denied_account),
+        record("EC2.13", good.resource_id, good_id),
+    ]
+    outcomes = {o.account_id: o for o in run_batch(records, registry(), aws)}
+    assert outcomes[denied_account].status == Status.FAILED
+    assert "cannot assume arn:aws:iam::333333333333:role/ASRMemberRole" in outcomes[denied_account].message
+    assert outcomes[MEMBER_ACCOUNT].status == Status.REMEDIATED

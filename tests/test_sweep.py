@@ -1,0 +1,161 @@
+"""The sweep: DAG integrity, batching limits, write-back, and a whole run through ``dag.test()``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from asr.config import Settings
+from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT
+from asr.local.seed import finding, import_findings, seed_scenarios
+from asr.playbooks import registry
+from asr.remediate import retry_throttled
+from asr.securityhub import update_findings
+from asr.store import RunStore
+from asr.sweep import RECORDS, plan
+
+DAGS = Path(__file__).resolve().parents[1] / "dags"
+
+
+def dag_bag():  # type: ignore[no-untyped-def]
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS))
+
+
+def test_every_dag_imports_cleanly(airflow_db: None) -> None:
+    bag = dag_bag()
+    assert bag.import_errors == {}
+    assert "asr_sweep" in bag.dag_ids
+    for dag_id in bag.dag_ids:
+        assert bag.dags[dag_id].doc_md, f"{dag_id} has no doc_md"
+
+
+def test_sweep_has_one_task_group_per_playbook(airflow_db: None) -> None:
+    dag = dag_bag().dags["asr_sweep"]
+    for playbook in registry():
+        assert f"remediate_{playbook.group_id}.fix" in dag.task_ids
+
+
+def _records(n: int, playbook: str = "EC2.13", account: str = MEMBER_ACCOUNT) -> list[dict[str, str]]:
+    return [
+        {
+            "finding_id": f"f-{account}-{i}",
+            "product_arn": "arn:aws:securityhub:us-east-1::product/aws/securityhub",
+            "control_id": playbook,
+            "playbook": playbook,
+            "account_id": account,
+            "region": "us-east-1",
+            "resource_type": "AwsEc2SecurityGroup",
+            "resource_arn": f"arn:aws:ec2:us-east-1:{account}:security-group/sg-{i:017x}",
+            "resource_id": f"sg-{i:017x}",
+        }
+        for i in range(n)
+    ]
+
+
+def test_plan_batches_per_playbook_account_region(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    store.write_lines(RECORDS, _records(120) + _records(10, account=ADMIN_ACCOUNT))
+    batches = plan(store, registry(), Settings(batch_size=50, data_dir=str(tmp_path)))
+    assert [b["count"] for b in batches] == [10, 50, 50, 20]
+    assert all(len(b["targets"]) == 1 for b in batches)
+    assert sum(len(list(store.read_lines(f"batches/{b['batch_id']}.jsonl"))) for b in batches) == 130
+
+
+def test_plan_never_exceeds_the_map_limit(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    store.write_lines(RECORDS, _records(5000))
+    batches = plan(store, registry(), Settings(batch_size=1, data_dir=str(tmp_path)))
+    assert len(batches) <= 1024
+    assert sum(b["count"] for b in batches) == 5000
+
+
+def test_throttled_calls_are_retried_then_succeed() -> None:
+    attempts: list[int] = []
+
+    def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ClientError({"Error": {"Code": "RequestLimitExceeded", "Message": "slow down"}}, "X")
+        return "done"
+
+    assert retry_throttled(flaky, sleep=lambda _: None) == "done"
+    assert len(attempts) == 3
+
+
+def test_access_denied_is_not_retried() -> None:
+    attempts: list[int] = []
+
+    def denied() -> None:
+        attempts.append(1)
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "X")
+
+    with pytest.raises(ClientError):
+        retry_throttled(denied, sleep=lambda _: None)
+    assert len(attempts) == 1
+
+
+class FlakySecurityHub:
+    """Refuses some updates once with ConcurrentUpdateError, as Security Hub may."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+        self.refused: set[str] = set()
+
+    def batch_update_findings(self, FindingIdentifiers: list[dict[str, str]], **_: Any) -> dict[str, Any]:  # noqa: N803
+        self.calls.append([i["Id"] for i in FindingIdentifiers])
+        busy = [i for i in FindingIdentifiers if i["Id"] == "busy" and "busy" not in self.refused]
+        self.refused |= {i["Id"] for i in busy}
+        return {
+            "ProcessedFindings": [i for i in FindingIdentifiers if i not in busy],
+            "UnprocessedFindings": [
+                {"FindingIdentifier": i, "ErrorCode": "ConcurrentUpdateError", "ErrorMessage": "busy"} for i in busy
+            ],
+        }
+
+
+def test_write_back_batches_by_100_and_retries_unprocessed() -> None:
+    client = FlakySecurityHub()
+    updates = [({"Id": f"f{i}", "ProductArn": "p"}, "RESOLVED", "fixed") for i in range(150)]
+    updates.append(({"Id": "busy", "ProductArn": "p"}, "RESOLVED", "fixed"))
+    done, failed = update_findings(client, updates, pause=0)
+    assert (done, failed) == (151, [])
+    assert [len(c) for c in client.calls] == [100, 51, 1]
+
+
+@pytest.mark.airflow
+def test_sweep_fixes_the_seed_scenarios_through_airflow(aws, airflow_db: None) -> None:
+    seeded = seed_scenarios(aws)
+    securityhub = aws.admin_client("securityhub", "us-east-1")
+    import_findings(securityhub, [finding(s) for s in seeded])
+
+    dag = dag_bag().get_dag("asr_sweep")
+    run = dag.test()
+    assert run.state == "success"
+
+    findings = securityhub.get_findings()["Findings"]
+    assert len(findings) == 7
+    assert {f["Workflow"]["Status"] for f in findings} == {"RESOLVED"}
+    assert all(f["Note"]["Text"].startswith("ASR ") for f in findings)
+
+    for playbook_id, account, resource_arn in (
+        (registry().for_control(s.control_id).control_id, s.account_id, s.resource_id) for s in seeded
+    ):
+        playbook = registry().playbooks[playbook_id]
+        action = playbook.build_action()
+        client = aws.client(action.service, account, "us-east-1")
+        resource_id = playbook.extract_resource_id(resource_arn, account)
+        assert not action.plan(action.read(client, resource_id)), f"{playbook_id} {resource_id} not fixed"
+
+    report = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run.run_id).read_json("report.json")
+    assert report["totals"] == {"REMEDIATED": 7}
+    assert report["findings_updated"] == 7
+
+    second = dag.test()
+    assert second.state == "success"
+    again = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", second.run_id).read_json("report.json")
+    assert again["totals"] == {}, "resolved findings must not be swept again"
