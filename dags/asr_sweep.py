@@ -17,7 +17,6 @@ import os
 
 import pendulum
 from airflow.sdk import Param, TaskGroup, dag
-
 from asr import tasks
 from asr.playbooks import registry
 

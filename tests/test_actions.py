@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
-
 from asr.findings import RoutingRecord
 from asr.local import MEMBER_ACCOUNT
 from asr.local.seed import seed_one
 from asr.playbooks import registry
 from asr.remediate import Status, remediate_resource, run_batch
+from botocore.exceptions import ClientError
 
 REGION = "us-east-1"
 READ_PREFIXES = ("describe_", "get_", "list_")
@@ -110,7 +109,7 @@ def test_public_admin_ingress_keeps_narrow_ranges(aws) -> None:
 
 
 def test_default_group_fix_refuses_a_group_that_is_not_default(aws) -> None:
-    seeded, _, _, client, group_id = seeded_target(aws, "EC2.13")
+    _, _, _, client, group_id = seeded_target(aws, "EC2.13")
     action = registry().playbooks["EC2.2"].build_action()
     result = remediate_resource(action, client, group_id)
     assert result.status == Status.FAILED
@@ -118,7 +117,9 @@ def test_default_group_fix_refuses_a_group_that_is_not_default(aws) -> None:
     assert client.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]["IpPermissions"]
 
 
-def record(seeded_control: str, resource_arn: str, resource_id: str, account: str = MEMBER_ACCOUNT) -> RoutingRecord:
+def record(
+    seeded_control: str, resource_arn: str, resource_id: str, account: str = MEMBER_ACCOUNT
+) -> RoutingRecord:
     playbook = registry().for_control(seeded_control)
     return RoutingRecord(
         finding_id=f"finding-{resource_id}",

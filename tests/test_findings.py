@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 
 import pytest
-
 from asr.findings import FindingError, parse_finding
 from asr.local.seed import Seeded, finding
 from asr.playbooks import registry
@@ -13,11 +12,17 @@ from asr.playbooks import registry
 SG_ARN = "arn:aws:ec2:us-east-1:222222222222:security-group/sg-0123456789abcdef0"
 SEEDED = {
     "EC2.13": Seeded("EC2.13", "222222222222", "us-east-1", "AwsEc2SecurityGroup", SG_ARN),
-    "EC2.2": Seeded("EC2.2", "222222222222", "eu-west-1", "AwsEc2SecurityGroup",
-                    SG_ARN.replace("us-east-1", "eu-west-1")),
+    "EC2.2": Seeded(
+        "EC2.2", "222222222222", "eu-west-1", "AwsEc2SecurityGroup", SG_ARN.replace("us-east-1", "eu-west-1")
+    ),
     "IAM.14": Seeded("IAM.14", "222222222222", "us-east-1", "AwsAccount", "AWS::::Account:222222222222"),
-    "RDS.5": Seeded("RDS.5", "111111111111", "us-west-2", "AwsRdsDbInstance",
-                    "arn:aws:rds:us-west-2:111111111111:db:orders-db"),
+    "RDS.5": Seeded(
+        "RDS.5",
+        "111111111111",
+        "us-west-2",
+        "AwsRdsDbInstance",
+        "arn:aws:rds:us-west-2:111111111111:db:orders-db",
+    ),
     "EC2.7": Seeded("EC2.7", "222222222222", "ap-south-1", "AwsAccount", "AWS::::Account:222222222222"),
     "S3.1": Seeded("S3.1", "222222222222", "us-east-1", "AwsAccount", "AWS::::Account:222222222222"),
 }
@@ -55,17 +60,23 @@ def _broken(change) -> dict:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        (lambda f: f.update(ProductArn="arn:aws:securityhub:us-east-1::product/crowdstrike/falcon"),
-         "not Security Hub's own product"),
+        (
+            lambda f: f.update(ProductArn="arn:aws:securityhub:us-east-1::product/crowdstrike/falcon"),
+            "not Security Hub's own product",
+        ),
         (lambda f: f["Compliance"].update(SecurityControlId="EC2.2"), "disagree"),
         (lambda f: f["Compliance"].update(Status="PASSED"), "Compliance.Status is PASSED"),
         (lambda f: f.update(RecordState="ARCHIVED"), "RecordState is ARCHIVED"),
         (lambda f: f["Workflow"].update(Status="SUPPRESSED"), "Workflow.Status is SUPPRESSED"),
         (lambda f: f.update(AwsAccountId="2222"), "not a 12-digit account id"),
-        (lambda f: f["Resources"][0].update(Id="arn:aws:ec2:us-east-1:222222222222:instance/i-1"),
-         "does not match"),
-        (lambda f: f["Resources"][0].update(Id=SG_ARN.replace("222222222222", "333333333333")),
-         "not AwsAccountId"),
+        (
+            lambda f: f["Resources"][0].update(Id="arn:aws:ec2:us-east-1:222222222222:instance/i-1"),
+            "does not match",
+        ),
+        (
+            lambda f: f["Resources"][0].update(Id=SG_ARN.replace("222222222222", "333333333333")),
+            "not AwsAccountId",
+        ),
         (lambda f: f.update(Resources=[]), "no Resources"),
         (lambda f: f["Resources"][0].update(Type="AwsS3Bucket"), "resource type"),
     ],
@@ -77,7 +88,7 @@ def test_findings_that_must_be_rejected_say_why(change, reason: str) -> None:  #
 
 def test_control_without_playbook_is_rejected() -> None:
     raw = finding(Seeded("Macie.1", "222222222222", "us-east-1", "AwsAccount", "AWS::::Account:222222222222"))
-    with pytest.raises(FindingError, match="no playbook fixes control Macie.1"):
+    with pytest.raises(FindingError, match=r"no playbook fixes control Macie\.1"):
         parse_finding(raw, registry())
 
 

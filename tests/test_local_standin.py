@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
-
 from asr.local.securityhub_ext import filter_findings
+from botocore.exceptions import ClientError
 
 PRODUCT = "arn:aws:securityhub:us-east-1::product/aws/securityhub"
 
@@ -109,10 +108,15 @@ def test_get_findings_filters_with_aws_semantics(securityhub) -> None:
     )
     get = securityhub.get_findings
     assert ids(get(Filters={"WorkflowStatus": equals("NEW", "NOTIFIED")})) == {
-        "finding-1", "finding-2", "finding-4", "finding-5"
+        "finding-1",
+        "finding-2",
+        "finding-4",
+        "finding-5",
     }
     assert ids(get(Filters={"WorkflowStatus": equals("NEW"), "RecordState": equals("ACTIVE")})) == {
-        "finding-1", "finding-2", "finding-5"
+        "finding-1",
+        "finding-2",
+        "finding-5",
     }
     assert ids(get(Filters={"AwsAccountId": [{"Value": "222222222222", "Comparison": "NOT_EQUALS"}]})) == {
         "finding-2"
@@ -154,10 +158,12 @@ def test_filter_positive_and_negative_conditions_of_one_field() -> None:
     findings = [make_finding(1), make_finding(2), make_finding(3)]
     chosen = filter_findings(
         findings,
-        {"Id": [
-            {"Value": "finding-", "Comparison": "PREFIX"},
-            {"Value": "finding-2", "Comparison": "NOT_EQUALS"},
-        ]},
+        {
+            "Id": [
+                {"Value": "finding-", "Comparison": "PREFIX"},
+                {"Value": "finding-2", "Comparison": "NOT_EQUALS"},
+            ]
+        },
     )
     assert [f["Id"] for f in chosen] == ["finding-1", "finding-3"]
 
@@ -173,12 +179,15 @@ def test_automation_records_parameters_and_succeeds_by_default(ssm) -> None:
     assert execution["DocumentName"] == "AWS-DisablePublicAccessForSecurityGroup"
 
 
-@pytest.mark.parametrize(("planned", "statuses"), [
-    ("Failed", ["Failed"]),
-    ("Success:3", ["InProgress", "InProgress", "Success", "Success"]),
-    ("InProgress", ["InProgress", "InProgress", "InProgress"]),
-    ("TimedOut:2", ["InProgress", "TimedOut"]),
-])
+@pytest.mark.parametrize(
+    ("planned", "statuses"),
+    [
+        ("Failed", ["Failed"]),
+        ("Success:3", ["InProgress", "InProgress", "Success", "Success"]),
+        ("InProgress", ["InProgress", "InProgress", "InProgress"]),
+        ("TimedOut:2", ["InProgress", "TimedOut"]),
+    ],
+)
 def test_automation_outcome_is_steered_by_a_parameter(ssm, planned: str, statuses: list[str]) -> None:
     ssm.put_parameter(Name="/asr-local/automation/Doc-Under-Test", Value=planned, Type="String")
     execution_id = ssm.start_automation_execution(DocumentName="Doc-Under-Test")["AutomationExecutionId"]

@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
-
 from asr.config import Settings
 from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT
 from asr.local.seed import finding, import_findings, seed_scenarios
@@ -16,6 +14,7 @@ from asr.remediate import retry_throttled
 from asr.securityhub import update_findings
 from asr.store import RunStore
 from asr.sweep import RECORDS, plan
+from botocore.exceptions import ClientError
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 
@@ -106,14 +105,15 @@ class FlakySecurityHub:
         self.calls: list[list[str]] = []
         self.refused: set[str] = set()
 
-    def batch_update_findings(self, FindingIdentifiers: list[dict[str, str]], **_: Any) -> dict[str, Any]:  # noqa: N803
+    def batch_update_findings(self, FindingIdentifiers: list[dict[str, str]], **_: Any) -> dict[str, Any]:
         self.calls.append([i["Id"] for i in FindingIdentifiers])
         busy = [i for i in FindingIdentifiers if i["Id"] == "busy" and "busy" not in self.refused]
         self.refused |= {i["Id"] for i in busy}
         return {
             "ProcessedFindings": [i for i in FindingIdentifiers if i not in busy],
             "UnprocessedFindings": [
-                {"FindingIdentifier": i, "ErrorCode": "ConcurrentUpdateError", "ErrorMessage": "busy"} for i in busy
+                {"FindingIdentifier": i, "ErrorCode": "ConcurrentUpdateError", "ErrorMessage": "busy"}
+                for i in busy
             ],
         }
 
@@ -157,5 +157,7 @@ def test_sweep_fixes_the_seed_scenarios_through_airflow(aws, airflow_db: None) -
 
     second = dag.test()
     assert second.state == "success"
-    again = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", second.run_id).read_json("report.json")
+    again = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", second.run_id).read_json(
+        "report.json"
+    )
     assert again["totals"] == {}, "resolved findings must not be swept again"

@@ -125,7 +125,15 @@ def show(report: dict[str, Any], aws: Any, settings: Settings) -> bool:
         workflow = status.get(o["finding_id"], "?")
         good &= o["status"] == "REMEDIATED" and workflow == "RESOLVED" and fixed
         rows.append(
-            [o["control_id"], o["account_id"], o["region"], o["resource_id"], o["status"], workflow, str(fixed)]
+            [
+                o["control_id"],
+                o["account_id"],
+                o["region"],
+                o["resource_id"],
+                o["status"],
+                workflow,
+                str(fixed),
+            ]
         )
     header = ("control", "account", "region", "resource", "outcome", "finding", "compliant now")
     print(table(rows, header))

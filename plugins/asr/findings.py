@@ -132,14 +132,10 @@ def parse_finding(finding: Any, playbooks: PlaybookRegistry) -> RoutingRecord:
     arn = ARN_PARTS.match(resource_arn)
     if arn and arn.group(2) and arn.group(2) != account_id:
         raise FindingError(
-            finding_id, f"resource {resource_arn!r} is in account {arn.group(2)}, not AwsAccountId {account_id}"
+            finding_id,
+            f"resource {resource_arn!r} is in account {arn.group(2)}, not AwsAccountId {account_id}",
         )
-    region = (
-        (arn.group(1) if arn else None)
-        or _str(resource, "Region")
-        or _str(finding, "Region")
-        or ""
-    )
+    region = (arn.group(1) if arn else None) or _str(resource, "Region") or _str(finding, "Region") or ""
     if not REGION_RE.match(region):
         raise FindingError(finding_id, f"cannot tell the resource's region (got {region!r})")
     return RoutingRecord(

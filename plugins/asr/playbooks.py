@@ -98,9 +98,7 @@ class Playbook:
         if self.resource_id == "account":
             match = ACCOUNT_RESOURCE.match(resource_arn)
             if not match or match.group(1) != account_id:
-                raise ValueError(
-                    f"resource {resource_arn!r} is not the account AWS::::Account:{account_id}"
-                )
+                raise ValueError(f"resource {resource_arn!r} is not the account AWS::::Account:{account_id}")
             return account_id
         assert isinstance(self.resource_id, re.Pattern)
         match = self.resource_id.match(resource_arn)

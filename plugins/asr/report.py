@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from asr.remediate import Status
 from asr.store import RunStore
 from asr.sweep import REJECTED, WORKFLOW_FOR, load_outcomes
-from asr.remediate import Status
 
 COLUMNS = ("control", "account", "region", "resource", "outcome", "detail")
 
@@ -18,14 +18,13 @@ def build(store: RunStore, run_id: str) -> dict[str, Any]:
     writeback = store.read_json("writeback.json") if store.path("writeback.json").exists() else {}
     return {
         "run_id": run_id,
-        "totals": dict(Counter(o.status for o in outcomes)) | ({"REJECTED": len(rejected)} if rejected else {}),
+        "totals": dict(Counter(o.status for o in outcomes))
+        | ({"REJECTED": len(rejected)} if rejected else {}),
         "by_control": _count(outcomes, "playbook"),
         "by_account": _count(outcomes, "account_id"),
         "findings_updated": writeback.get("updated", 0),
         "writeback_failures": writeback.get("failed", []),
-        "outcomes": [
-            o.to_dict() | {"workflow_status": WORKFLOW_FOR[Status(o.status)]} for o in outcomes
-        ],
+        "outcomes": [o.to_dict() | {"workflow_status": WORKFLOW_FOR[Status(o.status)]} for o in outcomes],
         "rejected": rejected,
     }
 

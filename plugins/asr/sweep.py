@@ -19,6 +19,8 @@ from asr.store import RunStore
 
 RECORDS = "records.jsonl"
 REJECTED = "rejected.jsonl"
+
+
 def chunks(rows: list[Any], size: int) -> list[list[Any]]:
     return [rows[i : i + size] for i in range(0, len(rows), size)]
 
@@ -104,9 +106,7 @@ def remediate(
 
 
 def load_outcomes(store: RunStore) -> list[Outcome]:
-    return [
-        Outcome(**row) for name in store.names("outcomes") for row in store.read_lines(name)
-    ]
+    return [Outcome(**row) for name in store.names("outcomes") for row in store.read_lines(name)]
 
 
 def note_for(outcome: Outcome, run_id: str) -> str:

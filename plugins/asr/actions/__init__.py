@@ -71,9 +71,7 @@ def validate_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
         where = ".".join(str(p) for p in exc.absolute_path) or "parameters"
         raise ActionError(f"action {name!r}: {where}: {exc.message}") from None
     defaults = {
-        key: spec["default"]
-        for key, spec in cls.schema.get("properties", {}).items()
-        if "default" in spec
+        key: spec["default"] for key, spec in cls.schema.get("properties", {}).items() if "default" in spec
     }
     return {**defaults, **params}
 

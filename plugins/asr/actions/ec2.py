@@ -133,8 +133,8 @@ class RemoveDefaultSecurityGroupRules(Action):
 class EnableEbsEncryptionByDefault(Action):
     """Turn on EBS encryption by default for the account in one region.
 
-        remediation:
-          action: ec2.enable-ebs-encryption-by-default
+    remediation:
+      action: ec2.enable-ebs-encryption-by-default
     """
 
     name = "ec2.enable-ebs-encryption-by-default"

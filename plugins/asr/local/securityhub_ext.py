@@ -79,9 +79,7 @@ def _field_matches(finding: dict[str, Any], field: str, conditions: list[dict[st
     values = list(_values(finding, STRING_FILTER_PATHS[field]))
     positives = [c for c in conditions if c["Comparison"] in POSITIVE]
     negatives = [c for c in conditions if c["Comparison"] in NEGATIVE]
-    if positives and not any(
-        _compare(v, c["Comparison"], c["Value"]) for c in positives for v in values
-    ):
+    if positives and not any(_compare(v, c["Comparison"], c["Value"]) for c in positives for v in values):
         return False
     return not any(_compare(v, c["Comparison"], c["Value"]) for c in negatives for v in values)
 
@@ -104,9 +102,7 @@ def validate_filters(filters: dict[str, Any] | None) -> dict[str, list[dict[str,
     return checked
 
 
-def filter_findings(
-    findings: list[dict[str, Any]], filters: dict[str, Any] | None
-) -> list[dict[str, Any]]:
+def filter_findings(findings: list[dict[str, Any]], filters: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Fields are AND-ed, as Security Hub does."""
     checked = validate_filters(filters)
     return [f for f in findings if all(_field_matches(f, k, v) for k, v in checked.items())]
@@ -120,9 +116,7 @@ def get_findings(
     max_results: int | None = None,
 ) -> list[dict[str, Any]]:
     if max_results is not None and not 1 <= int(max_results) <= 100:
-        raise InvalidInputException(
-            op="GetFindings", msg="MaxResults must be a number between 1 and 100"
-        )
+        raise InvalidInputException(op="GetFindings", msg="MaxResults must be a number between 1 and 100")
     return filter_findings([f.as_dict() for f in self.findings], filters)
 
 
@@ -166,9 +160,7 @@ def batch_update_findings(
         )
     status = (workflow or {}).get("Status")
     if workflow is not None and status not in WORKFLOW_STATUSES:
-        raise InvalidInputException(
-            op="BatchUpdateFindings", msg=f"Workflow.Status '{status}' is not valid"
-        )
+        raise InvalidInputException(op="BatchUpdateFindings", msg=f"Workflow.Status '{status}' is not valid")
     if note is not None:
         text, by = note.get("Text"), note.get("UpdatedBy")
         if not text or not by or len(text) > MAX_NOTE:
@@ -176,7 +168,7 @@ def batch_update_findings(
                 op="BatchUpdateFindings",
                 msg=f"Note needs Text (1 to {MAX_NOTE} characters) and UpdatedBy",
             )
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    now = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
     index = {(f.id, f.data.get("ProductArn")): f for f in self.findings}
     processed: list[dict[str, str]] = []
     unprocessed: list[dict[str, Any]] = []

@@ -207,7 +207,7 @@ def finding(seeded: Seeded, now: datetime.datetime | None = None) -> dict[str, A
         "Description": f"Seeded misconfiguration for {control}.",
         "Remediation": {
             "Recommendation": {
-                "Text": "For information on how to correct this issue, consult the AWS Security Hub controls documentation.",
+                "Text": f"See the AWS Security Hub controls reference for {control}.",
                 "Url": f"https://docs.aws.amazon.com/console/securityhub/{control}/remediation",
             }
         },

@@ -43,7 +43,7 @@ class AutomationExecution:
         self.polls_left -= 1
         if self.polls_left <= 0 and self.final_status in TERMINAL:
             self.status = self.final_status
-            self.ended = datetime.datetime.now(datetime.timezone.utc)
+            self.ended = datetime.datetime.now(datetime.UTC)
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -95,16 +95,14 @@ def start_automation_execution(
         parameters=parameters or {},
         final_status=status,
         polls_left=polls,
-        started=datetime.datetime.now(datetime.timezone.utc),
+        started=datetime.datetime.now(datetime.UTC),
         tags=tags or [],
     )
     _executions(self)[execution.execution_id] = execution
     return execution.execution_id
 
 
-def get_automation_execution(
-    self: SimpleSystemManagerBackend, execution_id: str
-) -> dict[str, Any]:
+def get_automation_execution(self: SimpleSystemManagerBackend, execution_id: str) -> dict[str, Any]:
     execution = _executions(self).get(execution_id)
     if execution is None:
         raise ValidationException(f"Automation execution {execution_id} does not exist")
