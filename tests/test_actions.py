@@ -125,6 +125,8 @@ def record(
         finding_id=f"finding-{resource_id}",
         product_arn="arn:aws:securityhub:us-east-1::product/aws/securityhub",
         control_id=seeded_control,
+        standard="security-control",
+        standard_control_id=seeded_control,
         playbook=playbook.control_id,
         account_id=account,
         region=REGION,

@@ -39,7 +39,7 @@ def playbook_dir(tmp_path: Path) -> Path:
         ("severity: HIGH", "severity: SEVERE", "severity", "'SEVERE' is not one of"),
         ("scope: regional", "scop: regional", "(top level)", "'scop' was unexpected"),
         ("(sg-[0-9a-f]{8,17})$", "sg-[0-9a-f]{8,17}$", "resource.id.pattern", "exactly one capture group"),
-        ("also_fixes: [EC2.14]", "also_fixes: [EC2.2]", "", "already routed by"),
+        ("also_fixes: [EC2.14]", "also_fixes: [EC2.14, EC2.2]", "", "already routed by"),
     ],
 )
 def test_broken_playbook_names_file_field_and_problem(

@@ -45,6 +45,8 @@ def _records(n: int, playbook: str = "EC2.13", account: str = MEMBER_ACCOUNT) ->
             "finding_id": f"f-{account}-{i}",
             "product_arn": "arn:aws:securityhub:us-east-1::product/aws/securityhub",
             "control_id": playbook,
+            "standard": "security-control",
+            "standard_control_id": playbook,
             "playbook": playbook,
             "account_id": account,
             "region": "us-east-1",

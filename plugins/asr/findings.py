@@ -7,18 +7,17 @@ the product from acting on the wrong thing happens here, once.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from asr.playbooks import PlaybookRegistry
+from asr import actions
+from asr.playbooks import Playbook, PlaybookRegistry
+from asr.standards import CONSOLIDATED, STANDARDS, UNREADABLE, ControlRef, control_refs
 
 ACCOUNT_RE = re.compile(r"^\d{12}$")
 REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 SECURITYHUB_PRODUCT = re.compile(r"^arn:aws[a-z-]*:securityhub:[a-z0-9-]+::product/aws/securityhub$")
 ARN_PARTS = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:([a-z0-9-]*):(\d*):")
-CONSOLIDATED_ID = re.compile(r":security-control/([^/]+)/finding/")
-CONSOLIDATED_GENERATOR = re.compile(r"^security-control/([^/]+)$")
-
 ACTIONABLE_COMPLIANCE = {"FAILED", "WARNING"}
 ACTIONABLE_WORKFLOW = {"NEW", "NOTIFIED"}
 
@@ -37,18 +36,21 @@ class RoutingRecord:
     finding_id: str
     product_arn: str
     control_id: str
+    standard: str
+    standard_control_id: str
     playbook: str
     account_id: str
     region: str
     resource_type: str
     resource_arn: str
     resource_id: str
+    parameters: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, str]) -> RoutingRecord:
+    def from_dict(cls, data: dict[str, Any]) -> RoutingRecord:
         return cls(**data)
 
 
@@ -61,24 +63,83 @@ def _str(finding: dict[str, Any], *path: str) -> str | None:
     return node if isinstance(node, str) else None
 
 
-def control_id_of(finding: dict[str, Any], finding_id: str) -> str:
-    """The control, read from every field that names it; they must agree."""
-    named: dict[str, str] = {}
-    compliance = _str(finding, "Compliance", "SecurityControlId")
-    if compliance:
-        named["Compliance.SecurityControlId"] = compliance
-    generator = CONSOLIDATED_GENERATOR.match(_str(finding, "GeneratorId") or "")
-    if generator:
-        named["GeneratorId"] = generator.group(1)
-    in_id = CONSOLIDATED_ID.search(finding_id)
-    if in_id:
-        named["Id"] = in_id.group(1)
-    if not named:
-        raise FindingError(finding_id, "no control id in Compliance.SecurityControlId, GeneratorId or Id")
-    if len(set(named.values())) > 1:
-        sources = ", ".join(f"{k}={v}" for k, v in named.items())
-        raise FindingError(finding_id, f"the finding's control ids disagree: {sources}")
-    return next(iter(named.values()))
+def _describe(ref: ControlRef) -> str:
+    if ref.standard == UNREADABLE:
+        return f"{ref.source} {ref.control!r} names no control asr can read"
+    if ref.standard not in STANDARDS and ref.standard != CONSOLIDATED:
+        return f"{ref.source} names standard {ref.standard}, which asr does not know"
+    return f"{STANDARDS.get(ref.standard, ref.standard)} control {ref.control} is not routed by any playbook"
+
+
+def control_of(
+    finding: dict[str, Any], finding_id: str, playbooks: PlaybookRegistry
+) -> tuple[str, ControlRef]:
+    """The consolidated control id, read from every field that names one; they must agree.
+
+    Returns it with the reference that names the standard (per-standard findings) or the
+    consolidated one.
+    """
+    refs = control_refs(finding)
+    if not refs:
+        raise FindingError(
+            finding_id,
+            "no control id in Id, GeneratorId, ProductFields.StandardsControlArn "
+            "or Compliance.SecurityControlId",
+        )
+    normalised = [(ref, playbooks.consolidated_id(ref)) for ref in refs]
+    standards = {ref.standard for ref in refs if ref.standard != CONSOLIDATED}
+    controls = {control for _, control in normalised if control}
+    if len(standards) > 1 or len(controls) > 1:
+        named = ", ".join(str(ref) for ref in refs)
+        raise FindingError(finding_id, f"the finding's control ids disagree: {named}")
+    unknown = [ref for ref, control in normalised if control is None]
+    if unknown:
+        reason = _describe(unknown[0])
+        if controls:
+            reason += f" (the finding also names {controls.pop()})"
+        raise FindingError(finding_id, reason)
+    named_by_standard = next((ref for ref in refs if ref.standard != CONSOLIDATED), refs[0])
+    return controls.pop(), named_by_standard
+
+
+def control_parameters(
+    finding: dict[str, Any], finding_id: str, playbook: Playbook
+) -> dict[str, Any]:
+    """The control's own Security Hub parameters, as the playbook's action parameters."""
+    raw = finding.get("Compliance", {}).get("SecurityControlParameters") or []
+    if not isinstance(raw, list):
+        raise FindingError(finding_id, "Compliance.SecurityControlParameters is not a list")
+    schema = actions.get_action(playbook.action).schema.get("properties", {})
+    values: dict[str, Any] = {}
+    for item in raw:
+        name = item.get("Name") if isinstance(item, dict) else None
+        target = playbook.control_parameters.get(name) if isinstance(name, str) else None
+        if target is None:
+            continue
+        value = item.get("Value")
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise FindingError(finding_id, f"control parameter {name} has no list of string values")
+        values[target] = _convert(value, schema[target].get("type"), name, finding_id)
+    try:
+        actions.validate_params(playbook.action, {**playbook.parameters, **values})
+    except actions.ActionError as exc:
+        raise FindingError(finding_id, f"control parameters: {exc}") from None
+    return values
+
+
+def _convert(value: list[str], kind: Any, name: str, finding_id: str) -> Any:
+    try:
+        if kind == "integer":
+            return int(value[0])
+        if kind == "boolean":
+            if value[0].lower() not in ("true", "false"):
+                raise ValueError(value[0])
+            return value[0].lower() == "true"
+        if kind == "array":
+            return [int(v) if v.lstrip("-").isdigit() else v for v in value]
+        return value[0]
+    except ValueError:
+        raise FindingError(finding_id, f"control parameter {name} value {value!r} is not a {kind}") from None
 
 
 def check_actionable(finding: dict[str, Any], finding_id: str) -> None:
@@ -104,7 +165,7 @@ def parse_finding(finding: Any, playbooks: PlaybookRegistry) -> RoutingRecord:
     if not SECURITYHUB_PRODUCT.match(product_arn):
         raise FindingError(finding_id, f"ProductArn {product_arn!r} is not Security Hub's own product")
     check_actionable(finding, finding_id)
-    control_id = control_id_of(finding, finding_id)
+    control_id, named = control_of(finding, finding_id, playbooks)
     playbook = playbooks.for_control(control_id)
     if playbook is None:
         raise FindingError(finding_id, f"no playbook fixes control {control_id}")
@@ -142,10 +203,13 @@ def parse_finding(finding: Any, playbooks: PlaybookRegistry) -> RoutingRecord:
         finding_id=finding_id,
         product_arn=product_arn,
         control_id=control_id,
+        standard=named.standard,
+        standard_control_id=named.control,
         playbook=playbook.control_id,
         account_id=account_id,
         region=region,
         resource_type=resource_type,
         resource_arn=resource_arn,
         resource_id=resource_id,
+        parameters=control_parameters(finding, finding_id, playbook),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -19,8 +20,15 @@ import jsonschema
 import yaml
 
 from asr import actions
+from asr.standards import CONSOLIDATED, SAME_IDS, STANDARDS, ControlRef
 
 CONTROL_ID = r"^[A-Za-z][A-Za-z0-9]*\.\d+$"
+SCOPES = {
+    "regional": "a resource in one region",
+    "global": "a global resource (an IAM user, an S3 bucket)",
+    "account": "an account-wide setting, once per account",
+    "account-regional": "an account setting of one region, once per account and region",
+}
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -30,8 +38,25 @@ SCHEMA: dict[str, Any] = {
         "control_id": {"type": "string", "pattern": CONTROL_ID},
         "title": {"type": "string", "minLength": 1},
         "also_fixes": {"type": "array", "items": {"type": "string", "pattern": CONTROL_ID}},
+        "standards": {
+            "type": "object",
+            "propertyNames": {"pattern": CONTROL_ID},
+            "additionalProperties": {
+                "type": "object",
+                "propertyNames": {"enum": sorted(STANDARDS)},
+                "additionalProperties": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "string", "pattern": r"^[A-Za-z0-9.]+$"},
+                },
+            },
+        },
         "severity": {"enum": ["INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"]},
-        "scope": {"enum": ["regional", "global"]},
+        "scope": {"enum": sorted(SCOPES)},
+        "control_parameters": {
+            "type": "object",
+            "additionalProperties": {"type": "string", "pattern": r"^[a-z_]+$"},
+        },
         "resource": {
             "type": "object",
             "additionalProperties": False,
@@ -83,6 +108,8 @@ class Playbook:
     action: str
     parameters: dict[str, Any]
     also_fixes: tuple[str, ...] = ()
+    standards: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    control_parameters: dict[str, str] = field(default_factory=dict)
     disruptive: bool = False
     auto_remediate: bool = False
     source: str = ""
@@ -90,6 +117,16 @@ class Playbook:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "group_id", self.control_id.replace(".", "_"))
+
+    @property
+    def controls(self) -> tuple[str, ...]:
+        """Every consolidated control id this playbook fixes."""
+        return (self.control_id, *self.also_fixes)
+
+    @property
+    def regional(self) -> bool:
+        """Whether the fix acts per region (else once, in any region)."""
+        return self.scope in ("regional", "account-regional")
 
     def extract_resource_id(self, resource_arn: str, account_id: str) -> str:
         """The id the action acts on, or a ValueError saying why the finding's resource does not fit."""
@@ -132,11 +169,30 @@ def parse_playbook(data: Any, source: str) -> Playbook:
             raise PlaybookError(
                 f"{source}: resource.id.pattern: needs exactly one capture group, has {resource_id.groups}"
             )
+    account_level = data["scope"].startswith("account")
+    if account_level != (data["resource"]["id"] == "account"):
+        raise PlaybookError(
+            f"{source}: resource.id: scope {data['scope']} needs "
+            + ("id: account" if account_level else "a pattern or arn, not account")
+        )
+    controls = {data["control_id"], *data.get("also_fixes", ())}
+    for control in data.get("standards", {}):
+        if control not in controls:
+            raise PlaybookError(
+                f"{source}: standards.{control}: not this playbook's control_id or one of also_fixes"
+            )
     remediation = data["remediation"]
     try:
         parameters = actions.validate_params(remediation["action"], remediation.get("parameters", {}))
     except actions.ActionError as exc:
         raise PlaybookError(f"{source}: remediation: {exc}") from None
+    accepted = actions.get_action(remediation["action"]).schema.get("properties", {})
+    for name, target in data.get("control_parameters", {}).items():
+        if target not in accepted:
+            raise PlaybookError(
+                f"{source}: control_parameters.{name}: action {remediation['action']} "
+                f"has no parameter {target!r}"
+            )
     return Playbook(
         control_id=data["control_id"],
         title=data["title"],
@@ -147,6 +203,11 @@ def parse_playbook(data: Any, source: str) -> Playbook:
         action=remediation["action"],
         parameters=parameters,
         also_fixes=tuple(data.get("also_fixes", ())),
+        standards={
+            control: {std: tuple(ids) for std, ids in per_standard.items()}
+            for control, per_standard in data.get("standards", {}).items()
+        },
+        control_parameters=dict(data.get("control_parameters", {})),
         disruptive=data.get("disruptive", False),
         auto_remediate=data.get("auto_remediate", False),
         source=source,
@@ -154,24 +215,51 @@ def parse_playbook(data: Any, source: str) -> Playbook:
 
 
 class PlaybookRegistry:
-    """Every playbook, and the control id -> playbook routing table they declare."""
+    """Every playbook, and the routing table they declare together.
+
+    ``routes`` maps each consolidated control id to its playbook; ``standard_ids`` maps
+    each (standard, id in that standard) to the consolidated id. A control id claimed by
+    two playbooks, or a standard id mapped to two controls, is a load error.
+    """
 
     def __init__(self, playbooks: list[Playbook]) -> None:
         self.playbooks = {p.control_id: p for p in playbooks}
         self.routes: dict[str, Playbook] = {}
+        self.standard_ids: dict[tuple[str, str], str] = {}
+        claimed_by: dict[tuple[str, str], Playbook] = {}
         for playbook in playbooks:
-            for control in (playbook.control_id, *playbook.also_fixes):
+            for control in playbook.controls:
                 other = self.routes.get(control)
                 if other is not None:
                     raise PlaybookError(
                         f"{playbook.source}: control {control} is already routed by {other.source}"
                     )
                 self.routes[control] = playbook
+            for control, per_standard in playbook.standards.items():
+                for standard, ids in per_standard.items():
+                    for standard_id in ids:
+                        key = (standard, standard_id)
+                        if key in claimed_by:
+                            raise PlaybookError(
+                                f"{playbook.source}: standards.{control}: {STANDARDS[standard]} "
+                                f"{standard_id} is already mapped by {claimed_by[key].source}"
+                            )
+                        claimed_by[key] = playbook
+                        self.standard_ids[key] = control
+
+    def consolidated_id(self, ref: ControlRef) -> str | None:
+        """The consolidated control id a reference names, or None when it cannot be told."""
+        if ref.standard == CONSOLIDATED:
+            return ref.control
+        mapped = self.standard_ids.get((ref.standard, ref.control))
+        if mapped is None and ref.standard in SAME_IDS:
+            return ref.control
+        return mapped
 
     def for_control(self, control_id: str) -> Playbook | None:
         return self.routes.get(control_id)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Playbook]:
         return iter(sorted(self.playbooks.values(), key=lambda p: p.control_id))
 
     def __len__(self) -> int:

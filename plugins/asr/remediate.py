@@ -7,6 +7,7 @@ is reported for its resource and never stops the rest of the batch.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import defaultdict
@@ -143,16 +144,25 @@ def run_batch(
     if not records:
         return []
     playbook = playbooks.playbooks[records[0].playbook]
-    action = playbook.build_action(overrides)
+    built: dict[str, Action] = {}
+
+    def action_for(record: RoutingRecord) -> Action:
+        """Playbook defaults < the control's parameters in the finding < this run's overrides."""
+        key = json.dumps(record.parameters, sort_keys=True)
+        if key not in built:
+            built[key] = playbook.build_action({**record.parameters, **(overrides or {})})
+        return built[key]
+
+    service = action_for(records[0]).service
     targets: dict[tuple[str, str], dict[str, list[RoutingRecord]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
-        region = record.region if playbook.scope == "regional" else records[0].region
+        region = record.region if playbook.regional else records[0].region
         targets[(record.account_id, region)][record.resource_id].append(record)
 
     outcomes: list[Outcome] = []
     for (account_id, region), by_resource in targets.items():
         try:
-            client = aws.client(action.service, account_id, region)
+            client = aws.client(service, account_id, region)
         except Exception as exc:
             failed = Result(
                 Status.FAILED,
@@ -161,6 +171,6 @@ def run_batch(
             outcomes += [Outcome.of(r, failed) for rs in by_resource.values() for r in rs]
             continue
         for resource_id, same_resource in by_resource.items():
-            result = remediate_resource(action, client, resource_id)
+            result = remediate_resource(action_for(same_resource[0]), client, resource_id)
             outcomes += [Outcome.of(record, result) for record in same_resource]
     return outcomes

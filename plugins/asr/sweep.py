@@ -64,7 +64,7 @@ def plan(store: RunStore, playbooks: PlaybookRegistry, settings: Settings) -> li
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in store.read_lines(RECORDS):
         playbook = playbooks.playbooks[row["playbook"]]
-        region = row["region"] if playbook.scope == "regional" else "global"
+        region = row["region"] if playbook.regional else "global"
         groups[(row["playbook"], row["account_id"], region)].append(row)
 
     per_playbook: dict[str, list[list[dict[str, Any]]]] = defaultdict(list)
