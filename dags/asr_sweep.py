@@ -17,6 +17,7 @@ import os
 
 import pendulum
 from airflow.sdk import Param, TaskGroup, dag
+
 from asr import tasks
 from asr.playbooks import registry
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
+
 from asr.findings import RoutingRecord
 from asr.local import MEMBER_ACCOUNT
 from asr.local.seed import seed_one
 from asr.playbooks import registry
 from asr.remediate import Status, remediate_resource, run_batch
-from botocore.exceptions import ClientError
 
 REGION = "us-east-1"
 READ_PREFIXES = ("describe_", "get_", "list_")

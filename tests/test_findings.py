@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+
 from asr.findings import FindingError, parse_finding
 from asr.local.seed import Seeded, finding
 from asr.playbooks import registry

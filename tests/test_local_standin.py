@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from asr.local.securityhub_ext import filter_findings
 from botocore.exceptions import ClientError
+
+from asr.local.securityhub_ext import filter_findings
 
 PRODUCT = "arn:aws:securityhub:us-east-1::product/aws/securityhub"
 

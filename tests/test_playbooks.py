@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from asr.playbooks import PlaybookError, default_dir, load_playbooks
 
 SEED_CONTROLS = {"EC2.13", "EC2.2", "EC2.7", "IAM.7", "RDS.5", "S3.1"}

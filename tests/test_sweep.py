@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
+
 from asr.config import Settings
 from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT
 from asr.local.seed import finding, import_findings, seed_scenarios
@@ -14,7 +16,6 @@ from asr.remediate import retry_throttled
 from asr.securityhub import update_findings
 from asr.store import RunStore
 from asr.sweep import RECORDS, plan
-from botocore.exceptions import ClientError
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 
@@ -163,3 +164,24 @@ def test_sweep_fixes_the_seed_scenarios_through_airflow(aws, airflow_db: None) -
         "report.json"
     )
     assert again["totals"] == {}, "resolved findings must not be swept again"
+
+
+def test_broken_playbook_is_a_dag_import_error(
+    airflow_db: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "playbooks"
+    broken.mkdir()
+    for source in Path(registry().playbooks["S3.1"].source).parent.glob("*.yaml"):
+        (broken / source.name).write_text(source.read_text())
+    (broken / "S3.1.yaml").write_text((broken / "S3.1.yaml").read_text().replace("severity:", "severty:"))
+    monkeypatch.setenv("ASR_PLAYBOOK_DIR", str(broken))
+    registry.cache_clear()
+    try:
+        errors = dag_bag().import_errors
+    finally:
+        monkeypatch.delenv("ASR_PLAYBOOK_DIR")
+        registry.cache_clear()
+    assert len(errors) == 1
+    message = next(iter(errors.values()))
+    assert "S3.1.yaml" in message
+    assert "'severty' was unexpected" in message

@@ -56,6 +56,27 @@ def seed(args: argparse.Namespace) -> None:
     print(f"seeded {len(seeded)} misconfigured resources; imported {imported} findings")
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    """One JSON line per finding, in input order; non-zero when any finding is rejected."""
+    import json
+
+    from asr.findings import explain, findings_in
+    from asr.playbooks import registry
+
+    try:
+        text = sys.stdin.read() if args.file == "-" else open(args.file).read()  # noqa: SIM115
+        document = json.loads(text)
+    except (OSError, json.JSONDecodeError) as exc:
+        print(f"asr explain: cannot read findings from {args.file}: {exc}", file=sys.stderr)
+        return 2
+    rejected = 0
+    for finding in findings_in(document):
+        line = explain(finding, registry())
+        rejected += "error" in line
+        print(json.dumps(line))
+    return 1 if rejected else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from asr import demo
 
@@ -75,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     local_parser.add_argument("--securityhub-region", default="us-east-1")
     local_parser.add_argument("--reset", action="store_true", help="forget everything first")
     local_parser.set_defaults(func=cmd_local)
+
+    explain_parser = commands.add_parser(
+        "explain", help="how findings would be routed: one JSON line each, or why not"
+    )
+    explain_parser.add_argument("file", help="a JSON file of findings, or - for standard input")
+    explain_parser.set_defaults(func=cmd_explain)
 
     demo_parser = commands.add_parser("demo", help="seed the stand-in and run asr_sweep through Airflow")
     demo_parser.set_defaults(func=cmd_demo)

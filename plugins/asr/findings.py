@@ -87,7 +87,7 @@ def control_of(
             "or Compliance.SecurityControlId",
         )
     normalised = [(ref, playbooks.consolidated_id(ref)) for ref in refs]
-    standards = {ref.standard for ref in refs if ref.standard != CONSOLIDATED}
+    standards = {ref.standard for ref in refs if ref.standard not in (CONSOLIDATED, UNREADABLE)}
     controls = {control for _, control in normalised if control}
     if len(standards) > 1 or len(controls) > 1:
         named = ", ".join(str(ref) for ref in refs)
@@ -102,9 +102,7 @@ def control_of(
     return controls.pop(), named_by_standard
 
 
-def control_parameters(
-    finding: dict[str, Any], finding_id: str, playbook: Playbook
-) -> dict[str, Any]:
+def control_parameters(finding: dict[str, Any], finding_id: str, playbook: Playbook) -> dict[str, Any]:
     """The control's own Security Hub parameters, as the playbook's action parameters."""
     raw = finding.get("Compliance", {}).get("SecurityControlParameters") or []
     if not isinstance(raw, list):
@@ -213,3 +211,29 @@ def parse_finding(finding: Any, playbooks: PlaybookRegistry) -> RoutingRecord:
         resource_id=resource_id,
         parameters=control_parameters(finding, finding_id, playbook),
     )
+
+
+def findings_in(document: Any) -> list[Any]:
+    """The findings a JSON document carries: one finding, a list of them, a GetFindings
+    response, or an EventBridge Security Hub event (``detail.findings``)."""
+    if isinstance(document, list):
+        return document
+    if isinstance(document, dict):
+        detail = document.get("detail")
+        if isinstance(detail, dict) and "findings" in detail:
+            found = detail["findings"]
+            return found if isinstance(found, list) else [found]
+        if "Findings" in document and "Id" not in document:
+            found = document["Findings"]
+            return found if isinstance(found, list) else [found]
+    return [document]
+
+
+def explain(finding: Any, playbooks: PlaybookRegistry) -> dict[str, Any]:
+    """What asr would do with a finding, as one JSON-able object."""
+    try:
+        record = parse_finding(finding, playbooks)
+    except FindingError as exc:
+        return {"finding_id": exc.finding_id or None, "error": exc.reason}
+    playbook = playbooks.playbooks[record.playbook]
+    return record.to_dict() | {"action": playbook.action, "scope": playbook.scope}

@@ -58,6 +58,8 @@ class ControlRef:
     def __str__(self) -> str:
         if self.standard == CONSOLIDATED:
             return f"{self.source}={self.control}"
+        if self.standard == UNREADABLE:
+            return f"{self.source}={self.control!r}"
         return f"{self.source}={STANDARDS.get(self.standard, self.standard)} {self.control}"
 
 

@@ -182,13 +182,60 @@ def seed_fleet(
     return seeded
 
 
-def finding(seeded: Seeded, now: datetime.datetime | None = None) -> dict[str, Any]:
-    """A consolidated control finding in the exact shape Security Hub writes it."""
+def _standard_fields(seeded: Seeded, standard: str, standard_control: str) -> dict[str, Any]:
+    """Id, GeneratorId and ProductFields of a per-standard (legacy) control finding."""
+    region, account = seeded.region, seeded.account_id
+    name = standard.split("/v/")[0]
+    ruleset = name == "cis-aws-foundations-benchmark" and standard.endswith("/1.2.0")
+    kind = "ruleset" if ruleset else "standards"
+    arn = f"arn:aws:securityhub:{region}:{account}"
+    fields: dict[str, Any] = {
+        "StandardsControlArn": f"{arn}:control/{standard}/{standard_control}",
+        "RecommendationUrl": f"https://docs.aws.amazon.com/console/securityhub/{standard_control}/remediation",
+    }
+    if ruleset:
+        fields |= {
+            "StandardsGuideArn": f"arn:aws:securityhub:::ruleset/{standard}",
+            "StandardsGuideSubscriptionArn": f"{arn}:subscription/{standard}",
+            "RuleId": standard_control,
+        }
+    else:
+        fields |= {
+            "StandardsArn": f"arn:aws:securityhub:::standards/{standard}",
+            "StandardsSubscriptionArn": f"{arn}:subscription/{standard}",
+            "ControlId": standard_control,
+        }
+    return {
+        "Id": f"{arn}:subscription/{standard}/{standard_control}/finding/{uuid.uuid4()}",
+        "GeneratorId": (
+            f"arn:aws:securityhub:::ruleset/{standard}/rule/{standard_control}"
+            if ruleset
+            else f"{standard}/{standard_control}"
+        ),
+        "ProductFields": fields,
+        "StandardsId": f"{kind}/{standard}",
+    }
+
+
+def finding(
+    seeded: Seeded,
+    now: datetime.datetime | None = None,
+    standard: str | None = None,
+    standard_control: str | None = None,
+    security_control_id: bool = True,
+) -> dict[str, Any]:
+    """A control finding in the exact shape Security Hub writes it.
+
+    Consolidated by default; with ``standard`` (e.g. ``pci-dss/v/3.2.1``) and the control's
+    id in that standard, the per-standard shape an account without consolidated control
+    findings receives. ``security_control_id=False`` leaves out
+    ``Compliance.SecurityControlId``, as findings from before consolidation did.
+    """
     stamp = (now or datetime.datetime.now(datetime.UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     region, account, control = seeded.region, seeded.account_id, seeded.control_id
     finding_id = f"arn:aws:securityhub:{region}:{account}:security-control/{control}/finding/{uuid.uuid4()}"
     product_arn = f"arn:aws:securityhub:{region}::product/aws/securityhub"
-    return {
+    result = {
         "SchemaVersion": "2018-10-08",
         "Id": finding_id,
         "ProductArn": product_arn,
@@ -234,6 +281,15 @@ def finding(seeded: Seeded, now: datetime.datetime | None = None) -> dict[str, A
             "Types": ["Software and Configuration Checks/Industry and Regulatory Standards"],
         },
     }
+    if standard:
+        per_standard = _standard_fields(seeded, standard, standard_control or control)
+        result["Id"] = per_standard["Id"]
+        result["GeneratorId"] = per_standard["GeneratorId"]
+        result["ProductFields"] = {**per_standard["ProductFields"], "aws/securityhub/FindingId": result["Id"]}
+        result["Compliance"]["AssociatedStandards"] = [{"StandardsId": per_standard["StandardsId"]}]
+    if not security_control_id:
+        del result["Compliance"]["SecurityControlId"]
+    return result
 
 
 def import_findings(securityhub: Any, findings: list[dict[str, Any]]) -> int:

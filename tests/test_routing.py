@@ -1,0 +1,231 @@
+"""Routing across standards: every standard's findings reach the right playbook.
+
+EXPECTED is the mapping table of the reference catalogue (shared/reference/controls.md),
+written out independently of the playbooks so that a wrong or missing entry in a
+playbook file fails here.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+from contextlib import redirect_stdout
+
+import pytest
+
+from asr.cli import main
+from asr.findings import FindingError, parse_finding
+from asr.local.seed import Seeded, finding
+from asr.playbooks import registry
+from asr.standards import SAME_IDS
+
+CIS12 = "cis-aws-foundations-benchmark/v/1.2.0"
+CIS14 = "cis-aws-foundations-benchmark/v/1.4.0"
+CIS30 = "cis-aws-foundations-benchmark/v/3.0.0"
+PCI = "pci-dss/v/3.2.1"
+AFSBP = "aws-foundational-security-best-practices/v/1.0.0"
+NIST = "nist-800-53/v/5.0.0"
+
+# (standard, the control's id in it) -> consolidated control id
+EXPECTED: dict[tuple[str, str], str] = {
+    (CIS12, "4.1"): "EC2.13",
+    (CIS12, "4.2"): "EC2.14",
+    (PCI, "PCI.EC2.5"): "EC2.13",
+    (CIS12, "4.3"): "EC2.2",
+    (CIS14, "5.3"): "EC2.2",
+    (CIS30, "5.4"): "EC2.2",
+    (PCI, "PCI.EC2.2"): "EC2.2",
+    (CIS14, "2.2.1"): "EC2.7",
+    (CIS30, "2.2.1"): "EC2.7",
+    (PCI, "PCI.IAM.8"): "IAM.7",
+    (CIS12, "1.5"): "IAM.11",
+    (CIS12, "1.6"): "IAM.12",
+    (CIS12, "1.7"): "IAM.13",
+    (CIS12, "1.8"): "IAM.14",
+    (CIS12, "1.9"): "IAM.15",
+    (CIS12, "1.10"): "IAM.16",
+    (CIS12, "1.11"): "IAM.17",
+    (CIS14, "1.8"): "IAM.15",
+    (CIS14, "1.9"): "IAM.16",
+    (CIS30, "1.8"): "IAM.15",
+    (CIS30, "1.9"): "IAM.16",
+    (CIS14, "2.1.5.1"): "S3.1",
+    (CIS30, "2.1.4.1"): "S3.1",
+    (PCI, "PCI.S3.6"): "S3.1",
+}
+
+ACCOUNT = "222222222222"
+RESOURCES = {
+    "AwsEc2SecurityGroup": (
+        "arn:aws:ec2:eu-west-1:222222222222:security-group/sg-0123456789abcdef0",
+        "sg-0123456789abcdef0",
+    ),
+    "AwsAccount": ("AWS::::Account:222222222222", ACCOUNT),
+    "AwsRdsDbInstance": ("arn:aws:rds:eu-west-1:222222222222:db:orders", "orders"),
+}
+
+
+def seeded(control: str) -> Seeded:
+    playbook = registry().for_control(control)
+    arn, _ = RESOURCES[playbook.resource_type]
+    return Seeded(control, ACCOUNT, "eu-west-1", playbook.resource_type, arn)
+
+
+def every_standard_id() -> list[tuple[str, str, str]]:
+    """(standard, id in it, consolidated id) for every control a playbook fixes."""
+    cases = [(std, std_id, control) for (std, std_id), control in EXPECTED.items()]
+    for playbook in registry():
+        cases += [(std, control, control) for control in playbook.controls for std in sorted(SAME_IDS)]
+    return cases
+
+
+def test_playbooks_declare_exactly_the_reference_mapping() -> None:
+    fixed = {c for p in registry() for c in p.controls}
+    expected = {key: control for key, control in EXPECTED.items() if control in fixed}
+    assert registry().standard_ids == expected
+
+
+@pytest.mark.parametrize("with_consolidated_id", [True, False], ids=["with-SecurityControlId", "legacy"])
+@pytest.mark.parametrize(("standard", "standard_id", "control"), every_standard_id())
+def test_standard_finding_routes_to_its_playbook(
+    standard: str, standard_id: str, control: str, with_consolidated_id: bool
+) -> None:
+    raw = finding(
+        seeded(control),
+        standard=standard,
+        standard_control=standard_id,
+        security_control_id=with_consolidated_id,
+    )
+    record = parse_finding(raw, registry())
+    playbook = registry().for_control(control)
+    assert record.control_id == control
+    assert record.playbook == playbook.control_id
+    assert (record.standard, record.standard_control_id) == (standard, standard_id)
+    assert record.account_id == ACCOUNT
+    assert record.resource_id == RESOURCES[playbook.resource_type][1]
+    expected_region = "eu-west-1"
+    assert record.region == expected_region
+
+
+@pytest.mark.parametrize("control", sorted({c for p in registry() for c in p.controls}))
+def test_consolidated_finding_routes_to_its_playbook(control: str) -> None:
+    record = parse_finding(finding(seeded(control)), registry())
+    assert (record.control_id, record.standard) == (control, "security-control")
+    assert record.playbook == registry().for_control(control).control_id
+
+
+def test_region_comes_from_the_resource_arn_not_the_finding() -> None:
+    raw = finding(seeded("EC2.13"))
+    raw["Region"] = "us-east-1"
+    raw["Resources"][0]["Region"] = "us-east-1"
+    assert parse_finding(raw, registry()).region == "eu-west-1"
+
+
+def _cis_finding() -> dict:
+    return finding(seeded("EC2.14"), standard=CIS12, standard_control="4.2")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda f: f["Compliance"].update(SecurityControlId="EC2.13"), "disagree"),
+        (
+            lambda f: f["ProductFields"].update(
+                StandardsControlArn=f["ProductFields"]["StandardsControlArn"][:-1] + "1"
+            ),
+            "disagree",
+        ),
+        (lambda f: f.update(GeneratorId="pci-dss/v/3.2.1/PCI.EC2.5"), "disagree"),
+        (lambda f: f.update(GeneratorId="something-else"), "names no control asr can read"),
+        (
+            lambda f: f.update(
+                GeneratorId="made-up-standard/v/1.0.0/4.2",
+                Id=f["Id"].replace(CIS12, "made-up-standard/v/1.0.0"),
+            ),
+            "disagree",
+        ),
+        (lambda f: f["ProductFields"].update(StandardsControlArn=7), "names no control asr can read"),
+    ],
+)
+def test_per_standard_findings_that_must_be_rejected(change, reason: str) -> None:  # type: ignore[no-untyped-def]
+    raw = copy.deepcopy(_cis_finding())
+    change(raw)
+    with pytest.raises(FindingError, match=reason):
+        parse_finding(raw, registry())
+
+
+def test_standard_id_no_playbook_routes_is_rejected_with_both_names() -> None:
+    raw = finding(seeded("EC2.13"), standard=CIS12, standard_control="3.1")
+    raw["Compliance"]["SecurityControlId"] = "CloudWatch.4"
+    with pytest.raises(FindingError, match=r"CIS 1\.2\.0 control 3\.1 is not routed .* CloudWatch\.4"):
+        parse_finding(raw, registry())
+
+
+def test_control_parameters_from_the_finding_override_the_playbook() -> None:
+    raw = finding(seeded("IAM.7"))
+    raw["Compliance"]["SecurityControlParameters"] = [
+        {"Name": "MinimumPasswordLength", "Value": ["16"]},
+        {"Name": "RequireSymbols", "Value": ["false"]},
+        {"Name": "SomethingElse", "Value": ["x"]},
+    ]
+    record = parse_finding(raw, registry())
+    assert record.parameters == {"minimum_password_length": 16, "require_symbols": False}
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [(["many"], "is not a integer"), (["3"], "minimum_password_length: 3 is less than"), ("16", "list")],
+)
+def test_invalid_control_parameters_are_rejected(value: object, reason: str) -> None:
+    raw = finding(seeded("IAM.7"))
+    raw["Compliance"]["SecurityControlParameters"] = [{"Name": "MinimumPasswordLength", "Value": value}]
+    with pytest.raises(FindingError, match=reason):
+        parse_finding(raw, registry())
+
+
+def explain(document: object, tmp_path) -> tuple[int, list[dict]]:  # type: ignore[no-untyped-def]
+    path = tmp_path / "findings.json"
+    path.write_text(json.dumps(document))
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = main(["explain", str(path)])
+    return code, [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_explain_prints_one_line_per_finding_in_order(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    findings = [
+        _cis_finding(),
+        finding(seeded("IAM.14")),
+        finding(seeded("S3.1"), standard=PCI, standard_control="PCI.S3.6"),
+    ]
+    code, lines = explain(findings, tmp_path)
+    assert code == 0
+    assert [line["finding_id"] for line in lines] == [f["Id"] for f in findings]
+    assert [(line["control_id"], line["playbook"]) for line in lines] == [
+        ("EC2.14", "EC2.13"),
+        ("IAM.14", "IAM.7"),
+        ("S3.1", "S3.1"),
+    ]
+    assert lines[0]["resource_id"] == "sg-0123456789abcdef0"
+    assert lines[0]["region"] == "eu-west-1"
+
+
+def test_explain_reads_eventbridge_events_and_fails_on_rejections(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = finding(seeded("EC2.13"))
+    bad["AwsAccountId"] = "12"
+    event = {
+        "detail-type": "Security Hub Findings - Custom Action",
+        "detail": {"findings": [finding(seeded("EC2.13")), bad]},
+    }
+    code, lines = explain(event, tmp_path)
+    assert code == 1
+    assert "error" not in lines[0]
+    assert lines[1] == {"finding_id": bad["Id"], "error": "AwsAccountId '12' is not a 12-digit account id"}
+
+
+def test_explain_single_finding_and_unreadable_input(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code, lines = explain(finding(seeded("RDS.5")), tmp_path)
+    assert code == 0 and lines[0]["resource_id"] == "orders"
+    (tmp_path / "broken.json").write_text("{not json")
+    assert main(["explain", str(tmp_path / "broken.json")]) == 2
