@@ -10,12 +10,14 @@ from botocore.exceptions import ClientError
 from asr.findings import RoutingRecord
 from asr.local import MEMBER_ACCOUNT
 from asr.local.seed import seed_one
+from asr.local.seeders import SEEDERS
 from asr.playbooks import registry
 from asr.remediate import Status, remediate_resource, run_batch
 
 REGION = "us-east-1"
 READ_PREFIXES = ("describe_", "get_", "list_")
-CONTROLS = ["EC2.13", "EC2.2", "EC2.7", "IAM.14", "RDS.5", "S3.1"]
+# Every playbook's own control: each must have a seeder that breaks it in the stand-in.
+CONTROLS = [playbook.control_id for playbook in registry()]
 
 
 class Recording:
@@ -42,6 +44,10 @@ class Recording:
     @property
     def writes(self) -> list[str]:
         return [c for c in self.calls if not c.startswith(READ_PREFIXES)]
+
+
+def test_every_playbook_can_be_seeded() -> None:
+    assert set(CONTROLS) <= set(SEEDERS)
 
 
 def seeded_target(aws, control: str):  # type: ignore[no-untyped-def]

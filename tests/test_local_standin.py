@@ -204,3 +204,25 @@ def test_automation_outcome_is_steered_by_a_parameter(ssm, planned: str, statuse
 def test_unknown_automation_execution_is_a_validation_error(ssm) -> None:
     with pytest.raises(ClientError, match="ValidationException"):
         ssm.get_automation_execution(AutomationExecutionId="00000000-0000-0000-0000-000000000000")
+
+
+def test_request_log_records_each_call_and_tells_writes(clean_aws: str) -> None:
+    from asr import local
+    from asr.local.request_log_ext import is_write
+
+    ec2 = boto3.client("ec2", endpoint_url=clean_aws, region_name="eu-west-1")
+    ec2.describe_security_groups()
+    ec2.create_security_group(GroupName="g", Description="d")
+    s3 = boto3.client("s3", endpoint_url=clean_aws, region_name="us-east-1")
+    s3.create_bucket(Bucket="logged-bucket")
+    s3.get_bucket_location(Bucket="logged-bucket")
+    calls = local.served_requests(clear=True)
+    assert [(c["service"], c["action"]) for c in calls] == [
+        ("ec2", "DescribeSecurityGroups"),
+        ("ec2", "CreateSecurityGroup"),
+        ("s3", "CreateBucket"),
+        ("s3", "GetBucketLocation"),
+    ]
+    assert [is_write(c) for c in calls] == [False, True, True, False]
+    assert calls[0]["region"] == "eu-west-1"
+    assert local.served_requests() == []

@@ -81,4 +81,20 @@ def build(name: str, params: dict[str, Any]) -> Action:
 
 
 # Importing the modules registers their actions.
-from asr.actions import ec2, iam, rds, s3  # noqa: E402, F401
+from asr.actions import (  # noqa: E402, F401
+    awsconfig,
+    awslambda,
+    cloudtrail,
+    cloudwatch,
+    dynamodb,
+    ec2,
+    ecr,
+    guardduty,
+    iam,
+    kms,
+    rds,
+    s3,
+    sns,
+    sqs,
+    ssm,
+)

@@ -91,8 +91,17 @@ def down(for_port: int | None = None) -> bool:
 
 
 def reset(for_port: int | None = None) -> None:
-    """Forget every resource and finding: moto's own reset endpoint."""
+    """Forget every resource and finding (moto's own reset) and the request log."""
     requests.post(f"{endpoint_url(for_port)}/moto-api/reset", timeout=10).raise_for_status()
+    requests.delete(f"{endpoint_url(for_port)}/moto-api/asr/requests", timeout=10).raise_for_status()
+
+
+def served_requests(for_port: int | None = None, clear: bool = False) -> list[dict[str, str]]:
+    """The calls the stand-in served since the log was last cleared: service, action, account, region."""
+    url = f"{endpoint_url(for_port)}/moto-api/asr/requests"
+    response = requests.delete(url, timeout=10) if clear else requests.get(url, timeout=10)
+    response.raise_for_status()
+    return response.json()
 
 
 ADMIN_ACCOUNT = "111111111111"

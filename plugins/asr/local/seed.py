@@ -1,146 +1,24 @@
-"""Misconfigured resources in the stand-in, and the findings Security Hub would write for them.
+"""Fleets of misconfigured resources in the stand-in, and the findings Security Hub would write.
 
-Each seeder creates one misconfigured resource (or breaks one account-level setting)
-and says which ASFF resource it is; ``finding`` turns that into a consolidated control
-finding as Security Hub writes it. The default fleet is the seed scenarios of the README.
+The seeders (``asr.local.seeders``) make one misconfiguration each; this module builds
+fleets from them and turns each into a control finding in the shape Security Hub writes
+it. The default fleet is the seed scenarios of the README.
 """
 
 from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 from asr.aws import AwsContext
 from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT
+from asr.local.seeders import SEEDERS, Seeded
+from asr.playbooks import registry
 
 DEFAULT_REGION = "us-east-1"
 AFSBP = "standards/aws-foundational-security-best-practices/v/1.0.0"
-
-
-@dataclass(frozen=True)
-class Seeded:
-    control_id: str
-    account_id: str
-    region: str
-    resource_type: str
-    resource_id: str
-    severity: str = "MEDIUM"
-
-
-Seeder = Callable[[AwsContext, str, str, str, int], Seeded]
-SEEDERS: dict[str, Seeder] = {}
-# Controls whose misconfiguration exists once per account (global) or per account-region.
-ONCE_PER_ACCOUNT = {"IAM.7", "IAM.11", "IAM.12", "IAM.13", "IAM.14", "IAM.15", "IAM.16", "IAM.17", "S3.1"}
-ONCE_PER_REGION = {"EC2.7"}
-
-
-def seeder(*control_ids: str) -> Callable[[Seeder], Seeder]:
-    def add(fn: Seeder) -> Seeder:
-        for control_id in control_ids:
-            SEEDERS[control_id] = fn
-        return fn
-
-    return add
-
-
-def _account_resource(control_id: str, account: str, region: str) -> Seeded:
-    return Seeded(control_id, account, region, "AwsAccount", f"AWS::::Account:{account}")
-
-
-def _default_vpc(ec2: Any) -> str:
-    vpcs = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
-    return vpcs[0]["VpcId"]
-
-
-@seeder("EC2.13", "EC2.14")
-def open_admin_port(aws: AwsContext, control_id: str, account: str, region: str, n: int) -> Seeded:
-    ec2 = aws.client("ec2", account, region)
-    port = 3389 if control_id == "EC2.14" else 22
-    group_id = ec2.create_security_group(
-        GroupName=f"asr-seed-open-{port}-{n}-{uuid.uuid4().hex[:6]}",
-        Description="seeded: admin port open to the world",
-        VpcId=_default_vpc(ec2),
-    )["GroupId"]
-    ec2.authorize_security_group_ingress(
-        GroupId=group_id,
-        IpPermissions=[
-            {
-                "IpProtocol": "tcp",
-                "FromPort": port,
-                "ToPort": port,
-                "IpRanges": [{"CidrIp": "0.0.0.0/0"}, {"CidrIp": "10.0.0.0/8"}],
-            }
-        ],
-    )
-    arn = f"arn:aws:ec2:{region}:{account}:security-group/{group_id}"
-    return Seeded(control_id, account, region, "AwsEc2SecurityGroup", arn, "HIGH")
-
-
-@seeder("EC2.2")
-def default_group_with_rules(aws: AwsContext, control_id: str, account: str, region: str, n: int) -> Seeded:
-    ec2 = aws.client("ec2", account, region)
-    vpc_id = _default_vpc(ec2) if n == 0 else ec2.create_vpc(CidrBlock=f"10.{n % 250}.0.0/16")["Vpc"]["VpcId"]
-    group = ec2.describe_security_groups(
-        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": ["default"]}]
-    )["SecurityGroups"][0]
-    if not group["IpPermissions"]:
-        ec2.authorize_security_group_ingress(
-            GroupId=group["GroupId"],
-            IpPermissions=[{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group["GroupId"]}]}],
-        )
-    arn = f"arn:aws:ec2:{region}:{account}:security-group/{group['GroupId']}"
-    return Seeded(control_id, account, region, "AwsEc2SecurityGroup", arn, "HIGH")
-
-
-@seeder("IAM.7", "IAM.11", "IAM.12", "IAM.13", "IAM.14", "IAM.15", "IAM.16", "IAM.17")
-def weak_password_policy(aws: AwsContext, control_id: str, account: str, region: str, n: int) -> Seeded:
-    aws.client("iam", account, region).update_account_password_policy(
-        MinimumPasswordLength=8,
-        RequireNumbers=False,
-        RequireSymbols=False,
-        RequireUppercaseCharacters=True,
-        RequireLowercaseCharacters=True,
-        AllowUsersToChangePassword=True,
-    )
-    return _account_resource(control_id, account, region)
-
-
-@seeder("RDS.5")
-def single_az_database(aws: AwsContext, control_id: str, account: str, region: str, n: int) -> Seeded:
-    name = f"asr-seed-db-{n}-{uuid.uuid4().hex[:6]}"
-    instance = aws.client("rds", account, region).create_db_instance(
-        DBInstanceIdentifier=name,
-        Engine="postgres",
-        DBInstanceClass="db.t3.micro",
-        MasterUsername="seed",
-        MasterUserPassword="seed-password-1",
-        AllocatedStorage=20,
-        MultiAZ=False,
-    )["DBInstance"]
-    return Seeded(control_id, account, region, "AwsRdsDbInstance", instance["DBInstanceArn"])
-
-
-@seeder("EC2.7")
-def ebs_default_encryption_off(aws: AwsContext, control_id: str, account: str, region: str, n: int) -> Seeded:
-    aws.client("ec2", account, region).disable_ebs_encryption_by_default()
-    return _account_resource(control_id, account, region)
-
-
-@seeder("S3.1")
-def account_public_access_open(aws: AwsContext, control_id: str, account: str, region: str, n: int) -> Seeded:
-    aws.client("s3control", account, region).put_public_access_block(
-        AccountId=account,
-        PublicAccessBlockConfiguration={
-            "BlockPublicAcls": False,
-            "IgnorePublicAcls": False,
-            "BlockPublicPolicy": False,
-            "RestrictPublicBuckets": False,
-        },
-    )
-    return _account_resource(control_id, account, region)
 
 
 def seed_one(aws: AwsContext, control_id: str, account: str, region: str, n: int = 0) -> Seeded:
@@ -173,11 +51,13 @@ def seed_fleet(
     regions = list(regions)
     for account in accounts:
         for control in controls:
-            if control in ONCE_PER_ACCOUNT:
+            playbook = registry().for_control(control)
+            scope = playbook.scope if playbook else "regional"
+            if scope == "account":
                 seeded.append(seed_one(aws, control, account, regions[0]))
                 continue
             for region in regions:
-                times = 1 if control in ONCE_PER_REGION else count
+                times = 1 if scope == "account-regional" else count
                 seeded += [seed_one(aws, control, account, region, n) for n in range(times)]
     return seeded
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import pkgutil
 
 from moto.server import main as moto_main
 
-from asr.local import securityhub_ext, ssm_ext
+import asr.local
 
 
 def install_extensions() -> None:
-    securityhub_ext.install()
-    ssm_ext.install()
+    """Install every ``asr.local.*_ext`` module: each extends one part of moto."""
+    for module in pkgutil.iter_modules(asr.local.__path__):
+        if module.name.endswith("_ext"):
+            importlib.import_module(f"asr.local.{module.name}").install()
 
 
 def main(argv: list[str] | None = None) -> None:

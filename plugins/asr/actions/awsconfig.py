@@ -1,0 +1,3 @@
+"""AWS Config fixes."""
+
+from __future__ import annotations

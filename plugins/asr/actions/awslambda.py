@@ -1,0 +1,3 @@
+"""Lambda fixes."""
+
+from __future__ import annotations

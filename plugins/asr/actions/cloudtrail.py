@@ -1,0 +1,3 @@
+"""CloudTrail fixes."""
+
+from __future__ import annotations

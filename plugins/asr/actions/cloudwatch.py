@@ -1,0 +1,3 @@
+"""CloudWatch Logs fixes."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""DynamoDB fixes."""
+
+from __future__ import annotations

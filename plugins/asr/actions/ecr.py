@@ -1,0 +1,3 @@
+"""ECR fixes."""
+
+from __future__ import annotations

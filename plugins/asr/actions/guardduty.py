@@ -1,0 +1,3 @@
+"""GuardDuty fixes."""
+
+from __future__ import annotations

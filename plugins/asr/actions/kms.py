@@ -1,0 +1,3 @@
+"""KMS fixes."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""SNS fixes."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""SQS fixes."""
+
+from __future__ import annotations

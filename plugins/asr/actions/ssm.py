@@ -1,0 +1,3 @@
+"""SSM fixes."""
+
+from __future__ import annotations

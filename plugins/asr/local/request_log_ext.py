@@ -1,0 +1,75 @@
+"""A log of the API calls the stand-in served, so tests can prove what was (not) changed.
+
+Every moto request passes ``_authenticate_and_authorize_action`` with its service and
+action resolved; that is where each call is recorded as ``{service, action, account,
+region}``. ``GET /moto-api/asr/requests`` returns the log; ``DELETE`` returns it and empties it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from moto.core.authorization import ActionAuthenticatorMixin
+from moto.moto_api._internal import urls as moto_api_urls
+
+READ_PREFIXES = (
+    "Describe",
+    "Get",
+    "List",
+    "Head",
+    "Lookup",
+    "Search",
+    "BatchGet",
+    "Query",
+    "Scan",
+    "Select",
+)
+LOG: list[dict[str, str]] = []
+_LOCK = threading.Lock()
+
+
+def is_write(call: dict[str, str]) -> bool:
+    """A call that can change state (sts calls only hand out credentials)."""
+    return call["service"] != "sts" and not call["action"].startswith(READ_PREFIXES)
+
+
+def _action_name(response: Any) -> str:
+    data = getattr(response, "data", None)
+    if response.service_name == "s3" and isinstance(data, dict) and data.get("Action"):
+        return str(data["Action"])
+    try:
+        return str(response._get_action())
+    except Exception:  # an unroutable request is still a request
+        return "Unknown"
+
+
+def _recording(original: Any) -> Any:
+    def record(self: Any, iam_request_cls: type, resource: str = "*") -> None:
+        entry = {
+            "service": getattr(self, "service_name", "") or "",
+            "action": _action_name(self),
+            "account": getattr(self, "current_account", ""),
+            "region": getattr(self, "region", ""),
+        }
+        with _LOCK:
+            LOG.append(entry)
+        original(self, iam_request_cls, resource)
+
+    return record
+
+
+def requests_response(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:
+    with _LOCK:
+        body = json.dumps(LOG)
+        if request.method == "DELETE":
+            LOG.clear()
+    return 200, {"Content-Type": "application/json"}, body
+
+
+def install() -> None:
+    ActionAuthenticatorMixin._authenticate_and_authorize_action = _recording(  # type: ignore[method-assign]
+        ActionAuthenticatorMixin._authenticate_and_authorize_action
+    )
+    moto_api_urls.url_paths["{0}/moto-api/asr/requests$"] = requests_response

@@ -1,0 +1,3 @@
+"""AWS Config misconfigurations."""
+
+from __future__ import annotations

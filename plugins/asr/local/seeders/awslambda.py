@@ -1,0 +1,3 @@
+"""Lambda misconfigurations."""
+
+from __future__ import annotations

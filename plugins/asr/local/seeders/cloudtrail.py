@@ -1,0 +1,3 @@
+"""CloudTrail misconfigurations."""
+
+from __future__ import annotations

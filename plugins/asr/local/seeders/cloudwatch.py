@@ -1,0 +1,3 @@
+"""CloudWatch Logs misconfigurations."""
+
+from __future__ import annotations

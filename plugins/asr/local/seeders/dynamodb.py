@@ -1,0 +1,3 @@
+"""DynamoDB misconfigurations."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""ECR misconfigurations."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""GuardDuty misconfigurations."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""KMS misconfigurations."""
+
+from __future__ import annotations

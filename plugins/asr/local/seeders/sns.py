@@ -1,0 +1,3 @@
+"""SNS misconfigurations."""
+
+from __future__ import annotations

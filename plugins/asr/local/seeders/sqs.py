@@ -1,0 +1,3 @@
+"""SQS misconfigurations."""
+
+from __future__ import annotations

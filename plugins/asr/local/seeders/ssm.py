@@ -1,0 +1,3 @@
+"""SSM misconfigurations."""
+
+from __future__ import annotations
