@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from asr.aws import Clients
 from asr.findings import RoutingRecord
 from asr.local import MEMBER_ACCOUNT
 from asr.local.seed import seed_one
@@ -21,12 +22,28 @@ CONTROLS = [playbook.control_id for playbook in registry()]
 
 
 class Recording:
-    """A boto3 client that records the API calls made through it, and can refuse writes."""
+    """Clients that record the API calls made through them, and can refuse every write."""
 
-    def __init__(self, client: Any, deny_writes: bool = False) -> None:
-        self._client = client
+    def __init__(self, clients: Clients, deny_writes: bool = False) -> None:
+        self._clients = clients
         self._deny_writes = deny_writes
         self.calls: list[str] = []
+
+    def __getitem__(self, service: str) -> Any:
+        return _RecordingClient(self, self._clients[service])
+
+    def __getattr__(self, service: str) -> Any:
+        return self[service]
+
+    @property
+    def writes(self) -> list[str]:
+        return [c for c in self.calls if not c.split(".")[1].startswith(READ_PREFIXES)]
+
+
+class _RecordingClient:
+    def __init__(self, recording: Recording, client: Any) -> None:
+        self._recording = recording
+        self._client = client
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, name)
@@ -34,16 +51,12 @@ class Recording:
             return attribute
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            self.calls.append(name)
-            if self._deny_writes and not name.startswith(READ_PREFIXES):
+            self._recording.calls.append(f"{self._client.meta.service_model.service_name}.{name}")
+            if self._recording._deny_writes and not name.startswith(READ_PREFIXES):
                 raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, name)
             return attribute(*args, **kwargs)
 
         return call
-
-    @property
-    def writes(self) -> list[str]:
-        return [c for c in self.calls if not c.startswith(READ_PREFIXES)]
 
 
 def test_every_playbook_can_be_seeded() -> None:
@@ -54,8 +67,8 @@ def seeded_target(aws, control: str):  # type: ignore[no-untyped-def]
     seeded = seed_one(aws, control, MEMBER_ACCOUNT, REGION)
     playbook = registry().for_control(control)
     action = playbook.build_action()
-    client = aws.client(action.service, MEMBER_ACCOUNT, REGION)
-    return seeded, playbook, action, client, playbook.extract_resource_id(seeded.resource_id, MEMBER_ACCOUNT)
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    return seeded, playbook, action, clients, playbook.extract_resource_id(seeded.resource_id, MEMBER_ACCOUNT)
 
 
 @pytest.mark.parametrize("control", CONTROLS)
@@ -97,10 +110,11 @@ def test_api_error_is_reported_not_raised(aws, control: str) -> None:
 
 
 def test_password_policy_keeps_stricter_settings(aws) -> None:
-    iam = aws.client("iam", MEMBER_ACCOUNT, REGION)
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    iam = clients.iam
     iam.update_account_password_policy(MinimumPasswordLength=30, RequireNumbers=False, MaxPasswordAge=30)
     action = registry().playbooks["IAM.7"].build_action()
-    assert remediate_resource(action, iam, MEMBER_ACCOUNT).status == Status.REMEDIATED
+    assert remediate_resource(action, clients, MEMBER_ACCOUNT).status == Status.REMEDIATED
     policy = iam.get_account_password_policy()["PasswordPolicy"]
     assert policy["MinimumPasswordLength"] == 30
     assert policy["MaxPasswordAge"] == 30
@@ -111,7 +125,7 @@ def test_password_policy_keeps_stricter_settings(aws) -> None:
 def test_public_admin_ingress_keeps_narrow_ranges(aws) -> None:
     _, _, action, client, group_id = seeded_target(aws, "EC2.13")
     remediate_resource(action, client, group_id)
-    rules = client.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]["IpPermissions"]
+    rules = client.ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]["IpPermissions"]
     assert [r["CidrIp"] for rule in rules for r in rule["IpRanges"]] == ["10.0.0.0/8"]
 
 
@@ -121,7 +135,7 @@ def test_default_group_fix_refuses_a_group_that_is_not_default(aws) -> None:
     result = remediate_resource(action, client, group_id)
     assert result.status == Status.FAILED
     assert "not a default security group" in result.message
-    assert client.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]["IpPermissions"]
+    assert client.ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]["IpPermissions"]
 
 
 def record(

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from asr.aws import Clients
 from asr.config import Settings
 from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT
 from asr.local.seed import finding, import_findings, seed_scenarios
@@ -150,9 +151,9 @@ def test_sweep_fixes_the_seed_scenarios_through_airflow(aws, airflow_db: None) -
     ):
         playbook = registry().playbooks[playbook_id]
         action = playbook.build_action()
-        client = aws.client(action.service, account, "us-east-1")
+        clients = Clients(aws, account, "us-east-1")
         resource_id = playbook.extract_resource_id(resource_arn, account)
-        assert not action.plan(action.read(client, resource_id)), f"{playbook_id} {resource_id} not fixed"
+        assert not action.plan(action.read(clients, resource_id)), f"{playbook_id} {resource_id} not fixed"
 
     report = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run.run_id).read_json("report.json")
     assert report["totals"] == {"REMEDIATED": 7}

@@ -122,3 +122,21 @@ class AwsContext:
         if service == "s3control" and endpoint:
             client.meta.events.register("before-send.s3-control", _strip_account_label)
         return client
+
+
+class Clients:
+    """The boto3 clients of one account and region, by service: ``clients.ec2``,
+    ``clients["lambda"]``. Made on first use and shared through the AwsContext cache."""
+
+    def __init__(self, aws: AwsContext, account_id: str, region: str) -> None:
+        self._aws = aws
+        self.account_id = account_id
+        self.region = region
+
+    def __getitem__(self, service: str) -> Any:
+        return self._aws.client(service, self.account_id, self.region)
+
+    def __getattr__(self, service: str) -> Any:
+        if service.startswith("_"):
+            raise AttributeError(service)
+        return self[service]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from asr import local
+from asr.aws import Clients
 from asr.config import Settings
 from asr.playbooks import registry
 from asr.report import table
@@ -112,8 +113,8 @@ def compliant_now(aws: Any, outcome: dict[str, Any]) -> bool:
     """Read the resource back with its playbook's own check."""
     playbook = registry().playbooks[outcome["playbook"]]
     action = playbook.build_action()
-    client = aws.client(action.service, outcome["account_id"], outcome["region"])
-    return not action.plan(action.read(client, outcome["resource_id"]))
+    clients = Clients(aws, outcome["account_id"], outcome["region"])
+    return not action.plan(action.read(clients, outcome["resource_id"]))
 
 
 def show(report: dict[str, Any], aws: Any, settings: Settings) -> bool:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from botocore.exceptions import ClientError
 
 from asr.actions import Action
-from asr.aws import AwsContext
+from asr.aws import AwsContext, Clients
 from asr.findings import RoutingRecord
 from asr.playbooks import PlaybookRegistry
 
@@ -115,16 +115,16 @@ def retry_throttled(
     raise AssertionError("unreachable")
 
 
-def remediate_resource(action: Action, client: Any, resource_id: str) -> Result:
+def remediate_resource(action: Action, clients: Clients, resource_id: str) -> Result:
     before: dict[str, Any] | None = None
     try:
-        state = retry_throttled(lambda: action.read(client, resource_id))
+        state = retry_throttled(lambda: action.read(clients, resource_id))
         plan = action.plan(state)
         if not plan:
             return Result(Status.ALREADY_COMPLIANT, "already compliant; nothing changed")
         before = {key: state.get(key) for key in plan}
-        retry_throttled(lambda: action.apply(client, resource_id, state, plan))
-        state_after = retry_throttled(lambda: action.read(client, resource_id))
+        retry_throttled(lambda: action.apply(clients, resource_id, state, plan))
+        state_after = retry_throttled(lambda: action.read(clients, resource_id))
         after = {key: state_after.get(key) for key in plan}
         still = action.plan(state_after)
         if still:
@@ -140,7 +140,7 @@ def run_batch(
     aws: AwsContext,
     overrides: dict[str, Any] | None = None,
 ) -> list[Outcome]:
-    """Fix every resource of one playbook's batch; one client per (account, region)."""
+    """Fix every resource of one playbook's batch, with the clients of each resource's account and region."""
     if not records:
         return []
     playbook = playbooks.playbooks[records[0].playbook]
@@ -153,7 +153,6 @@ def run_batch(
             built[key] = playbook.build_action({**record.parameters, **(overrides or {})})
         return built[key]
 
-    service = action_for(records[0]).service
     targets: dict[tuple[str, str], dict[str, list[RoutingRecord]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
         region = record.region if playbook.regional else records[0].region
@@ -162,7 +161,7 @@ def run_batch(
     outcomes: list[Outcome] = []
     for (account_id, region), by_resource in targets.items():
         try:
-            client = aws.client(service, account_id, region)
+            aws.session(account_id)
         except Exception as exc:
             failed = Result(
                 Status.FAILED,
@@ -171,6 +170,7 @@ def run_batch(
             outcomes += [Outcome.of(r, failed) for rs in by_resource.values() for r in rs]
             continue
         for resource_id, same_resource in by_resource.items():
-            result = remediate_resource(action_for(same_resource[0]), client, resource_id)
+            clients = Clients(aws, account_id, region)
+            result = remediate_resource(action_for(same_resource[0]), clients, resource_id)
             outcomes += [Outcome.of(record, result) for record in same_resource]
     return outcomes

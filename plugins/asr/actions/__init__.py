@@ -8,9 +8,12 @@ when playbooks load rather than when a fix runs.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import jsonschema
+
+if TYPE_CHECKING:
+    from asr.aws import Clients
 
 REGISTRY: dict[str, type[Action]] = {}
 
@@ -22,8 +25,10 @@ class ActionError(ValueError):
 class Action:
     """Read a resource, say what must change, change it.
 
-    ``plan`` returns the settings that must change, as ``{setting: value it will get}``;
-    an empty plan means the resource already complies. The runner (``asr.remediate``)
+    ``read`` and ``apply`` get the clients of the resource's account and region
+    (``clients.ec2``, ``clients["lambda"]``). ``plan`` returns the settings that must
+    change, as ``{setting: value it will get}``; an empty plan means the resource
+    already complies. The runner (``asr.remediate``)
     records the current value of exactly those settings before ``apply``, and reads the
     resource back afterwards to verify.
     """
@@ -37,13 +42,13 @@ class Action:
     def __init__(self, params: dict[str, Any]) -> None:
         self.params = params
 
-    def read(self, client: Any, resource_id: str) -> dict[str, Any]:
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         raise NotImplementedError
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
-    def apply(self, client: Any, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         raise NotImplementedError
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asr.actions import Action, register
+
+if TYPE_CHECKING:
+    from asr.aws import Clients
 
 OPEN_IPV4 = "0.0.0.0/0"
 OPEN_IPV6 = "::/0"
@@ -68,8 +71,8 @@ class RevokePublicAdminIngress(Action):
         },
     }
 
-    def read(self, client: Any, resource_id: str) -> dict[str, Any]:
-        group = _describe_group(client, resource_id)
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        group = _describe_group(clients.ec2, resource_id)
         open_rules = [
             rule
             for rule in map(_only_open_ranges, group.get("IpPermissions", []))
@@ -80,8 +83,8 @@ class RevokePublicAdminIngress(Action):
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
         return {"public_admin_ingress": []} if state["public_admin_ingress"] else {}
 
-    def apply(self, client: Any, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        client.revoke_security_group_ingress(
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        clients.ec2.revoke_security_group_ingress(
             GroupId=resource_id, IpPermissions=_strip_empty(state["public_admin_ingress"])
         )
 
@@ -106,8 +109,8 @@ class RemoveDefaultSecurityGroupRules(Action):
     )
     summary = "removed every inbound and outbound rule of the default security group"
 
-    def read(self, client: Any, resource_id: str) -> dict[str, Any]:
-        group = _describe_group(client, resource_id)
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        group = _describe_group(clients.ec2, resource_id)
         if group.get("GroupName") != "default":
             raise ValueError(f"{resource_id} is not a default security group")
         return {
@@ -118,13 +121,13 @@ class RemoveDefaultSecurityGroupRules(Action):
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
         return {key: [] for key, rules in state.items() if rules}
 
-    def apply(self, client: Any, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         if "IpPermissions" in plan:
-            client.revoke_security_group_ingress(
+            clients.ec2.revoke_security_group_ingress(
                 GroupId=resource_id, IpPermissions=_strip_empty(state["IpPermissions"])
             )
         if "IpPermissionsEgress" in plan:
-            client.revoke_security_group_egress(
+            clients.ec2.revoke_security_group_egress(
                 GroupId=resource_id, IpPermissions=_strip_empty(state["IpPermissionsEgress"])
             )
 
@@ -142,11 +145,13 @@ class EnableEbsEncryptionByDefault(Action):
     permissions = ("ec2:GetEbsEncryptionByDefault", "ec2:EnableEbsEncryptionByDefault")
     summary = "enabled EBS encryption by default"
 
-    def read(self, client: Any, resource_id: str) -> dict[str, Any]:
-        return {"EbsEncryptionByDefault": client.get_ebs_encryption_by_default()["EbsEncryptionByDefault"]}
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        return {
+            "EbsEncryptionByDefault": clients.ec2.get_ebs_encryption_by_default()["EbsEncryptionByDefault"]
+        }
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
         return {} if state["EbsEncryptionByDefault"] else {"EbsEncryptionByDefault": True}
 
-    def apply(self, client: Any, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        client.enable_ebs_encryption_by_default()
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        clients.ec2.enable_ebs_encryption_by_default()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asr.actions import Action, register
+
+if TYPE_CHECKING:
+    from asr.aws import Clients
 
 # Parameter name -> (password-policy field, kind). "min": at least; "max": at most; "flag": true.
 POLICY_FIELDS: dict[str, tuple[str, str]] = {
@@ -63,10 +66,10 @@ class SetPasswordPolicy(Action):
         },
     }
 
-    def read(self, client: Any, resource_id: str) -> dict[str, Any]:
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         try:
-            policy = client.get_account_password_policy()["PasswordPolicy"]
-        except client.exceptions.NoSuchEntityException:
+            policy = clients.iam.get_account_password_policy()["PasswordPolicy"]
+        except clients.iam.exceptions.NoSuchEntityException:
             return {}
         # moto (and older API responses) report an unset age or reuse limit as 0.
         return {k: v for k, v in policy.items() if k in SETTABLE and not _unset_number(v)}
@@ -78,5 +81,5 @@ class SetPasswordPolicy(Action):
             if _weaker(kind, state.get(field), self.params[param])
         }
 
-    def apply(self, client: Any, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        client.update_account_password_policy(**{**state, **plan})
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        clients.iam.update_account_password_policy(**{**state, **plan})

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asr.actions import Action, register
+
+if TYPE_CHECKING:
+    from asr.aws import Clients
 
 
 def _instance(client: Any, identifier: str) -> dict[str, Any]:
@@ -27,13 +30,13 @@ class EnableMultiAz(Action):
     permissions = ("rds:DescribeDBInstances", "rds:ModifyDBInstance")
     summary = "enabled Multi-AZ (applied immediately)"
 
-    def read(self, client: Any, resource_id: str) -> dict[str, Any]:
-        instance = _instance(client, resource_id)
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        instance = _instance(clients.rds, resource_id)
         pending = instance.get("PendingModifiedValues", {}).get("MultiAZ", False)
         return {"MultiAZ": bool(instance.get("MultiAZ")) or bool(pending)}
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
         return {} if state["MultiAZ"] else {"MultiAZ": True}
 
-    def apply(self, client: Any, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        client.modify_db_instance(DBInstanceIdentifier=resource_id, MultiAZ=True, ApplyImmediately=True)
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        clients.rds.modify_db_instance(DBInstanceIdentifier=resource_id, MultiAZ=True, ApplyImmediately=True)

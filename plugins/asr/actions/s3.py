@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asr.actions import Action, register
+
+if TYPE_CHECKING:
+    from asr.aws import Clients
 
 BLOCK_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 
@@ -24,17 +27,19 @@ class BlockAccountPublicAccess(Action):
     permissions = ("s3:GetAccountPublicAccessBlock", "s3:PutAccountPublicAccessBlock")
     summary = "enabled all four account-level S3 Block Public Access settings"
 
-    def read(self, client: Any, resource_id: str) -> dict[str, Any]:
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         try:
-            config = client.get_public_access_block(AccountId=resource_id)["PublicAccessBlockConfiguration"]
-        except client.exceptions.NoSuchPublicAccessBlockConfiguration:
+            config = clients.s3control.get_public_access_block(AccountId=resource_id)[
+                "PublicAccessBlockConfiguration"
+            ]
+        except clients.s3control.exceptions.NoSuchPublicAccessBlockConfiguration:
             config = {}
         return {flag: bool(config.get(flag)) for flag in BLOCK_FLAGS}
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
         return {flag: True for flag, on in state.items() if not on}
 
-    def apply(self, client: Any, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        client.put_public_access_block(
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        clients.s3control.put_public_access_block(
             AccountId=resource_id, PublicAccessBlockConfiguration=dict.fromkeys(BLOCK_FLAGS, True)
         )
