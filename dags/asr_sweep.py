@@ -19,6 +19,7 @@ import pendulum
 from airflow.sdk import Param, TaskGroup, dag
 
 from asr import tasks
+from asr.operators import AutomationFixOperator
 from asr.playbooks import registry
 
 DAG_ID = "asr_sweep"
@@ -71,7 +72,13 @@ def asr_sweep() -> None:
     groups = []
     for playbook in registry():
         with TaskGroup(group_id=f"remediate_{playbook.group_id}", tooltip=playbook.title) as group:
-            tasks.fix.expand(batch=tasks.select_batches(batches, playbook.control_id))
+            selected = tasks.select_batches(batches, playbook.control_id)
+            if playbook.ssm_document:
+                AutomationFixOperator.partial(
+                    task_id="fix", map_index_template="{{ task.batch['batch_id'] }}"
+                ).expand(batch=selected)
+            else:
+                tasks.fix.expand(batch=selected)
         chosen >> group
         groups.append(group)
     written = tasks.write_back()

@@ -171,13 +171,13 @@ def test_filter_positive_and_negative_conditions_of_one_field() -> None:
 
 def test_automation_records_parameters_and_succeeds_by_default(ssm) -> None:
     execution_id = ssm.start_automation_execution(
-        DocumentName="AWS-DisablePublicAccessForSecurityGroup",
+        DocumentName="Team-RotateSomething",
         Parameters={"GroupId": ["sg-1"], "AutomationAssumeRole": ["arn:aws:iam::222222222222:role/r"]},
     )["AutomationExecutionId"]
     execution = ssm.get_automation_execution(AutomationExecutionId=execution_id)["AutomationExecution"]
     assert execution["AutomationExecutionStatus"] == "Success"
     assert execution["Parameters"]["GroupId"] == ["sg-1"]
-    assert execution["DocumentName"] == "AWS-DisablePublicAccessForSecurityGroup"
+    assert execution["DocumentName"] == "Team-RotateSomething"
 
 
 @pytest.mark.parametrize(
@@ -226,3 +226,42 @@ def test_request_log_records_each_call_and_tells_writes(clean_aws: str) -> None:
     assert [is_write(c) for c in calls] == [False, True, True, False]
     assert calls[0]["region"] == "eu-west-1"
     assert local.served_requests() == []
+
+
+def test_disable_public_access_document_changes_the_group(clean_aws: str) -> None:
+    ec2 = boto3.client("ec2", endpoint_url=clean_aws, region_name="us-east-1")
+    ssm = boto3.client("ssm", endpoint_url=clean_aws, region_name="us-east-1")
+    group_id = ec2.create_security_group(GroupName="open", Description="d")["GroupId"]
+    world = [{"CidrIp": "0.0.0.0/0"}]
+    ec2.authorize_security_group_ingress(
+        GroupId=group_id,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [*world, {"CidrIp": "10.0.0.0/8"}]},
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": world},
+        ],
+    )
+    execution_id = ssm.start_automation_execution(
+        DocumentName="AWS-DisablePublicAccessForSecurityGroup", Parameters={"GroupId": [group_id]}
+    )["AutomationExecutionId"]
+    status = ssm.get_automation_execution(AutomationExecutionId=execution_id)["AutomationExecution"]
+    assert status["AutomationExecutionStatus"] == "Success"
+    rules = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]["IpPermissions"]
+    left = sorted((r["FromPort"], c["CidrIp"]) for r in rules for c in r["IpRanges"])
+    assert left == [(22, "10.0.0.0/8"), (443, "0.0.0.0/0")]
+
+
+def test_document_step_failure_fails_the_execution(ssm) -> None:
+    execution_id = ssm.start_automation_execution(
+        DocumentName="AWS-DisablePublicAccessForSecurityGroup", Parameters={"GroupId": ["sg-00000000"]}
+    )["AutomationExecutionId"]
+    execution = ssm.get_automation_execution(AutomationExecutionId=execution_id)["AutomationExecution"]
+    assert execution["AutomationExecutionStatus"] == "Failed"
+    assert "sg-00000000" in execution["FailureMessage"]
+
+
+def test_stop_cancels_an_execution_in_progress(ssm) -> None:
+    ssm.put_parameter(Name="/asr-local/automation/Slow-Doc", Value="InProgress", Type="String")
+    execution_id = ssm.start_automation_execution(DocumentName="Slow-Doc")["AutomationExecutionId"]
+    ssm.stop_automation_execution(AutomationExecutionId=execution_id)
+    execution = ssm.get_automation_execution(AutomationExecutionId=execution_id)["AutomationExecution"]
+    assert execution["AutomationExecutionStatus"] == "Cancelled"

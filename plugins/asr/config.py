@@ -30,6 +30,7 @@ class Settings:
     aws_conn_id: str = "aws_default"
     securityhub_region: str = "us-east-1"
     member_role_name: str = "ASRMemberRole"
+    automation_role_name: str = "ASRAutomationRole"
     accounts: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()
     batch_size: int = 50
@@ -43,8 +44,9 @@ class Settings:
         for region in (*self.regions, self.securityhub_region):
             if not REGION_RE.match(region):
                 raise ConfigError(f"region {region!r} is not an AWS region name")
-        if not ROLE_NAME_RE.match(self.member_role_name):
-            raise ConfigError(f"member role name {self.member_role_name!r} is not a valid IAM name")
+        for role in (self.member_role_name, self.automation_role_name):
+            if not ROLE_NAME_RE.match(role):
+                raise ConfigError(f"role name {role!r} is not a valid IAM role name")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, not {self.batch_size}")
 
@@ -56,6 +58,7 @@ class Settings:
             aws_conn_id=env.get("ASR_AWS_CONN_ID", defaults.aws_conn_id),
             securityhub_region=env.get("ASR_SECURITYHUB_REGION", defaults.securityhub_region),
             member_role_name=env.get("ASR_MEMBER_ROLE_NAME", defaults.member_role_name),
+            automation_role_name=env.get("ASR_AUTOMATION_ROLE_NAME", defaults.automation_role_name),
             accounts=_split(env.get("ASR_ACCOUNTS")),
             regions=_split(env.get("ASR_REGIONS")),
             batch_size=int(env.get("ASR_BATCH_SIZE", defaults.batch_size)),

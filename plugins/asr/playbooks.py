@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -83,6 +84,18 @@ SCHEMA: dict[str, Any] = {
             "properties": {
                 "action": {"type": "string"},
                 "parameters": {"type": "object"},
+                "ssm_document": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["name", "parameters"],
+                    "properties": {
+                        "name": {"type": "string", "pattern": r"^[A-Za-z0-9_.:/-]{3,128}$"},
+                        "version": {"type": "string"},
+                        "parameters": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "timeout_minutes": {"type": "integer", "minimum": 1, "maximum": 1440},
+                        "poll_seconds": {"type": "integer", "minimum": 1, "maximum": 600},
+                    },
+                },
             },
         },
         "disruptive": {"type": "boolean"},
@@ -91,6 +104,26 @@ SCHEMA: dict[str, Any] = {
 }
 
 ACCOUNT_RESOURCE = re.compile(r"^AWS::::Account:(\d{12})$")
+# What an SSM document parameter may be built from, e.g. "{resource_id}".
+DOCUMENT_FIELDS = {"resource_id", "resource_arn", "account_id", "region", "automation_role_arn"}
+
+
+@dataclass(frozen=True)
+class SsmDocument:
+    """Apply a fix by running this SSM Automation document instead of the action's own apply.
+
+    The action still reads the resource before (nothing to do? the before-state) and after
+    (verification), so both executors report the same outcomes.
+    """
+
+    name: str
+    parameters: dict[str, str]
+    version: str | None = None
+    timeout_minutes: int = 30
+    poll_seconds: int = 15
+
+    def render(self, values: dict[str, str]) -> dict[str, list[str]]:
+        return {key: [template.format(**values)] for key, template in self.parameters.items()}
 
 
 class PlaybookError(ValueError):
@@ -110,6 +143,7 @@ class Playbook:
     also_fixes: tuple[str, ...] = ()
     standards: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     control_parameters: dict[str, str] = field(default_factory=dict)
+    ssm_document: SsmDocument | None = None
     disruptive: bool = False
     auto_remediate: bool = False
     source: str = ""
@@ -186,6 +220,17 @@ def parse_playbook(data: Any, source: str) -> Playbook:
         parameters = actions.validate_params(remediation["action"], remediation.get("parameters", {}))
     except actions.ActionError as exc:
         raise PlaybookError(f"{source}: remediation: {exc}") from None
+    document = remediation.get("ssm_document")
+    for key, template in (document or {}).get("parameters", {}).items():
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        except ValueError as exc:
+            raise PlaybookError(f"{source}: remediation.ssm_document.parameters.{key}: {exc}") from None
+        if fields - DOCUMENT_FIELDS:
+            raise PlaybookError(
+                f"{source}: remediation.ssm_document.parameters.{key}: unknown field(s) "
+                f"{sorted(fields - DOCUMENT_FIELDS)}; allowed: {sorted(DOCUMENT_FIELDS)}"
+            )
     accepted = actions.get_action(remediation["action"]).schema.get("properties", {})
     for name, target in data.get("control_parameters", {}).items():
         if target not in accepted:
@@ -208,6 +253,7 @@ def parse_playbook(data: Any, source: str) -> Playbook:
             for control, per_standard in data.get("standards", {}).items()
         },
         control_parameters=dict(data.get("control_parameters", {})),
+        ssm_document=SsmDocument(**document) if document else None,
         disruptive=data.get("disruptive", False),
         auto_remediate=data.get("auto_remediate", False),
         source=source,

@@ -115,34 +115,76 @@ def retry_throttled(
     raise AssertionError("unreachable")
 
 
+@dataclass(frozen=True)
+class Planned:
+    """A non-compliant resource: its current settings and the ones the fix will change."""
+
+    state: dict[str, Any]
+    plan: dict[str, Any]
+
+    @property
+    def before(self) -> dict[str, Any]:
+        return {key: self.state.get(key) for key in self.plan}
+
+
+def assess(action: Action, clients: Clients, resource_id: str) -> Result | Planned:
+    """Read the resource: a Result when there is nothing to do, else what must change."""
+    state = retry_throttled(lambda: action.read(clients, resource_id))
+    plan = action.plan(state)
+    if not plan:
+        return Result(Status.ALREADY_COMPLIANT, "already compliant; nothing changed")
+    return Planned(state, plan)
+
+
+def verify(action: Action, clients: Clients, resource_id: str, planned: Planned, done: str) -> Result:
+    """Read the resource back: REMEDIATED only if it now complies."""
+    state = retry_throttled(lambda: action.read(clients, resource_id))
+    after = {key: state.get(key) for key in planned.plan}
+    still = action.plan(state)
+    if still:
+        return Result(Status.FAILED, f"verification failed: still needs {still}", planned.before, after)
+    return Result(Status.REMEDIATED, done, planned.before, after)
+
+
 def remediate_resource(action: Action, clients: Clients, resource_id: str) -> Result:
-    before: dict[str, Any] | None = None
+    planned: Planned | None = None
     try:
-        state = retry_throttled(lambda: action.read(clients, resource_id))
-        plan = action.plan(state)
-        if not plan:
-            return Result(Status.ALREADY_COMPLIANT, "already compliant; nothing changed")
-        before = {key: state.get(key) for key in plan}
-        retry_throttled(lambda: action.apply(clients, resource_id, state, plan))
-        state_after = retry_throttled(lambda: action.read(clients, resource_id))
-        after = {key: state_after.get(key) for key in plan}
-        still = action.plan(state_after)
-        if still:
-            return Result(Status.FAILED, f"verification failed: still needs {still}", before, after)
-        return Result(Status.REMEDIATED, action.summary.format(**action.params), before, after)
+        assessed = assess(action, clients, resource_id)
+        if isinstance(assessed, Result):
+            return assessed
+        planned = assessed
+        retry_throttled(lambda: action.apply(clients, resource_id, assessed.state, assessed.plan))
+        return verify(action, clients, resource_id, planned, action.summary.format(**action.params))
     except Exception as exc:  # one resource's failure must not stop its batch
-        return Result(Status.FAILED, describe_error(exc), before)
+        return Result(Status.FAILED, describe_error(exc), planned.before if planned else None)
 
 
-def run_batch(
+@dataclass(frozen=True)
+class Target:
+    """One resource of a batch, every finding that names it, and how to reach and fix it."""
+
+    clients: Clients
+    resource_id: str
+    records: tuple[RoutingRecord, ...]
+    action: Action
+
+    def outcomes(self, result: Result) -> list[Outcome]:
+        return [Outcome.of(record, result) for record in self.records]
+
+
+def resolve_targets(
     records: list[RoutingRecord],
     playbooks: PlaybookRegistry,
     aws: AwsContext,
     overrides: dict[str, Any] | None = None,
-) -> list[Outcome]:
-    """Fix every resource of one playbook's batch, with the clients of each resource's account and region."""
+) -> tuple[list[Target], list[Outcome]]:
+    """One target per resource (account, region, id), however many findings name it.
+
+    Findings in an account whose member role cannot be assumed come back as FAILED
+    outcomes instead, so the other accounts of the batch still proceed.
+    """
     if not records:
-        return []
+        return [], []
     playbook = playbooks.playbooks[records[0].playbook]
     built: dict[str, Action] = {}
 
@@ -153,24 +195,36 @@ def run_batch(
             built[key] = playbook.build_action({**record.parameters, **(overrides or {})})
         return built[key]
 
-    targets: dict[tuple[str, str], dict[str, list[RoutingRecord]]] = defaultdict(lambda: defaultdict(list))
+    grouped: dict[tuple[str, str], dict[str, list[RoutingRecord]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
         region = record.region if playbook.regional else records[0].region
-        targets[(record.account_id, region)][record.resource_id].append(record)
+        grouped[(record.account_id, region)][record.resource_id].append(record)
 
-    outcomes: list[Outcome] = []
-    for (account_id, region), by_resource in targets.items():
+    targets: list[Target] = []
+    failed: list[Outcome] = []
+    for (account_id, region), by_resource in grouped.items():
         try:
             aws.session(account_id)
         except Exception as exc:
-            failed = Result(
-                Status.FAILED,
-                f"cannot assume {aws.role_arn(account_id)}: {describe_error(exc)}",
-            )
-            outcomes += [Outcome.of(r, failed) for rs in by_resource.values() for r in rs]
+            reason = Result(Status.FAILED, f"cannot assume {aws.role_arn(account_id)}: {describe_error(exc)}")
+            failed += [Outcome.of(r, reason) for rs in by_resource.values() for r in rs]
             continue
-        for resource_id, same_resource in by_resource.items():
-            clients = Clients(aws, account_id, region)
-            result = remediate_resource(action_for(same_resource[0]), clients, resource_id)
-            outcomes += [Outcome.of(record, result) for record in same_resource]
+        clients = Clients(aws, account_id, region)
+        targets += [
+            Target(clients, resource_id, tuple(same), action_for(same[0]))
+            for resource_id, same in by_resource.items()
+        ]
+    return targets, failed
+
+
+def run_batch(
+    records: list[RoutingRecord],
+    playbooks: PlaybookRegistry,
+    aws: AwsContext,
+    overrides: dict[str, Any] | None = None,
+) -> list[Outcome]:
+    """Fix every resource of one playbook's batch with the action's own API calls."""
+    targets, outcomes = resolve_targets(records, playbooks, aws, overrides)
+    for target in targets:
+        outcomes += target.outcomes(remediate_resource(target.action, target.clients, target.resource_id))
     return outcomes

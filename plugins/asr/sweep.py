@@ -99,8 +99,16 @@ def remediate(
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, int]:
     """Fix one batch and persist its outcomes before anything is written back."""
-    records = [RoutingRecord.from_dict(r) for r in store.read_lines(f"batches/{batch['batch_id']}.jsonl")]
-    outcomes = run_batch(records, playbooks, aws, overrides)
+    outcomes = run_batch(batch_records(store, batch), playbooks, aws, overrides)
+    return save_outcomes(store, batch, outcomes)
+
+
+def batch_records(store: RunStore, batch: dict[str, Any]) -> list[RoutingRecord]:
+    return [RoutingRecord.from_dict(r) for r in store.read_lines(f"batches/{batch['batch_id']}.jsonl")]
+
+
+def save_outcomes(store: RunStore, batch: dict[str, Any], outcomes: list[Outcome]) -> dict[str, int]:
+    """Persist a batch's outcomes (write-back and the report read them); return counts by status."""
     store.write_lines(f"outcomes/{batch['batch_id']}.jsonl", (o.to_dict() for o in outcomes))
     return dict(Counter(o.status for o in outcomes))
 

@@ -23,10 +23,11 @@ def fix_task_id(group_id: str) -> str:
     return f"remediate_{group_id}.select_batches"
 
 
-def _context() -> tuple[Settings, Any, Any]:
+def run_context(context: Any = None) -> tuple[Settings, Any, str]:
+    """This run's settings (environment < the run's params), store and run id."""
     from asr.store import RunStore
 
-    context = get_current_context()
+    context = context or get_current_context()
     params = context["params"]
     settings = Settings.from_env().with_overrides({k: params.get(k) for k in OVERRIDABLE})
     run_id = context["run_id"]
@@ -34,7 +35,7 @@ def _context() -> tuple[Settings, Any, Any]:
     return settings, store, run_id
 
 
-def _aws(settings: Settings) -> Any:
+def aws_context(settings: Settings) -> Any:
     from asr.aws import AwsContext
 
     return AwsContext.from_airflow(settings.aws_conn_id, settings.member_role_name)
@@ -45,11 +46,11 @@ def ingest() -> dict[str, int]:
     """Read the administrator's failed, active, unresolved findings and route them."""
     from asr import sweep
 
-    settings, store, _ = _context()
+    settings, store, _ = run_context()
     playbooks = registry()
     wanted = get_current_context()["params"].get("controls") or []
     control_ids = [c for p in playbooks if p.control_id in wanted for c in (p.control_id, *p.also_fixes)]
-    counts = sweep.ingest(settings, _aws(settings), playbooks, store, control_ids)
+    counts = sweep.ingest(settings, aws_context(settings), playbooks, store, control_ids)
     log.info("Ingested %(findings)d findings: %(routed)d routed, %(rejected)d rejected", counts)
     return counts
 
@@ -59,7 +60,7 @@ def plan(ingested: dict[str, int]) -> list[dict[str, Any]]:
     """Batch the routed findings per playbook, account and region."""
     from asr import sweep
 
-    settings, store, _ = _context()
+    settings, store, _ = run_context()
     batches = sweep.plan(store, registry(), settings)
     log.info("%d findings in %d batches", ingested["routed"], len(batches))
     return batches
@@ -82,8 +83,8 @@ def fix(batch: dict[str, Any]) -> dict[str, int]:
     """Fix one batch: assume the member role, fix each resource, verify, record."""
     from asr import sweep
 
-    settings, store, _ = _context()
-    counts = sweep.remediate(batch, store, registry(), _aws(settings))
+    settings, store, _ = run_context()
+    counts = sweep.remediate(batch, store, registry(), aws_context(settings))
     log.info("Batch %s: %s", batch["batch_id"], counts)
     return counts
 
@@ -93,8 +94,8 @@ def write_back() -> dict[str, int]:
     """Mark findings RESOLVED or NOTIFIED in Security Hub, with what was done or why not."""
     from asr import sweep
 
-    settings, store, run_id = _context()
-    counts = sweep.write_back(settings, _aws(settings), store, run_id)
+    settings, store, run_id = run_context()
+    counts = sweep.write_back(settings, aws_context(settings), store, run_id)
     log.info("Security Hub updated %(updated)d findings, %(failed)d not taken", counts)
     return counts
 
@@ -104,7 +105,7 @@ def report() -> str:
     """Write the run report (JSON and Markdown) and show it in the log."""
     from asr import report as run_report
 
-    _, store, run_id = _context()
+    _, store, run_id = run_context()
     _, text = run_report.write(store, run_id)
     log.info("Run report:\n%s", text)
     return str(store.path("report.json"))

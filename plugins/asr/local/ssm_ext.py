@@ -6,26 +6,66 @@ steer the outcome per document through moto's own Parameter Store: a parameter
 (e.g. ``Failed``, ``Success:3``; ``InProgress`` never finishes) decides what
 ``GetAutomationExecution`` reports, after that many polls. Without one, an execution
 succeeds on the first poll.
+
+When an execution of a document in ``EFFECTS`` succeeds, the stand-in makes the change
+that AWS-managed document makes, on moto's own backend of the execution's account and
+region, so a fix applied through SSM can be verified by reading the resource back.
 """
 
 from __future__ import annotations
 
 import datetime
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from moto.core.responses import ActionResult
+from moto.ec2.models import ec2_backends
 from moto.ssm.exceptions import ValidationException
 from moto.ssm.models import SimpleSystemManagerBackend
 from moto.ssm.responses import SimpleSystemManagerResponse
 
 OUTCOME_PARAMETER = "/asr-local/automation/{document}"
 TERMINAL = {"Success", "Failed", "TimedOut", "Cancelled"}
+ADMIN_PORTS = (22, 3389)
+
+
+def _covers_admin_port(rule: Any) -> bool:
+    if str(rule.ip_protocol) in ("-1", "all"):
+        return True
+    if str(rule.ip_protocol) not in ("tcp", "6") or rule.from_port is None:
+        return False
+    return any(int(rule.from_port) <= port <= int(rule.to_port) for port in ADMIN_PORTS)
+
+
+def disable_public_access_for_security_group(account: str, region: str, params: dict[str, list[str]]) -> None:
+    """AWS-DisablePublicAccessForSecurityGroup: drop world-open ingress to SSH and RDP."""
+    backend = ec2_backends[account][region]
+    group_id = params["GroupId"][0]
+    group = backend.get_security_group_from_id(group_id)
+    if group is None:
+        raise ValidationException(f"security group {group_id} does not exist")
+    rule_ids = [
+        rule.id
+        for rule in group.ingress_rules
+        if (rule.ip_range.get("CidrIp") == "0.0.0.0/0" or rule.ip_range.get("CidrIpv6") == "::/0")
+        and _covers_admin_port(rule)
+    ]
+    if rule_ids:
+        backend.revoke_security_group_ingress(group_id, None, None, None, [], security_rule_ids=rule_ids)
+
+
+# AWS-managed documents whose effect the stand-in reproduces when their execution succeeds.
+EFFECTS: dict[str, Callable[[str, str, dict[str, list[str]]], None]] = {
+    "AWS-DisablePublicAccessForSecurityGroup": disable_public_access_for_security_group,
+}
 
 
 @dataclass
 class AutomationExecution:
+    account: str
+    region: str
     execution_id: str
     document_name: str
     document_version: str
@@ -35,6 +75,7 @@ class AutomationExecution:
     started: datetime.datetime
     status: str = "InProgress"
     ended: datetime.datetime | None = None
+    failure: str = ""
     tags: list[dict[str, str]] = field(default_factory=list)
 
     def poll(self) -> None:
@@ -42,8 +83,17 @@ class AutomationExecution:
             return
         self.polls_left -= 1
         if self.polls_left <= 0 and self.final_status in TERMINAL:
-            self.status = self.final_status
-            self.ended = datetime.datetime.now(datetime.UTC)
+            self.finish(self.final_status)
+
+    def finish(self, status: str) -> None:
+        if status == "Success" and self.document_name in EFFECTS:
+            try:
+                EFFECTS[self.document_name](self.account, self.region, self.parameters)
+            except Exception as exc:  # the document's step failed, as it would in AWS
+                self.failure = f"Step failed: {exc}"
+                status = "Failed"
+        self.status = status
+        self.ended = datetime.datetime.now(datetime.UTC)
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -59,7 +109,7 @@ class AutomationExecution:
         if self.ended:
             out["ExecutionEndTime"] = self.ended
         if self.status in ("Failed", "TimedOut"):
-            out["FailureMessage"] = f"Automation {self.document_name} ended {self.status}"
+            out["FailureMessage"] = self.failure or f"Automation {self.document_name} ended {self.status}"
         return out
 
 
@@ -89,6 +139,8 @@ def start_automation_execution(
         raise ValidationException("DocumentName is required")
     status, polls = _planned_outcome(self, document_name)
     execution = AutomationExecution(
+        account=self.account_id,
+        region=self.region_name,
         execution_id=str(uuid.uuid4()),
         document_name=document_name,
         document_version=document_version or "$DEFAULT",
@@ -110,6 +162,14 @@ def get_automation_execution(self: SimpleSystemManagerBackend, execution_id: str
     return execution.describe()
 
 
+def stop_automation_execution(self: SimpleSystemManagerBackend, execution_id: str) -> None:
+    execution = _executions(self).get(execution_id)
+    if execution is None:
+        raise ValidationException(f"Automation execution {execution_id} does not exist")
+    if execution.status == "InProgress":
+        execution.finish("Cancelled")
+
+
 def describe_automation_executions(self: SimpleSystemManagerBackend) -> list[dict[str, Any]]:
     return [e.describe() for e in _executions(self).values()]
 
@@ -129,6 +189,11 @@ def get_automation_execution_response(self: SimpleSystemManagerResponse) -> Acti
     return ActionResult({"AutomationExecution": execution})
 
 
+def stop_automation_execution_response(self: SimpleSystemManagerResponse) -> ActionResult:
+    self.ssm_backend.stop_automation_execution(self._get_param("AutomationExecutionId"))
+    return ActionResult({})
+
+
 def describe_automation_executions_response(self: SimpleSystemManagerResponse) -> ActionResult:
     executions = self.ssm_backend.describe_automation_executions()
     metadata = [
@@ -142,6 +207,8 @@ def install() -> None:
     SimpleSystemManagerBackend.start_automation_execution = start_automation_execution  # type: ignore[attr-defined]
     SimpleSystemManagerBackend.get_automation_execution = get_automation_execution  # type: ignore[attr-defined]
     SimpleSystemManagerBackend.describe_automation_executions = describe_automation_executions  # type: ignore[attr-defined]
+    SimpleSystemManagerBackend.stop_automation_execution = stop_automation_execution  # type: ignore[attr-defined]
+    SimpleSystemManagerResponse.stop_automation_execution = stop_automation_execution_response  # type: ignore[attr-defined]
     SimpleSystemManagerResponse.start_automation_execution = start_automation_execution_response  # type: ignore[attr-defined]
     SimpleSystemManagerResponse.get_automation_execution = get_automation_execution_response  # type: ignore[attr-defined]
     SimpleSystemManagerResponse.describe_automation_executions = (  # type: ignore[attr-defined]

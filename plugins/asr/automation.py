@@ -1,0 +1,142 @@
+"""Fixes applied through SSM Automation: assess, start, wait, verify.
+
+The playbook's action still decides whether a resource needs fixing (and records its
+before-state) and verifies it afterwards; only the change itself is made by the SSM
+document, in the resource's account and region, with the automation role passed as
+``AutomationAssumeRole`` where the document asks for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asr.aws import AwsContext, Clients
+from asr.config import Settings
+from asr.findings import RoutingRecord
+from asr.playbooks import PlaybookRegistry
+from asr.remediate import (
+    Outcome,
+    Planned,
+    Result,
+    Status,
+    assess,
+    describe_error,
+    resolve_targets,
+    retry_throttled,
+    verify,
+)
+
+SUCCEEDED = {"Success", "CompletedWithSuccess"}
+ENDED = SUCCEEDED | {"Failed", "TimedOut", "Cancelled", "CompletedWithFailure", "Rejected"}
+
+
+def start(
+    records: list[RoutingRecord],
+    playbooks: PlaybookRegistry,
+    aws: AwsContext,
+    settings: Settings,
+    overrides: dict[str, Any] | None = None,
+) -> tuple[list[Outcome], list[dict[str, Any]]]:
+    """Start the playbook's document for each resource that needs it.
+
+    Returns the outcomes already known (compliant, or failed before starting) and the
+    executions under way, as JSON-able records to wait for and finish later.
+    """
+    document = playbooks.playbooks[records[0].playbook].ssm_document
+    assert document is not None, "start() is for playbooks with an ssm_document"
+    targets, outcomes = resolve_targets(records, playbooks, aws, overrides)
+    pending: list[dict[str, Any]] = []
+    for target in targets:
+        planned: Planned | None = None
+        try:
+            assessed = assess(target.action, target.clients, target.resource_id)
+            if isinstance(assessed, Result):
+                outcomes += target.outcomes(assessed)
+                continue
+            planned = assessed
+            account, region = target.clients.account_id, target.clients.region
+            values = {
+                "resource_id": target.resource_id,
+                "resource_arn": target.records[0].resource_arn,
+                "account_id": account,
+                "region": region,
+                "automation_role_arn": f"arn:aws:iam::{account}:role/{settings.automation_role_name}",
+            }
+            request: dict[str, Any] = {"DocumentName": document.name, "Parameters": document.render(values)}
+            if document.version:
+                request["DocumentVersion"] = document.version
+            ssm = target.clients.ssm
+            started = retry_throttled(lambda s=ssm, r=request: s.start_automation_execution(**r))
+        except Exception as exc:
+            before = planned.before if planned else None
+            outcomes += target.outcomes(Result(Status.FAILED, describe_error(exc), before))
+            continue
+        pending.append(
+            {
+                "execution_id": started["AutomationExecutionId"],
+                "account_id": account,
+                "region": region,
+                "resource_id": target.resource_id,
+                "records": [r.to_dict() for r in target.records],
+                "state": planned.state,
+                "plan": planned.plan,
+            }
+        )
+    return outcomes, pending
+
+
+def poll(pending: list[dict[str, Any]], aws: AwsContext) -> dict[str, dict[str, str]]:
+    """The status of each execution: ``{execution_id: {"status", "message"}}``."""
+    statuses: dict[str, dict[str, str]] = {}
+    for execution in pending:
+        ssm = aws.client("ssm", execution["account_id"], execution["region"])
+        found = retry_throttled(
+            lambda e=execution, c=ssm: c.get_automation_execution(AutomationExecutionId=e["execution_id"])
+        )["AutomationExecution"]
+        statuses[execution["execution_id"]] = {
+            "status": found["AutomationExecutionStatus"],
+            "message": found.get("FailureMessage", ""),
+        }
+    return statuses
+
+
+def finish(
+    pending: list[dict[str, Any]],
+    statuses: dict[str, dict[str, str]],
+    playbooks: PlaybookRegistry,
+    aws: AwsContext,
+    overrides: dict[str, Any] | None = None,
+) -> list[Outcome]:
+    """Turn each execution's end into outcomes; verify the resource where it succeeded.
+
+    An execution with no terminal status here ran out of time: it is stopped, and its
+    findings fail with that reason.
+    """
+    outcomes: list[Outcome] = []
+    for execution in pending:
+        records = [RoutingRecord.from_dict(r) for r in execution["records"]]
+        playbook = playbooks.playbooks[records[0].playbook]
+        document = playbook.ssm_document
+        assert document is not None
+        clients = Clients(aws, execution["account_id"], execution["region"])
+        planned = Planned(execution["state"], execution["plan"])
+        execution_id = execution["execution_id"]
+        ended = statuses.get(execution_id, {"status": "InProgress", "message": ""})
+        try:
+            if ended["status"] in SUCCEEDED:
+                action = playbook.build_action({**records[0].parameters, **(overrides or {})})
+                done = f"SSM Automation {document.name} {execution_id} succeeded"
+                result = verify(action, clients, execution["resource_id"], planned, done)
+            elif ended["status"] in ENDED:
+                reason = f"SSM Automation {document.name} {execution_id} ended {ended['status']}"
+                result = Result(Status.FAILED, f"{reason}: {ended['message']}".rstrip(": "), planned.before)
+            else:
+                clients.ssm.stop_automation_execution(AutomationExecutionId=execution_id)
+                reason = f"did not finish within {document.timeout_minutes} minutes and was stopped"
+                result = Result(
+                    Status.FAILED, f"SSM Automation {document.name} {execution_id} {reason}", planned.before
+                )
+        except Exception as exc:
+            result = Result(Status.FAILED, describe_error(exc), planned.before)
+        outcomes += [Outcome.of(record, result) for record in records]
+    return outcomes

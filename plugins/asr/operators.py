@@ -1,0 +1,65 @@
+"""Operators for what a TaskFlow task cannot do: hand a wait over to the triggerer."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from asr.playbooks import registry
+
+
+class AutomationFixOperator(BaseOperator):
+    """Fix one batch through its playbook's SSM Automation document.
+
+    Starts the executions, then defers to ``AutomationExecutionTrigger`` while they run
+    (no worker slot is held), and on resuming verifies each resource and saves the
+    batch's outcomes exactly as the direct fix task does.
+    """
+
+    template_fields = ("batch",)
+
+    def __init__(self, *, batch: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.batch = batch
+
+    def execute(self, context: Any) -> dict[str, int]:
+        from asr import automation, sweep
+        from asr.tasks import aws_context, run_context
+        from asr.triggers import AutomationExecutionTrigger
+
+        settings, store, _ = run_context(context)
+        outcomes, pending = automation.start(
+            sweep.batch_records(store, self.batch), registry(), aws_context(settings), settings
+        )
+        if not pending:
+            return sweep.save_outcomes(store, self.batch, outcomes)
+        store.write_json(self._saved(), {"outcomes": [o.to_dict() for o in outcomes], "pending": pending})
+        document = registry().playbooks[self.batch["playbook"]].ssm_document
+        assert document is not None
+        self.log.info("Started %d SSM Automation executions of %s", len(pending), document.name)
+        self.defer(
+            trigger=AutomationExecutionTrigger(
+                executions=[{k: e[k] for k in ("execution_id", "account_id", "region")} for e in pending],
+                aws_conn_id=settings.aws_conn_id,
+                member_role_name=settings.member_role_name,
+                poll_seconds=document.poll_seconds,
+                deadline=time.time() + document.timeout_minutes * 60,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, int]:
+        from asr import automation, sweep
+        from asr.remediate import Outcome
+        from asr.tasks import aws_context, run_context
+
+        settings, store, _ = run_context(context)
+        saved = store.read_json(self._saved())
+        finished = automation.finish(saved["pending"], event["statuses"], registry(), aws_context(settings))
+        outcomes = [Outcome(**o) for o in saved["outcomes"]] + finished
+        return sweep.save_outcomes(store, self.batch, outcomes)
+
+    def _saved(self) -> str:
+        return f"automations/{self.batch['batch_id']}.json"

@@ -1,0 +1,61 @@
+"""Triggers that wait for AWS in the triggerer, so no worker slot is held meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+
+class AutomationExecutionTrigger(BaseTrigger):
+    """Poll SSM Automation executions across accounts until all end or the deadline passes.
+
+    Fires one event with the final status of every execution that ended; executions
+    missing from it were still running at ``deadline`` (epoch seconds, so a restarted
+    triggerer keeps the original deadline).
+    """
+
+    def __init__(
+        self,
+        executions: list[dict[str, str]],
+        aws_conn_id: str,
+        member_role_name: str,
+        poll_seconds: float,
+        deadline: float,
+    ) -> None:
+        super().__init__()
+        self.executions = executions
+        self.aws_conn_id = aws_conn_id
+        self.member_role_name = member_role_name
+        self.poll_seconds = poll_seconds
+        self.deadline = deadline
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "executions": self.executions,
+                "aws_conn_id": self.aws_conn_id,
+                "member_role_name": self.member_role_name,
+                "poll_seconds": self.poll_seconds,
+                "deadline": self.deadline,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from asr import automation
+        from asr.aws import AwsContext
+
+        aws = await asyncio.to_thread(AwsContext.from_airflow, self.aws_conn_id, self.member_role_name)
+        ended: dict[str, dict[str, str]] = {}
+        while True:
+            waiting = [e for e in self.executions if e["execution_id"] not in ended]
+            statuses = await asyncio.to_thread(automation.poll, waiting, aws)
+            ended |= {i: s for i, s in statuses.items() if s["status"] in automation.ENDED}
+            if len(ended) == len(self.executions) or time.time() >= self.deadline:
+                yield TriggerEvent({"statuses": ended})
+                return
+            await asyncio.sleep(self.poll_seconds)

@@ -1,0 +1,170 @@
+"""Fixes through SSM Automation: started in the resource's account, awaited, verified."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from asr import automation
+from asr.aws import Clients
+from asr.config import Settings
+from asr.findings import parse_finding
+from asr.local import MEMBER_ACCOUNT
+from asr.local.seed import finding, import_findings, seed_one
+from asr.playbooks import PlaybookError, default_dir, load_playbooks, registry
+from asr.remediate import Status
+from asr.triggers import AutomationExecutionTrigger
+
+DOCUMENT = "AWS-DisablePublicAccessForSecurityGroup"
+SSM_REMEDIATION = f"""remediation:
+  action: ec2.revoke-public-admin-ingress
+  parameters:
+    ports: [22, 3389]
+  ssm_document:
+    name: {DOCUMENT}
+    parameters:
+      GroupId: "{{resource_id}}"
+      AutomationAssumeRole: "{{automation_role_arn}}"
+    timeout_minutes: 1
+    poll_seconds: 1
+"""
+
+
+@pytest.fixture
+def ssm_playbooks(tmp_path: Path) -> Path:
+    """The project's playbooks, with EC2.13 applied through the AWS-managed SSM document."""
+    directory = tmp_path / "playbooks"
+    shutil.copytree(default_dir(), directory)
+    path = directory / "EC2.13.yaml"
+    text = path.read_text()
+    start, end = text.index("remediation:"), text.index("disruptive:")
+    path.write_text(text[:start] + SSM_REMEDIATION + text[end:])
+    return directory
+
+
+def seeded_records(aws, playbooks):  # type: ignore[no-untyped-def]
+    seeded = seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1")
+    return seeded, [parse_finding(finding(seeded), playbooks)]
+
+
+def group_rules(aws, seeded) -> list[str]:  # type: ignore[no-untyped-def]
+    group_id = seeded.resource_id.rsplit("/", 1)[1]
+    groups = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ec2.describe_security_groups(GroupIds=[group_id])
+    return sorted(r["CidrIp"] for rule in groups["SecurityGroups"][0]["IpPermissions"] for r in rule["IpRanges"])
+
+
+def test_document_parameters_are_validated_when_loading(ssm_playbooks: Path) -> None:
+    path = ssm_playbooks / "EC2.13.yaml"
+    path.write_text(path.read_text().replace("{resource_id}", "{resource_name}"))
+    with pytest.raises(PlaybookError, match=r"ssm_document\.parameters\.GroupId: unknown field"):
+        load_playbooks(ssm_playbooks)
+
+
+def test_automation_fixes_and_is_verified(aws, ssm_playbooks: Path) -> None:
+    playbooks = load_playbooks(ssm_playbooks)
+    seeded, records = seeded_records(aws, playbooks)
+    done, pending = automation.start(records, playbooks, aws, Settings())
+    assert done == [] and len(pending) == 1
+
+    execution = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm.get_automation_execution(
+        AutomationExecutionId=pending[0]["execution_id"]
+    )["AutomationExecution"]
+    assert execution["DocumentName"] == DOCUMENT
+    assert execution["Parameters"] == {
+        "GroupId": [records[0].resource_id],
+        "AutomationAssumeRole": [f"arn:aws:iam::{MEMBER_ACCOUNT}:role/ASRAutomationRole"],
+    }
+
+    statuses = automation.poll(pending, aws)
+    [outcome] = automation.finish(pending, statuses, playbooks, aws)
+    assert outcome.status == Status.REMEDIATED, outcome.message
+    assert DOCUMENT in outcome.message
+    assert outcome.before == {"public_admin_ingress": [
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+         "Ipv6Ranges": []}
+    ]}
+    assert group_rules(aws, seeded) == ["10.0.0.0/8"]
+
+
+def test_compliant_resource_starts_no_automation(aws, ssm_playbooks: Path) -> None:
+    playbooks = load_playbooks(ssm_playbooks)
+    _, records = seeded_records(aws, playbooks)
+    _, pending = automation.start(records, playbooks, aws, Settings())
+    automation.finish(pending, automation.poll(pending, aws), playbooks, aws)
+    done, pending = automation.start(records, playbooks, aws, Settings())
+    assert pending == []
+    assert [o.status for o in done] == [Status.ALREADY_COMPLIANT]
+
+
+def test_failed_automation_fails_the_finding(aws, ssm_playbooks: Path) -> None:
+    playbooks = load_playbooks(ssm_playbooks)
+    seeded, records = seeded_records(aws, playbooks)
+    Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm.put_parameter(
+        Name=f"/asr-local/automation/{DOCUMENT}", Value="Failed", Type="String"
+    )
+    _, pending = automation.start(records, playbooks, aws, Settings())
+    [outcome] = automation.finish(pending, automation.poll(pending, aws), playbooks, aws)
+    assert outcome.status == Status.FAILED
+    assert "ended Failed" in outcome.message
+    assert "0.0.0.0/0" in group_rules(aws, seeded)
+
+
+def test_automation_that_never_ends_is_stopped_and_failed(aws, ssm_playbooks: Path) -> None:
+    playbooks = load_playbooks(ssm_playbooks)
+    _, records = seeded_records(aws, playbooks)
+    ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
+    ssm.put_parameter(Name=f"/asr-local/automation/{DOCUMENT}", Value="InProgress", Type="String")
+    _, pending = automation.start(records, playbooks, aws, Settings())
+
+    trigger = AutomationExecutionTrigger(
+        executions=[{k: e[k] for k in ("execution_id", "account_id", "region")} for e in pending],
+        aws_conn_id="aws_default",
+        member_role_name="ASRMemberRole",
+        poll_seconds=0.2,
+        deadline=time.time() + 1,
+    )
+
+    async def first_event():  # type: ignore[no-untyped-def]
+        async for event in trigger.run():
+            return event.payload
+
+    started = time.monotonic()
+    payload = asyncio.run(first_event())
+    assert 1 <= time.monotonic() - started < 10
+    assert payload == {"statuses": {}}
+
+    [outcome] = automation.finish(pending, payload["statuses"], playbooks, aws)
+    assert outcome.status == Status.FAILED
+    assert "did not finish within 1 minutes and was stopped" in outcome.message
+    execution = ssm.get_automation_execution(AutomationExecutionId=pending[0]["execution_id"])
+    assert execution["AutomationExecution"]["AutomationExecutionStatus"] == "Cancelled"
+
+
+@pytest.mark.airflow
+def test_sweep_defers_while_the_automation_runs(
+    aws, airflow_db: None, ssm_playbooks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    seeded, _ = seeded_records(aws, registry())
+    securityhub = aws.admin_client("securityhub", "us-east-1")
+    import_findings(securityhub, [finding(seeded)])
+
+    monkeypatch.setenv("ASR_PLAYBOOK_DIR", str(ssm_playbooks))
+    registry.cache_clear()
+    try:
+        dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags")).dags["asr_sweep"]
+        assert type(dag.task_dict["remediate_EC2_13.fix"]).__name__ == "MappedOperator"
+        run = dag.test()
+    finally:
+        monkeypatch.delenv("ASR_PLAYBOOK_DIR")
+        registry.cache_clear()
+    assert run.state == "success"
+    assert group_rules(aws, seeded) == ["10.0.0.0/8"]
+    [found] = securityhub.get_findings()["Findings"]
+    assert found["Workflow"]["Status"] == "RESOLVED"
+    assert DOCUMENT in found["Note"]["Text"]
