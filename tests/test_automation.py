@@ -54,7 +54,8 @@ def seeded_records(aws, playbooks):  # type: ignore[no-untyped-def]
 def group_rules(aws, seeded) -> list[str]:  # type: ignore[no-untyped-def]
     group_id = seeded.resource_id.rsplit("/", 1)[1]
     groups = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ec2.describe_security_groups(GroupIds=[group_id])
-    return sorted(r["CidrIp"] for rule in groups["SecurityGroups"][0]["IpPermissions"] for r in rule["IpRanges"])
+    rules = groups["SecurityGroups"][0]["IpPermissions"]
+    return sorted(r["CidrIp"] for rule in rules for r in rule["IpRanges"])
 
 
 def test_document_parameters_are_validated_when_loading(ssm_playbooks: Path) -> None:

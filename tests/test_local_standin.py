@@ -233,10 +233,11 @@ def test_disable_public_access_document_changes_the_group(clean_aws: str) -> Non
     ssm = boto3.client("ssm", endpoint_url=clean_aws, region_name="us-east-1")
     group_id = ec2.create_security_group(GroupName="open", Description="d")["GroupId"]
     world = [{"CidrIp": "0.0.0.0/0"}]
+    narrow = {"CidrIp": "10.0.0.0/8"}
     ec2.authorize_security_group_ingress(
         GroupId=group_id,
         IpPermissions=[
-            {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [*world, {"CidrIp": "10.0.0.0/8"}]},
+            {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [*world, narrow]},
             {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": world},
         ],
     )
