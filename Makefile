@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint local-up local-down seed constraints clean
+.PHONY: install demo test lint coverage local-up local-down seed constraints clean
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+coverage: $(STAMP)
+	$(BIN)/asr coverage --write
 
 local-up: $(STAMP)
 	$(BIN)/asr local up

@@ -77,6 +77,20 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 1 if rejected else 0
 
 
+def cmd_coverage(args: argparse.Namespace) -> int:
+    """Print the coverage table, or write it to docs/coverage.md."""
+    from asr import coverage
+    from asr.playbooks import registry
+
+    table = coverage.render(registry())
+    if args.write:
+        coverage.TABLE.write_text(table)
+        print(f"wrote {coverage.TABLE}")
+    else:
+        print(table, end="")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from asr import demo
 
@@ -102,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain_parser.add_argument("file", help="a JSON file of findings, or - for standard input")
     explain_parser.set_defaults(func=cmd_explain)
+
+    coverage_parser = commands.add_parser("coverage", help="which reference control ids we fix, and how")
+    coverage_parser.add_argument("--write", action="store_true", help="write docs/coverage.md")
+    coverage_parser.set_defaults(func=cmd_coverage)
 
     demo_parser = commands.add_parser("demo", help="seed the stand-in and run asr_sweep through Airflow")
     demo_parser.set_defaults(func=cmd_demo)

@@ -1,0 +1,70 @@
+"""The whole catalogue: every fix end to end in one sweep, and the coverage table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from asr import coverage, local
+from asr.aws import Clients
+from asr.config import Settings
+from asr.local import MEMBER_ACCOUNT
+from asr.local.request_log_ext import is_write
+from asr.local.seed import finding, import_findings, seed_one
+from asr.playbooks import registry
+from asr.store import RunStore
+
+REGION = "us-east-1"
+
+
+def test_committed_coverage_table_matches_the_playbooks() -> None:
+    assert coverage.TABLE.read_text() == coverage.render(registry()), "run: make coverage"
+
+
+def test_coverage_lists_every_reference_control_id() -> None:
+    table = coverage.render(registry())
+    for control_id, _ in coverage.reference_ids(__import__("yaml").safe_load(coverage.CATALOGUE.read_text())):
+        assert f"| {control_id} |" in table
+
+
+def report_of(run) -> dict:  # type: ignore[no-untyped-def]
+    return RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run.run_id).read_json("report.json")
+
+
+@pytest.mark.airflow
+def test_every_fix_end_to_end_and_a_second_sweep_writes_nothing(aws, airflow_db: None) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    playbooks = list(registry())
+    seeded = [seed_one(aws, playbook.control_id, MEMBER_ACCOUNT, REGION) for playbook in playbooks]
+    findings = [finding(s) for s in seeded]
+    securityhub = aws.admin_client("securityhub", REGION)
+    import_findings(securityhub, findings)
+    dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags")).dags["asr_sweep"]
+
+    first = dag.test()
+    assert first.state == "success"
+    report = report_of(first)
+    failures = {o["control_id"]: o["message"] for o in report["outcomes"] if o["status"] != "REMEDIATED"}
+    assert failures == {}
+    assert report["totals"] == {"REMEDIATED": len(playbooks)}
+    statuses = {f["Id"]: f["Workflow"]["Status"] for f in securityhub.get_findings()["Findings"]}
+    assert set(statuses.values()) == {"RESOLVED"}
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    for playbook, made in zip(playbooks, seeded, strict=True):
+        action = playbook.build_action()
+        resource_id = playbook.extract_resource_id(made.resource_id, MEMBER_ACCOUNT)
+        assert not action.plan(action.read(clients, resource_id)), f"{playbook.control_id} reads back wrong"
+
+    # Security Hub has not re-evaluated yet and the same findings come back NEW.
+    for raw in findings:
+        raw["Workflow"] = {"Status": "NEW"}
+        raw["WorkflowState"] = "NEW"
+    import_findings(securityhub, findings)
+    local.served_requests(clear=True)
+    second = dag.test()
+    assert second.state == "success"
+    assert report_of(second)["totals"] == {"ALREADY_COMPLIANT": len(playbooks)}
+    writes = [c for c in local.served_requests() if is_write(c) and c["service"] != "securityhub"]
+    assert writes == [], "a second sweep must not change the fixed resources"
