@@ -6,7 +6,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from asr.local.securityhub_ext import filter_findings
+from asr.local.securityhub_ext import STRING_FILTER_PATHS, filter_findings
 
 PRODUCT = "arn:aws:securityhub:us-east-1::product/aws/securityhub"
 
@@ -266,3 +266,11 @@ def test_stop_cancels_an_execution_in_progress(ssm) -> None:
     ssm.stop_automation_execution(AutomationExecutionId=execution_id)
     execution = ssm.get_automation_execution(AutomationExecutionId=execution_id)["AutomationExecution"]
     assert execution["AutomationExecutionStatus"] == "Cancelled"
+
+
+def test_get_findings_enforces_security_hub_filter_limits(securityhub) -> None:
+    with pytest.raises(ClientError, match="more than 20 values"):
+        securityhub.get_findings(Filters={"Id": equals(*(f"f{i}" for i in range(21)))})
+    too_many_fields = {name: equals("x") for name in list(STRING_FILTER_PATHS)[:11]}
+    with pytest.raises(ClientError, match="at most 10 attributes"):
+        securityhub.get_findings(Filters=too_many_fields)

@@ -186,3 +186,24 @@ def test_broken_playbook_is_a_dag_import_error(
     message = next(iter(errors.values()))
     assert "S3.1.yaml" in message
     assert "'severty' was unexpected" in message
+
+
+def test_long_value_lists_become_several_queries_within_limits() -> None:
+    from asr.securityhub import actionable_filters
+
+    accounts = [f"{n:012d}" for n in range(45)]
+    controls = [f"EC2.{n}" for n in range(25)]
+    queries = actionable_filters(accounts=accounts, control_ids=controls)
+    assert len(queries) == 3 * 2
+    assert all(len(values) <= 20 for query in queries for values in query.values())
+    pairs = {
+        (a["Value"], c["Value"])
+        for query in queries
+        for a in query["AwsAccountId"]
+        for c in query["ComplianceSecurityControlId"]
+    }
+    assert len(pairs) == 45 * 25
+    assert actionable_filters()[0]["WorkflowStatus"] == [
+        {"Value": "NEW", "Comparison": "EQUALS"},
+        {"Value": "NOTIFIED", "Comparison": "EQUALS"},
+    ]

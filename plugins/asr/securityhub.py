@@ -6,12 +6,14 @@ identifiers an update), and unprocessed updates are retried rather than lost.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 PAGE_SIZE = 100
+FILTER_VALUES = 20
 UPDATE_LIMIT = 100
 NOTE_LIMIT = 512
 UPDATED_BY = "asr"
@@ -22,32 +24,48 @@ def actionable_filters(
     regions: Iterable[str] = (),
     control_ids: Iterable[str] = (),
     finding_ids: Iterable[str] = (),
-) -> dict[str, list[dict[str, str]]]:
-    """Failed, active, not yet resolved or suppressed: what a sweep should look at."""
+) -> list[dict[str, list[dict[str, str]]]]:
+    """Failed, active, not yet resolved or suppressed: what a sweep should look at.
+
+    Security Hub takes at most 20 values per filter attribute, so a longer list of
+    accounts, regions, controls or ids becomes several queries; their results are
+    disjoint, since each query takes a different slice of values.
+    """
 
     def equals(values: Iterable[str]) -> list[dict[str, str]]:
         return [{"Value": v, "Comparison": "EQUALS"} for v in values]
 
-    filters = {
+    base = {
         "ComplianceStatus": equals(["FAILED", "WARNING"]),
         "RecordState": equals(["ACTIVE"]),
         "WorkflowStatus": equals(["NEW", "NOTIFIED"]),
     }
-    for name, values in (
-        ("AwsAccountId", accounts),
-        ("ResourceRegion", regions),
-        ("ComplianceSecurityControlId", control_ids),
-        ("Id", finding_ids),
-    ):
-        if values := list(values):
-            filters[name] = equals(values)
-    return filters
+    narrowing = [
+        (name, sorted(set(values)))
+        for name, values in (
+            ("AwsAccountId", accounts),
+            ("ResourceRegion", regions),
+            ("ComplianceSecurityControlId", control_ids),
+            ("Id", finding_ids),
+        )
+    ]
+    sliced = [
+        [(name, values[i : i + FILTER_VALUES]) for i in range(0, len(values), FILTER_VALUES)]
+        for name, values in narrowing
+        if values
+    ]
+    return [
+        base | {name: equals(values) for name, values in combination}
+        for combination in itertools.product(*sliced)
+    ]
 
 
-def iter_findings(client: Any, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def iter_findings(client: Any, queries: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every finding matching any of the queries, 100 a page."""
     paginator = client.get_paginator("get_findings")
-    for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}):
-        yield from page["Findings"]
+    for filters in queries:
+        for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}):
+            yield from page["Findings"]
 
 
 def clip_note(text: str) -> str:

@@ -49,6 +49,8 @@ STRING_FILTER_PATHS: dict[str, tuple[str, ...]] = {
 POSITIVE = {"EQUALS", "PREFIX", "CONTAINS"}
 NEGATIVE = {"NOT_EQUALS", "PREFIX_NOT_EQUALS", "NOT_CONTAINS"}
 WORKFLOW_STATUSES = {"NEW", "NOTIFIED", "RESOLVED", "SUPPRESSED"}
+MAX_FILTER_FIELDS = 10
+MAX_FILTER_VALUES = 20
 MAX_IDENTIFIERS = 100
 MAX_NOTE = 512
 
@@ -87,7 +89,15 @@ def _field_matches(finding: dict[str, Any], field: str, conditions: list[dict[st
 def validate_filters(filters: dict[str, Any] | None) -> dict[str, list[dict[str, str]]]:
     """Reject filters this stand-in cannot honour, so a test never passes on an ignored filter."""
     checked: dict[str, list[dict[str, str]]] = {}
+    if len(filters or {}) > MAX_FILTER_FIELDS:
+        raise InvalidInputException(
+            op="GetFindings", msg=f"Filters may name at most {MAX_FILTER_FIELDS} attributes"
+        )
     for field, conditions in (filters or {}).items():
+        if len(conditions) > MAX_FILTER_VALUES:
+            raise InvalidInputException(
+                op="GetFindings", msg=f"Filter '{field}' has more than {MAX_FILTER_VALUES} values"
+            )
         if field not in STRING_FILTER_PATHS:
             raise InvalidInputException(
                 op="GetFindings", msg=f"Filter '{field}' is not supported by the local stand-in"
