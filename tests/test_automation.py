@@ -84,10 +84,17 @@ def test_automation_fixes_and_is_verified(aws, ssm_playbooks: Path) -> None:
     [outcome] = automation.finish(pending, statuses, playbooks, aws)
     assert outcome.status == Status.REMEDIATED, outcome.message
     assert DOCUMENT in outcome.message
-    assert outcome.before == {"public_admin_ingress": [
-        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
-         "Ipv6Ranges": []}
-    ]}
+    assert outcome.before == {
+        "public_admin_ingress": [
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 22,
+                "ToPort": 22,
+                "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+                "Ipv6Ranges": [],
+            }
+        ]
+    }
     assert group_rules(aws, seeded) == ["10.0.0.0/8"]
 
 

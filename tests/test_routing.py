@@ -120,6 +120,36 @@ RESOURCES = {
     ),
     "AwsAccount": ("AWS::::Account:222222222222", ACCOUNT),
     "AwsRdsDbInstance": ("arn:aws:rds:eu-west-1:222222222222:db:orders", "orders"),
+    "AwsRdsDbSnapshot": (
+        "arn:aws:rds:eu-west-1:222222222222:snapshot:orders-snap",
+        "arn:aws:rds:eu-west-1:222222222222:snapshot:orders-snap",
+    ),
+    "AwsRdsDbCluster": ("arn:aws:rds:eu-west-1:222222222222:cluster:orders", "orders"),
+    "AwsDynamoDbTable": ("arn:aws:dynamodb:eu-west-1:222222222222:table/orders", "orders"),
+    "AwsLambdaFunction": ("arn:aws:lambda:eu-west-1:222222222222:function:orders-handler", "orders-handler"),
+    "AwsSnsTopic": ("arn:aws:sns:eu-west-1:222222222222:orders", "arn:aws:sns:eu-west-1:222222222222:orders"),
+    "AwsSqsQueue": ("arn:aws:sqs:eu-west-1:222222222222:orders", "orders"),
+    "AwsEcrRepository": ("arn:aws:ecr:eu-west-1:222222222222:repository/team/orders", "team/orders"),
+    "AwsS3Bucket": ("arn:aws:s3:::asr-example-bucket", "asr-example-bucket"),
+    "AwsEc2Vpc": ("arn:aws:ec2:eu-west-1:222222222222:vpc/vpc-0123456789abcdef0", "vpc-0123456789abcdef0"),
+    "AwsEc2Instance": (
+        "arn:aws:ec2:eu-west-1:222222222222:instance/i-0123456789abcdef0",
+        "i-0123456789abcdef0",
+    ),
+    "AwsEc2Subnet": (
+        "arn:aws:ec2:eu-west-1:222222222222:subnet/subnet-0123456789abcdef0",
+        "subnet-0123456789abcdef0",
+    ),
+    "AwsIamUser": ("arn:aws:iam::222222222222:user/ops/alice", "alice"),
+    "AwsCloudTrailTrail": (
+        "arn:aws:cloudtrail:eu-west-1:222222222222:trail/org-trail",
+        "arn:aws:cloudtrail:eu-west-1:222222222222:trail/org-trail",
+    ),
+    "AwsLogsLogGroup": ("arn:aws:logs:eu-west-1:222222222222:log-group:/app/orders:*", "/app/orders"),
+    "AwsKmsKey": (
+        "arn:aws:kms:eu-west-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "1234abcd-12ab-34cd-56ef-1234567890ab",
+    ),
 }
 
 
@@ -287,3 +317,10 @@ def test_explain_single_finding_and_unreadable_input(tmp_path) -> None:  # type:
     assert code == 0 and lines[0]["resource_id"] == "orders"
     (tmp_path / "broken.json").write_text("{not json")
     assert main(["explain", str(tmp_path / "broken.json")]) == 2
+
+
+def test_a_playbook_may_accept_several_resource_types() -> None:
+    arn = "arn:aws:rds:eu-west-1:222222222222:cluster-snapshot:orders-snap"
+    raw = finding(Seeded("RDS.1", ACCOUNT, "eu-west-1", "AwsRdsDbClusterSnapshot", arn))
+    record = parse_finding(raw, registry())
+    assert (record.playbook, record.resource_id) == ("RDS.1", arn)

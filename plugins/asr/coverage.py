@@ -60,7 +60,10 @@ def render(playbooks: PlaybookRegistry, catalogue_path: Path = CATALOGUE) -> str
         "",
         "| control | reference fix | fixed | playbook: how | flags |",
         "|---|---|---|---|---|",
-        *(f"| {c} | {ref if ref != c else ''} | {yes} | {play} | {flags} |" for c, ref, yes, play, flags in rows),
+        *(
+            f"| {c} | {ref if ref != c else ''} | {yes} | {play} | {flags} |"
+            for c, ref, yes, play, flags in rows
+        ),
     ]
     if ours:
         lines += ["", f"Also fixed, beyond the reference catalogue: {', '.join(ours)}."]

@@ -177,10 +177,10 @@ def parse_finding(finding: Any, playbooks: PlaybookRegistry) -> RoutingRecord:
     resource = resources[0]
     resource_arn = _str(resource, "Id") or ""
     resource_type = _str(resource, "Type") or ""
-    if resource_type != playbook.resource_type:
+    if resource_type not in playbook.resource_types:
         raise FindingError(
             finding_id,
-            f"resource type {resource_type!r} is not the {playbook.resource_type} the "
+            f"resource type {resource_type!r} is not the {' or '.join(playbook.resource_types)} the "
             f"{playbook.control_id} playbook fixes",
         )
     try:

@@ -63,7 +63,12 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "required": ["type", "id"],
             "properties": {
-                "type": {"type": "string", "minLength": 1},
+                "type": {
+                    "oneOf": [
+                        {"type": "string", "minLength": 1},
+                        {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+                    ]
+                },
                 "id": {
                     "oneOf": [
                         {"enum": ["arn", "account"]},
@@ -136,7 +141,7 @@ class Playbook:
     title: str
     severity: str
     scope: str
-    resource_type: str
+    resource_types: tuple[str, ...]
     resource_id: str | re.Pattern[str]
     action: str
     parameters: dict[str, Any]
@@ -151,6 +156,11 @@ class Playbook:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "group_id", self.control_id.replace(".", "_"))
+
+    @property
+    def resource_type(self) -> str:
+        """The main ASFF resource type (a playbook may accept several, e.g. DB and cluster snapshots)."""
+        return self.resource_types[0]
 
     @property
     def controls(self) -> tuple[str, ...]:
@@ -243,7 +253,11 @@ def parse_playbook(data: Any, source: str) -> Playbook:
         title=data["title"],
         severity=data["severity"],
         scope=data["scope"],
-        resource_type=data["resource"]["type"],
+        resource_types=tuple(
+            [data["resource"]["type"]]
+            if isinstance(data["resource"]["type"], str)
+            else data["resource"]["type"]
+        ),
         resource_id=resource_id,
         action=remediation["action"],
         parameters=parameters,

@@ -1,3 +1,559 @@
-"""CloudTrail fixes."""
+"""CloudTrail fixes: a multi-Region trail, trail encryption, log file validation, CloudWatch Logs.
+
+Also the pieces other logging fixes share: a private, encrypted log bucket whose policy
+lets an AWS service deliver to it, created on first use and reused after.
+"""
 
 from __future__ import annotations
+
+import json
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from asr.actions import Action, register
+from asr.actions.cloudwatch import RETENTION_DAYS
+
+if TYPE_CHECKING:
+    from asr.aws import Clients
+
+TRAIL_ARN = re.compile(r"^arn:(aws[a-z-]*):cloudtrail:([a-z0-9-]+):(\d{12}):trail/([A-Za-z0-9._-]{3,128})$")
+TRAIL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,126}[A-Za-z0-9]$"
+KMS_ALIAS = r"^alias/(?!aws/)[A-Za-z0-9/_-]{1,250}$"
+# A bucket name that may hold {account_id} and {region}, filled in for the account and Region fixed.
+BUCKET_TEMPLATE = {
+    "type": "string",
+    "pattern": r"^(?:[a-z0-9.-]|\{account_id\}|\{region\})+$",
+    "minLength": 3,
+    "maxLength": 63,
+}
+ALL_MANAGEMENT_EVENTS = {"ReadWriteType": "All", "IncludeManagementEvents": True}
+ROLE_PROPAGATION_DELAYS = (2.0, 4.0, 8.0, 8.0)  # IAM roles are not usable by CloudTrail at once
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def parse_trail_arn(arn: str) -> tuple[str, str, str, str]:
+    """(partition, region, account, trail name) of a trail ARN."""
+    match = TRAIL_ARN.match(arn)
+    if not match:
+        raise ValueError(f"{arn!r} is not a CloudTrail trail ARN")
+    partition, region, account, name = match.groups()
+    return partition, region, account, name
+
+
+# --- Log buckets -------------------------------------------------------------------------------
+
+
+def log_bucket_name(template: str, account: str, region: str) -> str:
+    return template.format(account_id=account, region=region)
+
+
+def bucket_region(s3: Any, bucket: str) -> str:
+    location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
+    return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location)
+
+
+def create_bucket(s3: Any, bucket: str, region: str) -> None:
+    """us-east-1 refuses a location constraint naming itself; every other Region needs one."""
+    if region == "us-east-1":
+        s3.create_bucket(Bucket=bucket)
+    else:
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+
+
+def deny_insecure_transport(bucket_arn: str) -> dict[str, Any]:
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+def _merged_policy(s3: Any, bucket: str, statements: list[dict[str, Any]]) -> dict[str, Any]:
+    """The bucket's policy with these statements in place of any of the same Sid; others kept."""
+    try:
+        policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    except ClientError as exc:
+        if _code(exc) != "NoSuchBucketPolicy":
+            raise
+        policy = {"Version": "2012-10-17", "Statement": []}
+    ours = {s["Sid"] for s in statements}
+    kept = [s for s in policy.get("Statement", []) if s.get("Sid") not in ours]
+    return {**policy, "Statement": kept + statements}
+
+
+def ensure_log_bucket(s3: Any, bucket: str, statements: list[dict[str, Any]]) -> None:
+    """Create the bucket (private, encrypted) unless it exists, then grant the delivering service.
+
+    An existing bucket keeps its settings and the policy statements of other Sids.
+    """
+    try:
+        s3.get_bucket_location(Bucket=bucket)
+    except ClientError as exc:
+        if _code(exc) != "NoSuchBucket":
+            raise
+        create_bucket(s3, bucket, s3.meta.region_name)
+        s3.put_public_access_block(
+            Bucket=bucket,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+        s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+    bucket_arn = f"arn:{s3.meta.partition}:s3:::{bucket}"
+    policy = _merged_policy(s3, bucket, [*statements, deny_insecure_transport(bucket_arn)])
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+
+
+def _cloudtrail_bucket_statements(partition: str, bucket: str, account: str, trail_arn: str) -> list[Any]:
+    bucket_arn = f"arn:{partition}:s3:::{bucket}"
+    service = {"Service": "cloudtrail.amazonaws.com"}
+    return [
+        {
+            "Sid": "AWSCloudTrailAclCheck",
+            "Effect": "Allow",
+            "Principal": service,
+            "Action": "s3:GetBucketAcl",
+            "Resource": bucket_arn,
+            "Condition": {"StringEquals": {"aws:SourceArn": trail_arn}},
+        },
+        {
+            "Sid": "AWSCloudTrailWrite",
+            "Effect": "Allow",
+            "Principal": service,
+            "Action": "s3:PutObject",
+            "Resource": f"{bucket_arn}/AWSLogs/{account}/*",
+            "Condition": {
+                "StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail_arn}
+            },
+        },
+    ]
+
+
+# --- The trail's KMS key -----------------------------------------------------------------------
+
+
+def _cloudtrail_key_policy(partition: str, account: str) -> dict[str, Any]:
+    """The account administers the key; CloudTrail encrypts this account's trails; the account decrypts."""
+    trails = f"arn:{partition}:cloudtrail:*:{account}:trail/*"
+    service = {"Service": "cloudtrail.amazonaws.com"}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "EnableAccountAdministration",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                "Sid": "AllowCloudTrailToEncryptLogs",
+                "Effect": "Allow",
+                "Principal": service,
+                "Action": "kms:GenerateDataKey*",
+                "Resource": "*",
+                "Condition": {"StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": trails}},
+            },
+            {
+                "Sid": "AllowCloudTrailToDescribeKey",
+                "Effect": "Allow",
+                "Principal": service,
+                "Action": "kms:DescribeKey",
+                "Resource": "*",
+            },
+            {
+                "Sid": "AllowAccountToDecryptLogs",
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": ["kms:Decrypt", "kms:ReEncryptFrom"],
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {"kms:CallerAccount": account},
+                    "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": trails},
+                },
+            },
+        ],
+    }
+
+
+def ensure_cloudtrail_key(kms: Any, alias: str, account: str) -> str:
+    """The ARN of the key behind ``alias``, creating it (rotated, CloudTrail allowed) if the alias is free.
+
+    An existing key is used as it is: its policy is its owner's, and CloudTrail itself
+    refuses a key whose policy does not let it encrypt.
+    """
+    try:
+        key = kms.describe_key(KeyId=alias)["KeyMetadata"]
+    except kms.exceptions.NotFoundException:
+        policy = _cloudtrail_key_policy(kms.meta.partition, account)
+        key = kms.create_key(
+            Description="CloudTrail log encryption (created by ASR)", Policy=json.dumps(policy)
+        )["KeyMetadata"]
+        kms.enable_key_rotation(KeyId=key["KeyId"])
+        kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
+        return str(key["Arn"])
+    if key.get("KeyState") != "Enabled":
+        raise ValueError(f"KMS key {alias} is {key.get('KeyState')}, not Enabled: CloudTrail cannot use it")
+    return str(key["Arn"])
+
+
+KMS_KEY_PERMISSIONS = ("kms:DescribeKey", "kms:CreateKey", "kms:EnableKeyRotation", "kms:CreateAlias")
+LOG_BUCKET_PERMISSIONS = (
+    "s3:GetBucketLocation",
+    "s3:CreateBucket",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutEncryptionConfiguration",
+    "s3:GetBucketPolicy",
+    "s3:PutBucketPolicy",
+)
+
+
+# --- Reading trails ----------------------------------------------------------------------------
+
+
+def _trail(cloudtrail: Any, name_or_arn: str) -> dict[str, Any]:
+    return dict(cloudtrail.get_trail(Name=name_or_arn)["Trail"])
+
+
+def _trail_exists(cloudtrail: Any, name: str) -> bool:
+    try:
+        _trail(cloudtrail, name)
+    except ClientError as exc:
+        if _code(exc) == "TrailNotFoundException":
+            return False
+        raise
+    return True
+
+
+def _records_all_management_events(cloudtrail: Any, trail_arn: str) -> bool:
+    """Whether the trail's selectors take every read and write management event."""
+    selectors = cloudtrail.get_event_selectors(TrailName=trail_arn)
+    for basic in selectors.get("EventSelectors") or []:
+        if (
+            basic.get("IncludeManagementEvents", True)
+            and basic.get("ReadWriteType", "All") == "All"
+            and not basic.get("ExcludeManagementEventSources")
+        ):
+            return True
+    for advanced in selectors.get("AdvancedEventSelectors") or []:
+        fields = {f["Field"]: f for f in advanced.get("FieldSelectors", [])}
+        category = fields.pop("eventCategory", {})
+        if category.get("Equals") == ["Management"] and not fields:
+            return True
+    return False
+
+
+def _logs_all_management_events(cloudtrail: Any, trail_arn: str) -> bool:
+    logging = cloudtrail.get_trail_status(Name=trail_arn).get("IsLogging", False)
+    return bool(logging) and _records_all_management_events(cloudtrail, trail_arn)
+
+
+# --- Actions -----------------------------------------------------------------------------------
+
+
+@register
+class EnsureMultiRegionTrail(Action):
+    """Make sure the account has a multi-Region trail logging every management event.
+
+    An account that already has one (any name) is left alone. Otherwise the trail named
+    ``trail_name`` is created, or repaired if it exists: multi-Region, log file
+    validation on, SSE-KMS with the key behind ``kms_key_alias`` (created if the alias
+    is free), delivering to ``bucket_name`` (created private and encrypted, with a
+    policy CloudTrail can write through), and logging. Other trails are not touched.
+
+        remediation:
+          action: cloudtrail.ensure-multi-region-trail
+          parameters: {trail_name: asr-multi-region-trail, kms_key_alias: alias/asr-cloudtrail}
+    """
+
+    name = "cloudtrail.ensure-multi-region-trail"
+    service = "cloudtrail"
+    permissions = (
+        "cloudtrail:DescribeTrails",
+        "cloudtrail:GetTrailStatus",
+        "cloudtrail:GetEventSelectors",
+        "cloudtrail:GetTrail",
+        "cloudtrail:CreateTrail",
+        "cloudtrail:UpdateTrail",
+        "cloudtrail:PutEventSelectors",
+        "cloudtrail:StartLogging",
+        *LOG_BUCKET_PERMISSIONS,
+        *KMS_KEY_PERMISSIONS,
+    )
+    summary = "ensured multi-Region trail {trail_name} is logging all management events, encrypted with KMS"
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "trail_name": {"type": "string", "pattern": TRAIL_NAME, "default": "asr-multi-region-trail"},
+            "bucket_name": {**BUCKET_TEMPLATE, "default": "asr-cloudtrail-logs-{account_id}-{region}"},
+            "kms_key_alias": {"type": "string", "pattern": KMS_ALIAS, "default": "alias/asr-cloudtrail"},
+        },
+    }
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        cloudtrail = clients.cloudtrail
+        trails = cloudtrail.describe_trails(includeShadowTrails=True)["trailList"]
+        compliant = [
+            trail["Name"]
+            for trail in trails
+            if trail.get("IsMultiRegionTrail") and _logs_all_management_events(cloudtrail, trail["TrailARN"])
+        ]
+        return {"MultiRegionLoggingTrails": sorted(compliant)}
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        return (
+            {}
+            if state["MultiRegionLoggingTrails"]
+            else {"MultiRegionLoggingTrails": [self.params["trail_name"]]}
+        )
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        cloudtrail, account, name = clients.cloudtrail, resource_id, self.params["trail_name"]
+        region, partition = cloudtrail.meta.region_name, cloudtrail.meta.partition
+        trail_arn = f"arn:{partition}:cloudtrail:{region}:{account}:trail/{name}"
+        bucket = log_bucket_name(self.params["bucket_name"], account, region)
+        ensure_log_bucket(
+            clients.s3, bucket, _cloudtrail_bucket_statements(partition, bucket, account, trail_arn)
+        )
+        settings = {
+            "S3BucketName": bucket,
+            "IsMultiRegionTrail": True,
+            "IncludeGlobalServiceEvents": True,
+            "EnableLogFileValidation": True,
+            "KmsKeyId": ensure_cloudtrail_key(clients.kms, self.params["kms_key_alias"], account),
+        }
+        if _trail_exists(cloudtrail, name):
+            cloudtrail.update_trail(Name=name, **settings)
+        else:
+            cloudtrail.create_trail(Name=name, **settings)
+        if not _records_all_management_events(cloudtrail, trail_arn):
+            cloudtrail.put_event_selectors(TrailName=name, EventSelectors=[ALL_MANAGEMENT_EVENTS])
+        cloudtrail.start_logging(Name=name)
+
+
+@register
+class EnableTrailEncryption(Action):
+    """Encrypt a trail's log files with SSE-KMS.
+
+    Uses the key behind ``kms_key_alias`` in the trail's Region, creating it (rotation on,
+    a key policy that lets CloudTrail encrypt this account's trails) if the alias is free.
+    CloudTrail needs the key in its bucket's Region: a trail delivering to a bucket in
+    another Region is reported, not changed.
+
+        remediation:
+          action: cloudtrail.enable-kms-encryption
+          parameters: {kms_key_alias: alias/asr-cloudtrail}
+    """
+
+    name = "cloudtrail.enable-kms-encryption"
+    service = "cloudtrail"
+    permissions = (
+        "cloudtrail:GetTrail",
+        "cloudtrail:UpdateTrail",
+        "s3:GetBucketLocation",
+        *KMS_KEY_PERMISSIONS,
+    )
+    summary = "encrypted the trail's log files with the KMS key {kms_key_alias}"
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "kms_key_alias": {"type": "string", "pattern": KMS_ALIAS, "default": "alias/asr-cloudtrail"},
+        },
+    }
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        trail = _trail(clients.cloudtrail, resource_id)
+        return {"KmsKeyId": trail.get("KmsKeyId") or None, "S3BucketName": trail.get("S3BucketName")}
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {} if state["KmsKeyId"] else {"KmsKeyId": self.params["kms_key_alias"]}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        _, region, account, _ = parse_trail_arn(resource_id)
+        bucket = state["S3BucketName"]
+        where = bucket_region(clients.s3, bucket)
+        if where != region:
+            raise ValueError(
+                f"the trail delivers to bucket {bucket} in {where}; CloudTrail needs the KMS key in the "
+                f"bucket's Region, not the trail's ({region})"
+            )
+        key_arn = ensure_cloudtrail_key(clients.kms, self.params["kms_key_alias"], account)
+        clients.cloudtrail.update_trail(Name=resource_id, KmsKeyId=key_arn)
+
+
+@register
+class EnableLogFileValidation(Action):
+    """Turn on log file integrity validation, so tampering with delivered logs can be detected.
+
+    remediation:
+      action: cloudtrail.enable-log-file-validation
+    """
+
+    name = "cloudtrail.enable-log-file-validation"
+    service = "cloudtrail"
+    permissions = ("cloudtrail:GetTrail", "cloudtrail:UpdateTrail")
+    summary = "enabled log file validation on the trail"
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        trail = _trail(clients.cloudtrail, resource_id)
+        return {"LogFileValidationEnabled": bool(trail.get("LogFileValidationEnabled"))}
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {} if state["LogFileValidationEnabled"] else {"LogFileValidationEnabled": True}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        clients.cloudtrail.update_trail(Name=resource_id, EnableLogFileValidation=True)
+
+
+def _logs_role_trust(account: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+            }
+        ],
+    }
+
+
+def _ensure_logs_role(iam: Any, role_name: str, account: str) -> tuple[str, bool]:
+    """The role's ARN, and whether it was just created (and may not be usable yet)."""
+    try:
+        return str(iam.get_role(RoleName=role_name)["Role"]["Arn"]), False
+    except iam.exceptions.NoSuchEntityException:
+        role = iam.create_role(
+            RoleName=role_name,
+            AssumeRolePolicyDocument=json.dumps(_logs_role_trust(account)),
+            Description="Lets CloudTrail deliver trail events to CloudWatch Logs (created by ASR)",
+        )["Role"]
+        return str(role["Arn"]), True
+
+
+def _ensure_log_group(logs: Any, name: str, retention_days: int) -> None:
+    """Create the log group with this retention; an existing one keeps its own."""
+    try:
+        logs.create_log_group(logGroupName=name)
+    except logs.exceptions.ResourceAlreadyExistsException:
+        return
+    logs.put_retention_policy(logGroupName=name, retentionInDays=retention_days)
+
+
+@register
+class SendTrailToCloudWatchLogs(Action):
+    """Deliver a trail's events to CloudWatch Logs, where metric filters and alarms can watch them.
+
+    Creates (or reuses) the log group ``log_group_name`` (``{trail_name}`` is filled in)
+    with ``log_group_retention_days`` when created, and the IAM role ``role_name`` that
+    CloudTrail assumes, with an inline policy to write to that log group.
+
+        remediation:
+          action: cloudtrail.send-to-cloudwatch-logs
+          parameters: {log_group_name: "CloudTrail/{trail_name}", role_name: ASR-CloudTrailToCloudWatchLogs}
+    """
+
+    name = "cloudtrail.send-to-cloudwatch-logs"
+    service = "cloudtrail"
+    permissions = (
+        "cloudtrail:GetTrail",
+        "cloudtrail:UpdateTrail",
+        "logs:CreateLogGroup",
+        "logs:PutRetentionPolicy",
+        "iam:GetRole",
+        "iam:CreateRole",
+        "iam:PutRolePolicy",
+        "iam:PassRole",
+    )
+    summary = "sent the trail's events to CloudWatch Logs, delivered through role {role_name}"
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "log_group_name": {
+                "type": "string",
+                "pattern": r"^(?:[A-Za-z0-9._/#-]|\{trail_name\})+$",
+                "maxLength": 512,
+                "default": "CloudTrail/{trail_name}",
+            },
+            "log_group_retention_days": {"enum": list(RETENTION_DAYS), "default": 365},
+            "role_name": {
+                "type": "string",
+                "pattern": r"^[\w+=,.@-]{1,64}$",
+                "default": "ASR-CloudTrailToCloudWatchLogs",
+            },
+        },
+    }
+
+    def _log_group(self, trail_arn: str) -> tuple[str, str]:
+        """The log group's name and the ARN CloudTrail takes for it (with the ``:*`` suffix)."""
+        partition, region, account, trail_name = parse_trail_arn(trail_arn)
+        group = self.params["log_group_name"].format(trail_name=trail_name)
+        return group, f"arn:{partition}:logs:{region}:{account}:log-group:{group}:*"
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        trail = _trail(clients.cloudtrail, resource_id)
+        return {
+            "CloudWatchLogsLogGroupArn": trail.get("CloudWatchLogsLogGroupArn") or None,
+            "TrailARN": trail.get("TrailARN", resource_id),
+        }
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        if state["CloudWatchLogsLogGroupArn"]:
+            return {}
+        return {"CloudWatchLogsLogGroupArn": self._log_group(state["TrailARN"])[1]}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        _, region, account, _ = parse_trail_arn(resource_id)
+        group, group_arn = self._log_group(resource_id)
+        _ensure_log_group(clients.logs, group, self.params["log_group_retention_days"])
+        role_arn, fresh = _ensure_logs_role(clients.iam, self.params["role_name"], account)
+        # The group's ARN without the ":*" CloudTrail wants, then its streams.
+        streams = f"{group_arn[:-2]}:log-stream:*"
+        clients.iam.put_role_policy(
+            RoleName=self.params["role_name"],
+            PolicyName=re.sub(r"[^\w+=,.@-]", "-", f"cloudtrail-to-{region}-{group}")[:128],
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                            "Resource": streams,
+                        }
+                    ],
+                }
+            ),
+        )
+        delays = ROLE_PROPAGATION_DELAYS if fresh else ()
+        for attempt in range(len(delays) + 1):
+            try:
+                clients.cloudtrail.update_trail(
+                    Name=resource_id, CloudWatchLogsLogGroupArn=group_arn, CloudWatchLogsRoleArn=role_arn
+                )
+                return
+            except ClientError as exc:
+                if attempt == len(delays) or _code(exc) != "InvalidCloudWatchLogsRoleArnException":
+                    raise
+                time.sleep(delays[attempt])

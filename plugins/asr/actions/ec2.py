@@ -1,8 +1,13 @@
-"""EC2 fixes: security group ingress, default security groups, EBS encryption by default."""
+"""EC2 fixes: security group ingress, default security groups, EBS encryption by default and
+public snapshots, VPC flow logs, instance metadata (IMDSv2), subnet public IPs."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import contextlib
+import json
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from botocore.exceptions import ClientError
 
 from asr.actions import Action, register
 
@@ -18,14 +23,51 @@ def _describe_group(client: Any, group_id: str) -> dict[str, Any]:
     return client.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
 
 
-def _covers(permission: dict[str, Any], ports: list[int]) -> bool:
+# IpProtocol as DescribeSecurityGroups may report it -> the name the port rules use.
+PROTOCOL_NAMES = {
+    "tcp": "tcp",
+    "6": "tcp",
+    "udp": "udp",
+    "17": "udp",
+    ALL_PROTOCOLS: ALL_PROTOCOLS,
+    "all": ALL_PROTOCOLS,
+}
+TCP = ("tcp",)
+TCP_UDP = ("tcp", "udp")
+# EC2.19: databases, file sharing, mail, remote administration and admin consoles.
+HIGH_RISK_PORTS = (
+    20, 21, 22, 23, 25, 110, 135, 143, 445, 1433, 1434, 3000,
+    3306, 3389, 4333, 5000, 5432, 5500, 5601, 8080, 8088, 8888, 9200, 9300,
+)  # fmt: skip
+PORT_LIST = {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 65535}}
+
+
+def _protocol(permission: dict[str, Any]) -> str:
+    """tcp, udp, -1 (every protocol), or the protocol as given (icmp, 50, ...)."""
     protocol = str(permission.get("IpProtocol"))
+    return PROTOCOL_NAMES.get(protocol.lower(), protocol)
+
+
+def _port_range(permission: dict[str, Any]) -> tuple[int, int]:
+    return permission.get("FromPort", 0), permission.get("ToPort", 65535)
+
+
+def _covers(permission: dict[str, Any], ports: list[int], protocols: tuple[str, ...] = TCP) -> bool:
+    """Whether the rule lets traffic reach any of the ports over one of the protocols."""
+    protocol = _protocol(permission)
     if protocol == ALL_PROTOCOLS:
         return True
-    if protocol not in ("tcp", "6"):
+    if protocol not in protocols:
         return False
-    low, high = permission.get("FromPort", 0), permission.get("ToPort", 65535)
+    low, high = _port_range(permission)
     return any(low <= port <= high for port in ports)
+
+
+def _within(permission: dict[str, Any], ports: list[int]) -> bool:
+    """Whether every port the rule opens is one of the ports."""
+    low, high = _port_range(permission)
+    allowed = set(ports)
+    return high - low < len(allowed) and all(port in allowed for port in range(low, high + 1))
 
 
 def _only_open_ranges(permission: dict[str, Any]) -> dict[str, Any] | None:
@@ -42,9 +84,43 @@ def _strip_empty(permissions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in p.items() if v != []} for p in permissions]
 
 
+class RevokeOpenIngress(Action):
+    """Revoke the 0.0.0.0/0 and ::/0 ranges of the inbound rules a port rule forbids.
+
+    One mechanism for EC2.13/14, EC2.18 and EC2.19: subclasses say which world-open
+    rules are forbidden (``forbids``) and under which state key they are recorded.
+    Only the world-open ranges of a forbidden rule are revoked: narrower ranges and
+    group references on the same rule stay, so access scoped on purpose is kept.
+    """
+
+    service = "ec2"
+    permissions = ("ec2:DescribeSecurityGroups", "ec2:RevokeSecurityGroupIngress")
+    state_key: ClassVar[str]
+
+    def forbids(self, rule: dict[str, Any]) -> bool:
+        raise NotImplementedError
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        group = _describe_group(clients.ec2, resource_id)
+        open_rules = [
+            rule
+            for rule in map(_only_open_ranges, group.get("IpPermissions", []))
+            if rule and self.forbids(rule)
+        ]
+        return {self.state_key: open_rules}
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {self.state_key: []} if state[self.state_key] else {}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        clients.ec2.revoke_security_group_ingress(
+            GroupId=resource_id, IpPermissions=_strip_empty(state[self.state_key])
+        )
+
+
 @register
-class RevokePublicAdminIngress(Action):
-    """Remove rules that let 0.0.0.0/0 or ::/0 reach remote-administration ports.
+class RevokePublicAdminIngress(RevokeOpenIngress):
+    """Remove rules that let 0.0.0.0/0 or ::/0 reach remote-administration ports (TCP).
 
     Only the world-open ranges of a matching rule are revoked: narrower ranges on the
     same rule stay, so administrators keep the access they scoped on purpose.
@@ -55,38 +131,79 @@ class RevokePublicAdminIngress(Action):
     """
 
     name = "ec2.revoke-public-admin-ingress"
-    service = "ec2"
-    permissions = ("ec2:DescribeSecurityGroups", "ec2:RevokeSecurityGroupIngress")
     summary = "removed ingress from 0.0.0.0/0 and ::/0 to ports {ports}"
+    state_key = "public_admin_ingress"
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"ports": {**PORT_LIST, "minItems": 1, "default": [22, 3389]}},
+    }
+
+    def forbids(self, rule: dict[str, Any]) -> bool:
+        return _covers(rule, self.params["ports"])
+
+
+@register
+class RevokePublicHighRiskIngress(RevokeOpenIngress):
+    """Remove rules that let 0.0.0.0/0 or ::/0 reach high-risk ports over TCP or UDP.
+
+    Databases, file sharing, mail and admin consoles should never face the internet;
+    a rule for every protocol (-1) counts as reaching them.
+
+        remediation:
+          action: ec2.revoke-public-high-risk-ingress
+          parameters: {ports: [22, 3306, 3389, 5432]}
+    """
+
+    name = "ec2.revoke-public-high-risk-ingress"
+    summary = "removed ingress from 0.0.0.0/0 and ::/0 to the high-risk ports {ports}"
+    state_key = "public_high_risk_ingress"
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"ports": {**PORT_LIST, "minItems": 1, "default": list(HIGH_RISK_PORTS)}},
+    }
+
+    def forbids(self, rule: dict[str, Any]) -> bool:
+        return _covers(rule, self.params["ports"], TCP_UDP)
+
+
+@register
+class RevokeUnauthorizedPublicIngress(RevokeOpenIngress):
+    """Remove rules that open to 0.0.0.0/0 or ::/0 any TCP or UDP port not authorized.
+
+    A rule is kept only when every port it opens is authorized for its protocol; a
+    range that is partly authorized (0-65535 with 443 authorized) is revoked whole,
+    not split. A rule for every protocol (-1) is never authorized. Rules of other
+    protocols (ICMP, ...) have no ports and are outside the control.
+
+        remediation:
+          action: ec2.revoke-unauthorized-public-ingress
+          parameters: {authorized_tcp_ports: [80, 443], authorized_udp_ports: []}
+    """
+
+    name = "ec2.revoke-unauthorized-public-ingress"
+    summary = (
+        "removed ingress from 0.0.0.0/0 and ::/0 except to the authorized TCP ports "
+        "{authorized_tcp_ports} and UDP ports {authorized_udp_ports}"
+    )
+    state_key = "unauthorized_public_ingress"
     schema = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "ports": {
-                "type": "array",
-                "items": {"type": "integer", "minimum": 0, "maximum": 65535},
-                "minItems": 1,
-                "default": [22, 3389],
-            }
+            "authorized_tcp_ports": {**PORT_LIST, "default": [80, 443]},
+            "authorized_udp_ports": {**PORT_LIST, "default": []},
         },
     }
 
-    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
-        group = _describe_group(clients.ec2, resource_id)
-        open_rules = [
-            rule
-            for rule in map(_only_open_ranges, group.get("IpPermissions", []))
-            if rule and _covers(rule, self.params["ports"])
-        ]
-        return {"public_admin_ingress": open_rules}
-
-    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
-        return {"public_admin_ingress": []} if state["public_admin_ingress"] else {}
-
-    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        clients.ec2.revoke_security_group_ingress(
-            GroupId=resource_id, IpPermissions=_strip_empty(state["public_admin_ingress"])
-        )
+    def forbids(self, rule: dict[str, Any]) -> bool:
+        protocol = _protocol(rule)
+        if protocol == ALL_PROTOCOLS:
+            return True
+        if protocol not in TCP_UDP:
+            return False
+        return not _within(rule, self.params[f"authorized_{protocol}_ports"])
 
 
 @register
@@ -155,3 +272,248 @@ class EnableEbsEncryptionByDefault(Action):
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         clients.ec2.enable_ebs_encryption_by_default()
+
+
+@register
+class MakeEbsSnapshotsPrivate(Action):
+    """Make every public EBS snapshot the account owns in one region private.
+
+    A public snapshot lets any AWS account create a volume holding its data. Only the
+    public permission (group ``all``) is removed; sharing with named accounts stays.
+
+        remediation:
+          action: ec2.make-ebs-snapshots-private
+    """
+
+    name = "ec2.make-ebs-snapshots-private"
+    service = "ec2"
+    permissions = ("ec2:DescribeSnapshots", "ec2:ModifySnapshotAttribute")
+    summary = "removed public access from the account's EBS snapshots in this region"
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        pages = clients.ec2.get_paginator("describe_snapshots").paginate(
+            OwnerIds=["self"], RestorableByUserIds=["all"]
+        )
+        return {"PublicSnapshots": sorted(s["SnapshotId"] for page in pages for s in page["Snapshots"])}
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {"PublicSnapshots": []} if state["PublicSnapshots"] else {}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        """One snapshot that cannot be changed must not leave the others public: try each,
+        then raise the first error (a snapshot deleted meanwhile is no longer public)."""
+        errors: list[ClientError] = []
+        for snapshot_id in state["PublicSnapshots"]:
+            try:
+                clients.ec2.modify_snapshot_attribute(
+                    SnapshotId=snapshot_id,
+                    Attribute="createVolumePermission",
+                    OperationType="remove",
+                    GroupNames=["all"],
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "InvalidSnapshot.NotFound":
+                    errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+def _flow_logs_trust(account: str) -> dict[str, Any]:
+    """Only the flow-logs service, acting for this account, may assume the delivery role."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+            }
+        ],
+    }
+
+
+def _flow_logs_policy(partition: str, account: str, log_group: str) -> dict[str, Any]:
+    """What delivery to CloudWatch Logs needs: write streams of the one log group (any region)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                "Resource": f"arn:{partition}:logs:*:{account}:log-group:{log_group}:*",
+            },
+            {"Effect": "Allow", "Action": "logs:DescribeLogGroups", "Resource": "*"},
+        ],
+    }
+
+
+@register
+class EnableVpcFlowLogs(Action):
+    """Send a VPC's flow logs to CloudWatch Logs.
+
+    Flow logs are the record of who talked to what in the VPC, needed to investigate
+    an incident. The log group and the delivery role (trusted by the flow-logs
+    service of this account only) are created when missing and shared by every VPC
+    of the account; an existing role of that name is used as it is, given the
+    delivery policy if it lacks it. A VPC already logging the traffic type (or ALL)
+    to any destination complies.
+
+        remediation:
+          action: ec2.enable-vpc-flow-logs
+          parameters: {traffic_type: REJECT, log_group_name: asr-vpc-flow-logs}
+    """
+
+    name = "ec2.enable-vpc-flow-logs"
+    service = "ec2"
+    permissions = (
+        "ec2:DescribeVpcs",
+        "ec2:DescribeFlowLogs",
+        "ec2:CreateFlowLogs",
+        "logs:DescribeLogGroups",
+        "logs:CreateLogGroup",
+        "iam:GetRole",
+        "iam:CreateRole",
+        "iam:GetRolePolicy",
+        "iam:PutRolePolicy",
+        "iam:PassRole",
+    )
+    summary = "enabled VPC flow logs ({traffic_type}) to the CloudWatch Logs group {log_group_name}"
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "traffic_type": {"enum": ["REJECT", "ALL", "ACCEPT"], "default": "REJECT"},
+            "log_group_name": {
+                "type": "string",
+                "pattern": r"^[A-Za-z0-9_./#-]{1,512}$",
+                "default": "asr-vpc-flow-logs",
+            },
+            "role_name": {
+                "type": "string",
+                "pattern": r"^[A-Za-z0-9+=,.@_-]{1,64}$",
+                "default": "asr-vpc-flow-logs-delivery",
+            },
+        },
+    }
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        vpc = clients.ec2.describe_vpcs(VpcIds=[resource_id])["Vpcs"][0]  # raises when missing
+        pages = clients.ec2.get_paginator("describe_flow_logs").paginate(
+            Filters=[{"Name": "resource-id", "Values": [resource_id]}]
+        )
+        flow_logs = [
+            {
+                key: log[key]
+                for key in ("FlowLogId", "TrafficType", "LogDestinationType", "LogGroupName", "FlowLogStatus")
+                if key in log
+            }
+            for page in pages
+            for log in page["FlowLogs"]
+        ]
+        wanted = {self.params["traffic_type"], "ALL"}
+        enabled = any(
+            log.get("FlowLogStatus") == "ACTIVE" and log["TrafficType"] in wanted for log in flow_logs
+        )
+        return {"FlowLogsEnabled": enabled, "FlowLogs": flow_logs, "OwnerId": vpc["OwnerId"]}
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {} if state["FlowLogsEnabled"] else {"FlowLogsEnabled": True}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        log_group = self.params["log_group_name"]
+        groups = clients.logs.describe_log_groups(logGroupNamePrefix=log_group)["logGroups"]
+        if not any(g["logGroupName"] == log_group for g in groups):
+            # Another VPC's fix may create it meanwhile.
+            with contextlib.suppress(clients.logs.exceptions.ResourceAlreadyExistsException):
+                clients.logs.create_log_group(logGroupName=log_group)
+        response = clients.ec2.create_flow_logs(
+            ResourceIds=[resource_id],
+            ResourceType="VPC",
+            TrafficType=self.params["traffic_type"],
+            LogDestinationType="cloud-watch-logs",
+            LogGroupName=log_group,
+            DeliverLogsPermissionArn=self._delivery_role(clients, state["OwnerId"]),
+        )
+        for failed in response.get("Unsuccessful", []):
+            raise ClientError({"Error": failed.get("Error", {})}, "CreateFlowLogs")
+
+    def _delivery_role(self, clients: Clients, account: str) -> str:
+        """The delivery role's ARN; made (or completed) when missing. IAM is global, so the
+        role serves every region of the account."""
+        iam, role_name, policy_name = clients.iam, self.params["role_name"], self.params["role_name"]
+        try:
+            role = iam.get_role(RoleName=role_name)["Role"]
+        except iam.exceptions.NoSuchEntityException:
+            trust = json.dumps(_flow_logs_trust(account))
+            try:
+                role = iam.create_role(
+                    RoleName=role_name,
+                    AssumeRolePolicyDocument=trust,
+                    Description="Delivers VPC flow logs to CloudWatch Logs (created by ASR)",
+                )["Role"]
+            except iam.exceptions.EntityAlreadyExistsException:
+                role = iam.get_role(RoleName=role_name)["Role"]
+        try:
+            iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)
+        except iam.exceptions.NoSuchEntityException:
+            partition = role["Arn"].split(":")[1]
+            policy = _flow_logs_policy(partition, account, self.params["log_group_name"])
+            iam.put_role_policy(RoleName=role_name, PolicyName=policy_name, PolicyDocument=json.dumps(policy))
+        return str(role["Arn"])
+
+
+@register
+class RequireImdsv2(Action):
+    """Require session tokens (IMDSv2) for an instance's metadata service.
+
+    IMDSv1 answers plain GETs, so an SSRF flaw in an application can read the instance
+    role's credentials. Only ``HttpTokens`` changes; the endpoint, hop limit and tags
+    settings stay. Software on the instance that still uses IMDSv1 loses metadata access.
+
+        remediation:
+          action: ec2.require-imdsv2
+    """
+
+    name = "ec2.require-imdsv2"
+    service = "ec2"
+    permissions = ("ec2:DescribeInstances", "ec2:ModifyInstanceMetadataOptions")
+    summary = "required IMDSv2 (HttpTokens=required) on the instance"
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        reservations = clients.ec2.describe_instances(InstanceIds=[resource_id])["Reservations"]
+        instance = reservations[0]["Instances"][0]
+        return {"HttpTokens": instance.get("MetadataOptions", {}).get("HttpTokens")}
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {} if state["HttpTokens"] == "required" else {"HttpTokens": "required"}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        clients.ec2.modify_instance_metadata_options(InstanceId=resource_id, HttpTokens="required")
+
+
+@register
+class DisableSubnetPublicIp(Action):
+    """Stop a subnet from giving instances launched in it a public IPv4 address.
+
+    Instances that already have one keep it; launches that ask for one explicitly
+    still get it.
+
+        remediation:
+          action: ec2.disable-subnet-public-ip
+    """
+
+    name = "ec2.disable-subnet-public-ip"
+    service = "ec2"
+    permissions = ("ec2:DescribeSubnets", "ec2:ModifySubnetAttribute")
+    summary = "turned off MapPublicIpOnLaunch on the subnet"
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        subnet = clients.ec2.describe_subnets(SubnetIds=[resource_id])["Subnets"][0]
+        return {"MapPublicIpOnLaunch": bool(subnet.get("MapPublicIpOnLaunch"))}
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {"MapPublicIpOnLaunch": False} if state["MapPublicIpOnLaunch"] else {}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        clients.ec2.modify_subnet_attribute(SubnetId=resource_id, MapPublicIpOnLaunch={"Value": False})

@@ -1,3 +1,50 @@
-"""GuardDuty fixes."""
+"""GuardDuty fixes: a detector in every Region."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from asr.actions import Action, register
+
+if TYPE_CHECKING:
+    from asr.aws import Clients
+
+
+@register
+class EnableDetector(Action):
+    """Turn GuardDuty on in one Region: enable its detector, or create one if there is none.
+
+    A Region has at most one detector; a suspended one is re-enabled, keeping its
+    settings and findings, rather than replaced.
+
+        remediation:
+          action: guardduty.enable-detector
+    """
+
+    name = "guardduty.enable-detector"
+    service = "guardduty"
+    permissions = (
+        "guardduty:ListDetectors",
+        "guardduty:GetDetector",
+        "guardduty:CreateDetector",
+        "guardduty:UpdateDetector",
+        "iam:CreateServiceLinkedRole",
+    )
+    summary = "enabled the GuardDuty detector"
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        guardduty = clients.guardduty
+        detectors = guardduty.list_detectors()["DetectorIds"]
+        if not detectors:
+            return {"DetectorId": None, "Status": None}
+        detector = guardduty.get_detector(DetectorId=detectors[0])
+        return {"DetectorId": detectors[0], "Status": detector.get("Status")}
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {} if state["Status"] == "ENABLED" else {"Status": "ENABLED"}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        if state["DetectorId"]:
+            clients.guardduty.update_detector(DetectorId=state["DetectorId"], Enable=True)
+        else:
+            clients.guardduty.create_detector(Enable=True)

@@ -1,7 +1,9 @@
-"""IAM fixes: the account password policy."""
+"""IAM fixes: the account password policy, old and unused user credentials, the AWS Support role."""
 
 from __future__ import annotations
 
+import datetime
+import json
 from typing import TYPE_CHECKING, Any
 
 from asr.actions import Action, register
@@ -83,3 +85,224 @@ class SetPasswordPolicy(Action):
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         clients.iam.update_account_password_policy(**{**state, **plan})
+
+
+# --- IAM user credentials (IAM.3, IAM.8, IAM.22) and the AWS Support role (IAM.18) ---
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _iso(when: datetime.datetime | None) -> str | None:
+    return when.astimezone(datetime.UTC).isoformat() if when else None
+
+
+def _days_since(*events: datetime.datetime | None) -> float:
+    """Days since the latest of the given events (a credential's creation, its last use)."""
+    latest = max(e for e in events if e is not None)
+    return (_now() - latest).total_seconds() / 86400
+
+
+def _active_keys(iam: Any, user_name: str) -> list[dict[str, Any]]:
+    """The user's active access keys; raises NoSuchEntity when the user does not exist."""
+    pages = iam.get_paginator("list_access_keys").paginate(UserName=user_name)
+    return [key for page in pages for key in page["AccessKeyMetadata"] if key["Status"] == "Active"]
+
+
+def _deactivate(iam: Any, user_name: str, keys: list[dict[str, Any]]) -> None:
+    for key in keys:
+        iam.update_access_key(UserName=user_name, AccessKeyId=key["AccessKeyId"], Status="Inactive")
+
+
+@register
+class DeactivateOldAccessKeys(Action):
+    """Deactivate a user's active access keys created more than ``max_key_age_days`` ago.
+
+    Deactivated, not deleted: an owner who still needs a key can turn it back on while a
+    rotated one is issued. Disruptive: whatever signs requests with the key stops working.
+
+        remediation:
+          action: iam.deactivate-old-access-keys
+          parameters: {max_key_age_days: 90}
+    """
+
+    name = "iam.deactivate-old-access-keys"
+    service = "iam"
+    permissions = ("iam:ListAccessKeys", "iam:UpdateAccessKey")
+    summary = "deactivated the user's access keys older than {max_key_age_days} days"
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"max_key_age_days": {"type": "integer", "minimum": 1, "maximum": 3650, "default": 90}},
+    }
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        old = [
+            {"AccessKeyId": key["AccessKeyId"], "CreateDate": _iso(key["CreateDate"])}
+            for key in _active_keys(clients.iam, resource_id)
+            if _days_since(key["CreateDate"]) > self.params["max_key_age_days"]
+        ]
+        return {"old_active_access_keys": old}
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {"old_active_access_keys": []} if state["old_active_access_keys"] else {}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        _deactivate(clients.iam, resource_id, state["old_active_access_keys"])
+
+
+@register
+class RevokeUnusedCredentials(Action):
+    """Deactivate access keys and delete the console password a user has not used for a while.
+
+    A credential counts as unused when neither its creation nor its last use falls within
+    ``max_credential_usage_age`` days (a never-used one counts from its creation). Keys
+    are deactivated, not deleted; the password (login profile) is deleted, as the control
+    asks, and can be set again by an administrator. Disruptive.
+
+        remediation:
+          action: iam.revoke-unused-credentials
+          parameters: {max_credential_usage_age: 45}
+    """
+
+    name = "iam.revoke-unused-credentials"
+    service = "iam"
+    permissions = (
+        "iam:GetUser",
+        "iam:GetLoginProfile",
+        "iam:ListAccessKeys",
+        "iam:GetAccessKeyLastUsed",
+        "iam:UpdateAccessKey",
+        "iam:DeleteLoginProfile",
+    )
+    summary = (
+        "revoked credentials unused for {max_credential_usage_age} days "
+        "(access keys deactivated, console password deleted)"
+    )
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "max_credential_usage_age": {"type": "integer", "minimum": 1, "maximum": 3650, "default": 90}
+        },
+    }
+
+    def _unused(self, *events: datetime.datetime | None) -> bool:
+        return _days_since(*events) >= self.params["max_credential_usage_age"]
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        iam = clients.iam
+        user = iam.get_user(UserName=resource_id)["User"]
+        keys = []
+        for key in _active_keys(iam, resource_id):
+            used = iam.get_access_key_last_used(AccessKeyId=key["AccessKeyId"])["AccessKeyLastUsed"]
+            if self._unused(key["CreateDate"], used.get("LastUsedDate")):
+                keys.append(
+                    {
+                        "AccessKeyId": key["AccessKeyId"],
+                        "CreateDate": _iso(key["CreateDate"]),
+                        "LastUsedDate": _iso(used.get("LastUsedDate")),
+                    }
+                )
+        try:
+            profile = iam.get_login_profile(UserName=resource_id)["LoginProfile"]
+        except iam.exceptions.NoSuchEntityException:
+            profile = None
+        password = None
+        if profile and self._unused(profile["CreateDate"], user.get("PasswordLastUsed")):
+            password = {
+                "CreateDate": _iso(profile["CreateDate"]),
+                "PasswordLastUsed": _iso(user.get("PasswordLastUsed")),
+            }
+        return {"unused_active_access_keys": keys, "unused_console_password": password}
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        plan: dict[str, Any] = {}
+        if state["unused_active_access_keys"]:
+            plan["unused_active_access_keys"] = []
+        if state["unused_console_password"]:
+            plan["unused_console_password"] = None
+        return plan
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        _deactivate(clients.iam, resource_id, state["unused_active_access_keys"])
+        if "unused_console_password" in plan:
+            clients.iam.delete_login_profile(UserName=resource_id)
+
+
+SUPPORT_POLICY = "AWSSupportAccess"
+
+
+def _support_policy_arn(iam: Any) -> str:
+    return f"arn:{iam.meta.partition}:iam::aws:policy/{SUPPORT_POLICY}"
+
+
+@register
+class CreateSupportRole(Action):
+    """Make sure some IAM principal can open AWS Support cases: create a role with AWSSupportAccess.
+
+    Compliant as soon as any user, group or role has the policy. Otherwise the role
+    ``role_name`` (trusting this account, so administrators grant who may assume it) is
+    created if missing and the policy attached; an existing role of that name keeps its
+    trust policy.
+
+        remediation:
+          action: iam.create-support-role
+          parameters: {role_name: aws_incident_support_role}
+    """
+
+    name = "iam.create-support-role"
+    service = "iam"
+    permissions = ("iam:ListEntitiesForPolicy", "iam:GetRole", "iam:CreateRole", "iam:AttachRolePolicy")
+    summary = "created the IAM role {role_name} with the AWSSupportAccess policy"
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "role_name": {
+                "type": "string",
+                "pattern": r"^[\w+=,.@-]{1,64}$",
+                "default": "aws_incident_support_role",
+            }
+        },
+    }
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        iam = clients.iam
+        pages = iam.get_paginator("list_entities_for_policy").paginate(PolicyArn=_support_policy_arn(iam))
+        entities = [
+            f"{kind}/{entity[kind + 'Name']}"
+            for page in pages
+            for kind, field in (("Role", "PolicyRoles"), ("User", "PolicyUsers"), ("Group", "PolicyGroups"))
+            for entity in page.get(field, [])
+        ]
+        return {"support_access_principals": sorted(entities)}
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        if state["support_access_principals"]:
+            return {}
+        return {"support_access_principals": [f"Role/{self.params['role_name']}"]}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        iam = clients.iam
+        role_name = self.params["role_name"]
+        try:
+            iam.get_role(RoleName=role_name)
+        except iam.exceptions.NoSuchEntityException:
+            trust = {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": f"arn:{iam.meta.partition}:iam::{resource_id}:root"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+            iam.create_role(
+                RoleName=role_name,
+                AssumeRolePolicyDocument=json.dumps(trust),
+                Description="Manages incidents with AWS Support (created by ASR for IAM.18)",
+            )
+        iam.attach_role_policy(RoleName=role_name, PolicyArn=_support_policy_arn(iam))

@@ -1,8 +1,9 @@
-"""RDS fixes: DB instance availability."""
+"""RDS fixes: boolean settings of DB instances and clusters, public snapshots."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from asr.actions import Action, register
 
@@ -10,33 +11,263 @@ if TYPE_CHECKING:
     from asr.aws import Clients
 
 
-def _instance(client: Any, identifier: str) -> dict[str, Any]:
-    return client.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+@dataclass(frozen=True)
+class _Kind:
+    """How one kind of RDS resource is described and modified, and the permissions that takes."""
+
+    noun: str
+    id_param: str
+    describe: str
+    listed_as: str
+    modify: str
+    permissions: tuple[str, str]
+
+    def read(self, client: Any, identifier: str) -> dict[str, Any]:
+        return getattr(client, self.describe)(**{self.id_param: identifier})[self.listed_as][0]
+
+    def change(self, client: Any, identifier: str, **settings: Any) -> None:
+        getattr(client, self.modify)(**{self.id_param: identifier}, **settings)
+
+
+INSTANCE = _Kind(
+    "DB instance",
+    "DBInstanceIdentifier",
+    "describe_db_instances",
+    "DBInstances",
+    "modify_db_instance",
+    ("rds:DescribeDBInstances", "rds:ModifyDBInstance"),
+)
+CLUSTER = _Kind(
+    "DB cluster",
+    "DBClusterIdentifier",
+    "describe_db_clusters",
+    "DBClusters",
+    "modify_db_cluster",
+    ("rds:DescribeDBClusters", "rds:ModifyDBCluster"),
+)
+
+
+class _BooleanSetting(Action):
+    """Set one boolean attribute of a DB instance or cluster through its Modify call.
+
+    Subclasses name the resource kind and the attribute. A value waiting in
+    ``PendingModifiedValues`` counts as the value the resource is getting. Only the
+    attribute is sent, and ``ApplyImmediately`` stays false unless the subclass needs
+    it: true would also rush every change someone queued for the maintenance window.
+    """
+
+    service = "rds"
+    kind: ClassVar[_Kind]
+    attribute: ClassVar[str]
+    wanted: ClassVar[bool] = True
+    apply_immediately: ClassVar[bool] = False
+    # For instance settings that AWS manages on the cluster when the instance belongs to one.
+    set_on_cluster: ClassVar[bool] = False
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        found = self.kind.read(clients.rds, resource_id)
+        cluster = found.get("DBClusterIdentifier")
+        if self.set_on_cluster and cluster:
+            raise ValueError(
+                f"{self.kind.noun} {resource_id} belongs to DB cluster {cluster}, "
+                f"whose own {self.attribute} setting applies: fix the cluster instead"
+            )
+        pending = found.get("PendingModifiedValues") or {}
+        value = pending[self.attribute] if self.attribute in pending else found.get(self.attribute)
+        return {self.attribute: bool(value)}
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {} if state[self.attribute] == self.wanted else {self.attribute: self.wanted}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        self.kind.change(clients.rds, resource_id, **plan, ApplyImmediately=self.apply_immediately)
 
 
 @register
-class EnableMultiAz(Action):
+class EnableMultiAz(_BooleanSetting):
     """Turn on Multi-AZ for a DB instance, applied immediately.
 
     A pending Multi-AZ change already counts as the fix under way: AWS reports
-    ``MultiAZ`` only once the standby exists, which can take many minutes.
+    ``MultiAZ`` only once the standby exists, which can take many minutes. An instance
+    of a cluster is refused: the cluster places its instances.
 
         remediation:
           action: rds.enable-multi-az
     """
 
     name = "rds.enable-multi-az"
-    service = "rds"
-    permissions = ("rds:DescribeDBInstances", "rds:ModifyDBInstance")
+    kind = INSTANCE
+    attribute = "MultiAZ"
+    apply_immediately = True
+    set_on_cluster = True
+    permissions = INSTANCE.permissions
     summary = "enabled Multi-AZ (applied immediately)"
 
+
+@register
+class DisableInstancePublicAccess(_BooleanSetting):
+    """Make a DB instance reachable only from inside its VPC (``PubliclyAccessible`` false).
+
+    AWS applies this at once whatever ``ApplyImmediately`` says; the instance keeps its
+    endpoint, which then resolves to the private address only.
+
+        remediation:
+          action: rds.disable-instance-public-access
+    """
+
+    name = "rds.disable-instance-public-access"
+    kind = INSTANCE
+    attribute = "PubliclyAccessible"
+    wanted = False
+    permissions = INSTANCE.permissions
+    summary = "made the DB instance not publicly accessible"
+
+
+@register
+class EnableInstanceDeletionProtection(_BooleanSetting):
+    """Turn on deletion protection for a DB instance, so that deleting it needs a deliberate change first.
+
+    An Aurora instance is refused: its deletion protection is the cluster's (RDS.7).
+
+        remediation:
+          action: rds.enable-instance-deletion-protection
+    """
+
+    name = "rds.enable-instance-deletion-protection"
+    kind = INSTANCE
+    attribute = "DeletionProtection"
+    set_on_cluster = True
+    permissions = INSTANCE.permissions
+    summary = "enabled deletion protection on the DB instance"
+
+
+@register
+class EnableAutoMinorVersionUpgrade(_BooleanSetting):
+    """Let RDS apply minor engine versions (security patches) in the maintenance window.
+
+    The setting itself causes no outage; upgrades then happen in the instance's
+    maintenance window.
+
+        remediation:
+          action: rds.enable-auto-minor-version-upgrade
+    """
+
+    name = "rds.enable-auto-minor-version-upgrade"
+    kind = INSTANCE
+    attribute = "AutoMinorVersionUpgrade"
+    permissions = INSTANCE.permissions
+    summary = "enabled automatic minor version upgrades on the DB instance"
+
+
+@register
+class EnableClusterDeletionProtection(_BooleanSetting):
+    """Turn on deletion protection for a DB cluster, so that deleting it needs a deliberate change first.
+
+    remediation:
+      action: rds.enable-cluster-deletion-protection
+    """
+
+    name = "rds.enable-cluster-deletion-protection"
+    kind = CLUSTER
+    attribute = "DeletionProtection"
+    permissions = CLUSTER.permissions
+    summary = "enabled deletion protection on the DB cluster"
+
+
+@register
+class EnableClusterCopyTagsToSnapshot(_BooleanSetting):
+    """Copy a DB cluster's tags to its snapshots, so tag-based access and ownership follow the data.
+
+    Snapshots taken before the change keep the tags they have.
+
+        remediation:
+          action: rds.enable-cluster-copy-tags-to-snapshot
+    """
+
+    name = "rds.enable-cluster-copy-tags-to-snapshot"
+    kind = CLUSTER
+    attribute = "CopyTagsToSnapshot"
+    permissions = CLUSTER.permissions
+    summary = "enabled copying tags to snapshots on the DB cluster"
+
+
+@dataclass(frozen=True)
+class _SnapshotKind:
+    """The attribute calls of one kind of manual snapshot."""
+
+    id_param: str
+    describe: str
+    modify: str
+    result: str
+    attributes: str
+
+
+_SNAPSHOT_KINDS = {
+    "snapshot": _SnapshotKind(
+        "DBSnapshotIdentifier",
+        "describe_db_snapshot_attributes",
+        "modify_db_snapshot_attribute",
+        "DBSnapshotAttributesResult",
+        "DBSnapshotAttributes",
+    ),
+    "cluster-snapshot": _SnapshotKind(
+        "DBClusterSnapshotIdentifier",
+        "describe_db_cluster_snapshot_attributes",
+        "modify_db_cluster_snapshot_attribute",
+        "DBClusterSnapshotAttributesResult",
+        "DBClusterSnapshotAttributes",
+    ),
+}
+PUBLIC = "all"
+
+
+def _snapshot(arn: str) -> tuple[_SnapshotKind, str]:
+    """The kind and name of a snapshot from its ARN (``arn:aws:rds:<region>:<acct>:<kind>:<name>``)."""
+    parts = arn.split(":", 6)
+    if len(parts) != 7 or parts[2] != "rds" or parts[5] not in _SNAPSHOT_KINDS:
+        raise ValueError(f"{arn!r} is not the ARN of an RDS DB snapshot or DB cluster snapshot")
+    return _SNAPSHOT_KINDS[parts[5]], parts[6]
+
+
+@register
+class MakeSnapshotPrivate(Action):
+    """Stop sharing a manual DB snapshot or DB cluster snapshot with every AWS account.
+
+    Only ``all`` is removed from the snapshot's ``restore`` attribute: sharing with
+    named accounts stays. Takes the snapshot's ARN, which says which kind it is.
+
+        remediation:
+          action: rds.make-snapshot-private
+    """
+
+    name = "rds.make-snapshot-private"
+    service = "rds"
+    permissions = (
+        "rds:DescribeDBSnapshotAttributes",
+        "rds:ModifyDBSnapshotAttribute",
+        "rds:DescribeDBClusterSnapshotAttributes",
+        "rds:ModifyDBClusterSnapshotAttribute",
+    )
+    summary = "made the snapshot private (no longer restorable by all accounts; named accounts kept)"
+
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
-        instance = _instance(clients.rds, resource_id)
-        pending = instance.get("PendingModifiedValues", {}).get("MultiAZ", False)
-        return {"MultiAZ": bool(instance.get("MultiAZ")) or bool(pending)}
+        kind, name = _snapshot(resource_id)
+        result = getattr(clients.rds, kind.describe)(**{kind.id_param: name})[kind.result]
+        restore = [
+            value
+            for attribute in result.get(kind.attributes, [])
+            if attribute.get("AttributeName") == "restore"
+            for value in attribute.get("AttributeValues", [])
+        ]
+        return {"restore": restore}
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
-        return {} if state["MultiAZ"] else {"MultiAZ": True}
+        if PUBLIC not in state["restore"]:
+            return {}
+        return {"restore": [value for value in state["restore"] if value != PUBLIC]}
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        clients.rds.modify_db_instance(DBInstanceIdentifier=resource_id, MultiAZ=True, ApplyImmediately=True)
+        kind, name = _snapshot(resource_id)
+        getattr(clients.rds, kind.modify)(
+            **{kind.id_param: name}, AttributeName="restore", ValuesToRemove=[PUBLIC]
+        )

@@ -1,8 +1,13 @@
-"""S3 fixes: account-level Block Public Access."""
+"""S3 fixes: Block Public Access (account and bucket), default encryption, bucket-policy
+guards (TLS only, no sensitive actions for other accounts), server access logging, lifecycle."""
 
 from __future__ import annotations
 
+import json
+import re
 from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
 
 from asr.actions import Action, register
 
@@ -10,10 +15,71 @@ if TYPE_CHECKING:
     from asr.aws import Clients
 
 BLOCK_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+POLICY_VERSION = "2012-10-17"
+# What S3.6 must not let another account do (the control's default blocklist).
+SENSITIVE_ACTIONS = (
+    "s3:DeleteBucketPolicy",
+    "s3:PutBucketAcl",
+    "s3:PutBucketPolicy",
+    "s3:PutEncryptionConfiguration",
+    "s3:PutObjectAcl",
+)
+TLS_SID = "ASRDenyInsecureTransport"
+CROSS_ACCOUNT_SID = "ASRDenyCrossAccountSensitiveActions"
+LOG_DELIVERY_SID = "ASRAllowServerAccessLogDelivery"
+LIFECYCLE_RULE_ID = "asr-transition-to-storage-class"
+EVERYONE = "*"
+# {"AWS": "*"} rather than "*": the same to AWS, and the shape moto's log-delivery check can read.
+ANYONE = {"AWS": EVERYONE}
+TEN_GIB = 10 * 1024**3
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _unless_missing(call: Any, missing: str, **kwargs: Any) -> dict[str, Any] | None:
+    """The call's response, or None when S3 answers with the error code that means "not configured"."""
+    try:
+        return call(**kwargs)
+    except ClientError as exc:
+        if _error_code(exc) == missing:
+            return None
+        raise
+
+
+def _caller(clients: Clients) -> tuple[str, str]:
+    """(account id, partition) of the member role, which is the bucket owner's account."""
+    arn = clients.sts.get_caller_identity()["Arn"]
+    _, partition, _, _, account, _ = arn.split(":", 5)
+    return account, partition
+
+
+# --- Block Public Access, shared by the account-level (S3.1) and bucket-level (S3.2) fixes
+
+
+class _BlockPublicAccess(Action):
+    """The same four flags, all turned on; subclasses say where they live."""
+
+    def _current(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _put(self, clients: Clients, resource_id: str, config: dict[str, bool]) -> None:
+        raise NotImplementedError
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        config = self._current(clients, resource_id)
+        return {flag: bool(config.get(flag)) for flag in BLOCK_FLAGS}
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {flag: True for flag in BLOCK_FLAGS if not state[flag]}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        self._put(clients, resource_id, dict.fromkeys(BLOCK_FLAGS, True))
 
 
 @register
-class BlockAccountPublicAccess(Action):
+class BlockAccountPublicAccess(_BlockPublicAccess):
     """Turn on all four account-level S3 Block Public Access settings.
 
     The resource id is the account id (S3 Control addresses the account, not a bucket).
@@ -27,19 +93,531 @@ class BlockAccountPublicAccess(Action):
     permissions = ("s3:GetAccountPublicAccessBlock", "s3:PutAccountPublicAccessBlock")
     summary = "enabled all four account-level S3 Block Public Access settings"
 
-    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+    def _current(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         try:
-            config = clients.s3control.get_public_access_block(AccountId=resource_id)[
+            return clients.s3control.get_public_access_block(AccountId=resource_id)[
                 "PublicAccessBlockConfiguration"
             ]
         except clients.s3control.exceptions.NoSuchPublicAccessBlockConfiguration:
-            config = {}
-        return {flag: bool(config.get(flag)) for flag in BLOCK_FLAGS}
+            return {}
+
+    def _put(self, clients: Clients, resource_id: str, config: dict[str, bool]) -> None:
+        clients.s3control.put_public_access_block(
+            AccountId=resource_id, PublicAccessBlockConfiguration=config
+        )
+
+
+@register
+class BlockBucketPublicAccess(_BlockPublicAccess):
+    """Turn on all four Block Public Access settings of one bucket.
+
+    One fix for S3.2 (public read), S3.3 (public write) and S3.8 (bucket-level block):
+    with all four flags on, public ACLs and public policies are refused and ignored.
+
+        remediation:
+          action: s3.block-bucket-public-access
+    """
+
+    name = "s3.block-bucket-public-access"
+    service = "s3"
+    permissions = ("s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock")
+    summary = "enabled all four S3 Block Public Access settings of the bucket"
+
+    def _current(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        response = _unless_missing(
+            clients.s3.get_public_access_block, "NoSuchPublicAccessBlockConfiguration", Bucket=resource_id
+        )
+        return response["PublicAccessBlockConfiguration"] if response else {}
+
+    def _put(self, clients: Clients, resource_id: str, config: dict[str, bool]) -> None:
+        clients.s3.put_public_access_block(Bucket=resource_id, PublicAccessBlockConfiguration=config)
+
+
+# --- Default encryption (S3.4)
+
+
+@register
+class EnableDefaultEncryption(Action):
+    """Give a bucket default encryption: SSE-S3 (AES256), or SSE-KMS with a key when asked.
+
+    A bucket that already has any default encryption is left alone (never downgraded).
+
+        remediation:
+          action: s3.enable-default-encryption
+          parameters: {sse_algorithm: "aws:kms", kms_key_id: alias/s3-default}
+    """
+
+    name = "s3.enable-default-encryption"
+    service = "s3"
+    permissions = ("s3:GetEncryptionConfiguration", "s3:PutEncryptionConfiguration")
+    summary = "enabled default encryption ({sse_algorithm}) on the bucket"
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "sse_algorithm": {"type": "string", "enum": ["AES256", "aws:kms"], "default": "AES256"},
+            "kms_key_id": {
+                "type": "string",
+                "default": "",
+                "description": "with aws:kms: key id, ARN or alias; empty for the AWS managed key aws/s3",
+            },
+        },
+        # A KMS key only makes sense with SSE-KMS: refuse it with SSE-S3 instead of ignoring it.
+        "if": {"properties": {"kms_key_id": {"minLength": 1}}, "required": ["kms_key_id"]},
+        "then": {"properties": {"sse_algorithm": {"const": "aws:kms"}}, "required": ["sse_algorithm"]},
+    }
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        response = _unless_missing(
+            clients.s3.get_bucket_encryption,
+            "ServerSideEncryptionConfigurationNotFoundError",
+            Bucket=resource_id,
+        )
+        rules = response["ServerSideEncryptionConfiguration"]["Rules"] if response else []
+        defaults = [
+            r["ApplyServerSideEncryptionByDefault"]
+            for r in rules
+            if "ApplyServerSideEncryptionByDefault" in r
+        ]
+        return {"SSEAlgorithm": defaults[0]["SSEAlgorithm"] if defaults else None}
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
-        return {flag: True for flag, on in state.items() if not on}
+        return {} if state["SSEAlgorithm"] else {"SSEAlgorithm": self.params["sse_algorithm"]}
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        clients.s3control.put_public_access_block(
-            AccountId=resource_id, PublicAccessBlockConfiguration=dict.fromkeys(BLOCK_FLAGS, True)
+        default: dict[str, Any] = {"SSEAlgorithm": plan["SSEAlgorithm"]}
+        rule: dict[str, Any] = {"ApplyServerSideEncryptionByDefault": default}
+        if plan["SSEAlgorithm"] == "aws:kms":
+            if self.params["kms_key_id"]:
+                default["KMSMasterKeyID"] = self.params["kms_key_id"]
+            rule["BucketKeyEnabled"] = True  # fewer KMS requests, same protection
+        clients.s3.put_bucket_encryption(
+            Bucket=resource_id, ServerSideEncryptionConfiguration={"Rules": [rule]}
+        )
+
+
+# --- Bucket policies (S3.5, S3.6, and the log bucket of S3.9)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _wildcard(pattern: str, ignore_case: bool) -> re.Pattern[str]:
+    """An IAM pattern (``*`` any run, ``?`` one character) as a regex."""
+    body = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+    return re.compile(f"^{body}$", re.IGNORECASE if ignore_case else 0)
+
+
+def _listed(patterns: list[Any], value: str, ignore_case: bool) -> bool:
+    return any(_wildcard(str(p), ignore_case).match(value) for p in patterns)
+
+
+def _applies_to_action(statement: dict[str, Any], action: str) -> bool:
+    """Action names are case-insensitive; ``NotAction`` applies to every action it does not list."""
+    if "NotAction" in statement:
+        return not _listed(_as_list(statement["NotAction"]), action, ignore_case=True)
+    return _listed(_as_list(statement.get("Action")), action, ignore_case=True)
+
+
+def _bucket_arns(partition: str, bucket: str) -> list[str]:
+    return [f"arn:{partition}:s3:::{bucket}", f"arn:{partition}:s3:::{bucket}/*"]
+
+
+def _covers_bucket(statement: dict[str, Any], arns: list[str]) -> bool:
+    """Whether the statement applies to the bucket and to every object in it."""
+    if "NotResource" in statement:
+        return not any(_listed(_as_list(statement["NotResource"]), arn, ignore_case=False) for arn in arns)
+    return all(_listed(_as_list(statement.get("Resource")), arn, ignore_case=False) for arn in arns)
+
+
+def _principal_accounts(statement: dict[str, Any]) -> set[str]:
+    """Accounts an ``AWS`` principal names (``*`` for anyone); service and federated principals are none."""
+    if "NotPrincipal" in statement:
+        return {EVERYONE}
+    principal = statement.get("Principal")
+    if principal == EVERYONE:
+        values = [EVERYONE]
+    else:
+        values = _as_list(principal.get("AWS")) if isinstance(principal, dict) else []
+    accounts = set()
+    for value in map(str, values):
+        if value == EVERYONE:
+            accounts.add(EVERYONE)
+        elif re.fullmatch(r"\d{12}", value):
+            accounts.add(value)
+        elif match := re.match(r"^arn:[^:]+:(?:iam|sts)::(\d{12}):", value):
+            accounts.add(match.group(1))
+    return accounts
+
+
+def _single_condition(statement: dict[str, Any]) -> tuple[str, str, list[str]] | None:
+    """(operator, lower-case key, values) of a one-clause condition; None for none or several."""
+    clauses = [
+        (operator, key.lower(), [str(v).lower() for v in _as_list(values)])
+        for operator, keys in (statement.get("Condition") or {}).items()
+        for key, values in keys.items()
+    ]
+    return clauses[0] if len(clauses) == 1 else None
+
+
+def _is_everyone(statement: dict[str, Any]) -> bool:
+    return "NotPrincipal" not in statement and EVERYONE in _principal_accounts(statement)
+
+
+def _denies_insecure_transport(statement: dict[str, Any], arns: list[str]) -> bool:
+    """A statement that denies every S3 action on the bucket and its objects to anyone not using TLS."""
+    return (
+        statement.get("Effect") == "Deny"
+        and _is_everyone(statement)
+        and _applies_to_action(statement, "s3:*")
+        and _covers_bucket(statement, arns)
+        and _single_condition(statement) == ("Bool", "aws:securetransport", ["false"])
+    )
+
+
+def _deny_covers(statement: dict[str, Any], account: str, action: str, owner: str, arns: list[str]) -> bool:
+    """Whether a Deny statement surely refuses ``action`` to ``account`` (``*``: anyone) on the bucket.
+
+    Conditions are understood only in the one shape that denies every other account; a Deny
+    with any other condition is not counted, so the fix may add its own statement beside it.
+    """
+    if statement.get("Effect") != "Deny" or "NotPrincipal" in statement:
+        return False
+    if not (_applies_to_action(statement, action) and _covers_bucket(statement, arns)):
+        return False
+    denied = _principal_accounts(statement)
+    if EVERYONE not in denied and account not in denied:
+        return False
+    condition = _single_condition(statement)
+    return not statement.get("Condition") or condition == ("StringNotEquals", "aws:principalaccount", [owner])
+
+
+def cross_account_grants(policy: dict[str, Any] | None, owner: str, arns: list[str]) -> list[dict[str, Any]]:
+    """The sensitive actions the policy allows to other accounts (``*``: anyone) and no Deny takes back.
+
+    Conditions on Allow statements are not evaluated: a conditional grant still counts.
+    """
+    statements = _statements(policy)
+    denies = [s for s in statements if s.get("Effect") == "Deny"]
+    granted: dict[str, set[str]] = {}
+    for statement in statements:
+        if statement.get("Effect") != "Allow":
+            continue
+        for account in _principal_accounts(statement) - {owner}:
+            for action in SENSITIVE_ACTIONS:
+                if _applies_to_action(statement, action) and not any(
+                    _deny_covers(d, account, action, owner, arns) for d in denies
+                ):
+                    granted.setdefault(account, set()).add(action)
+    return [
+        {"Principal": account, "Actions": sorted(actions)} for account, actions in sorted(granted.items())
+    ]
+
+
+def _statements(policy: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return _as_list((policy or {}).get("Statement"))
+
+
+def _read_policy(s3: Any, bucket: str) -> dict[str, Any] | None:
+    response = _unless_missing(s3.get_bucket_policy, "NoSuchBucketPolicy", Bucket=bucket)
+    return json.loads(response["Policy"]) if response else None
+
+
+def _put_statement(s3: Any, bucket: str, statement: dict[str, Any]) -> None:
+    """Add one statement (replacing one of the same Sid), keeping every other statement as it is."""
+    policy = _read_policy(s3, bucket)
+    statements = _statements(policy)
+    if statement in statements:
+        return
+    kept = [s for s in statements if s.get("Sid") != statement["Sid"]]
+    document = {**(policy or {"Version": POLICY_VERSION}), "Statement": [*kept, statement]}
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(document))
+
+
+def _tls_only_statement(arns: list[str]) -> dict[str, Any]:
+    return {
+        "Sid": TLS_SID,
+        "Effect": "Deny",
+        "Principal": ANYONE,
+        "Action": "s3:*",
+        "Resource": arns,
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+@register
+class DenyInsecureTransport(Action):
+    """Add a bucket-policy statement that refuses every request not made over TLS.
+
+    The bucket's other statements stay as they are; a bucket without a policy gets one with
+    only this statement.
+
+        remediation:
+          action: s3.deny-insecure-transport
+    """
+
+    name = "s3.deny-insecure-transport"
+    service = "s3"
+    permissions = ("s3:GetBucketPolicy", "s3:PutBucketPolicy")
+    summary = "added a bucket-policy statement denying requests without TLS (aws:SecureTransport false)"
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        arns = _bucket_arns(clients.s3.meta.partition, resource_id)
+        policy = _read_policy(clients.s3, resource_id)
+        return {
+            "DeniesInsecureTransport": any(_denies_insecure_transport(s, arns) for s in _statements(policy)),
+            "Resources": arns,
+        }
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {} if state["DeniesInsecureTransport"] else {"DeniesInsecureTransport": True}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        _put_statement(clients.s3, resource_id, _tls_only_statement(state["Resources"]))
+
+
+@register
+class DenyCrossAccountSensitiveActions(Action):
+    """Add an explicit Deny of the sensitive S3 actions to every principal outside the bucket's account.
+
+    S3.6 fails when the bucket policy lets another account change the bucket's policy, ACLs or
+    encryption. One Deny (``aws:PrincipalAccount`` not the owner) takes those actions back from
+    every other account, those the policy names now and any it names later; the Allow
+    statements stay, so other accounts keep the rest of their access.
+
+        remediation:
+          action: s3.deny-cross-account-sensitive-actions
+    """
+
+    name = "s3.deny-cross-account-sensitive-actions"
+    service = "s3"
+    permissions = ("s3:GetBucketPolicy", "s3:PutBucketPolicy")
+    summary = "added a bucket-policy Deny of " + ", ".join(SENSITIVE_ACTIONS) + " to other accounts"
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        owner, partition = _caller(clients)
+        arns = _bucket_arns(partition, resource_id)
+        policy = _read_policy(clients.s3, resource_id)
+        return {
+            "CrossAccountSensitiveGrants": cross_account_grants(policy, owner, arns),
+            "Owner": owner,
+            "Resources": arns,
+        }
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {"CrossAccountSensitiveGrants": []} if state["CrossAccountSensitiveGrants"] else {}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        statement = {
+            "Sid": CROSS_ACCOUNT_SID,
+            "Effect": "Deny",
+            "Principal": ANYONE,
+            "Action": list(SENSITIVE_ACTIONS),
+            "Resource": state["Resources"],
+            "Condition": {"StringNotEquals": {"aws:PrincipalAccount": state["Owner"]}},
+        }
+        _put_statement(clients.s3, resource_id, statement)
+
+
+# --- Server access logging (S3.9, CloudTrail.7)
+
+
+def _bucket_region(s3: Any, bucket: str) -> str:
+    location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
+    # us-east-1 answers with no constraint; "EU" is the legacy name of eu-west-1.
+    return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location)
+
+
+@register
+class EnableServerAccessLogging(Action):
+    """Send a bucket's server access logs to the account's log bucket in the bucket's region.
+
+    The log bucket (name from ``log_bucket``, with ``{account}`` and ``{region}``) is created
+    when missing: all Block Public Access flags on, ACLs disabled, SSE-S3 (the only encryption
+    log delivery supports), TLS required, and a policy that lets only S3 log delivery for this
+    account write to it. An existing one is reused. The log bucket itself is refused: logging it
+    into itself would log its own log deliveries.
+
+        remediation:
+          action: s3.enable-server-access-logging
+          parameters: {log_bucket: "asr-access-logs-{account}-{region}", target_prefix: "{bucket}/"}
+    """
+
+    name = "s3.enable-server-access-logging"
+    service = "s3"
+    permissions = (
+        "s3:GetBucketLogging",
+        "s3:PutBucketLogging",
+        "s3:GetBucketLocation",
+        "s3:CreateBucket",
+        "s3:PutBucketOwnershipControls",
+        "s3:PutBucketPublicAccessBlock",
+        "s3:PutEncryptionConfiguration",
+        "s3:GetBucketPolicy",
+        "s3:PutBucketPolicy",
+    )
+    summary = "enabled server access logging into the log bucket {log_bucket} (prefix {target_prefix})"
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "log_bucket": {
+                "type": "string",
+                "pattern": r"^([a-z0-9.-]|\{account\}|\{region\})+$",
+                "default": "asr-access-logs-{account}-{region}",
+            },
+            "target_prefix": {
+                "type": "string",
+                "pattern": r"^([^{}]|\{bucket\})*$",
+                "maxLength": 200,
+                "default": "{bucket}/",
+            },
+        },
+    }
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        logging = clients.s3.get_bucket_logging(Bucket=resource_id).get("LoggingEnabled")
+        if logging:
+            return {"LoggingEnabled": logging}
+        account, partition = _caller(clients)
+        region = _bucket_region(clients.s3, resource_id)
+        log_bucket = self.params["log_bucket"].format(account=account, region=region)
+        if log_bucket == resource_id:
+            raise ValueError(
+                f"{resource_id} is the access-log bucket: it cannot log into itself "
+                "(suppress its finding, or log it to another bucket by hand)"
+            )
+        target = {
+            "TargetBucket": log_bucket,
+            "TargetPrefix": self.params["target_prefix"].format(bucket=resource_id),
+        }
+        return {
+            "LoggingEnabled": None,
+            "Target": target,
+            "Account": account,
+            "Partition": partition,
+            "Region": region,
+        }
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {} if state["LoggingEnabled"] else {"LoggingEnabled": state["Target"]}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        self._ensure_log_bucket(clients.s3, state)
+        clients.s3.put_bucket_logging(
+            Bucket=resource_id, BucketLoggingStatus={"LoggingEnabled": plan["LoggingEnabled"]}
+        )
+
+    @staticmethod
+    def _ensure_log_bucket(s3: Any, state: dict[str, Any]) -> None:
+        name, region = state["Target"]["TargetBucket"], state["Region"]
+        arns = _bucket_arns(state["Partition"], name)
+        try:
+            found = _bucket_region(s3, name)
+        except ClientError as exc:
+            if _error_code(exc) != "NoSuchBucket":
+                raise
+            create: dict[str, Any] = {"Bucket": name, "ObjectOwnership": "BucketOwnerEnforced"}
+            if region != "us-east-1":
+                create["CreateBucketConfiguration"] = {"LocationConstraint": region}
+            s3.create_bucket(**create)
+            s3.put_public_access_block(
+                Bucket=name, PublicAccessBlockConfiguration=dict.fromkeys(BLOCK_FLAGS, True)
+            )
+            s3.put_bucket_encryption(
+                Bucket=name,
+                ServerSideEncryptionConfiguration={
+                    "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+                },
+            )
+            _put_statement(s3, name, _tls_only_statement(arns))
+        else:
+            if found != region:
+                raise ValueError(f"log bucket {name} is in {found}, not in {region} with the bucket")
+        delivery = {
+            "Sid": LOG_DELIVERY_SID,
+            "Effect": "Allow",
+            "Principal": {"Service": "logging.s3.amazonaws.com"},
+            "Action": "s3:PutObject",
+            "Resource": arns[1],
+            "Condition": {"StringEquals": {"aws:SourceAccount": state["Account"]}},
+        }
+        _put_statement(s3, name, delivery)
+
+
+# --- Lifecycle (S3.13)
+
+
+@register
+class AddLifecycleTransition(Action):
+    """Add a lifecycle rule that moves objects to a cheaper storage class after some days.
+
+    The bucket complies when an enabled rule already moves objects to ``storage_class``
+    within ``transition_days``. Otherwise this rule is added (replacing an earlier one of
+    the same ID) and every other rule is kept. ``min_object_size_bytes`` limits the rule to
+    larger objects (0: every object); the default, 10 GiB, is the reference catalogue's.
+
+        remediation:
+          action: s3.add-lifecycle-transition
+          parameters: {transition_days: 90, storage_class: INTELLIGENT_TIERING}
+    """
+
+    name = "s3.add-lifecycle-transition"
+    service = "s3"
+    permissions = ("s3:GetLifecycleConfiguration", "s3:PutLifecycleConfiguration")
+    summary = "added a lifecycle rule moving objects to {storage_class} after {transition_days} days"
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "transition_days": {"type": "integer", "minimum": 0, "maximum": 36500, "default": 90},
+            "storage_class": {
+                "enum": [
+                    "INTELLIGENT_TIERING",
+                    "STANDARD_IA",
+                    "ONEZONE_IA",
+                    "GLACIER_IR",
+                    "GLACIER",
+                    "DEEP_ARCHIVE",
+                ],
+                "default": "INTELLIGENT_TIERING",
+            },
+            "min_object_size_bytes": {"type": "integer", "minimum": 0, "default": TEN_GIB},
+        },
+    }
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        response = _unless_missing(
+            clients.s3.get_bucket_lifecycle_configuration, "NoSuchLifecycleConfiguration", Bucket=resource_id
+        )
+        return {"LifecycleRules": response["Rules"] if response else []}
+
+    def _satisfies(self, rule: dict[str, Any]) -> bool:
+        return rule.get("Status") == "Enabled" and any(
+            t.get("StorageClass") == self.params["storage_class"]
+            and ("Date" in t or t.get("Days", 0) <= self.params["transition_days"])
+            for t in rule.get("Transitions", [])
+        )
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        rules = state["LifecycleRules"]
+        if any(map(self._satisfies, rules)):
+            return {}
+        size = self.params["min_object_size_bytes"]
+        rule = {
+            "ID": LIFECYCLE_RULE_ID,
+            "Status": "Enabled",
+            "Filter": {"ObjectSizeGreaterThan": size} if size else {},
+            "Transitions": [
+                {"Days": self.params["transition_days"], "StorageClass": self.params["storage_class"]}
+            ],
+        }
+        return {"LifecycleRules": [*(r for r in rules if r.get("ID") != LIFECYCLE_RULE_ID), rule]}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        clients.s3.put_bucket_lifecycle_configuration(
+            Bucket=resource_id, LifecycleConfiguration={"Rules": plan["LifecycleRules"]}
         )

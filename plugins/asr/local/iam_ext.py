@@ -1,0 +1,197 @@
+"""IAM state moto 5.2.5 lacks, added to moto's own IAM backend.
+
+- AWS managed policies exist in every real account; moto knows them (its bundled copy) but
+  loads them only when ``MOTO_IAM_LOAD_MANAGED_POLICIES`` is set, which costs every account
+  a fraction of a second. Here one is created in an account when first named by its ARN
+  (attach, detach, get), so ``AttachRolePolicy`` of ``arn:aws:iam::aws:policy/AWSSupportAccess``
+  works as in AWS. ``ListPolicies`` shows only the AWS policies an account has referenced.
+- A login profile has its own ``CreateDate`` (moto reports the user's creation date).
+- In AWS a credential becomes old or unused only as time passes, which no API call can do.
+  ``POST /moto-api/asr/iam/credential-history`` (beside moto's own ``/moto-api/`` controls)
+  sets when one access key or console password was created and last used, so a seeded user
+  looks like one whose credentials have aged. Body: ``{"account_id", "user_name",
+  "credential": "<access key id>" | "password", "created": ISO-8601, "last_used": ISO-8601 or
+  null (never used), optional "service" and "region" of the last use}``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from moto.core.responses import ActionResult
+from moto.core.utils import utcnow
+from moto.iam.aws_managed_policies import aws_managed_policies_data
+from moto.iam.exceptions import IAMException, NoSuchEntity
+from moto.iam.models import AccessKeyLastUsed, AWSManagedPolicy, IAMBackend, User, iam_backends
+from moto.iam.responses import IamResponse
+from moto.moto_api._internal import urls as moto_api_urls
+
+HISTORY_PATH = "/moto-api/asr/iam/credential-history"
+PASSWORD = "password"
+AWS_POLICY_ARN = re.compile(r"^arn:aws[a-z-]*:iam::aws:policy(/(?:[^/]+/)*)([^/]+)$")
+# Backend methods whose first argument is a policy ARN.
+POLICY_METHODS = (
+    "attach_role_policy",
+    "attach_group_policy",
+    "attach_user_policy",
+    "detach_role_policy",
+    "detach_group_policy",
+    "detach_user_policy",
+    "get_policy",
+    "get_policy_version",
+    "list_policy_versions",
+)
+LOGIN_PROFILE_CREATED = "asr_login_profile_created"
+
+
+@functools.cache
+def _aws_policy_data() -> dict[str, Any]:
+    return json.loads(aws_managed_policies_data)
+
+
+def ensure_aws_policy(backend: IAMBackend, policy_arn: str) -> None:
+    """Create the AWS managed policy an ARN names in this account, if moto knows it."""
+    if policy_arn in backend.managed_policies:
+        return
+    match = AWS_POLICY_ARN.match(policy_arn)
+    data = _aws_policy_data().get(match.group(2)) if match else None
+    if not match or not data or data.get("Path", "/") != match.group(1):
+        return
+    policy = AWSManagedPolicy.from_data(match.group(2), backend.account_id, backend.region_name, data)
+    if policy.arn == policy_arn:  # same partition
+        backend.aws_managed_policies.append(policy)
+        backend.managed_policies[policy.arn] = policy
+
+
+def _with_aws_policy(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(self: IAMBackend, policy_arn: str, *args: Any, **kwargs: Any) -> Any:
+        ensure_aws_policy(self, policy_arn)
+        return method(self, policy_arn, *args, **kwargs)
+
+    return call
+
+
+def login_profile_created(user: User) -> datetime.datetime:
+    return getattr(user, LOGIN_PROFILE_CREATED, None) or user.create_date
+
+
+def _login_profile(user: User) -> ActionResult:
+    return ActionResult(
+        {
+            "LoginProfile": {
+                "UserName": user.name,
+                "CreateDate": login_profile_created(user),
+                "PasswordResetRequired": user.password_reset_required,
+            }
+        }
+    )
+
+
+def _recording_profile_date(create: Callable[..., User]) -> Callable[..., User]:
+    @functools.wraps(create)
+    def call(self: IAMBackend, user_name: str, password: str) -> User:
+        user = create(self, user_name, password)
+        setattr(user, LOGIN_PROFILE_CREATED, utcnow())
+        return user
+
+    return call
+
+
+def _forgetting_profile_date(delete: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(delete)
+    def call(self: IAMBackend, user_name: str) -> None:
+        delete(self, user_name)
+        setattr(self.get_user(user_name), LOGIN_PROFILE_CREATED, None)
+
+    return call
+
+
+def create_login_profile_response(self: IamResponse) -> ActionResult:
+    user = self.backend.create_login_profile(self._get_param("UserName"), self._get_param("Password"))
+    return _login_profile(user)
+
+
+def get_login_profile_response(self: IamResponse) -> ActionResult:
+    return _login_profile(self.backend.get_login_profile(self._get_param("UserName")))
+
+
+def _utc(value: Any, field: str) -> datetime.datetime:
+    """An ISO-8601 time as moto keeps times: naive UTC."""
+    if not isinstance(value, str):
+        raise ValueError(f"{field} must be an ISO-8601 time")
+    try:
+        when = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{field} {value!r} is not an ISO-8601 time") from None
+    if when.tzinfo is not None:
+        when = when.astimezone(datetime.UTC).replace(tzinfo=None)
+    if when > utcnow():
+        raise ValueError(f"{field} {value} is in the future")
+    return when
+
+
+def set_credential_history(body: dict[str, Any]) -> dict[str, Any]:
+    """Backdate one credential of a user; the user is at least as old as the credential."""
+    created = _utc(body.get("created"), "created")
+    last_used = None if body.get("last_used") is None else _utc(body["last_used"], "last_used")
+    if last_used and last_used < created:
+        raise ValueError("last_used is before created")
+    backend = iam_backends[str(body.get("account_id"))][body.get("partition", "aws")]
+    user = backend.get_user(str(body.get("user_name")))
+    credential = body.get("credential")
+    if credential == PASSWORD:
+        if not user.password:
+            raise NoSuchEntity(f"Login profile for {user.name} not found")
+        setattr(user, LOGIN_PROFILE_CREATED, created)
+        user.password_last_used = last_used
+    else:
+        key = user.get_access_key_by_id(str(credential))
+        key.create_date = created
+        key.last_used = (
+            AccessKeyLastUsed(last_used, body.get("service", "iam"), body.get("region", "us-east-1"))
+            if last_used
+            else None
+        )
+    user.create_date = min(user.create_date, created)
+    return {"user_name": user.name, "credential": credential}
+
+
+def _json_body(request: Any, headers: Any) -> Any:
+    if hasattr(request, "environ"):  # werkzeug, as in server mode
+        return json.loads(
+            request.environ["wsgi.input"].read(int(headers.get("Content-Length") or 0)) or b"{}"
+        )
+    return json.loads(request.body or "{}")
+
+
+def credential_history_response(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:
+    json_type = {"Content-Type": "application/json"}
+    if request.method != "POST":
+        return 405, json_type, json.dumps({"error": "use POST"})
+    try:
+        body = _json_body(request, headers)
+        if not isinstance(body, dict):
+            raise ValueError("the body must be a JSON object")
+        if not re.fullmatch(r"\d{12}", str(body.get("account_id"))):
+            raise ValueError("account_id must be a 12-digit account id")
+        return 200, json_type, json.dumps(set_credential_history(body))
+    except IAMException as exc:  # NoSuchEntity: an unknown user, access key or login profile
+        return 404, json_type, json.dumps({"error": f"{exc.code}: {exc.message}"})
+    except ValueError as exc:  # includes a body that is not JSON
+        return 400, json_type, json.dumps({"error": str(exc)})
+
+
+def install() -> None:
+    for name in POLICY_METHODS:
+        setattr(IAMBackend, name, _with_aws_policy(getattr(IAMBackend, name)))
+    IAMBackend.create_login_profile = _recording_profile_date(IAMBackend.create_login_profile)  # type: ignore[method-assign]
+    IAMBackend.delete_login_profile = _forgetting_profile_date(IAMBackend.delete_login_profile)  # type: ignore[method-assign]
+    IamResponse.create_login_profile = create_login_profile_response  # type: ignore[method-assign]
+    IamResponse.get_login_profile = get_login_profile_response  # type: ignore[method-assign]
+    moto_api_urls.url_paths["{0}" + HISTORY_PATH + "$"] = credential_history_response

@@ -1,0 +1,258 @@
+"""RDS.1/2/5/7/8/13/16 and DynamoDB.6: what each fix sends, keeps and refuses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from asr import local
+from asr.aws import Clients
+from asr.local import MEMBER_ACCOUNT
+from asr.local.seed import seed_one
+from asr.playbooks import registry
+from asr.remediate import Result, Status, remediate_resource
+
+REGION = "us-east-1"
+ARN = f"arn:aws:rds:{REGION}:{MEMBER_ACCOUNT}"
+OTHER_ACCOUNT = "333333333333"
+PASSWORD = {"MasterUsername": "admin", "MasterUserPassword": "test-password-1"}
+
+
+def fix(aws: Any, control: str, resource_arn: str) -> tuple[Result, Clients]:
+    """Run a control's playbook on the resource its finding names."""
+    playbook = registry().playbooks[control]
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    resource_id = playbook.extract_resource_id(resource_arn, MEMBER_ACCOUNT)
+    return remediate_resource(playbook.build_action(), clients, resource_id), clients
+
+
+@contextmanager
+def parameters_sent(client: Any, operation: str) -> Iterator[list[dict[str, Any]]]:
+    """The parameters of every ``operation`` call the client makes inside the block."""
+    sent: list[dict[str, Any]] = []
+    event = f"provide-client-params.{client.meta.service_model.endpoint_prefix}.{operation}"
+
+    def capture(params: dict[str, Any], **_: Any) -> None:
+        sent.append(dict(params))
+
+    client.meta.events.register(event, capture)
+    try:
+        yield sent
+    finally:
+        client.meta.events.unregister(event, capture)
+
+
+def assert_permissions_cover_served_calls(control: str) -> None:
+    """The calls the stand-in served since the log was cleared are within the IAM actions declared."""
+    action = registry().playbooks[control].build_action()
+    served = {
+        f"{call['service']}:{call['action']}"
+        for call in local.served_requests()
+        if call["service"] == action.service
+    }
+    assert served and served <= set(action.permissions)
+
+
+def instance(clients: Clients, name: str) -> dict[str, Any]:
+    return clients.rds.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]
+
+
+# The boolean settings of instances and clusters
+
+
+@pytest.mark.parametrize(
+    ("control", "operation", "identifier", "setting", "apply_immediately"),
+    [
+        ("RDS.2", "ModifyDBInstance", "DBInstanceIdentifier", {"PubliclyAccessible": False}, False),
+        ("RDS.5", "ModifyDBInstance", "DBInstanceIdentifier", {"MultiAZ": True}, True),
+        ("RDS.8", "ModifyDBInstance", "DBInstanceIdentifier", {"DeletionProtection": True}, False),
+        ("RDS.13", "ModifyDBInstance", "DBInstanceIdentifier", {"AutoMinorVersionUpgrade": True}, False),
+        ("RDS.7", "ModifyDBCluster", "DBClusterIdentifier", {"DeletionProtection": True}, False),
+        ("RDS.16", "ModifyDBCluster", "DBClusterIdentifier", {"CopyTagsToSnapshot": True}, False),
+    ],
+)
+def test_boolean_fix_sends_only_its_setting(
+    aws: Any, control: str, operation: str, identifier: str, setting: dict[str, bool], apply_immediately: bool
+) -> None:
+    """Nothing else is sent, and changes queued for the maintenance window stay queued (except Multi-AZ)."""
+    arn = seed_one(aws, control, MEMBER_ACCOUNT, REGION).resource_id
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    local.served_requests(clear=True)
+    with parameters_sent(clients.rds, operation) as sent:
+        result, _ = fix(aws, control, arn)
+    assert result.status == Status.REMEDIATED, result.message
+    name = arn.rsplit(":", 1)[1]
+    assert sent == [{identifier: name, **setting, "ApplyImmediately": apply_immediately}]
+    assert_permissions_cover_served_calls(control)
+
+
+def test_instance_fix_keeps_the_other_settings(aws: Any) -> None:
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    settings = {"PubliclyAccessible": True, "AutoMinorVersionUpgrade": False, "MultiAZ": False}
+    clients.rds.create_db_instance(
+        DBInstanceIdentifier="orders",
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        DeletionProtection=False,
+        **settings,
+        **PASSWORD,
+    )
+    result, _ = fix(aws, "RDS.8", f"{ARN}:db:orders")
+    assert result.status == Status.REMEDIATED, result.message
+    assert (result.before, result.after) == ({"DeletionProtection": False}, {"DeletionProtection": True})
+    after = instance(clients, "orders")
+    assert {key: after[key] for key in settings} == settings
+
+
+def test_cluster_member_settings_are_refused_but_instance_settings_fixed(aws: Any) -> None:
+    """Deletion protection and Multi-AZ of an Aurora instance belong to its cluster; minor upgrades do not."""
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    clients.rds.create_db_cluster(DBClusterIdentifier="ledger", Engine="aurora-postgresql", **PASSWORD)
+    clients.rds.create_db_instance(
+        DBInstanceIdentifier="ledger-1",
+        DBClusterIdentifier="ledger",
+        Engine="aurora-postgresql",
+        DBInstanceClass="db.r6g.large",
+        AutoMinorVersionUpgrade=False,
+    )
+    member = f"{ARN}:db:ledger-1"
+    for control in ("RDS.8", "RDS.5"):
+        result, _ = fix(aws, control, member)
+        assert result.status == Status.FAILED
+        assert "belongs to DB cluster ledger" in result.message
+    assert instance(clients, "ledger-1")["DeletionProtection"] is False
+    assert fix(aws, "RDS.13", member)[0].status == Status.REMEDIATED
+    assert fix(aws, "RDS.7", f"{ARN}:cluster:ledger")[0].status == Status.REMEDIATED
+
+
+def _stubbed_instance(instance_fields: dict[str, Any]) -> SimpleNamespace:
+    """Clients whose rds answers one DescribeDBInstances with the given fields (no stand-in needed)."""
+    client = boto3.client(
+        "rds", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    stubber = Stubber(client)
+    stubber.add_response(
+        "describe_db_instances", {"DBInstances": [{"DBInstanceIdentifier": "orders", **instance_fields}]}
+    )
+    stubber.activate()
+    return SimpleNamespace(rds=client)
+
+
+@pytest.mark.parametrize(
+    ("fields", "plan"),
+    [
+        ({"MultiAZ": False, "PendingModifiedValues": {"MultiAZ": True}}, {}),
+        ({"MultiAZ": True, "PendingModifiedValues": {"MultiAZ": False}}, {"MultiAZ": True}),
+        ({"MultiAZ": False}, {"MultiAZ": True}),
+    ],
+)
+def test_pending_value_is_the_value_the_instance_is_getting(fields: dict[str, Any], plan: dict) -> None:
+    action = registry().playbooks["RDS.5"].build_action()
+    state = action.read(_stubbed_instance(fields), "orders")  # type: ignore[arg-type]
+    assert action.plan(state) == plan
+
+
+# RDS.1
+
+
+def restore_values(clients: Clients, kind: str, name: str) -> list[str]:
+    if kind == "snapshot":
+        result = clients.rds.describe_db_snapshot_attributes(DBSnapshotIdentifier=name)
+        attributes = result["DBSnapshotAttributesResult"]["DBSnapshotAttributes"]
+    else:
+        result = clients.rds.describe_db_cluster_snapshot_attributes(DBClusterSnapshotIdentifier=name)
+        attributes = result["DBClusterSnapshotAttributesResult"]["DBClusterSnapshotAttributes"]
+    return [v for a in attributes if a["AttributeName"] == "restore" for v in a["AttributeValues"]]
+
+
+def test_snapshot_fix_keeps_sharing_with_named_accounts(aws: Any) -> None:
+    arn = seed_one(aws, "RDS.1", MEMBER_ACCOUNT, REGION).resource_id
+    name = arn.rsplit(":", 1)[1]
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    clients.rds.modify_db_snapshot_attribute(
+        DBSnapshotIdentifier=name, AttributeName="restore", ValuesToAdd=[OTHER_ACCOUNT]
+    )
+    result, _ = fix(aws, "RDS.1", arn)
+    assert result.status == Status.REMEDIATED, result.message
+    assert result.before == {"restore": ["all", OTHER_ACCOUNT]}
+    assert result.after == {"restore": [OTHER_ACCOUNT]}
+    assert restore_values(clients, "snapshot", name) == [OTHER_ACCOUNT]
+
+
+def test_cluster_snapshot_is_made_private(aws: Any) -> None:
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    clients.rds.create_db_cluster(DBClusterIdentifier="ledger", Engine="aurora-postgresql", **PASSWORD)
+    clients.rds.create_db_cluster_snapshot(
+        DBClusterIdentifier="ledger", DBClusterSnapshotIdentifier="ledger-snap"
+    )
+    clients.rds.modify_db_cluster_snapshot_attribute(
+        DBClusterSnapshotIdentifier="ledger-snap", AttributeName="restore", ValuesToAdd=["all"]
+    )
+    result, _ = fix(aws, "RDS.1", f"{ARN}:cluster-snapshot:ledger-snap")
+    assert result.status == Status.REMEDIATED, result.message
+    assert restore_values(clients, "cluster-snapshot", "ledger-snap") == []
+
+
+def test_snapshot_fix_refuses_what_is_not_a_snapshot(aws: Any) -> None:
+    action = registry().playbooks["RDS.1"].build_action()
+    result = remediate_resource(action, Clients(aws, MEMBER_ACCOUNT, REGION), f"{ARN}:db:orders")
+    assert result.status == Status.FAILED
+    assert "is not the ARN of an RDS DB snapshot or DB cluster snapshot" in result.message
+
+
+# DynamoDB.6
+
+
+def test_table_fix_keeps_capacity_and_stream(aws: Any) -> None:
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    throughput = {"ReadCapacityUnits": 7, "WriteCapacityUnits": 3}
+    stream = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    table = clients.dynamodb.create_table(
+        TableName="orders",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        ProvisionedThroughput=throughput,
+        StreamSpecification=stream,
+    )["TableDescription"]
+    result, _ = fix(aws, "DynamoDB.6", table["TableArn"])
+    assert result.status == Status.REMEDIATED, result.message
+    after = clients.dynamodb.describe_table(TableName="orders")["Table"]
+    assert after["DeletionProtectionEnabled"] is True
+    assert {key: after["ProvisionedThroughput"][key] for key in throughput} == throughput
+    assert after["StreamSpecification"] == stream
+
+
+# All of them
+
+
+@pytest.mark.parametrize(
+    ("control", "resource_arn", "code"),
+    [
+        ("RDS.1", f"{ARN}:snapshot:gone", "DBSnapshotNotFound"),
+        ("RDS.1", f"{ARN}:cluster-snapshot:gone", "DBClusterSnapshotNotFoundFault"),
+        ("RDS.2", f"{ARN}:db:gone", "DBInstanceNotFound"),
+        ("RDS.7", f"{ARN}:cluster:gone", "DBClusterNotFoundFault"),
+        ("DynamoDB.6", f"arn:aws:dynamodb:{REGION}:{MEMBER_ACCOUNT}:table/gone", "ResourceNotFoundException"),
+    ],
+)
+def test_missing_resource_fails_with_the_aws_reason(
+    aws: Any, control: str, resource_arn: str, code: str
+) -> None:
+    result, _ = fix(aws, control, resource_arn)
+    assert result.status == Status.FAILED
+    assert result.message.startswith(code)
+
+
+@pytest.mark.parametrize("control", ["RDS.1", "DynamoDB.6"])  # the boolean RDS fixes: checked above
+def test_declared_permissions_cover_every_call(aws: Any, control: str) -> None:
+    arn = seed_one(aws, control, MEMBER_ACCOUNT, REGION).resource_id
+    local.served_requests(clear=True)
+    assert fix(aws, control, arn)[0].status == Status.REMEDIATED
+    assert_permissions_cover_served_calls(control)

@@ -1,0 +1,302 @@
+"""EC2 fixes beyond the generic harness: what they keep, what they refuse, the port rules."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from asr.aws import Clients
+from asr.findings import parse_finding
+from asr.local import MEMBER_ACCOUNT
+from asr.local.seed import finding, seed_one
+from asr.local.seeders import Seeded
+from asr.playbooks import registry
+from asr.remediate import Status, remediate_resource
+
+REGION = "us-east-1"
+OTHER_ACCOUNT = "333333333333"
+
+
+@pytest.fixture
+def clients(aws) -> Clients:  # type: ignore[no-untyped-def]
+    return Clients(aws, MEMBER_ACCOUNT, REGION)
+
+
+def fix(clients: Any, control: str, resource_id: str, **params: Any):  # type: ignore[no-untyped-def]
+    action = registry().playbooks[control].build_action(params)
+    return remediate_resource(action, clients, resource_id)
+
+
+def seeded_id(aws, control: str) -> str:  # type: ignore[no-untyped-def]
+    seeded = seed_one(aws, control, MEMBER_ACCOUNT, REGION)
+    return registry().for_control(control).extract_resource_id(seeded.resource_id, MEMBER_ACCOUNT)
+
+
+# --- security groups: EC2.13, EC2.18, EC2.19 share one mechanism, with different port rules ---
+
+
+def open_rules(clients: Clients, group_id: str) -> set[tuple[str, int | None, int | None, str]]:
+    """Every (protocol, from, to, range) of the group's inbound rules."""
+    group = clients.ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+    return {
+        (rule["IpProtocol"], rule.get("FromPort"), rule.get("ToPort"), cidr.get("CidrIp") or cidr["CidrIpv6"])
+        for rule in group["IpPermissions"]
+        for cidr in rule.get("IpRanges", []) + rule.get("Ipv6Ranges", [])
+    }
+
+
+def group_with(clients: Clients, *rules: tuple[str, int, int, str]) -> str:
+    ec2 = clients.ec2
+    vpc_id = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    group_id = ec2.create_security_group(GroupName="rules", Description="test", VpcId=vpc_id)["GroupId"]
+    permissions = [
+        {
+            "IpProtocol": protocol,
+            "FromPort": low,
+            "ToPort": high,
+            **({"Ipv6Ranges": [{"CidrIpv6": cidr}]} if ":" in cidr else {"IpRanges": [{"CidrIp": cidr}]}),
+        }
+        for protocol, low, high, cidr in rules
+    ]
+    ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=permissions)
+    return group_id
+
+
+MIXED_RULES = (
+    ("tcp", 443, 443, "0.0.0.0/0"),
+    ("tcp", 80, 80, "::/0"),
+    ("tcp", 0, 65535, "0.0.0.0/0"),
+    ("tcp", 5432, 5432, "10.0.0.0/8"),
+    ("tcp", 3306, 3306, "::/0"),
+    ("udp", 445, 445, "0.0.0.0/0"),
+    ("udp", 53, 53, "0.0.0.0/0"),
+    ("icmp", -1, -1, "0.0.0.0/0"),
+    ("-1", -1, -1, "::/0"),
+)
+
+
+def kept(*dropped: tuple[str, int, int, str]) -> set[Any]:
+    """What the group must read back as: the mixed rules minus the dropped ones."""
+    expected = {r for r in MIXED_RULES if r not in dropped}
+    return {(p, None, None, c) if p == "-1" else (p, lo, hi, c) for p, lo, hi, c in expected}
+
+
+@pytest.mark.parametrize(
+    ("control", "params", "dropped"),
+    [
+        (
+            "EC2.18",
+            {},
+            [
+                ("tcp", 0, 65535, "0.0.0.0/0"),
+                ("tcp", 3306, 3306, "::/0"),
+                ("udp", 445, 445, "0.0.0.0/0"),
+                ("udp", 53, 53, "0.0.0.0/0"),
+                ("-1", -1, -1, "::/0"),
+            ],
+        ),
+        (
+            "EC2.18",
+            {"authorized_tcp_ports": [443, 3306], "authorized_udp_ports": [53]},
+            [
+                ("tcp", 80, 80, "::/0"),
+                ("tcp", 0, 65535, "0.0.0.0/0"),
+                ("udp", 445, 445, "0.0.0.0/0"),
+                ("-1", -1, -1, "::/0"),
+            ],
+        ),
+        (
+            "EC2.19",
+            {},
+            [
+                ("tcp", 0, 65535, "0.0.0.0/0"),
+                ("tcp", 3306, 3306, "::/0"),
+                ("udp", 445, 445, "0.0.0.0/0"),
+                ("-1", -1, -1, "::/0"),
+            ],
+        ),
+        ("EC2.13", {}, [("tcp", 0, 65535, "0.0.0.0/0"), ("-1", -1, -1, "::/0")]),
+    ],
+    ids=["EC2.18-defaults", "EC2.18-custom-ports", "EC2.19", "EC2.13-tcp-only"],
+)
+def test_open_ingress_port_rules(clients: Clients, control: str, params: dict, dropped: list) -> None:
+    group_id = group_with(clients, *MIXED_RULES)
+    result = fix(clients, control, group_id, **params)
+    assert result.status == Status.REMEDIATED, result.message
+    assert open_rules(clients, group_id) == kept(*dropped)
+
+
+def test_open_ingress_keeps_narrow_ranges_of_a_revoked_rule(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    for control in ("EC2.18", "EC2.19"):
+        group_id = seeded_id(aws, control)
+        assert fix(clients, control, group_id).status == Status.REMEDIATED
+        remaining = open_rules(clients, group_id)
+        assert ("tcp", 443, 443, "0.0.0.0/0") in remaining, "not forbidden: stays"
+        assert any(cidr == "10.0.0.0/8" for *_, cidr in remaining)
+
+
+def test_authorized_ports_come_from_the_finding() -> None:
+    seeded = Seeded(
+        "EC2.18",
+        "222222222222",
+        "eu-west-1",
+        "AwsEc2SecurityGroup",
+        "arn:aws:ec2:eu-west-1:222222222222:security-group/sg-0123456789abcdef0",
+    )
+    raw = finding(seeded)
+    raw["Compliance"]["SecurityControlParameters"] = [
+        {"Name": "authorizedTcpPorts", "Value": ["443", "8443"]}
+    ]
+    record = parse_finding(raw, registry())
+    assert record.parameters == {"authorized_tcp_ports": [443, 8443]}
+
+
+def test_missing_security_group_is_reported(clients: Clients) -> None:
+    result = fix(clients, "EC2.19", "sg-00000000000000000")
+    assert result.status == Status.FAILED
+    assert "InvalidGroup.NotFound" in result.message
+
+
+# --- EC2.1: public snapshots ---
+
+
+def snapshot(clients: Clients, **permission: list[str]) -> str:
+    ec2 = clients.ec2
+    volume_id = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=1)["VolumeId"]
+    snapshot_id = ec2.create_snapshot(VolumeId=volume_id)["SnapshotId"]
+    ec2.modify_snapshot_attribute(
+        SnapshotId=snapshot_id, Attribute="createVolumePermission", OperationType="add", **permission
+    )
+    return snapshot_id
+
+
+def volume_permissions(clients: Clients, snapshot_id: str) -> list[dict[str, str]]:
+    return clients.ec2.describe_snapshot_attribute(
+        SnapshotId=snapshot_id, Attribute="createVolumePermission"
+    )["CreateVolumePermissions"]
+
+
+def test_public_snapshots_made_private_and_account_shares_kept(clients: Clients) -> None:
+    public = [snapshot(clients, GroupNames=["all"]) for _ in range(3)]
+    shared = snapshot(clients, UserIds=[OTHER_ACCOUNT])
+    both = snapshot(clients, GroupNames=["all"], UserIds=[OTHER_ACCOUNT])
+
+    result = fix(clients, "EC2.1", MEMBER_ACCOUNT)
+
+    assert result.status == Status.REMEDIATED, result.message
+    assert result.before == {"PublicSnapshots": sorted([*public, both])}
+    assert all(volume_permissions(clients, s) == [] for s in public)
+    assert volume_permissions(clients, shared) == [{"UserId": OTHER_ACCOUNT}]
+    assert volume_permissions(clients, both) == [{"UserId": OTHER_ACCOUNT}]
+
+
+class RefusingOne:
+    """The member's clients, except that one snapshot's permission cannot be changed."""
+
+    def __init__(self, clients: Clients, snapshot_id: str) -> None:
+        self._clients, self._snapshot_id = clients, snapshot_id
+
+    @property
+    def ec2(self) -> Any:
+        real, refused = self._clients.ec2, self._snapshot_id
+
+        class Ec2:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
+
+            def modify_snapshot_attribute(self, **kwargs: Any) -> Any:
+                if kwargs["SnapshotId"] == refused:
+                    raise ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "no"}}, "Modify")
+                return real.modify_snapshot_attribute(**kwargs)
+
+        return Ec2()
+
+
+def test_one_snapshot_that_cannot_be_changed_does_not_keep_the_others_public(clients: Clients) -> None:
+    first, refused, last = (snapshot(clients, GroupNames=["all"]) for _ in range(3))
+    result = fix(RefusingOne(clients, refused), "EC2.1", MEMBER_ACCOUNT)
+    assert result.status == Status.FAILED
+    assert result.message.startswith("UnauthorizedOperation")
+    assert volume_permissions(clients, first) == volume_permissions(clients, last) == []
+    assert volume_permissions(clients, refused) == [{"Group": "all"}]
+
+
+# --- EC2.6: flow logs ---
+
+
+def test_flow_logs_create_role_and_log_group_once_for_many_vpcs(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    vpcs = [seeded_id(aws, "EC2.6") for _ in range(2)]
+    for vpc_id in vpcs:
+        assert fix(clients, "EC2.6", vpc_id).status == Status.REMEDIATED
+
+    role = clients.iam.get_role(RoleName="asr-vpc-flow-logs-delivery")["Role"]
+    trust = role["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    statement = trust["Statement"][0]
+    assert statement["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == MEMBER_ACCOUNT
+    policy = clients.iam.get_role_policy(RoleName=role["RoleName"], PolicyName=role["RoleName"])
+    assert "logs:PutLogEvents" in json.dumps(policy["PolicyDocument"])
+    groups = clients.logs.describe_log_groups(logGroupNamePrefix="asr-vpc-flow-logs")["logGroups"]
+    assert [g["logGroupName"] for g in groups] == ["asr-vpc-flow-logs"]
+
+    logs = clients.ec2.describe_flow_logs(Filters=[{"Name": "resource-id", "Values": vpcs}])["FlowLogs"]
+    assert sorted(log["ResourceId"] for log in logs) == sorted(vpcs)
+    assert {(log["TrafficType"], log["DeliverLogsPermissionArn"]) for log in logs} == {
+        ("REJECT", role["Arn"])
+    }
+
+
+def test_flow_logs_of_another_traffic_type_do_not_count_but_all_does(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    accept_only, logs_all = seeded_id(aws, "EC2.6"), seeded_id(aws, "EC2.6")
+    clients.logs.create_log_group(logGroupName="existing")
+    for vpc_id, traffic in ((accept_only, "ACCEPT"), (logs_all, "ALL")):
+        clients.ec2.create_flow_logs(
+            ResourceIds=[vpc_id],
+            ResourceType="VPC",
+            TrafficType=traffic,
+            LogGroupName="existing",
+            DeliverLogsPermissionArn=f"arn:aws:iam::{MEMBER_ACCOUNT}:role/existing",
+        )
+    assert fix(clients, "EC2.6", logs_all).status == Status.ALREADY_COMPLIANT
+    result = fix(clients, "EC2.6", accept_only)
+    assert result.status == Status.REMEDIATED, result.message
+    assert result.before == {"FlowLogsEnabled": False}
+
+
+def test_flow_logs_for_a_missing_vpc_fail_before_creating_anything(clients: Clients) -> None:
+    result = fix(clients, "EC2.6", "vpc-00000000000000000")
+    assert result.status == Status.FAILED
+    assert "InvalidVpcID.NotFound" in result.message
+    assert clients.logs.describe_log_groups()["logGroups"] == []
+
+
+# --- EC2.8, EC2.15 ---
+
+
+def test_imdsv2_keeps_the_other_metadata_options(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    instance_id = seeded_id(aws, "EC2.8")
+    result = fix(clients, "EC2.8", instance_id)
+    assert result.status == Status.REMEDIATED, result.message
+    assert (result.before, result.after) == ({"HttpTokens": "optional"}, {"HttpTokens": "required"})
+    instance = clients.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    assert instance["MetadataOptions"]["HttpPutResponseHopLimit"] == 2
+    assert instance["MetadataOptions"]["HttpEndpoint"] == "enabled"
+
+
+@pytest.mark.parametrize(
+    ("control", "missing", "code"),
+    [
+        ("EC2.8", "i-00000000000000000", "InvalidInstanceID.NotFound"),
+        ("EC2.15", "subnet-00000000000000000", "InvalidSubnetID.NotFound"),
+    ],
+)
+def test_missing_instance_or_subnet_is_reported(
+    clients: Clients, control: str, missing: str, code: str
+) -> None:
+    result = fix(clients, control, missing)
+    assert result.status == Status.FAILED
+    assert result.message.startswith(code)

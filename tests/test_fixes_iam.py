@@ -1,0 +1,235 @@
+"""Behaviour specific to the IAM credential, AWS Support role, KMS rotation and SSM sharing fixes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from asr.aws import Clients
+from asr.local import MEMBER_ACCOUNT, served_requests
+from asr.local.request_log_ext import is_write
+from asr.local.seed import seed_one
+from asr.local.seeders.iam import PASSWORD, days_ago, set_credential_history
+from asr.playbooks import registry
+from asr.remediate import Result, Status, remediate_resource
+
+REGION = "us-east-1"
+SUPPORT = "arn:aws:iam::aws:policy/AWSSupportAccess"
+ROLE = "aws_incident_support_role"
+
+
+@pytest.fixture
+def clients(aws) -> Clients:  # type: ignore[no-untyped-def]
+    return Clients(aws, MEMBER_ACCOUNT, REGION)
+
+
+def fix(control: str, clients: Clients, resource_id: str, **params: Any) -> tuple[Result, list[str]]:
+    """Run a playbook's action on one resource; return the result and the write calls it made."""
+    served_requests(clear=True)
+    result = remediate_resource(registry().playbooks[control].build_action(params), clients, resource_id)
+    return result, [c["action"] for c in served_requests() if is_write(c)]
+
+
+class Users:
+    """IAM users in the member account whose credentials have a given age and last use."""
+
+    def __init__(self, aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+        self.endpoint = aws.endpoint_for("iam")
+        self.iam = clients.iam
+        self.count = 0
+
+    def make(
+        self, *keys: tuple[float, float | None], password: tuple[float, float | None] | None = None
+    ) -> tuple[str, list[str]]:
+        """keys/password: (days since created, days since last used or None for never)."""
+        self.count += 1
+        name = f"user{self.count}"
+        self.iam.create_user(UserName=name)
+        ids = []
+        for created, used in keys:
+            key_id = self.iam.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"]
+            self.history(name, key_id, created, used)
+            ids.append(key_id)
+        if password:
+            self.iam.create_login_profile(UserName=name, Password="Correct-Horse-Battery-1")
+            self.history(name, PASSWORD, *password)
+        return name, ids
+
+    def history(self, name: str, credential: str, created: float, used: float | None) -> None:
+        last_used = None if used is None else days_ago(used)
+        set_credential_history(self.endpoint, MEMBER_ACCOUNT, name, credential, days_ago(created), last_used)
+
+    def statuses(self, name: str) -> dict[str, str]:
+        return {
+            k["AccessKeyId"]: k["Status"]
+            for k in self.iam.list_access_keys(UserName=name)["AccessKeyMetadata"]
+        }
+
+    def has_password(self, name: str) -> bool:
+        try:
+            self.iam.get_login_profile(UserName=name)
+        except self.iam.exceptions.NoSuchEntityException:
+            return False
+        return True
+
+
+@pytest.fixture
+def users(aws, clients: Clients) -> Users:  # type: ignore[no-untyped-def]
+    return Users(aws, clients)
+
+
+# --- IAM.3: access keys older than the limit ---
+
+
+def test_old_key_fix_deactivates_only_old_keys(users: Users, clients: Clients) -> None:
+    name, (old, new) = users.make((400, 1), (10, 1))
+    result, writes = fix("IAM.3", clients, name)
+    assert result.status == Status.REMEDIATED, result.message
+    assert users.statuses(name) == {old: "Inactive", new: "Active"}
+    assert [k["AccessKeyId"] for k in result.before["old_active_access_keys"]] == [old]
+    assert writes == ["UpdateAccessKey"]
+
+
+def test_key_age_limit_is_the_parameter(users: Users, clients: Clients) -> None:
+    name, (key,) = users.make((60, 1))
+    assert fix("IAM.3", clients, name)[0].status == Status.ALREADY_COMPLIANT
+    assert fix("IAM.3", clients, name, max_key_age_days=30)[0].status == Status.REMEDIATED
+    assert users.statuses(name) == {key: "Inactive"}
+
+
+# --- IAM.8 / IAM.22: credentials unused for the limit ---
+
+
+def test_unused_fix_keeps_credentials_in_use(users: Users, clients: Clients) -> None:
+    name, (used, unused) = users.make((400, 2), (400, None), password=(400, 3))
+    result, writes = fix("IAM.8", clients, name)
+    assert result.status == Status.REMEDIATED, result.message
+    assert users.statuses(name) == {used: "Active", unused: "Inactive"}
+    assert users.has_password(name)
+    assert writes == ["UpdateAccessKey"]
+
+
+def test_unused_password_is_deleted_and_keys_kept(users: Users, clients: Clients) -> None:
+    name, (key,) = users.make((5, None), password=(300, 200))
+    result, writes = fix("IAM.8", clients, name)
+    assert result.status == Status.REMEDIATED, result.message
+    assert not users.has_password(name)
+    assert users.statuses(name) == {key: "Active"}
+    assert result.after == {"unused_console_password": None}
+    assert writes == ["DeleteLoginProfile"]
+
+
+def test_iam22_acts_on_what_iam8_still_allows(users: Users, clients: Clients) -> None:
+    name, (key,) = users.make((60, None), password=(50, 46))
+    assert fix("IAM.8", clients, name)[0].status == Status.ALREADY_COMPLIANT
+    result, _ = fix("IAM.22", clients, name)
+    assert result.status == Status.REMEDIATED, result.message
+    assert users.statuses(name) == {key: "Inactive"}
+    assert not users.has_password(name)
+
+
+def test_password_set_again_recently_is_not_unused(users: Users, clients: Clients) -> None:
+    """An old PasswordLastUsed from a previous password does not make a new one unused."""
+    name, _ = users.make(password=(300, 200))
+    users.iam.delete_login_profile(UserName=name)
+    users.iam.create_login_profile(UserName=name, Password="Correct-Horse-Battery-2")
+    assert fix("IAM.8", clients, name)[0].status == Status.ALREADY_COMPLIANT
+
+
+@pytest.mark.parametrize("control", ["IAM.3", "IAM.8"])
+def test_missing_user_is_reported(clients: Clients, control: str) -> None:
+    result, writes = fix(control, clients, "nobody")
+    assert result.status == Status.FAILED
+    assert result.message.startswith("NoSuchEntity")
+    assert writes == []
+
+
+def test_seeded_user_with_a_path_is_routed_by_name(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    seeded = seed_one(aws, "IAM.22", MEMBER_ACCOUNT, REGION)
+    assert ":user/asr-seed/" in seeded.resource_id
+    name = registry().for_control("IAM.22").extract_resource_id(seeded.resource_id, MEMBER_ACCOUNT)
+    assert fix("IAM.22", clients, name)[0].status == Status.REMEDIATED
+
+
+# --- IAM.18: a role for AWS Support ---
+
+
+def test_support_access_held_by_a_group_is_compliant(clients: Clients) -> None:
+    clients.iam.create_group(GroupName="support-team")
+    clients.iam.attach_group_policy(GroupName="support-team", PolicyArn=SUPPORT)
+    result, writes = fix("IAM.18", clients, MEMBER_ACCOUNT)
+    assert result.status == Status.ALREADY_COMPLIANT
+    assert writes == []
+
+
+def test_created_support_role_trusts_the_account(clients: Clients) -> None:
+    result, writes = fix("IAM.18", clients, MEMBER_ACCOUNT)
+    assert result.status == Status.REMEDIATED, result.message
+    assert result.after == {"support_access_principals": [f"Role/{ROLE}"]}
+    assert writes == ["CreateRole", "AttachRolePolicy"]
+    trust = clients.iam.get_role(RoleName=ROLE)["Role"]["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    assert trust["Statement"][0]["Principal"] == {"AWS": f"arn:aws:iam::{MEMBER_ACCOUNT}:root"}
+
+
+def test_existing_support_role_keeps_its_trust_policy(clients: Clients) -> None:
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::333333333333:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    clients.iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust))
+    result, writes = fix("IAM.18", clients, MEMBER_ACCOUNT)
+    assert result.status == Status.REMEDIATED, result.message
+    assert writes == ["AttachRolePolicy"]
+    kept = clients.iam.get_role(RoleName=ROLE)["Role"]["AssumeRolePolicyDocument"]
+    assert (json.loads(kept) if isinstance(kept, str) else kept) == trust
+
+
+# --- KMS.4: key rotation ---
+
+
+@pytest.mark.parametrize(
+    ("create", "change", "reason"),
+    [
+        ({"KeySpec": "RSA_2048", "KeyUsage": "SIGN_VERIFY"}, None, "only symmetric encryption keys"),
+        ({"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"}, None, "only symmetric encryption keys"),
+        ({"Origin": "EXTERNAL"}, None, "key material comes from EXTERNAL"),
+        ({}, "disable_key", "the key is Disabled"),
+    ],
+)
+def test_key_kms_cannot_rotate_is_reported_not_attempted(
+    clients: Clients, create: dict, change: str | None, reason: str
+) -> None:
+    key_id = clients.kms.create_key(**create)["KeyMetadata"]["KeyId"]
+    if change:
+        getattr(clients.kms, change)(KeyId=key_id)
+    result, writes = fix("KMS.4", clients, key_id)
+    assert result.status == Status.FAILED
+    assert "cannot be rotated automatically" in result.message and reason in result.message
+    assert writes == []
+
+
+def test_missing_key_is_reported(clients: Clients) -> None:
+    result, _ = fix("KMS.4", clients, "11111111-2222-3333-4444-555555555555")
+    assert result.status == Status.FAILED
+    assert result.message.startswith("NotFoundException")
+
+
+# --- SSM.7: block public sharing of documents ---
+
+
+def test_sharing_block_is_per_region(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    seed_one(aws, "SSM.7", MEMBER_ACCOUNT, REGION)
+    seed_one(aws, "SSM.7", MEMBER_ACCOUNT, "eu-west-1")
+    assert fix("SSM.7", clients, MEMBER_ACCOUNT)[0].status == Status.REMEDIATED
+    other = Clients(aws, MEMBER_ACCOUNT, "eu-west-1").ssm
+    setting = "/ssm/documents/console/public-sharing-permission"
+    assert other.get_service_setting(SettingId=setting)["ServiceSetting"]["SettingValue"] == "Enable"

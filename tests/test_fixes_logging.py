@@ -1,0 +1,359 @@
+"""Logging and detection fixes (CloudTrail, CloudWatch Logs retention, Config, GuardDuty) in detail.
+
+The generic harness (test_actions.py) proves each fixes its seeded resource; these prove
+what each leaves alone, what it reuses, and what it refuses with a reason.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from asr import local
+from asr.aws import Clients
+from asr.findings import parse_finding
+from asr.local import MEMBER_ACCOUNT
+from asr.local.request_log_ext import is_write
+from asr.local.seed import Seeded, finding, seed_one
+from asr.playbooks import registry
+from asr.remediate import Result, Status, remediate_resource
+
+REGION = "us-east-1"
+ACCOUNT_TRAIL = "asr-multi-region-trail"
+CLOUDTRAIL_BUCKET = f"asr-cloudtrail-logs-{MEMBER_ACCOUNT}-{REGION}"
+CONFIG_BUCKET = f"asr-config-{MEMBER_ACCOUNT}-{REGION}"
+ALIAS = "alias/asr-cloudtrail"
+
+
+@pytest.fixture
+def clients(aws) -> Clients:  # type: ignore[no-untyped-def]
+    return Clients(aws, MEMBER_ACCOUNT, REGION)
+
+
+def fix(clients: Clients, control: str, resource_id: str, **params: Any) -> Result:
+    action = registry().playbooks[control].build_action(params)
+    return remediate_resource(action, clients, resource_id)
+
+
+def writes_during(call: Any) -> list[str]:
+    """The write calls the stand-in served while ``call`` ran."""
+    local.served_requests(clear=True)
+    call()
+    return [f"{c['service']}.{c['action']}" for c in local.served_requests() if is_write(c)]
+
+
+def trail(clients: Clients, name: str) -> dict[str, Any]:
+    return dict(clients.cloudtrail.get_trail(Name=name)["Trail"])
+
+
+def make_trail(clients: Clients, name: str, **settings: Any) -> str:
+    clients.s3.create_bucket(Bucket=f"{name}-logs")
+    return str(
+        clients.cloudtrail.create_trail(Name=name, S3BucketName=f"{name}-logs", **settings)["TrailARN"]
+    )
+
+
+def policy_sids(clients: Clients, bucket: str) -> set[str]:
+    policy = json.loads(clients.s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    return {s["Sid"] for s in policy["Statement"]}
+
+
+# --- CloudTrail.1 ------------------------------------------------------------------------------
+
+
+def test_multi_region_trail_is_created_encrypted_validated_and_logging(aws, clients: Clients) -> None:
+    seed_one(aws, "CloudTrail.1", MEMBER_ACCOUNT, REGION)
+    regional = clients.cloudtrail.describe_trails()["trailList"]
+
+    result = fix(clients, "CloudTrail.1", MEMBER_ACCOUNT)
+
+    assert result.status == Status.REMEDIATED, result.message
+    assert result.after == {"MultiRegionLoggingTrails": [ACCOUNT_TRAIL]}
+    created = trail(clients, ACCOUNT_TRAIL)
+    assert created["IsMultiRegionTrail"] and created["LogFileValidationEnabled"]
+    assert created["S3BucketName"] == CLOUDTRAIL_BUCKET
+    key = clients.kms.describe_key(KeyId=ALIAS)["KeyMetadata"]
+    assert created["KmsKeyId"] == key["Arn"]
+    assert clients.kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"]
+    key_policy = json.loads(clients.kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])
+    assert {"Service": "cloudtrail.amazonaws.com"} in [s["Principal"] for s in key_policy["Statement"]]
+    assert clients.cloudtrail.get_trail_status(Name=ACCOUNT_TRAIL)["IsLogging"]
+    assert {"AWSCloudTrailAclCheck", "AWSCloudTrailWrite", "DenyInsecureTransport"} <= policy_sids(
+        clients, CLOUDTRAIL_BUCKET
+    )
+    block = clients.s3.get_public_access_block(Bucket=CLOUDTRAIL_BUCKET)["PublicAccessBlockConfiguration"]
+    assert all(block.values())
+    # The account's own single-Region trail is untouched: still there, still logging.
+    for before in regional:
+        after = trail(clients, before["Name"])
+        assert not after["IsMultiRegionTrail"]
+        assert clients.cloudtrail.get_trail_status(Name=before["Name"])["IsLogging"]
+
+
+def test_any_multi_region_trail_logging_all_management_events_counts(clients: Clients) -> None:
+    make_trail(clients, "company-trail", IsMultiRegionTrail=True)
+    clients.cloudtrail.start_logging(Name="company-trail")
+    assert fix(clients, "CloudTrail.1", MEMBER_ACCOUNT).status == Status.ALREADY_COMPLIANT
+
+    # Write-only management events do not satisfy the control: the fix adds its own trail.
+    clients.cloudtrail.put_event_selectors(
+        TrailName="company-trail",
+        EventSelectors=[{"ReadWriteType": "WriteOnly", "IncludeManagementEvents": True}],
+    )
+    assert fix(clients, "CloudTrail.1", MEMBER_ACCOUNT).status == Status.REMEDIATED
+    assert trail(clients, "company-trail")["IsMultiRegionTrail"]
+    names = {t["Name"] for t in clients.cloudtrail.describe_trails()["trailList"]}
+    assert names == {"company-trail", ACCOUNT_TRAIL}
+
+
+def test_a_stopped_trail_of_the_configured_name_is_repaired_not_duplicated(clients: Clients) -> None:
+    make_trail(clients, ACCOUNT_TRAIL)
+    result = fix(clients, "CloudTrail.1", MEMBER_ACCOUNT)
+    assert result.status == Status.REMEDIATED, result.message
+    assert [t["Name"] for t in clients.cloudtrail.describe_trails()["trailList"]] == [ACCOUNT_TRAIL]
+    repaired = trail(clients, ACCOUNT_TRAIL)
+    assert repaired["IsMultiRegionTrail"] and repaired["S3BucketName"] == CLOUDTRAIL_BUCKET
+
+
+def test_an_existing_log_bucket_keeps_its_other_policy_statements(clients: Clients) -> None:
+    clients.s3.create_bucket(Bucket=CLOUDTRAIL_BUCKET)
+    keep = {
+        "Sid": "AuditorsRead",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{MEMBER_ACCOUNT}:root"},
+        "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{CLOUDTRAIL_BUCKET}/*",
+    }
+    clients.s3.put_bucket_policy(
+        Bucket=CLOUDTRAIL_BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": [keep]})
+    )
+    assert fix(clients, "CloudTrail.1", MEMBER_ACCOUNT).status == Status.REMEDIATED
+    assert {"AuditorsRead", "AWSCloudTrailWrite"} <= policy_sids(clients, CLOUDTRAIL_BUCKET)
+
+
+# --- CloudTrail.2 / .4 / .5 --------------------------------------------------------------------
+
+
+def test_trail_encryption_reuses_the_key_behind_the_alias(clients: Clients) -> None:
+    arn = make_trail(clients, "payments")
+    key = clients.kms.create_key(Description="existing")["KeyMetadata"]
+    clients.kms.create_alias(AliasName=ALIAS, TargetKeyId=key["KeyId"])
+
+    assert fix(clients, "CloudTrail.2", arn).status == Status.REMEDIATED
+    assert trail(clients, arn)["KmsKeyId"] == key["Arn"]
+    assert len(clients.kms.list_keys()["Keys"]) == 1
+
+
+def test_trail_encryption_refuses_a_disabled_key(clients: Clients) -> None:
+    arn = make_trail(clients, "payments")
+    key = clients.kms.create_key(Description="retired")["KeyMetadata"]
+    clients.kms.create_alias(AliasName=ALIAS, TargetKeyId=key["KeyId"])
+    clients.kms.disable_key(KeyId=key["KeyId"])
+
+    result = fix(clients, "CloudTrail.2", arn)
+    assert result.status == Status.FAILED
+    assert "not Enabled" in result.message
+    assert not trail(clients, arn).get("KmsKeyId")
+
+
+def test_trail_encryption_refuses_a_bucket_in_another_region(aws, clients: Clients) -> None:
+    far = Clients(aws, MEMBER_ACCOUNT, "eu-west-1")
+    far.s3.create_bucket(
+        Bucket="logs-in-ireland", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    arn = str(clients.cloudtrail.create_trail(Name="payments", S3BucketName="logs-in-ireland")["TrailARN"])
+
+    result = fix(clients, "CloudTrail.2", arn)
+
+    assert result.status == Status.FAILED
+    assert "eu-west-1" in result.message and "bucket's Region" in result.message
+    assert not trail(clients, arn).get("KmsKeyId")
+    assert clients.kms.list_keys()["Keys"] == []
+
+
+def test_log_file_validation_keeps_the_trails_other_settings(clients: Clients) -> None:
+    arn = make_trail(
+        clients, "payments", S3KeyPrefix="audit", KmsKeyId="alias/custom", IsMultiRegionTrail=True
+    )
+    before = trail(clients, arn)
+    assert fix(clients, "CloudTrail.4", arn).status == Status.REMEDIATED
+    assert trail(clients, arn) == {**before, "LogFileValidationEnabled": True}
+
+
+def test_cloudwatch_logs_delivery_creates_group_and_role(clients: Clients) -> None:
+    arn = make_trail(clients, "payments")
+
+    result = fix(clients, "CloudTrail.5", arn)
+
+    assert result.status == Status.REMEDIATED, result.message
+    group_arn = f"arn:aws:logs:{REGION}:{MEMBER_ACCOUNT}:log-group:CloudTrail/payments:*"
+    assert result.after == {"CloudWatchLogsLogGroupArn": group_arn}
+    updated = trail(clients, arn)
+    role = clients.iam.get_role(RoleName="ASR-CloudTrailToCloudWatchLogs")["Role"]
+    assert updated["CloudWatchLogsRoleArn"] == role["Arn"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "cloudtrail.amazonaws.com"
+    }
+    [policy_name] = clients.iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
+    document = clients.iam.get_role_policy(RoleName=role["RoleName"], PolicyName=policy_name)[
+        "PolicyDocument"
+    ]
+    assert document["Statement"][0]["Resource"].startswith(group_arn[:-2])
+    [group] = clients.logs.describe_log_groups(logGroupNamePrefix="CloudTrail/payments")["logGroups"]
+    assert group["retentionInDays"] == 365
+
+
+def test_cloudwatch_logs_delivery_reuses_group_and_role(clients: Clients) -> None:
+    arn = make_trail(clients, "payments")
+    clients.logs.create_log_group(logGroupName="shared-trail-logs")
+    clients.logs.put_retention_policy(logGroupName="shared-trail-logs", retentionInDays=3653)
+    role = clients.iam.create_role(RoleName="ASR-CloudTrailToCloudWatchLogs", AssumeRolePolicyDocument="{}")[
+        "Role"
+    ]
+
+    result = fix(clients, "CloudTrail.5", arn, log_group_name="shared-trail-logs")
+
+    assert result.status == Status.REMEDIATED, result.message
+    assert trail(clients, arn)["CloudWatchLogsRoleArn"] == role["Arn"]
+    [group] = clients.logs.describe_log_groups(logGroupNamePrefix="shared-trail-logs")["logGroups"]
+    assert group["retentionInDays"] == 3653
+
+
+def test_trail_fixes_report_a_missing_trail(clients: Clients) -> None:
+    missing = f"arn:aws:cloudtrail:{REGION}:{MEMBER_ACCOUNT}:trail/gone"
+    for control in ("CloudTrail.2", "CloudTrail.4", "CloudTrail.5"):
+        result = fix(clients, control, missing)
+        assert result.status == Status.FAILED and result.message.startswith("TrailNotFoundException")
+
+
+# --- CloudWatch.16 -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("retention", [None, 365, 3653], ids=["never-expires", "exactly", "longer"])
+def test_retention_that_is_long_enough_is_kept(clients: Clients, retention: int | None) -> None:
+    clients.logs.create_log_group(logGroupName="/app/audit")
+    if retention:
+        clients.logs.put_retention_policy(logGroupName="/app/audit", retentionInDays=retention)
+    outcome: list[Result] = []
+    assert writes_during(lambda: outcome.append(fix(clients, "CloudWatch.16", "/app/audit"))) == []
+    assert outcome[0].status == Status.ALREADY_COMPLIANT
+
+
+def test_a_minimum_logs_does_not_offer_is_rounded_up(clients: Clients) -> None:
+    clients.logs.create_log_group(logGroupName="/app/audit")
+    clients.logs.create_log_group(logGroupName="/app/audit-archive")  # a longer name with the same prefix
+    clients.logs.put_retention_policy(logGroupName="/app/audit", retentionInDays=400)
+    result = fix(clients, "CloudWatch.16", "/app/audit", min_retention_days=500)
+    assert (result.status, result.before, result.after) == (
+        Status.REMEDIATED,
+        {"retentionInDays": 400},
+        {"retentionInDays": 545},
+    )
+    [archive] = clients.logs.describe_log_groups(logGroupNamePrefix="/app/audit-archive")["logGroups"]
+    assert "retentionInDays" not in archive
+
+
+def test_missing_log_group_is_reported(clients: Clients) -> None:
+    result = fix(clients, "CloudWatch.16", "/app/gone")
+    assert result.status == Status.FAILED
+    assert "log group '/app/gone' not found" in result.message
+
+
+def test_retention_minimum_comes_from_the_control_parameter() -> None:
+    arn = f"arn:aws:logs:{REGION}:{MEMBER_ACCOUNT}:log-group:/app/audit:*"
+    raw = finding(Seeded("CloudWatch.16", MEMBER_ACCOUNT, REGION, "AwsLogsLogGroup", arn))
+    raw["Compliance"]["SecurityControlParameters"] = [{"Name": "minRetentionTime", "Value": ["731"]}]
+    record = parse_finding(raw, registry())
+    assert (record.resource_id, record.parameters) == ("/app/audit", {"min_retention_days": 731})
+
+
+# --- Config.1 ----------------------------------------------------------------------------------
+
+
+def recorder(clients: Clients) -> tuple[dict[str, Any], dict[str, Any]]:
+    [found] = clients.config.describe_configuration_recorders()["ConfigurationRecorders"]
+    [status] = clients.config.describe_configuration_recorder_status()["ConfigurationRecordersStatus"]
+    return found, status
+
+
+def test_config_recorder_keeps_its_name_and_records_everything(aws, clients: Clients) -> None:
+    seed_one(aws, "Config.1", MEMBER_ACCOUNT, REGION)
+
+    result = fix(clients, "Config.1", MEMBER_ACCOUNT)
+
+    assert result.status == Status.REMEDIATED, result.message
+    found, status = recorder(clients)
+    assert found["name"] == "asr-seed-recorder" and status["recording"]
+    assert found["recordingGroup"]["allSupported"] and found["recordingGroup"]["includeGlobalResourceTypes"]
+    assert "/aws-service-role/config.amazonaws.com/" in found["roleARN"]
+    [channel] = clients.config.describe_delivery_channels()["DeliveryChannels"]
+    assert (channel["name"], channel["s3BucketName"]) == ("default", CONFIG_BUCKET)
+    assert {"AWSConfigBucketPermissionsCheck", "AWSConfigBucketDelivery"} <= policy_sids(
+        clients, CONFIG_BUCKET
+    )
+
+
+def test_config_keeps_an_existing_delivery_channel_and_role_when_asked(clients: Clients) -> None:
+    role = f"arn:aws:iam::{MEMBER_ACCOUNT}:role/config-recorder"
+    clients.config.put_configuration_recorder(
+        ConfigurationRecorder={"name": "main", "roleARN": role, "recordingGroup": {"allSupported": True}}
+    )
+    clients.s3.create_bucket(Bucket="central-config")
+    clients.config.put_delivery_channel(DeliveryChannel={"name": "central", "s3BucketName": "central-config"})
+
+    result = fix(clients, "Config.1", MEMBER_ACCOUNT, use_service_linked_role=False)
+
+    assert result.status == Status.REMEDIATED, result.message
+    assert result.before == {"Recording": False}
+    found, status = recorder(clients)
+    assert (found["roleARN"], status["recording"]) == (role, True)
+    assert [c["name"] for c in clients.config.describe_delivery_channels()["DeliveryChannels"]] == ["central"]
+    assert CONFIG_BUCKET not in {b["Name"] for b in clients.s3.list_buckets()["Buckets"]}
+
+
+def test_config_recorder_created_where_there_is_none(clients: Clients) -> None:
+    assert fix(clients, "Config.1", MEMBER_ACCOUNT).status == Status.REMEDIATED
+    found, status = recorder(clients)
+    assert found["name"] == "default" and status["recording"]
+
+
+# --- GuardDuty.1 -------------------------------------------------------------------------------
+
+
+def test_suspended_detector_is_re_enabled_not_replaced(aws, clients: Clients) -> None:
+    seed_one(aws, "GuardDuty.1", MEMBER_ACCOUNT, REGION)
+    [detector] = clients.guardduty.list_detectors()["DetectorIds"]
+    assert fix(clients, "GuardDuty.1", MEMBER_ACCOUNT).status == Status.REMEDIATED
+    assert clients.guardduty.list_detectors()["DetectorIds"] == [detector]
+    assert clients.guardduty.get_detector(DetectorId=detector)["Status"] == "ENABLED"
+
+
+def test_detector_created_where_there_is_none(clients: Clients) -> None:
+    result = fix(clients, "GuardDuty.1", MEMBER_ACCOUNT)
+    assert (result.status, result.before, result.after) == (
+        Status.REMEDIATED,
+        {"Status": None},
+        {"Status": "ENABLED"},
+    )
+    assert len(clients.guardduty.list_detectors()["DetectorIds"]) == 1
+
+
+# --- Seeders -----------------------------------------------------------------------------------
+
+CONTROLS = ["CloudTrail.1", "CloudTrail.3", "CloudTrail.2", "CloudTrail.4", "CloudTrail.5"]
+CONTROLS += ["CloudWatch.16", "Config.1", "GuardDuty.1"]
+
+
+@pytest.mark.parametrize("control", CONTROLS)
+def test_seeding_after_a_fix_breaks_it_again(aws, control: str) -> None:
+    """Seeders work for n = 0, 1, ... in one account and Region, also where a fix already ran."""
+    playbook = registry().for_control(control)
+    action = playbook.build_action()
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    for n in (0, 1):
+        seeded = seed_one(aws, control, MEMBER_ACCOUNT, REGION, n)
+        resource_id = playbook.extract_resource_id(seeded.resource_id, MEMBER_ACCOUNT)
+        assert action.plan(action.read(clients, resource_id)), f"{control} seed {n} is compliant"
+        assert remediate_resource(action, clients, resource_id).status == Status.REMEDIATED

@@ -1,0 +1,313 @@
+"""S3 bucket fixes beyond the generic harness: what they keep, what they refuse, how they read policies."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from asr import actions
+from asr.actions.s3 import (
+    CROSS_ACCOUNT_SID,
+    LIFECYCLE_RULE_ID,
+    LOG_DELIVERY_SID,
+    TLS_SID,
+    cross_account_grants,
+)
+from asr.aws import Clients
+from asr.findings import parse_finding
+from asr.local import MEMBER_ACCOUNT
+from asr.local.seed import finding, seed_one
+from asr.local.seeders import Seeded
+from asr.playbooks import registry
+from asr.remediate import Result, Status, remediate_resource
+
+REGION = "us-east-1"
+OTHER = "999999999999"
+ARNS = ["arn:aws:s3:::data", "arn:aws:s3:::data/*"]
+
+
+def seeded_bucket(aws: Any, control: str, region: str = REGION) -> tuple[Clients, str]:
+    seeded = seed_one(aws, control, MEMBER_ACCOUNT, region)
+    return Clients(aws, MEMBER_ACCOUNT, region), seeded.resource_id.removeprefix("arn:aws:s3:::")
+
+
+def fix(clients: Clients, control: str, bucket: str, **params: Any) -> Result:
+    action = registry().playbooks[control].build_action(params)
+    return remediate_resource(action, clients, bucket)
+
+
+def policy_of(clients: Clients, bucket: str) -> dict[str, Any]:
+    return json.loads(clients.s3.get_bucket_policy(Bucket=bucket)["Policy"])
+
+
+def sids(policy: dict[str, Any]) -> list[str]:
+    return [s.get("Sid") for s in policy["Statement"]]
+
+
+# --- S3.2: bucket Block Public Access
+
+
+def test_bucket_public_access_turns_on_only_missing_flags_and_account_fix_still_works(aws) -> None:
+    clients, bucket = seeded_bucket(aws, "S3.8")
+    clients.s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": False,
+            "BlockPublicPolicy": False,
+            "RestrictPublicBuckets": False,
+        },
+    )
+    result = fix(clients, "S3.2", bucket)
+    assert result.status == Status.REMEDIATED, result.message
+    assert set(result.before or {}) == {"IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"}
+    config = clients.s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert all(config.values()) and len(config) == 4
+
+    seed_one(aws, "S3.1", MEMBER_ACCOUNT, REGION)
+    assert fix(clients, "S3.1", MEMBER_ACCOUNT).status == Status.REMEDIATED
+
+
+def test_missing_bucket_is_reported_failed(aws) -> None:
+    result = fix(Clients(aws, MEMBER_ACCOUNT, REGION), "S3.2", "asr-no-such-bucket")
+    assert result.status == Status.FAILED
+    assert result.message.startswith("NoSuchBucket")
+
+
+# --- S3.4: default encryption
+
+
+def test_default_encryption_with_a_kms_key(aws) -> None:
+    clients, bucket = seeded_bucket(aws, "S3.4")
+    result = fix(clients, "S3.4", bucket, sse_algorithm="aws:kms", kms_key_id="alias/s3-default")
+    assert result.status == Status.REMEDIATED, result.message
+    assert (result.before, result.after) == ({"SSEAlgorithm": None}, {"SSEAlgorithm": "aws:kms"})
+    (rule,) = clients.s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms",
+        "KMSMasterKeyID": "alias/s3-default",
+    }
+    assert rule["BucketKeyEnabled"] is True
+
+
+def test_existing_kms_encryption_is_not_downgraded(aws) -> None:
+    clients, bucket = seeded_bucket(aws, "S3.4")
+    config = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]}
+    clients.s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=config)
+    assert fix(clients, "S3.4", bucket).status == Status.ALREADY_COMPLIANT
+
+
+def test_a_kms_key_with_sse_s3_is_refused() -> None:
+    with pytest.raises(actions.ActionError, match="aws:kms"):
+        actions.build("s3.enable-default-encryption", {"sse_algorithm": "AES256", "kms_key_id": "k"})
+    with pytest.raises(actions.ActionError, match="sse_algorithm"):
+        actions.build("s3.enable-default-encryption", {"kms_key_id": "k"})
+
+
+# --- S3.5: TLS only
+
+
+def test_tls_statement_is_added_beside_the_existing_ones(aws) -> None:
+    clients, bucket = seeded_bucket(aws, "S3.5")
+    before = policy_of(clients, bucket)
+    assert fix(clients, "S3.5", bucket).status == Status.REMEDIATED
+    after = policy_of(clients, bucket)
+    assert after["Statement"][0] == before["Statement"][0]
+    assert sids(after) == ["OwnAccountReads", TLS_SID]
+    assert after["Statement"][1]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_bucket_without_policy_gets_one_with_only_the_tls_statement(aws) -> None:
+    clients, bucket = seeded_bucket(aws, "S3.4")
+    assert fix(clients, "S3.5", bucket).status == Status.REMEDIATED
+    policy = policy_of(clients, bucket)
+    assert policy["Version"] == "2012-10-17" and sids(policy) == [TLS_SID]
+
+
+def test_tls_deny_limited_to_some_objects_does_not_count(aws) -> None:
+    clients, bucket = seeded_bucket(aws, "S3.4")
+    partial = {
+        "Sid": "OnlyReports",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": f"arn:aws:s3:::{bucket}/reports/*",
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+    clients.s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Statement": [partial]}))
+    assert fix(clients, "S3.5", bucket).status == Status.REMEDIATED
+    assert sids(policy_of(clients, bucket)) == ["OnlyReports", TLS_SID]
+
+
+# --- S3.6: no sensitive actions for other accounts
+
+
+def test_cross_account_deny_keeps_the_grant_and_takes_back_sensitive_actions(aws) -> None:
+    clients, bucket = seeded_bucket(aws, "S3.6")
+    result = fix(clients, "S3.6", bucket)
+    assert result.status == Status.REMEDIATED, result.message
+    assert result.before == {
+        "CrossAccountSensitiveGrants": [
+            {"Principal": OTHER, "Actions": ["s3:PutBucketPolicy", "s3:PutObjectAcl"]}
+        ]
+    }
+    policy = policy_of(clients, bucket)
+    assert sids(policy) == ["PartnerAccess", CROSS_ACCOUNT_SID]
+    deny = policy["Statement"][1]
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalAccount": MEMBER_ACCOUNT}}
+
+
+def test_bucket_without_policy_has_nothing_to_deny(aws) -> None:
+    clients, bucket = seeded_bucket(aws, "S3.4")
+    assert fix(clients, "S3.6", bucket).status == Status.ALREADY_COMPLIANT
+
+
+def allow(principal: Any, action: Any, **extra: Any) -> dict[str, Any]:
+    return {"Effect": "Allow", "Principal": principal, "Action": action, "Resource": ARNS, **extra}
+
+
+def deny(principal: Any, action: Any, **extra: Any) -> dict[str, Any]:
+    return {"Effect": "Deny", "Principal": principal, "Action": action, "Resource": ARNS, **extra}
+
+
+def grants(*statements: dict[str, Any]) -> dict[str, list[str]]:
+    policy = {"Statement": list(statements)}
+    return {g["Principal"]: g["Actions"] for g in cross_account_grants(policy, MEMBER_ACCOUNT, ARNS)}
+
+
+def test_grants_to_the_own_account_and_services_are_not_cross_account() -> None:
+    assert (
+        grants(
+            allow({"AWS": f"arn:aws:iam::{MEMBER_ACCOUNT}:role/admin"}, "s3:*"),
+            allow({"Service": "logging.s3.amazonaws.com"}, "s3:PutObjectAcl"),
+        )
+        == {}
+    )
+
+
+def test_wildcards_account_ids_and_anyone_are_read_as_aws_does() -> None:
+    assert grants(allow({"AWS": [OTHER, "*"]}, "S3:put*acl")) == {
+        OTHER: ["s3:PutBucketAcl", "s3:PutObjectAcl"],
+        "*": ["s3:PutBucketAcl", "s3:PutObjectAcl"],
+    }
+    assert grants(allow("*", "s3:GetObject")) == {}
+    not_action = allow({"AWS": f"arn:aws:iam::{OTHER}:root"}, None, NotAction=["s3:PutObjectAcl"])
+    del not_action["Action"]
+    assert "s3:PutObjectAcl" not in grants(not_action)[OTHER]
+
+
+def test_only_denies_that_surely_apply_take_a_grant_back() -> None:
+    granted = allow({"AWS": OTHER}, ["s3:PutBucketPolicy", "s3:PutObjectAcl"])
+    assert grants(granted, deny({"AWS": OTHER}, "s3:Put*")) == {}
+    assert grants(granted, deny("*", "s3:PutBucketPolicy")) == {OTHER: ["s3:PutObjectAcl"]}
+    other_accounts = {"StringNotEquals": {"aws:PrincipalAccount": MEMBER_ACCOUNT}}
+    assert grants(granted, deny("*", "s3:*", Condition=other_accounts)) == {}
+    unknown = {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}
+    assert grants(granted, deny("*", "s3:*", Condition=unknown))[OTHER]
+    objects_only = {**deny("*", "s3:*"), "Resource": ARNS[1]}
+    assert grants(granted, objects_only)[OTHER]
+
+
+# --- S3.9 / CloudTrail.7: server access logging
+
+
+def test_buckets_share_one_hardened_log_bucket(aws) -> None:
+    clients, first = seeded_bucket(aws, "S3.9")
+    _, second = seeded_bucket(aws, "CloudTrail.7")
+    log_bucket = f"asr-access-logs-{MEMBER_ACCOUNT}-{REGION}"
+    for bucket in (first, second):
+        result = fix(clients, "S3.9", bucket)
+        assert result.status == Status.REMEDIATED, result.message
+        assert result.after == {"LoggingEnabled": {"TargetBucket": log_bucket, "TargetPrefix": f"{bucket}/"}}
+
+    s3 = clients.s3
+    assert all(s3.get_public_access_block(Bucket=log_bucket)["PublicAccessBlockConfiguration"].values())
+    rules = s3.get_bucket_encryption(Bucket=log_bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    ownership = s3.get_bucket_ownership_controls(Bucket=log_bucket)["OwnershipControls"]["Rules"]
+    assert ownership == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert sids(policy_of(clients, log_bucket)) == [TLS_SID, LOG_DELIVERY_SID]
+
+    refused = fix(clients, "S3.9", log_bucket)
+    assert refused.status == Status.FAILED
+    assert "is the access-log bucket" in refused.message
+
+
+def test_log_bucket_is_made_in_the_bucket_region(aws) -> None:
+    clients, bucket = seeded_bucket(aws, "S3.9", region="eu-west-1")
+    assert fix(clients, "S3.9", bucket).status == Status.REMEDIATED
+    log_bucket = f"asr-access-logs-{MEMBER_ACCOUNT}-eu-west-1"
+    assert clients.s3.get_bucket_location(Bucket=log_bucket)["LocationConstraint"] == "eu-west-1"
+
+
+def test_log_bucket_in_another_region_is_refused(aws) -> None:
+    clients, bucket = seeded_bucket(aws, "S3.9", region="eu-west-1")
+    Clients(aws, MEMBER_ACCOUNT, REGION).s3.create_bucket(Bucket=f"asr-logs-{MEMBER_ACCOUNT}")
+    result = fix(clients, "S3.9", bucket, log_bucket="asr-logs-{account}")
+    assert result.status == Status.FAILED
+    assert "is in us-east-1, not in eu-west-1" in result.message
+
+
+# --- S3.13: lifecycle
+
+
+def test_lifecycle_rule_is_added_and_other_rules_kept(aws) -> None:
+    clients, bucket = seeded_bucket(aws, "S3.13")
+    existing = [
+        {"ID": "expire-tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 7}},
+        {
+            "ID": LIFECYCLE_RULE_ID,
+            "Status": "Disabled",
+            "Filter": {},
+            "Transitions": [{"Days": 30, "StorageClass": "INTELLIGENT_TIERING"}],
+        },
+        {
+            "ID": "archive",
+            "Status": "Enabled",
+            "Filter": {},
+            "Transitions": [{"Days": 30, "StorageClass": "GLACIER"}],
+        },
+    ]
+    clients.s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": existing})
+    result = fix(clients, "S3.13", bucket)
+    assert result.status == Status.REMEDIATED, result.message
+    rules = clients.s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert [r["ID"] for r in rules] == ["expire-tmp", "archive", LIFECYCLE_RULE_ID]
+    assert rules[0]["Expiration"] == {"Days": 7}
+    assert rules[2] == {
+        "ID": LIFECYCLE_RULE_ID,
+        "Status": "Enabled",
+        "Filter": {"ObjectSizeGreaterThan": 10 * 1024**3},
+        "Transitions": [{"Days": 90, "StorageClass": "INTELLIGENT_TIERING"}],
+    }
+    assert result.after == {"LifecycleRules": rules}
+
+
+def test_an_enabled_rule_moving_objects_soon_enough_complies(aws) -> None:
+    clients, bucket = seeded_bucket(aws, "S3.13")
+    rule = {
+        "ID": "tiering",
+        "Status": "Enabled",
+        "Filter": {"Prefix": ""},
+        "Transitions": [{"Days": 30, "StorageClass": "INTELLIGENT_TIERING"}],
+    }
+    clients.s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [rule]})
+    assert fix(clients, "S3.13", bucket).status == Status.ALREADY_COMPLIANT
+    assert (
+        fix(clients, "S3.13", bucket, transition_days=7, min_object_size_bytes=0).status == Status.REMEDIATED
+    )
+
+
+def test_lifecycle_control_parameters_reach_the_action() -> None:
+    seeded = Seeded("S3.13", MEMBER_ACCOUNT, "eu-west-1", "AwsS3Bucket", "arn:aws:s3:::data", "LOW")
+    raw = finding(seeded)
+    raw["Compliance"]["SecurityControlParameters"] = [
+        {"Name": "targetTransitionDays", "Value": ["30"]},
+        {"Name": "targetTransitionStorageClass", "Value": ["STANDARD_IA"]},
+    ]
+    record = parse_finding(raw, registry())
+    assert record.resource_id == "data"
+    assert record.parameters == {"transition_days": 30, "storage_class": "STANDARD_IA"}
