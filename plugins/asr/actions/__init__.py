@@ -8,6 +8,8 @@ when playbooks load rather than when a fix runs.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import jsonschema
@@ -85,21 +87,10 @@ def build(name: str, params: dict[str, Any]) -> Action:
     return get_action(name)(validate_params(name, params))
 
 
-# Importing the modules registers their actions.
-from asr.actions import (  # noqa: E402, F401
-    awsconfig,
-    awslambda,
-    cloudtrail,
-    cloudwatch,
-    dynamodb,
-    ec2,
-    ecr,
-    guardduty,
-    iam,
-    kms,
-    rds,
-    s3,
-    sns,
-    sqs,
-    ssm,
-)
+def _load_modules() -> None:
+    """Import every module of this package: importing a module registers its actions."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+_load_modules()

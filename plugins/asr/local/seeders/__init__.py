@@ -8,6 +8,8 @@ beside the action module of the same name.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,21 +43,10 @@ def account_resource(control_id: str, account: str, region: str) -> Seeded:
     return Seeded(control_id, account, region, "AwsAccount", f"AWS::::Account:{account}")
 
 
-# Importing the modules registers their seeders.
-from asr.local.seeders import (  # noqa: E402, F401
-    awsconfig,
-    awslambda,
-    cloudtrail,
-    cloudwatch,
-    dynamodb,
-    ec2,
-    ecr,
-    guardduty,
-    iam,
-    kms,
-    rds,
-    s3,
-    sns,
-    sqs,
-    ssm,
-)
+def _load_modules() -> None:
+    """Import every module of this package: importing a module registers its seeders."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+_load_modules()
