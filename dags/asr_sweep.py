@@ -16,11 +16,9 @@ from __future__ import annotations
 import os
 
 import pendulum
-from airflow.sdk import Param, TaskGroup, dag
+from airflow.sdk import dag
 
-from asr import tasks
-from asr.operators import AutomationFixOperator
-from asr.playbooks import registry
+from asr import pipeline, tasks
 
 DAG_ID = "asr_sweep"
 SCHEDULE = os.environ.get("ASR_SWEEP_SCHEDULE", "@hourly")
@@ -35,56 +33,12 @@ SCHEDULE = os.environ.get("ASR_SWEEP_SCHEDULE", "@hourly")
     doc_md=__doc__,
     tags=["asr", "security-hub"],
     params={
-        "controls": Param(
-            [],
-            type="array",
-            items={"type": "string", "enum": [p.control_id for p in registry()]},
-            title="Controls",
-            description="Only these playbooks (empty: all).",
-        ),
-        "accounts": Param(
-            [],
-            type="array",
-            items={"type": "string", "pattern": r"^\d{12}$"},
-            title="Accounts",
-            description="Only these 12-digit account ids (empty: ASR_ACCOUNTS, or every account).",
-        ),
-        "regions": Param(
-            [],
-            type="array",
-            items={"type": "string", "pattern": r"^[a-z]{2}(-[a-z]+)+-\d$"},
-            title="Regions",
-            description="Only resources in these regions (empty: ASR_REGIONS, or every region).",
-        ),
-        "batch_size": Param(
-            None,
-            type=["null", "integer"],
-            minimum=1,
-            maximum=1000,
-            title="Batch size",
-            description="Resources per mapped fix task (empty: ASR_BATCH_SIZE, default 50).",
-        ),
+        "controls": pipeline.playbook_choice("Only these playbooks (empty: all)."),
+        **pipeline.common_params(),
     },
 )
 def asr_sweep() -> None:
-    batches = tasks.plan(tasks.ingest())
-    chosen = tasks.choose_playbooks(batches)
-    groups = []
-    for playbook in registry():
-        with TaskGroup(group_id=f"remediate_{playbook.group_id}", tooltip=playbook.title) as group:
-            selected = tasks.select_batches(batches, playbook.control_id)
-            if playbook.ssm_document:
-                AutomationFixOperator.partial(
-                    task_id="fix", map_index_template="{{ task.batch['batch_id'] }}"
-                ).expand(batch=selected)
-            else:
-                tasks.fix.expand(batch=selected)
-        chosen >> group
-        groups.append(group)
-    written = tasks.write_back()
-    reported = tasks.report()
-    groups >> written >> reported
-    [*groups, written, reported] >> tasks.watcher()
+    pipeline.remediation(tasks.ingest())
 
 
 asr_sweep()

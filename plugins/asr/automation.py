@@ -21,6 +21,7 @@ from asr.remediate import (
     Status,
     assess,
     describe_error,
+    dry_run,
     resolve_targets,
     retry_throttled,
     verify,
@@ -36,6 +37,7 @@ def start(
     aws: AwsContext,
     settings: Settings,
     overrides: dict[str, Any] | None = None,
+    dry: bool = False,
 ) -> tuple[list[Outcome], list[dict[str, Any]]]:
     """Start the playbook's document for each resource that needs it.
 
@@ -54,6 +56,9 @@ def start(
                 outcomes += target.outcomes(assessed)
                 continue
             planned = assessed
+            if dry:
+                outcomes += target.outcomes(dry_run(planned))
+                continue
             account, region = target.clients.account_id, target.clients.region
             values = {
                 "resource_id": target.resource_id,

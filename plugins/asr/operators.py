@@ -30,8 +30,9 @@ class AutomationFixOperator(BaseOperator):
         from asr.triggers import AutomationExecutionTrigger
 
         settings, store, _ = run_context(context)
+        dry = bool(context["params"].get("dry_run"))
         outcomes, pending = automation.start(
-            sweep.batch_records(store, self.batch), registry(), aws_context(settings), settings
+            sweep.batch_records(store, self.batch), registry(), aws_context(settings), settings, dry=dry
         )
         if not pending:
             return sweep.save_outcomes(store, self.batch, outcomes)

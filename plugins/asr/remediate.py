@@ -39,6 +39,12 @@ class Status(StrEnum):
     REMEDIATED = "REMEDIATED"
     ALREADY_COMPLIANT = "ALREADY_COMPLIANT"
     FAILED = "FAILED"
+    # Not acted on, with a reason a person should see (no playbook, not remediable).
+    REJECTED = "REJECTED"
+    # Not acted on, by rule, with nothing to tell Security Hub (e.g. automatic remediation off).
+    IGNORED = "IGNORED"
+    # A dry run: what the fix would change, with nothing changed.
+    DRY_RUN = "DRY_RUN"
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,28 @@ class Outcome:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def not_acted(cls, finding: dict[str, Any], status: Status, reason: str) -> Outcome:
+        """An outcome for a finding no fix ran for, from what the raw finding says of itself."""
+        resources = finding.get("Resources") if isinstance(finding.get("Resources"), list) else []
+        resource = resources[0] if resources and isinstance(resources[0], dict) else {}
+        compliance = finding.get("Compliance") if isinstance(finding.get("Compliance"), dict) else {}
+        text = {
+            "control_id": compliance.get("SecurityControlId"),
+            "account_id": finding.get("AwsAccountId"),
+            "region": resource.get("Region") or finding.get("Region"),
+            "resource_arn": resource.get("Id"),
+        }
+        return cls(
+            finding_id=str(finding.get("Id", "")),
+            product_arn=str(finding.get("ProductArn", "")),
+            playbook="",
+            resource_id="",
+            status=str(status),
+            message=reason,
+            **{key: value if isinstance(value, str) else "" for key, value in text.items()},
+        )
 
 
 def error_code(exc: ClientError) -> str:
@@ -146,13 +174,21 @@ def verify(action: Action, clients: Clients, resource_id: str, planned: Planned,
     return Result(Status.REMEDIATED, done, planned.before, after)
 
 
-def remediate_resource(action: Action, clients: Clients, resource_id: str) -> Result:
+def dry_run(planned: Planned) -> Result:
+    return Result(
+        Status.DRY_RUN, f"would change {planned.before} to {planned.plan}", planned.before, planned.plan
+    )
+
+
+def remediate_resource(action: Action, clients: Clients, resource_id: str, dry: bool = False) -> Result:
     planned: Planned | None = None
     try:
         assessed = assess(action, clients, resource_id)
         if isinstance(assessed, Result):
             return assessed
         planned = assessed
+        if dry:
+            return dry_run(planned)
         retry_throttled(lambda: action.apply(clients, resource_id, assessed.state, assessed.plan))
         return verify(action, clients, resource_id, planned, action.summary.format(**action.params))
     except Exception as exc:  # one resource's failure must not stop its batch
@@ -222,9 +258,12 @@ def run_batch(
     playbooks: PlaybookRegistry,
     aws: AwsContext,
     overrides: dict[str, Any] | None = None,
+    dry: bool = False,
 ) -> list[Outcome]:
-    """Fix every resource of one playbook's batch with the action's own API calls."""
+    """Fix every resource of one playbook's batch with the action's own API calls
+    (with ``dry``, only read and say what would change)."""
     targets, outcomes = resolve_targets(records, playbooks, aws, overrides)
     for target in targets:
-        outcomes += target.outcomes(remediate_resource(target.action, target.clients, target.resource_id))
+        result = remediate_resource(target.action, target.clients, target.resource_id, dry)
+        outcomes += target.outcomes(result)
     return outcomes

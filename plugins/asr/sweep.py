@@ -7,29 +7,30 @@ the one before wrote to the run's store and returns only references and counts.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from typing import Any
 
+from asr import writeback
 from asr.aws import AwsContext
 from asr.config import Settings
 from asr.findings import FindingError, RoutingRecord, parse_finding
 from asr.playbooks import PlaybookRegistry
 from asr.remediate import Outcome, Status, run_batch
-from asr.securityhub import actionable_filters, iter_findings, update_findings
+from asr.securityhub import iter_findings
 from asr.store import RunStore
+from asr.writeback import WORKFLOW_FOR  # noqa: F401  (the report reads it from here)
 
 RECORDS = "records.jsonl"
 REJECTED = "rejected.jsonl"
+QUERIES = "queries.json"
+NOT_ACTED = "outcomes/not-acted.jsonl"
+
+# Decides whether to act on a routed finding: None to act, else why not (it is then IGNORED).
+Keep = Callable[[RoutingRecord], "str | None"]
 
 
 def chunks(rows: list[Any], size: int) -> list[list[Any]]:
     return [rows[i : i + size] for i in range(0, len(rows), size)]
-
-
-WORKFLOW_FOR = {
-    Status.REMEDIATED: "RESOLVED",
-    Status.ALREADY_COMPLIANT: "RESOLVED",
-    Status.FAILED: "NOTIFIED",
-}
 
 
 def ingest(
@@ -37,21 +38,47 @@ def ingest(
     aws: AwsContext,
     playbooks: PlaybookRegistry,
     store: RunStore,
-    control_ids: list[str] | None = None,
+    queries: list[dict[str, Any]],
+    keep: Keep | None = None,
+    notify_rejected: Callable[[str], bool] = lambda finding_id: False,
 ) -> dict[str, int]:
-    """Page through the administrator's actionable findings and route each one."""
+    """Read the findings the queries select and route each one.
+
+    Rejected findings are always reported; those ``notify_rejected`` picks (findings a
+    person asked for) are also marked NOTIFIED with the reason. Findings ``keep`` turns down are
+    reported as IGNORED and left alone in Security Hub.
+    """
     client = aws.admin_client("securityhub", settings.securityhub_region)
-    filters = actionable_filters(settings.accounts, settings.regions, control_ids or ())
     records: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
-    for finding in iter_findings(client, filters):
+    not_acted: list[Outcome] = []
+    seen: set[str] = set()
+    for finding in iter_findings(client, queries):
+        if finding.get("Id") in seen:
+            continue
+        seen.add(finding.get("Id"))
         try:
-            records.append(parse_finding(finding, playbooks).to_dict())
+            record = parse_finding(finding, playbooks)
         except FindingError as exc:
             rejected.append({"finding_id": exc.finding_id, "error": exc.reason})
+            if exc.finding_id and notify_rejected(exc.finding_id):
+                not_acted.append(Outcome.not_acted(finding, Status.REJECTED, exc.reason))
+            continue
+        reason = keep(record) if keep else None
+        if reason:
+            not_acted.append(Outcome.not_acted(finding, Status.IGNORED, reason))
+        else:
+            records.append(record.to_dict())
+    store.write_json(QUERIES, queries)
     store.write_lines(RECORDS, records)
     store.write_lines(REJECTED, rejected)
-    return {"findings": len(records) + len(rejected), "routed": len(records), "rejected": len(rejected)}
+    store.write_lines(NOT_ACTED, (o.to_dict() for o in not_acted))
+    return {
+        "findings": len(seen),
+        "routed": len(records),
+        "rejected": len(rejected),
+        "ignored": sum(o.status == Status.IGNORED for o in not_acted),
+    }
 
 
 def plan(store: RunStore, playbooks: PlaybookRegistry, settings: Settings) -> list[dict[str, Any]]:
@@ -97,9 +124,10 @@ def remediate(
     playbooks: PlaybookRegistry,
     aws: AwsContext,
     overrides: dict[str, Any] | None = None,
+    dry: bool = False,
 ) -> dict[str, int]:
     """Fix one batch and persist its outcomes before anything is written back."""
-    outcomes = run_batch(batch_records(store, batch), playbooks, aws, overrides)
+    outcomes = run_batch(batch_records(store, batch), playbooks, aws, overrides, dry)
     return save_outcomes(store, batch, outcomes)
 
 
@@ -117,24 +145,10 @@ def load_outcomes(store: RunStore) -> list[Outcome]:
     return [Outcome(**row) for name in store.names("outcomes") for row in store.read_lines(name)]
 
 
-def note_for(outcome: Outcome, run_id: str) -> str:
-    if outcome.status == Status.FAILED:
-        return f"ASR {outcome.playbook}: remediation failed: {outcome.message} [run {run_id}]"
-    return f"ASR {outcome.playbook}: {outcome.message} [run {run_id}]"
-
-
 def write_back(settings: Settings, aws: AwsContext, store: RunStore, run_id: str) -> dict[str, int]:
-    """RESOLVED for fixed or compliant resources, NOTIFIED with the reason for failures."""
-    outcomes = load_outcomes(store)
+    """Every outcome of the run to Security Hub, under the rules of ``asr.writeback``."""
     client = aws.admin_client("securityhub", settings.securityhub_region)
-    updates = [
-        (
-            {"Id": o.finding_id, "ProductArn": o.product_arn},
-            WORKFLOW_FOR[Status(o.status)],
-            note_for(o, run_id),
-        )
-        for o in outcomes
-    ]
-    updated, failed = update_findings(client, updates) if updates else (0, [])
-    store.write_json("writeback.json", {"updated": updated, "failed": failed})
-    return {"updated": updated, "failed": len(failed)}
+    queries = store.read_json(QUERIES) if store.path(QUERIES).exists() else None
+    result = writeback.write_back(client, load_outcomes(store), run_id, queries)
+    store.write_json("writeback.json", result.to_dict())
+    return result.counts()

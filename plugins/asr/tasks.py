@@ -41,18 +41,76 @@ def aws_context(settings: Settings) -> Any:
     return AwsContext.from_airflow(settings.aws_conn_id, settings.member_role_name)
 
 
-@task
-def ingest() -> dict[str, int]:
-    """Read the administrator's failed, active, unresolved findings and route them."""
+def _control_ids(playbook_ids: list[str]) -> list[str]:
+    """Every consolidated control id the chosen playbooks fix."""
+    return [c for p in registry() if p.control_id in playbook_ids for c in p.controls]
+
+
+def _ingest(queries: list[dict[str, Any]], keep: Any = None, notify_rejected: Any = None) -> dict[str, int]:
     from asr import sweep
 
     settings, store, _ = run_context()
-    playbooks = registry()
-    wanted = get_current_context()["params"].get("controls") or []
-    control_ids = [c for p in playbooks if p.control_id in wanted for c in (p.control_id, *p.also_fixes)]
-    counts = sweep.ingest(settings, aws_context(settings), playbooks, store, control_ids)
-    log.info("Ingested %(findings)d findings: %(routed)d routed, %(rejected)d rejected", counts)
+    counts = sweep.ingest(
+        settings,
+        aws_context(settings),
+        registry(),
+        store,
+        queries,
+        keep,
+        notify_rejected or (lambda _: False),
+    )
+    log.info(
+        "Read %(findings)d findings: %(routed)d routed, %(rejected)d rejected, %(ignored)d ignored", counts
+    )
     return counts
+
+
+@task
+def ingest() -> dict[str, int]:
+    """Read the administrator's failed, active, unresolved findings and route them."""
+    from asr.securityhub import actionable_filters
+
+    settings, _, _ = run_context()
+    wanted = _control_ids(get_current_context()["params"].get("controls") or [])
+    return _ingest(actionable_filters(settings.accounts, settings.regions, wanted))
+
+
+@task
+def ingest_selected() -> dict[str, int]:
+    """The findings a person picked: by id, by a failed earlier run, or by control,
+    account, region and resource. Each is re-read from Security Hub and must still be
+    FAILED, ACTIVE and NEW or NOTIFIED."""
+    from asr import selection
+    from asr.securityhub import actionable_filters
+
+    settings, _, _ = run_context()
+    choice = selection.Selection.from_params(get_current_context()["params"], settings)
+    finding_ids = choice.finding_ids or None
+    queries = actionable_filters(
+        settings.accounts, settings.regions, _control_ids(choice.controls), finding_ids or ()
+    )
+    return _ingest(queries, keep=choice.keep, notify_rejected=choice.asked)
+
+
+@task
+def ingest_events() -> dict[str, int]:
+    """The findings named by the Security Hub events that triggered this run.
+
+    Events are only hints: each finding is re-read and acted on only if it is still
+    FAILED, ACTIVE, NEW or NOTIFIED. A custom action ("Remediate with ASR") may act on
+    any playbook; an "Imported" event only on playbooks with automatic remediation on.
+    """
+    from asr import events
+    from asr.securityhub import actionable_filters
+
+    settings, _, _ = run_context()
+    asked = events.findings_asked(get_current_context()["triggering_asset_events"])
+    if not asked.finding_ids:
+        log.info("The events named no findings")
+    queries = actionable_filters(settings.accounts, settings.regions, (), asked.finding_ids)
+    return (
+        _ingest(queries, keep=asked.keep, notify_rejected=asked.asked) if asked.finding_ids else _ingest([])
+    )
 
 
 @task
@@ -84,7 +142,8 @@ def fix(batch: dict[str, Any]) -> dict[str, int]:
     from asr import sweep
 
     settings, store, _ = run_context()
-    counts = sweep.remediate(batch, store, registry(), aws_context(settings))
+    dry = bool(get_current_context()["params"].get("dry_run"))
+    counts = sweep.remediate(batch, store, registry(), aws_context(settings), dry=dry)
     log.info("Batch %s: %s", batch["batch_id"], counts)
     return counts
 
@@ -95,8 +154,15 @@ def write_back() -> dict[str, int]:
     from asr import sweep
 
     settings, store, run_id = run_context()
+    if get_current_context()["params"].get("dry_run"):
+        log.info("Dry run: Security Hub is left as it is")
+        return {}
     counts = sweep.write_back(settings, aws_context(settings), store, run_id)
-    log.info("Security Hub updated %(updated)d findings, %(failed)d not taken", counts)
+    log.info(
+        "Security Hub: %(updated)d updated, %(unchanged)d already so, %(left_alone)d changed meanwhile "
+        "and left alone, %(failed)d not taken",
+        counts,
+    )
     return counts
 
 

@@ -1,0 +1,52 @@
+"""
+### ASR events: fix findings as Security Hub reports them
+
+Runs when Security Hub events arrive on the SQS queue `asr setup` created (set
+`ASR_EVENTS_QUEUE_URL`): **Remediate with ASR** custom actions a person chose in the
+console, and **Imported** findings of controls whose playbook has automatic remediation
+on. Events are hints: each named finding is read again and fixed only if it is still
+**FAILED**, **ACTIVE** and **NEW** or **NOTIFIED**. Without a queue configured this DAG
+only runs when triggered by hand.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pendulum
+from airflow.sdk import Asset, AssetWatcher, dag
+
+from asr import pipeline, tasks
+
+DAG_ID = "asr_events"
+QUEUE_URL = os.environ.get("ASR_EVENTS_QUEUE_URL", "")
+
+
+def event_asset(queue_url: str) -> Asset:
+    from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+
+    trigger = MessageQueueTrigger(
+        scheme="sqs",
+        sqs_queue=queue_url,
+        aws_conn_id=os.environ.get("ASR_AWS_CONN_ID", "aws_default"),
+        max_messages=10,
+        wait_time_seconds=int(os.environ.get("ASR_EVENTS_WAIT_SECONDS", "20")),
+        waiter_delay=int(os.environ.get("ASR_EVENTS_POLL_SECONDS", "30")),
+    )
+    return Asset("asr_security_hub_events", watchers=[AssetWatcher(name="asr_events_queue", trigger=trigger)])
+
+
+@dag(
+    dag_id=DAG_ID,
+    schedule=[event_asset(QUEUE_URL)] if QUEUE_URL else None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    doc_md=__doc__,
+    tags=["asr", "security-hub", "events"],
+    params=pipeline.common_params(),
+)
+def asr_events() -> None:
+    pipeline.remediation(tasks.ingest_events())
+
+
+asr_events()

@@ -1,0 +1,62 @@
+"""
+### ASR remediate: fix the findings you pick
+
+Pick findings by id, rerun the failures of an earlier run, or narrow by control,
+account, region and resource (ARN or id). Each finding is read again from Security Hub
+and fixed only if it is still **FAILED**, **ACTIVE** and **NEW** or **NOTIFIED**. A
+picked finding that no playbook can fix is marked **NOTIFIED** with the reason.
+
+Tick **Dry run** to see what would change without changing anything. To retry one
+batch that failed, clear its mapped `fix` task instance in the grid.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Param, dag
+
+from asr import pipeline, tasks
+
+DAG_ID = "asr_remediate"
+
+
+@dag(
+    dag_id=DAG_ID,
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    doc_md=__doc__,
+    tags=["asr", "security-hub"],
+    params={
+        "finding_ids": Param(
+            [],
+            type="array",
+            items={"type": "string", "minLength": 1, "maxLength": 512},
+            maxItems=1000,
+            title="Finding ids",
+            description="Security Hub finding ids (ARNs), one per line.",
+        ),
+        "rerun_failures_of": Param(
+            "",
+            type="string",
+            maxLength=300,
+            pattern=r"^([a-z_]+/)?[A-Za-z0-9_.:+-]*$",
+            title="Rerun the failures of run",
+            description="An earlier run (`<dag_id>/<run_id>`, or its run id) whose FAILED findings to redo.",
+        ),
+        "controls": pipeline.playbook_choice("Findings of these playbooks' controls."),
+        "resources": Param(
+            [],
+            type="array",
+            items={"type": "string", "minLength": 1, "maxLength": 2048},
+            title="Resources",
+            description="Only findings on these resources (ARN as in the finding, or the resource id).",
+        ),
+        **pipeline.common_params(),
+    },
+)
+def asr_remediate() -> None:
+    pipeline.remediation(tasks.ingest_selected())
+
+
+asr_remediate()

@@ -1,0 +1,86 @@
+"""The remediation half every ASR DAG shares, and the form fields they share.
+
+A DAG file picks how findings come in (a sweep, a person's selection, events) and
+hands the ingest task here: plan -> one task group per playbook with work (a mapped
+fix task over its batches) -> write back -> report, with a watcher that fails the run
+if any task failed even though write-back and report still ran.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import Param, TaskGroup
+
+from asr import tasks
+from asr.operators import AutomationFixOperator
+from asr.playbooks import registry
+
+ACCOUNT_PATTERN = r"^\d{12}$"
+REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d$"
+
+
+def remediation(ingested: Any) -> None:
+    batches = tasks.plan(ingested)
+    chosen = tasks.choose_playbooks(batches)
+    groups = []
+    for playbook in registry():
+        with TaskGroup(group_id=f"remediate_{playbook.group_id}", tooltip=playbook.title) as group:
+            selected = tasks.select_batches(batches, playbook.control_id)
+            if playbook.ssm_document:
+                AutomationFixOperator.partial(
+                    task_id="fix", map_index_template="{{ task.batch['batch_id'] }}"
+                ).expand(batch=selected)
+            else:
+                tasks.fix.expand(batch=selected)
+        chosen >> group
+        groups.append(group)
+    written = tasks.write_back()
+    reported = tasks.report()
+    groups >> written >> reported
+    [*groups, written, reported] >> tasks.watcher()
+
+
+def playbook_choice(description: str) -> Param:
+    return Param(
+        [],
+        type="array",
+        items={"type": "string", "enum": [p.control_id for p in registry()]},
+        title="Controls",
+        description=description,
+    )
+
+
+def common_params() -> dict[str, Param]:
+    """Form fields every ASR DAG offers: where to act, how wide the batches, dry run."""
+    return {
+        "accounts": Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": ACCOUNT_PATTERN},
+            title="Accounts",
+            description="Only these 12-digit account ids (empty: ASR_ACCOUNTS, or every account).",
+        ),
+        "regions": Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": REGION_PATTERN},
+            title="Regions",
+            description="Only resources in these regions (empty: ASR_REGIONS, or every region).",
+        ),
+        "batch_size": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            maximum=1000,
+            title="Batch size",
+            description="Resources per mapped fix task (empty: ASR_BATCH_SIZE, default 50).",
+        ),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Read everything and report what would change; change nothing, "
+            "in the resources or in Security Hub.",
+        ),
+    }

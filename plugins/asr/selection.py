@@ -1,0 +1,69 @@
+"""What a person picked in the asr_remediate form, checked before anything runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from asr.config import Settings
+from asr.findings import RoutingRecord
+from asr.remediate import Status
+from asr.store import RunStore
+
+# The DAGs whose runs a rerun may name.
+RUN_DAGS = ("asr_sweep", "asr_remediate", "asr_events")
+
+
+class SelectionError(ValueError):
+    """The form names nothing to act on, or a run that cannot be found."""
+
+
+def failed_in_run(settings: Settings, run: str) -> list[str]:
+    """The findings that ended FAILED in an earlier run, named ``<dag_id>/<run_id>`` or by run id."""
+    from asr.sweep import load_outcomes
+
+    dag_id, _, run_id = run.rpartition("/")
+    candidates = [dag_id] if dag_id else list(RUN_DAGS)
+    for candidate in candidates:
+        store = RunStore.for_run(settings.data_dir, candidate, run_id, settings.aws_conn_id)
+        if store.path("outcomes").exists():
+            failed = [o.finding_id for o in load_outcomes(store) if o.status == Status.FAILED]
+            if not failed:
+                raise SelectionError(f"run {run} has no failed findings to rerun")
+            return sorted(set(failed))
+    raise SelectionError(
+        f"no outcomes of run {run!r} under {settings.data_dir} (dags: {', '.join(candidates)})"
+    )
+
+
+@dataclass(frozen=True)
+class Selection:
+    finding_ids: list[str]
+    controls: list[str]
+    resources: list[str]
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], settings: Settings) -> Selection:
+        finding_ids = list(params.get("finding_ids") or [])
+        if params.get("rerun_failures_of"):
+            finding_ids += failed_in_run(settings, params["rerun_failures_of"])
+        choice = cls(
+            sorted(set(finding_ids)), list(params.get("controls") or []), list(params.get("resources") or [])
+        )
+        narrowed = choice.controls or choice.resources or params.get("accounts") or params.get("regions")
+        if not choice.finding_ids and not narrowed:
+            raise SelectionError(
+                "pick findings: finding ids, a run whose failures to rerun, or at least one of "
+                "controls, accounts, regions, resources"
+            )
+        return choice
+
+    def keep(self, record: RoutingRecord) -> str | None:
+        """Only the chosen resources, when resources were chosen."""
+        if self.resources and not {record.resource_id, record.resource_arn} & set(self.resources):
+            return "not one of the chosen resources"
+        return None
+
+    def asked(self, finding_id: str) -> bool:
+        """A person picked every finding of a manual run: tell them why one was not fixed."""
+        return True

@@ -1,0 +1,138 @@
+"""The ways a person starts a remediation: the asr_remediate form, and Security Hub events."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from asr import local
+from asr.aws import Clients
+from asr.config import Settings
+from asr.events import CUSTOM_ACTION, IMPORTED, findings_asked
+from asr.local import MEMBER_ACCOUNT
+from asr.local.request_log_ext import is_write
+from asr.local.seed import Seeded, finding, import_findings, seed_one
+from asr.store import RunStore
+
+DAGS = Path(__file__).resolve().parents[1] / "dags"
+REGION = "us-east-1"
+
+
+def dag(dag_id: str):  # type: ignore[no-untyped-def]
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS)).dags[dag_id]
+
+
+def report_of(run) -> dict:  # type: ignore[no-untyped-def]
+    return RunStore.for_run(Settings.from_env().data_dir, run.dag_id, run.run_id).read_json("report.json")
+
+
+def open_groups(aws, n: int) -> tuple[list[Seeded], list[dict]]:  # type: ignore[no-untyped-def]
+    seeded = [seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION, i) for i in range(n)]
+    findings = [finding(s) for s in seeded]
+    import_findings(aws.admin_client("securityhub", REGION), findings)
+    return seeded, findings
+
+
+def is_open(aws, seeded: Seeded) -> bool:  # type: ignore[no-untyped-def]
+    group_id = seeded.resource_id.rsplit("/", 1)[1]
+    rules = Clients(aws, MEMBER_ACCOUNT, REGION).ec2.describe_security_groups(GroupIds=[group_id])
+    return any(
+        r["CidrIp"] == "0.0.0.0/0" for p in rules["SecurityGroups"][0]["IpPermissions"] for r in p["IpRanges"]
+    )
+
+
+def workflow(aws) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    found = aws.admin_client("securityhub", REGION).get_findings()["Findings"]
+    return {f["Id"]: f["Workflow"]["Status"] for f in found}
+
+
+@pytest.mark.airflow
+def test_one_finding_id_fixes_exactly_that_resource(aws, airflow_db: None) -> None:
+    seeded, findings = open_groups(aws, 3)
+    run = dag("asr_remediate").test(run_conf={"finding_ids": [findings[1]["Id"]]})
+    assert run.state == "success"
+    assert [is_open(aws, s) for s in seeded] == [True, False, True]
+    assert [workflow(aws)[f["Id"]] for f in findings] == ["NEW", "RESOLVED", "NEW"]
+
+
+@pytest.mark.airflow
+def test_selection_by_resource_and_dry_run(aws, airflow_db: None) -> None:
+    seeded, findings = open_groups(aws, 2)
+    conf = {"controls": ["EC2.13"], "accounts": [MEMBER_ACCOUNT], "resources": [seeded[0].resource_id]}
+    local.served_requests(clear=True)
+    dry = dag("asr_remediate").test(run_conf={**conf, "dry_run": True})
+    assert dry.state == "success"
+    assert [c for c in local.served_requests() if is_write(c)] == []
+    assert report_of(dry)["totals"] == {"DRY_RUN": 1, "IGNORED": 1}
+
+    run = dag("asr_remediate").test(run_conf=conf)
+    assert [is_open(aws, s) for s in seeded] == [False, True]
+    assert report_of(run)["totals"] == {"REMEDIATED": 1, "IGNORED": 1}
+    assert [workflow(aws)[f["Id"]] for f in findings] == ["RESOLVED", "NEW"]
+
+
+@pytest.mark.airflow
+def test_rerun_of_failures_and_a_picked_finding_no_playbook_fixes(aws, airflow_db: None) -> None:
+    arn = f"arn:aws:rds:{REGION}:{MEMBER_ACCOUNT}:db:not-yet-there"
+    missing = finding(Seeded("RDS.5", MEMBER_ACCOUNT, REGION, "AwsRdsDbInstance", arn))
+    unfixable = finding(
+        Seeded("Macie.1", MEMBER_ACCOUNT, REGION, "AwsAccount", f"AWS::::Account:{MEMBER_ACCOUNT}")
+    )
+    import_findings(aws.admin_client("securityhub", REGION), [missing, unfixable])
+
+    first = dag("asr_remediate").test(run_conf={"finding_ids": [missing["Id"], unfixable["Id"]]})
+    assert report_of(first)["totals"] == {"FAILED": 1, "REJECTED": 1}
+    assert workflow(aws) == {missing["Id"]: "NOTIFIED", unfixable["Id"]: "NOTIFIED"}
+
+    Clients(aws, MEMBER_ACCOUNT, REGION).rds.create_db_instance(
+        DBInstanceIdentifier="not-yet-there",
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        MasterUsername="u",
+        MasterUserPassword="password-1",
+        AllocatedStorage=20,
+        MultiAZ=False,
+    )
+    rerun = dag("asr_remediate").test(run_conf={"rerun_failures_of": f"asr_remediate/{first.run_id}"})
+    assert rerun.state == "success"
+    assert report_of(rerun)["totals"] == {"REMEDIATED": 1}
+    assert workflow(aws)[missing["Id"]] == "RESOLVED"
+
+
+@pytest.mark.airflow
+def test_a_form_that_picks_nothing_fails_with_the_reason(aws, airflow_db: None) -> None:
+    run = dag("asr_remediate").test(run_conf={})
+    assert run.state == "failed"
+    [ingest] = [ti for ti in run.get_task_instances() if ti.task_id == "ingest_selected"]
+    assert ingest.state == "failed"
+
+
+def asset_events(*messages: dict) -> dict:
+    batch = [{"MessageId": str(n), "Body": json.dumps(m)} for n, m in enumerate(messages)]
+    event = SimpleNamespace(
+        extra={"from_trigger": True, "payload": {"status": "success", "message_batch": batch}}
+    )
+    return {"asset": [event]}
+
+
+def test_events_are_deduplicated_and_told_apart() -> None:
+    def event(kind: str, *ids: str) -> dict:
+        return {
+            "detail-type": kind,
+            "source": "aws.securityhub",
+            "detail": {"findings": [{"Id": i} for i in ids]},
+        }
+
+    asked = findings_asked(
+        asset_events(
+            event(CUSTOM_ACTION, "a", "b"), event(IMPORTED, "b", "c"), event(IMPORTED, "c"), {"junk": 1}
+        )
+    )
+    assert asked.finding_ids == ["a", "b", "c"]
+    assert asked.by_person == {"a", "b"}
+    assert asked.asked("a") and not asked.asked("c")

@@ -1,0 +1,117 @@
+"""Write-back rules: what each outcome becomes in Security Hub, and what is left alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from asr.local import MEMBER_ACCOUNT
+from asr.local.seed import Seeded, finding, import_findings
+from asr.remediate import Outcome, Status
+from asr.writeback import note_for, write_back
+
+PRODUCT = "arn:aws:securityhub:us-east-1::product/aws/securityhub"
+
+
+def seeded(n: int) -> Seeded:
+    arn = f"arn:aws:ec2:us-east-1:{MEMBER_ACCOUNT}:security-group/sg-{n:017x}"
+    return Seeded("EC2.13", MEMBER_ACCOUNT, "us-east-1", "AwsEc2SecurityGroup", arn)
+
+
+def outcome(raw: dict, status: Status, message: str = "done") -> Outcome:
+    return Outcome(
+        finding_id=raw["Id"],
+        product_arn=raw["ProductArn"],
+        control_id="EC2.13",
+        playbook="EC2.13",
+        account_id=MEMBER_ACCOUNT,
+        region="us-east-1",
+        resource_arn=raw["Resources"][0]["Id"],
+        resource_id="sg",
+        status=str(status),
+        message=message,
+    )
+
+
+@pytest.fixture
+def imported(aws):  # type: ignore[no-untyped-def]
+    findings = [finding(seeded(n)) for n in range(6)]
+    securityhub = aws.admin_client("securityhub", "us-east-1")
+    import_findings(securityhub, findings)
+    return securityhub, findings
+
+
+def state(securityhub) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+    return {f["Id"]: f for f in securityhub.get_findings()["Findings"]}
+
+
+def test_each_outcome_gets_its_status_and_note(imported) -> None:  # type: ignore[no-untyped-def]
+    securityhub, f = imported
+    outcomes = [
+        outcome(f[0], Status.REMEDIATED, "removed ingress"),
+        outcome(f[1], Status.ALREADY_COMPLIANT, "already compliant"),
+        outcome(f[2], Status.FAILED, "AccessDenied: no"),
+        outcome(f[3], Status.REJECTED, "no playbook fixes control Macie.1"),
+        outcome(f[4], Status.IGNORED, "automatic remediation is off"),
+        outcome(f[5], Status.DRY_RUN, "would change"),
+    ]
+    result = write_back(securityhub, outcomes, "run-1")
+    assert result.updated == 4
+    now = state(securityhub)
+    assert [now[x["Id"]]["Workflow"]["Status"] for x in f] == [
+        "RESOLVED",
+        "RESOLVED",
+        "NOTIFIED",
+        "NOTIFIED",
+        "NEW",
+        "NEW",
+    ]
+    assert now[f[0]["Id"]]["Note"]["Text"] == "ASR EC2.13: removed ingress [run run-1]"
+    assert now[f[2]["Id"]]["Note"]["Text"] == "ASR EC2.13: remediation failed: AccessDenied: no [run run-1]"
+    assert now[f[3]["Id"]]["Note"]["Text"].startswith("ASR: not remediated: no playbook")
+    assert "Note" not in now[f[4]["Id"]]
+
+
+def test_a_finding_a_person_changed_meanwhile_is_left_alone(imported) -> None:  # type: ignore[no-untyped-def]
+    securityhub, f = imported
+    securityhub.batch_update_findings(
+        FindingIdentifiers=[{"Id": f[0]["Id"], "ProductArn": PRODUCT}],
+        Workflow={"Status": "SUPPRESSED"},
+        Note={"Text": "accepted risk", "UpdatedBy": "alice"},
+    )
+    result = write_back(
+        securityhub, [outcome(f[0], Status.REMEDIATED), outcome(f[1], Status.REMEDIATED)], "r"
+    )
+    assert result.updated == 1
+    assert result.left_alone == [{"finding_id": f[0]["Id"], "now": "SUPPRESSED, ACTIVE"}]
+    assert state(securityhub)[f[0]["Id"]]["Note"]["Text"] == "accepted risk"
+
+
+def test_the_same_status_and_note_are_not_written_again(imported) -> None:  # type: ignore[no-untyped-def]
+    securityhub, f = imported
+    failed = outcome(f[2], Status.FAILED, "AccessDenied: no")
+    assert write_back(securityhub, [failed], "run-1").updated == 1
+    again = write_back(securityhub, [failed], "run-2")
+    assert (again.updated, again.unchanged) == (0, [f[2]["Id"]])
+    other = write_back(securityhub, [outcome(f[2], Status.FAILED, "Throttling: slow down")], "run-3")
+    assert other.updated == 1
+
+
+def test_large_runs_recheck_with_the_run_query(imported) -> None:  # type: ignore[no-untyped-def]
+    from asr import writeback
+
+    securityhub, f = imported
+    query = [{"AwsAccountId": [{"Value": MEMBER_ACCOUNT, "Comparison": "EQUALS"}]}]
+    original = writeback.RECHECK_BY_ID_LIMIT
+    writeback.RECHECK_BY_ID_LIMIT = 1
+    try:
+        result = write_back(securityhub, [outcome(x, Status.REMEDIATED) for x in f], "r", query)
+    finally:
+        writeback.RECHECK_BY_ID_LIMIT = original
+    assert result.updated == 6
+
+
+def test_notes_stay_within_the_limit_and_keep_the_run() -> None:
+    raw = finding(seeded(1))
+    note = note_for(outcome(raw, Status.FAILED, "x" * 2000), "manual__2026-11-28T05:00:00+00:00")
+    assert len(note) <= 512
+    assert note.endswith("[run manual__2026-11-28T05:00:00+00:00]")
