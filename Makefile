@@ -39,7 +39,10 @@ local-down: $(STAMP)
 seed: $(STAMP)
 	$(BIN)/asr local seed --reset
 
-constraints: $(STAMP)
+# After changing requirements.txt: install it unconstrained, then pin what was installed.
+constraints:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -r requirements.txt
 	{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^asr'; } > constraints.new
 	mv constraints.new constraints.txt
 

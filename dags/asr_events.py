@@ -16,7 +16,7 @@ import os
 import pendulum
 from airflow.sdk import Asset, AssetWatcher, dag
 
-from asr import pipeline, tasks
+from asr import notify, pipeline, tasks
 
 DAG_ID = "asr_events"
 QUEUE_URL = os.environ.get("ASR_EVENTS_QUEUE_URL", "")
@@ -42,6 +42,7 @@ def event_asset(queue_url: str) -> Asset:
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     doc_md=__doc__,
+    on_failure_callback=notify.notify_failure,
     tags=["asr", "security-hub", "events"],
     params=pipeline.common_params(),
 )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag
 
-from asr import pipeline, tasks
+from asr import notify, pipeline, tasks
 
 DAG_ID = "asr_remediate"
 
@@ -26,6 +26,7 @@ DAG_ID = "asr_remediate"
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     doc_md=__doc__,
+    on_failure_callback=notify.notify_failure,
     tags=["asr", "security-hub"],
     params={
         "finding_ids": Param(

@@ -18,7 +18,7 @@ import os
 import pendulum
 from airflow.sdk import dag
 
-from asr import pipeline, tasks
+from asr import notify, pipeline, tasks
 
 DAG_ID = "asr_sweep"
 SCHEDULE = os.environ.get("ASR_SWEEP_SCHEDULE", "@hourly")
@@ -31,6 +31,7 @@ SCHEDULE = os.environ.get("ASR_SWEEP_SCHEDULE", "@hourly")
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
+    on_failure_callback=notify.notify_failure,
     tags=["asr", "security-hub"],
     params={
         "controls": pipeline.playbook_choice("Only these playbooks (empty: all)."),

@@ -91,6 +91,56 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_setup(args: argparse.Namespace) -> int:
+    """Create or find the custom action, queue and rules that feed asr_events; print what changed."""
+    import dataclasses
+    import json
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from asr import setup as installer
+    from asr.aws import AwsContext
+    from asr.config import Settings
+
+    if args.local and not local.is_up():
+        raise SystemExit(f"the stand-in does not answer at {local.endpoint_url()}: run 'asr local up'")
+    try:
+        settings = Settings.from_env()
+        region = args.region or settings.securityhub_region
+        if args.local:
+            aws = local_context(region)
+        else:
+            aws = AwsContext.from_endpoint(
+                args.endpoint_url, settings.member_role_name, region, admin_role_arn=args.admin_role_arn
+            )
+        queue_name = args.queue_name or installer.DEFAULT_QUEUE_NAME
+        result = installer.setup(aws, region, queue_name, args.auto_controls)
+    except (ClientError, BotoCoreError, ValueError) as exc:
+        print(f"asr setup: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({**dataclasses.asdict(result), "changed": result.changed}, indent=2))
+        return 0
+    for label, items in (
+        ("created", result.created),
+        ("updated", result.updated),
+        ("removed", result.removed),
+        ("already in place", result.found),
+    ):
+        for item in items:
+            print(f"{label}: {item}")
+    print(f"custom action: {result.action_target_arn}")
+    print(f"rules: {', '.join(result.rule_names)}")
+    print(f"queue ARN: {result.queue_arn}")
+    print(f"dead-letter queue: {result.dead_letter_queue_url}")
+    print(f"ASR_EVENTS_QUEUE_URL={result.queue_url}")
+    if result.changed:
+        print(f"{len(result.created)} created, {len(result.updated)} updated, {len(result.removed)} removed")
+    else:
+        print("nothing to change: everything was already in place")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from asr import demo
 
@@ -120,6 +170,26 @@ def build_parser() -> argparse.ArgumentParser:
     coverage_parser = commands.add_parser("coverage", help="which reference control ids we fix, and how")
     coverage_parser.add_argument("--write", action="store_true", help="write docs/coverage.md")
     coverage_parser.set_defaults(func=cmd_coverage)
+
+    setup_parser = commands.add_parser(
+        "setup", help="create the Security Hub custom action, SQS queue and EventBridge rules for asr_events"
+    )
+    setup_parser.add_argument(
+        "--region",
+        help="the Security Hub administrator's (aggregation) region (default: ASR_SECURITYHUB_REGION)",
+    )
+    setup_parser.add_argument("--queue-name", help="default: asr-security-hub-events")
+    setup_parser.add_argument(
+        "--auto-controls",
+        type=_csv,
+        default=None,
+        help="comma-separated control ids for the Imported rule (default: playbooks with auto_remediate)",
+    )
+    setup_parser.add_argument("--endpoint-url", default=None, help="one endpoint for every AWS service")
+    setup_parser.add_argument("--admin-role-arn", default=None, help="assume this role first")
+    setup_parser.add_argument("--local", action="store_true", help="against the running local stand-in")
+    setup_parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    setup_parser.set_defaults(func=cmd_setup)
 
     demo_parser = commands.add_parser("demo", help="seed the stand-in and run asr_sweep through Airflow")
     demo_parser.set_defaults(func=cmd_demo)

@@ -9,11 +9,8 @@ resources now say, and stops everything it started.
 from __future__ import annotations
 
 import os
-import secrets
-import subprocess
-import sys
 import time
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -27,80 +24,6 @@ from asr.securityhub import FILTER_VALUES, iter_findings
 DAG_ID = "asr_sweep"
 RUN_TIMEOUT = 600
 PROJECT = Path(__file__).resolve().parents[2]
-
-
-def airflow_env(home: Path, api_port: int) -> dict[str, str]:
-    """The environment every Airflow process of the demo shares."""
-    secret_file = home / "jwt_secret"
-    if not secret_file.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        secret_file.write_text(secrets.token_urlsafe(32))
-    return {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-        "AIRFLOW__API__PORT": str(api_port),
-        "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text(),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-        "AIRFLOW_CONN_AWS_DEFAULT": local.airflow_connection(),
-        "ASR_SWEEP_SCHEDULE": "none",
-        "PYTHONWARNINGS": "ignore::UserWarning",
-        "ASR_DATA_DIR": str(PROJECT / ".asr" / "runs"),
-    }
-
-
-def airflow(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("airflow")), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode:
-        raise RuntimeError(f"airflow {' '.join(args)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return done.stdout
-
-
-def start(env: dict[str, str], logs: Path, stack: ExitStack, *command: str) -> None:
-    log = open(logs / f"{command[0]}.log", "ab")  # noqa: SIM115 (closed by the stack)
-    stack.callback(log.close)
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("airflow")), *command],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    stack.callback(_stop, proc)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-
-
-def wait_for_run(env: dict[str, str], run_id: str) -> str:
-    deadline = time.monotonic() + RUN_TIMEOUT
-    while time.monotonic() < deadline:
-        lines = airflow(env, "dags", "state", DAG_ID, run_id).split()
-        state = lines[-1] if lines else None
-        if state in ("success", "failed"):
-            return state
-        time.sleep(3)
-    raise TimeoutError(f"{DAG_ID} run {run_id} did not finish within {RUN_TIMEOUT}s")
 
 
 def findings_now(aws: Any, settings: Settings, finding_ids: list[str]) -> dict[str, str]:
@@ -150,13 +73,12 @@ def show(report: dict[str, Any], aws: Any, settings: Settings) -> bool:
 def run() -> int:
     from asr.cli import local_context
     from asr.local import seed as seeding
+    from asr.local.airflow import LocalAirflow
     from asr.store import RunStore
 
     local.use_test_credentials()
-    home = PROJECT / ".airflow"
-    env = airflow_env(home, int(os.environ.get("ASR_AIRFLOW_PORT", "28080")))
-    logs = home / "demo-logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    data_dir = PROJECT / ".asr" / "runs"
+    port = int(os.environ.get("ASR_AIRFLOW_PORT", "28080"))
     with ExitStack() as stack:
         started_here = not local.is_up()
         local.up()
@@ -171,23 +93,21 @@ def run() -> int:
         print(f"Seeded {len(seeded)} misconfigured resources and their findings at {local.endpoint_url()}")
 
         print("Preparing Airflow (metadata DB under .airflow/) ...")
-        airflow(env, "db", "migrate")
-        with suppress(RuntimeError):  # a run left over from an interrupted demo must not resume
-            airflow(env, "dags", "delete", DAG_ID, "--yes")
-        airflow(env, "dags", "reserialize")
-        airflow(env, "dags", "unpause", DAG_ID)
-        for component in ("api-server", "scheduler", "dag-processor"):
-            start(env, logs, stack, component)
+        airflow = stack.enter_context(
+            LocalAirflow(PROJECT / ".airflow", port, {"ASR_DATA_DIR": str(data_dir)})
+        )
+        airflow.prepare(DAG_ID)
+        airflow.start("api-server", "scheduler", "dag-processor")
         run_id = f"demo__{time.strftime('%Y%m%dT%H%M%S')}"
-        airflow(env, "dags", "trigger", DAG_ID, "--run-id", run_id)
-        print(f"Triggered {DAG_ID} run {run_id}; waiting for it (logs: {logs}) ...")
-        state = wait_for_run(env, run_id)
+        airflow.trigger(DAG_ID, run_id)
+        print(f"Triggered {DAG_ID} run {run_id}; waiting for it (logs: {airflow.logs}) ...")
+        state = airflow.wait(DAG_ID, run_id, RUN_TIMEOUT)["state"]
         print(f"Run {run_id}: {state}\n")
 
-        settings = Settings.from_env(env)
+        settings = Settings.from_env({"ASR_DATA_DIR": str(data_dir)})
         store = RunStore.for_run(settings.data_dir, DAG_ID, run_id)
         report = store.read_json("report.json")
         good = show(report, aws, settings) and state == "success"
-        print(f"\nReport: {store.path('report.md')}")
+        print(f"\nReport: {store.path('report.html')}")
         print("Every finding remediated and RESOLVED." if good else "Some findings were not remediated.")
         return 0 if good else 1

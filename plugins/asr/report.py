@@ -1,39 +1,109 @@
-"""The run report: JSON for machines, a Markdown summary for people."""
+"""The run report: JSON for machines; Markdown for the task log; a self-contained HTML page
+for people; a plain-text summary for notifications.
+
+Outcome statuses are open-ended strings: every view renders any status, and only the
+colour and the ordering know some of them by name.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from html import escape
 from typing import Any
+from urllib.parse import quote
 
-from asr.remediate import Status
+from asr.config import REGION_RE
+from asr.remediate import Outcome
 from asr.store import RunStore
 from asr.sweep import REJECTED, WORKFLOW_FOR, load_outcomes
 
 COLUMNS = ("control", "account", "region", "resource", "outcome", "detail")
 
+# Known statuses, in the order views list them, with their colour; any other status is
+# listed after them (alphabetically) in NEUTRAL.
+STATUS_COLOURS = {
+    "REMEDIATED": "#1a7f37",
+    "ALREADY_COMPLIANT": "#0969da",
+    "FAILED": "#cf222e",
+    "REJECTED": "#bc4c00",
+    "NEEDS_APPROVAL": "#9a6700",
+    "DRY_RUN": "#8250df",
+}
+NEUTRAL = "#6e7781"
+# Outcomes a person has to look at: listed in the summary, and first in the findings table
+# with the rejections (which the summary takes from the rejected list, where all of them are).
+FAILING = ("FAILED", "NEEDS_APPROVAL")
+ATTENTION = (*FAILING, "REJECTED")
+SUMMARY_ITEMS = 8
+SUMMARY_WIDTH = 200
+S3_SCHEMES = ("s3", "s3a", "s3n")
+CONSOLE_HOSTS = {
+    "aws": "https://{region}.console.aws.amazon.com",
+    "aws-cn": "https://console.amazonaws.cn",
+    "aws-us-gov": "https://console.amazonaws-us-gov.com",
+}
+
 
 def build(store: RunStore, run_id: str) -> dict[str, Any]:
+    """Everything the views show, from what the run's steps left in its store."""
     outcomes = load_outcomes(store)
     rejected = list(store.read_lines(REJECTED))
     writeback = store.read_json("writeback.json") if store.path("writeback.json").exists() else {}
+    totals = Counter(o.status for o in outcomes)
+    if rejected:
+        # Every rejection is in rejected.jsonl; some may also be outcomes (to be written
+        # back), so the file, not the sum, is the count.
+        totals["REJECTED"] = len(rejected)
     return {
         "run_id": run_id,
-        "totals": dict(Counter(o.status for o in outcomes))
-        | ({"REJECTED": len(rejected)} if rejected else {}),
-        "by_control": _count(outcomes, "playbook"),
-        "by_account": _count(outcomes, "account_id"),
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "totals": dict(totals),
+        "by_control": _count(outcomes, lambda o: o.playbook or o.control_id),
+        "by_account": _count(outcomes, lambda o: o.account_id),
         "findings_updated": writeback.get("updated", 0),
         "writeback_failures": writeback.get("failed", []),
-        "outcomes": [o.to_dict() | {"workflow_status": WORKFLOW_FOR[Status(o.status)]} for o in outcomes],
+        "writeback_left_alone": writeback.get("left_alone", []),
+        "outcomes": [o.to_dict() | {"workflow_status": WORKFLOW_FOR.get(o.status)} for o in outcomes],
         "rejected": rejected,
     }
 
 
-def _count(outcomes: list[Any], key: str) -> dict[str, dict[str, int]]:
+def _count(outcomes: list[Outcome], key: Callable[[Outcome], str]) -> dict[str, dict[str, int]]:
     table: dict[str, Counter[str]] = {}
     for outcome in outcomes:
-        table.setdefault(getattr(outcome, key), Counter())[outcome.status] += 1
+        table.setdefault(key(outcome) or "(none)", Counter())[outcome.status] += 1
     return {name: dict(counts) for name, counts in sorted(table.items())}
+
+
+def ordered(statuses: Iterable[str]) -> list[str]:
+    """Known statuses in their order, then any others alphabetically."""
+    known = list(STATUS_COLOURS)
+    return sorted(set(statuses), key=lambda s: (known.index(s) if s in known else len(known), s))
+
+
+def colour(status: str) -> str:
+    return STATUS_COLOURS.get(status, NEUTRAL)
+
+
+def counts_text(totals: dict[str, int]) -> str:
+    """The totals in words, known statuses first: '7 remediated, 1 failed'."""
+    words = [f"{totals[s]} {s.lower().replace('_', ' ')}" for s in ordered(totals)]
+    return ", ".join(words) or "nothing to do"
+
+
+def headline(report: dict[str, Any], limit: int | None = None) -> str:
+    """'ASR run <id>: <counts>'; within ``limit`` the run id is shortened, never the counts."""
+    counts = counts_text(report["totals"])
+    run_id = str(report["run_id"])
+    if limit is not None:
+        room = max(limit - len(f"ASR run : {counts}"), 4)
+        run_id = run_id if len(run_id) <= room else run_id[: room - 3] + "..."
+    text = f"ASR run {run_id}: {counts}"
+    return text if limit is None else text[:limit]
 
 
 def table(rows: list[list[str]], header: tuple[str, ...]) -> str:
@@ -46,7 +116,7 @@ def table(rows: list[list[str]], header: tuple[str, ...]) -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    totals = ", ".join(f"{k}: {v}" for k, v in sorted(report["totals"].items())) or "nothing to do"
+    totals = ", ".join(f"{s}: {report['totals'][s]}" for s in ordered(report["totals"])) or "nothing to do"
     rows = [
         [o["control_id"], o["account_id"], o["region"], o["resource_id"], o["status"], o["message"]]
         for o in report["outcomes"]
@@ -61,10 +131,283 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _clip(text: Any, width: int = SUMMARY_WIDTH) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def _listed(title: str, lines: list[str], limit: int) -> list[str]:
+    if not lines:
+        return []
+    more = [f"  ...and {len(lines) - limit} more (see the report)"] if len(lines) > limit else []
+    return [f"{title} ({len(lines)}):", *lines[:limit], *more]
+
+
+def summary(report: dict[str, Any]) -> str:
+    """A few plain lines for a notification: counts by outcome, then what needs a person, with reasons."""
+    failed = [
+        _clip(f"- {o['control_id']} {o['account_id']} {o['region']} {o['resource_id']}: {o['message']}")
+        for o in report["outcomes"]
+        if o["status"] in FAILING
+    ]
+    rejected = [_clip(f"- {r.get('finding_id') or '(no id)'}: {r.get('error')}") for r in report["rejected"]]
+    lines = [headline(report)]
+    writeback = f"Security Hub: {report.get('findings_updated', 0)} findings updated"
+    if report.get("writeback_failures"):
+        writeback += f"; updates not taken: {len(report['writeback_failures'])}"
+    lines.append(writeback)
+    lines += _listed("Needs attention", failed, SUMMARY_ITEMS)
+    lines += _listed("Not acted on", rejected, SUMMARY_ITEMS // 2)
+    return "\n".join(lines) + "\n"
+
+
+# --- HTML ------------------------------------------------------------------------------
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1f2328;margin:1.5rem auto;
+max-width:84rem;padding:0 1rem}
+h1{font-size:1.45rem;margin:0}h2{font-size:1.1rem;margin:2rem 0 .5rem;border-bottom:1px solid #d0d7de}
+header p{margin:.25rem 0;color:#59636e}
+table{border-collapse:collapse;width:100%;margin:.25rem 0}
+th,td{border:1px solid #d0d7de;padding:.25rem .45rem;text-align:left;vertical-align:top}
+th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums}
+code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;overflow-wrap:anywhere}
+.st{border-left:5px solid;padding-left:.35rem;font-weight:600;white-space:nowrap}
+.counts{display:flex;flex-wrap:wrap;gap:1.5rem}.counts>*{flex:1 1 20rem}
+svg text{font:12px system-ui,sans-serif;fill:#1f2328}
+@media print{body{margin:0;max-width:none;font-size:10px}a{color:inherit;text-decoration:none}
+thead{display:table-header-group}tr{break-inside:avoid}.st,svg{print-color-adjust:exact}}
+"""
+
+
+def console_url(finding_id: str, region: str) -> str | None:
+    """The finding in the Security Hub console, or None when its region or partition is unknown.
+
+    The console double-decodes the search value (the operator's ``\\:`` is ``%255C%253A``),
+    so the id is encoded twice as well.
+    """
+    partition = finding_id.split(":")[1] if finding_id.startswith("arn:") else "aws"
+    host = CONSOLE_HOSTS.get(partition)
+    if not finding_id or host is None or not REGION_RE.match(region or ""):
+        return None
+    value = quote(quote(finding_id, safe=""), safe="")
+    return (
+        f"{host.format(region=region)}/securityhub/home?region={region}"
+        f"#/findings?search=Id%3D%255Coperator%255C%253AEQUALS%255C%253A{value}"
+    )
+
+
+def _text(value: Any) -> str:
+    """Escaped text; a dash for nothing."""
+    return escape(str(value)) if value not in (None, "") else "\u2014"
+
+
+def _row(cells: Iterable[str]) -> str:
+    """A table row from cells that are already markup (each built from escaped data)."""
+    return "<tr>" + "".join(cells) + "</tr>"
+
+
+def _table(header: Iterable[str], rows: Iterable[str]) -> str:
+    head = "".join(f'<th scope="col">{escape(h)}</th>' for h in header)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _status(status: str) -> str:
+    return f'<span class="st" style="border-color:{colour(status)}">{escape(status)}</span>'
+
+
+def _json(value: Any) -> str:
+    if value is None:
+        return "\u2014"
+    return f"<code>{escape(json.dumps(value, sort_keys=True, ensure_ascii=False, default=str))}</code>"
+
+
+def _change(before: Any, after: Any) -> str:
+    """Before -> after, or a dash when the outcome recorded neither."""
+    return "\u2014" if before is None and after is None else f"{_json(before)} \u2192 {_json(after)}"
+
+
+def _number(value: int) -> str:
+    return f'<td class="n">{int(value)}</td>'
+
+
+def chart(totals: dict[str, int]) -> str:
+    """A horizontal bar per status, as inline SVG."""
+    statuses = ordered(totals)
+    if not statuses:
+        return "<p>Nothing to do.</p>"
+    label, bars, row = 170, 380, 26
+    top = max(int(n) for n in totals.values()) or 1
+    parts = []
+    for i, status in enumerate(statuses):
+        count = int(totals[status])
+        width = max(round(bars * count / top), 2 if count else 0)
+        y = i * row
+        name = status if len(status) <= 22 else status[:21] + "\u2026"
+        parts.append(
+            f'<text x="{label - 8}" y="{y + 17}" text-anchor="end">{escape(name)}</text>'
+            f'<rect x="{label}" y="{y + 5}" width="{width}" height="16" fill="{colour(status)}"/>'
+            f'<text x="{label + width + 6}" y="{y + 17}">{count}</text>'
+        )
+    width, height = label + bars + 60, row * len(statuses)
+    described = escape(counts_text(totals))
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}"><title>{described}</title>{"".join(parts)}</svg>'
+    )
+
+
+def _totals_table(totals: dict[str, int]) -> str:
+    rows = (_row([f"<td>{_status(s)}</td>", _number(totals[s])]) for s in ordered(totals))
+    return _table(("outcome", "findings"), rows)
+
+
+def _counts_table(first: str, counts: dict[str, dict[str, int]]) -> str:
+    statuses = ordered(s for row in counts.values() for s in row)
+    rows = [
+        _row(
+            [
+                f'<th scope="row">{_text(name)}</th>',
+                *(_number(row.get(s, 0)) for s in statuses),
+                _number(sum(row.values())),
+            ]
+        )
+        for name, row in counts.items()
+    ]
+    return _table([first, *statuses, "total"], rows) if rows else "<p>None.</p>"
+
+
+def _finding_row(outcome: dict[str, Any]) -> str:
+    url = console_url(outcome.get("finding_id") or "", outcome.get("region") or "")
+    link = f'<a href="{escape(url)}" rel="noopener noreferrer">open</a>' if url else "\u2014"
+    resource = outcome.get("resource_id") or outcome.get("resource_arn")
+    return _row(
+        [
+            f"<td>{_text(outcome.get('control_id'))}</td>",
+            f"<td>{_text(outcome.get('account_id'))}</td>",
+            f"<td>{_text(outcome.get('region'))}</td>",
+            f'<td title="{escape(outcome.get("resource_arn") or "")}"><code>{_text(resource)}</code></td>',
+            f"<td>{_status(outcome['status'])}</td>",
+            f"<td>{_text(outcome.get('message'))}</td>",
+            f"<td>{_change(outcome.get('before'), outcome.get('after'))}</td>",
+            f"<td>{link}</td>",
+        ]
+    )
+
+
+def _findings(outcomes: list[dict[str, Any]]) -> str:
+    rank = {s: i for i, s in enumerate(ordered(o["status"] for o in outcomes))}
+    first = sorted(
+        outcomes,
+        key=lambda o: (
+            o["status"] not in ATTENTION,
+            rank[o["status"]],
+            *(str(o.get(k) or "") for k in ("control_id", "account_id", "region", "resource_id")),
+        ),
+    )
+    header = (
+        "control",
+        "account",
+        "region",
+        "resource",
+        "outcome",
+        "message",
+        "before \u2192 after",
+        "finding",
+    )
+    return _table(header, map(_finding_row, first)) if first else "<p>No findings.</p>"
+
+
+def _writeback_failure(failure: Any) -> str:
+    """One update Security Hub did not take (an UnprocessedFindings entry, or anything else)."""
+    if not isinstance(failure, dict):
+        return _row([f"<td colspan='3'>{_text(failure)}</td>"])
+    finding = failure.get("FindingIdentifier") or {}
+    return _row(
+        [
+            f"<td><code>{_text(finding.get('Id') if isinstance(finding, dict) else finding)}</code></td>",
+            f"<td>{_text(failure.get('ErrorCode'))}</td>",
+            f"<td>{_text(failure.get('ErrorMessage'))}</td>",
+        ]
+    )
+
+
+def _listing(
+    title: str, header: tuple[str, str], items: list[dict[str, Any]], key: str, text: str
+) -> list[str]:
+    """A titled table of findings (by id) and one text each; nothing when there are none."""
+    rows = (
+        _row([f"<td><code>{_text(item.get(key))}</code></td>", f"<td>{_text(item.get(text))}</td>"])
+        for item in items
+    )
+    return [f"<h2>{escape(title)}</h2>", _table(header, rows)] if items else []
+
+
+def html_page(report: dict[str, Any]) -> str:
+    """The report as one HTML page: no scripts, no external resources, every value escaped."""
+    run_id = escape(str(report["run_id"]))
+    generated = str(report.get("generated_at") or "")
+    shown = generated.replace("T", " ").replace("+00:00", " UTC")
+    total = sum(int(n) for n in report["totals"].values())
+    sections = [
+        "<h2>Outcomes</h2>",
+        f'<div class="counts"><div>{chart(report["totals"])}</div><div>',
+        _totals_table(report["totals"]),
+        "</div></div>",
+        '<div class="counts"><div><h2>By control</h2>',
+        _counts_table("control", report["by_control"]),
+        "</div><div><h2>By account</h2>",
+        _counts_table("account", report["by_account"]),
+        "</div></div>",
+        "<h2>Findings</h2>",
+        _findings(report["outcomes"]),
+    ]
+    sections += _listing("Not acted on", ("finding", "reason"), report["rejected"], "finding_id", "error")
+    if report.get("writeback_failures"):
+        sections += [
+            "<h2>Security Hub did not take these updates</h2>",
+            _table(("finding", "error", "message"), map(_writeback_failure, report["writeback_failures"])),
+        ]
+    sections += _listing(
+        "Changed by someone else meanwhile, left alone",
+        ("finding", "now"),
+        report.get("writeback_left_alone") or [],
+        "finding_id",
+        "now",
+    )
+    header = (
+        f'<p>Generated <time datetime="{escape(generated)}">{escape(shown)}</time> \u00b7 {total} findings'
+        f" \u00b7 {int(report.get('findings_updated') or 0)} updated in Security Hub</p>"
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"/>'
+        f"<title>ASR run {run_id}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>ASR run <code>{run_id}</code></h1>{header}</header>"
+        f"<main>{''.join(sections)}</main></body></html>\n"
+    )
+
+
+def _write_text(path: Any, text: str, content_type: str) -> None:
+    """Write UTF-8 text; in S3 with its content type, so a browser shows the page, not a download."""
+    if getattr(path, "protocol", None) in S3_SCHEMES:
+        with path.open("w", encoding="utf-8", ContentType=content_type) as target:
+            target.write(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+
+
+def location(store: RunStore, name: str = "report.html") -> str:
+    """Where a person finds a report file: the path or URL, without the connection id
+    ObjectStoragePath shows in it (``s3://aws_default@bucket/...``)."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", str(store.path(name)))
+
+
 def write(store: RunStore, run_id: str) -> tuple[dict[str, Any], str]:
-    """Write report.json and report.md; return the report and its Markdown."""
+    """Write report.json, report.md and report.html; return the report and its Markdown."""
     report = build(store, run_id)
     text = markdown(report)
     store.write_json("report.json", report)
-    store.path("report.md").write_text(text)
+    _write_text(store.path("report.md"), text, "text/markdown; charset=utf-8")
+    _write_text(store.path("report.html"), html_page(report), "text/html; charset=utf-8")
     return report, text

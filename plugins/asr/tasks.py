@@ -168,13 +168,16 @@ def write_back() -> dict[str, int]:
 
 @task(trigger_rule=TriggerRule.ALL_DONE)
 def report() -> str:
-    """Write the run report (JSON and Markdown) and show it in the log."""
+    """Write the run report (JSON, Markdown, HTML), show it in the log, send the summary."""
+    from asr import notify
     from asr import report as run_report
 
-    _, store, run_id = run_context()
-    _, text = run_report.write(store, run_id)
+    settings, store, run_id = run_context()
+    built, text = run_report.write(store, run_id)
     log.info("Run report:\n%s", text)
-    return str(store.path("report.json"))
+    where = run_report.location(store)
+    notify.send_run_summary(notify.topic_arn(), settings.aws_conn_id, built, where)
+    return where
 
 
 @task(trigger_rule=TriggerRule.ONE_FAILED)

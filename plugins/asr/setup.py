@@ -1,0 +1,285 @@
+"""``asr setup``: what carries Security Hub events to the ``asr_events`` DAG.
+
+In the Security Hub administrator account and region it makes, or finds and corrects:
+
+- the custom action "Remediate with ASR" a person chooses in the console for selected findings;
+- an SQS queue for the events (``ASR_EVENTS_QUEUE_URL``), encrypted, with a dead-letter
+  queue that keeps messages the DAG's trigger failed to take and events EventBridge
+  failed to deliver, each allowing only the two rules below to send;
+- two EventBridge rules on the default bus, both targeting the queue: one for that custom
+  action, one for newly imported failed findings of the controls whose playbook has
+  ``auto_remediate: true``.
+
+Every step reads first and writes only what differs, so a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from asr.aws import AwsContext
+from asr.events import CUSTOM_ACTION, IMPORTED
+from asr.playbooks import PlaybookRegistry, registry
+
+ACTION_ID = "ASRRemediate"
+ACTION_NAME = "Remediate with ASR"  # Security Hub allows 20 characters
+ACTION_DESCRIPTION = "Send the selected findings to ASR on Airflow to fix them with their playbooks"
+DEFAULT_QUEUE_NAME = "asr-security-hub-events"
+SOURCE = "aws.securityhub"
+TARGET_ID = "asr-events-queue"
+MAX_RECEIVE_COUNT = 5
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS's maximum: time to look at what failed
+# The longest rule name, "<queue>-custom-action", must fit EventBridge's 64 characters.
+QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,50}$")
+
+
+@dataclass
+class SetupResult:
+    """Where the events arrive, and what this run created, updated, found as wanted or removed."""
+
+    queue_url: str = ""
+    queue_arn: str = ""
+    dead_letter_queue_url: str = ""
+    dead_letter_queue_arn: str = ""
+    action_target_arn: str = ""
+    rule_names: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    found: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.removed)
+
+    def note(self, what: str, created: bool = False, updated: bool = False) -> None:
+        (self.created if created else self.updated if updated else self.found).append(what)
+
+
+def auto_remediate_controls(playbooks: PlaybookRegistry | None = None) -> list[str]:
+    """Consolidated control ids (``also_fixes`` included) whose playbook may run unattended."""
+    return sorted(c for p in playbooks or registry() if p.auto_remediate for c in p.controls)
+
+
+def custom_action_pattern(action_target_arn: str) -> dict[str, Any]:
+    return {"source": [SOURCE], "detail-type": [CUSTOM_ACTION], "resources": [action_target_arn]}
+
+
+def imported_pattern(controls: Iterable[str]) -> dict[str, Any]:
+    """New, active, failed findings of these controls. The ``findings`` array is matched
+    element by element (EventBridge crushes arrays out of the pattern path); Security Hub
+    sends one finding per Imported event anyway."""
+    return {
+        "source": [SOURCE],
+        "detail-type": [IMPORTED],
+        "detail": {
+            "findings": {
+                "Compliance": {"Status": ["FAILED"], "SecurityControlId": sorted(set(controls))},
+                "RecordState": ["ACTIVE"],
+                "Workflow": {"Status": ["NEW"]},
+            }
+        },
+    }
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _ensure_action_target(securityhub: Any, result: SetupResult) -> str:
+    """Found by its Id (the ARN ends ``action/custom/<Id>``); renamed back if someone changed it."""
+    suffix = f":action/custom/{ACTION_ID}"
+    pages = securityhub.get_paginator("describe_action_targets").paginate()
+    existing = next(
+        (t for page in pages for t in page["ActionTargets"] if t["ActionTargetArn"].endswith(suffix)), None
+    )
+    what = f"Security Hub custom action {ACTION_NAME!r}"
+    if existing is None:
+        arn: str = securityhub.create_action_target(
+            Name=ACTION_NAME, Description=ACTION_DESCRIPTION, Id=ACTION_ID
+        )["ActionTargetArn"]
+        result.note(what, created=True)
+        return arn
+    stale = (existing.get("Name"), existing.get("Description")) != (ACTION_NAME, ACTION_DESCRIPTION)
+    if stale:
+        securityhub.update_action_target(
+            ActionTargetArn=existing["ActionTargetArn"], Name=ACTION_NAME, Description=ACTION_DESCRIPTION
+        )
+    result.note(what, updated=stale)
+    return str(existing["ActionTargetArn"])
+
+
+def _ensure_rule(
+    events: Any, name: str, pattern: dict[str, Any], description: str, result: SetupResult
+) -> str:
+    """Put the rule unless it already has this pattern and description and is enabled."""
+    try:
+        current = events.describe_rule(Name=name)
+    except ClientError as exc:
+        if _error_code(exc) != "ResourceNotFoundException":
+            raise
+        current = None
+    if current is not None:
+        unchanged = (
+            json.loads(current.get("EventPattern") or "null") == pattern
+            and current.get("Description") == description
+            and current.get("State") == "ENABLED"
+        )
+        if unchanged:
+            result.note(f"EventBridge rule {name}")
+            return str(current["Arn"])
+    arn: str = events.put_rule(
+        Name=name, EventPattern=json.dumps(pattern), Description=description, State="ENABLED"
+    )["RuleArn"]
+    result.note(f"EventBridge rule {name}", created=current is None, updated=current is not None)
+    return arn
+
+
+def _remove_rule(events: Any, name: str, result: SetupResult) -> None:
+    """A rule with no control left to match: its targets go first, as EventBridge requires."""
+    try:
+        targets = events.list_targets_by_rule(Rule=name)["Targets"]
+    except ClientError as exc:
+        if _error_code(exc) == "ResourceNotFoundException":
+            return
+        raise
+    if targets:
+        events.remove_targets(Rule=name, Ids=[t["Id"] for t in targets])
+    events.delete_rule(Name=name)
+    result.removed.append(f"EventBridge rule {name}")
+
+
+def _ensure_target(events: Any, rule: str, target: dict[str, Any], result: SetupResult) -> None:
+    current = next(
+        (t for t in events.list_targets_by_rule(Rule=rule)["Targets"] if t["Id"] == target["Id"]), None
+    )
+    what = f"target of {rule} -> queue"
+    if current is not None and all(current.get(k) == v for k, v in target.items()):
+        result.note(what)
+        return
+    response = events.put_targets(Rule=rule, Targets=[target])
+    if response.get("FailedEntryCount"):
+        raise RuntimeError(f"EventBridge refused the target of {rule}: {response['FailedEntries']}")
+    result.note(what, created=current is None, updated=current is not None)
+
+
+def _same_attribute(current: str | None, wanted: str) -> bool:
+    """Policies come back as JSON text that may be spaced or ordered differently."""
+    if current == wanted:
+        return True
+    try:
+        return current is not None and json.loads(current) == json.loads(wanted)
+    except ValueError:
+        return False
+
+
+def _ensure_queue(
+    sqs: Any, name: str, attributes: Callable[[str], dict[str, str]], result: SetupResult
+) -> tuple[str, str]:
+    """The queue's URL and ARN; ``attributes`` gets the ARN (a policy names its queue)."""
+    try:
+        url: str = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        created = False
+    except ClientError as exc:
+        if _error_code(exc) not in ("QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"):
+            raise
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        created = True
+    current = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    arn: str = current["QueueArn"]
+    stale = {k: v for k, v in attributes(arn).items() if not _same_attribute(current.get(k), v)}
+    if stale:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes=stale)
+    result.note(f"SQS queue {name}", created=created, updated=bool(stale) and not created)
+    return url, arn
+
+
+def _queue_policy(queue_arn: str, rule_arns: list[str]) -> str:
+    """EventBridge may send to the queue, and only on behalf of our rules."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AsrSecurityHubEvents",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "events.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue_arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": sorted(rule_arns)}},
+                }
+            ],
+        }
+    )
+
+
+def setup(
+    aws_context: AwsContext,
+    region: str,
+    queue_name: str = DEFAULT_QUEUE_NAME,
+    auto_controls: Iterable[str] | None = None,
+) -> SetupResult:
+    """Make (or find) the custom action, queues and rules; ``auto_controls`` defaults to the
+    playbooks' ``auto_remediate`` controls, and with none the Imported rule is removed."""
+    if not QUEUE_NAME_RE.match(queue_name):
+        raise ValueError(f"queue name {queue_name!r}: use 1 to 50 letters, digits, '-' or '_'")
+    controls = list(auto_remediate_controls() if auto_controls is None else auto_controls)
+    securityhub = aws_context.admin_client("securityhub", region)
+    events = aws_context.admin_client("events", region)
+    sqs = aws_context.admin_client("sqs", region)
+    result = SetupResult()
+
+    result.action_target_arn = _ensure_action_target(securityhub, result)
+    custom_rule, imported_rule = f"{queue_name}-custom-action", f"{queue_name}-imported"
+    rule_arns = [
+        _ensure_rule(
+            events,
+            custom_rule,
+            custom_action_pattern(result.action_target_arn),
+            f"ASR: findings a person sent with the Security Hub custom action {ACTION_NAME!r}",
+            result,
+        )
+    ]
+    result.rule_names = [custom_rule]
+    if controls:
+        description = "ASR: new failed findings of controls whose playbook has auto_remediate: true"
+        rule_arns.append(_ensure_rule(events, imported_rule, imported_pattern(controls), description, result))
+        result.rule_names.append(imported_rule)
+    else:
+        _remove_rule(events, imported_rule, result)
+
+    result.dead_letter_queue_url, result.dead_letter_queue_arn = _ensure_queue(
+        sqs,
+        f"{queue_name}-dlq",
+        lambda arn: {
+            "MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS),
+            "SqsManagedSseEnabled": "true",
+            "Policy": _queue_policy(arn, rule_arns),
+        },
+        result,
+    )
+    redrive = {"deadLetterTargetArn": result.dead_letter_queue_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
+    result.queue_url, result.queue_arn = _ensure_queue(
+        sqs,
+        queue_name,
+        lambda arn: {
+            "SqsManagedSseEnabled": "true",
+            "RedrivePolicy": json.dumps(redrive),
+            "Policy": _queue_policy(arn, rule_arns),
+        },
+        result,
+    )
+    target = {
+        "Id": TARGET_ID,
+        "Arn": result.queue_arn,
+        "DeadLetterConfig": {"Arn": result.dead_letter_queue_arn},
+    }
+    for rule in result.rule_names:
+        _ensure_target(events, rule, target, result)
+    return result

@@ -1,0 +1,76 @@
+"""Events through Airflow for real: the queue `asr setup` made, the triggerer, asr_events.
+
+A custom-action event for two findings goes onto the EventBridge bus; the rule puts it
+on the SQS queue; the triggerer's AssetWatcher picks it up and asr_events runs under
+the scheduler with the LocalExecutor. Only the two resources may change.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import pytest
+
+from asr.aws import Clients
+from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT
+from asr.local.airflow import LocalAirflow
+from asr.local.events import custom_action_event, imported_event, put_events
+from asr.local.seed import finding, import_findings, seed_one
+from asr.setup import setup
+
+REGION = "us-east-1"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def world_open(aws, seeded) -> bool:  # type: ignore[no-untyped-def]
+    group_id = seeded.resource_id.rsplit("/", 1)[1]
+    groups = Clients(aws, seeded.account_id, REGION).ec2.describe_security_groups(GroupIds=[group_id])
+    return any(
+        r["CidrIp"] == "0.0.0.0/0"
+        for p in groups["SecurityGroups"][0]["IpPermissions"]
+        for r in p["IpRanges"]
+    )
+
+
+@pytest.mark.airflow
+def test_custom_action_event_fixes_exactly_its_findings_through_the_triggerer(aws, tmp_path) -> None:
+    seeded = [seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION, n) for n in range(3)]
+    findings = [finding(s) for s in seeded]
+    securityhub = aws.admin_client("securityhub", REGION)
+    import_findings(securityhub, findings)
+    made = setup(aws, REGION)
+
+    environment = {
+        "ASR_EVENTS_QUEUE_URL": made.queue_url,
+        "ASR_EVENTS_POLL_SECONDS": "2",
+        "ASR_EVENTS_WAIT_SECONDS": "1",
+        "ASR_DATA_DIR": str(tmp_path / "runs"),
+        "ASR_LOCAL_PORT": os.environ["ASR_LOCAL_PORT"],
+    }
+    with LocalAirflow(tmp_path / "airflow", free_port(), environment) as airflow:
+        airflow.prepare("asr_events")
+        airflow.start("api-server", "scheduler", "dag-processor", "triggerer")
+        events = aws.admin_client("events", REGION)
+        put_events(events, [custom_action_event(findings[:2], made.action_target_arn, ADMIN_ACCOUNT, REGION)])
+        run = airflow.wait("asr_events", timeout=300)
+        assert run["state"] == "success", f"see {airflow.logs} and the task logs under {tmp_path}"
+
+        assert [world_open(aws, s) for s in seeded] == [False, False, True]
+        status = {f["Id"]: f["Workflow"]["Status"] for f in securityhub.get_findings()["Findings"]}
+        assert [status[f["Id"]] for f in findings] == ["RESOLVED", "RESOLVED", "NEW"]
+
+        # EC2.13 is not automatic: an Imported event for the third finding starts nothing, and
+        # neither does the Imported event our own update would cause for the first.
+        resolved = {**findings[0], "Workflow": {"Status": "RESOLVED"}}
+        put_events(events, [imported_event([findings[2]], MEMBER_ACCOUNT, REGION)])
+        put_events(events, [imported_event([resolved], MEMBER_ACCOUNT, REGION)])
+        time.sleep(15)
+        assert len(airflow.runs("asr_events")) == 1
+        assert world_open(aws, seeded[2])

@@ -1,0 +1,154 @@
+"""Notifications: run summaries and failed runs reach an SNS topic (here, through a queue)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from asr import notify, report
+
+CONN = "aws_default"
+REPORT: dict[str, Any] = {
+    "run_id": "manual__2026-01-01T00:00:00+00:00",
+    "totals": {"REMEDIATED": 7, "FAILED": 1},
+    "findings_updated": 8,
+    "writeback_failures": [],
+    "outcomes": [
+        {
+            "control_id": "EC2.13",
+            "account_id": "222222222222",
+            "region": "us-east-1",
+            "resource_id": "sg-0123",
+            "status": "FAILED",
+            "message": "AccessDenied: not authorized to perform ec2:RevokeSecurityGroupIngress",
+        }
+    ],
+    "rejected": [],
+}
+
+
+@pytest.fixture
+def subscribed(clean_aws: str) -> Iterator[tuple[str, Any]]:
+    """An SNS topic with an SQS queue subscribed, in the account the connection acts as."""
+    from airflow.providers.amazon.aws.hooks.sns import SnsHook
+    from airflow.providers.amazon.aws.hooks.sqs import SqsHook
+
+    sns = SnsHook(aws_conn_id=CONN).get_conn()
+    sqs = SqsHook(aws_conn_id=CONN).get_conn()
+    topic = sns.create_topic(Name="asr-notifications")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName="asr-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["QueueArn"])
+
+    def received() -> list[dict[str, Any]]:
+        response = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        return [json.loads(m["Body"]) for m in response.get("Messages", [])]
+
+    yield topic, received
+
+
+def test_run_summary_is_published_with_subject_and_report_location(subscribed: tuple[str, Any]) -> None:
+    topic, received = subscribed
+    assert notify.send_run_summary(topic, CONN, REPORT, "s3://reports/asr_sweep/run-1/report.html")
+    [message] = received()
+    assert message["TopicArn"] == topic
+    assert message["Subject"] == "ASR run manual__2026-01-01T00:00:00+00:00: 7 remediated, 1 failed"
+    body = message["Message"]
+    assert body.startswith(report.summary(REPORT))
+    assert "EC2.13 222222222222 us-east-1 sg-0123: AccessDenied" in body
+    assert body.rstrip().endswith("Full report: s3://reports/asr_sweep/run-1/report.html")
+
+
+def test_long_run_id_keeps_the_subject_within_sns_limits(subscribed: tuple[str, Any]) -> None:
+    topic, received = subscribed
+    long_run = REPORT | {"run_id": "scheduled__" + "x" * 200 + "\u00e9\nend"}
+    assert notify.send_run_summary(topic, CONN, long_run, "report.html")
+    [message] = received()
+    assert len(message["Subject"]) <= 99
+    assert message["Subject"].endswith("...: 7 remediated, 1 failed")
+    assert message["Subject"].isascii() and "\n" not in message["Subject"]
+
+
+def test_nothing_is_sent_without_a_topic(subscribed: tuple[str, Any]) -> None:
+    _, received = subscribed
+    assert notify.send_run_summary(None, CONN, REPORT, "report.html") is False
+    assert notify.send_run_summary("", CONN, REPORT, "report.html") is False
+    assert received() == []
+
+
+def failure_context() -> dict[str, Any]:
+    ti = SimpleNamespace(
+        task_id="watcher",
+        dag_id="asr_sweep",
+        run_id="manual__1",
+        log_url="http://localhost:8080/dags/asr_sweep/runs/manual__1/tasks/watcher",
+    )
+    return {
+        "dag": SimpleNamespace(dag_id="asr_sweep"),
+        "run_id": "manual__1",
+        "reason": "task_failure",
+        "ti": ti,
+    }
+
+
+def test_failed_run_is_published_with_its_task_and_log(
+    subscribed: tuple[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic, received = subscribed
+    monkeypatch.setenv(notify.TOPIC_ENV, topic)
+    notify.notify_failure(failure_context())
+    [message] = received()
+    assert message["Subject"] == "ASR: asr_sweep failed: run manual__1"
+    assert message["Message"].splitlines() == [
+        "Run manual__1 of DAG asr_sweep failed (task_failure).",
+        "Failed tasks: watcher",
+        "Log: http://localhost:8080/dags/asr_sweep/runs/manual__1/tasks/watcher",
+    ]
+
+
+def test_failed_tasks_are_asked_of_airflow_when_it_can_tell(
+    subscribed: tuple[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    topic, received = subscribed
+    monkeypatch.setenv(notify.TOPIC_ENV, topic)
+    asked: list[dict[str, Any]] = []
+
+    def task_states(**kwargs: Any) -> dict[str, dict[str, str]]:
+        asked.append(kwargs)
+        return {"manual__1": {"ingest": "success", "remediate_EC2_13.fix_0": "failed", "watcher": "failed"}}
+
+    monkeypatch.setattr(RuntimeTaskInstance, "get_task_states", staticmethod(task_states))
+    notify.notify_failure(failure_context())
+    assert asked == [{"dag_id": "asr_sweep", "run_ids": ["manual__1"]}]
+    [message] = received()
+    assert "Failed tasks: remediate_EC2_13.fix_0, watcher" in message["Message"]
+
+
+@pytest.mark.parametrize("topic", ["arn:aws:sns:us-east-1:111111111111:no-such-topic", "not-an-arn"])
+def test_a_broken_topic_is_logged_not_raised(
+    clean_aws: str, topic: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(notify.TOPIC_ENV, topic)
+    with caplog.at_level(logging.ERROR, logger="asr.notify"):
+        assert notify.send_run_summary(topic, CONN, REPORT, "report.html") is False
+        notify.notify_failure(failure_context())
+        notify.notify_failure({})
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 3
+    assert all(topic in r.getMessage() for r in errors)
+
+
+def test_failure_callback_does_nothing_without_a_topic(
+    subscribed: tuple[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, received = subscribed
+    monkeypatch.delenv(notify.TOPIC_ENV, raising=False)
+    notify.notify_failure(failure_context())
+    assert received() == []

@@ -1,0 +1,243 @@
+"""The run report: JSON, Markdown, the HTML page (escaped, self-contained) and the summary,
+on local disk and in object storage."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asr import report
+from asr.store import RunStore
+
+RUN_ID = "manual__2026-01-01T00:00:00+00:00"
+SVG = "{http://www.w3.org/2000/svg}"
+FINDING = "arn:aws:securityhub:us-east-1:222222222222:security-control/EC2.13/finding/0f1e-2d3c"
+HOSTILE = "sg-\"'><script>alert(1)</script>"
+
+
+def outcome(n: int, status: str, **changes: Any) -> dict[str, Any]:
+    return {
+        "finding_id": f"{FINDING}-{n}",
+        "product_arn": "arn:aws:securityhub:us-east-1::product/aws/securityhub",
+        "control_id": "EC2.13",
+        "playbook": "EC2.13",
+        "account_id": "222222222222",
+        "region": "us-east-1",
+        "resource_arn": f"arn:aws:ec2:us-east-1:222222222222:security-group/sg-{n}",
+        "resource_id": f"sg-{n}",
+        "status": status,
+        "message": "revoked tcp/22 from 0.0.0.0/0",
+        "before": None,
+        "after": None,
+    } | changes
+
+
+OUTCOMES = [
+    outcome(
+        1,
+        "REMEDIATED",
+        before={"IpPermissions": [{"FromPort": 22, "CidrIp": "0.0.0.0/0"}]},
+        after={"IpPermissions": []},
+    ),
+    outcome(2, "REMEDIATED", account_id="333333333333"),
+    outcome(3, "FAILED", resource_id=HOSTILE, message='AccessDenied: "déjà vu" <b>not</b> allowed ✓'),
+    outcome(4, "DRY_RUN", control_id="IAM.7", playbook="IAM.7"),
+]
+REJECTED = [{"finding_id": "arn:aws:securityhub:x", "error": "no playbook for <FOO.1> & friends"}]
+WRITEBACK = {
+    "updated": 3,
+    "failed": [
+        {
+            "FindingIdentifier": {"Id": f"{FINDING}-2", "ProductArn": "p"},
+            "ErrorCode": "FindingNotFound",
+            "ErrorMessage": "Finding <gone>",
+        }
+    ],
+    "left_alone": [{"finding_id": f"{FINDING}-9", "now": "SUPPRESSED, ACTIVE"}],
+}
+
+
+def seed(store: RunStore, outcomes: list[dict[str, Any]] = OUTCOMES) -> None:
+    store.write_lines("outcomes/EC2.13-0000.jsonl", outcomes)
+    store.write_lines("rejected.jsonl", REJECTED)
+    store.write_json("writeback.json", WRITEBACK)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    store = RunStore.for_run(str(tmp_path), "asr_sweep", RUN_ID)
+    seed(store)
+    return store
+
+
+def page(text: str) -> ET.Element:
+    """The page parsed strictly: the markup must be well-formed for this to work at all."""
+    doctype, body = text.split("\n", 1)
+    assert doctype == "<!DOCTYPE html>"
+    return ET.fromstring(body)
+
+
+def section_rows(root: ET.Element, heading: str) -> list[list[str]]:
+    """The body rows of the first table after the heading, as the cells' text."""
+    elements = list(root.iter())
+    start = next(i for i, e in enumerate(elements) if e.tag == "h2" and e.text == heading)
+    table = next(e for e in elements[start:] if e.tag == "table")
+    return [["".join(cell.itertext()) for cell in row] for row in table.find("tbody") or []]
+
+
+def test_json_and_markdown_are_written_as_before(store: RunStore) -> None:
+    built, markdown = report.write(store, RUN_ID)
+    assert store.read_json("report.json") == json.loads(json.dumps(built))
+    assert built["totals"] == {"REMEDIATED": 2, "FAILED": 1, "DRY_RUN": 1, "REJECTED": 1}
+    assert built["by_control"] == {"EC2.13": {"REMEDIATED": 2, "FAILED": 1}, "IAM.7": {"DRY_RUN": 1}}
+    assert built["by_account"]["333333333333"] == {"REMEDIATED": 1}
+    assert [o["workflow_status"] for o in built["outcomes"]] == ["RESOLVED", "RESOLVED", "NOTIFIED", None]
+    assert store.path("report.md").read_text(encoding="utf-8") == markdown
+    assert report.location(store, "report.md") == str(store.path("report.md"))
+    assert markdown.startswith(
+        f"# ASR run {RUN_ID}\n\nTotals: REMEDIATED: 2, FAILED: 1, REJECTED: 1, DRY_RUN: 1"
+    )
+    assert "- arn:aws:securityhub:x: no playbook for <FOO.1> & friends" in markdown
+
+
+def test_html_escapes_everything_and_loads_nothing(store: RunStore) -> None:
+    report.write(store, RUN_ID)
+    text = store.path("report.html").read_text(encoding="utf-8")
+    root = page(text)
+    assert "<script" not in text and "<b>" not in text and "<FOO.1>" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "déjà vu" in text and "✓" in text
+    assert not [e for e in root.iter() if e.get("src") or e.tag in ("script", "link", "iframe", "img")]
+    hrefs = [e.get("href") for e in root.iter("a")]
+    assert hrefs and all(h.startswith("https://us-east-1.console.aws.amazon.com/securityhub/") for h in hrefs)
+    assert root.find("head/title").text == f"ASR run {RUN_ID}"
+    assert root.find("body/header/h1/code").text == RUN_ID
+
+
+def test_html_lists_every_finding_with_the_problems_first(store: RunStore) -> None:
+    report.write(store, RUN_ID)
+    root = page(store.path("report.html").read_text(encoding="utf-8"))
+    rows = section_rows(root, "Findings")
+    assert [(r[1], r[3], r[4]) for r in rows] == [
+        ("222222222222", HOSTILE, "FAILED"),
+        ("222222222222", "sg-1", "REMEDIATED"),
+        ("333333333333", "sg-2", "REMEDIATED"),
+        ("222222222222", "sg-4", "DRY_RUN"),
+    ]
+    assert rows[0][5] == 'AccessDenied: "déjà vu" <b>not</b> allowed ✓'
+    assert rows[1][6] == (
+        '{"IpPermissions": [{"CidrIp": "0.0.0.0/0", "FromPort": 22}]} \u2192 {"IpPermissions": []}'
+    )
+    assert rows[3][0] == "IAM.7" and rows[3][6] == "\u2014"
+    assert section_rows(root, "Not acted on") == [
+        ["arn:aws:securityhub:x", "no playbook for <FOO.1> & friends"]
+    ]
+    assert section_rows(root, "Security Hub did not take these updates") == [
+        [f"{FINDING}-2", "FindingNotFound", "Finding <gone>"]
+    ]
+    assert section_rows(root, "Changed by someone else meanwhile, left alone") == [
+        [f"{FINDING}-9", "SUPPRESSED, ACTIVE"]
+    ]
+    assert section_rows(root, "By account") == [
+        ["222222222222", "1", "1", "1", "3"],
+        ["333333333333", "1", "0", "0", "1"],
+    ]
+
+
+def test_chart_has_a_bar_per_outcome_scaled_and_coloured(store: RunStore) -> None:
+    report.write(store, RUN_ID)
+    svg = page(store.path("report.html").read_text(encoding="utf-8")).find(f".//{SVG}svg")
+    bars = [(int(r.get("width")), r.get("fill")) for r in svg.iter(f"{SVG}rect")]
+    labels = [t.text for t in svg.iter(f"{SVG}text")]
+    assert labels == ["REMEDIATED", "2", "FAILED", "1", "REJECTED", "1", "DRY_RUN", "1"]
+    assert bars == [
+        (380, report.STATUS_COLOURS["REMEDIATED"]),
+        (190, report.STATUS_COLOURS["FAILED"]),
+        (190, report.STATUS_COLOURS["REJECTED"]),
+        (190, report.STATUS_COLOURS["DRY_RUN"]),
+    ]
+
+
+def test_unknown_statuses_are_shown_in_the_neutral_colour(tmp_path: Path) -> None:
+    store = RunStore.for_run(str(tmp_path), "asr_sweep", RUN_ID)
+    seed(store, [outcome(1, "WAITING_FOR_<MOON>"), outcome(2, "REMEDIATED")])
+    built, _ = report.write(store, RUN_ID)
+    assert built["outcomes"][0]["workflow_status"] is None
+    root = page(store.path("report.html").read_text(encoding="utf-8"))
+    svg = root.find(f".//{SVG}svg")
+    assert [r.get("fill") for r in svg.iter(f"{SVG}rect")][-1] == report.NEUTRAL
+    badges = {e.text: e.get("style") for e in root.iter("span")}
+    assert badges["WAITING_FOR_<MOON>"] == f"border-color:{report.NEUTRAL}"
+    assert badges["REMEDIATED"] == f"border-color:{report.STATUS_COLOURS['REMEDIATED']}"
+
+
+def test_console_link_encodes_the_finding_id_as_the_console_does() -> None:
+    assert report.console_url("arn:aws:securityhub:eu-west-1:1/x y", "eu-west-1") == (
+        "https://eu-west-1.console.aws.amazon.com/securityhub/home?region=eu-west-1"
+        "#/findings?search=Id%3D%255Coperator%255C%253AEQUALS%255C%253A"
+        "arn%253Aaws%253Asecurityhub%253Aeu-west-1%253A1%252Fx%2520y"
+    )
+    assert report.console_url("arn:aws-cn:securityhub:cn-north-1:1:x", "cn-north-1").startswith(
+        "https://console.amazonaws.cn/securityhub/home?region=cn-north-1#"
+    )
+    assert report.console_url("arn:aws:securityhub:x", 'not a region"><') is None
+    assert report.console_url("", "us-east-1") is None
+
+
+def test_summary_counts_and_lists_what_needs_a_person(store: RunStore) -> None:
+    built, _ = report.write(store, RUN_ID)
+    assert report.summary(built).splitlines() == [
+        f"ASR run {RUN_ID}: 2 remediated, 1 failed, 1 rejected, 1 dry run",
+        "Security Hub: 3 findings updated; updates not taken: 1",
+        "Needs attention (1):",
+        f'- EC2.13 222222222222 us-east-1 {HOSTILE}: AccessDenied: "déjà vu" <b>not</b> allowed ✓',
+        "Not acted on (1):",
+        "- arn:aws:securityhub:x: no playbook for <FOO.1> & friends",
+    ]
+
+
+def test_summary_stays_short_for_a_bad_run(tmp_path: Path) -> None:
+    store = RunStore.for_run(str(tmp_path), "asr_sweep", RUN_ID)
+    seed(store, [outcome(n, "FAILED", message="x" * 500) for n in range(40)])
+    lines = report.summary(report.build(store, RUN_ID)).splitlines()
+    assert len(lines) <= 20
+    assert "Needs attention (40):" in lines
+    assert "  ...and 32 more (see the report)" in lines
+    assert max(len(line) for line in lines) <= report.SUMMARY_WIDTH
+
+
+def test_headline_shortens_the_run_id_not_the_counts() -> None:
+    built = {"run_id": "r" * 150, "totals": {"FAILED": 2, "ALREADY_COMPLIANT": 5}}
+    line = report.headline(built, limit=99)
+    assert len(line) == 99
+    assert line.endswith("...: 5 already compliant, 2 failed")
+    assert report.headline({"run_id": "r", "totals": {}}) == "ASR run r: nothing to do"
+
+
+def test_report_round_trips_through_object_storage(clean_aws: str) -> None:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    s3 = S3Hook(aws_conn_id="aws_default")
+    s3.create_bucket("asr-reports")
+    store = RunStore.for_run("s3://asr-reports/runs", "asr_sweep", RUN_ID, "aws_default")
+    seed(store)
+    built, markdown = report.write(store, RUN_ID)
+
+    prefix = "runs/asr_sweep/manual__2026-01-01T00_00_00_00_00"
+    assert sorted(s3.list_keys("asr-reports", prefix=f"{prefix}/report")) == [
+        f"{prefix}/report.html",
+        f"{prefix}/report.json",
+        f"{prefix}/report.md",
+    ]
+    assert json.loads(s3.read_key(f"{prefix}/report.json", "asr-reports")) == json.loads(json.dumps(built))
+    assert s3.read_key(f"{prefix}/report.md", "asr-reports") == markdown
+    page_object = s3.get_key(f"{prefix}/report.html", "asr-reports")
+    assert page_object.content_type == "text/html; charset=utf-8"
+    html_text = page_object.get()["Body"].read().decode("utf-8")
+    assert html_text == report.html_page(built)
+    assert section_rows(page(html_text), "Findings")[0][3] == HOSTILE
+    assert report.location(store) == f"s3://asr-reports/{prefix}/report.html"

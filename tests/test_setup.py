@@ -1,0 +1,225 @@
+"""``asr setup`` against the stand-in: what it makes, that it is idempotent, and that
+Security Hub's events reach the queue exactly when they should."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from asr import cli, local
+from asr.local import events as hub_events
+from asr.local.seed import finding
+from asr.local.seeders import Seeded
+from asr.setup import (
+    ACTION_NAME,
+    DEFAULT_QUEUE_NAME,
+    SetupResult,
+    auto_remediate_controls,
+    imported_pattern,
+    setup,
+)
+
+REGION = "us-east-1"
+ADMIN = local.ADMIN_ACCOUNT
+CUSTOM_RULE = f"{DEFAULT_QUEUE_NAME}-custom-action"
+IMPORTED_RULE = f"{DEFAULT_QUEUE_NAME}-imported"
+
+
+def a_finding(control: str, workflow: str = "NEW", n: int = 0) -> dict[str, Any]:
+    resource = f"arn:aws:ec2:{REGION}:{local.MEMBER_ACCOUNT}:security-group/sg-{n:08x}"
+    seeded = Seeded(control, local.MEMBER_ACCOUNT, REGION, "AwsEc2SecurityGroup", resource)
+    result = finding(seeded)
+    result["Workflow"] = {"Status": workflow}
+    result["WorkflowState"] = workflow
+    return result
+
+
+def client(aws: Any, service: str) -> Any:
+    return aws.admin_client(service, REGION)
+
+
+def received(aws: Any, queue_url: str) -> list[dict[str, Any]]:
+    """Every event waiting in the queue (EventBridge delivers during PutEvents in the stand-in)."""
+    sqs = client(aws, "sqs")
+    bodies = []
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
+        bodies += [json.loads(m["Body"]) for m in messages]
+    return bodies
+
+
+def arrived_finding_ids(aws: Any, result: SetupResult, *events: dict[str, Any]) -> set[str]:
+    """The findings of these events that reached the queue. An automatic NEW finding is put
+    last and must arrive too: a test that nothing else arrived then proves the path works."""
+    sentinel = hub_events.imported_event([a_finding("S3.1", n=999)], ADMIN, REGION)
+    hub_events.put_events(client(aws, "events"), [*events, sentinel])
+    arrived = {f["Id"] for e in received(aws, result.queue_url) for f in e["detail"]["findings"]}
+    assert sentinel["resources"][0] in arrived
+    return arrived - set(sentinel["resources"])
+
+
+@pytest.fixture
+def installed(aws: Any) -> SetupResult:
+    return setup(aws, REGION)
+
+
+def test_auto_remediate_controls_come_from_the_playbooks() -> None:
+    controls = auto_remediate_controls()
+    assert {"EC2.7", "IAM.7", "IAM.14", "S3.1"} <= set(controls)  # IAM.14 is one of IAM.7's also_fixes
+    assert "EC2.13" not in controls and "EC2.14" not in controls
+
+
+def test_setup_creates_the_action_queues_rules_and_targets(aws: Any, installed: SetupResult) -> None:
+    result = installed
+    assert result.found == [] and result.updated == [] and result.removed == []
+    assert len(result.created) == 7  # action, 2 rules, 2 queues, 2 targets
+    assert result.action_target_arn == f"arn:aws:securityhub:{REGION}:{ADMIN}:action/custom/ASRRemediate"
+    (action,) = client(aws, "securityhub").describe_action_targets()["ActionTargets"]
+    assert action["Name"] == ACTION_NAME and len(ACTION_NAME) <= 20
+    assert result.queue_arn == f"arn:aws:sqs:{REGION}:{ADMIN}:{DEFAULT_QUEUE_NAME}"
+    assert result.rule_names == [CUSTOM_RULE, IMPORTED_RULE]
+
+    events = client(aws, "events")
+    custom = events.describe_rule(Name=CUSTOM_RULE)
+    assert json.loads(custom["EventPattern"])["resources"] == [result.action_target_arn]
+    imported = events.describe_rule(Name=IMPORTED_RULE)
+    assert json.loads(imported["EventPattern"]) == imported_pattern(auto_remediate_controls())
+    for rule in result.rule_names:
+        (target,) = events.list_targets_by_rule(Rule=rule)["Targets"]
+        assert target["Arn"] == result.queue_arn
+        assert target["DeadLetterConfig"] == {"Arn": result.dead_letter_queue_arn}
+
+    sqs = client(aws, "sqs")
+    attributes = sqs.get_queue_attributes(QueueUrl=result.queue_url, AttributeNames=["All"])["Attributes"]
+    assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"] == result.dead_letter_queue_arn
+    (statement,) = json.loads(attributes["Policy"])["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage" and statement["Resource"] == result.queue_arn
+    assert sorted(statement["Condition"]["ArnEquals"]["aws:SourceArn"]) == sorted(
+        [custom["Arn"], imported["Arn"]]
+    )
+
+
+def test_a_second_run_changes_nothing(aws: Any, installed: SetupResult) -> None:
+    local.served_requests(clear=True)
+    again = setup(aws, REGION)
+    assert not again.changed
+    assert again.created == [] and again.updated == [] and again.removed == []
+    assert sorted(again.found) == sorted(installed.created)
+    assert (again.queue_url, again.queue_arn, again.action_target_arn) == (
+        installed.queue_url,
+        installed.queue_arn,
+        installed.action_target_arn,
+    )
+    from asr.local.request_log_ext import is_write
+
+    writes = [c for c in local.served_requests() if is_write(c)]
+    assert writes == []
+
+
+def test_setup_puts_back_what_someone_changed(aws: Any, installed: SetupResult) -> None:
+    events = client(aws, "events")
+    events.put_rule(
+        Name=IMPORTED_RULE, EventPattern=json.dumps({"source": ["aws.securityhub"]}), State="DISABLED"
+    )
+    client(aws, "sqs").set_queue_attributes(QueueUrl=installed.queue_url, Attributes={"Policy": ""})
+    client(aws, "securityhub").update_action_target(
+        ActionTargetArn=installed.action_target_arn, Name="renamed"
+    )
+    repaired = setup(aws, REGION)
+    assert sorted(repaired.updated) == sorted(
+        [
+            f"EventBridge rule {IMPORTED_RULE}",
+            f"SQS queue {DEFAULT_QUEUE_NAME}",
+            f"Security Hub custom action {ACTION_NAME!r}",
+        ]
+    )
+    assert not setup(aws, REGION).changed
+
+
+def test_no_auto_remediate_controls_removes_the_imported_rule(aws: Any, installed: SetupResult) -> None:
+    result = setup(aws, REGION, auto_controls=[])
+    assert result.rule_names == [CUSTOM_RULE]
+    assert result.removed == [f"EventBridge rule {IMPORTED_RULE}"]
+    names = [r["Name"] for r in client(aws, "events").list_rules()["Rules"]]
+    assert names == [CUSTOM_RULE]
+    assert f"SQS queue {DEFAULT_QUEUE_NAME}" in result.updated  # the policy names one rule now
+
+
+def test_a_queue_name_that_cannot_name_the_rules_is_refused(aws: Any) -> None:
+    with pytest.raises(ValueError, match="queue name"):
+        setup(aws, REGION, queue_name="x" * 51)
+
+
+def test_a_custom_action_for_two_findings_reaches_the_queue(aws: Any, installed: SetupResult) -> None:
+    findings = [a_finding("EC2.13", n=1), a_finding("RDS.5", "NOTIFIED", n=2)]  # neither is automatic
+    event = hub_events.custom_action_event(findings, installed.action_target_arn, ADMIN, REGION)
+    hub_events.put_events(client(aws, "events"), [event])
+    (body,) = received(aws, installed.queue_url)
+    assert body["detail-type"] == "Security Hub Findings - Custom Action"
+    assert body["source"] == "aws.securityhub"
+    assert (body["account"], body["region"], body["time"]) == (ADMIN, REGION, event["time"])
+    assert body["resources"] == [installed.action_target_arn]
+    assert body["detail"]["actionName"] == ACTION_NAME
+    assert body["detail"]["findings"] == findings
+
+
+def test_a_custom_action_other_than_ours_does_not_reach_the_queue(aws: Any, installed: SetupResult) -> None:
+    other = installed.action_target_arn.replace("ASRRemediate", "SendToTicketing")
+    ours = hub_events.custom_action_event(
+        [a_finding("EC2.13", n=1)], installed.action_target_arn, ADMIN, REGION
+    )
+    theirs = hub_events.custom_action_event([a_finding("EC2.13", n=2)], other, ADMIN, REGION)
+    assert arrived_finding_ids(aws, installed, theirs, ours) == {ours["detail"]["findings"][0]["Id"]}
+
+
+@pytest.mark.parametrize(
+    ("control", "workflow", "arrives"),
+    [
+        ("EC2.13", "NEW", False),  # auto_remediate: false
+        ("EC2.7", "NEW", True),
+        ("IAM.14", "NEW", True),  # routed to IAM.7, which is automatic
+        ("EC2.7", "RESOLVED", False),
+        ("EC2.7", "NOTIFIED", False),
+    ],
+)
+def test_imported_findings_reach_the_queue_only_when_automatic_and_new(
+    aws: Any, installed: SetupResult, control: str, workflow: str, arrives: bool
+) -> None:
+    candidate = hub_events.imported_event([a_finding(control, workflow, n=1)], ADMIN, REGION)
+    expected = set(candidate["resources"]) if arrives else set()
+    assert arrived_finding_ids(aws, installed, candidate) == expected
+
+
+def test_imported_events_of_passed_or_archived_findings_do_not_arrive(
+    aws: Any, installed: SetupResult
+) -> None:
+    passed = a_finding("EC2.7", n=1)
+    passed["Compliance"]["Status"] = "PASSED"
+    archived = a_finding("EC2.7", n=2)
+    archived["RecordState"] = "ARCHIVED"
+    events = [hub_events.imported_event([f], ADMIN, REGION) for f in (passed, archived)]
+    assert arrived_finding_ids(aws, installed, *events) == set()
+
+
+def test_put_events_refuses_an_event_for_another_region(aws: Any, installed: SetupResult) -> None:
+    event = hub_events.imported_event([a_finding("EC2.7")], ADMIN, "eu-west-1")
+    with pytest.raises(ValueError, match="eu-west-1"):
+        hub_events.put_events(client(aws, "events"), [event])
+
+
+def test_cli_setup_prints_the_queue_and_says_when_nothing_changed(
+    clean_aws: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["setup", "--local"]) == 0
+    first = capsys.readouterr().out
+    assert "created: Security Hub custom action" in first
+    (url_line,) = [line for line in first.splitlines() if line.startswith("ASR_EVENTS_QUEUE_URL=")]
+    assert url_line.endswith(f"/{ADMIN}/{DEFAULT_QUEUE_NAME}")
+    assert cli.main(["setup", "--local", "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["changed"] is False and second["created"] == []
+    assert second["queue_url"].endswith(f"/{ADMIN}/{DEFAULT_QUEUE_NAME}")
+    assert cli.main(["setup", "--local"]) == 0
+    assert "nothing to change" in capsys.readouterr().out
