@@ -46,7 +46,7 @@ def start(
     """
     document = playbooks.playbooks[records[0].playbook].ssm_document
     assert document is not None, "start() is for playbooks with an ssm_document"
-    targets, outcomes = resolve_targets(records, playbooks, aws, overrides)
+    targets, outcomes = resolve_targets(records, playbooks, aws, overrides, settings.exclusion_tag)
     pending: list[dict[str, Any]] = []
     for target in targets:
         planned: Planned | None = None

@@ -13,6 +13,7 @@ from typing import Any
 from airflow.sdk import Param, TaskGroup
 
 from asr import tasks
+from asr.config import Settings
 from asr.operators import AutomationFixOperator
 from asr.playbooks import registry
 
@@ -77,10 +78,10 @@ def common_params() -> dict[str, Param]:
             description="Resources per mapped fix task (empty: ASR_BATCH_SIZE, default 50).",
         ),
         "dry_run": Param(
-            False,
+            Settings.from_env().dry_run,
             type="boolean",
             title="Dry run",
             description="Read everything and report what would change; change nothing, "
-            "in the resources or in Security Hub.",
+            "in the resources or in Security Hub (default: ASR_DRY_RUN).",
         ),
     }

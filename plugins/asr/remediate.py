@@ -45,6 +45,8 @@ class Status(StrEnum):
     IGNORED = "IGNORED"
     # A dry run: what the fix would change, with nothing changed.
     DRY_RUN = "DRY_RUN"
+    # Ours to act on, but an exclusion (account, OU, control, resource tag) says never.
+    EXCLUDED = "EXCLUDED"
 
 
 @dataclass(frozen=True)
@@ -213,11 +215,14 @@ def resolve_targets(
     playbooks: PlaybookRegistry,
     aws: AwsContext,
     overrides: dict[str, Any] | None = None,
+    exclude_tag: tuple[str, str | None] | None = None,
 ) -> tuple[list[Target], list[Outcome]]:
     """One target per resource (account, region, id), however many findings name it.
 
     Findings in an account whose member role cannot be assumed come back as FAILED
-    outcomes instead, so the other accounts of the batch still proceed.
+    outcomes instead, so the other accounts of the batch still proceed. With an
+    exclusion tag, resources that carry it come back EXCLUDED; if the tags cannot be
+    read, the account-region's resources fail untouched.
     """
     if not records:
         return [], []
@@ -246,10 +251,34 @@ def resolve_targets(
             failed += [Outcome.of(r, reason) for rs in by_resource.values() for r in rs]
             continue
         clients = Clients(aws, account_id, region)
-        targets += [
-            Target(clients, resource_id, tuple(same), action_for(same[0]))
-            for resource_id, same in by_resource.items()
-        ]
+        excluded: dict[str, str] = {}
+        if exclude_tag:
+            from asr.guard import excluded_by_tag
+
+            arns = sorted(
+                {
+                    r.resource_arn
+                    for rs in by_resource.values()
+                    for r in rs
+                    if r.resource_arn.startswith("arn:")
+                }
+            )
+            try:
+                excluded = (
+                    excluded_by_tag(clients.resourcegroupstaggingapi, arns, exclude_tag) if arns else {}
+                )
+            except Exception as exc:
+                reason = Result(
+                    Status.FAILED, f"cannot read tags to check exclusions, not touched: {describe_error(exc)}"
+                )
+                failed += [Outcome.of(r, reason) for rs in by_resource.values() for r in rs]
+                continue
+        for resource_id, same in by_resource.items():
+            tagged = excluded.get(same[0].resource_arn)
+            if tagged:
+                failed += [Outcome.of(r, Result(Status.EXCLUDED, tagged)) for r in same]
+            else:
+                targets.append(Target(clients, resource_id, tuple(same), action_for(same[0])))
     return targets, failed
 
 
@@ -259,10 +288,11 @@ def run_batch(
     aws: AwsContext,
     overrides: dict[str, Any] | None = None,
     dry: bool = False,
+    exclude_tag: tuple[str, str | None] | None = None,
 ) -> list[Outcome]:
     """Fix every resource of one playbook's batch with the action's own API calls
     (with ``dry``, only read and say what would change)."""
-    targets, outcomes = resolve_targets(records, playbooks, aws, overrides)
+    targets, outcomes = resolve_targets(records, playbooks, aws, overrides, exclude_tag)
     for target in targets:
         result = remediate_resource(target.action, target.clients, target.resource_id, dry)
         outcomes += target.outcomes(result)

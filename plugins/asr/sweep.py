@@ -14,8 +14,9 @@ from asr import writeback
 from asr.aws import AwsContext
 from asr.config import Settings
 from asr.findings import FindingError, RoutingRecord, parse_finding
+from asr.guard import Scope
 from asr.playbooks import PlaybookRegistry
-from asr.remediate import Outcome, Status, run_batch
+from asr.remediate import Outcome, Result, Status, run_batch
 from asr.securityhub import iter_findings
 from asr.store import RunStore
 from asr.writeback import WORKFLOW_FOR  # noqa: F401  (the report reads it from here)
@@ -41,12 +42,15 @@ def ingest(
     queries: list[dict[str, Any]],
     keep: Keep | None = None,
     notify_rejected: Callable[[str], bool] = lambda finding_id: False,
+    scope: Scope | None = None,
 ) -> dict[str, int]:
     """Read the findings the queries select and route each one.
 
     Rejected findings are always reported; those ``notify_rejected`` picks (findings a
     person asked for) are also marked NOTIFIED with the reason. Findings ``keep`` turns down are
-    reported as IGNORED and left alone in Security Hub.
+    reported as IGNORED and left alone in Security Hub. ``scope`` rejects findings in
+    accounts asr may not act in and excludes what the exclusions name (EXCLUDED,
+    marked NOTIFIED), before any member role is assumed.
     """
     client = aws.admin_client("securityhub", settings.securityhub_region)
     records: list[dict[str, Any]] = []
@@ -59,10 +63,16 @@ def ingest(
         seen.add(finding.get("Id"))
         try:
             record = parse_finding(finding, playbooks)
+            verdict = scope.check(record) if scope else None
+            if verdict and verdict[0] == Status.REJECTED:
+                raise FindingError(record.finding_id, verdict[1])
         except FindingError as exc:
             rejected.append({"finding_id": exc.finding_id, "error": exc.reason})
             if exc.finding_id and notify_rejected(exc.finding_id):
                 not_acted.append(Outcome.not_acted(finding, Status.REJECTED, exc.reason))
+            continue
+        if verdict:
+            not_acted.append(Outcome.of(record, Result(verdict[0], verdict[1])))
             continue
         reason = keep(record) if keep else None
         if reason:
@@ -78,6 +88,7 @@ def ingest(
         "routed": len(records),
         "rejected": len(rejected),
         "ignored": sum(o.status == Status.IGNORED for o in not_acted),
+        "excluded": sum(o.status == Status.EXCLUDED for o in not_acted),
     }
 
 
@@ -125,9 +136,10 @@ def remediate(
     aws: AwsContext,
     overrides: dict[str, Any] | None = None,
     dry: bool = False,
+    exclude_tag: tuple[str, str | None] | None = None,
 ) -> dict[str, int]:
     """Fix one batch and persist its outcomes before anything is written back."""
-    outcomes = run_batch(batch_records(store, batch), playbooks, aws, overrides, dry)
+    outcomes = run_batch(batch_records(store, batch), playbooks, aws, overrides, dry, exclude_tag)
     return save_outcomes(store, batch, outcomes)
 
 

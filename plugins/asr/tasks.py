@@ -47,20 +47,23 @@ def _control_ids(playbook_ids: list[str]) -> list[str]:
 
 
 def _ingest(queries: list[dict[str, Any]], keep: Any = None, notify_rejected: Any = None) -> dict[str, int]:
+    """Route the findings the queries select, within who asr may act on (``asr.guard``)."""
     from asr import sweep
+    from asr.guard import Scope
 
     settings, store, _ = run_context()
-    counts = sweep.ingest(
-        settings,
-        aws_context(settings),
-        registry(),
-        store,
-        queries,
-        keep,
-        notify_rejected or (lambda _: False),
+    aws = aws_context(settings)
+    needs_organization = settings.accounts_from_organization or settings.exclude_ous
+    organizations = (
+        aws.admin_client("organizations", settings.securityhub_region) if needs_organization else None
     )
+    scope = Scope.resolve(settings, organizations)
+    accept = notify_rejected or (lambda _: False)
+    counts = sweep.ingest(settings, aws, registry(), store, queries, keep, accept, scope)
     log.info(
-        "Read %(findings)d findings: %(routed)d routed, %(rejected)d rejected, %(ignored)d ignored", counts
+        "Read %(findings)d findings: %(routed)d routed, %(rejected)d rejected, %(ignored)d ignored, "
+        "%(excluded)d excluded",
+        counts,
     )
     return counts
 
@@ -143,7 +146,9 @@ def fix(batch: dict[str, Any]) -> dict[str, int]:
 
     settings, store, _ = run_context()
     dry = bool(get_current_context()["params"].get("dry_run"))
-    counts = sweep.remediate(batch, store, registry(), aws_context(settings), dry=dry)
+    counts = sweep.remediate(
+        batch, store, registry(), aws_context(settings), dry=dry, exclude_tag=settings.exclusion_tag
+    )
     log.info("Batch %s: %s", batch["batch_id"], counts)
     return counts
 

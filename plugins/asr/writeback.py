@@ -27,6 +27,7 @@ WORKFLOW_FOR: dict[str, str] = {
     Status.ALREADY_COMPLIANT: "RESOLVED",
     Status.FAILED: "NOTIFIED",
     Status.REJECTED: "NOTIFIED",
+    Status.EXCLUDED: "NOTIFIED",
 }
 STILL_OURS = {"NEW", "NOTIFIED"}
 RUN_SUFFIX = re.compile(r" \[run [^\]]*\]$")
@@ -57,7 +58,7 @@ def note_for(outcome: Outcome, run_id: str) -> str:
     subject = outcome.playbook or outcome.control_id or "finding"
     if outcome.status == Status.FAILED:
         text = f"ASR {subject}: remediation failed: {outcome.message}"
-    elif outcome.status == Status.REJECTED:
+    elif outcome.status in (Status.REJECTED, Status.EXCLUDED):
         text = f"ASR: not remediated: {outcome.message}"
     else:
         text = f"ASR {subject}: {outcome.message}"

@@ -1,0 +1,99 @@
+"""Who may be acted on, and what never is: checked before any member role is assumed.
+
+Accounts: the configured allow-list (``ASR_ACCOUNTS``), plus, when
+``ASR_ACCOUNTS_FROM_ORGANIZATION`` is on, the organization's active members. Exclusions
+by account, organizational unit and control are resolved here once per run; exclusion
+by resource tag is checked in the resource's own account (``excluded_by_tag``). Every
+check fails closed: if it cannot be evaluated, nothing is touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from asr.config import Settings
+from asr.findings import RoutingRecord
+from asr.remediate import Status, describe_error
+
+
+class GuardError(RuntimeError):
+    """The rules of who may be acted on could not be evaluated; the run must not act."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    allowed: frozenset[str] | None
+    excluded_accounts: dict[str, str]
+    excluded_controls: frozenset[str]
+
+    @classmethod
+    def resolve(cls, settings: Settings, organizations: Any = None) -> Scope:
+        """Read the organization where the settings need it; raise GuardError if it cannot be read."""
+        allowed: set[str] | None = set(settings.accounts) if settings.accounts else None
+        excluded = {
+            account: "the account is excluded (ASR_EXCLUDE_ACCOUNTS)" for account in settings.exclude_accounts
+        }
+        needs_organization = settings.accounts_from_organization or settings.exclude_ous
+        if needs_organization and organizations is None:
+            raise GuardError("Organizations is needed to resolve the allow-list or OU exclusions")
+        try:
+            if settings.accounts_from_organization:
+                members = {
+                    a["Id"]
+                    for page in organizations.get_paginator("list_accounts").paginate()
+                    for a in page["Accounts"]
+                    if a.get("Status") == "ACTIVE"
+                }
+                allowed = (allowed or set()) | members
+            for ou in settings.exclude_ous:
+                for account in accounts_under(organizations, ou):
+                    excluded.setdefault(account, f"the account is in excluded organizational unit {ou}")
+        except Exception as exc:
+            raise GuardError(f"cannot read the organization: {describe_error(exc)}") from exc
+        return cls(
+            allowed=frozenset(allowed) if allowed is not None else None,
+            excluded_accounts=excluded,
+            excluded_controls=frozenset(settings.exclude_controls),
+        )
+
+    def check(self, record: RoutingRecord) -> tuple[Status, str] | None:
+        """None to act; else REJECTED (not ours to touch) or EXCLUDED (ours, but never), and why."""
+        if self.allowed is not None and record.account_id not in self.allowed:
+            return Status.REJECTED, f"account {record.account_id} is not one asr may act in"
+        if record.account_id in self.excluded_accounts:
+            return Status.EXCLUDED, self.excluded_accounts[record.account_id]
+        for control in (record.control_id, record.playbook):
+            if control in self.excluded_controls:
+                return Status.EXCLUDED, f"control {control} is excluded (ASR_EXCLUDE_CONTROLS)"
+        return None
+
+
+def accounts_under(organizations: Any, parent_id: str) -> set[str]:
+    """Every account in an OU and the OUs below it."""
+    accounts = {
+        a["Id"]
+        for page in organizations.get_paginator("list_accounts_for_parent").paginate(ParentId=parent_id)
+        for a in page["Accounts"]
+    }
+    for page in organizations.get_paginator("list_organizational_units_for_parent").paginate(
+        ParentId=parent_id
+    ):
+        for child in page["OrganizationalUnits"]:
+            accounts |= accounts_under(organizations, child["Id"])
+    return accounts
+
+
+def excluded_by_tag(tagging: Any, arns: list[str], tag: tuple[str, str | None]) -> dict[str, str]:
+    """The ARNs that carry the exclusion tag, with the reason; 100 ARNs a call."""
+    key, value = tag
+    excluded: dict[str, str] = {}
+    for start in range(0, len(arns), 100):
+        pages = tagging.get_paginator("get_resources").paginate(ResourceARNList=arns[start : start + 100])
+        for page in pages:
+            for resource in page["ResourceTagMappingList"]:
+                tags = {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
+                if key in tags and (value is None or tags[key] == value):
+                    shown = key if value is None else f"{key}={value}"
+                    excluded[resource["ResourceARN"]] = f"the resource is tagged {shown} (ASR_EXCLUDE_TAG)"
+    return excluded

@@ -1,0 +1,147 @@
+"""Who may be acted on, and exclusions that always hold and fail closed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from asr import guard
+from asr.aws import Clients
+from asr.config import ConfigError, Settings
+from asr.findings import parse_finding
+from asr.guard import GuardError, Scope
+from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT, served_requests
+from asr.local.request_log_ext import is_write
+from asr.local.seed import finding, import_findings, seed_one, seed_scenarios
+from asr.playbooks import registry
+from asr.remediate import Status, run_batch
+from asr.store import RunStore
+
+REGION = "us-east-1"
+DAGS = Path(__file__).resolve().parents[1] / "dags"
+
+
+def routed(aws, control: str = "EC2.13", account: str = MEMBER_ACCOUNT, n: int = 0):  # type: ignore[no-untyped-def]
+    seeded = seed_one(aws, control, account, REGION, n)
+    return seeded, parse_finding(finding(seeded), registry())
+
+
+def test_allow_list_rejects_other_accounts_and_run_params_cannot_widen_it(aws) -> None:
+    scope = Scope.resolve(Settings(accounts=(MEMBER_ACCOUNT,)))
+    _, record = routed(aws, account=ADMIN_ACCOUNT)
+    assert scope.check(record) == (Status.REJECTED, f"account {ADMIN_ACCOUNT} is not one asr may act in")
+    _, ours = routed(aws, n=1)
+    assert scope.check(ours) is None
+    with pytest.raises(ConfigError, match="not in the allow-list"):
+        Settings(accounts=(MEMBER_ACCOUNT,)).with_overrides({"accounts": [ADMIN_ACCOUNT]})
+
+
+def test_exclusions_by_account_and_control(aws) -> None:
+    _, record = routed(aws)
+    by_account = Scope.resolve(Settings(exclude_accounts=(MEMBER_ACCOUNT,)))
+    assert by_account.check(record)[0] == Status.EXCLUDED
+    by_control = Scope.resolve(Settings(exclude_controls=("EC2.13",)))
+    assert by_control.check(record) == (Status.EXCLUDED, "control EC2.13 is excluded (ASR_EXCLUDE_CONTROLS)")
+
+
+def test_organization_members_and_excluded_ous(aws) -> None:
+    organizations = aws.admin_client("organizations", REGION)
+    organizations.create_organization(FeatureSet="ALL")
+    root = organizations.list_roots()["Roots"][0]["Id"]
+    sandbox = organizations.create_organizational_unit(ParentId=root, Name="sandbox")["OrganizationalUnit"][
+        "Id"
+    ]
+    nested = organizations.create_organizational_unit(ParentId=sandbox, Name="deeper")["OrganizationalUnit"][
+        "Id"
+    ]
+    created = organizations.create_account(Email="a@example.com", AccountName="a")["CreateAccountStatus"]
+    member = created["AccountId"]
+    organizations.move_account(AccountId=member, SourceParentId=root, DestinationParentId=nested)
+
+    scope = Scope.resolve(Settings(accounts_from_organization=True, exclude_ous=(sandbox,)), organizations)
+    assert scope.allowed is not None and {ADMIN_ACCOUNT, member} <= scope.allowed
+    assert scope.excluded_accounts == {member: f"the account is in excluded organizational unit {sandbox}"}
+
+
+def test_an_unreadable_organization_fails_closed() -> None:
+    unreachable = boto3.client(
+        "organizations",
+        region_name=REGION,
+        endpoint_url="http://127.0.0.1:9",
+        config=Config(retries={"total_max_attempts": 1}, connect_timeout=1),
+    )
+    with pytest.raises(GuardError, match="cannot read the organization"):
+        Scope.resolve(Settings(accounts_from_organization=True), unreachable)
+    with pytest.raises(GuardError):
+        Scope.resolve(Settings(exclude_ous=("ou-abcd-12345678",)))
+
+
+def test_tagged_resources_are_excluded_in_their_own_account(aws) -> None:
+    _, first = routed(aws)
+    _, second = routed(aws, n=1)
+    Clients(aws, MEMBER_ACCOUNT, REGION).ec2.create_tags(
+        Resources=[first.resource_id], Tags=[{"Key": "asr:exclude", "Value": "true"}]
+    )
+    outcomes = {
+        o.resource_id: o
+        for o in run_batch([first, second], registry(), aws, exclude_tag=("asr:exclude", None))
+    }
+    assert outcomes[first.resource_id].status == Status.EXCLUDED
+    assert outcomes[first.resource_id].message == "the resource is tagged asr:exclude (ASR_EXCLUDE_TAG)"
+    assert outcomes[second.resource_id].status == Status.REMEDIATED
+    rules = Clients(aws, MEMBER_ACCOUNT, REGION).ec2.describe_security_groups(GroupIds=[first.resource_id])
+    assert any(
+        r["CidrIp"] == "0.0.0.0/0" for p in rules["SecurityGroups"][0]["IpPermissions"] for r in p["IpRanges"]
+    )
+
+
+def test_tags_that_cannot_be_read_leave_resources_untouched(aws, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, record = routed(aws)
+
+    def denied(*_: object) -> dict:
+        raise ClientError(
+            {"Error": {"Code": "AccessDenied", "Message": "no tag:GetResources"}}, "GetResources"
+        )
+
+    monkeypatch.setattr(guard, "excluded_by_tag", denied)
+    [outcome] = run_batch([record], registry(), aws, exclude_tag=("asr:exclude", "true"))
+    assert outcome.status == Status.FAILED
+    assert outcome.message.startswith("cannot read tags to check exclusions, not touched: AccessDenied")
+
+
+def dag(dag_id: str):  # type: ignore[no-untyped-def]
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS)).dags[dag_id]
+
+
+@pytest.mark.airflow
+def test_excluded_control_is_notified_and_untouched(
+    aws, airflow_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded, _ = routed(aws)
+    import_findings(aws.admin_client("securityhub", REGION), [finding(seeded)])
+    monkeypatch.setenv("ASR_EXCLUDE_CONTROLS", "EC2.13")
+    run = dag("asr_sweep").test()
+    assert run.state == "success"
+    [found] = aws.admin_client("securityhub", REGION).get_findings()["Findings"]
+    assert found["Workflow"]["Status"] == "NOTIFIED"
+    assert "excluded" in found["Note"]["Text"]
+
+
+@pytest.mark.airflow
+def test_dry_run_over_the_demo_fleet_makes_no_mutating_call(aws, airflow_db: None) -> None:
+    seeded = seed_scenarios(aws)
+    import_findings(aws.admin_client("securityhub", REGION), [finding(s) for s in seeded])
+    served_requests(clear=True)
+    run = dag("asr_sweep").test(run_conf={"dry_run": True})
+    assert run.state == "success"
+    writes = [c for c in served_requests() if is_write(c)]
+    assert writes == []
+    report = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run.run_id).read_json("report.json")
+    assert report["totals"] == {"DRY_RUN": len(seeded)}
+    assert all(o["before"] and o["after"] for o in report["outcomes"])
