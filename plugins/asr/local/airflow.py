@@ -81,11 +81,12 @@ class LocalAirflow:
             self.cli("dags", "unpause", dag_id)
 
     def start(self, *components: str) -> None:
+        """Start Airflow commands as processes, e.g. ``"scheduler"``, ``"celery worker"``."""
         for component in components:
-            log = open(self.logs / f"{component}.log", "ab")  # noqa: SIM115 (closed by the stack)
+            log = open(self.logs / f"{component.replace(' ', '-')}.log", "ab")  # noqa: SIM115 (closed by the stack)
             self._stack.callback(log.close)
             proc = subprocess.Popen(
-                [str(Path(sys.executable).with_name("airflow")), component],
+                [str(Path(sys.executable).with_name("airflow")), *component.split()],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -97,7 +98,7 @@ class LocalAirflow:
 
     def _wait_for_api(self, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
         """Task processes report to the API server: nothing may start before it answers."""
-        url = f"http://127.0.0.1:{self.env['AIRFLOW__API__PORT']}/api/v2/monitor/health"
+        url = f"{self.api_url}/api/v2/monitor/health"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -128,6 +129,10 @@ class LocalAirflow:
         raise TimeoutError(
             f"{dag_id} {run_id or 'run'} did not finish within {timeout:.0f}s (logs: {self.logs})"
         )
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['AIRFLOW__API__PORT']}"
 
     def __enter__(self) -> LocalAirflow:
         return self

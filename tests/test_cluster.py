@@ -1,0 +1,191 @@
+"""The DAGs on a production-shaped Airflow: PostgreSQL metadata DB, Celery workers on Redis.
+
+Real processes (scheduler, dag-processor, triggerer, API server, a Celery worker), the
+machine's PostgreSQL and Redis, and the REST API as an operator would use it: JWT login,
+trigger with conf, poll, clear one mapped task instance and watch it rerun; and one
+Security Hub event through the triggerer. Everything started is stopped, pass or fail.
+Select it alone with ``pytest -m cluster``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+import redis
+import requests
+
+from asr.aws import Clients
+from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT
+from asr.local.airflow import LocalAirflow
+from asr.local.events import custom_action_event, put_events
+from asr.local.seed import finding, import_findings, seed_one, seed_scenarios
+from asr.setup import setup
+
+pytestmark = [pytest.mark.cluster, pytest.mark.airflow]
+REGION = "us-east-1"
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+REDIS_DB = 7
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    """A fresh PostgreSQL database for Airflow's metadata, dropped afterwards."""
+    name = f"asr_cluster_{os.getpid()}"
+    try:
+        admin = psycopg2.connect(dbname="postgres", **PG)
+    except psycopg2.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable on 127.0.0.1:5432 (.ci/run starts it): {exc}")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+        cursor.execute(f"CREATE DATABASE {name}")
+    yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    with admin.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.close()
+
+
+@pytest.fixture
+def broker() -> str:
+    client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    try:
+        client.flushdb()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is not reachable on 127.0.0.1:6379 (.ci/run starts it): {exc}")
+    return f"redis://127.0.0.1:6379/{REDIS_DB}"
+
+
+class Api:
+    """Airflow's REST API, logged in as a user of the simple auth manager."""
+
+    def __init__(self, base: str, user: str, password: str) -> None:
+        self.base = base
+        token = requests.post(f"{base}/auth/token", json={"username": user, "password": password}, timeout=30)
+        token.raise_for_status()
+        self.headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        response = requests.request(
+            method, f"{self.base}/api/v2{path}", json=body, headers=self.headers, timeout=60
+        )
+        assert response.ok, f"{method} {path}: {response.status_code} {response.text[:500]}"
+        return response.json() if response.content else {}
+
+    def wait(self, dag_id: str, run_id: str, timeout: float = 420) -> str:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
+            if state in ("success", "failed"):
+                return state
+            time.sleep(3)
+        raise TimeoutError(f"{dag_id} {run_id} still running after {timeout}s")
+
+
+def world_open(aws, seeded) -> bool:  # type: ignore[no-untyped-def]
+    group_id = seeded.resource_id.rsplit("/", 1)[1]
+    groups = Clients(aws, seeded.account_id, REGION).ec2.describe_security_groups(GroupIds=[group_id])
+    return any(
+        r["CidrIp"] == "0.0.0.0/0"
+        for p in groups["SecurityGroups"][0]["IpPermissions"]
+        for r in p["IpRanges"]
+    )
+
+
+def test_cluster_runs_sweeps_reruns_and_events(aws, database: str, broker: str, tmp_path: Path) -> None:
+    fleet = seed_scenarios(aws)
+    securityhub = aws.admin_client("securityhub", REGION)
+    import_findings(securityhub, [finding(s) for s in fleet])
+    made = setup(aws, REGION)
+
+    password = secrets.token_urlsafe(12)
+    home = tmp_path / "airflow"
+    home.mkdir()
+    (home / "passwords.json").write_text(json.dumps({"operator": password}))
+    environment = {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
+        "AIRFLOW__CELERY__BROKER_URL": broker,
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + database,
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "operator:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        "ASR_EVENTS_QUEUE_URL": made.queue_url,
+        "ASR_EVENTS_POLL_SECONDS": "2",
+        "ASR_EVENTS_WAIT_SECONDS": "1",
+        "ASR_DATA_DIR": str(tmp_path / "runs"),
+        "ASR_LOCAL_PORT": os.environ["ASR_LOCAL_PORT"],
+    }
+    with LocalAirflow(home, free_port(), environment) as airflow:
+        airflow.prepare("asr_sweep", "asr_events")
+        airflow.start("api-server", "scheduler", "dag-processor", "triggerer", "celery worker")
+        api = Api(airflow.api_url, "operator", password)
+
+        run_id = "cluster__sweep"
+        api.call("POST", "/dags/asr_sweep/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": {}})
+        assert api.wait("asr_sweep", run_id) == "success", f"logs: {airflow.logs}"
+        statuses = {f["Id"]: f["Workflow"]["Status"] for f in securityhub.get_findings()["Findings"]}
+        assert set(statuses.values()) == {"RESOLVED"}
+        assert not any(world_open(aws, s) for s in fleet if s.control_id == "EC2.13")
+
+        # An operator reruns one mapped batch: mark it failed, clear only failed instances.
+        task = "remediate_EC2_13.fix"
+        mapped = api.call("GET", f"/dags/asr_sweep/dagRuns/{run_id}/taskInstances/{task}/listMapped")
+        first = mapped["task_instances"][0]
+        api.call(
+            "PATCH",
+            f"/dags/asr_sweep/dagRuns/{run_id}/taskInstances/{task}/{first['map_index']}",
+            {"new_state": "failed"},
+        )
+        cleared = api.call(
+            "POST",
+            "/dags/asr_sweep/clearTaskInstances",
+            {
+                "dry_run": False,
+                "dag_run_id": run_id,
+                "task_ids": [[task, first["map_index"]]],
+                "only_failed": True,
+                "reset_dag_runs": True,
+            },
+        )
+        assert [ti["task_id"] for ti in cleared["task_instances"]] == [task]
+        assert api.wait("asr_sweep", run_id) == "success"
+        again = api.call("GET", f"/dags/asr_sweep/dagRuns/{run_id}/taskInstances/{task}/{first['map_index']}")
+        assert again["state"] == "success"
+        assert again["try_number"] == first["try_number"] + 1
+
+        # One event through the triggerer: a new open group, a custom action on its finding.
+        late = seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION, 99)
+        late_finding = finding(late)
+        import_findings(securityhub, [late_finding])
+        put_events(
+            aws.admin_client("events", REGION),
+            [custom_action_event([late_finding], made.action_target_arn, ADMIN_ACCOUNT, REGION)],
+        )
+        event_run = airflow.wait("asr_events", timeout=300)
+        assert event_run["state"] == "success", f"logs: {airflow.logs}"
+        assert not world_open(aws, late)
+    leftovers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_ours(p, home)]
+    assert leftovers == [], "every process the test started must be gone"
+
+
+def _is_ours(proc: Path, home: Path) -> bool:
+    try:
+        return str(home) in (proc / "environ").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
