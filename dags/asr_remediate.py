@@ -31,15 +31,15 @@ DAG_ID = "asr_remediate"
     params={
         "finding_ids": Param(
             [],
-            type="array",
+            type=["array", "null"],
             items={"type": "string", "minLength": 1, "maxLength": 512},
             maxItems=1000,
             title="Finding ids",
             description="Security Hub finding ids (ARNs), one per line.",
         ),
         "rerun_failures_of": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             maxLength=300,
             pattern=r"^([a-z_]+/)?[A-Za-z0-9_.:+-]*$",
             title="Rerun the failures of run",
@@ -48,7 +48,7 @@ DAG_ID = "asr_remediate"
         "controls": pipeline.playbook_choice("Findings of these playbooks' controls."),
         "resources": Param(
             [],
-            type="array",
+            type=["array", "null"],
             items={"type": "string", "minLength": 1, "maxLength": 2048},
             title="Resources",
             description="Only findings on these resources (ARN as in the finding, or the resource id).",

@@ -91,6 +91,26 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_policy(args: argparse.Namespace) -> int:
+    """Print the IAM policies or the member-role template for this deployment's settings, or write
+    the reference copy under deploy/ (from the product's defaults, whatever the environment says)."""
+    import os
+
+    from asr import iam_policy
+    from asr.config import ConfigError, Settings
+    from asr.playbooks import PlaybookError, registry
+
+    try:
+        if args.write:
+            print(f"wrote {iam_policy.write(args.kind, registry())}")
+        else:
+            print(iam_policy.generate(args.kind, registry(), Settings.from_env(), os.environ), end="")
+    except (ConfigError, PlaybookError, iam_policy.PolicyError) as exc:
+        print(f"asr policy: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_setup(args: argparse.Namespace) -> int:
     """Create or find the custom action, queue and rules that feed asr_events; print what changed."""
     import dataclasses
@@ -170,6 +190,20 @@ def build_parser() -> argparse.ArgumentParser:
     coverage_parser = commands.add_parser("coverage", help="which reference control ids we fix, and how")
     coverage_parser.add_argument("--write", action="store_true", help="write docs/coverage.md")
     coverage_parser.set_defaults(func=cmd_coverage)
+
+    policy_parser = commands.add_parser(
+        "policy", help="the IAM policies of the member and administrator roles, and the member-role template"
+    )
+    policy_parser.add_argument(
+        "kind",
+        choices=["member", "admin", "template"],
+        help="member: the member role's managed policies (JSON); admin: the Airflow identity's policies "
+        "(JSON); template: CloudFormation for the member role (YAML, for StackSets)",
+    )
+    policy_parser.add_argument(
+        "--write", action="store_true", help="write the reference copy under deploy/ instead of printing"
+    )
+    policy_parser.set_defaults(func=cmd_policy)
 
     setup_parser = commands.add_parser(
         "setup", help="create the Security Hub custom action, SQS queue and EventBridge rules for asr_events"

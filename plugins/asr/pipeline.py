@@ -45,7 +45,7 @@ def remediation(ingested: Any) -> None:
 def playbook_choice(description: str) -> Param:
     return Param(
         [],
-        type="array",
+        type=["array", "null"],
         items={"type": "string", "enum": [p.control_id for p in registry()]},
         title="Controls",
         description=description,
@@ -57,14 +57,14 @@ def common_params() -> dict[str, Param]:
     return {
         "accounts": Param(
             [],
-            type="array",
+            type=["array", "null"],
             items={"type": "string", "pattern": ACCOUNT_PATTERN},
             title="Accounts",
             description="Only these 12-digit account ids (empty: ASR_ACCOUNTS, or every account).",
         ),
         "regions": Param(
             [],
-            type="array",
+            type=["array", "null"],
             items={"type": "string", "pattern": REGION_PATTERN},
             title="Regions",
             description="Only resources in these regions (empty: ASR_REGIONS, or every region).",

@@ -214,7 +214,14 @@ def ensure_cloudtrail_key(kms: Any, alias: str, account: str) -> str:
     return str(key["Arn"])
 
 
-KMS_KEY_PERMISSIONS = ("kms:DescribeKey", "kms:CreateKey", "kms:EnableKeyRotation", "kms:CreateAlias")
+# kms:PutKeyPolicy: CreateKey with a key policy runs KMS's lockout check, which needs it.
+KMS_KEY_PERMISSIONS = (
+    "kms:DescribeKey",
+    "kms:CreateKey",
+    "kms:PutKeyPolicy",
+    "kms:EnableKeyRotation",
+    "kms:CreateAlias",
+)
 LOG_BUCKET_PERMISSIONS = (
     "s3:GetBucketLocation",
     "s3:CreateBucket",

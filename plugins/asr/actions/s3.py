@@ -394,7 +394,7 @@ class DenyCrossAccountSensitiveActions(Action):
 
     name = "s3.deny-cross-account-sensitive-actions"
     service = "s3"
-    permissions = ("s3:GetBucketPolicy", "s3:PutBucketPolicy")
+    permissions = ("s3:GetBucketPolicy", "s3:PutBucketPolicy", "sts:GetCallerIdentity")
     summary = "added a bucket-policy Deny of " + ", ".join(SENSITIVE_ACTIONS) + " to other accounts"
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
@@ -458,6 +458,7 @@ class EnableServerAccessLogging(Action):
         "s3:PutEncryptionConfiguration",
         "s3:GetBucketPolicy",
         "s3:PutBucketPolicy",
+        "sts:GetCallerIdentity",
     )
     summary = "enabled server access logging into the log bucket {log_bucket} (prefix {target_prefix})"
     schema = {

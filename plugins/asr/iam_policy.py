@@ -1,0 +1,629 @@
+"""The IAM policies and roles the product needs, generated from the playbooks and their actions.
+
+Why generated: the member role may do what the loaded playbooks' actions declare
+(``Action.permissions``) and nothing else, so a deployment that removes playbooks gets a
+smaller policy, and a new action cannot ship without its permissions reaching the role
+(a test compares ``deploy/`` with a fresh generation). ``asr policy`` prints them:
+
+- ``member``: the member role's managed policies, by name (``deploy/member-policy.json``);
+- ``template``: a CloudFormation template for StackSets (``deploy/member-role.yaml``): the
+  member role, those policies and, when playbooks name SSM documents, the role they run as;
+- ``admin``: what the Airflow connection's identity in the Security Hub administrator
+  account needs (``deploy/admin-policy.json``): findings and member roles, plus optional
+  policies for ``asr setup``, events, notifications, Organizations and an ``s3://`` data dir.
+
+ARNs are written with CloudFormation's ``${...}`` placeholders, so the same documents become
+``Fn::Sub`` in the template and plain strings (``render``) everywhere else.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import re
+import textwrap
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from asr import actions
+from asr.config import Settings
+from asr.playbooks import Playbook, PlaybookRegistry
+
+Document = dict[str, Any]
+
+VERSION = "2012-10-17"
+# A customer managed policy holds at most 6,144 characters, whitespace not counted.
+SIZE_LIMIT = 6144
+# IAM's default quota of managed policies attached to one role.
+MAX_ATTACHED = 10
+DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy"
+FILES = {
+    "member": DEPLOY_DIR / "member-policy.json",
+    "admin": DEPLOY_DIR / "admin-policy.json",
+    "template": DEPLOY_DIR / "member-role.yaml",
+}
+
+PARTITION = "${AWS::Partition}"
+ACCOUNT = "${AWS::AccountId}"
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9:]+)\}")
+# The longest values the placeholders take once deployed: sizes are checked with these.
+LONGEST = {
+    "AWS::Partition": "aws-us-gov",
+    "AWS::AccountId": "123456789012",
+    "RoleName": "x" * 64,
+    "AutomationRoleName": "x" * 64,
+}
+
+# What the SSM executor (asr.automation) calls in a member account, besides passing the role.
+SSM_EXECUTOR = ("ssm:StartAutomationExecution", "ssm:GetAutomationExecution", "ssm:StopAutomationExecution")
+# What the fix task itself calls in every member account, whatever the playbook: the
+# exclusion-tag check (ASR_EXCLUDE_TAG) reads the resources' tags.
+RUNNER = ("tag:GetResources",)
+# What each AWS-managed SSM document needs from the role it runs as (AutomationAssumeRole),
+# from the Automation runbook reference. A playbook naming a document not listed here stops
+# generation: its permissions must be looked up and added.
+DOCUMENT_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    "AWS-DisablePublicAccessForSecurityGroup": (
+        "ec2:DescribeSecurityGroups",
+        "ec2:RevokeSecurityGroupIngress",
+    ),
+}
+
+
+class PolicyError(ValueError):
+    """The policies cannot be generated as asked (an unknown document, too many policies)."""
+
+
+def role_arn(name: str, account: str = "*") -> str:
+    return f"arn:{PARTITION}:iam::{account}:role/{name}"
+
+
+def _passed_to(service: str) -> dict[str, Any]:
+    """A passed role may reach only this service, not any compute the caller could start."""
+    return {"StringEquals": {"iam:PassedToService": service}}
+
+
+# --- Narrower resources for some actions' permissions --------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where some of an action's permissions apply, when that is narrower than every resource.
+
+    ``resources`` gets the playbook's parameters (defaults filled in): the role an action
+    creates or passes is the one its playbook names, so the member role cannot write or pass
+    any other. A run that overrides the role name is then refused by IAM, and that resource
+    fails with AccessDenied rather than getting a role nobody reviewed.
+    """
+
+    permissions: tuple[str, ...]
+    resources: Callable[[Mapping[str, Any]], tuple[str, ...]]
+    condition: Mapping[str, Any] | None = None
+
+
+def _named_role(params: Mapping[str, Any]) -> tuple[str, ...]:
+    return (role_arn(params["role_name"], ACCOUNT),)
+
+
+def _config_role(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """AWS Config's service-linked role, unless the playbook keeps the recorder's own (any) role."""
+    if not params.get("use_service_linked_role", True):
+        return ("*",)
+    return (role_arn("aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig", ACCOUNT),)
+
+
+# Keyed by action name; every permission listed must be one the action declares (tested).
+SCOPES: dict[str, tuple[Scope, ...]] = {
+    "ec2.enable-vpc-flow-logs": (
+        Scope(("iam:GetRole", "iam:CreateRole", "iam:GetRolePolicy", "iam:PutRolePolicy"), _named_role),
+        Scope(("iam:PassRole",), _named_role, _passed_to("vpc-flow-logs.amazonaws.com")),
+    ),
+    "cloudtrail.send-to-cloudwatch-logs": (
+        Scope(("iam:GetRole", "iam:CreateRole", "iam:PutRolePolicy"), _named_role),
+        Scope(("iam:PassRole",), _named_role, _passed_to("cloudtrail.amazonaws.com")),
+    ),
+    "iam.create-support-role": (
+        Scope(("iam:GetRole", "iam:CreateRole"), _named_role),
+        Scope(
+            ("iam:AttachRolePolicy",),
+            _named_role,
+            {"ArnEquals": {"iam:PolicyARN": f"arn:{PARTITION}:iam::aws:policy/AWSSupportAccess"}},
+        ),
+    ),
+    "config.enable-recorder": (Scope(("iam:PassRole",), _config_role, _passed_to("config.amazonaws.com")),),
+}
+
+
+# --- Grants and statements -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class Grant:
+    """One permission on some resources, under an optional condition (canonical JSON, so grants
+    compare, deduplicate and sort)."""
+
+    permission: str
+    resources: tuple[str, ...] = ("*",)
+    condition: str = ""
+
+
+def _canonical(condition: Mapping[str, Any] | None) -> str:
+    return json.dumps(condition, sort_keys=True) if condition else ""
+
+
+def _calls(cls: type[actions.Action], method: str) -> bool:
+    """Whether the action's own methods, or the functions they call, call ``method``.
+
+    Used for calls that need no permission but belong in the policy as documentation
+    (``sts:GetCallerIdentity``), when an action uses them without declaring them.
+    """
+    todo = [
+        getattr(member, "__func__", member)
+        for klass in cls.__mro__
+        if issubclass(klass, actions.Action) and klass is not actions.Action
+        for member in vars(klass).values()
+    ]
+    seen: set[Any] = set()
+    while todo:
+        function = todo.pop()
+        if not inspect.isfunction(function) or function in seen:
+            continue
+        seen.add(function)
+        for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(function)))):
+            if not isinstance(node, ast.Call):
+                continue
+            if isinstance(node.func, ast.Attribute) and node.func.attr == method:
+                return True
+            if isinstance(node.func, ast.Name):
+                called = function.__globals__.get(node.func.id)
+                if inspect.isfunction(called) and called.__module__.startswith("asr."):
+                    todo.append(called)
+    return False
+
+
+def action_grants(playbook: Playbook) -> list[Grant]:
+    """The permissions the playbook's action declares, each on the resources its scope allows."""
+    cls = actions.get_action(playbook.action)
+    scoped = {
+        permission: Grant(permission, scope.resources(playbook.parameters), _canonical(scope.condition))
+        for scope in SCOPES.get(cls.name, ())
+        for permission in scope.permissions
+    }
+    grants = [scoped.get(permission, Grant(permission)) for permission in cls.permissions]
+    if "sts:GetCallerIdentity" not in cls.permissions and _calls(cls, "get_caller_identity"):
+        grants.append(Grant("sts:GetCallerIdentity"))
+    return grants
+
+
+def _sid(service: str, number: int) -> str:
+    """``Ec2``, then ``Ec2N2``, ``Ec2N3``: IAM allows only letters and digits in a Sid."""
+    prefix = "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", service))
+    return prefix if number == 1 else f"{prefix}N{number}"
+
+
+def statements(grants: Iterable[Grant]) -> list[Document]:
+    """Grants as statements: one per service, resources and condition, actions sorted.
+
+    A permission granted on every resource without a condition makes its narrower grants
+    moot; the resources of one permission under one condition are merged.
+    """
+    grants = set(grants)
+    everywhere = {g.permission for g in grants if g.resources == ("*",) and not g.condition}
+    resources: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for grant in grants:
+        if grant.permission in everywhere and (grant.resources != ("*",) or grant.condition):
+            continue
+        resources[(grant.permission, grant.condition)].update(grant.resources)
+    grouped: dict[tuple[str, tuple[str, ...], str], set[str]] = defaultdict(set)
+    for (permission, condition), where in resources.items():
+        service = permission.split(":", 1)[0]
+        grouped[(service, ("*",) if "*" in where else tuple(sorted(where)), condition)].add(permission)
+
+    def order(key: tuple[str, tuple[str, ...], str]) -> tuple[Any, ...]:
+        service, where, condition = key
+        return (service, where != ("*",), bool(condition), where, condition)
+
+    result: list[Document] = []
+    count: dict[str, int] = defaultdict(int)
+    for key in sorted(grouped, key=order):
+        service, where, condition = key
+        count[service] += 1
+        statement: Document = {
+            "Sid": _sid(service, count[service]),
+            "Effect": "Allow",
+            "Action": sorted(grouped[key]),
+            "Resource": where[0] if len(where) == 1 else list(where),
+        }
+        if condition:
+            statement["Condition"] = json.loads(condition)
+        result.append(statement)
+    return result
+
+
+# --- Rendering, size, splitting ------------------------------------------------------------
+
+
+def render(value: Any, values: Mapping[str, str]) -> Any:
+    """``value`` with each ``${name}`` that ``values`` knows filled in (keys too); others stay."""
+    if isinstance(value, str):
+        return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), value)
+    if isinstance(value, list):
+        return [render(item, values) for item in value]
+    if isinstance(value, dict):
+        return {render(key, values): render(item, values) for key, item in value.items()}
+    return value
+
+
+def plain_values(settings: Settings) -> dict[str, str]:
+    """Placeholder values outside CloudFormation: the standard partition, any account."""
+    return {
+        "AWS::Partition": "aws",
+        "AWS::AccountId": "*",
+        "RoleName": settings.member_role_name,
+        "AutomationRoleName": settings.automation_role_name,
+    }
+
+
+def size(document: Document) -> int:
+    """The characters IAM counts (no whitespace), with placeholders at their longest."""
+    return len(json.dumps(render(document, LONGEST), separators=(",", ":")))
+
+
+def _document(body: list[Document]) -> Document:
+    return {"Version": VERSION, "Statement": body}
+
+
+def _fitting(statement: Document) -> Iterator[Document]:
+    """The statement, or pieces of its action list when it alone is too long for a policy."""
+    if size(_document([statement])) <= SIZE_LIMIT:
+        yield statement
+        return
+    pieces: list[list[str]] = [[]]
+    for action in statement["Action"]:
+        trial = {**statement, "Action": [*pieces[-1], action]}
+        if pieces[-1] and size(_document([trial])) > SIZE_LIMIT:
+            pieces.append([])
+        pieces[-1].append(action)
+    for number, piece in enumerate(pieces, 1):
+        yield {**statement, "Sid": f"{statement['Sid']}Part{number}", "Action": piece}
+
+
+def pack(body: list[Document]) -> list[Document]:
+    """Statements, in order, into policies under IAM's size limit: fill one, then start the next.
+
+    Deterministic (the same statements always give the same policies), so regenerating
+    after a change moves as little as the order allows.
+    """
+    groups: list[list[Document]] = [[]]
+    for statement in (piece for whole in body for piece in _fitting(whole)):
+        if groups[-1] and size(_document([*groups[-1], statement])) > SIZE_LIMIT:
+            groups.append([])
+        groups[-1].append(statement)
+    if len(groups) > MAX_ATTACHED:
+        raise PolicyError(
+            f"the permissions need {len(groups)} managed policies; IAM attaches at most "
+            f"{MAX_ATTACHED} to a role by default"
+        )
+    return [_document(group) for group in groups if group]
+
+
+def _one_policy(what: str, grants: list[Grant]) -> Document:
+    """A policy that is one document by design (an inline policy, a named admin policy)."""
+    documents = pack(statements(grants))
+    if len(documents) > 1:
+        raise PolicyError(f"{what} does not fit one policy")
+    return documents[0]
+
+
+# --- The member role -----------------------------------------------------------------------
+
+
+def ssm_documents(playbooks: PlaybookRegistry) -> list[str]:
+    return sorted({p.ssm_document.name for p in playbooks if p.ssm_document})
+
+
+def member_grants(playbooks: PlaybookRegistry) -> list[Grant]:
+    """Every permission the member role needs to run these playbooks, and nothing for others."""
+    grants = [grant for playbook in playbooks for grant in action_grants(playbook)]
+    if ssm_documents(playbooks):
+        grants += [Grant(permission) for permission in SSM_EXECUTOR]
+        grants.append(
+            Grant(
+                "iam:PassRole",
+                (role_arn("${AutomationRoleName}", ACCOUNT),),
+                _canonical(_passed_to("ssm.amazonaws.com")),
+            )
+        )
+    return grants + [Grant(permission) for permission in RUNNER]
+
+
+def member_policies(playbooks: PlaybookRegistry) -> dict[str, Document]:
+    """The member role's managed policies, named ``<role name>-<n>`` (placeholders unfilled)."""
+    return {
+        f"${{RoleName}}-{number}": document
+        for number, document in enumerate(pack(statements(member_grants(playbooks))), 1)
+    }
+
+
+def automation_policy(playbooks: PlaybookRegistry) -> Document | None:
+    """What the SSM documents the playbooks name need from the role they run as; None without any."""
+    names = ssm_documents(playbooks)
+    unknown = [name for name in names if name not in DOCUMENT_PERMISSIONS]
+    if unknown:
+        raise PolicyError(
+            f"SSM document(s) {unknown} named by playbooks have no known permissions: "
+            "add what they need to asr.iam_policy.DOCUMENT_PERMISSIONS"
+        )
+    if not names:
+        return None
+    return _one_policy(
+        "the SSM documents' policy",
+        [Grant(permission) for name in names for permission in DOCUMENT_PERMISSIONS[name]],
+    )
+
+
+# --- The administrator side ----------------------------------------------------------------
+
+
+def _grants(service: str, calls: Iterable[str], resources: tuple[str, ...] = ("*",)) -> list[Grant]:
+    return [Grant(f"{service}:{call}", resources) for call in calls]
+
+
+def admin_policies(
+    member_role_name: str,
+    queue_name: str | None = None,
+    topic_arn: str | None = None,
+    data_dir: str | None = None,
+) -> dict[str, Document]:
+    """The policies of the Airflow connection's identity, by name; all but the first optional.
+
+    Without a topic, or an ``s3://`` data dir, their policies keep the placeholders
+    ``${SnsTopicArn}`` and ``${DataBucket}``: fill them in (or pass the values) before use.
+    """
+    from asr.setup import DEFAULT_QUEUE_NAME
+
+    queue_name = queue_name or DEFAULT_QUEUE_NAME
+    queue = f"arn:{PARTITION}:sqs:*:{ACCOUNT}:{queue_name}"
+    rules = f"arn:{PARTITION}:events:*:{ACCOUNT}:rule/{queue_name}-*"
+    location = urlsplit(data_dir or "")
+    bucket = location.netloc if location.scheme == "s3" and location.netloc else "${DataBucket}"
+    prefix = location.path.strip("/") if location.scheme == "s3" else ""
+    objects = f"arn:{PARTITION}:s3:::{bucket}/{prefix + '/' if prefix else ''}*"
+    grants = {
+        # Read findings, write outcomes back, and act in member accounts through their role.
+        "ASRAdministrator": [
+            Grant("securityhub:GetFindings"),
+            Grant("securityhub:BatchUpdateFindings"),
+            Grant("sts:AssumeRole", (role_arn(member_role_name),)),
+        ],
+        # asr setup: the custom action, the queues and the EventBridge rules it makes.
+        "ASRAdministratorSetup": [
+            *_grants("securityhub", ("DescribeActionTargets", "CreateActionTarget", "UpdateActionTarget")),
+            *_grants(
+                "events",
+                ("DescribeRule", "PutRule", "DeleteRule", "ListTargetsByRule", "PutTargets", "RemoveTargets"),
+                (rules,),
+            ),
+            *_grants(
+                "sqs",
+                ("GetQueueUrl", "CreateQueue", "GetQueueAttributes", "SetQueueAttributes"),
+                (queue, f"{queue}-dlq"),
+            ),
+        ],
+        # asr_events: its trigger takes the events off the queue.
+        "ASRAdministratorEvents": _grants("sqs", ("ReceiveMessage", "DeleteMessage"), (queue,)),
+        # ASR_SNS_TOPIC_ARN: run summaries and failed runs.
+        "ASRAdministratorNotifications": [Grant("sns:Publish", (topic_arn or "${SnsTopicArn}",))],
+        # ASR_ACCOUNTS_FROM_ORGANIZATION / ASR_EXCLUDE_OUS: who is in the organization.
+        "ASRAdministratorOrganizations": _grants(
+            "organizations", ("ListAccounts", "ListAccountsForParent", "ListOrganizationalUnitsForParent")
+        ),
+        # ASR_DATA_DIR=s3://bucket/prefix: the runs' findings, outcomes and reports. Listing is
+        # not narrowed by prefix: S3 answers a missing object with 403 instead of 404 to a caller
+        # without s3:ListBucket on the request, and "does this file exist" must stay a question.
+        "ASRAdministratorDataDir": [
+            Grant("s3:ListBucket", (f"arn:{PARTITION}:s3:::{bucket}",)),
+            *_grants("s3", ("GetObject", "PutObject", "AbortMultipartUpload"), (objects,)),
+        ],
+    }
+    return {name: _one_policy(name, granted) for name, granted in grants.items()}
+
+
+# --- The CloudFormation template -----------------------------------------------------------
+
+
+def substituted(value: Any) -> Any:
+    """Strings with ``${...}`` become ``Fn::Sub``, for CloudFormation to fill in."""
+    if isinstance(value, str):
+        return {"Fn::Sub": value} if PLACEHOLDER.search(value) else value
+    if isinstance(value, list):
+        return [substituted(item) for item in value]
+    if isinstance(value, dict):
+        return {key: substituted(item) for key, item in value.items()}
+    return value
+
+
+def _member_trust() -> Document:
+    """The administrator's role (or any principal of its account allowed to assume this role),
+    with the ExternalId condition only when one is given."""
+    principal = {
+        "Fn::If": [
+            "HasAdministratorRole",
+            {"Fn::Sub": "arn:${AWS::Partition}:iam::${AdministratorAccountId}:role/${AdministratorRoleName}"},
+            {"Fn::Sub": "arn:${AWS::Partition}:iam::${AdministratorAccountId}:root"},
+        ]
+    }
+    return _document(
+        [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": principal},
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "Fn::If": [
+                        "HasExternalId",
+                        {"StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}}},
+                        {"Ref": "AWS::NoValue"},
+                    ]
+                },
+            }
+        ]
+    )
+
+
+def _automation_trust() -> Document:
+    """SSM Automation, and only for executions in this account (no confused deputy)."""
+    return _document(
+        [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ssm.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+                    "ArnLike": {
+                        "aws:SourceArn": {
+                            "Fn::Sub": "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:automation-execution/*"
+                        }
+                    },
+                },
+            }
+        ]
+    )
+
+
+def _parameter(description: str, pattern: str, default: str | None = None, **more: Any) -> Document:
+    spec: Document = {"Type": "String", "Description": description, "AllowedPattern": pattern}
+    if default is not None:
+        spec["Default"] = default
+    return {**spec, **more}
+
+
+def template(playbooks: PlaybookRegistry, settings: Settings) -> Document:
+    """The member-role stack: one per member account (one region each: IAM is global)."""
+    automation = automation_policy(playbooks)
+    parameters: Document = {
+        "AdministratorAccountId": _parameter(
+            "The Security Hub administrator account, where Airflow's AWS connection lives", r"^\d{12}$"
+        ),
+        "AdministratorRoleName": _parameter(
+            "The role (with its path, if any) of Airflow's AWS connection in that account; "
+            "empty: any principal of the account that its own IAM policies allow to assume this role",
+            r"^[\w+=,.@/-]*$",
+            "",
+            MaxLength=512,
+        ),
+        "ExternalId": _parameter(
+            "The ExternalId the administrator must give (member_role_external_id in the "
+            "connection's extras); empty: none required",
+            r"^$|^[\w+=,.@:/-]{2,1224}$",
+            "",
+        ),
+        "RoleName": _parameter(
+            "The member role's name (ASR_MEMBER_ROLE_NAME)", r"^[\w+=,.@-]{1,64}$", settings.member_role_name
+        ),
+    }
+    resources: Document = {
+        "MemberRole": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "RoleName": {"Ref": "RoleName"},
+                "Description": "ASR on Airflow: remediates Security Hub findings in this account",
+                "AssumeRolePolicyDocument": _member_trust(),
+            },
+        }
+    }
+    for name, document in member_policies(playbooks).items():
+        number = name.rsplit("-", 1)[1]
+        resources[f"MemberPolicy{number}"] = {
+            "Type": "AWS::IAM::ManagedPolicy",
+            "Properties": {
+                "ManagedPolicyName": {"Fn::Sub": name},
+                "Description": f"ASR on Airflow: what the playbooks' fixes need ({number})",
+                "Roles": [{"Ref": "MemberRole"}],
+                "PolicyDocument": substituted(document),
+            },
+        }
+    outputs: Document = {"MemberRoleArn": {"Value": {"Fn::GetAtt": ["MemberRole", "Arn"]}}}
+    if automation is not None:
+        parameters["AutomationRoleName"] = _parameter(
+            "The role SSM Automation documents run as (ASR_AUTOMATION_ROLE_NAME)",
+            r"^[\w+=,.@-]{1,64}$",
+            settings.automation_role_name,
+        )
+        resources["AutomationRole"] = {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "RoleName": {"Ref": "AutomationRoleName"},
+                "Description": "ASR on Airflow: the role the playbooks' SSM Automation documents run as",
+                "AssumeRolePolicyDocument": _automation_trust(),
+                "Policies": [{"PolicyName": "ssm-documents", "PolicyDocument": substituted(automation)}],
+            },
+        }
+        outputs["AutomationRoleArn"] = {"Value": {"Fn::GetAtt": ["AutomationRole", "Arn"]}}
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "ASR on Airflow: the role it assumes in a member account, with the permissions "
+        f"of its {len(playbooks)} playbooks",
+        "Parameters": parameters,
+        "Conditions": {
+            "HasAdministratorRole": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AdministratorRoleName"}, ""]}]},
+            "HasExternalId": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ExternalId"}, ""]}]},
+        },
+        "Resources": resources,
+        "Outputs": outputs,
+    }
+
+
+# --- Output --------------------------------------------------------------------------------
+
+KINDS = tuple(FILES)
+HEADER = "# Generated by `asr policy template --write` from the playbooks and their actions: do not edit.\n"
+
+
+def _queue_name(queue_url: str | None) -> str | None:
+    return queue_url.rstrip("/").rsplit("/", 1)[-1] if queue_url else None
+
+
+def generate(
+    kind: str, playbooks: PlaybookRegistry, settings: Settings, environ: Mapping[str, str] | None = None
+) -> str:
+    """The text of one kind of output, for these settings (and ``ASR_*`` variables, for admin)."""
+    environ = environ or {}
+    if kind == "member":
+        return _json(render(member_policies(playbooks), plain_values(settings)))
+    if kind == "admin":
+        policies = admin_policies(
+            settings.member_role_name,
+            queue_name=_queue_name(environ.get("ASR_EVENTS_QUEUE_URL")),
+            topic_arn=environ.get("ASR_SNS_TOPIC_ARN") or None,
+            data_dir=settings.data_dir,
+        )
+        return _json(render(policies, plain_values(settings)))
+    if kind == "template":
+        body = yaml.safe_dump(template(playbooks, settings), sort_keys=False, width=1000)
+        return HEADER + body
+    raise ValueError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
+
+
+def reference(kind: str, playbooks: PlaybookRegistry) -> str:
+    """The committed copy's text: the product's defaults, whatever this shell's environment says."""
+    return generate(kind, playbooks, Settings())
+
+
+def write(kind: str, playbooks: PlaybookRegistry) -> Path:
+    path = FILES[kind]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(reference(kind, playbooks))
+    return path
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2) + "\n"

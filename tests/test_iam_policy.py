@@ -1,0 +1,535 @@
+"""The IAM policies and the member-role template: generated from the playbooks, never stale,
+valid for CloudFormation and IAM, as small as the playbooks allow, and deployable."""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import boto3
+import cfnlint
+import cfnlint.api
+import pytest
+import yaml
+
+from asr import actions, cli, iam_policy
+from asr.aws import AwsContext
+from asr.config import Settings
+from asr.findings import parse_finding
+from asr.guard import Scope
+from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT
+from asr.local.seed import finding, seed_one
+from asr.playbooks import PlaybookRegistry, load_playbooks
+from asr.remediate import Status, run_batch
+from asr.setup import setup
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCUMENT = "AWS-DisablePublicAccessForSecurityGroup"
+# IAM's own data on every action of every service, as cfn-lint ships it (from the Service
+# Authorization Reference): {"ec2": {"Actions": {"describesecuritygroups": {...}}}}.
+IAM_ACTIONS = json.loads((Path(cfnlint.__file__).parent / "data/AdditionalSpecs/Policies.json").read_text())
+# API operations whose IAM action has another name: (boto3 service, operation) -> IAM action.
+IAM_NAME = {
+    ("s3", "GetBucketEncryption"): "s3:GetEncryptionConfiguration",
+    ("s3", "PutBucketEncryption"): "s3:PutEncryptionConfiguration",
+    ("s3", "GetPublicAccessBlock"): "s3:GetBucketPublicAccessBlock",
+    ("s3", "PutPublicAccessBlock"): "s3:PutBucketPublicAccessBlock",
+    ("s3", "GetBucketLifecycleConfiguration"): "s3:GetLifecycleConfiguration",
+    ("s3", "PutBucketLifecycleConfiguration"): "s3:PutLifecycleConfiguration",
+    ("s3control", "GetPublicAccessBlock"): "s3:GetAccountPublicAccessBlock",
+    ("s3control", "PutPublicAccessBlock"): "s3:PutAccountPublicAccessBlock",
+    ("resourcegroupstaggingapi", "GetResources"): "tag:GetResources",
+}
+
+
+@pytest.fixture(scope="module")
+def project() -> PlaybookRegistry:
+    return load_playbooks(ROOT / "playbooks")
+
+
+def playbook_dir(tmp_path: Path, controls: list[str] | None = None, ssm_for: str | None = None) -> Path:
+    """A copy of the project's playbooks (or some of them); ``ssm_for`` gets the SSM document."""
+    directory = tmp_path / "playbooks"
+    directory.mkdir(parents=True)
+    for path in sorted((ROOT / "playbooks").glob("*.yaml")):
+        if controls is None or path.stem in controls:
+            shutil.copy(path, directory)
+    if ssm_for:
+        path = directory / f"{ssm_for}.yaml"
+        data = yaml.safe_load(path.read_text())
+        data["remediation"]["ssm_document"] = {
+            "name": DOCUMENT,
+            "parameters": {"GroupId": "{resource_id}", "AutomationAssumeRole": "{automation_role_arn}"},
+        }
+        path.write_text(yaml.safe_dump(data))
+    return directory
+
+
+@pytest.fixture
+def with_ssm(tmp_path: Path) -> PlaybookRegistry:
+    """The project's playbooks, EC2.13 applied through the AWS-managed SSM document."""
+    return load_playbooks(playbook_dir(tmp_path, ssm_for="EC2.13"))
+
+
+def granted(policies: dict[str, Any]) -> set[str]:
+    return {action for document in policies.values() for s in document["Statement"] for action in s["Action"]}
+
+
+def statements_of(policies: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for document in policies.values() for s in document["Statement"] if action in s["Action"]]
+
+
+# --- The committed files -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", iam_policy.KINDS)
+def test_deploy_files_equal_a_fresh_generation(project: PlaybookRegistry, kind: str) -> None:
+    path = iam_policy.FILES[kind]
+    assert path.exists(), f"{path.relative_to(ROOT)} is missing: run `asr policy {kind} --write`"
+    assert path.read_text() == iam_policy.reference(kind, project), (
+        f"{path.relative_to(ROOT)} is stale (playbooks, actions or the generator changed): "
+        f"run `asr policy {kind} --write` and commit it"
+    )
+
+
+def lint(text: str) -> list[Any]:
+    """cfn-lint's errors, and its warnings about IAM actions that do not exist."""
+    matches = cfnlint.api.lint(text, regions=["us-east-1"])
+    return [m for m in matches if m.rule.id.startswith("E") or m.rule.id == "W3037"]
+
+
+def test_cfn_lint_finds_no_errors_in_the_template() -> None:
+    assert lint(iam_policy.FILES["template"].read_text()) == []
+
+
+def test_cfn_lint_finds_no_errors_with_the_automation_role(with_ssm: PlaybookRegistry) -> None:
+    text = iam_policy.generate("template", with_ssm, Settings())
+    assert "AutomationRole" in yaml.safe_load(text)["Resources"]
+    assert lint(text) == []
+
+
+# --- What the member role may do -----------------------------------------------------------
+
+
+def test_every_action_permission_is_in_the_member_policy(project: PlaybookRegistry) -> None:
+    policies = iam_policy.member_policies(project)
+    for playbook in project:
+        missing = set(actions.get_action(playbook.action).permissions) - granted(policies)
+        assert not missing, f"{playbook.control_id} ({playbook.action}) is not granted {sorted(missing)}"
+
+
+def test_the_member_policy_grants_nothing_the_playbooks_do_not_use(project: PlaybookRegistry) -> None:
+    declared = {p for playbook in project for p in actions.get_action(playbook.action).permissions}
+    extra = granted(iam_policy.member_policies(project)) - declared
+    # The runner's own calls, and GetCallerIdentity (which needs no permission) found in an action's code.
+    assert set(iam_policy.RUNNER) <= extra <= {*iam_policy.RUNNER, "sts:GetCallerIdentity"}
+
+
+def test_removing_playbooks_shrinks_the_policy(tmp_path: Path, project: PlaybookRegistry) -> None:
+    some = load_playbooks(playbook_dir(tmp_path, controls=["EC2.2", "S3.1"]))
+    assert granted(iam_policy.member_policies(some)) == {
+        "ec2:DescribeSecurityGroups",
+        "ec2:RevokeSecurityGroupEgress",
+        "ec2:RevokeSecurityGroupIngress",
+        "s3:GetAccountPublicAccessBlock",
+        "s3:PutAccountPublicAccessBlock",
+        *iam_policy.RUNNER,
+    }
+
+
+def test_caller_identity_only_with_an_action_that_uses_it(tmp_path: Path) -> None:
+    without = load_playbooks(playbook_dir(tmp_path / "a", controls=["S3.1", "S3.5"]))
+    with_it = load_playbooks(playbook_dir(tmp_path / "b", controls=["S3.6"]))
+    assert "sts:GetCallerIdentity" not in granted(iam_policy.member_policies(without))
+    assert "sts:GetCallerIdentity" in granted(iam_policy.member_policies(with_it))
+
+
+def test_no_ssm_permissions_without_ssm_documents(project: PlaybookRegistry) -> None:
+    assert not iam_policy.ssm_documents(project)
+    policies = iam_policy.member_policies(project)
+    assert not set(iam_policy.SSM_EXECUTOR) & granted(policies)
+    assert all("${AutomationRoleName}" not in json.dumps(s) for s in statements_of(policies, "iam:PassRole"))
+    template = iam_policy.template(project, Settings())
+    assert "AutomationRole" not in template["Resources"]
+    assert "AutomationRoleName" not in template["Parameters"]
+
+
+def test_ssm_documents_bring_the_executor_and_pass_only_the_automation_role(
+    with_ssm: PlaybookRegistry,
+) -> None:
+    policies = iam_policy.member_policies(with_ssm)
+    assert set(iam_policy.SSM_EXECUTOR) <= granted(policies)
+    automation = [s for s in statements_of(policies, "iam:PassRole") if "AutomationRoleName" in json.dumps(s)]
+    assert automation == [
+        {
+            "Sid": automation[0]["Sid"],
+            "Effect": "Allow",
+            "Action": ["iam:PassRole"],
+            "Resource": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AutomationRoleName}",
+            "Condition": {"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}},
+        }
+    ]
+    assert iam_policy.automation_policy(with_ssm) == {
+        "Version": iam_policy.VERSION,
+        "Statement": [
+            {
+                "Sid": "Ec2",
+                "Effect": "Allow",
+                "Action": ["ec2:DescribeSecurityGroups", "ec2:RevokeSecurityGroupIngress"],
+                "Resource": "*",
+            }
+        ],
+    }
+
+
+def test_an_ssm_document_without_known_permissions_stops_generation(tmp_path: Path) -> None:
+    directory = playbook_dir(tmp_path, controls=["EC2.13"], ssm_for="EC2.13")
+    path = directory / "EC2.13.yaml"
+    path.write_text(path.read_text().replace(DOCUMENT, "Custom-OpenEverything"))
+    with pytest.raises(iam_policy.PolicyError, match="Custom-OpenEverything"):
+        iam_policy.template(load_playbooks(directory), Settings())
+
+
+def test_no_role_can_be_written_or_passed_beyond_the_playbooks_own(project: PlaybookRegistry) -> None:
+    """Creating roles and putting policies on them, on any role, would let the member role make
+    itself an administrator: those permissions name the playbooks' roles only."""
+    risky = {"iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:PassRole"}
+    policies = iam_policy.member_policies(project)
+    for statement in (s for d in policies.values() for s in d["Statement"] if risky & set(s["Action"])):
+        resources = (
+            [statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"]
+        )
+        assert "*" not in resources, statement
+        if "iam:PassRole" in statement["Action"]:
+            assert "iam:PassedToService" in statement["Condition"]["StringEquals"], statement
+        if "iam:AttachRolePolicy" in statement["Action"]:
+            assert statement["Condition"]["ArnEquals"]["iam:PolicyARN"].endswith("policy/AWSSupportAccess")
+
+
+def test_scopes_name_registered_actions_and_their_declared_permissions() -> None:
+    for name, scopes in iam_policy.SCOPES.items():
+        declared = set(actions.get_action(name).permissions)
+        for scope in scopes:
+            assert set(scope.permissions) <= declared, f"{name}: {scope.permissions} not all declared"
+
+
+def all_permissions(playbooks: PlaybookRegistry) -> set[str]:
+    admin = iam_policy.admin_policies("ASRMemberRole")
+    return (
+        {p for cls in actions.REGISTRY.values() for p in cls.permissions}
+        | granted(iam_policy.member_policies(playbooks))
+        | granted(admin)
+        | {p for needed in iam_policy.DOCUMENT_PERMISSIONS.values() for p in needed}
+    )
+
+
+def test_every_permission_is_a_real_iam_action(with_ssm: PlaybookRegistry) -> None:
+    unknown = sorted(
+        permission
+        for permission in all_permissions(with_ssm)
+        if permission.split(":")[1].lower()
+        not in IAM_ACTIONS.get(permission.split(":")[0].lower(), {}).get("Actions", {})
+    )
+    assert unknown == []
+
+
+# --- Sizes and splitting -------------------------------------------------------------------
+
+
+def test_policies_stay_under_the_size_limit(with_ssm: PlaybookRegistry) -> None:
+    documents = [
+        *iam_policy.member_policies(with_ssm).values(),
+        *iam_policy.admin_policies(
+            "x" * 64, topic_arn="arn:aws:sns:us-east-1:123456789012:" + "t" * 256
+        ).values(),
+        iam_policy.automation_policy(with_ssm),
+    ]
+    for document in documents:
+        assert iam_policy.size(document) <= iam_policy.SIZE_LIMIT
+
+
+def many_grants(count: int) -> list[iam_policy.Grant]:
+    return [iam_policy.Grant(f"ec2:DescribeSomethingQuiteLong{n:04d}") for n in range(count)] + [
+        iam_policy.Grant(f"s3:GetSomething{n:03d}", ("arn:aws:s3:::a-bucket/*",)) for n in range(150)
+    ]
+
+
+def test_a_large_policy_is_split_deterministically_and_loses_nothing() -> None:
+    grants = many_grants(400)
+    documents = iam_policy.pack(iam_policy.statements(grants))
+    assert len(documents) > 2
+    assert documents == iam_policy.pack(iam_policy.statements(reversed(grants)))
+    assert all(iam_policy.size(d) <= iam_policy.SIZE_LIMIT for d in documents)
+    assert granted(dict(enumerate(documents))) == {g.permission for g in grants}
+    for document in documents:
+        sids = [s["Sid"] for s in document["Statement"]]
+        assert len(sids) == len(set(sids)) and all(sid.isalnum() for sid in sids)
+
+
+def test_more_policies_than_a_role_can_hold_is_an_error() -> None:
+    with pytest.raises(iam_policy.PolicyError, match="at most 10"):
+        iam_policy.pack(iam_policy.statements(many_grants(3000)))
+
+
+# --- The trust policy and the template's parameters ----------------------------------------
+
+
+def test_external_id_condition_only_when_the_parameter_is_set(project: PlaybookRegistry) -> None:
+    template = yaml.safe_load(iam_policy.FILES["template"].read_text())
+    assert template["Parameters"]["ExternalId"]["Default"] == ""
+    assert template["Conditions"]["HasExternalId"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ExternalId"}, ""]}]
+    }
+    trust = template["Resources"]["MemberRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust[0]["Condition"] == {
+        "Fn::If": [
+            "HasExternalId",
+            {"StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}}},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    # Used by the condition and the trust policy's condition, nowhere else.
+    assert json.dumps(template).count('{"Ref": "ExternalId"}') == 2
+
+
+def test_template_parameters_and_defaults(with_ssm: PlaybookRegistry) -> None:
+    template = iam_policy.template(with_ssm, Settings())
+    parameters = template["Parameters"]
+    assert "Default" not in parameters["AdministratorAccountId"]
+    assert parameters["RoleName"]["Default"] == "ASRMemberRole"
+    assert parameters["AutomationRoleName"]["Default"] == "ASRAutomationRole"
+    policies = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::ManagedPolicy"]
+    assert [p["Properties"]["Roles"] for p in policies] == [[{"Ref": "MemberRole"}]] * len(policies)
+
+
+# --- Deployed to the stand-in --------------------------------------------------------------
+
+
+def deploy(endpoint: str, name: str, text: str, **parameters: str) -> dict[str, str]:
+    """Create the stack and return its outputs (moto's CloudFormation creates synchronously)."""
+    cloudformation = boto3.client("cloudformation", endpoint_url=endpoint, region_name="us-east-1")
+    cloudformation.create_stack(
+        StackName=name,
+        TemplateBody=text,
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+    )
+    stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+    return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+
+
+def attached(iam: Any, role: str) -> dict[str, Any]:
+    found = {}
+    for policy in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+        version = iam.get_policy(PolicyArn=policy["PolicyArn"])["Policy"]["DefaultVersionId"]
+        document = iam.get_policy_version(PolicyArn=policy["PolicyArn"], VersionId=version)
+        found[policy["PolicyName"]] = document["PolicyVersion"]["Document"]
+    return found
+
+
+def test_the_template_deploys_with_its_roles_and_policies(
+    clean_aws: str, project: PlaybookRegistry, with_ssm: PlaybookRegistry
+) -> None:
+    iam = boto3.client("iam", endpoint_url=clean_aws, region_name="us-east-1")
+
+    outputs = deploy(
+        clean_aws,
+        "asr-member",
+        iam_policy.FILES["template"].read_text(),
+        AdministratorAccountId=ADMIN_ACCOUNT,
+    )
+    account = outputs["MemberRoleArn"].split(":")[4]
+    role = iam.get_role(RoleName="ASRMemberRole")["Role"]
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{ADMIN_ACCOUNT}:root"},
+            "Action": "sts:AssumeRole",
+        }
+    ]
+    values = {"AWS::Partition": "aws", "AWS::AccountId": account, "RoleName": "ASRMemberRole"}
+    assert attached(iam, "ASRMemberRole") == iam_policy.render(iam_policy.member_policies(project), values)
+    assert "AutomationRoleArn" not in outputs
+
+    outputs = deploy(
+        clean_aws,
+        "asr-member-ssm",
+        iam_policy.generate("template", with_ssm, Settings()),
+        AdministratorAccountId=ADMIN_ACCOUNT,
+        AdministratorRoleName="ASRAdministrator",
+        ExternalId="an-external-id",
+        RoleName="ASRMemberRoleWithSsm",
+        AutomationRoleName="ASRAutomationRoleForTest",
+    )
+    role = iam.get_role(RoleName="ASRMemberRoleWithSsm")["Role"]
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{ADMIN_ACCOUNT}:role/ASRAdministrator"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": "an-external-id"}},
+        }
+    ]
+    values |= {"RoleName": "ASRMemberRoleWithSsm", "AutomationRoleName": "ASRAutomationRoleForTest"}
+    deployed = attached(iam, "ASRMemberRoleWithSsm")
+    assert deployed == iam_policy.render(iam_policy.member_policies(with_ssm), values)
+    assert f"arn:aws:iam::{account}:role/ASRAutomationRoleForTest" in json.dumps(deployed)
+
+    assert outputs["AutomationRoleArn"] == f"arn:aws:iam::{account}:role/ASRAutomationRoleForTest"
+    automation = iam.get_role(RoleName="ASRAutomationRoleForTest")["Role"]
+    assert automation["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "ssm.amazonaws.com"
+    }
+    inline = iam.get_role_policy(RoleName="ASRAutomationRoleForTest", PolicyName="ssm-documents")
+    # moto keeps a role's inline policy from CloudFormation as the Python text of the document.
+    assert ast.literal_eval(inline["PolicyDocument"]) == iam_policy.automation_policy(with_ssm)
+
+
+# --- The administrator side ----------------------------------------------------------------
+
+
+def test_the_admin_core_policy_reads_findings_and_assumes_only_the_member_role() -> None:
+    core = iam_policy.admin_policies("ASRMemberRole")["ASRAdministrator"]
+    assert core["Statement"] == [
+        {
+            "Sid": "Securityhub",
+            "Effect": "Allow",
+            "Action": ["securityhub:BatchUpdateFindings", "securityhub:GetFindings"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "Sts",
+            "Effect": "Allow",
+            "Action": ["sts:AssumeRole"],
+            "Resource": "arn:${AWS::Partition}:iam::*:role/ASRMemberRole",
+        },
+    ]
+
+
+def test_the_admin_policies_follow_the_deployment_settings(project: PlaybookRegistry) -> None:
+    environ = {
+        "ASR_MEMBER_ROLE_NAME": "Remediator",
+        "ASR_DATA_DIR": "s3://runs-bucket/asr/runs",
+        "ASR_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:111111111111:asr",
+        "ASR_EVENTS_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/111111111111/my-events",
+    }
+    policies = json.loads(iam_policy.generate("admin", project, Settings.from_env(environ), environ))
+    text = json.dumps(policies)
+    assert "${" not in text
+    assert statements_of(policies, "sts:AssumeRole")[0]["Resource"] == "arn:aws:iam::*:role/Remediator"
+    assert statements_of(policies, "sns:Publish")[0]["Resource"] == environ["ASR_SNS_TOPIC_ARN"]
+    assert statements_of(policies, "s3:PutObject")[0]["Resource"] == "arn:aws:s3:::runs-bucket/asr/runs/*"
+    assert statements_of(policies, "sqs:ReceiveMessage")[0]["Resource"] == "arn:aws:sqs:*:*:my-events"
+    assert statements_of(policies, "events:PutRule")[0]["Resource"] == "arn:aws:events:*:*:rule/my-events-*"
+
+
+def test_the_reference_admin_file_marks_what_must_be_filled_in() -> None:
+    policies = json.loads(iam_policy.FILES["admin"].read_text())
+    assert statements_of(policies, "sns:Publish")[0]["Resource"] == "${SnsTopicArn}"
+    assert "${DataBucket}" in json.dumps(policies["ASRAdministratorDataDir"])
+
+
+Call = tuple[str, dict[str, Any]]
+
+
+@pytest.fixture
+def api_calls(monkeypatch: pytest.MonkeyPatch) -> list[Call]:
+    """The IAM action and parameters of every AWS call made through an AwsContext from now on."""
+    calls: list[Call] = []
+    original = AwsContext._new_client
+
+    def recording_client(self: AwsContext, session: Any, service: str, region: str | None) -> Any:
+        client = original(self, session, service, region)
+        prefix = client.meta.service_model.signing_name
+
+        def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+            calls.append((IAM_NAME.get((service, model.name), f"{prefix}:{model.name}"), params))
+
+        client.meta.events.register("before-parameter-build", record)
+        return client
+
+    monkeypatch.setattr(AwsContext, "_new_client", recording_client)
+    return calls
+
+
+def names(calls: list[Call]) -> set[str]:
+    return {action for action, _ in calls}
+
+
+def test_asr_setup_needs_nothing_beyond_the_admin_policies(aws: AwsContext, api_calls: list[Call]) -> None:
+    setup(aws, "us-east-1", auto_controls=["S3.1"])
+    setup(aws, "us-east-1", auto_controls=[])  # a second run updates, then removes a rule
+    policies = iam_policy.admin_policies("ASRMemberRole")
+    allowed = granted({k: policies[k] for k in ("ASRAdministrator", "ASRAdministratorSetup")})
+    assert names(api_calls) - allowed == set()
+    assert {"events:DeleteRule", "events:RemoveTargets", "sqs:SetQueueAttributes"} <= names(api_calls)
+
+
+def test_reading_the_organization_needs_nothing_beyond_its_admin_policy(
+    aws: AwsContext, api_calls: list[Call]
+) -> None:
+    organizations = aws.admin_client("organizations", "us-east-1")
+    organizations.create_organization(FeatureSet="ALL")
+    root = organizations.list_roots()["Roots"][0]["Id"]
+    unit = organizations.create_organizational_unit(ParentId=root, Name="sandbox")["OrganizationalUnit"]["Id"]
+    api_calls.clear()
+    Scope.resolve(Settings(accounts_from_organization=True, exclude_ous=(unit,)), organizations)
+    allowed = granted({"o": iam_policy.admin_policies("ASRMemberRole")["ASRAdministratorOrganizations"]})
+    assert names(api_calls) == allowed
+
+
+# --- The command line ----------------------------------------------------------------------
+
+
+def test_cli_prints_for_this_deployment_and_writes_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ASR_MEMBER_ROLE_NAME", "Remediator")
+    assert cli.main(["policy", "member"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert list(printed) == ["Remediator-1"]
+
+    target = tmp_path / "member-policy.json"
+    monkeypatch.setitem(iam_policy.FILES, "member", target)
+    assert cli.main(["policy", "member", "--write"]) == 0
+    assert capsys.readouterr().out == f"wrote {target}\n"
+    assert list(json.loads(target.read_text())) == ["ASRMemberRole-1"]
+
+    assert cli.main(["policy", "template"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["Parameters"]["RoleName"]["Default"] == "Remediator"
+
+
+def grants_on(policies: dict[str, Any], action: str, arn: str) -> bool:
+    """Whether a statement grants the action on this ARN (conditions aside)."""
+    for statement in statements_of(policies, action):
+        resources = statement["Resource"]
+        if any(
+            fnmatch.fnmatchcase(arn, r) for r in ([resources] if isinstance(resources, str) else resources)
+        ):
+            return True
+    return False
+
+
+def test_the_fixes_call_nothing_the_member_policy_does_not_grant(
+    aws: AwsContext, api_calls: list[Call], project: PlaybookRegistry
+) -> None:
+    """Every playbook's fix, on a resource the stand-in made non-compliant and with the
+    exclusion-tag check on: each AWS call in the member account is granted, and the roles the
+    fixes write are the ones the policy names."""
+    seeded = [seed_one(aws, playbook.control_id, MEMBER_ACCOUNT, "us-east-1") for playbook in project]
+    api_calls.clear()
+    for one in seeded:
+        record = parse_finding(finding(one), project)
+        [outcome] = run_batch([record], project, aws, exclude_tag=("asr:exclude", None))
+        assert outcome.status in (Status.REMEDIATED, Status.ALREADY_COMPLIANT), (one.control_id, outcome)
+    policies = iam_policy.render(iam_policy.member_policies(project), iam_policy.plain_values(Settings()))
+    assert names(api_calls) - granted(policies) == set()
+    assert set(iam_policy.RUNNER) <= names(api_calls)
+    for action, params in api_calls:
+        if action.startswith("iam:") and "RoleName" in params:
+            assert grants_on(policies, action, f"arn:aws:iam::*:role/{params['RoleName']}"), (action, params)

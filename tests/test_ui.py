@@ -1,0 +1,99 @@
+"""The Airflow UI as a person uses it: sign in, fill asr_remediate's form, trigger, see it succeed.
+
+Headless Chromium (the system package, /usr/bin/chromium; .ci/run installs it when
+missing) driven by Playwright. A screenshot of the filled form is kept as a test artifact
+under .asr/test/artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from asr.aws import Clients
+from asr.local import MEMBER_ACCOUNT
+from asr.local.airflow import LocalAirflow
+from asr.local.seed import finding, import_findings, seed_one
+
+pytestmark = [pytest.mark.airflow, pytest.mark.ui]
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / ".asr" / "test" / "artifacts"
+REGION = "us-east-1"
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_trigger_form_runs_a_remediation(aws, tmp_path: Path) -> None:
+    assert Path(CHROMIUM).exists(), "install Debian's chromium (.ci/run does)"
+    seeded = [seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION, n) for n in range(2)]
+    findings = [finding(s) for s in seeded]
+    import_findings(aws.admin_client("securityhub", REGION), findings)
+
+    password = secrets.token_urlsafe(12)
+    home = tmp_path / "airflow"
+    home.mkdir()
+    (home / "passwords.json").write_text(json.dumps({"operator": password}))
+    environment = {
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "operator:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        "ASR_DATA_DIR": str(tmp_path / "runs"),
+        "ASR_LOCAL_PORT": os.environ["ASR_LOCAL_PORT"],
+    }
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with LocalAirflow(home, free_port(), environment) as airflow:
+        airflow.prepare("asr_remediate")
+        airflow.start("api-server", "scheduler", "dag-processor")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{airflow.api_url}/")
+            page.get_by_label("Username").fill("operator")
+            page.get_by_label("Password").fill(password)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(f"{airflow.api_url}/")
+
+            page.goto(f"{airflow.api_url}/dags/asr_remediate")
+            page.get_by_role("button", name="Trigger").first.click()
+            form = page.get_by_role("dialog")
+            form.get_by_text("Finding ids", exact=True).wait_for()
+            form.locator("textarea").first.fill(findings[0]["Id"])
+            form.screenshot(path=str(ARTIFACTS / "asr_remediate-form.png"))
+            form.get_by_role("button", name="Trigger").click()
+            form.wait_for(state="hidden")
+            browser.close()
+
+        run = airflow.wait("asr_remediate", timeout=300)
+    assert run["state"] == "success"
+    ec2 = Clients(aws, MEMBER_ACCOUNT, REGION).ec2
+    open_to_world = [
+        any(
+            r["CidrIp"] == "0.0.0.0/0"
+            for p in ec2.describe_security_groups(GroupIds=[s.resource_id.rsplit("/", 1)[1]])[
+                "SecurityGroups"
+            ][0]["IpPermissions"]
+            for r in p["IpRanges"]
+        )
+        for s in seeded
+    ]
+    assert open_to_world == [False, True]
+    assert (ARTIFACTS / "asr_remediate-form.png").stat().st_size > 10_000
