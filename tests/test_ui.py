@@ -20,6 +20,7 @@ from asr.aws import Clients
 from asr.local import MEMBER_ACCOUNT
 from asr.local.airflow import LocalAirflow
 from asr.local.seed import finding, import_findings, seed_one
+from asr.store import RunStore
 
 pytestmark = [pytest.mark.airflow, pytest.mark.ui]
 CHROMIUM = "/usr/bin/chromium"
@@ -80,10 +81,18 @@ def test_trigger_form_runs_a_remediation(aws, tmp_path: Path) -> None:
             form.screenshot(path=str(ARTIFACTS / "asr_remediate-form.png"))
             form.get_by_role("button", name="Trigger").click()
             form.wait_for(state="hidden")
-            browser.close()
+            run = airflow.wait("asr_remediate", timeout=300)
+            assert run["state"] == "success"
 
-        run = airflow.wait("asr_remediate", timeout=300)
-    assert run["state"] == "success"
+            # The run's HTML report, as a person opens it.
+            report = RunStore.for_run(str(tmp_path / "runs"), "asr_remediate", run["run_id"]).path(
+                "report.html"
+            )
+            page.goto(report.as_uri())
+            row = page.get_by_role("row").filter(has_text=seeded[0].resource_id.rsplit("/", 1)[1])
+            assert "REMEDIATED" in row.inner_text()
+            page.screenshot(path=str(ARTIFACTS / "asr_remediate-report.png"), full_page=True)
+            browser.close()
     ec2 = Clients(aws, MEMBER_ACCOUNT, REGION).ec2
     open_to_world = [
         any(
