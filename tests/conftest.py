@@ -7,25 +7,19 @@ before any test module imports it.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_HOME = ROOT / ".asr" / "test"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-PORT = _free_port()
+PORT = free_port()
 os.environ.update(
     {
         "AIRFLOW_HOME": str(TEST_HOME / "airflow"),
@@ -44,6 +38,7 @@ os.environ.update(
 )
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_SESSION_TOKEN", None)
+
 
 from asr import local  # noqa: E402
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,8 +19,8 @@ import psycopg2
 import pytest
 import redis
 import requests
+from helpers import free_port, world_open
 
-from asr.aws import Clients
 from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT
 from asr.local.airflow import LocalAirflow
 from asr.local.events import custom_action_event, put_events
@@ -32,12 +31,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.airflow]
 REGION = "us-east-1"
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 REDIS_DB = 7
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -96,16 +89,6 @@ class Api:
         raise TimeoutError(f"{dag_id} {run_id} still running after {timeout}s")
 
 
-def world_open(aws, seeded) -> bool:  # type: ignore[no-untyped-def]
-    group_id = seeded.resource_id.rsplit("/", 1)[1]
-    groups = Clients(aws, seeded.account_id, REGION).ec2.describe_security_groups(GroupIds=[group_id])
-    return any(
-        r["CidrIp"] == "0.0.0.0/0"
-        for p in groups["SecurityGroups"][0]["IpPermissions"]
-        for r in p["IpRanges"]
-    )
-
-
 def test_cluster_runs_sweeps_reruns_and_events(aws, database: str, broker: str, tmp_path: Path) -> None:
     fleet = seed_scenarios(aws)
     securityhub = aws.admin_client("securityhub", REGION)
@@ -137,7 +120,10 @@ def test_cluster_runs_sweeps_reruns_and_events(aws, database: str, broker: str, 
         api = Api(airflow.api_url, "operator", password)
 
         run_id = "cluster__sweep"
-        api.call("POST", "/dags/asr_sweep/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": {}})
+        conf = {"batch_size": 2, "accounts": [ADMIN_ACCOUNT, MEMBER_ACCOUNT]}
+        api.call(
+            "POST", "/dags/asr_sweep/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": conf}
+        )
         assert api.wait("asr_sweep", run_id) == "success", f"logs: {airflow.logs}"
         statuses = {f["Id"]: f["Workflow"]["Status"] for f in securityhub.get_findings()["Findings"]}
         assert set(statuses.values()) == {"RESOLVED"}

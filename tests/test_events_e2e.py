@@ -8,12 +8,11 @@ the scheduler with the LocalExecutor. Only the two resources may change.
 from __future__ import annotations
 
 import os
-import socket
 import time
 
 import pytest
+from helpers import free_port, world_open
 
-from asr.aws import Clients
 from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT
 from asr.local.airflow import LocalAirflow
 from asr.local.events import custom_action_event, imported_event, put_events
@@ -21,22 +20,6 @@ from asr.local.seed import finding, import_findings, seed_one
 from asr.setup import setup
 
 REGION = "us-east-1"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def world_open(aws, seeded) -> bool:  # type: ignore[no-untyped-def]
-    group_id = seeded.resource_id.rsplit("/", 1)[1]
-    groups = Clients(aws, seeded.account_id, REGION).ec2.describe_security_groups(GroupIds=[group_id])
-    return any(
-        r["CidrIp"] == "0.0.0.0/0"
-        for p in groups["SecurityGroups"][0]["IpPermissions"]
-        for r in p["IpRanges"]
-    )
 
 
 @pytest.mark.airflow

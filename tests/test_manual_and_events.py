@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from helpers import world_open
 
 from asr import local
 from asr.aws import Clients
@@ -38,14 +39,6 @@ def open_groups(aws, n: int) -> tuple[list[Seeded], list[dict]]:  # type: ignore
     return seeded, findings
 
 
-def is_open(aws, seeded: Seeded) -> bool:  # type: ignore[no-untyped-def]
-    group_id = seeded.resource_id.rsplit("/", 1)[1]
-    rules = Clients(aws, MEMBER_ACCOUNT, REGION).ec2.describe_security_groups(GroupIds=[group_id])
-    return any(
-        r["CidrIp"] == "0.0.0.0/0" for p in rules["SecurityGroups"][0]["IpPermissions"] for r in p["IpRanges"]
-    )
-
-
 def workflow(aws) -> dict[str, str]:  # type: ignore[no-untyped-def]
     found = aws.admin_client("securityhub", REGION).get_findings()["Findings"]
     return {f["Id"]: f["Workflow"]["Status"] for f in found}
@@ -56,7 +49,7 @@ def test_one_finding_id_fixes_exactly_that_resource(aws, airflow_db: None) -> No
     seeded, findings = open_groups(aws, 3)
     run = dag("asr_remediate").test(run_conf={"finding_ids": [findings[1]["Id"]]})
     assert run.state == "success"
-    assert [is_open(aws, s) for s in seeded] == [True, False, True]
+    assert [world_open(aws, s) for s in seeded] == [True, False, True]
     assert [workflow(aws)[f["Id"]] for f in findings] == ["NEW", "RESOLVED", "NEW"]
 
 
@@ -71,7 +64,7 @@ def test_selection_by_resource_and_dry_run(aws, airflow_db: None) -> None:
     assert report_of(dry)["totals"] == {"DRY_RUN": 1, "IGNORED": 1}
 
     run = dag("asr_remediate").test(run_conf=conf)
-    assert [is_open(aws, s) for s in seeded] == [False, True]
+    assert [world_open(aws, s) for s in seeded] == [False, True]
     assert report_of(run)["totals"] == {"REMEDIATED": 1, "IGNORED": 1}
     assert [workflow(aws)[f["Id"]] for f in findings] == ["RESOLVED", "NEW"]
 

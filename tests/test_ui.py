@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 from pathlib import Path
 
 import pytest
+from helpers import free_port, world_open
 from playwright.sync_api import sync_playwright
 
-from asr.aws import Clients
 from asr.local import MEMBER_ACCOUNT
 from asr.local.airflow import LocalAirflow
 from asr.local.seed import finding, import_findings, seed_one
@@ -35,12 +34,6 @@ BROWSER_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_trigger_form_runs_a_remediation(aws, tmp_path: Path) -> None:
@@ -93,16 +86,6 @@ def test_trigger_form_runs_a_remediation(aws, tmp_path: Path) -> None:
             assert "REMEDIATED" in row.inner_text()
             page.screenshot(path=str(ARTIFACTS / "asr_remediate-report.png"), full_page=True)
             browser.close()
-    ec2 = Clients(aws, MEMBER_ACCOUNT, REGION).ec2
-    open_to_world = [
-        any(
-            r["CidrIp"] == "0.0.0.0/0"
-            for p in ec2.describe_security_groups(GroupIds=[s.resource_id.rsplit("/", 1)[1]])[
-                "SecurityGroups"
-            ][0]["IpPermissions"]
-            for r in p["IpRanges"]
-        )
-        for s in seeded
-    ]
+    open_to_world = [world_open(aws, s) for s in seeded]
     assert open_to_world == [False, True]
     assert (ARTIFACTS / "asr_remediate-form.png").stat().st_size > 10_000
