@@ -29,13 +29,8 @@ DAG_ID = "asr_remediate"
     on_failure_callback=notify.notify_failure,
     tags=["asr", "security-hub"],
     params={
-        "finding_ids": Param(
-            [],
-            type=["array", "null"],
-            items={"type": "string", "minLength": 1, "maxLength": 512},
-            maxItems=1000,
-            title="Finding ids",
-            description="Security Hub finding ids (ARNs), one per line.",
+        "finding_ids": pipeline.string_list(
+            "Finding ids", "Security Hub finding ids (ARNs), one per line.", minLength=1, maxLength=512
         ),
         "rerun_failures_of": Param(
             None,
@@ -46,12 +41,11 @@ DAG_ID = "asr_remediate"
             description="An earlier run (`<dag_id>/<run_id>`, or its run id) whose FAILED findings to redo.",
         ),
         "controls": pipeline.playbook_choice("Findings of these playbooks' controls."),
-        "resources": Param(
-            [],
-            type=["array", "null"],
-            items={"type": "string", "minLength": 1, "maxLength": 2048},
-            title="Resources",
-            description="Only findings on these resources (ARN as in the finding, or the resource id).",
+        "resources": pipeline.string_list(
+            "Resources",
+            "Only findings on these resources (ARN as in the finding, or the resource id).",
+            minLength=1,
+            maxLength=2048,
         ),
         **pipeline.common_params(),
     },

@@ -19,7 +19,7 @@ from asr.aws import Clients
 from asr.config import Settings
 from asr.playbooks import registry
 from asr.report import table
-from asr.securityhub import FILTER_VALUES, iter_findings
+from asr.securityhub import iter_findings, queries_by_id
 
 DAG_ID = "asr_sweep"
 RUN_TIMEOUT = 600
@@ -28,11 +28,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 def findings_now(aws: Any, settings: Settings, finding_ids: list[str]) -> dict[str, str]:
     client = aws.admin_client("securityhub", settings.securityhub_region)
-    queries = [
-        {"Id": [{"Value": i, "Comparison": "EQUALS"} for i in finding_ids[n : n + FILTER_VALUES]]}
-        for n in range(0, len(finding_ids), FILTER_VALUES)
-    ]
-    return {f["Id"]: f["Workflow"]["Status"] for f in iter_findings(client, queries)}
+    return {f["Id"]: f["Workflow"]["Status"] for f in iter_findings(client, queries_by_id(finding_ids))}
 
 
 def compliant_now(aws: Any, outcome: dict[str, Any]) -> bool:

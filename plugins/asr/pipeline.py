@@ -42,32 +42,29 @@ def remediation(ingested: Any) -> None:
     [*groups, written, reported] >> tasks.watcher()
 
 
-def playbook_choice(description: str) -> Param:
+def string_list(title: str, description: str, **item: Any) -> Param:
+    """An optional form field of strings, one per line; ``item`` constrains each string."""
     return Param(
-        [],
-        type=["array", "null"],
-        items={"type": "string", "enum": [p.control_id for p in registry()]},
-        title="Controls",
-        description=description,
+        [], type=["array", "null"], items={"type": "string", **item}, title=title, description=description
     )
+
+
+def playbook_choice(description: str) -> Param:
+    return string_list("Controls", description, enum=[p.control_id for p in registry()])
 
 
 def common_params() -> dict[str, Param]:
     """Form fields every ASR DAG offers: where to act, how wide the batches, dry run."""
     return {
-        "accounts": Param(
-            [],
-            type=["array", "null"],
-            items={"type": "string", "pattern": ACCOUNT_PATTERN},
-            title="Accounts",
-            description="Only these 12-digit account ids (empty: ASR_ACCOUNTS, or every account).",
+        "accounts": string_list(
+            "Accounts",
+            "Only these 12-digit account ids (empty: ASR_ACCOUNTS, or every account).",
+            pattern=ACCOUNT_PATTERN,
         ),
-        "regions": Param(
-            [],
-            type=["array", "null"],
-            items={"type": "string", "pattern": REGION_PATTERN},
-            title="Regions",
-            description="Only resources in these regions (empty: ASR_REGIONS, or every region).",
+        "regions": string_list(
+            "Regions",
+            "Only resources in these regions (empty: ASR_REGIONS, or every region).",
+            pattern=REGION_PATTERN,
         ),
         "batch_size": Param(
             None,

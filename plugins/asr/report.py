@@ -19,7 +19,8 @@ from urllib.parse import quote
 from asr.config import REGION_RE
 from asr.remediate import Outcome
 from asr.store import RunStore
-from asr.sweep import REJECTED, WORKFLOW_FOR, load_outcomes
+from asr.sweep import REJECTED, load_outcomes
+from asr.writeback import WORKFLOW_FOR
 
 COLUMNS = ("control", "account", "region", "resource", "outcome", "detail")
 

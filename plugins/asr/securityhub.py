@@ -60,6 +60,14 @@ def actionable_filters(
     ]
 
 
+def queries_by_id(finding_ids: list[str]) -> list[dict[str, Any]]:
+    """GetFindings queries for these findings, 20 ids a query (Security Hub's limit)."""
+    return [
+        {"Id": [{"Value": i, "Comparison": "EQUALS"} for i in finding_ids[n : n + FILTER_VALUES]]}
+        for n in range(0, len(finding_ids), FILTER_VALUES)
+    ]
+
+
 def iter_findings(client: Any, queries: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """Every finding matching any of the queries, 100 a page."""
     paginator = client.get_paginator("get_findings")

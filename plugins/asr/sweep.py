@@ -19,7 +19,6 @@ from asr.playbooks import PlaybookRegistry
 from asr.remediate import Outcome, Result, Status, run_batch
 from asr.securityhub import iter_findings
 from asr.store import RunStore
-from asr.writeback import WORKFLOW_FOR  # noqa: F401  (the report reads it from here)
 
 RECORDS = "records.jsonl"
 REJECTED = "rejected.jsonl"

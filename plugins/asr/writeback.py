@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from asr.remediate import Outcome, Status
-from asr.securityhub import FILTER_VALUES, clip_note, iter_findings, update_findings
+from asr.securityhub import clip_note, iter_findings, queries_by_id, update_findings
 
 WORKFLOW_FOR: dict[str, str] = {
     Status.REMEDIATED: "RESOLVED",
@@ -71,10 +71,7 @@ def current_state(
 ) -> dict[str, dict[str, Any]]:
     """The findings as Security Hub has them now, by id: by id for a few, else by the run's query."""
     if queries is None or len(finding_ids) <= RECHECK_BY_ID_LIMIT:
-        queries = [
-            {"Id": [{"Value": i, "Comparison": "EQUALS"} for i in finding_ids[n : n + FILTER_VALUES]]}
-            for n in range(0, len(finding_ids), FILTER_VALUES)
-        ]
+        queries = queries_by_id(finding_ids)
     wanted = set(finding_ids)
     return {f["Id"]: f for f in iter_findings(client, queries) if f["Id"] in wanted}
 
