@@ -16,7 +16,8 @@ import pytest
 from helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_HOME = ROOT / ".asr" / "test"
+# ASR_TEST_HOME lets two test runs share a checkout without sharing an Airflow database.
+TEST_HOME = Path(os.environ.get("ASR_TEST_HOME") or ROOT / ".asr" / "test").resolve()
 
 
 PORT = free_port()
