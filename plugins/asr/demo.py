@@ -90,7 +90,8 @@ def run() -> int:
 
         print("Preparing Airflow (metadata DB under .airflow/) ...")
         airflow = stack.enter_context(
-            LocalAirflow(PROJECT / ".airflow", port, {"ASR_DATA_DIR": str(data_dir)})
+            # The demo runs unattended: its disruptive fixes (EC2.13, RDS.5, EC2.2) are approved.
+            LocalAirflow(PROJECT / ".airflow", port, {"ASR_DATA_DIR": str(data_dir), "ASR_AUTO_APPROVE": "*"})
         )
         airflow.prepare(DAG_ID)
         airflow.start("api-server", "scheduler", "dag-processor")

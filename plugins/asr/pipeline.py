@@ -2,8 +2,9 @@
 
 A DAG file picks how findings come in (a sweep, a person's selection, events) and
 hands the ingest task here: plan -> one task group per playbook with work (a mapped
-fix task over its batches) -> write back -> report, with a watcher that fails the run
-if any task failed even though write-back and report still ran.
+fix task over its batches; for a disruptive playbook, behind a person's approval) ->
+write back -> report, with a watcher that fails the run if any task failed even though
+write-back and report still ran.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from airflow.sdk import Param, TaskGroup
 
 from asr import tasks
+from asr.approvals import ControlApproval
 from asr.config import Settings
 from asr.operators import AutomationFixOperator
 from asr.playbooks import registry
@@ -29,11 +31,19 @@ def remediation(ingested: Any) -> None:
         with TaskGroup(group_id=f"remediate_{playbook.group_id}", tooltip=playbook.title) as group:
             selected = tasks.select_batches(batches, playbook.control_id)
             if playbook.ssm_document:
-                AutomationFixOperator.partial(
+                fixes = AutomationFixOperator.partial(
                     task_id="fix", map_index_template="{{ task.batch['batch_id'] }}"
                 ).expand(batch=selected)
             else:
-                tasks.fix.expand(batch=selected)
+                fixes = tasks.fix.expand(batch=selected)
+            if playbook.disruptive:
+                # Once per playbook per run, before any batch; a rejection skips the fix.
+                approval = ControlApproval(
+                    task_id="approve",
+                    playbook=playbook.control_id,
+                    batches_task_id=selected.operator.task_id,
+                )
+                selected >> approval >> fixes
         chosen >> group
         groups.append(group)
     written = tasks.write_back()

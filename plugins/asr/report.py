@@ -31,13 +31,13 @@ STATUS_COLOURS = {
     "ALREADY_COMPLIANT": "#0969da",
     "FAILED": "#cf222e",
     "REJECTED": "#bc4c00",
-    "NEEDS_APPROVAL": "#9a6700",
+    "NOT_APPROVED": "#9a6700",
     "DRY_RUN": "#8250df",
 }
 NEUTRAL = "#6e7781"
 # Outcomes a person has to look at: listed in the summary, and first in the findings table
 # with the rejections (which the summary takes from the rejected list, where all of them are).
-FAILING = ("FAILED", "NEEDS_APPROVAL")
+FAILING = ("FAILED", "NOT_APPROVED")
 ATTENTION = (*FAILING, "REJECTED")
 SUMMARY_ITEMS = 8
 SUMMARY_WIDTH = 200

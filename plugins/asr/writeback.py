@@ -2,7 +2,8 @@
 
 - RESOLVED, with a note saying what was changed, when a resource was fixed or found
   compliant; NOTIFIED, with the reason, when it failed or a person must act (a finding
-  no playbook can fix, when someone asked for it). Dry runs and ignored findings are
+  no playbook can fix, when someone asked for it; a disruptive fix a person rejected or
+  nobody approved in time). Dry runs and ignored findings are
   not written at all.
 - A finding whose status changed while the run worked (a person suppressed or resolved
   it, or Security Hub archived it) is left as it is: the current status is read again
@@ -28,6 +29,7 @@ WORKFLOW_FOR: dict[str, str] = {
     Status.FAILED: "NOTIFIED",
     Status.REJECTED: "NOTIFIED",
     Status.EXCLUDED: "NOTIFIED",
+    Status.NOT_APPROVED: "NOTIFIED",
 }
 STILL_OURS = {"NEW", "NOTIFIED"}
 RUN_SUFFIX = re.compile(r" \[run [^\]]*\]$")
@@ -60,6 +62,8 @@ def note_for(outcome: Outcome, run_id: str) -> str:
         text = f"ASR {subject}: remediation failed: {outcome.message}"
     elif outcome.status in (Status.REJECTED, Status.EXCLUDED):
         text = f"ASR: not remediated: {outcome.message}"
+    elif outcome.status == Status.NOT_APPROVED:
+        text = f"ASR {subject}: fix not approved, nothing changed: {outcome.message}"
     else:
         text = f"ASR {subject}: {outcome.message}"
     suffix = f" [run {run_id}]"

@@ -1,0 +1,180 @@
+"""Approvals for disruptive playbooks: one person's decision per playbook per run.
+
+A disruptive fix (it cuts network access, deactivates credentials, fails a database
+over) waits before its batches run on Airflow's human-in-the-loop approval, whose
+request shows the resources and what the fix changes. Approve, and the batches run.
+Reject, or leave it unanswered until ``ASR_APPROVAL_TIMEOUT``, and nothing changes:
+every finding of the playbook in the run gets a NOT_APPROVED outcome with the reason
+(who rejected, or that it timed out), which write-back marks NOTIFIED and the report lists.
+A rejection is a decision, not an error: the run still writes back, reports and succeeds.
+
+Dry runs and playbooks in ``ASR_AUTO_APPROVE`` never wait. Both are decided when the run
+reaches the step, not when the DAG is parsed, so a configuration change applies to the
+next run without redeploying.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+from asr.playbooks import Playbook, registry
+
+log = logging.getLogger(__name__)
+
+# Resources listed in an approval request; the rest are counted. Thousands of rows would
+# make the request unreadable, and it is stored in the metadata database.
+SHOWN_RESOURCES = 25
+SHOWN_PARAMETER_SETS = 5
+CELL_WIDTH = 120
+
+
+def _cell(value: Any) -> str:
+    """Text safe inside a Markdown table cell and code span, at most CELL_WIDTH characters."""
+    text = " ".join(str(value).split()).replace("`", "'").replace("|", "/")
+    return text if len(text) <= CELL_WIDTH else text[: CELL_WIDTH - 3] + "..."
+
+
+def changes(playbook: Playbook, records: Iterable[dict[str, Any]]) -> list[str]:
+    """What the fix does, once per distinct parameter set (a finding's control parameters
+    may override the playbook's), as the note each fixed finding will carry."""
+    parameter_sets = Counter(json.dumps(r.get("parameters") or {}, sort_keys=True) for r in records)
+    lines = []
+    for key, count in parameter_sets.most_common(SHOWN_PARAMETER_SETS):
+        try:
+            action = playbook.build_action(json.loads(key))
+            summary = action.summary.format(**action.params)
+            what = f"{_cell(summary)} (parameters `{_cell(json.dumps(action.params))}`)"
+        except ValueError as exc:  # an invalid control parameter: the fix will fail and say so
+            what = f"cannot be built: {_cell(exc)}"
+        lines.append(f"- {what}" + (f", for {count} findings" if len(parameter_sets) > 1 else ""))
+    if len(parameter_sets) > SHOWN_PARAMETER_SETS:
+        lines.append(f"- ...and {len(parameter_sets) - SHOWN_PARAMETER_SETS} other parameter sets")
+    if playbook.ssm_document:
+        lines.append(f"- applied by the SSM Automation document `{_cell(playbook.ssm_document.name)}`")
+    return lines
+
+
+def subject(playbook: Playbook, records: list[dict[str, Any]]) -> str:
+    resources = {(r["account_id"], r["region"], r["resource_id"]) for r in records}
+    return f"Approve the {playbook.control_id} fix: {len(resources)} resources, {len(records)} findings"
+
+
+def body(playbook: Playbook, records: list[dict[str, Any]], shown: int = SHOWN_RESOURCES) -> str:
+    """The approval request in Markdown: what the fix changes and on which resources,
+    the first ``shown`` resources listed and the rest counted, so its size is bounded."""
+    resources = Counter((r["account_id"], r["region"], r["resource_id"]) for r in records)
+    accounts = {account for account, _, _ in resources}
+    lines = [
+        f"**{_cell(playbook.control_id)}**: {_cell(playbook.title)}",
+        "",
+        f"{len(records)} findings on {len(resources)} resources in {len(accounts)} accounts.",
+        "",
+        "**What the fix changes** (the note each fixed finding gets):",
+        "",
+        *changes(playbook, records),
+        "",
+        "| account | region | resource | findings |",
+        "|---|---|---|---|",
+        *(
+            f"| {_cell(account)} | {_cell(region)} | `{_cell(resource)}` | {count} |"
+            for (account, region, resource), count in sorted(resources.items())[:shown]
+        ),
+    ]
+    if len(resources) > shown:
+        lines.append(
+            f"\n...and {len(resources) - shown} more resources (the run's batch files list them all)."
+        )
+    lines += [
+        "",
+        "**Approve** runs the fix. **Reject**, or no answer before the timeout, changes nothing "
+        "and marks these findings NOTIFIED in Security Hub with the reason.",
+    ]
+    return "\n".join(lines)
+
+
+def refusal(answer: dict[str, Any], timed_out: bool) -> str:
+    """Why the fix did not run, as the finding's note will say it."""
+    when = answer.get("responded_at")
+    at = f" at {when:%Y-%m-%d %H:%M} UTC" if isinstance(when, datetime) else ""
+    user = answer.get("responded_by_user") or {}
+    if timed_out or not user:
+        return f"no one approved it before the approval request timed out{at} (ASR_APPROVAL_TIMEOUT)"
+    return f"rejected by {user.get('name') or user.get('id')}{at}"
+
+
+def record_not_approved(store: Any, batches: list[dict[str, Any]], reason: str) -> int:
+    """A NOT_APPROVED outcome for every finding of these batches, in the run's outcome files
+    (where the fix would have put its own), for write-back and the report."""
+    from asr.remediate import Outcome, Result, Status
+    from asr.sweep import batch_records, save_outcomes
+
+    result = Result(Status.NOT_APPROVED, reason)
+    return sum(
+        sum(
+            save_outcomes(store, batch, [Outcome.of(r, result) for r in batch_records(store, batch)]).values()
+        )
+        for batch in batches
+    )
+
+
+class ControlApproval(ApprovalOperator):
+    """The approval step of one disruptive playbook's task group, before its mapped fix.
+
+    Approve: the fix runs. Reject or timeout (the request's default is Reject): the
+    ApprovalOperator skips the fix, and every finding of the batches is recorded
+    NOT_APPROVED with the reason.
+    """
+
+    def __init__(self, *, playbook: str, batches_task_id: str, **kwargs: Any) -> None:
+        super().__init__(subject=f"Approve the {playbook} fix", defaults=self.REJECT, **kwargs)
+        self.playbook = playbook
+        self.batches_task_id = batches_task_id
+
+    def _batches(self, context: Any) -> list[dict[str, Any]]:
+        return context["ti"].xcom_pull(task_ids=self.batches_task_id) or []
+
+    def execute(self, context: Any) -> Any:
+        from asr.tasks import run_context
+
+        settings, store, _ = run_context(context)
+        if context["params"].get("dry_run"):
+            log.info("Dry run: nothing will change, so no approval is asked for")
+            return {"approved_by": "dry run"}
+        if settings.auto_approves(self.playbook):
+            log.info("%s is auto-approved (ASR_AUTO_APPROVE)", self.playbook)
+            return {"approved_by": "ASR_AUTO_APPROVE"}
+        playbook = registry().playbooks[self.playbook]
+        records = [
+            row
+            for batch in self._batches(context)
+            for row in store.read_lines(f"batches/{batch['batch_id']}.jsonl")
+        ]
+        self.subject = subject(playbook, records)
+        self.body = body(playbook, records)
+        self.response_timeout = settings.approval_timeout
+        log.info("%s; waiting up to %s for a decision", self.subject, self.response_timeout)
+        return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        """Record a refusal first: on Reject the ApprovalOperator skips the fix and ends the
+        task there (skipping is raised, not returned), so nothing after it would run."""
+        if "error" not in event and event.get("chosen_options") != [self.APPROVE]:
+            from asr.tasks import run_context
+
+            _, store, _ = run_context(context)
+            reason = refusal(event, bool(event.get("timedout")))
+            count = record_not_approved(store, self._batches(context), reason)
+            log.info(
+                "%s not approved (%s): %d findings will be marked NOTIFIED", self.playbook, reason, count
+            )
+        else:
+            user = (event.get("responded_by_user") or {}).get("name")
+            log.info("%s: %s", self.playbook, f"approved by {user}" if user else "no decision")
+        return super().execute_complete(context, event)

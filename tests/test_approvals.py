@@ -1,0 +1,322 @@
+"""Approvals for disruptive playbooks: the request a person sees, the settings, and runs
+that are approved automatically, approved or rejected by a person, or left to time out."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from helpers import free_port, world_open
+
+from asr import approvals
+from asr.aws import Clients
+from asr.config import ConfigError, Settings
+from asr.local import MEMBER_ACCOUNT
+from asr.local.airflow import LocalAirflow
+from asr.local.seed import Seeded, finding, import_findings, seed_one
+from asr.playbooks import registry
+from asr.remediate import Outcome, Status
+from asr.store import RunStore
+from asr.sweep import load_outcomes
+from asr.writeback import WORKFLOW_FOR, note_for
+
+DAGS = Path(__file__).resolve().parents[1] / "dags"
+REGION = "us-east-1"
+PARKED = 10  # seconds
+
+
+def records(n: int, playbook: str = "EC2.13", **changes: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "finding_id": f"arn:aws:securityhub:{REGION}:{MEMBER_ACCOUNT}:finding/{i}",
+            "product_arn": f"arn:aws:securityhub:{REGION}::product/aws/securityhub",
+            "control_id": playbook,
+            "standard": "security-control",
+            "standard_control_id": playbook,
+            "playbook": playbook,
+            "account_id": MEMBER_ACCOUNT,
+            "region": REGION,
+            "resource_type": "AwsEc2SecurityGroup",
+            "resource_arn": f"arn:aws:ec2:{REGION}:{MEMBER_ACCOUNT}:security-group/sg-{i:017x}",
+            "resource_id": f"sg-{i:017x}",
+            "parameters": {},
+        }
+        | changes
+        for i in range(n)
+    ]
+
+
+# --- The request a person sees --------------------------------------------------------------
+
+
+def test_body_shows_the_resources_and_what_the_fix_changes() -> None:
+    rows = records(3) + records(1)  # two findings on the first resource
+    text = approvals.body(registry().playbooks["EC2.13"], rows)
+    assert "4 findings on 3 resources in 1 accounts" in text
+    assert "removed ingress from 0.0.0.0/0 and ::/0 to ports [22, 3389]" in text
+    assert '"ports": [22, 3389]' in text
+    assert f"| {MEMBER_ACCOUNT} | {REGION} | `sg-00000000000000000` | 2 |" in text
+    assert "more resources" not in text
+    subject = approvals.subject(registry().playbooks["EC2.13"], rows)
+    assert subject == "Approve the EC2.13 fix: 3 resources, 4 findings"
+
+
+def test_body_stays_bounded_for_thousands_of_resources() -> None:
+    text = approvals.body(registry().playbooks["EC2.13"], records(5000))
+    assert "5000 findings on 5000 resources" in text
+    assert f"...and {5000 - approvals.SHOWN_RESOURCES} more resources" in text
+    assert text.count("| `sg-") == approvals.SHOWN_RESOURCES
+    assert len(text) < 6000
+
+
+def test_body_shows_each_parameter_set_a_finding_brings() -> None:
+    rows = records(2) + records(3, parameters={"ports": [22]})
+    text = approvals.body(registry().playbooks["EC2.13"], rows)
+    assert "to ports [22, 3389] (parameters" in text and ", for 2 findings" in text
+    assert "to ports [22] (parameters" in text and ", for 3 findings" in text
+
+
+def test_body_text_from_findings_cannot_break_the_table() -> None:
+    hostile = records(1, resource_id="sg-1|x`y\n| injected |")
+    text = approvals.body(registry().playbooks["EC2.13"], hostile)
+    [row] = [line for line in text.splitlines() if line.startswith(f"| {MEMBER_ACCOUNT}")]
+    assert row == f"| {MEMBER_ACCOUNT} | {REGION} | `sg-1/x'y / injected /` | 1 |"
+
+
+def test_refusal_says_who_rejected_or_that_it_timed_out() -> None:
+    at = datetime(2026, 5, 4, 9, 30, tzinfo=UTC)
+    person = {"responded_by_user": {"id": "7", "name": "secops"}, "responded_at": at}
+    assert approvals.refusal(person, timed_out=False) == "rejected by secops at 2026-05-04 09:30 UTC"
+    nobody = {"responded_by_user": None, "responded_at": at}
+    assert "timed out at 2026-05-04 09:30 UTC (ASR_APPROVAL_TIMEOUT)" in approvals.refusal(nobody, True)
+
+
+def test_not_approved_findings_are_recorded_and_become_notified(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    batches = [{"batch_id": "EC2.13-a-0000"}, {"batch_id": "EC2.13-b-0001"}]
+    store.write_lines("batches/EC2.13-a-0000.jsonl", records(3))
+    store.write_lines("batches/EC2.13-b-0001.jsonl", records(2))
+    assert approvals.record_not_approved(store, batches, "rejected by secops") == 5
+    outcomes = load_outcomes(store)
+    assert {(o.status, o.message) for o in outcomes} == {("NOT_APPROVED", "rejected by secops")}
+    assert WORKFLOW_FOR[Status.NOT_APPROVED] == "NOTIFIED"
+    assert note_for(Outcome(**outcomes[0].to_dict()), "r1") == (
+        "ASR EC2.13: fix not approved, nothing changed: rejected by secops [run r1]"
+    )
+
+
+# --- Settings --------------------------------------------------------------------------------
+
+
+def test_auto_approve_names_playbooks_or_all() -> None:
+    assert Settings().auto_approve == () and not Settings().auto_approves("EC2.13")
+    named = Settings.from_env({"ASR_AUTO_APPROVE": "EC2.13, RDS.5"})
+    assert named.auto_approve == ("EC2.13", "RDS.5")
+    assert named.auto_approves("RDS.5") and not named.auto_approves("EC2.2")
+    assert Settings.from_env({"ASR_AUTO_APPROVE": "*"}).auto_approves("IAM.8")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("EC2.13,ec2-13", "auto-approve 'ec2-13' is not a control id"),
+        ("Foo.1", "auto-approve 'Foo.1' names no playbook"),
+        ("EC2.14", "auto-approve 'EC2.14' names no playbook; it is fixed by the EC2.13 playbook"),
+        ("**", "auto-approve '**' is not a control id"),
+    ],
+)
+def test_a_wrong_auto_approve_is_refused_naming_it(value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("*", r"\*")):
+        Settings.from_env({"ASR_AUTO_APPROVE": value})
+
+
+def test_approval_timeout_is_hours() -> None:
+    assert Settings().approval_timeout.total_seconds() == 24 * 3600
+    assert Settings.from_env({"ASR_APPROVAL_TIMEOUT": "0.5"}).approval_timeout.total_seconds() == 1800
+    for wrong in ("soon", "0", "-1", "nan", "inf"):
+        with pytest.raises(ConfigError, match="approval timeout"):
+            Settings.from_env({"ASR_APPROVAL_TIMEOUT": wrong})
+
+
+# --- The DAGs --------------------------------------------------------------------------------
+
+
+def dag(dag_id: str):  # type: ignore[no-untyped-def]
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS)).dags[dag_id]
+
+
+def test_only_disruptive_playbooks_wait_and_before_their_fix(airflow_db: None) -> None:
+    sweep = dag("asr_sweep")
+    for playbook in registry():
+        group = f"remediate_{playbook.group_id}"
+        if playbook.disruptive:
+            approval = sweep.get_task(f"{group}.approve")
+            assert approval.upstream_task_ids == {f"{group}.select_batches"}
+            assert approval.downstream_task_ids == {f"{group}.fix"}
+            assert approval.defaults == ["Reject"], "an unanswered request must not approve"
+        else:
+            assert f"{group}.approve" not in sweep.task_ids
+
+
+def compliant(aws: Any, seeded: Seeded) -> bool:
+    playbook = registry().for_control(seeded.control_id)
+    action = playbook.build_action()
+    resource_id = playbook.extract_resource_id(seeded.resource_id, seeded.account_id)
+    return not action.plan(action.read(Clients(aws, seeded.account_id, REGION), resource_id))
+
+
+def seed(aws: Any, *controls: str) -> tuple[list[Seeded], list[dict[str, Any]]]:
+    seeded = [seed_one(aws, control, MEMBER_ACCOUNT, REGION) for control in controls]
+    findings = [finding(s) for s in seeded]
+    import_findings(aws.admin_client("securityhub", REGION), findings)
+    return seeded, findings
+
+
+def findings_now(aws: Any) -> dict[str, dict[str, Any]]:
+    return {f["Id"]: f for f in aws.admin_client("securityhub", REGION).get_findings()["Findings"]}
+
+
+def report_of(dag_id: str, run_id: str, data_dir: str | None = None) -> dict[str, Any]:
+    return RunStore.for_run(data_dir or Settings.from_env().data_dir, dag_id, run_id).read_json("report.json")
+
+
+@contextmanager
+def deadline(seconds: int = 300) -> Iterator[None]:
+    """Fail, not hang, when a run is still going after ``seconds``: one waiting for an
+    approval nobody will give never ends. (``dag.test()`` must run in the main thread.)"""
+
+    def expired(*_: Any) -> None:
+        raise TimeoutError(f"still running after {seconds}s: waiting for an approval?")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.airflow
+def test_auto_approved_controls_and_dry_runs_do_not_wait(
+    aws: Any, airflow_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASR_AUTO_APPROVE", "")
+    sweep = dag("asr_sweep")  # parsed with nothing auto-approved
+    seeded, findings = seed(aws, "EC2.13")
+
+    with deadline():
+        dry = sweep.test(run_conf={"dry_run": True})
+    assert dry.state == "success"
+    assert report_of("asr_sweep", dry.run_id)["totals"] == {"DRY_RUN": 1}
+    assert world_open(aws, seeded[0])
+
+    # Decided when the run gets there, not when the DAG was parsed.
+    monkeypatch.setenv("ASR_AUTO_APPROVE", "EC2.13")
+    with deadline():
+        run = sweep.test(run_conf={"dry_run": False})
+    assert run.state == "success"
+    assert not world_open(aws, seeded[0])
+    assert report_of("asr_sweep", run.run_id)["totals"] == {"REMEDIATED": 1}
+    assert findings_now(aws)[findings[0]["Id"]]["Workflow"]["Status"] == "RESOLVED"
+
+
+class Api:
+    """Airflow's REST API as one signed-in user of the simple auth manager."""
+
+    def __init__(self, base: str, user: str, password: str) -> None:
+        self.base = base
+        token = requests.post(f"{base}/auth/token", json={"username": user, "password": password}, timeout=30)
+        token.raise_for_status()
+        self.headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = requests.request(
+            method, f"{self.base}/api/v2{path}", json=body, headers=self.headers, timeout=60
+        )
+        assert response.ok, f"{method} {path}: {response.status_code} {response.text[:500]}"
+        return response.json() if response.content else {}
+
+
+def waiting_approvals(api: Api, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
+    """The run's approval requests nobody has answered yet, by task id."""
+    found = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/hitlDetails?response_received=false")
+    return {d["task_instance"]["task_id"]: d for d in found["hitl_details"]}
+
+
+@pytest.mark.airflow
+def test_a_person_approves_rejects_or_lets_the_request_time_out(aws: Any, tmp_path: Path) -> None:
+    """One run, three disruptive controls and one that is not: EC2.2 approved by a person,
+    EC2.13 rejected by a person, RDS.5 left unanswered until the timeout, EC2.7 never asks."""
+    seeded, findings = seed(aws, "EC2.2", "EC2.13", "RDS.5", "EC2.7")
+    approved, rejected, unanswered, plain = seeded
+
+    password = secrets.token_urlsafe(12)
+    home = tmp_path / "airflow"
+    home.mkdir()
+    (home / "passwords.json").write_text(json.dumps({"secops": password}))
+    environment = {
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "secops:user",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "3",
+        "ASR_AUTO_APPROVE": "",
+        "ASR_APPROVAL_TIMEOUT": str(75 / 3600),  # 75 seconds
+        "ASR_DATA_DIR": str(tmp_path / "runs"),
+    }
+    run_id = "approvals__1"
+    with LocalAirflow(home, free_port(), environment) as airflow:
+        airflow.prepare("asr_sweep")
+        airflow.start("api-server", "scheduler", "dag-processor")
+        api = Api(airflow.api_url, "secops", password)
+        api.call("POST", "/dags/asr_sweep/dagRuns", {"dag_run_id": run_id, "logical_date": None})
+
+        answers = {"remediate_EC2_2.approve": "Approve", "remediate_EC2_13.approve": "Reject"}
+        asked: set[str] = set()
+        deadline = time.monotonic() + 300
+        while (answers or len(asked) < 3) and time.monotonic() < deadline:
+            for task_id, detail in waiting_approvals(api, "asr_sweep", run_id).items():
+                asked.add(task_id)
+                assert detail["options"] == ["Approve", "Reject"]
+                assert detail["defaults"] == ["Reject"]
+                assert "1 findings on 1 resources" in detail["body"]
+                # Answer after a few seconds, as a person would: Airflow 3.3.2 fails a task
+                # resumed before the scheduler has seen the executor finish parking it.
+                waited = datetime.now(UTC) - datetime.fromisoformat(detail["created_at"])
+                if task_id in answers and waited.total_seconds() > PARKED:
+                    path = f"/dags/asr_sweep/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails"
+                    api.call("PATCH", path, {"chosen_options": [answers.pop(task_id)]})
+            time.sleep(1)
+        assert asked == {"remediate_EC2_2.approve", "remediate_EC2_13.approve", "remediate_RDS_5.approve"}, (
+            f"approval requests: {sorted(asked)} (logs: {airflow.logs})"
+        )
+
+        run = airflow.wait("asr_sweep", run_id, timeout=420)
+        assert run["state"] == "success", f"see {airflow.logs} and the task logs under {home}"
+
+    assert compliant(aws, approved) and compliant(aws, plain)
+    assert world_open(aws, rejected) and not compliant(aws, rejected)
+    assert not compliant(aws, unanswered)
+
+    now = findings_now(aws)
+    status = [now[f["Id"]]["Workflow"]["Status"] for f in findings]
+    assert status == ["RESOLVED", "NOTIFIED", "NOTIFIED", "RESOLVED"]
+    rejected_note = now[findings[1]["Id"]]["Note"]["Text"]
+    assert rejected_note.startswith("ASR EC2.13: fix not approved, nothing changed: rejected by secops at ")
+    timed_out_note = now[findings[2]["Id"]]["Note"]["Text"]
+    assert "no one approved it before the approval request timed out" in timed_out_note
+
+    report = report_of("asr_sweep", run_id, str(tmp_path / "runs"))
+    assert report["totals"] == {"REMEDIATED": 2, "NOT_APPROVED": 2}
+    assert report["findings_updated"] == 4
