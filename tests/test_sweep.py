@@ -60,12 +60,13 @@ def _records(n: int, playbook: str = "EC2.13", account: str = MEMBER_ACCOUNT) ->
     ]
 
 
-def test_plan_batches_per_playbook_account_region(tmp_path: Path) -> None:
+def test_plan_packs_batches_per_playbook_in_account_region_order(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     store.write_lines(RECORDS, _records(120) + _records(10, account=ADMIN_ACCOUNT))
-    batches = plan(store, registry(), Settings(batch_size=50, data_dir=str(tmp_path)))
-    assert [b["count"] for b in batches] == [10, 50, 50, 20]
-    assert all(len(b["targets"]) == 1 for b in batches)
+    settings = Settings(batch_size=50, data_dir=str(tmp_path), rate_limits="off")
+    batches = plan(store, registry(), settings)
+    assert [b["count"] for b in batches] == [50, 50, 30]
+    assert [len(b["targets"]) for b in batches] == [2, 1, 1]
     assert sum(len(list(store.read_lines(f"batches/{b['batch_id']}.jsonl"))) for b in batches) == 130
 
 

@@ -8,7 +8,7 @@ document, in the resource's account and region, with the automation role passed 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asr.aws import AwsContext, Clients
 from asr.config import Settings
@@ -19,6 +19,7 @@ from asr.remediate import (
     Planned,
     Result,
     Status,
+    Target,
     assess,
     describe_error,
     dry_run,
@@ -26,6 +27,9 @@ from asr.remediate import (
     retry_throttled,
     verify,
 )
+
+if TYPE_CHECKING:
+    from asr.remediate import Journal
 
 SUCCEEDED = {"Success", "CompletedWithSuccess"}
 ENDED = SUCCEEDED | {"Failed", "TimedOut", "Cancelled", "CompletedWithFailure", "Rejected"}
@@ -38,11 +42,13 @@ def start(
     settings: Settings,
     overrides: dict[str, Any] | None = None,
     dry: bool = False,
+    journal: Journal | None = None,
 ) -> tuple[list[Outcome], list[dict[str, Any]]]:
     """Start the playbook's document for each resource that needs it.
 
     Returns the outcomes already known (compliant, or failed before starting) and the
-    executions under way, as JSON-able records to wait for and finish later.
+    executions under way, as JSON-able records to wait for and finish later. Each start
+    is recorded in the ``journal`` first; ``finish`` records how it ended.
     """
     document = playbooks.playbooks[records[0].playbook].ssm_document
     assert document is not None, "start() is for playbooks with an ssm_document"
@@ -50,6 +56,7 @@ def start(
     pending: list[dict[str, Any]] = []
     for target in targets:
         planned: Planned | None = None
+        intended = False
         try:
             assessed = assess(target.action, target.clients, target.resource_id)
             if isinstance(assessed, Result):
@@ -71,10 +78,16 @@ def start(
             if document.version:
                 request["DocumentVersion"] = document.version
             ssm = target.clients.ssm
+            if journal:
+                journal.intend(target, planned)
+                intended = True
             started = retry_throttled(lambda s=ssm, r=request: s.start_automation_execution(**r))
         except Exception as exc:
             before = planned.before if planned else None
-            outcomes += target.outcomes(Result(Status.FAILED, describe_error(exc), before))
+            failed = Result(Status.FAILED, describe_error(exc), before)
+            if journal and intended:
+                journal.settle(target, failed)
+            outcomes += target.outcomes(failed)
             continue
         pending.append(
             {
@@ -111,6 +124,7 @@ def finish(
     playbooks: PlaybookRegistry,
     aws: AwsContext,
     overrides: dict[str, Any] | None = None,
+    journal: Journal | None = None,
 ) -> list[Outcome]:
     """Turn each execution's end into outcomes; verify the resource where it succeeded.
 
@@ -124,12 +138,12 @@ def finish(
         document = playbook.ssm_document
         assert document is not None
         clients = Clients(aws, execution["account_id"], execution["region"])
+        action = playbook.build_action({**records[0].parameters, **(overrides or {})})
         planned = Planned(execution["state"], execution["plan"])
         execution_id = execution["execution_id"]
         ended = statuses.get(execution_id, {"status": "InProgress", "message": ""})
         try:
             if ended["status"] in SUCCEEDED:
-                action = playbook.build_action({**records[0].parameters, **(overrides or {})})
                 done = f"SSM Automation {document.name} {execution_id} succeeded"
                 result = verify(action, clients, execution["resource_id"], planned, done)
             elif ended["status"] in ENDED:
@@ -143,5 +157,7 @@ def finish(
                 )
         except Exception as exc:
             result = Result(Status.FAILED, describe_error(exc), planned.before)
+        if journal:
+            journal.settle(Target(clients, execution["resource_id"], tuple(records), action), result)
         outcomes += [Outcome.of(record, result) for record in records]
     return outcomes

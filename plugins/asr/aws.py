@@ -15,6 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 import boto3
 from botocore.config import Config
 
+from asr.pacing import RateBudget
+
 RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8})
 SESSION_NAME = "asr-remediation"
 
@@ -56,6 +58,8 @@ class AwsContext:
         self._sessions: dict[str, boto3.Session] = {}
         self._clients: dict[tuple[str, str, str], Any] = {}
         self._lock = threading.Lock()
+        # Pacing for every client made from now on (``asr.pacing``); None: unpaced.
+        self.budget: RateBudget | None = None
 
     @classmethod
     def from_airflow(cls, aws_conn_id: str, member_role_name: str) -> AwsContext:
@@ -104,8 +108,11 @@ class AwsContext:
         key = (account_id, region, service)
         if key not in self._clients:
             session = self.session(account_id)
+            client = self._new_client(session, service, region)
+            if self.budget:
+                self.budget.attach(client, account_id, region)
             with self._lock:
-                self._clients.setdefault(key, self._new_client(session, service, region))
+                self._clients.setdefault(key, client)
         return self._clients[key]
 
     def admin_client(self, service: str, region: str) -> Any:
@@ -113,7 +120,10 @@ class AwsContext:
         key = ("admin", region, service)
         with self._lock:
             if key not in self._clients:
-                self._clients[key] = self._new_client(self.base_session, service, region)
+                client = self._new_client(self.base_session, service, region)
+                if self.budget:
+                    self.budget.attach(client, "admin", region)
+                self._clients[key] = client
             return self._clients[key]
 
     def _new_client(self, session: boto3.Session, service: str, region: str | None) -> Any:

@@ -6,9 +6,11 @@ in docker-compose and on a cluster; a DAG run's params override them per run.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ ACCOUNT_RE = re.compile(r"^\d{12}$")
 REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
 OU_RE = re.compile(r"^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$")
+CONTROL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*\.\d+$")
+ALL = "*"
 
 
 class ConfigError(ValueError):
@@ -30,6 +34,15 @@ def _split(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
 
+def _hours(value: str | None, default: float) -> float:
+    if not (value or "").strip():
+        return default
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise ConfigError(f"approval timeout {value!r} is not a number of hours (e.g. 24 or 0.5)") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     aws_conn_id: str = "aws_default"
@@ -42,6 +55,10 @@ class Settings:
     max_map_length: int = 1024
     data_dir: str = field(default_factory=lambda: str(Path(".asr/runs").resolve()))
     dry_run: bool = False
+    # Pacing (``asr.pacing``): "aws" (published limits), "off", or JSON overrides; and the
+    # threads a fix task runs its writes on.
+    rate_limits: str = "aws"
+    fix_threads: int = 8
     # Who may be acted on: the accounts above, plus (when set) the organization's members.
     accounts_from_organization: bool = False
     # What is never acted on.
@@ -49,6 +66,11 @@ class Settings:
     exclude_ous: tuple[str, ...] = ()
     exclude_controls: tuple[str, ...] = ()
     exclude_tag: str = ""
+    # The audit journal (asr.audit): a path or an s3:// URL; empty for <data_dir>/audit.
+    audit_dir: str = ""
+    # Disruptive playbooks wait for a person's approval, unless named here ("*": all of them).
+    auto_approve: tuple[str, ...] = ()
+    approval_timeout_hours: float = 24.0
 
     def __post_init__(self) -> None:
         for account in self.accounts:
@@ -62,6 +84,14 @@ class Settings:
                 raise ConfigError(f"role name {role!r} is not a valid IAM role name")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, not {self.batch_size}")
+        if not 1 <= self.fix_threads <= 64:
+            raise ConfigError(f"fix threads must be between 1 and 64, not {self.fix_threads}")
+        from asr.pacing import RateLimitError, parse_limits
+
+        try:
+            parse_limits(self.rate_limits)
+        except RateLimitError as exc:
+            raise ConfigError(str(exc)) from None
         for account in self.exclude_accounts:
             if not ACCOUNT_RE.match(account):
                 raise ConfigError(f"excluded account id {account!r} is not 12 digits")
@@ -70,6 +100,38 @@ class Settings:
                 raise ConfigError(f"excluded organizational unit {ou!r} is not an OU id (ou-xxxx-xxxxxxxx)")
         if self.exclude_tag and not self.exclude_tag.partition("=")[0].strip():
             raise ConfigError(f"exclusion tag {self.exclude_tag!r} needs a key: KEY or KEY=VALUE")
+        self._check_approvals()
+
+    def _check_approvals(self) -> None:
+        """Auto-approval names playbooks by their control id: a typo must not silently leave
+        a control waiting for approval, nor approve one nobody meant."""
+        if not (math.isfinite(self.approval_timeout_hours) and self.approval_timeout_hours > 0):
+            raise ConfigError(
+                f"approval timeout {self.approval_timeout_hours!r} must be a positive number of hours"
+            )
+        named = [c for c in self.auto_approve if c != ALL]
+        for control in named:
+            if not CONTROL_RE.match(control):
+                raise ConfigError(f"auto-approve {control!r} is not a control id (e.g. EC2.13) or *")
+        if not named:
+            return
+        from asr.playbooks import registry
+
+        playbooks = registry()
+        for control in named:
+            if control in playbooks.playbooks:
+                continue
+            owner = playbooks.for_control(control)
+            where = f"; it is fixed by the {owner.control_id} playbook" if owner else ""
+            raise ConfigError(f"auto-approve {control!r} names no playbook{where}")
+
+    def auto_approves(self, playbook: str) -> bool:
+        """Whether this playbook's fixes run without waiting for a person's approval."""
+        return ALL in self.auto_approve or playbook in self.auto_approve
+
+    @property
+    def approval_timeout(self) -> timedelta:
+        return timedelta(hours=self.approval_timeout_hours)
 
     @property
     def exclusion_tag(self) -> tuple[str, str | None] | None:
@@ -78,6 +140,11 @@ class Settings:
             return None
         key, has_value, value = self.exclude_tag.partition("=")
         return key.strip(), value.strip() if has_value else None
+
+    @property
+    def audit_root(self) -> str:
+        """Where the audit journal lives: ``audit_dir``, else beside the runs in the data dir."""
+        return self.audit_dir or f"{self.data_dir.rstrip('/')}/audit"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -93,11 +160,16 @@ class Settings:
             batch_size=int(env.get("ASR_BATCH_SIZE", defaults.batch_size)),
             data_dir=env.get("ASR_DATA_DIR", defaults.data_dir),
             dry_run=_flag(env.get("ASR_DRY_RUN")),
+            rate_limits=env.get("ASR_RATE_LIMITS", defaults.rate_limits),
+            fix_threads=int(env.get("ASR_FIX_THREADS", defaults.fix_threads)),
             accounts_from_organization=_flag(env.get("ASR_ACCOUNTS_FROM_ORGANIZATION")),
             exclude_accounts=_split(env.get("ASR_EXCLUDE_ACCOUNTS")),
             exclude_ous=_split(env.get("ASR_EXCLUDE_OUS")),
             exclude_controls=_split(env.get("ASR_EXCLUDE_CONTROLS")),
             exclude_tag=env.get("ASR_EXCLUDE_TAG", ""),
+            audit_dir=env.get("ASR_AUDIT_DIR", ""),
+            auto_approve=_split(env.get("ASR_AUTO_APPROVE")),
+            approval_timeout_hours=_hours(env.get("ASR_APPROVAL_TIMEOUT"), defaults.approval_timeout_hours),
         )
 
     def with_overrides(self, overrides: dict[str, Any]) -> Settings:

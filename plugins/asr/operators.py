@@ -31,9 +31,9 @@ class AutomationFixOperator(BaseOperator):
 
         settings, store, _ = run_context(context)
         dry = bool(context["params"].get("dry_run"))
-        outcomes, pending = automation.start(
-            sweep.batch_records(store, self.batch), registry(), aws_context(settings), settings, dry=dry
-        )
+        records = sweep.batch_records(store, self.batch)
+        aws, journal = aws_context(settings), self._journal(settings, context)
+        outcomes, pending = automation.start(records, registry(), aws, settings, dry=dry, journal=journal)
         if not pending:
             return sweep.save_outcomes(store, self.batch, outcomes)
         store.write_json(self._saved(), {"outcomes": [o.to_dict() for o in outcomes], "pending": pending})
@@ -58,9 +58,20 @@ class AutomationFixOperator(BaseOperator):
 
         settings, store, _ = run_context(context)
         saved = store.read_json(self._saved())
-        finished = automation.finish(saved["pending"], event["statuses"], registry(), aws_context(settings))
+        journal = self._journal(settings, context)
+        finished = automation.finish(
+            saved["pending"], event["statuses"], registry(), aws_context(settings), journal=journal
+        )
         outcomes = [Outcome(**o) for o in saved["outcomes"]] + finished
         return sweep.save_outcomes(store, self.batch, outcomes)
+
+    def _journal(self, settings: Any, context: Any) -> Any:
+        """The run's audit journal; an execution's start and its end (after deferral, perhaps in
+        another process) pair up there by resource."""
+        from asr.audit import AuditJournal
+
+        batch_id = self.batch["batch_id"]
+        return AuditJournal.for_task(settings.audit_root, settings.aws_conn_id, context, batch_id)
 
     def _saved(self) -> str:
         return f"automations/{self.batch['batch_id']}.json"

@@ -8,31 +8,27 @@ is reported for its resource and never stops the rest of the batch.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from botocore.exceptions import ClientError
 
 from asr.actions import Action
 from asr.aws import AwsContext, Clients
+from asr.claims import Claims, claim_name
 from asr.findings import RoutingRecord
+from asr.pacing import THROTTLING
 from asr.playbooks import PlaybookRegistry
 
-THROTTLING = {
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-    "RequestThrottled",
-    "SlowDown",
-}
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Status(StrEnum):
@@ -47,6 +43,8 @@ class Status(StrEnum):
     DRY_RUN = "DRY_RUN"
     # Ours to act on, but an exclusion (account, OU, control, resource tag) says never.
     EXCLUDED = "EXCLUDED"
+    # A disruptive playbook's fix a person rejected, or nobody approved in time: nothing changed.
+    NOT_APPROVED = "NOT_APPROVED"
 
 
 @dataclass(frozen=True)
@@ -132,7 +130,7 @@ def describe_error(exc: Exception) -> str:
 
 
 def retry_throttled(
-    call: Callable[[], T], attempts: int = 6, sleep: Callable[[float], None] = time.sleep
+    call: Callable[[], T], attempts: int = 10, sleep: Callable[[float], None] = time.sleep
 ) -> T:
     """Retry a call refused for throttling, on top of botocore's own retries."""
     for attempt in range(attempts):
@@ -159,7 +157,10 @@ class Planned:
 
 def assess(action: Action, clients: Clients, resource_id: str) -> Result | Planned:
     """Read the resource: a Result when there is nothing to do, else what must change."""
-    state = retry_throttled(lambda: action.read(clients, resource_id))
+    return judge(action, retry_throttled(lambda: action.read(clients, resource_id)))
+
+
+def judge(action: Action, state: dict[str, Any]) -> Result | Planned:
     plan = action.plan(state)
     if not plan:
         return Result(Status.ALREADY_COMPLIANT, "already compliant; nothing changed")
@@ -168,7 +169,10 @@ def assess(action: Action, clients: Clients, resource_id: str) -> Result | Plann
 
 def verify(action: Action, clients: Clients, resource_id: str, planned: Planned, done: str) -> Result:
     """Read the resource back: REMEDIATED only if it now complies."""
-    state = retry_throttled(lambda: action.read(clients, resource_id))
+    return checked(action, retry_throttled(lambda: action.read(clients, resource_id)), planned, done)
+
+
+def checked(action: Action, state: dict[str, Any], planned: Planned, done: str) -> Result:
     after = {key: state.get(key) for key in planned.plan}
     still = action.plan(state)
     if still:
@@ -180,21 +184,6 @@ def dry_run(planned: Planned) -> Result:
     return Result(
         Status.DRY_RUN, f"would change {planned.before} to {planned.plan}", planned.before, planned.plan
     )
-
-
-def remediate_resource(action: Action, clients: Clients, resource_id: str, dry: bool = False) -> Result:
-    planned: Planned | None = None
-    try:
-        assessed = assess(action, clients, resource_id)
-        if isinstance(assessed, Result):
-            return assessed
-        planned = assessed
-        if dry:
-            return dry_run(planned)
-        retry_throttled(lambda: action.apply(clients, resource_id, assessed.state, assessed.plan))
-        return verify(action, clients, resource_id, planned, action.summary.format(**action.params))
-    except Exception as exc:  # one resource's failure must not stop its batch
-        return Result(Status.FAILED, describe_error(exc), planned.before if planned else None)
 
 
 @dataclass(frozen=True)
@@ -282,6 +271,190 @@ def resolve_targets(
     return targets, failed
 
 
+class Journal(Protocol):
+    """Where every change is recorded before it is made (``asr.audit``)."""
+
+    def intend(self, target: Target, planned: Planned) -> None:
+        """Record the change about to be made; raising stops it from being made."""
+
+    def settle(self, target: Target, result: Result) -> None:
+        """Record how the change ended."""
+
+    def unsettled(self) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+        """Changes an earlier try began and never settled, by (account, region, resource, action)."""
+
+
+def _attempt(call: Callable[[], T]) -> T | Exception:
+    try:
+        return call()
+    except Exception as exc:  # kept as this resource's result; the others go on
+        return exc
+
+
+def read_states(
+    action: Action, clients: Clients, resource_ids: list[str], pool: ThreadPoolExecutor
+) -> dict[str, dict[str, Any] | Exception]:
+    """Every resource's state: in bulk where the action can, else one read each, concurrently."""
+    states: dict[str, dict[str, Any] | Exception] = {}
+    if len(resource_ids) > 1:
+        bulk = _attempt(lambda: retry_throttled(lambda: action.read_many(clients, resource_ids)))
+        states = {} if isinstance(bulk, Exception) else dict(bulk)
+    rest = [rid for rid in resource_ids if rid not in states]
+    singles = pool.map(lambda rid: _attempt(lambda: retry_throttled(lambda: action.read(clients, rid))), rest)
+    states.update(zip(rest, singles, strict=True))
+    return states
+
+
+def _read_grouped(targets: list[Target], pool: ThreadPoolExecutor) -> list[dict[str, Any] | Exception]:
+    """The state of each target, read per action and account-region (one Clients each) so
+    reads can be batched."""
+    groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for index, target in enumerate(targets):
+        groups[(id(target.action), id(target.clients))].append(index)
+    states: list[dict[str, Any] | Exception] = [{}] * len(targets)
+    for indexes in groups.values():
+        first = targets[indexes[0]]
+        ids = list(dict.fromkeys(targets[i].resource_id for i in indexes))
+        read = read_states(first.action, first.clients, ids, pool)
+        for i in indexes:
+            states[i] = read[targets[i].resource_id]
+    return states
+
+
+def fix_targets(
+    targets: list[Target],
+    dry: bool = False,
+    journal: Journal | None = None,
+    threads: int = 8,
+    claims: Claims | None = None,
+) -> list[Result]:
+    """Fix the targets this run can claim (``asr.claims``); a resource another run is
+    fixing right now is left to it (IGNORED). Dry runs change nothing and claim nothing."""
+    if claims is None or dry:
+        return _fix(targets, dry, journal, threads)
+    results: dict[int, Result] = {}
+    mine: list[int] = []
+    try:
+        for index, target in enumerate(targets):
+            where = (target.clients.account_id, target.clients.region, target.resource_id, target.action.name)
+            holder = claims.acquire(claim_name(*where), {"resource": list(where)})
+            if holder:
+                results[index] = Result(
+                    Status.IGNORED, f"another run ({holder}) is fixing it now; left to it"
+                )
+            else:
+                mine.append(index)
+        fixed = _fix([targets[index] for index in mine], dry, journal, threads)
+        results.update(zip(mine, fixed, strict=True))
+    finally:
+        claims.release_all()
+    return [results[index] for index in range(len(targets))]
+
+
+def _fix(targets: list[Target], dry: bool, journal: Journal | None, threads: int) -> list[Result]:
+    """Read every target, apply the fixes concurrently, read back to verify: one Result each.
+
+    Reads and read-backs are batched per action, account and region; the writes run on
+    ``threads`` threads, paced by the clients' rate budget (``asr.pacing``). One
+    resource's failure never stops the others.
+    """
+    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="asr-fix") as pool:
+        results, planned = _assess(targets, pool)
+        if journal:
+            _finish_earlier_tries(targets, results, journal)
+        if dry:
+            results.update({index: dry_run(plan) for index, plan in planned.items()})
+            planned = {}
+        applied = _apply(targets, planned, results, journal, pool)
+        for index, state in zip(applied, _read_grouped([targets[i] for i in applied], pool), strict=True):
+            action, plan = targets[index].action, planned[index]
+            if isinstance(state, Exception):
+                results[index] = Result(
+                    Status.FAILED, f"read-back failed: {describe_error(state)}", plan.before
+                )
+            else:
+                results[index] = checked(action, state, plan, action.summary.format(**action.params))
+    if journal:
+        for index in planned:
+            try:
+                journal.settle(targets[index], results[index])
+            except Exception:  # the intent is durable; the outcomes must still be saved
+                log.exception("Could not record how the change to %s ended", targets[index].resource_id)
+    return [results[index] for index in range(len(targets))]
+
+
+def _assess(targets: list[Target], pool: ThreadPoolExecutor) -> tuple[dict[int, Result], dict[int, Planned]]:
+    """Each target's Result when there is nothing to do (or it cannot be read), else its plan."""
+    results: dict[int, Result] = {}
+    planned: dict[int, Planned] = {}
+    for index, state in enumerate(_read_grouped(targets, pool)):
+        action = targets[index].action
+        verdict = state if isinstance(state, Exception) else _attempt(lambda s=state, a=action: judge(a, s))
+        if isinstance(verdict, Exception):
+            results[index] = Result(Status.FAILED, describe_error(verdict))
+        elif isinstance(verdict, Result):
+            results[index] = verdict
+        else:
+            planned[index] = verdict
+    return results, planned
+
+
+def _finish_earlier_tries(targets: list[Target], results: dict[int, Result], journal: Journal) -> None:
+    """A compliant resource whose change an earlier try of this run began (and died before
+    recording the end) was fixed by that try: report it REMEDIATED and settle the record."""
+    compliant = [i for i, r in results.items() if r.status == Status.ALREADY_COMPLIANT]
+    unsettled = journal.unsettled() if compliant else {}
+    for index in compliant:
+        target = targets[index]
+        key = (target.clients.account_id, target.clients.region, target.resource_id, target.action.name)
+        intent = unsettled.get(key)
+        if intent:
+            summary = target.action.summary.format(**target.action.params)
+            results[index] = Result(
+                Status.REMEDIATED,
+                f"{summary} (by an earlier try; verified now)",
+                intent.get("before"),
+                dict(intent.get("plan", {})),
+            )
+            journal.settle(target, results[index])
+
+
+def _apply(
+    targets: list[Target],
+    planned: dict[int, Planned],
+    results: dict[int, Result],
+    journal: Journal | None,
+    pool: ThreadPoolExecutor,
+) -> list[int]:
+    """Record and apply each plan on the pool; return the targets applied without error."""
+
+    def change(index: int) -> Result | None:
+        target, plan = targets[index], planned[index]
+        try:
+            if journal:
+                journal.intend(target, plan)
+            retry_throttled(
+                lambda: target.action.apply(target.clients, target.resource_id, plan.state, plan.plan)
+            )
+        except Exception as exc:
+            return Result(Status.FAILED, describe_error(exc), plan.before)
+        return None
+
+    applied: list[int] = []
+    for index, failed in zip(planned, pool.map(change, planned), strict=True):
+        if failed:
+            results[index] = failed
+        else:
+            applied.append(index)
+    return applied
+
+
+def remediate_resource(action: Action, clients: Clients, resource_id: str, dry: bool = False) -> Result:
+    """Fix one resource (the batch runner with a batch of one)."""
+    [result] = fix_targets([Target(clients, resource_id, (), action)], dry, threads=1)
+    return result
+
+
 def run_batch(
     records: list[RoutingRecord],
     playbooks: PlaybookRegistry,
@@ -289,11 +462,13 @@ def run_batch(
     overrides: dict[str, Any] | None = None,
     dry: bool = False,
     exclude_tag: tuple[str, str | None] | None = None,
+    journal: Journal | None = None,
+    threads: int = 8,
+    claims: Claims | None = None,
 ) -> list[Outcome]:
     """Fix every resource of one playbook's batch with the action's own API calls
     (with ``dry``, only read and say what would change)."""
     targets, outcomes = resolve_targets(records, playbooks, aws, overrides, exclude_tag)
-    for target in targets:
-        result = remediate_resource(target.action, target.clients, target.resource_id, dry)
+    for target, result in zip(targets, fix_targets(targets, dry, journal, threads, claims), strict=True):
         outcomes += target.outcomes(result)
     return outcomes

@@ -11,12 +11,15 @@ from collections.abc import Callable
 from typing import Any
 
 from asr import writeback
+from asr.actions import get_action
 from asr.aws import AwsContext
+from asr.claims import Claims
 from asr.config import Settings
 from asr.findings import FindingError, RoutingRecord, parse_finding
 from asr.guard import Scope
+from asr.pacing import parse_limits
 from asr.playbooks import PlaybookRegistry
-from asr.remediate import Outcome, Result, Status, run_batch
+from asr.remediate import Journal, Outcome, Result, Status, run_batch
 from asr.securityhub import iter_findings
 from asr.store import RunStore
 
@@ -91,41 +94,62 @@ def ingest(
     }
 
 
-def plan(store: RunStore, playbooks: PlaybookRegistry, settings: Settings) -> list[dict[str, Any]]:
-    """Group routed findings into batches per (playbook, account, region).
+def plan(
+    store: RunStore, playbooks: PlaybookRegistry, settings: Settings, parallel: int = 1
+) -> list[dict[str, Any]]:
+    """Pack each playbook's routed findings into batches of at most ``batch_size``.
 
-    Map counts then grow with batches, not findings. Should one playbook still have
-    more batches than Airflow maps, its batches are widened (a batch may then span
-    several account-regions; the runner keeps one client per account-region).
+    Findings are sorted by account and region, so a batch holds one account-region, or
+    the tail of one and the head of the next: map counts grow with findings divided by
+    the batch size, and small account-regions do not each cost a task. With pacing on,
+    the API budget, not the task count, bounds the speed: a playbook then gets no more
+    batches than ``parallel`` fix tasks can run at once, since a batch waiting for a slot
+    would start with a fresh budget the ones before it have already spent. Each batch says
+    how many batches share its account-regions' budget (``rate_share``).
     """
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    rows_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in store.read_lines(RECORDS):
-        playbook = playbooks.playbooks[row["playbook"]]
-        region = row["region"] if playbook.regional else "global"
-        groups[(row["playbook"], row["account_id"], region)].append(row)
+        rows_of[row["playbook"]].append(row)
+    paced = parse_limits(settings.rate_limits) is not None
 
-    per_playbook: dict[str, list[list[dict[str, Any]]]] = defaultdict(list)
-    for (playbook_id, _, _), rows in sorted(groups.items()):
-        per_playbook[playbook_id] += chunks(rows, settings.batch_size)
+    batches: list[tuple[str, list[dict[str, Any]]]] = []
+    for playbook_id, rows in sorted(rows_of.items()):
+        rows.sort(key=lambda r: (r["account_id"], r["region"]))
+        size = settings.batch_size
+        if paced:
+            size = max(size, -(-len(rows) // max(1, parallel)))
+        size = max(size, -(-len(rows) // settings.max_map_length))
+        batches += [(playbook_id, chunk) for chunk in chunks(rows, size)]
 
+    budget_users: Counter[tuple[str, str, str]] = Counter()
+    places = [_budget_places(playbooks, playbook_id, chunk) for playbook_id, chunk in batches]
+    for place in places:
+        budget_users.update(place)
+    numbers: Counter[str] = Counter()
     refs: list[dict[str, Any]] = []
-    for playbook_id, batches in per_playbook.items():
-        if len(batches) > settings.max_map_length:
-            rows = [row for batch in batches for row in batch]
-            size = -(-len(rows) // settings.max_map_length)
-            batches = chunks(rows, size)
-        for number, chunk in enumerate(batches):
-            batch_id = f"{playbook_id}-{chunk[0]['account_id']}-{chunk[0]['region']}-{number:04d}"
-            store.write_lines(f"batches/{batch_id}.jsonl", chunk)
-            refs.append(
-                {
-                    "batch_id": batch_id,
-                    "playbook": playbook_id,
-                    "count": len(chunk),
-                    "targets": sorted({f"{r['account_id']}/{r['region']}" for r in chunk}),
-                }
-            )
+    for (playbook_id, chunk), place in zip(batches, places, strict=True):
+        first = chunk[0]
+        batch_id = f"{playbook_id}-{first['account_id']}-{first['region']}-{numbers[playbook_id]:04d}"
+        numbers[playbook_id] += 1
+        store.write_lines(f"batches/{batch_id}.jsonl", chunk)
+        refs.append(
+            {
+                "batch_id": batch_id,
+                "playbook": playbook_id,
+                "count": len(chunk),
+                "targets": sorted({f"{r['account_id']}/{r['region']}" for r in chunk}),
+                "rate_share": min(max(1, parallel), max(budget_users[p] for p in place)),
+            }
+        )
     return refs
+
+
+def _budget_places(
+    playbooks: PlaybookRegistry, playbook_id: str, rows: list[dict[str, Any]]
+) -> set[tuple[str, str, str]]:
+    """The (account, region, service) budgets a batch spends."""
+    service = get_action(playbooks.playbooks[playbook_id].action).service
+    return {(r["account_id"], r["region"], service) for r in rows}
 
 
 def remediate(
@@ -136,9 +160,13 @@ def remediate(
     overrides: dict[str, Any] | None = None,
     dry: bool = False,
     exclude_tag: tuple[str, str | None] | None = None,
+    journal: Journal | None = None,
+    threads: int = 8,
+    claims: Claims | None = None,
 ) -> dict[str, int]:
     """Fix one batch and persist its outcomes before anything is written back."""
-    outcomes = run_batch(batch_records(store, batch), playbooks, aws, overrides, dry, exclude_tag)
+    records = batch_records(store, batch)
+    outcomes = run_batch(records, playbooks, aws, overrides, dry, exclude_tag, journal, threads, claims)
     return save_outcomes(store, batch, outcomes)
 
 

@@ -8,6 +8,7 @@ Heavy imports (boto3, the steps) happen inside the tasks, never at DAG parse tim
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from airflow.sdk import TriggerRule, get_current_context, task
@@ -17,6 +18,10 @@ from asr.playbooks import registry
 
 log = logging.getLogger(__name__)
 OVERRIDABLE = ("accounts", "regions", "batch_size", "member_role_name")
+# Fix tasks of one run that may run at once (each runs ASR_FIX_THREADS threads); read when
+# the DAG is parsed. An Airflow pool (ASR_FIX_POOL) can bound them across runs and DAGs.
+MAX_ACTIVE_FIXES = int(os.environ.get("ASR_MAX_ACTIVE_FIXES", "8"))
+FIX_POOL = os.environ.get("ASR_FIX_POOL", "default_pool")
 
 
 def fix_task_id(group_id: str) -> str:
@@ -35,10 +40,23 @@ def run_context(context: Any = None) -> tuple[Settings, Any, str]:
     return settings, store, run_id
 
 
-def aws_context(settings: Settings) -> Any:
+def aws_context(settings: Settings, rate_share: int = 1) -> Any:
+    """The run's AWS access, its clients paced at ``1/rate_share`` of the configured budget."""
     from asr.aws import AwsContext
+    from asr.pacing import RateBudget, parse_limits
 
-    return AwsContext.from_airflow(settings.aws_conn_id, settings.member_role_name)
+    aws = AwsContext.from_airflow(settings.aws_conn_id, settings.member_role_name)
+    limits = parse_limits(settings.rate_limits)
+    if limits:
+        aws.budget = RateBudget(limits, rate_share)
+    return aws
+
+
+def fix_parallelism() -> int:
+    """How many fix tasks of a run can run at once: the fewer of Airflow's slots and ours."""
+    from airflow.configuration import conf
+
+    return max(1, min(conf.getint("core", "parallelism"), MAX_ACTIVE_FIXES))
 
 
 def _control_ids(playbook_ids: list[str]) -> list[str]:
@@ -122,7 +140,7 @@ def plan(ingested: dict[str, int]) -> list[dict[str, Any]]:
     from asr import sweep
 
     settings, store, _ = run_context()
-    batches = sweep.plan(store, registry(), settings)
+    batches = sweep.plan(store, registry(), settings, fix_parallelism())
     log.info("%d findings in %d batches", ingested["routed"], len(batches))
     return batches
 
@@ -139,15 +157,30 @@ def select_batches(batches: list[dict[str, Any]], playbook: str) -> list[dict[st
     return [b for b in batches if b["playbook"] == playbook]
 
 
-@task(map_index_template="{{ task.op_kwargs['batch']['batch_id'] }}")
+@task(
+    map_index_template="{{ task.op_kwargs['batch']['batch_id'] }}",
+    max_active_tis_per_dagrun=MAX_ACTIVE_FIXES,
+    pool=FIX_POOL,
+)
 def fix(batch: dict[str, Any]) -> dict[str, int]:
     """Fix one batch: assume the member role, fix each resource, verify, record."""
-    from asr import sweep
+    from asr import claims, sweep
+    from asr.audit import AuditJournal
 
-    settings, store, _ = run_context()
-    dry = bool(get_current_context()["params"].get("dry_run"))
+    settings, store, run_id = run_context()
+    context = get_current_context()
+    dry = bool(context["params"].get("dry_run"))
+    journal = AuditJournal.for_task(settings.audit_root, settings.aws_conn_id, context, batch["batch_id"])
     counts = sweep.remediate(
-        batch, store, registry(), aws_context(settings), dry=dry, exclude_tag=settings.exclusion_tag
+        batch,
+        store,
+        registry(),
+        aws_context(settings, batch.get("rate_share", 1)),
+        dry=dry,
+        exclude_tag=settings.exclusion_tag,
+        threads=settings.fix_threads,
+        journal=journal,
+        claims=claims.for_run(settings.audit_root, context["dag"].dag_id, run_id),
     )
     log.info("Batch %s: %s", batch["batch_id"], counts)
     return counts

@@ -40,6 +40,10 @@ class Action:
     permissions: ClassVar[tuple[str, ...]]
     schema: ClassVar[dict[str, Any]] = {"type": "object", "additionalProperties": False}
     summary: ClassVar[str]
+    # Why the fix cannot be undone (rollback reports it); None when ``revert`` undoes it.
+    irreversible: ClassVar[str | None] = None
+    # What ``revert`` calls beyond ``permissions``: a rollback needs them in the member role.
+    revert_permissions: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: dict[str, Any]) -> None:
         self.params = params
@@ -47,11 +51,77 @@ class Action:
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         raise NotImplementedError
 
+    def read_many(self, clients: Clients, resource_ids: list[str]) -> dict[str, dict[str, Any] | Exception]:
+        """Read several resources in as few calls as the service allows.
+
+        Returns what it could read in bulk, by resource id; the runner reads any id left
+        out one at a time, so an id the service does not know gets its own clear error.
+        The default reads nothing in bulk.
+        """
+        return {}
+
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        """Undo this action's fix: put back ``before``, the state ``read`` returned before it.
+
+        The audit journal keeps that whole state (the planned keys' prior values and the
+        rest ``read`` saw), so an action may use any of it. Rollback checks the result by
+        reading the resource back.
+        """
+        raise NotReversible(self.irreversible or f"{self.name} has no way to undo its fix")
+
+
+class NotReversible(Exception):
+    """A fix that cannot be undone, or not wholly; the message says why."""
+
+
+class BulkRead(Action):
+    """An action whose service describes many resources in one call (``describe``)."""
+
+    bulk_size: ClassVar[int] = 200
+
+    def describe(self, clients: Clients, resource_ids: list[str]) -> list[dict[str, Any]]:
+        """The service's descriptions of these resources (one call, or one paginated listing)."""
+        raise NotImplementedError
+
+    def item_id(self, item: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def state_of(self, item: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        items = self.describe(clients, [resource_id])
+        if not items:
+            raise LookupError(f"{resource_id} was not found")
+        return self.state_of(items[0])
+
+    def read_many(self, clients: Clients, resource_ids: list[str]) -> dict[str, dict[str, Any] | Exception]:
+        """One describe per ``bulk_size`` ids. A chunk the service refuses as a whole (one id
+        deleted meanwhile fails the call) is left to single reads, which name the bad id."""
+        from botocore.exceptions import ClientError
+
+        from asr.pacing import THROTTLING
+
+        states: dict[str, dict[str, Any] | Exception] = {}
+        for start in range(0, len(resource_ids), self.bulk_size):
+            try:
+                items = self.describe(clients, resource_ids[start : start + self.bulk_size])
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in THROTTLING:
+                    raise
+                continue
+            for item in items:
+                try:
+                    states[self.item_id(item)] = self.state_of(item)
+                except Exception as exc:  # this resource cannot be fixed; the others still can
+                    states[self.item_id(item)] = exc
+        return states
 
 
 def register(cls: type[Action]) -> type[Action]:

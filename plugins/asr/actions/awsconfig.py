@@ -85,6 +85,11 @@ class EnableConfigRecorder(Action):
         *LOG_BUCKET_PERMISSIONS,
     )
     summary = "enabled the AWS Config recorder for all resource types, delivering to S3"
+    revert_permissions = (
+        "config:StopConfigurationRecorder",
+        "config:DeleteDeliveryChannel",
+        "config:DeleteConfigurationRecorder",
+    )
     schema = {
         "type": "object",
         "additionalProperties": False,
@@ -168,3 +173,24 @@ class EnableConfigRecorder(Action):
             )
         if "Recording" in plan:
             config.start_configuration_recorder(ConfigurationRecorderName=recorder)
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        """Stop, delete or put back what the fix started, created or changed, in the order Config
+        allows (a channel goes only once recording stopped). The bucket and the service-linked
+        role stay, with what was delivered meanwhile."""
+        config = clients.config
+        recorder = before["RecorderName"] or self.params["recorder_name"]
+        if not before["Recording"]:
+            config.stop_configuration_recorder(ConfigurationRecorderName=recorder)
+        if not before["DeliveryChannel"]:
+            config.delete_delivery_channel(DeliveryChannelName=self.params["delivery_channel_name"])
+        if not before["RecorderName"]:
+            config.delete_configuration_recorder(ConfigurationRecorderName=recorder)
+        else:
+            config.put_configuration_recorder(
+                ConfigurationRecorder={
+                    "name": recorder,
+                    "roleARN": before["RoleARN"],
+                    "recordingGroup": before["RecordingGroup"],
+                }
+            )

@@ -5,13 +5,19 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from asr.actions import Action, register
+from asr.actions import Action, NotReversible, register
 
 if TYPE_CHECKING:
     from asr.aws import Clients
 
 # Condition keys that tie a public principal to one caller; compared lower-cased, as IAM does.
 RESTRICTING_KEYS = frozenset({"aws:sourceaccount", "aws:sourcearn"})
+# The conditions AddPermission writes, by (operator, lower-cased key): its parameter for each.
+ADD_PERMISSION_CONDITIONS = {
+    ("StringEquals", "aws:principalorgid"): "PrincipalOrgID",
+    ("StringEquals", "lambda:functionurlauthtype"): "FunctionUrlAuthType",
+    ("StringEquals", "lambda:eventsourcetoken"): "EventSourceToken",
+}
 
 
 def _is_public_principal(principal: Any) -> bool:
@@ -35,6 +41,24 @@ def _restricts_caller(condition: dict[str, Any]) -> bool:
         if any(key.lower() in RESTRICTING_KEYS for key in keys):
             return True
     return False
+
+
+def add_permission_args(statement: dict[str, Any]) -> dict[str, Any]:
+    """The AddPermission call that writes this public statement again; NotReversible when it
+    has a shape AddPermission cannot write (several actions, other conditions)."""
+    action = statement.get("Action")
+    if not isinstance(action, str):
+        raise NotReversible(f"statement {statement.get('Sid')}: AddPermission takes one action, not {action}")
+    args = {"StatementId": statement["Sid"], "Action": action, "Principal": "*"}
+    for operator, keys in (statement.get("Condition") or {}).items():
+        for key, value in keys.items():
+            param = ADD_PERMISSION_CONDITIONS.get((operator, key.lower()))
+            if param is None or not isinstance(value, str):
+                raise NotReversible(
+                    f"statement {statement['Sid']}: AddPermission cannot write the condition {operator} {key}"
+                )
+            args[param] = value
+    return args
 
 
 def is_public_statement(statement: dict[str, Any]) -> bool:
@@ -62,6 +86,7 @@ class RemovePublicPolicyStatements(Action):
     service = "lambda"
     permissions = ("lambda:GetPolicy", "lambda:GetFunctionConfiguration", "lambda:RemovePermission")
     summary = "removed the resource-policy statements that allowed anyone to call the function"
+    revert_permissions = ("lambda:AddPermission",)
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         client = clients["lambda"]
@@ -85,3 +110,10 @@ class RemovePublicPolicyStatements(Action):
             raise ValueError(f"public statement without a Sid cannot be removed: {missing_sid[0]}")
         for statement in state["PublicStatements"]:
             clients["lambda"].remove_permission(FunctionName=resource_id, StatementId=statement["Sid"])
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        """Add the statements back through AddPermission, each checked first so that none is
+        added unless all can be."""
+        calls = [add_permission_args(statement) for statement in before["PublicStatements"]]
+        for args in calls:
+            clients["lambda"].add_permission(FunctionName=resource_id, **args)

@@ -305,6 +305,11 @@ class EnsureMultiRegionTrail(Action):
         *KMS_KEY_PERMISSIONS,
     )
     summary = "ensured multi-Region trail {trail_name} is logging all management events, encrypted with KMS"
+    irreversible = (
+        "it creates a trail, its log bucket and a KMS key, or repairs an existing trail whose earlier "
+        "settings it does not record; a KMS key can only be scheduled for deletion, and removing the "
+        "trail would discard the account's record of API activity"
+    )
     schema = {
         "type": "object",
         "additionalProperties": False,
@@ -406,6 +411,10 @@ class EnableTrailEncryption(Action):
         key_arn = ensure_cloudtrail_key(clients.kms, self.params["kms_key_alias"], account)
         clients.cloudtrail.update_trail(Name=resource_id, KmsKeyId=key_arn)
 
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        """SSE-S3 again (an empty key id); the key stays, for the logs it encrypted meanwhile."""
+        clients.cloudtrail.update_trail(Name=resource_id, KmsKeyId="")
+
 
 @register
 class EnableLogFileValidation(Action):
@@ -429,6 +438,9 @@ class EnableLogFileValidation(Action):
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         clients.cloudtrail.update_trail(Name=resource_id, EnableLogFileValidation=True)
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        clients.cloudtrail.update_trail(Name=resource_id, EnableLogFileValidation=False)
 
 
 def _logs_role_trust(account: str) -> dict[str, Any]:
@@ -564,3 +576,10 @@ class SendTrailToCloudWatchLogs(Action):
                 if attempt == len(delays) or _code(exc) != "InvalidCloudWatchLogsRoleArnException":
                     raise
                 time.sleep(delays[attempt])
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        """Stop the delivery (empty group and role); the log group and the role stay, with what was
+        delivered meanwhile."""
+        clients.cloudtrail.update_trail(
+            Name=resource_id, CloudWatchLogsLogGroupArn="", CloudWatchLogsRoleArn=""
+        )

@@ -69,3 +69,7 @@ class SetLogGroupRetention(Action):
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         clients.logs.put_retention_policy(logGroupName=resource_id, retentionInDays=plan["retentionInDays"])
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        """The shorter retention back: events older than it are then deleted, as they were due to be."""
+        clients.logs.put_retention_policy(logGroupName=resource_id, retentionInDays=before["retentionInDays"])

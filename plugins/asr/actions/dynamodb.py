@@ -36,3 +36,8 @@ class EnableTableDeletionProtection(Action):
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         clients.dynamodb.update_table(TableName=resource_id, DeletionProtectionEnabled=True)
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        clients.dynamodb.update_table(
+            TableName=resource_id, DeletionProtectionEnabled=before["DeletionProtectionEnabled"]
+        )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from asr.actions import Action, register
+from asr.actions import Action, BulkRead, register
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -19,8 +19,16 @@ OPEN_IPV6 = "::/0"
 ALL_PROTOCOLS = "-1"
 
 
-def _describe_group(client: Any, group_id: str) -> dict[str, Any]:
-    return client.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+class SecurityGroupAction(BulkRead):
+    """Security group fixes read many groups with one DescribeSecurityGroups."""
+
+    service = "ec2"
+
+    def describe(self, clients: Clients, resource_ids: list[str]) -> list[dict[str, Any]]:
+        return clients.ec2.describe_security_groups(GroupIds=resource_ids)["SecurityGroups"]
+
+    def item_id(self, item: dict[str, Any]) -> str:
+        return item["GroupId"]
 
 
 # IpProtocol as DescribeSecurityGroups may report it -> the name the port rules use.
@@ -84,7 +92,7 @@ def _strip_empty(permissions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in p.items() if v != []} for p in permissions]
 
 
-class RevokeOpenIngress(Action):
+class RevokeOpenIngress(SecurityGroupAction):
     """Revoke the 0.0.0.0/0 and ::/0 ranges of the inbound rules a port rule forbids.
 
     One mechanism for EC2.13/14, EC2.18 and EC2.19: subclasses say which world-open
@@ -93,15 +101,14 @@ class RevokeOpenIngress(Action):
     group references on the same rule stay, so access scoped on purpose is kept.
     """
 
-    service = "ec2"
     permissions = ("ec2:DescribeSecurityGroups", "ec2:RevokeSecurityGroupIngress")
     state_key: ClassVar[str]
+    revert_permissions = ("ec2:AuthorizeSecurityGroupIngress",)
 
     def forbids(self, rule: dict[str, Any]) -> bool:
         raise NotImplementedError
 
-    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
-        group = _describe_group(clients.ec2, resource_id)
+    def state_of(self, group: dict[str, Any]) -> dict[str, Any]:
         open_rules = [
             rule
             for rule in map(_only_open_ranges, group.get("IpPermissions", []))
@@ -115,6 +122,11 @@ class RevokeOpenIngress(Action):
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         clients.ec2.revoke_security_group_ingress(
             GroupId=resource_id, IpPermissions=_strip_empty(state[self.state_key])
+        )
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        clients.ec2.authorize_security_group_ingress(
+            GroupId=resource_id, IpPermissions=_strip_empty(before[self.state_key])
         )
 
 
@@ -207,7 +219,7 @@ class RevokeUnauthorizedPublicIngress(RevokeOpenIngress):
 
 
 @register
-class RemoveDefaultSecurityGroupRules(Action):
+class RemoveDefaultSecurityGroupRules(SecurityGroupAction):
     """Empty a VPC's default security group, inbound and outbound.
 
     Refuses a group that is not named ``default``: a wrong resource id must not empty a
@@ -218,18 +230,17 @@ class RemoveDefaultSecurityGroupRules(Action):
     """
 
     name = "ec2.remove-default-security-group-rules"
-    service = "ec2"
     permissions = (
         "ec2:DescribeSecurityGroups",
         "ec2:RevokeSecurityGroupIngress",
         "ec2:RevokeSecurityGroupEgress",
     )
     summary = "removed every inbound and outbound rule of the default security group"
+    revert_permissions = ("ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress")
 
-    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
-        group = _describe_group(clients.ec2, resource_id)
+    def state_of(self, group: dict[str, Any]) -> dict[str, Any]:
         if group.get("GroupName") != "default":
-            raise ValueError(f"{resource_id} is not a default security group")
+            raise ValueError(f"{group['GroupId']} is not a default security group")
         return {
             "IpPermissions": group.get("IpPermissions", []),
             "IpPermissionsEgress": group.get("IpPermissionsEgress", []),
@@ -248,6 +259,16 @@ class RemoveDefaultSecurityGroupRules(Action):
                 GroupId=resource_id, IpPermissions=_strip_empty(state["IpPermissionsEgress"])
             )
 
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        if before["IpPermissions"]:
+            clients.ec2.authorize_security_group_ingress(
+                GroupId=resource_id, IpPermissions=_strip_empty(before["IpPermissions"])
+            )
+        if before["IpPermissionsEgress"]:
+            clients.ec2.authorize_security_group_egress(
+                GroupId=resource_id, IpPermissions=_strip_empty(before["IpPermissionsEgress"])
+            )
+
 
 @register
 class EnableEbsEncryptionByDefault(Action):
@@ -261,6 +282,7 @@ class EnableEbsEncryptionByDefault(Action):
     service = "ec2"
     permissions = ("ec2:GetEbsEncryptionByDefault", "ec2:EnableEbsEncryptionByDefault")
     summary = "enabled EBS encryption by default"
+    revert_permissions = ("ec2:DisableEbsEncryptionByDefault",)
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         return {
@@ -272,6 +294,9 @@ class EnableEbsEncryptionByDefault(Action):
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         clients.ec2.enable_ebs_encryption_by_default()
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        clients.ec2.disable_ebs_encryption_by_default()
 
 
 @register
@@ -316,6 +341,15 @@ class MakeEbsSnapshotsPrivate(Action):
                     errors.append(exc)
         if errors:
             raise errors[0]
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        for snapshot_id in before["PublicSnapshots"]:
+            clients.ec2.modify_snapshot_attribute(
+                SnapshotId=snapshot_id,
+                Attribute="createVolumePermission",
+                OperationType="add",
+                GroupNames=["all"],
+            )
 
 
 def _flow_logs_trust(account: str) -> dict[str, Any]:
@@ -379,6 +413,7 @@ class EnableVpcFlowLogs(Action):
         "iam:PassRole",
     )
     summary = "enabled VPC flow logs ({traffic_type}) to the CloudWatch Logs group {log_group_name}"
+    revert_permissions = ("ec2:DeleteFlowLogs",)
     schema = {
         "type": "object",
         "additionalProperties": False,
@@ -438,6 +473,18 @@ class EnableVpcFlowLogs(Action):
         for failed in response.get("Unsuccessful", []):
             raise ClientError({"Error": failed.get("Error", {})}, "CreateFlowLogs")
 
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        """Delete the flow logs to our log group that the VPC did not have before. The log
+        group and the delivery role stay: other VPCs of the account share them."""
+        had = {log["FlowLogId"] for log in before["FlowLogs"]}
+        ours = [
+            log["FlowLogId"]
+            for log in self.read(clients, resource_id)["FlowLogs"]
+            if log["FlowLogId"] not in had and log.get("LogGroupName") == self.params["log_group_name"]
+        ]
+        if ours:
+            clients.ec2.delete_flow_logs(FlowLogIds=ours)
+
     def _delivery_role(self, clients: Clients, account: str) -> str:
         """The delivery role's ARN; made (or completed) when missing. IAM is global, so the
         role serves every region of the account."""
@@ -464,7 +511,7 @@ class EnableVpcFlowLogs(Action):
 
 
 @register
-class RequireImdsv2(Action):
+class RequireImdsv2(BulkRead):
     """Require session tokens (IMDSv2) for an instance's metadata service.
 
     IMDSv1 answers plain GETs, so an SSRF flaw in an application can read the instance
@@ -480,9 +527,14 @@ class RequireImdsv2(Action):
     permissions = ("ec2:DescribeInstances", "ec2:ModifyInstanceMetadataOptions")
     summary = "required IMDSv2 (HttpTokens=required) on the instance"
 
-    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
-        reservations = clients.ec2.describe_instances(InstanceIds=[resource_id])["Reservations"]
-        instance = reservations[0]["Instances"][0]
+    def describe(self, clients: Clients, resource_ids: list[str]) -> list[dict[str, Any]]:
+        pages = clients.ec2.get_paginator("describe_instances").paginate(InstanceIds=resource_ids)
+        return [i for page in pages for reservation in page["Reservations"] for i in reservation["Instances"]]
+
+    def item_id(self, item: dict[str, Any]) -> str:
+        return item["InstanceId"]
+
+    def state_of(self, instance: dict[str, Any]) -> dict[str, Any]:
         return {"HttpTokens": instance.get("MetadataOptions", {}).get("HttpTokens")}
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -491,9 +543,14 @@ class RequireImdsv2(Action):
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         clients.ec2.modify_instance_metadata_options(InstanceId=resource_id, HttpTokens="required")
 
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        # No metadata options reported means EC2's default, which accepts IMDSv1.
+        tokens = before["HttpTokens"] or "optional"
+        clients.ec2.modify_instance_metadata_options(InstanceId=resource_id, HttpTokens=tokens)
+
 
 @register
-class DisableSubnetPublicIp(Action):
+class DisableSubnetPublicIp(BulkRead):
     """Stop a subnet from giving instances launched in it a public IPv4 address.
 
     Instances that already have one keep it; launches that ask for one explicitly
@@ -508,8 +565,13 @@ class DisableSubnetPublicIp(Action):
     permissions = ("ec2:DescribeSubnets", "ec2:ModifySubnetAttribute")
     summary = "turned off MapPublicIpOnLaunch on the subnet"
 
-    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
-        subnet = clients.ec2.describe_subnets(SubnetIds=[resource_id])["Subnets"][0]
+    def describe(self, clients: Clients, resource_ids: list[str]) -> list[dict[str, Any]]:
+        return clients.ec2.describe_subnets(SubnetIds=resource_ids)["Subnets"]
+
+    def item_id(self, item: dict[str, Any]) -> str:
+        return item["SubnetId"]
+
+    def state_of(self, subnet: dict[str, Any]) -> dict[str, Any]:
         return {"MapPublicIpOnLaunch": bool(subnet.get("MapPublicIpOnLaunch"))}
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -517,3 +579,8 @@ class DisableSubnetPublicIp(Action):
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         clients.ec2.modify_subnet_attribute(SubnetId=resource_id, MapPublicIpOnLaunch={"Value": False})
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        clients.ec2.modify_subnet_attribute(
+            SubnetId=resource_id, MapPublicIpOnLaunch={"Value": before["MapPublicIpOnLaunch"]}
+        )

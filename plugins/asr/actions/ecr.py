@@ -37,3 +37,8 @@ class EnableScanOnPush(Action):
         clients.ecr.put_image_scanning_configuration(
             repositoryName=resource_id, imageScanningConfiguration={"scanOnPush": True}
         )
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        clients.ecr.put_image_scanning_configuration(
+            repositoryName=resource_id, imageScanningConfiguration={"scanOnPush": before["scanOnPush"]}
+        )

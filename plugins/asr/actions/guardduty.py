@@ -31,6 +31,7 @@ class EnableDetector(Action):
         "iam:CreateServiceLinkedRole",
     )
     summary = "enabled the GuardDuty detector"
+    revert_permissions = ("guardduty:DeleteDetector",)
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         guardduty = clients.guardduty
@@ -48,3 +49,12 @@ class EnableDetector(Action):
             clients.guardduty.update_detector(DetectorId=state["DetectorId"], Enable=True)
         else:
             clients.guardduty.create_detector(Enable=True)
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        """Suspend the detector the fix re-enabled, or delete the one it created (with the
+        findings it has made since: a Region without a detector keeps none)."""
+        guardduty = clients.guardduty
+        if before["DetectorId"]:
+            guardduty.update_detector(DetectorId=before["DetectorId"], Enable=False)
+        else:
+            guardduty.delete_detector(DetectorId=self.read(clients, resource_id)["DetectorId"])

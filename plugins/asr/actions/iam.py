@@ -6,7 +6,7 @@ import datetime
 import json
 from typing import TYPE_CHECKING, Any
 
-from asr.actions import Action, register
+from asr.actions import Action, NotReversible, register
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -53,6 +53,7 @@ class SetPasswordPolicy(Action):
     service = "iam"
     permissions = ("iam:GetAccountPasswordPolicy", "iam:UpdateAccountPasswordPolicy")
     summary = "raised the account password policy to the baseline"
+    revert_permissions = ("iam:DeleteAccountPasswordPolicy",)
     schema = {
         "type": "object",
         "additionalProperties": False,
@@ -86,6 +87,13 @@ class SetPasswordPolicy(Action):
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         clients.iam.update_account_password_policy(**{**state, **plan})
 
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        """The whole earlier policy back (an update replaces every setting), or none if there was none."""
+        if before:
+            clients.iam.update_account_password_policy(**before)
+        else:
+            clients.iam.delete_account_password_policy()
+
 
 # --- IAM user credentials (IAM.3, IAM.8, IAM.22) and the AWS Support role (IAM.18) ---
 
@@ -110,9 +118,9 @@ def _active_keys(iam: Any, user_name: str) -> list[dict[str, Any]]:
     return [key for page in pages for key in page["AccessKeyMetadata"] if key["Status"] == "Active"]
 
 
-def _deactivate(iam: Any, user_name: str, keys: list[dict[str, Any]]) -> None:
+def _set_status(iam: Any, user_name: str, keys: list[dict[str, Any]], status: str) -> None:
     for key in keys:
-        iam.update_access_key(UserName=user_name, AccessKeyId=key["AccessKeyId"], Status="Inactive")
+        iam.update_access_key(UserName=user_name, AccessKeyId=key["AccessKeyId"], Status=status)
 
 
 @register
@@ -149,7 +157,10 @@ class DeactivateOldAccessKeys(Action):
         return {"old_active_access_keys": []} if state["old_active_access_keys"] else {}
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        _deactivate(clients.iam, resource_id, state["old_active_access_keys"])
+        _set_status(clients.iam, resource_id, state["old_active_access_keys"], "Inactive")
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        _set_status(clients.iam, resource_id, before["old_active_access_keys"], "Active")
 
 
 @register
@@ -226,9 +237,19 @@ class RevokeUnusedCredentials(Action):
         return plan
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        _deactivate(clients.iam, resource_id, state["unused_active_access_keys"])
+        _set_status(clients.iam, resource_id, state["unused_active_access_keys"], "Inactive")
         if "unused_console_password" in plan:
             clients.iam.delete_login_profile(UserName=resource_id)
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        """Reactivate the keys; a deleted console password cannot come back."""
+        keys = before["unused_active_access_keys"]
+        _set_status(clients.iam, resource_id, keys, "Active")
+        if before["unused_console_password"]:
+            raise NotReversible(
+                f"{len(keys)} access key(s) reactivated, but the console password was deleted: IAM never "
+                "reveals a password, so it cannot be put back (an administrator can set a new one)"
+            )
 
 
 SUPPORT_POLICY = "AWSSupportAccess"
@@ -256,6 +277,7 @@ class CreateSupportRole(Action):
     service = "iam"
     permissions = ("iam:ListEntitiesForPolicy", "iam:GetRole", "iam:CreateRole", "iam:AttachRolePolicy")
     summary = "created the IAM role {role_name} with the AWSSupportAccess policy"
+    revert_permissions = ("iam:DetachRolePolicy", "iam:DeleteRole")
     schema = {
         "type": "object",
         "additionalProperties": False,
@@ -277,7 +299,14 @@ class CreateSupportRole(Action):
             for kind, field in (("Role", "PolicyRoles"), ("User", "PolicyUsers"), ("Group", "PolicyGroups"))
             for entity in page.get(field, [])
         ]
-        return {"support_access_principals": sorted(entities)}
+        if entities:
+            return {"support_access_principals": sorted(entities)}
+        # Whether the role is there already: a rollback deletes it only if the fix made it.
+        try:
+            iam.get_role(RoleName=self.params["role_name"])
+        except iam.exceptions.NoSuchEntityException:
+            return {"support_access_principals": [], "role_exists": False}
+        return {"support_access_principals": [], "role_exists": True}
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
         if state["support_access_principals"]:
@@ -306,3 +335,9 @@ class CreateSupportRole(Action):
                 Description="Manages incidents with AWS Support (created by ASR for IAM.18)",
             )
         iam.attach_role_policy(RoleName=role_name, PolicyArn=_support_policy_arn(iam))
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        iam, role_name = clients.iam, self.params["role_name"]
+        iam.detach_role_policy(RoleName=role_name, PolicyArn=_support_policy_arn(iam))
+        if before.get("role_exists") is False:
+            iam.delete_role(RoleName=role_name)

@@ -43,6 +43,7 @@ class EnableKeyRotation(Action):
     service = "kms"
     permissions = ("kms:DescribeKey", "kms:GetKeyRotationStatus", "kms:EnableKeyRotation")
     summary = "enabled automatic rotation of the KMS key"
+    revert_permissions = ("kms:DisableKeyRotation",)
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         key = clients.kms.describe_key(KeyId=resource_id)["KeyMetadata"]
@@ -57,3 +58,7 @@ class EnableKeyRotation(Action):
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         clients.kms.enable_key_rotation(KeyId=resource_id)
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        """Rotation off; material rotated meanwhile stays, and still decrypts what it encrypted."""
+        clients.kms.disable_key_rotation(KeyId=resource_id)

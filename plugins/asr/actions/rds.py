@@ -82,6 +82,10 @@ class _BooleanSetting(Action):
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         self.kind.change(clients.rds, resource_id, **plan, ApplyImmediately=self.apply_immediately)
 
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        setting = {self.attribute: before[self.attribute]}
+        self.kind.change(clients.rds, resource_id, **setting, ApplyImmediately=self.apply_immediately)
+
 
 @register
 class EnableMultiAz(_BooleanSetting):
@@ -270,4 +274,10 @@ class MakeSnapshotPrivate(Action):
         kind, name = _snapshot(resource_id)
         getattr(clients.rds, kind.modify)(
             **{kind.id_param: name}, AttributeName="restore", ValuesToRemove=[PUBLIC]
+        )
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        kind, name = _snapshot(resource_id)
+        getattr(clients.rds, kind.modify)(
+            **{kind.id_param: name}, AttributeName="restore", ValuesToAdd=[PUBLIC]
         )

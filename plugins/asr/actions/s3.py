@@ -67,6 +67,9 @@ class _BlockPublicAccess(Action):
     def _put(self, clients: Clients, resource_id: str, config: dict[str, bool]) -> None:
         raise NotImplementedError
 
+    def _delete(self, clients: Clients, resource_id: str) -> None:
+        raise NotImplementedError
+
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         config = self._current(clients, resource_id)
         return {flag: bool(config.get(flag)) for flag in BLOCK_FLAGS}
@@ -76,6 +79,15 @@ class _BlockPublicAccess(Action):
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         self._put(clients, resource_id, dict.fromkeys(BLOCK_FLAGS, True))
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        """The earlier flags back; all off reads the same as no configuration, which is what
+        an account or bucket that never set one has."""
+        flags = {flag: before[flag] for flag in BLOCK_FLAGS}
+        if any(flags.values()):
+            self._put(clients, resource_id, flags)
+        else:
+            self._delete(clients, resource_id)
 
 
 @register
@@ -106,6 +118,9 @@ class BlockAccountPublicAccess(_BlockPublicAccess):
             AccountId=resource_id, PublicAccessBlockConfiguration=config
         )
 
+    def _delete(self, clients: Clients, resource_id: str) -> None:
+        clients.s3control.delete_public_access_block(AccountId=resource_id)
+
 
 @register
 class BlockBucketPublicAccess(_BlockPublicAccess):
@@ -131,6 +146,9 @@ class BlockBucketPublicAccess(_BlockPublicAccess):
 
     def _put(self, clients: Clients, resource_id: str, config: dict[str, bool]) -> None:
         clients.s3.put_public_access_block(Bucket=resource_id, PublicAccessBlockConfiguration=config)
+
+    def _delete(self, clients: Clients, resource_id: str) -> None:
+        clients.s3.delete_public_access_block(Bucket=resource_id)
 
 
 # --- Default encryption (S3.4)
@@ -194,6 +212,11 @@ class EnableDefaultEncryption(Action):
         clients.s3.put_bucket_encryption(
             Bucket=resource_id, ServerSideEncryptionConfiguration={"Rules": [rule]}
         )
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        # Where S3 encrypts every bucket (AWS since 2023) this resets to SSE-S3, which the fix
+        # never replaced: it acts only on a bucket without default encryption.
+        clients.s3.delete_bucket_encryption(Bucket=resource_id)
 
 
 # --- Bucket policies (S3.5, S3.6, and the log bucket of S3.9)
@@ -337,6 +360,18 @@ def _put_statement(s3: Any, bucket: str, statement: dict[str, Any]) -> None:
     s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(document))
 
 
+def _drop_statement(s3: Any, bucket: str, sid: str) -> None:
+    """Take out the statement of this Sid, keeping every other; with none left, delete the policy."""
+    policy = _read_policy(s3, bucket)
+    if policy is None:
+        return
+    kept = [s for s in _statements(policy) if s.get("Sid") != sid]
+    if kept:
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({**policy, "Statement": kept}))
+    else:
+        s3.delete_bucket_policy(Bucket=bucket)
+
+
 def _tls_only_statement(arns: list[str]) -> dict[str, Any]:
     return {
         "Sid": TLS_SID,
@@ -363,6 +398,7 @@ class DenyInsecureTransport(Action):
     service = "s3"
     permissions = ("s3:GetBucketPolicy", "s3:PutBucketPolicy")
     summary = "added a bucket-policy statement denying requests without TLS (aws:SecureTransport false)"
+    revert_permissions = ("s3:DeleteBucketPolicy",)
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         arns = _bucket_arns(clients.s3.meta.partition, resource_id)
@@ -377,6 +413,9 @@ class DenyInsecureTransport(Action):
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         _put_statement(clients.s3, resource_id, _tls_only_statement(state["Resources"]))
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        _drop_statement(clients.s3, resource_id, TLS_SID)
 
 
 @register
@@ -396,6 +435,7 @@ class DenyCrossAccountSensitiveActions(Action):
     service = "s3"
     permissions = ("s3:GetBucketPolicy", "s3:PutBucketPolicy", "sts:GetCallerIdentity")
     summary = "added a bucket-policy Deny of " + ", ".join(SENSITIVE_ACTIONS) + " to other accounts"
+    revert_permissions = ("s3:DeleteBucketPolicy",)
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         owner, partition = _caller(clients)
@@ -420,6 +460,9 @@ class DenyCrossAccountSensitiveActions(Action):
             "Condition": {"StringNotEquals": {"aws:PrincipalAccount": state["Owner"]}},
         }
         _put_statement(clients.s3, resource_id, statement)
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        _drop_statement(clients.s3, resource_id, CROSS_ACCOUNT_SID)
 
 
 # --- Server access logging (S3.9, CloudTrail.7)
@@ -511,6 +554,10 @@ class EnableServerAccessLogging(Action):
         clients.s3.put_bucket_logging(
             Bucket=resource_id, BucketLoggingStatus={"LoggingEnabled": plan["LoggingEnabled"]}
         )
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        """Logging off again; the log bucket stays, with the logs delivered meanwhile."""
+        clients.s3.put_bucket_logging(Bucket=resource_id, BucketLoggingStatus={})
 
     @staticmethod
     def _ensure_log_bucket(s3: Any, state: dict[str, Any]) -> None:
@@ -622,3 +669,11 @@ class AddLifecycleTransition(Action):
         clients.s3.put_bucket_lifecycle_configuration(
             Bucket=resource_id, LifecycleConfiguration={"Rules": plan["LifecycleRules"]}
         )
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        if before["LifecycleRules"]:
+            clients.s3.put_bucket_lifecycle_configuration(
+                Bucket=resource_id, LifecycleConfiguration={"Rules": before["LifecycleRules"]}
+            )
+        else:
+            clients.s3.delete_bucket_lifecycle(Bucket=resource_id)

@@ -46,3 +46,9 @@ class EnableTopicEncryption(Action):
         clients.sns.set_topic_attributes(
             TopicArn=resource_id, AttributeName="KmsMasterKeyId", AttributeValue=plan["KmsMasterKeyId"]
         )
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        # An empty key id turns server-side encryption off.
+        clients.sns.set_topic_attributes(
+            TopicArn=resource_id, AttributeName="KmsMasterKeyId", AttributeValue=""
+        )

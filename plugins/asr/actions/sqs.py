@@ -66,3 +66,9 @@ class EnableQueueEncryption(Action):
         else:
             attributes = {"SqsManagedSseEnabled": "true"}
         clients.sqs.set_queue_attributes(QueueUrl=_queue_url(clients, resource_id), Attributes=attributes)
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        """Encryption off again (the fix acts only on a queue with neither kind on)."""
+        key = self.params["kms_master_key_id"]
+        attributes = {"KmsMasterKeyId": ""} if key else {"SqsManagedSseEnabled": "false"}
+        clients.sqs.set_queue_attributes(QueueUrl=_queue_url(clients, resource_id), Attributes=attributes)

@@ -38,3 +38,8 @@ class BlockPublicDocumentSharing(Action):
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         clients.ssm.update_service_setting(SettingId=PUBLIC_SHARING_SETTING, SettingValue="Disable")
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        clients.ssm.update_service_setting(
+            SettingId=PUBLIC_SHARING_SETTING, SettingValue=before["PublicSharingPermission"]
+        )

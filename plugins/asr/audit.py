@@ -1,0 +1,305 @@
+"""The audit journal: every change recorded before it is made, in an append-only store.
+
+Before a fix changes a resource, an *intent* is written and made durable: who (the run's
+triggering user, or the scheduler) and what (DAG, run, batch, try), when, where (account,
+region, resource, findings, control), which action with which parameters, the settings
+about to change (before) and what they will become (plan). After the change a *settle*
+line follows: the outcome, the state read back (after), the message. Rollback records its
+own reverts the same way, in the same run's journal. An intent without a settle is a change
+whose task died before it could say how it ended: a retry or a rollback can see it.
+
+Nothing is rewritten. On local disk each writer (one task try) appends JSON lines to its
+own file and fsyncs each line; in object storage (``s3://...``), which cannot append, each
+event is its own object, named so that names sort by time and never collide. Credentials
+never reach the journal: only ids, settings and outcomes are written, never the clients.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from asr.store import RunStore, _safe
+
+if TYPE_CHECKING:
+    from asr.remediate import Planned, Result, Target
+
+log = logging.getLogger(__name__)
+
+INTENT = "intent"
+SETTLE = "settle"
+FIX = "fix"
+REVERT = "revert"
+# Outcome of a change whose intent has no settle: its task died between the two.
+UNSETTLED = "UNSETTLED"
+# Who started a run that no person triggered, by run type.
+RUN_TYPE_ACTORS = {"scheduled": "scheduler", "asset_triggered": "Security Hub events", "backfill": "backfill"}
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who and what writes to a journal: the task try that makes the changes."""
+
+    dag_id: str
+    run_id: str
+    batch_id: str
+    try_number: int | None
+    who: str
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any], batch_id: str) -> Origin:
+        """The running task's DAG, run, try and the person (or scheduler) behind the run."""
+        dag_run = context["dag_run"]
+        run_type = getattr(dag_run, "run_type", "")
+        run_type = str(getattr(run_type, "value", run_type))  # DagRunType, or its text
+        who = getattr(dag_run, "triggering_user_name", None) or RUN_TYPE_ACTORS.get(run_type, run_type or "?")
+        task_instance = context.get("ti")
+        return cls(
+            dag_id=context["dag"].dag_id,
+            run_id=context["run_id"],
+            batch_id=batch_id,
+            try_number=getattr(task_instance, "try_number", None),
+            who=str(who),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dag_id": self.dag_id,
+            "run_id": self.run_id,
+            "batch_id": self.batch_id,
+            "try_number": self.try_number,
+            "who": self.who,
+        }
+
+
+def journal_root(audit_dir: str, dag_id: str, run_id: str, conn_id: str | None = None) -> Any:
+    """The folder (local path or ``ObjectStoragePath``) holding one run's audit events."""
+    return RunStore.for_run(audit_dir, dag_id, run_id, conn_id).root
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-native data (dates as ISO text), as it will read back from the journal."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def resource_key(event: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
+    """What one change is about: kind, account, region, resource and action."""
+    return (event["kind"], event["account_id"], event["region"], event["resource_id"], event["action"])
+
+
+@dataclass(frozen=True)
+class Change:
+    """One intent and, when its task lived to write it, the settle that followed."""
+
+    intent: dict[str, Any]
+    settle: dict[str, Any] | None
+
+    @property
+    def status(self) -> str:
+        return str(self.settle["status"]) if self.settle else UNSETTLED
+
+    @property
+    def finding_ids(self) -> list[str]:
+        return list(self.intent.get("finding_ids") or [])
+
+    def about(self, controls: Iterable[str] = (), finding_ids: Iterable[str] = ()) -> bool:
+        """Whether the change touches any of the controls (or playbooks) and findings asked for."""
+        controls, finding_ids = set(controls), set(finding_ids)
+        named = {*self.intent.get("control_ids", []), self.intent.get("playbook")}
+        return (not controls or bool(controls & named)) and (
+            not finding_ids or bool(finding_ids & set(self.finding_ids))
+        )
+
+
+def pair(events: Iterable[dict[str, Any]]) -> list[Change]:
+    """Intents with their settles, in time order.
+
+    A settle belongs to the latest earlier intent of the same kind, resource and action
+    that has none yet, so a settle written by another process (a task resumed after
+    deferral) still finds its intent, and a retry's intent does not take an earlier try's.
+    """
+    changes: list[Change] = []
+    open_intents: dict[tuple[str, ...], list[int]] = {}
+    for event in sorted(events, key=lambda e: (e["time"], e.get("seq", 0))):
+        key = resource_key(event)
+        if event["event"] == INTENT:
+            open_intents.setdefault(key, []).append(len(changes))
+            changes.append(Change(event, None))
+        elif event["event"] == SETTLE:
+            waiting = open_intents.get(key)
+            if not waiting:
+                log.warning("audit: a settle without an intent: %s", event)
+                continue
+            index = waiting.pop()
+            changes[index] = Change(changes[index].intent, event)
+    return changes
+
+
+class AuditJournal:
+    """One run's journal: written by the task try of ``origin``, read whole by anyone.
+
+    ``root`` is the run's folder; the writer may be another run (a rollback writes its
+    reverts into the journal of the run it reverts).
+    """
+
+    def __init__(self, root: Any, origin: Origin) -> None:
+        self.root = root
+        self.origin = origin
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._local = isinstance(root, Path)
+        # One file (or name prefix) per writer: the writing run's DAG, run, batch and try.
+        self._file = _safe(f"{origin.dag_id}.{origin.run_id}.{origin.batch_id}.try{origin.try_number or 0}")
+
+    @classmethod
+    def for_task(
+        cls, audit_dir: str, conn_id: str | None, context: Mapping[str, Any], batch_id: str
+    ) -> AuditJournal:
+        """The journal of the running task's own run."""
+        origin = Origin.from_context(context, batch_id)
+        return cls(journal_root(audit_dir, origin.dag_id, origin.run_id, conn_id), origin)
+
+    # --- the hook the fix runner calls (asr.remediate.Journal)
+
+    def intend(self, target: Target, planned: Planned) -> None:
+        """Record the change about to be made; raises if it cannot be made durable."""
+        records = target.records
+        self.record(
+            {
+                "event": INTENT,
+                "kind": FIX,
+                "id": uuid.uuid4().hex,
+                **self._where(target),
+                "resource_arn": records[0].resource_arn if records else "",
+                "finding_ids": sorted({r.finding_id for r in records}),
+                "control_ids": sorted({r.control_id for r in records}),
+                "playbook": records[0].playbook if records else "",
+                "params": target.action.params,
+                "before": planned.before,
+                "plan": planned.plan,
+                "state": planned.state,
+            }
+        )
+
+    def settle(self, target: Target, result: Result) -> None:
+        """Record how the change ended."""
+        self.record(
+            {
+                "event": SETTLE,
+                "kind": FIX,
+                **self._where(target),
+                "status": str(result.status),
+                "message": result.message,
+                "before": result.before,
+                "after": result.after,
+            }
+        )
+
+    @staticmethod
+    def _where(target: Target) -> dict[str, Any]:
+        # Only the ids of the clients: the object itself holds credentials.
+        return {
+            "account_id": target.clients.account_id,
+            "region": target.clients.region,
+            "resource_id": target.resource_id,
+            "action": target.action.name,
+        }
+
+    # --- writing
+
+    def record(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Append one event (stamped with time, order and origin), durably; return it as written."""
+        with self._lock:
+            self._seq += 1
+            stamped = _plain({**event, "time": _now(), "seq": self._seq, **self.origin.to_dict()})
+            line = json.dumps(stamped, sort_keys=True) + "\n"
+            if self._local:
+                self._append_local(line)
+            else:
+                self._put_object(stamped, line)
+        return stamped
+
+    def _append_local(self, line: str) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / f"{self._file}.jsonl"
+        created = not path.exists()
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            os.write(descriptor, line.encode("utf-8"))
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        if created:  # the new file's name must survive a crash too
+            directory = os.open(self.root, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+
+    def _put_object(self, event: dict[str, Any], line: str) -> None:
+        # Time first, so a listing is in time order; a random tail, so no name is ever reused.
+        name = (
+            f"{event['time']}-{self._file}-{event['seq']:06d}-{event['event']}-{uuid.uuid4().hex[:12]}.json"
+        )
+        (self.root / _safe(name)).write_text(line)
+
+    # --- reading
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every event of the run, in time order. A torn last line (a crash mid-write) is skipped."""
+        if not self.root.exists():
+            return []
+        events: list[dict[str, Any]] = []
+        for path in sorted(self.root.iterdir(), key=lambda p: p.name):
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    events.append(json.loads(line))
+                except json.JSONDecodeError:
+                    log.warning("audit: unreadable line %d of %s skipped", number, path)
+        return sorted(events, key=lambda e: (e["time"], e.get("seq", 0)))
+
+    def changes(self, kind: str = FIX) -> list[Change]:
+        return [change for change in pair(self.events()) if change.intent["kind"] == kind]
+
+    def unsettled(self) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+        """Fix intents of this run no try lived to settle, by (account, region, resource,
+        action): a retry that finds such a resource compliant finishes the record."""
+        return {
+            resource_key(change.intent)[1:]: change.intent
+            for change in self.changes()
+            if change.settle is None
+        }
+
+    def earlier(self, target: Target) -> list[Change]:
+        """This resource's changes by this action earlier in the run (an earlier try's, say),
+        so a retry can tell a change already made, or one cut off mid-way, from a new one."""
+        where = self._where(target)
+        return [
+            change
+            for change in self.changes()
+            if all(change.intent[key] == value for key, value in where.items())
+        ]
+
+
+def canonical(value: Any) -> Any:
+    """A state in a form to compare: JSON-native, every list in one fixed order (AWS returns
+    rules and statements in no set order, and a rollback must not mistake that for a change)."""
+    if isinstance(value, dict):
+        return {key: canonical(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return sorted((canonical(item) for item in value), key=lambda item: json.dumps(item, sort_keys=True))
+    return _plain(value)

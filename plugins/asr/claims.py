@@ -1,0 +1,85 @@
+"""Claims on resources, so two runs that overlap never fix the same resource twice.
+
+A sweep, a person's rerun and an event run can all name one security group at the same
+time. Reading it first does not help: both runs read it non-compliant before either has
+changed it. So a fix task claims every resource of its batch before it reads any: one
+file per resource, created only if absent (``O_EXCL``), in a folder every worker sees. A
+resource another run holds is left to that run; the claim is dropped when the batch is
+done. A claim older than ``ttl`` belongs to a task that died, and may be broken.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_TTL = 6 * 3600.0
+
+
+def claim_name(account_id: str, region: str, resource_id: str, action: str) -> str:
+    """A file name for a resource: a digest, since resource ids may hold any character."""
+    key = json.dumps([account_id, region, resource_id, action])
+    return hashlib.sha256(key.encode()).hexdigest()[:40] + ".json"
+
+
+class Claims:
+    def __init__(self, root: Path, owner: str, ttl: float = DEFAULT_TTL) -> None:
+        self.root = root
+        self.owner = owner
+        self.ttl = ttl
+        self._held: list[Path] = []
+
+    def acquire(self, name: str, about: dict[str, Any]) -> str | None:
+        """Claim one resource; None when it is ours now, else who holds it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / name
+        for attempt in range(2):
+            try:
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            except FileExistsError:
+                owner, age = self._read(path)
+                if owner == self.owner:  # an earlier try of this run died holding it
+                    self._held.append(path)
+                    return None
+                if age > self.ttl and attempt == 0:
+                    path.unlink(missing_ok=True)
+                    continue
+                return owner or "another run"
+            with os.fdopen(descriptor, "w") as handle:
+                json.dump({"owner": self.owner, "time": time.time(), **about}, handle)
+            self._held.append(path)
+            return None
+        return "another run"
+
+    @staticmethod
+    def _read(path: Path) -> tuple[str | None, float]:
+        """Who holds a claim and for how long; a claim half-written by a writer that died
+        is judged by the file's age."""
+        try:
+            held = json.loads(path.read_text() or "{}")
+            return held.get("owner"), time.time() - float(held.get("time", 0))
+        except FileNotFoundError:
+            return None, float("inf")
+        except (ValueError, OSError):
+            try:
+                return None, time.time() - path.stat().st_mtime
+            except FileNotFoundError:
+                return None, float("inf")
+
+    def release_all(self) -> None:
+        for path in self._held:
+            path.unlink(missing_ok=True)
+        self._held = []
+
+
+def for_run(audit_root: str, dag_id: str, run_id: str) -> Claims | None:
+    """The claims of one run, beside the audit journal. Exclusive create needs a file
+    system every worker shares; with the journal in object storage there are no claims,
+    and overlapping runs rely on reading each resource before they change it."""
+    if "://" in audit_root:
+        return None
+    return Claims(Path(audit_root) / "claims", f"{dag_id}/{run_id}")

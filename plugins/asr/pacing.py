@@ -1,0 +1,179 @@
+"""Client-side pacing: a rate budget per (account, region, API class), shared by a task's threads.
+
+AWS limits API calls per account and region with token buckets (EC2 mutating calls: a
+bucket of 200 refilled at 5 a second). A sweep that exceeds them gets throttled and
+spends its time in back-off; one that stays far below them idles. Every boto3 client
+``asr.aws`` hands out takes a token before each call from the bucket of its account,
+region and API class, so the threads of a fix task together run at the budget and
+not beyond it. When several fix tasks act in the same account-region at once, the plan
+gives each a share of the budget (``share``). A throttling answer anyway (another
+caller spent the account's budget) empties the bucket, so this task backs off to the
+refill rate instead of retrying at full speed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+THROTTLING = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "SlowDown",
+    }
+)
+READ_PREFIXES = ("Describe", "Get", "List", "Head")
+
+# Published defaults per account and region: (bucket size, refill per second). A key is
+# "service:Operation" or "service:read" / "service:write"; the operation wins.
+AWS_LIMITS: dict[str, tuple[float, float]] = {
+    "ec2:write": (200, 5),
+    "ec2:read": (100, 20),
+    "securityhub:GetFindings": (6, 3),
+    "securityhub:BatchUpdateFindings": (30, 10),
+    "securityhub:BatchImportFindings": (30, 10),
+    "ssm:StartAutomationExecution": (1, 1),
+    "ssm:GetAutomationExecution": (3, 3),
+    "ssm:DescribeAutomationExecutions": (3, 3),
+}
+
+
+class RateLimitError(ValueError):
+    """ASR_RATE_LIMITS cannot be read."""
+
+
+def parse_limits(text: str | None) -> dict[str, tuple[float, float]] | None:
+    """``aws`` (or empty): the published defaults; ``off``: no pacing; or a JSON object
+    of overrides on top of the defaults, e.g. ``{"ec2:write": [100, 2]}``."""
+    text = (text or "aws").strip()
+    if text.lower() == "off":
+        return None
+    if text.lower() == "aws":
+        return dict(AWS_LIMITS)
+    try:
+        given = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RateLimitError(f"ASR_RATE_LIMITS is neither aws, off nor JSON: {exc}") from None
+    if not isinstance(given, dict):
+        raise RateLimitError("ASR_RATE_LIMITS must be a JSON object of 'service:class': [bucket, per_second]")
+    limits = dict(AWS_LIMITS)
+    for key, value in given.items():
+        ok = (
+            isinstance(key, str)
+            and ":" in key
+            and isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, int | float) and v > 0 for v in value)
+        )
+        if not ok:
+            raise RateLimitError(
+                f"ASR_RATE_LIMITS entry {key!r}: {value!r} is not 'service:class': [bucket, rate]"
+            )
+        limits[key] = (float(value[0]), float(value[1]))
+    return limits
+
+
+def api_class(operation: str) -> str:
+    return "read" if operation.startswith(READ_PREFIXES) else "write"
+
+
+@dataclass
+class TokenBucket:
+    """Holds at most ``size`` tokens, refilled at ``rate`` a second; a call takes one."""
+
+    size: float
+    rate: float
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    tokens: float = field(init=False)
+    stamp: float = field(init=False)
+    lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.tokens = self.size
+        self.stamp = self.clock()
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self.tokens = min(self.size, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def take(self) -> float:
+        """Wait for a token; return the seconds waited."""
+        waited = 0.0
+        while True:
+            with self.lock:
+                self._refill()
+                if self.tokens >= 1 - 1e-9:  # refills in floating point may stop just short of 1
+                    self.tokens -= 1
+                    return waited
+                pause = max((1 - self.tokens) / self.rate, 1e-3)
+            self.sleep(pause)
+            waited += pause
+
+    def drain(self) -> None:
+        """The service said we are over its budget: start again from an empty bucket."""
+        with self.lock:
+            self._refill()
+            self.tokens = min(self.tokens, 0.0)
+
+
+HEADROOM = 0.95
+
+
+class RateBudget:
+    """The buckets of one task, by (account, region, limit key); ``share`` divides the budget
+    between tasks that act in the same account-region at the same time. The refill keeps
+    ``HEADROOM`` of the rate: the service's clock is not ours, and requests sent evenly
+    arrive bunched."""
+
+    def __init__(self, limits: dict[str, tuple[float, float]], share: int = 1) -> None:
+        self.limits = limits
+        self.share = max(1, share)
+        self._buckets: dict[tuple[str, str, str], TokenBucket | None] = {}
+        self._lock = threading.Lock()
+        self.waited = 0.0
+
+    def bucket(self, account: str, region: str, service: str, operation: str) -> TokenBucket | None:
+        for key in (f"{service}:{operation}", f"{service}:{api_class(operation)}"):
+            if key in self.limits:
+                break
+        else:
+            return None
+        with self._lock:
+            if (account, region, key) not in self._buckets:
+                size, rate = self.limits[key]
+                self._buckets[(account, region, key)] = TokenBucket(
+                    max(1.0, size / self.share), rate * HEADROOM / self.share
+                )
+            return self._buckets[(account, region, key)]
+
+    def attach(self, client: Any, account: str, region: str) -> None:
+        """Pace every call the client makes, and back off when the service throttles it."""
+        service = client.meta.service_model.endpoint_prefix
+
+        def before_call(model: Any, **_: Any) -> None:
+            bucket = self.bucket(account, region, service, model.name)
+            if bucket:
+                self.waited += bucket.take()
+
+        def needs_retry(response: Any = None, operation: Any = None, **_: Any) -> None:
+            if not response or operation is None:
+                return
+            code = (response[1] or {}).get("Error", {}).get("Code")
+            if code in THROTTLING:
+                bucket = self.bucket(account, region, service, operation.name)
+                if bucket:
+                    bucket.drain()
+
+        client.meta.events.register("before-call", before_call)
+        client.meta.events.register("needs-retry", needs_retry)

@@ -1,0 +1,268 @@
+"""Rollback: put back what a run's fixes changed, from the run's audit journal.
+
+For each change of the selection (the run, narrowed to some controls or findings) that
+succeeded, or whose task died before it could say (and the resource reads as the fix would
+leave it), the resource is read first: if it no longer reads as the fix left it, someone or
+something changed it since, and it is left alone. Otherwise the action's ``revert`` puts the
+recorded before-state back, in the member account as the fix did, and a read-back must show
+it. Each revert is itself recorded in the run's journal (an intent, then a settle). Fixes
+that cannot be undone say why. The rollback report lists every change and what became of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+from airflow.sdk import get_current_context, task
+
+from asr import actions
+from asr.audit import (
+    FIX,
+    INTENT,
+    REVERT,
+    SETTLE,
+    UNSETTLED,
+    AuditJournal,
+    Change,
+    Origin,
+    canonical,
+    journal_root,
+    resource_key,
+)
+from asr.aws import AwsContext, Clients
+from asr.remediate import Status, describe_error, retry_throttled
+from asr.store import RunStore
+
+log = logging.getLogger(__name__)
+
+# The DAGs whose runs change resources, and so can be rolled back.
+RUN_DAGS = ("asr_sweep", "asr_remediate", "asr_events")
+REPORT = "rollback.json"
+
+
+class RollbackStatus(StrEnum):
+    REVERTED = "REVERTED"
+    WOULD_REVERT = "WOULD_REVERT"  # a dry run
+    NOT_REVERSIBLE = "NOT_REVERSIBLE"
+    CHANGED_SINCE = "CHANGED_SINCE"
+    ALREADY_REVERTED = "ALREADY_REVERTED"
+    NOT_FIXED = "NOT_FIXED"  # the fix itself did not succeed: nothing of it to put back
+    FAILED = "FAILED"
+
+
+class RollbackError(ValueError):
+    """The run to roll back has no audit journal."""
+
+
+@dataclass(frozen=True)
+class Reversal:
+    """What became of one recorded change."""
+
+    account_id: str
+    region: str
+    resource_id: str
+    action: str
+    control_ids: list[str]
+    finding_ids: list[str]
+    status: str
+    reason: str
+    before: dict[str, Any] | None
+    now: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, change: Change, status: str, reason: str, now: dict[str, Any] | None = None) -> Reversal:
+        intent = change.intent
+        return cls(
+            account_id=intent["account_id"],
+            region=intent["region"],
+            resource_id=intent["resource_id"],
+            action=intent["action"],
+            control_ids=list(intent.get("control_ids") or []),
+            finding_ids=change.finding_ids,
+            status=status,
+            reason=reason,
+            before=intent.get("before"),
+            now=now,
+        )
+
+
+def find_journal(audit_dir: str, run: str, conn_id: str | None, origin: Origin) -> AuditJournal:
+    """The journal of the run named ``<dag_id>/<run_id>``, or by its run id alone; written as ``origin``."""
+    dag_id, _, run_id = run.rpartition("/")
+    candidates = [dag_id] if dag_id else list(RUN_DAGS)
+    for candidate in candidates:
+        root = journal_root(audit_dir, candidate, run_id, conn_id)
+        if root.exists():
+            return AuditJournal(root, origin)
+    raise RollbackError(f"no audit journal of run {run!r} under {audit_dir} (dags: {', '.join(candidates)})")
+
+
+def latest_fixes(changes: Iterable[Change]) -> list[Change]:
+    """The last fix of each resource by each action, newest first, so later changes are undone
+    before earlier ones. An earlier try's intent for the same resource is superseded by the retry's."""
+    latest: dict[tuple[str, ...], Change] = {}
+    for change in changes:
+        if change.intent["kind"] == FIX:
+            latest[resource_key(change.intent)] = change
+    return sorted(latest.values(), key=lambda c: c.intent["time"], reverse=True)
+
+
+def _subset(state: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    return {key: state.get(key) for key in keys}
+
+
+class Rollback:
+    """Reverts the recorded changes of one run, recording each revert in that run's journal."""
+
+    def __init__(self, journal: AuditJournal, aws: AwsContext, dry: bool = False) -> None:
+        self.journal = journal
+        self.aws = aws
+        self.dry = dry
+
+    def run(self, controls: Iterable[str] = (), finding_ids: Iterable[str] = ()) -> list[Reversal]:
+        controls, finding_ids = list(controls), list(finding_ids)
+        changes = self.journal.changes(FIX)
+        reverted = {
+            change.intent["reverts"]
+            for change in self.journal.changes(REVERT)
+            if change.status == RollbackStatus.REVERTED
+        }
+        chosen = [c for c in latest_fixes(changes) if c.about(controls, finding_ids)]
+        return [self.one(change, already=change.intent["id"] in reverted) for change in chosen]
+
+    def one(self, change: Change, already: bool = False) -> Reversal:
+        if already:
+            return Reversal.of(change, RollbackStatus.ALREADY_REVERTED, "an earlier rollback put it back")
+        if change.status not in (Status.REMEDIATED, UNSETTLED):
+            message = change.settle["message"] if change.settle else ""
+            return Reversal.of(change, RollbackStatus.NOT_FIXED, f"the fix ended {change.status}: {message}")
+        try:
+            action = actions.build(change.intent["action"], change.intent["params"])
+        except actions.ActionError as exc:
+            return Reversal.of(change, RollbackStatus.FAILED, str(exc))
+        if action.irreversible:
+            return Reversal.of(
+                change, RollbackStatus.NOT_REVERSIBLE, f"cannot be reversed: {action.irreversible}"
+            )
+        try:
+            return self._revert(change, action)
+        except Exception as exc:  # one resource's failure must not stop the others
+            return Reversal.of(change, RollbackStatus.FAILED, describe_error(exc))
+
+    def _revert(self, change: Change, action: actions.Action) -> Reversal:
+        intent = change.intent
+        resource_id = intent["resource_id"]
+        self.aws.session(intent["account_id"])  # fails here, clearly, if the role cannot be assumed
+        clients = Clients(self.aws, intent["account_id"], intent["region"])
+        # What the fix left: its read-back, or (its task having died) what it meant to set.
+        left = change.settle["after"] if change.settle else intent["plan"]
+        now = _subset(retry_throttled(lambda: action.read(clients, resource_id)), left)
+        if canonical(now) != canonical(left):
+            why = (
+                "the fix's task died before recording an outcome, and " if change.status == UNSETTLED else ""
+            )
+            return Reversal.of(
+                change,
+                RollbackStatus.CHANGED_SINCE,
+                f"{why}it reads {now}, not {left} as the fix left it: changed since, left alone",
+                now,
+            )
+        if self.dry:
+            return Reversal.of(change, RollbackStatus.WOULD_REVERT, f"would put back {intent['before']}", now)
+        return self._put_back(change, action, clients, now)
+
+    def _put_back(
+        self, change: Change, action: actions.Action, clients: Clients, now: dict[str, Any]
+    ) -> Reversal:
+        intent = change.intent
+        resource_id, before = intent["resource_id"], intent["before"]
+        where = {key: intent[key] for key in ("account_id", "region", "resource_id", "action")}
+        self.journal.record(
+            {
+                "event": INTENT,
+                "kind": REVERT,
+                "id": uuid.uuid4().hex,
+                "reverts": intent["id"],
+                **where,
+                **{
+                    key: intent.get(key) for key in ("resource_arn", "finding_ids", "control_ids", "playbook")
+                },
+                "params": intent["params"],
+                "before": now,
+                "plan": before,
+            }
+        )
+        try:
+            retry_throttled(lambda: action.revert(clients, resource_id, intent["state"]))
+            back = _subset(retry_throttled(lambda: action.read(clients, resource_id)), before)
+            if canonical(back) == canonical(before):
+                status, reason = RollbackStatus.REVERTED, f"put back {before}"
+            else:
+                status, reason = RollbackStatus.FAILED, f"read back {back}, not {before}"
+        except actions.NotReversible as exc:
+            status, reason, back = RollbackStatus.NOT_REVERSIBLE, f"cannot be reversed: {exc}", None
+        except Exception as exc:
+            status, reason, back = RollbackStatus.FAILED, describe_error(exc), None
+        self.journal.record(
+            {"event": SETTLE, "kind": REVERT, **where, "status": status, "message": reason, "after": back}
+        )
+        return Reversal.of(change, status, reason, back)
+
+
+# --- the report
+
+
+def counts(reversals: list[Reversal]) -> dict[str, int]:
+    return dict(Counter(r.status for r in reversals))
+
+
+def markdown(run: str, reversals: list[Reversal]) -> str:
+    from asr.report import table
+
+    totals = ", ".join(f"{status}: {n}" for status, n in sorted(counts(reversals).items())) or "nothing to do"
+    rows = [
+        [r.status, ",".join(r.control_ids), r.account_id, r.region, r.resource_id, r.reason]
+        for r in reversals
+    ]
+    header = ("outcome", "control", "account", "region", "resource", "why")
+    return f"# ASR rollback of {run}\n\n{totals}\n\n{table(rows, header)}\n"
+
+
+def write_report(store: RunStore, run: str, dry: bool, reversals: list[Reversal]) -> str:
+    store.write_json(
+        REPORT,
+        {"run": run, "dry_run": dry, "totals": counts(reversals), "changes": [asdict(r) for r in reversals]},
+    )
+    text = markdown(run, reversals)
+    store.path("rollback.md").write_text(text)
+    return text
+
+
+# --- the task asr_rollback runs
+
+
+@task
+def revert_run() -> dict[str, int]:
+    """Revert the chosen run's recorded changes, write the rollback report; fail if any revert failed."""
+    from asr.tasks import aws_context, run_context
+
+    settings, store, _ = run_context()
+    context = get_current_context()
+    params = context["params"]
+    origin = Origin.from_context(context, "rollback")
+    journal = find_journal(settings.audit_root, params["run"], settings.aws_conn_id, origin)
+    dry = bool(params.get("dry_run"))
+    reversals = Rollback(journal, aws_context(settings), dry).run(
+        params.get("controls") or [], params.get("finding_ids") or []
+    )
+    log.info("Rollback report:\n%s", write_report(store, params["run"], dry, reversals))
+    totals = counts(reversals)
+    if totals.get(RollbackStatus.FAILED):
+        raise RuntimeError(f"{totals[RollbackStatus.FAILED]} change(s) could not be reverted; see the report")
+    return totals

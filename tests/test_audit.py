@@ -1,0 +1,217 @@
+"""The audit journal: durable before the change, append-only, readable by run, control and finding."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from asr.audit import UNSETTLED, AuditJournal, Origin, journal_root
+from asr.aws import Clients
+from asr.findings import parse_finding
+from asr.local import MEMBER_ACCOUNT
+from asr.local.seed import finding, seed_one
+from asr.playbooks import registry
+from asr.remediate import Planned, Result, Status, Target, run_batch
+
+REGION = "us-east-1"
+RUN_ID = "manual__2026-01-01T00:00:00+00:00"
+
+
+def origin(try_number: int = 1, batch_id: str = "EC2.13-b0") -> Origin:
+    return Origin("asr_sweep", RUN_ID, batch_id, try_number, "alice")
+
+
+def seeded_target(aws: Any, control: str = "EC2.13") -> Target:
+    seeded = seed_one(aws, control, MEMBER_ACCOUNT, REGION)
+    record = parse_finding(finding(seeded), registry())
+    action = registry().playbooks[record.playbook].build_action()
+    return Target(Clients(aws, MEMBER_ACCOUNT, REGION), record.resource_id, (record,), action)
+
+
+def planned_for(target: Target) -> Planned:
+    state = target.action.read(target.clients, target.resource_id)
+    return Planned(state, target.action.plan(state))
+
+
+def journal(tmp_path: Path, try_number: int = 1) -> AuditJournal:
+    return AuditJournal(journal_root(str(tmp_path), "asr_sweep", RUN_ID), origin(try_number))
+
+
+def test_an_intent_and_its_settle_say_who_what_where_before_and_after(aws, tmp_path: Path) -> None:
+    target = seeded_target(aws)
+    planned = planned_for(target)
+    written = journal(tmp_path)
+    written.intend(target, planned)
+    written.settle(target, Result(Status.REMEDIATED, "fixed", planned.before, {"public_admin_ingress": []}))
+
+    [change] = journal(tmp_path, try_number=9).changes()
+    intent, settle = change.intent, change.settle
+    assert settle and change.status == "REMEDIATED"
+    record = target.records[0]
+    assert {key: intent[key] for key in ("dag_id", "run_id", "batch_id", "try_number", "who")} == {
+        "dag_id": "asr_sweep",
+        "run_id": RUN_ID,
+        "batch_id": "EC2.13-b0",
+        "try_number": 1,
+        "who": "alice",
+    }
+    assert (intent["account_id"], intent["region"], intent["resource_id"]) == (
+        MEMBER_ACCOUNT,
+        REGION,
+        target.resource_id,
+    )
+    assert intent["resource_arn"] == record.resource_arn
+    assert intent["finding_ids"] == [record.finding_id]
+    assert intent["control_ids"] == ["EC2.13"]
+    assert (intent["action"], intent["params"]) == (target.action.name, target.action.params)
+    assert intent["before"] == planned.before and intent["plan"] == planned.plan
+    assert intent["before"]["public_admin_ingress"], "the rules about to be revoked are recorded"
+    assert intent["time"] < settle["time"]
+    assert settle["after"] == {"public_admin_ingress": []} and settle["message"] == "fixed"
+
+
+def test_the_journal_holds_no_credentials(aws, tmp_path: Path) -> None:
+    target = seeded_target(aws)
+    journal(tmp_path).intend(target, planned_for(target))
+    text = "".join(p.read_text() for p in journal_root(str(tmp_path), "asr_sweep", RUN_ID).iterdir())
+    session = aws.session(MEMBER_ACCOUNT).get_credentials()
+    for secret in (session.secret_key, session.token, session.access_key):
+        assert secret not in text
+
+
+def test_writes_only_append(aws, tmp_path: Path) -> None:
+    target = seeded_target(aws)
+    planned = planned_for(target)
+    written = journal(tmp_path)
+    written.intend(target, planned)
+    [path] = list(written.root.iterdir())
+    first = path.read_bytes()
+    written.settle(target, Result(Status.FAILED, "denied", planned.before))
+    assert path.read_bytes().startswith(first)
+    assert [json.loads(line)["event"] for line in path.read_text().splitlines()] == ["intent", "settle"]
+
+
+def test_a_task_killed_mid_change_leaves_an_intent_without_settle(aws, tmp_path: Path) -> None:
+    """A retry sees what the first try meant to do; its own settle does not close the first try's intent."""
+    target = seeded_target(aws)
+    planned = planned_for(target)
+    journal(tmp_path, try_number=1).intend(target, planned)
+    path = next(journal(tmp_path).root.iterdir())
+    with path.open("a") as torn:  # the process died in the middle of its next line
+        torn.write('{"event": "settle", "kind": "fi')
+
+    retry = journal(tmp_path, try_number=2)
+    [earlier] = retry.earlier(target)
+    assert earlier.status == UNSETTLED and earlier.intent["try_number"] == 1
+
+    retry.intend(target, planned)
+    retry.settle(target, Result(Status.REMEDIATED, "fixed", planned.before, {"public_admin_ingress": []}))
+    changes = retry.changes()
+    assert [(c.intent["try_number"], c.status) for c in changes] == [(1, UNSETTLED), (2, "REMEDIATED")]
+
+
+def test_changes_by_control_and_finding(aws, tmp_path: Path) -> None:
+    written = journal(tmp_path)
+    targets = [seeded_target(aws, "EC2.13"), seeded_target(aws, "EC2.7")]
+    for target in targets:
+        written.intend(target, planned_for(target))
+    changes = written.changes()
+    assert [c.intent["control_ids"] for c in changes if c.about(controls=["EC2.7"])] == [["EC2.7"]]
+    wanted = targets[0].records[0].finding_id
+    assert [c.finding_ids for c in changes if c.about(finding_ids=[wanted])] == [[wanted]]
+    assert len([c for c in changes if c.about()]) == 2
+
+
+def test_the_intent_is_durable_before_the_change_and_a_failed_one_stops_it(aws, tmp_path: Path) -> None:
+    target = seeded_target(aws)
+    record = target.records[0]
+
+    class Refusing(AuditJournal):
+        def intend(self, target: Target, planned: Planned) -> None:
+            raise OSError("disk full")
+
+    refused = run_batch([record], registry(), aws, journal=Refusing(journal(tmp_path).root, origin()))
+    assert [o.status for o in refused] == ["FAILED"]
+    assert target.action.plan(target.action.read(target.clients, target.resource_id)), "nothing changed"
+
+    class Checking(AuditJournal):
+        def intend(self, target: Target, planned: Planned) -> None:
+            super().intend(target, planned)
+            assert self.changes()[-1].status == UNSETTLED, "on disk before apply"
+            assert target.action.plan(target.action.read(target.clients, target.resource_id))
+
+    checked = Checking(journal(tmp_path).root, origin())
+    assert [o.status for o in run_batch([record], registry(), aws, journal=checked)] == ["REMEDIATED"]
+    assert [c.status for c in checked.changes()] == ["REMEDIATED"]
+
+
+def test_in_object_storage_each_event_is_its_own_object_named_in_time_order(aws, tmp_path: Path) -> None:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    s3 = S3Hook(aws_conn_id="aws_default")
+    s3.create_bucket("asr-audit")
+    target = seeded_target(aws)
+    planned = planned_for(target)
+    root = journal_root("s3://asr-audit/audit", "asr_sweep", RUN_ID, "aws_default")
+    written = AuditJournal(root, origin())
+    written.intend(target, planned)
+    written.settle(target, Result(Status.REMEDIATED, "fixed", planned.before, {"public_admin_ingress": []}))
+    AuditJournal(root, origin(try_number=2)).intend(target, planned)
+
+    keys = s3.list_keys("asr-audit", prefix="audit/asr_sweep/")
+    assert len(keys) == 3
+    events = [json.loads(s3.read_key(key, "asr-audit"))["event"] for key in sorted(keys)]
+    assert events == ["intent", "settle", "intent"], "names sort by time"
+    read = AuditJournal(root, origin()).changes()
+    assert [c.status for c in read] == ["REMEDIATED", UNSETTLED]
+
+
+@pytest.mark.parametrize(
+    ("run_type", "user", "who"),
+    [
+        ("manual", "alice", "alice"),
+        ("scheduled", None, "scheduler"),
+        ("asset_triggered", None, "Security Hub events"),
+    ],
+)
+def test_who_is_the_triggering_user_or_the_scheduler(run_type: str, user: str | None, who: str) -> None:
+    context = {
+        "dag_run": SimpleNamespace(run_type=run_type, triggering_user_name=user),
+        "dag": SimpleNamespace(dag_id="asr_sweep"),
+        "run_id": RUN_ID,
+        "ti": SimpleNamespace(try_number=3),
+    }
+    assert Origin.from_context(context, "b") == Origin("asr_sweep", RUN_ID, "b", 3, who)
+
+
+def test_the_ssm_executor_records_the_start_and_the_end_across_processes(aws, tmp_path: Path) -> None:
+    """The intent is written before the execution starts; the settle after resuming from
+    deferral, by another journal object (another process), pairs with it by resource."""
+    import shutil
+
+    from asr import automation
+    from asr.config import Settings
+    from asr.playbooks import default_dir, load_playbooks
+
+    directory = tmp_path / "playbooks"
+    shutil.copytree(default_dir(), directory)
+    path = directory / "EC2.13.yaml"
+    text = path.read_text()
+    ssm = "  ssm_document:\n    name: AWS-DisablePublicAccessForSecurityGroup\n"
+    ssm += '    parameters: {GroupId: "{resource_id}", AutomationAssumeRole: "{automation_role_arn}"}\n'
+    path.write_text(text.replace("remediation:\n", "remediation:\n" + ssm, 1))
+    playbooks = load_playbooks(directory)
+    record = parse_finding(finding(seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION)), playbooks)
+
+    _, pending = automation.start([record], playbooks, aws, Settings(), journal=journal(tmp_path))
+    [change] = journal(tmp_path).changes()
+    assert change.status == UNSETTLED and change.intent["before"]["public_admin_ingress"]
+
+    statuses = automation.poll(pending, aws)
+    automation.finish(pending, statuses, playbooks, aws, journal=journal(tmp_path))
+    [change] = journal(tmp_path).changes()
+    assert change.status == "REMEDIATED" and change.settle["after"] == {"public_admin_ingress": []}

@@ -1,0 +1,198 @@
+"""Pacing at the AWS budget, batched reads, and how a sweep is cut into batches."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asr import local
+from asr.aws import Clients
+from asr.config import ConfigError, Settings
+from asr.findings import RoutingRecord
+from asr.local import MEMBER_ACCOUNT, throttling
+from asr.local.seed import seed_one
+from asr.pacing import AWS_LIMITS, HEADROOM, RateBudget, RateLimitError, TokenBucket, parse_limits
+from asr.playbooks import registry
+from asr.remediate import Status, run_batch
+from asr.store import RunStore
+from asr.sweep import RECORDS, plan
+
+REGION = "us-east-1"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_bucket_gives_its_burst_at_once_then_the_refill_rate() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(200, 5, clock=clock, sleep=clock.sleep)
+    for _ in range(200):
+        assert bucket.take() == 0
+    for _ in range(800):
+        bucket.take()
+    assert clock.now == pytest.approx(800 / 5)
+
+
+def test_a_throttling_answer_empties_the_bucket() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(10, 2, clock=clock, sleep=clock.sleep)
+    bucket.take()
+    bucket.drain()
+    assert bucket.take() == pytest.approx(0.5)
+
+
+def test_limits_come_from_aws_defaults_off_or_json_overrides() -> None:
+    assert parse_limits(None) == AWS_LIMITS
+    assert parse_limits("off") is None
+    limits = parse_limits('{"ec2:write": [100, 2], "iam:write": [10, 1]}')
+    assert limits is not None
+    assert limits["ec2:write"] == (100, 2) and limits["iam:write"] == (10, 1)
+    assert limits["ec2:read"] == AWS_LIMITS["ec2:read"]
+    for bad in ("fast", '["ec2"]', '{"ec2": [1, 1]}', '{"ec2:write": [0, 1]}', '{"ec2:write": [1]}'):
+        with pytest.raises(RateLimitError):
+            parse_limits(bad)
+    with pytest.raises(ConfigError, match="ASR_RATE_LIMITS"):
+        Settings(rate_limits="{")
+
+
+def test_budget_share_divides_the_bucket_between_tasks() -> None:
+    budget = RateBudget({"ec2:write": (200, 5)}, share=4)
+    bucket = budget.bucket("111111111111", REGION, "ec2", "RevokeSecurityGroupIngress")
+    assert bucket is not None and (bucket.size, bucket.rate) == (50, pytest.approx(1.25 * HEADROOM))
+    assert budget.bucket("111111111111", REGION, "ec2", "DescribeSecurityGroups") is None
+    assert budget.bucket("111111111111", REGION, "s3", "PutBucketPolicy") is None
+
+
+@pytest.fixture
+def throttled(aws):  # type: ignore[no-untyped-def]
+    throttling.disable()
+    yield aws
+    throttling.disable()
+
+
+def _tag_calls(clients: Clients, vpc_id: str, count: int, threads: int) -> float:
+    from concurrent.futures import ThreadPoolExecutor
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(threads) as pool:
+        list(
+            pool.map(
+                lambda n: clients.ec2.create_tags(Resources=[vpc_id], Tags=[{"Key": f"k{n}", "Value": "v"}]),
+                range(count),
+            )
+        )
+    return time.monotonic() - started
+
+
+def test_paced_threads_stay_within_the_stand_in_budget(throttled) -> None:  # type: ignore[no-untyped-def]
+    aws = throttled
+    vpc_id = Clients(aws, MEMBER_ACCOUNT, REGION).ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    throttling.enable(ec2_write=(5, 20))
+    aws.budget = RateBudget({"ec2:write": (5, 20)})
+    aws._clients.clear()
+    elapsed = _tag_calls(Clients(aws, MEMBER_ACCOUNT, REGION), vpc_id, 45, threads=6)
+    writes = [c for c in throttling.stats()["counts"] if c["api_class"] == "write" and c["service"] == "ec2"]
+    assert sum(c["served"] for c in writes) == 45
+    # Requests sent evenly may still arrive bunched on a busy machine: rare, never lost.
+    assert sum(c["throttled"] for c in writes) <= 2
+    assert elapsed >= (45 - 5) / 20
+
+
+def test_a_budget_larger_than_the_account_s_backs_off_and_loses_nothing(throttled) -> None:  # type: ignore[no-untyped-def]
+    aws = throttled
+    vpc_id = Clients(aws, MEMBER_ACCOUNT, REGION).ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    throttling.enable(ec2_write=(5, 20))
+    aws.budget = RateBudget({"ec2:write": (100, 100)})
+    aws._clients.clear()
+    _tag_calls(Clients(aws, MEMBER_ACCOUNT, REGION), vpc_id, 40, threads=4)
+    writes = [c for c in throttling.stats()["counts"] if c["api_class"] == "write" and c["service"] == "ec2"]
+    assert sum(c["served"] for c in writes) == 40
+    assert sum(c["throttled"] for c in writes) > 0
+
+
+def _records(control: str, seeded: list[Any]) -> list[RoutingRecord]:
+    playbook = registry().for_control(control)
+    return [
+        RoutingRecord(
+            finding_id=f"finding-{s.resource_id}",
+            product_arn="arn:aws:securityhub:us-east-1::product/aws/securityhub",
+            control_id=control,
+            standard="security-control",
+            standard_control_id=control,
+            playbook=playbook.control_id,
+            account_id=MEMBER_ACCOUNT,
+            region=REGION,
+            resource_type=playbook.resource_type,
+            resource_arn=s.resource_id,
+            resource_id=playbook.extract_resource_id(s.resource_id, MEMBER_ACCOUNT),
+        )
+        for s in seeded
+    ]
+
+
+def test_a_batch_reads_its_groups_in_one_call_before_and_one_after(aws) -> None:
+    seeded = [seed_one(aws, "EC2.19", MEMBER_ACCOUNT, REGION, n) for n in range(30)]
+    local.served_requests(clear=True)
+    outcomes = run_batch(_records("EC2.19", seeded), registry(), aws)
+    assert {o.status for o in outcomes} == {Status.REMEDIATED}
+    calls = Counter(r["action"] for r in local.served_requests() if r["service"] == "ec2")
+    assert calls["DescribeSecurityGroups"] == 2
+    assert calls["RevokeSecurityGroupIngress"] == 30
+
+
+def test_a_resource_that_cannot_be_read_in_bulk_is_read_alone(aws) -> None:
+    seeded = [seed_one(aws, "EC2.8", MEMBER_ACCOUNT, REGION, n) for n in range(3)]
+    records = _records("EC2.8", seeded)
+    gone = records[0].resource_id
+    Clients(aws, MEMBER_ACCOUNT, REGION).ec2.terminate_instances(InstanceIds=[gone])
+    records[0] = RoutingRecord(**{**records[0].to_dict(), "resource_id": "i-0123456789abcdef0"})
+    outcomes = {o.resource_id: o for o in run_batch(records, registry(), aws)}
+    assert outcomes["i-0123456789abcdef0"].status == Status.FAILED
+    assert "InvalidInstanceID" in outcomes["i-0123456789abcdef0"].message
+    assert [outcomes[r.resource_id].status for r in records[1:]] == [Status.REMEDIATED] * 2
+
+
+def _store_with(tmp_path: Path, rows: list[dict[str, Any]]) -> RunStore:
+    store = RunStore(tmp_path)
+    store.write_lines(RECORDS, rows)
+    return store
+
+
+def _rows(playbook: str, account: str, region: str, count: int) -> list[dict[str, Any]]:
+    return [
+        {"playbook": playbook, "account_id": account, "region": region, "resource_id": f"{account}-{n}"}
+        for n in range(count)
+    ]
+
+
+def test_small_account_regions_share_a_batch_and_big_ones_are_split(tmp_path: Path) -> None:
+    rows = _rows("EC2.19", "111111111111", REGION, 10) + _rows("EC2.19", "222222222222", REGION, 3)
+    rows += _rows("EC2.19", "333333333333", "eu-west-1", 3) + _rows("S3.2", "111111111111", REGION, 2)
+    batches = plan(_store_with(tmp_path, rows), registry(), Settings(batch_size=8, rate_limits="off"), 4)
+    assert [(b["playbook"], b["count"]) for b in batches] == [("EC2.19", 8), ("EC2.19", 8), ("S3.2", 2)]
+    assert batches[1]["targets"] == [
+        "111111111111/us-east-1",
+        "222222222222/us-east-1",
+        "333333333333/eu-west-1",
+    ]
+
+
+def test_with_pacing_an_account_region_gets_no_more_batches_than_can_run_at_once(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, _rows("EC2.19", "111111111111", REGION, 1000))
+    paced = plan(store, registry(), Settings(batch_size=50), 4)
+    assert [b["count"] for b in paced] == [250] * 4
+    assert {b["rate_share"] for b in paced} == {4}
+    unpaced = plan(store, registry(), Settings(batch_size=50, rate_limits="off"), 4)
+    assert len(unpaced) == 20

@@ -1,0 +1,145 @@
+"""Rollback from the audit journal: the demo run undone through Airflow, and each rule on its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asr.audit import REVERT, UNSETTLED, AuditJournal, Origin, canonical, journal_root
+from asr.aws import Clients
+from asr.config import Settings
+from asr.findings import RoutingRecord, parse_finding
+from asr.local import MEMBER_ACCOUNT
+from asr.local.seed import finding, import_findings, seed_one, seed_scenarios
+from asr.playbooks import registry
+from asr.remediate import Planned, Target, run_batch
+from asr.rollback import Rollback, RollbackStatus, find_journal
+from asr.store import RunStore
+
+DAGS = Path(__file__).resolve().parents[1] / "dags"
+REGION = "us-east-1"
+RUN_ID = "manual__2026-01-01T00:00:00+00:00"
+
+
+def dag_bag():  # type: ignore[no-untyped-def]
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS))
+
+
+def resource_state(aws: Any, control_id: str, account: str, resource_arn: str) -> dict[str, Any]:
+    """What the control's own action reads of the resource: the settings a fix changes."""
+    playbook = registry().for_control(control_id)
+    action = playbook.build_action()
+    resource_id = playbook.extract_resource_id(resource_arn, account)
+    return canonical(action.read(Clients(aws, account, REGION), resource_id))
+
+
+@pytest.mark.airflow
+def test_rollback_of_the_demo_run_puts_every_reversible_resource_back_as_seeded(
+    aws, airflow_db: None
+) -> None:
+    seeded = seed_scenarios(aws)
+    import_findings(aws.admin_client("securityhub", REGION), [finding(s) for s in seeded])
+    as_seeded = [resource_state(aws, s.control_id, s.account_id, s.resource_id) for s in seeded]
+
+    bag = dag_bag()
+    sweep = bag.get_dag("asr_sweep").test()
+    assert sweep.state == "success"
+    fixed = [resource_state(aws, s.control_id, s.account_id, s.resource_id) for s in seeded]
+    assert all(now != then for now, then in zip(fixed, as_seeded, strict=True)), "the sweep fixed each"
+
+    rollback = bag.get_dag("asr_rollback").test(run_conf={"run": f"asr_sweep/{sweep.run_id}"})
+    assert rollback.state == "success"
+
+    for s, then in zip(seeded, as_seeded, strict=True):
+        assert resource_state(aws, s.control_id, s.account_id, s.resource_id) == then, s
+    settings = Settings.from_env()
+    report = RunStore.for_run(settings.data_dir, "asr_rollback", rollback.run_id).read_json("rollback.json")
+    assert report["totals"] == {"REVERTED": len(seeded)}
+    assert {c["resource_id"] for c in report["changes"]} == {
+        registry().for_control(s.control_id).extract_resource_id(s.resource_id, s.account_id) for s in seeded
+    }
+    reverts = find_journal(settings.audit_root, sweep.run_id, None, _rollback_origin()).changes(REVERT)
+    assert [c.status for c in reverts] == ["REVERTED"] * len(seeded), "the rollback is in the journal too"
+
+
+# --- the rules, on one resource each, without Airflow
+
+
+def _rollback_origin() -> Origin:
+    return Origin("asr_rollback", "rollback-1", "rollback", 1, "bob")
+
+
+def _fixed(aws: Any, tmp_path: Path, control: str) -> tuple[AuditJournal, RoutingRecord]:
+    """A seeded resource fixed by the runner with a journal; the journal as a rollback writes it."""
+    record = parse_finding(finding(seed_one(aws, control, MEMBER_ACCOUNT, REGION)), registry())
+    root = journal_root(str(tmp_path), "asr_sweep", RUN_ID)
+    [outcome] = run_batch(
+        [record], registry(), aws, journal=AuditJournal(root, Origin("asr_sweep", RUN_ID, "b", 1, "s"))
+    )
+    assert outcome.status == "REMEDIATED", outcome.message
+    return AuditJournal(root, _rollback_origin()), record
+
+
+def _state(aws: Any, record: RoutingRecord) -> dict[str, Any]:
+    return resource_state(aws, record.control_id, record.account_id, record.resource_arn)
+
+
+def test_a_fix_that_cannot_be_undone_is_reported_with_why(aws, tmp_path: Path) -> None:
+    journal, _ = _fixed(aws, tmp_path, "CloudTrail.1")
+    [reversal] = Rollback(journal, aws).run()
+    assert reversal.status == RollbackStatus.NOT_REVERSIBLE
+    assert "KMS key can only be scheduled for deletion" in reversal.reason
+
+
+def test_a_resource_changed_since_is_left_alone(aws, tmp_path: Path) -> None:
+    journal, _ = _fixed(aws, tmp_path, "EC2.7")
+    Clients(aws, MEMBER_ACCOUNT, REGION).ec2.disable_ebs_encryption_by_default()  # someone else did
+    [reversal] = Rollback(journal, aws).run()
+    assert reversal.status == RollbackStatus.CHANGED_SINCE
+    assert "changed since" in reversal.reason
+    assert journal.changes(REVERT) == [], "nothing attempted, nothing recorded"
+
+
+def test_dry_run_changes_nothing_then_a_rollback_is_done_once(aws, tmp_path: Path) -> None:
+    journal, record = _fixed(aws, tmp_path, "S3.1")
+    fixed = _state(aws, record)
+    [dry] = Rollback(journal, aws, dry=True).run()
+    assert dry.status == RollbackStatus.WOULD_REVERT and _state(aws, record) == fixed
+
+    [done] = Rollback(journal, aws).run(controls=["S3.1"], finding_ids=[record.finding_id])
+    assert done.status == RollbackStatus.REVERTED
+    assert _state(aws, record) != fixed
+    [again] = Rollback(journal, aws).run()
+    assert again.status == RollbackStatus.ALREADY_REVERTED
+
+
+def test_the_selection_narrows_by_control_and_finding(aws, tmp_path: Path) -> None:
+    journal, record = _fixed(aws, tmp_path, "EC2.7")
+    assert Rollback(journal, aws).run(controls=["S3.1"]) == []
+    assert Rollback(journal, aws).run(finding_ids=["arn:other"]) == []
+    assert [r.status for r in Rollback(journal, aws, dry=True).run(finding_ids=[record.finding_id])] == [
+        RollbackStatus.WOULD_REVERT
+    ]
+
+
+def test_a_change_whose_task_died_is_reverted_when_the_resource_reads_as_the_fix_left_it(
+    aws, tmp_path: Path
+) -> None:
+    """The task was killed between applying the fix and recording its outcome."""
+    record = parse_finding(finding(seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION)), registry())
+    seeded = _state(aws, record)
+    action = registry().playbooks[record.playbook].build_action()
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    state = action.read(clients, record.resource_id)
+    journal = AuditJournal(journal_root(str(tmp_path), "asr_sweep", RUN_ID), _rollback_origin())
+    journal.intend(Target(clients, record.resource_id, (record,), action), Planned(state, action.plan(state)))
+    action.apply(clients, record.resource_id, state, action.plan(state))  # ... and then it died
+
+    assert [c.status for c in journal.changes()] == [UNSETTLED]
+    [reversal] = Rollback(journal, aws).run()
+    assert reversal.status == RollbackStatus.REVERTED
+    assert _state(aws, record) == seeded
