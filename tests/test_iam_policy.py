@@ -123,7 +123,12 @@ def test_every_action_permission_is_in_the_member_policy(project: PlaybookRegist
 
 
 def test_the_member_policy_grants_nothing_the_playbooks_do_not_use(project: PlaybookRegistry) -> None:
-    declared = {p for playbook in project for p in actions.get_action(playbook.action).permissions}
+    declared = {
+        p
+        for playbook in project
+        for cls in [actions.get_action(playbook.action)]
+        for p in (*cls.permissions, *cls.revert_permissions)
+    }
     extra = granted(iam_policy.member_policies(project)) - declared
     # The runner's own calls, and GetCallerIdentity (which needs no permission) found in an action's code.
     assert set(iam_policy.RUNNER) <= extra <= {*iam_policy.RUNNER, "sts:GetCallerIdentity"}
@@ -132,6 +137,8 @@ def test_the_member_policy_grants_nothing_the_playbooks_do_not_use(project: Play
 def test_removing_playbooks_shrinks_the_policy(tmp_path: Path, project: PlaybookRegistry) -> None:
     some = load_playbooks(playbook_dir(tmp_path, controls=["EC2.2", "S3.1"]))
     assert granted(iam_policy.member_policies(some)) == {
+        "ec2:AuthorizeSecurityGroupEgress",  # to undo the fixes (asr_rollback)
+        "ec2:AuthorizeSecurityGroupIngress",
         "ec2:DescribeSecurityGroups",
         "ec2:RevokeSecurityGroupEgress",
         "ec2:RevokeSecurityGroupIngress",

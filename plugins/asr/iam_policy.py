@@ -189,14 +189,16 @@ def _calls(cls: type[actions.Action], method: str) -> bool:
 
 
 def action_grants(playbook: Playbook) -> list[Grant]:
-    """The permissions the playbook's action declares, each on the resources its scope allows."""
+    """The permissions the playbook's action declares (to fix, and to undo the fix for
+    ``asr_rollback``), each on the resources its scope allows."""
     cls = actions.get_action(playbook.action)
     scoped = {
         permission: Grant(permission, scope.resources(playbook.parameters), _canonical(scope.condition))
         for scope in SCOPES.get(cls.name, ())
         for permission in scope.permissions
     }
-    grants = [scoped.get(permission, Grant(permission)) for permission in cls.permissions]
+    wanted = dict.fromkeys((*cls.permissions, *cls.revert_permissions))
+    grants = [scoped.get(permission, Grant(permission)) for permission in wanted]
     if "sts:GetCallerIdentity" not in cls.permissions and _calls(cls, "get_caller_identity"):
         grants.append(Grant("sts:GetCallerIdentity"))
     return grants
