@@ -32,6 +32,7 @@ os.environ.update(
         "ASR_LOCAL_PORT": str(PORT),
         "ASR_DATA_DIR": str(TEST_HOME / "runs"),
         "ASR_SWEEP_SCHEDULE": "none",
+        "ASR_RETRY_DELAY_SECONDS": "2",
         # Disruptive fixes wait for a person; tests that are not about approvals need no one.
         "ASR_AUTO_APPROVE": "*",
         "AWS_ACCESS_KEY_ID": "testing",

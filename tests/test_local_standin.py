@@ -212,7 +212,8 @@ def test_request_log_records_each_call_and_tells_writes(clean_aws: str) -> None:
 
     ec2 = boto3.client("ec2", endpoint_url=clean_aws, region_name="eu-west-1")
     ec2.describe_security_groups()
-    ec2.create_security_group(GroupName="g", Description="d")
+    group_id = ec2.create_security_group(GroupName="g", Description="d")["GroupId"]
+    ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=[])
     s3 = boto3.client("s3", endpoint_url=clean_aws, region_name="us-east-1")
     s3.create_bucket(Bucket="logged-bucket")
     s3.get_bucket_location(Bucket="logged-bucket")
@@ -220,10 +221,12 @@ def test_request_log_records_each_call_and_tells_writes(clean_aws: str) -> None:
     assert [(c["service"], c["action"]) for c in calls] == [
         ("ec2", "DescribeSecurityGroups"),
         ("ec2", "CreateSecurityGroup"),
+        ("ec2", "RevokeSecurityGroupIngress"),
         ("s3", "CreateBucket"),
         ("s3", "GetBucketLocation"),
     ]
-    assert [is_write(c) for c in calls] == [False, True, True, False]
+    assert [is_write(c) for c in calls] == [False, True, True, True, False]
+    assert calls[2]["resource"] == group_id
     assert calls[0]["region"] == "eu-west-1"
     assert local.served_requests() == []
 

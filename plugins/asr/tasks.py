@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import TriggerRule, get_current_context, task
@@ -22,6 +23,10 @@ OVERRIDABLE = ("accounts", "regions", "batch_size", "member_role_name")
 # the DAG is parsed. An Airflow pool (ASR_FIX_POOL) can bound them across runs and DAGs.
 MAX_ACTIVE_FIXES = int(os.environ.get("ASR_MAX_ACTIVE_FIXES", "8"))
 FIX_POOL = os.environ.get("ASR_FIX_POOL", "default_pool")
+# A fix or write-back try that died (worker killed, AWS unreachable) is tried again: fixes
+# are idempotent and claimed, outcomes are saved before write-back, which re-reads first.
+RETRIES = int(os.environ.get("ASR_TASK_RETRIES", "2"))
+RETRY_DELAY = timedelta(seconds=float(os.environ.get("ASR_RETRY_DELAY_SECONDS", "30")))
 
 
 def fix_task_id(group_id: str) -> str:
@@ -161,6 +166,8 @@ def select_batches(batches: list[dict[str, Any]], playbook: str) -> list[dict[st
     map_index_template="{{ task.op_kwargs['batch']['batch_id'] }}",
     max_active_tis_per_dagrun=MAX_ACTIVE_FIXES,
     pool=FIX_POOL,
+    retries=RETRIES,
+    retry_delay=RETRY_DELAY,
 )
 def fix(batch: dict[str, Any]) -> dict[str, int]:
     """Fix one batch: assume the member role, fix each resource, verify, record."""
@@ -186,7 +193,7 @@ def fix(batch: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
-@task(trigger_rule=TriggerRule.ALL_DONE)
+@task(trigger_rule=TriggerRule.ALL_DONE, retries=RETRIES, retry_delay=RETRY_DELAY)
 def write_back() -> dict[str, int]:
     """Mark findings RESOLVED or NOTIFIED in Security Hub, with what was done or why not."""
     from asr import sweep

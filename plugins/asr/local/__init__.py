@@ -92,9 +92,28 @@ def down(for_port: int | None = None) -> bool:
 
 
 def reset(for_port: int | None = None) -> None:
-    """Forget every resource and finding (moto's own reset) and the request log."""
+    """Forget every resource and finding (moto's own reset), the request log, denied
+    accounts and any outage."""
     requests.post(f"{endpoint_url(for_port)}/moto-api/reset", timeout=10).raise_for_status()
     requests.delete(f"{endpoint_url(for_port)}/moto-api/asr/requests", timeout=10).raise_for_status()
+    deny_accounts([], for_port)
+    requests.delete(f"{endpoint_url(for_port)}/moto-api/asr/outage", timeout=10).raise_for_status()
+
+
+def outage(seconds: float, for_port: int | None = None) -> None:
+    """Answer every AWS call with 503 ServiceUnavailable for ``seconds`` (``outage_ext``)."""
+    response = requests.post(
+        f"{endpoint_url(for_port)}/moto-api/asr/outage", json={"seconds": seconds}, timeout=10
+    )
+    response.raise_for_status()
+
+
+def deny_accounts(accounts: list[str], for_port: int | None = None) -> None:
+    """Make AssumeRole into these accounts answer AccessDenied (``sts_ext``); [] allows all again."""
+    response = requests.post(
+        f"{endpoint_url(for_port)}/moto-api/asr/sts", json={"deny_accounts": accounts}, timeout=10
+    )
+    response.raise_for_status()
 
 
 def served_requests(for_port: int | None = None, clear: bool = False) -> list[dict[str, str]]:

@@ -2,7 +2,8 @@
 
 Every moto request passes ``_authenticate_and_authorize_action`` with its service and
 action resolved; that is where each call is recorded as ``{service, action, account,
-region}``. ``GET /moto-api/asr/requests`` returns the log; ``DELETE`` returns it and empties it.
+region, resource}`` (the resource when a parameter names one, e.g. ``GroupId``).
+``GET /moto-api/asr/requests`` returns the log; ``DELETE`` returns it and empties it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ READ_PREFIXES = (
     "Scan",
     "Select",
 )
+# Request parameters that name the resource a call acts on, recorded when present.
+RESOURCE_PARAMS = ("GroupId", "InstanceId", "SubnetId", "VpcId", "SnapshotId", "DBInstanceIdentifier")
 LOG: list[dict[str, str]] = []
 _LOCK = threading.Lock()
 
@@ -45,6 +48,17 @@ def _action_name(response: Any) -> str:
         return "Unknown"
 
 
+def _resource(response: Any) -> str:
+    for name in RESOURCE_PARAMS:
+        try:
+            value = response._get_param(name)
+        except Exception:  # a protocol without such parameters
+            return ""
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
 def _recording(original: Any) -> Any:
     def record(self: Any, iam_request_cls: type, resource: str = "*") -> None:
         entry = {
@@ -52,10 +66,11 @@ def _recording(original: Any) -> Any:
             "action": _action_name(self),
             "account": getattr(self, "current_account", ""),
             "region": getattr(self, "region", ""),
+            "resource": _resource(self),
         }
+        original(self, iam_request_cls, resource)  # a call refused here (outage) was not served
         with _LOCK:
             LOG.append(entry)
-        original(self, iam_request_cls, resource)
 
     return record
 

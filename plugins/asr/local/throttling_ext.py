@@ -281,10 +281,10 @@ def refusal_for(service: str, protocol: str) -> Refusal:
 
 
 def refusal_response(
-    service: str, protocol: str, metadata: dict[str, Any]
+    service: str, protocol: str, metadata: dict[str, Any], refusal: Refusal | None = None
 ) -> tuple[int, dict[str, str], str]:
-    """The throttling error as the service sends it: status, headers, body."""
-    refusal = refusal_for(service, protocol)
+    """The throttling error (or another ``refusal``) as the service sends it: status, headers, body."""
+    refusal = refusal or refusal_for(service, protocol)
     code, message, request_id = escape(refusal.code), escape(refusal.message), str(uuid.uuid4())
     headers = {"x-amzn-requestid": request_id}  # moto replaces it with its own, as on any answer
     if protocol == "ec2":

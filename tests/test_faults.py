@@ -1,0 +1,125 @@
+"""Faults a sweep survives, each through a whole ``dag.test()`` run against the stand-in."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+import requests
+from test_sweep import dag_bag
+
+from asr import local
+from asr.config import Settings
+from asr.local import MEMBER_ACCOUNT, throttling
+from asr.local.seed import finding, import_findings, seed_one
+from asr.securityhub import iter_findings, queries_by_id
+from asr.store import RunStore
+
+REGION = "us-east-1"
+DENIED = "333333333333"
+
+
+@pytest.fixture
+def faults(aws):  # type: ignore[no-untyped-def]
+    """The stand-in, with every fault turned off again after the test."""
+    yield aws
+    throttling.disable()
+    local.deny_accounts([])
+
+
+def seed_groups(aws: Any, account: str, count: int) -> list[dict[str, Any]]:
+    findings = [finding(seed_one(aws, "EC2.19", account, REGION, n)) for n in range(count)]
+    import_findings(aws.admin_client("securityhub", REGION), findings)
+    return findings
+
+
+def workflow_of(aws: Any, findings: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    client = aws.admin_client("securityhub", REGION)
+    return {f["Id"]: f for f in iter_findings(client, queries_by_id([f["Id"] for f in findings]))}
+
+
+def sweep() -> Any:
+    run = dag_bag().dags["asr_sweep"].test()
+    assert run.state == "success"
+    return run
+
+
+@pytest.mark.airflow
+def test_write_back_throttled_for_a_while_is_retried_and_loses_nothing(faults, airflow_db: None) -> None:
+    findings = seed_groups(faults, MEMBER_ACCOUNT, 3)
+    throttling.enable(**{"securityhub:BatchUpdateFindings": (0, 0, "action")})
+    lift = threading.Timer(8, throttling.disable)
+    lift.start()
+    try:
+        run = sweep()
+    finally:
+        lift.cancel()
+    assert {f["Workflow"]["Status"] for f in workflow_of(faults, findings).values()} == {"RESOLVED"}
+    store = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run.run_id)
+    assert store.read_json("report.json")["totals"] == {"REMEDIATED": 3}
+
+
+@pytest.mark.airflow
+def test_an_account_whose_role_cannot_be_assumed_is_notified_and_the_others_proceed(
+    faults, airflow_db: None
+) -> None:
+    fixable = seed_groups(faults, MEMBER_ACCOUNT, 2)
+    denied = seed_groups(faults, DENIED, 2)
+    local.deny_accounts([DENIED])
+    sweep()
+    now = workflow_of(faults, fixable + denied)
+    assert [now[f["Id"]]["Workflow"]["Status"] for f in fixable] == ["RESOLVED", "RESOLVED"]
+    for f in denied:
+        assert now[f["Id"]]["Workflow"]["Status"] == "NOTIFIED"
+        assert "cannot assume" in now[f["Id"]]["Note"]["Text"]
+        assert "AccessDenied" in now[f["Id"]]["Note"]["Text"]
+
+
+@pytest.mark.airflow
+def test_throttled_writes_are_paced_and_retried_and_no_resource_fails(faults, airflow_db: None) -> None:
+    findings = seed_groups(faults, MEMBER_ACCOUNT, 12)
+    throttling.enable(ec2_write=(2, 4))
+    local.served_requests(clear=True)
+    run = sweep()
+    stats = throttling.stats()
+    assert stats["throttled"] > 0
+    assert {f["Workflow"]["Status"] for f in workflow_of(faults, findings).values()} == {"RESOLVED"}
+    store = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run.run_id)
+    assert store.read_json("report.json")["totals"] == {"REMEDIATED": 12}
+    revokes = Counter(
+        r["resource"] for r in local.served_requests() if r["action"] == "RevokeSecurityGroupIngress"
+    )
+    assert len(revokes) == 12 and set(revokes.values()) == {1}
+
+
+def outage_after_first_write(seconds: float, timeout: float = 120) -> None:
+    """Take the stand-in down as soon as the run has changed its first resource."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(r["action"] == "RevokeSecurityGroupIngress" for r in local.served_requests()):
+            local.outage(seconds)
+            return
+        time.sleep(0.05)
+
+
+@pytest.mark.airflow
+def test_an_outage_of_the_endpoint_mid_run_is_ridden_out(faults, airflow_db: None) -> None:
+    findings = seed_groups(faults, MEMBER_ACCOUNT, 8)
+    throttling.enable(ec2_write=(1, 2))  # slow enough for the outage to land mid-batch
+    local.served_requests(clear=True)
+    watcher = threading.Thread(target=outage_after_first_write, args=(5,), daemon=True)
+    watcher.start()
+    run = sweep()
+    watcher.join()
+    refused = requests.get(f"{local.endpoint_url()}/moto-api/asr/outage", timeout=10).json()["refused"]
+    assert refused > 0
+    assert {f["Workflow"]["Status"] for f in workflow_of(faults, findings).values()} == {"RESOLVED"}
+    store = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run.run_id)
+    assert store.read_json("report.json")["totals"] == {"REMEDIATED": 8}
+    revokes = Counter(
+        r["resource"] for r in local.served_requests() if r["action"] == "RevokeSecurityGroupIngress"
+    )
+    assert len(revokes) == 8 and set(revokes.values()) == {1}
