@@ -13,7 +13,7 @@ batch that failed, clear its mapped `fix` task instance in the grid.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag
+from airflow.sdk import dag
 
 from asr import notify, pipeline, tasks
 
@@ -29,16 +29,10 @@ DAG_ID = "asr_remediate"
     on_failure_callback=notify.notify_failure,
     tags=["asr", "security-hub"],
     params={
-        "finding_ids": pipeline.string_list(
-            "Finding ids", "Security Hub finding ids (ARNs), one per line.", minLength=1, maxLength=512
-        ),
-        "rerun_failures_of": Param(
-            None,
-            type=["null", "string"],
-            maxLength=300,
-            pattern=r"^([a-z_]+/)?[A-Za-z0-9_.:+-]*$",
-            title="Rerun the failures of run",
-            description="An earlier run (`<dag_id>/<run_id>`, or its run id) whose FAILED findings to redo.",
+        "finding_ids": pipeline.finding_id_list("Security Hub finding ids (ARNs), one per line."),
+        "rerun_failures_of": pipeline.run_reference(
+            "Rerun the failures of run",
+            "An earlier run (`<dag_id>/<run_id>`, or its run id) whose FAILED findings to redo.",
         ),
         "controls": pipeline.playbook_choice("Findings of these playbooks' controls."),
         "resources": pipeline.string_list(

@@ -31,21 +31,13 @@ DAG_ID = "asr_rollback"
     on_failure_callback=notify.notify_failure,
     tags=["asr", "security-hub", "rollback"],
     params={
-        "run": Param(
-            type="string",
-            minLength=1,
-            maxLength=300,
-            pattern=r"^([a-z_]+/)?[A-Za-z0-9_.:+-]+$",
-            title="Run to roll back",
-            description="The run whose changes to undo: `<dag_id>/<run_id>`, or its run id.",
+        "run": pipeline.run_reference(
+            "Run to roll back",
+            "The run whose changes to undo: `<dag_id>/<run_id>`, or its run id.",
+            required=True,
         ),
         "controls": pipeline.playbook_choice("Only the changes of these playbooks' controls (empty: all)."),
-        "finding_ids": pipeline.string_list(
-            "Finding ids",
-            "Only the changes made for these findings (empty: all).",
-            minLength=1,
-            maxLength=512,
-        ),
+        "finding_ids": pipeline.finding_id_list("Only the changes made for these findings (empty: all)."),
         "dry_run": Param(
             False,
             type="boolean",

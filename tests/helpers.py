@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import secrets
 import socket
+import time
+from pathlib import Path
 from typing import Any
+
+import requests
 
 from asr.aws import Clients
 
@@ -20,3 +26,44 @@ def world_open(aws: Any, seeded: Any, region: str = "us-east-1") -> bool:
     groups = Clients(aws, seeded.account_id, region).ec2.describe_security_groups(GroupIds=[group_id])
     rules = groups["SecurityGroups"][0]["IpPermissions"]
     return any(r["CidrIp"] == "0.0.0.0/0" for rule in rules for r in rule["IpRanges"])
+
+
+def signed_in_users(home: Path, users: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Users of the simple auth manager (name -> role), with fresh passwords: the Airflow
+    environment that defines them, and each user's password."""
+    home.mkdir(parents=True, exist_ok=True)
+    passwords = {user: secrets.token_urlsafe(12) for user in users}
+    (home / "passwords.json").write_text(json.dumps(passwords))
+    environment = {
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in users.items()),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+    }
+    return environment, passwords
+
+
+class Api:
+    """Airflow's REST API as one signed-in user of the simple auth manager."""
+
+    def __init__(self, base: str, user: str, password: str) -> None:
+        self.base = base
+        token = requests.post(f"{base}/auth/token", json={"username": user, "password": password}, timeout=30)
+        token.raise_for_status()
+        self.headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = requests.request(
+            method, f"{self.base}/api/v2{path}", json=body, headers=self.headers, timeout=60
+        )
+        assert response.ok, f"{method} {path}: {response.status_code} {response.text[:500]}"
+        return response.json() if response.content else {}
+
+    def wait(self, dag_id: str, run_id: str, timeout: float = 420) -> str:
+        """The run's state once it has finished."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
+            if state in ("success", "failed"):
+                return state
+            time.sleep(3)
+        raise TimeoutError(f"{dag_id} {run_id} still running after {timeout}s")

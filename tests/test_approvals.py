@@ -3,8 +3,6 @@ that are approved automatically, approved or rejected by a person, or left to ti
 
 from __future__ import annotations
 
-import json
-import secrets
 import signal
 import time
 from collections.abc import Iterator
@@ -14,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-from helpers import free_port, world_open
+from helpers import Api, free_port, signed_in_users, world_open
 
 from asr import approvals
 from asr.aws import Clients
@@ -232,23 +229,6 @@ def test_auto_approved_controls_and_dry_runs_do_not_wait(
     assert findings_now(aws)[findings[0]["Id"]]["Workflow"]["Status"] == "RESOLVED"
 
 
-class Api:
-    """Airflow's REST API as one signed-in user of the simple auth manager."""
-
-    def __init__(self, base: str, user: str, password: str) -> None:
-        self.base = base
-        token = requests.post(f"{base}/auth/token", json={"username": user, "password": password}, timeout=30)
-        token.raise_for_status()
-        self.headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = requests.request(
-            method, f"{self.base}/api/v2{path}", json=body, headers=self.headers, timeout=60
-        )
-        assert response.ok, f"{method} {path}: {response.status_code} {response.text[:500]}"
-        return response.json() if response.content else {}
-
-
 def waiting_approvals(api: Api, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
     """The run's approval requests nobody has answered yet, by task id."""
     found = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/hitlDetails?response_received=false")
@@ -262,14 +242,11 @@ def test_a_person_approves_rejects_or_lets_the_request_time_out(aws: Any, tmp_pa
     seeded, findings = seed(aws, "EC2.2", "EC2.13", "RDS.5", "EC2.7")
     approved, rejected, unanswered, plain = seeded
 
-    password = secrets.token_urlsafe(12)
     home = tmp_path / "airflow"
-    home.mkdir()
-    (home / "passwords.json").write_text(json.dumps({"secops": password}))
+    signed_in, passwords = signed_in_users(home, {"secops": "user"})
+    password = passwords["secops"]
     environment = {
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "secops:user",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        **signed_in,
         "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "3",
         "ASR_AUTO_APPROVE": "",
         "ASR_APPROVAL_TIMEOUT": str(75 / 3600),  # 75 seconds

@@ -9,17 +9,14 @@ Select it alone with ``pytest -m cluster``.
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
 import pytest
 import redis
-import requests
-from helpers import free_port, world_open
+from helpers import Api, free_port, signed_in_users, world_open
 
 from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT
 from asr.local.airflow import LocalAirflow
@@ -61,53 +58,22 @@ def broker() -> str:
     return f"redis://127.0.0.1:6379/{REDIS_DB}"
 
 
-class Api:
-    """Airflow's REST API, logged in as a user of the simple auth manager."""
-
-    def __init__(self, base: str, user: str, password: str) -> None:
-        self.base = base
-        token = requests.post(f"{base}/auth/token", json={"username": user, "password": password}, timeout=30)
-        token.raise_for_status()
-        self.headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-
-    def call(self, method: str, path: str, body: dict | None = None) -> dict:
-        response = requests.request(
-            method, f"{self.base}/api/v2{path}", json=body, headers=self.headers, timeout=60
-        )
-        assert response.ok, f"{method} {path}: {response.status_code} {response.text[:500]}"
-        return response.json() if response.content else {}
-
-    def wait(self, dag_id: str, run_id: str, timeout: float = 420) -> str:
-        import time
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            state = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
-            if state in ("success", "failed"):
-                return state
-            time.sleep(3)
-        raise TimeoutError(f"{dag_id} {run_id} still running after {timeout}s")
-
-
 def test_cluster_runs_sweeps_reruns_and_events(aws, database: str, broker: str, tmp_path: Path) -> None:
     fleet = seed_scenarios(aws)
     securityhub = aws.admin_client("securityhub", REGION)
     import_findings(securityhub, [finding(s) for s in fleet])
     made = setup(aws, REGION)
 
-    password = secrets.token_urlsafe(12)
     home = tmp_path / "airflow"
-    home.mkdir()
-    (home / "passwords.json").write_text(json.dumps({"operator": password}))
+    signed_in, passwords = signed_in_users(home, {"operator": "admin"})
+    password = passwords["operator"]
     environment = {
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
         "AIRFLOW__CELERY__BROKER_URL": broker,
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + database,
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "operator:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        **signed_in,
         "ASR_EVENTS_QUEUE_URL": made.queue_url,
         "ASR_EVENTS_POLL_SECONDS": "2",
         "ASR_EVENTS_WAIT_SECONDS": "1",

@@ -7,13 +7,11 @@ under .asr/test/artifacts/.
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 from pathlib import Path
 
 import pytest
-from helpers import free_port, world_open
+from helpers import free_port, signed_in_users, world_open
 from playwright.sync_api import sync_playwright
 
 from asr.local import MEMBER_ACCOUNT
@@ -42,14 +40,11 @@ def test_trigger_form_runs_a_remediation(aws, tmp_path: Path) -> None:
     findings = [finding(s) for s in seeded]
     import_findings(aws.admin_client("securityhub", REGION), findings)
 
-    password = secrets.token_urlsafe(12)
     home = tmp_path / "airflow"
-    home.mkdir()
-    (home / "passwords.json").write_text(json.dumps({"operator": password}))
+    signed_in, passwords = signed_in_users(home, {"operator": "admin"})
+    password = passwords["operator"]
     environment = {
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "operator:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        **signed_in,
         "ASR_DATA_DIR": str(tmp_path / "runs"),
         "ASR_LOCAL_PORT": os.environ["ASR_LOCAL_PORT"],
     }

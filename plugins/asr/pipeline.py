@@ -21,6 +21,7 @@ from asr.playbooks import registry
 
 ACCOUNT_PATTERN = r"^\d{12}$"
 REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d$"
+RUN_PATTERN = r"^([a-z_]+/)?[A-Za-z0-9_.:+-]+$"
 
 
 def remediation(ingested: Any) -> None:
@@ -57,6 +58,19 @@ def string_list(title: str, description: str, **item: Any) -> Param:
     return Param(
         [], type=["array", "null"], items={"type": "string", **item}, title=title, description=description
     )
+
+
+def run_reference(title: str, description: str, required: bool = False) -> Param:
+    """A form field naming an earlier run: ``<dag_id>/<run_id>``, or its run id (an optional
+    one may be left empty)."""
+    text = {"maxLength": 300, "title": title, "description": description}
+    if required:
+        return Param(type="string", minLength=1, pattern=RUN_PATTERN, **text)
+    return Param(None, type=["null", "string"], pattern=f"^({RUN_PATTERN[1:-1]})?$", **text)
+
+
+def finding_id_list(description: str) -> Param:
+    return string_list("Finding ids", description, minLength=1, maxLength=512)
 
 
 def playbook_choice(description: str) -> Param:
