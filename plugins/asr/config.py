@@ -51,7 +51,7 @@ class Settings:
     automation_role_name: str = "ASRAutomationRole"
     accounts: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()
-    batch_size: int = 50
+    batch_size: int = 250
     max_map_length: int = 1024
     data_dir: str = field(default_factory=lambda: str(Path(".asr/runs").resolve()))
     dry_run: bool = False

@@ -96,7 +96,7 @@ def common_params() -> dict[str, Param]:
             minimum=1,
             maximum=1000,
             title="Batch size",
-            description="Resources per mapped fix task (empty: ASR_BATCH_SIZE, default 50).",
+            description="Resources per mapped fix task (empty: ASR_BATCH_SIZE, default 250).",
         ),
         "dry_run": Param(
             Settings.from_env().dry_run,

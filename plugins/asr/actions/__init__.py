@@ -18,6 +18,20 @@ if TYPE_CHECKING:
     from asr.aws import Clients
 
 REGISTRY: dict[str, type[Action]] = {}
+_VALIDATORS: dict[int, Any] = {}
+
+
+def validate_against(instance: Any, schema: dict[str, Any]) -> None:
+    """``jsonschema.validate``, with each (long-lived) schema checked and compiled once:
+    checking the schema on every call made loading the playbooks take a second per task."""
+    validator = _VALIDATORS.get(id(schema))
+    if validator is None:
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        validator = _VALIDATORS[id(schema)] = cls(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
+    if error is not None:
+        raise error
 
 
 class ActionError(ValueError):
@@ -143,7 +157,7 @@ def validate_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
     """Check parameters against the action's schema; return them with schema defaults filled."""
     cls = get_action(name)
     try:
-        jsonschema.validate(params, cls.schema)
+        validate_against(params, cls.schema)
     except jsonschema.ValidationError as exc:
         where = ".".join(str(p) for p in exc.absolute_path) or "parameters"
         raise ActionError(f"action {name!r}: {where}: {exc.message}") from None

@@ -53,6 +53,7 @@ MAX_FILTER_FIELDS = 10
 MAX_FILTER_VALUES = 20
 MAX_IDENTIFIERS = 100
 MAX_NOTE = 512
+FILTER_CACHE_SIZE = 64
 
 
 def _values(node: Any, path: tuple[str, ...]) -> Iterator[str]:
@@ -127,7 +128,20 @@ def get_findings(
 ) -> list[dict[str, Any]]:
     if max_results is not None and not 1 <= int(max_results) <= 100:
         raise InvalidInputException(op="GetFindings", msg="MaxResults must be a number between 1 and 100")
-    return filter_findings([f.as_dict() for f in self.findings], filters)
+    # moto's paginator calls this for every page and slices the result: without a cache,
+    # paging through 10,000 findings filters all of them a hundred times.
+    key = (getattr(self, "_asr_version", 0), json.dumps(filters, sort_keys=True, default=str))
+    cache: dict[tuple[int, str], list[dict[str, Any]]] = self.__dict__.setdefault("_asr_filtered", {})
+    if key not in cache:
+        if len(cache) >= FILTER_CACHE_SIZE:
+            cache.clear()
+        cache[key] = filter_findings([f.as_dict() for f in self.findings], filters)
+    return cache[key]
+
+
+def _changed(backend: SecurityHubBackend) -> None:
+    """Findings were added or updated: every cached filter result is stale."""
+    backend._asr_version = getattr(backend, "_asr_version", 0) + 1  # type: ignore[attr-defined]
 
 
 def batch_import_findings(
@@ -152,6 +166,7 @@ def batch_import_findings(
         else:
             index[data["Id"]] = Finding(data["Id"], data)
             self.findings.append(index[data["Id"]])
+    _changed(self)
     return len(failed), len(findings) - len(failed), failed
 
 
@@ -202,6 +217,7 @@ def batch_update_findings(
         data.update(extra)
         data["UpdatedAt"] = now
         processed.append({"Id": ident["Id"], "ProductArn": ident["ProductArn"]})
+    _changed(self)
     return processed, unprocessed
 
 
