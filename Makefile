@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint coverage local-up local-down seed constraints clean
+.PHONY: install demo test lint coverage local-up local-down seed bench bench-throttle constraints clean
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,17 @@ local-down: $(STAMP)
 
 seed: $(STAMP)
 	$(BIN)/asr local seed --reset
+
+# Benchmarks (not part of `make test`): see "Benchmarks" in the README. BENCH_ARGS adds options,
+# e.g. make bench BENCH_ARGS="--findings 500 --accounts 2 --regions 1 --skip-naive".
+BENCH_JSON ?= .asr/bench/latest.json
+bench: $(STAMP)
+	mkdir -p $(dir $(BENCH_JSON))
+	$(BIN)/python bench/sweep.py --findings 10000 --accounts 10 --regions 2 --json $(BENCH_JSON) $(BENCH_ARGS)
+
+bench-throttle: $(STAMP)
+	mkdir -p $(dir $(BENCH_JSON))
+	$(BIN)/python bench/sweep.py --throttle --findings 1000 --json $(BENCH_JSON:.json=-throttle.json) $(BENCH_ARGS)
 
 # After changing requirements.txt: install it unconstrained, then pin what was installed.
 constraints:

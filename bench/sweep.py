@@ -1,0 +1,754 @@
+"""Benchmark: ``asr_sweep`` end to end through Airflow, against the floor and the naive loop.
+
+Seeds a fleet of misconfigured resources and their findings in a private stand-in (a free
+port, never a developer's running one), then measures on that same fleet, re-seeded before
+each measurement:
+
+- the sweep: ``asr_sweep`` run by Airflow's own scheduler with the LocalExecutor (real task
+  processes, as in production; ``dag.test()`` would run tasks one at a time), timed per
+  stage from the task instances Airflow records, with the AWS calls the stand-in served and
+  the peak RSS of every process;
+- the floor: only the write calls the fixes need, issued concurrently straight at the
+  stand-in (what no orchestration can beat there);
+- the naive loop: what a person would script, one finding after another: read, fix, mark
+  that finding RESOLVED in Security Hub.
+
+``--throttle`` instead runs the sweep with the stand-in's AWS-style throttling on, over one
+account-region of security-group findings, and compares it with the EC2 write bucket's bound.
+
+    .venv/bin/python bench/sweep.py --findings 10000 --accounts 10 --regions 2
+    .venv/bin/python bench/sweep.py --throttle
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import requests
+
+import asr
+from asr import local
+from asr.actions import Action
+from asr.aws import AwsContext, Clients
+from asr.findings import RoutingRecord, parse_finding
+from asr.local import seed as seeding
+from asr.local import throttling
+from asr.local.airflow import LocalAirflow
+from asr.local.request_log_ext import is_write
+from asr.playbooks import registry
+from asr.remediate import THROTTLING
+from asr.report import table
+from asr.securityhub import actionable_filters, iter_findings
+from asr.store import RunStore
+
+PROJECT = Path(__file__).resolve().parents[1]
+DAG_ID = "asr_sweep"
+SECURITYHUB_REGION = "us-east-1"
+MEMBER_ROLE = "ASRMemberRole"
+REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2", "ca-central-1")
+# Weights of the default mix, per account-region: real fleets are mostly security groups,
+# then instances and subnets, then a little of everything else. Account-wide controls
+# (EC2.7 per region, S3.1 per account) are added once each, whatever N.
+DEFAULT_MIX = {
+    "EC2.19": 28,
+    "EC2.13": 20,
+    "EC2.18": 14,
+    "EC2.2": 4,
+    "EC2.8": 16,
+    "EC2.15": 10,
+    "S3.4": 4,
+    "S3.5": 2,
+    "EC2.7": 0,
+    "S3.1": 0,
+}
+# Controls whose fix is one EC2 write per resource, so N findings need exactly N writes.
+ONE_WRITE_CONTROLS = ("EC2.13", "EC2.18", "EC2.19")
+THROTTLE_BURST, THROTTLE_RATE = 200, 5.0
+STAGES = ("ingest", "plan", "remediate", "write-back", "report")
+RAN = ("success", "failed")  # task instances that ran; skipped ones also get start and end dates
+
+
+# ---------------------------------------------------------------------------------- fleet
+
+
+@dataclass(frozen=True)
+class FleetSpec:
+    """How many resources of which control in each account-region: the same every seeding."""
+
+    accounts: tuple[str, ...]
+    regions: tuple[str, ...]
+    per_region: dict[str, int]  # regional controls: resources per account-region
+    account_regional: tuple[str, ...]  # one per account-region
+    account_wide: tuple[str, ...]  # one per account, in the first region
+
+    def jobs(self) -> list[tuple[str, str, str, int]]:
+        """(control, account, region, count): jobs small enough for seeding to run them in parallel."""
+        jobs = []
+        for account in self.accounts:
+            for number, region in enumerate(self.regions):
+                counts = dict(self.per_region)
+                counts |= dict.fromkeys(self.account_regional, 1)
+                if number == 0:
+                    counts |= dict.fromkeys(self.account_wide, 1)
+                jobs += [(c, account, region, n) for c, n in counts.items() if n]
+        return jobs
+
+    @property
+    def total(self) -> int:
+        return sum(n for *_, n in self.jobs())
+
+
+def account_ids(count: int) -> tuple[str, ...]:
+    """The stand-in's member account first, then 222222222001, 222222222002, ..."""
+    return (local.MEMBER_ACCOUNT, *(f"{local.MEMBER_ACCOUNT[:-3]}{i:03d}" for i in range(1, count)))
+
+
+def parse_mix(text: str | None) -> dict[str, int]:
+    """``EC2.19:28,EC2.13:20,EC2.7``: a weight per regional control (default 1)."""
+    if not text:
+        return dict(DEFAULT_MIX)
+    mix = {}
+    for item in text.split(","):
+        control, _, weight = item.strip().partition(":")
+        mix[control] = int(weight or 1)
+    return mix
+
+
+def fleet_spec(findings: int, accounts: int, regions: int, mix: dict[str, int]) -> FleetSpec:
+    """Spread ``findings`` over the account-regions by the mix's weights (largest remainder)."""
+    playbooks = registry()
+    scopes = {}
+    for control in mix:
+        playbook = playbooks.for_control(control)
+        if playbook is None or control not in seeding.SEEDERS:
+            raise SystemExit(f"no playbook or no seeder for control {control}")
+        scopes[control] = playbook.scope
+    account_regional = tuple(c for c in mix if scopes[c] == "account-regional")
+    account_wide = tuple(c for c in mix if scopes[c] == "account")
+    weights = {c: w for c, w in mix.items() if scopes[c] in ("regional", "global") and w > 0}
+    cells = accounts * regions
+    budget = round(findings / cells - len(account_regional) - len(account_wide) / regions)
+    total = sum(weights.values())
+    exact = {c: budget * w / total for c, w in weights.items()}
+    counts = {c: int(v) for c, v in exact.items()}
+    for control in sorted(exact, key=lambda c: exact[c] - counts[c], reverse=True)[
+        : budget - sum(counts.values())
+    ]:
+        counts[control] += 1
+    return FleetSpec(account_ids(accounts), REGIONS[:regions], counts, account_regional, account_wide)
+
+
+def admin_context(port: int) -> AwsContext:
+    """As the Security Hub administrator, the identity the product's Airflow connection uses."""
+    return AwsContext.from_endpoint(
+        local.endpoint_url(port), MEMBER_ROLE, SECURITYHUB_REGION, admin_role_arn=local.ADMIN_ROLE_ARN
+    )
+
+
+def seed(port: int, spec: FleetSpec, rng_seed: int, threads: int) -> tuple[float, list[dict[str, Any]]]:
+    """Empty the stand-in, create the fleet and import its findings; seconds taken and the findings."""
+    started = time.monotonic()
+    local.reset(port)
+    aws = admin_context(port)
+
+    def one_job(job: tuple[str, str, str, int]) -> list[seeding.Seeded]:
+        control, account, region, count = job
+        return [seeding.seed_one(aws, control, account, region, n) for n in range(count)]
+
+    with ThreadPoolExecutor(threads) as pool:
+        seeded = [s for made in pool.map(one_job, spec.jobs()) for s in made]
+    findings = [seeding.finding(s) for s in seeded]
+    random.Random(rng_seed).shuffle(findings)  # Security Hub does not hand them out grouped
+    seeding.import_findings(aws.admin_client("securityhub", SECURITYHUB_REGION), findings)
+    local.served_requests(port, clear=True)
+    return time.monotonic() - started, findings
+
+
+# ------------------------------------------------------------------- floor and naive loop
+
+
+@dataclass
+class Fixer:
+    """Routes findings and builds each playbook's action once, as a script would."""
+
+    aws: AwsContext
+    actions: dict[str, Action] = field(default_factory=dict)
+
+    def target(self, finding: dict[str, Any]) -> tuple[RoutingRecord, Action, Clients]:
+        record = parse_finding(finding, registry())
+        key = f"{record.playbook}:{json.dumps(record.parameters, sort_keys=True)}"
+        if key not in self.actions:
+            self.actions[key] = registry().playbooks[record.playbook].build_action(record.parameters)
+        return record, self.actions[key], Clients(self.aws, record.account_id, record.region)
+
+
+def measure_floor(port: int, findings: list[dict[str, Any]], threads: int) -> dict[str, Any]:
+    """Read and plan every resource untimed; then time only the apply calls, issued concurrently."""
+    fixer = Fixer(admin_context(port))
+    work: dict[str, list[Callable[[], None]]] = defaultdict(list)
+    seen: set[tuple[str, str, str, str]] = set()
+    for finding in findings:
+        record, action, clients = fixer.target(finding)
+        key = (record.playbook, record.account_id, record.region, record.resource_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        state = action.read(clients, record.resource_id)
+        plan = action.plan(state)
+        if plan:
+            work[f"{record.account_id}/{record.region}"].append(
+                functools.partial(action.apply, clients, record.resource_id, state, plan)
+            )
+    # Interleave account-regions so concurrent calls spread over clients, as a fleet-wide fix would.
+    queues = list(work.values())
+    ordered = [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
+    local.served_requests(port, clear=True)
+    errors: Counter[str] = Counter()
+
+    def call(apply: Callable[[], None]) -> None:
+        try:
+            apply()
+        except Exception as exc:
+            errors[type(exc).__name__] += 1
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(call, ordered))
+    seconds = time.monotonic() - started
+    calls = local.served_requests(port, clear=True)
+    return {
+        "seconds": seconds,
+        "resources_fixed": len(ordered),
+        "write_calls": sum(map(is_write, calls)),
+        "calls": len(calls),
+        "threads": threads,
+        "errors": dict(errors),
+    }
+
+
+def measure_naive(port: int) -> dict[str, Any]:
+    """One finding after another, as a person would script it: list, read, fix, resolve."""
+    aws = admin_context(port)
+    fixer = Fixer(aws)
+    securityhub = aws.admin_client("securityhub", SECURITYHUB_REGION)
+    local.served_requests(port, clear=True)
+    errors: Counter[str] = Counter()
+    started = time.monotonic()
+    findings = list(iter_findings(securityhub, actionable_filters()))
+    for finding in findings:
+        try:
+            record, action, clients = fixer.target(finding)
+            state = action.read(clients, record.resource_id)
+            plan = action.plan(state)
+            if plan:
+                action.apply(clients, record.resource_id, state, plan)
+            securityhub.batch_update_findings(
+                FindingIdentifiers=[{"Id": finding["Id"], "ProductArn": finding["ProductArn"]}],
+                Workflow={"Status": "RESOLVED"},
+                Note={"Text": f"fixed by a script: {action.summary}", "UpdatedBy": "naive-loop"},
+            )
+        except Exception as exc:
+            errors[type(exc).__name__] += 1
+    seconds = time.monotonic() - started
+    calls = local.served_requests(port, clear=True)
+    return {
+        "seconds": seconds,
+        "findings": len(findings),
+        "calls": len(calls),
+        "write_calls": sum(map(is_write, calls)),
+        "errors": dict(errors),
+    }
+
+
+# ------------------------------------------------------------------------------- memory
+
+
+class RssSampler:
+    """Peak RSS of every process this bench started, by role, sampled on a thread.
+
+    Roles come from the process tree: each top-level child (the stand-in, the scheduler,
+    the dag-processor, the API server) is one role; below the scheduler, the LocalExecutor
+    workers (which supervise tasks) and the task processes they fork are roles of their own.
+    """
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+        self.peaks: dict[str, int] = defaultdict(int)
+        self.processes: dict[str, set[int]] = defaultdict(set)
+        self._roles: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _role(self, proc: psutil.Process, me: int) -> str:
+        if proc.pid in self._roles:
+            return self._roles[proc.pid]
+        chain = [proc]
+        while chain[-1].ppid() != me:
+            if chain[-1].ppid() <= 1:  # orphaned: no longer under this bench
+                return "orphaned"
+            chain.append(psutil.Process(chain[-1].ppid()))
+        top = " ".join(chain[-1].cmdline())
+        if "asr.local.server" in top:
+            role = "stand-in"
+        elif "scheduler" in top:
+            role = ("scheduler", "executor workers", "task processes")[min(len(chain) - 1, 2)]
+        else:
+            role = next((r for r in ("dag-processor", "api-server") if r in top), "other")
+        self._roles[proc.pid] = role
+        return role
+
+    def sample(self) -> None:
+        me = os.getpid()
+        for proc in psutil.Process(me).children(recursive=True):
+            try:
+                role = self._role(proc, me)
+                rss = proc.memory_info().rss
+            except psutil.Error:  # exited between listing and reading
+                continue
+            self.peaks[role] = max(self.peaks[role], rss)
+            self.processes[role].add(proc.pid)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def result(self) -> dict[str, dict[str, int]]:
+        return {
+            role: {"peak_rss_mib": round(self.peaks[role] / 2**20), "processes": len(self.processes[role])}
+            for role in sorted(self.peaks)
+        }
+
+
+# -------------------------------------------------------------------------------- sweep
+
+
+class AirflowApi:
+    """The REST API of the local Airflow: triggering and polling through it instead of the
+    ``airflow`` CLI keeps a CLI process (seconds of CPU each) out of the measurement."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base = base_url
+        token = requests.get(f"{base_url}/auth/token", timeout=30)
+        token.raise_for_status()
+        self.headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = requests.request(
+            method, f"{self.base}/api/v2{path}", headers=self.headers, timeout=60, **kwargs
+        )
+        if not response.ok:
+            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:500]}")
+        return response.json()
+
+    def trigger(self, run_id: str, conf: dict[str, Any]) -> None:
+        self.call(
+            "POST", f"/dags/{DAG_ID}/dagRuns", json={"dag_run_id": run_id, "logical_date": None, "conf": conf}
+        )
+
+    def wait(self, run_id: str, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")
+            if run["state"] in ("success", "failed"):
+                return run
+            time.sleep(1)
+        raise TimeoutError(f"{DAG_ID} {run_id} did not finish within {timeout:.0f}s")
+
+    def task_instances(self, run_id: str) -> list[dict[str, Any]]:
+        """Every task instance of the run, mapped ones one by one."""
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self.call(
+                "GET",
+                f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances",
+                params={"limit": 100, "offset": len(found)},
+            )
+            found += page["task_instances"]
+            if not page["task_instances"] or len(found) >= page["total_entries"]:
+                return found
+
+
+def stage_of(task_id: str) -> str | None:
+    """The stage a task belongs to; None for the glue between stages (``select_batches``, the watcher)."""
+    if task_id == "ingest":
+        return "ingest"
+    if task_id in ("plan", "choose_playbooks"):
+        return "plan"
+    if task_id.endswith(".fix"):
+        return "remediate"
+    return {"write_back": "write-back", "report": "report"}.get(task_id)
+
+
+def when(stamp: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def stage_times(instances: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per stage: first start to last end, the task-seconds inside, and how many ran."""
+    spans: dict[str, dict[str, Any]] = {}
+    for stage in STAGES:
+        ran = [ti for ti in instances if stage_of(ti["task_id"]) == stage and ti["state"] in RAN]
+        if not ran:
+            continue
+        first = min(when(ti["start_date"]) for ti in ran)
+        last = max(when(ti["end_date"]) for ti in ran)
+        busy = sum((when(ti["end_date"]) - when(ti["start_date"])).total_seconds() for ti in ran)
+        spans[stage] = {"seconds": (last - first).total_seconds(), "task_seconds": busy, "tasks": len(ran)}
+    return spans
+
+
+def count_calls(calls: list[dict[str, str]]) -> dict[str, Any]:
+    return {
+        "total": len(calls),
+        "writes": sum(map(is_write, calls)),
+        "securityhub": sum(c["service"] == "securityhub" for c in calls),
+        "writes_by_service": dict(Counter(c["service"] for c in calls if is_write(c))),
+        "by_action": dict(Counter(f"{c['service']}:{c['action']}" for c in calls).most_common()),
+    }
+
+
+def outcomes(data_dir: Path, run_id: str) -> dict[str, Any]:
+    """The run's outcomes as the product stored them: counts by status, and throttling failures."""
+    store = RunStore.for_run(str(data_dir), DAG_ID, run_id)
+    rows = [row for name in store.names("outcomes") for row in store.read_lines(name)]
+    failed = [r for r in rows if r["status"] == "FAILED"]
+    throttled = [
+        r
+        for r in failed
+        if any(code in r["message"] for code in THROTTLING) or "ate exceeded" in r["message"]
+    ]
+    return {
+        "by_status": dict(Counter(r["status"] for r in rows)),
+        "failed_for_throttling": len(throttled),
+        "failed_examples": sorted({r["message"] for r in failed})[:5],
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def measure_sweep(
+    port: int, home: Path, args: argparse.Namespace, environment: dict[str, str], findings: int
+) -> dict[str, Any]:
+    """Run asr_sweep through the scheduler with the LocalExecutor; read back what Airflow recorded."""
+    data_dir = home / "runs"
+    env = {
+        "AIRFLOW_CONN_AWS_DEFAULT": local.airflow_connection(port, SECURITYHUB_REGION),
+        "ASR_LOCAL_PORT": str(port),
+        "ASR_DATA_DIR": str(data_dir),
+        "ASR_DRY_RUN": "false",
+        "ASR_AUTO_APPROVE": "*",  # disruptive playbooks would otherwise wait for a person
+        "AIRFLOW__CORE__PARALLELISM": str(args.parallelism),
+        **({"ASR_FIX_THREADS": str(args.fix_threads)} if args.fix_threads else {}),
+        **environment,
+    }
+    run_id = f"bench__{time.strftime('%Y%m%dT%H%M%S')}"
+    conf = {"batch_size": args.batch_size} if args.batch_size else {}
+    with LocalAirflow(home / "airflow", free_port(), env) as airflow:
+        started = time.monotonic()
+        airflow.prepare(DAG_ID)
+        with RssSampler() as rss:
+            airflow.start("api-server", "scheduler", "dag-processor")
+            api = AirflowApi(airflow.api_url)
+            startup = time.monotonic() - started
+            local.served_requests(port, clear=True)
+            triggered = time.monotonic()
+            api.trigger(run_id, conf)
+            run = api.wait(run_id, args.timeout)
+            observed = time.monotonic() - triggered
+            calls = local.served_requests(port, clear=True)
+            instances = api.task_instances(run_id)
+    ran = [ti for ti in instances if ti["state"] in RAN]
+    seconds = (when(run["end_date"]) - when(run["start_date"])).total_seconds()
+    stages = stage_times(instances)
+    return {
+        "run_id": run_id,
+        "state": run["state"],
+        "seconds": seconds,
+        "trigger_to_end_seconds": observed,
+        "airflow_startup_seconds": startup,
+        "findings_per_second": findings / seconds,
+        "stages": stages,
+        "between_stages_seconds": seconds - sum(s["seconds"] for s in stages.values()),
+        "task_instances": {
+            "ran": len(ran),
+            "mapped_ran": sum(ti["map_index"] >= 0 for ti in ran),
+            "all": len(instances),
+            "by_state": dict(Counter(str(ti["state"]) for ti in instances)),
+        },
+        "calls": count_calls(calls),
+        "calls_per_finding": len(calls) / findings,
+        "securityhub_calls_per_100_findings": 100
+        * sum(c["service"] == "securityhub" for c in calls)
+        / findings,
+        "peak_rss": rss.result(),
+        "outcomes": outcomes(data_dir, run_id),
+        "parallelism": args.parallelism,
+        "airflow_home": str(home / "airflow"),
+    }
+
+
+# ------------------------------------------------------------------------------- report
+
+
+def product_version() -> str:
+    """The commit measured (``+dirty`` with uncommitted changes), or where asr was loaded from."""
+    where = Path(asr.__file__).resolve().parents[2]
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=where, capture_output=True, text=True)
+    if head.returncode:
+        return f"asr from {where}"
+    changed = subprocess.run(
+        ["git", "status", "--porcelain", "--", "plugins", "dags", "playbooks"],
+        cwd=where,
+        capture_output=True,
+        text=True,
+    )
+    return head.stdout.strip() + ("+dirty" if changed.stdout.strip() else "")
+
+
+def print_sweep(sweep: dict[str, Any]) -> None:
+    rows = [
+        [
+            stage,
+            f"{s['seconds']:.1f}",
+            f"{s['task_seconds']:.1f}",
+            f"{s['task_seconds'] / s['seconds']:.1f}" if s["seconds"] else "",
+            str(s["tasks"]),
+        ]
+        for stage, s in sweep["stages"].items()
+    ]
+    rows.append(["(gaps: scheduling, select_batches)", f"{sweep['between_stages_seconds']:.1f}", "", "", ""])
+    rows.append(["whole run", f"{sweep['seconds']:.1f}", "", "", str(sweep["task_instances"]["ran"])])
+    print(table(rows, ("stage", "wall s", "task s", "concurrency", "task instances run")))
+    calls = sweep["calls"]
+    print(
+        f"run {sweep['run_id']}: {sweep['state']}; {sweep['findings_per_second']:.1f} findings/s; "
+        f"trigger to end {sweep['trigger_to_end_seconds']:.1f} s (Airflow start-up before it, untimed: "
+        f"{sweep['airflow_startup_seconds']:.0f} s)"
+    )
+    ti = sweep["task_instances"]
+    print(
+        f"task instances: {ti['ran']} ran ({ti['mapped_ran']} mapped), {ti['all']} in all, {ti['by_state']}"
+    )
+    print(
+        f"AWS calls: {calls['total']} ({sweep['calls_per_finding']:.2f} per finding), "
+        f"{calls['writes']} writes, Security Hub {calls['securityhub']} "
+        f"({sweep['securityhub_calls_per_100_findings']:.2f} per 100 findings)"
+    )
+    print("  by action: " + ", ".join(f"{a} {n}" for a, n in list(calls["by_action"].items())[:12]))
+    print(f"outcomes: {sweep['outcomes']['by_status']}")
+    for message in sweep["outcomes"]["failed_examples"]:
+        print(f"  failed: {message[:160]}")
+    rss = [[role, str(v["peak_rss_mib"]), str(v["processes"])] for role, v in sweep["peak_rss"].items()]
+    print(table(rss, ("process", "peak RSS MiB", "processes seen")))
+
+
+def run_default(args: argparse.Namespace, port: int, home: Path, results: dict[str, Any]) -> None:
+    spec = fleet_spec(args.findings, args.accounts, args.regions, parse_mix(args.controls))
+    results["fleet"] = {
+        "findings": spec.total,
+        "accounts": list(spec.accounts),
+        "regions": list(spec.regions),
+        "per_account_region": spec.per_region,
+        "account_regional": list(spec.account_regional),
+        "account_wide": list(spec.account_wide),
+    }
+    print(f"Fleet: {spec.total} findings over {len(spec.accounts)} accounts x {len(spec.regions)} regions")
+    print(
+        f"  per account-region: {spec.per_region}, plus {spec.account_regional} per account-region, "
+        f"{spec.account_wide} per account"
+    )
+    seconds, findings = seed(port, spec, args.seed, args.seed_threads)
+    results["seeding_seconds"] = [seconds]
+    print(
+        f"\nSeeded in {seconds:.1f} s (not counted). "
+        f"Sweep through Airflow (parallelism {args.parallelism}) ..."
+    )
+    sweep = measure_sweep(port, home, args, {"ASR_RATE_LIMITS": "off"}, len(findings))
+    results["sweep"] = sweep
+    print_sweep(sweep)
+
+    seconds, findings = seed(port, spec, args.seed, args.seed_threads)
+    results["seeding_seconds"].append(seconds)
+    print(
+        f"\nSeeded again in {seconds:.1f} s. "
+        f"Floor: the fixes' write calls alone, {args.floor_threads} threads ..."
+    )
+    floor = measure_floor(port, findings, args.floor_threads)
+    results["floor"] = floor
+    print(
+        f"floor: {floor['seconds']:.1f} s for {floor['resources_fixed']} resources, "
+        f"{floor['write_calls']} write calls ({floor['write_calls'] / floor['seconds']:.0f}/s); "
+        f"errors {floor['errors'] or 'none'}"
+    )
+    ratios = {"sweep_over_floor": sweep["seconds"] / floor["seconds"]}
+    if not args.skip_naive:
+        seconds, _ = seed(port, spec, args.seed, args.seed_threads)
+        results["seeding_seconds"].append(seconds)
+        print(f"\nSeeded again in {seconds:.1f} s. Naive loop: one finding after another ...")
+        naive = measure_naive(port)
+        results["naive"] = naive
+        print(
+            f"naive loop: {naive['seconds']:.1f} s for {naive['findings']} findings, {naive['calls']} calls "
+            f"({naive['calls'] / max(naive['findings'], 1):.2f} per finding); "
+            f"errors {naive['errors'] or 'none'}"
+        )
+        ratios["naive_over_sweep"] = naive["seconds"] / sweep["seconds"]
+    results["ratios"] = ratios
+    print(
+        "\nRatios: " + ", ".join(f"{name.replace('_', ' ')} {value:.2f}x" for name, value in ratios.items())
+    )
+
+
+def run_throttle(args: argparse.Namespace, port: int, home: Path, results: dict[str, Any]) -> None:
+    mix = parse_mix(args.controls or "EC2.19")
+    if len(mix) != 1 or next(iter(mix)) not in ONE_WRITE_CONTROLS:
+        raise SystemExit(f"--throttle takes one control of {', '.join(ONE_WRITE_CONTROLS)} (one write each)")
+    spec = fleet_spec(args.findings, args.accounts, args.regions, mix)
+    seconds, findings = seed(port, spec, args.seed, args.seed_threads)
+    writes_needed = len(findings)
+    bound = max(0, writes_needed - THROTTLE_BURST) / THROTTLE_RATE
+    results["fleet"] = {
+        "findings": len(findings),
+        "control": next(iter(mix)),
+        "account_regions": len(spec.jobs()),
+    }
+    results["seeding_seconds"] = [seconds]
+    print(f"Seeded {len(findings)} {next(iter(mix))} findings in {seconds:.1f} s (not counted)")
+    throttling.enable(port, ec2_write=(THROTTLE_BURST, THROTTLE_RATE))
+    try:
+        print(
+            f"Throttling on: EC2 writes bucket {THROTTLE_BURST}, {THROTTLE_RATE:g}/s per account-region; "
+            f"bound for {writes_needed} writes: {bound:.0f} s. Sweep ..."
+        )
+        sweep = measure_sweep(port, home, args, {}, len(findings))
+        stats = throttling.stats(port)
+    finally:
+        throttling.disable(port)
+    remediate = sweep["stages"].get("remediate", {}).get("seconds", 0.0)
+    ec2_writes = sweep["calls"]["writes_by_service"].get("ec2", 0)
+    throttled: Counter[str] = Counter()
+    for count in stats["counts"]:
+        throttled[count["rule"]] += count["throttled"]
+    results["sweep"] = sweep
+    results["throttle"] = {
+        "bound_seconds": bound,
+        "sweep_over_bound": sweep["seconds"] / bound if bound else None,
+        "ec2_writes": ec2_writes,
+        "writes_per_second_during_remediate": ec2_writes / remediate if remediate else None,
+        "writes_per_second_at_bound": writes_needed / bound if bound else None,
+        "throttled_responses": stats["throttled"],
+        "throttled_by_rule": {rule: n for rule, n in throttled.items() if n},
+        "failed_for_throttling": sweep["outcomes"]["failed_for_throttling"],
+    }
+    print_sweep(sweep)
+    t = results["throttle"]
+    print(
+        f"\nThrottled: sweep {sweep['seconds']:.1f} s vs bound {bound:.0f} s = {t['sweep_over_bound']:.2f}x; "
+        f"{ec2_writes} EC2 writes over remediate's {remediate:.1f} s "
+        f"= {t['writes_per_second_during_remediate']:.2f}/s (refill {THROTTLE_RATE:g}/s; "
+        f"{t['writes_per_second_at_bound']:.2f}/s averaged at the bound, burst included)"
+    )
+    print(
+        f"throttled responses: {t['throttled_responses']} {t['throttled_by_rule']}; "
+        f"findings FAILED for throttling: {t['failed_for_throttling']}"
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--findings", type=int, help="findings in the fleet (default 10000; --throttle: 1000)"
+    )
+    parser.add_argument("--accounts", type=int, help="accounts (default 10; --throttle: 1)")
+    parser.add_argument(
+        "--regions", type=int, help=f"regions, at most {len(REGIONS)} (default 2; --throttle: 1)"
+    )
+    parser.add_argument("--controls", help="CONTROL[:WEIGHT],... (default: a mix weighted like real fleets)")
+    parser.add_argument("--batch-size", type=int, help="the run's batch size (default: the product's)")
+    parser.add_argument("--seed", type=int, default=1, help="order the findings are imported in")
+    parser.add_argument("--throttle", action="store_true", help="the throttled mode (see above)")
+    parser.add_argument("--skip-naive", action="store_true", help="leave out the naive loop (the slow part)")
+    parser.add_argument("--parallelism", type=int, default=4, help="AIRFLOW__CORE__PARALLELISM (default 4)")
+    parser.add_argument(
+        "--fix-threads", type=int, help="ASR_FIX_THREADS for the fix tasks (default: the product's)"
+    )
+    parser.add_argument("--floor-threads", type=int, default=8, help="threads issuing the floor's writes")
+    parser.add_argument("--seed-threads", type=int, default=4, help="threads seeding the stand-in")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the sweep")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    defaults = (1000, 1, 1) if args.throttle else (10000, 10, 2)
+    for name, default in zip(("findings", "accounts", "regions"), defaults, strict=True):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    if not 1 <= args.regions <= len(REGIONS):
+        parser.error(f"--regions must be 1 to {len(REGIONS)}")
+    return args
+
+
+@contextmanager
+def stand_in() -> Iterator[int]:
+    """A private stand-in on a free port, stopped on exit whatever happens."""
+    port = free_port()
+    local.up(port)
+    try:
+        yield port
+    finally:
+        local.down(port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    local.use_test_credentials()
+    started = time.monotonic()
+    home = PROJECT / ".asr" / "bench" / time.strftime("%Y%m%dT%H%M%S")
+    results: dict[str, Any] = {
+        "mode": "throttle" if args.throttle else "default",
+        "date": datetime.date.today().isoformat(),
+        "commit": product_version(),
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "cpus": os.cpu_count(),
+    }
+    print(f"bench/sweep.py at {results['commit']} on {os.cpu_count()} CPUs; work under {home}")
+    with stand_in() as port:
+        (run_throttle if args.throttle else run_default)(args, port, home, results)
+    results["bench_seconds"] = time.monotonic() - started
+    print(f"\nWhole bench: {results['bench_seconds']:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+        print(f"Results: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
