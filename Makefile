@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint coverage local-up local-down seed bench bench-throttle constraints clean
+.PHONY: install demo test lint coverage local-up local-down seed bench bench-throttle bench-chaos constraints clean
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ bench: $(STAMP)
 bench-throttle: $(STAMP)
 	mkdir -p $(dir $(BENCH_JSON))
 	$(BIN)/python bench/sweep.py --throttle --findings 1000 --json $(BENCH_JSON:.json=-throttle.json) $(BENCH_ARGS)
+
+bench-chaos: $(STAMP)
+	mkdir -p $(dir $(BENCH_JSON))
+	$(BIN)/python bench/sweep.py --chaos --findings 1000 --json $(BENCH_JSON:.json=-chaos.json) $(BENCH_ARGS)
 
 # After changing requirements.txt: install it unconstrained, then pin what was installed.
 constraints:

@@ -15,6 +15,8 @@ each measurement:
 
 ``--throttle`` instead runs the sweep with the stand-in's AWS-style throttling on, over one
 account-region of security-group findings, and compares it with the EC2 write bucket's bound.
+``--chaos`` runs it with throttling on, one account's role refused and the fix tasks killed
+mid-batch, and checks that every finding still ends with a reason and nothing is done twice.
 
     .venv/bin/python bench/sweep.py --findings 10000 --accounts 10 --regions 2
     .venv/bin/python bench/sweep.py --throttle
@@ -49,12 +51,12 @@ from asr import local
 from asr.actions import Action
 from asr.aws import AwsContext, Clients
 from asr.findings import RoutingRecord, parse_finding
+from asr.local import chaos, throttling
 from asr.local import seed as seeding
-from asr.local import throttling
 from asr.local.airflow import LocalAirflow
 from asr.local.request_log_ext import is_write
+from asr.pacing import THROTTLING
 from asr.playbooks import registry
-from asr.remediate import THROTTLING
 from asr.report import table
 from asr.securityhub import actionable_filters, iter_findings
 from asr.store import RunStore
@@ -457,9 +459,15 @@ def free_port() -> int:
 
 
 def measure_sweep(
-    port: int, home: Path, args: argparse.Namespace, environment: dict[str, str], findings: int
+    port: int,
+    home: Path,
+    args: argparse.Namespace,
+    environment: dict[str, str],
+    findings: int,
+    during: Callable[[Path], Any] | None = None,
 ) -> dict[str, Any]:
-    """Run asr_sweep through the scheduler with the LocalExecutor; read back what Airflow recorded."""
+    """Run asr_sweep through the scheduler with the LocalExecutor; read back what Airflow recorded.
+    ``during`` runs beside the run, given the run's data folder (the chaos mode kills a worker)."""
     data_dir = home / "runs"
     env = {
         "AIRFLOW_CONN_AWS_DEFAULT": local.airflow_connection(port, SECURITYHUB_REGION),
@@ -483,7 +491,12 @@ def measure_sweep(
             local.served_requests(port, clear=True)
             triggered = time.monotonic()
             api.trigger(run_id, conf)
+            meddler = threading.Thread(target=during, args=(data_dir,), daemon=True) if during else None
+            if meddler:
+                meddler.start()
             run = api.wait(run_id, args.timeout)
+            if meddler:
+                meddler.join(timeout=5)
             observed = time.monotonic() - triggered
             calls = local.served_requests(port, clear=True)
             instances = api.task_instances(run_id)
@@ -506,6 +519,7 @@ def measure_sweep(
             "by_state": dict(Counter(str(ti["state"]) for ti in instances)),
         },
         "calls": count_calls(calls),
+        "served": calls,
         "calls_per_finding": len(calls) / findings,
         "securityhub_calls_per_100_findings": 100
         * sum(c["service"] == "securityhub" for c in calls)
@@ -684,6 +698,64 @@ def run_throttle(args: argparse.Namespace, port: int, home: Path, results: dict[
     )
 
 
+def run_chaos(args: argparse.Namespace, port: int, home: Path, results: dict[str, Any]) -> None:
+    """The chaos mode: security-group findings over several accounts with the stand-in's
+    throttling on (AWS's defaults), the last account's member role refused, and the fix
+    tasks' processes killed once the first changes are recorded. Then the chaos account:
+    every finding RESOLVED or NOTIFIED with a reason, nothing changed twice, nothing
+    missing from the report or the audit journal."""
+    spec = fleet_spec(args.findings, args.accounts, args.regions, parse_mix(args.controls or "EC2.19"))
+    seconds, findings = seed(port, spec, args.seed, args.seed_threads)
+    denied = spec.accounts[-1]
+    results["fleet"] = {"findings": len(findings), "accounts": list(spec.accounts), "denied": denied}
+    results["seeding_seconds"] = [seconds]
+    print(
+        f"Seeded {len(findings)} findings over {len(spec.accounts)} accounts in {seconds:.1f} s (not counted)"
+    )
+    print(
+        f"Chaos: throttling on (AWS defaults), account {denied} denied, fix tasks killed mid-batch. Sweep ..."
+    )
+    local.deny_accounts([denied], port)
+    throttling.enable(port)
+    killed: list[int] = []
+    try:
+        sweep = measure_sweep(
+            port,
+            home,
+            args,
+            {"ASR_RETRY_DELAY_SECONDS": "5"},
+            len(findings),
+            during=lambda data_dir: killed.extend(chaos.kill_fix_mid_batch(data_dir / "audit")),
+        )
+        stats = throttling.stats(port)
+    finally:
+        throttling.disable(port)
+        local.deny_accounts([], port)
+    verdict = chaos.judge(
+        admin_context(port),
+        home / "runs",
+        DAG_ID,
+        sweep["run_id"],
+        [f["Id"] for f in findings],
+        sweep["served"],
+    )
+    results["sweep"] = sweep
+    results["chaos"] = {
+        "killed_processes": len(killed),
+        "throttled_responses": stats["throttled"],
+        **verdict.to_dict(),
+    }
+    print_sweep(sweep)
+    print(
+        f"\nChaos: {len(killed)} task process(es) killed, {stats['throttled']} throttled responses; "
+        f"findings now {verdict.workflow}; NOTIFIED without a reason {verdict.notified_without_reason}; "
+        f"resources changed twice {verdict.changed_twice}; outcomes missing from the report "
+        f"{verdict.missing_from_report}; remediated but missing from the audit "
+        f"{verdict.remediated_missing_from_audit}; tries {verdict.tries_seen}"
+    )
+    print("The chaos account holds." if verdict.holds else "THE CHAOS ACCOUNT DOES NOT HOLD.")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -696,7 +768,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--controls", help="CONTROL[:WEIGHT],... (default: a mix weighted like real fleets)")
     parser.add_argument("--batch-size", type=int, help="the run's batch size (default: the product's)")
     parser.add_argument("--seed", type=int, default=1, help="order the findings are imported in")
-    parser.add_argument("--throttle", action="store_true", help="the throttled mode (see above)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--throttle", action="store_true", help="the throttled mode (see above)")
+    mode.add_argument(
+        "--chaos",
+        action="store_true",
+        help="throttling on, one account denied, fix tasks killed mid-batch (default 1000 over 3 accounts)",
+    )
     parser.add_argument("--skip-naive", action="store_true", help="leave out the naive loop (the slow part)")
     parser.add_argument("--parallelism", type=int, default=4, help="AIRFLOW__CORE__PARALLELISM (default 4)")
     parser.add_argument(
@@ -707,7 +785,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the sweep")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
-    defaults = (1000, 1, 1) if args.throttle else (10000, 10, 2)
+    defaults = (1000, 1, 1) if args.throttle else (1000, 3, 1) if args.chaos else (10000, 10, 2)
     for name, default in zip(("findings", "accounts", "regions"), defaults, strict=True):
         if getattr(args, name) is None:
             setattr(args, name, default)
@@ -733,7 +811,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     home = PROJECT / ".asr" / "bench" / time.strftime("%Y%m%dT%H%M%S")
     results: dict[str, Any] = {
-        "mode": "throttle" if args.throttle else "default",
+        "mode": "throttle" if args.throttle else "chaos" if args.chaos else "default",
         "date": datetime.date.today().isoformat(),
         "commit": product_version(),
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
@@ -741,9 +819,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"bench/sweep.py at {results['commit']} on {os.cpu_count()} CPUs; work under {home}")
     with stand_in() as port:
-        (run_throttle if args.throttle else run_default)(args, port, home, results)
+        runner = run_throttle if args.throttle else run_chaos if args.chaos else run_default
+        runner(args, port, home, results)
     results["bench_seconds"] = time.monotonic() - started
     print(f"\nWhole bench: {results['bench_seconds']:.0f} s")
+    results.get("sweep", {}).pop("served", None)  # every request: too long to keep
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
         print(f"Results: {args.json}")

@@ -67,7 +67,7 @@ def test_every_finding_ends_with_a_reason_and_nothing_is_changed_twice(aws, tmp_
     assert stats["throttled"] > 0
     assert run["state"] == "success"
 
-    verdict = chaos.judge(aws, data_dir, DAG_ID, run_id, finding_ids)
+    verdict = chaos.judge(aws, data_dir, DAG_ID, run_id, finding_ids, local.served_requests())
     assert verdict.holds, verdict
     assert verdict.workflow == {"RESOLVED": 25, "NOTIFIED": 4}
     assert verdict.remediated == 25

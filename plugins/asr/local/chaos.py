@@ -17,7 +17,6 @@ from typing import Any
 
 import psutil
 
-from asr import local
 from asr.audit import AuditJournal, Origin, journal_root
 from asr.securityhub import iter_findings, queries_by_id
 from asr.store import RunStore
@@ -79,8 +78,11 @@ class Verdict:
         return {**asdict(self), "holds": self.holds}
 
 
-def judge(aws: Any, data_dir: Path, dag_id: str, run_id: str, finding_ids: list[str]) -> Verdict:
-    """What the run left, in Security Hub, the stand-in's request log, the report and the audit."""
+def judge(
+    aws: Any, data_dir: Path, dag_id: str, run_id: str, finding_ids: list[str], calls: list[dict[str, str]]
+) -> Verdict:
+    """What the run left, in Security Hub, the stand-in's request log (``calls``, the requests
+    served during the run), the report and the audit journal."""
     securityhub = aws.admin_client("securityhub", "us-east-1")
     now = {f["Id"]: f for f in iter_findings(securityhub, queries_by_id(finding_ids))}
     workflow = Counter(f["Workflow"]["Status"] for f in now.values())
@@ -89,9 +91,7 @@ def judge(aws: Any, data_dir: Path, dag_id: str, run_id: str, finding_ids: list[
         for f in now.values()
         if f["Workflow"]["Status"] == "NOTIFIED" and not (f.get("Note") or {}).get("Text")
     )
-    writes = Counter(
-        r["resource"] for r in local.served_requests() if r["action"] in WRITES_BY_RESOURCE and r["resource"]
-    )
+    writes = Counter(r["resource"] for r in calls if r["action"] in WRITES_BY_RESOURCE and r["resource"])
     report = RunStore.for_run(str(data_dir), dag_id, run_id).read_json("report.json")
     outcomes = {o["finding_id"]: o for o in report["outcomes"]}
     remediated = {o["resource_id"] for o in outcomes.values() if o["status"] == "REMEDIATED"}
