@@ -64,6 +64,7 @@ def test_batch_update_sets_workflow_and_note(securityhub) -> None:
     assert found["finding-1"]["Workflow"]["Status"] == "RESOLVED"
     assert found["finding-1"]["Note"]["Text"] == "fixed"
     assert found["finding-1"]["Note"]["UpdatedBy"] == "asr"
+    assert found["finding-1"]["UpdatedAt"] == "2026-01-01T00:00:00Z", "BatchUpdateFindings leaves UpdatedAt"
     assert found["finding-2"]["Workflow"]["Status"] == "NEW"
 
 

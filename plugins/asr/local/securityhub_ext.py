@@ -214,8 +214,7 @@ def batch_update_findings(
             data["WorkflowState"] = status
         if note is not None:
             data["Note"] = {"Text": note["Text"], "UpdatedBy": note["UpdatedBy"], "UpdatedAt": now}
-        data.update(extra)
-        data["UpdatedAt"] = now
+        data.update(extra)  # UpdatedAt stays: it is the provider's, and AWS leaves it alone here
         processed.append({"Id": ident["Id"], "ProductArn": ident["ProductArn"]})
     _changed(self)
     return processed, unprocessed
