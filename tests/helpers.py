@@ -67,3 +67,26 @@ class Api:
                 return state
             time.sleep(3)
         raise TimeoutError(f"{dag_id} {run_id} still running after {timeout}s")
+
+
+def routing_record(
+    control: str, resource_arn: str, resource_id: str, account: str, region: str = "us-east-1"
+) -> Any:
+    """A finding as the router hands it to a fix: control, playbook, account, region, resource."""
+    from asr.findings import RoutingRecord
+    from asr.playbooks import registry
+
+    playbook = registry().for_control(control)
+    return RoutingRecord(
+        finding_id=f"finding-{resource_id}",
+        product_arn="arn:aws:securityhub:us-east-1::product/aws/securityhub",
+        control_id=control,
+        standard="security-control",
+        standard_control_id=control,
+        playbook=playbook.control_id,
+        account_id=account,
+        region=region,
+        resource_type=playbook.resource_type,
+        resource_arn=resource_arn,
+        resource_id=resource_id,
+    )

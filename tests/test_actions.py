@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from helpers import routing_record
 
 from asr.aws import Clients
 from asr.findings import RoutingRecord
@@ -141,20 +142,7 @@ def test_default_group_fix_refuses_a_group_that_is_not_default(aws) -> None:
 def record(
     seeded_control: str, resource_arn: str, resource_id: str, account: str = MEMBER_ACCOUNT
 ) -> RoutingRecord:
-    playbook = registry().for_control(seeded_control)
-    return RoutingRecord(
-        finding_id=f"finding-{resource_id}",
-        product_arn="arn:aws:securityhub:us-east-1::product/aws/securityhub",
-        control_id=seeded_control,
-        standard="security-control",
-        standard_control_id=seeded_control,
-        playbook=playbook.control_id,
-        account_id=account,
-        region=REGION,
-        resource_type=playbook.resource_type,
-        resource_arn=resource_arn,
-        resource_id=resource_id,
-    )
+    return routing_record(seeded_control, resource_arn, resource_id, account, REGION)
 
 
 def test_one_failure_does_not_fail_the_batch(aws) -> None:

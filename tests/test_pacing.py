@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import routing_record
 
 from asr import local
 from asr.aws import Clients
@@ -125,18 +126,11 @@ def test_a_budget_larger_than_the_account_s_backs_off_and_loses_nothing(throttle
 def _records(control: str, seeded: list[Any]) -> list[RoutingRecord]:
     playbook = registry().for_control(control)
     return [
-        RoutingRecord(
-            finding_id=f"finding-{s.resource_id}",
-            product_arn="arn:aws:securityhub:us-east-1::product/aws/securityhub",
-            control_id=control,
-            standard="security-control",
-            standard_control_id=control,
-            playbook=playbook.control_id,
-            account_id=MEMBER_ACCOUNT,
-            region=REGION,
-            resource_type=playbook.resource_type,
-            resource_arn=s.resource_id,
-            resource_id=playbook.extract_resource_id(s.resource_id, MEMBER_ACCOUNT),
+        routing_record(
+            control,
+            s.resource_id,
+            playbook.extract_resource_id(s.resource_id, MEMBER_ACCOUNT),
+            MEMBER_ACCOUNT,
         )
         for s in seeded
     ]
