@@ -39,6 +39,13 @@ def test_a_retry_of_the_same_run_takes_over_its_claims(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
 
 
+def test_a_claim_its_writer_has_not_filled_in_yet_is_held(tmp_path: Path) -> None:
+    name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
+    (tmp_path / name).write_text("")  # created with O_EXCL a moment ago, JSON not written yet
+    assert Claims(tmp_path, "asr_sweep/b").acquire(name, {}) == "another run"
+    assert (tmp_path / name).exists()
+
+
 def test_a_stale_claim_is_broken(tmp_path: Path) -> None:
     name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
     Claims(tmp_path, "asr_sweep/dead").acquire(name, {})

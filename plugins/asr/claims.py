@@ -37,11 +37,14 @@ class Claims:
         """Claim one resource; None when it is ours now, else who holds it."""
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / name
-        for attempt in range(2):
+        for attempt in range(3):
             try:
                 descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
             except FileExistsError:
-                owner, age = self._read(path)
+                held = self._read(path)
+                if held is None:  # released meanwhile: try again
+                    continue
+                owner, age = held
                 if owner == self.owner:  # an earlier try of this run died holding it
                     self._held.append(path)
                     return None
@@ -49,26 +52,27 @@ class Claims:
                     path.unlink(missing_ok=True)
                     continue
                 return owner or "another run"
-            with os.fdopen(descriptor, "w") as handle:
-                json.dump({"owner": self.owner, "time": time.time(), **about}, handle)
+            try:
+                os.write(descriptor, json.dumps({"owner": self.owner, "time": time.time(), **about}).encode())
+            finally:
+                os.close(descriptor)
             self._held.append(path)
             return None
         return "another run"
 
     @staticmethod
-    def _read(path: Path) -> tuple[str | None, float]:
-        """Who holds a claim and for how long; a claim half-written by a writer that died
-        is judged by the file's age."""
+    def _read(path: Path) -> tuple[str | None, float] | None:
+        """Who holds a claim and for how long; None if it is gone. A claim its writer has
+        created but not yet filled in (or died filling in) is judged by the file's age."""
         try:
-            held = json.loads(path.read_text() or "{}")
-            return held.get("owner"), time.time() - float(held.get("time", 0))
+            text, modified = path.read_text(), path.stat().st_mtime
         except FileNotFoundError:
-            return None, float("inf")
-        except (ValueError, OSError):
-            try:
-                return None, time.time() - path.stat().st_mtime
-            except FileNotFoundError:
-                return None, float("inf")
+            return None
+        try:
+            held = json.loads(text)
+            return str(held["owner"]), time.time() - float(held["time"])
+        except (ValueError, KeyError, TypeError):
+            return None, time.time() - modified
 
     def release_all(self) -> None:
         for path in self._held:
