@@ -141,7 +141,6 @@ class RateBudget:
         self.share = max(1, share)
         self._buckets: dict[tuple[str, str, str], TokenBucket | None] = {}
         self._lock = threading.Lock()
-        self.waited = 0.0
 
     def bucket(self, account: str, region: str, service: str, operation: str) -> TokenBucket | None:
         for key in (f"{service}:{operation}", f"{service}:{api_class(operation)}"):
@@ -164,7 +163,7 @@ class RateBudget:
         def before_call(model: Any, **_: Any) -> None:
             bucket = self.bucket(account, region, service, model.name)
             if bucket:
-                self.waited += bucket.take()
+                bucket.take()
 
         def needs_retry(response: Any = None, operation: Any = None, **_: Any) -> None:
             if not response or operation is None:
