@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -78,8 +81,7 @@ def test_the_journal_holds_no_credentials(aws, tmp_path: Path) -> None:
     target = seeded_target(aws)
     journal(tmp_path).intend(target, planned_for(target))
     text = "".join(p.read_text() for p in journal_root(str(tmp_path), "asr_sweep", RUN_ID).iterdir())
-    session = aws.session(MEMBER_ACCOUNT).get_credentials()
-    for secret in (session.secret_key, session.token, session.access_key):
+    for secret in aws.credentials(MEMBER_ACCOUNT).values():
         assert secret not in text
 
 
@@ -112,6 +114,33 @@ def test_a_task_killed_mid_change_leaves_an_intent_without_settle(aws, tmp_path:
     retry.settle(target, Result(Status.REMEDIATED, "fixed", planned.before, {"public_admin_ingress": []}))
     changes = retry.changes()
     assert [(c.intent["try_number"], c.status) for c in changes] == [(1, UNSETTLED), (2, "REMEDIATED")]
+
+
+def test_threads_recording_at_once_share_fsyncs_and_each_returns_only_once_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written = journal(tmp_path)
+    synced_lines = [0]  # lines the last fsync covered
+    real_fsync = os.fsync
+
+    def counting_fsync(descriptor: int) -> None:
+        time.sleep(0.002)  # a disk under load, so that threads pile up behind it
+        lines = written._path().read_text().count("\n") if written._path().exists() else 0
+        real_fsync(descriptor)
+        synced_lines[0] = max(synced_lines[0], lines)
+        calls.append(lines)
+
+    calls: list[int] = []
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+
+    def one(n: int) -> None:
+        event = written.record({"event": "note", "n": n})
+        assert synced_lines[0] >= event["seq"], "record returned before its line was synced"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(one, range(200)))
+    assert written._path().read_text().count("\n") == 200
+    assert len(calls) < 150, f"{len(calls)} fsyncs for 200 events from 8 threads"
 
 
 def test_changes_by_control_and_finding(aws, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""AWS sessions across accounts: the administrator session and member-role sessions.
+"""AWS clients across accounts: as the administrator, and as the member role in each account.
 
 The Airflow connection gives the administrator (Security Hub) session; every fix runs
 with the member role assumed in the resource's account. Clients are cached per
@@ -55,9 +55,9 @@ class AwsContext:
         self.member_role_name = member_role_name
         self.endpoint_for = endpoint_for
         self.external_id = external_id
-        self._sessions: dict[str, boto3.Session] = {}
+        self._credentials: dict[str, dict[str, str]] = {}
         self._clients: dict[tuple[str, str, str], Any] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         # Pacing for every client made from now on (``asr.pacing``); None: unpaced.
         self.budget: RateBudget | None = None
 
@@ -90,10 +90,12 @@ class AwsContext:
     def role_arn(self, account_id: str) -> str:
         return f"arn:aws:iam::{account_id}:role/{self.member_role_name}"
 
-    def session(self, account_id: str) -> boto3.Session:
+    def credentials(self, account_id: str) -> dict[str, str]:
+        """The member role's temporary credentials in this account, assumed once per context:
+        calling it is also how a caller learns early that the role cannot be assumed."""
         with self._lock:
-            if account_id not in self._sessions:
-                sts = self._new_client(self.base_session, "sts", self.base_session.region_name)
+            if account_id not in self._credentials:
+                sts = self._new_client("sts", self.base_session.region_name)
                 kwargs: dict[str, Any] = {
                     "RoleArn": self.role_arn(account_id),
                     "RoleSessionName": SESSION_NAME,
@@ -101,34 +103,45 @@ class AwsContext:
                 if self.external_id:
                     kwargs["ExternalId"] = self.external_id
                 creds = sts.assume_role(**kwargs)["Credentials"]
-                self._sessions[account_id] = _session_from(creds, self.base_session.region_name)
-            return self._sessions[account_id]
+                self._credentials[account_id] = {
+                    "aws_access_key_id": creds["AccessKeyId"],
+                    "aws_secret_access_key": creds["SecretAccessKey"],
+                    "aws_session_token": creds["SessionToken"],
+                }
+            return self._credentials[account_id]
 
     def client(self, service: str, account_id: str, region: str) -> Any:
         key = (account_id, region, service)
-        if key not in self._clients:
-            session = self.session(account_id)
-            client = self._new_client(session, service, region)
-            if self.budget:
-                self.budget.attach(client, account_id, region)
-            with self._lock:
-                self._clients.setdefault(key, client)
-        return self._clients[key]
+        client = self._clients.get(key)
+        if client is None:
+            with self._lock:  # one client per key, even when many threads ask at once
+                if key not in self._clients:
+                    client = self._new_client(service, region, **self.credentials(account_id))
+                    if self.budget:
+                        self.budget.attach(client, account_id, region)
+                    self._clients[key] = client
+                client = self._clients[key]
+        return client
 
     def admin_client(self, service: str, region: str) -> Any:
         """A client as the administrator itself (Security Hub reads and write-back)."""
         key = ("admin", region, service)
         with self._lock:
             if key not in self._clients:
-                client = self._new_client(self.base_session, service, region)
+                client = self._new_client(service, region)
                 if self.budget:
                     self.budget.attach(client, "admin", region)
                 self._clients[key] = client
             return self._clients[key]
 
-    def _new_client(self, session: boto3.Session, service: str, region: str | None) -> Any:
+    def _new_client(self, service: str, region: str | None, **credentials: str) -> Any:
+        # Every client comes from the one base session, member credentials passed in: botocore
+        # then parses each service's model once per process, not once per account (the EC2
+        # model alone takes a tenth of a second or more to load).
         endpoint = self.endpoint_for(service)
-        client = session.client(service, region_name=region, endpoint_url=endpoint, config=RETRY_CONFIG)
+        client = self.base_session.client(
+            service, region_name=region, endpoint_url=endpoint, config=RETRY_CONFIG, **credentials
+        )
         if service == "s3control" and endpoint:
             client.meta.events.register("before-send.s3-control", _strip_account_label)
         return client

@@ -234,7 +234,7 @@ def resolve_targets(
     failed: list[Outcome] = []
     for (account_id, region), by_resource in grouped.items():
         try:
-            aws.session(account_id)
+            aws.credentials(account_id)
         except Exception as exc:
             reason = Result(Status.FAILED, f"cannot assume {aws.role_arn(account_id)}: {describe_error(exc)}")
             failed += [Outcome.of(r, reason) for rs in by_resource.values() for r in rs]
@@ -374,13 +374,16 @@ def _fix(targets: list[Target], dry: bool, journal: Journal | None, threads: int
                 )
             else:
                 results[index] = checked(action, state, plan, action.summary.format(**action.params))
-    if journal:
-        for index in planned:
-            try:
-                journal.settle(targets[index], results[index])
-            except Exception:  # the intent is durable; the outcomes must still be saved
-                log.exception("Could not record how the change to %s ended", targets[index].resource_id)
+        if journal:
+            list(pool.map(lambda index: _settle(journal, targets[index], results[index]), planned))
     return [results[index] for index in range(len(targets))]
+
+
+def _settle(journal: Journal, target: Target, result: Result) -> None:
+    try:
+        journal.settle(target, result)
+    except Exception:  # the intent is durable; the outcomes must still be saved
+        log.exception("Could not record how the change to %s ended", target.resource_id)
 
 
 def _assess(targets: list[Target], pool: ThreadPoolExecutor) -> tuple[dict[int, Result], dict[int, Planned]]:

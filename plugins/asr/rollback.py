@@ -158,7 +158,7 @@ class Rollback:
     def _revert(self, change: Change, action: actions.Action) -> Reversal:
         intent = change.intent
         resource_id = intent["resource_id"]
-        self.aws.session(intent["account_id"])  # fails here, clearly, if the role cannot be assumed
+        self.aws.credentials(intent["account_id"])  # fails here, clearly, if the role cannot be assumed
         clients = Clients(self.aws, intent["account_id"], intent["region"])
         # What the fix left: its read-back, or (its task having died) what it meant to set.
         left = change.settle["after"] if change.settle else intent["plan"]
