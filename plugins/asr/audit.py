@@ -9,7 +9,8 @@ own reverts the same way, in the same run's journal. An intent without a settle 
 whose task died before it could say how it ended: a retry or a rollback can see it.
 
 Nothing is rewritten. On local disk each writer (one task try) appends JSON lines to its
-own file and fsyncs each line; in object storage (``s3://...``), which cannot append, each
+own file and fsyncs it before a change goes ahead (one fsync serves the lines that
+threads wrote meanwhile); in object storage (``s3://...``), which cannot append, each
 event is its own object, named so that names sort by time and never collide. Credentials
 never reach the journal: only ids, settings and outcomes are written, never the clients.
 """
@@ -159,6 +160,8 @@ class AuditJournal:
         self.origin = origin
         self._lock = threading.Lock()
         self._seq = 0
+        self._sync_lock = threading.Lock()
+        self._synced = 0  # the last seq known to be on disk
         self._local = isinstance(root, Path)
         # One file (or name prefix) per writer: the writing run's DAG, run, batch and try.
         self._file = _safe(f"{origin.dag_id}.{origin.run_id}.{origin.batch_id}.try{origin.try_number or 0}")
@@ -229,16 +232,20 @@ class AuditJournal:
                 self._append_local(line)
             else:
                 self._put_object(stamped, line)
+        if self._local:
+            self._sync(stamped["seq"])
         return stamped
+
+    def _path(self) -> Path:
+        return self.root / f"{self._file}.jsonl"
 
     def _append_local(self, line: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / f"{self._file}.jsonl"
+        path = self._path()
         created = not path.exists()
         descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         try:
             os.write(descriptor, line.encode("utf-8"))
-            os.fsync(descriptor)
         finally:
             os.close(descriptor)
         if created:  # the new file's name must survive a crash too
@@ -247,6 +254,22 @@ class AuditJournal:
                 os.fsync(directory)
             finally:
                 os.close(directory)
+
+    def _sync(self, seq: int) -> None:
+        """Return once the line numbered ``seq`` is on disk. Group commit: one fsync covers
+        every line written before it began, so threads recording at once share it instead
+        of queueing one fsync each."""
+        with self._sync_lock:
+            if self._synced >= seq:
+                return
+            with self._lock:
+                covered = self._seq
+            descriptor = os.open(self._path(), os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+            self._synced = covered
 
     def _put_object(self, event: dict[str, Any], line: str) -> None:
         # Time first, so a listing is in time order; a random tail, so no name is ever reused.
