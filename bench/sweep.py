@@ -400,7 +400,7 @@ def stage_of(task_id: str) -> str | None:
     """The stage a task belongs to; None for the glue between stages (``select_batches``, the watcher)."""
     if task_id == "ingest":
         return "ingest"
-    if task_id in ("plan", "choose_playbooks"):
+    if task_id == "plan":
         return "plan"
     if task_id.endswith(".fix"):
         return "remediate"

@@ -1,10 +1,10 @@
 """The remediation half every ASR DAG shares, and the form fields they share.
 
 A DAG file picks how findings come in (a sweep, a person's selection, events) and
-hands the ingest task here: plan -> one task group per playbook with work (a mapped
-fix task over its batches; for a disruptive playbook, behind a person's approval) ->
-write back -> report, with a watcher that fails the run if any task failed even though
-write-back and report still ran.
+hands the ingest task here: plan (which also picks the playbooks with work) -> one task
+group per playbook with work (a mapped fix task over its batches; for a disruptive
+playbook, behind a person's approval) -> write back -> report, with a watcher that fails
+the run if any task failed even though write-back and report still ran.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ RUN_PATTERN = r"^([a-z_]+/)?[A-Za-z0-9_.:+-]+$"
 
 
 def remediation(ingested: Any) -> None:
-    batches = tasks.plan(ingested)
-    chosen = tasks.choose_playbooks(batches)
+    planned = tasks.plan(ingested)
+    batches = planned[tasks.BATCHES]
     groups = []
     for playbook in registry():
         with TaskGroup(group_id=f"remediate_{playbook.group_id}", tooltip=playbook.title) as group:
@@ -45,7 +45,7 @@ def remediation(ingested: Any) -> None:
                     batches_task_id=selected.operator.task_id,
                 )
                 selected >> approval >> fixes
-        chosen >> group
+        planned >> group
         groups.append(group)
     written = tasks.write_back()
     reported = tasks.report()

@@ -29,6 +29,9 @@ RETRIES = int(os.environ.get("ASR_TASK_RETRIES", "2"))
 RETRY_DELAY = timedelta(seconds=float(os.environ.get("ASR_RETRY_DELAY_SECONDS", "30")))
 
 
+BATCHES = "batches"  # plan's XCom key for the batch list
+
+
 def fix_task_id(group_id: str) -> str:
     return f"remediate_{group_id}.select_batches"
 
@@ -139,20 +142,16 @@ def ingest_events() -> dict[str, int]:
     )
 
 
-@task
-def plan(ingested: dict[str, int]) -> list[dict[str, Any]]:
-    """Batch the routed findings per playbook, account and region."""
+@task.branch
+def plan(ingested: dict[str, int]) -> list[str]:
+    """Batch the routed findings per playbook, account and region, and go on with the
+    task groups of the playbooks that have work. The batch list goes to XCom as ``batches``."""
     from asr import sweep
 
     settings, store, _ = run_context()
     batches = sweep.plan(store, registry(), settings, fix_parallelism())
+    get_current_context()["ti"].xcom_push(key=BATCHES, value=batches)
     log.info("%d findings in %d batches", ingested["routed"], len(batches))
-    return batches
-
-
-@task.branch
-def choose_playbooks(batches: list[dict[str, Any]]) -> list[str]:
-    """Run only the task groups of playbooks that have work."""
     playbooks = registry()
     return sorted({fix_task_id(playbooks.playbooks[b["playbook"]].group_id) for b in batches})
 
