@@ -1,0 +1,68 @@
+"""The preload plugin: Airflow finds it in the plugins folder, and a component starting
+imports the library, so that the processes it forks inherit it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from unittest.mock import Mock
+
+import pytest
+
+# Run in a fresh interpreter: this test process has imported asr long ago.
+PROBE = textwrap.dedent(
+    """
+    import json, sys
+    from airflow.listeners.listener import get_listener_manager
+
+    manager = get_listener_manager()
+    before = "asr.remediate" in sys.modules
+    manager.hook.on_starting(component=object())
+    print(json.dumps({"before": before, "after": [m for m in sys.argv[1:] if m in sys.modules]}))
+    """
+)
+
+
+def probe(*modules: str, env: dict[str, str] | None = None) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *modules],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_starting_component_imports_the_library_its_tasks_need() -> None:
+    seen = probe("asr.remediate", "asr.pipeline", "boto3", "airflow.providers.amazon.aws.hooks.base_aws")
+    assert seen["before"] is False, "nothing imported asr before the component started"
+    assert seen["after"] == [
+        "asr.remediate",
+        "asr.pipeline",
+        "boto3",
+        "airflow.providers.amazon.aws.hooks.base_aws",
+    ]
+
+
+def test_without_the_plugins_folder_nothing_is_preloaded(tmp_path) -> None:
+    seen = probe("asr.remediate", env={"AIRFLOW__CORE__PLUGINS_FOLDER": str(tmp_path)})
+    assert seen == {"before": False, "after": []}
+
+
+def test_a_module_that_fails_to_import_is_logged_and_the_rest_still_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asr_preload
+
+    log = Mock()  # Airflow's logging setup keeps records from pytest's caplog
+    monkeypatch.setattr(asr_preload, "MODULES", ("asr.no_such_module", "asr.audit"))
+    monkeypatch.setattr(asr_preload, "log", log)
+    asr_preload.Preload().on_starting(component=None)
+    [warning] = log.warning.call_args_list
+    assert warning.args[1:] == ("asr.no_such_module",)
+    assert "asr.audit" in sys.modules
