@@ -3,6 +3,8 @@
 Each task builds its settings (environment, overridden by the run's params), its AWS
 context (the Airflow connection) and the run's store, then calls one library step.
 Heavy imports (boto3, the steps) happen inside the tasks, never at DAG parse time.
+Tasks that return a dict of counts say ``multiple_outputs=False``: Airflow would otherwise
+push each key as an XCom of its own, one more Execution API call per key and task.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def _ingest(queries: list[dict[str, Any]], keep: Any = None, notify_rejected: An
     return counts
 
 
-@task
+@task(multiple_outputs=False)
 def ingest() -> dict[str, int]:
     """Read the administrator's failed, active, unresolved findings and route them."""
     from asr.securityhub import actionable_filters
@@ -104,7 +106,7 @@ def ingest() -> dict[str, int]:
     return _ingest(actionable_filters(settings.accounts, settings.regions, wanted))
 
 
-@task
+@task(multiple_outputs=False)
 def ingest_selected() -> dict[str, int]:
     """The findings a person picked: by id, by a failed earlier run, or by control,
     account, region and resource. Each is re-read from Security Hub and must still be
@@ -121,7 +123,7 @@ def ingest_selected() -> dict[str, int]:
     return _ingest(queries, keep=choice.keep, notify_rejected=choice.asked)
 
 
-@task
+@task(multiple_outputs=False)
 def ingest_events() -> dict[str, int]:
     """The findings named by the Security Hub events that triggered this run.
 
@@ -162,6 +164,7 @@ def select_batches(batches: list[dict[str, Any]], playbook: str) -> list[dict[st
 
 
 @task(
+    multiple_outputs=False,
     map_index_template="{{ task.op_kwargs['batch']['batch_id'] }}",
     max_active_tis_per_dagrun=MAX_ACTIVE_FIXES,
     pool=FIX_POOL,
@@ -192,7 +195,7 @@ def fix(batch: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
-@task(trigger_rule=TriggerRule.ALL_DONE, retries=RETRIES, retry_delay=RETRY_DELAY)
+@task(trigger_rule=TriggerRule.ALL_DONE, retries=RETRIES, retry_delay=RETRY_DELAY, multiple_outputs=False)
 def write_back() -> dict[str, int]:
     """Mark findings RESOLVED or NOTIFIED in Security Hub, with what was done or why not."""
     from asr import sweep
