@@ -21,7 +21,15 @@ PROBE = textwrap.dedent(
     manager = get_listener_manager()
     before = "asr.remediate" in sys.modules
     manager.hook.on_starting(component=object())
-    print(json.dumps({"before": before, "after": [m for m in sys.argv[1:] if m in sys.modules]}))
+    from asr import aws
+
+    # botocore's loader caches what it parsed, keyed by call and arguments
+    parsed = aws._member_session._session.get_component("data_loader")._cache if aws._member_session else {}
+    print(json.dumps({
+        "before": before,
+        "after": [m for m in sys.argv[1:] if m in sys.modules],
+        "ec2_model": any("ec2" in str(key) and "service-2" in str(key) for key in parsed),
+    }))
     """
 )
 
@@ -39,19 +47,16 @@ def probe(*modules: str, env: dict[str, str] | None = None) -> dict[str, object]
 
 
 def test_a_starting_component_imports_the_library_its_tasks_need() -> None:
-    seen = probe("asr.remediate", "asr.pipeline", "boto3", "airflow.providers.amazon.aws.hooks.base_aws")
+    wanted = ["asr.remediate", "asr.pipeline", "boto3", "airflow.providers.amazon.aws.hooks.base_aws"]
+    seen = probe(*wanted)
     assert seen["before"] is False, "nothing imported asr before the component started"
-    assert seen["after"] == [
-        "asr.remediate",
-        "asr.pipeline",
-        "boto3",
-        "airflow.providers.amazon.aws.hooks.base_aws",
-    ]
+    assert seen["after"] == wanted
+    assert seen["ec2_model"], "the EC2 model is parsed, ready for the member clients of forked tasks"
 
 
 def test_without_the_plugins_folder_nothing_is_preloaded(tmp_path) -> None:
     seen = probe("asr.remediate", env={"AIRFLOW__CORE__PLUGINS_FOLDER": str(tmp_path)})
-    assert seen == {"before": False, "after": []}
+    assert seen == {"before": False, "after": [], "ec2_model": False}
 
 
 def test_a_module_that_fails_to_import_is_logged_and_the_rest_still_load(

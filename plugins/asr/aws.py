@@ -8,7 +8,7 @@ with the member role assumed in the resource's account. Clients are cached per
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -135,16 +135,42 @@ class AwsContext:
             return self._clients[key]
 
     def _new_client(self, service: str, region: str | None, **credentials: str) -> Any:
-        # Every client comes from the one base session, member credentials passed in: botocore
-        # then parses each service's model once per process, not once per account (the EC2
-        # model alone takes a tenth of a second or more to load).
         endpoint = self.endpoint_for(service)
-        client = self.base_session.client(
-            service, region_name=region, endpoint_url=endpoint, config=RETRY_CONFIG, **credentials
-        )
+        if credentials:
+            client = member_client(service, region, endpoint, credentials)
+        else:
+            client = self.base_session.client(
+                service, region_name=region, endpoint_url=endpoint, config=RETRY_CONFIG
+            )
         if service == "s3control" and endpoint:
             client.meta.events.register("before-send.s3-control", _strip_account_label)
         return client
+
+
+# Member-role clients all come from one session per process, their credentials passed in:
+# botocore then parses each service's model once per process, not once per account (the
+# EC2 model alone takes a tenth of a second or more), and a process forked after ``warm``
+# (a task, from the scheduler: ``asr_preload``) finds them parsed already. A session is
+# not safe for making clients from several threads at once, hence the lock.
+_member_session: boto3.Session | None = None
+_member_lock = threading.Lock()
+
+
+def member_client(service: str, region: str | None, endpoint: str | None, credentials: dict[str, str]) -> Any:
+    global _member_session
+    with _member_lock:
+        if _member_session is None:
+            _member_session = boto3.Session()
+        return _member_session.client(
+            service, region_name=region, endpoint_url=endpoint, config=RETRY_CONFIG, **credentials
+        )
+
+
+def warm(services: Iterable[str]) -> None:
+    """Load these services' models into the member session (no call is made)."""
+    unused = {"aws_access_key_id": "warm", "aws_secret_access_key": "warm", "aws_session_token": "warm"}
+    for service in services:
+        member_client(service, "us-east-1", None, unused)
 
 
 class Clients:
