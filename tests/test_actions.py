@@ -172,14 +172,14 @@ def test_role_that_cannot_be_assumed_fails_only_its_account(aws, monkeypatch: py
     good = seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION)
     good_id = good.resource_id.rsplit("/", 1)[1]
     denied_account = "333333333333"
-    real_session = aws.session
+    real_credentials = aws.credentials
 
-    def session(account_id: str):  # type: ignore[no-untyped-def]
+    def credentials(account_id: str):  # type: ignore[no-untyped-def]
         if account_id == denied_account:
             raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not trusted"}}, "AssumeRole")
-        return real_session(account_id)
+        return real_credentials(account_id)
 
-    monkeypatch.setattr(aws, "session", session)
+    monkeypatch.setattr(aws, "credentials", credentials)
     denied_arn = f"arn:aws:ec2:{REGION}:{denied_account}:security-group/sg-11111111111111111"
     records = [
         record("EC2.13", denied_arn, "sg-11111111111111111", denied_account),

@@ -450,8 +450,8 @@ def api_calls(monkeypatch: pytest.MonkeyPatch) -> list[Call]:
     calls: list[Call] = []
     original = AwsContext._new_client
 
-    def recording_client(self: AwsContext, session: Any, service: str, region: str | None) -> Any:
-        client = original(self, session, service, region)
+    def recording_client(self: AwsContext, service: str, region: str | None, **credentials: str) -> Any:
+        client = original(self, service, region, **credentials)
         prefix = client.meta.service_model.signing_name
 
         def record(model: Any, params: dict[str, Any], **_: Any) -> None:
