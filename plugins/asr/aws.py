@@ -7,7 +7,10 @@ with the member role assumed in the resource's account. Clients are cached per
 
 from __future__ import annotations
 
+import datetime
+import math
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -19,6 +22,9 @@ from asr.pacing import RateBudget
 
 RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8})
 SESSION_NAME = "asr-remediation"
+# Member credentials are assumed again this long before they expire (an hour by default),
+# so a long, paced batch never calls with an expired token.
+REFRESH_BEFORE_SECONDS = 300
 
 EndpointFor = Callable[[str], "str | None"]
 
@@ -56,6 +62,7 @@ class AwsContext:
         self.endpoint_for = endpoint_for
         self.external_id = external_id
         self._credentials: dict[str, dict[str, str]] = {}
+        self._expires: dict[str, float] = {}
         self._clients: dict[tuple[str, str, str], Any] = {}
         self._lock = threading.RLock()
         # Pacing for every client made from now on (``asr.pacing``); None: unpaced.
@@ -91,10 +98,12 @@ class AwsContext:
         return f"arn:aws:iam::{account_id}:role/{self.member_role_name}"
 
     def credentials(self, account_id: str) -> dict[str, str]:
-        """The member role's temporary credentials in this account, assumed once per context:
-        calling it is also how a caller learns early that the role cannot be assumed."""
+        """The member role's temporary credentials in this account, assumed once per context
+        and again shortly before they expire: calling it is also how a caller learns early
+        that the role cannot be assumed."""
         with self._lock:
-            if account_id not in self._credentials:
+            if account_id not in self._credentials or self._expiring(account_id):
+                self._forget(account_id)
                 sts = self._new_client("sts", self.base_session.region_name)
                 kwargs: dict[str, Any] = {
                     "RoleArn": self.role_arn(account_id),
@@ -108,13 +117,27 @@ class AwsContext:
                     "aws_secret_access_key": creds["SecretAccessKey"],
                     "aws_session_token": creds["SessionToken"],
                 }
+                if isinstance(creds.get("Expiration"), datetime.datetime):
+                    self._expires[account_id] = creds["Expiration"].timestamp()
             return self._credentials[account_id]
+
+    def _expiring(self, account_id: str) -> bool:
+        return time.time() > self._expires.get(account_id, math.inf) - REFRESH_BEFORE_SECONDS
+
+    def _forget(self, account_id: str) -> None:
+        """Drop an account's credentials and the clients made with them."""
+        self._credentials.pop(account_id, None)
+        self._expires.pop(account_id, None)
+        for key in [k for k in self._clients if k[0] == account_id]:
+            del self._clients[key]
 
     def client(self, service: str, account_id: str, region: str) -> Any:
         key = (account_id, region, service)
         client = self._clients.get(key)
-        if client is None:
+        if client is None or self._expiring(account_id):
             with self._lock:  # one client per key, even when many threads ask at once
+                if self._expiring(account_id):
+                    self._forget(account_id)
                 if key not in self._clients:
                     client = self._new_client(service, region, **self.credentials(account_id))
                     if self.budget:
