@@ -19,6 +19,7 @@ import importlib
 import logging
 from typing import Any
 
+from airflow.jobs.job import Job
 from airflow.listeners import hookimpl
 from airflow.plugins_manager import AirflowPlugin
 
@@ -46,10 +47,14 @@ MODULES = (
 
 class Preload:
     """Listener: imports ``MODULES`` and parses the botocore models of the services the
-    actions call (``asr.aws.warm``) when an Airflow component starts."""
+    actions call (``asr.aws.warm``) when an Airflow job (scheduler, dag-processor,
+    triggerer) starts. A task process is told too, but does nothing: it forked from a
+    warm parent or, under Celery, would only parse models its batch never uses."""
 
     @hookimpl
     def on_starting(self, component: Any) -> None:
+        if not isinstance(component, Job):
+            return
         for name in MODULES:
             try:
                 importlib.import_module(name)
