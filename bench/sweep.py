@@ -202,6 +202,13 @@ class Fixer:
         return record, self.actions[key], Clients(self.aws, record.account_id, record.region)
 
 
+def standin_cpu(port: int) -> float:
+    """CPU seconds the stand-in process has used so far (it serves one request at a time per
+    core it can get: moto holds the GIL, so its CPU is what bounds any run against it)."""
+    times = psutil.Process(local.pid(port)).cpu_times()
+    return times.user + times.system
+
+
 def measure_floor(port: int, findings: list[dict[str, Any]], threads: int) -> dict[str, Any]:
     """Read and plan every resource untimed; then time only the apply calls, issued concurrently."""
     fixer = Fixer(admin_context(port))
@@ -231,13 +238,14 @@ def measure_floor(port: int, findings: list[dict[str, Any]], threads: int) -> di
         except Exception as exc:
             errors[type(exc).__name__] += 1
 
-    started = time.monotonic()
+    started, cpu = time.monotonic(), standin_cpu(port)
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(call, ordered))
-    seconds = time.monotonic() - started
+    seconds, cpu = time.monotonic() - started, standin_cpu(port) - cpu
     calls = local.served_requests(port, clear=True)
     return {
         "seconds": seconds,
+        "standin_cpu_seconds": cpu,
         "resources_fixed": len(ordered),
         "write_calls": sum(map(is_write, calls)),
         "calls": len(calls),
@@ -489,7 +497,7 @@ def measure_sweep(
             api = AirflowApi(airflow.api_url)
             startup = time.monotonic() - started
             local.served_requests(port, clear=True)
-            triggered = time.monotonic()
+            triggered, cpu = time.monotonic(), standin_cpu(port)
             api.trigger(run_id, conf)
             meddler = threading.Thread(target=during, args=(data_dir,), daemon=True) if during else None
             if meddler:
@@ -497,7 +505,7 @@ def measure_sweep(
             run = api.wait(run_id, args.timeout)
             if meddler:
                 meddler.join(timeout=5)
-            observed = time.monotonic() - triggered
+            observed, cpu = time.monotonic() - triggered, standin_cpu(port) - cpu
             calls = local.served_requests(port, clear=True)
             instances = api.task_instances(run_id)
     ran = [ti for ti in instances if ti["state"] in RAN]
@@ -508,6 +516,7 @@ def measure_sweep(
         "state": run["state"],
         "seconds": seconds,
         "trigger_to_end_seconds": observed,
+        "standin_cpu_seconds": cpu,
         "airflow_startup_seconds": startup,
         "findings_per_second": findings / seconds,
         "stages": stages,
@@ -625,6 +634,12 @@ def run_default(args: argparse.Namespace, port: int, home: Path, results: dict[s
         f"errors {floor['errors'] or 'none'}"
     )
     ratios = {"sweep_over_floor": sweep["seconds"] / floor["seconds"]}
+    print(
+        f"stand-in CPU: {sweep['standin_cpu_seconds']:.1f} s for the sweep, "
+        f"{floor['standin_cpu_seconds']:.1f} s for the floor; the sweep's stand-in work alone "
+        f"is {sweep['standin_cpu_seconds'] / floor['seconds']:.2f}x the floor's time"
+    )
+    ratios["sweep_standin_cpu_over_floor"] = sweep["standin_cpu_seconds"] / floor["seconds"]
     if not args.skip_naive:
         seconds, _ = seed(port, spec, args.seed, args.seed_threads)
         results["seeding_seconds"].append(seconds)

@@ -42,6 +42,12 @@ def _pid_file(for_port: int) -> Path:
     return state_dir() / f"moto-{for_port}.pid"
 
 
+def pid(for_port: int | None = None) -> int | None:
+    """The process id of the stand-in this project started on that port, if it did."""
+    pid_file = _pid_file(for_port or port())
+    return int(pid_file.read_text()) if pid_file.exists() else None
+
+
 def up(for_port: int | None = None, timeout: float = 30.0) -> str:
     """Start the stand-in unless it already answers; return its endpoint."""
     the_port = for_port or port()
