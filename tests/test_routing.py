@@ -272,6 +272,19 @@ def test_invalid_control_parameters_are_rejected(value: object, reason: str) -> 
         parse_finding(raw, registry())
 
 
+def test_control_parameters_are_checked_for_every_finding_not_only_the_first() -> None:
+    """Validation is remembered per distinct set of parameters: a bad set is refused each time."""
+    playbooks = registry()
+    for value, accepted in ((["3"], False), (["16"], True), (["3"], False), (["16"], True)):
+        raw = finding(seeded("IAM.7"))
+        raw["Compliance"]["SecurityControlParameters"] = [{"Name": "MinimumPasswordLength", "Value": value}]
+        if accepted:
+            assert parse_finding(raw, playbooks).parameters == {"minimum_password_length": 16}
+        else:
+            with pytest.raises(FindingError, match="minimum_password_length: 3 is less than"):
+                parse_finding(raw, playbooks)
+
+
 def explain(document: object, tmp_path) -> tuple[int, list[dict]]:  # type: ignore[no-untyped-def]
     path = tmp_path / "findings.json"
     path.write_text(json.dumps(document))

@@ -6,6 +6,8 @@ the product from acting on the wrong thing happens here, once.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -118,11 +120,18 @@ def control_parameters(finding: dict[str, Any], finding_id: str, playbook: Playb
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
             raise FindingError(finding_id, f"control parameter {name} has no list of string values")
         values[target] = _convert(value, schema[target].get("type"), name, finding_id)
-    try:
-        actions.validate_params(playbook.action, {**playbook.parameters, **values})
-    except actions.ActionError as exc:
-        raise FindingError(finding_id, f"control parameters: {exc}") from None
+    if values:  # the playbook's own parameters were validated when it was loaded
+        try:
+            _validate(playbook.action, json.dumps({**playbook.parameters, **values}, sort_keys=True))
+        except actions.ActionError as exc:
+            raise FindingError(finding_id, f"control parameters: {exc}") from None
     return values
+
+
+@functools.lru_cache(maxsize=256)
+def _validate(action: str, parameters: str) -> None:
+    """Validate once per distinct set: a sweep's findings of one control mostly carry the same."""
+    actions.validate_params(action, json.loads(parameters))
 
 
 def _convert(value: list[str], kind: Any, name: str, finding_id: str) -> Any:
