@@ -205,7 +205,10 @@ class Fixer:
 def standin_cpu(port: int) -> float:
     """CPU seconds the stand-in process has used so far (it serves one request at a time per
     core it can get: moto holds the GIL, so its CPU is what bounds any run against it)."""
-    times = psutil.Process(local.pid(port)).cpu_times()
+    pid = local.pid(port)
+    if pid is None:
+        raise RuntimeError(f"no stand-in started by this project on port {port}")
+    times = psutil.Process(pid).cpu_times()
     return times.user + times.system
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import boto3
+import psutil
 import pytest
 from botocore.exceptions import ClientError
 
+from asr import local
 from asr.local.securityhub_ext import STRING_FILTER_PATHS, filter_findings
 
 PRODUCT = "arn:aws:securityhub:us-east-1::product/aws/securityhub"
@@ -278,3 +280,9 @@ def test_get_findings_enforces_security_hub_filter_limits(securityhub) -> None:
     too_many_fields = {name: equals("x") for name in list(STRING_FILTER_PATHS)[:11]}
     with pytest.raises(ClientError, match="at most 10 attributes"):
         securityhub.get_findings(Filters=too_many_fields)
+
+
+def test_pid_names_the_running_stand_in_and_none_elsewhere(stand_in: str) -> None:
+    process = psutil.Process(local.pid())
+    assert "asr.local.server" in " ".join(process.cmdline())
+    assert local.pid(1) is None
