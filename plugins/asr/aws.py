@@ -136,10 +136,9 @@ class AwsContext:
         client = self._clients.get(key)
         if client is None or self._expiring(account_id):
             with self._lock:  # one client per key, even when many threads ask at once
-                if self._expiring(account_id):
-                    self._forget(account_id)
+                credentials = self.credentials(account_id)  # near expiry: new ones, old clients dropped
                 if key not in self._clients:
-                    client = self._new_client(service, region, **self.credentials(account_id))
+                    client = self._new_client(service, region, **credentials)
                     if self.budget:
                         self.budget.attach(client, account_id, region)
                     self._clients[key] = client
