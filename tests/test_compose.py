@@ -674,6 +674,23 @@ def test_the_executor_is_celery_on_redis_with_postgres(
     assert "_PIP_ADDITIONAL_REQUIREMENTS" not in COMPOSE_FILE.read_text()
 
 
+def test_the_local_airflow_runs_with_the_deployments_latency_settings(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    """Tests and benchmarks measure what is deployed: the settings that shorten the hops
+    between a run's tasks are the same in both."""
+    from asr.local.airflow import LocalAirflow
+
+    deployed = common(compose)["environment"]
+    local_env = LocalAirflow(tmp_path, 8080).env
+    keys = [k for k in deployed if k.startswith(("AIRFLOW__SCHEDULER__SCHEDULER_IDLE", "AIRFLOW__WORKERS__"))]
+    assert sorted(keys) == [
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME",
+        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL",
+    ]
+    assert {k: local_env[k] for k in keys} == {k: deployed[k] for k in keys}
+
+
 def test_airflow_init_migrates_the_database_and_fails_when_it_fails(compose: dict[str, Any]) -> None:
     init = compose["services"]["airflow-init"]
     script = init["command"][-1]
