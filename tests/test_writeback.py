@@ -7,7 +7,8 @@ import pytest
 from asr.local import MEMBER_ACCOUNT
 from asr.local.seed import Seeded, finding, import_findings
 from asr.remediate import Outcome, Status
-from asr.writeback import note_for, write_back
+from asr.securityhub import actionable_filters, iter_findings, queries_by_id
+from asr.writeback import note_for, seen_state, write_back
 
 PRODUCT = "arn:aws:securityhub:us-east-1::product/aws/securityhub"
 
@@ -42,6 +43,10 @@ def imported(aws):  # type: ignore[no-untyped-def]
 
 def state(securityhub) -> dict[str, dict]:  # type: ignore[no-untyped-def]
     return {f["Id"]: f for f in securityhub.get_findings()["Findings"]}
+
+
+def state_of(securityhub, finding_ids: list[str]) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+    return {f["Id"]: f for f in iter_findings(securityhub, queries_by_id(finding_ids))}
 
 
 def test_each_outcome_gets_its_status_and_note(imported) -> None:  # type: ignore[no-untyped-def]
@@ -108,6 +113,64 @@ def test_large_runs_recheck_with_the_run_query(imported) -> None:  # type: ignor
     finally:
         writeback.RECHECK_BY_ID_LIMIT = original
     assert result.updated == 6
+
+
+def suppress(securityhub, raws: list[dict]) -> None:  # type: ignore[no-untyped-def]
+    for start in range(0, len(raws), 100):
+        securityhub.batch_update_findings(
+            FindingIdentifiers=[{"Id": r["Id"], "ProductArn": PRODUCT} for r in raws[start : start + 100]],
+            Workflow={"Status": "SUPPRESSED"},
+            Note={"Text": "accepted risk", "UpdatedBy": "alice"},
+        )
+
+
+def get_findings_calls(securityhub) -> list[int]:  # type: ignore[no-untyped-def]
+    calls: list[int] = []
+    securityhub.meta.events.register("before-call.securityhub.GetFindings", lambda **_: calls.append(1))
+    return calls
+
+
+@pytest.fixture
+def large_run(aws):  # type: ignore[no-untyped-def]
+    """801 open findings (the smallest run that rechecks only closed ones) and what ingest saw."""
+    securityhub = aws.admin_client("securityhub", "us-east-1")
+    raws = [finding(seeded(n)) for n in range(1000)]
+    import_findings(securityhub, raws)
+    suppress(securityhub, raws[801:])  # closed before the run: in scope, never the run's
+    query = actionable_filters([MEMBER_ACCOUNT])
+    seen = {f["Id"]: seen_state(f) for f in iter_findings(securityhub, query)}
+    assert len(seen) == 801
+    return securityhub, raws[:801], query, seen
+
+
+def test_a_large_run_rereads_only_the_findings_closed_meanwhile(large_run) -> None:  # type: ignore[no-untyped-def]
+    securityhub, raws, query, seen = large_run
+    suppress(securityhub, raws[:1])
+    calls = get_findings_calls(securityhub)
+    outcomes = [outcome(raws[1], Status.FAILED, "AccessDenied: no")]
+    outcomes += [outcome(r, Status.REMEDIATED) for r in [raws[0], *raws[2:]]]
+    result = write_back(securityhub, outcomes, "run-1", query, seen)
+    assert len(calls) == 2  # 199 closed before the run and the one closed meanwhile: 2 pages
+    assert result.left_alone == [{"finding_id": raws[0]["Id"], "now": "SUPPRESSED, ACTIVE"}]
+    assert result.updated == 800
+    now = state_of(securityhub, [raws[0]["Id"], raws[1]["Id"], raws[2]["Id"]])
+    assert [now[r["Id"]]["Workflow"]["Status"] for r in raws[:3]] == ["SUPPRESSED", "NOTIFIED", "RESOLVED"]
+    # The next run sees raws[1] NOTIFIED with the same note: nothing to write, from what ingest read.
+    seen = {f["Id"]: seen_state(f) for f in iter_findings(securityhub, query)}
+    again = write_back(
+        securityhub, [outcome(raws[1], Status.FAILED, "AccessDenied: no")], "run-2", query, seen
+    )
+    assert (again.updated, again.unchanged) == (0, [raws[1]["Id"]])
+
+
+def test_a_large_run_pages_its_query_again_when_closed_findings_abound(large_run) -> None:  # type: ignore[no-untyped-def]
+    securityhub, raws, query, seen = large_run
+    suppress(securityhub, raws[:150])  # 349 closed in scope: more than the 2 pages allowed (9 // 4)
+    calls = get_findings_calls(securityhub)
+    result = write_back(securityhub, [outcome(r, Status.REMEDIATED) for r in raws], "r", query, seen)
+    assert len(calls) == 2 + 7  # the two pages the budget allows, then the run's 651 open findings
+    assert {x["finding_id"] for x in result.left_alone} == {r["Id"] for r in raws[:150]}
+    assert result.updated == 651
 
 
 def test_notes_stay_within_the_limit_and_keep_the_run() -> None:

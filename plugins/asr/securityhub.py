@@ -19,6 +19,10 @@ NOTE_LIMIT = 512
 UPDATED_BY = "asr"
 
 
+def equals(values: Iterable[str]) -> list[dict[str, str]]:
+    return [{"Value": v, "Comparison": "EQUALS"} for v in values]
+
+
 def actionable_filters(
     accounts: Iterable[str] = (),
     regions: Iterable[str] = (),
@@ -31,9 +35,6 @@ def actionable_filters(
     accounts, regions, controls or ids becomes several queries; their results are
     disjoint, since each query takes a different slice of values.
     """
-
-    def equals(values: Iterable[str]) -> list[dict[str, str]]:
-        return [{"Value": v, "Comparison": "EQUALS"} for v in values]
 
     base = {
         "ComplianceStatus": equals(["FAILED", "WARNING"]),
@@ -66,6 +67,31 @@ def queries_by_id(finding_ids: list[str]) -> list[dict[str, Any]]:
         {"Id": [{"Value": i, "Comparison": "EQUALS"} for i in finding_ids[n : n + FILTER_VALUES]]}
         for n in range(0, len(finding_ids), FILTER_VALUES)
     ]
+
+
+def closed_in(query: dict[str, Any]) -> dict[str, Any]:
+    """The findings ``query`` would select, had a person not closed them (RESOLVED, SUPPRESSED).
+
+    Closing a finding does not move its ``UpdatedAt``, so it cannot be asked for by time.
+    """
+    return query | {"WorkflowStatus": equals(["RESOLVED", "SUPPRESSED"])}
+
+
+def find_within(client: Any, queries: list[dict[str, Any]], pages: int) -> list[dict[str, Any]] | None:
+    """Every finding the queries match, or None when that takes more than ``pages`` calls."""
+    found: list[dict[str, Any]] = []
+    for filters in queries:
+        token: dict[str, str] = {}
+        while True:
+            if pages == 0:
+                return None
+            pages -= 1
+            page = client.get_findings(Filters=filters, MaxResults=PAGE_SIZE, **token)
+            found += page["Findings"]
+            if not page.get("NextToken"):
+                break
+            token = {"NextToken": page["NextToken"]}
+    return found
 
 
 def iter_findings(client: Any, queries: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:

@@ -26,6 +26,7 @@ from asr.store import RunStore
 RECORDS = "records.jsonl"
 REJECTED = "rejected.jsonl"
 QUERIES = "queries.json"
+SEEN = "seen.json"
 NOT_ACTED = "outcomes/not-acted.jsonl"
 
 # Decides whether to act on a routed finding: None to act, else why not (it is then IGNORED).
@@ -58,11 +59,11 @@ def ingest(
     records: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     not_acted: list[Outcome] = []
-    seen: set[str] = set()
+    seen: dict[str, dict[str, Any]] = {}
     for finding in iter_findings(client, queries):
         if finding.get("Id") in seen:
             continue
-        seen.add(finding.get("Id"))
+        seen[finding.get("Id")] = writeback.seen_state(finding)
         try:
             record = parse_finding(finding, playbooks)
             verdict = scope.check(record) if scope else None
@@ -82,6 +83,7 @@ def ingest(
         else:
             records.append(record.to_dict())
     store.write_json(QUERIES, queries)
+    store.write_json(SEEN, seen)
     store.write_lines(RECORDS, records)
     store.write_lines(REJECTED, rejected)
     store.write_lines(NOT_ACTED, (o.to_dict() for o in not_acted))
@@ -188,6 +190,7 @@ def write_back(settings: Settings, aws: AwsContext, store: RunStore, run_id: str
     """Every outcome of the run to Security Hub, under the rules of ``asr.writeback``."""
     client = aws.admin_client("securityhub", settings.securityhub_region)
     queries = store.read_json(QUERIES) if store.path(QUERIES).exists() else None
-    result = writeback.write_back(client, load_outcomes(store), run_id, queries)
+    seen = store.read_json(SEEN) if store.path(SEEN).exists() else None
+    result = writeback.write_back(client, load_outcomes(store), run_id, queries, seen)
     store.write_json("writeback.json", result.to_dict())
     return result.counts()

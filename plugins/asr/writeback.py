@@ -5,9 +5,12 @@
   no playbook can fix, when someone asked for it; a disruptive fix a person rejected or
   nobody approved in time). Dry runs and ignored findings are
   not written at all.
-- A finding whose status changed while the run worked (a person suppressed or resolved
-  it, or Security Hub archived it) is left as it is: the current status is read again
-  just before writing.
+- A finding a person closed while the run worked (SUPPRESSED or RESOLVED it) is left as it
+  is: just before writing, the status is read again. A run of a few hundred findings reads
+  each one again by id; a larger run asks only for the findings its own query now finds
+  closed, and takes the rest as ingest saw them (``seen_state``), so the check costs a call
+  or two instead of a second pass over the run, unless closed findings in the run's scope
+  outnumber a quarter of the run (then the run's query is paged again).
 - A finding that already carries the same status and note is not rewritten, so repeated
   runs do not churn notes or emit "Imported" events for nothing.
 - Notes stay under Security Hub's 512 characters; updates go 100 findings a call, and
@@ -16,12 +19,21 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from asr.remediate import Outcome, Status
-from asr.securityhub import clip_note, iter_findings, queries_by_id, update_findings
+from asr.securityhub import (
+    PAGE_SIZE,
+    clip_note,
+    closed_in,
+    find_within,
+    iter_findings,
+    queries_by_id,
+    update_findings,
+)
 
 WORKFLOW_FOR: dict[str, str] = {
     Status.REMEDIATED: "RESOLVED",
@@ -70,29 +82,52 @@ def note_for(outcome: Outcome, run_id: str) -> str:
     return clip_note(text[: 512 - len(suffix)] + suffix)
 
 
+def seen_state(finding: dict[str, Any]) -> dict[str, Any]:
+    """The part of a finding write-back compares, as ingest read it."""
+    return {
+        "Workflow": {"Status": (finding.get("Workflow") or {}).get("Status")},
+        "RecordState": finding.get("RecordState"),
+        "Note": {"Text": (finding.get("Note") or {}).get("Text", "")},
+    }
+
+
 def current_state(
-    client: Any, finding_ids: list[str], queries: list[dict[str, Any]] | None
+    client: Any,
+    finding_ids: list[str],
+    queries: list[dict[str, Any]] | None,
+    seen: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The findings as Security Hub has them now, by id: by id for a few, else by the run's query."""
+    """The findings as Security Hub has them now, by id, read the cheapest way the rules allow."""
+    wanted = set(finding_ids)
     if queries is None or len(finding_ids) <= RECHECK_BY_ID_LIMIT:
         queries = queries_by_id(finding_ids)
-    wanted = set(finding_ids)
+    elif seen is not None and wanted <= seen.keys():
+        budget = max(len(queries), math.ceil(len(finding_ids) / PAGE_SIZE)) // 4
+        closed = find_within(client, [closed_in(q) for q in queries], budget) if budget else None
+        if closed is not None:
+            now = {finding_id: seen[finding_id] for finding_id in wanted}
+            now.update({f["Id"]: f for f in closed if f["Id"] in wanted})
+            return now
     return {f["Id"]: f for f in iter_findings(client, queries) if f["Id"] in wanted}
 
 
 def write_back(
-    client: Any, outcomes: list[Outcome], run_id: str, queries: list[dict[str, Any]] | None = None
+    client: Any,
+    outcomes: list[Outcome],
+    run_id: str,
+    queries: list[dict[str, Any]] | None = None,
+    seen: dict[str, dict[str, Any]] | None = None,
 ) -> WriteBack:
     """Write each outcome's workflow status and note, under the rules above.
 
-    ``queries`` is the run's own finding query: for large runs the current state is
-    re-read with it (a finding it no longer returns has left NEW/NOTIFIED).
+    ``queries`` is the run's own finding query and ``seen`` what ingest read (``seen_state``
+    by finding id): with both, a large run re-reads only the findings closed meanwhile.
     """
     result = WriteBack()
     planned = {o.finding_id: o for o in outcomes if o.status in WORKFLOW_FOR}
     if not planned:
         return result
-    now = current_state(client, list(planned), queries)
+    now = current_state(client, list(planned), queries, seen)
     updates = []
     for finding_id, outcome in planned.items():
         found = now.get(finding_id)
