@@ -102,7 +102,7 @@ class FleetSpec:
     account_wide: tuple[str, ...]  # one per account, in the first region
 
     def jobs(self) -> list[tuple[str, str, str, int]]:
-        """(control, account, region, count): jobs small enough for seeding to run them in parallel."""
+        """(control, account, region, count): what seeding creates, in a stable order."""
         jobs = []
         for account in self.accounts:
             for number, region in enumerate(self.regions):
@@ -171,12 +171,21 @@ def seed(port: int, spec: FleetSpec, rng_seed: int, threads: int) -> tuple[float
     local.reset(port)
     aws = admin_context(port)
 
-    def one_job(job: tuple[str, str, str, int]) -> list[seeding.Seeded]:
-        control, account, region, count = job
-        return [seeding.seed_one(aws, control, account, region, n) for n in range(count)]
+    # One thread per account: moto is not thread-safe within one backend (two creates at once
+    # can fail with "dictionary changed size during iteration"), and S3 and IAM span regions.
+    by_account: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
+    for control, account, region, count in spec.jobs():
+        by_account[account].append((control, region, count))
+
+    def one_account(account: str) -> list[seeding.Seeded]:
+        return [
+            seeding.seed_one(aws, control, account, region, n)
+            for control, region, count in by_account[account]
+            for n in range(count)
+        ]
 
     with ThreadPoolExecutor(threads) as pool:
-        seeded = [s for made in pool.map(one_job, spec.jobs()) for s in made]
+        seeded = [s for made in pool.map(one_account, list(by_account)) for s in made]
     findings = [seeding.finding(s) for s in seeded]
     random.Random(rng_seed).shuffle(findings)  # Security Hub does not hand them out grouped
     seeding.import_findings(aws.admin_client("securityhub", SECURITYHUB_REGION), findings)
@@ -365,8 +374,9 @@ class AirflowApi:
     """The REST API of the local Airflow: triggering and polling through it instead of the
     ``airflow`` CLI keeps a CLI process (seconds of CPU each) out of the measurement."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, dag_id: str = DAG_ID) -> None:
         self.base = base_url
+        self.dag_id = dag_id
         token = requests.get(f"{base_url}/auth/token", timeout=30)
         token.raise_for_status()
         self.headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
@@ -381,17 +391,24 @@ class AirflowApi:
 
     def trigger(self, run_id: str, conf: dict[str, Any]) -> None:
         self.call(
-            "POST", f"/dags/{DAG_ID}/dagRuns", json={"dag_run_id": run_id, "logical_date": None, "conf": conf}
+            "POST",
+            f"/dags/{self.dag_id}/dagRuns",
+            json={"dag_run_id": run_id, "logical_date": None, "conf": conf},
         )
 
     def wait(self, run_id: str, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            run = self.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")
+            run = self.call("GET", f"/dags/{self.dag_id}/dagRuns/{run_id}")
             if run["state"] in ("success", "failed"):
                 return run
             time.sleep(1)
-        raise TimeoutError(f"{DAG_ID} {run_id} did not finish within {timeout:.0f}s")
+        raise TimeoutError(f"{self.dag_id} {run_id} did not finish within {timeout:.0f}s")
+
+    def runs(self) -> list[dict[str, Any]]:
+        """The DAG's runs, newest first (at most 100)."""
+        page = self.call("GET", f"/dags/{self.dag_id}/dagRuns", params={"order_by": "-id", "limit": 100})
+        return page["dag_runs"]
 
     def task_instances(self, run_id: str) -> list[dict[str, Any]]:
         """Every task instance of the run, mapped ones one by one."""
@@ -399,7 +416,7 @@ class AirflowApi:
         while True:
             page = self.call(
                 "GET",
-                f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances",
+                f"/dags/{self.dag_id}/dagRuns/{run_id}/taskInstances",
                 params={"limit": 100, "offset": len(found)},
             )
             found += page["task_instances"]
