@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from test_pacing import _records
 
 from asr import local
-from asr.claims import Claims, claim_name
+from asr.claims import Claims, claim_name, for_run
 from asr.local import MEMBER_ACCOUNT
 from asr.local.seed import seed_one
 from asr.pacing import RateBudget
@@ -53,6 +55,47 @@ def test_a_stale_claim_is_broken(tmp_path: Path) -> None:
     old = time.time() - 7200
     os.utime(tmp_path / name, (old, old))
     assert Claims(tmp_path, "asr_sweep/b", ttl=3600).acquire(name, {}) is None
+
+
+@pytest.fixture
+def claims_bucket(aws):  # type: ignore[no-untyped-def]
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    s3 = S3Hook(aws_conn_id="aws_default")
+    s3.create_bucket("asr-claims")
+    return s3
+
+
+def test_in_s3_a_claim_is_exclusive_through_a_conditional_write(claims_bucket) -> None:  # type: ignore[no-untyped-def]
+    sweep = for_run("s3://asr-claims/audit", "asr_sweep", "a", "aws_default")
+    rerun = for_run("s3://asr-claims/audit", "asr_remediate", "b", "aws_default")
+    assert sweep is not None and rerun is not None
+    name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
+    assert sweep.acquire(name, {"resource_id": "sg-1"}) is None
+    assert rerun.acquire(name, {}) == "asr_sweep/a"
+    held = json.loads(claims_bucket.read_key(f"audit/claims/{name}", "asr-claims"))
+    assert (held["owner"], held["resource_id"]) == ("asr_sweep/a", "sg-1")
+    sweep.release_all()
+    assert claims_bucket.list_keys("asr-claims", prefix="audit/claims/") == []
+    assert rerun.acquire(name, {}) is None
+
+
+def test_in_s3_a_stale_claim_is_broken(claims_bucket) -> None:  # type: ignore[no-untyped-def]
+    name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
+    dead = json.dumps({"owner": "asr_sweep/dead", "time": time.time() - 7200})
+    claims_bucket.load_string(dead, f"audit/claims/{name}", "asr-claims")
+    claims = for_run("s3://asr-claims/audit", "asr_remediate", "b", "aws_default")
+    assert claims is not None
+    claims.ttl = 3600
+    assert claims.acquire(name, {}) is None
+    held = json.loads(claims_bucket.read_key(f"audit/claims/{name}", "asr-claims"))
+    assert held["owner"] == "asr_remediate/b"
+
+
+def test_object_stores_without_exclusive_create_have_no_claims(tmp_path: Path) -> None:
+    assert for_run("gs://bucket/audit", "asr_sweep", "a") is None
+    local_claims = for_run(str(tmp_path), "asr_sweep", "a")
+    assert local_claims is not None and local_claims.root == tmp_path / "claims"
 
 
 def test_a_resource_another_run_holds_is_left_to_it(aws, tmp_path: Path) -> None:

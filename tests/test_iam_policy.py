@@ -431,6 +431,7 @@ def test_the_admin_policies_follow_the_deployment_settings(project: PlaybookRegi
     assert statements_of(policies, "sts:AssumeRole")[0]["Resource"] == "arn:aws:iam::*:role/Remediator"
     assert statements_of(policies, "sns:Publish")[0]["Resource"] == environ["ASR_SNS_TOPIC_ARN"]
     assert statements_of(policies, "s3:PutObject")[0]["Resource"] == "arn:aws:s3:::runs-bucket/asr/runs/*"
+    assert statements_of(policies, "s3:DeleteObject")[0]["Resource"] == "arn:aws:s3:::runs-bucket/asr/runs/*"
     assert statements_of(policies, "sqs:ReceiveMessage")[0]["Resource"] == "arn:aws:sqs:*:*:my-events"
     assert statements_of(policies, "events:PutRule")[0]["Resource"] == "arn:aws:events:*:*:rule/my-events-*"
 

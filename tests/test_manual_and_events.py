@@ -9,13 +9,16 @@ from types import SimpleNamespace
 import pytest
 from helpers import world_open
 
-from asr import local
+from asr import claims, local
 from asr.aws import Clients
+from asr.claims import claim_name
 from asr.config import Settings
 from asr.events import CUSTOM_ACTION, IMPORTED, findings_asked
+from asr.findings import parse_finding
 from asr.local import MEMBER_ACCOUNT
 from asr.local.request_log_ext import is_write
 from asr.local.seed import Seeded, finding, import_findings, seed_one
+from asr.playbooks import registry
 from asr.store import RunStore
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
@@ -51,6 +54,30 @@ def test_one_finding_id_fixes_exactly_that_resource(aws, airflow_db: None) -> No
     assert run.state == "success"
     assert [world_open(aws, s) for s in seeded] == [True, False, True]
     assert [workflow(aws)[f["Id"]] for f in findings] == ["NEW", "RESOLVED", "NEW"]
+
+
+@pytest.mark.airflow
+def test_with_its_data_in_s3_a_run_claims_resources_there(aws, airflow_db: None, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    s3 = S3Hook(aws_conn_id="aws_default")
+    s3.create_bucket("asr-runs")
+    monkeypatch.setenv("ASR_DATA_DIR", "s3://asr-runs/asr")
+    seeded, findings = open_groups(aws, 2)
+    action = registry().playbooks["EC2.13"].build_action().name
+    held = claim_name(MEMBER_ACCOUNT, REGION, parse_finding(findings[0], registry()).resource_id, action)
+    other = claims.for_run("s3://asr-runs/asr/audit", "asr_sweep", "other", "aws_default")
+    assert other is not None and other.acquire(held, {}) is None
+
+    run = dag("asr_remediate").test(run_conf={"finding_ids": [f["Id"] for f in findings]})
+    assert run.state == "success"
+    assert [world_open(aws, s) for s in seeded] == [True, False], "the held resource is left to its run"
+    assert [workflow(aws)[f["Id"]] for f in findings] == ["NEW", "RESOLVED"]
+    assert s3.list_keys("asr-runs", prefix="asr/audit/claims/") == [f"asr/audit/claims/{held}"]
+    report = RunStore.for_run("s3://asr-runs/asr", run.dag_id, run.run_id, "aws_default").read_json(
+        "report.json"
+    )
+    assert report["totals"]["IGNORED"] == 1
 
 
 @pytest.mark.airflow

@@ -3,9 +3,10 @@
 A sweep, a person's rerun and an event run can all name one security group at the same
 time. Reading it first does not help: both runs read it non-compliant before either has
 changed it. So a fix task claims every resource of its batch before it reads any: one
-file per resource, created only if absent (``O_EXCL``), in a folder every worker sees. A
-resource another run holds is left to that run; the claim is dropped when the batch is
-done. A claim older than ``ttl`` belongs to a task that died, and may be broken.
+file per resource, created only if absent, where every worker sees it: with ``O_EXCL`` in
+a shared folder, or with a conditional write (``If-None-Match: *``) in S3. A resource
+another run holds is left to that run; the claim is dropped when the batch is done. A
+claim older than ``ttl`` belongs to a task that died, and may be broken.
 """
 
 from __future__ import annotations
@@ -26,53 +27,72 @@ def claim_name(account_id: str, region: str, resource_id: str, action: str) -> s
     return hashlib.sha256(key.encode()).hexdigest()[:40] + ".json"
 
 
+def _create(path: Any, body: bytes) -> bool:
+    """Write a claim only if none exists; False when one does."""
+    if isinstance(path, Path):
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        except FileExistsError:
+            return False
+        try:
+            os.write(descriptor, body)
+        finally:
+            os.close(descriptor)
+        return True
+    try:
+        path.fs.pipe_file(path.path, body, mode="create")  # s3fs: PutObject with If-None-Match: *
+    except FileExistsError:
+        return False
+    return True
+
+
 class Claims:
-    def __init__(self, root: Path, owner: str, ttl: float = DEFAULT_TTL) -> None:
+    """One run's claims under ``root``: a local ``Path`` or an S3 ``ObjectStoragePath``."""
+
+    def __init__(self, root: Any, owner: str, ttl: float = DEFAULT_TTL) -> None:
         self.root = root
         self.owner = owner
         self.ttl = ttl
-        self._held: list[Path] = []
+        self._held: list[Any] = []
 
     def acquire(self, name: str, about: dict[str, Any]) -> str | None:
         """Claim one resource; None when it is ours now, else who holds it."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        if isinstance(self.root, Path):
+            self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / name
         for attempt in range(3):
-            try:
-                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-            except FileExistsError:
-                held = self._read(path)
-                if held is None:  # released meanwhile: try again
-                    continue
-                owner, age = held
-                if owner == self.owner:  # an earlier try of this run died holding it
-                    self._held.append(path)
-                    return None
-                if age > self.ttl and attempt == 0:
-                    path.unlink(missing_ok=True)
-                    continue
-                return owner or "another run"
-            try:
-                os.write(descriptor, json.dumps({"owner": self.owner, "time": time.time(), **about}).encode())
-            finally:
-                os.close(descriptor)
-            self._held.append(path)
-            return None
+            body = json.dumps({"owner": self.owner, "time": time.time(), **about}).encode()
+            if _create(path, body):
+                self._held.append(path)
+                return None
+            held = self._read(path)
+            if held is None:  # released meanwhile: try again
+                continue
+            owner, age = held
+            if owner == self.owner:  # an earlier try of this run died holding it
+                self._held.append(path)
+                return None
+            if age > self.ttl and attempt == 0:
+                path.unlink(missing_ok=True)
+                continue
+            return owner or "another run"
         return "another run"
 
     @staticmethod
-    def _read(path: Path) -> tuple[str | None, float] | None:
+    def _read(path: Any) -> tuple[str | None, float] | None:
         """Who holds a claim and for how long; None if it is gone. A claim its writer has
         created but not yet filled in (or died filling in) is judged by the file's age."""
         try:
-            text, modified = path.read_text(), path.stat().st_mtime
-        except FileNotFoundError:
-            return None
-        try:
+            text = path.read_text()
             held = json.loads(text)
             return str(held["owner"]), time.time() - float(held["time"])
+        except FileNotFoundError:
+            return None
         except (ValueError, KeyError, TypeError):
-            return None, time.time() - modified
+            try:
+                return None, time.time() - path.stat().st_mtime
+            except FileNotFoundError:
+                return None
 
     def release_all(self) -> None:
         for path in self._held:
@@ -80,10 +100,16 @@ class Claims:
         self._held = []
 
 
-def for_run(audit_root: str, dag_id: str, run_id: str) -> Claims | None:
-    """The claims of one run, beside the audit journal. Exclusive create needs a file
-    system every worker shares; with the journal in object storage there are no claims,
-    and overlapping runs rely on reading each resource before they change it."""
+def for_run(audit_root: str, dag_id: str, run_id: str, conn_id: str | None = None) -> Claims | None:
+    """The claims of one run, beside the audit journal: in a folder every worker shares, or
+    in S3, where a conditional write makes creating a claim exclusive. Other object stores
+    give no such guarantee through fsspec, so there are no claims there, and overlapping
+    runs rely on reading each resource before they change it."""
+    owner = f"{dag_id}/{run_id}"
+    if audit_root.startswith("s3://"):
+        from airflow.sdk import ObjectStoragePath
+
+        return Claims(ObjectStoragePath(audit_root, conn_id=conn_id) / "claims", owner)
     if "://" in audit_root:
         return None
-    return Claims(Path(audit_root) / "claims", f"{dag_id}/{run_id}")
+    return Claims(Path(audit_root) / "claims", owner)

@@ -427,12 +427,13 @@ def admin_policies(
         "ASRAdministratorOrganizations": _grants(
             "organizations", ("ListAccounts", "ListAccountsForParent", "ListOrganizationalUnitsForParent")
         ),
-        # ASR_DATA_DIR=s3://bucket/prefix: the runs' findings, outcomes and reports. Listing is
-        # not narrowed by prefix: S3 answers a missing object with 403 instead of 404 to a caller
+        # ASR_DATA_DIR=s3://bucket/prefix: the runs' findings, outcomes and reports, the audit
+        # journal and the claims on resources (deleted when a batch ends). Listing is not
+        # narrowed by prefix: S3 answers a missing object with 403 instead of 404 to a caller
         # without s3:ListBucket on the request, and "does this file exist" must stay a question.
         "ASRAdministratorDataDir": [
             Grant("s3:ListBucket", (f"arn:{PARTITION}:s3:::{bucket}",)),
-            *_grants("s3", ("GetObject", "PutObject", "AbortMultipartUpload"), (objects,)),
+            *_grants("s3", ("GetObject", "PutObject", "DeleteObject", "AbortMultipartUpload"), (objects,)),
         ],
     }
     return {name: _one_policy(name, granted) for name, granted in grants.items()}
