@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint coverage local-up local-down seed bench bench-throttle bench-chaos constraints clean
+.PHONY: install demo test lint coverage local-up local-down seed bench bench-throttle bench-chaos bench-events constraints clean
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench-throttle: $(STAMP)
 bench-chaos: $(STAMP)
 	mkdir -p $(dir $(BENCH_JSON))
 	$(BIN)/python bench/sweep.py --chaos --findings 1000 --json $(BENCH_JSON:.json=-chaos.json) $(BENCH_ARGS)
+
+bench-events: $(STAMP)
+	mkdir -p $(dir $(BENCH_JSON))
+	$(BIN)/python bench/events.py --clicks 7 --json $(BENCH_JSON:.json=-events.json) $(BENCH_ARGS)
 
 # After changing requirements.txt: install it unconstrained, then pin what was installed.
 constraints:

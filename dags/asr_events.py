@@ -31,7 +31,7 @@ def event_asset(queue_url: str) -> Asset:
         aws_conn_id=os.environ.get("ASR_AWS_CONN_ID", "aws_default"),
         max_messages=10,
         wait_time_seconds=int(os.environ.get("ASR_EVENTS_WAIT_SECONDS", "20")),
-        waiter_delay=int(os.environ.get("ASR_EVENTS_POLL_SECONDS", "30")),
+        waiter_delay=int(os.environ.get("ASR_EVENTS_POLL_SECONDS", "1")),
     )
     return Asset("asr_security_hub_events", watchers=[AssetWatcher(name="asr_events_queue", trigger=trigger)])
 
