@@ -132,7 +132,8 @@ def get_findings_calls(securityhub) -> list[int]:  # type: ignore[no-untyped-def
 
 @pytest.fixture
 def large_run(aws):  # type: ignore[no-untyped-def]
-    """801 open findings (the smallest run that rechecks only closed ones) and what ingest saw."""
+    """801 open findings (a check budget of 2 pages: 9 // 4), 199 closed ones beside them,
+    and what ingest saw."""
     securityhub = aws.admin_client("securityhub", "us-east-1")
     raws = [finding(seeded(n)) for n in range(1000)]
     import_findings(securityhub, raws)
@@ -145,17 +146,27 @@ def large_run(aws):  # type: ignore[no-untyped-def]
 
 def test_a_large_run_rereads_only_the_findings_closed_meanwhile(large_run) -> None:  # type: ignore[no-untyped-def]
     securityhub, raws, query, seen = large_run
-    suppress(securityhub, raws[:1])
+    suppress(securityhub, raws[:1])  # a person closes one
+    passed = {**raws[2], "Compliance": {**raws[2]["Compliance"], "Status": "PASSED"}}
+    import_findings(securityhub, [passed | {"Workflow": {"Status": "RESOLVED"}}])  # Security Hub, on a pass
     calls = get_findings_calls(securityhub)
-    outcomes = [outcome(raws[1], Status.FAILED, "AccessDenied: no")]
-    outcomes += [outcome(r, Status.REMEDIATED) for r in [raws[0], *raws[2:]]]
+    outcomes = [outcome(r, Status.FAILED, "AccessDenied: no") for r in raws[1:3]]
+    outcomes += [outcome(r, Status.REMEDIATED) for r in [raws[0], *raws[3:]]]
     result = write_back(securityhub, outcomes, "run-1", query, seen)
-    assert len(calls) == 2  # 199 closed before the run and the one closed meanwhile: 2 pages
-    assert result.left_alone == [{"finding_id": raws[0]["Id"], "now": "SUPPRESSED, ACTIVE"}]
-    assert result.updated == 800
-    now = state_of(securityhub, [raws[0]["Id"], raws[1]["Id"], raws[2]["Id"]])
-    assert [now[r["Id"]]["Workflow"]["Status"] for r in raws[:3]] == ["SUPPRESSED", "NOTIFIED", "RESOLVED"]
-    # The next run sees raws[1] NOTIFIED with the same note: nothing to write, from what ingest read.
+    assert len(calls) == 3  # 200 closed in scope (2 pages), and the two headed for NOTIFIED by id
+    assert result.left_alone == [
+        {"finding_id": raws[2]["Id"], "now": "RESOLVED, ACTIVE"},
+        {"finding_id": raws[0]["Id"], "now": "SUPPRESSED, ACTIVE"},
+    ]
+    assert result.updated == 799
+    now = state_of(securityhub, [r["Id"] for r in raws[:4]])
+    assert [now[r["Id"]]["Workflow"]["Status"] for r in raws[:4]] == [
+        "SUPPRESSED",
+        "NOTIFIED",
+        "RESOLVED",
+        "RESOLVED",
+    ]
+    # The next run sees raws[1] NOTIFIED with the same note: nothing to write.
     seen = {f["Id"]: seen_state(f) for f in iter_findings(securityhub, query)}
     again = write_back(
         securityhub, [outcome(raws[1], Status.FAILED, "AccessDenied: no")], "run-2", query, seen
@@ -165,12 +176,21 @@ def test_a_large_run_rereads_only_the_findings_closed_meanwhile(large_run) -> No
 
 def test_a_large_run_pages_its_query_again_when_closed_findings_abound(large_run) -> None:  # type: ignore[no-untyped-def]
     securityhub, raws, query, seen = large_run
-    suppress(securityhub, raws[:150])  # 349 closed in scope: more than the 2 pages allowed (9 // 4)
+    suppress(securityhub, raws[:150])  # 349 closed in scope: more than the 2 pages allowed
     calls = get_findings_calls(securityhub)
     result = write_back(securityhub, [outcome(r, Status.REMEDIATED) for r in raws], "r", query, seen)
     assert len(calls) == 2 + 7  # the two pages the budget allows, then the run's 651 open findings
     assert {x["finding_id"] for x in result.left_alone} == {r["Id"] for r in raws[:150]}
     assert result.updated == 651
+
+
+def test_a_large_run_picked_by_id_pages_its_queries_once(large_run) -> None:  # type: ignore[no-untyped-def]
+    securityhub, raws, _, seen = large_run
+    by_id = queries_by_id([r["Id"] for r in raws])  # 41 queries: more than the budget of 10
+    calls = get_findings_calls(securityhub)
+    result = write_back(securityhub, [outcome(r, Status.REMEDIATED) for r in raws], "r", by_id, seen)
+    assert len(calls) == 41
+    assert result.updated == 801
 
 
 def test_notes_stay_within_the_limit_and_keep_the_run() -> None:

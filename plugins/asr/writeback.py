@@ -5,12 +5,14 @@
   no playbook can fix, when someone asked for it; a disruptive fix a person rejected or
   nobody approved in time). Dry runs and ignored findings are
   not written at all.
-- A finding a person closed while the run worked (SUPPRESSED or RESOLVED it) is left as it
-  is: just before writing, the status is read again. A run of a few hundred findings reads
-  each one again by id; a larger run asks only for the findings its own query now finds
-  closed, and takes the rest as ingest saw them (``seen_state``), so the check costs a call
-  or two instead of a second pass over the run, unless closed findings in the run's scope
-  outnumber a quarter of the run (then the run's query is paged again).
+- A finding closed while the run worked (a person suppressed or resolved it, or Security
+  Hub resolved a control that now passes) is left as it is: just before writing, the
+  status is read again. A run of up to 200 findings reads each one by id. A larger run
+  reads by id only those headed for NOTIFIED (up to 200), asks its own query which of the
+  rest are closed now, and takes the others as ingest saw them (``seen_state``): a few calls
+  instead of a second pass over the run. When that would cost more than a quarter of a
+  second pass (closed findings abound in the run's scope, or the run has many queries),
+  the run's query is paged again instead.
 - A finding that already carries the same status and note is not rewritten, so repeated
   runs do not churn notes or emit "Imported" events for nothing.
 - Notes stay under Security Hub's 512 characters; updates go 100 findings a call, and
@@ -91,23 +93,33 @@ def seen_state(finding: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _by_id(client: Any, finding_ids: list[str]) -> dict[str, dict[str, Any]]:
+    wanted = set(finding_ids)
+    return {f["Id"]: f for f in iter_findings(client, queries_by_id(finding_ids)) if f["Id"] in wanted}
+
+
 def current_state(
     client: Any,
-    finding_ids: list[str],
+    planned: dict[str, str],
     queries: list[dict[str, Any]] | None,
     seen: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The findings as Security Hub has them now, by id, read the cheapest way the rules allow."""
-    wanted = set(finding_ids)
-    if queries is None or len(finding_ids) <= RECHECK_BY_ID_LIMIT:
-        queries = queries_by_id(finding_ids)
-    elif seen is not None and wanted <= seen.keys():
-        budget = max(len(queries), math.ceil(len(finding_ids) / PAGE_SIZE)) // 4
-        closed = find_within(client, [closed_in(q) for q in queries], budget) if budget else None
+    """The findings (id -> the status planned for it) as Security Hub has them now, read the
+    cheapest way the rules allow."""
+    wanted = set(planned)
+    if queries is None or len(wanted) <= RECHECK_BY_ID_LIMIT:
+        return _by_id(client, list(planned))
+    # Security Hub itself resolves a control finding that passes: one headed for NOTIFIED is
+    # read by id, so that it is not reopened; for one headed for RESOLVED that does no harm.
+    notify = [finding_id for finding_id, status in planned.items() if status != "RESOLVED"]
+    budget = max(len(queries), math.ceil(len(wanted) / PAGE_SIZE)) // 4
+    cheap_enough = len(notify) <= RECHECK_BY_ID_LIMIT and len(queries) <= budget
+    if seen is not None and wanted <= seen.keys() and cheap_enough:
+        closed = find_within(client, [closed_in(q) for q in queries], budget)
         if closed is not None:
-            now = {finding_id: seen[finding_id] for finding_id in wanted}
-            now.update({f["Id"]: f for f in closed if f["Id"] in wanted})
-            return now
+            now = {finding_id: seen[finding_id] for finding_id in wanted.difference(notify)}
+            now.update({f["Id"]: f for f in closed if f["Id"] in now})
+            return now | _by_id(client, notify)
     return {f["Id"]: f for f in iter_findings(client, queries) if f["Id"] in wanted}
 
 
@@ -127,7 +139,7 @@ def write_back(
     planned = {o.finding_id: o for o in outcomes if o.status in WORKFLOW_FOR}
     if not planned:
         return result
-    now = current_state(client, list(planned), queries, seen)
+    now = current_state(client, {i: WORKFLOW_FOR[o.status] for i, o in planned.items()}, queries, seen)
     updates = []
     for finding_id, outcome in planned.items():
         found = now.get(finding_id)
