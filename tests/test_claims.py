@@ -57,6 +57,36 @@ def test_a_stale_claim_is_broken(tmp_path: Path) -> None:
     assert Claims(tmp_path, "asr_sweep/b", ttl=3600).acquire(name, {}) is None
 
 
+def test_a_claim_that_cannot_be_released_does_not_stop_the_others(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    class Undeletable:
+        def unlink(self, missing_ok: bool = False) -> None:
+            raise PermissionError("AccessDenied")
+
+    mine = Claims(tmp_path, "asr_sweep/a")
+    assert mine.acquire(claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x"), {}) is None
+    mine._held.insert(0, Undeletable())
+    mine.release_all()
+    assert not list(tmp_path.iterdir())
+    assert "Could not release the claim" in caplog.text
+
+
+def test_a_claim_write_that_fails_once_is_tried_again(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from asr import claims as module
+
+    real, failures = module._create, [OSError(5, "ConditionalRequestConflict")]
+
+    def flaky(path: Path, body: bytes) -> bool:
+        if failures:
+            raise failures.pop()
+        return real(path, body)
+
+    monkeypatch.setattr(module, "_create", flaky)
+    assert (
+        Claims(tmp_path, "asr_sweep/a").acquire(claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x"), {}) is None
+    )
+    assert len(list(tmp_path.iterdir())) == 1
+
+
 @pytest.fixture
 def claims_bucket(aws):  # type: ignore[no-untyped-def]
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook

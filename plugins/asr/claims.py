@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from pathlib import Path
 from typing import Any
 
 DEFAULT_TTL = 6 * 3600.0
+log = logging.getLogger(__name__)
 
 
 def claim_name(account_id: str, region: str, resource_id: str, action: str) -> str:
@@ -62,7 +64,15 @@ class Claims:
         path = self.root / name
         for attempt in range(3):
             body = json.dumps({"owner": self.owner, "time": time.time(), **about}).encode()
-            if _create(path, body):
+            try:
+                created = _create(path, body)
+            except OSError as exc:  # S3 answers 409 to a conditional write racing a delete
+                if attempt == 2:
+                    raise
+                log.info("Claiming %s failed (%s); trying again", path, exc)
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            if created:
                 self._held.append(path)
                 return None
             held = self._read(path)
@@ -95,8 +105,19 @@ class Claims:
                 return None
 
     def release_all(self) -> None:
+        """Drop every claim held; one that cannot be dropped lapses after ``ttl``, and must not
+        cost the batch its outcomes."""
         for path in self._held:
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning(
+                    "Could not release the claim %s (%s): other runs leave that resource alone "
+                    "for up to %.0f h (s3:DeleteObject on the audit dir?)",
+                    path,
+                    exc,
+                    self.ttl / 3600,
+                )
         self._held = []
 
 
