@@ -51,7 +51,7 @@ MARKS = ("picked up", "fixed", "RESOLVED", "run end")
 def marks(api: AirflowApi, run: dict[str, Any], clicked: datetime.datetime) -> dict[str, float]:
     """Seconds from the click to each mark, from what Airflow recorded."""
     instances = api.task_instances(run["dag_run_id"])
-    ended = {ti["task_id"]: when(ti["end_date"]) for ti in instances if ti["end_date"]}
+    ended = {ti["task_id"]: when(ti["end_date"]) for ti in instances if ti["state"] == "success"}
     fixed = max(moment for task_id, moment in ended.items() if task_id.endswith(".fix"))
     moments = (when(run["queued_at"]), fixed, ended["write_back"], when(run["end_date"]))
     return {mark: (moment - clicked).total_seconds() for mark, moment in zip(MARKS, moments, strict=True)}
