@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import random
 import statistics
 import sys
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sweep import PROJECT, AirflowApi, admin_context, free_port, product_version, stand_in, when
+from sweep import PROJECT, AirflowApi, admin_context, free_port, product_version, save, stand_in, when
 
 from asr import local
 from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT
@@ -136,9 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = results["environment"] or "the DAG's defaults"
     print(f"\nSeconds from the click, {CONTROL}, one finding a click; {settings}")
     print(table(rows, ("click", *MARKS)))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
-        print(f"Results: {args.json}")
+    save(results, args.json)
     return 0
 
 

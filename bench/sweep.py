@@ -829,6 +829,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def save(results: dict[str, Any], path: Path | None) -> None:
+    """The figures as JSON, where ``--json`` asked for them."""
+    if path:
+        path.write_text(json.dumps(results, indent=1))
+        print(f"Results: {path}")
+
+
 @contextmanager
 def stand_in() -> Iterator[int]:
     """A private stand-in on a free port, stopped on exit whatever happens."""
@@ -859,9 +866,7 @@ def main(argv: list[str] | None = None) -> int:
     results["bench_seconds"] = time.monotonic() - started
     print(f"\nWhole bench: {results['bench_seconds']:.0f} s")
     results.get("sweep", {}).pop("served", None)  # every request: too long to keep
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
-        print(f"Results: {args.json}")
+    save(results, args.json)
     return 0
 
 
