@@ -77,28 +77,35 @@ def closed_in(query: dict[str, Any]) -> dict[str, Any]:
     return query | {"WorkflowStatus": equals(["RESOLVED", "SUPPRESSED"])}
 
 
+def _pages(client: Any, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The GetFindings pages of one query, each fetched only when asked for."""
+    token: dict[str, str] = {}
+    while True:
+        page = client.get_findings(Filters=filters, MaxResults=PAGE_SIZE, **token)
+        yield page
+        if not page.get("NextToken"):
+            return
+        token = {"NextToken": page["NextToken"]}
+
+
 def find_within(client: Any, queries: list[dict[str, Any]], pages: int) -> list[dict[str, Any]] | None:
     """Every finding the queries match, or None when that takes more than ``pages`` calls."""
     found: list[dict[str, Any]] = []
     for filters in queries:
-        token: dict[str, str] = {}
-        while True:
-            if pages == 0:
-                return None
+        if pages == 0:
+            return None
+        for page in _pages(client, filters):
             pages -= 1
-            page = client.get_findings(Filters=filters, MaxResults=PAGE_SIZE, **token)
             found += page["Findings"]
-            if not page.get("NextToken"):
-                break
-            token = {"NextToken": page["NextToken"]}
+            if page.get("NextToken") and pages == 0:
+                return None
     return found
 
 
 def iter_findings(client: Any, queries: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """Every finding matching any of the queries, 100 a page."""
-    paginator = client.get_paginator("get_findings")
     for filters in queries:
-        for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}):
+        for page in _pages(client, filters):
             yield from page["Findings"]
 
 
