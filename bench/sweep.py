@@ -303,12 +303,15 @@ def measure_naive(port: int) -> dict[str, Any]:
 # ------------------------------------------------------------------------------- memory
 
 
-class RssSampler:
-    """Peak RSS of every process this bench started, by role, sampled on a thread.
+class ProcessSampler:
+    """Peak RSS and CPU time of every process this bench started, by role, sampled on a thread.
 
     Roles come from the process tree: each top-level child (the stand-in, the scheduler,
     the dag-processor, the API server) is one role; below the scheduler, the LocalExecutor
     workers (which supervise tasks) and the task processes they fork are roles of their own.
+    CPU counts from ``mark()``; a process that exits between samples loses at most one
+    interval of it. On a 2-core machine the roles share two cores, so their CPU seconds
+    show what the run's wall time is made of.
     """
 
     def __init__(self, interval: float = 0.2) -> None:
@@ -316,6 +319,9 @@ class RssSampler:
         self.peaks: dict[str, int] = defaultdict(int)
         self.processes: dict[str, set[int]] = defaultdict(set)
         self._roles: dict[int, str] = {}
+        self._cpu: dict[int, float] = {}
+        self._cpu_at_mark: dict[int, float] = {}
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -343,16 +349,25 @@ class RssSampler:
             try:
                 role = self._role(proc, me)
                 rss = proc.memory_info().rss
+                times = proc.cpu_times()
             except psutil.Error:  # exited between listing and reading
                 continue
-            self.peaks[role] = max(self.peaks[role], rss)
-            self.processes[role].add(proc.pid)
+            with self._lock:
+                self.peaks[role] = max(self.peaks[role], rss)
+                self.processes[role].add(proc.pid)
+                self._cpu[proc.pid] = times.user + times.system
+
+    def mark(self) -> None:
+        """Count CPU from now on."""
+        self.sample()
+        with self._lock:
+            self._cpu_at_mark = dict(self._cpu)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self.sample()
 
-    def __enter__(self) -> RssSampler:
+    def __enter__(self) -> ProcessSampler:
         self._thread.start()
         return self
 
@@ -360,9 +375,16 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
 
-    def result(self) -> dict[str, dict[str, int]]:
+    def result(self) -> dict[str, dict[str, Any]]:
+        cpu: dict[str, float] = defaultdict(float)
+        for pid, seconds in self._cpu.items():
+            cpu[self._roles.get(pid, "other")] += seconds - self._cpu_at_mark.get(pid, 0.0)
         return {
-            role: {"peak_rss_mib": round(self.peaks[role] / 2**20), "processes": len(self.processes[role])}
+            role: {
+                "peak_rss_mib": round(self.peaks[role] / 2**20),
+                "cpu_seconds": round(cpu[role], 1),
+                "processes": len(self.processes[role]),
+            }
             for role in sorted(self.peaks)
         }
 
@@ -404,6 +426,18 @@ class AirflowApi:
                 return run
             time.sleep(1)
         raise TimeoutError(f"{self.dag_id} {run_id} did not finish within {timeout:.0f}s")
+
+    def wait_for_parsing(self, since: datetime.datetime, timeout: float = 180) -> None:
+        """Until the dag-processor has parsed every DAG file once after ``since`` (its start).
+        A deployment parses its files when it starts, not once per run, so a run triggered
+        before that pass ends would be measured sharing the CPU with it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            dags = self.call("GET", "/dags", params={"limit": 100})["dags"]
+            if dags and all(d["last_parsed_time"] and when(d["last_parsed_time"]) > since for d in dags):
+                return
+            time.sleep(1)
+        raise TimeoutError(f"the dag-processor did not parse every DAG file within {timeout:.0f}s")
 
     def runs(self) -> list[dict[str, Any]]:
         """The DAG's runs, newest first (at most 100)."""
@@ -512,12 +546,15 @@ def measure_sweep(
     with LocalAirflow(home / "airflow", free_port(), env) as airflow:
         started = time.monotonic()
         airflow.prepare(DAG_ID)
-        with RssSampler() as rss:
+        with ProcessSampler() as processes:
+            since = datetime.datetime.now(datetime.UTC)
             airflow.start("api-server", "scheduler", "dag-processor")
             api = AirflowApi(airflow.api_url)
+            api.wait_for_parsing(since)
             startup = time.monotonic() - started
             local.served_requests(port, clear=True)
             triggered, cpu = time.monotonic(), standin_cpu(port)
+            processes.mark()
             api.trigger(run_id, conf)
             meddler = threading.Thread(target=during, args=(data_dir,), daemon=True) if during else None
             if meddler:
@@ -553,7 +590,7 @@ def measure_sweep(
         "securityhub_calls_per_100_findings": 100
         * sum(c["service"] == "securityhub" for c in calls)
         / findings,
-        "peak_rss": rss.result(),
+        "processes": processes.result(),
         "outcomes": outcomes(data_dir, run_id),
         "parallelism": args.parallelism,
         "airflow_home": str(home / "airflow"),
@@ -611,8 +648,11 @@ def print_sweep(sweep: dict[str, Any]) -> None:
     print(f"outcomes: {sweep['outcomes']['by_status']}")
     for message in sweep["outcomes"]["failed_examples"]:
         print(f"  failed: {message[:160]}")
-    rss = [[role, str(v["peak_rss_mib"]), str(v["processes"])] for role, v in sweep["peak_rss"].items()]
-    print(table(rss, ("process", "peak RSS MiB", "processes seen")))
+    rows = [
+        [role, str(v["peak_rss_mib"]), f"{v['cpu_seconds']:.1f}", str(v["processes"])]
+        for role, v in sweep["processes"].items()
+    ]
+    print(table(rows, ("process", "peak RSS MiB", "CPU s in the run", "processes seen")))
 
 
 def run_default(args: argparse.Namespace, port: int, home: Path, results: dict[str, Any]) -> None:
