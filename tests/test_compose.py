@@ -674,17 +674,24 @@ def test_the_executor_is_celery_on_redis_with_postgres(
     assert "_PIP_ADDITIONAL_REQUIREMENTS" not in COMPOSE_FILE.read_text()
 
 
-def test_the_local_airflow_runs_with_the_deployments_latency_settings(
+def test_the_local_airflow_runs_with_the_deployments_scheduling_settings(
     compose: dict[str, Any], tmp_path: Path
 ) -> None:
     """Tests and benchmarks measure what is deployed: the settings that shorten the hops
-    between a run's tasks are the same in both."""
+    between a run's tasks, and the one that keeps the dag-processor from re-parsing every
+    30 s, are the same in both."""
     from asr.local.airflow import LocalAirflow
 
     deployed = common(compose)["environment"]
     local_env = LocalAirflow(tmp_path, 8080).env
-    keys = [k for k in deployed if k.startswith(("AIRFLOW__SCHEDULER__SCHEDULER_IDLE", "AIRFLOW__WORKERS__"))]
+    prefixes = (
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE",
+        "AIRFLOW__WORKERS__",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE",
+    )
+    keys = [k for k in deployed if k.startswith(prefixes)]
     assert sorted(keys) == [
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL",
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME",
         "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL",
     ]

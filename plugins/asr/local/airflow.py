@@ -49,10 +49,12 @@ class LocalAirflow:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-            # The two latency settings of docker-compose.yaml (see there): a run is a chain of
-            # short tasks, and each hop waited up to a second, or up to five behind a finished task.
+            # The scheduling settings of docker-compose.yaml (see there): a run is a chain of
+            # short tasks, and each hop waited up to a second, or up to five behind a finished
+            # task; DAG files are not re-parsed every 30 s while runs need the CPU.
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
             "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "300",
             "AIRFLOW_CONN_AWS_DEFAULT": local.airflow_connection(),
             "ASR_SWEEP_SCHEDULE": "none",
             "PYTHONWARNINGS": "ignore::UserWarning,ignore::DeprecationWarning",
