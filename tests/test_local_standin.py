@@ -234,6 +234,42 @@ def test_request_log_records_each_call_and_tells_writes(clean_aws: str) -> None:
     assert local.served_requests() == []
 
 
+def test_request_log_names_bucket_encryption_and_public_access_block_calls(clean_aws: str) -> None:
+    """moto would log these as ListBucket, CreateBucket and DeleteBucket."""
+    s3 = boto3.client("s3", endpoint_url=clean_aws, region_name="us-east-1")
+    s3.create_bucket(Bucket="named-calls")
+    local.served_requests(clear=True)
+    s3.put_bucket_encryption(
+        Bucket="named-calls",
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    s3.get_bucket_encryption(Bucket="named-calls")
+    s3.delete_bucket_encryption(Bucket="named-calls")
+    block = {
+        key: True
+        for key in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+    }
+    s3.put_public_access_block(Bucket="named-calls", PublicAccessBlockConfiguration=block)
+    s3.get_public_access_block(Bucket="named-calls")
+    s3.delete_public_access_block(Bucket="named-calls")
+    s3.put_bucket_ownership_controls(
+        Bucket="named-calls", OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    )
+    s3.list_objects_v2(Bucket="named-calls")
+    assert [c["action"] for c in local.served_requests(clear=True)] == [
+        "PutBucketEncryption",
+        "GetBucketEncryption",
+        "DeleteBucketEncryption",
+        "PutPublicAccessBlock",
+        "GetPublicAccessBlock",
+        "DeletePublicAccessBlock",
+        "PutBucketOwnershipControls",
+        "ListBucket",
+    ]
+
+
 def test_disable_public_access_document_changes_the_group(clean_aws: str) -> None:
     ec2 = boto3.client("ec2", endpoint_url=clean_aws, region_name="us-east-1")
     ssm = boto3.client("ssm", endpoint_url=clean_aws, region_name="us-east-1")
