@@ -19,11 +19,11 @@ def default_vpc(ec2: Any) -> str:
 
 
 def _open_group(ec2: Any, purpose: str, n: int, permissions: list[dict[str, Any]]) -> str:
-    """A new security group in the default VPC with the given inbound rules; its id."""
+    """A new security group in the default VPC (where EC2 puts a group that names no VPC:
+    no DescribeVpcs per group) with the given inbound rules; its id."""
     group_id = ec2.create_security_group(
         GroupName=f"asr-seed-{purpose}-{n}-{uuid.uuid4().hex[:6]}",
         Description=f"seeded: {purpose}",
-        VpcId=default_vpc(ec2),
     )["GroupId"]
     ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=permissions)
     return group_id
