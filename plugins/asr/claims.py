@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_TTL = 6 * 3600.0
+ATTEMPTS = 3  # tries to claim one resource (a write that failed, a claim released meanwhile)
 log = logging.getLogger(__name__)
 
 
@@ -62,12 +63,12 @@ class Claims:
         if isinstance(self.root, Path):
             self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / name
-        for attempt in range(3):
+        for attempt in range(ATTEMPTS):
             body = json.dumps({"owner": self.owner, "time": time.time(), **about}).encode()
             try:
                 created = _create(path, body)
             except OSError as exc:  # S3 answers 409 to a conditional write racing a delete
-                if attempt == 2:
+                if attempt == ATTEMPTS - 1:
                     raise
                 log.info("Claiming %s failed (%s); trying again", path, exc)
                 time.sleep(0.2 * (attempt + 1))

@@ -93,9 +93,13 @@ def seen_state(finding: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _found(client: Any, queries: list[dict[str, Any]], wanted: set[str]) -> dict[str, dict[str, Any]]:
+    """The wanted findings among what the queries match, by id."""
+    return {f["Id"]: f for f in iter_findings(client, queries) if f["Id"] in wanted}
+
+
 def _by_id(client: Any, finding_ids: list[str]) -> dict[str, dict[str, Any]]:
-    wanted = set(finding_ids)
-    return {f["Id"]: f for f in iter_findings(client, queries_by_id(finding_ids)) if f["Id"] in wanted}
+    return _found(client, queries_by_id(finding_ids), set(finding_ids))
 
 
 def current_state(
@@ -120,7 +124,7 @@ def current_state(
             now = {finding_id: seen[finding_id] for finding_id in wanted.difference(notify)}
             now.update({f["Id"]: f for f in closed if f["Id"] in now})
             return now | _by_id(client, notify)
-    return {f["Id"]: f for f in iter_findings(client, queries) if f["Id"] in wanted}
+    return _found(client, queries, wanted)
 
 
 def write_back(
