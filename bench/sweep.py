@@ -261,6 +261,7 @@ def measure_floor(port: int, findings: list[dict[str, Any]], threads: int) -> di
         "resources_fixed": len(ordered),
         "write_calls": sum(map(is_write, calls)),
         "calls": len(calls),
+        "by_call": count_calls(calls),
         "threads": threads,
         "errors": dict(errors),
     }
@@ -487,14 +488,39 @@ def stage_times(instances: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return spans
 
 
-def count_calls(calls: list[dict[str, str]]) -> dict[str, Any]:
+def count_calls(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    cpu: Counter[str] = Counter()
+    for call in calls:
+        cpu[f"{call['service']}:{call['action']}"] += call.get("cpu_seconds", 0.0)
     return {
         "total": len(calls),
         "writes": sum(map(is_write, calls)),
         "securityhub": sum(c["service"] == "securityhub" for c in calls),
         "writes_by_service": dict(Counter(c["service"] for c in calls if is_write(c))),
         "by_action": dict(Counter(f"{c['service']}:{c['action']}" for c in calls).most_common()),
+        "standin_cpu_by_action": {action: round(seconds, 3) for action, seconds in cpu.most_common()},
     }
+
+
+def print_standin_cpu(label: str, calls: dict[str, Any], standin_cpu: float) -> None:
+    """Where the stand-in's CPU went, by call: the requests' own CPU, the most costly first."""
+    spent = calls["standin_cpu_by_action"]
+    writes = sum(
+        seconds
+        for action, seconds in spent.items()
+        if is_write(dict(zip(("service", "action"), action.split(":", 1), strict=True)))
+    )
+    print(
+        f"  stand-in CPU of {label}'s requests: {sum(spent.values()):.1f} s of the {standin_cpu:.1f} s "
+        f"it used (the rest: accepting connections, starting a thread each); writes {writes:.1f} s"
+    )
+    print(
+        "    "
+        + ", ".join(
+            f"{action} {seconds:.1f} s ({1000 * seconds / calls['by_action'][action]:.1f} ms a call)"
+            for action, seconds in list(spent.items())[:8]
+        )
+    )
 
 
 def outcomes(data_dir: Path, run_id: str) -> dict[str, Any]:
@@ -645,6 +671,7 @@ def print_sweep(sweep: dict[str, Any]) -> None:
         f"({sweep['securityhub_calls_per_100_findings']:.2f} per 100 findings)"
     )
     print("  by action: " + ", ".join(f"{a} {n}" for a, n in list(calls["by_action"].items())[:12]))
+    print_standin_cpu("the sweep", calls, sweep["standin_cpu_seconds"])
     print(f"outcomes: {sweep['outcomes']['by_status']}")
     for message in sweep["outcomes"]["failed_examples"]:
         print(f"  failed: {message[:160]}")
@@ -693,6 +720,7 @@ def run_default(args: argparse.Namespace, port: int, home: Path, results: dict[s
         f"{floor['write_calls']} write calls ({floor['write_calls'] / floor['seconds']:.0f}/s); "
         f"errors {floor['errors'] or 'none'}"
     )
+    print_standin_cpu("the floor", floor["by_call"], floor["standin_cpu_seconds"])
     ratios = {"sweep_over_floor": sweep["seconds"] / floor["seconds"]}
     print(
         f"stand-in CPU: {sweep['standin_cpu_seconds']:.1f} s for the sweep, "

@@ -231,7 +231,21 @@ def test_request_log_records_each_call_and_tells_writes(clean_aws: str) -> None:
     assert [is_write(c) for c in calls] == [False, True, True, True, False]
     assert calls[2]["resource"] == group_id
     assert calls[0]["region"] == "eu-west-1"
+    assert all(0 < c["cpu_seconds"] < 5 for c in calls), calls
     assert local.served_requests() == []
+
+
+def test_request_log_says_what_each_call_cost_the_stand_in(clean_aws: str) -> None:
+    """Describing a hundred groups costs the stand-in more CPU than describing one."""
+    from asr import local
+
+    ec2 = boto3.client("ec2", endpoint_url=clean_aws, region_name="eu-west-1")
+    group_ids = [ec2.create_security_group(GroupName=f"g{i}", Description="d")["GroupId"] for i in range(100)]
+    local.served_requests(clear=True)
+    ec2.describe_security_groups(GroupIds=group_ids[:1])
+    ec2.describe_security_groups(GroupIds=group_ids)
+    one, hundred = local.served_requests(clear=True)
+    assert hundred["cpu_seconds"] > 5 * one["cpu_seconds"], (one, hundred)
 
 
 def test_request_log_names_bucket_encryption_and_public_access_block_calls(clean_aws: str) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -122,8 +123,9 @@ def deny_accounts(accounts: list[str], for_port: int | None = None) -> None:
     response.raise_for_status()
 
 
-def served_requests(for_port: int | None = None, clear: bool = False) -> list[dict[str, str]]:
-    """The calls the stand-in served since the log was last cleared: service, action, account, region."""
+def served_requests(for_port: int | None = None, clear: bool = False) -> list[dict[str, Any]]:
+    """The calls the stand-in served since the log was last cleared: service, action, account,
+    region, resource, and the CPU seconds the stand-in spent on each (``request_log_ext``)."""
     url = f"{endpoint_url(for_port)}/moto-api/asr/requests"
     response = requests.delete(url, timeout=10) if clear else requests.get(url, timeout=10)
     response.raise_for_status()

@@ -4,16 +4,23 @@ Every moto request passes ``_authenticate_and_authorize_action`` with its servic
 action resolved; that is where each call is recorded as ``{service, action, account,
 region, resource}`` (the resource when a parameter names one, e.g. ``GroupId``).
 ``GET /moto-api/asr/requests`` returns the log; ``DELETE`` returns it and empties it.
+
+Each entry also gets ``cpu_seconds``: the CPU its server thread spent on the request, from
+reading it to writing the answer. moto runs on one core (it holds the GIL), so this says
+where a benchmark's stand-in time goes, call by call. werkzeug closes every connection after
+one answer, so one handled connection is one request.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.moto_api._internal import urls as moto_api_urls
+from werkzeug.serving import WSGIRequestHandler
 
 READ_PREFIXES = (
     "Describe",
@@ -29,8 +36,9 @@ READ_PREFIXES = (
 )
 # Request parameters that name the resource a call acts on, recorded when present.
 RESOURCE_PARAMS = ("GroupId", "InstanceId", "SubnetId", "VpcId", "SnapshotId", "DBInstanceIdentifier")
-LOG: list[dict[str, str]] = []
+LOG: list[dict[str, Any]] = []
 _LOCK = threading.Lock()
+_SERVING = threading.local()  # the log entry of the request this server thread is answering
 
 
 def is_write(call: dict[str, str]) -> bool:
@@ -69,10 +77,26 @@ def _recording(original: Any) -> Any:
             "resource": _resource(self),
         }
         original(self, iam_request_cls, resource)  # a call refused here (outage) was not served
+        _SERVING.entry = entry
         with _LOCK:
             LOG.append(entry)
 
     return record
+
+
+def _timing(handle: Any) -> Any:
+    def timed(self: WSGIRequestHandler) -> None:
+        _SERVING.entry = None
+        started = time.thread_time()
+        try:
+            handle(self)
+        finally:
+            entry = _SERVING.entry
+            if entry is not None:
+                with _LOCK:  # the log may be being read: never change an entry outside the lock
+                    entry["cpu_seconds"] = time.thread_time() - started
+
+    return timed
 
 
 def requests_response(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:
@@ -84,6 +108,7 @@ def requests_response(request: Any, full_url: str, headers: Any) -> tuple[int, d
 
 
 def install() -> None:
+    WSGIRequestHandler.handle = _timing(WSGIRequestHandler.handle)  # type: ignore[method-assign]
     ActionAuthenticatorMixin._authenticate_and_authorize_action = _recording(  # type: ignore[method-assign]
         ActionAuthenticatorMixin._authenticate_and_authorize_action
     )
