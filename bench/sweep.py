@@ -97,20 +97,32 @@ class FleetSpec:
 
     accounts: tuple[str, ...]
     regions: tuple[str, ...]
-    per_region: dict[str, int]  # regional controls: resources per account-region
+    regional: dict[str, int]  # regional controls: resources over the whole fleet
     account_regional: tuple[str, ...]  # one per account-region
     account_wide: tuple[str, ...]  # one per account, in the first region
+
+    def per_cell(self) -> list[dict[str, int]]:
+        """Each regional control's resources per account-region, as even as they divide; the
+        few left over land in different account-regions for each control."""
+        cells = len(self.accounts) * len(self.regions)
+        counts: list[dict[str, int]] = [{} for _ in range(cells)]
+        offset = 0
+        for control, total in self.regional.items():
+            share, left = divmod(total, cells)
+            for cell in range(cells):
+                counts[cell][control] = share + ((cell - offset) % cells < left)
+            offset += left
+        return counts
 
     def jobs(self) -> list[tuple[str, str, str, int]]:
         """(control, account, region, count): what seeding creates, in a stable order."""
         jobs = []
-        for account in self.accounts:
-            for number, region in enumerate(self.regions):
-                counts = dict(self.per_region)
-                counts |= dict.fromkeys(self.account_regional, 1)
-                if number == 0:
-                    counts |= dict.fromkeys(self.account_wide, 1)
-                jobs += [(c, account, region, n) for c, n in counts.items() if n]
+        where = [(account, region) for account in self.accounts for region in self.regions]
+        for (account, region), counts in zip(where, self.per_cell(), strict=True):
+            counts = counts | dict.fromkeys(self.account_regional, 1)
+            if region == self.regions[0]:
+                counts |= dict.fromkeys(self.account_wide, 1)
+            jobs += [(c, account, region, n) for c, n in counts.items() if n]
         return jobs
 
     @property
@@ -135,7 +147,8 @@ def parse_mix(text: str | None) -> dict[str, int]:
 
 
 def fleet_spec(findings: int, accounts: int, regions: int, mix: dict[str, int]) -> FleetSpec:
-    """Spread ``findings`` over the account-regions by the mix's weights (largest remainder)."""
+    """Exactly ``findings``: one per account-regional or account-wide control where it applies,
+    the rest shared by the mix's weights (largest remainder) and spread over the account-regions."""
     playbooks = registry()
     scopes = {}
     for control in mix:
@@ -146,8 +159,14 @@ def fleet_spec(findings: int, accounts: int, regions: int, mix: dict[str, int]) 
     account_regional = tuple(c for c in mix if scopes[c] == "account-regional")
     account_wide = tuple(c for c in mix if scopes[c] == "account")
     weights = {c: w for c, w in mix.items() if scopes[c] in ("regional", "global") and w > 0}
-    cells = accounts * regions
-    budget = round(findings / cells - len(account_regional) - len(account_wide) / regions)
+    budget = findings - accounts * (regions * len(account_regional) + len(account_wide))
+    if budget < 0:
+        raise SystemExit(
+            f"{findings} findings are too few for {accounts} accounts x {regions} regions: the mix's "
+            f"account-wide and account-regional controls alone make {findings - budget}"
+        )
+    if budget and not weights:
+        raise SystemExit(f"the mix has no regional control to make up {findings} findings")
     total = sum(weights.values())
     exact = {c: budget * w / total for c, w in weights.items()}
     counts = {c: int(v) for c, v in exact.items()}
@@ -688,14 +707,14 @@ def run_default(args: argparse.Namespace, port: int, home: Path, results: dict[s
         "findings": spec.total,
         "accounts": list(spec.accounts),
         "regions": list(spec.regions),
-        "per_account_region": spec.per_region,
+        "regional": spec.regional,
         "account_regional": list(spec.account_regional),
         "account_wide": list(spec.account_wide),
     }
     print(f"Fleet: {spec.total} findings over {len(spec.accounts)} accounts x {len(spec.regions)} regions")
     print(
-        f"  per account-region: {spec.per_region}, plus {spec.account_regional} per account-region, "
-        f"{spec.account_wide} per account"
+        f"  regional controls over the fleet: {spec.regional}, plus {spec.account_regional} per "
+        f"account-region, {spec.account_wide} per account"
     )
     seconds, findings = seed(port, spec, args.seed, args.seed_threads)
     results["seeding_seconds"] = [seconds]
