@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_pacing import _records
@@ -55,6 +56,26 @@ def test_a_stale_claim_is_broken(tmp_path: Path) -> None:
     old = time.time() - 7200
     os.utime(tmp_path / name, (old, old))
     assert Claims(tmp_path, "asr_sweep/b", ttl=3600).acquire(name, {}) is None
+
+
+def _stale_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The next claim read finds a dead run's stale claim: what a run saw a moment before
+    another run broke that claim and made its own."""
+    real = Claims._read
+    seen = iter([("asr_sweep/dead", 7200.0)])
+    monkeypatch.setattr(Claims, "_read", staticmethod(lambda path: next(seen, None) or real(path)))
+
+
+def test_two_runs_breaking_one_stale_claim_keep_the_claim_made_first(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
+    Claims(tmp_path, "asr_sweep/dead").acquire(name, {})
+    old = time.time() - 7200
+    (tmp_path / name).write_text(json.dumps({"owner": "asr_sweep/dead", "time": old}))
+    first = Claims(tmp_path, "asr_sweep/a", ttl=3600)
+    assert first.acquire(name, {}) is None  # broke it, and holds it now
+    _stale_once(monkeypatch)  # the second run judged the dead run's claim stale, too
+    assert Claims(tmp_path, "asr_remediate/b", ttl=3600).acquire(name, {}) == "asr_sweep/a"
+    assert json.loads((tmp_path / name).read_text())["owner"] == "asr_sweep/a"
 
 
 def test_a_claim_that_cannot_be_released_does_not_stop_the_others(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
@@ -120,6 +141,39 @@ def test_in_s3_a_stale_claim_is_broken(claims_bucket) -> None:  # type: ignore[n
     assert claims.acquire(name, {}) is None
     held = json.loads(claims_bucket.read_key(f"audit/claims/{name}", "asr-claims"))
     assert held["owner"] == "asr_remediate/b"
+
+
+def test_in_s3_a_claim_made_while_another_run_breaks_a_stale_one_survives(claims_bucket, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The second run reads the stale claim; before it deletes it, the first run breaks it and
+    makes its own. The second run's delete names the stale object's ETag, so it misses."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
+    key = f"audit/claims/{name}"
+    dead = json.dumps({"owner": "asr_sweep/dead", "time": time.time() - 7200})
+    claims_bucket.load_string(dead, key, "asr-claims")
+    mine = json.dumps({"owner": "asr_sweep/a", "time": time.time()})
+    real_get_conn = S3Hook.get_conn
+
+    class FirstRunStepsIn:
+        def __init__(self, client: Any) -> None:
+            self.client = client
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.client, name)
+
+        def get_object(self, **kwargs: Any) -> Any:
+            held = self.client.get_object(**kwargs)
+            self.client.delete_object(Bucket="asr-claims", Key=key)
+            self.client.put_object(Bucket="asr-claims", Key=key, Body=mine.encode())
+            return held
+
+    monkeypatch.setattr(S3Hook, "get_conn", lambda self: FirstRunStepsIn(real_get_conn(self)))
+    claims = for_run("s3://asr-claims/audit", "asr_remediate", "b", "aws_default")
+    assert claims is not None
+    claims.ttl = 3600
+    assert claims.acquire(name, {}) == "asr_sweep/a"
+    assert json.loads(claims_bucket.read_key(key, "asr-claims"))["owner"] == "asr_sweep/a"
 
 
 def test_object_stores_without_exclusive_create_have_no_claims(tmp_path: Path) -> None:

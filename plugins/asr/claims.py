@@ -6,20 +6,25 @@ changed it. So a fix task claims every resource of its batch before it reads any
 file per resource, created only if absent, where every worker sees it: with ``O_EXCL`` in
 a shared folder, or with a conditional write (``If-None-Match: *``) in S3. A resource
 another run holds is left to that run; the claim is dropped when the batch is done. A
-claim older than ``ttl`` belongs to a task that died, and may be broken.
+claim older than ``ttl`` belongs to a task that died, and may be broken: only that claim,
+so two runs that find it at the same moment cannot delete the fresh one either of them
+has just made (``_break``).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 DEFAULT_TTL = 6 * 3600.0
+BREAK_LOCK = ".breaking.lock"  # in a local claims folder: breakers of stale claims take turns
 ATTEMPTS = 3  # tries to claim one resource (a write that failed, a claim released meanwhile)
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,51 @@ def _create(path: Any, body: bytes) -> bool:
     except FileExistsError:
         return False
     return True
+
+
+def _age(text: str, modified: Callable[[], float]) -> tuple[str | None, float]:
+    """Who holds a claim and for how long, from its text. A claim its writer has created but
+    not yet filled in (or died filling in) is judged by when it was written."""
+    try:
+        held = json.loads(text)
+        return str(held["owner"]), time.time() - float(held["time"])
+    except (ValueError, KeyError, TypeError):
+        return None, time.time() - modified()
+
+
+def _break(path: Any, ttl: float) -> None:
+    """Delete the claim at ``path`` if it is still older than ``ttl``.
+
+    Read, judged stale, then deleted: between the read and the delete another run may have
+    broken the same claim and made its own, which must survive. In S3 the delete names the
+    ETag of the very object judged stale (``If-Match``), which a newer claim does not carry.
+    In a local folder, breakers judge again under a lock, so the claim one of them has made
+    is seen fresh by the next.
+    """
+    if isinstance(path, Path):
+        with open(path.parent / BREAK_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if _age(path.read_text(), lambda: path.stat().st_mtime)[1] > ttl:
+                    path.unlink()
+            except FileNotFoundError:
+                pass
+        return
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from botocore.exceptions import ClientError
+
+    s3 = S3Hook(aws_conn_id=path.conn_id).get_conn()
+    try:
+        held = s3.get_object(Bucket=path.bucket, Key=path.key)
+        text = held["Body"].read().decode("utf-8", "replace")
+        if _age(text, held["LastModified"].timestamp)[1] > ttl:
+            s3.delete_object(Bucket=path.bucket, Key=path.key, IfMatch=held["ETag"])
+    except ClientError as exc:
+        # Gone (released or broken meanwhile), or replaced by a newer claim: either way not ours to delete.
+        if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404", "PreconditionFailed", "412"):
+            raise
+    finally:
+        path.fs.invalidate_cache(path.path)
 
 
 class Claims:
@@ -84,26 +134,18 @@ class Claims:
                 self._held.append(path)
                 return None
             if age > self.ttl and attempt == 0:
-                path.unlink(missing_ok=True)
+                _break(path, self.ttl)
                 continue
             return owner or "another run"
         return "another run"
 
     @staticmethod
     def _read(path: Any) -> tuple[str | None, float] | None:
-        """Who holds a claim and for how long; None if it is gone. A claim its writer has
-        created but not yet filled in (or died filling in) is judged by the file's age."""
+        """Who holds a claim and for how long (``_age``); None if it is gone."""
         try:
-            text = path.read_text()
-            held = json.loads(text)
-            return str(held["owner"]), time.time() - float(held["time"])
+            return _age(path.read_text(), lambda: path.stat().st_mtime)
         except FileNotFoundError:
             return None
-        except (ValueError, KeyError, TypeError):
-            try:
-                return None, time.time() - path.stat().st_mtime
-            except FileNotFoundError:
-                return None
 
     def release_all(self) -> None:
         """Drop every claim held; one that cannot be dropped lapses after ``ttl``, and must not
