@@ -25,6 +25,8 @@ from typing import Any
 
 DEFAULT_TTL = 6 * 3600.0
 BREAK_LOCK = ".breaking.lock"  # in a local claims folder: breakers of stale claims take turns
+# S3's answers to a conditional delete of a claim that is no longer the one judged stale.
+NOT_OURS_TO_BREAK = ("NoSuchKey", "404", "PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 ATTEMPTS = 3  # tries to claim one resource (a write that failed, a claim released meanwhile)
 log = logging.getLogger(__name__)
 
@@ -92,8 +94,9 @@ def _break(path: Any, ttl: float) -> None:
         if _age(text, held["LastModified"].timestamp)[1] > ttl:
             s3.delete_object(Bucket=path.bucket, Key=path.key, IfMatch=held["ETag"])
     except ClientError as exc:
-        # Gone (released or broken meanwhile), or replaced by a newer claim: either way not ours to delete.
-        if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404", "PreconditionFailed", "412"):
+        # Gone (released or broken meanwhile), replaced by a newer claim, or being written or
+        # deleted by another run right now (409): in every case not this run's to delete.
+        if exc.response.get("Error", {}).get("Code") not in NOT_OURS_TO_BREAK:
             raise
     finally:
         path.fs.invalidate_cache(path.path)
