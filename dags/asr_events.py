@@ -16,7 +16,7 @@ import os
 import pendulum
 from airflow.sdk import Asset, AssetWatcher, dag
 
-from asr import notify, pipeline, tasks
+from asr import events, notify, pipeline, tasks
 
 DAG_ID = "asr_events"
 QUEUE_URL = os.environ.get("ASR_EVENTS_QUEUE_URL", "")
@@ -25,13 +25,14 @@ QUEUE_URL = os.environ.get("ASR_EVENTS_QUEUE_URL", "")
 def event_asset(queue_url: str) -> Asset:
     from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 
+    wait, pause = events.queue_polling()
     trigger = MessageQueueTrigger(
         scheme="sqs",
         sqs_queue=queue_url,
         aws_conn_id=os.environ.get("ASR_AWS_CONN_ID", "aws_default"),
         max_messages=10,
-        wait_time_seconds=int(os.environ.get("ASR_EVENTS_WAIT_SECONDS", "20")),
-        waiter_delay=int(os.environ.get("ASR_EVENTS_POLL_SECONDS", "1")),
+        wait_time_seconds=wait,
+        waiter_delay=pause,
     )
     return Asset("asr_security_hub_events", watchers=[AssetWatcher(name="asr_events_queue", trigger=trigger)])
 

@@ -12,8 +12,8 @@ from helpers import world_open
 from asr import claims, local
 from asr.aws import Clients
 from asr.claims import claim_name
-from asr.config import Settings
-from asr.events import CUSTOM_ACTION, IMPORTED, findings_asked
+from asr.config import ConfigError, Settings
+from asr.events import CUSTOM_ACTION, IMPORTED, findings_asked, queue_polling
 from asr.findings import parse_finding
 from asr.local import MEMBER_ACCOUNT
 from asr.local.request_log_ext import is_write
@@ -156,3 +156,35 @@ def test_events_are_deduplicated_and_told_apart() -> None:
     assert asked.finding_ids == ["a", "b", "c"]
     assert asked.by_person == {"a", "b"}
     assert asked.asked("a") and not asked.asked("c")
+
+
+def test_the_events_queue_is_polled_as_configured_within_what_sqs_allows() -> None:
+    assert queue_polling({}) == (20, 1)
+    assert queue_polling({"ASR_EVENTS_WAIT_SECONDS": "5", "ASR_EVENTS_POLL_SECONDS": "0"}) == (5, 0)
+    # No long poll and no pause would ask SQS nonstop: a short poll pauses a second.
+    assert queue_polling({"ASR_EVENTS_WAIT_SECONDS": "0", "ASR_EVENTS_POLL_SECONDS": "0"}) == (0, 1)
+    with pytest.raises(ConfigError, match="ASR_EVENTS_WAIT_SECONDS=21: an SQS long poll waits 20 s at most"):
+        queue_polling({"ASR_EVENTS_WAIT_SECONDS": "21"})
+    with pytest.raises(ConfigError, match="ASR_EVENTS_POLL_SECONDS='-1' is not a whole number"):
+        queue_polling({"ASR_EVENTS_POLL_SECONDS": "-1"})
+
+
+@pytest.mark.parametrize(
+    ("wait", "poll", "error"),
+    [("0", "0", None), ("30", "1", "ASR_EVENTS_WAIT_SECONDS=30: an SQS long poll waits 20 s at most")],
+)
+def test_the_events_dag_polls_its_queue_as_configured(
+    monkeypatch: pytest.MonkeyPatch, wait: str, poll: str, error: str | None
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("ASR_EVENTS_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/111111111111/asr-events")
+    monkeypatch.setenv("ASR_EVENTS_WAIT_SECONDS", wait)
+    monkeypatch.setenv("ASR_EVENTS_POLL_SECONDS", poll)
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags" / "asr_events.py"))
+    if error:
+        [message] = bag.import_errors.values()
+        assert error in message
+        return
+    sqs = bag.dags["asr_events"].schedule[0].watchers[0].trigger.trigger  # MessageQueueTrigger's SQS trigger
+    assert (sqs.wait_time_seconds, sqs.waiter_delay) == (0, 1)

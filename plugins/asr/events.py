@@ -9,15 +9,43 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from asr.config import ConfigError
 from asr.findings import RoutingRecord
 from asr.playbooks import registry
 
 log = logging.getLogger(__name__)
 CUSTOM_ACTION = "Security Hub Findings - Custom Action"
 IMPORTED = "Security Hub Findings - Imported"
+SQS_LONGEST_WAIT = 20  # seconds: ReceiveMessage's WaitTimeSeconds is 0 to 20
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: int) -> int:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit():
+        raise ConfigError(f"{name}={text!r} is not a whole number of seconds")
+    return int(text)
+
+
+def queue_polling(environ: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """How the triggerer polls the events queue: (long-poll wait, pause after an empty
+    poll), from ``ASR_EVENTS_WAIT_SECONDS`` (default 20) and ``ASR_EVENTS_POLL_SECONDS``
+    (default 1). Without a long poll (wait 0) and without a pause, the triggerer would ask
+    SQS nonstop and pay for every empty answer, so a short poll pauses a second at least."""
+    env = os.environ if environ is None else environ
+    wait = _seconds(env, "ASR_EVENTS_WAIT_SECONDS", SQS_LONGEST_WAIT)
+    pause = _seconds(env, "ASR_EVENTS_POLL_SECONDS", 1)
+    if wait > SQS_LONGEST_WAIT:
+        raise ConfigError(
+            f"ASR_EVENTS_WAIT_SECONDS={wait}: an SQS long poll waits {SQS_LONGEST_WAIT} s at most"
+        )
+    return wait, max(pause, 1) if wait == 0 else pause
 
 
 @dataclass
