@@ -118,8 +118,8 @@ class FleetSpec:
         """(control, account, region, count): what seeding creates, in a stable order."""
         jobs = []
         where = [(account, region) for account in self.accounts for region in self.regions]
-        for (account, region), counts in zip(where, self.per_cell(), strict=True):
-            counts = counts | dict.fromkeys(self.account_regional, 1)
+        for (account, region), regional in zip(where, self.per_cell(), strict=True):
+            counts = regional | dict.fromkeys(self.account_regional, 1)
             if region == self.regions[0]:
                 counts |= dict.fromkeys(self.account_wide, 1)
             jobs += [(c, account, region, n) for c, n in counts.items() if n]
@@ -508,6 +508,8 @@ def stage_times(instances: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def count_calls(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """The stand-in's request log summed up: calls by kind, and the CPU it spent on them
+    (``cpu_seconds`` of each logged request; see ``request_log_ext``)."""
     cpu: Counter[str] = Counter()
     for call in calls:
         cpu[f"{call['service']}:{call['action']}"] += call.get("cpu_seconds", 0.0)
@@ -517,21 +519,21 @@ def count_calls(calls: list[dict[str, Any]]) -> dict[str, Any]:
         "securityhub": sum(c["service"] == "securityhub" for c in calls),
         "writes_by_service": dict(Counter(c["service"] for c in calls if is_write(c))),
         "by_action": dict(Counter(f"{c['service']}:{c['action']}" for c in calls).most_common()),
-        "standin_cpu_by_action": {action: round(seconds, 3) for action, seconds in cpu.most_common()},
+        "standin_cpu_by_action": dict(cpu.most_common()),
+        "standin_cpu_writes": sum(c.get("cpu_seconds", 0.0) for c in calls if is_write(c)),
+        "standin_cpu_unmeasured_calls": sum("cpu_seconds" not in c for c in calls),
     }
 
 
 def print_standin_cpu(label: str, calls: dict[str, Any], standin_cpu: float) -> None:
     """Where the stand-in's CPU went, by call: the requests' own CPU, the most costly first."""
     spent = calls["standin_cpu_by_action"]
-    writes = sum(
-        seconds
-        for action, seconds in spent.items()
-        if is_write(dict(zip(("service", "action"), action.split(":", 1), strict=True)))
-    )
+    unmeasured = calls["standin_cpu_unmeasured_calls"]
     print(
-        f"  stand-in CPU of {label}'s requests: {sum(spent.values()):.1f} s of the {standin_cpu:.1f} s "
-        f"it used (the rest: accepting connections, starting a thread each); writes {writes:.1f} s"
+        f"  stand-in CPU in moto for {label}'s calls: {sum(spent.values()):.1f} s of the {standin_cpu:.1f} s "
+        f"it used, writes {calls['standin_cpu_writes']:.1f} s (the rest: connections and threads, "
+        "parsing and writing HTTP, throttled or refused calls)"
+        + (f"; {unmeasured} calls without a figure" if unmeasured else "")
     )
     print(
         "    "
@@ -913,6 +915,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             setattr(args, name, default)
     if not 1 <= args.regions <= len(REGIONS):
         parser.error(f"--regions must be 1 to {len(REGIONS)}")
+    if args.accounts < 1:
+        parser.error("--accounts must be at least 1")
     return args
 
 

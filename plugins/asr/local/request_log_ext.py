@@ -5,10 +5,11 @@ action resolved; that is where each call is recorded as ``{service, action, acco
 region, resource}`` (the resource when a parameter names one, e.g. ``GroupId``).
 ``GET /moto-api/asr/requests`` returns the log; ``DELETE`` returns it and empties it.
 
-Each entry also gets ``cpu_seconds``: the CPU its server thread spent on the request, from
-reading it to writing the answer. moto runs on one core (it holds the GIL), so this says
-where a benchmark's stand-in time goes, call by call. werkzeug closes every connection after
-one answer, so one handled connection is one request.
+Each entry also gets ``cpu_seconds``: the CPU its server thread spent in moto on the
+request (routing, the backend's work, building the answer), set before the answer leaves,
+so whoever reads the log after a call finds it. moto runs on one core (it holds the GIL),
+so this says where a benchmark's stand-in time goes, call by call; parsing the request's
+headers and writing the answer to the socket are not in it.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.moto_api._internal import urls as moto_api_urls
-from werkzeug.serving import WSGIRequestHandler
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
 READ_PREFIXES = (
     "Describe",
@@ -84,12 +86,15 @@ def _recording(original: Any) -> Any:
     return record
 
 
-def _timing(handle: Any) -> Any:
-    def timed(self: WSGIRequestHandler) -> None:
+WsgiApp = Callable[[DomainDispatcherApplication, dict[str, Any], Any], Any]
+
+
+def _timing(app: WsgiApp) -> WsgiApp:
+    def timed(self: DomainDispatcherApplication, environ: dict[str, Any], start_response: Any) -> Any:
         _SERVING.entry = None
         started = time.thread_time()
         try:
-            handle(self)
+            return app(self, environ, start_response)  # the answer, built; werkzeug writes it after
         finally:
             entry = _SERVING.entry
             if entry is not None:
@@ -108,7 +113,7 @@ def requests_response(request: Any, full_url: str, headers: Any) -> tuple[int, d
 
 
 def install() -> None:
-    WSGIRequestHandler.handle = _timing(WSGIRequestHandler.handle)  # type: ignore[method-assign]
+    DomainDispatcherApplication.__call__ = _timing(DomainDispatcherApplication.__call__)  # type: ignore[method-assign]
     ActionAuthenticatorMixin._authenticate_and_authorize_action = _recording(  # type: ignore[method-assign]
         ActionAuthenticatorMixin._authenticate_and_authorize_action
     )
