@@ -78,6 +78,35 @@ def test_two_runs_breaking_one_stale_claim_keep_the_claim_made_first(tmp_path: P
     assert json.loads((tmp_path / name).read_text())["owner"] == "asr_sweep/a"
 
 
+def test_local_breakers_of_a_stale_claim_take_turns(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """While one run judges a stale claim under the lock, another waits for it; by its turn
+    the claim is gone."""
+    from asr import claims as module
+
+    name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
+    (tmp_path / name).write_text(json.dumps({"owner": "asr_sweep/dead", "time": time.time() - 7200}))
+    judging, first_in, go_on = [], threading.Event(), threading.Event()
+    real_age = module._age
+
+    def slow_age(text: str, modified: Any) -> tuple[str | None, float]:
+        judging.append(threading.current_thread().name)
+        first_in.set()
+        go_on.wait(5)
+        return real_age(text, modified)
+
+    monkeypatch.setattr(module, "_age", slow_age)
+    runs = [threading.Thread(target=module._break, args=(tmp_path / name, 3600), name=n) for n in "ab"]
+    runs[0].start()
+    assert first_in.wait(5)
+    runs[1].start()
+    time.sleep(0.5)
+    assert judging == ["a"]  # b waits for the lock
+    go_on.set()
+    for run in runs:
+        run.join(5)
+    assert judging == ["a"] and not (tmp_path / name).exists()  # b found nothing left to judge
+
+
 def test_a_claim_that_cannot_be_released_does_not_stop_the_others(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
     class Undeletable:
         def unlink(self, missing_ok: bool = False) -> None:
@@ -174,6 +203,47 @@ def test_in_s3_a_claim_made_while_another_run_breaks_a_stale_one_survives(claims
     claims.ttl = 3600
     assert claims.acquire(name, {}) == "asr_sweep/a"
     assert json.loads(claims_bucket.read_key(key, "asr-claims"))["owner"] == "asr_sweep/a"
+
+
+@pytest.mark.parametrize(
+    ("code", "raised"),
+    [
+        ("PreconditionFailed", False),  # a newer claim took its place
+        ("NoSuchKey", False),  # released or broken meanwhile
+        ("ConditionalRequestConflict", False),  # another run writes or deletes it right now
+        ("AccessDenied", True),
+    ],
+)
+def test_in_s3_only_answers_that_the_claim_changed_end_a_break_quietly(
+    claims_bucket, monkeypatch, code: str, raised: bool
+) -> None:  # type: ignore[no-untyped-def]
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from botocore.exceptions import ClientError
+
+    from asr import claims as module
+
+    class Refusing:
+        def __init__(self, client: Any) -> None:
+            self.client = client
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.client, name)
+
+        def delete_object(self, **kwargs: Any) -> Any:
+            raise ClientError({"Error": {"Code": code, "Message": code}}, "DeleteObject")
+
+    name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
+    dead = json.dumps({"owner": "asr_sweep/dead", "time": time.time() - 7200})
+    claims_bucket.load_string(dead, f"audit/claims/{name}", "asr-claims")
+    real_get_conn = S3Hook.get_conn
+    monkeypatch.setattr(S3Hook, "get_conn", lambda self: Refusing(real_get_conn(self)))
+    claims = for_run("s3://asr-claims/audit", "asr_remediate", "b", "aws_default")
+    assert claims is not None
+    if raised:
+        with pytest.raises(ClientError, match=code):
+            module._break(claims.root / name, 3600)
+    else:
+        module._break(claims.root / name, 3600)
 
 
 def test_object_stores_without_exclusive_create_have_no_claims(tmp_path: Path) -> None:

@@ -72,17 +72,22 @@ def _break(path: Any, ttl: float) -> None:
     Read, judged stale, then deleted: between the read and the delete another run may have
     broken the same claim and made its own, which must survive. In S3 the delete names the
     ETag of the very object judged stale (``If-Match``), which a newer claim does not carry.
-    In a local folder, breakers judge again under a lock, so the claim one of them has made
-    is seen fresh by the next.
+    (AWS honours that on general purpose buckets since September 2025; an S3-compatible store
+    that ignores it deletes regardless, and the race is back.) In a local folder, breakers
+    judge again under a lock, so the claim one of them has made is seen fresh by the next.
     """
     if isinstance(path, Path):
-        with open(path.parent / BREAK_LOCK, "a") as lock:
+        # flock needs no more than a read-only descriptor, so every worker that shares the
+        # folder through its group can take the lock, whoever created the file.
+        lock = os.open(path.parent / BREAK_LOCK, os.O_RDONLY | os.O_CREAT, 0o640)
+        try:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                if _age(path.read_text(), lambda: path.stat().st_mtime)[1] > ttl:
-                    path.unlink()
-            except FileNotFoundError:
-                pass
+            if _age(path.read_text(), lambda: path.stat().st_mtime)[1] > ttl:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(lock)  # and with it the lock
         return
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from botocore.exceptions import ClientError
