@@ -165,26 +165,27 @@ def test_the_events_queue_is_polled_as_configured_within_what_sqs_allows() -> No
     assert queue_polling({"ASR_EVENTS_WAIT_SECONDS": "0", "ASR_EVENTS_POLL_SECONDS": "0"}) == (0, 1)
     with pytest.raises(ConfigError, match="ASR_EVENTS_WAIT_SECONDS=21: an SQS long poll waits 20 s at most"):
         queue_polling({"ASR_EVENTS_WAIT_SECONDS": "21"})
-    with pytest.raises(ConfigError, match="ASR_EVENTS_POLL_SECONDS='-1' is not a whole number"):
-        queue_polling({"ASR_EVENTS_POLL_SECONDS": "-1"})
+    for bad in ("-1", "1.5", "²"):
+        with pytest.raises(ConfigError, match=f"ASR_EVENTS_POLL_SECONDS='{bad}' is not a whole number"):
+            queue_polling({"ASR_EVENTS_POLL_SECONDS": bad})
 
 
 @pytest.mark.parametrize(
-    ("wait", "poll", "error"),
-    [("0", "0", None), ("30", "1", "ASR_EVENTS_WAIT_SECONDS=30: an SQS long poll waits 20 s at most")],
+    ("wait", "poll", "polled"),
+    [("0", "0", (0, 1)), ("30", "1", "ASR_EVENTS_WAIT_SECONDS=30: an SQS long poll waits 20 s at most")],
 )
 def test_the_events_dag_polls_its_queue_as_configured(
-    monkeypatch: pytest.MonkeyPatch, wait: str, poll: str, error: str | None
+    monkeypatch: pytest.MonkeyPatch, wait: str, poll: str, polled: tuple[int, int] | str
 ) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
     monkeypatch.setenv("ASR_EVENTS_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/111111111111/asr-events")
     monkeypatch.setenv("ASR_EVENTS_WAIT_SECONDS", wait)
     monkeypatch.setenv("ASR_EVENTS_POLL_SECONDS", poll)
-    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags" / "asr_events.py"))
-    if error:
+    bag = DagBag(dag_folder=str(DAGS / "asr_events.py"))
+    if isinstance(polled, str):  # the DAG does not load, and says why
         [message] = bag.import_errors.values()
-        assert error in message
+        assert polled in message
         return
     sqs = bag.dags["asr_events"].schedule[0].watchers[0].trigger.trigger  # MessageQueueTrigger's SQS trigger
-    assert (sqs.wait_time_seconds, sqs.waiter_delay) == (0, 1)
+    assert (sqs.wait_time_seconds, sqs.waiter_delay) == polled

@@ -25,10 +25,11 @@ SQS_LONGEST_WAIT = 20  # seconds: ReceiveMessage's WaitTimeSeconds is 0 to 20
 
 
 def _seconds(environ: Mapping[str, str], name: str, default: int) -> int:
+    """A setting in whole seconds, 0 or more; unset or empty means ``default``."""
     text = environ.get(name, "").strip()
     if not text:
         return default
-    if not text.isdigit():
+    if not (text.isascii() and text.isdecimal()):
         raise ConfigError(f"{name}={text!r} is not a whole number of seconds")
     return int(text)
 
@@ -45,7 +46,12 @@ def queue_polling(environ: Mapping[str, str] | None = None) -> tuple[int, int]:
         raise ConfigError(
             f"ASR_EVENTS_WAIT_SECONDS={wait}: an SQS long poll waits {SQS_LONGEST_WAIT} s at most"
         )
-    return wait, max(pause, 1) if wait == 0 else pause
+    if wait == 0 and pause == 0:
+        log.warning(
+            "ASR_EVENTS_WAIT_SECONDS=0 and ASR_EVENTS_POLL_SECONDS=0 would poll SQS nonstop: pausing 1 s"
+        )
+        pause = 1
+    return wait, pause
 
 
 @dataclass
