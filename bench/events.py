@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sweep import PROJECT, AirflowApi, admin_context, free_port, product_version, save, stand_in, when
+from harness import PROJECT, AirflowApi, admin_context, free_port, product_version, save, stand_in, when
 
 from asr import local
 from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT

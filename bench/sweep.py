@@ -30,23 +30,29 @@ import functools
 import json
 import os
 import random
-import socket
-import subprocess
 import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
-import requests
+from harness import (
+    PROJECT,
+    SECURITYHUB_REGION,
+    AirflowApi,
+    admin_context,
+    free_port,
+    product_version,
+    save,
+    stand_in,
+    when,
+)
 
-import asr
 from asr import local
 from asr.actions import Action
 from asr.aws import AwsContext, Clients
@@ -61,10 +67,7 @@ from asr.report import table
 from asr.securityhub import actionable_filters, iter_findings
 from asr.store import RunStore
 
-PROJECT = Path(__file__).resolve().parents[1]
 DAG_ID = "asr_sweep"
-SECURITYHUB_REGION = "us-east-1"
-MEMBER_ROLE = "ASRMemberRole"
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2", "ca-central-1")
 # Weights of the default mix, per account-region: real fleets are mostly security groups,
 # then instances and subnets, then a little of everything else. Account-wide controls
@@ -175,13 +178,6 @@ def fleet_spec(findings: int, accounts: int, regions: int, mix: dict[str, int]) 
     ]:
         counts[control] += 1
     return FleetSpec(account_ids(accounts), REGIONS[:regions], counts, account_regional, account_wide)
-
-
-def admin_context(port: int) -> AwsContext:
-    """As the Security Hub administrator, the identity the product's Airflow connection uses."""
-    return AwsContext.from_endpoint(
-        local.endpoint_url(port), MEMBER_ROLE, SECURITYHUB_REGION, admin_role_arn=local.ADMIN_ROLE_ARN
-    )
 
 
 def seed(port: int, spec: FleetSpec, rng_seed: int, threads: int) -> tuple[float, list[dict[str, Any]]]:
@@ -412,72 +408,6 @@ class ProcessSampler:
 # -------------------------------------------------------------------------------- sweep
 
 
-class AirflowApi:
-    """The REST API of the local Airflow: triggering and polling through it instead of the
-    ``airflow`` CLI keeps a CLI process (seconds of CPU each) out of the measurement."""
-
-    def __init__(self, base_url: str, dag_id: str = DAG_ID) -> None:
-        self.base = base_url
-        self.dag_id = dag_id
-        token = requests.get(f"{base_url}/auth/token", timeout=30)
-        token.raise_for_status()
-        self.headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = requests.request(
-            method, f"{self.base}/api/v2{path}", headers=self.headers, timeout=60, **kwargs
-        )
-        if not response.ok:
-            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:500]}")
-        return response.json()
-
-    def trigger(self, run_id: str, conf: dict[str, Any]) -> None:
-        self.call(
-            "POST",
-            f"/dags/{self.dag_id}/dagRuns",
-            json={"dag_run_id": run_id, "logical_date": None, "conf": conf},
-        )
-
-    def wait(self, run_id: str, timeout: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            run = self.call("GET", f"/dags/{self.dag_id}/dagRuns/{run_id}")
-            if run["state"] in ("success", "failed"):
-                return run
-            time.sleep(1)
-        raise TimeoutError(f"{self.dag_id} {run_id} did not finish within {timeout:.0f}s")
-
-    def wait_for_parsing(self, since: datetime.datetime, timeout: float = 180) -> None:
-        """Until the dag-processor has parsed every DAG file once after ``since`` (its start).
-        A deployment parses its files when it starts, not once per run, so a run triggered
-        before that pass ends would be measured sharing the CPU with it."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            dags = self.call("GET", "/dags", params={"limit": 100})["dags"]
-            if dags and all(d["last_parsed_time"] and when(d["last_parsed_time"]) > since for d in dags):
-                return
-            time.sleep(1)
-        raise TimeoutError(f"the dag-processor did not parse every DAG file within {timeout:.0f}s")
-
-    def runs(self) -> list[dict[str, Any]]:
-        """The DAG's runs, newest first (at most 100)."""
-        page = self.call("GET", f"/dags/{self.dag_id}/dagRuns", params={"order_by": "-id", "limit": 100})
-        return page["dag_runs"]
-
-    def task_instances(self, run_id: str) -> list[dict[str, Any]]:
-        """Every task instance of the run, mapped ones one by one."""
-        found: list[dict[str, Any]] = []
-        while True:
-            page = self.call(
-                "GET",
-                f"/dags/{self.dag_id}/dagRuns/{run_id}/taskInstances",
-                params={"limit": 100, "offset": len(found)},
-            )
-            found += page["task_instances"]
-            if not page["task_instances"] or len(found) >= page["total_entries"]:
-                return found
-
-
 def stage_of(task_id: str) -> str | None:
     """The stage a task belongs to; None for the glue between stages (``select_batches``, the watcher)."""
     if task_id == "ingest":
@@ -487,10 +417,6 @@ def stage_of(task_id: str) -> str | None:
     if task_id.endswith(".fix"):
         return "remediate"
     return {"write_back": "write-back", "report": "report"}.get(task_id)
-
-
-def when(stamp: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def stage_times(instances: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -561,12 +487,6 @@ def outcomes(data_dir: Path, run_id: str) -> dict[str, Any]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def measure_sweep(
     port: int,
     home: Path,
@@ -596,7 +516,7 @@ def measure_sweep(
         with ProcessSampler() as processes:
             since = datetime.datetime.now(datetime.UTC)
             airflow.start("api-server", "scheduler", "dag-processor")
-            api = AirflowApi(airflow.api_url)
+            api = AirflowApi(airflow.api_url, DAG_ID)
             api.wait_for_parsing(since)
             startup = time.monotonic() - started
             local.served_requests(port, clear=True)
@@ -645,21 +565,6 @@ def measure_sweep(
 
 
 # ------------------------------------------------------------------------------- report
-
-
-def product_version() -> str:
-    """The commit measured (``+dirty`` with uncommitted changes), or where asr was loaded from."""
-    where = Path(asr.__file__).resolve().parents[2]
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=where, capture_output=True, text=True)
-    if head.returncode:
-        return f"asr from {where}"
-    changed = subprocess.run(
-        ["git", "status", "--porcelain", "--", "plugins", "dags", "playbooks"],
-        cwd=where,
-        capture_output=True,
-        text=True,
-    )
-    return head.stdout.strip() + ("+dirty" if changed.stdout.strip() else "")
 
 
 def print_sweep(sweep: dict[str, Any]) -> None:
@@ -918,24 +823,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.accounts < 1:
         parser.error("--accounts must be at least 1")
     return args
-
-
-def save(results: dict[str, Any], path: Path | None) -> None:
-    """The figures as JSON, where ``--json`` asked for them."""
-    if path:
-        path.write_text(json.dumps(results, indent=1))
-        print(f"Results: {path}")
-
-
-@contextmanager
-def stand_in() -> Iterator[int]:
-    """A private stand-in on a free port, stopped on exit whatever happens."""
-    port = free_port()
-    local.up(port)
-    try:
-        yield port
-    finally:
-        local.down(port)
 
 
 def main(argv: list[str] | None = None) -> int:
