@@ -29,7 +29,6 @@ import datetime
 import functools
 import json
 import os
-import random
 import sys
 import threading
 import time
@@ -61,6 +60,7 @@ from asr.local import chaos, throttling
 from asr.local import seed as seeding
 from asr.local.airflow import LocalAirflow
 from asr.local.request_log_ext import is_write
+from asr.local.seed import FLEET_REGIONS, FleetSpec, account_ids, parse_mix
 from asr.pacing import THROTTLING
 from asr.playbooks import registry
 from asr.report import table
@@ -68,22 +68,6 @@ from asr.securityhub import actionable_filters, iter_findings
 from asr.store import RunStore
 
 DAG_ID = "asr_sweep"
-REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2", "ca-central-1")
-# Weights of the default mix, per account-region: real fleets are mostly security groups,
-# then instances and subnets, then a little of everything else. Account-wide controls
-# (EC2.7 per region, S3.1 per account) are added once each, whatever N.
-DEFAULT_MIX = {
-    "EC2.19": 28,
-    "EC2.13": 20,
-    "EC2.18": 14,
-    "EC2.2": 4,
-    "EC2.8": 16,
-    "EC2.15": 10,
-    "S3.4": 4,
-    "S3.5": 2,
-    "EC2.7": 0,
-    "S3.1": 0,
-}
 # Controls whose fix is one EC2 write per resource, so N findings need exactly N writes.
 ONE_WRITE_CONTROLS = ("EC2.13", "EC2.18", "EC2.19")
 THROTTLE_BURST, THROTTLE_RATE = 200, 5.0
@@ -91,93 +75,17 @@ STAGES = ("ingest", "plan", "remediate", "write-back", "report")
 RAN = ("success", "failed")  # task instances that ran; skipped ones also get start and end dates
 
 
-# ---------------------------------------------------------------------------------- fleet
-
-
-@dataclass(frozen=True)
-class FleetSpec:
-    """How many resources of which control in each account-region: the same every seeding."""
-
-    accounts: tuple[str, ...]
-    regions: tuple[str, ...]
-    regional: dict[str, int]  # regional controls: resources over the whole fleet
-    account_regional: tuple[str, ...]  # one per account-region
-    account_wide: tuple[str, ...]  # one per account, in the first region
-
-    def per_cell(self) -> list[dict[str, int]]:
-        """Each regional control's resources per account-region, as even as they divide; the
-        few left over land in different account-regions for each control."""
-        cells = len(self.accounts) * len(self.regions)
-        counts: list[dict[str, int]] = [{} for _ in range(cells)]
-        offset = 0
-        for control, total in self.regional.items():
-            share, left = divmod(total, cells)
-            for cell in range(cells):
-                counts[cell][control] = share + ((cell - offset) % cells < left)
-            offset += left
-        return counts
-
-    def jobs(self) -> list[tuple[str, str, str, int]]:
-        """(control, account, region, count): what seeding creates, in a stable order."""
-        jobs = []
-        where = [(account, region) for account in self.accounts for region in self.regions]
-        for (account, region), regional in zip(where, self.per_cell(), strict=True):
-            counts = regional | dict.fromkeys(self.account_regional, 1)
-            if region == self.regions[0]:
-                counts |= dict.fromkeys(self.account_wide, 1)
-            jobs += [(c, account, region, n) for c, n in counts.items() if n]
-        return jobs
-
-    @property
-    def total(self) -> int:
-        return sum(n for *_, n in self.jobs())
-
-
-def account_ids(count: int) -> tuple[str, ...]:
-    """The stand-in's member account first, then 222222222001, 222222222002, ..."""
-    return (local.MEMBER_ACCOUNT, *(f"{local.MEMBER_ACCOUNT[:-3]}{i:03d}" for i in range(1, count)))
-
-
-def parse_mix(text: str | None) -> dict[str, int]:
-    """``EC2.19:28,EC2.13:20,EC2.7``: a weight per regional control (default 1)."""
-    if not text:
-        return dict(DEFAULT_MIX)
-    mix = {}
-    for item in text.split(","):
-        control, _, weight = item.strip().partition(":")
-        mix[control] = int(weight or 1)
-    return mix
-
-
-def fleet_spec(findings: int, accounts: int, regions: int, mix: dict[str, int]) -> FleetSpec:
-    """Exactly ``findings``: one per account-regional or account-wide control where it applies,
-    the rest shared by the mix's weights (largest remainder) and spread over the account-regions."""
-    playbooks = registry()
-    scopes = {}
-    for control in mix:
-        playbook = playbooks.for_control(control)
-        if playbook is None or control not in seeding.SEEDERS:
-            raise SystemExit(f"no playbook or no seeder for control {control}")
-        scopes[control] = playbook.scope
-    account_regional = tuple(c for c in mix if scopes[c] == "account-regional")
-    account_wide = tuple(c for c in mix if scopes[c] == "account")
-    weights = {c: w for c, w in mix.items() if scopes[c] in ("regional", "global") and w > 0}
-    budget = findings - accounts * (regions * len(account_regional) + len(account_wide))
-    if budget < 0:
-        raise SystemExit(
-            f"{findings} findings are too few for {accounts} accounts x {regions} regions: the mix's "
-            f"account-wide and account-regional controls alone make {findings - budget}"
+def fleet(args: argparse.Namespace, default_mix: str | None = None) -> FleetSpec:
+    """The fleet the options ask for: ``--findings`` over ``--accounts`` x ``--regions``."""
+    try:
+        return seeding.fleet_spec(
+            args.findings,
+            account_ids(args.accounts),
+            FLEET_REGIONS[: args.regions],
+            parse_mix(args.controls or default_mix),
         )
-    if budget and not weights:
-        raise SystemExit(f"the mix has no regional control to make up {findings} findings")
-    total = sum(weights.values())
-    exact = {c: budget * w / total for c, w in weights.items()}
-    counts = {c: int(v) for c, v in exact.items()}
-    for control in sorted(exact, key=lambda c: exact[c] - counts[c], reverse=True)[
-        : budget - sum(counts.values())
-    ]:
-        counts[control] += 1
-    return FleetSpec(account_ids(accounts), REGIONS[:regions], counts, account_regional, account_wide)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def seed(port: int, spec: FleetSpec, rng_seed: int, threads: int) -> tuple[float, list[dict[str, Any]]]:
@@ -185,24 +93,7 @@ def seed(port: int, spec: FleetSpec, rng_seed: int, threads: int) -> tuple[float
     started = time.monotonic()
     local.reset(port)
     aws = admin_context(port)
-
-    # One thread per account: moto is not thread-safe within one backend (two creates at once
-    # can fail with "dictionary changed size during iteration"), and S3 and IAM span regions.
-    by_account: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
-    for control, account, region, count in spec.jobs():
-        by_account[account].append((control, region, count))
-
-    def one_account(account: str) -> list[seeding.Seeded]:
-        return [
-            seeding.seed_one(aws, control, account, region, n)
-            for control, region, count in by_account[account]
-            for n in range(count)
-        ]
-
-    with ThreadPoolExecutor(threads) as pool:
-        seeded = [s for made in pool.map(one_account, list(by_account)) for s in made]
-    findings = [seeding.finding(s) for s in seeded]
-    random.Random(rng_seed).shuffle(findings)  # Security Hub does not hand them out grouped
+    findings = seeding.seed_spec(aws, spec, rng_seed, threads)
     seeding.import_findings(aws.admin_client("securityhub", SECURITYHUB_REGION), findings)
     local.served_requests(port, clear=True)
     return time.monotonic() - started, findings
@@ -609,7 +500,7 @@ def print_sweep(sweep: dict[str, Any]) -> None:
 
 
 def run_default(args: argparse.Namespace, port: int, home: Path, results: dict[str, Any]) -> None:
-    spec = fleet_spec(args.findings, args.accounts, args.regions, parse_mix(args.controls))
+    spec = fleet(args)
     results["fleet"] = {
         "findings": spec.total,
         "accounts": list(spec.accounts),
@@ -676,7 +567,7 @@ def run_throttle(args: argparse.Namespace, port: int, home: Path, results: dict[
     mix = parse_mix(args.controls or "EC2.19")
     if len(mix) != 1 or next(iter(mix)) not in ONE_WRITE_CONTROLS:
         raise SystemExit(f"--throttle takes one control of {', '.join(ONE_WRITE_CONTROLS)} (one write each)")
-    spec = fleet_spec(args.findings, args.accounts, args.regions, mix)
+    spec = fleet(args, "EC2.19")
     seconds, findings = seed(port, spec, args.seed, args.seed_threads)
     writes_needed = len(findings)
     bound = max(0, writes_needed - THROTTLE_BURST) / THROTTLE_RATE
@@ -733,7 +624,7 @@ def run_chaos(args: argparse.Namespace, port: int, home: Path, results: dict[str
     tasks' processes killed once the first changes are recorded. Then the chaos account:
     every finding RESOLVED or NOTIFIED with a reason, nothing changed twice, nothing
     missing from the report or the audit journal."""
-    spec = fleet_spec(args.findings, args.accounts, args.regions, parse_mix(args.controls or "EC2.19"))
+    spec = fleet(args, "EC2.19")
     seconds, findings = seed(port, spec, args.seed, args.seed_threads)
     denied = spec.accounts[-1]
     results["fleet"] = {"findings": len(findings), "accounts": list(spec.accounts), "denied": denied}
@@ -792,7 +683,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--accounts", type=int, help="accounts (default 10; --throttle: 1)")
     parser.add_argument(
-        "--regions", type=int, help=f"regions, at most {len(REGIONS)} (default 2; --throttle: 1)"
+        "--regions", type=int, help=f"regions, at most {len(FLEET_REGIONS)} (default 2; --throttle: 1)"
     )
     parser.add_argument("--controls", help="CONTROL[:WEIGHT],... (default: a mix weighted like real fleets)")
     parser.add_argument("--batch-size", type=int, help="the run's batch size (default: the product's)")
@@ -818,8 +709,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name, default in zip(("findings", "accounts", "regions"), defaults, strict=True):
         if getattr(args, name) is None:
             setattr(args, name, default)
-    if not 1 <= args.regions <= len(REGIONS):
-        parser.error(f"--regions must be 1 to {len(REGIONS)}")
+    if not 1 <= args.regions <= len(FLEET_REGIONS):
+        parser.error(f"--regions must be 1 to {len(FLEET_REGIONS)}")
     if args.accounts < 1:
         parser.error("--accounts must be at least 1")
     return args

@@ -41,6 +41,26 @@ def seed(args: argparse.Namespace) -> None:
     if args.reset:
         local.reset()
     aws = local_context(args.securityhub_region)
+    securityhub = aws.admin_client("securityhub", args.securityhub_region)
+    if args.findings:
+        try:
+            spec = seeding.fleet_spec(
+                args.findings,
+                args.accounts or seeding.account_ids(args.account_count),
+                args.regions or seeding.FLEET_REGIONS[:1],
+                seeding.parse_mix(args.controls),
+            )
+        except ValueError as exc:
+            raise SystemExit(f"asr local seed: {exc}") from None
+        findings = seeding.seed_spec(aws, spec, args.seed, args.threads)
+        imported = seeding.import_findings(securityhub, findings)
+        print(
+            f"seeded {spec.total} misconfigured resources over {len(spec.accounts)} accounts x "
+            f"{len(spec.regions)} regions ({', '.join(f'{c} {n}' for c, n in spec.regional.items())}, "
+            f"plus {', '.join(spec.account_regional + spec.account_wide) or 'nothing'} per account or "
+            f"account-region); imported {imported} findings"
+        )
+        return
     if args.accounts or args.regions or args.controls or args.count:
         seeded = seeding.seed_fleet(
             aws,
@@ -51,7 +71,6 @@ def seed(args: argparse.Namespace) -> None:
         )
     else:
         seeded = seeding.seed_scenarios(aws)
-    securityhub = aws.admin_client("securityhub", args.securityhub_region)
     imported = seeding.import_findings(securityhub, [seeding.finding(s) for s in seeded])
     print(f"seeded {len(seeded)} misconfigured resources; imported {imported} findings")
 
@@ -175,8 +194,23 @@ def build_parser() -> argparse.ArgumentParser:
     local_parser.add_argument("action", choices=["up", "down", "seed"])
     local_parser.add_argument("--accounts", type=_csv, default=[], help="comma-separated account ids")
     local_parser.add_argument("--regions", type=_csv, default=[], help="comma-separated regions")
-    local_parser.add_argument("--controls", type=_csv, default=[], help="comma-separated control ids")
+    local_parser.add_argument(
+        "--controls",
+        type=_csv,
+        default=[],
+        help="comma-separated control ids; with --findings, CONTROL[:WEIGHT] (default: a realistic mix)",
+    )
     local_parser.add_argument("--count", type=int, default=0, help="resources per control, account, region")
+    local_parser.add_argument(
+        "--findings", type=int, default=0, help="a fleet of exactly this many, mixed and spread (e.g. 10000)"
+    )
+    local_parser.add_argument(
+        "--account-count", type=int, default=1, help="with --findings and no --accounts: this many accounts"
+    )
+    local_parser.add_argument("--seed", type=int, default=1, help="with --findings: the findings' order")
+    local_parser.add_argument(
+        "--threads", type=int, default=4, help="with --findings: accounts seeded at once"
+    )
     local_parser.add_argument("--securityhub-region", default="us-east-1")
     local_parser.add_argument("--reset", action="store_true", help="forget everything first")
     local_parser.set_defaults(func=cmd_local)

@@ -2,14 +2,20 @@
 
 The seeders (``asr.local.seeders``) make one misconfiguration each; this module builds
 fleets from them and turns each into a control finding in the shape Security Hub writes
-it. The default fleet is the seed scenarios of the README.
+it. The default fleet is the seed scenarios of the README; ``fleet_spec`` and
+``seed_spec`` make a fleet of exactly N findings in a mix of controls weighted like real
+fleets, over many accounts and regions (``asr local seed --findings``, the benchmarks).
 """
 
 from __future__ import annotations
 
 import datetime
+import random
 import uuid
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from asr.aws import AwsContext
@@ -60,6 +66,140 @@ def seed_fleet(
                 times = 1 if scope == "account-regional" else count
                 seeded += [seed_one(aws, control, account, region, n) for n in range(times)]
     return seeded
+
+
+FLEET_REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2", "ca-central-1")
+# Weights of the default mix, per account-region: real fleets are mostly security groups,
+# then instances and subnets, then a little of everything else. Account-wide controls
+# (EC2.7 per region, S3.1 per account) are added once each, whatever N.
+DEFAULT_MIX = {
+    "EC2.19": 28,
+    "EC2.13": 20,
+    "EC2.18": 14,
+    "EC2.2": 4,
+    "EC2.8": 16,
+    "EC2.15": 10,
+    "S3.4": 4,
+    "S3.5": 2,
+    "EC2.7": 0,
+    "S3.1": 0,
+}
+
+
+@dataclass(frozen=True)
+class FleetSpec:
+    """How many resources of which control in each account-region: the same every seeding."""
+
+    accounts: tuple[str, ...]
+    regions: tuple[str, ...]
+    regional: dict[str, int]  # regional controls: resources over the whole fleet
+    account_regional: tuple[str, ...]  # one per account-region
+    account_wide: tuple[str, ...]  # one per account, in the first region
+
+    def per_cell(self) -> list[dict[str, int]]:
+        """Each regional control's resources per account-region, as even as they divide; the
+        few left over land in different account-regions for each control."""
+        cells = len(self.accounts) * len(self.regions)
+        counts: list[dict[str, int]] = [{} for _ in range(cells)]
+        offset = 0
+        for control, total in self.regional.items():
+            share, left = divmod(total, cells)
+            for cell in range(cells):
+                counts[cell][control] = share + ((cell - offset) % cells < left)
+            offset += left
+        return counts
+
+    def jobs(self) -> list[tuple[str, str, str, int]]:
+        """(control, account, region, count): what seeding creates, in a stable order."""
+        jobs = []
+        where = [(account, region) for account in self.accounts for region in self.regions]
+        for (account, region), regional in zip(where, self.per_cell(), strict=True):
+            counts = regional | dict.fromkeys(self.account_regional, 1)
+            if region == self.regions[0]:
+                counts |= dict.fromkeys(self.account_wide, 1)
+            jobs += [(c, account, region, n) for c, n in counts.items() if n]
+        return jobs
+
+    @property
+    def total(self) -> int:
+        return sum(n for *_, n in self.jobs())
+
+
+def account_ids(count: int) -> tuple[str, ...]:
+    """The stand-in's member account first, then 222222222001, 222222222002, ..."""
+    return (MEMBER_ACCOUNT, *(f"{MEMBER_ACCOUNT[:-3]}{i:03d}" for i in range(1, count)))
+
+
+def parse_mix(text: str | Iterable[str] | None) -> dict[str, int]:
+    """``EC2.19:28,EC2.13:20,EC2.7`` (or those items as a list): a weight per control
+    (default 1); nothing means ``DEFAULT_MIX``."""
+    items = text.split(",") if isinstance(text, str) else list(text or [])
+    mix = {}
+    for item in filter(None, (i.strip() for i in items)):
+        control, _, weight = item.partition(":")
+        if weight and not weight.isdecimal():
+            raise ValueError(f"mix item {item!r}: the weight after ':' must be a whole number")
+        mix[control] = int(weight or 1)
+    return mix or dict(DEFAULT_MIX)
+
+
+def fleet_spec(
+    findings: int, accounts: Sequence[str], regions: Sequence[str], mix: dict[str, int]
+) -> FleetSpec:
+    """Exactly ``findings``: one per account-regional or account-wide control where it applies,
+    the rest shared by the mix's weights (largest remainder) and spread over the account-regions."""
+    if not accounts or not regions:
+        raise ValueError("a fleet needs at least one account and one region")
+    scopes = {}
+    for control in mix:
+        playbook = registry().for_control(control)
+        if playbook is None or control not in SEEDERS:
+            raise ValueError(
+                f"no playbook or no seeder for control {control} (seeders: {', '.join(sorted(SEEDERS))})"
+            )
+        scopes[control] = playbook.scope
+    account_regional = tuple(c for c in mix if scopes[c] == "account-regional")
+    account_wide = tuple(c for c in mix if scopes[c] == "account")
+    weights = {c: w for c, w in mix.items() if scopes[c] in ("regional", "global") and w > 0}
+    budget = findings - len(accounts) * (len(regions) * len(account_regional) + len(account_wide))
+    if budget < 0:
+        raise ValueError(
+            f"{findings} findings are too few for {len(accounts)} accounts x {len(regions)} regions: "
+            f"the mix's account-wide and account-regional controls alone make {findings - budget}"
+        )
+    if budget and not weights:
+        raise ValueError(f"the mix has no regional control to make up {findings} findings")
+    total = sum(weights.values())
+    exact = {c: budget * w / total for c, w in weights.items()}
+    counts = {c: int(v) for c, v in exact.items()}
+    for control in sorted(exact, key=lambda c: exact[c] - counts[c], reverse=True)[
+        : budget - sum(counts.values())
+    ]:
+        counts[control] += 1
+    return FleetSpec(tuple(accounts), tuple(regions), counts, account_regional, account_wide)
+
+
+def seed_spec(aws: AwsContext, spec: FleetSpec, rng_seed: int = 1, threads: int = 4) -> list[dict[str, Any]]:
+    """Make the fleet's resources and return their findings, in an order ``rng_seed`` fixes
+    (Security Hub does not hand findings out grouped by control or account)."""
+    # One thread per account: moto is not thread-safe within one backend (two creates at once
+    # can fail with "dictionary changed size during iteration"), and S3 and IAM span regions.
+    by_account: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
+    for control, account, region, count in spec.jobs():
+        by_account[account].append((control, region, count))
+
+    def one_account(account: str) -> list[Seeded]:
+        return [
+            seed_one(aws, control, account, region, n)
+            for control, region, count in by_account[account]
+            for n in range(count)
+        ]
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        seeded = [s for made in pool.map(one_account, list(by_account)) for s in made]
+    findings = [finding(s) for s in seeded]
+    random.Random(rng_seed).shuffle(findings)
+    return findings
 
 
 def _standard_fields(seeded: Seeded, standard: str, standard_control: str) -> dict[str, Any]:

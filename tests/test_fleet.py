@@ -1,0 +1,105 @@
+"""The fleet generator: exactly N findings in a realistic mix, over many accounts and regions."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from asr import cli
+from asr.local import MEMBER_ACCOUNT
+from asr.local.seed import DEFAULT_MIX, FLEET_REGIONS, account_ids, fleet_spec, parse_mix, seed_spec
+from asr.securityhub import iter_findings
+
+
+@pytest.mark.parametrize(
+    ("findings", "accounts", "regions"), [(10_000, 10, 2), (4_000, 10, 2), (1_000, 3, 1), (61, 2, 2)]
+)
+def test_a_fleet_has_exactly_the_findings_asked_for_spread_evenly(
+    findings: int, accounts: int, regions: int
+) -> None:
+    spec = fleet_spec(findings, account_ids(accounts), FLEET_REGIONS[:regions], dict(DEFAULT_MIX))
+    assert spec.total == findings
+    cells = spec.per_cell()
+    assert len(cells) == accounts * regions
+    for control, total in spec.regional.items():
+        counts = [cell[control] for cell in cells]
+        assert sum(counts) == total and max(counts) - min(counts) <= 1, (control, counts)
+    jobs = spec.jobs()
+    assert {(c, a) for c, a, _, _ in jobs if c == "S3.1"} == {("S3.1", a) for a in spec.accounts}
+    assert sum(1 for c, *_ in jobs if c == "EC2.7") == accounts * regions
+
+
+def test_the_mix_weights_the_controls() -> None:
+    spec = fleet_spec(1_000, account_ids(1), FLEET_REGIONS[:1], parse_mix("EC2.19:3,EC2.13:1,EC2.7"))
+    assert spec.regional == {"EC2.19": 749, "EC2.13": 250}
+    assert spec.account_regional == ("EC2.7",)
+    assert parse_mix(["EC2.19:28", "EC2.13"]) == {"EC2.19": 28, "EC2.13": 1}
+    assert parse_mix(None) == DEFAULT_MIX
+
+
+@pytest.mark.parametrize(
+    ("findings", "mix", "error"),
+    [
+        (10, dict(DEFAULT_MIX), "10 findings are too few for 10 accounts x 2 regions"),
+        (100, {"EC2.7": 1}, "the mix has no regional control to make up 100 findings"),
+        (100, {"XYZ.1": 1}, "no playbook or no seeder for control XYZ.1"),
+    ],
+)
+def test_a_fleet_that_cannot_be_made_says_why(findings: int, mix: dict[str, int], error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        fleet_spec(findings, account_ids(10), FLEET_REGIONS[:2], mix)
+    with pytest.raises(ValueError, match="the weight after ':' must be a whole number"):
+        parse_mix("EC2.19:many")
+
+
+def _where(findings: list[dict]) -> list[tuple[str, str, str]]:
+    return [(f["Compliance"]["SecurityControlId"], f["AwsAccountId"], f["Region"]) for f in findings]
+
+
+def test_seeding_the_same_fleet_with_the_same_seed_gives_the_same_findings_in_the_same_order(aws) -> None:  # type: ignore[no-untyped-def]
+    from asr import local
+
+    spec = fleet_spec(40, account_ids(2), FLEET_REGIONS[:2], parse_mix("EC2.19:2,EC2.13:1,EC2.7"))
+    first = _where(seed_spec(aws, spec, rng_seed=7))
+    local.reset()
+    again = _where(seed_spec(aws, spec, rng_seed=7))
+    local.reset()
+    other = _where(seed_spec(aws, spec, rng_seed=8))
+    assert first == again and sorted(first) == sorted(other) and first != other
+    assert len(first) == 40
+
+
+def test_asr_local_seed_makes_a_mixed_fleet_of_exactly_n_findings(aws, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert (
+        cli.main(
+            [
+                "local",
+                "seed",
+                "--findings",
+                "60",
+                "--account-count",
+                "2",
+                "--regions",
+                "us-east-1,us-west-2",
+                "--controls",
+                "EC2.19:2,EC2.13:1,EC2.7,S3.1",
+            ]
+        )
+        == 0
+    )
+    assert "seeded 60 misconfigured resources over 2 accounts x 2 regions" in capsys.readouterr().out
+    securityhub = aws.admin_client("securityhub", "us-east-1")
+    found = list(iter_findings(securityhub, [{}]))
+    assert len(found) == 60
+    by_control = Counter(f["Compliance"]["SecurityControlId"] for f in found)
+    assert by_control == {"EC2.19": 36, "EC2.13": 18, "EC2.7": 4, "S3.1": 2}  # 54 regional, 2:1
+    assert {f["AwsAccountId"] for f in found} == {MEMBER_ACCOUNT, account_ids(2)[1]}
+    assert {f["Region"] for f in found} == {"us-east-1", "us-west-2"}
+
+
+def test_asr_local_seed_refuses_a_fleet_it_cannot_make(aws) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit, match="asr local seed: 3 findings are too few"):
+        cli.main(
+            ["local", "seed", "--findings", "3", "--account-count", "2", "--controls", "EC2.19,EC2.7,S3.1"]
+        )
