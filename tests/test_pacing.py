@@ -190,3 +190,30 @@ def test_with_pacing_an_account_region_gets_no_more_batches_than_can_run_at_once
     assert {b["rate_share"] for b in paced} == {4}
     unpaced = plan(store, registry(), Settings(batch_size=50, rate_limits="off"), 4)
     assert len(unpaced) == 20
+
+
+def test_with_pacing_a_batch_gets_a_part_of_the_budget_as_large_as_its_work(tmp_path: Path) -> None:
+    """300 findings in one account-region make a batch of 250 and one of 50: split evenly, the
+    big one would pace 250 writes on half the budget while the small one's half lay idle."""
+    store = _store_with(tmp_path, _rows("EC2.19", "111111111111", REGION, 300))
+    paced = plan(store, registry(), Settings(batch_size=250), 4)
+    assert [(b["count"], b["rate_share"]) for b in paced] == [(250, 1.2), (50, 6.0)]
+
+
+@pytest.mark.parametrize("parallel", [1, 2, 3, 5, 8])
+def test_batches_that_can_run_at_once_never_share_out_more_than_the_budget(parallel: int) -> None:
+    from itertools import combinations
+
+    from asr.sweep import _rate_shares
+
+    here, there = ("1", "us-east-1", "ec2"), ("2", "us-east-1", "ec2")
+    places = [Counter({here: n}) for n in (100, 90, 10, 10, 10)] + [Counter({here: 5, there: 50})]
+    places.append(Counter({there: 20}))
+    shares = _rate_shares(places, parallel)
+    for key in (here, there):
+        spending = [i for i, place in enumerate(places) if key in place]
+        for size in range(1, parallel + 1):
+            for together in combinations(spending, min(size, len(spending))):
+                assert sum(1 / shares[i] for i in together) <= 1 + 1e-9, (key, together, shares)
+    if parallel >= len(places):
+        assert shares[0] == pytest.approx(225 / 100)  # all run at once: 100 of the 225 there

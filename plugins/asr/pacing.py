@@ -136,9 +136,9 @@ class RateBudget:
     ``HEADROOM`` of the rate: the service's clock is not ours, and requests sent evenly
     arrive bunched."""
 
-    def __init__(self, limits: dict[str, tuple[float, float]], share: int = 1) -> None:
+    def __init__(self, limits: dict[str, tuple[float, float]], share: float = 1) -> None:
         self.limits = limits
-        self.share = max(1, share)
+        self.share = max(1.0, share)
         self._buckets: dict[tuple[str, str, str], TokenBucket | None] = {}
         self._lock = threading.Lock()
 

@@ -107,7 +107,8 @@ def plan(
     the API budget, not the task count, bounds the speed: a playbook then gets no more
     batches than ``parallel`` fix tasks can run at once, since a batch waiting for a slot
     would start with a fresh budget the ones before it have already spent. Each batch says
-    how many batches share its account-regions' budget (``rate_share``).
+    what part of its account-regions' budget it may spend (``rate_share``: the budget is
+    divided by it; see ``_rate_shares``).
     """
     rows_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in store.read_lines(RECORDS):
@@ -123,13 +124,11 @@ def plan(
         size = max(size, -(-len(rows) // settings.max_map_length))
         batches += [(playbook_id, chunk) for chunk in chunks(rows, size)]
 
-    budget_users: Counter[tuple[str, str, str]] = Counter()
     places = [_budget_places(playbooks, playbook_id, chunk) for playbook_id, chunk in batches]
-    for place in places:
-        budget_users.update(place)
+    shares = _rate_shares(places, max(1, parallel))
     numbers: Counter[str] = Counter()
     refs: list[dict[str, Any]] = []
-    for (playbook_id, chunk), place in zip(batches, places, strict=True):
+    for (playbook_id, chunk), share in zip(batches, shares, strict=True):
         first = chunk[0]
         batch_id = f"{playbook_id}-{first['account_id']}-{first['region']}-{numbers[playbook_id]:04d}"
         numbers[playbook_id] += 1
@@ -140,7 +139,7 @@ def plan(
                 "playbook": playbook_id,
                 "count": len(chunk),
                 "targets": sorted({f"{r['account_id']}/{r['region']}" for r in chunk}),
-                "rate_share": min(max(1, parallel), max(budget_users[p] for p in place)),
+                "rate_share": share,
             }
         )
     return refs
@@ -148,10 +147,37 @@ def plan(
 
 def _budget_places(
     playbooks: PlaybookRegistry, playbook_id: str, rows: list[dict[str, Any]]
-) -> set[tuple[str, str, str]]:
-    """The (account, region, service) budgets a batch spends."""
+) -> Counter[tuple[str, str, str]]:
+    """The (account, region, service) budgets a batch spends, with how many resources each."""
     service = get_action(playbooks.playbooks[playbook_id].action).service
-    return {(r["account_id"], r["region"], service) for r in rows}
+    return Counter((r["account_id"], r["region"], service) for r in rows)
+
+
+def _rate_shares(places: list[Counter[tuple[str, str, str]]], parallel: int) -> list[float]:
+    """What each batch divides its budgets by, so that the batches that can run at once never
+    spend more than a budget holds, and each gets a part as large as its work there.
+
+    In each budget a batch's part is its resources over theirs plus those of the largest
+    ``parallel - 1`` other batches in it: at most ``parallel`` run at once, and however
+    they are picked, their parts add up to no more than the whole. An even split would
+    leave a big batch beside a small one pacing half its work at half the rate while the
+    small one's half lies idle. A batch that spends several budgets takes its smallest part.
+    """
+    users: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    for place in places:
+        for key, count in place.items():
+            users[key].append(count)
+    for counts in users.values():
+        counts.sort(reverse=True)
+    shares = []
+    for place in places:
+        share = 1.0
+        for key, count in place.items():
+            others = list(users[key])
+            others.remove(count)
+            share = max(share, (count + sum(others[: parallel - 1])) / count)
+        shares.append(share)
+    return shares
 
 
 def remediate(

@@ -50,7 +50,7 @@ def run_context(context: Any = None) -> tuple[Settings, Any, str]:
     return settings, store, run_id
 
 
-def aws_context(settings: Settings, rate_share: int = 1) -> Any:
+def aws_context(settings: Settings, rate_share: float = 1) -> Any:
     """The run's AWS access, its clients paced at ``1/rate_share`` of the configured budget."""
     from asr.aws import AwsContext
     from asr.pacing import RateBudget, parse_limits
