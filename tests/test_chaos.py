@@ -9,6 +9,7 @@ be in the report, and every change in the audit journal.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ def test_every_finding_ends_with_a_reason_and_nothing_is_changed_twice(aws, tmp_
             airflow.prepare(DAG_ID)
             airflow.start("api-server", "scheduler", "dag-processor")
             airflow.trigger(DAG_ID, run_id)
-            killed = chaos.kill_fix_mid_batch(data_dir / "audit")
+            killed = chaos.kill_fix_mid_batch(data_dir / "audit", airflow.pids["scheduler"])
             run = airflow.wait(DAG_ID, run_id, timeout=600)
         stats = throttling.stats()
     finally:
@@ -80,3 +81,36 @@ def test_every_finding_ends_with_a_reason_and_nothing_is_changed_twice(aws, tmp_
     ]
     assert Counter("cannot assume" in n for n in notes)[True] == 3
     assert Counter("excluded" in n for n in notes)[True] == 1
+
+
+def test_the_killer_spares_the_tasks_of_another_airflow(tmp_path: Path) -> None:
+    """Two runs on one machine (a test run beside a benchmark): chaos kills its own tasks only."""
+    import subprocess
+
+    import psutil
+
+    audit = tmp_path / "audit"
+    audit.mkdir()
+    (audit / "asr_sweep.chaos.EC2.19-0000.try1.jsonl").write_text('{"event": "intent"}\n' * 4)
+    name = "airflow worker -- 01234567-89ab-cdef-0123-456789abcdef"
+    # Two "schedulers", each with a task process under it.
+    mine, theirs = (subprocess.Popen(["bash", "-c", f'(exec -a "{name}" sleep 60) & wait']) for _ in "ab")
+
+    def task_of(scheduler: subprocess.Popen[bytes]) -> int:
+        for _ in range(100):  # until the subshell has become the task process
+            children = psutil.Process(scheduler.pid).children()
+            if children and children[0].cmdline()[:1] == [name]:
+                return children[0].pid
+            time.sleep(0.05)
+        raise TimeoutError("the fake task process did not start")
+
+    try:
+        my_task, their_task = task_of(mine), task_of(theirs)
+        assert chaos.kill_fix_mid_batch(audit, mine.pid, timeout=10) == [my_task]
+        assert psutil.Process(their_task).is_running()
+    finally:
+        for scheduler in (mine, theirs):
+            for child in psutil.Process(scheduler.pid).children() if scheduler.poll() is None else []:
+                child.kill()
+            scheduler.kill()
+            scheduler.wait()

@@ -61,6 +61,7 @@ class LocalAirflow:
             **(environment or {}),
         }
         self._stack = ExitStack()
+        self.pids: dict[str, int] = {}  # of the components started, e.g. "scheduler"
 
     def cli(self, *args: str) -> str:
         done = subprocess.run(
@@ -99,6 +100,7 @@ class LocalAirflow:
                 start_new_session=True,
             )
             self._stack.callback(_stop, proc)
+            self.pids[component] = proc.pid
             if component == "api-server":
                 self._wait_for_api(proc)
 

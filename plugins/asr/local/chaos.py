@@ -33,23 +33,31 @@ def intents_in_first_tries(audit_dir: Path) -> int:
     return sum(path.read_text().count('"event": "intent"') for path in audit_dir.rglob("*try1.jsonl"))
 
 
-def kill_fix_mid_batch(audit_dir: Path, after_intents: int = 4, timeout: float = 600) -> list[int]:
+def kill_fix_mid_batch(
+    audit_dir: Path, scheduler_pid: int, after_intents: int = 4, timeout: float = 600
+) -> list[int]:
     """Once first tries have recorded ``after_intents`` changes, SIGKILL the running task
-    processes (fix tasks, by then: ingest and plan are done, write-back waits for them)."""
+    processes under the scheduler ``scheduler_pid`` (fix tasks, by then: ingest and plan are
+    done, write-back waits for them). Only those: another Airflow on the machine (a second
+    test run, a benchmark) keeps its tasks."""
+    scheduler = psutil.Process(scheduler_pid)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if intents_in_first_tries(audit_dir) >= after_intents:
-            victims = [
-                p
-                for p in psutil.process_iter(["cmdline"])
-                if TASK_PROCESS.match(" ".join(p.info["cmdline"] or []).strip())
-            ]
+            victims = [p for p in scheduler.children(recursive=True) if _is_task_process(p)]
             for process in victims:
                 process.send_signal(signal.SIGKILL)
             if victims:
                 return [p.pid for p in victims]
         time.sleep(0.1)
     raise TimeoutError(f"no fix task recorded {after_intents} changes within {timeout:.0f}s")
+
+
+def _is_task_process(process: psutil.Process) -> bool:
+    try:
+        return bool(TASK_PROCESS.match(" ".join(process.cmdline()).strip()))
+    except psutil.Error:  # gone meanwhile
+        return False
 
 
 @dataclass(frozen=True)
