@@ -384,10 +384,11 @@ def measure_sweep(
     args: argparse.Namespace,
     environment: dict[str, str],
     findings: int,
-    during: Callable[[Path], Any] | None = None,
+    during: Callable[[Path, int], Any] | None = None,
 ) -> dict[str, Any]:
     """Run asr_sweep through the scheduler with the LocalExecutor; read back what Airflow recorded.
-    ``during`` runs beside the run, given the run's data folder (the chaos mode kills a worker)."""
+    ``during`` runs beside the run, given the run's data folder and the scheduler's pid (the
+    chaos mode kills the fix tasks under it)."""
     data_dir = home / "runs"
     env = {
         "AIRFLOW_CONN_AWS_DEFAULT": local.airflow_connection(port, SECURITYHUB_REGION),
@@ -414,7 +415,11 @@ def measure_sweep(
             triggered, cpu = time.monotonic(), standin_cpu(port)
             processes.mark()
             api.trigger(run_id, conf)
-            meddler = threading.Thread(target=during, args=(data_dir,), daemon=True) if during else None
+            meddler = (
+                threading.Thread(target=during, args=(data_dir, airflow.pids["scheduler"]), daemon=True)
+                if during
+                else None
+            )
             if meddler:
                 meddler.start()
             run = api.wait(run_id, args.timeout)
@@ -645,7 +650,9 @@ def run_chaos(args: argparse.Namespace, port: int, home: Path, results: dict[str
             args,
             {"ASR_RETRY_DELAY_SECONDS": "5"},
             len(findings),
-            during=lambda data_dir: killed.extend(chaos.kill_fix_mid_batch(data_dir / "audit")),
+            during=lambda data_dir, scheduler: killed.extend(
+                chaos.kill_fix_mid_batch(data_dir / "audit", scheduler)
+            ),
         )
         stats = throttling.stats(port)
     finally:
