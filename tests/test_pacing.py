@@ -69,11 +69,19 @@ def test_limits_come_from_aws_defaults_off_or_json_overrides() -> None:
 
 
 def test_budget_share_divides_the_bucket_between_tasks() -> None:
-    budget = RateBudget({"ec2:write": (200, 5)}, share=4)
+    budget = RateBudget({"ec2:write": (200, 5)}, shares=4)
     bucket = budget.bucket("111111111111", REGION, "ec2", "RevokeSecurityGroupIngress")
     assert bucket is not None and (bucket.size, bucket.rate) == (50, pytest.approx(1.25 * HEADROOM))
     assert budget.bucket("111111111111", REGION, "ec2", "DescribeSecurityGroups") is None
     assert budget.bucket("111111111111", REGION, "s3", "PutBucketPolicy") is None
+
+
+def test_budget_shares_can_differ_by_account_region() -> None:
+    budget = RateBudget({"ec2:write": (200, 5)}, shares={f"111111111111/{REGION}": 2.5})
+    busy = budget.bucket("111111111111", REGION, "ec2", "RevokeSecurityGroupIngress")
+    quiet = budget.bucket("222222222222", REGION, "ec2", "RevokeSecurityGroupIngress")
+    assert busy is not None and (busy.size, busy.rate) == (80, pytest.approx(2 * HEADROOM))
+    assert quiet is not None and (quiet.size, quiet.rate) == (200, pytest.approx(5 * HEADROOM))
 
 
 @pytest.fixture
@@ -187,7 +195,7 @@ def test_with_pacing_an_account_region_gets_no_more_batches_than_can_run_at_once
     store = _store_with(tmp_path, _rows("EC2.19", "111111111111", REGION, 1000))
     paced = plan(store, registry(), Settings(batch_size=50), 4)
     assert [b["count"] for b in paced] == [250] * 4
-    assert {b["rate_share"] for b in paced} == {4}
+    assert [b["rate_shares"] for b in paced] == [{f"111111111111/{REGION}": 4.0}] * 4
     unpaced = plan(store, registry(), Settings(batch_size=50, rate_limits="off"), 4)
     assert len(unpaced) == 20
 
@@ -197,11 +205,23 @@ def test_with_pacing_a_batch_gets_a_part_of_the_budget_as_large_as_its_work(tmp_
     big one would pace 250 writes on half the budget while the small one's half lay idle."""
     store = _store_with(tmp_path, _rows("EC2.19", "111111111111", REGION, 300))
     paced = plan(store, registry(), Settings(batch_size=250), 4)
-    assert [(b["count"], b["rate_share"]) for b in paced] == [(250, 1.2), (50, 6.0)]
+    where = f"111111111111/{REGION}"
+    assert [(b["count"], b["rate_shares"]) for b in paced] == [(250, {where: 1.2}), (50, {where: 6.0})]
 
 
-@pytest.mark.parametrize("parallel", [1, 2, 3, 5, 8])
-def test_batches_that_can_run_at_once_never_share_out_more_than_the_budget(parallel: int) -> None:
+def test_a_batch_divides_each_of_its_budgets_on_its_own(tmp_path: Path) -> None:
+    """251 findings in one account and 249 in another, batches of 250: the second batch holds
+    one resource beside 250 in the first account, and 249 alone in the second."""
+    rows = _rows("EC2.19", "111111111111", REGION, 251) + _rows("EC2.19", "222222222222", REGION, 249)
+    paced = plan(_store_with(tmp_path, rows), registry(), Settings(batch_size=250), 4, running=4)
+    assert [b["rate_shares"] for b in paced] == [
+        {f"111111111111/{REGION}": 1.004},
+        {f"111111111111/{REGION}": 251.0, f"222222222222/{REGION}": 1.0},
+    ]
+
+
+@pytest.mark.parametrize("running", [1, 2, 3, 5, 8])
+def test_batches_that_can_run_at_once_never_share_out_more_than_the_budget(running: int) -> None:
     from itertools import combinations
 
     from asr.sweep import _rate_shares
@@ -209,11 +229,14 @@ def test_batches_that_can_run_at_once_never_share_out_more_than_the_budget(paral
     here, there = ("1", "us-east-1", "ec2"), ("2", "us-east-1", "ec2")
     places = [Counter({here: n}) for n in (100, 90, 10, 10, 10)] + [Counter({here: 5, there: 50})]
     places.append(Counter({there: 20}))
-    shares = _rate_shares(places, parallel)
+    shares = _rate_shares(places, running)
     for key in (here, there):
+        where = f"{key[0]}/{key[1]}"
         spending = [i for i, place in enumerate(places) if key in place]
-        for size in range(1, parallel + 1):
-            for together in combinations(spending, min(size, len(spending))):
-                assert sum(1 / shares[i] for i in together) <= 1 + 1e-9, (key, together, shares)
-    if parallel >= len(places):
-        assert shares[0] == pytest.approx(225 / 100)  # all run at once: 100 of the 225 there
+        parts = [1 / shares[i][where] for i in spending]
+        for size in range(1, min(running, len(spending)) + 1):
+            for together in combinations(parts, size):
+                assert sum(together) <= 1 + 1e-9, (key, together, shares)
+        # and no budget is left idle: the largest that can run together spend all of it
+        assert sum(sorted(parts, reverse=True)[:running]) == pytest.approx(1) or running == 1
+    assert shares[5][f"{there[0]}/{there[1]}"] == pytest.approx(70 / 50 if running > 1 else 1)

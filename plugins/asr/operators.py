@@ -26,13 +26,13 @@ class AutomationFixOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, int]:
         from asr import automation, sweep
-        from asr.tasks import aws_context, run_context
+        from asr.tasks import aws_context, rate_shares, run_context
         from asr.triggers import AutomationExecutionTrigger
 
         settings, store, _ = run_context(context)
         dry = bool(context["params"].get("dry_run"))
         records = sweep.batch_records(store, self.batch)
-        aws, journal = aws_context(settings), self._journal(settings, context)
+        aws, journal = aws_context(settings, rate_shares(self.batch)), self._journal(settings, context)
         outcomes, pending = automation.start(records, registry(), aws, settings, dry=dry, journal=journal)
         if not pending:
             return sweep.save_outcomes(store, self.batch, outcomes)
@@ -54,13 +54,17 @@ class AutomationFixOperator(BaseOperator):
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, int]:
         from asr import automation, sweep
         from asr.remediate import Outcome
-        from asr.tasks import aws_context, run_context
+        from asr.tasks import aws_context, rate_shares, run_context
 
         settings, store, _ = run_context(context)
         saved = store.read_json(self._saved())
         journal = self._journal(settings, context)
         finished = automation.finish(
-            saved["pending"], event["statuses"], registry(), aws_context(settings), journal=journal
+            saved["pending"],
+            event["statuses"],
+            registry(),
+            aws_context(settings, rate_shares(self.batch)),
+            journal=journal,
         )
         outcomes = [Outcome(**o) for o in saved["outcomes"]] + finished
         return sweep.save_outcomes(store, self.batch, outcomes)

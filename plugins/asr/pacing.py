@@ -6,7 +6,7 @@ spends its time in back-off; one that stays far below them idles. Every boto3 cl
 ``asr.aws`` hands out takes a token before each call from the bucket of its account,
 region and API class, so the threads of a fix task together run at the budget and
 not beyond it. When several fix tasks act in the same account-region at once, the plan
-gives each a share of the budget (``share``). A throttling answer anyway (another
+gives each a part of that account-region's budget (``shares``). A throttling answer anyway (another
 caller spent the account's budget) empties the bucket, so this task backs off to the
 refill rate instead of retrying at full speed.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,16 +131,24 @@ HEADROOM = 0.95
 
 
 class RateBudget:
-    """The buckets of one task, by (account, region, limit key); ``share`` divides the budget
-    between tasks that act in the same account-region at the same time. The refill keeps
-    ``HEADROOM`` of the rate: the service's clock is not ours, and requests sent evenly
-    arrive bunched."""
+    """The buckets of one task, by (account, region, limit key). ``shares`` divide the budget
+    between tasks that act in the same account-region at the same time: one number for
+    every account-region, or a number per ``"account/region"`` (1 where none is given).
+    The refill keeps ``HEADROOM`` of the rate: the service's clock is not ours, and
+    requests sent evenly arrive bunched."""
 
-    def __init__(self, limits: dict[str, tuple[float, float]], share: float = 1) -> None:
+    def __init__(
+        self, limits: dict[str, tuple[float, float]], shares: float | Mapping[str, float] = 1
+    ) -> None:
         self.limits = limits
-        self.share = max(1.0, share)
+        self.shares = shares
         self._buckets: dict[tuple[str, str, str], TokenBucket | None] = {}
         self._lock = threading.Lock()
+
+    def share(self, account: str, region: str) -> float:
+        """What this task divides the budget of an account-region by."""
+        share = self.shares.get(f"{account}/{region}", 1) if isinstance(self.shares, Mapping) else self.shares
+        return max(1.0, float(share))
 
     def bucket(self, account: str, region: str, service: str, operation: str) -> TokenBucket | None:
         for key in (f"{service}:{operation}", f"{service}:{api_class(operation)}"):
@@ -151,8 +159,9 @@ class RateBudget:
         with self._lock:
             if (account, region, key) not in self._buckets:
                 size, rate = self.limits[key]
+                share = self.share(account, region)
                 self._buckets[(account, region, key)] = TokenBucket(
-                    max(1.0, size / self.share), rate * HEADROOM / self.share
+                    max(1.0, size / share), rate * HEADROOM / share
                 )
             return self._buckets[(account, region, key)]
 

@@ -33,7 +33,10 @@ def remediation(ingested: Any) -> None:
             selected = tasks.select_batches(batches, playbook.control_id)
             if playbook.ssm_document:
                 fixes = AutomationFixOperator.partial(
-                    task_id="fix", map_index_template="{{ task.batch['batch_id'] }}"
+                    task_id="fix",
+                    map_index_template="{{ task.batch['batch_id'] }}",
+                    max_active_tis_per_dagrun=tasks.MAX_ACTIVE_FIXES,
+                    pool=tasks.FIX_POOL,
                 ).expand(batch=selected)
             else:
                 fixes = tasks.fix.expand(batch=selected)

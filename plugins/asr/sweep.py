@@ -97,7 +97,11 @@ def ingest(
 
 
 def plan(
-    store: RunStore, playbooks: PlaybookRegistry, settings: Settings, parallel: int = 1
+    store: RunStore,
+    playbooks: PlaybookRegistry,
+    settings: Settings,
+    parallel: int = 1,
+    running: int | None = None,
 ) -> list[dict[str, Any]]:
     """Pack each playbook's routed findings into batches of at most ``batch_size``.
 
@@ -107,8 +111,9 @@ def plan(
     the API budget, not the task count, bounds the speed: a playbook then gets no more
     batches than ``parallel`` fix tasks can run at once, since a batch waiting for a slot
     would start with a fresh budget the ones before it have already spent. Each batch says
-    what part of its account-regions' budget it may spend (``rate_share``: the budget is
-    divided by it; see ``_rate_shares``).
+    what part of each of its account-regions' budgets it may spend (``rate_shares``: the
+    budget there is divided by it; see ``_rate_shares``), given that at most ``running``
+    fix tasks of the run (of any playbook; ``parallel`` when not given) run at once.
     """
     rows_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in store.read_lines(RECORDS):
@@ -125,7 +130,7 @@ def plan(
         batches += [(playbook_id, chunk) for chunk in chunks(rows, size)]
 
     places = [_budget_places(playbooks, playbook_id, chunk) for playbook_id, chunk in batches]
-    shares = _rate_shares(places, max(1, parallel))
+    shares = _rate_shares(places, max(1, running or parallel))
     numbers: Counter[str] = Counter()
     refs: list[dict[str, Any]] = []
     for (playbook_id, chunk), share in zip(batches, shares, strict=True):
@@ -139,7 +144,7 @@ def plan(
                 "playbook": playbook_id,
                 "count": len(chunk),
                 "targets": sorted({f"{r['account_id']}/{r['region']}" for r in chunk}),
-                "rate_share": share,
+                "rate_shares": share,
             }
         )
     return refs
@@ -153,15 +158,18 @@ def _budget_places(
     return Counter((r["account_id"], r["region"], service) for r in rows)
 
 
-def _rate_shares(places: list[Counter[tuple[str, str, str]]], parallel: int) -> list[float]:
-    """What each batch divides its budgets by, so that the batches that can run at once never
-    spend more than a budget holds, and each gets a part as large as its work there.
+def _rate_shares(places: list[Counter[tuple[str, str, str]]], running: int) -> list[dict[str, float]]:
+    """What each batch divides each of its budgets by (``"account/region"`` -> divisor), so
+    that the batches that can run at once never spend more than a budget holds, and each
+    gets a part as large as its work there.
 
     In each budget a batch's part is its resources over theirs plus those of the largest
-    ``parallel - 1`` other batches in it: at most ``parallel`` run at once, and however
-    they are picked, their parts add up to no more than the whole. An even split would
-    leave a big batch beside a small one pacing half its work at half the rate while the
-    small one's half lies idle. A batch that spends several budgets takes its smallest part.
+    ``running - 1`` other batches in it: at most ``running`` run at once, and however they
+    are picked, their parts add up to no more than the whole. An even split would leave a
+    big batch beside a small one pacing most of its work at half the rate while the small
+    one's half lies idle. Each budget is divided on its own: a batch with one resource in a
+    busy account-region and the rest in a quiet one takes a sliver of the first and all of
+    the second.
     """
     users: dict[tuple[str, str, str], list[int]] = defaultdict(list)
     for place in places:
@@ -171,12 +179,14 @@ def _rate_shares(places: list[Counter[tuple[str, str, str]]], parallel: int) -> 
         counts.sort(reverse=True)
     shares = []
     for place in places:
-        share = 1.0
-        for key, count in place.items():
-            others = list(users[key])
+        divisors: dict[str, float] = {}
+        for (account, region, service), count in place.items():
+            others = list(users[(account, region, service)])
             others.remove(count)
-            share = max(share, (count + sum(others[: parallel - 1])) / count)
-        shares.append(share)
+            divisor = (count + sum(others[: max(1, running) - 1])) / count
+            where = f"{account}/{region}"
+            divisors[where] = max(divisors.get(where, 1.0), divisor)
+        shares.append(divisors)
     return shares
 
 

@@ -50,23 +50,38 @@ def run_context(context: Any = None) -> tuple[Settings, Any, str]:
     return settings, store, run_id
 
 
-def aws_context(settings: Settings, rate_share: float = 1) -> Any:
-    """The run's AWS access, its clients paced at ``1/rate_share`` of the configured budget."""
+def aws_context(settings: Settings, rate_shares: float | dict[str, float] = 1) -> Any:
+    """The run's AWS access, its clients paced at a part of the configured budget: divided
+    by ``rate_shares`` (one number, or one per ``"account/region"``)."""
     from asr.aws import AwsContext
     from asr.pacing import RateBudget, parse_limits
 
     aws = AwsContext.from_airflow(settings.aws_conn_id, settings.member_role_name)
     limits = parse_limits(settings.rate_limits)
     if limits:
-        aws.budget = RateBudget(limits, rate_share)
+        aws.budget = RateBudget(limits, rate_shares)
     return aws
 
 
 def fix_parallelism() -> int:
-    """How many fix tasks of a run can run at once: the fewer of Airflow's slots and ours."""
+    """How many fix tasks of one playbook in a run can run at once: the fewer of Airflow's
+    slots and ours."""
     from airflow.configuration import conf
 
     return max(1, min(conf.getint("core", "parallelism"), MAX_ACTIVE_FIXES))
+
+
+def run_parallelism() -> int:
+    """How many tasks of a run, fix tasks of every playbook together, can run at once."""
+    from airflow.configuration import conf
+
+    return max(1, min(conf.getint("core", "parallelism"), conf.getint("core", "max_active_tasks_per_dag")))
+
+
+def rate_shares(batch: dict[str, Any]) -> float | dict[str, float]:
+    """What the batch divides its account-regions' budgets by (a plan made before
+    per-account-region parts gave one number for all)."""
+    return batch.get("rate_shares") or batch.get("rate_share", 1)
 
 
 def _control_ids(playbook_ids: list[str]) -> list[str]:
@@ -151,7 +166,7 @@ def plan(ingested: dict[str, int]) -> list[str]:
     from asr import sweep
 
     settings, store, _ = run_context()
-    batches = sweep.plan(store, registry(), settings, fix_parallelism())
+    batches = sweep.plan(store, registry(), settings, fix_parallelism(), run_parallelism())
     get_current_context()["ti"].xcom_push(key=BATCHES, value=batches)
     log.info("%d findings in %d batches", ingested["routed"], len(batches))
     playbooks = registry()
@@ -184,7 +199,7 @@ def fix(batch: dict[str, Any]) -> dict[str, int]:
         batch,
         store,
         registry(),
-        aws_context(settings, batch.get("rate_share", 1)),
+        aws_context(settings, rate_shares(batch)),
         dry=dry,
         exclude_tag=settings.exclusion_tag,
         threads=settings.fix_threads,
