@@ -49,8 +49,15 @@ def test_the_mix_weights_the_controls() -> None:
 def test_a_fleet_that_cannot_be_made_says_why(findings: int, mix: dict[str, int], error: str) -> None:
     with pytest.raises(ValueError, match=error):
         fleet_spec(findings, account_ids(10), FLEET_REGIONS[:2], mix)
+
+
+def test_a_mix_or_an_account_count_that_makes_no_sense_is_refused() -> None:
     with pytest.raises(ValueError, match="the weight after ':' must be a whole number"):
         parse_mix("EC2.19:many")
+    with pytest.raises(ValueError, match="1 to 999 generated accounts, not 0"):
+        account_ids(0)
+    ids = account_ids(999)
+    assert len(set(ids)) == 999 and ids[0] == MEMBER_ACCOUNT and all(len(i) == 12 for i in ids)
 
 
 def _where(findings: list[dict]) -> list[tuple[str, str, str]]:
@@ -98,7 +105,11 @@ def test_asr_local_seed_makes_a_mixed_fleet_of_exactly_n_findings(aws, capsys) -
     assert {f["Region"] for f in found} == {"us-east-1", "us-west-2"}
 
 
-def test_asr_local_seed_refuses_a_fleet_it_cannot_make(aws) -> None:  # type: ignore[no-untyped-def]
+def test_asr_local_seed_refuses_a_fleet_it_cannot_make_before_it_resets_anything(aws) -> None:  # type: ignore[no-untyped-def]
+    cli.main(["local", "seed", "--findings", "5", "--controls", "EC2.19"])
+    with pytest.raises(SystemExit, match="--findings takes no --count"):
+        cli.main(["local", "seed", "--reset", "--findings", "5", "--count", "2"])
+    assert len(list(iter_findings(aws.admin_client("securityhub", "us-east-1"), [{}]))) == 5
     with pytest.raises(SystemExit, match="asr local seed: 3 findings are too few"):
         cli.main(
             ["local", "seed", "--findings", "3", "--account-count", "2", "--controls", "EC2.19,EC2.7,S3.1"]

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from asr import local
+
+if TYPE_CHECKING:
+    from asr.local.seed import FleetSpec
 
 
 def _csv(value: str) -> list[str]:
@@ -38,20 +42,12 @@ def seed(args: argparse.Namespace) -> None:
 
     if not local.is_up():
         raise SystemExit(f"the stand-in does not answer at {local.endpoint_url()}: run 'asr local up'")
+    spec = fleet(args) if args.findings else None  # a fleet that cannot be made changes nothing
     if args.reset:
         local.reset()
     aws = local_context(args.securityhub_region)
     securityhub = aws.admin_client("securityhub", args.securityhub_region)
-    if args.findings:
-        try:
-            spec = seeding.fleet_spec(
-                args.findings,
-                args.accounts or seeding.account_ids(args.account_count),
-                args.regions or seeding.FLEET_REGIONS[:1],
-                seeding.parse_mix(args.controls),
-            )
-        except ValueError as exc:
-            raise SystemExit(f"asr local seed: {exc}") from None
+    if spec:
         findings = seeding.seed_spec(aws, spec, args.seed, args.threads)
         imported = seeding.import_findings(securityhub, findings)
         print(
@@ -73,6 +69,23 @@ def seed(args: argparse.Namespace) -> None:
         seeded = seeding.seed_scenarios(aws)
     imported = seeding.import_findings(securityhub, [seeding.finding(s) for s in seeded])
     print(f"seeded {len(seeded)} misconfigured resources; imported {imported} findings")
+
+
+def fleet(args: argparse.Namespace) -> FleetSpec:
+    """The mixed fleet ``--findings`` asks for, or a clear refusal."""
+    from asr.local import seed as seeding
+
+    if args.count or (args.accounts and args.account_count != 1):
+        raise SystemExit("asr local seed: --findings takes no --count, and --accounts no --account-count")
+    try:
+        return seeding.fleet_spec(
+            args.findings,
+            args.accounts or seeding.account_ids(args.account_count),
+            args.regions or seeding.FLEET_REGIONS[:1],
+            seeding.parse_mix(args.controls),
+        )
+    except ValueError as exc:
+        raise SystemExit(f"asr local seed: {exc}") from None
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

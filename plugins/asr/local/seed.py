@@ -126,8 +126,12 @@ class FleetSpec:
 
 
 def account_ids(count: int) -> tuple[str, ...]:
-    """The stand-in's member account first, then 222222222001, 222222222002, ..."""
-    return (MEMBER_ACCOUNT, *(f"{MEMBER_ACCOUNT[:-3]}{i:03d}" for i in range(1, count)))
+    """The stand-in's member account first, then 222222222001, 222222222002, ... (up to 999)."""
+    others = [f"{MEMBER_ACCOUNT[:-3]}{i:03d}" for i in range(1, 1000)]
+    others.remove(MEMBER_ACCOUNT)
+    if not 1 <= count <= len(others) + 1:
+        raise ValueError(f"a fleet has 1 to {len(others) + 1} generated accounts, not {count}")
+    return (MEMBER_ACCOUNT, *others[: count - 1])
 
 
 def parse_mix(text: str | Iterable[str] | None) -> dict[str, int]:
@@ -148,8 +152,8 @@ def fleet_spec(
 ) -> FleetSpec:
     """Exactly ``findings``: one per account-regional or account-wide control where it applies,
     the rest shared by the mix's weights (largest remainder) and spread over the account-regions."""
-    if not accounts or not regions:
-        raise ValueError("a fleet needs at least one account and one region")
+    if findings < 1 or not accounts or not regions:
+        raise ValueError("a fleet needs at least one finding, one account and one region")
     scopes = {}
     for control in mix:
         playbook = registry().for_control(control)
