@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -172,32 +173,42 @@ def test_in_s3_a_stale_claim_is_broken(claims_bucket) -> None:  # type: ignore[n
     assert held["owner"] == "asr_remediate/b"
 
 
+def _s3_clients_answer(monkeypatch, **calls: Any) -> None:  # type: ignore[no-untyped-def]
+    """Every S3 client the claims make answers these calls its own way (each given the real
+    client and the call's arguments), and the others as S3 does."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    real_get_conn = S3Hook.get_conn
+
+    class Answering:
+        def __init__(self, client: Any) -> None:
+            self.client = client
+
+        def __getattr__(self, name: str) -> Any:
+            if name in calls:
+                return functools.partial(calls[name], self.client)
+            return getattr(self.client, name)
+
+    monkeypatch.setattr(S3Hook, "get_conn", lambda self: Answering(real_get_conn(self)))
+
+
 def test_in_s3_a_claim_made_while_another_run_breaks_a_stale_one_survives(claims_bucket, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The second run reads the stale claim; before it deletes it, the first run breaks it and
     makes its own. The second run's delete names the stale object's ETag, so it misses."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
     key = f"audit/claims/{name}"
     dead = json.dumps({"owner": "asr_sweep/dead", "time": time.time() - 7200})
     claims_bucket.load_string(dead, key, "asr-claims")
     mine = json.dumps({"owner": "asr_sweep/a", "time": time.time()})
-    real_get_conn = S3Hook.get_conn
 
-    class FirstRunStepsIn:
-        def __init__(self, client: Any) -> None:
-            self.client = client
+    def first_run_steps_in(client: Any, **kwargs: Any) -> Any:
+        held = client.get_object(**kwargs)
+        client.delete_object(Bucket="asr-claims", Key=key)
+        client.put_object(Bucket="asr-claims", Key=key, Body=mine.encode())
+        return held
 
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.client, name)
-
-        def get_object(self, **kwargs: Any) -> Any:
-            held = self.client.get_object(**kwargs)
-            self.client.delete_object(Bucket="asr-claims", Key=key)
-            self.client.put_object(Bucket="asr-claims", Key=key, Body=mine.encode())
-            return held
-
-    monkeypatch.setattr(S3Hook, "get_conn", lambda self: FirstRunStepsIn(real_get_conn(self)))
+    _s3_clients_answer(monkeypatch, get_object=first_run_steps_in)
     claims = for_run("s3://asr-claims/audit", "asr_remediate", "b", "aws_default")
     assert claims is not None
     claims.ttl = 3600
@@ -217,26 +228,17 @@ def test_in_s3_a_claim_made_while_another_run_breaks_a_stale_one_survives(claims
 def test_in_s3_only_answers_that_the_claim_changed_end_a_break_quietly(
     claims_bucket, monkeypatch, code: str, raised: bool
 ) -> None:  # type: ignore[no-untyped-def]
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from botocore.exceptions import ClientError
 
     from asr import claims as module
 
-    class Refusing:
-        def __init__(self, client: Any) -> None:
-            self.client = client
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.client, name)
-
-        def delete_object(self, **kwargs: Any) -> Any:
-            raise ClientError({"Error": {"Code": code, "Message": code}}, "DeleteObject")
+    def refuse(client: Any, **kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": code, "Message": code}}, "DeleteObject")
 
     name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
     dead = json.dumps({"owner": "asr_sweep/dead", "time": time.time() - 7200})
     claims_bucket.load_string(dead, f"audit/claims/{name}", "asr-claims")
-    real_get_conn = S3Hook.get_conn
-    monkeypatch.setattr(S3Hook, "get_conn", lambda self: Refusing(real_get_conn(self)))
+    _s3_clients_answer(monkeypatch, delete_object=refuse)
     claims = for_run("s3://asr-claims/audit", "asr_remediate", "b", "aws_default")
     assert claims is not None
     if raised:
