@@ -569,20 +569,21 @@ def run_default(args: argparse.Namespace, port: int, home: Path, results: dict[s
 
 
 def run_throttle(args: argparse.Namespace, port: int, home: Path, results: dict[str, Any]) -> None:
-    mix = parse_mix(args.controls or "EC2.19")
-    if len(mix) != 1 or next(iter(mix)) not in ONE_WRITE_CONTROLS:
-        raise SystemExit(f"--throttle takes one control of {', '.join(ONE_WRITE_CONTROLS)} (one write each)")
     spec = fleet(args, "EC2.19")
+    controls = [*spec.regional, *spec.account_regional, *spec.account_wide]
+    if len(controls) != 1 or controls[0] not in ONE_WRITE_CONTROLS:
+        raise SystemExit(f"--throttle takes one control of {', '.join(ONE_WRITE_CONTROLS)} (one write each)")
+    control = controls[0]
     seconds, findings = seed(port, spec, args.seed, args.seed_threads)
     writes_needed = len(findings)
     bound = max(0, writes_needed - THROTTLE_BURST) / THROTTLE_RATE
     results["fleet"] = {
         "findings": len(findings),
-        "control": next(iter(mix)),
+        "control": control,
         "account_regions": len(spec.jobs()),
     }
     results["seeding_seconds"] = [seconds]
-    print(f"Seeded {len(findings)} {next(iter(mix))} findings in {seconds:.1f} s (not counted)")
+    print(f"Seeded {len(findings)} {control} findings in {seconds:.1f} s (not counted)")
     throttling.enable(port, ec2_write=(THROTTLE_BURST, THROTTLE_RATE))
     try:
         print(
