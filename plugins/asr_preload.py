@@ -9,7 +9,9 @@ task processes competing with the fixes for the same cores. Done before the fork
 work is inherited instead. It costs the scheduler about 60 MiB.
 
 The price: a change to the asr code reaches tasks once the scheduler restarts (a new
-release restarts it anyway). Playbooks are still read by every task. The CeleryExecutor's
+release restarts it anyway). Playbooks are still read by every task, so an edited one
+counts from the next task on; what is inherited is the check and compilation of the
+schemas they are validated against (two thirds of loading them). The CeleryExecutor's
 workers start no listeners: there each task still does this work itself.
 """
 
@@ -46,10 +48,11 @@ MODULES = (
 
 
 class Preload:
-    """Listener: imports ``MODULES`` and parses the botocore models of the services the
-    actions call (``asr.aws.warm``) when an Airflow job (scheduler, dag-processor,
-    triggerer) starts. A task process is told too, but does nothing: it forked from a
-    warm parent or, under Celery, would only parse models its batch never uses."""
+    """Listener: imports ``MODULES``, parses the botocore models of the services the
+    actions call (``asr.aws.warm``) and compiles the playbooks' schema validators when an
+    Airflow job (scheduler, dag-processor, triggerer) starts. A task process is told too,
+    but does nothing: it forked from a warm parent or, under Celery, would only parse
+    models its batch never uses."""
 
     @hookimpl
     def on_starting(self, component: Any) -> None:
@@ -67,6 +70,12 @@ class Preload:
             aws.warm(sorted({action.service for action in REGISTRY.values()} | {"sts"}))
         except Exception:
             log.warning("asr preload: could not load the AWS service models", exc_info=True)
+        try:
+            from asr.playbooks import load_playbooks
+
+            load_playbooks()  # compiles each schema's validator; the playbooks are read again
+        except Exception:  # a broken playbook is reported where it is used, by name
+            log.warning("asr preload: could not load the playbooks", exc_info=True)
 
 
 class AsrPreloadPlugin(AirflowPlugin):

@@ -1,6 +1,6 @@
 """The preload plugin: Airflow finds it in the plugins folder, and a job starting (the
-scheduler's) imports the library, so that the processes it forks inherit it; a task
-process starting does nothing."""
+scheduler's) imports the library and compiles the playbooks' schemas, so that the
+processes it forks inherit them; a task process starting does nothing."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ PROBE = textwrap.dedent(
         from airflow.sdk.execution_time.task_runner import TaskRunnerMarker
 
         get_listener_manager().hook.on_starting(component=TaskRunnerMarker())
-    from asr import aws
+    from asr import actions, aws
 
     # botocore's loader caches what it parsed, keyed by call and arguments
     parsed = aws._member_session._session.get_component("data_loader")._cache if aws._member_session else {}
@@ -39,6 +39,7 @@ PROBE = textwrap.dedent(
         "before": before,
         "after": [m for m in sys.argv[2:] if m in sys.modules],
         "ec2_model": any("ec2" in str(key) and "service-2" in str(key) for key in parsed),
+        "schemas_compiled": len(actions._VALIDATORS),
     }))
     """
 )
@@ -62,15 +63,18 @@ def test_a_starting_job_imports_the_library_its_tasks_need() -> None:
     assert seen["before"] is False, "nothing imported asr before the job started"
     assert seen["after"] == wanted
     assert seen["ec2_model"], "the EC2 model is parsed, ready for the member clients of forked tasks"
+    # the playbook schema and every action's parameter schema the playbooks use
+    assert seen["schemas_compiled"] >= 10, "the playbooks' schema validators are compiled before the fork"
 
 
 def test_a_starting_task_process_does_no_preloading() -> None:
-    assert probe("task", "asr.remediate") == {"before": False, "after": [], "ec2_model": False}
+    nothing = {"before": False, "after": [], "ec2_model": False, "schemas_compiled": 0}
+    assert probe("task", "asr.remediate") == nothing
 
 
 def test_without_the_plugins_folder_nothing_is_preloaded(tmp_path) -> None:
     seen = probe("job", "asr.remediate", env={"AIRFLOW__CORE__PLUGINS_FOLDER": str(tmp_path)})
-    assert seen == {"before": False, "after": [], "ec2_model": False}
+    assert seen == {"before": False, "after": [], "ec2_model": False, "schemas_compiled": 0}
 
 
 def test_a_module_that_fails_to_import_is_logged_and_the_rest_still_load(
