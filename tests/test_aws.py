@@ -43,3 +43,37 @@ def test_member_credentials_are_assumed_again_shortly_before_they_expire(aws: An
     assert assume_role_calls() == 1
     again.describe_security_groups()
     assert aws.client("ec2", MEMBER_ACCOUNT, REGION) is again, "fresh credentials are kept"
+
+
+def test_the_airflow_connection_session_shares_this_process_botocore_data(
+    clean_aws: str, monkeypatch: Any
+) -> None:
+    # The connection's session, and the one its hook assumes the administrator role with,
+    # read service models through the member session's loader: parsed once per process
+    # (and inherited warm by forked tasks) instead of once per task.
+    from airflow.providers.amazon.aws.hooks import base_aws
+
+    from asr import aws as aws_module
+    from asr.config import Settings
+
+    loader = aws_module._member()._session.get_component("data_loader")
+    basic_sessions: list[Any] = []
+
+    class Configured(base_aws.BaseSessionFactory):  # what ``[aws] session_factory`` would name
+        def _create_basic_session(self, session_kwargs: dict[str, Any]) -> Any:
+            basic_sessions.append(super()._create_basic_session(session_kwargs))
+            return basic_sessions[-1]
+
+    monkeypatch.setattr(base_aws, "SessionFactory", Configured)
+    aws_module._shared_data_session_factory.cache_clear()
+    try:
+        context = aws_module.AwsContext.from_airflow("aws_default", Settings().member_role_name)
+    finally:
+        aws_module._shared_data_session_factory.cache_clear()
+    assert context.base_session._session.get_component("data_loader") is loader
+    [basic] = basic_sessions
+    assert basic._session.get_component("data_loader") is loader
+    local.served_requests(clear=True)
+    assert context.admin_client("securityhub", REGION).get_findings(MaxResults=1)["Findings"] == []
+    assert context.client("ec2", MEMBER_ACCOUNT, REGION).describe_security_groups()["SecurityGroups"]
+    assert assume_role_calls() == 1, "the member role, assumed with the administrator's credentials"

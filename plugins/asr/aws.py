@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -70,12 +71,18 @@ class AwsContext:
 
     @classmethod
     def from_airflow(cls, aws_conn_id: str, member_role_name: str) -> AwsContext:
+        """The administrator session of an Airflow connection, made by the amazon provider's
+        session factory (or the one ``[aws] session_factory`` names), over this process's
+        botocore data: ``hook.get_session()`` parsed the STS, Security Hub and endpoint data
+        again in every task, a fifth of a second of CPU each."""
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
         hook = AwsBaseHook(aws_conn_id=aws_conn_id, client_type="sts")
         wrapper = hook.conn_config
         external_id = (wrapper.extra_config or {}).get("member_role_external_id")
-        return cls(hook.get_session(), member_role_name, wrapper.get_service_endpoint_url, external_id)
+        factory = _shared_data_session_factory()(conn=wrapper, config=hook.config)
+        session = share_botocore_data(factory.create_session())
+        return cls(session, member_role_name, wrapper.get_service_endpoint_url, external_id)
 
     @classmethod
     def from_endpoint(
@@ -178,14 +185,40 @@ _member_session: boto3.Session | None = None
 _member_lock = threading.Lock()
 
 
-def member_client(service: str, region: str | None, endpoint: str | None, credentials: dict[str, str]) -> Any:
+def _member() -> boto3.Session:
     global _member_session
+    if _member_session is None:
+        _member_session = boto3.Session()
+    return _member_session
+
+
+def member_client(service: str, region: str | None, endpoint: str | None, credentials: dict[str, str]) -> Any:
     with _member_lock:
-        if _member_session is None:
-            _member_session = boto3.Session()
-        return _member_session.client(
+        return _member().client(
             service, region_name=region, endpoint_url=endpoint, config=RETRY_CONFIG, **credentials
         )
+
+
+def share_botocore_data(session: boto3.Session) -> boto3.Session:
+    """Give a new session the member session's botocore data loader (service models and
+    endpoint data, parsed once per process or inherited warm), before it makes a client."""
+    with _member_lock:
+        loader = _member()._session.get_component("data_loader")
+    session._session.register_component("data_loader", loader)
+    return session
+
+
+@cache
+def _shared_data_session_factory() -> type:
+    """The amazon provider's configured session factory, whose basic session (the one that
+    calls STS to assume the connection's role) shares the process's botocore data."""
+    from airflow.providers.amazon.aws.hooks import base_aws
+
+    class SharedDataSessionFactory(base_aws.SessionFactory):  # type: ignore[misc,valid-type]
+        def _create_basic_session(self, session_kwargs: dict[str, Any]) -> boto3.session.Session:
+            return share_botocore_data(super()._create_basic_session(session_kwargs))
+
+    return SharedDataSessionFactory
 
 
 def warm(services: Iterable[str]) -> None:
