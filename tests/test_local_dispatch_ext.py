@@ -52,3 +52,23 @@ def test_the_running_stand_in_serves_every_service_and_logs_no_requests(clean_aw
     with log.open() as handle:
         handle.seek(start)
         assert "HTTP/1.1" not in handle.read()
+
+
+def test_response_methods_are_moto_own_and_listed_once_per_class(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from moto.ec2.responses import EC2Response
+    from moto.securityhub.responses import SecurityHubResponse
+
+    classes = [EC2Response, SecurityHubResponse]
+    expected = {clazz: dispatch_ext._method_names_from_class(clazz) for clazz in classes}
+    assert "revoke_security_group_ingress" in expected[EC2Response]
+    listed: list[type] = []
+
+    def counting(clazz: type) -> list[str]:
+        listed.append(clazz)
+        return expected[clazz]
+
+    monkeypatch.setattr(dispatch_ext, "_method_names_from_class", counting)
+    monkeypatch.setattr(dispatch_ext, "_method_names", {})
+    for _ in range(3):
+        assert {clazz: dispatch_ext.method_names_from_class(clazz) for clazz in classes} == expected
+    assert listed == classes
