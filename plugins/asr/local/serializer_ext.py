@@ -4,8 +4,8 @@ moto 5.2 builds each answer from its model objects. For every attribute of every
 it asks six alias providers which names to try (the member's name, its snake_case form,
 the name without the shape's or the class's prefix, ...), then scans the service's
 response transformers for one whose path ends the attribute's path. Profiled, that was
-more than half of the stand-in's CPU for a DescribeInstances of 80 instances, and reads
-like it were a third of its CPU in a sweep. The names depend only on the picker's class,
+more than half of the stand-in's CPU for a DescribeInstances of 80 instances, and such
+reads took a third of its CPU in a sweep. The names depend only on the picker's class,
 the object's class (and its ``Meta``), the key, and the member shape with its parent; the
 transformer only on the path: both are now remembered. Which name an object has, and its
 value, are still read from the object every time, so each answer is the one moto gives.
