@@ -114,3 +114,22 @@ def test_asr_local_seed_refuses_a_fleet_it_cannot_make_before_it_resets_anything
         cli.main(
             ["local", "seed", "--findings", "3", "--account-count", "2", "--controls", "EC2.19,EC2.7,S3.1"]
         )
+
+
+def test_asr_local_seed_count_makes_that_many_of_each_control_per_account_region(aws, capsys) -> None:  # type: ignore[no-untyped-def]
+    accounts = ",".join(account_ids(2))
+    argv = ["local", "seed", "--accounts", accounts, "--regions", "us-east-1,us-west-2", "--count", "2"]
+    assert cli.main([*argv, "--controls", "EC2.19,EC2.7,S3.1"]) == 0
+    assert "seeded 14 misconfigured resources over 2 accounts x 2 regions" in capsys.readouterr().out
+    found = list(iter_findings(aws.admin_client("securityhub", "us-east-1"), [{}]))
+    # 2 per account-region for a regional control, 1 per account-region (EC2.7), 1 per account (S3.1)
+    assert Counter(f["Compliance"]["SecurityControlId"] for f in found) == {
+        "EC2.19": 8,
+        "EC2.7": 4,
+        "S3.1": 2,
+    }
+    assert Counter((f["AwsAccountId"], f["Region"]) for f in found if f["Region"] == "us-west-2") == {
+        (account, "us-west-2"): 3 for account in account_ids(2)
+    }
+    with pytest.raises(SystemExit, match=r"asr local seed: no playbook or no seeder for control EC2\.99"):
+        cli.main([*argv, "--controls", "EC2.99"])

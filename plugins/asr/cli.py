@@ -42,50 +42,51 @@ def seed(args: argparse.Namespace) -> None:
 
     if not local.is_up():
         raise SystemExit(f"the stand-in does not answer at {local.endpoint_url()}: run 'asr local up'")
-    spec = fleet(args) if args.findings else None  # a fleet that cannot be made changes nothing
+    spec = fleet(args)  # a fleet that cannot be made changes nothing
     if args.reset:
         local.reset()
     aws = local_context(args.securityhub_region)
     securityhub = aws.admin_client("securityhub", args.securityhub_region)
-    if spec:
-        findings = seeding.seed_spec(aws, spec, args.seed, args.threads)
+    if spec is None:
+        findings = [seeding.finding(s) for s in seeding.seed_scenarios(aws)]
         imported = seeding.import_findings(securityhub, findings)
-        print(
-            f"seeded {spec.total} misconfigured resources over {len(spec.accounts)} accounts x "
-            f"{len(spec.regions)} regions ({', '.join(f'{c} {n}' for c, n in spec.regional.items())}, "
-            f"plus {', '.join(spec.account_regional + spec.account_wide) or 'nothing'} per account or "
-            f"account-region); imported {imported} findings"
-        )
+        print(f"seeded {len(findings)} misconfigured resources; imported {imported} findings")
         return
-    if args.accounts or args.regions or args.controls or args.count:
-        seeded = seeding.seed_fleet(
-            aws,
-            args.accounts or [local.MEMBER_ACCOUNT],
-            args.regions or [seeding.DEFAULT_REGION],
-            args.controls or [c for c, _ in seeding.SCENARIOS],
-            args.count or 1,
-        )
-    else:
-        seeded = seeding.seed_scenarios(aws)
-    imported = seeding.import_findings(securityhub, [seeding.finding(s) for s in seeded])
-    print(f"seeded {len(seeded)} misconfigured resources; imported {imported} findings")
+    findings = seeding.seed_spec(aws, spec, args.seed, args.threads)
+    imported = seeding.import_findings(securityhub, findings)
+    print(
+        f"seeded {spec.total} misconfigured resources over {len(spec.accounts)} accounts x "
+        f"{len(spec.regions)} regions ({', '.join(f'{c} {n}' for c, n in spec.regional.items())}, "
+        f"plus {', '.join(spec.account_regional + spec.account_wide) or 'nothing'} per account or "
+        f"account-region); imported {imported} findings"
+    )
 
 
-def fleet(args: argparse.Namespace) -> FleetSpec:
-    """The mixed fleet ``--findings`` asks for, or a clear refusal."""
+def fleet(args: argparse.Namespace) -> FleetSpec | None:
+    """The fleet the options ask for (None: the README's scenarios), or a clear refusal:
+    ``--findings`` mixed and spread, or ``--count`` of each control per account-region."""
     from asr.local import seed as seeding
 
-    if args.count or (args.accounts and args.account_count != 1):
+    if args.findings and (args.count or (args.accounts and args.account_count != 1)):
         raise SystemExit("asr local seed: --findings takes no --count, and --accounts no --account-count")
     try:
-        return seeding.fleet_spec(
-            args.findings,
-            args.accounts or seeding.account_ids(args.account_count),
-            args.regions or seeding.FLEET_REGIONS[:1],
-            seeding.parse_mix(args.controls),
-        )
+        if args.findings:
+            return seeding.fleet_spec(
+                args.findings,
+                args.accounts or seeding.account_ids(args.account_count),
+                args.regions or seeding.FLEET_REGIONS[:1],
+                seeding.parse_mix(args.controls),
+            )
+        if args.accounts or args.regions or args.controls or args.count:
+            return seeding.count_spec(
+                args.accounts or [local.MEMBER_ACCOUNT],
+                args.regions or [seeding.DEFAULT_REGION],
+                args.controls or [c for c, _ in seeding.SCENARIOS],
+                args.count or 1,
+            )
     except ValueError as exc:
         raise SystemExit(f"asr local seed: {exc}") from None
+    return None
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -220,10 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     local_parser.add_argument(
         "--account-count", type=int, default=1, help="with --findings and no --accounts: this many accounts"
     )
-    local_parser.add_argument("--seed", type=int, default=1, help="with --findings: the findings' order")
-    local_parser.add_argument(
-        "--threads", type=int, default=4, help="with --findings: accounts seeded at once"
-    )
+    local_parser.add_argument("--seed", type=int, default=1, help="the order the findings are imported in")
+    local_parser.add_argument("--threads", type=int, default=4, help="accounts seeded at once")
     local_parser.add_argument("--securityhub-region", default="us-east-1")
     local_parser.add_argument("--reset", action="store_true", help="forget everything first")
     local_parser.set_defaults(func=cmd_local)

@@ -49,25 +49,6 @@ def seed_scenarios(aws: AwsContext, region: str = DEFAULT_REGION) -> list[Seeded
     return [seed_one(aws, control, account, region) for control, account in SCENARIOS]
 
 
-def seed_fleet(
-    aws: AwsContext, accounts: Iterable[str], regions: Iterable[str], controls: Iterable[str], count: int
-) -> list[Seeded]:
-    """``count`` misconfigured resources per control, account and region (one for account settings)."""
-    seeded = []
-    regions = list(regions)
-    for account in accounts:
-        for control in controls:
-            playbook = registry().for_control(control)
-            scope = playbook.scope if playbook else "regional"
-            if scope == "account":
-                seeded.append(seed_one(aws, control, account, regions[0]))
-                continue
-            for region in regions:
-                times = 1 if scope == "account-regional" else count
-                seeded += [seed_one(aws, control, account, region, n) for n in range(times)]
-    return seeded
-
-
 FLEET_REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2", "ca-central-1")
 # Weights of the default mix, per account-region: real fleets are mostly security groups,
 # then instances and subnets, then a little of everything else. Account-wide controls
@@ -147,6 +128,19 @@ def parse_mix(text: str | Iterable[str] | None) -> dict[str, int]:
     return mix or dict(DEFAULT_MIX)
 
 
+def _scopes(controls: Iterable[str]) -> dict[str, str]:
+    """Each control's playbook scope, or a refusal naming a control the stand-in cannot seed."""
+    scopes = {}
+    for control in controls:
+        playbook = registry().for_control(control)
+        if playbook is None or control not in SEEDERS:
+            raise ValueError(
+                f"no playbook or no seeder for control {control} (seeders: {', '.join(sorted(SEEDERS))})"
+            )
+        scopes[control] = playbook.scope
+    return scopes
+
+
 def fleet_spec(
     findings: int, accounts: Sequence[str], regions: Sequence[str], mix: dict[str, int]
 ) -> FleetSpec:
@@ -154,14 +148,7 @@ def fleet_spec(
     the rest shared by the mix's weights (largest remainder) and spread over the account-regions."""
     if findings < 1 or not accounts or not regions:
         raise ValueError("a fleet needs at least one finding, one account and one region")
-    scopes = {}
-    for control in mix:
-        playbook = registry().for_control(control)
-        if playbook is None or control not in SEEDERS:
-            raise ValueError(
-                f"no playbook or no seeder for control {control} (seeders: {', '.join(sorted(SEEDERS))})"
-            )
-        scopes[control] = playbook.scope
+    scopes = _scopes(mix)
     account_regional = tuple(c for c in mix if scopes[c] == "account-regional")
     account_wide = tuple(c for c in mix if scopes[c] == "account")
     weights = {c: w for c, w in mix.items() if scopes[c] in ("regional", "global") and w > 0}
@@ -181,6 +168,24 @@ def fleet_spec(
     ]:
         counts[control] += 1
     return FleetSpec(tuple(accounts), tuple(regions), counts, account_regional, account_wide)
+
+
+def count_spec(
+    accounts: Sequence[str], regions: Sequence[str], controls: Iterable[str], count: int
+) -> FleetSpec:
+    """``count`` resources per control, account and region; one per account-region or per
+    account for the controls of those settings."""
+    if count < 1 or not accounts or not regions:
+        raise ValueError("a fleet needs a count of at least 1, one account and one region")
+    scope = _scopes(controls)
+    cells = len(accounts) * len(regions)
+    return FleetSpec(
+        tuple(accounts),
+        tuple(regions),
+        {c: count * cells for c in scope if scope[c] in ("regional", "global")},
+        tuple(c for c in scope if scope[c] == "account-regional"),
+        tuple(c for c in scope if scope[c] == "account"),
+    )
 
 
 def seed_spec(aws: AwsContext, spec: FleetSpec, rng_seed: int = 1, threads: int = 4) -> list[dict[str, Any]]:
