@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from typing import Any
+
 import pytest
 
 from asr.local import MEMBER_ACCOUNT
 from asr.local.seed import Seeded, finding, import_findings
 from asr.remediate import Outcome, Status
-from asr.securityhub import actionable_filters, iter_findings, queries_by_id
+from asr.securityhub import UPDATE_THREADS, actionable_filters, iter_findings, queries_by_id, update_findings
 from asr.writeback import note_for, seen_state, write_back
 
 PRODUCT = "arn:aws:securityhub:us-east-1::product/aws/securityhub"
@@ -198,3 +202,39 @@ def test_notes_stay_within_the_limit_and_keep_the_run() -> None:
     note = note_for(outcome(raw, Status.FAILED, "x" * 2000), "manual__2026-11-28T05:00:00+00:00")
     assert len(note) <= 512
     assert note.endswith("[run manual__2026-11-28T05:00:00+00:00]")
+
+
+class InFlight:
+    """The stand-in's Security Hub client, counting its BatchUpdateFindings calls in flight."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.calls = 0
+        self.now = 0
+        self.most = 0
+        self.lock = threading.Lock()
+
+    def batch_update_findings(self, **request: Any) -> Any:
+        with self.lock:
+            self.calls += 1
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            time.sleep(0.05)  # a round trip to AWS takes longer than one to the stand-in
+            return self.client.batch_update_findings(**request)
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+def test_updates_go_out_several_calls_at_a_time(aws) -> None:  # type: ignore[no-untyped-def]
+    securityhub = aws.admin_client("securityhub", "us-east-1")
+    raws = [finding(seeded(n)) for n in range(450)]
+    import_findings(securityhub, raws)
+    spy = InFlight(securityhub)
+    updates = [({"Id": r["Id"], "ProductArn": r["ProductArn"]}, "RESOLVED", "fixed") for r in raws]
+    assert update_findings(spy, updates) == (450, [])
+    assert spy.calls == 5
+    assert 2 <= spy.most <= UPDATE_THREADS
+    now = state_of(securityhub, [r["Id"] for r in raws])
+    assert {f["Workflow"]["Status"] for f in now.values()} == {"RESOLVED"} and len(now) == 450
