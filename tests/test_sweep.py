@@ -132,6 +132,8 @@ def test_write_back_batches_by_100_and_retries_unprocessed() -> None:
     # The two calls run at once, so either may come first; the retry follows its own call.
     assert sorted(len(c) for c in client.calls) == [1, 51, 100]
     assert client.calls.index(["busy"]) > next(i for i, c in enumerate(client.calls) if len(c) == 51)
+    with pytest.raises(ValueError, match="attempts must be at least 1"):
+        update_findings(client, updates, attempts=0)
 
 
 @pytest.mark.airflow

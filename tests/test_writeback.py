@@ -7,9 +7,11 @@ import time
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from asr.local import MEMBER_ACCOUNT
 from asr.local.seed import Seeded, finding, import_findings
+from asr.pacing import HEADROOM, RateBudget
 from asr.remediate import Outcome, Status
 from asr.securityhub import UPDATE_THREADS, actionable_filters, iter_findings, queries_by_id, update_findings
 from asr.writeback import note_for, seen_state, write_back
@@ -204,6 +206,10 @@ def test_notes_stay_within_the_limit_and_keep_the_run() -> None:
     assert note.endswith("[run manual__2026-11-28T05:00:00+00:00]")
 
 
+def resolve(raws: list[dict]) -> list[tuple[dict[str, str], str, str]]:
+    return [({"Id": r["Id"], "ProductArn": r["ProductArn"]}, "RESOLVED", "fixed") for r in raws]
+
+
 class InFlight:
     """The stand-in's Security Hub client, counting its BatchUpdateFindings calls in flight."""
 
@@ -232,9 +238,51 @@ def test_updates_go_out_several_calls_at_a_time(aws) -> None:  # type: ignore[no
     raws = [finding(seeded(n)) for n in range(450)]
     import_findings(securityhub, raws)
     spy = InFlight(securityhub)
-    updates = [({"Id": r["Id"], "ProductArn": r["ProductArn"]}, "RESOLVED", "fixed") for r in raws]
-    assert update_findings(spy, updates) == (450, [])
+    assert update_findings(spy, resolve(raws)) == (450, [])
     assert spy.calls == 5
     assert 2 <= spy.most <= UPDATE_THREADS
     now = state_of(securityhub, [r["Id"] for r in raws])
     assert {f["Workflow"]["Status"] for f in now.values()} == {"RESOLVED"} and len(now) == 450
+
+
+def test_updates_at_once_stay_within_the_rate_budget(aws) -> None:  # type: ignore[no-untyped-def]
+    aws.budget = RateBudget({"securityhub:BatchUpdateFindings": (2, 5)})  # a bucket of 2, 5 a second
+    securityhub = aws.admin_client("securityhub", "us-east-1")
+    raws = [finding(seeded(n)) for n in range(450)]
+    import_findings(securityhub, raws)
+    started = time.monotonic()
+    assert update_findings(securityhub, resolve(raws)) == (450, [])
+    # 5 calls: 2 from the bucket, then 3 at the refill rate, however many threads ask.
+    assert time.monotonic() - started >= 3 / (5 * HEADROOM) - 0.05
+
+
+def test_findings_security_hub_cannot_find_come_back_in_order(aws) -> None:  # type: ignore[no-untyped-def]
+    securityhub = aws.admin_client("securityhub", "us-east-1")
+    raws = [finding(seeded(n)) for n in range(250)]  # never imported: 3 calls, each all not found
+    done, failed = update_findings(securityhub, resolve(raws))
+    assert done == 0
+    assert [u["FindingIdentifier"]["Id"] for u in failed] == [r["Id"] for r in raws]
+    assert {u["ErrorCode"] for u in failed} == {"FindingNotFound"}
+
+
+class RefusingAfterFirst(InFlight):
+    """The first call is slow and goes through; every later one is refused at once."""
+
+    def batch_update_findings(self, **request: Any) -> Any:
+        with self.lock:
+            self.calls += 1
+            first = self.calls == 1
+        if first:
+            time.sleep(0.3)
+            return self.client.batch_update_findings(**request)
+        refused = {"Error": {"Code": "AccessDeniedException", "Message": "no"}}
+        raise ClientError(refused, "BatchUpdateFindings")
+
+
+def test_a_refused_call_stops_the_calls_not_yet_begun(aws) -> None:  # type: ignore[no-untyped-def]
+    spy = RefusingAfterFirst(aws.admin_client("securityhub", "us-east-1"))
+    raws = [finding(seeded(n)) for n in range(2000)]  # 20 calls
+    with pytest.raises(ClientError, match="AccessDenied"):
+        update_findings(spy, resolve(raws))
+    # The threads that were free took at most one more call each before the stop.
+    assert spy.calls <= 2 * UPDATE_THREADS

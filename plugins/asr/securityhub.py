@@ -10,7 +10,7 @@ import itertools
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 PAGE_SIZE = 100
@@ -126,9 +126,13 @@ def update_findings(
 
     The calls run ``threads`` at a time: one after another, a large run waited a round
     trip per 100 findings, well below Security Hub's 10 calls a second; the client's rate
-    budget (``asr.pacing``) keeps them within it. Returns how many findings were updated
-    and the ones Security Hub would not process even after retries, with its reason.
+    budget (``asr.pacing``) keeps them within it. Each finding must come once: two calls
+    at once for the same finding would race. A call that fails stops the calls not yet
+    begun, and its error is raised. Returns how many findings were updated and the ones
+    Security Hub would not process even after retries, with its reason.
     """
+    if attempts < 1:
+        raise ValueError(f"attempts must be at least 1, not {attempts}")
     groups: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
     for identifier, status, note in updates:
         groups[(status, clip_note(note))].append(identifier)
@@ -162,5 +166,10 @@ def update_findings(
         return done, failed
 
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(calls)))) as pool:
-        results = list(pool.map(update, calls))
+        futures = [pool.submit(update, call) for call in calls]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        for future in futures:
+            future.cancel()  # after a failure: those not begun (none otherwise)
+        # Calls begin in order, so a failed one comes before any cancelled one.
+        results = [future.result() for future in futures]
     return sum(done for done, _ in results), [u for _, failed in results for u in failed]
