@@ -120,11 +120,10 @@ def update_findings(
     updates: Iterable[tuple[dict[str, str], str, str]],
     attempts: int = 3,
     pause: float = 1.0,
-    threads: int = UPDATE_THREADS,
 ) -> tuple[int, list[dict[str, Any]]]:
     """Apply (identifier, workflow status, note) updates, grouped so one call serves many.
 
-    The calls run ``threads`` at a time: one after another, a large run waited a round
+    The calls run ``UPDATE_THREADS`` at a time: one after another, a large run waited a round
     trip per 100 findings, well below Security Hub's 10 calls a second; the client's rate
     budget (``asr.pacing``) keeps them within it. Each finding must come once: two calls
     at once for the same finding would race. A call that fails stops the calls not yet
@@ -165,7 +164,7 @@ def update_findings(
             failed += retryable
         return done, failed
 
-    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(calls)))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(UPDATE_THREADS, len(calls)))) as pool:
         futures = [pool.submit(update, call) for call in calls]
         wait(futures, return_when=FIRST_EXCEPTION)
         for future in futures:
