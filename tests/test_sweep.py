@@ -41,6 +41,48 @@ def test_sweep_has_one_task_group_per_playbook(airflow_db: None) -> None:
         assert f"remediate_{playbook.group_id}.fix" in dag.task_ids
 
 
+def _parsed_to_run(monkeypatch: pytest.MonkeyPatch, dag_id: str, task_id: str) -> Any:
+    """asr_sweep as a task process parses it: Airflow's task runner names the task it is
+    about to run in these two variables (``get_parsing_context``)."""
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", dag_id)
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", task_id)
+    return dag_bag().dags["asr_sweep"]
+
+
+def test_a_task_of_a_remediate_group_parses_only_its_group(
+    airflow_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full = dag_bag().dags["asr_sweep"]
+    group = "remediate_EC2_19"  # disruptive: select, approve, fix
+    dag = _parsed_to_run(monkeypatch, "asr_sweep", f"{group}.fix")
+    own = {f"{group}.{task}" for task in ("select_batches", "approve", "fix")}
+    assert set(dag.task_ids) == {"ingest", "plan", *own}
+    assert len(full.task_ids) > 3 * len(dag.task_ids)
+    for task_id in dag.task_ids:
+        task, same = dag.get_task(task_id), full.get_task(task_id)
+        assert task.upstream_task_ids == same.upstream_task_ids
+        assert [t.task_id for t in task.iter_mapped_dependants()] == [
+            t.task_id for t in same.iter_mapped_dependants()
+        ]
+    assert dag.params.dump() == full.params.dump()
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "task_id"),
+    [
+        ("asr_sweep", "plan"),  # branches over every group
+        ("asr_sweep", "write_back"),
+        ("asr_sweep", "watcher"),
+        ("asr_remediate", "remediate_EC2_19.fix"),  # another DAG's task
+    ],
+)
+def test_every_other_task_parses_the_whole_dag(
+    airflow_db: None, monkeypatch: pytest.MonkeyPatch, dag_id: str, task_id: str
+) -> None:
+    full = dag_bag().dags["asr_sweep"]
+    assert set(_parsed_to_run(monkeypatch, dag_id, task_id).task_ids) == set(full.task_ids)
+
+
 def _records(n: int, playbook: str = "EC2.13", account: str = MEMBER_ACCOUNT) -> list[dict[str, str]]:
     return [
         {

@@ -4,14 +4,15 @@ A DAG file picks how findings come in (a sweep, a person's selection, events) an
 hands the ingest task here: plan (which also picks the playbooks with work) -> one task
 group per playbook with work (a mapped fix task over its batches; for a disruptive
 playbook, behind a person's approval) -> write back -> report, with a watcher that fails
-the run if any task failed even though write-back and report still ran.
+the run if any task failed even though write-back and report still ran. A task process
+of one playbook's group builds that group alone (``task_group_to_run``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import Param, TaskGroup
+from airflow.sdk import Param, TaskGroup, get_parsing_context
 
 from asr import tasks
 from asr.approvals import ControlApproval
@@ -24,11 +25,30 @@ REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d$"
 RUN_PATTERN = r"^([a-z_]+/)?[A-Za-z0-9_.:+-]+$"
 
 
+def task_group_to_run(dag_id: str) -> str | None:
+    """The one remediate group a task process needs, or None when it needs the whole DAG.
+
+    Airflow parses the DAG file again in every task process, and building all the
+    playbooks' operators cost each task about 0.1 s of CPU (most of its parse): at 10,000
+    findings, tens of tasks. A task of a remediate group needs only its group and the
+    tasks upstream of it (ingest, plan); ``plan`` branches over every group and
+    write-back, report and the watcher follow them all, so they get the whole DAG.
+    """
+    context = get_parsing_context()
+    task_id = context.task_id or ""
+    if context.dag_id != dag_id or not task_id.startswith("remediate_") or "." not in task_id:
+        return None
+    return task_id.split(".", 1)[0]
+
+
 def remediation(ingested: Any) -> None:
     planned = tasks.plan(ingested)
     batches = planned[tasks.BATCHES]
+    only = task_group_to_run(planned.operator.dag_id)
     groups = []
     for playbook in registry():
+        if only and only != f"remediate_{playbook.group_id}":
+            continue
         with TaskGroup(group_id=f"remediate_{playbook.group_id}", tooltip=playbook.title) as group:
             selected = tasks.select_batches(batches, playbook.control_id)
             if playbook.ssm_document:
@@ -50,6 +70,8 @@ def remediation(ingested: Any) -> None:
                 selected >> approval >> fixes
         planned >> group
         groups.append(group)
+    if only:
+        return
     written = tasks.write_back()
     reported = tasks.report()
     groups >> written >> reported
