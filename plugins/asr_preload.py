@@ -10,9 +10,10 @@ work is inherited instead. It costs the scheduler about 60 MiB.
 
 The price: a change to the asr code reaches tasks once the scheduler restarts (a new
 release restarts it anyway). Playbooks are still read by every task, so an edited one
-counts from the next task on; what is inherited is the check and compilation of the
-schemas they are validated against (two thirds of loading them). The CeleryExecutor's
-workers start no listeners: there each task still does this work itself.
+counts from the next task on; what is inherited is the compiled validators of their
+schemas and what each unchanged file parsed to (``asr.playbooks`` checks again only a file
+whose text changed). The CeleryExecutor's workers start no listeners: there each task
+still does this work itself.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ MODULES = (
 
 class Preload:
     """Listener: imports ``MODULES``, parses the botocore models of the services the
-    actions call (``asr.aws.warm``) and compiles the playbooks' schema validators when an
+    actions call (``asr.aws.warm``) and loads the playbooks (compiling their schemas) when an
     Airflow job (scheduler, dag-processor, triggerer) starts. A task process is told too,
     but does nothing: it forked from a warm parent or, under Celery, would only parse
     models its batch never uses."""
@@ -73,7 +74,7 @@ class Preload:
         try:
             from asr.playbooks import load_playbooks
 
-            load_playbooks()  # compiles each schema's validator; the playbooks are read again
+            load_playbooks()  # compiles the schemas' validators, keeps what each file gave
         except Exception:  # a broken playbook is reported where it is used, by name
             log.warning("asr preload: could not load the playbooks", exc_info=True)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from asr import playbooks as playbooks_module
 from asr.playbooks import PlaybookError, default_dir, load_playbooks
 
 SEED_CONTROLS = {"EC2.13", "EC2.2", "EC2.7", "IAM.7", "RDS.5", "S3.1"}
@@ -56,6 +57,31 @@ def test_broken_playbook_names_file_field_and_problem(
     assert "EC2.13.yaml" in message
     assert field in message
     assert problem in message
+
+
+def test_a_load_checks_again_only_the_files_that_changed(
+    playbook_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = load_playbooks(playbook_dir)
+    parsed: list[str] = []
+    parse = playbooks_module.parse_playbook
+    monkeypatch.setattr(
+        playbooks_module, "parse_playbook", lambda data, source: parsed.append(source) or parse(data, source)
+    )
+    again = load_playbooks(playbook_dir)
+    assert parsed == []
+    assert again.playbooks["EC2.13"] is first.playbooks["EC2.13"]
+
+    path = playbook_dir / "EC2.13.yaml"
+    path.write_text(path.read_text().replace("ports: [22, 3389]", "ports: [22]"))
+    edited = load_playbooks(playbook_dir)
+    assert parsed == [str(path)]
+    assert edited.playbooks["EC2.13"].parameters == {"ports": [22]}
+    assert edited.playbooks["S3.1"] is first.playbooks["S3.1"]
+
+    path.write_text(path.read_text().replace("severity: HIGH", "severity: SEVERE"))
+    with pytest.raises(PlaybookError, match=r"EC2\.13\.yaml: severity: 'SEVERE' is not one of"):
+        load_playbooks(playbook_dir)
 
 
 def test_file_name_must_match_control(playbook_dir: Path) -> None:

@@ -31,7 +31,7 @@ PROBE = textwrap.dedent(
         from airflow.sdk.execution_time.task_runner import TaskRunnerMarker
 
         get_listener_manager().hook.on_starting(component=TaskRunnerMarker())
-    from asr import actions, aws
+    from asr import actions, aws, playbooks
 
     # botocore's loader caches what it parsed, keyed by call and arguments
     parsed = aws._member_session._session.get_component("data_loader")._cache if aws._member_session else {}
@@ -40,6 +40,7 @@ PROBE = textwrap.dedent(
         "after": [m for m in sys.argv[2:] if m in sys.modules],
         "ec2_model": any("ec2" in str(key) and "service-2" in str(key) for key in parsed),
         "schemas_compiled": len(actions._VALIDATORS),
+        "playbooks_loaded": len(playbooks._loaded),
     }))
     """
 )
@@ -65,16 +66,23 @@ def test_a_starting_job_imports_the_library_its_tasks_need() -> None:
     assert seen["ec2_model"], "the EC2 model is parsed, ready for the member clients of forked tasks"
     # the playbook schema and every action's parameter schema the playbooks use
     assert seen["schemas_compiled"] >= 10, "the playbooks' schema validators are compiled before the fork"
+    assert seen["playbooks_loaded"] >= 40, "every playbook file's parse is kept for the forked tasks"
 
 
 def test_a_starting_task_process_does_no_preloading() -> None:
-    nothing = {"before": False, "after": [], "ec2_model": False, "schemas_compiled": 0}
+    nothing = {"before": False, "after": [], "ec2_model": False, "schemas_compiled": 0, "playbooks_loaded": 0}
     assert probe("task", "asr.remediate") == nothing
 
 
 def test_without_the_plugins_folder_nothing_is_preloaded(tmp_path) -> None:
     seen = probe("job", "asr.remediate", env={"AIRFLOW__CORE__PLUGINS_FOLDER": str(tmp_path)})
-    assert seen == {"before": False, "after": [], "ec2_model": False, "schemas_compiled": 0}
+    assert seen == {
+        "before": False,
+        "after": [],
+        "ec2_model": False,
+        "schemas_compiled": 0,
+        "playbooks_loaded": 0,
+    }
 
 
 def test_a_module_that_fails_to_import_is_logged_and_the_rest_still_load(
