@@ -36,9 +36,10 @@ def task_group_to_run(dag_id: str) -> str | None:
     """
     context = get_parsing_context()
     task_id = context.task_id or ""
-    if context.dag_id != dag_id or not task_id.startswith("remediate_") or "." not in task_id:
+    group = task_id.split(".", 1)[0]
+    if context.dag_id != dag_id or group == task_id or not group.startswith(tasks.remediate_group("")):
         return None
-    return task_id.split(".", 1)[0]
+    return group
 
 
 def remediation(ingested: Any) -> None:
@@ -47,9 +48,10 @@ def remediation(ingested: Any) -> None:
     only = task_group_to_run(planned.operator.dag_id)
     groups = []
     for playbook in registry():
-        if only and only != f"remediate_{playbook.group_id}":
+        group_id = tasks.remediate_group(playbook.group_id)
+        if only and only != group_id:
             continue
-        with TaskGroup(group_id=f"remediate_{playbook.group_id}", tooltip=playbook.title) as group:
+        with TaskGroup(group_id=group_id, tooltip=playbook.title) as group:
             selected = tasks.select_batches(batches, playbook.control_id)
             if playbook.ssm_document:
                 fixes = AutomationFixOperator.partial(

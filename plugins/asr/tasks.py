@@ -34,8 +34,13 @@ RETRY_DELAY = timedelta(seconds=float(os.environ.get("ASR_RETRY_DELAY_SECONDS", 
 BATCHES = "batches"  # plan's XCom key for the batch list
 
 
+def remediate_group(group_id: str) -> str:
+    """The task group id of a playbook (``Playbook.group_id``) in every DAG."""
+    return f"remediate_{group_id}"
+
+
 def fix_task_id(group_id: str) -> str:
-    return f"remediate_{group_id}.select_batches"
+    return f"{remediate_group(group_id)}.select_batches"
 
 
 def run_context(context: Any = None) -> tuple[Settings, Any, str]:
