@@ -39,7 +39,8 @@ def remediate_group(group_id: str) -> str:
     return f"remediate_{group_id}"
 
 
-def fix_task_id(group_id: str) -> str:
+def branch_target(group_id: str) -> str:
+    """The first task of a playbook's group: what ``plan`` branches to when it has work."""
     return f"{remediate_group(group_id)}.select_batches"
 
 
@@ -175,7 +176,7 @@ def plan(ingested: dict[str, int]) -> list[str]:
     get_current_context()["ti"].xcom_push(key=BATCHES, value=batches)
     log.info("%d findings in %d batches", ingested["routed"], len(batches))
     playbooks = registry()
-    return sorted({fix_task_id(playbooks.playbooks[b["playbook"]].group_id) for b in batches})
+    return sorted({branch_target(playbooks.playbooks[b["playbook"]].group_id) for b in batches})
 
 
 @task
