@@ -96,13 +96,32 @@ def test_selection_by_resource_and_dry_run(aws, airflow_db: None) -> None:
     assert [workflow(aws)[f["Id"]] for f in findings] == ["RESOLVED", "NEW"]
 
 
+def unfixable_finding() -> dict:
+    account = f"AWS::::Account:{MEMBER_ACCOUNT}"
+    return finding(Seeded("Macie.1", MEMBER_ACCOUNT, REGION, "AwsAccount", account))
+
+
+@pytest.mark.airflow
+def test_a_pick_by_resource_leaves_every_other_finding_alone(aws, airflow_db: None) -> None:
+    """A pick that is not by finding id reads every failed finding in scope: one no playbook
+    fixes is reported as rejected, never marked NOTIFIED in Security Hub."""
+    seeded, findings = open_groups(aws, 2)
+    unfixable = unfixable_finding()
+    import_findings(aws.admin_client("securityhub", REGION), [unfixable])
+
+    run = dag("asr_remediate").test(run_conf={"resources": [seeded[0].resource_id]})
+
+    assert run.state == "success"
+    assert [world_open(aws, s) for s in seeded] == [False, True]
+    assert workflow(aws) == {findings[0]["Id"]: "RESOLVED", findings[1]["Id"]: "NEW", unfixable["Id"]: "NEW"}
+    assert report_of(run)["totals"] == {"REMEDIATED": 1, "IGNORED": 1, "REJECTED": 1}
+
+
 @pytest.mark.airflow
 def test_rerun_of_failures_and_a_picked_finding_no_playbook_fixes(aws, airflow_db: None) -> None:
     arn = f"arn:aws:rds:{REGION}:{MEMBER_ACCOUNT}:db:not-yet-there"
     missing = finding(Seeded("RDS.5", MEMBER_ACCOUNT, REGION, "AwsRdsDbInstance", arn))
-    unfixable = finding(
-        Seeded("Macie.1", MEMBER_ACCOUNT, REGION, "AwsAccount", f"AWS::::Account:{MEMBER_ACCOUNT}")
-    )
+    unfixable = unfixable_finding()
     import_findings(aws.admin_client("securityhub", REGION), [missing, unfixable])
 
     first = dag("asr_remediate").test(run_conf={"finding_ids": [missing["Id"], unfixable["Id"]]})

@@ -286,3 +286,14 @@ def test_a_refused_call_stops_the_calls_not_yet_begun(aws) -> None:  # type: ign
         update_findings(spy, resolve(raws))
     # The threads that were free took at most one more call each before the stop.
     assert spy.calls <= 2 * UPDATE_THREADS
+
+
+@pytest.mark.parametrize("junk", [5, "NEW", ["NEW"], None])
+def test_what_ingest_saw_of_a_malformed_finding_reads_as_missing(junk: object) -> None:
+    """Routing rejects such a finding with the reason; noting what ingest saw must not stop
+    the run first."""
+    assert seen_state({"Id": "f", "Workflow": junk, "Note": junk, "RecordState": "ACTIVE"}) == {
+        "Workflow": {"Status": None},
+        "RecordState": "ACTIVE",
+        "Note": {"Text": ""},
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from asr.config import Settings
@@ -64,6 +65,13 @@ class Selection:
             return "not one of the chosen resources"
         return None
 
+    @cached_property
+    def _named(self) -> frozenset[str]:
+        return frozenset(self.finding_ids)
+
     def asked(self, finding_id: str) -> bool:
-        """A person picked every finding of a manual run: tell them why one was not fixed."""
-        return True
+        """Whether to tell a person in Security Hub why this finding was not fixed: only for
+        the findings they named by id (or by a rerun). A pick by control, account, region or
+        resource reads every failed finding there; those no playbook takes are reported in
+        the run, not marked NOTIFIED."""
+        return finding_id in self._named

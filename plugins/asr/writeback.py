@@ -85,11 +85,17 @@ def note_for(outcome: Outcome, run_id: str) -> str:
 
 
 def seen_state(finding: dict[str, Any]) -> dict[str, Any]:
-    """The part of a finding write-back compares, as ingest read it."""
+    """The part of a finding write-back compares, as ingest read it (a malformed part reads
+    as missing: routing rejects the finding with the reason)."""
+
+    def part(name: str) -> dict[str, Any]:
+        value = finding.get(name)
+        return value if isinstance(value, dict) else {}
+
     return {
-        "Workflow": {"Status": (finding.get("Workflow") or {}).get("Status")},
+        "Workflow": {"Status": part("Workflow").get("Status")},
         "RecordState": finding.get("RecordState"),
-        "Note": {"Text": (finding.get("Note") or {}).get("Text", "")},
+        "Note": {"Text": part("Note").get("Text", "")},
     }
 
 
