@@ -39,7 +39,45 @@ def seeded_arn(aws: Any, control: str) -> str:
         ({"Effect": "Allow", "Principal": {"AWS": "*"}}, True),
         ({"Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam::333333333333:root", "*"]}}, True),
         ({"Effect": "Deny", "Principal": "*"}, False),
-        ({"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}}, False),
+        ({"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}}, True),
+        (
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "s3.amazonaws.com"},
+                "Condition": {"ArnLike": {"AWS:SourceArn": "arn:aws:s3:::b"}},
+            },
+            True,
+        ),
+        (
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "s3.amazonaws.com"},
+                "Condition": {"StringEquals": {"AWS:SourceAccount": "111111111111"}},
+            },
+            False,
+        ),
+        ({"Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}}, False),
+        ({"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::*:root"}}, True),
+        (
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Condition": {"ArnLike": {"AWS:SourceArn": "arn:aws:s3:::*"}},
+            },
+            True,
+        ),
+        (
+            {"Effect": "Allow", "Principal": "*", "Condition": {"StringLike": {"aws:SourceAccount": "*"}}},
+            True,
+        ),
+        (
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Condition": {"StringEquals": {"aws:SourceAccount": "${aws:PrincipalAccount}"}},
+            },
+            True,
+        ),
         ({"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::333333333333:root"}}, False),
         (
             {
@@ -79,7 +117,7 @@ def seeded_arn(aws: Any, control: str) -> str:
         ),
     ],
 )
-def test_public_statement_needs_a_wildcard_principal_without_source_restriction(
+def test_public_statement_is_what_aws_config_counts_as_public(
     statement: dict[str, Any], public: bool
 ) -> None:
     assert is_public_statement(statement) is public
@@ -106,6 +144,38 @@ def test_lambda_fix_removes_only_public_statements(aws) -> None:
     assert result.status == Status.REMEDIATED, result.message
     assert [s["Sid"] for s in (result.before or {})["PublicStatements"]] == ["public-invoke", "public-url"]
     assert policy_sids(clients, arn) == ["s3-trigger", "any-principal-own-account"]
+
+
+def test_lambda_fix_removes_an_s3_trigger_any_account_could_use_and_its_revert_adds_it_back(aws) -> None:
+    arn = seeded_arn(aws, "Lambda.1")
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    clients["lambda"].add_permission(
+        FunctionName=arn,
+        StatementId="s3-any-account",
+        Action="lambda:InvokeFunction",
+        Principal="s3.amazonaws.com",
+        SourceArn="arn:aws:s3:::uploads",
+    )
+
+    def statements() -> dict[str, Any]:
+        policy = json.loads(clients["lambda"].get_policy(FunctionName=arn)["Policy"])
+        return {s["Sid"]: s for s in policy["Statement"]}
+
+    added = statements()["s3-any-account"]
+    result, _ = fix(aws, "Lambda.1", arn)
+
+    assert result.status == Status.REMEDIATED, result.message
+    assert [s["Sid"] for s in (result.before or {})["PublicStatements"]] == [
+        "public-invoke",
+        "s3-any-account",
+    ]
+    assert list(statements()) == ["s3-trigger", "any-principal-own-account"], "the pinned trigger stays"
+
+    action = registry().playbooks["Lambda.1"].build_action()
+    action.revert(
+        clients, registry().playbooks["Lambda.1"].extract_resource_id(arn, MEMBER_ACCOUNT), result.before
+    )
+    assert statements()["s3-any-account"] == added
 
 
 def test_lambda_function_without_policy_complies(aws) -> None:

@@ -12,44 +12,81 @@ if TYPE_CHECKING:
 
 # Condition keys that tie a public principal to one caller; compared lower-cased, as IAM does.
 RESTRICTING_KEYS = frozenset({"aws:sourceaccount", "aws:sourcearn"})
+# S3 may invoke a function for a bucket of any account: only the bucket's account pins it.
+S3_RESTRICTING_KEYS = frozenset({"aws:sourceaccount"})
+S3_PRINCIPAL = "s3.amazonaws.com"
+# Operators that match only the values they list (a wildcard in a value is checked apart).
+FIXED_VALUE_OPERATORS = frozenset({"StringEquals", "StringLike", "ArnEquals", "ArnLike"})
 # The conditions AddPermission writes, by (operator, lower-cased key): its parameter for each.
 ADD_PERMISSION_CONDITIONS = {
     ("StringEquals", "aws:principalorgid"): "PrincipalOrgID",
     ("StringEquals", "lambda:functionurlauthtype"): "FunctionUrlAuthType",
     ("StringEquals", "lambda:eventsourcetoken"): "EventSourceToken",
+    ("StringEquals", "aws:sourceaccount"): "SourceAccount",
+    ("ArnLike", "aws:sourcearn"): "SourceArn",
 }
 
 
+def _strings(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _is_fixed(value: Any) -> bool:
+    """A value that names one thing: no wildcard and no policy variable."""
+    return isinstance(value, str) and bool(value) and not any(c in value for c in "*?") and "${" not in value
+
+
 def _is_public_principal(principal: Any) -> bool:
-    if principal == "*":
+    """Empty, ``*``, or an AWS principal with a wildcard in it (AWS Config's definition)."""
+    if principal in ("*", "", None, {}):
         return True
-    if isinstance(principal, dict):
-        aws = principal.get("AWS")
-        return aws == "*" or (isinstance(aws, list) and "*" in aws)
+    if isinstance(principal, dict) and "AWS" in principal:
+        return any(not isinstance(p, str) or "*" in p for p in _strings(principal["AWS"]))
     return False
 
 
-def _restricts_caller(condition: dict[str, Any]) -> bool:
-    """Whether a condition pins the caller by source account or ARN.
+def _is_s3_principal(principal: Any) -> bool:
+    return isinstance(principal, dict) and S3_PRINCIPAL in _strings(principal.get("Service"))
 
-    Negated operators (``StringNotEquals``) and ``...IfExists`` ones let through a
-    request without the key, so they do not restrict anyone.
+
+def _restricts_caller(condition: dict[str, Any], keys: frozenset[str] = RESTRICTING_KEYS) -> bool:
+    """Whether a condition pins the caller to fixed values of one of ``keys``.
+
+    Negated operators (``StringNotEquals``), ``...IfExists`` ones and set operators let
+    through a request without the key, and a wildcard or variable in a value lets through
+    more than one caller: none of them restricts anyone.
     """
-    for operator, keys in condition.items():
-        if "Not" in operator or operator.endswith("IfExists") or not isinstance(keys, dict):
+    for operator, clauses in condition.items():
+        if operator not in FIXED_VALUE_OPERATORS or not isinstance(clauses, dict):
             continue
-        if any(key.lower() in RESTRICTING_KEYS for key in keys):
-            return True
+        for key, value in clauses.items():
+            if key.lower() in keys and all(_is_fixed(v) for v in _strings(value)):
+                return True
     return False
+
+
+def _add_permission_principal(statement: dict[str, Any]) -> str:
+    principal = statement.get("Principal")
+    if principal == "*" or principal == {"AWS": "*"}:
+        return "*"
+    if principal == {"Service": S3_PRINCIPAL}:
+        return S3_PRINCIPAL
+    raise NotReversible(
+        f"statement {statement.get('Sid')}: AddPermission cannot write the principal {principal}"
+    )
 
 
 def add_permission_args(statement: dict[str, Any]) -> dict[str, Any]:
     """The AddPermission call that writes this public statement again; NotReversible when it
-    has a shape AddPermission cannot write (several actions, other conditions)."""
+    has a shape AddPermission cannot write (several actions or principals, other conditions)."""
     action = statement.get("Action")
     if not isinstance(action, str):
         raise NotReversible(f"statement {statement.get('Sid')}: AddPermission takes one action, not {action}")
-    args = {"StatementId": statement["Sid"], "Action": action, "Principal": "*"}
+    args = {
+        "StatementId": statement["Sid"],
+        "Action": action,
+        "Principal": _add_permission_principal(statement),
+    }
     for operator, keys in (statement.get("Condition") or {}).items():
         for key, value in keys.items():
             param = ADD_PERMISSION_CONDITIONS.get((operator, key.lower()))
@@ -62,12 +99,17 @@ def add_permission_args(statement: dict[str, Any]) -> dict[str, Any]:
 
 
 def is_public_statement(statement: dict[str, Any]) -> bool:
-    """An Allow statement anyone can use: a ``*`` principal with no source restriction."""
-    return (
-        statement.get("Effect") == "Allow"
-        and _is_public_principal(statement.get("Principal"))
-        and not _restricts_caller(statement.get("Condition") or {})
-    )
+    """An Allow statement AWS Config's ``lambda-function-public-access-prohibited`` counts as
+    public: a wildcard principal not pinned by a fixed source account or ARN, or S3 as the
+    principal with no fixed source account (any account's bucket could then invoke it)."""
+    if statement.get("Effect") != "Allow":
+        return False
+    principal, condition = statement.get("Principal"), statement.get("Condition") or {}
+    if _is_public_principal(principal):
+        return not _restricts_caller(condition)
+    if _is_s3_principal(principal):
+        return not _restricts_caller(condition, S3_RESTRICTING_KEYS)
+    return False
 
 
 @register
@@ -75,8 +117,9 @@ class RemovePublicPolicyStatements(Action):
     """Remove the statements of a function's resource policy that let anyone call it.
 
     A statement with a ``*`` principal stays when a condition on ``aws:SourceAccount`` or
-    ``aws:SourceArn`` ties it to one caller (the shape AWS services' triggers use); every
-    other statement is kept as it is. Only the unqualified function's policy is changed.
+    ``aws:SourceArn`` ties it to fixed values (the shape AWS services' triggers use); an S3
+    trigger stays when it names the bucket's account (``aws:SourceAccount``). Every other
+    statement is kept as it is. Only the unqualified function's policy is changed.
 
         remediation:
           action: lambda.remove-public-policy-statements
