@@ -172,6 +172,20 @@ def test_filter_positive_and_negative_conditions_of_one_field() -> None:
     assert [f["Id"] for f in chosen] == ["finding-1", "finding-3"]
 
 
+def test_get_findings_filters_by_time(securityhub) -> None:
+    securityhub.batch_import_findings(
+        Findings=[make_finding(n, UpdatedAt=f"2026-0{n}-15T12:00:00.000Z") for n in range(1, 5)]
+    )
+    window = {"Start": "2026-02-15T12:00:00Z", "End": "2026-03-31T00:00:00Z"}
+    found = securityhub.get_findings(Filters={"UpdatedAt": [window]})["Findings"]
+    assert sorted(f["Id"] for f in found) == ["finding-2", "finding-3"], "both ends are inclusive"
+    recent = securityhub.get_findings(Filters={"CreatedAt": [{"DateRange": {"Value": 1, "Unit": "DAYS"}}]})
+    assert recent["Findings"] == [], "created in January"
+    for refused in ({"Start": "2026-02-15T12:00:00Z"}, {"Start": "yesterday", "End": "today"}):
+        with pytest.raises(ClientError, match="invalid date condition"):
+            securityhub.get_findings(Filters={"UpdatedAt": [refused]})
+
+
 def test_automation_records_parameters_and_succeeds_by_default(ssm) -> None:
     execution_id = ssm.start_automation_execution(
         DocumentName="Team-RotateSomething",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import threading
 import time
 from typing import Any
@@ -138,65 +139,78 @@ def get_findings_calls(securityhub) -> list[int]:  # type: ignore[no-untyped-def
 
 @pytest.fixture
 def large_run(aws):  # type: ignore[no-untyped-def]
-    """801 open findings (a check budget of 2 pages: 9 // 4), 199 closed ones beside them,
-    and what ingest saw."""
+    """901 open findings (a check budget of 2 pages: 10 // 4), 99 closed ones beside them,
+    what ingest saw and when it began."""
     securityhub = aws.admin_client("securityhub", "us-east-1")
     raws = [finding(seeded(n)) for n in range(1000)]
     import_findings(securityhub, raws)
-    suppress(securityhub, raws[801:])  # closed before the run: in scope, never the run's
+    suppress(securityhub, raws[901:])  # closed before the run: in scope, never the run's
     query = actionable_filters([MEMBER_ACCOUNT])
+    since = datetime.datetime.now(datetime.UTC).isoformat()
     seen = {f["Id"]: seen_state(f) for f in iter_findings(securityhub, query)}
-    assert len(seen) == 801
-    return securityhub, raws[:801], query, seen
+    assert len(seen) == 901
+    return securityhub, raws[:901], query, seen, since
+
+
+def passed(raw: dict, workflow: str) -> dict:
+    """The finding as Security Hub re-imports it when its control passes (it moves UpdatedAt)."""
+    now = datetime.datetime.now(datetime.UTC).isoformat()
+    compliance = {**raw["Compliance"], "Status": "PASSED"}
+    return {**raw, "Compliance": compliance, "Workflow": {"Status": workflow}, "UpdatedAt": now}
 
 
 def test_a_large_run_rereads_only_the_findings_closed_meanwhile(large_run) -> None:  # type: ignore[no-untyped-def]
-    securityhub, raws, query, seen = large_run
+    securityhub, raws, query, seen, since = large_run
     suppress(securityhub, raws[:1])  # a person closes one
-    passed = {**raws[2], "Compliance": {**raws[2]["Compliance"], "Status": "PASSED"}}
-    import_findings(securityhub, [passed | {"Workflow": {"Status": "RESOLVED"}}])  # Security Hub, on a pass
+    import_findings(securityhub, [passed(raws[2], "RESOLVED")])  # Security Hub, on a pass
+    suppress(securityhub, raws[3:4])  # a person closes one, then its control passes
+    import_findings(securityhub, [passed(raws[3], "SUPPRESSED")])
     calls = get_findings_calls(securityhub)
     outcomes = [outcome(r, Status.FAILED, "AccessDenied: no") for r in raws[1:3]]
     outcomes += [outcome(r, Status.REMEDIATED) for r in [raws[0], *raws[3:]]]
-    result = write_back(securityhub, outcomes, "run-1", query, seen)
-    assert len(calls) == 3  # 200 closed in scope (2 pages), and the two headed for NOTIFIED by id
+    result = write_back(securityhub, outcomes, "run-1", query, seen, since)
+    # 100 closed in scope and still failing (1 page), 1 suppressed and passing since ingest
+    # (1 page), and the two headed for NOTIFIED by id
+    assert len(calls) == 3
     assert result.left_alone == [
         {"finding_id": raws[2]["Id"], "now": "RESOLVED, ACTIVE"},
         {"finding_id": raws[0]["Id"], "now": "SUPPRESSED, ACTIVE"},
+        {"finding_id": raws[3]["Id"], "now": "SUPPRESSED, ACTIVE"},
     ]
-    assert result.updated == 799
-    now = state_of(securityhub, [r["Id"] for r in raws[:4]])
-    assert [now[r["Id"]]["Workflow"]["Status"] for r in raws[:4]] == [
+    assert result.updated == 898
+    now = state_of(securityhub, [r["Id"] for r in raws[:5]])
+    assert [now[r["Id"]]["Workflow"]["Status"] for r in raws[:5]] == [
         "SUPPRESSED",
         "NOTIFIED",
         "RESOLVED",
+        "SUPPRESSED",
         "RESOLVED",
     ]
     # The next run sees raws[1] NOTIFIED with the same note: nothing to write.
     seen = {f["Id"]: seen_state(f) for f in iter_findings(securityhub, query)}
     again = write_back(
-        securityhub, [outcome(raws[1], Status.FAILED, "AccessDenied: no")], "run-2", query, seen
+        securityhub, [outcome(raws[1], Status.FAILED, "AccessDenied: no")], "run-2", query, seen, since
     )
     assert (again.updated, again.unchanged) == (0, [raws[1]["Id"]])
 
 
 def test_a_large_run_pages_its_query_again_when_closed_findings_abound(large_run) -> None:  # type: ignore[no-untyped-def]
-    securityhub, raws, query, seen = large_run
-    suppress(securityhub, raws[:150])  # 349 closed in scope: more than the 2 pages allowed
+    securityhub, raws, query, seen, since = large_run
+    suppress(securityhub, raws[:150])  # 249 closed in scope: more than the 2 pages allowed
     calls = get_findings_calls(securityhub)
-    result = write_back(securityhub, [outcome(r, Status.REMEDIATED) for r in raws], "r", query, seen)
-    assert len(calls) == 2 + 7  # the two pages the budget allows, then the run's 651 open findings
+    result = write_back(securityhub, [outcome(r, Status.REMEDIATED) for r in raws], "r", query, seen, since)
+    assert len(calls) == 2 + 8  # the two pages the budget allows, then the run's 751 open findings
     assert {x["finding_id"] for x in result.left_alone} == {r["Id"] for r in raws[:150]}
-    assert result.updated == 651
+    assert result.updated == 751
 
 
 def test_a_large_run_picked_by_id_pages_its_queries_once(large_run) -> None:  # type: ignore[no-untyped-def]
-    securityhub, raws, _, seen = large_run
-    by_id = queries_by_id([r["Id"] for r in raws])  # 41 queries: more than the budget of 10
+    securityhub, raws, _, seen, since = large_run
+    by_id = queries_by_id([r["Id"] for r in raws])  # 46 queries: more than the budget of 11
     calls = get_findings_calls(securityhub)
-    result = write_back(securityhub, [outcome(r, Status.REMEDIATED) for r in raws], "r", by_id, seen)
-    assert len(calls) == 41
-    assert result.updated == 801
+    result = write_back(securityhub, [outcome(r, Status.REMEDIATED) for r in raws], "r", by_id, seen, since)
+    assert len(calls) == 46
+    assert result.updated == 901
 
 
 def test_notes_stay_within_the_limit_and_keep_the_run() -> None:

@@ -6,6 +6,7 @@ identifiers an update), and unprocessed updates are retried rather than lost.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import time
 from collections import defaultdict
@@ -77,6 +78,15 @@ def closed_in(query: dict[str, Any]) -> dict[str, Any]:
     Closing a finding does not move its ``UpdatedAt``, so it cannot be asked for by time.
     """
     return query | {"WorkflowStatus": equals(["RESOLVED", "SUPPRESSED"])}
+
+
+def suppressed_since(query: dict[str, Any], since: str) -> dict[str, Any]:
+    """The findings in ``query``'s accounts, regions and controls that a person suppressed and
+    that then left the query otherwise: their control passed or their record was archived.
+    Either change moves ``UpdatedAt``, so the findings that changed since ``since`` cover them."""
+    scope = {k: v for k, v in query.items() if k not in ("ComplianceStatus", "RecordState", "WorkflowStatus")}
+    until = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)).isoformat()
+    return scope | {"WorkflowStatus": equals(["SUPPRESSED"]), "UpdatedAt": [{"Start": since, "End": until}]}
 
 
 def _pages(client: Any, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:

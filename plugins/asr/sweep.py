@@ -6,6 +6,7 @@ the one before wrote to the run's store and returns only references and counts.
 
 from __future__ import annotations
 
+import datetime
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +28,7 @@ RECORDS = "records.jsonl"
 REJECTED = "rejected.jsonl"
 QUERIES = "queries.json"
 SEEN = "seen.json"
+INGESTED = "ingest.json"  # when ingest began to read
 NOT_ACTED = "outcomes/not-acted.jsonl"
 
 # Decides whether to act on a routed finding: None to act, else why not (it is then IGNORED).
@@ -56,6 +58,7 @@ def ingest(
     marked NOTIFIED), before any member role is assumed.
     """
     client = aws.admin_client("securityhub", settings.securityhub_region)
+    began = datetime.datetime.now(datetime.UTC).isoformat()
     records: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     not_acted: list[Outcome] = []
@@ -84,6 +87,7 @@ def ingest(
             records.append(record.to_dict())
     store.write_json(QUERIES, queries)
     store.write_json(SEEN, seen)
+    store.write_json(INGESTED, {"began": began})
     store.write_lines(RECORDS, records)
     store.write_lines(REJECTED, rejected)
     store.write_lines(NOT_ACTED, (o.to_dict() for o in not_acted))
@@ -227,6 +231,7 @@ def write_back(settings: Settings, aws: AwsContext, store: RunStore, run_id: str
     client = aws.admin_client("securityhub", settings.securityhub_region)
     queries = store.read_json(QUERIES) if store.path(QUERIES).exists() else None
     seen = store.read_json(SEEN) if store.path(SEEN).exists() else None
-    result = writeback.write_back(client, load_outcomes(store), run_id, queries, seen)
+    since = store.read_json(INGESTED)["began"] if store.path(INGESTED).exists() else None
+    result = writeback.write_back(client, load_outcomes(store), run_id, queries, seen, since)
     store.write_json("writeback.json", result.to_dict())
     return result.counts()

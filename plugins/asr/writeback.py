@@ -9,10 +9,11 @@
   Hub resolved a control that now passes) is left as it is: just before writing, the
   status is read again. A run of up to 200 findings reads each one by id. A larger run
   reads by id only those headed for NOTIFIED (up to 200), asks its own query which of the
-  rest are closed now, and takes the others as ingest saw them (``seen_state``): a few calls
-  instead of a second pass over the run. When that would cost more than a quarter of a
-  second pass (closed findings abound in the run's scope, or the run has many queries),
-  the run's query is paged again instead.
+  rest are closed now, and which in its scope were suppressed and then changed since ingest
+  (their control passed or their record was archived: they left the query), and takes the
+  others as ingest saw them (``seen_state``): a few calls instead of a second pass over
+  the run. When that would cost more than a quarter of a second pass (closed findings
+  abound in the run's scope, or the run has many queries), the run's query is paged again.
 - A finding that already carries the same status and note is not rewritten, so repeated
   runs do not churn notes or emit "Imported" events for nothing.
 - Notes stay under Security Hub's 512 characters; updates go 100 findings a call, and
@@ -34,6 +35,7 @@ from asr.securityhub import (
     find_within,
     iter_findings,
     queries_by_id,
+    suppressed_since,
     update_findings,
 )
 
@@ -113,9 +115,10 @@ def current_state(
     planned: dict[str, str],
     queries: list[dict[str, Any]] | None,
     seen: dict[str, dict[str, Any]] | None = None,
+    since: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The findings (id -> the status planned for it) as Security Hub has them now, read the
-    cheapest way the rules allow."""
+    cheapest way the rules allow (``seen`` and ``since``: what ingest read, and when)."""
     wanted = set(planned)
     if queries is None or len(wanted) <= RECHECK_BY_ID_LIMIT:
         return _by_id(client, list(planned))
@@ -124,8 +127,9 @@ def current_state(
     notify = [finding_id for finding_id, status in planned.items() if status != "RESOLVED"]
     budget = max(len(queries), math.ceil(len(wanted) / PAGE_SIZE)) // 4
     cheap_enough = len(notify) <= RECHECK_BY_ID_LIMIT and len(queries) <= budget
-    if seen is not None and wanted <= seen.keys() and cheap_enough:
-        closed = find_within(client, [closed_in(q) for q in queries], budget)
+    if seen is not None and since is not None and wanted <= seen.keys() and cheap_enough:
+        closing = [closed_in(q) for q in queries] + [suppressed_since(q, since) for q in queries]
+        closed = find_within(client, closing, budget)
         if closed is not None:
             now = {finding_id: seen[finding_id] for finding_id in wanted.difference(notify)}
             now.update({f["Id"]: f for f in closed if f["Id"] in now})
@@ -139,17 +143,20 @@ def write_back(
     run_id: str,
     queries: list[dict[str, Any]] | None = None,
     seen: dict[str, dict[str, Any]] | None = None,
+    since: str | None = None,
 ) -> WriteBack:
     """Write each outcome's workflow status and note, under the rules above.
 
-    ``queries`` is the run's own finding query and ``seen`` what ingest read (``seen_state``
-    by finding id): with both, a large run re-reads only the findings closed meanwhile.
+    ``queries`` is the run's own finding query, ``seen`` what ingest read (``seen_state``
+    by finding id) and ``since`` when it began: with all three, a large run re-reads only
+    the findings closed meanwhile.
     """
     result = WriteBack()
     planned = {o.finding_id: o for o in outcomes if o.status in WORKFLOW_FOR}
     if not planned:
         return result
-    now = current_state(client, {i: WORKFLOW_FOR[o.status] for i, o in planned.items()}, queries, seen)
+    planned_status = {i: WORKFLOW_FOR[o.status] for i, o in planned.items()}
+    now = current_state(client, planned_status, queries, seen, since)
     updates = []
     for finding_id, outcome in planned.items():
         found = now.get(finding_id)

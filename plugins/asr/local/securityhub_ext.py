@@ -1,7 +1,7 @@
 """Security Hub calls moto 5.2.5 lacks, added to moto's own backend.
 
 moto stores imported findings and pages through them, but answers 404 to
-``BatchUpdateFindings`` and ignores ``GetFindings`` filters. The product needs
+``BatchUpdateFindings`` and ignores ``GetFindings`` filters (string and date filters). The product needs
 both, with AWS semantics, so they are added here to ``SecurityHubBackend`` and
 ``SecurityHubResponse`` and wired into moto's URL map.
 """
@@ -46,6 +46,9 @@ STRING_FILTER_PATHS: dict[str, tuple[str, ...]] = {
     "ResourcePartition": ("Resources", "[]", "Partition"),
 }
 
+# GetFindings date filter name -> the ASFF field, an ISO 8601 time.
+DATE_FILTER_FIELDS = {name: name for name in ("CreatedAt", "UpdatedAt", "FirstObservedAt", "LastObservedAt")}
+
 POSITIVE = {"EQUALS", "PREFIX", "CONTAINS"}
 NEGATIVE = {"NOT_EQUALS", "PREFIX_NOT_EQUALS", "NOT_CONTAINS"}
 WORKFLOW_STATUSES = {"NEW", "NOTIFIED", "RESOLVED", "SUPPRESSED"}
@@ -77,8 +80,27 @@ def _compare(value: str, comparison: str, wanted: str) -> bool:
     return wanted in value
 
 
-def _field_matches(finding: dict[str, Any], field: str, conditions: list[dict[str, str]]) -> bool:
-    """Positive conditions of one field are OR-ed; negative ones must all hold."""
+def _time(text: str) -> datetime.datetime:
+    moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+
+
+def _in_range(value: Any, condition: dict[str, Any], now: datetime.datetime) -> bool:
+    """One DateFilter: ``Start`` and ``End`` (inclusive), or a ``DateRange`` of the last days."""
+    if not isinstance(value, str):
+        return False
+    moment = _time(value)
+    if "DateRange" in condition:
+        return now - datetime.timedelta(days=condition["DateRange"]["Value"]) <= moment <= now
+    return _time(condition["Start"]) <= moment <= _time(condition["End"])
+
+
+def _field_matches(finding: dict[str, Any], field: str, conditions: list[dict[str, Any]]) -> bool:
+    """Positive conditions of one field are OR-ed; negative ones must all hold; date
+    conditions are OR-ed."""
+    if field in DATE_FILTER_FIELDS:
+        now = datetime.datetime.now(datetime.UTC)
+        return any(_in_range(finding.get(DATE_FILTER_FIELDS[field]), c, now) for c in conditions)
     values = list(_values(finding, STRING_FILTER_PATHS[field]))
     positives = [c for c in conditions if c["Comparison"] in POSITIVE]
     negatives = [c for c in conditions if c["Comparison"] in NEGATIVE]
@@ -87,9 +109,27 @@ def _field_matches(finding: dict[str, Any], field: str, conditions: list[dict[st
     return not any(_compare(v, c["Comparison"], c["Value"]) for c in negatives for v in values)
 
 
-def validate_filters(filters: dict[str, Any] | None) -> dict[str, list[dict[str, str]]]:
+def _check_date_condition(field: str, condition: dict[str, Any]) -> None:
+    """Start and End together, or a DateRange in days, as Security Hub takes them."""
+    date_range = condition.get("DateRange")
+    try:
+        if date_range is not None:
+            if set(condition) != {"DateRange"} or date_range.get("Unit") != "DAYS":
+                raise ValueError("a DateRange alone, in DAYS")
+            int(date_range["Value"])
+        elif {"Start", "End"} <= set(condition):
+            _time(condition["Start"]), _time(condition["End"])
+        else:
+            raise ValueError("Start and End, or a DateRange")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidInputException(
+            op="GetFindings", msg=f"Filter '{field}' has an invalid date condition {condition}: {exc}"
+        ) from None
+
+
+def validate_filters(filters: dict[str, Any] | None) -> dict[str, list[dict[str, Any]]]:
     """Reject filters this stand-in cannot honour, so a test never passes on an ignored filter."""
-    checked: dict[str, list[dict[str, str]]] = {}
+    checked: dict[str, list[dict[str, Any]]] = {}
     if len(filters or {}) > MAX_FILTER_FIELDS:
         raise InvalidInputException(
             op="GetFindings", msg=f"Filters may name at most {MAX_FILTER_FIELDS} attributes"
@@ -99,6 +139,11 @@ def validate_filters(filters: dict[str, Any] | None) -> dict[str, list[dict[str,
             raise InvalidInputException(
                 op="GetFindings", msg=f"Filter '{field}' has more than {MAX_FILTER_VALUES} values"
             )
+        if field in DATE_FILTER_FIELDS:
+            for condition in conditions:
+                _check_date_condition(field, condition)
+            checked[field] = conditions
+            continue
         if field not in STRING_FILTER_PATHS:
             raise InvalidInputException(
                 op="GetFindings", msg=f"Filter '{field}' is not supported by the local stand-in"
