@@ -36,6 +36,12 @@ class Recording:
     def __getattr__(self, service: str) -> Any:
         return self[service]
 
+    def in_region(self, region: str) -> Recording:
+        """Clients of another region, recorded in the same list."""
+        other = Recording(self._clients.in_region(region), self._deny_writes)
+        other.calls = self.calls
+        return other
+
     @property
     def writes(self) -> list[str]:
         return [c for c in self.calls if not c.split(".")[1].startswith(READ_PREFIXES)]

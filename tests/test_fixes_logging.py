@@ -221,6 +221,34 @@ def test_cloudwatch_logs_delivery_reuses_group_and_role(clients: Clients) -> Non
     assert group["retentionInDays"] == 3653
 
 
+def created_first_by_another_fix(aws: Any, clients: Clients, operation: str, create: Any) -> None:
+    """Just before ``clients`` call ``operation``, another region's fix (its own clients)
+    creates the same thing: the race of fix tasks running at once in one account."""
+    other = Clients(aws, MEMBER_ACCOUNT, "us-west-2")
+    done: list[bool] = []
+
+    def first(**_: Any) -> None:
+        if not done:
+            done.append(True)
+            create(other)
+
+    clients.iam.meta.events.register(f"before-call.iam.{operation}", first)
+
+
+def test_cloudwatch_logs_delivery_takes_the_role_another_fix_just_created(aws, clients: Clients) -> None:
+    arn = make_trail(clients, "payments")
+    role = "ASR-CloudTrailToCloudWatchLogs"
+    created_first_by_another_fix(
+        aws,
+        clients,
+        "CreateRole",
+        lambda other: other.iam.create_role(RoleName=role, AssumeRolePolicyDocument="{}"),
+    )
+    result = fix(clients, "CloudTrail.5", arn)
+    assert result.status == Status.REMEDIATED, result.message
+    assert trail(clients, arn)["CloudWatchLogsRoleArn"] == clients.iam.get_role(RoleName=role)["Role"]["Arn"]
+
+
 def test_trail_fixes_report_a_missing_trail(clients: Clients) -> None:
     missing = f"arn:aws:cloudtrail:{REGION}:{MEMBER_ACCOUNT}:trail/gone"
     for control in ("CloudTrail.2", "CloudTrail.4", "CloudTrail.5"):
@@ -317,6 +345,19 @@ def test_config_recorder_created_where_there_is_none(clients: Clients) -> None:
     assert fix(clients, "Config.1", MEMBER_ACCOUNT).status == Status.REMEDIATED
     found, status = recorder(clients)
     assert found["name"] == "default" and status["recording"]
+
+
+def test_config_takes_the_service_linked_role_another_region_just_created(aws, clients: Clients) -> None:
+    created_first_by_another_fix(
+        aws,
+        clients,
+        "CreateServiceLinkedRole",
+        lambda other: other.iam.create_service_linked_role(AWSServiceName="config.amazonaws.com"),
+    )
+    assert fix(clients, "Config.1", MEMBER_ACCOUNT).status == Status.REMEDIATED
+    found, _ = recorder(clients)
+    [role] = clients.iam.list_roles(PathPrefix="/aws-service-role/config.amazonaws.com/")["Roles"]
+    assert found["roleARN"] == role["Arn"]
 
 
 # --- GuardDuty.1 -------------------------------------------------------------------------------

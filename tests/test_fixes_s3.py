@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -241,6 +243,32 @@ def test_log_bucket_is_made_in_the_bucket_region(aws) -> None:
     assert fix(clients, "S3.9", bucket).status == Status.REMEDIATED
     log_bucket = f"asr-access-logs-{MEMBER_ACCOUNT}-eu-west-1"
     assert clients.s3.get_bucket_location(Bucket=log_bucket)["LocationConstraint"] == "eu-west-1"
+
+
+def test_log_bucket_is_made_in_the_bucket_region_by_clients_of_another(aws) -> None:
+    """S3 playbooks are global: a batch's clients are of its first finding's region."""
+    _, bucket = seeded_bucket(aws, "S3.9", region="us-west-2")
+    elsewhere = Clients(aws, MEMBER_ACCOUNT, "eu-central-1")
+    result = fix(elsewhere, "S3.9", bucket)
+    assert result.status == Status.REMEDIATED, result.message
+    log_bucket = f"asr-access-logs-{MEMBER_ACCOUNT}-us-west-2"
+    assert elsewhere.s3.get_bucket_location(Bucket=log_bucket)["LocationConstraint"] == "us-west-2"
+
+
+def test_fixes_at_once_share_the_log_bucket_they_create(aws) -> None:
+    """The threads of a batch all find the log bucket missing; one creates it (made slow here,
+    so that the others would try too) and every fix goes through."""
+    region = "eu-west-1"
+    clients = Clients(aws, MEMBER_ACCOUNT, region)
+    buckets = [seed_one(aws, "S3.9", MEMBER_ACCOUNT, region, n).resource_id.split(":")[-1] for n in range(4)]
+    clients.s3.meta.events.register("before-call.s3.CreateBucket", lambda **_: time.sleep(0.3))
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda bucket: fix(clients, "S3.9", bucket), buckets))
+    assert [r.status for r in results] == [Status.REMEDIATED] * 4, [r.message for r in results]
+    assert sids(policy_of(clients, f"asr-access-logs-{MEMBER_ACCOUNT}-{region}")) == [
+        TLS_SID,
+        LOG_DELIVERY_SID,
+    ]
 
 
 def test_log_bucket_in_another_region_is_refused(aws) -> None:

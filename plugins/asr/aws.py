@@ -240,6 +240,10 @@ class Clients:
     def __getitem__(self, service: str) -> Any:
         return self._aws.client(service, self.account_id, self.region)
 
+    def in_region(self, region: str) -> Clients:
+        """The same account's clients in another region (a global playbook's regional call)."""
+        return self if region == self.region else Clients(self._aws, self.account_id, region)
+
     def __getattr__(self, service: str) -> Any:
         if service.startswith("_"):
             raise AttributeError(service)

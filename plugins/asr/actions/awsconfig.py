@@ -52,7 +52,14 @@ def _service_linked_role(iam: Any) -> str:
     roles = iam.list_roles(PathPrefix=SERVICE_LINKED_PATH)["Roles"]
     if roles:
         return str(roles[0]["Arn"])
-    return str(iam.create_service_linked_role(AWSServiceName=CONFIG_SERVICE)["Role"]["Arn"])
+    try:
+        return str(iam.create_service_linked_role(AWSServiceName=CONFIG_SERVICE)["Role"]["Arn"])
+    except (iam.exceptions.InvalidInputException, iam.exceptions.EntityAlreadyExistsException):
+        # The fix of another region of this account created it meanwhile: AWS allows one.
+        roles = iam.list_roles(PathPrefix=SERVICE_LINKED_PATH)["Roles"]
+        if not roles:
+            raise
+        return str(roles[0]["Arn"])
 
 
 @register

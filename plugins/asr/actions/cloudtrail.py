@@ -462,12 +462,16 @@ def _ensure_logs_role(iam: Any, role_name: str, account: str) -> tuple[str, bool
     try:
         return str(iam.get_role(RoleName=role_name)["Role"]["Arn"]), False
     except iam.exceptions.NoSuchEntityException:
+        pass
+    try:
         role = iam.create_role(
             RoleName=role_name,
             AssumeRolePolicyDocument=json.dumps(_logs_role_trust(account)),
             Description="Lets CloudTrail deliver trail events to CloudWatch Logs (created by ASR)",
         )["Role"]
-        return str(role["Arn"]), True
+    except iam.exceptions.EntityAlreadyExistsException:  # a fix of another trail made it meanwhile
+        return str(iam.get_role(RoleName=role_name)["Role"]["Arn"]), True
+    return str(role["Arn"]), True
 
 
 def _ensure_log_group(logs: Any, name: str, retention_days: int) -> None:

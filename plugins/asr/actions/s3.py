@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -27,6 +28,8 @@ SENSITIVE_ACTIONS = (
 TLS_SID = "ASRDenyInsecureTransport"
 CROSS_ACCOUNT_SID = "ASRDenyCrossAccountSensitiveActions"
 LOG_DELIVERY_SID = "ASRAllowServerAccessLogDelivery"
+# The fix threads of a batch share log buckets: one creates a bucket and edits its policy at a time.
+_LOG_BUCKET_LOCK = threading.Lock()
 LIFECYCLE_RULE_ID = "asr-transition-to-storage-class"
 EVERYONE = "*"
 # {"AWS": "*"} rather than "*": the same to AWS, and the shape moto's log-delivery check can read.
@@ -550,7 +553,10 @@ class EnableServerAccessLogging(Action):
         return {} if state["LoggingEnabled"] else {"LoggingEnabled": state["Target"]}
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        self._ensure_log_bucket(clients.s3, state)
+        # S3 playbooks are global: the batch's clients may be of another region than the bucket,
+        # and S3 creates a bucket only in its own region's endpoint (or us-east-1's).
+        with _LOG_BUCKET_LOCK:
+            self._ensure_log_bucket(clients.in_region(state["Region"]).s3, state)
         clients.s3.put_bucket_logging(
             Bucket=resource_id, BucketLoggingStatus={"LoggingEnabled": plan["LoggingEnabled"]}
         )
@@ -571,7 +577,11 @@ class EnableServerAccessLogging(Action):
             create: dict[str, Any] = {"Bucket": name, "ObjectOwnership": "BucketOwnerEnforced"}
             if region != "us-east-1":
                 create["CreateBucketConfiguration"] = {"LocationConstraint": region}
-            s3.create_bucket(**create)
+            try:
+                s3.create_bucket(**create)
+            except ClientError as exc:  # another fix task created it meanwhile: go on setting it up
+                if _error_code(exc) != "BucketAlreadyOwnedByYou":
+                    raise
             s3.put_public_access_block(
                 Bucket=name, PublicAccessBlockConfiguration=dict.fromkeys(BLOCK_FLAGS, True)
             )
