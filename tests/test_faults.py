@@ -79,6 +79,26 @@ def test_an_account_whose_role_cannot_be_assumed_is_notified_and_the_others_proc
 
 
 @pytest.mark.airflow
+def test_findings_of_a_fix_task_that_failed_its_retries_are_reported_not_run(
+    faults, airflow_db: None, monkeypatch
+) -> None:
+    from asr import sweep as steps
+
+    findings = seed_groups(faults, MEMBER_ACCOUNT, 2)
+
+    def broken(*_: Any, **__: Any) -> None:
+        raise RuntimeError("the fix task died")
+
+    monkeypatch.setattr(steps, "run_batch", broken)
+    run = dag_bag().dags["asr_sweep"].test()
+    assert run.state == "failed"
+    report = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run.run_id).read_json("report.json")
+    assert report["totals"] == {"NOT_RUN": 2}
+    assert {o["workflow_status"] for o in report["outcomes"]} == {None}
+    assert {f["Workflow"]["Status"] for f in workflow_of(faults, findings).values()} == {"NEW"}
+
+
+@pytest.mark.airflow
 def test_throttled_writes_are_paced_and_retried_and_no_resource_fails(faults, airflow_db: None) -> None:
     findings = seed_groups(faults, MEMBER_ACCOUNT, 12)
     throttling.enable(ec2_write=(2, 4))

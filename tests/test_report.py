@@ -95,7 +95,8 @@ def test_json_and_markdown_are_written_as_before(store: RunStore) -> None:
     assert built["totals"] == {"REMEDIATED": 2, "FAILED": 1, "DRY_RUN": 1, "REJECTED": 1}
     assert built["by_control"] == {"EC2.13": {"REMEDIATED": 2, "FAILED": 1}, "IAM.7": {"DRY_RUN": 1}}
     assert built["by_account"]["333333333333"] == {"REMEDIATED": 1}
-    assert [o["workflow_status"] for o in built["outcomes"]] == ["RESOLVED", "RESOLVED", "NOTIFIED", None]
+    # sg-2's update was refused; a dry run writes nothing
+    assert [o["workflow_status"] for o in built["outcomes"]] == ["RESOLVED", None, "NOTIFIED", None]
     assert store.path("report.md").read_text(encoding="utf-8") == markdown
     assert report.location(store, "report.md") == str(store.path("report.md"))
     assert markdown.startswith(
@@ -241,3 +242,28 @@ def test_report_round_trips_through_object_storage(clean_aws: str) -> None:
     assert html_text == report.html_page(built)
     assert section_rows(page(html_text), "Findings")[0][3] == HOSTILE
     assert report.location(store) == f"s3://asr-reports/{prefix}/report.html"
+
+
+def record(n: int) -> dict[str, Any]:
+    """The routing record ingest wrote for the finding of ``outcome(n)``."""
+    routed = {k: v for k, v in outcome(n, "").items() if k not in ("status", "message", "before", "after")}
+    return routed | {"standard": "", "standard_control_id": "EC2.13", "resource_type": "AwsEc2SecurityGroup"}
+
+
+def test_a_routed_finding_whose_task_did_not_finish_is_reported_not_run(store: RunStore) -> None:
+    store.write_lines("records.jsonl", [record(n) for n in (1, 2, 3, 5, 6)])
+    built, markdown = report.write(store, RUN_ID)
+    assert built["totals"]["NOT_RUN"] == 2
+    missing = [o for o in built["outcomes"] if o["status"] == "NOT_RUN"]
+    assert [(o["resource_id"], o["workflow_status"]) for o in missing] == [("sg-5", None), ("sg-6", None)]
+    assert "did not finish" in missing[0]["message"]
+    assert "sg-5" in report.summary(built) and "2 not run" in report.headline(built)
+    assert "NOT_RUN: 2" in markdown
+
+
+def test_a_finding_write_back_did_not_reach_has_no_workflow_status(tmp_path: Path) -> None:
+    store = RunStore.for_run(str(tmp_path), "asr_sweep", RUN_ID)
+    store.write_lines("outcomes/EC2.13-0000.jsonl", [outcome(1, "REMEDIATED"), outcome(9, "REMEDIATED")])
+    assert [o["workflow_status"] for o in report.build(store, RUN_ID)["outcomes"]] == [None, None]
+    store.write_json("writeback.json", WRITEBACK)  # sg-9 was left alone: a person suppressed it
+    assert [o["workflow_status"] for o in report.build(store, RUN_ID)["outcomes"]] == ["RESOLVED", None]

@@ -45,6 +45,8 @@ class Status(StrEnum):
     EXCLUDED = "EXCLUDED"
     # A disruptive playbook's fix a person rejected, or nobody approved in time: nothing changed.
     NOT_APPROVED = "NOT_APPROVED"
+    # Routed, but the task that was to fix it did not finish: the report's word, never written back.
+    NOT_RUN = "NOT_RUN"
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,10 @@ from typing import Any
 from urllib.parse import quote
 
 from asr.config import REGION_RE
-from asr.remediate import Outcome
+from asr.findings import RoutingRecord
+from asr.remediate import Outcome, Result, Status
 from asr.store import RunStore
-from asr.sweep import REJECTED, load_outcomes
+from asr.sweep import RECORDS, REJECTED, load_outcomes
 from asr.writeback import WORKFLOW_FOR
 
 COLUMNS = ("control", "account", "region", "resource", "outcome", "detail")
@@ -30,14 +31,19 @@ STATUS_COLOURS = {
     "REMEDIATED": "#1a7f37",
     "ALREADY_COMPLIANT": "#0969da",
     "FAILED": "#cf222e",
+    "NOT_RUN": "#a40e26",
     "REJECTED": "#bc4c00",
     "NOT_APPROVED": "#9a6700",
     "DRY_RUN": "#8250df",
 }
+NOT_RUN_MESSAGE = (
+    "no outcome: the task that was to fix it did not finish (see its log in Airflow); "
+    "the finding is as it was in Security Hub"
+)
 NEUTRAL = "#6e7781"
 # Outcomes a person has to look at: listed in the summary, and first in the findings table
 # with the rejections (which the summary takes from the rejected list, where all of them are).
-FAILING = ("FAILED", "NOT_APPROVED")
+FAILING = ("FAILED", "NOT_RUN", "NOT_APPROVED")
 ATTENTION = (*FAILING, "REJECTED")
 SUMMARY_ITEMS = 8
 SUMMARY_WIDTH = 200
@@ -49,11 +55,31 @@ CONSOLE_HOSTS = {
 }
 
 
+def _not_run(store: RunStore, outcomes: list[Outcome]) -> list[Outcome]:
+    """The routed findings that got no outcome: none is left out of the report."""
+    if not store.path(RECORDS).exists():
+        return []
+    done = {o.finding_id for o in outcomes}
+    result = Result(Status.NOT_RUN, NOT_RUN_MESSAGE)
+    records = (RoutingRecord.from_dict(row) for row in store.read_lines(RECORDS))
+    return [Outcome.of(r, result) for r in records if r.finding_id not in done]
+
+
+def _written(writeback: dict[str, Any]) -> Callable[[Outcome], str | None]:
+    """The workflow status write-back gave (or found already on) a finding; None when it did
+    not run, or left the finding alone, or Security Hub refused the update."""
+    untouched = {x["finding_id"] for x in writeback.get("left_alone", [])}
+    untouched |= {x.get("FindingIdentifier", {}).get("Id") for x in writeback.get("failed", [])}
+    return lambda o: WORKFLOW_FOR.get(o.status) if writeback and o.finding_id not in untouched else None
+
+
 def build(store: RunStore, run_id: str) -> dict[str, Any]:
     """Everything the views show, from what the run's steps left in its store."""
     outcomes = load_outcomes(store)
+    outcomes += _not_run(store, outcomes)
     rejected = list(store.read_lines(REJECTED))
     writeback = store.read_json("writeback.json") if store.path("writeback.json").exists() else {}
+    written = _written(writeback)
     totals = Counter(o.status for o in outcomes)
     if rejected:
         # Every rejection is in rejected.jsonl; some may also be outcomes (to be written
@@ -68,7 +94,7 @@ def build(store: RunStore, run_id: str) -> dict[str, Any]:
         "findings_updated": writeback.get("updated", 0),
         "writeback_failures": writeback.get("failed", []),
         "writeback_left_alone": writeback.get("left_alone", []),
-        "outcomes": [o.to_dict() | {"workflow_status": WORKFLOW_FOR.get(o.status)} for o in outcomes],
+        "outcomes": [o.to_dict() | {"workflow_status": written(o)} for o in outcomes],
         "rejected": rejected,
     }
 
