@@ -96,6 +96,24 @@ def test_selection_by_resource_and_dry_run(aws, airflow_db: None) -> None:
     assert [workflow(aws)[f["Id"]] for f in findings] == ["RESOLVED", "NEW"]
 
 
+@pytest.mark.airflow
+def test_a_named_finding_asr_may_not_act_on_is_reported_with_the_reason(aws, airflow_db: None) -> None:
+    _, findings = open_groups(aws, 1)
+    aws.admin_client("securityhub", REGION).batch_update_findings(
+        FindingIdentifiers=[{"Id": findings[0]["Id"], "ProductArn": findings[0]["ProductArn"]}],
+        Workflow={"Status": "SUPPRESSED"},
+    )
+    typo = findings[0]["Id"][:-1]
+
+    run = dag("asr_remediate").test(run_conf={"finding_ids": [findings[0]["Id"], typo]})
+
+    assert run.state == "success"
+    rejected = report_of(run)["rejected"]
+    assert sorted(r["finding_id"] for r in rejected) == sorted([findings[0]["Id"], typo])
+    assert all(r["error"].startswith("not found as a finding asr may act on") for r in rejected)
+    assert workflow(aws) == {findings[0]["Id"]: "SUPPRESSED"}
+
+
 def unfixable_finding() -> dict:
     account = f"AWS::::Account:{MEMBER_ACCOUNT}"
     return finding(Seeded("Macie.1", MEMBER_ACCOUNT, REGION, "AwsAccount", account))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from asr import writeback
@@ -30,6 +30,10 @@ QUERIES = "queries.json"
 SEEN = "seen.json"
 INGESTED = "ingest.json"  # when ingest began to read
 NOT_ACTED = "outcomes/not-acted.jsonl"
+NOT_FOUND = (
+    "not found as a finding asr may act on: no such id, or no longer FAILED or WARNING, ACTIVE "
+    "and NEW or NOTIFIED, or outside ASR_ACCOUNTS and ASR_REGIONS"
+)
 
 # Decides whether to act on a routed finding: None to act, else why not (it is then IGNORED).
 Keep = Callable[[RoutingRecord], "str | None"]
@@ -48,6 +52,7 @@ def ingest(
     keep: Keep | None = None,
     notify_rejected: Callable[[str], bool] = lambda finding_id: False,
     scope: Scope | None = None,
+    asked_for: Iterable[str] = (),
 ) -> dict[str, int]:
     """Read the findings the queries select and route each one.
 
@@ -55,7 +60,8 @@ def ingest(
     person asked for) are also marked NOTIFIED with the reason. Findings ``keep`` turns down are
     reported as IGNORED and left alone in Security Hub. ``scope`` rejects findings in
     accounts asr may not act in and excludes what the exclusions name (EXCLUDED,
-    marked NOTIFIED), before any member role is assumed.
+    marked NOTIFIED), before any member role is assumed. A finding id in ``asked_for`` (a
+    person named it) that the queries did not find is reported as rejected, with the reason.
     """
     client = aws.admin_client("securityhub", settings.securityhub_region)
     began = datetime.datetime.now(datetime.UTC).isoformat()
@@ -85,6 +91,7 @@ def ingest(
             not_acted.append(Outcome.not_acted(finding, Status.IGNORED, reason))
         else:
             records.append(record.to_dict())
+    rejected += [{"finding_id": i, "error": NOT_FOUND} for i in sorted(set(asked_for) - seen.keys())]
     store.write_json(QUERIES, queries)
     store.write_json(SEEN, seen)
     store.write_json(INGESTED, {"began": began})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -95,8 +96,14 @@ def _control_ids(playbook_ids: list[str]) -> list[str]:
     return [c for p in registry() if p.control_id in playbook_ids for c in p.controls]
 
 
-def _ingest(queries: list[dict[str, Any]], keep: Any = None, notify_rejected: Any = None) -> dict[str, int]:
-    """Route the findings the queries select, within who asr may act on (``asr.guard``)."""
+def _ingest(
+    queries: list[dict[str, Any]],
+    keep: Any = None,
+    notify_rejected: Any = None,
+    asked_for: Iterable[str] = (),
+) -> dict[str, int]:
+    """Route the findings the queries select, within who asr may act on (``asr.guard``);
+    ``asked_for``: ids a person named, each reported if the queries do not find it."""
     from asr import sweep
     from asr.guard import Scope
 
@@ -108,7 +115,7 @@ def _ingest(queries: list[dict[str, Any]], keep: Any = None, notify_rejected: An
     )
     scope = Scope.resolve(settings, organizations)
     accept = notify_rejected or (lambda _: False)
-    counts = sweep.ingest(settings, aws, registry(), store, queries, keep, accept, scope)
+    counts = sweep.ingest(settings, aws, registry(), store, queries, keep, accept, scope, asked_for)
     log.info(
         "Read %(findings)d findings: %(routed)d routed, %(rejected)d rejected, %(ignored)d ignored, "
         "%(excluded)d excluded",
@@ -141,7 +148,7 @@ def ingest_selected() -> dict[str, int]:
     queries = actionable_filters(
         settings.accounts, settings.regions, _control_ids(choice.controls), finding_ids or ()
     )
-    return _ingest(queries, keep=choice.keep, notify_rejected=choice.asked)
+    return _ingest(queries, keep=choice.keep, notify_rejected=choice.asked, asked_for=choice.finding_ids)
 
 
 @task(multiple_outputs=False)
@@ -161,7 +168,9 @@ def ingest_events() -> dict[str, int]:
         log.info("The events named no findings")
     queries = actionable_filters(settings.accounts, settings.regions, (), asked.finding_ids)
     return (
-        _ingest(queries, keep=asked.keep, notify_rejected=asked.asked) if asked.finding_ids else _ingest([])
+        _ingest(queries, keep=asked.keep, notify_rejected=asked.asked, asked_for=asked.by_person)
+        if asked.finding_ids
+        else _ingest([])
     )
 
 
