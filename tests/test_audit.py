@@ -18,7 +18,7 @@ from asr.findings import parse_finding
 from asr.local import MEMBER_ACCOUNT
 from asr.local.seed import finding, seed_one
 from asr.playbooks import registry
-from asr.remediate import Planned, Result, Status, Target, run_batch
+from asr.remediate import Planned, Result, Status, Target, fix_targets, run_batch
 
 REGION = "us-east-1"
 RUN_ID = "manual__2026-01-01T00:00:00+00:00"
@@ -114,6 +114,27 @@ def test_a_task_killed_mid_change_leaves_an_intent_without_settle(aws, tmp_path:
     retry.settle(target, Result(Status.REMEDIATED, "fixed", planned.before, {"public_admin_ingress": []}))
     changes = retry.changes()
     assert [(c.intent["try_number"], c.status) for c in changes] == [(1, UNSETTLED), (2, "REMEDIATED")]
+
+
+@pytest.mark.parametrize("settled", [True, False], ids=["died-before-saving", "died-mid-change"])
+def test_a_retry_reports_the_fix_an_earlier_try_made_not_already_compliant(
+    aws, tmp_path: Path, settled: bool
+) -> None:
+    """The first try fixed the resource, then died before saving its outcome (or before even
+    recording the end): the retry finds it compliant, and says this run changed it."""
+    target = seeded_target(aws)
+    planned = planned_for(target)
+    first = journal(tmp_path, try_number=1)
+    first.intend(target, planned)
+    target.action.apply(target.clients, target.resource_id, planned.before, planned.plan)
+    if settled:
+        first.settle(target, Result(Status.REMEDIATED, "fixed", planned.before, {"public_admin_ingress": []}))
+
+    [result] = fix_targets([target], journal=journal(tmp_path, try_number=2))
+
+    assert result.status == Status.REMEDIATED and "by an earlier try" in result.message
+    assert result.before == planned.before
+    assert [c.status for c in journal(tmp_path, try_number=3).changes()] == ["REMEDIATED"]
 
 
 def test_threads_recording_at_once_share_fsyncs_and_each_returns_only_once_on_disk(

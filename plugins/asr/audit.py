@@ -298,14 +298,21 @@ class AuditJournal:
     def changes(self, kind: str = FIX) -> list[Change]:
         return [change for change in pair(self.events()) if change.intent["kind"] == kind]
 
-    def unsettled(self) -> dict[tuple[str, str, str, str], dict[str, Any]]:
-        """Fix intents of this run no try lived to settle, by (account, region, resource,
-        action): a retry that finds such a resource compliant finishes the record."""
-        return {
-            resource_key(change.intent)[1:]: change.intent
-            for change in self.changes()
-            if change.settle is None
-        }
+    def made_earlier(self) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+        """Fixes of this run that an earlier try began, by (account, region, resource, action):
+        its ``before``, ``after`` (the plan, when unsettled) and whether it was ``settled``.
+        An unsettled one's try died mid-change; a settled REMEDIATED one's before saving its
+        outcomes. A retry that finds such a resource compliant reports the change."""
+        made: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        for change in self.changes():
+            if change.settle is None:
+                before, after, settled = change.intent.get("before"), change.intent.get("plan"), False
+            elif change.status == "REMEDIATED":
+                before, after, settled = change.settle.get("before"), change.settle.get("after"), True
+            else:
+                continue
+            made[resource_key(change.intent)[1:]] = {"before": before, "after": after, "settled": settled}
+        return made
 
     def earlier(self, target: Target) -> list[Change]:
         """This resource's changes by this action earlier in the run (an earlier try's, say),

@@ -282,8 +282,9 @@ class Journal(Protocol):
     def settle(self, target: Target, result: Result) -> None:
         """Record how the change ended."""
 
-    def unsettled(self) -> dict[tuple[str, str, str, str], dict[str, Any]]:
-        """Changes an earlier try began and never settled, by (account, region, resource, action)."""
+    def made_earlier(self) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+        """Fixes an earlier try of this run began or made (``before``, ``after``, ``settled``),
+        by (account, region, resource, action)."""
 
 
 def _attempt(call: Callable[[], T]) -> T | Exception:
@@ -405,23 +406,25 @@ def _assess(targets: list[Target], pool: ThreadPoolExecutor) -> tuple[dict[int, 
 
 
 def _finish_earlier_tries(targets: list[Target], results: dict[int, Result], journal: Journal) -> None:
-    """A compliant resource whose change an earlier try of this run began (and died before
-    recording the end) was fixed by that try: report it REMEDIATED and settle the record."""
+    """A compliant resource an earlier try of this run changed (and died before saving its
+    outcome, or before even recording the end) was fixed by that try: report it REMEDIATED,
+    not ALREADY_COMPLIANT, and settle the record if the try could not."""
     compliant = [i for i, r in results.items() if r.status == Status.ALREADY_COMPLIANT]
-    unsettled = journal.unsettled() if compliant else {}
+    earlier = journal.made_earlier() if compliant else {}
     for index in compliant:
         target = targets[index]
         key = (target.clients.account_id, target.clients.region, target.resource_id, target.action.name)
-        intent = unsettled.get(key)
-        if intent:
+        change = earlier.get(key)
+        if change:
             summary = target.action.summary.format(**target.action.params)
             results[index] = Result(
                 Status.REMEDIATED,
                 f"{summary} (by an earlier try; verified now)",
-                intent.get("before"),
-                dict(intent.get("plan", {})),
+                change["before"],
+                dict(change["after"] or {}),
             )
-            journal.settle(target, results[index])
+            if not change["settled"]:
+                journal.settle(target, results[index])
 
 
 def _apply(
