@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -20,7 +21,7 @@ from asr.local import MEMBER_ACCOUNT
 from asr.local.seed import seed_one
 from asr.pacing import RateBudget
 from asr.playbooks import registry
-from asr.remediate import Status, run_batch
+from asr.remediate import Status, resolve_targets, run_batch
 
 REGION = "us-east-1"
 
@@ -266,6 +267,17 @@ def test_a_resource_another_run_holds_is_left_to_it(aws, tmp_path: Path) -> None
     assert [p.name for p in tmp_path.iterdir()] == [
         claim_name(MEMBER_ACCOUNT, REGION, records[0].resource_id, action)
     ]
+
+
+def test_a_global_resource_has_one_claim_whichever_region_found_it(aws, tmp_path: Path) -> None:
+    """IAM is global: a run holding the user through a us-east-1 finding holds it for a run
+    that reached it through an eu-west-1 finding too."""
+    [record] = _records("IAM.8", [seed_one(aws, "IAM.8", MEMBER_ACCOUNT, REGION)])
+    elsewhere = dataclasses.replace(record, region="eu-west-1")
+    [held], _ = resolve_targets([record], registry(), aws)
+    Claims(tmp_path, "asr_sweep/other").acquire(held.claim, {})
+    [outcome] = run_batch([elsewhere], registry(), aws, claims=Claims(tmp_path, "asr_events/mine"))
+    assert outcome.status == Status.IGNORED, outcome.message
 
 
 def test_two_overlapping_runs_fix_each_resource_once(aws, tmp_path: Path) -> None:

@@ -196,9 +196,17 @@ class Target:
     resource_id: str
     records: tuple[RoutingRecord, ...]
     action: Action
+    regional: bool = True  # False: a global playbook's resource, reached through any region
 
     def outcomes(self, result: Result) -> list[Outcome]:
         return [Outcome.of(record, result) for record in self.records]
+
+    @property
+    def claim(self) -> str:
+        """The claim a run takes before changing this resource (``asr.claims``): a global
+        resource has one, whichever region's findings (and clients) led to it."""
+        region = self.clients.region if self.regional else "global"
+        return claim_name(self.clients.account_id, region, self.resource_id, self.action.name)
 
 
 def resolve_targets(
@@ -269,7 +277,9 @@ def resolve_targets(
             if tagged:
                 failed += [Outcome.of(r, Result(Status.EXCLUDED, tagged)) for r in same]
             else:
-                targets.append(Target(clients, resource_id, tuple(same), action_for(same[0])))
+                targets.append(
+                    Target(clients, resource_id, tuple(same), action_for(same[0]), playbook.regional)
+                )
     return targets, failed
 
 
@@ -340,7 +350,7 @@ def fix_targets(
     try:
         for index, target in enumerate(targets):
             where = (target.clients.account_id, target.clients.region, target.resource_id, target.action.name)
-            holder = claims.acquire(claim_name(*where), {"resource": list(where)})
+            holder = claims.acquire(target.claim, {"resource": list(where)})
             if holder:
                 results[index] = Result(
                     Status.IGNORED, f"another run ({holder}) is fixing it now; left to it"
