@@ -299,10 +299,16 @@ def test_lifecycle_rule_is_added_and_other_rules_kept(aws) -> None:
             "Transitions": [{"Days": 30, "StorageClass": "GLACIER"}],
         },
     ]
-    clients.s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": existing})
+    clients.s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket,
+        LifecycleConfiguration={"Rules": existing},
+        TransitionDefaultMinimumObjectSize="varies_by_storage_class",
+    )
     result = fix(clients, "S3.13", bucket)
     assert result.status == Status.REMEDIATED, result.message
-    rules = clients.s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    configuration = clients.s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+    assert configuration["TransitionDefaultMinimumObjectSize"] == "varies_by_storage_class", "kept, not reset"
+    rules = configuration["Rules"]
     assert [r["ID"] for r in rules] == ["expire-tmp", "archive", LIFECYCLE_RULE_ID]
     assert rules[0]["Expiration"] == {"Days": 7}
     assert rules[2] == {
@@ -311,7 +317,10 @@ def test_lifecycle_rule_is_added_and_other_rules_kept(aws) -> None:
         "Filter": {"ObjectSizeGreaterThan": 10 * 1024**3},
         "Transitions": [{"Days": 90, "StorageClass": "INTELLIGENT_TIERING"}],
     }
-    assert result.after == {"LifecycleRules": rules}
+    assert result.after == {
+        "LifecycleRules": rules,
+        "TransitionDefaultMinimumObjectSize": "varies_by_storage_class",
+    }
 
 
 def test_an_enabled_rule_moving_objects_soon_enough_complies(aws) -> None:

@@ -57,3 +57,17 @@ def test_several_conditions_outside_and_are_refused(s3) -> None:
     with pytest.raises(ClientError) as raised:
         put_and_get(s3, rule("bad", {"Prefix": "a/", "ObjectSizeGreaterThan": 5}))
     assert raised.value.response["Error"]["Code"] == "MalformedXML"
+
+
+def test_the_default_minimum_object_size_reads_back_as_put(s3) -> None:
+    def default_after(**put: Any) -> str:
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=BUCKET, LifecycleConfiguration={"Rules": [rule("all", {})]}, **put
+        )
+        return str(s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["TransitionDefaultMinimumObjectSize"])
+
+    assert (
+        default_after(TransitionDefaultMinimumObjectSize="varies_by_storage_class")
+        == "varies_by_storage_class"
+    )
+    assert default_after() == "all_storage_classes_128K", "AWS's default when the put names none"

@@ -28,6 +28,7 @@ SENSITIVE_ACTIONS = (
 TLS_SID = "ASRDenyInsecureTransport"
 CROSS_ACCOUNT_SID = "ASRDenyCrossAccountSensitiveActions"
 LOG_DELIVERY_SID = "ASRAllowServerAccessLogDelivery"
+TRANSITION_DEFAULT = "TransitionDefaultMinimumObjectSize"
 # The fix threads of a batch share log buckets: one creates a bucket and edits its policy at a time.
 _LOG_BUCKET_LOCK = threading.Lock()
 LIFECYCLE_RULE_ID = "asr-transition-to-storage-class"
@@ -651,7 +652,11 @@ class AddLifecycleTransition(Action):
         response = _unless_missing(
             clients.s3.get_bucket_lifecycle_configuration, "NoSuchLifecycleConfiguration", Bucket=resource_id
         )
-        return {"LifecycleRules": response["Rules"] if response else []}
+        return {
+            "LifecycleRules": response["Rules"] if response else [],
+            # The configuration's own setting, which a put without it resets to AWS's default.
+            TRANSITION_DEFAULT: (response or {}).get(TRANSITION_DEFAULT),
+        }
 
     def _satisfies(self, rule: dict[str, Any]) -> bool:
         return rule.get("Status") == "Enabled" and any(
@@ -673,17 +678,25 @@ class AddLifecycleTransition(Action):
                 {"Days": self.params["transition_days"], "StorageClass": self.params["storage_class"]}
             ],
         }
-        return {"LifecycleRules": [*(r for r in rules if r.get("ID") != LIFECYCLE_RULE_ID), rule]}
+        return {
+            "LifecycleRules": [*(r for r in rules if r.get("ID") != LIFECYCLE_RULE_ID), rule],
+            TRANSITION_DEFAULT: state.get(TRANSITION_DEFAULT),  # kept as it is
+        }
+
+    @staticmethod
+    def _put(clients: Clients, bucket: str, configuration: dict[str, Any]) -> None:
+        default = configuration.get(TRANSITION_DEFAULT)
+        clients.s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket,
+            LifecycleConfiguration={"Rules": configuration["LifecycleRules"]},
+            **({TRANSITION_DEFAULT: default} if default else {}),
+        )
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        clients.s3.put_bucket_lifecycle_configuration(
-            Bucket=resource_id, LifecycleConfiguration={"Rules": plan["LifecycleRules"]}
-        )
+        self._put(clients, resource_id, plan)
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         if before["LifecycleRules"]:
-            clients.s3.put_bucket_lifecycle_configuration(
-                Bucket=resource_id, LifecycleConfiguration={"Rules": before["LifecycleRules"]}
-            )
+            self._put(clients, resource_id, before)
         else:
             clients.s3.delete_bucket_lifecycle(Bucket=resource_id)

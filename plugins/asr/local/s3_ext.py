@@ -1,11 +1,12 @@
-"""S3 lifecycle object-size filters, which moto 5.2.5 accepts but drops.
+"""S3 lifecycle object-size filters and default, which moto 5.2.5 accepts but drops.
 
 moto stores a lifecycle rule's prefix and tags but loses ``ObjectSizeGreaterThan`` and
 ``ObjectSizeLessThan`` (in ``Filter`` and in ``Filter.And``): a rule limited to large
 objects reads back as one for every object, and re-putting the rules drops the limit. Here
 the sizes are kept beside moto's own rule objects and returned where AWS returns them.
 A top-level ``Filter`` with more than one condition is refused as AWS does (they must go
-in ``And``).
+in ``And``). The configuration's ``TransitionDefaultMinimumObjectSize`` (a header of the
+put) is kept on the bucket too; moto always answers AWS's default.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from moto.s3.models import FakeBucket
 from moto.s3.responses import S3Response
 
 SIZE_FIELDS = ("ObjectSizeGreaterThan", "ObjectSizeLessThan")
+TRANSITION_DEFAULT = "TransitionDefaultMinimumObjectSize"
+TRANSITION_DEFAULT_HEADER = "x-amz-transition-default-minimum-object-size"
 FILTER_CONDITIONS = ("Prefix", "Tag", "And", *SIZE_FIELDS)
 
 _moto_set_lifecycle = FakeBucket.set_lifecycle
 _moto_get_bucket_lifecycle = S3Response.get_bucket_lifecycle
+_moto_bucket_response_put = S3Response._bucket_response_put
 
 
 def _sizes(node: Any) -> dict[str, int]:
@@ -50,14 +54,27 @@ def _with_sizes(payload: dict[str, Any], stored_rules: list[Any]) -> None:
             rule.setdefault("Filter", {}).setdefault("And", {}).update(sizes["And"])
 
 
+def bucket_response_put(self: S3Response, request: Any, bucket_name: str, querystring: dict[str, Any]) -> Any:
+    """moto's own put; a lifecycle configuration's default minimum size is kept as sent."""
+    response = _moto_bucket_response_put(self, request, bucket_name, querystring)
+    if "lifecycle" in querystring:
+        bucket = self.backend.get_bucket(bucket_name)
+        bucket.asr_transition_default = request.headers.get(TRANSITION_DEFAULT_HEADER)  # type: ignore[attr-defined]
+    return response
+
+
 def get_bucket_lifecycle(self: S3Response) -> Any:
-    """moto's own response, with the sizes added to the rules before it is serialized."""
+    """moto's own response, with the sizes added to the rules before it is serialized, and the
+    configuration's default minimum size as it was put."""
     stored_rules = self.backend.get_bucket_lifecycle(self.bucket_name) or []
+    kept = getattr(self.backend.get_bucket(self.bucket_name), "asr_transition_default", None)
     serialize = self.serialized
 
     def serialized(result: ActionResult) -> Any:
         if isinstance(result.result, dict):
             _with_sizes(result.result, stored_rules)
+            if kept:
+                result.result[TRANSITION_DEFAULT] = kept
         return serialize(result)
 
     self.serialized = serialized  # type: ignore[method-assign]  (one response object per request)
@@ -70,3 +87,4 @@ def get_bucket_lifecycle(self: S3Response) -> Any:
 def install() -> None:
     FakeBucket.set_lifecycle = set_lifecycle  # type: ignore[method-assign]
     S3Response.get_bucket_lifecycle = get_bucket_lifecycle  # type: ignore[method-assign]
+    S3Response._bucket_response_put = bucket_response_put  # type: ignore[method-assign]
