@@ -117,6 +117,45 @@ def test_a_stopped_trail_of_the_configured_name_is_repaired_not_duplicated(clien
     assert repaired["IsMultiRegionTrail"] and repaired["S3BucketName"] == CLOUDTRAIL_BUCKET
 
 
+S3_DATA_EVENTS = {
+    "EventSelectors": [
+        {
+            "ReadWriteType": "WriteOnly",
+            "IncludeManagementEvents": False,
+            "DataResources": [{"Type": "AWS::S3::Object", "Values": ["arn:aws:s3:::payroll/"]}],
+        }
+    ]
+}
+S3_DATA_EVENTS_ADVANCED = {
+    "AdvancedEventSelectors": [
+        {
+            "Name": "payroll objects",
+            "FieldSelectors": [
+                {"Field": "eventCategory", "Equals": ["Data"]},
+                {"Field": "resources.type", "Equals": ["AWS::S3::Object"]},
+            ],
+        }
+    ]
+}
+
+
+@pytest.mark.parametrize("selectors", [S3_DATA_EVENTS, S3_DATA_EVENTS_ADVANCED], ids=["basic", "advanced"])
+def test_a_repaired_trail_keeps_the_data_events_it_records(
+    clients: Clients, selectors: dict[str, Any]
+) -> None:
+    make_trail(clients, ACCOUNT_TRAIL, IsMultiRegionTrail=True)
+    clients.cloudtrail.put_event_selectors(TrailName=ACCOUNT_TRAIL, **selectors)
+    clients.cloudtrail.start_logging(Name=ACCOUNT_TRAIL)
+
+    assert fix(clients, "CloudTrail.1", MEMBER_ACCOUNT).status == Status.REMEDIATED
+
+    now = clients.cloudtrail.get_event_selectors(TrailName=ACCOUNT_TRAIL)
+    [(kind, kept)] = selectors.items()
+    assert now[kind][0] == kept[0], "the data events are still recorded"
+    assert len(now[kind]) == 2
+    assert fix(clients, "CloudTrail.1", MEMBER_ACCOUNT).status == Status.ALREADY_COMPLIANT
+
+
 def test_an_existing_log_bucket_keeps_its_other_policy_statements(clients: Clients) -> None:
     clients.s3.create_bucket(Bucket=CLOUDTRAIL_BUCKET)
     keep = {

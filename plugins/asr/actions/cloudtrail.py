@@ -30,6 +30,8 @@ BUCKET_TEMPLATE = {
     "maxLength": 63,
 }
 ALL_MANAGEMENT_EVENTS = {"ReadWriteType": "All", "IncludeManagementEvents": True}
+MANAGEMENT_CATEGORY = {"Field": "eventCategory", "Equals": ["Management"]}
+MAX_EVENT_SELECTORS = 5  # basic event selectors per trail
 ROLE_PROPAGATION_DELAYS = (2.0, 4.0, 8.0, 8.0)  # IAM roles are not usable by CloudTrail at once
 
 
@@ -267,6 +269,25 @@ def _records_all_management_events(cloudtrail: Any, trail_arn: str) -> bool:
     return False
 
 
+def _add_management_events(cloudtrail: Any, trail_arn: str) -> None:
+    """Make the trail take every management event, keeping the data events it records:
+    a selector for management events is added to its advanced selectors, or to its basic
+    selectors that name data resources (those that name none only took management events)."""
+    selectors = cloudtrail.get_event_selectors(TrailName=trail_arn)
+    advanced = selectors.get("AdvancedEventSelectors") or []
+    if advanced:
+        management = {"Name": "All management events", "FieldSelectors": [MANAGEMENT_CATEGORY]}
+        cloudtrail.put_event_selectors(TrailName=trail_arn, AdvancedEventSelectors=[*advanced, management])
+        return
+    data = [s for s in selectors.get("EventSelectors") or [] if s.get("DataResources")]
+    if len(data) >= MAX_EVENT_SELECTORS:
+        raise ValueError(
+            f"trail {trail_arn} has {len(data)} data event selectors, CloudTrail's most: "
+            "add management events to one of them by hand"
+        )
+    cloudtrail.put_event_selectors(TrailName=trail_arn, EventSelectors=[*data, ALL_MANAGEMENT_EVENTS])
+
+
 def _logs_all_management_events(cloudtrail: Any, trail_arn: str) -> bool:
     logging = cloudtrail.get_trail_status(Name=trail_arn).get("IsLogging", False)
     return bool(logging) and _records_all_management_events(cloudtrail, trail_arn)
@@ -357,7 +378,7 @@ class EnsureMultiRegionTrail(Action):
         else:
             cloudtrail.create_trail(Name=name, **settings)
         if not _records_all_management_events(cloudtrail, trail_arn):
-            cloudtrail.put_event_selectors(TrailName=name, EventSelectors=[ALL_MANAGEMENT_EVENTS])
+            _add_management_events(cloudtrail, trail_arn)
         cloudtrail.start_logging(Name=name)
 
 
