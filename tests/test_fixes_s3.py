@@ -159,7 +159,11 @@ def test_cross_account_deny_keeps_the_grant_and_takes_back_sensitive_actions(aws
     assert sids(policy) == ["PartnerAccess", CROSS_ACCOUNT_SID]
     deny = policy["Statement"][1]
     assert deny["Effect"] == "Deny"
-    assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalAccount": MEMBER_ACCOUNT}}
+    assert deny["Condition"] == {
+        "StringNotEquals": {"aws:PrincipalAccount": MEMBER_ACCOUNT},
+        "Bool": {"aws:PrincipalIsAWSService": "false"},
+    }
+    assert fix(clients, "S3.6", bucket).status == Status.ALREADY_COMPLIANT, "its own Deny counts"
 
 
 def test_bucket_without_policy_has_nothing_to_deny(aws) -> None:
@@ -207,6 +211,10 @@ def test_only_denies_that_surely_apply_take_a_grant_back() -> None:
     assert grants(granted, deny("*", "s3:PutBucketPolicy")) == {OTHER: ["s3:PutObjectAcl"]}
     other_accounts = {"StringNotEquals": {"aws:PrincipalAccount": MEMBER_ACCOUNT}}
     assert grants(granted, deny("*", "s3:*", Condition=other_accounts)) == {}
+    not_services = {**other_accounts, "Bool": {"aws:PrincipalIsAWSService": "false"}}
+    assert grants(granted, deny("*", "s3:*", Condition=not_services)) == {}
+    some_services = {**other_accounts, "Bool": {"aws:PrincipalIsAWSService": "true"}}
+    assert grants(granted, deny("*", "s3:*", Condition=some_services))[OTHER]
     unknown = {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}
     assert grants(granted, deny("*", "s3:*", Condition=unknown))[OTHER]
     objects_only = {**deny("*", "s3:*"), "Resource": ARNS[1]}

@@ -27,6 +27,7 @@ SENSITIVE_ACTIONS = (
 )
 TLS_SID = "ASRDenyInsecureTransport"
 CROSS_ACCOUNT_SID = "ASRDenyCrossAccountSensitiveActions"
+NOT_A_SERVICE = ("Bool", "aws:principalisawsservice", ["false"])
 LOG_DELIVERY_SID = "ASRAllowServerAccessLogDelivery"
 TRANSITION_DEFAULT = "TransitionDefaultMinimumObjectSize"
 # The fix threads of a batch share log buckets: one creates a bucket and edits its policy at a time.
@@ -280,13 +281,18 @@ def _principal_accounts(statement: dict[str, Any]) -> set[str]:
     return accounts
 
 
-def _single_condition(statement: dict[str, Any]) -> tuple[str, str, list[str]] | None:
-    """(operator, lower-case key, values) of a one-clause condition; None for none or several."""
-    clauses = [
+def _clauses(statement: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
+    """(operator, lower-case key, lower-case values) of each clause of the condition."""
+    return [
         (operator, key.lower(), [str(v).lower() for v in _as_list(values)])
         for operator, keys in (statement.get("Condition") or {}).items()
         for key, values in keys.items()
     ]
+
+
+def _single_condition(statement: dict[str, Any]) -> tuple[str, str, list[str]] | None:
+    """The one clause of a condition; None for none or several."""
+    clauses = _clauses(statement)
     return clauses[0] if len(clauses) == 1 else None
 
 
@@ -308,8 +314,9 @@ def _denies_insecure_transport(statement: dict[str, Any], arns: list[str]) -> bo
 def _deny_covers(statement: dict[str, Any], account: str, action: str, owner: str, arns: list[str]) -> bool:
     """Whether a Deny statement surely refuses ``action`` to ``account`` (``*``: anyone) on the bucket.
 
-    Conditions are understood only in the one shape that denies every other account; a Deny
-    with any other condition is not counted, so the fix may add its own statement beside it.
+    Conditions are understood only in the shape that denies every other account (the caller's
+    account is not the owner's, and it is not an AWS service); a Deny with any other condition
+    is not counted, so the fix may add its own statement beside it.
     """
     if statement.get("Effect") != "Deny" or "NotPrincipal" in statement:
         return False
@@ -318,8 +325,8 @@ def _deny_covers(statement: dict[str, Any], account: str, action: str, owner: st
     denied = _principal_accounts(statement)
     if EVERYONE not in denied and account not in denied:
         return False
-    condition = _single_condition(statement)
-    return not statement.get("Condition") or condition == ("StringNotEquals", "aws:principalaccount", [owner])
+    other_account = ("StringNotEquals", "aws:principalaccount", [owner])
+    return all(clause in (other_account, NOT_A_SERVICE) for clause in _clauses(statement))
 
 
 def cross_account_grants(policy: dict[str, Any] | None, owner: str, arns: list[str]) -> list[dict[str, Any]]:
@@ -427,9 +434,10 @@ class DenyCrossAccountSensitiveActions(Action):
     """Add an explicit Deny of the sensitive S3 actions to every principal outside the bucket's account.
 
     S3.6 fails when the bucket policy lets another account change the bucket's policy, ACLs or
-    encryption. One Deny (``aws:PrincipalAccount`` not the owner) takes those actions back from
-    every other account, those the policy names now and any it names later; the Allow
-    statements stay, so other accounts keep the rest of their access.
+    encryption. One Deny (``aws:PrincipalAccount`` not the owner, and not an AWS service,
+    whose requests carry no account) takes those actions back from every other account, those
+    the policy names now and any it names later; the Allow statements stay, so other accounts
+    keep the rest of their access, and AWS services their log delivery.
 
         remediation:
           action: s3.deny-cross-account-sensitive-actions
@@ -461,7 +469,11 @@ class DenyCrossAccountSensitiveActions(Action):
             "Principal": ANYONE,
             "Action": list(SENSITIVE_ACTIONS),
             "Resource": state["Resources"],
-            "Condition": {"StringNotEquals": {"aws:PrincipalAccount": state["Owner"]}},
+            "Condition": {
+                "StringNotEquals": {"aws:PrincipalAccount": state["Owner"]},
+                # AWS services (log delivery with bucket-owner-full-control, say) carry no account.
+                "Bool": {"aws:PrincipalIsAWSService": "false"},
+            },
         }
         _put_statement(clients.s3, resource_id, statement)
 
