@@ -279,6 +279,31 @@ def test_findings_security_hub_cannot_find_come_back_in_order(aws) -> None:  # t
     assert {u["ErrorCode"] for u in failed} == {"FindingNotFound"}
 
 
+class Unprocessable:
+    """Security Hub answering that no finding of a call can take the update, with ``code``."""
+
+    def __init__(self, code: str) -> None:
+        self.code, self.calls = code, 0
+
+    def batch_update_findings(self, FindingIdentifiers: list[dict[str, str]], **_: Any) -> Any:
+        self.calls += 1
+        unprocessed = [
+            {"FindingIdentifier": i, "ErrorCode": self.code, "ErrorMessage": "no"} for i in FindingIdentifiers
+        ]
+        return {"ProcessedFindings": [], "UnprocessedFindings": unprocessed}
+
+
+@pytest.mark.parametrize(
+    ("code", "calls"), [("FindingSizeExceeded", 1), ("InvalidInput", 1), ("InternalFailure", 3)]
+)
+def test_only_updates_a_retry_can_mend_are_retried(code: str, calls: int) -> None:
+    raws = [finding(seeded(n)) for n in range(3)]
+    client = Unprocessable(code)
+    done, failed = update_findings(client, resolve(raws), attempts=3, pause=0)
+    assert (done, client.calls) == (0, calls)
+    assert {u["ErrorCode"] for u in failed} == {code} and len(failed) == 3
+
+
 class RefusingAfterFirst(InFlight):
     """The first call is slow and goes through; every later one is refused at once."""
 

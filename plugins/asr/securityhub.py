@@ -20,6 +20,8 @@ UPDATE_LIMIT = 100
 UPDATE_THREADS = 4  # BatchUpdateFindings calls in flight at once (Security Hub: 10 a second, burst 30)
 NOTE_LIMIT = 512
 UPDATED_BY = "asr"
+# Per-finding BatchUpdateFindings errors no retry can mend: reported at once, not retried.
+FINAL_UPDATE_ERRORS = frozenset({"FindingNotFound", "FindingSizeExceeded", "InvalidInput"})
 
 
 def equals(values: Iterable[str]) -> list[dict[str, str]]:
@@ -163,8 +165,8 @@ def update_findings(
             )
             done += len(response.get("ProcessedFindings", []))
             unprocessed = response.get("UnprocessedFindings", [])
-            retryable = [u for u in unprocessed if u.get("ErrorCode") != "FindingNotFound"]
-            failed += [u for u in unprocessed if u.get("ErrorCode") == "FindingNotFound"]
+            retryable = [u for u in unprocessed if u.get("ErrorCode") not in FINAL_UPDATE_ERRORS]
+            failed += [u for u in unprocessed if u.get("ErrorCode") in FINAL_UPDATE_ERRORS]
             pending = [u["FindingIdentifier"] for u in retryable]
             if not pending:
                 break
