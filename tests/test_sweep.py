@@ -102,6 +102,27 @@ def _records(n: int, playbook: str = "EC2.13", account: str = MEMBER_ACCOUNT) ->
     ]
 
 
+@pytest.mark.parametrize("where", ["disk", "s3"])
+def test_ingest_of_a_cleared_run_starts_it_over(aws, tmp_path: Path, where: str) -> None:
+    """Airflow reruns a cleared run in its own folder: an earlier pass's batches, outcomes
+    and write-back must not count again."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from asr import sweep
+    from asr.securityhub import actionable_filters
+
+    if where == "s3":
+        S3Hook(aws_conn_id="aws_default").create_bucket("asr-cleared-runs")
+    data_dir = "s3://asr-cleared-runs/asr" if where == "s3" else str(tmp_path)
+    store = RunStore.for_run(data_dir, "asr_sweep", "manual__1", "aws_default")
+    for name in ("batches/EC2.13-0009.jsonl", "outcomes/EC2.13-0009.jsonl"):
+        store.write_lines(name, [{"from": "the first pass"}])
+    store.write_json("writeback.json", {"updated": 5})
+    sweep.ingest(Settings.from_env(), aws, registry(), store, actionable_filters())
+    assert (store.names("batches"), store.names("outcomes")) == ([], ["outcomes/not-acted.jsonl"])
+    assert not store.path("writeback.json").exists()
+
+
 def test_plan_packs_batches_per_playbook_in_account_region_order(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     store.write_lines(RECORDS, _records(120) + _records(10, account=ADMIN_ACCOUNT))

@@ -61,6 +61,14 @@ class RunStore:
             if line.strip():
                 yield json.loads(line)
 
+    def remove(self, name: str) -> None:
+        """Delete a file, or every file of a folder; nothing there is fine."""
+        target = self.path(name)
+        if not target.exists():
+            return
+        for path in target.iterdir() if target.is_dir() else [target]:
+            path.unlink()
+
     def names(self, folder: str) -> list[str]:
         directory = self.path(folder)
         if not directory.exists():

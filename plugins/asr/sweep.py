@@ -29,6 +29,8 @@ REJECTED = "rejected.jsonl"
 QUERIES = "queries.json"
 SEEN = "seen.json"
 INGESTED = "ingest.json"  # when ingest began to read
+# What the steps after ingest write: batches, outcomes, what write-back did.
+LATER_STEPS = ("batches", "outcomes", "writeback.json")
 NOT_ACTED = "outcomes/not-acted.jsonl"
 NOT_FOUND = (
     "not found as a finding asr may act on: no such id, or no longer FAILED or WARNING, ACTIVE "
@@ -64,6 +66,8 @@ def ingest(
     person named it) that the queries did not find is reported as rejected, with the reason.
     """
     client = aws.admin_client("securityhub", settings.securityhub_region)
+    for stale in LATER_STEPS:  # a cleared run starts over: nothing an earlier pass left may count
+        store.remove(stale)
     began = datetime.datetime.now(datetime.UTC).isoformat()
     records: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
