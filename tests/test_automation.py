@@ -166,7 +166,9 @@ def test_sweep_defers_while_the_automation_runs(
     registry.cache_clear()
     try:
         dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags")).dags["asr_sweep"]
-        assert type(dag.task_dict["remediate_EC2_13.fix"]).__name__ == "MappedOperator"
+        through_ssm, direct = dag.task_dict["remediate_EC2_13.fix"], dag.task_dict["remediate_EC2_19.fix"]
+        assert type(through_ssm).__name__ == "MappedOperator"
+        assert (through_ssm.retries, through_ssm.retry_delay) == (direct.retries, direct.retry_delay)
         run = dag.test()
     finally:
         monkeypatch.delenv("ASR_PLAYBOOK_DIR")

@@ -59,6 +59,9 @@ def remediation(ingested: Any) -> None:
                     map_index_template="{{ task.batch['batch_id'] }}",
                     max_active_tis_per_dagrun=tasks.MAX_ACTIVE_FIXES,
                     pool=tasks.FIX_POOL,
+                    # A retry re-reads every resource first: only those still open start again.
+                    retries=tasks.RETRIES,
+                    retry_delay=tasks.RETRY_DELAY,
                 ).expand(batch=selected)
             else:
                 fixes = tasks.fix.expand(batch=selected)
