@@ -380,6 +380,25 @@ def test_config_keeps_an_existing_delivery_channel_and_role_when_asked(clients: 
     assert CONFIG_BUCKET not in {b["Name"] for b in clients.s3.list_buckets()["Buckets"]}
 
 
+def test_config_recorder_keeps_its_recording_mode(clients: Clients) -> None:
+    """A recorder set to record daily stays daily: a put that left the mode out would make
+    it continuous (and dearer)."""
+    daily = {"recordingFrequency": "DAILY", "recordingModeOverrides": []}
+    clients.config.put_configuration_recorder(
+        ConfigurationRecorder={
+            "name": "main",
+            "roleARN": f"arn:aws:iam::{MEMBER_ACCOUNT}:role/config-recorder",
+            "recordingGroup": {"allSupported": False, "resourceTypes": ["AWS::EC2::Instance"]},
+            "recordingMode": daily,
+        }
+    )
+
+    assert fix(clients, "Config.1", MEMBER_ACCOUNT).status == Status.REMEDIATED
+
+    found, _ = recorder(clients)
+    assert found["recordingGroup"]["allSupported"] and found["recordingMode"] == daily
+
+
 def test_config_recorder_created_where_there_is_none(clients: Clients) -> None:
     assert fix(clients, "Config.1", MEMBER_ACCOUNT).status == Status.REMEDIATED
     found, status = recorder(clients)

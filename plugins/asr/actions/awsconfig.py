@@ -62,6 +62,11 @@ def _service_linked_role(iam: Any) -> str:
         return str(roles[0]["Arn"])
 
 
+def _mode(state: dict[str, Any]) -> dict[str, Any]:
+    """The recorder's recording mode as read, for a put that must keep it."""
+    return {"recordingMode": state["RecordingMode"]} if state.get("RecordingMode") else {}
+
+
 @register
 class EnableConfigRecorder(Action):
     """Record every supported resource type with AWS Config in one Region, and deliver it.
@@ -136,6 +141,8 @@ class EnableConfigRecorder(Action):
             "RecorderName": recorder.get("name"),
             "RoleARN": recorder.get("roleARN"),
             "RecordingGroup": group,
+            # Each put replaces the whole recorder: a mode it leaves out goes back to continuous.
+            "RecordingMode": recorder.get("recordingMode"),
             "AllSupported": bool(group.get("allSupported")),
             "ServiceLinkedRole": SERVICE_LINKED_PATH in (recorder.get("roleARN") or ""),
             "Recording": bool(statuses and statuses[0].get("recording")),
@@ -169,6 +176,7 @@ class EnableConfigRecorder(Action):
                     "name": recorder,
                     "roleARN": state["RoleARN"] if keep_role else _service_linked_role(clients.iam),
                     "recordingGroup": group,
+                    **_mode(state),
                 }
             )
         if "DeliveryChannel" in plan:
@@ -199,5 +207,6 @@ class EnableConfigRecorder(Action):
                     "name": recorder,
                     "roleARN": before["RoleARN"],
                     "recordingGroup": before["RecordingGroup"],
+                    **_mode(before),
                 }
             )
