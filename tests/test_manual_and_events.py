@@ -192,7 +192,6 @@ def test_events_are_deduplicated_and_told_apart() -> None:
     )
     assert asked.finding_ids == ["a", "b", "c"]
     assert asked.by_person == {"a", "b"}
-    assert asked.asked("a") and not asked.asked("c")
 
 
 def test_the_events_queue_is_polled_as_configured_within_what_sqs_allows() -> None:

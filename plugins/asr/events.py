@@ -71,9 +71,6 @@ class FindingsAsked:
             return f"automatic remediation is off for {record.playbook}; use the custom action"
         return None
 
-    def asked(self, finding_id: str) -> bool:
-        return finding_id in self.by_person
-
 
 def _messages(asset_events: Any) -> list[dict[str, Any]]:
     messages = []

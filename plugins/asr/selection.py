@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from asr.config import Settings
@@ -64,14 +63,3 @@ class Selection:
         if self.resources and not {record.resource_id, record.resource_arn} & set(self.resources):
             return "not one of the chosen resources"
         return None
-
-    @cached_property
-    def _named(self) -> frozenset[str]:
-        return frozenset(self.finding_ids)
-
-    def asked(self, finding_id: str) -> bool:
-        """Whether to tell a person in Security Hub why this finding was not fixed: only for
-        the findings they named by id (or by a rerun). A pick by control, account, region or
-        resource reads every failed finding there; those no playbook takes are reported in
-        the run, not marked NOTIFIED."""
-        return finding_id in self._named

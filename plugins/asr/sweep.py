@@ -52,19 +52,18 @@ def ingest(
     store: RunStore,
     queries: list[dict[str, Any]],
     keep: Keep | None = None,
-    notify_rejected: Callable[[str], bool] = lambda finding_id: False,
     scope: Scope | None = None,
-    asked_for: Iterable[str] = (),
+    named: Iterable[str] = (),
 ) -> dict[str, int]:
     """Read the findings the queries select and route each one.
 
-    Rejected findings are always reported; those ``notify_rejected`` picks (findings a
-    person asked for) are also marked NOTIFIED with the reason. Findings ``keep`` turns down are
-    reported as IGNORED and left alone in Security Hub. ``scope`` rejects findings in
-    accounts asr may not act in and excludes what the exclusions name (EXCLUDED,
-    marked NOTIFIED), before any member role is assumed. A finding id in ``asked_for`` (a
-    person named it) that the queries did not find is reported as rejected, with the reason.
+    Rejected findings are always reported; those a person ``named`` by id are also marked
+    NOTIFIED with the reason, and a named id the queries did not find is reported as
+    rejected. Findings ``keep`` turns down are reported as IGNORED and left alone in
+    Security Hub. ``scope`` rejects findings in accounts asr may not act in and excludes
+    what the exclusions name (EXCLUDED, marked NOTIFIED), before any member role is assumed.
     """
+    named = set(named)
     client = aws.admin_client("securityhub", settings.securityhub_region)
     for stale in LATER_STEPS:  # a cleared run starts over: nothing an earlier pass left may count
         store.remove(stale)
@@ -84,7 +83,7 @@ def ingest(
                 raise FindingError(record.finding_id, verdict[1])
         except FindingError as exc:
             rejected.append({"finding_id": exc.finding_id, "error": exc.reason})
-            if exc.finding_id and notify_rejected(exc.finding_id):
+            if exc.finding_id in named:
                 not_acted.append(Outcome.not_acted(finding, Status.REJECTED, exc.reason))
             continue
         if verdict:
@@ -95,7 +94,7 @@ def ingest(
             not_acted.append(Outcome.not_acted(finding, Status.IGNORED, reason))
         else:
             records.append(record.to_dict())
-    rejected += [{"finding_id": i, "error": NOT_FOUND} for i in sorted(set(asked_for) - seen.keys())]
+    rejected += [{"finding_id": i, "error": NOT_FOUND} for i in sorted(named - seen.keys())]
     store.write_json(QUERIES, queries)
     store.write_json(SEEN, seen)
     store.write_json(INGESTED, {"began": began})

@@ -99,11 +99,10 @@ def _control_ids(playbook_ids: list[str]) -> list[str]:
 def _ingest(
     queries: list[dict[str, Any]],
     keep: Any = None,
-    notify_rejected: Any = None,
-    asked_for: Iterable[str] = (),
+    named: Iterable[str] = (),
 ) -> dict[str, int]:
     """Route the findings the queries select, within who asr may act on (``asr.guard``);
-    ``asked_for``: ids a person named, each reported if the queries do not find it."""
+    ``named``: the ids a person named (``asr.sweep.ingest`` tells them what became of each)."""
     from asr import sweep
     from asr.guard import Scope
 
@@ -114,8 +113,7 @@ def _ingest(
         aws.admin_client("organizations", settings.securityhub_region) if needs_organization else None
     )
     scope = Scope.resolve(settings, organizations)
-    accept = notify_rejected or (lambda _: False)
-    counts = sweep.ingest(settings, aws, registry(), store, queries, keep, accept, scope, asked_for)
+    counts = sweep.ingest(settings, aws, registry(), store, queries, keep, scope, named)
     log.info(
         "Read %(findings)d findings: %(routed)d routed, %(rejected)d rejected, %(ignored)d ignored, "
         "%(excluded)d excluded",
@@ -148,7 +146,7 @@ def ingest_selected() -> dict[str, int]:
     queries = actionable_filters(
         settings.accounts, settings.regions, _control_ids(choice.controls), finding_ids or ()
     )
-    return _ingest(queries, keep=choice.keep, notify_rejected=choice.asked, asked_for=choice.finding_ids)
+    return _ingest(queries, keep=choice.keep, named=choice.finding_ids)
 
 
 @task(multiple_outputs=False)
@@ -167,11 +165,7 @@ def ingest_events() -> dict[str, int]:
     if not asked.finding_ids:
         log.info("The events named no findings")
     queries = actionable_filters(settings.accounts, settings.regions, (), asked.finding_ids)
-    return (
-        _ingest(queries, keep=asked.keep, notify_rejected=asked.asked, asked_for=asked.by_person)
-        if asked.finding_ids
-        else _ingest([])
-    )
+    return _ingest(queries, keep=asked.keep, named=asked.by_person) if asked.finding_ids else _ingest([])
 
 
 @task.branch
