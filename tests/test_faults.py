@@ -79,7 +79,7 @@ def test_an_account_whose_role_cannot_be_assumed_is_notified_and_the_others_proc
 
 
 @pytest.mark.airflow
-def test_findings_of_a_fix_task_that_failed_its_retries_are_reported_not_run(
+def test_findings_of_a_fix_task_that_failed_its_retries_are_reported_not_run_and_can_be_rerun(
     faults, airflow_db: None, monkeypatch
 ) -> None:
     from asr import sweep as steps
@@ -96,6 +96,14 @@ def test_findings_of_a_fix_task_that_failed_its_retries_are_reported_not_run(
     assert report["totals"] == {"NOT_RUN": 2}
     assert {o["workflow_status"] for o in report["outcomes"]} == {None}
     assert {f["Workflow"]["Status"] for f in workflow_of(faults, findings).values()} == {"NEW"}
+
+    # A rerun of the run's failures takes them up again, though they have no outcome saved.
+    monkeypatch.undo()
+    rerun = dag_bag().dags["asr_remediate"].test(run_conf={"rerun_failures_of": f"asr_sweep/{run.run_id}"})
+    assert rerun.state == "success"
+    store = RunStore.for_run(Settings.from_env().data_dir, "asr_remediate", rerun.run_id)
+    assert store.read_json("report.json")["totals"] == {"REMEDIATED": 2}
+    assert {f["Workflow"]["Status"] for f in workflow_of(faults, findings).values()} == {"RESOLVED"}
 
 
 @pytest.mark.airflow

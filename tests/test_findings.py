@@ -6,6 +6,7 @@ import copy
 
 import pytest
 
+from asr.config import ConfigError, Settings
 from asr.findings import FindingError, parse_finding
 from asr.local.seed import Seeded, finding
 from asr.playbooks import registry
@@ -97,3 +98,24 @@ def test_control_without_playbook_is_rejected() -> None:
 def test_malformed_input_is_a_finding_error(junk: object) -> None:
     with pytest.raises(FindingError):
         parse_finding(junk, registry())
+
+
+@pytest.mark.parametrize(
+    "region", ["us-gov-west-1", "cn-northwest-1", "us-isob-east-1", "eu-isoe-west-1", "eusc-de-east-1"]
+)
+def test_regions_of_every_partition_are_accepted(region: str) -> None:
+    """GovCloud, China, the isolated regions and the European Sovereign Cloud (eusc-de-east-1)
+    name regions with longer prefixes than the commercial ones."""
+    raw = finding(Seeded("EC2.7", "222222222222", region, "AwsAccount", "AWS::::Account:222222222222"))
+    assert parse_finding(raw, registry()).region == region
+    assert Settings(regions=(region,)).regions == (region,)
+
+
+@pytest.mark.parametrize("region", ["US-EAST-1", "us-east", "useast1", "us-east-1a", "u-east-1"])
+def test_what_is_not_a_region_name_is_refused(region: str) -> None:
+    raw = finding(Seeded("EC2.7", "222222222222", "us-east-1", "AwsAccount", "AWS::::Account:222222222222"))
+    raw["Region"] = raw["Resources"][0]["Region"] = region
+    with pytest.raises(FindingError, match="region"):
+        parse_finding(raw, registry())
+    with pytest.raises(ConfigError, match="region"):
+        Settings(regions=(region,))

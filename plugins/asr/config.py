@@ -14,8 +14,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-ACCOUNT_RE = re.compile(r"^\d{12}$")
-REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+ACCOUNT_PATTERN = r"^\d{12}$"
+# Every partition's region names: us-east-1, us-gov-west-1, cn-north-1, us-isob-east-1 and the
+# European Sovereign Cloud's eusc-de-east-1.
+REGION_PATTERN = r"^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$"
+ACCOUNT_RE = re.compile(ACCOUNT_PATTERN)
+REGION_RE = re.compile(REGION_PATTERN)
 ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
 OU_RE = re.compile(r"^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$")
 CONTROL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*\.\d+$")

@@ -13,11 +13,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from asr import actions
+from asr.config import ACCOUNT_RE, REGION_RE
 from asr.playbooks import Playbook, PlaybookRegistry
 from asr.standards import CONSOLIDATED, STANDARDS, UNREADABLE, ControlRef, control_refs
 
-ACCOUNT_RE = re.compile(r"^\d{12}$")
-REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 SECURITYHUB_PRODUCT = re.compile(r"^arn:aws[a-z-]*:securityhub:[a-z0-9-]+::product/aws/securityhub$")
 ARN_PARTS = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:([a-z0-9-]*):(\d*):")
 ACTIONABLE_COMPLIANCE = {"FAILED", "WARNING"}

@@ -16,12 +16,10 @@ from airflow.sdk import Param, TaskGroup, get_parsing_context
 
 from asr import tasks
 from asr.approvals import ControlApproval
-from asr.config import Settings
+from asr.config import ACCOUNT_PATTERN, REGION_PATTERN, Settings
 from asr.operators import AutomationFixOperator
 from asr.playbooks import registry
 
-ACCOUNT_PATTERN = r"^\d{12}$"
-REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d$"
 RUN_PATTERN = r"^([a-z_]+/)?[A-Za-z0-9_.:+-]+$"
 
 

@@ -17,10 +17,9 @@ from typing import Any
 from urllib.parse import quote
 
 from asr.config import REGION_RE
-from asr.findings import RoutingRecord
-from asr.remediate import Outcome, Result, Status
+from asr.remediate import Outcome
 from asr.store import RunStore
-from asr.sweep import RECORDS, REJECTED, load_outcomes
+from asr.sweep import REJECTED, every_outcome
 from asr.writeback import WORKFLOW_FOR
 
 COLUMNS = ("control", "account", "region", "resource", "outcome", "detail")
@@ -36,10 +35,6 @@ STATUS_COLOURS = {
     "NOT_APPROVED": "#9a6700",
     "DRY_RUN": "#8250df",
 }
-NOT_RUN_MESSAGE = (
-    "no outcome: the task that was to fix it did not finish (see its log in Airflow); "
-    "the finding is as it was in Security Hub"
-)
 NEUTRAL = "#6e7781"
 # Outcomes a person has to look at: listed in the summary, and first in the findings table
 # with the rejections (which the summary takes from the rejected list, where all of them are).
@@ -55,16 +50,6 @@ CONSOLE_HOSTS = {
 }
 
 
-def _not_run(store: RunStore, outcomes: list[Outcome]) -> list[Outcome]:
-    """The routed findings that got no outcome: none is left out of the report."""
-    if not store.path(RECORDS).exists():
-        return []
-    done = {o.finding_id for o in outcomes}
-    result = Result(Status.NOT_RUN, NOT_RUN_MESSAGE)
-    records = (RoutingRecord.from_dict(row) for row in store.read_lines(RECORDS))
-    return [Outcome.of(r, result) for r in records if r.finding_id not in done]
-
-
 def _written(writeback: dict[str, Any]) -> Callable[[Outcome], str | None]:
     """The workflow status write-back gave (or found already on) a finding; None when it did
     not run, or left the finding alone, or Security Hub refused the update."""
@@ -75,8 +60,7 @@ def _written(writeback: dict[str, Any]) -> Callable[[Outcome], str | None]:
 
 def build(store: RunStore, run_id: str) -> dict[str, Any]:
     """Everything the views show, from what the run's steps left in its store."""
-    outcomes = load_outcomes(store)
-    outcomes += _not_run(store, outcomes)
+    outcomes = every_outcome(store)
     rejected = list(store.read_lines(REJECTED))
     writeback = store.read_json("writeback.json") if store.path("writeback.json").exists() else {}
     written = _written(writeback)

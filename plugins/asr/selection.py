@@ -12,6 +12,8 @@ from asr.store import RunStore
 
 # The DAGs whose runs a rerun may name.
 RUN_DAGS = ("asr_sweep", "asr_remediate", "asr_events")
+# What a rerun of failures takes up again: not NOT_APPROVED, which a person decided.
+RERUN = (Status.FAILED, Status.NOT_RUN)
 
 
 class SelectionError(ValueError):
@@ -19,15 +21,16 @@ class SelectionError(ValueError):
 
 
 def failed_in_run(settings: Settings, run: str) -> list[str]:
-    """The findings that ended FAILED in an earlier run, named ``<dag_id>/<run_id>`` or by run id."""
-    from asr.sweep import load_outcomes
+    """The findings of an earlier run, named ``<dag_id>/<run_id>`` or by run id, that ended FAILED
+    or NOT_RUN (their fix task failed all its tries, so they have no outcome of their own)."""
+    from asr.sweep import every_outcome
 
     dag_id, _, run_id = run.rpartition("/")
     candidates = [dag_id] if dag_id else list(RUN_DAGS)
     for candidate in candidates:
         store = RunStore.for_run(settings.data_dir, candidate, run_id, settings.aws_conn_id)
         if store.path("outcomes").exists():
-            failed = [o.finding_id for o in load_outcomes(store) if o.status == Status.FAILED]
+            failed = [o.finding_id for o in every_outcome(store) if o.status in RERUN]
             if not failed:
                 raise SelectionError(f"run {run} has no failed findings to rerun")
             return sorted(set(failed))

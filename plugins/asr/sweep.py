@@ -236,6 +236,24 @@ def load_outcomes(store: RunStore) -> list[Outcome]:
     return [Outcome(**row) for name in store.names("outcomes") for row in store.read_lines(name)]
 
 
+NOT_RUN_MESSAGE = (
+    "no outcome: the task that was to fix it did not finish (see its log in Airflow); "
+    "the finding is as it was in Security Hub"
+)
+
+
+def every_outcome(store: RunStore) -> list[Outcome]:
+    """The outcomes the fix tasks saved, and NOT_RUN for each routed finding that got none (its
+    task failed all its tries): the report and a rerun of failures leave no finding out."""
+    outcomes = load_outcomes(store)
+    if not store.path(RECORDS).exists():
+        return outcomes
+    done = {o.finding_id for o in outcomes}
+    result = Result(Status.NOT_RUN, NOT_RUN_MESSAGE)
+    records = (RoutingRecord.from_dict(row) for row in store.read_lines(RECORDS))
+    return outcomes + [Outcome.of(r, result) for r in records if r.finding_id not in done]
+
+
 def write_back(settings: Settings, aws: AwsContext, store: RunStore, run_id: str) -> dict[str, int]:
     """Every outcome of the run to Security Hub, under the rules of ``asr.writeback``."""
     client = aws.admin_client("securityhub", settings.securityhub_region)
