@@ -8,6 +8,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
 from asr import guard
 from asr.aws import Clients
@@ -97,6 +98,36 @@ def test_tagged_resources_are_excluded_in_their_own_account(aws) -> None:
     assert any(
         r["CidrIp"] == "0.0.0.0/0" for p in rules["SecurityGroups"][0]["IpPermissions"] for r in p["IpRanges"]
     )
+
+
+def test_a_tagged_iam_user_is_excluded_though_the_tagging_api_does_not_list_it(aws) -> None:
+    """AWS's GetResources does not answer for IAM users (nor does the stand-in): their tags
+    are read from IAM, so a tagged user keeps its access key."""
+    _, tagged = routed(aws, "IAM.3")
+    _, other = routed(aws, "IAM.3", n=1)
+    iam = Clients(aws, MEMBER_ACCOUNT, REGION).iam
+    name = tagged.resource_arn.rsplit("/", 1)[1]
+    iam.tag_user(UserName=name, Tags=[{"Key": "owner", "Value": "x"}, {"Key": "asr:exclude", "Value": "yes"}])
+    batch = run_batch([tagged, other], registry(), aws, exclude_tag=("asr:exclude", "yes"))
+    outcomes = {o.resource_arn: o for o in batch}
+    assert outcomes[tagged.resource_arn].status == Status.EXCLUDED
+    assert outcomes[tagged.resource_arn].message == "the resource is tagged asr:exclude=yes (ASR_EXCLUDE_TAG)"
+    assert outcomes[other.resource_arn].status == Status.REMEDIATED
+    [key] = iam.list_access_keys(UserName=name)["AccessKeyMetadata"]
+    assert key["Status"] == "Active"
+
+
+def test_organization_members_are_read_by_state_now_that_status_is_retired() -> None:
+    organizations = boto3.client("organizations", region_name=REGION)
+    accounts = [
+        {"Id": "111111111111", "State": "ACTIVE"},
+        {"Id": "222222222222", "State": "SUSPENDED"},
+        {"Id": "333333333333", "Status": "ACTIVE"},
+    ]
+    with Stubber(organizations) as stubber:
+        stubber.add_response("list_accounts", {"Accounts": accounts})
+        scope = Scope.resolve(Settings(accounts_from_organization=True), organizations)
+    assert scope.allowed == {"111111111111", "333333333333"}
 
 
 def test_tags_that_cannot_be_read_leave_resources_untouched(aws, monkeypatch: pytest.MonkeyPatch) -> None:

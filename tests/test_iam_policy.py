@@ -537,7 +537,8 @@ def test_the_fixes_call_nothing_the_member_policy_does_not_grant(
         assert outcome.status in (Status.REMEDIATED, Status.ALREADY_COMPLIANT), (one.control_id, outcome)
     policies = iam_policy.render(iam_policy.member_policies(project), iam_policy.plain_values(Settings()))
     assert names(api_calls) - granted(policies) == set()
-    assert set(iam_policy.RUNNER) <= names(api_calls)
+    # No playbook's resource is an IAM role, so only a custom one makes the check read a role's tags.
+    assert set(iam_policy.RUNNER) - {"iam:ListRoleTags"} <= names(api_calls)
     for action, params in api_calls:
         if action.startswith("iam:") and "RoleName" in params:
             assert grants_on(policies, action, f"arn:aws:iam::*:role/{params['RoleName']}"), (action, params)

@@ -9,12 +9,17 @@ check fails closed: if it cannot be evaluated, nothing is touched.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from asr.aws import Clients
 from asr.config import Settings
 from asr.findings import RoutingRecord
 from asr.remediate import Status, describe_error
+
+IAM_USER_OR_ROLE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(user|role)/(?:[^/]+/)*([\w+=,.@-]+)$")
 
 
 class GuardError(RuntimeError):
@@ -43,7 +48,8 @@ class Scope:
                     a["Id"]
                     for page in organizations.get_paginator("list_accounts").paginate()
                     for a in page["Accounts"]
-                    if a.get("Status") == "ACTIVE"
+                    # State replaced Status (retired by AWS on 2026-09-09).
+                    if a.get("State", a.get("Status")) == "ACTIVE"
                 }
                 allowed = (allowed or set()) | members
             for ou in settings.exclude_ous:
@@ -84,16 +90,33 @@ def accounts_under(organizations: Any, parent_id: str) -> set[str]:
     return accounts
 
 
-def excluded_by_tag(tagging: Any, arns: list[str], tag: tuple[str, str | None]) -> dict[str, str]:
-    """The ARNs that carry the exclusion tag, with the reason; 100 ARNs a call."""
+def excluded_by_tag(clients: Clients, arns: list[str], tag: tuple[str, str | None]) -> dict[str, str]:
+    """The ARNs that carry the exclusion tag, with the reason. The tagging API reads 100 ARNs a
+    call, but does not answer for IAM users and roles (AWS documents this): their tags come
+    from IAM, one resource at a time."""
     key, value = tag
+    shown = key if value is None else f"{key}={value}"
     excluded: dict[str, str] = {}
-    for start in range(0, len(arns), 100):
-        pages = tagging.get_paginator("get_resources").paginate(ResourceARNList=arns[start : start + 100])
+
+    def check(arn: str, tags: Iterable[dict[str, str]]) -> None:
+        found = {t["Key"]: t["Value"] for t in tags}
+        if key in found and (value is None or found[key] == value):
+            excluded[arn] = f"the resource is tagged {shown} (ASR_EXCLUDE_TAG)"
+
+    others = []
+    for arn in arns:
+        iam = IAM_USER_OR_ROLE.match(arn)
+        if iam is None:
+            others.append(arn)
+            continue
+        kind, name = iam.groups()
+        pages = clients.iam.get_paginator(f"list_{kind}_tags").paginate(**{f"{kind.title()}Name": name})
+        check(arn, (t for page in pages for t in page["Tags"]))
+    for start in range(0, len(others), 100):
+        pages = clients.resourcegroupstaggingapi.get_paginator("get_resources").paginate(
+            ResourceARNList=others[start : start + 100]
+        )
         for page in pages:
             for resource in page["ResourceTagMappingList"]:
-                tags = {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
-                if key in tags and (value is None or tags[key] == value):
-                    shown = key if value is None else f"{key}={value}"
-                    excluded[resource["ResourceARN"]] = f"the resource is tagged {shown} (ASR_EXCLUDE_TAG)"
+                check(resource["ResourceARN"], resource.get("Tags", []))
     return excluded

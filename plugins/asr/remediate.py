@@ -263,9 +263,7 @@ def resolve_targets(
                 }
             )
             try:
-                excluded = (
-                    excluded_by_tag(clients.resourcegroupstaggingapi, arns, exclude_tag) if arns else {}
-                )
+                excluded = excluded_by_tag(clients, arns, exclude_tag) if arns else {}
             except Exception as exc:
                 reason = Result(
                     Status.FAILED, f"cannot read tags to check exclusions, not touched: {describe_error(exc)}"
