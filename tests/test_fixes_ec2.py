@@ -300,3 +300,60 @@ def test_missing_instance_or_subnet_is_reported(
     result = fix(clients, control, missing)
     assert result.status == Status.FAILED
     assert result.message.startswith(code)
+
+
+# --- a change call that fails after part of the change went through, or after another fix
+
+
+def refuse_outbound_once(monkeypatch: pytest.MonkeyPatch, code: str) -> None:
+    """The default group's fix revokes the inbound rules, then its outbound call is refused
+    with ``code`` once (as when botocore's own retries run out)."""
+    action_class = type(registry().playbooks["EC2.2"].build_action())
+    real = action_class.apply
+    refused: list[str] = []
+
+    def apply(self: Any, clients: Clients, resource_id: str, state: dict, plan: dict) -> None:
+        if refused:
+            return real(self, clients, resource_id, state, plan)
+        refused.append(code)
+        real(self, clients, resource_id, state, {k: v for k, v in plan.items() if k == "IpPermissions"})
+        raise ClientError({"Error": {"Code": code, "Message": "refused"}}, "RevokeSecurityGroupEgress")
+
+    monkeypatch.setattr(action_class, "apply", apply)
+
+
+def default_group_rules(clients: Clients, group_id: str) -> tuple[list, list]:
+    group = clients.ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+    return group["IpPermissions"], group["IpPermissionsEgress"]
+
+
+def test_a_throttled_fix_is_retried_from_what_the_resource_is_now(
+    aws, clients: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry must not revoke the inbound rules again: AWS (and the stand-in) answer
+    InvalidPermission.NotFound, and the group was left half fixed."""
+    group_id = seeded_id(aws, "EC2.2")
+    refuse_outbound_once(monkeypatch, "Throttling")
+    result = fix(clients, "EC2.2", group_id)
+    assert result.status == Status.REMEDIATED, result.message
+    assert default_group_rules(clients, group_id) == ([], [])
+
+
+def test_a_change_another_fix_made_first_is_remediated_not_failed(
+    aws, clients: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EC2.13 and EC2.19 findings on one group run in parallel groups: the second revoke of
+    the same rule is refused, yet the group complies."""
+    group_id = seeded_id(aws, "EC2.13")
+    action_class = type(registry().playbooks["EC2.13"].build_action())
+    real = action_class.apply
+
+    def after_another_fix(self: Any, clients: Clients, resource_id: str, state: dict, plan: dict) -> None:
+        real(self, clients, resource_id, state, plan)  # the other control's fix, just before ours
+        real(self, clients, resource_id, state, plan)
+
+    monkeypatch.setattr(action_class, "apply", after_another_fix)
+    result = fix(clients, "EC2.13", group_id)
+    assert result.status == Status.REMEDIATED
+    assert "InvalidPermission.NotFound" in result.message and "reads compliant now" in result.message
+    assert ("tcp", 22, 22, "0.0.0.0/0") not in open_rules(clients, group_id)

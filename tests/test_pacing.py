@@ -191,6 +191,31 @@ def test_small_account_regions_share_a_batch_and_big_ones_are_split(tmp_path: Pa
     ]
 
 
+def test_one_resource_s_findings_are_never_split_between_batches(tmp_path: Path) -> None:
+    """Two fix tasks of one run must not change one resource at once: an EC2.13 and an EC2.14
+    finding on one group go to one batch, and so do a bucket's findings from two regions."""
+    rows = [
+        {**row, "finding_id": f"{row['resource_id']}/{n}"}
+        for row in _rows("EC2.13", "111111111111", REGION, 3)
+        for n in range(3)
+    ]
+    rows += [
+        {"playbook": "S3.2", "account_id": "111111111111", "region": region, "resource_id": "bucket"}
+        for region in ("us-east-1", "eu-west-1", "us-east-1")
+    ]
+    store = _store_with(tmp_path, list(reversed(rows)))
+    batches = plan(store, registry(), Settings(batch_size=2, rate_limits="off"), 4)
+    resources = [
+        [r["resource_id"] for r in store.read_lines(f"batches/{b['batch_id']}.jsonl")] for b in batches
+    ]
+    assert resources == [
+        ["111111111111-0"] * 3,
+        ["111111111111-1"] * 3,
+        ["111111111111-2"] * 3,
+        ["bucket"] * 3,
+    ]
+
+
 def test_with_pacing_an_account_region_gets_no_more_batches_than_can_run_at_once(tmp_path: Path) -> None:
     store = _store_with(tmp_path, _rows("EC2.19", "111111111111", REGION, 1000))
     paced = plan(store, registry(), Settings(batch_size=50), 4)

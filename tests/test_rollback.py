@@ -143,3 +143,25 @@ def test_a_change_whose_task_died_is_reverted_when_the_resource_reads_as_the_fix
     [reversal] = Rollback(journal, aws).run()
     assert reversal.status == RollbackStatus.REVERTED
     assert _state(aws, record) == seeded
+
+
+def test_a_fix_that_failed_after_changing_part_of_the_resource_is_put_back(
+    aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default group lost its inbound rules, then the outbound call was refused: the fix is
+    FAILED, and what it did change is still reverted."""
+    from test_fixes_ec2 import refuse_outbound_once
+
+    record = parse_finding(finding(seed_one(aws, "EC2.2", MEMBER_ACCOUNT, REGION)), registry())
+    seeded = _state(aws, record)
+    refuse_outbound_once(monkeypatch, "AccessDenied")
+    root = journal_root(str(tmp_path), "asr_sweep", RUN_ID)
+    [outcome] = run_batch(
+        [record], registry(), aws, journal=AuditJournal(root, Origin("asr_sweep", RUN_ID, "b", 1, "s"))
+    )
+    assert outcome.status == "FAILED" and outcome.message.startswith("AccessDenied")
+    assert _state(aws, record)["IpPermissions"] == []
+
+    [reversal] = Rollback(AuditJournal(root, _rollback_origin()), aws).run()
+    assert reversal.status == RollbackStatus.REVERTED, reversal.reason
+    assert _state(aws, record) == seeded

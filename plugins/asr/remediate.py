@@ -376,15 +376,9 @@ def _fix(targets: list[Target], dry: bool, journal: Journal | None, threads: int
         if dry:
             results.update({index: dry_run(plan) for index, plan in planned.items()})
             planned = {}
-        applied = _apply(targets, planned, results, journal, pool)
-        for index, state in zip(applied, _read_grouped([targets[i] for i in applied], pool), strict=True):
-            action, plan = targets[index].action, planned[index]
-            if isinstance(state, Exception):
-                results[index] = Result(
-                    Status.FAILED, f"read-back failed: {describe_error(state)}", plan.before
-                )
-            else:
-                results[index] = checked(action, state, plan, action.summary.format(**action.params))
+        errors = _apply(targets, planned, journal, pool)
+        for index, state in zip(planned, _read_grouped([targets[i] for i in planned], pool), strict=True):
+            results[index] = _ended(targets[index].action, planned[index], state, errors.get(index))
         if journal:
             list(pool.map(lambda index: _settle(journal, targets[index], results[index]), planned))
     return [results[index] for index in range(len(targets))]
@@ -436,33 +430,60 @@ def _finish_earlier_tries(targets: list[Target], results: dict[int, Result], jou
 
 
 def _apply(
-    targets: list[Target],
-    planned: dict[int, Planned],
-    results: dict[int, Result],
-    journal: Journal | None,
-    pool: ThreadPoolExecutor,
-) -> list[int]:
-    """Record and apply each plan on the pool; return the targets applied without error."""
+    targets: list[Target], planned: dict[int, Planned], journal: Journal | None, pool: ThreadPoolExecutor
+) -> dict[int, Exception]:
+    """Record and apply each plan on the pool; return the errors, by target."""
 
-    def change(index: int) -> Result | None:
+    def change(index: int) -> Exception | None:
         target, plan = targets[index], planned[index]
         try:
             if journal:
                 journal.intend(target, plan)
-            retry_throttled(
-                lambda: target.action.apply(target.clients, target.resource_id, plan.state, plan.plan)
-            )
+            retry_throttled(_applier(target, plan))
         except Exception as exc:
-            return Result(Status.FAILED, describe_error(exc), plan.before)
+            return exc
         return None
 
-    applied: list[int] = []
-    for index, failed in zip(planned, pool.map(change, planned), strict=True):
-        if failed:
-            results[index] = failed
-        else:
-            applied.append(index)
-    return applied
+    return {index: error for index, error in zip(planned, pool.map(change, planned), strict=True) if error}
+
+
+def _applier(target: Target, planned: Planned) -> Callable[[], None]:
+    """The apply to retry when throttled. A throttled apply may have made part of its change
+    (one call of several went through), so a retry reads the resource again and applies only
+    what is still needed: the first plan would redo the part made, and AWS refuses some of
+    that (revoking a rule twice answers InvalidPermission.NotFound)."""
+    action, clients, resource_id = target.action, target.clients, target.resource_id
+    tries = 0
+
+    def apply() -> None:
+        nonlocal tries
+        tries += 1
+        now = planned if tries == 1 else assess(action, clients, resource_id)
+        if isinstance(now, Planned):
+            action.apply(clients, resource_id, now.state, now.plan)
+
+    return apply
+
+
+def _ended(
+    action: Action, plan: Planned, state: dict[str, Any] | Exception, error: Exception | None
+) -> Result:
+    """What a fix came to, judged by its read-back. A change call that failed may still have
+    made the change: a throttled call retried after an earlier attempt went through, or
+    another control's fix of the same resource got there first (a rule already revoked
+    answers NotFound). And a failure that changed part of the resource is recorded with
+    what it left, so a rollback can put that part back."""
+    if isinstance(state, Exception):
+        why = describe_error(error) if error else f"read-back failed: {describe_error(state)}"
+        return Result(Status.FAILED, why, plan.before)
+    summary = action.summary.format(**action.params)
+    result = checked(action, state, plan, summary)
+    if error is None:
+        return result
+    if result.status == Status.REMEDIATED:
+        answered = f"a change call answered {describe_error(error)}, but it reads compliant now"
+        return Result(Status.REMEDIATED, f"{summary} ({answered})", result.before, result.after)
+    return Result(Status.FAILED, describe_error(error), plan.before, result.after)
 
 
 def remediate_resource(action: Action, clients: Clients, resource_id: str, dry: bool = False) -> Result:

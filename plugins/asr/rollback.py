@@ -113,6 +113,15 @@ def latest_fixes(changes: Iterable[Change]) -> list[Change]:
     return sorted(latest.values(), key=lambda c: c.intent["time"], reverse=True)
 
 
+def _made(change: Change) -> bool:
+    """Whether the fix changed the resource: it was verified, or its task died before it could
+    tell, or it failed after changing part of it (its read-back differs from before)."""
+    if change.status in (Status.REMEDIATED, UNSETTLED):
+        return True
+    after = change.settle.get("after") if change.settle else None
+    return after is not None and canonical(after) != canonical(change.intent["before"])
+
+
 def _subset(state: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
     return {key: state.get(key) for key in keys}
 
@@ -139,7 +148,7 @@ class Rollback:
     def one(self, change: Change, already: bool = False) -> Reversal:
         if already:
             return Reversal.of(change, RollbackStatus.ALREADY_REVERTED, "an earlier rollback put it back")
-        if change.status not in (Status.REMEDIATED, UNSETTLED):
+        if not _made(change):
             message = change.settle["message"] if change.settle else ""
             return Reversal.of(change, RollbackStatus.NOT_FIXED, f"the fix ended {change.status}: {message}")
         try:

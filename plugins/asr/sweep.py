@@ -7,6 +7,7 @@ the one before wrote to the run's store and returns only references and counts.
 from __future__ import annotations
 
 import datetime
+import itertools
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -41,8 +42,22 @@ NOT_FOUND = (
 Keep = Callable[[RoutingRecord], "str | None"]
 
 
-def chunks(rows: list[Any], size: int) -> list[list[Any]]:
-    return [rows[i : i + size] for i in range(0, len(rows), size)]
+def chunks(rows: list[dict[str, Any]], size: int, regional: bool = True) -> list[list[dict[str, Any]]]:
+    """Batches of at least ``size`` rows (but the last), sorted by account and region, that never
+    split one resource's rows: two fix tasks of one run would change it at once. A batch grows
+    past ``size`` by the rest of its last resource's findings, so the count stays within
+    len(rows) / size. A global resource (an IAM user, a bucket) is one resource whatever
+    region's finding names it."""
+
+    def resource(row: dict[str, Any]) -> tuple[str, str, str]:
+        return row["account_id"], row["region"] if regional else "", row["resource_id"]
+
+    batches: list[list[dict[str, Any]]] = [[]]
+    for _, same in itertools.groupby(sorted(rows, key=resource), key=resource):
+        if len(batches[-1]) >= size:
+            batches.append([])
+        batches[-1] += same
+    return batches if batches[0] else []
 
 
 def ingest(
@@ -119,9 +134,10 @@ def plan(
 ) -> list[dict[str, Any]]:
     """Pack each playbook's routed findings into batches of at most ``batch_size``.
 
-    Findings are sorted by account and region, so a batch holds one account-region, or
-    the tail of one and the head of the next: map counts grow with findings divided by
-    the batch size, and small account-regions do not each cost a task. With pacing on,
+    Findings are sorted by account and region (and one resource's stay together), so a
+    batch holds one account-region, or the tail of one and the head of the next: map
+    counts grow with findings divided by the batch size, and small account-regions do not
+    each cost a task. With pacing on,
     the API budget, not the task count, bounds the speed: a playbook then gets no more
     batches than ``parallel`` fix tasks can run at once, since a batch waiting for a slot
     would start with a fresh budget the ones before it have already spent. Each batch says
@@ -136,12 +152,12 @@ def plan(
 
     batches: list[tuple[str, list[dict[str, Any]]]] = []
     for playbook_id, rows in sorted(rows_of.items()):
-        rows.sort(key=lambda r: (r["account_id"], r["region"]))
         size = settings.batch_size
         if paced:
             size = max(size, -(-len(rows) // max(1, parallel)))
         size = max(size, -(-len(rows) // settings.max_map_length))
-        batches += [(playbook_id, chunk) for chunk in chunks(rows, size)]
+        regional = playbooks.playbooks[playbook_id].regional
+        batches += [(playbook_id, chunk) for chunk in chunks(rows, size, regional)]
 
     places = [_budget_places(playbooks, playbook_id, chunk) for playbook_id, chunk in batches]
     shares = _rate_shares(places, max(1, running or parallel))

@@ -260,14 +260,16 @@ class RemoveDefaultSecurityGroupRules(SecurityGroupAction):
             )
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
-        if before["IpPermissions"]:
-            clients.ec2.authorize_security_group_ingress(
-                GroupId=resource_id, IpPermissions=_strip_empty(before["IpPermissions"])
-            )
-        if before["IpPermissionsEgress"]:
-            clients.ec2.authorize_security_group_egress(
-                GroupId=resource_id, IpPermissions=_strip_empty(before["IpPermissionsEgress"])
-            )
+        """Put back each direction the fix emptied; one it did not get to (it failed part way)
+        still has its rules, and authorizing them again would be refused as duplicates."""
+        now = self.read(clients, resource_id)
+        authorize = {
+            "IpPermissions": clients.ec2.authorize_security_group_ingress,
+            "IpPermissionsEgress": clients.ec2.authorize_security_group_egress,
+        }
+        for key, call in authorize.items():
+            if before[key] and not now[key]:
+                call(GroupId=resource_id, IpPermissions=_strip_empty(before[key]))
 
 
 @register
