@@ -29,6 +29,7 @@ def event_asset(queue_url: str) -> Asset:
     trigger = MessageQueueTrigger(
         scheme="sqs",
         sqs_queue=queue_url,
+        region_name=events.queue_region(queue_url),
         aws_conn_id=os.environ.get("ASR_AWS_CONN_ID", "aws_default"),
         max_messages=10,
         wait_time_seconds=wait,

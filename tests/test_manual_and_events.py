@@ -13,7 +13,7 @@ from asr import claims, local
 from asr.aws import Clients
 from asr.claims import claim_name
 from asr.config import ConfigError, Settings
-from asr.events import CUSTOM_ACTION, IMPORTED, findings_asked, queue_polling
+from asr.events import CUSTOM_ACTION, IMPORTED, findings_asked, queue_polling, queue_region
 from asr.findings import parse_finding
 from asr.local import MEMBER_ACCOUNT
 from asr.local.request_log_ext import is_write
@@ -225,3 +225,23 @@ def test_the_events_dag_polls_its_queue_as_configured(
         return
     sqs = bag.dags["asr_events"].schedule[0].watchers[0].trigger.trigger  # MessageQueueTrigger's SQS trigger
     assert (sqs.wait_time_seconds, sqs.waiter_delay) == polled
+    assert sqs.region_name == "us-east-1"
+
+
+@pytest.mark.parametrize(
+    ("url", "environ", "region"),
+    [
+        ("https://sqs.eu-west-1.amazonaws.com/111111111111/asr-events", {}, "eu-west-1"),
+        ("https://eu-central-1.queue.amazonaws.com/111111111111/asr-events", {}, "eu-central-1"),
+        ("https://sqs.cn-north-1.amazonaws.com.cn/111111111111/asr-events", {}, "cn-north-1"),
+        (
+            "http://127.0.0.1:5000/111111111111/asr-events",
+            {"ASR_SECURITYHUB_REGION": "ap-south-1"},
+            "ap-south-1",
+        ),
+        ("http://127.0.0.1:5000/111111111111/asr-events", {}, "us-east-1"),
+    ],
+)
+def test_the_events_queue_is_read_in_its_own_region(url: str, environ: dict[str, str], region: str) -> None:
+    """Not the connection's: it may name another region, or none (SQS then cannot be called)."""
+    assert queue_region(url, environ) == region

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from asr.config import ConfigError
+from asr.config import REGION_RE, ConfigError, Settings
 from asr.findings import RoutingRecord
 from asr.playbooks import registry
 
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 CUSTOM_ACTION = "Security Hub Findings - Custom Action"
 IMPORTED = "Security Hub Findings - Imported"
 SQS_LONGEST_WAIT = 20  # seconds: ReceiveMessage's WaitTimeSeconds is 0 to 20
+# The region in an SQS queue URL: https://sqs.eu-west-1.amazonaws.com/..., or the legacy
+# https://eu-west-1.queue.amazonaws.com/...
+QUEUE_URL_REGION = re.compile(r"^https://(?:sqs\.([a-z0-9-]+)|([a-z0-9-]+)\.queue)\.amazonaws\.com")
 
 
 def _seconds(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -52,6 +56,18 @@ def queue_polling(environ: Mapping[str, str] | None = None) -> tuple[int, int]:
         )
         pause = 1
     return wait, pause
+
+
+def queue_region(queue_url: str, environ: Mapping[str, str] | None = None) -> str:
+    """The events queue's region: the one in its URL, else ``ASR_SECURITYHUB_REGION``, where
+    ``asr setup`` makes it. SQS answers only in the queue's own region, and the connection's
+    region may be another one, or none."""
+    match = QUEUE_URL_REGION.match(queue_url)
+    region = next((part for part in match.groups() if part), "") if match else ""
+    if REGION_RE.match(region):
+        return region
+    env = os.environ if environ is None else environ
+    return env.get("ASR_SECURITYHUB_REGION") or Settings().securityhub_region
 
 
 @dataclass

@@ -4,8 +4,10 @@ In the Security Hub administrator account and region it makes, or finds and corr
 
 - the custom action "Remediate with ASR" a person chooses in the console for selected findings;
 - an SQS queue for the events (``ASR_EVENTS_QUEUE_URL``), encrypted, with a dead-letter
-  queue that keeps messages the DAG's trigger failed to take and events EventBridge
-  failed to deliver, each allowing only the two rules below to send;
+  queue that keeps events EventBridge failed to deliver and messages received again and
+  again without being deleted, each allowing only the two rules below to send. The
+  trigger deletes a message as it receives it, before Airflow records the event: a
+  triggerer killed in between loses that event, and the next sweep finds its finding;
 - two EventBridge rules on the default bus, both targeting the queue: one for that custom
   action, one for newly imported failed findings of the controls whose playbook has
   ``auto_remediate: true``.
