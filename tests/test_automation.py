@@ -6,11 +6,13 @@ import asyncio
 import shutil
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from asr import automation
 from asr.aws import Clients
+from asr.claims import Claims
 from asr.config import Settings
 from asr.findings import parse_finding
 from asr.local import MEMBER_ACCOUNT
@@ -178,3 +180,105 @@ def test_sweep_defers_while_the_automation_runs(
     [found] = securityhub.get_findings()["Findings"]
     assert found["Workflow"]["Status"] == "RESOLVED"
     assert DOCUMENT in found["Note"]["Text"]
+
+
+def test_an_execution_that_exited_is_an_end_not_a_wait_until_the_deadline(aws, ssm_playbooks: Path) -> None:
+    """Exited (and ChangeCalendarOverrideRejected) are terminal too: waiting for them would
+    hold the batch until the document's timeout, then stop an execution long over."""
+    playbooks = load_playbooks(ssm_playbooks)
+    _, records = seeded_records(aws, playbooks)
+    ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
+    ssm.put_parameter(Name=f"/asr-local/automation/{DOCUMENT}", Value="Exited", Type="String")
+    _, pending = automation.start(records, playbooks, aws, Settings())
+    trigger = AutomationExecutionTrigger(
+        executions=[{k: e[k] for k in ("execution_id", "account_id", "region")} for e in pending],
+        aws_conn_id="aws_default",
+        member_role_name="ASRMemberRole",
+        poll_seconds=0.2,
+        deadline=time.time() + 60,
+    )
+
+    async def first_event():  # type: ignore[no-untyped-def]
+        async for event in trigger.run():
+            return event.payload
+
+    started = time.monotonic()
+    payload = asyncio.run(first_event())
+    assert time.monotonic() - started < 10
+    [outcome] = automation.finish(pending, payload["statuses"], playbooks, aws)
+    assert outcome.status == Status.FAILED and "ended Exited" in outcome.message
+
+
+def test_a_resource_another_run_holds_starts_no_execution(aws, ssm_playbooks: Path, tmp_path: Path) -> None:
+    playbooks = load_playbooks(ssm_playbooks)
+    _, records = seeded_records(aws, playbooks)
+    ours, theirs = Claims(tmp_path, "asr_sweep/a"), Claims(tmp_path, "asr_events/b")
+    done, pending = automation.start(records, playbooks, aws, Settings(), claims=theirs)
+    assert done == [] and len(pending) == 1
+    [claim] = {e["claim"] for e in pending}
+
+    [ignored], none = automation.start(records, playbooks, aws, Settings(), claims=ours)
+    assert none == [] and ignored.status == Status.IGNORED and "asr_events/b" in ignored.message
+    ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
+    assert len(ssm.describe_automation_executions()["AutomationExecutionMetadataList"]) == 1
+
+    Claims(tmp_path, "asr_events/b").release([claim])  # when its deferred task resumes and finishes
+    assert ours.acquire(claim, {}) is None
+
+
+def test_a_retried_task_waits_for_the_executions_its_earlier_try_started(
+    aws, ssm_playbooks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait failed (the triggerer lost AWS, say) and the task is retried: the document is
+    not started a second time on a resource it is still changing."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from asr.operators import AutomationFixOperator
+    from asr.store import RunStore
+
+    monkeypatch.setenv("ASR_PLAYBOOK_DIR", str(ssm_playbooks))
+    registry.cache_clear()
+    try:
+        seeded, records = seeded_records(aws, registry())
+        ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
+        ssm.put_parameter(Name=f"/asr-local/automation/{DOCUMENT}", Value="Success:3", Type="String")
+        run_id = f"manual__retry-{time.time_ns()}"
+        store = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run_id)
+        batch = {"batch_id": "EC2.13-0000", "playbook": "EC2.13", "count": 1, "rate_shares": {}}
+        store.write_lines("batches/EC2.13-0000.jsonl", [r.to_dict() for r in records])
+        context = {
+            "params": {},
+            "run_id": run_id,
+            "dag": SimpleNamespace(dag_id="asr_sweep"),
+            "dag_run": SimpleNamespace(run_type="manual", triggering_user_name="alice"),
+            "ti": SimpleNamespace(try_number=1),
+        }
+        operator = AutomationFixOperator(task_id="fix", batch=batch)
+        waits = []
+        for try_number in (1, 2):
+            context["ti"] = SimpleNamespace(try_number=try_number)
+            with pytest.raises(TaskDeferred) as deferred:
+                operator.execute(context)
+            waits.append([e["execution_id"] for e in deferred.value.trigger.executions])
+        assert waits[0] == waits[1] and len(waits[0]) == 1
+        trigger = deferred.value.trigger
+        assert trigger.serialize()[1]["rate_limits"] == Settings.from_env().rate_limits  # polls are paced
+        assert len(ssm.describe_automation_executions()["AutomationExecutionMetadataList"]) == 1
+
+        statuses = {}
+        while not statuses:
+            statuses = {
+                i: s
+                for i, s in automation.poll([{"execution_id": waits[0][0], **where(records)}], aws).items()
+                if s["status"] in automation.ENDED
+            }
+        assert operator.execute_complete(context, {"statuses": statuses}) == {"REMEDIATED": 1}
+        assert group_rules(aws, seeded) == ["10.0.0.0/8"]
+        assert list((Path(Settings.from_env().audit_root) / "claims").glob("*.json")) == []
+    finally:
+        monkeypatch.delenv("ASR_PLAYBOOK_DIR")
+        registry.cache_clear()
+
+
+def where(records) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"account_id": records[0].account_id, "region": records[0].region}

@@ -21,6 +21,7 @@ from asr.remediate import (
     Status,
     Target,
     assess,
+    claim,
     describe_error,
     dry_run,
     resolve_targets,
@@ -29,10 +30,20 @@ from asr.remediate import (
 )
 
 if TYPE_CHECKING:
+    from asr.claims import Claims
     from asr.remediate import Journal
 
 SUCCEEDED = {"Success", "CompletedWithSuccess"}
-ENDED = SUCCEEDED | {"Failed", "TimedOut", "Cancelled", "CompletedWithFailure", "Rejected"}
+# Every terminal AutomationExecutionStatus; any other is still going (or waiting for a person).
+ENDED = SUCCEEDED | {
+    "Failed",
+    "TimedOut",
+    "Cancelled",
+    "CompletedWithFailure",
+    "Rejected",
+    "ChangeCalendarOverrideRejected",
+    "Exited",
+}
 
 
 def start(
@@ -43,16 +54,23 @@ def start(
     overrides: dict[str, Any] | None = None,
     dry: bool = False,
     journal: Journal | None = None,
+    claims: Claims | None = None,
 ) -> tuple[list[Outcome], list[dict[str, Any]]]:
     """Start the playbook's document for each resource that needs it.
 
     Returns the outcomes already known (compliant, or failed before starting) and the
     executions under way, as JSON-able records to wait for and finish later. Each start
-    is recorded in the ``journal`` first; ``finish`` records how it ended.
+    is recorded in the ``journal`` first; ``finish`` records how it ended. With ``claims``,
+    a resource another run holds is left to it (IGNORED); the claim of each execution
+    under way is kept (its ``claim``) for the caller to drop when it has finished.
     """
     document = playbooks.playbooks[records[0].playbook].ssm_document
     assert document is not None, "start() is for playbooks with an ssm_document"
     targets, outcomes = resolve_targets(records, playbooks, aws, overrides, settings.exclusion_tag)
+    if claims is not None and not dry:
+        mine, ignored = claim(targets, claims)
+        outcomes += [o for index, result in ignored.items() for o in targets[index].outcomes(result)]
+        targets = [targets[index] for index in mine]
     pending: list[dict[str, Any]] = []
     for target in targets:
         planned: Planned | None = None
@@ -98,8 +116,11 @@ def start(
                 "records": [r.to_dict() for r in target.records],
                 "state": planned.state,
                 "plan": planned.plan,
+                "claim": target.claim,
             }
         )
+    if claims is not None and not dry:
+        claims.release({t.claim for t in targets} - {e["claim"] for e in pending})
     return outcomes, pending
 
 

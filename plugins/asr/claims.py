@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -155,10 +155,22 @@ class Claims:
         except FileNotFoundError:
             return None
 
+    def release(self, names: Iterable[str]) -> None:
+        """Drop the claims named, held or not: a task that deferred drops the claims it took
+        when it resumes, perhaps in another process."""
+        paths = [self.root / name for name in sorted(set(names))]
+        dropped = {str(path) for path in paths}
+        self._held = [path for path in self._held if str(path) not in dropped]
+        self._unlink(paths)
+
     def release_all(self) -> None:
-        """Drop every claim held; one that cannot be dropped lapses after ``ttl``, and must not
-        cost the batch its outcomes."""
-        for path in self._held:
+        """Drop every claim held."""
+        self._unlink(self._held)
+        self._held = []
+
+    def _unlink(self, paths: Iterable[Any]) -> None:
+        """One that cannot be dropped lapses after ``ttl``, and must not cost the batch its outcomes."""
+        for path in paths:
             try:
                 path.unlink(missing_ok=True)
             except OSError as exc:
@@ -169,7 +181,6 @@ class Claims:
                     exc,
                     self.ttl / 3600,
                 )
-        self._held = []
 
 
 def for_run(audit_root: str, dag_id: str, run_id: str, conn_id: str | None = None) -> Claims | None:

@@ -32,14 +32,26 @@ class AutomationFixOperator(BaseOperator):
         settings, store, _ = run_context(context)
         dry = bool(context["params"].get("dry_run"))
         records = sweep.batch_records(store, self.batch)
+        # A retry after the wait failed (the triggerer lost AWS, say) waits again for the
+        # executions the earlier try started: starting them again would run the document
+        # twice on resources it is still changing.
+        earlier = store.read_json(self._saved())["pending"] if store.path(self._saved()).exists() else []
+        started = {r["finding_id"] for e in earlier for r in e["records"]}
+        records = [r for r in records if r.finding_id not in started]
         aws, journal = aws_context(settings, rate_shares(self.batch)), self._journal(settings, context)
-        outcomes, pending = automation.start(records, registry(), aws, settings, dry=dry, journal=journal)
+        claims = self._claims(settings, context)
+        outcomes, pending = (
+            automation.start(records, registry(), aws, settings, dry=dry, journal=journal, claims=claims)
+            if records
+            else ([], [])
+        )
+        pending += earlier
         if not pending:
             return sweep.save_outcomes(store, self.batch, outcomes)
         store.write_json(self._saved(), {"outcomes": [o.to_dict() for o in outcomes], "pending": pending})
         document = registry().playbooks[self.batch["playbook"]].ssm_document
         assert document is not None
-        self.log.info("Started %d SSM Automation executions of %s", len(pending), document.name)
+        self.log.info("Waiting for %d SSM Automation executions of %s", len(pending), document.name)
         self.defer(
             trigger=AutomationExecutionTrigger(
                 executions=[{k: e[k] for k in ("execution_id", "account_id", "region")} for e in pending],
@@ -47,6 +59,7 @@ class AutomationFixOperator(BaseOperator):
                 member_role_name=settings.member_role_name,
                 poll_seconds=document.poll_seconds,
                 deadline=time.time() + document.timeout_minutes * 60,
+                rate_limits=settings.rate_limits,
             ),
             method_name="execute_complete",
         )
@@ -67,7 +80,17 @@ class AutomationFixOperator(BaseOperator):
             journal=journal,
         )
         outcomes = [Outcome(**o) for o in saved["outcomes"]] + finished
-        return sweep.save_outcomes(store, self.batch, outcomes)
+        counts = sweep.save_outcomes(store, self.batch, outcomes)
+        claims = self._claims(settings, context)
+        if claims is not None:
+            claims.release(e["claim"] for e in saved["pending"] if "claim" in e)
+        return counts
+
+    def _claims(self, settings: Any, context: Any) -> Any:
+        from asr import claims
+
+        dag_id, run_id = context["dag"].dag_id, context["run_id"]
+        return claims.for_run(settings.audit_root, dag_id, run_id, settings.aws_conn_id)
 
     def _journal(self, settings: Any, context: Any) -> Any:
         """The run's audit journal; an execution's start and its end (after deferral, perhaps in

@@ -343,23 +343,27 @@ def fix_targets(
     fixing right now is left to it (IGNORED). Dry runs change nothing and claim nothing."""
     if claims is None or dry:
         return _fix(targets, dry, journal, threads)
-    results: dict[int, Result] = {}
-    mine: list[int] = []
     try:
-        for index, target in enumerate(targets):
-            where = (target.clients.account_id, target.clients.region, target.resource_id, target.action.name)
-            holder = claims.acquire(target.claim, {"resource": list(where)})
-            if holder:
-                results[index] = Result(
-                    Status.IGNORED, f"another run ({holder}) is fixing it now; left to it"
-                )
-            else:
-                mine.append(index)
+        mine, results = claim(targets, claims)
         fixed = _fix([targets[index] for index in mine], dry, journal, threads)
         results.update(zip(mine, fixed, strict=True))
     finally:
         claims.release_all()
     return [results[index] for index in range(len(targets))]
+
+
+def claim(targets: list[Target], claims: Claims) -> tuple[list[int], dict[int, Result]]:
+    """The targets this run holds now (by index), and IGNORED for those another run holds."""
+    mine: list[int] = []
+    ignored: dict[int, Result] = {}
+    for index, target in enumerate(targets):
+        where = (target.clients.account_id, target.clients.region, target.resource_id, target.action.name)
+        holder = claims.acquire(target.claim, {"resource": list(where)})
+        if holder:
+            ignored[index] = Result(Status.IGNORED, f"another run ({holder}) is fixing it now; left to it")
+        else:
+            mine.append(index)
+    return mine, ignored
 
 
 def _fix(targets: list[Target], dry: bool, journal: Journal | None, threads: int) -> list[Result]:

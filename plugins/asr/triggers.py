@@ -25,6 +25,7 @@ class AutomationExecutionTrigger(BaseTrigger):
         member_role_name: str,
         poll_seconds: float,
         deadline: float,
+        rate_limits: str = "",
     ) -> None:
         super().__init__()
         self.executions = executions
@@ -32,6 +33,7 @@ class AutomationExecutionTrigger(BaseTrigger):
         self.member_role_name = member_role_name
         self.poll_seconds = poll_seconds
         self.deadline = deadline
+        self.rate_limits = rate_limits  # ASR_RATE_LIMITS: the polls are paced like the fixes' calls
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -42,14 +44,19 @@ class AutomationExecutionTrigger(BaseTrigger):
                 "member_role_name": self.member_role_name,
                 "poll_seconds": self.poll_seconds,
                 "deadline": self.deadline,
+                "rate_limits": self.rate_limits,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from asr import automation
         from asr.aws import AwsContext
+        from asr.pacing import RateBudget, parse_limits
 
         aws = await asyncio.to_thread(AwsContext.from_airflow, self.aws_conn_id, self.member_role_name)
+        limits = parse_limits(self.rate_limits)
+        if limits:
+            aws.budget = RateBudget(limits, 1)
         ended: dict[str, dict[str, str]] = {}
         while True:
             waiting = [e for e in self.executions if e["execution_id"] not in ended]

@@ -27,7 +27,18 @@ from moto.ssm.models import SimpleSystemManagerBackend
 from moto.ssm.responses import SimpleSystemManagerResponse
 
 OUTCOME_PARAMETER = "/asr-local/automation/{document}"
-TERMINAL = {"Success", "Failed", "TimedOut", "Cancelled"}
+# Every terminal status AWS reports (asr.automation.ENDED names the same).
+TERMINAL = {
+    "Success",
+    "Failed",
+    "TimedOut",
+    "Cancelled",
+    "CompletedWithSuccess",
+    "CompletedWithFailure",
+    "Rejected",
+    "ChangeCalendarOverrideRejected",
+    "Exited",
+}
 ADMIN_PORTS = (22, 3389)
 
 
