@@ -275,3 +275,22 @@ def test_long_value_lists_become_several_queries_within_limits() -> None:
         {"Value": "NEW", "Comparison": "EQUALS"},
         {"Value": "NOTIFIED", "Comparison": "EQUALS"},
     ]
+
+
+def test_a_task_killed_while_saving_outcomes_leaves_the_earlier_file_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Write-back and the report read every outcomes file: a torn one would stop both."""
+    import os
+
+    store = RunStore(tmp_path)
+    store.write_lines("outcomes/b-0000.jsonl", [{"finding_id": "a", "status": "REMEDIATED"}])
+
+    def killed(*_: Any) -> None:
+        raise KeyboardInterrupt("SIGKILL between the write and the rename")
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        store.write_lines("outcomes/b-0000.jsonl", [{"finding_id": "b", "status": "FAILED"}] * 1000)
+    assert list(store.read_lines("outcomes/b-0000.jsonl")) == [{"finding_id": "a", "status": "REMEDIATED"}]
+    assert store.names("outcomes") == ["outcomes/b-0000.jsonl"]

@@ -8,6 +8,7 @@ in object storage through Airflow's ``ObjectStoragePath``.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -26,6 +27,19 @@ def _root(data_dir: str, conn_id: str | None) -> Any:
     return Path(data_dir)
 
 
+def _write(target: Any, text: str) -> None:
+    """Write a whole file or nothing: a task killed mid-write must not leave a torn file for
+    write-back and the report to trip on. Locally through a hidden temporary file renamed
+    over the target; an object store's put is whole already."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not isinstance(target, Path):
+        target.write_text(text)
+        return
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, target)
+
+
 class RunStore:
     def __init__(self, root: Any) -> None:
         self.root = root
@@ -39,18 +53,15 @@ class RunStore:
 
     def write_json(self, name: str, data: Any) -> Any:
         target = self.path(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(data, indent=1, default=str))
+        _write(target, json.dumps(data, indent=1, default=str))
         return target
 
     def read_json(self, name: str) -> Any:
         return json.loads(self.path(name).read_text())
 
     def write_lines(self, name: str, rows: Iterable[dict[str, Any]]) -> int:
-        target = self.path(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
         lines = [json.dumps(row, default=str) for row in rows]
-        target.write_text("".join(line + "\n" for line in lines))
+        _write(self.path(name), "".join(line + "\n" for line in lines))
         return len(lines)
 
     def read_lines(self, name: str) -> Iterator[dict[str, Any]]:
@@ -73,4 +84,4 @@ class RunStore:
         directory = self.path(folder)
         if not directory.exists():
             return []
-        return sorted(f"{folder}/{p.name}" for p in directory.iterdir())
+        return sorted(f"{folder}/{p.name}" for p in directory.iterdir() if not p.name.startswith("."))
