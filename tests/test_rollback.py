@@ -42,7 +42,8 @@ def test_rollback_of_the_demo_run_puts_every_reversible_resource_back_as_seeded(
     aws, airflow_db: None
 ) -> None:
     seeded = seed_scenarios(aws)
-    import_findings(aws.admin_client("securityhub", REGION), [finding(s) for s in seeded])
+    raws = [finding(s) for s in seeded]
+    import_findings(aws.admin_client("securityhub", REGION), raws)
     as_seeded = [resource_state(aws, s.control_id, s.account_id, s.resource_id) for s in seeded]
 
     bag = dag_bag()
@@ -64,6 +65,29 @@ def test_rollback_of_the_demo_run_puts_every_reversible_resource_back_as_seeded(
     }
     reverts = find_journal(settings.audit_root, sweep.run_id, None, _rollback_origin()).changes(REVERT)
     assert [c.status for c in reverts] == ["REVERTED"] * len(seeded), "the rollback is in the journal too"
+
+    # Security Hub is told, and the next sweep does not fix them again; a person's pick by id does.
+    assert report["security_hub"]["updated"] == len(seeded)
+    securityhub = aws.admin_client("securityhub", REGION)
+    found = {f["Id"]: f for f in securityhub.get_findings()["Findings"]}
+    mark = f"asr_rollback/{rollback.run_id}"
+    for raw in raws:
+        one = found[raw["Id"]]
+        assert one["Workflow"]["Status"] == "NOTIFIED" and one["UserDefinedFields"] == {"asr:reverted": mark}
+        assert one["Note"]["Text"].startswith(f"ASR: {mark} put back what asr's fix had changed")
+
+    again = bag.get_dag("asr_sweep").test()
+    assert again.state == "success"
+    for s, then in zip(seeded, as_seeded, strict=True):
+        assert resource_state(aws, s.control_id, s.account_id, s.resource_id) == then, s
+    totals = RunStore.for_run(settings.data_dir, "asr_sweep", again.run_id).read_json("report.json")["totals"]
+    assert totals == {"IGNORED": len(seeded)}
+
+    picked = raws[0]["Id"]
+    by_hand = bag.get_dag("asr_remediate").test(run_conf={"finding_ids": [picked]})
+    assert by_hand.state == "success"
+    [one] = securityhub.get_findings(Filters={"Id": [{"Value": picked, "Comparison": "EQUALS"}]})["Findings"]
+    assert one["Workflow"]["Status"] == "RESOLVED" and one["UserDefinedFields"] == {"asr:reverted": ""}
 
 
 # --- the rules, on one resource each, without Airflow

@@ -37,6 +37,7 @@ from asr.audit import (
 )
 from asr.aws import AwsContext, Clients
 from asr.remediate import Status, describe_error, retry_throttled
+from asr.securityhub import iter_findings, queries_by_id, reverted_by, update_findings, with_reverted
 from asr.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,10 @@ class RollbackStatus(StrEnum):
     ALREADY_REVERTED = "ALREADY_REVERTED"
     NOT_FIXED = "NOT_FIXED"  # the fix itself did not succeed: nothing of it to put back
     FAILED = "FAILED"
+
+
+# What Security Hub is told was put back (a task retried after its revert sees ALREADY_REVERTED).
+PUT_BACK = (RollbackStatus.REVERTED, RollbackStatus.ALREADY_REVERTED)
 
 
 class RollbackError(ValueError):
@@ -224,6 +229,36 @@ class Rollback:
         return Reversal.of(change, status, reason, back)
 
 
+# --- Security Hub
+
+
+def mark_reverted(client: Any, reversals: list[Reversal], run: str) -> dict[str, Any]:
+    """Tell Security Hub what was put back: each finding of a reverted fix goes from RESOLVED
+    (asr's own write-back) to NOTIFIED, with a note, and carries the rollback's mark
+    (``REVERTED_FIELD``) so that sweeps and automatic events leave it alone; the next one
+    would fix it again within the hour. A person can still pick it by id. A finding that was
+    suppressed or archived meanwhile is left as it is."""
+    reverted = {i for r in reversals if r.status in PUT_BACK for i in r.finding_ids}
+    found = {f["Id"]: f for f in iter_findings(client, queries_by_id(sorted(reverted)))}
+    note = (
+        f"ASR: {run} put back what asr's fix had changed; asr leaves this finding alone until a "
+        "person picks it by id in asr_remediate"
+    )
+    updates, left_alone = [], []
+    for finding_id in sorted(reverted):
+        finding = found.get(finding_id)
+        workflow = (finding or {}).get("Workflow", {}).get("Status")
+        if finding is None or workflow == "SUPPRESSED" or finding.get("RecordState") != "ACTIVE":
+            left_alone.append(
+                {"finding_id": finding_id, "now": f"{workflow}, {(finding or {}).get('RecordState')}"}
+            )
+        elif not (reverted_by(finding) and workflow == "NOTIFIED"):  # not told by this or an earlier rollback
+            identifier = {"Id": finding_id, "ProductArn": finding["ProductArn"]}
+            updates.append((identifier, "NOTIFIED", note, with_reverted(finding, run)))
+    updated, failed = update_findings(client, updates) if updates else (0, [])
+    return {"updated": updated, "failed": failed, "left_alone": left_alone}
+
+
 # --- the report
 
 
@@ -243,12 +278,29 @@ def markdown(run: str, reversals: list[Reversal]) -> str:
     return f"# ASR rollback of {run}\n\n{totals}\n\n{table(rows, header)}\n"
 
 
-def write_report(store: RunStore, run: str, dry: bool, reversals: list[Reversal]) -> str:
+def write_report(
+    store: RunStore,
+    run: str,
+    dry: bool,
+    reversals: list[Reversal],
+    security_hub: dict[str, Any] | None = None,
+) -> str:
     store.write_json(
         REPORT,
-        {"run": run, "dry_run": dry, "totals": counts(reversals), "changes": [asdict(r) for r in reversals]},
+        {
+            "run": run,
+            "dry_run": dry,
+            "totals": counts(reversals),
+            "changes": [asdict(r) for r in reversals],
+            "security_hub": security_hub or {},
+        },
     )
     text = markdown(run, reversals)
+    if security_hub:
+        text += (
+            f"\nSecurity Hub: {security_hub['updated']} finding(s) marked NOTIFIED (rolled back), "
+            f"{len(security_hub['left_alone'])} left as they were, {len(security_hub['failed'])} refused.\n"
+        )
     store.path("rollback.md").write_text(text)
     return text
 
@@ -267,10 +319,13 @@ def revert_run() -> dict[str, int]:
     origin = Origin.from_context(context, "rollback")
     journal = find_journal(settings.audit_root, params["run"], settings.aws_conn_id, origin)
     dry = bool(params.get("dry_run"))
-    reversals = Rollback(journal, aws_context(settings), dry).run(
-        params.get("controls") or [], params.get("finding_ids") or []
-    )
-    log.info("Rollback report:\n%s", write_report(store, params["run"], dry, reversals))
+    aws = aws_context(settings)
+    reversals = Rollback(journal, aws, dry).run(params.get("controls") or [], params.get("finding_ids") or [])
+    marked = None
+    if not dry:
+        securityhub = aws.admin_client("securityhub", settings.securityhub_region)
+        marked = mark_reverted(securityhub, reversals, f"asr_rollback/{context['run_id']}")
+    log.info("Rollback report:\n%s", write_report(store, params["run"], dry, reversals, marked))
     totals = counts(reversals)
     if totals.get(RollbackStatus.FAILED):
         raise RuntimeError(f"{totals[RollbackStatus.FAILED]} change(s) could not be reverted; see the report")

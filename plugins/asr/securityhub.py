@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import json
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -22,6 +23,9 @@ NOTE_LIMIT = 512
 UPDATED_BY = "asr"
 # Per-finding BatchUpdateFindings errors no retry can mend: reported at once, not retried.
 FINAL_UPDATE_ERRORS = frozenset({"FindingNotFound", "FindingSizeExceeded", "InvalidInput"})
+# The UserDefinedFields key asr_rollback sets on the findings of the fixes it put back (the
+# rollback run's id): sweeps and automatic events leave them alone; a person may pick them.
+REVERTED_FIELD = "asr:reverted"
 
 
 def equals(values: Iterable[str]) -> list[dict[str, str]]:
@@ -127,13 +131,27 @@ def clip_note(text: str) -> str:
     return text if len(text) <= NOTE_LIMIT else text[: NOTE_LIMIT - 1] + "…"
 
 
+def reverted_by(finding: dict[str, Any]) -> str:
+    """The rollback run that put back asr's fix of this finding, or ""."""
+    fields = finding.get("UserDefinedFields")
+    return str(fields.get(REVERTED_FIELD) or "") if isinstance(fields, dict) else ""
+
+
+def with_reverted(finding: dict[str, Any], run: str) -> dict[str, str]:
+    """The finding's UserDefinedFields with the rollback mark set to ``run`` ("" clears it). All
+    of them are sent, so another tool's fields stay even if an update replaces the map."""
+    fields = finding.get("UserDefinedFields")
+    return {**(fields if isinstance(fields, dict) else {}), REVERTED_FIELD: run}
+
+
 def update_findings(
     client: Any,
-    updates: Iterable[tuple[dict[str, str], str, str]],
+    updates: Iterable[tuple[dict[str, str], str, str] | tuple[dict[str, str], str, str, dict[str, str]]],
     attempts: int = 3,
     pause: float = 1.0,
 ) -> tuple[int, list[dict[str, Any]]]:
-    """Apply (identifier, workflow status, note) updates, grouped so one call serves many.
+    """Apply (identifier, workflow status, note[, UserDefinedFields]) updates, grouped so one
+    call serves many.
 
     The calls run ``UPDATE_THREADS`` at a time: one after another, a large run waited a round
     trip per 100 findings, well below Security Hub's 10 calls a second; the client's rate
@@ -144,17 +162,20 @@ def update_findings(
     """
     if attempts < 1:
         raise ValueError(f"attempts must be at least 1, not {attempts}")
-    groups: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
-    for identifier, status, note in updates:
-        groups[(status, clip_note(note))].append(identifier)
+    groups: dict[tuple[str, str, str], list[dict[str, str]]] = defaultdict(list)
+    for identifier, status, note, *fields in updates:
+        groups[(status, clip_note(note), json.dumps(fields[0], sort_keys=True) if fields else "")].append(
+            identifier
+        )
     calls = [
-        (status, note, identifiers[start : start + UPDATE_LIMIT])
-        for (status, note), identifiers in groups.items()
+        (status, note, fields, identifiers[start : start + UPDATE_LIMIT])
+        for (status, note, fields), identifiers in groups.items()
         for start in range(0, len(identifiers), UPDATE_LIMIT)
     ]
 
-    def update(call: tuple[str, str, list[dict[str, str]]]) -> tuple[int, list[dict[str, Any]]]:
-        status, note, pending = call
+    def update(call: tuple[str, str, str, list[dict[str, str]]]) -> tuple[int, list[dict[str, Any]]]:
+        status, note, fields, pending = call
+        extra = {"UserDefinedFields": json.loads(fields)} if fields else {}
         done = 0
         failed: list[dict[str, Any]] = []
         for attempt in range(attempts):
@@ -162,6 +183,7 @@ def update_findings(
                 FindingIdentifiers=pending,
                 Workflow={"Status": status},
                 Note={"Text": note, "UpdatedBy": UPDATED_BY},
+                **extra,
             )
             done += len(response.get("ProcessedFindings", []))
             unprocessed = response.get("UnprocessedFindings", [])

@@ -22,7 +22,7 @@ from asr.guard import Scope
 from asr.pacing import parse_limits
 from asr.playbooks import PlaybookRegistry
 from asr.remediate import Journal, Outcome, Result, Status, run_batch
-from asr.securityhub import iter_findings
+from asr.securityhub import iter_findings, reverted_by
 from asr.store import RunStore
 
 RECORDS = "records.jsonl"
@@ -104,7 +104,10 @@ def ingest(
         if verdict:
             not_acted.append(Outcome.of(record, Result(verdict[0], verdict[1])))
             continue
+        rollback = reverted_by(finding)
         reason = keep(record) if keep else None
+        if rollback and record.finding_id not in named:
+            reason = f"a person rolled back asr's fix of it ({rollback}); pick it by id to fix it again"
         if reason:
             not_acted.append(Outcome.not_acted(finding, Status.IGNORED, reason))
         else:

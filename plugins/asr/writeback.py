@@ -35,8 +35,10 @@ from asr.securityhub import (
     find_within,
     iter_findings,
     queries_by_id,
+    reverted_by,
     suppressed_since,
     update_findings,
+    with_reverted,
 )
 
 WORKFLOW_FOR: dict[str, str] = {
@@ -94,11 +96,14 @@ def seen_state(finding: dict[str, Any]) -> dict[str, Any]:
         value = finding.get(name)
         return value if isinstance(value, dict) else {}
 
-    return {
+    seen = {
         "Workflow": {"Status": part("Workflow").get("Status")},
         "RecordState": finding.get("RecordState"),
         "Note": {"Text": part("Note").get("Text", "")},
     }
+    if reverted_by(finding):  # write-back clears the mark, and keeps the other fields
+        seen["UserDefinedFields"] = part("UserDefinedFields")
+    return seen
 
 
 def _found(client: Any, queries: list[dict[str, Any]], wanted: set[str]) -> dict[str, dict[str, Any]]:
@@ -171,7 +176,11 @@ def write_back(
         if workflow == status and current_note == RUN_SUFFIX.sub("", note):
             result.unchanged.append(finding_id)
             continue
-        updates.append(({"Id": finding_id, "ProductArn": outcome.product_arn}, status, note))
+        identifier = {"Id": finding_id, "ProductArn": outcome.product_arn}
+        if reverted_by(found):  # a person picked a finding whose fix was rolled back: fixed again
+            updates.append((identifier, status, note, with_reverted(found, "")))
+        else:
+            updates.append((identifier, status, note))
     if updates:
         result.updated, result.failed = update_findings(client, updates)
     return result

@@ -267,7 +267,16 @@ def batch_update_findings(
 
 def batch_update_findings_response(self: SecurityHubResponse) -> str:
     body = json.loads(self.body or "{}")
-    extra_fields = ("Severity", "VerificationState", "Confidence", "Criticality", "Types")
+    # UserDefinedFields replaces the map: whether AWS merges or replaces is not documented, and
+    # asr sends the whole map either way, so replacing is the stricter stand-in.
+    extra_fields = (
+        "Severity",
+        "VerificationState",
+        "Confidence",
+        "Criticality",
+        "Types",
+        "UserDefinedFields",
+    )
     processed, unprocessed = self.securityhub_backend.batch_update_findings(
         identifiers=body.get("FindingIdentifiers") or [],
         workflow=body.get("Workflow"),
