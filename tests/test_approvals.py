@@ -7,8 +7,9 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -142,6 +143,31 @@ def test_approval_timeout_is_hours() -> None:
     for wrong in ("soon", "0", "-1", "nan", "inf"):
         with pytest.raises(ConfigError, match="approval timeout"):
             Settings.from_env({"ASR_APPROVAL_TIMEOUT": wrong})
+
+
+def test_a_scheduled_sweep_waits_for_a_decision_only_until_the_next_sweep_is_due() -> None:
+    """One unanswered request must not hold back every other control's fixes for a day:
+    sweeps run one at a time."""
+    import pendulum
+    from airflow.sdk import DAG
+
+    day = timedelta(hours=24)
+    hourly = DAG("hourly", schedule="@hourly", start_date=pendulum.datetime(2026, 1, 1, tz="UTC"))
+    now = datetime.now(UTC)
+    started = now.replace(minute=0, second=0, microsecond=0)
+
+    def run(run_type: str) -> dict[str, Any]:
+        return {"dag": hourly, "dag_run": SimpleNamespace(run_type=run_type, run_after=started)}
+
+    wait = approvals.wait_for_decision(day, run("scheduled"))
+    until_next = started + timedelta(hours=1) - now - approvals.NEXT_RUN_MARGIN
+    assert abs(wait - max(approvals.SHORTEST_WAIT, until_next)) < timedelta(seconds=5)
+    assert approvals.wait_for_decision(timedelta(minutes=10), run("scheduled")) <= timedelta(minutes=10)
+    assert approvals.wait_for_decision(day, run("manual")) == day  # a person's run waits the full timeout
+    daily = DAG("daily", schedule="@daily", start_date=pendulum.datetime(2026, 1, 1, tz="UTC"))
+    assert approvals.wait_for_decision(timedelta(hours=2), {**run("scheduled"), "dag": daily}) == timedelta(
+        hours=2
+    )
 
 
 # --- The DAGs --------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 A disruptive fix (it cuts network access, deactivates credentials, fails a database
 over) waits before its batches run on Airflow's human-in-the-loop approval, whose
 request shows the resources and what the fix changes. Approve, and the batches run.
-Reject, or leave it unanswered until ``ASR_APPROVAL_TIMEOUT``, and nothing changes:
+Reject, or leave it unanswered until ``ASR_APPROVAL_TIMEOUT`` (in a scheduled sweep, at
+most until shortly before the next one is due: ``wait_for_decision``), and nothing changes:
 every finding of the playbook in the run gets a NOT_APPROVED outcome with the reason
 (who rejected, or that it timed out), which write-back marks NOTIFIED and the report lists.
 A rejection is a decision, not an error: the run still writes back, reports and succeeds.
@@ -19,7 +20,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
@@ -124,6 +125,49 @@ def record_not_approved(store: Any, batches: list[dict[str, Any]], reason: str) 
     )
 
 
+# A scheduled run's request expires this long before the next run is due (write-back and the
+# report still have to run), but is open for this long at least.
+NEXT_RUN_MARGIN = timedelta(minutes=5)
+SHORTEST_WAIT = timedelta(minutes=5)
+
+
+def wait_for_decision(timeout: timedelta, context: Any) -> timedelta:
+    """How long a request waits: ``ASR_APPROVAL_TIMEOUT``, but in a scheduled run only until
+    shortly before the next run is due. A sweep runs one at a time, so a request nobody
+    answers for a day would hold back every other control's fixes, and the run's write-back,
+    for that day; the next sweep asks again, with what is still open then."""
+    dag_run = context["dag_run"]
+    run_type = getattr(dag_run, "run_type", "")
+    if str(getattr(run_type, "value", run_type)) != "scheduled":
+        return timeout
+    due = next_run_due(context["dag"], dag_run)
+    if due is None:
+        return timeout
+    return max(SHORTEST_WAIT, min(timeout, due - datetime.now(UTC) - NEXT_RUN_MARGIN))
+
+
+def next_run_due(dag: Any, dag_run: Any) -> datetime | None:
+    """When the scheduler will start the DAG's next run, by the DAG's own timetable."""
+    import pendulum
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    try:
+        start = pendulum.instance(getattr(dag_run, "data_interval_start", None) or dag_run.run_after)
+        end = pendulum.instance(getattr(dag_run, "data_interval_end", None) or dag_run.run_after)
+        restriction = TimeRestriction(earliest=dag.start_date, latest=dag.end_date, catchup=False)
+        timetable = coerce_to_core_timetable(dag.timetable)
+        info = timetable.next_dagrun_info(
+            last_automated_data_interval=DataInterval(start, end), restriction=restriction
+        )
+    except Exception:  # an unusual timetable: the configured timeout stands
+        log.warning(
+            "Cannot tell when %s runs next; waiting the full ASR_APPROVAL_TIMEOUT", dag.dag_id, exc_info=True
+        )
+        return None
+    return info.run_after if info else None
+
+
 class ControlApproval(ApprovalOperator):
     """The approval step of one disruptive playbook's task group, before its mapped fix.
 
@@ -158,7 +202,7 @@ class ControlApproval(ApprovalOperator):
         ]
         self.subject = subject(playbook, records)
         self.body = body(playbook, records)
-        self.response_timeout = settings.approval_timeout
+        self.response_timeout = wait_for_decision(settings.approval_timeout, context)
         log.info("%s; waiting up to %s for a decision", self.subject, self.response_timeout)
         return super().execute(context)
 
