@@ -18,13 +18,14 @@ from helpers import Api, free_port, signed_in_users, world_open
 from asr import approvals
 from asr.aws import Clients
 from asr.config import ConfigError, Settings
+from asr.findings import RoutingRecord
 from asr.local import MEMBER_ACCOUNT
 from asr.local.airflow import LocalAirflow
 from asr.local.seed import Seeded, finding, import_findings, seed_one
 from asr.playbooks import registry
-from asr.remediate import Outcome, Status
+from asr.remediate import Outcome, Result, Status
 from asr.store import RunStore
-from asr.sweep import load_outcomes
+from asr.sweep import load_outcomes, save_outcomes
 from asr.writeback import WORKFLOW_FOR, note_for
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
@@ -110,6 +111,22 @@ def test_not_approved_findings_are_recorded_and_become_notified(tmp_path: Path) 
     assert note_for(Outcome(**outcomes[0].to_dict()), "r1") == (
         "ASR EC2.13: fix not approved, nothing changed: rejected by secops [run r1]"
     )
+
+
+def test_a_decision_taken_again_replaces_the_earlier_one_but_never_what_a_fix_did(tmp_path: Path) -> None:
+    """A person cleared the approval step and decided again."""
+    store = RunStore(tmp_path)
+    refused, fixed = {"batch_id": "EC2.13-a-0000"}, {"batch_id": "EC2.13-b-0001"}
+    store.write_lines("batches/EC2.13-a-0000.jsonl", records(2))
+    store.write_lines("batches/EC2.13-b-0001.jsonl", records(1))
+    approvals.record_not_approved(store, [refused], "rejected by secops")
+    done = Outcome.of(RoutingRecord.from_dict(records(1)[0]), Result(Status.REMEDIATED, "fixed"))
+    save_outcomes(store, fixed, [done])
+
+    approvals.forget_decision(store, [refused, fixed])  # asked again: the rejection no longer holds
+    assert [o.status for o in load_outcomes(store)] == ["REMEDIATED"]
+    assert approvals.record_not_approved(store, [refused, fixed], "rejected by bob") == 2
+    assert sorted(o.status for o in load_outcomes(store)) == ["NOT_APPROVED", "NOT_APPROVED", "REMEDIATED"]
 
 
 # --- Settings --------------------------------------------------------------------------------

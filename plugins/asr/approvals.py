@@ -112,7 +112,8 @@ def refusal(answer: dict[str, Any], timed_out: bool) -> str:
 
 def record_not_approved(store: Any, batches: list[dict[str, Any]], reason: str) -> int:
     """A NOT_APPROVED outcome for every finding of these batches, in the run's outcome files
-    (where the fix would have put its own), for write-back and the report."""
+    (where the fix would have put its own), for write-back and the report. A batch the fix
+    already ran (a person approved, then cleared the step and rejected) keeps what the fix did."""
     from asr.remediate import Outcome, Result, Status
     from asr.sweep import batch_records, save_outcomes
 
@@ -122,7 +123,26 @@ def record_not_approved(store: Any, batches: list[dict[str, Any]], reason: str) 
             save_outcomes(store, batch, [Outcome.of(r, result) for r in batch_records(store, batch)]).values()
         )
         for batch in batches
+        if not _fixed(store, batch)
     )
+
+
+def forget_decision(store: Any, batches: list[dict[str, Any]]) -> None:
+    """Drop the NOT_APPROVED outcomes of an earlier decision on these batches: the step runs
+    again (a person cleared it), and a batch whose fix then fails must be NOT_RUN, not
+    reported refused."""
+    for batch in batches:
+        if store.path(_outcomes(batch)).exists() and not _fixed(store, batch):
+            store.remove(_outcomes(batch))
+
+
+def _outcomes(batch: dict[str, Any]) -> str:
+    return f"outcomes/{batch['batch_id']}.jsonl"
+
+
+def _fixed(store: Any, batch: dict[str, Any]) -> bool:
+    """Whether the batch's outcomes are the fix's own (any but NOT_APPROVED)."""
+    return any(row.get("status") != "NOT_APPROVED" for row in store.read_lines(_outcomes(batch)))
 
 
 # A scheduled run's request expires this long before the next run is due (write-back and the
@@ -188,6 +208,7 @@ class ControlApproval(ApprovalOperator):
         from asr.tasks import run_context
 
         settings, store, _ = run_context(context)
+        forget_decision(store, self._batches(context))
         if context["params"].get("dry_run"):
             log.info("Dry run: nothing will change, so no approval is asked for")
             return {"approved_by": "dry run"}
