@@ -161,7 +161,7 @@ def test_cross_account_deny_keeps_the_grant_and_takes_back_sensitive_actions(aws
     assert deny["Effect"] == "Deny"
     assert deny["Condition"] == {
         "StringNotEquals": {"aws:PrincipalAccount": MEMBER_ACCOUNT},
-        "Bool": {"aws:PrincipalIsAWSService": "false"},
+        "BoolIfExists": {"aws:PrincipalIsAWSService": "false"},
     }
     assert fix(clients, "S3.6", bucket).status == Status.ALREADY_COMPLIANT, "its own Deny counts"
 
@@ -211,8 +211,15 @@ def test_only_denies_that_surely_apply_take_a_grant_back() -> None:
     assert grants(granted, deny("*", "s3:PutBucketPolicy")) == {OTHER: ["s3:PutObjectAcl"]}
     other_accounts = {"StringNotEquals": {"aws:PrincipalAccount": MEMBER_ACCOUNT}}
     assert grants(granted, deny("*", "s3:*", Condition=other_accounts)) == {}
-    not_services = {**other_accounts, "Bool": {"aws:PrincipalIsAWSService": "false"}}
+    not_services = {**other_accounts, "BoolIfExists": {"aws:PrincipalIsAWSService": "false"}}
     assert grants(granted, deny("*", "s3:*", Condition=not_services)) == {}
+    # A plain Bool is false on an anonymous request (it carries no such key): such a Deny
+    # takes back a grant to another account, but spares anyone unsigned.
+    signed_only = {**other_accounts, "Bool": {"aws:PrincipalIsAWSService": "false"}}
+    assert grants(granted, deny("*", "s3:*", Condition=signed_only)) == {}
+    public = allow("*", "s3:PutObjectAcl")
+    assert grants(public, deny("*", "s3:*", Condition=signed_only)) == {"*": ["s3:PutObjectAcl"]}
+    assert grants(public, deny("*", "s3:*", Condition=not_services)) == {}
     some_services = {**other_accounts, "Bool": {"aws:PrincipalIsAWSService": "true"}}
     assert grants(granted, deny("*", "s3:*", Condition=some_services))[OTHER]
     unknown = {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}

@@ -27,7 +27,12 @@ SENSITIVE_ACTIONS = (
 )
 TLS_SID = "ASRDenyInsecureTransport"
 CROSS_ACCOUNT_SID = "ASRDenyCrossAccountSensitiveActions"
-NOT_A_SERVICE = ("Bool", "aws:principalisawsservice", ["false"])
+# The data-perimeter clause that spares AWS services. IfExists: anonymous requests carry no
+# aws:PrincipalIsAWSService, and a plain Bool on a missing key is false, which would spare
+# them too. So a plain Bool still takes back a grant to another account (always signed),
+# but not one to anyone.
+NOT_A_SERVICE = ("BoolIfExists", "aws:principalisawsservice", ["false"])
+SIGNED_NOT_A_SERVICE = ("Bool", "aws:principalisawsservice", ["false"])
 LOG_DELIVERY_SID = "ASRAllowServerAccessLogDelivery"
 TRANSITION_DEFAULT = "TransitionDefaultMinimumObjectSize"
 # The fix threads of a batch share log buckets: one creates a bucket and edits its policy at a time.
@@ -326,7 +331,8 @@ def _deny_covers(statement: dict[str, Any], account: str, action: str, owner: st
     if EVERYONE not in denied and account not in denied:
         return False
     other_account = ("StringNotEquals", "aws:principalaccount", [owner])
-    return all(clause in (other_account, NOT_A_SERVICE) for clause in _clauses(statement))
+    spared = (other_account, NOT_A_SERVICE) + (() if account == EVERYONE else (SIGNED_NOT_A_SERVICE,))
+    return all(clause in spared for clause in _clauses(statement))
 
 
 def cross_account_grants(policy: dict[str, Any] | None, owner: str, arns: list[str]) -> list[dict[str, Any]]:
@@ -471,8 +477,9 @@ class DenyCrossAccountSensitiveActions(Action):
             "Resource": state["Resources"],
             "Condition": {
                 "StringNotEquals": {"aws:PrincipalAccount": state["Owner"]},
-                # AWS services (log delivery with bucket-owner-full-control, say) carry no account.
-                "Bool": {"aws:PrincipalIsAWSService": "false"},
+                # AWS services (log delivery with bucket-owner-full-control, say) carry no account;
+                # IfExists keeps the Deny on anonymous requests, which carry neither key.
+                "BoolIfExists": {"aws:PrincipalIsAWSService": "false"},
             },
         }
         _put_statement(clients.s3, resource_id, statement)
