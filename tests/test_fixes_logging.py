@@ -117,6 +117,22 @@ def test_a_stopped_trail_of_the_configured_name_is_repaired_not_duplicated(clien
     assert repaired["IsMultiRegionTrail"] and repaired["S3BucketName"] == CLOUDTRAIL_BUCKET
 
 
+def test_a_stopped_trail_homed_in_another_region_is_repaired_in_its_home(aws, clients: Clients) -> None:
+    """Each Region's CloudTrail.1 finding fails once the trail stops: the fix run from another
+    Region repairs the trail where it lives, and makes no bucket, key or trail of its own."""
+    assert fix(clients, "CloudTrail.1", MEMBER_ACCOUNT).status == Status.REMEDIATED
+    clients.cloudtrail.stop_logging(Name=ACCOUNT_TRAIL)
+    elsewhere = Clients(aws, MEMBER_ACCOUNT, "eu-west-1")
+
+    result = fix(elsewhere, "CloudTrail.1", MEMBER_ACCOUNT)
+    assert result.status == Status.REMEDIATED, result.message
+    assert clients.cloudtrail.get_trail_status(Name=ACCOUNT_TRAIL)["IsLogging"]
+    assert elsewhere.cloudtrail.describe_trails(includeShadowTrails=False)["trailList"] == []
+    assert ALIAS not in {a["AliasName"] for a in elsewhere.kms.list_aliases()["Aliases"]}
+    buckets = {b["Name"] for b in clients.s3.list_buckets()["Buckets"]}
+    assert f"asr-cloudtrail-logs-{MEMBER_ACCOUNT}-eu-west-1" not in buckets
+
+
 S3_DATA_EVENTS = {
     "EventSelectors": [
         {

@@ -251,6 +251,14 @@ def _trail_exists(cloudtrail: Any, name: str) -> bool:
     return True
 
 
+def _home_region(cloudtrail: Any, account: str, name: str) -> str | None:
+    """The home Region of the account's own trail of that name, wherever it is seen from."""
+    for trail in cloudtrail.describe_trails(trailNameList=[name], includeShadowTrails=True)["trailList"]:
+        if trail.get("Name") == name and trail.get("TrailARN", "").split(":")[4:5] == [account]:
+            return str(trail.get("HomeRegion") or "") or None
+    return None
+
+
 def _records_all_management_events(cloudtrail: Any, trail_arn: str) -> bool:
     """Whether the trail's selectors take every read and write management event."""
     selectors = cloudtrail.get_event_selectors(TrailName=trail_arn)
@@ -359,7 +367,14 @@ class EnsureMultiRegionTrail(Action):
         )
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        cloudtrail, account, name = clients.cloudtrail, resource_id, self.params["trail_name"]
+        account, name = resource_id, self.params["trail_name"]
+        # A trail of that name homed in another Region (the fix of another Region's finding
+        # made it) is repaired there: only its home Region may change it, and creating it here
+        # would clash with its name, after making a second bucket and KMS key for nothing.
+        home = _home_region(clients.cloudtrail, account, name)
+        if home and home != clients.region:
+            clients = clients.in_region(home)
+        cloudtrail = clients.cloudtrail
         region, partition = cloudtrail.meta.region_name, cloudtrail.meta.partition
         trail_arn = f"arn:{partition}:cloudtrail:{region}:{account}:trail/{name}"
         bucket = log_bucket_name(self.params["bucket_name"], account, region)
