@@ -14,9 +14,10 @@ if TYPE_CHECKING:
 class EnableTopicEncryption(Action):
     """Encrypt a topic's messages at rest with a KMS key (SSE-KMS).
 
-    The AWS-managed key ``alias/aws/sns`` needs no key policy work; name a customer
-    managed key when publishers from other accounts or services must keep working.
-    A topic that already has any key is left alone.
+    The AWS-managed key ``alias/aws/sns`` needs no key policy work, but its policy cannot
+    let AWS services (CloudWatch alarms, EventBridge, S3 notifications) or other accounts
+    publish: name a customer managed key whose policy does when they must keep working
+    (the playbook is disruptive for that reason). A topic that already has any key is left alone.
 
         remediation:
           action: sns.enable-topic-encryption
