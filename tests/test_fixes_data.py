@@ -256,3 +256,19 @@ def test_declared_permissions_cover_every_call(aws: Any, control: str) -> None:
     local.served_requests(clear=True)
     assert fix(aws, control, arn)[0].status == Status.REMEDIATED
     assert_permissions_cover_served_calls(control)
+
+
+def test_multi_az_is_refused_while_other_changes_wait_for_the_window(aws: Any) -> None:
+    """ApplyImmediately would restart the database with its new class now: nobody approved that."""
+    arn = seed_one(aws, "RDS.5", MEMBER_ACCOUNT, REGION).resource_id
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    name = arn.rsplit(":", 1)[1]
+    clients.rds.modify_db_instance(
+        DBInstanceIdentifier=name, DBInstanceClass="db.m5.large", ApplyImmediately=False
+    )
+
+    result, _ = fix(aws, "RDS.5", arn)
+    assert result.status == Status.FAILED
+    assert "changes queued for its maintenance window (DBInstanceClass)" in result.message
+    now = instance(clients, name)
+    assert now["MultiAZ"] is False and now["PendingModifiedValues"] == {"DBInstanceClass": "db.m5.large"}

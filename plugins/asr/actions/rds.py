@@ -74,17 +74,32 @@ class _BooleanSetting(Action):
             )
         pending = found.get("PendingModifiedValues") or {}
         value = pending[self.attribute] if self.attribute in pending else found.get(self.attribute)
-        return {self.attribute: bool(value)}
+        state: dict[str, Any] = {self.attribute: bool(value)}
+        if self.apply_immediately:
+            state["QueuedChanges"] = sorted(set(pending) - {self.attribute})
+        return state
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
         return {} if state[self.attribute] == self.wanted else {self.attribute: self.wanted}
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        self._refuse_to_rush(resource_id, state)
         self.kind.change(clients.rds, resource_id, **plan, ApplyImmediately=self.apply_immediately)
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        self._refuse_to_rush(resource_id, self.read(clients, resource_id))
         setting = {self.attribute: before[self.attribute]}
         self.kind.change(clients.rds, resource_id, **setting, ApplyImmediately=self.apply_immediately)
+
+    def _refuse_to_rush(self, resource_id: str, state: dict[str, Any]) -> None:
+        """ApplyImmediately also applies every change queued for the maintenance window: a new
+        instance class or engine version would restart the database now, which nobody approved."""
+        if state.get("QueuedChanges"):
+            raise ValueError(
+                f"{self.kind.noun} {resource_id} has changes queued for its maintenance window "
+                f"({', '.join(state['QueuedChanges'])}), which applying {self.attribute} now would "
+                "apply at once too: apply or cancel them first"
+            )
 
 
 @register
