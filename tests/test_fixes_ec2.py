@@ -193,6 +193,17 @@ def test_public_snapshots_made_private_and_account_shares_kept(clients: Clients)
     assert volume_permissions(clients, both) == [{"UserId": OTHER_ACCOUNT}]
 
 
+def test_a_revert_skips_a_snapshot_deleted_since_and_puts_the_others_back(clients: Clients) -> None:
+    first, gone, last = sorted(snapshot(clients, GroupNames=["all"]) for _ in range(3))
+    action = registry().playbooks["EC2.1"].build_action()
+    before = action.read(clients, MEMBER_ACCOUNT)
+    action.apply(clients, MEMBER_ACCOUNT, before, action.plan(before))
+    clients.ec2.delete_snapshot(SnapshotId=gone)
+
+    action.revert(clients, MEMBER_ACCOUNT, before)
+    assert volume_permissions(clients, first) == volume_permissions(clients, last) == [{"Group": "all"}]
+
+
 class RefusingOne:
     """The member's clients, except that one snapshot's permission cannot be changed."""
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from asr.actions.awslambda import is_public_statement
+from asr.actions import NotReversible
+from asr.actions.awslambda import add_permission_args, is_public_statement
 from asr.aws import Clients
 from asr.local import MEMBER_ACCOUNT
 from asr.local.seed import seed_one
@@ -121,6 +122,34 @@ def test_public_statement_is_what_aws_config_counts_as_public(
     statement: dict[str, Any], public: bool
 ) -> None:
     assert is_public_statement(statement) is public
+
+
+def test_both_statements_of_a_public_function_url_can_be_written_back() -> None:
+    """Since October 2025 a public URL takes lambda:InvokeFunctionUrl and, with the
+    InvokedViaFunctionUrl condition, lambda:InvokeFunction: a rollback must restore both."""
+    url = {
+        "Sid": "url",
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "lambda:InvokeFunctionUrl",
+        "Condition": {"StringEquals": {"lambda:FunctionUrlAuthType": "NONE"}},
+    }
+    invoke = {
+        "Sid": "url-invoke",
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "lambda:InvokeFunction",
+        "Condition": {"Bool": {"lambda:InvokedViaFunctionUrl": "true"}},
+    }
+    assert add_permission_args(url)["FunctionUrlAuthType"] == "NONE"
+    assert add_permission_args(invoke) == {
+        "StatementId": "url-invoke",
+        "Action": "lambda:InvokeFunction",
+        "Principal": "*",
+        "InvokedViaFunctionUrl": True,
+    }
+    with pytest.raises(NotReversible, match="cannot write the condition Bool"):
+        add_permission_args({**invoke, "Condition": {"Bool": {"lambda:InvokedViaFunctionUrl": "false"}}})
 
 
 def policy_sids(clients: Clients, function_arn: str) -> list[str]:

@@ -21,6 +21,8 @@ FIXED_VALUE_OPERATORS = frozenset({"StringEquals", "StringLike", "ArnEquals", "A
 ADD_PERMISSION_CONDITIONS = {
     ("StringEquals", "aws:principalorgid"): "PrincipalOrgID",
     ("StringEquals", "lambda:functionurlauthtype"): "FunctionUrlAuthType",
+    # Since October 2025 a public function URL also needs lambda:InvokeFunction with this.
+    ("Bool", "lambda:invokedviafunctionurl"): "InvokedViaFunctionUrl",
     ("StringEquals", "lambda:eventsourcetoken"): "EventSourceToken",
     ("StringEquals", "aws:sourceaccount"): "SourceAccount",
     ("ArnLike", "aws:sourcearn"): "SourceArn",
@@ -90,11 +92,12 @@ def add_permission_args(statement: dict[str, Any]) -> dict[str, Any]:
     for operator, keys in (statement.get("Condition") or {}).items():
         for key, value in keys.items():
             param = ADD_PERMISSION_CONDITIONS.get((operator, key.lower()))
-            if param is None or not isinstance(value, str):
+            boolean = operator == "Bool"
+            if param is None or not isinstance(value, str) or (boolean and value.lower() != "true"):
                 raise NotReversible(
                     f"statement {statement['Sid']}: AddPermission cannot write the condition {operator} {key}"
                 )
-            args[param] = value
+            args[param] = True if boolean else value
     return args
 
 

@@ -327,31 +327,30 @@ class MakeEbsSnapshotsPrivate(Action):
         return {"PublicSnapshots": []} if state["PublicSnapshots"] else {}
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        """One snapshot that cannot be changed must not leave the others public: try each,
-        then raise the first error (a snapshot deleted meanwhile is no longer public)."""
-        errors: list[ClientError] = []
-        for snapshot_id in state["PublicSnapshots"]:
-            try:
-                clients.ec2.modify_snapshot_attribute(
-                    SnapshotId=snapshot_id,
-                    Attribute="createVolumePermission",
-                    OperationType="remove",
-                    GroupNames=["all"],
-                )
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "InvalidSnapshot.NotFound":
-                    errors.append(exc)
-        if errors:
-            raise errors[0]
+        _share_with_everyone(clients, state["PublicSnapshots"], "remove")
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
-        for snapshot_id in before["PublicSnapshots"]:
+        _share_with_everyone(clients, before["PublicSnapshots"], "add")
+
+
+def _share_with_everyone(clients: Clients, snapshot_ids: list[str], operation: str) -> None:
+    """Add or remove each snapshot's public restore permission. One snapshot that cannot be
+    changed must not stop the others: try each, then raise the first error. A snapshot
+    deleted meanwhile is skipped: it is neither public nor to be made public again."""
+    errors: list[ClientError] = []
+    for snapshot_id in snapshot_ids:
+        try:
             clients.ec2.modify_snapshot_attribute(
                 SnapshotId=snapshot_id,
                 Attribute="createVolumePermission",
-                OperationType="add",
+                OperationType=operation,
                 GroupNames=["all"],
             )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "InvalidSnapshot.NotFound":
+                errors.append(exc)
+    if errors:
+        raise errors[0]
 
 
 def _flow_logs_trust(account: str) -> dict[str, Any]:
