@@ -132,6 +132,32 @@ def test_cluster_member_settings_are_refused_but_instance_settings_fixed(aws: An
     assert fix(aws, "RDS.7", f"{ARN}:cluster:ledger")[0].status == Status.REMEDIATED
 
 
+def test_instances_of_a_multi_az_db_cluster_are_refused(aws: Any) -> None:
+    """Not Aurora: RDS refuses to modify the instances of a Multi-AZ DB cluster at all."""
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    clients.rds.create_db_cluster(
+        DBClusterIdentifier="billing",
+        Engine="postgres",
+        DBClusterInstanceClass="db.m6gd.large",
+        AllocatedStorage=100,
+        StorageType="io1",
+        Iops=1000,
+        **PASSWORD,
+    )
+    clients.rds.create_db_instance(
+        DBInstanceIdentifier="billing-1",
+        DBClusterIdentifier="billing",
+        Engine="postgres",
+        DBInstanceClass="db.m6gd.large",
+        AutoMinorVersionUpgrade=False,
+        PubliclyAccessible=True,
+    )
+    for control in ("RDS.2", "RDS.13"):
+        result, _ = fix(aws, control, f"{ARN}:db:billing-1")
+        assert result.status == Status.FAILED and "belongs to DB cluster billing" in result.message
+    assert instance(clients, "billing-1")["PubliclyAccessible"] is True
+
+
 def _stubbed_instance(instance_fields: dict[str, Any]) -> SimpleNamespace:
     """Clients whose rds answers one DescribeDBInstances with the given fields (no stand-in needed)."""
     client = boto3.client(

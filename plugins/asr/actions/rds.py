@@ -67,7 +67,9 @@ class _BooleanSetting(Action):
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         found = self.kind.read(clients.rds, resource_id)
         cluster = found.get("DBClusterIdentifier")
-        if self.set_on_cluster and cluster:
+        # The instances of a Multi-AZ DB cluster (not Aurora) cannot be modified at all.
+        aurora = str(found.get("Engine", "aurora")).startswith("aurora")
+        if self.kind is INSTANCE and cluster and (self.set_on_cluster or not aurora):
             raise ValueError(
                 f"{self.kind.noun} {resource_id} belongs to DB cluster {cluster}, "
                 f"whose own {self.attribute} setting applies: fix the cluster instead"
