@@ -363,3 +363,12 @@ def test_lifecycle_control_parameters_reach_the_action() -> None:
     record = parse_finding(raw, registry())
     assert record.resource_id == "data"
     assert record.parameters == {"transition_days": 30, "storage_class": "STANDARD_IA"}
+
+
+def test_a_transition_s3_would_refuse_is_refused_when_the_playbook_loads() -> None:
+    """S3 takes no transition to STANDARD_IA or ONEZONE_IA before 30 days."""
+    from asr import actions
+
+    with pytest.raises(actions.ActionError, match="transition_days: 10 is less than the minimum of 30"):
+        actions.build("s3.add-lifecycle-transition", {"storage_class": "STANDARD_IA", "transition_days": 10})
+    assert actions.build("s3.add-lifecycle-transition", {"storage_class": "GLACIER_IR", "transition_days": 0})

@@ -665,6 +665,12 @@ class AddLifecycleTransition(Action):
             },
             "min_object_size_bytes": {"type": "integer", "minimum": 0, "default": TEN_GIB},
         },
+        # S3 refuses a transition to an infrequent-access class before 30 days: say so at load.
+        "if": {
+            "properties": {"storage_class": {"enum": ["STANDARD_IA", "ONEZONE_IA"]}},
+            "required": ["storage_class"],
+        },
+        "then": {"properties": {"transition_days": {"minimum": 30}}},
     }
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
