@@ -80,7 +80,7 @@ def test_multi_region_trail_is_created_encrypted_validated_and_logging(aws, clie
     key_policy = json.loads(clients.kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])
     assert {"Service": "cloudtrail.amazonaws.com"} in [s["Principal"] for s in key_policy["Statement"]]
     assert clients.cloudtrail.get_trail_status(Name=ACCOUNT_TRAIL)["IsLogging"]
-    assert {"AWSCloudTrailAclCheck", "AWSCloudTrailWrite", "DenyInsecureTransport"} <= policy_sids(
+    assert {"ASRCloudTrailAclCheck", "ASRCloudTrailWrite", "ASRDenyInsecureTransport"} <= policy_sids(
         clients, CLOUDTRAIL_BUCKET
     )
     block = clients.s3.get_public_access_block(Bucket=CLOUDTRAIL_BUCKET)["PublicAccessBlockConfiguration"]
@@ -181,11 +181,24 @@ def test_an_existing_log_bucket_keeps_its_other_policy_statements(clients: Clien
         "Action": "s3:GetObject",
         "Resource": f"arn:aws:s3:::{CLOUDTRAIL_BUCKET}/*",
     }
+    # The console's statement under its usual Sid, letting an organization trail deliver here.
+    org_trail = {
+        "Sid": "AWSCloudTrailWrite",
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudtrail.amazonaws.com"},
+        "Action": "s3:PutObject",
+        "Resource": f"arn:aws:s3:::{CLOUDTRAIL_BUCKET}/AWSLogs/o-example/*",
+        "Condition": {
+            "StringEquals": {"aws:SourceArn": "arn:aws:cloudtrail:us-east-1:111111111111:trail/org"}
+        },
+    }
     clients.s3.put_bucket_policy(
-        Bucket=CLOUDTRAIL_BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": [keep]})
+        Bucket=CLOUDTRAIL_BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": [keep, org_trail]})
     )
     assert fix(clients, "CloudTrail.1", MEMBER_ACCOUNT).status == Status.REMEDIATED
-    assert {"AuditorsRead", "AWSCloudTrailWrite"} <= policy_sids(clients, CLOUDTRAIL_BUCKET)
+    policy = json.loads(clients.s3.get_bucket_policy(Bucket=CLOUDTRAIL_BUCKET)["Policy"])
+    assert keep in policy["Statement"] and org_trail in policy["Statement"]
+    assert "ASRCloudTrailWrite" in policy_sids(clients, CLOUDTRAIL_BUCKET)
 
 
 # --- CloudTrail.2 / .4 / .5 --------------------------------------------------------------------
@@ -373,7 +386,7 @@ def test_config_recorder_keeps_its_name_and_records_everything(aws, clients: Cli
     assert "/aws-service-role/config.amazonaws.com/" in found["roleARN"]
     [channel] = clients.config.describe_delivery_channels()["DeliveryChannels"]
     assert (channel["name"], channel["s3BucketName"]) == ("default", CONFIG_BUCKET)
-    assert {"AWSConfigBucketPermissionsCheck", "AWSConfigBucketDelivery"} <= policy_sids(
+    assert {"ASRConfigBucketPermissionsCheck", "ASRConfigBucketDelivery"} <= policy_sids(
         clients, CONFIG_BUCKET
     )
 

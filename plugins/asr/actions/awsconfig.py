@@ -21,7 +21,7 @@ def _config_bucket_statements(partition: str, bucket: str, account: str) -> list
     source = {"AWS:SourceAccount": account}
     return [
         {
-            "Sid": "AWSConfigBucketPermissionsCheck",
+            "Sid": "ASRConfigBucketPermissionsCheck",
             "Effect": "Allow",
             "Principal": service,
             "Action": "s3:GetBucketAcl",
@@ -29,7 +29,7 @@ def _config_bucket_statements(partition: str, bucket: str, account: str) -> list
             "Condition": {"StringEquals": source},
         },
         {
-            "Sid": "AWSConfigBucketExistenceCheck",
+            "Sid": "ASRConfigBucketExistenceCheck",
             "Effect": "Allow",
             "Principal": service,
             "Action": "s3:ListBucket",
@@ -37,7 +37,7 @@ def _config_bucket_statements(partition: str, bucket: str, account: str) -> list
             "Condition": {"StringEquals": source},
         },
         {
-            "Sid": "AWSConfigBucketDelivery",
+            "Sid": "ASRConfigBucketDelivery",
             "Effect": "Allow",
             "Principal": service,
             "Action": "s3:PutObject",

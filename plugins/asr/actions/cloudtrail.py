@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from asr.actions import Action, register
 from asr.actions.cloudwatch import RETENTION_DAYS
+from asr.actions.s3 import tls_only_statement
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -68,19 +69,10 @@ def create_bucket(s3: Any, bucket: str, region: str) -> None:
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
 
 
-def deny_insecure_transport(bucket_arn: str) -> dict[str, Any]:
-    return {
-        "Sid": "DenyInsecureTransport",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [bucket_arn, f"{bucket_arn}/*"],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
-
-
 def _merged_policy(s3: Any, bucket: str, statements: list[dict[str, Any]]) -> dict[str, Any]:
-    """The bucket's policy with these statements in place of any of the same Sid; others kept."""
+    """The bucket's policy with these statements in place of any of the same Sid; others kept.
+    asr's Sids are its own (``ASR...``): an existing bucket named as the log bucket keeps the
+    console's statements that let other trails or recorders deliver to it."""
     try:
         policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
     except ClientError as exc:
@@ -119,7 +111,7 @@ def ensure_log_bucket(s3: Any, bucket: str, statements: list[dict[str, Any]]) ->
             },
         )
     bucket_arn = f"arn:{s3.meta.partition}:s3:::{bucket}"
-    policy = _merged_policy(s3, bucket, [*statements, deny_insecure_transport(bucket_arn)])
+    policy = _merged_policy(s3, bucket, [*statements, tls_only_statement([bucket_arn, f"{bucket_arn}/*"])])
     s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 
 
@@ -128,7 +120,7 @@ def _cloudtrail_bucket_statements(partition: str, bucket: str, account: str, tra
     service = {"Service": "cloudtrail.amazonaws.com"}
     return [
         {
-            "Sid": "AWSCloudTrailAclCheck",
+            "Sid": "ASRCloudTrailAclCheck",
             "Effect": "Allow",
             "Principal": service,
             "Action": "s3:GetBucketAcl",
@@ -136,7 +128,7 @@ def _cloudtrail_bucket_statements(partition: str, bucket: str, account: str, tra
             "Condition": {"StringEquals": {"aws:SourceArn": trail_arn}},
         },
         {
-            "Sid": "AWSCloudTrailWrite",
+            "Sid": "ASRCloudTrailWrite",
             "Effect": "Allow",
             "Principal": service,
             "Action": "s3:PutObject",

@@ -389,7 +389,8 @@ def _drop_statement(s3: Any, bucket: str, sid: str) -> None:
         s3.delete_bucket_policy(Bucket=bucket)
 
 
-def _tls_only_statement(arns: list[str]) -> dict[str, Any]:
+def tls_only_statement(arns: list[str]) -> dict[str, Any]:
+    """Deny every request to these ARNs that does not use TLS (S3.5; every log bucket asr makes)."""
     return {
         "Sid": TLS_SID,
         "Effect": "Deny",
@@ -429,7 +430,7 @@ class DenyInsecureTransport(Action):
         return {} if state["DeniesInsecureTransport"] else {"DeniesInsecureTransport": True}
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        _put_statement(clients.s3, resource_id, _tls_only_statement(state["Resources"]))
+        _put_statement(clients.s3, resource_id, tls_only_statement(state["Resources"]))
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         _drop_statement(clients.s3, resource_id, TLS_SID)
@@ -611,7 +612,7 @@ class EnableServerAccessLogging(Action):
                     "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
                 },
             )
-            _put_statement(s3, name, _tls_only_statement(arns))
+            _put_statement(s3, name, tls_only_statement(arns))
         else:
             if found != region:
                 raise ValueError(f"log bucket {name} is in {found}, not in {region} with the bucket")
