@@ -7,7 +7,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import boto3
+import pytest
+
 from asr import local
+from asr.aws import AwsContext
 from asr.local import MEMBER_ACCOUNT
 
 REGION = "us-east-1"
@@ -77,3 +81,18 @@ def test_the_airflow_connection_session_shares_this_process_botocore_data(
     assert context.admin_client("securityhub", REGION).get_findings(MaxResults=1)["Findings"] == []
     assert context.client("ec2", MEMBER_ACCOUNT, REGION).describe_security_groups()["SecurityGroups"]
     assert assume_role_calls() == 1, "the member role, assumed with the administrator's credentials"
+
+
+@pytest.mark.parametrize(
+    ("region", "arn"),
+    [
+        ("us-east-1", "arn:aws:iam::111111111111:role/ASRMemberRole"),
+        ("us-gov-west-1", "arn:aws-us-gov:iam::111111111111:role/ASRMemberRole"),
+        ("cn-north-1", "arn:aws-cn:iam::111111111111:role/ASRMemberRole"),
+        (None, "arn:aws:iam::111111111111:role/ASRMemberRole"),
+    ],
+)
+def test_member_roles_are_named_in_the_administrator_s_partition(region: str | None, arn: str) -> None:
+    """GovCloud and China have their own partitions: an arn:aws: role cannot be assumed there."""
+    session = boto3.Session(region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing")
+    assert AwsContext(session, "ASRMemberRole").role_arn("111111111111") == arn

@@ -203,8 +203,17 @@ def test_an_ssm_document_without_known_permissions_stops_generation(tmp_path: Pa
 
 def test_no_role_can_be_written_or_passed_beyond_the_playbooks_own(project: PlaybookRegistry) -> None:
     """Creating roles and putting policies on them, on any role, would let the member role make
-    itself an administrator: those permissions name the playbooks' roles only."""
-    risky = {"iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:PassRole"}
+    itself an administrator, and detaching and deleting would let it break any role (its own
+    included): those permissions name the playbooks' roles only."""
+    risky = {
+        "iam:CreateRole",
+        "iam:PutRolePolicy",
+        "iam:AttachRolePolicy",
+        "iam:PassRole",
+        "iam:DeleteRole",
+        "iam:DetachRolePolicy",
+        "iam:DeleteRolePolicy",
+    }
     policies = iam_policy.member_policies(project)
     for statement in (s for d in policies.values() for s in d["Statement"] if risky & set(s["Action"])):
         resources = (
@@ -213,13 +222,14 @@ def test_no_role_can_be_written_or_passed_beyond_the_playbooks_own(project: Play
         assert "*" not in resources, statement
         if "iam:PassRole" in statement["Action"]:
             assert "iam:PassedToService" in statement["Condition"]["StringEquals"], statement
-        if "iam:AttachRolePolicy" in statement["Action"]:
+        if {"iam:AttachRolePolicy", "iam:DetachRolePolicy"} & set(statement["Action"]):
             assert statement["Condition"]["ArnEquals"]["iam:PolicyARN"].endswith("policy/AWSSupportAccess")
 
 
 def test_scopes_name_registered_actions_and_their_declared_permissions() -> None:
     for name, scopes in iam_policy.SCOPES.items():
-        declared = set(actions.get_action(name).permissions)
+        action = actions.get_action(name)
+        declared = {*action.permissions, *action.revert_permissions}
         for scope in scopes:
             assert set(scope.permissions) <= declared, f"{name}: {scope.permissions} not all declared"
 
@@ -434,6 +444,22 @@ def test_the_admin_policies_follow_the_deployment_settings(project: PlaybookRegi
     assert statements_of(policies, "s3:DeleteObject")[0]["Resource"] == "arn:aws:s3:::runs-bucket/asr/runs/*"
     assert statements_of(policies, "sqs:ReceiveMessage")[0]["Resource"] == "arn:aws:sqs:*:*:my-events"
     assert statements_of(policies, "events:PutRule")[0]["Resource"] == "arn:aws:events:*:*:rule/my-events-*"
+
+
+def test_an_audit_dir_in_its_own_bucket_is_granted_too(project: PlaybookRegistry) -> None:
+    """The journal is written before every change: without these grants every fix is refused."""
+    environ = {"ASR_DATA_DIR": "s3://runs-bucket/runs", "ASR_AUDIT_DIR": "s3://audit-bucket/asr"}
+    policies = json.loads(iam_policy.generate("admin", project, Settings.from_env(environ), environ))
+    audit = policies["ASRAdministratorAuditDir"]["Statement"]
+    assert {
+        r for s in audit for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
+    } == {
+        "arn:aws:s3:::audit-bucket",
+        "arn:aws:s3:::audit-bucket/asr/*",
+    }
+    assert "ASRAdministratorAuditDir" not in json.loads(
+        iam_policy.generate("admin", project, Settings.from_env({}), {})
+    )
 
 
 def test_the_reference_admin_file_marks_what_must_be_filled_in() -> None:

@@ -90,7 +90,9 @@ def start(
                 "resource_arn": target.records[0].resource_arn,
                 "account_id": account,
                 "region": region,
-                "automation_role_arn": f"arn:aws:iam::{account}:role/{settings.automation_role_name}",
+                "automation_role_arn": (
+                    f"arn:{target.clients.ssm.meta.partition}:iam::{account}:role/{settings.automation_role_name}"
+                ),
             }
             request: dict[str, Any] = {"DocumentName": document.name, "Parameters": document.render(values)}
             if document.version:

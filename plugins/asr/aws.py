@@ -101,8 +101,13 @@ class AwsContext:
             session = _session_from(creds, region)
         return cls(session, member_role_name, lambda service: endpoint_url)
 
+    @property
+    def partition(self) -> str:
+        """The administrator's partition (aws, aws-us-gov, aws-cn, ...): the member roles are in it."""
+        return str(self.base_session.get_partition_for_region(self.base_session.region_name or "us-east-1"))
+
     def role_arn(self, account_id: str) -> str:
-        return f"arn:aws:iam::{account_id}:role/{self.member_role_name}"
+        return f"arn:{self.partition}:iam::{account_id}:role/{self.member_role_name}"
 
     def credentials(self, account_id: str) -> dict[str, str]:
         """The member role's temporary credentials in this account, assumed once per context

@@ -130,9 +130,11 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
         Scope(("iam:PassRole",), _named_role, _passed_to("cloudtrail.amazonaws.com")),
     ),
     "iam.create-support-role": (
-        Scope(("iam:GetRole", "iam:CreateRole"), _named_role),
+        # Its rollback's DeleteRole and DetachRolePolicy too: on "*" they could strip and delete
+        # any role of the account, the member role itself included.
+        Scope(("iam:GetRole", "iam:CreateRole", "iam:DeleteRole"), _named_role),
         Scope(
-            ("iam:AttachRolePolicy",),
+            ("iam:AttachRolePolicy", "iam:DetachRolePolicy"),
             _named_role,
             {"ArnEquals": {"iam:PolicyARN": f"arn:{PARTITION}:iam::aws:policy/AWSSupportAccess"}},
         ),
@@ -383,21 +385,19 @@ def admin_policies(
     queue_name: str | None = None,
     topic_arn: str | None = None,
     data_dir: str | None = None,
+    audit_dir: str | None = None,
 ) -> dict[str, Document]:
     """The policies of the Airflow connection's identity, by name; all but the first optional.
 
     Without a topic, or an ``s3://`` data dir, their policies keep the placeholders
     ``${SnsTopicArn}`` and ``${DataBucket}``: fill them in (or pass the values) before use.
+    An ``s3://`` audit dir of its own (``ASR_AUDIT_DIR``) gets the same grants there.
     """
     from asr.setup import DEFAULT_QUEUE_NAME
 
     queue_name = queue_name or DEFAULT_QUEUE_NAME
     queue = f"arn:{PARTITION}:sqs:*:{ACCOUNT}:{queue_name}"
     rules = f"arn:{PARTITION}:events:*:{ACCOUNT}:rule/{queue_name}-*"
-    location = urlsplit(data_dir or "")
-    bucket = location.netloc if location.scheme == "s3" and location.netloc else "${DataBucket}"
-    prefix = location.path.strip("/") if location.scheme == "s3" else ""
-    objects = f"arn:{PARTITION}:s3:::{bucket}/{prefix + '/' if prefix else ''}*"
     grants = {
         # Read findings, write outcomes back, and act in member accounts through their role.
         "ASRAdministrator": [
@@ -428,15 +428,27 @@ def admin_policies(
             "organizations", ("ListAccounts", "ListAccountsForParent", "ListOrganizationalUnitsForParent")
         ),
         # ASR_DATA_DIR=s3://bucket/prefix: the runs' findings, outcomes and reports, the audit
-        # journal and the claims on resources (deleted when a batch ends). Listing is not
-        # narrowed by prefix: S3 answers a missing object with 403 instead of 404 to a caller
-        # without s3:ListBucket on the request, and "does this file exist" must stay a question.
-        "ASRAdministratorDataDir": [
-            Grant("s3:ListBucket", (f"arn:{PARTITION}:s3:::{bucket}",)),
-            *_grants("s3", ("GetObject", "PutObject", "DeleteObject", "AbortMultipartUpload"), (objects,)),
-        ],
+        # journal and the claims on resources (deleted when a batch ends).
+        "ASRAdministratorDataDir": _s3_folder(data_dir),
     }
+    if urlsplit(audit_dir or "").scheme == "s3":  # ASR_AUDIT_DIR: the journal and the claims
+        grants["ASRAdministratorAuditDir"] = _s3_folder(audit_dir)
     return {name: _one_policy(name, granted) for name, granted in grants.items()}
+
+
+def _s3_folder(url: str | None) -> list[Grant]:
+    """Reading, writing and deleting the objects under an ``s3://bucket/prefix`` (``${DataBucket}``
+    when not one). Listing is not narrowed by prefix: S3 answers a missing object with 403
+    instead of 404 to a caller without s3:ListBucket, and "does this file exist" must stay a
+    question."""
+    location = urlsplit(url or "")
+    bucket = location.netloc if location.scheme == "s3" and location.netloc else "${DataBucket}"
+    prefix = location.path.strip("/") if location.scheme == "s3" else ""
+    objects = f"arn:{PARTITION}:s3:::{bucket}/{prefix + '/' if prefix else ''}*"
+    return [
+        Grant("s3:ListBucket", (f"arn:{PARTITION}:s3:::{bucket}",)),
+        *_grants("s3", ("GetObject", "PutObject", "DeleteObject", "AbortMultipartUpload"), (objects,)),
+    ]
 
 
 # --- The CloudFormation template -----------------------------------------------------------
@@ -608,6 +620,7 @@ def generate(
             queue_name=_queue_name(environ.get("ASR_EVENTS_QUEUE_URL")),
             topic_arn=environ.get("ASR_SNS_TOPIC_ARN") or None,
             data_dir=settings.data_dir,
+            audit_dir=settings.audit_dir,
         )
         return _json(render(policies, plain_values(settings)))
     if kind == "template":
