@@ -60,6 +60,25 @@ def group_rules(aws, seeded) -> list[str]:  # type: ignore[no-untyped-def]
     return sorted(r["CidrIp"] for rule in rules for r in rule["IpRanges"])
 
 
+def wait_in_the_trigger(pending: list[dict], deadline_seconds: float) -> tuple[dict, float]:
+    """Run the trigger the operator defers to, polling every 0.2 s: its event, and how long it took."""
+    trigger = AutomationExecutionTrigger(
+        executions=[{k: e[k] for k in ("execution_id", "account_id", "region")} for e in pending],
+        aws_conn_id="aws_default",
+        member_role_name="ASRMemberRole",
+        poll_seconds=0.2,
+        deadline=time.time() + deadline_seconds,
+    )
+
+    async def first_event():  # type: ignore[no-untyped-def]
+        async for event in trigger.run():
+            return event.payload
+
+    started = time.monotonic()
+    payload = asyncio.run(first_event())
+    return payload, time.monotonic() - started
+
+
 def test_document_parameters_are_validated_when_loading(ssm_playbooks: Path) -> None:
     path = ssm_playbooks / "EC2.13.yaml"
     path.write_text(path.read_text().replace("{resource_id}", "{resource_name}"))
@@ -110,13 +129,20 @@ def test_compliant_resource_starts_no_automation(aws, ssm_playbooks: Path) -> No
     assert [o.status for o in done] == [Status.ALREADY_COMPLIANT]
 
 
-def test_failed_automation_fails_the_finding(aws, ssm_playbooks: Path) -> None:
+def started_to_end(aws, ssm_playbooks: Path, status: str):  # type: ignore[no-untyped-def]
+    """A seeded group's fix started through SSM, its execution set to end ``status``: the
+    playbooks, the seeded group and the pending executions."""
     playbooks = load_playbooks(ssm_playbooks)
     seeded, records = seeded_records(aws, playbooks)
     Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm.put_parameter(
-        Name=f"/asr-local/automation/{DOCUMENT}", Value="Failed", Type="String"
+        Name=f"/asr-local/automation/{DOCUMENT}", Value=status, Type="String"
     )
     _, pending = automation.start(records, playbooks, aws, Settings())
+    return playbooks, seeded, pending
+
+
+def test_failed_automation_fails_the_finding(aws, ssm_playbooks: Path) -> None:
+    playbooks, seeded, pending = started_to_end(aws, ssm_playbooks, "Failed")
     [outcome] = automation.finish(pending, automation.poll(pending, aws), playbooks, aws)
     assert outcome.status == Status.FAILED
     assert "ended Failed" in outcome.message
@@ -124,27 +150,11 @@ def test_failed_automation_fails_the_finding(aws, ssm_playbooks: Path) -> None:
 
 
 def test_automation_that_never_ends_is_stopped_and_failed(aws, ssm_playbooks: Path) -> None:
-    playbooks = load_playbooks(ssm_playbooks)
-    _, records = seeded_records(aws, playbooks)
+    playbooks, _, pending = started_to_end(aws, ssm_playbooks, "InProgress")
     ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
-    ssm.put_parameter(Name=f"/asr-local/automation/{DOCUMENT}", Value="InProgress", Type="String")
-    _, pending = automation.start(records, playbooks, aws, Settings())
 
-    trigger = AutomationExecutionTrigger(
-        executions=[{k: e[k] for k in ("execution_id", "account_id", "region")} for e in pending],
-        aws_conn_id="aws_default",
-        member_role_name="ASRMemberRole",
-        poll_seconds=0.2,
-        deadline=time.time() + 1,
-    )
-
-    async def first_event():  # type: ignore[no-untyped-def]
-        async for event in trigger.run():
-            return event.payload
-
-    started = time.monotonic()
-    payload = asyncio.run(first_event())
-    assert 1 <= time.monotonic() - started < 10
+    payload, waited = wait_in_the_trigger(pending, deadline_seconds=1)
+    assert 1 <= waited < 10
     assert payload == {"statuses": {}}
 
     [outcome] = automation.finish(pending, payload["statuses"], playbooks, aws)
@@ -185,26 +195,9 @@ def test_sweep_defers_while_the_automation_runs(
 def test_an_execution_that_exited_is_an_end_not_a_wait_until_the_deadline(aws, ssm_playbooks: Path) -> None:
     """Exited (and ChangeCalendarOverrideRejected) are terminal too: waiting for them would
     hold the batch until the document's timeout, then stop an execution long over."""
-    playbooks = load_playbooks(ssm_playbooks)
-    _, records = seeded_records(aws, playbooks)
-    ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
-    ssm.put_parameter(Name=f"/asr-local/automation/{DOCUMENT}", Value="Exited", Type="String")
-    _, pending = automation.start(records, playbooks, aws, Settings())
-    trigger = AutomationExecutionTrigger(
-        executions=[{k: e[k] for k in ("execution_id", "account_id", "region")} for e in pending],
-        aws_conn_id="aws_default",
-        member_role_name="ASRMemberRole",
-        poll_seconds=0.2,
-        deadline=time.time() + 60,
-    )
-
-    async def first_event():  # type: ignore[no-untyped-def]
-        async for event in trigger.run():
-            return event.payload
-
-    started = time.monotonic()
-    payload = asyncio.run(first_event())
-    assert time.monotonic() - started < 10
+    playbooks, _, pending = started_to_end(aws, ssm_playbooks, "Exited")
+    payload, waited = wait_in_the_trigger(pending, deadline_seconds=60)
+    assert waited < 10
     [outcome] = automation.finish(pending, payload["statuses"], playbooks, aws)
     assert outcome.status == Status.FAILED and "ended Exited" in outcome.message
 
