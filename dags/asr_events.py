@@ -17,6 +17,7 @@ import pendulum
 from airflow.sdk import Asset, AssetWatcher, dag
 
 from asr import events, notify, pipeline, tasks
+from asr.config import env_value
 
 DAG_ID = "asr_events"
 QUEUE_URL = os.environ.get("ASR_EVENTS_QUEUE_URL", "")
@@ -30,7 +31,7 @@ def event_asset(queue_url: str) -> Asset:
         scheme="sqs",
         sqs_queue=queue_url,
         region_name=events.queue_region(queue_url),
-        aws_conn_id=os.environ.get("ASR_AWS_CONN_ID", "aws_default"),
+        aws_conn_id=env_value("ASR_AWS_CONN_ID", "aws_default"),
         max_messages=10,
         wait_time_seconds=wait,
         waiter_delay=pause,

@@ -13,15 +13,14 @@ or overrides them for one run.
 
 from __future__ import annotations
 
-import os
-
 import pendulum
 from airflow.sdk import dag
 
 from asr import notify, pipeline, tasks
+from asr.config import env_value
 
 DAG_ID = "asr_sweep"
-SCHEDULE = os.environ.get("ASR_SWEEP_SCHEDULE", "@hourly")
+SCHEDULE = env_value("ASR_SWEEP_SCHEDULE", "@hourly")
 
 
 @dag(

@@ -71,6 +71,8 @@ def _broken(change) -> dict:  # type: ignore[no-untyped-def]
         (lambda f: f.update(RecordState="ARCHIVED"), "RecordState is ARCHIVED"),
         (lambda f: f["Workflow"].update(Status="SUPPRESSED"), "Workflow.Status is SUPPRESSED"),
         (lambda f: f.update(AwsAccountId="2222"), "not a 12-digit account id"),
+        (lambda f: f.update(AwsAccountId="222222222222\n"), "not a 12-digit account id"),
+        (lambda f: f.update(AwsAccountId="٢٢٢٢٢٢٢٢٢٢٢٢"), "not a 12-digit account id"),
         (
             lambda f: f["Resources"][0].update(Id="arn:aws:ec2:us-east-1:222222222222:instance/i-1"),
             "does not match",
@@ -111,7 +113,9 @@ def test_regions_of_every_partition_are_accepted(region: str) -> None:
     assert Settings(regions=(region,)).regions == (region,)
 
 
-@pytest.mark.parametrize("region", ["US-EAST-1", "us-east", "useast1", "us-east-1a", "u-east-1"])
+@pytest.mark.parametrize(
+    "region", ["US-EAST-1", "us-east", "useast1", "us-east-1a", "u-east-1", "us-east-1\n"]
+)
 def test_what_is_not_a_region_name_is_refused(region: str) -> None:
     raw = finding(Seeded("EC2.7", "222222222222", "us-east-1", "AwsAccount", "AWS::::Account:222222222222"))
     raw["Region"] = raw["Resources"][0]["Region"] = region

@@ -176,3 +176,33 @@ def test_dry_run_over_the_demo_fleet_makes_no_mutating_call(aws, airflow_db: Non
     report = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run.run_id).read_json("report.json")
     assert report["totals"] == {"DRY_RUN": len(seeded)}
     assert all(o["before"] and o["after"] for o in report["outcomes"])
+
+
+def test_a_setting_left_empty_takes_its_default_and_a_wrong_number_is_named() -> None:
+    """A line of .env left blank reaches a plain deployment as an empty variable, not an unset one."""
+    blank = {
+        name: ""
+        for name in (
+            "ASR_SECURITYHUB_REGION",
+            "ASR_MEMBER_ROLE_NAME",
+            "ASR_BATCH_SIZE",
+            "ASR_FIX_THREADS",
+            "ASR_DATA_DIR",
+            "ASR_RATE_LIMITS",
+            "ASR_AWS_CONN_ID",
+        )
+    }
+    assert Settings.from_env(blank) == Settings()
+    with pytest.raises(ConfigError, match="ASR_BATCH_SIZE='ten' is not a whole number"):
+        Settings.from_env({"ASR_BATCH_SIZE": "ten"})
+
+
+def test_a_resource_outside_the_configured_regions_is_rejected(aws) -> None:
+    """The query narrows by any resource's Region, while asr acts where the resource's ARN says:
+    the scope checks the region asr would act in."""
+    _, record = routed(aws)
+    assert Scope.resolve(Settings(regions=("eu-west-1",))).check(record) == (
+        Status.REJECTED,
+        f"region {REGION} is not one asr may act in (ASR_REGIONS)",
+    )
+    assert Scope.resolve(Settings(regions=(REGION,))).check(record) is None

@@ -152,3 +152,37 @@ def test_failure_callback_does_nothing_without_a_topic(
     monkeypatch.delenv(notify.TOPIC_ENV, raising=False)
     notify.notify_failure(failure_context())
     assert received() == []
+
+
+def test_a_fifo_topic_gets_its_message_group(clean_aws: str) -> None:
+    """SNS refuses a FIFO topic's message without a group: every notification was lost."""
+    from airflow.providers.amazon.aws.hooks.sns import SnsHook
+    from airflow.providers.amazon.aws.hooks.sqs import SqsHook
+
+    sns, sqs = SnsHook(aws_conn_id=CONN).get_conn(), SqsHook(aws_conn_id=CONN).get_conn()
+    topic = sns.create_topic(Name="asr.fifo", Attributes={"FifoTopic": "true"})["TopicArn"]
+    queue_url = sqs.create_queue(QueueName="asr-inbox.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["QueueArn"])
+
+    assert notify.send_run_summary(topic, CONN, REPORT, "s3://reports/run-1/report.html")
+    [message] = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1)["Messages"]
+    assert json.loads(message["Body"])["Subject"].startswith("ASR run manual__")
+
+
+def test_a_failure_of_thousands_of_tasks_names_fifty(
+    subscribed: tuple[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SNS takes 256 KB a message: the list of failed tasks is cut, with the count of the rest."""
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    topic, received = subscribed
+    monkeypatch.setenv(notify.TOPIC_ENV, topic)
+    failed = {f"remediate_EC2_13.fix_{n:04d}": "failed" for n in range(3000)}
+    monkeypatch.setattr(
+        RuntimeTaskInstance, "get_task_states", staticmethod(lambda **_: {"manual__1": failed})
+    )
+    notify.notify_failure(failure_context())
+    [message] = received()
+    [line] = [line for line in message["Message"].splitlines() if line.startswith("Failed tasks:")]
+    assert line.count("remediate_EC2_13.fix_") == 50 and line.endswith(", and 2950 more")

@@ -87,7 +87,7 @@ def test_rollback_of_the_demo_run_puts_every_reversible_resource_back_as_seeded(
     by_hand = bag.get_dag("asr_remediate").test(run_conf={"finding_ids": [picked]})
     assert by_hand.state == "success"
     [one] = securityhub.get_findings(Filters={"Id": [{"Value": picked, "Comparison": "EQUALS"}]})["Findings"]
-    assert one["Workflow"]["Status"] == "RESOLVED" and one["UserDefinedFields"] == {"asr:reverted": ""}
+    assert one["Workflow"]["Status"] == "RESOLVED" and one["UserDefinedFields"] == {"asr:reverted": "no"}
 
 
 # --- the rules, on one resource each, without Airflow

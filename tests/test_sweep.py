@@ -123,6 +123,26 @@ def test_ingest_of_a_cleared_run_starts_it_over(aws, tmp_path: Path, where: str)
     assert not store.path("writeback.json").exists()
 
 
+def test_a_sweep_reads_only_security_hub_s_own_findings(aws, tmp_path: Path) -> None:
+    """AWS Config's and partners' findings carry a compliance status too: no playbook is for
+    them, and reading them cost GetFindings pages and filled the report with rejections."""
+    from asr import sweep
+    from asr.local.seed import seed_one
+    from asr.securityhub import actionable_filters
+
+    ours = finding(seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1"))
+    theirs = {
+        **finding(seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1", 1)),
+        "Id": "arn:aws:config:us-east-1:222222222222:config-rule/restricted-ssh/finding/1",
+        "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/config",
+        "ProductName": "Config",
+    }
+    import_findings(aws.admin_client("securityhub", "us-east-1"), [ours, theirs])
+    store = RunStore(tmp_path)
+    counts = sweep.ingest(Settings.from_env(), aws, registry(), store, actionable_filters())
+    assert (counts["findings"], counts["routed"], counts["rejected"]) == (1, 1, 0)
+
+
 def test_plan_packs_batches_per_playbook_in_account_region_order(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     store.write_lines(RECORDS, _records(120) + _records(10, account=ADMIN_ACCOUNT))

@@ -9,15 +9,17 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-ACCOUNT_PATTERN = r"^\d{12}$"
+# ASCII digits only (\d takes any script's), and matched whole (fullmatch: $ allows a final newline).
+ACCOUNT_PATTERN = r"^[0-9]{12}$"
 # Every partition's region names: us-east-1, us-gov-west-1, cn-north-1, us-isob-east-1 and the
 # European Sovereign Cloud's eusc-de-east-1.
-REGION_PATTERN = r"^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$"
+REGION_PATTERN = r"^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$"
 ACCOUNT_RE = re.compile(ACCOUNT_PATTERN)
 REGION_RE = re.compile(REGION_PATTERN)
 ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
@@ -28,6 +30,22 @@ ALL = "*"
 
 class ConfigError(ValueError):
     """A setting has a value the product cannot act on."""
+
+
+def env_value(name: str, default: str, environ: Mapping[str, str] | None = None) -> str:
+    """An ``ASR_*`` setting: unset or empty (a line of ``.env`` left blank) means the default."""
+    env = os.environ if environ is None else environ
+    return (env.get(name) or "").strip() or default
+
+
+def env_number(name: str, default: float, environ: Mapping[str, str] | None = None) -> float:
+    """A numeric ``ASR_*`` setting (see ``env_value``), or a ConfigError naming it."""
+    text = env_value(name, str(default), environ)
+    try:
+        return float(text) if isinstance(default, float) else int(text)
+    except ValueError:
+        kind = "number" if isinstance(default, float) else "whole number"
+        raise ConfigError(f"{name}={text!r} is not a {kind}") from None
 
 
 def _flag(value: str | None) -> bool:
@@ -78,10 +96,10 @@ class Settings:
 
     def __post_init__(self) -> None:
         for account in self.accounts:
-            if not ACCOUNT_RE.match(account):
+            if not ACCOUNT_RE.fullmatch(account):
                 raise ConfigError(f"account id {account!r} is not 12 digits")
         for region in (*self.regions, self.securityhub_region):
-            if not REGION_RE.match(region):
+            if not REGION_RE.fullmatch(region):
                 raise ConfigError(f"region {region!r} is not an AWS region name")
         for role in (self.member_role_name, self.automation_role_name):
             if not ROLE_NAME_RE.match(role):
@@ -97,7 +115,7 @@ class Settings:
         except RateLimitError as exc:
             raise ConfigError(str(exc)) from None
         for account in self.exclude_accounts:
-            if not ACCOUNT_RE.match(account):
+            if not ACCOUNT_RE.fullmatch(account):
                 raise ConfigError(f"excluded account id {account!r} is not 12 digits")
         for ou in self.exclude_ous:
             if not OU_RE.match(ou):
@@ -154,24 +172,28 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         defaults = cls()
+
+        def value(name: str, default: str) -> str:
+            return env_value(name, default, env)
+
         return cls(
-            aws_conn_id=env.get("ASR_AWS_CONN_ID", defaults.aws_conn_id),
-            securityhub_region=env.get("ASR_SECURITYHUB_REGION", defaults.securityhub_region),
-            member_role_name=env.get("ASR_MEMBER_ROLE_NAME", defaults.member_role_name),
-            automation_role_name=env.get("ASR_AUTOMATION_ROLE_NAME", defaults.automation_role_name),
+            aws_conn_id=value("ASR_AWS_CONN_ID", defaults.aws_conn_id),
+            securityhub_region=value("ASR_SECURITYHUB_REGION", defaults.securityhub_region),
+            member_role_name=value("ASR_MEMBER_ROLE_NAME", defaults.member_role_name),
+            automation_role_name=value("ASR_AUTOMATION_ROLE_NAME", defaults.automation_role_name),
             accounts=_split(env.get("ASR_ACCOUNTS")),
             regions=_split(env.get("ASR_REGIONS")),
-            batch_size=int(env.get("ASR_BATCH_SIZE", defaults.batch_size)),
-            data_dir=env.get("ASR_DATA_DIR", defaults.data_dir),
+            batch_size=int(env_number("ASR_BATCH_SIZE", defaults.batch_size, env)),
+            data_dir=value("ASR_DATA_DIR", defaults.data_dir),
             dry_run=_flag(env.get("ASR_DRY_RUN")),
-            rate_limits=env.get("ASR_RATE_LIMITS", defaults.rate_limits),
-            fix_threads=int(env.get("ASR_FIX_THREADS", defaults.fix_threads)),
+            rate_limits=value("ASR_RATE_LIMITS", defaults.rate_limits),
+            fix_threads=int(env_number("ASR_FIX_THREADS", defaults.fix_threads, env)),
             accounts_from_organization=_flag(env.get("ASR_ACCOUNTS_FROM_ORGANIZATION")),
             exclude_accounts=_split(env.get("ASR_EXCLUDE_ACCOUNTS")),
             exclude_ous=_split(env.get("ASR_EXCLUDE_OUS")),
             exclude_controls=_split(env.get("ASR_EXCLUDE_CONTROLS")),
-            exclude_tag=env.get("ASR_EXCLUDE_TAG", ""),
-            audit_dir=env.get("ASR_AUDIT_DIR", ""),
+            exclude_tag=value("ASR_EXCLUDE_TAG", ""),
+            audit_dir=value("ASR_AUDIT_DIR", ""),
             auto_approve=_split(env.get("ASR_AUTO_APPROVE")),
             approval_timeout_hours=_hours(env.get("ASR_APPROVAL_TIMEOUT"), defaults.approval_timeout_hours),
         )

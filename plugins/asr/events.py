@@ -64,7 +64,7 @@ def queue_region(queue_url: str, environ: Mapping[str, str] | None = None) -> st
     region may be another one, or none."""
     match = QUEUE_URL_REGION.match(queue_url)
     region = next((part for part in match.groups() if part), "") if match else ""
-    if REGION_RE.match(region):
+    if REGION_RE.fullmatch(region):
         return region
     env = os.environ if environ is None else environ
     return env.get("ASR_SECURITYHUB_REGION") or Settings().securityhub_region

@@ -177,7 +177,7 @@ def parse_finding(finding: Any, playbooks: PlaybookRegistry) -> RoutingRecord:
         raise FindingError(finding_id, f"no playbook fixes control {control_id}")
 
     account_id = _str(finding, "AwsAccountId") or ""
-    if not ACCOUNT_RE.match(account_id):
+    if not ACCOUNT_RE.fullmatch(account_id):
         raise FindingError(finding_id, f"AwsAccountId {account_id!r} is not a 12-digit account id")
     resources = finding.get("Resources")
     if not isinstance(resources, list) or not resources or not isinstance(resources[0], dict):
@@ -203,7 +203,7 @@ def parse_finding(finding: Any, playbooks: PlaybookRegistry) -> RoutingRecord:
             f"resource {resource_arn!r} is in account {arn.group(2)}, not AwsAccountId {account_id}",
         )
     region = (arn.group(1) if arn else None) or _str(resource, "Region") or _str(finding, "Region") or ""
-    if not REGION_RE.match(region):
+    if not REGION_RE.fullmatch(region):
         raise FindingError(finding_id, f"cannot tell the resource's region (got {region!r})")
     return RoutingRecord(
         finding_id=finding_id,

@@ -31,6 +31,9 @@ class Scope:
     allowed: frozenset[str] | None
     excluded_accounts: dict[str, str]
     excluded_controls: frozenset[str]
+    # ASR_REGIONS (or the run's narrower choice): the query asks for it, but by any resource's
+    # Region, while asr acts where the resource's ARN says.
+    regions: frozenset[str] = frozenset()
 
     @classmethod
     def resolve(cls, settings: Settings, organizations: Any = None) -> Scope:
@@ -61,12 +64,15 @@ class Scope:
             allowed=frozenset(allowed) if allowed is not None else None,
             excluded_accounts=excluded,
             excluded_controls=frozenset(settings.exclude_controls),
+            regions=frozenset(settings.regions),
         )
 
     def check(self, record: RoutingRecord) -> tuple[Status, str] | None:
         """None to act; else REJECTED (not ours to touch) or EXCLUDED (ours, but never), and why."""
         if self.allowed is not None and record.account_id not in self.allowed:
             return Status.REJECTED, f"account {record.account_id} is not one asr may act in"
+        if self.regions and record.region not in self.regions:
+            return Status.REJECTED, f"region {record.region} is not one asr may act in (ASR_REGIONS)"
         if record.account_id in self.excluded_accounts:
             return Status.EXCLUDED, self.excluded_accounts[record.account_id]
         for control in (record.control_id, record.playbook):

@@ -11,11 +11,14 @@ module for ``notify_failure``, so it imports nothing heavy at module level.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from asr.config import env_value
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,9 @@ TOPIC_ENV = "ASR_SNS_TOPIC_ARN"
 CONN_ENV = "ASR_AWS_CONN_ID"
 # SNS: subjects are one line of printable ASCII shorter than 100 characters.
 SUBJECT_LIMIT = 99
+# Failed tasks named in a failure notification: a fleet-wide failure fails thousands of mapped
+# fix tasks, and SNS takes 256 KB a message at most.
+FAILED_SHOWN = 50
 TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:(?P<region>[a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 
 
@@ -48,7 +54,11 @@ def publish(topic: str, aws_conn_id: str, subject: str, message: str) -> bool:
         from airflow.providers.amazon.aws.hooks.sns import SnsHook
 
         hook = SnsHook(aws_conn_id=aws_conn_id, region_name=match["region"])
-        hook.publish_to_target(target_arn=topic, message=message, subject=subject_line(subject))
+        fifo = {}
+        if topic.endswith(".fifo"):  # a FIFO topic refuses a message without a group
+            digest = hashlib.sha256(f"{subject}\n{message}".encode()).hexdigest()
+            fifo = {"message_group_id": "asr", "message_deduplication_id": digest}
+        hook.publish_to_target(target_arn=topic, message=message, subject=subject_line(subject), **fifo)
     except Exception:
         log.exception("Could not publish %r to %s", subject, topic)
         return False
@@ -121,13 +131,16 @@ def notify_failure(context: Mapping[str, Any]) -> None:
         )
         failed = failed_task_ids(context, dag_id, run_id)
         reason = context.get("reason")
+        shown = failed[:FAILED_SHOWN] + (
+            [f"and {len(failed) - FAILED_SHOWN} more"] if len(failed) > FAILED_SHOWN else []
+        )
         lines = [
             f"Run {run_id} of DAG {dag_id} failed" + (f" ({reason})." if reason else "."),
-            f"Failed tasks: {', '.join(failed) or 'unknown'}",
+            f"Failed tasks: {', '.join(shown) or 'unknown'}",
         ]
         if log_url := _attribute(ti, "log_url"):
             lines.append(f"Log: {log_url}")
-        conn_id = os.environ.get(CONN_ENV, "aws_default")
+        conn_id = env_value(CONN_ENV, "aws_default")
         publish(topic, conn_id, f"ASR: {dag_id} failed: run {run_id}", "\n".join(lines) + "\n")
     except Exception:
         log.exception("Could not send the failure notification")

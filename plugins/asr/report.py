@@ -199,7 +199,7 @@ def console_url(finding_id: str, region: str) -> str | None:
     """
     partition = finding_id.split(":")[1] if finding_id.startswith("arn:") else "aws"
     host = CONSOLE_HOSTS.get(partition)
-    if not finding_id or host is None or not REGION_RE.match(region or ""):
+    if not finding_id or host is None or not REGION_RE.fullmatch(region or ""):
         return None
     value = quote(quote(finding_id, safe=""), safe="")
     return (

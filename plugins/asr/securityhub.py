@@ -26,6 +26,8 @@ FINAL_UPDATE_ERRORS = frozenset({"FindingNotFound", "FindingSizeExceeded", "Inva
 # The UserDefinedFields key asr_rollback sets on the findings of the fixes it put back (the
 # rollback run's id): sweeps and automatic events leave them alone; a person may pick them.
 REVERTED_FIELD = "asr:reverted"
+# Its value once a person had the finding fixed again: Security Hub takes no blank value.
+REVERTED_CLEARED = "no"
 
 
 def equals(values: Iterable[str]) -> list[dict[str, str]]:
@@ -46,6 +48,9 @@ def actionable_filters(
     """
 
     base = {
+        # Security Hub's own control findings: other products' (AWS Config, partners) carry a
+        # compliance status too, and no playbook is for them.
+        "ProductName": equals(["Security Hub"]),
         "ComplianceStatus": equals(["FAILED", "WARNING"]),
         "RecordState": equals(["ACTIVE"]),
         "WorkflowStatus": equals(["NEW", "NOTIFIED"]),
@@ -134,12 +139,14 @@ def clip_note(text: str) -> str:
 def reverted_by(finding: dict[str, Any]) -> str:
     """The rollback run that put back asr's fix of this finding, or ""."""
     fields = finding.get("UserDefinedFields")
-    return str(fields.get(REVERTED_FIELD) or "") if isinstance(fields, dict) else ""
+    mark = str(fields.get(REVERTED_FIELD) or "") if isinstance(fields, dict) else ""
+    return "" if mark == REVERTED_CLEARED else mark
 
 
 def with_reverted(finding: dict[str, Any], run: str) -> dict[str, str]:
-    """The finding's UserDefinedFields with the rollback mark set to ``run`` ("" clears it). All
-    of them are sent, so another tool's fields stay even if an update replaces the map."""
+    """The finding's UserDefinedFields with the rollback mark set to ``run`` (``REVERTED_CLEARED``
+    clears it). All of them are sent, so another tool's fields stay even if an update replaces
+    the map."""
     fields = finding.get("UserDefinedFields")
     return {**(fields if isinstance(fields, dict) else {}), REVERTED_FIELD: run}
 

@@ -10,26 +10,25 @@ push each key as an XCom of its own, one more Execution API call per key and tas
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import TriggerRule, get_current_context, task
 
-from asr.config import Settings
+from asr.config import Settings, env_number, env_value
 from asr.playbooks import registry
 
 log = logging.getLogger(__name__)
 OVERRIDABLE = ("accounts", "regions", "batch_size", "member_role_name")
 # Fix tasks of one run that may run at once (each runs ASR_FIX_THREADS threads); read when
 # the DAG is parsed. An Airflow pool (ASR_FIX_POOL) can bound them across runs and DAGs.
-MAX_ACTIVE_FIXES = int(os.environ.get("ASR_MAX_ACTIVE_FIXES", "8"))
-FIX_POOL = os.environ.get("ASR_FIX_POOL", "default_pool")
+MAX_ACTIVE_FIXES = int(env_number("ASR_MAX_ACTIVE_FIXES", 8))
+FIX_POOL = env_value("ASR_FIX_POOL", "default_pool")
 # A fix or write-back try that died (worker killed, AWS unreachable) is tried again: fixes
 # are idempotent and claimed, outcomes are saved before write-back, which re-reads first.
-RETRIES = int(os.environ.get("ASR_TASK_RETRIES", "2"))
-RETRY_DELAY = timedelta(seconds=float(os.environ.get("ASR_RETRY_DELAY_SECONDS", "30")))
+RETRIES = int(env_number("ASR_TASK_RETRIES", 2))
+RETRY_DELAY = timedelta(seconds=env_number("ASR_RETRY_DELAY_SECONDS", 30.0))
 
 
 BATCHES = "batches"  # plan's XCom key for the batch list

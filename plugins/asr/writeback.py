@@ -30,6 +30,7 @@ from typing import Any
 from asr.remediate import Outcome, Status
 from asr.securityhub import (
     PAGE_SIZE,
+    REVERTED_CLEARED,
     clip_note,
     closed_in,
     find_within,
@@ -178,7 +179,7 @@ def write_back(
             continue
         identifier = {"Id": finding_id, "ProductArn": outcome.product_arn}
         if reverted_by(found):  # a person picked a finding whose fix was rolled back: fixed again
-            updates.append((identifier, status, note, with_reverted(found, "")))
+            updates.append((identifier, status, note, with_reverted(found, REVERTED_CLEARED)))
         else:
             updates.append((identifier, status, note))
     if updates:

@@ -231,6 +231,11 @@ def batch_update_findings(
     status = (workflow or {}).get("Status")
     if workflow is not None and status not in WORKFLOW_STATUSES:
         raise InvalidInputException(op="BatchUpdateFindings", msg=f"Workflow.Status '{status}' is not valid")
+    fields = extra.get("UserDefinedFields")
+    if fields is not None and not all(str(v).strip() and str(k).strip() for k, v in fields.items()):
+        raise InvalidInputException(  # the model's NonEmptyString: a pattern botocore does not check
+            op="BatchUpdateFindings", msg="UserDefinedFields keys and values must not be blank"
+        )
     if note is not None:
         text, by = note.get("Text"), note.get("UpdatedBy")
         if not text or not by or len(text) > MAX_NOTE:
