@@ -4,6 +4,7 @@ on local disk and in object storage."""
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -267,3 +268,14 @@ def test_a_finding_write_back_did_not_reach_has_no_workflow_status(tmp_path: Pat
     assert [o["workflow_status"] for o in report.build(store, RUN_ID)["outcomes"]] == [None, None]
     store.write_json("writeback.json", WRITEBACK)  # sg-9 was left alone: a person suppressed it
     assert [o["workflow_status"] for o in report.build(store, RUN_ID)["outcomes"]] == ["RESOLVED", None]
+
+
+def test_a_finding_s_own_text_cannot_break_the_markdown_table() -> None:
+    """A rejection reason quotes the finding's control id, and a message may hold anything."""
+    from asr.report import table
+
+    rows = [["EC2.13\n# heading", "a | b", "ok"]]
+    lines = table(rows, ("control", "message", "status")).splitlines()
+    assert len(lines) == 3
+    cells = [cell.strip() for cell in re.split(r"(?<!\\) \| ", lines[2])]
+    assert cells == ["EC2.13 # heading", "a \\| b", "ok"]

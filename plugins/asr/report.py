@@ -117,11 +117,18 @@ def headline(report: dict[str, Any], limit: int | None = None) -> str:
     return text if limit is None else text[:limit]
 
 
+def _cell(value: Any) -> str:
+    """One table cell: a finding's own text (a control id, a message) may hold a newline or a
+    ``|``, which would end the row or add a column."""
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
 def table(rows: list[list[str]], header: tuple[str, ...]) -> str:
-    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=False)]
+    cells = [[_cell(c) for c in row] for row in (list(header), *rows)]
+    widths = [max(len(c) for c in column) for column in zip(*cells, strict=False)]
     lines = [
-        " | ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=False))
-        for row in (list(header), ["-" * w for w in widths], *rows)
+        " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
+        for row in (cells[0], ["-" * w for w in widths], *cells[1:])
     ]
     return "\n".join(lines)
 
