@@ -218,6 +218,10 @@ def test_headline_shortens_the_run_id_not_the_counts() -> None:
     assert len(line) == 99
     assert line.endswith("...: 5 already compliant, 2 failed")
     assert report.headline({"run_id": "r", "totals": {}}) == "ASR run r: nothing to do"
+    statuses = ("REMEDIATED", "ALREADY_COMPLIANT", "FAILED", "NOT_RUN", "REJECTED", "NOT_APPROVED", "DRY_RUN")
+    crowded = report.headline({"run_id": "r" * 40, "totals": dict.fromkeys(statuses, 123456)}, limit=99)
+    assert len(crowded) <= 99 and crowded.endswith(", ...")
+    assert crowded.split(": ", 1)[1].startswith("123456 remediated, 123456 already compliant")
 
 
 def test_report_round_trips_through_object_storage(clean_aws: str) -> None:

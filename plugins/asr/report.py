@@ -107,9 +107,18 @@ def counts_text(totals: dict[str, int]) -> str:
 
 
 def headline(report: dict[str, Any], limit: int | None = None) -> str:
-    """'ASR run <id>: <counts>'; within ``limit`` the run id is shortened, never the counts."""
+    """'ASR run <id>: <counts>'; within ``limit`` the run id is shortened first, then the last
+    counts are left out whole (", ..."), never cut inside a word."""
     counts = counts_text(report["totals"])
     run_id = str(report["run_id"])
+    shortest = len("ASR run r...: ")
+    if limit is not None and shortest + len(counts) > limit:
+        kept: list[str] = []
+        for part in counts.split(", "):
+            if shortest + len(", ".join([*kept, part, "..."])) > limit:
+                break
+            kept.append(part)
+        counts = ", ".join([*kept, "..."])
     if limit is not None:
         room = max(limit - len(f"ASR run : {counts}"), 4)
         run_id = run_id if len(run_id) <= room else run_id[: room - 3] + "..."
