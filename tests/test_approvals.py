@@ -182,9 +182,10 @@ def test_a_scheduled_sweep_waits_for_a_decision_only_until_the_next_sweep_is_due
     assert approvals.wait_for_decision(timedelta(minutes=10), run("scheduled")) <= timedelta(minutes=10)
     assert approvals.wait_for_decision(day, run("manual")) == day  # a person's run waits the full timeout
     daily = DAG("daily", schedule="@daily", start_date=pendulum.datetime(2026, 1, 1, tz="UTC"))
-    assert approvals.wait_for_decision(timedelta(hours=2), {**run("scheduled"), "dag": daily}) == timedelta(
-        hours=2
-    )
+    waited = approvals.wait_for_decision(timedelta(hours=2), {**run("scheduled"), "dag": daily})
+    until_midnight = started.replace(hour=0) + timedelta(days=1) - now - approvals.NEXT_RUN_MARGIN
+    expected = max(approvals.SHORTEST_WAIT, min(timedelta(hours=2), until_midnight))
+    assert abs(waited - expected) < timedelta(seconds=5)
 
 
 # --- The DAGs --------------------------------------------------------------------------------

@@ -267,6 +267,8 @@ def test_a_retried_task_waits_for_the_executions_its_earlier_try_started(
             }
         assert operator.execute_complete(context, {"statuses": statuses}) == {"REMEDIATED": 1}
         assert group_rules(aws, seeded) == ["10.0.0.0/8"]
+        # Finished: the task cleared later starts the document again instead of waiting on these.
+        assert not store.path("automations/EC2.13-0000.json").exists()
         assert list((Path(Settings.from_env().audit_root) / "claims").glob("*.json")) == []
     finally:
         monkeypatch.delenv("ASR_PLAYBOOK_DIR")

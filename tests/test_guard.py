@@ -115,6 +115,12 @@ def test_a_tagged_iam_user_is_excluded_though_the_tagging_api_does_not_list_it(a
     assert outcomes[other.resource_arn].status == Status.REMEDIATED
     [key] = iam.list_access_keys(UserName=name)["AccessKeyMetadata"]
     assert key["Status"] == "Active"
+    # A user deleted since its finding has no tags to read: not an error for the others.
+    gone = f"arn:aws:iam::{MEMBER_ACCOUNT}:user/asr-seed/deleted-since"
+    excluded = guard.excluded_by_tag(
+        Clients(aws, MEMBER_ACCOUNT, REGION), [gone, tagged.resource_arn], ("asr:exclude", "yes")
+    )
+    assert list(excluded) == [tagged.resource_arn]
 
 
 def test_organization_members_are_read_by_state_now_that_status_is_retired() -> None:

@@ -137,7 +137,12 @@ def test_dry_run_changes_nothing_then_a_rollback_is_done_once(aws, tmp_path: Pat
     [done] = Rollback(journal, aws).run(controls=["S3.1"], finding_ids=[record.finding_id])
     assert done.status == RollbackStatus.REVERTED
     assert _state(aws, record) != fixed
-    [again] = Rollback(journal, aws).run()
+    # A retry of the same rollback reports its own revert (and tells Security Hub again);
+    # another rollback finds it already done.
+    [retried] = Rollback(journal, aws).run()
+    assert (retried.status, retried.reason) == (done.status, done.reason)
+    later = AuditJournal(journal.root, Origin("asr_rollback", "rollback-2", "rollback", 1, "bob"))
+    [again] = Rollback(later, aws).run()
     assert again.status == RollbackStatus.ALREADY_REVERTED
 
 

@@ -98,6 +98,26 @@ def test_a_finding_a_person_changed_meanwhile_is_left_alone(imported) -> None:  
     assert state(securityhub)[f[0]["Id"]]["Note"]["Text"] == "accepted risk"
 
 
+def test_only_a_fix_clears_the_rollback_mark(imported) -> None:  # type: ignore[no-untyped-def]
+    """A rolled-back finding a person picked, fixed again: sweeps may take it again. Failed,
+    excluded or refused: it stays theirs alone."""
+    securityhub, f = imported
+    mark = {"asr:reverted": "asr_rollback/r1", "ticket": "SEC-1"}
+    securityhub.batch_update_findings(
+        FindingIdentifiers=[{"Id": r["Id"], "ProductArn": r["ProductArn"]} for r in f[:3]],
+        UserDefinedFields=mark,
+    )
+    outcomes = [
+        outcome(f[0], Status.REMEDIATED),
+        outcome(f[1], Status.FAILED, "AccessDenied"),
+        outcome(f[2], Status.EXCLUDED, "excluded"),
+    ]
+    write_back(securityhub, outcomes, "r2")
+    now = state(securityhub)
+    assert now[f[0]["Id"]]["UserDefinedFields"] == {**mark, "asr:reverted": "no"}
+    assert now[f[1]["Id"]]["UserDefinedFields"] == now[f[2]["Id"]]["UserDefinedFields"] == mark
+
+
 def test_the_same_status_and_note_are_not_written_again(imported) -> None:  # type: ignore[no-untyped-def]
     securityhub, f = imported
     failed = outcome(f[2], Status.FAILED, "AccessDenied: no")

@@ -68,7 +68,11 @@ def start(
     assert document is not None, "start() is for playbooks with an ssm_document"
     targets, outcomes = resolve_targets(records, playbooks, aws, overrides, settings.exclusion_tag)
     if claims is not None and not dry:
-        mine, ignored = claim(targets, claims)
+        try:
+            mine, ignored = claim(targets, claims)
+        except Exception:  # a claim store that fails part way: drop what was taken, not for 6 h
+            claims.release_all()
+            raise
         outcomes += [o for index, result in ignored.items() for o in targets[index].outcomes(result)]
         targets = [targets[index] for index in mine]
     pending: list[dict[str, Any]] = []

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from asr.aws import Clients
 from asr.config import Settings
 from asr.findings import RoutingRecord
@@ -117,7 +119,11 @@ def excluded_by_tag(clients: Clients, arns: list[str], tag: tuple[str, str | Non
             continue
         kind, name = iam.groups()
         pages = clients.iam.get_paginator(f"list_{kind}_tags").paginate(**{f"{kind.title()}Name": name})
-        check(arn, (t for page in pages for t in page["Tags"]))
+        try:
+            check(arn, [t for page in pages for t in page["Tags"]])
+        except ClientError as exc:  # deleted since the finding: nothing to exclude (nor to fix)
+            if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+                raise
     for start in range(0, len(others), 100):
         pages = clients.resourcegroupstaggingapi.get_paginator("get_resources").paginate(
             ResourceARNList=others[start : start + 100]

@@ -48,9 +48,14 @@ class AutomationFixOperator(BaseOperator):
         pending += earlier
         if not pending:
             return sweep.save_outcomes(store, self.batch, outcomes)
-        store.write_json(self._saved(), {"outcomes": [o.to_dict() for o in outcomes], "pending": pending})
         document = registry().playbooks[self.batch["playbook"]].ssm_document
         assert document is not None
+        try:
+            store.write_json(self._saved(), {"outcomes": [o.to_dict() for o in outcomes], "pending": pending})
+        except Exception:  # nothing will wait for these executions: their resources must not stay claimed
+            if claims is not None:
+                claims.release(e["claim"] for e in pending if "claim" in e)
+            raise
         self.log.info("Waiting for %d SSM Automation executions of %s", len(pending), document.name)
         self.defer(
             trigger=AutomationExecutionTrigger(
@@ -81,6 +86,8 @@ class AutomationFixOperator(BaseOperator):
         )
         outcomes = [Outcome(**o) for o in saved["outcomes"]] + finished
         counts = sweep.save_outcomes(store, self.batch, outcomes)
+        # Finished: clearing the task later starts the document again, it does not wait on these.
+        store.remove(self._saved())
         claims = self._claims(settings, context)
         if claims is not None:
             claims.release(e["claim"] for e in saved["pending"] if "claim" in e)

@@ -57,8 +57,8 @@ class RollbackStatus(StrEnum):
     FAILED = "FAILED"
 
 
-# What Security Hub is told was put back (a task retried after its revert sees ALREADY_REVERTED).
-PUT_BACK = (RollbackStatus.REVERTED, RollbackStatus.ALREADY_REVERTED)
+# What Security Hub is told was put back: by this rollback run (an earlier rollback told it then).
+PUT_BACK = (RollbackStatus.REVERTED,)
 
 
 class RollbackError(ValueError):
@@ -143,15 +143,24 @@ class Rollback:
         controls, finding_ids = list(controls), list(finding_ids)
         changes = self.journal.changes(FIX)
         reverted = {
-            change.intent["reverts"]
+            change.intent["reverts"]: change
             for change in self.journal.changes(REVERT)
             if change.status == RollbackStatus.REVERTED
         }
         chosen = [c for c in latest_fixes(changes) if c.about(controls, finding_ids)]
-        return [self.one(change, already=change.intent["id"] in reverted) for change in chosen]
+        return [self.one(change, reverted.get(change.intent["id"])) for change in chosen]
 
-    def one(self, change: Change, already: bool = False) -> Reversal:
-        if already:
+    def one(self, change: Change, revert: Change | None = None) -> Reversal:
+        """What becomes of one fix; ``revert``: the revert of it already recorded, if any."""
+        if revert is not None:
+            settle = revert.settle or {}
+            if (revert.intent.get("dag_id"), revert.intent.get("run_id")) == (
+                self.journal.origin.dag_id,
+                self.journal.origin.run_id,
+            ):  # an earlier try of this very rollback: its revert, reported as such
+                return Reversal.of(
+                    change, RollbackStatus.REVERTED, settle.get("message", ""), settle.get("after")
+                )
             return Reversal.of(change, RollbackStatus.ALREADY_REVERTED, "an earlier rollback put it back")
         if not _made(change):
             message = change.settle["message"] if change.settle else ""
@@ -296,7 +305,9 @@ def write_report(
         },
     )
     text = markdown(run, reversals)
-    if security_hub:
+    if security_hub and "error" in security_hub:
+        text += f"\nSecurity Hub was not told: {security_hub['error']}\n"
+    elif security_hub:
         text += (
             f"\nSecurity Hub: {security_hub['updated']} finding(s) marked NOTIFIED (rolled back), "
             f"{len(security_hub['left_alone'])} left as they were, {len(security_hub['failed'])} refused.\n"
@@ -324,9 +335,15 @@ def revert_run() -> dict[str, int]:
     marked = None
     if not dry:
         securityhub = aws.admin_client("securityhub", settings.securityhub_region)
-        marked = mark_reverted(securityhub, reversals, f"asr_rollback/{context['run_id']}")
+        try:
+            marked = mark_reverted(securityhub, reversals, f"asr_rollback/{context['run_id']}")
+        except Exception as exc:  # the reverts are made: report them, and say Security Hub was not told
+            log.exception("Could not mark the reverted findings in Security Hub")
+            marked = {"updated": 0, "failed": [], "left_alone": [], "error": describe_error(exc)}
     log.info("Rollback report:\n%s", write_report(store, params["run"], dry, reversals, marked))
     totals = counts(reversals)
     if totals.get(RollbackStatus.FAILED):
         raise RuntimeError(f"{totals[RollbackStatus.FAILED]} change(s) could not be reverted; see the report")
+    if marked and "error" in marked:  # a retry reports its reverts again and tells Security Hub
+        raise RuntimeError(f"the reverts are made, but Security Hub was not told: {marked['error']}")
     return totals

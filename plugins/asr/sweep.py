@@ -31,7 +31,7 @@ QUERIES = "queries.json"
 SEEN = "seen.json"
 INGESTED = "ingest.json"  # when ingest began to read
 # What the steps after ingest write: batches, outcomes, what write-back did.
-LATER_STEPS = ("batches", "outcomes", "writeback.json")
+LATER_STEPS = ("batches", "outcomes", "automations", "writeback.json")
 NOT_ACTED = "outcomes/not-acted.jsonl"
 NOT_FOUND = (
     "not found as a finding asr may act on: no such id, or no longer FAILED or WARNING, ACTIVE "

@@ -178,7 +178,8 @@ def write_back(
             result.unchanged.append(finding_id)
             continue
         identifier = {"Id": finding_id, "ProductArn": outcome.product_arn}
-        if reverted_by(found):  # a person picked a finding whose fix was rolled back: fixed again
+        fixed = outcome.status in (Status.REMEDIATED, Status.ALREADY_COMPLIANT)
+        if fixed and reverted_by(found):  # a person picked a finding whose fix was rolled back: fixed again
             updates.append((identifier, status, note, with_reverted(found, REVERTED_CLEARED)))
         else:
             updates.append((identifier, status, note))
