@@ -53,8 +53,7 @@ class AutomationFixOperator(BaseOperator):
         try:
             store.write_json(self._saved(), {"outcomes": [o.to_dict() for o in outcomes], "pending": pending})
         except Exception:  # nothing will wait for these executions: their resources must not stay claimed
-            if claims is not None:
-                claims.release(e["claim"] for e in pending if "claim" in e)
+            _release(claims, pending)
             raise
         self.log.info("Waiting for %d SSM Automation executions of %s", len(pending), document.name)
         self.defer(
@@ -88,9 +87,7 @@ class AutomationFixOperator(BaseOperator):
         counts = sweep.save_outcomes(store, self.batch, outcomes)
         # Finished: clearing the task later starts the document again, it does not wait on these.
         store.remove(self._saved())
-        claims = self._claims(settings, context)
-        if claims is not None:
-            claims.release(e["claim"] for e in saved["pending"] if "claim" in e)
+        _release(self._claims(settings, context), saved["pending"])
         return counts
 
     def _claims(self, settings: Any, context: Any) -> Any:
@@ -109,3 +106,9 @@ class AutomationFixOperator(BaseOperator):
 
     def _saved(self) -> str:
         return f"automations/{self.batch['batch_id']}.json"
+
+
+def _release(claims: Any, pending: list[dict[str, Any]]) -> None:
+    """Drop the claims the executions under way were started with (none without claims)."""
+    if claims is not None:
+        claims.release(e["claim"] for e in pending if "claim" in e)
