@@ -7,7 +7,7 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -24,8 +24,9 @@ from asr.local.airflow import LocalAirflow
 from asr.local.seed import Seeded, finding, import_findings, seed_one
 from asr.playbooks import registry
 from asr.remediate import Outcome, Result, Status
+from asr.securityhub import actionable_filters
 from asr.store import RunStore
-from asr.sweep import load_outcomes, save_outcomes
+from asr.sweep import ingest, load_outcomes, save_outcomes
 from asr.writeback import WORKFLOW_FOR, note_for
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
@@ -99,6 +100,16 @@ def test_refusal_says_who_rejected_or_that_it_timed_out() -> None:
     assert "timed out at 2026-05-04 09:30 UTC (ASR_APPROVAL_TIMEOUT)" in approvals.refusal(nobody, True)
 
 
+def test_a_person_s_rejection_holds_for_the_rejection_hold_and_a_timeout_holds_nothing() -> None:
+    at = datetime(2026, 5, 4, 9, 30, tzinfo=timezone(timedelta(hours=2)))
+    person = {"responded_by_user": {"id": "7", "name": "secops"}, "responded_at": at}
+    week = timedelta(days=7)
+    assert approvals.hold_until(person, False, week) == "2026-05-11T07:30:00+00:00"
+    assert approvals.hold_until(person, True, week) == ""
+    assert approvals.hold_until({**person, "responded_by_user": None}, False, week) == ""
+    assert approvals.hold_until(person, False, timedelta(0)) == ""
+
+
 def test_not_approved_findings_are_recorded_and_become_notified(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     batches = [{"batch_id": "EC2.13-a-0000"}, {"batch_id": "EC2.13-b-0001"}]
@@ -160,6 +171,15 @@ def test_approval_timeout_is_hours() -> None:
     for wrong in ("soon", "0", "-1", "nan", "inf"):
         with pytest.raises(ConfigError, match="approval timeout"):
             Settings.from_env({"ASR_APPROVAL_TIMEOUT": wrong})
+
+
+def test_rejection_hold_is_hours_and_zero_turns_it_off() -> None:
+    assert Settings().rejection_hold == timedelta(days=7)
+    assert Settings.from_env({"ASR_REJECTION_HOLD": "0"}).rejection_hold == timedelta(0)
+    assert Settings.from_env({"ASR_REJECTION_HOLD": ""}).rejection_hold == timedelta(days=7)
+    for wrong in ("a week", "-1", "nan", "inf"):
+        with pytest.raises(ConfigError, match="rejection hold"):
+            Settings.from_env({"ASR_REJECTION_HOLD": wrong})
 
 
 def test_a_scheduled_sweep_waits_for_a_decision_only_until_the_next_sweep_is_due() -> None:
@@ -337,6 +357,16 @@ def test_a_person_approves_rejects_or_lets_the_request_time_out(aws: Any, tmp_pa
     assert rejected_note.startswith("ASR EC2.13: fix not approved, nothing changed: rejected by secops at ")
     timed_out_note = now[findings[2]["Id"]]["Note"]["Text"]
     assert "no one approved it before the approval request timed out" in timed_out_note
+
+    # The person's rejection holds for ASR_REJECTION_HOLD (a week); the timeout holds nothing.
+    held = now[findings[1]["Id"]]["UserDefinedFields"]["asr:rejected-until"]
+    assert timedelta(days=6, hours=23) < datetime.fromisoformat(held) - datetime.now(UTC) <= timedelta(days=7)
+    assert "; sweeps leave these findings alone until " in rejected_note
+    assert not now[findings[2]["Id"]].get("UserDefinedFields")
+    after = RunStore(tmp_path / "next-sweep")
+    ingest(Settings.from_env(), aws, registry(), after, actionable_filters())
+    assert [o["finding_id"] for o in after.read_lines("outcomes/not-acted.jsonl")] == [findings[1]["Id"]]
+    assert [r["finding_id"] for r in after.read_lines("records.jsonl")] == [findings[2]["Id"]]
 
     report = report_of("asr_sweep", run_id, str(tmp_path / "runs"))
     assert report["totals"] == {"REMEDIATED": 2, "NOT_APPROVED": 2}

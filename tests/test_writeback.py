@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import threading
 import time
@@ -116,6 +117,44 @@ def test_only_a_fix_clears_the_rollback_mark(imported) -> None:  # type: ignore[
     now = state(securityhub)
     assert now[f[0]["Id"]]["UserDefinedFields"] == {**mark, "asr:reverted": "no"}
     assert now[f[1]["Id"]]["UserDefinedFields"] == now[f[2]["Id"]]["UserDefinedFields"] == mark
+
+
+def test_a_rejected_fix_holds_its_findings_and_a_fix_clears_every_mark(imported) -> None:  # type: ignore[no-untyped-def]
+    """A rejection marks the finding held until a time, beside another tool's fields; written
+    again it is unchanged; a later fix (a person picked it) clears the hold and a rollback's mark."""
+    securityhub, f = imported
+    ticket = {"ticket": "SEC-1"}
+    securityhub.batch_update_findings(
+        FindingIdentifiers=[{"Id": f[0]["Id"], "ProductArn": f[0]["ProductArn"]}], UserDefinedFields=ticket
+    )
+    until = "2026-12-11T09:30:00+00:00"
+    rejected = [
+        dataclasses.replace(outcome(raw, Status.NOT_APPROVED, "rejected by secops"), held_until=until)
+        for raw in f[:2]
+    ]
+    timed_out = outcome(f[2], Status.NOT_APPROVED, "no one approved it")
+    assert write_back(securityhub, [*rejected, timed_out], "r1").updated == 3
+    now = state(securityhub)
+    assert now[f[0]["Id"]]["UserDefinedFields"] == {**ticket, "asr:rejected-until": until}
+    assert now[f[1]["Id"]]["UserDefinedFields"] == {"asr:rejected-until": until}
+    assert not now[f[2]["Id"]].get("UserDefinedFields"), "a request nobody answered holds nothing"
+    assert write_back(securityhub, rejected, "r2").unchanged == [f[0]["Id"], f[1]["Id"]]
+
+    securityhub.batch_update_findings(
+        FindingIdentifiers=[{"Id": f[1]["Id"], "ProductArn": f[1]["ProductArn"]}],
+        UserDefinedFields={"asr:rejected-until": until, "asr:reverted": "asr_rollback/r0"},
+    )
+    write_back(securityhub, [outcome(raw, Status.REMEDIATED) for raw in f[:2]], "r3")
+    now = state(securityhub)
+    assert now[f[0]["Id"]]["UserDefinedFields"] == {**ticket, "asr:rejected-until": "no"}
+    assert now[f[1]["Id"]]["UserDefinedFields"] == {"asr:rejected-until": "no", "asr:reverted": "no"}
+    assert all(now[raw["Id"]]["Workflow"]["Status"] == "RESOLVED" for raw in f[:2])
+
+
+def test_ingest_keeps_the_fields_of_a_held_finding_for_write_back() -> None:
+    held = {"Id": "x", "UserDefinedFields": {"asr:rejected-until": "2026-12-11T09:30:00+00:00", "a": "b"}}
+    assert seen_state(held)["UserDefinedFields"] == held["UserDefinedFields"]
+    assert "UserDefinedFields" not in seen_state({"Id": "y", "UserDefinedFields": {"a": "b"}})
 
 
 def test_the_same_status_and_note_are_not_written_again(imported) -> None:  # type: ignore[no-untyped-def]

@@ -8,6 +8,8 @@ most until shortly before the next one is due: ``wait_for_decision``), and nothi
 every finding of the playbook in the run gets a NOT_APPROVED outcome with the reason
 (who rejected, or that it timed out), which write-back marks NOTIFIED and the report lists.
 A rejection is a decision, not an error: the run still writes back, reports and succeeds.
+A person's rejection holds for ``ASR_REJECTION_HOLD`` (``hold_until``): without it the next
+hourly sweep would ask again about the same resources; a timeout holds nothing.
 
 Dry runs and playbooks in ``ASR_AUTO_APPROVE`` never wait. Both are decided when the run
 reaches the step, not when the DAG is parsed, so a configuration change applies to the
@@ -20,6 +22,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -95,7 +98,8 @@ def body(playbook: Playbook, records: list[dict[str, Any]], shown: int = SHOWN_R
     lines += [
         "",
         "**Approve** runs the fix. **Reject**, or no answer before the timeout, changes nothing "
-        "and marks these findings NOTIFIED in Security Hub with the reason.",
+        "and marks these findings NOTIFIED in Security Hub with the reason; after a **Reject**, "
+        "sweeps leave them alone for ASR_REJECTION_HOLD hours.",
     ]
     return "\n".join(lines)
 
@@ -110,21 +114,36 @@ def refusal(answer: dict[str, Any], timed_out: bool) -> str:
     return f"rejected by {user.get('name') or user.get('id')}{at}"
 
 
-def record_not_approved(store: Any, batches: list[dict[str, Any]], reason: str) -> int:
+def record_not_approved(store: Any, batches: list[dict[str, Any]], reason: str, held_until: str = "") -> int:
     """A NOT_APPROVED outcome for every finding of these batches, in the run's outcome files
     (where the fix would have put its own), for write-back and the report. A batch the fix
-    already ran (a person approved, then cleared the step and rejected) keeps what the fix did."""
+    already ran (a person approved, then cleared the step and rejected) keeps what the fix did.
+    ``held_until``: a person rejected the fix, and write-back holds the findings until then."""
     from asr.remediate import Outcome, Result, Status
     from asr.sweep import batch_records, save_outcomes
 
     result = Result(Status.NOT_APPROVED, reason)
     return sum(
         sum(
-            save_outcomes(store, batch, [Outcome.of(r, result) for r in batch_records(store, batch)]).values()
+            save_outcomes(
+                store,
+                batch,
+                [replace(Outcome.of(r, result), held_until=held_until) for r in batch_records(store, batch)],
+            ).values()
         )
         for batch in batches
         if not _fixed(store, batch)
     )
+
+
+def hold_until(answer: dict[str, Any], timed_out: bool, hold: timedelta) -> str:
+    """Until when a refusal holds (ISO 8601), or "" when it does not: a request that timed
+    out was decided by nobody, and the next sweep asks again."""
+    if timed_out or not answer.get("responded_by_user") or hold <= timedelta(0):
+        return ""
+    when = answer.get("responded_at")
+    start = when.astimezone(UTC) if isinstance(when, datetime) and when.tzinfo else datetime.now(UTC)
+    return (start + hold).isoformat(timespec="seconds")
 
 
 def forget_decision(store: Any, batches: list[dict[str, Any]]) -> None:
@@ -233,9 +252,13 @@ class ControlApproval(ApprovalOperator):
         if "error" not in event and event.get("chosen_options") != [self.APPROVE]:
             from asr.tasks import run_context
 
-            _, store, _ = run_context(context)
-            reason = refusal(event, bool(event.get("timedout")))
-            count = record_not_approved(store, self._batches(context), reason)
+            settings, store, _ = run_context(context)
+            timed_out = bool(event.get("timedout"))
+            reason = refusal(event, timed_out)
+            held = hold_until(event, timed_out, settings.rejection_hold)
+            if held:
+                reason += f"; sweeps leave these findings alone until {held[:16].replace('T', ' ')} UTC"
+            count = record_not_approved(store, self._batches(context), reason, held)
             log.info(
                 "%s not approved (%s): %d findings will be marked NOTIFIED", self.playbook, reason, count
             )

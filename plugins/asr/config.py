@@ -56,13 +56,13 @@ def _split(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
 
-def _hours(value: str | None, default: float) -> float:
+def _hours(value: str | None, default: float, what: str) -> float:
     if not (value or "").strip():
         return default
     try:
         return float(value)  # type: ignore[arg-type]
     except ValueError:
-        raise ConfigError(f"approval timeout {value!r} is not a number of hours (e.g. 24 or 0.5)") from None
+        raise ConfigError(f"{what} {value!r} is not a number of hours (e.g. 24 or 0.5)") from None
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,9 @@ class Settings:
     # Disruptive playbooks wait for a person's approval, unless named here ("*": all of them).
     auto_approve: tuple[str, ...] = ()
     approval_timeout_hours: float = 24.0
+    # How long sweeps and automatic events leave the findings of a fix a person rejected (0: ask
+    # again at the next sweep). A person picking them by id has them fixed at any time.
+    rejection_hold_hours: float = 168.0
 
     def __post_init__(self) -> None:
         for account in self.accounts:
@@ -131,6 +134,10 @@ class Settings:
             raise ConfigError(
                 f"approval timeout {self.approval_timeout_hours!r} must be a positive number of hours"
             )
+        if not (math.isfinite(self.rejection_hold_hours) and self.rejection_hold_hours >= 0):
+            raise ConfigError(
+                f"rejection hold {self.rejection_hold_hours!r} must be a number of hours, 0 or more"
+            )
         named = [c for c in self.auto_approve if c != ALL]
         for control in named:
             if not CONTROL_RE.match(control):
@@ -154,6 +161,10 @@ class Settings:
     @property
     def approval_timeout(self) -> timedelta:
         return timedelta(hours=self.approval_timeout_hours)
+
+    @property
+    def rejection_hold(self) -> timedelta:
+        return timedelta(hours=self.rejection_hold_hours)
 
     @property
     def exclusion_tag(self) -> tuple[str, str | None] | None:
@@ -195,7 +206,12 @@ class Settings:
             exclude_tag=value("ASR_EXCLUDE_TAG", ""),
             audit_dir=value("ASR_AUDIT_DIR", ""),
             auto_approve=_split(env.get("ASR_AUTO_APPROVE")),
-            approval_timeout_hours=_hours(env.get("ASR_APPROVAL_TIMEOUT"), defaults.approval_timeout_hours),
+            approval_timeout_hours=_hours(
+                env.get("ASR_APPROVAL_TIMEOUT"), defaults.approval_timeout_hours, "approval timeout"
+            ),
+            rejection_hold_hours=_hours(
+                env.get("ASR_REJECTION_HOLD"), defaults.rejection_hold_hours, "rejection hold"
+            ),
         )
 
     def with_overrides(self, overrides: dict[str, Any]) -> Settings:

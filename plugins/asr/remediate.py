@@ -73,6 +73,8 @@ class Outcome:
     message: str
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
+    # A fix a person rejected: until when sweeps leave the finding alone (ISO 8601), else "".
+    held_until: str = ""
 
     @classmethod
     def of(cls, record: RoutingRecord, result: Result) -> Outcome:

@@ -37,7 +37,7 @@ from asr.audit import (
 )
 from asr.aws import AwsContext, Clients
 from asr.remediate import Status, describe_error, retry_throttled
-from asr.securityhub import iter_findings, queries_by_id, reverted_by, update_findings, with_reverted
+from asr.securityhub import iter_findings, queries_by_id, reverted_by, update_findings, with_marks
 from asr.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -263,7 +263,7 @@ def mark_reverted(client: Any, reversals: list[Reversal], run: str) -> dict[str,
             )
         elif not (reverted_by(finding) and workflow == "NOTIFIED"):  # not told by this or an earlier rollback
             identifier = {"Id": finding_id, "ProductArn": finding["ProductArn"]}
-            updates.append((identifier, "NOTIFIED", note, with_reverted(finding, run)))
+            updates.append((identifier, "NOTIFIED", note, with_marks(finding, reverted=run)))
     updated, failed = update_findings(client, updates) if updates else (0, [])
     return {"updated": updated, "failed": failed, "left_alone": left_alone}
 

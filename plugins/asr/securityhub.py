@@ -26,8 +26,12 @@ FINAL_UPDATE_ERRORS = frozenset({"FindingNotFound", "FindingSizeExceeded", "Inva
 # The UserDefinedFields key asr_rollback sets on the findings of the fixes it put back (the
 # rollback run's id): sweeps and automatic events leave them alone; a person may pick them.
 REVERTED_FIELD = "asr:reverted"
-# Its value once a person had the finding fixed again: Security Hub takes no blank value.
+# The key write-back sets on the findings of a fix a person rejected (when the hold ends, an
+# ISO 8601 time): until then sweeps and automatic events leave them alone (ASR_REJECTION_HOLD).
+HELD_FIELD = "asr:rejected-until"
+# The value of either mark once a person had the finding fixed: Security Hub takes no blank value.
 REVERTED_CLEARED = "no"
+MARKS = {"reverted": REVERTED_FIELD, "held": HELD_FIELD}
 
 
 def equals(values: Iterable[str]) -> list[dict[str, str]]:
@@ -143,12 +147,41 @@ def reverted_by(finding: dict[str, Any]) -> str:
     return "" if mark == REVERTED_CLEARED else mark
 
 
-def with_reverted(finding: dict[str, Any], run: str) -> dict[str, str]:
-    """The finding's UserDefinedFields with the rollback mark set to ``run`` (``REVERTED_CLEARED``
-    clears it). All of them are sent, so another tool's fields stay even if an update replaces
-    the map."""
+def held_until(finding: dict[str, Any], now: datetime.datetime | None = None) -> datetime.datetime | None:
+    """When the hold of a rejected fix on this finding ends, if it has not ended yet."""
     fields = finding.get("UserDefinedFields")
-    return {**(fields if isinstance(fields, dict) else {}), REVERTED_FIELD: run}
+    mark = str(fields.get(HELD_FIELD) or "") if isinstance(fields, dict) else ""
+    try:
+        until = datetime.datetime.fromisoformat(mark)
+    except ValueError:  # cleared ("no"), absent, or not asr's writing: no hold
+        return None
+    if until.tzinfo is None:
+        until = until.replace(tzinfo=datetime.UTC)
+    return until if until > (now or datetime.datetime.now(datetime.UTC)) else None
+
+
+def marked(finding: dict[str, Any]) -> bool:
+    """Whether the finding carries one of asr's marks (a rollback's, a rejection's hold)."""
+    fields = finding.get("UserDefinedFields")
+    return isinstance(fields, dict) and any(
+        str(fields.get(key) or REVERTED_CLEARED) != REVERTED_CLEARED for key in MARKS.values()
+    )
+
+
+def with_marks(finding: dict[str, Any], **marks: str) -> dict[str, str]:
+    """The finding's UserDefinedFields with asr's marks set (``reverted``: the rollback run;
+    ``held``: when a rejection's hold ends; ``REVERTED_CLEARED`` clears either). All of them
+    are sent, so another tool's fields stay even if an update replaces the map."""
+    fields = finding.get("UserDefinedFields")
+    return {**(fields if isinstance(fields, dict) else {}), **{MARKS[name]: v for name, v in marks.items()}}
+
+
+def without_marks(finding: dict[str, Any]) -> dict[str, str] | None:
+    """The UserDefinedFields that clear asr's marks on a finding now fixed, or None if it has none."""
+    if not marked(finding):
+        return None
+    fields = finding["UserDefinedFields"]
+    return with_marks(finding, **{name: REVERTED_CLEARED for name, key in MARKS.items() if key in fields})
 
 
 def update_findings(

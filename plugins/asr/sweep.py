@@ -22,7 +22,7 @@ from asr.guard import Scope
 from asr.pacing import parse_limits
 from asr.playbooks import PlaybookRegistry
 from asr.remediate import Journal, Outcome, Result, Status, run_batch
-from asr.securityhub import iter_findings, reverted_by
+from asr.securityhub import held_until, iter_findings, reverted_by
 from asr.store import RunStore
 
 RECORDS = "records.jsonl"
@@ -104,10 +104,7 @@ def ingest(
         if verdict:
             not_acted.append(Outcome.of(record, Result(verdict[0], verdict[1])))
             continue
-        rollback = reverted_by(finding)
-        reason = keep(record) if keep else None
-        if rollback and record.finding_id not in named:
-            reason = f"a person rolled back asr's fix of it ({rollback}); pick it by id to fix it again"
+        reason = (keep(record) if keep else None) or (None if record.finding_id in named else _held(finding))
         if reason:
             not_acted.append(Outcome.not_acted(finding, Status.IGNORED, reason))
         else:
@@ -126,6 +123,18 @@ def ingest(
         "ignored": sum(o.status == Status.IGNORED for o in not_acted),
         "excluded": sum(o.status == Status.EXCLUDED for o in not_acted),
     }
+
+
+def _held(finding: dict[str, Any]) -> str | None:
+    """Why a sweep or an automatic event leaves a finding a person decided about, if it does."""
+    if rollback := reverted_by(finding):
+        return f"a person rolled back asr's fix of it ({rollback}); pick it by id to fix it again"
+    if until := held_until(finding):
+        return (
+            f"a person rejected its fix; left alone until {until:%Y-%m-%d %H:%M} UTC (ASR_REJECTION_HOLD),"
+            " or pick it by id to fix it now"
+        )
+    return None
 
 
 def plan(

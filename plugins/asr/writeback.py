@@ -14,7 +14,10 @@
   others as ingest saw them (``seen_state``): a few calls instead of a second pass over
   the run. When that would cost more than a quarter of a second pass (closed findings
   abound in the run's scope, or the run has many queries), the run's query is paged again.
-- A finding that already carries the same status and note is not rewritten, so repeated
+- A fix a person rejected marks its findings held (``UserDefinedFields`` ``asr:rejected-until``,
+  ``ASR_REJECTION_HOLD`` from the rejection); a finding fixed clears that mark and a
+  rollback's (``asr:reverted``), so the sweeps take it up again if it ever fails anew.
+- A finding that already carries the same status, note and marks is not rewritten, so repeated
   runs do not churn notes or emit "Imported" events for nothing.
 - Notes stay under Security Hub's 512 characters; updates go 100 findings a call, and
   updates Security Hub does not process are retried (``securityhub.update_findings``).
@@ -30,16 +33,16 @@ from typing import Any
 from asr.remediate import Outcome, Status
 from asr.securityhub import (
     PAGE_SIZE,
-    REVERTED_CLEARED,
     clip_note,
     closed_in,
     find_within,
     iter_findings,
+    marked,
     queries_by_id,
-    reverted_by,
     suppressed_since,
     update_findings,
-    with_reverted,
+    with_marks,
+    without_marks,
 )
 
 WORKFLOW_FOR: dict[str, str] = {
@@ -102,7 +105,7 @@ def seen_state(finding: dict[str, Any]) -> dict[str, Any]:
         "RecordState": finding.get("RecordState"),
         "Note": {"Text": part("Note").get("Text", "")},
     }
-    if reverted_by(finding):  # write-back clears the mark, and keeps the other fields
+    if marked(finding):  # write-back clears asr's marks, and keeps the other fields
         seen["UserDefinedFields"] = part("UserDefinedFields")
     return seen
 
@@ -173,16 +176,21 @@ def write_back(
             state = f"{workflow}, {found.get('RecordState')}" if found else "no longer NEW or NOTIFIED"
             result.left_alone.append({"finding_id": finding_id, "now": state})
             continue
+        fixed = outcome.status in (Status.REMEDIATED, Status.ALREADY_COMPLIANT)
+        # A person picked a finding whose fix was rolled back, or rejected: fixed now, unmarked.
+        fields = without_marks(found) if fixed else None
+        if outcome.held_until:  # a person rejected the fix: sweeps leave it alone until then
+            fields = with_marks(found, held=outcome.held_until)
         current_note = RUN_SUFFIX.sub("", (found.get("Note") or {}).get("Text", ""))
-        if workflow == status and current_note == RUN_SUFFIX.sub("", note):
+        if (
+            workflow == status
+            and current_note == RUN_SUFFIX.sub("", note)
+            and fields in (None, found.get("UserDefinedFields"))
+        ):
             result.unchanged.append(finding_id)
             continue
         identifier = {"Id": finding_id, "ProductArn": outcome.product_arn}
-        fixed = outcome.status in (Status.REMEDIATED, Status.ALREADY_COMPLIANT)
-        if fixed and reverted_by(found):  # a person picked a finding whose fix was rolled back: fixed again
-            updates.append((identifier, status, note, with_reverted(found, REVERTED_CLEARED)))
-        else:
-            updates.append((identifier, status, note))
+        updates.append((identifier, status, note, fields) if fields else (identifier, status, note))
     if updates:
         result.updated, result.failed = update_findings(client, updates)
     return result
