@@ -306,10 +306,48 @@ def test_ecr_fix_keeps_tag_mutability(aws) -> None:
     assert repository["imageTagMutability"] == "IMMUTABLE"
 
 
-def test_ecr_missing_repository_fails_with_the_aws_error(aws) -> None:
+def test_ecr_fix_refuses_a_repository_the_registry_rules_leave_unscanned(aws) -> None:
+    """With registry scanning rules, the repository's own flag counts for nothing: setting it
+    would resolve the finding while the control still fails."""
+    covered, uncovered = (seeded_arn(aws, "ECR.1") for _ in range(2))
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    covered_name = covered.split(":repository/", 1)[1]
+    clients.ecr.put_registry_scanning_configuration(
+        scanType="ENHANCED",
+        rules=[
+            {
+                "scanFrequency": "CONTINUOUS_SCAN",
+                "repositoryFilters": [{"filter": covered_name, "filterType": "WILDCARD"}],
+            }
+        ],
+    )
+    assert fix(aws, "ECR.1", covered)[0].status == Status.ALREADY_COMPLIANT
+    result, _ = fix(aws, "ECR.1", uncovered)
+    assert result.status == Status.FAILED
+    assert "the registry's scanning rules decide this repository's scanning" in result.message
+    name = uncovered.split(":repository/", 1)[1]
+    repository = clients.ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
+    assert repository["imageScanningConfiguration"] == {"scanOnPush": False}, "nothing changed"
+
+
+def test_ecr_reads_many_repositories_in_two_calls(aws) -> None:
+    arns = [seeded_arn(aws, "ECR.1") for _ in range(3)]
+    action = registry().playbooks["ECR.1"].build_action({})
+    calls: list[str] = []
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    clients.ecr.meta.events.register("before-call.ecr", lambda model, **_: calls.append(model.name))
+    names = [arn.split(":repository/", 1)[1] for arn in arns]
+    states = action.read_many(clients, names)
+    assert calls == ["GetRegistryScanningConfiguration", "BatchGetRepositoryScanningConfiguration"]
+    assert all(
+        states[n] == {"scanOnPush": False, "scanFrequency": "MANUAL", "registryRules": False} for n in names
+    )
+
+
+def test_ecr_missing_repository_fails_naming_it(aws) -> None:
     result, _ = fix(aws, "ECR.1", f"arn:aws:ecr:{REGION}:{MEMBER_ACCOUNT}:repository/team/no-such-repo")
     assert result.status == Status.FAILED
-    assert result.message.startswith("RepositoryNotFoundException")
+    assert result.message == "LookupError: team/no-such-repo was not found"
 
 
 @pytest.mark.parametrize("control", ["Lambda.1", "SNS.1", "SQS.1", "ECR.1"])
