@@ -233,3 +233,30 @@ def test_sharing_block_is_per_region(aws, clients: Clients) -> None:  # type: ig
     other = Clients(aws, MEMBER_ACCOUNT, "eu-west-1").ssm
     setting = "/ssm/documents/console/public-sharing-permission"
     assert other.get_service_setting(SettingId=setting)["ServiceSetting"]["SettingValue"] == "Enable"
+
+
+def test_a_rollback_puts_back_what_iam8_and_iam22_each_deactivated(aws, users: Users, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Both controls fix with one action: the journal kept only the later one's change, so a
+    rollback reactivated IAM.22's keys and left IAM.8's off, reporting nothing."""
+    from asr.audit import AuditJournal, Origin, journal_root
+    from asr.findings import parse_finding
+    from asr.local.seed import finding
+    from asr.local.seeders import Seeded
+    from asr.remediate import run_batch
+    from asr.rollback import Rollback, RollbackStatus
+
+    name, (over_90, over_45) = users.make((400, None), (60, None))
+    arn = f"arn:aws:iam::{MEMBER_ACCOUNT}:user/{name}"
+    root = journal_root(str(tmp_path), "asr_sweep", "run-1")
+    for control in ("IAM.8", "IAM.22"):
+        record = parse_finding(
+            finding(Seeded(control, MEMBER_ACCOUNT, REGION, "AwsIamUser", arn)), registry()
+        )
+        journal = AuditJournal(root, Origin("asr_sweep", "run-1", control, 1, "s"))
+        [outcome] = run_batch([record], registry(), aws, journal=journal)
+        assert outcome.status == "REMEDIATED", outcome.message
+    assert users.statuses(name) == {over_90: "Inactive", over_45: "Inactive"}
+
+    reversals = Rollback(AuditJournal(root, Origin("asr_rollback", "r-1", "rollback", 1, "bob")), aws).run()
+    assert sorted(r.status for r in reversals) == [RollbackStatus.REVERTED] * 2
+    assert users.statuses(name) == {over_90: "Active", over_45: "Active"}

@@ -100,6 +100,12 @@ def resource_key(event: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
     return (event["kind"], event["account_id"], event["region"], event["resource_id"], event["action"])
 
 
+def fix_key(intent: Mapping[str, Any]) -> tuple[str, ...]:
+    """One playbook's fix of one resource: two playbooks may share an action (IAM.8 and IAM.22
+    both revoke unused credentials, at 90 and 45 days), and each change is its own to undo."""
+    return (*resource_key(intent)[1:], intent.get("playbook") or "")
+
+
 @dataclass(frozen=True)
 class Change:
     """One intent and, when its task lived to write it, the settle that followed."""
@@ -298,8 +304,9 @@ class AuditJournal:
     def changes(self, kind: str = FIX) -> list[Change]:
         return [change for change in pair(self.events()) if change.intent["kind"] == kind]
 
-    def made_earlier(self) -> dict[tuple[str, str, str, str], dict[str, Any]]:
-        """Fixes of this run that an earlier try began, by (account, region, resource, action):
+    def made_earlier(self) -> dict[tuple[str, ...], dict[str, Any]]:
+        """Fixes of this run that an earlier try began, by ``fix_key`` (account, region,
+        resource, action, playbook):
         its ``before``, ``after`` (the plan, when unsettled) and whether it was ``settled``.
         An unsettled one's try died mid-change; a settled REMEDIATED one's before saving its
         outcomes. A retry that finds such a resource compliant reports the change."""
@@ -311,7 +318,7 @@ class AuditJournal:
                 before, after, settled = change.settle.get("before"), change.settle.get("after"), True
             else:
                 continue
-            made[resource_key(change.intent)[1:]] = {"before": before, "after": after, "settled": settled}
+            made[fix_key(change.intent)] = {"before": before, "after": after, "settled": settled}
         return made
 
     def earlier(self, target: Target) -> list[Change]:

@@ -292,7 +292,7 @@ class Journal(Protocol):
     def settle(self, target: Target, result: Result) -> None:
         """Record how the change ended."""
 
-    def made_earlier(self) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+    def made_earlier(self) -> dict[tuple[str, ...], dict[str, Any]]:
         """Fixes an earlier try of this run began or made (``before``, ``after``, ``settled``),
         by (account, region, resource, action)."""
 
@@ -421,7 +421,14 @@ def _finish_earlier_tries(targets: list[Target], results: dict[int, Result], jou
     earlier = journal.made_earlier() if compliant else {}
     for index in compliant:
         target = targets[index]
-        key = (target.clients.account_id, target.clients.region, target.resource_id, target.action.name)
+        playbook = target.records[0].playbook if target.records else ""
+        key = (
+            target.clients.account_id,
+            target.clients.region,
+            target.resource_id,
+            target.action.name,
+            playbook,
+        )
         change = earlier.get(key)
         if change:
             summary = target.action.summary.format(**target.action.params)

@@ -32,8 +32,8 @@ from asr.audit import (
     Change,
     Origin,
     canonical,
+    fix_key,
     journal_root,
-    resource_key,
 )
 from asr.aws import AwsContext, Clients
 from asr.remediate import Status, describe_error, retry_throttled
@@ -109,12 +109,12 @@ def find_journal(audit_dir: str, run: str, conn_id: str | None, origin: Origin) 
 
 
 def latest_fixes(changes: Iterable[Change]) -> list[Change]:
-    """The last fix of each resource by each action, newest first, so later changes are undone
+    """The last fix of each resource by each playbook, newest first, so later changes are undone
     before earlier ones. An earlier try's intent for the same resource is superseded by the retry's."""
     latest: dict[tuple[str, ...], Change] = {}
     for change in changes:
         if change.intent["kind"] == FIX:
-            latest[resource_key(change.intent)] = change
+            latest[fix_key(change.intent)] = change
     return sorted(latest.values(), key=lambda c: c.intent["time"], reverse=True)
 
 
