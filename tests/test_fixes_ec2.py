@@ -261,6 +261,35 @@ def test_flow_logs_create_role_and_log_group_once_for_many_vpcs(aws, clients: Cl
     }
 
 
+def test_flow_logs_wait_for_a_delivery_role_made_just_now(aws, clients: Clients, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """EC2 checks that it can assume the role, and a role IAM made a moment ago is not usable
+    yet: the first fix in an account is tried again, a later one (the role is old) is not."""
+    import asr.actions
+
+    monkeypatch.setattr(asr.actions, "ROLE_PROPAGATION_DELAYS", (0.0, 0.0))
+    refusals = {"left": 1}
+    calls: list[str] = []
+
+    def not_yet(**_: Any) -> Any:
+        calls.append("CreateFlowLogs")
+        if refusals["left"]:
+            refusals["left"] -= 1
+            error = {"Code": "InvalidParameter", "Message": "Unable to assume given IAM role: 'arn'"}
+            return type("Refused", (), {"status_code": 400})(), {"Error": error}
+        return None
+
+    clients.ec2.meta.events.register("before-call.ec2.CreateFlowLogs", not_yet)
+    first, second = (seeded_id(aws, "EC2.6") for _ in range(2))
+    assert fix(clients, "EC2.6", first).status == Status.REMEDIATED
+    assert calls == ["CreateFlowLogs"] * 2, "refused once while the role was new, then made"
+
+    calls.clear()
+    refusals["left"] = 1
+    result = fix(clients, "EC2.6", second)
+    assert result.status == Status.FAILED and "Unable to assume given IAM role" in result.message
+    assert calls == ["CreateFlowLogs"], "an old role's refusal is not a propagation delay"
+
+
 def test_flow_logs_of_another_traffic_type_do_not_count_but_all_does(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
     accept_only, logs_all = seeded_id(aws, "EC2.6"), seeded_id(aws, "EC2.6")
     clients.logs.create_log_group(logGroupName="existing")

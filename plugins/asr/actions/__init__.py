@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import TYPE_CHECKING, Any, ClassVar
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import jsonschema
 
 if TYPE_CHECKING:
     from asr.aws import Clients
 
+T = TypeVar("T")
 REGISTRY: dict[str, type[Action]] = {}
 _VALIDATORS: dict[int, Any] = {}
 
@@ -88,6 +91,24 @@ class Action:
         reading the resource back.
         """
         raise NotReversible(self.irreversible or f"{self.name} has no way to undo its fix")
+
+
+# IAM is eventually consistent: a role just made is not usable by a service at once.
+ROLE_PROPAGATION_DELAYS = (2.0, 4.0, 8.0, 8.0)
+
+
+def with_new_role(call: Callable[[], T], fresh: bool, unready: Callable[[Exception], bool]) -> T:
+    """``call()``; when it hands a service a role made just now (``fresh``) and the service
+    answers that it cannot use it yet (``unready``), again after each of the delays."""
+    delays = ROLE_PROPAGATION_DELAYS if fresh else ()
+    for delay in delays:
+        try:
+            return call()
+        except Exception as exc:
+            if not unready(exc):
+                raise
+            time.sleep(delay)
+    return call()
 
 
 class NotReversible(Exception):

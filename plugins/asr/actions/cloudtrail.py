@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from asr.actions import Action, register
+from asr.actions import Action, register, with_new_role
 from asr.actions.cloudwatch import RETENTION_DAYS
 from asr.actions.s3 import tls_only_statement
 
@@ -33,7 +32,7 @@ BUCKET_TEMPLATE = {
 ALL_MANAGEMENT_EVENTS = {"ReadWriteType": "All", "IncludeManagementEvents": True}
 MANAGEMENT_CATEGORY = {"Field": "eventCategory", "Equals": ["Management"]}
 MAX_EVENT_SELECTORS = 5  # basic event selectors per trail
-ROLE_PROPAGATION_DELAYS = (2.0, 4.0, 8.0, 8.0)  # IAM roles are not usable by CloudTrail at once
+ROLE_NOT_USABLE = "InvalidCloudWatchLogsRoleArnException"  # also CloudTrail's answer to a role too new
 
 
 def _code(exc: ClientError) -> str:
@@ -597,17 +596,13 @@ class SendTrailToCloudWatchLogs(Action):
                 }
             ),
         )
-        delays = ROLE_PROPAGATION_DELAYS if fresh else ()
-        for attempt in range(len(delays) + 1):
-            try:
-                clients.cloudtrail.update_trail(
-                    Name=resource_id, CloudWatchLogsLogGroupArn=group_arn, CloudWatchLogsRoleArn=role_arn
-                )
-                return
-            except ClientError as exc:
-                if attempt == len(delays) or _code(exc) != "InvalidCloudWatchLogsRoleArnException":
-                    raise
-                time.sleep(delays[attempt])
+        with_new_role(
+            lambda: clients.cloudtrail.update_trail(
+                Name=resource_id, CloudWatchLogsLogGroupArn=group_arn, CloudWatchLogsRoleArn=role_arn
+            ),
+            fresh,
+            lambda exc: isinstance(exc, ClientError) and _code(exc) == ROLE_NOT_USABLE,
+        )
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         """Stop the delivery (empty group and role); the log group and the role stay, with what was

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from asr.actions import Action, BulkRead, register
+from asr.actions import Action, BulkRead, register, with_new_role
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -463,16 +463,22 @@ class EnableVpcFlowLogs(Action):
             # Another VPC's fix may create it meanwhile.
             with contextlib.suppress(clients.logs.exceptions.ResourceAlreadyExistsException):
                 clients.logs.create_log_group(logGroupName=log_group)
-        response = clients.ec2.create_flow_logs(
-            ResourceIds=[resource_id],
-            ResourceType="VPC",
-            TrafficType=self.params["traffic_type"],
-            LogDestinationType="cloud-watch-logs",
-            LogGroupName=log_group,
-            DeliverLogsPermissionArn=self._delivery_role(clients, state["OwnerId"]),
-        )
-        for failed in response.get("Unsuccessful", []):
-            raise ClientError({"Error": failed.get("Error", {})}, "CreateFlowLogs")
+        role, fresh = self._delivery_role(clients, state["OwnerId"])
+
+        def create() -> None:
+            response = clients.ec2.create_flow_logs(
+                ResourceIds=[resource_id],
+                ResourceType="VPC",
+                TrafficType=self.params["traffic_type"],
+                LogDestinationType="cloud-watch-logs",
+                LogGroupName=log_group,
+                DeliverLogsPermissionArn=role,
+            )
+            for failed in response.get("Unsuccessful", []):
+                raise ClientError({"Error": failed.get("Error", {})}, "CreateFlowLogs")
+
+        # EC2 checks that it can assume the role, and answers InvalidParameter while it cannot.
+        with_new_role(create, fresh, lambda exc: "assume" in str(exc).lower())
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         """Delete the flow logs to our log group that the VPC did not have before. The log
@@ -486,13 +492,15 @@ class EnableVpcFlowLogs(Action):
         if ours:
             clients.ec2.delete_flow_logs(FlowLogIds=ours)
 
-    def _delivery_role(self, clients: Clients, account: str) -> str:
-        """The delivery role's ARN; made (or completed) when missing. IAM is global, so the
-        role serves every region of the account."""
+    def _delivery_role(self, clients: Clients, account: str) -> tuple[str, bool]:
+        """The delivery role's ARN, and whether it was made (or completed) just now. IAM is
+        global, so the role serves every region of the account."""
         iam, role_name, policy_name = clients.iam, self.params["role_name"], self.params["role_name"]
+        fresh = False
         try:
             role = iam.get_role(RoleName=role_name)["Role"]
         except iam.exceptions.NoSuchEntityException:
+            fresh = True
             trust = json.dumps(_flow_logs_trust(account))
             try:
                 role = iam.create_role(
@@ -508,7 +516,8 @@ class EnableVpcFlowLogs(Action):
             partition = role["Arn"].split(":")[1]
             policy = _flow_logs_policy(partition, account, self.params["log_group_name"])
             iam.put_role_policy(RoleName=role_name, PolicyName=policy_name, PolicyDocument=json.dumps(policy))
-        return str(role["Arn"])
+            fresh = True
+        return str(role["Arn"]), fresh
 
 
 @register
