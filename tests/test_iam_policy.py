@@ -213,15 +213,23 @@ def test_no_role_can_be_written_or_passed_beyond_the_playbooks_own(project: Play
         "iam:DeleteRole",
         "iam:DetachRolePolicy",
         "iam:DeleteRolePolicy",
+        "iam:CreateServiceLinkedRole",
     }
     policies = iam_policy.member_policies(project)
     for statement in (s for d in policies.values() for s in d["Statement"] if risky & set(s["Action"])):
         resources = (
             [statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"]
         )
-        assert "*" not in resources, statement
+        passed_to = statement.get("Condition", {}).get("StringEquals", {}).get("iam:PassedToService")
         if "iam:PassRole" in statement["Action"]:
-            assert "iam:PassedToService" in statement["Condition"]["StringEquals"], statement
+            assert passed_to, statement
+        if "iam:CreateServiceLinkedRole" in statement["Action"]:
+            assert statement["Condition"]["StringEquals"]["iam:AWSServiceName"], statement
+        # The one exception: AWS Config may be passed the recorder's own role, whichever it is.
+        assert "*" not in resources or (statement["Action"], passed_to) == (
+            ["iam:PassRole"],
+            "config.amazonaws.com",
+        ), statement
         if {"iam:AttachRolePolicy", "iam:DetachRolePolicy"} & set(statement["Action"]):
             assert statement["Condition"]["ArnEquals"]["iam:PolicyARN"].endswith("policy/AWSSupportAccess")
 
@@ -526,13 +534,14 @@ def test_cli_prints_for_this_deployment_and_writes_the_reference(
     monkeypatch.setenv("ASR_MEMBER_ROLE_NAME", "Remediator")
     assert cli.main(["policy", "member"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert list(printed) == ["Remediator-1"]
+    assert printed and all(name.startswith("Remediator-") for name in printed), list(printed)
 
     target = tmp_path / "member-policy.json"
     monkeypatch.setitem(iam_policy.FILES, "member", target)
     assert cli.main(["policy", "member", "--write"]) == 0
     assert capsys.readouterr().out == f"wrote {target}\n"
-    assert list(json.loads(target.read_text())) == ["ASRMemberRole-1"]
+    written = json.loads(target.read_text())
+    assert written and all(name.startswith("ASRMemberRole-") for name in written), list(written)
 
     assert cli.main(["policy", "template"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["Parameters"]["RoleName"]["Default"] == "Remediator"
@@ -568,3 +577,38 @@ def test_the_fixes_call_nothing_the_member_policy_does_not_grant(
     for action, params in api_calls:
         if action.startswith("iam:") and "RoleName" in params:
             assert grants_on(policies, action, f"arn:aws:iam::*:role/{params['RoleName']}"), (action, params)
+
+
+def test_config_may_be_passed_the_role_a_fix_or_its_revert_gives_the_recorder(
+    aws: AwsContext, api_calls: list[Call], project: PlaybookRegistry
+) -> None:
+    """A rollback puts back the recorder's own role (a finding may keep it too): the member
+    role must be able to pass that role to AWS Config, and to nothing else."""
+    from asr.aws import Clients
+
+    clients = Clients(aws, MEMBER_ACCOUNT, "us-east-1")
+    own = f"arn:aws:iam::{MEMBER_ACCOUNT}:role/config-recorder"
+    clients.config.put_configuration_recorder(
+        ConfigurationRecorder={
+            "name": "main",
+            "roleARN": own,
+            "recordingGroup": {"allSupported": False, "resourceTypes": ["AWS::EC2::Instance"]},
+        }
+    )
+    api_calls.clear()
+    action = project.playbooks["Config.1"].build_action({})
+    before = action.read(clients, MEMBER_ACCOUNT)
+    action.apply(clients, MEMBER_ACCOUNT, before, action.plan(before))
+    action.revert(clients, MEMBER_ACCOUNT, before)
+    passed = [
+        p["ConfigurationRecorder"]["roleARN"] for a, p in api_calls if a == "config:PutConfigurationRecorder"
+    ]
+    assert len(passed) == 2 and passed[-1] == own
+    policies = iam_policy.render(iam_policy.member_policies(project), iam_policy.plain_values(Settings()))
+    for role in passed:
+        [grant] = [
+            s
+            for s in statements_of(policies, "iam:PassRole")
+            if s["Condition"]["StringEquals"]["iam:PassedToService"] == "config.amazonaws.com"
+        ]
+        assert grants_on({"p": {"Statement": [grant]}}, "iam:PassRole", role), role

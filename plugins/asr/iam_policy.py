@@ -112,11 +112,23 @@ def _named_role(params: Mapping[str, Any]) -> tuple[str, ...]:
     return (role_arn(params["role_name"], ACCOUNT),)
 
 
-def _config_role(params: Mapping[str, Any]) -> tuple[str, ...]:
-    """AWS Config's service-linked role, unless the playbook keeps the recorder's own (any) role."""
-    if not params.get("use_service_linked_role", True):
-        return ("*",)
-    return (role_arn("aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig", ACCOUNT),)
+def _config_roles(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """Any role, passed to AWS Config only: a recorder keeps the role it has when a finding's
+    control parameter turns the service-linked-role check off, and a rollback puts back the
+    role it had, neither known when the policy is made. Config only reads configurations with
+    it, so this gives the member role none of that role's power."""
+    return ("*",)
+
+
+def _service_linked(service: str, *more: str) -> Scope:
+    """CreateServiceLinkedRole for these services' own roles only: on "*" it would let the
+    member role make any service's role (and so switch that service on)."""
+    names = (service, *more)
+    return Scope(
+        ("iam:CreateServiceLinkedRole",),
+        lambda _: tuple(role_arn(f"aws-service-role/{name}/*") for name in names),
+        {"StringEquals": {"iam:AWSServiceName": list(names) if more else service}},
+    )
 
 
 # Keyed by action name; every permission listed must be one the action declares (tested).
@@ -139,7 +151,14 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
             {"ArnEquals": {"iam:PolicyARN": f"arn:{PARTITION}:iam::aws:policy/AWSSupportAccess"}},
         ),
     ),
-    "config.enable-recorder": (Scope(("iam:PassRole",), _config_role, _passed_to("config.amazonaws.com")),),
+    "config.enable-recorder": (
+        Scope(("iam:PassRole",), _config_roles, _passed_to("config.amazonaws.com")),
+        _service_linked("config.amazonaws.com"),
+    ),
+    # A detector made with malware protection on brings that feature's role too.
+    "guardduty.enable-detector": (
+        _service_linked("guardduty.amazonaws.com", "malware-protection.guardduty.amazonaws.com"),
+    ),
 }
 
 
