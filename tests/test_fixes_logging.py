@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from asr import local
 from asr.aws import Clients
@@ -239,6 +240,31 @@ def test_trail_encryption_refuses_a_bucket_in_another_region(aws, clients: Clien
     assert "eu-west-1" in result.message and "bucket's Region" in result.message
     assert not trail(clients, arn).get("KmsKeyId")
     assert clients.kms.list_keys()["Keys"] == []
+
+
+@pytest.mark.parametrize("where", ["us-east-1", "eu-west-1"])
+def test_trail_encryption_finds_the_region_of_another_account_s_bucket(
+    aws, clients: Clients, where: str
+) -> None:
+    """A central log archive's bucket refuses GetBucketLocation to a member account (its
+    policy does not apply outside its Region): HeadBucket's answer, even a refusal, names it."""
+    Clients(aws, MEMBER_ACCOUNT, where).s3.create_bucket(
+        Bucket="org-log-archive",
+        **({"CreateBucketConfiguration": {"LocationConstraint": where}} if where != REGION else {}),
+    )
+    arn = str(clients.cloudtrail.create_trail(Name="payments", S3BucketName="org-log-archive")["TrailARN"])
+
+    def refused(**_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetBucketLocation"
+        )
+
+    clients.s3.meta.events.register("before-call.s3.GetBucketLocation", refused)
+    result = fix(clients, "CloudTrail.2", arn)
+    if where == REGION:
+        assert result.status == Status.REMEDIATED, result.message
+    else:
+        assert result.status == Status.FAILED and "bucket org-log-archive in eu-west-1" in result.message
 
 
 def test_log_file_validation_keeps_the_trails_other_settings(clients: Clients) -> None:

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from asr.actions import Action, register, with_new_role
 from asr.actions.cloudwatch import RETENTION_DAYS
-from asr.actions.s3 import tls_only_statement
+from asr.actions.s3 import bucket_region, tls_only_statement
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -53,11 +53,6 @@ def parse_trail_arn(arn: str) -> tuple[str, str, str, str]:
 
 def log_bucket_name(template: str, account: str, region: str) -> str:
     return template.format(account_id=account, region=region)
-
-
-def bucket_region(s3: Any, bucket: str) -> str:
-    location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
-    return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location)
 
 
 def create_bucket(s3: Any, bucket: str, region: str) -> None:

@@ -492,8 +492,23 @@ class DenyCrossAccountSensitiveActions(Action):
 # --- Server access logging (S3.9, CloudTrail.7)
 
 
-def _bucket_region(s3: Any, bucket: str) -> str:
-    location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
+def bucket_region(s3: Any, bucket: str) -> str:
+    """The bucket's Region. Another account's bucket (a central log archive) refuses
+    GetBucketLocation, as its policy does not apply outside its own Region; HeadBucket then
+    tells the Region even in its refusal, by its ``x-amz-bucket-region`` header."""
+    try:
+        location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
+    except ClientError as exc:
+        if _error_code(exc) != "AccessDenied":
+            raise
+        try:
+            answer = s3.head_bucket(Bucket=bucket)
+        except ClientError as refused:
+            answer = refused.response
+        region = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-bucket-region")
+        if not region:
+            raise
+        return str(region)
     # us-east-1 answers with no constraint; "EU" is the legacy name of eu-west-1.
     return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location)
 
@@ -551,7 +566,7 @@ class EnableServerAccessLogging(Action):
         if logging:
             return {"LoggingEnabled": logging}
         account, partition = _caller(clients)
-        region = _bucket_region(clients.s3, resource_id)
+        region = bucket_region(clients.s3, resource_id)
         log_bucket = self.params["log_bucket"].format(account=account, region=region)
         if log_bucket == resource_id:
             raise ValueError(
@@ -591,7 +606,7 @@ class EnableServerAccessLogging(Action):
         name, region = state["Target"]["TargetBucket"], state["Region"]
         arns = _bucket_arns(state["Partition"], name)
         try:
-            found = _bucket_region(s3, name)
+            found = bucket_region(s3, name)
         except ClientError as exc:
             if _error_code(exc) != "NoSuchBucket":
                 raise
