@@ -242,6 +242,38 @@ def test_trail_encryption_refuses_a_bucket_in_another_region(aws, clients: Clien
     assert clients.kms.list_keys()["Keys"] == []
 
 
+def test_trails_encrypted_at_once_share_one_new_key(aws, clients: Clients) -> None:
+    """A batch's threads fix several trails of an account at once: each used to make a key,
+    and all but one failed on the alias, leaving billed keys behind."""
+    from asr.remediate import run_batch
+
+    arns = [make_trail(clients, f"team-{n}") for n in range(6)]
+    records = [
+        parse_finding(
+            finding(Seeded("CloudTrail.2", MEMBER_ACCOUNT, REGION, "AwsCloudTrailTrail", arn)), registry()
+        )
+        for arn in arns
+    ]
+    outcomes = run_batch(records, registry(), aws, threads=6)
+    assert [o.status for o in outcomes] == ["REMEDIATED"] * 6, [o.message for o in outcomes]
+    [key] = clients.kms.list_keys()["Keys"]
+    assert {trail(clients, arn)["KmsKeyId"] for arn in arns} == {key["KeyArn"]}
+
+
+def test_a_key_another_process_made_first_is_the_one_used(clients: Clients) -> None:
+    arn = make_trail(clients, "payments")
+    theirs = {}
+
+    def first(**_: Any) -> None:  # another task names its key between our look and our alias
+        if not theirs:
+            theirs.update(clients.kms.create_key(Description="theirs")["KeyMetadata"])
+            clients.kms.create_alias(AliasName=ALIAS, TargetKeyId=theirs["KeyId"])
+
+    clients.kms.meta.events.register("before-call.kms.EnableKeyRotation", first)
+    assert fix(clients, "CloudTrail.2", arn).status == Status.REMEDIATED
+    assert trail(clients, arn)["KmsKeyId"] == theirs["Arn"]
+
+
 @pytest.mark.parametrize("where", ["us-east-1", "eu-west-1"])
 def test_trail_encryption_finds_the_region_of_another_account_s_bucket(
     aws, clients: Clients, where: str

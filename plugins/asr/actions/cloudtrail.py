@@ -7,7 +7,10 @@ lets an AWS service deliver to it, created on first use and reused after.
 from __future__ import annotations
 
 import json
+import logging
 import re
+import threading
+from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -181,22 +184,37 @@ def _cloudtrail_key_policy(partition: str, account: str) -> dict[str, Any]:
     }
 
 
+log = logging.getLogger(__name__)
+_KEY_LOCKS: defaultdict[tuple[str, str, str], threading.Lock] = defaultdict(threading.Lock)
+
+
 def ensure_cloudtrail_key(kms: Any, alias: str, account: str) -> str:
     """The ARN of the key behind ``alias``, creating it (rotated, CloudTrail allowed) if the alias is free.
 
     An existing key is used as it is: its policy is its owner's, and CloudTrail itself
-    refuses a key whose policy does not let it encrypt.
+    refuses a key whose policy does not let it encrypt. The threads of a task make it one
+    at a time; another process that made it first wins, and the key made here is reported.
     """
-    try:
-        key = kms.describe_key(KeyId=alias)["KeyMetadata"]
-    except kms.exceptions.NotFoundException:
-        policy = _cloudtrail_key_policy(kms.meta.partition, account)
-        key = kms.create_key(
-            Description="CloudTrail log encryption (created by ASR)", Policy=json.dumps(policy)
-        )["KeyMetadata"]
-        kms.enable_key_rotation(KeyId=key["KeyId"])
-        kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
-        return str(key["Arn"])
+    with _KEY_LOCKS[(account, kms.meta.region_name, alias)]:
+        try:
+            key = kms.describe_key(KeyId=alias)["KeyMetadata"]
+        except kms.exceptions.NotFoundException:
+            policy = _cloudtrail_key_policy(kms.meta.partition, account)
+            key = kms.create_key(
+                Description="CloudTrail log encryption (created by ASR)", Policy=json.dumps(policy)
+            )["KeyMetadata"]
+            kms.enable_key_rotation(KeyId=key["KeyId"])
+            try:
+                kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
+                return str(key["Arn"])
+            except kms.exceptions.AlreadyExistsException:
+                log.warning(
+                    "%s was made meanwhile by another task; KMS key %s, made here, is unused: "
+                    "schedule its deletion",
+                    alias,
+                    key["Arn"],
+                )
+                key = kms.describe_key(KeyId=alias)["KeyMetadata"]
     if key.get("KeyState") != "Enabled":
         raise ValueError(f"KMS key {alias} is {key.get('KeyState')}, not Enabled: CloudTrail cannot use it")
     return str(key["Arn"])
