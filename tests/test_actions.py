@@ -17,7 +17,7 @@ from asr.playbooks import registry
 from asr.remediate import Status, remediate_resource, run_batch
 
 REGION = "us-east-1"
-READ_PREFIXES = ("describe_", "get_", "list_")
+READ_PREFIXES = ("describe_", "get_", "list_", "batch_get_")
 # Every playbook's own control: each must have a seeder that breaks it in the stand-in.
 CONTROLS = [playbook.control_id for playbook in registry()]
 
