@@ -9,6 +9,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
+from helpers import world_open
 
 from asr import guard
 from asr.aws import Clients
@@ -137,7 +138,8 @@ def test_organization_members_are_read_by_state_now_that_status_is_retired() -> 
 
 
 def test_tags_that_cannot_be_read_leave_resources_untouched(aws, monkeypatch: pytest.MonkeyPatch) -> None:
-    _, record = routed(aws)
+    """Failing closed: the stand-in served no write, and the group is as open as it was."""
+    seeded, record = routed(aws)
 
     def denied(*_: object) -> dict:
         raise ClientError(
@@ -145,7 +147,12 @@ def test_tags_that_cannot_be_read_leave_resources_untouched(aws, monkeypatch: py
         )
 
     monkeypatch.setattr(guard, "excluded_by_tag", denied)
-    [outcome] = run_batch([record], registry(), aws, exclude_tag=("asr:exclude", "true"))
+    assert world_open(aws, seeded)
+    served_requests(clear=True)
+    outcomes = run_batch([record], registry(), aws, exclude_tag=("asr:exclude", "true"))
+    assert [c for c in served_requests() if is_write(c)] == []
+    assert world_open(aws, seeded)
+    [outcome] = outcomes
     assert outcome.status == Status.FAILED
     assert outcome.message.startswith("cannot read tags to check exclusions, not touched: AccessDenied")
 
@@ -212,3 +219,44 @@ def test_a_resource_outside_the_configured_regions_is_rejected(aws) -> None:
         f"region {REGION} is not one asr may act in (ASR_REGIONS)",
     )
     assert Scope.resolve(Settings(regions=(REGION,))).check(record) is None
+
+
+def test_a_run_narrows_regions_and_never_widens_them() -> None:
+    settings = Settings(regions=("us-east-1", "eu-west-1"))
+    assert settings.with_overrides({"regions": "eu-west-1"}).regions == ("eu-west-1",)
+    with pytest.raises(ConfigError, match=r"regions \['ap-south-1'\] are not among those asr may act in"):
+        settings.with_overrides({"regions": ["eu-west-1", "ap-south-1"]})
+    assert Settings().with_overrides({"regions": ["ap-south-1"]}).regions == ("ap-south-1",)
+
+
+def test_the_organization_widens_the_allow_list_and_a_run_narrows_it(aws, tmp_path: Path) -> None:
+    """ASR_ACCOUNTS_FROM_ORGANIZATION with ASR_ACCOUNTS: the query is not narrowed to
+    ASR_ACCOUNTS (an organization member's findings were never read), the scope checks each
+    account; a run's choice of accounts narrows both, and may name any allowed account."""
+    from asr import sweep
+    from asr.securityhub import actionable_filters
+
+    organizations = aws.admin_client("organizations", REGION)
+    organizations.create_organization(FeatureSet="ALL")
+    member = organizations.create_account(Email="m@example.com", AccountName="m")["CreateAccountStatus"][
+        "AccountId"
+    ]
+    outsider = "999999999999"
+    seeded = {
+        account: seed_one(aws, "EC2.13", account, REGION) for account in (MEMBER_ACCOUNT, member, outsider)
+    }
+    import_findings(aws.admin_client("securityhub", REGION), [finding(s) for s in seeded.values()])
+    settings = Settings(accounts=(MEMBER_ACCOUNT,), accounts_from_organization=True, data_dir=str(tmp_path))
+    assert settings.query_accounts == ()
+    assert Settings(accounts=(MEMBER_ACCOUNT,)).query_accounts == (MEMBER_ACCOUNT,)
+
+    def routed_accounts(chosen: Settings) -> set[str]:
+        store = RunStore(tmp_path / str(len(chosen.run_accounts)))
+        scope = Scope.resolve(chosen, organizations)
+        sweep.ingest(chosen, aws, registry(), store, actionable_filters(chosen.query_accounts), scope=scope)
+        return {r["account_id"] for r in store.read_lines(sweep.RECORDS)}
+
+    assert routed_accounts(settings) == {MEMBER_ACCOUNT, member}
+    narrowed = settings.with_overrides({"accounts": [member, outsider]})  # the scope checks them
+    assert narrowed.query_accounts == (member, outsider)
+    assert routed_accounts(narrowed) == {member}

@@ -83,6 +83,8 @@ class Settings:
     fix_threads: int = 8
     # Who may be acted on: the accounts above, plus (when set) the organization's members.
     accounts_from_organization: bool = False
+    # A run's narrower choice (its form): only these, and only those of them allowed above.
+    run_accounts: tuple[str, ...] = ()
     # What is never acted on.
     exclude_accounts: tuple[str, ...] = ()
     exclude_ous: tuple[str, ...] = ()
@@ -98,7 +100,7 @@ class Settings:
     rejection_hold_hours: float = 168.0
 
     def __post_init__(self) -> None:
-        for account in self.accounts:
+        for account in (*self.accounts, *self.run_accounts):
             if not ACCOUNT_RE.fullmatch(account):
                 raise ConfigError(f"account id {account!r} is not 12 digits")
         for region in (*self.regions, self.securityhub_region):
@@ -159,6 +161,14 @@ class Settings:
         return ALL in self.auto_approve or playbook in self.auto_approve
 
     @property
+    def query_accounts(self) -> tuple[str, ...]:
+        """The accounts a finding query narrows to: the run's choice, else the allow-list
+        unless the organization widens it (the scope then checks each finding's account)."""
+        if self.run_accounts:
+            return self.run_accounts
+        return () if self.accounts_from_organization else self.accounts
+
+    @property
     def approval_timeout(self) -> timedelta:
         return timedelta(hours=self.approval_timeout_hours)
 
@@ -215,15 +225,22 @@ class Settings:
         )
 
     def with_overrides(self, overrides: dict[str, Any]) -> Settings:
-        """Apply a run's params; empty values keep the configured setting."""
+        """Apply a run's params; empty values keep the configured setting. Accounts and
+        regions only narrow: a run cannot reach past ASR_ACCOUNTS (with the organization's
+        members, when those count, the scope checks each finding) or ASR_REGIONS."""
         changes: dict[str, Any] = {}
         for key, value in overrides.items():
             if value in (None, "", []):
                 continue
             if key in ("accounts", "regions"):
                 value = tuple(_split(value) if isinstance(value, str) else value)
-            if key == "accounts" and self.accounts and set(value) - set(self.accounts):
-                outside = sorted(set(value) - set(self.accounts))
-                raise ConfigError(f"accounts {outside} are not in the allow-list (ASR_ACCOUNTS)")
+            if key == "accounts":
+                if self.accounts and not self.accounts_from_organization and set(value) - set(self.accounts):
+                    outside = sorted(set(value) - set(self.accounts))
+                    raise ConfigError(f"accounts {outside} are not in the allow-list (ASR_ACCOUNTS)")
+                key = "run_accounts"
+            if key == "regions" and self.regions and set(value) - set(self.regions):
+                outside = sorted(set(value) - set(self.regions))
+                raise ConfigError(f"regions {outside} are not among those asr may act in (ASR_REGIONS)")
             changes[key] = value
         return replace(self, **changes)

@@ -62,6 +62,9 @@ class Scope:
                     excluded.setdefault(account, f"the account is in excluded organizational unit {ou}")
         except Exception as exc:
             raise GuardError(f"cannot read the organization: {describe_error(exc)}") from exc
+        if settings.run_accounts:  # a run's choice narrows, never widens
+            chosen = set(settings.run_accounts)
+            allowed = chosen if allowed is None else allowed & chosen
         return cls(
             allowed=frozenset(allowed) if allowed is not None else None,
             excluded_accounts=excluded,

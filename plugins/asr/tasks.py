@@ -21,7 +21,7 @@ from asr.playbooks import registry
 
 log = logging.getLogger(__name__)
 OVERRIDABLE = ("accounts", "regions", "batch_size", "member_role_name")
-# Fix tasks of one run that may run at once (each runs ASR_FIX_THREADS threads); read when
+# Fix tasks of one playbook in one run that may run at once (each runs ASR_FIX_THREADS threads); read when
 # the DAG is parsed. An Airflow pool (ASR_FIX_POOL) can bound them across runs and DAGs.
 MAX_ACTIVE_FIXES = int(env_number("ASR_MAX_ACTIVE_FIXES", 8))
 FIX_POOL = env_value("ASR_FIX_POOL", "default_pool")
@@ -128,7 +128,7 @@ def ingest() -> dict[str, int]:
 
     settings, _, _ = run_context()
     wanted = _control_ids(get_current_context()["params"].get("controls") or [])
-    return _ingest(actionable_filters(settings.accounts, settings.regions, wanted))
+    return _ingest(actionable_filters(settings.query_accounts, settings.regions, wanted))
 
 
 @task(multiple_outputs=False)
@@ -143,7 +143,7 @@ def ingest_selected() -> dict[str, int]:
     choice = selection.Selection.from_params(get_current_context()["params"], settings)
     finding_ids = choice.finding_ids or None
     queries = actionable_filters(
-        settings.accounts, settings.regions, _control_ids(choice.controls), finding_ids or ()
+        settings.query_accounts, settings.regions, _control_ids(choice.controls), finding_ids or ()
     )
     return _ingest(queries, keep=choice.keep, named=choice.finding_ids)
 
@@ -163,7 +163,7 @@ def ingest_events() -> dict[str, int]:
     asked = events.findings_asked(get_current_context()["triggering_asset_events"])
     if not asked.finding_ids:
         log.info("The events named no findings")
-    queries = actionable_filters(settings.accounts, settings.regions, (), asked.finding_ids)
+    queries = actionable_filters(settings.query_accounts, settings.regions, (), asked.finding_ids)
     return _ingest(queries, keep=asked.keep, named=asked.by_person) if asked.finding_ids else _ingest([])
 
 
