@@ -6,17 +6,21 @@ HTML-escaped pages, API parameters), never interpolated into anything executed.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import time
 
 import pytest
 
+from asr.config import Settings
 from asr.findings import FindingError, parse_finding
-from asr.local.seed import Seeded, finding
+from asr.local.seed import Seeded, finding, import_findings
 from asr.playbooks import registry
-from asr.remediate import Outcome, Result, Status
+from asr.report import write
+from asr.securityhub import iter_findings, queries_by_id
 from asr.store import RunStore
-from asr.writeback import note_for
+from asr.sweep import ingest, write_back
 
 NASTY = [
     "sg-0123456789abcdef0'; rm -rf / #",
@@ -42,19 +46,65 @@ def test_hostile_resource_ids_are_rejected_by_pattern_quickly(resource_id: str) 
     assert time.monotonic() - started < 1, "patterns must not backtrack on huge input"
 
 
-@pytest.mark.parametrize("value", ["ok'\"; $(id)", "line\nbreak", "emoji 🔥 and RTL \u202e", "x" * 100_000])
-def test_hostile_text_is_carried_as_data(tmp_path, value: str) -> None:  # type: ignore[no-untyped-def]
-    raw = sg_finding("sg-0123456789abcdef0")
-    raw["Title"] = value
-    raw["Description"] = value
-    record = parse_finding(raw, registry())
-    outcome = Outcome.of(record, Result(Status.FAILED, value))
-    note = note_for(outcome, "run")
-    assert len(note) <= 512 and note.endswith("[run run]")
-    store = RunStore(tmp_path)
-    store.write_lines("outcomes/x.jsonl", [outcome.to_dict()])
-    [row] = list(store.read_lines("outcomes/x.jsonl"))
-    assert row["message"] == value
+HOSTILE_TEXT = [
+    "ok'\"; $(id)",
+    "line\n# forged heading\n- forged item",
+    "emoji 🔥 and RTL \u202e",
+    "a | b <b>bold</b> & <script>alert(1)</script>",
+    "x" * 100_000,
+]
+
+
+def markdown_separators(line: str) -> int:
+    """The ``|`` that separate a Markdown table's cells (an escaped ``\\|`` is text)."""
+    return len(re.findall(r"(?<!\\)\|", line))
+
+
+@pytest.mark.parametrize("value", HOSTILE_TEXT, ids=range(len(HOSTILE_TEXT)))
+def test_hostile_text_is_carried_as_data(aws, tmp_path, value: str) -> None:  # type: ignore[no-untyped-def]
+    """Hostile text in a finding's resource ARN and control id, through ingest, write-back and
+    the report: it reaches the rejection reasons, the outcomes, the Security Hub note and
+    every report view as data: intact in JSON and the note, escaped in HTML, never a new
+    line or cell in Markdown."""
+    by_resource = sg_finding("sg-0123456789abcdef0" + value)
+    arn = by_resource["Resources"][0]["Id"]
+    by_control = sg_finding("sg-0123456789abcdef0")
+    by_control["Compliance"]["SecurityControlId"] = value
+    securityhub = aws.admin_client("securityhub", "us-east-1")
+    import_findings(securityhub, [by_resource, by_control])
+    ids = [by_resource["Id"], by_control["Id"]]
+    settings, store = Settings(data_dir=str(tmp_path)), RunStore(tmp_path / "run")
+    assert ingest(settings, aws, registry(), store, queries_by_id(ids), named=ids)["rejected"] == 2
+    write_back(settings, aws, store, "run")
+    report, text = write(store, "run")
+
+    errors = {r["finding_id"]: r["error"] for r in report["rejected"]}
+    assert repr(arn) in errors[by_resource["Id"]]
+    assert value in errors[by_control["Id"]]
+    outcomes = {o["finding_id"]: o for o in store.read_json("report.json")["outcomes"]}
+    assert outcomes[by_resource["Id"]]["resource_arn"] == arn
+    assert outcomes[by_control["Id"]]["control_id"] == value
+    assert {o["message"] for o in outcomes.values()} == set(errors.values())
+
+    notes = {f["Id"]: f for f in iter_findings(securityhub, queries_by_id(ids))}
+    for finding_id, error in errors.items():
+        assert notes[finding_id]["Workflow"]["Status"] == "NOTIFIED"
+        note = notes[finding_id]["Note"]["Text"]
+        assert note == ("ASR: not remediated: " + error)[: 512 - len(" [run run]")] + " [run run]"
+    if len(value) < 100:
+        assert repr(arn) in notes[by_resource["Id"]]["Note"]["Text"]
+        assert value in notes[by_control["Id"]]["Note"]["Text"]
+
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert html.escape(value) in page
+    assert "<script>" not in page and "<b>" not in page
+
+    lines = text.splitlines()
+    rows = lines[lines.index("") + 3 : lines.index("## Not acted on") - 1]
+    assert len(rows) == 4 and len({markdown_separators(row) for row in rows}) == 1
+    assert " ".join(value.split()).replace("|", "\\|") in text
+    listed = lines[lines.index("## Not acted on") + 2 :]
+    assert len(listed) == 2 and all(line.startswith("- arn:aws:securityhub:") for line in listed)
 
 
 def test_hostile_run_ids_cannot_escape_the_data_dir(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -126,10 +126,15 @@ def headline(report: dict[str, Any], limit: int | None = None) -> str:
     return text if limit is None else text[:limit]
 
 
+def _one_line(value: Any) -> str:
+    """A finding's own text (a control id, a message) on one line: a newline in it would
+    start a line of its own in the Markdown, a heading or a list item nobody wrote."""
+    return " ".join(str(value).split())
+
+
 def _cell(value: Any) -> str:
-    """One table cell: a finding's own text (a control id, a message) may hold a newline or a
-    ``|``, which would end the row or add a column."""
-    return " ".join(str(value).split()).replace("|", "\\|")
+    """One table cell: a ``|`` in it would add a column."""
+    return _one_line(value).replace("|", "\\|")
 
 
 def table(rows: list[list[str]], header: tuple[str, ...]) -> str:
@@ -151,15 +156,18 @@ def markdown(report: dict[str, Any]) -> str:
     parts = [f"# ASR run {report['run_id']}", "", f"Totals: {totals}", "", table(rows, COLUMNS)]
     if report["rejected"]:
         parts += ["", "## Not acted on", ""]
-        parts += [f"- {r['finding_id'] or '(no id)'}: {r['error']}" for r in report["rejected"]]
+        parts += [
+            f"- {_one_line(r['finding_id'] or '(no id)')}: {_one_line(r['error'])}"
+            for r in report["rejected"]
+        ]
     if report["writeback_failures"]:
         parts += ["", "## Security Hub did not take these updates", ""]
-        parts += [f"- {f}" for f in report["writeback_failures"]]
+        parts += [f"- {_one_line(f)}" for f in report["writeback_failures"]]
     return "\n".join(parts) + "\n"
 
 
 def _clip(text: Any, width: int = SUMMARY_WIDTH) -> str:
-    line = " ".join(str(text).split())
+    line = _one_line(text)
     return line if len(line) <= width else line[: width - 3] + "..."
 
 
