@@ -90,3 +90,18 @@ def routing_record(
         resource_arn=resource_arn,
         resource_id=resource_id,
     )
+
+
+def seeded_records(aws: Any, count: int, region: str = "us-east-1") -> list[Any]:
+    """Routing records of ``count`` seeded, world-open security groups (EC2.13)."""
+    from asr.local import MEMBER_ACCOUNT
+    from asr.local.seed import seed_one
+    from asr.playbooks import registry
+
+    playbook = registry().for_control("EC2.13")
+    records = []
+    for n in range(count):
+        arn = seed_one(aws, "EC2.13", MEMBER_ACCOUNT, region, n).resource_id
+        resource_id = playbook.extract_resource_id(arn, MEMBER_ACCOUNT)
+        records.append(routing_record("EC2.13", arn, resource_id, MEMBER_ACCOUNT, region))
+    return records

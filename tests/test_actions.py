@@ -8,6 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 from helpers import routing_record
 
+from asr import local
 from asr.aws import Clients
 from asr.findings import RoutingRecord
 from asr.local import MEMBER_ACCOUNT
@@ -166,12 +167,17 @@ def test_one_failure_does_not_fail_the_batch(aws) -> None:
 
 
 def test_account_level_fix_runs_once_for_many_findings(aws) -> None:
+    """Three findings name one account: the stand-in must serve one policy update, not three
+    (three fixes at once could each read the weak policy and all report REMEDIATED)."""
     seed_one(aws, "IAM.14", MEMBER_ACCOUNT, REGION)
     arn = f"AWS::::Account:{MEMBER_ACCOUNT}"
     records = [record(control, arn, MEMBER_ACCOUNT) for control in ("IAM.7", "IAM.14", "IAM.17")]
+    local.served_requests(clear=True)
     outcomes = run_batch(records, registry(), aws)
     assert [o.status for o in outcomes] == [Status.REMEDIATED] * 3
     assert len({o.message for o in outcomes}) == 1
+    updates = [c for c in local.served_requests() if c["action"] == "UpdateAccountPasswordPolicy"]
+    assert [c["account"] for c in updates] == [MEMBER_ACCOUNT]
 
 
 def test_role_that_cannot_be_assumed_fails_only_its_account(aws, monkeypatch: pytest.MonkeyPatch) -> None:

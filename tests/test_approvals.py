@@ -182,30 +182,62 @@ def test_rejection_hold_is_hours_and_zero_turns_it_off() -> None:
             Settings.from_env({"ASR_REJECTION_HOLD": wrong})
 
 
-def test_a_scheduled_sweep_waits_for_a_decision_only_until_the_next_sweep_is_due() -> None:
+class _Clock(type):
+    """Real datetimes stay instances of the stand-in class: approvals checks
+    ``isinstance(x, datetime)`` on the times Airflow hands it."""
+
+    def __instancecheck__(cls, instance: object) -> bool:
+        return isinstance(instance, datetime)
+
+
+def frozen_at(now: datetime) -> type[datetime]:
+    """``datetime`` with ``now()`` pinned to one instant."""
+
+    class Frozen(datetime, metaclass=_Clock):
+        @classmethod
+        def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+            return now.astimezone(tz) if tz else now.replace(tzinfo=None)
+
+    return Frozen
+
+
+def test_a_scheduled_sweep_waits_for_a_decision_only_until_the_next_sweep_is_due(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """One unanswered request must not hold back every other control's fixes for a day:
-    sweeps run one at a time."""
+    sweeps run one at a time. The clock is pinned (asr's, and the one the timetable reads
+    when catchup is off), so each wait is exact whatever the time the test runs."""
     import pendulum
     from airflow.sdk import DAG
+    from airflow.timetables import trigger
 
-    day = timedelta(hours=24)
-    hourly = DAG("hourly", schedule="@hourly", start_date=pendulum.datetime(2026, 1, 1, tz="UTC"))
-    now = datetime.now(UTC)
-    started = now.replace(minute=0, second=0, microsecond=0)
+    def at(now: datetime) -> None:
+        monkeypatch.setattr(approvals, "datetime", frozen_at(now))
+        monkeypatch.setattr(trigger, "utcnow", lambda: pendulum.instance(now))
 
-    def run(run_type: str) -> dict[str, Any]:
-        return {"dag": hourly, "dag_run": SimpleNamespace(run_type=run_type, run_after=started)}
+    def wait(timeout: timedelta, dag: Any, run_after: datetime, run_type: str = "scheduled") -> timedelta:
+        run = SimpleNamespace(run_type=run_type, run_after=run_after)
+        return approvals.wait_for_decision(timeout, {"dag": dag, "dag_run": run})
 
-    wait = approvals.wait_for_decision(day, run("scheduled"))
-    until_next = started + timedelta(hours=1) - now - approvals.NEXT_RUN_MARGIN
-    assert abs(wait - max(approvals.SHORTEST_WAIT, until_next)) < timedelta(seconds=5)
-    assert approvals.wait_for_decision(timedelta(minutes=10), run("scheduled")) <= timedelta(minutes=10)
-    assert approvals.wait_for_decision(day, run("manual")) == day  # a person's run waits the full timeout
-    daily = DAG("daily", schedule="@daily", start_date=pendulum.datetime(2026, 1, 1, tz="UTC"))
-    waited = approvals.wait_for_decision(timedelta(hours=2), {**run("scheduled"), "dag": daily})
-    until_midnight = started.replace(hour=0) + timedelta(days=1) - now - approvals.NEXT_RUN_MARGIN
-    expected = max(approvals.SHORTEST_WAIT, min(timedelta(hours=2), until_midnight))
-    assert abs(waited - expected) < timedelta(seconds=5)
+    day, start = timedelta(hours=24), pendulum.datetime(2026, 1, 1, tz="UTC")
+    hourly = DAG("hourly", schedule="@hourly", start_date=start)
+    daily = DAG("daily", schedule="@daily", start_date=start)
+    assert approvals.NEXT_RUN_MARGIN == approvals.SHORTEST_WAIT == timedelta(minutes=5)
+
+    two_pm = datetime(2026, 3, 10, 14, tzinfo=UTC)  # the hourly run's; the next is due at 15:00
+    at(two_pm + timedelta(minutes=20))
+    assert wait(day, hourly, two_pm) == timedelta(minutes=35)  # until 5 minutes before 15:00
+    assert wait(timedelta(minutes=10), hourly, two_pm) == timedelta(minutes=10)  # the timeout is shorter
+    assert wait(day, hourly, two_pm, "manual") == day  # a person's run waits the full timeout
+    at(two_pm + timedelta(minutes=58))
+    assert wait(day, hourly, two_pm) == approvals.SHORTEST_WAIT  # 15:00 is too near: the shortest wait
+
+    midnight = datetime(2026, 3, 10, tzinfo=UTC)  # the daily run's; the next is due the next midnight
+    at(midnight + timedelta(hours=14, minutes=20))
+    assert wait(day, daily, midnight) == timedelta(hours=9, minutes=35)
+    assert wait(timedelta(hours=2), daily, midnight) == timedelta(hours=2)
+    at(midnight + timedelta(hours=23, minutes=57))
+    assert wait(day, daily, midnight) == approvals.SHORTEST_WAIT
 
 
 # --- The DAGs --------------------------------------------------------------------------------

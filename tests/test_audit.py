@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from helpers import seeded_records
 
 from asr.audit import UNSETTLED, AuditJournal, Origin, journal_root
 from asr.aws import Clients
@@ -19,6 +20,8 @@ from asr.local import MEMBER_ACCOUNT
 from asr.local.seed import finding, seed_one
 from asr.playbooks import registry
 from asr.remediate import Planned, Result, Status, Target, fix_targets, run_batch
+from asr.store import RunStore
+from asr.sweep import remediate as remediate_batch
 
 REGION = "us-east-1"
 RUN_ID = "manual__2026-01-01T00:00:00+00:00"
@@ -265,3 +268,38 @@ def test_the_ssm_executor_records_the_start_and_the_end_across_processes(aws, tm
     automation.finish(pending, statuses, playbooks, aws, journal=journal(tmp_path))
     [change] = journal(tmp_path).changes()
     assert change.status == "REMEDIATED" and change.settle["after"] == {"public_admin_ingress": []}
+
+
+class UnsettledJournal:
+    """Records every intent, and cannot record how a change ended (its store went away)."""
+
+    def __init__(self) -> None:
+        self.intended: list[str] = []
+        self.settles: list[str] = []
+
+    def intend(self, target: Target, planned: Planned) -> None:
+        self.intended.append(target.resource_id)
+
+    def settle(self, target: Target, result: Result) -> None:
+        self.settles.append(target.resource_id)
+        raise OSError("the audit store is gone")
+
+    def made_earlier(self) -> dict[tuple[str, ...], dict[str, Any]]:
+        return {}
+
+
+def test_a_journal_that_cannot_settle_does_not_lose_the_outcomes(aws: Any, tmp_path: Path) -> None:
+    """The intent is durable already; the fixes were made, so their outcomes must be saved for
+    write-back and the report, not lost to an exception from the journal's last step."""
+    records = seeded_records(aws, 2)
+    store = RunStore(tmp_path)
+    batch = {"batch_id": "EC2.13-0000", "playbook": "EC2.13"}
+    store.write_lines("batches/EC2.13-0000.jsonl", [r.to_dict() for r in records])
+    journal = UnsettledJournal()
+    counts = remediate_batch(batch, store, registry(), aws, journal=journal)
+    assert sorted(journal.settles) == sorted(journal.intended) == sorted(r.resource_id for r in records)
+    assert counts == {Status.REMEDIATED: 2}
+    saved = list(store.read_lines("outcomes/EC2.13-0000.jsonl"))
+    assert {(row["finding_id"], row["status"]) for row in saved} == {
+        (r.finding_id, Status.REMEDIATED) for r in records
+    }

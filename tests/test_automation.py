@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from asr import automation
 from asr.aws import Clients
-from asr.claims import Claims
+from asr.claims import Claims, claim_name
 from asr.config import Settings
 from asr.findings import parse_finding
 from asr.local import MEMBER_ACCOUNT
@@ -247,12 +248,18 @@ def test_a_retried_task_waits_for_the_executions_its_earlier_try_started(
             "ti": SimpleNamespace(try_number=1),
         }
         operator = AutomationFixOperator(task_id="fix", batch=batch)
+        claims = Path(Settings.from_env().audit_root) / "claims"
+        action = registry().playbooks["EC2.13"].action
+        claim = claims / claim_name(MEMBER_ACCOUNT, "us-east-1", records[0].resource_id, action)
         waits = []
         for try_number in (1, 2):
             context["ti"] = SimpleNamespace(try_number=try_number)
             with pytest.raises(TaskDeferred) as deferred:
                 operator.execute(context)
             waits.append([e["execution_id"] for e in deferred.value.trigger.executions])
+            # Deferred: the resource stays claimed by this run while its execution runs.
+            assert list(claims.glob("*.json")) == [claim], f"try {try_number}"
+            assert json.loads(claim.read_text())["owner"] == f"asr_sweep/{run_id}"
         assert waits[0] == waits[1] and len(waits[0]) == 1
         trigger = deferred.value.trigger
         assert trigger.serialize()[1]["rate_limits"] == Settings.from_env().rate_limits  # polls are paced
@@ -269,7 +276,7 @@ def test_a_retried_task_waits_for_the_executions_its_earlier_try_started(
         assert group_rules(aws, seeded) == ["10.0.0.0/8"]
         # Finished: the task cleared later starts the document again instead of waiting on these.
         assert not store.path("automations/EC2.13-0000.json").exists()
-        assert list((Path(Settings.from_env().audit_root) / "claims").glob("*.json")) == []
+        assert list(claims.glob("*.json")) == []
     finally:
         monkeypatch.delenv("ASR_PLAYBOOK_DIR")
         registry.cache_clear()

@@ -3,6 +3,7 @@ assumed again before they expire."""
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 
 from asr import local
 from asr.aws import AwsContext
+from asr.config import Settings
 from asr.local import MEMBER_ACCOUNT
 
 REGION = "us-east-1"
@@ -96,3 +98,30 @@ def test_member_roles_are_named_in_the_administrator_s_partition(region: str | N
     """GovCloud and China have their own partitions: an arn:aws: role cannot be assumed there."""
     session = boto3.Session(region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing")
     assert AwsContext(session, "ASRMemberRole").role_arn("111111111111") == arn
+
+
+def test_the_member_role_is_assumed_with_the_connection_s_external_id(
+    clean_aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An Airflow connection's ``member_role_external_id`` extra reaches AssumeRole, where the
+    member roles' trust policy may require it (sts:ExternalId); without it none is sent."""
+    connection = json.loads(local.airflow_connection())
+    connection["extra"]["member_role_external_id"] = "asr-external-7"
+    monkeypatch.setenv("AIRFLOW_CONN_ASR_EXTERNAL", json.dumps(connection))
+    role = Settings().member_role_name
+    sent: dict[str, list[dict[str, Any]]] = {}
+    for conn_id in ("asr_external", "aws_default"):
+        context = AwsContext.from_airflow(conn_id, role)
+        calls = sent.setdefault(conn_id, [])
+        context.base_session.events.register(
+            "provide-client-params.sts.AssumeRole", lambda params, calls=calls, **_: calls.append(params)
+        )
+        local.served_requests(clear=True)
+        context.client("ec2", MEMBER_ACCOUNT, REGION).describe_security_groups()
+        assert [c["action"] for c in local.served_requests() if c["service"] == "sts"] == ["AssumeRole"]
+    assert AwsContext.from_airflow("asr_external", role).external_id == "asr-external-7"
+    member_role = f"arn:aws:iam::{MEMBER_ACCOUNT}:role/{role}"
+    [with_id] = sent["asr_external"]
+    assert (with_id["RoleArn"], with_id.get("ExternalId")) == (member_role, "asr-external-7")
+    [without] = sent["aws_default"]
+    assert without["RoleArn"] == member_role and "ExternalId" not in without

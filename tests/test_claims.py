@@ -8,20 +8,19 @@ import json
 import os
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import seeded_records
 from test_pacing import _records
 
-from asr import local
+from asr import local, remediate
 from asr.claims import Claims, claim_name, for_run
 from asr.local import MEMBER_ACCOUNT
 from asr.local.seed import seed_one
-from asr.pacing import RateBudget
 from asr.playbooks import registry
-from asr.remediate import Status, resolve_targets, run_batch
+from asr.remediate import Result, Status, fix_targets, resolve_targets, run_batch
 
 REGION = "us-east-1"
 
@@ -280,25 +279,65 @@ def test_a_global_resource_has_one_claim_whichever_region_found_it(aws, tmp_path
     assert outcome.status == Status.IGNORED, outcome.message
 
 
-def test_two_overlapping_runs_fix_each_resource_once(aws, tmp_path: Path) -> None:
+def test_two_overlapping_runs_fix_each_resource_once(
+    aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run a holds its fixes inside apply until run b has come and gone, so the runs overlap
+    for certain (no timing to trust): b must find every resource claimed and leave it to a."""
     seeded = [seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION, n) for n in range(12)]
     records = _records("EC2.13", seeded)
-    aws.budget = RateBudget({"ec2:write": (1, 20)})  # slow enough for the runs to overlap
-    aws._clients.clear()
+    action = type(registry().playbooks["EC2.13"].build_action())
+    applying, b_done = threading.Event(), threading.Event()
+    real_apply = action.apply
+
+    def held_apply(self: Any, *args: Any, **kwargs: Any) -> None:
+        applying.set()
+        b_done.wait(10)  # a second run applying too waits here, then both change it
+        real_apply(self, *args, **kwargs)
+
+    monkeypatch.setattr(action, "apply", held_apply)
     local.served_requests(clear=True)
     statuses: dict[str, list[str]] = {}
+    messages: dict[str, list[str]] = {}
 
-    def run(owner: str) -> None:
-        outcomes = run_batch(records, registry(), aws, claims=Claims(tmp_path, owner))
-        statuses[owner] = [o.status for o in outcomes]
+    def run(owner: str, done: threading.Event | None = None) -> None:
+        try:
+            outcomes = run_batch(records, registry(), aws, claims=Claims(tmp_path, owner))
+            statuses[owner] = [o.status for o in outcomes]
+            messages[owner] = [o.message for o in outcomes]
+        finally:
+            if done:
+                done.set()
 
-    runs = [threading.Thread(target=run, args=(owner,)) for owner in ("asr_sweep/a", "asr_events/b")]
-    for thread in runs:
-        thread.start()
-    for thread in runs:
-        thread.join()
+    a = threading.Thread(target=run, args=("asr_sweep/a",))
+    b = threading.Thread(target=run, args=("asr_events/b", b_done))
+    a.start()
+    assert applying.wait(60), "run a never reached apply"
+    b.start()
+    b.join(120)
+    a.join(120)
+    assert statuses["asr_events/b"] == [Status.IGNORED] * 12
+    assert all("another run (asr_sweep/a) is fixing it now" in m for m in messages["asr_events/b"])
+    assert statuses["asr_sweep/a"] == [Status.REMEDIATED] * 12
     revokes = [r for r in local.served_requests() if r["action"] == "RevokeSecurityGroupIngress"]
     assert len(revokes) == 12
-    both = Counter(s for run_statuses in statuses.values() for s in run_statuses)
-    assert both[Status.REMEDIATED] == 12
-    assert both[Status.FAILED] == 0
+    assert sorted(r["resource"] for r in revokes) == sorted(r.resource_id for r in records)
+
+
+def test_claims_are_released_when_the_fix_raises(
+    aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim left behind would keep every other run off the resource for six hours."""
+    targets, failed = resolve_targets(seeded_records(aws, 3), registry(), aws)
+    assert failed == [] and len(targets) == 3
+    held: list[list[str]] = []
+
+    def broken(*_: Any, **__: Any) -> list[Result]:
+        held.append(sorted(p.name for p in tmp_path.iterdir()))
+        raise RuntimeError("the fix died")
+
+    monkeypatch.setattr(remediate, "_fix", broken)
+    with pytest.raises(RuntimeError, match="the fix died"):
+        fix_targets(targets, claims=Claims(tmp_path, "asr_sweep/a"))
+    assert held == [sorted(t.claim for t in targets)], "every resource was claimed before the fix"
+    assert list(tmp_path.iterdir()) == []

@@ -47,16 +47,41 @@ def sweep() -> Any:
     return run
 
 
+def refused(snapshot: dict[str, Any], rule: str) -> int:
+    """How many calls of one API (``service:Action``) the stand-in's throttle refused."""
+    service, _, action = rule.partition(":")
+    return sum(
+        c["throttled"] for c in snapshot["counts"] if (c["service"], c["api_class"]) == (service, action)
+    )
+
+
 @pytest.mark.airflow
 def test_write_back_throttled_for_a_while_is_retried_and_loses_nothing(faults, airflow_db: None) -> None:
+    """The throttle is lifted only once write-back has been refused (then a little later),
+    never on a clock: a timer could lift it before write-back ever ran, proving nothing."""
     findings = seed_groups(faults, MEMBER_ACCOUNT, 3)
-    throttling.enable(**{"securityhub:BatchUpdateFindings": (0, 0, "action")})
-    lift = threading.Timer(8, throttling.disable)
-    lift.start()
+    rule = "securityhub:BatchUpdateFindings"
+    throttling.enable(**{rule: (0, 0, "action")})
+    done = threading.Event()
+    refusals: list[int] = []
+
+    def lift_once_refused() -> None:
+        deadline = time.monotonic() + 600
+        while not done.is_set() and time.monotonic() < deadline:
+            if refused(throttling.stats(), rule):
+                done.wait(3)  # refused for a while: the retries must outlast it
+                break
+            done.wait(0.2)
+        refusals.append(refused(throttling.disable(), rule))
+
+    lifter = threading.Thread(target=lift_once_refused, daemon=True)
+    lifter.start()
     try:
         run = sweep()
     finally:
-        lift.cancel()
+        done.set()
+        lifter.join(30)
+    assert refusals and refusals[0] >= 1, "write-back was never throttled"
     assert {f["Workflow"]["Status"] for f in workflow_of(faults, findings).values()} == {"RESOLVED"}
     store = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run.run_id)
     assert store.read_json("report.json")["totals"] == {"REMEDIATED": 3}

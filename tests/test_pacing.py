@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from helpers import routing_record
 
 from asr import local
@@ -16,9 +17,9 @@ from asr.config import ConfigError, Settings
 from asr.findings import RoutingRecord
 from asr.local import MEMBER_ACCOUNT, throttling
 from asr.local.seed import seed_one
-from asr.pacing import AWS_LIMITS, HEADROOM, RateBudget, RateLimitError, TokenBucket, parse_limits
+from asr.pacing import AWS_LIMITS, HEADROOM, THROTTLING, RateBudget, RateLimitError, TokenBucket, parse_limits
 from asr.playbooks import registry
-from asr.remediate import Status, run_batch
+from asr.remediate import Status, retry_throttled, run_batch
 from asr.store import RunStore
 from asr.sweep import RECORDS, plan
 
@@ -265,3 +266,21 @@ def test_batches_that_can_run_at_once_never_share_out_more_than_the_budget(runni
         # and no budget is left idle: the largest that can run together spend all of it
         assert sum(sorted(parts, reverse=True)[:running]) == pytest.approx(1)
     assert shares[5][f"{there[0]}/{there[1]}"] == pytest.approx(70 / 50 if running > 1 else 1)
+
+
+def test_throttling_that_never_ends_is_raised_after_the_last_attempt() -> None:
+    """Retrying for ever would hold a fix task and its slot; the caller records the error."""
+    assert "Throttling" in THROTTLING
+    calls: list[int] = []
+    sleeps: list[float] = []
+
+    def throttled() -> None:
+        calls.append(1)
+        raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "X")
+
+    with pytest.raises(ClientError, match="Rate exceeded"):
+        retry_throttled(throttled, attempts=5, sleep=sleeps.append)
+    assert len(calls) == 5
+    assert len(sleeps) == 4, "no sleep after the last attempt"
+    for attempt, slept in enumerate(sleeps):  # backing off: half to all of 2**attempt seconds
+        assert 2**attempt / 2 <= slept <= 2**attempt

@@ -16,6 +16,9 @@ from unittest.mock import Mock
 import pytest
 from airflow.jobs.job import Job
 
+from asr.actions import get_action
+from asr.playbooks import SCHEMA, default_dir, registry
+
 # Run in a fresh interpreter: this test process has imported asr long ago.
 PROBE = textwrap.dedent(
     """
@@ -64,9 +67,14 @@ def test_a_starting_job_imports_the_library_its_tasks_need() -> None:
     assert seen["before"] is False, "nothing imported asr before the job started"
     assert seen["after"] == wanted
     assert seen["ec2_model"], "the EC2 model is parsed, ready for the member clients of forked tasks"
-    # the playbook schema and every action's parameter schema the playbooks use
-    assert seen["schemas_compiled"] >= 10, "the playbooks' schema validators are compiled before the fork"
-    assert seen["playbooks_loaded"] >= 40, "every playbook file's parse is kept for the forked tasks"
+    # the playbook schema and every distinct parameter schema of the actions the playbooks
+    # use (some actions share one), and every playbook file
+    schemas = {id(SCHEMA)} | {id(get_action(playbook.action).schema) for playbook in registry()}
+    assert seen["schemas_compiled"] == len(schemas), (
+        "the playbooks' schema validators are compiled before the fork"
+    )
+    files = list(default_dir().glob("*.yaml"))
+    assert seen["playbooks_loaded"] == len(files), "every playbook file's parse is kept for the forked tasks"
 
 
 def test_a_starting_task_process_does_no_preloading() -> None:

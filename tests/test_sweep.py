@@ -186,10 +186,15 @@ def test_plan_packs_batches_per_playbook_in_account_region_order(tmp_path: Path)
 
 
 def test_plan_never_exceeds_the_map_limit(tmp_path: Path) -> None:
+    """Unpaced, batch_size=1 would ask for 5000 mapped tasks; the map limit (1024) must grow
+    the batches to ceil(5000 / 1024) = 5 rows instead. Pacing is off: with it on, the
+    ``parallel`` clause alone makes one batch and the map-limit clause is never reached."""
     store = RunStore(tmp_path)
     store.write_lines(RECORDS, _records(5000))
-    batches = plan(store, registry(), Settings(batch_size=1, data_dir=str(tmp_path)))
-    assert len(batches) <= 1024
+    settings = Settings(batch_size=1, data_dir=str(tmp_path), rate_limits="off")
+    batches = plan(store, registry(), settings)
+    assert len(batches) == 1000 <= settings.max_map_length
+    assert {b["count"] for b in batches} == {5}
     assert sum(b["count"] for b in batches) == 5000
 
 

@@ -15,7 +15,15 @@ from asr.local import MEMBER_ACCOUNT
 from asr.local.seed import Seeded, finding, import_findings
 from asr.pacing import HEADROOM, RateBudget
 from asr.remediate import Outcome, Status
-from asr.securityhub import UPDATE_THREADS, actionable_filters, iter_findings, queries_by_id, update_findings
+from asr.securityhub import (
+    UPDATE_THREADS,
+    actionable_filters,
+    closed_in,
+    iter_findings,
+    queries_by_id,
+    suppressed_since,
+    update_findings,
+)
 from asr.writeback import note_for, seen_state, write_back
 
 PRODUCT = "arn:aws:securityhub:us-east-1::product/aws/securityhub"
@@ -167,17 +175,23 @@ def test_the_same_status_and_note_are_not_written_again(imported) -> None:  # ty
     assert other.updated == 1
 
 
-def test_large_runs_recheck_with_the_run_query(imported) -> None:  # type: ignore[no-untyped-def]
+def test_large_runs_recheck_with_the_run_query(imported, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Up to RECHECK_BY_ID_LIMIT findings are read by id; above it, with nothing ingest read
+    to go by, the run's own query is paged (one call here). Only the filters sent tell the
+    two paths apart: both update every finding."""
     from asr import writeback
 
     securityhub, f = imported
     query = [{"AwsAccountId": [{"Value": MEMBER_ACCOUNT, "Comparison": "EQUALS"}]}]
-    original = writeback.RECHECK_BY_ID_LIMIT
-    writeback.RECHECK_BY_ID_LIMIT = 1
-    try:
-        result = write_back(securityhub, [outcome(x, Status.REMEDIATED) for x in f], "r", query)
-    finally:
-        writeback.RECHECK_BY_ID_LIMIT = original
+    calls = get_findings_calls(securityhub)
+    result = write_back(securityhub, [outcome(x, Status.FAILED, "no") for x in f], "r1", query)
+    assert calls == queries_by_id([x["Id"] for x in f])
+    assert result.updated == 6
+
+    calls.clear()
+    monkeypatch.setattr(writeback, "RECHECK_BY_ID_LIMIT", 1)
+    result = write_back(securityhub, [outcome(x, Status.REMEDIATED) for x in f], "r2", query)
+    assert calls == query
     assert result.updated == 6
 
 
@@ -190,9 +204,12 @@ def suppress(securityhub, raws: list[dict]) -> None:  # type: ignore[no-untyped-
         )
 
 
-def get_findings_calls(securityhub) -> list[int]:  # type: ignore[no-untyped-def]
-    calls: list[int] = []
-    securityhub.meta.events.register("before-call.securityhub.GetFindings", lambda **_: calls.append(1))
+def get_findings_calls(securityhub) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """The filters of each GetFindings call the client sends from now on, in order."""
+    calls: list[dict[str, Any]] = []
+    securityhub.meta.events.register(
+        "provide-client-params.securityhub.GetFindings", lambda params, **_: calls.append(params["Filters"])
+    )
     return calls
 
 
@@ -231,6 +248,12 @@ def test_a_large_run_rereads_only_the_findings_closed_meanwhile(large_run) -> No
     # 100 closed in scope and still failing (1 page), 1 suppressed and passing since ingest
     # (1 page), and the two headed for NOTIFIED by id
     assert len(calls) == 3
+    assert calls[0] == closed_in(query[0])
+    assert {k: v for k, v in calls[1].items() if k != "UpdatedAt"} == {
+        k: v for k, v in suppressed_since(query[0], since).items() if k != "UpdatedAt"
+    }
+    assert calls[1]["UpdatedAt"][0]["Start"] == since
+    assert calls[2:] == queries_by_id([r["Id"] for r in raws[1:3]])
     assert result.left_alone == [
         {"finding_id": raws[2]["Id"], "now": "RESOLVED, ACTIVE"},
         {"finding_id": raws[0]["Id"], "now": "SUPPRESSED, ACTIVE"},
