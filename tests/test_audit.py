@@ -303,3 +303,33 @@ def test_a_journal_that_cannot_settle_does_not_lose_the_outcomes(aws: Any, tmp_p
     assert {(row["finding_id"], row["status"]) for row in saved} == {
         (r.finding_id, Status.REMEDIATED) for r in records
     }
+
+
+def test_each_settle_ends_its_own_playbook_s_change_of_a_shared_resource() -> None:
+    """IAM.8 and IAM.22 fix one user with one action, and may overlap: a settle taken by the
+    latest intent instead of its own gave IAM.22's change IAM.8's FAILED, and a rollback then
+    left IAM.22's deactivated keys off. A settle from before settles named their playbook
+    still ends the latest intent."""
+    from asr.audit import pair
+
+    where = {"kind": "fix", "account_id": "1", "region": "r", "resource_id": "alice", "action": "a"}
+
+    def event(n: int, kind: str, playbook: str | None, **more: Any) -> dict[str, Any]:
+        named = {} if playbook is None else {"playbook": playbook}
+        return {"event": kind, **where, **named, "time": f"t{n}", "seq": n, **more}
+
+    changes = pair(
+        [
+            event(1, "intent", "IAM.8"),
+            event(2, "intent", "IAM.22"),
+            event(3, "settle", "IAM.8", status="FAILED"),
+            event(4, "settle", "IAM.22", status="REMEDIATED"),
+            event(5, "intent", "IAM.8"),
+            event(6, "settle", None, status="REMEDIATED"),
+        ]
+    )
+    assert [(c.intent["playbook"], c.settle and c.settle["status"]) for c in changes] == [
+        ("IAM.8", "FAILED"),
+        ("IAM.22", "REMEDIATED"),
+        ("IAM.8", "REMEDIATED"),
+    ]

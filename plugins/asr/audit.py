@@ -145,11 +145,15 @@ def pair(events: Iterable[dict[str, Any]]) -> list[Change]:
             open_intents.setdefault(key, []).append(len(changes))
             changes.append(Change(event, None))
         elif event["event"] == SETTLE:
-            waiting = open_intents.get(key)
-            if not waiting:
+            waiting = open_intents.get(key, [])
+            # Two playbooks' fixes of one resource may overlap (IAM.8 and IAM.22): a settle
+            # names its playbook (older journals' do not: then the latest intent is it).
+            mine = [i for i in waiting if changes[i].intent.get("playbook") == event.get("playbook", "?")]
+            if not (mine or waiting):
                 log.warning("audit: a settle without an intent: %s", event)
                 continue
-            index = waiting.pop()
+            index = (mine or waiting)[-1]
+            waiting.remove(index)
             changes[index] = Change(changes[index].intent, event)
     return changes
 
@@ -194,7 +198,6 @@ class AuditJournal:
                 "resource_arn": records[0].resource_arn if records else "",
                 "finding_ids": sorted({r.finding_id for r in records}),
                 "control_ids": sorted({r.control_id for r in records}),
-                "playbook": records[0].playbook if records else "",
                 "params": target.action.params,
                 "before": planned.before,
                 "plan": planned.plan,
@@ -224,6 +227,7 @@ class AuditJournal:
             "region": target.clients.region,
             "resource_id": target.resource_id,
             "action": target.action.name,
+            "playbook": target.records[0].playbook if target.records else "",
         }
 
     # --- writing
@@ -328,7 +332,7 @@ class AuditJournal:
         return [
             change
             for change in self.changes()
-            if all(change.intent[key] == value for key, value in where.items())
+            if all(change.intent.get(key) == value for key, value in where.items())
         ]
 
 

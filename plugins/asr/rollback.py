@@ -206,6 +206,7 @@ class Rollback:
         intent = change.intent
         resource_id, before = intent["resource_id"], intent["before"]
         where = {key: intent[key] for key in ("account_id", "region", "resource_id", "action")}
+        where["playbook"] = intent.get("playbook", "")
         self.journal.record(
             {
                 "event": INTENT,
@@ -213,9 +214,7 @@ class Rollback:
                 "id": uuid.uuid4().hex,
                 "reverts": intent["id"],
                 **where,
-                **{
-                    key: intent.get(key) for key in ("resource_arn", "finding_ids", "control_ids", "playbook")
-                },
+                **{key: intent.get(key) for key in ("resource_arn", "finding_ids", "control_ids")},
                 "params": intent["params"],
                 "before": now,
                 "plan": before,
