@@ -201,3 +201,30 @@ def test_role_that_cannot_be_assumed_fails_only_its_account(aws, monkeypatch: py
     assert outcomes[denied_account].status == Status.FAILED
     assert "cannot assume arn:aws:iam::333333333333:role/ASRMemberRole" in outcomes[denied_account].message
     assert outcomes[MEMBER_ACCOUNT].status == Status.REMEDIATED
+
+
+@pytest.mark.parametrize(("propagation", "reads", "expected"), [(60.0, 3, "REMEDIATED"), (0.0, 1, "FAILED")])
+def test_a_change_slow_to_show_is_read_again_until_it_may_have_propagated(
+    aws, monkeypatch: pytest.MonkeyPatch, propagation: float, reads: int, expected: str
+) -> None:
+    """SQS takes up to a minute to show a changed attribute: a read-back too soon would call a
+    change that was made FAILED (and a rollback would think it never happened)."""
+    import time
+
+    _, _, action, clients, queue = seeded_target(aws, "SQS.1")
+    stale = action.read(clients, queue)
+    answers = [stale, stale]  # the first two read-backs still show the old attributes
+    real_read = type(action).read
+
+    def read(self: Any, clients: Clients, resource_id: str) -> dict[str, Any]:
+        read_backs.append(resource_id)
+        return answers.pop(0) if answers and len(read_backs) > 1 else real_read(self, clients, resource_id)
+
+    read_backs: list[str] = []
+    slept: list[float] = []
+    monkeypatch.setattr(type(action), "read", read)
+    monkeypatch.setattr(type(action), "propagation_seconds", propagation)
+    monkeypatch.setattr(time, "sleep", slept.append)
+    result = remediate_resource(action, clients, queue)
+    assert result.status == expected, result.message
+    assert len(read_backs) == 1 + reads and slept == [1.0, 2.0][: reads - 1]

@@ -261,33 +261,39 @@ def test_flow_logs_create_role_and_log_group_once_for_many_vpcs(aws, clients: Cl
     }
 
 
-def test_flow_logs_wait_for_a_delivery_role_made_just_now(aws, clients: Clients, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_flow_logs_wait_for_a_delivery_role_made_lately(aws, clients: Clients, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """EC2 checks that it can assume the role, and a role IAM made a moment ago is not usable
-    yet: the first fix in an account is tried again, a later one (the role is old) is not."""
+    yet, whichever thread or task made it: such a refusal is tried again. An old role's
+    refusal, or another error that mentions an assumed role, is not."""
+    import datetime
+
     import asr.actions
 
     monkeypatch.setattr(asr.actions, "ROLE_PROPAGATION_DELAYS", (0.0, 0.0))
-    refusals = {"left": 1}
+    refusals: list[dict[str, str]] = []
     calls: list[str] = []
 
-    def not_yet(**_: Any) -> Any:
+    def refuse(**_: Any) -> Any:
         calls.append("CreateFlowLogs")
-        if refusals["left"]:
-            refusals["left"] -= 1
-            error = {"Code": "InvalidParameter", "Message": "Unable to assume given IAM role: 'arn'"}
-            return type("Refused", (), {"status_code": 400})(), {"Error": error}
+        if refusals:
+            return type("Refused", (), {"status_code": 400})(), {"Error": refusals.pop(0)}
         return None
 
-    clients.ec2.meta.events.register("before-call.ec2.CreateFlowLogs", not_yet)
-    first, second = (seeded_id(aws, "EC2.6") for _ in range(2))
-    assert fix(clients, "EC2.6", first).status == Status.REMEDIATED
-    assert calls == ["CreateFlowLogs"] * 2, "refused once while the role was new, then made"
+    clients.ec2.meta.events.register("before-call.ec2.CreateFlowLogs", refuse)
+    unready = {"Code": "InvalidParameter", "Message": "Unable to assume given IAM role: 'arn'"}
 
-    calls.clear()
-    refusals["left"] = 1
-    result = fix(clients, "EC2.6", second)
-    assert result.status == Status.FAILED and "Unable to assume given IAM role" in result.message
-    assert calls == ["CreateFlowLogs"], "an old role's refusal is not a propagation delay"
+    def fixed(result_wanted: Status, calls_wanted: int, *refused: dict[str, str]) -> None:
+        calls.clear()
+        refusals[:] = list(refused)
+        result = fix(clients, "EC2.6", seeded_id(aws, "EC2.6"))
+        assert (result.status, len(calls)) == (result_wanted, calls_wanted), result.message
+
+    fixed(Status.REMEDIATED, 2, unready)  # made the role: refused once, then made
+    fixed(Status.REMEDIATED, 2, unready)  # found the role, made moments ago
+    denied = {"Code": "UnauthorizedOperation", "Message": "assumed-role/ASRMemberRole/asr is not allowed"}
+    fixed(Status.FAILED, 1, denied)  # not a propagation delay
+    monkeypatch.setattr(asr.actions, "NEW_ROLE_AGE", datetime.timedelta(0))
+    fixed(Status.FAILED, 1, unready)  # an old role's refusal stands
 
 
 def test_flow_logs_of_another_traffic_type_do_not_count_but_all_does(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]

@@ -6,6 +6,7 @@ import pytest
 from test_iam_policy import IAM_NAME, Call, api_calls, names  # noqa: F401 (api_calls is a fixture)
 
 from asr.actions import NotReversible
+from asr.actions.iam import SETTABLE
 from asr.audit import canonical
 from asr.aws import Clients
 from asr.local import MEMBER_ACCOUNT
@@ -82,3 +83,42 @@ def test_a_lambda_statement_addpermission_cannot_write_is_not_reversible() -> No
         add_permission_args({**statement, "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}})
     with pytest.raises(NotReversible, match="one action"):
         add_permission_args({**statement, "Action": ["lambda:InvokeFunction", "lambda:GetFunction"]})
+
+
+def test_password_policy_revert_keeps_a_setting_changed_since(aws) -> None:
+    """An update replaces the whole policy: putting back every setting as it was would undo
+    what an administrator set after the fix (a hard expiry here)."""
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    clients.iam.update_account_password_policy(MinimumPasswordLength=8, RequireNumbers=True)
+    action = registry().for_control("IAM.7").build_action()
+    before = action.read(clients, MEMBER_ACCOUNT)
+    assert remediate_resource(action, clients, MEMBER_ACCOUNT).status == Status.REMEDIATED
+    fixed = clients.iam.get_account_password_policy()["PasswordPolicy"]
+    clients.iam.update_account_password_policy(
+        **{k: v for k, v in fixed.items() if k in SETTABLE} | {"HardExpiry": True}
+    )
+    action.revert(clients, MEMBER_ACCOUNT, before)
+    now = clients.iam.get_account_password_policy()["PasswordPolicy"]
+    assert (now["MinimumPasswordLength"], now["RequireNumbers"], now["RequireSymbols"]) == (8, True, False)
+    assert now["HardExpiry"] is True, "set after the fix: kept"
+
+
+def test_config_recorder_revert_keeps_a_recording_mode_set_since(aws) -> None:
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    own = f"arn:aws:iam::{MEMBER_ACCOUNT}:role/config-recorder"
+    partial = {"allSupported": False, "resourceTypes": ["AWS::EC2::Instance"]}
+    clients.config.put_configuration_recorder(
+        ConfigurationRecorder={"name": "main", "roleARN": own, "recordingGroup": partial}
+    )
+    action = registry().for_control("Config.1").build_action()
+    before = action.read(clients, MEMBER_ACCOUNT)
+    assert remediate_resource(action, clients, MEMBER_ACCOUNT).status == Status.REMEDIATED
+    [fixed] = clients.config.describe_configuration_recorders()["ConfigurationRecorders"]
+    daily = {"recordingFrequency": "DAILY", "recordingModeOverrides": []}
+    clients.config.put_configuration_recorder(ConfigurationRecorder={**fixed, "recordingMode": daily})
+
+    action.revert(clients, MEMBER_ACCOUNT, before)
+    [now] = clients.config.describe_configuration_recorders()["ConfigurationRecorders"]
+    assert (now["roleARN"], now["recordingGroup"]["allSupported"]) == (own, False)
+    assert now["recordingGroup"]["resourceTypes"] == ["AWS::EC2::Instance"]
+    assert now["recordingMode"]["recordingFrequency"] == "DAILY", "set after the fix: kept"

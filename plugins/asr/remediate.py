@@ -383,11 +383,43 @@ def _fix(targets: list[Target], dry: bool, journal: Journal | None, threads: int
             results.update({index: dry_run(plan) for index, plan in planned.items()})
             planned = {}
         errors = _apply(targets, planned, journal, pool)
-        for index, state in zip(planned, _read_grouped([targets[i] for i in planned], pool), strict=True):
+        states = dict(zip(planned, _read_grouped([targets[i] for i in planned], pool), strict=True))
+        _await_propagation(targets, states, errors, pool)
+        for index, state in states.items():
             results[index] = _ended(targets[index].action, planned[index], state, errors.get(index))
         if journal:
             list(pool.map(lambda index: _settle(journal, targets[index], results[index]), planned))
     return [results[index] for index in range(len(targets))]
+
+
+def _await_propagation(
+    targets: list[Target],
+    states: dict[int, dict[str, Any] | Exception],
+    errors: dict[int, Exception],
+    pool: ThreadPoolExecutor,
+) -> None:
+    """Read again, backing off, the resources whose change the service may take a while to
+    show (``Action.propagation_seconds``), until they read changed or that time is up: an
+    answer read too soon would call a change that was made FAILED."""
+
+    def unsettled(index: int, waited: float) -> bool:
+        action, state = targets[index].action, states[index]
+        if errors.get(index) or isinstance(state, Exception) or waited >= action.propagation_seconds:
+            return False
+        try:
+            return bool(action.plan(state))
+        except Exception:  # the read-back says why it cannot be fixed: nothing to wait for
+            return False
+
+    waited, delay = 0.0, 1.0
+    waiting = [index for index in states if unsettled(index, waited)]
+    while waiting:
+        time.sleep(delay)
+        waited += delay
+        delay = min(delay * 2, 8.0)
+        for index, state in zip(waiting, _read_grouped([targets[i] for i in waiting], pool), strict=True):
+            states[index] = state
+        waiting = [index for index in waiting if unsettled(index, waited)]
 
 
 def _settle(journal: Journal, target: Target, result: Result) -> None:

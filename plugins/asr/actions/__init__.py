@@ -8,6 +8,7 @@ when playbooks load rather than when a fix runs.
 
 from __future__ import annotations
 
+import datetime
 import importlib
 import pkgutil
 import time
@@ -61,6 +62,9 @@ class Action:
     irreversible: ClassVar[str | None] = None
     # What ``revert`` calls beyond ``permissions``: a rollback needs them in the member role.
     revert_permissions: ClassVar[tuple[str, ...]] = ()
+    # How long the service may take to show a change in its reads (eventual consistency):
+    # the read-back that verifies a fix is repeated until then.
+    propagation_seconds: ClassVar[float] = 0.0
 
     def __init__(self, params: dict[str, Any]) -> None:
         self.params = params
@@ -95,6 +99,18 @@ class Action:
 
 # IAM is eventually consistent: a role just made is not usable by a service at once.
 ROLE_PROPAGATION_DELAYS = (2.0, 4.0, 8.0, 8.0)
+# A role younger than this may still be propagating, whoever made it (another thread or task).
+NEW_ROLE_AGE = datetime.timedelta(minutes=5)
+
+
+def made_lately(role: dict[str, Any]) -> bool:
+    """Whether IAM made this role (as GetRole or CreateRole describe it) a few minutes ago."""
+    created = role.get("CreateDate")
+    if not isinstance(created, datetime.datetime):
+        return False
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=datetime.UTC)
+    return datetime.datetime.now(datetime.UTC) - created < NEW_ROLE_AGE
 
 
 def with_new_role(call: Callable[[], T], fresh: bool, unready: Callable[[Exception], bool]) -> T:

@@ -201,12 +201,19 @@ class EnableConfigRecorder(Action):
             config.delete_delivery_channel(DeliveryChannelName=self.params["delivery_channel_name"])
         if not before["RecorderName"]:
             config.delete_configuration_recorder(ConfigurationRecorderName=recorder)
-        else:
-            config.put_configuration_recorder(
-                ConfigurationRecorder={
-                    "name": recorder,
-                    "roleARN": before["RoleARN"],
-                    "recordingGroup": before["RecordingGroup"],
-                    **_mode(before),
-                }
-            )
+            return
+        changed = self.plan(before)
+        if "AllSupported" not in changed and "ServiceLinkedRole" not in changed:
+            return  # the fix left the recorder's settings as they were
+        # Only what the fix changed goes back; a recording mode set since stays.
+        now = self.read(clients, resource_id)
+        config.put_configuration_recorder(
+            ConfigurationRecorder={
+                "name": recorder,
+                "roleARN": before["RoleARN"] if "ServiceLinkedRole" in changed else now["RoleARN"],
+                "recordingGroup": before["RecordingGroup"]
+                if "AllSupported" in changed
+                else now["RecordingGroup"],
+                **_mode(now),
+            }
+        )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from asr.actions import Action, register, with_new_role
+from asr.actions import Action, made_lately, register, with_new_role
 from asr.actions.cloudwatch import RETENTION_DAYS
 from asr.actions.s3 import bucket_region, tls_only_statement
 
@@ -498,9 +498,10 @@ def _logs_role_trust(account: str) -> dict[str, Any]:
 
 
 def _ensure_logs_role(iam: Any, role_name: str, account: str) -> tuple[str, bool]:
-    """The role's ARN, and whether it was just created (and may not be usable yet)."""
+    """The role's ARN, and whether it was made lately (and may not be usable yet)."""
     try:
-        return str(iam.get_role(RoleName=role_name)["Role"]["Arn"]), False
+        role = iam.get_role(RoleName=role_name)["Role"]
+        return str(role["Arn"]), made_lately(role)
     except iam.exceptions.NoSuchEntityException:
         pass
     try:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from asr.actions import Action, BulkRead, register, with_new_role
+from asr.actions import Action, BulkRead, made_lately, register, with_new_role
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -478,7 +478,7 @@ class EnableVpcFlowLogs(Action):
                 raise ClientError({"Error": failed.get("Error", {})}, "CreateFlowLogs")
 
         # EC2 checks that it can assume the role, and answers InvalidParameter while it cannot.
-        with_new_role(create, fresh, lambda exc: "assume" in str(exc).lower())
+        with_new_role(create, fresh, lambda exc: "unable to assume given iam role" in str(exc).lower())
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         """Delete the flow logs to our log group that the VPC did not have before. The log
@@ -517,7 +517,7 @@ class EnableVpcFlowLogs(Action):
             policy = _flow_logs_policy(partition, account, self.params["log_group_name"])
             iam.put_role_policy(RoleName=role_name, PolicyName=policy_name, PolicyDocument=json.dumps(policy))
             fresh = True
-        return str(role["Arn"]), fresh
+        return str(role["Arn"]), fresh or made_lately(role)
 
 
 @register

@@ -88,9 +88,16 @@ class SetPasswordPolicy(Action):
         clients.iam.update_account_password_policy(**{**state, **plan})
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
-        """The whole earlier policy back (an update replaces every setting), or none if there was none."""
-        if before:
-            clients.iam.update_account_password_policy(**before)
+        """The settings the fix raised back to what they were, on top of the policy as it is
+        now: a setting someone changed since (a hard expiry, say) stays. No policy at all
+        again when there was none and nothing else has been set since."""
+        now = self.read(clients, resource_id)
+        raised = self.plan(before)
+        policy = {k: v for k, v in now.items() if k not in raised} | {
+            k: before[k] for k in raised if k in before
+        }
+        if policy:
+            clients.iam.update_account_password_policy(**policy)
         else:
             clients.iam.delete_account_password_policy()
 
@@ -274,6 +281,7 @@ class CreateSupportRole(Action):
     """
 
     name = "iam.create-support-role"
+    propagation_seconds = 15.0  # IAM is eventually consistent: a new attachment may not list yet
     service = "iam"
     permissions = ("iam:ListEntitiesForPolicy", "iam:GetRole", "iam:CreateRole", "iam:AttachRolePolicy")
     summary = "created the IAM role {role_name} with the AWSSupportAccess policy"

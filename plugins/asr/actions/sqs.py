@@ -29,6 +29,7 @@ class EnableQueueEncryption(Action):
     """
 
     name = "sqs.enable-queue-encryption"
+    propagation_seconds = 60.0  # SetQueueAttributes: "up to 60 seconds" to propagate
     service = "sqs"
     permissions = ("sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes")
     summary = "enabled server-side encryption of the queue"
