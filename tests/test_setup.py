@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from asr import cli, local
+from asr.config import Settings
 from asr.local import events as hub_events
 from asr.local.seed import finding
 from asr.local.seeders import Seeded
@@ -17,6 +18,7 @@ from asr.setup import (
     DEFAULT_QUEUE_NAME,
     SetupResult,
     auto_remediate_controls,
+    automatic_scope,
     imported_pattern,
     setup,
 )
@@ -27,9 +29,11 @@ CUSTOM_RULE = f"{DEFAULT_QUEUE_NAME}-custom-action"
 IMPORTED_RULE = f"{DEFAULT_QUEUE_NAME}-imported"
 
 
-def a_finding(control: str, workflow: str = "NEW", n: int = 0) -> dict[str, Any]:
-    resource = f"arn:aws:ec2:{REGION}:{local.MEMBER_ACCOUNT}:security-group/sg-{n:08x}"
-    seeded = Seeded(control, local.MEMBER_ACCOUNT, REGION, "AwsEc2SecurityGroup", resource)
+def a_finding(
+    control: str, workflow: str = "NEW", n: int = 0, account: str = local.MEMBER_ACCOUNT
+) -> dict[str, Any]:
+    resource = f"arn:aws:ec2:{REGION}:{account}:security-group/sg-{n:08x}"
+    seeded = Seeded(control, account, REGION, "AwsEc2SecurityGroup", resource)
     result = finding(seeded)
     result["Workflow"] = {"Status": workflow}
     result["WorkflowState"] = workflow
@@ -201,6 +205,43 @@ def test_imported_events_of_passed_or_archived_findings_do_not_arrive(
     archived["RecordState"] = "ARCHIVED"
     events = [hub_events.imported_event([f], ADMIN, REGION) for f in (passed, archived)]
     assert arrived_finding_ids(aws, installed, *events) == set()
+
+
+def test_the_imported_rule_follows_the_accounts_and_exclusions() -> None:
+    assert imported_pattern(["EC2.7"], [ADMIN, "333333333333"], ["333333333333"])["detail"]["findings"][
+        "AwsAccountId"
+    ] == [ADMIN]
+    assert imported_pattern(["EC2.7"], (), ["333333333333"])["detail"]["findings"]["AwsAccountId"] == [
+        {"anything-but": ["333333333333"]}
+    ]
+    assert "AwsAccountId" not in imported_pattern(["EC2.7"])["detail"]["findings"]
+    organization = Settings(accounts=(ADMIN,), accounts_from_organization=True)
+    assert automatic_scope(organization)["accounts"] == ()
+    scope = automatic_scope(Settings(exclude_controls=("EC2.7", "S3.1")))
+    assert not {"EC2.7", "S3.1"} & set(scope["controls"]) and "CloudTrail.1" in scope["controls"]
+    assert set(scope["controls"]) < set(auto_remediate_controls())
+
+
+@pytest.mark.parametrize(
+    ("settings", "arrives"),
+    [
+        ({"accounts": (local.MEMBER_ACCOUNT,)}, {local.MEMBER_ACCOUNT}),
+        ({"exclude_accounts": (ADMIN,)}, {local.MEMBER_ACCOUNT}),
+        ({"exclude_controls": ("EC2.7",)}, set()),
+        ({}, {local.MEMBER_ACCOUNT, ADMIN}),
+    ],
+)
+def test_imported_findings_asr_may_not_touch_start_no_run(
+    aws: Any, settings: dict[str, Any], arrives: set[str]
+) -> None:
+    """Out of scope, a finding would start an asr_events run that only rejects it."""
+    installed = setup(aws, REGION, settings=Settings(**settings))
+    findings = {
+        account: a_finding("EC2.7", n=n, account=account)
+        for n, account in enumerate((local.MEMBER_ACCOUNT, ADMIN), 1)
+    }
+    events = [hub_events.imported_event([f], ADMIN, REGION) for f in findings.values()]
+    assert arrived_finding_ids(aws, installed, *events) == {findings[a]["Id"] for a in arrives}
 
 
 def test_put_events_refuses_an_event_for_another_region(aws: Any, installed: SetupResult) -> None:

@@ -144,30 +144,36 @@ def test_a_sweep_reads_only_security_hub_s_own_findings(aws, tmp_path: Path) -> 
 
 
 def test_ingest_leaves_findings_a_person_decided_about_unless_named(aws, tmp_path: Path) -> None:
-    """A rejection's hold until it ends, a rollback's mark for good; a person's pick by id fixes both."""
+    """A rejection's hold until it ends, a rollback's mark for good, both only while the finding
+    stays NOTIFIED as asr left it (NEW again: its control passed, then failed anew); a
+    person's pick by id fixes them."""
     from asr import sweep
     from asr.local.seed import seed_one
     from asr.securityhub import actionable_filters
 
-    raws = [finding(seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1", n)) for n in range(5)]
+    raws = [finding(seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1", n)) for n in range(6)]
     securityhub = aws.admin_client("securityhub", "us-east-1")
     import_findings(securityhub, raws)
+    held = {"asr:rejected-until": "2099-01-01T00:00:00+00:00"}
     marks = [
-        {"asr:rejected-until": "2099-01-01T00:00:00+00:00"},
-        {"asr:rejected-until": "2099-01-01T00:00:00+00:00"},
-        {"asr:rejected-until": "2020-01-01T00:00:00+00:00"},  # the hold has ended
-        {"asr:reverted": "asr_rollback/r1"},
+        (held, "NOTIFIED"),
+        (held, "NOTIFIED"),  # named below
+        ({"asr:rejected-until": "2020-01-01T00:00:00+00:00"}, "NOTIFIED"),  # the hold has ended
+        ({"asr:reverted": "asr_rollback/r1"}, "NOTIFIED"),
+        (held, "NEW"),  # reopened by Security Hub
     ]
-    for raw, mark in zip(raws, marks, strict=False):
+    for raw, (mark, workflow) in zip(raws, marks, strict=False):
         identifier = {"Id": raw["Id"], "ProductArn": raw["ProductArn"]}
-        securityhub.batch_update_findings(FindingIdentifiers=[identifier], UserDefinedFields=mark)
+        securityhub.batch_update_findings(
+            FindingIdentifiers=[identifier], UserDefinedFields=mark, Workflow={"Status": workflow}
+        )
 
     store = RunStore(tmp_path)
     named = [raws[1]["Id"]]
     counts = sweep.ingest(Settings.from_env(), aws, registry(), store, actionable_filters(), named=named)
-    assert (counts["routed"], counts["ignored"]) == (3, 2)
+    assert (counts["routed"], counts["ignored"]) == (4, 2)
     routed = {r["finding_id"] for r in store.read_lines(RECORDS)}
-    assert routed == {raws[1]["Id"], raws[2]["Id"], raws[4]["Id"]}
+    assert routed == {raws[i]["Id"] for i in (1, 2, 4, 5)}
     ignored = {o["finding_id"]: o["message"] for o in store.read_lines("outcomes/not-acted.jsonl")}
     assert ignored[raws[0]["Id"]].startswith(
         "a person rejected its fix; left alone until 2099-01-01 00:00 UTC"

@@ -6,7 +6,6 @@ in docker-compose and on a cluster; a DAG run's params override them per run.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -25,6 +24,8 @@ REGION_RE = re.compile(REGION_PATTERN)
 ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
 OU_RE = re.compile(r"^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$")
 CONTROL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*\.\d+$")
+# Ten years: a longer wait or hold is a typo, and would overflow a date when it is added.
+MAX_HOURS = 87_600
 ALL = "*"
 
 
@@ -96,7 +97,7 @@ class Settings:
     auto_approve: tuple[str, ...] = ()
     approval_timeout_hours: float = 24.0
     # How long sweeps and automatic events leave the findings of a fix a person rejected (0: ask
-    # again at the next sweep). A person picking them by id has them fixed at any time.
+    # again at the next sweep). A person picking them by id is asked again at once.
     rejection_hold_hours: float = 168.0
 
     def __post_init__(self) -> None:
@@ -132,13 +133,14 @@ class Settings:
     def _check_approvals(self) -> None:
         """Auto-approval names playbooks by their control id: a typo must not silently leave
         a control waiting for approval, nor approve one nobody meant."""
-        if not (math.isfinite(self.approval_timeout_hours) and self.approval_timeout_hours > 0):
+        if not 0 < self.approval_timeout_hours <= MAX_HOURS:  # NaN compares false too
             raise ConfigError(
-                f"approval timeout {self.approval_timeout_hours!r} must be a positive number of hours"
+                f"approval timeout {self.approval_timeout_hours!r} must be a number of hours above 0, "
+                f"at most {MAX_HOURS}"
             )
-        if not (math.isfinite(self.rejection_hold_hours) and self.rejection_hold_hours >= 0):
+        if not 0 <= self.rejection_hold_hours <= MAX_HOURS:
             raise ConfigError(
-                f"rejection hold {self.rejection_hold_hours!r} must be a number of hours, 0 or more"
+                f"rejection hold {self.rejection_hold_hours!r} must be from 0 to {MAX_HOURS} hours"
             )
         named = [c for c in self.auto_approve if c != ALL]
         for control in named:

@@ -26,6 +26,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from asr.aws import AwsContext
+from asr.config import Settings
 from asr.events import CUSTOM_ACTION, IMPORTED
 from asr.playbooks import PlaybookRegistry, registry
 
@@ -73,20 +74,42 @@ def custom_action_pattern(action_target_arn: str) -> dict[str, Any]:
     return {"source": [SOURCE], "detail-type": [CUSTOM_ACTION], "resources": [action_target_arn]}
 
 
-def imported_pattern(controls: Iterable[str]) -> dict[str, Any]:
-    """New, active, failed findings of these controls. The ``findings`` array is matched
-    element by element (EventBridge crushes arrays out of the pattern path); Security Hub
-    sends one finding per Imported event anyway."""
+def imported_pattern(
+    controls: Iterable[str], accounts: Iterable[str] = (), excluded: Iterable[str] = ()
+) -> dict[str, Any]:
+    """New, active, failed findings of these controls, in these accounts (any, when none are
+    named) but the excluded ones: a finding asr may not touch would start a run for nothing.
+    The ``findings`` array is matched element by element (EventBridge crushes arrays out of
+    the pattern path); Security Hub sends one finding per Imported event anyway."""
+    findings: dict[str, Any] = {
+        "Compliance": {"Status": ["FAILED"], "SecurityControlId": sorted(set(controls))},
+        "RecordState": ["ACTIVE"],
+        "Workflow": {"Status": ["NEW"]},
+    }
+    allowed, excluded = set(accounts), set(excluded)
+    if allowed:
+        findings["AwsAccountId"] = sorted(allowed - excluded)
+    elif excluded:
+        findings["AwsAccountId"] = [{"anything-but": sorted(excluded)}]
+    return {"source": [SOURCE], "detail-type": [IMPORTED], "detail": {"findings": findings}}
+
+
+def automatic_scope(settings: Settings, auto_controls: Iterable[str] | None = None) -> dict[str, Any]:
+    """The Imported rule's controls and accounts for these settings: the automatic controls
+    (``auto_controls``, else the playbooks' ``auto_remediate`` ones) less ``ASR_EXCLUDE_CONTROLS``,
+    and ``ASR_ACCOUNTS`` (unless the organization widens it) less ``ASR_EXCLUDE_ACCOUNTS``.
+    Run ``asr setup`` again after changing them."""
+    excluded, playbooks = set(settings.exclude_controls), registry()
+
+    def wanted(control: str) -> bool:  # excluded by its own id, or by its playbook's
+        owner = playbooks.for_control(control)
+        return control not in excluded and not (owner and owner.control_id in excluded)
+
+    controls = auto_remediate_controls(playbooks) if auto_controls is None else auto_controls
     return {
-        "source": [SOURCE],
-        "detail-type": [IMPORTED],
-        "detail": {
-            "findings": {
-                "Compliance": {"Status": ["FAILED"], "SecurityControlId": sorted(set(controls))},
-                "RecordState": ["ACTIVE"],
-                "Workflow": {"Status": ["NEW"]},
-            }
-        },
+        "controls": sorted({c for c in controls if wanted(c)}),
+        "accounts": () if settings.accounts_from_organization else settings.accounts,
+        "excluded": settings.exclude_accounts,
     }
 
 
@@ -226,12 +249,15 @@ def setup(
     region: str,
     queue_name: str = DEFAULT_QUEUE_NAME,
     auto_controls: Iterable[str] | None = None,
+    settings: Settings | None = None,
 ) -> SetupResult:
     """Make (or find) the custom action, queues and rules; ``auto_controls`` defaults to the
-    playbooks' ``auto_remediate`` controls, and with none the Imported rule is removed."""
+    playbooks' ``auto_remediate`` controls, and with none the Imported rule is removed. The
+    Imported rule follows the settings' scope (``automatic_scope``)."""
     if not QUEUE_NAME_RE.match(queue_name):
         raise ValueError(f"queue name {queue_name!r}: use 1 to 50 letters, digits, '-' or '_'")
-    controls = list(auto_remediate_controls() if auto_controls is None else auto_controls)
+    scope = automatic_scope(settings or Settings.from_env(), auto_controls)
+    controls = scope["controls"]
     securityhub = aws_context.admin_client("securityhub", region)
     events = aws_context.admin_client("events", region)
     sqs = aws_context.admin_client("sqs", region)
@@ -251,7 +277,8 @@ def setup(
     result.rule_names = [custom_rule]
     if controls:
         description = "ASR: new failed findings of controls whose playbook has auto_remediate: true"
-        rule_arns.append(_ensure_rule(events, imported_rule, imported_pattern(controls), description, result))
+        pattern = imported_pattern(controls, scope["accounts"], scope["excluded"])
+        rule_arns.append(_ensure_rule(events, imported_rule, pattern, description, result))
         result.rule_names.append(imported_rule)
     else:
         _remove_rule(events, imported_rule, result)

@@ -126,7 +126,12 @@ def ingest(
 
 
 def _held(finding: dict[str, Any]) -> str | None:
-    """Why a sweep or an automatic event leaves a finding a person decided about, if it does."""
+    """Why a sweep or an automatic event leaves a finding a person decided about, if it does.
+    Only while it stays NOTIFIED, as asr left it: Security Hub makes it NEW again when its
+    control passed and then fails anew, a failure nobody decided about."""
+    workflow = finding.get("Workflow") if isinstance(finding.get("Workflow"), dict) else {}
+    if workflow.get("Status") != "NOTIFIED":
+        return None
     if rollback := reverted_by(finding):
         return f"a person rolled back asr's fix of it ({rollback}); pick it by id to fix it again"
     if until := held_until(finding):
