@@ -250,6 +250,30 @@ def test_standard_id_no_playbook_routes_is_rejected_with_both_names() -> None:
         parse_finding(raw, registry())
 
 
+@pytest.mark.parametrize("with_consolidated_id", [True, False])
+def test_a_standard_asr_does_not_know_routes_by_security_hub_s_consolidated_id(
+    with_consolidated_id: bool,
+) -> None:
+    """A new version of a standard (CIS 9.9.9 here) names its own control ids; Security Hub's
+    SecurityControlId still says which control it is. Without it, the finding cannot be read."""
+    raw = finding(
+        seeded("EC2.13"),
+        standard="cis-aws-foundations-benchmark/v/9.9.9",
+        standard_control="5.2",
+        security_control_id=with_consolidated_id,
+    )
+    if with_consolidated_id:
+        record = parse_finding(raw, registry())
+        assert (record.control_id, record.playbook) == ("EC2.13", "EC2.13")
+        assert (record.standard, record.standard_control_id) == (
+            "cis-aws-foundations-benchmark/v/9.9.9",
+            "5.2",
+        )
+    else:
+        with pytest.raises(FindingError, match="which asr does not know"):
+            parse_finding(raw, registry())
+
+
 def test_control_parameters_from_the_finding_override_the_playbook() -> None:
     raw = finding(seeded("IAM.7"))
     raw["Compliance"]["SecurityControlParameters"] = [

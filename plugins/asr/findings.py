@@ -94,6 +94,12 @@ def control_of(
         named = ", ".join(str(ref) for ref in refs)
         raise FindingError(finding_id, f"the finding's control ids disagree: {named}")
     unknown = [ref for ref, control in normalised if control is None]
+    if controls and any(ref.source == "Compliance.SecurityControlId" for ref, c in normalised if c):
+        # Security Hub's own consolidated id routes it: a standard asr does not know yet (a
+        # new version of CIS, say) in the other fields does not make the finding unreadable.
+        unknown = [
+            ref for ref in unknown if ref.standard in STANDARDS or ref.standard in (CONSOLIDATED, UNREADABLE)
+        ]
     if unknown:
         reason = _describe(unknown[0])
         if controls:
