@@ -115,8 +115,9 @@ def _named_role(params: Mapping[str, Any]) -> tuple[str, ...]:
 def _config_roles(params: Mapping[str, Any]) -> tuple[str, ...]:
     """Any role, passed to AWS Config only: a recorder keeps the role it has when a finding's
     control parameter turns the service-linked-role check off, and a rollback puts back the
-    role it had, neither known when the policy is made. Config only reads configurations with
-    it, so this gives the member role none of that role's power."""
+    role it had, neither known when the policy is made. Only roles that trust Config can be
+    passed, and Config uses them to read configurations and deliver: the member role gains
+    none of their power."""
     return ("*",)
 
 
