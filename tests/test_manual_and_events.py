@@ -7,7 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from helpers import world_open
+from helpers import routing_record, world_open
 
 from asr import claims, local
 from asr.aws import Clients
@@ -192,6 +192,22 @@ def test_events_are_deduplicated_and_told_apart() -> None:
     )
     assert asked.finding_ids == ["a", "b", "c"]
     assert asked.by_person == {"a", "b"}
+
+
+def test_an_import_fixes_only_automatic_controls_a_person_s_click_any() -> None:
+    """The Imported rule already asks for automatic controls only; the DAG checks again, as a
+    finding's playbook may have changed since the rule was made."""
+    from asr.events import FindingsAsked
+
+    automatic = routing_record("EC2.7", f"AWS::::Account:{MEMBER_ACCOUNT}", MEMBER_ACCOUNT, MEMBER_ACCOUNT)
+    disruptive = routing_record(
+        "EC2.13", f"arn:aws:ec2:us-east-1:{MEMBER_ACCOUNT}:security-group/sg-1", "sg-1", MEMBER_ACCOUNT
+    )
+    imported = FindingsAsked(by_import={automatic.finding_id, disruptive.finding_id})
+    assert imported.keep(automatic) is None
+    assert imported.keep(disruptive) == "automatic remediation is off for EC2.13; use the custom action"
+    clicked = FindingsAsked(by_person={disruptive.finding_id}, by_import={disruptive.finding_id})
+    assert clicked.keep(disruptive) is None
 
 
 def test_the_events_queue_is_polled_as_configured_within_what_sqs_allows() -> None:
