@@ -260,3 +260,20 @@ def test_the_organization_widens_the_allow_list_and_a_run_narrows_it(aws, tmp_pa
     narrowed = settings.with_overrides({"accounts": [member, outsider]})  # the scope checks them
     assert narrowed.query_accounts == (member, outsider)
     assert routed_accounts(narrowed) == {member}
+
+
+def test_a_run_s_conf_cannot_change_the_role_asr_assumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any key of a triggered run's conf reaches its params: a run that named another role
+    (OrganizationAccountAccessRole, say) would have acted as that role in every account."""
+    from types import SimpleNamespace
+
+    from asr.tasks import run_context
+
+    monkeypatch.setenv("ASR_DATA_DIR", str(tmp_path))
+    params = {"member_role_name": "OrganizationAccountAccessRole", "batch_size": 7, "regions": ["us-east-1"]}
+    context = {"params": params, "run_id": "manual__1", "dag": SimpleNamespace(dag_id="asr_sweep")}
+    settings, _, _ = run_context(context)
+    assert settings.member_role_name == "ASRMemberRole"
+    assert (settings.batch_size, settings.regions) == (7, ("us-east-1",)), "what a run may set still applies"

@@ -20,7 +20,9 @@ from asr.config import Settings, env_number, env_value
 from asr.playbooks import registry
 
 log = logging.getLogger(__name__)
-OVERRIDABLE = ("accounts", "regions", "batch_size", "member_role_name")
+# What a run's params may set: only narrowing and sizing. Any key of a run's conf reaches its
+# params, so the role asr assumes in member accounts must never be one of them.
+OVERRIDABLE = ("accounts", "regions", "batch_size")
 # Fix tasks of one playbook in one run that may run at once (each runs ASR_FIX_THREADS threads); read when
 # the DAG is parsed. An Airflow pool (ASR_FIX_POOL) can bound them across runs and DAGs.
 MAX_ACTIVE_FIXES = int(env_number("ASR_MAX_ACTIVE_FIXES", 8))
@@ -143,7 +145,11 @@ def ingest_selected() -> dict[str, int]:
     choice = selection.Selection.from_params(get_current_context()["params"], settings)
     finding_ids = choice.finding_ids or None
     queries = actionable_filters(
-        settings.query_accounts, settings.regions, _control_ids(choice.controls), finding_ids or ()
+        settings.query_accounts,
+        settings.regions,
+        _control_ids(choice.controls),
+        finding_ids or (),
+        choice.resource_filter,
     )
     return _ingest(queries, keep=choice.keep, named=choice.finding_ids)
 
