@@ -43,6 +43,7 @@ def actionable_filters(
     regions: Iterable[str] = (),
     control_ids: Iterable[str] = (),
     finding_ids: Iterable[str] = (),
+    resource_ids: Iterable[str] = (),
 ) -> list[dict[str, list[dict[str, str]]]]:
     """Failed, active, not yet resolved or suppressed: what a sweep should look at.
 
@@ -66,6 +67,7 @@ def actionable_filters(
             ("ResourceRegion", regions),
             ("ComplianceSecurityControlId", control_ids),
             ("Id", finding_ids),
+            ("ResourceId", resource_ids),
         )
     ]
     sliced = [

@@ -61,6 +61,15 @@ class Selection:
             )
         return choice
 
+    @property
+    def resource_filter(self) -> list[str]:
+        """The chosen resources as Security Hub names them (``Resources[].Id``), when they are
+        all given so (ARNs, ``AWS::::Account:...``): the query then reads only their findings,
+        not every finding in scope. A bare id (``sg-...``) is matched after reading."""
+        if self.resources and all(r.startswith(("arn:", "AWS::")) for r in self.resources):
+            return self.resources
+        return []
+
     def keep(self, record: RoutingRecord) -> str | None:
         """Only the chosen resources, when resources were chosen."""
         if self.resources and not {record.resource_id, record.resource_arn} & set(self.resources):
