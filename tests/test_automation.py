@@ -284,3 +284,58 @@ def test_a_retried_task_waits_for_the_executions_its_earlier_try_started(
 
 def where(records) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {"account_id": records[0].account_id, "region": records[0].region}
+
+
+def test_a_try_that_dies_while_starting_leaves_its_retry_the_executions_it_started(
+    aws, ssm_playbooks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starts are paced (one a second), so a batch's loop takes minutes: a worker killed in it
+    must not make the retry start the document again on resources it is still changing."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from asr.operators import AutomationFixOperator
+    from asr.store import RunStore
+
+    monkeypatch.setenv("ASR_PLAYBOOK_DIR", str(ssm_playbooks))
+    registry.cache_clear()
+    try:
+        seeded = [seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1", n) for n in range(2)]
+        records = [parse_finding(finding(s), registry()) for s in seeded]
+        ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
+        ssm.put_parameter(Name=f"/asr-local/automation/{DOCUMENT}", Value="Success:30", Type="String")
+        run_id = f"manual__died-{time.time_ns()}"
+        store = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run_id)
+        batch = {"batch_id": "EC2.13-0000", "playbook": "EC2.13", "count": 2, "rate_shares": {}}
+        store.write_lines("batches/EC2.13-0000.jsonl", [r.to_dict() for r in records])
+        context = {
+            "params": {},
+            "run_id": run_id,
+            "dag": SimpleNamespace(dag_id="asr_sweep"),
+            "dag_run": SimpleNamespace(run_type="manual", triggering_user_name="alice"),
+            "ti": SimpleNamespace(try_number=1),
+        }
+        operator = AutomationFixOperator(task_id="fix", batch=batch)
+        starts = {"n": 0}
+        real_start = automation.retry_throttled
+
+        def dies_on_the_second_start(call):  # type: ignore[no-untyped-def]
+            starts["n"] += 1
+            if starts["n"] == 2:
+                raise SystemExit("the worker was killed")
+            return real_start(call)
+
+        monkeypatch.setattr(automation, "retry_throttled", dies_on_the_second_start)
+        with pytest.raises(SystemExit):
+            operator.execute(context)
+        monkeypatch.setattr(automation, "retry_throttled", real_start)
+
+        context["ti"] = SimpleNamespace(try_number=2)
+        with pytest.raises(TaskDeferred) as deferred:
+            operator.execute(context)
+        waited = {e["execution_id"] for e in deferred.value.trigger.executions}
+        executions = ssm.describe_automation_executions()["AutomationExecutionMetadataList"]
+        assert len(executions) == 2, "one start per resource, the first try's included"
+        assert waited == {e["AutomationExecutionId"] for e in executions}
+    finally:
+        monkeypatch.delenv("ASR_PLAYBOOK_DIR")
+        registry.cache_clear()

@@ -8,6 +8,7 @@ document, in the resource's account and region, with the automation role passed 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from asr.aws import AwsContext, Clients
@@ -55,6 +56,7 @@ def start(
     dry: bool = False,
     journal: Journal | None = None,
     claims: Claims | None = None,
+    started: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[list[Outcome], list[dict[str, Any]]]:
     """Start the playbook's document for each resource that needs it.
 
@@ -63,6 +65,8 @@ def start(
     is recorded in the ``journal`` first; ``finish`` records how it ended. With ``claims``,
     a resource another run holds is left to it (IGNORED); the claim of each execution
     under way is kept (its ``claim``) for the caller to drop when it has finished.
+    ``started`` is told of each execution as soon as it runs, so that a try that dies in
+    the loop (paced, it takes minutes) leaves a retry the executions to wait for.
     """
     document = playbooks.playbooks[records[0].playbook].ssm_document
     assert document is not None, "start() is for playbooks with an ssm_document"
@@ -105,7 +109,7 @@ def start(
             if journal:
                 journal.intend(target, planned)
                 intended = True
-            started = retry_throttled(lambda s=ssm, r=request: s.start_automation_execution(**r))
+            execution = retry_throttled(lambda s=ssm, r=request: s.start_automation_execution(**r))
         except Exception as exc:
             before = planned.before if planned else None
             failed = Result(Status.FAILED, describe_error(exc), before)
@@ -115,7 +119,7 @@ def start(
             continue
         pending.append(
             {
-                "execution_id": started["AutomationExecutionId"],
+                "execution_id": execution["AutomationExecutionId"],
                 "account_id": account,
                 "region": region,
                 "resource_id": target.resource_id,
@@ -125,6 +129,8 @@ def start(
                 "claim": target.claim,
             }
         )
+        if started:
+            started(pending[-1])
     if claims is not None and not dry:
         claims.release({t.claim for t in targets} - {e["claim"] for e in pending})
     return outcomes, pending

@@ -40,8 +40,21 @@ class AutomationFixOperator(BaseOperator):
         records = [r for r in records if r.finding_id not in started]
         aws, journal = aws_context(settings, rate_shares(self.batch)), self._journal(settings, context)
         claims = self._claims(settings, context)
+        under_way = list(earlier)
+
+        def remember(execution: dict[str, Any]) -> None:
+            """Save each execution as it starts: a try that dies in the (paced) loop must
+            leave its retry the executions to wait for, not resources to start again."""
+            under_way.append(execution)
+            try:
+                store.write_json(self._saved(), {"outcomes": [], "pending": under_way})
+            except Exception:  # the save after the loop tries again, and fails the task if it must
+                self.log.warning("Could not save the executions started so far", exc_info=True)
+
         outcomes, pending = (
-            automation.start(records, registry(), aws, settings, dry=dry, journal=journal, claims=claims)
+            automation.start(
+                records, registry(), aws, settings, dry=dry, journal=journal, claims=claims, started=remember
+            )
             if records
             else ([], [])
         )
