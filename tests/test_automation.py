@@ -8,6 +8,7 @@ import shutil
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -227,27 +228,14 @@ def test_a_retried_task_waits_for_the_executions_its_earlier_try_started(
     not started a second time on a resource it is still changing."""
     from airflow.sdk.exceptions import TaskDeferred
 
-    from asr.operators import AutomationFixOperator
-    from asr.store import RunStore
-
     monkeypatch.setenv("ASR_PLAYBOOK_DIR", str(ssm_playbooks))
     registry.cache_clear()
     try:
         seeded, records = seeded_records(aws, registry())
         ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
         ssm.put_parameter(Name=f"/asr-local/automation/{DOCUMENT}", Value="Success:3", Type="String")
-        run_id = f"manual__retry-{time.time_ns()}"
-        store = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run_id)
-        batch = {"batch_id": "EC2.13-0000", "playbook": "EC2.13", "count": 1, "rate_shares": {}}
-        store.write_lines("batches/EC2.13-0000.jsonl", [r.to_dict() for r in records])
-        context = {
-            "params": {},
-            "run_id": run_id,
-            "dag": SimpleNamespace(dag_id="asr_sweep"),
-            "dag_run": SimpleNamespace(run_type="manual", triggering_user_name="alice"),
-            "ti": SimpleNamespace(try_number=1),
-        }
-        operator = AutomationFixOperator(task_id="fix", batch=batch)
+        operator, context, store = operator_run(records, "retry")
+        run_id = context["run_id"]
         claims = Path(Settings.from_env().audit_root) / "claims"
         action = registry().playbooks["EC2.13"].action
         claim = claims / claim_name(MEMBER_ACCOUNT, "us-east-1", records[0].resource_id, action)
@@ -282,6 +270,26 @@ def test_a_retried_task_waits_for_the_executions_its_earlier_try_started(
         registry.cache_clear()
 
 
+def operator_run(records: list[Any], name: str) -> tuple[Any, dict[str, Any], Any]:
+    """The SSM fix operator of one batch of these records in a new run, its task context
+    (try 1) and the run's store."""
+    from asr.operators import AutomationFixOperator
+    from asr.store import RunStore
+
+    run_id = f"manual__{name}-{time.time_ns()}"
+    store = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run_id)
+    batch = {"batch_id": "EC2.13-0000", "playbook": "EC2.13", "count": len(records), "rate_shares": {}}
+    store.write_lines("batches/EC2.13-0000.jsonl", [r.to_dict() for r in records])
+    context = {
+        "params": {},
+        "run_id": run_id,
+        "dag": SimpleNamespace(dag_id="asr_sweep"),
+        "dag_run": SimpleNamespace(run_type="manual", triggering_user_name="alice"),
+        "ti": SimpleNamespace(try_number=1),
+    }
+    return AutomationFixOperator(task_id="fix", batch=batch), context, store
+
+
 def where(records) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {"account_id": records[0].account_id, "region": records[0].region}
 
@@ -293,9 +301,6 @@ def test_a_try_that_dies_while_starting_leaves_its_retry_the_executions_it_start
     must not make the retry start the document again on resources it is still changing."""
     from airflow.sdk.exceptions import TaskDeferred
 
-    from asr.operators import AutomationFixOperator
-    from asr.store import RunStore
-
     monkeypatch.setenv("ASR_PLAYBOOK_DIR", str(ssm_playbooks))
     registry.cache_clear()
     try:
@@ -303,18 +308,7 @@ def test_a_try_that_dies_while_starting_leaves_its_retry_the_executions_it_start
         records = [parse_finding(finding(s), registry()) for s in seeded]
         ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
         ssm.put_parameter(Name=f"/asr-local/automation/{DOCUMENT}", Value="Success:30", Type="String")
-        run_id = f"manual__died-{time.time_ns()}"
-        store = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run_id)
-        batch = {"batch_id": "EC2.13-0000", "playbook": "EC2.13", "count": 2, "rate_shares": {}}
-        store.write_lines("batches/EC2.13-0000.jsonl", [r.to_dict() for r in records])
-        context = {
-            "params": {},
-            "run_id": run_id,
-            "dag": SimpleNamespace(dag_id="asr_sweep"),
-            "dag_run": SimpleNamespace(run_type="manual", triggering_user_name="alice"),
-            "ti": SimpleNamespace(try_number=1),
-        }
-        operator = AutomationFixOperator(task_id="fix", batch=batch)
+        operator, context, _ = operator_run(records, "died")
         starts = {"n": 0}
         real_start = automation.retry_throttled
 
@@ -336,6 +330,11 @@ def test_a_try_that_dies_while_starting_leaves_its_retry_the_executions_it_start
         executions = ssm.describe_automation_executions()["AutomationExecutionMetadataList"]
         assert len(executions) == 2, "one start per resource, the first try's included"
         assert waited == {e["AutomationExecutionId"] for e in executions}
+        # Still waiting: its claims are held. Drop them, as the finished task would.
+        owner = f"asr_sweep/{context['run_id']}"
+        for held in (Path(Settings.from_env().audit_root) / "claims").glob("*.json"):
+            if json.loads(held.read_text())["owner"] == owner:
+                held.unlink()
     finally:
         monkeypatch.delenv("ASR_PLAYBOOK_DIR")
         registry.cache_clear()
