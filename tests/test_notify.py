@@ -186,3 +186,42 @@ def test_a_failure_of_thousands_of_tasks_names_fifty(
     [message] = received()
     [line] = [line for line in message["Message"].splitlines() if line.startswith("Failed tasks:")]
     assert line.count("remediate_EC2_13.fix_") == 50 and line.endswith(", and 2950 more")
+
+
+def test_an_approval_request_is_published_before_it_waits(
+    subscribed: tuple[str, Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scheduled sweep's request lapses before the next sweep: unless someone hears of it,
+    every disruptive fix times out NOT_APPROVED, hour after hour."""
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+    from helpers import routing_record
+
+    from asr.approvals import ControlApproval
+    from asr.store import RunStore
+
+    topic, received = subscribed
+    monkeypatch.setenv("ASR_SNS_TOPIC_ARN", topic)
+    monkeypatch.setenv("ASR_AUTO_APPROVE", "")
+    monkeypatch.setenv("ASR_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(ApprovalOperator, "execute", lambda self, context: "waiting")
+    arn = "arn:aws:ec2:us-east-1:222222222222:security-group/sg-0123"
+    record = routing_record("EC2.13", arn, "sg-0123", "222222222222")
+    RunStore.for_run(str(tmp_path), "asr_sweep", "manual__1").write_lines(
+        "batches/EC2.13-0000.jsonl", [record.to_dict()]
+    )
+    context = {
+        "params": {},
+        "run_id": "manual__1",
+        "dag": SimpleNamespace(dag_id="asr_sweep"),
+        "dag_run": SimpleNamespace(run_type="manual"),
+        "ti": SimpleNamespace(xcom_pull=lambda task_ids: [{"batch_id": "EC2.13-0000"}]),
+    }
+    operator = ControlApproval(task_id="approve", playbook="EC2.13", batches_task_id="select_batches")
+    assert operator.execute(context) == "waiting"
+    [message] = received()
+    assert message["Subject"] == "Approve the EC2.13 fix: 1 resources, 1 findings"
+    assert "`sg-0123`" in message["Message"]
+    assert (
+        "Answer in Airflow: Required actions, DAG asr_sweep, run manual__1, task approve"
+        in message["Message"]
+    )

@@ -244,6 +244,10 @@ class ControlApproval(ApprovalOperator):
         self.body = body(playbook, records)
         self.response_timeout = wait_for_decision(settings.approval_timeout, context)
         log.info("%s; waiting up to %s for a decision", self.subject, self.response_timeout)
+        from asr import notify
+
+        where = f"Required actions, DAG {context['dag'].dag_id}, run {context['run_id']}, task {self.task_id}"
+        notify.send_approval_request(notify.topic_arn(), settings.aws_conn_id, self.subject, self.body, where)
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:

@@ -1,4 +1,4 @@
-"""Notifications to an Amazon SNS topic: each run's summary, and failed runs.
+"""Notifications to an Amazon SNS topic: each run's summary, approvals waiting, failed runs.
 
 The topic is ``ASR_SNS_TOPIC_ARN`` (unset: nothing is sent); it is published to with the
 Airflow connection ``ASR_AWS_CONN_ID`` (default ``aws_default``), in the topic's own
@@ -77,6 +77,17 @@ def send_run_summary(
         return False
     subject = run_report.headline(report, limit=SUBJECT_LIMIT)
     message = f"{run_report.summary(report)}\nFull report: {report_location}\n"
+    return publish(settings_topic_arn, aws_conn_id, subject, message)
+
+
+def send_approval_request(
+    settings_topic_arn: str | None, aws_conn_id: str, subject: str, body: str, where: str
+) -> bool:
+    """Tell the topic that a disruptive fix waits for a person: unanswered, a scheduled
+    sweep's request lapses before the next sweep, so someone must hear of it."""
+    if not settings_topic_arn:
+        return False
+    message = f"{body}\n\nAnswer in Airflow: {where}\n"
     return publish(settings_topic_arn, aws_conn_id, subject, message)
 
 
