@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import free_port
+from helpers import Api, free_port, signed_in_users
 
 from asr import local
 from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT, chaos, throttling
 from asr.local.airflow import LocalAirflow
 from asr.local.seed import finding, import_findings, seed_one
 from asr.securityhub import iter_findings, queries_by_id
+from asr.store import RunStore
 
 REGION = "us-east-1"
 DENIED = "333333333333"
@@ -82,6 +83,59 @@ def test_every_finding_ends_with_a_reason_and_nothing_is_changed_twice(aws, tmp_
     ]
     assert Counter("cannot assume" in n for n in notes)[True] == 3
     assert Counter("excluded" in n for n in notes)[True] == 1
+
+
+@pytest.mark.airflow
+def test_clearing_only_the_failed_tasks_of_a_run_writes_back_what_they_fixed(aws, tmp_path: Path) -> None:
+    """A fix task dies with no retries left, so the run fails; an operator then clears the
+    run's failed tasks only (the run's "Clear" with "only failed"). The fix must run again,
+    and so must write-back and the report: Security Hub resolves every finding, and the
+    second write-back counts the first one's findings as its own, not "left alone"."""
+    seeded = [seed_one(aws, "EC2.19", MEMBER_ACCOUNT, REGION, n) for n in range(24)]
+    findings = [finding(s) for s in seeded]
+    import_findings(aws.admin_client("securityhub", REGION), findings)
+    finding_ids = [f["Id"] for f in findings]
+    throttling.enable(ec2_write=(3, 3))  # slow enough for the kill to land inside the second batch
+    local.served_requests(clear=True)
+    data_dir = tmp_path / "runs"
+    home = tmp_path / "airflow"
+    signed_in, passwords = signed_in_users(home, {"operator": "op"})
+    environment = {
+        **signed_in,
+        "ASR_DATA_DIR": str(data_dir),
+        "ASR_BATCH_SIZE": "8",
+        "ASR_MAX_ACTIVE_FIXES": "1",  # one batch at a time: the first is done when the second dies
+        "ASR_RATE_LIMITS": "off",  # paced, one task at a time would take all 24 in one batch
+        "ASR_TASK_RETRIES": "0",
+    }
+    run_id = "cleared"
+    store = RunStore.for_run(str(data_dir), DAG_ID, run_id)
+    try:
+        with LocalAirflow(home, free_port(), environment) as airflow:
+            airflow.prepare(DAG_ID)
+            airflow.start("api-server", "scheduler", "dag-processor")
+            api = Api(airflow.api_url, "operator", passwords["operator"])
+            api.call("POST", f"/dags/{DAG_ID}/dagRuns", {"dag_run_id": run_id, "logical_date": None})
+            killed = chaos.kill_fix_mid_batch(data_dir / "audit", airflow.pids["scheduler"], after_intents=12)
+            assert api.wait(DAG_ID, run_id) == "failed"
+            for task_id in ("write_back", "report", "watcher"):
+                ti = api.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}")
+                assert ti["state"] == "failed", task_id
+            first = store.read_json("report.json")
+            assert first["totals"]["NOT_RUN"] == 8 and first["findings_updated"] == 16
+
+            only_failed = {"dry_run": False, "only_failed": True}
+            api.call("POST", f"/dags/{DAG_ID}/dagRuns/{run_id}/clear", only_failed)
+            assert api.wait(DAG_ID, run_id) == "success", f"logs: {airflow.logs}"
+    finally:
+        throttling.disable()
+    assert len(killed) == 1
+    verdict = chaos.judge(aws, data_dir, DAG_ID, run_id, finding_ids, local.served_requests())
+    assert verdict.holds, verdict
+    assert verdict.workflow == {"RESOLVED": 24}
+    report = store.read_json("report.json")
+    assert "NOT_RUN" not in report["totals"] and sum(report["totals"].values()) == 24
+    assert (report["findings_updated"], report["writeback_left_alone"]) == (24, [])
 
 
 def test_the_killer_spares_the_tasks_of_another_airflow(tmp_path: Path) -> None:

@@ -123,6 +123,32 @@ def test_ingest_of_a_cleared_run_starts_it_over(aws, tmp_path: Path, where: str)
     assert not store.path("writeback.json").exists()
 
 
+def test_write_back_and_the_report_learn_what_before_them_did_not_finish(tmp_path: Path) -> None:
+    """They run whatever happened before them, then fail on it: a "failed tasks only" clear
+    must rerun them with what it reruns."""
+    from asr import sweep
+    from asr.findings import RoutingRecord
+    from asr.remediate import Outcome, Result, Status
+
+    def outcome_of(row: dict[str, str]) -> dict[str, Any]:
+        return Outcome.of(RoutingRecord.from_dict(row), Result(Status.REMEDIATED, "done")).to_dict()
+
+    store = RunStore(tmp_path)
+    assert sweep.unfinished(store) == "ingest did not finish"
+    rows = _records(2)
+    store.write_lines(RECORDS, rows)
+    store.write_json(sweep.INGESTED, {"began": "2026-12-04T00:00:00+00:00"})
+    store.write_lines("outcomes/a.jsonl", [outcome_of(rows[0])])
+    assert sweep.unfinished(store) == (
+        "1 routed findings have no outcome: their fix tasks (or a step before) did not finish"
+    )
+    store.write_lines("outcomes/b.jsonl", [outcome_of(rows[1])])
+    assert sweep.unfinished(store) is None
+    assert sweep.unfinished(store, written_back=True) == "write-back did not finish"
+    store.write_json(sweep.WRITTEN_BACK, {})
+    assert sweep.unfinished(store, written_back=True) is None
+
+
 def test_a_sweep_reads_only_security_hub_s_own_findings(aws, tmp_path: Path) -> None:
     """AWS Config's and partners' findings carry a compliance status too: no playbook is for
     them, and reading them cost GetFindings pages and filled the report with rejections."""

@@ -107,6 +107,35 @@ def test_a_finding_a_person_changed_meanwhile_is_left_alone(imported) -> None:  
     assert state(securityhub)[f[0]["Id"]]["Note"]["Text"] == "accepted risk"
 
 
+def test_a_second_pass_in_the_run_writes_only_what_changed_and_keeps_the_run_s_counts(  # type: ignore[no-untyped-def]
+    imported, aws, tmp_path
+) -> None:
+    """Write-back again after the run's failed tasks were cleared: a finding the first pass
+    settled is not read or written again (it is RESOLVED now: it would be "left alone"), a
+    fix that was rerun with another outcome is written, and the counts are the run's."""
+    from asr import local, sweep
+    from asr.config import Settings
+    from asr.store import RunStore
+
+    securityhub, f = imported
+    store = RunStore(tmp_path)
+    store.write_lines("outcomes/a.jsonl", [outcome(f[0], Status.REMEDIATED).to_dict()])
+    store.write_lines("outcomes/b.jsonl", [outcome(f[1], Status.FAILED, "RequestLimitExceeded").to_dict()])
+    first = sweep.write_back(Settings.from_env(), aws, store, "r1")
+    assert first == {"updated": 2, "unchanged": 0, "left_alone": 0, "failed": 0}
+
+    store.write_lines("outcomes/b.jsonl", [outcome(f[1], Status.REMEDIATED).to_dict()])  # b's fix rerun
+    store.write_lines("outcomes/c.jsonl", [outcome(f[2], Status.REMEDIATED).to_dict()])  # c's ran at last
+    local.served_requests(clear=True)
+    second = sweep.write_back(Settings.from_env(), aws, store, "r1")
+    assert second == {"updated": 3, "unchanged": 0, "left_alone": 0, "failed": 0}
+    read = [r for r in local.served_requests() if r["action"] in ("GetFindings", "BatchUpdateFindings")]
+    assert f[0]["Id"] not in str(read)
+    now = state(securityhub)
+    assert [now[x["Id"]]["Workflow"]["Status"] for x in f[:3]] == ["RESOLVED", "RESOLVED", "RESOLVED"]
+    assert store.read_json(sweep.WRITTEN_BACK)["settled"] == {x["Id"]: "REMEDIATED" for x in f[:3]}
+
+
 def test_only_a_fix_clears_the_rollback_mark(imported) -> None:  # type: ignore[no-untyped-def]
     """A rolled-back finding a person picked, fixed again: sweeps may take it again. Failed,
     excluded or refused: it stays theirs alone."""

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from asr.config import REGION_RE
 from asr.remediate import Outcome
 from asr.store import RunStore
-from asr.sweep import REJECTED, every_outcome
+from asr.sweep import REJECTED, WRITTEN_BACK, every_outcome
 from asr.writeback import WORKFLOW_FOR
 
 COLUMNS = ("control", "account", "region", "resource", "outcome", "detail")
@@ -62,7 +62,7 @@ def build(store: RunStore, run_id: str) -> dict[str, Any]:
     """Everything the views show, from what the run's steps left in its store."""
     outcomes = every_outcome(store)
     rejected = list(store.read_lines(REJECTED))
-    writeback = store.read_json("writeback.json") if store.path("writeback.json").exists() else {}
+    writeback = store.read_json(WRITTEN_BACK) if store.path(WRITTEN_BACK).exists() else {}
     written = _written(writeback)
     totals = Counter(o.status for o in outcomes)
     if rejected:

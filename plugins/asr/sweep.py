@@ -29,9 +29,10 @@ RECORDS = "records.jsonl"
 REJECTED = "rejected.jsonl"
 QUERIES = "queries.json"
 SEEN = "seen.json"
-INGESTED = "ingest.json"  # when ingest began to read
+INGESTED = "ingest.json"  # when ingest began to read; written last, so it also says ingest finished
+WRITTEN_BACK = "writeback.json"
 # What the steps after ingest write: batches, outcomes, what write-back did.
-LATER_STEPS = ("batches", "outcomes", "automations", "writeback.json")
+LATER_STEPS = ("batches", "outcomes", "automations", WRITTEN_BACK)
 NOT_ACTED = "outcomes/not-acted.jsonl"
 NOT_FOUND = (
     "not found as a finding asr may act on: no such id, or no longer FAILED or WARNING, ACTIVE "
@@ -80,7 +81,8 @@ def ingest(
     """
     named = set(named)
     client = aws.admin_client("securityhub", settings.securityhub_region)
-    for stale in LATER_STEPS:  # a cleared run starts over: nothing an earlier pass left may count
+    # A cleared run starts over: nothing an earlier pass left may count.
+    for stale in (INGESTED, *LATER_STEPS):
         store.remove(stale)
     began = datetime.datetime.now(datetime.UTC).isoformat()
     records: list[dict[str, Any]] = []
@@ -112,10 +114,10 @@ def ingest(
     rejected += [{"finding_id": i, "error": NOT_FOUND} for i in sorted(named - seen.keys())]
     store.write_json(QUERIES, queries)
     store.write_json(SEEN, seen)
-    store.write_json(INGESTED, {"began": began})
     store.write_lines(RECORDS, records)
     store.write_lines(REJECTED, rejected)
     store.write_lines(NOT_ACTED, (o.to_dict() for o in not_acted))
+    store.write_json(INGESTED, {"began": began})
     return {
         "findings": len(seen),
         "routed": len(records),
@@ -275,24 +277,58 @@ NOT_RUN_MESSAGE = (
 )
 
 
+def without_outcome(store: RunStore, outcomes: list[Outcome]) -> list[RoutingRecord]:
+    """The routed findings that have none of these outcomes: their fix task did not finish."""
+    if not store.path(RECORDS).exists():
+        return []
+    done = {o.finding_id for o in outcomes}
+    records = (RoutingRecord.from_dict(row) for row in store.read_lines(RECORDS))
+    return [r for r in records if r.finding_id not in done]
+
+
 def every_outcome(store: RunStore) -> list[Outcome]:
     """The outcomes the fix tasks saved, and NOT_RUN for each routed finding that got none (its
     task failed all its tries): the report and a rerun of failures leave no finding out."""
     outcomes = load_outcomes(store)
-    if not store.path(RECORDS).exists():
-        return outcomes
-    done = {o.finding_id for o in outcomes}
     result = Result(Status.NOT_RUN, NOT_RUN_MESSAGE)
-    records = (RoutingRecord.from_dict(row) for row in store.read_lines(RECORDS))
-    return outcomes + [Outcome.of(r, result) for r in records if r.finding_id not in done]
+    return outcomes + [Outcome.of(r, result) for r in without_outcome(store, outcomes)]
+
+
+def unfinished(store: RunStore, written_back: bool = False) -> str | None:
+    """What of the run before this step did not finish, if anything.
+
+    Write-back and the report run whatever happened before them, and then fail on this:
+    a failed step stays failed, so Airflow's "failed tasks only" clear reruns them with the
+    fixes it reruns, and Security Hub and the report hear of those fixes. ``written_back``:
+    the step needs write-back done too (the report, unless the run is dry).
+    """
+    if not store.path(INGESTED).exists():
+        return "ingest did not finish"
+    missing = len(without_outcome(store, load_outcomes(store)))
+    if missing:
+        return f"{missing} routed findings have no outcome: their fix tasks (or a step before) did not finish"
+    if written_back and not store.path(WRITTEN_BACK).exists():
+        return "write-back did not finish"
+    return None
 
 
 def write_back(settings: Settings, aws: AwsContext, store: RunStore, run_id: str) -> dict[str, int]:
-    """Every outcome of the run to Security Hub, under the rules of ``asr.writeback``."""
+    """Every outcome of the run to Security Hub, under the rules of ``asr.writeback``.
+
+    A second pass in the same run (a cleared write-back after rerun fixes) takes what the
+    first one settled as done, unless that finding's outcome changed since: it writes only
+    the fixes rerun, and its counts stay the run's, not "left alone" for findings it resolved.
+    """
     client = aws.admin_client("securityhub", settings.securityhub_region)
     queries = store.read_json(QUERIES) if store.path(QUERIES).exists() else None
     seen = store.read_json(SEEN) if store.path(SEEN).exists() else None
     since = store.read_json(INGESTED)["began"] if store.path(INGESTED).exists() else None
-    result = writeback.write_back(client, load_outcomes(store), run_id, queries, seen, since)
-    store.write_json("writeback.json", result.to_dict())
+    outcomes = load_outcomes(store)
+    earlier = store.read_json(WRITTEN_BACK) if store.path(WRITTEN_BACK).exists() else {}
+    settled = earlier.get("settled", {})
+    carried = {o.finding_id for o in outcomes if settled.get(o.finding_id) == o.status}
+    rest = [o for o in outcomes if o.finding_id not in carried]
+    result = writeback.write_back(client, rest, run_id, queries, seen, since)
+    result.carry(earlier, carried)
+    store.write_json(WRITTEN_BACK, result.to_dict())
     return result.counts()

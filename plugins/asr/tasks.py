@@ -230,15 +230,17 @@ def write_back() -> dict[str, int]:
     from asr import sweep
 
     settings, store, run_id = run_context()
+    counts: dict[str, int] = {}
     if get_current_context()["params"].get("dry_run"):
         log.info("Dry run: Security Hub is left as it is")
-        return {}
-    counts = sweep.write_back(settings, aws_context(settings), store, run_id)
-    log.info(
-        "Security Hub: %(updated)d updated, %(unchanged)d already so, %(left_alone)d changed meanwhile "
-        "and left alone, %(failed)d not taken",
-        counts,
-    )
+    else:
+        counts = sweep.write_back(settings, aws_context(settings), store, run_id)
+        log.info(
+            "Security Hub: %(updated)d updated, %(unchanged)d already so, %(left_alone)d changed meanwhile "
+            "and left alone, %(failed)d not taken",
+            counts,
+        )
+    fail_if_unfinished(store, "what there was is written back")
     return counts
 
 
@@ -253,7 +255,24 @@ def report() -> str:
     log.info("Run report:\n%s", text)
     where = run_report.location(store)
     notify.send_run_summary(notify.topic_arn(), settings.aws_conn_id, built, where)
+    dry = bool(get_current_context()["params"].get("dry_run"))
+    fail_if_unfinished(store, "the report shows what there was", written_back=not dry)
     return where
+
+
+def fail_if_unfinished(store: Any, done: str, written_back: bool = False) -> None:
+    """Fail (without retries: trying again changes nothing) when a step before did not
+    finish, so that clearing the run's failed tasks reruns this one too."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from asr import sweep
+
+    reason = sweep.unfinished(store, written_back)
+    if reason:
+        raise AirflowFailException(
+            f"{reason}; {done}. Clear the failed tasks ('failed tasks only' will do): "
+            "what did not finish runs again, and then this step"
+        )
 
 
 @task(trigger_rule=TriggerRule.ONE_FAILED)

@@ -65,9 +65,18 @@ class WriteBack:
     unchanged: list[str] = field(default_factory=list)
     left_alone: list[dict[str, str]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
+    # The outcome status of each finding Security Hub now shows (updated or unchanged).
+    settled: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def carry(self, earlier: dict[str, Any], finding_ids: set[str]) -> None:
+        """Count what an earlier pass of the run (``to_dict``) settled for these findings as done."""
+        unchanged = set(earlier.get("unchanged", ())) & finding_ids
+        self.updated += len(finding_ids - unchanged)
+        self.unchanged += sorted(unchanged)
+        self.settled |= {i: earlier["settled"][i] for i in finding_ids}
 
     def counts(self) -> dict[str, int]:
         return {
@@ -188,9 +197,13 @@ def write_back(
             and fields in (None, found.get("UserDefinedFields"))
         ):
             result.unchanged.append(finding_id)
+            result.settled[finding_id] = outcome.status
             continue
         identifier = {"Id": finding_id, "ProductArn": outcome.product_arn}
         updates.append((identifier, status, note, fields) if fields else (identifier, status, note))
     if updates:
         result.updated, result.failed = update_findings(client, updates)
+        refused = {f.get("FindingIdentifier", {}).get("Id") for f in result.failed}
+        ids = (u[0]["Id"] for u in updates)
+        result.settled |= {i: planned[i].status for i in ids if i not in refused}
     return result
