@@ -176,6 +176,36 @@ def test_a_form_that_picks_nothing_fails_with_the_reason(aws, airflow_db: None) 
     assert ingest.state == "failed"
 
 
+def test_the_form_offers_only_accounts_and_regions_asr_may_act_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run naming an account or region outside the allow-lists is refused when triggered,
+    not failed in every task; the UI shows the allowed values as a pick list."""
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    from asr import pipeline
+
+    monkeypatch.setenv("ASR_ACCOUNTS", "111111111111,222222222222,333333333333")
+    monkeypatch.setenv("ASR_EXCLUDE_ACCOUNTS", "333333333333")
+    monkeypatch.setenv("ASR_REGIONS", "us-east-1,eu-west-1")
+    params = pipeline.common_params()
+    assert params["accounts"].schema["examples"] == ["111111111111", "222222222222"]
+    assert params["regions"].schema["examples"] == ["us-east-1", "eu-west-1"]
+    assert params["regions"].resolve(["eu-west-1"]) == ["eu-west-1"]
+    with pytest.raises(ParamValidationError, match="us-west-2"):
+        params["regions"].resolve(["us-west-2"])
+    with pytest.raises(ParamValidationError, match="333333333333"):
+        params["accounts"].resolve(["333333333333"])
+    assert params["accounts"].resolve(None) is None  # empty: all of ASR_ACCOUNTS
+
+    # The organization's members count too, or no allow-list: any well-formed value, typed in.
+    monkeypatch.setenv("ASR_ACCOUNTS_FROM_ORGANIZATION", "true")
+    monkeypatch.delenv("ASR_REGIONS")
+    params = pipeline.common_params()
+    assert "examples" not in params["accounts"].schema and "examples" not in params["regions"].schema
+    assert params["accounts"].resolve(["444444444444"]) == ["444444444444"]
+    with pytest.raises(ParamValidationError):
+        params["accounts"].resolve(["4444"])
+
+
 def asset_events(*messages: dict) -> dict:
     batch = [{"MessageId": str(n), "Body": json.dumps(m)} for n, m in enumerate(messages)]
     event = SimpleNamespace(

@@ -7,6 +7,7 @@ under .asr/test/artifacts/.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def test_trigger_form_runs_a_remediation(aws, tmp_path: Path) -> None:
         **signed_in,
         "ASR_DATA_DIR": str(tmp_path / "runs"),
         "ASR_LOCAL_PORT": os.environ["ASR_LOCAL_PORT"],
+        "ASR_REGIONS": f"{REGION},eu-west-1",  # the form offers these two to pick from
     }
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with LocalAirflow(home, free_port(), environment) as airflow:
@@ -66,6 +68,9 @@ def test_trigger_form_runs_a_remediation(aws, tmp_path: Path) -> None:
             form = page.get_by_role("dialog")
             form.get_by_text("Finding ids", exact=True).wait_for()
             form.locator("textarea").first.fill(findings[0]["Id"])
+            form.locator("#element_regions").click()
+            assert page.get_by_role("option").all_inner_texts() == [REGION, "eu-west-1"]
+            page.get_by_role("option", name=REGION).click()
             form.screenshot(path=str(ARTIFACTS / "asr_remediate-form.png"))
             form.get_by_role("button", name="Trigger").click()
             form.wait_for(state="hidden")
@@ -76,6 +81,10 @@ def test_trigger_form_runs_a_remediation(aws, tmp_path: Path) -> None:
             report = RunStore.for_run(str(tmp_path / "runs"), "asr_remediate", run["run_id"]).path(
                 "report.html"
             )
+            queries = RunStore.for_run(str(tmp_path / "runs"), "asr_remediate", run["run_id"]).read_json(
+                "queries.json"
+            )
+            assert REGION in json.dumps(queries) and "eu-west-1" not in json.dumps(queries)
             page.goto(report.as_uri())
             row = page.get_by_role("row").filter(has_text=seeded[0].resource_id.rsplit("/", 1)[1])
             assert "REMEDIATED" in row.inner_text()

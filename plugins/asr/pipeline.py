@@ -12,6 +12,7 @@ tasks reruns them. A task process of one playbook's group builds that group alon
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import Param, TaskGroup, get_parsing_context
@@ -83,11 +84,15 @@ def remediation(ingested: Any) -> None:
     [*groups, written, reported] >> tasks.watcher()
 
 
-def string_list(title: str, description: str, **item: Any) -> Param:
-    """An optional form field of strings, one per line; ``item`` constrains each string."""
-    return Param(
-        [], type=["array", "null"], items={"type": "string", **item}, title=title, description=description
-    )
+def string_list(title: str, description: str, choices: Sequence[str] = (), **item: Any) -> Param:
+    """An optional form field of strings, one per line; ``item`` constrains each string.
+    With ``choices`` the form offers those to pick from (a multi-select), and a trigger
+    naming any other value is refused before the run is made."""
+    if choices:
+        item = {**item, "enum": list(choices)}
+    pick = {"examples": list(choices)} if choices else {}
+    items = {"type": "string", **item}
+    return Param([], type=["array", "null"], items=items, title=title, description=description, **pick)
 
 
 def run_reference(title: str, description: str, required: bool = False) -> Param:
@@ -104,20 +109,28 @@ def finding_id_list(description: str) -> Param:
 
 
 def playbook_choice(description: str) -> Param:
-    return string_list("Controls", description, enum=[p.control_id for p in registry()])
+    return string_list("Controls", description, [p.control_id for p in registry()])
 
 
 def common_params() -> dict[str, Param]:
-    """Form fields every ASR DAG offers: where to act, how wide the batches, dry run."""
+    """Form fields every ASR DAG offers: where to act, how wide the batches, dry run.
+
+    Where the allow-lists are known when the DAG is parsed (``ASR_ACCOUNTS``, unless the
+    organization's members count too; ``ASR_REGIONS``), the form offers only their values:
+    a run naming another would only fail."""
+    settings = Settings.from_env()
+    accounts = () if settings.accounts_from_organization else settings.accounts
     return {
         "accounts": string_list(
             "Accounts",
             "Only these 12-digit account ids (empty: ASR_ACCOUNTS, or every account).",
+            [a for a in accounts if a not in settings.exclude_accounts],
             pattern=ACCOUNT_PATTERN,
         ),
         "regions": string_list(
             "Regions",
             "Only resources in these regions (empty: ASR_REGIONS, or every region).",
+            settings.regions,
             pattern=REGION_PATTERN,
         ),
         "batch_size": Param(
@@ -129,7 +142,7 @@ def common_params() -> dict[str, Param]:
             description="Resources per mapped fix task (empty: ASR_BATCH_SIZE, default 250).",
         ),
         "dry_run": Param(
-            Settings.from_env().dry_run,
+            settings.dry_run,
             type="boolean",
             title="Dry run",
             description="Read everything and report what would change; change nothing, "
