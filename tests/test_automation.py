@@ -204,6 +204,21 @@ def test_an_execution_that_exited_is_an_end_not_a_wait_until_the_deadline(aws, s
     assert outcome.status == Status.FAILED and "ended Exited" in outcome.message
 
 
+def test_an_execution_that_cannot_be_read_ends_its_own_wait_not_the_others(aws, ssm_playbooks: Path) -> None:
+    """One execution the triggerer cannot read (gone, or its account's role refused) fails
+    its own finding after a few polls; before, its error ended the whole batch's wait."""
+    playbooks, seeded, pending = started_to_end(aws, ssm_playbooks, "Success:2")
+    lost = {**pending[0], "execution_id": "00000000-0000-4000-8000-000000000000"}
+    payload, waited = wait_in_the_trigger([lost, *pending], deadline_seconds=60)
+    assert waited < 10
+    assert payload["statuses"][lost["execution_id"]]["status"] == automation.UNREADABLE
+    unreadable, done = automation.finish([lost, *pending], payload["statuses"], playbooks, aws)
+    assert done.status == Status.REMEDIATED and group_rules(aws, seeded) == ["10.0.0.0/8"]
+    assert unreadable.status == Status.FAILED
+    assert f"{lost['execution_id']} could not be read: " in unreadable.message
+    assert "it may still be running" in unreadable.message
+
+
 def test_a_resource_another_run_holds_starts_no_execution(aws, ssm_playbooks: Path, tmp_path: Path) -> None:
     playbooks = load_playbooks(ssm_playbooks)
     _, records = seeded_records(aws, playbooks)
@@ -235,6 +250,7 @@ def test_a_retried_task_waits_for_the_executions_its_earlier_try_started(
         ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
         ssm.put_parameter(Name=f"/asr-local/automation/{DOCUMENT}", Value="Success:3", Type="String")
         operator, context, store = operator_run(records, "retry")
+        operator.batch["rate_shares"] = {f"{MEMBER_ACCOUNT}/us-east-1": 4.0}
         run_id = context["run_id"]
         claims = Path(Settings.from_env().audit_root) / "claims"
         action = registry().playbooks["EC2.13"].action
@@ -251,6 +267,7 @@ def test_a_retried_task_waits_for_the_executions_its_earlier_try_started(
         assert waits[0] == waits[1] and len(waits[0]) == 1
         trigger = deferred.value.trigger
         assert trigger.serialize()[1]["rate_limits"] == Settings.from_env().rate_limits  # polls are paced
+        assert trigger.serialize()[1]["rate_shares"] == {f"{MEMBER_ACCOUNT}/us-east-1": 4.0}  # at its part
         assert len(ssm.describe_automation_executions()["AutomationExecutionMetadataList"]) == 1
 
         statuses = {}

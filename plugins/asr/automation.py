@@ -45,6 +45,9 @@ ENDED = SUCCEEDED | {
     "ChangeCalendarOverrideRejected",
     "Exited",
 }
+# asr's own status for an execution that could not be read READ_ATTEMPTS polls in a row.
+UNREADABLE = "Unreadable"
+READ_ATTEMPTS = 3
 
 
 def start(
@@ -137,13 +140,19 @@ def start(
 
 
 def poll(pending: list[dict[str, Any]], aws: AwsContext) -> dict[str, dict[str, str]]:
-    """The status of each execution: ``{execution_id: {"status", "message"}}``."""
+    """The status of each execution: ``{execution_id: {"status", "message"}}``; UNREADABLE,
+    with the error, for one that could not be read (its account's role, say): one
+    execution's error must not end the wait for the others."""
     statuses: dict[str, dict[str, str]] = {}
     for execution in pending:
-        ssm = aws.client("ssm", execution["account_id"], execution["region"])
-        found = retry_throttled(
-            lambda e=execution, c=ssm: c.get_automation_execution(AutomationExecutionId=e["execution_id"])
-        )["AutomationExecution"]
+        try:
+            ssm = aws.client("ssm", execution["account_id"], execution["region"])
+            found = retry_throttled(
+                lambda e=execution, c=ssm: c.get_automation_execution(AutomationExecutionId=e["execution_id"])
+            )["AutomationExecution"]
+        except Exception as exc:  # botocore has retried what a retry can mend
+            statuses[execution["execution_id"]] = {"status": UNREADABLE, "message": describe_error(exc)}
+            continue
         statuses[execution["execution_id"]] = {
             "status": found["AutomationExecutionStatus"],
             "message": found.get("FailureMessage", ""),
@@ -175,19 +184,22 @@ def finish(
         planned = Planned(execution["state"], execution["plan"])
         execution_id = execution["execution_id"]
         ended = statuses.get(execution_id, {"status": "InProgress", "message": ""})
+        run = f"SSM Automation {document.name} {execution_id}"
         try:
             if ended["status"] in SUCCEEDED:
-                done = f"SSM Automation {document.name} {execution_id} succeeded"
-                result = verify(action, clients, execution["resource_id"], planned, done)
+                result = verify(action, clients, execution["resource_id"], planned, f"{run} succeeded")
+            elif ended["status"] == UNREADABLE:
+                reason = (
+                    f"{run} could not be read: {ended['message']}; it may still be running (see SSM)"
+                )
+                result = Result(Status.FAILED, reason, planned.before)
             elif ended["status"] in ENDED:
-                reason = f"SSM Automation {document.name} {execution_id} ended {ended['status']}"
-                result = Result(Status.FAILED, f"{reason}: {ended['message']}".rstrip(": "), planned.before)
+                reason = f"{run} ended {ended['status']}: {ended['message']}".rstrip(": ")
+                result = Result(Status.FAILED, reason, planned.before)
             else:
                 clients.ssm.stop_automation_execution(AutomationExecutionId=execution_id)
-                reason = f"did not finish within {document.timeout_minutes} minutes and was stopped"
-                result = Result(
-                    Status.FAILED, f"SSM Automation {document.name} {execution_id} {reason}", planned.before
-                )
+                reason = f"{run} did not finish within {document.timeout_minutes} minutes and was stopped"
+                result = Result(Status.FAILED, reason, planned.before)
         except Exception as exc:
             result = Result(Status.FAILED, describe_error(exc), planned.before)
         if journal:

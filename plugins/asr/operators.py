@@ -77,6 +77,7 @@ class AutomationFixOperator(BaseOperator):
                 poll_seconds=document.poll_seconds,
                 deadline=time.time() + document.timeout_minutes * 60,
                 rate_limits=settings.rate_limits,
+                rate_shares=rate_shares(self.batch),
             ),
             method_name="execute_complete",
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,9 +14,11 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 class AutomationExecutionTrigger(BaseTrigger):
     """Poll SSM Automation executions across accounts until all end or the deadline passes.
 
-    Fires one event with the final status of every execution that ended; executions
-    missing from it were still running at ``deadline`` (epoch seconds, so a restarted
-    triggerer keeps the original deadline).
+    Fires one event with the final status of every execution that ended, or that could
+    not be read ``READ_ATTEMPTS`` polls in a row (``UNREADABLE``); executions missing from
+    it were still running at ``deadline`` (epoch seconds, so a restarted triggerer keeps the
+    original deadline). The polls spend the batch's part of the rate budget
+    (``rate_shares``), as its fix task did: other batches wait or fix beside it.
     """
 
     def __init__(
@@ -26,6 +29,7 @@ class AutomationExecutionTrigger(BaseTrigger):
         poll_seconds: float,
         deadline: float,
         rate_limits: str = "",
+        rate_shares: float | dict[str, float] = 1,
     ) -> None:
         super().__init__()
         self.executions = executions
@@ -34,6 +38,7 @@ class AutomationExecutionTrigger(BaseTrigger):
         self.poll_seconds = poll_seconds
         self.deadline = deadline
         self.rate_limits = rate_limits  # ASR_RATE_LIMITS: the polls are paced like the fixes' calls
+        self.rate_shares = rate_shares
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -45,6 +50,7 @@ class AutomationExecutionTrigger(BaseTrigger):
                 "poll_seconds": self.poll_seconds,
                 "deadline": self.deadline,
                 "rate_limits": self.rate_limits,
+                "rate_shares": self.rate_shares,
             },
         )
 
@@ -56,12 +62,17 @@ class AutomationExecutionTrigger(BaseTrigger):
         aws = await asyncio.to_thread(AwsContext.from_airflow, self.aws_conn_id, self.member_role_name)
         limits = parse_limits(self.rate_limits)
         if limits:
-            aws.budget = RateBudget(limits, 1)
+            aws.budget = RateBudget(limits, self.rate_shares)
         ended: dict[str, dict[str, str]] = {}
+        misses: Counter[str] = Counter()  # polls in a row an execution could not be read
         while True:
             waiting = [e for e in self.executions if e["execution_id"] not in ended]
             statuses = await asyncio.to_thread(automation.poll, waiting, aws)
-            ended |= {i: s for i, s in statuses.items() if s["status"] in automation.ENDED}
+            for execution_id, status in statuses.items():
+                unreadable = status["status"] == automation.UNREADABLE
+                misses[execution_id] = misses[execution_id] + 1 if unreadable else 0
+                if status["status"] in automation.ENDED or misses[execution_id] >= automation.READ_ATTEMPTS:
+                    ended[execution_id] = status
             if len(ended) == len(self.executions) or time.time() >= self.deadline:
                 yield TriggerEvent({"statuses": ended})
                 return
