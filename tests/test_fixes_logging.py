@@ -80,6 +80,9 @@ def test_multi_region_trail_is_created_encrypted_validated_and_logging(aws, clie
     assert clients.kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"]
     key_policy = json.loads(clients.kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])
     assert {"Service": "cloudtrail.amazonaws.com"} in [s["Principal"] for s in key_policy["Statement"]]
+    # KMS's lockout check finds kms:PutKeyPolicy for the member role in the key's own policy.
+    [put] = [s for s in key_policy["Statement"] if s["Action"] == "kms:PutKeyPolicy"]
+    assert put["Principal"] == {"AWS": f"arn:aws:iam::{MEMBER_ACCOUNT}:role/ASRMemberRole"}
     assert clients.cloudtrail.get_trail_status(Name=ACCOUNT_TRAIL)["IsLogging"]
     assert {"ASRCloudTrailAclCheck", "ASRCloudTrailWrite", "ASRDenyInsecureTransport"} <= policy_sids(
         clients, CLOUDTRAIL_BUCKET

@@ -134,6 +134,14 @@ def test_the_member_policy_grants_nothing_the_playbooks_do_not_use(project: Play
     assert set(iam_policy.RUNNER) <= extra <= {*iam_policy.RUNNER, "sts:GetCallerIdentity"}
 
 
+def test_the_member_role_may_put_no_key_policy_but_its_own_keys(project: PlaybookRegistry) -> None:
+    """kms:PutKeyPolicy on every key would let the role open or lock any key of the account;
+    the keys asr makes grant it in their own policy (KMS's lockout check needs it there)."""
+    policies = iam_policy.render(iam_policy.member_policies(project), iam_policy.plain_values(Settings()))
+    assert "kms:CreateKey" in granted(policies)
+    assert "kms:PutKeyPolicy" not in granted(policies)
+
+
 def test_removing_playbooks_shrinks_the_policy(tmp_path: Path, project: PlaybookRegistry) -> None:
     some = load_playbooks(playbook_dir(tmp_path, controls=["EC2.2", "S3.1"]))
     assert granted(iam_policy.member_policies(some)) == {

@@ -189,9 +189,7 @@ def finish(
             if ended["status"] in SUCCEEDED:
                 result = verify(action, clients, execution["resource_id"], planned, f"{run} succeeded")
             elif ended["status"] == UNREADABLE:
-                reason = (
-                    f"{run} could not be read: {ended['message']}; it may still be running (see SSM)"
-                )
+                reason = f"{run} could not be read: {ended['message']}; it may still be running (see SSM)"
                 result = Result(Status.FAILED, reason, planned.before)
             elif ended["status"] in ENDED:
                 reason = f"{run} ended {ended['status']}: {ended['message']}".rstrip(": ")

@@ -245,6 +245,11 @@ class Clients:
     def __getitem__(self, service: str) -> Any:
         return self._aws.client(service, self.account_id, self.region)
 
+    @property
+    def role_arn(self) -> str:
+        """The member role these clients act as (a key policy can name it)."""
+        return self._aws.role_arn(self.account_id)
+
     def in_region(self, region: str) -> Clients:
         """The same account's clients in another region (a global playbook's regional call)."""
         return self if region == self.region else Clients(self._aws, self.account_id, region)

@@ -140,8 +140,10 @@ def _cloudtrail_bucket_statements(partition: str, bucket: str, account: str, tra
 # --- The trail's KMS key -----------------------------------------------------------------------
 
 
-def _cloudtrail_key_policy(partition: str, account: str) -> dict[str, Any]:
-    """The account administers the key; CloudTrail encrypts this account's trails; the account decrypts."""
+def _cloudtrail_key_policy(partition: str, account: str, maker: str) -> dict[str, Any]:
+    """The account administers the key; CloudTrail encrypts this account's trails; the account
+    decrypts. ``maker``, the role creating the key, may put its policy: KMS's lockout check on
+    CreateKey asks that, and granting it here spares the role kms:PutKeyPolicy on every key."""
     trails = f"arn:{partition}:cloudtrail:*:{account}:trail/*"
     service = {"Service": "cloudtrail.amazonaws.com"}
     return {
@@ -152,6 +154,13 @@ def _cloudtrail_key_policy(partition: str, account: str) -> dict[str, Any]:
                 "Effect": "Allow",
                 "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"},
                 "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                "Sid": "AllowASRToPutThisKeyPolicy",
+                "Effect": "Allow",
+                "Principal": {"AWS": maker},
+                "Action": "kms:PutKeyPolicy",
                 "Resource": "*",
             },
             {
@@ -188,18 +197,19 @@ log = logging.getLogger(__name__)
 _KEY_LOCKS: defaultdict[tuple[str, str, str], threading.Lock] = defaultdict(threading.Lock)
 
 
-def ensure_cloudtrail_key(kms: Any, alias: str, account: str) -> str:
+def ensure_cloudtrail_key(clients: Clients, alias: str, account: str) -> str:
     """The ARN of the key behind ``alias``, creating it (rotated, CloudTrail allowed) if the alias is free.
 
     An existing key is used as it is: its policy is its owner's, and CloudTrail itself
     refuses a key whose policy does not let it encrypt. The threads of a task make it one
-    at a time; another process that made it first wins, and the key made here is reported.
+    at a time; another process that made it first wins, and the key made here is logged as unused.
     """
+    kms = clients.kms
     with _KEY_LOCKS[(account, kms.meta.region_name, alias)]:
         try:
             key = kms.describe_key(KeyId=alias)["KeyMetadata"]
         except kms.exceptions.NotFoundException:
-            policy = _cloudtrail_key_policy(kms.meta.partition, account)
+            policy = _cloudtrail_key_policy(kms.meta.partition, account, clients.role_arn)
             key = kms.create_key(
                 Description="CloudTrail log encryption (created by ASR)", Policy=json.dumps(policy)
             )["KeyMetadata"]
@@ -220,11 +230,10 @@ def ensure_cloudtrail_key(kms: Any, alias: str, account: str) -> str:
     return str(key["Arn"])
 
 
-# kms:PutKeyPolicy: CreateKey with a key policy runs KMS's lockout check, which needs it.
+# No kms:PutKeyPolicy: the lockout check of CreateKey finds it in the new key's own policy.
 KMS_KEY_PERMISSIONS = (
     "kms:DescribeKey",
     "kms:CreateKey",
-    "kms:PutKeyPolicy",
     "kms:EnableKeyRotation",
     "kms:CreateAlias",
 )
@@ -390,7 +399,7 @@ class EnsureMultiRegionTrail(Action):
             "IsMultiRegionTrail": True,
             "IncludeGlobalServiceEvents": True,
             "EnableLogFileValidation": True,
-            "KmsKeyId": ensure_cloudtrail_key(clients.kms, self.params["kms_key_alias"], account),
+            "KmsKeyId": ensure_cloudtrail_key(clients, self.params["kms_key_alias"], account),
         }
         if _trail_exists(cloudtrail, name):
             cloudtrail.update_trail(Name=name, **settings)
@@ -448,7 +457,7 @@ class EnableTrailEncryption(Action):
                 f"the trail delivers to bucket {bucket} in {where}; CloudTrail needs the KMS key in the "
                 f"bucket's Region, not the trail's ({region})"
             )
-        key_arn = ensure_cloudtrail_key(clients.kms, self.params["kms_key_alias"], account)
+        key_arn = ensure_cloudtrail_key(clients, self.params["kms_key_alias"], account)
         clients.cloudtrail.update_trail(Name=resource_id, KmsKeyId=key_arn)
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
