@@ -117,6 +117,9 @@ def test_findings_of_a_fix_task_that_failed_its_retries_are_reported_not_run_and
     monkeypatch.setattr(steps, "run_batch", broken)
     run = dag_bag().dags["asr_sweep"].test()
     assert run.state == "failed"
+    # Both did their part, and failed: a "failed tasks only" clear reruns them with the fix.
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert (states["write_back"], states["report"]) == ("failed", "failed")
     report = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run.run_id).read_json("report.json")
     assert report["totals"] == {"NOT_RUN": 2}
     assert {o["workflow_status"] for o in report["outcomes"]} == {None}

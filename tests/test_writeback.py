@@ -111,29 +111,37 @@ def test_a_second_pass_in_the_run_writes_only_what_changed_and_keeps_the_run_s_c
     imported, aws, tmp_path
 ) -> None:
     """Write-back again after the run's failed tasks were cleared: a finding the first pass
-    settled is not read or written again (it is RESOLVED now: it would be "left alone"), a
-    fix that was rerun with another outcome is written, and the counts are the run's."""
-    from asr import local, sweep
+    settled is not written again (it is RESOLVED now: it would be "left alone"); a rerun
+    fix's new outcome, or the same status with a new reason or a hold, is written; and the
+    counts are the run's."""
+    from asr import sweep
     from asr.config import Settings
     from asr.store import RunStore
 
     securityhub, f = imported
     store = RunStore(tmp_path)
+    timed_out = outcome(f[3], Status.NOT_APPROVED, "no one approved it before the approval request timed out")
     store.write_lines("outcomes/a.jsonl", [outcome(f[0], Status.REMEDIATED).to_dict()])
     store.write_lines("outcomes/b.jsonl", [outcome(f[1], Status.FAILED, "RequestLimitExceeded").to_dict()])
+    store.write_lines("outcomes/d.jsonl", [timed_out.to_dict()])
     first = sweep.write_back(Settings.from_env(), aws, store, "r1")
-    assert first == {"updated": 2, "unchanged": 0, "left_alone": 0, "failed": 0}
+    assert first == {"updated": 3, "unchanged": 0, "left_alone": 0, "failed": 0}
 
-    store.write_lines("outcomes/b.jsonl", [outcome(f[1], Status.REMEDIATED).to_dict()])  # b's fix rerun
-    store.write_lines("outcomes/c.jsonl", [outcome(f[2], Status.REMEDIATED).to_dict()])  # c's ran at last
-    local.served_requests(clear=True)
+    store.write_lines("outcomes/b.jsonl", [outcome(f[1], Status.FAILED, "AccessDenied").to_dict()])  # rerun
+    store.write_lines("outcomes/c.jsonl", [outcome(f[2], Status.REMEDIATED).to_dict()])  # ran at last
+    # A person cleared the approval and rejected: NOT_APPROVED again, now held.
+    rejected = dataclasses.replace(
+        timed_out, message="rejected by secops", held_until="2099-01-01T00:00:00+00:00"
+    )
+    store.write_lines("outcomes/d.jsonl", [rejected.to_dict()])
     second = sweep.write_back(Settings.from_env(), aws, store, "r1")
-    assert second == {"updated": 3, "unchanged": 0, "left_alone": 0, "failed": 0}
-    read = [r for r in local.served_requests() if r["action"] in ("GetFindings", "BatchUpdateFindings")]
-    assert f[0]["Id"] not in str(read)
+    assert second == {"updated": 4, "unchanged": 0, "left_alone": 0, "failed": 0}
     now = state(securityhub)
-    assert [now[x["Id"]]["Workflow"]["Status"] for x in f[:3]] == ["RESOLVED", "RESOLVED", "RESOLVED"]
-    assert store.read_json(sweep.WRITTEN_BACK)["settled"] == {x["Id"]: "REMEDIATED" for x in f[:3]}
+    statuses = [now[x["Id"]]["Workflow"]["Status"] for x in f[:4]]
+    assert statuses == ["RESOLVED", "NOTIFIED", "RESOLVED", "NOTIFIED"]
+    assert "AccessDenied" in now[f[1]["Id"]]["Note"]["Text"]
+    assert now[f[3]["Id"]]["UserDefinedFields"]["asr:rejected-until"] == "2099-01-01T00:00:00+00:00"
+    assert set(store.read_json(sweep.WRITTEN_BACK)["settled"]) == {x["Id"] for x in f[:4]}
 
 
 def test_only_a_fix_clears_the_rollback_mark(imported) -> None:  # type: ignore[no-untyped-def]

@@ -116,8 +116,8 @@ def common_params() -> dict[str, Param]:
     """Form fields every ASR DAG offers: where to act, how wide the batches, dry run.
 
     Where the allow-lists are known when the DAG is parsed (``ASR_ACCOUNTS``, unless the
-    organization's members count too; ``ASR_REGIONS``), the form offers only their values:
-    a run naming another would only fail."""
+    organization's members count too; ``ASR_REGIONS``), the form offers only their values
+    (less the excluded accounts), and a trigger naming another is refused."""
     settings = Settings.from_env()
     accounts = () if settings.accounts_from_organization else settings.accounts
     return {

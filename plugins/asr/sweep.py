@@ -316,7 +316,7 @@ def write_back(settings: Settings, aws: AwsContext, store: RunStore, run_id: str
     """Every outcome of the run to Security Hub, under the rules of ``asr.writeback``.
 
     A second pass in the same run (a cleared write-back after rerun fixes) takes what the
-    first one settled as done, unless that finding's outcome changed since: it writes only
+    first one settled as done, unless what it would write changed since: it writes only
     the fixes rerun, and its counts stay the run's, not "left alone" for findings it resolved.
     """
     client = aws.admin_client("securityhub", settings.securityhub_region)
@@ -326,7 +326,7 @@ def write_back(settings: Settings, aws: AwsContext, store: RunStore, run_id: str
     outcomes = load_outcomes(store)
     earlier = store.read_json(WRITTEN_BACK) if store.path(WRITTEN_BACK).exists() else {}
     settled = earlier.get("settled", {})
-    carried = {o.finding_id for o in outcomes if settled.get(o.finding_id) == o.status}
+    carried = {o.finding_id for o in outcomes if settled.get(o.finding_id) == writeback.written(o, run_id)}
     rest = [o for o in outcomes if o.finding_id not in carried]
     result = writeback.write_back(client, rest, run_id, queries, seen, since)
     result.carry(earlier, carried)

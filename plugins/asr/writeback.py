@@ -25,6 +25,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from dataclasses import asdict, dataclass, field
@@ -65,7 +67,7 @@ class WriteBack:
     unchanged: list[str] = field(default_factory=list)
     left_alone: list[dict[str, str]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
-    # The outcome status of each finding Security Hub now shows (updated or unchanged).
+    # What Security Hub now shows of each finding's outcome (``written``), updated or unchanged.
     settled: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,6 +87,14 @@ class WriteBack:
             "left_alone": len(self.left_alone),
             "failed": len(self.failed),
         }
+
+
+def written(outcome: Outcome, run_id: str) -> str:
+    """What writing an outcome puts in Security Hub (status, note, hold), in a few bytes: a
+    later pass of the run rewrites a finding only when this changed (a rerun fix's new
+    reason, a rejection's hold after a timeout), not when its status alone is the same."""
+    text = json.dumps([WORKFLOW_FOR.get(outcome.status), note_for(outcome, run_id), outcome.held_until])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def note_for(outcome: Outcome, run_id: str) -> str:
@@ -197,7 +207,7 @@ def write_back(
             and fields in (None, found.get("UserDefinedFields"))
         ):
             result.unchanged.append(finding_id)
-            result.settled[finding_id] = outcome.status
+            result.settled[finding_id] = written(outcome, run_id)
             continue
         identifier = {"Id": finding_id, "ProductArn": outcome.product_arn}
         updates.append((identifier, status, note, fields) if fields else (identifier, status, note))
@@ -205,5 +215,5 @@ def write_back(
         result.updated, result.failed = update_findings(client, updates)
         refused = {f.get("FindingIdentifier", {}).get("Id") for f in result.failed}
         ids = (u[0]["Id"] for u in updates)
-        result.settled |= {i: planned[i].status for i in ids if i not in refused}
+        result.settled |= {i: written(planned[i], run_id) for i in ids if i not in refused}
     return result
