@@ -45,9 +45,8 @@ ENDED = SUCCEEDED | {
     "ChangeCalendarOverrideRejected",
     "Exited",
 }
-# asr's own status for an execution that could not be read READ_ATTEMPTS polls in a row.
+# asr's own status for an execution its last poll could not read: still waited for.
 UNREADABLE = "Unreadable"
-READ_ATTEMPTS = 3
 
 
 def start(
@@ -142,7 +141,8 @@ def start(
 def poll(pending: list[dict[str, Any]], aws: AwsContext) -> dict[str, dict[str, str]]:
     """The status of each execution: ``{execution_id: {"status", "message"}}``; UNREADABLE,
     with the error, for one that could not be read (its account's role, say): one
-    execution's error must not end the wait for the others."""
+    execution's error must not end the wait for the others, nor its own (it may be
+    passing)."""
     statuses: dict[str, dict[str, str]] = {}
     for execution in pending:
         try:
@@ -160,6 +160,15 @@ def poll(pending: list[dict[str, Any]], aws: AwsContext) -> dict[str, dict[str, 
     return statuses
 
 
+def _stop(clients: Clients, execution_id: str) -> str:
+    """Stop an execution out of time; say what became of it."""
+    try:
+        clients.ssm.stop_automation_execution(AutomationExecutionId=execution_id)
+    except Exception as exc:
+        return f"and could not be stopped ({describe_error(exc)}): it may still be running"
+    return "and was stopped"
+
+
 def finish(
     pending: list[dict[str, Any]],
     statuses: dict[str, dict[str, str]],
@@ -171,7 +180,7 @@ def finish(
     """Turn each execution's end into outcomes; verify the resource where it succeeded.
 
     An execution with no terminal status here ran out of time: it is stopped, and its
-    findings fail with that reason.
+    findings fail with that reason (with the error, when it could not even be read).
     """
     outcomes: list[Outcome] = []
     for execution in pending:
@@ -188,16 +197,15 @@ def finish(
         try:
             if ended["status"] in SUCCEEDED:
                 result = verify(action, clients, execution["resource_id"], planned, f"{run} succeeded")
-            elif ended["status"] == UNREADABLE:
-                reason = f"{run} could not be read: {ended['message']}; it may still be running (see SSM)"
-                result = Result(Status.FAILED, reason, planned.before)
             elif ended["status"] in ENDED:
                 reason = f"{run} ended {ended['status']}: {ended['message']}".rstrip(": ")
                 result = Result(Status.FAILED, reason, planned.before)
             else:
-                clients.ssm.stop_automation_execution(AutomationExecutionId=execution_id)
-                reason = f"{run} did not finish within {document.timeout_minutes} minutes and was stopped"
-                result = Result(Status.FAILED, reason, planned.before)
+                within = f"within {document.timeout_minutes} minutes"
+                reason = f"{run} did not finish {within}"
+                if ended["status"] == UNREADABLE:
+                    reason = f"{run} could not be read {within} ({ended['message']})"
+                result = Result(Status.FAILED, f"{reason} {_stop(clients, execution_id)}", planned.before)
         except Exception as exc:
             result = Result(Status.FAILED, describe_error(exc), planned.before)
         if journal:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,11 +13,12 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 class AutomationExecutionTrigger(BaseTrigger):
     """Poll SSM Automation executions across accounts until all end or the deadline passes.
 
-    Fires one event with the final status of every execution that ended, or that could
-    not be read ``READ_ATTEMPTS`` polls in a row (``UNREADABLE``); executions missing from
-    it were still running at ``deadline`` (epoch seconds, so a restarted triggerer keeps the
-    original deadline). The polls spend the batch's part of the rate budget
-    (``rate_shares``), as its fix task did: other batches wait or fix beside it.
+    Fires one event with the final status of every execution that ended; executions
+    missing from it were still running at ``deadline`` (epoch seconds, so a restarted
+    triggerer keeps the original deadline), and those the last poll could not read are in
+    it as ``UNREADABLE`` with the error. An execution that cannot be read is waited for
+    like one running: a failing role or endpoint may mend. The polls spend the batch's part
+    of the rate budget (``rate_shares``), as its fix task did: other batches work beside it.
     """
 
     def __init__(
@@ -64,16 +64,12 @@ class AutomationExecutionTrigger(BaseTrigger):
         if limits:
             aws.budget = RateBudget(limits, self.rate_shares)
         ended: dict[str, dict[str, str]] = {}
-        misses: Counter[str] = Counter()  # polls in a row an execution could not be read
         while True:
             waiting = [e for e in self.executions if e["execution_id"] not in ended]
             statuses = await asyncio.to_thread(automation.poll, waiting, aws)
-            for execution_id, status in statuses.items():
-                unreadable = status["status"] == automation.UNREADABLE
-                misses[execution_id] = misses[execution_id] + 1 if unreadable else 0
-                if status["status"] in automation.ENDED or misses[execution_id] >= automation.READ_ATTEMPTS:
-                    ended[execution_id] = status
+            ended |= {i: s for i, s in statuses.items() if s["status"] in automation.ENDED}
             if len(ended) == len(self.executions) or time.time() >= self.deadline:
-                yield TriggerEvent({"statuses": ended})
+                unread = {i: s for i, s in statuses.items() if s["status"] == automation.UNREADABLE}
+                yield TriggerEvent({"statuses": ended | unread})
                 return
             await asyncio.sleep(self.poll_seconds)
