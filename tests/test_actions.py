@@ -37,6 +37,10 @@ class Recording:
     def __getattr__(self, service: str) -> Any:
         return self[service]
 
+    @property
+    def role_arn(self) -> str:
+        return self._clients.role_arn
+
     def in_region(self, region: str) -> Recording:
         """Clients of another region, recorded in the same list."""
         other = Recording(self._clients.in_region(region), self._deny_writes)
