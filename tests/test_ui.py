@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
+import requests
 from helpers import free_port, signed_in_users, world_open
 from playwright.sync_api import sync_playwright
 
@@ -90,6 +91,23 @@ def test_trigger_form_runs_a_remediation(aws, tmp_path: Path) -> None:
             assert "REMEDIATED" in row.inner_text()
             page.screenshot(path=str(ARTIFACTS / "asr_remediate-report.png"), full_page=True)
             browser.close()
+
+        # The REST API refuses a run naming a region the form does not offer: no run is made.
+        token = requests.post(
+            f"{airflow.api_url}/auth/token", json={"username": "operator", "password": password}, timeout=30
+        ).json()["access_token"]
+        refused = requests.post(
+            f"{airflow.api_url}/api/v2/dags/asr_remediate/dagRuns",
+            json={
+                "logical_date": None,
+                "conf": {"finding_ids": [findings[1]["Id"]], "regions": ["us-west-2"]},
+            },
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )
+        assert refused.status_code == 400, refused.text
+        assert "us-west-2" in refused.text
+        assert len(airflow.runs("asr_remediate")) == 1
     open_to_world = [world_open(aws, s) for s in seeded]
     assert open_to_world == [False, True]
     assert (ARTIFACTS / "asr_remediate-form.png").stat().st_size > 10_000
