@@ -130,23 +130,23 @@ def test_write_back_and_the_report_learn_what_before_them_did_not_finish(tmp_pat
     from asr.findings import RoutingRecord
     from asr.remediate import Outcome, Result, Status
 
-    def outcome_of(row: dict[str, str]) -> dict[str, Any]:
-        return Outcome.of(RoutingRecord.from_dict(row), Result(Status.REMEDIATED, "done")).to_dict()
-
     store = RunStore(tmp_path)
-    assert sweep.unfinished(store) == "ingest did not finish"
+    assert sweep.unfinished(store, 0) == "ingest did not finish"
     rows = _records(2)
     store.write_lines(RECORDS, rows)
     store.write_json(sweep.INGESTED, {"began": "2026-12-04T00:00:00+00:00"})
-    store.write_lines("outcomes/a.jsonl", [outcome_of(rows[0])])
-    assert sweep.unfinished(store) == (
+    done = Outcome.of(RoutingRecord.from_dict(rows[0]), Result(Status.REMEDIATED, "done"))
+    store.write_lines("outcomes/a.jsonl", [done.to_dict()])
+    [missing] = sweep.without_outcome(store, sweep.load_outcomes(store))
+    assert missing.finding_id == rows[1]["finding_id"]
+    assert [o.status for o in sweep.every_outcome(store)] == [Status.REMEDIATED, Status.NOT_RUN]
+    assert sweep.unfinished(store, 1) == (
         "1 routed findings have no outcome: their fix tasks (or a step before) did not finish"
     )
-    store.write_lines("outcomes/b.jsonl", [outcome_of(rows[1])])
-    assert sweep.unfinished(store) is None
-    assert sweep.unfinished(store, written_back=True) == "write-back did not finish"
+    assert sweep.unfinished(store, 0) is None
+    assert sweep.unfinished(store, 0, written_back=True) == "write-back did not finish"
     store.write_json(sweep.WRITTEN_BACK, {})
-    assert sweep.unfinished(store, written_back=True) is None
+    assert sweep.unfinished(store, 0, written_back=True) is None
 
 
 def test_a_sweep_reads_only_security_hub_s_own_findings(aws, tmp_path: Path) -> None:

@@ -124,7 +124,7 @@ def test_a_second_pass_in_the_run_writes_only_what_changed_and_keeps_the_run_s_c
     store.write_lines("outcomes/a.jsonl", [outcome(f[0], Status.REMEDIATED).to_dict()])
     store.write_lines("outcomes/b.jsonl", [outcome(f[1], Status.FAILED, "RequestLimitExceeded").to_dict()])
     store.write_lines("outcomes/d.jsonl", [timed_out.to_dict()])
-    first = sweep.write_back(Settings.from_env(), aws, store, "r1")
+    first = sweep.write_back(Settings.from_env(), aws, store, "r1", sweep.load_outcomes(store))
     assert first == {"updated": 3, "unchanged": 0, "left_alone": 0, "failed": 0}
 
     store.write_lines("outcomes/b.jsonl", [outcome(f[1], Status.FAILED, "AccessDenied").to_dict()])  # rerun
@@ -134,7 +134,7 @@ def test_a_second_pass_in_the_run_writes_only_what_changed_and_keeps_the_run_s_c
         timed_out, message="rejected by secops", held_until="2099-01-01T00:00:00+00:00"
     )
     store.write_lines("outcomes/d.jsonl", [rejected.to_dict()])
-    second = sweep.write_back(Settings.from_env(), aws, store, "r1")
+    second = sweep.write_back(Settings.from_env(), aws, store, "r1", sweep.load_outcomes(store))
     assert second == {"updated": 4, "unchanged": 0, "left_alone": 0, "failed": 0}
     now = state(securityhub)
     statuses = [now[x["Id"]]["Workflow"]["Status"] for x in f[:4]]

@@ -294,26 +294,28 @@ def every_outcome(store: RunStore) -> list[Outcome]:
     return outcomes + [Outcome.of(r, result) for r in without_outcome(store, outcomes)]
 
 
-def unfinished(store: RunStore, written_back: bool = False) -> str | None:
-    """What of the run before this step did not finish, if anything.
+def unfinished(store: RunStore, not_run: int, written_back: bool = False) -> str | None:
+    """What of the run before this step did not finish, if anything: ingest; the fixes of
+    ``not_run`` routed findings (they have no outcome); write-back, when ``written_back``
+    (the report, unless the run is dry).
 
     Write-back and the report run whatever happened before them, and then fail on this:
     a failed step stays failed, so Airflow's "failed tasks only" clear reruns them with the
-    fixes it reruns, and Security Hub and the report hear of those fixes. ``written_back``:
-    the step needs write-back done too (the report, unless the run is dry).
+    fixes it reruns, and Security Hub and the report hear of those fixes.
     """
     if not store.path(INGESTED).exists():
         return "ingest did not finish"
-    missing = len(without_outcome(store, load_outcomes(store)))
-    if missing:
-        return f"{missing} routed findings have no outcome: their fix tasks (or a step before) did not finish"
+    if not_run:
+        return f"{not_run} routed findings have no outcome: their fix tasks (or a step before) did not finish"
     if written_back and not store.path(WRITTEN_BACK).exists():
         return "write-back did not finish"
     return None
 
 
-def write_back(settings: Settings, aws: AwsContext, store: RunStore, run_id: str) -> dict[str, int]:
-    """Every outcome of the run to Security Hub, under the rules of ``asr.writeback``.
+def write_back(
+    settings: Settings, aws: AwsContext, store: RunStore, run_id: str, outcomes: list[Outcome]
+) -> dict[str, int]:
+    """The run's ``outcomes`` (``load_outcomes``) to Security Hub, under the rules of ``asr.writeback``.
 
     A second pass in the same run (a cleared write-back after rerun fixes) takes what the
     first one settled as done, unless what it would write changed since: it writes only
@@ -323,7 +325,6 @@ def write_back(settings: Settings, aws: AwsContext, store: RunStore, run_id: str
     queries = store.read_json(QUERIES) if store.path(QUERIES).exists() else None
     seen = store.read_json(SEEN) if store.path(SEEN).exists() else None
     since = store.read_json(INGESTED)["began"] if store.path(INGESTED).exists() else None
-    outcomes = load_outcomes(store)
     earlier = store.read_json(WRITTEN_BACK) if store.path(WRITTEN_BACK).exists() else {}
     settled = earlier.get("settled", {})
     carried = {o.finding_id for o in outcomes if settled.get(o.finding_id) == writeback.written(o, run_id)}

@@ -230,17 +230,19 @@ def write_back() -> dict[str, int]:
     from asr import sweep
 
     settings, store, run_id = run_context()
+    outcomes = sweep.load_outcomes(store)
     counts: dict[str, int] = {}
     if get_current_context()["params"].get("dry_run"):
         log.info("Dry run: Security Hub is left as it is")
     else:
-        counts = sweep.write_back(settings, aws_context(settings), store, run_id)
+        counts = sweep.write_back(settings, aws_context(settings), store, run_id, outcomes)
         log.info(
             "Security Hub: %(updated)d updated, %(unchanged)d already so, %(left_alone)d changed meanwhile "
             "and left alone, %(failed)d not taken",
             counts,
         )
-    fail_if_unfinished(store, "what there was is written back")
+    not_run = len(sweep.without_outcome(store, outcomes))
+    fail_if_unfinished(store, not_run, "what there was is written back")
     return counts
 
 
@@ -250,24 +252,26 @@ def report() -> str:
     from asr import notify
     from asr import report as run_report
 
-    settings, store, run_id = run_context()
+    context = get_current_context()
+    settings, store, run_id = run_context(context)
     built, text = run_report.write(store, run_id)
     log.info("Run report:\n%s", text)
     where = run_report.location(store)
     notify.send_run_summary(notify.topic_arn(), settings.aws_conn_id, built, where)
-    dry = bool(get_current_context()["params"].get("dry_run"))
-    fail_if_unfinished(store, "the report shows what there was", written_back=not dry)
+    not_run = built["totals"].get("NOT_RUN", 0)
+    dry = bool(context["params"].get("dry_run"))
+    fail_if_unfinished(store, not_run, "the report shows what there was", written_back=not dry)
     return where
 
 
-def fail_if_unfinished(store: Any, done: str, written_back: bool = False) -> None:
+def fail_if_unfinished(store: Any, not_run: int, done: str, written_back: bool = False) -> None:
     """Fail (without retries: trying again changes nothing) when a step before did not
-    finish, so that clearing the run's failed tasks reruns this one too."""
+    finish (``sweep.unfinished``), so that clearing the run's failed tasks reruns this one too."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from asr import sweep
 
-    reason = sweep.unfinished(store, written_back)
+    reason = sweep.unfinished(store, not_run, written_back)
     if reason:
         raise AirflowFailException(
             f"{reason}; {done}. Clear the failed tasks ('failed tasks only' will do): "

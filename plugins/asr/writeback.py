@@ -63,21 +63,22 @@ RECHECK_BY_ID_LIMIT = 200
 
 @dataclass
 class WriteBack:
-    updated: int = 0
     unchanged: list[str] = field(default_factory=list)
     left_alone: list[dict[str, str]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
-    # What Security Hub now shows of each finding's outcome (``written``), updated or unchanged.
+    # What Security Hub now shows of each finding's outcome (``written``): updated or unchanged.
     settled: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def updated(self) -> int:
+        return len(self.settled) - len(self.unchanged)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"updated": self.updated}
 
     def carry(self, earlier: dict[str, Any], finding_ids: set[str]) -> None:
-        """Count what an earlier pass of the run (``to_dict``) settled for these findings as done."""
-        unchanged = set(earlier.get("unchanged", ())) & finding_ids
-        self.updated += len(finding_ids - unchanged)
-        self.unchanged += sorted(unchanged)
+        """Take what an earlier pass of the run (``to_dict``) settled for these findings as done."""
+        self.unchanged += sorted(set(earlier.get("unchanged", ())) & finding_ids)
         self.settled |= {i: earlier["settled"][i] for i in finding_ids}
 
     def counts(self) -> dict[str, int]:
@@ -212,7 +213,7 @@ def write_back(
         identifier = {"Id": finding_id, "ProductArn": outcome.product_arn}
         updates.append((identifier, status, note, fields) if fields else (identifier, status, note))
     if updates:
-        result.updated, result.failed = update_findings(client, updates)
+        _, result.failed = update_findings(client, updates)
         refused = {f.get("FindingIdentifier", {}).get("Id") for f in result.failed}
         ids = (u[0]["Id"] for u in updates)
         result.settled |= {i: written(planned[i], run_id) for i in ids if i not in refused}
