@@ -30,6 +30,7 @@ class Recording:
         self._clients = clients
         self._deny_writes = deny_writes
         self.calls: list[str] = []
+        self.account_id, self.region = clients.account_id, clients.region
 
     def __getitem__(self, service: str) -> Any:
         return _RecordingClient(self, self._clients[service])

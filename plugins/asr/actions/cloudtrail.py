@@ -197,14 +197,14 @@ log = logging.getLogger(__name__)
 _KEY_LOCKS: defaultdict[tuple[str, str, str], threading.Lock] = defaultdict(threading.Lock)
 
 
-def ensure_cloudtrail_key(clients: Clients, alias: str, account: str) -> str:
+def ensure_cloudtrail_key(clients: Clients, alias: str) -> str:
     """The ARN of the key behind ``alias``, creating it (rotated, CloudTrail allowed) if the alias is free.
 
     An existing key is used as it is: its policy is its owner's, and CloudTrail itself
     refuses a key whose policy does not let it encrypt. The threads of a task make it one
     at a time; another process that made it first wins, and the key made here is logged as unused.
     """
-    kms = clients.kms
+    kms, account = clients.kms, clients.account_id
     with _KEY_LOCKS[(account, kms.meta.region_name, alias)]:
         try:
             key = kms.describe_key(KeyId=alias)["KeyMetadata"]
@@ -399,7 +399,7 @@ class EnsureMultiRegionTrail(Action):
             "IsMultiRegionTrail": True,
             "IncludeGlobalServiceEvents": True,
             "EnableLogFileValidation": True,
-            "KmsKeyId": ensure_cloudtrail_key(clients, self.params["kms_key_alias"], account),
+            "KmsKeyId": ensure_cloudtrail_key(clients, self.params["kms_key_alias"]),
         }
         if _trail_exists(cloudtrail, name):
             cloudtrail.update_trail(Name=name, **settings)
@@ -449,7 +449,7 @@ class EnableTrailEncryption(Action):
         return {} if state["KmsKeyId"] else {"KmsKeyId": self.params["kms_key_alias"]}
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        _, region, account, _ = parse_trail_arn(resource_id)
+        _, region, _, _ = parse_trail_arn(resource_id)
         bucket = state["S3BucketName"]
         where = bucket_region(clients.s3, bucket)
         if where != region:
@@ -457,7 +457,7 @@ class EnableTrailEncryption(Action):
                 f"the trail delivers to bucket {bucket} in {where}; CloudTrail needs the KMS key in the "
                 f"bucket's Region, not the trail's ({region})"
             )
-        key_arn = ensure_cloudtrail_key(clients, self.params["kms_key_alias"], account)
+        key_arn = ensure_cloudtrail_key(clients, self.params["kms_key_alias"])
         clients.cloudtrail.update_trail(Name=resource_id, KmsKeyId=key_arn)
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
