@@ -20,7 +20,7 @@ from asr.playbooks import registry
 from asr.report import write
 from asr.securityhub import iter_findings, queries_by_id
 from asr.store import RunStore
-from asr.sweep import ingest, write_back
+from asr.sweep import ingest, load_outcomes, write_back
 
 NASTY = [
     "sg-0123456789abcdef0'; rm -rf / #",
@@ -75,7 +75,7 @@ def test_hostile_text_is_carried_as_data(aws, tmp_path, value: str) -> None:  # 
     ids = [by_resource["Id"], by_control["Id"]]
     settings, store = Settings(data_dir=str(tmp_path)), RunStore(tmp_path / "run")
     assert ingest(settings, aws, registry(), store, queries_by_id(ids), named=ids)["rejected"] == 2
-    write_back(settings, aws, store, "run")
+    write_back(settings, aws, store, "run", load_outcomes(store))
     report, text = write(store, "run")
 
     errors = {r["finding_id"]: r["error"] for r in report["rejected"]}
