@@ -143,6 +143,13 @@ def test_a_second_pass_in_the_run_writes_only_what_changed_and_keeps_the_run_s_c
     assert now[f[3]["Id"]]["UserDefinedFields"]["asr:rejected-until"] == "2099-01-01T00:00:00+00:00"
     assert set(store.read_json(sweep.WRITTEN_BACK)["settled"]) == {x["Id"] for x in f[:4]}
 
+    # Cleared again: the approval step dropped its NOT_APPROVED outcome, and the fix it then
+    # released died. Security Hub still shows what the run wrote, so the run's counts keep it.
+    store.path("outcomes/d.jsonl").unlink()
+    third = sweep.write_back(Settings.from_env(), aws, store, "r1", sweep.load_outcomes(store))
+    assert third == second
+    assert set(store.read_json(sweep.WRITTEN_BACK)["settled"]) == {x["Id"] for x in f[:4]}
+
 
 def test_only_a_fix_clears_the_rollback_mark(imported) -> None:  # type: ignore[no-untyped-def]
     """A rolled-back finding a person picked, fixed again: sweeps may take it again. Failed,

@@ -320,6 +320,8 @@ def write_back(
     A second pass in the same run (a cleared write-back after rerun fixes) takes what the
     first one settled as done, unless what it would write changed since: it writes only
     the fixes rerun, and its counts stay the run's, not "left alone" for findings it resolved.
+    A settled finding that has no outcome now (a cleared approval dropped it, and its fix
+    did not finish) stays settled: Security Hub still shows what the earlier pass wrote.
     """
     client = aws.admin_client("securityhub", settings.securityhub_region)
     queries = store.read_json(QUERIES) if store.path(QUERIES).exists() else None
@@ -328,6 +330,7 @@ def write_back(
     earlier = store.read_json(WRITTEN_BACK) if store.path(WRITTEN_BACK).exists() else {}
     settled = earlier.get("settled", {})
     carried = {o.finding_id for o in outcomes if settled.get(o.finding_id) == writeback.written(o, run_id)}
+    carried |= settled.keys() - {o.finding_id for o in outcomes}
     rest = [o for o in outcomes if o.finding_id not in carried]
     result = writeback.write_back(client, rest, run_id, queries, seen, since)
     result.carry(earlier, carried)
