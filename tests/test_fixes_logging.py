@@ -350,6 +350,26 @@ def test_cloudwatch_logs_delivery_reuses_group_and_role(clients: Clients) -> Non
     assert group["retentionInDays"] == 3653
 
 
+def test_cloudwatch_logs_delivery_grants_each_log_group_its_own_policy(clients: Clients) -> None:
+    """Log group names that read alike once made a policy name (``/`` made ``-``, cut at 128
+    characters) get a policy each: the second fix overwrote the first trail's grant."""
+    long = "audit/" + "x" * 120
+    pairs = [("one", "team/a"), ("two", "team-a"), ("three", long + "1"), ("four", long + "2")]
+    for name, group in pairs:
+        result = fix(clients, "CloudTrail.5", make_trail(clients, name), log_group_name=group)
+        assert result.status == Status.REMEDIATED, result.message
+    role = "ASR-CloudTrailToCloudWatchLogs"
+    names = clients.iam.list_role_policies(RoleName=role)["PolicyNames"]
+    granted = {
+        clients.iam.get_role_policy(RoleName=role, PolicyName=n)["PolicyDocument"]["Statement"][0]["Resource"]
+        for n in names
+    }
+    assert len(names) == 4 and all(len(n) <= 128 for n in names)
+    assert granted == {
+        f"arn:aws:logs:{REGION}:{MEMBER_ACCOUNT}:log-group:{group}:log-stream:*" for _, group in pairs
+    }
+
+
 def created_first_by_another_fix(aws: Any, clients: Clients, operation: str, create: Any) -> None:
     """Just before ``clients`` call ``operation``, another region's fix (its own clients)
     creates the same thing: the race of fix tasks running at once in one account."""
