@@ -249,7 +249,8 @@ def test_flow_logs_create_role_and_log_group_once_for_many_vpcs(aws, clients: Cl
     statement = trust["Statement"][0]
     assert statement["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
     assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == MEMBER_ACCOUNT
-    policy = clients.iam.get_role_policy(RoleName=role["RoleName"], PolicyName=role["RoleName"])
+    [name] = clients.iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
+    policy = clients.iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)
     assert "logs:PutLogEvents" in json.dumps(policy["PolicyDocument"])
     groups = clients.logs.describe_log_groups(logGroupNamePrefix="asr-vpc-flow-logs")["logGroups"]
     assert [g["logGroupName"] for g in groups] == ["asr-vpc-flow-logs"]
@@ -258,6 +259,24 @@ def test_flow_logs_create_role_and_log_group_once_for_many_vpcs(aws, clients: Cl
     assert sorted(log["ResourceId"] for log in logs) == sorted(vpcs)
     assert {(log["TrafficType"], log["DeliverLogsPermissionArn"]) for log in logs} == {
         ("REJECT", role["Arn"])
+    }
+
+
+def test_flow_logs_to_another_log_group_grant_the_role_that_group_too(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    """A playbook changed to name another log group: the shared role, which found its one
+    policy and took it as it was, could not deliver to the new group."""
+    assert fix(clients, "EC2.6", seeded_id(aws, "EC2.6")).status == Status.REMEDIATED
+    result = fix(clients, "EC2.6", seeded_id(aws, "EC2.6"), log_group_name="network/flow-logs")
+    assert result.status == Status.REMEDIATED, result.message
+
+    role = "asr-vpc-flow-logs-delivery"
+    granted = set()
+    for name in clients.iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        document = clients.iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+        granted |= {s["Resource"] for s in document["Statement"] if "logs:PutLogEvents" in s["Action"]}
+    assert granted == {
+        f"arn:aws:logs:*:{MEMBER_ACCOUNT}:log-group:{group}:*"
+        for group in ("asr-vpc-flow-logs", "network/flow-logs")
     }
 
 

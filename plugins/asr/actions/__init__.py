@@ -9,8 +9,10 @@ when playbooks load rather than when a fix runs.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import importlib
 import pkgutil
+import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -125,6 +127,17 @@ def with_new_role(call: Callable[[], T], fresh: bool, unready: Callable[[Excepti
                 raise
             time.sleep(delay)
     return call()
+
+
+def grant_name(purpose: str, *scope: str) -> str:
+    """The name of the inline policy by which a shared delivery role may write to one
+    ``scope`` (a log group, in a Region). A policy name is at most 128 characters and has
+    no ``/`` or ``#``, so the readable part may lose some: a digest of the exact scope keeps
+    two scopes from sharing a name, where the later grant would overwrite the earlier one
+    and stop that delivery."""
+    readable = re.sub(r"[^\w+=,.@-]", "-", "-".join((purpose, *scope)))[:111]
+    digest = hashlib.sha256("\n".join(scope).encode()).hexdigest()[:16]
+    return f"{readable}-{digest}"
 
 
 class NotReversible(Exception):

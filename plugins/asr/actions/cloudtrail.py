@@ -6,7 +6,6 @@ lets an AWS service deliver to it, created on first use and reused after.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from asr.actions import Action, made_lately, register, with_new_role
+from asr.actions import Action, grant_name, made_lately, register, with_new_role
 from asr.actions.cloudwatch import RETENTION_DAYS
 from asr.actions.s3 import bucket_region, tls_only_statement
 
@@ -534,15 +533,6 @@ def _ensure_log_group(logs: Any, name: str, retention_days: int) -> None:
     logs.put_retention_policy(logGroupName=name, retentionInDays=retention_days)
 
 
-def _delivery_policy_name(region: str, group: str) -> str:
-    """The shared delivery role's inline policy for one Region and log group. A policy name
-    is at most 128 characters and has no ``/`` or ``#``, so the readable part may lose some:
-    a digest of the exact pair keeps two log groups from sharing a name, where the second
-    fix would overwrite the first one's grant and stop that trail's delivery."""
-    readable = re.sub(r"[^\w+=,.@-]", "-", f"cloudtrail-to-{region}-{group}")[:111]
-    return f"{readable}-{hashlib.sha256(f'{region} {group}'.encode()).hexdigest()[:16]}"
-
-
 @register
 class SendTrailToCloudWatchLogs(Action):
     """Deliver a trail's events to CloudWatch Logs, where metric filters and alarms can watch them.
@@ -615,7 +605,7 @@ class SendTrailToCloudWatchLogs(Action):
         streams = f"{group_arn[:-2]}:log-stream:*"
         clients.iam.put_role_policy(
             RoleName=self.params["role_name"],
-            PolicyName=_delivery_policy_name(region, group),
+            PolicyName=grant_name("cloudtrail-to", region, group),
             PolicyDocument=json.dumps(
                 {
                     "Version": "2012-10-17",

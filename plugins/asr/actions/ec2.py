@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from asr.actions import Action, BulkRead, made_lately, register, with_new_role
+from asr.actions import Action, BulkRead, grant_name, made_lately, register, with_new_role
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -390,8 +390,8 @@ class EnableVpcFlowLogs(Action):
     Flow logs are the record of who talked to what in the VPC, needed to investigate
     an incident. The log group and the delivery role (trusted by the flow-logs
     service of this account only) are created when missing and shared by every VPC
-    of the account; an existing role of that name is used as it is, given the
-    delivery policy if it lacks it. A VPC already logging the traffic type (or ALL)
+    of the account; an existing role of that name is used as it is, given an inline
+    policy for the log group if it lacks one. A VPC already logging the traffic type (or ALL)
     to any destination complies.
 
         remediation:
@@ -495,7 +495,9 @@ class EnableVpcFlowLogs(Action):
     def _delivery_role(self, clients: Clients, account: str) -> tuple[str, bool]:
         """The delivery role's ARN, and whether it was made (or completed) just now. IAM is
         global, so the role serves every region of the account."""
-        iam, role_name, policy_name = clients.iam, self.params["role_name"], self.params["role_name"]
+        iam, role_name, log_group = clients.iam, self.params["role_name"], self.params["log_group_name"]
+        # One grant per log group: a playbook that names another group adds its grant.
+        policy_name = grant_name("flow-logs-to", log_group)
         fresh = False
         try:
             role = iam.get_role(RoleName=role_name)["Role"]
@@ -514,7 +516,7 @@ class EnableVpcFlowLogs(Action):
             iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)
         except iam.exceptions.NoSuchEntityException:
             partition = role["Arn"].split(":")[1]
-            policy = _flow_logs_policy(partition, account, self.params["log_group_name"])
+            policy = _flow_logs_policy(partition, account, log_group)
             iam.put_role_policy(RoleName=role_name, PolicyName=policy_name, PolicyDocument=json.dumps(policy))
             fresh = True
         return str(role["Arn"]), fresh or made_lately(role)
