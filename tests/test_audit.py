@@ -140,6 +140,28 @@ def test_a_retry_reports_the_fix_an_earlier_try_made_not_already_compliant(
     assert [c.status for c in journal(tmp_path, try_number=3).changes()] == ["REMEDIATED"]
 
 
+def test_a_journal_that_cannot_settle_an_earlier_try_costs_the_batch_nothing(
+    aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Settling what a dead try began was the one journal write that failed the whole batch:
+    no outcome saved, the other resources never fixed."""
+    done, still_open = seeded_target(aws), seeded_target(aws)
+    planned = planned_for(done)
+    journal(tmp_path, try_number=1).intend(done, planned)
+    done.action.apply(done.clients, done.resource_id, planned.before, planned.plan)  # and then it died
+    retry = journal(tmp_path, try_number=2)
+
+    def unavailable(*_: object) -> None:
+        raise OSError("audit store unavailable")
+
+    monkeypatch.setattr(retry, "settle", unavailable)
+
+    results = fix_targets([done, still_open], journal=retry)
+
+    assert [r.status for r in results] == [Status.REMEDIATED, Status.REMEDIATED]
+    assert "by an earlier try" in results[0].message and "by an earlier try" not in results[1].message
+
+
 def test_threads_recording_at_once_share_fsyncs_and_each_returns_only_once_on_disk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -104,7 +104,7 @@ def test_automation_fixes_and_is_verified(aws, ssm_playbooks: Path) -> None:
     }
 
     statuses = automation.poll(pending, aws)
-    [outcome] = automation.finish(pending, statuses, playbooks, aws)
+    [outcome], _ = automation.finish(pending, statuses, playbooks, aws)
     assert outcome.status == Status.REMEDIATED, outcome.message
     assert DOCUMENT in outcome.message
     assert outcome.before == {
@@ -145,7 +145,7 @@ def started_to_end(aws, ssm_playbooks: Path, status: str):  # type: ignore[no-un
 
 def test_failed_automation_fails_the_finding(aws, ssm_playbooks: Path) -> None:
     playbooks, seeded, pending = started_to_end(aws, ssm_playbooks, "Failed")
-    [outcome] = automation.finish(pending, automation.poll(pending, aws), playbooks, aws)
+    [outcome], _ = automation.finish(pending, automation.poll(pending, aws), playbooks, aws)
     assert outcome.status == Status.FAILED
     assert "ended Failed" in outcome.message
     assert "0.0.0.0/0" in group_rules(aws, seeded)
@@ -159,11 +159,62 @@ def test_automation_that_never_ends_is_stopped_and_failed(aws, ssm_playbooks: Pa
     assert 1 <= waited < 10
     assert payload == {"statuses": {}}
 
-    [outcome] = automation.finish(pending, payload["statuses"], playbooks, aws)
+    [outcome], _ = automation.finish(pending, payload["statuses"], playbooks, aws)
     assert outcome.status == Status.FAILED
     assert "did not finish within 1 minutes and was stopped" in outcome.message
     execution = ssm.get_automation_execution(AutomationExecutionId=pending[0]["execution_id"])
     assert execution["AutomationExecution"]["AutomationExecutionStatus"] == "Cancelled"
+
+
+def test_a_stop_refused_for_throttling_is_tried_again(aws, ssm_playbooks: Path) -> None:
+    """A throttled StopAutomationExecution left the execution running and its resource free."""
+    from botocore.exceptions import ClientError
+
+    playbooks, _, pending = started_to_end(aws, ssm_playbooks, "InProgress")
+    ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
+    refusals = [ClientError({"Error": {"Code": "ThrottlingException"}}, "StopAutomationExecution")]
+
+    def throttled_once(**_: Any) -> None:
+        if refusals:
+            raise refusals.pop()
+
+    ssm.meta.events.register("before-call.ssm.StopAutomationExecution", throttled_once)
+    try:
+        [outcome], running = automation.finish(pending, {}, playbooks, aws)
+    finally:
+        ssm.meta.events.unregister("before-call.ssm.StopAutomationExecution", throttled_once)
+    assert refusals == [] and running == set()
+    assert outcome.message.endswith("and was stopped")
+    execution = ssm.get_automation_execution(AutomationExecutionId=pending[0]["execution_id"])
+    assert execution["AutomationExecution"]["AutomationExecutionStatus"] == "Cancelled"
+
+
+def test_an_execution_that_could_not_be_stopped_keeps_its_claim(
+    aws, ssm_playbooks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It may still be changing the resource: no other run may start on it until the claim lapses."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    monkeypatch.setenv("ASR_PLAYBOOK_DIR", str(ssm_playbooks))
+    registry.cache_clear()
+    try:
+        _, records = seeded_records(aws, registry())
+        Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm.put_parameter(
+            Name=f"/asr-local/automation/{DOCUMENT}", Value="InProgress", Type="String", Overwrite=True
+        )
+        operator, context, _ = operator_run(records, "unstoppable")
+        with pytest.raises(TaskDeferred):
+            operator.execute(context)
+        claims = Path(Settings.from_env().audit_root) / "claims"
+        [claim] = held_by(claims, context["run_id"])
+        assert json.loads(claim.read_text())["ttl"] == 6 * 3600 + 60  # six hours and the document's timeout
+        monkeypatch.setattr(automation, "_stop", lambda clients, execution_id: "AccessDenied: not allowed")
+        assert operator.execute_complete(context, {"statuses": {}}) == {"FAILED": 1}
+        assert held_by(claims, context["run_id"]) == [claim]
+        claim.unlink()
+    finally:
+        monkeypatch.delenv("ASR_PLAYBOOK_DIR")
+        registry.cache_clear()
 
 
 @pytest.mark.airflow
@@ -200,7 +251,7 @@ def test_an_execution_that_exited_is_an_end_not_a_wait_until_the_deadline(aws, s
     playbooks, _, pending = started_to_end(aws, ssm_playbooks, "Exited")
     payload, waited = wait_in_the_trigger(pending, deadline_seconds=60)
     assert waited < 10
-    [outcome] = automation.finish(pending, payload["statuses"], playbooks, aws)
+    [outcome], _ = automation.finish(pending, payload["statuses"], playbooks, aws)
     assert outcome.status == Status.FAILED and "ended Exited" in outcome.message
 
 
@@ -227,9 +278,10 @@ def test_an_execution_that_cannot_be_read_fails_alone_and_a_passing_failure_is_w
     assert 4 <= waited < 15
     assert payload["statuses"][pending[0]["execution_id"]]["status"] == "Success"
     assert payload["statuses"][lost["execution_id"]]["status"] == automation.UNREADABLE
-    unreadable, done = automation.finish([lost, *pending], payload["statuses"], playbooks, aws)
+    (unreadable, done), running = automation.finish([lost, *pending], payload["statuses"], playbooks, aws)
     assert done.status == Status.REMEDIATED and group_rules(aws, seeded) == ["10.0.0.0/8"]
     assert unreadable.status == Status.FAILED
+    assert running == {lost["execution_id"]}  # not stopped: its claim is kept
     assert f"{lost['execution_id']} could not be read within 1 minutes (" in unreadable.message
     assert "does not exist" in unreadable.message
     assert (
@@ -281,7 +333,7 @@ def test_a_retried_task_waits_for_the_executions_its_earlier_try_started(
             waits.append([e["execution_id"] for e in deferred.value.trigger.executions])
             # Deferred: the resource stays claimed by this run while its execution runs.
             assert held_by(claims, run_id) == [claim], f"try {try_number}"
-            assert json.loads(claim.read_text())["owner"] == f"asr_sweep/{run_id}"
+            assert json.loads(claim.read_text())["owner"] == f"asr_sweep/{run_id}/fix"  # the task's
         assert waits[0] == waits[1] and len(waits[0]) == 1
         trigger = deferred.value.trigger
         assert trigger.serialize()[1]["rate_limits"] == Settings.from_env().rate_limits  # polls are paced
@@ -307,7 +359,7 @@ def test_a_retried_task_waits_for_the_executions_its_earlier_try_started(
 
 def held_by(claims: Path, run_id: str) -> list[Path]:
     """The claims this run holds (an earlier test session's may lie beside them)."""
-    return [c for c in claims.glob("*.json") if json.loads(c.read_text())["owner"].endswith(f"/{run_id}")]
+    return [c for c in claims.glob("*.json") if f"/{run_id}/" in json.loads(c.read_text())["owner"]]
 
 
 def operator_run(records: list[Any], name: str) -> tuple[Any, dict[str, Any], Any]:
@@ -371,7 +423,7 @@ def test_a_try_that_dies_while_starting_leaves_its_retry_the_executions_it_start
         assert len(executions) == 2, "one start per resource, the first try's included"
         assert waited == {e["AutomationExecutionId"] for e in executions}
         # Still waiting: its claims are held. Drop them, as the finished task would.
-        owner = f"asr_sweep/{context['run_id']}"
+        owner = f"asr_sweep/{context['run_id']}/fix"
         for held in (Path(Settings.from_env().audit_root) / "claims").glob("*.json"):
             if json.loads(held.read_text())["owner"] == owner:
                 held.unlink()

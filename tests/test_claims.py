@@ -40,7 +40,92 @@ def test_a_retry_of_the_same_run_takes_over_its_claims(tmp_path: Path) -> None:
     retry = Claims(tmp_path, "asr_sweep/a")
     assert retry.acquire(name, {}) is None
     retry.release_all()
-    assert not list(tmp_path.iterdir())
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_two_playbooks_of_one_run_take_a_shared_resource_in_turn(tmp_path: Path) -> None:
+    """IAM.8's and IAM.22's tasks share a fix, and so a claim. When the holder was the run,
+    the second task took the first one's claim as its own, fixed the user alongside it and,
+    ending first, dropped the claim while the first was still at work."""
+    name = claim_name(MEMBER_ACCOUNT, "us-east-1", "alice", "iam.revoke-unused-credentials")
+    iam_8, iam_22 = (
+        for_run(str(tmp_path), "asr_sweep", "r1", task_id=t) for t in ("iam_8.fix", "iam_22.fix")
+    )
+    assert iam_8 is not None and iam_22 is not None
+    assert iam_8.acquire(name, {}) is None
+    assert iam_22.acquire(name, {}) == "asr_sweep/r1/iam_8.fix"
+    iam_22.release_all()
+    assert Claims(tmp_path / "claims", "asr_events/e1").acquire(name, {}) == "asr_sweep/r1/iam_8.fix"
+    retry = for_run(str(tmp_path), "asr_sweep", "r1", task_id="iam_8.fix")  # the same task, tried again
+    assert retry is not None and retry.acquire(name, {}) is None
+    retry.release_all()
+    assert iam_22.acquire(name, {}) is None
+
+
+def test_a_holder_drops_only_its_own_claim(tmp_path: Path) -> None:
+    """A task held its claim past the claim's ttl (a wait it outlived), another run broke
+    it and took the resource: the first task's release must leave that run's claim."""
+    name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
+    slow = Claims(tmp_path, "asr_sweep/a", ttl=1.0)
+    assert slow.acquire(name, {}) is None
+    time.sleep(1.1)
+    assert Claims(tmp_path, "asr_events/b", ttl=1.0).acquire(name, {}) is None
+    slow.release_all()
+    Claims(tmp_path, "asr_sweep/a").release([name])  # as a deferred task that resumed elsewhere would
+    assert json.loads((tmp_path / name).read_text())["owner"] == "asr_events/b"
+    Claims(tmp_path, "asr_events/b").release([name])
+    assert not (tmp_path / name).exists()
+
+
+def test_a_claim_is_stale_after_the_ttl_it_states(tmp_path: Path) -> None:
+    """An SSM fix task holds its claims through the document's timeout, which may pass the
+    six hours other tasks judge by: the claim says how long it may be held."""
+    name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
+    long_wait = Claims(tmp_path, "asr_sweep/ssm", ttl=3.0)
+    assert long_wait.acquire(name, {}) is None
+    time.sleep(1.1)
+    assert Claims(tmp_path, "asr_events/b", ttl=1.0).acquire(name, {}) == "asr_sweep/ssm"
+    (tmp_path / name).write_text(json.dumps({"owner": "asr_sweep/ssm", "time": time.time() - 5, "ttl": 3.0}))
+    assert Claims(tmp_path, "asr_events/b", ttl=3600).acquire(name, {}) is None
+
+
+def test_a_claim_write_that_fails_leaves_no_empty_claim(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The file was made, its text not written (disk full): the next try found an empty
+    claim, its own, and called it another run's; nobody dropped it for six hours."""
+    import errno
+
+    from asr import claims as module
+
+    real_write, failures = os.write, [OSError(errno.ENOSPC, "No space left on device")]
+
+    def write(descriptor: int, data: bytes) -> int:
+        if failures:
+            raise failures.pop()
+        return real_write(descriptor, data)
+
+    monkeypatch.setattr(module.os, "write", write)
+    name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
+    mine = Claims(tmp_path, "asr_sweep/a")
+    assert mine.acquire(name, {}) is None
+    assert json.loads((tmp_path / name).read_text())["owner"] == "asr_sweep/a"
+    mine.release_all()
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_a_stale_claim_is_broken_after_a_failed_first_try(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from asr import claims as module
+
+    name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
+    (tmp_path / name).write_text(json.dumps({"owner": "asr_sweep/dead", "time": time.time() - 7200}))
+    real, failures = module._create, [OSError(5, "ConditionalRequestConflict")]
+
+    def flaky(path: Path, body: bytes) -> bool:
+        if failures:
+            raise failures.pop()
+        return real(path, body)
+
+    monkeypatch.setattr(module, "_create", flaky)
+    assert Claims(tmp_path, "asr_sweep/b", ttl=3600).acquire(name, {}) is None
 
 
 def test_a_claim_its_writer_has_not_filled_in_yet_is_held(tmp_path: Path) -> None:
@@ -63,8 +148,8 @@ def _stale_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The next claim read finds a dead run's stale claim: what a run saw a moment before
     another run broke that claim and made its own."""
     real = Claims._read
-    seen = iter([("asr_sweep/dead", 7200.0)])
-    monkeypatch.setattr(Claims, "_read", staticmethod(lambda path: next(seen, None) or real(path)))
+    seen = iter([("asr_sweep/dead", True)])
+    monkeypatch.setattr(Claims, "_read", lambda self, path: next(seen, None) or real(self, path))
 
 
 def test_two_runs_breaking_one_stale_claim_keep_the_claim_made_first(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -115,7 +200,7 @@ def test_a_claim_that_cannot_be_released_does_not_stop_the_others(tmp_path: Path
 
     mine = Claims(tmp_path, "asr_sweep/a")
     assert mine.acquire(claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x"), {}) is None
-    mine._held.insert(0, Undeletable())
+    mine._held = {"undeletable": (Undeletable(), time.monotonic()), **mine._held}
     mine.release_all()
     assert not list(tmp_path.iterdir())
     assert "Could not release the claim" in caplog.text
@@ -171,6 +256,20 @@ def test_in_s3_a_stale_claim_is_broken(claims_bucket) -> None:  # type: ignore[n
     assert claims.acquire(name, {}) is None
     held = json.loads(claims_bucket.read_key(f"audit/claims/{name}", "asr-claims"))
     assert held["owner"] == "asr_remediate/b"
+
+
+def test_in_s3_a_resumed_task_drops_only_its_own_claim(claims_bucket) -> None:  # type: ignore[no-untyped-def]
+    """A deferred task resumes in another process and drops its claims by name: one that
+    another run holds now (it broke ours) stays."""
+    ours, theirs = (claim_name(MEMBER_ACCOUNT, REGION, sg, "x") for sg in ("sg-1", "sg-2"))
+    started = for_run("s3://asr-claims/audit", "asr_sweep", "a", "aws_default", "ssm.fix")
+    assert started is not None and started.acquire(ours, {}) is None and started.acquire(theirs, {}) is None
+    other = json.dumps({"owner": "asr_events/b", "time": time.time()})
+    claims_bucket.load_string(other, f"audit/claims/{theirs}", "asr-claims", replace=True)
+    resumed = for_run("s3://asr-claims/audit", "asr_sweep", "a", "aws_default", "ssm.fix")
+    assert resumed is not None
+    resumed.release([ours, theirs])
+    assert claims_bucket.list_keys("asr-claims", prefix="audit/claims/") == [f"audit/claims/{theirs}"]
 
 
 def _s3_clients_answer(monkeypatch, **calls: Any) -> None:  # type: ignore[no-untyped-def]
@@ -317,7 +416,7 @@ def test_two_overlapping_runs_fix_each_resource_once(
     b.join(120)
     a.join(120)
     assert statuses["asr_events/b"] == [Status.IGNORED] * 12
-    assert all("another run (asr_sweep/a) is fixing it now" in m for m in messages["asr_events/b"])
+    assert all("another task (asr_sweep/a) is fixing it now" in m for m in messages["asr_events/b"])
     assert statuses["asr_sweep/a"] == [Status.REMEDIATED] * 12
     revokes = [r for r in local.served_requests() if r["action"] == "RevokeSecurityGroupIngress"]
     assert len(revokes) == 12

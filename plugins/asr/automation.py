@@ -27,6 +27,7 @@ from asr.remediate import (
     dry_run,
     resolve_targets,
     retry_throttled,
+    settle,
     verify,
 )
 
@@ -116,7 +117,7 @@ def start(
             before = planned.before if planned else None
             failed = Result(Status.FAILED, describe_error(exc), before)
             if journal and intended:
-                journal.settle(target, failed)
+                settle(journal, target, failed)
             outcomes += target.outcomes(failed)
             continue
         pending.append(
@@ -160,13 +161,13 @@ def poll(pending: list[dict[str, Any]], aws: AwsContext) -> dict[str, dict[str, 
     return statuses
 
 
-def _stop(clients: Clients, execution_id: str) -> str:
-    """Stop an execution out of time; say what became of it."""
+def _stop(clients: Clients, execution_id: str) -> str | None:
+    """Stop an execution out of time; None when it stopped, else why it may still be running."""
     try:
-        clients.ssm.stop_automation_execution(AutomationExecutionId=execution_id)
+        retry_throttled(lambda: clients.ssm.stop_automation_execution(AutomationExecutionId=execution_id))
     except Exception as exc:
-        return f"and could not be stopped ({describe_error(exc)}): it may still be running"
-    return "and was stopped"
+        return describe_error(exc)
+    return None
 
 
 def finish(
@@ -176,13 +177,16 @@ def finish(
     aws: AwsContext,
     overrides: dict[str, Any] | None = None,
     journal: Journal | None = None,
-) -> list[Outcome]:
+) -> tuple[list[Outcome], set[str]]:
     """Turn each execution's end into outcomes; verify the resource where it succeeded.
 
     An execution with no terminal status here ran out of time: it is stopped, and its
     findings fail with that reason (with the error, when it could not even be read).
+    Also returns the ids of those that could not be stopped: they may still be changing
+    their resources, whose claims the caller keeps (they lapse).
     """
     outcomes: list[Outcome] = []
+    running: set[str] = set()
     for execution in pending:
         records = [RoutingRecord.from_dict(r) for r in execution["records"]]
         playbook = playbooks.playbooks[records[0].playbook]
@@ -205,10 +209,16 @@ def finish(
                 reason = f"{run} did not finish {within}"
                 if ended["status"] == UNREADABLE:
                     reason = f"{run} could not be read {within} ({ended['message']})"
-                result = Result(Status.FAILED, f"{reason} {_stop(clients, execution_id)}", planned.before)
+                refused = _stop(clients, execution_id)
+                if refused:
+                    running.add(execution_id)
+                    reason += f" and could not be stopped ({refused}): it may still be running"
+                else:
+                    reason += " and was stopped"
+                result = Result(Status.FAILED, reason, planned.before)
         except Exception as exc:
             result = Result(Status.FAILED, describe_error(exc), planned.before)
         if journal:
-            journal.settle(Target(clients, execution["resource_id"], tuple(records), action), result)
+            settle(journal, Target(clients, execution["resource_id"], tuple(records), action), result)
         outcomes += [Outcome.of(record, result) for record in records]
-    return outcomes
+    return outcomes, running

@@ -6,9 +6,15 @@ changed it. So a fix task claims every resource of its batch before it reads any
 file per resource, created only if absent, where every worker sees it: with ``O_EXCL`` in
 a shared folder, or with a conditional write (``If-None-Match: *``) in S3. A resource
 another run holds is left to that run; the claim is dropped when the batch is done. A
-claim older than ``ttl`` belongs to a task that died, and may be broken: only that claim,
-so two runs that find it at the same moment cannot delete the fresh one either of them
-has just made (``_break``).
+claim states how long its holder may keep it (``ttl``: longer for a task that waits on SSM
+Automation); one older than that belongs to a task that died, and may be broken: only that
+claim, so two runs that find it at the same moment cannot delete the fresh one either of
+them has just made. For the same reason a holder drops only its own claim, not one another
+run made after breaking its own (``_delete_if``).
+
+The holder is one task of one run (``for_run``): a retry of that task takes its claims
+over, while two playbooks of a run whose fixes share an action (IAM.8 and IAM.22) claim
+each resource in turn.
 """
 
 from __future__ import annotations
@@ -46,6 +52,9 @@ def _create(path: Any, body: bytes) -> bool:
             return False
         try:
             os.write(descriptor, body)
+        except OSError:  # an empty claim nobody holds would shut every run out for its ttl
+            path.unlink(missing_ok=True)
+            raise
         finally:
             os.close(descriptor)
         return True
@@ -66,15 +75,29 @@ def _age(text: str, modified: Callable[[], float]) -> tuple[str | None, float]:
         return None, time.time() - modified()
 
 
-def _break(path: Any, ttl: float) -> None:
-    """Delete the claim at ``path`` if it is still older than ``ttl``.
+def _stale(text: str, modified: Callable[[], float], ttl: float) -> bool:
+    """Whether a claim is older than the ttl it states (claims before that state none: ``ttl``)."""
+    try:
+        stated = float(json.loads(text)["ttl"])
+    except (ValueError, KeyError, TypeError):
+        stated = ttl
+    return _age(text, modified)[1] > stated
 
-    Read, judged stale, then deleted: between the read and the delete another run may have
-    broken the same claim and made its own, which must survive. In S3 the delete names the
-    ETag of the very object judged stale (``If-Match``), which a newer claim does not carry.
-    (AWS honours that on general purpose buckets since September 2025; an S3-compatible store
-    that ignores it deletes regardless, and the race is back.) In a local folder, breakers
-    judge again under a lock, so the claim one of them has made is seen fresh by the next.
+
+def _break(path: Any, ttl: float) -> None:
+    """Delete the claim at ``path`` if it is still stale (``_stale``)."""
+    _delete_if(path, lambda text, modified: _stale(text, modified, ttl))
+
+
+def _delete_if(path: Any, judge: Callable[[str, Callable[[], float]], bool]) -> None:
+    """Delete the claim at ``path`` if ``judge`` (given its text and when it was written) says so.
+
+    Read, judged, then deleted: between the read and the delete another run may have broken
+    the same claim and made its own, which must survive. In S3 the delete names the ETag of
+    the very object judged (``If-Match``), which a newer claim does not carry. (AWS honours
+    that on general purpose buckets since September 2025; an S3-compatible store that
+    ignores it deletes regardless, and the race is back.) In a local folder, judges take
+    turns under a lock, so the claim one of them has made is seen fresh by the next.
     """
     if isinstance(path, Path):
         # flock needs no more than a read-only descriptor, so every worker that shares the
@@ -82,7 +105,7 @@ def _break(path: Any, ttl: float) -> None:
         lock = os.open(path.parent / BREAK_LOCK, os.O_RDONLY | os.O_CREAT, 0o640)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if _age(path.read_text(), lambda: path.stat().st_mtime)[1] > ttl:
+            if judge(path.read_text(), lambda: path.stat().st_mtime):
                 path.unlink()
         except FileNotFoundError:
             pass
@@ -96,11 +119,11 @@ def _break(path: Any, ttl: float) -> None:
     try:
         held = s3.get_object(Bucket=path.bucket, Key=path.key)
         text = held["Body"].read().decode("utf-8", "replace")
-        if _age(text, held["LastModified"].timestamp)[1] > ttl:
+        if judge(text, held["LastModified"].timestamp):
             s3.delete_object(Bucket=path.bucket, Key=path.key, IfMatch=held["ETag"])
     except ClientError as exc:
         # Gone (released or broken meanwhile), replaced by a newer claim, or being written or
-        # deleted by another run right now (409): in every case not this run's to delete.
+        # deleted by another run right now (409): in every case not this one's to delete.
         if exc.response.get("Error", {}).get("Code") not in NOT_OURS_TO_BREAK:
             raise
     finally:
@@ -108,13 +131,14 @@ def _break(path: Any, ttl: float) -> None:
 
 
 class Claims:
-    """One run's claims under ``root``: a local ``Path`` or an S3 ``ObjectStoragePath``."""
+    """One holder's claims under ``root``: a local ``Path`` or an S3 ``ObjectStoragePath``."""
 
     def __init__(self, root: Any, owner: str, ttl: float = DEFAULT_TTL) -> None:
         self.root = root
         self.owner = owner
         self.ttl = ttl
-        self._held: list[Any] = []
+        # By path: the path, and when this object made the claim (monotonic; None: taken over).
+        self._held: dict[str, tuple[Any, float | None]] = {}
 
     def acquire(self, name: str, about: dict[str, Any]) -> str | None:
         """Claim one resource; None when it is ours now, else who holds it."""
@@ -122,7 +146,7 @@ class Claims:
             self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / name
         for attempt in range(ATTEMPTS):
-            body = json.dumps({"owner": self.owner, "time": time.time(), **about}).encode()
+            body = json.dumps({"owner": self.owner, "time": time.time(), "ttl": self.ttl, **about}).encode()
             try:
                 created = _create(path, body)
             except OSError as exc:  # S3 answers 409 to a conditional write racing a delete
@@ -132,48 +156,57 @@ class Claims:
                 time.sleep(0.2 * (attempt + 1))
                 continue
             if created:
-                self._held.append(path)
+                self._held[str(path)] = (path, time.monotonic())
                 return None
             held = self._read(path)
             if held is None:  # released meanwhile: try again
                 continue
-            owner, age = held
-            if owner == self.owner:  # an earlier try of this run died holding it
-                self._held.append(path)
+            owner, stale = held
+            if owner == self.owner:  # an earlier try of this task died holding it, maybe long ago
+                self._held[str(path)] = (path, None)
                 return None
-            if age > self.ttl and attempt == 0:
+            if stale:
                 _break(path, self.ttl)
                 continue
             return owner or "another run"
         return "another run"
 
-    @staticmethod
-    def _read(path: Any) -> tuple[str | None, float] | None:
-        """Who holds a claim and for how long (``_age``); None if it is gone."""
+    def _read(self, path: Any) -> tuple[str | None, bool] | None:
+        """Who holds a claim, and whether it is stale (``_stale``); None if it is gone."""
         try:
-            return _age(path.read_text(), lambda: path.stat().st_mtime)
+            text = path.read_text()
+            return _age(text, time.time)[0], _stale(text, lambda: path.stat().st_mtime, self.ttl)
         except FileNotFoundError:
             return None
 
     def release(self, names: Iterable[str]) -> None:
-        """Drop the claims named, held or not: a task that deferred drops the claims it took
-        when it resumes, perhaps in another process."""
+        """Drop the claims named, if they are still ours: a task that deferred drops the claims
+        it took when it resumes, perhaps in another process."""
         paths = [self.root / name for name in sorted(set(names))]
-        dropped = {str(path) for path in paths}
-        self._held = [path for path in self._held if str(path) not in dropped]
-        self._unlink(paths)
+        for path in paths:
+            self._held.pop(str(path), None)
+        self._drop([(path, None) for path in paths])
 
     def release_all(self) -> None:
         """Drop every claim held."""
-        self._unlink(self._held)
-        self._held = []
+        self._drop(list(self._held.values()))
+        self._held = {}
 
-    def _unlink(self, paths: Iterable[Any]) -> None:
-        """One that cannot be dropped lapses after ``ttl``, and must not cost the batch its outcomes."""
-        for path in paths:
+    def _drop(self, paths: list[tuple[Any, float | None]]) -> None:
+        """Delete each claim, with when this object made it (None: not this object).
+
+        A claim made less than half its ttl ago is still ours: nobody may break it yet. An
+        older one, or one of unknown age, may have been broken and its name taken by another
+        run: it is read first, and deleted only if ours. One that cannot be dropped lapses
+        after its ttl, and must not cost the batch its outcomes.
+        """
+        for path, taken in paths:
             try:
-                path.unlink(missing_ok=True)
-            except OSError as exc:
+                if taken is not None and time.monotonic() - taken < self.ttl / 2:
+                    path.unlink(missing_ok=True)
+                else:
+                    _delete_if(path, lambda text, _: _age(text, time.time)[0] == self.owner)
+            except Exception as exc:
                 log.warning(
                     "Could not release the claim %s (%s): other runs leave that resource alone "
                     "for up to %.0f h (s3:DeleteObject on the audit dir?)",
@@ -183,16 +216,24 @@ class Claims:
                 )
 
 
-def for_run(audit_root: str, dag_id: str, run_id: str, conn_id: str | None = None) -> Claims | None:
-    """The claims of one run, beside the audit journal: in a folder every worker shares, or
-    in S3, where a conditional write makes creating a claim exclusive. Other object stores
-    give no such guarantee through fsspec, so there are no claims there, and overlapping
-    runs rely on reading each resource before they change it."""
-    owner = f"{dag_id}/{run_id}"
+def for_run(
+    audit_root: str,
+    dag_id: str,
+    run_id: str,
+    conn_id: str | None = None,
+    task_id: str = "",
+    ttl: float = DEFAULT_TTL,
+) -> Claims | None:
+    """The claims of one task of a run (``task_id``; without it, the run's), beside the
+    audit journal: in a folder every worker shares, or in S3, where a conditional write
+    makes creating a claim exclusive. Other object stores give no such guarantee through
+    fsspec, so there are no claims there, and overlapping runs rely on reading each
+    resource before they change it."""
+    owner = "/".join(part for part in (dag_id, run_id, task_id) if part)
     if audit_root.startswith("s3://"):
         from airflow.sdk import ObjectStoragePath
 
-        return Claims(ObjectStoragePath(audit_root, conn_id=conn_id) / "claims", owner)
+        return Claims(ObjectStoragePath(audit_root, conn_id=conn_id) / "claims", owner, ttl)
     if "://" in audit_root:
         return None
-    return Claims(Path(audit_root) / "claims", owner)
+    return Claims(Path(audit_root) / "claims", owner, ttl)

@@ -90,7 +90,7 @@ class AutomationFixOperator(BaseOperator):
         settings, store, _ = run_context(context)
         saved = store.read_json(self._saved())
         journal = self._journal(settings, context)
-        finished = automation.finish(
+        finished, running = automation.finish(
             saved["pending"],
             event["statuses"],
             registry(),
@@ -101,14 +101,21 @@ class AutomationFixOperator(BaseOperator):
         counts = sweep.save_outcomes(store, self.batch, outcomes)
         # Finished: clearing the task later starts the document again, it does not wait on these.
         store.remove(self._saved())
-        _release(self._claims(settings, context), saved["pending"])
+        # One that could not be stopped keeps its claim, which lapses: nothing may start on it meanwhile.
+        ended = [e for e in saved["pending"] if e["execution_id"] not in running]
+        _release(self._claims(settings, context), ended)
         return counts
 
     def _claims(self, settings: Any, context: Any) -> Any:
+        """This task's claims. They are held while the executions run, so they may be held
+        for the document's whole timeout besides the time a fix task may take."""
         from asr import claims
 
+        document = registry().playbooks[self.batch["playbook"]].ssm_document
+        assert document is not None
+        ttl = claims.DEFAULT_TTL + document.timeout_minutes * 60
         dag_id, run_id = context["dag"].dag_id, context["run_id"]
-        return claims.for_run(settings.audit_root, dag_id, run_id, settings.aws_conn_id)
+        return claims.for_run(settings.audit_root, dag_id, run_id, settings.aws_conn_id, self.task_id, ttl)
 
     def _journal(self, settings: Any, context: Any) -> Any:
         """The run's audit journal; an execution's start and its end (after deferral, perhaps in

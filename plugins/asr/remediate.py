@@ -362,7 +362,7 @@ def claim(targets: list[Target], claims: Claims) -> tuple[list[int], dict[int, R
         where = (target.clients.account_id, target.clients.region, target.resource_id, target.action.name)
         holder = claims.acquire(target.claim, {"resource": list(where)})
         if holder:
-            ignored[index] = Result(Status.IGNORED, f"another run ({holder}) is fixing it now; left to it")
+            ignored[index] = Result(Status.IGNORED, f"another task ({holder}) is fixing it now; left to it")
         else:
             mine.append(index)
     return mine, ignored
@@ -388,7 +388,7 @@ def _fix(targets: list[Target], dry: bool, journal: Journal | None, threads: int
         for index, state in states.items():
             results[index] = _ended(targets[index].action, planned[index], state, errors.get(index))
         if journal:
-            list(pool.map(lambda index: _settle(journal, targets[index], results[index]), planned))
+            list(pool.map(lambda index: settle(journal, targets[index], results[index]), planned))
     return [results[index] for index in range(len(targets))]
 
 
@@ -422,10 +422,12 @@ def _await_propagation(
         waiting = [index for index in waiting if unsettled(index, waited)]
 
 
-def _settle(journal: Journal, target: Target, result: Result) -> None:
+def settle(journal: Journal, target: Target, result: Result) -> None:
+    """Record how a change ended, or log why it could not be: the intent is already durable
+    (a rollback finds it), and one failed write must not cost the batch its outcomes."""
     try:
         journal.settle(target, result)
-    except Exception:  # the intent is durable; the outcomes must still be saved
+    except Exception:
         log.exception("Could not record how the change to %s ended", target.resource_id)
 
 
@@ -471,7 +473,7 @@ def _finish_earlier_tries(targets: list[Target], results: dict[int, Result], jou
                 dict(change["after"] or {}),
             )
             if not change["settled"]:
-                journal.settle(target, results[index])
+                settle(journal, target, results[index])
 
 
 def _apply(

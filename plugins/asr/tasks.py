@@ -218,7 +218,9 @@ def fix(batch: dict[str, Any]) -> dict[str, int]:
         exclude_tag=settings.exclusion_tag,
         threads=settings.fix_threads,
         journal=journal,
-        claims=claims.for_run(settings.audit_root, context["dag"].dag_id, run_id, settings.aws_conn_id),
+        claims=claims.for_run(
+            settings.audit_root, context["dag"].dag_id, run_id, settings.aws_conn_id, context["ti"].task_id
+        ),
     )
     log.info("Batch %s: %s", batch["batch_id"], counts)
     return counts
