@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from helpers import routing_record, world_open
@@ -68,9 +69,18 @@ def test_with_its_data_in_s3_a_run_claims_resources_there(aws, airflow_db: None,
     held = claim_name(MEMBER_ACCOUNT, REGION, parse_finding(findings[0], registry()).resource_id, action)
     other = claims.for_run("s3://asr-runs/asr/audit", "asr_sweep", "other", "aws_default")
     assert other is not None and other.acquire(held, {}) is None
+    holders: list[str] = []
+    real_acquire = claims.Claims.acquire
 
+    def acquire(self: claims.Claims, name: str, about: dict[str, Any]) -> str | None:
+        holders.append(self.owner)
+        return real_acquire(self, name, about)
+
+    monkeypatch.setattr(claims.Claims, "acquire", acquire)
     run = dag("asr_remediate").test(run_conf={"finding_ids": [f["Id"] for f in findings]})
     assert run.state == "success"
+    # The holder is the fix task: another playbook's task of the run claims in turn.
+    assert set(holders) == {f"asr_remediate/{run.run_id}/remediate_EC2_13.fix"}, holders
     assert [world_open(aws, s) for s in seeded] == [True, False], "the held resource is left to its run"
     assert [workflow(aws)[f["Id"]] for f in findings] == ["NEW", "RESOLVED"]
     assert s3.list_keys("asr-runs", prefix="asr/audit/claims/") == [f"asr/audit/claims/{held}"]
