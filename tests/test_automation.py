@@ -166,6 +166,18 @@ def test_automation_that_never_ends_is_stopped_and_failed(aws, ssm_playbooks: Pa
     assert execution["AutomationExecution"]["AutomationExecutionStatus"] == "Cancelled"
 
 
+def test_an_execution_that_ended_after_the_last_poll_is_judged_by_its_end(aws, ssm_playbooks: Path) -> None:
+    """SSM refuses to stop an execution that has ended: it was called still running, its claim kept."""
+    playbooks, seeded, pending = started_to_end(aws, ssm_playbooks, "Success:2")
+    assert automation.poll(pending, aws)[pending[0]["execution_id"]]["status"] == "InProgress"  # the deadline
+    Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm.get_automation_execution(
+        AutomationExecutionId=pending[0]["execution_id"]
+    )  # it ends now
+    [outcome], running = automation.finish(pending, {}, playbooks, aws)
+    assert outcome.status == Status.REMEDIATED, outcome.message
+    assert running == set() and group_rules(aws, seeded) == ["10.0.0.0/8"]
+
+
 def test_a_stop_refused_for_throttling_is_tried_again(aws, ssm_playbooks: Path) -> None:
     """A throttled StopAutomationExecution left the execution running and its resource free."""
     from botocore.exceptions import ClientError
@@ -192,25 +204,37 @@ def test_a_stop_refused_for_throttling_is_tried_again(aws, ssm_playbooks: Path) 
 def test_an_execution_that_could_not_be_stopped_keeps_its_claim(
     aws, ssm_playbooks: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """It may still be changing the resource: no other run may start on it until the claim lapses."""
+    """It may still be changing the resource: it keeps its claim, and the task cleared later
+    waits for it again rather than start the document a second time."""
     from airflow.sdk.exceptions import TaskDeferred
 
     monkeypatch.setenv("ASR_PLAYBOOK_DIR", str(ssm_playbooks))
     registry.cache_clear()
     try:
         _, records = seeded_records(aws, registry())
-        Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm.put_parameter(
+        ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
+        ssm.put_parameter(
             Name=f"/asr-local/automation/{DOCUMENT}", Value="InProgress", Type="String", Overwrite=True
         )
         operator, context, _ = operator_run(records, "unstoppable")
-        with pytest.raises(TaskDeferred):
+        with pytest.raises(TaskDeferred) as deferred:
             operator.execute(context)
+        [execution] = [e["execution_id"] for e in deferred.value.trigger.executions]
         claims = Path(Settings.from_env().audit_root) / "claims"
         [claim] = held_by(claims, context["run_id"])
-        assert json.loads(claim.read_text())["ttl"] == 6 * 3600 + 60  # six hours and the document's timeout
-        monkeypatch.setattr(automation, "_stop", lambda clients, execution_id: "AccessDenied: not allowed")
+        first = json.loads(claim.read_text())
+        assert first["ttl"] == 6 * 3600 + 60  # six hours and the document's timeout
+        refused = "and could not be stopped (AccessDenied: not allowed): it may still be running"
+        monkeypatch.setattr(automation, "_stop", lambda clients, execution_id: (refused, True))
         assert operator.execute_complete(context, {"statuses": {}}) == {"FAILED": 1}
         assert held_by(claims, context["run_id"]) == [claim]
+
+        context["ti"] = SimpleNamespace(try_number=2)  # the task cleared
+        with pytest.raises(TaskDeferred) as deferred:
+            operator.execute(context)
+        assert [e["execution_id"] for e in deferred.value.trigger.executions] == [execution]
+        assert len(ssm.describe_automation_executions()["AutomationExecutionMetadataList"]) == 1
+        assert json.loads(claim.read_text())["time"] > first["time"]  # claimed anew for this wait
         claim.unlink()
     finally:
         monkeypatch.delenv("ASR_PLAYBOOK_DIR")
@@ -281,12 +305,10 @@ def test_an_execution_that_cannot_be_read_fails_alone_and_a_passing_failure_is_w
     (unreadable, done), running = automation.finish([lost, *pending], payload["statuses"], playbooks, aws)
     assert done.status == Status.REMEDIATED and group_rules(aws, seeded) == ["10.0.0.0/8"]
     assert unreadable.status == Status.FAILED
-    assert running == {lost["execution_id"]}  # not stopped: its claim is kept
+    assert running == set()  # nothing runs under the lost id: its claim may go
     assert f"{lost['execution_id']} could not be read within 1 minutes (" in unreadable.message
     assert "does not exist" in unreadable.message
-    assert (
-        "and could not be stopped (" in unreadable.message and "it may still be running" in unreadable.message
-    )
+    assert unreadable.message.endswith("and SSM has no such execution to stop")
 
 
 def test_a_resource_another_run_holds_starts_no_execution(aws, ssm_playbooks: Path, tmp_path: Path) -> None:

@@ -77,6 +77,32 @@ def test_a_holder_drops_only_its_own_claim(tmp_path: Path) -> None:
     assert not (tmp_path / name).exists()
 
 
+def test_a_retry_makes_the_claim_it_takes_over_anew(tmp_path: Path) -> None:
+    """The dead try's claim kept its age: another run broke it while the retry was at work."""
+    name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
+    assert Claims(tmp_path, "asr_sweep/r/t", ttl=2.0).acquire(name, {}) is None
+    time.sleep(1.5)  # the try died; its retry comes
+    retry = Claims(tmp_path, "asr_sweep/r/t", ttl=2.0)
+    assert retry.acquire(name, {}) is None
+    time.sleep(0.6)
+    assert Claims(tmp_path, "asr_events/e", ttl=2.0).acquire(name, {}) == "asr_sweep/r/t"
+
+
+def test_a_holder_judges_its_claim_s_age_by_the_clock_other_runs_use(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Breakers read the wall-clock time in the claim; a monotonic clock stops while the host
+    sleeps, so the holder thought a claim another run had broken and remade was its own."""
+    from asr import claims as module
+
+    name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
+    mine = Claims(tmp_path, "asr_sweep/a", ttl=100.0)
+    assert mine.acquire(name, {}) is None
+    real = time.time
+    monkeypatch.setattr(module.time, "time", lambda: real() + 200)  # the host slept 200 s
+    assert Claims(tmp_path, "asr_events/b", ttl=100.0).acquire(name, {}) is None
+    mine.release_all()
+    assert json.loads((tmp_path / name).read_text())["owner"] == "asr_events/b"
+
+
 def test_a_claim_is_stale_after_the_ttl_it_states(tmp_path: Path) -> None:
     """An SSM fix task holds its claims through the document's timeout, which may pass the
     six hours other tasks judge by: the claim says how long it may be held."""
@@ -200,7 +226,7 @@ def test_a_claim_that_cannot_be_released_does_not_stop_the_others(tmp_path: Path
 
     mine = Claims(tmp_path, "asr_sweep/a")
     assert mine.acquire(claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x"), {}) is None
-    mine._held = {"undeletable": (Undeletable(), time.monotonic()), **mine._held}
+    mine._held = {"undeletable": (Undeletable(), time.time()), **mine._held}
     mine.release_all()
     assert not list(tmp_path.iterdir())
     assert "Could not release the claim" in caplog.text

@@ -218,9 +218,21 @@ def test_automation_outcome_is_steered_by_a_parameter(ssm, planned: str, statuse
     assert seen == statuses
 
 
-def test_unknown_automation_execution_is_a_validation_error(ssm) -> None:
-    with pytest.raises(ClientError, match="ValidationException"):
-        ssm.get_automation_execution(AutomationExecutionId="00000000-0000-0000-0000-000000000000")
+def test_unknown_automation_execution_is_not_found(ssm) -> None:
+    unknown = "00000000-0000-0000-0000-000000000000"
+    with pytest.raises(ClientError, match="AutomationExecutionNotFoundException"):
+        ssm.get_automation_execution(AutomationExecutionId=unknown)
+    with pytest.raises(ClientError, match="AutomationExecutionNotFoundException"):
+        ssm.stop_automation_execution(AutomationExecutionId=unknown)
+
+
+def test_an_automation_execution_that_ended_cannot_be_stopped(ssm) -> None:
+    ssm.put_parameter(Name="/asr-local/automation/Doc-Ending", Value="Success:2", Type="String")
+    execution_id = ssm.start_automation_execution(DocumentName="Doc-Ending")["AutomationExecutionId"]
+    ssm.get_automation_execution(AutomationExecutionId=execution_id)
+    ssm.get_automation_execution(AutomationExecutionId=execution_id)  # Success now
+    with pytest.raises(ClientError, match="InvalidAutomationStatusUpdateException"):
+        ssm.stop_automation_execution(AutomationExecutionId=execution_id)
 
 
 def test_request_log_records_each_call_and_tells_writes(clean_aws: str) -> None:

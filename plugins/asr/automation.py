@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from asr.aws import AwsContext, Clients
 from asr.config import Settings
 from asr.findings import RoutingRecord
@@ -25,6 +27,7 @@ from asr.remediate import (
     claim,
     describe_error,
     dry_run,
+    error_code,
     resolve_targets,
     retry_throttled,
     settle,
@@ -161,13 +164,28 @@ def poll(pending: list[dict[str, Any]], aws: AwsContext) -> dict[str, dict[str, 
     return statuses
 
 
-def _stop(clients: Clients, execution_id: str) -> str | None:
-    """Stop an execution out of time; None when it stopped, else why it may still be running."""
+# SSM's answers to StopAutomationExecution when there is nothing running to stop, and what
+# they mean for a finding that did not finish in time.
+ENDED_MEANWHILE = "InvalidAutomationStatusUpdateException"  # it ended after the last poll
+NOT_FOUND = "AutomationExecutionNotFoundException"
+NOTHING_TO_STOP = {
+    ENDED_MEANWHILE: "and SSM would not stop it, as it had ended (how could not be read)",
+    NOT_FOUND: "and SSM has no such execution to stop",
+}
+
+
+def _stop(clients: Clients, execution_id: str) -> tuple[str, bool]:
+    """Stop an execution out of time: what became of it (after "... did not finish"), and
+    whether it may still be running. SSM's error code, when it refused, comes first."""
     try:
         retry_throttled(lambda: clients.ssm.stop_automation_execution(AutomationExecutionId=execution_id))
+    except ClientError as exc:
+        if error_code(exc) in (ENDED_MEANWHILE, NOT_FOUND):
+            return error_code(exc), False
+        return f"and could not be stopped ({describe_error(exc)}): it may still be running", True
     except Exception as exc:
-        return describe_error(exc)
-    return None
+        return f"and could not be stopped ({describe_error(exc)}): it may still be running", True
+    return "and was stopped", False
 
 
 def finish(
@@ -181,9 +199,10 @@ def finish(
     """Turn each execution's end into outcomes; verify the resource where it succeeded.
 
     An execution with no terminal status here ran out of time: it is stopped, and its
-    findings fail with that reason (with the error, when it could not even be read).
-    Also returns the ids of those that could not be stopped: they may still be changing
-    their resources, whose claims the caller keeps (they lapse).
+    findings fail with that reason (with the error, when it could not even be read); one
+    that SSM says ended after the last poll is judged by its end. Also returns the ids of
+    those that could not be stopped: they may still be changing their resources, which the
+    caller keeps claimed.
     """
     outcomes: list[Outcome] = []
     running: set[str] = set()
@@ -199,6 +218,13 @@ def finish(
         ended = statuses.get(execution_id, {"status": "InProgress", "message": ""})
         run = f"SSM Automation {document.name} {execution_id}"
         try:
+            stopped = ""
+            if ended["status"] not in ENDED:  # out of time
+                stopped, may_run = _stop(clients, execution_id)
+                if stopped == ENDED_MEANWHILE:  # judged by its end, which the last poll missed
+                    ended = poll([execution], aws)[execution_id]
+                if may_run:
+                    running.add(execution_id)
             if ended["status"] in SUCCEEDED:
                 result = verify(action, clients, execution["resource_id"], planned, f"{run} succeeded")
             elif ended["status"] in ENDED:
@@ -209,13 +235,9 @@ def finish(
                 reason = f"{run} did not finish {within}"
                 if ended["status"] == UNREADABLE:
                     reason = f"{run} could not be read {within} ({ended['message']})"
-                refused = _stop(clients, execution_id)
-                if refused:
-                    running.add(execution_id)
-                    reason += f" and could not be stopped ({refused}): it may still be running"
-                else:
-                    reason += " and was stopped"
-                result = Result(Status.FAILED, reason, planned.before)
+                result = Result(
+                    Status.FAILED, f"{reason} {NOTHING_TO_STOP.get(stopped, stopped)}", planned.before
+                )
         except Exception as exc:
             result = Result(Status.FAILED, describe_error(exc), planned.before)
         if journal:

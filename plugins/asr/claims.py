@@ -137,7 +137,7 @@ class Claims:
         self.root = root
         self.owner = owner
         self.ttl = ttl
-        # By path: the path, and when this object made the claim (monotonic; None: taken over).
+        # By path: the path, and when this object made the claim (the ``time`` written in it).
         self._held: dict[str, tuple[Any, float | None]] = {}
 
     def acquire(self, name: str, about: dict[str, Any]) -> str | None:
@@ -146,7 +146,8 @@ class Claims:
             self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / name
         for attempt in range(ATTEMPTS):
-            body = json.dumps({"owner": self.owner, "time": time.time(), "ttl": self.ttl, **about}).encode()
+            written = time.time()
+            body = json.dumps({"owner": self.owner, "time": written, "ttl": self.ttl, **about}).encode()
             try:
                 created = _create(path, body)
             except OSError as exc:  # S3 answers 409 to a conditional write racing a delete
@@ -156,20 +157,25 @@ class Claims:
                 time.sleep(0.2 * (attempt + 1))
                 continue
             if created:
-                self._held[str(path)] = (path, time.monotonic())
+                self._held[str(path)] = (path, written)
                 return None
             held = self._read(path)
             if held is None:  # released meanwhile: try again
                 continue
             owner, stale = held
-            if owner == self.owner:  # an earlier try of this task died holding it, maybe long ago
-                self._held[str(path)] = (path, None)
-                return None
+            if owner == self.owner:
+                # An earlier try of this task died holding it, perhaps hours ago: made anew, so
+                # that its age counts from now and no other run breaks it while this try works.
+                _delete_if(path, self._ours)
+                continue
             if stale:
                 _break(path, self.ttl)
                 continue
             return owner or "another run"
         return "another run"
+
+    def _ours(self, text: str, _: Callable[[], float]) -> bool:
+        return _age(text, time.time)[0] == self.owner
 
     def _read(self, path: Any) -> tuple[str | None, bool] | None:
         """Who holds a claim, and whether it is stale (``_stale``); None if it is gone."""
@@ -195,17 +201,18 @@ class Claims:
     def _drop(self, paths: list[tuple[Any, float | None]]) -> None:
         """Delete each claim, with when this object made it (None: not this object).
 
-        A claim made less than half its ttl ago is still ours: nobody may break it yet. An
-        older one, or one of unknown age, may have been broken and its name taken by another
-        run: it is read first, and deleted only if ours. One that cannot be dropped lapses
-        after its ttl, and must not cost the batch its outcomes.
+        A claim made less than half its ttl ago (by the clock other runs judge it by) is
+        still ours: nobody may break it yet. An older one, or one of unknown age, may have
+        been broken and its name taken by another run: it is read first, and deleted only if
+        ours. One that cannot be dropped lapses after its ttl, and must not cost the batch
+        its outcomes.
         """
-        for path, taken in paths:
+        for path, written in paths:
             try:
-                if taken is not None and time.monotonic() - taken < self.ttl / 2:
+                if written is not None and time.time() - written < self.ttl / 2:
                     path.unlink(missing_ok=True)
                 else:
-                    _delete_if(path, lambda text, _: _age(text, time.time)[0] == self.owner)
+                    _delete_if(path, self._ours)
             except Exception as exc:
                 log.warning(
                     "Could not release the claim %s (%s): other runs leave that resource alone "

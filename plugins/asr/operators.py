@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from airflow.sdk import BaseOperator
 
 from asr.playbooks import registry
+
+log = logging.getLogger(__name__)
 
 
 class AutomationFixOperator(BaseOperator):
@@ -40,6 +43,7 @@ class AutomationFixOperator(BaseOperator):
         records = [r for r in records if r.finding_id not in started]
         aws, journal = aws_context(settings, rate_shares(self.batch)), self._journal(settings, context)
         claims = self._claims(settings, context)
+        _reclaim(claims, earlier)
         under_way = list(earlier)
 
         def remember(execution: dict[str, Any]) -> None:
@@ -100,10 +104,14 @@ class AutomationFixOperator(BaseOperator):
         outcomes = [Outcome(**o) for o in saved["outcomes"]] + finished
         counts = sweep.save_outcomes(store, self.batch, outcomes)
         # Finished: clearing the task later starts the document again, it does not wait on these.
-        store.remove(self._saved())
-        # One that could not be stopped keeps its claim, which lapses: nothing may start on it meanwhile.
-        ended = [e for e in saved["pending"] if e["execution_id"] not in running]
-        _release(self._claims(settings, context), ended)
+        # One that could not be stopped may still be running: it keeps its claim, and a cleared
+        # task waits for it again instead of starting the document a second time.
+        unstopped = [e for e in saved["pending"] if e["execution_id"] in running]
+        if unstopped:
+            store.write_json(self._saved(), {"outcomes": [], "pending": unstopped})
+        else:
+            store.remove(self._saved())
+        _release(self._claims(settings, context), [e for e in saved["pending"] if e not in unstopped])
         return counts
 
     def _claims(self, settings: Any, context: Any) -> Any:
@@ -127,6 +135,16 @@ class AutomationFixOperator(BaseOperator):
 
     def _saved(self) -> str:
         return f"automations/{self.batch['batch_id']}.json"
+
+
+def _reclaim(claims: Any, pending: list[dict[str, Any]]) -> None:
+    """Claim anew the resources of executions an earlier try started, which this try waits
+    for again: their claims count their age from that try, and would lapse mid-wait."""
+    for execution in pending if claims is not None else []:
+        where = [execution["account_id"], execution["region"], execution["resource_id"]]
+        holder = claims.acquire(execution["claim"], {"resource": where}) if "claim" in execution else None
+        if holder:
+            log.warning("%s is held by %s meanwhile: both may change it", execution["resource_id"], holder)
 
 
 def _release(claims: Any, pending: list[dict[str, Any]]) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
-from moto.ssm.exceptions import ValidationException
+from moto.ssm.exceptions import SSMException, ValidationException
 from moto.ssm.models import SimpleSystemManagerBackend
 from moto.ssm.responses import SimpleSystemManagerResponse
 
@@ -168,17 +168,28 @@ def start_automation_execution(
 def get_automation_execution(self: SimpleSystemManagerBackend, execution_id: str) -> dict[str, Any]:
     execution = _executions(self).get(execution_id)
     if execution is None:
-        raise ValidationException(f"Automation execution {execution_id} does not exist")
+        raise _not_found(execution_id)
     execution.poll()
     return execution.describe()
 
 
+def _not_found(execution_id: str) -> SSMException:
+    return SSMException(
+        "AutomationExecutionNotFoundException", f"Automation execution {execution_id} does not exist"
+    )
+
+
 def stop_automation_execution(self: SimpleSystemManagerBackend, execution_id: str) -> None:
+    """Cancel a running execution; SSM refuses to stop one that has ended."""
     execution = _executions(self).get(execution_id)
     if execution is None:
-        raise ValidationException(f"Automation execution {execution_id} does not exist")
-    if execution.status == "InProgress":
-        execution.finish("Cancelled")
+        raise _not_found(execution_id)
+    if execution.status != "InProgress":
+        raise SSMException(
+            "InvalidAutomationStatusUpdateException",
+            f"Automation execution {execution_id} is {execution.status}: it cannot be stopped",
+        )
+    execution.finish("Cancelled")
 
 
 def describe_automation_executions(self: SimpleSystemManagerBackend) -> list[dict[str, Any]]:
