@@ -96,6 +96,18 @@ def test_multi_region_trail_is_created_encrypted_validated_and_logging(aws, clie
         assert clients.cloudtrail.get_trail_status(Name=before["Name"])["IsLogging"]
 
 
+def test_a_trail_bucket_a_dead_fix_made_is_made_private_and_encrypted(clients: Clients) -> None:
+    """Made, then the fix died: the next found the bucket and put only its policy."""
+    clients.s3.create_bucket(Bucket=CLOUDTRAIL_BUCKET)
+    assert fix(clients, "CloudTrail.1", MEMBER_ACCOUNT).status == Status.REMEDIATED
+    block = clients.s3.get_public_access_block(Bucket=CLOUDTRAIL_BUCKET)["PublicAccessBlockConfiguration"]
+    assert all(block.values()) and len(block) == 4
+    encryption = clients.s3.get_bucket_encryption(Bucket=CLOUDTRAIL_BUCKET)[
+        "ServerSideEncryptionConfiguration"
+    ]
+    assert encryption["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+
+
 def test_any_multi_region_trail_logging_all_management_events_counts(clients: Clients) -> None:
     make_trail(clients, "company-trail", IsMultiRegionTrail=True)
     clients.cloudtrail.start_logging(Name="company-trail")

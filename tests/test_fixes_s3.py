@@ -286,6 +286,91 @@ def test_fixes_at_once_share_the_log_bucket_they_create(aws) -> None:
     ]
 
 
+def test_a_log_bucket_set_up_half_way_is_completed_by_the_next_fix(aws) -> None:
+    """The first fix made the bucket and died before Block Public Access, encryption and the
+    TLS statement; the next found the bucket and only added the delivery statement."""
+    from botocore.exceptions import ClientError
+
+    clients, bucket = seeded_bucket(aws, "S3.9")
+    log_bucket = f"asr-access-logs-{MEMBER_ACCOUNT}-{REGION}"
+    failures = [
+        ClientError({"Error": {"Code": "InternalError", "Message": "try again"}}, "PutPublicAccessBlock")
+    ]
+
+    def fails_once(**_: Any) -> None:
+        if failures:
+            raise failures.pop()
+
+    clients.s3.meta.events.register("before-call.s3.PutPublicAccessBlock", fails_once)
+    first = fix(clients, "S3.9", bucket)
+    assert first.status == Status.FAILED and "InternalError" in first.message
+    assert log_bucket in [b["Name"] for b in clients.s3.list_buckets()["Buckets"]]  # made, half set up
+
+    assert fix(clients, "S3.9", bucket).status == Status.REMEDIATED
+    block = clients.s3.get_public_access_block(Bucket=log_bucket)["PublicAccessBlockConfiguration"]
+    assert all(block.values()) and len(block) == 4
+    rules = clients.s3.get_bucket_encryption(Bucket=log_bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert sids(policy_of(clients, log_bucket)) == [TLS_SID, LOG_DELIVERY_SID]
+
+
+def test_fix_tasks_setting_up_one_log_bucket_at_once_keep_both_statements(aws, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Tasks are processes: the module's lock does not keep two from editing the policy at
+    once. Task b read the policy before task a wrote the TLS statement and wrote the delivery
+    statement over it after; a, adding its own delivery statement, found it there."""
+    import contextlib
+    import threading
+
+    from asr.actions import s3 as module
+    from asr.cli import local_context
+
+    monkeypatch.setattr(module, "_LOG_BUCKET_LOCK", contextlib.nullcontext())
+    clients, first = seeded_bucket(aws, "S3.9")
+    second = seed_one(aws, "S3.9", MEMBER_ACCOUNT, REGION, 1).resource_id.removeprefix("arn:aws:s3:::")
+    of = {"a": clients, "b": Clients(local_context(), MEMBER_ACCOUNT, REGION)}  # each task its own clients
+    created, b_read, a_wrote, b_wrote = (threading.Event() for _ in range(4))
+    a_reads: list[int] = []
+
+    def on(task: str, event: str, call: Any) -> None:
+        def hook(**_: Any) -> None:  # returns nothing: a before-call answer would replace the call's
+            call()
+
+        of[task].s3.meta.events.register(event, hook)
+
+    def a_reads_again_after_b_wrote() -> None:
+        a_reads.append(1)
+        if len(a_reads) > 1:
+            b_wrote.wait(10)
+
+    on("a", "after-call.s3.CreateBucket", created.set)
+    on("b", "after-call.s3.GetBucketPolicy", b_read.set)
+    on("a", "before-call.s3.PutBucketPolicy", lambda: b_read.wait(10))
+    on("a", "after-call.s3.PutBucketPolicy", a_wrote.set)
+    on("b", "before-call.s3.PutBucketPolicy", lambda: a_wrote.wait(10))
+    on("b", "after-call.s3.PutBucketPolicy", b_wrote.set)
+    on("a", "before-call.s3.GetBucketPolicy", a_reads_again_after_b_wrote)
+    results: dict[str, Result] = {}
+
+    def task(name: str, bucket: str, after: threading.Event | None = None) -> threading.Thread:
+        def run() -> None:
+            if after is not None:
+                assert after.wait(10)
+            results[name] = fix(of[name], "S3.9", bucket)
+
+        return threading.Thread(target=run, name=name)
+
+    tasks = [task("a", first), task("b", second, after=created)]
+    for t in tasks:
+        t.start()
+    for t in tasks:
+        t.join(30)
+    assert [results[n].status for n in "ab"] == [Status.REMEDIATED] * 2, [results[n].message for n in "ab"]
+    assert sids(policy_of(clients, f"asr-access-logs-{MEMBER_ACCOUNT}-{REGION}")) == [
+        TLS_SID,
+        LOG_DELIVERY_SID,
+    ]
+
+
 def test_log_bucket_in_another_region_is_refused(aws) -> None:
     clients, bucket = seeded_bucket(aws, "S3.9", region="eu-west-1")
     Clients(aws, MEMBER_ACCOUNT, REGION).s3.create_bucket(Bucket=f"asr-logs-{MEMBER_ACCOUNT}")

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from asr.actions import Action, grant_name, made_lately, register, with_new_role
 from asr.actions.cloudwatch import RETENTION_DAYS
-from asr.actions.s3 import bucket_region, tls_only_statement
+from asr.actions.s3 import bucket_region, secure_log_bucket, tls_only_statement
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -82,7 +82,8 @@ def _merged_policy(s3: Any, bucket: str, statements: list[dict[str, Any]]) -> di
 
 
 def ensure_log_bucket(s3: Any, bucket: str, statements: list[dict[str, Any]]) -> None:
-    """Create the bucket (private, encrypted) unless it exists, then grant the delivering service.
+    """Create the bucket unless it exists, make it private and encrypted where it is not
+    (``secure_log_bucket``), then grant the delivering service.
 
     An existing bucket keeps its settings and the policy statements of other Sids.
     """
@@ -92,21 +93,7 @@ def ensure_log_bucket(s3: Any, bucket: str, statements: list[dict[str, Any]]) ->
         if _code(exc) != "NoSuchBucket":
             raise
         create_bucket(s3, bucket, s3.meta.region_name)
-        s3.put_public_access_block(
-            Bucket=bucket,
-            PublicAccessBlockConfiguration={
-                "BlockPublicAcls": True,
-                "IgnorePublicAcls": True,
-                "BlockPublicPolicy": True,
-                "RestrictPublicBuckets": True,
-            },
-        )
-        s3.put_bucket_encryption(
-            Bucket=bucket,
-            ServerSideEncryptionConfiguration={
-                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-            },
-        )
+    secure_log_bucket(s3, bucket)
     bucket_arn = f"arn:{s3.meta.partition}:s3:::{bucket}"
     policy = _merged_policy(s3, bucket, [*statements, tls_only_statement([bucket_arn, f"{bucket_arn}/*"])])
     s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
@@ -240,7 +227,9 @@ KMS_KEY_PERMISSIONS = (
 LOG_BUCKET_PERMISSIONS = (
     "s3:GetBucketLocation",
     "s3:CreateBucket",
+    "s3:GetBucketPublicAccessBlock",
     "s3:PutBucketPublicAccessBlock",
+    "s3:GetEncryptionConfiguration",
     "s3:PutEncryptionConfiguration",
     "s3:GetBucketPolicy",
     "s3:PutBucketPolicy",

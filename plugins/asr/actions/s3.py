@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -35,8 +36,10 @@ NOT_A_SERVICE = ("BoolIfExists", "aws:principalisawsservice", ["false"])
 SIGNED_NOT_A_SERVICE = ("Bool", "aws:principalisawsservice", ["false"])
 LOG_DELIVERY_SID = "ASRAllowServerAccessLogDelivery"
 TRANSITION_DEFAULT = "TransitionDefaultMinimumObjectSize"
-# The fix threads of a batch share log buckets: one creates a bucket and edits its policy at a time.
+# The fix threads of a batch share log buckets: one sets a bucket up at a time, once a task
+# (by the task's S3 client of that account and Region).
 _LOG_BUCKET_LOCK = threading.Lock()
+_LOG_BUCKETS_READY: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 LIFECYCLE_RULE_ID = "asr-transition-to-storage-class"
 EVERYONE = "*"
 # {"AWS": "*"} rather than "*": the same to AWS, and the shape moto's log-delivery check can read.
@@ -366,14 +369,16 @@ def _read_policy(s3: Any, bucket: str) -> dict[str, Any] | None:
     return json.loads(response["Policy"]) if response else None
 
 
-def _put_statement(s3: Any, bucket: str, statement: dict[str, Any]) -> None:
-    """Add one statement (replacing one of the same Sid), keeping every other statement as it is."""
+def _put_statement(s3: Any, bucket: str, *added: dict[str, Any]) -> None:
+    """Add statements (each replacing one of the same Sid) in one write, keeping every other
+    statement as it is."""
     policy = _read_policy(s3, bucket)
     statements = _statements(policy)
-    if statement in statements:
+    if all(statement in statements for statement in added):
         return
-    kept = [s for s in statements if s.get("Sid") != statement["Sid"]]
-    document = {**(policy or {"Version": POLICY_VERSION}), "Statement": [*kept, statement]}
+    sids = {statement["Sid"] for statement in added}
+    kept = [s for s in statements if s.get("Sid") not in sids]
+    document = {**(policy or {"Version": POLICY_VERSION}), "Statement": [*kept, *added]}
     s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(document))
 
 
@@ -489,6 +494,25 @@ class DenyCrossAccountSensitiveActions(Action):
         _drop_statement(clients.s3, resource_id, CROSS_ACCOUNT_SID)
 
 
+def secure_log_bucket(s3: Any, bucket: str) -> None:
+    """Block Public Access and SSE-S3 default encryption (the one log delivery supports),
+    each where the log bucket has none. Checked every time, not only when the bucket is
+    made: a fix that died between making it and these calls left it without them."""
+    if not _unless_missing(s3.get_public_access_block, "NoSuchPublicAccessBlockConfiguration", Bucket=bucket):
+        s3.put_public_access_block(
+            Bucket=bucket, PublicAccessBlockConfiguration=dict.fromkeys(BLOCK_FLAGS, True)
+        )
+    if not _unless_missing(
+        s3.get_bucket_encryption, "ServerSideEncryptionConfigurationNotFoundError", Bucket=bucket
+    ):
+        s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+
+
 # --- Server access logging (S3.9, CloudTrail.7)
 
 
@@ -520,8 +544,10 @@ class EnableServerAccessLogging(Action):
     The log bucket (name from ``log_bucket``, with ``{account}`` and ``{region}``) is created
     when missing: all Block Public Access flags on, ACLs disabled, SSE-S3 (the only encryption
     log delivery supports), TLS required, and a policy that lets only S3 log delivery for this
-    account write to it. An existing one is reused. The log bucket itself is refused: logging it
-    into itself would log its own log deliveries.
+    account write to it. An existing one is reused, and given what it lacks of that: Block
+    Public Access and default encryption where it has none, the two policy statements (so a
+    fix that died half-way through setting the bucket up is completed by the next). The log
+    bucket itself is refused: logging it into itself would log its own log deliveries.
 
         remediation:
           action: s3.enable-server-access-logging
@@ -536,7 +562,9 @@ class EnableServerAccessLogging(Action):
         "s3:GetBucketLocation",
         "s3:CreateBucket",
         "s3:PutBucketOwnershipControls",
+        "s3:GetBucketPublicAccessBlock",
         "s3:PutBucketPublicAccessBlock",
+        "s3:GetEncryptionConfiguration",
         "s3:PutEncryptionConfiguration",
         "s3:GetBucketPolicy",
         "s3:PutBucketPolicy",
@@ -603,7 +631,14 @@ class EnableServerAccessLogging(Action):
 
     @staticmethod
     def _ensure_log_bucket(s3: Any, state: dict[str, Any]) -> None:
+        """Create the log bucket or check its Region, then make sure it has its settings: each
+        is put only where missing, and a bucket is done once a task (``_LOG_BUCKETS_READY``).
+        Fix tasks in other processes may set it up at once: each writes both statements in one
+        policy write, so neither's write drops the other's."""
         name, region = state["Target"]["TargetBucket"], state["Region"]
+        ready = _LOG_BUCKETS_READY.setdefault(s3, set())
+        if name in ready:
+            return
         arns = _bucket_arns(state["Partition"], name)
         try:
             found = bucket_region(s3, name)
@@ -618,19 +653,10 @@ class EnableServerAccessLogging(Action):
             except ClientError as exc:  # another fix task created it meanwhile: go on setting it up
                 if _error_code(exc) != "BucketAlreadyOwnedByYou":
                     raise
-            s3.put_public_access_block(
-                Bucket=name, PublicAccessBlockConfiguration=dict.fromkeys(BLOCK_FLAGS, True)
-            )
-            s3.put_bucket_encryption(
-                Bucket=name,
-                ServerSideEncryptionConfiguration={
-                    "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-                },
-            )
-            _put_statement(s3, name, tls_only_statement(arns))
         else:
             if found != region:
                 raise ValueError(f"log bucket {name} is in {found}, not in {region} with the bucket")
+        secure_log_bucket(s3, name)
         delivery = {
             "Sid": LOG_DELIVERY_SID,
             "Effect": "Allow",
@@ -639,7 +665,8 @@ class EnableServerAccessLogging(Action):
             "Resource": arns[1],
             "Condition": {"StringEquals": {"aws:SourceAccount": state["Account"]}},
         }
-        _put_statement(s3, name, delivery)
+        _put_statement(s3, name, tls_only_statement(arns), delivery)
+        ready.add(name)
 
 
 # --- Lifecycle (S3.13)
