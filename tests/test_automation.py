@@ -50,6 +50,16 @@ def ssm_playbooks(tmp_path: Path) -> Path:
     return directory
 
 
+@pytest.fixture
+def ssm_registry(ssm_playbooks: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The process's playbook registry, which tasks and operators load, is the SSM one."""
+    monkeypatch.setenv("ASR_PLAYBOOK_DIR", str(ssm_playbooks))
+    registry.cache_clear()
+    yield registry()
+    monkeypatch.delenv("ASR_PLAYBOOK_DIR")
+    registry.cache_clear()
+
+
 def seeded_records(aws, playbooks):  # type: ignore[no-untyped-def]
     seeded = seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1")
     return seeded, [parse_finding(finding(seeded), playbooks)]
@@ -202,66 +212,52 @@ def test_a_stop_refused_for_throttling_is_tried_again(aws, ssm_playbooks: Path) 
 
 
 def test_an_execution_that_could_not_be_stopped_keeps_its_claim(
-    aws, ssm_playbooks: Path, monkeypatch: pytest.MonkeyPatch
+    aws, ssm_registry: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """It may still be changing the resource: it keeps its claim, and the task cleared later
     waits for it again rather than start the document a second time."""
     from airflow.sdk.exceptions import TaskDeferred
 
-    monkeypatch.setenv("ASR_PLAYBOOK_DIR", str(ssm_playbooks))
-    registry.cache_clear()
-    try:
-        _, records = seeded_records(aws, registry())
-        ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
-        ssm.put_parameter(
-            Name=f"/asr-local/automation/{DOCUMENT}", Value="InProgress", Type="String", Overwrite=True
-        )
-        operator, context, _ = operator_run(records, "unstoppable")
-        with pytest.raises(TaskDeferred) as deferred:
-            operator.execute(context)
-        [execution] = [e["execution_id"] for e in deferred.value.trigger.executions]
-        claims = Path(Settings.from_env().audit_root) / "claims"
-        [claim] = held_by(claims, context["run_id"])
-        first = json.loads(claim.read_text())
-        assert first["ttl"] == 6 * 3600 + 60  # six hours and the document's timeout
-        refused = "and could not be stopped (AccessDenied: not allowed): it may still be running"
-        monkeypatch.setattr(automation, "_stop", lambda clients, execution_id: (refused, True))
-        assert operator.execute_complete(context, {"statuses": {}}) == {"FAILED": 1}
-        assert held_by(claims, context["run_id"]) == [claim]
+    _, records = seeded_records(aws, ssm_registry)
+    ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
+    ssm.put_parameter(
+        Name=f"/asr-local/automation/{DOCUMENT}", Value="InProgress", Type="String", Overwrite=True
+    )
+    operator, context, _ = operator_run(records, "unstoppable")
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context)
+    [execution] = [e["execution_id"] for e in deferred.value.trigger.executions]
+    claims = Path(Settings.from_env().audit_root) / "claims"
+    [claim] = held_by(claims, context["run_id"])
+    first = json.loads(claim.read_text())
+    assert first["ttl"] == 6 * 3600 + 60  # six hours and the document's timeout
+    refused = "and could not be stopped (AccessDenied: not allowed): it may still be running"
+    monkeypatch.setattr(automation, "_stop", lambda clients, execution_id: (refused, True))
+    assert operator.execute_complete(context, {"statuses": {}}) == {"FAILED": 1}
+    assert held_by(claims, context["run_id"]) == [claim]
 
-        context["ti"] = SimpleNamespace(try_number=2)  # the task cleared
-        with pytest.raises(TaskDeferred) as deferred:
-            operator.execute(context)
-        assert [e["execution_id"] for e in deferred.value.trigger.executions] == [execution]
-        assert len(ssm.describe_automation_executions()["AutomationExecutionMetadataList"]) == 1
-        assert json.loads(claim.read_text())["time"] > first["time"]  # claimed anew for this wait
-        claim.unlink()
-    finally:
-        monkeypatch.delenv("ASR_PLAYBOOK_DIR")
-        registry.cache_clear()
+    context["ti"] = SimpleNamespace(try_number=2)  # the task cleared
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context)
+    assert [e["execution_id"] for e in deferred.value.trigger.executions] == [execution]
+    assert len(ssm.describe_automation_executions()["AutomationExecutionMetadataList"]) == 1
+    assert json.loads(claim.read_text())["time"] > first["time"]  # claimed anew for this wait
+    claim.unlink()
 
 
 @pytest.mark.airflow
-def test_sweep_defers_while_the_automation_runs(
-    aws, airflow_db: None, ssm_playbooks: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_sweep_defers_while_the_automation_runs(aws, airflow_db: None, ssm_registry: Any) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
-    seeded, _ = seeded_records(aws, registry())
+    seeded, _ = seeded_records(aws, ssm_registry)
     securityhub = aws.admin_client("securityhub", "us-east-1")
     import_findings(securityhub, [finding(seeded)])
 
-    monkeypatch.setenv("ASR_PLAYBOOK_DIR", str(ssm_playbooks))
-    registry.cache_clear()
-    try:
-        dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags")).dags["asr_sweep"]
-        through_ssm, direct = dag.task_dict["remediate_EC2_13.fix"], dag.task_dict["remediate_EC2_19.fix"]
-        assert type(through_ssm).__name__ == "MappedOperator"
-        assert (through_ssm.retries, through_ssm.retry_delay) == (direct.retries, direct.retry_delay)
-        run = dag.test()
-    finally:
-        monkeypatch.delenv("ASR_PLAYBOOK_DIR")
-        registry.cache_clear()
+    dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags")).dags["asr_sweep"]
+    through_ssm, direct = dag.task_dict["remediate_EC2_13.fix"], dag.task_dict["remediate_EC2_19.fix"]
+    assert type(through_ssm).__name__ == "MappedOperator"
+    assert (through_ssm.retries, through_ssm.retry_delay) == (direct.retries, direct.retry_delay)
+    run = dag.test()
     assert run.state == "success"
     assert group_rules(aws, seeded) == ["10.0.0.0/8"]
     [found] = securityhub.get_findings()["Findings"]
@@ -328,55 +324,47 @@ def test_a_resource_another_run_holds_starts_no_execution(aws, ssm_playbooks: Pa
     assert ours.acquire(claim, {}) is None
 
 
-def test_a_retried_task_waits_for_the_executions_its_earlier_try_started(
-    aws, ssm_playbooks: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_retried_task_waits_for_the_executions_its_earlier_try_started(aws, ssm_registry: Any) -> None:
     """The wait failed (the triggerer lost AWS, say) and the task is retried: the document is
     not started a second time on a resource it is still changing."""
     from airflow.sdk.exceptions import TaskDeferred
 
-    monkeypatch.setenv("ASR_PLAYBOOK_DIR", str(ssm_playbooks))
-    registry.cache_clear()
-    try:
-        seeded, records = seeded_records(aws, registry())
-        ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
-        ssm.put_parameter(Name=f"/asr-local/automation/{DOCUMENT}", Value="Success:3", Type="String")
-        operator, context, store = operator_run(records, "retry")
-        operator.batch["rate_shares"] = {f"{MEMBER_ACCOUNT}/us-east-1": 4.0}
-        run_id = context["run_id"]
-        claims = Path(Settings.from_env().audit_root) / "claims"
-        action = registry().playbooks["EC2.13"].action
-        claim = claims / claim_name(MEMBER_ACCOUNT, "us-east-1", records[0].resource_id, action)
-        waits = []
-        for try_number in (1, 2):
-            context["ti"] = SimpleNamespace(try_number=try_number)
-            with pytest.raises(TaskDeferred) as deferred:
-                operator.execute(context)
-            waits.append([e["execution_id"] for e in deferred.value.trigger.executions])
-            # Deferred: the resource stays claimed by this run while its execution runs.
-            assert held_by(claims, run_id) == [claim], f"try {try_number}"
-            assert json.loads(claim.read_text())["owner"] == f"asr_sweep/{run_id}/fix"  # the task's
-        assert waits[0] == waits[1] and len(waits[0]) == 1
-        trigger = deferred.value.trigger
-        assert trigger.serialize()[1]["rate_limits"] == Settings.from_env().rate_limits  # polls are paced
-        assert trigger.serialize()[1]["rate_shares"] == {f"{MEMBER_ACCOUNT}/us-east-1": 4.0}  # at its part
-        assert len(ssm.describe_automation_executions()["AutomationExecutionMetadataList"]) == 1
+    seeded, records = seeded_records(aws, ssm_registry)
+    ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
+    ssm.put_parameter(Name=f"/asr-local/automation/{DOCUMENT}", Value="Success:3", Type="String")
+    operator, context, store = operator_run(records, "retry")
+    operator.batch["rate_shares"] = {f"{MEMBER_ACCOUNT}/us-east-1": 4.0}
+    run_id = context["run_id"]
+    claims = Path(Settings.from_env().audit_root) / "claims"
+    action = ssm_registry.playbooks["EC2.13"].action
+    claim = claims / claim_name(MEMBER_ACCOUNT, "us-east-1", records[0].resource_id, action)
+    waits = []
+    for try_number in (1, 2):
+        context["ti"] = SimpleNamespace(try_number=try_number)
+        with pytest.raises(TaskDeferred) as deferred:
+            operator.execute(context)
+        waits.append([e["execution_id"] for e in deferred.value.trigger.executions])
+        # Deferred: the resource stays claimed by this run while its execution runs.
+        assert held_by(claims, run_id) == [claim], f"try {try_number}"
+        assert json.loads(claim.read_text())["owner"] == f"asr_sweep/{run_id}/fix"  # the task's
+    assert waits[0] == waits[1] and len(waits[0]) == 1
+    trigger = deferred.value.trigger
+    assert trigger.serialize()[1]["rate_limits"] == Settings.from_env().rate_limits  # polls are paced
+    assert trigger.serialize()[1]["rate_shares"] == {f"{MEMBER_ACCOUNT}/us-east-1": 4.0}  # at its part
+    assert len(ssm.describe_automation_executions()["AutomationExecutionMetadataList"]) == 1
 
-        statuses = {}
-        while not statuses:
-            statuses = {
-                i: s
-                for i, s in automation.poll([{"execution_id": waits[0][0], **where(records)}], aws).items()
-                if s["status"] in automation.ENDED
-            }
-        assert operator.execute_complete(context, {"statuses": statuses}) == {"REMEDIATED": 1}
-        assert group_rules(aws, seeded) == ["10.0.0.0/8"]
-        # Finished: the task cleared later starts the document again instead of waiting on these.
-        assert not store.path("automations/EC2.13-0000.json").exists()
-        assert held_by(claims, run_id) == []
-    finally:
-        monkeypatch.delenv("ASR_PLAYBOOK_DIR")
-        registry.cache_clear()
+    statuses = {}
+    while not statuses:
+        statuses = {
+            i: s
+            for i, s in automation.poll([{"execution_id": waits[0][0], **where(records)}], aws).items()
+            if s["status"] in automation.ENDED
+        }
+    assert operator.execute_complete(context, {"statuses": statuses}) == {"REMEDIATED": 1}
+    assert group_rules(aws, seeded) == ["10.0.0.0/8"]
+    # Finished: the task cleared later starts the document again instead of waiting on these.
+    assert not store.path("automations/EC2.13-0000.json").exists()
+    assert held_by(claims, run_id) == []
 
 
 def held_by(claims: Path, run_id: str) -> list[Path]:
@@ -409,46 +397,40 @@ def where(records) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 
 def test_a_try_that_dies_while_starting_leaves_its_retry_the_executions_it_started(
-    aws, ssm_playbooks: Path, monkeypatch: pytest.MonkeyPatch
+    aws, ssm_registry: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Starts are paced (one a second), so a batch's loop takes minutes: a worker killed in it
     must not make the retry start the document again on resources it is still changing."""
     from airflow.sdk.exceptions import TaskDeferred
 
-    monkeypatch.setenv("ASR_PLAYBOOK_DIR", str(ssm_playbooks))
-    registry.cache_clear()
-    try:
-        seeded = [seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1", n) for n in range(2)]
-        records = [parse_finding(finding(s), registry()) for s in seeded]
-        ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
-        ssm.put_parameter(Name=f"/asr-local/automation/{DOCUMENT}", Value="Success:30", Type="String")
-        operator, context, _ = operator_run(records, "died")
-        starts = {"n": 0}
-        real_start = automation.retry_throttled
+    seeded = [seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1", n) for n in range(2)]
+    records = [parse_finding(finding(s), ssm_registry) for s in seeded]
+    ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
+    ssm.put_parameter(Name=f"/asr-local/automation/{DOCUMENT}", Value="Success:30", Type="String")
+    operator, context, _ = operator_run(records, "died")
+    starts = {"n": 0}
+    real_start = automation.retry_throttled
 
-        def dies_on_the_second_start(call):  # type: ignore[no-untyped-def]
-            starts["n"] += 1
-            if starts["n"] == 2:
-                raise SystemExit("the worker was killed")
-            return real_start(call)
+    def dies_on_the_second_start(call):  # type: ignore[no-untyped-def]
+        starts["n"] += 1
+        if starts["n"] == 2:
+            raise SystemExit("the worker was killed")
+        return real_start(call)
 
-        monkeypatch.setattr(automation, "retry_throttled", dies_on_the_second_start)
-        with pytest.raises(SystemExit):
-            operator.execute(context)
-        monkeypatch.setattr(automation, "retry_throttled", real_start)
+    monkeypatch.setattr(automation, "retry_throttled", dies_on_the_second_start)
+    with pytest.raises(SystemExit):
+        operator.execute(context)
+    monkeypatch.setattr(automation, "retry_throttled", real_start)
 
-        context["ti"] = SimpleNamespace(try_number=2)
-        with pytest.raises(TaskDeferred) as deferred:
-            operator.execute(context)
-        waited = {e["execution_id"] for e in deferred.value.trigger.executions}
-        executions = ssm.describe_automation_executions()["AutomationExecutionMetadataList"]
-        assert len(executions) == 2, "one start per resource, the first try's included"
-        assert waited == {e["AutomationExecutionId"] for e in executions}
-        # Still waiting: its claims are held. Drop them, as the finished task would.
-        owner = f"asr_sweep/{context['run_id']}/fix"
-        for held in (Path(Settings.from_env().audit_root) / "claims").glob("*.json"):
-            if json.loads(held.read_text())["owner"] == owner:
-                held.unlink()
-    finally:
-        monkeypatch.delenv("ASR_PLAYBOOK_DIR")
-        registry.cache_clear()
+    context["ti"] = SimpleNamespace(try_number=2)
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context)
+    waited = {e["execution_id"] for e in deferred.value.trigger.executions}
+    executions = ssm.describe_automation_executions()["AutomationExecutionMetadataList"]
+    assert len(executions) == 2, "one start per resource, the first try's included"
+    assert waited == {e["AutomationExecutionId"] for e in executions}
+    # Still waiting: its claims are held. Drop them, as the finished task would.
+    owner = f"asr_sweep/{context['run_id']}/fix"
+    for held in (Path(Settings.from_env().audit_root) / "claims").glob("*.json"):
+        if json.loads(held.read_text())["owner"] == owner:
+            held.unlink()

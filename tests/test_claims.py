@@ -138,11 +138,10 @@ def test_a_claim_write_that_fails_leaves_no_empty_claim(tmp_path: Path, monkeypa
     assert not list(tmp_path.glob("*.json"))
 
 
-def test_a_stale_claim_is_broken_after_a_failed_first_try(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def _first_write_fails(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The next claim write fails as S3 does when it races a delete (409); later ones go through."""
     from asr import claims as module
 
-    name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
-    (tmp_path / name).write_text(json.dumps({"owner": "asr_sweep/dead", "time": time.time() - 7200}))
     real, failures = module._create, [OSError(5, "ConditionalRequestConflict")]
 
     def flaky(path: Path, body: bytes) -> bool:
@@ -151,6 +150,12 @@ def test_a_stale_claim_is_broken_after_a_failed_first_try(tmp_path: Path, monkey
         return real(path, body)
 
     monkeypatch.setattr(module, "_create", flaky)
+
+
+def test_a_stale_claim_is_broken_after_a_failed_first_try(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
+    (tmp_path / name).write_text(json.dumps({"owner": "asr_sweep/dead", "time": time.time() - 7200}))
+    _first_write_fails(monkeypatch)
     assert Claims(tmp_path, "asr_sweep/b", ttl=3600).acquire(name, {}) is None
 
 
@@ -233,16 +238,7 @@ def test_a_claim_that_cannot_be_released_does_not_stop_the_others(tmp_path: Path
 
 
 def test_a_claim_write_that_fails_once_is_tried_again(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from asr import claims as module
-
-    real, failures = module._create, [OSError(5, "ConditionalRequestConflict")]
-
-    def flaky(path: Path, body: bytes) -> bool:
-        if failures:
-            raise failures.pop()
-        return real(path, body)
-
-    monkeypatch.setattr(module, "_create", flaky)
+    _first_write_fails(monkeypatch)
     assert (
         Claims(tmp_path, "asr_sweep/a").acquire(claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x"), {}) is None
     )
