@@ -92,6 +92,21 @@ def test_old_key_fix_deactivates_only_old_keys(users: Users, clients: Clients) -
     assert writes == ["UpdateAccessKey"]
 
 
+def test_a_key_deleted_since_the_fix_leaves_the_revert_the_others(users: Users, clients: Clients) -> None:
+    """The revert stopped at the first key gone, and the other stayed off."""
+    name, (first, second) = users.make((400, 1), (500, 1))
+    action = registry().for_control("IAM.3").build_action()
+    before = action.read(clients, name)
+    assert remediate_resource(action, clients, name).status == Status.REMEDIATED
+    clients.iam.delete_access_key(UserName=name, AccessKeyId=first)
+    action.revert(clients, name, before)
+    assert users.statuses(name) == {second: "Active"}
+    clients.iam.delete_access_key(UserName=name, AccessKeyId=second)
+    clients.iam.delete_user(UserName=name)
+    with pytest.raises(clients.iam.exceptions.NoSuchEntityException):  # a user gone is not a key gone
+        action.revert(clients, name, before)
+
+
 def test_key_age_limit_is_the_parameter(users: Users, clients: Clients) -> None:
     name, (key,) = users.make((60, 1))
     assert fix("IAM.3", clients, name)[0].status == Status.ALREADY_COMPLIANT
@@ -156,9 +171,16 @@ def test_seeded_user_with_a_path_is_routed_by_name(aws, clients: Clients) -> Non
 # --- IAM.18: a role for AWS Support ---
 
 
-def test_support_access_held_by_a_group_is_compliant(clients: Clients) -> None:
+def test_support_access_held_by_a_group_counts_once_someone_is_in_it(clients: Clients) -> None:
+    """AWS Config's iam-policy-in-use counts a group only with members: the finding of an
+    account whose one holder was an empty group never resolved."""
     clients.iam.create_group(GroupName="support-team")
     clients.iam.attach_group_policy(GroupName="support-team", PolicyArn=SUPPORT)
+    action = registry().for_control("IAM.18").build_action()
+    assert action.read(clients, MEMBER_ACCOUNT)["support_access_principals"] == []
+
+    clients.iam.create_user(UserName="alice")
+    clients.iam.add_user_to_group(GroupName="support-team", UserName="alice")
     result, writes = fix("IAM.18", clients, MEMBER_ACCOUNT)
     assert result.status == Status.ALREADY_COMPLIANT
     assert writes == []

@@ -103,6 +103,20 @@ def test_password_policy_revert_keeps_a_setting_changed_since(aws) -> None:
     assert now["HardExpiry"] is True, "set after the fix: kept"
 
 
+def test_password_policy_revert_to_none_deletes_the_policy(aws) -> None:
+    """The policy reads HardExpiry false once set: the revert took that for a setting made
+    since and left a 6-character policy, weaker than none (and a failed rollback)."""
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    action = registry().for_control("IAM.7").build_action()
+    before = action.read(clients, MEMBER_ACCOUNT)
+    assert before == {}
+    assert remediate_resource(action, clients, MEMBER_ACCOUNT).status == Status.REMEDIATED
+    assert clients.iam.get_account_password_policy()["PasswordPolicy"]["HardExpiry"] is False
+    action.revert(clients, MEMBER_ACCOUNT, before)
+    with pytest.raises(clients.iam.exceptions.NoSuchEntityException):
+        clients.iam.get_account_password_policy()
+
+
 def test_config_recorder_revert_keeps_a_recording_mode_set_since(aws) -> None:
     clients = Clients(aws, MEMBER_ACCOUNT, REGION)
     own = f"arn:aws:iam::{MEMBER_ACCOUNT}:role/config-recorder"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 from asr.actions import Action, NotReversible, register
@@ -11,6 +12,7 @@ from asr.actions import Action, NotReversible, register
 if TYPE_CHECKING:
     from asr.aws import Clients
 
+log = logging.getLogger(__name__)
 # Parameter name -> (password-policy field, kind). "min": at least; "max": at most; "flag": true.
 POLICY_FIELDS: dict[str, tuple[str, str]] = {
     "minimum_password_length": ("MinimumPasswordLength", "min"),
@@ -25,8 +27,10 @@ POLICY_FIELDS: dict[str, tuple[str, str]] = {
 SETTABLE = {field for field, _ in POLICY_FIELDS.values()} | {"HardExpiry"}
 
 
-def _unset_number(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value == 0
+def _unset(value: Any) -> bool:
+    """A 0 age or reuse limit, or a false flag: what the policy says when the setting is off,
+    and what UpdateAccountPasswordPolicy sets for a setting it is not given."""
+    return value is False or (isinstance(value, int) and not isinstance(value, bool) and value == 0)
 
 
 def _weaker(kind: str, current: Any, wanted: Any) -> bool:
@@ -74,8 +78,9 @@ class SetPasswordPolicy(Action):
             policy = clients.iam.get_account_password_policy()["PasswordPolicy"]
         except clients.iam.exceptions.NoSuchEntityException:
             return {}
-        # moto (and older API responses) report an unset age or reuse limit as 0.
-        return {k: v for k, v in policy.items() if k in SETTABLE and not _unset_number(v)}
+        # An unset age or reuse limit reads as 0, and HardExpiry as false: a policy made of
+        # those alone is no policy, and reverting to it deletes the policy.
+        return {k: v for k, v in policy.items() if k in SETTABLE and not _unset(v)}
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -126,8 +131,15 @@ def _active_keys(iam: Any, user_name: str) -> list[dict[str, Any]]:
 
 
 def _set_status(iam: Any, user_name: str, keys: list[dict[str, Any]], status: str) -> None:
+    """Each key's status; a key deleted meanwhile is skipped, not the end of the others."""
     for key in keys:
-        iam.update_access_key(UserName=user_name, AccessKeyId=key["AccessKeyId"], Status=status)
+        try:
+            iam.update_access_key(UserName=user_name, AccessKeyId=key["AccessKeyId"], Status=status)
+        except iam.exceptions.NoSuchEntityException:
+            _active_keys(iam, user_name)  # raises NoSuchEntity in turn if the user is gone
+            log.info(
+                "Access key %s of %s is gone; the others are set %s", key["AccessKeyId"], user_name, status
+            )
 
 
 @register
@@ -270,7 +282,9 @@ def _support_policy_arn(iam: Any) -> str:
 class CreateSupportRole(Action):
     """Make sure some IAM principal can open AWS Support cases: create a role with AWSSupportAccess.
 
-    Compliant as soon as any user, group or role has the policy. Otherwise the role
+    Compliant as soon as a user, a group with members, or a role has the policy as a
+    permissions policy (AWS Config's iam-policy-in-use: a boundary grants nothing, nor does
+    a group nobody is in). Otherwise the role
     ``role_name`` (trusting this account, so administrators grant who may assume it) is
     created if missing and the policy attached; an existing role of that name keeps its
     trust policy.
@@ -283,7 +297,13 @@ class CreateSupportRole(Action):
     name = "iam.create-support-role"
     propagation_seconds = 15.0  # IAM is eventually consistent: a new attachment may not list yet
     service = "iam"
-    permissions = ("iam:ListEntitiesForPolicy", "iam:GetRole", "iam:CreateRole", "iam:AttachRolePolicy")
+    permissions = (
+        "iam:ListEntitiesForPolicy",
+        "iam:GetGroup",
+        "iam:GetRole",
+        "iam:CreateRole",
+        "iam:AttachRolePolicy",
+    )
     summary = "created the IAM role {role_name} with the AWSSupportAccess policy"
     revert_permissions = ("iam:DetachRolePolicy", "iam:DeleteRole")
     schema = {
@@ -300,12 +320,15 @@ class CreateSupportRole(Action):
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         iam = clients.iam
-        pages = iam.get_paginator("list_entities_for_policy").paginate(PolicyArn=_support_policy_arn(iam))
+        pages = iam.get_paginator("list_entities_for_policy").paginate(
+            PolicyArn=_support_policy_arn(iam), PolicyUsageFilter="PermissionsPolicy"
+        )
         entities = [
             f"{kind}/{entity[kind + 'Name']}"
             for page in pages
             for kind, field in (("Role", "PolicyRoles"), ("User", "PolicyUsers"), ("Group", "PolicyGroups"))
             for entity in page.get(field, [])
+            if kind != "Group" or iam.get_group(GroupName=entity["GroupName"], MaxItems=1)["Users"]
         ]
         if entities:
             return {"support_access_principals": sorted(entities)}
