@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -184,13 +185,103 @@ def test_a_fix_that_failed_after_changing_part_of_the_resource_is_put_back(
     record = parse_finding(finding(seed_one(aws, "EC2.2", MEMBER_ACCOUNT, REGION)), registry())
     seeded = _state(aws, record)
     refuse_outbound_once(monkeypatch, "AccessDenied")
+    outcome, journal = _fixed_in_a_run(aws, tmp_path, record)
+    assert outcome.status == "FAILED" and outcome.message.startswith("AccessDenied")
+    assert _state(aws, record)["IpPermissions"] == []
+
+    [reversal] = Rollback(journal, aws).run()
+    assert reversal.status == RollbackStatus.REVERTED, reversal.reason
+    assert _state(aws, record) == seeded
+
+
+def _fixed_in_a_run(aws: Any, tmp_path: Path, record: RoutingRecord) -> tuple[Any, AuditJournal]:
+    """The record's fix in a sweep run, and that run's journal as a rollback opens it."""
     root = journal_root(str(tmp_path), "asr_sweep", RUN_ID)
     [outcome] = run_batch(
         [record], registry(), aws, journal=AuditJournal(root, Origin("asr_sweep", RUN_ID, "b", 1, "s"))
     )
-    assert outcome.status == "FAILED" and outcome.message.startswith("AccessDenied")
-    assert _state(aws, record)["IpPermissions"] == []
+    return outcome, AuditJournal(root, _rollback_origin())
 
-    [reversal] = Rollback(AuditJournal(root, _rollback_origin()), aws).run()
+
+def _refused(monkeypatch: pytest.MonkeyPatch, operation: str, calls: int = 1) -> None:
+    """The ``calls``-th call of ``operation`` (by any client) is refused AccessDenied."""
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
+    real, seen = BaseClient._make_api_call, []
+
+    def refusing(self: Any, name: str, params: dict[str, Any]) -> Any:
+        if name == operation:
+            seen.append(params)
+            if len(seen) == calls:
+                raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, name)
+        return real(self, name, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", refusing)
+
+
+def test_a_config_fix_that_failed_before_the_delivery_channel_is_put_back(
+    aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recorder was changed, then the log bucket refused: the revert deleted a channel
+    that was never made, failed on that, and left the recorder changed."""
+    record = parse_finding(finding(seed_one(aws, "Config.1", MEMBER_ACCOUNT, REGION)), registry())
+    config = Clients(aws, MEMBER_ACCOUNT, REGION).config
+    [seeded] = config.describe_configuration_recorders()["ConfigurationRecorders"]
+    _refused(monkeypatch, "CreateBucket")
+    outcome, journal = _fixed_in_a_run(aws, tmp_path, record)
+    monkeypatch.undo()
+    assert outcome.status == "FAILED" and outcome.message.startswith("AccessDenied")
+    [reversal] = Rollback(journal, aws).run()
     assert reversal.status == RollbackStatus.REVERTED, reversal.reason
-    assert _state(aws, record) == seeded
+    [now] = config.describe_configuration_recorders()["ConfigurationRecorders"]
+    assert (now["roleARN"], now["recordingGroup"]) == (seeded["roleARN"], seeded["recordingGroup"])
+
+
+def test_a_lambda_fix_that_removed_one_of_two_statements_is_put_back(
+    aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The revert added back both public statements, the one still there too (AWS refuses
+    that id: a conflict)."""
+    seeded = seed_one(aws, "Lambda.1", MEMBER_ACCOUNT, REGION)
+    record = parse_finding(finding(seeded), registry())
+    functions = Clients(aws, MEMBER_ACCOUNT, REGION)["lambda"]
+    name = record.resource_id
+    functions.add_permission(
+        FunctionName=name, StatementId="public-2", Action="lambda:InvokeFunction", Principal="*"
+    )
+    _refused(monkeypatch, "RemovePermission", calls=2)
+    outcome, journal = _fixed_in_a_run(aws, tmp_path, record)
+    monkeypatch.undo()
+    assert outcome.status == "FAILED"
+    [reversal] = Rollback(journal, aws).run()
+    assert reversal.status == RollbackStatus.REVERTED, reversal.reason
+    sids = [s["Sid"] for s in json.loads(functions.get_policy(FunctionName=name)["Policy"])["Statement"]]
+    assert sorted(sids) == sorted(set(sids)) and "public-2" in sids
+
+
+def test_a_rollback_waits_for_a_revert_the_service_shows_late(
+    aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQS takes up to a minute to show a queue's new attributes: the rollback read once,
+    at once, and called a revert that was made FAILED."""
+    from asr.actions import sqs
+
+    record = parse_finding(finding(seed_one(aws, "SQS.1", MEMBER_ACCOUNT, REGION)), registry())
+    outcome, journal = _fixed_in_a_run(aws, tmp_path, record)
+    assert outcome.status == "REMEDIATED"
+    real_read, real_revert = sqs.EnableQueueEncryption.read, sqs.EnableQueueEncryption.revert
+    stale_reads = []
+
+    def revert(self: Any, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        real_revert(self, clients, resource_id, before)
+        stale_reads.append(1)  # the next read is answered as before the change
+
+    def read(self: Any, clients: Clients, resource_id: str) -> dict[str, Any]:
+        state = real_read(self, clients, resource_id)
+        return {**state, "SqsManagedSseEnabled": True} if stale_reads and stale_reads.pop() else state
+
+    monkeypatch.setattr(sqs.EnableQueueEncryption, "revert", revert)
+    monkeypatch.setattr(sqs.EnableQueueEncryption, "read", read)
+    [reversal] = Rollback(journal, aws).run()
+    assert reversal.status == RollbackStatus.REVERTED, reversal.reason

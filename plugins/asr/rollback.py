@@ -12,6 +12,7 @@ that cannot be undone say why. The rollback report lists every change and what b
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -222,7 +223,7 @@ class Rollback:
         )
         try:
             retry_throttled(lambda: action.revert(clients, resource_id, intent["state"]))
-            back = _subset(retry_throttled(lambda: action.read(clients, resource_id)), before)
+            back = _read_back(action, clients, resource_id, before)
             if canonical(back) == canonical(before):
                 status, reason = RollbackStatus.REVERTED, f"put back {before}"
             else:
@@ -235,6 +236,19 @@ class Rollback:
             {"event": SETTLE, "kind": REVERT, **where, "status": status, "message": reason, "after": back}
         )
         return Reversal.of(change, status, reason, back)
+
+
+def _read_back(action: Any, clients: Any, resource_id: str, before: dict[str, Any]) -> dict[str, Any]:
+    """The fields ``before`` names, as the resource reads now: read again, backing off, while
+    they differ and the service may not show the revert yet (``Action.propagation_seconds``;
+    SQS takes up to a minute), as a fix's own read-back does."""
+    waited, delay = 0.0, 1.0
+    while True:
+        back = _subset(retry_throttled(lambda: action.read(clients, resource_id)), before)
+        if canonical(back) == canonical(before) or waited >= action.propagation_seconds:
+            return back
+        time.sleep(delay)
+        waited, delay = waited + delay, min(delay * 2, 8.0)
 
 
 # --- Security Hub

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from asr.actions import Action, register
@@ -195,12 +196,20 @@ class EnableConfigRecorder(Action):
         role stay, with what was delivered meanwhile."""
         config = clients.config
         recorder = before["RecorderName"] or self.params["recorder_name"]
+        # A fix that failed part-way may not have got to what these undo: gone is done.
+        gone = (
+            config.exceptions.NoSuchConfigurationRecorderException,
+            config.exceptions.NoSuchDeliveryChannelException,
+        )
         if not before["Recording"]:
-            config.stop_configuration_recorder(ConfigurationRecorderName=recorder)
+            with contextlib.suppress(*gone):
+                config.stop_configuration_recorder(ConfigurationRecorderName=recorder)
         if not before["DeliveryChannel"]:
-            config.delete_delivery_channel(DeliveryChannelName=self.params["delivery_channel_name"])
+            with contextlib.suppress(*gone):
+                config.delete_delivery_channel(DeliveryChannelName=self.params["delivery_channel_name"])
         if not before["RecorderName"]:
-            config.delete_configuration_recorder(ConfigurationRecorderName=recorder)
+            with contextlib.suppress(*gone):
+                config.delete_configuration_recorder(ConfigurationRecorderName=recorder)
             return
         changed = self.plan(before)
         if "AllSupported" not in changed and "ServiceLinkedRole" not in changed:

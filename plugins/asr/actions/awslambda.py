@@ -115,6 +115,19 @@ def is_public_statement(statement: dict[str, Any]) -> bool:
     return False
 
 
+def _statements(clients: Clients, resource_id: str) -> list[dict[str, Any]]:
+    """The statements of the function's resource policy (none without a policy)."""
+    client = clients["lambda"]
+    try:
+        policy = json.loads(client.get_policy(FunctionName=resource_id)["Policy"])
+    except client.exceptions.ResourceNotFoundException:
+        # Same error for "no policy" and "no function": tell them apart (raises if missing).
+        client.get_function_configuration(FunctionName=resource_id)
+        return []
+    statements = policy.get("Statement", [])
+    return [statements] if isinstance(statements, dict) else list(statements)
+
+
 @register
 class RemovePublicPolicyStatements(Action):
     """Remove the statements of a function's resource policy that let anyone call it.
@@ -135,17 +148,7 @@ class RemovePublicPolicyStatements(Action):
     revert_permissions = ("lambda:AddPermission",)
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
-        client = clients["lambda"]
-        try:
-            policy = json.loads(client.get_policy(FunctionName=resource_id)["Policy"])
-        except client.exceptions.ResourceNotFoundException:
-            # Same error for "no policy" and "no function": tell them apart (raises if missing).
-            client.get_function_configuration(FunctionName=resource_id)
-            policy = {}
-        statements = policy.get("Statement", [])
-        if isinstance(statements, dict):
-            statements = [statements]
-        return {"PublicStatements": [s for s in statements if is_public_statement(s)]}
+        return {"PublicStatements": [s for s in _statements(clients, resource_id) if is_public_statement(s)]}
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
         return {"PublicStatements": []} if state["PublicStatements"] else {}
@@ -159,7 +162,10 @@ class RemovePublicPolicyStatements(Action):
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         """Add the statements back through AddPermission, each checked first so that none is
-        added unless all can be."""
+        added unless all can be. One whose id is in the policy now was not removed (the fix
+        failed part-way) or was put back since: it stays as it is."""
         calls = [add_permission_args(statement) for statement in before["PublicStatements"]]
+        present = {statement.get("Sid") for statement in _statements(clients, resource_id)}
         for args in calls:
-            clients["lambda"].add_permission(FunctionName=resource_id, **args)
+            if args["StatementId"] not in present:
+                clients["lambda"].add_permission(FunctionName=resource_id, **args)
