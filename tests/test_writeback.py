@@ -151,6 +151,49 @@ def test_a_second_pass_in_the_run_writes_only_what_changed_and_keeps_the_run_s_c
     assert set(store.read_json(sweep.WRITTEN_BACK)["settled"]) == {x["Id"] for x in f[:4]}
 
 
+def test_a_retried_write_back_counts_what_its_dead_try_wrote_as_updated(imported, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The first try wrote one finding, then died on the next call (before saving its
+    counts): the retry called that finding changed by someone else and left it out."""
+    import asr.securityhub
+
+    securityhub, f = imported
+    monkeypatch.setattr(asr.securityhub, "UPDATE_THREADS", 1)
+    outcomes = [outcome(f[0], Status.REMEDIATED, "fixed A"), outcome(f[1], Status.REMEDIATED, "fixed B")]
+    calls = []
+
+    class DiesOnTheSecondUpdate:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(securityhub, name)
+
+        def batch_update_findings(self, **kwargs: Any) -> Any:
+            calls.append(kwargs)
+            if len(calls) == 2:
+                raise RuntimeError("the worker was killed")
+            return securityhub.batch_update_findings(**kwargs)
+
+    with pytest.raises(RuntimeError):
+        write_back(DiesOnTheSecondUpdate(), outcomes, "r1")
+    retried = write_back(securityhub, outcomes, "r1")
+    assert (retried.updated, retried.left_alone, retried.unchanged) == (2, [], [])
+    assert [state(securityhub)[x["Id"]]["Workflow"]["Status"] for x in f[:2]] == ["RESOLVED", "RESOLVED"]
+
+
+def test_a_hold_that_does_not_fit_is_said_in_the_note_and_no_field_is_dropped(imported) -> None:  # type: ignore[no-untyped-def]
+    """A finding may have 50 user-defined fields: the hold's mark would have been the 51st."""
+    securityhub, f = imported
+    fields = {f"team:{n}": "x" for n in range(50)}
+    securityhub.batch_update_findings(
+        FindingIdentifiers=[{"Id": f[0]["Id"], "ProductArn": PRODUCT}], UserDefinedFields=fields
+    )
+    rejected = dataclasses.replace(
+        outcome(f[0], Status.NOT_APPROVED, "rejected by secops"), held_until="2099-01-01T00:00:00+00:00"
+    )
+    assert write_back(securityhub, [rejected], "r1").updated == 1
+    now = state(securityhub)[f[0]["Id"]]
+    assert now["UserDefinedFields"] == fields
+    assert now["Workflow"]["Status"] == "NOTIFIED" and "not marked: the finding has 50" in now["Note"]["Text"]
+
+
 def test_only_a_fix_clears_the_rollback_mark(imported) -> None:  # type: ignore[no-untyped-def]
     """A rolled-back finding a person picked, fixed again: sweeps may take it again. Failed,
     excluded or refused: it stays theirs alone."""

@@ -38,7 +38,7 @@ from asr.audit import (
 )
 from asr.aws import AwsContext, Clients
 from asr.remediate import Status, describe_error, retry_throttled
-from asr.securityhub import iter_findings, queries_by_id, reverted_by, update_findings, with_marks
+from asr.securityhub import NOT_MARKED, iter_findings, queries_by_id, reverted_by, update_findings, with_marks
 from asr.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -276,7 +276,11 @@ def mark_reverted(client: Any, reversals: list[Reversal], run: str) -> dict[str,
             )
         elif not (reverted_by(finding) and workflow == "NOTIFIED"):  # not told by this or an earlier rollback
             identifier = {"Id": finding_id, "ProductArn": finding["ProductArn"]}
-            updates.append((identifier, "NOTIFIED", note, with_marks(finding, reverted=run)))
+            fields = with_marks(finding, reverted=run)
+            if fields is None:
+                updates.append((identifier, "NOTIFIED", f"{note} ({NOT_MARKED})"))
+            else:
+                updates.append((identifier, "NOTIFIED", note, fields))
     updated, failed = update_findings(client, updates) if updates else (0, [])
     return {"updated": updated, "failed": failed, "left_alone": left_alone}
 

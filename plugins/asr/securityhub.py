@@ -32,6 +32,9 @@ HELD_FIELD = "asr:rejected-until"
 # The value of either mark once a person had the finding fixed: Security Hub takes no blank value.
 REVERTED_CLEARED = "no"
 MARKS = {"reverted": REVERTED_FIELD, "held": HELD_FIELD}
+FIELDS_LIMIT = 50  # UserDefinedFields a finding may have
+# Said in the note of a finding that has no room left for asr's mark.
+NOT_MARKED = f"not marked: the finding has {FIELDS_LIMIT} user-defined fields, the most it may have"
 
 
 def equals(values: Iterable[str]) -> list[dict[str, str]]:
@@ -170,12 +173,14 @@ def marked(finding: dict[str, Any]) -> bool:
     )
 
 
-def with_marks(finding: dict[str, Any], **marks: str) -> dict[str, str]:
+def with_marks(finding: dict[str, Any], **marks: str) -> dict[str, str] | None:
     """The finding's UserDefinedFields with asr's marks set (``reverted``: the rollback run;
     ``held``: when a rejection's hold ends; ``REVERTED_CLEARED`` clears either). All of them
-    are sent, so another tool's fields stay even if an update replaces the map."""
+    are sent, so another tool's fields stay even if an update replaces the map. None when
+    the marks do not fit beside them (``FIELDS_LIMIT``): asr never drops another's field."""
     fields = finding.get("UserDefinedFields")
-    return {**(fields if isinstance(fields, dict) else {}), **{MARKS[name]: v for name, v in marks.items()}}
+    marked = {**(fields if isinstance(fields, dict) else {}), **{MARKS[name]: v for name, v in marks.items()}}
+    return marked if len(marked) <= FIELDS_LIMIT else None
 
 
 def without_marks(finding: dict[str, Any]) -> dict[str, str] | None:

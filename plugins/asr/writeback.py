@@ -29,11 +29,12 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from asr.remediate import Outcome, Status
 from asr.securityhub import (
+    NOT_MARKED,
     PAGE_SIZE,
     clip_note,
     closed_in,
@@ -192,6 +193,10 @@ def write_back(
         status = WORKFLOW_FOR[outcome.status]
         note = note_for(outcome, run_id)
         workflow = (found or {}).get("Workflow", {}).get("Status")
+        if found and workflow == status and (found.get("Note") or {}).get("Text") == clip_note(note):
+            # This run wrote it already: a try of write-back that died before saving its counts.
+            result.settled[finding_id] = written(outcome, run_id)
+            continue
         if found is None or workflow not in STILL_OURS or found.get("RecordState") != "ACTIVE":
             state = f"{workflow}, {found.get('RecordState')}" if found else "no longer NEW or NOTIFIED"
             result.left_alone.append({"finding_id": finding_id, "now": state})
@@ -201,6 +206,8 @@ def write_back(
         fields = without_marks(found) if fixed else None
         if outcome.held_until:  # a person rejected the fix: sweeps leave it alone until then
             fields = with_marks(found, held=outcome.held_until)
+            if fields is None:
+                note = note_for(replace(outcome, message=f"{NOT_MARKED}; {outcome.message}"), run_id)
         current_note = RUN_SUFFIX.sub("", (found.get("Note") or {}).get("Text", ""))
         if (
             workflow == status
