@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from helpers import world_open
 
-from asr import guard
+from asr import guard, sweep
 from asr.aws import Clients
 from asr.config import ConfigError, Settings
 from asr.findings import parse_finding
@@ -186,9 +186,24 @@ def test_dry_run_over_the_demo_fleet_makes_no_mutating_call(aws, airflow_db: Non
     assert run.state == "success"
     writes = [c for c in served_requests() if is_write(c)]
     assert writes == []
-    report = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run.run_id).read_json("report.json")
+    store = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run.run_id)
+    report = store.read_json("report.json")
     assert report["totals"] == {"DRY_RUN": len(seeded)}
     assert all(o["before"] and o["after"] for o in report["outcomes"])
+    # Decided once, at ingest: a later task parsed with ASR_DRY_RUN off still sees a dry run.
+    assert sweep.is_dry_run(store, {"dry_run": False})
+
+
+def test_a_run_is_dry_as_its_ingest_recorded_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Each task takes its params from its own parse, whose default follows ASR_DRY_RUN: an
+    approval step that saw a dry run asked nobody, and a fix parsed after ASR_DRY_RUN was
+    turned off changed the resource."""
+    store = RunStore(tmp_path)
+    assert not sweep.is_dry_run(store, {})  # before ingest: the run's params
+    store.write_json(sweep.INGESTED, {"began": "2026-12-04T00:00:00+00:00", "dry_run": True})
+    assert sweep.is_dry_run(store, {"dry_run": False})
+    store.write_json(sweep.INGESTED, {"began": "2026-12-04T00:00:00+00:00", "dry_run": False})
+    assert not sweep.is_dry_run(store, {"dry_run": True})
 
 
 def test_a_setting_left_empty_takes_its_default_and_a_wrong_number_is_named() -> None:

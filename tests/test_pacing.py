@@ -21,7 +21,7 @@ from asr.pacing import AWS_LIMITS, HEADROOM, THROTTLING, RateBudget, RateLimitEr
 from asr.playbooks import registry
 from asr.remediate import Status, retry_throttled, run_batch
 from asr.store import RunStore
-from asr.sweep import RECORDS, plan
+from asr.sweep import RECORDS, batch_plan, plan
 
 REGION = "us-east-1"
 
@@ -183,9 +183,10 @@ def _rows(playbook: str, account: str, region: str, count: int) -> list[dict[str
 def test_small_account_regions_share_a_batch_and_big_ones_are_split(tmp_path: Path) -> None:
     rows = _rows("EC2.19", "111111111111", REGION, 10) + _rows("EC2.19", "222222222222", REGION, 3)
     rows += _rows("EC2.19", "333333333333", "eu-west-1", 3) + _rows("S3.2", "111111111111", REGION, 2)
-    batches = plan(_store_with(tmp_path, rows), registry(), Settings(batch_size=8, rate_limits="off"), 4)
+    store = _store_with(tmp_path, rows)
+    batches = plan(store, registry(), Settings(batch_size=8, rate_limits="off"), 4)
     assert [(b["playbook"], b["count"]) for b in batches] == [("EC2.19", 8), ("EC2.19", 8), ("S3.2", 2)]
-    assert batches[1]["targets"] == [
+    assert batch_plan(store, batches[1])["targets"] == [
         "111111111111/us-east-1",
         "222222222222/us-east-1",
         "333333333333/eu-west-1",
@@ -221,7 +222,7 @@ def test_with_pacing_an_account_region_gets_no_more_batches_than_can_run_at_once
     store = _store_with(tmp_path, _rows("EC2.19", "111111111111", REGION, 1000))
     paced = plan(store, registry(), Settings(batch_size=50), 4)
     assert [b["count"] for b in paced] == [250] * 4
-    assert [b["rate_shares"] for b in paced] == [{f"111111111111/{REGION}": 4.0}] * 4
+    assert [batch_plan(store, b)["rate_shares"] for b in paced] == [{f"111111111111/{REGION}": 4.0}] * 4
     unpaced = plan(store, registry(), Settings(batch_size=50, rate_limits="off"), 4)
     assert len(unpaced) == 20
 
@@ -232,15 +233,31 @@ def test_with_pacing_a_batch_gets_a_part_of_the_budget_as_large_as_its_work(tmp_
     store = _store_with(tmp_path, _rows("EC2.19", "111111111111", REGION, 300))
     paced = plan(store, registry(), Settings(batch_size=250), 4)
     where = f"111111111111/{REGION}"
-    assert [(b["count"], b["rate_shares"]) for b in paced] == [(250, {where: 1.2}), (50, {where: 6.0})]
+    assert [(b["count"], batch_plan(store, b)["rate_shares"]) for b in paced] == [
+        (250, {where: 1.2}),
+        (50, {where: 6.0}),
+    ]
+
+
+def test_a_paced_plan_of_a_large_fleet_keeps_what_xcom_carries_small(tmp_path: Path) -> None:
+    """Paced, a playbook gets a few batches, each over many account-regions: the batch
+    references named them all, and a fleet of thousands passed XCom's 256 KB."""
+    import json
+
+    rows = [row for n in range(4000) for row in _rows("EC2.19", f"{100000000000 + n}", REGION, 1)]
+    store = _store_with(tmp_path, rows)
+    batches = plan(store, registry(), Settings(batch_size=250), 4)
+    assert len(batches) == 4 and len(json.dumps(batches)) < 1000
+    assert sum(len(batch_plan(store, b)["rate_shares"]) for b in batches) == 4000
 
 
 def test_a_batch_divides_each_of_its_budgets_on_its_own(tmp_path: Path) -> None:
     """251 findings in one account and 249 in another, batches of 250: the second batch holds
     one resource beside 250 in the first account, and 249 alone in the second."""
     rows = _rows("EC2.19", "111111111111", REGION, 251) + _rows("EC2.19", "222222222222", REGION, 249)
-    paced = plan(_store_with(tmp_path, rows), registry(), Settings(batch_size=250), 4, running=4)
-    assert [b["rate_shares"] for b in paced] == [
+    store = _store_with(tmp_path, rows)
+    paced = plan(store, registry(), Settings(batch_size=250), 4, running=4)
+    assert [batch_plan(store, b)["rate_shares"] for b in paced] == [
         {f"111111111111/{REGION}": 1.004},
         {f"111111111111/{REGION}": 251.0, f"222222222222/{REGION}": 1.0},
     ]

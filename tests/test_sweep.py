@@ -16,7 +16,7 @@ from asr.playbooks import registry
 from asr.remediate import retry_throttled
 from asr.securityhub import update_findings
 from asr.store import RunStore
-from asr.sweep import RECORDS, plan
+from asr.sweep import RECORDS, batch_plan, plan
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 
@@ -213,7 +213,8 @@ def test_plan_packs_batches_per_playbook_in_account_region_order(tmp_path: Path)
     settings = Settings(batch_size=50, data_dir=str(tmp_path), rate_limits="off")
     batches = plan(store, registry(), settings)
     assert [b["count"] for b in batches] == [50, 50, 30]
-    assert [len(b["targets"]) for b in batches] == [2, 1, 1]
+    assert [len(batch_plan(store, b)["targets"]) for b in batches] == [2, 1, 1]
+    assert all(set(b) == {"batch_id", "playbook", "count"} for b in batches)  # what XCom carries
     assert sum(len(list(store.read_lines(f"batches/{b['batch_id']}.jsonl"))) for b in batches) == 130
 
 

@@ -224,11 +224,12 @@ class ControlApproval(ApprovalOperator):
         return context["ti"].xcom_pull(task_ids=self.batches_task_id) or []
 
     def execute(self, context: Any) -> Any:
+        from asr.sweep import is_dry_run
         from asr.tasks import run_context
 
         settings, store, _ = run_context(context)
         forget_decision(store, self._batches(context))
-        if context["params"].get("dry_run"):
+        if is_dry_run(store, context["params"]):
             log.info("Dry run: nothing will change, so no approval is asked for")
             return {"approved_by": "dry run"}
         if settings.auto_approves(self.playbook):

@@ -33,7 +33,7 @@ class AutomationFixOperator(BaseOperator):
         from asr.triggers import AutomationExecutionTrigger
 
         settings, store, _ = run_context(context)
-        dry = bool(context["params"].get("dry_run"))
+        dry = sweep.is_dry_run(store, context["params"])
         records = sweep.batch_records(store, self.batch)
         # A retry after the wait failed (the triggerer lost AWS, say) waits again for the
         # executions the earlier try started: starting them again would run the document
@@ -41,7 +41,7 @@ class AutomationFixOperator(BaseOperator):
         earlier = store.read_json(self._saved())["pending"] if store.path(self._saved()).exists() else []
         started = {r["finding_id"] for e in earlier for r in e["records"]}
         records = [r for r in records if r.finding_id not in started]
-        aws, journal = aws_context(settings, rate_shares(self.batch)), self._journal(settings, context)
+        aws, journal = aws_context(settings, rate_shares(store, self.batch)), self._journal(settings, context)
         claims = self._claims(settings, context)
         _reclaim(claims, earlier)
         under_way = list(earlier)
@@ -81,7 +81,7 @@ class AutomationFixOperator(BaseOperator):
                 poll_seconds=document.poll_seconds,
                 deadline=time.time() + document.timeout_minutes * 60,
                 rate_limits=settings.rate_limits,
-                rate_shares=rate_shares(self.batch),
+                rate_shares=rate_shares(store, self.batch),
             ),
             method_name="execute_complete",
         )
@@ -98,7 +98,7 @@ class AutomationFixOperator(BaseOperator):
             saved["pending"],
             event["statuses"],
             registry(),
-            aws_context(settings, rate_shares(self.batch)),
+            aws_context(settings, rate_shares(store, self.batch)),
             journal=journal,
         )
         outcomes = [Outcome(**o) for o in saved["outcomes"]] + finished

@@ -70,6 +70,7 @@ def ingest(
     keep: Keep | None = None,
     scope: Scope | None = None,
     named: Iterable[str] = (),
+    dry_run: bool = False,
 ) -> dict[str, int]:
     """Read the findings the queries select and route each one.
 
@@ -117,7 +118,7 @@ def ingest(
     store.write_lines(RECORDS, records)
     store.write_lines(REJECTED, rejected)
     store.write_lines(NOT_ACTED, (o.to_dict() for o in not_acted))
-    store.write_json(INGESTED, {"began": began})
+    store.write_json(INGESTED, {"began": began, "dry_run": dry_run})
     return {
         "findings": len(seen),
         "routed": len(records),
@@ -162,7 +163,8 @@ def plan(
     would start with a fresh budget the ones before it have already spent. Each batch says
     what part of each of its account-regions' budgets it may spend (``rate_shares``: the
     budget there is divided by it; see ``_rate_shares``), given that at most ``running``
-    fix tasks of the run (of any playbook; ``parallel`` when not given) run at once.
+    fix tasks of the run (of any playbook; ``parallel`` when not given) run at once; that
+    goes to the store beside the batch's records (``batch_plan``).
     """
     rows_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in store.read_lines(RECORDS):
@@ -187,16 +189,25 @@ def plan(
         batch_id = f"{playbook_id}-{first['account_id']}-{first['region']}-{numbers[playbook_id]:04d}"
         numbers[playbook_id] += 1
         store.write_lines(f"batches/{batch_id}.jsonl", chunk)
-        refs.append(
-            {
-                "batch_id": batch_id,
-                "playbook": playbook_id,
-                "count": len(chunk),
-                "targets": sorted({f"{r['account_id']}/{r['region']}" for r in chunk}),
-                "rate_shares": share,
-            }
-        )
+        targets = sorted({f"{r['account_id']}/{r['region']}" for r in chunk})
+        store.write_json(f"batches/{batch_id}.json", {"targets": targets, "rate_shares": share})
+        refs.append({"batch_id": batch_id, "playbook": playbook_id, "count": len(chunk)})
     return refs
+
+
+def batch_plan(store: RunStore, batch: dict[str, Any]) -> dict[str, Any]:
+    """What ``plan`` decided for a batch beyond its reference: its account-regions
+    (``targets``) and the part of each one's budget it may spend (``rate_shares``). Kept in
+    the store, not in the reference XCom carries, since it names every account-region the
+    batch touches: a paced plan of a large fleet has few batches, each over many."""
+    path = f"batches/{batch['batch_id']}.json"
+    if store.path(path).exists():
+        return dict(store.read_json(path))
+    # A reference from before this (a run under way at an upgrade) carried them itself.
+    return {
+        "targets": batch.get("targets", []),
+        "rate_shares": batch.get("rate_shares") or batch.get("rate_share", 1),
+    }
 
 
 def _budget_places(
@@ -292,6 +303,17 @@ def every_outcome(store: RunStore) -> list[Outcome]:
     outcomes = load_outcomes(store)
     result = Result(Status.NOT_RUN, NOT_RUN_MESSAGE)
     return outcomes + [Outcome.of(r, result) for r in without_outcome(store, outcomes)]
+
+
+def is_dry_run(store: RunStore, params: Any) -> bool:
+    """Whether the run is a dry run, as ingest recorded it. Each task takes its params from
+    its own parse of the DAG file, whose default follows ``ASR_DRY_RUN``: changed mid-run,
+    the approval step could skip asking (dry) and a fix then change things (not dry)."""
+    if store.path(INGESTED).exists():
+        recorded = store.read_json(INGESTED).get("dry_run")
+        if recorded is not None:
+            return bool(recorded)
+    return bool(params.get("dry_run"))
 
 
 def unfinished(store: RunStore, not_run: int, written_back: bool = False) -> str | None:

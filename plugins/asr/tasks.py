@@ -86,10 +86,13 @@ def run_parallelism() -> int:
     return max(1, min(conf.getint("core", "parallelism"), conf.getint("core", "max_active_tasks_per_dag")))
 
 
-def rate_shares(batch: dict[str, Any]) -> float | dict[str, float]:
-    """What the batch divides its account-regions' budgets by (a plan made before
-    per-account-region parts gave one number for all)."""
-    return batch.get("rate_shares") or batch.get("rate_share", 1)
+def rate_shares(store: Any, batch: dict[str, Any]) -> float | dict[str, float]:
+    """What the batch divides its account-regions' budgets by (``sweep.batch_plan``; a plan
+    made before per-account-region parts gave one number for all)."""
+    from asr import sweep
+
+    shares: float | dict[str, float] = sweep.batch_plan(store, batch)["rate_shares"]
+    return shares
 
 
 def _control_ids(playbook_ids: list[str]) -> list[str]:
@@ -114,7 +117,8 @@ def _ingest(
         aws.admin_client("organizations", settings.securityhub_region) if needs_organization else None
     )
     scope = Scope.resolve(settings, organizations)
-    counts = sweep.ingest(settings, aws, registry(), store, queries, keep, scope, named)
+    dry_run = bool(get_current_context()["params"].get("dry_run"))
+    counts = sweep.ingest(settings, aws, registry(), store, queries, keep, scope, named, dry_run)
     log.info(
         "Read %(findings)d findings: %(routed)d routed, %(rejected)d rejected, %(ignored)d ignored, "
         "%(excluded)d excluded",
@@ -207,13 +211,13 @@ def fix(batch: dict[str, Any]) -> dict[str, int]:
 
     settings, store, run_id = run_context()
     context = get_current_context()
-    dry = bool(context["params"].get("dry_run"))
+    dry = sweep.is_dry_run(store, context["params"])
     journal = AuditJournal.for_task(settings.audit_root, settings.aws_conn_id, context, batch["batch_id"])
     counts = sweep.remediate(
         batch,
         store,
         registry(),
-        aws_context(settings, rate_shares(batch)),
+        aws_context(settings, rate_shares(store, batch)),
         dry=dry,
         exclude_tag=settings.exclusion_tag,
         threads=settings.fix_threads,
@@ -234,7 +238,7 @@ def write_back() -> dict[str, int]:
     settings, store, run_id = run_context()
     outcomes = sweep.load_outcomes(store)
     counts: dict[str, int] = {}
-    if get_current_context()["params"].get("dry_run"):
+    if sweep.is_dry_run(store, get_current_context()["params"]):
         log.info("Dry run: Security Hub is left as it is")
     else:
         counts = sweep.write_back(settings, aws_context(settings), store, run_id, outcomes)
@@ -251,7 +255,7 @@ def write_back() -> dict[str, int]:
 @task(trigger_rule=TriggerRule.ALL_DONE)
 def report() -> str:
     """Write the run report (JSON, Markdown, HTML), show it in the log, send the summary."""
-    from asr import notify
+    from asr import notify, sweep
     from asr import report as run_report
 
     context = get_current_context()
@@ -261,7 +265,7 @@ def report() -> str:
     where = run_report.location(store)
     notify.send_run_summary(notify.topic_arn(), settings.aws_conn_id, built, where)
     not_run = built["totals"].get("NOT_RUN", 0)
-    dry = bool(context["params"].get("dry_run"))
+    dry = sweep.is_dry_run(store, context["params"])
     fail_if_unfinished(store, not_run, "the report shows what there was", written_back=not dry)
     return where
 
