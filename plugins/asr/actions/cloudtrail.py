@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from asr.actions import Action, grant_name, made_lately, register, with_new_role
 from asr.actions.cloudwatch import RETENTION_DAYS
-from asr.actions.s3 import bucket_region, secure_log_bucket, tls_only_statement
+from asr.actions.s3 import bucket_region, put_statements, secure_log_bucket, tls_only_statement
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -66,21 +66,6 @@ def create_bucket(s3: Any, bucket: str, region: str) -> None:
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
 
 
-def _merged_policy(s3: Any, bucket: str, statements: list[dict[str, Any]]) -> dict[str, Any]:
-    """The bucket's policy with these statements in place of any of the same Sid; others kept.
-    asr's Sids are its own (``ASR...``): an existing bucket named as the log bucket keeps the
-    console's statements that let other trails or recorders deliver to it."""
-    try:
-        policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
-    except ClientError as exc:
-        if _code(exc) != "NoSuchBucketPolicy":
-            raise
-        policy = {"Version": "2012-10-17", "Statement": []}
-    ours = {s["Sid"] for s in statements}
-    kept = [s for s in policy.get("Statement", []) if s.get("Sid") not in ours]
-    return {**policy, "Statement": kept + statements}
-
-
 def ensure_log_bucket(s3: Any, bucket: str, statements: list[dict[str, Any]]) -> None:
     """Create the bucket unless it exists, make it private and encrypted where it is not
     (``secure_log_bucket``), then grant the delivering service.
@@ -95,8 +80,7 @@ def ensure_log_bucket(s3: Any, bucket: str, statements: list[dict[str, Any]]) ->
         create_bucket(s3, bucket, s3.meta.region_name)
     secure_log_bucket(s3, bucket)
     bucket_arn = f"arn:{s3.meta.partition}:s3:::{bucket}"
-    policy = _merged_policy(s3, bucket, [*statements, tls_only_statement([bucket_arn, f"{bucket_arn}/*"])])
-    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    put_statements(s3, bucket, *statements, tls_only_statement([bucket_arn, f"{bucket_arn}/*"]))
 
 
 def _cloudtrail_bucket_statements(partition: str, bucket: str, account: str, trail_arn: str) -> list[Any]:

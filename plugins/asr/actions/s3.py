@@ -369,9 +369,10 @@ def _read_policy(s3: Any, bucket: str) -> dict[str, Any] | None:
     return json.loads(response["Policy"]) if response else None
 
 
-def _put_statement(s3: Any, bucket: str, *added: dict[str, Any]) -> None:
+def put_statements(s3: Any, bucket: str, *added: dict[str, Any]) -> None:
     """Add statements (each replacing one of the same Sid) in one write, keeping every other
-    statement as it is."""
+    statement as it is: asr's Sids are its own (``ASR...``), so an existing bucket keeps the
+    statements that let other trails, recorders or tools use it."""
     policy = _read_policy(s3, bucket)
     statements = _statements(policy)
     if all(statement in statements for statement in added):
@@ -435,7 +436,7 @@ class DenyInsecureTransport(Action):
         return {} if state["DeniesInsecureTransport"] else {"DeniesInsecureTransport": True}
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        _put_statement(clients.s3, resource_id, tls_only_statement(state["Resources"]))
+        put_statements(clients.s3, resource_id, tls_only_statement(state["Resources"]))
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         _drop_statement(clients.s3, resource_id, TLS_SID)
@@ -488,7 +489,7 @@ class DenyCrossAccountSensitiveActions(Action):
                 "BoolIfExists": {"aws:PrincipalIsAWSService": "false"},
             },
         }
-        _put_statement(clients.s3, resource_id, statement)
+        put_statements(clients.s3, resource_id, statement)
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         _drop_statement(clients.s3, resource_id, CROSS_ACCOUNT_SID)
@@ -665,7 +666,7 @@ class EnableServerAccessLogging(Action):
             "Resource": arns[1],
             "Condition": {"StringEquals": {"aws:SourceAccount": state["Account"]}},
         }
-        _put_statement(s3, name, tls_only_statement(arns), delivery)
+        put_statements(s3, name, tls_only_statement(arns), delivery)
         ready.add(name)
 
 
