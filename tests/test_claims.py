@@ -205,7 +205,7 @@ def test_local_breakers_of_a_stale_claim_take_turns(tmp_path: Path, monkeypatch)
     judging, first_in, go_on = [], threading.Event(), threading.Event()
     real_age = module._age
 
-    def slow_age(text: str, modified: Any) -> tuple[str | None, float]:
+    def slow_age(text: str, modified: Any) -> float:
         judging.append(threading.current_thread().name)
         first_in.set()
         go_on.wait(5)

@@ -164,26 +164,20 @@ def poll(pending: list[dict[str, Any]], aws: AwsContext) -> dict[str, dict[str, 
     return statuses
 
 
-# SSM's answers to StopAutomationExecution when there is nothing running to stop, and what
-# they mean for a finding that did not finish in time.
-ENDED_MEANWHILE = "InvalidAutomationStatusUpdateException"  # it ended after the last poll
-NOT_FOUND = "AutomationExecutionNotFoundException"
-NOTHING_TO_STOP = {
-    ENDED_MEANWHILE: "and SSM would not stop it, as it had ended (how could not be read)",
-    NOT_FOUND: "and SSM has no such execution to stop",
-}
+ENDED_MEANWHILE = "InvalidAutomationStatusUpdateException"  # SSM's answer: it has ended since the last poll
 
 
 def _stop(clients: Clients, execution_id: str) -> tuple[str, bool]:
-    """Stop an execution out of time: what became of it (after "... did not finish"), and
-    whether it may still be running. SSM's error code, when it refused, comes first."""
+    """Stop an execution out of time: what became of it (the end of "... did not finish"),
+    or ``ENDED_MEANWHILE``; and whether it may still be running."""
     try:
         retry_throttled(lambda: clients.ssm.stop_automation_execution(AutomationExecutionId=execution_id))
-    except ClientError as exc:
-        if error_code(exc) in (ENDED_MEANWHILE, NOT_FOUND):
-            return error_code(exc), False
-        return f"and could not be stopped ({describe_error(exc)}): it may still be running", True
     except Exception as exc:
+        code = error_code(exc) if isinstance(exc, ClientError) else ""
+        if code == ENDED_MEANWHILE:
+            return code, False
+        if code == "AutomationExecutionNotFoundException":
+            return "and SSM has no such execution to stop", False
         return f"and could not be stopped ({describe_error(exc)}): it may still be running", True
     return "and was stopped", False
 
@@ -235,9 +229,9 @@ def finish(
                 reason = f"{run} did not finish {within}"
                 if ended["status"] == UNREADABLE:
                     reason = f"{run} could not be read {within} ({ended['message']})"
-                result = Result(
-                    Status.FAILED, f"{reason} {NOTHING_TO_STOP.get(stopped, stopped)}", planned.before
-                )
+                if stopped == ENDED_MEANWHILE:  # and its end could not be read
+                    stopped = "and SSM would not stop it, as it had ended"
+                result = Result(Status.FAILED, f"{reason} {stopped}", planned.before)
         except Exception as exc:
             result = Result(Status.FAILED, describe_error(exc), planned.before)
         if journal:

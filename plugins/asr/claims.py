@@ -65,14 +65,21 @@ def _create(path: Any, body: bytes) -> bool:
     return True
 
 
-def _age(text: str, modified: Callable[[], float]) -> tuple[str | None, float]:
-    """Who holds a claim and for how long, from its text. A claim its writer has created but
-    not yet filled in (or died filling in) is judged by when it was written."""
+def _owner(text: str) -> str | None:
+    """Who holds a claim, from its text; None for one not yet filled in."""
     try:
-        held = json.loads(text)
-        return str(held["owner"]), time.time() - float(held["time"])
+        return str(json.loads(text)["owner"])
     except (ValueError, KeyError, TypeError):
-        return None, time.time() - modified()
+        return None
+
+
+def _age(text: str, modified: Callable[[], float]) -> float:
+    """How long a claim has been held, from its text. A claim its writer has created but not
+    yet filled in (or died filling in) is judged by when it was written."""
+    try:
+        return time.time() - float(json.loads(text)["time"])
+    except (ValueError, KeyError, TypeError):
+        return time.time() - modified()
 
 
 def _stale(text: str, modified: Callable[[], float], ttl: float) -> bool:
@@ -81,7 +88,7 @@ def _stale(text: str, modified: Callable[[], float], ttl: float) -> bool:
         stated = float(json.loads(text)["ttl"])
     except (ValueError, KeyError, TypeError):
         stated = ttl
-    return _age(text, modified)[1] > stated
+    return _age(text, modified) > stated
 
 
 def _break(path: Any, ttl: float) -> None:
@@ -175,13 +182,13 @@ class Claims:
         return "another run"
 
     def _ours(self, text: str, _: Callable[[], float]) -> bool:
-        return _age(text, time.time)[0] == self.owner
+        return _owner(text) == self.owner
 
     def _read(self, path: Any) -> tuple[str | None, bool] | None:
         """Who holds a claim, and whether it is stale (``_stale``); None if it is gone."""
         try:
             text = path.read_text()
-            return _age(text, time.time)[0], _stale(text, lambda: path.stat().st_mtime, self.ttl)
+            return _owner(text), _stale(text, lambda: path.stat().st_mtime, self.ttl)
         except FileNotFoundError:
             return None
 

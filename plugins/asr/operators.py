@@ -111,7 +111,9 @@ class AutomationFixOperator(BaseOperator):
             store.write_json(self._saved(), {"outcomes": [], "pending": unstopped})
         else:
             store.remove(self._saved())
-        _release(self._claims(settings, context), [e for e in saved["pending"] if e not in unstopped])
+        _release(
+            self._claims(settings, context), [e for e in saved["pending"] if e["execution_id"] not in running]
+        )
         return counts
 
     def _claims(self, settings: Any, context: Any) -> Any:

@@ -193,7 +193,7 @@ def write_back(
         status = WORKFLOW_FOR[outcome.status]
         note = note_for(outcome, run_id)
         workflow = (found or {}).get("Workflow", {}).get("Status")
-        if found and workflow == status and (found.get("Note") or {}).get("Text") == clip_note(note):
+        if found and workflow == status and (found.get("Note") or {}).get("Text") == note:
             # This run wrote it already: a try of write-back that died before saving its counts.
             result.settled[finding_id] = written(outcome, run_id)
             continue
