@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -411,15 +411,25 @@ def _await_propagation(
         except Exception:  # the read-back says why it cannot be fixed: nothing to wait for
             return False
 
-    waited, delay = 0.0, 1.0
+    waited = 0.0
     waiting = [index for index in states if unsettled(index, waited)]
-    while waiting:
+    for delay in propagation_waits(max((targets[i].action.propagation_seconds for i in waiting), default=0)):
         time.sleep(delay)
         waited += delay
-        delay = min(delay * 2, 8.0)
         for index, state in zip(waiting, _read_grouped([targets[i] for i in waiting], pool), strict=True):
             states[index] = state
         waiting = [index for index in waiting if unsettled(index, waited)]
+        if not waiting:
+            return
+
+
+def propagation_waits(limit: float) -> Iterator[float]:
+    """The pauses before each new read of a change a service may take up to ``limit``
+    seconds to show: 1, 2, 4, 8, 8 ... seconds, until that long has been waited."""
+    waited, delay = 0.0, 1.0
+    while waited < limit:
+        yield delay
+        waited, delay = waited + delay, min(delay * 2, 8.0)
 
 
 def settle(journal: Journal, target: Target, result: Result) -> None:

@@ -37,7 +37,7 @@ from asr.audit import (
     journal_root,
 )
 from asr.aws import AwsContext, Clients
-from asr.remediate import Status, describe_error, retry_throttled
+from asr.remediate import Status, describe_error, propagation_waits, retry_throttled
 from asr.securityhub import NOT_MARKED, iter_findings, queries_by_id, reverted_by, update_findings, with_marks
 from asr.store import RunStore
 
@@ -242,13 +242,13 @@ def _read_back(action: Any, clients: Any, resource_id: str, before: dict[str, An
     """The fields ``before`` names, as the resource reads now: read again, backing off, while
     they differ and the service may not show the revert yet (``Action.propagation_seconds``;
     SQS takes up to a minute), as a fix's own read-back does."""
-    waited, delay = 0.0, 1.0
-    while True:
-        back = _subset(retry_throttled(lambda: action.read(clients, resource_id)), before)
-        if canonical(back) == canonical(before) or waited >= action.propagation_seconds:
-            return back
+    back = _subset(retry_throttled(lambda: action.read(clients, resource_id)), before)
+    for delay in propagation_waits(action.propagation_seconds):
+        if canonical(back) == canonical(before):
+            break
         time.sleep(delay)
-        waited, delay = waited + delay, min(delay * 2, 8.0)
+        back = _subset(retry_throttled(lambda: action.read(clients, resource_id)), before)
+    return back
 
 
 # --- Security Hub
