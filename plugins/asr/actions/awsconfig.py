@@ -6,7 +6,8 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from asr.actions import Action, register
-from asr.actions.cloudtrail import BUCKET_TEMPLATE, LOG_BUCKET_PERMISSIONS, ensure_log_bucket, log_bucket_name
+from asr.actions.cloudtrail import BUCKET_TEMPLATE, LOG_BUCKET_PERMISSIONS, log_bucket_name
+from asr.actions.s3 import ensure_log_bucket
 
 if TYPE_CHECKING:
     from asr.aws import Clients

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from asr.actions import Action, grant_name, made_lately, register, with_new_role
 from asr.actions.cloudwatch import RETENTION_DAYS
-from asr.actions.s3 import bucket_region, put_statements, secure_log_bucket, tls_only_statement
+from asr.actions.s3 import bucket_region, ensure_log_bucket
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -56,31 +56,6 @@ def parse_trail_arn(arn: str) -> tuple[str, str, str, str]:
 
 def log_bucket_name(template: str, account: str, region: str) -> str:
     return template.format(account_id=account, region=region)
-
-
-def create_bucket(s3: Any, bucket: str, region: str) -> None:
-    """us-east-1 refuses a location constraint naming itself; every other Region needs one."""
-    if region == "us-east-1":
-        s3.create_bucket(Bucket=bucket)
-    else:
-        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
-
-
-def ensure_log_bucket(s3: Any, bucket: str, statements: list[dict[str, Any]]) -> None:
-    """Create the bucket unless it exists, make it private and encrypted where it is not
-    (``secure_log_bucket``), then grant the delivering service.
-
-    An existing bucket keeps its settings and the policy statements of other Sids.
-    """
-    try:
-        s3.get_bucket_location(Bucket=bucket)
-    except ClientError as exc:
-        if _code(exc) != "NoSuchBucket":
-            raise
-        create_bucket(s3, bucket, s3.meta.region_name)
-    secure_log_bucket(s3, bucket)
-    bucket_arn = f"arn:{s3.meta.partition}:s3:::{bucket}"
-    put_statements(s3, bucket, *statements, tls_only_statement([bucket_arn, f"{bucket_arn}/*"]))
 
 
 def _cloudtrail_bucket_statements(partition: str, bucket: str, account: str, trail_arn: str) -> list[Any]:
@@ -211,6 +186,7 @@ KMS_KEY_PERMISSIONS = (
 LOG_BUCKET_PERMISSIONS = (
     "s3:GetBucketLocation",
     "s3:CreateBucket",
+    "s3:PutBucketOwnershipControls",
     "s3:GetBucketPublicAccessBlock",
     "s3:PutBucketPublicAccessBlock",
     "s3:GetEncryptionConfiguration",

@@ -538,6 +538,42 @@ def bucket_region(s3: Any, bucket: str) -> str:
     return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location)
 
 
+def create_bucket(s3: Any, bucket: str, region: str, **settings: Any) -> None:
+    """us-east-1 refuses a location constraint naming itself; every other Region needs one."""
+    if region != "us-east-1":
+        settings["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    s3.create_bucket(Bucket=bucket, **settings)
+
+
+def ensure_log_bucket(
+    s3: Any, bucket: str, statements: list[dict[str, Any]], region: str | None = None
+) -> None:
+    """Set up a bucket that a service delivers logs to (S3 access logs, CloudTrail, Config).
+
+    Created unless it exists (ACLs off, in the client's Region; another fix task may create
+    it at the same moment), made private and encrypted where it is not (``secure_log_bucket``),
+    and given ``statements`` and TLS required in one policy write (``put_statements``): fix
+    tasks in other processes may set it up at once, and neither's write drops the other's.
+    An existing bucket keeps its settings and the statements of other Sids. With ``region``,
+    an existing bucket must be in it (S3 delivers access logs only within a Region).
+    """
+    try:
+        found = bucket_region(s3, bucket)
+    except ClientError as exc:
+        if _error_code(exc) != "NoSuchBucket":
+            raise
+        try:
+            create_bucket(s3, bucket, s3.meta.region_name, ObjectOwnership="BucketOwnerEnforced")
+        except ClientError as exc:
+            if _error_code(exc) != "BucketAlreadyOwnedByYou":
+                raise
+    else:
+        if region and found != region:
+            raise ValueError(f"log bucket {bucket} is in {found}, not in {region} with the bucket")
+    secure_log_bucket(s3, bucket)
+    put_statements(s3, bucket, tls_only_statement(_bucket_arns(s3.meta.partition, bucket)), *statements)
+
+
 @register
 class EnableServerAccessLogging(Action):
     """Send a bucket's server access logs to the account's log bucket in the bucket's region.
@@ -632,41 +668,20 @@ class EnableServerAccessLogging(Action):
 
     @staticmethod
     def _ensure_log_bucket(s3: Any, state: dict[str, Any]) -> None:
-        """Create the log bucket or check its Region, then make sure it has its settings: each
-        is put only where missing, and a bucket is done once a task (``_LOG_BUCKETS_READY``).
-        Fix tasks in other processes may set it up at once: each writes both statements in one
-        policy write, so neither's write drops the other's."""
-        name, region = state["Target"]["TargetBucket"], state["Region"]
+        """The log bucket, set up once a task (``_LOG_BUCKETS_READY``), in the bucket's Region."""
+        name = state["Target"]["TargetBucket"]
         ready = _LOG_BUCKETS_READY.setdefault(s3, set())
         if name in ready:
             return
-        arns = _bucket_arns(state["Partition"], name)
-        try:
-            found = bucket_region(s3, name)
-        except ClientError as exc:
-            if _error_code(exc) != "NoSuchBucket":
-                raise
-            create: dict[str, Any] = {"Bucket": name, "ObjectOwnership": "BucketOwnerEnforced"}
-            if region != "us-east-1":
-                create["CreateBucketConfiguration"] = {"LocationConstraint": region}
-            try:
-                s3.create_bucket(**create)
-            except ClientError as exc:  # another fix task created it meanwhile: go on setting it up
-                if _error_code(exc) != "BucketAlreadyOwnedByYou":
-                    raise
-        else:
-            if found != region:
-                raise ValueError(f"log bucket {name} is in {found}, not in {region} with the bucket")
-        secure_log_bucket(s3, name)
         delivery = {
             "Sid": LOG_DELIVERY_SID,
             "Effect": "Allow",
             "Principal": {"Service": "logging.s3.amazonaws.com"},
             "Action": "s3:PutObject",
-            "Resource": arns[1],
+            "Resource": _bucket_arns(state["Partition"], name)[1],
             "Condition": {"StringEquals": {"aws:SourceAccount": state["Account"]}},
         }
-        put_statements(s3, name, tls_only_statement(arns), delivery)
+        ensure_log_bucket(s3, name, [delivery], region=state["Region"])
         ready.add(name)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from asr.actions.cloudtrail import create_bucket
+from asr.actions.s3 import create_bucket
 from asr.aws import AwsContext
 from asr.local.seeders import Seeded, seeder
 
