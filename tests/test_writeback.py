@@ -192,6 +192,9 @@ def test_a_hold_that_does_not_fit_is_said_in_the_note_and_no_field_is_dropped(im
     now = state(securityhub)[f[0]["Id"]]
     assert now["UserDefinedFields"] == fields
     assert now["Workflow"]["Status"] == "NOTIFIED" and "not marked: the finding has 50" in now["Note"]["Text"]
+    # A retry of a write-back that died before saving its counts: this run's own write.
+    retried = write_back(securityhub, [rejected], "r1")
+    assert (retried.updated, retried.unchanged) == (1, [])
 
 
 def test_only_a_fix_clears_the_rollback_mark(imported) -> None:  # type: ignore[no-untyped-def]

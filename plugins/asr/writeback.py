@@ -192,6 +192,15 @@ def write_back(
         found = now.get(finding_id)
         status = WORKFLOW_FOR[outcome.status]
         note = note_for(outcome, run_id)
+        fields = None
+        if found:
+            fixed = outcome.status in (Status.REMEDIATED, Status.ALREADY_COMPLIANT)
+            # A person picked a finding whose fix was rolled back, or rejected: fixed now, unmarked.
+            fields = without_marks(found) if fixed else None
+            if outcome.held_until:  # a person rejected the fix: sweeps leave it alone until then
+                fields = with_marks(found, held=outcome.held_until)
+                if fields is None:
+                    note = note_for(replace(outcome, message=f"{NOT_MARKED}; {outcome.message}"), run_id)
         workflow = (found or {}).get("Workflow", {}).get("Status")
         if found and workflow == status and (found.get("Note") or {}).get("Text") == note:
             # This run wrote it already: a try of write-back that died before saving its counts.
@@ -201,13 +210,6 @@ def write_back(
             state = f"{workflow}, {found.get('RecordState')}" if found else "no longer NEW or NOTIFIED"
             result.left_alone.append({"finding_id": finding_id, "now": state})
             continue
-        fixed = outcome.status in (Status.REMEDIATED, Status.ALREADY_COMPLIANT)
-        # A person picked a finding whose fix was rolled back, or rejected: fixed now, unmarked.
-        fields = without_marks(found) if fixed else None
-        if outcome.held_until:  # a person rejected the fix: sweeps leave it alone until then
-            fields = with_marks(found, held=outcome.held_until)
-            if fields is None:
-                note = note_for(replace(outcome, message=f"{NOT_MARKED}; {outcome.message}"), run_id)
         current_note = RUN_SUFFIX.sub("", (found.get("Note") or {}).get("Text", ""))
         if (
             workflow == status
