@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import boto3
@@ -13,7 +14,7 @@ from helpers import world_open
 
 from asr import guard, sweep
 from asr.aws import Clients
-from asr.config import ConfigError, Settings
+from asr.config import ConfigError, Settings, env_number
 from asr.findings import parse_finding
 from asr.guard import GuardError, Scope
 from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT, served_requests
@@ -223,6 +224,51 @@ def test_a_setting_left_empty_takes_its_default_and_a_wrong_number_is_named() ->
     assert Settings.from_env(blank) == Settings()
     with pytest.raises(ConfigError, match="ASR_BATCH_SIZE='ten' is not a whole number"):
         Settings.from_env({"ASR_BATCH_SIZE": "ten"})
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"ASR_DRY_RUN": "ture"}, "ASR_DRY_RUN='ture' is neither on"),
+        ({"ASR_DRY_RUN": "y"}, "ASR_DRY_RUN='y' is neither on"),
+        ({"ASR_ACCOUNTS_FROM_ORGANIZATION": "enabled"}, "ASR_ACCOUNTS_FROM_ORGANIZATION='enabled'"),
+        ({"ASR_EXCLUDE_CONTROLS": "ec2.13"}, "ASR_EXCLUDE_CONTROLS: 'ec2.13' is no control asr fixes"),
+        ({"ASR_EXCLUDE_CONTROLS": "EC2.13 EC2.2"}, "'EC2.13 EC2.2' is no control asr fixes"),
+        ({"ASR_BATCH_SIZE": "0"}, "ASR_BATCH_SIZE='0' is not a whole number of at least 1"),
+        ({"ASR_FIX_THREADS": "-2"}, "ASR_FIX_THREADS='-2' is not a whole number of at least 1"),
+        (
+            {"ASR_AUDIT_DIR": "/tmp/asr-runs/", "ASR_DATA_DIR": "/tmp/asr-runs"},
+            "ASR_AUDIT_DIR '/tmp/asr-runs/' is",
+        ),
+        ({"ASR_SECURITYHUB_REGION": "US-EAST-1"}, "ASR_SECURITYHUB_REGION 'US-EAST-1' is not"),
+        ({"ASR_AUTOMATION_ROLE_NAME": "a role"}, "ASR_AUTOMATION_ROLE_NAME 'a role' is not"),
+    ],
+)
+def test_a_setting_asr_would_misread_stops_the_dags_and_is_named(
+    environ: dict[str, str], message: str
+) -> None:
+    """A misspelt flag read as off would make a dry run change resources; an exclusion
+    that matches nothing, or a journal inside the run folders, fails open."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Settings.from_env(environ)
+
+
+def test_on_off_settings_take_the_usual_words() -> None:
+    for word in ("1", "true", "Yes", " ON "):
+        assert Settings.from_env({"ASR_DRY_RUN": word}).dry_run
+    for word in ("", "0", "false", "No", "off"):
+        assert not Settings.from_env({"ASR_DRY_RUN": word}).dry_run
+    # A control another playbook fixes is matched too (guard.Scope.check reads both).
+    assert Settings.from_env({"ASR_EXCLUDE_CONTROLS": "EC2.13, IAM.22"}).exclude_controls == (
+        "EC2.13",
+        "IAM.22",
+    )
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-30"])
+def test_task_settings_read_at_parse_time_refuse_what_is_no_delay(value: str) -> None:
+    with pytest.raises(ConfigError, match="ASR_RETRY_DELAY_SECONDS"):
+        env_number("ASR_RETRY_DELAY_SECONDS", 30.0, {"ASR_RETRY_DELAY_SECONDS": value})
 
 
 def test_a_resource_outside_the_configured_regions_is_rejected(aws) -> None:

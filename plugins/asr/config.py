@@ -6,6 +6,7 @@ in docker-compose and on a cluster; a DAG run's params override them per run.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -39,22 +40,44 @@ def env_value(name: str, default: str, environ: Mapping[str, str] | None = None)
     return (env.get(name) or "").strip() or default
 
 
-def env_number(name: str, default: float, environ: Mapping[str, str] | None = None) -> float:
-    """A numeric ``ASR_*`` setting (see ``env_value``), or a ConfigError naming it."""
+def env_number(
+    name: str, default: float, environ: Mapping[str, str] | None = None, minimum: float = 0
+) -> float:
+    """A numeric ``ASR_*`` setting (see ``env_value``) of at least ``minimum``, or a ConfigError
+    naming it: a negative retry count or delay, or nan, is a typo, not a setting."""
     text = env_value(name, str(default), environ)
     try:
-        return float(text) if isinstance(default, float) else int(text)
+        number = float(text) if isinstance(default, float) else int(text)
     except ValueError:
+        number = math.nan
+    if not minimum <= number < math.inf:  # nan compares false too
         kind = "number" if isinstance(default, float) else "whole number"
-        raise ConfigError(f"{name}={text!r} is not a {kind}") from None
+        raise ConfigError(f"{name}={text!r} is not a {kind} of at least {minimum:g}")
+    return number
 
 
-def _flag(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+TRUE = ("1", "true", "yes", "on")
+FALSE = ("0", "false", "no", "off")
+
+
+def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """An on/off ``ASR_*`` setting (unset or empty: off), or a ConfigError naming it: a
+    misspelt ``ASR_DRY_RUN=ture`` must not quietly mean a run that changes resources."""
+    text = env_value(name, "off", environ).lower()
+    if text not in TRUE + FALSE:
+        raise ConfigError(f"{name}={text!r} is neither on ({'/'.join(TRUE)}) nor off ({'/'.join(FALSE)})")
+    return text in TRUE
 
 
 def _split(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+def _same_place(one: str, other: str) -> bool:
+    """Whether two settings name one folder: the same URL, or the same local path."""
+    if "://" in one or "://" in other:
+        return one.rstrip("/") == other.rstrip("/")
+    return Path(one).resolve() == Path(other).resolve()
 
 
 def _hours(value: str | None, default: float, what: str) -> float:
@@ -104,12 +127,23 @@ class Settings:
         for account in (*self.accounts, *self.run_accounts):
             if not ACCOUNT_RE.fullmatch(account):
                 raise ConfigError(f"account id {account!r} is not 12 digits")
-        for region in (*self.regions, self.securityhub_region):
+        for region in self.regions:
             if not REGION_RE.fullmatch(region):
-                raise ConfigError(f"region {region!r} is not an AWS region name")
-        for role in (self.member_role_name, self.automation_role_name):
-            if not ROLE_NAME_RE.match(role):
-                raise ConfigError(f"role name {role!r} is not a valid IAM role name")
+                raise ConfigError(
+                    f"region {region!r} (ASR_REGIONS, or a run's regions) is not an AWS region name"
+                )
+        if not REGION_RE.fullmatch(self.securityhub_region):
+            raise ConfigError(f"ASR_SECURITYHUB_REGION {self.securityhub_region!r} is not an AWS region name")
+        for setting, role in (
+            ("ASR_MEMBER_ROLE_NAME", self.member_role_name),
+            ("ASR_AUTOMATION_ROLE_NAME", self.automation_role_name),
+        ):
+            if not ROLE_NAME_RE.fullmatch(role):
+                raise ConfigError(f"{setting} {role!r} is not a valid IAM role name")
+        if self.audit_dir and _same_place(self.audit_dir, self.data_dir):
+            raise ConfigError(
+                f"ASR_AUDIT_DIR {self.audit_dir!r} is ASR_DATA_DIR: the journal needs a folder of its own"
+            )
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, not {self.batch_size}")
         if not 1 <= self.fix_threads <= 64:
@@ -129,6 +163,7 @@ class Settings:
         if self.exclude_tag and not self.exclude_tag.partition("=")[0].strip():
             raise ConfigError(f"exclusion tag {self.exclude_tag!r} needs a key: KEY or KEY=VALUE")
         self._check_approvals()
+        self._check_exclusions()
 
     def _check_approvals(self) -> None:
         """Auto-approval names playbooks by their control id: a typo must not silently leave
@@ -157,6 +192,21 @@ class Settings:
             owner = playbooks.for_control(control)
             where = f"; it is fixed by the {owner.control_id} playbook" if owner else ""
             raise ConfigError(f"auto-approve {control!r} names no playbook{where}")
+
+    def _check_exclusions(self) -> None:
+        """An excluded control is matched as written against a finding's control and its
+        playbook: ``ec2.13`` or ``EC2.13 EC2.2`` would exclude nothing, so it is refused."""
+        if not self.exclude_controls:
+            return
+        from asr.playbooks import registry
+
+        playbooks = registry()
+        for control in self.exclude_controls:
+            if control not in playbooks.playbooks and playbooks.for_control(control) is None:
+                raise ConfigError(
+                    f"ASR_EXCLUDE_CONTROLS: {control!r} is no control asr fixes "
+                    "(control ids as Security Hub writes them, e.g. EC2.13, comma-separated)"
+                )
 
     def auto_approves(self, playbook: str) -> bool:
         """Whether this playbook's fixes run without waiting for a person's approval."""
@@ -206,12 +256,12 @@ class Settings:
             automation_role_name=value("ASR_AUTOMATION_ROLE_NAME", defaults.automation_role_name),
             accounts=_split(env.get("ASR_ACCOUNTS")),
             regions=_split(env.get("ASR_REGIONS")),
-            batch_size=int(env_number("ASR_BATCH_SIZE", defaults.batch_size, env)),
+            batch_size=int(env_number("ASR_BATCH_SIZE", defaults.batch_size, env, minimum=1)),
             data_dir=value("ASR_DATA_DIR", defaults.data_dir),
-            dry_run=_flag(env.get("ASR_DRY_RUN")),
+            dry_run=env_flag("ASR_DRY_RUN", env),
             rate_limits=value("ASR_RATE_LIMITS", defaults.rate_limits),
-            fix_threads=int(env_number("ASR_FIX_THREADS", defaults.fix_threads, env)),
-            accounts_from_organization=_flag(env.get("ASR_ACCOUNTS_FROM_ORGANIZATION")),
+            fix_threads=int(env_number("ASR_FIX_THREADS", defaults.fix_threads, env, minimum=1)),
+            accounts_from_organization=env_flag("ASR_ACCOUNTS_FROM_ORGANIZATION", env),
             exclude_accounts=_split(env.get("ASR_EXCLUDE_ACCOUNTS")),
             exclude_ous=_split(env.get("ASR_EXCLUDE_OUS")),
             exclude_controls=_split(env.get("ASR_EXCLUDE_CONTROLS")),

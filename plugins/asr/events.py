@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from asr.config import REGION_RE, ConfigError, Settings
+from asr.config import REGION_RE, ConfigError, Settings, env_number
 from asr.findings import RoutingRecord
 from asr.playbooks import registry
 
@@ -28,24 +28,14 @@ SQS_LONGEST_WAIT = 20  # seconds: ReceiveMessage's WaitTimeSeconds is 0 to 20
 QUEUE_URL_REGION = re.compile(r"^https://(?:sqs\.([a-z0-9-]+)|([a-z0-9-]+)\.queue)\.amazonaws\.com")
 
 
-def _seconds(environ: Mapping[str, str], name: str, default: int) -> int:
-    """A setting in whole seconds, 0 or more; unset or empty means ``default``."""
-    text = environ.get(name, "").strip()
-    if not text:
-        return default
-    if not (text.isascii() and text.isdecimal()):
-        raise ConfigError(f"{name}={text!r} is not a whole number of seconds")
-    return int(text)
-
-
 def queue_polling(environ: Mapping[str, str] | None = None) -> tuple[int, int]:
     """How the triggerer polls the events queue: (long-poll wait, pause after an empty
     poll), from ``ASR_EVENTS_WAIT_SECONDS`` (default 20) and ``ASR_EVENTS_POLL_SECONDS``
     (default 1). Without a long poll (wait 0) and without a pause, the triggerer would ask
     SQS nonstop and pay for every empty answer, so a short poll pauses a second at least."""
     env = os.environ if environ is None else environ
-    wait = _seconds(env, "ASR_EVENTS_WAIT_SECONDS", SQS_LONGEST_WAIT)
-    pause = _seconds(env, "ASR_EVENTS_POLL_SECONDS", 1)
+    wait = int(env_number("ASR_EVENTS_WAIT_SECONDS", SQS_LONGEST_WAIT, env))
+    pause = int(env_number("ASR_EVENTS_POLL_SECONDS", 1, env))
     if wait > SQS_LONGEST_WAIT:
         raise ConfigError(
             f"ASR_EVENTS_WAIT_SECONDS={wait}: an SQS long poll waits {SQS_LONGEST_WAIT} s at most"

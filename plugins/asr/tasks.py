@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 OVERRIDABLE = ("accounts", "regions", "batch_size")
 # Fix tasks of one playbook in one run that may run at once (each runs ASR_FIX_THREADS threads); read when
 # the DAG is parsed. An Airflow pool (ASR_FIX_POOL) can bound them across runs and DAGs.
-MAX_ACTIVE_FIXES = int(env_number("ASR_MAX_ACTIVE_FIXES", 8))
+MAX_ACTIVE_FIXES = int(env_number("ASR_MAX_ACTIVE_FIXES", 8, minimum=1))
 FIX_POOL = env_value("ASR_FIX_POOL", "default_pool")
 # A fix or write-back try that died (worker killed, AWS unreachable) is tried again: fixes
 # are idempotent and claimed, outcomes are saved before write-back, which re-reads first.
