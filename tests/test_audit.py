@@ -100,6 +100,27 @@ def test_writes_only_append(aws, tmp_path: Path) -> None:
     assert [json.loads(line)["event"] for line in path.read_text().splitlines()] == ["intent", "settle"]
 
 
+def test_a_short_write_is_finished_and_a_torn_line_does_not_swallow_the_next(
+    aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk can take part of a line: the intent must be whole before the change, and
+    the line after a torn one must still be read."""
+    import asr.audit
+
+    target = seeded_target(aws)
+    planned = planned_for(target)
+    written = journal(tmp_path)
+    written.intend(target, planned)
+    [path] = list(written.root.iterdir())
+    with path.open("a") as torn:
+        torn.write('{"event": "intent", "resou')
+    real_write = os.write
+    monkeypatch.setattr(asr.audit.os, "write", lambda fd, data: real_write(fd, data[:7]))
+    written.settle(target, Result(Status.REMEDIATED, "fixed", planned.before))
+    monkeypatch.undo()
+    assert [e["event"] for e in journal(tmp_path).events()] == ["intent", "settle"]
+
+
 def test_a_task_killed_mid_change_leaves_an_intent_without_settle(aws, tmp_path: Path) -> None:
     """A retry sees what the first try meant to do; its own settle does not close the first try's intent."""
     target = seeded_target(aws)

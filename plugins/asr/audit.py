@@ -253,9 +253,14 @@ class AuditJournal:
         self.root.mkdir(parents=True, exist_ok=True)
         path = self._path()
         created = not path.exists()
-        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
         try:
-            os.write(descriptor, line.encode("utf-8"))
+            data = line.encode("utf-8")
+            size = os.fstat(descriptor).st_size
+            if size and os.pread(descriptor, 1, size - 1) != b"\n":
+                data = b"\n" + data  # an earlier write torn by a full disk: this line starts its own
+            while data:  # a write may take only part (a full disk, a signal): the rest, or raise
+                data = data[os.write(descriptor, data) :]
         finally:
             os.close(descriptor)
         if created:  # the new file's name must survive a crash too
