@@ -12,6 +12,7 @@ from asr.audit import REVERT, UNSETTLED, AuditJournal, Origin, canonical, journa
 from asr.aws import Clients
 from asr.config import Settings
 from asr.findings import RoutingRecord, parse_finding
+from asr.guard import Scope
 from asr.local import MEMBER_ACCOUNT
 from asr.local.seed import finding, import_findings, seed_one, seed_scenarios
 from asr.playbooks import registry
@@ -145,6 +146,28 @@ def test_dry_run_changes_nothing_then_a_rollback_is_done_once(aws, tmp_path: Pat
     later = AuditJournal(journal.root, Origin("asr_rollback", "rollback-2", "rollback", 1, "bob"))
     [again] = Rollback(later, aws).run()
     assert again.status == RollbackStatus.ALREADY_REVERTED
+
+
+@pytest.mark.parametrize(
+    ("settings", "why"),
+    [
+        (Settings(exclude_accounts=(MEMBER_ACCOUNT,)), "the account is excluded (ASR_EXCLUDE_ACCOUNTS)"),
+        (Settings(accounts=("999999999999",)), f"account {MEMBER_ACCOUNT} is not one asr may act in"),
+        (Settings(regions=("eu-west-1",)), "region us-east-1 is not one asr may act in"),
+        (Settings(exclude_controls=("EC2.7",)), "control EC2.7 is excluded"),
+    ],
+)
+def test_a_change_outside_what_asr_may_act_on_now_is_not_put_back(
+    aws, tmp_path: Path, settings: Settings, why: str
+) -> None:
+    """An account excluded (or a control, a region) since the fix: "never act on" holds for undoing too."""
+    journal, record = _fixed(aws, tmp_path, "EC2.7")
+    fixed = _state(aws, record)
+    [reversal] = Rollback(journal, aws, scope=Scope.resolve(settings)).run()
+    assert reversal.status == RollbackStatus.OUT_OF_SCOPE and why in reversal.reason
+    assert _state(aws, record) == fixed and journal.changes(REVERT) == []
+    [allowed] = Rollback(journal, aws, scope=Scope.resolve(Settings(accounts=(MEMBER_ACCOUNT,)))).run()
+    assert allowed.status == RollbackStatus.REVERTED
 
 
 def test_the_selection_narrows_by_control_and_finding(aws, tmp_path: Path) -> None:

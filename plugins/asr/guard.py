@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from asr.aws import Clients
+from asr.aws import AwsContext, Clients
 from asr.config import Settings
 from asr.findings import RoutingRecord
 from asr.remediate import Status, describe_error
@@ -72,15 +72,28 @@ class Scope:
             regions=frozenset(settings.regions),
         )
 
+    @classmethod
+    def for_aws(cls, settings: Settings, aws: AwsContext) -> Scope:
+        """``resolve``, reading the organization as the administrator where the settings need it."""
+        needs_organization = settings.accounts_from_organization or settings.exclude_ous
+        organizations = (
+            aws.admin_client("organizations", settings.securityhub_region) if needs_organization else None
+        )
+        return cls.resolve(settings, organizations)
+
     def check(self, record: RoutingRecord) -> tuple[Status, str] | None:
         """None to act; else REJECTED (not ours to touch) or EXCLUDED (ours, but never), and why."""
-        if self.allowed is not None and record.account_id not in self.allowed:
-            return Status.REJECTED, f"account {record.account_id} is not one asr may act in"
-        if self.regions and record.region not in self.regions:
-            return Status.REJECTED, f"region {record.region} is not one asr may act in (ASR_REGIONS)"
-        if record.account_id in self.excluded_accounts:
-            return Status.EXCLUDED, self.excluded_accounts[record.account_id]
-        for control in (record.control_id, record.playbook):
+        return self.why_not(record.account_id, record.region, (record.control_id, record.playbook))
+
+    def why_not(self, account_id: str, region: str, controls: Iterable[str]) -> tuple[Status, str] | None:
+        """``check`` for a change in this account and region, of these controls."""
+        if self.allowed is not None and account_id not in self.allowed:
+            return Status.REJECTED, f"account {account_id} is not one asr may act in"
+        if self.regions and region not in self.regions:
+            return Status.REJECTED, f"region {region} is not one asr may act in (ASR_REGIONS)"
+        if account_id in self.excluded_accounts:
+            return Status.EXCLUDED, self.excluded_accounts[account_id]
+        for control in controls:
             if control in self.excluded_controls:
                 return Status.EXCLUDED, f"control {control} is excluded (ASR_EXCLUDE_CONTROLS)"
         return None

@@ -37,6 +37,7 @@ from asr.audit import (
     journal_root,
 )
 from asr.aws import AwsContext, Clients
+from asr.guard import Scope
 from asr.remediate import Status, describe_error, propagation_waits, retry_throttled
 from asr.securityhub import NOT_MARKED, iter_findings, queries_by_id, reverted_by, update_findings, with_marks
 from asr.store import RunStore
@@ -55,6 +56,8 @@ class RollbackStatus(StrEnum):
     CHANGED_SINCE = "CHANGED_SINCE"
     ALREADY_REVERTED = "ALREADY_REVERTED"
     NOT_FIXED = "NOT_FIXED"  # the fix itself did not succeed: nothing of it to put back
+    # The account, region or control is outside what asr may act on now (``asr.guard``).
+    OUT_OF_SCOPE = "OUT_OF_SCOPE"
     FAILED = "FAILED"
 
 
@@ -135,10 +138,14 @@ def _subset(state: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
 class Rollback:
     """Reverts the recorded changes of one run, recording each revert in that run's journal."""
 
-    def __init__(self, journal: AuditJournal, aws: AwsContext, dry: bool = False) -> None:
+    def __init__(
+        self, journal: AuditJournal, aws: AwsContext, dry: bool = False, scope: Scope | None = None
+    ) -> None:
         self.journal = journal
         self.aws = aws
         self.dry = dry
+        # Who asr may act on now: an account excluded since the fix is not touched to undo it.
+        self.scope = scope
 
     def run(self, controls: Iterable[str] = (), finding_ids: Iterable[str] = ()) -> list[Reversal]:
         controls, finding_ids = list(controls), list(finding_ids)
@@ -166,6 +173,14 @@ class Rollback:
         if not _made(change):
             message = change.settle["message"] if change.settle else ""
             return Reversal.of(change, RollbackStatus.NOT_FIXED, f"the fix ended {change.status}: {message}")
+        intent = change.intent
+        refused = self.scope and self.scope.why_not(
+            intent["account_id"],
+            intent["region"],
+            [*(intent.get("control_ids") or []), intent.get("playbook", "")],
+        )
+        if refused:
+            return Reversal.of(change, RollbackStatus.OUT_OF_SCOPE, f"not put back: {refused[1]}")
         try:
             action = actions.build(change.intent["action"], change.intent["params"])
         except actions.ActionError as exc:
@@ -348,7 +363,8 @@ def revert_run() -> dict[str, int]:
     journal = find_journal(settings.audit_root, params["run"], settings.aws_conn_id, origin)
     dry = bool(params.get("dry_run"))
     aws = aws_context(settings)
-    reversals = Rollback(journal, aws, dry).run(params.get("controls") or [], params.get("finding_ids") or [])
+    rollback = Rollback(journal, aws, dry, Scope.for_aws(settings, aws))
+    reversals = rollback.run(params.get("controls") or [], params.get("finding_ids") or [])
     marked = None
     if not dry:
         securityhub = aws.admin_client("securityhub", settings.securityhub_region)

@@ -112,11 +112,7 @@ def _ingest(
 
     settings, store, _ = run_context()
     aws = aws_context(settings)
-    needs_organization = settings.accounts_from_organization or settings.exclude_ous
-    organizations = (
-        aws.admin_client("organizations", settings.securityhub_region) if needs_organization else None
-    )
-    scope = Scope.resolve(settings, organizations)
+    scope = Scope.for_aws(settings, aws)
     dry_run = bool(get_current_context()["params"].get("dry_run"))
     counts = sweep.ingest(settings, aws, registry(), store, queries, keep, scope, named, dry_run)
     log.info(
