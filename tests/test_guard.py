@@ -102,6 +102,25 @@ def test_tagged_resources_are_excluded_in_their_own_account(aws) -> None:
     )
 
 
+def test_a_bucket_s_tags_are_read_in_the_bucket_s_own_region(aws, monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3 playbooks act on an account's buckets together, but AWS's tagging API answers only
+    for the buckets of the region it is called in: a tagged bucket elsewhere was missed."""
+    records = [
+        parse_finding(finding(seed_one(aws, "S3.5", MEMBER_ACCOUNT, region, n)), registry())
+        for n, region in enumerate((REGION, "eu-west-1"))
+    ]
+    asked: list[tuple[str, list[str]]] = []
+    real = guard.excluded_by_tag
+
+    def recorded(clients: Clients, arns: list[str], tag: tuple[str, str | None]) -> dict[str, str]:
+        asked.append((clients.region, arns))
+        return real(clients, arns, tag)
+
+    monkeypatch.setattr(guard, "excluded_by_tag", recorded)
+    run_batch(records, registry(), aws, exclude_tag=("asr:exclude", None))
+    assert sorted(asked) == sorted((r.region, [r.resource_arn]) for r in records)
+
+
 def test_a_tagged_iam_user_is_excluded_though_the_tagging_api_does_not_list_it(aws) -> None:
     """AWS's GetResources does not answer for IAM users (nor does the stand-in): their tags
     are read from IAM, so a tagged user keeps its access key."""

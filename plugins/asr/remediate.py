@@ -256,16 +256,14 @@ def resolve_targets(
         if exclude_tag:
             from asr.guard import excluded_by_tag
 
-            arns = sorted(
-                {
-                    r.resource_arn
-                    for rs in by_resource.values()
-                    for r in rs
-                    if r.resource_arn.startswith("arn:")
-                }
-            )
+            # The tagging API answers for the resources of its own region: a global playbook's
+            # buckets are looked up where each finding says the bucket is.
+            arns: dict[str, set[str]] = defaultdict(set)
+            for r in (r for rs in by_resource.values() for r in rs if r.resource_arn.startswith("arn:")):
+                arns[r.region].add(r.resource_arn)
             try:
-                excluded = excluded_by_tag(clients, arns, exclude_tag) if arns else {}
+                for tag_region, in_region in sorted(arns.items()):
+                    excluded |= excluded_by_tag(clients.in_region(tag_region), sorted(in_region), exclude_tag)
             except Exception as exc:
                 reason = Result(
                     Status.FAILED, f"cannot read tags to check exclusions, not touched: {describe_error(exc)}"
