@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from asr import report
+from asr.remediate import Outcome
 from asr.store import RunStore
+from asr.writeback import written
 
 RUN_ID = "manual__2026-01-01T00:00:00+00:00"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -59,6 +61,8 @@ WRITEBACK = {
         }
     ],
     "left_alone": [{"finding_id": f"{FINDING}-9", "now": "SUPPRESSED, ACTIVE"}],
+    # What Security Hub shows of each outcome write-back gave it (sg-2's update was refused).
+    "settled": {o["finding_id"]: written(Outcome(**o), RUN_ID) for o in (OUTCOMES[0], OUTCOMES[2])},
 }
 
 
@@ -103,6 +107,7 @@ def test_json_and_markdown_are_written_as_before(store: RunStore) -> None:
     assert markdown.startswith(
         f"# ASR run {RUN_ID}\n\nTotals: REMEDIATED: 2, FAILED: 1, REJECTED: 1, DRY_RUN: 1"
     )
+    assert built["writeback_pending"] == 0  # written, refused (sg-2) or not for Security Hub (dry)
     assert "- arn:aws:securityhub:x: no playbook for <FOO.1> & friends" in markdown
 
 
@@ -274,12 +279,49 @@ def test_a_finding_write_back_did_not_reach_has_no_workflow_status(tmp_path: Pat
     assert [o["workflow_status"] for o in report.build(store, RUN_ID)["outcomes"]] == ["RESOLVED", None]
 
 
+def test_a_rerun_fix_whose_second_write_back_did_not_finish_shows_no_status(tmp_path: Path) -> None:
+    """A cleared run reruns a fix, then write-back again: if that pass dies, the first pass's
+    writeback.json stays, and the new outcome was never written. The report must not say it
+    was, and the report step fails so that clearing it runs write-back again."""
+    from asr import sweep
+
+    store = RunStore.for_run(str(tmp_path), "asr_sweep", RUN_ID)
+    store.write_json(sweep.INGESTED, {"began": "2026-01-01T00:00:00+00:00", "dry_run": False})
+    store.write_lines(
+        "outcomes/EC2.13-0000.jsonl", [OUTCOMES[0], outcome(3, "REMEDIATED", message="fixed on rerun")]
+    )
+    store.write_json("writeback.json", WRITEBACK)
+    built = report.build(store, RUN_ID)
+    assert [o["workflow_status"] for o in built["outcomes"]] == ["RESOLVED", None]
+    assert built["writeback_pending"] == 1 and "not written yet: 1" in report.summary(built)
+    reason = sweep.unfinished(store, 0, written_back=True, unwritten=built["writeback_pending"])
+    assert reason == "1 outcomes are not written to Security Hub: write-back did not finish"
+
+
+def test_a_dry_run_says_so_everywhere_a_person_reads_it(tmp_path: Path) -> None:
+    """All compliant or failed, a dry run's report read like a real run whose write-back did nothing."""
+    from asr import sweep
+
+    store = RunStore.for_run(str(tmp_path), "asr_sweep", RUN_ID)
+    store.write_json(sweep.INGESTED, {"began": "2026-01-01T00:00:00+00:00", "dry_run": True})
+    store.write_lines("outcomes/EC2.13-0000.jsonl", [outcome(1, "ALREADY_COMPLIANT"), outcome(2, "FAILED")])
+    built, markdown = report.write(store, RUN_ID)
+    assert built["dry_run"] and report.headline(built, 100).startswith("ASR dry run ")
+    assert markdown.startswith(f"# ASR dry run {RUN_ID}\n\n{report.DRY_RUN_NOTE}")
+    assert report.DRY_RUN_NOTE in report.summary(built) and "findings updated" not in report.summary(built)
+    root = page(store.path("report.html").read_text(encoding="utf-8"))
+    assert root.find("head/title").text == f"ASR dry run {RUN_ID}"
+    assert report.DRY_RUN_NOTE in "".join(root.find("body/header/p").itertext())
+
+
 def test_a_finding_s_own_text_cannot_break_the_markdown_table() -> None:
     """A rejection reason quotes the finding's control id, and a message may hold anything."""
     from asr.report import table
 
-    rows = [["EC2.13\n# heading", "a | b", "ok"]]
+    rows = [["EC2.13\n# heading", "a | b", "ok"], ["", "no control id", "REJECTED"], ["# x", "> y", "z"]]
     lines = table(rows, ("control", "message", "status")).splitlines()
-    assert len(lines) == 3
-    cells = [cell.strip() for cell in re.split(r"(?<!\\) \| ", lines[2])]
+    assert len(lines) == 5
+    cells = [cell.strip() for cell in re.split(r"(?<!\\) \| ", lines[2].strip("| "))]
     assert cells == ["EC2.13 # heading", "a \\| b", "ok"]
+    # A row starting with spaces (an empty first cell) would be read as code; with "#" as a heading.
+    assert all(line.startswith("| ") and line.endswith(" |") for line in lines)

@@ -205,6 +205,9 @@ def test_ingest_leaves_findings_a_person_decided_about_unless_named(aws, tmp_pat
         "a person rejected its fix; left alone until 2099-01-01 00:00 UTC"
     )
     assert ignored[raws[3]["Id"]].startswith("a person rolled back asr's fix of it (asr_rollback/r1)")
+    # Routed before it was set aside: the report names its resource and playbook.
+    [one] = [o for o in store.read_lines("outcomes/not-acted.jsonl") if o["finding_id"] == raws[0]["Id"]]
+    assert one["resource_id"].startswith("sg-") and one["playbook"] == "EC2.13"
 
 
 def test_plan_packs_batches_per_playbook_in_account_region_order(tmp_path: Path) -> None:

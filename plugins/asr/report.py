@@ -19,8 +19,8 @@ from urllib.parse import quote
 from asr.config import REGION_RE
 from asr.remediate import Outcome
 from asr.store import RunStore
-from asr.sweep import REJECTED, WRITTEN_BACK, every_outcome
-from asr.writeback import WORKFLOW_FOR
+from asr.sweep import INGESTED, REJECTED, WRITTEN_BACK, every_outcome
+from asr.writeback import WORKFLOW_FOR, written
 
 COLUMNS = ("control", "account", "region", "resource", "outcome", "detail")
 
@@ -40,6 +40,7 @@ NEUTRAL = "#6e7781"
 # with the rejections (which the summary takes from the rejected list, where all of them are).
 FAILING = ("FAILED", "NOT_RUN", "NOT_APPROVED")
 ATTENTION = (*FAILING, "REJECTED")
+DRY_RUN_NOTE = "Dry run: nothing was changed, in the resources or in Security Hub"
 SUMMARY_ITEMS = 8
 SUMMARY_WIDTH = 200
 S3_SCHEMES = ("s3", "s3a", "s3n")
@@ -50,12 +51,22 @@ CONSOLE_HOSTS = {
 }
 
 
-def _written(writeback: dict[str, Any]) -> Callable[[Outcome], str | None]:
-    """The workflow status write-back gave (or found already on) a finding; None when it did
-    not run, or left the finding alone, or Security Hub refused the update."""
-    untouched = {x["finding_id"] for x in writeback.get("left_alone", [])}
-    untouched |= {x.get("FindingIdentifier", {}).get("Id") for x in writeback.get("failed", [])}
-    return lambda o: WORKFLOW_FOR.get(o.status) if writeback and o.finding_id not in untouched else None
+def _written(writeback: dict[str, Any], run_id: str) -> Callable[[Outcome], str | None]:
+    """The workflow status write-back gave (or found already on) a finding for its outcome
+    now; None when write-back left it alone, Security Hub refused the update, or no pass of
+    write-back wrote this outcome (a rerun fix whose second write-back did not finish)."""
+    settled = writeback.get("settled") or {}
+    return lambda o: WORKFLOW_FOR.get(o.status) if settled.get(o.finding_id) == written(o, run_id) else None
+
+
+def _unwritten(outcomes: list[Outcome], writeback: dict[str, Any], run_id: str) -> int:
+    """Outcomes write-back has yet to give Security Hub: neither settled, left alone nor refused."""
+    done = {x.get("finding_id") for x in writeback.get("left_alone", []) if isinstance(x, dict)}
+    done |= {
+        x.get("FindingIdentifier", {}).get("Id") for x in writeback.get("failed", []) if isinstance(x, dict)
+    }
+    shown = _written(writeback, run_id)
+    return sum(1 for o in outcomes if o.status in WORKFLOW_FOR and o.finding_id not in done and not shown(o))
 
 
 def build(store: RunStore, run_id: str) -> dict[str, Any]:
@@ -63,7 +74,8 @@ def build(store: RunStore, run_id: str) -> dict[str, Any]:
     outcomes = every_outcome(store)
     rejected = list(store.read_lines(REJECTED))
     writeback = store.read_json(WRITTEN_BACK) if store.path(WRITTEN_BACK).exists() else {}
-    written = _written(writeback)
+    shown = _written(writeback, run_id)
+    ingested = store.read_json(INGESTED) if store.path(INGESTED).exists() else {}
     totals = Counter(o.status for o in outcomes)
     if rejected:
         # Every rejection is in rejected.jsonl; some may also be outcomes (to be written
@@ -71,6 +83,7 @@ def build(store: RunStore, run_id: str) -> dict[str, Any]:
         totals["REJECTED"] = len(rejected)
     return {
         "run_id": run_id,
+        "dry_run": bool(ingested.get("dry_run")),
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "totals": dict(totals),
         "by_control": _count(outcomes, lambda o: o.playbook or o.control_id),
@@ -78,7 +91,8 @@ def build(store: RunStore, run_id: str) -> dict[str, Any]:
         "findings_updated": writeback.get("updated", 0),
         "writeback_failures": writeback.get("failed", []),
         "writeback_left_alone": writeback.get("left_alone", []),
-        "outcomes": [o.to_dict() | {"workflow_status": written(o)} for o in outcomes],
+        "writeback_pending": _unwritten(outcomes, writeback, run_id),
+        "outcomes": [o.to_dict() | {"workflow_status": shown(o)} for o in outcomes],
         "rejected": rejected,
     }
 
@@ -106,12 +120,17 @@ def counts_text(totals: dict[str, int]) -> str:
     return ", ".join(words) or "nothing to do"
 
 
+def title(report: dict[str, Any]) -> str:
+    """'ASR run', or 'ASR dry run': a dry run's report must not read like one that changed things."""
+    return "ASR dry run" if report.get("dry_run") else "ASR run"
+
+
 def headline(report: dict[str, Any], limit: int | None = None) -> str:
     """'ASR run <id>: <counts>'; within ``limit`` the run id is shortened first, then the last
     counts are left out whole (", ..."), never cut inside a word."""
     counts = counts_text(report["totals"])
     run_id = str(report["run_id"])
-    shortest = len("ASR run r...: ")
+    shortest = len(f"{title(report)} r...: ")
     if limit is not None and shortest + len(counts) > limit:
         kept: list[str] = []
         for part in counts.split(", "):
@@ -120,9 +139,9 @@ def headline(report: dict[str, Any], limit: int | None = None) -> str:
             kept.append(part)
         counts = ", ".join([*kept, "..."])
     if limit is not None:
-        room = max(limit - len(f"ASR run : {counts}"), 4)
+        room = max(limit - len(f"{title(report)} : {counts}"), 4)
         run_id = run_id if len(run_id) <= room else run_id[: room - 3] + "..."
-    text = f"ASR run {run_id}: {counts}"
+    text = f"{title(report)} {run_id}: {counts}"
     return text if limit is None else text[:limit]
 
 
@@ -140,8 +159,10 @@ def _cell(value: Any) -> str:
 def table(rows: list[list[str]], header: tuple[str, ...]) -> str:
     cells = [[_cell(c) for c in row] for row in (list(header), *rows)]
     widths = [max(len(c) for c in column) for column in zip(*cells, strict=False)]
+    # Outer pipes: a row must not start with spaces (an empty first cell), which Markdown
+    # reads as code, nor with a "#" or ">" of the finding's own text.
     lines = [
-        " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
+        "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + " |"
         for row in (cells[0], ["-" * w for w in widths], *cells[1:])
     ]
     return "\n".join(lines)
@@ -153,7 +174,9 @@ def markdown(report: dict[str, Any]) -> str:
         [o["control_id"], o["account_id"], o["region"], o["resource_id"], o["status"], o["message"]]
         for o in report["outcomes"]
     ]
-    parts = [f"# ASR run {report['run_id']}", "", f"Totals: {totals}", "", table(rows, COLUMNS)]
+    parts = [f"# {title(report)} {report['run_id']}", "", f"Totals: {totals}", "", table(rows, COLUMNS)]
+    if report.get("dry_run"):
+        parts[1:1] = ["", DRY_RUN_NOTE]
     if report["rejected"]:
         parts += ["", "## Not acted on", ""]
         parts += [
@@ -190,7 +213,9 @@ def summary(report: dict[str, Any]) -> str:
     writeback = f"Security Hub: {report.get('findings_updated', 0)} findings updated"
     if report.get("writeback_failures"):
         writeback += f"; updates not taken: {len(report['writeback_failures'])}"
-    lines.append(writeback)
+    if report.get("writeback_pending"):
+        writeback += f"; not written yet: {report['writeback_pending']}"
+    lines.append(DRY_RUN_NOTE if report.get("dry_run") else writeback)
     lines += _listed("Needs attention", failed, SUMMARY_ITEMS)
     lines += _listed("Not acted on", rejected, SUMMARY_ITEMS // 2)
     return "\n".join(lines) + "\n"
@@ -410,15 +435,16 @@ def html_page(report: dict[str, Any]) -> str:
         "finding_id",
         "now",
     )
+    written = f"{int(report.get('findings_updated') or 0)} updated in Security Hub"
     header = (
         f'<p>Generated <time datetime="{escape(generated)}">{escape(shown)}</time> \u00b7 {total} findings'
-        f" \u00b7 {int(report.get('findings_updated') or 0)} updated in Security Hub</p>"
+        f" \u00b7 {escape(DRY_RUN_NOTE) if report.get('dry_run') else written}</p>"
     )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/>'
         '<meta name="viewport" content="width=device-width, initial-scale=1"/>'
-        f"<title>ASR run {run_id}</title><style>{CSS}</style></head><body>"
-        f"<header><h1>ASR run <code>{run_id}</code></h1>{header}</header>"
+        f"<title>{title(report)} {run_id}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>{title(report)} <code>{run_id}</code></h1>{header}</header>"
         f"<main>{''.join(sections)}</main></body></html>\n"
     )
 

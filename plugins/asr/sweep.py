@@ -109,7 +109,7 @@ def ingest(
             continue
         reason = (keep(record) if keep else None) or (None if record.finding_id in named else _held(finding))
         if reason:
-            not_acted.append(Outcome.not_acted(finding, Status.IGNORED, reason))
+            not_acted.append(Outcome.of(record, Result(Status.IGNORED, reason)))
         else:
             records.append(record.to_dict())
     rejected += [{"finding_id": i, "error": NOT_FOUND} for i in sorted(named - seen.keys())]
@@ -316,10 +316,10 @@ def is_dry_run(store: RunStore, params: Any) -> bool:
     return bool(params.get("dry_run"))
 
 
-def unfinished(store: RunStore, not_run: int, written_back: bool = False) -> str | None:
+def unfinished(store: RunStore, not_run: int, written_back: bool = False, unwritten: int = 0) -> str | None:
     """What of the run before this step did not finish, if anything: ingest; the fixes of
     ``not_run`` routed findings (they have no outcome); write-back, when ``written_back``
-    (the report, unless the run is dry).
+    (the report, unless the run is dry), of ``unwritten`` outcomes (``report.build``) too.
 
     Write-back and the report run whatever happened before them, and then fail on this:
     a failed step stays failed, so Airflow's "failed tasks only" clear reruns them with the
@@ -331,6 +331,8 @@ def unfinished(store: RunStore, not_run: int, written_back: bool = False) -> str
         return f"{not_run} routed findings have no outcome: their fix tasks (or a step before) did not finish"
     if written_back and not store.path(WRITTEN_BACK).exists():
         return "write-back did not finish"
+    if written_back and unwritten:
+        return f"{unwritten} outcomes are not written to Security Hub: write-back did not finish"
     return None
 
 

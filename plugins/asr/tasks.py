@@ -262,18 +262,26 @@ def report() -> str:
     notify.send_run_summary(notify.topic_arn(), settings.aws_conn_id, built, where)
     not_run = built["totals"].get("NOT_RUN", 0)
     dry = sweep.is_dry_run(store, context["params"])
-    fail_if_unfinished(store, not_run, "the report shows what there was", written_back=not dry)
+    fail_if_unfinished(
+        store,
+        not_run,
+        "the report shows what there was",
+        written_back=not dry,
+        unwritten=built["writeback_pending"],
+    )
     return where
 
 
-def fail_if_unfinished(store: Any, not_run: int, done: str, written_back: bool = False) -> None:
+def fail_if_unfinished(
+    store: Any, not_run: int, done: str, written_back: bool = False, unwritten: int = 0
+) -> None:
     """Fail (without retries: trying again changes nothing) when a step before did not
     finish (``sweep.unfinished``), so that clearing the run's failed tasks reruns this one too."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from asr import sweep
 
-    reason = sweep.unfinished(store, not_run, written_back)
+    reason = sweep.unfinished(store, not_run, written_back, unwritten)
     if reason:
         raise AirflowFailException(
             f"{reason}; {done}. Clear the failed tasks ('failed tasks only' will do): "
