@@ -39,9 +39,12 @@ def event_asset(queue_url: str) -> Asset:
     return Asset("asr_security_hub_events", watchers=[AssetWatcher(name="asr_events_queue", trigger=trigger)])
 
 
+EVENTS = event_asset(QUEUE_URL) if QUEUE_URL else None
+
+
 @dag(
     dag_id=DAG_ID,
-    schedule=[event_asset(QUEUE_URL)] if QUEUE_URL else None,
+    schedule=[EVENTS] if EVENTS else None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     doc_md=__doc__,
@@ -50,7 +53,9 @@ def event_asset(queue_url: str) -> Asset:
     params=pipeline.common_params(),
 )
 def asr_events() -> None:
-    pipeline.remediation(tasks.ingest_events())
+    # The asset is also an inlet: ingest takes the events Airflow left out of every run.
+    ingest = tasks.ingest_events.override(inlets=[EVENTS]) if EVENTS else tasks.ingest_events
+    pipeline.remediation(ingest())
 
 
 asr_events()

@@ -8,7 +8,11 @@ the scheduler with the LocalExecutor. Only the two resources may change.
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 from helpers import free_port, world_open
@@ -57,3 +61,47 @@ def test_custom_action_event_fixes_exactly_its_findings_through_the_triggerer(aw
         time.sleep(15)
         assert len(airflow.runs("asr_events")) == 1
         assert world_open(aws, seeded[2])
+
+
+def _asset_events(home: Path) -> int:
+    """Asset events Airflow has recorded (its metadata database, read only)."""
+    with closing(sqlite3.connect(f"file:{home / 'airflow.db'}?mode=ro", uri=True, timeout=30)) as db:
+        return int(db.execute("select count(*) from asset_event").fetchone()[0])
+
+
+def _wait_for(done: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(1)
+
+
+@pytest.mark.airflow
+def test_a_click_that_lands_before_the_scheduler_makes_the_run_is_not_left_behind(aws, tmp_path) -> None:
+    """Airflow 3.3 gives an asset-triggered run only the events up to its first one: a second
+    click that arrives before the scheduler makes the run is in no run, and its SQS message
+    is deleted already. The run takes it itself."""
+    seeded = [seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION, n) for n in range(2)]
+    findings = [finding(s) for s in seeded]
+    import_findings(aws.admin_client("securityhub", REGION), findings)
+    made = setup(aws, REGION)
+    environment = {
+        "ASR_EVENTS_QUEUE_URL": made.queue_url,
+        "ASR_EVENTS_POLL_SECONDS": "1",
+        "ASR_EVENTS_WAIT_SECONDS": "1",
+        "ASR_DATA_DIR": str(tmp_path / "runs"),
+        "ASR_LOCAL_PORT": os.environ["ASR_LOCAL_PORT"],
+    }
+    home = tmp_path / "airflow"
+    events = aws.admin_client("events", REGION)
+    with LocalAirflow(home, free_port(), environment) as airflow:
+        airflow.prepare("asr_events")
+        airflow.start("api-server", "dag-processor", "triggerer")  # the scheduler is late
+        for n, one in enumerate(findings, 1):
+            put_events(events, [custom_action_event([one], made.action_target_arn, ADMIN_ACCOUNT, REGION)])
+            _wait_for(lambda n=n: _asset_events(home) >= n, 240, f"asset event {n}")
+        airflow.start("scheduler")
+        run = airflow.wait("asr_events", timeout=400)
+        assert run["state"] == "success", f"see {airflow.logs} and the task logs under {tmp_path}"
+        assert [world_open(aws, s) for s in seeded] == [False, False]

@@ -216,12 +216,12 @@ def test_the_form_offers_only_accounts_and_regions_asr_may_act_in(monkeypatch: p
         params["accounts"].resolve(["4444"])
 
 
-def asset_events(*messages: dict) -> dict:
+def asset_events(*messages: dict) -> list[SimpleNamespace]:
     batch = [{"MessageId": str(n), "Body": json.dumps(m)} for n, m in enumerate(messages)]
     event = SimpleNamespace(
         extra={"from_trigger": True, "payload": {"status": "success", "message_batch": batch}}
     )
-    return {"asset": [event]}
+    return [event]
 
 
 def test_events_are_deduplicated_and_told_apart() -> None:
@@ -234,7 +234,14 @@ def test_events_are_deduplicated_and_told_apart() -> None:
 
     asked = findings_asked(
         asset_events(
-            event(CUSTOM_ACTION, "a", "b"), event(IMPORTED, "b", "c"), event(IMPORTED, "c"), {"junk": 1}
+            event(CUSTOM_ACTION, "a", "b"),
+            event(IMPORTED, "b", "c"),
+            event(IMPORTED, "c"),
+            {"junk": 1},
+            # A message with a finding id that is no string fails none of the others.
+            *(event(IMPORTED, "d", bad) for bad in (None, 7, {"Id": "x"}, ["x"])),  # type: ignore[arg-type]
+            # Only Security Hub sends aws.securityhub events; anyone with the queue may send others.
+            {**event(CUSTOM_ACTION, "e"), "source": "my.app"},
         )
     )
     assert asked.finding_ids == ["a", "b", "c"]

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from asr.playbooks import registry
 log = logging.getLogger(__name__)
 CUSTOM_ACTION = "Security Hub Findings - Custom Action"
 IMPORTED = "Security Hub Findings - Imported"
+SOURCE = "aws.securityhub"  # only Security Hub may send events with it (EventBridge refuses others)
 SQS_LONGEST_WAIT = 20  # seconds: ReceiveMessage's WaitTimeSeconds is 0 to 20
 # The region in an SQS queue URL: https://sqs.eu-west-1.amazonaws.com/..., or the legacy
 # https://eu-west-1.queue.amazonaws.com/...
@@ -78,23 +79,56 @@ class FindingsAsked:
         return None
 
 
-def _messages(asset_events: Any) -> list[dict[str, Any]]:
+def run_events(
+    triggering: Mapping[Any, Sequence[Any]], inlet_events: Any, inlets: Iterable[Any], started: Any
+) -> list[Any]:
+    """The asset events of this run: those Airflow gave it, and those it left behind.
+
+    Airflow 3.3 makes an asset-triggered run from the queue row of its first event, and
+    gives it the events up to that one's time: one that arrives before the scheduler makes
+    the run is in no run until another event comes (apache/airflow#70972), and its SQS
+    message is gone. So a run also takes the asset's events from its earliest to its start
+    (``inlets``: the asset; ``inlet_events``: the task's accessor). A later run may take
+    one of them again: the finding is read again then, so that costs a read, not a fix.
+    """
+    found = [event for events in triggering.values() for event in events]
+    if not found or started is None:
+        return found
+    seen = {_identity(event) for event in found}
+    earliest = min(event.timestamp for event in found)
+    for asset in inlets:
+        for event in inlet_events[asset].after(earliest).before(started):
+            if _identity(event) not in seen:
+                seen.add(_identity(event))
+                found.append(event)
+    return found
+
+
+def _identity(event: Any) -> str:
+    """An asset event as a run's reference to it and the accessor's result both show it."""
+    return json.dumps([str(event.timestamp), event.extra], sort_keys=True, default=str)
+
+
+def _messages(asset_events: Iterable[Any]) -> list[dict[str, Any]]:
     messages = []
-    for events in asset_events.values():
-        for event in events:
-            payload = (getattr(event, "extra", None) or {}).get("payload") or {}
-            messages += payload.get("message_batch") or []
+    for event in asset_events:
+        payload = (getattr(event, "extra", None) or {}).get("payload") or {}
+        messages += payload.get("message_batch") or []
     return messages
 
 
-def findings_asked(asset_events: Any) -> FindingsAsked:
-    """The finding ids the events name, deduplicated, by who asked."""
+def findings_asked(asset_events: Iterable[Any]) -> FindingsAsked:
+    """The finding ids the events name, deduplicated, by who asked. A message that is not a
+    Security Hub findings event is skipped with a warning: one bad message must not stop the
+    findings of the others (its neighbours' messages are deleted from the queue already)."""
     asked = FindingsAsked()
     for message in _messages(asset_events):
         try:
             event = json.loads(message.get("Body") or "")
-            kind = event["detail-type"]
+            kind, source = event["detail-type"], event.get("source")
             ids = [f["Id"] for f in event["detail"]["findings"]]
+            if source != SOURCE or not all(isinstance(i, str) and i for i in ids):
+                raise ValueError(f"source {source!r}, finding ids {ids!r:.200}")
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("Skipping a message that is not a Security Hub findings event: %s", exc)
             continue

@@ -166,7 +166,14 @@ def ingest_events() -> dict[str, int]:
     from asr.securityhub import actionable_filters
 
     settings, _, _ = run_context()
-    asked = events.findings_asked(get_current_context()["triggering_asset_events"])
+    context = get_current_context()
+    found = events.run_events(
+        context["triggering_asset_events"],
+        context["inlet_events"],
+        context["task"].inlets,
+        context["dag_run"].start_date,
+    )
+    asked = events.findings_asked(found)
     if not asked.finding_ids:
         log.info("The events named no findings")
     queries = actionable_filters(settings.query_accounts, settings.regions, (), asked.finding_ids)
