@@ -133,3 +133,34 @@ def test_asr_local_seed_count_makes_that_many_of_each_control_per_account_region
     }
     with pytest.raises(SystemExit, match=r"asr local seed: no playbook or no seeder for control EC2\.99"):
         cli.main([*argv, "--controls", "EC2.99"])
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--regions", "us-east-1,xx-bogus-1"),
+        ("--accounts", "abc,12345"),
+        ("--securityhub-region", "xx-bogus-1"),
+    ],
+)
+def test_asr_local_seed_refuses_an_account_or_region_before_it_resets_anything(
+    aws, option: str, value: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A fleet that cannot be made changes nothing, and nothing asr would refuse is imported."""
+    cli.main(["local", "seed", "--controls", "EC2.13"])
+    with pytest.raises(SystemExit):
+        cli.main(["local", "seed", "--reset", "--controls", "EC2.13", option, value])
+    assert len(list(iter_findings(aws.admin_client("securityhub", "us-east-1"), [{}]))) == 1
+
+
+def test_an_account_or_region_named_twice_makes_one_fleet_cell(aws, capsys) -> None:  # type: ignore[no-untyped-def]
+    twice = ["--accounts", f"{MEMBER_ACCOUNT},{MEMBER_ACCOUNT}", "--regions", "us-east-1,us-east-1"]
+    assert cli.main(["local", "seed", *twice, "--controls", "EC2.7,S3.1"]) == 0
+    assert capsys.readouterr().out.startswith(
+        "seeded 2 misconfigured resources over 1 accounts x 1 regions "
+        "(EC2.7 one per account-region, S3.1 one per account); imported 2 findings"
+    )
+    found = list(iter_findings(aws.admin_client("securityhub", "us-east-1"), [{}]))
+    assert sorted(f["Compliance"]["SecurityControlId"] for f in found) == ["EC2.7", "S3.1"]
+    spec = fleet_spec(12, ["111111111111", "111111111111"], ["us-east-1"] * 2, {"EC2.19": 1})
+    assert (spec.accounts, spec.regions, spec.total) == (("111111111111",), ("us-east-1",), 12)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
 import boto3
 import psutil
 import pytest
 from botocore.exceptions import ClientError
+from helpers import free_port
 
 from asr import local
 from asr.local.securityhub_ext import STRING_FILTER_PATHS, filter_findings
@@ -365,3 +373,74 @@ def test_pid_names_the_running_stand_in_and_none_elsewhere(stand_in: str) -> Non
     process = psutil.Process(local.pid())
     assert "asr.local.server" in " ".join(process.cmdline())
     assert local.pid(1) is None
+
+
+def servers(port: int) -> list[psutil.Process]:
+    """The stand-ins serving this port, whoever started them (zombies are not serving)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            cmdline = process.cmdline()
+        except psutil.Error:
+            continue
+        if "asr.local.server" in cmdline and cmdline[-2:] == ["--port", str(port)]:
+            found.append(process)
+    return found
+
+
+@pytest.fixture
+def own_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """A free port and a state dir of the test's own; any stand-in left on it is stopped."""
+    monkeypatch.setenv("ASR_STATE_DIR", str(tmp_path))
+    port = free_port()
+    yield port
+    for process in servers(port):
+        process.kill()
+
+
+def test_two_local_ups_at_once_start_one_stand_in_that_local_down_stops(own_port: int) -> None:
+    env = {**os.environ, "ASR_LOCAL_PORT": str(own_port)}
+    ups = [
+        subprocess.Popen(
+            [sys.executable, "-m", "asr.cli", "local", "up"], env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    said = [up.communicate(timeout=120)[0] for up in ups]
+    assert [up.returncode for up in ups] == [0, 0, 0], said
+    (server,) = servers(own_port)
+    assert local.pid(own_port) == server.pid
+    assert local.down(own_port) is True
+    assert servers(own_port) == [] and not local.is_up(own_port)
+
+
+def test_local_down_leaves_alone_a_process_a_stale_pid_file_names(own_port: int) -> None:
+    """The stand-in died and its pid went to another process: that one is not ours to stop."""
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        pid_file = local.state_dir() / f"moto-{own_port}.pid"
+        pid_file.write_text(str(other.pid))
+        assert local.pid(own_port) is None
+        assert local.down(own_port) is False
+        assert other.poll() is None
+        assert not pid_file.exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_start_that_fails_leaves_no_pid_file_and_no_process(own_port: int) -> None:
+    with pytest.raises(RuntimeError, match="did not answer"):
+        local.up(own_port, timeout=0)
+    assert not (local.state_dir() / f"moto-{own_port}.pid").exists()
+    assert servers(own_port) == []
+
+
+def test_local_down_stops_a_stand_in_this_process_started_at_once(own_port: int) -> None:
+    """SIGTERM suffices, if the exited child is reaped: a zombie still answers os.kill(pid, 0)."""
+    local.up(own_port)
+    pid = local.pid(own_port)
+    started = time.monotonic()
+    assert local.down(own_port) is True
+    assert time.monotonic() - started < 0.9
+    assert pid is not None and not psutil.pid_exists(pid)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from asr import local
+from asr.config import ACCOUNT_RE
 
 if TYPE_CHECKING:
     from asr.local.seed import FleetSpec
@@ -15,6 +16,35 @@ if TYPE_CHECKING:
 
 def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _at_least_one(text: str) -> int:
+    """A count of 1 or more: 0 would ask for no fleet at all."""
+    if not (text.isascii() and text.isdecimal()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number of at least 1")
+    return int(text)
+
+
+def _accounts(text: str) -> list[str]:
+    """Account ids as asr reads them: a finding in any other account would be refused."""
+    accounts = _csv(text)
+    for account in accounts:
+        if not ACCOUNT_RE.fullmatch(account):
+            raise argparse.ArgumentTypeError(f"{account!r} is not a 12-digit account id")
+    return accounts
+
+
+def _region(text: str) -> str:
+    """Checked before anything is reset: in a region it does not serve, the stand-in fails."""
+    from asr.local.seed import stand_in_regions
+
+    if text not in stand_in_regions():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a region the stand-in serves (e.g. us-east-1)")
+    return text
+
+
+def _regions(text: str) -> list[str]:
+    return [_region(region) for region in _csv(text)]
 
 
 def local_context(region: str = "us-east-1"):  # type: ignore[no-untyped-def]
@@ -29,7 +59,12 @@ def local_context(region: str = "us-east-1"):  # type: ignore[no-untyped-def]
 
 def cmd_local(args: argparse.Namespace) -> int:
     if args.action == "up":
-        print(f"local AWS stand-in at {local.up()}")
+        try:
+            endpoint = local.up()
+        except RuntimeError as exc:
+            print(f"asr local up: {exc}", file=sys.stderr)
+            return 1
+        print(f"local AWS stand-in at {endpoint}")
     elif args.action == "down":
         print("stopped" if local.down() else "was not running")
     elif args.action == "seed":
@@ -37,12 +72,16 @@ def cmd_local(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_RNG_SEED = 1
+DEFAULT_THREADS = 4
+
+
 def seed(args: argparse.Namespace) -> None:
     from asr.local import seed as seeding
 
+    spec = fleet(args)  # a fleet that cannot be made changes nothing
     if not local.is_up():
         raise SystemExit(f"the stand-in does not answer at {local.endpoint_url()}: run 'asr local up'")
-    spec = fleet(args)  # a fleet that cannot be made changes nothing
     if args.reset:
         local.reset()
     aws = local_context(args.securityhub_region)
@@ -52,32 +91,39 @@ def seed(args: argparse.Namespace) -> None:
         imported = seeding.import_findings(securityhub, findings)
         print(f"seeded {len(findings)} misconfigured resources; imported {imported} findings")
         return
-    findings = seeding.seed_spec(aws, spec, args.seed, args.threads)
+    rng_seed = DEFAULT_RNG_SEED if args.seed is None else args.seed
+    findings = seeding.seed_spec(aws, spec, rng_seed, args.threads or DEFAULT_THREADS)
     imported = seeding.import_findings(securityhub, findings)
+    made = [f"{c} {n}" for c, n in spec.regional.items()]
+    made += [f"{c} one per account-region" for c in spec.account_regional]
+    made += [f"{c} one per account" for c in spec.account_wide]
     print(
         f"seeded {spec.total} misconfigured resources over {len(spec.accounts)} accounts x "
-        f"{len(spec.regions)} regions ({', '.join(f'{c} {n}' for c, n in spec.regional.items())}, "
-        f"plus {', '.join(spec.account_regional + spec.account_wide) or 'nothing'} per account or "
-        f"account-region); imported {imported} findings"
+        f"{len(spec.regions)} regions ({', '.join(made)}); imported {imported} findings"
     )
 
 
 def fleet(args: argparse.Namespace) -> FleetSpec | None:
-    """The fleet the options ask for (None: the README's scenarios), or a clear refusal:
-    ``--findings`` mixed and spread, or ``--count`` of each control per account-region."""
+    """The fleet the options ask for (None: the README's scenarios), or a clear refusal of an
+    option that fleet would ignore: ``--findings`` mixed and spread over ``--accounts`` or
+    ``--account-count`` generated ones, or ``--count`` of each control per account-region."""
     from asr.local import seed as seeding
 
-    if args.findings and (args.count or (args.accounts and args.account_count != 1)):
-        raise SystemExit("asr local seed: --findings takes no --count, and --accounts no --account-count")
     try:
-        if args.findings:
+        if args.findings is not None:
+            if args.count is not None or (args.accounts and args.account_count is not None):
+                raise SystemExit(
+                    "asr local seed: --findings takes no --count, and --accounts no --account-count"
+                )
             return seeding.fleet_spec(
                 args.findings,
-                args.accounts or seeding.account_ids(args.account_count),
+                args.accounts or seeding.account_ids(args.account_count or 1),
                 args.regions or seeding.FLEET_REGIONS[:1],
                 seeding.parse_mix(args.controls),
             )
-        if args.accounts or args.regions or args.controls or args.count:
+        if args.account_count is not None:
+            raise SystemExit("asr local seed: --account-count goes with --findings (else name --accounts)")
+        if args.accounts or args.regions or args.controls or args.count is not None:
             return seeding.count_spec(
                 args.accounts or [local.MEMBER_ACCOUNT],
                 args.regions or [seeding.DEFAULT_REGION],
@@ -86,6 +132,11 @@ def fleet(args: argparse.Namespace) -> FleetSpec | None:
             )
     except ValueError as exc:
         raise SystemExit(f"asr local seed: {exc}") from None
+    if args.seed is not None or args.threads is not None:
+        raise SystemExit(
+            "asr local seed: --seed and --threads shape a fleet (--findings, or --accounts, --regions, "
+            "--controls, --count); the README's scenarios take neither"
+        )
     return None
 
 
@@ -155,6 +206,11 @@ def cmd_setup(args: argparse.Namespace) -> int:
     from asr.aws import AwsContext
     from asr.config import Settings
 
+    if args.local and (args.endpoint_url or args.admin_role_arn):
+        raise SystemExit(
+            "asr setup: --local takes no --endpoint-url or --admin-role-arn: "
+            "it reaches the stand-in as its Security Hub administrator"
+        )
     if args.local and not local.is_up():
         raise SystemExit(f"the stand-in does not answer at {local.endpoint_url()}: run 'asr local up'")
     try:
@@ -168,7 +224,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
             )
         queue_name = args.queue_name or installer.DEFAULT_QUEUE_NAME
         result = installer.setup(aws, region, queue_name, args.auto_controls)
-    except (ClientError, BotoCoreError, ValueError) as exc:
+    except (ClientError, BotoCoreError, ValueError, RuntimeError) as exc:
         print(f"asr setup: {exc}", file=sys.stderr)
         return 1
     if args.json:
@@ -182,6 +238,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
     ):
         for item in items:
             print(f"{label}: {item}")
+    for note in result.notes:
+        print(f"note: {note}")
     print(f"custom action: {result.action_target_arn}")
     print(f"rules: {', '.join(result.rule_names)}")
     print(f"queue ARN: {result.queue_arn}")
@@ -205,27 +263,44 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     local_parser = commands.add_parser("local", help="the local AWS stand-in (moto server)")
-    local_parser.add_argument("action", choices=["up", "down", "seed"])
-    local_parser.add_argument("--accounts", type=_csv, default=[], help="comma-separated account ids")
-    local_parser.add_argument("--regions", type=_csv, default=[], help="comma-separated regions")
-    local_parser.add_argument(
+    local_parser.set_defaults(func=cmd_local)
+    actions = local_parser.add_subparsers(dest="action", required=True)
+    actions.add_parser("up", help="start it on 127.0.0.1, port ASR_LOCAL_PORT, unless it answers there")
+    actions.add_parser("down", help="stop the stand-in 'asr local up' started")
+    seed_parser = actions.add_parser(
+        "seed", help="misconfigured resources and their findings (default: the README's scenarios)"
+    )
+    seed_parser.add_argument("--accounts", type=_accounts, default=[], help="comma-separated account ids")
+    seed_parser.add_argument("--regions", type=_regions, default=[], help="comma-separated regions")
+    seed_parser.add_argument(
         "--controls",
         type=_csv,
         default=[],
         help="comma-separated control ids; with --findings, CONTROL[:WEIGHT] (default: a realistic mix)",
     )
-    local_parser.add_argument("--count", type=int, default=0, help="resources per control, account, region")
-    local_parser.add_argument(
-        "--findings", type=int, default=0, help="a fleet of exactly this many, mixed and spread (e.g. 10000)"
+    seed_parser.add_argument(
+        "--count", type=_at_least_one, help="resources per control, account, region (default: 1)"
     )
-    local_parser.add_argument(
-        "--account-count", type=int, default=1, help="with --findings and no --accounts: this many accounts"
+    seed_parser.add_argument(
+        "--findings", type=_at_least_one, help="a fleet of exactly this many, mixed and spread (e.g. 10000)"
     )
-    local_parser.add_argument("--seed", type=int, default=1, help="the order the findings are imported in")
-    local_parser.add_argument("--threads", type=int, default=4, help="accounts seeded at once")
-    local_parser.add_argument("--securityhub-region", default="us-east-1")
-    local_parser.add_argument("--reset", action="store_true", help="forget everything first")
-    local_parser.set_defaults(func=cmd_local)
+    seed_parser.add_argument(
+        "--account-count",
+        type=_at_least_one,
+        help="with --findings and no --accounts: this many generated accounts (default: 1)",
+    )
+    seed_parser.add_argument(
+        "--seed",
+        type=int,
+        help=f"the order a fleet's findings are imported in (default: {DEFAULT_RNG_SEED})",
+    )
+    seed_parser.add_argument(
+        "--threads",
+        type=_at_least_one,
+        help=f"a fleet's accounts seeded at once (default: {DEFAULT_THREADS})",
+    )
+    seed_parser.add_argument("--securityhub-region", type=_region, default="us-east-1")
+    seed_parser.add_argument("--reset", action="store_true", help="forget everything first")
 
     explain_parser = commands.add_parser(
         "explain", help="how findings would be routed: one JSON line each, or why not"

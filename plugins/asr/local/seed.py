@@ -10,6 +10,7 @@ fleets, over many accounts and regions (``asr local seed --findings``, the bench
 from __future__ import annotations
 
 import datetime
+import functools
 import random
 import uuid
 from collections import defaultdict
@@ -17,6 +18,9 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+
+from botocore.loaders import create_loader
+from botocore.regions import EndpointResolver
 
 from asr.aws import AwsContext
 from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT
@@ -65,6 +69,19 @@ DEFAULT_MIX = {
     "EC2.7": 0,
     "S3.1": 0,
 }
+
+
+@functools.cache
+def stand_in_regions() -> frozenset[str]:
+    """The regions the stand-in serves: moto's backends know botocore's regions of every
+    partition and answer 500 in any other, after a ``--reset`` has already emptied them.
+    Read as moto reads them, but without a session, which a bad ``AWS_PROFILE`` would break."""
+    resolver = EndpointResolver(create_loader().load_data("endpoints"))
+    return frozenset(
+        region
+        for partition in resolver.get_available_partitions()
+        for region in resolver.get_available_endpoints("ec2", partition)
+    )
 
 
 @dataclass(frozen=True)
@@ -141,11 +158,18 @@ def _scopes(controls: Iterable[str]) -> dict[str, str]:
     return scopes
 
 
+def _distinct(names: Sequence[str]) -> tuple[str, ...]:
+    """Each once, in the order given: an account or region named twice would seed its cells
+    twice over, two findings for one resource."""
+    return tuple(dict.fromkeys(names))
+
+
 def fleet_spec(
     findings: int, accounts: Sequence[str], regions: Sequence[str], mix: dict[str, int]
 ) -> FleetSpec:
     """Exactly ``findings``: one per account-regional or account-wide control where it applies,
     the rest shared by the mix's weights (largest remainder) and spread over the account-regions."""
+    accounts, regions = _distinct(accounts), _distinct(regions)
     if findings < 1 or not accounts or not regions:
         raise ValueError("a fleet needs at least one finding, one account and one region")
     scopes = _scopes(mix)
@@ -167,7 +191,7 @@ def fleet_spec(
         : budget - sum(counts.values())
     ]:
         counts[control] += 1
-    return FleetSpec(tuple(accounts), tuple(regions), counts, account_regional, account_wide)
+    return FleetSpec(accounts, regions, counts, account_regional, account_wide)
 
 
 def count_spec(
@@ -175,13 +199,14 @@ def count_spec(
 ) -> FleetSpec:
     """``count`` resources per control, account and region; one per account-region or per
     account for the controls of those settings."""
+    accounts, regions = _distinct(accounts), _distinct(regions)
     if count < 1 or not accounts or not regions:
         raise ValueError("a fleet needs a count of at least 1, one account and one region")
     scope = _scopes(controls)
     cells = len(accounts) * len(regions)
     return FleetSpec(
-        tuple(accounts),
-        tuple(regions),
+        accounts,
+        regions,
         {c: count * cells for c in scope if scope[c] in ("regional", "global")},
         tuple(c for c in scope if scope[c] == "account-regional"),
         tuple(c for c in scope if scope[c] == "account"),
