@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from asr import cli, local
 from asr.config import Settings
@@ -16,6 +17,7 @@ from asr.local.seeders import Seeded
 from asr.setup import (
     ACTION_NAME,
     DEFAULT_QUEUE_NAME,
+    PATTERN_LIMIT,
     SetupResult,
     auto_remediate_controls,
     automatic_scope,
@@ -222,6 +224,21 @@ def test_the_imported_rule_follows_the_accounts_and_exclusions() -> None:
     assert set(scope["controls"]) < set(auto_remediate_controls())
 
 
+def test_the_imported_rule_keeps_to_the_regions_and_to_eventbridge_s_pattern_size(aws: Any) -> None:
+    """EventBridge refuses a pattern past 2048 characters by default: with 200 accounts
+    listed, setup stopped before the queues existed. The accounts are then left to ingest."""
+    regions = ("eu-west-1", REGION)
+    few = setup(aws, REGION, settings=Settings(accounts=(ADMIN,), regions=regions))
+    pattern = json.loads(client(aws, "events").describe_rule(Name=IMPORTED_RULE)["EventPattern"])
+    assert pattern["detail"]["findings"]["Region"] == sorted(regions) and few.notes == []
+    many = tuple(f"{n:012d}" for n in range(1, 201))
+    result = setup(aws, REGION, settings=Settings(accounts=many, regions=regions))
+    stored = client(aws, "events").describe_rule(Name=IMPORTED_RULE)["EventPattern"]
+    assert len(stored) <= PATTERN_LIMIT and "AwsAccountId" not in json.loads(stored)["detail"]["findings"]
+    assert json.loads(stored)["detail"]["findings"]["Region"] == sorted(regions)
+    assert result.notes and "leaves out the accounts" in result.notes[0]
+
+
 @pytest.mark.parametrize(
     ("settings", "arrives"),
     [
@@ -264,3 +281,58 @@ def test_cli_setup_prints_the_queue_and_says_when_nothing_changed(
     assert second["queue_url"].endswith(f"/{ADMIN}/{DEFAULT_QUEUE_NAME}")
     assert cli.main(["setup", "--local"]) == 0
     assert "nothing to change" in capsys.readouterr().out
+
+
+def test_with_every_allowed_account_excluded_there_is_no_imported_rule_and_it_says_why(
+    aws: Any, installed: SetupResult
+) -> None:
+    everyone_out = Settings(accounts=(local.MEMBER_ACCOUNT,), exclude_accounts=(local.MEMBER_ACCOUNT,))
+    result = setup(aws, REGION, settings=everyone_out)
+    assert result.rule_names == [CUSTOM_RULE]
+    assert result.removed == [f"EventBridge rule {IMPORTED_RULE}"]
+    assert result.notes == [
+        "no rule for Imported findings: ASR_EXCLUDE_ACCOUNTS excludes every account of ASR_ACCOUNTS"
+    ]
+    (target,) = client(aws, "events").list_targets_by_rule(Rule=CUSTOM_RULE)["Targets"]
+    assert target["Arn"] == result.queue_arn
+
+
+def test_a_rule_eventbridge_refuses_leaves_no_rule_delivering_nowhere(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The queues come first, and each rule gets its target before the next rule is made."""
+    from asr import setup as installer
+
+    def refused(*_: Any) -> dict[str, Any]:
+        return {"source": [], "detail-type": ["Security Hub Findings - Imported"]}
+
+    monkeypatch.setattr(installer, "imported_pattern", refused)
+    with pytest.raises(ClientError, match="InvalidEventPattern"):
+        setup(aws, REGION)
+    events = client(aws, "events")
+    assert [r["Name"] for r in events.list_rules()["Rules"]] == [CUSTOM_RULE]
+    (target,) = events.list_targets_by_rule(Rule=CUSTOM_RULE)["Targets"]
+    assert target["Arn"].endswith(f":{DEFAULT_QUEUE_NAME}")
+
+
+@pytest.mark.parametrize(
+    ("controls", "problem"),
+    [
+        ("EC2.7,XYZ.9", "automatic control 'XYZ.9' is no control asr fixes"),
+        ("ec2.7", "automatic control 'ec2.7' is no control asr fixes"),
+        ("EC2.7,EC2.13", "automatic control 'EC2.13': its playbook EC2.13 has auto_remediate off"),
+    ],
+)
+def test_cli_setup_refuses_auto_controls_asr_events_would_not_fix(
+    aws: Any, capsys: pytest.CaptureFixture[str], controls: str, problem: str
+) -> None:
+    assert cli.main(["setup", "--local", "--auto-controls", controls]) == 1
+    assert problem in capsys.readouterr().err
+    assert client(aws, "events").list_rules()["Rules"] == []
+
+
+def test_cli_setup_says_why_it_made_no_imported_rule(
+    clean_aws: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["setup", "--local", "--auto-controls", ""]) == 0
+    assert "note: no rule for Imported findings: no automatic control" in capsys.readouterr().out

@@ -27,17 +27,18 @@ from botocore.exceptions import ClientError
 
 from asr.aws import AwsContext
 from asr.config import Settings
-from asr.events import CUSTOM_ACTION, IMPORTED
+from asr.events import CUSTOM_ACTION, IMPORTED, SOURCE
 from asr.playbooks import PlaybookRegistry, registry
 
 ACTION_ID = "ASRRemediate"
 ACTION_NAME = "Remediate with ASR"  # Security Hub allows 20 characters
 ACTION_DESCRIPTION = "Send the selected findings to ASR on Airflow to fix them with their playbooks"
 DEFAULT_QUEUE_NAME = "asr-security-hub-events"
-SOURCE = "aws.securityhub"
 TARGET_ID = "asr-events-queue"
 MAX_RECEIVE_COUNT = 5
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS's maximum: time to look at what failed
+# EventBridge's default event pattern size, in characters (a quota that can be raised to 4096).
+PATTERN_LIMIT = 2048
 # The longest rule name, "<queue>-custom-action", must fit EventBridge's 64 characters.
 QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,50}$")
 
@@ -56,6 +57,7 @@ class SetupResult:
     updated: list[str] = field(default_factory=list)
     found: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -75,12 +77,16 @@ def custom_action_pattern(action_target_arn: str) -> dict[str, Any]:
 
 
 def imported_pattern(
-    controls: Iterable[str], accounts: Iterable[str] = (), excluded: Iterable[str] = ()
+    controls: Iterable[str],
+    accounts: Iterable[str] = (),
+    excluded: Iterable[str] = (),
+    regions: Iterable[str] = (),
 ) -> dict[str, Any]:
     """New, active, failed findings of these controls, in these accounts (any, when none are
-    named) but the excluded ones: a finding asr may not touch would start a run for nothing.
-    The ``findings`` array is matched element by element (EventBridge crushes arrays out of
-    the pattern path); Security Hub sends one finding per Imported event anyway."""
+    named) but the excluded ones, and these regions (any, when none): a finding asr may not
+    touch would start a run for nothing. The ``findings`` array is matched element by element
+    (EventBridge crushes arrays out of the pattern path); Security Hub sends one finding per
+    Imported event anyway."""
     findings: dict[str, Any] = {
         "Compliance": {"Status": ["FAILED"], "SecurityControlId": sorted(set(controls))},
         "RecordState": ["ACTIVE"],
@@ -91,25 +97,72 @@ def imported_pattern(
         findings["AwsAccountId"] = sorted(allowed - excluded)
     elif excluded:
         findings["AwsAccountId"] = [{"anything-but": sorted(excluded)}]
+    if regions:
+        findings["Region"] = sorted(set(regions))
     return {"source": [SOURCE], "detail-type": [IMPORTED], "detail": {"findings": findings}}
+
+
+def fitted_imported_pattern(scope: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The Imported rule's pattern for ``automatic_scope``, within EventBridge's default
+    pattern size: past it, the accounts (then the regions) are left to ingest, which checks
+    every finding's scope anyway; and a note saying so ("" when all of it fits)."""
+    controls, accounts, excluded, regions = (
+        scope[k] for k in ("controls", "accounts", "excluded", "regions")
+    )
+    candidates = [
+        (imported_pattern(controls, accounts, excluded, regions), ""),
+        (imported_pattern(controls, (), (), regions), "accounts"),
+        (imported_pattern(controls), "accounts and regions"),
+    ]
+    fits = (c for c in candidates if len(json.dumps(c[0])) <= PATTERN_LIMIT)
+    pattern, left_out = next(fits, candidates[-1])
+    note = left_out and (
+        f"the Imported rule leaves out the {left_out} (its pattern would pass EventBridge's "
+        f"{PATTERN_LIMIT} characters): asr_events runs start for them, and ingest rejects or excludes them"
+    )
+    return pattern, note
+
+
+def check_auto_controls(controls: Iterable[str], playbooks: PlaybookRegistry) -> None:
+    """Refuse a control the Imported rule must not name: an unknown one (a typo, or not the
+    consolidated id) would match nothing, and one whose playbook has ``auto_remediate`` off
+    would start ``asr_events`` runs that only reject its findings (``FindingsAsked.keep``)."""
+    for control in controls:
+        owner = playbooks.for_control(control)
+        if owner is None:
+            raise ValueError(
+                f"automatic control {control!r} is no control asr fixes "
+                "(consolidated control ids as Security Hub writes them, e.g. EC2.7)"
+            )
+        if not owner.auto_remediate:
+            raise ValueError(
+                f"automatic control {control!r}: its playbook {owner.control_id} has auto_remediate off, "
+                "so asr_events would reject its Imported findings (turn it on in the playbook, or send "
+                "them with the custom action)"
+            )
 
 
 def automatic_scope(settings: Settings, auto_controls: Iterable[str] | None = None) -> dict[str, Any]:
     """The Imported rule's controls and accounts for these settings: the automatic controls
-    (``auto_controls``, else the playbooks' ``auto_remediate`` ones) less ``ASR_EXCLUDE_CONTROLS``,
-    and ``ASR_ACCOUNTS`` (unless the organization widens it) less ``ASR_EXCLUDE_ACCOUNTS``.
-    Run ``asr setup`` again after changing them."""
+    (``auto_controls``, each checked, else the playbooks' ``auto_remediate`` ones) less
+    ``ASR_EXCLUDE_CONTROLS``, and ``ASR_ACCOUNTS`` (unless the organization widens it) less
+    ``ASR_EXCLUDE_ACCOUNTS``. Run ``asr setup`` again after changing them."""
     excluded, playbooks = set(settings.exclude_controls), registry()
 
     def wanted(control: str) -> bool:  # excluded by its own id, or by its playbook's
         owner = playbooks.for_control(control)
         return control not in excluded and not (owner and owner.control_id in excluded)
 
-    controls = auto_remediate_controls(playbooks) if auto_controls is None else auto_controls
+    if auto_controls is None:
+        controls = auto_remediate_controls(playbooks)
+    else:
+        controls = list(auto_controls)
+        check_auto_controls(controls, playbooks)
     return {
         "controls": sorted({c for c in controls if wanted(c)}),
         "accounts": () if settings.accounts_from_organization else settings.accounts,
         "excluded": settings.exclude_accounts,
+        "regions": settings.regions,
     }
 
 
@@ -244,6 +297,26 @@ def _queue_policy(queue_arn: str, rule_arns: list[str]) -> str:
     )
 
 
+def _rule_arn(queue_arn: str, rule: str) -> str:
+    """The ARN EventBridge gives a rule of the default bus in the queue's partition, region and
+    account: the queue policies name the rules before they are made."""
+    partition, _, region, account = queue_arn.split(":")[1:5]
+    return f"arn:{partition}:events:{region}:{account}:rule/{rule}"
+
+
+def _no_imported_rule(scope: dict[str, Any]) -> str:
+    """Why no Imported rule is wanted ("" when one is): with no control or no account left, its
+    pattern would match nothing, and EventBridge refuses an empty list."""
+    if not scope["controls"]:
+        return (
+            "no automatic control is left "
+            "(--auto-controls, else the auto_remediate playbooks, less ASR_EXCLUDE_CONTROLS)"
+        )
+    if scope["accounts"] and not set(scope["accounts"]) - set(scope["excluded"]):
+        return "ASR_EXCLUDE_ACCOUNTS excludes every account of ASR_ACCOUNTS"
+    return ""
+
+
 def setup(
     aws_context: AwsContext,
     region: str,
@@ -252,12 +325,13 @@ def setup(
     settings: Settings | None = None,
 ) -> SetupResult:
     """Make (or find) the custom action, queues and rules; ``auto_controls`` defaults to the
-    playbooks' ``auto_remediate`` controls, and with none the Imported rule is removed. The
-    Imported rule follows the settings' scope (``automatic_scope``)."""
+    playbooks' ``auto_remediate`` controls. The Imported rule follows the settings' scope
+    (``automatic_scope``), and is removed when nothing is left in it. The queues come first
+    and each rule gets its target as it is made, so a step that fails leaves no rule
+    delivering nowhere."""
     if not QUEUE_NAME_RE.match(queue_name):
         raise ValueError(f"queue name {queue_name!r}: use 1 to 50 letters, digits, '-' or '_'")
     scope = automatic_scope(settings or Settings.from_env(), auto_controls)
-    controls = scope["controls"]
     securityhub = aws_context.admin_client("securityhub", region)
     events = aws_context.admin_client("events", region)
     sqs = aws_context.admin_client("sqs", region)
@@ -265,23 +339,24 @@ def setup(
 
     result.action_target_arn = _ensure_action_target(securityhub, result)
     custom_rule, imported_rule = f"{queue_name}-custom-action", f"{queue_name}-imported"
-    rule_arns = [
-        _ensure_rule(
-            events,
-            custom_rule,
+    rules = {
+        custom_rule: (
             custom_action_pattern(result.action_target_arn),
             f"ASR: findings a person sent with the Security Hub custom action {ACTION_NAME!r}",
-            result,
         )
-    ]
-    result.rule_names = [custom_rule]
-    if controls:
-        description = "ASR: new failed findings of controls whose playbook has auto_remediate: true"
-        pattern = imported_pattern(controls, scope["accounts"], scope["excluded"])
-        rule_arns.append(_ensure_rule(events, imported_rule, pattern, description, result))
-        result.rule_names.append(imported_rule)
-    else:
-        _remove_rule(events, imported_rule, result)
+    }
+    no_imported_rule = _no_imported_rule(scope)
+    if not no_imported_rule:
+        pattern, note = fitted_imported_pattern(scope)
+        rules[imported_rule] = (
+            pattern,
+            "ASR: new failed findings of controls whose playbook has auto_remediate: true",
+        )
+        result.notes += [note] if note else []
+    result.rule_names = list(rules)
+
+    def policy(queue_arn: str) -> str:
+        return _queue_policy(queue_arn, [_rule_arn(queue_arn, rule) for rule in rules])
 
     result.dead_letter_queue_url, result.dead_letter_queue_arn = _ensure_queue(
         sqs,
@@ -289,7 +364,7 @@ def setup(
         lambda arn: {
             "MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS),
             "SqsManagedSseEnabled": "true",
-            "Policy": _queue_policy(arn, rule_arns),
+            "Policy": policy(arn),
         },
         result,
     )
@@ -300,7 +375,7 @@ def setup(
         lambda arn: {
             "SqsManagedSseEnabled": "true",
             "RedrivePolicy": json.dumps(redrive),
-            "Policy": _queue_policy(arn, rule_arns),
+            "Policy": policy(arn),
         },
         result,
     )
@@ -309,6 +384,12 @@ def setup(
         "Arn": result.queue_arn,
         "DeadLetterConfig": {"Arn": result.dead_letter_queue_arn},
     }
-    for rule in result.rule_names:
+    for rule, (pattern, description) in rules.items():
+        arn = _ensure_rule(events, rule, pattern, description, result)
+        if arn != _rule_arn(result.queue_arn, rule):
+            raise RuntimeError(f"EventBridge named rule {rule} {arn}, which the queue policies do not allow")
         _ensure_target(events, rule, target, result)
+    if no_imported_rule:
+        _remove_rule(events, imported_rule, result)
+        result.notes.append(f"no rule for Imported findings: {no_imported_rule}")
     return result
