@@ -170,6 +170,31 @@ def test_a_change_outside_what_asr_may_act_on_now_is_not_put_back(
     assert allowed.status == RollbackStatus.REVERTED
 
 
+def test_a_rollback_reverts_only_the_named_run_s_fixes_in_a_folder_two_run_ids_share(
+    aws, tmp_path: Path
+) -> None:
+    """``manual__...T00:00:00+00:00`` and ``manual__...T00_00_00_00_00`` map to one folder."""
+    journal, record = _fixed(aws, tmp_path, "EC2.7")
+    other_id = RUN_ID.replace(":", "_").replace("+", "_")
+    other = parse_finding(finding(seed_one(aws, "S3.1", MEMBER_ACCOUNT, REGION)), registry())
+    root = journal_root(str(tmp_path), "asr_sweep", other_id)
+    assert root == journal.root
+    run_batch(
+        [other], registry(), aws, journal=AuditJournal(root, Origin("asr_sweep", other_id, "b", 1, "s"))
+    )
+    [reversal] = Rollback(journal, aws, dry=True).run(run=f"asr_sweep/{RUN_ID}")
+    assert reversal.finding_ids == [record.finding_id]
+    assert [r.finding_ids for r in Rollback(journal, aws, dry=True).run(run=other_id)] == [[other.finding_id]]
+
+
+def test_a_run_id_whose_folder_another_run_has_is_refused(tmp_path: Path) -> None:
+    RunStore.for_run(str(tmp_path), "asr_sweep", RUN_ID).own("asr_sweep", RUN_ID)
+    RunStore.for_run(str(tmp_path), "asr_sweep", RUN_ID).own("asr_sweep", RUN_ID)  # its own: fine
+    other_id = RUN_ID.replace(":", "_").replace("+", "_")
+    with pytest.raises(ValueError, match=r"would share the folder .* trigger it with another run id"):
+        RunStore.for_run(str(tmp_path), "asr_sweep", other_id).own("asr_sweep", other_id)
+
+
 def test_the_selection_narrows_by_control_and_finding(aws, tmp_path: Path) -> None:
     journal, record = _fixed(aws, tmp_path, "EC2.7")
     assert Rollback(journal, aws).run(controls=["S3.1"]) == []

@@ -147,9 +147,19 @@ class Rollback:
         # Who asr may act on now: an account excluded since the fix is not touched to undo it.
         self.scope = scope
 
-    def run(self, controls: Iterable[str] = (), finding_ids: Iterable[str] = ()) -> list[Reversal]:
+    def run(
+        self, controls: Iterable[str] = (), finding_ids: Iterable[str] = (), run: str = ""
+    ) -> list[Reversal]:
+        """Revert the chosen fixes; ``run`` (``<dag_id>/<run_id>`` or the run id): only that
+        run's, should another run id's fixes share its journal's folder."""
         controls, finding_ids = list(controls), list(finding_ids)
-        changes = self.journal.changes(FIX)
+        dag_id, _, run_id = run.rpartition("/")
+        changes = [
+            change
+            for change in self.journal.changes(FIX)
+            if not run_id
+            or (change.intent.get("run_id") == run_id and dag_id in ("", change.intent.get("dag_id")))
+        ]
         reverted = {
             change.intent["reverts"]: change
             for change in self.journal.changes(REVERT)
@@ -364,7 +374,7 @@ def revert_run() -> dict[str, int]:
     dry = bool(params.get("dry_run"))
     aws = aws_context(settings)
     rollback = Rollback(journal, aws, dry, Scope.for_aws(settings, aws))
-    reversals = rollback.run(params.get("controls") or [], params.get("finding_ids") or [])
+    reversals = rollback.run(params.get("controls") or [], params.get("finding_ids") or [], params["run"])
     marked = None
     if not dry:
         securityhub = aws.admin_client("securityhub", settings.securityhub_region)

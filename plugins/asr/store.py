@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+OWNER = "run.json"  # the run a folder belongs to (``RunStore.own``)
+
 
 def _safe(part: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", part)
@@ -50,6 +52,20 @@ class RunStore:
 
     def path(self, name: str) -> Any:
         return self.root / name
+
+    def own(self, dag_id: str, run_id: str) -> None:
+        """Mark the folder as this run's, or refuse it: run ids that differ only in characters
+        a folder name cannot hold (``fix:1``, ``fix_1``, made up through the REST API) map to
+        one folder, and a run must not read, report or roll back another's files."""
+        if self.path(OWNER).exists():
+            owner = self.read_json(OWNER)
+            if [owner.get("dag_id"), owner.get("run_id")] != [dag_id, run_id]:
+                raise ValueError(
+                    f"run {run_id!r} of {dag_id} would share the folder {self.root} with run "
+                    f"{owner.get('run_id')!r}: trigger it with another run id"
+                )
+            return
+        self.write_json(OWNER, {"dag_id": dag_id, "run_id": run_id})
 
     def write_json(self, name: str, data: Any) -> Any:
         target = self.path(name)

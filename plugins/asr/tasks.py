@@ -110,10 +110,12 @@ def _ingest(
     from asr import sweep
     from asr.guard import Scope
 
-    settings, store, _ = run_context()
+    context = get_current_context()
+    settings, store, run_id = run_context(context)
+    store.own(context["dag"].dag_id, run_id)
     aws = aws_context(settings)
     scope = Scope.for_aws(settings, aws)
-    dry_run = bool(get_current_context()["params"].get("dry_run"))
+    dry_run = bool(context["params"].get("dry_run"))
     counts = sweep.ingest(settings, aws, registry(), store, queries, keep, scope, named, dry_run)
     log.info(
         "Read %(findings)d findings: %(routed)d routed, %(rejected)d rejected, %(ignored)d ignored, "
