@@ -18,6 +18,7 @@ from asr.local.seed import finding, import_findings, seed_one, seed_scenarios
 from asr.playbooks import registry
 from asr.remediate import Planned, Target, run_batch
 from asr.rollback import Rollback, RollbackStatus, find_journal
+from asr.selection import SelectionError, failed_in_run
 from asr.store import RunStore
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
@@ -193,6 +194,10 @@ def test_a_run_id_whose_folder_another_run_has_is_refused(tmp_path: Path) -> Non
     other_id = RUN_ID.replace(":", "_").replace("+", "_")
     with pytest.raises(ValueError, match=r"would share the folder .* trigger it with another run id"):
         RunStore.for_run(str(tmp_path), "asr_sweep", other_id).own("asr_sweep", other_id)
+    # Nor is that run's folder read as the other's when its failures are asked to run again.
+    RunStore.for_run(str(tmp_path), "asr_sweep", RUN_ID).write_lines("outcomes/b.jsonl", [])
+    with pytest.raises(SelectionError, match="no outcomes of run"):
+        failed_in_run(Settings(data_dir=str(tmp_path)), f"asr_sweep/{other_id}")
 
 
 def test_the_selection_narrows_by_control_and_finding(aws, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ def failed_in_run(settings: Settings, run: str) -> list[str]:
     candidates = [dag_id] if dag_id else list(RUN_DAGS)
     for candidate in candidates:
         store = RunStore.for_run(settings.data_dir, candidate, run_id, settings.aws_conn_id)
-        if store.path("outcomes").exists():
+        if store.path("outcomes").exists() and store.belongs_to(candidate, run_id):
             failed = [o.finding_id for o in every_outcome(store) if o.status in RERUN]
             if not failed:
                 raise SelectionError(f"run {run} has no failed findings to rerun")

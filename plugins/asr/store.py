@@ -57,15 +57,19 @@ class RunStore:
         """Mark the folder as this run's, or refuse it: run ids that differ only in characters
         a folder name cannot hold (``fix:1``, ``fix_1``, made up through the REST API) map to
         one folder, and a run must not read, report or roll back another's files."""
-        if self.path(OWNER).exists():
-            owner = self.read_json(OWNER)
-            if [owner.get("dag_id"), owner.get("run_id")] != [dag_id, run_id]:
-                raise ValueError(
-                    f"run {run_id!r} of {dag_id} would share the folder {self.root} with run "
-                    f"{owner.get('run_id')!r}: trigger it with another run id"
-                )
-            return
+        if not self.belongs_to(dag_id, run_id):
+            raise ValueError(
+                f"run {run_id!r} of {dag_id} would share the folder {self.root} with run "
+                f"{self.read_json(OWNER).get('run_id')!r}: trigger it with another run id"
+            )
         self.write_json(OWNER, {"dag_id": dag_id, "run_id": run_id})
+
+    def belongs_to(self, dag_id: str, run_id: str) -> bool:
+        """Whether the folder is this run's, or no run's yet (or a run's from before ``own``)."""
+        if not self.path(OWNER).exists():
+            return True
+        owner = self.read_json(OWNER)
+        return [owner.get("dag_id"), owner.get("run_id")] == [dag_id, run_id]
 
     def write_json(self, name: str, data: Any) -> Any:
         target = self.path(name)
