@@ -16,7 +16,7 @@ from asr.playbooks import registry
 from asr.remediate import retry_throttled
 from asr.securityhub import update_findings
 from asr.store import RunStore
-from asr.sweep import RECORDS, batch_plan, plan
+from asr.sweep import NOT_ACTED, RECORDS, batch_plan, plan
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 
@@ -219,6 +219,23 @@ def test_plan_packs_batches_per_playbook_in_account_region_order(tmp_path: Path)
     assert [len(batch_plan(store, b)["targets"]) for b in batches] == [2, 1, 1]
     assert all(set(b) == {"batch_id", "playbook", "count"} for b in batches)  # what XCom carries
     assert sum(len(list(store.read_lines(f"batches/{b['batch_id']}.jsonl"))) for b in batches) == 130
+
+
+def test_a_plan_made_again_leaves_no_files_of_its_earlier_batches(tmp_path: Path) -> None:
+    """Cleared and run with another batch size, plan cuts other batches: an earlier batch's
+    outcomes would count its findings twice in the report and write-back."""
+    store = RunStore(tmp_path)
+    store.write_lines(RECORDS, _records(120))
+    store.write_lines(NOT_ACTED, [{"finding_id": "held"}])
+    first = plan(store, registry(), Settings(batch_size=50, data_dir=str(tmp_path), rate_limits="off"))
+    for batch in first:
+        store.write_lines(f"outcomes/{batch['batch_id']}.jsonl", [{"finding_id": batch["batch_id"]}])
+    again = plan(store, registry(), Settings(batch_size=100, data_dir=str(tmp_path), rate_limits="off"))
+    kept = {b["batch_id"] for b in first} & {b["batch_id"] for b in again}
+    assert store.names("outcomes") == sorted([NOT_ACTED, *(f"outcomes/{i}.jsonl" for i in kept)])
+    assert {n.split("/")[1].rsplit(".", 1)[0] for n in store.names("batches")} == {
+        b["batch_id"] for b in again
+    }
 
 
 def test_plan_never_exceeds_the_map_limit(tmp_path: Path) -> None:
