@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from asr.config import REGION_RE
 from asr.remediate import Outcome
-from asr.store import RunStore
+from asr.store import RunStore, write_whole
 from asr.sweep import INGESTED, REJECTED, WRITTEN_BACK, every_outcome
 from asr.writeback import WORKFLOW_FOR, written
 
@@ -455,7 +455,7 @@ def _write_text(path: Any, text: str, content_type: str) -> None:
         with path.open("w", encoding="utf-8", ContentType=content_type) as target:
             target.write(text)
     else:
-        path.write_text(text, encoding="utf-8")
+        write_whole(path, text)  # whole or not at all: a killed report task leaves no torn page
 
 
 def location(store: RunStore, name: str = "report.html") -> str:

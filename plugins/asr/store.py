@@ -29,16 +29,16 @@ def _root(data_dir: str, conn_id: str | None) -> Any:
     return Path(data_dir)
 
 
-def _write(target: Any, text: str) -> None:
+def write_whole(target: Any, text: str) -> None:
     """Write a whole file or nothing: a task killed mid-write must not leave a torn file for
     write-back and the report to trip on. Locally through a hidden temporary file renamed
     over the target; an object store's put is whole already."""
     target.parent.mkdir(parents=True, exist_ok=True)
     if not isinstance(target, Path):
-        target.write_text(text)
+        target.write_text(text, encoding="utf-8")
         return
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
+    temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, target)
 
 
@@ -73,7 +73,7 @@ class RunStore:
 
     def write_json(self, name: str, data: Any) -> Any:
         target = self.path(name)
-        _write(target, json.dumps(data, indent=1, default=str))
+        write_whole(target, json.dumps(data, indent=1, default=str))
         return target
 
     def read_json(self, name: str) -> Any:
@@ -81,7 +81,7 @@ class RunStore:
 
     def write_lines(self, name: str, rows: Iterable[dict[str, Any]]) -> int:
         lines = [json.dumps(row, default=str) for row in rows]
-        _write(self.path(name), "".join(line + "\n" for line in lines))
+        write_whole(self.path(name), "".join(line + "\n" for line in lines))
         return len(lines)
 
     def read_lines(self, name: str) -> Iterator[dict[str, Any]]:
