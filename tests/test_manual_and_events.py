@@ -183,7 +183,18 @@ def test_a_form_that_picks_nothing_fails_with_the_reason(aws, airflow_db: None) 
     run = dag("asr_remediate").test(run_conf={})
     assert run.state == "failed"
     [ingest] = [ti for ti in run.get_task_instances() if ti.task_id == "ingest_selected"]
-    assert ingest.state == "failed"
+    assert ingest.state == "failed" and ingest.try_number == 1, "a form asking wrongly is not retried"
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "task_id"),
+    [("asr_sweep", "ingest"), ("asr_remediate", "ingest_selected"), ("asr_events", "ingest_events")],
+)
+def test_ingest_is_retried_like_the_fixes(dag_id: str, task_id: str) -> None:
+    """An events run's messages are deleted from the queue: one failed read must not lose them."""
+    from asr.tasks import RETRIES
+
+    assert dag(dag_id).get_task(task_id).retries == RETRIES > 0
 
 
 def test_the_form_offers_only_accounts_and_regions_asr_may_act_in(monkeypatch: pytest.MonkeyPatch) -> None:

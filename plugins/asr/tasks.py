@@ -10,7 +10,8 @@ push each key as an XCom of its own, one more Execution API call per key and tas
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -111,8 +112,9 @@ def _ingest(
     from asr.guard import Scope
 
     context = get_current_context()
-    settings, store, run_id = run_context(context)
-    store.own(context["dag"].dag_id, run_id)
+    with _asked_wrong():
+        settings, store, run_id = run_context(context)
+        store.own(context["dag"].dag_id, run_id)
     aws = aws_context(settings)
     scope = Scope.for_aws(settings, aws)
     dry_run = bool(context["params"].get("dry_run"))
@@ -125,17 +127,35 @@ def _ingest(
     return counts
 
 
-@task(multiple_outputs=False)
+@contextmanager
+def _asked_wrong() -> Iterator[None]:
+    """A run that asks for something asr cannot do (its form, its run id) fails at once: a
+    retry would ask the same. Anything else ingest meets (AWS, the organization) is retried."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except ValueError as exc:  # ConfigError, SelectionError, a run folder another run has
+        raise AirflowFailException(str(exc)) from exc
+
+
+# Ingest is retried like the fixes (it starts over each try): an asr_events run's messages
+# are gone from the queue by then, so one failed read must not lose its findings.
+INGEST = {"multiple_outputs": False, "retries": RETRIES, "retry_delay": RETRY_DELAY}
+
+
+@task(**INGEST)
 def ingest() -> dict[str, int]:
     """Read the administrator's failed, active, unresolved findings and route them."""
     from asr.securityhub import actionable_filters
 
-    settings, _, _ = run_context()
+    with _asked_wrong():
+        settings, _, _ = run_context()
     wanted = _control_ids(get_current_context()["params"].get("controls") or [])
     return _ingest(actionable_filters(settings.query_accounts, settings.regions, wanted))
 
 
-@task(multiple_outputs=False)
+@task(**INGEST)
 def ingest_selected() -> dict[str, int]:
     """The findings a person picked: by id, by a failed earlier run, or by control,
     account, region and resource. Each is re-read from Security Hub and must still be
@@ -143,8 +163,9 @@ def ingest_selected() -> dict[str, int]:
     from asr import selection
     from asr.securityhub import actionable_filters
 
-    settings, _, _ = run_context()
-    choice = selection.Selection.from_params(get_current_context()["params"], settings)
+    with _asked_wrong():
+        settings, _, _ = run_context()
+        choice = selection.Selection.from_params(get_current_context()["params"], settings)
     finding_ids = choice.finding_ids or None
     queries = actionable_filters(
         settings.query_accounts,
@@ -156,7 +177,7 @@ def ingest_selected() -> dict[str, int]:
     return _ingest(queries, keep=choice.keep, named=choice.finding_ids)
 
 
-@task(multiple_outputs=False)
+@task(**INGEST)
 def ingest_events() -> dict[str, int]:
     """The findings named by the Security Hub events that triggered this run.
 
@@ -167,7 +188,8 @@ def ingest_events() -> dict[str, int]:
     from asr import events
     from asr.securityhub import actionable_filters
 
-    settings, _, _ = run_context()
+    with _asked_wrong():
+        settings, _, _ = run_context()
     context = get_current_context()
     found = events.run_events(
         context["triggering_asset_events"],
