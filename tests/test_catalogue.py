@@ -68,11 +68,13 @@ def test_every_fix_end_to_end_and_a_second_sweep_writes_nothing(aws, airflow_db:
         resource_id = playbook.extract_resource_id(made.resource_id, MEMBER_ACCOUNT)
         assert not action.plan(action.read(clients, resource_id)), f"{playbook.control_id} reads back wrong"
 
-    # Security Hub has not re-evaluated yet and the same findings come back NEW.
-    for raw in findings:
-        raw["Workflow"] = {"Status": "NEW"}
-        raw["WorkflowState"] = "NEW"
-    import_findings(securityhub, findings)
+    # Security Hub has not re-evaluated yet, and a person sets the findings back to NEW (a
+    # re-import cannot: BatchImportFindings leaves the workflow to customers).
+    identifiers = [{"Id": raw["Id"], "ProductArn": raw["ProductArn"]} for raw in findings]
+    for start in range(0, len(identifiers), 100):
+        securityhub.batch_update_findings(
+            FindingIdentifiers=identifiers[start : start + 100], Workflow={"Status": "NEW"}
+        )
     local.served_requests(clear=True)
     second = dag.test()
     assert second.state == "success"

@@ -123,6 +123,16 @@ def test_buckets_are_per_account_and_per_region(aws_endpoint: str) -> None:
         assert (counts["served"], counts["throttled"]) == (1, 1)
 
 
+def test_a_global_service_has_one_bucket_per_account_whatever_the_region(aws_endpoint: str) -> None:
+    throttling.enable(iam_read=(2, 0))
+    for region in ("us-east-1", "eu-west-1"):
+        client(aws_endpoint, "iam", region=region).list_roles()
+    error = refused(client(aws_endpoint, "iam", region="ap-southeast-2").list_roles)
+    assert code_and_status(error) == ("Throttling", 400)
+    counts = bucket(throttling.stats(), service="iam", api_class="read")
+    assert (counts["region"], counts["served"], counts["throttled"]) == ("us-east-1", 2, 1)
+
+
 def test_security_hub_refuses_with_too_many_requests_per_api(aws_endpoint: str) -> None:
     throttling.enable(securityhub_GetFindings=(2, 0))
     securityhub = client(aws_endpoint, "securityhub")

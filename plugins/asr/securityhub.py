@@ -209,14 +209,16 @@ def update_findings(
     """
     if attempts < 1:
         raise ValueError(f"attempts must be at least 1, not {attempts}")
-    groups: dict[tuple[str, str, str], list[dict[str, str]]] = defaultdict(list)
+    # A finding goes once into its group: Security Hub refuses an identifier sent twice in one
+    # call (DuplicatedFindingIdentifier), so the same update asked for twice is made once.
+    groups: dict[tuple[str, str, str], dict[tuple[str, str], dict[str, str]]] = defaultdict(dict)
     for identifier, status, note, *fields in updates:
-        groups[(status, clip_note(note), json.dumps(fields[0], sort_keys=True) if fields else "")].append(
-            identifier
-        )
+        group = groups[(status, clip_note(note), json.dumps(fields[0], sort_keys=True) if fields else "")]
+        group.setdefault((identifier["Id"], identifier["ProductArn"]), identifier)
     calls = [
         (status, note, fields, identifiers[start : start + UPDATE_LIMIT])
-        for (status, note, fields), identifiers in groups.items()
+        for (status, note, fields), unique in groups.items()
+        for identifiers in [list(unique.values())]
         for start in range(0, len(identifiers), UPDATE_LIMIT)
     ]
 

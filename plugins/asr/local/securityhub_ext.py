@@ -3,13 +3,16 @@
 moto stores imported findings and pages through them, but answers 404 to
 ``BatchUpdateFindings`` and ignores ``GetFindings`` filters (string and date filters). The product needs
 both, with AWS semantics, so they are added here to ``SecurityHubBackend`` and
-``SecurityHubResponse`` and wired into moto's URL map.
+``SecurityHubResponse`` and wired into moto's URL map. ``BatchImportFindings`` is replaced too:
+moto's lets a re-import overwrite what customers own (the workflow, the note) and never moves
+the workflow as Security Hub does when a control passes or fails again.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,11 +54,34 @@ DATE_FILTER_FIELDS = {name: name for name in ("CreatedAt", "UpdatedAt", "FirstOb
 
 POSITIVE = {"EQUALS", "PREFIX", "CONTAINS"}
 NEGATIVE = {"NOT_EQUALS", "PREFIX_NOT_EQUALS", "NOT_CONTAINS"}
+# The botocore model's StringFilter, on one field: "You can't have both a CONTAINS filter and a
+# NOT_CONTAINS filter on the same field. Similarly, you can't provide both an EQUALS filter and
+# a NOT_EQUALS or PREFIX_NOT_EQUALS filter on the same field. Combining filters in this way
+# returns an error. CONTAINS filters can only be used with other CONTAINS filters. NOT_CONTAINS
+# filters can only be used with other NOT_CONTAINS filters." (PREFIX with NOT_EQUALS or
+# PREFIX_NOT_EQUALS is allowed.) Each pair below is refused.
+REFUSED_TOGETHER = (
+    ("EQUALS", {"NOT_EQUALS", "PREFIX_NOT_EQUALS"}),
+    ("CONTAINS", (POSITIVE | NEGATIVE) - {"CONTAINS"}),
+    ("NOT_CONTAINS", (POSITIVE | NEGATIVE) - {"NOT_CONTAINS"}),
+)
+DATE_RANGE_COMPARISONS = {"WITHIN", "OLDER_THAN"}
 WORKFLOW_STATUSES = {"NEW", "NOTIFIED", "RESOLVED", "SUPPRESSED"}
 MAX_FILTER_FIELDS = 10
 MAX_FILTER_VALUES = 20
 MAX_IDENTIFIERS = 100
+MAX_IMPORT = 100
 MAX_NOTE = 512
+# ASFF's UserDefinedFields (the botocore model's AwsSecurityFinding): "Can contain up to 50
+# key-value pairs. For each key-value pair, the key can contain up to 128 characters, and the
+# value can contain up to 1024 characters."
+MAX_USER_FIELDS = 50
+MAX_USER_FIELD_KEY = 128
+MAX_USER_FIELD_VALUE = 1024
+# What BatchImportFindings "cannot be used to update" once a finding exists (the model's
+# BatchImportFindings documentation): customers own them, through BatchUpdateFindings.
+CUSTOMER_FIELDS = ("Note", "UserDefinedFields", "VerificationState", "Workflow")
+NOT_PASSING = ("FAILED", "WARNING", "NOT_AVAILABLE")
 FILTER_CACHE_SIZE = 64
 
 
@@ -86,12 +112,17 @@ def _time(text: str) -> datetime.datetime:
 
 
 def _in_range(value: Any, condition: dict[str, Any], now: datetime.datetime) -> bool:
-    """One DateFilter: ``Start`` and ``End`` (inclusive), or a ``DateRange`` of the last days."""
+    """One DateFilter: ``Start`` and ``End`` (inclusive), or a ``DateRange`` of days: the last
+    ones (``WITHIN``, the default) or those before them (``OLDER_THAN``)."""
     if not isinstance(value, str):
         return False
     moment = _time(value)
     if "DateRange" in condition:
-        return now - datetime.timedelta(days=condition["DateRange"]["Value"]) <= moment <= now
+        date_range = condition["DateRange"]
+        since = now - datetime.timedelta(days=date_range["Value"])
+        if date_range.get("Comparison", "WITHIN") == "OLDER_THAN":
+            return moment < since
+        return since <= moment <= now
     return _time(condition["Start"]) <= moment <= _time(condition["End"])
 
 
@@ -116,6 +147,8 @@ def _check_date_condition(field: str, condition: dict[str, Any]) -> None:
         if date_range is not None:
             if set(condition) != {"DateRange"} or date_range.get("Unit") != "DAYS":
                 raise ValueError("a DateRange alone, in DAYS")
+            if date_range.get("Comparison", "WITHIN") not in DATE_RANGE_COMPARISONS:
+                raise ValueError(f"Comparison is one of {sorted(DATE_RANGE_COMPARISONS)}")
             int(date_range["Value"])
         elif {"Start", "End"} <= set(condition):
             _time(condition["Start"]), _time(condition["End"])
@@ -154,6 +187,13 @@ def validate_filters(filters: dict[str, Any] | None) -> dict[str, list[dict[str,
                 raise InvalidInputException(
                     op="GetFindings", msg=f"Filter '{field}' has an invalid condition {condition}"
                 )
+        comparisons = {c["Comparison"] for c in conditions}
+        for comparison, others in REFUSED_TOGETHER:
+            if comparison in comparisons and comparisons & others:
+                raise InvalidInputException(
+                    op="GetFindings",
+                    msg=f"Filter '{field}' cannot combine {comparison} with {sorted(comparisons & others)}",
+                )
         checked[field] = conditions
     return checked
 
@@ -189,10 +229,57 @@ def _changed(backend: SecurityHubBackend) -> None:
     backend._asr_version = getattr(backend, "_asr_version", 0) + 1  # type: ignore[attr-defined]
 
 
+def _workflow_status(finding: dict[str, Any]) -> str:
+    workflow = finding.get("Workflow")
+    return str(workflow.get("Status") or "NEW") if isinstance(workflow, dict) else "NEW"
+
+
+def _compliance_status(finding: dict[str, Any]) -> str | None:
+    compliance = finding.get("Compliance")
+    return compliance.get("Status") if isinstance(compliance, dict) else None
+
+
+def _imported(old: dict[str, Any] | None, data: dict[str, Any]) -> dict[str, Any]:
+    """The finding an import leaves. On a re-import the customers' fields stay as they were,
+    and the workflow moves as the model's ``Workflow.Status`` says: NOTIFIED or RESOLVED
+    back to NEW when the record is ACTIVE again or a PASSED control no longer passes; and,
+    from the user guide ("For findings from controls, if Compliance.Status is PASSED, then
+    Security Hub automatically sets the workflow status to RESOLVED"), a passing control
+    finding is RESOLVED unless a person suppressed it."""
+    if old is None:
+        finding = dict(data)
+    else:
+        finding = {**old, **data}
+        for field in CUSTOMER_FIELDS:
+            if field in old:
+                finding[field] = old[field]
+            else:
+                finding.pop(field, None)
+    status = _workflow_status(finding)
+    compliance = _compliance_status(finding)
+    if old is not None and status in ("NOTIFIED", "RESOLVED"):
+        active_again = old.get("RecordState") == "ARCHIVED" and finding.get("RecordState") == "ACTIVE"
+        failing_again = _compliance_status(old) == "PASSED" and compliance in NOT_PASSING
+        if active_again or failing_again:
+            status = "NEW"
+    from_controls = str(finding.get("ProductArn", "")).endswith("::product/aws/securityhub")
+    if from_controls and compliance == "PASSED" and status in ("NEW", "NOTIFIED"):
+        status = "RESOLVED"
+    if status != _workflow_status(finding):
+        workflow = finding.get("Workflow")
+        finding["Workflow"] = {**(workflow if isinstance(workflow, dict) else {}), "Status": status}
+    return finding
+
+
 def batch_import_findings(
     self: SecurityHubBackend, findings: list[dict[str, Any]]
 ) -> tuple[int, int, list[dict[str, Any]]]:
-    """moto's own import searches the whole list per finding; large fleets need an index."""
+    """moto's own import searches the whole list per finding (large fleets need an index) and
+    lets a re-import overwrite the whole finding (see ``_imported``)."""
+    if not 1 <= len(findings) <= MAX_IMPORT:  # botocore checks the least, not the most
+        raise InvalidInputException(
+            op="BatchImportFindings", msg=f"Findings must hold 1 to {MAX_IMPORT} items"
+        )
     index: dict[str, Finding] = {f.id: f for f in self.findings}
     failed: list[dict[str, Any]] = []
     for data in findings:
@@ -207,12 +294,23 @@ def batch_import_findings(
             )
             continue
         if data["Id"] in index:
-            index[data["Id"]].data.update(data)
+            index[data["Id"]].data = _imported(index[data["Id"]].data, data)
         else:
-            index[data["Id"]] = Finding(data["Id"], data)
+            index[data["Id"]] = Finding(data["Id"], _imported(None, data))
             self.findings.append(index[data["Id"]])
     _changed(self)
     return len(failed), len(findings) - len(failed), failed
+
+
+def _fields_fit(fields: dict[str, Any]) -> bool:
+    """Whether a finding may carry these UserDefinedFields (ASFF's limits)."""
+    return len(fields) <= MAX_USER_FIELDS and all(
+        len(str(k)) <= MAX_USER_FIELD_KEY and len(str(v)) <= MAX_USER_FIELD_VALUE for k, v in fields.items()
+    )
+
+
+def _unprocessed(ident: dict[str, str], code: str, message: str) -> dict[str, Any]:
+    return {"FindingIdentifier": ident, "ErrorCode": code, "ErrorMessage": message}
 
 
 def batch_update_findings(
@@ -222,7 +320,7 @@ def batch_update_findings(
     note: dict[str, str] | None,
     extra: dict[str, Any],
 ) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
-    """Update findings by (Id, ProductArn); unknown ones come back unprocessed, not as errors."""
+    """Update findings by (Id, ProductArn); those it cannot come back unprocessed, not as errors."""
     if not identifiers or len(identifiers) > MAX_IDENTIFIERS:
         raise InvalidInputException(
             op="BatchUpdateFindings",
@@ -236,6 +334,12 @@ def batch_update_findings(
         raise InvalidInputException(  # the model's NonEmptyString: a pattern botocore does not check
             op="BatchUpdateFindings", msg="UserDefinedFields keys and values must not be blank"
         )
+    # The 50-pair, 128- and 1024-character limits are the finding's (ASFF), not the request's:
+    # the model bounds neither the request's map nor its strings, and documents the per-finding
+    # InvalidInput as "The finding update contained an invalid value that did not satisfy the
+    # AWS Security Finding Format syntax". So each finding the update would break comes back
+    # unprocessed with it. The map replaces the finding's (see below): it is the map after.
+    fields_fit = fields is None or _fields_fit(fields)
     if note is not None:
         text, by = note.get("Text"), note.get("UpdatedBy")
         if not text or not by or len(text) > MAX_NOTE:
@@ -245,27 +349,33 @@ def batch_update_findings(
             )
     now = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
     index = {(f.id, f.data.get("ProductArn")): f for f in self.findings}
+    # Every copy of an identifier sent twice is refused and its finding left alone: the model
+    # says only that such a request "included two or more findings with the same
+    # FindingIdentifier", so the stand-in takes the stricter reading.
+    sent = Counter((ident.get("Id"), ident.get("ProductArn")) for ident in identifiers)
     processed: list[dict[str, str]] = []
     unprocessed: list[dict[str, Any]] = []
     for ident in identifiers:
-        found = index.get((ident.get("Id"), ident.get("ProductArn")))
-        if found is None:
+        key = (ident.get("Id"), ident.get("ProductArn"))
+        found = index.get(key)
+        if sent[key] > 1:
             unprocessed.append(
-                {
-                    "FindingIdentifier": ident,
-                    "ErrorCode": "FindingNotFound",
-                    "ErrorMessage": "Finding Not Found",
-                }
+                _unprocessed(ident, "DuplicatedFindingIdentifier", "Finding Identifier is duplicated")
             )
-            continue
-        data = found.data
-        if status:
-            data["Workflow"] = {"Status": status}
-            data["WorkflowState"] = status
-        if note is not None:
-            data["Note"] = {"Text": note["Text"], "UpdatedBy": note["UpdatedBy"], "UpdatedAt": now}
-        data.update(extra)  # UpdatedAt stays: it is the provider's, and AWS leaves it alone here
-        processed.append({"Id": ident["Id"], "ProductArn": ident["ProductArn"]})
+        elif found is None:
+            unprocessed.append(_unprocessed(ident, "FindingNotFound", "Finding Not Found"))
+        elif not fields_fit:
+            unprocessed.append(_unprocessed(ident, "InvalidInput", "Invalid Input"))
+        else:
+            data = found.data
+            if status:
+                # WorkflowState (deprecated, its own values) is the provider's: BatchUpdateFindings
+                # does not list it among the fields it updates.
+                data["Workflow"] = {"Status": status}
+            if note is not None:
+                data["Note"] = {"Text": note["Text"], "UpdatedBy": note["UpdatedBy"], "UpdatedAt": now}
+            data.update(extra)  # UpdatedAt stays: it is the provider's, and AWS leaves it alone here
+            processed.append({"Id": ident["Id"], "ProductArn": ident["ProductArn"]})
     _changed(self)
     return processed, unprocessed
 

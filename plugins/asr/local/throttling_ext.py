@@ -41,6 +41,12 @@ ENV = "ASR_LOCAL_THROTTLING"
 PER = ("class", "action")
 # The error codes botocore's standard and adaptive modes count as throttling.
 BOTOCORE_THROTTLING_CODES = frozenset(ThrottledRetryableChecker._THROTTLED_ERROR_CODES)
+# Global services: one endpoint, so one budget per account, whichever region a client names
+# (with a custom endpoint botocore signs them for the client's region). Their buckets are
+# kept under the region their endpoint lives in. STS is not here: botocore calls its
+# regional endpoints, each with its own quota.
+GLOBAL_SERVICES = frozenset({"iam", "organizations", "route53", "cloudfront"})
+GLOBAL_REGION = "us-east-1"
 
 
 @dataclass(frozen=True)
@@ -181,7 +187,7 @@ class Throttle:
             if limit is None:
                 return True
             api = action if limit.per == "action" else key.partition(":")[2]
-            ident = (account, region, service, key, api)
+            ident = (account, GLOBAL_REGION if service in GLOBAL_SERVICES else region, service, key, api)
             now = time.monotonic()
             bucket = self._buckets.get(ident)
             if bucket is None:
