@@ -318,10 +318,14 @@ def test_a_finding_s_own_text_cannot_break_the_markdown_table() -> None:
     """A rejection reason quotes the finding's control id, and a message may hold anything."""
     from asr.report import table
 
-    rows = [["EC2.13\n# heading", "a | b", "ok"], ["", "no control id", "REJECTED"], ["# x", "> y", "z"]]
+    rows = [
+        ["EC2.13\n# heading", "a | b\x1b[2J\x00", "ok"],
+        ["", "no control id", "REJECTED"],
+        ["# x", "> y", "z"],
+    ]
     lines = table(rows, ("control", "message", "status")).splitlines()
     assert len(lines) == 5
     cells = [cell.strip() for cell in re.split(r"(?<!\\) \| ", lines[2].strip("| "))]
-    assert cells == ["EC2.13 # heading", "a \\| b", "ok"]
+    assert cells == ["EC2.13 # heading", "a \\| b [2J", "ok"]  # no escape sequence reaches a terminal
     # A row starting with spaces (an empty first cell) would be read as code; with "#" as a heading.
     assert all(line.startswith("| ") and line.endswith(" |") for line in lines)

@@ -147,8 +147,9 @@ def headline(report: dict[str, Any], limit: int | None = None) -> str:
 
 def _one_line(value: Any) -> str:
     """A finding's own text (a control id, a message) on one line: a newline in it would
-    start a line of its own in the Markdown, a heading or a list item nobody wrote."""
-    return " ".join(str(value).split())
+    start a line of its own in the Markdown, a heading or a list item nobody wrote; a
+    control character (an escape sequence) would reach a terminal or a notification."""
+    return " ".join("".join(c if c.isprintable() else " " for c in str(value)).split())
 
 
 def _cell(value: Any) -> str:
