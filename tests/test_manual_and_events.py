@@ -235,6 +235,39 @@ def asset_events(*messages: dict) -> list[SimpleNamespace]:
     return [event]
 
 
+def test_a_run_takes_the_events_no_run_took_up_to_its_first_start(tmp_path: Path) -> None:
+    """The race itself runs through Airflow in test_events_e2e; here, which events count."""
+    from datetime import UTC, datetime, timedelta
+
+    from asr.events import run_events, window_end
+    from asr.store import RunStore
+
+    start = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+    def event(minutes: int, runs: list[str]) -> SimpleNamespace:
+        return SimpleNamespace(timestamp=start + timedelta(minutes=minutes), created_dagruns=runs, extra={})
+
+    mine, left_out, another_s = event(0, ["this"]), event(1, []), event(2, ["next"])
+    asked: list[tuple[datetime, datetime]] = []
+
+    class Accessor:
+        def after(self, moment: datetime) -> Accessor:
+            self.since = moment
+            return self
+
+        def before(self, moment: datetime) -> list[SimpleNamespace]:
+            asked.append((self.since, moment))
+            return [mine, left_out, another_s]
+
+    store = RunStore(tmp_path)
+    until = window_end(store, start + timedelta(minutes=3))
+    assert run_events({"asset": [mine]}, {"asset": Accessor()}, ["asset"], until) == [mine, left_out]
+    assert asked == [(start, start + timedelta(minutes=3))]
+    # Cleared two days later, the run's start moves; its window does not.
+    assert window_end(store, start + timedelta(days=2)) == until
+    assert run_events({}, {"asset": Accessor()}, ["asset"], until) == []  # a run started by hand
+
+
 def test_events_are_deduplicated_and_told_apart() -> None:
     def event(kind: str, *ids: str) -> dict:
         return {

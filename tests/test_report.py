@@ -305,8 +305,10 @@ def test_a_dry_run_says_so_everywhere_a_person_reads_it(tmp_path: Path) -> None:
     store = RunStore.for_run(str(tmp_path), "asr_sweep", RUN_ID)
     store.write_json(sweep.INGESTED, {"began": "2026-01-01T00:00:00+00:00", "dry_run": True})
     store.write_lines("outcomes/EC2.13-0000.jsonl", [outcome(1, "ALREADY_COMPLIANT"), outcome(2, "FAILED")])
+    store.write_lines("outcomes/EC2.13-0001.jsonl", [outcome(3, "DRY_RUN"), outcome(4, "REJECTED")])
     built, markdown = report.write(store, RUN_ID)
     assert built["dry_run"] and report.headline(built, 100).startswith("ASR dry run ")
+    assert built["writeback_pending"] == 0  # nothing is written in a dry run: nothing waits
     assert markdown.startswith(f"# ASR dry run {RUN_ID}\n\n{report.DRY_RUN_NOTE}")
     assert report.DRY_RUN_NOTE in report.summary(built) and "findings updated" not in report.summary(built)
     root = page(store.path("report.html").read_text(encoding="utf-8"))

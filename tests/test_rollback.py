@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -198,6 +199,15 @@ def test_a_run_id_whose_folder_another_run_has_is_refused(tmp_path: Path) -> Non
     RunStore.for_run(str(tmp_path), "asr_sweep", RUN_ID).write_lines("outcomes/b.jsonl", [])
     with pytest.raises(SelectionError, match="no outcomes of run"):
         failed_in_run(Settings(data_dir=str(tmp_path)), f"asr_sweep/{other_id}")
+    # Write-back and the report run after a failed ingest: they must not go on there either.
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from asr.tasks import run_context
+
+    context = {"params": {}, "run_id": other_id, "dag": SimpleNamespace(dag_id="asr_sweep")}
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(AirflowFailException, match="would share"):
+        patch.setenv("ASR_DATA_DIR", str(tmp_path))
+        run_context(context)
 
 
 def test_the_selection_narrows_by_control_and_finding(aws, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from asr.config import REGION_RE, ConfigError, Settings, env_number
@@ -22,6 +23,7 @@ from asr.playbooks import registry
 log = logging.getLogger(__name__)
 CUSTOM_ACTION = "Security Hub Findings - Custom Action"
 IMPORTED = "Security Hub Findings - Imported"
+EVENTS_UNTIL = "events-window.json"  # in the run's folder: kept when ingest starts over
 SOURCE = "aws.securityhub"  # only Security Hub may send events with it (EventBridge refuses others)
 SQS_LONGEST_WAIT = 20  # seconds: ReceiveMessage's WaitTimeSeconds is 0 to 20
 # The region in an SQS queue URL: https://sqs.eu-west-1.amazonaws.com/..., or the legacy
@@ -80,33 +82,36 @@ class FindingsAsked:
 
 
 def run_events(
-    triggering: Mapping[Any, Sequence[Any]], inlet_events: Any, inlets: Iterable[Any], started: Any
+    triggering: Mapping[Any, Sequence[Any]], inlet_events: Any, inlets: Iterable[Any], until: Any
 ) -> list[Any]:
-    """The asset events of this run: those Airflow gave it, and those it left behind.
+    """The asset events of this run: those Airflow gave it, and those it left out of every run.
 
     Airflow 3.3 makes an asset-triggered run from the queue row of its first event, and
     gives it the events up to that one's time: one that arrives before the scheduler makes
     the run is in no run until another event comes (apache/airflow#70972), and its SQS
-    message is gone. So a run also takes the asset's events from its earliest to its start
-    (``inlets``: the asset; ``inlet_events``: the task's accessor). A later run may take
-    one of them again: the finding is read again then, so that costs a read, not a fix.
+    message is gone. So a run also takes the asset's events from its earliest up to
+    ``until`` (its first start) that no run has taken (``inlets``: the asset;
+    ``inlet_events``: the task's accessor). Should a later event bring one of them into a
+    run after all, that run reads the finding again: fixed by then, it is no longer FAILED.
     """
     found = [event for events in triggering.values() for event in events]
-    if not found or started is None:
+    if not found or until is None:
         return found
-    seen = {_identity(event) for event in found}
     earliest = min(event.timestamp for event in found)
     for asset in inlets:
-        for event in inlet_events[asset].after(earliest).before(started):
-            if _identity(event) not in seen:
-                seen.add(_identity(event))
-                found.append(event)
+        found += [e for e in inlet_events[asset].after(earliest).before(until) if not e.created_dagruns]
     return found
 
 
-def _identity(event: Any) -> str:
-    """An asset event as a run's reference to it and the accessor's result both show it."""
-    return json.dumps([str(event.timestamp), event.extra], sort_keys=True, default=str)
+def window_end(store: Any, started: Any) -> Any:
+    """The end of this run's window of left-out events: its start as its first ingest saw it.
+    Clearing a run resets its start date to the time of the clear, and the window would then
+    take every later run's events."""
+    if store.path(EVENTS_UNTIL).exists():
+        return datetime.fromisoformat(store.read_json(EVENTS_UNTIL)["until"])
+    if started is not None:
+        store.write_json(EVENTS_UNTIL, {"until": started.isoformat()})
+    return started
 
 
 def _messages(asset_events: Iterable[Any]) -> list[dict[str, Any]]:

@@ -91,7 +91,7 @@ def build(store: RunStore, run_id: str) -> dict[str, Any]:
         "findings_updated": writeback.get("updated", 0),
         "writeback_failures": writeback.get("failed", []),
         "writeback_left_alone": writeback.get("left_alone", []),
-        "writeback_pending": _unwritten(outcomes, writeback, run_id),
+        "writeback_pending": 0 if ingested.get("dry_run") else _unwritten(outcomes, writeback, run_id),
         "outcomes": [o.to_dict() | {"workflow_status": shown(o)} for o in outcomes],
         "rejected": rejected,
     }

@@ -54,15 +54,19 @@ class RunStore:
         return self.root / name
 
     def own(self, dag_id: str, run_id: str) -> None:
-        """Mark the folder as this run's, or refuse it: run ids that differ only in characters
-        a folder name cannot hold (``fix:1``, ``fix_1``, made up through the REST API) map to
-        one folder, and a run must not read, report or roll back another's files."""
+        """Mark the folder as this run's (``refuse_another``)."""
+        self.refuse_another(dag_id, run_id)
+        self.write_json(OWNER, {"dag_id": dag_id, "run_id": run_id})
+
+    def refuse_another(self, dag_id: str, run_id: str) -> None:
+        """Raise ValueError if the folder is another run's: run ids that differ only in
+        characters a folder name cannot hold (``fix:1``, ``fix_1``, made up through the REST
+        API) map to one folder, and a run must not read, report or roll back another's files."""
         if not self.belongs_to(dag_id, run_id):
             raise ValueError(
                 f"run {run_id!r} of {dag_id} would share the folder {self.root} with run "
                 f"{self.read_json(OWNER).get('run_id')!r}: trigger it with another run id"
             )
-        self.write_json(OWNER, {"dag_id": dag_id, "run_id": run_id})
 
     def belongs_to(self, dag_id: str, run_id: str) -> bool:
         """Whether the folder is this run's, or no run's yet (or a run's from before ``own``)."""

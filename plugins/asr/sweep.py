@@ -192,12 +192,13 @@ def plan(
         targets = sorted({f"{r['account_id']}/{r['region']}" for r in chunk})
         store.write_json(f"batches/{batch_id}.json", {"targets": targets, "rate_shares": share})
         refs.append({"batch_id": batch_id, "playbook": playbook_id, "count": len(chunk)})
-    # A plan made again (a person cleared it) may cut other batches: the files of the earlier
-    # ones must go, or the report and write-back would count their findings twice.
+    # A plan made again (a person cleared it, and the fixes after it) may cut other batches,
+    # or others under the same ids: the earlier ones' files must go, or the report and
+    # write-back would count a finding twice, or one whose new batch did not finish as done.
     ids = {ref["batch_id"] for ref in refs}
-    for name in store.names("batches") + store.names("outcomes"):
-        if name != NOT_ACTED and name.split("/", 1)[1].rsplit(".", 1)[0] not in ids:
-            store.remove(name)
+    stale = [n for n in store.names("batches") if n.split("/", 1)[1].rsplit(".", 1)[0] not in ids]
+    for name in stale + [n for n in store.names("outcomes") if n != NOT_ACTED]:
+        store.remove(name)
     return refs
 
 

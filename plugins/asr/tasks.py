@@ -56,6 +56,12 @@ def run_context(context: Any = None) -> tuple[Settings, Any, str]:
     settings = Settings.from_env().with_overrides({k: params.get(k) for k in OVERRIDABLE})
     run_id = context["run_id"]
     store = RunStore.for_run(settings.data_dir, context["dag"].dag_id, run_id, settings.aws_conn_id)
+    try:  # no step of a run may go on in another run's folder
+        store.refuse_another(context["dag"].dag_id, run_id)
+    except ValueError as exc:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(str(exc)) from None
     return settings, store, run_id
 
 
@@ -189,13 +195,13 @@ def ingest_events() -> dict[str, int]:
     from asr.securityhub import actionable_filters
 
     with _asked_wrong():
-        settings, _, _ = run_context()
+        settings, store, _ = run_context()
     context = get_current_context()
     found = events.run_events(
         context["triggering_asset_events"],
         context["inlet_events"],
         context["task"].inlets,
-        context["dag_run"].start_date,
+        events.window_end(store, context["dag_run"].start_date),
     )
     asked = events.findings_asked(found)
     if not asked.finding_ids:
