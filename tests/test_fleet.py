@@ -8,7 +8,17 @@ import pytest
 
 from asr import cli
 from asr.local import MEMBER_ACCOUNT
-from asr.local.seed import DEFAULT_MIX, FLEET_REGIONS, account_ids, fleet_spec, parse_mix, seed_spec
+from asr.local.seed import (
+    DEFAULT_MIX,
+    FLEET_REGIONS,
+    account_ids,
+    finding,
+    fleet_spec,
+    import_findings,
+    parse_mix,
+    seed_one,
+    seed_spec,
+)
 from asr.securityhub import iter_findings
 
 
@@ -164,3 +174,17 @@ def test_an_account_or_region_named_twice_makes_one_fleet_cell(aws, capsys) -> N
     assert sorted(f["Compliance"]["SecurityControlId"] for f in found) == ["EC2.7", "S3.1"]
     spec = fleet_spec(12, ["111111111111", "111111111111"], ["us-east-1"] * 2, {"EC2.19": 1})
     assert (spec.accounts, spec.regions, spec.total) == (("111111111111",), ("us-east-1",), 12)
+
+
+def test_a_finding_keeps_its_id_for_its_control_and_resource(aws) -> None:  # type: ignore[no-untyped-def]
+    """Security Hub keeps one finding per control and resource: seeded again, it is updated,
+    not doubled."""
+    seeded = seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1")
+    other = seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1", 1)
+    assert finding(seeded)["Id"] == finding(seeded)["Id"] != finding(other)["Id"]
+    legacy = finding(seeded, standard="pci-dss/v/3.2.1", standard_control="PCI.EC2.5")
+    assert legacy["Id"] != finding(seeded)["Id"]
+    securityhub = aws.admin_client("securityhub", "us-east-1")
+    import_findings(securityhub, [finding(seeded)])
+    import_findings(securityhub, [finding(seeded)])
+    assert len(securityhub.get_findings()["Findings"]) == 1

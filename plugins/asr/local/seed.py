@@ -260,7 +260,7 @@ def _standard_fields(seeded: Seeded, standard: str, standard_control: str) -> di
             "ControlId": standard_control,
         }
     return {
-        "Id": f"{arn}:subscription/{standard}/{standard_control}/finding/{uuid.uuid4()}",
+        "Id": f"{arn}:subscription/{standard}/{standard_control}/finding/{_finding_uuid(standard, seeded)}",
         "GeneratorId": (
             f"arn:aws:securityhub:::ruleset/{standard}/rule/{standard_control}"
             if ruleset
@@ -269,6 +269,12 @@ def _standard_fields(seeded: Seeded, standard: str, standard_control: str) -> di
         "ProductFields": fields,
         "StandardsId": f"{kind}/{standard}",
     }
+
+
+def _finding_uuid(standard: str, seeded: Seeded) -> uuid.UUID:
+    """Security Hub keeps one finding per control and resource, under the same id at every
+    evaluation: so does the stand-in, and a fleet seeded again is the same findings."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"{standard}|{seeded.control_id}|{seeded.resource_id}")
 
 
 def finding(
@@ -287,7 +293,8 @@ def finding(
     """
     stamp = (now or datetime.datetime.now(datetime.UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     region, account, control = seeded.region, seeded.account_id, seeded.control_id
-    finding_id = f"arn:aws:securityhub:{region}:{account}:security-control/{control}/finding/{uuid.uuid4()}"
+    same = _finding_uuid("", seeded)
+    finding_id = f"arn:aws:securityhub:{region}:{account}:security-control/{control}/finding/{same}"
     product_arn = f"arn:aws:securityhub:{region}::product/aws/securityhub"
     result = {
         "SchemaVersion": "2018-10-08",
