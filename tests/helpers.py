@@ -105,3 +105,29 @@ def seeded_records(aws: Any, count: int, region: str = "us-east-1") -> list[Any]
         resource_id = playbook.extract_resource_id(arn, MEMBER_ACCOUNT)
         records.append(routing_record("EC2.13", arn, resource_id, MEMBER_ACCOUNT, region))
     return records
+
+
+PRODUCT = "arn:aws:securityhub:us-east-1::product/aws/securityhub"
+
+
+def make_finding(n: int, **overrides: Any) -> dict[str, Any]:
+    """A minimal control finding in ASFF, with ``overrides`` on top (the stand-in's own tests)."""
+    finding = {
+        "SchemaVersion": "2018-10-08",
+        "Id": f"finding-{n}",
+        "ProductArn": PRODUCT,
+        "GeneratorId": "security-control/EC2.13",
+        "AwsAccountId": "222222222222",
+        "Types": ["Software and Configuration Checks"],
+        "CreatedAt": "2026-01-01T00:00:00Z",
+        "UpdatedAt": "2026-01-01T00:00:00Z",
+        "Severity": {"Label": "HIGH"},
+        "Title": "t",
+        "Description": "d",
+        "Resources": [{"Type": "AwsEc2SecurityGroup", "Id": f"sg-{n}", "Region": "us-east-1"}],
+        "Compliance": {"Status": "FAILED", "SecurityControlId": "EC2.13"},
+        "Workflow": {"Status": "NEW"},
+        "RecordState": "ACTIVE",
+    }
+    finding.update(overrides)
+    return finding

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import free_port, world_open
@@ -26,21 +27,29 @@ from asr.setup import setup
 REGION = "us-east-1"
 
 
-@pytest.mark.airflow
-def test_custom_action_event_fixes_exactly_its_findings_through_the_triggerer(aws, tmp_path) -> None:
-    seeded = [seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION, n) for n in range(3)]
+def _installed(
+    aws: Any, tmp_path: Path, count: int, poll_seconds: int
+) -> tuple[list[Any], list[Any], Any, dict[str, str]]:
+    """``count`` open security groups with their findings, ``asr setup`` made, and the
+    environment an Airflow watching its queue needs."""
+    seeded = [seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION, n) for n in range(count)]
     findings = [finding(s) for s in seeded]
-    securityhub = aws.admin_client("securityhub", REGION)
-    import_findings(securityhub, findings)
+    import_findings(aws.admin_client("securityhub", REGION), findings)
     made = setup(aws, REGION)
-
     environment = {
         "ASR_EVENTS_QUEUE_URL": made.queue_url,
-        "ASR_EVENTS_POLL_SECONDS": "2",
+        "ASR_EVENTS_POLL_SECONDS": str(poll_seconds),
         "ASR_EVENTS_WAIT_SECONDS": "1",
         "ASR_DATA_DIR": str(tmp_path / "runs"),
         "ASR_LOCAL_PORT": os.environ["ASR_LOCAL_PORT"],
     }
+    return seeded, findings, made, environment
+
+
+@pytest.mark.airflow
+def test_custom_action_event_fixes_exactly_its_findings_through_the_triggerer(aws, tmp_path) -> None:
+    seeded, findings, made, environment = _installed(aws, tmp_path, 3, poll_seconds=2)
+    securityhub = aws.admin_client("securityhub", REGION)
     with LocalAirflow(tmp_path / "airflow", free_port(), environment) as airflow:
         airflow.prepare("asr_events")
         airflow.start("api-server", "scheduler", "dag-processor", "triggerer")
@@ -82,17 +91,7 @@ def test_a_click_that_lands_before_the_scheduler_makes_the_run_is_not_left_behin
     """Airflow 3.3 gives an asset-triggered run only the events up to its first one: a second
     click that arrives before the scheduler makes the run is in no run, and its SQS message
     is deleted already. The run takes it itself."""
-    seeded = [seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION, n) for n in range(2)]
-    findings = [finding(s) for s in seeded]
-    import_findings(aws.admin_client("securityhub", REGION), findings)
-    made = setup(aws, REGION)
-    environment = {
-        "ASR_EVENTS_QUEUE_URL": made.queue_url,
-        "ASR_EVENTS_POLL_SECONDS": "1",
-        "ASR_EVENTS_WAIT_SECONDS": "1",
-        "ASR_DATA_DIR": str(tmp_path / "runs"),
-        "ASR_LOCAL_PORT": os.environ["ASR_LOCAL_PORT"],
-    }
+    seeded, findings, made, environment = _installed(aws, tmp_path, 2, poll_seconds=1)
     home = tmp_path / "airflow"
     events = aws.admin_client("events", REGION)
     with LocalAirflow(home, free_port(), environment) as airflow:

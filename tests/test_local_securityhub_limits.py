@@ -10,34 +10,10 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from helpers import PRODUCT, make_finding
 
 from asr.local.securityhub_ext import validate_filters
 from asr.securityhub import update_findings
-
-PRODUCT = "arn:aws:securityhub:us-east-1::product/aws/securityhub"
-
-
-def make_finding(n: int, **overrides: Any) -> dict[str, Any]:
-    finding = {
-        "SchemaVersion": "2018-10-08",
-        "Id": f"finding-{n}",
-        "ProductArn": PRODUCT,
-        "GeneratorId": "security-control/EC2.13",
-        "AwsAccountId": "222222222222",
-        "Types": ["Software and Configuration Checks"],
-        "CreatedAt": "2026-01-01T00:00:00Z",
-        "UpdatedAt": "2026-01-01T00:00:00Z",
-        "Severity": {"Label": "HIGH"},
-        "Title": "t",
-        "Description": "d",
-        "Resources": [{"Type": "AwsEc2SecurityGroup", "Id": f"sg-{n}", "Region": "us-east-1"}],
-        "Compliance": {"Status": "FAILED", "SecurityControlId": "EC2.13"},
-        "Workflow": {"Status": "NEW"},
-        "WorkflowState": "NEW",
-        "RecordState": "ACTIVE",
-    }
-    finding.update(overrides)
-    return finding
 
 
 def ident(n: int) -> dict[str, str]:
@@ -258,7 +234,7 @@ def test_a_new_control_finding_that_passes_is_resolved(securityhub) -> None:
 
 
 def test_batch_update_leaves_workflow_state_within_its_own_values(securityhub) -> None:
-    securityhub.batch_import_findings(Findings=[make_finding(1)])
+    securityhub.batch_import_findings(Findings=[make_finding(1, WorkflowState="NEW")])
     for status in ("NOTIFIED", "SUPPRESSED", "RESOLVED"):
         securityhub.batch_update_findings(FindingIdentifiers=[ident(1)], Workflow={"Status": status})
         assert found(securityhub)["finding-1"]["WorkflowState"] == "NEW"

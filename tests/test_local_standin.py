@@ -13,34 +13,10 @@ import boto3
 import psutil
 import pytest
 from botocore.exceptions import ClientError
-from helpers import free_port
+from helpers import PRODUCT, free_port, make_finding
 
 from asr import local
 from asr.local.securityhub_ext import STRING_FILTER_PATHS, filter_findings
-
-PRODUCT = "arn:aws:securityhub:us-east-1::product/aws/securityhub"
-
-
-def make_finding(n: int, **overrides: object) -> dict:
-    finding = {
-        "SchemaVersion": "2018-10-08",
-        "Id": f"finding-{n}",
-        "ProductArn": PRODUCT,
-        "GeneratorId": "security-control/EC2.13",
-        "AwsAccountId": "222222222222",
-        "Types": ["Software and Configuration Checks"],
-        "CreatedAt": "2026-01-01T00:00:00Z",
-        "UpdatedAt": "2026-01-01T00:00:00Z",
-        "Severity": {"Label": "HIGH"},
-        "Title": "t",
-        "Description": "d",
-        "Resources": [{"Type": "AwsEc2SecurityGroup", "Id": f"sg-{n}", "Region": "us-east-1"}],
-        "Compliance": {"Status": "FAILED", "SecurityControlId": "EC2.13"},
-        "Workflow": {"Status": "NEW"},
-        "RecordState": "ACTIVE",
-    }
-    finding.update(overrides)
-    return finding
 
 
 @pytest.fixture
