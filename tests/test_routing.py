@@ -38,7 +38,9 @@ EXPECTED: dict[tuple[str, str], str] = {
     (PCI, "PCI.EC2.2"): "EC2.2",
     (CIS14, "2.2.1"): "EC2.7",
     (CIS30, "2.2.1"): "EC2.7",
-    (PCI, "PCI.IAM.8"): "IAM.7",
+    # The reference table groups PCI.IAM.8 and PCI.CloudTrail.2 by the fix that runs; the
+    # findings carry the consolidated ids IAM.10 and CloudTrail.3 (AWS's controls reference).
+    (PCI, "PCI.IAM.8"): "IAM.10",
     (CIS12, "1.5"): "IAM.11",
     (CIS12, "1.6"): "IAM.12",
     (CIS12, "1.7"): "IAM.13",
@@ -68,7 +70,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     (CIS12, "2.1"): "CloudTrail.1",
     (CIS14, "3.1"): "CloudTrail.1",
     (CIS30, "3.1"): "CloudTrail.1",
-    (PCI, "PCI.CloudTrail.2"): "CloudTrail.1",
+    (PCI, "PCI.CloudTrail.2"): "CloudTrail.3",
     (CIS12, "2.7"): "CloudTrail.2",
     (CIS14, "3.7"): "CloudTrail.2",
     (CIS30, "3.5"): "CloudTrail.2",
