@@ -94,3 +94,20 @@ def test_invalid_yaml_names_the_file(playbook_dir: Path) -> None:
     (playbook_dir / "S3.1.yaml").write_text("control_id: [S3.1\n")
     with pytest.raises(PlaybookError, match=r"S3\.1\.yaml: not valid YAML"):
         load_playbooks(playbook_dir)
+
+
+@pytest.mark.parametrize(
+    "repeated", ["disruptive: false\n", "standards:\n  EC2.13:\n    pci-dss/v/3.2.1: [PCI.EC2.5]\n"]
+)
+def test_a_key_given_twice_names_the_file(playbook_dir: Path, repeated: str) -> None:
+    """YAML keeps the last of two keys: a second `disruptive: false` would drop the approval."""
+    path = playbook_dir / "EC2.13.yaml"
+    path.write_text(path.read_text() + repeated)
+    with pytest.raises(PlaybookError, match=r"EC2\.13\.yaml: not valid YAML: .* given twice"):
+        load_playbooks(playbook_dir)
+
+
+def test_a_playbook_named_yml_is_refused_not_skipped(playbook_dir: Path) -> None:
+    (playbook_dir / "EC2.2.yaml").rename(playbook_dir / "EC2.2.yml")
+    with pytest.raises(PlaybookError, match=r"end in \.yaml, not \.yml: EC2\.2\.yml"):
+        load_playbooks(playbook_dir)

@@ -32,7 +32,26 @@ SCOPES = {
 }
 
 # libyaml's safe loader where PyYAML was built with it: the same documents, parsed faster.
-YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class PlaybookLoader(_SAFE_LOADER):  # type: ignore[misc,valid-type]
+    """The safe loader, refusing a repeated key: PyYAML keeps the last one, so a second
+    ``disruptive: false`` would drop a fix's approval, or a second ``EC2.13:`` a block of
+    standard ids, without a word."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return dict(super().construct_mapping(node, deep=deep))
+
+
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -344,6 +363,9 @@ def load_playbooks(directory: Path | None = None) -> PlaybookRegistry:
     directory = directory or default_dir()
     if not directory.is_dir():
         raise PlaybookError(f"{directory}: playbook directory not found (set ASR_PLAYBOOK_DIR)")
+    misnamed = sorted(p.name for p in directory.glob("*.yml"))
+    if misnamed:  # not loaded, and so never fixed, with nothing said
+        raise PlaybookError(f"{directory}: playbook files end in .yaml, not .yml: {', '.join(misnamed)}")
     playbooks = []
     for path in sorted(directory.glob("*.yaml")):
         text = path.read_text()
@@ -352,7 +374,7 @@ def load_playbooks(directory: Path | None = None) -> PlaybookRegistry:
             playbooks.append(known[1])
             continue
         try:
-            data = yaml.load(text, Loader=YAML_LOADER)
+            data = yaml.load(text, Loader=PlaybookLoader)
         except yaml.YAMLError as exc:
             raise PlaybookError(f"{path}: not valid YAML: {exc}") from None
         playbook = parse_playbook(data, str(path))
