@@ -403,3 +403,47 @@ def test_a_person_approves_rejects_or_lets_the_request_time_out(aws: Any, tmp_pa
     report = report_of("asr_sweep", run_id, str(tmp_path / "runs"))
     assert report["totals"] == {"REMEDIATED": 2, "NOT_APPROVED": 2}
     assert report["findings_updated"] == 4
+
+
+def _asked(api: Api, run_id: str, task_id: str, try_number: int) -> dict[str, Any]:
+    """The request of that try, once the scheduler has seen the task parked."""
+    path = f"/dags/asr_sweep/dagRuns/{run_id}/taskInstances/{task_id}"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        ti = api.call("GET", path)
+        if ti["try_number"] >= try_number and ti["state"] == "awaiting_input":
+            time.sleep(PARKED)
+            return api.call("GET", f"{path}/-1/hitlDetails")
+        time.sleep(1)
+    raise TimeoutError(f"{task_id} of {run_id} asked nothing on try {try_number}")
+
+
+@pytest.mark.airflow
+def test_a_run_cleared_after_its_findings_changed_does_not_fix_what_its_request_never_showed(
+    aws: Any, tmp_path: Path
+) -> None:
+    """Airflow 3.3 shows a cleared step the first try's request: Approve would fix this
+    try's batches, which that request never listed. The step fails instead."""
+    task_id = "remediate_EC2_13.approve"
+    (first,), _ = seed(aws, "EC2.13")
+    home = tmp_path / "airflow"
+    signed_in, passwords = signed_in_users(home, {"secops": "admin"})
+    environment = {**signed_in, "ASR_AUTO_APPROVE": "", "ASR_DATA_DIR": str(tmp_path / "runs")}
+    with LocalAirflow(home, free_port(), environment) as airflow:
+        airflow.prepare("asr_sweep")
+        airflow.start("api-server", "scheduler", "dag-processor")
+        api = Api(airflow.api_url, "secops", passwords["secops"])
+        api.call("POST", "/dags/asr_sweep/dagRuns", {"dag_run_id": "cleared__1", "logical_date": None})
+        request = f"/dags/asr_sweep/dagRuns/cleared__1/taskInstances/{task_id}/-1/hitlDetails"
+        assert "1 resources" in _asked(api, "cleared__1", task_id, 1)["subject"]
+        api.call("PATCH", request, {"chosen_options": ["Reject"]})
+        assert api.wait("asr_sweep", "cleared__1") == "success"
+
+        later = [seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION, n) for n in (1, 2)]
+        import_findings(aws.admin_client("securityhub", REGION), [finding(s) for s in later])
+        api.call("POST", "/dags/asr_sweep/dagRuns/cleared__1/clear", {"dry_run": False})
+        time.sleep(5)
+        assert api.wait("asr_sweep", "cleared__1") == "failed", f"logs: {airflow.logs}"
+        ti = api.call("GET", f"/dags/asr_sweep/dagRuns/cleared__1/taskInstances/{task_id}")
+        assert ti["state"] == "failed"
+    assert world_open(aws, first) and all(world_open(aws, s) for s in later)

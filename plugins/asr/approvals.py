@@ -207,6 +207,28 @@ def next_run_due(dag: Any, dag_run: Any) -> datetime | None:
     return info.run_after if info else None
 
 
+def same_request(store: Any, task_id: str, title: str, text: str, records: list[dict[str, Any]]) -> None:
+    """Fail unless the request is the one this step showed before, if it showed one.
+
+    Airflow 3.3 keeps one request per task instance: cleared and asked again, it shows the
+    first try's subject and body (the execution API does not update them), while the
+    answer applies to this try's batches. A run cleared after its findings changed would
+    then fix resources the person was never shown; it is stopped instead."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    resources = sorted({f"{r['account_id']}/{r['region']}/{r['resource_id']}" for r in records})
+    asked = {"subject": title, "body": text, "resources": resources}
+    name = f"approvals/{task_id}.json"
+    if not store.path(name).exists():
+        store.write_json(name, asked)
+    elif store.read_json(name) != asked:
+        raise AirflowFailException(
+            "this run's approval request was made by an earlier try, for other resources than "
+            "this try's batches, and Airflow shows that one: an answer would apply to resources "
+            "nobody was shown. Trigger a new run (a new run asks afresh)"
+        )
+
+
 class ControlApproval(ApprovalOperator):
     """The approval step of one disruptive playbook's task group, before its mapped fix.
 
@@ -243,6 +265,7 @@ class ControlApproval(ApprovalOperator):
         ]
         self.subject = subject(playbook, records)
         self.body = body(playbook, records)
+        same_request(store, self.task_id, self.subject, self.body, records)
         self.response_timeout = wait_for_decision(settings.approval_timeout, context)
         log.info("%s; waiting up to %s for a decision", self.subject, self.response_timeout)
         from asr import notify
