@@ -348,3 +348,31 @@ def test_a_rollback_waits_for_a_revert_the_service_shows_late(
     monkeypatch.setattr(sqs.EnableQueueEncryption, "read", read)
     [reversal] = Rollback(journal, aws).run()
     assert reversal.status == RollbackStatus.REVERTED, reversal.reason
+
+
+def test_a_run_id_two_dags_have_must_be_named_with_its_dag(tmp_path: Path) -> None:
+    """A person picks run ids through the form: 'nightly' in two DAGs picked the first DAG's."""
+    from asr.rollback import RollbackError
+
+    settings = Settings(data_dir=str(tmp_path))
+    for dag_id in ("asr_sweep", "asr_remediate"):
+        store = RunStore.for_run(str(tmp_path), dag_id, "nightly")
+        store.write_lines("outcomes/b.jsonl", [{"finding_id": f"{dag_id}-f", "status": "FAILED"}])
+        journal_root(settings.audit_root, dag_id, "nightly").mkdir(parents=True)
+    with pytest.raises(SelectionError, match="name one, asr_sweep/nightly or asr_remediate/nightly"):
+        failed_in_run(settings, "nightly")
+    with pytest.raises(RollbackError, match="runs of several DAGs are called 'nightly'"):
+        find_journal(settings.audit_root, "nightly", None, _rollback_origin())
+    assert find_journal(settings.audit_root, "asr_remediate/nightly", None, _rollback_origin())
+
+
+@pytest.mark.parametrize("run", ["asr_sweep/.", "asr_sweep/..", "..", "."])
+def test_the_form_refuses_a_run_named_by_dots(run: str) -> None:
+    import re
+
+    from asr.pipeline import RUN_PATTERN
+
+    assert not re.match(RUN_PATTERN, run)
+    assert re.match(RUN_PATTERN, "asr_sweep/manual__2026-01-01T00:00:00+00:00") and re.match(
+        RUN_PATTERN, "a.b~c"
+    )

@@ -23,7 +23,9 @@ from asr.config import ACCOUNT_PATTERN, REGION_PATTERN, Settings
 from asr.operators import AutomationFixOperator
 from asr.playbooks import registry
 
-RUN_PATTERN = r"^([a-z_]+/)?[A-Za-z0-9_.:+-]+$"
+# A run, as "<dag_id>/<run_id>" or its run id: Airflow's own run id characters (its default
+# allowed_run_id_pattern), but not "." or ".." alone, which would name a folder of runs.
+RUN_PATTERN = r"^([a-z_]+/)?(?!\.{1,2}$)[A-Za-z0-9_.~:+-]+$"
 
 
 def task_group_to_run(dag_id: str) -> str | None:

@@ -105,11 +105,17 @@ def find_journal(audit_dir: str, run: str, conn_id: str | None, origin: Origin) 
     """The journal of the run named ``<dag_id>/<run_id>``, or by its run id alone; written as ``origin``."""
     dag_id, _, run_id = run.rpartition("/")
     candidates = [dag_id] if dag_id else list(RUN_DAGS)
-    for candidate in candidates:
-        root = journal_root(audit_dir, candidate, run_id, conn_id)
-        if root.exists():
-            return AuditJournal(root, origin)
-    raise RollbackError(f"no audit journal of run {run!r} under {audit_dir} (dags: {', '.join(candidates)})")
+    roots = {c: journal_root(audit_dir, c, run_id, conn_id) for c in candidates}
+    found = {candidate: root for candidate, root in roots.items() if root.exists()}
+    if len(found) > 1:
+        named = " or ".join(f"{candidate}/{run_id}" for candidate in found)
+        raise RollbackError(f"runs of several DAGs are called {run_id!r}: name one, {named}")
+    if not found:
+        raise RollbackError(
+            f"no audit journal of run {run!r} under {audit_dir} (dags: {', '.join(candidates)})"
+        )
+    [root] = found.values()
+    return AuditJournal(root, origin)
 
 
 def latest_fixes(changes: Iterable[Change]) -> list[Change]:

@@ -27,16 +27,24 @@ def failed_in_run(settings: Settings, run: str) -> list[str]:
 
     dag_id, _, run_id = run.rpartition("/")
     candidates = [dag_id] if dag_id else list(RUN_DAGS)
-    for candidate in candidates:
-        store = RunStore.for_run(settings.data_dir, candidate, run_id, settings.aws_conn_id)
-        if store.path("outcomes").exists() and store.belongs_to(candidate, run_id):
-            failed = [o.finding_id for o in every_outcome(store) if o.status in RERUN]
-            if not failed:
-                raise SelectionError(f"run {run} has no failed findings to rerun")
-            return sorted(set(failed))
-    raise SelectionError(
-        f"no outcomes of run {run!r} under {settings.data_dir} (dags: {', '.join(candidates)})"
-    )
+    stores = {
+        candidate: store
+        for candidate in candidates
+        for store in [RunStore.for_run(settings.data_dir, candidate, run_id, settings.aws_conn_id)]
+        if store.path("outcomes").exists() and store.belongs_to(candidate, run_id)
+    }
+    if len(stores) > 1:
+        named = " or ".join(f"{candidate}/{run_id}" for candidate in stores)
+        raise SelectionError(f"runs of several DAGs are called {run_id!r}: name one, {named}")
+    if not stores:
+        raise SelectionError(
+            f"no outcomes of run {run!r} under {settings.data_dir} (dags: {', '.join(candidates)})"
+        )
+    [store] = stores.values()
+    failed = [o.finding_id for o in every_outcome(store) if o.status in RERUN]
+    if not failed:
+        raise SelectionError(f"run {run} has no failed findings to rerun")
+    return sorted(set(failed))
 
 
 @dataclass(frozen=True)
