@@ -352,16 +352,14 @@ def test_a_rollback_waits_for_a_revert_the_service_shows_late(
 
 def test_a_run_id_two_dags_have_must_be_named_with_its_dag(tmp_path: Path) -> None:
     """A person picks run ids through the form: 'nightly' in two DAGs picked the first DAG's."""
-    from asr.rollback import RollbackError
-
     settings = Settings(data_dir=str(tmp_path))
     for dag_id in ("asr_sweep", "asr_remediate"):
         store = RunStore.for_run(str(tmp_path), dag_id, "nightly")
         store.write_lines("outcomes/b.jsonl", [{"finding_id": f"{dag_id}-f", "status": "FAILED"}])
         journal_root(settings.audit_root, dag_id, "nightly").mkdir(parents=True)
-    with pytest.raises(SelectionError, match="name one, asr_sweep/nightly or asr_remediate/nightly"):
+    with pytest.raises(ValueError, match="name one, asr_sweep/nightly or asr_remediate/nightly"):
         failed_in_run(settings, "nightly")
-    with pytest.raises(RollbackError, match="runs of several DAGs are called 'nightly'"):
+    with pytest.raises(ValueError, match="runs of several DAGs are called 'nightly'"):
         find_journal(settings.audit_root, "nightly", None, _rollback_origin())
     assert find_journal(settings.audit_root, "asr_remediate/nightly", None, _rollback_origin())
 

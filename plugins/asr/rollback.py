@@ -40,12 +40,11 @@ from asr.aws import AwsContext, Clients
 from asr.guard import Scope
 from asr.remediate import Status, describe_error, propagation_waits, retry_throttled
 from asr.securityhub import NOT_MARKED, iter_findings, queries_by_id, reverted_by, update_findings, with_marks
-from asr.store import RunStore
+from asr.store import RunStore, named_run
 
 log = logging.getLogger(__name__)
 
 # The DAGs whose runs change resources, and so can be rolled back.
-RUN_DAGS = ("asr_sweep", "asr_remediate", "asr_events")
 REPORT = "rollback.json"
 
 
@@ -103,18 +102,12 @@ class Reversal:
 
 def find_journal(audit_dir: str, run: str, conn_id: str | None, origin: Origin) -> AuditJournal:
     """The journal of the run named ``<dag_id>/<run_id>``, or by its run id alone; written as ``origin``."""
-    dag_id, _, run_id = run.rpartition("/")
-    candidates = [dag_id] if dag_id else list(RUN_DAGS)
-    roots = {c: journal_root(audit_dir, c, run_id, conn_id) for c in candidates}
-    found = {candidate: root for candidate, root in roots.items() if root.exists()}
-    if len(found) > 1:
-        named = " or ".join(f"{candidate}/{run_id}" for candidate in found)
-        raise RollbackError(f"runs of several DAGs are called {run_id!r}: name one, {named}")
-    if not found:
-        raise RollbackError(
-            f"no audit journal of run {run!r} under {audit_dir} (dags: {', '.join(candidates)})"
-        )
-    [root] = found.values()
+    dag_id, run_id = named_run(
+        run, lambda dag, run_id: journal_root(audit_dir, dag, run_id, conn_id).exists()
+    )
+    if dag_id is None:
+        raise RollbackError(f"no audit journal of run {run!r} under {audit_dir}")
+    root = journal_root(audit_dir, dag_id, run_id, conn_id)
     return AuditJournal(root, origin)
 
 

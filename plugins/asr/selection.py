@@ -8,10 +8,9 @@ from typing import Any
 from asr.config import Settings
 from asr.findings import RoutingRecord
 from asr.remediate import Status
-from asr.store import RunStore
+from asr.store import RunStore, named_run
 
 # The DAGs whose runs a rerun may name.
-RUN_DAGS = ("asr_sweep", "asr_remediate", "asr_events")
 # What a rerun of failures takes up again: not NOT_APPROVED, which a person decided.
 RERUN = (Status.FAILED, Status.NOT_RUN)
 
@@ -25,22 +24,14 @@ def failed_in_run(settings: Settings, run: str) -> list[str]:
     or NOT_RUN (their fix task failed all its tries, so they have no outcome of their own)."""
     from asr.sweep import every_outcome
 
-    dag_id, _, run_id = run.rpartition("/")
-    candidates = [dag_id] if dag_id else list(RUN_DAGS)
-    stores = {
-        candidate: store
-        for candidate in candidates
-        for store in [RunStore.for_run(settings.data_dir, candidate, run_id, settings.aws_conn_id)]
-        if store.path("outcomes").exists() and store.belongs_to(candidate, run_id)
-    }
-    if len(stores) > 1:
-        named = " or ".join(f"{candidate}/{run_id}" for candidate in stores)
-        raise SelectionError(f"runs of several DAGs are called {run_id!r}: name one, {named}")
-    if not stores:
-        raise SelectionError(
-            f"no outcomes of run {run!r} under {settings.data_dir} (dags: {', '.join(candidates)})"
-        )
-    [store] = stores.values()
+    def found(dag_id: str, run_id: str) -> bool:
+        store = RunStore.for_run(settings.data_dir, dag_id, run_id, settings.aws_conn_id)
+        return bool(store.path("outcomes").exists() and store.belongs_to(dag_id, run_id))
+
+    dag_id, run_id = named_run(run, found)
+    if dag_id is None:
+        raise SelectionError(f"no outcomes of run {run!r} under {settings.data_dir}")
+    store = RunStore.for_run(settings.data_dir, dag_id, run_id, settings.aws_conn_id)
     failed = [o.finding_id for o in every_outcome(store) if o.status in RERUN]
     if not failed:
         raise SelectionError(f"run {run} has no failed findings to rerun")

@@ -10,11 +10,25 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 OWNER = "run.json"  # the run a folder belongs to (``RunStore.own``)
+# The DAGs whose runs a person can name to rerun their failures or roll them back.
+RUN_DAGS = ("asr_sweep", "asr_remediate", "asr_events")
+
+
+def named_run(run: str, found: Callable[[str, str], bool]) -> tuple[str | None, str]:
+    """The DAG of a run a person named, ``<dag_id>/<run_id>`` or its run id alone, among those
+    where ``found(dag_id, run_id)`` (None: nowhere), and its run id; a ValueError when runs of
+    several DAGs have that id: the person must say which."""
+    dag_id, _, run_id = run.rpartition("/")
+    dags = [dag for dag in ([dag_id] if dag_id else RUN_DAGS) if found(dag, run_id)]
+    if len(dags) > 1:
+        named = " or ".join(f"{dag}/{run_id}" for dag in dags)
+        raise ValueError(f"runs of several DAGs are called {run_id!r}: name one, {named}")
+    return (dags[0] if dags else None), run_id
 
 
 def _safe(part: str) -> str:
