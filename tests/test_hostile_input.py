@@ -65,7 +65,7 @@ def test_hostile_text_is_carried_as_data(aws, tmp_path, value: str) -> None:  # 
     """Hostile text in a finding's resource ARN and control id, through ingest, write-back and
     the report: it reaches the rejection reasons, the outcomes, the Security Hub note and
     every report view as data: intact in JSON and the note, escaped in HTML, never a new
-    line or cell in Markdown."""
+    line, a cell or an unprintable character (an RTL override) in Markdown."""
     by_resource = sg_finding("sg-0123456789abcdef0" + value)
     arn = by_resource["Resources"][0]["Id"]
     by_control = sg_finding("sg-0123456789abcdef0")
@@ -102,7 +102,10 @@ def test_hostile_text_is_carried_as_data(aws, tmp_path, value: str) -> None:  # 
     lines = text.splitlines()
     rows = lines[lines.index("") + 3 : lines.index("## Not acted on") - 1]
     assert len(rows) == 4 and len({markdown_separators(row) for row in rows}) == 1
-    assert " ".join(value.split()).replace("|", "\\|") in text
+    # Shown on one line, with what is not printable (a newline, an RTL override) as spaces.
+    shown = "".join(c if c.isprintable() else " " for c in value)
+    assert " ".join(shown.split()).replace("|", "\\|") in text
+    assert all(c.isprintable() for line in text.splitlines() for c in line)
     listed = lines[lines.index("## Not acted on") + 2 :]
     assert len(listed) == 2 and all(line.startswith("- arn:aws:securityhub:") for line in listed)
 
