@@ -29,7 +29,7 @@ class AutomationFixOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, int]:
         from asr import automation, sweep
-        from asr.tasks import aws_context, rate_shares, run_context
+        from asr.tasks import aws_context, run_context
         from asr.triggers import AutomationExecutionTrigger
 
         settings, store, _ = run_context(context)
@@ -41,7 +41,8 @@ class AutomationFixOperator(BaseOperator):
         earlier = store.read_json(self._saved())["pending"] if store.path(self._saved()).exists() else []
         started = {r["finding_id"] for e in earlier for r in e["records"]}
         records = [r for r in records if r.finding_id not in started]
-        aws, journal = aws_context(settings, rate_shares(store, self.batch)), self._journal(settings, context)
+        aws = aws_context(settings, sweep.batch_plan(store, self.batch)["rate_shares"])
+        journal = self._journal(settings, context)
         claims = self._claims(settings, context)
         _reclaim(claims, earlier)
         under_way = list(earlier)
@@ -81,7 +82,7 @@ class AutomationFixOperator(BaseOperator):
                 poll_seconds=document.poll_seconds,
                 deadline=time.time() + document.timeout_minutes * 60,
                 rate_limits=settings.rate_limits,
-                rate_shares=rate_shares(store, self.batch),
+                rate_shares=sweep.batch_plan(store, self.batch)["rate_shares"],
             ),
             method_name="execute_complete",
         )
@@ -89,7 +90,7 @@ class AutomationFixOperator(BaseOperator):
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, int]:
         from asr import automation, sweep
         from asr.remediate import Outcome
-        from asr.tasks import aws_context, rate_shares, run_context
+        from asr.tasks import aws_context, run_context
 
         settings, store, _ = run_context(context)
         saved = store.read_json(self._saved())
@@ -98,7 +99,7 @@ class AutomationFixOperator(BaseOperator):
             saved["pending"],
             event["statuses"],
             registry(),
-            aws_context(settings, rate_shares(store, self.batch)),
+            aws_context(settings, sweep.batch_plan(store, self.batch)["rate_shares"]),
             journal=journal,
         )
         outcomes = [Outcome(**o) for o in saved["outcomes"]] + finished

@@ -56,12 +56,8 @@ def run_context(context: Any = None) -> tuple[Settings, Any, str]:
     settings = Settings.from_env().with_overrides({k: params.get(k) for k in OVERRIDABLE})
     run_id = context["run_id"]
     store = RunStore.for_run(settings.data_dir, context["dag"].dag_id, run_id, settings.aws_conn_id)
-    try:  # no step of a run may go on in another run's folder
+    with _asked_wrong():  # no step of a run may go on in another run's folder
         store.refuse_another(context["dag"].dag_id, run_id)
-    except ValueError as exc:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException(str(exc)) from None
     return settings, store, run_id
 
 
@@ -91,15 +87,6 @@ def run_parallelism() -> int:
     from airflow.configuration import conf
 
     return max(1, min(conf.getint("core", "parallelism"), conf.getint("core", "max_active_tasks_per_dag")))
-
-
-def rate_shares(store: Any, batch: dict[str, Any]) -> float | dict[str, float]:
-    """What the batch divides its account-regions' budgets by (``sweep.batch_plan``; a plan
-    made before per-account-region parts gave one number for all)."""
-    from asr import sweep
-
-    shares: float | dict[str, float] = sweep.batch_plan(store, batch)["rate_shares"]
-    return shares
 
 
 def _control_ids(playbook_ids: list[str]) -> list[str]:
@@ -250,7 +237,7 @@ def fix(batch: dict[str, Any]) -> dict[str, int]:
         batch,
         store,
         registry(),
-        aws_context(settings, rate_shares(store, batch)),
+        aws_context(settings, sweep.batch_plan(store, batch)["rate_shares"]),
         dry=dry,
         exclude_tag=settings.exclusion_tag,
         threads=settings.fix_threads,
@@ -288,7 +275,7 @@ def write_back() -> dict[str, int]:
 @task(trigger_rule=TriggerRule.ALL_DONE)
 def report() -> str:
     """Write the run report (JSON, Markdown, HTML), show it in the log, send the summary."""
-    from asr import notify, sweep
+    from asr import notify
     from asr import report as run_report
 
     context = get_current_context()
@@ -298,12 +285,11 @@ def report() -> str:
     where = run_report.location(store)
     notify.send_run_summary(notify.topic_arn(), settings.aws_conn_id, built, where)
     not_run = built["totals"].get("NOT_RUN", 0)
-    dry = sweep.is_dry_run(store, context["params"])
     fail_if_unfinished(
         store,
         not_run,
         "the report shows what there was",
-        written_back=not dry,
+        written_back=not built["dry_run"],
         unwritten=built["writeback_pending"],
     )
     return where
