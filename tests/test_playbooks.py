@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -84,15 +86,59 @@ def test_a_load_checks_again_only_the_files_that_changed(
         load_playbooks(playbook_dir)
 
 
-def test_file_name_must_match_control(playbook_dir: Path) -> None:
-    (playbook_dir / "EC2.13.yaml").rename(playbook_dir / "EC2.99.yaml")
-    with pytest.raises(PlaybookError, match=r"EC2\.99\.yaml: control_id: EC2\.13 must match the file name"):
+@pytest.mark.parametrize(
+    ("break_it", "problem"),
+    [
+        (
+            lambda d: (d / "EC2.13.yaml").rename(d / "EC2.99.yaml"),
+            r"EC2\.99\.yaml: control_id: EC2\.13 must match the file name",
+        ),
+        (lambda d: (d / "S3.1.yaml").write_text("control_id: [S3.1\n"), r"S3\.1\.yaml: not valid YAML"),
+        (lambda d: (d / "EC2.2.yaml").rename(d / "EC2.2.yml"), r"end in \.yaml, not \.yml: EC2\.2\.yml"),
+    ],
+    ids=["renamed", "not-yaml", "yml"],
+)
+def test_a_broken_file_is_named(playbook_dir: Path, break_it: Callable[[Path], object], problem: str) -> None:
+    """A file asr cannot take is an error naming it, never a playbook silently skipped."""
+    break_it(playbook_dir)
+    with pytest.raises(PlaybookError, match=problem):
         load_playbooks(playbook_dir)
 
 
-def test_invalid_yaml_names_the_file(playbook_dir: Path) -> None:
-    (playbook_dir / "S3.1.yaml").write_text("control_id: [S3.1\n")
-    with pytest.raises(PlaybookError, match=r"S3\.1\.yaml: not valid YAML"):
+@pytest.mark.parametrize(
+    ("control", "old", "new", "problem"),
+    [
+        (
+            "CloudWatch.16",
+            "minRetentionTime:",
+            "minRetentionTIme:",
+            r"control_parameters\.minRetentionTIme: not a Security Hub parameter of CloudWatch\.16; "
+            r"it has \['minRetentionTime'\]",
+        ),
+        (
+            "IAM.7",
+            "  RequireSymbols:",
+            "  RequireSymbol:",
+            r"control_parameters\.RequireSymbol: not a Security Hub parameter of IAM\.10, IAM\.11,",
+        ),
+        (
+            "EC2.13",
+            "disruptive:",
+            "control_parameters:\n  authorizedTcpPorts: ports\ndisruptive:",
+            r"control_parameters\.authorizedTcpPorts: not a Security Hub parameter of EC2\.13, EC2\.14; "
+            r"asr knows none",
+        ),
+    ],
+)
+def test_a_misspelt_control_parameter_is_refused(
+    playbook_dir: Path, control: str, old: str, new: str, problem: str
+) -> None:
+    """A name Security Hub never sends would load and then silently never apply."""
+    path = playbook_dir / f"{control}.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(PlaybookError, match=rf"{re.escape(control)}\.yaml: {problem}"):
         load_playbooks(playbook_dir)
 
 
@@ -104,10 +150,4 @@ def test_a_key_given_twice_names_the_file(playbook_dir: Path, repeated: str) -> 
     path = playbook_dir / "EC2.13.yaml"
     path.write_text(path.read_text() + repeated)
     with pytest.raises(PlaybookError, match=r"EC2\.13\.yaml: not valid YAML: .* given twice"):
-        load_playbooks(playbook_dir)
-
-
-def test_a_playbook_named_yml_is_refused_not_skipped(playbook_dir: Path) -> None:
-    (playbook_dir / "EC2.2.yaml").rename(playbook_dir / "EC2.2.yml")
-    with pytest.raises(PlaybookError, match=r"end in \.yaml, not \.yml: EC2\.2\.yml"):
         load_playbooks(playbook_dir)

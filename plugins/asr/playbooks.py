@@ -21,7 +21,7 @@ import jsonschema
 import yaml
 
 from asr import actions
-from asr.standards import CONSOLIDATED, SAME_IDS, STANDARDS, ControlRef
+from asr.standards import CONSOLIDATED, CONTROL_PARAMETERS, SAME_IDS, STANDARDS, ControlRef
 
 CONTROL_ID = r"^[A-Za-z][A-Za-z0-9]*\.\d+$"
 SCOPES = {
@@ -263,7 +263,14 @@ def parse_playbook(data: Any, source: str) -> Playbook:
                 f"{sorted(fields - DOCUMENT_FIELDS)}; allowed: {sorted(DOCUMENT_FIELDS)}"
             )
     accepted = actions.get_action(remediation["action"]).schema.get("properties", {})
+    known = set().union(*(CONTROL_PARAMETERS.get(control, ()) for control in sorted(controls)))
     for name, target in data.get("control_parameters", {}).items():
+        if name not in known:
+            has = f"it has {sorted(known)}" if known else "asr knows none (asr.standards.CONTROL_PARAMETERS)"
+            raise PlaybookError(
+                f"{source}: control_parameters.{name}: not a Security Hub parameter of "
+                f"{', '.join(sorted(controls))}; {has}"
+            )
         if target not in accepted:
             raise PlaybookError(
                 f"{source}: control_parameters.{name}: action {remediation['action']} "

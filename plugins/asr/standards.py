@@ -27,6 +27,26 @@ STANDARDS: dict[str, str] = {
 }
 # Standards that number their controls as the consolidated control ids do.
 SAME_IDS = {"aws-foundational-security-best-practices/v/1.0.0", "nist-800-53/v/5.0.0"}
+# Security Hub's own names of the parameters a control takes
+# (``Compliance.SecurityControlParameters[].Name``). A playbook may map only these, so a
+# misspelt name fails its load instead of never matching a finding.
+CONTROL_PARAMETERS: dict[str, frozenset[str]] = {
+    "CloudWatch.16": frozenset({"minRetentionTime"}),
+    "Config.1": frozenset({"includeConfigServiceLinkedRoleCheck"}),
+    "EC2.18": frozenset({"authorizedTcpPorts", "authorizedUdpPorts"}),
+    "IAM.7": frozenset(
+        {
+            "MaxPasswordAge",
+            "MinimumPasswordLength",
+            "PasswordReusePrevention",
+            "RequireLowercaseCharacters",
+            "RequireNumbers",
+            "RequireSymbols",
+            "RequireUppercaseCharacters",
+        }
+    ),
+    "S3.13": frozenset({"targetExpirationDays", "targetTransitionDays", "targetTransitionStorageClass"}),
+}
 
 _STD = r"(?P<standard>[a-z0-9-]+/v/[0-9.]+)"
 _CTL = r"(?P<control>[A-Za-z0-9.]+)"
