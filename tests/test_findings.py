@@ -81,6 +81,10 @@ def _broken(change) -> dict:  # type: ignore[no-untyped-def]
             lambda f: f["Resources"][0].update(Id=SG_ARN.replace("222222222222", "333333333333")),
             "not AwsAccountId",
         ),
+        (
+            lambda f: f["Resources"][0].update(Id=SG_ARN.replace("arn:aws:", "arn:aws-cn:")),
+            "is in partition aws-cn, not the finding's aws",
+        ),
         (lambda f: f.update(Resources=[]), "no Resources"),
         (lambda f: f["Resources"][0].update(Type="AwsS3Bucket"), "resource type"),
     ],

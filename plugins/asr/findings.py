@@ -18,7 +18,7 @@ from asr.playbooks import Playbook, PlaybookRegistry
 from asr.standards import CONSOLIDATED, STANDARDS, UNREADABLE, ControlRef, control_refs
 
 SECURITYHUB_PRODUCT = re.compile(r"^arn:aws[a-z-]*:securityhub:[a-z0-9-]+::product/aws/securityhub$")
-ARN_PARTS = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:([a-z0-9-]*):(\d*):")
+ARN_PARTS = re.compile(r"^arn:(aws[a-z-]*):[a-z0-9-]+:([a-z0-9-]*):(\d*):")
 ACTIONABLE_COMPLIANCE = {"FAILED", "WARNING"}
 ACTIONABLE_WORKFLOW = {"NEW", "NOTIFIED"}
 
@@ -203,12 +203,19 @@ def parse_finding(finding: Any, playbooks: PlaybookRegistry) -> RoutingRecord:
         raise FindingError(finding_id, str(exc)) from None
 
     arn = ARN_PARTS.match(resource_arn)
-    if arn and arn.group(2) and arn.group(2) != account_id:
+    if arn and arn.group(1) != product_arn.split(":")[1]:
+        # Security Hub keeps each partition's findings apart: a mix is a forged or broken finding.
         raise FindingError(
             finding_id,
-            f"resource {resource_arn!r} is in account {arn.group(2)}, not AwsAccountId {account_id}",
+            f"resource {resource_arn!r} is in partition {arn.group(1)}, not the finding's "
+            f"{product_arn.split(':')[1]}",
         )
-    region = (arn.group(1) if arn else None) or _str(resource, "Region") or _str(finding, "Region") or ""
+    if arn and arn.group(3) and arn.group(3) != account_id:
+        raise FindingError(
+            finding_id,
+            f"resource {resource_arn!r} is in account {arn.group(3)}, not AwsAccountId {account_id}",
+        )
+    region = (arn.group(2) if arn else None) or _str(resource, "Region") or _str(finding, "Region") or ""
     if not REGION_RE.fullmatch(region):
         raise FindingError(finding_id, f"cannot tell the resource's region (got {region!r})")
     return RoutingRecord(
