@@ -67,7 +67,7 @@ def test_rollback_of_the_demo_run_puts_every_reversible_resource_back_as_seeded(
     assert {c["resource_id"] for c in report["changes"]} == {
         registry().for_control(s.control_id).extract_resource_id(s.resource_id, s.account_id) for s in seeded
     }
-    reverts = find_journal(settings.audit_root, sweep.run_id, None, _rollback_origin()).changes(REVERT)
+    reverts = find_journal(settings.audit_root, sweep.run_id, None, _rollback_origin())[0].changes(REVERT)
     assert [c.status for c in reverts] == ["REVERTED"] * len(seeded), "the rollback is in the journal too"
 
     # Security Hub is told, and the next sweep does not fix them again; a person's pick by id does.
@@ -184,9 +184,10 @@ def test_a_rollback_reverts_only_the_named_run_s_fixes_in_a_folder_two_run_ids_s
     run_batch(
         [other], registry(), aws, journal=AuditJournal(root, Origin("asr_sweep", other_id, "b", 1, "s"))
     )
-    [reversal] = Rollback(journal, aws, dry=True).run(run=f"asr_sweep/{RUN_ID}")
+    [reversal] = Rollback(journal, aws, dry=True).run(run=("asr_sweep", RUN_ID))
     assert reversal.finding_ids == [record.finding_id]
-    assert [r.finding_ids for r in Rollback(journal, aws, dry=True).run(run=other_id)] == [[other.finding_id]]
+    others = Rollback(journal, aws, dry=True).run(run=("asr_sweep", other_id))
+    assert [r.finding_ids for r in others] == [[other.finding_id]]
 
 
 def test_a_run_id_whose_folder_another_run_has_is_refused(tmp_path: Path) -> None:

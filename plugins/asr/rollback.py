@@ -100,15 +100,18 @@ class Reversal:
         )
 
 
-def find_journal(audit_dir: str, run: str, conn_id: str | None, origin: Origin) -> AuditJournal:
-    """The journal of the run named ``<dag_id>/<run_id>``, or by its run id alone; written as ``origin``."""
+def find_journal(
+    audit_dir: str, run: str, conn_id: str | None, origin: Origin
+) -> tuple[AuditJournal, tuple[str, str]]:
+    """The journal of the run named ``<dag_id>/<run_id>``, or by its run id alone, written as
+    ``origin``; and which DAG's run that is."""
     dag_id, run_id = named_run(
         run, lambda dag, run_id: journal_root(audit_dir, dag, run_id, conn_id).exists()
     )
     if dag_id is None:
         raise RollbackError(f"no audit journal of run {run!r} under {audit_dir}")
     root = journal_root(audit_dir, dag_id, run_id, conn_id)
-    return AuditJournal(root, origin)
+    return AuditJournal(root, origin), (dag_id, run_id)
 
 
 def latest_fixes(changes: Iterable[Change]) -> list[Change]:
@@ -147,17 +150,18 @@ class Rollback:
         self.scope = scope
 
     def run(
-        self, controls: Iterable[str] = (), finding_ids: Iterable[str] = (), run: str = ""
+        self,
+        controls: Iterable[str] = (),
+        finding_ids: Iterable[str] = (),
+        run: tuple[str, str] | None = None,
     ) -> list[Reversal]:
-        """Revert the chosen fixes; ``run`` (``<dag_id>/<run_id>`` or the run id): only that
-        run's, should another run id's fixes share its journal's folder."""
+        """Revert the chosen fixes; ``run`` (DAG id, run id): only that run's, should another
+        run id's fixes share its journal's folder."""
         controls, finding_ids = list(controls), list(finding_ids)
-        dag_id, _, run_id = run.rpartition("/")
         changes = [
             change
             for change in self.journal.changes(FIX)
-            if not run_id
-            or (change.intent.get("run_id") == run_id and dag_id in ("", change.intent.get("dag_id")))
+            if run is None or (change.intent.get("dag_id"), change.intent.get("run_id")) == run
         ]
         reverted = {
             change.intent["reverts"]: change
@@ -369,11 +373,11 @@ def revert_run() -> dict[str, int]:
     context = get_current_context()
     params = context["params"]
     origin = Origin.from_context(context, "rollback")
-    journal = find_journal(settings.audit_root, params["run"], settings.aws_conn_id, origin)
+    journal, run = find_journal(settings.audit_root, params["run"], settings.aws_conn_id, origin)
     dry = bool(params.get("dry_run"))
     aws = aws_context(settings)
     rollback = Rollback(journal, aws, dry, Scope.for_aws(settings, aws))
-    reversals = rollback.run(params.get("controls") or [], params.get("finding_ids") or [], params["run"])
+    reversals = rollback.run(params.get("controls") or [], params.get("finding_ids") or [], run)
     marked = None
     if not dry:
         securityhub = aws.admin_client("securityhub", settings.securityhub_region)
