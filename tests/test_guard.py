@@ -314,7 +314,7 @@ def test_the_organization_widens_the_allow_list_and_a_run_narrows_it(aws, tmp_pa
     ASR_ACCOUNTS (an organization member's findings were never read), the scope checks each
     account; a run's choice of accounts narrows both, and may name any allowed account."""
     from asr import sweep
-    from asr.securityhub import actionable_filters
+    from asr.securityhub import actionable_plan
 
     organizations = aws.admin_client("organizations", REGION)
     organizations.create_organization(FeatureSet="ALL")
@@ -333,7 +333,7 @@ def test_the_organization_widens_the_allow_list_and_a_run_narrows_it(aws, tmp_pa
     def routed_accounts(chosen: Settings) -> set[str]:
         store = RunStore(tmp_path / str(len(chosen.run_accounts)))
         scope = Scope.resolve(chosen, organizations)
-        sweep.ingest(chosen, aws, registry(), store, actionable_filters(chosen.query_accounts), scope=scope)
+        sweep.ingest(chosen, aws, registry(), store, actionable_plan(chosen.query_accounts), scope=scope)
         return {r["account_id"] for r in store.read_lines(sweep.RECORDS)}
 
     assert routed_accounts(settings) == {MEMBER_ACCOUNT, member}

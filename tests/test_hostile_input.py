@@ -18,7 +18,7 @@ from asr.findings import FindingError, parse_finding
 from asr.local.seed import Seeded, finding, import_findings
 from asr.playbooks import registry
 from asr.report import write
-from asr.securityhub import iter_findings, queries_by_id
+from asr.securityhub import QueryPlan, iter_findings, queries_by_id
 from asr.store import RunStore
 from asr.sweep import ingest, load_outcomes, write_back
 
@@ -74,7 +74,8 @@ def test_hostile_text_is_carried_as_data(aws, tmp_path, value: str) -> None:  # 
     import_findings(securityhub, [by_resource, by_control])
     ids = [by_resource["Id"], by_control["Id"]]
     settings, store = Settings(data_dir=str(tmp_path)), RunStore(tmp_path / "run")
-    assert ingest(settings, aws, registry(), store, queries_by_id(ids), named=ids)["rejected"] == 2
+    by_id = QueryPlan(tuple(queries_by_id(ids)))
+    assert ingest(settings, aws, registry(), store, by_id, named=ids)["rejected"] == 2
     write_back(settings, aws, store, "run", load_outcomes(store))
     report, text = write(store, "run")
 

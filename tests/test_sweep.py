@@ -109,7 +109,7 @@ def test_ingest_of_a_cleared_run_starts_it_over(aws, tmp_path: Path, where: str)
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     from asr import sweep
-    from asr.securityhub import actionable_filters
+    from asr.securityhub import actionable_plan
 
     if where == "s3":
         S3Hook(aws_conn_id="aws_default").create_bucket("asr-cleared-runs")
@@ -118,7 +118,7 @@ def test_ingest_of_a_cleared_run_starts_it_over(aws, tmp_path: Path, where: str)
     for name in ("batches/EC2.13-0009.jsonl", "outcomes/EC2.13-0009.jsonl"):
         store.write_lines(name, [{"from": "the first pass"}])
     store.write_json("writeback.json", {"updated": 5})
-    sweep.ingest(Settings.from_env(), aws, registry(), store, actionable_filters())
+    sweep.ingest(Settings.from_env(), aws, registry(), store, actionable_plan())
     assert (store.names("batches"), store.names("outcomes")) == ([], ["outcomes/not-acted.jsonl"])
     assert not store.path("writeback.json").exists()
 
@@ -154,7 +154,7 @@ def test_a_sweep_reads_only_security_hub_s_own_findings(aws, tmp_path: Path) -> 
     them, and reading them cost GetFindings pages and filled the report with rejections."""
     from asr import sweep
     from asr.local.seed import seed_one
-    from asr.securityhub import actionable_filters
+    from asr.securityhub import actionable_plan
 
     ours = finding(seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1"))
     theirs = {
@@ -165,7 +165,7 @@ def test_a_sweep_reads_only_security_hub_s_own_findings(aws, tmp_path: Path) -> 
     }
     import_findings(aws.admin_client("securityhub", "us-east-1"), [ours, theirs])
     store = RunStore(tmp_path)
-    counts = sweep.ingest(Settings.from_env(), aws, registry(), store, actionable_filters())
+    counts = sweep.ingest(Settings.from_env(), aws, registry(), store, actionable_plan())
     assert (counts["findings"], counts["routed"], counts["rejected"]) == (1, 1, 0)
 
 
@@ -175,7 +175,7 @@ def test_ingest_leaves_findings_a_person_decided_about_unless_named(aws, tmp_pat
     person's pick by id fixes them."""
     from asr import sweep
     from asr.local.seed import seed_one
-    from asr.securityhub import actionable_filters
+    from asr.securityhub import actionable_plan
 
     raws = [finding(seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1", n)) for n in range(6)]
     securityhub = aws.admin_client("securityhub", "us-east-1")
@@ -196,7 +196,7 @@ def test_ingest_leaves_findings_a_person_decided_about_unless_named(aws, tmp_pat
 
     store = RunStore(tmp_path)
     named = [raws[1]["Id"]]
-    counts = sweep.ingest(Settings.from_env(), aws, registry(), store, actionable_filters(), named=named)
+    counts = sweep.ingest(Settings.from_env(), aws, registry(), store, actionable_plan(), named=named)
     assert (counts["routed"], counts["ignored"]) == (4, 2)
     routed = {r["finding_id"] for r in store.read_lines(RECORDS)}
     assert routed == {raws[i]["Id"] for i in (1, 2, 4, 5)}

@@ -11,8 +11,9 @@ import itertools
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any
 
 PAGE_SIZE = 100
@@ -52,7 +53,8 @@ def actionable_filters(
 
     Security Hub takes at most 20 values per filter attribute, so a longer list of
     accounts, regions, controls or ids becomes several queries; their results are
-    disjoint, since each query takes a different slice of values.
+    disjoint, since each query takes a different slice of values. Several long lists
+    multiply the queries: ``actionable_plan`` keeps them within a budget.
     """
 
     base = {
@@ -82,6 +84,88 @@ def actionable_filters(
         base | {name: equals(values) for name, values in combination}
         for combination in itertools.product(*sliced)
     ]
+
+
+# The lists a finding query narrows by, the most selective first: actionable_filters' parameter
+# -> the filter attribute, and where a finding holds the value it is matched on ("[]": any item).
+NARROWING: dict[str, tuple[str, tuple[str, ...]]] = {
+    "finding_ids": ("Id", ("Id",)),
+    "resource_ids": ("ResourceId", ("Resources", "[]", "Id")),
+    "control_ids": ("ComplianceSecurityControlId", ("Compliance", "SecurityControlId")),
+    "accounts": ("AwsAccountId", ("AwsAccountId",)),
+    "regions": ("ResourceRegion", ("Resources", "[]", "Region")),
+}
+PATHS = dict(NARROWING.values())
+# Queries a finding read may take before further lists are checked after reading instead.
+QUERY_BUDGET = 20
+
+
+def _values(node: Any, path: tuple[str, ...]) -> Iterator[str]:
+    """The strings at ``path`` in a finding, as GetFindings reads them: "[]" fans out over a list,
+    and a part missing or of another type holds none."""
+    if not path:
+        if isinstance(node, str):
+            yield node
+        return
+    step, rest = path[0], path[1:]
+    if step == "[]":
+        for item in node if isinstance(node, list) else ():
+            yield from _values(item, rest)
+    elif isinstance(node, dict) and step in node:
+        yield from _values(node[step], rest)
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """The GetFindings queries to send, and the narrowing they leave out (filter attribute ->
+    the values a finding must have), checked on each finding read: with both, a finding is
+    kept exactly when Security Hub would have matched it to the lists sent in full. No
+    queries: nothing is read."""
+
+    queries: tuple[dict[str, Any], ...] = ()
+    residual: tuple[tuple[str, frozenset[str]], ...] = ()
+
+    def matches(self, finding: dict[str, Any]) -> bool:
+        """Whether the finding is within the residual narrowing: EQUALS, exact and case-sensitive."""
+        return all(not values.isdisjoint(_values(finding, PATHS[name])) for name, values in self.residual)
+
+
+def actionable_plan(
+    accounts: Iterable[str] = (),
+    regions: Iterable[str] = (),
+    control_ids: Iterable[str] = (),
+    finding_ids: Iterable[str] = (),
+    resource_ids: Iterable[str] = (),
+) -> QueryPlan:
+    """``actionable_filters``' findings in at most ``QUERY_BUDGET`` queries, or the slices of
+    one list when it alone takes more, not the product of every long list's (400 ids and
+    300 accounts: 20 queries, not 300, each at least one GetFindings call at some 3 a
+    second). The most selective list given (``NARROWING``) is sent in full; each other
+    list, in that order, while the product of slices stays in the budget, else it is
+    checked after reading. Within the budget, the queries are ``actionable_filters``' own."""
+    lists = {
+        "finding_ids": sorted(set(finding_ids)),
+        "resource_ids": sorted(set(resource_ids)),
+        "control_ids": sorted(set(control_ids)),
+        "accounts": sorted(set(accounts)),
+        "regions": sorted(set(regions)),
+    }
+    slices = {name: -(-len(values) // FILTER_VALUES) for name, values in lists.items()}
+    leading = next((name for name in NARROWING if lists[name]), None)
+    budget = max(QUERY_BUDGET, slices[leading] if leading else 1)
+    queries, checked = slices[leading] if leading else 1, []
+    for name in NARROWING:
+        if name == leading or not lists[name]:
+            continue
+        if queries * slices[name] <= budget:
+            queries *= slices[name]
+        else:
+            checked.append(name)
+    sent = {name: () if name in checked else values for name, values in lists.items()}
+    return QueryPlan(
+        tuple(actionable_filters(**sent)),
+        tuple((NARROWING[name][0], frozenset(lists[name])) for name in checked),
+    )
 
 
 def queries_by_id(finding_ids: list[str]) -> list[dict[str, Any]]:
@@ -134,7 +218,7 @@ def find_within(client: Any, queries: list[dict[str, Any]], pages: int) -> list[
     return found
 
 
-def iter_findings(client: Any, queries: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def iter_findings(client: Any, queries: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """Every finding matching any of the queries, 100 a page."""
     for filters in queries:
         for page in _pages(client, filters):

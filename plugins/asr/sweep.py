@@ -22,7 +22,7 @@ from asr.guard import Scope
 from asr.pacing import parse_limits
 from asr.playbooks import PlaybookRegistry
 from asr.remediate import Journal, Outcome, Result, Status, run_batch
-from asr.securityhub import held_until, iter_findings, reverted_by
+from asr.securityhub import QueryPlan, held_until, iter_findings, reverted_by
 from asr.store import RunStore
 
 RECORDS = "records.jsonl"
@@ -66,14 +66,18 @@ def ingest(
     aws: AwsContext,
     playbooks: PlaybookRegistry,
     store: RunStore,
-    queries: list[dict[str, Any]],
+    plan: QueryPlan,
     keep: Keep | None = None,
     scope: Scope | None = None,
     named: Iterable[str] = (),
     dry_run: bool = False,
 ) -> dict[str, int]:
-    """Read the findings the queries select and route each one.
+    """Read the findings the plan selects and route each one.
 
+    A finding outside the plan's residual narrowing is dropped as if Security Hub had not
+    returned it: not counted, not reported, not seen. The queries are saved as they were
+    sent, broader than that: write-back only looks for the run's own findings among what
+    they match.
     Rejected findings are always reported; those a person ``named`` by id are also marked
     NOTIFIED with the reason, and a named id the queries did not find is reported as
     rejected. Findings ``keep`` turns down are reported as IGNORED and left alone in
@@ -90,8 +94,8 @@ def ingest(
     rejected: list[dict[str, Any]] = []
     not_acted: list[Outcome] = []
     seen: dict[str, dict[str, Any]] = {}
-    for finding in iter_findings(client, queries):
-        if finding.get("Id") in seen:
+    for finding in iter_findings(client, plan.queries):
+        if finding.get("Id") in seen or not plan.matches(finding):
             continue
         seen[finding.get("Id")] = writeback.seen_state(finding)
         try:
@@ -113,7 +117,7 @@ def ingest(
         else:
             records.append(record.to_dict())
     rejected += [{"finding_id": i, "error": NOT_FOUND} for i in sorted(named - seen.keys())]
-    store.write_json(QUERIES, queries)
+    store.write_json(QUERIES, list(plan.queries))
     store.write_json(SEEN, seen)
     store.write_lines(RECORDS, records)
     store.write_lines(REJECTED, rejected)
@@ -152,7 +156,8 @@ def plan(
     parallel: int = 1,
     running: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Pack each playbook's routed findings into batches of at most ``batch_size``.
+    """Pack each playbook's routed findings into batches of ``batch_size``, or larger when
+    pacing or ``max_map_length`` asks for fewer batches (below).
 
     Findings are sorted by account and region (and one resource's stay together), so a
     batch holds one account-region, or the tail of one and the head of the next: map

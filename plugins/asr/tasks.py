@@ -13,12 +13,15 @@ import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import TriggerRule, get_current_context, task
 
 from asr.config import Settings, env_number, env_value
 from asr.playbooks import registry
+
+if TYPE_CHECKING:
+    from asr.securityhub import QueryPlan
 
 log = logging.getLogger(__name__)
 # What a run's params may set: only narrowing and sizing. Any key of a run's conf reaches its
@@ -95,11 +98,11 @@ def _control_ids(playbook_ids: list[str]) -> list[str]:
 
 
 def _ingest(
-    queries: list[dict[str, Any]],
+    plan: QueryPlan,
     keep: Any = None,
     named: Iterable[str] = (),
 ) -> dict[str, int]:
-    """Route the findings the queries select, within who asr may act on (``asr.guard``);
+    """Route the findings the plan selects, within who asr may act on (``asr.guard``);
     ``named``: the ids a person named (``asr.sweep.ingest`` tells them what became of each)."""
     from asr import sweep
     from asr.guard import Scope
@@ -111,7 +114,7 @@ def _ingest(
     aws = aws_context(settings)
     scope = Scope.for_aws(settings, aws)
     dry_run = bool(context["params"].get("dry_run"))
-    counts = sweep.ingest(settings, aws, registry(), store, queries, keep, scope, named, dry_run)
+    counts = sweep.ingest(settings, aws, registry(), store, plan, keep, scope, named, dry_run)
     log.info(
         "Read %(findings)d findings: %(routed)d routed, %(rejected)d rejected, %(ignored)d ignored, "
         "%(excluded)d excluded",
@@ -140,12 +143,12 @@ INGEST = {"multiple_outputs": False, "retries": RETRIES, "retry_delay": RETRY_DE
 @task(**INGEST)
 def ingest() -> dict[str, int]:
     """Read the administrator's failed, active, unresolved findings and route them."""
-    from asr.securityhub import actionable_filters
+    from asr.securityhub import actionable_plan
 
     with _asked_wrong():
         settings, _, _ = run_context()
     wanted = _control_ids(get_current_context()["params"].get("controls") or [])
-    return _ingest(actionable_filters(settings.query_accounts, settings.regions, wanted))
+    return _ingest(actionable_plan(settings.query_accounts, settings.regions, wanted))
 
 
 @task(**INGEST)
@@ -154,20 +157,20 @@ def ingest_selected() -> dict[str, int]:
     account, region and resource. Each is re-read from Security Hub and must still be
     FAILED, ACTIVE and NEW or NOTIFIED."""
     from asr import selection
-    from asr.securityhub import actionable_filters
+    from asr.securityhub import actionable_plan
 
     with _asked_wrong():
         settings, _, _ = run_context()
         choice = selection.Selection.from_params(get_current_context()["params"], settings)
     finding_ids = choice.finding_ids or None
-    queries = actionable_filters(
+    plan = actionable_plan(
         settings.query_accounts,
         settings.regions,
         _control_ids(choice.controls),
         finding_ids or (),
         choice.resource_filter,
     )
-    return _ingest(queries, keep=choice.keep, named=choice.finding_ids)
+    return _ingest(plan, keep=choice.keep, named=choice.finding_ids)
 
 
 @task(**INGEST)
@@ -179,7 +182,7 @@ def ingest_events() -> dict[str, int]:
     any playbook; an "Imported" event only on playbooks with automatic remediation on.
     """
     from asr import events
-    from asr.securityhub import actionable_filters
+    from asr.securityhub import QueryPlan, actionable_plan
 
     with _asked_wrong():
         settings, store, _ = run_context()
@@ -193,8 +196,9 @@ def ingest_events() -> dict[str, int]:
     asked = events.findings_asked(found)
     if not asked.finding_ids:
         log.info("The events named no findings")
-    queries = actionable_filters(settings.query_accounts, settings.regions, (), asked.finding_ids)
-    return _ingest(queries, keep=asked.keep, named=asked.by_person) if asked.finding_ids else _ingest([])
+        return _ingest(QueryPlan())
+    plan = actionable_plan(settings.query_accounts, settings.regions, (), asked.finding_ids)
+    return _ingest(plan, keep=asked.keep, named=asked.by_person)
 
 
 @task.branch
