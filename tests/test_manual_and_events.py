@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,10 +21,12 @@ from asr.local import MEMBER_ACCOUNT
 from asr.local.request_log_ext import is_write
 from asr.local.seed import Seeded, finding, import_findings, seed_one
 from asr.playbooks import registry
+from asr.securityhub import HELD_FIELD
 from asr.store import RunStore
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 REGION = "us-east-1"
+DB_ARN = f"arn:aws:rds:{REGION}:{MEMBER_ACCOUNT}:db"
 
 
 def dag(dag_id: str):  # type: ignore[no-untyped-def]
@@ -154,28 +157,39 @@ def test_a_pick_by_resource_leaves_every_other_finding_alone(aws, airflow_db: No
 
 @pytest.mark.airflow
 def test_rerun_of_failures_and_a_picked_finding_no_playbook_fixes(aws, airflow_db: None) -> None:
-    arn = f"arn:aws:rds:{REGION}:{MEMBER_ACCOUNT}:db:not-yet-there"
-    missing = finding(Seeded("RDS.5", MEMBER_ACCOUNT, REGION, "AwsRdsDbInstance", arn))
+    """A rerun redoes the failures, but not one a person rejected since: that holds."""
+    missing, held = (
+        finding(Seeded("RDS.5", MEMBER_ACCOUNT, REGION, "AwsRdsDbInstance", f"{DB_ARN}:{name}"))
+        for name in ("not-yet-there", "rejected-since")
+    )
     unfixable = unfixable_finding()
-    import_findings(aws.admin_client("securityhub", REGION), [missing, unfixable])
+    securityhub = aws.admin_client("securityhub", REGION)
+    import_findings(securityhub, [missing, held, unfixable])
 
-    first = dag("asr_remediate").test(run_conf={"finding_ids": [missing["Id"], unfixable["Id"]]})
-    assert report_of(first)["totals"] == {"FAILED": 1, "REJECTED": 1}
-    assert workflow(aws) == {missing["Id"]: "NOTIFIED", unfixable["Id"]: "NOTIFIED"}
+    first = dag("asr_remediate").test(run_conf={"finding_ids": [missing["Id"], held["Id"], unfixable["Id"]]})
+    assert report_of(first)["totals"] == {"FAILED": 2, "REJECTED": 1}
+    assert set(workflow(aws).values()) == {"NOTIFIED"}
 
-    Clients(aws, MEMBER_ACCOUNT, REGION).rds.create_db_instance(
-        DBInstanceIdentifier="not-yet-there",
-        Engine="postgres",
-        DBInstanceClass="db.t3.micro",
-        MasterUsername="u",
-        MasterUserPassword="password-1",
-        AllocatedStorage=20,
-        MultiAZ=False,
+    for name in ("not-yet-there", "rejected-since"):
+        Clients(aws, MEMBER_ACCOUNT, REGION).rds.create_db_instance(
+            DBInstanceIdentifier=name,
+            Engine="postgres",
+            DBInstanceClass="db.t3.micro",
+            MasterUsername="u",
+            MasterUserPassword="password-1",
+            AllocatedStorage=20,
+            MultiAZ=False,
+        )
+    until = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)).isoformat()
+    securityhub.batch_update_findings(
+        FindingIdentifiers=[{"Id": held["Id"], "ProductArn": held["ProductArn"]}],
+        UserDefinedFields={HELD_FIELD: until},
     )
     rerun = dag("asr_remediate").test(run_conf={"rerun_failures_of": f"asr_remediate/{first.run_id}"})
     assert rerun.state == "success"
-    assert report_of(rerun)["totals"] == {"REMEDIATED": 1}
+    assert report_of(rerun)["totals"] == {"REMEDIATED": 1, "IGNORED": 1}
     assert workflow(aws)[missing["Id"]] == "RESOLVED"
+    assert workflow(aws)[held["Id"]] == "NOTIFIED"
 
 
 @pytest.mark.airflow

@@ -43,14 +43,21 @@ class Selection:
     finding_ids: list[str]
     controls: list[str]
     resources: list[str]
+    # The ids a person typed: each passes a rejection's hold, and one not found is reported.
+    # An earlier run's failures were not looked at one by one, so a hold still keeps them.
+    named: list[str]
 
     @classmethod
     def from_params(cls, params: dict[str, Any], settings: Settings) -> Selection:
-        finding_ids = list(params.get("finding_ids") or [])
-        if params.get("rerun_failures_of"):
-            finding_ids += failed_in_run(settings, params["rerun_failures_of"])
+        named = sorted(set(params.get("finding_ids") or []))
+        rerun = (
+            failed_in_run(settings, params["rerun_failures_of"]) if params.get("rerun_failures_of") else []
+        )
         choice = cls(
-            sorted(set(finding_ids)), list(params.get("controls") or []), list(params.get("resources") or [])
+            sorted({*named, *rerun}),
+            list(params.get("controls") or []),
+            list(params.get("resources") or []),
+            named,
         )
         narrowed = choice.controls or choice.resources or params.get("accounts") or params.get("regions")
         if not choice.finding_ids and not narrowed:

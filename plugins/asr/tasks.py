@@ -170,7 +170,7 @@ def ingest_selected() -> dict[str, int]:
         finding_ids or (),
         choice.resource_filter,
     )
-    return _ingest(plan, keep=choice.keep, named=choice.finding_ids)
+    return _ingest(plan, keep=choice.keep, named=choice.named)
 
 
 @task(**INGEST)
