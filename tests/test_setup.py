@@ -99,12 +99,15 @@ def test_setup_creates_the_action_queues_rules_and_targets(aws: Any, installed: 
     sqs = client(aws, "sqs")
     attributes = sqs.get_queue_attributes(QueueUrl=result.queue_url, AttributeNames=["All"])["Attributes"]
     assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"] == result.dead_letter_queue_arn
-    (statement,) = json.loads(attributes["Policy"])["Statement"]
-    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
-    assert statement["Action"] == "sqs:SendMessage" and statement["Resource"] == result.queue_arn
-    assert sorted(statement["Condition"]["ArnEquals"]["aws:SourceArn"]) == sorted(
-        [custom["Arn"], imported["Arn"]]
-    )
+    allow, deny = json.loads(attributes["Policy"])["Statement"]
+    rules = {"aws:SourceArn": sorted([custom["Arn"], imported["Arn"]])}
+    assert allow["Effect"] == "Allow" and allow["Principal"] == {"Service": "events.amazonaws.com"}
+    assert allow["Condition"] == {"ArnEquals": rules}
+    # Nobody else may put a "click" on the queue, however wide their own IAM policy.
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*"
+    assert deny["Condition"] == {"ArnNotEquals": rules}
+    for statement in (allow, deny):
+        assert statement["Action"] == "sqs:SendMessage" and statement["Resource"] == result.queue_arn
 
 
 def test_a_second_run_changes_nothing(aws: Any, installed: SetupResult) -> None:

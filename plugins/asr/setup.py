@@ -279,7 +279,11 @@ def _ensure_queue(
 
 
 def _queue_policy(queue_arn: str, rule_arns: list[str]) -> str:
-    """EventBridge may send to the queue, and only on behalf of our rules."""
+    """EventBridge may send to the queue on behalf of our rules, and nobody else may send:
+    a message there is taken for a person's click, so an identity policy allowing
+    ``sqs:SendMessage`` in the administrator account must not be enough to forge one.
+    (A request without ``aws:SourceArn`` matches the negated condition: it is denied.)"""
+    rules = {"aws:SourceArn": sorted(rule_arns)}
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -290,8 +294,16 @@ def _queue_policy(queue_arn: str, rule_arns: list[str]) -> str:
                     "Principal": {"Service": "events.amazonaws.com"},
                     "Action": "sqs:SendMessage",
                     "Resource": queue_arn,
-                    "Condition": {"ArnEquals": {"aws:SourceArn": sorted(rule_arns)}},
-                }
+                    "Condition": {"ArnEquals": rules},
+                },
+                {
+                    "Sid": "AsrOnlyFromItsRules",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue_arn,
+                    "Condition": {"ArnNotEquals": rules},
+                },
             ],
         }
     )
