@@ -20,7 +20,7 @@ from asr.config import REGION_RE
 from asr.remediate import Outcome
 from asr.store import RunStore, write_whole
 from asr.sweep import INGESTED, REJECTED, WRITTEN_BACK, every_outcome
-from asr.writeback import WORKFLOW_FOR, written
+from asr.writeback import WORKFLOW_FOR, WriteBack, written
 
 COLUMNS = ("control", "account", "region", "resource", "outcome", "detail")
 
@@ -61,10 +61,7 @@ def _written(writeback: dict[str, Any], run_id: str) -> Callable[[Outcome], str 
 
 def _unwritten(outcomes: list[Outcome], writeback: dict[str, Any], run_id: str) -> int:
     """Outcomes write-back has yet to give Security Hub: neither settled, left alone nor refused."""
-    done = {x.get("finding_id") for x in writeback.get("left_alone", []) if isinstance(x, dict)}
-    done |= {
-        x.get("FindingIdentifier", {}).get("Id") for x in writeback.get("failed", []) if isinstance(x, dict)
-    }
+    done = WriteBack.given_up(writeback)
     shown = _written(writeback, run_id)
     return sum(1 for o in outcomes if o.status in WORKFLOW_FOR and o.finding_id not in done and not shown(o))
 

@@ -82,6 +82,12 @@ class WriteBack:
         self.unchanged += sorted(set(earlier.get("unchanged", ())) & finding_ids)
         self.settled |= {i: earlier["settled"][i] for i in finding_ids}
 
+    @staticmethod
+    def given_up(record: dict[str, Any]) -> set[str]:
+        """The findings a write-back record (``to_dict``) left alone or Security Hub refused."""
+        left = {x.get("finding_id") for x in record.get("left_alone", []) if isinstance(x, dict)}
+        return left | _refused(record.get("failed", []))
+
     def counts(self) -> dict[str, int]:
         return {
             "updated": self.updated,
@@ -89,6 +95,11 @@ class WriteBack:
             "left_alone": len(self.left_alone),
             "failed": len(self.failed),
         }
+
+
+def _refused(failed: list[Any]) -> set[str]:
+    """The ids of the updates Security Hub refused (BatchUpdateFindings' UnprocessedFindings)."""
+    return {x.get("FindingIdentifier", {}).get("Id") for x in failed if isinstance(x, dict)}
 
 
 def written(outcome: Outcome, run_id: str) -> str:
@@ -223,7 +234,7 @@ def write_back(
         updates.append((identifier, status, note, fields) if fields else (identifier, status, note))
     if updates:
         _, result.failed = update_findings(client, updates)
-        refused = {f.get("FindingIdentifier", {}).get("Id") for f in result.failed}
+        refused = _refused(result.failed)
         ids = (u[0]["Id"] for u in updates)
         result.settled |= {i: written(planned[i], run_id) for i in ids if i not in refused}
     return result
