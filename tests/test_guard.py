@@ -198,18 +198,30 @@ def test_excluded_control_is_notified_and_untouched(
 
 
 @pytest.mark.airflow
-def test_dry_run_over_the_demo_fleet_makes_no_mutating_call(aws, airflow_db: None) -> None:
+@pytest.mark.parametrize("asked_by", ["form", "ASR_DRY_RUN"])
+def test_dry_run_over_the_demo_fleet_makes_no_mutating_call(
+    aws, airflow_db: None, monkeypatch: pytest.MonkeyPatch, asked_by: str
+) -> None:
+    """Nothing is written, to the resources or to Security Hub, whether the form or the
+    setting asks for the dry run; not even the NOTIFIED an excluded control would get."""
+    if asked_by == "ASR_DRY_RUN":
+        monkeypatch.setenv("ASR_DRY_RUN", "on")
+    monkeypatch.setenv("ASR_EXCLUDE_CONTROLS", "S3.1")
     seeded = seed_scenarios(aws)
-    import_findings(aws.admin_client("securityhub", REGION), [finding(s) for s in seeded])
+    securityhub = aws.admin_client("securityhub", REGION)
+    import_findings(securityhub, [finding(s) for s in seeded])
     served_requests(clear=True)
-    run = dag("asr_sweep").test(run_conf={"dry_run": True})
+    run = dag("asr_sweep").test(run_conf={"dry_run": True} if asked_by == "form" else {})
     assert run.state == "success"
     writes = [c for c in served_requests() if is_write(c)]
     assert writes == []
     store = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run.run_id)
     report = store.read_json("report.json")
-    assert report["totals"] == {"DRY_RUN": len(seeded)}
-    assert all(o["before"] and o["after"] for o in report["outcomes"])
+    excluded = sum(s.control_id == "S3.1" for s in seeded)
+    assert excluded and report["totals"] == {"DRY_RUN": len(seeded) - excluded, "EXCLUDED": excluded}
+    statuses = {f["Workflow"]["Status"] for f in securityhub.get_findings()["Findings"]}
+    assert statuses == {"NEW"}
+    assert all(o["before"] and o["after"] for o in report["outcomes"] if o["status"] == "DRY_RUN")
     # Decided once, at ingest: a later task parsed with ASR_DRY_RUN off still sees a dry run.
     assert sweep.is_dry_run(store, {"dry_run": False})
 

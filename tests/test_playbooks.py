@@ -10,9 +10,13 @@ from pathlib import Path
 import pytest
 
 from asr import playbooks as playbooks_module
+from asr.actions import validate_params
 from asr.playbooks import PlaybookError, default_dir, load_playbooks
 
 SEED_CONTROLS = {"EC2.13", "EC2.2", "EC2.7", "IAM.7", "RDS.5", "S3.1"}
+# The ports Security Hub's EC2.19 calls high-risk (its documentation's list).
+EC2_19_PORTS = [20, 21, 22, 23, 25, 110, 135, 143, 445, 1433, 1434, 3000, 3306, 3389, 4333, 5000]
+EC2_19_PORTS += [5432, 5500, 5601, 8080, 8088, 8888, 9200, 9300]
 
 
 def test_project_playbooks_load_and_route() -> None:
@@ -21,6 +25,16 @@ def test_project_playbooks_load_and_route() -> None:
     assert playbooks.for_control("IAM.14").control_id == "IAM.7"
     assert playbooks.for_control("EC2.14").control_id == "EC2.13"
     assert playbooks.playbooks["EC2.13"].parameters == {"ports": [22, 3389]}
+
+
+def test_the_port_lists_are_the_controls_own() -> None:
+    """A port dropped from a list leaves it open to the world, and the fix tests exercise
+    only some of the ports: the lists themselves are checked, the playbooks' and the
+    actions' defaults."""
+    playbooks = load_playbooks().playbooks
+    assert playbooks["EC2.19"].parameters == {"ports": EC2_19_PORTS}
+    assert validate_params("ec2.revoke-public-high-risk-ingress", {}) == {"ports": EC2_19_PORTS}
+    assert validate_params("ec2.revoke-public-admin-ingress", {}) == {"ports": [22, 3389]}
 
 
 @pytest.fixture

@@ -258,6 +258,45 @@ def test_a_fix_that_failed_after_changing_part_of_the_resource_is_put_back(
     assert _state(aws, record) == seeded
 
 
+def test_a_fix_that_changed_nothing_is_not_reverted(
+    aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused before it changed anything: there is nothing to put back, and no call is made."""
+    record = parse_finding(finding(seed_one(aws, "EC2.7", MEMBER_ACCOUNT, REGION)), registry())
+    seeded = _state(aws, record)
+    _refused(monkeypatch, "EnableEbsEncryptionByDefault")
+    outcome, journal = _fixed_in_a_run(aws, tmp_path, record)
+    monkeypatch.undo()
+    assert outcome.status == "FAILED" and _state(aws, record) == seeded
+    [reversal] = Rollback(journal, aws).run()
+    assert reversal.status == RollbackStatus.NOT_FIXED
+    assert reversal.reason.startswith("the fix ended FAILED: AccessDenied")
+    assert journal.changes(REVERT) == [], "nothing attempted, nothing recorded"
+
+
+def test_a_revert_that_reads_back_wrong_is_failed_not_reverted(
+    aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The revert call answered, but the setting did not come back: the rollback says so,
+    and Security Hub is not told the fix was put back."""
+    from botocore.client import BaseClient
+
+    journal, record = _fixed(aws, tmp_path, "EC2.7")
+    fixed = _state(aws, record)
+    real = BaseClient._make_api_call
+
+    def ignored(self: Any, name: str, params: dict[str, Any]) -> Any:
+        if name == "DisableEbsEncryptionByDefault":
+            return {"EbsEncryptionByDefault": False}  # says done, does nothing
+        return real(self, name, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", ignored)
+    [reversal] = Rollback(journal, aws).run()
+    assert reversal.status == RollbackStatus.FAILED
+    assert reversal.reason.startswith("read back {'EbsEncryptionByDefault': True}")
+    assert _state(aws, record) == fixed
+
+
 def _fixed_in_a_run(aws: Any, tmp_path: Path, record: RoutingRecord) -> tuple[Any, AuditJournal]:
     """The record's fix in a sweep run, and that run's journal as a rollback opens it."""
     root = journal_root(str(tmp_path), "asr_sweep", RUN_ID)

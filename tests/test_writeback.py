@@ -107,6 +107,17 @@ def test_a_finding_a_person_changed_meanwhile_is_left_alone(imported) -> None:  
     assert state(securityhub)[f[0]["Id"]]["Note"]["Text"] == "accepted risk"
 
 
+def test_a_finding_archived_meanwhile_is_left_alone(imported) -> None:  # type: ignore[no-untyped-def]
+    """Security Hub archives a finding whose resource or control went away: still NEW, but not
+    one to write a status on."""
+    securityhub, f = imported
+    import_findings(securityhub, [{**f[0], "RecordState": "ARCHIVED"}])
+    result = write_back(securityhub, [outcome(f[0], Status.FAILED), outcome(f[1], Status.REMEDIATED)], "r")
+    assert result.updated == 1
+    assert result.left_alone == [{"finding_id": f[0]["Id"], "now": "NEW, ARCHIVED"}]
+    assert state(securityhub)[f[0]["Id"]]["Workflow"]["Status"] == "NEW"
+
+
 def test_a_second_pass_in_the_run_writes_only_what_changed_and_keeps_the_run_s_counts(  # type: ignore[no-untyped-def]
     imported, aws, tmp_path
 ) -> None:
