@@ -100,9 +100,9 @@ PATHS = dict(NARROWING.values())
 QUERY_BUDGET = 20
 
 
-def _values(node: Any, path: tuple[str, ...]) -> Iterator[str]:
+def values_at(node: Any, path: tuple[str, ...]) -> Iterator[str]:
     """The strings at ``path`` in a finding, as GetFindings reads them: "[]" fans out over a list,
-    and a part missing or of another type holds none."""
+    and a part missing or of another type holds none. (The stand-in's filters read so too.)"""
     if not path:
         if isinstance(node, str):
             yield node
@@ -110,9 +110,9 @@ def _values(node: Any, path: tuple[str, ...]) -> Iterator[str]:
     step, rest = path[0], path[1:]
     if step == "[]":
         for item in node if isinstance(node, list) else ():
-            yield from _values(item, rest)
+            yield from values_at(item, rest)
     elif isinstance(node, dict) and step in node:
-        yield from _values(node[step], rest)
+        yield from values_at(node[step], rest)
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ class QueryPlan:
 
     def matches(self, finding: dict[str, Any]) -> bool:
         """Whether the finding is within the residual narrowing: EQUALS, exact and case-sensitive."""
-        return all(not values.isdisjoint(_values(finding, PATHS[name])) for name, values in self.residual)
+        return all(not values.isdisjoint(values_at(finding, PATHS[name])) for name, values in self.residual)
 
 
 def actionable_plan(

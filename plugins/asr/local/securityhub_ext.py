@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime
 import json
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 from moto.securityhub import urls
@@ -21,6 +20,8 @@ from moto.securityhub.exceptions import InvalidInputException
 from moto.securityhub.models import Finding, SecurityHubBackend
 from moto.securityhub.responses import SecurityHubResponse
 from moto.utilities.paginator import paginate
+
+from asr.securityhub import values_at
 
 # GetFindings string filter name -> path into the ASFF finding. A "[]" step fans out over a list.
 STRING_FILTER_PATHS: dict[str, tuple[str, ...]] = {
@@ -85,19 +86,6 @@ NOT_PASSING = ("FAILED", "WARNING", "NOT_AVAILABLE")
 FILTER_CACHE_SIZE = 64
 
 
-def _values(node: Any, path: tuple[str, ...]) -> Iterator[str]:
-    if not path:
-        if isinstance(node, str):
-            yield node
-        return
-    step, rest = path[0], path[1:]
-    if step == "[]":
-        for item in node if isinstance(node, list) else ():
-            yield from _values(item, rest)
-    elif isinstance(node, dict) and step in node:
-        yield from _values(node[step], rest)
-
-
 def _compare(value: str, comparison: str, wanted: str) -> bool:
     if comparison in ("EQUALS", "NOT_EQUALS"):
         return value == wanted
@@ -132,7 +120,7 @@ def _field_matches(finding: dict[str, Any], field: str, conditions: list[dict[st
     if field in DATE_FILTER_FIELDS:
         now = datetime.datetime.now(datetime.UTC)
         return any(_in_range(finding.get(DATE_FILTER_FIELDS[field]), c, now) for c in conditions)
-    values = list(_values(finding, STRING_FILTER_PATHS[field]))
+    values = list(values_at(finding, STRING_FILTER_PATHS[field]))
     positives = [c for c in conditions if c["Comparison"] in POSITIVE]
     negatives = [c for c in conditions if c["Comparison"] in NEGATIVE]
     if positives and not any(_compare(v, c["Comparison"], c["Value"]) for c in positives for v in values):
