@@ -24,7 +24,7 @@ from asr.local.airflow import LocalAirflow
 from asr.local.seed import Seeded, finding, import_findings, seed_one
 from asr.playbooks import registry
 from asr.remediate import Outcome, Result, Status
-from asr.securityhub import actionable_filters
+from asr.securityhub import actionable_plan
 from asr.store import RunStore
 from asr.sweep import ingest, load_outcomes, save_outcomes
 from asr.writeback import WORKFLOW_FOR, note_for
@@ -396,7 +396,7 @@ def test_a_person_approves_rejects_or_lets_the_request_time_out(aws: Any, tmp_pa
     assert "; sweeps leave these findings alone until " in rejected_note
     assert not now[findings[2]["Id"]].get("UserDefinedFields")
     after = RunStore(tmp_path / "next-sweep")
-    ingest(Settings.from_env(), aws, registry(), after, actionable_filters())
+    ingest(Settings.from_env(), aws, registry(), after, actionable_plan())
     assert [o["finding_id"] for o in after.read_lines("outcomes/not-acted.jsonl")] == [findings[1]["Id"]]
     assert [r["finding_id"] for r in after.read_lines("records.jsonl")] == [findings[2]["Id"]]
 
