@@ -131,6 +131,17 @@ def variants() -> list[dict[str, Any]]:
     return found
 
 
+def test_the_check_after_reading_reads_each_shape_of_finding() -> None:
+    """Written out, since the stand-in's filters read values as the check does (values_at):
+    a value of another type, a resource map instead of a list, or another case matches
+    nothing; any resource of several may match."""
+    region = QueryPlan((), (("ResourceRegion", frozenset({"eu-west-1"})),))
+    account = QueryPlan((), (("AwsAccountId", frozenset({MEMBER_ACCOUNT})),))
+    no, yes = False, True
+    assert [region.matches(raw) for raw in variants()] == [no] * 4 + [yes, yes] + [no] * 6
+    assert [account.matches(raw) for raw in variants()] == [yes, no, no, no] + [yes] * 8
+
+
 @pytest.mark.parametrize(
     ("name", "values"),
     [

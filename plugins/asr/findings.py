@@ -203,12 +203,12 @@ def parse_finding(finding: Any, playbooks: PlaybookRegistry) -> RoutingRecord:
         raise FindingError(finding_id, str(exc)) from None
 
     arn = ARN_PARTS.match(resource_arn)
-    if arn and arn.group(1) != product_arn.split(":")[1]:
+    partition = product_arn.split(":")[1]
+    if arn and arn.group(1) != partition:
         # Security Hub keeps each partition's findings apart: a mix is a forged or broken finding.
         raise FindingError(
             finding_id,
-            f"resource {resource_arn!r} is in partition {arn.group(1)}, not the finding's "
-            f"{product_arn.split(':')[1]}",
+            f"resource {resource_arn!r} is in partition {arn.group(1)}, not the finding's {partition}",
         )
     if arn and arn.group(3) and arn.group(3) != account_id:
         raise FindingError(

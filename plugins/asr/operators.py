@@ -41,8 +41,8 @@ class AutomationFixOperator(BaseOperator):
         earlier = store.read_json(self._saved())["pending"] if store.path(self._saved()).exists() else []
         started = {r["finding_id"] for e in earlier for r in e["records"]}
         records = [r for r in records if r.finding_id not in started]
-        aws = aws_context(settings, sweep.batch_plan(store, self.batch)["rate_shares"])
-        journal = self._journal(settings, context)
+        shares = sweep.batch_plan(store, self.batch)["rate_shares"]
+        aws, journal = aws_context(settings, shares), self._journal(settings, context)
         claims = self._claims(settings, context)
         _reclaim(claims, earlier)
         under_way = list(earlier)
@@ -82,7 +82,7 @@ class AutomationFixOperator(BaseOperator):
                 poll_seconds=document.poll_seconds,
                 deadline=time.time() + document.timeout_minutes * 60,
                 rate_limits=settings.rate_limits,
-                rate_shares=sweep.batch_plan(store, self.batch)["rate_shares"],
+                rate_shares=shares,
             ),
             method_name="execute_complete",
         )

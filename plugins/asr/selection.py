@@ -10,7 +10,6 @@ from asr.findings import RoutingRecord
 from asr.remediate import Status
 from asr.store import RunStore, named_run
 
-# The DAGs whose runs a rerun may name.
 # What a rerun of failures takes up again: not NOT_APPROVED, which a person decided.
 RERUN = (Status.FAILED, Status.NOT_RUN)
 

@@ -162,12 +162,11 @@ def ingest_selected() -> dict[str, int]:
     with _asked_wrong():
         settings, _, _ = run_context()
         choice = selection.Selection.from_params(get_current_context()["params"], settings)
-    finding_ids = choice.finding_ids or None
     plan = actionable_plan(
         settings.query_accounts,
         settings.regions,
         _control_ids(choice.controls),
-        finding_ids or (),
+        choice.finding_ids,
         choice.resource_filter,
     )
     return _ingest(plan, keep=choice.keep, named=choice.named)
