@@ -1,4 +1,4 @@
-"""RDS.1/2/5/7/8/13/16 and DynamoDB.6: what each fix sends, keeps and refuses."""
+"""RDS.1/2/5/7/8/13/16, DynamoDB.6 and ElastiCache.3: what each fix sends, keeps and refuses."""
 
 from __future__ import annotations
 
@@ -255,6 +255,77 @@ def test_table_fix_keeps_capacity_and_stream(aws: Any) -> None:
     assert after["StreamSpecification"] == stream
 
 
+# ElastiCache.3
+
+
+def replication_group(clients: Clients, name: str, replicas: int) -> str:
+    group = clients.elasticache.create_replication_group(
+        ReplicationGroupId=name,
+        ReplicationGroupDescription="test",
+        Engine="redis",
+        CacheNodeType="cache.t3.micro",
+        ReplicasPerNodeGroup=replicas,
+        AutomaticFailoverEnabled=False,
+    )["ReplicationGroup"]
+    return str(group["ARN"])
+
+
+def test_failover_is_enabled_without_rushing_the_maintenance_window(aws: Any) -> None:
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    arn = replication_group(clients, "sessions", replicas=1)
+    with parameters_sent(clients.elasticache, "ModifyReplicationGroup") as sent:
+        result, _ = fix(aws, "ElastiCache.3", arn)
+    assert result.status == Status.REMEDIATED, result.message
+    assert sent == [{"ReplicationGroupId": "sessions", "AutomaticFailoverEnabled": True}]
+
+
+def test_a_group_without_a_replica_is_refused_and_left_alone(aws: Any) -> None:
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    arn = replication_group(clients, "lonely", replicas=0)
+    with parameters_sent(clients.elasticache, "ModifyReplicationGroup") as sent:
+        result, _ = fix(aws, "ElastiCache.3", arn)
+    assert result.status == Status.FAILED
+    assert "replication group lonely has no replica to fail over to" in result.message
+    assert sent == []
+
+
+ENABLE = {"AutomaticFailover": True}
+
+
+@pytest.mark.parametrize(
+    ("fields", "plan"),
+    [
+        ({"AutomaticFailover": "enabling"}, {}),
+        (
+            {
+                "AutomaticFailover": "disabled",
+                "PendingModifiedValues": {"AutomaticFailoverStatus": "enabled"},
+            },
+            {},
+        ),
+        (
+            {
+                "AutomaticFailover": "enabled",
+                "PendingModifiedValues": {"AutomaticFailoverStatus": "disabled"},
+            },
+            ENABLE,
+        ),
+        ({"AutomaticFailover": "disabling"}, ENABLE),
+    ],
+)
+def test_failover_on_its_way_counts_and_on_its_way_out_does_not(fields: dict[str, Any], plan: dict) -> None:
+    client = boto3.client(
+        "elasticache", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    stubber = Stubber(client)
+    group = {"ReplicationGroupId": "sessions", "MemberClusters": ["sessions-001", "sessions-002"], **fields}
+    stubber.add_response("describe_replication_groups", {"ReplicationGroups": [group]})
+    stubber.activate()
+    action = registry().playbooks["ElastiCache.3"].build_action()
+    state = action.read(SimpleNamespace(elasticache=client), "sessions")  # type: ignore[arg-type]
+    assert action.plan(state) == plan
+
+
 # All of them
 
 
@@ -266,6 +337,11 @@ def test_table_fix_keeps_capacity_and_stream(aws: Any) -> None:
         ("RDS.2", f"{ARN}:db:gone", "DBInstanceNotFound"),
         ("RDS.7", f"{ARN}:cluster:gone", "DBClusterNotFoundFault"),
         ("DynamoDB.6", f"arn:aws:dynamodb:{REGION}:{MEMBER_ACCOUNT}:table/gone", "ResourceNotFoundException"),
+        (
+            "ElastiCache.3",
+            f"arn:aws:elasticache:{REGION}:{MEMBER_ACCOUNT}:replicationgroup:gone",
+            "ReplicationGroupNotFoundFault",
+        ),
     ],
 )
 def test_missing_resource_fails_with_the_aws_reason(
@@ -276,7 +352,9 @@ def test_missing_resource_fails_with_the_aws_reason(
     assert result.message.startswith(code)
 
 
-@pytest.mark.parametrize("control", ["RDS.1", "DynamoDB.6"])  # the boolean RDS fixes: checked above
+@pytest.mark.parametrize(
+    "control", ["RDS.1", "DynamoDB.6", "ElastiCache.3"]
+)  # the boolean RDS fixes: checked above
 def test_declared_permissions_cover_every_call(aws: Any, control: str) -> None:
     arn = seed_one(aws, control, MEMBER_ACCOUNT, REGION).resource_id
     local.served_requests(clear=True)

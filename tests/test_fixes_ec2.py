@@ -422,3 +422,102 @@ def test_a_change_another_fix_made_first_is_remediated_not_failed(
     assert result.status == Status.REMEDIATED
     assert "InvalidPermission.NotFound" in result.message and "reads compliant now" in result.message
     assert ("tcp", 22, 22, "0.0.0.0/0") not in open_rules(clients, group_id)
+
+
+# --- EC2.23: transit gateways ---
+
+
+def test_transit_gateway_fix_changes_only_auto_accept(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    gateway_id = seeded_id(aws, "EC2.23")
+    options = clients.ec2.describe_transit_gateways(TransitGatewayIds=[gateway_id])["TransitGateways"][0][
+        "Options"
+    ]
+    result = fix(clients, "EC2.23", gateway_id)
+    assert result.status == Status.REMEDIATED, result.message
+    assert (result.before, result.after) == (
+        {"AutoAcceptSharedAttachments": "enable"},
+        {"AutoAcceptSharedAttachments": "disable"},
+    )
+    after = clients.ec2.describe_transit_gateways(TransitGatewayIds=[gateway_id])["TransitGateways"][0][
+        "Options"
+    ]
+    assert after == {**options, "AutoAcceptSharedAttachments": "disable"}
+
+
+def test_a_missing_transit_gateway_is_reported(clients: Clients) -> None:
+    result = fix(clients, "EC2.23", "tgw-00000000000000000")
+    assert result.status == Status.FAILED
+    assert "tgw-00000000000000000" in result.message
+
+
+# --- AutoScaling.1: load-balanced groups on EC2 health checks ---
+
+
+def auto_scaling_group(
+    clients: Clients, name: str, checks: str, grace: int, load_balancers: tuple[str, ...] = ("web",)
+) -> str:
+    """A group with these health checks, behind these Classic Load Balancers; it runs no instances."""
+    clients.ec2.create_launch_template(
+        LaunchTemplateName=f"{name}-template", LaunchTemplateData={"ImageId": "ami-03cf127a"}
+    )
+    clients.autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateName": f"{name}-template"},
+        MinSize=0,
+        MaxSize=1,
+        AvailabilityZones=[f"{REGION}a"],
+        LoadBalancerNames=list(load_balancers),
+    )
+    # moto makes a grace period of 0 at creation 300; an update sets it as AWS would have.
+    clients.autoscaling.update_auto_scaling_group(
+        AutoScalingGroupName=name, HealthCheckType=checks, HealthCheckGracePeriod=grace
+    )
+    return name
+
+
+def health_checks(clients: Clients, name: str) -> tuple[str, int]:
+    group = clients.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+        "AutoScalingGroups"
+    ][0]
+    return group["HealthCheckType"], group["HealthCheckGracePeriod"]
+
+
+def test_elb_checks_join_the_others_and_a_missing_grace_period_is_given(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    seeded = seeded_id(aws, "AutoScaling.1")
+    assert fix(clients, "AutoScaling.1", seeded).status == Status.REMEDIATED
+    assert health_checks(clients, seeded) == ("ELB", 300)
+
+    ebs = auto_scaling_group(clients, "with-ebs-checks", "EBS", 90)
+    result = fix(clients, "AutoScaling.1", ebs)
+    assert result.status == Status.REMEDIATED, result.message
+    assert result.before == {"HealthCheckType": "EBS"}
+    assert health_checks(clients, ebs) == ("EBS,ELB", 90)
+
+    longer = auto_scaling_group(clients, "slow-start", "EC2", 0)
+    assert fix(clients, "AutoScaling.1", longer, grace_period_seconds=900).status == Status.REMEDIATED
+    assert health_checks(clients, longer) == ("ELB", 900)
+
+
+def test_a_group_with_no_load_balancer_or_on_elb_checks_is_left_alone(clients: Clients) -> None:
+    alone = auto_scaling_group(clients, "no-balancer", "EC2", 0, load_balancers=())
+    on_elb = auto_scaling_group(clients, "on-elb", "ELB,EBS", 0)
+    for name in (alone, on_elb):
+        assert fix(clients, "AutoScaling.1", name).status == Status.ALREADY_COMPLIANT, name
+    assert health_checks(clients, alone) == ("EC2", 0)
+
+
+def test_target_groups_count_as_a_load_balancer() -> None:
+    action = registry().playbooks["AutoScaling.1"].build_action()
+    group = {"AutoScalingGroupName": "g", "HealthCheckType": "EC2", "HealthCheckGracePeriod": 60}
+    target = f"arn:aws:elasticloadbalancing:{REGION}:{MEMBER_ACCOUNT}:targetgroup/web/0123456789abcdef"
+    assert action.plan(action.state_of({**group, "TargetGroupARNs": [target]})) == {"HealthCheckType": "ELB"}
+    assert action.plan(action.state_of({**group, "TargetGroupARNs": []})) == {}
+
+
+def test_a_group_name_is_read_from_its_arn() -> None:
+    playbook = registry().playbooks["AutoScaling.1"]
+    arn = (
+        f"arn:aws:autoscaling:{REGION}:{MEMBER_ACCOUNT}:autoScalingGroup:"
+        "14c4be82-bb3a-47ef-a33a-868696444d6a:autoScalingGroupName/web tier/blue"
+    )
+    assert playbook.extract_resource_id(arn, MEMBER_ACCOUNT) == "web tier/blue"

@@ -282,3 +282,66 @@ def test_a_rollback_puts_back_what_iam8_and_iam22_each_deactivated(aws, users: U
     reversals = Rollback(AuditJournal(root, Origin("asr_rollback", "r-1", "rollback", 1, "bob")), aws).run()
     assert sorted(r.status for r in reversals) == [RollbackStatus.REVERTED] * 2
     assert users.statuses(name) == {over_90: "Active", over_45: "Active"}
+
+
+# --- SSM.4: documents shared with everyone ---
+
+
+def own_document(clients: Clients, name: str, *shared_with: str, version: str = "$DEFAULT") -> str:
+    from asr.local.seeders.ssm import ECHO_DOCUMENT
+
+    clients.ssm.create_document(Name=name, Content=json.dumps(ECHO_DOCUMENT), DocumentType="Command")
+    if shared_with:
+        clients.ssm.modify_document_permission(
+            Name=name,
+            PermissionType="Share",
+            AccountIdsToAdd=list(shared_with),
+            SharedDocumentVersion=version,
+        )
+    return name
+
+
+def shares(clients: Clients, name: str) -> list[dict[str, str]]:
+    return clients.ssm.describe_document_permission(Name=name, PermissionType="Share")[
+        "AccountSharingInfoList"
+    ]
+
+
+def test_a_document_shared_by_name_or_not_at_all_is_left_alone(clients: Clients) -> None:
+    for name in (own_document(clients, "named-shares", "444455556666"), own_document(clients, "unshared")):
+        result, writes = fix("SSM.4", clients, name)
+        assert (result.status, writes) == (Status.ALREADY_COMPLIANT, []), name
+    assert shares(clients, "named-shares") == [
+        {"AccountId": "444455556666", "SharedDocumentVersion": "$DEFAULT"}
+    ]
+
+
+def test_a_public_document_is_made_private_and_a_rollback_shares_the_same_version(clients: Clients) -> None:
+    name = own_document(clients, "runbook", "all", version="$LATEST")
+    action = registry().playbooks["SSM.4"].build_action()
+    before = action.read(clients, name)  # what the journal keeps for a rollback
+    result, writes = fix("SSM.4", clients, name)
+    assert result.status == Status.REMEDIATED, result.message
+    assert writes == ["ModifyDocumentPermission"]
+    assert shares(clients, name) == []
+
+    action.revert(clients, name, before)
+    assert shares(clients, name) == [{"AccountId": "all", "SharedDocumentVersion": "$LATEST"}]
+
+
+def test_a_missing_document_fails_with_the_aws_reason(clients: Clients) -> None:
+    result, writes = fix("SSM.4", clients, "no-such-document")
+    assert (result.status, writes) == (Status.FAILED, [])
+    assert result.message.startswith("InvalidDocument")
+
+
+@pytest.mark.parametrize("resource_type", ["AwsSsmDocument", "Other"])
+def test_a_document_finding_routes_by_either_resource_type(resource_type: str) -> None:
+    from asr.findings import parse_finding
+    from asr.local.seed import finding
+    from asr.local.seeders import Seeded
+
+    arn = f"arn:aws:ssm:{REGION}:{MEMBER_ACCOUNT}:document/runbook"
+    seeded = Seeded("SSM.4", MEMBER_ACCOUNT, REGION, resource_type, arn)
+    record = parse_finding(finding(seeded), registry())
+    assert (record.playbook, record.resource_id) == ("SSM.4", "runbook")

@@ -43,6 +43,9 @@ IAM_NAME = {
     ("s3control", "GetPublicAccessBlock"): "s3:GetAccountPublicAccessBlock",
     ("s3control", "PutPublicAccessBlock"): "s3:PutAccountPublicAccessBlock",
     ("resourcegroupstaggingapi", "GetResources"): "tag:GetResources",
+    # API Gateway's management actions are named by HTTP method, not by operation.
+    ("apigateway", "GetStage"): "apigateway:GET",
+    ("apigateway", "UpdateStage"): "apigateway:PATCH",
 }
 
 

@@ -112,6 +112,10 @@ EXPECTED: dict[tuple[str, str], str] = {
     (PCI, "PCI.RDS.1"): "RDS.1",
     (PCI, "PCI.GuardDuty.1"): "GuardDuty.1",
     (PCI, "PCI.Lambda.1"): "Lambda.1",
+    (CIS12, "2.3"): "CloudTrail.6",
+    (CIS14, "3.3"): "CloudTrail.6",
+    (PCI, "PCI.AutoScaling.1"): "AutoScaling.1",
+    (PCI, "PCI.Redshift.1"): "Redshift.1",
 }
 
 ACCOUNT = "222222222222"
@@ -151,6 +155,25 @@ RESOURCES = {
     "AwsKmsKey": (
         "arn:aws:kms:eu-west-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         "1234abcd-12ab-34cd-56ef-1234567890ab",
+    ),
+    "AwsRedshiftCluster": ("arn:aws:redshift:eu-west-1:222222222222:cluster:orders", "orders"),
+    "AwsAutoScalingAutoScalingGroup": (
+        "arn:aws:autoscaling:eu-west-1:222222222222:autoScalingGroup:"
+        "14c4be82-bb3a-47ef-a33a-868696444d6a:autoScalingGroupName/orders-web",
+        "orders-web",
+    ),
+    "AwsSsmDocument": ("arn:aws:ssm:eu-west-1:222222222222:document/orders-runbook", "orders-runbook"),
+    "AwsEc2TransitGateway": (
+        "arn:aws:ec2:eu-west-1:222222222222:transit-gateway/tgw-0123456789abcdef0",
+        "tgw-0123456789abcdef0",
+    ),
+    "AwsElastiCacheReplicationGroup": (
+        "arn:aws:elasticache:eu-west-1:222222222222:replicationgroup:orders-cache",
+        "orders-cache",
+    ),
+    "AwsApiGatewayStage": (
+        "arn:aws:apigateway:eu-west-1::/restapis/a1b2c3d4e5/stages/prod",
+        "/restapis/a1b2c3d4e5/stages/prod",
     ),
 }
 

@@ -1,5 +1,6 @@
 """EC2 fixes: security group ingress, default security groups, EBS encryption by default and
-public snapshots, VPC flow logs, instance metadata (IMDSv2), subnet public IPs."""
+public snapshots, VPC flow logs, instance metadata (IMDSv2), subnet public IPs, transit
+gateways that accept shared attachments by themselves."""
 
 from __future__ import annotations
 
@@ -595,4 +596,50 @@ class DisableSubnetPublicIp(BulkRead):
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         clients.ec2.modify_subnet_attribute(
             SubnetId=resource_id, MapPublicIpOnLaunch={"Value": before["MapPublicIpOnLaunch"]}
+        )
+
+
+@register
+class DisableTransitGatewayAutoAccept(BulkRead):
+    """Make a transit gateway wait for its owner to accept each attachment another account asks for.
+
+    With auto-accept on, any account the gateway is shared with (through AWS RAM) can attach
+    a VPC and route into every network behind it. Attachments already made stay; new
+    requests wait in ``pendingAcceptance``.
+
+        remediation:
+          action: ec2.disable-transit-gateway-auto-accept
+    """
+
+    name = "ec2.disable-transit-gateway-auto-accept"
+    service = "ec2"
+    permissions = ("ec2:DescribeTransitGateways", "ec2:ModifyTransitGateway")
+    summary = "turned off automatic acceptance of shared attachments on the transit gateway"
+
+    def describe(self, clients: Clients, resource_ids: list[str]) -> list[dict[str, Any]]:
+        pages = clients.ec2.get_paginator("describe_transit_gateways").paginate(
+            TransitGatewayIds=resource_ids
+        )
+        return [gateway for page in pages for gateway in page["TransitGateways"]]
+
+    def item_id(self, item: dict[str, Any]) -> str:
+        return item["TransitGatewayId"]
+
+    def state_of(self, gateway: dict[str, Any]) -> dict[str, Any]:
+        return {"AutoAcceptSharedAttachments": gateway.get("Options", {}).get("AutoAcceptSharedAttachments")}
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        return (
+            {}
+            if state["AutoAcceptSharedAttachments"] == "disable"
+            else {"AutoAcceptSharedAttachments": "disable"}
+        )
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        clients.ec2.modify_transit_gateway(TransitGatewayId=resource_id, Options=plan)
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        setting = before["AutoAcceptSharedAttachments"] or "disable"
+        clients.ec2.modify_transit_gateway(
+            TransitGatewayId=resource_id, Options={"AutoAcceptSharedAttachments": setting}
         )

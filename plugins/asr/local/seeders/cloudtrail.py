@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from asr.actions.s3 import create_bucket
+from asr.actions.s3 import BLOCK_FLAGS, create_bucket
 from asr.aws import AwsContext
 from asr.local.seeders import Seeded, seeder
 
@@ -43,3 +43,16 @@ def unprotected_trail(aws: AwsContext, control_id: str, account: str, region: st
     """No SSE-KMS (CloudTrail.2), no log file validation (.4), no CloudWatch Logs (.5)."""
     arn = plain_trail(aws, account, region, n)
     return Seeded(control_id, account, region, "AwsCloudTrailTrail", arn, SEVERITY.get(control_id, "LOW"))
+
+
+@seeder("CloudTrail.6")
+def trail_bucket_public_access_open(
+    aws: AwsContext, control_id: str, account: str, region: str, n: int
+) -> Seeded:
+    """A trail's log bucket with all four Block Public Access settings off."""
+    cloudtrail = aws.client("cloudtrail", account, region)
+    bucket = cloudtrail.get_trail(Name=plain_trail(aws, account, region, n))["Trail"]["S3BucketName"]
+    aws.client("s3", account, region).put_public_access_block(
+        Bucket=bucket, PublicAccessBlockConfiguration=dict.fromkeys(BLOCK_FLAGS, False)
+    )
+    return Seeded(control_id, account, region, "AwsS3Bucket", f"arn:aws:s3:::{bucket}", "CRITICAL")

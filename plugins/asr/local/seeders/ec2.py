@@ -143,3 +143,14 @@ def open_high_risk_port(aws: AwsContext, control_id: str, account: str, region: 
     rules = [_tcp(5432, "0.0.0.0/0", "::/0", "10.0.0.0/8"), _tcp(443, "0.0.0.0/0")]
     group_id = _open_group(ec2, "high-risk-port", n, rules)
     return _group_resource(control_id, account, region, group_id, "CRITICAL")
+
+
+@seeder("EC2.23")
+def transit_gateway_accepting_shares(
+    aws: AwsContext, control_id: str, account: str, region: str, n: int
+) -> Seeded:
+    gateway = aws.client("ec2", account, region).create_transit_gateway(
+        Description=f"asr-seed-tgw-{n}",
+        Options={"AutoAcceptSharedAttachments": "enable"},
+    )["TransitGateway"]
+    return Seeded(control_id, account, region, "AwsEc2TransitGateway", gateway["TransitGatewayArn"], "HIGH")

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from asr.actions.ssm import PUBLIC_SHARING_SETTING
+import json
+import uuid
+
+from asr.actions.ssm import EVERYONE, PUBLIC_SHARING_SETTING
 from asr.aws import AwsContext
 from asr.local.seeders import Seeded, seeder
+
+ECHO_DOCUMENT = {
+    "schemaVersion": "2.2",
+    "description": "A seeded document",
+    "mainSteps": [
+        {"action": "aws:runShellScript", "name": "echo", "inputs": {"runCommand": ["echo seeded"]}}
+    ],
+}
 
 
 @seeder("SSM.7")
@@ -16,3 +27,14 @@ def public_document_sharing_allowed(
         SettingId=PUBLIC_SHARING_SETTING, SettingValue="Enable"
     )
     return Seeded(control_id, account, region, "AwsAccount", f"AWS::::Account:{account}", "CRITICAL")
+
+
+@seeder("SSM.4")
+def public_document(aws: AwsContext, control_id: str, account: str, region: str, n: int) -> Seeded:
+    """A Command document of the account's own, shared with everyone."""
+    ssm = aws.client("ssm", account, region)
+    name = f"asr-seed-document-{n}-{uuid.uuid4().hex[:6]}"
+    ssm.create_document(Name=name, Content=json.dumps(ECHO_DOCUMENT), DocumentType="Command")
+    ssm.modify_document_permission(Name=name, PermissionType="Share", AccountIdsToAdd=[EVERYONE])
+    arn = f"arn:aws:ssm:{region}:{account}:document/{name}"
+    return Seeded(control_id, account, region, "AwsSsmDocument", arn, "CRITICAL")
