@@ -561,10 +561,142 @@ def test_detector_created_where_there_is_none(clients: Clients) -> None:
     assert len(clients.guardduty.list_detectors()["DetectorIds"]) == 1
 
 
+# --- CloudWatch.1 to .14: the CIS Benchmark's alarms on CloudTrail events -------------------------
+
+
+def events_trail(aws: Any, home: str, name: str = "org-events") -> str:
+    """A multi-Region trail homed in ``home`` that sends to a new log group; returns the group's name."""
+    at_home = Clients(aws, MEMBER_ACCOUNT, home)
+    group = f"/trail/{name}"
+    at_home.logs.create_log_group(logGroupName=group)
+    bucket = f"{name}-{home}-logs"
+    kwargs = {"CreateBucketConfiguration": {"LocationConstraint": home}} if home != "us-east-1" else {}
+    at_home.s3.create_bucket(Bucket=bucket, **kwargs)
+    at_home.cloudtrail.create_trail(
+        Name=name,
+        S3BucketName=bucket,
+        IsMultiRegionTrail=True,
+        CloudWatchLogsLogGroupArn=f"arn:aws:logs:{home}:{MEMBER_ACCOUNT}:log-group:{group}:*",
+        CloudWatchLogsRoleArn=f"arn:aws:iam::{MEMBER_ACCOUNT}:role/trail-to-logs",
+    )
+    return group
+
+
+def alarms_and_filters(clients: Clients, group: str) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Each alarm's actions, and each metric filter's metric, on ``group`` in the clients' Region."""
+    alarms = {a["AlarmName"]: a["AlarmActions"] for a in clients.cloudwatch.describe_alarms()["MetricAlarms"]}
+    filters = clients.logs.describe_metric_filters(logGroupName=group)["metricFilters"]
+    return alarms, {f["filterName"]: f["metricTransformations"][0]["metricName"] for f in filters}
+
+
+def test_cis_alarm_is_made_in_the_trail_s_home_region_with_its_topic(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    group = events_trail(aws, "eu-west-1")
+    subscriber = {"protocol": "email", "endpoint": "secops@example.com"}
+    result = fix(clients, "CloudWatch.1", MEMBER_ACCOUNT, subscribers=[subscriber])
+    assert result.status == Status.REMEDIATED, result.message
+    home = Clients(aws, MEMBER_ACCOUNT, "eu-west-1")
+    topic = f"arn:aws:sns:eu-west-1:{MEMBER_ACCOUNT}:asr-security-alarms"
+    assert alarms_and_filters(home, group) == (
+        {"asr-root-user-usage": [topic]},
+        {"asr-root-user-usage": "asr-root-user-usage"},
+    )
+    assert alarms_and_filters(clients, group)[0] == {}, "nothing in the finding's own Region"
+    subscriptions = home.sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("email", "secops@example.com")]
+
+    second = fix(clients, "CloudWatch.10", MEMBER_ACCOUNT, subscribers=[subscriber])
+    assert second.status == Status.REMEDIATED, second.message
+    assert len(home.sns.list_topics()["Topics"]) == 1, "one topic for every control"
+    assert len(home.sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]) == 1
+
+
+def test_a_cis_filter_written_another_way_with_an_alarm_complies(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    group = events_trail(aws, REGION)
+    clients.logs.put_metric_filter(
+        logGroupName=group,
+        filterName="RootUse",
+        filterPattern=(
+            '{$.userIdentity.type="Root" && $.userIdentity.invokedBy NOT EXISTS '
+            '&& $.eventType!="AwsServiceEvent"}'
+        ),
+        metricTransformations=[{"metricName": "RootUse", "metricNamespace": "Security", "metricValue": "1"}],
+    )
+    topic = clients.sns.create_topic(Name="pager")["TopicArn"]
+    clients.cloudwatch.put_metric_alarm(
+        AlarmName="root-used",
+        MetricName="RootUse",
+        Namespace="Security",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        AlarmActions=[topic],
+    )
+    assert writes_during(lambda: fix(clients, "CloudWatch.1", MEMBER_ACCOUNT)) == []
+    assert fix(clients, "CloudWatch.1", MEMBER_ACCOUNT).status == Status.ALREADY_COMPLIANT
+
+
+def test_a_cis_filter_without_an_alarm_is_reused_and_a_rollback_keeps_it(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    from asr.actions.cloudwatch import CIS_FILTERS
+
+    group = events_trail(aws, REGION)
+    clients.logs.put_metric_filter(
+        logGroupName=group,
+        filterName="SgChanges",
+        filterPattern=CIS_FILTERS["security-group-changes"],
+        metricTransformations=[
+            {"metricName": "SgChanges", "metricNamespace": "Security", "metricValue": "1"}
+        ],
+    )
+    action = registry().playbooks["CloudWatch.10"].build_action()
+    before = action.read(clients, MEMBER_ACCOUNT)
+    result = remediate_resource(action, clients, MEMBER_ACCOUNT)
+    assert result.status == Status.REMEDIATED, result.message
+    assert list(alarms_and_filters(clients, group)[1]) == ["SgChanges"]
+    alarm = clients.cloudwatch.describe_alarms(AlarmNames=["asr-security-group-changes"])["MetricAlarms"][0]
+    assert (alarm["MetricName"], alarm["Namespace"]) == ("SgChanges", "Security")
+
+    action.revert(clients, MEMBER_ACCOUNT, before)
+    assert alarms_and_filters(clients, group) == ({}, {"SgChanges": "SgChanges"})
+
+
+def test_cis_alarms_need_a_multi_region_trail_that_sends_to_logs(clients: Clients) -> None:
+    make_trail(clients, "regional-only")
+    result = fix(clients, "CloudWatch.5", MEMBER_ACCOUNT)
+    assert result.status == Status.FAILED
+    assert "no multi-Region trail of the account sends its events to CloudWatch Logs" in result.message
+    assert clients.cloudwatch.describe_alarms()["MetricAlarms"] == []
+
+
+def test_cis_filters_are_the_benchmark_s() -> None:
+    """Three of the patterns the filters are built from, as the Benchmark prints them."""
+    from asr.actions.cloudwatch import CIS_FILTERS, same_pattern
+
+    printed = {
+        "customer-managed-key-deletion": (
+            "{($.eventSource = kms.amazonaws.com) && "
+            "(($.eventName=DisableKey)||($.eventName=ScheduleKeyDeletion))}"
+        ),
+        "cloudtrail-configuration-changes": (
+            "{ ($.eventName = CreateTrail) || ($.eventName = UpdateTrail) || ($.eventName = DeleteTrail) || "
+            "($.eventName = StartLogging) || ($.eventName = StopLogging) }"
+        ),
+        "network-gateway-changes": (
+            "{ ($.eventName = CreateCustomerGateway) || ($.eventName = DeleteCustomerGateway) || "
+            "($.eventName = AttachInternetGateway) || ($.eventName = CreateInternetGateway) || "
+            "($.eventName = DeleteInternetGateway) || ($.eventName = DetachInternetGateway) }"
+        ),
+    }
+    for event, pattern in printed.items():
+        assert same_pattern(CIS_FILTERS[event], pattern), event
+    assert not same_pattern(CIS_FILTERS["vpc-changes"], CIS_FILTERS["route-table-changes"])
+
+
 # --- Seeders -----------------------------------------------------------------------------------
 
 CONTROLS = ["CloudTrail.1", "CloudTrail.3", "CloudTrail.2", "CloudTrail.4", "CloudTrail.5"]
-CONTROLS += ["CloudWatch.16", "Config.1", "GuardDuty.1"]
+CONTROLS += ["CloudWatch.1", "CloudWatch.14", "CloudWatch.16", "Config.1", "GuardDuty.1"]
 
 
 @pytest.mark.parametrize("control", CONTROLS)

@@ -47,6 +47,8 @@ IAM_NAME = {
     ("apigateway", "GetStage"): "apigateway:GET",
     ("apigateway", "UpdateStage"): "apigateway:PATCH",
 }
+# Services whose IAM prefix is not the name their requests are signed with.
+IAM_PREFIX = {"monitoring": "cloudwatch"}
 
 
 @pytest.fixture(scope="module")
@@ -498,7 +500,8 @@ def api_calls(monkeypatch: pytest.MonkeyPatch) -> list[Call]:
 
     def recording_client(self: AwsContext, service: str, region: str | None, **credentials: str) -> Any:
         client = original(self, service, region, **credentials)
-        prefix = client.meta.service_model.signing_name
+        signing_name = client.meta.service_model.signing_name
+        prefix = IAM_PREFIX.get(signing_name, signing_name)
 
         def record(model: Any, params: dict[str, Any], **_: Any) -> None:
             calls.append((IAM_NAME.get((service, model.name), f"{prefix}:{model.name}"), params))

@@ -116,6 +116,39 @@ EXPECTED: dict[tuple[str, str], str] = {
     (CIS14, "3.3"): "CloudTrail.6",
     (PCI, "PCI.AutoScaling.1"): "AutoScaling.1",
     (PCI, "PCI.Redshift.1"): "Redshift.1",
+    # AWS's controls reference (CloudWatch controls): CIS 1.2.0 section 3 and 1.4.0 section 4,
+    # where 3.3 and 4.3 are the root user's alarm; the reference catalogue routes them all to one fix.
+    (CIS12, "1.1"): "CloudWatch.1",
+    (CIS12, "3.3"): "CloudWatch.1",
+    (CIS14, "1.7"): "CloudWatch.1",
+    (CIS14, "4.3"): "CloudWatch.1",
+    (PCI, "PCI.CW.1"): "CloudWatch.1",
+    (CIS12, "3.1"): "CloudWatch.2",
+    (CIS14, "4.1"): "CloudWatch.2",
+    (CIS12, "3.2"): "CloudWatch.3",
+    (CIS14, "4.2"): "CloudWatch.3",
+    (CIS12, "3.4"): "CloudWatch.4",
+    (CIS14, "4.4"): "CloudWatch.4",
+    (CIS12, "3.5"): "CloudWatch.5",
+    (CIS14, "4.5"): "CloudWatch.5",
+    (CIS12, "3.6"): "CloudWatch.6",
+    (CIS14, "4.6"): "CloudWatch.6",
+    (CIS12, "3.7"): "CloudWatch.7",
+    (CIS14, "4.7"): "CloudWatch.7",
+    (CIS12, "3.8"): "CloudWatch.8",
+    (CIS14, "4.8"): "CloudWatch.8",
+    (CIS12, "3.9"): "CloudWatch.9",
+    (CIS14, "4.9"): "CloudWatch.9",
+    (CIS12, "3.10"): "CloudWatch.10",
+    (CIS14, "4.10"): "CloudWatch.10",
+    (CIS12, "3.11"): "CloudWatch.11",
+    (CIS14, "4.11"): "CloudWatch.11",
+    (CIS12, "3.12"): "CloudWatch.12",
+    (CIS14, "4.12"): "CloudWatch.12",
+    (CIS12, "3.13"): "CloudWatch.13",
+    (CIS14, "4.13"): "CloudWatch.13",
+    (CIS12, "3.14"): "CloudWatch.14",
+    (CIS14, "4.14"): "CloudWatch.14",
 }
 
 ACCOUNT = "222222222222"
@@ -269,9 +302,9 @@ def test_per_standard_findings_that_must_be_rejected(change, reason: str) -> Non
 
 
 def test_standard_id_no_playbook_routes_is_rejected_with_both_names() -> None:
-    raw = finding(seeded("EC2.13"), standard=CIS12, standard_control="3.1")
-    raw["Compliance"]["SecurityControlId"] = "CloudWatch.4"
-    with pytest.raises(FindingError, match=r"CIS 1\.2\.0 control 3\.1 is not routed .* CloudWatch\.4"):
+    raw = finding(seeded("EC2.13"), standard=CIS12, standard_control="1.2")
+    raw["Compliance"]["SecurityControlId"] = "IAM.5"
+    with pytest.raises(FindingError, match=r"CIS 1\.2\.0 control 1\.2 is not routed .* IAM\.5"):
         parse_finding(raw, registry())
 
 

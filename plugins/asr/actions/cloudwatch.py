@@ -1,7 +1,8 @@
-"""CloudWatch Logs fixes: log group retention."""
+"""CloudWatch fixes: log group retention, and the CIS Benchmark's alarms on CloudTrail events."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from asr.actions import Action, register
@@ -73,3 +74,293 @@ class SetLogGroupRetention(Action):
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         """The shorter retention back: events older than it are then deleted, as they were due to be."""
         clients.logs.put_retention_policy(logGroupName=resource_id, retentionInDays=before["retentionInDays"])
+
+
+def _events(*names: str, source: str | None = None) -> str:
+    """A filter pattern matching CloudTrail events of these names (from this service)."""
+    either = " || ".join(f"($.eventName = {name})" for name in names)
+    return f"{{ ($.eventSource = {source}) && ({either}) }}" if source else f"{{ {either} }}"
+
+
+# The CIS AWS Foundations Benchmark's metric filter (v1.2.0 section 3) for each kind of event its
+# monitoring controls (CloudWatch.1 to .14) want an alarm on, by the name a playbook gives.
+CIS_FILTERS: dict[str, str] = {
+    "root-user-usage": (
+        '{ $.userIdentity.type = "Root" && $.userIdentity.invokedBy NOT EXISTS '
+        '&& $.eventType != "AwsServiceEvent" }'
+    ),
+    "unauthorized-api-calls": (
+        '{ ($.errorCode = "*UnauthorizedOperation") || ($.errorCode = "AccessDenied*") }'
+    ),
+    "console-sign-in-without-mfa": (
+        '{ ($.eventName = "ConsoleLogin") && ($.additionalEventData.MFAUsed != "Yes") }'
+    ),
+    "iam-policy-changes": _events(
+        *(f"{verb}{kind}Policy" for verb in ("Delete", "Put") for kind in ("Group", "Role", "User")),
+        "CreatePolicy",
+        "DeletePolicy",
+        "CreatePolicyVersion",
+        "DeletePolicyVersion",
+        *(f"{verb}{kind}Policy" for kind in ("Role", "User", "Group") for verb in ("Attach", "Detach")),
+    ),
+    "cloudtrail-configuration-changes": _events(
+        "CreateTrail", "UpdateTrail", "DeleteTrail", "StartLogging", "StopLogging"
+    ),
+    "console-authentication-failures": (
+        '{ ($.eventName = ConsoleLogin) && ($.errorMessage = "Failed authentication") }'
+    ),
+    "customer-managed-key-deletion": _events("DisableKey", "ScheduleKeyDeletion", source="kms.amazonaws.com"),
+    "s3-bucket-policy-changes": _events(
+        *(
+            f"Put{what}"
+            for what in ("BucketAcl", "BucketPolicy", "BucketCors", "BucketLifecycle", "BucketReplication")
+        ),
+        *(f"Delete{what}" for what in ("BucketPolicy", "BucketCors", "BucketLifecycle", "BucketReplication")),
+        source="s3.amazonaws.com",
+    ),
+    "config-configuration-changes": _events(
+        "StopConfigurationRecorder",
+        "DeleteDeliveryChannel",
+        "PutDeliveryChannel",
+        "PutConfigurationRecorder",
+        source="config.amazonaws.com",
+    ),
+    "security-group-changes": _events(
+        "AuthorizeSecurityGroupIngress",
+        "AuthorizeSecurityGroupEgress",
+        "RevokeSecurityGroupIngress",
+        "RevokeSecurityGroupEgress",
+        "CreateSecurityGroup",
+        "DeleteSecurityGroup",
+    ),
+    "nacl-changes": _events(
+        "CreateNetworkAcl",
+        "CreateNetworkAclEntry",
+        "DeleteNetworkAcl",
+        "DeleteNetworkAclEntry",
+        "ReplaceNetworkAclEntry",
+        "ReplaceNetworkAclAssociation",
+    ),
+    "network-gateway-changes": _events(
+        "CreateCustomerGateway",
+        "DeleteCustomerGateway",
+        "AttachInternetGateway",
+        "CreateInternetGateway",
+        "DeleteInternetGateway",
+        "DetachInternetGateway",
+    ),
+    "route-table-changes": _events(
+        "CreateRoute",
+        "CreateRouteTable",
+        "ReplaceRoute",
+        "ReplaceRouteTableAssociation",
+        "DeleteRouteTable",
+        "DeleteRoute",
+        "DisassociateRouteTable",
+    ),
+    "vpc-changes": _events(
+        "CreateVpc",
+        "DeleteVpc",
+        "ModifyVpcAttribute",
+        "AcceptVpcPeeringConnection",
+        "CreateVpcPeeringConnection",
+        "DeleteVpcPeeringConnection",
+        "RejectVpcPeeringConnection",
+        "AttachClassicLinkVpc",
+        "DetachClassicLinkVpc",
+        "DisableVpcClassicLink",
+        "EnableVpcClassicLink",
+    ),
+}
+NO_TRAIL = (
+    "no multi-Region trail of the account sends its events to CloudWatch Logs, which the alarm "
+    "needs: fix CloudTrail.1 and CloudTrail.5 first"
+)
+
+
+def same_pattern(a: str, b: str) -> bool:
+    """Filter patterns compared as CloudWatch Logs reads them: spacing does not count."""
+    return re.sub(r"\s+", "", a) == re.sub(r"\s+", "", b)
+
+
+def trail_log_group(cloudtrail: Any) -> str:
+    """The log group ARN of the account's multi-Region trail that sends to CloudWatch Logs (a
+    logging one first). Security Hub looks for the alarms there, in the trail's home Region."""
+    trails = cloudtrail.describe_trails(includeShadowTrails=True)["trailList"]
+    sending = sorted(
+        (t for t in trails if t.get("IsMultiRegionTrail") and t.get("CloudWatchLogsLogGroupArn")),
+        key=lambda trail: trail["TrailARN"],
+    )
+    if not sending:
+        raise LookupError(NO_TRAIL)
+    logging = (t for t in sending if cloudtrail.get_trail_status(Name=t["TrailARN"]).get("IsLogging"))
+    return str(next(logging, sending[0])["CloudWatchLogsLogGroupArn"])
+
+
+def log_group_home(clients: Clients, group_arn: str) -> tuple[Clients, str]:
+    """The clients of a log group's Region, and its name, from its ARN
+    (``arn:aws:logs:<region>:<account>:log-group:<name>:*``)."""
+    parts = group_arn.split(":")
+    return clients.in_region(parts[3]), parts[6]
+
+
+@register
+class EnsureCisAlarm(Action):
+    """Alarm on one kind of CloudTrail event, as the CIS Benchmark's monitoring controls ask.
+
+    On the log group of the account's multi-Region trail (in the trail's home Region), a
+    metric filter with the Benchmark's pattern for ``event`` counts those events, and an alarm
+    notifies the SNS topic ``topic_name`` when one happens. A filter with the same pattern and
+    an alarm on its metric that notifies a topic already comply; a filter alone is reused.
+    The topic is shared by all fourteen controls: it is made when missing (encrypted with
+    ``kms_key_id`` when given: its key policy must let CloudWatch use it, so the AWS managed
+    SNS key will not do), and the ``subscribers`` are subscribed to it. Security Hub also
+    wants the topic to have a subscriber: name one here, or subscribe to the topic yourself.
+    A rollback removes the filter and alarm the fix made, and keeps the topic.
+
+        remediation:
+          action: cloudwatch.ensure-cis-alarm
+          parameters: {event: root-user-usage, subscribers: [{protocol: email, endpoint: secops@example.com}]}
+    """
+
+    name = "cloudwatch.ensure-cis-alarm"
+    service = "cloudwatch"
+    permissions = (
+        "cloudtrail:DescribeTrails",
+        "cloudtrail:GetTrailStatus",
+        "logs:DescribeMetricFilters",
+        "logs:PutMetricFilter",
+        "cloudwatch:DescribeAlarmsForMetric",
+        "cloudwatch:PutMetricAlarm",
+        "sns:GetTopicAttributes",
+        "sns:CreateTopic",
+        "sns:Subscribe",
+    )
+    revert_permissions = ("logs:DeleteMetricFilter", "cloudwatch:DeleteAlarms")
+    summary = "made a metric filter and an alarm for {event} that notifies the SNS topic {topic_name}"
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["event"],
+        "properties": {
+            "event": {"enum": sorted(CIS_FILTERS)},
+            "topic_name": {
+                "type": "string",
+                "pattern": r"^[A-Za-z0-9_-]{1,256}$",
+                "default": "asr-security-alarms",
+            },
+            "kms_key_id": {"type": "string", "minLength": 1},
+            "subscribers": {
+                "type": "array",
+                "default": [],
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["protocol", "endpoint"],
+                    "properties": {
+                        "protocol": {"enum": ["email", "email-json", "https", "sqs", "lambda", "sms"]},
+                        "endpoint": {"type": "string", "minLength": 1},
+                    },
+                },
+            },
+            "metric_namespace": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 255,
+                "default": "CISLogMetrics",
+            },
+        },
+    }
+
+    @property
+    def metric_name(self) -> str:
+        """The name of the filter, its metric and the alarm this fix makes."""
+        return f"asr-{self.params['event']}"
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        group_arn = trail_log_group(clients.cloudtrail)
+        home, group = log_group_home(clients, group_arn)
+        pattern = CIS_FILTERS[self.params["event"]]
+        pages = home.logs.get_paginator("describe_metric_filters").paginate(logGroupName=group)
+        filters = [
+            f
+            for page in pages
+            for f in page["metricFilters"]
+            if same_pattern(f.get("filterPattern", ""), pattern)
+        ]
+        state: dict[str, Any] = {"LogGroup": group_arn, "MetricFilter": None, "Metric": None, "Alarm": None}
+        for found in sorted(filters, key=lambda f: f["filterName"]):
+            for metric in found.get("metricTransformations", []):
+                alarms = home.cloudwatch.describe_alarms_for_metric(
+                    MetricName=metric["metricName"], Namespace=metric["metricNamespace"]
+                )["MetricAlarms"]
+                notifying = sorted(
+                    a["AlarmName"] for a in alarms if any(":sns:" in x for x in a.get("AlarmActions", []))
+                )
+                named = {key: metric[key] for key in ("metricName", "metricNamespace")}
+                if notifying:
+                    return {
+                        **state,
+                        "MetricFilter": found["filterName"],
+                        "Metric": named,
+                        "Alarm": notifying[0],
+                    }
+                if not state["MetricFilter"]:
+                    state.update(MetricFilter=found["filterName"], Metric=named)
+        return state
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        if state["Alarm"]:
+            return {}
+        return {"MetricFilter": state["MetricFilter"] or self.metric_name, "Alarm": self.metric_name}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        home, group = log_group_home(clients, state["LogGroup"])
+        metric = state["Metric"] or {
+            "metricName": self.metric_name,
+            "metricNamespace": self.params["metric_namespace"],
+        }
+        if not state["MetricFilter"]:
+            home.logs.put_metric_filter(
+                logGroupName=group,
+                filterName=self.metric_name,
+                filterPattern=CIS_FILTERS[self.params["event"]],
+                metricTransformations=[{**metric, "metricValue": "1"}],
+            )
+        home.cloudwatch.put_metric_alarm(
+            AlarmName=self.metric_name,
+            AlarmDescription=f"CIS monitoring: {self.params['event']} in CloudTrail's events (made by ASR)",
+            MetricName=metric["metricName"],
+            Namespace=metric["metricNamespace"],
+            Statistic="Sum",
+            Period=300,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+            TreatMissingData="notBreaching",
+            AlarmActions=[self._topic(home)],
+        )
+
+    def _topic(self, clients: Clients) -> str:
+        """The shared topic's ARN, made if missing; its subscribers subscribed (SNS keeps one
+        subscription per endpoint, so repeating it changes nothing)."""
+        sns = clients.sns
+        arn = (
+            f"arn:{sns.meta.partition}:sns:{clients.region}:{clients.account_id}:{self.params['topic_name']}"
+        )
+        try:
+            sns.get_topic_attributes(TopicArn=arn)
+        except sns.exceptions.NotFoundException:
+            attributes = (
+                {"KmsMasterKeyId": self.params["kms_key_id"]} if self.params.get("kms_key_id") else {}
+            )
+            arn = sns.create_topic(Name=self.params["topic_name"], Attributes=attributes)["TopicArn"]
+        for subscriber in self.params["subscribers"]:
+            sns.subscribe(TopicArn=arn, Protocol=subscriber["protocol"], Endpoint=subscriber["endpoint"])
+        return arn
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        home, group = log_group_home(clients, before["LogGroup"])
+        home.cloudwatch.delete_alarms(AlarmNames=[self.metric_name])
+        if not before["MetricFilter"]:
+            home.logs.delete_metric_filter(logGroupName=group, filterName=self.metric_name)

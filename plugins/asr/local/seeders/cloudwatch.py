@@ -1,11 +1,14 @@
-"""CloudWatch Logs misconfigurations."""
+"""CloudWatch misconfigurations: short log retention, CloudTrail events nobody is alarmed about."""
 
 from __future__ import annotations
 
 import uuid
 
+from asr.actions.s3 import create_bucket
 from asr.aws import AwsContext
-from asr.local.seeders import Seeded, seeder
+from asr.local.seeders import Seeded, account_resource, seeder
+
+CIS_TRAIL = "asr-seed-cis-trail"
 
 
 @seeder("CloudWatch.16")
@@ -16,3 +19,28 @@ def short_log_retention(aws: AwsContext, control_id: str, account: str, region: 
     logs.put_retention_policy(logGroupName=name, retentionInDays=30)
     arn = f"arn:aws:logs:{region}:{account}:log-group:{name}"
     return Seeded(control_id, account, region, "AwsLogsLogGroup", arn, "MEDIUM")
+
+
+@seeder(*(f"CloudWatch.{n}" for n in range(1, 15)))
+def trail_events_without_alarms(
+    aws: AwsContext, control_id: str, account: str, region: str, n: int
+) -> Seeded:
+    """The account's multi-Region trail sends its events to a new CloudWatch Logs group, with no
+    metric filter or alarm on it. The trail is made once, and does not log: that is CloudTrail.1's
+    finding."""
+    cloudtrail = aws.client("cloudtrail", account, region)
+    group = f"/asr/seed/cloudtrail-events-{n}-{uuid.uuid4().hex[:6]}"
+    aws.client("logs", account, region).create_log_group(logGroupName=group)
+    delivery = {
+        "CloudWatchLogsLogGroupArn": f"arn:aws:logs:{region}:{account}:log-group:{group}:*",
+        "CloudWatchLogsRoleArn": f"arn:aws:iam::{account}:role/asr-seed-cloudtrail-to-logs",
+    }
+    trails = cloudtrail.describe_trails(includeShadowTrails=True)["trailList"]
+    made = next((trail for trail in trails if trail["Name"] == CIS_TRAIL), None)
+    if made:
+        aws.client("cloudtrail", account, made["HomeRegion"]).update_trail(Name=CIS_TRAIL, **delivery)
+    else:
+        bucket = f"{CIS_TRAIL}-{account}-{region}"
+        create_bucket(aws.client("s3", account, region), bucket, region)
+        cloudtrail.create_trail(Name=CIS_TRAIL, S3BucketName=bucket, IsMultiRegionTrail=True, **delivery)
+    return account_resource(control_id, account, region)
