@@ -7,6 +7,7 @@ what each leaves alone, what it reuses, and what it refuses with a reason.
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -559,6 +560,42 @@ def test_detector_created_where_there_is_none(clients: Clients) -> None:
         {"Status": "ENABLED"},
     )
     assert len(clients.guardduty.list_detectors()["DetectorIds"]) == 1
+
+
+# --- Macie.1 ---
+
+
+def test_macie_off_is_enabled_and_a_rollback_will_not_delete_it(clients: Clients) -> None:
+    from asr.actions import NotReversible
+
+    action = registry().playbooks["Macie.1"].build_action()
+    before = action.read(clients, MEMBER_ACCOUNT)
+    assert before == {"Status": None}
+    assert writes_during(lambda: remediate_resource(action, clients, MEMBER_ACCOUNT)) == [
+        "macie2.EnableMacie"
+    ]
+    assert clients.macie2.get_macie_session()["status"] == "ENABLED"
+    with pytest.raises(NotReversible, match="disabling it deletes its findings"):
+        action.revert(clients, MEMBER_ACCOUNT, before)
+    assert clients.macie2.get_macie_session()["status"] == "ENABLED"
+
+
+def test_macie_access_denied_for_want_of_permission_is_not_read_as_off(clients: Clients) -> None:
+    import boto3
+    from botocore.stub import Stubber
+
+    macie = boto3.client("macie2", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    stubber = Stubber(macie)
+    stubber.add_client_error(
+        "get_macie_session",
+        "AccessDeniedException",
+        "User is not authorized to perform: macie2:GetMacieSession",
+        http_status_code=403,
+    )
+    stubber.activate()
+    action = registry().playbooks["Macie.1"].build_action()
+    with pytest.raises(ClientError, match="not authorized"):
+        action.read(SimpleNamespace(macie2=macie), MEMBER_ACCOUNT)  # type: ignore[arg-type]
 
 
 # --- CloudWatch.1 to .14: the CIS Benchmark's alarms on CloudTrail events -------------------------

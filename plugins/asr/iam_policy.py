@@ -160,6 +160,7 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
     "guardduty.enable-detector": (
         _service_linked("guardduty.amazonaws.com", "malware-protection.guardduty.amazonaws.com"),
     ),
+    "macie.enable": (_service_linked("macie.amazonaws.com"),),
 }
 
 
