@@ -112,7 +112,8 @@ def test_instance_fix_keeps_the_other_settings(aws: Any) -> None:
 
 
 def test_cluster_member_settings_are_refused_but_instance_settings_fixed(aws: Any) -> None:
-    """Deletion protection and Multi-AZ of an Aurora instance belong to its cluster; minor upgrades do not."""
+    """Deletion protection and Multi-AZ of an Aurora instance belong to its cluster; minor upgrades and
+    Enhanced Monitoring do not."""
     clients = Clients(aws, MEMBER_ACCOUNT, REGION)
     clients.rds.create_db_cluster(DBClusterIdentifier="ledger", Engine="aurora-postgresql", **PASSWORD)
     clients.rds.create_db_instance(
@@ -129,6 +130,7 @@ def test_cluster_member_settings_are_refused_but_instance_settings_fixed(aws: An
         assert "belongs to DB cluster ledger" in result.message
     assert instance(clients, "ledger-1")["DeletionProtection"] is False
     assert fix(aws, "RDS.13", member)[0].status == Status.REMEDIATED
+    assert fix(aws, "RDS.6", member)[0].status == Status.REMEDIATED  # Aurora: set per instance
     assert fix(aws, "RDS.7", f"{ARN}:cluster:ledger")[0].status == Status.REMEDIATED
 
 
@@ -152,10 +154,11 @@ def test_instances_of_a_multi_az_db_cluster_are_refused(aws: Any) -> None:
         AutoMinorVersionUpgrade=False,
         PubliclyAccessible=True,
     )
-    for control in ("RDS.2", "RDS.13"):
+    for control in ("RDS.2", "RDS.13", "RDS.6"):
         result, _ = fix(aws, control, f"{ARN}:db:billing-1")
         assert result.status == Status.FAILED and "belongs to DB cluster billing" in result.message
     assert instance(clients, "billing-1")["PubliclyAccessible"] is True
+    assert instance(clients, "billing-1")["MonitoringInterval"] == 0
 
 
 def _stubbed_instance(instance_fields: dict[str, Any]) -> SimpleNamespace:

@@ -244,7 +244,14 @@ def test_no_role_can_be_written_or_passed_beyond_the_playbooks_own(project: Play
             "config.amazonaws.com",
         ), statement
         if {"iam:AttachRolePolicy", "iam:DetachRolePolicy"} & set(statement["Action"]):
-            assert statement["Condition"]["ArnEquals"]["iam:PolicyARN"].endswith("policy/AWSSupportAccess")
+            assert statement["Condition"]["ArnEquals"]["iam:PolicyARN"] in {
+                f"arn:{iam_policy.PARTITION}:iam::aws:policy/{name}"
+                for name in (
+                    "AWSSupportAccess",
+                    "AmazonSSMManagedInstanceCore",
+                    "service-role/AmazonRDSEnhancedMonitoringRole",
+                )
+            }, statement
 
 
 def test_scopes_name_registered_actions_and_their_declared_permissions() -> None:
@@ -590,7 +597,10 @@ def test_the_fixes_call_nothing_the_member_policy_does_not_grant(
     assert set(iam_policy.RUNNER) - {"iam:ListRoleTags"} <= names(api_calls)
     for action, params in api_calls:
         if action.startswith("iam:") and "RoleName" in params:
-            assert grants_on(policies, action, f"arn:aws:iam::*:role/{params['RoleName']}"), (action, params)
+            # AddRoleToInstanceProfile acts on the profile (the role is passed: iam:PassRole).
+            name = params.get("InstanceProfileName")
+            resource = f"instance-profile/{name}" if name else f"role/{params['RoleName']}"
+            assert grants_on(policies, action, f"arn:aws:iam::*:{resource}"), (action, params)
 
 
 def test_config_may_be_passed_the_role_a_fix_or_its_revert_gives_the_recorder(

@@ -96,6 +96,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     (PCI, "PCI.EC2.6"): "EC2.6",
     (CIS30, "5.6"): "EC2.8",
     (PCI, "PCI.EC2.1"): "EC2.1",
+    (PCI, "PCI.SSM.3"): "SSM.1",
     (CIS12, "1.4"): "IAM.3",
     (CIS14, "1.14"): "IAM.3",
     (CIS30, "1.14"): "IAM.3",

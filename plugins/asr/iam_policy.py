@@ -112,6 +112,20 @@ def _named_role(params: Mapping[str, Any]) -> tuple[str, ...]:
     return (role_arn(params["role_name"], ACCOUNT),)
 
 
+def _named_profile(params: Mapping[str, Any]) -> tuple[str, ...]:
+    return (f"arn:{PARTITION}:iam::{ACCOUNT}:instance-profile/{params['role_name']}",)
+
+
+def _any_role(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every role of the account: an instance's role is whichever its profile holds."""
+    return (role_arn("*", ACCOUNT),)
+
+
+def _aws_policy(name: str) -> str:
+    """The ARN of an AWS managed policy, in the deployment's partition."""
+    return f"arn:{PARTITION}:iam::aws:policy/{name}"
+
+
 def _config_roles(params: Mapping[str, Any]) -> tuple[str, ...]:
     """Any role, passed to AWS Config only: a recorder keeps the role it has when a finding's
     control parameter turns the service-linked-role check off, and a rollback puts back the
@@ -149,7 +163,18 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
         Scope(
             ("iam:AttachRolePolicy", "iam:DetachRolePolicy"),
             _named_role,
-            {"ArnEquals": {"iam:PolicyARN": f"arn:{PARTITION}:iam::aws:policy/AWSSupportAccess"}},
+            {"ArnEquals": {"iam:PolicyARN": _aws_policy("AWSSupportAccess")}},
+        ),
+    ),
+    "ssm.enable-instance-management": (
+        Scope(("iam:GetRole", "iam:CreateRole"), _named_role),
+        Scope(("iam:CreateInstanceProfile", "iam:AddRoleToInstanceProfile"), _named_profile),
+        Scope(("iam:PassRole",), _named_role, _passed_to("ec2.amazonaws.com")),
+        # Any instance's role, but this one AWS managed policy only, on (and, to roll back, off).
+        Scope(
+            ("iam:AttachRolePolicy", "iam:DetachRolePolicy"),
+            _any_role,
+            {"ArnEquals": {"iam:PolicyARN": _aws_policy("AmazonSSMManagedInstanceCore")}},
         ),
     ),
     "config.enable-recorder": (
@@ -161,6 +186,15 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
         _service_linked("guardduty.amazonaws.com", "malware-protection.guardduty.amazonaws.com"),
     ),
     "macie.enable": (_service_linked("macie.amazonaws.com"),),
+    "rds.enable-enhanced-monitoring": (
+        Scope(("iam:GetRole", "iam:CreateRole", "iam:ListAttachedRolePolicies"), _named_role),
+        Scope(
+            ("iam:AttachRolePolicy",),
+            _named_role,
+            {"ArnEquals": {"iam:PolicyARN": _aws_policy("service-role/AmazonRDSEnhancedMonitoringRole")}},
+        ),
+        Scope(("iam:PassRole",), _named_role, _passed_to("monitoring.rds.amazonaws.com")),
+    ),
 }
 
 

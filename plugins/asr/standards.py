@@ -45,6 +45,7 @@ CONTROL_PARAMETERS: dict[str, frozenset[str]] = {
             "RequireUppercaseCharacters",
         }
     ),
+    "RDS.6": frozenset({"monitoringInterval"}),
     "Redshift.3": frozenset({"MinRetentionPeriod"}),
     "S3.13": frozenset({"targetExpirationDays", "targetTransitionDays", "targetTransitionStorageClass"}),
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import importlib
+import json
 import pkgutil
 import re
 import time
@@ -127,6 +128,40 @@ def with_new_role(call: Callable[[], T], fresh: bool, unready: Callable[[Excepti
                 raise
             time.sleep(delay)
     return call()
+
+
+def role_name_parameter(default: str) -> dict[str, Any]:
+    """The JSON schema of a ``role_name`` parameter: the name of a role a fix makes or uses."""
+    return {"type": "string", "pattern": r"^[\w+=,.@-]{1,64}$", "default": default}
+
+
+def managed_policy_role(
+    iam: Any, name: str, trust: dict[str, Any], policy: str, description: str
+) -> tuple[dict[str, Any], bool]:
+    """The role ``name`` with the AWS managed ``policy`` (``service-role/...`` or a plain name)
+    attached: made with the ``trust`` policy when missing (another fix may make it at the same
+    moment), given the policy when it lacks it. An existing role keeps its trust policy and its
+    other policies. Also whether this call changed it, or IAM made it lately: a service handed
+    the role may not accept it yet."""
+    changed = False
+    try:
+        role = iam.get_role(RoleName=name)["Role"]
+    except iam.exceptions.NoSuchEntityException:
+        try:
+            role = iam.create_role(
+                RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), Description=description
+            )["Role"]
+            changed = True
+        except iam.exceptions.EntityAlreadyExistsException:
+            role = iam.get_role(RoleName=name)["Role"]
+    policy_arn = f"arn:{role['Arn'].split(':')[1]}:iam::aws:policy/{policy}"
+    pages = iam.get_paginator("list_attached_role_policies").paginate(RoleName=name)
+    if not any(
+        attached["PolicyArn"] == policy_arn for page in pages for attached in page["AttachedPolicies"]
+    ):
+        iam.attach_role_policy(RoleName=name, PolicyArn=policy_arn)
+        changed = True
+    return role, changed or made_lately(role)
 
 
 def grant_name(purpose: str, *scope: str) -> str:

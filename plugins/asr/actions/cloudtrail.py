@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from asr.actions import Action, grant_name, made_lately, register, with_new_role
+from asr.actions import Action, grant_name, made_lately, register, role_name_parameter, with_new_role
 from asr.actions.cloudwatch import RETENTION_DAYS
 from asr.actions.s3 import bucket_region, ensure_log_bucket
 
@@ -519,11 +519,7 @@ class SendTrailToCloudWatchLogs(Action):
                 "default": "CloudTrail/{trail_name}",
             },
             "log_group_retention_days": {"enum": list(RETENTION_DAYS), "default": 365},
-            "role_name": {
-                "type": "string",
-                "pattern": r"^[\w+=,.@-]{1,64}$",
-                "default": "ASR-CloudTrailToCloudWatchLogs",
-            },
+            "role_name": role_name_parameter("ASR-CloudTrailToCloudWatchLogs"),
         },
     }
 

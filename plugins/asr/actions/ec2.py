@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from asr.actions import Action, BulkRead, grant_name, made_lately, register, with_new_role
+from asr.actions import (
+    Action,
+    BulkRead,
+    grant_name,
+    made_lately,
+    register,
+    role_name_parameter,
+    with_new_role,
+)
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -426,11 +434,7 @@ class EnableVpcFlowLogs(Action):
                 "pattern": r"^[A-Za-z0-9_./#-]{1,512}$",
                 "default": "asr-vpc-flow-logs",
             },
-            "role_name": {
-                "type": "string",
-                "pattern": r"^[A-Za-z0-9+=,.@_-]{1,64}$",
-                "default": "asr-vpc-flow-logs-delivery",
-            },
+            "role_name": role_name_parameter("asr-vpc-flow-logs-delivery"),
         },
     }
 

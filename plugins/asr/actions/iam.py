@@ -7,7 +7,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from asr.actions import Action, NotReversible, register
+from asr.actions import Action, NotReversible, register, role_name_parameter
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -309,13 +309,7 @@ class CreateSupportRole(Action):
     schema = {
         "type": "object",
         "additionalProperties": False,
-        "properties": {
-            "role_name": {
-                "type": "string",
-                "pattern": r"^[\w+=,.@-]{1,64}$",
-                "default": "aws_incident_support_role",
-            }
-        },
+        "properties": {"role_name": role_name_parameter("aws_incident_support_role")},
     }
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:

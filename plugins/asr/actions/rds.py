@@ -1,11 +1,13 @@
-"""RDS fixes: boolean settings of DB instances and clusters, public snapshots."""
+"""RDS fixes: boolean settings of DB instances and clusters, public snapshots, Enhanced Monitoring."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from asr.actions import Action, register
+from botocore.exceptions import ClientError
+
+from asr.actions import Action, managed_policy_role, register, role_name_parameter, with_new_role
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -47,6 +49,29 @@ CLUSTER = _Kind(
 )
 
 
+def _describe(
+    kind: _Kind, clients: Clients, resource_id: str, attribute: str, set_on_cluster: bool = False
+) -> dict[str, Any]:
+    """The resource as its Describe call lists it. An instance whose cluster holds ``attribute``
+    (``set_on_cluster``), or that belongs to a Multi-AZ DB cluster, is refused."""
+    found = kind.read(clients.rds, resource_id)
+    cluster = found.get("DBClusterIdentifier")
+    # The instances of a Multi-AZ DB cluster (not Aurora) cannot be modified at all.
+    aurora = str(found.get("Engine", "aurora")).startswith("aurora")
+    if kind is INSTANCE and cluster and (set_on_cluster or not aurora):
+        raise ValueError(
+            f"{kind.noun} {resource_id} belongs to DB cluster {cluster}, "
+            f"whose own {attribute} setting applies: fix the cluster instead"
+        )
+    return found
+
+
+def _getting(found: dict[str, Any], attribute: str) -> Any:
+    """The value a change waiting in ``PendingModifiedValues`` gives the attribute, else its value."""
+    pending = found.get("PendingModifiedValues") or {}
+    return pending[attribute] if attribute in pending else found.get(attribute)
+
+
 class _BooleanSetting(Action):
     """Set one boolean attribute of a DB instance or cluster through its Modify call.
 
@@ -65,19 +90,10 @@ class _BooleanSetting(Action):
     set_on_cluster: ClassVar[bool] = False
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
-        found = self.kind.read(clients.rds, resource_id)
-        cluster = found.get("DBClusterIdentifier")
-        # The instances of a Multi-AZ DB cluster (not Aurora) cannot be modified at all.
-        aurora = str(found.get("Engine", "aurora")).startswith("aurora")
-        if self.kind is INSTANCE and cluster and (self.set_on_cluster or not aurora):
-            raise ValueError(
-                f"{self.kind.noun} {resource_id} belongs to DB cluster {cluster}, "
-                f"whose own {self.attribute} setting applies: fix the cluster instead"
-            )
-        pending = found.get("PendingModifiedValues") or {}
-        value = pending[self.attribute] if self.attribute in pending else found.get(self.attribute)
-        state: dict[str, Any] = {self.attribute: bool(value)}
+        found = _describe(self.kind, clients, resource_id, self.attribute, self.set_on_cluster)
+        state: dict[str, Any] = {self.attribute: bool(_getting(found, self.attribute))}
         if self.apply_immediately:
+            pending = found.get("PendingModifiedValues") or {}
             state["QueuedChanges"] = sorted(set(pending) - {self.attribute})
         return state
 
@@ -297,4 +313,117 @@ class MakeSnapshotPrivate(Action):
         kind, name = _snapshot(resource_id)
         getattr(clients.rds, kind.modify)(
             **{kind.id_param: name}, AttributeName="restore", ValuesToAdd=[PUBLIC]
+        )
+
+
+# The service that assumes the monitoring role. The same in every partition: IAM in the China
+# regions refuses monitoring.rds.amazonaws.com.cn as a principal.
+MONITORING_PRINCIPAL = "monitoring.rds.amazonaws.com"
+MONITORING_POLICY = "service-role/AmazonRDSEnhancedMonitoringRole"
+INTERVALS = [1, 5, 10, 15, 30, 60]
+
+
+def _monitoring_trust(account: str) -> dict[str, Any]:
+    """Only Enhanced Monitoring, acting for this account's instances, may assume the role."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": MONITORING_PRINCIPAL},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+            }
+        ],
+    }
+
+
+def _role_not_usable_yet(exc: Exception) -> bool:
+    """RDS's answer while a role (or its policy) IAM made just now has not reached it."""
+    return (
+        isinstance(exc, ClientError)
+        and exc.response.get("Error", {}).get("Code") == "InvalidParameterCombination"
+        and "ENHANCED_MONITORING" in str(exc)
+    )
+
+
+@register
+class EnableEnhancedMonitoring(Action):
+    """Turn on Enhanced Monitoring of a DB instance: its OS metrics go to CloudWatch Logs.
+
+    Security Hub passes any interval unless the control is given ``monitoringInterval``; then
+    only that one passes. The playbook maps it to ``required_interval_seconds``; without it an
+    instance with monitoring off gets ``interval_seconds``. RDS applies the change at once,
+    without a restart and without ``ApplyImmediately`` (which would rush what is queued for the
+    maintenance window); a pending interval would count, as for the settings above.
+
+    The instance's own monitoring role is kept (none is sent). Otherwise the role ``role_name``,
+    trusted by Enhanced Monitoring for this account only and given the AWS managed policy
+    AmazonRDSEnhancedMonitoringRole, is made when missing and shared by the account's
+    instances. Aurora instances are set one by one; those of a Multi-AZ DB cluster are refused.
+
+        remediation:
+          action: rds.enable-enhanced-monitoring
+          parameters: {interval_seconds: 60}
+    """
+
+    name = "rds.enable-enhanced-monitoring"
+    service = "rds"
+    permissions = (
+        *INSTANCE.permissions,
+        "iam:GetRole",
+        "iam:CreateRole",
+        "iam:ListAttachedRolePolicies",
+        "iam:AttachRolePolicy",
+        "iam:PassRole",
+    )
+    summary = "turned on Enhanced Monitoring of the DB instance (OS metrics to CloudWatch Logs)"
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "interval_seconds": {"type": "integer", "enum": INTERVALS, "default": 60},
+            "required_interval_seconds": {"type": "integer", "enum": INTERVALS},
+            "role_name": role_name_parameter("asr-rds-enhanced-monitoring"),
+        },
+    }
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        found = _describe(INSTANCE, clients, resource_id, "MonitoringInterval")
+        interval = int(_getting(found, "MonitoringInterval") or 0)
+        # The role in use: with monitoring off, RDS may still name the last one, which carries nothing.
+        return {
+            "MonitoringInterval": interval,
+            "MonitoringRoleArn": found.get("MonitoringRoleArn") if interval else None,
+        }
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        interval, required = state["MonitoringInterval"], self.params.get("required_interval_seconds")
+        if required is None:  # any interval passes
+            return {} if interval else {"MonitoringInterval": self.params["interval_seconds"]}
+        return {} if interval == required else {"MonitoringInterval": required}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        if state["MonitoringRoleArn"]:  # sending no role keeps it, and passes none
+            INSTANCE.change(clients.rds, resource_id, **plan, ApplyImmediately=False)
+            return
+        role, fresh = managed_policy_role(
+            clients.iam,
+            self.params["role_name"],
+            _monitoring_trust(clients.account_id),
+            MONITORING_POLICY,
+            "Lets RDS Enhanced Monitoring send OS metrics to CloudWatch Logs (made by ASR)",
+        )
+        with_new_role(
+            lambda: INSTANCE.change(
+                clients.rds, resource_id, **plan, MonitoringRoleArn=role["Arn"], ApplyImmediately=False
+            ),
+            fresh,
+            _role_not_usable_yet,
+        )
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        """Put the interval back (0 turns monitoring off). The role stays: other instances share it."""
+        INSTANCE.change(
+            clients.rds, resource_id, MonitoringInterval=before["MonitoringInterval"], ApplyImmediately=False
         )

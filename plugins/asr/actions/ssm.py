@@ -1,10 +1,22 @@
-"""SSM fixes: the account's block on public sharing of SSM documents, and documents shared publicly."""
+"""SSM fixes: the account's block on public sharing of SSM documents, documents shared
+publicly, and EC2 instances Systems Manager cannot manage."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
-from asr.actions import Action, register
+from botocore.exceptions import ClientError
+
+from asr.actions import (
+    Action,
+    BulkRead,
+    made_lately,
+    managed_policy_role,
+    register,
+    role_name_parameter,
+    with_new_role,
+)
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -88,4 +100,239 @@ class MakeDocumentPrivate(Action):
         version = {"SharedDocumentVersion": before["SharedVersion"]} if before["SharedVersion"] else {}
         clients.ssm.modify_document_permission(
             Name=resource_id, PermissionType="Share", AccountIdsToAdd=[EVERYONE], **version
+        )
+
+
+# What the SSM agent needs to register the instance and take commands (AWS managed).
+CORE_POLICY = "AmazonSSMManagedInstanceCore"
+# The association states in which an instance has (or is getting) its instance profile.
+LIVE_ASSOCIATION = ("associating", "associated")
+# Instances past fixing: EC2 refuses to associate a profile with them.
+ENDING = ("shutting-down", "terminated")
+
+
+def core_policy_arn(partition: str) -> str:
+    return f"arn:{partition}:iam::aws:policy/{CORE_POLICY}"
+
+
+def _ec2_principal(partition: str) -> str:
+    """EC2's service principal: the China partition has its own domain."""
+    return "ec2.amazonaws.com.cn" if partition == "aws-cn" else "ec2.amazonaws.com"
+
+
+def _profile_name(arn: str) -> str:
+    """An instance profile ARN's name (the last part, after any path)."""
+    return arn.rsplit("/", 1)[-1]
+
+
+def _has_policy(iam: Any, role_name: str, policy_arn: str) -> bool:
+    pages = iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name)
+    return any(policy["PolicyArn"] == policy_arn for page in pages for policy in page["AttachedPolicies"])
+
+
+def _live_associations(ec2: Any, instance_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Each instance's profile association (one at most in these states), by instance id."""
+    pages = ec2.get_paginator("describe_iam_instance_profile_associations").paginate(
+        Filters=[
+            {"Name": "instance-id", "Values": instance_ids},
+            {"Name": "state", "Values": list(LIVE_ASSOCIATION)},
+        ]
+    )
+    return {
+        association["InstanceId"]: association
+        for page in pages
+        for association in page["IamInstanceProfileAssociations"]
+        if association.get("State") in LIVE_ASSOCIATION
+    }
+
+
+def _profile_unready(exc: Exception) -> bool:
+    """EC2's answer while an instance profile IAM made moments ago has not reached it:
+    InvalidParameterValue, "Invalid IAM Instance Profile ARN" (or name)."""
+    if not isinstance(exc, ClientError):
+        return False
+    error = exc.response.get("Error", {})
+    message = str(error.get("Message", "")).lower()
+    return error.get("Code") == "InvalidParameterValue" and (
+        "instance profile" in message or "iaminstanceprofile" in message
+    )
+
+
+@register
+class EnableInstanceManagement(BulkRead):
+    """Let Systems Manager manage an EC2 instance: give its role AmazonSSMManagedInstanceCore.
+
+    The SSM agent (preinstalled on most AWS images) registers the instance once the
+    instance's role allows it. An instance with an instance profile gets the policy on that
+    profile's role; a profile without a role is refused (which role belongs there is not
+    ours to guess). An instance with no profile gets the profile ``role_name``, holding the
+    role of that name, both created when missing (the role trusting EC2) and shared by every
+    instance this fixes; an existing role of that name keeps its trust policy and is given
+    the policy if it lacks it. The agent must still reach the SSM endpoints (internet or
+    VPC endpoints): that is network, not IAM, and left as it is.
+
+    Roles are shared: attaching the policy to an instance's existing role gives it to every
+    instance (and anything else) using that role, as AWS's own remediation does.
+
+        remediation:
+          action: ssm.enable-instance-management
+          parameters: {role_name: asr-ssm-managed-instance}
+    """
+
+    name = "ssm.enable-instance-management"
+    service = "ec2"
+    # IAM is eventually consistent: a new attachment or association may not list at once.
+    propagation_seconds = 15.0
+    permissions = (
+        "ec2:DescribeInstances",
+        "ec2:DescribeIamInstanceProfileAssociations",
+        "ec2:AssociateIamInstanceProfile",
+        "iam:GetInstanceProfile",
+        "iam:ListAttachedRolePolicies",
+        "iam:AttachRolePolicy",
+        "iam:GetRole",
+        "iam:CreateRole",
+        "iam:CreateInstanceProfile",
+        "iam:AddRoleToInstanceProfile",
+        "iam:PassRole",
+    )
+    summary = (
+        "gave the instance's role AmazonSSMManagedInstanceCore (instance profile {role_name} if it had none)"
+    )
+    revert_permissions = ("iam:DetachRolePolicy", "ec2:DisassociateIamInstanceProfile")
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"role_name": role_name_parameter("asr-ssm-managed-instance")},
+    }
+
+    def describe(self, clients: Clients, resource_ids: list[str]) -> list[dict[str, Any]]:
+        """One DescribeInstances (it names a missing id) and one association listing for the
+        instances; then IAM once per distinct profile and role among them."""
+        ec2, iam = clients.ec2, clients.iam
+        pages = ec2.get_paginator("describe_instances").paginate(InstanceIds=resource_ids)
+        instances = [
+            i for page in pages for reservation in page["Reservations"] for i in reservation["Instances"]
+        ]
+        associations = _live_associations(ec2, [i["InstanceId"] for i in instances])
+        policy = core_policy_arn(iam.meta.partition)
+        roles: dict[str, str | None] = {}
+        managed: dict[str, bool] = {}
+        items = []
+        for instance in instances:
+            association = associations.get(instance["InstanceId"])
+            profile = _profile_name(association["IamInstanceProfile"]["Arn"]) if association else None
+            if profile is not None and profile not in roles:
+                held = iam.get_instance_profile(InstanceProfileName=profile)["InstanceProfile"].get(
+                    "Roles", []
+                )
+                roles[profile] = held[0]["RoleName"] if held else None
+            role = roles[profile] if profile is not None else None
+            if role is not None and role not in managed:
+                managed[role] = _has_policy(iam, role, policy)
+            items.append(
+                {
+                    "InstanceId": instance["InstanceId"],
+                    "State": instance.get("State", {}).get("Name"),
+                    "InstanceProfile": profile,
+                    "Role": role,
+                    "ManagedInstanceCore": managed.get(role, False) if role is not None else False,
+                }
+            )
+        return items
+
+    def item_id(self, item: dict[str, Any]) -> str:
+        return item["InstanceId"]
+
+    def state_of(self, item: dict[str, Any]) -> dict[str, Any]:
+        if item["State"] in ENDING:
+            raise ValueError(
+                f"instance {item['InstanceId']} is {item['State']}: no profile can be given to it"
+            )
+        if item["InstanceProfile"] is not None and item["Role"] is None:
+            raise ValueError(
+                f"instance profile {item['InstanceProfile']} has no role: add the instance's role to it "
+                "(which role belongs there is not for ASR to guess)"
+            )
+        return {key: item[key] for key in ("InstanceProfile", "Role", "ManagedInstanceCore")}
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        if state["ManagedInstanceCore"]:
+            return {}
+        if state["InstanceProfile"] is None:
+            name = self.params["role_name"]
+            return {"InstanceProfile": name, "Role": name, "ManagedInstanceCore": True}
+        return {"ManagedInstanceCore": True}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        if state["InstanceProfile"] is None:
+            self._associate(clients, resource_id)
+        else:
+            clients.iam.attach_role_policy(
+                RoleName=state["Role"], PolicyArn=core_policy_arn(clients.iam.meta.partition)
+            )
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        """Undo what the fix did to this instance: take the policy off the instance's own role,
+        or take away the profile it associated. The shared role and profile ``role_name`` stay,
+        with the policy: other instances may use them. A profile someone associated since is
+        left alone."""
+        if before["InstanceProfile"] is None:
+            association = _live_associations(clients.ec2, [resource_id]).get(resource_id)
+            if (
+                association
+                and _profile_name(association["IamInstanceProfile"]["Arn"]) == self.params["role_name"]
+            ):
+                clients.ec2.disassociate_iam_instance_profile(AssociationId=association["AssociationId"])
+        elif not before["ManagedInstanceCore"]:
+            iam = clients.iam
+            with contextlib.suppress(iam.exceptions.NoSuchEntityException):  # detached since
+                iam.detach_role_policy(RoleName=before["Role"], PolicyArn=core_policy_arn(iam.meta.partition))
+
+    def _associate(self, clients: Clients, resource_id: str) -> None:
+        """Give the instance the shared profile, making its role and itself when missing.
+        EC2 refuses a profile IAM made moments ago (whoever made it): that is tried again."""
+        iam, name = clients.iam, self.params["role_name"]
+        partition = iam.meta.partition
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": _ec2_principal(partition)},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        _, fresh = managed_policy_role(
+            iam, name, trust, CORE_POLICY, "Lets Systems Manager manage EC2 instances (made by ASR for SSM.1)"
+        )
+        try:
+            profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+        except iam.exceptions.NoSuchEntityException:
+            try:
+                profile = iam.create_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+                fresh = True
+            except iam.exceptions.EntityAlreadyExistsException:  # another instance's fix made it
+                profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+        held = [r["RoleName"] for r in profile.get("Roles", [])]
+        if not held:
+            try:
+                iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+                fresh = True
+            except iam.exceptions.LimitExceededException:  # a profile holds one role: another fix added it
+                profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+                held = [r["RoleName"] for r in profile.get("Roles", [])]
+        if held and held != [name]:
+            raise ValueError(
+                f"instance profile {name} holds the role {held[0]}, not {name}: not associated "
+                "(that role's permissions are not this fix's to hand out)"
+            )
+        fresh = fresh or made_lately(profile)
+        with_new_role(
+            lambda: clients.ec2.associate_iam_instance_profile(
+                IamInstanceProfile={"Arn": profile["Arn"]}, InstanceId=resource_id
+            ),
+            fresh,
+            _profile_unready,
         )

@@ -97,20 +97,23 @@ def vpc_without_flow_logs(aws: AwsContext, control_id: str, account: str, region
     return Seeded(control_id, account, region, "AwsEc2Vpc", f"arn:aws:ec2:{region}:{account}:vpc/{vpc_id}")
 
 
-@seeder("EC2.8")
-def instance_allowing_imdsv1(aws: AwsContext, control_id: str, account: str, region: str, n: int) -> Seeded:
-    ec2 = aws.client("ec2", account, region)
-    instance_id = ec2.run_instances(
+def instance_arn(aws: AwsContext, account: str, region: str, name: str, **settings: Any) -> str:
+    """The ARN of a new running instance named ``name``, launched with ``settings``."""
+    instance_id = aws.client("ec2", account, region).run_instances(
         ImageId=SEED_IMAGE,
         InstanceType="t3.micro",
         MinCount=1,
         MaxCount=1,
-        MetadataOptions={"HttpTokens": "optional", "HttpPutResponseHopLimit": 2, "HttpEndpoint": "enabled"},
-        TagSpecifications=[
-            {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": f"asr-seed-imdsv1-{n}"}]}
-        ],
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
+        **settings,
     )["Instances"][0]["InstanceId"]
-    arn = f"arn:aws:ec2:{region}:{account}:instance/{instance_id}"
+    return f"arn:aws:ec2:{region}:{account}:instance/{instance_id}"
+
+
+@seeder("EC2.8")
+def instance_allowing_imdsv1(aws: AwsContext, control_id: str, account: str, region: str, n: int) -> Seeded:
+    metadata = {"HttpTokens": "optional", "HttpPutResponseHopLimit": 2, "HttpEndpoint": "enabled"}
+    arn = instance_arn(aws, account, region, f"asr-seed-imdsv1-{n}", MetadataOptions=metadata)
     return Seeded(control_id, account, region, "AwsEc2Instance", arn, "HIGH")
 
 

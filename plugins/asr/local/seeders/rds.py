@@ -75,3 +75,9 @@ def public_snapshot(aws: AwsContext, control_id: str, account: str, region: str,
         DBSnapshotIdentifier=snapshot["DBSnapshotIdentifier"], AttributeName="restore", ValuesToAdd=["all"]
     )
     return Seeded(control_id, account, region, "AwsRdsDbSnapshot", snapshot["DBSnapshotArn"], "CRITICAL")
+
+
+@seeder("RDS.6")
+def unmonitored_instance(aws: AwsContext, control_id: str, account: str, region: str, n: int) -> Seeded:
+    instance = _instance(aws, account, region, n, MonitoringInterval=0)
+    return Seeded(control_id, account, region, "AwsRdsDbInstance", instance["DBInstanceArn"], "LOW")

@@ -8,6 +8,7 @@ import uuid
 from asr.actions.ssm import EVERYONE, PUBLIC_SHARING_SETTING
 from asr.aws import AwsContext
 from asr.local.seeders import Seeded, seeder
+from asr.local.seeders.ec2 import instance_arn
 
 ECHO_DOCUMENT = {
     "schemaVersion": "2.2",
@@ -38,3 +39,10 @@ def public_document(aws: AwsContext, control_id: str, account: str, region: str,
     ssm.modify_document_permission(Name=name, PermissionType="Share", AccountIdsToAdd=[EVERYONE])
     arn = f"arn:aws:ssm:{region}:{account}:document/{name}"
     return Seeded(control_id, account, region, "AwsSsmDocument", arn, "CRITICAL")
+
+
+@seeder("SSM.1")
+def unmanaged_instance(aws: AwsContext, control_id: str, account: str, region: str, n: int) -> Seeded:
+    """A running instance with no instance profile: the SSM agent has no role to register with."""
+    arn = instance_arn(aws, account, region, f"asr-seed-unmanaged-{n}")
+    return Seeded(control_id, account, region, "AwsEc2Instance", arn, "MEDIUM")

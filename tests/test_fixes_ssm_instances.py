@@ -1,0 +1,331 @@
+"""SSM.1: an EC2 instance's role gets AmazonSSMManagedInstanceCore, or the instance gets the
+shared instance profile; what each path writes, refuses, reuses and undoes."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any
+
+import pytest
+from helpers import routing_record
+
+import asr.actions
+from asr.aws import Clients
+from asr.local import MEMBER_ACCOUNT, served_requests
+from asr.local.request_log_ext import is_write
+from asr.local.seed import seed_one
+from asr.playbooks import registry
+from asr.remediate import Result, Status, remediate_resource, run_batch
+
+REGION = "us-east-1"
+CORE = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+READ_ONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
+ROLE = "asr-ssm-managed-instance"
+EC2_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
+}
+
+
+@pytest.fixture
+def clients(aws) -> Clients:  # type: ignore[no-untyped-def]
+    return Clients(aws, MEMBER_ACCOUNT, REGION)
+
+
+def fix(clients: Clients, instance_id: str, **params: Any) -> tuple[Result, list[str]]:
+    """Run SSM.1's fix on one instance; return the result and the write calls it made."""
+    served_requests(clear=True)
+    result = remediate_resource(registry().playbooks["SSM.1"].build_action(params), clients, instance_id)
+    return result, [c["action"] for c in served_requests() if is_write(c)]
+
+
+def instance(aws) -> str:  # type: ignore[no-untyped-def]
+    """A running instance without an instance profile (the seeder's)."""
+    seeded = seed_one(aws, "SSM.1", MEMBER_ACCOUNT, REGION)
+    return registry().for_control("SSM.1").extract_resource_id(seeded.resource_id, MEMBER_ACCOUNT)
+
+
+def profile_of(clients: Clients, instance_id: str) -> str | None:
+    """The ARN of the instance's associated profile, or None."""
+    associations = clients.ec2.describe_iam_instance_profile_associations(
+        Filters=[{"Name": "instance-id", "Values": [instance_id]}]
+    )["IamInstanceProfileAssociations"]
+    live = [a for a in associations if a["State"] in ("associating", "associated")]
+    return live[0]["IamInstanceProfile"]["Arn"] if live else None
+
+
+def attached(clients: Clients, role: str) -> set[str]:
+    return {
+        p["PolicyArn"] for p in clients.iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+    }
+
+
+def own_profile(clients: Clients, name: str, role: str | None, *policies: str, path: str = "/") -> str:
+    """An instance profile (with a role holding ``policies``, unless ``role`` is None); its ARN."""
+    iam = clients.iam
+    arn = iam.create_instance_profile(InstanceProfileName=name, Path=path)["InstanceProfile"]["Arn"]
+    if role is not None:
+        iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(EC2_TRUST))
+        for policy in policies:
+            iam.attach_role_policy(RoleName=role, PolicyArn=policy)
+        iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=role)
+    return arn
+
+
+def with_profile(aws, clients: Clients, profile_arn: str) -> str:  # type: ignore[no-untyped-def]
+    instance_id = instance(aws)
+    clients.ec2.associate_iam_instance_profile(
+        IamInstanceProfile={"Arn": profile_arn}, InstanceId=instance_id
+    )
+    return instance_id
+
+
+# --- no instance profile: the shared role and profile ---
+
+
+def test_an_instance_without_profile_gets_the_shared_one_made_once(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    first, second = instance(aws), instance(aws)
+    result, writes = fix(clients, first)
+    assert result.status == Status.REMEDIATED, result.message
+    assert writes == [
+        "CreateRole",
+        "AttachRolePolicy",
+        "CreateInstanceProfile",
+        "AddRoleToInstanceProfile",
+        "AssociateIamInstanceProfile",
+    ]
+    assert result.before == {"InstanceProfile": None, "Role": None, "ManagedInstanceCore": False}
+    assert result.after == {"InstanceProfile": ROLE, "Role": ROLE, "ManagedInstanceCore": True}
+
+    role = clients.iam.get_role(RoleName=ROLE)["Role"]
+    trust = role["AssumeRolePolicyDocument"]
+    assert (json.loads(trust) if isinstance(trust, str) else trust)["Statement"] == EC2_TRUST["Statement"]
+    assert attached(clients, ROLE) == {CORE}
+    profile = clients.iam.get_instance_profile(InstanceProfileName=ROLE)["InstanceProfile"]
+    assert [r["RoleName"] for r in profile["Roles"]] == [ROLE]
+    assert profile_of(clients, first) == profile["Arn"]
+
+    result, writes = fix(clients, second)
+    assert result.status == Status.REMEDIATED, result.message
+    assert writes == ["AssociateIamInstanceProfile"]
+    assert profile_of(clients, second) == profile["Arn"]
+    assert [p["InstanceProfileName"] for p in clients.iam.list_instance_profiles()["InstanceProfiles"]] == [
+        ROLE
+    ]
+
+
+def test_an_existing_role_of_that_name_keeps_its_trust_and_gets_the_policy(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    trust = {**EC2_TRUST, "Statement": [{**EC2_TRUST["Statement"][0], "Sid": "Ours"}]}
+    clients.iam.create_role(RoleName="fleet", AssumeRolePolicyDocument=json.dumps(trust))
+    result, writes = fix(clients, instance(aws), role_name="fleet")
+    assert result.status == Status.REMEDIATED, result.message
+    assert writes == [
+        "AttachRolePolicy",
+        "CreateInstanceProfile",
+        "AddRoleToInstanceProfile",
+        "AssociateIamInstanceProfile",
+    ]
+    kept = clients.iam.get_role(RoleName="fleet")["Role"]["AssumeRolePolicyDocument"]
+    assert (json.loads(kept) if isinstance(kept, str) else kept) == trust
+
+
+def test_a_profile_of_that_name_holding_another_role_is_not_handed_out(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    own_profile(clients, ROLE, "powerful", READ_ONLY)
+    instance_id = instance(aws)
+    result, writes = fix(clients, instance_id)
+    assert result.status == Status.FAILED
+    assert f"holds the role powerful, not {ROLE}" in result.message
+    assert "AssociateIamInstanceProfile" not in writes
+    assert profile_of(clients, instance_id) is None
+
+
+def test_a_profile_made_lately_is_associated_once_ec2_accepts_it(aws, clients: Clients, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """EC2 refuses a profile IAM made moments ago, whoever made it: that refusal is tried
+    again. Another refusal, or an old profile's, is not."""
+    monkeypatch.setattr(asr.actions, "ROLE_PROPAGATION_DELAYS", (0.0, 0.0))
+    refusals: list[dict[str, str]] = []
+    calls: list[str] = []
+
+    def refuse(**_: Any) -> Any:
+        calls.append("AssociateIamInstanceProfile")
+        if refusals:
+            return type("Refused", (), {"status_code": 400})(), {"Error": refusals.pop(0)}
+        return None
+
+    clients.ec2.meta.events.register("before-call.ec2.AssociateIamInstanceProfile", refuse)
+    unready = {
+        "Code": "InvalidParameterValue",
+        "Message": f"Value (arn:aws:iam::{MEMBER_ACCOUNT}:instance-profile/{ROLE}) for parameter "
+        "iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN",
+    }
+
+    def fixed(wanted: Status, calls_wanted: int, *refused: dict[str, str]) -> None:
+        calls.clear()
+        refusals[:] = list(refused)
+        result, _ = fix(clients, instance(aws))
+        assert (result.status, len(calls)) == (wanted, calls_wanted), result.message
+
+    fixed(Status.REMEDIATED, 2, unready)  # made the profile: refused once, then associated
+    fixed(Status.REMEDIATED, 3, unready, unready)  # found it, made moments ago
+    fixed(Status.FAILED, 1, {"Code": "UnauthorizedOperation", "Message": "not allowed to pass the role"})
+    monkeypatch.setattr(asr.actions, "NEW_ROLE_AGE", datetime.timedelta(0))
+    fixed(Status.FAILED, 1, unready)  # an old profile's refusal stands
+
+
+def test_a_role_and_profile_made_meanwhile_by_another_fix_are_used(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    """Two instances fixed at once both find no role and no profile; the one that creates
+    second is told they exist, and uses them."""
+    arn = own_profile(clients, ROLE, ROLE, CORE)
+    missing = {"GetRole", "GetInstanceProfile"}
+
+    def not_yet(model: Any, **_: Any) -> Any:
+        if model.name in missing:
+            missing.discard(model.name)
+            return type("Missing", (), {"status_code": 404})(), {"Error": {"Code": "NoSuchEntity"}}
+        return None
+
+    clients.iam.meta.events.register("before-call.iam", not_yet)
+    instance_id = instance(aws)
+    result, writes = fix(clients, instance_id)
+    assert result.status == Status.REMEDIATED, result.message
+    assert writes == [
+        "CreateRole",
+        "CreateInstanceProfile",
+        "AssociateIamInstanceProfile",
+    ]  # the first two refused
+    assert profile_of(clients, instance_id) == arn
+
+
+def test_a_batch_of_instances_shares_one_role_and_profile(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    ids = [instance(aws) for _ in range(4)]
+    records = [
+        routing_record("SSM.1", f"arn:aws:ec2:{REGION}:{MEMBER_ACCOUNT}:instance/{i}", i, MEMBER_ACCOUNT)
+        for i in ids
+    ]
+    outcomes = run_batch(records, registry(), aws)
+    assert [o.status for o in outcomes] == [Status.REMEDIATED] * 4, [o.message for o in outcomes]
+    assert [r["RoleName"] for r in clients.iam.list_roles()["Roles"]] == [ROLE]
+    [profile] = clients.iam.list_instance_profiles()["InstanceProfiles"]
+    assert [r["RoleName"] for r in profile["Roles"]] == [ROLE]
+    assert {profile_of(clients, i) for i in ids} == {profile["Arn"]}
+
+
+# --- an instance profile already: its role ---
+
+
+def test_the_role_of_an_existing_profile_gets_the_policy_and_no_role_is_made(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    arn = own_profile(clients, "web", "web-role", READ_ONLY, path="/apps/")
+    instance_id = with_profile(aws, clients, arn)
+    result, writes = fix(clients, instance_id)
+    assert result.status == Status.REMEDIATED, result.message
+    assert writes == ["AttachRolePolicy"]
+    assert (result.before, result.after) == ({"ManagedInstanceCore": False}, {"ManagedInstanceCore": True})
+    assert attached(clients, "web-role") == {READ_ONLY, CORE}
+    assert profile_of(clients, instance_id) == arn
+    assert [r["RoleName"] for r in clients.iam.list_roles()["Roles"]] == ["web-role"]
+
+
+def test_a_profile_without_a_role_is_refused_with_the_reason(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    instance_id = with_profile(aws, clients, own_profile(clients, "empty", None))
+    result, writes = fix(clients, instance_id)
+    assert (result.status, writes) == (Status.FAILED, [])
+    assert "instance profile empty has no role" in result.message
+    assert clients.iam.list_roles()["Roles"] == []
+
+
+def test_a_role_with_the_policy_already_is_left_alone(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    instance_id = with_profile(aws, clients, own_profile(clients, "managed", "managed-role", CORE))
+    result, writes = fix(clients, instance_id)
+    assert (result.status, writes) == (Status.ALREADY_COMPLIANT, [])
+
+
+# --- reverts ---
+
+
+def test_a_revert_takes_away_the_profile_it_gave_and_keeps_the_shared_role(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    fixed, other = instance(aws), instance(aws)
+    action = registry().playbooks["SSM.1"].build_action()
+    before = action.read(clients, fixed)  # what the journal keeps for a rollback
+    for instance_id in (fixed, other):
+        assert fix(clients, instance_id)[0].status == Status.REMEDIATED
+
+    action.revert(clients, fixed, before)
+    assert action.read(clients, fixed) == before
+    assert profile_of(clients, other) is not None  # the other instance keeps the shared profile
+    assert attached(clients, ROLE) == {CORE}
+
+
+def test_a_revert_leaves_a_profile_associated_since_by_someone_else(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    instance_id = instance(aws)
+    action = registry().playbooks["SSM.1"].build_action()
+    before = action.read(clients, instance_id)
+    assert fix(clients, instance_id)[0].status == Status.REMEDIATED
+    [association] = clients.ec2.describe_iam_instance_profile_associations(
+        Filters=[{"Name": "instance-id", "Values": [instance_id]}]
+    )["IamInstanceProfileAssociations"]
+    clients.ec2.disassociate_iam_instance_profile(AssociationId=association["AssociationId"])
+    theirs = own_profile(clients, "theirs", "their-role", CORE)
+    clients.ec2.associate_iam_instance_profile(IamInstanceProfile={"Arn": theirs}, InstanceId=instance_id)
+
+    action.revert(clients, instance_id, before)
+    assert profile_of(clients, instance_id) == theirs
+
+
+def test_a_revert_detaches_the_policy_from_the_existing_role_only(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    instance_id = with_profile(aws, clients, own_profile(clients, "web", "web-role", READ_ONLY))
+    action = registry().playbooks["SSM.1"].build_action()
+    before = action.read(clients, instance_id)
+    assert fix(clients, instance_id)[0].status == Status.REMEDIATED
+
+    action.revert(clients, instance_id, before)
+    assert attached(clients, "web-role") == {READ_ONLY}
+    assert action.read(clients, instance_id) == before
+    action.revert(clients, instance_id, before)  # detached already: nothing to do, no error
+
+
+# --- errors and bulk reads ---
+
+
+def test_a_missing_instance_fails_with_the_aws_reason(clients: Clients) -> None:
+    result, writes = fix(clients, "i-00000000000000000")
+    assert (result.status, writes) == (Status.FAILED, [])
+    assert result.message.startswith("InvalidInstanceID.NotFound")
+
+
+def test_a_terminated_instance_is_refused_with_the_reason(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    instance_id = instance(aws)
+    clients.ec2.terminate_instances(InstanceIds=[instance_id])
+    result, writes = fix(clients, instance_id)
+    assert (result.status, writes) == (Status.FAILED, [])
+    assert "is terminated" in result.message
+
+
+def test_many_instances_are_read_in_one_describe_each_profile_once(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    bare = instance(aws)
+    shared = own_profile(clients, "web", "web-role", READ_ONLY)
+    web = [with_profile(aws, clients, shared) for _ in range(3)]
+    managed = with_profile(aws, clients, own_profile(clients, "managed", "managed-role", CORE))
+    empty = with_profile(aws, clients, own_profile(clients, "empty", None))
+    action = registry().playbooks["SSM.1"].build_action()
+
+    served_requests(clear=True)
+    states = action.read_many(clients, [bare, *web, managed, empty])
+    calls = [c["action"] for c in served_requests()]
+    assert calls.count("DescribeInstances") == 1
+    assert calls.count("DescribeIamInstanceProfileAssociations") == 1
+    assert calls.count("GetInstanceProfile") == 3  # web, managed, empty
+    assert calls.count("ListAttachedRolePolicies") == 2  # web-role, managed-role
+
+    assert states[bare] == {"InstanceProfile": None, "Role": None, "ManagedInstanceCore": False}
+    assert all(
+        states[i] == {"InstanceProfile": "web", "Role": "web-role", "ManagedInstanceCore": False} for i in web
+    )
+    assert states[managed] == {
+        "InstanceProfile": "managed",
+        "Role": "managed-role",
+        "ManagedInstanceCore": True,
+    }
+    assert isinstance(states[empty], ValueError)
