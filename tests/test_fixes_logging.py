@@ -601,6 +601,10 @@ def test_macie_access_denied_for_want_of_permission_is_not_read_as_off(clients: 
 # --- CloudWatch.1 to .14: the CIS Benchmark's alarms on CloudTrail events -------------------------
 
 
+SECOPS = {"protocol": "email", "endpoint": "secops@example.com"}
+OTHER_ACCOUNT = "999999999999"
+
+
 def events_trail(aws: Any, home: str, name: str = "org-events") -> str:
     """A multi-Region trail homed in ``home`` that sends to a new log group; returns the group's name."""
     at_home = Clients(aws, MEMBER_ACCOUNT, home)
@@ -628,8 +632,7 @@ def alarms_and_filters(clients: Clients, group: str) -> tuple[dict[str, list[str
 
 def test_cis_alarm_is_made_in_the_trail_s_home_region_with_its_topic(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
     group = events_trail(aws, "eu-west-1")
-    subscriber = {"protocol": "email", "endpoint": "secops@example.com"}
-    result = fix(clients, "CloudWatch.1", MEMBER_ACCOUNT, subscribers=[subscriber])
+    result = fix(clients, "CloudWatch.1", MEMBER_ACCOUNT, subscribers=[SECOPS])
     assert result.status == Status.REMEDIATED, result.message
     home = Clients(aws, MEMBER_ACCOUNT, "eu-west-1")
     topic = f"arn:aws:sns:eu-west-1:{MEMBER_ACCOUNT}:asr-security-alarms"
@@ -641,8 +644,9 @@ def test_cis_alarm_is_made_in_the_trail_s_home_region_with_its_topic(aws, client
     subscriptions = home.sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
     assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("email", "secops@example.com")]
 
-    second = fix(clients, "CloudWatch.10", MEMBER_ACCOUNT, subscribers=[subscriber])
-    assert second.status == Status.REMEDIATED, second.message
+    writes = writes_during(lambda: fix(clients, "CloudWatch.10", MEMBER_ACCOUNT, subscribers=[SECOPS]))
+    assert "sns.Subscribe" not in writes, "subscribed already: not asked (and mailed) again"
+    assert "cloudwatch.PutMetricAlarm" in writes
     assert len(home.sns.list_topics()["Topics"]) == 1, "one topic for every control"
     assert len(home.sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]) == 1
 
@@ -659,6 +663,7 @@ def test_a_cis_filter_written_another_way_with_an_alarm_complies(aws, clients: C
         metricTransformations=[{"metricName": "RootUse", "metricNamespace": "Security", "metricValue": "1"}],
     )
     topic = clients.sns.create_topic(Name="pager")["TopicArn"]
+    clients.sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="oncall@example.com")
     clients.cloudwatch.put_metric_alarm(
         AlarmName="root-used",
         MetricName="RootUse",
@@ -686,7 +691,7 @@ def test_a_cis_filter_without_an_alarm_is_reused_and_a_rollback_keeps_it(aws, cl
             {"metricName": "SgChanges", "metricNamespace": "Security", "metricValue": "1"}
         ],
     )
-    action = registry().playbooks["CloudWatch.10"].build_action()
+    action = registry().playbooks["CloudWatch.10"].build_action({"subscribers": [SECOPS]})
     before = action.read(clients, MEMBER_ACCOUNT)
     result = remediate_resource(action, clients, MEMBER_ACCOUNT)
     assert result.status == Status.REMEDIATED, result.message
@@ -698,12 +703,50 @@ def test_a_cis_filter_without_an_alarm_is_reused_and_a_rollback_keeps_it(aws, cl
     assert alarms_and_filters(clients, group) == ({}, {"SgChanges": "SgChanges"})
 
 
-def test_cis_alarms_need_a_multi_region_trail_that_sends_to_logs(clients: Clients) -> None:
+def test_cis_alarms_need_a_multi_region_trail_of_the_account_that_sends_to_its_logs(clients: Clients) -> None:
     make_trail(clients, "regional-only")
-    result = fix(clients, "CloudWatch.5", MEMBER_ACCOUNT)
+    make_trail(
+        clients,
+        "to-the-management-account",
+        IsMultiRegionTrail=True,
+        CloudWatchLogsLogGroupArn=f"arn:aws:logs:{REGION}:{OTHER_ACCOUNT}:log-group:/org/trail:*",
+        CloudWatchLogsRoleArn=f"arn:aws:iam::{MEMBER_ACCOUNT}:role/trail-to-logs",
+    )
+    result = fix(clients, "CloudWatch.5", MEMBER_ACCOUNT, subscribers=[SECOPS])
     assert result.status == Status.FAILED
-    assert "no multi-Region trail of the account sends its events to CloudWatch Logs" in result.message
+    assert "the account has no multi-Region trail of its own that sends its events to its" in result.message
     assert clients.cloudwatch.describe_alarms()["MetricAlarms"] == []
+
+
+def test_a_cis_alarm_nobody_would_hear_is_made_but_fails_saying_what_to_do(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    group = events_trail(aws, REGION)
+    result = fix(clients, "CloudWatch.4", MEMBER_ACCOUNT)
+    assert result.status == Status.FAILED
+    topic = f"arn:aws:sns:{REGION}:{MEMBER_ACCOUNT}:asr-security-alarms"
+    assert f"the alarm notifies SNS topic {topic}, which has no confirmed subscriber, and" in result.message
+    assert alarms_and_filters(clients, group)[0] == {"asr-iam-policy-changes": [topic]}
+
+    # Someone subscribes; the next sweep finds the alarm heard, and changes nothing.
+    clients.sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="oncall@example.com")
+    assert fix(clients, "CloudWatch.4", MEMBER_ACCOUNT).status == Status.ALREADY_COMPLIANT
+
+
+def test_an_unconfirmed_subscriber_does_not_count() -> None:
+    import boto3
+    from botocore.stub import Stubber
+
+    from asr.actions.cloudwatch import subscriptions
+
+    sns = boto3.client("sns", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    stubber = Stubber(sns)
+    topic = f"arn:aws:sns:{REGION}:{MEMBER_ACCOUNT}:asr-security-alarms"
+    pending = {"SubscriptionArn": "PendingConfirmation", "Protocol": "email", "TopicArn": topic}
+    stubber.add_response(
+        "list_subscriptions_by_topic",
+        {"Subscriptions": [{**pending, "Endpoint": "secops@example.com", "Owner": MEMBER_ACCOUNT}]},
+    )
+    stubber.activate()
+    assert subscriptions(sns, topic) == {"secops@example.com": False}
 
 
 def test_cis_filters_are_the_benchmark_s() -> None:

@@ -200,8 +200,10 @@ def test_a_role_made_lately_is_waited_for_and_an_old_one_is_not(
         return None
 
     clients.rds.meta.events.register("before-call.rds.ModifyDBInstance", refuse)
+    # RDS's answer as reported for a role IAM has not propagated yet (InvalidParameterValue), and
+    # the other code it gives for a role it cannot use.
     unready = {
-        "Code": "InvalidParameterCombination",
+        "Code": "InvalidParameterValue",
         "Message": "IAM role ARN value is invalid or does not include the required permissions for: "
         "ENHANCED_MONITORING",
     }
@@ -213,7 +215,7 @@ def test_a_role_made_lately_is_waited_for_and_an_old_one_is_not(
         assert (result.status, len(calls)) == (wanted, calls_wanted), result.message
 
     fixed(Status.REMEDIATED, 2, unready)  # made the role: refused once, then set
-    fixed(Status.REMEDIATED, 2, unready)  # found the role, made moments ago
+    fixed(Status.REMEDIATED, 2, {**unready, "Code": "InvalidParameterCombination"})  # made moments ago
     other = {"Code": "InvalidParameterCombination", "Message": "RDS Custom does not support this"}
     fixed(Status.FAILED, 1, other)  # not a propagation delay
     monkeypatch.setattr(asr.actions, "NEW_ROLE_AGE", datetime.timedelta(0))

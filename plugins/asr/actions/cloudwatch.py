@@ -173,8 +173,8 @@ CIS_FILTERS: dict[str, str] = {
     ),
 }
 NO_TRAIL = (
-    "no multi-Region trail of the account sends its events to CloudWatch Logs, which the alarm "
-    "needs: fix CloudTrail.1 and CloudTrail.5 first"
+    "the account has no multi-Region trail of its own that sends its events to its CloudWatch Logs, "
+    "which the alarm needs: fix CloudTrail.1 and CloudTrail.5 first"
 )
 
 
@@ -183,18 +183,39 @@ def same_pattern(a: str, b: str) -> bool:
     return re.sub(r"\s+", "", a) == re.sub(r"\s+", "", b)
 
 
-def trail_log_group(cloudtrail: Any) -> str:
-    """The log group ARN of the account's multi-Region trail that sends to CloudWatch Logs (a
-    logging one first). Security Hub looks for the alarms there, in the trail's home Region."""
+def trail_log_group(cloudtrail: Any, account: str) -> str:
+    """The log group ARN of the account's own multi-Region trail that sends to CloudWatch Logs
+    (a logging one first). Security Hub looks for the alarms there, in the trail's home Region."""
     trails = cloudtrail.describe_trails(includeShadowTrails=True)["trailList"]
     sending = sorted(
-        (t for t in trails if t.get("IsMultiRegionTrail") and t.get("CloudWatchLogsLogGroupArn")),
+        (
+            trail
+            for trail in trails
+            if trail.get("IsMultiRegionTrail")
+            # An organization trail of the management account is not this account's to fix.
+            and trail["TrailARN"].split(":")[4] == account
+            and (trail.get("CloudWatchLogsLogGroupArn") or "").split(":")[4:5] == [account]
+        ),
         key=lambda trail: trail["TrailARN"],
     )
     if not sending:
         raise LookupError(NO_TRAIL)
     logging = (t for t in sending if cloudtrail.get_trail_status(Name=t["TrailARN"]).get("IsLogging"))
     return str(next(logging, sending[0])["CloudWatchLogsLogGroupArn"])
+
+
+def subscriptions(sns: Any, topic_arn: str) -> dict[str, bool]:
+    """A topic's subscribers (endpoint -> confirmed); none for a topic that is gone. SNS lists an
+    unconfirmed one (an email nobody answered yet) as ``PendingConfirmation``."""
+    found: dict[str, bool] = {}
+    try:
+        for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn):
+            for subscription in page["Subscriptions"]:
+                confirmed = subscription["SubscriptionArn"].startswith("arn:")
+                found[subscription["Endpoint"]] = found.get(subscription["Endpoint"], False) or confirmed
+    except sns.exceptions.NotFoundException:
+        return {}
+    return found
 
 
 def log_group_home(clients: Clients, group_arn: str) -> tuple[Clients, str]:
@@ -214,8 +235,11 @@ class EnsureCisAlarm(Action):
     an alarm on its metric that notifies a topic already comply; a filter alone is reused.
     The topic is shared by all fourteen controls: it is made when missing (encrypted with
     ``kms_key_id`` when given: its key policy must let CloudWatch use it, so the AWS managed
-    SNS key will not do), and the ``subscribers`` are subscribed to it. Security Hub also
-    wants the topic to have a subscriber: name one here, or subscribe to the topic yourself.
+    SNS key will not do), and the ``subscribers`` are subscribed to it. Security Hub counts
+    only an alarm whose topic has a confirmed subscriber: without one the fix makes the
+    filter, alarm and topic and then fails, saying so (an email subscription counts once its
+    owner confirms it). Only trails and log groups of the account itself count, as for
+    Security Hub: an organization trail belongs to the management account.
     A rollback removes the filter and alarm the fix made, and keeps the topic.
 
         remediation:
@@ -235,6 +259,7 @@ class EnsureCisAlarm(Action):
         "sns:GetTopicAttributes",
         "sns:CreateTopic",
         "sns:Subscribe",
+        "sns:ListSubscriptionsByTopic",
     )
     revert_permissions = ("logs:DeleteMetricFilter", "cloudwatch:DeleteAlarms")
     summary = "made a metric filter and an alarm for {event} that notifies the SNS topic {topic_name}"
@@ -278,7 +303,7 @@ class EnsureCisAlarm(Action):
         return f"asr-{self.params['event']}"
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
-        group_arn = trail_log_group(clients.cloudtrail)
+        group_arn = trail_log_group(clients.cloudtrail, clients.account_id)
         home, group = log_group_home(clients, group_arn)
         pattern = CIS_FILTERS[self.params["event"]]
         pages = home.logs.get_paginator("describe_metric_filters").paginate(logGroupName=group)
@@ -294,8 +319,12 @@ class EnsureCisAlarm(Action):
                 alarms = home.cloudwatch.describe_alarms_for_metric(
                     MetricName=metric["metricName"], Namespace=metric["metricNamespace"]
                 )["MetricAlarms"]
+                # Security Hub counts an alarm whose SNS topic has a confirmed subscriber.
                 notifying = sorted(
-                    a["AlarmName"] for a in alarms if any(":sns:" in x for x in a.get("AlarmActions", []))
+                    alarm["AlarmName"]
+                    for alarm in alarms
+                    for topic in alarm.get("AlarmActions", [])
+                    if ":sns:" in topic and any(subscriptions(home.sns, topic).values())
                 )
                 named = {key: metric[key] for key in ("metricName", "metricNamespace")}
                 if notifying:
@@ -320,6 +349,7 @@ class EnsureCisAlarm(Action):
             "metricName": self.metric_name,
             "metricNamespace": self.params["metric_namespace"],
         }
+        topic = self._topic(home)
         if not state["MetricFilter"]:
             home.logs.put_metric_filter(
                 logGroupName=group,
@@ -338,12 +368,14 @@ class EnsureCisAlarm(Action):
             Threshold=1,
             ComparisonOperator="GreaterThanOrEqualToThreshold",
             TreatMissingData="notBreaching",
-            AlarmActions=[self._topic(home)],
+            AlarmActions=[topic],
         )
+        self._refuse_unheard(home, topic)
 
     def _topic(self, clients: Clients) -> str:
-        """The shared topic's ARN, made if missing; its subscribers subscribed (SNS keeps one
-        subscription per endpoint, so repeating it changes nothing)."""
+        """The shared topic's ARN, made if missing, with the subscribers it lacks subscribed (an
+        email asked twice would get its confirmation mail twice). Without a confirmed subscriber
+        Security Hub still fails the control: that is refused, saying what to do."""
         sns = clients.sns
         arn = (
             f"arn:{sns.meta.partition}:sns:{clients.region}:{clients.account_id}:{self.params['topic_name']}"
@@ -355,9 +387,22 @@ class EnsureCisAlarm(Action):
                 {"KmsMasterKeyId": self.params["kms_key_id"]} if self.params.get("kms_key_id") else {}
             )
             arn = sns.create_topic(Name=self.params["topic_name"], Attributes=attributes)["TopicArn"]
+        subscribed = subscriptions(sns, arn)
         for subscriber in self.params["subscribers"]:
-            sns.subscribe(TopicArn=arn, Protocol=subscriber["protocol"], Endpoint=subscriber["endpoint"])
+            if subscriber["endpoint"] not in subscribed:
+                sns.subscribe(TopicArn=arn, Protocol=subscriber["protocol"], Endpoint=subscriber["endpoint"])
         return arn
+
+    def _refuse_unheard(self, clients: Clients, topic_arn: str) -> None:
+        subscribed = subscriptions(clients.sns, topic_arn)
+        if any(subscribed.values()):
+            return
+        waiting = f" ({', '.join(sorted(subscribed))} not confirmed yet)" if subscribed else ""
+        raise ValueError(
+            f"the alarm notifies SNS topic {topic_arn}, which has no confirmed subscriber{waiting}, and "
+            "Security Hub wants one: list subscribers in the CloudWatch.1 to .14 playbooks, or subscribe "
+            "to the topic"
+        )
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         home, group = log_group_home(clients, before["LogGroup"])

@@ -338,11 +338,15 @@ def _monitoring_trust(account: str) -> dict[str, Any]:
     }
 
 
+# The codes RDS answers a monitoring role it cannot use (yet) with.
+ROLE_REFUSALS = ("InvalidParameterValue", "InvalidParameterCombination")
+
+
 def _role_not_usable_yet(exc: Exception) -> bool:
     """RDS's answer while a role (or its policy) IAM made just now has not reached it."""
     return (
         isinstance(exc, ClientError)
-        and exc.response.get("Error", {}).get("Code") == "InvalidParameterCombination"
+        and exc.response.get("Error", {}).get("Code") in ROLE_REFUSALS
         and "ENHANCED_MONITORING" in str(exc)
     )
 

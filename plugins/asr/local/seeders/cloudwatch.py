@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from asr.actions.cloudwatch import EnsureCisAlarm
 from asr.actions.s3 import create_bucket
 from asr.aws import AwsContext
 from asr.local.seeders import Seeded, account_resource, seeder
@@ -27,20 +28,29 @@ def trail_events_without_alarms(
 ) -> Seeded:
     """The account's multi-Region trail sends its events to a new CloudWatch Logs group, with no
     metric filter or alarm on it. The trail is made once, and does not log: that is CloudTrail.1's
-    finding."""
+    finding. The security team has subscribed a queue to the alarm topic, as Security Hub wants."""
     cloudtrail = aws.client("cloudtrail", account, region)
-    group = f"/asr/seed/cloudtrail-events-{n}-{uuid.uuid4().hex[:6]}"
-    aws.client("logs", account, region).create_log_group(logGroupName=group)
-    delivery = {
-        "CloudWatchLogsLogGroupArn": f"arn:aws:logs:{region}:{account}:log-group:{group}:*",
-        "CloudWatchLogsRoleArn": f"arn:aws:iam::{account}:role/asr-seed-cloudtrail-to-logs",
-    }
     trails = cloudtrail.describe_trails(includeShadowTrails=True)["trailList"]
     made = next((trail for trail in trails if trail["Name"] == CIS_TRAIL), None)
+    home = made["HomeRegion"] if made else region
+    group = f"/asr/seed/cloudtrail-events-{n}-{uuid.uuid4().hex[:6]}"
+    aws.client("logs", account, home).create_log_group(logGroupName=group)
+    delivery = {
+        "CloudWatchLogsLogGroupArn": f"arn:aws:logs:{home}:{account}:log-group:{group}:*",
+        "CloudWatchLogsRoleArn": f"arn:aws:iam::{account}:role/asr-seed-cloudtrail-to-logs",
+    }
     if made:
-        aws.client("cloudtrail", account, made["HomeRegion"]).update_trail(Name=CIS_TRAIL, **delivery)
+        aws.client("cloudtrail", account, home).update_trail(Name=CIS_TRAIL, **delivery)
     else:
         bucket = f"{CIS_TRAIL}-{account}-{region}"
         create_bucket(aws.client("s3", account, region), bucket, region)
         cloudtrail.create_trail(Name=CIS_TRAIL, S3BucketName=bucket, IsMultiRegionTrail=True, **delivery)
+    sqs = aws.client("sqs", account, home)
+    inbox = sqs.get_queue_attributes(
+        QueueUrl=sqs.create_queue(QueueName="asr-seed-security-alarms")["QueueUrl"],
+        AttributeNames=["QueueArn"],
+    )["Attributes"]["QueueArn"]
+    sns = aws.client("sns", account, home)
+    topic = sns.create_topic(Name=EnsureCisAlarm.schema["properties"]["topic_name"]["default"])["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox)
     return account_resource(control_id, account, region)
