@@ -71,7 +71,7 @@ def test_each_outcome_gets_its_status_and_note(imported) -> None:  # type: ignor
         outcome(f[0], Status.REMEDIATED, "removed ingress"),
         outcome(f[1], Status.ALREADY_COMPLIANT, "already compliant"),
         outcome(f[2], Status.FAILED, "AccessDenied: no"),
-        outcome(f[3], Status.REJECTED, "no playbook fixes control Macie.1"),
+        outcome(f[3], Status.REJECTED, "no playbook fixes control EC2.4"),
         outcome(f[4], Status.IGNORED, "automatic remediation is off"),
         outcome(f[5], Status.DRY_RUN, "would change"),
     ]
