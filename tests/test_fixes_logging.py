@@ -718,17 +718,22 @@ def test_cis_alarms_need_a_multi_region_trail_of_the_account_that_sends_to_its_l
     assert clients.cloudwatch.describe_alarms()["MetricAlarms"] == []
 
 
-def test_a_cis_alarm_nobody_would_hear_is_made_but_fails_saying_what_to_do(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+def test_a_cis_alarm_nobody_would_hear_is_not_made_and_the_failure_says_what_to_do(
+    aws, clients: Clients
+) -> None:  # type: ignore[no-untyped-def]
     group = events_trail(aws, REGION)
     result = fix(clients, "CloudWatch.4", MEMBER_ACCOUNT)
     assert result.status == Status.FAILED
     topic = f"arn:aws:sns:{REGION}:{MEMBER_ACCOUNT}:asr-security-alarms"
-    assert f"the alarm notifies SNS topic {topic}, which has no confirmed subscriber, and" in result.message
-    assert alarms_and_filters(clients, group)[0] == {"asr-iam-policy-changes": [topic]}
+    assert (
+        f"the alarm would notify SNS topic {topic}, which has no confirmed subscriber, and" in result.message
+    )
+    assert alarms_and_filters(clients, group) == ({}, {})
 
-    # Someone subscribes; the next sweep finds the alarm heard, and changes nothing.
+    # Someone subscribes to the topic the fix made; the next sweep makes the filter and alarm.
     clients.sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="oncall@example.com")
-    assert fix(clients, "CloudWatch.4", MEMBER_ACCOUNT).status == Status.ALREADY_COMPLIANT
+    assert fix(clients, "CloudWatch.4", MEMBER_ACCOUNT).status == Status.REMEDIATED
+    assert alarms_and_filters(clients, group)[0] == {"asr-iam-policy-changes": [topic]}
 
 
 def test_an_unconfirmed_subscriber_does_not_count() -> None:

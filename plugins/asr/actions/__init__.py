@@ -135,6 +135,18 @@ def role_name_parameter(default: str) -> dict[str, Any]:
     return {"type": "string", "pattern": r"^[\w+=,.@-]{1,64}$", "default": default}
 
 
+def aws_policy_arn(iam: Any, name: str) -> str:
+    """The ARN of the AWS managed policy ``name`` (``service-role/...`` or a plain name) in the
+    partition of this IAM client."""
+    return f"arn:{iam.meta.partition}:iam::aws:policy/{name}"
+
+
+def has_policy(iam: Any, role_name: str, policy_arn: str) -> bool:
+    """Whether the role has this managed policy attached."""
+    pages = iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name)
+    return any(attached["PolicyArn"] == policy_arn for page in pages for attached in page["AttachedPolicies"])
+
+
 def managed_policy_role(
     iam: Any, name: str, trust: dict[str, Any], policy: str, description: str
 ) -> tuple[dict[str, Any], bool]:
@@ -154,11 +166,8 @@ def managed_policy_role(
             changed = True
         except iam.exceptions.EntityAlreadyExistsException:
             role = iam.get_role(RoleName=name)["Role"]
-    policy_arn = f"arn:{role['Arn'].split(':')[1]}:iam::aws:policy/{policy}"
-    pages = iam.get_paginator("list_attached_role_policies").paginate(RoleName=name)
-    if not any(
-        attached["PolicyArn"] == policy_arn for page in pages for attached in page["AttachedPolicies"]
-    ):
+    policy_arn = aws_policy_arn(iam, policy)
+    if not has_policy(iam, name, policy_arn):
         iam.attach_role_policy(RoleName=name, PolicyArn=policy_arn)
         changed = True
     return role, changed or made_lately(role)

@@ -237,7 +237,7 @@ class EnsureCisAlarm(Action):
     ``kms_key_id`` when given: its key policy must let CloudWatch use it, so the AWS managed
     SNS key will not do), and the ``subscribers`` are subscribed to it. Security Hub counts
     only an alarm whose topic has a confirmed subscriber: without one the fix makes the
-    filter, alarm and topic and then fails, saying so (an email subscription counts once its
+    topic and fails before the filter and alarm, saying so (an email subscription counts once its
     owner confirms it). Only trails and log groups of the account itself count, as for
     Security Hub: an organization trail belongs to the management account.
     A rollback removes the filter and alarm the fix made, and keeps the topic.
@@ -370,7 +370,6 @@ class EnsureCisAlarm(Action):
             TreatMissingData="notBreaching",
             AlarmActions=[topic],
         )
-        self._refuse_unheard(home, topic)
 
     def _topic(self, clients: Clients) -> str:
         """The shared topic's ARN, made if missing, with the subscribers it lacks subscribed (an
@@ -390,19 +389,19 @@ class EnsureCisAlarm(Action):
         subscribed = subscriptions(sns, arn)
         for subscriber in self.params["subscribers"]:
             if subscriber["endpoint"] not in subscribed:
-                sns.subscribe(TopicArn=arn, Protocol=subscriber["protocol"], Endpoint=subscriber["endpoint"])
+                answer = sns.subscribe(
+                    TopicArn=arn, Protocol=subscriber["protocol"], Endpoint=subscriber["endpoint"]
+                )
+                # SNS answers "pending confirmation" where the endpoint must confirm (email).
+                subscribed[subscriber["endpoint"]] = answer["SubscriptionArn"].startswith("arn:")
+        if not any(subscribed.values()):
+            waiting = f" ({', '.join(sorted(subscribed))} not confirmed yet)" if subscribed else ""
+            raise ValueError(
+                f"the alarm would notify SNS topic {arn}, which has no confirmed subscriber{waiting}, "
+                "and Security Hub wants one: list subscribers in the CloudWatch.1 to .14 playbooks, "
+                "or subscribe to the topic"
+            )
         return arn
-
-    def _refuse_unheard(self, clients: Clients, topic_arn: str) -> None:
-        subscribed = subscriptions(clients.sns, topic_arn)
-        if any(subscribed.values()):
-            return
-        waiting = f" ({', '.join(sorted(subscribed))} not confirmed yet)" if subscribed else ""
-        raise ValueError(
-            f"the alarm notifies SNS topic {topic_arn}, which has no confirmed subscriber{waiting}, and "
-            "Security Hub wants one: list subscribers in the CloudWatch.1 to .14 playbooks, or subscribe "
-            "to the topic"
-        )
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         home, group = log_group_home(clients, before["LogGroup"])

@@ -7,7 +7,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from asr.actions import Action, NotReversible, register, role_name_parameter
+from asr.actions import Action, NotReversible, aws_policy_arn, register, role_name_parameter
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -274,10 +274,6 @@ class RevokeUnusedCredentials(Action):
 SUPPORT_POLICY = "AWSSupportAccess"
 
 
-def _support_policy_arn(iam: Any) -> str:
-    return f"arn:{iam.meta.partition}:iam::aws:policy/{SUPPORT_POLICY}"
-
-
 @register
 class CreateSupportRole(Action):
     """Make sure some IAM principal can open AWS Support cases: create a role with AWSSupportAccess.
@@ -315,7 +311,7 @@ class CreateSupportRole(Action):
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         iam = clients.iam
         pages = iam.get_paginator("list_entities_for_policy").paginate(
-            PolicyArn=_support_policy_arn(iam), PolicyUsageFilter="PermissionsPolicy"
+            PolicyArn=aws_policy_arn(iam, SUPPORT_POLICY), PolicyUsageFilter="PermissionsPolicy"
         )
         entities = [
             f"{kind}/{entity[kind + 'Name']}"
@@ -359,10 +355,10 @@ class CreateSupportRole(Action):
                 AssumeRolePolicyDocument=json.dumps(trust),
                 Description="Manages incidents with AWS Support (created by ASR for IAM.18)",
             )
-        iam.attach_role_policy(RoleName=role_name, PolicyArn=_support_policy_arn(iam))
+        iam.attach_role_policy(RoleName=role_name, PolicyArn=aws_policy_arn(iam, SUPPORT_POLICY))
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         iam, role_name = clients.iam, self.params["role_name"]
-        iam.detach_role_policy(RoleName=role_name, PolicyArn=_support_policy_arn(iam))
+        iam.detach_role_policy(RoleName=role_name, PolicyArn=aws_policy_arn(iam, SUPPORT_POLICY))
         if before.get("role_exists") is False:
             iam.delete_role(RoleName=role_name)

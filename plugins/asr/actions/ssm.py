@@ -11,6 +11,8 @@ from botocore.exceptions import ClientError
 from asr.actions import (
     Action,
     BulkRead,
+    aws_policy_arn,
+    has_policy,
     made_lately,
     managed_policy_role,
     register,
@@ -111,10 +113,6 @@ LIVE_ASSOCIATION = ("associating", "associated")
 ENDING = ("shutting-down", "terminated")
 
 
-def core_policy_arn(partition: str) -> str:
-    return f"arn:{partition}:iam::aws:policy/{CORE_POLICY}"
-
-
 def _ec2_principal(partition: str) -> str:
     """EC2's service principal: the China partition has its own domain."""
     return "ec2.amazonaws.com.cn" if partition == "aws-cn" else "ec2.amazonaws.com"
@@ -123,11 +121,6 @@ def _ec2_principal(partition: str) -> str:
 def _profile_name(arn: str) -> str:
     """An instance profile ARN's name (the last part, after any path)."""
     return arn.rsplit("/", 1)[-1]
-
-
-def _has_policy(iam: Any, role_name: str, policy_arn: str) -> bool:
-    pages = iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name)
-    return any(policy["PolicyArn"] == policy_arn for page in pages for policy in page["AttachedPolicies"])
 
 
 def _live_associations(ec2: Any, instance_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -215,7 +208,7 @@ class EnableInstanceManagement(BulkRead):
             i for page in pages for reservation in page["Reservations"] for i in reservation["Instances"]
         ]
         associations = _live_associations(ec2, [i["InstanceId"] for i in instances])
-        policy = core_policy_arn(iam.meta.partition)
+        policy = aws_policy_arn(iam, CORE_POLICY)
         roles: dict[str, str | None] = {}
         managed: dict[str, bool] = {}
         items = []
@@ -229,7 +222,7 @@ class EnableInstanceManagement(BulkRead):
                 roles[profile] = held[0]["RoleName"] if held else None
             role = roles[profile] if profile is not None else None
             if role is not None and role not in managed:
-                managed[role] = _has_policy(iam, role, policy)
+                managed[role] = has_policy(iam, role, policy)
             items.append(
                 {
                     "InstanceId": instance["InstanceId"],
@@ -269,7 +262,7 @@ class EnableInstanceManagement(BulkRead):
             self._associate(clients, resource_id)
         else:
             clients.iam.attach_role_policy(
-                RoleName=state["Role"], PolicyArn=core_policy_arn(clients.iam.meta.partition)
+                RoleName=state["Role"], PolicyArn=aws_policy_arn(clients.iam, CORE_POLICY)
             )
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
@@ -287,7 +280,7 @@ class EnableInstanceManagement(BulkRead):
         elif not before["ManagedInstanceCore"]:
             iam = clients.iam
             with contextlib.suppress(iam.exceptions.NoSuchEntityException):  # detached since
-                iam.detach_role_policy(RoleName=before["Role"], PolicyArn=core_policy_arn(iam.meta.partition))
+                iam.detach_role_policy(RoleName=before["Role"], PolicyArn=aws_policy_arn(iam, CORE_POLICY))
 
     def _associate(self, clients: Clients, resource_id: str) -> None:
         """Give the instance the shared profile, making its role and itself when missing.
