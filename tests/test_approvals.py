@@ -255,8 +255,10 @@ def test_only_disruptive_playbooks_wait_and_before_their_fix(airflow_db: None) -
         group = f"remediate_{playbook.group_id}"
         if playbook.disruptive:
             approval = sweep.get_task(f"{group}.approve")
-            assert approval.upstream_task_ids == {f"{group}.select_batches"}
+            # It hands the fix its batches: the group has no task of its own to pick them.
+            assert approval.upstream_task_ids == {"plan"}
             assert approval.downstream_task_ids == {f"{group}.fix"}
+            assert f"{group}.select_batches" not in sweep.task_ids
             assert approval.defaults == ["Reject"], "an unanswered request must not approve"
         else:
             assert f"{group}.approve" not in sweep.task_ids

@@ -214,9 +214,14 @@ def test_an_approval_request_is_published_before_it_waits(
         "run_id": "manual__1",
         "dag": SimpleNamespace(dag_id="asr_sweep"),
         "dag_run": SimpleNamespace(run_type="manual"),
-        "ti": SimpleNamespace(xcom_pull=lambda task_ids: [{"batch_id": "EC2.13-0000"}]),
+        "ti": SimpleNamespace(
+            xcom_pull=lambda task_ids, key: [
+                {"batch_id": "EC2.13-0000", "playbook": "EC2.13"},
+                {"batch_id": "EC2.2-0000", "playbook": "EC2.2"},
+            ]
+        ),
     }
-    operator = ControlApproval(task_id="approve", playbook="EC2.13", batches_task_id="select_batches")
+    operator = ControlApproval(task_id="approve", playbook="EC2.13", plan_task_id="plan")
     assert operator.execute(context) == "waiting"
     [message] = received()
     assert message["Subject"] == "Approve the EC2.13 fix: 1 resources, 1 findings"

@@ -53,9 +53,9 @@ def test_a_task_of_a_remediate_group_parses_only_its_group(
     airflow_db: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     full = dag_bag().dags["asr_sweep"]
-    group = "remediate_EC2_19"  # disruptive: select, approve, fix
+    group = "remediate_EC2_19"  # disruptive: approve, fix
     dag = _parsed_to_run(monkeypatch, "asr_sweep", f"{group}.fix")
-    own = {f"{group}.{task}" for task in ("select_batches", "approve", "fix")}
+    own = {f"{group}.{task}" for task in ("approve", "fix")}
     assert set(dag.task_ids) == {"ingest", "plan", *own}
     assert len(full.task_ids) > 3 * len(dag.task_ids)
     for task_id in dag.task_ids:

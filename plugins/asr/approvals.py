@@ -232,18 +232,23 @@ def same_request(store: Any, task_id: str, title: str, text: str, records: list[
 class ControlApproval(ApprovalOperator):
     """The approval step of one disruptive playbook's task group, before its mapped fix.
 
-    Approve: the fix runs. Reject or timeout (the request's default is Reject): the
-    ApprovalOperator skips the fix, and every finding of the batches is recorded
-    NOT_APPROVED with the reason.
+    Approve: it returns the playbook's batches of the run's plan, which the fix is mapped
+    over (so the group needs no task of its own to pick them). Reject or timeout (the
+    request's default is Reject): the ApprovalOperator skips the fix, and every finding of
+    the batches is recorded NOT_APPROVED with the reason.
     """
 
-    def __init__(self, *, playbook: str, batches_task_id: str, **kwargs: Any) -> None:
+    def __init__(self, *, playbook: str, plan_task_id: str, **kwargs: Any) -> None:
         super().__init__(subject=f"Approve the {playbook} fix", defaults=self.REJECT, **kwargs)
         self.playbook = playbook
-        self.batches_task_id = batches_task_id
+        self.plan_task_id = plan_task_id
 
     def _batches(self, context: Any) -> list[dict[str, Any]]:
-        return context["ti"].xcom_pull(task_ids=self.batches_task_id) or []
+        """This playbook's batches of the run's plan (``tasks.BATCHES``)."""
+        from asr.tasks import BATCHES
+
+        planned = context["ti"].xcom_pull(task_ids=self.plan_task_id, key=BATCHES) or []
+        return [b for b in planned if b["playbook"] == self.playbook]
 
     def execute(self, context: Any) -> Any:
         from asr.sweep import is_dry_run
@@ -253,10 +258,10 @@ class ControlApproval(ApprovalOperator):
         forget_decision(store, self._batches(context))
         if is_dry_run(store, context["params"]):
             log.info("Dry run: nothing will change, so no approval is asked for")
-            return {"approved_by": "dry run"}
+            return self._batches(context)
         if settings.auto_approves(self.playbook):
             log.info("%s is auto-approved (ASR_AUTO_APPROVE)", self.playbook)
-            return {"approved_by": "ASR_AUTO_APPROVE"}
+            return self._batches(context)
         playbook = registry().playbooks[self.playbook]
         records = [
             row
@@ -293,4 +298,5 @@ class ControlApproval(ApprovalOperator):
         else:
             user = (event.get("responded_by_user") or {}).get("name")
             log.info("%s: %s", self.playbook, f"approved by {user}" if user else "no decision")
-        return super().execute_complete(context, event)
+        super().execute_complete(context, event)
+        return self._batches(context)

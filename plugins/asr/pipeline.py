@@ -2,9 +2,9 @@
 
 A DAG file picks how findings come in (a sweep, a person's selection, events) and
 hands the ingest task here: plan (which also picks the playbooks with work) -> one task
-group per playbook with work (a mapped fix task over its batches; for a disruptive
-playbook, behind a person's approval) -> write back -> report, with a watcher that fails
-the run if any task failed. Write-back and report run whatever happened before them, and
+group per playbook with work (a mapped fix task over its batches, which a disruptive
+playbook's approval hands on once a person approves) -> write back -> report, with a
+watcher that fails the run if any task failed. Write-back and report run whatever happened before them, and
 fail too when it did not finish (``sweep.unfinished``), so that clearing the run's failed
 tasks reruns them. A task process of one playbook's group builds that group alone
 (``task_group_to_run``).
@@ -55,9 +55,16 @@ def remediation(ingested: Any) -> None:
         if only and only != group_id:
             continue
         with TaskGroup(group_id=group_id, tooltip=playbook.title) as group:
-            selected = tasks.select_batches(batches, playbook.control_id)
+            if playbook.disruptive:
+                # Once per playbook per run, before any batch: approved, it hands the fix the
+                # playbook's batches; rejected, it skips the fix.
+                selected = ControlApproval(
+                    task_id="approve", playbook=playbook.control_id, plan_task_id=planned.operator.task_id
+                ).output
+            else:
+                selected = tasks.select_batches(batches, playbook.control_id)
             if playbook.ssm_document:
-                fixes = AutomationFixOperator.partial(
+                AutomationFixOperator.partial(
                     task_id="fix",
                     map_index_template="{{ task.batch['batch_id'] }}",
                     max_active_tis_per_dagrun=tasks.MAX_ACTIVE_FIXES,
@@ -67,15 +74,7 @@ def remediation(ingested: Any) -> None:
                     retry_delay=tasks.RETRY_DELAY,
                 ).expand(batch=selected)
             else:
-                fixes = tasks.fix.expand(batch=selected)
-            if playbook.disruptive:
-                # Once per playbook per run, before any batch; a rejection skips the fix.
-                approval = ControlApproval(
-                    task_id="approve",
-                    playbook=playbook.control_id,
-                    batches_task_id=selected.operator.task_id,
-                )
-                selected >> approval >> fixes
+                tasks.fix.expand(batch=selected)
         planned >> group
         groups.append(group)
     if only:

@@ -21,6 +21,7 @@ from asr.config import Settings, env_number, env_value
 from asr.playbooks import registry
 
 if TYPE_CHECKING:
+    from asr.playbooks import Playbook
     from asr.securityhub import QueryPlan
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,10 @@ def remediate_group(group_id: str) -> str:
     return f"remediate_{group_id}"
 
 
-def branch_target(group_id: str) -> str:
-    """The first task of a playbook's group: what ``plan`` branches to when it has work."""
-    return f"{remediate_group(group_id)}.select_batches"
+def branch_target(playbook: Playbook) -> str:
+    """The first task of a playbook's group, what ``plan`` branches to when it has work:
+    the approval of a disruptive playbook, else the task that picks its batches."""
+    return f"{remediate_group(playbook.group_id)}.{'approve' if playbook.disruptive else 'select_batches'}"
 
 
 def run_context(context: Any = None) -> tuple[Settings, Any, str]:
@@ -211,7 +213,7 @@ def plan(ingested: dict[str, int]) -> list[str]:
     get_current_context()["ti"].xcom_push(key=BATCHES, value=batches)
     log.info("%d findings in %d batches", ingested["routed"], len(batches))
     playbooks = registry()
-    return sorted({branch_target(playbooks.playbooks[b["playbook"]].group_id) for b in batches})
+    return sorted({branch_target(playbooks.playbooks[b["playbook"]]) for b in batches})
 
 
 @task
