@@ -80,12 +80,16 @@ def with_ssm(tmp_path: Path) -> PlaybookRegistry:
     return load_playbooks(playbook_dir(tmp_path, ssm_for="EC2.13"))
 
 
+def allowing(policies: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for document in policies.values() for s in document["Statement"] if s["Effect"] == "Allow"]
+
+
 def granted(policies: dict[str, Any]) -> set[str]:
-    return {action for document in policies.values() for s in document["Statement"] for action in s["Action"]}
+    return {action for s in allowing(policies) for action in s["Action"]}
 
 
 def statements_of(policies: dict[str, Any], action: str) -> list[dict[str, Any]]:
-    return [s for document in policies.values() for s in document["Statement"] if action in s["Action"]]
+    return [s for s in allowing(policies) if action in s["Action"]]
 
 
 # --- The committed files -------------------------------------------------------------------
@@ -229,7 +233,7 @@ def test_no_role_can_be_written_or_passed_beyond_the_playbooks_own(project: Play
         "iam:CreateServiceLinkedRole",
     }
     policies = iam_policy.member_policies(project)
-    for statement in (s for d in policies.values() for s in d["Statement"] if risky & set(s["Action"])):
+    for statement in (s for s in allowing(policies) if risky & set(s["Action"])):
         resources = (
             [statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"]
         )
@@ -252,6 +256,51 @@ def test_no_role_can_be_written_or_passed_beyond_the_playbooks_own(project: Play
                     "service-role/AmazonRDSEnhancedMonitoringRole",
                 )
             }, statement
+
+
+def _decision(policies: dict[str, Any], action: str, resource: str) -> str:
+    """IAM's verdict on one call from these identity policies, conditions taken as met (the
+    widest reading): an explicit deny wins, then any allow, else the implicit deny."""
+
+    def matches(patterns: str | list[str], value: str) -> bool:
+        return any(
+            fnmatch.fnmatchcase(value, p) for p in ([patterns] if isinstance(patterns, str) else patterns)
+        )
+
+    verdicts = set()
+    for statement in (s for document in policies.values() for s in document["Statement"]):
+        if "NotAction" in statement:
+            named = not matches(statement["NotAction"], action)
+        else:
+            named = matches(statement["Action"], action)
+        if named and matches(statement["Resource"], resource):
+            verdicts.add(statement["Effect"])
+    return "Deny" if "Deny" in verdicts else "Allow" if "Allow" in verdicts else "implicit deny"
+
+
+def test_the_member_role_may_read_itself_but_never_change_itself(project: PlaybookRegistry) -> None:
+    """SSM.1 may attach AmazonSSMManagedInstanceCore to any role (an instance's role is whichever
+    its profile holds): the member role could otherwise give it to itself, and so any IAM write
+    a future grant allows on "any role"."""
+    settings = Settings()
+    policies = iam_policy.render(iam_policy.member_policies(project), iam_policy.plain_values(settings))
+    itself = f"arn:aws:iam::{MEMBER_ACCOUNT}:role/{settings.member_role_name}"
+    other = f"arn:aws:iam::{MEMBER_ACCOUNT}:role/web-instances"
+    without_deny = {
+        name: {**d, "Statement": [s for s in d["Statement"] if s["Effect"] == "Allow"]}
+        for name, d in policies.items()
+    }
+    assert _decision(without_deny, "iam:AttachRolePolicy", itself) == "Allow", "the case this guards"
+    assert _decision(policies, "iam:AttachRolePolicy", itself) == "Deny"
+    assert _decision(policies, "iam:AttachRolePolicy", other) == "Allow"
+    assert _decision(policies, "iam:ListRoleTags", itself) == "Allow"  # the exclusion-tag check
+    writes = {
+        a for a in granted(policies) if a.startswith("iam:") and not a.startswith(("iam:Get", "iam:List"))
+    }
+    assert writes, "the catalogue writes IAM"
+    assert {a: _decision(policies, a, itself) for a in writes} == dict.fromkeys(writes, "Deny")
+    first = next(iter(iam_policy.member_policies(project).values()))
+    assert first["Statement"][0] == iam_policy.NOT_ITSELF
 
 
 def test_scopes_name_registered_actions_and_their_declared_permissions() -> None:

@@ -403,12 +403,21 @@ def member_grants(playbooks: PlaybookRegistry) -> list[Grant]:
     return grants + [Grant(permission) for permission in RUNNER]
 
 
+# Whatever its grants allow on "any role" (SSM.1 attaches one AWS managed policy to whichever
+# role an instance has), the member role may not change itself: only read itself, as the
+# exclusion-tag check does. First, so it always sits in the first policy.
+NOT_ITSELF: Document = {
+    "Sid": "NeverChangeItself",
+    "Effect": "Deny",
+    "NotAction": ["iam:Get*", "iam:List*"],
+    "Resource": role_arn("${RoleName}", ACCOUNT),
+}
+
+
 def member_policies(playbooks: PlaybookRegistry) -> dict[str, Document]:
     """The member role's managed policies, named ``<role name>-<n>`` (placeholders unfilled)."""
-    return {
-        f"${{RoleName}}-{number}": document
-        for number, document in enumerate(pack(statements(member_grants(playbooks))), 1)
-    }
+    body = [NOT_ITSELF, *statements(member_grants(playbooks))]
+    return {f"${{RoleName}}-{number}": document for number, document in enumerate(pack(body), 1)}
 
 
 def automation_policy(playbooks: PlaybookRegistry) -> Document | None:
