@@ -97,6 +97,8 @@ EXPECTED: dict[tuple[str, str], str] = {
     (CIS30, "5.6"): "EC2.8",
     (PCI, "PCI.EC2.1"): "EC2.1",
     (PCI, "PCI.SSM.3"): "SSM.1",
+    (AFSBP, "ELBv2.1"): "ELB.1",
+    (PCI, "PCI.ELBv2.1"): "ELB.1",
     (CIS12, "1.4"): "IAM.3",
     (CIS14, "1.14"): "IAM.3",
     (CIS30, "1.14"): "IAM.3",
@@ -204,6 +206,14 @@ RESOURCES = {
     "AwsElastiCacheReplicationGroup": (
         "arn:aws:elasticache:eu-west-1:222222222222:replicationgroup:orders-cache",
         "orders-cache",
+    ),
+    "AwsElbv2LoadBalancer": (
+        "arn:aws:elasticloadbalancing:eu-west-1:222222222222:loadbalancer/app/orders-web/50dc6c495c0c9188",
+        "arn:aws:elasticloadbalancing:eu-west-1:222222222222:loadbalancer/app/orders-web/50dc6c495c0c9188",
+    ),
+    "AwsCloudFrontDistribution": (
+        "arn:aws:cloudfront::222222222222:distribution/E2QWRUHAPOMQZL",
+        "E2QWRUHAPOMQZL",
     ),
     "AwsApiGatewayStage": (
         "arn:aws:apigateway:eu-west-1::/restapis/a1b2c3d4e5/stages/prod",

@@ -47,6 +47,7 @@ CONTROL_PARAMETERS: dict[str, frozenset[str]] = {
     ),
     "RDS.6": frozenset({"monitoringInterval"}),
     "Redshift.3": frozenset({"MinRetentionPeriod"}),
+    "S3.11": frozenset({"eventTypes"}),
     "S3.13": frozenset({"targetExpirationDays", "targetTransitionDays", "targetTransitionStorageClass"}),
 }
 

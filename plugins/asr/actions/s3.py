@@ -1,5 +1,6 @@
 """S3 fixes: Block Public Access (account and bucket), default encryption, bucket-policy
-guards (TLS only, no sensitive actions for other accounts), server access logging, lifecycle."""
+guards (TLS only, no sensitive actions for other accounts), server access logging, lifecycle,
+event notifications."""
 
 from __future__ import annotations
 
@@ -784,3 +785,223 @@ class AddLifecycleTransition(Action):
             self._put(clients, resource_id, before)
         else:
             clients.s3.delete_bucket_lifecycle(Bucket=resource_id)
+
+
+# --- Event notifications (S3.11)
+
+# Every event type S3 notifies of (botocore's ``Event`` enum; a test keeps them equal).
+S3_EVENT_TYPES = (
+    "s3:ReducedRedundancyLostObject",
+    "s3:ObjectCreated:*",
+    "s3:ObjectCreated:Put",
+    "s3:ObjectCreated:Post",
+    "s3:ObjectCreated:Copy",
+    "s3:ObjectCreated:CompleteMultipartUpload",
+    "s3:ObjectRemoved:*",
+    "s3:ObjectRemoved:Delete",
+    "s3:ObjectRemoved:DeleteMarkerCreated",
+    "s3:ObjectRestore:*",
+    "s3:ObjectRestore:Post",
+    "s3:ObjectRestore:Completed",
+    "s3:ObjectRestore:Delete",
+    "s3:Replication:*",
+    "s3:Replication:OperationFailedReplication",
+    "s3:Replication:OperationNotTracked",
+    "s3:Replication:OperationMissedThreshold",
+    "s3:Replication:OperationReplicatedAfterThreshold",
+    "s3:LifecycleTransition",
+    "s3:IntelligentTiering",
+    "s3:ObjectAcl:Put",
+    "s3:LifecycleExpiration:*",
+    "s3:LifecycleExpiration:Delete",
+    "s3:LifecycleExpiration:DeleteMarkerCreated",
+    "s3:ObjectTagging:*",
+    "s3:ObjectTagging:Put",
+    "s3:ObjectTagging:Delete",
+    "s3:ObjectAnnotation:*",
+    "s3:ObjectAnnotation:Put",
+    "s3:ObjectAnnotation:Delete",
+    "s3:ObjectRetention:Put",
+)
+# The destinations that name event types; EventBridge gets every event and names none.
+TYPED_DESTINATIONS = ("TopicConfigurations", "QueueConfigurations", "LambdaFunctionConfigurations")
+NOTIFICATION_PARTS = (*TYPED_DESTINATIONS, "EventBridgeConfiguration")
+NOTIFICATION_ID = "asr-event-notifications"
+S3_PUBLISH_SID = "ASRAllowS3EventNotifications"
+
+
+def _family(event: str) -> str:
+    """The wildcard of an event's family (``s3:ObjectCreated:Put`` -> ``s3:ObjectCreated:*``);
+    an event without one (``s3:LifecycleTransition``) is its own."""
+    head = event.rpartition(":")[0]
+    return f"{head}:*" if head.count(":") == 1 else event
+
+
+def events_overlap(a: str, b: str) -> bool:
+    """Whether two event types share an event: the same, or one the wildcard of the other's family."""
+    return a == b or _family(a) == b or _family(b) == a
+
+
+def _notified_events(configuration: dict[str, Any]) -> list[str]:
+    return [
+        event
+        for part in TYPED_DESTINATIONS
+        for destination in configuration.get(part, [])
+        for event in destination.get("Events", [])
+    ]
+
+
+def s3_publish_statement(topic_arn: str, account: str) -> dict[str, Any]:
+    """Let S3 publish to the shared topic the events of this account's buckets, and nobody
+    else's: bucket ARNs carry no account, so ``aws:SourceAccount`` is what ties the source
+    to the account; ``aws:SourceArn`` takes any bucket of the partition, as one topic serves
+    them all (a statement per bucket would rewrite the policy on every fix, concurrently,
+    and outgrow its 30 KB with a few hundred buckets)."""
+    partition = topic_arn.split(":")[1]
+    return {
+        "Sid": S3_PUBLISH_SID,
+        "Effect": "Allow",
+        "Principal": {"Service": "s3.amazonaws.com"},
+        "Action": "sns:Publish",
+        "Resource": topic_arn,
+        "Condition": {
+            "StringEquals": {"aws:SourceAccount": account},
+            "ArnLike": {"aws:SourceArn": f"arn:{partition}:s3:::*"},
+        },
+    }
+
+
+def ensure_notification_topic(sns: Any, topic_arn: str, account: str) -> None:
+    """The topic, made when missing with only the statement that lets S3 publish; an
+    existing one gets that statement (replacing one of the same Sid) beside its others.
+    Every step converges, so fix threads and tasks doing it at once end with the same topic."""
+    statement = s3_publish_statement(topic_arn, account)
+    try:
+        policy_text = sns.get_topic_attributes(TopicArn=topic_arn)["Attributes"].get("Policy")
+    except ClientError as exc:
+        if _error_code(exc) != "NotFound":
+            raise
+        policy = {"Version": POLICY_VERSION, "Statement": [statement]}
+        sns.create_topic(Name=topic_arn.rsplit(":", 1)[1], Attributes={"Policy": json.dumps(policy)})
+        return
+    policy = json.loads(policy_text) if policy_text else {"Version": POLICY_VERSION}
+    statements = _statements(policy)
+    if statement in statements:
+        return
+    kept = [s for s in statements if s.get("Sid") != S3_PUBLISH_SID]
+    document = {**policy, "Statement": [*kept, statement]}
+    sns.set_topic_attributes(TopicArn=topic_arn, AttributeName="Policy", AttributeValue=json.dumps(document))
+
+
+@register
+class EnableEventNotifications(Action):
+    """Send a bucket's events to the account's SNS topic for S3 events in the bucket's Region.
+
+    The bucket complies when a topic, queue or function is already notified of any of
+    ``event_types`` (a type counts its family's wildcard and members: ``s3:ObjectCreated:*``
+    and ``s3:ObjectCreated:Put``), or of any event when ``event_types`` is empty, as the
+    control's ``eventTypes`` parameter reads. EventBridge delivery alone does not count: it
+    names no event types. Otherwise a topic configuration (Id ``asr-event-notifications``)
+    for ``event_types`` (empty: ``default_event_types``) is added, and every other
+    configuration kept: the put replaces the whole. It cannot overlap one of them, which S3
+    would refuse, as none notifies of those types. S3 first sends every destination a test
+    message, so a destination that no longer accepts them fails the fix with S3's reason.
+
+    The topic (``topic_name``; one per account and Region, as S3 notifies only a topic in
+    the bucket's Region) is created when missing, and its policy lets S3 publish for this
+    account's buckets only. The revert puts the earlier configuration back exactly; the topic
+    stays, as other buckets may notify it.
+
+        remediation:
+          action: s3.enable-event-notifications
+          parameters: {topic_name: asr-s3-event-notifications, event_types: []}
+    """
+
+    name = "s3.enable-event-notifications"
+    service = "s3"
+    permissions = (
+        "s3:GetBucketNotification",
+        "s3:PutBucketNotification",
+        "s3:GetBucketLocation",
+        "sns:GetTopicAttributes",
+        "sns:CreateTopic",
+        "sns:SetTopicAttributes",
+        "sts:GetCallerIdentity",
+    )
+    summary = "sent the bucket's event notifications to the SNS topic {topic_name}"
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            # A standard topic: S3 does not notify FIFO topics (names ending .fifo).
+            "topic_name": {
+                "type": "string",
+                "pattern": r"^[A-Za-z0-9_-]{1,256}$",
+                "default": "asr-s3-event-notifications",
+            },
+            "event_types": {
+                "type": "array",
+                "items": {"enum": list(S3_EVENT_TYPES)},
+                "uniqueItems": True,
+                "default": [],
+            },
+            "default_event_types": {
+                "type": "array",
+                "items": {"enum": list(S3_EVENT_TYPES)},
+                "uniqueItems": True,
+                "minItems": 1,
+                "default": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
+            },
+        },
+    }
+
+    def _complies(self, configuration: dict[str, Any]) -> bool:
+        notified = _notified_events(configuration)
+        wanted = self.params["event_types"]
+        if not wanted:
+            return bool(notified)
+        return any(events_overlap(event, type_) for event in notified for type_ in wanted)
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        response = clients.s3.get_bucket_notification_configuration(Bucket=resource_id)
+        configuration = {part: response[part] for part in NOTIFICATION_PARTS if part in response}
+        if self._complies(configuration):
+            return {"NotificationConfiguration": configuration}
+        account, partition = _caller(clients)
+        region = bucket_region(clients.s3, resource_id)
+        return {
+            "NotificationConfiguration": configuration,
+            "TopicArn": f"arn:{partition}:sns:{region}:{account}:{self.params['topic_name']}",
+            "Account": account,
+            "Region": region,
+        }
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        configuration = state["NotificationConfiguration"]
+        if self._complies(configuration):
+            return {}
+        ours = {
+            "Id": NOTIFICATION_ID,
+            "TopicArn": state["TopicArn"],
+            "Events": list(self.params["event_types"] or self.params["default_event_types"]),
+        }
+        # An earlier fix's configuration for other event types: replaced, as S3.13 replaces its rule.
+        topics = [t for t in configuration.get("TopicConfigurations", []) if t.get("Id") != NOTIFICATION_ID]
+        return {"NotificationConfiguration": {**configuration, "TopicConfigurations": [*topics, ours]}}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        # S3 playbooks are global: the batch's clients may be of another Region than the bucket.
+        ensure_notification_topic(clients.in_region(state["Region"]).sns, state["TopicArn"], state["Account"])
+        clients.s3.put_bucket_notification_configuration(
+            Bucket=resource_id, NotificationConfiguration=plan["NotificationConfiguration"]
+        )
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        """The earlier configuration back, as it was. S3 does not test its destinations again:
+        they were tested when it was set, and one that stopped accepting messages since must
+        not keep the others from coming back."""
+        clients.s3.put_bucket_notification_configuration(
+            Bucket=resource_id,
+            NotificationConfiguration=before["NotificationConfiguration"],
+            SkipDestinationValidation=True,
+        )

@@ -30,6 +30,7 @@ BUCKET_SEVERITY = {
     "S3.6": "HIGH",
     "S3.9": "MEDIUM",
     "CloudTrail.7": "LOW",
+    "S3.11": "MEDIUM",
     "S3.13": "LOW",
 }
 OTHER_ACCOUNT = "999999999999"
@@ -66,9 +67,10 @@ def bucket_public_access_open(aws: AwsContext, control_id: str, account: str, re
     return bucket_resource(control_id, account, region, name)
 
 
-@seeder("S3.4", "S3.9", "CloudTrail.7", "S3.13")
+@seeder("S3.4", "S3.9", "CloudTrail.7", "S3.11", "S3.13")
 def plain_bucket(aws: AwsContext, control_id: str, account: str, region: str, n: int) -> Seeded:
-    """No default encryption, no access logging, no lifecycle: moto's new bucket as it comes."""
+    """No default encryption, no access logging, no event notifications, no lifecycle: moto's
+    new bucket as it comes."""
     _, name = new_bucket(aws, control_id, account, region, n)
     return bucket_resource(control_id, account, region, name)
 
