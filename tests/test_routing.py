@@ -203,6 +203,14 @@ RESOURCES = {
         "arn:aws:ec2:eu-west-1:222222222222:transit-gateway/tgw-0123456789abcdef0",
         "tgw-0123456789abcdef0",
     ),
+    "AwsCloudFormationStack": (
+        "arn:aws:cloudformation:eu-west-1:222222222222:stack/orders/8f0e5b90-1c2d-11ef-9f1a-0a1b2c3d4e5f",
+        "arn:aws:cloudformation:eu-west-1:222222222222:stack/orders/8f0e5b90-1c2d-11ef-9f1a-0a1b2c3d4e5f",
+    ),
+    "AwsElastiCacheCacheCluster": (
+        "arn:aws:elasticache:eu-west-1:222222222222:cluster:orders-cache",
+        "arn:aws:elasticache:eu-west-1:222222222222:cluster:orders-cache",
+    ),
     "AwsElastiCacheReplicationGroup": (
         "arn:aws:elasticache:eu-west-1:222222222222:replicationgroup:orders-cache",
         "orders-cache",

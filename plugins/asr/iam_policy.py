@@ -186,6 +186,9 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
         _service_linked("guardduty.amazonaws.com", "malware-protection.guardduty.amazonaws.com"),
     ),
     "macie.enable": (_service_linked("macie.amazonaws.com"),),
+    # Application Auto Scaling makes AWSServiceRoleForApplicationAutoScaling_DynamoDBTable at
+    # the first registration of a table.
+    "dynamodb.enable-auto-scaling": (_service_linked("dynamodb.application-autoscaling.amazonaws.com"),),
     "rds.enable-enhanced-monitoring": (
         Scope(("iam:GetRole", "iam:CreateRole", "iam:ListAttachedRolePolicies"), _named_role),
         Scope(

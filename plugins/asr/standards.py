@@ -33,6 +33,15 @@ SAME_IDS = {"aws-foundational-security-best-practices/v/1.0.0", "nist-800-53/v/5
 CONTROL_PARAMETERS: dict[str, frozenset[str]] = {
     "CloudWatch.16": frozenset({"minRetentionTime"}),
     "Config.1": frozenset({"includeConfigServiceLinkedRoleCheck"}),
+    "ElastiCache.1": frozenset({"snapshotRetentionPeriod"}),
+    "DynamoDB.1": frozenset(
+        {
+            "minProvisionedReadCapacity",
+            "minProvisionedWriteCapacity",
+            "targetReadUtilization",
+            "targetWriteUtilization",
+        }
+    ),
     "EC2.18": frozenset({"authorizedTcpPorts", "authorizedUdpPorts"}),
     "IAM.7": frozenset(
         {

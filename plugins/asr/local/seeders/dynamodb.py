@@ -18,3 +18,27 @@ def unprotected_table(aws: AwsContext, control_id: str, account: str, region: st
         DeletionProtectionEnabled=False,
     )["TableDescription"]
     return Seeded(control_id, account, region, "AwsDynamoDbTable", table["TableArn"])
+
+
+@seeder("DynamoDB.1")
+def fixed_capacity_table(aws: AwsContext, control_id: str, account: str, region: str, n: int) -> Seeded:
+    """A provisioned table and index whose capacity stays where it was set, whatever the load."""
+    table = aws.client("dynamodb", account, region).create_table(
+        TableName=f"asr-seed-capacity-{n}-{uuid.uuid4().hex[:6]}",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": "id", "AttributeType": "S"},
+            {"AttributeName": "day", "AttributeType": "S"},
+        ],
+        BillingMode="PROVISIONED",
+        ProvisionedThroughput={"ReadCapacityUnits": 10, "WriteCapacityUnits": 5},
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-day",
+                "KeySchema": [{"AttributeName": "day", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+                "ProvisionedThroughput": {"ReadCapacityUnits": 4, "WriteCapacityUnits": 2},
+            }
+        ],
+    )["TableDescription"]
+    return Seeded(control_id, account, region, "AwsDynamoDbTable", table["TableArn"])

@@ -8,13 +8,33 @@ from asr.aws import AwsContext
 from asr.local.seeders import Seeded, seeder
 
 
+def _name(n: int) -> str:
+    """A cluster or replication group id: at most 40 characters, no two hyphens in a row."""
+    return f"asr-seed-{n}-{uuid.uuid4().hex[:6]}"
+
+
+@seeder("ElastiCache.1")
+def redis_cluster_without_backups(
+    aws: AwsContext, control_id: str, account: str, region: str, n: int
+) -> Seeded:
+    """A Redis OSS cluster on its own (no replication group) that keeps no automatic backups."""
+    cluster = aws.client("elasticache", account, region).create_cache_cluster(
+        CacheClusterId=_name(n),
+        Engine="redis",
+        CacheNodeType="cache.t3.micro",
+        NumCacheNodes=1,
+        SnapshotRetentionLimit=0,
+    )["CacheCluster"]
+    return Seeded(control_id, account, region, "AwsElastiCacheCacheCluster", cluster["ARN"], "HIGH")
+
+
 @seeder("ElastiCache.3")
 def replication_group_without_failover(
     aws: AwsContext, control_id: str, account: str, region: str, n: int
 ) -> Seeded:
     """A primary and one replica, with automatic failover off."""
     group = aws.client("elasticache", account, region).create_replication_group(
-        ReplicationGroupId=f"asr-seed-{n}-{uuid.uuid4().hex[:6]}",
+        ReplicationGroupId=_name(n),
         ReplicationGroupDescription="seeded: no automatic failover",
         Engine="redis",
         CacheNodeType="cache.t3.micro",
