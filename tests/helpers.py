@@ -131,3 +131,18 @@ def make_finding(n: int, **overrides: Any) -> dict[str, Any]:
     }
     finding.update(overrides)
     return finding
+
+
+def assert_extracted_id(control: str, resource_arn: str, expected: str | None) -> None:
+    """The id the control's playbook takes from a finding's resource ARN; None: refused."""
+    import pytest
+
+    from asr.local import MEMBER_ACCOUNT
+    from asr.playbooks import registry
+
+    playbook = registry().playbooks[control]
+    if expected is None:
+        with pytest.raises(ValueError, match="does not match"):
+            playbook.extract_resource_id(resource_arn, MEMBER_ACCOUNT)
+    else:
+        assert playbook.extract_resource_id(resource_arn, MEMBER_ACCOUNT) == expected

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from helpers import assert_extracted_id
 from test_fixes_data import assert_permissions_cover_served_calls, parameters_sent
 
 from asr import local
@@ -377,9 +378,4 @@ def test_a_stack_that_takes_no_update_now_is_refused(status: str, hint: str) -> 
     ],
 )
 def test_the_stack_id_is_the_finding_resource_arn(resource_arn: str, stack_id: str | None) -> None:
-    playbook = registry().playbooks["CloudFormation.1"]
-    if stack_id is None:
-        with pytest.raises(ValueError, match="does not match"):
-            playbook.extract_resource_id(resource_arn, MEMBER_ACCOUNT)
-    else:
-        assert playbook.extract_resource_id(resource_arn, MEMBER_ACCOUNT) == stack_id
+    assert_extracted_id("CloudFormation.1", resource_arn, stack_id)

@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
+from helpers import assert_extracted_id
 from test_fixes_data import assert_permissions_cover_served_calls, parameters_sent
 
 from asr import local
@@ -307,12 +308,7 @@ def test_an_update_cloudfront_refuses_fails_with_its_reason() -> None:
     ],
 )
 def test_the_distribution_id_is_taken_from_its_arn(resource_arn: str, distribution_id: str | None) -> None:
-    playbook = registry().playbooks["CloudFront.1"]
-    if distribution_id is None:
-        with pytest.raises(ValueError, match="does not match"):
-            playbook.extract_resource_id(resource_arn, MEMBER_ACCOUNT)
-    else:
-        assert playbook.extract_resource_id(resource_arn, MEMBER_ACCOUNT) == distribution_id
+    assert_extracted_id("CloudFront.1", resource_arn, distribution_id)
 
 
 def test_the_playbook_waits_for_a_person() -> None:

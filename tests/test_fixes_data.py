@@ -34,9 +34,10 @@ def fix(aws: Any, control: str, resource_arn: str) -> tuple[Result, Clients]:
 
 @contextmanager
 def parameters_sent(client: Any, operation: str) -> Iterator[list[dict[str, Any]]]:
-    """The parameters of every ``operation`` call the client makes inside the block."""
+    """The parameters of every ``operation`` call the client makes inside the block. (Events
+    are named by the hyphenated service id, ``elastic-load-balancing-v2`` for elbv2.)"""
     sent: list[dict[str, Any]] = []
-    event = f"provide-client-params.{client.meta.service_model.endpoint_prefix}.{operation}"
+    event = f"provide-client-params.{client.meta.service_model.service_id.hyphenize()}.{operation}"
 
     def capture(params: dict[str, Any], **_: Any) -> None:
         sent.append(dict(params))

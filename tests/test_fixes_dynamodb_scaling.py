@@ -7,6 +7,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from helpers import assert_extracted_id
 from test_fixes_data import parameters_sent
 
 import asr.actions
@@ -375,9 +376,4 @@ def test_the_seeded_table_is_fixed_with_the_playbook_defaults(aws: Any) -> None:
     ],
 )
 def test_the_table_name_is_taken_from_its_arn(resource_arn: str, name: str | None) -> None:
-    playbook = registry().playbooks["DynamoDB.1"]
-    if name is None:
-        with pytest.raises(ValueError, match="does not match"):
-            playbook.extract_resource_id(resource_arn, MEMBER_ACCOUNT)
-    else:
-        assert playbook.extract_resource_id(resource_arn, MEMBER_ACCOUNT) == name
+    assert_extracted_id("DynamoDB.1", resource_arn, name)

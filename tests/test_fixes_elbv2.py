@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from test_fixes_data import parameters_sent
 
 from asr import local
 from asr.actions.elbv2 import REDIRECT
@@ -37,24 +36,6 @@ def assert_permissions_cover_served_calls() -> None:
         f"elasticloadbalancing:{c['action']}" for c in local.served_requests() if c["service"] == "elbv2"
     }
     assert served and served <= set(action.permissions)
-
-
-@contextmanager
-def parameters_sent(client: Any, operation: str) -> Iterator[list[dict[str, Any]]]:
-    """The parameters of every ``operation`` call the client makes inside the block. (Its
-    events are named by service id, elastic-load-balancing-v2, not by endpoint prefix as
-    test_fixes_data's helper names them.)"""
-    sent: list[dict[str, Any]] = []
-    event = f"provide-client-params.{client.meta.service_model.service_id.hyphenize()}.{operation}"
-
-    def capture(params: dict[str, Any], **_: Any) -> None:
-        sent.append(dict(params))
-
-    client.meta.events.register(event, capture)
-    try:
-        yield sent
-    finally:
-        client.meta.events.unregister(event, capture)
 
 
 def writes_served() -> list[str]:

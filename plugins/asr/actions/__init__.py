@@ -135,6 +135,12 @@ def role_name_parameter(default: str) -> dict[str, Any]:
     return {"type": "string", "pattern": r"^[\w+=,.@-]{1,64}$", "default": default}
 
 
+def topic_name_parameter(default: str) -> dict[str, Any]:
+    """The JSON schema of a ``topic_name`` parameter: a standard SNS topic a fix makes or uses
+    (AWS services do not publish to FIFO topics, whose names end ``.fifo``)."""
+    return {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,256}$", "default": default}
+
+
 def aws_policy_arn(iam: Any, name: str) -> str:
     """The ARN of the AWS managed policy ``name`` (``service-role/...`` or a plain name) in the
     partition of this IAM client."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from asr.actions import Action, register
+from asr.actions import Action, register, topic_name_parameter
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -152,12 +152,7 @@ class NotifyStackEvents(Action):
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            # A standard topic's name: a FIFO topic takes only messages with a group id.
-            "topic_name": {
-                "type": "string",
-                "pattern": r"^[A-Za-z0-9_-]{1,256}$",
-                "default": "asr-cloudformation-events",
-            },
+            "topic_name": topic_name_parameter("asr-cloudformation-events"),
             "wait_seconds": {"type": "integer", "minimum": 0, "maximum": 3600, "default": 300},
         },
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from asr.actions import Action, register
+from asr.actions import Action, register, topic_name_parameter
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -269,11 +269,7 @@ class EnsureCisAlarm(Action):
         "required": ["event"],
         "properties": {
             "event": {"enum": sorted(CIS_FILTERS)},
-            "topic_name": {
-                "type": "string",
-                "pattern": r"^[A-Za-z0-9_-]{1,256}$",
-                "default": "asr-security-alarms",
-            },
+            "topic_name": topic_name_parameter("asr-security-alarms"),
             "kms_key_id": {"type": "string", "minLength": 1},
             "subscribers": {
                 "type": "array",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from asr.actions import Action, register
+from asr.actions import Action, register, topic_name_parameter
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -933,12 +933,7 @@ class EnableEventNotifications(Action):
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            # A standard topic: S3 does not notify FIFO topics (names ending .fifo).
-            "topic_name": {
-                "type": "string",
-                "pattern": r"^[A-Za-z0-9_-]{1,256}$",
-                "default": "asr-s3-event-notifications",
-            },
+            "topic_name": topic_name_parameter("asr-s3-event-notifications"),
             "event_types": {
                 "type": "array",
                 "items": {"enum": list(S3_EVENT_TYPES)},
