@@ -48,6 +48,11 @@ IAM_NAME = {
     # API Gateway's management actions are named by HTTP method, not by operation.
     ("apigateway", "GetStage"): "apigateway:GET",
     ("apigateway", "UpdateStage"): "apigateway:PATCH",
+    ("apigateway", "GetAccount"): "apigateway:GET",
+    ("apigateway", "UpdateAccount"): "apigateway:PATCH",
+    ("apigatewayv2", "GetApi"): "apigateway:GET",
+    ("apigatewayv2", "GetStage"): "apigateway:GET",
+    ("apigatewayv2", "UpdateStage"): "apigateway:PATCH",
 }
 # Services whose IAM prefix is not the name their requests are signed with.
 IAM_PREFIX = {"monitoring": "cloudwatch"}
@@ -256,6 +261,8 @@ def test_no_role_can_be_written_or_passed_beyond_the_playbooks_own(project: Play
                     "AWSSupportAccess",
                     "AmazonSSMManagedInstanceCore",
                     "service-role/AmazonRDSEnhancedMonitoringRole",
+                    "service-role/AmazonSNSRole",
+                    "service-role/AmazonAPIGatewayPushToCloudWatchLogs",
                 )
             }, statement
 

@@ -146,6 +146,16 @@ def _service_linked(service: str, *more: str) -> Scope:
     )
 
 
+def _service_role(policy: str, service: str) -> tuple[Scope, ...]:
+    """A fix's own role for an AWS service (``actions.managed_policy_role``): the role its
+    playbook names, given only this AWS managed policy, and passed only to that service."""
+    return (
+        Scope(("iam:GetRole", "iam:CreateRole", "iam:ListAttachedRolePolicies"), _named_role),
+        Scope(("iam:AttachRolePolicy",), _named_role, {"ArnEquals": {"iam:PolicyARN": _aws_policy(policy)}}),
+        Scope(("iam:PassRole",), _named_role, _passed_to(service)),
+    )
+
+
 # Keyed by action name; every permission listed must be one the action declares (tested).
 SCOPES: dict[str, tuple[Scope, ...]] = {
     "ec2.enable-vpc-flow-logs": (
@@ -189,15 +199,13 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
     # Application Auto Scaling makes AWSServiceRoleForApplicationAutoScaling_DynamoDBTable at
     # the first registration of a table.
     "dynamodb.enable-auto-scaling": (_service_linked("dynamodb.application-autoscaling.amazonaws.com"),),
-    "rds.enable-enhanced-monitoring": (
-        Scope(("iam:GetRole", "iam:CreateRole", "iam:ListAttachedRolePolicies"), _named_role),
-        Scope(
-            ("iam:AttachRolePolicy",),
-            _named_role,
-            {"ArnEquals": {"iam:PolicyARN": _aws_policy("service-role/AmazonRDSEnhancedMonitoringRole")}},
-        ),
-        Scope(("iam:PassRole",), _named_role, _passed_to("monitoring.rds.amazonaws.com")),
+    "rds.enable-enhanced-monitoring": _service_role(
+        "service-role/AmazonRDSEnhancedMonitoringRole", "monitoring.rds.amazonaws.com"
     ),
+    "apigateway.enable-execution-logging": _service_role(
+        "service-role/AmazonAPIGatewayPushToCloudWatchLogs", "apigateway.amazonaws.com"
+    ),
+    "sns.enable-delivery-status-logging": _service_role("service-role/AmazonSNSRole", "sns.amazonaws.com"),
 }
 
 

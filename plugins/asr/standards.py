@@ -31,6 +31,7 @@ SAME_IDS = {"aws-foundational-security-best-practices/v/1.0.0", "nist-800-53/v/5
 # (``Compliance.SecurityControlParameters[].Name``). A playbook may map only these, so a
 # misspelt name fails its load instead of never matching a finding.
 CONTROL_PARAMETERS: dict[str, frozenset[str]] = {
+    "APIGateway.1": frozenset({"loggingLevel"}),
     "CloudWatch.16": frozenset({"minRetentionTime"}),
     "Config.1": frozenset({"includeConfigServiceLinkedRoleCheck"}),
     "ElastiCache.1": frozenset({"snapshotRetentionPeriod"}),

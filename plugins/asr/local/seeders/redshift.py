@@ -14,11 +14,14 @@ COMPLIANT: dict[str, Any] = {
     "AllowVersionUpgrade": True,
     "AutomatedSnapshotRetentionPeriod": 7,
 }
+# A new cluster does not log; the clusters of the other controls are made to (Redshift.4).
+LOGGING: dict[str, Any] = {"LogDestinationType": "cloudwatch", "LogExports": ["connectionlog", "userlog"]}
 # control -> (the setting that breaks it, the control's severity)
 SETTINGS: dict[str, tuple[dict[str, Any], str]] = {
     "Redshift.1": ({"PubliclyAccessible": True}, "CRITICAL"),
     # A day is valid for every node type, and below the control's default minimum of 7.
     "Redshift.3": ({"AutomatedSnapshotRetentionPeriod": 1}, "MEDIUM"),
+    "Redshift.4": ({}, "MEDIUM"),  # audit logging left off, as a new cluster has it
     "Redshift.6": ({"AllowVersionUpgrade": False}, "MEDIUM"),
 }
 
@@ -36,6 +39,8 @@ def misconfigured_cluster(aws: AwsContext, control_id: str, account: str, region
         MasterUserPassword="Seed-password-1",
         **{**COMPLIANT, **settings},
     )
+    if control_id != "Redshift.4":
+        redshift.enable_logging(ClusterIdentifier=name, **LOGGING)
     # moto's CreateCluster answers without ClusterNamespaceArn; the finding names the cluster ARN.
     arn = f"arn:{redshift.meta.partition}:redshift:{region}:{account}:cluster:{name}"
     return Seeded(control_id, account, region, "AwsRedshiftCluster", arn, severity)
