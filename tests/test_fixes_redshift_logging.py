@@ -10,6 +10,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from test_fixes_data import assert_permissions_cover_served_calls, parameters_sent
+from test_fixes_redshift import ARN, REGION, make_cluster
 
 from asr import local
 from asr.actions import ActionError
@@ -19,8 +20,6 @@ from asr.local.seed import seed_one
 from asr.playbooks import registry
 from asr.remediate import Result, Status, remediate_resource
 
-REGION = "us-east-1"
-ARN = f"arn:aws:redshift:{REGION}:{MEMBER_ACCOUNT}:cluster"
 OFF = {"LoggingEnabled": False, "LogDestinationType": None}
 TO_CLOUDWATCH = {"LogDestinationType": "cloudwatch", "LogExports": ["connectionlog", "userlog"]}
 
@@ -32,17 +31,6 @@ def fix(aws: Any, resource_arn: str, **params: Any) -> Result:
     return remediate_resource(
         playbook.build_action(params), Clients(aws, MEMBER_ACCOUNT, REGION), resource_id
     )
-
-
-def make_cluster(clients: Clients, name: str) -> str:
-    clients.redshift.create_cluster(
-        ClusterIdentifier=name,
-        ClusterType="single-node",
-        NodeType="ra3.large",
-        MasterUsername="admin",
-        MasterUserPassword="Test-password-1",
-    )
-    return f"{ARN}:{name}"
 
 
 def logging_of(clients: Clients, name: str) -> dict[str, Any]:
