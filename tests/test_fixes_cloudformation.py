@@ -85,7 +85,6 @@ def test_fix_sends_the_stack_back_as_it_is_with_the_topic(aws: Any) -> None:
         {
             "StackName": stack_id,
             "UsePreviousTemplate": True,
-            "DisableRollback": False,
             "Parameters": [
                 {"ParameterKey": "Stage", "UsePreviousValue": True},
                 {"ParameterKey": "Owner", "UsePreviousValue": True},
@@ -117,6 +116,19 @@ def test_role_and_capabilities_are_kept(aws: Any) -> None:
         capabilities,
         [TOPIC],
     )
+
+
+def test_a_template_with_a_transform_is_updated_with_expansion_acknowledged(aws: Any) -> None:
+    """A stack SAM deployed (through a change set) has no CAPABILITY_AUTO_EXPAND recorded, and
+    a direct update of its template must acknowledge it."""
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    template = {**json.loads(TEMPLATE), "Transform": "AWS::Serverless-2016-10-31"}
+    stack_id = str(
+        clients.cloudformation.create_stack(StackName="sam-app", TemplateBody=json.dumps(template))["StackId"]
+    )
+    with parameters_sent(clients.cloudformation, "UpdateStack") as sent:
+        assert fix(aws, stack_id).status == Status.REMEDIATED
+    assert [call["Capabilities"] for call in sent] == [["CAPABILITY_AUTO_EXPAND"]]
 
 
 def test_a_stack_that_notifies_any_topic_is_left_alone(aws: Any) -> None:
@@ -214,7 +226,8 @@ def expect_update(
     """The apply's own read, the topic made, and UpdateStack sent the stack as it is (``update``)."""
     cloudformation.add_response("describe_stacks", stack(), {"StackName": STACK_ID})
     sns.add_response("create_topic", {"TopicArn": TOPIC}, {"Name": "asr-cloudformation-events"})
-    sent = update or {"StackName": STACK_ID, "UsePreviousTemplate": True, "DisableRollback": False}
+    cloudformation.add_response("get_template_summary", {"DeclaredTransforms": []}, {"StackName": STACK_ID})
+    sent = update or {"StackName": STACK_ID, "UsePreviousTemplate": True}
     if error:
         cloudformation.add_client_error(
             "update_stack", "ValidationError", error, expected_params={**sent, "NotificationARNs": [TOPIC]}
@@ -225,7 +238,9 @@ def expect_update(
         )
 
 
-def test_the_rollback_choice_and_every_parameter_go_back_as_read() -> None:
+def test_every_parameter_goes_back_as_read_and_a_failed_update_rolls_back() -> None:
+    """Parameters and capabilities as the stack has them, plus expanding its transforms; the
+    stack's DisableRollback (its creation's choice) does not stop this update rolling back."""
     clients, cloudformation, sns = stubbed()
     fields = {
         "Parameters": [
@@ -241,17 +256,19 @@ def test_the_rollback_choice_and_every_parameter_go_back_as_read() -> None:
     cloudformation.add_response("describe_stacks", stack(**fields))
     sns.add_response("create_topic", {"TopicArn": TOPIC})
     cloudformation.add_response(
+        "get_template_summary", {"DeclaredTransforms": ["AWS::Serverless-2016-10-31"]}
+    )
+    cloudformation.add_response(
         "update_stack",
         {"StackId": STACK_ID},
         {
             "StackName": STACK_ID,
             "UsePreviousTemplate": True,
-            "DisableRollback": True,
             "Parameters": [
                 {"ParameterKey": "Stage", "UsePreviousValue": True},
                 {"ParameterKey": "AmiId", "UsePreviousValue": True},
             ],
-            "Capabilities": ["CAPABILITY_NAMED_IAM"],
+            "Capabilities": ["CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
             "RetainExceptOnCreate": True,
             "NotificationARNs": [TOPIC],
         },

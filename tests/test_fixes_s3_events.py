@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from test_fixes_data import assert_permissions_cover_served_calls, parameters_sent
 
 from asr import actions, local
+from asr.actions import s3 as s3_actions
 from asr.actions.s3 import (
     NOTIFICATION_ID,
     S3_EVENT_TYPES,
@@ -239,30 +240,52 @@ def test_the_event_types_are_the_ones_s3_knows() -> None:
     assert sorted(S3_EVENT_TYPES) == sorted(model.shape_for("Event").enum)
 
 
-def test_s3_refusing_a_destination_fails_the_fix_with_its_reason(aws: Any) -> None:
-    """S3 tests every destination before it takes a configuration; a queue that no longer
-    accepts its messages fails the put, and nothing changes."""
-    clients, bucket = seeded_bucket(aws)
+def _refused_by_s3(clients: Clients, bucket: str, times: int) -> tuple[Result, list[int]]:
+    """The fix, while S3 refuses the first ``times`` puts as it does a destination that does
+    not accept its test message; and how many puts were tried."""
+    tries: list[int] = []
 
     def refuse(**_: Any) -> None:
-        raise ClientError(
-            {
-                "Error": {
-                    "Code": "InvalidArgument",
-                    "Message": "Unable to validate the following destination configurations",
-                }
-            },
-            "PutBucketNotificationConfiguration",
-        )
+        tries.append(1)
+        if len(tries) <= times:
+            raise ClientError(
+                {"Error": {"Code": "InvalidArgument", "Message": s3_actions.DESTINATION_REFUSED}},
+                "PutBucketNotificationConfiguration",
+            )
 
     clients.s3.meta.events.register("before-call.s3.PutBucketNotificationConfiguration", refuse)
     try:
-        result = fix(clients, bucket)
+        return fix(clients, bucket), tries
     finally:
         clients.s3.meta.events.unregister("before-call.s3.PutBucketNotificationConfiguration", refuse)
+
+
+def test_s3_refusing_a_destination_fails_the_fix_with_its_reason(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 tests every destination before it takes a configuration; a queue that no longer
+    accepts its messages fails the put, and nothing changes. With the topic there already,
+    at once; with a topic made just now, after S3 had time to see it."""
+    monkeypatch.setattr(actions, "ROLE_PROPAGATION_DELAYS", (0.0, 0.0))
+    clients, bucket = seeded_bucket(aws)
+    result, tries = _refused_by_s3(clients, bucket, times=99)
     assert result.status == Status.FAILED
-    assert result.message == "InvalidArgument: Unable to validate the following destination configurations"
+    assert result.message == f"InvalidArgument: {s3_actions.DESTINATION_REFUSED}"
     assert configuration(clients, bucket) == {}
+    assert len(tries) == 3, "a topic made just now is waited for"
+
+    monkeypatch.setattr(s3_actions, "_TOPICS_WRITTEN", {})  # the topic made long ago, by another task
+    result, tries = _refused_by_s3(clients, bucket, times=99)
+    assert result.status == Status.FAILED and len(tries) == 1
+
+
+def test_a_topic_made_just_now_is_waited_for(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3 may not yet see a topic or policy written moments ago: the put is tried again."""
+    monkeypatch.setattr(actions, "ROLE_PROPAGATION_DELAYS", (0.0, 0.0))
+    clients, bucket = seeded_bucket(aws)
+    result, tries = _refused_by_s3(clients, bucket, times=1)
+    assert result.status == Status.REMEDIATED, result.message
+    assert len(tries) == 2
 
 
 def test_missing_bucket_fails_with_the_aws_reason(aws: Any) -> None:

@@ -36,7 +36,13 @@ UNSTABLE_HINTS = {
     ),
     "UPDATE_FAILED": "an update failed with rollback disabled: roll it back or update it yourself first",
     "DELETE_COMPLETE": "it was deleted",
+    "REVIEW_IN_PROGRESS": (
+        "a change set made it and was never executed: execute or delete that change set first"
+    ),
 }
+# What a direct update of a template with transforms (SAM, AWS::Include, macros) must
+# acknowledge, though a stack deployed through change sets has it not recorded.
+AUTO_EXPAND = "CAPABILITY_AUTO_EXPAND"
 # The states an update ends in when it succeeded (old resources may still be being cleaned up).
 UPDATED = ("UPDATE_COMPLETE", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")
 NO_UPDATES = "No updates are to be performed"
@@ -81,23 +87,23 @@ def refuse_unupdatable(stack: dict[str, Any]) -> None:
     raise ValueError(f"stack {stack['StackName']} is {status}, which takes no update: {hint}. Not changed")
 
 
-def as_it_is(stack: dict[str, Any]) -> dict[str, Any]:
-    """UpdateStack's arguments for the stack as it is: its template, every parameter's value,
-    the capabilities it was deployed with (never more) and its rollback choice, which an
-    update resets to its default when left out."""
-    arguments: dict[str, Any] = {
-        "StackName": stack["StackId"],
-        "UsePreviousTemplate": True,
-        "DisableRollback": bool(stack.get("DisableRollback")),
-    }
+def as_it_is(stack: dict[str, Any], transforms: list[str]) -> dict[str, Any]:
+    """UpdateStack's arguments for the stack as it is: its template, every parameter's value
+    and the capabilities it was deployed with, plus expanding its ``transforms`` (a stack
+    deployed through change sets, as SAM does, has that one not recorded). Rollback on
+    failure is left at its default, on: the stack's ``DisableRollback`` is its creation's."""
+    arguments: dict[str, Any] = {"StackName": stack["StackId"], "UsePreviousTemplate": True}
     parameters = [
         {"ParameterKey": parameter["ParameterKey"], "UsePreviousValue": True}
         for parameter in stack.get("Parameters") or []
     ]
     if parameters:
         arguments["Parameters"] = parameters
-    if stack.get("Capabilities"):
-        arguments["Capabilities"] = list(stack["Capabilities"])
+    capabilities = list(stack.get("Capabilities") or [])
+    if transforms and AUTO_EXPAND not in capabilities:
+        capabilities.append(AUTO_EXPAND)
+    if capabilities:
+        arguments["Capabilities"] = capabilities
     if stack.get("RetainExceptOnCreate"):
         arguments["RetainExceptOnCreate"] = True
     return arguments
@@ -122,8 +128,9 @@ class NotifyStackEvents(Action):
     the same template and parameter values, but SSM parameter types, dynamic references and
     transforms (macros) are resolved anew, and nested stacks are updated with their root, so
     resources can change: the playbook wants an approval. Capabilities are passed back as the
-    stack was deployed with, never more: a template whose transform needs one it was not given
-    answers InsufficientCapabilities. A stack with a service role is updated by that role (no
+    stack was deployed with, plus CAPABILITY_AUTO_EXPAND for a template with transforms (a
+    direct update needs it; change sets, as SAM deploys, do not record it); a failed update
+    rolls back. A stack with a service role is updated by that role (no
     ``iam:PassRole`` needed to keep it). One without acts on its resources with the member
     role's permissions: a notification-only update touches none, and one that must (a value
     resolved anew) fails AccessDenied and rolls back, as a stack policy that forbids it does;
@@ -146,7 +153,12 @@ class NotifyStackEvents(Action):
 
     name = "cloudformation.notify-stack-events"
     service = "cloudformation"
-    permissions = ("cloudformation:DescribeStacks", "cloudformation:UpdateStack", "sns:CreateTopic")
+    permissions = (
+        "cloudformation:DescribeStacks",
+        "cloudformation:GetTemplateSummary",
+        "cloudformation:UpdateStack",
+        "sns:CreateTopic",
+    )
     summary = "made the CloudFormation stack send its events to the SNS topic {topic_name}"
     schema = {
         "type": "object",
@@ -192,8 +204,11 @@ class NotifyStackEvents(Action):
         """Send the stack back as it is with these topics, and wait for the update to end.
         "No updates are to be performed" means the stack has these topics already (someone
         set them since it was read): done if it does, else that error stands."""
+        summary = cloudformation.get_template_summary(StackName=stack["StackId"])
         try:
-            cloudformation.update_stack(**as_it_is(stack), NotificationARNs=topics)
+            cloudformation.update_stack(
+                **as_it_is(stack, summary.get("DeclaredTransforms") or []), NotificationARNs=topics
+            )
         except ClientError as exc:
             if NO_UPDATES not in exc.response.get("Error", {}).get("Message", ""):
                 raise

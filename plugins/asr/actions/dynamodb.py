@@ -161,7 +161,8 @@ class EnableAutoScaling(Action):
     Application Auto Scaling makes its service-linked role
     AWSServiceRoleForApplicationAutoScaling_DynamoDBTable on first use, and checks that the
     caller may itself change the table and its CloudWatch alarms. A rollback removes only the
-    policies and targets the fix made.
+    policies and targets the fix made; the capacity stays where scaling last set it (up to
+    the ceiling), as DynamoDB allows only a few decreases a day: lower it by hand if it grew.
 
         remediation:
           action: dynamodb.enable-auto-scaling

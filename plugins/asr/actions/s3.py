@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 import weakref
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from asr.actions import Action, register, topic_name_parameter
+from asr.actions import NEW_ROLE_AGE, Action, register, topic_name_parameter, with_new_role
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -871,10 +873,18 @@ def s3_publish_statement(topic_arn: str, account: str) -> dict[str, Any]:
     }
 
 
-def ensure_notification_topic(sns: Any, topic_arn: str, account: str) -> None:
+# When this process last made or changed each notification topic (monotonic seconds): S3
+# may not see a topic or policy written moments ago, by this thread or another.
+_TOPICS_WRITTEN: dict[str, float] = {}
+# S3's answer when a destination does not (yet) accept its test message.
+DESTINATION_REFUSED = "Unable to validate the following destination configurations"
+
+
+def ensure_notification_topic(sns: Any, topic_arn: str, account: str) -> bool:
     """The topic, made when missing with only the statement that lets S3 publish; an
     existing one gets that statement (replacing one of the same Sid) beside its others.
-    Every step converges, so fix threads and tasks doing it at once end with the same topic."""
+    Every step converges, so fix threads and tasks doing it at once end with the same topic.
+    Whether this process made or changed it lately, so that S3 may not see it yet."""
     statement = s3_publish_statement(topic_arn, account)
     try:
         policy_text = sns.get_topic_attributes(TopicArn=topic_arn)["Attributes"].get("Policy")
@@ -883,14 +893,21 @@ def ensure_notification_topic(sns: Any, topic_arn: str, account: str) -> None:
             raise
         policy = {"Version": POLICY_VERSION, "Statement": [statement]}
         sns.create_topic(Name=topic_arn.rsplit(":", 1)[1], Attributes={"Policy": json.dumps(policy)})
-        return
+        _TOPICS_WRITTEN[topic_arn] = time.monotonic()
+        return True
     policy = json.loads(policy_text) if policy_text else {"Version": POLICY_VERSION}
     statements = _statements(policy)
-    if statement in statements:
-        return
-    kept = [s for s in statements if s.get("Sid") != S3_PUBLISH_SID]
-    document = {**policy, "Statement": [*kept, statement]}
-    sns.set_topic_attributes(TopicArn=topic_arn, AttributeName="Policy", AttributeValue=json.dumps(document))
+    if statement not in statements:
+        kept = [s for s in statements if s.get("Sid") != S3_PUBLISH_SID]
+        document = json.dumps({**policy, "Statement": [*kept, statement]})
+        sns.set_topic_attributes(TopicArn=topic_arn, AttributeName="Policy", AttributeValue=document)
+        _TOPICS_WRITTEN[topic_arn] = time.monotonic()
+    written = _TOPICS_WRITTEN.get(topic_arn)
+    return written is not None and time.monotonic() - written < NEW_ROLE_AGE.total_seconds()
+
+
+def _destination_unready(exc: Exception) -> bool:
+    return isinstance(exc, ClientError) and DESTINATION_REFUSED in str(exc)
 
 
 @register
@@ -986,9 +1003,18 @@ class EnableEventNotifications(Action):
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         # S3 playbooks are global: the batch's clients may be of another Region than the bucket.
-        ensure_notification_topic(clients.in_region(state["Region"]).sns, state["TopicArn"], state["Account"])
-        clients.s3.put_bucket_notification_configuration(
-            Bucket=resource_id, NotificationConfiguration=plan["NotificationConfiguration"]
+        sns = clients.in_region(state["Region"]).sns
+        fresh = ensure_notification_topic(sns, state["TopicArn"], state["Account"])
+        # S3 sends each destination a test message first: one made lately may refuse it for a
+        # while, and is asked again as a new role is; any other refusal fails the fix at once.
+        with_new_role(
+            partial(
+                clients.s3.put_bucket_notification_configuration,
+                Bucket=resource_id,
+                NotificationConfiguration=plan["NotificationConfiguration"],
+            ),
+            fresh,
+            _destination_unready,
         )
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:

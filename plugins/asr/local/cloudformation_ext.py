@@ -10,12 +10,15 @@ up among the values given when the stack was made, failing for one that took its
 Here a change of topics counts as an update; UpdateStack sets the topics when given and keeps
 them when not, keeps the role, takes a previous value from the stack's resolved parameters,
 and DescribeStacks answers the capabilities the stack's last operation acknowledged.
+GetTemplateSummary answers the template's transforms (``DeclaredTransforms``), which moto
+leaves out.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from moto.cloudformation import responses
 from moto.cloudformation.models import CloudFormationBackend, Stack
 from moto.cloudformation.responses import CloudFormationResponse
 from moto.core.responses import ActionResult
@@ -75,7 +78,19 @@ def backend_update_stack(
     return _moto_backend_update_stack(self, name, template, role_arn or stack.role_arn, given, tags)
 
 
+_moto_template_summary = responses.get_template_summary_response_from_template
+
+
+def template_summary(template_body: str) -> dict[str, Any]:
+    """moto's summary, with the template's transforms as ``DeclaredTransforms`` (moto has none)."""
+    summary = _moto_template_summary(template_body)
+    transform = summary.get("Transform") or []
+    summary["DeclaredTransforms"] = [transform] if isinstance(transform, str) else list(transform)
+    return summary
+
+
 def install() -> None:
+    responses.get_template_summary_response_from_template = template_summary
     CloudFormationResponse.create_stack = create_stack  # type: ignore[method-assign]
     CloudFormationResponse.update_stack = update_stack  # type: ignore[method-assign]
     CloudFormationResponse._validate_different_update = validate_different_update  # type: ignore[method-assign]
