@@ -233,3 +233,20 @@ def test_a_change_slow_to_show_is_read_again_until_it_may_have_propagated(
     result = remediate_resource(action, clients, queue)
     assert result.status == expected, result.message
     assert len(read_backs) == 1 + reads and slept == [1.0, 2.0][: reads - 1]
+
+
+def test_answered_knows_a_service_s_refusal_by_code_and_words() -> None:
+    """How each fix recognises "I cannot use that role (yet)": the code, and words of the
+    message in any case; anything else is not it, so it fails at once instead of waiting."""
+    from asr.actions import answered
+
+    def error(code: str, message: str) -> ClientError:
+        return ClientError({"Error": {"Code": code, "Message": message}}, "SetTopicAttributes")
+
+    sns = answered("InvalidParameter", saying="is not a valid role to allow SNS")
+    assert sns(error("InvalidParameter", "Role x IS NOT A VALID ROLE TO ALLOW SNS to write"))
+    assert not sns(error("InvalidParameter", "Invalid parameter: Attributes Reason: bad rate"))
+    assert not sns(error("AuthorizationError", "x is not a valid role to allow SNS"))
+    assert not sns(ValueError("is not a valid role to allow SNS"))
+    either = answered(("InvalidParameterValue", "InvalidParameterCombination"))
+    assert either(error("InvalidParameterCombination", "")) and not either(error("Throttling", ""))

@@ -255,19 +255,16 @@ class ControlApproval(ApprovalOperator):
         from asr.tasks import run_context
 
         settings, store, _ = run_context(context)
-        forget_decision(store, self._batches(context))
+        batches = self._batches(context)
+        forget_decision(store, batches)
         if is_dry_run(store, context["params"]):
             log.info("Dry run: nothing will change, so no approval is asked for")
-            return self._batches(context)
+            return batches
         if settings.auto_approves(self.playbook):
             log.info("%s is auto-approved (ASR_AUTO_APPROVE)", self.playbook)
-            return self._batches(context)
+            return batches
         playbook = registry().playbooks[self.playbook]
-        records = [
-            row
-            for batch in self._batches(context)
-            for row in store.read_lines(f"batches/{batch['batch_id']}.jsonl")
-        ]
+        records = [row for batch in batches for row in store.read_lines(f"batches/{batch['batch_id']}.jsonl")]
         self.subject = subject(playbook, records)
         self.body = body(playbook, records)
         same_request(store, self.task_id, self.subject, self.body, records)

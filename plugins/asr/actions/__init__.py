@@ -130,6 +130,36 @@ def with_new_role(call: Callable[[], T], fresh: bool, unready: Callable[[Excepti
     return call()
 
 
+def answered(codes: str | tuple[str, ...], saying: str = "") -> Callable[[Exception], bool]:
+    """A test of an exception: AWS's error with one of these codes, and a message containing
+    ``saying`` (case ignored) when given. For ``with_new_role``: how a service says it cannot
+    use a role (or topic, or target) made moments ago."""
+    wanted = (codes,) if isinstance(codes, str) else codes
+
+    def test(exc: Exception) -> bool:
+        from botocore.exceptions import ClientError  # not at import: DAG files import this module
+
+        if not isinstance(exc, ClientError):
+            return False
+        error = exc.response.get("Error", {})
+        return error.get("Code") in wanted and saying.lower() in str(error.get("Message", "")).lower()
+
+    return test
+
+
+def service_trust(principal: str, account: str | None = None) -> dict[str, Any]:
+    """The trust policy of a role that only this AWS service may assume; with ``account``, only
+    while it acts for that account (``aws:SourceAccount``: no confused deputy)."""
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"Service": principal},
+        "Action": "sts:AssumeRole",
+    }
+    if account:
+        statement["Condition"] = {"StringEquals": {"aws:SourceAccount": account}}
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
 def role_name_parameter(default: str) -> dict[str, Any]:
     """The JSON schema of a ``role_name`` parameter: the name of a role a fix makes or uses."""
     return {"type": "string", "pattern": r"^[\w+=,.@-]{1,64}$", "default": default}

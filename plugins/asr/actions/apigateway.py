@@ -6,9 +6,15 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from asr.actions import Action, managed_policy_role, register, role_name_parameter, with_new_role
+from asr.actions import (
+    Action,
+    answered,
+    managed_policy_role,
+    register,
+    role_name_parameter,
+    service_trust,
+    with_new_role,
+)
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -102,12 +108,6 @@ LOGGING_LEVELS = ["ERROR", "INFO"]
 OFF = "OFF"
 STAGE_WIDE = "*/*"
 CLOUDWATCH_POLICY = "service-role/AmazonAPIGatewayPushToCloudWatchLogs"
-CLOUDWATCH_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"}, "Action": "sts:AssumeRole"}
-    ],
-}
 
 
 def _rest_levels(clients: Clients, resource_id: str) -> tuple[str, dict[str, str]]:
@@ -177,15 +177,6 @@ def _change_levels(clients: Clients, resource_id: str, now: dict[str, Any], want
         return
     write = _set_rest_levels if _is_rest(resource_id) else _set_websocket_levels
     write(clients, resource_id, stage, overrides)
-
-
-def _role_not_usable_yet(exc: Exception) -> bool:
-    """API Gateway's answer while a role (or its policy) IAM made just now has not reached it."""
-    return (
-        isinstance(exc, ClientError)
-        and exc.response.get("Error", {}).get("Code") == "BadRequestException"
-        and "role ARN does not have required permissions" in str(exc)
-    )
 
 
 @register
@@ -274,7 +265,7 @@ class EnableExecutionLogging(Action):
         role, fresh = managed_policy_role(
             clients.iam,
             self.params["role_name"],
-            CLOUDWATCH_TRUST,
+            service_trust("apigateway.amazonaws.com"),
             CLOUDWATCH_POLICY,
             "Lets API Gateway write execution and access logs to CloudWatch Logs (made by ASR)",
         )
@@ -282,5 +273,5 @@ class EnableExecutionLogging(Action):
         with_new_role(
             lambda: clients.apigateway.update_account(patchOperations=[operation]),
             fresh,
-            _role_not_usable_yet,
+            answered("BadRequestException", saying="role ARN does not have required permissions"),
         )

@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from asr.actions import Action, grant_name, made_lately, register, role_name_parameter, with_new_role
+from asr.actions import (
+    Action,
+    answered,
+    grant_name,
+    made_lately,
+    register,
+    role_name_parameter,
+    service_trust,
+    with_new_role,
+)
 from asr.actions.cloudwatch import RETENTION_DAYS
 from asr.actions.s3 import bucket_region, ensure_log_bucket
 
@@ -441,20 +450,6 @@ class EnableLogFileValidation(Action):
         clients.cloudtrail.update_trail(Name=resource_id, EnableLogFileValidation=False)
 
 
-def _logs_role_trust(account: str) -> dict[str, Any]:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "cloudtrail.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account}},
-            }
-        ],
-    }
-
-
 def _ensure_logs_role(iam: Any, role_name: str, account: str) -> tuple[str, bool]:
     """The role's ARN, and whether it was made lately (and may not be usable yet)."""
     try:
@@ -465,7 +460,7 @@ def _ensure_logs_role(iam: Any, role_name: str, account: str) -> tuple[str, bool
     try:
         role = iam.create_role(
             RoleName=role_name,
-            AssumeRolePolicyDocument=json.dumps(_logs_role_trust(account)),
+            AssumeRolePolicyDocument=json.dumps(service_trust("cloudtrail.amazonaws.com", account)),
             Description="Lets CloudTrail deliver trail events to CloudWatch Logs (created by ASR)",
         )["Role"]
     except iam.exceptions.EntityAlreadyExistsException:  # a fix of another trail made it meanwhile
@@ -569,7 +564,7 @@ class SendTrailToCloudWatchLogs(Action):
                 Name=resource_id, CloudWatchLogsLogGroupArn=group_arn, CloudWatchLogsRoleArn=role_arn
             ),
             fresh,
-            lambda exc: isinstance(exc, ClientError) and _code(exc) == ROLE_NOT_USABLE,
+            answered(ROLE_NOT_USABLE),
         )
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:

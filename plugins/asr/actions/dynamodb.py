@@ -5,9 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from asr.actions import Action, register, with_new_role
+from asr.actions import Action, answered, register, with_new_role
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -127,13 +125,6 @@ def _track(autoscaling: Any, key: str, target: float) -> None:
             "TargetValue": target,
             "PredefinedMetricSpecification": {"PredefinedMetricType": _metric(key)},
         },
-    )
-
-
-def _not_registered_yet(exc: Exception) -> bool:
-    return (
-        isinstance(exc, ClientError)
-        and exc.response.get("Error", {}).get("Code") == "ObjectNotFoundException"
     )
 
 
@@ -297,7 +288,7 @@ class EnableAutoScaling(Action):
         for key, wanted in plan.items():
             # A target registered just now may not be found at once: waited for as a new role is.
             track = partial(_track, autoscaling, key, wanted["Policies"][_policy_name(key)])
-            with_new_role(track, registered, _not_registered_yet)
+            with_new_role(track, registered, answered("ObjectNotFoundException"))
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         """Delete the policies the fix added and deregister the targets it registered, reading

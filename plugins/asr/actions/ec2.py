@@ -17,6 +17,7 @@ from asr.actions import (
     made_lately,
     register,
     role_name_parameter,
+    service_trust,
     with_new_role,
 )
 
@@ -362,21 +363,6 @@ def _share_with_everyone(clients: Clients, snapshot_ids: list[str], operation: s
         raise errors[0]
 
 
-def _flow_logs_trust(account: str) -> dict[str, Any]:
-    """Only the flow-logs service, acting for this account, may assume the delivery role."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account}},
-            }
-        ],
-    }
-
-
 def _flow_logs_policy(partition: str, account: str, log_group: str) -> dict[str, Any]:
     """What delivery to CloudWatch Logs needs: write streams of the one log group (any region)."""
     return {
@@ -508,7 +494,7 @@ class EnableVpcFlowLogs(Action):
             role = iam.get_role(RoleName=role_name)["Role"]
         except iam.exceptions.NoSuchEntityException:
             fresh = True
-            trust = json.dumps(_flow_logs_trust(account))
+            trust = json.dumps(service_trust("vpc-flow-logs.amazonaws.com", account))
             try:
                 role = iam.create_role(
                     RoleName=role_name,

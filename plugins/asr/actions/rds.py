@@ -5,9 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from botocore.exceptions import ClientError
-
-from asr.actions import Action, managed_policy_role, register, role_name_parameter, with_new_role
+from asr.actions import (
+    Action,
+    answered,
+    managed_policy_role,
+    register,
+    role_name_parameter,
+    service_trust,
+    with_new_role,
+)
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -323,32 +329,8 @@ MONITORING_POLICY = "service-role/AmazonRDSEnhancedMonitoringRole"
 INTERVALS = [1, 5, 10, 15, 30, 60]
 
 
-def _monitoring_trust(account: str) -> dict[str, Any]:
-    """Only Enhanced Monitoring, acting for this account's instances, may assume the role."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": MONITORING_PRINCIPAL},
-                "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account}},
-            }
-        ],
-    }
-
-
 # The codes RDS answers a monitoring role it cannot use (yet) with.
 ROLE_REFUSALS = ("InvalidParameterValue", "InvalidParameterCombination")
-
-
-def _role_not_usable_yet(exc: Exception) -> bool:
-    """RDS's answer while a role (or its policy) IAM made just now has not reached it."""
-    return (
-        isinstance(exc, ClientError)
-        and exc.response.get("Error", {}).get("Code") in ROLE_REFUSALS
-        and "ENHANCED_MONITORING" in str(exc)
-    )
 
 
 @register
@@ -414,7 +396,7 @@ class EnableEnhancedMonitoring(Action):
         role, fresh = managed_policy_role(
             clients.iam,
             self.params["role_name"],
-            _monitoring_trust(clients.account_id),
+            service_trust(MONITORING_PRINCIPAL, clients.account_id),
             MONITORING_POLICY,
             "Lets RDS Enhanced Monitoring send OS metrics to CloudWatch Logs (made by ASR)",
         )
@@ -423,7 +405,7 @@ class EnableEnhancedMonitoring(Action):
                 clients.rds, resource_id, **plan, MonitoringRoleArn=role["Arn"], ApplyImmediately=False
             ),
             fresh,
-            _role_not_usable_yet,
+            answered(ROLE_REFUSALS, saying="ENHANCED_MONITORING"),
         )
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:

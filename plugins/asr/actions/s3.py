@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from asr.actions import NEW_ROLE_AGE, Action, register, topic_name_parameter, with_new_role
+from asr.actions import NEW_ROLE_AGE, Action, answered, register, topic_name_parameter, with_new_role
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -906,10 +906,6 @@ def ensure_notification_topic(sns: Any, topic_arn: str, account: str) -> bool:
     return written is not None and time.monotonic() - written < NEW_ROLE_AGE.total_seconds()
 
 
-def _destination_unready(exc: Exception) -> bool:
-    return isinstance(exc, ClientError) and DESTINATION_REFUSED in str(exc)
-
-
 @register
 class EnableEventNotifications(Action):
     """Send a bucket's events to the account's SNS topic for S3 events in the bucket's Region.
@@ -1014,7 +1010,7 @@ class EnableEventNotifications(Action):
                 NotificationConfiguration=plan["NotificationConfiguration"],
             ),
             fresh,
-            _destination_unready,
+            answered("InvalidArgument", saying=DESTINATION_REFUSED),
         )
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from asr.actions import Action, managed_policy_role, register, role_name_parameter, with_new_role
+from asr.actions import (
+    Action,
+    answered,
+    managed_policy_role,
+    register,
+    role_name_parameter,
+    service_trust,
+    with_new_role,
+)
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -75,14 +81,6 @@ def _names(protocol: str) -> tuple[str, str, str]:
         f"{protocol}SuccessFeedbackRoleArn",
         f"{protocol}FailureFeedbackRoleArn",
         f"{protocol}SuccessFeedbackSampleRate",
-    )
-
-
-def _role_not_usable_yet(exc: Exception) -> bool:
-    return (
-        isinstance(exc, ClientError)
-        and exc.response.get("Error", {}).get("Code") == "InvalidParameter"
-        and ROLE_REFUSAL in str(exc)
     )
 
 
@@ -159,12 +157,7 @@ class EnableDeliveryStatusLogging(Action):
         role, fresh = managed_policy_role(
             clients.iam,
             self.params["role_name"],
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {"Effect": "Allow", "Principal": {"Service": SNS_PRINCIPAL}, "Action": "sts:AssumeRole"}
-                ],
-            },
+            service_trust(SNS_PRINCIPAL),
             LOGGING_POLICY,
             "Lets SNS log the delivery status of topics' messages to CloudWatch Logs (made by ASR)",
         )
@@ -177,7 +170,7 @@ class EnableDeliveryStatusLogging(Action):
             for name, value in values.items():
                 _set(clients, resource_id, name, value)
 
-        with_new_role(set_all, fresh, _role_not_usable_yet)
+        with_new_role(set_all, fresh, answered("InvalidParameter", saying=ROLE_REFUSAL))
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         """Put back what the fix set (an empty role ARN removes it, a rate goes back to its

@@ -17,6 +17,7 @@ from asr.actions import (
     managed_policy_role,
     register,
     role_name_parameter,
+    service_trust,
     with_new_role,
 )
 
@@ -287,18 +288,12 @@ class EnableInstanceManagement(BulkRead):
         EC2 refuses a profile IAM made moments ago (whoever made it): that is tried again."""
         iam, name = clients.iam, self.params["role_name"]
         partition = iam.meta.partition
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": _ec2_principal(partition)},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
         _, fresh = managed_policy_role(
-            iam, name, trust, CORE_POLICY, "Lets Systems Manager manage EC2 instances (made by ASR for SSM.1)"
+            iam,
+            name,
+            service_trust(_ec2_principal(partition)),
+            CORE_POLICY,
+            "Lets Systems Manager manage EC2 instances (made by ASR for SSM.1)",
         )
         try:
             profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
