@@ -17,7 +17,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag
 
-from asr import notify, pipeline, rollback
+from asr import notify, pipeline, tasks
 
 DAG_ID = "asr_rollback"
 
@@ -47,7 +47,7 @@ DAG_ID = "asr_rollback"
     },
 )
 def asr_rollback() -> None:
-    rollback.revert_run()
+    tasks.revert_run()
 
 
 asr_rollback()

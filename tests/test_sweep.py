@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,24 @@ def test_every_dag_imports_cleanly(airflow_db: None) -> None:
     assert "asr_sweep" in bag.dag_ids
     for dag_id in bag.dag_ids:
         assert bag.dags[dag_id].doc_md, f"{dag_id} has no doc_md"
+
+
+@pytest.mark.parametrize("dag_file", sorted(p.name for p in DAGS.glob("*.py")))
+def test_parsing_a_dag_file_imports_no_aws_sdk(airflow_db: None, dag_file: str) -> None:
+    """DAG files are parsed often, in processes of their own: boto3 and the library's steps
+    are imported by the tasks that use them, not by the DAG files."""
+    probe = (
+        "import sys\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={str(DAGS / dag_file)!r})\n"
+        "assert not bag.import_errors, bag.import_errors\n"
+        "heavy = ('boto3', 'botocore.client', 'asr.aws', 'asr.rollback')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
 
 
 def test_sweep_has_one_task_group_per_playbook(airflow_db: None) -> None:

@@ -20,8 +20,6 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from airflow.sdk import get_current_context, task
-
 from asr import actions
 from asr.audit import (
     FIX,
@@ -361,16 +359,14 @@ def write_report(
     return text
 
 
-# --- the task asr_rollback runs
+# --- what asr_rollback's task does (``tasks.revert_run``)
 
 
-@task
-def revert_run() -> dict[str, int]:
+def revert_chosen_run(context: Any) -> dict[str, int]:
     """Revert the chosen run's recorded changes, write the rollback report; fail if any revert failed."""
     from asr.tasks import aws_context, run_context
 
-    settings, store, _ = run_context()
-    context = get_current_context()
+    settings, store, _ = run_context(context)
     params = context["params"]
     origin = Origin.from_context(context, "rollback")
     journal, run = find_journal(settings.audit_root, params["run"], settings.aws_conn_id, origin)

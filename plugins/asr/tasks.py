@@ -317,6 +317,15 @@ def fail_if_unfinished(
         )
 
 
+@task
+def revert_run() -> dict[str, int]:
+    """Revert the chosen run's recorded changes (asr_rollback), write the rollback report;
+    fail if any revert failed."""
+    from asr import rollback
+
+    return rollback.revert_chosen_run(get_current_context())
+
+
 @task(trigger_rule=TriggerRule.ONE_FAILED)
 def watcher() -> None:
     """Fail the run when any task failed, even though write-back and report still ran."""
