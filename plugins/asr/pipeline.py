@@ -4,10 +4,10 @@ A DAG file picks how findings come in (a sweep, a person's selection, events) an
 hands the ingest task here: plan (which also picks the playbooks with work) -> one task
 group per playbook with work (a mapped fix task over its batches, which a disruptive
 playbook's approval hands on once a person approves) -> write back -> report, with a
-watcher that fails the run if any task failed. Write-back and report run whatever happened before them, and
-fail too when it did not finish (``sweep.unfinished``), so that clearing the run's failed
-tasks reruns them. A task process of one playbook's group builds that group alone
-(``task_group_to_run``).
+watcher that fails the run if any task failed. Write-back and report run whatever
+happened before them, and fail too when it did not finish (``sweep.unfinished``), so that
+clearing the run's failed tasks reruns them. A task process of one playbook's group builds
+that group alone (``task_group_to_run``).
 """
 
 from __future__ import annotations
