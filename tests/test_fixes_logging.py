@@ -411,6 +411,41 @@ def test_cloudwatch_logs_delivery_takes_the_role_another_fix_just_created(aws, c
     assert trail(clients, arn)["CloudWatchLogsRoleArn"] == clients.iam.get_role(RoleName=role)["Role"]["Arn"]
 
 
+def test_cloudwatch_logs_delivery_waits_for_a_role_made_lately(aws, clients: Clients, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """CloudTrail answers a role IAM made moments ago as if it were wrong
+    (InvalidCloudWatchLogsRoleArnException): asked again, whichever fix made the role. Another
+    refusal, or an old role's, stands."""
+    import datetime
+
+    import asr.actions
+
+    monkeypatch.setattr(asr.actions, "ROLE_PROPAGATION_DELAYS", (0.0, 0.0))
+    refusals: list[dict[str, str]] = []
+    calls: list[str] = []
+
+    def refuse(**_: Any) -> Any:
+        calls.append("UpdateTrail")
+        if refusals:
+            return type("Refused", (), {"status_code": 400})(), {"Error": refusals.pop(0)}
+        return None
+
+    clients.cloudtrail.meta.events.register("before-call.cloudtrail.UpdateTrail", refuse)
+    unready = {"Code": "InvalidCloudWatchLogsRoleArnException", "Message": "Access denied. Verify the role."}
+
+    def fixed(name: str, result_wanted: Status, calls_wanted: int, *refused: dict[str, str]) -> None:
+        calls.clear()
+        refusals[:] = list(refused)
+        result = fix(clients, "CloudTrail.5", make_trail(clients, name))
+        assert (result.status, len(calls)) == (result_wanted, calls_wanted), result.message
+
+    fixed("made", Status.REMEDIATED, 2, unready)  # made the role: refused once, then taken
+    fixed("found", Status.REMEDIATED, 3, unready, unready)  # found the role, made moments ago
+    group = {"Code": "InvalidCloudWatchLogsLogGroupArnException", "Message": "bad group"}
+    fixed("group", Status.FAILED, 1, group)  # not the role's propagation
+    monkeypatch.setattr(asr.actions, "NEW_ROLE_AGE", datetime.timedelta(0))
+    fixed("old", Status.FAILED, 1, unready)  # an old role's refusal stands
+
+
 def test_trail_fixes_report_a_missing_trail(clients: Clients) -> None:
     missing = f"arn:aws:cloudtrail:{REGION}:{MEMBER_ACCOUNT}:trail/gone"
     for control in ("CloudTrail.2", "CloudTrail.4", "CloudTrail.5"):
@@ -733,6 +768,31 @@ def test_a_cis_alarm_nobody_would_hear_is_not_made_and_the_failure_says_what_to_
     # Someone subscribes to the topic the fix made; the next sweep makes the filter and alarm.
     clients.sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="oncall@example.com")
     assert fix(clients, "CloudWatch.4", MEMBER_ACCOUNT).status == Status.REMEDIATED
+    assert alarms_and_filters(clients, group)[0] == {"asr-iam-policy-changes": [topic]}
+
+
+def test_an_email_awaiting_confirmation_is_named_and_not_subscribed_again(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    """SNS answers an email subscription "pending confirmation": the fix fails naming the
+    address, and once its owner confirms, the next sweep makes the alarm without mailing again."""
+    group = events_trail(aws, REGION)
+
+    def pending(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["SubscriptionArn"] = "pending confirmation"
+
+    clients.sns.meta.events.register("after-call.sns.Subscribe", pending)
+    result = fix(clients, "CloudWatch.4", MEMBER_ACCOUNT, subscribers=[SECOPS])
+    assert result.status == Status.FAILED
+    assert "no confirmed subscriber (secops@example.com not confirmed yet)" in result.message
+    assert alarms_and_filters(clients, group) == ({}, {})
+
+    # Confirmed meanwhile (the stand-in lists the subscription with its ARN).
+    results: list[Result] = []
+    writes = writes_during(
+        lambda: results.append(fix(clients, "CloudWatch.4", MEMBER_ACCOUNT, subscribers=[SECOPS]))
+    )
+    assert results[0].status == Status.REMEDIATED, results[0].message
+    assert "sns.Subscribe" not in writes
+    topic = f"arn:aws:sns:{REGION}:{MEMBER_ACCOUNT}:asr-security-alarms"
     assert alarms_and_filters(clients, group)[0] == {"asr-iam-policy-changes": [topic]}
 
 
