@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from asr import local
 from asr.aws import Clients
 from asr.findings import parse_finding
 from asr.local import MEMBER_ACCOUNT
@@ -504,6 +505,29 @@ def test_a_group_with_no_load_balancer_or_on_elb_checks_is_left_alone(clients: C
     for name in (alone, on_elb):
         assert fix(clients, "AutoScaling.1", name).status == Status.ALREADY_COMPLIANT, name
     assert health_checks(clients, alone) == ("EC2", 0)
+
+
+def test_groups_are_read_fifty_a_call(clients: Clients) -> None:
+    """Auto Scaling describes at most 50 groups by name a call (the stand-in refuses more, as
+    AWS does): 60 groups take two reads, not one refused read and then one per group."""
+    names = [f"web-{n}" for n in range(60)]
+    clients.ec2.create_launch_template(
+        LaunchTemplateName="web", LaunchTemplateData={"ImageId": "ami-03cf127a"}
+    )
+    for name in names:
+        clients.autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=name,
+            LaunchTemplate={"LaunchTemplateName": "web"},
+            MinSize=0,
+            MaxSize=1,
+            AvailabilityZones=[f"{REGION}a"],
+            LoadBalancerNames=["web"],
+        )
+    action = registry().playbooks["AutoScaling.1"].build_action()
+    local.served_requests(clear=True)
+    states = action.read_many(clients, names)
+    assert [c["action"] for c in local.served_requests()] == ["DescribeAutoScalingGroups"] * 2
+    assert sorted(states) == sorted(names) and all(isinstance(s, dict) for s in states.values())
 
 
 def test_target_groups_count_as_a_load_balancer() -> None:

@@ -46,7 +46,7 @@ class UseLoadBalancerHealthChecks(BulkRead):
         },
     }
     summary = "added the load balancer's health checks (ELB) to the Auto Scaling group"
-    bulk_size = 100
+    bulk_size = 50  # DescribeAutoScalingGroups takes at most 50 names
 
     def describe(self, clients: Clients, resource_ids: list[str]) -> list[dict[str, Any]]:
         pages = clients.autoscaling.get_paginator("describe_auto_scaling_groups").paginate(
