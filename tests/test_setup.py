@@ -58,7 +58,7 @@ def received(aws: Any, queue_url: str) -> list[dict[str, Any]]:
 def arrived_finding_ids(aws: Any, result: SetupResult, *events: dict[str, Any]) -> set[str]:
     """The findings of these events that reached the queue. An automatic NEW finding is put
     last and must arrive too: a test that nothing else arrived then proves the path works."""
-    sentinel = hub_events.imported_event([a_finding("S3.1", n=999)], ADMIN, REGION)
+    sentinel = hub_events.imported_event([a_finding("S3.9", n=999)], ADMIN, REGION)
     hub_events.put_events(client(aws, "events"), [*events, sentinel])
     arrived = {f["Id"] for e in received(aws, result.queue_url) for f in e["detail"]["findings"]}
     assert sentinel["resources"][0] in arrived
@@ -72,8 +72,8 @@ def installed(aws: Any) -> SetupResult:
 
 def test_auto_remediate_controls_come_from_the_playbooks() -> None:
     controls = auto_remediate_controls()
-    assert {"EC2.7", "IAM.7", "IAM.14", "S3.1"} <= set(controls)  # IAM.14 is one of IAM.7's also_fixes
-    assert "EC2.13" not in controls and "EC2.14" not in controls
+    assert {"EC2.7", "IAM.7", "IAM.14", "S3.9"} <= set(controls)  # IAM.14 is one of IAM.7's also_fixes
+    assert not {"EC2.13", "EC2.14", "S3.1"} & set(controls)  # disruptive: never unattended
 
 
 def test_setup_creates_the_action_queues_rules_and_targets(aws: Any, installed: SetupResult) -> None:
@@ -222,8 +222,8 @@ def test_the_imported_rule_follows_the_accounts_and_exclusions() -> None:
     assert "AwsAccountId" not in imported_pattern(["EC2.7"])["detail"]["findings"]
     organization = Settings(accounts=(ADMIN,), accounts_from_organization=True)
     assert automatic_scope(organization)["accounts"] == ()
-    scope = automatic_scope(Settings(exclude_controls=("EC2.7", "S3.1")))
-    assert not {"EC2.7", "S3.1"} & set(scope["controls"]) and "CloudTrail.1" in scope["controls"]
+    scope = automatic_scope(Settings(exclude_controls=("EC2.7", "S3.9")))
+    assert not {"EC2.7", "S3.9"} & set(scope["controls"]) and "CloudTrail.1" in scope["controls"]
     assert set(scope["controls"]) < set(auto_remediate_controls())
 
 
