@@ -135,6 +135,32 @@ def test_password_policy_keeps_stricter_settings(aws) -> None:
     assert policy["PasswordReusePrevention"] == 24
 
 
+@pytest.mark.parametrize("age", [None, 180])
+def test_password_policy_under_hard_expiry_never_shortens_the_age(aws, age: int | None) -> None:
+    """Under hard expiry an expired password waits for an administrator: a new or shorter
+    maximum age would lock out everyone with an older password at once. Refused, unchanged;
+    a policy whose age is short enough already is raised as usual."""
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    iam = clients.iam
+    iam.update_account_password_policy(
+        MinimumPasswordLength=8, HardExpiry=True, **({"MaxPasswordAge": age} if age else {})
+    )
+    before = iam.get_account_password_policy()["PasswordPolicy"]
+    action = registry().playbooks["IAM.7"].build_action()
+    result = remediate_resource(action, clients, MEMBER_ACCOUNT)
+    assert result.status == Status.FAILED
+    now = f"{age} days" if age else "none"
+    assert (
+        f"hard expiry on: a maximum password age of 90 days (now {now}) would at once lock" in result.message
+    )
+    assert iam.get_account_password_policy()["PasswordPolicy"] == before
+
+    iam.update_account_password_policy(MinimumPasswordLength=8, HardExpiry=True, MaxPasswordAge=60)
+    assert remediate_resource(action, clients, MEMBER_ACCOUNT).status == Status.REMEDIATED
+    policy = iam.get_account_password_policy()["PasswordPolicy"]
+    assert (policy["MinimumPasswordLength"], policy["MaxPasswordAge"], policy["HardExpiry"]) == (14, 60, True)
+
+
 def test_public_admin_ingress_keeps_narrow_ranges(aws) -> None:
     _, _, action, client, group_id = seeded_target(aws, "EC2.13")
     remediate_resource(action, client, group_id)

@@ -46,7 +46,8 @@ class SetPasswordPolicy(Action):
     """Raise the account password policy to the baseline, keeping any stricter setting.
 
     UpdateAccountPasswordPolicy replaces the whole policy, so the settings the baseline
-    does not tighten are carried over from the current policy.
+    does not tighten are carried over from the current policy. Under hard expiry a new or
+    shorter maximum password age is refused (it would lock people out; see ``plan``).
 
         remediation:
           action: iam.set-password-policy
@@ -82,12 +83,28 @@ class SetPasswordPolicy(Action):
         # those alone is no policy, and reverting to it deletes the policy.
         return {k: v for k, v in policy.items() if k in SETTABLE and not _unset(v)}
 
-    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+    def _raised(self, state: dict[str, Any]) -> dict[str, Any]:
         return {
             field: self.params[param]
             for param, (field, kind) in POLICY_FIELDS.items()
             if _weaker(kind, state.get(field), self.params[param])
         }
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The settings to raise; refused where a shorter password age would lock people out:
+        under hard expiry an expired password can only be reset by an administrator, and a
+        new maximum age expires every older password at once."""
+        plan = self._raised(state)
+        if state.get("HardExpiry") and "MaxPasswordAge" in plan:
+            now = state.get("MaxPasswordAge")
+            raise ValueError(
+                f"the password policy has hard expiry on: a maximum password age of "
+                f"{plan['MaxPasswordAge']} days (now {f'{now} days' if now else 'none'}) would at once "
+                "lock every IAM user whose console password is older out of the console until an "
+                "administrator resets it; lower the age yourself once those users have changed their "
+                "passwords (or turn hard expiry off), and the next run raises the rest"
+            )
+        return plan
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         clients.iam.update_account_password_policy(**{**state, **plan})
@@ -97,7 +114,7 @@ class SetPasswordPolicy(Action):
         now: a setting someone changed since (a hard expiry, say) stays. No policy at all
         again when there was none and nothing else has been set since."""
         now = self.read(clients, resource_id)
-        raised = self.plan(before)
+        raised = self._raised(before)
         policy = {k: v for k, v in now.items() if k not in raised} | {
             k: before[k] for k in raised if k in before
         }
