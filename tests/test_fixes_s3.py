@@ -143,6 +143,27 @@ def test_tls_deny_limited_to_some_objects_does_not_count(aws) -> None:
     assert sids(policy_of(clients, bucket)) == ["OnlyReports", TLS_SID]
 
 
+@pytest.mark.parametrize(
+    "website",
+    [
+        {"IndexDocument": {"Suffix": "index.html"}},
+        {"RedirectAllRequestsTo": {"HostName": "example.com", "Protocol": "https"}},
+    ],
+)
+def test_a_website_bucket_is_refused_and_left_as_it_is(aws, website: dict[str, Any]) -> None:
+    """A website endpoint speaks plain HTTP only: a TLS-only Deny would take the site, or the
+    redirect, down."""
+    clients, bucket = seeded_bucket(aws, "S3.5")
+    clients.s3.put_bucket_website(Bucket=bucket, WebsiteConfiguration=website)
+    before = policy_of(clients, bucket)
+    result = fix(clients, "S3.5", bucket)
+    assert result.status == Status.FAILED
+    assert (
+        "configured as a static website, which S3's website endpoint serves over plain HTTP" in result.message
+    )
+    assert policy_of(clients, bucket) == before
+
+
 # --- S3.6: no sensitive actions for other accounts
 
 

@@ -583,7 +583,7 @@ def names(calls: list[Call]) -> set[str]:
 
 
 def test_asr_setup_needs_nothing_beyond_the_admin_policies(aws: AwsContext, api_calls: list[Call]) -> None:
-    setup(aws, "us-east-1", auto_controls=["S3.1"])
+    setup(aws, "us-east-1", auto_controls=["S3.9"])
     setup(aws, "us-east-1", auto_controls=[])  # a second run updates, then removes a rule
     policies = iam_policy.admin_policies("ASRMemberRole")
     allowed = granted({k: policies[k] for k in ("ASRAdministrator", "ASRAdministratorSetup")})

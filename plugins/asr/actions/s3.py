@@ -415,7 +415,8 @@ class DenyInsecureTransport(Action):
     """Add a bucket-policy statement that refuses every request not made over TLS.
 
     The bucket's other statements stay as they are; a bucket without a policy gets one with
-    only this statement.
+    only this statement. A bucket with a website configuration is refused: S3's website
+    endpoints answer plain HTTP only, so the Deny would take the site (or its redirect) down.
 
         remediation:
           action: s3.deny-insecure-transport
@@ -423,20 +424,33 @@ class DenyInsecureTransport(Action):
 
     name = "s3.deny-insecure-transport"
     service = "s3"
-    permissions = ("s3:GetBucketPolicy", "s3:PutBucketPolicy")
+    permissions = ("s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:GetBucketWebsite")
     summary = "added a bucket-policy statement denying requests without TLS (aws:SecureTransport false)"
     revert_permissions = ("s3:DeleteBucketPolicy",)
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         arns = _bucket_arns(clients.s3.meta.partition, resource_id)
         policy = _read_policy(clients.s3, resource_id)
-        return {
-            "DeniesInsecureTransport": any(_denies_insecure_transport(s, arns) for s in _statements(policy)),
-            "Resources": arns,
-        }
+        denies = any(_denies_insecure_transport(s, arns) for s in _statements(policy))
+        state = {"DeniesInsecureTransport": denies, "Resources": arns}
+        if not denies:  # only a bucket about to be fixed needs the extra read
+            website = _unless_missing(
+                clients.s3.get_bucket_website, "NoSuchWebsiteConfiguration", Bucket=resource_id
+            )
+            state["Website"] = website is not None
+        return state
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
-        return {} if state["DeniesInsecureTransport"] else {"DeniesInsecureTransport": True}
+        if state["DeniesInsecureTransport"]:
+            return {}
+        if state.get("Website"):
+            raise ValueError(
+                "the bucket is configured as a static website, which S3's website endpoint serves over "
+                "plain HTTP only: denying requests without TLS would take the site (or its redirect) "
+                "down; serve it through CloudFront from the bucket's REST endpoint and remove the "
+                "website configuration, or exclude the bucket"
+            )
+        return {"DeniesInsecureTransport": True}
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         put_statements(clients.s3, resource_id, tls_only_statement(state["Resources"]))
