@@ -353,6 +353,59 @@ def test_imdsv2_keeps_the_other_metadata_options(aws, clients: Clients) -> None:
     assert instance["MetadataOptions"]["HttpEndpoint"] == "enabled"
 
 
+def imdsv1_used(clients: Clients, instance_id: str, calls: int, days_ago: float) -> None:
+    """What EC2 would have published: ``calls`` IMDSv1 calls the instance answered then."""
+    import datetime
+
+    clients.cloudwatch.put_metric_data(
+        Namespace="AWS/EC2",
+        MetricData=[
+            {
+                "MetricName": "MetadataNoToken",
+                "Dimensions": [{"Name": "InstanceId", "Value": instance_id}],
+                "Timestamp": datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=days_ago),
+                "Value": calls,
+            }
+        ],
+    )
+
+
+def test_imdsv2_is_not_required_of_an_instance_still_answering_imdsv1(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    """AWS's advice before requiring IMDSv2: see that nothing still uses IMDSv1. Calls in the
+    last 14 days refuse the fix, naming them; older ones, or a check turned off, do not. The
+    counts of many instances are one read, and a read-back reads no metric."""
+    busy, long_ago, quiet = (
+        registry()
+        .for_control("EC2.8")
+        .extract_resource_id(seed_one(aws, "EC2.8", MEMBER_ACCOUNT, REGION, n).resource_id, MEMBER_ACCOUNT)
+        for n in range(3)
+    )
+    imdsv1_used(clients, busy, 30, days_ago=2)
+    imdsv1_used(clients, busy, 7, days_ago=9)
+    imdsv1_used(clients, long_ago, 12, days_ago=20)
+
+    action = registry().playbooks["EC2.8"].build_action()
+    local.served_requests(clear=True)
+    states = action.read_many(clients, [busy, long_ago, quiet])
+    served = [c["action"] for c in local.served_requests()]
+    assert served == ["DescribeInstances", "GetMetricData"]
+    assert {i: s["Imdsv1Calls"] for i, s in states.items()} == {busy: 37, long_ago: 0, quiet: 0}
+
+    result = fix(clients, "EC2.8", busy)
+    assert result.status == Status.FAILED
+    assert (
+        "answered 37 IMDSv1 metadata calls in the last 14 days (CloudWatch metric MetadataNoToken)"
+        in result.message
+    )
+    instance = clients.ec2.describe_instances(InstanceIds=[busy])["Reservations"][0]["Instances"][0]
+    assert instance["MetadataOptions"]["HttpTokens"] == "optional"
+
+    local.served_requests(clear=True)
+    assert fix(clients, "EC2.8", long_ago).status == Status.REMEDIATED
+    assert [c["action"] for c in local.served_requests()].count("GetMetricData") == 1, "not on the read-back"
+    assert fix(clients, "EC2.8", busy, imdsv1_quiet_days=0).status == Status.REMEDIATED
+
+
 @pytest.mark.parametrize(
     ("control", "missing", "code"),
     [

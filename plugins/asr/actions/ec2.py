@@ -5,6 +5,7 @@ gateways that accept shared attachments by themselves."""
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -513,22 +514,70 @@ class EnableVpcFlowLogs(Action):
         return str(role["Arn"]), fresh or made_lately(role)
 
 
+# Queries a GetMetricData call may carry.
+METRIC_QUERIES_PER_CALL = 500
+
+
+def imdsv1_calls(cloudwatch: Any, instance_ids: list[str], days: int) -> dict[str, int]:
+    """How many IMDSv1 calls each instance answered in the last ``days`` days: EC2 counts
+    them in the free metric ``MetadataNoToken``, read here 500 instances a call."""
+    end = datetime.datetime.now(datetime.UTC).replace(second=0, microsecond=0)
+    start = end - datetime.timedelta(days=days)
+    counts = dict.fromkeys(instance_ids, 0)
+    for first in range(0, len(instance_ids), METRIC_QUERIES_PER_CALL):
+        chunk = instance_ids[first : first + METRIC_QUERIES_PER_CALL]
+        queries = [
+            {
+                "Id": f"i{n}",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": "AWS/EC2",
+                        "MetricName": "MetadataNoToken",
+                        "Dimensions": [{"Name": "InstanceId", "Value": instance_id}],
+                    },
+                    "Period": 86400,
+                    "Stat": "Sum",
+                },
+            }
+            for n, instance_id in enumerate(chunk)
+        ]
+        pages = cloudwatch.get_paginator("get_metric_data").paginate(
+            MetricDataQueries=queries, StartTime=start, EndTime=end
+        )
+        for page in pages:
+            for result in page["MetricDataResults"]:
+                counts[chunk[int(result["Id"][1:])]] += int(sum(result.get("Values", [])))
+    return counts
+
+
 @register
 class RequireImdsv2(BulkRead):
     """Require session tokens (IMDSv2) for an instance's metadata service.
 
     IMDSv1 answers plain GETs, so an SSRF flaw in an application can read the instance
     role's credentials. Only ``HttpTokens`` changes; the endpoint, hop limit and tags
-    settings stay. Software on the instance that still uses IMDSv1 loses metadata access.
+    settings stay. Software on the instance that still uses IMDSv1 would lose metadata
+    access, the role's credentials included: so an instance that answered IMDSv1 calls in
+    the last ``imdsv1_quiet_days`` (EC2's metric ``MetadataNoToken``, as AWS advises before
+    requiring IMDSv2) is refused with the count; 0 days skips that check.
 
         remediation:
           action: ec2.require-imdsv2
+          parameters: {imdsv1_quiet_days: 14}
     """
 
     name = "ec2.require-imdsv2"
     service = "ec2"
-    permissions = ("ec2:DescribeInstances", "ec2:ModifyInstanceMetadataOptions")
+    permissions = ("ec2:DescribeInstances", "ec2:ModifyInstanceMetadataOptions", "cloudwatch:GetMetricData")
     summary = "required IMDSv2 (HttpTokens=required) on the instance"
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            # CloudWatch keeps hourly data for 455 days.
+            "imdsv1_quiet_days": {"type": "integer", "minimum": 0, "maximum": 455, "default": 14}
+        },
+    }
 
     def describe(self, clients: Clients, resource_ids: list[str]) -> list[dict[str, Any]]:
         pages = clients.ec2.get_paginator("describe_instances").paginate(InstanceIds=resource_ids)
@@ -540,8 +589,36 @@ class RequireImdsv2(BulkRead):
     def state_of(self, instance: dict[str, Any]) -> dict[str, Any]:
         return {"HttpTokens": instance.get("MetadataOptions", {}).get("HttpTokens")}
 
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        state = super().read(clients, resource_id)
+        self._count_imdsv1_calls(clients, {resource_id: state})
+        return state
+
+    def read_many(self, clients: Clients, resource_ids: list[str]) -> dict[str, dict[str, Any] | Exception]:
+        states = super().read_many(clients, resource_ids)
+        self._count_imdsv1_calls(clients, {i: s for i, s in states.items() if isinstance(s, dict)})
+        return states
+
+    def _count_imdsv1_calls(self, clients: Clients, states: dict[str, dict[str, Any]]) -> None:
+        """Add the IMDSv1 call count to the states of instances still to fix (not to a read-back)."""
+        to_fix = [i for i, state in states.items() if state["HttpTokens"] != "required"]
+        if to_fix and self.params["imdsv1_quiet_days"]:
+            counts = imdsv1_calls(clients.cloudwatch, to_fix, self.params["imdsv1_quiet_days"])
+            for instance_id in to_fix:
+                states[instance_id]["Imdsv1Calls"] = counts[instance_id]
+
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
-        return {} if state["HttpTokens"] == "required" else {"HttpTokens": "required"}
+        if state["HttpTokens"] == "required":
+            return {}
+        if state.get("Imdsv1Calls"):
+            days = self.params["imdsv1_quiet_days"]
+            raise ValueError(
+                f"the instance answered {state['Imdsv1Calls']} IMDSv1 metadata calls in the last {days} "
+                "days (CloudWatch metric MetadataNoToken): requiring IMDSv2 would cut that software off "
+                "the instance metadata, its role's credentials included; update it to IMDSv2 (AWS SDKs "
+                "have used it since 2019), or set imdsv1_quiet_days to 0 in the EC2.8 playbook"
+            )
+        return {"HttpTokens": "required"}
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         clients.ec2.modify_instance_metadata_options(InstanceId=resource_id, HttpTokens="required")
