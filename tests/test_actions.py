@@ -15,7 +15,7 @@ from asr.local import MEMBER_ACCOUNT
 from asr.local.seed import seed_one
 from asr.local.seeders import SEEDERS
 from asr.playbooks import registry
-from asr.remediate import Status, remediate_resource, run_batch
+from asr.remediate import Result, Status, remediate_resource, run_batch
 
 REGION = "us-east-1"
 READ_PREFIXES = ("describe_", "get_", "list_", "batch_get_")
@@ -234,31 +234,48 @@ def test_role_that_cannot_be_assumed_fails_only_its_account(aws, monkeypatch: py
     assert outcomes[MEMBER_ACCOUNT].status == Status.REMEDIATED
 
 
+def fix_read_back_stale(
+    aws: Any, monkeypatch: pytest.MonkeyPatch, control: str, propagation: float | None = None
+) -> tuple[Result, int, list[float]]:
+    """Fix the control's seeded resource while its first two read-backs still show it as it
+    was: the result, how many times it was read back, and the pauses between."""
+    import time
+
+    _, _, action, clients, resource_id = seeded_target(aws, control)
+    stale = action.read(clients, resource_id)
+    answers = [stale, stale]
+    real_read = type(action).read
+
+    def read(self: Any, clients: Clients, resource_id: str) -> dict[str, Any]:
+        reads.append(resource_id)
+        return answers.pop(0) if answers and len(reads) > 1 else real_read(self, clients, resource_id)
+
+    reads: list[str] = []
+    slept: list[float] = []
+    monkeypatch.setattr(type(action), "read", read)
+    if propagation is not None:
+        monkeypatch.setattr(type(action), "propagation_seconds", propagation)
+    monkeypatch.setattr(time, "sleep", slept.append)
+    return remediate_resource(action, clients, resource_id), len(reads) - 1, slept
+
+
 @pytest.mark.parametrize(("propagation", "reads", "expected"), [(60.0, 3, "REMEDIATED"), (0.0, 1, "FAILED")])
 def test_a_change_slow_to_show_is_read_again_until_it_may_have_propagated(
     aws, monkeypatch: pytest.MonkeyPatch, propagation: float, reads: int, expected: str
 ) -> None:
     """SQS takes up to a minute to show a changed attribute: a read-back too soon would call a
     change that was made FAILED (and a rollback would think it never happened)."""
-    import time
-
-    _, _, action, clients, queue = seeded_target(aws, "SQS.1")
-    stale = action.read(clients, queue)
-    answers = [stale, stale]  # the first two read-backs still show the old attributes
-    real_read = type(action).read
-
-    def read(self: Any, clients: Clients, resource_id: str) -> dict[str, Any]:
-        read_backs.append(resource_id)
-        return answers.pop(0) if answers and len(read_backs) > 1 else real_read(self, clients, resource_id)
-
-    read_backs: list[str] = []
-    slept: list[float] = []
-    monkeypatch.setattr(type(action), "read", read)
-    monkeypatch.setattr(type(action), "propagation_seconds", propagation)
-    monkeypatch.setattr(time, "sleep", slept.append)
-    result = remediate_resource(action, clients, queue)
+    result, read_backs, slept = fix_read_back_stale(aws, monkeypatch, "SQS.1", propagation)
     assert result.status == expected, result.message
-    assert len(read_backs) == 1 + reads and slept == [1.0, 2.0][: reads - 1]
+    assert read_backs == reads and slept == [1.0, 2.0][: reads - 1]
+
+
+@pytest.mark.parametrize("control", ["S3.1", "S3.2", "S3.5", "S3.6", "S3.9", "S3.11", "S3.13", "KMS.4"])
+def test_settings_aws_calls_eventually_consistent_are_read_again(aws, monkeypatch, control: str) -> None:  # type: ignore[no-untyped-def]
+    """S3's bucket and account settings and KMS keys are eventually consistent by AWS's docs:
+    a fix whose read-backs still show the old setting for a few seconds is REMEDIATED."""
+    result, read_backs, _ = fix_read_back_stale(aws, monkeypatch, control)
+    assert (result.status, read_backs) == (Status.REMEDIATED, 3), result.message
 
 
 def test_answered_knows_a_service_s_refusal_by_code_and_words() -> None:

@@ -40,6 +40,7 @@ class EnableKeyRotation(Action):
     """
 
     name = "kms.enable-key-rotation"
+    propagation_seconds = 15.0  # KMS is eventually consistent: a read may show the old rotation
     service = "kms"
     permissions = ("kms:DescribeKey", "kms:GetKeyRotationStatus", "kms:EnableKeyRotation")
     summary = "enabled automatic rotation of the KMS key"

@@ -39,6 +39,9 @@ NOT_A_SERVICE = ("BoolIfExists", "aws:principalisawsservice", ["false"])
 SIGNED_NOT_A_SERVICE = ("Bool", "aws:principalisawsservice", ["false"])
 LOG_DELIVERY_SID = "ASRAllowServerAccessLogDelivery"
 TRANSITION_DEFAULT = "TransitionDefaultMinimumObjectSize"
+# S3 documents bucket (and account) settings as eventually consistent: a read-back right
+# after a put may still show the old setting, so it is read again for up to this long.
+BUCKET_SETTINGS_PROPAGATION = 15.0
 # The fix threads of a batch share log buckets: one sets a bucket up at a time, once a task
 # (by the task's S3 client of that account and Region).
 _LOG_BUCKET_LOCK = threading.Lock()
@@ -76,6 +79,8 @@ def _caller(clients: Clients) -> tuple[str, str]:
 
 class _BlockPublicAccess(Action):
     """The same four flags, all turned on; subclasses say where they live."""
+
+    propagation_seconds = BUCKET_SETTINGS_PROPAGATION
 
     def _current(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         raise NotImplementedError
@@ -180,6 +185,8 @@ class EnableDefaultEncryption(Action):
           action: s3.enable-default-encryption
           parameters: {sse_algorithm: "aws:kms", kms_key_id: alias/s3-default}
     """
+
+    propagation_seconds = BUCKET_SETTINGS_PROPAGATION
 
     name = "s3.enable-default-encryption"
     service = "s3"
@@ -422,6 +429,8 @@ class DenyInsecureTransport(Action):
           action: s3.deny-insecure-transport
     """
 
+    propagation_seconds = BUCKET_SETTINGS_PROPAGATION
+
     name = "s3.deny-insecure-transport"
     service = "s3"
     permissions = ("s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:GetBucketWebsite")
@@ -472,6 +481,8 @@ class DenyCrossAccountSensitiveActions(Action):
         remediation:
           action: s3.deny-cross-account-sensitive-actions
     """
+
+    propagation_seconds = BUCKET_SETTINGS_PROPAGATION
 
     name = "s3.deny-cross-account-sensitive-actions"
     service = "s3"
@@ -608,6 +619,8 @@ class EnableServerAccessLogging(Action):
           parameters: {log_bucket: "asr-access-logs-{account}-{region}", target_prefix: "{bucket}/"}
     """
 
+    propagation_seconds = BUCKET_SETTINGS_PROPAGATION
+
     name = "s3.enable-server-access-logging"
     service = "s3"
     permissions = (
@@ -718,6 +731,8 @@ class AddLifecycleTransition(Action):
           action: s3.add-lifecycle-transition
           parameters: {transition_days: 90, storage_class: INTELLIGENT_TIERING}
     """
+
+    propagation_seconds = BUCKET_SETTINGS_PROPAGATION
 
     name = "s3.add-lifecycle-transition"
     service = "s3"
@@ -943,6 +958,8 @@ class EnableEventNotifications(Action):
           action: s3.enable-event-notifications
           parameters: {topic_name: asr-s3-event-notifications, event_types: []}
     """
+
+    propagation_seconds = BUCKET_SETTINGS_PROPAGATION
 
     name = "s3.enable-event-notifications"
     service = "s3"
