@@ -411,10 +411,12 @@ def test_cloudwatch_logs_delivery_takes_the_role_another_fix_just_created(aws, c
     assert trail(clients, arn)["CloudWatchLogsRoleArn"] == clients.iam.get_role(RoleName=role)["Role"]["Arn"]
 
 
-def test_cloudwatch_logs_delivery_waits_for_a_role_made_lately(aws, clients: Clients, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """CloudTrail answers a role IAM made moments ago as if it were wrong
-    (InvalidCloudWatchLogsRoleArnException): asked again, whichever fix made the role. Another
-    refusal, or an old role's, stands."""
+def test_cloudwatch_logs_delivery_waits_for_a_role_or_grant_made_lately(
+    aws, clients: Clients, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """CloudTrail answers "Access denied." while a role IAM made moments ago, or a grant just
+    put on the role, has not reached it (as a wrong role or log group): asked again. Another
+    refusal, or one with the role and grant long in place, stands."""
     import datetime
 
     import asr.actions
@@ -430,20 +432,22 @@ def test_cloudwatch_logs_delivery_waits_for_a_role_made_lately(aws, clients: Cli
         return None
 
     clients.cloudtrail.meta.events.register("before-call.cloudtrail.UpdateTrail", refuse)
-    unready = {"Code": "InvalidCloudWatchLogsRoleArnException", "Message": "Access denied. Verify the role."}
+    role = {"Code": "InvalidCloudWatchLogsRoleArnException", "Message": "Access denied. Verify in IAM."}
+    group = {"Code": "InvalidCloudWatchLogsLogGroupArnException", "Message": "Access denied. Check the role."}
 
-    def fixed(name: str, result_wanted: Status, calls_wanted: int, *refused: dict[str, str]) -> None:
+    def fixed(name: str, wanted: Status, calls_wanted: int, *refused: dict[str, str], **params: Any) -> None:
         calls.clear()
         refusals[:] = list(refused)
-        result = fix(clients, "CloudTrail.5", make_trail(clients, name))
-        assert (result.status, len(calls)) == (result_wanted, calls_wanted), result.message
+        result = fix(clients, "CloudTrail.5", make_trail(clients, name), **params)
+        assert (result.status, len(calls)) == (wanted, calls_wanted), result.message
 
-    fixed("made", Status.REMEDIATED, 2, unready)  # made the role: refused once, then taken
-    fixed("found", Status.REMEDIATED, 3, unready, unready)  # found the role, made moments ago
-    group = {"Code": "InvalidCloudWatchLogsLogGroupArnException", "Message": "bad group"}
-    fixed("group", Status.FAILED, 1, group)  # not the role's propagation
+    fixed("made", Status.REMEDIATED, 2, role)  # made the role: refused once, then taken
+    fixed("found", Status.REMEDIATED, 3, role, group)  # found the role, made moments ago
+    bad = {"Code": "InvalidCloudWatchLogsLogGroupArnException", "Message": "Log group does not exist"}
+    fixed("bad", Status.FAILED, 1, bad)  # not a propagation delay
     monkeypatch.setattr(asr.actions, "NEW_ROLE_AGE", datetime.timedelta(0))
-    fixed("old", Status.FAILED, 1, unready)  # an old role's refusal stands
+    fixed("granted", Status.REMEDIATED, 2, group, log_group_name="shared")  # an old role, a new grant
+    fixed("again", Status.FAILED, 1, group, log_group_name="shared")  # role and grant long in place
 
 
 def test_trail_fixes_report_a_missing_trail(clients: Clients) -> None:

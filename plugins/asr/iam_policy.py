@@ -163,7 +163,7 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
         Scope(("iam:PassRole",), _named_role, _passed_to("vpc-flow-logs.amazonaws.com")),
     ),
     "cloudtrail.send-to-cloudwatch-logs": (
-        Scope(("iam:GetRole", "iam:CreateRole", "iam:PutRolePolicy"), _named_role),
+        Scope(("iam:GetRole", "iam:CreateRole", "iam:GetRolePolicy", "iam:PutRolePolicy"), _named_role),
         Scope(("iam:PassRole",), _named_role, _passed_to("cloudtrail.amazonaws.com")),
     ),
     "iam.create-support-role": (

@@ -44,7 +44,8 @@ BUCKET_TEMPLATE = {
 ALL_MANAGEMENT_EVENTS = {"ReadWriteType": "All", "IncludeManagementEvents": True}
 MANAGEMENT_CATEGORY = {"Field": "eventCategory", "Equals": ["Management"]}
 MAX_EVENT_SELECTORS = 5  # basic event selectors per trail
-ROLE_NOT_USABLE = "InvalidCloudWatchLogsRoleArnException"  # also CloudTrail's answer to a role too new
+# CloudTrail's "Access denied." while a new role, or a grant just put on one, reaches it.
+NOT_USABLE_YET = ("InvalidCloudWatchLogsRoleArnException", "InvalidCloudWatchLogsLogGroupArnException")
 
 
 def _code(exc: ClientError) -> str:
@@ -499,6 +500,7 @@ class SendTrailToCloudWatchLogs(Action):
         "logs:PutRetentionPolicy",
         "iam:GetRole",
         "iam:CreateRole",
+        "iam:GetRolePolicy",
         "iam:PutRolePolicy",
         "iam:PassRole",
     )
@@ -543,28 +545,35 @@ class SendTrailToCloudWatchLogs(Action):
         role_arn, fresh = _ensure_logs_role(clients.iam, self.params["role_name"], account)
         # The group's ARN without the ":*" CloudTrail wants, then its streams.
         streams = f"{group_arn[:-2]}:log-stream:*"
-        clients.iam.put_role_policy(
-            RoleName=self.params["role_name"],
-            PolicyName=grant_name("cloudtrail-to", region, group),
-            PolicyDocument=json.dumps(
+        grant = {
+            "Version": "2012-10-17",
+            "Statement": [
                 {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                            "Resource": streams,
-                        }
-                    ],
+                    "Effect": "Allow",
+                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    "Resource": streams,
                 }
-            ),
+            ],
+        }
+        iam, role_name, policy_name = (
+            clients.iam,
+            self.params["role_name"],
+            grant_name("cloudtrail-to", region, group),
         )
+        try:
+            granted = (
+                iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"] == grant
+            )
+        except iam.exceptions.NoSuchEntityException:
+            granted = False
+        if not granted:  # a grant written now takes a while to reach CloudTrail, as a new role does
+            iam.put_role_policy(RoleName=role_name, PolicyName=policy_name, PolicyDocument=json.dumps(grant))
         with_new_role(
             lambda: clients.cloudtrail.update_trail(
                 Name=resource_id, CloudWatchLogsLogGroupArn=group_arn, CloudWatchLogsRoleArn=role_arn
             ),
-            fresh,
-            answered(ROLE_NOT_USABLE),
+            fresh or not granted,
+            answered(NOT_USABLE_YET, saying="access denied"),
         )
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
