@@ -400,6 +400,21 @@ def test_a_global_resource_has_one_claim_whichever_region_found_it(aws, tmp_path
     assert outcome.status == Status.IGNORED, outcome.message
 
 
+def test_fixes_that_edit_one_bucket_policy_take_it_in_turn(aws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """S3.5 and S3.6 each read a bucket's one policy, add a statement and put it back: at
+    once, the later put drops the other's statement, whose read-back may already have passed.
+    They share a claim on the bucket; another kind of fix of it does not wait for them."""
+    seeded = [seed_one(aws, "S3.6", MEMBER_ACCOUNT, REGION)]
+    [tls], [cross], [encryption] = (_records(control, seeded) for control in ("S3.5", "S3.6", "S3.4"))
+    [held], _ = resolve_targets([tls], registry(), aws)
+    Claims(tmp_path, "asr_sweep/r/remediate_S3_5.fix").acquire(held.claim, {})
+    mine = Claims(tmp_path, "asr_sweep/r/remediate_S3_6.fix")
+    [outcome] = run_batch([cross], registry(), aws, claims=mine)
+    assert outcome.status == Status.IGNORED and "remediate_S3_5.fix" in outcome.message
+    [other] = run_batch([encryption], registry(), aws, claims=mine)
+    assert other.status in (Status.REMEDIATED, Status.ALREADY_COMPLIANT), other.message
+
+
 def test_two_overlapping_runs_fix_each_resource_once(
     aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

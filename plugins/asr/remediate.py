@@ -208,7 +208,9 @@ class Target:
         """The claim a run takes before changing this resource (``asr.claims``): a global
         resource has one, whichever region's findings (and clients) led to it."""
         region = self.clients.region if self.regional else "global"
-        return claim_name(self.clients.account_id, region, self.resource_id, self.action.name)
+        return claim_name(
+            self.clients.account_id, region, self.resource_id, self.action.claims_as or self.action.name
+        )
 
 
 def resolve_targets(

@@ -68,6 +68,10 @@ class Action:
     # How long the service may take to show a change in its reads (eventual consistency):
     # the read-back that verifies a fix is repeated until then.
     propagation_seconds: ClassVar[float] = 0.0
+    # The claim a fix takes on its resource (``asr.claims``) is held under this name, else the
+    # action's: actions that rewrite one document of a resource (a bucket's policy) share one,
+    # so that two fix tasks never read, edit and put it back at once and drop each other's part.
+    claims_as: ClassVar[str | None] = None
 
     def __init__(self, params: dict[str, Any]) -> None:
         self.params = params

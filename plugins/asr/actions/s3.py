@@ -42,6 +42,7 @@ TRANSITION_DEFAULT = "TransitionDefaultMinimumObjectSize"
 # S3 documents bucket (and account) settings as eventually consistent: a read-back right
 # after a put may still show the old setting, so it is read again for up to this long.
 BUCKET_SETTINGS_PROPAGATION = 15.0
+BUCKET_POLICY_CLAIM = "s3:bucket-policy"  # the fixes that edit a bucket's policy take turns
 # The fix threads of a batch share log buckets: one sets a bucket up at a time, once a task
 # (by the task's S3 client of that account and Region).
 _LOG_BUCKET_LOCK = threading.Lock()
@@ -430,6 +431,7 @@ class DenyInsecureTransport(Action):
     """
 
     propagation_seconds = BUCKET_SETTINGS_PROPAGATION
+    claims_as = BUCKET_POLICY_CLAIM
 
     name = "s3.deny-insecure-transport"
     service = "s3"
@@ -483,6 +485,7 @@ class DenyCrossAccountSensitiveActions(Action):
     """
 
     propagation_seconds = BUCKET_SETTINGS_PROPAGATION
+    claims_as = BUCKET_POLICY_CLAIM
 
     name = "s3.deny-cross-account-sensitive-actions"
     service = "s3"
