@@ -308,11 +308,35 @@ def test_trail_encryption_finds_the_region_of_another_account_s_bucket(
         )
 
     clients.s3.meta.events.register("before-call.s3.GetBucketLocation", refused)
+    key = clients.kms.create_key(Description="the archive's readers may decrypt")["KeyMetadata"]
+    clients.kms.create_alias(AliasName=ALIAS, TargetKeyId=key["KeyId"])
     result = fix(clients, "CloudTrail.2", arn)
     if where == REGION:
         assert result.status == Status.REMEDIATED, result.message
+        assert trail(clients, arn)["KmsKeyId"] == key["Arn"]
     else:
         assert result.status == Status.FAILED and "bucket org-log-archive in eu-west-1" in result.message
+
+
+def test_trail_encryption_makes_no_key_for_another_account_s_bucket(clients: Clients) -> None:
+    """A key made here lets only this account decrypt: the central archive's readers would
+    lose the new logs. Refused, and nothing made, while no key has the alias."""
+    clients.s3.create_bucket(Bucket="org-log-archive")
+    arn = str(clients.cloudtrail.create_trail(Name="payments", S3BucketName="org-log-archive")["TrailARN"])
+
+    def refused(**_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetBucketLocation"
+        )
+
+    clients.s3.meta.events.register("before-call.s3.GetBucketLocation", refused)
+    result = fix(clients, "CloudTrail.2", arn)
+    assert result.status == Status.FAILED
+    assert (
+        "bucket org-log-archive of another account (a central log archive): a key made here" in result.message
+    )
+    assert not trail(clients, arn).get("KmsKeyId")
+    assert clients.kms.list_keys()["Keys"] == []
 
 
 def test_log_file_validation_keeps_the_trails_other_settings(clients: Clients) -> None:

@@ -26,7 +26,7 @@ from asr.actions import (
     with_new_role,
 )
 from asr.actions.cloudwatch import RETENTION_DAYS
-from asr.actions.s3 import bucket_region, ensure_log_bucket
+from asr.actions.s3 import bucket_home, ensure_log_bucket
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -153,8 +153,9 @@ log = logging.getLogger(__name__)
 _KEY_LOCKS: defaultdict[tuple[str, str, str], threading.Lock] = defaultdict(threading.Lock)
 
 
-def ensure_cloudtrail_key(clients: Clients, alias: str) -> str:
-    """The ARN of the key behind ``alias``, creating it (rotated, CloudTrail allowed) if the alias is free.
+def ensure_cloudtrail_key(clients: Clients, alias: str, create: bool = True) -> str:
+    """The ARN of the key behind ``alias``, creating it (rotated, CloudTrail allowed) if the
+    alias is free; when not ``create``, a free alias raises KMS's NotFoundException.
 
     An existing key is used as it is: its policy is its owner's, and CloudTrail itself
     refuses a key whose policy does not let it encrypt. The threads of a task make it one
@@ -165,6 +166,8 @@ def ensure_cloudtrail_key(clients: Clients, alias: str) -> str:
         try:
             key = kms.describe_key(KeyId=alias)["KeyMetadata"]
         except kms.exceptions.NotFoundException:
+            if not create:
+                raise
             policy = _cloudtrail_key_policy(kms.meta.partition, account, clients.role_arn)
             key = kms.create_key(
                 Description="CloudTrail log encryption (created by ASR)", Policy=json.dumps(policy)
@@ -376,7 +379,10 @@ class EnableTrailEncryption(Action):
     Uses the key behind ``kms_key_alias`` in the trail's Region, creating it (rotation on,
     a key policy that lets CloudTrail encrypt this account's trails) if the alias is free.
     CloudTrail needs the key in its bucket's Region: a trail delivering to a bucket in
-    another Region is reported, not changed.
+    another Region is reported, not changed. So is one delivering to another account's
+    bucket (a central log archive) while the alias is free: a key made here would let only
+    this account decrypt, and the archive's readers would lose the new logs. A key of that
+    alias, made for them, is used as it is.
 
         remediation:
           action: cloudtrail.enable-kms-encryption
@@ -409,14 +415,22 @@ class EnableTrailEncryption(Action):
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         _, region, _, _ = parse_trail_arn(resource_id)
-        bucket = state["S3BucketName"]
-        where = bucket_region(clients.s3, bucket)
+        bucket, alias = state["S3BucketName"], self.params["kms_key_alias"]
+        where, own = bucket_home(clients.s3, bucket)
         if where != region:
             raise ValueError(
                 f"the trail delivers to bucket {bucket} in {where}; CloudTrail needs the KMS key in the "
                 f"bucket's Region, not the trail's ({region})"
             )
-        key_arn = ensure_cloudtrail_key(clients, self.params["kms_key_alias"])
+        try:
+            key_arn = ensure_cloudtrail_key(clients, alias, create=own)
+        except clients.kms.exceptions.NotFoundException:
+            raise ValueError(
+                f"the trail delivers to bucket {bucket} of another account (a central log archive): a "
+                f"key made here would let only this account decrypt the logs, and the archive's "
+                f"readers would lose the new ones; make {alias} in this account a key they may use "
+                "(or name one in kms_key_alias), and it is used as it is"
+            ) from None
         clients.cloudtrail.update_trail(Name=resource_id, KmsKeyId=key_arn)
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:

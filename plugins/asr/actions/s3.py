@@ -548,10 +548,11 @@ def secure_log_bucket(s3: Any, bucket: str) -> None:
 # --- Server access logging (S3.9, CloudTrail.7)
 
 
-def bucket_region(s3: Any, bucket: str) -> str:
-    """The bucket's Region. Another account's bucket (a central log archive) refuses
-    GetBucketLocation, as its policy does not apply outside its own Region; HeadBucket then
-    tells the Region even in its refusal, by its ``x-amz-bucket-region`` header."""
+def bucket_home(s3: Any, bucket: str) -> tuple[str, bool]:
+    """The bucket's Region, and whether it is this account's. Another account's bucket (a
+    central log archive) refuses GetBucketLocation, as its policy does not apply outside its
+    own Region; HeadBucket then tells the Region even in its refusal, by its
+    ``x-amz-bucket-region`` header."""
     try:
         location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
     except ClientError as exc:
@@ -564,9 +565,13 @@ def bucket_region(s3: Any, bucket: str) -> str:
         region = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-bucket-region")
         if not region:
             raise
-        return str(region)
+        return str(region), False
     # us-east-1 answers with no constraint; "EU" is the legacy name of eu-west-1.
-    return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location)
+    return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location), True
+
+
+def bucket_region(s3: Any, bucket: str) -> str:
+    return bucket_home(s3, bucket)[0]
 
 
 def create_bucket(s3: Any, bucket: str, region: str, **settings: Any) -> None:
