@@ -125,6 +125,25 @@ def test_any_multi_region_trail_logging_all_management_events_counts(clients: Cl
     assert names == {"company-trail", ACCOUNT_TRAIL}
 
 
+def test_a_trail_homed_elsewhere_is_read_in_its_home(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    """A multi-Region trail's selectors are asked of its home Region: CloudTrail does not
+    document serving them from the copies elsewhere (and has answered TrailNotFound there)."""
+    home = Clients(aws, MEMBER_ACCOUNT, "eu-west-1")
+    home.s3.create_bucket(
+        Bucket="company-logs", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    home.cloudtrail.create_trail(Name="company-trail", S3BucketName="company-logs", IsMultiRegionTrail=True)
+    home.cloudtrail.start_logging(Name="company-trail")
+
+    def not_here(**_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "TrailNotFoundException", "Message": "Unknown trail"}}, "GetEventSelectors"
+        )
+
+    clients.cloudtrail.meta.events.register("before-call.cloudtrail.GetEventSelectors", not_here)
+    assert fix(clients, "CloudTrail.1", MEMBER_ACCOUNT).status == Status.ALREADY_COMPLIANT
+
+
 def test_a_stopped_trail_of_the_configured_name_is_repaired_not_duplicated(clients: Clients) -> None:
     make_trail(clients, ACCOUNT_TRAIL)
     result = fix(clients, "CloudTrail.1", MEMBER_ACCOUNT)

@@ -325,12 +325,16 @@ class EnsureMultiRegionTrail(Action):
     }
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
-        cloudtrail = clients.cloudtrail
-        trails = cloudtrail.describe_trails(includeShadowTrails=True)["trailList"]
+        trails = clients.cloudtrail.describe_trails(includeShadowTrails=True)["trailList"]
+        # A trail's status and selectors are asked of its home Region: CloudTrail documents
+        # reading the status of a multi-Region trail's copy elsewhere, not its selectors.
         compliant = [
             trail["Name"]
             for trail in trails
-            if trail.get("IsMultiRegionTrail") and _logs_all_management_events(cloudtrail, trail["TrailARN"])
+            if trail.get("IsMultiRegionTrail")
+            and _logs_all_management_events(
+                clients.in_region(trail.get("HomeRegion") or clients.region).cloudtrail, trail["TrailARN"]
+            )
         ]
         return {"MultiRegionLoggingTrails": sorted(compliant)}
 
