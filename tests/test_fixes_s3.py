@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from asr import actions
 from asr.actions.s3 import (
@@ -310,7 +311,6 @@ def test_fixes_at_once_share_the_log_bucket_they_create(aws) -> None:
 def test_a_log_bucket_set_up_half_way_is_completed_by_the_next_fix(aws) -> None:
     """The first fix made the bucket and died before Block Public Access, encryption and the
     TLS statement; the next found the bucket and only added the delivery statement."""
-    from botocore.exceptions import ClientError
 
     clients, bucket = seeded_bucket(aws, "S3.9")
     log_bucket = f"asr-access-logs-{MEMBER_ACCOUNT}-{REGION}"
@@ -465,10 +465,40 @@ def test_lifecycle_control_parameters_reach_the_action() -> None:
     raw["Compliance"]["SecurityControlParameters"] = [
         {"Name": "targetTransitionDays", "Value": ["30"]},
         {"Name": "targetTransitionStorageClass", "Value": ["STANDARD_IA"]},
+        {"Name": "targetExpirationDays", "Value": ["365"]},
     ]
     record = parse_finding(raw, registry())
     assert record.resource_id == "data"
-    assert record.parameters == {"transition_days": 30, "storage_class": "STANDARD_IA"}
+    assert record.parameters == {
+        "transition_days": 30,
+        "storage_class": "STANDARD_IA",
+        "expiration_days": 365,
+    }
+
+
+def test_a_control_asking_for_expiration_is_refused_unless_a_rule_expires_objects(aws) -> None:
+    """Expiring deletes objects: asr does not decide that, and a transition alone would leave
+    the control failing under a RESOLVED finding. A bucket that expires them soon enough, and
+    transitions them, complies."""
+    clients, bucket = seeded_bucket(aws, "S3.13")
+    result = fix(clients, "S3.13", bucket, expiration_days=365)
+    assert result.status == Status.FAILED
+    assert (
+        "asks that objects expire within 365 days (targetExpirationDays): expiring deletes" in result.message
+    )
+    with pytest.raises(ClientError, match="NoSuchLifecycleConfiguration"):
+        clients.s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+
+    rule = {
+        "ID": "archive-then-expire",
+        "Status": "Enabled",
+        "Filter": {"Prefix": ""},
+        "Transitions": [{"Days": 30, "StorageClass": "INTELLIGENT_TIERING"}],
+        "Expiration": {"Days": 200},
+    }
+    clients.s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [rule]})
+    assert fix(clients, "S3.13", bucket, expiration_days=365).status == Status.ALREADY_COMPLIANT
+    assert fix(clients, "S3.13", bucket, expiration_days=100).status == Status.FAILED
 
 
 def test_a_transition_s3_would_refuse_is_refused_when_the_playbook_loads() -> None:

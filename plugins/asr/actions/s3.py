@@ -734,6 +734,10 @@ class AddLifecycleTransition(Action):
     within ``transition_days``. Otherwise this rule is added (replacing an earlier one of
     the same ID) and every other rule is kept. ``min_object_size_bytes`` limits the rule to
     larger objects (0: every object); the default, 10 GiB, is the reference catalogue's.
+    When the control also asks objects to expire (``expiration_days``, Security Hub's
+    ``targetExpirationDays``), a bucket without such a rule is refused, not fixed: expiring
+    deletes objects, which no unattended fix should decide, and a transition alone would
+    leave the control failing under a RESOLVED finding.
 
         remediation:
           action: s3.add-lifecycle-transition
@@ -763,6 +767,7 @@ class AddLifecycleTransition(Action):
                 "default": "INTELLIGENT_TIERING",
             },
             "min_object_size_bytes": {"type": "integer", "minimum": 0, "default": TEN_GIB},
+            "expiration_days": {"type": "integer", "minimum": 1, "maximum": 36500},
         },
         # S3 refuses a transition to an infrequent-access class before 30 days: say so at load.
         "if": {
@@ -789,8 +794,20 @@ class AddLifecycleTransition(Action):
             for t in rule.get("Transitions", [])
         )
 
+    def _expires(self, rule: dict[str, Any]) -> bool:
+        expiration = rule.get("Expiration") or {}
+        return rule.get("Status") == "Enabled" and (
+            "Date" in expiration or 0 < expiration.get("Days", 0) <= self.params["expiration_days"]
+        )
+
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
         rules = state["LifecycleRules"]
+        if self.params.get("expiration_days") and not any(map(self._expires, rules)):
+            raise ValueError(
+                f"the control asks that objects expire within {self.params['expiration_days']} days "
+                "(targetExpirationDays): expiring deletes them, which asr does not decide; add an "
+                "expiration rule by hand, or take the parameter off the control"
+            )
         if any(map(self._satisfies, rules)):
             return {}
         size = self.params["min_object_size_bytes"]
