@@ -684,6 +684,7 @@ def test_macie_access_denied_for_want_of_permission_is_not_read_as_off(clients: 
 
 
 SECOPS = {"protocol": "email", "endpoint": "secops@example.com"}
+OTHER_TEAM = {"protocol": "email", "endpoint": "platform@example.com"}
 OTHER_ACCOUNT = "999999999999"
 
 
@@ -783,6 +784,27 @@ def test_a_cis_filter_without_an_alarm_is_reused_and_a_rollback_keeps_it(aws, cl
 
     action.revert(clients, MEMBER_ACCOUNT, before)
     assert alarms_and_filters(clients, group) == ({}, {"SgChanges": "SgChanges"})
+
+
+def test_a_cis_alarm_there_before_is_put_again_and_a_rollback_keeps_it(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    """An earlier fix's alarm whose topic lost its subscribers: the fix puts it again under its
+    name, and a rollback of that fix deletes neither it nor its filter (not reversible)."""
+    from asr.actions import NotReversible
+
+    group = events_trail(aws, REGION)
+    assert fix(clients, "CloudWatch.10", MEMBER_ACCOUNT, subscribers=[SECOPS]).status == Status.REMEDIATED
+    topic = f"arn:aws:sns:{REGION}:{MEMBER_ACCOUNT}:asr-security-alarms"
+    for subscription in clients.sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]:
+        clients.sns.unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
+
+    action = registry().playbooks["CloudWatch.10"].build_action({"subscribers": [OTHER_TEAM]})
+    before = action.read(clients, MEMBER_ACCOUNT)
+    assert (before["Alarm"], before["NamedAlarmExisted"]) == (None, True)
+    assert remediate_resource(action, clients, MEMBER_ACCOUNT).status == Status.REMEDIATED
+    made = alarms_and_filters(clients, group)
+    with pytest.raises(NotReversible, match="were there before the fix"):
+        action.revert(clients, MEMBER_ACCOUNT, before)
+    assert alarms_and_filters(clients, group) == made
 
 
 def test_cis_alarms_need_a_multi_region_trail_of_the_account_that_sends_to_its_logs(clients: Clients) -> None:

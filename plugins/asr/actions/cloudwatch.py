@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from asr.actions import Action, register, topic_name_parameter
+from asr.actions import Action, NotReversible, register, topic_name_parameter
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -240,7 +240,8 @@ class EnsureCisAlarm(Action):
     topic and fails before the filter and alarm, saying so (an email subscription counts once its
     owner confirms it). Only trails and log groups of the account itself count, as for
     Security Hub: an organization trail belongs to the management account.
-    A rollback removes the filter and alarm the fix made, and keeps the topic.
+    A rollback removes the filter and alarm the fix made (an alarm of that name that was
+    there before stays: not reversible), and keeps the topic.
 
         remediation:
           action: cloudwatch.ensure-cis-alarm
@@ -309,12 +310,22 @@ class EnsureCisAlarm(Action):
             for f in page["metricFilters"]
             if same_pattern(f.get("filterPattern", ""), pattern)
         ]
-        state: dict[str, Any] = {"LogGroup": group_arn, "MetricFilter": None, "Metric": None, "Alarm": None}
+        state: dict[str, Any] = {
+            "LogGroup": group_arn,
+            "MetricFilter": None,
+            "Metric": None,
+            "Alarm": None,
+            # An alarm of the name this fix gives its own (an earlier fix's, whose topic lost its
+            # subscribers): the fix puts it again, and a rollback must not delete it.
+            "NamedAlarmExisted": False,
+        }
         for found in sorted(filters, key=lambda f: f["filterName"]):
             for metric in found.get("metricTransformations", []):
                 alarms = home.cloudwatch.describe_alarms_for_metric(
                     MetricName=metric["metricName"], Namespace=metric["metricNamespace"]
                 )["MetricAlarms"]
+                if any(alarm["AlarmName"] == self.metric_name for alarm in alarms):
+                    state["NamedAlarmExisted"] = True
                 # Security Hub counts an alarm whose SNS topic has a confirmed subscriber.
                 notifying = sorted(
                     alarm["AlarmName"]
@@ -400,6 +411,11 @@ class EnsureCisAlarm(Action):
         return arn
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        if before.get("NamedAlarmExisted"):  # found with its filter: the fix made neither
+            raise NotReversible(
+                f"alarm {self.metric_name} and its metric filter were there before the fix, which put "
+                "the alarm again; deleting them would remove more than the fix made"
+            )
         home, group = log_group_home(clients, before["LogGroup"])
         home.cloudwatch.delete_alarms(AlarmNames=[self.metric_name])
         if not before["MetricFilter"]:
