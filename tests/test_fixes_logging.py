@@ -623,6 +623,43 @@ def test_config_takes_the_service_linked_role_another_region_just_created(aws, c
     assert found["roleARN"] == role["Arn"]
 
 
+def test_config_waits_for_a_service_linked_role_made_lately(clients: Clients, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A service-linked role IAM made moments ago may not be usable by Config yet: its
+    refusal (InvalidRoleException) is met by asking again; once the role is old, it stands."""
+    import datetime
+
+    import asr.actions
+
+    monkeypatch.setattr(asr.actions, "ROLE_PROPAGATION_DELAYS", (0.0, 0.0))
+    refusals: list[dict[str, str]] = []
+    calls: list[str] = []
+
+    def refuse(**_: Any) -> Any:
+        calls.append("PutConfigurationRecorder")
+        if refusals:
+            return type("Refused", (), {"status_code": 400})(), {"Error": refusals.pop(0)}
+        return None
+
+    clients.config.meta.events.register("before-call.config-service.PutConfigurationRecorder", refuse)
+    unusable = {"Code": "InvalidRoleException", "Message": "The role cannot be assumed"}
+    refusals[:] = [unusable]
+    assert fix(clients, "Config.1", MEMBER_ACCOUNT).status == Status.REMEDIATED
+    assert len(calls) == 2
+
+    clients.config.stop_configuration_recorder(ConfigurationRecorderName=recorder(clients)[0]["name"])
+    clients.config.put_configuration_recorder(
+        ConfigurationRecorder={
+            **recorder(clients)[0],
+            "recordingGroup": {"allSupported": False, "resourceTypes": ["AWS::EC2::Instance"]},
+        }
+    )
+    monkeypatch.setattr(asr.actions, "NEW_ROLE_AGE", datetime.timedelta(0))
+    calls.clear()
+    refusals[:] = [unusable]
+    assert fix(clients, "Config.1", MEMBER_ACCOUNT).status == Status.FAILED
+    assert len(calls) == 1
+
+
 # --- GuardDuty.1 -------------------------------------------------------------------------------
 
 

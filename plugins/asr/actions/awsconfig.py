@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from asr.actions import Action, register
+from asr.actions import Action, answered, made_lately, register, with_new_role
 from asr.actions.cloudtrail import BUCKET_TEMPLATE, LOG_BUCKET_PERMISSIONS, log_bucket_name
 from asr.actions.s3 import ensure_log_bucket
 
@@ -49,19 +49,20 @@ def _config_bucket_statements(partition: str, bucket: str, account: str) -> list
     ]
 
 
-def _service_linked_role(iam: Any) -> str:
-    """AWS Config's service-linked role, created if the account has none yet."""
+def _service_linked_role(iam: Any) -> tuple[str, bool]:
+    """AWS Config's service-linked role, created if the account has none yet, and whether it
+    was made lately (and may not be usable yet)."""
     roles = iam.list_roles(PathPrefix=SERVICE_LINKED_PATH)["Roles"]
     if roles:
-        return str(roles[0]["Arn"])
+        return str(roles[0]["Arn"]), made_lately(roles[0])
     try:
-        return str(iam.create_service_linked_role(AWSServiceName=CONFIG_SERVICE)["Role"]["Arn"])
+        return str(iam.create_service_linked_role(AWSServiceName=CONFIG_SERVICE)["Role"]["Arn"]), True
     except (iam.exceptions.InvalidInputException, iam.exceptions.EntityAlreadyExistsException):
         # The fix of another region of this account created it meanwhile: AWS allows one.
         roles = iam.list_roles(PathPrefix=SERVICE_LINKED_PATH)["Roles"]
         if not roles:
             raise
-        return str(roles[0]["Arn"])
+        return str(roles[0]["Arn"]), True
 
 
 def _mode(state: dict[str, Any]) -> dict[str, Any]:
@@ -173,13 +174,12 @@ class EnableConfigRecorder(Action):
                     "includeGlobalResourceTypes": self.params["include_global_resource_types"],
                 }
             )
-            config.put_configuration_recorder(
-                ConfigurationRecorder={
-                    "name": recorder,
-                    "roleARN": state["RoleARN"] if keep_role else _service_linked_role(clients.iam),
-                    "recordingGroup": group,
-                    **_mode(state),
-                }
+            role, fresh = (state["RoleARN"], False) if keep_role else _service_linked_role(clients.iam)
+            recorder_settings = {"name": recorder, "roleARN": role, "recordingGroup": group, **_mode(state)}
+            with_new_role(
+                lambda: config.put_configuration_recorder(ConfigurationRecorder=recorder_settings),
+                fresh,
+                answered("InvalidRoleException"),  # Config's answer to a role it cannot use
             )
         if "DeliveryChannel" in plan:
             s3 = clients.s3
