@@ -146,3 +146,25 @@ def assert_extracted_id(control: str, resource_arn: str, expected: str | None) -
             playbook.extract_resource_id(resource_arn, MEMBER_ACCOUNT)
     else:
         assert playbook.extract_resource_id(resource_arn, MEMBER_ACCOUNT) == expected
+
+
+class Refusals:
+    """Answers the next calls of one operation with the AWS errors queued, and counts the
+    calls: how a test plays a service that cannot use a role (or grant) made moments ago."""
+
+    def __init__(self, client: Any, operation: str) -> None:
+        self.calls = 0
+        self.queued: list[dict[str, str]] = []
+        event = f"before-call.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+        client.meta.events.register(event, self._answer)
+
+    def _answer(self, **_: Any) -> Any:
+        self.calls += 1
+        if self.queued:
+            return type("Refused", (), {"status_code": 400})(), {"Error": self.queued.pop(0)}
+        return None
+
+    def next(self, *errors: dict[str, str]) -> None:
+        """Refuse the next calls with these errors, in order, and count calls from now."""
+        self.calls = 0
+        self.queued[:] = list(errors)

@@ -9,6 +9,7 @@ from typing import Any
 
 import botocore.session
 import pytest
+from helpers import Refusals
 from test_fixes_data import parameters_sent
 
 import asr.actions
@@ -306,16 +307,7 @@ def test_a_role_made_lately_is_waited_for_and_an_old_one_is_not(
     role's refusal, or another error, stands."""
     monkeypatch.setattr(asr.actions, "ROLE_PROPAGATION_DELAYS", (0.0, 0.0))
     clients = Clients(aws, MEMBER_ACCOUNT, REGION)
-    refusals: list[dict[str, str]] = []
-    calls: list[str] = []
-
-    def refuse(**_: Any) -> Any:
-        calls.append("UpdateAccount")
-        if refusals:
-            return type("Refused", (), {"status_code": 400})(), {"Error": refusals.pop(0)}
-        return None
-
-    clients.apigateway.meta.events.register("before-call.api-gateway.UpdateAccount", refuse)
+    refusing = Refusals(clients.apigateway, "UpdateAccount")
     unready = {
         "Code": "BadRequestException",
         "Message": "The role ARN does not have required permissions set to API Gateway",
@@ -326,10 +318,9 @@ def test_a_role_made_lately_is_waited_for_and_an_old_one_is_not(
         clients.apigateway.update_account(
             patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": ""}]
         )
-        calls.clear()
-        refusals[:] = list(refused)
+        refusing.next(*refused)
         result = fix(aws, seeded(aws)[0])
-        assert (result.status, len(calls)) == (wanted, calls_wanted), result.message
+        assert (result.status, refusing.calls) == (wanted, calls_wanted), result.message
 
     fixed(Status.REMEDIATED, 2, unready)  # made the role: refused once, then set
     fixed(Status.REMEDIATED, 2, unready)  # made moments ago by the fix before

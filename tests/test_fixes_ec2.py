@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from helpers import Refusals
 
 from asr import local
 from asr.aws import Clients
@@ -290,23 +291,13 @@ def test_flow_logs_wait_for_a_delivery_role_made_lately(aws, clients: Clients, m
     import asr.actions
 
     monkeypatch.setattr(asr.actions, "ROLE_PROPAGATION_DELAYS", (0.0, 0.0))
-    refusals: list[dict[str, str]] = []
-    calls: list[str] = []
-
-    def refuse(**_: Any) -> Any:
-        calls.append("CreateFlowLogs")
-        if refusals:
-            return type("Refused", (), {"status_code": 400})(), {"Error": refusals.pop(0)}
-        return None
-
-    clients.ec2.meta.events.register("before-call.ec2.CreateFlowLogs", refuse)
+    refusing = Refusals(clients.ec2, "CreateFlowLogs")
     unready = {"Code": "InvalidParameter", "Message": "Unable to assume given IAM role: 'arn'"}
 
     def fixed(result_wanted: Status, calls_wanted: int, *refused: dict[str, str]) -> None:
-        calls.clear()
-        refusals[:] = list(refused)
+        refusing.next(*refused)
         result = fix(clients, "EC2.6", seeded_id(aws, "EC2.6"))
-        assert (result.status, len(calls)) == (result_wanted, calls_wanted), result.message
+        assert (result.status, refusing.calls) == (result_wanted, calls_wanted), result.message
 
     fixed(Status.REMEDIATED, 2, unready)  # made the role: refused once, then made
     fixed(Status.REMEDIATED, 2, unready)  # found the role, made moments ago

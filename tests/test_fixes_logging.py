@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from helpers import Refusals
 
 from asr import local
 from asr.aws import Clients
@@ -465,24 +466,14 @@ def test_cloudwatch_logs_delivery_waits_for_a_role_or_grant_made_lately(
     import asr.actions
 
     monkeypatch.setattr(asr.actions, "ROLE_PROPAGATION_DELAYS", (0.0, 0.0))
-    refusals: list[dict[str, str]] = []
-    calls: list[str] = []
-
-    def refuse(**_: Any) -> Any:
-        calls.append("UpdateTrail")
-        if refusals:
-            return type("Refused", (), {"status_code": 400})(), {"Error": refusals.pop(0)}
-        return None
-
-    clients.cloudtrail.meta.events.register("before-call.cloudtrail.UpdateTrail", refuse)
+    refusing = Refusals(clients.cloudtrail, "UpdateTrail")
     role = {"Code": "InvalidCloudWatchLogsRoleArnException", "Message": "Access denied. Verify in IAM."}
     group = {"Code": "InvalidCloudWatchLogsLogGroupArnException", "Message": "Access denied. Check the role."}
 
     def fixed(name: str, wanted: Status, calls_wanted: int, *refused: dict[str, str], **params: Any) -> None:
-        calls.clear()
-        refusals[:] = list(refused)
+        refusing.next(*refused)
         result = fix(clients, "CloudTrail.5", make_trail(clients, name), **params)
-        assert (result.status, len(calls)) == (wanted, calls_wanted), result.message
+        assert (result.status, refusing.calls) == (wanted, calls_wanted), result.message
 
     fixed("made", Status.REMEDIATED, 2, role)  # made the role: refused once, then taken
     fixed("found", Status.REMEDIATED, 3, role, group)  # found the role, made moments ago
@@ -631,20 +622,11 @@ def test_config_waits_for_a_service_linked_role_made_lately(clients: Clients, mo
     import asr.actions
 
     monkeypatch.setattr(asr.actions, "ROLE_PROPAGATION_DELAYS", (0.0, 0.0))
-    refusals: list[dict[str, str]] = []
-    calls: list[str] = []
-
-    def refuse(**_: Any) -> Any:
-        calls.append("PutConfigurationRecorder")
-        if refusals:
-            return type("Refused", (), {"status_code": 400})(), {"Error": refusals.pop(0)}
-        return None
-
-    clients.config.meta.events.register("before-call.config-service.PutConfigurationRecorder", refuse)
+    refusing = Refusals(clients.config, "PutConfigurationRecorder")
     unusable = {"Code": "InvalidRoleException", "Message": "The role cannot be assumed"}
-    refusals[:] = [unusable]
+    refusing.next(unusable)
     assert fix(clients, "Config.1", MEMBER_ACCOUNT).status == Status.REMEDIATED
-    assert len(calls) == 2
+    assert refusing.calls == 2
 
     clients.config.stop_configuration_recorder(ConfigurationRecorderName=recorder(clients)[0]["name"])
     clients.config.put_configuration_recorder(
@@ -654,10 +636,9 @@ def test_config_waits_for_a_service_linked_role_made_lately(clients: Clients, mo
         }
     )
     monkeypatch.setattr(asr.actions, "NEW_ROLE_AGE", datetime.timedelta(0))
-    calls.clear()
-    refusals[:] = [unusable]
+    refusing.next(unusable)
     assert fix(clients, "Config.1", MEMBER_ACCOUNT).status == Status.FAILED
-    assert len(calls) == 1
+    assert refusing.calls == 1
 
 
 # --- GuardDuty.1 -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from helpers import Refusals
 from test_fixes_data import PASSWORD, instance, parameters_sent
 
 import asr.actions
@@ -190,16 +191,7 @@ def test_a_role_made_lately_is_waited_for_and_an_old_one_is_not(
     again. An old role's refusal, or another invalid combination, stands."""
     monkeypatch.setattr(asr.actions, "ROLE_PROPAGATION_DELAYS", (0.0, 0.0))
     clients = Clients(aws, MEMBER_ACCOUNT, REGION)
-    refusals: list[dict[str, str]] = []
-    calls: list[str] = []
-
-    def refuse(**_: Any) -> Any:
-        calls.append("ModifyDBInstance")
-        if refusals:
-            return type("Refused", (), {"status_code": 400})(), {"Error": refusals.pop(0)}
-        return None
-
-    clients.rds.meta.events.register("before-call.rds.ModifyDBInstance", refuse)
+    refusing = Refusals(clients.rds, "ModifyDBInstance")
     # RDS's answer as reported for a role IAM has not propagated yet (InvalidParameterValue), and
     # the other code it gives for a role it cannot use.
     unready = {
@@ -209,10 +201,9 @@ def test_a_role_made_lately_is_waited_for_and_an_old_one_is_not(
     }
 
     def fixed(wanted: Status, calls_wanted: int, *refused: dict[str, str]) -> None:
-        calls.clear()
-        refusals[:] = list(refused)
+        refusing.next(*refused)
         result = fix(aws, seeded(aws)[0])
-        assert (result.status, len(calls)) == (wanted, calls_wanted), result.message
+        assert (result.status, refusing.calls) == (wanted, calls_wanted), result.message
 
     fixed(Status.REMEDIATED, 2, unready)  # made the role: refused once, then set
     fixed(Status.REMEDIATED, 2, {**unready, "Code": "InvalidParameterCombination"})  # made moments ago

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from helpers import routing_record
+from helpers import Refusals, routing_record
 
 import asr.actions
 from asr.aws import Clients
@@ -146,16 +146,7 @@ def test_a_profile_made_lately_is_associated_once_ec2_accepts_it(aws, clients: C
     """EC2 refuses a profile IAM made moments ago, whoever made it: that refusal is tried
     again. Another refusal, or an old profile's, is not."""
     monkeypatch.setattr(asr.actions, "ROLE_PROPAGATION_DELAYS", (0.0, 0.0))
-    refusals: list[dict[str, str]] = []
-    calls: list[str] = []
-
-    def refuse(**_: Any) -> Any:
-        calls.append("AssociateIamInstanceProfile")
-        if refusals:
-            return type("Refused", (), {"status_code": 400})(), {"Error": refusals.pop(0)}
-        return None
-
-    clients.ec2.meta.events.register("before-call.ec2.AssociateIamInstanceProfile", refuse)
+    refusing = Refusals(clients.ec2, "AssociateIamInstanceProfile")
     unready = {
         "Code": "InvalidParameterValue",
         "Message": f"Value (arn:aws:iam::{MEMBER_ACCOUNT}:instance-profile/{ROLE}) for parameter "
@@ -163,10 +154,9 @@ def test_a_profile_made_lately_is_associated_once_ec2_accepts_it(aws, clients: C
     }
 
     def fixed(wanted: Status, calls_wanted: int, *refused: dict[str, str]) -> None:
-        calls.clear()
-        refusals[:] = list(refused)
+        refusing.next(*refused)
         result, _ = fix(clients, instance(aws))
-        assert (result.status, len(calls)) == (wanted, calls_wanted), result.message
+        assert (result.status, refusing.calls) == (wanted, calls_wanted), result.message
 
     fixed(Status.REMEDIATED, 2, unready)  # made the profile: refused once, then associated
     fixed(Status.REMEDIATED, 3, unready, unready)  # found it, made moments ago
