@@ -211,6 +211,56 @@ def test_a_stop_refused_for_throttling_is_tried_again(aws, ssm_playbooks: Path) 
     assert execution["AutomationExecution"]["AutomationExecutionStatus"] == "Cancelled"
 
 
+def test_an_execution_ssm_is_still_stopping_is_called_running(aws, ssm_playbooks: Path) -> None:
+    """A stop is not instant (SSM's Cancelling): a step under way may still change the
+    resource, so the execution counts as running and the caller keeps its claim."""
+    playbooks, _, pending = started_to_end(aws, ssm_playbooks, "InProgress")
+    ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
+
+    def cancelling(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["AutomationExecution"]["AutomationExecutionStatus"] = "Cancelling"
+
+    ssm.meta.events.register("after-call.ssm.GetAutomationExecution", cancelling)
+    try:
+        [outcome], running = automation.finish(pending, {}, playbooks, aws)
+    finally:
+        ssm.meta.events.unregister("after-call.ssm.GetAutomationExecution", cancelling)
+    assert outcome.status == Status.FAILED
+    assert outcome.message.endswith("and SSM is still stopping it (Cancelling): it may still be running")
+    assert running == {pending[0]["execution_id"]}
+
+
+def test_a_start_sends_one_idempotency_token_on_every_try(aws, ssm_playbooks: Path) -> None:
+    """A start whose answer was lost and is tried again must not start a second execution,
+    which nothing would watch: every try carries the same ClientToken."""
+    import uuid
+
+    from botocore.exceptions import ClientError
+
+    ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
+    sent: list[str] = []
+    throttled = [ClientError({"Error": {"Code": "ThrottlingException"}}, "StartAutomationExecution")]
+
+    def token(params: dict[str, Any], **_: Any) -> None:
+        sent.append(params["ClientToken"])
+
+    def once(**_: Any) -> None:
+        if throttled:
+            raise throttled.pop()
+
+    events = [("provide-client-params.ssm.StartAutomationExecution", token)]
+    events.append(("before-call.ssm.StartAutomationExecution", once))
+    for event, handler in events:
+        ssm.meta.events.register(event, handler)
+    try:
+        _, _, pending = started_to_end(aws, ssm_playbooks, "Success")
+    finally:
+        for event, handler in events:
+            ssm.meta.events.unregister(event, handler)
+    assert (len(pending), len(sent)) == (1, 2), (pending, sent)
+    assert sent[0] == sent[1] and str(uuid.UUID(sent[0])) == sent[0]
+
+
 def test_an_execution_that_could_not_be_stopped_keeps_its_claim(
     aws, ssm_registry: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,6 +8,7 @@ document, in the resource's account and region, with the automation role passed 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -108,7 +109,12 @@ def start(
                     f"arn:{target.clients.ssm.meta.partition}:iam::{account}:role/{settings.automation_role_name}"
                 ),
             }
-            request: dict[str, Any] = {"DocumentName": document.name, "Parameters": document.render(values)}
+            request: dict[str, Any] = {
+                "DocumentName": document.name,
+                "Parameters": document.render(values),
+                # The same token on every try: a start whose answer was lost is not made twice.
+                "ClientToken": str(uuid.uuid4()),
+            }
             if document.version:
                 request["DocumentVersion"] = document.version
             ssm = target.clients.ssm
@@ -179,6 +185,19 @@ def _stop(clients: Clients, execution_id: str) -> tuple[str, bool]:
         if code == "AutomationExecutionNotFoundException":
             return "and SSM has no such execution to stop", False
         return f"and could not be stopped ({describe_error(exc)}): it may still be running", True
+    try:
+        found = retry_throttled(
+            lambda: clients.ssm.get_automation_execution(AutomationExecutionId=execution_id)
+        )
+        status = found["AutomationExecution"]["AutomationExecutionStatus"]
+    except Exception as exc:
+        return (
+            f"and was asked to stop, but could not be read since ({describe_error(exc)}): "
+            "it may still be running",
+            True,
+        )
+    if status not in ENDED:  # Cancelling: a step under way may still change the resource
+        return f"and SSM is still stopping it ({status}): it may still be running", True
     return "and was stopped", False
 
 
@@ -217,6 +236,8 @@ def finish(
                 stopped, may_run = _stop(clients, execution_id)
                 if stopped == ENDED_MEANWHILE:  # judged by its end, which the last poll missed
                     ended = poll([execution], aws)[execution_id]
+                    # SSM also refuses to stop one it is already stopping (Cancelling).
+                    may_run = ended["status"] not in ENDED | {UNREADABLE}
                 if may_run:
                     running.add(execution_id)
             if ended["status"] in SUCCEEDED:
