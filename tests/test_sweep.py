@@ -171,22 +171,29 @@ def test_write_back_and_the_report_learn_what_before_them_did_not_finish(tmp_pat
 
 def test_a_sweep_reads_only_security_hub_s_own_findings(aws, tmp_path: Path) -> None:
     """AWS Config's and partners' findings carry a compliance status too: no playbook is for
-    them, and reading them cost GetFindings pages and filled the report with rejections."""
+    them, and reading them cost GetFindings pages and filled the report with rejections.
+    Security Hub's own are named "Security Hub CSPM" since its 2025 rename, and "Security
+    Hub" from before: both are read."""
     from asr import sweep
     from asr.local.seed import seed_one
     from asr.securityhub import actionable_plan
 
     ours = finding(seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1"))
+    assert ours["ProductName"] == "Security Hub CSPM"
+    older = {
+        **finding(seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1", 2)),
+        "ProductName": "Security Hub",
+    }
     theirs = {
         **finding(seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1", 1)),
         "Id": "arn:aws:config:us-east-1:222222222222:config-rule/restricted-ssh/finding/1",
         "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/config",
         "ProductName": "Config",
     }
-    import_findings(aws.admin_client("securityhub", "us-east-1"), [ours, theirs])
+    import_findings(aws.admin_client("securityhub", "us-east-1"), [ours, older, theirs])
     store = RunStore(tmp_path)
     counts = sweep.ingest(Settings.from_env(), aws, registry(), store, actionable_plan())
-    assert (counts["findings"], counts["routed"], counts["rejected"]) == (1, 1, 0)
+    assert (counts["findings"], counts["routed"], counts["rejected"]) == (2, 2, 0)
 
 
 def test_ingest_leaves_findings_a_person_decided_about_unless_named(aws, tmp_path: Path) -> None:

@@ -16,6 +16,10 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
+# The ProductName of Security Hub's control findings: "Security Hub CSPM" since the 2025
+# rename (the filter is exact, so the old name alone matched none of them), "Security Hub"
+# on findings made before it.
+OWN_PRODUCT_NAMES = ("Security Hub CSPM", "Security Hub")
 PAGE_SIZE = 100
 FILTER_VALUES = 20
 UPDATE_LIMIT = 100
@@ -60,7 +64,7 @@ def actionable_filters(
     base = {
         # Security Hub's own control findings: other products' (AWS Config, partners) carry a
         # compliance status too, and no playbook is for them.
-        "ProductName": equals(["Security Hub"]),
+        "ProductName": equals(list(OWN_PRODUCT_NAMES)),
         "ComplianceStatus": equals(["FAILED", "WARNING"]),
         "RecordState": equals(["ACTIVE"]),
         "WorkflowStatus": equals(["NEW", "NOTIFIED"]),

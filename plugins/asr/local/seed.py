@@ -300,7 +300,7 @@ def finding(
         "SchemaVersion": "2018-10-08",
         "Id": finding_id,
         "ProductArn": product_arn,
-        "ProductName": "Security Hub",
+        "ProductName": "Security Hub CSPM",  # as AWS names it since 2025
         "CompanyName": "AWS",
         "Region": region,
         "GeneratorId": f"security-control/{control}",
@@ -322,7 +322,7 @@ def finding(
         "ProductFields": {
             "RelatedAWSResources:0/name": f"securityhub-{control.lower().replace('.', '-')}",
             "RelatedAWSResources:0/type": "AWS::Config::ConfigRule",
-            "aws/securityhub/ProductName": "Security Hub",
+            "aws/securityhub/ProductName": "Security Hub CSPM",
             "aws/securityhub/CompanyName": "AWS",
             "aws/securityhub/FindingId": finding_id,
         },
