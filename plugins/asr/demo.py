@@ -90,7 +90,7 @@ def run() -> int:
 
         print("Preparing Airflow (metadata DB under .airflow/) ...")
         airflow = stack.enter_context(
-            # The demo runs unattended: its disruptive fixes (EC2.13, RDS.5, EC2.2) are approved.
+            # The demo runs unattended: its disruptive fixes (EC2.13, RDS.5, EC2.2, S3.1) are approved.
             LocalAirflow(PROJECT / ".airflow", port, {"ASR_DATA_DIR": str(data_dir), "ASR_AUTO_APPROVE": "*"})
         )
         airflow.prepare(DAG_ID)
