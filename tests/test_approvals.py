@@ -201,7 +201,7 @@ def frozen_at(now: datetime) -> type[datetime]:
     return Frozen
 
 
-def test_a_scheduled_sweep_waits_for_a_decision_only_until_the_next_sweep_is_due(
+def test_a_sweep_waits_for_a_decision_only_until_the_next_sweep_is_due(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """One unanswered request must not hold back every other control's fixes for a day:
@@ -215,8 +215,8 @@ def test_a_scheduled_sweep_waits_for_a_decision_only_until_the_next_sweep_is_due
         monkeypatch.setattr(approvals, "datetime", frozen_at(now))
         monkeypatch.setattr(trigger, "utcnow", lambda: pendulum.instance(now))
 
-    def wait(timeout: timedelta, dag: Any, run_after: datetime, run_type: str = "scheduled") -> timedelta:
-        run = SimpleNamespace(run_type=run_type, run_after=run_after)
+    def wait(timeout: timedelta, dag: Any, run_after: datetime) -> timedelta:
+        run = SimpleNamespace(run_after=run_after)
         return approvals.wait_for_decision(timeout, {"dag": dag, "dag_run": run})
 
     day, start = timedelta(hours=24), pendulum.datetime(2026, 1, 1, tz="UTC")
@@ -228,7 +228,11 @@ def test_a_scheduled_sweep_waits_for_a_decision_only_until_the_next_sweep_is_due
     at(two_pm + timedelta(minutes=20))
     assert wait(day, hourly, two_pm) == timedelta(minutes=35)  # until 5 minutes before 15:00
     assert wait(timedelta(minutes=10), hourly, two_pm) == timedelta(minutes=10)  # the timeout is shorter
-    assert wait(day, hourly, two_pm, "manual") == day  # a person's run waits the full timeout
+    assert wait(timedelta(minutes=1), hourly, two_pm) == timedelta(minutes=1)  # even than the shortest wait
+    # A sweep started by hand at 14:20 would hold back the 15:00 one (one run at a time).
+    assert wait(day, hourly, two_pm + timedelta(minutes=20)) == timedelta(minutes=35)
+    unscheduled = DAG("by_hand", schedule=None, start_date=start)
+    assert wait(day, unscheduled, two_pm) == day  # asr_remediate: nothing to hold back
     at(two_pm + timedelta(minutes=58))
     assert wait(day, hourly, two_pm) == approvals.SHORTEST_WAIT  # 15:00 is too near: the shortest wait
 

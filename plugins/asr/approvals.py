@@ -164,25 +164,23 @@ def _fixed(store: Any, batch: dict[str, Any]) -> bool:
     return any(row.get("status") != "NOT_APPROVED" for row in store.read_lines(_outcomes(batch)))
 
 
-# A scheduled run's request expires this long before the next run is due (write-back and the
+# A sweep's request expires this long before the next scheduled run is due (write-back and the
 # report still have to run), but is open for this long at least.
 NEXT_RUN_MARGIN = timedelta(minutes=5)
 SHORTEST_WAIT = timedelta(minutes=5)
 
 
 def wait_for_decision(timeout: timedelta, context: Any) -> timedelta:
-    """How long a request waits: ``ASR_APPROVAL_TIMEOUT``, but in a scheduled run only until
-    shortly before the next run is due. A sweep runs one at a time, so a request nobody
-    answers for a day would hold back every other control's fixes, and the run's write-back,
-    for that day; the next sweep asks again, with what is still open then."""
+    """How long a request waits: ``ASR_APPROVAL_TIMEOUT``, but in a run of a scheduled DAG
+    (a sweep, started by the schedule or by hand) only until shortly before the next
+    scheduled run is due. A sweep runs one at a time, so a request nobody answers for a day
+    would hold back the scheduled sweeps, every other control's fixes and the run's
+    write-back for that day; the next sweep asks again, with what is still open then."""
     dag_run = context["dag_run"]
-    run_type = getattr(dag_run, "run_type", "")
-    if str(getattr(run_type, "value", run_type)) != "scheduled":
-        return timeout
     due = next_run_due(context["dag"], dag_run)
     if due is None:
         return timeout
-    return max(SHORTEST_WAIT, min(timeout, due - datetime.now(UTC) - NEXT_RUN_MARGIN))
+    return min(timeout, max(SHORTEST_WAIT, due - datetime.now(UTC) - NEXT_RUN_MARGIN))
 
 
 def next_run_due(dag: Any, dag_run: Any) -> datetime | None:
