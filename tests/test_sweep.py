@@ -69,6 +69,19 @@ def _parsed_to_run(monkeypatch: pytest.MonkeyPatch, dag_id: str, task_id: str) -
     return dag_bag().dags["asr_sweep"]
 
 
+def test_every_step_safe_to_run_again_is_retried(airflow_db: None) -> None:
+    """A worker lost mid-step must not end the run: every task is tried again but the report
+    (a second try could send its summary twice), the watcher (trying again changes nothing)
+    and the approvals (a person's request, asked once)."""
+    from asr.tasks import RETRIES
+
+    assert RETRIES > 0
+    sweep = dag_bag().dags["asr_sweep"]
+    once = {t.task_id for t in sweep.tasks if t.retries != RETRIES and not t.task_id.endswith(".approve")}
+    assert once == {"report", "watcher"}, once
+    assert {"ingest", "plan", "write_back"} <= {t.task_id for t in sweep.tasks if t.retries == RETRIES}
+
+
 def test_a_task_of_a_remediate_group_parses_only_its_group(
     airflow_db: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -202,7 +202,9 @@ def ingest_events() -> dict[str, int]:
     return _ingest(plan, keep=asked.keep, named=asked.by_person)
 
 
-@task.branch
+# A worker lost, or a store write refused, must not end the run: both steps are safe to run
+# again (a plan made again rewrites the batches; nothing after it has run yet).
+@task.branch(retries=RETRIES, retry_delay=RETRY_DELAY)
 def plan(ingested: dict[str, int]) -> list[str]:
     """Batch the routed findings per playbook, account and region, and go on with the
     task groups of the playbooks that have work. The batch list goes to XCom as ``batches``."""
@@ -216,7 +218,7 @@ def plan(ingested: dict[str, int]) -> list[str]:
     return sorted({branch_target(playbooks.playbooks[b["playbook"]]) for b in batches})
 
 
-@task
+@task(retries=RETRIES, retry_delay=RETRY_DELAY)
 def select_batches(batches: list[dict[str, Any]], playbook: str) -> list[dict[str, Any]]:
     return [b for b in batches if b["playbook"] == playbook]
 
