@@ -386,6 +386,24 @@ def test_sweep_fixes_the_seed_scenarios_through_airflow(aws, airflow_db: None) -
     assert again["totals"] == {}, "resolved findings must not be swept again"
 
 
+@pytest.mark.airflow
+def test_a_sweep_cuts_no_more_batches_than_airflow_maps(
+    aws, airflow_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow refuses to map a list longer than ``[core] max_map_length``: a deployment that
+    lowers it gets fewer, larger batches, not a failed run."""
+    from asr.local.seed import seed_one
+
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "2")
+    monkeypatch.setenv("ASR_BATCH_SIZE", "1")
+    seeded = [seed_one(aws, "EC2.19", MEMBER_ACCOUNT, "us-east-1", n) for n in range(3)]
+    import_findings(aws.admin_client("securityhub", "us-east-1"), [finding(s) for s in seeded])
+    run = dag_bag().get_dag("asr_sweep").test()
+    assert run.state == "success"
+    fixes = [ti for ti in run.get_task_instances() if ti.task_id == "remediate_EC2_19.fix"]
+    assert len(fixes) == 2 and {ti.state for ti in fixes} == {"success"}
+
+
 def test_broken_playbook_is_a_dag_import_error(
     airflow_db: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,14 @@ def run_context(context: Any = None) -> tuple[Settings, Any, str]:
     with _asked_wrong():  # no step of a run may go on in another run's folder
         store.refuse_another(context["dag"].dag_id, run_id)
     return settings, store, run_id
+
+
+def airflow_max_map_length() -> int:
+    """The most task instances Airflow maps from one value (``[core] max_map_length``): a
+    longer batch list is refused when pushed, so the plan cuts no more batches than this."""
+    from airflow.configuration import conf
+
+    return conf.getint("core", "max_map_length", fallback=1024)
 
 
 def aws_context(settings: Settings, rate_shares: float | dict[str, float] = 1) -> Any:
@@ -211,6 +220,7 @@ def plan(ingested: dict[str, int]) -> list[str]:
     from asr import sweep
 
     settings, store, _ = run_context()
+    settings = replace(settings, max_map_length=airflow_max_map_length())
     batches = sweep.plan(store, registry(), settings, fix_parallelism(), run_parallelism())
     get_current_context()["ti"].xcom_push(key=BATCHES, value=batches)
     log.info("%d findings in %d batches", ingested["routed"], len(batches))
