@@ -39,9 +39,6 @@ NOT_A_SERVICE = ("BoolIfExists", "aws:principalisawsservice", ["false"])
 SIGNED_NOT_A_SERVICE = ("Bool", "aws:principalisawsservice", ["false"])
 LOG_DELIVERY_SID = "ASRAllowServerAccessLogDelivery"
 TRANSITION_DEFAULT = "TransitionDefaultMinimumObjectSize"
-# S3 documents bucket (and account) settings as eventually consistent: a read-back right
-# after a put may still show the old setting, so it is read again for up to this long.
-BUCKET_SETTINGS_PROPAGATION = 15.0
 BUCKET_POLICY_CLAIM = "s3:bucket-policy"  # the fixes that edit a bucket's policy take turns
 # The fix threads of a batch share log buckets: one sets a bucket up at a time, once a task
 # (by the task's S3 client of that account and Region).
@@ -75,13 +72,18 @@ def _caller(clients: Clients) -> tuple[str, str]:
     return account, partition
 
 
+class _BucketSetting(Action):
+    """An S3 fix. S3 documents bucket (and account) settings as eventually consistent: a
+    read-back right after a put may still show the old setting, so it is read again for a while."""
+
+    propagation_seconds = 15.0
+
+
 # --- Block Public Access, shared by the account-level (S3.1) and bucket-level (S3.2) fixes
 
 
-class _BlockPublicAccess(Action):
+class _BlockPublicAccess(_BucketSetting):
     """The same four flags, all turned on; subclasses say where they live."""
-
-    propagation_seconds = BUCKET_SETTINGS_PROPAGATION
 
     def _current(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         raise NotImplementedError
@@ -177,7 +179,7 @@ class BlockBucketPublicAccess(_BlockPublicAccess):
 
 
 @register
-class EnableDefaultEncryption(Action):
+class EnableDefaultEncryption(_BucketSetting):
     """Give a bucket default encryption: SSE-S3 (AES256), or SSE-KMS with a key when asked.
 
     A bucket that already has any default encryption is left alone (never downgraded).
@@ -186,8 +188,6 @@ class EnableDefaultEncryption(Action):
           action: s3.enable-default-encryption
           parameters: {sse_algorithm: "aws:kms", kms_key_id: alias/s3-default}
     """
-
-    propagation_seconds = BUCKET_SETTINGS_PROPAGATION
 
     name = "s3.enable-default-encryption"
     service = "s3"
@@ -419,7 +419,7 @@ def tls_only_statement(arns: list[str]) -> dict[str, Any]:
 
 
 @register
-class DenyInsecureTransport(Action):
+class DenyInsecureTransport(_BucketSetting):
     """Add a bucket-policy statement that refuses every request not made over TLS.
 
     The bucket's other statements stay as they are; a bucket without a policy gets one with
@@ -430,7 +430,6 @@ class DenyInsecureTransport(Action):
           action: s3.deny-insecure-transport
     """
 
-    propagation_seconds = BUCKET_SETTINGS_PROPAGATION
     claims_as = BUCKET_POLICY_CLAIM
 
     name = "s3.deny-insecure-transport"
@@ -471,7 +470,7 @@ class DenyInsecureTransport(Action):
 
 
 @register
-class DenyCrossAccountSensitiveActions(Action):
+class DenyCrossAccountSensitiveActions(_BucketSetting):
     """Add an explicit Deny of the sensitive S3 actions to every principal outside the bucket's account.
 
     S3.6 fails when the bucket policy lets another account change the bucket's policy, ACLs or
@@ -484,7 +483,6 @@ class DenyCrossAccountSensitiveActions(Action):
           action: s3.deny-cross-account-sensitive-actions
     """
 
-    propagation_seconds = BUCKET_SETTINGS_PROPAGATION
     claims_as = BUCKET_POLICY_CLAIM
 
     name = "s3.deny-cross-account-sensitive-actions"
@@ -570,10 +568,6 @@ def bucket_home(s3: Any, bucket: str) -> tuple[str, bool]:
     return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location), True
 
 
-def bucket_region(s3: Any, bucket: str) -> str:
-    return bucket_home(s3, bucket)[0]
-
-
 def create_bucket(s3: Any, bucket: str, region: str, **settings: Any) -> None:
     """us-east-1 refuses a location constraint naming itself; every other Region needs one."""
     if region != "us-east-1":
@@ -594,7 +588,7 @@ def ensure_log_bucket(
     an existing bucket must be in it (S3 delivers access logs only within a Region).
     """
     try:
-        found = bucket_region(s3, bucket)
+        found, _ = bucket_home(s3, bucket)
     except ClientError as exc:
         if _error_code(exc) != "NoSuchBucket":
             raise
@@ -611,7 +605,7 @@ def ensure_log_bucket(
 
 
 @register
-class EnableServerAccessLogging(Action):
+class EnableServerAccessLogging(_BucketSetting):
     """Send a bucket's server access logs to the account's log bucket in the bucket's region.
 
     The log bucket (name from ``log_bucket``, with ``{account}`` and ``{region}``) is created
@@ -626,8 +620,6 @@ class EnableServerAccessLogging(Action):
           action: s3.enable-server-access-logging
           parameters: {log_bucket: "asr-access-logs-{account}-{region}", target_prefix: "{bucket}/"}
     """
-
-    propagation_seconds = BUCKET_SETTINGS_PROPAGATION
 
     name = "s3.enable-server-access-logging"
     service = "s3"
@@ -669,7 +661,7 @@ class EnableServerAccessLogging(Action):
         if logging:
             return {"LoggingEnabled": logging}
         account, partition = _caller(clients)
-        region = bucket_region(clients.s3, resource_id)
+        region, _ = bucket_home(clients.s3, resource_id)
         log_bucket = self.params["log_bucket"].format(account=account, region=region)
         if log_bucket == resource_id:
             raise ValueError(
@@ -727,7 +719,7 @@ class EnableServerAccessLogging(Action):
 
 
 @register
-class AddLifecycleTransition(Action):
+class AddLifecycleTransition(_BucketSetting):
     """Add a lifecycle rule that moves objects to a cheaper storage class after some days.
 
     The bucket complies when an enabled rule already moves objects to ``storage_class``
@@ -743,8 +735,6 @@ class AddLifecycleTransition(Action):
           action: s3.add-lifecycle-transition
           parameters: {transition_days: 90, storage_class: INTELLIGENT_TIERING}
     """
-
-    propagation_seconds = BUCKET_SETTINGS_PROPAGATION
 
     name = "s3.add-lifecycle-transition"
     service = "s3"
@@ -961,7 +951,7 @@ def ensure_notification_topic(sns: Any, topic_arn: str, account: str) -> bool:
 
 
 @register
-class EnableEventNotifications(Action):
+class EnableEventNotifications(_BucketSetting):
     """Send a bucket's events to the account's SNS topic for S3 events in the bucket's Region.
 
     The bucket complies when a topic, queue or function is already notified of any of
@@ -983,8 +973,6 @@ class EnableEventNotifications(Action):
           action: s3.enable-event-notifications
           parameters: {topic_name: asr-s3-event-notifications, event_types: []}
     """
-
-    propagation_seconds = BUCKET_SETTINGS_PROPAGATION
 
     name = "s3.enable-event-notifications"
     service = "s3"
@@ -1032,7 +1020,7 @@ class EnableEventNotifications(Action):
         if self._complies(configuration):
             return {"NotificationConfiguration": configuration}
         account, partition = _caller(clients)
-        region = bucket_region(clients.s3, resource_id)
+        region, _ = bucket_home(clients.s3, resource_id)
         return {
             "NotificationConfiguration": configuration,
             "TopicArn": f"arn:{partition}:sns:{region}:{account}:{self.params['topic_name']}",
