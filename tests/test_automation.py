@@ -230,6 +230,29 @@ def test_an_execution_ssm_is_still_stopping_is_called_running(aws, ssm_playbooks
     assert running == {pending[0]["execution_id"]}
 
 
+def test_an_execution_stopped_but_not_readable_since_is_called_running(aws, ssm_playbooks: Path) -> None:
+    """Asked to stop, and then unreadable (the role lost its grant, say): whether it stopped is
+    not known, so it counts as running and keeps its claim."""
+    from botocore.exceptions import ClientError
+
+    playbooks, _, pending = started_to_end(aws, ssm_playbooks, "InProgress")
+    ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
+
+    def denied(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetAutomationExecution")
+
+    ssm.meta.events.register("before-call.ssm.GetAutomationExecution", denied)
+    try:
+        [outcome], running = automation.finish(pending, {}, playbooks, aws)
+    finally:
+        ssm.meta.events.unregister("before-call.ssm.GetAutomationExecution", denied)
+    assert outcome.status == Status.FAILED
+    assert outcome.message.endswith(
+        "and was asked to stop, but could not be read since (AccessDenied: no): it may still be running"
+    ), outcome.message
+    assert running == {pending[0]["execution_id"]}
+
+
 def test_a_start_sends_one_idempotency_token_on_every_try(aws, ssm_playbooks: Path) -> None:
     """A start whose answer was lost and is tried again must not start a second execution,
     which nothing would watch: every try carries the same ClientToken."""
@@ -282,7 +305,7 @@ def test_an_execution_that_could_not_be_stopped_keeps_its_claim(
     first = json.loads(claim.read_text())
     assert first["ttl"] == 6 * 3600 + 60  # six hours and the document's timeout
     refused = "and could not be stopped (AccessDenied: not allowed): it may still be running"
-    monkeypatch.setattr(automation, "_stop", lambda clients, execution_id: (refused, True))
+    monkeypatch.setattr(automation, "_stop", lambda execution, aws: (refused, True))
     assert operator.execute_complete(context, {"statuses": {}}) == {"FAILED": 1}
     assert held_by(claims, context["run_id"]) == [claim]
 

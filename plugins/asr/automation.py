@@ -173,11 +173,13 @@ def poll(pending: list[dict[str, Any]], aws: AwsContext) -> dict[str, dict[str, 
 ENDED_MEANWHILE = "InvalidAutomationStatusUpdateException"  # SSM's answer: it has ended since the last poll
 
 
-def _stop(clients: Clients, execution_id: str) -> tuple[str, bool]:
+def _stop(execution: dict[str, Any], aws: AwsContext) -> tuple[str, bool]:
     """Stop an execution out of time: what became of it (the end of "... did not finish"),
     or ``ENDED_MEANWHILE``; and whether it may still be running."""
+    execution_id = execution["execution_id"]
+    ssm = aws.client("ssm", execution["account_id"], execution["region"])
     try:
-        retry_throttled(lambda: clients.ssm.stop_automation_execution(AutomationExecutionId=execution_id))
+        retry_throttled(lambda: ssm.stop_automation_execution(AutomationExecutionId=execution_id))
     except Exception as exc:
         code = error_code(exc) if isinstance(exc, ClientError) else ""
         if code == ENDED_MEANWHILE:
@@ -185,19 +187,15 @@ def _stop(clients: Clients, execution_id: str) -> tuple[str, bool]:
         if code == "AutomationExecutionNotFoundException":
             return "and SSM has no such execution to stop", False
         return f"and could not be stopped ({describe_error(exc)}): it may still be running", True
-    try:
-        found = retry_throttled(
-            lambda: clients.ssm.get_automation_execution(AutomationExecutionId=execution_id)
-        )
-        status = found["AutomationExecution"]["AutomationExecutionStatus"]
-    except Exception as exc:
+    found = poll([execution], aws)[execution_id]
+    if found["status"] == UNREADABLE:
         return (
-            f"and was asked to stop, but could not be read since ({describe_error(exc)}): "
+            f"and was asked to stop, but could not be read since ({found['message']}): "
             "it may still be running",
             True,
         )
-    if status not in ENDED:  # Cancelling: a step under way may still change the resource
-        return f"and SSM is still stopping it ({status}): it may still be running", True
+    if found["status"] not in ENDED:  # Cancelling: a step under way may still change the resource
+        return f"and SSM is still stopping it ({found['status']}): it may still be running", True
     return "and was stopped", False
 
 
@@ -233,7 +231,7 @@ def finish(
         try:
             stopped = ""
             if ended["status"] not in ENDED:  # out of time
-                stopped, may_run = _stop(clients, execution_id)
+                stopped, may_run = _stop(execution, aws)
                 if stopped == ENDED_MEANWHILE:  # judged by its end, which the last poll missed
                     ended = poll([execution], aws)[execution_id]
                     # SSM also refuses to stop one it is already stopping (Cancelling).
