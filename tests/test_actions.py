@@ -270,7 +270,10 @@ def test_a_change_slow_to_show_is_read_again_until_it_may_have_propagated(
     assert read_backs == reads and slept == [1.0, 2.0][: reads - 1]
 
 
-@pytest.mark.parametrize("control", ["S3.1", "S3.2", "S3.4", "S3.5", "S3.6", "S3.9", "S3.11", "S3.13", "KMS.4"])
+EVENTUALLY_CONSISTENT = ["S3.1", "S3.2", "S3.4", "S3.5", "S3.6", "S3.9", "S3.11", "S3.13", "KMS.4"]
+
+
+@pytest.mark.parametrize("control", EVENTUALLY_CONSISTENT)
 def test_settings_aws_calls_eventually_consistent_are_read_again(aws, monkeypatch, control: str) -> None:  # type: ignore[no-untyped-def]
     """S3's bucket and account settings and KMS keys are eventually consistent by AWS's docs:
     a fix whose read-backs still show the old setting for a few seconds is REMEDIATED."""

@@ -98,7 +98,6 @@ class Settings:
     accounts: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()
     batch_size: int = 250
-    max_map_length: int = 1024
     data_dir: str = field(default_factory=lambda: str(Path(".asr/runs").resolve()))
     dry_run: bool = False
     # Pacing (``asr.pacing``): "aws" (published limits), "off", or JSON overrides; and the

@@ -155,9 +155,11 @@ def plan(
     settings: Settings,
     parallel: int = 1,
     running: int | None = None,
+    max_map_length: int = 1024,
 ) -> list[dict[str, Any]]:
     """Pack each playbook's routed findings into batches of ``batch_size``, or larger when
-    pacing or ``max_map_length`` asks for fewer batches (below).
+    pacing or Airflow's ``max_map_length`` (which the caller reads) asks for fewer batches
+    (below).
 
     Findings are sorted by account and region (and one resource's stay together), so a
     batch holds one account-region, or the tail of one and the head of the next: map
@@ -181,7 +183,7 @@ def plan(
         size = settings.batch_size
         if paced:
             size = max(size, -(-len(rows) // max(1, parallel)))
-        size = max(size, -(-len(rows) // settings.max_map_length))
+        size = max(size, -(-len(rows) // max_map_length))
         regional = playbooks.playbooks[playbook_id].regional
         batches += [(playbook_id, chunk) for chunk in chunks(rows, size, regional)]
 

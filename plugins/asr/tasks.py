@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -220,8 +219,9 @@ def plan(ingested: dict[str, int]) -> list[str]:
     from asr import sweep
 
     settings, store, _ = run_context()
-    settings = replace(settings, max_map_length=airflow_max_map_length())
-    batches = sweep.plan(store, registry(), settings, fix_parallelism(), run_parallelism())
+    batches = sweep.plan(
+        store, registry(), settings, fix_parallelism(), run_parallelism(), airflow_max_map_length()
+    )
     get_current_context()["ti"].xcom_push(key=BATCHES, value=batches)
     log.info("%d findings in %d batches", ingested["routed"], len(batches))
     playbooks = registry()
