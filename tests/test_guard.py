@@ -144,6 +144,27 @@ def test_a_tagged_iam_user_is_excluded_though_the_tagging_api_does_not_list_it(a
     assert list(excluded) == [tagged.resource_arn]
 
 
+def test_a_tagged_auto_scaling_group_is_excluded_though_the_tagging_api_does_not_list_it(aws) -> None:
+    """AWS's GetResources answers nothing for Auto Scaling groups (nor does the stand-in),
+    which would read as "not tagged": their tags come from Auto Scaling's DescribeTags."""
+    _, tagged = routed(aws, "AutoScaling.1")
+    _, other = routed(aws, "AutoScaling.1", n=1)
+    autoscaling = Clients(aws, MEMBER_ACCOUNT, REGION).autoscaling
+    name = tagged.resource_arn.split("autoScalingGroupName/", 1)[1]
+    autoscaling.create_or_update_tags(
+        Tags=[
+            {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": key, "Value": "yes"}
+            for key in ("asr:exclude", "owner")
+        ]
+    )
+    batch = run_batch([tagged, other], registry(), aws, exclude_tag=("asr:exclude", None))
+    outcomes = {o.resource_arn: o for o in batch}
+    assert outcomes[tagged.resource_arn].status == Status.EXCLUDED
+    assert outcomes[other.resource_arn].status == Status.REMEDIATED
+    [group] = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+    assert group["HealthCheckType"] == "EC2"
+
+
 def test_organization_members_are_read_by_state_now_that_status_is_retired() -> None:
     organizations = boto3.client("organizations", region_name=REGION)
     accounts = [

@@ -22,6 +22,10 @@ from asr.findings import RoutingRecord
 from asr.remediate import Status, describe_error
 
 IAM_USER_OR_ROLE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(user|role)/(?:[^/]+/)*([\w+=,.@-]+)$")
+AUTO_SCALING_GROUP = re.compile(
+    r"^arn:aws[a-z-]*:autoscaling:[^:]+:\d{12}:autoScalingGroup:[^:]*:autoScalingGroupName/(.+)$"
+)
+GROUPS_PER_TAG_READ = 50
 
 
 class GuardError(RuntimeError):
@@ -116,8 +120,9 @@ def accounts_under(organizations: Any, parent_id: str) -> set[str]:
 
 def excluded_by_tag(clients: Clients, arns: list[str], tag: tuple[str, str | None]) -> dict[str, str]:
     """The ARNs that carry the exclusion tag, with the reason. The tagging API reads 100 ARNs a
-    call, but does not answer for IAM users and roles (AWS documents this): their tags come
-    from IAM, one resource at a time."""
+    call, but AWS documents that it does not answer for IAM users and roles, nor for Auto
+    Scaling groups (an empty answer, which would read as "not tagged"): their tags come from
+    IAM, one resource at a time, and from Auto Scaling's DescribeTags, by group name."""
     key, value = tag
     shown = key if value is None else f"{key}={value}"
     excluded: dict[str, str] = {}
@@ -128,7 +133,12 @@ def excluded_by_tag(clients: Clients, arns: list[str], tag: tuple[str, str | Non
             excluded[arn] = f"the resource is tagged {shown} (ASR_EXCLUDE_TAG)"
 
     others = []
+    groups: dict[str, str] = {}
     for arn in arns:
+        group = AUTO_SCALING_GROUP.match(arn)
+        if group:
+            groups[group.group(1)] = arn
+            continue
         iam = IAM_USER_OR_ROLE.match(arn)
         if iam is None:
             others.append(arn)
@@ -140,6 +150,15 @@ def excluded_by_tag(clients: Clients, arns: list[str], tag: tuple[str, str | Non
         except ClientError as exc:  # deleted since the finding: nothing to exclude (nor to fix)
             if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
                 raise
+    names = sorted(groups)
+    for start in range(0, len(names), GROUPS_PER_TAG_READ):
+        filters = [
+            {"Name": "auto-scaling-group", "Values": names[start : start + GROUPS_PER_TAG_READ]},
+            {"Name": "key", "Values": [key]},
+        ]
+        for page in clients.autoscaling.get_paginator("describe_tags").paginate(Filters=filters):
+            for found in page["Tags"]:
+                check(groups[found["ResourceId"]], [found])
     for start in range(0, len(others), 100):
         pages = clients.resourcegroupstaggingapi.get_paginator("get_resources").paginate(
             ResourceARNList=others[start : start + 100]

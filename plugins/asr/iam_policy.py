@@ -65,7 +65,7 @@ LONGEST = {
 SSM_EXECUTOR = ("ssm:StartAutomationExecution", "ssm:GetAutomationExecution", "ssm:StopAutomationExecution")
 # What the fix task itself calls in every member account, whatever the playbook: the
 # exclusion-tag check (ASR_EXCLUDE_TAG) reads the resources' tags (IAM users' and roles' from IAM).
-RUNNER = ("tag:GetResources", "iam:ListUserTags", "iam:ListRoleTags")
+RUNNER = ("tag:GetResources", "iam:ListUserTags", "iam:ListRoleTags", "autoscaling:DescribeTags")
 # What each AWS-managed SSM document needs from the role it runs as (AutomationAssumeRole),
 # from the Automation runbook reference. A playbook naming a document not listed here stops
 # generation: its permissions must be looked up and added.
