@@ -258,6 +258,30 @@ def test_a_fix_that_failed_after_changing_part_of_the_resource_is_put_back(
     assert _state(aws, record) == seeded
 
 
+def test_a_fix_a_retry_finished_is_put_back_to_before_the_first_try(aws, tmp_path: Path) -> None:
+    """The first try emptied the default group's inbound rules and died; the retry read that
+    half-changed group as its "before" and emptied the outbound. The rollback puts back both:
+    what was there before the first try, not before the retry."""
+    record = parse_finding(finding(seed_one(aws, "EC2.2", MEMBER_ACCOUNT, REGION)), registry())
+    seeded = _state(aws, record)
+    assert seeded["IpPermissions"] and seeded["IpPermissionsEgress"]
+    action = registry().playbooks[record.playbook].build_action()
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    state = action.read(clients, record.resource_id)
+    root = journal_root(str(tmp_path), "asr_sweep", RUN_ID)
+    first = AuditJournal(root, Origin("asr_sweep", RUN_ID, "b", 1, "s"))
+    first.intend(Target(clients, record.resource_id, (record,), action), Planned(state, action.plan(state)))
+    action.apply(clients, record.resource_id, state, {"IpPermissions": []})  # ... and then it died
+    [outcome] = run_batch(
+        [record], registry(), aws, journal=AuditJournal(root, Origin("asr_sweep", RUN_ID, "b", 2, "s"))
+    )
+    assert outcome.status == "REMEDIATED", outcome.message
+
+    [reversal] = Rollback(AuditJournal(root, _rollback_origin()), aws).run()
+    assert reversal.status == RollbackStatus.REVERTED, reversal.reason
+    assert _state(aws, record) == seeded
+
+
 def test_a_fix_that_changed_nothing_is_not_reverted(
     aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

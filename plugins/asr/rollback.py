@@ -114,12 +114,35 @@ def find_journal(
 
 def latest_fixes(changes: Iterable[Change]) -> list[Change]:
     """The last fix of each resource by each playbook, newest first, so later changes are undone
-    before earlier ones. An earlier try's intent for the same resource is superseded by the retry's."""
+    before earlier ones. An earlier try's intent for the same resource is superseded by the
+    retry's; if that try changed part of the resource before it died or failed, the retry
+    read the half-changed resource as its "before", so the retry's change is taken back to
+    the earlier try's before-state (``_continued``)."""
     latest: dict[tuple[str, ...], Change] = {}
     for change in changes:
         if change.intent["kind"] == FIX:
-            latest[fix_key(change.intent)] = change
+            key = fix_key(change.intent)
+            earlier = latest.get(key)
+            latest[key] = _continued(earlier, change) if earlier else change
     return sorted(latest.values(), key=lambda c: c.intent["time"], reverse=True)
+
+
+def _continued(earlier: Change, retry: Change) -> Change:
+    """The retry's change, from the state before the earlier try of the same run when that try
+    made part of the change and did not finish it; else the retry's change as it is."""
+    run = ("dag_id", "run_id")
+    if earlier.status == Status.REMEDIATED or not _made(earlier):
+        return retry
+    if [earlier.intent.get(k) for k in run] != [retry.intent.get(k) for k in run]:
+        return retry
+    intent = retry.intent | {
+        "state": earlier.intent["state"],
+        "before": retry.intent["before"] | earlier.intent["before"],
+        # What the earlier try meant to set and the retry did not set again: the earlier try did.
+        "plan": earlier.intent["plan"] | retry.intent["plan"],
+        "finding_ids": sorted({*earlier.finding_ids, *retry.finding_ids}),
+    }
+    return Change(intent, retry.settle)
 
 
 def _made(change: Change) -> bool:
@@ -210,8 +233,9 @@ class Rollback:
         resource_id = intent["resource_id"]
         self.aws.credentials(intent["account_id"])  # fails here, clearly, if the role cannot be assumed
         clients = Clients(self.aws, intent["account_id"], intent["region"])
-        # What the fix left: its read-back, or (its task having died) what it meant to set.
-        left = change.settle["after"] if change.settle else intent["plan"]
+        # What the fix left: its read-back, or (its task having died) what it meant to set; and
+        # what an earlier try it finished set (``_continued``), which the read-back did not cover.
+        left = intent["plan"] | ((change.settle or {}).get("after") or {})
         now = _subset(retry_throttled(lambda: action.read(clients, resource_id)), left)
         if canonical(now) != canonical(left):
             why = (
