@@ -132,6 +132,37 @@ def test_a_resource_changed_since_is_left_alone(aws, tmp_path: Path) -> None:
     assert journal.changes(REVERT) == [], "nothing attempted, nothing recorded"
 
 
+def test_a_rollback_cut_off_after_its_revert_is_reported_reverted_by_its_retry(
+    aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rollback's task died between putting the setting back and recording it: its retry
+    finds the before-state, not "changed since", so the finding is still marked reverted."""
+    import asr.rollback
+
+    journal, _ = _fixed(aws, tmp_path, "EC2.7")
+
+    def died(*_: Any) -> None:
+        raise KeyboardInterrupt  # the worker went away: nothing after the revert call ran
+
+    monkeypatch.setattr(asr.rollback, "_read_back", died)
+    with pytest.raises(KeyboardInterrupt):
+        Rollback(journal, aws).run()
+    monkeypatch.undo()
+    assert [c.status for c in journal.changes(REVERT)] == [UNSETTLED]
+    assert not Clients(aws, MEMBER_ACCOUNT, REGION).ec2.get_ebs_encryption_by_default()[
+        "EbsEncryptionByDefault"
+    ]
+
+    retry = AuditJournal(journal.root, Origin("asr_rollback", "rollback-1", "rollback", 2, "bob"))
+    [reversal] = Rollback(retry, aws).run()
+    assert reversal.status == RollbackStatus.REVERTED, reversal.reason
+    assert "by an earlier try of this rollback" in reversal.reason
+    assert [c.status for c in retry.changes(REVERT)] == [RollbackStatus.REVERTED]
+    # Another rollback run is not this one: it sees an unfinished revert it did not begin.
+    other = AuditJournal(journal.root, Origin("asr_rollback", "rollback-2", "rollback", 1, "eve"))
+    assert Rollback(other, aws).run()[0].status == RollbackStatus.ALREADY_REVERTED
+
+
 def test_dry_run_changes_nothing_then_a_rollback_is_done_once(aws, tmp_path: Path) -> None:
     journal, record = _fixed(aws, tmp_path, "S3.1")
     fixed = _state(aws, record)

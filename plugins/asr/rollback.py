@@ -184,22 +184,27 @@ class Rollback:
             for change in self.journal.changes(FIX)
             if run is None or (change.intent.get("dag_id"), change.intent.get("run_id")) == run
         ]
-        reverted = {
-            change.intent["reverts"]: change
-            for change in self.journal.changes(REVERT)
-            if change.status == RollbackStatus.REVERTED
-        }
+        reverts = self.journal.changes(REVERT)
+        reverted = {c.intent["reverts"]: c for c in reverts if c.status == RollbackStatus.REVERTED}
+        # Reverts an earlier try of this rollback began and did not live to record the end of.
+        cut_off = {c.intent["reverts"]: c for c in reverts if c.status == UNSETTLED and self._own(c)}
         chosen = [c for c in latest_fixes(changes) if c.about(controls, finding_ids)]
-        return [self.one(change, reverted.get(change.intent["id"])) for change in chosen]
+        return [
+            self.one(change, reverted.get(change.intent["id"]), cut_off.get(change.intent["id"]))
+            for change in chosen
+        ]
 
-    def one(self, change: Change, revert: Change | None = None) -> Reversal:
-        """What becomes of one fix; ``revert``: the revert of it already recorded, if any."""
+    def _own(self, revert: Change) -> bool:
+        """Whether a revert was recorded by a try of this very rollback run."""
+        origin = self.journal.origin
+        return (revert.intent.get("dag_id"), revert.intent.get("run_id")) == (origin.dag_id, origin.run_id)
+
+    def one(self, change: Change, revert: Change | None = None, cut_off: Change | None = None) -> Reversal:
+        """What becomes of one fix; ``revert``: the revert of it already recorded, if any;
+        ``cut_off``: one an earlier try of this rollback began and died in."""
         if revert is not None:
             settle = revert.settle or {}
-            if (revert.intent.get("dag_id"), revert.intent.get("run_id")) == (
-                self.journal.origin.dag_id,
-                self.journal.origin.run_id,
-            ):  # an earlier try of this very rollback: its revert, reported as such
+            if self._own(revert):  # an earlier try of this very rollback: its revert, reported as such
                 return Reversal.of(
                     change, RollbackStatus.REVERTED, settle.get("message", ""), settle.get("after")
                 )
@@ -224,19 +229,30 @@ class Rollback:
                 change, RollbackStatus.NOT_REVERSIBLE, f"cannot be reversed: {action.irreversible}"
             )
         try:
-            return self._revert(change, action)
+            return self._revert(change, action, cut_off is not None)
         except Exception as exc:  # one resource's failure must not stop the others
             return Reversal.of(change, RollbackStatus.FAILED, describe_error(exc))
 
-    def _revert(self, change: Change, action: actions.Action) -> Reversal:
+    def _revert(self, change: Change, action: actions.Action, cut_off: bool = False) -> Reversal:
+        """Put the fix back if the resource reads as the fix left it. ``cut_off``: an earlier try
+        of this rollback began to, and died before it recorded the end: if the resource reads
+        as before the fix, that try put it back."""
         intent = change.intent
-        resource_id = intent["resource_id"]
+        resource_id, before = intent["resource_id"], intent["before"]
         self.aws.credentials(intent["account_id"])  # fails here, clearly, if the role cannot be assumed
         clients = Clients(self.aws, intent["account_id"], intent["region"])
         # What the fix left: its read-back, or (its task having died) what it meant to set; and
         # what an earlier try it finished set (``_continued``), which the read-back did not cover.
         left = intent["plan"] | ((change.settle or {}).get("after") or {})
-        now = _subset(retry_throttled(lambda: action.read(clients, resource_id)), left)
+        state = retry_throttled(lambda: action.read(clients, resource_id))
+        now = _subset(state, left)
+        if cut_off and not self.dry and canonical(_subset(state, before)) == canonical(before):
+            reason = f"put back {before} (by an earlier try of this rollback; verified now)"
+            self.journal.record(
+                {"event": SETTLE, "kind": REVERT, **_where(intent), "status": RollbackStatus.REVERTED}
+                | {"message": reason, "after": _subset(state, before)}
+            )
+            return Reversal.of(change, RollbackStatus.REVERTED, reason, _subset(state, before))
         if canonical(now) != canonical(left):
             why = (
                 "the fix's task died before recording an outcome, and " if change.status == UNSETTLED else ""
@@ -256,8 +272,7 @@ class Rollback:
     ) -> Reversal:
         intent = change.intent
         resource_id, before = intent["resource_id"], intent["before"]
-        where = {key: intent[key] for key in ("account_id", "region", "resource_id", "action")}
-        where["playbook"] = intent.get("playbook", "")
+        where = _where(intent)
         self.journal.record(
             {
                 "event": INTENT,
@@ -286,6 +301,13 @@ class Rollback:
             {"event": SETTLE, "kind": REVERT, **where, "status": status, "message": reason, "after": back}
         )
         return Reversal.of(change, status, reason, back)
+
+
+def _where(intent: dict[str, Any]) -> dict[str, Any]:
+    """What a revert's journal events say they are about: the fix's resource, action and playbook."""
+    return {key: intent[key] for key in ("account_id", "region", "resource_id", "action")} | {
+        "playbook": intent.get("playbook", "")
+    }
 
 
 def _read_back(action: Any, clients: Any, resource_id: str, before: dict[str, Any]) -> dict[str, Any]:
