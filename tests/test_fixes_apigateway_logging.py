@@ -346,6 +346,26 @@ def test_revert_puts_the_levels_back_and_leaves_the_role_and_its_setting(aws: An
     assert clients.iam.get_role(RoleName=ROLE)["Role"]["Arn"] == ROLE_ARN
 
 
+def test_revert_keeps_a_stage_level_the_fix_did_not_change(aws: Any) -> None:
+    """The fix changed a method's override only; the owner lowers the stage's level after it
+    (to cut CloudWatch's cost): the revert puts the override back and keeps the stage's."""
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    arn, api = rest_stage(clients, **{"*/*": "INFO", "~1pets/GET": "OFF"})
+    action = registry().playbooks["APIGateway.1"].build_action()
+    resource_id = f"/restapis/{api}/stages/prod"
+    before = action.read(clients, resource_id)
+    assert fix(aws, arn).status == Status.REMEDIATED
+    clients.apigateway.update_stage(
+        restApiId=api, stageName="prod", patchOperations=[ALL | {"value": "ERROR"}]
+    )
+
+    action.revert(clients, resource_id, before)
+    assert action.read(clients, resource_id) == {
+        "LoggingLevel": "ERROR",
+        "OverrideLoggingLevels": {"~1pets/GET": "OFF"},
+    }
+
+
 def test_revert_of_a_websocket_stage_puts_each_level_back(aws: Any) -> None:
     clients = Clients(aws, MEMBER_ACCOUNT, REGION)
     routes = {"$connect": {"LoggingLevel": "INFO"}, "$disconnect": {"LoggingLevel": "OFF"}}

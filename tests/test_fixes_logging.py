@@ -822,6 +822,10 @@ def test_a_cis_alarm_there_before_is_put_again_and_a_rollback_keeps_it(aws, clie
     made = alarms_and_filters(clients, group)
     with pytest.raises(NotReversible, match="were there before the fix"):
         action.revert(clients, MEMBER_ACCOUNT, before)
+    # A record an older asr made says nothing of the alarm: it is kept as well.
+    older = {key: value for key, value in before.items() if key != "NamedAlarmExisted"}
+    with pytest.raises(NotReversible, match="made by an older asr"):
+        action.revert(clients, MEMBER_ACCOUNT, older)
     assert alarms_and_filters(clients, group) == made
 
 

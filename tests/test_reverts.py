@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from test_iam_policy import IAM_NAME, Call, api_calls, names  # noqa: F401 (api_calls is a fixture)
 
@@ -136,3 +138,72 @@ def test_config_recorder_revert_keeps_a_recording_mode_set_since(aws) -> None:
     assert (now["roleARN"], now["recordingGroup"]["allSupported"]) == (own, False)
     assert now["recordingGroup"]["resourceTypes"] == ["AWS::EC2::Instance"]
     assert now["recordingMode"]["recordingFrequency"] == "DAILY", "set after the fix: kept"
+
+
+# --- a revert puts back only what its fix changed: a setting changed since, outside the fix, stays
+
+
+def test_block_public_access_revert_keeps_a_flag_the_fix_did_not_turn_on(aws) -> None:  # type: ignore[no-untyped-def]
+    seeded = seed_one(aws, "S3.2", MEMBER_ACCOUNT, REGION)
+    playbook = registry().for_control("S3.2")
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    bucket = playbook.extract_resource_id(seeded.resource_id, MEMBER_ACCOUNT)
+
+    def put(**flags: bool) -> None:
+        clients.s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=flags)
+
+    put(BlockPublicAcls=True, IgnorePublicAcls=True, BlockPublicPolicy=False, RestrictPublicBuckets=False)
+    action = playbook.build_action()
+    before = action.read(clients, bucket)
+    assert remediate_resource(action, clients, bucket).status == Status.REMEDIATED
+    # The owner turns one flag off on purpose, one the fix did not turn on.
+    put(BlockPublicAcls=True, IgnorePublicAcls=False, BlockPublicPolicy=True, RestrictPublicBuckets=True)
+    action.revert(clients, bucket, before)
+    assert action.read(clients, bucket) == {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": False,
+        "BlockPublicPolicy": False,
+        "RestrictPublicBuckets": False,
+    }
+
+
+def test_health_check_revert_keeps_a_grace_period_the_fix_did_not_set(aws) -> None:  # type: ignore[no-untyped-def]
+    seeded = seed_one(aws, "AutoScaling.1", MEMBER_ACCOUNT, REGION)
+    playbook = registry().for_control("AutoScaling.1")
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    group = playbook.extract_resource_id(seeded.resource_id, MEMBER_ACCOUNT)
+    clients.autoscaling.update_auto_scaling_group(AutoScalingGroupName=group, HealthCheckGracePeriod=300)
+    action = playbook.build_action()
+    before = action.read(clients, group)
+    assert remediate_resource(action, clients, group).status == Status.REMEDIATED
+    clients.autoscaling.update_auto_scaling_group(AutoScalingGroupName=group, HealthCheckGracePeriod=900)
+    action.revert(clients, group, before)
+    now = action.read(clients, group)
+    assert (now["HealthCheckType"], now["HealthCheckGracePeriod"]) == ("EC2", 900)
+
+
+def test_flow_logs_revert_deletes_the_fix_s_flow_log_and_not_one_made_after(aws, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The network team logs ALL traffic to the same group after the fix logged REJECT. The
+    stand-in refuses a second flow log of a VPC to one group whatever its traffic type, so the
+    team's is added to what the revert reads."""
+    action, clients, vpc, before = fixed(aws, "EC2.6")
+    [made] = [log for log in action.read(clients, vpc)["FlowLogs"] if log not in before["FlowLogs"]]
+    assert made["TrafficType"] == "REJECT"
+    team = made | {"FlowLogId": "fl-0team", "TrafficType": "ALL"}
+    real_read = type(action).read
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        state = real_read(self, clients, resource_id)
+        return state | {"FlowLogs": [*state["FlowLogs"], team]}
+
+    def delete(params: dict[str, Any], **_: Any) -> None:
+        deleted.append(params["FlowLogIds"])
+
+    monkeypatch.setattr(type(action), "read", read)
+    deleted: list[list[str]] = []
+    clients.ec2.meta.events.register("provide-client-params.ec2.DeleteFlowLogs", delete)
+    try:
+        action.revert(clients, vpc, before)
+    finally:
+        clients.ec2.meta.events.unregister("provide-client-params.ec2.DeleteFlowLogs", delete)
+    assert deleted == [[made["FlowLogId"]]]

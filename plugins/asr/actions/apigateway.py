@@ -253,9 +253,12 @@ class EnableExecutionLogging(Action):
         _change_levels(clients, resource_id, state, {**state, **plan})
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
-        """Put the levels back. API Gateway's CloudWatch Logs role setting and the role stay:
-        every stage of the account and Region logs through them."""
-        _change_levels(clients, resource_id, self.read(clients, resource_id), before)
+        """Put back the levels the fix changed (the stage's, or the overrides'), on top of the
+        levels as they are now: one the fix did not change, changed since, stays. API Gateway's
+        CloudWatch Logs role setting and the role stay: every stage of the account and Region
+        logs through them."""
+        now = self.read(clients, resource_id)
+        _change_levels(clients, resource_id, now, now | {key: before[key] for key in self.plan(before)})
 
     def _give_logging_role(self, clients: Clients) -> None:
         """Set the account and Region's CloudWatch Logs role when it has none (the role is

@@ -77,8 +77,7 @@ class UseLoadBalancerHealthChecks(BulkRead):
         clients.autoscaling.update_auto_scaling_group(AutoScalingGroupName=resource_id, **plan)
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        """Only what the fix set: a grace period it did not set, changed since, stays."""
         clients.autoscaling.update_auto_scaling_group(
-            AutoScalingGroupName=resource_id,
-            HealthCheckType=before["HealthCheckType"],
-            HealthCheckGracePeriod=before["HealthCheckGracePeriod"],
+            AutoScalingGroupName=resource_id, **{key: before[key] for key in self.plan(before)}
         )

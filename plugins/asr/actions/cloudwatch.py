@@ -416,6 +416,11 @@ class EnsureCisAlarm(Action):
                 f"alarm {self.metric_name} and its metric filter were there before the fix, which put "
                 "the alarm again; deleting them would remove more than the fix made"
             )
+        if "NamedAlarmExisted" not in before and before["MetricFilter"]:
+            raise NotReversible(
+                f"the fix found a metric filter for the event, and its record (made by an older asr) "
+                f"does not say whether alarm {self.metric_name} was there too: it is left as it is"
+            )
         home, group = log_group_home(clients, before["LogGroup"])
         home.cloudwatch.delete_alarms(AlarmNames=[self.metric_name])
         if not before["MetricFilter"]:

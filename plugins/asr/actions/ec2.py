@@ -433,7 +433,14 @@ class EnableVpcFlowLogs(Action):
         flow_logs = [
             {
                 key: log[key]
-                for key in ("FlowLogId", "TrafficType", "LogDestinationType", "LogGroupName", "FlowLogStatus")
+                for key in (
+                    "FlowLogId",
+                    "TrafficType",
+                    "LogDestinationType",
+                    "LogGroupName",
+                    "FlowLogStatus",
+                    "CreationTime",
+                )
                 if key in log
             }
             for page in pages
@@ -473,16 +480,20 @@ class EnableVpcFlowLogs(Action):
         with_new_role(create, fresh, lambda exc: "unable to assume given iam role" in str(exc).lower())
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
-        """Delete the flow logs to our log group that the VPC did not have before. The log
-        group and the delivery role stay: other VPCs of the account share them."""
+        """Delete the flow log the fix made: the first one made since, of its traffic type to its
+        log group. Any made after it (by someone else, or a later fix) stays, and so do the
+        log group and the delivery role: other VPCs of the account share them."""
         had = {log["FlowLogId"] for log in before["FlowLogs"]}
-        ours = [
-            log["FlowLogId"]
+        made = [
+            log
             for log in self.read(clients, resource_id)["FlowLogs"]
-            if log["FlowLogId"] not in had and log.get("LogGroupName") == self.params["log_group_name"]
+            if log["FlowLogId"] not in had
+            and log.get("LogGroupName") == self.params["log_group_name"]
+            and log.get("TrafficType") == self.params["traffic_type"]
         ]
-        if ours:
-            clients.ec2.delete_flow_logs(FlowLogIds=ours)
+        if made:
+            first = min(made, key=lambda log: (str(log.get("CreationTime", "")), log["FlowLogId"]))
+            clients.ec2.delete_flow_logs(FlowLogIds=[first["FlowLogId"]])
 
     def _delivery_role(self, clients: Clients, account: str) -> tuple[str, bool]:
         """The delivery role's ARN, and whether it was made (or completed) just now. IAM is

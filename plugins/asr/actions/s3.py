@@ -105,9 +105,10 @@ class _BlockPublicAccess(_BucketSetting):
         self._put(clients, resource_id, dict.fromkeys(BLOCK_FLAGS, True))
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
-        """The earlier flags back; all off reads the same as no configuration, which is what
-        an account or bucket that never set one has."""
-        flags = {flag: before[flag] for flag in BLOCK_FLAGS}
+        """The flags the fix turned on back off, on top of the flags as they are now: one that
+        was on already and changed since stays as changed. All off reads the same as no
+        configuration, which is what an account or bucket that never set one has."""
+        flags = self.read(clients, resource_id) | {flag: before[flag] for flag in self.plan(before)}
         if any(flags.values()):
             self._put(clients, resource_id, flags)
         else:
