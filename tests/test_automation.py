@@ -141,6 +141,16 @@ def test_compliant_resource_starts_no_automation(aws, ssm_playbooks: Path) -> No
     assert [o.status for o in done] == [Status.ALREADY_COMPLIANT]
 
 
+def test_a_resource_excluded_since_ingest_starts_no_document(aws, ssm_playbooks: Path) -> None:
+    playbooks = load_playbooks(ssm_playbooks)
+    seeded, records = seeded_records(aws, playbooks)
+    done, pending = automation.start(records, playbooks, aws, Settings(exclude_accounts=(MEMBER_ACCOUNT,)))
+    assert pending == [] and [o.status for o in done] == [Status.EXCLUDED]
+    ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
+    assert ssm.describe_automation_executions()["AutomationExecutionMetadataList"] == []
+    assert group_rules(aws, seeded) == ["0.0.0.0/0", "10.0.0.0/8"]  # as seeded
+
+
 def started_to_end(aws, ssm_playbooks: Path, status: str):  # type: ignore[no-untyped-def]
     """A seeded group's fix started through SSM, its execution set to end ``status``: the
     playbooks, the seeded group and the pending executions."""

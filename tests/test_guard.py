@@ -165,6 +165,34 @@ def test_a_tagged_auto_scaling_group_is_excluded_though_the_tagging_api_does_not
     assert group["HealthCheckType"] == "EC2"
 
 
+def test_a_fix_task_holds_back_what_was_excluded_after_ingest(aws, tmp_path: Path) -> None:
+    """Settings may change between ingest and the fix (an approval waits up to a day, a failed
+    task is cleared days later): the fix task checks its findings again and touches none
+    that is excluded now."""
+    seeded, record = routed(aws)
+    _, other = routed(aws, n=1)
+    store = RunStore(tmp_path)
+    batch = {"batch_id": "EC2.13-1", "playbook": "EC2.13", "count": 2}
+    store.write_lines("batches/EC2.13-1.jsonl", [record.to_dict(), other.to_dict()])
+    now = Settings(exclude_controls=("EC2.13",), accounts=(MEMBER_ACCOUNT,))
+    counts = sweep.remediate(batch, store, registry(), aws, scope=Scope.of_settings(now))
+    assert counts == {"EXCLUDED": 2}
+    assert world_open(aws, seeded), "left as it was"
+    [first, _] = store.read_lines("outcomes/EC2.13-1.jsonl")
+    assert first["message"] == "control EC2.13 is excluded (ASR_EXCLUDE_CONTROLS); not touched"
+
+
+def test_the_scope_a_fix_task_checks_leaves_the_organization_to_ingest() -> None:
+    """Without the organization read again: its members stay allowed (ingest checked them),
+    and the allow-list, exclusions and the run's own choice hold."""
+    widened = Scope.of_settings(Settings(accounts=(MEMBER_ACCOUNT,), accounts_from_organization=True))
+    assert widened.allowed is None
+    chosen = Settings(accounts_from_organization=True, run_accounts=(ADMIN_ACCOUNT,))
+    assert Scope.of_settings(chosen).allowed == {ADMIN_ACCOUNT}
+    listed = Scope.of_settings(Settings(accounts=(MEMBER_ACCOUNT,), exclude_ous=("ou-abcd-12345678",)))
+    assert listed.allowed == {MEMBER_ACCOUNT} and listed.excluded_accounts == {}
+
+
 def test_organization_members_are_read_by_state_now_that_status_is_retired() -> None:
     organizations = boto3.client("organizations", region_name=REGION)
     accounts = [
@@ -216,6 +244,29 @@ def test_excluded_control_is_notified_and_untouched(
     [found] = aws.admin_client("securityhub", REGION).get_findings()["Findings"]
     assert found["Workflow"]["Status"] == "NOTIFIED"
     assert "excluded" in found["Note"]["Text"]
+
+
+@pytest.mark.airflow
+def test_a_control_excluded_after_the_plan_is_not_fixed_by_the_sweep(
+    aws, airflow_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exclusion comes into force after ingest and the plan, before the fix task runs."""
+    seeded, _ = routed(aws)
+    import_findings(aws.admin_client("securityhub", REGION), [finding(seeded)])
+    real_plan = sweep.plan
+
+    def plan_then_exclude(*args, **kwargs):  # type: ignore[no-untyped-def]
+        planned = real_plan(*args, **kwargs)
+        monkeypatch.setenv("ASR_EXCLUDE_CONTROLS", "EC2.13")
+        return planned
+
+    monkeypatch.setattr(sweep, "plan", plan_then_exclude)
+    run = dag("asr_sweep").test()
+    assert run.state == "success"
+    assert world_open(aws, seeded)
+    [found] = aws.admin_client("securityhub", REGION).get_findings()["Findings"]
+    assert found["Workflow"]["Status"] == "NOTIFIED"
+    assert "excluded (ASR_EXCLUDE_CONTROLS); not touched" in found["Note"]["Text"]
 
 
 @pytest.mark.airflow

@@ -77,7 +77,11 @@ def start(
     """
     document = playbooks.playbooks[records[0].playbook].ssm_document
     assert document is not None, "start() is for playbooks with an ssm_document"
+    from asr.guard import Scope
+
+    records, held = Scope.of_settings(settings).hold_back(records)
     targets, outcomes = resolve_targets(records, playbooks, aws, overrides, settings.exclusion_tag)
+    outcomes = held + outcomes
     if claims is not None and not dry:
         try:
             mine, ignored = claim(targets, claims)

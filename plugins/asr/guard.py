@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from asr.aws import AwsContext, Clients
 from asr.config import Settings
 from asr.findings import RoutingRecord
-from asr.remediate import Status, describe_error
+from asr.remediate import Outcome, Result, Status, describe_error
 
 IAM_USER_OR_ROLE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(user|role)/(?:[^/]+/)*([\w+=,.@-]+)$")
 AUTO_SCALING_GROUP = re.compile(
@@ -84,6 +84,32 @@ class Scope:
             aws.admin_client("organizations", settings.securityhub_region) if needs_organization else None
         )
         return cls.resolve(settings, organizations)
+
+    @classmethod
+    def of_settings(cls, settings: Settings) -> Scope:
+        """What the settings say now, without the organization's part (its members, the
+        accounts of excluded OUs), which ingest read: a fix task checks its findings again
+        with it, as settings may have changed since (a run waits up to a day for an approval,
+        and a person may clear a failed task days later), without each task reading the
+        organization."""
+        scope = cls.resolve(replace(settings, accounts_from_organization=False, exclude_ous=()))
+        if settings.accounts_from_organization:  # members were checked at ingest
+            scope = replace(
+                scope, allowed=frozenset(settings.run_accounts) if settings.run_accounts else None
+            )
+        return scope
+
+    def hold_back(self, records: list[RoutingRecord]) -> tuple[list[RoutingRecord], list[Outcome]]:
+        """The records still in scope, and an outcome (REJECTED or EXCLUDED, and why) for each other."""
+        kept: list[RoutingRecord] = []
+        held: list[Outcome] = []
+        for record in records:
+            verdict = self.check(record)
+            if verdict:
+                held.append(Outcome.of(record, Result(verdict[0], f"{verdict[1]}; not touched")))
+            else:
+                kept.append(record)
+        return kept, held
 
     def check(self, record: RoutingRecord) -> tuple[Status, str] | None:
         """None to act; else REJECTED (not ours to touch) or EXCLUDED (ours, but never), and why."""

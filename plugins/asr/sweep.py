@@ -275,11 +275,16 @@ def remediate(
     journal: Journal | None = None,
     threads: int = 8,
     claims: Claims | None = None,
+    scope: Scope | None = None,
 ) -> dict[str, int]:
-    """Fix one batch and persist its outcomes before anything is written back."""
-    records = batch_records(store, batch)
+    """Fix one batch and persist its outcomes before anything is written back. ``scope``: who
+    may be acted on now (``Scope.of_settings``); ingest checked the findings, but the
+    settings may have changed since."""
+    records, held = batch_records(store, batch), []
+    if scope:
+        records, held = scope.hold_back(records)
     outcomes = run_batch(records, playbooks, aws, overrides, dry, exclude_tag, journal, threads, claims)
-    return save_outcomes(store, batch, outcomes)
+    return save_outcomes(store, batch, held + outcomes)
 
 
 def batch_records(store: RunStore, batch: dict[str, Any]) -> list[RoutingRecord]:

@@ -245,6 +245,7 @@ def fix(batch: dict[str, Any]) -> dict[str, int]:
     """Fix one batch: assume the member role, fix each resource, verify, record."""
     from asr import claims, sweep
     from asr.audit import AuditJournal
+    from asr.guard import Scope
 
     settings, store, run_id = run_context()
     context = get_current_context()
@@ -262,6 +263,7 @@ def fix(batch: dict[str, Any]) -> dict[str, int]:
         claims=claims.for_run(
             settings.audit_root, context["dag"].dag_id, run_id, settings.aws_conn_id, context["ti"].task_id
         ),
+        scope=Scope.of_settings(settings),
     )
     log.info("Batch %s: %s", batch["batch_id"], counts)
     return counts
