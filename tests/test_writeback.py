@@ -162,6 +162,43 @@ def test_a_second_pass_in_the_run_writes_only_what_changed_and_keeps_the_run_s_c
     assert set(store.read_json(sweep.WRITTEN_BACK)["settled"]) == {x["Id"] for x in f[:4]}
 
 
+def test_an_update_security_hub_refuses_for_now_fails_the_step_and_is_written_by_its_retry(  # type: ignore[no-untyped-def]
+    imported, aws, tmp_path, monkeypatch
+) -> None:
+    """ConcurrentUpdateError and InternalFailure are Security Hub's "not now": still refused
+    after the retries, the finding is not given up (the report counts it unwritten) and the
+    step fails, so Airflow tries it again; the next pass writes only that finding."""
+    import asr.writeback
+    from asr import report, sweep
+    from asr.config import Settings
+    from asr.store import RunStore
+
+    securityhub, f = imported
+    store = RunStore(tmp_path)
+    store.write_lines("outcomes/a.jsonl", [outcome(x, Status.REMEDIATED).to_dict() for x in f[:2]])
+    real = asr.writeback.update_findings
+
+    def busy(client: Any, updates: list[Any], **kwargs: Any) -> Any:
+        done, failed = real(client, [u for u in updates if u[0]["Id"] != f[1]["Id"]], **kwargs)
+        refused = {"ErrorCode": "ConcurrentUpdateError", "ErrorMessage": "busy"}
+        return done, failed + [
+            {"FindingIdentifier": u[0]} | refused for u in updates if u[0]["Id"] == f[1]["Id"]
+        ]
+
+    monkeypatch.setattr(asr.writeback, "update_findings", busy)
+    with pytest.raises(
+        sweep.WriteBackIncomplete, match=r"refused 1 updates for now \(ConcurrentUpdateError\)"
+    ):
+        sweep.write_back(Settings.from_env(), aws, store, "r1", sweep.load_outcomes(store))
+    assert report.build(store, "r1")["writeback_pending"] == 1
+    assert state(securityhub)[f[1]["Id"]]["Workflow"]["Status"] == "NEW"
+
+    monkeypatch.setattr(asr.writeback, "update_findings", real)
+    counts = sweep.write_back(Settings.from_env(), aws, store, "r1", sweep.load_outcomes(store))
+    assert counts == {"updated": 2, "unchanged": 0, "left_alone": 0, "failed": 0}
+    assert report.build(store, "r1")["writeback_pending"] == 0
+
+
 def test_a_retried_write_back_counts_what_its_dead_try_wrote_as_updated(imported, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The first try wrote one finding, then died on the next call (before saving its
     counts): the retry called that finding changed by someone else and left it out."""

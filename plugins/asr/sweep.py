@@ -378,4 +378,14 @@ def write_back(
     result = writeback.write_back(client, rest, run_id, queries, seen, since)
     result.carry(earlier, carried)
     store.write_json(WRITTEN_BACK, result.to_dict())
+    busy = result.refused_for_now
+    if busy:  # Airflow tries the step again; its next pass writes only these
+        codes = ", ".join(sorted({str(x.get("ErrorCode")) for x in busy}))
+        raise WriteBackIncomplete(
+            f"Security Hub refused {len(busy)} updates for now ({codes}), even after retries"
+        )
     return result.counts()
+
+
+class WriteBackIncomplete(RuntimeError):
+    """Security Hub refused updates with errors a later try may mend: the step fails, and is tried again."""
