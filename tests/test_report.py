@@ -67,6 +67,7 @@ WRITEBACK = {
 
 
 def seed(store: RunStore, outcomes: list[dict[str, Any]] = OUTCOMES) -> None:
+    store.write_json("ingest.json", {"began": "2026-01-01T00:00:00+00:00", "dry_run": False})
     store.write_lines("outcomes/EC2.13-0000.jsonl", outcomes)
     store.write_lines("rejected.jsonl", REJECTED)
     store.write_json("writeback.json", WRITEBACK)
@@ -146,7 +147,7 @@ def test_html_lists_every_finding_with_the_problems_first(store: RunStore) -> No
     assert section_rows(root, "Security Hub did not take these updates") == [
         [f"{FINDING}-2", "FindingNotFound", "Finding <gone>"]
     ]
-    assert section_rows(root, "Changed by someone else meanwhile, left alone") == [
+    assert section_rows(root, "Closed or changed meanwhile (by Security Hub or a person), left alone") == [
         [f"{FINDING}-9", "SUPPRESSED, ACTIVE"]
     ]
     assert section_rows(root, "By account") == [
@@ -296,6 +297,24 @@ def test_a_rerun_fix_whose_second_write_back_did_not_finish_shows_no_status(tmp_
     assert built["writeback_pending"] == 1 and "not written yet: 1" in report.summary(built)
     reason = sweep.unfinished(store, 0, written_back=True, unwritten=built["writeback_pending"])
     assert reason == "1 outcomes are not written to Security Hub: write-back did not finish"
+
+
+def test_a_run_whose_ingest_did_not_finish_reads_incomplete_not_nothing_to_do(tmp_path: Path) -> None:
+    store = RunStore.for_run(str(tmp_path), "asr_sweep", RUN_ID)
+    built, markdown = report.write(store, RUN_ID)
+    assert built["unfinished"] == "ingest did not finish"
+    assert report.headline(built) == f"ASR run {RUN_ID}: INCOMPLETE"
+    not_finished = "Not finished: ingest did not finish. Clear the run's failed tasks to finish it."
+    assert not_finished in report.summary(built).splitlines()
+    assert markdown.startswith(f"# ASR run {RUN_ID}\n\n**{not_finished}**")
+    root = page(store.path("report.html").read_text(encoding="utf-8"))
+    assert not_finished in ["".join(p.itertext()) for p in root.iter("p")]
+    # A run whose fixes did not all finish says so beside its counts.
+    seed(store)
+    store.write_lines("records.jsonl", [record(n) for n in (1, 2, 3, 7)])
+    assert report.headline(report.build(store, RUN_ID)).startswith(
+        f"ASR run {RUN_ID}: INCOMPLETE, 2 remediated"
+    )
 
 
 def test_a_dry_run_says_so_everywhere_a_person_reads_it(tmp_path: Path) -> None:

@@ -156,6 +156,26 @@ def test_ingest_of_a_cleared_run_starts_it_over(aws, tmp_path: Path, where: str)
     assert not store.path("writeback.json").exists()
 
 
+def test_an_ingest_that_fails_leaves_nothing_of_an_earlier_pass(aws, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A cleared run whose ingest then fails: the report must not list the earlier pass's
+    findings (as not run) nor its rejections as this pass's."""
+    from asr import sweep
+    from asr.securityhub import actionable_plan
+
+    store = RunStore(tmp_path)
+    earlier = (sweep.RECORDS, sweep.REJECTED, sweep.QUERIES, sweep.SEEN, sweep.INGESTED)
+    for name in earlier:
+        store.write_lines(name, [{"from": "the first pass"}])
+
+    def unreachable(*_: Any) -> Any:
+        raise ConnectionError("Security Hub did not answer")
+
+    monkeypatch.setattr(sweep, "iter_findings", unreachable)
+    with pytest.raises(ConnectionError):
+        sweep.ingest(Settings.from_env(), aws, registry(), store, actionable_plan())
+    assert [name for name in earlier if store.path(name).exists()] == []
+
+
 def test_write_back_and_the_report_learn_what_before_them_did_not_finish(tmp_path: Path) -> None:
     """They run whatever happened before them, then fail on it: a "failed tasks only" clear
     must rerun them with what it reruns."""

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from asr.config import REGION_RE
 from asr.remediate import Outcome
 from asr.store import RunStore, write_whole
-from asr.sweep import INGESTED, REJECTED, WRITTEN_BACK, every_outcome
+from asr.sweep import INGESTED, REJECTED, WRITTEN_BACK, every_outcome, unfinished
 from asr.writeback import WORKFLOW_FOR, WriteBack, written
 
 COLUMNS = ("control", "account", "region", "resource", "outcome", "detail")
@@ -78,9 +78,13 @@ def build(store: RunStore, run_id: str) -> dict[str, Any]:
         # Every rejection is in rejected.jsonl; some may also be outcomes (to be written
         # back), so the file, not the sum, is the count.
         totals["REJECTED"] = len(rejected)
+    dry = bool(ingested.get("dry_run"))
+    pending = 0 if dry else _unwritten(outcomes, writeback, run_id)
     return {
         "run_id": run_id,
-        "dry_run": bool(ingested.get("dry_run")),
+        "dry_run": dry,
+        # What did not finish (the run then fails), so the report never reads as complete.
+        "unfinished": unfinished(store, totals.get("NOT_RUN", 0), written_back=not dry, unwritten=pending),
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "totals": dict(totals),
         "by_control": _count(outcomes, lambda o: o.playbook or o.control_id),
@@ -88,7 +92,7 @@ def build(store: RunStore, run_id: str) -> dict[str, Any]:
         "findings_updated": writeback.get("updated", 0),
         "writeback_failures": writeback.get("failed", []),
         "writeback_left_alone": writeback.get("left_alone", []),
-        "writeback_pending": 0 if ingested.get("dry_run") else _unwritten(outcomes, writeback, run_id),
+        "writeback_pending": pending,
         "outcomes": [o.to_dict() | {"workflow_status": shown(o)} for o in outcomes],
         "rejected": rejected,
     }
@@ -126,6 +130,8 @@ def headline(report: dict[str, Any], limit: int | None = None) -> str:
     """'ASR run <id>: <counts>'; within ``limit`` the run id is shortened first, then the last
     counts are left out whole (", ..."), never cut inside a word."""
     counts = counts_text(report["totals"])
+    if report.get("unfinished"):
+        counts = ", ".join(["INCOMPLETE", *([counts] if report["totals"] else [])])
     run_id = str(report["run_id"])
     shortest = len(f"{title(report)} r...: ")
     if limit is not None and shortest + len(counts) > limit:
@@ -173,6 +179,8 @@ def markdown(report: dict[str, Any]) -> str:
         for o in report["outcomes"]
     ]
     parts = [f"# {title(report)} {report['run_id']}", "", f"Totals: {totals}", "", table(rows, COLUMNS)]
+    if report.get("unfinished"):
+        parts[1:1] = ["", f"**{not_finished(report)}**"]
     if report.get("dry_run"):
         parts[1:1] = ["", DRY_RUN_NOTE]
     if report["rejected"]:
@@ -185,6 +193,10 @@ def markdown(report: dict[str, Any]) -> str:
         parts += ["", "## Security Hub did not take these updates", ""]
         parts += [f"- {_one_line(f)}" for f in report["writeback_failures"]]
     return "\n".join(parts) + "\n"
+
+
+def not_finished(report: dict[str, Any]) -> str:
+    return f"Not finished: {report['unfinished']}. Clear the run's failed tasks to finish it."
 
 
 def _clip(text: Any, width: int = SUMMARY_WIDTH) -> str:
@@ -214,6 +226,8 @@ def summary(report: dict[str, Any]) -> str:
     if report.get("writeback_pending"):
         writeback += f"; not written yet: {report['writeback_pending']}"
     lines.append(DRY_RUN_NOTE if report.get("dry_run") else writeback)
+    if report.get("unfinished"):
+        lines.append(not_finished(report))
     lines += _listed("Needs attention", failed, SUMMARY_ITEMS)
     lines += _listed("Not acted on", rejected, SUMMARY_ITEMS // 2)
     return "\n".join(lines) + "\n"
@@ -427,7 +441,7 @@ def html_page(report: dict[str, Any]) -> str:
             _table(("finding", "error", "message"), map(_writeback_failure, report["writeback_failures"])),
         ]
     sections += _listing(
-        "Changed by someone else meanwhile, left alone",
+        "Closed or changed meanwhile (by Security Hub or a person), left alone",
         ("finding", "now"),
         report.get("writeback_left_alone") or [],
         "finding_id",
@@ -438,6 +452,8 @@ def html_page(report: dict[str, Any]) -> str:
         f'<p>Generated <time datetime="{escape(generated)}">{escape(shown)}</time> \u00b7 {total} findings'
         f" \u00b7 {escape(DRY_RUN_NOTE) if report.get('dry_run') else written}</p>"
     )
+    if report.get("unfinished"):
+        header += f"<p><strong>{escape(not_finished(report))}</strong></p>"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/>'
         '<meta name="viewport" content="width=device-width, initial-scale=1"/>'

@@ -87,7 +87,7 @@ def ingest(
     named = set(named)
     client = aws.admin_client("securityhub", settings.securityhub_region)
     # A cleared run starts over: nothing an earlier pass left may count.
-    for stale in (INGESTED, *LATER_STEPS):
+    for stale in (INGESTED, RECORDS, REJECTED, QUERIES, SEEN, *LATER_STEPS):
         store.remove(stale)
     began = datetime.datetime.now(datetime.UTC).isoformat()
     records: list[dict[str, Any]] = []
