@@ -188,18 +188,15 @@ def test_a_failure_of_thousands_of_tasks_names_fifty(
     assert line.count("remediate_EC2_13.fix_") == 50 and line.endswith(", and 2950 more")
 
 
-def test_an_approval_request_is_published_before_it_waits(
-    subscribed: tuple[str, Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A scheduled sweep's request lapses before the next sweep: unless someone hears of it,
-    every disruptive fix times out NOT_APPROVED, hour after hour."""
+def approval_step(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, topic: str) -> tuple[Any, dict[str, Any]]:
+    """EC2.13's approval step of run manual__1, one batch planned, and its context; the wait
+    itself (Airflow's) is left out."""
     from airflow.providers.standard.operators.hitl import ApprovalOperator
     from helpers import routing_record
 
     from asr.approvals import ControlApproval
     from asr.store import RunStore
 
-    topic, received = subscribed
     monkeypatch.setenv("ASR_SNS_TOPIC_ARN", topic)
     monkeypatch.setenv("ASR_AUTO_APPROVE", "")
     monkeypatch.setenv("ASR_DATA_DIR", str(tmp_path))
@@ -221,7 +218,16 @@ def test_an_approval_request_is_published_before_it_waits(
             ]
         ),
     }
-    operator = ControlApproval(task_id="approve", playbook="EC2.13", plan_task_id="plan")
+    return ControlApproval(task_id="approve", playbook="EC2.13", plan_task_id="plan"), context
+
+
+def test_an_approval_request_is_published_before_it_waits(
+    subscribed: tuple[str, Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scheduled sweep's request lapses before the next sweep: unless someone hears of it,
+    every disruptive fix times out NOT_APPROVED, hour after hour."""
+    topic, received = subscribed
+    operator, context = approval_step(tmp_path, monkeypatch, topic)
     assert operator.execute(context) == "waiting"
     [message] = received()
     assert message["Subject"] == "Approve the EC2.13 fix: 1 resources, 1 findings"
@@ -229,4 +235,26 @@ def test_an_approval_request_is_published_before_it_waits(
     assert (
         "Answer in Airflow: Required actions, DAG asr_sweep, run manual__1, task approve"
         in message["Message"]
+    )
+
+
+def test_a_request_that_could_not_be_sent_is_named_in_the_timeout_s_reason(
+    aws: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unheard, a request times out and the next sweep asks again, unheard again: the NOT_APPROVED
+    reason (the finding's note, the report) says the request never went out."""
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    from asr.store import RunStore
+
+    gone = "arn:aws:sns:us-east-1:111111111111:no-such-topic"
+    operator, context = approval_step(tmp_path, monkeypatch, gone)
+    assert operator.execute(context) == "waiting"
+    monkeypatch.setattr(ApprovalOperator, "execute_complete", lambda self, context, event: None)
+    operator.execute_complete(context, {"chosen_options": ["Reject"], "timedout": True})
+    store = RunStore.for_run(str(tmp_path), "asr_sweep", "manual__1")
+    [row] = store.read_lines("outcomes/EC2.13-0000.jsonl")
+    assert row["status"] == "NOT_APPROVED"
+    assert row["message"].endswith(
+        "; the request could not be sent to ASR_SNS_TOPIC_ARN (see the approval task's log)"
     )

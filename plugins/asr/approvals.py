@@ -155,6 +155,11 @@ def forget_decision(store: Any, batches: list[dict[str, Any]]) -> None:
             store.remove(_outcomes(batch))
 
 
+def _unsent(task_id: str) -> str:
+    """Where an approval step notes that its request could not be sent to the topic."""
+    return f"approvals/{task_id}.unsent.json"
+
+
 def _outcomes(batch: dict[str, Any]) -> str:
     return f"outcomes/{batch['batch_id']}.jsonl"
 
@@ -271,7 +276,14 @@ class ControlApproval(ApprovalOperator):
         from asr import notify
 
         where = f"Required actions, DAG {context['dag'].dag_id}, run {context['run_id']}, task {self.task_id}"
-        notify.send_approval_request(notify.topic_arn(), settings.aws_conn_id, self.subject, self.body, where)
+        topic = notify.topic_arn()
+        sent = notify.send_approval_request(topic, settings.aws_conn_id, self.subject, self.body, where)
+        if topic and not sent:
+            # Unheard, the request times out and the next sweep asks again, unheard again:
+            # the reason each finding carries must say so.
+            store.write_json(_unsent(self.task_id), {"topic": topic})
+        else:
+            store.remove(_unsent(self.task_id))
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
@@ -283,6 +295,8 @@ class ControlApproval(ApprovalOperator):
             settings, store, _ = run_context(context)
             timed_out = bool(event.get("timedout"))
             reason = refusal(event, timed_out)
+            if timed_out and store.path(_unsent(self.task_id)).exists():
+                reason += "; the request could not be sent to ASR_SNS_TOPIC_ARN (see the approval task's log)"
             held = hold_until(event, timed_out, settings.rejection_hold)
             if held:
                 reason += f"; sweeps leave these findings alone until {held[:16].replace('T', ' ')} UTC"
