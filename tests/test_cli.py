@@ -59,6 +59,9 @@ def test_local_up_on_a_port_something_else_holds_says_so_without_a_traceback(
             "argument --accounts: 'abc' is not a 12-digit account id",
         ),
         (["local", "seed", "--regions", "us-east-1,xx-bogus-1"], "argument --regions: 'xx-bogus-1' is not"),
+        # Findings name the aws partition; Macie (Macie.1) is not served in every EC2 region.
+        (["local", "seed", "--regions", "us-gov-west-1"], "argument --regions: 'us-gov-west-1' is not"),
+        (["local", "seed", "--regions", "mx-central-1"], "argument --regions: 'mx-central-1' is not"),
         (["local", "seed", "--securityhub-region", "mars-1"], "argument --securityhub-region: 'mars-1'"),
         (["local", "seed", "--account-count", "3"], "--account-count goes with --findings"),
         (["local", "seed", "--count", "2", "--account-count", "3"], "--account-count goes with --findings"),

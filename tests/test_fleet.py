@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -161,6 +162,31 @@ def test_asr_local_seed_refuses_an_account_or_region_before_it_resets_anything(
     with pytest.raises(SystemExit):
         cli.main(["local", "seed", "--reset", "--controls", "EC2.13", option, value])
     assert len(list(iter_findings(aws.admin_client("securityhub", "us-east-1"), [{}]))) == 1
+
+
+def test_asr_local_seed_with_a_bad_setting_resets_nothing_and_says_what_is_wrong(
+    aws, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    cli.main(["local", "seed", "--controls", "EC2.13"])
+    monkeypatch.setenv("ASR_MEMBER_ROLE_NAME", "bad role!")
+    assert cli.main(["local", "seed", "--reset", "--controls", "EC2.13"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("asr local seed: ConfigError: ASR_MEMBER_ROLE_NAME 'bad role!'")
+    assert "Traceback" not in error
+    assert len(list(iter_findings(aws.admin_client("securityhub", "us-east-1"), [{}]))) == 1
+
+
+def test_asr_local_seed_names_an_aws_error_in_one_line(aws, capsys, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from asr.local import seed as seeding
+
+    def refused(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("Security Hub refused findings (100 of 250 imported): [...]")
+
+    monkeypatch.setattr(seeding, "import_findings", refused)
+    assert cli.main(["local", "seed", "--controls", "EC2.13"]) == 1
+    assert capsys.readouterr().err == (
+        "asr local seed: RuntimeError: Security Hub refused findings (100 of 250 imported): [...]\n"
+    )
 
 
 def test_an_account_or_region_named_twice_makes_one_fleet_cell(aws, capsys) -> None:  # type: ignore[no-untyped-def]

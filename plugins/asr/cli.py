@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from asr import local
 from asr.config import ACCOUNT_RE
@@ -68,7 +68,7 @@ def cmd_local(args: argparse.Namespace) -> int:
     elif args.action == "down":
         print("stopped" if local.down() else "was not running")
     elif args.action == "seed":
-        seed(args)
+        return seed(args)
     return 0
 
 
@@ -76,15 +76,31 @@ DEFAULT_RNG_SEED = 1
 DEFAULT_THREADS = 4
 
 
-def seed(args: argparse.Namespace) -> None:
-    from asr.local import seed as seeding
+def seed(args: argparse.Namespace) -> int:
+    """Seed the stand-in; a refusal or an AWS error is one line naming it, and exit 1."""
+    import requests
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from asr.config import ConfigError
+    from asr.remediate import describe_error
 
     spec = fleet(args)  # a fleet that cannot be made changes nothing
     if not local.is_up():
         raise SystemExit(f"the stand-in does not answer at {local.endpoint_url()}: run 'asr local up'")
-    if args.reset:
-        local.reset()
-    aws = local_context(args.securityhub_region)
+    try:
+        aws = local_context(args.securityhub_region)  # a bad setting stops it before the reset
+        if args.reset:
+            local.reset()
+        _seed(args, spec, aws)
+    except (ConfigError, ClientError, BotoCoreError, RuntimeError, requests.RequestException) as exc:
+        print(f"asr local seed: {describe_error(exc)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _seed(args: argparse.Namespace, spec: FleetSpec | None, aws: Any) -> None:
+    from asr.local import seed as seeding
+
     securityhub = aws.admin_client("securityhub", args.securityhub_region)
     if spec is None:
         findings = [seeding.finding(s) for s in seeding.seed_scenarios(aws)]
@@ -292,7 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     seed_parser.add_argument(
         "--seed",
         type=int,
-        help=f"the order a fleet's findings are imported in (default: {DEFAULT_RNG_SEED})",
+        help=(
+            f"the order a fleet's findings are imported in (default: {DEFAULT_RNG_SEED}); the mix "
+            "and order repeat, resource names and ids are new each time"
+        ),
     )
     seed_parser.add_argument(
         "--threads",

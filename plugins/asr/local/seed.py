@@ -73,15 +73,25 @@ DEFAULT_MIX = {
 
 @functools.cache
 def stand_in_regions() -> frozenset[str]:
-    """The regions the stand-in serves: moto's backends know botocore's regions of every
-    partition and answer 500 in any other, after a ``--reset`` has already emptied them.
-    Read as moto reads them, but without a session, which a bad ``AWS_PROFILE`` would break."""
-    resolver = EndpointResolver(create_loader().load_data("endpoints"))
-    return frozenset(
-        region
-        for partition in resolver.get_available_partitions()
-        for region in resolver.get_available_endpoints("ec2", partition)
-    )
+    """The regions a fleet can be seeded in: those of the ``aws`` partition (the findings'
+    ARNs name it, and Security Hub never gathers findings across partitions) where every
+    service the fixes use is served. moto's backend of a service answers 500 in a region
+    botocore does not list for it (Macie is in fewer regions than EC2), after a ``--reset``
+    has already emptied the stand-in. Read as moto reads them, but without a session, which
+    a bad ``AWS_PROFILE`` would break."""
+    from asr.actions import REGISTRY
+    from asr.playbooks import registry
+
+    registry()  # the playbooks load the actions they name
+    loader = create_loader()
+    resolver = EndpointResolver(loader.load_data("endpoints"))
+    regions = set(resolver.get_available_endpoints("ec2", "aws"))
+    for service in {action.service for action in REGISTRY.values()}:
+        prefix = loader.load_service_model(service, "service-2")["metadata"]["endpointPrefix"]
+        served = set(resolver.get_available_endpoints(prefix, "aws"))
+        if "us-east-1" in served:  # a global service (IAM, CloudFront) lists its global endpoint only
+            regions &= served
+    return frozenset(regions)
 
 
 @dataclass(frozen=True)
@@ -273,7 +283,9 @@ def _standard_fields(seeded: Seeded, standard: str, standard_control: str) -> di
 
 def _finding_uuid(standard: str, seeded: Seeded) -> uuid.UUID:
     """Security Hub keeps one finding per control and resource, under the same id at every
-    evaluation: so does the stand-in, and a fleet seeded again is the same findings."""
+    evaluation: so does the stand-in, for a resource seeded once and imported again. (A fleet
+    seeded again makes new resources, whose names and ids are new: ``--seed`` repeats the
+    mix and the order, not the ids.)"""
     return uuid.uuid5(uuid.NAMESPACE_URL, f"{standard}|{seeded.control_id}|{seeded.resource_id}")
 
 
@@ -354,11 +366,15 @@ def finding(
 
 
 def import_findings(securityhub: Any, findings: list[dict[str, Any]]) -> int:
-    """BatchImportFindings, 100 a call; raise if Security Hub refused any."""
+    """BatchImportFindings, 100 a call; raise if Security Hub refused any, saying how many
+    went in before."""
     imported = 0
     for start in range(0, len(findings), 100):
         response = securityhub.batch_import_findings(Findings=findings[start : start + 100])
         if response["FailedCount"]:
-            raise RuntimeError(f"Security Hub refused findings: {response['FailedFindings'][:3]}")
+            raise RuntimeError(
+                f"Security Hub refused findings ({imported + response['SuccessCount']} of "
+                f"{len(findings)} imported): {response['FailedFindings'][:3]}"
+            )
         imported += response["SuccessCount"]
     return imported
