@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import requests
 from helpers import Api, free_port, signed_in_users, world_open
 
 from asr import approvals
@@ -163,6 +164,23 @@ def test_auto_approve_names_playbooks_or_all() -> None:
 def test_a_wrong_auto_approve_is_refused_naming_it(value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("*", r"\*")):
         Settings.from_env({"ASR_AUTO_APPROVE": value})
+
+
+def test_approvers_are_user_ids_and_the_request_names_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow refuses an answer from anyone not assigned (the scheduler test below shows the
+    403); the request says who may answer."""
+    from test_notify import approval_step
+
+    assert Settings.from_env({"ASR_APPROVERS": " secops, 7 ,"}).approvers == ("secops", "7")
+    with pytest.raises(ConfigError, match="ASR_APPROVERS: 'sec ops' is not an Airflow user id"):
+        Settings.from_env({"ASR_APPROVERS": "sec ops"})
+    monkeypatch.setenv("ASR_APPROVERS", "secops,7")
+    operator, context = approval_step(tmp_path, monkeypatch, "")
+    operator.execute(context)
+    assert operator.assigned_users == [{"id": "secops", "name": "secops"}, {"id": "7", "name": "7"}]
+    assert operator.body.endswith("Only these Airflow users may answer (ASR_APPROVERS): secops, 7.")
 
 
 def test_approval_timeout_is_hours() -> None:
@@ -345,12 +363,14 @@ def test_a_person_approves_rejects_or_lets_the_request_time_out(aws: Any, tmp_pa
     approved, rejected, unanswered, plain = seeded
 
     home = tmp_path / "airflow"
-    signed_in, passwords = signed_in_users(home, {"secops": "user"})
+    # Both may use the DAG; only secops may answer its approvals (ASR_APPROVERS).
+    signed_in, passwords = signed_in_users(home, {"secops": "user", "intruder": "user"})
     password = passwords["secops"]
     environment = {
         **signed_in,
         "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "3",
         "ASR_AUTO_APPROVE": "",
+        "ASR_APPROVERS": "secops",
         "ASR_APPROVAL_TIMEOUT": str(75 / 3600),  # 75 seconds
         "ASR_DATA_DIR": str(tmp_path / "runs"),
     }
@@ -359,6 +379,7 @@ def test_a_person_approves_rejects_or_lets_the_request_time_out(aws: Any, tmp_pa
         airflow.prepare("asr_sweep")
         airflow.start("api-server", "scheduler", "dag-processor")
         api = Api(airflow.api_url, "secops", password)
+        intruder = Api(airflow.api_url, "intruder", passwords["intruder"])
         api.call("POST", "/dags/asr_sweep/dagRuns", {"dag_run_id": run_id, "logical_date": None})
 
         answers = {"remediate_EC2_2.approve": "Approve", "remediate_EC2_13.approve": "Reject"}
@@ -370,11 +391,19 @@ def test_a_person_approves_rejects_or_lets_the_request_time_out(aws: Any, tmp_pa
                 assert detail["options"] == ["Approve", "Reject"]
                 assert detail["defaults"] == ["Reject"]
                 assert "1 findings on 1 resources" in detail["body"]
+                assert detail["assigned_users"] == [{"id": "secops", "name": "secops"}]
                 # Answer after a few seconds, as a person would: Airflow 3.3.2 fails a task
                 # resumed before the scheduler has seen the executor finish parking it.
                 waited = datetime.now(UTC) - datetime.fromisoformat(detail["created_at"])
                 if task_id in answers and waited.total_seconds() > PARKED:
                     path = f"/dags/asr_sweep/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails"
+                    refused = requests.patch(
+                        f"{airflow.api_url}/api/v2{path}",
+                        json={"chosen_options": ["Approve"]},
+                        headers=intruder.headers,
+                        timeout=60,
+                    )
+                    assert refused.status_code == 403, refused.text[:300]
                     api.call("PATCH", path, {"chosen_options": [answers.pop(task_id)]})
             time.sleep(1)
         assert asked == {"remediate_EC2_2.approve", "remediate_EC2_13.approve", "remediate_RDS_5.approve"}, (

@@ -88,6 +88,20 @@ def test_the_journal_holds_no_credentials(aws, tmp_path: Path) -> None:
         assert secret not in text
 
 
+def test_a_run_id_as_long_as_airflow_allows_still_names_a_journal_file(aws, tmp_path: Path) -> None:
+    """Airflow takes run ids of 250 characters; the file name holds the DAG, run, batch and try
+    as well, and file systems take 255 bytes: a longer name would fail every fix of the batch."""
+    target = seeded_target(aws)
+    long_run = "manual__" + "x" * 242
+    tries = [Origin("asr_sweep", long_run, "EC2.13-b0", n, "alice") for n in (1, 2)]
+    for one in tries:
+        AuditJournal(journal_root(str(tmp_path), "asr_sweep", long_run), one).intend(
+            target, planned_for(target)
+        )
+    files = list(journal_root(str(tmp_path), "asr_sweep", long_run).iterdir())
+    assert len(files) == 2 and all(len(f.name) <= 255 for f in files)
+
+
 def test_writes_only_append(aws, tmp_path: Path) -> None:
     target = seeded_target(aws)
     planned = planned_for(target)

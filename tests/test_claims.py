@@ -370,9 +370,15 @@ def test_in_s3_only_answers_that_the_claim_changed_end_a_break_quietly(
 
 
 def test_object_stores_without_exclusive_create_have_no_claims(tmp_path: Path) -> None:
+    from asr.config import Settings
+
     assert for_run("gs://bucket/audit", "asr_sweep", "a") is None
     local_claims = for_run(str(tmp_path), "asr_sweep", "a")
     assert local_claims is not None and local_claims.root == tmp_path / "claims"
+    # A file:// URL is the local folder it names, with its claims (and the journal's fsync).
+    settings = Settings.from_env({"ASR_AUDIT_DIR": f"file://{tmp_path}", "ASR_DATA_DIR": "file:///srv/asr"})
+    assert (settings.audit_root, settings.data_dir) == (str(tmp_path), "/srv/asr")
+    assert for_run(settings.audit_root, "asr_sweep", "a") is not None
 
 
 def test_a_resource_another_run_holds_is_left_to_it(aws, tmp_path: Path) -> None:

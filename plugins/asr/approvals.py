@@ -11,6 +11,9 @@ A rejection is a decision, not an error: the run still writes back, reports and 
 A person's rejection holds for ``ASR_REJECTION_HOLD`` (``hold_until``): without it the next
 hourly sweep would ask again about the same resources; a timeout holds nothing.
 
+With ``ASR_APPROVERS``, only those Airflow users may answer (Airflow's ``assigned_users``):
+whoever may trigger a run need not be who may let its disruptive fixes through.
+
 Dry runs and playbooks in ``ASR_AUTO_APPROVE`` never wait. Both are decided when the run
 reaches the step, not when the DAG is parsed, so a configuration change applies to the
 next run without redeploying.
@@ -70,9 +73,15 @@ def subject(playbook: Playbook, records: list[dict[str, Any]]) -> str:
     return f"Approve the {playbook.control_id} fix: {len(resources)} resources, {len(records)} findings"
 
 
-def body(playbook: Playbook, records: list[dict[str, Any]], shown: int = SHOWN_RESOURCES) -> str:
+def body(
+    playbook: Playbook,
+    records: list[dict[str, Any]],
+    shown: int = SHOWN_RESOURCES,
+    approvers: tuple[str, ...] = (),
+) -> str:
     """The approval request in Markdown: what the fix changes and on which resources,
-    the first ``shown`` resources listed and the rest counted, so its size is bounded."""
+    the first ``shown`` resources listed and the rest counted, so its size is bounded;
+    and who may answer, when ``ASR_APPROVERS`` names them."""
     resources = Counter((r["account_id"], r["region"], r["resource_id"]) for r in records)
     accounts = {account for account, _, _ in resources}
     lines = [
@@ -101,6 +110,8 @@ def body(playbook: Playbook, records: list[dict[str, Any]], shown: int = SHOWN_R
         "and marks these findings NOTIFIED in Security Hub with the reason; after a **Reject**, "
         "sweeps leave them alone for ASR_REJECTION_HOLD hours.",
     ]
+    if approvers:
+        lines += ["", f"Only these Airflow users may answer (ASR_APPROVERS): {_cell(', '.join(approvers))}."]
     return "\n".join(lines)
 
 
@@ -269,7 +280,9 @@ class ControlApproval(ApprovalOperator):
         playbook = registry().playbooks[self.playbook]
         records = [row for batch in batches for row in store.read_lines(f"batches/{batch['batch_id']}.jsonl")]
         self.subject = subject(playbook, records)
-        self.body = body(playbook, records)
+        self.body = body(playbook, records, approvers=settings.approvers)
+        if settings.approvers:  # Airflow then refuses anyone else's answer (403)
+            self.assigned_users = [{"id": user, "name": user} for user in settings.approvers]
         same_request(store, self.task_id, self.subject, self.body, records)
         self.response_timeout = wait_for_decision(settings.approval_timeout, context)
         log.info("%s; waiting up to %s for a decision", self.subject, self.response_timeout)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from asr.store import RunStore, _safe
+from asr.store import RunStore, _safe, bounded
 
 if TYPE_CHECKING:
     from asr.remediate import Planned, Result, Target
@@ -174,7 +174,9 @@ class AuditJournal:
         self._synced = 0  # the last seq known to be on disk
         self._local = isinstance(root, Path)
         # One file (or name prefix) per writer: the writing run's DAG, run, batch and try.
-        self._file = _safe(f"{origin.dag_id}.{origin.run_id}.{origin.batch_id}.try{origin.try_number or 0}")
+        self._file = bounded(
+            _safe(f"{origin.dag_id}.{origin.run_id}.{origin.batch_id}.try{origin.try_number or 0}")
+        )
 
     @classmethod
     def for_task(

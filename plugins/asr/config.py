@@ -69,6 +69,12 @@ def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool:
     return text in TRUE
 
 
+def _local_path(value: str) -> str:
+    """A ``file://`` URL as the path it names: a local folder is written durably (fsync) and
+    holds claims (exclusive create), which asr does for a path but not through fsspec."""
+    return value.removeprefix("file://") if value.startswith("file:///") else value
+
+
 def _split(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
@@ -117,6 +123,8 @@ class Settings:
     audit_dir: str = ""
     # Disruptive playbooks wait for a person's approval, unless named here ("*": all of them).
     auto_approve: tuple[str, ...] = ()
+    # Who may answer an approval (Airflow auth-manager user ids); empty: anyone Airflow lets answer.
+    approvers: tuple[str, ...] = ()
     approval_timeout_hours: float = 24.0
     # How long sweeps and automatic events leave the findings of a fix a person rejected (0: ask
     # again at the next sweep). A person picking them by id is asked again at once.
@@ -176,6 +184,9 @@ class Settings:
             raise ConfigError(
                 f"rejection hold {self.rejection_hold_hours!r} must be from 0 to {MAX_HOURS} hours"
             )
+        for user in self.approvers:
+            if not user.isprintable() or any(c.isspace() for c in user):
+                raise ConfigError(f"ASR_APPROVERS: {user!r} is not an Airflow user id (comma-separated ids)")
         named = [c for c in self.auto_approve if c != ALL]
         for control in named:
             if not CONTROL_RE.match(control):
@@ -256,7 +267,7 @@ class Settings:
             accounts=_split(env.get("ASR_ACCOUNTS")),
             regions=_split(env.get("ASR_REGIONS")),
             batch_size=int(env_number("ASR_BATCH_SIZE", defaults.batch_size, env, minimum=1)),
-            data_dir=value("ASR_DATA_DIR", defaults.data_dir),
+            data_dir=_local_path(value("ASR_DATA_DIR", defaults.data_dir)),
             dry_run=env_flag("ASR_DRY_RUN", env),
             rate_limits=value("ASR_RATE_LIMITS", defaults.rate_limits),
             fix_threads=int(env_number("ASR_FIX_THREADS", defaults.fix_threads, env, minimum=1)),
@@ -265,8 +276,9 @@ class Settings:
             exclude_ous=_split(env.get("ASR_EXCLUDE_OUS")),
             exclude_controls=_split(env.get("ASR_EXCLUDE_CONTROLS")),
             exclude_tag=value("ASR_EXCLUDE_TAG", ""),
-            audit_dir=value("ASR_AUDIT_DIR", ""),
+            audit_dir=_local_path(value("ASR_AUDIT_DIR", "")),
             auto_approve=_split(env.get("ASR_AUTO_APPROVE")),
+            approvers=_split(env.get("ASR_APPROVERS")),
             approval_timeout_hours=_hours(
                 env.get("ASR_APPROVAL_TIMEOUT"), defaults.approval_timeout_hours, "approval timeout"
             ),

@@ -7,6 +7,7 @@ in object storage through Airflow's ``ObjectStoragePath``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -33,6 +34,17 @@ def named_run(run: str, found: Callable[[str, str], bool]) -> tuple[str | None, 
 
 def _safe(part: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", part)
+
+
+NAME_LIMIT = 200  # bytes of a file name, below the 255 most file systems allow, for suffixes
+
+
+def bounded(name: str, limit: int = NAME_LIMIT) -> str:
+    """A file name of at most ``limit`` characters: a longer one keeps its start and ends in a
+    digest of the whole, so it stays unique. Airflow run ids reach 250 characters."""
+    if len(name) <= limit:
+        return name
+    return f"{name[: limit - 17]}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
 
 
 def _root(data_dir: str, conn_id: str | None) -> Any:
