@@ -200,6 +200,29 @@ def test_botocore_retries_every_refusal_as_throttling(
     assert bucket(throttling.stats(), service=service)["throttled"] == 2
 
 
+@pytest.mark.parametrize(
+    ("service", "rule", "call", "expected"),
+    [
+        (
+            "organizations",
+            "organizations_ListAccounts",
+            lambda c: c.list_accounts(),
+            ("TooManyRequestsException", 400),
+        ),
+        ("sqs", "sqs_ListQueues", lambda c: c.list_queues(), ("RequestThrottled", 403)),
+    ],
+)
+def test_botocore_s_legacy_retries_know_the_refusal_too(
+    aws_endpoint: str, service: str, rule: str, call: Callable[[Any], Any], expected: tuple[str, int]
+) -> None:
+    """Legacy mode (botocore's default) retries only the codes and statuses of its _retry.json."""
+    throttling.enable(**{rule: (0, 0)})
+    legacy = Config(retries={"mode": "legacy", "total_max_attempts": 2})
+    error = refused(lambda: call(client(aws_endpoint, service, legacy)))
+    assert code_and_status(error) == expected
+    assert error.response["ResponseMetadata"]["RetryAttempts"] == 1
+
+
 @pytest.mark.parametrize("config", [RETRY_CONFIG, Config(retries={"mode": "standard", "max_attempts": 8})])
 def test_botocore_retries_absorb_a_burst(aws_endpoint: str, config: Config) -> None:
     throttling.enable(ec2_write=(3, 10))

@@ -247,6 +247,8 @@ SERVICE_REFUSALS = {
     "iam": Refusal("Throttling", 400, "Rate exceeded"),
     "sts": Refusal("Throttling", 400, "Rate exceeded"),
     "s3": Refusal("SlowDown", 503, "Please reduce your request rate."),
+    # botocore's legacy retry mode knows SQS's throttling by this code and status only.
+    "sqs": Refusal("RequestThrottled", 403, "Request is throttled."),
 }
 # Otherwise: the service's modeled throttling error (first of these), else its protocol's usual one.
 MODELED_PREFERENCE = (
@@ -263,7 +265,10 @@ PROTOCOL_REFUSALS = {
     "rest-json": Refusal("ThrottlingException", 429, "Rate exceeded"),
     "rest-xml": Refusal("Throttling", 400, "Rate exceeded"),
 }
-DEFAULT_STATUS = {"TooManyRequestsException": 429, "SlowDown": 503, "RequestLimitExceeded": 503}
+# A modeled error without a status: these codes' usual one, else 429 over REST-JSON and 400 over
+# JSON or Query (Organizations answers TooManyRequestsException with 400, as botocore's legacy
+# retry mode expects).
+DEFAULT_STATUS = {"SlowDown": 503, "RequestLimitExceeded": 503}
 
 
 @functools.cache
