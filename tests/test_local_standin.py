@@ -420,3 +420,29 @@ def test_local_down_stops_a_stand_in_this_process_started_at_once(own_port: int)
     assert local.down(own_port) is True
     assert time.monotonic() - started < 0.9
     assert pid is not None and not psutil.pid_exists(pid)
+
+
+def test_local_down_from_another_folder_says_the_stand_in_still_runs(
+    own_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from asr import cli
+
+    local.up(own_port)
+    monkeypatch.setenv("ASR_LOCAL_PORT", str(own_port))
+    monkeypatch.setenv("ASR_STATE_DIR", str(tmp_path / "elsewhere"))
+    assert cli.main(["local", "down"]) == 1
+    assert "a stand-in answers at" in capsys.readouterr().err
+    assert local.is_up(own_port)
+
+
+@pytest.mark.parametrize("value", ["abc", "99999", "0"])
+def test_a_port_setting_that_is_no_port_is_named(
+    value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from asr import cli
+
+    monkeypatch.setenv("ASR_LOCAL_PORT", value)
+    assert cli.main(["local", "down"]) == 1
+    assert capsys.readouterr().err == (
+        f"asr: ASR_LOCAL_PORT={value!r} is not a whole number of at least 1 and at most 65535\n"
+    )

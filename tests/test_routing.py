@@ -431,6 +431,8 @@ def test_explain_single_finding_and_unreadable_input(tmp_path) -> None:  # type:
     assert code == 0 and lines[0]["resource_id"] == "orders"
     (tmp_path / "broken.json").write_text("{not json")
     assert main(["explain", str(tmp_path / "broken.json")]) == 2
+    (tmp_path / "latin1.json").write_bytes(b'{"Id": "caf\xe9"}')  # not UTF-8
+    assert main(["explain", str(tmp_path / "latin1.json")]) == 2
 
 
 def test_a_playbook_may_accept_several_resource_types() -> None:

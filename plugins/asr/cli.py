@@ -66,7 +66,18 @@ def cmd_local(args: argparse.Namespace) -> int:
             return 1
         print(f"local AWS stand-in at {endpoint}")
     elif args.action == "down":
-        print("stopped" if local.down() else "was not running")
+        if local.down():
+            print("stopped")
+        elif local.is_up():  # started from another folder: its pid file is in that ASR_STATE_DIR
+            print(
+                f"asr local down: a stand-in answers at {local.endpoint_url()}, but {local.state_dir()} "
+                "(ASR_STATE_DIR) names none this project started: run it where the stand-in was "
+                "started, or with that ASR_STATE_DIR",
+                file=sys.stderr,
+            )
+            return 1
+        else:
+            print("was not running")
     elif args.action == "seed":
         return seed(args)
     return 0
@@ -164,9 +175,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from asr.playbooks import registry
 
     try:
-        text = sys.stdin.read() if args.file == "-" else open(args.file).read()  # noqa: SIM115
+        text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()  # noqa: SIM115
         document = json.loads(text)
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         print(f"asr explain: cannot read findings from {args.file}: {exc}", file=sys.stderr)
         return 2
     rejected = 0
@@ -371,8 +382,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from asr.config import ConfigError
+    from asr.playbooks import PlaybookError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ConfigError, PlaybookError) as exc:  # a setting or a playbook: named, not a traceback
+        print(f"asr: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -41,18 +41,23 @@ def env_value(name: str, default: str, environ: Mapping[str, str] | None = None)
 
 
 def env_number(
-    name: str, default: float, environ: Mapping[str, str] | None = None, minimum: float = 0
+    name: str,
+    default: float,
+    environ: Mapping[str, str] | None = None,
+    minimum: float = 0,
+    maximum: float = math.inf,
 ) -> float:
-    """A numeric ``ASR_*`` setting (see ``env_value``) of at least ``minimum``, or a ConfigError
-    naming it: a negative retry count or delay, or nan, is a typo, not a setting."""
+    """A numeric ``ASR_*`` setting (see ``env_value``) from ``minimum`` to ``maximum``, or a
+    ConfigError naming it: a negative retry count or delay, or nan, is a typo, not a setting."""
     text = env_value(name, str(default), environ)
     try:
         number = float(text) if isinstance(default, float) else int(text)
     except ValueError:
         number = math.nan
-    if not minimum <= number < math.inf:  # nan compares false too
+    if not (minimum <= number <= maximum and number < math.inf):  # nan compares false too
         kind = "number" if isinstance(default, float) else "whole number"
-        raise ConfigError(f"{name}={text!r} is not a {kind} of at least {minimum:g}")
+        most = f" and at most {maximum:g}" if maximum < math.inf else ""
+        raise ConfigError(f"{name}={text!r} is not a {kind} of at least {minimum:g}{most}")
     return number
 
 

@@ -8,7 +8,6 @@ resources now say, and stops everything it started.
 
 from __future__ import annotations
 
-import os
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 from asr import local
 from asr.aws import Clients
-from asr.config import Settings
+from asr.config import Settings, env_number
 from asr.playbooks import registry
 from asr.report import table
 from asr.securityhub import iter_findings, queries_by_id
@@ -74,7 +73,7 @@ def run() -> int:
 
     local.use_test_credentials()
     data_dir = PROJECT / ".asr" / "runs"
-    port = int(os.environ.get("ASR_AIRFLOW_PORT", "28080"))
+    port = int(env_number("ASR_AIRFLOW_PORT", 28080, minimum=1, maximum=65535))
     with ExitStack() as stack:
         started_here = not local.is_up()
         local.up()

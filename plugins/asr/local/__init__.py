@@ -28,7 +28,9 @@ def state_dir() -> Path:
 
 
 def port() -> int:
-    return int(os.environ.get("ASR_LOCAL_PORT", DEFAULT_PORT))
+    from asr.config import env_number
+
+    return int(env_number("ASR_LOCAL_PORT", DEFAULT_PORT, minimum=1, maximum=65535))
 
 
 def endpoint_url(for_port: int | None = None) -> str:
