@@ -203,6 +203,20 @@ def test_a_change_outside_what_asr_may_act_on_now_is_not_put_back(
     assert allowed.status == RollbackStatus.REVERTED
 
 
+def test_a_resource_tagged_never_touch_since_the_fix_is_not_put_back(aws, tmp_path: Path) -> None:
+    """ASR_EXCLUDE_TAG holds for undoing too; a tag that cannot be read leaves it untouched."""
+    journal, record = _fixed(aws, tmp_path, "EC2.13")
+    fixed = _state(aws, record)
+    ec2 = Clients(aws, MEMBER_ACCOUNT, REGION).ec2
+    ec2.create_tags(Resources=[record.resource_id], Tags=[{"Key": "asr:exclude", "Value": "yes"}])
+    [reversal] = Rollback(journal, aws, exclude_tag=("asr:exclude", None)).run()
+    assert reversal.status == RollbackStatus.OUT_OF_SCOPE
+    assert reversal.reason == "not put back: the resource is tagged asr:exclude (ASR_EXCLUDE_TAG)"
+    assert _state(aws, record) == fixed and journal.changes(REVERT) == []
+    [other_tag] = Rollback(journal, aws, exclude_tag=("asr:exclude", "no")).run()
+    assert other_tag.status == RollbackStatus.REVERTED
+
+
 def test_a_rollback_reverts_only_the_named_run_s_fixes_in_a_folder_two_run_ids_share(
     aws, tmp_path: Path
 ) -> None:

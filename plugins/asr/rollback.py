@@ -35,7 +35,7 @@ from asr.audit import (
     journal_root,
 )
 from asr.aws import AwsContext, Clients
-from asr.guard import Scope
+from asr.guard import Scope, excluded_by_tag
 from asr.remediate import Status, describe_error, propagation_waits, retry_throttled
 from asr.securityhub import NOT_MARKED, iter_findings, queries_by_id, reverted_by, update_findings, with_marks
 from asr.store import RunStore, named_run
@@ -162,13 +162,20 @@ class Rollback:
     """Reverts the recorded changes of one run, recording each revert in that run's journal."""
 
     def __init__(
-        self, journal: AuditJournal, aws: AwsContext, dry: bool = False, scope: Scope | None = None
+        self,
+        journal: AuditJournal,
+        aws: AwsContext,
+        dry: bool = False,
+        scope: Scope | None = None,
+        exclude_tag: tuple[str, str | None] | None = None,
     ) -> None:
         self.journal = journal
         self.aws = aws
         self.dry = dry
-        # Who asr may act on now: an account excluded since the fix is not touched to undo it.
+        # Who asr may act on now: an account excluded since the fix is not touched to undo it,
+        # nor a resource that carries the exclusion tag now (``ASR_EXCLUDE_TAG``).
         self.scope = scope
+        self.exclude_tag = exclude_tag
 
     def run(
         self,
@@ -241,6 +248,11 @@ class Rollback:
         resource_id, before = intent["resource_id"], intent["before"]
         self.aws.credentials(intent["account_id"])  # fails here, clearly, if the role cannot be assumed
         clients = Clients(self.aws, intent["account_id"], intent["region"])
+        arn = intent.get("resource_arn") or ""
+        if self.exclude_tag and arn.startswith("arn:"):  # a tag that cannot be read fails it: not touched
+            tagged = excluded_by_tag(clients, [arn], self.exclude_tag).get(arn)
+            if tagged:
+                return Reversal.of(change, RollbackStatus.OUT_OF_SCOPE, f"not put back: {tagged}")
         # What the fix left: its read-back, or (its task having died) what it meant to set; and
         # what an earlier try it finished set (``_continued``), which the read-back did not cover.
         left = intent["plan"] | ((change.settle or {}).get("after") or {})
@@ -418,7 +430,7 @@ def revert_chosen_run(context: Any) -> dict[str, int]:
     journal, run = find_journal(settings.audit_root, params["run"], settings.aws_conn_id, origin)
     dry = bool(params.get("dry_run"))
     aws = aws_context(settings)
-    rollback = Rollback(journal, aws, dry, Scope.for_aws(settings, aws))
+    rollback = Rollback(journal, aws, dry, Scope.for_aws(settings, aws), settings.exclusion_tag)
     reversals = rollback.run(params.get("controls") or [], params.get("finding_ids") or [], run)
     marked = None
     if not dry:
