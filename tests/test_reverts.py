@@ -207,3 +207,24 @@ def test_flow_logs_revert_deletes_the_fix_s_flow_log_and_not_one_made_after(aws,
     finally:
         clients.ec2.meta.events.unregister("provide-client-params.ec2.DeleteFlowLogs", delete)
     assert deleted == [[made["FlowLogId"]]]
+
+
+def test_cache_encryption_revert_does_not_make_again_an_override_deleted_since(aws) -> None:  # type: ignore[no-untyped-def]
+    """Patching a method override that is gone would make it anew with default settings
+    (logging off, say): only the methods still there are decrypted again."""
+    import asr.actions.apigateway as apigateway
+
+    action, clients, stage, _ = fixed(aws, "APIGateway.5")
+    before = {"UnencryptedCaches": ["*/*", "~1pets/GET"]}  # an override the owner deleted since
+    sent: list[list[dict[str, str]]] = []
+
+    def update(params: dict[str, Any], **_: Any) -> None:
+        sent.append(params["patchOperations"])
+
+    clients.apigateway.meta.events.register("provide-client-params.apigateway.UpdateStage", update)
+    try:
+        action.revert(clients, stage, before)
+    finally:
+        clients.apigateway.meta.events.unregister("provide-client-params.apigateway.UpdateStage", update)
+    assert sent == [[{"op": "replace", "path": "/*/*/caching/dataEncrypted", "value": "false"}]]
+    assert "~1pets/GET" not in apigateway.method_settings(clients, stage)

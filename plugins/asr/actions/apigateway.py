@@ -95,10 +95,16 @@ class EncryptCacheData(Action):
         self._set(clients, resource_id, state["UnencryptedCaches"], encrypted=True)
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
-        self._set(clients, resource_id, before["UnencryptedCaches"], encrypted=False)
+        """Decrypt again the methods the fix encrypted that are still there: patching an override
+        deleted since would make it anew, with default settings (no logging, say)."""
+        present = method_settings(clients, resource_id)
+        methods = [method for method in before["UnencryptedCaches"] if method in present]
+        self._set(clients, resource_id, methods, encrypted=False)
 
     @staticmethod
     def _set(clients: Clients, resource_id: str, methods: list[str], encrypted: bool) -> None:
+        if not methods:
+            return
         value = "true" if encrypted else "false"
         patch_method_settings(clients, resource_id, "caching/dataEncrypted", dict.fromkeys(methods, value))
 
