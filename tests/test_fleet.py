@@ -214,3 +214,17 @@ def test_a_finding_keeps_its_id_for_its_control_and_resource(aws) -> None:  # ty
     import_findings(securityhub, [finding(seeded)])
     import_findings(securityhub, [finding(seeded)])
     assert len(securityhub.get_findings()["Findings"]) == 1
+
+
+@pytest.mark.parametrize("standard", [None, "pci-dss/v/3.2.1"])
+def test_a_seeded_finding_names_itself_as_security_hub_does(standard: str | None) -> None:
+    """ProductFields' FindingId is the product's ARN, a slash and the finding's id; a
+    per-standard finding keeps the control's Config rule among its ProductFields."""
+    from asr.local.seeders import Seeded
+
+    arn = f"arn:aws:ec2:us-east-1:{MEMBER_ACCOUNT}:security-group/sg-0123"
+    seeded = Seeded("EC2.19", MEMBER_ACCOUNT, "us-east-1", "AwsEc2SecurityGroup", arn)
+    made = finding(seeded, standard=standard, standard_control="1.2")
+    fields = made["ProductFields"]
+    assert fields["aws/securityhub/FindingId"] == f"{made['ProductArn']}/{made['Id']}"
+    assert fields["RelatedAWSResources:0/type"] == "AWS::Config::ConfigRule"

@@ -336,7 +336,8 @@ def finding(
             "RelatedAWSResources:0/type": "AWS::Config::ConfigRule",
             "aws/securityhub/ProductName": "Security Hub CSPM",
             "aws/securityhub/CompanyName": "AWS",
-            "aws/securityhub/FindingId": finding_id,
+            # Security Hub writes the product's ARN, a slash, and the finding's own id.
+            "aws/securityhub/FindingId": f"{product_arn}/{finding_id}",
         },
         "Resources": [
             {"Type": seeded.resource_type, "Id": seeded.resource_id, "Partition": "aws", "Region": region}
@@ -358,7 +359,11 @@ def finding(
         per_standard = _standard_fields(seeded, standard, standard_control or control)
         result["Id"] = per_standard["Id"]
         result["GeneratorId"] = per_standard["GeneratorId"]
-        result["ProductFields"] = {**per_standard["ProductFields"], "aws/securityhub/FindingId": result["Id"]}
+        result["ProductFields"] = {
+            **result["ProductFields"],
+            **per_standard["ProductFields"],
+            "aws/securityhub/FindingId": f"{product_arn}/{result['Id']}",
+        }
         result["Compliance"]["AssociatedStandards"] = [{"StandardsId": per_standard["StandardsId"]}]
     if not security_control_id:
         del result["Compliance"]["SecurityControlId"]
