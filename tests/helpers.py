@@ -6,12 +6,25 @@ import json
 import secrets
 import socket
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from asr.aws import Clients
+
+
+@contextmanager
+def hooked(client: Any, event: str, handler: Callable[..., Any]) -> Iterator[None]:
+    """A botocore event handler on this client (a shared one: the stand-in's clients are
+    cached) for the block only."""
+    client.meta.events.register(event, handler)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister(event, handler)
 
 
 def free_port() -> int:

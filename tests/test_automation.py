@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from helpers import hooked
 
 from asr import automation
 from asr.aws import Clients
@@ -230,11 +231,8 @@ def test_an_execution_ssm_is_still_stopping_is_called_running(aws, ssm_playbooks
     def cancelling(parsed: dict[str, Any], **_: Any) -> None:
         parsed["AutomationExecution"]["AutomationExecutionStatus"] = "Cancelling"
 
-    ssm.meta.events.register("after-call.ssm.GetAutomationExecution", cancelling)
-    try:
+    with hooked(ssm, "after-call.ssm.GetAutomationExecution", cancelling):
         [outcome], running = automation.finish(pending, {}, playbooks, aws)
-    finally:
-        ssm.meta.events.unregister("after-call.ssm.GetAutomationExecution", cancelling)
     assert outcome.status == Status.FAILED
     assert outcome.message.endswith("and SSM is still stopping it (Cancelling): it may still be running")
     assert running == {pending[0]["execution_id"]}
@@ -251,11 +249,8 @@ def test_an_execution_stopped_but_not_readable_since_is_called_running(aws, ssm_
     def denied(**_: Any) -> None:
         raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetAutomationExecution")
 
-    ssm.meta.events.register("before-call.ssm.GetAutomationExecution", denied)
-    try:
+    with hooked(ssm, "before-call.ssm.GetAutomationExecution", denied):
         [outcome], running = automation.finish(pending, {}, playbooks, aws)
-    finally:
-        ssm.meta.events.unregister("before-call.ssm.GetAutomationExecution", denied)
     assert outcome.status == Status.FAILED
     assert outcome.message.endswith(
         "and was asked to stop, but could not be read since (AccessDenied: no): it may still be running"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from helpers import hooked
 from test_iam_policy import IAM_NAME, Call, api_calls, names  # noqa: F401 (api_calls is a fixture)
 
 from asr.actions import NotReversible
@@ -201,11 +202,8 @@ def test_flow_logs_revert_deletes_the_fix_s_flow_log_and_not_one_made_after(aws,
 
     monkeypatch.setattr(type(action), "read", read)
     deleted: list[list[str]] = []
-    clients.ec2.meta.events.register("provide-client-params.ec2.DeleteFlowLogs", delete)
-    try:
+    with hooked(clients.ec2, "provide-client-params.ec2.DeleteFlowLogs", delete):
         action.revert(clients, vpc, before)
-    finally:
-        clients.ec2.meta.events.unregister("provide-client-params.ec2.DeleteFlowLogs", delete)
     assert deleted == [[made["FlowLogId"]]]
 
 
@@ -221,10 +219,7 @@ def test_cache_encryption_revert_does_not_make_again_an_override_deleted_since(a
     def update(params: dict[str, Any], **_: Any) -> None:
         sent.append(params["patchOperations"])
 
-    clients.apigateway.meta.events.register("provide-client-params.apigateway.UpdateStage", update)
-    try:
+    with hooked(clients.apigateway, "provide-client-params.apigateway.UpdateStage", update):
         action.revert(clients, stage, before)
-    finally:
-        clients.apigateway.meta.events.unregister("provide-client-params.apigateway.UpdateStage", update)
     assert sent == [[{"op": "replace", "path": "/*/*/caching/dataEncrypted", "value": "false"}]]
     assert "~1pets/GET" not in apigateway.method_settings(clients, stage)
