@@ -100,6 +100,17 @@ def test_member_roles_are_named_in_the_administrator_s_partition(region: str | N
     assert AwsContext(session, "ASRMemberRole").role_arn("111111111111") == arn
 
 
+def test_a_session_without_a_region_is_where_security_hub_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Instance credentials name no region: GovCloud's administrator must not assume arn:aws: roles."""
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+    assert session.region_name is None
+    gov = AwsContext(session, "ASRMemberRole", home_region="us-gov-west-1")
+    assert gov.role_arn("111111111111") == "arn:aws-us-gov:iam::111111111111:role/ASRMemberRole"
+    assert gov.home_region == "us-gov-west-1"
+
+
 def test_the_member_role_is_assumed_with_the_connection_s_external_id(
     clean_aws: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -125,3 +136,48 @@ def test_the_member_role_is_assumed_with_the_connection_s_external_id(
     assert (with_id["RoleArn"], with_id.get("ExternalId")) == (member_role, "asr-external-7")
     [without] = sent["aws_default"]
     assert without["RoleArn"] == member_role and "ExternalId" not in without
+
+
+def test_every_client_keeps_the_connection_s_botocore_settings_and_asr_s_retries(
+    clean_aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proxy or a timeout set in the connection's ``config_kwargs`` reached only the
+    administrator's own AssumeRole: Security Hub and member clients went without it."""
+    connection = json.loads(local.airflow_connection())
+    connection["extra"]["config_kwargs"] = {"connect_timeout": 7, "proxies": {"https": "http://proxy:3128"}}
+    monkeypatch.setenv("AIRFLOW_CONN_ASR_PROXIED", json.dumps(connection))
+    context = AwsContext.from_airflow("asr_proxied", Settings().member_role_name)
+    for client in (
+        context.admin_client("securityhub", REGION),
+        context.client("ec2", MEMBER_ACCOUNT, REGION),
+    ):
+        assert client.meta.config.connect_timeout == 7
+        assert client.meta.config.proxies == {"https": "http://proxy:3128"}
+        assert client.meta.config.retries["mode"] == "adaptive"
+
+
+def test_the_member_session_is_named_after_the_run_and_a_throttled_assume_is_tried_again(
+    clean_aws: str,
+) -> None:
+    """CloudTrail shows the session name with every change: it leads back to the run. STS
+    throttles too: a refused AssumeRole does not fail the account's findings."""
+    from botocore.exceptions import ClientError
+
+    from asr.aws import session_name
+    from asr.remediate import retry_throttled
+
+    name = session_name("asr_sweep", "scheduled__2026-12-05T10:00:00+00:00")
+    assert name == "asr.asr_sweep.scheduled__2026-12-05T10.00.00+00.00"
+    assert len(session_name("asr_sweep", "x" * 250)) == 64
+    context = AwsContext.from_airflow("aws_default", Settings().member_role_name, role_session_name=name)
+    sent: list[dict[str, Any]] = []
+    throttled = [ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "AssumeRole")]
+
+    def assume(params: dict[str, Any], **_: Any) -> None:
+        sent.append(params)
+        if throttled:
+            raise throttled.pop()
+
+    context.base_session.events.register("provide-client-params.sts.AssumeRole", assume)
+    retry_throttled(lambda: context.credentials(MEMBER_ACCOUNT), sleep=lambda _: None)
+    assert [p["RoleSessionName"] for p in sent] == [name, name]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -441,3 +442,34 @@ def test_a_run_s_conf_cannot_change_the_role_asr_assumes(
     settings, _, _ = run_context(context)
     assert settings.member_role_name == "ASRMemberRole"
     assert (settings.batch_size, settings.regions) == (7, ("us-east-1",)), "what a run may set still applies"
+
+
+def test_a_throttled_assume_role_or_tag_read_is_tried_again_not_failed(aws) -> None:  # type: ignore[no-untyped-def]
+    """STS and the tagging API throttle too: once refused, the account's findings still go on."""
+    from botocore.exceptions import ClientError
+
+    from asr.aws import _member as member_session
+
+    seeded, record = routed(aws)
+    aws._forget(MEMBER_ACCOUNT)
+    refusals = {
+        "AssumeRole": [ClientError({"Error": {"Code": "Throttling"}}, "AssumeRole")],
+        "GetResources": [ClientError({"Error": {"Code": "ThrottlingException"}}, "GetResources")],
+    }
+
+    def refuse_once(model: Any, **_: Any) -> None:
+        if refusals.get(model.name):
+            raise refusals[model.name].pop()
+
+    # Sessions pass their handlers to the clients they make next: the member role's are made anew.
+    member_events = member_session().events
+    aws.base_session.events.register("before-call.sts.AssumeRole", refuse_once)
+    member_events.register("before-call.resource-groups-tagging-api.GetResources", refuse_once)
+    try:
+        [outcome] = run_batch([record], registry(), aws, exclude_tag=("asr:exclude", None))
+    finally:
+        aws.base_session.events.unregister("before-call.sts.AssumeRole", refuse_once)
+        member_events.unregister("before-call.resource-groups-tagging-api.GetResources", refuse_once)
+    assert outcome.status == Status.REMEDIATED, outcome.message
+    assert refusals == {"AssumeRole": [], "GetResources": []}
+    assert not world_open(aws, seeded)

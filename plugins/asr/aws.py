@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -23,6 +24,7 @@ from asr.pacing import RateBudget
 
 RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8})
 SESSION_NAME = "asr-remediation"
+SESSION_NAME_LIMIT = 64  # STS RoleSessionName: 2 to 64 of [\w+=,.@-]
 # Member credentials are assumed again this long before they expire (an hour by default),
 # so a long, paced batch never calls with an expired token.
 REFRESH_BEFORE_SECONDS = 300
@@ -48,8 +50,20 @@ def _session_from(creds: dict[str, Any], region: str | None) -> boto3.Session:
     )
 
 
+def session_name(*parts: str) -> str:
+    """A RoleSessionName naming what acts (``asr.<dag>.<run>``): CloudTrail shows it with every
+    call the member role makes, so a change leads back to its run."""
+    name = re.sub(r"[^\w+=,.@-]", ".", ".".join(("asr", *parts)))
+    return name[:SESSION_NAME_LIMIT]
+
+
 class AwsContext:
-    """Hands out boto3 clients in any allowed account, assuming the member role there."""
+    """Hands out boto3 clients in any allowed account, assuming the member role there.
+
+    ``home_region``: where the administrator is when its session names no region (instance
+    credentials, say): it decides the partition of the member roles and the STS endpoint.
+    ``config``: the botocore settings every client gets (the connection's, such as a proxy,
+    with asr's adaptive retries)."""
 
     def __init__(
         self,
@@ -57,11 +71,17 @@ class AwsContext:
         member_role_name: str,
         endpoint_for: EndpointFor = lambda service: None,
         external_id: str | None = None,
+        home_region: str = "us-east-1",
+        config: Config = RETRY_CONFIG,
+        role_session_name: str = SESSION_NAME,
     ) -> None:
         self.base_session = base_session
         self.member_role_name = member_role_name
         self.endpoint_for = endpoint_for
         self.external_id = external_id
+        self.home_region = base_session.region_name or home_region
+        self.config = config
+        self.role_session_name = role_session_name
         self._credentials: dict[str, dict[str, str]] = {}
         self._expires: dict[str, float] = {}
         self._clients: dict[tuple[str, str, str], Any] = {}
@@ -70,7 +90,13 @@ class AwsContext:
         self.budget: RateBudget | None = None
 
     @classmethod
-    def from_airflow(cls, aws_conn_id: str, member_role_name: str) -> AwsContext:
+    def from_airflow(
+        cls,
+        aws_conn_id: str,
+        member_role_name: str,
+        home_region: str = "us-east-1",
+        role_session_name: str = SESSION_NAME,
+    ) -> AwsContext:
         """The administrator session of an Airflow connection, made by the amazon provider's
         session factory (or the one ``[aws] session_factory`` names), over this process's
         botocore data: ``hook.get_session()`` parsed the STS, Security Hub and endpoint data
@@ -82,7 +108,16 @@ class AwsContext:
         external_id = (wrapper.extra_config or {}).get("member_role_external_id")
         factory = _shared_data_session_factory()(conn=wrapper, config=hook.config)
         session = share_botocore_data(factory.create_session())
-        return cls(session, member_role_name, wrapper.get_service_endpoint_url, external_id)
+        config = hook.config.merge(RETRY_CONFIG) if hook.config else RETRY_CONFIG
+        return cls(
+            session,
+            member_role_name,
+            wrapper.get_service_endpoint_url,
+            external_id,
+            home_region,
+            config,
+            role_session_name,
+        )
 
     @classmethod
     def from_endpoint(
@@ -104,7 +139,7 @@ class AwsContext:
     @property
     def partition(self) -> str:
         """The administrator's partition (aws, aws-us-gov, aws-cn, ...): the member roles are in it."""
-        return str(self.base_session.get_partition_for_region(self.base_session.region_name or "us-east-1"))
+        return str(self.base_session.get_partition_for_region(self.home_region))
 
     def role_arn(self, account_id: str) -> str:
         return f"arn:{self.partition}:iam::{account_id}:role/{self.member_role_name}"
@@ -116,10 +151,10 @@ class AwsContext:
         with self._lock:
             if account_id not in self._credentials or self._expiring(account_id):
                 self._forget(account_id)
-                sts = self._new_client("sts", self.base_session.region_name)
+                sts = self._new_client("sts", self.home_region)
                 kwargs: dict[str, Any] = {
                     "RoleArn": self.role_arn(account_id),
-                    "RoleSessionName": SESSION_NAME,
+                    "RoleSessionName": self.role_session_name,
                 }
                 if self.external_id:
                     kwargs["ExternalId"] = self.external_id
@@ -171,10 +206,10 @@ class AwsContext:
     def _new_client(self, service: str, region: str | None, **credentials: str) -> Any:
         endpoint = self.endpoint_for(service)
         if credentials:
-            client = member_client(service, region, endpoint, credentials)
+            client = member_client(service, region, endpoint, credentials, self.config)
         else:
             client = self.base_session.client(
-                service, region_name=region, endpoint_url=endpoint, config=RETRY_CONFIG
+                service, region_name=region, endpoint_url=endpoint, config=self.config
             )
         if service == "s3control" and endpoint:
             client.meta.events.register("before-send.s3-control", _strip_account_label)
@@ -197,10 +232,16 @@ def _member() -> boto3.Session:
     return _member_session
 
 
-def member_client(service: str, region: str | None, endpoint: str | None, credentials: dict[str, str]) -> Any:
+def member_client(
+    service: str,
+    region: str | None,
+    endpoint: str | None,
+    credentials: dict[str, str],
+    config: Config = RETRY_CONFIG,
+) -> Any:
     with _member_lock:
         return _member().client(
-            service, region_name=region, endpoint_url=endpoint, config=RETRY_CONFIG, **credentials
+            service, region_name=region, endpoint_url=endpoint, config=config, **credentials
         )
 
 

@@ -42,7 +42,7 @@ class AutomationFixOperator(BaseOperator):
         started = {r["finding_id"] for e in earlier for r in e["records"]}
         records = [r for r in records if r.finding_id not in started]
         shares = sweep.batch_plan(store, self.batch)["rate_shares"]
-        aws, journal = aws_context(settings, shares), self._journal(settings, context)
+        aws, journal = aws_context(settings, shares, context), self._journal(settings, context)
         claims = self._claims(settings, context)
         _reclaim(claims, earlier)
         under_way = list(earlier)
@@ -99,7 +99,7 @@ class AutomationFixOperator(BaseOperator):
             saved["pending"],
             event["statuses"],
             registry(),
-            aws_context(settings, sweep.batch_plan(store, self.batch)["rate_shares"]),
+            aws_context(settings, sweep.batch_plan(store, self.batch)["rate_shares"], context),
             journal=journal,
         )
         outcomes = [Outcome(**o) for o in saved["outcomes"]] + finished

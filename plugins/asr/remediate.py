@@ -248,7 +248,7 @@ def resolve_targets(
     failed: list[Outcome] = []
     for (account_id, region), by_resource in grouped.items():
         try:
-            aws.credentials(account_id)
+            retry_throttled(lambda a=account_id: aws.credentials(a))  # STS throttles too
         except Exception as exc:
             reason = Result(Status.FAILED, f"cannot assume {aws.role_arn(account_id)}: {describe_error(exc)}")
             failed += [Outcome.of(r, reason) for rs in by_resource.values() for r in rs]
@@ -265,7 +265,8 @@ def resolve_targets(
                 arns[r.region].add(r.resource_arn)
             try:
                 for tag_region, in_region in sorted(arns.items()):
-                    excluded |= excluded_by_tag(clients.in_region(tag_region), sorted(in_region), exclude_tag)
+                    where, which = clients.in_region(tag_region), sorted(in_region)
+                    excluded |= retry_throttled(lambda w=where, a=which: excluded_by_tag(w, a, exclude_tag))
             except Exception as exc:
                 reason = Result(
                     Status.FAILED, f"cannot read tags to check exclusions, not touched: {describe_error(exc)}"

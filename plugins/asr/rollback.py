@@ -429,7 +429,7 @@ def revert_chosen_run(context: Any) -> dict[str, int]:
     origin = Origin.from_context(context, "rollback")
     journal, run = find_journal(settings.audit_root, params["run"], settings.aws_conn_id, origin)
     dry = bool(params.get("dry_run"))
-    aws = aws_context(settings)
+    aws = aws_context(settings, context=context)
     rollback = Rollback(journal, aws, dry, Scope.for_aws(settings, aws), settings.exclusion_tag)
     reversals = rollback.run(params.get("controls") or [], params.get("finding_ids") or [], run)
     marked = None

@@ -74,13 +74,18 @@ def airflow_max_map_length() -> int:
     return conf.getint("core", "max_map_length", fallback=1024)
 
 
-def aws_context(settings: Settings, rate_shares: float | dict[str, float] = 1) -> Any:
+def aws_context(settings: Settings, rate_shares: float | dict[str, float] = 1, context: Any = None) -> Any:
     """The run's AWS access, its clients paced at a part of the configured budget: divided
-    by ``rate_shares`` (one number, or one per ``"account/region"``)."""
-    from asr.aws import AwsContext
+    by ``rate_shares`` (one number, or one per ``"account/region"``). The member role's
+    session is named after the run (``context``: the running task's), for CloudTrail."""
+    from asr.aws import AwsContext, session_name
     from asr.pacing import RateBudget, parse_limits
 
-    aws = AwsContext.from_airflow(settings.aws_conn_id, settings.member_role_name)
+    context = context or get_current_context()
+    who = session_name(context["dag"].dag_id, context["run_id"])
+    aws = AwsContext.from_airflow(
+        settings.aws_conn_id, settings.member_role_name, settings.securityhub_region, who
+    )
     limits = parse_limits(settings.rate_limits)
     if limits:
         aws.budget = RateBudget(limits, rate_shares)
