@@ -362,6 +362,21 @@ def test_control_parameters_from_the_finding_override_the_playbook() -> None:
     assert record.parameters == {"minimum_password_length": 16, "require_symbols": False}
 
 
+def test_a_control_parameter_security_hub_sends_empty_is_an_empty_list_or_the_playbook_s_value() -> None:
+    """A real EC2.18 finding carries authorizedUdpPorts as [] (no UDP port authorized); a
+    parameter left unset comes as [] too: it was rejected, so EC2.18 was never fixed."""
+    raw = finding(seeded("EC2.18"))
+    raw["Compliance"]["SecurityControlParameters"] = [
+        {"Name": "authorizedTcpPorts", "Value": ["80", "443"]},
+        {"Name": "authorizedUdpPorts", "Value": []},
+    ]
+    record = parse_finding(raw, registry())
+    assert record.parameters == {"authorized_tcp_ports": [80, 443], "authorized_udp_ports": []}
+    raw = finding(seeded("IAM.7"))
+    raw["Compliance"]["SecurityControlParameters"] = [{"Name": "MinimumPasswordLength", "Value": []}]
+    assert parse_finding(raw, registry()).parameters == {}
+
+
 @pytest.mark.parametrize(
     ("value", "reason"),
     [(["many"], "is not a integer"), (["3"], "minimum_password_length: 3 is less than"), ("16", "list")],

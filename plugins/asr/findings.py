@@ -122,9 +122,12 @@ def control_parameters(finding: dict[str, Any], finding_id: str, playbook: Playb
         if target is None:
             continue
         value = item.get("Value")
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise FindingError(finding_id, f"control parameter {name} has no list of string values")
-        values[target] = _convert(value, schema[target].get("type"), name, finding_id)
+        kind = schema[target].get("type")
+        if not value and kind != "array":
+            continue  # Security Hub sends a parameter left unset as []: the playbook's value stands
+        values[target] = _convert(value, kind, name, finding_id)
     if values:  # the playbook's own parameters were validated when it was loaded
         try:
             _validate(playbook.action, json.dumps({**playbook.parameters, **values}, sort_keys=True))
