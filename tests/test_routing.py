@@ -320,11 +320,22 @@ def test_per_standard_findings_that_must_be_rejected(change, reason: str) -> Non
         parse_finding(raw, registry())
 
 
-def test_standard_id_no_playbook_routes_is_rejected_with_both_names() -> None:
+def test_standard_id_no_playbook_routes_is_rejected_by_its_consolidated_id() -> None:
     raw = finding(seeded("EC2.13"), standard=CIS12, standard_control="1.2")
     raw["Compliance"]["SecurityControlId"] = "IAM.5"
-    with pytest.raises(FindingError, match=r"CIS 1\.2\.0 control 1\.2 is not routed .* IAM\.5"):
+    with pytest.raises(FindingError, match=r"no playbook fixes control IAM\.5"):
         parse_finding(raw, registry())
+    del raw["Compliance"]["SecurityControlId"]  # without it, the standard's own id is named
+    with pytest.raises(FindingError, match=r"CIS 1\.2\.0 control 1\.2 is not routed by any playbook"):
+        parse_finding(raw, registry())
+
+
+def test_a_known_standard_s_id_no_playbook_lists_routes_by_security_hub_s_consolidated_id() -> None:
+    """AWS's tables name CIS 3.0.0's S3.1 as 2.1.4 in one place and 2.1.4.1 in another: the
+    finding's SecurityControlId decides, rather than the finding being refused."""
+    raw = finding(seeded("S3.1"), standard="cis-aws-foundations-benchmark/v/3.0.0", standard_control="2.1.4")
+    record = parse_finding(raw, registry())
+    assert (record.control_id, record.playbook, record.standard_control_id) == ("S3.1", "S3.1", "2.1.4")
 
 
 @pytest.mark.parametrize("with_consolidated_id", [True, False])

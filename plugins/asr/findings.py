@@ -96,10 +96,10 @@ def control_of(
     unknown = [ref for ref, control in normalised if control is None]
     if controls and any(ref.source == "Compliance.SecurityControlId" for ref, c in normalised if c):
         # Security Hub's own consolidated id routes it: a standard asr does not know yet (a
-        # new version of CIS, say) in the other fields does not make the finding unreadable.
-        unknown = [
-            ref for ref in unknown if ref.standard in STANDARDS or ref.standard in (CONSOLIDATED, UNREADABLE)
-        ]
+        # new version of CIS, say), or an id of a known one that no playbook lists (AWS's
+        # tables disagree on some), does not make the finding unreadable. Ids that name
+        # another control still do (above).
+        unknown = [ref for ref in unknown if ref.standard in (CONSOLIDATED, UNREADABLE)]
     if unknown:
         reason = _describe(unknown[0])
         if controls:
