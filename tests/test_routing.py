@@ -294,7 +294,7 @@ def _cis_finding() -> dict:
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        (lambda f: f["Compliance"].update(SecurityControlId="EC2.13"), "disagree"),
+        (lambda f: f["Compliance"].update(SecurityControlId="S3.1"), "disagree"),
         (
             lambda f: f["ProductFields"].update(
                 StandardsControlArn=f["ProductFields"]["StandardsControlArn"][:-1] + "1"
@@ -327,6 +327,17 @@ def test_standard_id_no_playbook_routes_is_rejected_by_its_consolidated_id() -> 
         parse_finding(raw, registry())
     del raw["Compliance"]["SecurityControlId"]  # without it, the standard's own id is named
     with pytest.raises(FindingError, match=r"CIS 1\.2\.0 control 1\.2 is not routed by any playbook"):
+        parse_finding(raw, registry())
+
+
+def test_two_ids_one_playbook_fixes_agree_and_security_hub_s_own_id_names_the_control() -> None:
+    """AWS's tables give CIS 1.4.0's 3.6 as CloudTrail.7 in one place and S3.9 in another; the
+    S3.9 playbook fixes both, so a finding naming both is not refused."""
+    raw = finding(seeded("S3.9"), standard="cis-aws-foundations-benchmark/v/1.4.0", standard_control="3.6")
+    record = parse_finding(raw, registry())
+    assert (record.control_id, record.playbook) == ("S3.9", "S3.9")
+    raw["Compliance"]["SecurityControlId"] = "EC2.13"  # another playbook's: they disagree
+    with pytest.raises(FindingError, match="control ids disagree"):
         parse_finding(raw, registry())
 
 

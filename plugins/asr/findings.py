@@ -90,11 +90,17 @@ def control_of(
     normalised = [(ref, playbooks.consolidated_id(ref)) for ref in refs]
     standards = {ref.standard for ref in refs if ref.standard not in (CONSOLIDATED, UNREADABLE)}
     controls = {control for _, control in normalised if control}
-    if len(standards) > 1 or len(controls) > 1:
+    by_standard = {control for ref, control in normalised if control and ref.standard != CONSOLIDATED}
+    # The standard's id and Security Hub's consolidated one may differ where one playbook fixes
+    # both (AWS's tables give CIS 1.4.0's 3.6 as CloudTrail.7 in one place and S3.9 in another;
+    # the S3.9 playbook fixes both). Ids of one kind must agree among themselves.
+    fixed_by = {getattr(playbooks.for_control(control), "control_id", control) for control in controls}
+    if len(standards) > 1 or len(by_standard) > 1 or len(controls - by_standard) > 1 or len(fixed_by) > 1:
         named = ", ".join(str(ref) for ref in refs)
         raise FindingError(finding_id, f"the finding's control ids disagree: {named}")
+    own = [c for ref, c in normalised if c and ref.source == "Compliance.SecurityControlId"]
     unknown = [ref for ref, control in normalised if control is None]
-    if controls and any(ref.source == "Compliance.SecurityControlId" for ref, c in normalised if c):
+    if own:
         # Security Hub's own consolidated id routes it: a standard asr does not know yet (a
         # new version of CIS, say), or an id of a known one that no playbook lists (AWS's
         # tables disagree on some), does not make the finding unreadable. Ids that name
@@ -106,7 +112,7 @@ def control_of(
             reason += f" (the finding also names {controls.pop()})"
         raise FindingError(finding_id, reason)
     named_by_standard = next((ref for ref in refs if ref.standard != CONSOLIDATED), refs[0])
-    return controls.pop(), named_by_standard
+    return (own or sorted(controls))[0], named_by_standard
 
 
 def control_parameters(finding: dict[str, Any], finding_id: str, playbook: Playbook) -> dict[str, Any]:
