@@ -483,3 +483,26 @@ def test_the_form_refuses_a_run_named_by_dots(run: str) -> None:
     assert re.match(RUN_PATTERN, "asr_sweep/manual__2026-01-01T00:00:00+00:00") and re.match(
         RUN_PATTERN, "a.b~c"
     )
+
+
+def test_a_rollback_whose_marks_security_hub_refused_fails_to_be_tried_again(
+    aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unmarked, a reverted finding goes NEW when its control fails anew, and the next sweep
+    fixes it again; a new rollback run would find the revert done and mark nothing."""
+    import asr.rollback
+
+    _fixed(aws, tmp_path, "EC2.7")
+    monkeypatch.setenv("ASR_AUDIT_DIR", str(tmp_path))
+    monkeypatch.setenv("ASR_DATA_DIR", str(tmp_path / "runs"))
+    refused = {"updated": 0, "failed": [{"ErrorCode": "InvalidInput"}], "left_alone": []}
+    monkeypatch.setattr(asr.rollback, "mark_reverted", lambda *_: refused)
+    context = {
+        "params": {"run": f"asr_sweep/{RUN_ID}"},
+        "run_id": "rollback-9",
+        "dag": SimpleNamespace(dag_id="asr_rollback"),
+        "dag_run": SimpleNamespace(run_type="manual", triggering_user_name="bob"),
+        "ti": SimpleNamespace(try_number=1),
+    }
+    with pytest.raises(RuntimeError, match="Security Hub refused to mark 1 of their findings"):
+        asr.rollback.revert_chosen_run(context)

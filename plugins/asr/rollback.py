@@ -446,4 +446,9 @@ def revert_chosen_run(context: Any) -> dict[str, int]:
         raise RuntimeError(f"{totals[RollbackStatus.FAILED]} change(s) could not be reverted; see the report")
     if marked and "error" in marked:  # a retry reports its reverts again and tells Security Hub
         raise RuntimeError(f"the reverts are made, but Security Hub was not told: {marked['error']}")
+    if marked and marked["failed"]:  # unmarked, a finding is NEW again when its control fails anew
+        raise RuntimeError(
+            f"the reverts are made, but Security Hub refused to mark {len(marked['failed'])} of their "
+            "findings; the task is tried again (or clear it): a new rollback run would not mark them"
+        )
     return totals
