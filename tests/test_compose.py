@@ -707,6 +707,33 @@ def test_airflow_init_migrates_the_database_and_fails_when_it_fails(compose: dic
     assert init["restart"] == "no"
 
 
+@pytest.mark.parametrize(
+    ("pool", "exists", "made"),
+    [
+        ("asr_fix", False, ["airflow pools set asr_fix 8 asr fix tasks (ASR_FIX_POOL)"]),
+        ("asr_fix", True, []),
+        ("default_pool", False, []),
+    ],
+)
+def test_airflow_init_makes_the_fix_pool_the_settings_name(
+    compose: dict[str, Any], tmp_path: Path, pool: str, exists: bool, made: list[str]
+) -> None:
+    """A pool the scheduler cannot find leaves every fix task queued for ever: airflow-init
+    makes ASR_FIX_POOL's pool when it is missing (the script run with Airflow stubbed)."""
+    script = compose["services"]["airflow-init"]["command"][-1].replace("$$", "$")  # as Compose passes it
+    calls = tmp_path / "calls"
+    answer = "true" if exists else "false"  # what ``airflow pools get`` says
+    stubs = f"""
+function /entrypoint {{ echo "$*" >> {calls}; [ "${{2-}} ${{3-}}" != "pools get" ] || {answer}; }}
+function mkdir {{ :; }}
+function chown {{ :; }}
+"""
+    env = {"PATH": os.environ["PATH"], "ASR_FIX_POOL": pool}
+    subprocess.run(["bash", "-c", stubs + script], env=env, check=True)
+    said = calls.read_text().splitlines()
+    assert [line for line in said if line.startswith("airflow pools set")] == made
+
+
 # --- Tests: secrets and settings -------------------------------------------------------------
 
 
