@@ -47,6 +47,9 @@ EVENTS = event_asset(QUEUE_URL) if QUEUE_URL else None
     schedule=[EVENTS] if EVENTS else None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
+    # A run waiting for an approval (up to ASR_APPROVAL_TIMEOUT) holds a place, and Airflow
+    # makes no event run while every place is held: more than Airflow's 16.
+    max_active_runs=64,
     doc_md=__doc__,
     on_failure_callback=notify.notify_failure,
     tags=["asr", "security-hub", "events"],

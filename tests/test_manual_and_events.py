@@ -354,6 +354,8 @@ def test_the_events_dag_polls_its_queue_as_configured(
     sqs = bag.dags["asr_events"].schedule[0].watchers[0].trigger.trigger  # MessageQueueTrigger's SQS trigger
     assert (sqs.wait_time_seconds, sqs.waiter_delay) == polled
     assert sqs.region_name == "us-east-1"
+    # Runs waiting for approvals must not use up the places event runs take (Airflow's 16).
+    assert bag.dags["asr_events"].max_active_runs == 64
 
 
 @pytest.mark.parametrize(
