@@ -311,6 +311,30 @@ def test_a_run_is_dry_as_its_ingest_recorded_it(tmp_path) -> None:  # type: igno
     assert not sweep.is_dry_run(store, {"dry_run": True})
 
 
+def test_a_run_cleared_whole_stays_as_dry_as_its_first_ingest_decided(
+    aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scheduled sweep's params follow ASR_DRY_RUN at each parse: cleared after the setting
+    was turned off, a dry sweep would have become a real one."""
+    from types import SimpleNamespace
+
+    from asr import tasks
+    from asr.securityhub import actionable_plan
+
+    monkeypatch.setenv("ASR_DATA_DIR", str(tmp_path))
+    context = {
+        "params": {"dry_run": False},  # ASR_DRY_RUN off now
+        "run_id": "scheduled__2026-12-05T10:00:00+00:00",
+        "dag": SimpleNamespace(dag_id="asr_sweep"),
+        "dag_run": SimpleNamespace(run_type="scheduled"),
+    }
+    monkeypatch.setattr(tasks, "get_current_context", lambda: context)
+    store = RunStore.for_run(str(tmp_path), "asr_sweep", context["run_id"])
+    store.write_json(sweep.INGESTED, {"began": "2026-12-05T10:00:00+00:00", "dry_run": True})
+    tasks._ingest(actionable_plan())
+    assert store.read_json(sweep.INGESTED)["dry_run"] is True
+
+
 def test_a_setting_left_empty_takes_its_default_and_a_wrong_number_is_named() -> None:
     """A line of .env left blank reaches a plain deployment as an empty variable, not an unset one."""
     blank = {

@@ -128,7 +128,9 @@ def _ingest(
         store.own(context["dag"].dag_id, run_id)
     aws = aws_context(settings)
     scope = Scope.for_aws(settings, aws)
-    dry_run = bool(context["params"].get("dry_run"))
+    # A run cleared whole keeps the decision its first ingest recorded: a scheduled run's
+    # params follow ASR_DRY_RUN as it is now, and a dry sweep cleared later must stay dry.
+    dry_run = sweep.is_dry_run(store, context["params"])
     counts = sweep.ingest(settings, aws, registry(), store, plan, keep, scope, named, dry_run)
     log.info(
         "Read %(findings)d findings: %(routed)d routed, %(rejected)d rejected, %(ignored)d ignored, "
