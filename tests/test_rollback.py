@@ -468,6 +468,10 @@ def test_a_run_id_two_dags_have_must_be_named_with_its_dag(tmp_path: Path) -> No
         journal_root(settings.audit_root, dag_id, "nightly").mkdir(parents=True)
     with pytest.raises(ValueError, match="name one, asr_sweep/nightly or asr_remediate/nightly"):
         failed_in_run(settings, "nightly")
+    # A run still going (no report yet) has findings queued that read as not run: not taken.
+    # (a finished one's failures are rerun: test_manual_and_events).
+    with pytest.raises(SelectionError, match="has not finished"):
+        failed_in_run(settings, "asr_remediate/nightly")
     with pytest.raises(ValueError, match="runs of several DAGs are called 'nightly'"):
         find_journal(settings.audit_root, "nightly", None, _rollback_origin())
     assert find_journal(settings.audit_root, "asr_remediate/nightly", None, _rollback_origin())

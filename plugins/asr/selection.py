@@ -31,6 +31,8 @@ def failed_in_run(settings: Settings, run: str) -> list[str]:
     if dag_id is None:
         raise SelectionError(f"no outcomes of run {run!r} under {settings.data_dir}")
     store = RunStore.for_run(settings.data_dir, dag_id, run_id, settings.aws_conn_id)
+    if not store.path("report.json").exists():  # its findings still queued count as NOT_RUN
+        raise SelectionError(f"run {run} has not finished (it has no report yet): rerun its failures then")
     failed = [o.finding_id for o in every_outcome(store) if o.status in RERUN]
     if not failed:
         raise SelectionError(f"run {run} has no failed findings to rerun")
