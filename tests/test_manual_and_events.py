@@ -375,3 +375,17 @@ def test_the_events_dag_polls_its_queue_as_configured(
 def test_the_events_queue_is_read_in_its_own_region(url: str, environ: dict[str, str], region: str) -> None:
     """Not the connection's: it may name another region, or none (SQS then cannot be called)."""
     assert queue_region(url, environ) == region
+
+
+def test_a_form_s_lists_are_taken_as_a_person_meant_them() -> None:
+    """Pasted lines keep a trailing space or a Windows line end (\\r): each named no finding."""
+    from asr.config import Settings
+    from asr.selection import Selection
+
+    params = {
+        "finding_ids": ["arn:aws:securityhub:x \r", "arn:aws:securityhub:y", "  "],
+        "controls": ["EC2.13 "],
+    }
+    choice = Selection.from_params(params, Settings())
+    assert choice.finding_ids == choice.named == ["arn:aws:securityhub:x", "arn:aws:securityhub:y"]
+    assert choice.controls == ["EC2.13"]

@@ -39,6 +39,12 @@ def failed_in_run(settings: Settings, run: str) -> list[str]:
     return sorted(set(failed))
 
 
+def _typed(values: Any) -> list[str]:
+    """A form's list as a person meant it: a line pasted with a trailing space or a Windows
+    line end (\\r) named no finding, and was reported not found."""
+    return sorted({value.strip() for value in values or [] if value.strip()})
+
+
 @dataclass(frozen=True)
 class Selection:
     finding_ids: list[str]
@@ -50,14 +56,14 @@ class Selection:
 
     @classmethod
     def from_params(cls, params: dict[str, Any], settings: Settings) -> Selection:
-        named = sorted(set(params.get("finding_ids") or []))
+        named = _typed(params.get("finding_ids"))
         rerun = (
             failed_in_run(settings, params["rerun_failures_of"]) if params.get("rerun_failures_of") else []
         )
         choice = cls(
             sorted({*named, *rerun}),
-            list(params.get("controls") or []),
-            list(params.get("resources") or []),
+            _typed(params.get("controls")),
+            _typed(params.get("resources")),
             named,
         )
         narrowed = choice.controls or choice.resources or params.get("accounts") or params.get("regions")
