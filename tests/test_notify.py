@@ -258,3 +258,27 @@ def test_a_request_that_could_not_be_sent_is_named_in_the_timeout_s_reason(
     assert row["message"].endswith(
         "; the request could not be sent to ASR_SNS_TOPIC_ARN (see the approval task's log)"
     )
+
+
+def test_the_report_says_whether_its_summary_went_out(
+    subscribed: tuple[str, Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A summary SNS refused is logged and the run goes on: report.json says it was not sent,
+    for whoever wonders why none came."""
+    from asr import tasks
+    from asr.store import RunStore
+    from asr.sweep import INGESTED, WRITTEN_BACK
+
+    topic, received = subscribed
+    monkeypatch.setenv("ASR_DATA_DIR", str(tmp_path))
+    context = {"params": {}, "run_id": "manual__1", "dag": SimpleNamespace(dag_id="asr_sweep")}
+    monkeypatch.setattr(tasks, "get_current_context", lambda: context)
+    store = RunStore.for_run(str(tmp_path), "asr_sweep", "manual__1")
+    store.write_json(INGESTED, {"began": "2026-12-05T10:00:00+00:00", "dry_run": False})
+    store.write_json(WRITTEN_BACK, {"updated": 0, "settled": {}})
+    gone = topic.replace("asr-notifications", "no-such-topic")
+    for arn, sent in ((topic, True), (gone, False)):
+        monkeypatch.setenv("ASR_SNS_TOPIC_ARN", arn)
+        tasks.report.function()
+        assert store.read_json("report.json")["summary"] == {"topic": arn, "sent": sent}
+    assert len(received()) == 1
