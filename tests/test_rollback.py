@@ -17,7 +17,7 @@ from asr.guard import Scope
 from asr.local import MEMBER_ACCOUNT
 from asr.local.seed import finding, import_findings, seed_one, seed_scenarios
 from asr.playbooks import registry
-from asr.remediate import Planned, Target, run_batch
+from asr.remediate import Planned, Target, resolve_targets, run_batch
 from asr.rollback import Rollback, RollbackStatus, find_journal
 from asr.selection import SelectionError, failed_in_run
 from asr.store import RunStore
@@ -510,3 +510,24 @@ def test_a_rollback_whose_marks_security_hub_refused_fails_to_be_tried_again(
     }
     with pytest.raises(RuntimeError, match="Security Hub refused to mark 1 of their findings"):
         asr.rollback.revert_chosen_run(context)
+
+
+def test_a_revert_waits_its_turn_on_a_resource_a_fix_holds(aws, tmp_path: Path) -> None:
+    """A revert takes the resource's claim, as a fix does: two edits of one bucket policy at
+    once would drop each other's statement."""
+    from asr.claims import for_run
+
+    journal, record = _fixed(aws, tmp_path, "EC2.7")
+    fixing = for_run(str(tmp_path / "audit"), "asr_sweep", "sweep-2", task_id="fix")
+    assert fixing is not None
+    [target] = resolve_targets([record], registry(), aws)[0]
+    assert fixing.acquire(target.claim, {}) is None
+    mine = for_run(str(tmp_path / "audit"), "asr_rollback", "rollback-1", task_id="revert_run")
+    [held] = Rollback(journal, aws, claims=mine).run()
+    assert held.status == RollbackStatus.FAILED
+    assert held.reason == "another task (asr_sweep/sweep-2/fix) is changing it now"
+    assert journal.changes(REVERT) == [], "nothing attempted"
+    fixing.release_all()
+    [done] = Rollback(journal, aws, claims=mine).run()
+    assert done.status == RollbackStatus.REVERTED
+    assert mine.acquire(target.claim, {}) is None, "the revert let go of its claim"

@@ -35,7 +35,9 @@ from asr.audit import (
     journal_root,
 )
 from asr.aws import AwsContext, Clients
+from asr.claims import Claims, claim_name
 from asr.guard import Scope, excluded_by_tag
+from asr.playbooks import registry
 from asr.remediate import Status, describe_error, propagation_waits, retry_throttled
 from asr.securityhub import NOT_MARKED, iter_findings, queries_by_id, reverted_by, update_findings, with_marks
 from asr.store import RunStore, named_run
@@ -168,6 +170,7 @@ class Rollback:
         dry: bool = False,
         scope: Scope | None = None,
         exclude_tag: tuple[str, str | None] | None = None,
+        claims: Claims | None = None,
     ) -> None:
         self.journal = journal
         self.aws = aws
@@ -176,6 +179,9 @@ class Rollback:
         # nor a resource that carries the exclusion tag now (``ASR_EXCLUDE_TAG``).
         self.scope = scope
         self.exclude_tag = exclude_tag
+        # A revert takes the resource's claim, as a fix does (``asr.claims``): a fix running
+        # meanwhile (another statement of the same bucket policy, say) must not interleave.
+        self.claims = claims
 
     def run(
         self,
@@ -236,9 +242,28 @@ class Rollback:
                 change, RollbackStatus.NOT_REVERSIBLE, f"cannot be reversed: {action.irreversible}"
             )
         try:
+            held = self._claim(change, action)
+            if held:
+                return Reversal.of(change, RollbackStatus.FAILED, f"another task ({held}) is changing it now")
             return self._revert(change, action, cut_off is not None)
         except Exception as exc:  # one resource's failure must not stop the others
             return Reversal.of(change, RollbackStatus.FAILED, describe_error(exc))
+        finally:
+            if self.claims is not None and not self.dry:
+                self.claims.release_all()
+
+    def _claim(self, change: Change, action: actions.Action) -> str | None:
+        """Who else holds the resource's claim (the name a fix of it takes), if anyone."""
+        if self.claims is None or self.dry:
+            return None
+        intent = change.intent
+        playbook = registry().playbooks.get(intent.get("playbook") or "")
+        region = "global" if playbook is not None and not playbook.regional else intent["region"]
+        name = claim_name(
+            intent["account_id"], region, intent["resource_id"], action.claims_as or action.name
+        )
+        about = {"resource": [intent[k] for k in ("account_id", "region", "resource_id", "action")]}
+        return self.claims.acquire(name, about)
 
     def _revert(self, change: Change, action: actions.Action, cut_off: bool = False) -> Reversal:
         """Put the fix back if the resource reads as the fix left it. ``cut_off``: an earlier try
@@ -430,7 +455,12 @@ def revert_chosen_run(context: Any) -> dict[str, int]:
     journal, run = find_journal(settings.audit_root, params["run"], settings.aws_conn_id, origin)
     dry = bool(params.get("dry_run"))
     aws = aws_context(settings, context=context)
-    rollback = Rollback(journal, aws, dry, Scope.for_aws(settings, aws), settings.exclusion_tag)
+    from asr import claims
+
+    held = claims.for_run(
+        settings.audit_root, context["dag"].dag_id, context["run_id"], settings.aws_conn_id, "revert_run"
+    )
+    rollback = Rollback(journal, aws, dry, Scope.for_aws(settings, aws), settings.exclusion_tag, held)
     reversals = rollback.run(params.get("controls") or [], params.get("finding_ids") or [], run)
     marked = None
     if not dry:
