@@ -531,3 +531,42 @@ def test_a_revert_waits_its_turn_on_a_resource_a_fix_holds(aws, tmp_path: Path) 
     [done] = Rollback(journal, aws, claims=mine).run()
     assert done.status == RollbackStatus.REVERTED
     assert mine.acquire(target.claim, {}) is None, "the revert let go of its claim"
+
+
+def test_a_retried_rollback_whose_revert_showed_late_reports_it_reverted(
+    aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first try's read-back came before the service showed the revert (FAILED); its retry
+    reads the before-state: REVERTED, recorded, and the finding will be marked; not "changed
+    since", which left the run green and the finding unmarked."""
+    import asr.rollback
+
+    journal, _ = _fixed(aws, tmp_path, "EC2.7")
+    monkeypatch.setattr(asr.rollback, "_read_back", lambda *_: {"EbsEncryptionByDefault": True})
+    [first] = Rollback(journal, aws).run()
+    assert first.status == RollbackStatus.FAILED
+    monkeypatch.undo()
+    retry = AuditJournal(journal.root, Origin("asr_rollback", "rollback-1", "rollback", 2, "bob"))
+    [again] = Rollback(retry, aws).run()
+    assert again.status == RollbackStatus.REVERTED, again.reason
+    assert [c.status for c in retry.changes(REVERT)] == [RollbackStatus.FAILED, RollbackStatus.REVERTED]
+
+
+def test_a_retried_rollback_finding_a_revert_made_in_part_fails_it(aws, tmp_path: Path) -> None:
+    """Neither as the fix left it nor as before: an earlier try put back a part (EC2.2's inbound
+    rules, not its outbound). Not "changed since": the run must stay failed."""
+    record = parse_finding(finding(seed_one(aws, "EC2.2", MEMBER_ACCOUNT, REGION)), registry())
+    seeded = _state(aws, record)
+    _, journal = _fixed_in_a_run(aws, tmp_path, record)
+    ec2 = Clients(aws, MEMBER_ACCOUNT, REGION).ec2
+    [change] = journal.changes()
+    rollback = Rollback(journal, aws)
+    rollback._intend_revert(change.intent, _state(aws, record))  # the first try began...
+    journal.record(
+        {"event": "settle", "kind": REVERT, "status": "FAILED", "message": "refused", "after": None}
+        | {k: change.intent[k] for k in ("account_id", "region", "resource_id", "action", "playbook")}
+    )
+    ec2.authorize_security_group_ingress(GroupId=record.resource_id, IpPermissions=seeded["IpPermissions"])
+    [partly] = Rollback(journal, aws).run()
+    assert partly.status == RollbackStatus.FAILED
+    assert partly.reason.startswith("an earlier try of this rollback put back part of it")

@@ -199,11 +199,14 @@ class Rollback:
         ]
         reverts = self.journal.changes(REVERT)
         reverted = {c.intent["reverts"]: c for c in reverts if c.status == RollbackStatus.REVERTED}
-        # Reverts an earlier try of this rollback began and did not live to record the end of.
-        cut_off = {c.intent["reverts"]: c for c in reverts if c.status == UNSETTLED and self._own(c)}
+        # Reverts an earlier try of this rollback began and did not see through: it died before
+        # recording the end, or its read-back came too soon, or a call of several failed.
+        tried = {
+            c.intent["reverts"]: c for c in reverts if c.status != RollbackStatus.REVERTED and self._own(c)
+        }
         chosen = [c for c in latest_fixes(changes) if c.about(controls, finding_ids)]
         return [
-            self.one(change, reverted.get(change.intent["id"]), cut_off.get(change.intent["id"]))
+            self.one(change, reverted.get(change.intent["id"]), tried.get(change.intent["id"]))
             for change in chosen
         ]
 
@@ -212,9 +215,9 @@ class Rollback:
         origin = self.journal.origin
         return (revert.intent.get("dag_id"), revert.intent.get("run_id")) == (origin.dag_id, origin.run_id)
 
-    def one(self, change: Change, revert: Change | None = None, cut_off: Change | None = None) -> Reversal:
+    def one(self, change: Change, revert: Change | None = None, tried: Change | None = None) -> Reversal:
         """What becomes of one fix; ``revert``: the revert of it already recorded, if any;
-        ``cut_off``: one an earlier try of this rollback began and died in."""
+        ``tried``: one an earlier try of this rollback began and did not see through."""
         if revert is not None:
             settle = revert.settle or {}
             if self._own(revert):  # an earlier try of this very rollback: its revert, reported as such
@@ -245,12 +248,28 @@ class Rollback:
             held = self._claim(change, action)
             if held:
                 return Reversal.of(change, RollbackStatus.FAILED, f"another task ({held}) is changing it now")
-            return self._revert(change, action, cut_off is not None)
+            return self._revert(change, action, tried)
         except Exception as exc:  # one resource's failure must not stop the others
             return Reversal.of(change, RollbackStatus.FAILED, describe_error(exc))
         finally:
             if self.claims is not None and not self.dry:
                 self.claims.release_all()
+
+    def _intend_revert(self, intent: dict[str, Any], now: dict[str, Any]) -> None:
+        """Record the revert of this fix about to be made, from ``now`` back to its before-state."""
+        self.journal.record(
+            {
+                "event": INTENT,
+                "kind": REVERT,
+                "id": uuid.uuid4().hex,
+                "reverts": intent["id"],
+                **_where(intent),
+                **{key: intent.get(key) for key in ("resource_arn", "finding_ids", "control_ids")},
+                "params": intent["params"],
+                "before": now,
+                "plan": intent["before"],
+            }
+        )
 
     def _claim(self, change: Change, action: actions.Action) -> str | None:
         """Who else holds the resource's claim (the name a fix of it takes), if anyone."""
@@ -265,10 +284,10 @@ class Rollback:
         about = {"resource": [intent[k] for k in ("account_id", "region", "resource_id", "action")]}
         return self.claims.acquire(name, about)
 
-    def _revert(self, change: Change, action: actions.Action, cut_off: bool = False) -> Reversal:
-        """Put the fix back if the resource reads as the fix left it. ``cut_off``: an earlier try
-        of this rollback began to, and died before it recorded the end: if the resource reads
-        as before the fix, that try put it back."""
+    def _revert(self, change: Change, action: actions.Action, tried: Change | None = None) -> Reversal:
+        """Put the fix back if the resource reads as the fix left it. ``tried``: an earlier try
+        of this rollback began to and did not see it through: if the resource reads as before
+        the fix, that try put it back; if as neither, it put back a part."""
         intent = change.intent
         resource_id, before = intent["resource_id"], intent["before"]
         self.aws.credentials(intent["account_id"])  # fails here, clearly, if the role cannot be assumed
@@ -283,13 +302,25 @@ class Rollback:
         left = intent["plan"] | ((change.settle or {}).get("after") or {})
         state = retry_throttled(lambda: action.read(clients, resource_id))
         now = _subset(state, left)
-        if cut_off and not self.dry and canonical(_subset(state, before)) == canonical(before):
-            reason = f"put back {before} (by an earlier try of this rollback; verified now)"
-            self.journal.record(
-                {"event": SETTLE, "kind": REVERT, **_where(intent), "status": RollbackStatus.REVERTED}
-                | {"message": reason, "after": _subset(state, before)}
-            )
-            return Reversal.of(change, RollbackStatus.REVERTED, reason, _subset(state, before))
+        if tried is not None and not self.dry:
+            back = _subset(state, before)
+            if canonical(back) == canonical(before):
+                reason = f"put back {before} (by an earlier try of this rollback; verified now)"
+                if tried.settle is not None:  # it ended FAILED: this try's own record of the end
+                    self._intend_revert(intent, now)
+                self.journal.record(
+                    {"event": SETTLE, "kind": REVERT, **_where(intent), "status": RollbackStatus.REVERTED}
+                    | {"message": reason, "after": back}
+                )
+                return Reversal.of(change, RollbackStatus.REVERTED, reason, back)
+            if canonical(now) != canonical(left):
+                return Reversal.of(
+                    change,
+                    RollbackStatus.FAILED,
+                    f"an earlier try of this rollback put back part of it: it reads {back}, "
+                    f"neither {before} nor {left} as the fix left it",
+                    now,
+                )
         if canonical(now) != canonical(left):
             why = (
                 "the fix's task died before recording an outcome, and " if change.status == UNSETTLED else ""
@@ -310,19 +341,7 @@ class Rollback:
         intent = change.intent
         resource_id, before = intent["resource_id"], intent["before"]
         where = _where(intent)
-        self.journal.record(
-            {
-                "event": INTENT,
-                "kind": REVERT,
-                "id": uuid.uuid4().hex,
-                "reverts": intent["id"],
-                **where,
-                **{key: intent.get(key) for key in ("resource_arn", "finding_ids", "control_ids")},
-                "params": intent["params"],
-                "before": now,
-                "plan": before,
-            }
-        )
+        self._intend_revert(intent, now)
         try:
             retry_throttled(lambda: action.revert(clients, resource_id, intent["state"]))
             back = _read_back(action, clients, resource_id, before)
