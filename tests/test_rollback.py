@@ -477,6 +477,23 @@ def test_a_run_id_two_dags_have_must_be_named_with_its_dag(tmp_path: Path) -> No
     assert find_journal(settings.audit_root, "asr_remediate/nightly", None, _rollback_origin())
 
 
+def test_a_run_cleared_and_running_again_is_not_taken_for_finished_by_its_old_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    settings = Settings(data_dir=str(tmp_path))
+    store = RunStore.for_run(str(tmp_path), "asr_sweep", "nightly")
+    store.write_lines("outcomes/b.jsonl", [])
+    store.write_json("report.json", {})  # the first pass's
+    states = iter(["running", "failed"])
+    monkeypatch.setattr(RuntimeTaskInstance, "get_dagrun_state", staticmethod(lambda **_: next(states)))
+    with pytest.raises(SelectionError, match="has not finished"):
+        failed_in_run(settings, "asr_sweep/nightly")
+    with pytest.raises(SelectionError, match="no failed findings to rerun"):  # ended: read
+        failed_in_run(settings, "asr_sweep/nightly")
+
+
 @pytest.mark.parametrize("run", ["asr_sweep/.", "asr_sweep/..", "..", "."])
 def test_the_form_refuses_a_run_named_by_dots(run: str) -> None:
     import re

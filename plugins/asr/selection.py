@@ -31,8 +31,8 @@ def failed_in_run(settings: Settings, run: str) -> list[str]:
     if dag_id is None:
         raise SelectionError(f"no outcomes of run {run!r} under {settings.data_dir}")
     store = RunStore.for_run(settings.data_dir, dag_id, run_id, settings.aws_conn_id)
-    if not store.path("report.json").exists():  # its findings still queued count as NOT_RUN
-        raise SelectionError(f"run {run} has not finished (it has no report yet): rerun its failures then")
+    if not _finished(dag_id, run_id, store):  # its findings still queued count as NOT_RUN
+        raise SelectionError(f"run {run} has not finished: rerun its failures once it has")
     failed = [o.finding_id for o in every_outcome(store) if o.status in RERUN]
     if not failed:
         raise SelectionError(f"run {run} has no failed findings to rerun")
@@ -43,6 +43,19 @@ def _typed(values: Any) -> list[str]:
     """A form's list as a person meant it: a line pasted with a trailing space or a Windows
     line end (\\r) named no finding, and was reported not found."""
     return sorted({value.strip() for value in values or [] if value.strip()})
+
+
+def _finished(dag_id: str, run_id: str, store: RunStore) -> bool:
+    """Whether Airflow says the run has ended; outside a worker (``dag.test``, the CLI), whether
+    its report was written. A report alone is not enough where Airflow can be asked: a run
+    cleared since keeps its earlier report while its fixes run again."""
+    try:
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        state = RuntimeTaskInstance.get_dagrun_state(dag_id=dag_id, run_id=run_id)
+    except Exception:  # no one to ask here
+        return store.path("report.json").exists()
+    return str(getattr(state, "value", state)) in ("success", "failed")
 
 
 @dataclass(frozen=True)
