@@ -333,6 +333,19 @@ def test_a_run_cleared_whole_stays_as_dry_as_its_first_ingest_decided(
     store.write_json(sweep.INGESTED, {"began": "2026-12-05T10:00:00+00:00", "dry_run": True})
     tasks._ingest(actionable_plan())
     assert store.read_json(sweep.INGESTED)["dry_run"] is True
+    # An ingest that fails part way (after removing ingest.json), and its retry: still dry.
+    real_read = sweep.iter_findings
+
+    def unreachable(*_: Any) -> Any:
+        raise ConnectionError("Security Hub did not answer")
+
+    monkeypatch.setattr(sweep, "iter_findings", unreachable)
+    with pytest.raises(ConnectionError):
+        tasks._ingest(actionable_plan())
+    assert not store.path(sweep.INGESTED).exists()
+    monkeypatch.setattr(sweep, "iter_findings", real_read)
+    tasks._ingest(actionable_plan())
+    assert store.read_json(sweep.INGESTED)["dry_run"] is True
 
 
 def test_a_setting_left_empty_takes_its_default_and_a_wrong_number_is_named() -> None:

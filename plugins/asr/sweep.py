@@ -30,6 +30,7 @@ REJECTED = "rejected.jsonl"
 QUERIES = "queries.json"
 SEEN = "seen.json"
 INGESTED = "ingest.json"  # when ingest began to read; written last, so it also says ingest finished
+DECIDED = "dry-run.json"  # whether the run is dry, as its first ingest decided; never removed
 WRITTEN_BACK = "writeback.json"
 # What the steps after ingest write: batches, outcomes, what write-back did.
 LATER_STEPS = ("batches", "outcomes", "automations", WRITTEN_BACK)
@@ -86,6 +87,8 @@ def ingest(
     """
     named = set(named)
     client = aws.admin_client("securityhub", settings.securityhub_region)
+    if not store.path(DECIDED).exists():  # kept however often it is cleared, or fails part way
+        store.write_json(DECIDED, {"dry_run": dry_run})
     # A cleared run starts over: nothing an earlier pass left may count.
     for stale in (INGESTED, RECORDS, REJECTED, QUERIES, SEEN, *LATER_STEPS):
         store.remove(stale)
@@ -328,10 +331,11 @@ def is_dry_run(store: RunStore, params: Any) -> bool:
     """Whether the run is a dry run, as ingest recorded it. Each task takes its params from
     its own parse of the DAG file, whose default follows ``ASR_DRY_RUN``: changed mid-run,
     the approval step could skip asking (dry) and a fix then change things (not dry)."""
-    if store.path(INGESTED).exists():
-        recorded = store.read_json(INGESTED).get("dry_run")
-        if recorded is not None:
-            return bool(recorded)
+    for decided in (DECIDED, INGESTED):  # the first ingest's decision; older runs have the second
+        if store.path(decided).exists():
+            recorded = store.read_json(decided).get("dry_run")
+            if recorded is not None:
+                return bool(recorded)
     return bool(params.get("dry_run"))
 
 
