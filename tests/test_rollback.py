@@ -516,7 +516,8 @@ def test_a_rollback_whose_marks_security_hub_refused_fails_to_be_tried_again(
     _fixed(aws, tmp_path, "EC2.7")
     monkeypatch.setenv("ASR_AUDIT_DIR", str(tmp_path))
     monkeypatch.setenv("ASR_DATA_DIR", str(tmp_path / "runs"))
-    refused = {"updated": 0, "failed": [{"ErrorCode": "InvalidInput"}], "left_alone": []}
+    busy = {"ErrorCode": "ConcurrentUpdateError"}
+    refused = {"updated": 0, "failed": [busy, {"ErrorCode": "InvalidInput"}], "left_alone": []}
     monkeypatch.setattr(asr.rollback, "mark_reverted", lambda *_: refused)
     context = {
         "params": {"run": f"asr_sweep/{RUN_ID}"},
@@ -525,8 +526,12 @@ def test_a_rollback_whose_marks_security_hub_refused_fails_to_be_tried_again(
         "dag_run": SimpleNamespace(run_type="manual", triggering_user_name="bob"),
         "ti": SimpleNamespace(try_number=1),
     }
-    with pytest.raises(RuntimeError, match="Security Hub refused to mark 1 of their findings"):
+    with pytest.raises(RuntimeError, match="Security Hub refused to mark 1 of their findings for now"):
         asr.rollback.revert_chosen_run(context)
+    # A refusal no retry mends (InvalidInput) is reported, not tried again for ever.
+    refused["failed"] = [{"ErrorCode": "InvalidInput"}]
+    context["ti"] = SimpleNamespace(try_number=2)
+    assert asr.rollback.revert_chosen_run(context) == {"REVERTED": 1}
 
 
 def test_a_revert_waits_its_turn_on_a_resource_a_fix_holds(aws, tmp_path: Path) -> None:

@@ -39,7 +39,15 @@ from asr.claims import Claims, claim_name
 from asr.guard import Scope, excluded_by_tag
 from asr.playbooks import registry
 from asr.remediate import Status, describe_error, propagation_waits, retry_throttled
-from asr.securityhub import NOT_MARKED, iter_findings, queries_by_id, reverted_by, update_findings, with_marks
+from asr.securityhub import (
+    NOT_MARKED,
+    iter_findings,
+    queries_by_id,
+    refused_for_now,
+    reverted_by,
+    update_findings,
+    with_marks,
+)
 from asr.store import RunStore, named_run
 
 log = logging.getLogger(__name__)
@@ -495,9 +503,10 @@ def revert_chosen_run(context: Any) -> dict[str, int]:
         raise RuntimeError(f"{totals[RollbackStatus.FAILED]} change(s) could not be reverted; see the report")
     if marked and "error" in marked:  # a retry reports its reverts again and tells Security Hub
         raise RuntimeError(f"the reverts are made, but Security Hub was not told: {marked['error']}")
-    if marked and marked["failed"]:  # unmarked, a finding is NEW again when its control fails anew
+    busy = [f for f in (marked or {}).get("failed", []) if refused_for_now(f)]
+    if busy:  # unmarked, a finding is NEW again when its control fails anew (final refusals: reported)
         raise RuntimeError(
-            f"the reverts are made, but Security Hub refused to mark {len(marked['failed'])} of their "
-            "findings; the task is tried again (or clear it): a new rollback run would not mark them"
+            f"the reverts are made, but Security Hub refused to mark {len(busy)} of their findings "
+            "for now; the task is tried again (or clear it): a new rollback run would not mark them"
         )
     return totals

@@ -28,6 +28,14 @@ NOTE_LIMIT = 512
 UPDATED_BY = "asr"
 # Per-finding BatchUpdateFindings errors no retry can mend: reported at once, not retried.
 FINAL_UPDATE_ERRORS = frozenset({"FindingNotFound", "FindingSizeExceeded", "InvalidInput"})
+
+
+def refused_for_now(unprocessed: Any) -> bool:
+    """Whether Security Hub refused an update (an UnprocessedFindings entry) with an error a
+    later try may mend (ConcurrentUpdateError, InternalFailure): not one of the final ones."""
+    return isinstance(unprocessed, dict) and unprocessed.get("ErrorCode") not in FINAL_UPDATE_ERRORS
+
+
 # The UserDefinedFields key asr_rollback sets on the findings of the fixes it put back (the
 # rollback run's id): sweeps and automatic events leave them alone; a person may pick them.
 REVERTED_FIELD = "asr:reverted"

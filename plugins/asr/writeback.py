@@ -34,7 +34,6 @@ from typing import Any
 
 from asr.remediate import Outcome, Status
 from asr.securityhub import (
-    FINAL_UPDATE_ERRORS,
     NOT_MARKED,
     PAGE_SIZE,
     clip_note,
@@ -43,6 +42,7 @@ from asr.securityhub import (
     iter_findings,
     marked,
     queries_by_id,
+    refused_for_now,
     suppressed_since,
     update_findings,
     with_marks,
@@ -88,13 +88,13 @@ class WriteBack:
         """The findings a write-back record (``to_dict``) left alone or Security Hub refused for
         good. One it refused for now (busy, an internal failure) is still to be written."""
         left = {x.get("finding_id") for x in record.get("left_alone", []) if isinstance(x, dict)}
-        return left | _refused([x for x in record.get("failed", []) if not _temporary(x)])
+        return left | _refused([x for x in record.get("failed", []) if not refused_for_now(x)])
 
     @property
     def refused_for_now(self) -> list[dict[str, Any]]:
         """The updates Security Hub refused with an error a later try may mend (it was still
         refusing them after the retries ``update_findings`` makes)."""
-        return [x for x in self.failed if _temporary(x)]
+        return [x for x in self.failed if refused_for_now(x)]
 
     def counts(self) -> dict[str, int]:
         return {
@@ -103,10 +103,6 @@ class WriteBack:
             "left_alone": len(self.left_alone),
             "failed": len(self.failed),
         }
-
-
-def _temporary(failed: Any) -> bool:
-    return isinstance(failed, dict) and failed.get("ErrorCode") not in FINAL_UPDATE_ERRORS
 
 
 def _refused(failed: list[Any]) -> set[str]:
