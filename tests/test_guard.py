@@ -181,6 +181,9 @@ def test_a_fix_task_holds_back_what_was_excluded_after_ingest(aws, tmp_path: Pat
     assert world_open(aws, seeded), "left as it was"
     [first, _] = store.read_lines("outcomes/EC2.13-1.jsonl")
     assert first["message"] == "control EC2.13 is excluded (ASR_EXCLUDE_CONTROLS); not touched"
+    # Outside the allow-list now: left alone, as ingest leaves a finding it rejects.
+    elsewhere = Scope.of_settings(Settings(accounts=("999999999999",)))
+    assert sweep.remediate(batch, store, registry(), aws, scope=elsewhere) == {"IGNORED": 2}
 
 
 def test_the_scope_a_fix_task_checks_leaves_the_organization_to_ingest() -> None:

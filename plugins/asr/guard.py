@@ -100,13 +100,16 @@ class Scope:
         return scope
 
     def hold_back(self, records: list[RoutingRecord]) -> tuple[list[RoutingRecord], list[Outcome]]:
-        """The records still in scope, and an outcome (REJECTED or EXCLUDED, and why) for each other."""
+        """The records still in scope, and an outcome for each other: EXCLUDED (written back, as
+        at ingest), or IGNORED when outside what asr may act on now (not written back: ingest
+        writes nothing to a finding it rejects, unless a person named it), with why."""
         kept: list[RoutingRecord] = []
         held: list[Outcome] = []
         for record in records:
             verdict = self.check(record)
             if verdict:
-                held.append(Outcome.of(record, Result(verdict[0], f"{verdict[1]}; not touched")))
+                status = Status.IGNORED if verdict[0] == Status.REJECTED else verdict[0]
+                held.append(Outcome.of(record, Result(status, f"{verdict[1]}; not touched")))
             else:
                 kept.append(record)
         return kept, held
