@@ -482,3 +482,21 @@ def test_a_run_cleared_after_its_findings_changed_does_not_fix_what_its_request_
         ti = api.call("GET", f"/dags/asr_sweep/dagRuns/cleared__1/taskInstances/{task_id}")
         assert ti["state"] == "failed"
     assert world_open(aws, first) and all(world_open(aws, s) for s in later)
+
+
+def test_a_request_asked_again_must_be_the_one_airflow_shows(tmp_path: Path) -> None:
+    """Airflow keeps the first try's request, and its assignees, when a step is cleared: a try
+    whose resources or approvers differ is stopped, saying which."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from asr.approvals import same_request
+    from asr.store import RunStore
+
+    store = RunStore(tmp_path)
+    rows = records(2)
+    same_request(store, "approve", "Approve", "body", rows)
+    same_request(store, "approve", "Approve", "body", rows)  # the same: fine
+    with pytest.raises(AirflowFailException, match="with approvers \\(ASR_APPROVERS\\) or words other"):
+        same_request(store, "approve", "Approve", "body\n\nOnly these Airflow users may answer", rows)
+    with pytest.raises(AirflowFailException, match="for resources other than this try's batches"):
+        same_request(store, "approve", "Approve", "body", records(3))

@@ -429,6 +429,11 @@ def test_a_retried_task_waits_for_the_executions_its_earlier_try_started(aws, ss
     trigger = deferred.value.trigger
     assert trigger.serialize()[1]["rate_limits"] == Settings.from_env().rate_limits  # polls are paced
     assert trigger.serialize()[1]["rate_shares"] == {f"{MEMBER_ACCOUNT}/us-east-1": 4.0}  # at its part
+    # The triggerer assumes the member roles as the task did: same partition, same CloudTrail name.
+    from asr.aws import session_name
+
+    kwargs = trigger.serialize()[1]
+    assert (kwargs["home_region"], kwargs["session_name"]) == ("us-east-1", session_name("asr_sweep", run_id))
     assert len(ssm.describe_automation_executions()["AutomationExecutionMetadataList"]) == 1
 
     statuses = {}

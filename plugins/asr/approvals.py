@@ -236,10 +236,16 @@ def same_request(store: Any, task_id: str, title: str, text: str, records: list[
     if not store.path(name).exists():
         store.write_json(name, asked)
     elif store.read_json(name) != asked:
+        was = store.read_json(name)
+        differs = (
+            "for resources other than this try's batches"
+            if was.get("resources") != resources
+            else "with approvers (ASR_APPROVERS) or words other than this try's"
+        )
         raise AirflowFailException(
-            "this run's approval request was made by an earlier try, for other resources than "
-            "this try's batches, and Airflow shows that one: an answer would apply to resources "
-            "nobody was shown. Trigger a new run (a new run asks afresh)"
+            f"this run's approval request was made by an earlier try, {differs}, and Airflow "
+            "shows that one: an answer would apply to what nobody was shown, or come from whom the "
+            "settings no longer name. Trigger a new run (a new run asks afresh)"
         )
 
 

@@ -83,6 +83,8 @@ class AutomationFixOperator(BaseOperator):
                 deadline=time.time() + document.timeout_minutes * 60,
                 rate_limits=settings.rate_limits,
                 rate_shares=shares,
+                home_region=aws.home_region,
+                session_name=aws.role_session_name,
             ),
             method_name="execute_complete",
         )

@@ -30,6 +30,8 @@ class AutomationExecutionTrigger(BaseTrigger):
         deadline: float,
         rate_limits: str = "",
         rate_shares: float | dict[str, float] = 1,
+        home_region: str = "us-east-1",
+        session_name: str = "asr-remediation",
     ) -> None:
         super().__init__()
         self.executions = executions
@@ -39,6 +41,10 @@ class AutomationExecutionTrigger(BaseTrigger):
         self.deadline = deadline
         self.rate_limits = rate_limits  # ASR_RATE_LIMITS: the polls are paced like the fixes' calls
         self.rate_shares = rate_shares
+        # As the task that started them assumes the member roles (``AwsContext``): the same
+        # partition (a session with no region: Security Hub's), the same CloudTrail name.
+        self.home_region = home_region
+        self.session_name = session_name
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -51,6 +57,8 @@ class AutomationExecutionTrigger(BaseTrigger):
                 "deadline": self.deadline,
                 "rate_limits": self.rate_limits,
                 "rate_shares": self.rate_shares,
+                "home_region": self.home_region,
+                "session_name": self.session_name,
             },
         )
 
@@ -59,7 +67,13 @@ class AutomationExecutionTrigger(BaseTrigger):
         from asr.aws import AwsContext
         from asr.pacing import RateBudget, parse_limits
 
-        aws = await asyncio.to_thread(AwsContext.from_airflow, self.aws_conn_id, self.member_role_name)
+        aws = await asyncio.to_thread(
+            AwsContext.from_airflow,
+            self.aws_conn_id,
+            self.member_role_name,
+            self.home_region,
+            self.session_name,
+        )
         limits = parse_limits(self.rate_limits)
         if limits:
             aws.budget = RateBudget(limits, self.rate_shares)
