@@ -386,6 +386,8 @@ def test_a_setting_left_empty_takes_its_default_and_a_wrong_number_is_named() ->
         ),
         ({"ASR_SECURITYHUB_REGION": "US-EAST-1"}, "ASR_SECURITYHUB_REGION 'US-EAST-1' is not"),
         ({"ASR_AUTOMATION_ROLE_NAME": "a role"}, "ASR_AUTOMATION_ROLE_NAME 'a role' is not"),
+        # Else summaries, failures and approval requests would go nowhere, said only in logs.
+        ({"ASR_SNS_TOPIC_ARN": "asr-notifications"}, "ASR_SNS_TOPIC_ARN 'asr-notifications' is not an SNS"),
     ],
 )
 def test_a_setting_asr_would_misread_stops_the_dags_and_is_named(

@@ -17,6 +17,7 @@ from typing import Any
 
 # ASCII digits only (\d takes any script's), and matched whole (fullmatch: $ allows a final newline).
 ACCOUNT_PATTERN = r"^[0-9]{12}$"
+SNS_TOPIC_RE = re.compile(r"^arn:aws[a-z-]*:sns:(?P<region>[a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 # Every partition's region names: us-east-1, us-gov-west-1, cn-north-1, us-isob-east-1 and the
 # European Sovereign Cloud's eusc-de-east-1.
 REGION_PATTERN = r"^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$"
@@ -134,6 +135,8 @@ class Settings:
     # How long sweeps and automatic events leave the findings of a fix a person rejected (0: ask
     # again at the next sweep). A person picking them by id is asked again at once.
     rejection_hold_hours: float = 168.0
+    # Where summaries, approval requests and failures are published (``asr.notify``); empty: off.
+    sns_topic_arn: str = ""
 
     def __post_init__(self) -> None:
         for account in (*self.accounts, *self.run_accounts):
@@ -172,6 +175,8 @@ class Settings:
         for ou in self.exclude_ous:
             if not OU_RE.match(ou):
                 raise ConfigError(f"excluded organizational unit {ou!r} is not an OU id (ou-xxxx-xxxxxxxx)")
+        if self.sns_topic_arn and not SNS_TOPIC_RE.match(self.sns_topic_arn):
+            raise ConfigError(f"ASR_SNS_TOPIC_ARN {self.sns_topic_arn!r} is not an SNS topic ARN")
         if self.exclude_tag and not self.exclude_tag.partition("=")[0].strip():
             raise ConfigError(f"exclusion tag {self.exclude_tag!r} needs a key: KEY or KEY=VALUE")
         self._check_approvals()
@@ -284,6 +289,7 @@ class Settings:
             audit_dir=_local_path(value("ASR_AUDIT_DIR", "")),
             auto_approve=_split(env.get("ASR_AUTO_APPROVE")),
             approvers=_split(env.get("ASR_APPROVERS")),
+            sns_topic_arn=value("ASR_SNS_TOPIC_ARN", ""),
             approval_timeout_hours=_hours(
                 env.get("ASR_APPROVAL_TIMEOUT"), defaults.approval_timeout_hours, "approval timeout"
             ),

@@ -14,11 +14,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from asr.config import env_value
+from asr.config import SNS_TOPIC_RE, env_value
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,7 @@ SUBJECT_LIMIT = 99
 # Failed tasks named in a failure notification: a fleet-wide failure fails thousands of mapped
 # fix tasks, and SNS takes 256 KB a message at most.
 FAILED_SHOWN = 50
-TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:(?P<region>[a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
+TOPIC_ARN = SNS_TOPIC_RE
 
 
 def topic_arn(environ: Mapping[str, str] | None = None) -> str | None:

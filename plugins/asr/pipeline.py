@@ -140,7 +140,7 @@ def common_params() -> dict[str, Param]:
             minimum=1,
             maximum=1000,
             title="Batch size",
-            description="Resources per mapped fix task (empty: ASR_BATCH_SIZE, default 250).",
+            description="Findings per mapped fix task, at most 1,000 (empty: ASR_BATCH_SIZE, default 250).",
         ),
         "dry_run": Param(
             settings.dry_run,
