@@ -233,10 +233,10 @@ def same_request(store: Any, task_id: str, title: str, text: str, records: list[
     resources = sorted({f"{r['account_id']}/{r['region']}/{r['resource_id']}" for r in records})
     asked = {"subject": title, "body": text, "resources": resources}
     name = f"approvals/{task_id}.json"
-    if not store.path(name).exists():
+    was = store.read_json(name) if store.path(name).exists() else None
+    if was is None:
         store.write_json(name, asked)
-    elif store.read_json(name) != asked:
-        was = store.read_json(name)
+    elif was != asked:
         differs = (
             "for resources other than this try's batches"
             if was.get("resources") != resources
@@ -295,7 +295,7 @@ class ControlApproval(ApprovalOperator):
         from asr import notify
 
         where = f"Required actions, DAG {context['dag'].dag_id}, run {context['run_id']}, task {self.task_id}"
-        topic = notify.topic_arn()
+        topic = settings.sns_topic_arn
         sent = notify.send_approval_request(topic, settings.aws_conn_id, self.subject, self.body, where)
         if topic and not sent:
             # Unheard, the request times out and the next sweep asks again, unheard again:

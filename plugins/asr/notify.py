@@ -28,7 +28,6 @@ SUBJECT_LIMIT = 99
 # Failed tasks named in a failure notification: a fleet-wide failure fails thousands of mapped
 # fix tasks, and SNS takes 256 KB a message at most.
 FAILED_SHOWN = 50
-TOPIC_ARN = SNS_TOPIC_RE
 
 
 def topic_arn(environ: Mapping[str, str] | None = None) -> str | None:
@@ -45,7 +44,7 @@ def subject_line(text: str) -> str:
 
 def publish(topic: str, aws_conn_id: str, subject: str, message: str) -> bool:
     """Publish one message; log, never raise, when it cannot be sent."""
-    match = TOPIC_ARN.match(topic)
+    match = SNS_TOPIC_RE.match(topic)
     if not match:
         log.error("Not notifying: %s=%r is not an SNS topic ARN", TOPIC_ENV, topic)
         return False

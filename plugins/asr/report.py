@@ -19,7 +19,7 @@ from urllib.parse import quote
 from asr.config import REGION_RE
 from asr.remediate import Outcome
 from asr.store import RunStore, write_whole
-from asr.sweep import INGESTED, REJECTED, WRITTEN_BACK, every_outcome, unfinished
+from asr.sweep import REJECTED, WRITTEN_BACK, every_outcome, is_dry_run, unfinished
 from asr.writeback import WORKFLOW_FOR, WriteBack, written
 
 COLUMNS = ("control", "account", "region", "resource", "outcome", "detail")
@@ -72,13 +72,12 @@ def build(store: RunStore, run_id: str) -> dict[str, Any]:
     rejected = list(store.read_lines(REJECTED))
     writeback = store.read_json(WRITTEN_BACK) if store.path(WRITTEN_BACK).exists() else {}
     shown = _written(writeback, run_id)
-    ingested = store.read_json(INGESTED) if store.path(INGESTED).exists() else {}
     totals = Counter(o.status for o in outcomes)
     if rejected:
         # Every rejection is in rejected.jsonl; some may also be outcomes (to be written
         # back), so the file, not the sum, is the count.
         totals["REJECTED"] = len(rejected)
-    dry = bool(ingested.get("dry_run"))
+    dry = is_dry_run(store, {})
     pending = 0 if dry else _unwritten(outcomes, writeback, run_id)
     return {
         "run_id": run_id,

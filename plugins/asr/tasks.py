@@ -294,7 +294,7 @@ def write_back() -> dict[str, int]:
             counts,
         )
     not_run = len(sweep.without_outcome(store, outcomes))
-    fail_if_unfinished(store, not_run, "what there was is written back")
+    fail_if_unfinished(sweep.unfinished(store, not_run), "what there was is written back")
     return counts
 
 
@@ -309,31 +309,20 @@ def report() -> str:
     built, text = run_report.write(store, run_id)
     log.info("Run report:\n%s", text)
     where = run_report.location(store)
-    topic = notify.topic_arn()
+    topic = settings.sns_topic_arn
     if topic:  # whether the summary went out, for whoever wonders why none came (report.json)
         sent = notify.send_run_summary(topic, settings.aws_conn_id, built, where)
         store.write_json("report.json", built | {"summary": {"topic": topic, "sent": sent}})
-    not_run = built["totals"].get("NOT_RUN", 0)
-    fail_if_unfinished(
-        store,
-        not_run,
-        "the report shows what there was",
-        written_back=not built["dry_run"],
-        unwritten=built["writeback_pending"],
-    )
+    fail_if_unfinished(built["unfinished"], "the report shows what there was")
     return where
 
 
-def fail_if_unfinished(
-    store: Any, not_run: int, done: str, written_back: bool = False, unwritten: int = 0
-) -> None:
+def fail_if_unfinished(reason: str | None, done: str) -> None:
     """Fail (without retries: trying again changes nothing) when a step before did not
-    finish (``sweep.unfinished``), so that clearing the run's failed tasks reruns this one too."""
+    finish (``reason``: ``sweep.unfinished``'s), so that clearing the run's failed tasks
+    reruns this one too."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from asr import sweep
-
-    reason = sweep.unfinished(store, not_run, written_back, unwritten)
     if reason:
         raise AirflowFailException(
             f"{reason}; {done}. Clear the failed tasks ('failed tasks only' will do): "

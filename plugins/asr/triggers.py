@@ -31,7 +31,7 @@ class AutomationExecutionTrigger(BaseTrigger):
         rate_limits: str = "",
         rate_shares: float | dict[str, float] = 1,
         home_region: str = "us-east-1",
-        session_name: str = "asr-remediation",
+        session_name: str = "",
     ) -> None:
         super().__init__()
         self.executions = executions
@@ -64,7 +64,7 @@ class AutomationExecutionTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from asr import automation
-        from asr.aws import AwsContext
+        from asr.aws import SESSION_NAME, AwsContext
         from asr.pacing import RateBudget, parse_limits
 
         aws = await asyncio.to_thread(
@@ -72,7 +72,7 @@ class AutomationExecutionTrigger(BaseTrigger):
             self.aws_conn_id,
             self.member_role_name,
             self.home_region,
-            self.session_name,
+            self.session_name or SESSION_NAME,
         )
         limits = parse_limits(self.rate_limits)
         if limits:
