@@ -237,8 +237,11 @@ def test_the_form_offers_only_accounts_and_regions_asr_may_act_in(monkeypatch: p
     params = pipeline.common_params()
     assert "examples" not in params["accounts"].schema and "examples" not in params["regions"].schema
     assert params["accounts"].resolve(["444444444444"]) == ["444444444444"]
-    with pytest.raises(ParamValidationError):
-        params["accounts"].resolve(["4444"])
+    for account in ("4444", "444444444444\n"):
+        with pytest.raises(ParamValidationError):
+            params["accounts"].resolve([account])
+    with pytest.raises(ParamValidationError):  # Airflow's check is re.search: "$" allows "\n"
+        params["regions"].resolve(["eu-west-1\n"])
 
 
 def asset_events(*messages: dict) -> list[SimpleNamespace]:

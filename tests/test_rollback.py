@@ -494,16 +494,19 @@ def test_a_run_cleared_and_running_again_is_not_taken_for_finished_by_its_old_re
         failed_in_run(settings, "asr_sweep/nightly")
 
 
-@pytest.mark.parametrize("run", ["asr_sweep/.", "asr_sweep/..", "..", "."])
-def test_the_form_refuses_a_run_named_by_dots(run: str) -> None:
-    import re
+@pytest.mark.parametrize("run", ["asr_sweep/.", "asr_sweep/..", "..", ".", "asr_sweep/r\n"])
+@pytest.mark.parametrize("required", [True, False])
+def test_the_form_refuses_a_run_named_by_dots_or_with_a_newline(run: str, required: bool) -> None:
+    from airflow.sdk.definitions.param import ParamValidationError
 
-    from asr.pipeline import RUN_PATTERN
+    from asr.pipeline import run_reference
 
-    assert not re.match(RUN_PATTERN, run)
-    assert re.match(RUN_PATTERN, "asr_sweep/manual__2026-01-01T00:00:00+00:00") and re.match(
-        RUN_PATTERN, "a.b~c"
-    )
+    field = run_reference("Run", "a run", required=required)
+    with pytest.raises(ParamValidationError):
+        field.resolve(run)
+    for good in ("asr_sweep/manual__2026-01-01T00:00:00+00:00", "a.b~c"):
+        assert field.resolve(good) == good
+    assert required or field.resolve(None) is None
 
 
 def test_a_rollback_whose_marks_security_hub_refused_fails_to_be_tried_again(

@@ -15,12 +15,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-# ASCII digits only (\d takes any script's), and matched whole (fullmatch: $ allows a final newline).
-ACCOUNT_PATTERN = r"^[0-9]{12}$"
+# These patterns are also the form's JSON Schema patterns, which Airflow checks with re.search,
+# where "$" matches before a final newline too: "(?!\n)$" ends them at the string's end, in
+# Python and in a browser alike. ASCII digits only (\d takes any script's).
+ACCOUNT_PATTERN = r"^[0-9]{12}(?!\n)$"
 SNS_TOPIC_RE = re.compile(r"^arn:aws[a-z-]*:sns:(?P<region>[a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 # Every partition's region names: us-east-1, us-gov-west-1, cn-north-1, us-isob-east-1 and the
 # European Sovereign Cloud's eusc-de-east-1.
-REGION_PATTERN = r"^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$"
+REGION_PATTERN = r"^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}(?!\n)$"
 ACCOUNT_RE = re.compile(ACCOUNT_PATTERN)
 REGION_RE = re.compile(REGION_PATTERN)
 ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")

@@ -24,8 +24,10 @@ from asr.operators import AutomationFixOperator
 from asr.playbooks import registry
 
 # A run, as "<dag_id>/<run_id>" or its run id: Airflow's own run id characters (its default
-# allowed_run_id_pattern), but not "." or ".." alone, which would name a folder of runs.
-RUN_PATTERN = r"^([a-z_]+/)?(?!\.{1,2}$)[A-Za-z0-9_.~:+-]+$"
+# allowed_run_id_pattern), but not "." or ".." alone, which would name a folder of runs; no
+# final newline (see config.ACCOUNT_PATTERN).
+RUN = r"([a-z_]+/)?(?!\.{1,2}$)[A-Za-z0-9_.~:+-]+"
+RUN_PATTERN = rf"^{RUN}(?!\n)$"
 
 
 def task_group_to_run(dag_id: str) -> str | None:
@@ -102,7 +104,7 @@ def run_reference(title: str, description: str, required: bool = False) -> Param
     text = {"maxLength": 300, "title": title, "description": description}
     if required:
         return Param(type="string", minLength=1, pattern=RUN_PATTERN, **text)
-    return Param(None, type=["null", "string"], pattern=f"^({RUN_PATTERN[1:-1]})?$", **text)
+    return Param(None, type=["null", "string"], pattern=rf"^({RUN})?(?!\n)$", **text)
 
 
 def finding_id_list(description: str) -> Param:
