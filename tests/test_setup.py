@@ -201,15 +201,15 @@ def test_imported_findings_reach_the_queue_only_when_automatic_and_new(
     assert arrived_finding_ids(aws, installed, candidate) == expected
 
 
-def test_imported_events_of_passed_or_archived_findings_do_not_arrive(
+def test_imported_events_arrive_for_what_sweeps_take_not_passed_or_archived_findings(
     aws: Any, installed: SetupResult
 ) -> None:
-    passed = a_finding("EC2.7", n=1)
+    passed, warning, archived = (a_finding("EC2.7", n=n) for n in (1, 2, 3))
     passed["Compliance"]["Status"] = "PASSED"
-    archived = a_finding("EC2.7", n=2)
+    warning["Compliance"]["Status"] = "WARNING"  # a sweep takes it: so does the rule
     archived["RecordState"] = "ARCHIVED"
-    events = [hub_events.imported_event([f], ADMIN, REGION) for f in (passed, archived)]
-    assert arrived_finding_ids(aws, installed, *events) == set()
+    events = [hub_events.imported_event([f], ADMIN, REGION) for f in (passed, warning, archived)]
+    assert arrived_finding_ids(aws, installed, *events) == {warning["Id"]}
 
 
 def test_the_imported_rule_follows_the_accounts_and_exclusions() -> None:

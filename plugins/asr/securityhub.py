@@ -16,6 +16,8 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
+from asr.findings import ACTIONABLE_COMPLIANCE, ACTIONABLE_WORKFLOW
+
 # The ProductName of Security Hub's control findings: "Security Hub CSPM" since the 2025
 # rename (the filter is exact, so the old name alone matched none of them), "Security Hub"
 # on findings made before it.
@@ -73,9 +75,9 @@ def actionable_filters(
         # Security Hub's own control findings: other products' (AWS Config, partners) carry a
         # compliance status too, and no playbook is for them.
         "ProductName": equals(list(OWN_PRODUCT_NAMES)),
-        "ComplianceStatus": equals(["FAILED", "WARNING"]),
+        "ComplianceStatus": equals(sorted(ACTIONABLE_COMPLIANCE)),
         "RecordState": equals(["ACTIVE"]),
-        "WorkflowStatus": equals(["NEW", "NOTIFIED"]),
+        "WorkflowStatus": equals(sorted(ACTIONABLE_WORKFLOW)),
     }
     narrowing = [
         (name, sorted(set(values)))

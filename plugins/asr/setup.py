@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 from asr.aws import AwsContext
 from asr.config import Settings
 from asr.events import CUSTOM_ACTION, IMPORTED, SOURCE
+from asr.findings import ACTIONABLE_COMPLIANCE
 from asr.playbooks import PlaybookRegistry, registry
 
 ACTION_ID = "ASRRemediate"
@@ -82,13 +83,13 @@ def imported_pattern(
     excluded: Iterable[str] = (),
     regions: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """New, active, failed findings of these controls, in these accounts (any, when none are
-    named) but the excluded ones, and these regions (any, when none): a finding asr may not
-    touch would start a run for nothing. The ``findings`` array is matched element by element
-    (EventBridge crushes arrays out of the pattern path); Security Hub sends one finding per
-    Imported event anyway."""
+    """New, active, failed (FAILED or WARNING, as sweeps take them) findings of these
+    controls, in these accounts (any, when none are named) but the excluded ones, and these
+    regions (any, when none): a finding asr may not touch would start a run for nothing. The
+    ``findings`` array is matched element by element (EventBridge crushes arrays out of the
+    pattern path); Security Hub sends one finding per Imported event anyway."""
     findings: dict[str, Any] = {
-        "Compliance": {"Status": ["FAILED"], "SecurityControlId": sorted(set(controls))},
+        "Compliance": {"Status": sorted(ACTIONABLE_COMPLIANCE), "SecurityControlId": sorted(set(controls))},
         "RecordState": ["ACTIVE"],
         "Workflow": {"Status": ["NEW"]},
     }
