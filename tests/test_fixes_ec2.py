@@ -449,24 +449,36 @@ def test_a_throttled_fix_is_retried_from_what_the_resource_is_now(
     assert default_group_rules(clients, group_id) == ([], [])
 
 
-def test_a_change_another_fix_made_first_is_remediated_not_failed(
-    aws, clients: Clients, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("ours", [(22,), (22, 3306)], ids=["same-rules", "more-rules"])
+def test_a_group_another_fix_changed_since_it_was_read_is_fixed_from_a_new_read(
+    aws, clients: Clients, monkeypatch: pytest.MonkeyPatch, ours: tuple[int, ...]
 ) -> None:
-    """EC2.13 and EC2.19 findings on one group run in parallel groups: the second revoke of
-    the same rule is refused, yet the group complies."""
-    group_id = seeded_id(aws, "EC2.13")
-    action_class = type(registry().playbooks["EC2.13"].build_action())
+    """EC2.13 and EC2.19 findings on one group run in parallel groups. In a non-default VPC
+    a revoke naming a rule the other fix just revoked is refused whole: nothing of it is
+    revoked, so the fix plans again from a new read and revokes the rest."""
+    ec2 = clients.ec2
+    vpc_id = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    group_id = ec2.create_security_group(GroupName="both", Description="test", VpcId=vpc_id)["GroupId"]
+    world = [
+        {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+        for port in ours
+    ]
+    ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=world)
+    action_class = type(registry().playbooks["EC2.19"].build_action())
     real = action_class.apply
+    calls = []
 
     def after_another_fix(self: Any, clients: Clients, resource_id: str, state: dict, plan: dict) -> None:
-        real(self, clients, resource_id, state, plan)  # the other control's fix, just before ours
+        if not calls:  # EC2.13's fix, between our read and our revoke
+            ec2.revoke_security_group_ingress(GroupId=resource_id, IpPermissions=world[:1])
+        calls.append(state)
         real(self, clients, resource_id, state, plan)
 
     monkeypatch.setattr(action_class, "apply", after_another_fix)
-    result = fix(clients, "EC2.13", group_id)
-    assert result.status == Status.REMEDIATED
-    assert "InvalidPermission.NotFound" in result.message and "reads compliant now" in result.message
-    assert ("tcp", 22, 22, "0.0.0.0/0") not in open_rules(clients, group_id)
+    result = fix(clients, "EC2.19", group_id)
+    assert result.status == Status.REMEDIATED, result.message
+    assert open_rules(clients, group_id) == set()
+    assert len(calls) == len(ours)  # planned again only when a rule was still open
 
 
 # --- EC2.23: transit gateways ---

@@ -29,6 +29,8 @@ from asr.playbooks import PlaybookRegistry
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+# How often one apply plans again from a new read when the resource changed under it.
+STALE_PLAN_REPLANS = 3
 
 
 class Status(StrEnum):
@@ -509,7 +511,9 @@ def _applier(target: Target, planned: Planned) -> Callable[[], None]:
     """The apply to retry when throttled. A throttled apply may have made part of its change
     (one call of several went through), so a retry reads the resource again and applies only
     what is still needed: the first plan would redo the part made, and AWS refuses some of
-    that (revoking a rule twice answers InvalidPermission.NotFound)."""
+    that (revoking a rule twice answers InvalidPermission.NotFound). A call refused because
+    the resource changed since it was read (``Action.stale_plan_errors``) is planned again
+    from a new read, a few times at most."""
     action, clients, resource_id = target.action, target.clients, target.resource_id
     tries = 0
 
@@ -517,8 +521,16 @@ def _applier(target: Target, planned: Planned) -> Callable[[], None]:
         nonlocal tries
         tries += 1
         now = planned if tries == 1 else assess(action, clients, resource_id)
-        if isinstance(now, Planned):
-            action.apply(clients, resource_id, now.state, now.plan)
+        for replans in range(STALE_PLAN_REPLANS + 1):
+            if not isinstance(now, Planned):
+                return
+            try:
+                action.apply(clients, resource_id, now.state, now.plan)
+                return
+            except ClientError as exc:
+                if error_code(exc) not in action.stale_plan_errors or replans == STALE_PLAN_REPLANS:
+                    raise
+            now = assess(action, clients, resource_id)
 
     return apply
 

@@ -72,6 +72,10 @@ class Action:
     # action's: actions that rewrite one document of a resource (a bucket's policy) share one,
     # so that two fix tasks never read, edit and put it back at once and drop each other's part.
     claims_as: ClassVar[str | None] = None
+    # Error codes of a change call that mean the resource changed since it was read (another
+    # control's fix of it got there first): the runner reads it again and applies what is
+    # still needed, rather than fail the part of the change that was still to make.
+    stale_plan_errors: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, params: dict[str, Any]) -> None:
         self.params = params

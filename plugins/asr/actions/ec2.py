@@ -30,10 +30,21 @@ OPEN_IPV6 = "::/0"
 ALL_PROTOCOLS = "-1"
 
 
+# EC2's API is eventually consistent (AWS: a change "might not be immediately visible" to
+# the describe calls that follow): a read-back too soon is repeated for this long.
+EC2_PROPAGATION = 10.0
+
+
 class SecurityGroupAction(BulkRead):
-    """Security group fixes read many groups with one DescribeSecurityGroups."""
+    """Security group fixes read many groups with one DescribeSecurityGroups.
+
+    EC2.2, EC2.13, EC2.18 and EC2.19 run in parallel task groups and may revoke rules of
+    one group at once. A revoke naming a rule already gone fails whole in a non-default VPC
+    (InvalidPermission.NotFound: nothing is revoked), so the fix reads the group again."""
 
     service = "ec2"
+    propagation_seconds = EC2_PROPAGATION
+    stale_plan_errors = frozenset({"InvalidPermission.NotFound"})
 
     def describe(self, clients: Clients, resource_ids: list[str]) -> list[dict[str, Any]]:
         return clients.ec2.describe_security_groups(GroupIds=resource_ids)["SecurityGroups"]
@@ -293,6 +304,7 @@ class EnableEbsEncryptionByDefault(Action):
 
     name = "ec2.enable-ebs-encryption-by-default"
     service = "ec2"
+    propagation_seconds = EC2_PROPAGATION
     permissions = ("ec2:GetEbsEncryptionByDefault", "ec2:EnableEbsEncryptionByDefault")
     summary = "enabled EBS encryption by default"
     revert_permissions = ("ec2:DisableEbsEncryptionByDefault",)
@@ -325,6 +337,7 @@ class MakeEbsSnapshotsPrivate(Action):
 
     name = "ec2.make-ebs-snapshots-private"
     service = "ec2"
+    propagation_seconds = EC2_PROPAGATION
     permissions = ("ec2:DescribeSnapshots", "ec2:ModifySnapshotAttribute")
     summary = "removed public access from the account's EBS snapshots in this region"
 
@@ -397,6 +410,7 @@ class EnableVpcFlowLogs(Action):
 
     name = "ec2.enable-vpc-flow-logs"
     service = "ec2"
+    propagation_seconds = EC2_PROPAGATION
     permissions = (
         "ec2:DescribeVpcs",
         "ec2:DescribeFlowLogs",
@@ -579,6 +593,7 @@ class RequireImdsv2(BulkRead):
 
     name = "ec2.require-imdsv2"
     service = "ec2"
+    propagation_seconds = EC2_PROPAGATION
     permissions = ("ec2:DescribeInstances", "ec2:ModifyInstanceMetadataOptions", "cloudwatch:GetMetricData")
     summary = "required IMDSv2 (HttpTokens=required) on the instance"
     schema = {
@@ -653,6 +668,7 @@ class DisableSubnetPublicIp(BulkRead):
 
     name = "ec2.disable-subnet-public-ip"
     service = "ec2"
+    propagation_seconds = EC2_PROPAGATION
     permissions = ("ec2:DescribeSubnets", "ec2:ModifySubnetAttribute")
     summary = "turned off MapPublicIpOnLaunch on the subnet"
 
@@ -691,6 +707,7 @@ class DisableTransitGatewayAutoAccept(BulkRead):
 
     name = "ec2.disable-transit-gateway-auto-accept"
     service = "ec2"
+    propagation_seconds = EC2_PROPAGATION
     permissions = ("ec2:DescribeTransitGateways", "ec2:ModifyTransitGateway")
     summary = "turned off automatic acceptance of shared attachments on the transit gateway"
 

@@ -25,6 +25,9 @@ POLICY_FIELDS: dict[str, tuple[str, str]] = {
     "password_reuse_prevention": ("PasswordReusePrevention", "min"),
 }
 SETTABLE = {field for field, _ in POLICY_FIELDS.values()} | {"HardExpiry"}
+# IAM is eventually consistent ("changes ... might not be immediately visible"): a read-back
+# too soon (a policy, a key's status, a new attachment) is repeated for this long.
+IAM_PROPAGATION = 15.0
 
 
 def _unset(value: Any) -> bool:
@@ -56,6 +59,7 @@ class SetPasswordPolicy(Action):
 
     name = "iam.set-password-policy"
     service = "iam"
+    propagation_seconds = IAM_PROPAGATION
     permissions = ("iam:GetAccountPasswordPolicy", "iam:UpdateAccountPasswordPolicy")
     summary = "raised the account password policy to the baseline"
     revert_permissions = ("iam:DeleteAccountPasswordPolicy",)
@@ -173,6 +177,7 @@ class DeactivateOldAccessKeys(Action):
 
     name = "iam.deactivate-old-access-keys"
     service = "iam"
+    propagation_seconds = IAM_PROPAGATION
     permissions = ("iam:ListAccessKeys", "iam:UpdateAccessKey")
     summary = "deactivated the user's access keys older than {max_key_age_days} days"
     schema = {
@@ -215,6 +220,7 @@ class RevokeUnusedCredentials(Action):
 
     name = "iam.revoke-unused-credentials"
     service = "iam"
+    propagation_seconds = IAM_PROPAGATION
     permissions = (
         "iam:GetUser",
         "iam:GetLoginProfile",
@@ -308,7 +314,7 @@ class CreateSupportRole(Action):
     """
 
     name = "iam.create-support-role"
-    propagation_seconds = 15.0  # IAM is eventually consistent: a new attachment may not list yet
+    propagation_seconds = IAM_PROPAGATION
     service = "iam"
     permissions = (
         "iam:ListEntitiesForPolicy",
