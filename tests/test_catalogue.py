@@ -39,6 +39,16 @@ def test_coverage_lists_every_reference_control_id() -> None:
     assert fixed == {i: "yes" if playbooks.for_control(i) is not None else "no" for i in reference}
 
 
+# CloudWatch.1-14's alarms count only on a multi-Region trail logging every management event,
+# the trail CloudTrail.1 and .3 find missing: those two are seeded in an account of their own.
+TRAIL_MISSING = {"CloudTrail.1", "CloudTrail.3"}
+OTHER_MEMBER = "333333333333"
+
+
+def account_for(control_id: str) -> str:
+    return OTHER_MEMBER if control_id in TRAIL_MISSING else MEMBER_ACCOUNT
+
+
 def report_of(run) -> dict:  # type: ignore[no-untyped-def]
     return RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run.run_id).read_json("report.json")
 
@@ -48,7 +58,9 @@ def test_every_fix_end_to_end_and_a_second_sweep_writes_nothing(aws, airflow_db:
     from airflow.dag_processing.dagbag import DagBag
 
     playbooks = list(registry())
-    seeded = [seed_one(aws, playbook.control_id, MEMBER_ACCOUNT, REGION) for playbook in playbooks]
+    seeded = [
+        seed_one(aws, playbook.control_id, account_for(playbook.control_id), REGION) for playbook in playbooks
+    ]
     findings = [finding(s) for s in seeded]
     securityhub = aws.admin_client("securityhub", REGION)
     import_findings(securityhub, findings)
@@ -62,11 +74,11 @@ def test_every_fix_end_to_end_and_a_second_sweep_writes_nothing(aws, airflow_db:
     assert report["totals"] == {"REMEDIATED": len(playbooks)}
     statuses = {f["Id"]: f["Workflow"]["Status"] for f in securityhub.get_findings()["Findings"]}
     assert set(statuses.values()) == {"RESOLVED"}
-    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
     for playbook, made in zip(playbooks, seeded, strict=True):
         action = playbook.build_action()
-        resource_id = playbook.extract_resource_id(made.resource_id, MEMBER_ACCOUNT)
-        assert not action.plan(action.read(clients, resource_id)), f"{playbook.control_id} reads back wrong"
+        resource_id = playbook.extract_resource_id(made.resource_id, made.account_id)
+        state = action.read(Clients(aws, made.account_id, REGION), resource_id)
+        assert not action.plan(state), f"{playbook.control_id} reads back wrong"
 
     # Security Hub has not re-evaluated yet, and a person sets the findings back to NEW (a
     # re-import cannot: BatchImportFindings leaves the workflow to customers).

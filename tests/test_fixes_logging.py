@@ -721,6 +721,7 @@ def events_trail(aws: Any, home: str, name: str = "org-events") -> str:
         CloudWatchLogsLogGroupArn=f"arn:aws:logs:{home}:{MEMBER_ACCOUNT}:log-group:{group}:*",
         CloudWatchLogsRoleArn=f"arn:aws:iam::{MEMBER_ACCOUNT}:role/trail-to-logs",
     )
+    at_home.cloudtrail.start_logging(Name=name)
     return group
 
 
@@ -844,6 +845,30 @@ def test_cis_alarms_need_a_multi_region_trail_of_the_account_that_sends_to_its_l
     assert clients.cloudwatch.describe_alarms()["MetricAlarms"] == []
 
 
+@pytest.mark.parametrize("broken", ["stopped", "write-only"])
+def test_cis_alarms_need_the_trail_to_log_every_management_event(aws, clients: Clients, broken: str) -> None:  # type: ignore[no-untyped-def]
+    """Security Hub's check (the CIS audit) counts an alarm only on a trail that is logging and
+    takes every read and write management event: on another it would be "fixed" and still FAIL."""
+    events_trail(aws, REGION, "stopped-trail")
+    trail = f"arn:aws:cloudtrail:{REGION}:{MEMBER_ACCOUNT}:trail/stopped-trail"
+    if broken == "stopped":
+        clients.cloudtrail.stop_logging(Name=trail)
+    else:
+        clients.cloudtrail.put_event_selectors(
+            TrailName=trail, EventSelectors=[{"ReadWriteType": "WriteOnly", "IncludeManagementEvents": True}]
+        )
+    result = fix(clients, "CloudWatch.4", MEMBER_ACCOUNT, subscribers=[SECOPS])
+    assert result.status == Status.FAILED
+    assert (
+        "(stopped-trail) are stopped or do not take every read and write management event" in result.message
+    )
+    assert clients.cloudwatch.describe_alarms()["MetricAlarms"] == []
+
+    group = events_trail(aws, REGION, "z-logging-trail")  # another trail that logs everything: its group
+    assert fix(clients, "CloudWatch.4", MEMBER_ACCOUNT, subscribers=[SECOPS]).status == Status.REMEDIATED
+    assert alarms_and_filters(clients, group)[1] == {"asr-iam-policy-changes": "asr-iam-policy-changes"}
+
+
 def test_a_cis_alarm_nobody_would_hear_is_not_made_and_the_failure_says_what_to_do(
     aws, clients: Clients
 ) -> None:  # type: ignore[no-untyped-def]
@@ -887,7 +912,7 @@ def test_an_email_awaiting_confirmation_is_named_and_not_subscribed_again(aws, c
     assert alarms_and_filters(clients, group)[0] == {"asr-iam-policy-changes": [topic]}
 
 
-def test_an_unconfirmed_subscriber_does_not_count() -> None:
+def test_an_unconfirmed_subscriber_or_a_topic_we_may_not_list_does_not_count() -> None:
     import boto3
     from botocore.stub import Stubber
 
@@ -901,8 +926,11 @@ def test_an_unconfirmed_subscriber_does_not_count() -> None:
         "list_subscriptions_by_topic",
         {"Subscriptions": [{**pending, "Endpoint": "secops@example.com", "Owner": MEMBER_ACCOUNT}]},
     )
+    theirs = f"arn:aws:sns:{REGION}:{OTHER_ACCOUNT}:central-alarms"
+    stubber.add_client_error("list_subscriptions_by_topic", "AuthorizationError", http_status_code=403)
     stubber.activate()
     assert subscriptions(sns, topic) == {"secops@example.com": False}
+    assert subscriptions(sns, theirs) == {}, "another account's topic we may not list: not counted"
 
 
 def test_cis_filters_are_the_benchmark_s() -> None:

@@ -271,7 +271,9 @@ def _add_management_events(cloudtrail: Any, trail_arn: str) -> None:
     cloudtrail.put_event_selectors(TrailName=trail_arn, EventSelectors=[*data, ALL_MANAGEMENT_EVENTS])
 
 
-def _logs_all_management_events(cloudtrail: Any, trail_arn: str) -> bool:
+def logs_all_management_events(cloudtrail: Any, trail_arn: str) -> bool:
+    """Whether the trail is logging and takes every read and write management event (ask its
+    home Region: CloudTrail documents reading a copy's status elsewhere, not its selectors)."""
     logging = cloudtrail.get_trail_status(Name=trail_arn).get("IsLogging", False)
     return bool(logging) and _records_all_management_events(cloudtrail, trail_arn)
 
@@ -332,7 +334,7 @@ class EnsureMultiRegionTrail(Action):
             trail["Name"]
             for trail in trails
             if trail.get("IsMultiRegionTrail")
-            and _logs_all_management_events(
+            and logs_all_management_events(
                 clients.in_region(trail.get("HomeRegion") or clients.region).cloudtrail, trail["TrailARN"]
             )
         ]

@@ -176,6 +176,11 @@ NO_TRAIL = (
     "the account has no multi-Region trail of its own that sends its events to its CloudWatch Logs, "
     "which the alarm needs: fix CloudTrail.1 and CloudTrail.5 first"
 )
+NOT_LOGGING = (
+    "the account's multi-Region trails that send to its CloudWatch Logs ({trails}) are stopped or "
+    "do not take every read and write management event, which Security Hub asks of the alarm's "
+    "trail: start the trail, or fix CloudTrail.1, first"
+)
 
 
 def same_pattern(a: str, b: str) -> bool:
@@ -183,37 +188,45 @@ def same_pattern(a: str, b: str) -> bool:
     return re.sub(r"\s+", "", a) == re.sub(r"\s+", "", b)
 
 
-def trail_log_group(cloudtrail: Any, account: str) -> str:
-    """The log group ARN of the account's own multi-Region trail that sends to CloudWatch Logs
-    (a logging one first). Security Hub looks for the alarms there, in the trail's home Region."""
-    trails = cloudtrail.describe_trails(includeShadowTrails=True)["trailList"]
+def trail_log_group(clients: Clients) -> str:
+    """The log group ARN of the account's own multi-Region trail that sends to CloudWatch Logs,
+    logging every read and write management event: Security Hub follows the CIS Benchmark's
+    audit, which counts an alarm only on such a trail's group (in the trail's home Region)."""
+    from asr.actions.cloudtrail import logs_all_management_events  # cloudtrail imports this module
+
+    trails = clients.cloudtrail.describe_trails(includeShadowTrails=True)["trailList"]
     sending = sorted(
         (
             trail
             for trail in trails
             if trail.get("IsMultiRegionTrail")
             # An organization trail of the management account is not this account's to fix.
-            and trail["TrailARN"].split(":")[4] == account
-            and (trail.get("CloudWatchLogsLogGroupArn") or "").split(":")[4:5] == [account]
+            and trail["TrailARN"].split(":")[4] == clients.account_id
+            and (trail.get("CloudWatchLogsLogGroupArn") or "").split(":")[4:5] == [clients.account_id]
         ),
         key=lambda trail: trail["TrailARN"],
     )
     if not sending:
         raise LookupError(NO_TRAIL)
-    logging = (t for t in sending if cloudtrail.get_trail_status(Name=t["TrailARN"]).get("IsLogging"))
-    return str(next(logging, sending[0])["CloudWatchLogsLogGroupArn"])
+    for trail in sending:
+        home = clients.in_region(trail.get("HomeRegion") or clients.region).cloudtrail
+        if logs_all_management_events(home, trail["TrailARN"]):
+            return str(trail["CloudWatchLogsLogGroupArn"])
+    raise LookupError(NOT_LOGGING.format(trails=", ".join(t["Name"] for t in sending)))
 
 
 def subscriptions(sns: Any, topic_arn: str) -> dict[str, bool]:
-    """A topic's subscribers (endpoint -> confirmed); none for a topic that is gone. SNS lists an
-    unconfirmed one (an email nobody answered yet) as ``PendingConfirmation``."""
+    """A topic's subscribers (endpoint -> confirmed); none for a topic that is gone, or that
+    the account may not list (another account's: Security Hub cannot count it either, and the
+    fix makes its own alarm). SNS lists an unconfirmed one (an email nobody answered yet) as
+    ``PendingConfirmation``."""
     found: dict[str, bool] = {}
     try:
         for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn):
             for subscription in page["Subscriptions"]:
                 confirmed = subscription["SubscriptionArn"].startswith("arn:")
                 found[subscription["Endpoint"]] = found.get(subscription["Endpoint"], False) or confirmed
-    except sns.exceptions.NotFoundException:
+    except (sns.exceptions.NotFoundException, sns.exceptions.AuthorizationErrorException):
         return {}
     return found
 
@@ -253,6 +266,7 @@ class EnsureCisAlarm(Action):
     permissions = (
         "cloudtrail:DescribeTrails",
         "cloudtrail:GetTrailStatus",
+        "cloudtrail:GetEventSelectors",
         "logs:DescribeMetricFilters",
         "logs:PutMetricFilter",
         "cloudwatch:DescribeAlarmsForMetric",
@@ -300,7 +314,7 @@ class EnsureCisAlarm(Action):
         return f"asr-{self.params['event']}"
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
-        group_arn = trail_log_group(clients.cloudtrail, clients.account_id)
+        group_arn = trail_log_group(clients)
         home, group = log_group_home(clients, group_arn)
         pattern = CIS_FILTERS[self.params["event"]]
         pages = home.logs.get_paginator("describe_metric_filters").paginate(logGroupName=group)
@@ -388,7 +402,7 @@ class EnsureCisAlarm(Action):
         )
         try:
             sns.get_topic_attributes(TopicArn=arn)
-        except sns.exceptions.NotFoundException:
+        except (sns.exceptions.NotFoundException, sns.exceptions.AuthorizationErrorException):
             attributes = (
                 {"KmsMasterKeyId": self.params["kms_key_id"]} if self.params.get("kms_key_id") else {}
             )

@@ -27,8 +27,10 @@ def trail_events_without_alarms(
     aws: AwsContext, control_id: str, account: str, region: str, n: int
 ) -> Seeded:
     """The account's multi-Region trail sends its events to a new CloudWatch Logs group, with no
-    metric filter or alarm on it. The trail is made once, and does not log: that is CloudTrail.1's
-    finding. The security team has subscribed a queue to the alarm topic, as Security Hub wants."""
+    metric filter or alarm on it. The trail is made once, logging every management event, as
+    Security Hub's check wants of the alarm's trail (so it is not CloudTrail.1's finding too:
+    seed that in another account). The security team has subscribed a queue to the alarm
+    topic, as Security Hub wants."""
     cloudtrail = aws.client("cloudtrail", account, region)
     trails = cloudtrail.describe_trails(includeShadowTrails=True)["trailList"]
     made = next((trail for trail in trails if trail["Name"] == CIS_TRAIL), None)
@@ -45,6 +47,7 @@ def trail_events_without_alarms(
         bucket = f"{CIS_TRAIL}-{account}-{region}"
         create_bucket(aws.client("s3", account, region), bucket, region)
         cloudtrail.create_trail(Name=CIS_TRAIL, S3BucketName=bucket, IsMultiRegionTrail=True, **delivery)
+        cloudtrail.start_logging(Name=CIS_TRAIL)
     sqs = aws.client("sqs", account, home)
     inbox = sqs.get_queue_attributes(
         QueueUrl=sqs.create_queue(QueueName="asr-seed-security-alarms")["QueueUrl"],
