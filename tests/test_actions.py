@@ -211,6 +211,40 @@ def test_account_level_fix_runs_once_for_many_findings(aws) -> None:
     assert [c["account"] for c in updates] == [MEMBER_ACCOUNT]
 
 
+def test_findings_of_one_account_with_different_parameters_get_the_strictest_policy(aws) -> None:
+    """IAM.7 tuned in Security Hub to 8 characters, no symbols, 120 days, and IAM.15 (CIS:
+    14 characters) on one account: a policy made to IAM.7's numbers would be called done
+    for IAM.15 and leave it FAILED. Whichever finding comes first, the fix meets both."""
+    import dataclasses
+
+    seed_one(aws, "IAM.15", MEMBER_ACCOUNT, REGION)
+    arn = f"AWS::::Account:{MEMBER_ACCOUNT}"
+    tuned = {"minimum_password_length": 8, "require_symbols": False, "max_password_age": 120}
+    iam7 = dataclasses.replace(record("IAM.7", arn, MEMBER_ACCOUNT), parameters=tuned)
+    outcomes = run_batch([iam7, record("IAM.15", arn, MEMBER_ACCOUNT)], registry(), aws)
+    assert [o.status for o in outcomes] == [Status.REMEDIATED] * 2, [o.message for o in outcomes]
+    policy = Clients(aws, MEMBER_ACCOUNT, REGION).iam.get_account_password_policy()["PasswordPolicy"]
+    assert (policy["MinimumPasswordLength"], policy["RequireSymbols"], policy["MaxPasswordAge"]) == (
+        14,
+        True,
+        90,
+    )
+
+
+def test_findings_of_one_resource_with_parameters_no_fix_can_join_are_not_acted_on(aws) -> None:
+    import dataclasses
+
+    seeded = seed_one(aws, "EC2.18", MEMBER_ACCOUNT, REGION)
+    group_id = seeded.resource_id.rsplit("/", 1)[1]
+    one, two = (record("EC2.18", seeded.resource_id, group_id) for _ in range(2))
+    two = dataclasses.replace(two, finding_id="other", parameters={"authorized_tcp_ports": [443, 8443]})
+    local.served_requests(clear=True)
+    outcomes = run_batch([one, two], registry(), aws)
+    assert [o.status for o in outcomes] == [Status.FAILED] * 2
+    assert "not touched: its findings carry different parameters for ec2." in outcomes[0].message
+    assert not [c for c in local.served_requests() if c["service"] == "ec2" and "Revoke" in c["action"]]
+
+
 def test_role_that_cannot_be_assumed_fails_only_its_account(aws, monkeypatch: pytest.MonkeyPatch) -> None:
     good = seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION)
     good_id = good.resource_id.rsplit("/", 1)[1]

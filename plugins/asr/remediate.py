@@ -241,6 +241,14 @@ def resolve_targets(
             built[key] = playbook.build_action({**record.parameters, **(overrides or {})})
         return built[key]
 
+    def resource_action(same: list[RoutingRecord]) -> Action:
+        """One action for a resource's findings: the strictest of their parameters when they
+        differ (``Action.strictest``, which may refuse)."""
+        actions = list({id(a): a for a in map(action_for, same)}.values())
+        if len(actions) == 1:
+            return actions[0]
+        return playbook.build_action(type(actions[0]).strictest([a.params for a in actions]))
+
     grouped: dict[tuple[str, str], dict[str, list[RoutingRecord]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
         region = record.region if playbook.regional else records[0].region
@@ -279,10 +287,13 @@ def resolve_targets(
             tagged = excluded.get(same[0].resource_arn)
             if tagged:
                 failed += [Outcome.of(r, Result(Status.EXCLUDED, tagged)) for r in same]
-            else:
-                targets.append(
-                    Target(clients, resource_id, tuple(same), action_for(same[0]), playbook.regional)
-                )
+                continue
+            try:
+                action = resource_action(same)
+            except ValueError as exc:
+                failed += [Outcome.of(r, Result(Status.FAILED, f"not touched: {exc}")) for r in same]
+                continue
+            targets.append(Target(clients, resource_id, tuple(same), action, playbook.regional))
     return targets, failed
 
 

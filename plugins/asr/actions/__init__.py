@@ -80,6 +80,17 @@ class Action:
     def __init__(self, params: dict[str, Any]) -> None:
         self.params = params
 
+    @classmethod
+    def strictest(cls, params: list[dict[str, Any]]) -> dict[str, Any]:
+        """One set of parameters that satisfies each of ``params``, for a resource whose
+        findings carry different control parameters (IAM.7's own and the CIS clauses routed
+        to it): a fix made to one set would be called done for findings it leaves FAILED.
+        An action that can meet several says how; by default it is refused."""
+        raise ValueError(
+            f"its findings carry different parameters for {cls.name} ({params}), and one fix cannot "
+            "meet them all: align the controls' parameters in Security Hub"
+        )
+
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         raise NotImplementedError
 

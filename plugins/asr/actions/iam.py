@@ -78,6 +78,13 @@ class SetPasswordPolicy(Action):
         },
     }
 
+    @classmethod
+    def strictest(cls, params: list[dict[str, Any]]) -> dict[str, Any]:
+        """The strictest of each setting: the longest minimum, the shortest maximum age, every
+        flag any set asks for (IAM.7 tuned to 8 characters and IAM.15 asking 14 get 14)."""
+        pick = {"min": max, "max": min, "flag": any}
+        return {param: pick[kind](p[param] for p in params) for param, (_, kind) in POLICY_FIELDS.items()}
+
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         try:
             policy = clients.iam.get_account_password_policy()["PasswordPolicy"]
