@@ -181,12 +181,13 @@ def test_rules_that_serve_over_http_are_redirected_and_the_others_kept(aws: Any)
     with parameters_sent(clients.elbv2, "ModifyRule") as sent:
         result = fix(aws, arn)
     assert result.status == Status.REMEDIATED, result.message
+    moved = redirect("HTTPS", "legacy.example.com", "443")  # still to the new host, over HTTPS
     assert sorted(sent, key=lambda p: p["RuleArn"]) == sorted(
-        [{"RuleArn": api, "Actions": [REDIRECT]}, {"RuleArn": legacy, "Actions": [REDIRECT]}],
+        [{"RuleArn": api, "Actions": [REDIRECT]}, {"RuleArn": legacy, "Actions": [moved]}],
         key=lambda p: p["RuleArn"],
     )
     assert set(result.before or {}) == {listener, api, legacy}
-    changed = {rule: {**rules[rule], "Actions": [REDIRECT]} for rule in (api, legacy)}
+    changed = {api: {**rules[api], "Actions": [REDIRECT]}, legacy: {**rules[legacy], "Actions": [moved]}}
     assert rules_of(clients, listener) == {**rules, **changed}, "priorities, conditions and other rules kept"
     assert_permissions_cover_served_calls()
 
@@ -213,16 +214,22 @@ def test_a_listener_that_already_redirects_to_https_is_left_alone(
 
 
 @pytest.mark.parametrize(
-    "default",
-    [redirect("HTTP", "www.example.com"), redirect("#{protocol}", "www.example.com")],
-    ids=["to-http", "to-same-protocol"],
+    ("default", "port"),
+    [
+        (redirect("HTTP", "www.example.com"), "443"),
+        (redirect("#{protocol}", "www.example.com", "80"), "443"),
+        (redirect("HTTP", "www.example.com", "8443"), "8443"),
+    ],
+    ids=["to-http", "to-same-protocol-on-80", "to-another-port"],
 )
-def test_a_redirect_that_stays_on_http_is_replaced(aws: Any, default: dict[str, Any]) -> None:
+def test_a_redirect_that_stays_on_http_goes_where_it_went_over_https(
+    aws: Any, default: dict[str, Any], port: str
+) -> None:
     clients = Clients(aws, MEMBER_ACCOUNT, REGION)
     arn, _ = make_balancer(clients)
     listener = http_listener(clients, arn, [default])
     assert fix(aws, arn).status == Status.REMEDIATED
-    assert default_actions(clients, listener) == [REDIRECT]
+    assert default_actions(clients, listener) == [redirect("HTTPS", "www.example.com", port)]
 
 
 def test_a_balancer_without_http_listeners_complies_even_without_https(aws: Any) -> None:

@@ -31,6 +31,18 @@ def to_https(action: dict[str, Any]) -> bool:
     return action.get("Type") == "redirect" and config.get("Protocol") == "HTTPS"
 
 
+def https_redirect(actions: list[dict[str, Any]]) -> dict[str, Any]:
+    """What replaces actions that serve over HTTP: a redirect to HTTP keeps where it sends
+    (host, path, query, status) over HTTPS, on 443 where it kept the port or named 80 (an
+    old host sent on to a new one stays so); anything else redirects to the same URL."""
+    if len(actions) != 1 or actions[0].get("Type") != "redirect":
+        return REDIRECT
+    config = actions[0].get("RedirectConfig") or {}
+    port = config.get("Port", "#{port}")
+    port = str(HTTPS_PORT) if port in ("#{port}", "80") else port
+    return {"Type": "redirect", "RedirectConfig": {**config, "Protocol": "HTTPS", "Port": port}}
+
+
 def is_rule(arn: str) -> bool:
     """Whether an ARN of the state names a listener rule (else it names a listener)."""
     return ":listener-rule/" in arn
@@ -51,8 +63,9 @@ class RedirectHttpToHttps(Action):
 
     What is checked is what AWS Config's ``alb-http-to-https-redirection-check`` counts: on
     each HTTP listener the default action, and every other rule that forwards (or redirects
-    to HTTP), must redirect to HTTPS. Those get the redirect, keeping host, path and query;
-    a rule keeps its conditions and priority. A default action or rule that already
+    to HTTP), must redirect to HTTPS. Those get the redirect, keeping host, path and query
+    (a redirect to HTTP keeps where it sends, over HTTPS); a rule keeps its conditions and
+    priority. A default action or rule that already
     redirects to HTTPS, on whatever host or port, and fixed-response rules are kept.
 
     Clients that do not follow redirects (API calls, a POST) stop working over HTTP. The
@@ -103,7 +116,7 @@ class RedirectHttpToHttps(Action):
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
         plan = {
-            arn: [REDIRECT]
+            arn: [https_redirect(actions)]
             for arn, actions in state.items()
             if arn != HTTPS_PORTS and not complies(arn, actions)
         }
