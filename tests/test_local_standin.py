@@ -137,6 +137,27 @@ def test_get_findings_pages_through_filtered_results(securityhub) -> None:
     assert sorted(seen) == sorted(f"finding-{n}" for n in range(250))
 
 
+def test_get_findings_pages_on_while_findings_leave_the_filter(securityhub) -> None:
+    """A run writing back while a sweep pages (its findings leave a NEW filter) must not break
+    the sweep's paging: GetFindings has no InvalidToken error on AWS."""
+    findings = [make_finding(n) for n in range(150)]
+    for start in range(0, len(findings), 100):
+        securityhub.batch_import_findings(Findings=findings[start : start + 100])
+    query = {"Filters": {"WorkflowStatus": equals("NEW")}, "MaxResults": 100}
+    first = securityhub.get_findings(**query)
+    listed = [f["Id"] for f in first["Findings"]]
+    left = sorted({f["Id"] for f in findings} - set(listed))
+    securityhub.batch_update_findings(
+        FindingIdentifiers=[{"Id": i, "ProductArn": PRODUCT} for i in left[:10]],
+        Workflow={"Status": "RESOLVED"},
+    )
+    second = securityhub.get_findings(**query, NextToken=first["NextToken"])
+    assert sorted(listed + [f["Id"] for f in second["Findings"]]) == sorted(f["Id"] for f in findings)
+    assert "NextToken" not in second or not second["NextToken"]
+    with pytest.raises(ClientError, match="InvalidInputException"):
+        securityhub.get_findings(**query, NextToken="not-a-token")
+
+
 def test_get_findings_refuses_a_filter_it_cannot_honour(securityhub) -> None:
     with pytest.raises(ClientError, match="MalwareName"):
         securityhub.get_findings(Filters={"MalwareName": equals("x")})

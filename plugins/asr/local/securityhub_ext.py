@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
+import uuid
 from collections import Counter
 from typing import Any
 
@@ -19,7 +21,6 @@ from moto.securityhub import urls
 from moto.securityhub.exceptions import InvalidInputException
 from moto.securityhub.models import Finding, SecurityHubBackend
 from moto.securityhub.responses import SecurityHubResponse
-from moto.utilities.paginator import paginate
 
 from asr.securityhub import values_at
 
@@ -84,6 +85,9 @@ MAX_USER_FIELD_VALUE = 1024
 CUSTOMER_FIELDS = ("Note", "UserDefinedFields", "VerificationState", "Workflow")
 NOT_PASSING = ("FAILED", "WARNING", "NOT_AVAILABLE")
 FILTER_CACHE_SIZE = 64
+# Results being paged through, oldest dropped first: a query pages through one at a time.
+SNAPSHOTS_KEPT = 256
+_SNAPSHOTS_LOCK = threading.Lock()
 
 
 def _compare(value: str, comparison: str, wanted: str) -> bool:
@@ -192,23 +196,51 @@ def filter_findings(findings: list[dict[str, Any]], filters: dict[str, Any] | No
     return [f for f in findings if all(_field_matches(f, k, v) for k, v in checked.items())]
 
 
-@paginate(pagination_model=SecurityHubBackend.PAGINATION_MODEL)
 def get_findings(
     self: SecurityHubBackend,
     filters: dict[str, Any] | None = None,
     sort_criteria: list[dict[str, str]] | None = None,
     max_results: int | None = None,
-) -> list[dict[str, Any]]:
+    next_token: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the findings the filters select, and the token of the next.
+
+    The first page takes the whole result once, and later pages page through that: a finding
+    updated out of the filter between pages (resolved by a run that writes back meanwhile)
+    must not break the paging. moto's paginator keys its token on the next page's first
+    finding and answers InvalidToken when that finding has left, an error GetFindings does
+    not have on AWS."""
     if max_results is not None and not 1 <= int(max_results) <= 100:
         raise InvalidInputException(op="GetFindings", msg="MaxResults must be a number between 1 and 100")
-    # moto's paginator calls this for every page and slices the result: without a cache,
-    # paging through 10,000 findings filters all of them a hundred times.
-    key = (getattr(self, "_asr_version", 0), json.dumps(filters, sort_keys=True, default=str))
-    cache: dict[tuple[int, str], list[dict[str, Any]]] = self.__dict__.setdefault("_asr_filtered", {})
+    snapshots: dict[str, list[dict[str, Any]]] = self.__dict__.setdefault("_asr_snapshots", {})
+    if next_token:
+        snapshot, _, offset = next_token.partition(":")
+        if snapshot not in snapshots or not offset.isdigit():
+            raise InvalidInputException(op="GetFindings", msg="The NextToken is not valid or has expired")
+        found, start = snapshots[snapshot], int(offset)
+    else:
+        found, start = _filtered(self, filters), 0
+    end = start + int(max_results or 100)
+    if end >= len(found):
+        return found[start:], None
+    if not next_token:
+        snapshot = uuid.uuid4().hex
+        with _SNAPSHOTS_LOCK:
+            while len(snapshots) >= SNAPSHOTS_KEPT:
+                snapshots.pop(next(iter(snapshots)))
+            snapshots[snapshot] = found
+    return found[start:end], f"{snapshot}:{end}"
+
+
+def _filtered(backend: SecurityHubBackend, filters: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The findings the filters select now. Cached until findings change: a sweep's queries
+    often ask the same filters again (a re-read, another task's query)."""
+    key = (getattr(backend, "_asr_version", 0), json.dumps(filters, sort_keys=True, default=str))
+    cache: dict[tuple[int, str], list[dict[str, Any]]] = backend.__dict__.setdefault("_asr_filtered", {})
     if key not in cache:
         if len(cache) >= FILTER_CACHE_SIZE:
             cache.clear()
-        cache[key] = filter_findings([f.as_dict() for f in self.findings], filters)
+        cache[key] = filter_findings([f.as_dict() for f in backend.findings], filters)
     return cache[key]
 
 
