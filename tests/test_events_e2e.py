@@ -7,6 +7,7 @@ the scheduler with the LocalExecutor. Only the two resources may change.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -23,6 +24,7 @@ from asr.local.airflow import LocalAirflow
 from asr.local.events import custom_action_event, imported_event, put_events
 from asr.local.seed import finding, import_findings, seed_one
 from asr.setup import setup
+from asr.store import RunStore
 
 REGION = "us-east-1"
 
@@ -90,17 +92,35 @@ def _wait_for(done: Callable[[], bool], timeout: float, what: str) -> None:
 def test_a_click_that_lands_before_the_scheduler_makes_the_run_is_not_left_behind(aws, tmp_path) -> None:
     """Airflow 3.3 gives an asset-triggered run only the events up to its first one: a second
     click that arrives before the scheduler makes the run is in no run, and its SQS message
-    is deleted already. The run takes it itself."""
-    seeded, findings, made, environment = _installed(aws, tmp_path, 2, poll_seconds=1)
+    is deleted already. The run takes it itself. A third click makes the next run, which
+    Airflow gives every event since the first run's first: the second is left to the run
+    that took it."""
+    seeded, findings, made, environment = _installed(aws, tmp_path, 3, poll_seconds=1)
     home = tmp_path / "airflow"
     events = aws.admin_client("events", REGION)
+
+    def click(n: int) -> None:
+        put_events(
+            events, [custom_action_event([findings[n - 1]], made.action_target_arn, ADMIN_ACCOUNT, REGION)]
+        )
+        _wait_for(lambda: _asset_events(home) >= n, 240, f"asset event {n}")
+
     with LocalAirflow(home, free_port(), environment) as airflow:
         airflow.prepare("asr_events")
         airflow.start("api-server", "dag-processor", "triggerer")  # the scheduler is late
-        for n, one in enumerate(findings, 1):
-            put_events(events, [custom_action_event([one], made.action_target_arn, ADMIN_ACCOUNT, REGION)])
-            _wait_for(lambda n=n: _asset_events(home) >= n, 240, f"asset event {n}")
+        click(1)
+        click(2)
         airflow.start("scheduler")
         run = airflow.wait("asr_events", timeout=400)
         assert run["state"] == "success", f"see {airflow.logs} and the task logs under {tmp_path}"
-        assert [world_open(aws, s) for s in seeded] == [False, False]
+        assert [world_open(aws, s) for s in seeded] == [False, False, True]
+
+        click(3)
+        _wait_for(lambda: len(airflow.runs("asr_events")) == 2, 240, "the second run")
+        [later] = [r for r in airflow.runs("asr_events") if r["run_id"] != run["run_id"]]
+        assert airflow.wait("asr_events", later["run_id"], timeout=400)["state"] == "success"
+        assert [world_open(aws, s) for s in seeded] == [False, False, False]
+        asked = json.dumps(
+            RunStore.for_run(str(tmp_path / "runs"), "asr_events", later["run_id"]).read_json("queries.json")
+        )
+        assert findings[2]["Id"] in asked and findings[1]["Id"] not in asked

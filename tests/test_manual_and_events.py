@@ -278,11 +278,35 @@ def test_a_run_takes_the_events_no_run_took_up_to_its_first_start(tmp_path: Path
 
     store = RunStore(tmp_path)
     until = window_end(store, start + timedelta(minutes=3))
-    assert run_events({"asset": [mine]}, {"asset": Accessor()}, ["asset"], until) == [mine, left_out]
+    assert run_events({"asset": [mine]}, {"asset": Accessor()}, ["asset"], until) == ([mine], [left_out])
     assert asked == [(start, start + timedelta(minutes=3))]
     # Cleared two days later, the run's start moves; its window does not.
     assert window_end(store, start + timedelta(days=2)) == until
-    assert run_events({}, {"asset": Accessor()}, ["asset"], until) == []  # a run started by hand
+    assert run_events({}, {"asset": Accessor()}, ["asset"], until) == ([], [])  # a run started by hand
+
+
+def test_an_event_a_run_took_as_left_out_is_not_taken_again_by_the_next_run(tmp_path: Path) -> None:
+    """Airflow gives the next run every event since the previous run's first: the one the
+    previous run took as left out too. It would route those findings again, and ask a person
+    again to approve a fix the first run still waits on."""
+    from datetime import UTC, datetime, timedelta
+
+    from asr.claims import Claims
+    from asr.events import LEFT_OUT_CLAIM_TTL, take
+
+    start = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+    def event(minutes: int, message: str) -> SimpleNamespace:
+        batch = [{"MessageId": message, "Body": "{}"}]
+        extra = {"from_trigger": True, "payload": {"status": "success", "message_batch": batch}}
+        return SimpleNamespace(timestamp=start + timedelta(minutes=minutes), extra=extra)
+
+    first, second, third = event(0, "m1"), event(1, "m2"), event(2, "m3")
+    runs = [Claims(tmp_path, f"asr_events/run{n}", LEFT_OUT_CLAIM_TTL) for n in (1, 2)]
+    assert take([first], [second], runs[0]) == [first, second]
+    assert take([first], [second], runs[0]) == [first, second], "a retry of the run takes them again"
+    assert take([event(1, "m2"), third], [], runs[1]) == [third]  # as Airflow hands it over
+    assert take([first], [second], None) == [first, second]  # no shared claims: both read again
 
 
 def test_events_are_deduplicated_and_told_apart() -> None:

@@ -181,6 +181,14 @@ class Claims:
             return owner or "another run"
         return "another run"
 
+    def holder(self, name: str) -> str | None:
+        """Who else holds the claim ``name`` now; None when nobody does (or only this holder,
+        or a holder whose claim has lapsed)."""
+        held = self._read(self.root / name)
+        if held is None or held[1] or held[0] == self.owner:
+            return None
+        return held[0] or "another run"
+
     def _ours(self, text: str, _: Callable[[], float]) -> bool:
         return _owner(text) == self.owner
 

@@ -7,6 +7,7 @@ from Security Hub. Events are hints: they only name findings, which the run re-r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from asr.claims import Claims
 from asr.config import REGION_RE, ConfigError, Settings, env_number
 from asr.findings import RoutingRecord
 from asr.playbooks import registry
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 CUSTOM_ACTION = "Security Hub Findings - Custom Action"
 IMPORTED = "Security Hub Findings - Imported"
 EVENTS_UNTIL = "events-window.json"  # in the run's folder: kept when ingest starts over
+LEFT_OUT_CLAIM_TTL = 7 * 24 * 3600.0
 SOURCE = "aws.securityhub"  # only Security Hub may send events with it (EventBridge refuses others)
 SQS_LONGEST_WAIT = 20  # seconds: ReceiveMessage's WaitTimeSeconds is 0 to 20
 # The region in an SQS queue URL: https://sqs.eu-west-1.amazonaws.com/..., or the legacy
@@ -83,7 +86,7 @@ class FindingsAsked:
 
 def run_events(
     triggering: Mapping[Any, Sequence[Any]], inlet_events: Any, inlets: Iterable[Any], until: Any
-) -> list[Any]:
+) -> tuple[list[Any], list[Any]]:
     """The asset events of this run: those Airflow gave it, and those it left out of every run.
 
     Airflow 3.3 makes an asset-triggered run from the queue row of its first event, and
@@ -91,16 +94,44 @@ def run_events(
     the run is in no run until another event comes (apache/airflow#70972), and its SQS
     message is gone. So a run also takes the asset's events from its earliest up to
     ``until`` (its first start) that no run has taken (``inlets``: the asset;
-    ``inlet_events``: the task's accessor). Should a later event bring one of them into a
-    run after all, that run reads the finding again: fixed by then, it is no longer FAILED.
+    ``inlet_events``: the task's accessor). When a later event does come, Airflow gives the
+    next run every event since this run's first: ``take`` keeps it from those this run took.
     """
-    found = [event for events in triggering.values() for event in events]
-    if not found or until is None:
-        return found
-    earliest = min(event.timestamp for event in found)
-    for asset in inlets:
-        found += [e for e in inlet_events[asset].after(earliest).before(until) if not e.created_dagruns]
-    return found
+    given = [event for events in triggering.values() for event in events]
+    if not given or until is None:
+        return given, []
+    earliest = min(event.timestamp for event in given)
+    left_out = [
+        event
+        for asset in inlets
+        for event in inlet_events[asset].after(earliest).before(until)
+        if not event.created_dagruns
+    ]
+    return given, left_out
+
+
+def take(given: list[Any], left_out: list[Any], claims: Claims | None) -> list[Any]:
+    """The events this run acts on: those Airflow gave it that no other run took as left out,
+    and the left-out ones it claims first (``claims``: the run's; without them, every one:
+    a later run then reads the findings again, fixed by then or claimed by their fix). A
+    left-out event's claim lasts a week: the next event, which brings it into another run,
+    may come days later."""
+    if claims is None:
+        return given + left_out
+    taken = [event for event in given if claims.holder(event_claim(event)) is None]
+    taken += [e for e in left_out if claims.acquire(event_claim(e), {"event": "left out"}) is None]
+    dropped = len(given) + len(left_out) - len(taken)
+    if dropped:
+        log.info("%d events were taken by another run: left to it", dropped)
+    return taken
+
+
+def event_claim(event: Any) -> str:
+    """A claim's name for an asset event, from the SQS messages it carries: an event has no id
+    that both a run's triggering events and the asset's event accessor show."""
+    ids = sorted(str(m.get("MessageId")) for m in _messages([event]))
+    key = json.dumps([event.timestamp.isoformat(), ids])
+    return "event-" + hashlib.sha256(key.encode()).hexdigest()[:40] + ".json"
 
 
 def window_end(store: Any, started: Any) -> Any:

@@ -197,19 +197,21 @@ def ingest_events() -> dict[str, int]:
     FAILED, ACTIVE, NEW or NOTIFIED. A custom action ("Remediate with ASR") may act on
     any playbook; an "Imported" event only on playbooks with automatic remediation on.
     """
-    from asr import events
+    from asr import claims, events
     from asr.securityhub import QueryPlan, actionable_plan
 
     with _asked_wrong():
-        settings, store, _ = run_context()
+        settings, store, run_id = run_context()
     context = get_current_context()
-    found = events.run_events(
+    given, left_out = events.run_events(
         context["triggering_asset_events"],
         context["inlet_events"],
         context["task"].inlets,
         events.window_end(store, context["dag_run"].start_date),
     )
-    asked = events.findings_asked(found)
+    dag_id, conn_id = context["dag"].dag_id, settings.aws_conn_id
+    held = claims.for_run(settings.audit_root, dag_id, run_id, conn_id, ttl=events.LEFT_OUT_CLAIM_TTL)
+    asked = events.findings_asked(events.take(given, left_out, held))
     if not asked.finding_ids:
         log.info("The events named no findings")
         return _ingest(QueryPlan())
