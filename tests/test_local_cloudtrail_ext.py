@@ -51,3 +51,17 @@ def test_basic_selectors_replace_advanced_ones(clean_aws: str) -> None:
     selectors = cloudtrail.get_event_selectors(TrailName="switching")
     assert [s["ReadWriteType"] for s in selectors["EventSelectors"]] == ["WriteOnly"]
     assert selectors.get("AdvancedEventSelectors", []) == []
+
+
+def test_trails_asked_by_name_are_those_homed_in_the_region_asked(clean_aws: str) -> None:
+    arn = make_trail(clean_aws, "everywhere", multi_region=True)
+    make_trail(clean_aws, "here-only")
+    home, elsewhere = client(clean_aws, "cloudtrail"), client(clean_aws, "cloudtrail", "eu-west-1")
+
+    def names(cloudtrail, asked: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+        return [t["Name"] for t in cloudtrail.describe_trails(trailNameList=asked)["trailList"]]
+
+    assert names(home, ["everywhere", "here-only"]) == ["everywhere", "here-only"]
+    assert names(elsewhere, ["everywhere"]) == [], "by name only in its home Region"
+    assert names(elsewhere, [arn]) == ["everywhere"]
+    assert sorted(names(elsewhere, [])) == ["everywhere"]  # every trail the Region sees

@@ -227,8 +227,9 @@ def _trail_exists(cloudtrail: Any, name: str) -> bool:
 
 
 def _home_region(cloudtrail: Any, account: str, name: str) -> str | None:
-    """The home Region of the account's own trail of that name, wherever it is seen from."""
-    for trail in cloudtrail.describe_trails(trailNameList=[name], includeShadowTrails=True)["trailList"]:
+    """The home Region of the account's own trail of that name, wherever it is seen from. Not
+    asked by name: CloudTrail then answers only for trails homed in the Region asked."""
+    for trail in cloudtrail.describe_trails(includeShadowTrails=True)["trailList"]:
         if trail.get("Name") == name and trail.get("TrailARN", "").split(":")[4:5] == [account]:
             return str(trail.get("HomeRegion") or "") or None
     return None

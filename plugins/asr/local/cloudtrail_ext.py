@@ -5,15 +5,20 @@ events), and GetEventSelectors returns it, also for a multi-Region trail asked a
 ARN from another Region (a shadow trail); moto 5.2.5 returns no selector and knows only
 the home Region's trails, so a trail that logs management events looks as if it logged
 nothing. Putting basic selectors also replaces advanced ones (a trail has one kind or
-the other), which moto does not do.
+the other), which moto does not do. And DescribeTrails honours ``trailNameList``, which
+moto ignores: a name matches only a trail homed in the Region asked, an ARN any trail the
+Region sees (the model: "To return information about a trail in another Region, you must
+specify its trail ARN").
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from moto.cloudtrail.exceptions import TrailNotFoundException
 from moto.cloudtrail.models import CloudTrailBackend, Trail
+from moto.cloudtrail.responses import CloudTrailResponse
 
 DEFAULT_EVENT_SELECTOR: dict[str, Any] = {
     "ReadWriteType": "All",
@@ -51,7 +56,18 @@ def get_event_selectors(
     raise TrailNotFoundException(account_id=self.account_id, name=trail_name)
 
 
+def describe_trails(self: CloudTrailResponse) -> str:
+    include_shadow_trails = self._get_bool_param("includeShadowTrails", True)
+    trails = list(self.cloudtrail_backend.describe_trails(include_shadow_trails))
+    asked = self._get_param("trailNameList") or []
+    if asked:
+        region = self.cloudtrail_backend.region_name
+        trails = [t for t in trails if t.arn in asked or (t.trail_name in asked and t.region_name == region)]
+    return json.dumps({"trailList": [t.description(include_region=True) for t in trails]})
+
+
 def install() -> None:
+    CloudTrailResponse.describe_trails = describe_trails  # type: ignore[method-assign]
     Trail.__init__ = _init  # type: ignore[method-assign]
     Trail.put_event_selectors = _put_event_selectors  # type: ignore[method-assign]
     CloudTrailBackend.get_event_selectors = get_event_selectors  # type: ignore[method-assign]
