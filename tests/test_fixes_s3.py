@@ -444,6 +444,26 @@ def test_lifecycle_rule_is_added_and_other_rules_kept(aws) -> None:
     }
 
 
+def test_a_lifecycle_rule_of_the_old_form_is_kept_in_the_new(aws) -> None:
+    """S3 refuses rules with a rule-level Prefix (the old form) beside rules with a Filter: the
+    old rule is written with a Filter, as the same rule; a revert puts back the old form."""
+    clients, bucket = seeded_bucket(aws, "S3.13")
+    old = {"ID": "expire-tmp", "Prefix": "tmp/", "Status": "Enabled", "Expiration": {"Days": 30}}
+    clients.s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [old]})
+    assert clients.s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"] == [old]
+    result = fix(clients, "S3.13", bucket)
+    assert result.status == Status.REMEDIATED, result.message
+    rules = clients.s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert rules[0] == {
+        "ID": "expire-tmp",
+        "Filter": {"Prefix": "tmp/"},
+        "Status": "Enabled",
+        "Expiration": {"Days": 30},
+    }
+    registry().playbooks["S3.13"].build_action().revert(clients, bucket, result.before or {})
+    assert clients.s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"] == [old]
+
+
 def test_an_enabled_rule_moving_objects_soon_enough_complies(aws) -> None:
     clients, bucket = seeded_bucket(aws, "S3.13")
     rule = {

@@ -59,6 +59,15 @@ def test_several_conditions_outside_and_are_refused(s3) -> None:
     assert raised.value.response["Error"]["Code"] == "MalformedXML"
 
 
+def test_rules_of_the_old_and_new_forms_together_are_refused(s3) -> None:
+    old = {"ID": "old", "Prefix": "tmp/", "Status": "Enabled", "Expiration": {"Days": 30}}
+    new = {"ID": "new", "Filter": {"Prefix": "log/"}, "Status": "Enabled", "Expiration": {"Days": 30}}
+    with pytest.raises(ClientError, match="Filter element can only be used in Lifecycle V2"):
+        s3.put_bucket_lifecycle_configuration(Bucket=BUCKET, LifecycleConfiguration={"Rules": [old, new]})
+    for rules in ([old], [new]):
+        s3.put_bucket_lifecycle_configuration(Bucket=BUCKET, LifecycleConfiguration={"Rules": rules})
+
+
 def test_the_default_minimum_object_size_reads_back_as_put(s3) -> None:
     def default_after(**put: Any) -> str:
         s3.put_bucket_lifecycle_configuration(

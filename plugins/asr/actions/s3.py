@@ -719,6 +719,15 @@ class EnableServerAccessLogging(_BucketSetting):
 # --- Lifecycle (S3.13)
 
 
+def _with_filter(rule: dict[str, Any]) -> dict[str, Any]:
+    """A lifecycle rule of the old form (a rule-level ``Prefix``) written with a ``Filter``, the
+    same rule: S3 refuses a configuration that mixes the two forms, and ours has a Filter."""
+    if "Prefix" not in rule or "Filter" in rule:
+        return rule
+    rest = {key: value for key, value in rule.items() if key != "Prefix"}
+    return {**rest, "Filter": {"Prefix": rule["Prefix"]}}
+
+
 @register
 class AddLifecycleTransition(_BucketSetting):
     """Add a lifecycle rule that moves objects to a cheaper storage class after some days.
@@ -810,8 +819,9 @@ class AddLifecycleTransition(_BucketSetting):
                 {"Days": self.params["transition_days"], "StorageClass": self.params["storage_class"]}
             ],
         }
+        kept = [_with_filter(r) for r in rules if r.get("ID") != LIFECYCLE_RULE_ID]
         return {
-            "LifecycleRules": [*(r for r in rules if r.get("ID") != LIFECYCLE_RULE_ID), rule],
+            "LifecycleRules": [*kept, rule],
             TRANSITION_DEFAULT: state.get(TRANSITION_DEFAULT),  # kept as it is
         }
 

@@ -5,7 +5,9 @@ moto stores a lifecycle rule's prefix and tags but loses ``ObjectSizeGreaterThan
 objects reads back as one for every object, and re-putting the rules drops the limit. Here
 the sizes are kept beside moto's own rule objects and returned where AWS returns them.
 A top-level ``Filter`` with more than one condition is refused as AWS does (they must go
-in ``And``). The configuration's ``TransitionDefaultMinimumObjectSize`` (a header of the
+in ``And``), and so is a configuration that mixes rules of the old form (a rule-level
+``Prefix``) with rules that have a ``Filter`` ("Filter element can only be used in
+Lifecycle V2"). The configuration's ``TransitionDefaultMinimumObjectSize`` (a header of the
 put) is kept on the bucket too; moto always answers AWS's default.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from moto.core.responses import ActionResult
-from moto.s3.exceptions import MalformedXML
+from moto.s3.exceptions import MalformedXML, S3ClientError
 from moto.s3.models import FakeBucket
 from moto.s3.responses import S3Response
 
@@ -34,7 +36,14 @@ def _sizes(node: Any) -> dict[str, int]:
     return {field: int(node[field]) for field in SIZE_FIELDS if node.get(field) is not None}
 
 
+class MixedLifecycleVersions(S3ClientError):
+    def __init__(self) -> None:
+        super().__init__("InvalidRequest", "Filter element can only be used in Lifecycle V2.")
+
+
 def set_lifecycle(self: FakeBucket, rules: list[dict[str, Any]]) -> None:
+    if any("Prefix" in rule for rule in rules) and any("Filter" in rule for rule in rules):
+        raise MixedLifecycleVersions()
     for rule in rules:
         top = rule.get("Filter")
         if isinstance(top, dict) and sum(key in top for key in FILTER_CONDITIONS) > 1:
