@@ -116,6 +116,28 @@ def seeded_arn(aws: Any, control: str) -> str:
             },
             True,
         ),
+        # Lambda's documented way to share a function with an organization (add-permission
+        # --principal '*' --principal-org-id): fixed values of who calls, so not public.
+        (
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3"}},
+            },
+            False,
+        ),
+        (
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Condition": {"StringEquals": {"aws:PrincipalAccount": "1"}},
+            },
+            False,
+        ),
+        (
+            {"Effect": "Allow", "Principal": "*", "Condition": {"StringLike": {"aws:PrincipalOrgID": "o-*"}}},
+            True,
+        ),
     ],
 )
 def test_public_statement_is_what_aws_config_counts_as_public(

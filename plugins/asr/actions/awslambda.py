@@ -10,8 +10,19 @@ from asr.actions import Action, NotReversible, register
 if TYPE_CHECKING:
     from asr.aws import Clients
 
-# Condition keys that tie a public principal to one caller; compared lower-cased, as IAM does.
-RESTRICTING_KEYS = frozenset({"aws:sourceaccount", "aws:sourcearn"})
+# Condition keys that tie a public principal to fixed callers (AWS Config: "must grant access
+# only to fixed values"): the source, or the calling principal's account, organization or ARN,
+# as add-permission --principal-org-id writes it. Compared lower-cased, as IAM does.
+RESTRICTING_KEYS = frozenset(
+    {
+        "aws:sourceaccount",
+        "aws:sourcearn",
+        "aws:sourceowner",
+        "aws:principalaccount",
+        "aws:principalorgid",
+        "aws:principalarn",
+    }
+)
 # S3 may invoke a function for a bucket of any account: only the bucket's account pins it.
 S3_RESTRICTING_KEYS = frozenset({"aws:sourceaccount"})
 S3_PRINCIPAL = "s3.amazonaws.com"
@@ -103,7 +114,7 @@ def add_permission_args(statement: dict[str, Any]) -> dict[str, Any]:
 
 def is_public_statement(statement: dict[str, Any]) -> bool:
     """An Allow statement AWS Config's ``lambda-function-public-access-prohibited`` counts as
-    public: a wildcard principal not pinned by a fixed source account or ARN, or S3 as the
+    public: a wildcard principal not pinned to fixed callers (``RESTRICTING_KEYS``), or S3 as the
     principal with no fixed source account (any account's bucket could then invoke it)."""
     if statement.get("Effect") != "Allow":
         return False
