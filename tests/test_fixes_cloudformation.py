@@ -291,7 +291,8 @@ def test_the_fix_waits_for_the_update_to_end(monkeypatch: pytest.MonkeyPatch) ->
     cloudformation.assert_no_pending_responses()
 
 
-def test_an_update_still_under_way_when_the_wait_is_up_is_judged_by_its_read() -> None:
+def test_an_update_still_under_way_when_the_wait_is_up_is_not_counted_made() -> None:
+    """It may still roll back: listing the topic meanwhile proves nothing."""
     clients, cloudformation, sns = stubbed()
     cloudformation.add_response("describe_stacks", stack())
     expect_update(cloudformation, sns)
@@ -299,7 +300,9 @@ def test_an_update_still_under_way_when_the_wait_is_up_is_judged_by_its_read() -
         cloudformation.add_response(
             "describe_stacks", stack(StackStatus="UPDATE_IN_PROGRESS", NotificationARNs=[TOPIC])
         )
-    assert run(clients, wait_seconds=0).status == Status.REMEDIATED
+    result = run(clients, wait_seconds=0)
+    assert result.status == Status.FAILED
+    assert "was still under way after 0 s (wait_seconds): not counted as made" in result.message
     cloudformation.assert_no_pending_responses()
 
 
@@ -311,7 +314,9 @@ def test_an_update_that_rolls_back_fails_with_cloudformations_reason() -> None:
     cloudformation.add_response(
         "describe_stacks", stack(StackStatus="UPDATE_ROLLBACK_IN_PROGRESS", StackStatusReason=reason)
     )
-    cloudformation.add_response("describe_stacks", stack(StackStatus="UPDATE_ROLLBACK_IN_PROGRESS"))
+    # Rolling back, the stack may still list the topic its update added: not the fix made.
+    rolling_back = stack(StackStatus="UPDATE_ROLLBACK_IN_PROGRESS", NotificationARNs=[TOPIC])
+    cloudformation.add_response("describe_stacks", rolling_back)
     result = run(clients)
     assert result.status == Status.FAILED
     assert result.message == (

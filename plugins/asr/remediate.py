@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 from botocore.exceptions import ClientError
 
-from asr.actions import Action
+from asr.actions import Action, ChangeNotMade
 from asr.aws import AwsContext, Clients
 from asr.claims import Claims, claim_name
 from asr.findings import RoutingRecord
@@ -561,7 +561,7 @@ def _ended(
     result = checked(action, state, plan, summary)
     if error is None:
         return result
-    if result.status == Status.REMEDIATED:
+    if result.status == Status.REMEDIATED and not isinstance(error, ChangeNotMade):
         answered = f"a change call answered {describe_error(error)}, but it reads compliant now"
         return Result(Status.REMEDIATED, f"{summary} ({answered})", result.before, result.after)
     return Result(Status.FAILED, describe_error(error), plan.before, result.after)

@@ -239,6 +239,12 @@ def grant_name(purpose: str, *scope: str) -> str:
     return f"{readable}-{digest}"
 
 
+class ChangeNotMade(RuntimeError):
+    """The service took a change and then did not make it (rolled it back), or had not made it
+    when the wait was up: FAILED, however the resource reads just then (a stack rolling back
+    still lists what its update added)."""
+
+
 class NotReversible(Exception):
     """A fix that cannot be undone, or not wholly; the message says why."""
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from asr.actions import Action, register, topic_name_parameter
+from asr.actions import Action, ChangeNotMade, register, topic_name_parameter
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -48,8 +48,8 @@ UPDATED = ("UPDATE_COMPLETE", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")
 NO_UPDATES = "No updates are to be performed"
 
 
-class UpdateFailed(RuntimeError):
-    """CloudFormation took the update, then could not make it."""
+class UpdateFailed(ChangeNotMade):
+    """CloudFormation took the update, then could not make it (or had not when the wait was up)."""
 
 
 def describe_stack(cloudformation: Any, stack_id: str) -> dict[str, Any]:
@@ -141,10 +141,10 @@ class NotifyStackEvents(Action):
     Refused, saying why: a nested stack (only its root takes updates), a StackSet's instance
     (its StackSet would undo the change), and a stack in a state that takes no update (an
     operation under way, a failed rollback, a failed creation). The fix then waits up to
-    ``wait_seconds`` for the update to end: a rollback is reported with CloudFormation's reason;
-    an update still under way when that time is up is judged by what DescribeStacks answers
-    then. A rollback removes the topic the same way (topics added since are kept) and keeps
-    the topic itself.
+    ``wait_seconds`` for the update to end: a rollback is reported with CloudFormation's reason,
+    and an update still under way when that time is up fails, saying so (the next run reads
+    the stack again), whatever DescribeStacks lists meanwhile. A rollback removes the topic
+    the same way (topics added since are kept) and keeps the topic itself.
 
         remediation:
           action: cloudformation.notify-stack-events
@@ -234,5 +234,9 @@ class NotifyStackEvents(Action):
                 )
             left = deadline - time.monotonic()
             if left <= 0:
-                return
+                raise UpdateFailed(
+                    f"the update of stack {stack['StackName']} was still under way after "
+                    f"{self.params['wait_seconds']} s (wait_seconds): not counted as made; the next "
+                    "run reads the stack again"
+                )
             time.sleep(min(self.poll_seconds, left))
