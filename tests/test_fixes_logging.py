@@ -126,6 +126,16 @@ def test_any_multi_region_trail_logging_all_management_events_counts(clients: Cl
     assert names == {"company-trail", ACCOUNT_TRAIL}
 
 
+def test_a_region_with_five_trails_is_refused_before_a_bucket_or_key_is_made(clients: Clients) -> None:
+    for n in range(5):
+        make_trail(clients, f"team-{n}")  # single-Region, and not the configured name
+    result = fix(clients, "CloudTrail.1", MEMBER_ACCOUNT)
+    assert result.status == Status.FAILED
+    assert "has 5 trails already (team-0, team-1, team-2, team-3, team-4)" in result.message
+    assert CLOUDTRAIL_BUCKET not in [b["Name"] for b in clients.s3.list_buckets()["Buckets"]]
+    assert ALIAS not in [a["AliasName"] for a in clients.kms.list_aliases()["Aliases"]]
+
+
 def test_a_trail_homed_elsewhere_is_read_in_its_home(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
     """A multi-Region trail's selectors are asked of its home Region: CloudTrail does not
     document serving them from the copies elsewhere (and has answered TrailNotFound there)."""

@@ -44,6 +44,7 @@ BUCKET_TEMPLATE = {
 ALL_MANAGEMENT_EVENTS = {"ReadWriteType": "All", "IncludeManagementEvents": True}
 MANAGEMENT_CATEGORY = {"Field": "eventCategory", "Equals": ["Management"]}
 MAX_EVENT_SELECTORS = 5  # basic event selectors per trail
+TRAILS_PER_REGION = 5  # CloudTrail's quota, a multi-Region trail counting in every Region
 # CloudTrail's "Access denied." while a new role, or a grant just put on one, reaches it.
 NOT_USABLE_YET = ("InvalidCloudWatchLogsRoleArnException", "InvalidCloudWatchLogsLogGroupArnException")
 
@@ -226,6 +227,18 @@ def _trail_exists(cloudtrail: Any, name: str) -> bool:
     return True
 
 
+def _refuse_a_trail_too_many(cloudtrail: Any, region: str) -> None:
+    """CloudTrail keeps at most five trails per Region, a multi-Region trail counting in
+    each: refused before a bucket and a KMS key are made for a trail that cannot be."""
+    seen = cloudtrail.describe_trails(includeShadowTrails=True)["trailList"]
+    if len(seen) >= TRAILS_PER_REGION:
+        names = ", ".join(sorted(t["Name"] for t in seen))
+        raise ValueError(
+            f"{region} has {len(seen)} trails already ({names}), CloudTrail's most: make one of "
+            "them multi-Region and logging every management event, or delete one, and fix it again"
+        )
+
+
 def _home_region(cloudtrail: Any, account: str, name: str) -> str | None:
     """The home Region of the account's own trail of that name, wherever it is seen from. Not
     asked by name: CloudTrail then answers only for trails homed in the Region asked."""
@@ -359,6 +372,9 @@ class EnsureMultiRegionTrail(Action):
         cloudtrail = clients.cloudtrail
         region, partition = cloudtrail.meta.region_name, cloudtrail.meta.partition
         trail_arn = f"arn:{partition}:cloudtrail:{region}:{account}:trail/{name}"
+        exists = _trail_exists(cloudtrail, name)
+        if not exists:
+            _refuse_a_trail_too_many(cloudtrail, region)
         bucket = log_bucket_name(self.params["bucket_name"], account, region)
         ensure_log_bucket(
             clients.s3, bucket, _cloudtrail_bucket_statements(partition, bucket, account, trail_arn)
@@ -370,7 +386,7 @@ class EnsureMultiRegionTrail(Action):
             "EnableLogFileValidation": True,
             "KmsKeyId": ensure_cloudtrail_key(clients, self.params["kms_key_alias"]),
         }
-        if _trail_exists(cloudtrail, name):
+        if exists:
             cloudtrail.update_trail(Name=name, **settings)
         else:
             cloudtrail.create_trail(Name=name, **settings)

@@ -15,7 +15,11 @@ class EnableDetector(Action):
     """Turn GuardDuty on in one Region: enable its detector, or create one if there is none.
 
     A Region has at most one detector; a suspended one is re-enabled, keeping its
-    settings and findings, rather than replaced.
+    settings and findings, rather than replaced. A detector created without ``Features``
+    gets GuardDuty's optional protection plans that are on by default (S3, EKS audit logs,
+    malware scans of EBS, RDS and Lambda protection, as its model says), each billed after
+    its trial: what the console's "Enable GuardDuty" turns on too. A member whose GuardDuty
+    its delegated administrator suspended can only be turned on again by that account.
 
         remediation:
           action: guardduty.enable-detector
