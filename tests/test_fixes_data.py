@@ -274,13 +274,33 @@ def replication_group(clients: Clients, name: str, replicas: int) -> str:
     return str(group["ARN"])
 
 
-def test_failover_is_enabled_without_rushing_the_maintenance_window(aws: Any) -> None:
+def test_failover_is_enabled_at_once_when_nothing_waits_for_the_window(aws: Any) -> None:
     clients = Clients(aws, MEMBER_ACCOUNT, REGION)
     arn = replication_group(clients, "sessions", replicas=1)
     with parameters_sent(clients.elasticache, "ModifyReplicationGroup") as sent:
         result, _ = fix(aws, "ElastiCache.3", arn)
     assert result.status == Status.REMEDIATED, result.message
-    assert sent == [{"ReplicationGroupId": "sessions", "AutomaticFailoverEnabled": True}]
+    assert sent == [
+        {"ReplicationGroupId": "sessions", "AutomaticFailoverEnabled": True, "ApplyImmediately": True}
+    ]
+
+
+def test_failover_does_not_rush_changes_waiting_for_the_maintenance_window() -> None:
+    client = boto3.client(
+        "elasticache", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    stubber = Stubber(client)
+    waiting = {"PendingModifiedValues": {"PrimaryClusterId": "sessions-002"}}
+    group = {"ReplicationGroupId": "sessions", "MemberClusters": ["sessions-001", "sessions-002"], **waiting}
+    stubber.add_response("describe_replication_groups", {"ReplicationGroups": [group]})
+    expected = {"ReplicationGroupId": "sessions", "AutomaticFailoverEnabled": True, "ApplyImmediately": False}
+    stubber.add_response("modify_replication_group", {}, expected)
+    stubber.activate()
+    action = registry().playbooks["ElastiCache.3"].build_action()
+    clients = SimpleNamespace(elasticache=client)
+    state = action.read(clients, "sessions")  # type: ignore[arg-type]
+    action.apply(clients, "sessions", state, action.plan(state))  # type: ignore[arg-type]
+    stubber.assert_no_pending_responses()
 
 
 def test_a_group_without_a_replica_is_refused_and_left_alone(aws: Any) -> None:

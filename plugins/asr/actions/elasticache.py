@@ -29,8 +29,10 @@ class EnableAutomaticFailover(Action):
     """Let a Redis OSS or Valkey replication group promote a replica when its primary fails.
 
     A group without a replica has nothing to promote, and AWS refuses the change: it is
-    reported so, to have a replica added first. ``ApplyImmediately`` is not sent, so other
-    changes waiting for the maintenance window keep waiting.
+    reported so, to have a replica added first. ``ApplyImmediately`` is sent when no other
+    change waits for the maintenance window (else a change left for the window could wait
+    there until the next failure, when failover was wanted); with changes waiting, it is not,
+    as it would apply those at once too, and the failover waiting with them counts as on.
 
         remediation:
           action: elasticache.enable-automatic-failover
@@ -45,7 +47,12 @@ class EnableAutomaticFailover(Action):
         group = replication_group(clients.elasticache, resource_id)
         pending = (group.get("PendingModifiedValues") or {}).get("AutomaticFailoverStatus")
         status = pending or group.get("AutomaticFailover") or "disabled"
-        return {"AutomaticFailover": status in ON, "Nodes": len(group.get("MemberClusters") or ())}
+        others = sorted(set(group.get("PendingModifiedValues") or {}) - {"AutomaticFailoverStatus"})
+        return {
+            "AutomaticFailover": status in ON,
+            "Nodes": len(group.get("MemberClusters") or ()),
+            "QueuedChanges": others,
+        }
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
         return {} if state["AutomaticFailover"] else {"AutomaticFailover": True}
@@ -56,7 +63,9 @@ class EnableAutomaticFailover(Action):
                 f"replication group {resource_id} has no replica to fail over to: add one, then fix it again"
             )
         clients.elasticache.modify_replication_group(
-            ReplicationGroupId=resource_id, AutomaticFailoverEnabled=True
+            ReplicationGroupId=resource_id,
+            AutomaticFailoverEnabled=True,
+            ApplyImmediately=not state.get("QueuedChanges"),
         )
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
