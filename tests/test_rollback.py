@@ -327,6 +327,42 @@ def test_a_fix_a_retry_finished_is_put_back_to_before_the_first_try(aws, tmp_pat
     assert _state(aws, record) == seeded
 
 
+def test_a_fix_planned_again_after_another_fix_is_put_back_without_undoing_the_other(
+    aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EC2.13's fix revoked port 22 between EC2.19's read and its revoke; EC2.19 planned again
+    and revoked 3306 alone. Rolling EC2.19 back opens 3306 again, not 22."""
+    from helpers import routing_record
+
+    ec2 = Clients(aws, MEMBER_ACCOUNT, REGION).ec2
+    vpc_id = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    group_id = ec2.create_security_group(GroupName="both", Description="test", VpcId=vpc_id)["GroupId"]
+    world = [
+        {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+        for port in (22, 3306)
+    ]
+    ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=world)
+    arn = f"arn:aws:ec2:{REGION}:{MEMBER_ACCOUNT}:security-group/{group_id}"
+    record = routing_record("EC2.19", arn, group_id, MEMBER_ACCOUNT, REGION)
+    action_class = type(registry().playbooks["EC2.19"].build_action())
+    real, calls = action_class.apply, []
+
+    def after_another_fix(self: Any, clients: Clients, resource_id: str, state: dict, plan: dict) -> None:
+        if not calls:
+            ec2.revoke_security_group_ingress(GroupId=resource_id, IpPermissions=world[:1])
+        calls.append(plan)
+        real(self, clients, resource_id, state, plan)
+
+    monkeypatch.setattr(action_class, "apply", after_another_fix)
+    outcome, journal = _fixed_in_a_run(aws, tmp_path, record)
+    assert outcome.status == "REMEDIATED", outcome.message
+
+    [reversal] = Rollback(journal, aws).run()
+    assert reversal.status == RollbackStatus.REVERTED, reversal.reason
+    group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+    assert [rule["FromPort"] for rule in group["IpPermissions"]] == [3306]
+
+
 def test_a_fix_that_changed_nothing_is_not_reverted(
     aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -396,11 +396,14 @@ def _fix(targets: list[Target], dry: bool, journal: Journal | None, threads: int
         if dry:
             results.update({index: dry_run(plan) for index, plan in planned.items()})
             planned = {}
-        errors = _apply(targets, planned, journal, pool)
+        errors, compliant = _apply(targets, planned, journal, pool)
         states = dict(zip(planned, _read_grouped([targets[i] for i in planned], pool), strict=True))
         _await_propagation(targets, states, errors, pool)
         for index, state in states.items():
-            results[index] = _ended(targets[index].action, planned[index], state, errors.get(index))
+            ended = _ended(targets[index].action, planned[index], state, errors.get(index))
+            results[index] = (
+                compliant[index] if index in compliant and ended.status == Status.REMEDIATED else ended
+            )
         if journal:
             list(pool.map(lambda index: settle(journal, targets[index], results[index]), planned))
     return [results[index] for index in range(len(targets))]
@@ -502,29 +505,47 @@ def _finish_earlier_tries(targets: list[Target], results: dict[int, Result], jou
 
 def _apply(
     targets: list[Target], planned: dict[int, Planned], journal: Journal | None, pool: ThreadPoolExecutor
-) -> dict[int, Exception]:
-    """Record and apply each plan on the pool; return the errors, by target."""
+) -> tuple[dict[int, Exception], dict[int, Result]]:
+    """Record and apply each plan on the pool; return the errors, and the targets another
+    change made compliant first, by target. A plan made again from a new read (the resource
+    changed under it) replaces the first, in ``planned`` and in the journal: its before-state
+    is what this fix changed, not what another fix did."""
+    compliant: dict[int, Result] = {}
 
     def change(index: int) -> Exception | None:
         target, plan = targets[index], planned[index]
+
+        def replanned(now: Planned | Result) -> None:
+            if isinstance(now, Result):
+                compliant[index] = Result(
+                    Status.ALREADY_COMPLIANT, "made compliant by another change first; nothing changed"
+                )
+                return
+            planned[index] = now
+            if journal:
+                journal.intend(target, now)
+
         try:
             if journal:
                 journal.intend(target, plan)
-            retry_throttled(_applier(target, plan))
+            retry_throttled(_applier(target, plan, replanned))
         except Exception as exc:
             return exc
         return None
 
-    return {index: error for index, error in zip(planned, pool.map(change, planned), strict=True) if error}
+    errors = {index: error for index, error in zip(planned, pool.map(change, planned), strict=True) if error}
+    return errors, compliant
 
 
-def _applier(target: Target, planned: Planned) -> Callable[[], None]:
+def _applier(
+    target: Target, planned: Planned, replanned: Callable[[Planned | Result], None]
+) -> Callable[[], None]:
     """The apply to retry when throttled. A throttled apply may have made part of its change
     (one call of several went through), so a retry reads the resource again and applies only
     what is still needed: the first plan would redo the part made, and AWS refuses some of
     that (revoking a rule twice answers InvalidPermission.NotFound). A call refused because
     the resource changed since it was read (``Action.stale_plan_errors``) is planned again
-    from a new read, a few times at most."""
+    from a new read, a few times at most, and that plan is handed to ``replanned``."""
     action, clients, resource_id = target.action, target.clients, target.resource_id
     tries = 0
 
@@ -542,6 +563,7 @@ def _applier(target: Target, planned: Planned) -> Callable[[], None]:
                 if error_code(exc) not in action.stale_plan_errors or replans == STALE_PLAN_REPLANS:
                     raise
             now = assess(action, clients, resource_id)
+            replanned(now)
 
     return apply
 

@@ -139,11 +139,15 @@ def latest_fixes(changes: Iterable[Change]) -> list[Change]:
 
 def _continued(earlier: Change, retry: Change) -> Change:
     """The retry's change, from the state before the earlier try of the same run when that try
-    made part of the change and did not finish it; else the retry's change as it is."""
-    run = ("dag_id", "run_id")
+    made part of the change and did not finish it; else the retry's change as it is. An
+    earlier intent of the same try was planned again from a new read before anything was
+    changed (``remediate._apply``): the later one stands alone."""
+    run, task_try = ("dag_id", "run_id"), ("dag_id", "run_id", "batch_id", "try_number")
     if earlier.status == Status.REMEDIATED or not _made(earlier):
         return retry
     if [earlier.intent.get(k) for k in run] != [retry.intent.get(k) for k in run]:
+        return retry
+    if [earlier.intent.get(k) for k in task_try] == [retry.intent.get(k) for k in task_try]:
         return retry
     intent = retry.intent | {
         "state": earlier.intent["state"],
