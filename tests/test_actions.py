@@ -237,6 +237,9 @@ def test_findings_of_one_resource_with_parameters_no_fix_can_join_are_not_acted_
     seeded = seed_one(aws, "EC2.18", MEMBER_ACCOUNT, REGION)
     group_id = seeded.resource_id.rsplit("/", 1)[1]
     one, two = (record("EC2.18", seeded.resource_id, group_id) for _ in range(2))
+    # The playbook's own values spelled out are the same parameters: one fix for both.
+    spelled = dataclasses.replace(two, finding_id="spelled", parameters={"authorized_tcp_ports": [80, 443]})
+    assert [o.status for o in run_batch([one, spelled], registry(), aws, dry=True)] == [Status.DRY_RUN] * 2
     two = dataclasses.replace(two, finding_id="other", parameters={"authorized_tcp_ports": [443, 8443]})
     local.served_requests(clear=True)
     outcomes = run_batch([one, two], registry(), aws)

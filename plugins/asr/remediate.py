@@ -244,7 +244,7 @@ def resolve_targets(
     def resource_action(same: list[RoutingRecord]) -> Action:
         """One action for a resource's findings: the strictest of their parameters when they
         differ (``Action.strictest``, which may refuse)."""
-        actions = list({id(a): a for a in map(action_for, same)}.values())
+        actions = list({json.dumps(a.params, sort_keys=True): a for a in map(action_for, same)}.values())
         if len(actions) == 1:
             return actions[0]
         return playbook.build_action(type(actions[0]).strictest([a.params for a in actions]))
