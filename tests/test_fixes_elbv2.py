@@ -219,8 +219,9 @@ def test_a_listener_that_already_redirects_to_https_is_left_alone(
         (redirect("HTTP", "www.example.com"), "443"),
         (redirect("#{protocol}", "www.example.com", "80"), "443"),
         (redirect("HTTP", "www.example.com", "8443"), "8443"),
+        (redirect("HTTP", "#{host}", "8080"), "443"),  # this balancer's other HTTP listener
     ],
-    ids=["to-http", "to-same-protocol-on-80", "to-another-port"],
+    ids=["to-http", "to-same-protocol-on-80", "to-another-host-s-port", "to-its-own-http-port"],
 )
 def test_a_redirect_that_stays_on_http_goes_where_it_went_over_https(
     aws: Any, default: dict[str, Any], port: str
@@ -229,7 +230,8 @@ def test_a_redirect_that_stays_on_http_goes_where_it_went_over_https(
     arn, _ = make_balancer(clients)
     listener = http_listener(clients, arn, [default])
     assert fix(aws, arn).status == Status.REMEDIATED
-    assert default_actions(clients, listener) == [redirect("HTTPS", "www.example.com", port)]
+    host = default["RedirectConfig"]["Host"]
+    assert default_actions(clients, listener) == [redirect("HTTPS", host, port)]
 
 
 def test_a_balancer_without_http_listeners_complies_even_without_https(aws: Any) -> None:

@@ -136,6 +136,29 @@ def test_a_region_with_five_trails_is_refused_before_a_bucket_or_key_is_made(cli
     assert ALIAS not in [a["AliasName"] for a in clients.kms.list_aliases()["Aliases"]]
 
 
+def test_the_organization_s_trail_does_not_count_toward_a_member_s_five() -> None:
+    import boto3
+    from botocore.stub import Stubber
+
+    from asr.actions.cloudtrail import _refuse_a_trail_too_many
+
+    cloudtrail = boto3.client(
+        "cloudtrail", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    stubber = Stubber(cloudtrail)
+    owners = [OTHER_ACCOUNT] + [MEMBER_ACCOUNT] * 4  # the management account's organization trail
+    trails = [
+        {"Name": f"t{n}", "TrailARN": f"arn:aws:cloudtrail:{REGION}:{owner}:trail/t{n}"}
+        for n, owner in enumerate(owners)
+    ]
+    for listed in (trails, [*trails, {**trails[1], "Name": "t5", "TrailARN": trails[1]["TrailARN"] + "5"}]):
+        stubber.add_response("describe_trails", {"trailList": listed}, {"includeShadowTrails": True})
+    stubber.activate()
+    _refuse_a_trail_too_many(cloudtrail, MEMBER_ACCOUNT, REGION)  # four of its own: room for one
+    with pytest.raises(ValueError, match="has 5 trails already"):
+        _refuse_a_trail_too_many(cloudtrail, MEMBER_ACCOUNT, REGION)
+
+
 def test_a_trail_homed_elsewhere_is_read_in_its_home(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
     """A multi-Region trail's selectors are asked of its home Region: CloudTrail does not
     document serving them from the copies elsewhere (and has answered TrailNotFound there)."""
@@ -937,10 +960,13 @@ def test_an_unconfirmed_subscriber_or_a_topic_we_may_not_list_does_not_count() -
         {"Subscriptions": [{**pending, "Endpoint": "secops@example.com", "Owner": MEMBER_ACCOUNT}]},
     )
     theirs = f"arn:aws:sns:{REGION}:{OTHER_ACCOUNT}:central-alarms"
-    stubber.add_client_error("list_subscriptions_by_topic", "AuthorizationError", http_status_code=403)
+    for _ in range(2):
+        stubber.add_client_error("list_subscriptions_by_topic", "AuthorizationError", http_status_code=403)
     stubber.activate()
-    assert subscriptions(sns, topic) == {"secops@example.com": False}
-    assert subscriptions(sns, theirs) == {}, "another account's topic we may not list: not counted"
+    assert subscriptions(sns, topic, MEMBER_ACCOUNT) == {"secops@example.com": False}
+    assert subscriptions(sns, theirs, MEMBER_ACCOUNT) == {}, "another account's topic we may not list"
+    with pytest.raises(ClientError, match="AuthorizationError"):  # our own: a permission missing
+        subscriptions(sns, topic, MEMBER_ACCOUNT)
 
 
 def test_cis_filters_are_the_benchmark_s() -> None:

@@ -115,7 +115,8 @@ def take(given: list[Any], left_out: list[Any], claims: Claims | None) -> list[A
     and the left-out ones it claims first (``claims``: the run's; without them, every one:
     a later run then reads the findings again, fixed by then or claimed by their fix). A
     left-out event's claim lasts a week: the next event, which brings it into another run,
-    may come days later."""
+    may come days later. A run made in the moment between this run's read of the left-out
+    events and its claims may take one too; it reads the finding again then."""
     if claims is None:
         return given + left_out
     taken = [event for event in given if claims.holder(event_claim(event)) is None]

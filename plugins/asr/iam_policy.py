@@ -503,7 +503,7 @@ def admin_policies(
             "organizations", ("ListAccounts", "ListAccountsForParent", "ListOrganizationalUnitsForParent")
         ),
         # ASR_DATA_DIR=s3://bucket/prefix: the runs' findings, outcomes and reports, the audit
-        # journal and the claims on resources (deleted when a batch ends).
+        # journal and the claims on resources (deleted when a batch ends) and on left-out events.
         "ASRAdministratorDataDir": _s3_folder(data_dir),
     }
     if urlsplit(audit_dir or "").scheme == "s3":  # ASR_AUDIT_DIR: the journal and the claims

@@ -194,7 +194,7 @@ def ingest_events() -> dict[str, int]:
     """The findings named by the Security Hub events that triggered this run.
 
     Events are only hints: each finding is re-read and acted on only if it is still
-    FAILED, ACTIVE, NEW or NOTIFIED. A custom action ("Remediate with ASR") may act on
+    FAILED or WARNING, ACTIVE, NEW or NOTIFIED. A custom action ("Remediate with ASR") may act on
     any playbook; an "Imported" event only on playbooks with automatic remediation on.
     """
     from asr import claims, events

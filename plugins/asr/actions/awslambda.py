@@ -143,9 +143,10 @@ def _statements(clients: Clients, resource_id: str) -> list[dict[str, Any]]:
 class RemovePublicPolicyStatements(Action):
     """Remove the statements of a function's resource policy that let anyone call it.
 
-    A statement with a ``*`` principal stays when a condition on ``aws:SourceAccount`` or
-    ``aws:SourceArn`` ties it to fixed values (the shape AWS services' triggers use); an S3
-    trigger stays when it names the bucket's account (``aws:SourceAccount``). Every other
+    A statement with a ``*`` principal stays when a condition ties it to fixed callers
+    (``RESTRICTING_KEYS``: the source account or ARN, the shape AWS services' triggers use;
+    or the caller's organization, account or ARN); an S3 trigger stays when it names the
+    bucket's account (``aws:SourceAccount``). Every other
     statement is kept as it is. Only the unqualified function's policy is changed.
 
         remediation:

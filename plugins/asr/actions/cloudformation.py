@@ -143,7 +143,8 @@ class NotifyStackEvents(Action):
     operation under way, a failed rollback, a failed creation). The fix then waits up to
     ``wait_seconds`` for the update to end: a rollback is reported with CloudFormation's reason,
     and an update still under way when that time is up fails, saying so (the next run reads
-    the stack again), whatever DescribeStacks lists meanwhile. A rollback removes the topic
+    the stack again), whatever DescribeStacks lists meanwhile (0 does not wait: the fix then
+    fails unless the update ended at once). A revert waits the same way. A rollback removes the topic
     the same way (topics added since are kept) and keeps the topic itself.
 
         remediation:

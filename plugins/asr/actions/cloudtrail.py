@@ -227,10 +227,12 @@ def _trail_exists(cloudtrail: Any, name: str) -> bool:
     return True
 
 
-def _refuse_a_trail_too_many(cloudtrail: Any, region: str) -> None:
-    """CloudTrail keeps at most five trails per Region, a multi-Region trail counting in
-    each: refused before a bucket and a KMS key are made for a trail that cannot be."""
-    seen = cloudtrail.describe_trails(includeShadowTrails=True)["trailList"]
+def _refuse_a_trail_too_many(cloudtrail: Any, account: str, region: str) -> None:
+    """CloudTrail keeps at most five trails of an account per Region, a multi-Region trail
+    counting in each (an organization trail counts for the management account): refused
+    before a bucket and a KMS key are made for a trail that cannot be."""
+    trails = cloudtrail.describe_trails(includeShadowTrails=True)["trailList"]
+    seen = [t for t in trails if t.get("TrailARN", "").split(":")[4:5] == [account]]
     if len(seen) >= TRAILS_PER_REGION:
         names = ", ".join(sorted(t["Name"] for t in seen))
         raise ValueError(
@@ -374,7 +376,7 @@ class EnsureMultiRegionTrail(Action):
         trail_arn = f"arn:{partition}:cloudtrail:{region}:{account}:trail/{name}"
         exists = _trail_exists(cloudtrail, name)
         if not exists:
-            _refuse_a_trail_too_many(cloudtrail, region)
+            _refuse_a_trail_too_many(cloudtrail, account, region)
         bucket = log_bucket_name(self.params["bucket_name"], account, region)
         ensure_log_bucket(
             clients.s3, bucket, _cloudtrail_bucket_statements(partition, bucket, account, trail_arn)

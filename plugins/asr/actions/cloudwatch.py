@@ -215,10 +215,11 @@ def trail_log_group(clients: Clients) -> str:
     raise LookupError(NOT_LOGGING.format(trails=", ".join(t["Name"] for t in sending)))
 
 
-def subscriptions(sns: Any, topic_arn: str) -> dict[str, bool]:
+def subscriptions(sns: Any, topic_arn: str, account: str) -> dict[str, bool]:
     """A topic's subscribers (endpoint -> confirmed); none for a topic that is gone, or that
-    the account may not list (another account's: Security Hub cannot count it either, and the
-    fix makes its own alarm). SNS lists an unconfirmed one (an email nobody answered yet) as
+    ``account`` may not list when it is another account's (Security Hub cannot count it
+    either, and the fix makes its own alarm; on its own topic that refusal is a missing
+    permission, and stands). SNS lists an unconfirmed one (an email nobody answered yet) as
     ``PendingConfirmation``."""
     found: dict[str, bool] = {}
     try:
@@ -226,7 +227,11 @@ def subscriptions(sns: Any, topic_arn: str) -> dict[str, bool]:
             for subscription in page["Subscriptions"]:
                 confirmed = subscription["SubscriptionArn"].startswith("arn:")
                 found[subscription["Endpoint"]] = found.get(subscription["Endpoint"], False) or confirmed
-    except (sns.exceptions.NotFoundException, sns.exceptions.AuthorizationErrorException):
+    except sns.exceptions.NotFoundException:
+        return {}
+    except sns.exceptions.AuthorizationErrorException:
+        if topic_arn.split(":")[4:5] == [account]:
+            raise
         return {}
     return found
 
@@ -345,7 +350,7 @@ class EnsureCisAlarm(Action):
                     alarm["AlarmName"]
                     for alarm in alarms
                     for topic in alarm.get("AlarmActions", [])
-                    if ":sns:" in topic and any(subscriptions(home.sns, topic).values())
+                    if ":sns:" in topic and any(subscriptions(home.sns, topic, clients.account_id).values())
                 )
                 named = {key: metric[key] for key in ("metricName", "metricNamespace")}
                 if notifying:
@@ -402,12 +407,12 @@ class EnsureCisAlarm(Action):
         )
         try:
             sns.get_topic_attributes(TopicArn=arn)
-        except (sns.exceptions.NotFoundException, sns.exceptions.AuthorizationErrorException):
+        except sns.exceptions.NotFoundException:
             attributes = (
                 {"KmsMasterKeyId": self.params["kms_key_id"]} if self.params.get("kms_key_id") else {}
             )
             arn = sns.create_topic(Name=self.params["topic_name"], Attributes=attributes)["TopicArn"]
-        subscribed = subscriptions(sns, arn)
+        subscribed = subscriptions(sns, arn, clients.account_id)
         for subscriber in self.params["subscribers"]:
             if subscriber["endpoint"] not in subscribed:
                 answer = sns.subscribe(

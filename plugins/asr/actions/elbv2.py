@@ -31,15 +31,19 @@ def to_https(action: dict[str, Any]) -> bool:
     return action.get("Type") == "redirect" and config.get("Protocol") == "HTTPS"
 
 
-def https_redirect(actions: list[dict[str, Any]]) -> dict[str, Any]:
+def https_redirect(actions: list[dict[str, Any]], https_ports: list[int]) -> dict[str, Any]:
     """What replaces actions that serve over HTTP: a redirect to HTTP keeps where it sends
-    (host, path, query, status) over HTTPS, on 443 where it kept the port or named 80 (an
-    old host sent on to a new one stays so); anything else redirects to the same URL."""
+    (host, path, query, status) over HTTPS (an old host sent on to a new one stays so); anything
+    else redirects to the same URL. The port stays where it names another host's, or one of
+    this load balancer's HTTPS listeners; else it is 443 (on the same host, 80 or another HTTP
+    listener's port would take TLS it cannot answer)."""
     if len(actions) != 1 or actions[0].get("Type") != "redirect":
         return REDIRECT
     config = actions[0].get("RedirectConfig") or {}
     port = config.get("Port", "#{port}")
-    port = str(HTTPS_PORT) if port in ("#{port}", "80") else port
+    elsewhere = config.get("Host", "#{host}") != "#{host}" and port not in ("#{port}", "80")
+    if not elsewhere and not (port.isdigit() and int(port) in https_ports):
+        port = str(HTTPS_PORT)
     return {"Type": "redirect", "RedirectConfig": {**config, "Protocol": "HTTPS", "Port": port}}
 
 
@@ -59,7 +63,7 @@ def complies(arn: str, actions: list[dict[str, Any]]) -> bool:
 
 @register
 class RedirectHttpToHttps(Action):
-    """Make every HTTP listener of an Application Load Balancer redirect to HTTPS:443 (301).
+    """Make every HTTP listener of an Application Load Balancer redirect to HTTPS (301).
 
     What is checked is what AWS Config's ``alb-http-to-https-redirection-check`` counts: on
     each HTTP listener the default action, and every other rule that forwards (or redirects
@@ -86,7 +90,7 @@ class RedirectHttpToHttps(Action):
         "elasticloadbalancing:ModifyListener",
         "elasticloadbalancing:ModifyRule",
     )
-    summary = "made every HTTP listener of the load balancer redirect to HTTPS:443"
+    summary = "made every HTTP listener of the load balancer redirect to HTTPS"
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         """The ports of the HTTPS listeners, and the actions of each HTTP listener's default
@@ -116,7 +120,7 @@ class RedirectHttpToHttps(Action):
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
         plan = {
-            arn: [https_redirect(actions)]
+            arn: [https_redirect(actions, state[HTTPS_PORTS])]
             for arn, actions in state.items()
             if arn != HTTPS_PORTS and not complies(arn, actions)
         }
