@@ -33,6 +33,11 @@ def seeded_arn(aws: Any, control: str) -> str:
 # Lambda.1
 
 
+def anyone_if(operator: str, key: str, value: str) -> dict[str, Any]:
+    """An Allow statement to any principal under one condition."""
+    return {"Effect": "Allow", "Principal": "*", "Condition": {operator: {key: value}}}
+
+
 @pytest.mark.parametrize(
     ("statement", "public"),
     [
@@ -59,85 +64,20 @@ def seeded_arn(aws: Any, control: str) -> str:
         ),
         ({"Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}}, False),
         ({"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::*:root"}}, True),
-        (
-            {
-                "Effect": "Allow",
-                "Principal": "*",
-                "Condition": {"ArnLike": {"AWS:SourceArn": "arn:aws:s3:::*"}},
-            },
-            True,
-        ),
-        (
-            {"Effect": "Allow", "Principal": "*", "Condition": {"StringLike": {"aws:SourceAccount": "*"}}},
-            True,
-        ),
-        (
-            {
-                "Effect": "Allow",
-                "Principal": "*",
-                "Condition": {"StringEquals": {"aws:SourceAccount": "${aws:PrincipalAccount}"}},
-            },
-            True,
-        ),
+        (anyone_if("ArnLike", "AWS:SourceArn", "arn:aws:s3:::*"), True),
+        (anyone_if("StringLike", "aws:SourceAccount", "*"), True),
+        (anyone_if("StringEquals", "aws:SourceAccount", "${aws:PrincipalAccount}"), True),
         ({"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::333333333333:root"}}, False),
-        (
-            {
-                "Effect": "Allow",
-                "Principal": "*",
-                "Condition": {"ArnLike": {"AWS:SourceArn": "arn:aws:s3:::b"}},
-            },
-            False,
-        ),
-        (
-            {"Effect": "Allow", "Principal": "*", "Condition": {"StringEquals": {"aws:SourceAccount": "1"}}},
-            False,
-        ),
-        (
-            {
-                "Effect": "Allow",
-                "Principal": "*",
-                "Condition": {"StringNotEquals": {"aws:SourceAccount": "1"}},
-            },
-            True,
-        ),
-        (
-            {
-                "Effect": "Allow",
-                "Principal": "*",
-                "Condition": {"ArnLikeIfExists": {"aws:SourceArn": "arn:x"}},
-            },
-            True,
-        ),
-        (
-            {
-                "Effect": "Allow",
-                "Principal": "*",
-                "Condition": {"StringEquals": {"lambda:FunctionUrlAuthType": "NONE"}},
-            },
-            True,
-        ),
+        (anyone_if("ArnLike", "AWS:SourceArn", "arn:aws:s3:::b"), False),
+        (anyone_if("StringEquals", "aws:SourceAccount", "1"), False),
+        (anyone_if("StringNotEquals", "aws:SourceAccount", "1"), True),
+        (anyone_if("ArnLikeIfExists", "aws:SourceArn", "arn:x"), True),
+        (anyone_if("StringEquals", "lambda:FunctionUrlAuthType", "NONE"), True),
         # Lambda's documented way to share a function with an organization (add-permission
         # --principal '*' --principal-org-id): fixed values of who calls, so not public.
-        (
-            {
-                "Effect": "Allow",
-                "Principal": "*",
-                "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3"}},
-            },
-            False,
-        ),
-        (
-            {
-                "Effect": "Allow",
-                "Principal": "*",
-                "Condition": {"StringEquals": {"aws:PrincipalAccount": "1"}},
-            },
-            False,
-        ),
-        (
-            {"Effect": "Allow", "Principal": "*", "Condition": {"StringLike": {"aws:PrincipalOrgID": "o-*"}}},
-            True,
-        ),
+        (anyone_if("StringEquals", "aws:PrincipalOrgID", "o-a1b2c3"), False),
+        (anyone_if("StringEquals", "aws:PrincipalAccount", "1"), False),
+        (anyone_if("StringLike", "aws:PrincipalOrgID", "o-*"), True),
     ],
 )
 def test_public_statement_is_what_aws_config_counts_as_public(
