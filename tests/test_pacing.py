@@ -120,16 +120,25 @@ def test_paced_threads_stay_within_the_stand_in_budget(throttled) -> None:  # ty
     assert elapsed >= (45 - 5) / 20
 
 
-def test_a_budget_larger_than_the_account_s_backs_off_and_loses_nothing(throttled) -> None:  # type: ignore[no-untyped-def]
+def test_a_budget_larger_than_the_account_s_backs_off_and_loses_nothing(
+    throttled, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """asr's own bucket empties on each throttling answer (botocore's retries alone would also
+    lose nothing, but keep sending at the budget's rate): both are proven here."""
     aws = throttled
     vpc_id = Clients(aws, MEMBER_ACCOUNT, REGION).ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     throttling.enable(ec2_write=(5, 20))
     aws.budget = RateBudget({"ec2:write": (100, 100)})
     aws._clients.clear()
+    drained: list[TokenBucket] = []
+    real_drain = TokenBucket.drain
+    monkeypatch.setattr(TokenBucket, "drain", lambda self: (drained.append(self), real_drain(self))[1])
     _tag_calls(Clients(aws, MEMBER_ACCOUNT, REGION), vpc_id, 40, threads=4)
     writes = [c for c in throttling.stats()["counts"] if c["api_class"] == "write" and c["service"] == "ec2"]
     assert sum(c["served"] for c in writes) == 40
-    assert sum(c["throttled"] for c in writes) > 0
+    throttled_calls = sum(c["throttled"] for c in writes)
+    assert throttled_calls > 0
+    assert len(drained) == throttled_calls, "each throttling answer empties the member's ec2:write bucket"
 
 
 def _records(control: str, seeded: list[Any]) -> list[RoutingRecord]:
@@ -156,15 +165,18 @@ def test_a_batch_reads_its_groups_in_one_call_before_and_one_after(aws) -> None:
 
 
 def test_a_resource_that_cannot_be_read_in_bulk_is_read_alone(aws) -> None:
+    """A bulk read naming an id that does not exist fails whole: each resource is then read on
+    its own, and only the missing one fails."""
     seeded = [seed_one(aws, "EC2.8", MEMBER_ACCOUNT, REGION, n) for n in range(3)]
     records = _records("EC2.8", seeded)
-    gone = records[0].resource_id
-    Clients(aws, MEMBER_ACCOUNT, REGION).ec2.terminate_instances(InstanceIds=[gone])
     records[0] = RoutingRecord(**{**records[0].to_dict(), "resource_id": "i-0123456789abcdef0"})
+    local.served_requests(clear=True)
     outcomes = {o.resource_id: o for o in run_batch(records, registry(), aws)}
     assert outcomes["i-0123456789abcdef0"].status == Status.FAILED
     assert "InvalidInstanceID" in outcomes["i-0123456789abcdef0"].message
     assert [outcomes[r.resource_id].status for r in records[1:]] == [Status.REMEDIATED] * 2
+    reads = [r for r in local.served_requests() if r["action"] == "DescribeInstances"]
+    assert len(reads) == 1 + 3 + 1  # the bulk read refused, each alone, one read-back of the two fixed
 
 
 def _store_with(tmp_path: Path, rows: list[dict[str, Any]]) -> RunStore:

@@ -104,9 +104,9 @@ def test_a_task_of_a_remediate_group_parses_only_its_group(
 @pytest.mark.parametrize(
     ("dag_id", "task_id"),
     [
-        ("asr_sweep", "plan"),  # branches over every group
-        ("asr_sweep", "write_back"),
-        ("asr_sweep", "watcher"),
+        ("asr_sweep", "plan"),  # a task of no group: plan branches over every group
+        ("asr_sweep", "remediate_EC2_19"),  # a group's name alone names no task in it
+        ("asr_sweep", "report.fix"),  # a task of a group that is not a playbook's
         ("asr_remediate", "remediate_EC2_19.fix"),  # another DAG's task
     ],
 )
