@@ -212,23 +212,36 @@ def test_account_level_fix_runs_once_for_many_findings(aws) -> None:
 
 
 def test_findings_of_one_account_with_different_parameters_get_the_strictest_policy(aws) -> None:
-    """IAM.7 tuned in Security Hub to 8 characters, no symbols, 120 days, and IAM.15 (CIS:
-    14 characters) on one account: a policy made to IAM.7's numbers would be called done
-    for IAM.15 and leave it FAILED. Whichever finding comes first, the fix meets both."""
+    """IAM.7 tuned in Security Hub to 16 characters, no symbols, 120 days, and IAM.15 (CIS:
+    14 characters) on one account: each finding's fix alone would leave the other's clause
+    weaker than asked. Whichever finding comes first, the fix meets both."""
     import dataclasses
 
     seed_one(aws, "IAM.15", MEMBER_ACCOUNT, REGION)
     arn = f"AWS::::Account:{MEMBER_ACCOUNT}"
-    tuned = {"minimum_password_length": 8, "require_symbols": False, "max_password_age": 120}
+    tuned = {"minimum_password_length": 16, "require_symbols": False, "max_password_age": 120}
     iam7 = dataclasses.replace(record("IAM.7", arn, MEMBER_ACCOUNT), parameters=tuned)
     outcomes = run_batch([iam7, record("IAM.15", arn, MEMBER_ACCOUNT)], registry(), aws)
     assert [o.status for o in outcomes] == [Status.REMEDIATED] * 2, [o.message for o in outcomes]
     policy = Clients(aws, MEMBER_ACCOUNT, REGION).iam.get_account_password_policy()["PasswordPolicy"]
-    assert (policy["MinimumPasswordLength"], policy["RequireSymbols"], policy["MaxPasswordAge"]) == (
-        14,
-        True,
-        90,
-    )
+    strictest = (policy["MinimumPasswordLength"], policy["RequireSymbols"], policy["MaxPasswordAge"])
+    assert strictest == (16, True, 90)
+
+
+def test_security_hub_s_default_parameters_do_not_lower_the_password_baseline(aws) -> None:
+    """A real IAM.7 finding carries Security Hub's defaults, a minimum of 8 characters among
+    them: the playbook's 14 stands (the seeded finding carries those defaults too)."""
+    from asr.findings import parse_finding
+    from asr.local.seed import finding
+
+    raw = finding(seed_one(aws, "IAM.7", MEMBER_ACCOUNT, REGION))
+    assert {"Name": "MinimumPasswordLength", "Value": ["8"]} in raw["Compliance"]["SecurityControlParameters"]
+    parsed = parse_finding(raw, registry())
+    assert parsed.parameters["minimum_password_length"] == 8
+    [outcome] = run_batch([parsed], registry(), aws)
+    assert outcome.status == Status.REMEDIATED, outcome.message
+    policy = Clients(aws, MEMBER_ACCOUNT, REGION).iam.get_account_password_policy()["PasswordPolicy"]
+    assert (policy["MinimumPasswordLength"], policy["PasswordReusePrevention"]) == (14, 24)
 
 
 def test_findings_of_one_resource_with_parameters_no_fix_can_join_are_not_acted_on(aws) -> None:

@@ -235,10 +235,15 @@ def resolve_targets(
     built: dict[str, Action] = {}
 
     def action_for(record: RoutingRecord) -> Action:
-        """Playbook defaults < the control's parameters in the finding < this run's overrides."""
+        """Playbook defaults < the control's parameters in the finding < this run's overrides;
+        for an action whose parameters are a baseline, the finding's only where stricter."""
         key = json.dumps(record.parameters, sort_keys=True)
         if key not in built:
-            built[key] = playbook.build_action({**record.parameters, **(overrides or {})})
+            action = playbook.build_action({**record.parameters, **(overrides or {})})
+            if record.parameters and action.parameters_only_tighten:
+                baseline = playbook.build_action(overrides or {})
+                action = playbook.build_action(type(action).strictest([baseline.params, action.params]))
+            built[key] = action
         return built[key]
 
     def resource_action(same: list[RoutingRecord]) -> Action:

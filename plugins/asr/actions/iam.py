@@ -48,6 +48,9 @@ def _weaker(kind: str, current: Any, wanted: Any) -> bool:
 class SetPasswordPolicy(Action):
     """Raise the account password policy to the baseline, keeping any stricter setting.
 
+    The control's parameters in a finding raise the baseline where they are stricter and
+    never lower it: Security Hub sends its defaults too (a minimum of 8 characters).
+
     UpdateAccountPasswordPolicy replaces the whole policy, so the settings the baseline
     does not tighten are carried over from the current policy. Under hard expiry a new or
     shorter maximum password age is refused (it would lock people out; see ``plan``).
@@ -59,6 +62,7 @@ class SetPasswordPolicy(Action):
 
     name = "iam.set-password-policy"
     service = "iam"
+    parameters_only_tighten = True
     propagation_seconds = IAM_PROPAGATION
     permissions = ("iam:GetAccountPasswordPolicy", "iam:UpdateAccountPasswordPolicy")
     summary = "raised the account password policy to the baseline"

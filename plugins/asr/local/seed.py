@@ -29,6 +29,21 @@ from asr.playbooks import registry
 
 DEFAULT_REGION = "us-east-1"
 AFSBP = "standards/aws-foundational-security-best-practices/v/1.0.0"
+# The control parameters a finding carries when nobody has tuned the control: Security Hub
+# sends each parameter with its default value, and [] for one without a default (the IAM
+# controls reference; a real EC2.18 finding).
+DEFAULT_CONTROL_PARAMETERS: dict[str, dict[str, list[str]]] = {
+    "IAM.7": {
+        "RequireUppercaseCharacters": ["true"],
+        "RequireLowercaseCharacters": ["true"],
+        "RequireSymbols": ["true"],
+        "RequireNumbers": ["true"],
+        "MinimumPasswordLength": ["8"],
+        "PasswordReusePrevention": [],
+        "MaxPasswordAge": [],
+    },
+    "EC2.18": {"authorizedTcpPorts": ["80", "443"], "authorizedUdpPorts": []},
+}
 
 
 def seed_one(aws: AwsContext, control_id: str, account: str, region: str, n: int = 0) -> Seeded:
@@ -346,6 +361,11 @@ def finding(
             "Status": "FAILED",
             "SecurityControlId": control,
             "AssociatedStandards": [{"StandardsId": AFSBP}],
+            **(
+                {"SecurityControlParameters": [{"Name": k, "Value": v} for k, v in defaults.items()]}
+                if (defaults := DEFAULT_CONTROL_PARAMETERS.get(control))
+                else {}
+            ),
         },
         "WorkflowState": "NEW",
         "Workflow": {"Status": "NEW"},
