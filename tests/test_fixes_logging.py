@@ -140,7 +140,7 @@ def test_the_organization_s_trail_does_not_count_toward_a_member_s_five() -> Non
     import boto3
     from botocore.stub import Stubber
 
-    from asr.actions.cloudtrail import _refuse_a_trail_too_many
+    from asr.actions.cloudtrail import _own_trails, _refuse_a_trail_too_many
 
     cloudtrail = boto3.client(
         "cloudtrail", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
@@ -151,12 +151,13 @@ def test_the_organization_s_trail_does_not_count_toward_a_member_s_five() -> Non
         {"Name": f"t{n}", "TrailARN": f"arn:aws:cloudtrail:{REGION}:{owner}:trail/t{n}"}
         for n, owner in enumerate(owners)
     ]
-    for listed in (trails, [*trails, {**trails[1], "Name": "t5", "TrailARN": trails[1]["TrailARN"] + "5"}]):
-        stubber.add_response("describe_trails", {"trailList": listed}, {"includeShadowTrails": True})
+    stubber.add_response("describe_trails", {"trailList": trails}, {"includeShadowTrails": True})
     stubber.activate()
-    _refuse_a_trail_too_many(cloudtrail, MEMBER_ACCOUNT, REGION)  # four of its own: room for one
+    own = _own_trails(cloudtrail, MEMBER_ACCOUNT)
+    assert [t["Name"] for t in own] == ["t1", "t2", "t3", "t4"]
+    _refuse_a_trail_too_many(own, REGION)  # four of its own: room for one
     with pytest.raises(ValueError, match="has 5 trails already"):
-        _refuse_a_trail_too_many(cloudtrail, MEMBER_ACCOUNT, REGION)
+        _refuse_a_trail_too_many([*own, {"Name": "t5"}], REGION)
 
 
 def test_a_trail_homed_elsewhere_is_read_in_its_home(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]

@@ -227,25 +227,30 @@ def _trail_exists(cloudtrail: Any, name: str) -> bool:
     return True
 
 
-def _refuse_a_trail_too_many(cloudtrail: Any, account: str, region: str) -> None:
-    """CloudTrail keeps at most five trails of an account per Region, a multi-Region trail
-    counting in each (an organization trail counts for the management account): refused
-    before a bucket and a KMS key are made for a trail that cannot be."""
+def _own_trails(cloudtrail: Any, account: str) -> list[dict[str, Any]]:
+    """The account's own trails this Region sees: its own, and its multi-Region ones homed
+    elsewhere (not an organization's, which the management account owns). Not asked by name:
+    CloudTrail then answers only for trails homed in the Region asked."""
     trails = cloudtrail.describe_trails(includeShadowTrails=True)["trailList"]
-    seen = [t for t in trails if t.get("TrailARN", "").split(":")[4:5] == [account]]
-    if len(seen) >= TRAILS_PER_REGION:
-        names = ", ".join(sorted(t["Name"] for t in seen))
+    return [t for t in trails if t.get("TrailARN", "").split(":")[4:5] == [account]]
+
+
+def _refuse_a_trail_too_many(trails: list[dict[str, Any]], region: str) -> None:
+    """CloudTrail keeps at most five trails of an account per Region, a multi-Region trail
+    counting in each: refused before a bucket and a KMS key are made for a trail that cannot
+    be (``trails``: the account's own, as this Region sees them)."""
+    if len(trails) >= TRAILS_PER_REGION:
+        names = ", ".join(sorted(t["Name"] for t in trails))
         raise ValueError(
-            f"{region} has {len(seen)} trails already ({names}), CloudTrail's most: make one of "
+            f"{region} has {len(trails)} trails already ({names}), CloudTrail's most: make one of "
             "them multi-Region and logging every management event, or delete one, and fix it again"
         )
 
 
-def _home_region(cloudtrail: Any, account: str, name: str) -> str | None:
-    """The home Region of the account's own trail of that name, wherever it is seen from. Not
-    asked by name: CloudTrail then answers only for trails homed in the Region asked."""
-    for trail in cloudtrail.describe_trails(includeShadowTrails=True)["trailList"]:
-        if trail.get("Name") == name and trail.get("TrailARN", "").split(":")[4:5] == [account]:
+def _home_region(trails: list[dict[str, Any]], name: str) -> str | None:
+    """The home Region of the trail of that name among ``trails``, wherever they are seen from."""
+    for trail in trails:
+        if trail.get("Name") == name:
             return str(trail.get("HomeRegion") or "") or None
     return None
 
@@ -368,15 +373,16 @@ class EnsureMultiRegionTrail(Action):
         # A trail of that name homed in another Region (the fix of another Region's finding
         # made it) is repaired there: only its home Region may change it, and creating it here
         # would clash with its name, after making a second bucket and KMS key for nothing.
-        home = _home_region(clients.cloudtrail, account, name)
+        trails = _own_trails(clients.cloudtrail, account)
+        home = _home_region(trails, name)
         if home and home != clients.region:
             clients = clients.in_region(home)
         cloudtrail = clients.cloudtrail
         region, partition = cloudtrail.meta.region_name, cloudtrail.meta.partition
         trail_arn = f"arn:{partition}:cloudtrail:{region}:{account}:trail/{name}"
         exists = _trail_exists(cloudtrail, name)
-        if not exists:
-            _refuse_a_trail_too_many(cloudtrail, account, region)
+        if not exists:  # then the trails are this Region's: a trail homed elsewhere exists
+            _refuse_a_trail_too_many(trails, region)
         bucket = log_bucket_name(self.params["bucket_name"], account, region)
         ensure_log_bucket(
             clients.s3, bucket, _cloudtrail_bucket_statements(partition, bucket, account, trail_arn)
