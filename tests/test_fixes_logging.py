@@ -140,7 +140,7 @@ def test_the_organization_s_trail_does_not_count_toward_a_member_s_five() -> Non
     import boto3
     from botocore.stub import Stubber
 
-    from asr.actions.cloudtrail import _own_trails, _refuse_a_trail_too_many
+    from asr.actions.cloudtrail import _refuse_a_trail_too_many, own_trails
 
     cloudtrail = boto3.client(
         "cloudtrail", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
@@ -153,7 +153,7 @@ def test_the_organization_s_trail_does_not_count_toward_a_member_s_five() -> Non
     ]
     stubber.add_response("describe_trails", {"trailList": trails}, {"includeShadowTrails": True})
     stubber.activate()
-    own = _own_trails(cloudtrail, MEMBER_ACCOUNT)
+    own = own_trails(cloudtrail, MEMBER_ACCOUNT)
     assert [t["Name"] for t in own] == ["t1", "t2", "t3", "t4"]
     _refuse_a_trail_too_many(own, REGION)  # four of its own: room for one
     with pytest.raises(ValueError, match="has 5 trails already"):

@@ -227,7 +227,7 @@ def _trail_exists(cloudtrail: Any, name: str) -> bool:
     return True
 
 
-def _own_trails(cloudtrail: Any, account: str) -> list[dict[str, Any]]:
+def own_trails(cloudtrail: Any, account: str) -> list[dict[str, Any]]:
     """The account's own trails this Region sees: its own, and its multi-Region ones homed
     elsewhere (not an organization's, which the management account owns). Not asked by name:
     CloudTrail then answers only for trails homed in the Region asked."""
@@ -373,7 +373,7 @@ class EnsureMultiRegionTrail(Action):
         # A trail of that name homed in another Region (the fix of another Region's finding
         # made it) is repaired there: only its home Region may change it, and creating it here
         # would clash with its name, after making a second bucket and KMS key for nothing.
-        trails = _own_trails(clients.cloudtrail, account)
+        trails = own_trails(clients.cloudtrail, account)
         home = _home_region(trails, name)
         if home and home != clients.region:
             clients = clients.in_region(home)

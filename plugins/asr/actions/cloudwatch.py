@@ -192,16 +192,14 @@ def trail_log_group(clients: Clients) -> str:
     """The log group ARN of the account's own multi-Region trail that sends to CloudWatch Logs,
     logging every read and write management event: Security Hub follows the CIS Benchmark's
     audit, which counts an alarm only on such a trail's group (in the trail's home Region)."""
-    from asr.actions.cloudtrail import logs_all_management_events  # cloudtrail imports this module
+    from asr.actions.cloudtrail import logs_all_management_events, own_trails  # it imports this module
 
-    trails = clients.cloudtrail.describe_trails(includeShadowTrails=True)["trailList"]
+    # An organization trail of the management account is not this account's to fix.
     sending = sorted(
         (
             trail
-            for trail in trails
+            for trail in own_trails(clients.cloudtrail, clients.account_id)
             if trail.get("IsMultiRegionTrail")
-            # An organization trail of the management account is not this account's to fix.
-            and trail["TrailARN"].split(":")[4] == clients.account_id
             and (trail.get("CloudWatchLogsLogGroupArn") or "").split(":")[4:5] == [clients.account_id]
         ),
         key=lambda trail: trail["TrailARN"],
