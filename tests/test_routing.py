@@ -399,6 +399,17 @@ def test_a_control_parameter_security_hub_sends_empty_is_an_empty_list_or_the_pl
     assert parse_finding(raw, registry()).parameters == {}
 
 
+def test_a_control_parameter_without_a_value_is_unset() -> None:
+    """Value is optional in Security Hub's API model: a parameter without one leaves the
+    playbook's value, and the finding is still fixed, not refused as malformed."""
+    raw = finding(seeded("EC2.18"))
+    raw["Compliance"]["SecurityControlParameters"] = [
+        {"Name": "authorizedTcpPorts"},
+        {"Name": "authorizedUdpPorts", "Value": ["53"]},
+    ]
+    assert parse_finding(raw, registry()).parameters == {"authorized_udp_ports": [53]}
+
+
 @pytest.mark.parametrize(
     ("value", "reason"),
     [(["many"], "is not a integer"), (["3"], "minimum_password_length: 3 is less than"), ("16", "list")],

@@ -128,6 +128,8 @@ def control_parameters(finding: dict[str, Any], finding_id: str, playbook: Playb
         if target is None:
             continue
         value = item.get("Value")
+        if value is None:
+            continue  # the API model makes Value optional: a parameter sent without one is unset
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise FindingError(finding_id, f"control parameter {name} has no list of string values")
         kind = schema[target].get("type")
