@@ -231,14 +231,14 @@ def test_a_sweep_reads_only_security_hub_s_own_findings(aws, tmp_path: Path) -> 
 
 
 def test_ingest_leaves_findings_a_person_decided_about_unless_named(aws, tmp_path: Path) -> None:
-    """A rejection's hold until it ends, a rollback's mark for good, both only while the finding
-    stays NOTIFIED as asr left it (NEW again: its control passed, then failed anew); a
-    person's pick by id fixes them."""
+    """A rejection's hold until it ends, only while the finding stays NOTIFIED as asr left it
+    (NEW again: its control passed, then failed anew); a rollback's mark for good, NEW again
+    too (the rollback itself makes the control fail anew); a person's pick by id fixes them."""
     from asr import sweep
     from asr.local.seed import seed_one
     from asr.securityhub import actionable_plan
 
-    raws = [finding(seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1", n)) for n in range(6)]
+    raws = [finding(seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1", n)) for n in range(7)]
     securityhub = aws.admin_client("securityhub", "us-east-1")
     import_findings(securityhub, raws)
     held = {"asr:rejected-until": "2099-01-01T00:00:00+00:00"}
@@ -248,6 +248,7 @@ def test_ingest_leaves_findings_a_person_decided_about_unless_named(aws, tmp_pat
         ({"asr:rejected-until": "2020-01-01T00:00:00+00:00"}, "NOTIFIED"),  # the hold has ended
         ({"asr:reverted": "asr_rollback/r1"}, "NOTIFIED"),
         (held, "NEW"),  # reopened by Security Hub
+        ({"asr:reverted": "asr_rollback/r2"}, "NEW"),  # reopened by Security Hub after the rollback
     ]
     for raw, (mark, workflow) in zip(raws, marks, strict=False):
         identifier = {"Id": raw["Id"], "ProductArn": raw["ProductArn"]}
@@ -258,14 +259,15 @@ def test_ingest_leaves_findings_a_person_decided_about_unless_named(aws, tmp_pat
     store = RunStore(tmp_path)
     named = [raws[1]["Id"]]
     counts = sweep.ingest(Settings.from_env(), aws, registry(), store, actionable_plan(), named=named)
-    assert (counts["routed"], counts["ignored"]) == (4, 2)
+    assert (counts["routed"], counts["ignored"]) == (4, 3)
     routed = {r["finding_id"] for r in store.read_lines(RECORDS)}
-    assert routed == {raws[i]["Id"] for i in (1, 2, 4, 5)}
+    assert routed == {raws[i]["Id"] for i in (1, 2, 4, 6)}
     ignored = {o["finding_id"]: o["message"] for o in store.read_lines("outcomes/not-acted.jsonl")}
     assert ignored[raws[0]["Id"]].startswith(
         "a person rejected its fix; left alone until 2099-01-01 00:00 UTC"
     )
     assert ignored[raws[3]["Id"]].startswith("a person rolled back asr's fix of it (asr_rollback/r1)")
+    assert ignored[raws[5]["Id"]].startswith("a person rolled back asr's fix of it (asr_rollback/r2)")
     # Routed before it was set aside: the report names its resource and playbook.
     [one] = [o for o in store.read_lines("outcomes/not-acted.jsonl") if o["finding_id"] == raws[0]["Id"]]
     assert one["resource_id"].startswith("sg-") and one["playbook"] == "EC2.13"

@@ -137,13 +137,17 @@ def ingest(
 
 def _held(finding: dict[str, Any]) -> str | None:
     """Why a sweep or an automatic event leaves a finding a person decided about, if it does.
-    Only while it stays NOTIFIED, as asr left it: Security Hub makes it NEW again when its
-    control passed and then fails anew, a failure nobody decided about."""
+
+    A rollback's mark holds whatever the workflow status: putting the resource back is
+    what makes its control go from PASSED to FAILED, and Security Hub then makes the
+    finding NEW again, which must not undo the rollback. A rejection's hold only while the
+    finding stays NOTIFIED, as asr left it: NEW again means its control passed and then
+    fails anew, a failure nobody decided about."""
+    if rollback := reverted_by(finding):
+        return f"a person rolled back asr's fix of it ({rollback}); pick it by id to fix it again"
     workflow = finding.get("Workflow") if isinstance(finding.get("Workflow"), dict) else {}
     if workflow.get("Status") != "NOTIFIED":
         return None
-    if rollback := reverted_by(finding):
-        return f"a person rolled back asr's fix of it ({rollback}); pick it by id to fix it again"
     if until := held_until(finding):
         return (
             f"a person rejected its fix; left alone until {until:%Y-%m-%d %H:%M} UTC (ASR_REJECTION_HOLD),"
