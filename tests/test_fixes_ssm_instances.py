@@ -232,6 +232,32 @@ def test_a_role_with_the_policy_already_is_left_alone(aws, clients: Clients) -> 
     assert (result.status, writes) == (Status.ALREADY_COMPLIANT, [])
 
 
+@pytest.mark.parametrize(
+    ("agent", "stopped", "reason"),
+    [
+        ("stopped", False, "Systems Manager does not list the instance: its SSM agent is not running"),
+        (None, True, "the instance is stopped: Systems Manager lists an instance only once"),
+    ],
+)
+def test_a_role_with_the_policy_but_no_registered_agent_is_failed_not_compliant(  # type: ignore[no-untyped-def]
+    aws, clients: Clients, agent: str | None, stopped: bool, reason: str
+) -> None:
+    """SSM.1 checks that Systems Manager lists the instance. With the policy in place, what
+    is missing is the agent (or the instance running): no IAM change helps, and calling it
+    compliant would write the finding RESOLVED while Security Hub still fails it."""
+    instance_id = with_profile(aws, clients, own_profile(clients, "managed", "managed-role", CORE))
+    if agent:
+        clients.ec2.create_tags(
+            Resources=[instance_id], Tags=[{"Key": "asr-local:ssm-agent", "Value": agent}]
+        )
+    if stopped:
+        clients.ec2.stop_instances(InstanceIds=[instance_id])
+    result, writes = fix(clients, instance_id)
+    assert (result.status, writes) == (Status.FAILED, [])
+    assert "its role managed-role already has AmazonSSMManagedInstanceCore" in result.message
+    assert reason in result.message and result.message.endswith("; nothing changed")
+
+
 # --- reverts ---
 
 
@@ -308,14 +334,16 @@ def test_many_instances_are_read_in_one_describe_each_profile_once(aws, clients:
     assert calls.count("DescribeIamInstanceProfileAssociations") == 1
     assert calls.count("GetInstanceProfile") == 3  # web, managed, empty
     assert calls.count("ListAttachedRolePolicies") == 2  # web-role, managed-role
+    assert calls.count("DescribeInstanceInformation") == 1  # for the one whose role allows the agent
 
-    assert states[bare] == {"InstanceProfile": None, "Role": None, "ManagedInstanceCore": False}
-    assert all(
-        states[i] == {"InstanceProfile": "web", "Role": "web-role", "ManagedInstanceCore": False} for i in web
-    )
+    unmanaged = {"State": "running", "ManagedInstanceCore": False, "Registered": False}
+    assert states[bare] == {"InstanceProfile": None, "Role": None, **unmanaged}
+    assert all(states[i] == {"InstanceProfile": "web", "Role": "web-role", **unmanaged} for i in web)
     assert states[managed] == {
+        "State": "running",
         "InstanceProfile": "managed",
         "Role": "managed-role",
         "ManagedInstanceCore": True,
+        "Registered": True,
     }
     assert isinstance(states[empty], ValueError)

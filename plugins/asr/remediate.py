@@ -168,9 +168,12 @@ def assess(action: Action, clients: Clients, resource_id: str) -> Result | Plann
 
 def judge(action: Action, state: dict[str, Any]) -> Result | Planned:
     plan = action.plan(state)
-    if not plan:
-        return Result(Status.ALREADY_COMPLIANT, "already compliant; nothing changed")
-    return Planned(state, plan)
+    if plan:
+        return Planned(state, plan)
+    unmet = action.unmet(state)
+    if unmet:
+        return Result(Status.FAILED, f"{unmet}; nothing changed")
+    return Result(Status.ALREADY_COMPLIANT, "already compliant; nothing changed")
 
 
 def verify(action: Action, clients: Clients, resource_id: str, planned: Planned, done: str) -> Result:

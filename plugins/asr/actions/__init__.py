@@ -95,6 +95,12 @@ class Action:
             "meet them all: align the controls' parameters in Security Hub"
         )
 
+    def unmet(self, state: dict[str, Any]) -> str | None:
+        """Why a resource whose settings already comply (an empty plan) still fails its
+        control, for a cause no change of this action can reach: the finding is then FAILED
+        with this reason, not written RESOLVED as already compliant. None by default."""
+        return None
+
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         raise NotImplementedError
 

@@ -112,6 +112,8 @@ CORE_POLICY = "AmazonSSMManagedInstanceCore"
 LIVE_ASSOCIATION = ("associating", "associated")
 # Instances past fixing: EC2 refuses to associate a profile with them.
 ENDING = ("shutting-down", "terminated")
+# Instance ids one DescribeInstanceInformation filter takes.
+INFORMATION_FILTER_LIMIT = 100
 
 
 def _ec2_principal(partition: str) -> str:
@@ -140,6 +142,19 @@ def _live_associations(ec2: Any, instance_ids: list[str]) -> dict[str, dict[str,
     }
 
 
+def _registered(ssm: Any, instance_ids: list[str]) -> set[str]:
+    """The instances among ``instance_ids`` that Systems Manager lists: their agent has
+    registered them (what SSM.1 checks)."""
+    found: set[str] = set()
+    for start in range(0, len(instance_ids), INFORMATION_FILTER_LIMIT):
+        chunk = instance_ids[start : start + INFORMATION_FILTER_LIMIT]
+        pages = ssm.get_paginator("describe_instance_information").paginate(
+            Filters=[{"Key": "InstanceIds", "Values": chunk}]
+        )
+        found |= {i["InstanceId"] for page in pages for i in page["InstanceInformationList"]}
+    return found
+
+
 def _profile_unready(exc: Exception) -> bool:
     """EC2's answer while an instance profile IAM made moments ago has not reached it:
     InvalidParameterValue, "Invalid IAM Instance Profile ARN" (or name)."""
@@ -163,7 +178,9 @@ class EnableInstanceManagement(BulkRead):
     role of that name, both created when missing (the role trusting EC2) and shared by every
     instance this fixes; an existing role of that name keeps its trust policy and is given
     the policy if it lacks it. The agent must still reach the SSM endpoints (internet or
-    VPC endpoints): that is network, not IAM, and left as it is.
+    VPC endpoints): that is network, not IAM, and left as it is. An instance whose role
+    already has the policy but that Systems Manager does not list (SSM.1 checks the list)
+    is FAILED with that reason, not called compliant.
 
     Roles are shared: attaching the policy to an instance's existing role gives it to every
     instance (and anything else) using that role, as AWS's own remediation does.
@@ -181,6 +198,7 @@ class EnableInstanceManagement(BulkRead):
         "ec2:DescribeInstances",
         "ec2:DescribeIamInstanceProfileAssociations",
         "ec2:AssociateIamInstanceProfile",
+        "ssm:DescribeInstanceInformation",
         "iam:GetInstanceProfile",
         "iam:ListAttachedRolePolicies",
         "iam:AttachRolePolicy",
@@ -202,7 +220,8 @@ class EnableInstanceManagement(BulkRead):
 
     def describe(self, clients: Clients, resource_ids: list[str]) -> list[dict[str, Any]]:
         """One DescribeInstances (it names a missing id) and one association listing for the
-        instances; then IAM once per distinct profile and role among them."""
+        instances; then IAM once per distinct profile and role among them, and Systems
+        Manager's list for the instances whose role already allows its agent."""
         ec2, iam = clients.ec2, clients.iam
         pages = ec2.get_paginator("describe_instances").paginate(InstanceIds=resource_ids)
         instances = [
@@ -233,6 +252,10 @@ class EnableInstanceManagement(BulkRead):
                     "ManagedInstanceCore": managed.get(role, False) if role is not None else False,
                 }
             )
+        allowed = [item["InstanceId"] for item in items if item["ManagedInstanceCore"]]
+        registered = _registered(clients.ssm, allowed) if allowed else set()
+        for item in items:
+            item["Registered"] = item["InstanceId"] in registered
         return items
 
     def item_id(self, item: dict[str, Any]) -> str:
@@ -248,7 +271,10 @@ class EnableInstanceManagement(BulkRead):
                 f"instance profile {item['InstanceProfile']} has no role: add the instance's role to it "
                 "(which role belongs there is not for ASR to guess)"
             )
-        return {key: item[key] for key in ("InstanceProfile", "Role", "ManagedInstanceCore")}
+        return {
+            key: item[key]
+            for key in ("State", "InstanceProfile", "Role", "ManagedInstanceCore", "Registered")
+        }
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
         if state["ManagedInstanceCore"]:
@@ -257,6 +283,20 @@ class EnableInstanceManagement(BulkRead):
             name = self.params["role_name"]
             return {"InstanceProfile": name, "Role": name, "ManagedInstanceCore": True}
         return {"ManagedInstanceCore": True}
+
+    def unmet(self, state: dict[str, Any]) -> str | None:
+        if state.get("Registered", True):
+            return None
+        if state["State"] != "running":
+            return (
+                f"its role {state['Role']} already has {CORE_POLICY}, but the instance is {state['State']}: "
+                "Systems Manager lists an instance only once its SSM agent runs and registers"
+            )
+        return (
+            f"its role {state['Role']} already has {CORE_POLICY}, but Systems Manager does not list the "
+            "instance: its SSM agent is not running or cannot reach the Systems Manager endpoints "
+            "(ssm, ssmmessages, ec2messages: internet access or VPC endpoints)"
+        )
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         if state["InstanceProfile"] is None:
