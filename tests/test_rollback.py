@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -558,13 +559,7 @@ def test_a_rollback_whose_marks_security_hub_refused_fails_to_be_tried_again(
     busy = {"ErrorCode": "ConcurrentUpdateError"}
     refused = {"updated": 0, "failed": [busy, {"ErrorCode": "InvalidInput"}], "left_alone": []}
     monkeypatch.setattr(asr.rollback, "mark_reverted", lambda *_: refused)
-    context = {
-        "params": {"run": f"asr_sweep/{RUN_ID}"},
-        "run_id": "rollback-9",
-        "dag": SimpleNamespace(dag_id="asr_rollback"),
-        "dag_run": SimpleNamespace(run_type="manual", triggering_user_name="bob"),
-        "ti": SimpleNamespace(try_number=1),
-    }
+    context = _ended_run_context(tmp_path, run=f"asr_sweep/{RUN_ID}")
     with pytest.raises(RuntimeError, match="Security Hub refused to mark 1 of their findings for now"):
         asr.rollback.revert_chosen_run(context)
     # A refusal no retry mends (InvalidInput) is reported, not tried again for ever.
@@ -631,3 +626,72 @@ def test_a_retried_rollback_finding_a_revert_made_in_part_fails_it(aws, tmp_path
     [partly] = Rollback(journal, aws).run()
     assert partly.status == RollbackStatus.FAILED
     assert partly.reason.startswith("an earlier try of this rollback put back part of it")
+
+
+def _ended_run_context(tmp_path: Path, ended: bool = True, **params: Any) -> dict[str, Any]:
+    """An asr_rollback task's context, for a run of asr_sweep (RUN_ID) that has ended (its report
+    written: outside a worker Airflow cannot be asked) or not."""
+    if ended:
+        RunStore.for_run(str(tmp_path / "runs"), "asr_sweep", RUN_ID).write_json("report.json", {})
+    return {
+        "params": params,
+        "run_id": "rollback-9",
+        "dag": SimpleNamespace(dag_id="asr_rollback"),
+        "dag_run": SimpleNamespace(run_type="manual", triggering_user_name="bob"),
+        "ti": SimpleNamespace(try_number=1),
+    }
+
+
+@pytest.fixture
+def rollback_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASR_AUDIT_DIR", str(tmp_path))
+    monkeypatch.setenv("ASR_DATA_DIR", str(tmp_path / "runs"))
+
+
+def test_a_run_still_going_is_not_rolled_back_but_a_dry_run_may_look(
+    aws, tmp_path: Path, rollback_env: None
+) -> None:
+    """Its fixes after the rollback would stay, and its write-back would mark RESOLVED what the
+    rollback marked reverted."""
+    from asr.rollback import RollbackError, revert_chosen_run
+
+    journal, record = _fixed(aws, tmp_path, "EC2.7")
+    fixed = _state(aws, record)
+    with pytest.raises(RollbackError, match=re.escape(f"run asr_sweep/{RUN_ID} has not finished")):
+        revert_chosen_run(_ended_run_context(tmp_path, ended=False, run=f"asr_sweep/{RUN_ID}"))
+    dry = _ended_run_context(tmp_path, ended=False, run=f"asr_sweep/{RUN_ID}", dry_run=True)
+    assert revert_chosen_run(dry) == {"WOULD_REVERT": 1}
+    assert _state(aws, record) == fixed
+    assert revert_chosen_run(_ended_run_context(tmp_path, run=f"asr_sweep/{RUN_ID}")) == {"REVERTED": 1}
+
+
+def test_a_rollback_naming_what_the_run_did_not_change_puts_nothing_back(
+    aws, tmp_path: Path, rollback_env: None
+) -> None:
+    """A typo in a finding id or control read as "nothing to do", and the run went green."""
+    from asr.rollback import RollbackError, revert_chosen_run
+
+    journal, record = _fixed(aws, tmp_path, "EC2.7")
+    fixed = _state(aws, record)
+    run = f"asr_sweep/{RUN_ID}"
+    for params, named in (
+        ({"finding_ids": [record.finding_id, "arn:typo"]}, "finding arn:typo"),
+        ({"controls": ["EC2.7", "S3.1"]}, "control S3.1"),
+        ({"controls": ["S3.1"], "finding_ids": [record.finding_id]}, "control S3.1"),
+    ):
+        with pytest.raises(RollbackError, match=f"recorded no change for {named}: nothing was put back"):
+            revert_chosen_run(_ended_run_context(tmp_path, run=run, **params))
+        assert _state(aws, record) == fixed
+    # Pasted with a trailing space and a Windows line end, the id is the finding's.
+    pasted = _ended_run_context(tmp_path, run=run, finding_ids=[f"{record.finding_id} \r"])
+    assert revert_chosen_run(pasted) == {"REVERTED": 1}
+
+
+def test_a_run_named_as_its_folder_reads_finds_its_changes(aws, tmp_path: Path, rollback_env: None) -> None:
+    """The run's folder turns ':' and '+' into '_': copied from there, the name found the journal
+    and matched none of its changes, and the rollback said "nothing to do"."""
+    from asr.rollback import revert_chosen_run
+
+    _fixed(aws, tmp_path, "EC2.7")
+    as_folder = RUN_ID.replace(":", "_").replace("+", "_")
+    assert revert_chosen_run(_ended_run_context(tmp_path, run=f"asr_sweep/{as_folder}")) == {"REVERTED": 1}

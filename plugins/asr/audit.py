@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from asr.store import RunStore, _safe, bounded
+from asr.store import RunStore, bounded, safe_name
 
 if TYPE_CHECKING:
     from asr.remediate import Planned, Result, Target
@@ -175,7 +175,7 @@ class AuditJournal:
         self._local = isinstance(root, Path)
         # One file (or name prefix) per writer: the writing run's DAG, run, batch and try.
         self._file = bounded(
-            _safe(f"{origin.dag_id}.{origin.run_id}.{origin.batch_id}.try{origin.try_number or 0}")
+            safe_name(f"{origin.dag_id}.{origin.run_id}.{origin.batch_id}.try{origin.try_number or 0}")
         )
 
     @classmethod
@@ -293,7 +293,7 @@ class AuditJournal:
         name = (
             f"{event['time']}-{self._file}-{event['seq']:06d}-{event['event']}-{uuid.uuid4().hex[:12]}.json"
         )
-        (self.root / _safe(name)).write_text(line)
+        (self.root / safe_name(name)).write_text(line)
 
     # --- reading
 

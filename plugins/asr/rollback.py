@@ -48,7 +48,7 @@ from asr.securityhub import (
     update_findings,
     with_marks,
 )
-from asr.store import RunStore, named_run
+from asr.store import RunStore, named_run, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ PUT_BACK = (RollbackStatus.REVERTED,)
 
 
 class RollbackError(ValueError):
-    """The run to roll back has no audit journal."""
+    """The run to roll back cannot be found, has not finished, or changed none of what was asked."""
 
 
 @dataclass(frozen=True)
@@ -118,8 +118,21 @@ def find_journal(
     )
     if dag_id is None:
         raise RollbackError(f"no audit journal of run {run!r} under {audit_dir}")
-    root = journal_root(audit_dir, dag_id, run_id, conn_id)
-    return AuditJournal(root, origin), (dag_id, run_id)
+    journal = AuditJournal(journal_root(audit_dir, dag_id, run_id, conn_id), origin)
+    return journal, (dag_id, _recorded_run_id(journal, dag_id, run_id))
+
+
+def _recorded_run_id(journal: AuditJournal, dag_id: str, run_id: str) -> str:
+    """The run id as the journal records it: a person may copy it from the run's folder name,
+    where ``:`` and ``+`` read ``_``, and that finds the journal but matched none of its
+    changes. Run ids that share one folder name must be told apart by the person."""
+    recorded = {c.intent.get("run_id") for c in journal.changes(FIX) if c.intent.get("dag_id") == dag_id}
+    if run_id in recorded:
+        return run_id
+    alike = sorted(r for r in recorded if isinstance(r, str) and safe_name(r) == safe_name(run_id))
+    if len(alike) > 1:
+        raise RollbackError(f"several runs share the folder of {run_id!r}: name one of {alike}")
+    return alike[0] if alike else run_id
 
 
 def latest_fixes(changes: Iterable[Change]) -> list[Change]:
@@ -203,12 +216,7 @@ class Rollback:
     ) -> list[Reversal]:
         """Revert the chosen fixes; ``run`` (DAG id, run id): only that run's, should another
         run id's fixes share its journal's folder."""
-        controls, finding_ids = list(controls), list(finding_ids)
-        changes = [
-            change
-            for change in self.journal.changes(FIX)
-            if run is None or (change.intent.get("dag_id"), change.intent.get("run_id")) == run
-        ]
+        chosen = self.chosen(controls, finding_ids, run)
         reverts = self.journal.changes(REVERT)
         reverted = {c.intent["reverts"]: c for c in reverts if c.status == RollbackStatus.REVERTED}
         # Reverts an earlier try of this rollback began and did not see through: it died before
@@ -216,11 +224,37 @@ class Rollback:
         tried = {
             c.intent["reverts"]: c for c in reverts if c.status != RollbackStatus.REVERTED and self._own(c)
         }
-        chosen = [c for c in latest_fixes(changes) if c.about(controls, finding_ids)]
         return [
             self.one(change, reverted.get(change.intent["id"]), tried.get(change.intent["id"]))
             for change in chosen
         ]
+
+    def chosen(
+        self,
+        controls: Iterable[str] = (),
+        finding_ids: Iterable[str] = (),
+        run: tuple[str, str] | None = None,
+    ) -> list[Change]:
+        """The latest fix of each resource that ``run`` recorded, among the controls and
+        findings asked for (none: all)."""
+        controls, finding_ids = list(controls), list(finding_ids)
+        changes = [
+            change
+            for change in self.journal.changes(FIX)
+            if run is None or (change.intent.get("dag_id"), change.intent.get("run_id")) == run
+        ]
+        return [c for c in latest_fixes(changes) if c.about(controls, finding_ids)]
+
+    def unmatched(self, controls: list[str], finding_ids: list[str], run: tuple[str, str]) -> list[str]:
+        """What a person asked for that matches no change the run recorded: a typo, or a
+        finding the run did not change. Reported before anything is put back."""
+        every = self.chosen((), (), run)
+        named = {n for c in every for n in (*c.intent.get("control_ids", []), c.intent.get("playbook"))}
+        missing = [f"control {c}" for c in controls if c not in named]
+        missing += [f"finding {i}" for i in finding_ids if not any(i in c.finding_ids for c in every)]
+        if not missing and (controls or finding_ids) and not self.chosen(controls, finding_ids, run):
+            missing.append("any change of those findings by those controls")
+        return missing
 
     def _own(self, revert: Change) -> bool:
         """Whether a revert was recorded by a try of this very rollback run."""
@@ -478,6 +512,7 @@ def write_report(
 
 def revert_chosen_run(context: Any) -> dict[str, int]:
     """Revert the chosen run's recorded changes, write the rollback report; fail if any revert failed."""
+    from asr.selection import run_finished, typed
     from asr.tasks import aws_context, run_context
 
     settings, store, _ = run_context(context)
@@ -485,6 +520,13 @@ def revert_chosen_run(context: Any) -> dict[str, int]:
     origin = Origin.from_context(context, "rollback")
     journal, run = find_journal(settings.audit_root, params["run"], settings.aws_conn_id, origin)
     dry = bool(params.get("dry_run"))
+    if not dry and not run_finished(*run, RunStore.for_run(settings.data_dir, *run, settings.aws_conn_id)):
+        # Its fixes after this point would stay, and its write-back would mark RESOLVED the
+        # findings this rollback marks: a dry run may look, a rollback waits for the end.
+        raise RollbackError(
+            f"run {params['run']} has not finished: let it end (or mark it failed), then roll it back"
+        )
+    controls, finding_ids = typed(params.get("controls")), typed(params.get("finding_ids"))
     aws = aws_context(settings, context=context)
     from asr import claims
 
@@ -492,7 +534,13 @@ def revert_chosen_run(context: Any) -> dict[str, int]:
         settings.audit_root, context["dag"].dag_id, context["run_id"], settings.aws_conn_id, "revert_run"
     )
     rollback = Rollback(journal, aws, dry, Scope.for_aws(settings, aws), settings.exclusion_tag, held)
-    reversals = rollback.run(params.get("controls") or [], params.get("finding_ids") or [], run)
+    missing = rollback.unmatched(controls, finding_ids, run)
+    if missing:
+        raise RollbackError(
+            f"run {'/'.join(run)} recorded no change for {', '.join(missing)}: nothing was put back "
+            "(its report lists what it changed)"
+        )
+    reversals = rollback.run(controls, finding_ids, run)
     marked = None
     if not dry:
         securityhub = aws.admin_client("securityhub", settings.securityhub_region)

@@ -31,7 +31,7 @@ def failed_in_run(settings: Settings, run: str) -> list[str]:
     if dag_id is None:
         raise SelectionError(f"no outcomes of run {run!r} under {settings.data_dir}")
     store = RunStore.for_run(settings.data_dir, dag_id, run_id, settings.aws_conn_id)
-    if not _finished(dag_id, run_id, store):  # its findings still queued count as NOT_RUN
+    if not run_finished(dag_id, run_id, store):  # its findings still queued count as NOT_RUN
         raise SelectionError(f"run {run} has not finished: rerun its failures once it has")
     failed = [o.finding_id for o in every_outcome(store) if o.status in RERUN]
     if not failed:
@@ -39,13 +39,13 @@ def failed_in_run(settings: Settings, run: str) -> list[str]:
     return sorted(set(failed))
 
 
-def _typed(values: Any) -> list[str]:
+def typed(values: Any) -> list[str]:
     """A form's list as a person meant it: a line pasted with a trailing space or a Windows
     line end (\\r) named no finding, and was reported not found."""
     return sorted({value.strip() for value in values or [] if value.strip()})
 
 
-def _finished(dag_id: str, run_id: str, store: RunStore) -> bool:
+def run_finished(dag_id: str, run_id: str, store: RunStore) -> bool:
     """Whether Airflow says the run has ended; outside a worker (``dag.test``, the CLI), whether
     its report was written. A report alone is not enough where Airflow can be asked: a run
     cleared since keeps its earlier report while its fixes run again."""
@@ -69,14 +69,14 @@ class Selection:
 
     @classmethod
     def from_params(cls, params: dict[str, Any], settings: Settings) -> Selection:
-        named = _typed(params.get("finding_ids"))
+        named = typed(params.get("finding_ids"))
         rerun = (
             failed_in_run(settings, params["rerun_failures_of"]) if params.get("rerun_failures_of") else []
         )
         choice = cls(
             sorted({*named, *rerun}),
-            _typed(params.get("controls")),
-            _typed(params.get("resources")),
+            typed(params.get("controls")),
+            typed(params.get("resources")),
             named,
         )
         narrowed = choice.controls or choice.resources or params.get("accounts") or params.get("regions")

@@ -32,7 +32,9 @@ def named_run(run: str, found: Callable[[str, str], bool]) -> tuple[str | None, 
     return (dags[0] if dags else None), run_id
 
 
-def _safe(part: str) -> str:
+def safe_name(part: str) -> str:
+    """A run's id or DAG id as a folder name: characters a file system or object store may
+    refuse (`:`, `+`) read `_`."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", part)
 
 
@@ -74,7 +76,7 @@ class RunStore:
 
     @classmethod
     def for_run(cls, data_dir: str, dag_id: str, run_id: str, conn_id: str | None = None) -> RunStore:
-        return cls(_root(data_dir, conn_id) / _safe(dag_id) / _safe(run_id))
+        return cls(_root(data_dir, conn_id) / safe_name(dag_id) / safe_name(run_id))
 
     def path(self, name: str) -> Any:
         return self.root / name

@@ -340,7 +340,8 @@ def revert_run() -> dict[str, int]:
     fail if any revert failed, or Security Hub was not told of every one."""
     from asr import rollback
 
-    return rollback.revert_chosen_run(get_current_context())
+    with _asked_wrong():  # a run that cannot be found or named nothing it changed
+        return rollback.revert_chosen_run(get_current_context())
 
 
 @task(trigger_rule=TriggerRule.ONE_FAILED)
