@@ -8,7 +8,7 @@ import pytest
 from helpers import hooked
 from test_iam_policy import IAM_NAME, Call, api_calls, names  # noqa: F401 (api_calls is a fixture)
 
-from asr.actions import NotReversible
+from asr.actions import NotReversible, PartlyReverted
 from asr.actions.iam import SETTABLE
 from asr.audit import canonical
 from asr.aws import Clients
@@ -56,6 +56,7 @@ def test_revert_puts_the_before_state_back_calling_only_what_it_declares(
         with pytest.raises(NotReversible, match="it creates"):
             action.revert(clients, resource_id, before)
         return
+    assert action.irreversible_from(before) is None, "a rollback would refuse what this test reverts"
     api_calls.clear()
     action.revert(clients, resource_id, before)
     assert names(api_calls) - {*action.permissions, *action.revert_permissions} == set()
@@ -66,8 +67,9 @@ def test_revert_puts_the_before_state_back_calling_only_what_it_declares(
 def test_revert_of_a_deleted_password_reactivates_keys_and_says_why(aws) -> None:
     action, clients, user, before = fixed(aws, "IAM.22")
     assert before["unused_console_password"], "the seed has an unused console password"
-    with pytest.raises(NotReversible, match="console password was deleted"):
+    with pytest.raises(PartlyReverted, match="console password was deleted") as partly:
         action.revert(clients, user, before)
+    assert partly.value.restored == ("unused_active_access_keys",)
     keys = clients.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
     wanted = {k["AccessKeyId"] for k in before["unused_active_access_keys"]}
     assert wanted and all(k["Status"] == "Active" for k in keys if k["AccessKeyId"] in wanted)

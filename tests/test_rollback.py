@@ -655,7 +655,7 @@ def test_a_run_still_going_is_not_rolled_back_but_a_dry_run_may_look(
     rollback marked reverted."""
     from asr.rollback import RollbackError, revert_chosen_run
 
-    journal, record = _fixed(aws, tmp_path, "EC2.7")
+    _, record = _fixed(aws, tmp_path, "EC2.7")
     fixed = _state(aws, record)
     with pytest.raises(RollbackError, match=re.escape(f"run asr_sweep/{RUN_ID} has not finished")):
         revert_chosen_run(_ended_run_context(tmp_path, ended=False, run=f"asr_sweep/{RUN_ID}"))
@@ -671,7 +671,7 @@ def test_a_rollback_naming_what_the_run_did_not_change_puts_nothing_back(
     """A typo in a finding id or control read as "nothing to do", and the run went green."""
     from asr.rollback import RollbackError, revert_chosen_run
 
-    journal, record = _fixed(aws, tmp_path, "EC2.7")
+    _, record = _fixed(aws, tmp_path, "EC2.7")
     fixed = _state(aws, record)
     run = f"asr_sweep/{RUN_ID}"
     for params, named in (
@@ -695,3 +695,44 @@ def test_a_run_named_as_its_folder_reads_finds_its_changes(aws, tmp_path: Path, 
     _fixed(aws, tmp_path, "EC2.7")
     as_folder = RUN_ID.replace(":", "_").replace("+", "_")
     assert revert_chosen_run(_ended_run_context(tmp_path, run=f"asr_sweep/{as_folder}")) == {"REVERTED": 1}
+
+
+def test_a_fix_put_back_in_part_is_reported_so_and_marked_in_security_hub(aws, tmp_path: Path) -> None:
+    """IAM.22's keys come back, its deleted console password cannot: reported NOT_REVERSIBLE, the
+    finding went unmarked, and the next sweep turned the reactivated keys off again."""
+    from asr.rollback import PUT_BACK
+
+    journal, record = _fixed(aws, tmp_path, "IAM.22")
+    [dry] = Rollback(journal, aws, dry=True).run()
+    assert dry.status == RollbackStatus.WOULD_REVERT
+    [partly] = Rollback(journal, aws).run()
+    assert partly.status == RollbackStatus.PARTLY_REVERTED and partly.status in PUT_BACK
+    assert "access key(s) reactivated, but the console password was deleted" in partly.reason
+    keys = {
+        k["Status"]
+        for k in Clients(aws, MEMBER_ACCOUNT, REGION).iam.list_access_keys(UserName=record.resource_id)[
+            "AccessKeyMetadata"
+        ]
+    }
+    assert keys == {"Active"}
+    [again] = Rollback(journal, aws).run()  # a retry of the same rollback reports it as it ended
+    assert (again.status, again.reason) == (partly.status, partly.reason)
+
+
+def test_a_fix_that_cannot_be_undone_from_its_before_state_is_refused_in_a_dry_run_too(
+    aws, tmp_path: Path
+) -> None:
+    """GuardDuty turned on where the Region had no detector: the dry run promised a revert the
+    real one refused."""
+    record = parse_finding(finding(seed_one(aws, "GuardDuty.1", MEMBER_ACCOUNT, REGION)), registry())
+    guardduty = Clients(aws, MEMBER_ACCOUNT, REGION).guardduty
+    for detector in guardduty.list_detectors()["DetectorIds"]:  # the seed's is suspended: none at all
+        guardduty.delete_detector(DetectorId=detector)
+    root = journal_root(str(tmp_path), "asr_sweep", RUN_ID)
+    fixing = AuditJournal(root, Origin("asr_sweep", RUN_ID, "b", 1, "s"))
+    assert [o.status for o in run_batch([record], registry(), aws, journal=fixing)] == ["REMEDIATED"]
+    journal = AuditJournal(root, _rollback_origin())
+    for dry in (True, False):
+        [reversal] = Rollback(journal, aws, dry=dry).run()
+        assert reversal.status == RollbackStatus.NOT_REVERSIBLE, reversal.reason
+        assert "deleting the one the fix created deletes its findings" in reversal.reason

@@ -58,6 +58,8 @@ REPORT = "rollback.json"
 
 class RollbackStatus(StrEnum):
     REVERTED = "REVERTED"
+    # Put back in part; what could not be put back says why (``actions.PartlyReverted``).
+    PARTLY_REVERTED = "PARTLY_REVERTED"
     WOULD_REVERT = "WOULD_REVERT"  # a dry run
     NOT_REVERSIBLE = "NOT_REVERSIBLE"
     CHANGED_SINCE = "CHANGED_SINCE"
@@ -69,7 +71,7 @@ class RollbackStatus(StrEnum):
 
 
 # What Security Hub is told was put back: by this rollback run (an earlier rollback told it then).
-PUT_BACK = (RollbackStatus.REVERTED,)
+PUT_BACK = (RollbackStatus.REVERTED, RollbackStatus.PARTLY_REVERTED)
 
 
 class RollbackError(ValueError):
@@ -218,12 +220,10 @@ class Rollback:
         run id's fixes share its journal's folder."""
         chosen = self.chosen(controls, finding_ids, run)
         reverts = self.journal.changes(REVERT)
-        reverted = {c.intent["reverts"]: c for c in reverts if c.status == RollbackStatus.REVERTED}
+        reverted = {c.intent["reverts"]: c for c in reverts if c.status in PUT_BACK}
         # Reverts an earlier try of this rollback began and did not see through: it died before
         # recording the end, or its read-back came too soon, or a call of several failed.
-        tried = {
-            c.intent["reverts"]: c for c in reverts if c.status != RollbackStatus.REVERTED and self._own(c)
-        }
+        tried = {c.intent["reverts"]: c for c in reverts if c.status not in PUT_BACK and self._own(c)}
         return [
             self.one(change, reverted.get(change.intent["id"]), tried.get(change.intent["id"]))
             for change in chosen
@@ -267,9 +267,7 @@ class Rollback:
         if revert is not None:
             settle = revert.settle or {}
             if self._own(revert):  # an earlier try of this very rollback: its revert, reported as such
-                return Reversal.of(
-                    change, RollbackStatus.REVERTED, settle.get("message", ""), settle.get("after")
-                )
+                return Reversal.of(change, revert.status, settle.get("message", ""), settle.get("after"))
             return Reversal.of(change, RollbackStatus.ALREADY_REVERTED, "an earlier rollback put it back")
         if not _made(change):
             message = change.settle["message"] if change.settle else ""
@@ -286,10 +284,9 @@ class Rollback:
             action = actions.build(change.intent["action"], change.intent["params"])
         except actions.ActionError as exc:
             return Reversal.of(change, RollbackStatus.FAILED, str(exc))
-        if action.irreversible:
-            return Reversal.of(
-                change, RollbackStatus.NOT_REVERSIBLE, f"cannot be reversed: {action.irreversible}"
-            )
+        why = action.irreversible_from(change.intent["state"])
+        if why:
+            return Reversal.of(change, RollbackStatus.NOT_REVERSIBLE, f"cannot be reversed: {why}")
         try:
             held = self._claim(change, action)
             if held:
@@ -395,6 +392,13 @@ class Rollback:
                 status, reason = RollbackStatus.REVERTED, f"put back {before}"
             else:
                 status, reason = RollbackStatus.FAILED, f"read back {back}, not {before}"
+        except actions.PartlyReverted as exc:
+            part = _subset(before, exc.restored)
+            back = _read_back(action, clients, resource_id, part)
+            if canonical(back) == canonical(part):
+                status, reason = RollbackStatus.PARTLY_REVERTED, f"put back {part}; {exc}"
+            else:
+                status, reason = RollbackStatus.FAILED, f"read back {back}, not {part}"
         except actions.NotReversible as exc:
             status, reason, back = RollbackStatus.NOT_REVERSIBLE, f"cannot be reversed: {exc}", None
         except Exception as exc:

@@ -128,6 +128,12 @@ class Action:
         """
         raise NotReversible(self.irreversible or f"{self.name} has no way to undo its fix")
 
+    def irreversible_from(self, before: dict[str, Any]) -> str | None:
+        """Why the fix made from ``before`` (the state ``read`` returned) cannot be undone, or
+        None. A rollback asks first, dry runs too, so that nothing is claimed or changed, and
+        a dry run does not promise what the real one would refuse."""
+        return self.irreversible
+
 
 # IAM is eventually consistent: a role just made is not usable by a service at once.
 ROLE_PROPAGATION_DELAYS = (2.0, 4.0, 8.0, 8.0)
@@ -256,7 +262,16 @@ class ChangeNotMade(RuntimeError):
 
 
 class NotReversible(Exception):
-    """A fix that cannot be undone, or not wholly; the message says why."""
+    """A fix that cannot be undone; the message says why."""
+
+
+class PartlyReverted(Exception):
+    """A revert that put back some of the fix (``restored``: those keys of the before-state)
+    and cannot put back the rest; the message says what and why."""
+
+    def __init__(self, message: str, restored: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.restored = restored
 
 
 class BulkRead(Action):

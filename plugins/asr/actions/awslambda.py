@@ -172,6 +172,14 @@ class RemovePublicPolicyStatements(Action):
         for statement in state["PublicStatements"]:
             clients["lambda"].remove_permission(FunctionName=resource_id, StatementId=statement["Sid"])
 
+    def irreversible_from(self, before: dict[str, Any]) -> str | None:
+        try:
+            for statement in before["PublicStatements"]:
+                add_permission_args(statement)
+        except NotReversible as exc:
+            return str(exc)
+        return None
+
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         """Add the statements back through AddPermission, each checked first so that none is
         added unless all can be. One whose id is in the policy now was not removed (the fix

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from asr.actions import Action, NotReversible, register, topic_name_parameter
+from asr.actions import Action, register, topic_name_parameter
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -427,17 +427,20 @@ class EnsureCisAlarm(Action):
             )
         return arn
 
-    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+    def irreversible_from(self, before: dict[str, Any]) -> str | None:
         if before.get("NamedAlarmExisted"):  # found with its filter: the fix made neither
-            raise NotReversible(
+            return (
                 f"alarm {self.metric_name} and its metric filter were there before the fix, which put "
                 "the alarm again; deleting them would remove more than the fix made"
             )
         if "NamedAlarmExisted" not in before and before["MetricFilter"]:
-            raise NotReversible(
+            return (
                 f"the fix found a metric filter for the event, and its record (made by an older asr) "
                 f"does not say whether alarm {self.metric_name} was there too: it is left as it is"
             )
+        return None
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         home, group = log_group_home(clients, before["LogGroup"])
         home.cloudwatch.delete_alarms(AlarmNames=[self.metric_name])
         if not before["MetricFilter"]:

@@ -35,7 +35,7 @@ class EnableDetector(Action):
         "iam:CreateServiceLinkedRole",
     )
     summary = "enabled the GuardDuty detector"
-    revert_permissions = ("guardduty:DeleteDetector",)
+    revert_permissions = ("guardduty:UpdateDetector",)
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         guardduty = clients.guardduty
@@ -54,11 +54,16 @@ class EnableDetector(Action):
         else:
             clients.guardduty.create_detector(Enable=True)
 
+    def irreversible_from(self, before: dict[str, Any]) -> str | None:
+        """A detector the fix created could only be deleted, and with it every finding, filter,
+        trusted IP and threat list and member link made since: as for Macie, not done."""
+        if before["DetectorId"] is None:
+            return (
+                "the Region had no detector: deleting the one the fix created deletes its findings, "
+                "filters and lists, so it is left on (suspend or delete it in the console if that is meant)"
+            )
+        return None
+
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
-        """Suspend the detector the fix re-enabled, or delete the one it created (with the
-        findings it has made since: a Region without a detector keeps none)."""
-        guardduty = clients.guardduty
-        if before["DetectorId"]:
-            guardduty.update_detector(DetectorId=before["DetectorId"], Enable=False)
-        else:
-            guardduty.delete_detector(DetectorId=self.read(clients, resource_id)["DetectorId"])
+        """Suspend the detector the fix re-enabled: it keeps its settings and findings."""
+        clients.guardduty.update_detector(DetectorId=before["DetectorId"], Enable=False)

@@ -7,7 +7,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from asr.actions import Action, NotReversible, aws_policy_arn, register, role_name_parameter
+from asr.actions import Action, PartlyReverted, aws_policy_arn, register, role_name_parameter
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -299,9 +299,10 @@ class RevokeUnusedCredentials(Action):
         keys = before["unused_active_access_keys"]
         _set_status(clients.iam, resource_id, keys, "Active")
         if before["unused_console_password"]:
-            raise NotReversible(
+            raise PartlyReverted(
                 f"{len(keys)} access key(s) reactivated, but the console password was deleted: IAM never "
-                "reveals a password, so it cannot be put back (an administrator can set a new one)"
+                "reveals a password, so it cannot be put back (an administrator can set a new one)",
+                ("unused_active_access_keys",),
             )
 
 

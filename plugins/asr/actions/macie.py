@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from asr.actions import Action, NotReversible, register
+from asr.actions import Action, register
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -51,12 +51,16 @@ class EnableMacie(Action):
         else:
             clients.macie2.enable_macie(status="ENABLED")
 
-    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
-        """Pause Macie again where the fix resumed it. Where the fix enabled it, only disabling
-        takes it back, and that deletes every finding and setting Macie has had since."""
+    def irreversible_from(self, before: dict[str, Any]) -> str | None:
+        """Where the fix enabled Macie, only disabling takes it back, and that deletes every
+        finding and setting Macie has had since."""
         if not before["Status"]:
-            raise NotReversible(
+            return (
                 "Macie was off: disabling it deletes its findings and settings, so it is left on "
                 "(disable it in the console if that is meant)"
             )
+        return None
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        """Pause Macie again where the fix resumed it."""
         clients.macie2.update_macie_session(status=before["Status"])
