@@ -438,6 +438,15 @@ def test_notes_stay_within_the_limit_and_keep_the_run() -> None:
     note = note_for(outcome(raw, Status.FAILED, "x" * 2000), "manual__2026-11-28T05:00:00+00:00")
     assert len(note) <= 512
     assert note.endswith("[run manual__2026-11-28T05:00:00+00:00]")
+    # A long reason is cut at a word and says so: "…'CidrIp': '0.0.0.0/0'}, {'Ip [run …]" read
+    # as the whole reason.
+    words = " ".join(f"rule{n}" for n in range(200))
+    note = note_for(outcome(raw, Status.FAILED, words), "r1")
+    assert len(note) <= 512 and note.endswith("… [run r1]")
+    cut = note.removesuffix("… [run r1]")
+    assert cut.startswith("ASR EC2.") and words.startswith(cut.split("remediation failed: ", 1)[1] + " ")
+    short = note_for(outcome(raw, Status.FAILED, "AccessDenied: no"), "r1")
+    assert short.endswith("remediation failed: AccessDenied: no [run r1]")
 
 
 def resolve(raws: list[dict]) -> list[tuple[dict[str, str], str, str]]:

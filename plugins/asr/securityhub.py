@@ -239,8 +239,17 @@ def iter_findings(client: Any, queries: Sequence[dict[str, Any]]) -> Iterator[di
             yield from page["Findings"]
 
 
-def clip_note(text: str) -> str:
-    return text if len(text) <= NOTE_LIMIT else text[: NOTE_LIMIT - 1] + "…"
+def clip_note(text: str, suffix: str = "") -> str:
+    """``text`` and ``suffix`` within Security Hub's note limit: a longer text is cut at a word
+    (if one ends near the cut) and ends in "…", so a reader sees that more was said (the run
+    report has it whole); the suffix stays whole."""
+    if len(text) + len(suffix) <= NOTE_LIMIT:
+        return text + suffix
+    cut = text[: max(0, NOTE_LIMIT - len(suffix) - 1)]
+    space = cut.rfind(" ")
+    if space >= len(cut) - 40:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:") + "…" + suffix
 
 
 def reverted_by(finding: dict[str, Any]) -> str:

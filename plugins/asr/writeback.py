@@ -128,8 +128,7 @@ def note_for(outcome: Outcome, run_id: str) -> str:
         text = f"ASR {subject}: fix not approved, nothing changed: {outcome.message}"
     else:
         text = f"ASR {subject}: {outcome.message}"
-    suffix = f" [run {run_id}]"
-    return clip_note(text[: 512 - len(suffix)] + suffix)
+    return clip_note(text, f" [run {run_id}]")
 
 
 def seen_state(finding: dict[str, Any]) -> dict[str, Any]:
