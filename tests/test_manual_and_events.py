@@ -137,8 +137,8 @@ def unfixable_finding() -> dict:
 def test_a_pick_by_resource_leaves_every_other_finding_alone(aws, airflow_db: None, named_by: str) -> None:
     """A resource named by its ARN is asked for by it: the run reads its findings only, not
     every finding in scope (a 10,000-finding estate reported 9,999 IGNORED). Named by its bare
-    id, every failed finding in scope is read: one no playbook fixes is reported as
-    rejected, never marked NOTIFIED in Security Hub."""
+    id, every failed finding in scope is read: one no playbook fixes is counted as such, never
+    marked NOTIFIED in Security Hub."""
     seeded, findings = open_groups(aws, 2)
     unfixable = unfixable_finding()
     import_findings(aws.admin_client("securityhub", REGION), [unfixable])
@@ -151,7 +151,7 @@ def test_a_pick_by_resource_leaves_every_other_finding_alone(aws, airflow_db: No
     assert run.state == "success"
     assert [world_open(aws, s) for s in seeded] == [False, True]
     assert workflow(aws) == {findings[0]["Id"]: "RESOLVED", findings[1]["Id"]: "NEW", unfixable["Id"]: "NEW"}
-    others = {} if named_by == "arn" else {"IGNORED": 1, "REJECTED": 1}
+    others = {} if named_by == "arn" else {"IGNORED": 1}  # the unfixable one: counted as unsupported
     assert report_of(run)["totals"] == {"REMEDIATED": 1, **others}
 
 

@@ -136,11 +136,13 @@ def test_html_lists_every_finding_with_the_problems_first(store: RunStore) -> No
         ("333333333333", "sg-2", "REMEDIATED"),
         ("222222222222", "sg-4", "DRY_RUN"),
     ]
-    assert rows[0][5] == 'AccessDenied: "déjà vu" <b>not</b> allowed ✓'
-    assert rows[1][6] == (
+    # What Security Hub was told of each: written, refused, or nothing (a dry run).
+    assert [r[5] for r in rows] == ["NOTIFIED", "RESOLVED", "refused: FindingNotFound", "not written"]
+    assert rows[0][6] == 'AccessDenied: "déjà vu" <b>not</b> allowed ✓'
+    assert rows[1][7] == (
         '{"IpPermissions": [{"CidrIp": "0.0.0.0/0", "FromPort": 22}]} \u2192 {"IpPermissions": []}'
     )
-    assert rows[3][0] == "IAM.7" and rows[3][6] == "\u2014"
+    assert rows[3][0] == "IAM.7" and rows[3][7] == "\u2014"
     assert section_rows(root, "Not acted on") == [
         ["arn:aws:securityhub:x", "no playbook for <FOO.1> & friends"]
     ]
@@ -200,7 +202,7 @@ def test_summary_counts_and_lists_what_needs_a_person(store: RunStore) -> None:
     built, _ = report.write(store, RUN_ID)
     assert report.summary(built).splitlines() == [
         f"ASR run {RUN_ID}: 2 remediated, 1 failed, 1 rejected, 1 dry run",
-        "Security Hub: 3 findings updated; updates not taken: 1",
+        "Security Hub: 3 findings updated; updates not taken: 1; left alone, closed or changed meanwhile: 1",
         "Needs attention (1):",
         f'- EC2.13 222222222222 us-east-1 {HOSTILE}: AccessDenied: "déjà vu" <b>not</b> allowed ✓',
         "Not acted on (1):",

@@ -203,6 +203,46 @@ def test_write_back_and_the_report_learn_what_before_them_did_not_finish(tmp_pat
     assert sweep.unfinished(store, 0, written_back=True) is None
 
 
+def test_findings_of_controls_no_playbook_fixes_are_counted_not_listed_as_rejected(
+    aws, tmp_path: Path
+) -> None:
+    """A sweep reads every failed control, and most have no playbook: each was listed among
+    the rejections, burying in the report and the notification the ones a person must act
+    on. Named by id, such a finding is still rejected with the reason."""
+    from asr import report, sweep
+    from asr.local.seed import Seeded, seed_one
+    from asr.securityhub import actionable_plan
+
+    unfixable = [
+        finding(
+            Seeded(control, MEMBER_ACCOUNT, "us-east-1", "AwsAccount", f"AWS::::Account:{MEMBER_ACCOUNT}")
+        )
+        for control in ("EC2.4", "EC2.4", "IAM.5")
+    ]
+    unfixable[1]["Id"] += "-2"
+    malformed = {**finding(seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1")), "AwsAccountId": "nope"}
+    import_findings(aws.admin_client("securityhub", "us-east-1"), [*unfixable, malformed])
+    store = RunStore(tmp_path)
+    counts = sweep.ingest(Settings.from_env(), aws, registry(), store, actionable_plan())
+    assert (counts["rejected"], counts["unsupported"]) == (1, 3)
+    assert store.read_json(sweep.UNSUPPORTED) == {"EC2.4": 2, "IAM.5": 1}
+    built = report.build(store, "r1")
+    assert built["totals"] == {"REJECTED": 1}
+    summary = report.summary(built)
+    assert "3 findings of 2 controls no playbook fixes, left as they are" in summary
+    assert "EC2.4" not in summary.split("Not acted on", 1)[1].split("3 findings")[0]
+
+    named = sweep.ingest(
+        Settings.from_env(),
+        aws,
+        registry(),
+        RunStore(tmp_path / "b"),
+        actionable_plan(),
+        named=[unfixable[2]["Id"]],
+    )
+    assert (named["rejected"], named["unsupported"]) == (2, 2)
+
+
 def test_a_sweep_reads_only_security_hub_s_own_findings(aws, tmp_path: Path) -> None:
     """AWS Config's and partners' findings carry a compliance status too: no playbook is for
     them, and reading them cost GetFindings pages and filled the report with rejections.

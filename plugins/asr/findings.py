@@ -32,6 +32,15 @@ class FindingError(ValueError):
         self.reason = reason
 
 
+class NoPlaybook(FindingError):
+    """A well-formed finding of a control no playbook fixes: most of Security Hub's controls.
+    A sweep counts these by control rather than list each among the rejections."""
+
+    def __init__(self, finding_id: str, control_id: str) -> None:
+        super().__init__(finding_id, f"no playbook fixes control {control_id}")
+        self.control_id = control_id
+
+
 @dataclass(frozen=True)
 class RoutingRecord:
     finding_id: str
@@ -191,7 +200,7 @@ def parse_finding(finding: Any, playbooks: PlaybookRegistry) -> RoutingRecord:
     control_id, named = control_of(finding, finding_id, playbooks)
     playbook = playbooks.for_control(control_id)
     if playbook is None:
-        raise FindingError(finding_id, f"no playbook fixes control {control_id}")
+        raise NoPlaybook(finding_id, control_id)
 
     account_id = _str(finding, "AwsAccountId") or ""
     if not ACCOUNT_RE.fullmatch(account_id):

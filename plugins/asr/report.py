@@ -19,10 +19,11 @@ from urllib.parse import quote
 from asr.config import REGION_RE
 from asr.remediate import Outcome
 from asr.store import RunStore, write_whole
-from asr.sweep import REJECTED, WRITTEN_BACK, every_outcome, is_dry_run, unfinished
+from asr.sweep import REJECTED, UNSUPPORTED, WRITTEN_BACK, every_outcome, is_dry_run, unfinished
 from asr.writeback import WORKFLOW_FOR, WriteBack, written
 
-COLUMNS = ("control", "account", "region", "resource", "outcome", "detail")
+COLUMNS = ("control", "account", "region", "resource", "outcome", "Security Hub", "detail")
+NOT_WRITTEN = "not written"
 
 # Known statuses, in the order views list them, with their colour; any other status is
 # listed after them (alphabetically) in NEUTRAL.
@@ -59,6 +60,28 @@ def _written(writeback: dict[str, Any], run_id: str) -> Callable[[Outcome], str 
     return lambda o: WORKFLOW_FOR.get(o.status) if settled.get(o.finding_id) == written(o, run_id) else None
 
 
+def _told(writeback: dict[str, Any], run_id: str) -> Callable[[Outcome], str]:
+    """What Security Hub was told of a finding, in a few words: the workflow status written
+    (or found), why it was left alone, Security Hub's refusal, or that nothing was written
+    (a dry run, an ignored finding, a write-back still to come)."""
+    shown = _written(writeback, run_id)
+    left = {x.get("finding_id"): x.get("now") for x in writeback.get("left_alone", []) if isinstance(x, dict)}
+    refused = {
+        x.get("FindingIdentifier", {}).get("Id"): x.get("ErrorCode")
+        for x in writeback.get("failed", [])
+        if isinstance(x, dict)
+    }
+
+    def told(outcome: Outcome) -> str:
+        if outcome.finding_id in left:
+            return f"left alone: {left[outcome.finding_id]}"
+        if outcome.finding_id in refused:
+            return f"refused: {refused[outcome.finding_id]}"
+        return shown(outcome) or NOT_WRITTEN
+
+    return told
+
+
 def _unwritten(outcomes: list[Outcome], writeback: dict[str, Any], run_id: str) -> int:
     """Outcomes write-back has yet to give Security Hub: neither settled, left alone nor refused."""
     done = WriteBack.given_up(writeback)
@@ -71,7 +94,7 @@ def build(store: RunStore, run_id: str) -> dict[str, Any]:
     outcomes = every_outcome(store)
     rejected = list(store.read_lines(REJECTED))
     writeback = store.read_json(WRITTEN_BACK) if store.path(WRITTEN_BACK).exists() else {}
-    shown = _written(writeback, run_id)
+    shown, told = _written(writeback, run_id), _told(writeback, run_id)
     totals = Counter(o.status for o in outcomes)
     if rejected:
         # Every rejection is in rejected.jsonl; some may also be outcomes (to be written
@@ -92,8 +115,10 @@ def build(store: RunStore, run_id: str) -> dict[str, Any]:
         "writeback_failures": writeback.get("failed", []),
         "writeback_left_alone": writeback.get("left_alone", []),
         "writeback_pending": pending,
-        "outcomes": [o.to_dict() | {"workflow_status": shown(o)} for o in outcomes],
+        "outcomes": [o.to_dict() | {"workflow_status": shown(o), "security_hub": told(o)} for o in outcomes],
         "rejected": rejected,
+        # Findings of controls no playbook fixes, by control: counted, not listed one by one.
+        "unsupported": store.read_json(UNSUPPORTED) if store.path(UNSUPPORTED).exists() else {},
     }
 
 
@@ -174,7 +199,11 @@ def table(rows: list[list[str]], header: tuple[str, ...]) -> str:
 def markdown(report: dict[str, Any]) -> str:
     totals = ", ".join(f"{s}: {report['totals'][s]}" for s in ordered(report["totals"])) or "nothing to do"
     rows = [
-        [o["control_id"], o["account_id"], o["region"], o["resource_id"], o["status"], o["message"]]
+        [
+            *(o["control_id"], o["account_id"], o["region"], o["resource_id"], o["status"]),
+            o.get("security_hub") or NOT_WRITTEN,
+            o["message"],
+        ]
         for o in report["outcomes"]
     ]
     parts = [f"# {title(report)} {report['run_id']}", "", f"Totals: {totals}", "", table(rows, COLUMNS)]
@@ -188,10 +217,27 @@ def markdown(report: dict[str, Any]) -> str:
             f"- {_one_line(r['finding_id'] or '(no id)')}: {_one_line(r['error'])}"
             for r in report["rejected"]
         ]
+    if report.get("unsupported"):
+        parts += ["", f"## {unsupported_text(report['unsupported'])}", ""]
+        parts += [f"- {control}: {n}" for control, n in report["unsupported"].items()]
     if report["writeback_failures"]:
         parts += ["", "## Security Hub did not take these updates", ""]
         parts += [f"- {_one_line(f)}" for f in report["writeback_failures"]]
+    if report.get("writeback_left_alone"):
+        parts += ["", "## Closed or changed meanwhile (by Security Hub or a person), left alone", ""]
+        parts += [
+            f"- {_one_line(x.get('finding_id'))}: {_one_line(x.get('now'))}"
+            for x in report["writeback_left_alone"]
+        ]
     return "\n".join(parts) + "\n"
+
+
+def unsupported_text(unsupported: dict[str, int]) -> str:
+    """'1,204 findings of 37 controls no playbook fixes, left as they are'."""
+    return (
+        f"{sum(unsupported.values()):,} findings of {len(unsupported)} controls no playbook fixes, "
+        "left as they are"
+    )
 
 
 def not_finished(report: dict[str, Any]) -> str:
@@ -222,6 +268,8 @@ def summary(report: dict[str, Any]) -> str:
     writeback = f"Security Hub: {report.get('findings_updated', 0)} findings updated"
     if report.get("writeback_failures"):
         writeback += f"; updates not taken: {len(report['writeback_failures'])}"
+    if report.get("writeback_left_alone"):
+        writeback += f"; left alone, closed or changed meanwhile: {len(report['writeback_left_alone'])}"
     if report.get("writeback_pending"):
         writeback += f"; not written yet: {report['writeback_pending']}"
     lines.append(DRY_RUN_NOTE if report.get("dry_run") else writeback)
@@ -229,6 +277,8 @@ def summary(report: dict[str, Any]) -> str:
         lines.append(not_finished(report))
     lines += _listed("Needs attention", failed, SUMMARY_ITEMS)
     lines += _listed("Not acted on", rejected, SUMMARY_ITEMS // 2)
+    if report.get("unsupported"):
+        lines.append(unsupported_text(report["unsupported"]))
     return "\n".join(lines) + "\n"
 
 
@@ -359,6 +409,7 @@ def _finding_row(outcome: dict[str, Any]) -> str:
             f"<td>{_text(outcome.get('region'))}</td>",
             f'<td title="{escape(outcome.get("resource_arn") or "")}"><code>{_text(resource)}</code></td>',
             f"<td>{_status(outcome['status'])}</td>",
+            f"<td>{_text(outcome.get('security_hub') or NOT_WRITTEN)}</td>",
             f"<td>{_text(outcome.get('message'))}</td>",
             f"<td>{_change(outcome.get('before'), outcome.get('after'))}</td>",
             f"<td>{link}</td>",
@@ -382,6 +433,7 @@ def _findings(outcomes: list[dict[str, Any]]) -> str:
         "region",
         "resource",
         "outcome",
+        "Security Hub",
         "message",
         "before \u2192 after",
         "finding",
@@ -434,6 +486,12 @@ def html_page(report: dict[str, Any]) -> str:
         _findings(report["outcomes"]),
     ]
     sections += _listing("Not acted on", ("finding", "reason"), report["rejected"], "finding_id", "error")
+    if report.get("unsupported"):
+        rows = (_row([f"<td>{_text(c)}</td>", f"<td>{n}</td>"]) for c, n in report["unsupported"].items())
+        sections += [
+            f"<h2>{escape(unsupported_text(report['unsupported']))}</h2>",
+            _table(("control", "findings"), rows),
+        ]
     if report.get("writeback_failures"):
         sections += [
             "<h2>Security Hub did not take these updates</h2>",

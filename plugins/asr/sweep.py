@@ -17,7 +17,7 @@ from asr.actions import get_action
 from asr.aws import AwsContext
 from asr.claims import Claims
 from asr.config import Settings
-from asr.findings import FindingError, RoutingRecord, parse_finding
+from asr.findings import FindingError, NoPlaybook, RoutingRecord, parse_finding
 from asr.guard import Scope
 from asr.pacing import parse_limits
 from asr.playbooks import PlaybookRegistry
@@ -30,6 +30,7 @@ REJECTED = "rejected.jsonl"
 QUERIES = "queries.json"
 SEEN = "seen.json"
 INGESTED = "ingest.json"  # when ingest began to read; written last, so it also says ingest finished
+UNSUPPORTED = "unsupported.json"  # findings of controls no playbook fixes, counted by control
 DECIDED = "dry-run.json"  # whether the run is dry, as its first ingest decided; never removed
 WRITTEN_BACK = "writeback.json"
 # What the steps after ingest write: batches, outcomes, what write-back did.
@@ -79,7 +80,10 @@ def ingest(
     returned it: not counted, not reported, not seen. The queries are saved as they were
     sent, broader than that: write-back only looks for the run's own findings among what
     they match.
-    Rejected findings are always reported; those a person ``named`` by id are also marked
+    Findings of controls no playbook fixes are counted by control (``UNSUPPORTED``): a sweep
+    reads every failed control, and listing each would bury the rejections a person should
+    act on. Other rejected findings are always reported; those a person ``named`` by id
+    (a finding of a control no playbook fixes too) are also marked
     NOTIFIED with the reason, and a named id the queries did not find is reported as
     rejected. Findings ``keep`` turns down are reported as IGNORED and left alone in
     Security Hub. ``scope`` rejects findings in accounts asr may not act in and excludes
@@ -90,12 +94,13 @@ def ingest(
     if not store.path(DECIDED).exists():  # kept however often it is cleared, or fails part way
         store.write_json(DECIDED, {"dry_run": dry_run})
     # A cleared run starts over: nothing an earlier pass left may count.
-    for stale in (INGESTED, RECORDS, REJECTED, QUERIES, SEEN, *LATER_STEPS):
+    for stale in (INGESTED, RECORDS, REJECTED, UNSUPPORTED, QUERIES, SEEN, *LATER_STEPS):
         store.remove(stale)
     began = datetime.datetime.now(datetime.UTC).isoformat()
     records: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     not_acted: list[Outcome] = []
+    unsupported: Counter[str] = Counter()
     seen: dict[str, dict[str, Any]] = {}
     for finding in iter_findings(client, plan.queries):
         if finding.get("Id") in seen or not plan.matches(finding):
@@ -106,6 +111,13 @@ def ingest(
             verdict = scope.check(record) if scope else None
             if verdict and verdict[0] == Status.REJECTED:
                 raise FindingError(record.finding_id, verdict[1])
+        except NoPlaybook as exc:
+            if exc.finding_id not in named:  # a person named it: told why, as any rejection
+                unsupported[exc.control_id] += 1
+                continue
+            rejected.append({"finding_id": exc.finding_id, "error": exc.reason})
+            not_acted.append(Outcome.not_acted(finding, Status.REJECTED, exc.reason))
+            continue
         except FindingError as exc:
             rejected.append({"finding_id": exc.finding_id, "error": exc.reason})
             if exc.finding_id in named:
@@ -124,12 +136,14 @@ def ingest(
     store.write_json(SEEN, seen)
     store.write_lines(RECORDS, records)
     store.write_lines(REJECTED, rejected)
+    store.write_json(UNSUPPORTED, dict(sorted(unsupported.items())))
     store.write_lines(NOT_ACTED, (o.to_dict() for o in not_acted))
     store.write_json(INGESTED, {"began": began, "dry_run": dry_run})
     return {
         "findings": len(seen),
         "routed": len(records),
         "rejected": len(rejected),
+        "unsupported": sum(unsupported.values()),
         "ignored": sum(o.status == Status.IGNORED for o in not_acted),
         "excluded": sum(o.status == Status.EXCLUDED for o in not_acted),
     }
