@@ -21,7 +21,7 @@ from asr.playbooks import registry
 from asr.remediate import Planned, Target, resolve_targets, run_batch
 from asr.rollback import Rollback, RollbackStatus, find_journal
 from asr.selection import SelectionError, failed_in_run
-from asr.store import RunStore
+from asr.store import OWNER, RunStore
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 REGION = "us-east-1"
@@ -255,6 +255,39 @@ def test_a_run_id_whose_folder_another_run_has_is_refused(tmp_path: Path) -> Non
     with pytest.MonkeyPatch.context() as patch, pytest.raises(AirflowFailException, match="would share"):
         patch.setenv("ASR_DATA_DIR", str(tmp_path))
         run_context(context)
+
+
+def test_a_run_triggered_again_under_a_deleted_run_s_id_is_refused(tmp_path: Path) -> None:
+    """Airflow lets a run be deleted and its id triggered again: the new run took the old one's
+    dry-run decision (a dry run then changed things), approvals and SSM executions as its own."""
+    import datetime
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from asr.tasks import run_context
+
+    first, again = (datetime.datetime(2026, 1, 1, h, tzinfo=datetime.UTC) for h in (0, 5))
+    store = RunStore.for_run(str(tmp_path), "asr_sweep", RUN_ID)
+    store.own("asr_sweep", RUN_ID, first.isoformat())
+    store.own("asr_sweep", RUN_ID, first.isoformat())  # the same run, cleared: its own
+
+    def context(made: datetime.datetime) -> dict[str, Any]:
+        dag_run = SimpleNamespace(run_after=made, run_type="manual")
+        return {
+            "params": {},
+            "run_id": RUN_ID,
+            "dag": SimpleNamespace(dag_id="asr_sweep"),
+            "dag_run": dag_run,
+        }
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ASR_DATA_DIR", str(tmp_path))
+        assert run_context(context(first))[1].root == store.root
+        with pytest.raises(AirflowFailException, match=r"an earlier run .* deleted since\) left its files"):
+            run_context(context(again))
+    # A folder from before run_after was recorded is taken as the run's own, as before.
+    store.write_json(OWNER, {"dag_id": "asr_sweep", "run_id": RUN_ID})
+    store.refuse_another("asr_sweep", RUN_ID, again.isoformat())
 
 
 def test_the_selection_narrows_by_control_and_finding(aws, tmp_path: Path) -> None:

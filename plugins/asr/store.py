@@ -81,23 +81,33 @@ class RunStore:
     def path(self, name: str) -> Any:
         return self.root / name
 
-    def own(self, dag_id: str, run_id: str) -> None:
-        """Mark the folder as this run's (``refuse_another``)."""
-        self.refuse_another(dag_id, run_id)
-        self.write_json(OWNER, {"dag_id": dag_id, "run_id": run_id})
+    def own(self, dag_id: str, run_id: str, run_after: str | None = None) -> None:
+        """Mark the folder as this run's (``refuse_another``); ``run_after``: when Airflow
+        made the run, which tells it from a run of the same id deleted before it."""
+        self.refuse_another(dag_id, run_id, run_after)
+        self.write_json(OWNER, {"dag_id": dag_id, "run_id": run_id, "run_after": run_after})
 
-    def refuse_another(self, dag_id: str, run_id: str) -> None:
+    def refuse_another(self, dag_id: str, run_id: str, run_after: str | None = None) -> None:
         """Raise ValueError if the folder is another run's: run ids that differ only in
         characters a folder name cannot hold (``fix:1``, ``fix_1``, made up through the REST
-        API) map to one folder, and a run must not read, report or roll back another's files."""
+        API) map to one folder, and a run must not read, report or roll back another's files.
+        Nor may a run triggered again under the id of one deleted since: it would take that
+        run's dry-run decision, approvals and SSM executions for its own."""
         if not self.belongs_to(dag_id, run_id):
             raise ValueError(
                 f"run {run_id!r} of {dag_id} would share the folder {self.root} with run "
                 f"{self.read_json(OWNER).get('run_id')!r}: trigger it with another run id"
             )
+        earlier = self.read_json(OWNER).get("run_after") if self.path(OWNER).exists() else None
+        if earlier and run_after and earlier != run_after:
+            raise ValueError(
+                f"an earlier run {run_id!r} of {dag_id} (made {earlier}, deleted since) left its files "
+                f"in {self.root}: trigger this one with another run id (those files keep that run's "
+                "report, and its audit journal its rollback)"
+            )
 
     def belongs_to(self, dag_id: str, run_id: str) -> bool:
-        """Whether the folder is this run's, or no run's yet (or a run's from before ``own``)."""
+        """Whether the folder is this run's id's, or no run's yet (or a run's from before ``own``)."""
         if not self.path(OWNER).exists():
             return True
         owner = self.read_json(OWNER)

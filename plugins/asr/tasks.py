@@ -62,8 +62,15 @@ def run_context(context: Any = None) -> tuple[Settings, Any, str]:
     run_id = context["run_id"]
     store = RunStore.for_run(settings.data_dir, context["dag"].dag_id, run_id, settings.aws_conn_id)
     with _asked_wrong():  # no step of a run may go on in another run's folder
-        store.refuse_another(context["dag"].dag_id, run_id)
+        store.refuse_another(context["dag"].dag_id, run_id, run_after(context))
     return settings, store, run_id
+
+
+def run_after(context: Any) -> str | None:
+    """When Airflow made the run (``DagRun.run_after``), kept when it is cleared: it tells a run
+    from an earlier one of the same id, deleted since."""
+    made = getattr(context.get("dag_run"), "run_after", None)
+    return made.isoformat() if made is not None else None
 
 
 def airflow_max_map_length() -> int:
@@ -125,7 +132,7 @@ def _ingest(
     context = get_current_context()
     with _asked_wrong():
         settings, store, run_id = run_context(context)
-        store.own(context["dag"].dag_id, run_id)
+        store.own(context["dag"].dag_id, run_id, run_after(context))
     aws = aws_context(settings)
     scope = Scope.for_aws(settings, aws)
     # A run cleared whole keeps the decision its first ingest recorded: a scheduled run's
