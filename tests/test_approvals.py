@@ -99,6 +99,10 @@ def test_refusal_says_who_rejected_or_that_it_timed_out() -> None:
     assert approvals.refusal(person, timed_out=False) == "rejected by secops at 2026-05-04 09:30 UTC"
     nobody = {"responded_by_user": None, "responded_at": at}
     assert "timed out at 2026-05-04 09:30 UTC (ASR_APPROVAL_TIMEOUT)" in approvals.refusal(nobody, True)
+    assert approvals.refusal(nobody, True, before_next_sweep=True) == (
+        "no one approved it before the approval request expired at 2026-05-04 09:30 UTC, ahead of "
+        "the next scheduled sweep (ASR_SWEEP_SCHEDULE), which asks again"
+    )
 
 
 def test_a_person_s_rejection_holds_for_the_rejection_hold_and_a_timeout_holds_nothing() -> None:

@@ -271,6 +271,32 @@ def test_a_request_that_could_not_be_sent_is_named_in_the_timeout_s_reason(
     )
 
 
+def test_a_request_the_next_sweep_cut_short_says_so_not_the_timeout_setting(
+    aws: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In an hourly sweep every request lapses within the hour: a reason naming
+    ASR_APPROVAL_TIMEOUT (set to a day) sent the operator looking at the wrong setting."""
+    from datetime import timedelta
+
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    import asr.approvals
+    from asr.store import RunStore
+
+    operator, context = approval_step(tmp_path, monkeypatch, "arn:aws:sns:us-east-1:111111111111:gone")
+    store = RunStore.for_run(str(tmp_path), "asr_sweep", "manual__1")
+    monkeypatch.setattr(ApprovalOperator, "execute_complete", lambda self, context, event: None)
+    for wait, says in (
+        (timedelta(minutes=35), "ahead of the next scheduled sweep"),
+        (None, "(ASR_APPROVAL_TIMEOUT)"),
+    ):
+        monkeypatch.setattr(asr.approvals, "wait_for_decision", lambda timeout, _, w=wait: w or timeout)
+        operator.execute(context)
+        operator.execute_complete(context, {"chosen_options": ["Reject"], "timedout": True})
+        [row] = store.read_lines("outcomes/EC2.13-0000.jsonl")
+        assert says in row["message"], row["message"]
+
+
 def test_the_report_says_whether_its_summary_went_out(
     subscribed: tuple[str, Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

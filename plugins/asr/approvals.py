@@ -115,11 +115,18 @@ def body(
     return "\n".join(lines)
 
 
-def refusal(answer: dict[str, Any], timed_out: bool) -> str:
-    """Why the fix did not run, as the finding's note will say it."""
+def refusal(answer: dict[str, Any], timed_out: bool, before_next_sweep: bool = False) -> str:
+    """Why the fix did not run, as the finding's note will say it; ``before_next_sweep``: the
+    request expired ahead of the next scheduled sweep (``wait_for_decision``), not after
+    ASR_APPROVAL_TIMEOUT, which an operator would otherwise look for in vain."""
     when = answer.get("responded_at")
     at = f" at {when:%Y-%m-%d %H:%M} UTC" if isinstance(when, datetime) else ""
     user = answer.get("responded_by_user") or {}
+    if (timed_out or not user) and before_next_sweep:
+        return (
+            f"no one approved it before the approval request expired{at}, ahead of the next "
+            "scheduled sweep (ASR_SWEEP_SCHEDULE), which asks again"
+        )
     if timed_out or not user:
         return f"no one approved it before the approval request timed out{at} (ASR_APPROVAL_TIMEOUT)"
     return f"rejected by {user.get('name') or user.get('id')}{at}"
@@ -169,6 +176,11 @@ def forget_decision(store: Any, batches: list[dict[str, Any]]) -> None:
 def _unsent(task_id: str) -> str:
     """Where an approval step notes that its request could not be sent to the topic."""
     return f"approvals/{task_id}.unsent.json"
+
+
+def _cut_short(task_id: str) -> str:
+    """Where an approval step notes that its request waits only until the next sweep is due."""
+    return f"approvals/{task_id}.cut-short.json"
 
 
 def _outcomes(batch: dict[str, Any]) -> str:
@@ -291,6 +303,10 @@ class ControlApproval(ApprovalOperator):
             self.assigned_users = [{"id": user, "name": user} for user in settings.approvers]
         same_request(store, self.task_id, self.subject, self.body, records)
         self.response_timeout = wait_for_decision(settings.approval_timeout, context)
+        if self.response_timeout < settings.approval_timeout:
+            store.write_json(_cut_short(self.task_id), {"wait": str(self.response_timeout)})
+        else:
+            store.remove(_cut_short(self.task_id))
         log.info("%s; waiting up to %s for a decision", self.subject, self.response_timeout)
         from asr import notify
 
@@ -313,7 +329,7 @@ class ControlApproval(ApprovalOperator):
 
             settings, store, _ = run_context(context)
             timed_out = bool(event.get("timedout"))
-            reason = refusal(event, timed_out)
+            reason = refusal(event, timed_out, store.path(_cut_short(self.task_id)).exists())
             if timed_out and store.path(_unsent(self.task_id)).exists():
                 reason += "; the request could not be sent to ASR_SNS_TOPIC_ARN (see the approval task's log)"
             held = hold_until(event, timed_out, settings.rejection_hold)
