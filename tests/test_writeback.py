@@ -80,13 +80,17 @@ def test_each_outcome_gets_its_status_and_note(imported) -> None:  # type: ignor
     now = state(securityhub)
     assert [now[x["Id"]]["Workflow"]["Status"] for x in f] == [
         "RESOLVED",
-        "RESOLVED",
+        "NOTIFIED",  # found compliant: Security Hub resolves it when its own check passes
         "NOTIFIED",
         "NOTIFIED",
         "NEW",
         "NEW",
     ]
     assert now[f[0]["Id"]]["Note"]["Text"] == "ASR EC2.13: removed ingress [run run-1]"
+    assert now[f[1]["Id"]]["Note"]["Text"] == (
+        "ASR EC2.13: already compliant; Security Hub resolves the finding at its next check "
+        "(should it stay FAILED, the control checks more than the playbook does) [run run-1]"
+    )
     assert now[f[2]["Id"]]["Note"]["Text"] == "ASR EC2.13: remediation failed: AccessDenied: no [run run-1]"
     assert now[f[3]["Id"]]["Note"]["Text"].startswith("ASR: not remediated: no playbook")
     assert "Note" not in now[f[4]["Id"]]

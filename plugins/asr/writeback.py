@@ -1,10 +1,13 @@
 """Writing outcomes back to Security Hub: one set of rules for every DAG.
 
-- RESOLVED, with a note saying what was changed, when a resource was fixed or found
-  compliant; NOTIFIED, with the reason, when it failed or a person must act (a finding
-  no playbook can fix, when someone asked for it; a disruptive fix a person rejected or
-  nobody approved in time). Dry runs and ignored findings are
-  not written at all.
+- RESOLVED, with a note saying what was changed, when a resource was fixed; NOTIFIED, with
+  the reason, when it failed or a person must act (a finding no playbook can fix, when
+  someone asked for it; a disruptive fix a person rejected or nobody approved in time).
+  A resource found compliant, with nothing changed, is NOTIFIED with that note, not
+  RESOLVED: Security Hub resolves a control finding itself once its check passes, and a
+  RESOLVED finding stays RESOLVED while its control keeps failing, so a RESOLVED written
+  where the control checks more than the playbook would hide a failure for good. Dry runs
+  and ignored findings are not written at all.
 - A finding closed while the run worked (a person suppressed or resolved it, or Security
   Hub resolved a control that now passes) is left as it is: just before writing, the
   status is read again. A run of up to 200 findings reads each one by id. A larger run
@@ -51,7 +54,7 @@ from asr.securityhub import (
 
 WORKFLOW_FOR: dict[str, str] = {
     Status.REMEDIATED: "RESOLVED",
-    Status.ALREADY_COMPLIANT: "RESOLVED",
+    Status.ALREADY_COMPLIANT: "NOTIFIED",  # Security Hub resolves it when its check passes
     Status.FAILED: "NOTIFIED",
     Status.REJECTED: "NOTIFIED",
     Status.EXCLUDED: "NOTIFIED",
@@ -124,6 +127,11 @@ def note_for(outcome: Outcome, run_id: str) -> str:
         text = f"ASR {subject}: remediation failed: {outcome.message}"
     elif outcome.status in (Status.REJECTED, Status.EXCLUDED):
         text = f"ASR: not remediated: {outcome.message}"
+    elif outcome.status == Status.ALREADY_COMPLIANT:
+        text = (
+            f"ASR {subject}: {outcome.message}; Security Hub resolves the finding at its next check "
+            "(should it stay FAILED, the control checks more than the playbook does)"
+        )
     elif outcome.status == Status.NOT_APPROVED:
         text = f"ASR {subject}: fix not approved, nothing changed: {outcome.message}"
     else:
