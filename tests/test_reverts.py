@@ -69,7 +69,7 @@ def test_revert_of_a_deleted_password_reactivates_keys_and_says_why(aws) -> None
     assert before["unused_console_password"], "the seed has an unused console password"
     with pytest.raises(PartlyReverted, match="console password was deleted") as partly:
         action.revert(clients, user, before)
-    assert partly.value.restored == ("unused_active_access_keys",)
+    assert partly.value.restored == {"unused_active_access_keys": before["unused_active_access_keys"]}
     keys = clients.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
     wanted = {k["AccessKeyId"] for k in before["unused_active_access_keys"]}
     assert wanted and all(k["Status"] == "Active" for k in keys if k["AccessKeyId"] in wanted)

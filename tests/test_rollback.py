@@ -769,3 +769,18 @@ def test_a_fix_that_cannot_be_undone_from_its_before_state_is_refused_in_a_dry_r
         [reversal] = Rollback(journal, aws, dry=dry).run()
         assert reversal.status == RollbackStatus.NOT_REVERSIBLE, reversal.reason
         assert "deleting the one the fix created deletes its findings" in reversal.reason
+
+
+def test_a_key_deleted_since_the_fix_does_not_fail_the_rollback_for_ever(aws, tmp_path: Path) -> None:
+    """IAM.3's revert skips a deactivated key deleted since, but the read-back was held to the
+    whole before-state: every try and every new rollback run failed, with nothing left to do."""
+    journal, record = _fixed(aws, tmp_path, "IAM.3")
+    iam = Clients(aws, MEMBER_ACCOUNT, REGION).iam
+    keys = iam.list_access_keys(UserName=record.resource_id)["AccessKeyMetadata"]
+    assert keys and {k["Status"] for k in keys} == {"Inactive"}
+    iam.delete_access_key(UserName=record.resource_id, AccessKeyId=keys[0]["AccessKeyId"])
+    [reversal] = Rollback(journal, aws).run()
+    assert reversal.status == RollbackStatus.REVERTED, reversal.reason
+    assert reversal.reason.endswith(": the rest was deleted since)")
+    left = iam.list_access_keys(UserName=record.resource_id)["AccessKeyMetadata"]
+    assert {k["AccessKeyId"]: k["Status"] for k in left} == {k["AccessKeyId"]: "Active" for k in keys[1:]}

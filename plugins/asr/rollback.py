@@ -386,14 +386,17 @@ class Rollback:
         where = _where(intent)
         self._intend_revert(intent, now)
         try:
-            retry_throttled(lambda: action.revert(clients, resource_id, intent["state"]))
-            back = _read_back(action, clients, resource_id, before)
-            if canonical(back) == canonical(before):
-                status, reason = RollbackStatus.REVERTED, f"put back {before}"
+            restorable = retry_throttled(lambda: action.revert(clients, resource_id, intent["state"]))
+            # What is left of the before-state: a part deleted since (a key) cannot come back.
+            wanted = _subset(restorable, before) if restorable is not None else before
+            back = _read_back(action, clients, resource_id, wanted)
+            if canonical(back) == canonical(wanted):
+                gone = "" if wanted == before else f" (of {before}: the rest was deleted since)"
+                status, reason = RollbackStatus.REVERTED, f"put back {wanted}{gone}"
             else:
-                status, reason = RollbackStatus.FAILED, f"read back {back}, not {before}"
+                status, reason = RollbackStatus.FAILED, f"read back {back}, not {wanted}"
         except actions.PartlyReverted as exc:
-            part = _subset(before, exc.restored)
+            part = exc.restored
             back = _read_back(action, clients, resource_id, part)
             if canonical(back) == canonical(part):
                 status, reason = RollbackStatus.PARTLY_REVERTED, f"put back {part}; {exc}"

@@ -119,12 +119,14 @@ class Action:
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> dict[str, Any] | None:
         """Undo this action's fix: put back ``before``, the state ``read`` returned before it.
 
         The audit journal keeps that whole state (the planned keys' prior values and the
         rest ``read`` saw), so an action may use any of it. Rollback checks the result by
-        reading the resource back.
+        reading the resource back: against ``before``, or against what the revert returns
+        when part of ``before`` is gone since (a key or snapshot deleted after the fix),
+        which nothing can put back and no later try would either.
         """
         raise NotReversible(self.irreversible or f"{self.name} has no way to undo its fix")
 
@@ -266,10 +268,10 @@ class NotReversible(Exception):
 
 
 class PartlyReverted(Exception):
-    """A revert that put back some of the fix (``restored``: those keys of the before-state)
-    and cannot put back the rest; the message says what and why."""
+    """A revert that put back some of the fix (``restored``: that part of the before-state,
+    as it now reads) and cannot put back the rest; the message says what and why."""
 
-    def __init__(self, message: str, restored: tuple[str, ...]) -> None:
+    def __init__(self, message: str, restored: dict[str, Any]) -> None:
         super().__init__(message)
         self.restored = restored
 

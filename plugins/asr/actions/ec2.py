@@ -353,15 +353,20 @@ class MakeEbsSnapshotsPrivate(Action):
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         _share_with_everyone(clients, state["PublicSnapshots"], "remove")
 
-    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
-        _share_with_everyone(clients, before["PublicSnapshots"], "add")
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> dict[str, Any] | None:
+        gone = _share_with_everyone(clients, before["PublicSnapshots"], "add")
+        if not gone:
+            return None
+        return {**before, "PublicSnapshots": [s for s in before["PublicSnapshots"] if s not in gone]}
 
 
-def _share_with_everyone(clients: Clients, snapshot_ids: list[str], operation: str) -> None:
+def _share_with_everyone(clients: Clients, snapshot_ids: list[str], operation: str) -> list[str]:
     """Add or remove each snapshot's public restore permission. One snapshot that cannot be
     changed must not stop the others: try each, then raise the first error. A snapshot
-    deleted meanwhile is skipped: it is neither public nor to be made public again."""
+    deleted meanwhile is skipped, and returned: it is neither public nor to be made public
+    again."""
     errors: list[ClientError] = []
+    gone: list[str] = []
     for snapshot_id in snapshot_ids:
         try:
             clients.ec2.modify_snapshot_attribute(
@@ -373,8 +378,11 @@ def _share_with_everyone(clients: Clients, snapshot_ids: list[str], operation: s
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "InvalidSnapshot.NotFound":
                 errors.append(exc)
+            else:
+                gone.append(snapshot_id)
     if errors:
         raise errors[0]
+    return gone
 
 
 def _flow_logs_policy(partition: str, account: str, log_group: str) -> dict[str, Any]:

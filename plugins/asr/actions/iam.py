@@ -162,8 +162,10 @@ def _active_keys(iam: Any, user_name: str) -> list[dict[str, Any]]:
     return [key for page in pages for key in page["AccessKeyMetadata"] if key["Status"] == "Active"]
 
 
-def _set_status(iam: Any, user_name: str, keys: list[dict[str, Any]], status: str) -> None:
-    """Each key's status; a key deleted meanwhile is skipped, not the end of the others."""
+def _set_status(iam: Any, user_name: str, keys: list[dict[str, Any]], status: str) -> list[dict[str, Any]]:
+    """Each key's status; a key deleted meanwhile is skipped, not the end of the others. The
+    keys still there."""
+    there = []
     for key in keys:
         try:
             iam.update_access_key(UserName=user_name, AccessKeyId=key["AccessKeyId"], Status=status)
@@ -172,6 +174,9 @@ def _set_status(iam: Any, user_name: str, keys: list[dict[str, Any]], status: st
             log.info(
                 "Access key %s of %s is gone; the others are set %s", key["AccessKeyId"], user_name, status
             )
+        else:
+            there.append(key)
+    return there
 
 
 @register
@@ -211,8 +216,10 @@ class DeactivateOldAccessKeys(Action):
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         _set_status(clients.iam, resource_id, state["old_active_access_keys"], "Inactive")
 
-    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
-        _set_status(clients.iam, resource_id, before["old_active_access_keys"], "Active")
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> dict[str, Any] | None:
+        keys = before["old_active_access_keys"]
+        there = _set_status(clients.iam, resource_id, keys, "Active")
+        return None if len(there) == len(keys) else {**before, "old_active_access_keys": there}
 
 
 @register
@@ -297,13 +304,14 @@ class RevokeUnusedCredentials(Action):
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         """Reactivate the keys; a deleted console password cannot come back."""
         keys = before["unused_active_access_keys"]
-        _set_status(clients.iam, resource_id, keys, "Active")
+        there = _set_status(clients.iam, resource_id, keys, "Active")
         if before["unused_console_password"]:
             raise PartlyReverted(
-                f"{len(keys)} access key(s) reactivated, but the console password was deleted: IAM never "
+                f"{len(there)} access key(s) reactivated, but the console password was deleted: IAM never "
                 "reveals a password, so it cannot be put back (an administrator can set a new one)",
-                ("unused_active_access_keys",),
+                {"unused_active_access_keys": there},
             )
+        return None if len(there) == len(keys) else {**before, "unused_active_access_keys": there}
 
 
 SUPPORT_POLICY = "AWSSupportAccess"
