@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -225,3 +226,65 @@ def test_cache_encryption_revert_does_not_make_again_an_override_deleted_since(a
         action.revert(clients, stage, before)
     assert sent == [[{"op": "replace", "path": "/*/*/caching/dataEncrypted", "value": "false"}]]
     assert "~1pets/GET" not in apigateway.method_settings(clients, stage)
+
+
+# --- what a revert must leave as it was: the resource as AWS describes it, not as read sums it up
+
+
+def _bucket_statements(clients: Clients, bucket: str) -> list[dict[str, Any]]:
+    return json.loads(clients.s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
+
+
+def _key_statuses(clients: Clients, user: str) -> dict[str, str]:
+    keys = clients.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
+    return {key["AccessKeyId"]: key["Status"] for key in keys}
+
+
+def _inactive_key(clients: Clients, user: str) -> None:
+    key = clients.iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+    clients.iam.update_access_key(UserName=user, AccessKeyId=key, Status="Inactive")
+
+
+def _ingress(clients: Clients, group: str) -> list[str]:
+    [found] = clients.ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"]
+    rules = [
+        {k: sorted(v, key=json.dumps) if isinstance(v, list) else v for k, v in rule.items()}
+        for rule in found["IpPermissions"]
+    ]
+    return sorted(json.dumps(rule, sort_keys=True) for rule in rules)
+
+
+def _public_https(clients: Clients, group: str) -> None:
+    clients.ec2.authorize_security_group_ingress(
+        GroupId=group,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+        ],
+    )
+
+
+# control -> (what the seed or the test adds beside what the fix changes, how AWS describes it)
+NEIGHBOURS = {
+    "S3.5": (None, _bucket_statements),  # the seed's own statement
+    "IAM.3": (_inactive_key, _key_statuses),
+    "EC2.13": (_public_https, _ingress),
+}
+
+
+@pytest.mark.parametrize("control", sorted(NEIGHBOURS))
+def test_a_revert_puts_back_what_the_fix_changed_and_nothing_else(aws, control: str) -> None:
+    """Comparing ``read`` alone let through reverts that wiped a whole bucket policy, turned on
+    every key of a user, or opened more ports: read sums up only what the control checks."""
+    add, describe = NEIGHBOURS[control]
+    seeded = seed_one(aws, control, MEMBER_ACCOUNT, REGION)
+    playbook = registry().for_control(control)
+    action = playbook.build_action()
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    resource_id = playbook.extract_resource_id(seeded.resource_id, MEMBER_ACCOUNT)
+    if add:
+        add(clients, resource_id)
+    described, before = describe(clients, resource_id), action.read(clients, resource_id)
+    assert remediate_resource(action, clients, resource_id).status == Status.REMEDIATED
+    assert describe(clients, resource_id) != described
+    action.revert(clients, resource_id, before)
+    assert describe(clients, resource_id) == described
