@@ -221,9 +221,10 @@ class Rollback:
         chosen = self.chosen(controls, finding_ids, run)
         reverts = self.journal.changes(REVERT)
         reverted = {c.intent["reverts"]: c for c in reverts if c.status in PUT_BACK}
-        # Reverts an earlier try of this rollback began and did not see through: it died before
-        # recording the end, or its read-back came too soon, or a call of several failed.
-        tried = {c.intent["reverts"]: c for c in reverts if c.status not in PUT_BACK and self._own(c)}
+        # Reverts an earlier try of this or another rollback began and did not see through: it
+        # died before recording the end, or its read-back came too soon, or a call of several
+        # failed. The latest of each fix's is taken up again, not taken for a change since.
+        tried = {c.intent["reverts"]: c for c in reverts if c.status not in PUT_BACK}
         return [
             self.one(change, reverted.get(change.intent["id"]), tried.get(change.intent["id"]))
             for change in chosen
@@ -263,7 +264,7 @@ class Rollback:
 
     def one(self, change: Change, revert: Change | None = None, tried: Change | None = None) -> Reversal:
         """What becomes of one fix; ``revert``: the revert of it already recorded, if any;
-        ``tried``: one an earlier try of this rollback began and did not see through."""
+        ``tried``: one an earlier rollback try began and did not see through."""
         if revert is not None:
             settle = revert.settle or {}
             if self._own(revert):  # an earlier try of this very rollback: its revert, reported as such
@@ -328,9 +329,10 @@ class Rollback:
         return self.claims.acquire(name, about)
 
     def _revert(self, change: Change, action: actions.Action, tried: Change | None = None) -> Reversal:
-        """Put the fix back if the resource reads as the fix left it. ``tried``: an earlier try
-        of this rollback began to and did not see it through: if the resource reads as before
-        the fix, that try put it back; if as neither, it put back a part."""
+        """Put the fix back if the resource reads as the fix left it. ``tried``: an earlier
+        rollback try began to and did not see it through: if the resource reads as before the
+        fix, that try put it back; if as neither, it put back a part, and the revert is made
+        again to finish it (reverts put back only what is missing)."""
         intent = change.intent
         resource_id, before = intent["resource_id"], intent["before"]
         self.aws.credentials(intent["account_id"])  # fails here, clearly, if the role cannot be assumed
@@ -348,7 +350,7 @@ class Rollback:
         if tried is not None and not self.dry:
             back = _subset(state, before)
             if canonical(back) == canonical(before):
-                reason = f"put back {before} (by an earlier try of this rollback; verified now)"
+                reason = f"put back {before} (by an earlier rollback try; verified now)"
                 if tried.settle is not None:  # it ended FAILED: this try's own record of the end
                     self._intend_revert(intent, now)
                 self.journal.record(
@@ -356,14 +358,8 @@ class Rollback:
                     | {"message": reason, "after": back}
                 )
                 return Reversal.of(change, RollbackStatus.REVERTED, reason, back)
-            if canonical(now) != canonical(left):
-                return Reversal.of(
-                    change,
-                    RollbackStatus.FAILED,
-                    f"an earlier try of this rollback put back part of it: it reads {back}, "
-                    f"neither {before} nor {left} as the fix left it",
-                    now,
-                )
+            if canonical(now) != canonical(left):  # a part put back: finish it
+                return self._put_back(change, action, clients, now)
         if canonical(now) != canonical(left):
             why = (
                 "the fix's task died before recording an outcome, and " if change.status == UNSETTLED else ""
