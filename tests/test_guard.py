@@ -145,6 +145,20 @@ def test_a_tagged_iam_user_is_excluded_though_the_tagging_api_does_not_list_it(a
     assert list(excluded) == [tagged.resource_arn]
 
 
+def test_a_tagged_log_group_named_with_its_trailing_star_is_excluded(aws) -> None:
+    """AWS Config and DescribeLogGroups write a log group's ARN ending in ":*"; the tagging API
+    knows it without: looked up as the finding wrote it, a tagged group read as untagged."""
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    for name in ("kept", "other"):
+        clients.logs.create_log_group(
+            logGroupName=name, tags={"asr:exclude": "yes"} if name == "kept" else {}
+        )
+    arn = f"arn:aws:logs:{REGION}:{MEMBER_ACCOUNT}:log-group:kept"
+    other = f"arn:aws:logs:{REGION}:{MEMBER_ACCOUNT}:log-group:other"
+    excluded = guard.excluded_by_tag(clients, [f"{arn}:*", f"{other}:*", arn], ("asr:exclude", "yes"))
+    assert sorted(excluded) == [arn, f"{arn}:*"]
+
+
 def test_a_tagged_auto_scaling_group_is_excluded_though_the_tagging_api_does_not_list_it(aws) -> None:
     """AWS's GetResources answers nothing for Auto Scaling groups (nor does the stand-in),
     which would read as "not tagged": their tags come from Auto Scaling's DescribeTags."""

@@ -188,11 +188,18 @@ def excluded_by_tag(clients: Clients, arns: list[str], tag: tuple[str, str | Non
         for page in clients.autoscaling.get_paginator("describe_tags").paginate(Filters=filters):
             for found in page["Tags"]:
                 check(groups[found["ResourceId"]], [found])
-    for start in range(0, len(others), 100):
+    # A log group's ARN as AWS Config and DescribeLogGroups write it ends in ":*", which the
+    # tagging API neither takes nor answers with: asked without it, and answered for the finding's.
+    asked: dict[str, list[str]] = {}
+    for arn in others:
+        asked.setdefault(arn.removesuffix(":*"), []).append(arn)
+    listed = sorted(asked)
+    for start in range(0, len(listed), 100):
         pages = clients.resourcegroupstaggingapi.get_paginator("get_resources").paginate(
-            ResourceARNList=others[start : start + 100]
+            ResourceARNList=listed[start : start + 100]
         )
         for page in pages:
             for resource in page["ResourceTagMappingList"]:
-                check(resource["ResourceARN"], resource.get("Tags", []))
+                for arn in asked.get(resource["ResourceARN"], [resource["ResourceARN"]]):
+                    check(arn, resource.get("Tags", []))
     return excluded
