@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from asr import actions
 from asr.audit import REVERT, UNSETTLED, AuditJournal, Origin, canonical, journal_root
 from asr.aws import Clients
 from asr.config import Settings
@@ -641,26 +642,70 @@ def test_a_retried_rollback_whose_revert_showed_late_reports_it_reverted(
     assert [c.status for c in retry.changes(REVERT)] == [RollbackStatus.FAILED, RollbackStatus.REVERTED]
 
 
-def test_a_revert_made_in_part_is_finished_by_a_retry_or_a_new_rollback_run(aws, tmp_path: Path) -> None:
-    """Neither as the fix left it nor as before: an earlier try put back a part (EC2.2's inbound
-    rules, not its outbound). A retry failed it for good, and a new rollback run called it
-    "changed since" and went green, leaving the group half put back."""
+def _revert_failed_part_way(aws: Any, tmp_path: Path) -> tuple[AuditJournal, RoutingRecord, dict[str, Any]]:
+    """EC2.2 fixed, then a rollback (rollback-1) that put back its inbound rules, not its
+    outbound ones, and recorded FAILED with what it left; the seeded state."""
     record = parse_finding(finding(seed_one(aws, "EC2.2", MEMBER_ACCOUNT, REGION)), registry())
     seeded = _state(aws, record)
     _, journal = _fixed_in_a_run(aws, tmp_path, record)
-    ec2 = Clients(aws, MEMBER_ACCOUNT, REGION).ec2
     [change] = journal.changes()
-    rollback = Rollback(journal, aws)
-    rollback._intend_revert(change.intent, _state(aws, record))  # the first try began...
+    Rollback(journal, aws)._intend_revert(change.intent, _state(aws, record))
+    ec2 = Clients(aws, MEMBER_ACCOUNT, REGION).ec2
+    ec2.authorize_security_group_ingress(GroupId=record.resource_id, IpPermissions=seeded["IpPermissions"])
+    left = {key: _state(aws, record)[key] for key in change.intent["before"]}
     journal.record(
-        {"event": "settle", "kind": REVERT, "status": "FAILED", "message": "refused", "after": None}
+        {"event": "settle", "kind": REVERT, "status": "FAILED", "message": "refused", "after": left}
         | {k: change.intent[k] for k in ("account_id", "region", "resource_id", "action", "playbook")}
     )
-    ec2.authorize_security_group_ingress(GroupId=record.resource_id, IpPermissions=seeded["IpPermissions"])
-    another = AuditJournal(journal.root, Origin("asr_rollback", "rollback-2", "rollback", 1, "bob"))
-    [finished] = Rollback(another, aws).run()
+    return journal, record, seeded
+
+
+def _another_rollback(journal: AuditJournal) -> AuditJournal:
+    return AuditJournal(journal.root, Origin("asr_rollback", "rollback-2", "rollback", 1, "bob"))
+
+
+def test_a_revert_left_part_way_is_finished_by_a_new_rollback_run_its_dry_run_says_so(
+    aws, tmp_path: Path
+) -> None:
+    """A retry failed it for good, and a new rollback run called it "changed since" and went
+    green, leaving the group half put back."""
+    journal, record, seeded = _revert_failed_part_way(aws, tmp_path)
+    half = _state(aws, record)
+    [dry] = Rollback(_another_rollback(journal), aws, dry=True).run()
+    assert dry.status == RollbackStatus.WOULD_REVERT
+    assert dry.reason.startswith("would finish the revert an earlier rollback try began")
+    assert _state(aws, record) == half
+    [finished] = Rollback(_another_rollback(journal), aws).run()
     assert finished.status == RollbackStatus.REVERTED, finished.reason
     assert _state(aws, record) == seeded
+
+
+def test_a_resource_edited_after_a_rollback_failed_is_left_to_the_person(aws, tmp_path: Path) -> None:
+    """Neither as the fix left it nor as the failed revert left it: a person's edit since."""
+    journal, record, _ = _revert_failed_part_way(aws, tmp_path)
+    ec2 = Clients(aws, MEMBER_ACCOUNT, REGION).ec2
+    rule = {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}
+    ec2.authorize_security_group_egress(GroupId=record.resource_id, IpPermissions=[rule])
+    edited = _state(aws, record)
+    [left] = Rollback(_another_rollback(journal), aws).run()
+    assert left.status == RollbackStatus.CHANGED_SINCE, left.reason
+    assert _state(aws, record) == edited
+
+
+def test_a_revert_a_died_rollback_made_is_recorded_by_the_run_that_finds_it(aws, tmp_path: Path) -> None:
+    """Its settle paired with the dead run's intent: the finding run's retry (after Security Hub
+    refused its marks for now) found it ALREADY_REVERTED and marked nothing."""
+    record = parse_finding(finding(seed_one(aws, "EC2.2", MEMBER_ACCOUNT, REGION)), registry())
+    _, journal = _fixed_in_a_run(aws, tmp_path, record)
+    [change] = journal.changes()
+    Rollback(journal, aws)._intend_revert(change.intent, _state(aws, record))
+    action = actions.build(change.intent["action"], change.intent["params"])
+    action.revert(
+        Clients(aws, MEMBER_ACCOUNT, REGION), record.resource_id, change.intent["state"]
+    )  # then died
+    for _ in range(2):  # rollback-2, and its retry
+        [found] = Rollback(_another_rollback(journal), aws).run()
+        assert found.status == RollbackStatus.REVERTED, found.reason
 
 
 def _ended_run_context(tmp_path: Path, ended: bool = True, **params: Any) -> dict[str, Any]:

@@ -331,8 +331,10 @@ class Rollback:
     def _revert(self, change: Change, action: actions.Action, tried: Change | None = None) -> Reversal:
         """Put the fix back if the resource reads as the fix left it. ``tried``: an earlier
         rollback try began to and did not see it through: if the resource reads as before the
-        fix, that try put it back; if as neither, it put back a part, and the revert is made
-        again to finish it (reverts put back only what is missing)."""
+        fix, that try put it back; if it reads as that try's failure left it, the revert is
+        made again to finish it (reverts put back only what is missing). Read as neither, it
+        was changed since (a person's edit after the failure), unless the try was this run's
+        own: then this run stays failed for a person to look."""
         intent = change.intent
         resource_id, before = intent["resource_id"], intent["before"]
         self.aws.credentials(intent["account_id"])  # fails here, clearly, if the role cannot be assumed
@@ -347,19 +349,33 @@ class Rollback:
         left = intent["plan"] | ((change.settle or {}).get("after") or {})
         state = retry_throttled(lambda: action.read(clients, resource_id))
         now = _subset(state, left)
-        if tried is not None and not self.dry:
+        if tried is not None and canonical(now) != canonical(left):
             back = _subset(state, before)
             if canonical(back) == canonical(before):
                 reason = f"put back {before} (by an earlier rollback try; verified now)"
-                if tried.settle is not None:  # it ended FAILED: this try's own record of the end
+                if self.dry:
+                    return Reversal.of(change, RollbackStatus.WOULD_REVERT, f"would record it {reason}", back)
+                if tried.settle is not None or not self._own(tried):  # this run's own record of it
                     self._intend_revert(intent, now)
                 self.journal.record(
                     {"event": SETTLE, "kind": REVERT, **_where(intent), "status": RollbackStatus.REVERTED}
                     | {"message": reason, "after": back}
                 )
                 return Reversal.of(change, RollbackStatus.REVERTED, reason, back)
-            if canonical(now) != canonical(left):  # a part put back: finish it
+            failed_at = (tried.settle or {}).get("after")
+            if failed_at is not None and canonical(back) == canonical(failed_at):
+                if self.dry:
+                    why = f"would finish the revert an earlier rollback try began: put back {before}"
+                    return Reversal.of(change, RollbackStatus.WOULD_REVERT, why, now)
                 return self._put_back(change, action, clients, now)
+            if self._own(tried) and not self.dry:
+                return Reversal.of(
+                    change,
+                    RollbackStatus.FAILED,
+                    f"an earlier try of this rollback put back part of it: it reads {back}, "
+                    f"neither {before} nor {left} as the fix left it",
+                    now,
+                )
         if canonical(now) != canonical(left):
             why = (
                 "the fix's task died before recording an outcome, and " if change.status == UNSETTLED else ""
@@ -400,8 +416,12 @@ class Rollback:
                 status, reason = RollbackStatus.FAILED, f"read back {back}, not {part}"
         except actions.NotReversible as exc:
             status, reason, back = RollbackStatus.NOT_REVERSIBLE, f"cannot be reversed: {exc}", None
-        except Exception as exc:
-            status, reason, back = RollbackStatus.FAILED, describe_error(exc), None
+        except Exception as exc:  # what it left is recorded: a later try finishes from there
+            status, reason, back = (
+                RollbackStatus.FAILED,
+                describe_error(exc),
+                _left_by(action, clients, resource_id, before),
+            )
         self.journal.record(
             {"event": SETTLE, "kind": REVERT, **where, "status": status, "message": reason, "after": back}
         )
@@ -413,6 +433,14 @@ def _where(intent: dict[str, Any]) -> dict[str, Any]:
     return {key: intent[key] for key in ("account_id", "region", "resource_id", "action")} | {
         "playbook": intent.get("playbook", "")
     }
+
+
+def _left_by(action: Any, clients: Any, resource_id: str, before: dict[str, Any]) -> dict[str, Any] | None:
+    """The fields ``before`` names as a failed revert left them (None: they cannot be read)."""
+    try:
+        return _subset(retry_throttled(lambda: action.read(clients, resource_id)), before)
+    except Exception:
+        return None
 
 
 def _read_back(action: Any, clients: Any, resource_id: str, before: dict[str, Any]) -> dict[str, Any]:
