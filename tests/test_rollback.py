@@ -831,3 +831,24 @@ def test_a_key_deleted_since_the_fix_does_not_fail_the_rollback_for_ever(aws, tm
     assert reversal.reason.endswith(": the rest was deleted since)")
     left = iam.list_access_keys(UserName=record.resource_id)["AccessKeyMetadata"]
     assert {k["AccessKeyId"]: k["Status"] for k in left} == {k["AccessKeyId"]: "Active" for k in keys[1:]}
+
+
+def test_a_fix_that_deleted_only_a_password_is_not_reversible_nor_marked_reverted(
+    aws, tmp_path: Path
+) -> None:
+    """Reported PARTLY_REVERTED with no key put back, the finding was marked reverted, and sweeps
+    then left it alone for good though nothing had been undone."""
+    from asr.rollback import PUT_BACK
+
+    record = parse_finding(finding(seed_one(aws, "IAM.22", MEMBER_ACCOUNT, REGION)), registry())
+    iam = Clients(aws, MEMBER_ACCOUNT, REGION).iam
+    for key in iam.list_access_keys(UserName=record.resource_id)["AccessKeyMetadata"]:
+        iam.delete_access_key(UserName=record.resource_id, AccessKeyId=key["AccessKeyId"])
+    root = journal_root(str(tmp_path), "asr_sweep", RUN_ID)
+    fixing = AuditJournal(root, Origin("asr_sweep", RUN_ID, "b", 1, "s"))
+    assert [o.status for o in run_batch([record], registry(), aws, journal=fixing)] == ["REMEDIATED"]
+    journal = AuditJournal(root, _rollback_origin())
+    for dry in (True, False):
+        [reversal] = Rollback(journal, aws, dry=dry).run()
+        assert reversal.status == RollbackStatus.NOT_REVERSIBLE and reversal.status not in PUT_BACK
+        assert "the console password was deleted" in reversal.reason

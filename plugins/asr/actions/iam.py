@@ -7,7 +7,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from asr.actions import Action, PartlyReverted, aws_policy_arn, register, role_name_parameter
+from asr.actions import Action, NotReversible, PartlyReverted, aws_policy_arn, register, role_name_parameter
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -301,19 +301,30 @@ class RevokeUnusedCredentials(Action):
         if "unused_console_password" in plan:
             clients.iam.delete_login_profile(UserName=resource_id)
 
-    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+    def irreversible_from(self, before: dict[str, Any]) -> str | None:
+        """A fix that deleted only the console password has nothing a revert can put back."""
+        if before["unused_console_password"] and not before["unused_active_access_keys"]:
+            return PASSWORD_GONE
+        return None
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> dict[str, Any] | None:
         """Reactivate the keys; a deleted console password cannot come back."""
         keys = before["unused_active_access_keys"]
         there = _set_status(clients.iam, resource_id, keys, "Active")
         if before["unused_console_password"]:
+            if not there:  # every key deleted since: nothing was put back
+                raise NotReversible(f"the access keys were deleted since, and {PASSWORD_GONE}")
             raise PartlyReverted(
-                f"{len(there)} access key(s) reactivated, but the console password was deleted: IAM never "
-                "reveals a password, so it cannot be put back (an administrator can set a new one)",
+                f"{len(there)} access key(s) reactivated, but {PASSWORD_GONE}",
                 {"unused_active_access_keys": there},
             )
         return None if len(there) == len(keys) else {**before, "unused_active_access_keys": there}
 
 
+PASSWORD_GONE = (
+    "the console password was deleted: IAM never reveals a password, so it cannot be put back "
+    "(an administrator can set a new one)"
+)
 SUPPORT_POLICY = "AWSSupportAccess"
 
 
