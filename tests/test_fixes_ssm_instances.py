@@ -347,3 +347,42 @@ def test_many_instances_are_read_in_one_describe_each_profile_once(aws, clients:
         "Registered": True,
     }
     assert isinstance(states[empty], ValueError)
+
+
+def test_an_id_systems_manager_refuses_does_not_fail_the_others(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    """One instance that ended between the reads (InvalidInstanceId) failed the whole ask, and
+    with it every instance of the batch."""
+    from asr.actions.ssm import _registered
+
+    managed = with_profile(aws, clients, own_profile(clients, "managed", "managed-role", CORE))
+    assert _registered(clients.ssm, [managed, "i-00000000000000000"]) == {managed}
+
+
+def test_a_retry_credits_the_fix_an_earlier_try_made_though_the_agent_is_not_listed_yet(  # type: ignore[no-untyped-def]
+    aws, clients: Clients, tmp_path
+) -> None:
+    """The earlier try attached the policy and died; the agent registers minutes later on AWS.
+    The retry must report that fix, not FAILED for an agent that has not registered yet."""
+    from asr.audit import AuditJournal, Origin
+    from asr.remediate import Target, assess, fix_targets
+
+    instance_id = with_profile(aws, clients, own_profile(clients, "web", "web-role", READ_ONLY))
+    clients.ec2.create_tags(
+        Resources=[instance_id], Tags=[{"Key": "asr-local:ssm-agent", "Value": "stopped"}]
+    )
+    action = registry().playbooks["SSM.1"].build_action()
+    target = Target(clients, instance_id, (), action)
+    planned = assess(action, clients, instance_id)
+
+    def journal(try_number: int) -> AuditJournal:
+        return AuditJournal(tmp_path, Origin("asr_sweep", "r", "SSM.1-0000", try_number, "s"))
+
+    journal(1).intend(target, planned)
+    action.apply(clients, instance_id, planned.state, planned.plan)  # and then the try died
+    [result] = fix_targets([target], journal=journal(2))
+    assert result.status == Status.REMEDIATED and "by an earlier try" in result.message
+    # Without an earlier try of its own, the same resource is FAILED for its agent.
+    [again] = fix_targets(
+        [target], journal=AuditJournal(tmp_path / "other", Origin("asr_sweep", "r2", "b", 1, "s"))
+    )
+    assert again.status == Status.FAILED and "Systems Manager does not list the instance" in again.message

@@ -168,12 +168,9 @@ def assess(action: Action, clients: Clients, resource_id: str) -> Result | Plann
 
 def judge(action: Action, state: dict[str, Any]) -> Result | Planned:
     plan = action.plan(state)
-    if plan:
-        return Planned(state, plan)
-    unmet = action.unmet(state)
-    if unmet:
-        return Result(Status.FAILED, f"{unmet}; nothing changed")
-    return Result(Status.ALREADY_COMPLIANT, "already compliant; nothing changed")
+    if not plan:
+        return Result(Status.ALREADY_COMPLIANT, "already compliant; nothing changed")
+    return Planned(state, plan)
 
 
 def verify(action: Action, clients: Clients, resource_id: str, planned: Planned, done: str) -> Result:
@@ -398,9 +395,10 @@ def _fix(targets: list[Target], dry: bool, journal: Journal | None, threads: int
     resource's failure never stops the others.
     """
     with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="asr-fix") as pool:
-        results, planned = _assess(targets, pool)
+        results, planned, read = _assess(targets, pool)
         if journal:
             _finish_earlier_tries(targets, results, journal)
+        _unmet(targets, results, read)
         if dry:
             results.update({index: dry_run(plan) for index, plan in planned.items()})
             planned = {}
@@ -466,11 +464,17 @@ def settle(journal: Journal, target: Target, result: Result) -> None:
         log.exception("Could not record how the change to %s ended", target.resource_id)
 
 
-def _assess(targets: list[Target], pool: ThreadPoolExecutor) -> tuple[dict[int, Result], dict[int, Planned]]:
-    """Each target's Result when there is nothing to do (or it cannot be read), else its plan."""
+def _assess(
+    targets: list[Target], pool: ThreadPoolExecutor
+) -> tuple[dict[int, Result], dict[int, Planned], dict[int, dict[str, Any]]]:
+    """Each target's Result when there is nothing to do (or it cannot be read), else its plan;
+    and the states read, by target."""
     results: dict[int, Result] = {}
     planned: dict[int, Planned] = {}
+    states: dict[int, dict[str, Any]] = {}
     for index, state in enumerate(_read_grouped(targets, pool)):
+        if not isinstance(state, Exception):
+            states[index] = state
         action = targets[index].action
         verdict = state if isinstance(state, Exception) else _attempt(lambda s=state, a=action: judge(a, s))
         if isinstance(verdict, Exception):
@@ -479,7 +483,19 @@ def _assess(targets: list[Target], pool: ThreadPoolExecutor) -> tuple[dict[int, 
             results[index] = verdict
         else:
             planned[index] = verdict
-    return results, planned
+    return results, planned, states
+
+
+def _unmet(targets: list[Target], results: dict[int, Result], states: dict[int, dict[str, Any]]) -> None:
+    """A resource found compliant whose control still checks something no change of its action
+    reaches (``Action.unmet``) is FAILED with why: written RESOLVED as compliant, the finding
+    would stay FAILED in Security Hub. Judged after an earlier try's change is credited (that
+    fix is this run's; what it set may not show in the control yet)."""
+    for index, result in results.items():
+        if result.status == Status.ALREADY_COMPLIANT and index in states:
+            why = targets[index].action.unmet(states[index])
+            if why:
+                results[index] = Result(Status.FAILED, f"{why}; nothing changed")
 
 
 def _finish_earlier_tries(targets: list[Target], results: dict[int, Result], journal: Journal) -> None:

@@ -144,15 +144,35 @@ def _live_associations(ec2: Any, instance_ids: list[str]) -> dict[str, dict[str,
 
 def _registered(ssm: Any, instance_ids: list[str]) -> set[str]:
     """The instances among ``instance_ids`` that Systems Manager lists: their agent has
-    registered them (what SSM.1 checks)."""
+    registered them (what SSM.1 checks). An id Systems Manager refuses (an instance that
+    ended meanwhile: InvalidInstanceId) fails the whole ask, so that chunk is asked one id at
+    a time, a refused one counting as not registered."""
+
+    def listed(ids: list[str]) -> set[str]:
+        pages = ssm.get_paginator("describe_instance_information").paginate(
+            Filters=[{"Key": "InstanceIds", "Values": ids}]
+        )
+        return {i["InstanceId"] for page in pages for i in page["InstanceInformationList"]}
+
     found: set[str] = set()
     for start in range(0, len(instance_ids), INFORMATION_FILTER_LIMIT):
         chunk = instance_ids[start : start + INFORMATION_FILTER_LIMIT]
-        pages = ssm.get_paginator("describe_instance_information").paginate(
-            Filters=[{"Key": "InstanceIds", "Values": chunk}]
-        )
-        found |= {i["InstanceId"] for page in pages for i in page["InstanceInformationList"]}
+        try:
+            found |= listed(chunk)
+        except ClientError as exc:
+            if not _refused_id(exc):
+                raise
+            for one in chunk:
+                try:
+                    found |= listed([one])
+                except ClientError as single:
+                    if not _refused_id(single):
+                        raise
     return found
+
+
+def _refused_id(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "InvalidInstanceId"
 
 
 def _profile_unready(exc: Exception) -> bool:
@@ -252,7 +272,7 @@ class EnableInstanceManagement(BulkRead):
                     "ManagedInstanceCore": managed.get(role, False) if role is not None else False,
                 }
             )
-        allowed = [item["InstanceId"] for item in items if item["ManagedInstanceCore"]]
+        allowed = [i["InstanceId"] for i in items if i["ManagedInstanceCore"] and i["State"] not in ENDING]
         registered = _registered(clients.ssm, allowed) if allowed else set()
         for item in items:
             item["Registered"] = item["InstanceId"] in registered
