@@ -265,12 +265,10 @@ def test_a_run_triggered_again_under_a_deleted_run_s_id_is_refused(tmp_path: Pat
 
     from airflow.sdk.exceptions import AirflowFailException
 
-    from asr.tasks import run_context
+    from asr.tasks import own_run, run_context
 
     first, again = (datetime.datetime(2026, 1, 1, h, tzinfo=datetime.UTC) for h in (0, 5))
     store = RunStore.for_run(str(tmp_path), "asr_sweep", RUN_ID)
-    store.own("asr_sweep", RUN_ID, first.isoformat())
-    store.own("asr_sweep", RUN_ID, first.isoformat())  # the same run, cleared: its own
 
     def context(made: datetime.datetime) -> dict[str, Any]:
         dag_run = SimpleNamespace(run_after=made, run_type="manual")
@@ -283,9 +281,14 @@ def test_a_run_triggered_again_under_a_deleted_run_s_id_is_refused(tmp_path: Pat
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ASR_DATA_DIR", str(tmp_path))
+        for _ in range(2):  # ingest, then ingest again when the run is cleared: its own folder
+            assert own_run(context(first))[1].root == store.root
         assert run_context(context(first))[1].root == store.root
-        with pytest.raises(AirflowFailException, match=r"an earlier run .* deleted since\) left its files"):
-            run_context(context(again))
+        for step in (own_run, run_context):
+            with pytest.raises(
+                AirflowFailException, match=r"an earlier run .* deleted since\) left its files"
+            ):
+                step(context(again))
     # A folder from before run_after was recorded is taken as the run's own, as before.
     store.write_json(OWNER, {"dag_id": "asr_sweep", "run_id": RUN_ID})
     store.refuse_another("asr_sweep", RUN_ID, again.isoformat())

@@ -66,6 +66,14 @@ def run_context(context: Any = None) -> tuple[Settings, Any, str]:
     return settings, store, run_id
 
 
+def own_run(context: Any) -> tuple[Settings, Any, str]:
+    """``run_context``, with the run's folder marked as this run's: ingest, each run's first step."""
+    with _asked_wrong():
+        settings, store, run_id = run_context(context)
+        store.own(context["dag"].dag_id, run_id, run_after(context))
+    return settings, store, run_id
+
+
 def run_after(context: Any) -> str | None:
     """When Airflow made the run (``DagRun.run_after``), kept when it is cleared: it tells a run
     from an earlier one of the same id, deleted since."""
@@ -130,9 +138,7 @@ def _ingest(
     from asr.guard import Scope
 
     context = get_current_context()
-    with _asked_wrong():
-        settings, store, run_id = run_context(context)
-        store.own(context["dag"].dag_id, run_id, run_after(context))
+    settings, store, _ = own_run(context)
     aws = aws_context(settings)
     scope = Scope.for_aws(settings, aws)
     # A run cleared whole keeps the decision its first ingest recorded: a scheduled run's
