@@ -787,10 +787,12 @@ def test_a_fix_put_back_in_part_is_reported_so_and_marked_in_security_hub(aws, t
 
     journal, record = _fixed(aws, tmp_path, "IAM.22")
     [dry] = Rollback(journal, aws, dry=True).run()
-    assert dry.status == RollbackStatus.WOULD_REVERT
+    assert dry.status == RollbackStatus.WOULD_REVERT  # and says what cannot come back
+    assert "unused_console_password" not in dry.reason.split("; not ")[0]
+    assert "; not unused_console_password: the console password was deleted" in dry.reason
     [partly] = Rollback(journal, aws).run()
     assert partly.status == RollbackStatus.PARTLY_REVERTED and partly.status in PUT_BACK
-    assert "access key(s) reactivated, but the console password was deleted" in partly.reason
+    assert "; not unused_console_password: the console password was deleted" in partly.reason
     keys = {
         k["Status"]
         for k in Clients(aws, MEMBER_ACCOUNT, REGION).iam.list_access_keys(UserName=record.resource_id)[

@@ -58,7 +58,7 @@ REPORT = "rollback.json"
 
 class RollbackStatus(StrEnum):
     REVERTED = "REVERTED"
-    # Put back in part; what could not be put back says why (``actions.PartlyReverted``).
+    # Put back in part; what could not be put back says why (``Action.lost_on_revert``).
     PARTLY_REVERTED = "PARTLY_REVERTED"
     WOULD_REVERT = "WOULD_REVERT"  # a dry run
     NOT_REVERSIBLE = "NOT_REVERSIBLE"
@@ -387,7 +387,10 @@ class Rollback:
                 now,
             )
         if self.dry:
-            return Reversal.of(change, RollbackStatus.WOULD_REVERT, f"would put back {intent['before']}", now)
+            lost = _lost(action, before)
+            kept = {key: value for key, value in before.items() if key not in lost}
+            never = f"; not {', '.join(lost)}: {'; '.join(lost.values())}" if lost else ""
+            return Reversal.of(change, RollbackStatus.WOULD_REVERT, f"would put back {kept}{never}", now)
         return self._put_back(change, action, clients, now)
 
     def _put_back(
@@ -399,21 +402,20 @@ class Rollback:
         self._intend_revert(intent, now)
         try:
             restorable = retry_throttled(lambda: action.revert(clients, resource_id, intent["state"]))
-            # What is left of the before-state: a part deleted since (a key) cannot come back.
+            # What is left of the before-state: a part deleted since (a key) cannot come back,
+            # nor what the action declares lost (a deleted password).
             wanted = _subset(restorable, before) if restorable is not None else before
+            lost = _lost(action, wanted)
+            wanted = {key: value for key, value in wanted.items() if key not in lost}
             back = _read_back(action, clients, resource_id, wanted)
-            if canonical(back) == canonical(wanted):
+            if canonical(back) != canonical(wanted):
+                status, reason = RollbackStatus.FAILED, f"read back {back}, not {wanted}"
+            elif lost:
+                status = RollbackStatus.PARTLY_REVERTED
+                reason = f"put back {wanted}; not {', '.join(lost)}: {'; '.join(lost.values())}"
+            else:
                 gone = "" if wanted == before else f" (of {before}: the rest was deleted since)"
                 status, reason = RollbackStatus.REVERTED, f"put back {wanted}{gone}"
-            else:
-                status, reason = RollbackStatus.FAILED, f"read back {back}, not {wanted}"
-        except actions.PartlyReverted as exc:
-            part = exc.restored
-            back = _read_back(action, clients, resource_id, part)
-            if canonical(back) == canonical(part):
-                status, reason = RollbackStatus.PARTLY_REVERTED, f"put back {part}; {exc}"
-            else:
-                status, reason = RollbackStatus.FAILED, f"read back {back}, not {part}"
         except actions.NotReversible as exc:
             status, reason, back = RollbackStatus.NOT_REVERSIBLE, f"cannot be reversed: {exc}", None
         except Exception as exc:  # what it left is recorded: a later try finishes from there
@@ -433,6 +435,11 @@ def _where(intent: dict[str, Any]) -> dict[str, Any]:
     return {key: intent[key] for key in ("account_id", "region", "resource_id", "action")} | {
         "playbook": intent.get("playbook", "")
     }
+
+
+def _lost(action: actions.Action, before: dict[str, Any]) -> dict[str, str]:
+    """The settings of ``before`` the fix changed that no revert brings back, with why."""
+    return {key: why for key, why in action.lost_on_revert.items() if before.get(key)}
 
 
 def _left_by(action: Any, clients: Any, resource_id: str, before: dict[str, Any]) -> dict[str, Any] | None:

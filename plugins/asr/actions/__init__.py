@@ -63,6 +63,9 @@ class Action:
     summary: ClassVar[str]
     # Why the fix cannot be undone (rollback reports it); None when ``revert`` undoes it.
     irreversible: ClassVar[str | None] = None
+    # Settings a fix changes that no revert can bring back, with why (a deleted password): a
+    # rollback puts back the rest (PARTLY_REVERTED) and says so, in a dry run too.
+    lost_on_revert: ClassVar[dict[str, str]] = {}
     # What ``revert`` calls beyond ``permissions``: a rollback needs them in the member role.
     revert_permissions: ClassVar[tuple[str, ...]] = ()
     # How long the service may take to show a change in its reads (eventual consistency):
@@ -265,15 +268,6 @@ class ChangeNotMade(RuntimeError):
 
 class NotReversible(Exception):
     """A fix that cannot be undone; the message says why."""
-
-
-class PartlyReverted(Exception):
-    """A revert that put back some of the fix (``restored``: that part of the before-state,
-    as it now reads) and cannot put back the rest; the message says what and why."""
-
-    def __init__(self, message: str, restored: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.restored = restored
 
 
 class BulkRead(Action):

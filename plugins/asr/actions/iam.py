@@ -7,7 +7,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from asr.actions import Action, NotReversible, PartlyReverted, aws_policy_arn, register, role_name_parameter
+from asr.actions import Action, aws_policy_arn, register, role_name_parameter
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -222,6 +222,12 @@ class DeactivateOldAccessKeys(Action):
         return None if len(there) == len(keys) else {**before, "old_active_access_keys": there}
 
 
+PASSWORD_GONE = (
+    "the console password was deleted: IAM never reveals a password, so it cannot be put back "
+    "(an administrator can set a new one)"
+)
+
+
 @register
 class RevokeUnusedCredentials(Action):
     """Deactivate access keys and delete the console password a user has not used for a while.
@@ -251,6 +257,7 @@ class RevokeUnusedCredentials(Action):
         "revoked credentials unused for {max_credential_usage_age} days "
         "(access keys deactivated, console password deleted)"
     )
+    lost_on_revert = {"unused_console_password": PASSWORD_GONE}
     schema = {
         "type": "object",
         "additionalProperties": False,
@@ -308,23 +315,12 @@ class RevokeUnusedCredentials(Action):
         return None
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> dict[str, Any] | None:
-        """Reactivate the keys; a deleted console password cannot come back."""
+        """Reactivate the keys; a deleted console password cannot come back (``lost_on_revert``)."""
         keys = before["unused_active_access_keys"]
         there = _set_status(clients.iam, resource_id, keys, "Active")
-        if before["unused_console_password"]:
-            if not there:  # every key deleted since: nothing was put back
-                raise NotReversible(f"the access keys were deleted since, and {PASSWORD_GONE}")
-            raise PartlyReverted(
-                f"{len(there)} access key(s) reactivated, but {PASSWORD_GONE}",
-                {"unused_active_access_keys": there},
-            )
         return None if len(there) == len(keys) else {**before, "unused_active_access_keys": there}
 
 
-PASSWORD_GONE = (
-    "the console password was deleted: IAM never reveals a password, so it cannot be put back "
-    "(an administrator can set a new one)"
-)
 SUPPORT_POLICY = "AWSSupportAccess"
 
 
