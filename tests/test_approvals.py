@@ -65,6 +65,7 @@ def test_body_shows_the_resources_and_what_the_fix_changes() -> None:
     assert "4 findings on 3 resources in 1 accounts" in text
     assert "removed ingress from 0.0.0.0/0 and ::/0 to ports [22, 3389]" in text
     assert '"ports": [22, 3389]' in text
+    assert "**What it may break:** People and tools reaching SSH (22) or RDP (3389)" in text
     assert f"| {MEMBER_ACCOUNT} | {REGION} | `sg-00000000000000000` | 2 |" in text
     assert "more resources" not in text
     subject = approvals.subject(registry().playbooks["EC2.13"], rows)

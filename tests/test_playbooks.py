@@ -58,6 +58,7 @@ def playbook_dir(tmp_path: Path) -> Path:
         ("scope: regional", "scop: regional", "(top level)", "'scop' was unexpected"),
         ("(sg-[0-9a-f]{8,17})$", "sg-[0-9a-f]{8,17}$", "resource.id.pattern", "exactly one capture group"),
         ("also_fixes: [EC2.14]", "also_fixes: [EC2.14, EC2.2]", "", "already routed by"),
+        ("risk: >-", "riskk: >-", "(top level)", "'riskk' was unexpected"),
     ],
 )
 def test_broken_playbook_names_file_field_and_problem(
@@ -73,6 +74,16 @@ def test_broken_playbook_names_file_field_and_problem(
     assert "EC2.13.yaml" in message
     assert field in message
     assert problem in message
+
+
+def test_a_disruptive_playbook_must_say_what_its_fix_may_break(playbook_dir: Path) -> None:
+    """The approval request shows it: a person asked to approve needs to know what may stop working."""
+    path = playbook_dir / "EC2.7.yaml"
+    path.write_text(path.read_text().replace("disruptive: false", "disruptive: true"))
+    with pytest.raises(
+        PlaybookError, match=r"EC2\.7\.yaml: risk: a disruptive playbook says what its fix may break"
+    ):
+        load_playbooks(playbook_dir)
 
 
 def test_a_load_checks_again_only_the_files_that_changed(

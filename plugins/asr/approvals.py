@@ -93,6 +93,8 @@ def body(
         "",
         *changes(playbook, records),
         "",
+        f"**What it may break:** {_cell(playbook.risk)}",
+        "",
         "| account | region | resource | findings |",
         "|---|---|---|---|",
         *(

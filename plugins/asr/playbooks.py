@@ -125,6 +125,8 @@ SCHEMA: dict[str, Any] = {
             },
         },
         "disruptive": {"type": "boolean"},
+        # What a disruptive fix may break, for the person asked to approve it.
+        "risk": {"type": "string", "minLength": 20, "maxLength": 600},
         "auto_remediate": {"type": "boolean"},
     },
 }
@@ -171,6 +173,7 @@ class Playbook:
     control_parameters: dict[str, str] = field(default_factory=dict)
     ssm_document: SsmDocument | None = None
     disruptive: bool = False
+    risk: str = ""
     auto_remediate: bool = False
     source: str = ""
     group_id: str = field(init=False)
@@ -262,6 +265,11 @@ def parse_playbook(data: Any, source: str) -> Playbook:
                 f"{source}: remediation.ssm_document.parameters.{key}: unknown field(s) "
                 f"{sorted(fields - DOCUMENT_FIELDS)}; allowed: {sorted(DOCUMENT_FIELDS)}"
             )
+    if data.get("disruptive") and not data.get("risk"):
+        raise PlaybookError(
+            f"{source}: risk: a disruptive playbook says what its fix may break "
+            "(the approval request shows it)"
+        )
     accepted = actions.get_action(remediation["action"]).schema.get("properties", {})
     known = set().union(*(CONTROL_PARAMETERS.get(control, ()) for control in sorted(controls)))
     for name, target in data.get("control_parameters", {}).items():
@@ -297,6 +305,7 @@ def parse_playbook(data: Any, source: str) -> Playbook:
         control_parameters=dict(data.get("control_parameters", {})),
         ssm_document=SsmDocument(**document) if document else None,
         disruptive=data.get("disruptive", False),
+        risk=" ".join(str(data.get("risk", "")).split()),
         auto_remediate=data.get("auto_remediate", False),
         source=source,
     )
