@@ -857,3 +857,25 @@ def test_a_fix_that_deleted_only_a_password_is_not_reversible_nor_marked_reverte
         [reversal] = Rollback(journal, aws, dry=dry).run()
         assert reversal.status == RollbackStatus.NOT_REVERSIBLE and reversal.status not in PUT_BACK
         assert "the console password was deleted" in reversal.reason
+
+
+@pytest.mark.parametrize(
+    ("control", "status"), [("IAM.3", RollbackStatus.REVERTED), ("IAM.22", RollbackStatus.PARTLY_REVERTED)]
+)
+def test_a_key_that_aged_past_the_limit_since_the_fix_does_not_stop_the_rollback(
+    aws, tmp_path: Path, control: str, status: str
+) -> None:
+    """IAM.3 reads the active keys older than 90 days, IAM.22 those unused for 45: a second key
+    that passed that age after the fix read as a change since, and the rollback left the
+    deactivated key off."""
+    from asr.local.seeders.iam import days_ago, set_credential_history
+
+    record = parse_finding(finding(seed_one(aws, control, MEMBER_ACCOUNT, REGION)), registry())
+    iam = Clients(aws, MEMBER_ACCOUNT, REGION).iam
+    young = iam.create_access_key(UserName=record.resource_id)["AccessKey"]["AccessKeyId"]
+    _, journal = _fixed_in_a_run(aws, tmp_path, record)
+    set_credential_history(aws.endpoint_for("iam"), MEMBER_ACCOUNT, record.resource_id, young, days_ago(120))
+    [reversal] = Rollback(journal, aws).run()
+    assert reversal.status == status, reversal.reason
+    keys = iam.list_access_keys(UserName=record.resource_id)["AccessKeyMetadata"]
+    assert {k["Status"] for k in keys} == {"Active"} and young in {k["AccessKeyId"] for k in keys}

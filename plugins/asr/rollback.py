@@ -349,9 +349,13 @@ class Rollback:
         left = intent["plan"] | ((change.settle or {}).get("after") or {})
         state = retry_throttled(lambda: action.read(clients, resource_id))
         now = _subset(state, left)
-        if tried is not None and canonical(now) != canonical(left):
+
+        def same(one: dict[str, Any], other: dict[str, Any]) -> bool:
+            return _same(action, one, other, before)
+
+        if tried is not None and not same(now, left):
             back = _subset(state, before)
-            if canonical(back) == canonical(before):
+            if same(back, before):
                 reason = f"put back {before} (by an earlier rollback try; verified now)"
                 if self.dry:
                     return Reversal.of(change, RollbackStatus.WOULD_REVERT, f"would record it {reason}", back)
@@ -363,7 +367,7 @@ class Rollback:
                 )
                 return Reversal.of(change, RollbackStatus.REVERTED, reason, back)
             failed_at = (tried.settle or {}).get("after")
-            if failed_at is not None and canonical(back) == canonical(failed_at):
+            if failed_at is not None and same(back, failed_at):
                 if self.dry:
                     why = f"would finish the revert an earlier rollback try began: put back {before}"
                     return Reversal.of(change, RollbackStatus.WOULD_REVERT, why, now)
@@ -376,7 +380,7 @@ class Rollback:
                     f"neither {before} nor {left} as the fix left it",
                     now,
                 )
-        if canonical(now) != canonical(left):
+        if not same(now, left):
             why = (
                 "the fix's task died before recording an outcome, and " if change.status == UNSETTLED else ""
             )
@@ -408,7 +412,7 @@ class Rollback:
             lost = _lost(action, wanted)
             wanted = {key: value for key, value in wanted.items() if key not in lost}
             back = _read_back(action, clients, resource_id, wanted)
-            if canonical(back) != canonical(wanted):
+            if not _same(action, back, wanted, before):
                 status, reason = RollbackStatus.FAILED, f"read back {back}, not {wanted}"
             elif lost:
                 status = RollbackStatus.PARTLY_REVERTED
@@ -442,6 +446,12 @@ def _lost(action: actions.Action, before: dict[str, Any]) -> dict[str, str]:
     return {key: why for key, why in action.lost_on_revert.items() if before.get(key)}
 
 
+def _same(action: actions.Action, one: dict[str, Any], other: dict[str, Any], before: dict[str, Any]) -> bool:
+    """Whether two reads of the resource agree on what the fix (its ``before``) is about
+    (``Action.as_compared``)."""
+    return canonical(action.as_compared(one, before)) == canonical(action.as_compared(other, before))
+
+
 def _left_by(action: Any, clients: Any, resource_id: str, before: dict[str, Any]) -> dict[str, Any] | None:
     """The fields ``before`` names as a failed revert left them (None: they cannot be read)."""
     try:
@@ -456,7 +466,7 @@ def _read_back(action: Any, clients: Any, resource_id: str, before: dict[str, An
     SQS takes up to a minute), as a fix's own read-back does."""
     back = _subset(retry_throttled(lambda: action.read(clients, resource_id)), before)
     for delay in propagation_waits(action.propagation_seconds):
-        if canonical(back) == canonical(before):
+        if _same(action, back, before, before):
             break
         time.sleep(delay)
         back = _subset(retry_throttled(lambda: action.read(clients, resource_id)), before)

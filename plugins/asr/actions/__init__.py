@@ -133,6 +133,13 @@ class Action:
         """
         raise NotReversible(self.irreversible or f"{self.name} has no way to undo its fix")
 
+    def as_compared(self, state: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+        """What a rollback compares of a read (or part of one), given the fix's ``before``: the
+        state itself by default. An action whose read lists items by the clock (keys older
+        than N days, unused for N days) keeps only the items the fix changed: a key that aged
+        past the limit since is no change anyone made, and must not stop a rollback."""
+        return state
+
     def irreversible_from(self, before: dict[str, Any]) -> str | None:
         """Why the fix made from ``before`` (the state ``read`` returned) cannot be undone, or
         None. A rollback asks first, dry runs too, so that nothing is claimed or changed, and

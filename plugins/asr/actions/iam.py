@@ -162,6 +162,14 @@ def _active_keys(iam: Any, user_name: str) -> list[dict[str, Any]]:
     return [key for page in pages for key in page["AccessKeyMetadata"] if key["Status"] == "Active"]
 
 
+def _keys_of_fix(state: dict[str, Any], before: dict[str, Any], field: str) -> dict[str, Any]:
+    """``state`` with its list ``field`` cut to the ids of the keys the fix changed (``before``'s)."""
+    if field not in state:
+        return state
+    ids = {key["AccessKeyId"] for key in before.get(field) or []}
+    return {**state, field: sorted(k["AccessKeyId"] for k in state[field] or [] if k["AccessKeyId"] in ids)}
+
+
 def _set_status(iam: Any, user_name: str, keys: list[dict[str, Any]], status: str) -> list[dict[str, Any]]:
     """Each key's status; a key deleted meanwhile is skipped, not the end of the others. The
     keys still there."""
@@ -215,6 +223,9 @@ class DeactivateOldAccessKeys(Action):
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         _set_status(clients.iam, resource_id, state["old_active_access_keys"], "Inactive")
+
+    def as_compared(self, state: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+        return _keys_of_fix(state, before, "old_active_access_keys")
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> dict[str, Any] | None:
         keys = before["old_active_access_keys"]
@@ -307,6 +318,9 @@ class RevokeUnusedCredentials(Action):
         _set_status(clients.iam, resource_id, state["unused_active_access_keys"], "Inactive")
         if "unused_console_password" in plan:
             clients.iam.delete_login_profile(UserName=resource_id)
+
+    def as_compared(self, state: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+        return _keys_of_fix(state, before, "unused_active_access_keys")
 
     def irreversible_from(self, before: dict[str, Any]) -> str | None:
         """A fix that deleted only the console password has nothing a revert can put back."""
