@@ -181,3 +181,24 @@ def test_the_member_session_is_named_after_the_run_and_a_throttled_assume_is_tri
     context.base_session.events.register("provide-client-params.sts.AssumeRole", assume)
     retry_throttled(lambda: context.credentials(MEMBER_ACCOUNT), sleep=lambda _: None)
     assert [p["RoleSessionName"] for p in sent] == [name, name]
+
+
+def test_member_s3_calls_name_the_account_as_the_bucket_s_expected_owner(aws: Any) -> None:
+    """Bucket names carry no account: a bucket deleted since and re-made by another account, or
+    a log bucket name another account took, must be refused (AccessDenied), not acted on."""
+    s3 = aws.client("s3", MEMBER_ACCOUNT, "us-east-1")
+    sent: list[tuple[str, str | None]] = []
+    s3.meta.events.register(
+        "before-send.s3",
+        lambda request, **_: sent.append(
+            (request.method, request.headers.get("x-amz-expected-bucket-owner"))
+        ),
+    )
+    s3.create_bucket(Bucket="asr-owner-check")  # CreateBucket takes no expected owner
+    s3.put_bucket_versioning(Bucket="asr-owner-check", VersioningConfiguration={"Status": "Enabled"})
+    s3.get_bucket_versioning(Bucket="asr-owner-check", ExpectedBucketOwner=MEMBER_ACCOUNT)
+    owner = MEMBER_ACCOUNT.encode()  # botocore sends header values as bytes
+    assert sent == [("PUT", None), ("PUT", owner), ("GET", owner)]  # a read only when asked
+    s3.get_bucket_versioning(Bucket="asr-owner-check")
+    assert sent[-1] == ("GET", None)
+    assert aws.admin_client("s3", "us-east-1") is not s3

@@ -20,7 +20,8 @@ from asr.actions.s3 import (
 )
 from asr.aws import Clients
 from asr.findings import parse_finding
-from asr.local import MEMBER_ACCOUNT
+from asr.local import MEMBER_ACCOUNT, served_requests
+from asr.local.request_log_ext import is_write
 from asr.local.seed import finding, seed_one
 from asr.local.seeders import Seeded
 from asr.playbooks import registry
@@ -273,6 +274,22 @@ def test_buckets_share_one_hardened_log_bucket(aws) -> None:
     refused = fix(clients, "S3.9", log_bucket)
     assert refused.status == Status.FAILED
     assert "is the access-log bucket" in refused.message
+
+
+def test_a_log_bucket_name_another_account_owns_is_refused_untouched(aws, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Bucket names are global: a predictable log bucket name another account took failed every
+    run with an AccessDenied about a bucket the user never named, or, where that bucket's policy
+    let the member in, was set up as this account's. (The stand-in keeps no owner apart from
+    the name: which account owns it is what bucket_home answers, given here.)"""
+    import asr.actions.s3
+
+    clients, bucket = seeded_bucket(aws, "S3.9")
+    monkeypatch.setattr(asr.actions.s3, "bucket_home", lambda s3, name: (REGION, False))
+    served_requests(clear=True)
+    result = fix(clients, "S3.9", bucket)
+    assert result.status == Status.FAILED
+    assert "belongs to another account (bucket names are global)" in result.message
+    assert not [c for c in served_requests() if is_write(c)]
 
 
 def test_log_bucket_is_made_in_the_bucket_region(aws) -> None:

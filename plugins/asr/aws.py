@@ -186,6 +186,8 @@ class AwsContext:
                 credentials = self.credentials(account_id)  # near expiry: new ones, old clients dropped
                 if key not in self._clients:
                     client = self._new_client(service, region, **credentials)
+                    if service == "s3":
+                        client.meta.events.register("provide-client-params.s3", _owned_by(account_id))
                     if self.budget:
                         self.budget.attach(client, account_id, region)
                     self._clients[key] = client
@@ -214,6 +216,23 @@ class AwsContext:
         if service == "s3control" and endpoint:
             client.meta.events.register("before-send.s3-control", _strip_account_label)
         return client
+
+
+READS = ("Get", "Head", "List")
+
+
+def _owned_by(account_id: str) -> Callable[..., None]:
+    """A member's S3 changes name the account as the bucket's expected owner: bucket names are
+    global and carry no account, so a finding of a bucket deleted since and re-made by another
+    account, or a log bucket name another account took, must meet AccessDenied, not be changed
+    because that bucket's policy happens to let the member in. Reads stay free: a trail's
+    bucket in a central log-archive account is looked up (its Region), never changed."""
+
+    def add(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if "ExpectedBucketOwner" in model.input_shape.members and not model.name.startswith(READS):
+            params.setdefault("ExpectedBucketOwner", account_id)
+
+    return add
 
 
 # Member-role clients all come from one session per process, their credentials passed in:

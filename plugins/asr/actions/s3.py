@@ -589,7 +589,7 @@ def ensure_log_bucket(
     an existing bucket must be in it (S3 delivers access logs only within a Region).
     """
     try:
-        found, _ = bucket_home(s3, bucket)
+        found, own = bucket_home(s3, bucket)
     except ClientError as exc:
         if _error_code(exc) != "NoSuchBucket":
             raise
@@ -599,6 +599,11 @@ def ensure_log_bucket(
             if _error_code(exc) != "BucketAlreadyOwnedByYou":
                 raise
     else:
+        if not own:  # names are global: one another account took is not this account's to set up
+            raise ValueError(
+                f"log bucket {bucket} belongs to another account (bucket names are global): name one "
+                "this account owns in the playbook"
+            )
         if region and found != region:
             raise ValueError(f"log bucket {bucket} is in {found}, not in {region} with the bucket")
     secure_log_bucket(s3, bucket)
