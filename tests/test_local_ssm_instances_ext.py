@@ -9,13 +9,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from asr.actions import service_trust
+
 CORE = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
-    ],
-}
+TRUST = service_trust("ec2.amazonaws.com")
 
 
 @pytest.fixture

@@ -813,10 +813,8 @@ def test_a_fix_that_cannot_be_undone_from_its_before_state_is_refused_in_a_dry_r
     guardduty = Clients(aws, MEMBER_ACCOUNT, REGION).guardduty
     for detector in guardduty.list_detectors()["DetectorIds"]:  # the seed's is suspended: none at all
         guardduty.delete_detector(DetectorId=detector)
-    root = journal_root(str(tmp_path), "asr_sweep", RUN_ID)
-    fixing = AuditJournal(root, Origin("asr_sweep", RUN_ID, "b", 1, "s"))
-    assert [o.status for o in run_batch([record], registry(), aws, journal=fixing)] == ["REMEDIATED"]
-    journal = AuditJournal(root, _rollback_origin())
+    outcome, journal = _fixed_in_a_run(aws, tmp_path, record)
+    assert outcome.status == "REMEDIATED"
     for dry in (True, False):
         [reversal] = Rollback(journal, aws, dry=dry).run()
         assert reversal.status == RollbackStatus.NOT_REVERSIBLE, reversal.reason
@@ -849,10 +847,8 @@ def test_a_fix_that_deleted_only_a_password_is_not_reversible_nor_marked_reverte
     iam = Clients(aws, MEMBER_ACCOUNT, REGION).iam
     for key in iam.list_access_keys(UserName=record.resource_id)["AccessKeyMetadata"]:
         iam.delete_access_key(UserName=record.resource_id, AccessKeyId=key["AccessKeyId"])
-    root = journal_root(str(tmp_path), "asr_sweep", RUN_ID)
-    fixing = AuditJournal(root, Origin("asr_sweep", RUN_ID, "b", 1, "s"))
-    assert [o.status for o in run_batch([record], registry(), aws, journal=fixing)] == ["REMEDIATED"]
-    journal = AuditJournal(root, _rollback_origin())
+    outcome, journal = _fixed_in_a_run(aws, tmp_path, record)
+    assert outcome.status == "REMEDIATED"
     for dry in (True, False):
         [reversal] = Rollback(journal, aws, dry=dry).run()
         assert reversal.status == RollbackStatus.NOT_REVERSIBLE and reversal.status not in PUT_BACK
