@@ -18,7 +18,7 @@ from asr.findings import FindingError, parse_finding
 from asr.local.seed import Seeded, finding, import_findings
 from asr.playbooks import registry
 from asr.report import write
-from asr.securityhub import QueryPlan, iter_findings, queries_by_id
+from asr.securityhub import QueryPlan, clip_note, iter_findings, queries_by_id
 from asr.store import RunStore
 from asr.sweep import ingest, load_outcomes, write_back
 
@@ -91,7 +91,7 @@ def test_hostile_text_is_carried_as_data(aws, tmp_path, value: str) -> None:  # 
     for finding_id, error in errors.items():
         assert notes[finding_id]["Workflow"]["Status"] == "NOTIFIED"
         note = notes[finding_id]["Note"]["Text"]
-        assert note == ("ASR: not remediated: " + error)[: 512 - len(" [run run]")] + " [run run]"
+        assert note == clip_note("ASR: not remediated: " + error, " [run run]") and len(note) <= 512
     if len(value) < 100:
         assert repr(arn) in notes[by_resource["Id"]]["Note"]["Text"]
         assert value in notes[by_control["Id"]]["Note"]["Text"]

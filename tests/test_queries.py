@@ -215,6 +215,7 @@ def test_findings_outside_a_checked_list_are_neither_routed_reported_nor_written
         "rejected": len(named) // 2,
         "ignored": 0,
         "excluded": 0,
+        "unsupported": 0,
     }
 
     # Write-back pages the run's own queries (broader than the accounts kept) and touches
