@@ -488,9 +488,9 @@ def _assess(
 
 def _unmet(targets: list[Target], results: dict[int, Result], states: dict[int, dict[str, Any]]) -> None:
     """A resource found compliant whose control still checks something no change of its action
-    reaches (``Action.unmet``) is FAILED with why: written RESOLVED as compliant, the finding
-    would stay FAILED in Security Hub. Judged after an earlier try's change is credited (that
-    fix is this run's; what it set may not show in the control yet)."""
+    reaches (``Action.unmet``) is FAILED with why: reported compliant, the finding would stay
+    FAILED in Security Hub with a note saying nothing was wrong. Judged after an earlier
+    try's change is credited (that fix is this run's; what it set may not show yet)."""
     for index, result in results.items():
         if result.status == Status.ALREADY_COMPLIANT and index in states:
             why = targets[index].action.unmet(states[index])

@@ -101,7 +101,7 @@ class Action:
     def unmet(self, state: dict[str, Any]) -> str | None:
         """Why a resource whose settings already comply (an empty plan) still fails its
         control, for a cause no change of this action can reach: the finding is then FAILED
-        with this reason, not written RESOLVED as already compliant. None by default."""
+        with this reason, not reported already compliant. None by default."""
         return None
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
