@@ -253,7 +253,11 @@ class Rollback:
         named = {n for c in every for n in (*c.intent.get("control_ids", []), c.intent.get("playbook"))}
         missing = [f"control {c}" for c in controls if c not in named]
         missing += [f"finding {i}" for i in finding_ids if not any(i in c.finding_ids for c in every)]
-        if not missing and (controls or finding_ids) and not self.chosen(controls, finding_ids, run):
+        if (
+            not missing
+            and (controls or finding_ids)
+            and not any(c.about(controls, finding_ids) for c in every)
+        ):
             missing.append("any change of those findings by those controls")
         return missing
 
@@ -393,7 +397,7 @@ class Rollback:
         if self.dry:
             lost = _lost(action, before)
             kept = {key: value for key, value in before.items() if key not in lost}
-            never = f"; not {', '.join(lost)}: {'; '.join(lost.values())}" if lost else ""
+            never = f"; {_not_back(lost)}" if lost else ""
             return Reversal.of(change, RollbackStatus.WOULD_REVERT, f"would put back {kept}{never}", now)
         return self._put_back(change, action, clients, now)
 
@@ -416,7 +420,7 @@ class Rollback:
                 status, reason = RollbackStatus.FAILED, f"read back {back}, not {wanted}"
             elif lost:
                 status = RollbackStatus.PARTLY_REVERTED
-                reason = f"put back {wanted}; not {', '.join(lost)}: {'; '.join(lost.values())}"
+                reason = f"put back {wanted}; {_not_back(lost)}"
             else:
                 gone = "" if wanted == before else f" (of {before}: the rest was deleted since)"
                 status, reason = RollbackStatus.REVERTED, f"put back {wanted}{gone}"
@@ -444,6 +448,10 @@ def _where(intent: dict[str, Any]) -> dict[str, Any]:
 def _lost(action: actions.Action, before: dict[str, Any]) -> dict[str, str]:
     """The settings of ``before`` the fix changed that no revert brings back, with why."""
     return {key: why for key, why in action.lost_on_revert.items() if before.get(key)}
+
+
+def _not_back(lost: dict[str, str]) -> str:
+    return f"not {', '.join(lost)}: {'; '.join(lost.values())}"
 
 
 def _same(action: actions.Action, one: dict[str, Any], other: dict[str, Any], before: dict[str, Any]) -> bool:
