@@ -72,6 +72,16 @@ def aws(clean_aws: str):  # type: ignore[no-untyped-def]
     return local_context()
 
 
+@pytest.fixture
+def member_stack(aws):  # type: ignore[no-untyped-def]
+    """The member-role stack in the stand-in's member account: the roles fixes hand to services."""
+    from asr.local import MEMBER_ACCOUNT
+    from asr.local import member_stack as stack
+
+    stack.deploy(aws, MEMBER_ACCOUNT)
+    return aws
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> None:
     """A migrated metadata DB (SQLite) under the test home."""

@@ -181,3 +181,11 @@ class Refusals:
         """Refuse the next calls with these errors, in order, and count calls from now."""
         self.calls = 0
         self.queued[:] = list(errors)
+
+
+def iam_writes(calls: list[str]) -> list[str]:
+    """The IAM calls among ``service:Action`` names that change something: a fix that hands a
+    role to a service makes none (the member-role stack made the role)."""
+    return [
+        c for c in calls if c.startswith("iam:") and not c.startswith(("iam:Get", "iam:List", "iam:PassRole"))
+    ]

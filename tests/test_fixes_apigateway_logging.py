@@ -1,5 +1,5 @@
 """APIGateway.1: execution logging on for REST and WebSocket stages, through the account and
-Region's CloudWatch Logs role (kept when set, else one made once)."""
+Region's CloudWatch Logs role (kept when set, else the one the member-role stack made)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import botocore.session
 import pytest
-from helpers import Refusals
+from helpers import Refusals, iam_writes
 from test_fixes_data import parameters_sent
 
 import asr.actions
@@ -108,9 +108,10 @@ def served_permissions() -> set[str]:
     return names
 
 
-def test_logging_is_turned_on_through_one_role_made_once(aws: Any) -> None:
-    """The role is made once, trusted by API Gateway and holding the AWS managed policy, and set
-    as the account and Region's; a second stage finds it set. Only the stage-wide level is sent
+def test_logging_is_turned_on_through_the_stacks_role(aws: Any) -> None:
+    """The stack's role, trusted by API Gateway and holding the AWS managed policy, is set once
+    as the account and Region's (IAM only read); a second stage finds it set. Only the
+    stage-wide level is sent
     (metrics stay on), and every call is one the action declares."""
     clients = Clients(aws, MEMBER_ACCOUNT, REGION)
     (first, first_api), (second, second_api) = seeded(aws), seeded(aws)
@@ -129,7 +130,7 @@ def test_logging_is_turned_on_through_one_role_made_once(aws: Any) -> None:
         settings = rest_settings(clients, api)["*/*"]
         assert (settings["loggingLevel"], settings["metricsEnabled"]) == ("ERROR", True)
     calls = [f"{c['service']}:{c['action']}" for c in local.served_requests()]
-    assert calls.count("iam:CreateRole") == 1 and calls.count("apigateway:UpdateAccount") == 1
+    assert iam_writes(calls) == [] and calls.count("apigateway:UpdateAccount") == 1
     assert served_permissions() <= set(registry().playbooks["APIGateway.1"].build_action().permissions)
 
     assert clients.apigateway.get_account()["cloudwatchRoleArn"] == ROLE_ARN
@@ -157,16 +158,6 @@ def test_the_accounts_own_role_is_kept_and_no_role_is_made(aws: Any) -> None:
     )
     assert [r["RoleName"] for r in clients.iam.list_roles()["Roles"]] == ["api-logs"]
     assert rest_settings(clients, api)["*/*"]["loggingLevel"] == "ERROR"
-
-
-def test_an_existing_role_of_that_name_gets_the_policy_it_lacks_and_keeps_its_trust(aws: Any) -> None:
-    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
-    clients.iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(TRUST), Description="theirs")
-    arn, _ = seeded(aws)
-    assert fix(aws, arn).status == Status.REMEDIATED
-    attached = clients.iam.list_attached_role_policies(RoleName=ROLE)["AttachedPolicies"]
-    assert [p["PolicyArn"] for p in attached] == [POLICY_ARN]
-    assert clients.iam.get_role(RoleName=ROLE)["Role"]["Description"] == "theirs"
 
 
 @pytest.mark.parametrize(
@@ -230,6 +221,7 @@ def test_the_required_level_comes_from_the_control_parameter(aws: Any) -> None:
     assert (result.status, result.after) == (Status.REMEDIATED, {"LoggingLevel": "INFO"}), result.message
 
 
+@pytest.mark.usefixtures("member_stack")
 def test_a_websocket_stage_gets_the_level_and_keeps_its_other_route_settings(aws: Any) -> None:
     clients = Clients(aws, MEMBER_ACCOUNT, REGION)
     default = {"DataTraceEnabled": True, "DetailedMetricsEnabled": False, "LoggingLevel": "OFF"}
@@ -322,7 +314,7 @@ def test_a_role_made_lately_is_waited_for_and_an_old_one_is_not(
         result = fix(aws, seeded(aws)[0])
         assert (result.status, refusing.calls) == (wanted, calls_wanted), result.message
 
-    fixed(Status.REMEDIATED, 2, unready)  # made the role: refused once, then set
+    fixed(Status.REMEDIATED, 2, unready)  # the stack made the role moments ago: refused once, then set
     fixed(Status.REMEDIATED, 2, unready)  # made moments ago by the fix before
     fixed(
         Status.FAILED, 1, {"Code": "BadRequestException", "Message": "Invalid ARN specified in the request"}
@@ -366,6 +358,7 @@ def test_revert_keeps_a_stage_level_the_fix_did_not_change(aws: Any) -> None:
     }
 
 
+@pytest.mark.usefixtures("member_stack")
 def test_revert_of_a_websocket_stage_puts_each_level_back(aws: Any) -> None:
     clients = Clients(aws, MEMBER_ACCOUNT, REGION)
     routes = {"$connect": {"LoggingLevel": "INFO"}, "$disconnect": {"LoggingLevel": "OFF"}}

@@ -112,6 +112,7 @@ def test_instance_fix_keeps_the_other_settings(aws: Any) -> None:
     assert {key: after[key] for key in settings} == settings
 
 
+@pytest.mark.usefixtures("member_stack")
 def test_cluster_member_settings_are_refused_but_instance_settings_fixed(aws: Any) -> None:
     """Deletion protection and Multi-AZ of an Aurora instance belong to its cluster; minor upgrades and
     Enhanced Monitoring do not."""

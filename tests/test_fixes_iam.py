@@ -186,14 +186,21 @@ def test_support_access_held_by_a_group_counts_once_someone_is_in_it(clients: Cl
     assert writes == []
 
 
-def test_created_support_role_trusts_the_account(clients: Clients) -> None:
+@pytest.mark.usefixtures("member_stack")
+def test_the_stacks_support_role_gets_the_policy_and_trusts_the_account(clients: Clients) -> None:
     result, writes = fix("IAM.18", clients, MEMBER_ACCOUNT)
     assert result.status == Status.REMEDIATED, result.message
     assert result.after == {"support_access_principals": [f"Role/{ROLE}"]}
-    assert writes == ["CreateRole", "AttachRolePolicy"]
+    assert writes == ["AttachRolePolicy"]
     trust = clients.iam.get_role(RoleName=ROLE)["Role"]["AssumeRolePolicyDocument"]
-    trust = json.loads(trust) if isinstance(trust, str) else trust
     assert trust["Statement"][0]["Principal"] == {"AWS": f"arn:aws:iam::{MEMBER_ACCOUNT}:root"}
+
+
+def test_without_the_stacks_support_role_nothing_is_made(clients: Clients) -> None:
+    result, writes = fix("IAM.18", clients, MEMBER_ACCOUNT)
+    assert result.status == Status.FAILED
+    assert f"the IAM role {ROLE} is missing: the member-role stack makes it" in result.message
+    assert writes == []
 
 
 def test_existing_support_role_keeps_its_trust_policy(clients: Clients) -> None:

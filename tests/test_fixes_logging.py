@@ -402,12 +402,16 @@ def test_log_file_validation_keeps_the_trails_other_settings(clients: Clients) -
     assert trail(clients, arn) == {**before, "LogFileValidationEnabled": True}
 
 
-def test_cloudwatch_logs_delivery_creates_group_and_role(clients: Clients) -> None:
+@pytest.mark.usefixtures("member_stack")
+def test_cloudwatch_logs_delivery_creates_the_group_and_uses_the_stacks_role(clients: Clients) -> None:
     arn = make_trail(clients, "payments")
 
-    result = fix(clients, "CloudTrail.5", arn)
+    outcome: list[Result] = []
+    writes = writes_during(lambda: outcome.append(fix(clients, "CloudTrail.5", arn)))
 
+    [result] = outcome
     assert result.status == Status.REMEDIATED, result.message
+    assert [w for w in writes if w.startswith("iam.")] == []
     group_arn = f"arn:aws:logs:{REGION}:{MEMBER_ACCOUNT}:log-group:CloudTrail/payments:*"
     assert result.after == {"CloudWatchLogsLogGroupArn": group_arn}
     updated = trail(clients, arn)
@@ -420,45 +424,34 @@ def test_cloudwatch_logs_delivery_creates_group_and_role(clients: Clients) -> No
     document = clients.iam.get_role_policy(RoleName=role["RoleName"], PolicyName=policy_name)[
         "PolicyDocument"
     ]
-    assert document["Statement"][0]["Resource"].startswith(group_arn[:-2])
+    # Every trail's group the playbook's name makes, in any Region.
+    assert document["Statement"][0]["Resource"] == (
+        f"arn:aws:logs:*:{MEMBER_ACCOUNT}:log-group:CloudTrail/*:log-stream:*"
+    )
     [group] = clients.logs.describe_log_groups(logGroupNamePrefix="CloudTrail/payments")["logGroups"]
     assert group["retentionInDays"] == 365
 
 
-def test_cloudwatch_logs_delivery_reuses_group_and_role(clients: Clients) -> None:
+@pytest.mark.usefixtures("member_stack")
+def test_cloudwatch_logs_delivery_reuses_a_group_with_its_retention(clients: Clients) -> None:
     arn = make_trail(clients, "payments")
-    clients.logs.create_log_group(logGroupName="shared-trail-logs")
-    clients.logs.put_retention_policy(logGroupName="shared-trail-logs", retentionInDays=3653)
-    role = clients.iam.create_role(RoleName="ASR-CloudTrailToCloudWatchLogs", AssumeRolePolicyDocument="{}")[
-        "Role"
-    ]
+    clients.logs.create_log_group(logGroupName="CloudTrail/payments")
+    clients.logs.put_retention_policy(logGroupName="CloudTrail/payments", retentionInDays=3653)
 
-    result = fix(clients, "CloudTrail.5", arn, log_group_name="shared-trail-logs")
+    result = fix(clients, "CloudTrail.5", arn)
 
     assert result.status == Status.REMEDIATED, result.message
-    assert trail(clients, arn)["CloudWatchLogsRoleArn"] == role["Arn"]
-    [group] = clients.logs.describe_log_groups(logGroupNamePrefix="shared-trail-logs")["logGroups"]
+    [group] = clients.logs.describe_log_groups(logGroupNamePrefix="CloudTrail/payments")["logGroups"]
     assert group["retentionInDays"] == 3653
 
 
-def test_cloudwatch_logs_delivery_grants_each_log_group_its_own_policy(clients: Clients) -> None:
-    """Log group names that read alike once made a policy name (``/`` made ``-``, cut at 128
-    characters) get a policy each: the second fix overwrote the first trail's grant."""
-    long = "audit/" + "x" * 120
-    pairs = [("one", "team/a"), ("two", "team-a"), ("three", long + "1"), ("four", long + "2")]
-    for name, group in pairs:
-        result = fix(clients, "CloudTrail.5", make_trail(clients, name), log_group_name=group)
-        assert result.status == Status.REMEDIATED, result.message
-    role = "ASR-CloudTrailToCloudWatchLogs"
-    names = clients.iam.list_role_policies(RoleName=role)["PolicyNames"]
-    granted = {
-        clients.iam.get_role_policy(RoleName=role, PolicyName=n)["PolicyDocument"]["Statement"][0]["Resource"]
-        for n in names
-    }
-    assert len(names) == 4 and all(len(n) <= 128 for n in names)
-    assert granted == {
-        f"arn:aws:logs:{REGION}:{MEMBER_ACCOUNT}:log-group:{group}:log-stream:*" for _, group in pairs
-    }
+def test_cloudwatch_logs_delivery_without_the_stacks_role_makes_nothing(clients: Clients) -> None:
+    arn = make_trail(clients, "payments")
+    result = fix(clients, "CloudTrail.5", arn)
+    assert result.status == Status.FAILED
+    assert "ASR-CloudTrailToCloudWatchLogs is missing: the member-role stack makes it" in result.message
+    assert clients.logs.describe_log_groups(logGroupNamePrefix="CloudTrail")["logGroups"] == []
+    assert not trail(clients, arn).get("CloudWatchLogsLogGroupArn")
 
 
 def created_first_by_another_fix(aws: Any, clients: Clients, operation: str, create: Any) -> None:
@@ -475,26 +468,11 @@ def created_first_by_another_fix(aws: Any, clients: Clients, operation: str, cre
     clients.iam.meta.events.register(f"before-call.iam.{operation}", first)
 
 
-def test_cloudwatch_logs_delivery_takes_the_role_another_fix_just_created(aws, clients: Clients) -> None:
-    arn = make_trail(clients, "payments")
-    role = "ASR-CloudTrailToCloudWatchLogs"
-    created_first_by_another_fix(
-        aws,
-        clients,
-        "CreateRole",
-        lambda other: other.iam.create_role(RoleName=role, AssumeRolePolicyDocument="{}"),
-    )
-    result = fix(clients, "CloudTrail.5", arn)
-    assert result.status == Status.REMEDIATED, result.message
-    assert trail(clients, arn)["CloudWatchLogsRoleArn"] == clients.iam.get_role(RoleName=role)["Role"]["Arn"]
-
-
-def test_cloudwatch_logs_delivery_waits_for_a_role_or_grant_made_lately(
-    aws, clients: Clients, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
-    """CloudTrail answers "Access denied." while a role IAM made moments ago, or a grant just
-    put on the role, has not reached it (as a wrong role or log group): asked again. Another
-    refusal, or one with the role and grant long in place, stands."""
+@pytest.mark.usefixtures("member_stack")
+def test_cloudwatch_logs_delivery_waits_for_a_role_made_lately(clients: Clients, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """CloudTrail answers "Access denied." while a role IAM made moments ago has not reached
+    it (as a wrong role or log group): asked again. Another refusal, or one with the role
+    long in place, stands."""
     import datetime
 
     import asr.actions
@@ -504,18 +482,17 @@ def test_cloudwatch_logs_delivery_waits_for_a_role_or_grant_made_lately(
     role = {"Code": "InvalidCloudWatchLogsRoleArnException", "Message": "Access denied. Verify in IAM."}
     group = {"Code": "InvalidCloudWatchLogsLogGroupArnException", "Message": "Access denied. Check the role."}
 
-    def fixed(name: str, wanted: Status, calls_wanted: int, *refused: dict[str, str], **params: Any) -> None:
+    def fixed(name: str, wanted: Status, calls_wanted: int, *refused: dict[str, str]) -> None:
         refusing.next(*refused)
-        result = fix(clients, "CloudTrail.5", make_trail(clients, name), **params)
+        result = fix(clients, "CloudTrail.5", make_trail(clients, name))
         assert (result.status, refusing.calls) == (wanted, calls_wanted), result.message
 
-    fixed("made", Status.REMEDIATED, 2, role)  # made the role: refused once, then taken
-    fixed("found", Status.REMEDIATED, 3, role, group)  # found the role, made moments ago
+    fixed("made", Status.REMEDIATED, 2, role)  # the stack made the role moments ago: refused once
+    fixed("found", Status.REMEDIATED, 3, role, group)
     bad = {"Code": "InvalidCloudWatchLogsLogGroupArnException", "Message": "Log group does not exist"}
     fixed("bad", Status.FAILED, 1, bad)  # not a propagation delay
     monkeypatch.setattr(asr.actions, "NEW_ROLE_AGE", datetime.timedelta(0))
-    fixed("granted", Status.REMEDIATED, 2, group, log_group_name="shared")  # an old role, a new grant
-    fixed("again", Status.FAILED, 1, group, log_group_name="shared")  # role and grant long in place
+    fixed("old", Status.FAILED, 1, role)  # the role long in place: the refusal stands
 
 
 def test_trail_fixes_report_a_missing_trail(clients: Clients) -> None:

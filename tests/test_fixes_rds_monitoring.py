@@ -1,14 +1,14 @@
-"""RDS.6: Enhanced Monitoring on, through the instance's own role or one shared role made once."""
+"""RDS.6: Enhanced Monitoring on, through the instance's own role or the shared one the
+member-role stack made."""
 
 from __future__ import annotations
 
 import datetime
-import json
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from helpers import Refusals
+from helpers import Refusals, iam_writes
 from test_fixes_data import PASSWORD, instance, parameters_sent
 
 import asr.actions
@@ -65,9 +65,9 @@ def served(*services: str) -> list[str]:
 
 
 def test_monitoring_is_turned_on_through_one_shared_role(aws: Any) -> None:
-    """The role is made once, trusted by Enhanced Monitoring for this account only, and holds
-    the AWS managed policy; a second instance uses it as it is. Only the interval and the
-    role are sent, not ApplyImmediately, and every call is one the action declares."""
+    """The stack's role, trusted by Enhanced Monitoring for this account only and holding the
+    AWS managed policy, serves both instances, and IAM is only read. Only the interval and
+    the role are sent, not ApplyImmediately, and every call is one the action declares."""
     clients = Clients(aws, MEMBER_ACCOUNT, REGION)
     (first, first_name), (second, second_name) = seeded(aws), seeded(aws)
     local.served_requests(clear=True)
@@ -87,7 +87,7 @@ def test_monitoring_is_turned_on_through_one_shared_role(aws: Any) -> None:
         for name in (first_name, second_name)
     ]
     calls = served("rds", "iam")
-    assert calls.count("iam:CreateRole") == 1 and calls.count("iam:AttachRolePolicy") == 1
+    assert "iam:GetRole" in calls and iam_writes(calls) == []
     assert set(calls) <= set(registry().playbooks["RDS.6"].build_action().permissions)
 
     role = clients.iam.get_role(RoleName=ROLE)["Role"]
@@ -102,17 +102,6 @@ def test_monitoring_is_turned_on_through_one_shared_role(aws: Any) -> None:
     attached = clients.iam.list_attached_role_policies(RoleName=ROLE)["AttachedPolicies"]
     assert [p["PolicyArn"] for p in attached] == [POLICY_ARN]
     assert clients.iam.list_role_policies(RoleName=ROLE)["PolicyNames"] == []
-
-
-def test_an_existing_role_of_that_name_gets_the_policy_it_lacks(aws: Any) -> None:
-    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
-    trust = {"Version": "2012-10-17", "Statement": []}
-    clients.iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust))
-    arn, _ = seeded(aws)
-    assert fix(aws, arn).status == Status.REMEDIATED
-    attached = clients.iam.list_attached_role_policies(RoleName=ROLE)["AttachedPolicies"]
-    assert [p["PolicyArn"] for p in attached] == [POLICY_ARN]
-    assert clients.iam.get_role(RoleName=ROLE)["Role"]["AssumeRolePolicyDocument"] == trust  # kept as it is
 
 
 def test_an_instance_keeps_its_own_monitoring_role(aws: Any) -> None:
@@ -205,7 +194,7 @@ def test_a_role_made_lately_is_waited_for_and_an_old_one_is_not(
         result = fix(aws, seeded(aws)[0])
         assert (result.status, refusing.calls) == (wanted, calls_wanted), result.message
 
-    fixed(Status.REMEDIATED, 2, unready)  # made the role: refused once, then set
+    fixed(Status.REMEDIATED, 2, unready)  # the stack made the role moments ago: refused once, then set
     fixed(Status.REMEDIATED, 2, {**unready, "Code": "InvalidParameterCombination"})  # made moments ago
     other = {"Code": "InvalidParameterCombination", "Message": "RDS Custom does not support this"}
     fixed(Status.FAILED, 1, other)  # not a propagation delay

@@ -3,7 +3,6 @@ valid for CloudFormation and IAM, as small as the playbooks allow, and deployabl
 
 from __future__ import annotations
 
-import ast
 import fnmatch
 import json
 import shutil
@@ -225,6 +224,40 @@ def test_an_ssm_document_without_known_permissions_stops_generation(tmp_path: Pa
         iam_policy.template(load_playbooks(directory), Settings())
 
 
+# What sets who may assume a role, or what a role, user or group may do, in words of the
+# caller's choosing: IAM has no condition on a trust policy's or a policy document's content.
+# With any of them the member role could make an identity for itself with any power.
+ESCALATING = {
+    "iam:CreateRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:CreatePolicy",
+    "iam:CreatePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+    "iam:CreateInstanceProfile",
+    "iam:AddRoleToInstanceProfile",
+    "iam:CreateUser",
+    "iam:CreateAccessKey",
+    "iam:CreateLoginProfile",
+    "iam:UpdateLoginProfile",
+    "iam:PutUserPolicy",
+    "iam:AttachUserPolicy",
+    "iam:PutGroupPolicy",
+    "iam:AttachGroupPolicy",
+    "iam:AddUserToGroup",
+    "sts:AssumeRole",
+}
+
+
+def test_the_member_role_can_make_no_identity_nor_write_what_one_may_do(project: PlaybookRegistry) -> None:
+    """The roles fixes hand to services are made by the member-role stack, not by the member role."""
+    assert granted(iam_policy.member_policies(project)) & ESCALATING == set()
+    assert {p for cls in actions.REGISTRY.values() for p in (*cls.permissions, *cls.revert_permissions)} & (
+        ESCALATING
+    ) == set()
+
+
 def test_no_role_can_be_written_or_passed_beyond_the_playbooks_own(project: PlaybookRegistry) -> None:
     """Creating roles and putting policies on them, on any role, would let the member role make
     itself an administrator, and detaching and deleting would let it break any role (its own
@@ -412,9 +445,30 @@ def test_template_parameters_and_defaults(with_ssm: PlaybookRegistry) -> None:
 # --- Deployed to the stand-in --------------------------------------------------------------
 
 
-def deploy(endpoint: str, name: str, text: str, **parameters: str) -> dict[str, str]:
+def with_account(client: Any, account: str) -> Any:
+    """A client of the same service acting in another account of the stand-in (moto tells the
+    account by the credentials an assumed role's session has)."""
+    sts = boto3.client("sts", endpoint_url=client.meta.endpoint_url, region_name="us-east-1")
+    credentials = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/deployer", RoleSessionName="test")[
+        "Credentials"
+    ]
+    return boto3.client(
+        client.meta.service_model.service_name,
+        endpoint_url=client.meta.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+
+
+def deploy(
+    endpoint: str, name: str, text: str, account: str | None = None, **parameters: str
+) -> dict[str, str]:
     """Create the stack and return its outputs (moto's CloudFormation creates synchronously)."""
     cloudformation = boto3.client("cloudformation", endpoint_url=endpoint, region_name="us-east-1")
+    if account:
+        cloudformation = with_account(cloudformation, account)
     cloudformation.create_stack(
         StackName=name,
         TemplateBody=text,
@@ -458,11 +512,15 @@ def test_the_template_deploys_with_its_roles_and_policies(
     values = {"AWS::Partition": "aws", "AWS::AccountId": account, "RoleName": "ASRMemberRole"}
     assert attached(iam, "ASRMemberRole") == iam_policy.render(iam_policy.member_policies(project), values)
     assert "AutomationRoleArn" not in outputs
+    # The service roles have fixed names: one stack per account.
+    other_account = "333333333333"
+    iam = with_account(boto3.client("iam", endpoint_url=clean_aws, region_name="us-east-1"), other_account)
 
     outputs = deploy(
         clean_aws,
         "asr-member-ssm",
         iam_policy.generate("template", with_ssm, Settings()),
+        account=other_account,
         AdministratorAccountId=ADMIN_ACCOUNT,
         AdministratorRoleName="ASRAdministrator",
         ExternalId="an-external-id",
@@ -478,7 +536,12 @@ def test_the_template_deploys_with_its_roles_and_policies(
             "Condition": {"StringEquals": {"sts:ExternalId": "an-external-id"}},
         }
     ]
-    values |= {"RoleName": "ASRMemberRoleWithSsm", "AutomationRoleName": "ASRAutomationRoleForTest"}
+    account = other_account
+    values |= {
+        "AWS::AccountId": account,
+        "RoleName": "ASRMemberRoleWithSsm",
+        "AutomationRoleName": "ASRAutomationRoleForTest",
+    }
     deployed = attached(iam, "ASRMemberRoleWithSsm")
     assert deployed == iam_policy.render(iam_policy.member_policies(with_ssm), values)
     assert f"arn:aws:iam::{account}:role/ASRAutomationRoleForTest" in json.dumps(deployed)
@@ -489,8 +552,77 @@ def test_the_template_deploys_with_its_roles_and_policies(
         "Service": "ssm.amazonaws.com"
     }
     inline = iam.get_role_policy(RoleName="ASRAutomationRoleForTest", PolicyName="ssm-documents")
-    # moto keeps a role's inline policy from CloudFormation as the Python text of the document.
-    assert ast.literal_eval(inline["PolicyDocument"]) == iam_policy.automation_policy(with_ssm)
+    assert inline["PolicyDocument"] == iam_policy.automation_policy(with_ssm)
+
+
+SERVICE_ROLE_CONTROLS = ("APIGateway.1", "CloudTrail.5", "EC2.6", "IAM.18", "RDS.6", "SNS.2", "SSM.1")
+
+
+def test_the_template_makes_the_roles_the_fixes_hand_to_services(
+    aws: AwsContext, project: PlaybookRegistry
+) -> None:
+    """Each role a fix passes to a service is made by the stack, with the trust policy its
+    action declares, and reads as ready to the fix (the same policies, grants and profile)."""
+    from asr.aws import Clients
+    from asr.local import member_stack
+
+    member_stack.deploy(aws, MEMBER_ACCOUNT)
+    clients = Clients(aws, MEMBER_ACCOUNT, "us-east-1")
+    values = {"AWS::Partition": "aws", "AWS::AccountId": MEMBER_ACCOUNT, "AWS::URLSuffix": "amazonaws.com"}
+    users = [p for p in project if actions.get_action(p.action).service_role is not None]
+    assert sorted(p.control_id for p in users) == list(SERVICE_ROLE_CONTROLS)
+    for playbook in users:
+        action = playbook.build_action({})
+        role, _ = action.ready_role(clients)
+        assert role["RoleName"] == playbook.parameters["role_name"]
+        assert role["AssumeRolePolicyDocument"] == iam_policy.render(action.service_role.trust, values)
+
+
+@pytest.mark.parametrize("control", SERVICE_ROLE_CONTROLS)
+def test_without_the_stack_a_fix_that_hands_a_role_to_a_service_fails_and_changes_nothing(
+    aws: AwsContext, project: PlaybookRegistry, control: str
+) -> None:
+    """An account whose member-role stack is not deployed (or predates the playbook): the fix
+    fails naming the stack, and writes nothing anywhere (no log group made ahead, no role)."""
+    from asr.local import served_requests
+    from asr.local.request_log_ext import is_write
+    from asr.local.seeders import SEEDERS
+
+    seeded = SEEDERS[control](aws, control, MEMBER_ACCOUNT, "us-east-1", 0)  # not seed_one: no stack
+    record = parse_finding(finding(seeded), project)
+    served_requests(clear=True)
+    [outcome] = run_batch([record], project, aws)
+    assert outcome.status == Status.FAILED, outcome
+    assert "the member-role stack makes it" in outcome.message
+    assert [c for c in served_requests() if is_write(c)] == []
+
+
+def test_a_role_missing_or_not_as_the_stack_makes_it_is_refused_saying_so(
+    aws: AwsContext, project: PlaybookRegistry
+) -> None:
+    from asr.aws import Clients
+    from asr.local import member_stack
+
+    clients = Clients(aws, MEMBER_ACCOUNT, "us-east-1")
+    flow_logs = project.playbooks["EC2.6"].build_action({})
+    with pytest.raises(
+        actions.RoleNotReady, match="asr-vpc-flow-logs-delivery is missing: the member-role stack"
+    ):
+        flow_logs.ready_role(clients)
+    member_stack.deploy(aws, MEMBER_ACCOUNT)
+    other_group = project.playbooks["EC2.6"].build_action({"log_group_name": "elsewhere"})
+    with pytest.raises(actions.RoleNotReady, match="lacks the inline policy flow-logs-to-elsewhere-"):
+        other_group.ready_role(clients)
+    clients.iam.detach_role_policy(
+        RoleName="asr-sns-delivery-status", PolicyArn="arn:aws:iam::aws:policy/service-role/AmazonSNSRole"
+    )
+    with pytest.raises(actions.RoleNotReady, match="lacks the AWS managed policy service-role/AmazonSNSRole"):
+        project.playbooks["SNS.2"].build_action({}).ready_role(clients)
+    clients.iam.remove_role_from_instance_profile(
+        InstanceProfileName="asr-ssm-managed-instance", RoleName="asr-ssm-managed-instance"
+    )
+    with pytest.raises(actions.RoleNotReady, match="lacks an instance profile asr-ssm-managed-instance"):
+        project.playbooks["SSM.1"].build_action({}).ready_role(clients)
 
 
 # --- The administrator side ----------------------------------------------------------------

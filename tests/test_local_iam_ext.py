@@ -45,6 +45,38 @@ def test_aws_managed_policy_can_be_attached_and_found(iam) -> None:
     assert iam.list_entities_for_policy(PolicyArn=SUPPORT)["PolicyRoles"] == []
 
 
+def test_a_role_a_stack_makes_holds_its_managed_and_inline_policies(iam, clean_aws: str) -> None:
+    """As CloudFormation makes it: ManagedPolicyArns attached, Policies readable as documents."""
+    grant = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": "*"}],
+    }
+    template = {
+        "Resources": {
+            "Role": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "RoleName": "made-by-stack",
+                    "AssumeRolePolicyDocument": json.loads(TRUST),
+                    "ManagedPolicyArns": [
+                        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AWSSupportAccess"}
+                    ],
+                    "Policies": [{"PolicyName": "logs", "PolicyDocument": grant}],
+                },
+            }
+        }
+    }
+    cloudformation = boto3.client("cloudformation", endpoint_url=clean_aws, region_name="us-east-1")
+    cloudformation.create_stack(
+        StackName="roles", TemplateBody=json.dumps(template), Capabilities=["CAPABILITY_NAMED_IAM"]
+    )
+
+    assert iam.list_attached_role_policies(RoleName="made-by-stack")["AttachedPolicies"] == [
+        {"PolicyName": "AWSSupportAccess", "PolicyArn": SUPPORT}
+    ]
+    assert iam.get_role_policy(RoleName="made-by-stack", PolicyName="logs")["PolicyDocument"] == grant
+
+
 @pytest.mark.parametrize(
     "arn",
     ["arn:aws:iam::aws:policy/NoSuchPolicyAnywhere", "arn:aws:iam::aws:policy/service-role/AWSSupportAccess"],

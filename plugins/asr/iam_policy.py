@@ -112,10 +112,6 @@ def _named_role(params: Mapping[str, Any]) -> tuple[str, ...]:
     return (role_arn(params["role_name"], ACCOUNT),)
 
 
-def _named_profile(params: Mapping[str, Any]) -> tuple[str, ...]:
-    return (f"arn:{PARTITION}:iam::{ACCOUNT}:instance-profile/{params['role_name']}",)
-
-
 def _any_role(params: Mapping[str, Any]) -> tuple[str, ...]:
     """Every role of the account: an instance's role is whichever its profile holds."""
     return (role_arn("*", ACCOUNT),)
@@ -146,30 +142,23 @@ def _service_linked(service: str, *more: str) -> Scope:
     )
 
 
-def _service_role(policy: str, service: str) -> tuple[Scope, ...]:
-    """A fix's own role for an AWS service (``actions.managed_policy_role``): the role its
-    playbook names, given only this AWS managed policy, and passed only to that service."""
+def _service_role(service: str, *reads: str) -> tuple[Scope, ...]:
+    """A fix's own role for an AWS service (``actions.ServiceRole``), which the member-role
+    stack makes: the member role may only read it and pass it, to that service only."""
     return (
-        Scope(("iam:GetRole", "iam:CreateRole", "iam:ListAttachedRolePolicies"), _named_role),
-        Scope(("iam:AttachRolePolicy",), _named_role, {"ArnEquals": {"iam:PolicyARN": _aws_policy(policy)}}),
+        Scope(("iam:GetRole", *reads), _named_role),
         Scope(("iam:PassRole",), _named_role, _passed_to(service)),
     )
 
 
+LIST_ATTACHED = "iam:ListAttachedRolePolicies"
 # Keyed by action name; every permission listed must be one the action declares (tested).
 SCOPES: dict[str, tuple[Scope, ...]] = {
-    "ec2.enable-vpc-flow-logs": (
-        Scope(("iam:GetRole", "iam:CreateRole", "iam:GetRolePolicy", "iam:PutRolePolicy"), _named_role),
-        Scope(("iam:PassRole",), _named_role, _passed_to("vpc-flow-logs.amazonaws.com")),
-    ),
-    "cloudtrail.send-to-cloudwatch-logs": (
-        Scope(("iam:GetRole", "iam:CreateRole", "iam:GetRolePolicy", "iam:PutRolePolicy"), _named_role),
-        Scope(("iam:PassRole",), _named_role, _passed_to("cloudtrail.amazonaws.com")),
-    ),
+    "ec2.enable-vpc-flow-logs": _service_role("vpc-flow-logs.amazonaws.com", "iam:GetRolePolicy"),
+    "cloudtrail.send-to-cloudwatch-logs": _service_role("cloudtrail.amazonaws.com", "iam:GetRolePolicy"),
     "iam.create-support-role": (
-        # Its rollback's DeleteRole and DetachRolePolicy too: on "*" they could strip and delete
-        # any role of the account, the member role itself included.
-        Scope(("iam:GetRole", "iam:CreateRole", "iam:DeleteRole"), _named_role),
+        # Its rollback's DetachRolePolicy too: on "*" it could strip any role of the account.
+        Scope(("iam:GetRole",), _named_role),
         Scope(
             ("iam:AttachRolePolicy", "iam:DetachRolePolicy"),
             _named_role,
@@ -177,8 +166,7 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
         ),
     ),
     "ssm.enable-instance-management": (
-        Scope(("iam:GetRole", "iam:CreateRole"), _named_role),
-        Scope(("iam:CreateInstanceProfile", "iam:AddRoleToInstanceProfile"), _named_profile),
+        Scope(("iam:GetRole",), _named_role),
         Scope(("iam:PassRole",), _named_role, _passed_to("ec2.amazonaws.com")),
         # Any instance's role, but this one AWS managed policy only, on (and, to roll back, off).
         Scope(
@@ -199,13 +187,9 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
     # Application Auto Scaling makes AWSServiceRoleForApplicationAutoScaling_DynamoDBTable at
     # the first registration of a table.
     "dynamodb.enable-auto-scaling": (_service_linked("dynamodb.application-autoscaling.amazonaws.com"),),
-    "rds.enable-enhanced-monitoring": _service_role(
-        "service-role/AmazonRDSEnhancedMonitoringRole", "monitoring.rds.amazonaws.com"
-    ),
-    "apigateway.enable-execution-logging": _service_role(
-        "service-role/AmazonAPIGatewayPushToCloudWatchLogs", "apigateway.amazonaws.com"
-    ),
-    "sns.enable-delivery-status-logging": _service_role("service-role/AmazonSNSRole", "sns.amazonaws.com"),
+    "rds.enable-enhanced-monitoring": _service_role("monitoring.rds.amazonaws.com", LIST_ATTACHED),
+    "apigateway.enable-execution-logging": _service_role("apigateway.amazonaws.com", LIST_ATTACHED),
+    "sns.enable-delivery-status-logging": _service_role("sns.amazonaws.com", LIST_ATTACHED),
 }
 
 
@@ -596,6 +580,76 @@ def _parameter(description: str, pattern: str, default: str | None = None, **mor
     return {**spec, **more}
 
 
+@dataclass
+class MadeRole:
+    """A role the member-role stack makes for the fixes (``actions.ServiceRole``), with what the
+    playbooks naming it need of it, placeholders unfilled."""
+
+    trust: Document
+    description: str
+    managed_policies: list[str]
+    inline: dict[str, Document]
+    instance_profile: bool
+
+
+def service_roles(playbooks: PlaybookRegistry) -> dict[str, MadeRole]:
+    """The roles the playbooks' fixes hand to AWS services, by name: the member-role stack makes
+    them, so that the member role need not be able to make roles. Playbooks naming one role
+    share it, with all their grants."""
+    roles: dict[str, MadeRole] = {}
+    for playbook in playbooks:
+        spec = actions.get_action(playbook.action).service_role
+        if spec is None:
+            continue
+        name = playbook.parameters["role_name"]
+        grants = spec.inline(playbook.parameters, PARTITION, ACCOUNT)
+        role = roles.setdefault(name, MadeRole(spec.trust, spec.description, [], {}, False))
+        if role.trust != spec.trust:
+            raise PolicyError(f"playbooks name the role {name} for services that trust it differently")
+        clash = sorted(key for key in grants if role.inline.get(key, grants[key]) != grants[key])
+        if clash:
+            raise PolicyError(f"playbooks give the role {name} different inline policies named {clash}")
+        role.managed_policies += [p for p in spec.managed_policies if p not in role.managed_policies]
+        role.inline.update(grants)
+        role.instance_profile = role.instance_profile or spec.instance_profile
+    return roles
+
+
+def _logical_id(prefix: str, name: str, taken: Mapping[str, Any]) -> str:
+    """A CloudFormation logical id (letters and digits) for a named resource, unique here."""
+    base = prefix + "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name))
+    candidate, number = base, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{base}{number}"
+    return candidate
+
+
+def _service_role_resources(playbooks: PlaybookRegistry) -> Document:
+    resources: Document = {}
+    for name, role in service_roles(playbooks).items():
+        logical = _logical_id("ServiceRole", name, resources)
+        properties: Document = {
+            "RoleName": name,
+            "Description": role.description,
+            "AssumeRolePolicyDocument": substituted(role.trust),
+        }
+        if role.managed_policies:
+            properties["ManagedPolicyArns"] = [substituted(_aws_policy(p)) for p in role.managed_policies]
+        if role.inline:
+            properties["Policies"] = [
+                {"PolicyName": policy, "PolicyDocument": substituted(document)}
+                for policy, document in role.inline.items()
+            ]
+        resources[logical] = {"Type": "AWS::IAM::Role", "Properties": properties}
+        if role.instance_profile:
+            resources[_logical_id("InstanceProfile", name, resources)] = {
+                "Type": "AWS::IAM::InstanceProfile",
+                "Properties": {"InstanceProfileName": name, "Roles": [{"Ref": logical}]},
+            }
+    return resources
+
+
 def template(playbooks: PlaybookRegistry, settings: Settings) -> Document:
     """The member-role stack: one per member account (one region each: IAM is global)."""
     automation = automation_policy(playbooks)
@@ -641,6 +695,7 @@ def template(playbooks: PlaybookRegistry, settings: Settings) -> Document:
                 "PolicyDocument": substituted(document),
             },
         }
+    resources.update(_service_role_resources(playbooks))
     outputs: Document = {"MemberRoleArn": {"Value": {"Fn::GetAtt": ["MemberRole", "Arn"]}}}
     if automation is not None:
         parameters["AutomationRoleName"] = _parameter(

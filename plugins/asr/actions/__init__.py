@@ -11,11 +11,11 @@ from __future__ import annotations
 import datetime
 import hashlib
 import importlib
-import json
 import pkgutil
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import jsonschema
@@ -83,6 +83,8 @@ class Action:
     # baseline, combined by ``strictest``), not loosen them: Security Hub sends every
     # parameter, its defaults too (IAM.7's 8-character minimum against a playbook's 14).
     parameters_only_tighten: ClassVar[bool] = False
+    # The role the fix hands to its service, which the member-role stack makes (``ServiceRole``).
+    service_role: ClassVar[ServiceRole | None] = None
 
     def __init__(self, params: dict[str, Any]) -> None:
         self.params = params
@@ -106,6 +108,48 @@ class Action:
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         raise NotImplementedError
+
+    def ready_role(self, clients: Clients) -> tuple[dict[str, Any], bool]:
+        """The ``service_role`` as GetRole describes it, once it reads as the member-role stack
+        makes it (its managed policies, inline grants and instance profile), and whether IAM
+        made it lately (a service handed it may not accept it yet). Raises ``RoleNotReady``
+        saying what is missing: the member role may not make or change it."""
+        spec, iam, name = self.service_role, clients.iam, self.params["role_name"]
+        assert spec is not None, f"{self.name} declares no service_role"
+        stack = "the member-role stack makes it (deploy/member-role.yaml, `asr policy template`)"
+        try:
+            role = iam.get_role(RoleName=name)["Role"]
+        except iam.exceptions.NoSuchEntityException:
+            raise RoleNotReady(
+                f"the IAM role {name} is missing: {stack}, and ASR may not make roles itself"
+            ) from None
+        lacking = [
+            f"the AWS managed policy {policy}"
+            for policy in spec.managed_policies
+            if not has_policy(iam, name, aws_policy_arn(iam, policy))
+        ]
+        for policy_name, document in spec.inline(self.params, iam.meta.partition, clients.account_id).items():
+            try:
+                granted = iam.get_role_policy(RoleName=name, PolicyName=policy_name)["PolicyDocument"]
+            except iam.exceptions.NoSuchEntityException:
+                granted = None
+            if granted != document:
+                lacking.append(f"the inline policy {policy_name} as the playbook's parameters make it")
+        fresh = made_lately(role)
+        if spec.instance_profile:
+            try:
+                profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+            except iam.exceptions.NoSuchEntityException:
+                profile = {}
+            if [held["RoleName"] for held in profile.get("Roles", [])] != [name]:
+                lacking.append(f"an instance profile {name} holding it (and no other role)")
+            fresh = fresh or made_lately(profile)
+        if lacking:
+            raise RoleNotReady(
+                f"the IAM role {name} lacks {' and '.join(lacking)}: {stack}; deploy the stack generated "
+                "from the playbooks in use (ASR may not change the role itself)"
+            )
+        return role, fresh
 
     def read_many(self, clients: Clients, resource_ids: list[str]) -> dict[str, dict[str, Any] | Exception]:
         """Read several resources in as few calls as the service allows.
@@ -194,16 +238,17 @@ def answered(codes: str | tuple[str, ...], saying: str = "") -> Callable[[Except
     return test
 
 
-def service_trust(principal: str, account: str | None = None) -> dict[str, Any]:
-    """The trust policy of a role that only this AWS service may assume; with ``account``, only
-    while it acts for that account (``aws:SourceAccount``: no confused deputy)."""
+def service_trust(principal: str, source_account: bool = False) -> dict[str, Any]:
+    """The trust policy of a role that only this AWS service may assume; with
+    ``source_account``, only while it acts for the role's own account (``aws:SourceAccount``:
+    no confused deputy). Written with CloudFormation's placeholders, for the template."""
     statement: dict[str, Any] = {
         "Effect": "Allow",
         "Principal": {"Service": principal},
         "Action": "sts:AssumeRole",
     }
-    if account:
-        statement["Condition"] = {"StringEquals": {"aws:SourceAccount": account}}
+    if source_account:
+        statement["Condition"] = {"StringEquals": {"aws:SourceAccount": "${AWS::AccountId}"}}
     return {"Version": "2012-10-17", "Statement": [statement]}
 
 
@@ -230,32 +275,6 @@ def has_policy(iam: Any, role_name: str, policy_arn: str) -> bool:
     return any(attached["PolicyArn"] == policy_arn for page in pages for attached in page["AttachedPolicies"])
 
 
-def managed_policy_role(
-    iam: Any, name: str, trust: dict[str, Any], policy: str, description: str
-) -> tuple[dict[str, Any], bool]:
-    """The role ``name`` with the AWS managed ``policy`` (``service-role/...`` or a plain name)
-    attached: made with the ``trust`` policy when missing (another fix may make it at the same
-    moment), given the policy when it lacks it. An existing role keeps its trust policy and its
-    other policies. Also whether this call changed it, or IAM made it lately: a service handed
-    the role may not accept it yet."""
-    changed = False
-    try:
-        role = iam.get_role(RoleName=name)["Role"]
-    except iam.exceptions.NoSuchEntityException:
-        try:
-            role = iam.create_role(
-                RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), Description=description
-            )["Role"]
-            changed = True
-        except iam.exceptions.EntityAlreadyExistsException:
-            role = iam.get_role(RoleName=name)["Role"]
-    policy_arn = aws_policy_arn(iam, policy)
-    if not has_policy(iam, name, policy_arn):
-        iam.attach_role_policy(RoleName=name, PolicyArn=policy_arn)
-        changed = True
-    return role, changed or made_lately(role)
-
-
 def grant_name(purpose: str, *scope: str) -> str:
     """The name of the inline policy by which a shared delivery role may write to one
     ``scope`` (a log group, in a Region). A policy name is at most 128 characters and has
@@ -265,6 +284,39 @@ def grant_name(purpose: str, *scope: str) -> str:
     readable = re.sub(r"[^\w+=,.@-]", "-", "-".join((purpose, *scope)))[:111]
     digest = hashlib.sha256("\n".join(scope).encode()).hexdigest()[:16]
     return f"{readable}-{digest}"
+
+
+Grants = Callable[[Mapping[str, Any], str, str], dict[str, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class ServiceRole:
+    """The role a fix hands to an AWS service (or, for IAM.18, to the account's people): the
+    one its playbook's ``role_name`` names, shared by every resource of the account.
+
+    The member-role stack makes it (``asr policy template``), never the fix. IAM has no
+    condition on the trust policy ``CreateRole`` is given or on what ``PutRolePolicy``
+    writes, so a member role allowed either could make a role that trusts its holder, with
+    any power, and so become an administrator of the account. The fix only reads the role,
+    checks it is as the stack made it (``Action.ready_role``) and passes it to its service.
+    """
+
+    # Trust policy, with CloudFormation's ${AWS::...} placeholders.
+    trust: dict[str, Any]
+    description: str
+    # AWS managed policies, by name (``service-role/...`` or a plain name).
+    managed_policies: tuple[str, ...] = ()
+    # Inline policies by name, from the playbook's parameters, the partition and the account.
+    grants: Grants | None = None
+    # An instance profile of the role's name, holding it (EC2 takes a profile, not a role).
+    instance_profile: bool = False
+
+    def inline(self, params: Mapping[str, Any], partition: str, account: str) -> dict[str, dict[str, Any]]:
+        return self.grants(params, partition, account) if self.grants else {}
+
+
+class RoleNotReady(ValueError):
+    """The role a fix needs is missing, or not as the member-role stack makes it."""
 
 
 class ChangeNotMade(RuntimeError):

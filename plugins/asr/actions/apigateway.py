@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from asr.actions import (
     Action,
+    ServiceRole,
     answered,
-    managed_policy_role,
     register,
     role_name_parameter,
     service_trust,
@@ -205,8 +205,8 @@ class EnableExecutionLogging(Action):
 
     API Gateway logs through one role per account and Region (its ``cloudwatchRoleArn``
     setting) and refuses to turn logging on without one. A role already set is kept.
-    Otherwise the role ``role_name``, trusted by API Gateway and given the AWS managed policy
-    AmazonAPIGatewayPushToCloudWatchLogs, is made when missing and set. Stages of HTTP APIs,
+    Otherwise the role ``role_name``, trusted by API Gateway and holding the AWS managed policy
+    AmazonAPIGatewayPushToCloudWatchLogs, is set: the member-role stack makes it. Stages of HTTP APIs,
     which have no execution logging, are refused.
 
         remediation:
@@ -220,10 +220,13 @@ class EnableExecutionLogging(Action):
         "apigateway:GET",
         "apigateway:PATCH",
         "iam:GetRole",
-        "iam:CreateRole",
         "iam:ListAttachedRolePolicies",
-        "iam:AttachRolePolicy",
         "iam:PassRole",
+    )
+    service_role = ServiceRole(
+        service_trust("apigateway.amazonaws.com"),
+        "Lets API Gateway write execution and access logs to CloudWatch Logs (ASR, for APIGateway.1)",
+        (CLOUDWATCH_POLICY,),
     )
     summary = (
         "turned on the stage's execution logging (API Gateway got its CloudWatch Logs role in the "
@@ -272,17 +275,11 @@ class EnableExecutionLogging(Action):
         _change_levels(clients, resource_id, now, now | {key: before[key] for key in self.plan(before)})
 
     def _give_logging_role(self, clients: Clients) -> None:
-        """Set the account and Region's CloudWatch Logs role when it has none (the role is
-        made when missing). API Gateway refuses a role IAM made moments ago: tried again."""
+        """Set the account and Region's CloudWatch Logs role when it has none. API Gateway
+        refuses a role IAM made moments ago: tried again."""
         if clients.apigateway.get_account().get("cloudwatchRoleArn"):
             return
-        role, fresh = managed_policy_role(
-            clients.iam,
-            self.params["role_name"],
-            service_trust("apigateway.amazonaws.com"),
-            CLOUDWATCH_POLICY,
-            "Lets API Gateway write execution and access logs to CloudWatch Logs (made by ASR)",
-        )
+        role, fresh = self.ready_role(clients)
         operation = {"op": "replace", "path": "/cloudwatchRoleArn", "value": role["Arn"]}
         with_new_role(
             lambda: clients.apigateway.update_account(patchOperations=[operation]),

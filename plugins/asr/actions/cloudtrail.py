@@ -11,15 +11,16 @@ import logging
 import re
 import threading
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from asr.actions import (
     Action,
+    ServiceRole,
     answered,
     grant_name,
-    made_lately,
     register,
     role_name_parameter,
     service_trust,
@@ -496,22 +497,21 @@ class EnableLogFileValidation(Action):
         clients.cloudtrail.update_trail(Name=resource_id, EnableLogFileValidation=False)
 
 
-def _ensure_logs_role(iam: Any, role_name: str, account: str) -> tuple[str, bool]:
-    """The role's ARN, and whether it was made lately (and may not be usable yet)."""
-    try:
-        role = iam.get_role(RoleName=role_name)["Role"]
-        return str(role["Arn"]), made_lately(role)
-    except iam.exceptions.NoSuchEntityException:
-        pass
-    try:
-        role = iam.create_role(
-            RoleName=role_name,
-            AssumeRolePolicyDocument=json.dumps(service_trust("cloudtrail.amazonaws.com", account)),
-            Description="Lets CloudTrail deliver trail events to CloudWatch Logs (created by ASR)",
-        )["Role"]
-    except iam.exceptions.EntityAlreadyExistsException:  # a fix of another trail made it meanwhile
-        return str(iam.get_role(RoleName=role_name)["Role"]["Arn"]), True
-    return str(role["Arn"]), True
+def _delivery_grants(params: Mapping[str, Any], partition: str, account: str) -> dict[str, dict[str, Any]]:
+    """Write streams of the log groups the playbook names, in any Region (``{trail_name}``
+    becomes ``*``): the member-role stack writes this grant once, so it cannot name each trail."""
+    groups = params["log_group_name"].replace("{trail_name}", "*")
+    grant = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": f"arn:{partition}:logs:*:{account}:log-group:{groups}:log-stream:*",
+            }
+        ],
+    }
+    return {grant_name("cloudtrail-to", groups): grant}
 
 
 def _ensure_log_group(logs: Any, name: str, retention_days: int) -> None:
@@ -528,8 +528,9 @@ class SendTrailToCloudWatchLogs(Action):
     """Deliver a trail's events to CloudWatch Logs, where metric filters and alarms can watch them.
 
     Creates (or reuses) the log group ``log_group_name`` (``{trail_name}`` is filled in)
-    with ``log_group_retention_days`` when created, and the IAM role ``role_name`` that
-    CloudTrail assumes, with an inline policy to write to that log group.
+    with ``log_group_retention_days`` when created. CloudTrail writes to it through the IAM
+    role ``role_name``, trusted by CloudTrail for this account only, with an inline policy to
+    write to the log groups that name makes: the member-role stack makes it.
 
         remediation:
           action: cloudtrail.send-to-cloudwatch-logs
@@ -544,10 +545,13 @@ class SendTrailToCloudWatchLogs(Action):
         "logs:CreateLogGroup",
         "logs:PutRetentionPolicy",
         "iam:GetRole",
-        "iam:CreateRole",
         "iam:GetRolePolicy",
-        "iam:PutRolePolicy",
         "iam:PassRole",
+    )
+    service_role = ServiceRole(
+        service_trust("cloudtrail.amazonaws.com", source_account=True),
+        "Lets CloudTrail deliver trail events to CloudWatch Logs (ASR, for CloudTrail.5)",
+        grants=_delivery_grants,
     )
     summary = "sent the trail's events to CloudWatch Logs, delivered through role {role_name}"
     schema = {
@@ -584,40 +588,14 @@ class SendTrailToCloudWatchLogs(Action):
         return {"CloudWatchLogsLogGroupArn": self._log_group(state["TrailARN"])[1]}
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        _, region, account, _ = parse_trail_arn(resource_id)
+        role, fresh = self.ready_role(clients)  # first: a fix that cannot deliver makes no group
         group, group_arn = self._log_group(resource_id)
         _ensure_log_group(clients.logs, group, self.params["log_group_retention_days"])
-        role_arn, fresh = _ensure_logs_role(clients.iam, self.params["role_name"], account)
-        # The group's ARN without the ":*" CloudTrail wants, then its streams.
-        streams = f"{group_arn[:-2]}:log-stream:*"
-        grant = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                    "Resource": streams,
-                }
-            ],
-        }
-        iam, role_name, policy_name = (
-            clients.iam,
-            self.params["role_name"],
-            grant_name("cloudtrail-to", region, group),
-        )
-        try:
-            granted = (
-                iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"] == grant
-            )
-        except iam.exceptions.NoSuchEntityException:
-            granted = False
-        if not granted:  # a grant written now takes a while to reach CloudTrail, as a new role does
-            iam.put_role_policy(RoleName=role_name, PolicyName=policy_name, PolicyDocument=json.dumps(grant))
         with_new_role(
             lambda: clients.cloudtrail.update_trail(
-                Name=resource_id, CloudWatchLogsLogGroupArn=group_arn, CloudWatchLogsRoleArn=role_arn
+                Name=resource_id, CloudWatchLogsLogGroupArn=group_arn, CloudWatchLogsRoleArn=role["Arn"]
             ),
-            fresh or not granted,
+            fresh,
             answered(NOT_USABLE_YET, saying="access denied"),
         )
 

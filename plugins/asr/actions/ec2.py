@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from botocore.exceptions import ClientError
@@ -14,8 +14,8 @@ from botocore.exceptions import ClientError
 from asr.actions import (
     Action,
     BulkRead,
+    ServiceRole,
     grant_name,
-    made_lately,
     register,
     role_name_parameter,
     service_trust,
@@ -385,8 +385,14 @@ def _share_with_everyone(clients: Clients, snapshot_ids: list[str], operation: s
     return gone
 
 
+def _flow_logs_grants(params: Mapping[str, Any], partition: str, account: str) -> dict[str, dict[str, Any]]:
+    """What delivery to CloudWatch Logs needs: write streams of the one log group (any region),
+    as an inline policy named after the group (a playbook naming another group adds its own)."""
+    log_group = params["log_group_name"]
+    return {grant_name("flow-logs-to", log_group): _flow_logs_policy(partition, account, log_group)}
+
+
 def _flow_logs_policy(partition: str, account: str, log_group: str) -> dict[str, Any]:
-    """What delivery to CloudWatch Logs needs: write streams of the one log group (any region)."""
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -405,11 +411,11 @@ class EnableVpcFlowLogs(Action):
     """Send a VPC's flow logs to CloudWatch Logs.
 
     Flow logs are the record of who talked to what in the VPC, needed to investigate
-    an incident. The log group and the delivery role (trusted by the flow-logs
-    service of this account only) are created when missing and shared by every VPC
-    of the account; an existing role of that name is used as it is, given an inline
-    policy for the log group if it lacks one. A VPC already logging the traffic type (or ALL)
-    to any destination complies.
+    an incident. The log group is created when missing; it and the delivery role
+    ``role_name`` (trusted by the flow-logs service of this account only, with an inline
+    policy to write to that group), which the member-role stack makes, are shared by every
+    VPC of the account. A VPC already logging the traffic type (or ALL) to any destination
+    complies.
 
         remediation:
           action: ec2.enable-vpc-flow-logs
@@ -426,10 +432,13 @@ class EnableVpcFlowLogs(Action):
         "logs:DescribeLogGroups",
         "logs:CreateLogGroup",
         "iam:GetRole",
-        "iam:CreateRole",
         "iam:GetRolePolicy",
-        "iam:PutRolePolicy",
         "iam:PassRole",
+    )
+    service_role = ServiceRole(
+        service_trust("vpc-flow-logs.amazonaws.com", source_account=True),
+        "Delivers VPC flow logs to CloudWatch Logs (ASR, for EC2.6)",
+        grants=_flow_logs_grants,
     )
     summary = "enabled VPC flow logs ({traffic_type}) to the CloudWatch Logs group {log_group_name}"
     revert_permissions = ("ec2:DeleteFlowLogs",)
@@ -478,13 +487,13 @@ class EnableVpcFlowLogs(Action):
         return {} if state["FlowLogsEnabled"] else {"FlowLogsEnabled": True}
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        role, fresh = self.ready_role(clients)  # first: a fix that cannot deliver makes no group
         log_group = self.params["log_group_name"]
         groups = clients.logs.describe_log_groups(logGroupNamePrefix=log_group)["logGroups"]
         if not any(g["logGroupName"] == log_group for g in groups):
             # Another VPC's fix may create it meanwhile.
             with contextlib.suppress(clients.logs.exceptions.ResourceAlreadyExistsException):
                 clients.logs.create_log_group(logGroupName=log_group)
-        role, fresh = self._delivery_role(clients, state["OwnerId"])
 
         def create() -> None:
             response = clients.ec2.create_flow_logs(
@@ -493,7 +502,7 @@ class EnableVpcFlowLogs(Action):
                 TrafficType=self.params["traffic_type"],
                 LogDestinationType="cloud-watch-logs",
                 LogGroupName=log_group,
-                DeliverLogsPermissionArn=role,
+                DeliverLogsPermissionArn=role["Arn"],
             )
             for failed in response.get("Unsuccessful", []):
                 raise ClientError({"Error": failed.get("Error", {})}, "CreateFlowLogs")
@@ -516,35 +525,6 @@ class EnableVpcFlowLogs(Action):
         if made:
             first = min(made, key=lambda log: (str(log.get("CreationTime", "")), log["FlowLogId"]))
             clients.ec2.delete_flow_logs(FlowLogIds=[first["FlowLogId"]])
-
-    def _delivery_role(self, clients: Clients, account: str) -> tuple[str, bool]:
-        """The delivery role's ARN, and whether it was made (or completed) just now. IAM is
-        global, so the role serves every region of the account."""
-        iam, role_name, log_group = clients.iam, self.params["role_name"], self.params["log_group_name"]
-        # One grant per log group: a playbook that names another group adds its grant.
-        policy_name = grant_name("flow-logs-to", log_group)
-        fresh = False
-        try:
-            role = iam.get_role(RoleName=role_name)["Role"]
-        except iam.exceptions.NoSuchEntityException:
-            fresh = True
-            trust = json.dumps(service_trust("vpc-flow-logs.amazonaws.com", account))
-            try:
-                role = iam.create_role(
-                    RoleName=role_name,
-                    AssumeRolePolicyDocument=trust,
-                    Description="Delivers VPC flow logs to CloudWatch Logs (created by ASR)",
-                )["Role"]
-            except iam.exceptions.EntityAlreadyExistsException:
-                role = iam.get_role(RoleName=role_name)["Role"]
-        try:
-            iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)
-        except iam.exceptions.NoSuchEntityException:
-            partition = role["Arn"].split(":")[1]
-            policy = _flow_logs_policy(partition, account, log_group)
-            iam.put_role_policy(RoleName=role_name, PolicyName=policy_name, PolicyDocument=json.dumps(policy))
-            fresh = True
-        return str(role["Arn"]), fresh or made_lately(role)
 
 
 # Queries a GetMetricData call may carry.

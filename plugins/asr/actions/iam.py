@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from asr.actions import Action, aws_policy_arn, register, role_name_parameter
+from asr.actions import Action, ServiceRole, aws_policy_arn, register, role_name_parameter
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -340,14 +339,13 @@ SUPPORT_POLICY = "AWSSupportAccess"
 
 @register
 class CreateSupportRole(Action):
-    """Make sure some IAM principal can open AWS Support cases: create a role with AWSSupportAccess.
+    """Make sure some IAM principal can open AWS Support cases: give a role AWSSupportAccess.
 
     Compliant as soon as a user, a group with members, or a role has the policy as a
     permissions policy (AWS Config's iam-policy-in-use: a boundary grants nothing, nor does
-    a group nobody is in). Otherwise the role
-    ``role_name`` (trusting this account, so administrators grant who may assume it) is
-    created if missing and the policy attached; an existing role of that name keeps its
-    trust policy.
+    a group nobody is in). Otherwise the policy is attached to the role ``role_name``, which
+    the member-role stack makes without it, trusting this account (its administrators grant
+    who may assume it).
 
         remediation:
           action: iam.create-support-role
@@ -361,11 +359,23 @@ class CreateSupportRole(Action):
         "iam:ListEntitiesForPolicy",
         "iam:GetGroup",
         "iam:GetRole",
-        "iam:CreateRole",
         "iam:AttachRolePolicy",
     )
-    summary = "created the IAM role {role_name} with the AWSSupportAccess policy"
-    revert_permissions = ("iam:DetachRolePolicy", "iam:DeleteRole")
+    service_role = ServiceRole(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        },
+        "Manages incidents with AWS Support once ASR gives it AWSSupportAccess (for IAM.18)",
+    )
+    summary = "gave the IAM role {role_name} the AWSSupportAccess policy"
+    revert_permissions = ("iam:DetachRolePolicy",)
     schema = {
         "type": "object",
         "additionalProperties": False,
@@ -384,14 +394,7 @@ class CreateSupportRole(Action):
             for entity in page.get(field, [])
             if kind != "Group" or iam.get_group(GroupName=entity["GroupName"], MaxItems=1)["Users"]
         ]
-        if entities:
-            return {"support_access_principals": sorted(entities)}
-        # Whether the role is there already: a rollback deletes it only if the fix made it.
-        try:
-            iam.get_role(RoleName=self.params["role_name"])
-        except iam.exceptions.NoSuchEntityException:
-            return {"support_access_principals": [], "role_exists": False}
-        return {"support_access_principals": [], "role_exists": True}
+        return {"support_access_principals": sorted(entities)}
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
         if state["support_access_principals"]:
@@ -399,30 +402,11 @@ class CreateSupportRole(Action):
         return {"support_access_principals": [f"Role/{self.params['role_name']}"]}
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        iam = clients.iam
-        role_name = self.params["role_name"]
-        try:
-            iam.get_role(RoleName=role_name)
-        except iam.exceptions.NoSuchEntityException:
-            trust = {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"AWS": f"arn:{iam.meta.partition}:iam::{resource_id}:root"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            }
-            iam.create_role(
-                RoleName=role_name,
-                AssumeRolePolicyDocument=json.dumps(trust),
-                Description="Manages incidents with AWS Support (created by ASR for IAM.18)",
-            )
-        iam.attach_role_policy(RoleName=role_name, PolicyArn=aws_policy_arn(iam, SUPPORT_POLICY))
+        self.ready_role(clients)
+        iam, role = clients.iam, self.params["role_name"]
+        iam.attach_role_policy(RoleName=role, PolicyArn=aws_policy_arn(iam, SUPPORT_POLICY))
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
-        iam, role_name = clients.iam, self.params["role_name"]
-        iam.detach_role_policy(RoleName=role_name, PolicyArn=aws_policy_arn(iam, SUPPORT_POLICY))
-        if before.get("role_exists") is False:
-            iam.delete_role(RoleName=role_name)
+        """Take the policy off; the role stays, as the member-role stack made it."""
+        iam, role = clients.iam, self.params["role_name"]
+        iam.detach_role_policy(RoleName=role, PolicyArn=aws_policy_arn(iam, SUPPORT_POLICY))

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from asr.actions import (
     Action,
+    ServiceRole,
     answered,
-    managed_policy_role,
     register,
     role_name_parameter,
     service_trust,
@@ -344,9 +344,10 @@ class EnableEnhancedMonitoring(Action):
     maintenance window); a pending interval would count, as for the settings above.
 
     The instance's own monitoring role is kept (none is sent). Otherwise the role ``role_name``,
-    trusted by Enhanced Monitoring for this account only and given the AWS managed policy
-    AmazonRDSEnhancedMonitoringRole, is made when missing and shared by the account's
-    instances. Aurora instances are set one by one; those of a Multi-AZ DB cluster are refused.
+    trusted by Enhanced Monitoring for this account only and holding the AWS managed policy
+    AmazonRDSEnhancedMonitoringRole, is passed: the member-role stack makes it, and the
+    account's instances share it. Aurora instances are set one by one; those of a Multi-AZ
+    DB cluster are refused.
 
         remediation:
           action: rds.enable-enhanced-monitoring
@@ -358,10 +359,13 @@ class EnableEnhancedMonitoring(Action):
     permissions = (
         *INSTANCE.permissions,
         "iam:GetRole",
-        "iam:CreateRole",
         "iam:ListAttachedRolePolicies",
-        "iam:AttachRolePolicy",
         "iam:PassRole",
+    )
+    service_role = ServiceRole(
+        service_trust(MONITORING_PRINCIPAL, source_account=True),
+        "Lets RDS Enhanced Monitoring send OS metrics to CloudWatch Logs (ASR, for RDS.6)",
+        (MONITORING_POLICY,),
     )
     summary = "turned on Enhanced Monitoring of the DB instance (OS metrics to CloudWatch Logs)"
     schema = {
@@ -393,13 +397,7 @@ class EnableEnhancedMonitoring(Action):
         if state["MonitoringRoleArn"]:  # sending no role keeps it, and passes none
             INSTANCE.change(clients.rds, resource_id, **plan, ApplyImmediately=False)
             return
-        role, fresh = managed_policy_role(
-            clients.iam,
-            self.params["role_name"],
-            service_trust(MONITORING_PRINCIPAL, clients.account_id),
-            MONITORING_POLICY,
-            "Lets RDS Enhanced Monitoring send OS metrics to CloudWatch Logs (made by ASR)",
-        )
+        role, fresh = self.ready_role(clients)
         with_new_role(
             lambda: INSTANCE.change(
                 clients.rds, resource_id, **plan, MonitoringRoleArn=role["Arn"], ApplyImmediately=False

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from asr.actions import (
     Action,
+    ServiceRole,
     answered,
-    managed_policy_role,
     register,
     role_name_parameter,
     service_trust,
@@ -99,8 +99,9 @@ class EnableDeliveryStatusLogging(Action):
     look at the rate). A rate left unset is SNS's 0, and AWS can zero a rate but not remove
     it: read as 0, so that a revert reads back what it put.
 
-    The role ``role_name``, trusted by SNS and given the AWS managed policy AmazonSNSRole
-    (write to CloudWatch Logs), is made when missing and shared by the account's topics. Only
+    The role ``role_name``, trusted by SNS and holding the AWS managed policy AmazonSNSRole
+    (write to CloudWatch Logs), is made by the member-role stack and shared by the account's
+    topics. Only
     the account itself can pass it (iam:PassRole), so no other account's topic can use it.
 
         remediation:
@@ -114,10 +115,13 @@ class EnableDeliveryStatusLogging(Action):
         "sns:GetTopicAttributes",
         "sns:SetTopicAttributes",
         "iam:GetRole",
-        "iam:CreateRole",
         "iam:ListAttachedRolePolicies",
-        "iam:AttachRolePolicy",
         "iam:PassRole",
+    )
+    service_role = ServiceRole(
+        service_trust(SNS_PRINCIPAL),
+        "Lets SNS log the delivery status of topics' messages to CloudWatch Logs (ASR, for SNS.2)",
+        (LOGGING_POLICY,),
     )
     summary = "logged the topic's delivery status to CloudWatch Logs through role {role_name}"
     schema = {
@@ -154,13 +158,7 @@ class EnableDeliveryStatusLogging(Action):
         return plan
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        role, fresh = managed_policy_role(
-            clients.iam,
-            self.params["role_name"],
-            service_trust(SNS_PRINCIPAL),
-            LOGGING_POLICY,
-            "Lets SNS log the delivery status of topics' messages to CloudWatch Logs (made by ASR)",
-        )
+        role, fresh = self.ready_role(clients)
         # The role the account has by that name (it may have a path), rather than the one planned.
         values = {
             name: role["Arn"] if name.endswith("RoleArn") else str(value) for name, value in plan.items()

@@ -11,10 +11,9 @@ from botocore.exceptions import ClientError
 from asr.actions import (
     Action,
     BulkRead,
+    ServiceRole,
     aws_policy_arn,
     has_policy,
-    made_lately,
-    managed_policy_role,
     register,
     role_name_parameter,
     service_trust,
@@ -116,11 +115,6 @@ ENDING = ("shutting-down", "terminated")
 INFORMATION_FILTER_LIMIT = 100
 
 
-def _ec2_principal(partition: str) -> str:
-    """EC2's service principal: the China partition has its own domain."""
-    return "ec2.amazonaws.com.cn" if partition == "aws-cn" else "ec2.amazonaws.com"
-
-
 def _profile_name(arn: str) -> str:
     """An instance profile ARN's name (the last part, after any path)."""
     return arn.rsplit("/", 1)[-1]
@@ -195,9 +189,8 @@ class EnableInstanceManagement(BulkRead):
     instance's role allows it. An instance with an instance profile gets the policy on that
     profile's role; a profile without a role is refused (which role belongs there is not
     ours to guess). An instance with no profile gets the profile ``role_name``, holding the
-    role of that name, both created when missing (the role trusting EC2) and shared by every
-    instance this fixes; an existing role of that name keeps its trust policy and is given
-    the policy if it lacks it. The agent must still reach the SSM endpoints (internet or
+    role of that name (trusting EC2, with the policy), which the member-role stack makes and
+    every instance this fixes shares. The agent must still reach the SSM endpoints (internet or
     VPC endpoints): that is network, not IAM, and left as it is. An instance whose role
     already has the policy but that Systems Manager does not list (SSM.1 checks the list)
     is FAILED with that reason, not called compliant.
@@ -223,10 +216,13 @@ class EnableInstanceManagement(BulkRead):
         "iam:ListAttachedRolePolicies",
         "iam:AttachRolePolicy",
         "iam:GetRole",
-        "iam:CreateRole",
-        "iam:CreateInstanceProfile",
-        "iam:AddRoleToInstanceProfile",
         "iam:PassRole",
+    )
+    service_role = ServiceRole(
+        service_trust("ec2.${AWS::URLSuffix}"),
+        "Lets Systems Manager manage EC2 instances (ASR, for SSM.1)",
+        (CORE_POLICY,),
+        instance_profile=True,
     )
     summary = (
         "gave the instance's role AmazonSSMManagedInstanceCore (instance profile {role_name} if it had none)"
@@ -344,42 +340,12 @@ class EnableInstanceManagement(BulkRead):
                 iam.detach_role_policy(RoleName=before["Role"], PolicyArn=aws_policy_arn(iam, CORE_POLICY))
 
     def _associate(self, clients: Clients, resource_id: str) -> None:
-        """Give the instance the shared profile, making its role and itself when missing.
-        EC2 refuses a profile IAM made moments ago (whoever made it): that is tried again."""
-        iam, name = clients.iam, self.params["role_name"]
-        partition = iam.meta.partition
-        _, fresh = managed_policy_role(
-            iam,
-            name,
-            service_trust(_ec2_principal(partition)),
-            CORE_POLICY,
-            "Lets Systems Manager manage EC2 instances (made by ASR for SSM.1)",
-        )
-        try:
-            profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
-        except iam.exceptions.NoSuchEntityException:
-            try:
-                profile = iam.create_instance_profile(InstanceProfileName=name)["InstanceProfile"]
-                fresh = True
-            except iam.exceptions.EntityAlreadyExistsException:  # another instance's fix made it
-                profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
-        held = [r["RoleName"] for r in profile.get("Roles", [])]
-        if not held:
-            try:
-                iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
-                fresh = True
-            except iam.exceptions.LimitExceededException:  # a profile holds one role: another fix added it
-                profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
-                held = [r["RoleName"] for r in profile.get("Roles", [])]
-        if held and held != [name]:
-            raise ValueError(
-                f"instance profile {name} holds the role {held[0]}, not {name}: not associated "
-                "(that role's permissions are not this fix's to hand out)"
-            )
-        fresh = fresh or made_lately(profile)
+        """Give the instance the shared profile. EC2 refuses a profile IAM made moments ago
+        (the stack may have just been deployed): that is tried again."""
+        _, fresh = self.ready_role(clients)
         with_new_role(
             lambda: clients.ec2.associate_iam_instance_profile(
-                IamInstanceProfile={"Arn": profile["Arn"]}, InstanceId=resource_id
+                IamInstanceProfile={"Name": self.params["role_name"]}, InstanceId=resource_id
             ),
             fresh,
             _profile_unready,

@@ -5,6 +5,10 @@
   a fraction of a second. Here one is created in an account when first named by its ARN
   (attach, detach, get), so ``AttachRolePolicy`` of ``arn:aws:iam::aws:policy/AWSSupportAccess``
   works as in AWS. ``ListPolicies`` shows only the AWS policies an account has referenced.
+- A role made by CloudFormation (``AWS::IAM::Role``) gets its ``ManagedPolicyArns`` attached
+  (moto ignores them), and its ``Policies`` are kept as JSON text, as ``PutRolePolicy`` keeps
+  them (moto keeps the template's object, which ``GetRolePolicy`` then answers garbled). The
+  member-role stack makes the service roles the fixes use this way.
 - A login profile has its own ``CreateDate`` (moto reports the user's creation date).
 - In AWS a credential becomes old or unused only as time passes, which no API call can do.
   ``POST /moto-api/asr/iam/credential-history`` (beside moto's own ``/moto-api/`` controls)
@@ -27,9 +31,10 @@ from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
 from moto.iam.aws_managed_policies import aws_managed_policies_data
 from moto.iam.exceptions import IAMException, NoSuchEntity
-from moto.iam.models import AccessKeyLastUsed, AWSManagedPolicy, IAMBackend, User, iam_backends
+from moto.iam.models import AccessKeyLastUsed, AWSManagedPolicy, IAMBackend, Role, User, iam_backends
 from moto.iam.responses import IamResponse
 from moto.moto_api._internal import urls as moto_api_urls
+from moto.utilities.utils import get_partition
 
 HISTORY_PATH = "/moto-api/asr/iam/credential-history"
 PASSWORD = "password"
@@ -75,6 +80,40 @@ def _with_aws_policy(method: Callable[..., Any]) -> Callable[..., Any]:
         return method(self, policy_arn, *args, **kwargs)
 
     return call
+
+
+_moto_role_from_template = Role.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+
+def role_from_template(
+    cls: type[Role],
+    resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> Role:
+    properties = cloudformation_json["Properties"]
+    policies = [
+        {**policy, "PolicyDocument": _as_text(policy["PolicyDocument"])}
+        for policy in properties.get("Policies", [])
+    ]
+    role: Role = _moto_role_from_template(
+        cls,
+        resource_name,
+        {**cloudformation_json, "Properties": {**properties, "Policies": policies}},
+        account_id,
+        region_name,
+        **kwargs,
+    )
+    backend = iam_backends[account_id][get_partition(region_name)]
+    for policy_arn in properties.get("ManagedPolicyArns", []):
+        backend.attach_role_policy(policy_arn, role.name)
+    return role
+
+
+def _as_text(document: Any) -> str:
+    return document if isinstance(document, str) else json.dumps(document)
 
 
 def login_profile_created(user: User) -> datetime.datetime:
@@ -190,6 +229,7 @@ def credential_history_response(request: Any, full_url: str, headers: Any) -> tu
 def install() -> None:
     for name in POLICY_METHODS:
         setattr(IAMBackend, name, _with_aws_policy(getattr(IAMBackend, name)))
+    Role.create_from_cloudformation_json = classmethod(role_from_template)  # type: ignore[method-assign,assignment]
     IAMBackend.create_login_profile = _recording_profile_date(IAMBackend.create_login_profile)  # type: ignore[method-assign]
     IAMBackend.delete_login_profile = _forgetting_profile_date(IAMBackend.delete_login_profile)  # type: ignore[method-assign]
     IamResponse.create_login_profile = create_login_profile_response  # type: ignore[method-assign]

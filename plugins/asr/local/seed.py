@@ -22,8 +22,9 @@ from typing import Any
 from botocore.loaders import create_loader
 from botocore.regions import EndpointResolver
 
+from asr.actions import get_action
 from asr.aws import AwsContext
-from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT
+from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT, member_stack
 from asr.local.seeders import SEEDERS, Seeded
 from asr.playbooks import registry
 
@@ -47,9 +48,14 @@ DEFAULT_CONTROL_PARAMETERS: dict[str, dict[str, list[str]]] = {
 
 
 def seed_one(aws: AwsContext, control_id: str, account: str, region: str, n: int = 0) -> Seeded:
+    """One misconfigured resource; in an account the member-role stack is deployed in first
+    when the control's fix uses a role that stack makes, as in a real deployment."""
     make = SEEDERS.get(control_id)
     if make is None:
         raise ValueError(f"no seeder for control {control_id} (known: {', '.join(sorted(SEEDERS))})")
+    playbook = registry().for_control(control_id)
+    if playbook is not None and get_action(playbook.action).service_role is not None:
+        member_stack.deploy(aws, account)
     return make(aws, control_id, account, region, n)
 
 
