@@ -22,7 +22,7 @@ from asr.playbooks import registry
 from asr.remediate import Result, Status, remediate_resource
 
 REGION = "us-east-1"
-ROLE = "asr-apigateway-cloudwatch"
+ROLE = "asr-service-apigateway-logs"
 ROLE_ARN = f"arn:aws:iam::{MEMBER_ACCOUNT}:role/{ROLE}"
 POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 TRUST = {

@@ -245,7 +245,7 @@ def test_flow_logs_share_the_stacks_role_and_one_log_group_for_many_vpcs(aws, cl
     for vpc_id in vpcs:
         assert fix(clients, "EC2.6", vpc_id).status == Status.REMEDIATED
 
-    role = clients.iam.get_role(RoleName="asr-vpc-flow-logs-delivery")["Role"]
+    role = clients.iam.get_role(RoleName="asr-service-vpc-flow-logs")["Role"]
     trust = role["AssumeRolePolicyDocument"]
     trust = json.loads(trust) if isinstance(trust, str) else trust
     statement = trust["Statement"][0]
@@ -274,7 +274,7 @@ def test_flow_logs_to_a_log_group_the_stack_grants_no_delivery_to_fail_and_make_
     result = fix(clients, "EC2.6", vpc, log_group_name="network/flow-logs")
     assert result.status == Status.FAILED
     assert (
-        "asr-vpc-flow-logs-delivery lacks the inline policy flow-logs-to-network-flow-logs-" in result.message
+        "asr-service-vpc-flow-logs lacks the inline policy flow-logs-to-network-flow-logs-" in result.message
     )
     assert "member-role stack" in result.message
     assert clients.logs.describe_log_groups(logGroupNamePrefix="network")["logGroups"] == []

@@ -415,7 +415,7 @@ def test_cloudwatch_logs_delivery_creates_the_group_and_uses_the_stacks_role(cli
     group_arn = f"arn:aws:logs:{REGION}:{MEMBER_ACCOUNT}:log-group:CloudTrail/payments:*"
     assert result.after == {"CloudWatchLogsLogGroupArn": group_arn}
     updated = trail(clients, arn)
-    role = clients.iam.get_role(RoleName="ASR-CloudTrailToCloudWatchLogs")["Role"]
+    role = clients.iam.get_role(RoleName="asr-service-cloudtrail-logs")["Role"]
     assert updated["CloudWatchLogsRoleArn"] == role["Arn"]
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
         "Service": "cloudtrail.amazonaws.com"
@@ -449,7 +449,7 @@ def test_cloudwatch_logs_delivery_without_the_stacks_role_makes_nothing(clients:
     arn = make_trail(clients, "payments")
     result = fix(clients, "CloudTrail.5", arn)
     assert result.status == Status.FAILED
-    assert "ASR-CloudTrailToCloudWatchLogs is missing: the member-role stack makes it" in result.message
+    assert "asr-service-cloudtrail-logs is missing: the member-role stack makes it" in result.message
     assert clients.logs.describe_log_groups(logGroupNamePrefix="CloudTrail")["logGroups"] == []
     assert not trail(clients, arn).get("CloudWatchLogsLogGroupArn")
 

@@ -22,7 +22,7 @@ from asr.remediate import Result, Status, remediate_resource
 
 REGION = "us-east-1"
 ARN = f"arn:aws:rds:{REGION}:{MEMBER_ACCOUNT}"
-ROLE = "asr-rds-enhanced-monitoring"
+ROLE = "asr-service-rds-monitoring"
 ROLE_ARN = f"arn:aws:iam::{MEMBER_ACCOUNT}:role/{ROLE}"
 POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
 OWN_ROLE_ARN = f"arn:aws:iam::{MEMBER_ACCOUNT}:role/dba-monitoring"

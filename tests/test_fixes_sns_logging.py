@@ -7,12 +7,12 @@ import json
 from typing import Any
 
 import pytest
-from helpers import iam_writes
+from helpers import Refusals, iam_writes
 from test_fixes_data import assert_permissions_cover_served_calls, parameters_sent
 
 import asr.actions
 from asr import local
-from asr.actions.sns import PROTOCOLS
+from asr.actions.sns import PROTOCOLS, ROLE_REFUSAL
 from asr.aws import Clients
 from asr.local import MEMBER_ACCOUNT
 from asr.local.seed import seed_one
@@ -20,7 +20,7 @@ from asr.playbooks import registry
 from asr.remediate import Result, Status, remediate_resource
 
 REGION = "us-east-1"
-ROLE = "asr-sns-delivery-status"
+ROLE = "asr-service-sns-delivery-status"
 ROLE_ARN = f"arn:aws:iam::{MEMBER_ACCOUNT}:role/{ROLE}"
 POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonSNSRole"
 SNS_TRUST = {
@@ -141,11 +141,11 @@ def test_a_topic_logging_every_protocol_is_compliant_and_nothing_is_written(aws:
     [
         (
             "arn:aws:sns:us-east-1:111122223333:orders",
-            "arn:aws:iam::111122223333:role/asr-sns-delivery-status",
+            "arn:aws:iam::111122223333:role/asr-service-sns-delivery-status",
         ),
         (
             "arn:aws-cn:sns:cn-north-1:111122223333:o.fifo",
-            "arn:aws-cn:iam::111122223333:role/asr-sns-delivery-status",
+            "arn:aws-cn:iam::111122223333:role/asr-service-sns-delivery-status",
         ),
     ],
 )
@@ -159,14 +159,9 @@ def test_the_planned_role_is_of_the_topics_account_and_partition(topic: str, rol
     assert action.plan(state) == dict.fromkeys(ROLES, role)
 
 
-def test_a_role_sns_cannot_assume_is_refused_and_a_new_one_waited_for(
-    aws: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A role of that name that SNS may not assume (its trust changed since the stack made it)
-    keeps its trust policy; SNS refuses it and
-    the topic is left as it was. While the role is new, SNS's refusal may be IAM propagating
-    and is tried again; once it is not, it stands at once."""
-    monkeypatch.setattr(asr.actions, "ROLE_PROPAGATION_DELAYS", (0.0, 0.0))
+def test_a_role_whose_trust_changed_since_the_stack_made_it_is_not_handed_to_sns(aws: Any) -> None:
+    """Someone made the role trust another principal: it is not passed (SNS is not asked), and
+    its trust policy is not ASR's to put back."""
     clients = Clients(aws, MEMBER_ACCOUNT, REGION)
     ec2_trust = {
         **SNS_TRUST,
@@ -174,18 +169,34 @@ def test_a_role_sns_cannot_assume_is_refused_and_a_new_one_waited_for(
     }
     topic = seeded(aws)
     clients.iam.update_assume_role_policy(RoleName=ROLE, PolicyDocument=json.dumps(ec2_trust))
+    local.served_requests(clear=True)
+    result = fix(aws, topic)
+    assert result.status == Status.FAILED
+    assert f"the IAM role {ROLE} lacks the trust policy the stack gives it" in result.message
+    assert served("sns").count("sns:SetTopicAttributes") == 0
+    assert iam_writes(served("iam")) == []
+    assert clients.iam.get_role(RoleName=ROLE)["Role"]["AssumeRolePolicyDocument"] == ec2_trust
 
+
+def test_a_role_sns_refuses_is_tried_again_while_new_then_stands(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the role is new (the stack was just deployed), SNS's refusal may be IAM
+    propagating and is tried again; once it is not, it stands at once. The topic is left as
+    it was."""
+    monkeypatch.setattr(asr.actions, "ROLE_PROPAGATION_DELAYS", (0.0, 0.0))
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    topic = seeded(aws)
+    refusing = Refusals(clients.sns, "SetTopicAttributes")
+    refusal = {"Code": "InvalidParameter", "Message": f"Invalid parameter: {ROLE_ARN} {ROLE_REFUSAL}"}
     for wanted_tries in (3, 1):
-        local.served_requests(clear=True)
+        refusing.next(*[refusal] * wanted_tries)
         result = fix(aws, topic)
         assert result.status == Status.FAILED
-        assert result.message.startswith("InvalidParameter")
-        assert f"{ROLE_ARN} is not a valid role to allow SNS" in result.message
-        assert served("sns").count("sns:SetTopicAttributes") == wanted_tries
+        assert result.message.startswith("InvalidParameter") and ROLE_REFUSAL in result.message
+        assert refusing.calls == wanted_tries
         assert not any(name in attributes(clients, topic) for name in ROLES)
         monkeypatch.setattr(asr.actions, "NEW_ROLE_AGE", datetime.timedelta(0))
-
-    assert clients.iam.get_role(RoleName=ROLE)["Role"]["AssumeRolePolicyDocument"] == ec2_trust
 
 
 def test_a_missing_topic_fails_with_the_aws_reason_and_makes_no_role(aws: Any) -> None:

@@ -21,7 +21,7 @@ from asr.remediate import Result, Status, remediate_resource, run_batch
 REGION = "us-east-1"
 CORE = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 READ_ONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
-ROLE = "asr-ssm-managed-instance"
+ROLE = "asr-service-ssm-instance"
 EC2_TRUST = {
     "Version": "2012-10-17",
     "Statement": [

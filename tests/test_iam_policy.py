@@ -247,15 +247,29 @@ ESCALATING = {
     "iam:AttachGroupPolicy",
     "iam:AddUserToGroup",
     "sts:AssumeRole",
+    # Another identity's power, reached through what it already is or has:
+    "cloudformation:UpdateStack",  # a stack's service role deploys whatever template is sent
+    "iam:UpdateAccessKey",  # a deactivated (leaked) key works again
 }
 
 
+# The escalating grants fixes need, each known and documented (docs/deploy-roles.md):
+# CloudFormation.1 re-deploys a stack; IAM.3/8/22 turn access keys off (a rollback, on again).
+KNOWN = {"cloudformation:UpdateStack", "iam:UpdateAccessKey"}
+
+
+def escalating(permissions: set[str]) -> set[str]:
+    """The permissions, or wildcards, that allow any of ``ESCALATING``."""
+    return {p for p in permissions if any(fnmatch.fnmatchcase(e, p) for e in ESCALATING)}
+
+
 def test_the_member_role_can_make_no_identity_nor_write_what_one_may_do(project: PlaybookRegistry) -> None:
-    """The roles fixes hand to services are made by the member-role stack, not by the member role."""
-    assert granted(iam_policy.member_policies(project)) & ESCALATING == set()
-    assert {p for cls in actions.REGISTRY.values() for p in (*cls.permissions, *cls.revert_permissions)} & (
-        ESCALATING
-    ) == set()
+    """The roles fixes hand to services are made by the member-role stack, not by the member
+    role; the other escalating grants are the known ones, and a new one fails here."""
+    assert escalating(granted(iam_policy.member_policies(project))) == KNOWN
+    declared = {p for cls in actions.REGISTRY.values() for p in (*cls.permissions, *cls.revert_permissions)}
+    assert escalating(declared) == KNOWN
+    assert escalating({"iam:*", "iam:Put*", "*"}) == {"iam:*", "iam:Put*", "*"}, "wildcards are caught"
 
 
 def test_no_role_can_be_written_or_passed_beyond_the_playbooks_own(project: PlaybookRegistry) -> None:
@@ -290,13 +304,7 @@ def test_no_role_can_be_written_or_passed_beyond_the_playbooks_own(project: Play
         if {"iam:AttachRolePolicy", "iam:DetachRolePolicy"} & set(statement["Action"]):
             assert statement["Condition"]["ArnEquals"]["iam:PolicyARN"] in {
                 f"arn:{iam_policy.PARTITION}:iam::aws:policy/{name}"
-                for name in (
-                    "AWSSupportAccess",
-                    "AmazonSSMManagedInstanceCore",
-                    "service-role/AmazonRDSEnhancedMonitoringRole",
-                    "service-role/AmazonSNSRole",
-                    "service-role/AmazonAPIGatewayPushToCloudWatchLogs",
-                )
+                for name in ("AWSSupportAccess", "AmazonSSMManagedInstanceCore")
             }, statement
 
 
@@ -416,7 +424,6 @@ def test_more_policies_than_a_role_can_hold_is_an_error() -> None:
 
 def test_external_id_condition_only_when_the_parameter_is_set(project: PlaybookRegistry) -> None:
     template = yaml.safe_load(iam_policy.FILES["template"].read_text())
-    assert template["Parameters"]["ExternalId"]["Default"] == ""
     assert template["Conditions"]["HasExternalId"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "ExternalId"}, ""]}]
     }
@@ -436,6 +443,10 @@ def test_template_parameters_and_defaults(with_ssm: PlaybookRegistry) -> None:
     template = iam_policy.template(with_ssm, Settings())
     parameters = template["Parameters"]
     assert "Default" not in parameters["AdministratorAccountId"]
+    # Trusting the whole administrator account, or no ExternalId, is a choice made by passing
+    # "", not a default an update falls back to.
+    assert "Default" not in parameters["AdministratorRoleName"]
+    assert "Default" not in parameters["ExternalId"]
     assert parameters["RoleName"]["Default"] == "ASRMemberRole"
     assert parameters["AutomationRoleName"]["Default"] == "ASRAutomationRole"
     policies = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::ManagedPolicy"]
@@ -499,6 +510,8 @@ def test_the_template_deploys_with_its_roles_and_policies(
         "asr-member",
         iam_policy.FILES["template"].read_text(),
         AdministratorAccountId=ADMIN_ACCOUNT,
+        AdministratorRoleName="",
+        ExternalId="",
     )
     account = outputs["MemberRoleArn"].split(":")[4]
     role = iam.get_role(RoleName="ASRMemberRole")["Role"]
@@ -606,22 +619,34 @@ def test_a_role_missing_or_not_as_the_stack_makes_it_is_refused_saying_so(
     clients = Clients(aws, MEMBER_ACCOUNT, "us-east-1")
     flow_logs = project.playbooks["EC2.6"].build_action({})
     with pytest.raises(
-        actions.RoleNotReady, match="asr-vpc-flow-logs-delivery is missing: the member-role stack"
+        actions.RoleNotReady, match="asr-service-vpc-flow-logs is missing: the member-role stack"
     ):
         flow_logs.ready_role(clients)
     member_stack.deploy(aws, MEMBER_ACCOUNT)
+    # The same grant written another way (actions reordered, a one-item list) is the same policy.
+    [name] = clients.iam.list_role_policies(RoleName="asr-service-vpc-flow-logs")["PolicyNames"]
+    grant = clients.iam.get_role_policy(RoleName="asr-service-vpc-flow-logs", PolicyName=name)[
+        "PolicyDocument"
+    ]
+    grant["Statement"][0]["Action"].reverse()
+    grant["Statement"][1]["Action"] = [grant["Statement"][1]["Action"]]
+    clients.iam.put_role_policy(
+        RoleName="asr-service-vpc-flow-logs", PolicyName=name, PolicyDocument=json.dumps(grant)
+    )
+    flow_logs.ready_role(clients)
     other_group = project.playbooks["EC2.6"].build_action({"log_group_name": "elsewhere"})
     with pytest.raises(actions.RoleNotReady, match="lacks the inline policy flow-logs-to-elsewhere-"):
         other_group.ready_role(clients)
     clients.iam.detach_role_policy(
-        RoleName="asr-sns-delivery-status", PolicyArn="arn:aws:iam::aws:policy/service-role/AmazonSNSRole"
+        RoleName="asr-service-sns-delivery-status",
+        PolicyArn="arn:aws:iam::aws:policy/service-role/AmazonSNSRole",
     )
     with pytest.raises(actions.RoleNotReady, match="lacks the AWS managed policy service-role/AmazonSNSRole"):
         project.playbooks["SNS.2"].build_action({}).ready_role(clients)
     clients.iam.remove_role_from_instance_profile(
-        InstanceProfileName="asr-ssm-managed-instance", RoleName="asr-ssm-managed-instance"
+        InstanceProfileName="asr-service-ssm-instance", RoleName="asr-service-ssm-instance"
     )
-    with pytest.raises(actions.RoleNotReady, match="lacks an instance profile asr-ssm-managed-instance"):
+    with pytest.raises(actions.RoleNotReady, match="lacks an instance profile asr-service-ssm-instance"):
         project.playbooks["SSM.1"].build_action({}).ready_role(clients)
 
 

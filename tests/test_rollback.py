@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from asr import actions
-from asr.audit import REVERT, UNSETTLED, AuditJournal, Origin, canonical, journal_root
+from asr.audit import FIX, REVERT, UNSETTLED, AuditJournal, Origin, canonical, journal_root
 from asr.aws import Clients
 from asr.config import Settings
 from asr.findings import RoutingRecord, parse_finding
@@ -123,6 +123,24 @@ def test_a_fix_that_cannot_be_undone_is_reported_with_why(aws, tmp_path: Path) -
     [reversal] = Rollback(journal, aws).run()
     assert reversal.status == RollbackStatus.NOT_REVERSIBLE
     assert "KMS key can only be scheduled for deletion" in reversal.reason
+
+
+def test_a_support_role_fix_journaled_by_the_version_that_made_the_role_is_put_back(
+    aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the member-role stack made IAM.18's role, its reads also said whether the role
+    existed (``role_exists``); reads no longer do, and that must not fail the revert."""
+    from asr.actions.iam import CreateSupportRole
+
+    read = CreateSupportRole.read
+    monkeypatch.setattr(
+        CreateSupportRole, "read", lambda self, c, r: {**read(self, c, r), "role_exists": False}
+    )
+    journal, _ = _fixed(aws, tmp_path, "IAM.18")
+    monkeypatch.setattr(CreateSupportRole, "read", read)
+    assert journal.changes(FIX)[0].intent["state"]["role_exists"] is False
+    [reversal] = Rollback(journal, aws).run()
+    assert reversal.status == RollbackStatus.REVERTED, reversal.reason
 
 
 def test_a_resource_changed_since_is_left_alone(aws, tmp_path: Path) -> None:

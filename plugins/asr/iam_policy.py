@@ -625,6 +625,11 @@ def _logical_id(prefix: str, name: str, taken: Mapping[str, Any]) -> str:
     return candidate
 
 
+# Flow logs, trails, DB instances and EC2 instances go on using a service role after its
+# playbook is dropped or the stack deleted: deleting it would stop their delivery silently.
+RETAINED = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
+
+
 def _service_role_resources(playbooks: PlaybookRegistry) -> Document:
     resources: Document = {}
     for name, role in service_roles(playbooks).items():
@@ -641,10 +646,11 @@ def _service_role_resources(playbooks: PlaybookRegistry) -> Document:
                 {"PolicyName": policy, "PolicyDocument": substituted(document)}
                 for policy, document in role.inline.items()
             ]
-        resources[logical] = {"Type": "AWS::IAM::Role", "Properties": properties}
+        resources[logical] = {"Type": "AWS::IAM::Role", **RETAINED, "Properties": properties}
         if role.instance_profile:
             resources[_logical_id("InstanceProfile", name, resources)] = {
                 "Type": "AWS::IAM::InstanceProfile",
+                **RETAINED,
                 "Properties": {"InstanceProfileName": name, "Roles": [{"Ref": logical}]},
             }
     return resources
@@ -657,18 +663,20 @@ def template(playbooks: PlaybookRegistry, settings: Settings) -> Document:
         "AdministratorAccountId": _parameter(
             "The Security Hub administrator account, where Airflow's AWS connection lives", r"^\d{12}$"
         ),
+        # No defaults here: trusting the whole administrator account, or requiring no
+        # ExternalId, must be chosen, and an update that leaves a parameter out (without
+        # UsePreviousValue) must fail, not fall back to the widest trust.
         "AdministratorRoleName": _parameter(
             "The role (with its path, if any) of Airflow's AWS connection in that account; "
-            "empty: any principal of the account that its own IAM policies allow to assume this role",
+            "empty (only if given so): any principal of the account that its own IAM policies "
+            "allow to assume this role",
             r"^[\w+=,.@/-]*$",
-            "",
             MaxLength=512,
         ),
         "ExternalId": _parameter(
             "The ExternalId the administrator must give (member_role_external_id in the "
-            "connection's extras); empty: none required",
+            "connection's extras); empty (only if given so): none required",
             r"^$|^[\w+=,.@:/-]{2,1224}$",
-            "",
         ),
         "RoleName": _parameter(
             "The member role's name (ASR_MEMBER_ROLE_NAME)", r"^[\w+=,.@-]{1,64}$", settings.member_role_name

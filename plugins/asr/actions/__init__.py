@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import importlib
+import json
 import pkgutil
 import re
 import time
@@ -114,6 +115,8 @@ class Action:
         makes it (its managed policies, inline grants and instance profile), and whether IAM
         made it lately (a service handed it may not accept it yet). Raises ``RoleNotReady``
         saying what is missing: the member role may not make or change it."""
+        from asr.iam_policy import render  # not at import: it imports this module
+
         spec, iam, name = self.service_role, clients.iam, self.params["role_name"]
         assert spec is not None, f"{self.name} declares no service_role"
         stack = "the member-role stack makes it (deploy/member-role.yaml, `asr policy template`)"
@@ -123,17 +126,26 @@ class Action:
             raise RoleNotReady(
                 f"the IAM role {name} is missing: {stack}, and ASR may not make roles itself"
             ) from None
-        lacking = [
+        partition = iam.meta.partition
+        placeholders = {
+            "AWS::Partition": partition,
+            "AWS::AccountId": clients.account_id,
+            "AWS::URLSuffix": "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com",
+        }
+        lacking = []
+        if _normal(role.get("AssumeRolePolicyDocument")) != _normal(render(spec.trust, placeholders)):
+            lacking.append("the trust policy the stack gives it (it trusts someone else)")
+        lacking += [
             f"the AWS managed policy {policy}"
             for policy in spec.managed_policies
             if not has_policy(iam, name, aws_policy_arn(iam, policy))
         ]
-        for policy_name, document in spec.inline(self.params, iam.meta.partition, clients.account_id).items():
+        for policy_name, document in spec.inline(self.params, partition, clients.account_id).items():
             try:
                 granted = iam.get_role_policy(RoleName=name, PolicyName=policy_name)["PolicyDocument"]
             except iam.exceptions.NoSuchEntityException:
                 granted = None
-            if granted != document:
+            if _normal(granted) != _normal(document):
                 lacking.append(f"the inline policy {policy_name} as the playbook's parameters make it")
         fresh = made_lately(role)
         if spec.instance_profile:
@@ -313,6 +325,20 @@ class ServiceRole:
 
     def inline(self, params: Mapping[str, Any], partition: str, account: str) -> dict[str, dict[str, Any]]:
         return self.grants(params, partition, account) if self.grants else {}
+
+
+def _normal(value: Any) -> Any:
+    """A policy document in a form two writings of the same policy share: IAM keeps what it
+    was sent, and a one-item list, an unquoted boolean or another order of actions mean the
+    same to it."""
+    if isinstance(value, dict):
+        return {key: _normal(item) for key, item in value.items()}
+    if isinstance(value, list):
+        items = sorted((_normal(item) for item in value), key=lambda item: json.dumps(item, sort_keys=True))
+        return items[0] if len(items) == 1 else items
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value if value is None else str(value)
 
 
 class RoleNotReady(ValueError):

@@ -238,7 +238,7 @@ class EnableExecutionLogging(Action):
         "properties": {
             "level": {"type": "string", "enum": LOGGING_LEVELS, "default": "ERROR"},
             "required_level": {"type": "string", "enum": LOGGING_LEVELS},
-            "role_name": role_name_parameter("asr-apigateway-cloudwatch"),
+            "role_name": role_name_parameter("asr-service-apigateway-logs"),
         },
     }
 

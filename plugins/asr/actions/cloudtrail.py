@@ -534,7 +534,7 @@ class SendTrailToCloudWatchLogs(Action):
 
         remediation:
           action: cloudtrail.send-to-cloudwatch-logs
-          parameters: {log_group_name: "CloudTrail/{trail_name}", role_name: ASR-CloudTrailToCloudWatchLogs}
+          parameters: {log_group_name: "CloudTrail/{trail_name}", role_name: asr-service-cloudtrail-logs}
     """
 
     name = "cloudtrail.send-to-cloudwatch-logs"
@@ -565,7 +565,7 @@ class SendTrailToCloudWatchLogs(Action):
                 "default": "CloudTrail/{trail_name}",
             },
             "log_group_retention_days": {"enum": list(RETENTION_DAYS), "default": 365},
-            "role_name": role_name_parameter("ASR-CloudTrailToCloudWatchLogs"),
+            "role_name": role_name_parameter("asr-service-cloudtrail-logs"),
         },
     }
 

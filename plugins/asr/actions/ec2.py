@@ -452,7 +452,7 @@ class EnableVpcFlowLogs(Action):
                 "pattern": r"^[A-Za-z0-9_./#-]{1,512}$",
                 "default": "asr-vpc-flow-logs",
             },
-            "role_name": role_name_parameter("asr-vpc-flow-logs-delivery"),
+            "role_name": role_name_parameter("asr-service-vpc-flow-logs"),
         },
     }
 

@@ -349,7 +349,7 @@ class CreateSupportRole(Action):
 
         remediation:
           action: iam.create-support-role
-          parameters: {role_name: aws_incident_support_role}
+          parameters: {role_name: asr-aws-support}
     """
 
     name = "iam.create-support-role"
@@ -379,7 +379,7 @@ class CreateSupportRole(Action):
     schema = {
         "type": "object",
         "additionalProperties": False,
-        "properties": {"role_name": role_name_parameter("aws_incident_support_role")},
+        "properties": {"role_name": role_name_parameter("asr-aws-support")},
     }
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
@@ -400,6 +400,11 @@ class CreateSupportRole(Action):
         if state["support_access_principals"]:
             return {}
         return {"support_access_principals": [f"Role/{self.params['role_name']}"]}
+
+    def as_compared(self, state: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+        """Fixes journaled before the member-role stack made the role also recorded whether it
+        existed (``role_exists``), which reads no longer give: not compared."""
+        return {key: value for key, value in state.items() if key != "role_exists"}
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         self.ready_role(clients)

@@ -374,7 +374,7 @@ class EnableEnhancedMonitoring(Action):
         "properties": {
             "interval_seconds": {"type": "integer", "enum": INTERVALS, "default": 60},
             "required_interval_seconds": {"type": "integer", "enum": INTERVALS},
-            "role_name": role_name_parameter("asr-rds-enhanced-monitoring"),
+            "role_name": role_name_parameter("asr-service-rds-monitoring"),
         },
     }
 

@@ -129,7 +129,7 @@ class EnableDeliveryStatusLogging(Action):
         "additionalProperties": False,
         "properties": {
             "success_sample_rate": {"type": "integer", "minimum": 0, "maximum": 100, "default": 0},
-            "role_name": role_name_parameter("asr-sns-delivery-status"),
+            "role_name": role_name_parameter("asr-service-sns-delivery-status"),
         },
     }
 

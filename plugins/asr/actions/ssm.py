@@ -200,7 +200,7 @@ class EnableInstanceManagement(BulkRead):
 
         remediation:
           action: ssm.enable-instance-management
-          parameters: {role_name: asr-ssm-managed-instance}
+          parameters: {role_name: asr-service-ssm-instance}
     """
 
     name = "ssm.enable-instance-management"
@@ -231,7 +231,7 @@ class EnableInstanceManagement(BulkRead):
     schema = {
         "type": "object",
         "additionalProperties": False,
-        "properties": {"role_name": role_name_parameter("asr-ssm-managed-instance")},
+        "properties": {"role_name": role_name_parameter("asr-service-ssm-instance")},
     }
 
     def describe(self, clients: Clients, resource_ids: list[str]) -> list[dict[str, Any]]:

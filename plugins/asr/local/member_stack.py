@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from asr import iam_policy
 from asr.aws import AwsContext, Clients
 from asr.config import Settings
-from asr.local import ADMIN_ACCOUNT
+from asr.local import ADMIN_ACCOUNT, ADMIN_ROLE_ARN
 from asr.playbooks import registry
 
 STACK_NAME = "asr-member"
@@ -39,7 +39,11 @@ def deploy(aws: AwsContext, account: str) -> None:
         cloudformation.create_stack(
             StackName=STACK_NAME,
             TemplateBody=iam_policy.generate("template", registry(), Settings()),
-            Parameters=[{"ParameterKey": "AdministratorAccountId", "ParameterValue": ADMIN_ACCOUNT}],
+            Parameters=[
+                {"ParameterKey": "AdministratorAccountId", "ParameterValue": ADMIN_ACCOUNT},
+                {"ParameterKey": "AdministratorRoleName", "ParameterValue": ADMIN_ROLE_ARN.rsplit("/", 1)[1]},
+                {"ParameterKey": "ExternalId", "ParameterValue": ""},
+            ],
             Capabilities=["CAPABILITY_NAMED_IAM"],
         )
         stack = cloudformation.describe_stacks(StackName=STACK_NAME)["Stacks"][0]
