@@ -129,7 +129,8 @@ def test_a_support_role_fix_journaled_by_the_version_that_made_the_role_is_put_b
     aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Before the member-role stack made IAM.18's role, its reads also said whether the role
-    existed (``role_exists``); reads no longer do, and that must not fail the revert."""
+    existed (``role_exists``, kept in the journal's state); reads no longer do, and the
+    revert (which deleted a role it had made) now only detaches the policy."""
     from asr.actions.iam import CreateSupportRole
 
     read = CreateSupportRole.read

@@ -401,11 +401,6 @@ class CreateSupportRole(Action):
             return {}
         return {"support_access_principals": [f"Role/{self.params['role_name']}"]}
 
-    def as_compared(self, state: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
-        """Fixes journaled before the member-role stack made the role also recorded whether it
-        existed (``role_exists``), which reads no longer give: not compared."""
-        return {key: value for key, value in state.items() if key != "role_exists"}
-
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         self.ready_role(clients)
         iam, role = clients.iam, self.params["role_name"]
