@@ -584,6 +584,15 @@ def test_the_template_makes_the_roles_the_fixes_hand_to_services(
     values = {"AWS::Partition": "aws", "AWS::AccountId": MEMBER_ACCOUNT, "AWS::URLSuffix": "amazonaws.com"}
     users = [p for p in project if actions.get_action(p.action).service_role is not None]
     assert sorted(p.control_id for p in users) == list(SERVICE_ROLE_CONTROLS)
+    made = {
+        r["Properties"].get("RoleName") or r["Properties"]["InstanceProfileName"]: r
+        for r in iam_policy.template(project, Settings())["Resources"].values()
+        if r["Type"] in ("AWS::IAM::Role", "AWS::IAM::InstanceProfile") and "DeletionPolicy" in r
+    }
+    # Kept when a playbook is dropped or the stack deleted: trails and flow logs still use them.
+    assert {
+        name for name, r in made.items() if r["DeletionPolicy"] == r["UpdateReplacePolicy"] == "Retain"
+    } == {p.parameters["role_name"] for p in users}
     for playbook in users:
         action = playbook.build_action({})
         role, _ = action.ready_role(clients)
