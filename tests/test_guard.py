@@ -391,6 +391,7 @@ def test_a_setting_left_empty_takes_its_default_and_a_wrong_number_is_named() ->
         ),
         ({"ASR_SECURITYHUB_REGION": "US-EAST-1"}, "ASR_SECURITYHUB_REGION 'US-EAST-1' is not"),
         ({"ASR_AUTOMATION_ROLE_NAME": "a role"}, "ASR_AUTOMATION_ROLE_NAME 'a role' is not"),
+        ({"ASR_ROLLBACK_ROLE_NAME": "role/undo"}, "ASR_ROLLBACK_ROLE_NAME 'role/undo' is not"),
         # Else summaries, failures and approval requests would go nowhere, said only in logs.
         ({"ASR_SNS_TOPIC_ARN": "asr-notifications"}, "ASR_SNS_TOPIC_ARN 'asr-notifications' is not an SNS"),
     ],

@@ -43,6 +43,11 @@ IAM_NAME = {
     ("s3", "PutBucketNotificationConfiguration"): "s3:PutBucketNotification",
     ("s3control", "GetPublicAccessBlock"): "s3:GetAccountPublicAccessBlock",
     ("s3control", "PutPublicAccessBlock"): "s3:PutAccountPublicAccessBlock",
+    # Deleting a configuration is allowed by the permission that puts it.
+    ("s3", "DeleteBucketEncryption"): "s3:PutEncryptionConfiguration",
+    ("s3", "DeletePublicAccessBlock"): "s3:PutBucketPublicAccessBlock",
+    ("s3", "DeleteBucketLifecycle"): "s3:PutLifecycleConfiguration",
+    ("s3control", "DeletePublicAccessBlock"): "s3:PutAccountPublicAccessBlock",
     ("resourcegroupstaggingapi", "GetResources"): "tag:GetResources",
     # API Gateway's management actions are named by HTTP method, not by operation.
     ("apigateway", "GetStage"): "apigateway:GET",
@@ -137,6 +142,26 @@ def test_every_action_permission_is_in_the_member_policy(project: PlaybookRegist
         assert not missing, f"{playbook.control_id} ({playbook.action}) is not granted {sorted(missing)}"
 
 
+def test_what_only_undoing_a_fix_needs_is_on_the_rollback_role_only(project: PlaybookRegistry) -> None:
+    """Opening a security group again, stopping a recorder, making a function public: the
+    member role every sweep uses cannot; the role only asr_rollback assumes can, and can
+    read and write all the fixes do (a revert reads, and may write what the fix wrote)."""
+    member, rollback = (
+        granted(f(project)) for f in (iam_policy.member_policies, iam_policy.rollback_policies)
+    )
+    fixing = {p for pb in project for p in actions.get_action(pb.action).permissions}
+    undoing = {p for pb in project for p in actions.get_action(pb.action).revert_permissions} - fixing
+    assert {"ec2:AuthorizeSecurityGroupIngress", "config:StopConfigurationRecorder"} <= undoing
+    assert member & undoing == set()
+    assert fixing | undoing <= rollback
+    assert member - rollback <= {*iam_policy.SSM_EXECUTOR, "iam:PassRole"}
+
+
+def test_the_template_fits_cloudformations_template_body_limit(project: PlaybookRegistry) -> None:
+    """51,200 bytes: above it, create-stack-set needs the template in S3 (--template-url)."""
+    assert len(iam_policy.FILES["template"].read_bytes()) < 51_200
+
+
 def test_the_member_policy_grants_nothing_the_playbooks_do_not_use(project: PlaybookRegistry) -> None:
     declared = {
         p
@@ -160,8 +185,6 @@ def test_the_member_role_may_put_no_key_policy_but_its_own_keys(project: Playboo
 def test_removing_playbooks_shrinks_the_policy(tmp_path: Path, project: PlaybookRegistry) -> None:
     some = load_playbooks(playbook_dir(tmp_path, controls=["EC2.2", "S3.1"]))
     assert granted(iam_policy.member_policies(some)) == {
-        "ec2:AuthorizeSecurityGroupEgress",  # to undo the fixes (asr_rollback)
-        "ec2:AuthorizeSecurityGroupIngress",
         "ec2:DescribeSecurityGroups",
         "ec2:RevokeSecurityGroupEgress",
         "ec2:RevokeSecurityGroupIngress",
@@ -169,6 +192,8 @@ def test_removing_playbooks_shrinks_the_policy(tmp_path: Path, project: Playbook
         "s3:PutAccountPublicAccessBlock",
         *iam_policy.RUNNER,
     }
+    undo = {"ec2:AuthorizeSecurityGroupEgress", "ec2:AuthorizeSecurityGroupIngress"}  # asr_rollback's
+    assert granted(iam_policy.rollback_policies(some)) == granted(iam_policy.member_policies(some)) | undo
 
 
 def test_caller_identity_only_with_an_action_that_uses_it(tmp_path: Path) -> None:
@@ -267,6 +292,7 @@ def test_the_member_role_can_make_no_identity_nor_write_what_one_may_do(project:
     """The roles fixes hand to services are made by the member-role stack, not by the member
     role; the other escalating grants are the known ones, and a new one fails here."""
     assert escalating(granted(iam_policy.member_policies(project))) == KNOWN
+    assert escalating(granted(iam_policy.rollback_policies(project))) == KNOWN
     declared = {p for cls in actions.REGISTRY.values() for p in (*cls.permissions, *cls.revert_permissions)}
     assert escalating(declared) == KNOWN
     assert escalating({"iam:*", "iam:Put*", "*"}) == {"iam:*", "iam:Put*", "*"}, "wildcards are caught"
@@ -435,8 +461,8 @@ def test_external_id_condition_only_when_the_parameter_is_set(project: PlaybookR
             {"Ref": "AWS::NoValue"},
         ]
     }
-    # Used by the condition and the trust policy's condition, nowhere else.
-    assert json.dumps(template).count('{"Ref": "ExternalId"}') == 2
+    # Used by the condition and the two roles' trust policies' conditions, nowhere else.
+    assert json.dumps(template).count('{"Ref": "ExternalId"}') == 3
 
 
 def test_template_parameters_and_defaults(with_ssm: PlaybookRegistry) -> None:
@@ -450,7 +476,10 @@ def test_template_parameters_and_defaults(with_ssm: PlaybookRegistry) -> None:
     assert parameters["RoleName"]["Default"] == "ASRMemberRole"
     assert parameters["AutomationRoleName"]["Default"] == "ASRAutomationRole"
     policies = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::ManagedPolicy"]
-    assert [p["Properties"]["Roles"] for p in policies] == [[{"Ref": "MemberRole"}]] * len(policies)
+    member, rollback = iam_policy.member_policies(with_ssm), iam_policy.rollback_policies(with_ssm)
+    assert [p["Properties"]["Roles"] for p in policies] == [[{"Ref": "MemberRole"}]] * len(member) + [
+        [{"Ref": "RollbackRole"}]
+    ] * len(rollback)
 
 
 # --- Deployed to the stand-in --------------------------------------------------------------
@@ -522,8 +551,17 @@ def test_the_template_deploys_with_its_roles_and_policies(
             "Action": "sts:AssumeRole",
         }
     ]
-    values = {"AWS::Partition": "aws", "AWS::AccountId": account, "RoleName": "ASRMemberRole"}
+    values = {
+        "AWS::Partition": "aws",
+        "AWS::AccountId": account,
+        "RoleName": "ASRMemberRole",
+        "RollbackRoleName": "ASRRollbackRole",
+    }
     assert attached(iam, "ASRMemberRole") == iam_policy.render(iam_policy.member_policies(project), values)
+    assert attached(iam, "ASRRollbackRole") == iam_policy.render(
+        iam_policy.rollback_policies(project), values
+    )
+    assert outputs["RollbackRoleArn"] == f"arn:aws:iam::{account}:role/ASRRollbackRole"
     assert "AutomationRoleArn" not in outputs
     # The service roles have fixed names: one stack per account.
     other_account = "333333333333"
@@ -662,7 +700,7 @@ def test_a_role_missing_or_not_as_the_stack_makes_it_is_refused_saying_so(
 # --- The administrator side ----------------------------------------------------------------
 
 
-def test_the_admin_core_policy_reads_findings_and_assumes_only_the_member_role() -> None:
+def test_the_admin_core_policy_reads_findings_and_assumes_only_the_member_and_rollback_roles() -> None:
     core = iam_policy.admin_policies("ASRMemberRole")["ASRAdministrator"]
     assert core["Statement"] == [
         {
@@ -675,7 +713,10 @@ def test_the_admin_core_policy_reads_findings_and_assumes_only_the_member_role()
             "Sid": "Sts",
             "Effect": "Allow",
             "Action": ["sts:AssumeRole"],
-            "Resource": "arn:${AWS::Partition}:iam::*:role/ASRMemberRole",
+            "Resource": [
+                "arn:${AWS::Partition}:iam::*:role/ASRMemberRole",
+                "arn:${AWS::Partition}:iam::*:role/ASRRollbackRole",
+            ],
         },
     ]
 
@@ -690,7 +731,10 @@ def test_the_admin_policies_follow_the_deployment_settings(project: PlaybookRegi
     policies = json.loads(iam_policy.generate("admin", project, Settings.from_env(environ), environ))
     text = json.dumps(policies)
     assert "${" not in text
-    assert statements_of(policies, "sts:AssumeRole")[0]["Resource"] == "arn:aws:iam::*:role/Remediator"
+    assert statements_of(policies, "sts:AssumeRole")[0]["Resource"] == [
+        "arn:aws:iam::*:role/ASRRollbackRole",
+        "arn:aws:iam::*:role/Remediator",
+    ]
     assert statements_of(policies, "sns:Publish")[0]["Resource"] == environ["ASR_SNS_TOPIC_ARN"]
     assert statements_of(policies, "s3:PutObject")[0]["Resource"] == "arn:aws:s3:::runs-bucket/asr/runs/*"
     assert statements_of(policies, "s3:DeleteObject")[0]["Resource"] == "arn:aws:s3:::runs-bucket/asr/runs/*"
@@ -777,16 +821,18 @@ def test_cli_prints_for_this_deployment_and_writes_the_reference(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("ASR_MEMBER_ROLE_NAME", "Remediator")
+    monkeypatch.setenv("ASR_ROLLBACK_ROLE_NAME", "Undoer")
     assert cli.main(["policy", "member"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed and all(name.startswith("Remediator-") for name in printed), list(printed)
+    assert printed and all(name.startswith(("Remediator-", "Undoer-")) for name in printed), list(printed)
+    assert any(name.startswith("Undoer-") for name in printed), "the rollback role's policies too"
 
     target = tmp_path / "member-policy.json"
     monkeypatch.setitem(iam_policy.FILES, "member", target)
     assert cli.main(["policy", "member", "--write"]) == 0
     assert capsys.readouterr().out == f"wrote {target}\n"
     written = json.loads(target.read_text())
-    assert written and all(name.startswith("ASRMemberRole-") for name in written), list(written)
+    assert written and all(name.startswith(("ASRMemberRole-", "ASRRollbackRole-")) for name in written)
 
     assert cli.main(["policy", "template"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["Parameters"]["RoleName"]["Default"] == "Remediator"
@@ -827,11 +873,37 @@ def test_the_fixes_call_nothing_the_member_policy_does_not_grant(
             assert grants_on(policies, action, f"arn:aws:iam::*:{resource}"), (action, params)
 
 
+def test_the_reverts_call_nothing_the_rollback_policy_does_not_grant(
+    aws: AwsContext, api_calls: list[Call], project: PlaybookRegistry, tmp_path: Path
+) -> None:
+    """Every playbook's fix undone by a rollback: each AWS call it makes in the member account
+    is granted to the rollback role (``revert_permissions`` are complete)."""
+    from asr.audit import AuditJournal, Origin, journal_root
+    from asr.rollback import Rollback, RollbackStatus
+
+    seeded = [seed_one(aws, playbook.control_id, MEMBER_ACCOUNT, "us-east-1") for playbook in project]
+    root = journal_root(str(tmp_path), "asr_sweep", "run-1")
+    fixing = AuditJournal(root, Origin("asr_sweep", "run-1", "b", 1, "s"))
+    for one in seeded:
+        [outcome] = run_batch([parse_finding(finding(one), project)], project, aws, journal=fixing)
+        assert outcome.status in (Status.REMEDIATED, Status.ALREADY_COMPLIANT), (one.control_id, outcome)
+    api_calls.clear()
+    reversals = Rollback(AuditJournal(root, Origin("asr_rollback", "r-1", "rollback", 1, "bob")), aws).run()
+    done = {RollbackStatus.REVERTED, RollbackStatus.PARTLY_REVERTED, RollbackStatus.NOT_REVERSIBLE}
+    assert {r.status for r in reversals} <= done, [
+        (r.status, r.reason) for r in reversals if r.status not in done
+    ]
+    assert sum(r.status == RollbackStatus.REVERTED for r in reversals) > len(project.playbooks) // 2
+    policies = iam_policy.render(iam_policy.rollback_policies(project), iam_policy.plain_values(Settings()))
+    assert names(api_calls) - granted(policies) == set()
+
+
 def test_config_may_be_passed_the_role_a_fix_or_its_revert_gives_the_recorder(
     aws: AwsContext, api_calls: list[Call], project: PlaybookRegistry
 ) -> None:
-    """A rollback puts back the recorder's own role (a finding may keep it too): the member
-    role must be able to pass that role to AWS Config, and to nothing else."""
+    """A rollback puts back the recorder's own role (a finding may keep it too): the rollback
+    role must be able to pass that role to AWS Config, and to nothing else (the member role,
+    the role the fix gives)."""
     from asr.aws import Clients
 
     clients = Clients(aws, MEMBER_ACCOUNT, "us-east-1")
@@ -852,8 +924,12 @@ def test_config_may_be_passed_the_role_a_fix_or_its_revert_gives_the_recorder(
         p["ConfigurationRecorder"]["roleARN"] for a, p in api_calls if a == "config:PutConfigurationRecorder"
     ]
     assert len(passed) == 2 and passed[-1] == own
-    policies = iam_policy.render(iam_policy.member_policies(project), iam_policy.plain_values(Settings()))
-    for role in passed:
+    plain = iam_policy.plain_values(Settings())
+    fixer, undoer = (
+        iam_policy.render(f(project), plain)
+        for f in (iam_policy.member_policies, iam_policy.rollback_policies)
+    )
+    for role, policies in zip(passed, (fixer, undoer), strict=True):
         [grant] = [
             s
             for s in statements_of(policies, "iam:PassRole")

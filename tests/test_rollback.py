@@ -16,7 +16,7 @@ from asr.aws import Clients
 from asr.config import Settings
 from asr.findings import RoutingRecord, parse_finding
 from asr.guard import Scope
-from asr.local import MEMBER_ACCOUNT
+from asr.local import MEMBER_ACCOUNT, served_requests
 from asr.local.seed import finding, import_findings, seed_one, seed_scenarios
 from asr.playbooks import registry
 from asr.remediate import Planned, Target, resolve_targets, run_batch
@@ -58,8 +58,12 @@ def test_rollback_of_the_demo_run_puts_every_reversible_resource_back_as_seeded(
     fixed = [resource_state(aws, s.control_id, s.account_id, s.resource_id) for s in seeded]
     assert all(now != then for now, then in zip(fixed, as_seeded, strict=True)), "the sweep fixed each"
 
+    served_requests(clear=True)
     rollback = bag.get_dag("asr_rollback").test(run_conf={"run": f"asr_sweep/{sweep.run_id}"})
     assert rollback.state == "success"
+    # In member accounts it acts as the rollback role, which alone may undo fixes.
+    assumed = {c["resource"].rsplit("/", 1)[-1] for c in served_requests() if c["action"] == "AssumeRole"}
+    assert "ASRRollbackRole" in assumed and "ASRMemberRole" not in assumed, assumed
 
     for s, then in zip(seeded, as_seeded, strict=True):
         assert resource_state(aws, s.control_id, s.account_id, s.resource_id) == then, s

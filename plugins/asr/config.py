@@ -109,6 +109,9 @@ class Settings:
     securityhub_region: str = "us-east-1"
     member_role_name: str = "ASRMemberRole"
     automation_role_name: str = "ASRAutomationRole"
+    # The role asr_rollback assumes: what undoing fixes needs (opening a security group again,
+    # stopping a recorder) stays off the member role every sweep uses.
+    rollback_role_name: str = "ASRRollbackRole"
     accounts: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()
     batch_size: int = 250
@@ -154,6 +157,7 @@ class Settings:
         for setting, role in (
             ("ASR_MEMBER_ROLE_NAME", self.member_role_name),
             ("ASR_AUTOMATION_ROLE_NAME", self.automation_role_name),
+            ("ASR_ROLLBACK_ROLE_NAME", self.rollback_role_name),
         ):
             if not ROLE_NAME_RE.fullmatch(role):
                 raise ConfigError(f"{setting} {role!r} is not a valid IAM role name")
@@ -276,6 +280,7 @@ class Settings:
             securityhub_region=value("ASR_SECURITYHUB_REGION", defaults.securityhub_region),
             member_role_name=value("ASR_MEMBER_ROLE_NAME", defaults.member_role_name),
             automation_role_name=value("ASR_AUTOMATION_ROLE_NAME", defaults.automation_role_name),
+            rollback_role_name=value("ASR_ROLLBACK_ROLE_NAME", defaults.rollback_role_name),
             accounts=_split(env.get("ASR_ACCOUNTS")),
             regions=_split(env.get("ASR_REGIONS")),
             batch_size=int(env_number("ASR_BATCH_SIZE", defaults.batch_size, env, minimum=1)),

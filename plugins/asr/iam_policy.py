@@ -58,6 +58,7 @@ LONGEST = {
     "AWS::Partition": "aws-us-gov",
     "AWS::AccountId": "123456789012",
     "RoleName": "x" * 64,
+    "RollbackRoleName": "x" * 64,
     "AutomationRoleName": "x" * 64,
 }
 
@@ -240,16 +241,16 @@ def _calls(cls: type[actions.Action], method: str) -> bool:
     return False
 
 
-def action_grants(playbook: Playbook) -> list[Grant]:
-    """The permissions the playbook's action declares (to fix, and to undo the fix for
-    ``asr_rollback``), each on the resources its scope allows."""
+def action_grants(playbook: Playbook, undo: bool = False) -> list[Grant]:
+    """The permissions the playbook's action declares to fix (with ``undo``, to undo the fix
+    too, for the rollback role), each on the resources its scope allows."""
     cls = actions.get_action(playbook.action)
     scoped = {
         permission: Grant(permission, scope.resources(playbook.parameters), _canonical(scope.condition))
         for scope in SCOPES.get(cls.name, ())
         for permission in scope.permissions
     }
-    wanted = dict.fromkeys((*cls.permissions, *cls.revert_permissions))
+    wanted = dict.fromkeys((*cls.permissions, *(cls.revert_permissions if undo else ())))
     grants = [scoped.get(permission, Grant(permission)) for permission in wanted]
     if "sts:GetCallerIdentity" not in cls.permissions and _calls(cls, "get_caller_identity"):
         grants.append(Grant("sts:GetCallerIdentity"))
@@ -321,6 +322,7 @@ def plain_values(settings: Settings) -> dict[str, str]:
         "AWS::Partition": "aws",
         "AWS::AccountId": "*",
         "RoleName": settings.member_role_name,
+        "RollbackRoleName": settings.rollback_role_name,
         "AutomationRoleName": settings.automation_role_name,
     }
 
@@ -384,7 +386,8 @@ def ssm_documents(playbooks: PlaybookRegistry) -> list[str]:
 
 
 def member_grants(playbooks: PlaybookRegistry) -> list[Grant]:
-    """Every permission the member role needs to run these playbooks, and nothing for others."""
+    """Every permission the member role needs to run these playbooks' fixes, and nothing for
+    others, nor to undo them."""
     grants = [grant for playbook in playbooks for grant in action_grants(playbook)]
     if ssm_documents(playbooks):
         grants += [Grant(permission) for permission in SSM_EXECUTOR]
@@ -398,21 +401,39 @@ def member_grants(playbooks: PlaybookRegistry) -> list[Grant]:
     return grants + [Grant(permission) for permission in RUNNER]
 
 
-# Whatever its grants allow on "any role" (SSM.1 attaches one AWS managed policy to whichever
-# role an instance has), the member role may not change itself: only read itself, as the
-# exclusion-tag check does. First, so it always sits in the first policy.
+def rollback_grants(playbooks: PlaybookRegistry) -> list[Grant]:
+    """What asr_rollback needs to undo these playbooks' fixes: their reads and writes (a revert
+    reads the resource, and may write what the fix wrote), what only undoing needs (open a
+    security group again, stop a recorder), and the exclusion-tag check."""
+    grants = [grant for playbook in playbooks for grant in action_grants(playbook, undo=True)]
+    return grants + [Grant(permission) for permission in RUNNER]
+
+
+# Whatever their grants allow on "any role" (SSM.1 attaches one AWS managed policy to whichever
+# role an instance has), neither ASR role may change itself or the other: only read them, as
+# the exclusion-tag check does. First, so it always sits in the first policy.
 NOT_ITSELF: Document = {
     "Sid": "NeverChangeItself",
     "Effect": "Deny",
     "NotAction": ["iam:Get*", "iam:List*"],
-    "Resource": role_arn("${RoleName}", ACCOUNT),
+    "Resource": [role_arn("${RoleName}", ACCOUNT), role_arn("${RollbackRoleName}", ACCOUNT)],
 }
 
 
+def _policies(role: str, grants: list[Grant]) -> dict[str, Document]:
+    """A role's managed policies, named ``<role name>-<n>`` (placeholders unfilled)."""
+    body = [NOT_ITSELF, *statements(grants)]
+    return {f"${{{role}}}-{number}": document for number, document in enumerate(pack(body), 1)}
+
+
 def member_policies(playbooks: PlaybookRegistry) -> dict[str, Document]:
-    """The member role's managed policies, named ``<role name>-<n>`` (placeholders unfilled)."""
-    body = [NOT_ITSELF, *statements(member_grants(playbooks))]
-    return {f"${{RoleName}}-{number}": document for number, document in enumerate(pack(body), 1)}
+    """The member role's managed policies: what every sweep and remediation run uses."""
+    return _policies("RoleName", member_grants(playbooks))
+
+
+def rollback_policies(playbooks: PlaybookRegistry) -> dict[str, Document]:
+    """The rollback role's managed policies: what only asr_rollback uses."""
+    return _policies("RollbackRoleName", rollback_grants(playbooks))
 
 
 def automation_policy(playbooks: PlaybookRegistry) -> Document | None:
@@ -441,6 +462,7 @@ def _grants(service: str, calls: Iterable[str], resources: tuple[str, ...] = ("*
 
 def admin_policies(
     member_role_name: str,
+    rollback_role_name: str = Settings.rollback_role_name,
     queue_name: str | None = None,
     topic_arn: str | None = None,
     data_dir: str | None = None,
@@ -458,11 +480,11 @@ def admin_policies(
     queue = f"arn:{PARTITION}:sqs:*:{ACCOUNT}:{queue_name}"
     rules = f"arn:{PARTITION}:events:*:{ACCOUNT}:rule/{queue_name}-*"
     grants = {
-        # Read findings, write outcomes back, and act in member accounts through their role.
+        # Read findings, write outcomes back, and act in member accounts through their roles.
         "ASRAdministrator": [
             Grant("securityhub:GetFindings"),
             Grant("securityhub:BatchUpdateFindings"),
-            Grant("sts:AssumeRole", (role_arn(member_role_name),)),
+            Grant("sts:AssumeRole", (role_arn(member_role_name), role_arn(rollback_role_name))),
         ],
         # asr setup: the custom action, the queues and the EventBridge rules it makes.
         "ASRAdministratorSetup": [
@@ -681,6 +703,11 @@ def template(playbooks: PlaybookRegistry, settings: Settings) -> Document:
         "RoleName": _parameter(
             "The member role's name (ASR_MEMBER_ROLE_NAME)", r"^[\w+=,.@-]{1,64}$", settings.member_role_name
         ),
+        "RollbackRoleName": _parameter(
+            "The role asr_rollback assumes to undo fixes (ASR_ROLLBACK_ROLE_NAME)",
+            r"^[\w+=,.@-]{1,64}$",
+            settings.rollback_role_name,
+        ),
     }
     resources: Document = {
         "MemberRole": {
@@ -692,19 +719,34 @@ def template(playbooks: PlaybookRegistry, settings: Settings) -> Document:
             },
         }
     }
-    for name, document in member_policies(playbooks).items():
-        number = name.rsplit("-", 1)[1]
-        resources[f"MemberPolicy{number}"] = {
-            "Type": "AWS::IAM::ManagedPolicy",
-            "Properties": {
-                "ManagedPolicyName": {"Fn::Sub": name},
-                "Description": f"ASR on Airflow: what the playbooks' fixes need ({number})",
-                "Roles": [{"Ref": "MemberRole"}],
-                "PolicyDocument": substituted(document),
-            },
-        }
+    resources["RollbackRole"] = {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "RoleName": {"Ref": "RollbackRoleName"},
+            "Description": "ASR on Airflow: undoes its fixes in this account (asr_rollback only)",
+            "AssumeRolePolicyDocument": _member_trust(),
+        },
+    }
+    for role, policies, what in (
+        ("Member", member_policies(playbooks), "what the playbooks' fixes need"),
+        ("Rollback", rollback_policies(playbooks), "what undoing the playbooks' fixes needs"),
+    ):
+        for name, document in policies.items():
+            number = name.rsplit("-", 1)[1]
+            resources[f"{role}Policy{number}"] = {
+                "Type": "AWS::IAM::ManagedPolicy",
+                "Properties": {
+                    "ManagedPolicyName": {"Fn::Sub": name},
+                    "Description": f"ASR on Airflow: {what} ({number})",
+                    "Roles": [{"Ref": f"{role}Role"}],
+                    "PolicyDocument": substituted(document),
+                },
+            }
     resources.update(_service_role_resources(playbooks))
-    outputs: Document = {"MemberRoleArn": {"Value": {"Fn::GetAtt": ["MemberRole", "Arn"]}}}
+    outputs: Document = {
+        "MemberRoleArn": {"Value": {"Fn::GetAtt": ["MemberRole", "Arn"]}},
+        "RollbackRoleArn": {"Value": {"Fn::GetAtt": ["RollbackRole", "Arn"]}},
+    }
     if automation is not None:
         parameters["AutomationRoleName"] = _parameter(
             "The role SSM Automation documents run as (ASR_AUTOMATION_ROLE_NAME)",
@@ -751,10 +793,12 @@ def generate(
     """The text of one kind of output, for these settings (and ``ASR_*`` variables, for admin)."""
     environ = environ or {}
     if kind == "member":
-        return _json(render(member_policies(playbooks), plain_values(settings)))
+        both = {**member_policies(playbooks), **rollback_policies(playbooks)}
+        return _json(render(both, plain_values(settings)))
     if kind == "admin":
         policies = admin_policies(
             settings.member_role_name,
+            settings.rollback_role_name,
             queue_name=_queue_name(environ.get("ASR_EVENTS_QUEUE_URL")),
             topic_arn=environ.get("ASR_SNS_TOPIC_ARN") or None,
             data_dir=settings.data_dir,

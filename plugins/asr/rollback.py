@@ -583,7 +583,7 @@ def revert_chosen_run(context: Any) -> dict[str, int]:
             f"run {params['run']} has not finished: let it end (or mark it failed), then roll it back"
         )
     controls, finding_ids = typed(params.get("controls")), typed(params.get("finding_ids"))
-    aws = aws_context(settings, context=context)
+    aws = aws_context(settings, context=context, role_name=settings.rollback_role_name)
     from asr import claims
 
     held = claims.for_run(

@@ -89,17 +89,20 @@ def airflow_max_map_length() -> int:
     return conf.getint("core", "max_map_length", fallback=1024)
 
 
-def aws_context(settings: Settings, rate_shares: float | dict[str, float] = 1, context: Any = None) -> Any:
+def aws_context(
+    settings: Settings, rate_shares: float | dict[str, float] = 1, context: Any = None, role_name: str = ""
+) -> Any:
     """The run's AWS access, its clients paced at a part of the configured budget: divided
-    by ``rate_shares`` (one number, or one per ``"account/region"``). The member role's
-    session is named after the run (``context``: the running task's), for CloudTrail."""
+    by ``rate_shares`` (one number, or one per ``"account/region"``). The member role's (or
+    ``role_name``'s) session is named after the run (``context``: the running task's), for
+    CloudTrail."""
     from asr.aws import AwsContext, session_name
     from asr.pacing import RateBudget, parse_limits
 
     context = context or get_current_context()
     who = session_name(context["dag"].dag_id, context["run_id"])
     aws = AwsContext.from_airflow(
-        settings.aws_conn_id, settings.member_role_name, settings.securityhub_region, who
+        settings.aws_conn_id, role_name or settings.member_role_name, settings.securityhub_region, who
     )
     limits = parse_limits(settings.rate_limits)
     if limits:

@@ -37,7 +37,15 @@ READ_PREFIXES = (
     "Select",
 )
 # Request parameters that name the resource a call acts on, recorded when present.
-RESOURCE_PARAMS = ("GroupId", "InstanceId", "SubnetId", "VpcId", "SnapshotId", "DBInstanceIdentifier")
+RESOURCE_PARAMS = (
+    "GroupId",
+    "InstanceId",
+    "SubnetId",
+    "VpcId",
+    "SnapshotId",
+    "DBInstanceIdentifier",
+    "RoleArn",
+)
 LOG: list[dict[str, Any]] = []
 _LOCK = threading.Lock()
 _SERVING = threading.local()  # the log entry of the request this server thread is answering
