@@ -638,6 +638,18 @@ def test_the_template_makes_the_roles_the_fixes_hand_to_services(
         assert role["AssumeRolePolicyDocument"] == iam_policy.render(action.service_role.trust, values)
 
 
+def test_playbooks_naming_one_role_for_two_services_stop_generation(tmp_path: Path) -> None:
+    """One role cannot trust both services: the stack would make it for one, and the other
+    fix would be refused at every run."""
+    directory = playbook_dir(tmp_path, controls=["EC2.6", "RDS.6"])
+    path = directory / "RDS.6.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["remediation"].setdefault("parameters", {})["role_name"] = "asr-service-vpc-flow-logs"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(iam_policy.PolicyError, match="asr-service-vpc-flow-logs for services that trust"):
+        iam_policy.template(load_playbooks(directory), Settings())
+
+
 @pytest.mark.parametrize("control", SERVICE_ROLE_CONTROLS)
 def test_without_the_stack_a_fix_that_hands_a_role_to_a_service_fails_and_changes_nothing(
     aws: AwsContext, project: PlaybookRegistry, control: str

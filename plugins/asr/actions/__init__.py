@@ -112,7 +112,7 @@ class Action:
 
     def ready_role(self, clients: Clients) -> tuple[dict[str, Any], bool]:
         """The ``service_role`` as GetRole describes it, once it reads as the member-role stack
-        makes it (its managed policies, inline grants and instance profile), and whether IAM
+        makes it (trust policy, managed policies, inline grants, instance profile), and whether IAM
         made it lately (a service handed it may not accept it yet). Raises ``RoleNotReady``
         saying what is missing: the member role may not make or change it."""
         from asr.iam_policy import render  # not at import: it imports this module
