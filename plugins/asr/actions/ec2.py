@@ -457,7 +457,7 @@ class EnableVpcFlowLogs(Action):
     }
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
-        vpc = clients.ec2.describe_vpcs(VpcIds=[resource_id])["Vpcs"][0]  # raises when missing
+        clients.ec2.describe_vpcs(VpcIds=[resource_id])  # raises when missing
         pages = clients.ec2.get_paginator("describe_flow_logs").paginate(
             Filters=[{"Name": "resource-id", "Values": [resource_id]}]
         )
@@ -481,7 +481,7 @@ class EnableVpcFlowLogs(Action):
         enabled = any(
             log.get("FlowLogStatus") == "ACTIVE" and log["TrafficType"] in wanted for log in flow_logs
         )
-        return {"FlowLogsEnabled": enabled, "FlowLogs": flow_logs, "OwnerId": vpc["OwnerId"]}
+        return {"FlowLogsEnabled": enabled, "FlowLogs": flow_logs}
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
         return {} if state["FlowLogsEnabled"] else {"FlowLogsEnabled": True}

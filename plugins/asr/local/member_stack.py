@@ -9,6 +9,7 @@ stand-in account gets the stack, generated from the playbooks in use, before suc
 
 from __future__ import annotations
 
+import functools
 import threading
 
 from botocore.exceptions import ClientError
@@ -25,6 +26,13 @@ STACK_REGION = "us-east-1"
 _deploying = threading.Lock()
 
 
+@functools.cache
+def _template() -> str:
+    """The stack's template for the playbooks in use (loaded once per process, as they are):
+    generating it takes a second and a half, and the tests deploy it hundreds of times."""
+    return iam_policy.generate("template", registry(), Settings())
+
+
 def deploy(aws: AwsContext, account: str) -> None:
     """Create the member-role stack in the account, unless it has one; moto's CloudFormation
     creates it before answering, so its roles exist on return."""
@@ -38,7 +46,7 @@ def deploy(aws: AwsContext, account: str) -> None:
                 raise
         cloudformation.create_stack(
             StackName=STACK_NAME,
-            TemplateBody=iam_policy.generate("template", registry(), Settings()),
+            TemplateBody=_template(),
             Parameters=[
                 {"ParameterKey": "AdministratorAccountId", "ParameterValue": ADMIN_ACCOUNT},
                 {"ParameterKey": "AdministratorRoleName", "ParameterValue": ADMIN_ROLE_ARN.rsplit("/", 1)[1]},
