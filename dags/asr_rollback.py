@@ -8,8 +8,13 @@ controls or findings. A resource changed again since the fix is left alone and r
 fixes that cannot be undone (a deleted password, a created trail) are reported with the
 reason. Every revert is recorded in the run's journal too.
 
-Tick **Dry run** to see what would be put back without changing anything. The report is
-`rollback.json` and `rollback.md` in this run's folder of the data dir.
+First it checks each change, changing nothing; then, unless `ASR_ROLLBACK_APPROVAL` is off,
+it waits for a person (`ASR_APPROVERS`, when set) to approve what the check would put back:
+undoing a fix re-opens what it closed. Only that is put back; Reject, or no answer, puts
+nothing back.
+
+Tick **Dry run** to see what would be put back without changing anything or asking. The
+report is `rollback.json` and `rollback.md` in this run's folder of the data dir.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import pendulum
 from airflow.sdk import Param, dag
 
 from asr import notify, pipeline, tasks
+from asr.approvals import RollbackApproval
 
 DAG_ID = "asr_rollback"
 
@@ -47,7 +53,7 @@ DAG_ID = "asr_rollback"
     },
 )
 def asr_rollback() -> None:
-    tasks.revert_run()
+    tasks.check_rollback() >> RollbackApproval(task_id="approve") >> tasks.revert_run()
 
 
 asr_rollback()

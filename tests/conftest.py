@@ -35,6 +35,7 @@ os.environ.update(
         "ASR_RETRY_DELAY_SECONDS": "2",
         # Disruptive fixes wait for a person; tests that are not about approvals need no one.
         "ASR_AUTO_APPROVE": "*",
+        "ASR_ROLLBACK_APPROVAL": "off",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",

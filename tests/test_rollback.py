@@ -620,6 +620,7 @@ def test_a_rollback_whose_marks_security_hub_refused_fails_to_be_tried_again(
     refused = {"updated": 0, "failed": [busy, {"ErrorCode": "InvalidInput"}], "left_alone": []}
     monkeypatch.setattr(asr.rollback, "mark_reverted", lambda *_: refused)
     context = _ended_run_context(tmp_path, run=f"asr_sweep/{RUN_ID}")
+    asr.rollback.check_chosen_run(context)
     with pytest.raises(RuntimeError, match="Security Hub refused to mark 1 of their findings for now"):
         asr.rollback.revert_chosen_run(context)
     # A refusal no retry mends (InvalidInput) is reported, not tried again for ever.
@@ -748,6 +749,15 @@ def _ended_run_context(tmp_path: Path, ended: bool = True, **params: Any) -> dic
     }
 
 
+def _roll_back(context: dict[str, Any]) -> dict[str, int]:
+    """What asr_rollback's tasks do with nobody asked (``ASR_ROLLBACK_APPROVAL`` off): check,
+    then revert; the totals of the report (a dry run's is the check's)."""
+    from asr.rollback import check_chosen_run, revert_chosen_run
+
+    check_chosen_run(context)
+    return revert_chosen_run(context)
+
+
 @pytest.fixture
 def rollback_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASR_AUDIT_DIR", str(tmp_path))
@@ -759,23 +769,23 @@ def test_a_run_still_going_is_not_rolled_back_but_a_dry_run_may_look(
 ) -> None:
     """Its fixes after the rollback would stay, and its write-back would mark RESOLVED what the
     rollback marked reverted."""
-    from asr.rollback import RollbackError, revert_chosen_run
+    from asr.rollback import RollbackError, check_chosen_run
 
     _, record = _fixed(aws, tmp_path, "EC2.7")
     fixed = _state(aws, record)
     with pytest.raises(RollbackError, match=re.escape(f"run asr_sweep/{RUN_ID} has not finished")):
-        revert_chosen_run(_ended_run_context(tmp_path, ended=False, run=f"asr_sweep/{RUN_ID}"))
+        check_chosen_run(_ended_run_context(tmp_path, ended=False, run=f"asr_sweep/{RUN_ID}"))
     dry = _ended_run_context(tmp_path, ended=False, run=f"asr_sweep/{RUN_ID}", dry_run=True)
-    assert revert_chosen_run(dry) == {"WOULD_REVERT": 1}
+    assert _roll_back(dry) == {"WOULD_REVERT": 1}
     assert _state(aws, record) == fixed
-    assert revert_chosen_run(_ended_run_context(tmp_path, run=f"asr_sweep/{RUN_ID}")) == {"REVERTED": 1}
+    assert _roll_back(_ended_run_context(tmp_path, run=f"asr_sweep/{RUN_ID}")) == {"REVERTED": 1}
 
 
 def test_a_rollback_naming_what_the_run_did_not_change_puts_nothing_back(
     aws, tmp_path: Path, rollback_env: None
 ) -> None:
     """A typo in a finding id or control read as "nothing to do", and the run went green."""
-    from asr.rollback import RollbackError, revert_chosen_run
+    from asr.rollback import RollbackError
 
     _, record = _fixed(aws, tmp_path, "EC2.7")
     fixed = _state(aws, record)
@@ -786,21 +796,20 @@ def test_a_rollback_naming_what_the_run_did_not_change_puts_nothing_back(
         ({"controls": ["S3.1"], "finding_ids": [record.finding_id]}, "control S3.1"),
     ):
         with pytest.raises(RollbackError, match=f"recorded no change for {named}: nothing was put back"):
-            revert_chosen_run(_ended_run_context(tmp_path, run=run, **params))
+            _roll_back(_ended_run_context(tmp_path, run=run, **params))
         assert _state(aws, record) == fixed
     # Pasted with a trailing space and a Windows line end, the id is the finding's.
     pasted = _ended_run_context(tmp_path, run=run, finding_ids=[f"{record.finding_id} \r"])
-    assert revert_chosen_run(pasted) == {"REVERTED": 1}
+    assert _roll_back(pasted) == {"REVERTED": 1}
 
 
 def test_a_run_named_as_its_folder_reads_finds_its_changes(aws, tmp_path: Path, rollback_env: None) -> None:
     """The run's folder turns ':' and '+' into '_': copied from there, the name found the journal
     and matched none of its changes, and the rollback said "nothing to do"."""
-    from asr.rollback import revert_chosen_run
 
     _fixed(aws, tmp_path, "EC2.7")
     as_folder = RUN_ID.replace(":", "_").replace("+", "_")
-    assert revert_chosen_run(_ended_run_context(tmp_path, run=f"asr_sweep/{as_folder}")) == {"REVERTED": 1}
+    assert _roll_back(_ended_run_context(tmp_path, run=f"asr_sweep/{as_folder}")) == {"REVERTED": 1}
 
 
 def test_a_fix_put_back_in_part_is_reported_so_and_marked_in_security_hub(aws, tmp_path: Path) -> None:

@@ -14,6 +14,9 @@ hourly sweep would ask again about the same resources; a timeout holds nothing.
 With ``ASR_APPROVERS``, only those Airflow users may answer (Airflow's ``assigned_users``):
 whoever may trigger a run need not be who may let its disruptive fixes through.
 
+asr_rollback asks too (``RollbackApproval``), before it puts back what fixes closed, with the
+same approvers and timeout; ``ASR_ROLLBACK_APPROVAL`` turns that off.
+
 Dry runs and playbooks in ``ASR_AUTO_APPROVE`` never wait. Both are decided when the run
 reaches the step, not when the DAG is parsed, so a configuration change applies to the
 next run without redeploying.
@@ -112,9 +115,60 @@ def body(
         "and marks these findings NOTIFIED in Security Hub with the reason; after a **Reject**, "
         "sweeps leave them alone for ASR_REJECTION_HOLD hours.",
     ]
-    if approvers:
-        lines += ["", f"Only these Airflow users may answer (ASR_APPROVERS): {_cell(', '.join(approvers))}."]
-    return "\n".join(lines)
+    return "\n".join(lines + _answerers(approvers))
+
+
+def _answerers(approvers: tuple[str, ...]) -> list[str]:
+    """The request's closing lines naming who may answer, when ``ASR_APPROVERS`` does."""
+    if not approvers:
+        return []
+    return ["", f"Only these Airflow users may answer (ASR_APPROVERS): {_cell(', '.join(approvers))}."]
+
+
+def rollback_subject(run: str, changes: list[dict[str, Any]]) -> str:
+    """``changes``: the check's reversals a rollback would put back."""
+    resources = {(c["account_id"], c["region"], c["resource_id"]) for c in changes}
+    return f"Approve rolling back {_cell(run)}: {len(changes)} changes on {len(resources)} resources"
+
+
+def rollback_body(
+    run: str, checked: list[dict[str, Any]], shown: int = SHOWN_RESOURCES, approvers: tuple[str, ...] = ()
+) -> str:
+    """The rollback's request in Markdown: what would be put back and where, the first
+    ``shown`` changes listed and the rest counted; what would not, counted by why."""
+    from asr.rollback import RollbackStatus
+
+    back = [c for c in checked if c["status"] == RollbackStatus.WOULD_REVERT]
+    left = Counter(c["status"] for c in checked if c["status"] != RollbackStatus.WOULD_REVERT)
+    accounts = {c["account_id"] for c in back}
+    lines = [
+        f"**Roll back {_cell(run)}**: put back what its fixes changed.",
+        "",
+        f"{len(back)} changes in {len(accounts)} accounts would be put back. Each re-opens what "
+        "the fix closed: its findings go NOTIFIED in Security Hub, and sweeps leave them alone "
+        "until a person picks them by id.",
+        "",
+        "| account | region | resource | control | what is put back |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {_cell(c['account_id'])} | {_cell(c['region'])} | `{_cell(c['resource_id'])}` "
+            f"| {_cell(','.join(c['control_ids']))} | {_cell(c['reason'])} |"
+            for c in back[:shown]
+        ),
+    ]
+    if len(back) > shown:
+        lines.append(
+            f"\n...and {len(back) - shown} more changes (the check's rollback-check.json lists them all)."
+        )
+    if left:
+        why = ", ".join(f"{n} {status}" for status, n in sorted(left.items()))
+        lines += ["", f"Not put back, whatever the answer (the report says why): {why}."]
+    lines += [
+        "",
+        "**Approve** puts these back, each only if it still reads as the fix left it. **Reject**, "
+        "or no answer before the timeout (ASR_APPROVAL_TIMEOUT), puts nothing back.",
+    ]
+    return "\n".join(lines + _answerers(approvers))
 
 
 def refusal(answer: dict[str, Any], timed_out: bool, before_next_sweep: bool = False) -> str:
@@ -263,7 +317,51 @@ def same_request(store: Any, task_id: str, title: str, text: str, records: list[
         )
 
 
-class ControlApproval(ApprovalOperator):
+class AskingApproval(ApprovalOperator):
+    """What asr's approval steps share: the request goes only to ``ASR_APPROVERS`` when it
+    names them, is the one an earlier try showed or nothing, waits ``ASR_APPROVAL_TIMEOUT``
+    (a sweep's less: ``wait_for_decision``), and is published to ``ASR_SNS_TOPIC_ARN``; a
+    refusal says who refused, or why nobody did."""
+
+    def ask(self, context: Any, settings: Any, store: Any, records: list[dict[str, Any]]) -> Any:
+        """Ask ``self.subject`` and ``self.body`` about ``records`` (each names its account,
+        region and resource); the task waits, deferred, for the answer."""
+        if settings.approvers:  # Airflow then refuses anyone else's answer (403)
+            self.assigned_users = [{"id": user, "name": user} for user in settings.approvers]
+        same_request(store, self.task_id, self.subject, self.body, records)
+        self.response_timeout = wait_for_decision(settings.approval_timeout, context)
+        if self.response_timeout < settings.approval_timeout:
+            store.write_json(_cut_short(self.task_id), {"wait": str(self.response_timeout)})
+        else:
+            store.remove(_cut_short(self.task_id))
+        log.info("%s; waiting up to %s for a decision", self.subject, self.response_timeout)
+        from asr import notify
+
+        where = f"Required actions, DAG {context['dag'].dag_id}, run {context['run_id']}, task {self.task_id}"
+        topic = settings.sns_topic_arn
+        sent = notify.send_approval_request(topic, settings.aws_conn_id, self.subject, self.body, where)
+        if topic and not sent:
+            # Unheard, the request times out (and the next sweep asks again, unheard again):
+            # the reason the refusal gives must say so.
+            store.write_json(_unsent(self.task_id), {"topic": topic})
+        else:
+            store.remove(_unsent(self.task_id))
+        return super().execute(context)
+
+    def refused(self, event: dict[str, Any], store: Any) -> str | None:
+        """Why the answer refuses (a person rejected, or nobody answered in time), or None."""
+        if "error" in event or event.get("chosen_options") == [self.APPROVE]:
+            user = (event.get("responded_by_user") or {}).get("name")
+            log.info("%s", f"approved by {user}" if user else "no decision")
+            return None
+        timed_out = bool(event.get("timedout"))
+        reason = refusal(event, timed_out, store.path(_cut_short(self.task_id)).exists())
+        if timed_out and store.path(_unsent(self.task_id)).exists():
+            reason += "; the request could not be sent to ASR_SNS_TOPIC_ARN (see the approval task's log)"
+        return reason
+
+
+class ControlApproval(AskingApproval):
     """The approval step of one disruptive playbook's task group, before its mapped fix.
 
     Approve: it returns the playbook's batches of the run's plan, which the fix is mapped
@@ -301,48 +399,67 @@ class ControlApproval(ApprovalOperator):
         records = [row for batch in batches for row in store.read_lines(f"batches/{batch['batch_id']}.jsonl")]
         self.subject = subject(playbook, records)
         self.body = body(playbook, records, approvers=settings.approvers)
-        if settings.approvers:  # Airflow then refuses anyone else's answer (403)
-            self.assigned_users = [{"id": user, "name": user} for user in settings.approvers]
-        same_request(store, self.task_id, self.subject, self.body, records)
-        self.response_timeout = wait_for_decision(settings.approval_timeout, context)
-        if self.response_timeout < settings.approval_timeout:
-            store.write_json(_cut_short(self.task_id), {"wait": str(self.response_timeout)})
-        else:
-            store.remove(_cut_short(self.task_id))
-        log.info("%s; waiting up to %s for a decision", self.subject, self.response_timeout)
-        from asr import notify
-
-        where = f"Required actions, DAG {context['dag'].dag_id}, run {context['run_id']}, task {self.task_id}"
-        topic = settings.sns_topic_arn
-        sent = notify.send_approval_request(topic, settings.aws_conn_id, self.subject, self.body, where)
-        if topic and not sent:
-            # Unheard, the request times out and the next sweep asks again, unheard again:
-            # the reason each finding carries must say so.
-            store.write_json(_unsent(self.task_id), {"topic": topic})
-        else:
-            store.remove(_unsent(self.task_id))
-        return super().execute(context)
+        return self.ask(context, settings, store, records)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         """Record a refusal first: on Reject the ApprovalOperator skips the fix and ends the
         task there (skipping is raised, not returned), so nothing after it would run."""
-        if "error" not in event and event.get("chosen_options") != [self.APPROVE]:
-            from asr.tasks import run_context
+        from asr.tasks import run_context
 
-            settings, store, _ = run_context(context)
-            timed_out = bool(event.get("timedout"))
-            reason = refusal(event, timed_out, store.path(_cut_short(self.task_id)).exists())
-            if timed_out and store.path(_unsent(self.task_id)).exists():
-                reason += "; the request could not be sent to ASR_SNS_TOPIC_ARN (see the approval task's log)"
-            held = hold_until(event, timed_out, settings.rejection_hold)
+        settings, store, _ = run_context(context)
+        reason = self.refused(event, store)
+        if reason is not None:
+            held = hold_until(event, bool(event.get("timedout")), settings.rejection_hold)
             if held:
                 reason += f"; sweeps leave these findings alone until {held[:16].replace('T', ' ')} UTC"
             count = record_not_approved(store, self._batches(context), reason, held)
             log.info(
                 "%s not approved (%s): %d findings will be marked NOTIFIED", self.playbook, reason, count
             )
-        else:
-            user = (event.get("responded_by_user") or {}).get("name")
-            log.info("%s: %s", self.playbook, f"approved by {user}" if user else "no decision")
         super().execute_complete(context, event)
         return self._batches(context)
+
+
+class RollbackApproval(AskingApproval):
+    """asr_rollback's step between its check and its revert: undoing a fix re-opens the hole
+    it closed, so whoever may trigger the DAG must not do it alone when ``ASR_APPROVERS``
+    names who decides. The request lists what the check would put back; Approve, and the
+    revert runs (and puts back only that); Reject or timeout (the default is Reject), and
+    the revert is skipped, the report saying why nothing was put back. Dry runs, runs with
+    nothing to put back and ``ASR_ROLLBACK_APPROVAL`` off do not ask."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(subject="Approve the rollback", defaults=self.REJECT, **kwargs)
+
+    def execute(self, context: Any) -> Any:
+        from asr.rollback import CHECK, RollbackStatus
+        from asr.tasks import run_context
+
+        settings, store, _ = run_context(context)
+        if context["params"].get("dry_run"):
+            log.info("Dry run: nothing will be put back, so no approval is asked for")
+            return None
+        if not settings.rollback_approval:
+            log.info("ASR_ROLLBACK_APPROVAL is off: the rollback goes ahead without asking")
+            return None
+        checked = store.read_json(CHECK)
+        back = [c for c in checked["changes"] if c["status"] == RollbackStatus.WOULD_REVERT]
+        if not back:
+            log.info("The check found nothing to put back: nothing to approve")
+            return None
+        self.subject = rollback_subject(checked["run"], back)
+        self.body = rollback_body(checked["run"], checked["changes"], approvers=settings.approvers)
+        return self.ask(context, settings, store, back)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        """Write the report first: on Reject the ApprovalOperator skips the revert and ends
+        the task there, so nothing after it would run."""
+        from asr.rollback import record_not_approved
+        from asr.tasks import run_context
+
+        _, store, _ = run_context(context)
+        reason = self.refused(event, store)
+        if reason is not None:
+            totals = record_not_approved(store, reason)
+            log.info("Rollback not approved (%s): %s", reason, totals)
+        return super().execute_complete(context, event)

@@ -68,10 +68,10 @@ TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
 
 
-def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool:
-    """An on/off ``ASR_*`` setting (unset or empty: off), or a ConfigError naming it: a
+def env_flag(name: str, environ: Mapping[str, str] | None = None, default: bool = False) -> bool:
+    """An on/off ``ASR_*`` setting (unset or empty: ``default``), or a ConfigError naming it: a
     misspelt ``ASR_DRY_RUN=ture`` must not quietly mean a run that changes resources."""
-    text = env_value(name, "off", environ).lower()
+    text = env_value(name, "on" if default else "off", environ).lower()
     if text not in TRUE + FALSE:
         raise ConfigError(f"{name}={text!r} is neither on ({'/'.join(TRUE)}) nor off ({'/'.join(FALSE)})")
     return text in TRUE
@@ -137,6 +137,10 @@ class Settings:
     # Who may answer an approval (Airflow auth-manager user ids); empty: anyone Airflow lets answer.
     approvers: tuple[str, ...] = ()
     approval_timeout_hours: float = 24.0
+    # Whether asr_rollback waits for a person's approval (ASR_APPROVERS) before it puts back
+    # what fixes closed: undoing a fix re-opens its finding's hole. ASR_AUTO_APPROVE is about
+    # fixes and does not apply.
+    rollback_approval: bool = True
     # How long sweeps and automatic events leave the findings of a fix a person rejected (0: ask
     # again at the next sweep). A person picking them by id is asked again at once.
     rejection_hold_hours: float = 168.0
@@ -296,6 +300,7 @@ class Settings:
             audit_dir=_local_path(value("ASR_AUDIT_DIR", "")),
             auto_approve=_split(env.get("ASR_AUTO_APPROVE")),
             approvers=_split(env.get("ASR_APPROVERS")),
+            rollback_approval=env_flag("ASR_ROLLBACK_APPROVAL", env, default=True),
             sns_topic_arn=value("ASR_SNS_TOPIC_ARN", ""),
             approval_timeout_hours=_hours(
                 env.get("ASR_APPROVAL_TIMEOUT"), defaults.approval_timeout_hours, "approval timeout"

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -52,7 +52,7 @@ from asr.store import RunStore, named_run, safe_name
 
 log = logging.getLogger(__name__)
 
-# The DAGs whose runs change resources, and so can be rolled back.
+# The rollback report, in the rollback run's folder (beside ``rollback.md``).
 REPORT = "rollback.json"
 
 
@@ -67,6 +67,9 @@ class RollbackStatus(StrEnum):
     NOT_FIXED = "NOT_FIXED"  # the fix itself did not succeed: nothing of it to put back
     # The account, region or control is outside what asr may act on now (``asr.guard``).
     OUT_OF_SCOPE = "OUT_OF_SCOPE"
+    # A person rejected the rollback, or did not answer in time; or, read again once it was
+    # approved, the change would now be put back though the request did not list it.
+    NOT_APPROVED = "NOT_APPROVED"
     FAILED = "FAILED"
 
 
@@ -92,6 +95,7 @@ class Reversal:
     reason: str
     before: dict[str, Any] | None
     now: dict[str, Any] | None = None
+    fix_id: str = ""  # the fix's intent id in the journal
 
     @classmethod
     def of(cls, change: Change, status: str, reason: str, now: dict[str, Any] | None = None) -> Reversal:
@@ -107,6 +111,7 @@ class Reversal:
             reason=reason,
             before=intent.get("before"),
             now=now,
+            fix_id=intent["id"],
         )
 
 
@@ -198,6 +203,7 @@ class Rollback:
         scope: Scope | None = None,
         exclude_tag: tuple[str, str | None] | None = None,
         claims: Claims | None = None,
+        checked: dict[str, Reversal] | None = None,
     ) -> None:
         self.journal = journal
         self.aws = aws
@@ -209,6 +215,9 @@ class Rollback:
         # A revert takes the resource's claim, as a fix does (``asr.claims``): a fix running
         # meanwhile (another statement of the same bucket policy, say) must not interleave.
         self.claims = claims
+        # What the check before the approval found, by fix id (``check_chosen_run``): only
+        # what it would put back may be put back; the rest is reported as it found it.
+        self.checked = checked
 
     def run(
         self,
@@ -274,6 +283,16 @@ class Rollback:
             if self._own(revert):  # an earlier try of this very rollback: its revert, reported as such
                 return Reversal.of(change, revert.status, settle.get("message", ""), settle.get("after"))
             return Reversal.of(change, RollbackStatus.ALREADY_REVERTED, "an earlier rollback put it back")
+        if self.checked is not None and not self.dry:
+            checked = self.checked.get(change.intent["id"])
+            if checked is None:
+                return Reversal.of(
+                    change,
+                    RollbackStatus.NOT_APPROVED,
+                    "the approval request did not list it: roll it back again",
+                )
+            if checked.status != RollbackStatus.WOULD_REVERT:
+                return replace(checked, reason=f"{checked.reason} (when checked before the approval)")
         if not _made(change):
             message = change.settle["message"] if change.settle else ""
             return Reversal.of(change, RollbackStatus.NOT_FIXED, f"the fix ended {change.status}: {message}")
@@ -563,11 +582,27 @@ def write_report(
     return text
 
 
-# --- what asr_rollback's task does (``tasks.revert_run``)
+# --- what asr_rollback's tasks do (``tasks.check_rollback``, ``tasks.revert_run``)
+
+# What the check before the approval found (``check_chosen_run``), in the rollback run's folder.
+CHECK = "rollback-check.json"
 
 
-def revert_chosen_run(context: Any) -> dict[str, int]:
-    """Revert the chosen run's recorded changes, write the rollback report; fail if any revert failed."""
+@dataclass(frozen=True)
+class Chosen:
+    """What a run of asr_rollback undoes: the run, the controls and findings its form names."""
+
+    run: tuple[str, str]
+    controls: list[str]
+    finding_ids: list[str]
+    dry: bool  # the form's dry run
+
+
+def _prepared(context: Any, checking: bool) -> tuple[Rollback, Chosen, RunStore, Any]:
+    """The rollback the run's form asks for (``checking``: reading only, for the check before
+    the approval), with its store and settings. Refused before anything is read when the run
+    to undo has not ended (a dry run may look), or changed none of what the form names."""
+    from asr import claims
     from asr.selection import run_finished, typed
     from asr.tasks import aws_context, run_context
 
@@ -575,46 +610,94 @@ def revert_chosen_run(context: Any) -> dict[str, int]:
     params = context["params"]
     origin = Origin.from_context(context, "rollback")
     journal, run = find_journal(settings.audit_root, params["run"], settings.aws_conn_id, origin)
-    dry = bool(params.get("dry_run"))
-    if not dry and not run_finished(*run, RunStore.for_run(settings.data_dir, *run, settings.aws_conn_id)):
+    chosen = Chosen(
+        run, typed(params.get("controls")), typed(params.get("finding_ids")), bool(params.get("dry_run"))
+    )
+    if not chosen.dry and not run_finished(
+        *run, RunStore.for_run(settings.data_dir, *run, settings.aws_conn_id)
+    ):
         # Its fixes after this point would stay, and its write-back would mark RESOLVED the
-        # findings this rollback marks: a dry run may look, a rollback waits for the end.
+        # findings this rollback marks.
         raise RollbackError(
             f"run {params['run']} has not finished: let it end (or mark it failed), then roll it back"
         )
-    controls, finding_ids = typed(params.get("controls")), typed(params.get("finding_ids"))
     aws = aws_context(settings, context=context, role_name=settings.rollback_role_name)
-    from asr import claims
-
     held = claims.for_run(
         settings.audit_root, context["dag"].dag_id, context["run_id"], settings.aws_conn_id, "revert_run"
     )
-    rollback = Rollback(journal, aws, dry, Scope.for_aws(settings, aws), settings.exclusion_tag, held)
-    missing = rollback.unmatched(controls, finding_ids, run)
+    reading = checking or chosen.dry
+    checked = None if reading else checked_reversals(store)
+    rollback = Rollback(
+        journal, aws, reading, Scope.for_aws(settings, aws), settings.exclusion_tag, held, checked
+    )
+    missing = rollback.unmatched(chosen.controls, chosen.finding_ids, run)
     if missing:
         raise RollbackError(
             f"run {'/'.join(run)} recorded no change for {', '.join(missing)}: nothing was put back "
             "(its report lists what it changed)"
         )
-    reversals = rollback.run(controls, finding_ids, run)
-    marked = None
-    if not dry:
-        securityhub = aws.admin_client("securityhub", settings.securityhub_region)
-        try:
-            marked = mark_reverted(securityhub, reversals, f"asr_rollback/{context['run_id']}")
-        except Exception as exc:  # the reverts are made: report them, and say Security Hub was not told
-            log.exception("Could not mark the reverted findings in Security Hub")
-            marked = {"updated": 0, "failed": [], "left_alone": [], "error": describe_error(exc)}
-    log.info("Rollback report:\n%s", write_report(store, params["run"], dry, reversals, marked))
+    return rollback, chosen, store, settings
+
+
+def checked_reversals(store: RunStore) -> dict[str, Reversal]:
+    """What the check before the approval found, by fix id."""
+    return {row["fix_id"]: Reversal(**row) for row in store.read_json(CHECK)["changes"]}
+
+
+def check_chosen_run(context: Any) -> dict[str, int]:
+    """Read each chosen change and say what a rollback would do, changing nothing: what the
+    approval request lists, and all the rollback may then put back. Of a dry run, it is the
+    report."""
+    rollback, chosen, store, _ = _prepared(context, checking=True)
+    reversals = rollback.run(chosen.controls, chosen.finding_ids, chosen.run)
+    store.write_json(CHECK, {"run": context["params"]["run"], "changes": [asdict(r) for r in reversals]})
+    if chosen.dry:
+        log.info("Rollback report:\n%s", write_report(store, context["params"]["run"], True, reversals))
+    else:
+        log.info("Would put back %d change(s)", counts(reversals).get(RollbackStatus.WOULD_REVERT, 0))
+    return counts(reversals)
+
+
+def revert_chosen_run(context: Any) -> dict[str, int]:
+    """Revert what the check found to put back (a dry run: nothing, the check was its report),
+    write the rollback report; fail if any revert failed, or Security Hub was not told."""
+    if context["params"].get("dry_run"):
+        from asr.tasks import run_context
+
+        log.info("Dry run: the check's report (rollback.md) is this run's; nothing is put back")
+        return counts(list(checked_reversals(run_context(context)[1]).values()))
+    rollback, chosen, store, settings = _prepared(context, checking=False)
+    reversals = rollback.run(chosen.controls, chosen.finding_ids, chosen.run)
+    securityhub = rollback.aws.admin_client("securityhub", settings.securityhub_region)
+    try:
+        marked = mark_reverted(securityhub, reversals, f"asr_rollback/{context['run_id']}")
+    except Exception as exc:  # the reverts are made: report them, and say Security Hub was not told
+        log.exception("Could not mark the reverted findings in Security Hub")
+        marked = {"updated": 0, "failed": [], "left_alone": [], "error": describe_error(exc)}
+    log.info("Rollback report:\n%s", write_report(store, context["params"]["run"], False, reversals, marked))
     totals = counts(reversals)
     if totals.get(RollbackStatus.FAILED):
         raise RuntimeError(f"{totals[RollbackStatus.FAILED]} change(s) could not be reverted; see the report")
-    if marked and "error" in marked:  # a retry reports its reverts again and tells Security Hub
+    if "error" in marked:  # a retry reports its reverts again and tells Security Hub
         raise RuntimeError(f"the reverts are made, but Security Hub was not told: {marked['error']}")
-    busy = [f for f in (marked or {}).get("failed", []) if refused_for_now(f)]
+    busy = [f for f in marked.get("failed", []) if refused_for_now(f)]
     if busy:  # unmarked, a finding is NEW again when its control fails anew (final refusals: reported)
         raise RuntimeError(
             f"the reverts are made, but Security Hub refused to mark {len(busy)} of their findings "
             "for now; the task is tried again (or clear it): a new rollback run would not mark them"
         )
     return totals
+
+
+def record_not_approved(store: RunStore, reason: str) -> dict[str, int]:
+    """The report of a rollback a person rejected, or nobody answered: nothing was put back,
+    and what the check would have put back says why."""
+    checked = store.read_json(CHECK)
+    reversals = [
+        replace(r, status=RollbackStatus.NOT_APPROVED, reason=f"not put back: {reason}")
+        if r.status == RollbackStatus.WOULD_REVERT
+        else r
+        for r in checked_reversals(store).values()
+    ]
+    log.info("Rollback report:\n%s", write_report(store, checked["run"], False, reversals))
+    return counts(reversals)

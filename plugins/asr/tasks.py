@@ -351,12 +351,22 @@ def fail_if_unfinished(reason: str | None, done: str) -> None:
 # Tried again like the fixes: a retry reports the reverts its earlier try made (and marks
 # their findings in Security Hub), and tries again those that failed.
 @task(retries=RETRIES, retry_delay=RETRY_DELAY)
+def check_rollback() -> dict[str, int]:
+    """Read what asr_rollback would put back, changing nothing: what its approval request
+    lists, and all its revert may put back (a dry run's report)."""
+    from asr import rollback
+
+    with _asked_wrong():  # a run that cannot be found, has not ended, or named nothing it changed
+        return rollback.check_chosen_run(get_current_context())
+
+
+@task(retries=RETRIES, retry_delay=RETRY_DELAY)
 def revert_run() -> dict[str, int]:
-    """Revert the chosen run's recorded changes (asr_rollback), write the rollback report;
+    """Revert what the check found to put back (asr_rollback), write the rollback report;
     fail if any revert failed, or Security Hub was not told of every one."""
     from asr import rollback
 
-    with _asked_wrong():  # a run that cannot be found or named nothing it changed
+    with _asked_wrong():
         return rollback.revert_chosen_run(get_current_context())
 
 
