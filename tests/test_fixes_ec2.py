@@ -297,7 +297,8 @@ def test_flow_logs_wait_for_a_delivery_role_made_lately(aws, clients: Clients, m
 
     def fixed(result_wanted: Status, calls_wanted: int, *refused: dict[str, str]) -> None:
         refusing.next(*refused)
-        result = fix(clients, "EC2.6", seeded_id(aws, "EC2.6"))
+        # Each fix a batch of its own: a batch reads the role once (``Action.ready_role``).
+        result = fix(Clients(aws, MEMBER_ACCOUNT, REGION), "EC2.6", seeded_id(aws, "EC2.6"))
         assert (result.status, refusing.calls) == (result_wanted, calls_wanted), result.message
 
     fixed(Status.REMEDIATED, 2, unready)  # the stack made the role moments ago: refused once, then made

@@ -469,7 +469,7 @@ def created_first_by_another_fix(aws: Any, clients: Clients, operation: str, cre
 
 
 @pytest.mark.usefixtures("member_stack")
-def test_cloudwatch_logs_delivery_waits_for_a_role_made_lately(clients: Clients, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_cloudwatch_logs_delivery_waits_for_a_role_made_lately(aws, clients: Clients, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """CloudTrail answers "Access denied." while a role IAM made moments ago has not reached
     it (as a wrong role or log group): asked again. Another refusal, or one with the role
     long in place, stands."""
@@ -484,7 +484,8 @@ def test_cloudwatch_logs_delivery_waits_for_a_role_made_lately(clients: Clients,
 
     def fixed(name: str, wanted: Status, calls_wanted: int, *refused: dict[str, str]) -> None:
         refusing.next(*refused)
-        result = fix(clients, "CloudTrail.5", make_trail(clients, name))
+        # Each fix a batch of its own: a batch reads the role once (``Action.ready_role``).
+        result = fix(Clients(aws, MEMBER_ACCOUNT, REGION), "CloudTrail.5", make_trail(clients, name))
         assert (result.status, refusing.calls) == (wanted, calls_wanted), result.message
 
     fixed("made", Status.REMEDIATED, 2, role)  # the stack made the role moments ago: refused once

@@ -140,7 +140,8 @@ def test_a_profile_made_lately_is_associated_once_ec2_accepts_it(aws, clients: C
 
     def fixed(wanted: Status, calls_wanted: int, *refused: dict[str, str]) -> None:
         refusing.next(*refused)
-        result, _ = fix(clients, instance(aws))
+        # Each fix a batch of its own: a batch reads the role once (``Action.ready_role``).
+        result, _ = fix(Clients(aws, MEMBER_ACCOUNT, REGION), instance(aws))
         assert (result.status, refusing.calls) == (wanted, calls_wanted), result.message
 
     fixed(Status.REMEDIATED, 2, unready)  # the stack made it moments ago: refused once, then associated
@@ -150,18 +151,42 @@ def test_a_profile_made_lately_is_associated_once_ec2_accepts_it(aws, clients: C
     fixed(Status.FAILED, 1, unready)  # an old profile's refusal stands
 
 
-def test_a_batch_of_instances_shares_one_role_and_profile(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
-    ids = [instance(aws) for _ in range(4)]
-    records = [
-        routing_record("SSM.1", f"arn:aws:ec2:{REGION}:{MEMBER_ACCOUNT}:instance/{i}", i, MEMBER_ACCOUNT)
-        for i in ids
-    ]
+def _batch(aws, n: int) -> tuple[list[str], list[Any]]:  # type: ignore[no-untyped-def]
+    """``n`` instances without a profile, and SSM.1's findings of them."""
+    ids = [instance(aws) for _ in range(n)]
+    arn = f"arn:aws:ec2:{REGION}:{MEMBER_ACCOUNT}:instance/"
+    return ids, [routing_record("SSM.1", arn + i, i, MEMBER_ACCOUNT) for i in ids]
+
+
+def test_a_batch_of_instances_shares_one_role_and_profile_read_once(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    """The role is checked once per batch: per instance, a fleet of thousands would spend
+    IAM's low rate limit on the same three reads."""
+    ids, records = _batch(aws, 4)
     served_requests(clear=True)
     outcomes = run_batch(records, registry(), aws)
     assert [o.status for o in outcomes] == [Status.REMEDIATED] * 4, [o.message for o in outcomes]
-    assert [c["action"] for c in served_requests() if is_write(c)] == ["AssociateIamInstanceProfile"] * 4
+    calls = [c["action"] for c in served_requests()]
+    assert [c for c in calls if c.startswith("AssociateIam")] == ["AssociateIamInstanceProfile"] * 4
+    fixing = calls[: len(calls) - calls[::-1].index("AssociateIamInstanceProfile")]  # not the read-back
+    assert [c for c in fixing if c.startswith(("Get", "List"))] == [
+        "GetRole",
+        "ListAttachedRolePolicies",
+        "GetInstanceProfile",
+    ], calls
     profile = clients.iam.get_instance_profile(InstanceProfileName=ROLE)["InstanceProfile"]
     assert {profile_of(clients, i) for i in ids} == {profile["Arn"]}
+
+
+def test_a_role_not_as_the_stack_makes_it_fails_the_whole_batch_read_once(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    ids, records = _batch(aws, 3)
+    clients.iam.detach_role_policy(RoleName=ROLE, PolicyArn=CORE)
+    served_requests(clear=True)
+    outcomes = run_batch(records, registry(), aws)
+    assert {o.status for o in outcomes} == {Status.FAILED}
+    assert all("lacks the AWS managed policy AmazonSSMManagedInstanceCore" in o.message for o in outcomes)
+    calls = [c["action"] for c in served_requests()]
+    assert calls.count("GetRole") == 1 and not [c for c in calls if c.startswith("AssociateIam")]
+    assert all(profile_of(clients, i) is None for i in ids)
 
 
 # --- an instance profile already: its role ---

@@ -676,11 +676,16 @@ def test_a_role_missing_or_not_as_the_stack_makes_it_is_refused_saying_so(
     from asr.local import member_stack
 
     clients = Clients(aws, MEMBER_ACCOUNT, "us-east-1")
+
+    def batch() -> Clients:
+        """A batch's clients: a batch reads each role once (``Action.ready_role``)."""
+        return Clients(aws, MEMBER_ACCOUNT, "us-east-1")
+
     flow_logs = project.playbooks["EC2.6"].build_action({})
     with pytest.raises(
         actions.RoleNotReady, match="asr-service-vpc-flow-logs is missing: the member-role stack"
     ):
-        flow_logs.ready_role(clients)
+        flow_logs.ready_role(batch())
     member_stack.deploy(aws, MEMBER_ACCOUNT)
     # The same grant written another way (actions reordered, a one-item list) is the same policy.
     [name] = clients.iam.list_role_policies(RoleName="asr-service-vpc-flow-logs")["PolicyNames"]
@@ -692,21 +697,21 @@ def test_a_role_missing_or_not_as_the_stack_makes_it_is_refused_saying_so(
     clients.iam.put_role_policy(
         RoleName="asr-service-vpc-flow-logs", PolicyName=name, PolicyDocument=json.dumps(grant)
     )
-    flow_logs.ready_role(clients)
+    flow_logs.ready_role(batch())
     other_group = project.playbooks["EC2.6"].build_action({"log_group_name": "elsewhere"})
     with pytest.raises(actions.RoleNotReady, match="lacks the inline policy flow-logs-to-elsewhere-"):
-        other_group.ready_role(clients)
+        other_group.ready_role(batch())
     clients.iam.detach_role_policy(
         RoleName="asr-service-sns-delivery-status",
         PolicyArn="arn:aws:iam::aws:policy/service-role/AmazonSNSRole",
     )
     with pytest.raises(actions.RoleNotReady, match="lacks the AWS managed policy service-role/AmazonSNSRole"):
-        project.playbooks["SNS.2"].build_action({}).ready_role(clients)
+        project.playbooks["SNS.2"].build_action({}).ready_role(batch())
     clients.iam.remove_role_from_instance_profile(
         InstanceProfileName="asr-service-ssm-instance", RoleName="asr-service-ssm-instance"
     )
     with pytest.raises(actions.RoleNotReady, match="lacks an instance profile asr-service-ssm-instance"):
-        project.playbooks["SSM.1"].build_action({}).ready_role(clients)
+        project.playbooks["SSM.1"].build_action({}).ready_role(batch())
 
 
 # --- The administrator side ----------------------------------------------------------------

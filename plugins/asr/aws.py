@@ -293,14 +293,40 @@ def warm(services: Iterable[str]) -> None:
         member_client(service, "us-east-1", None, unused)
 
 
+class _Once:
+    """A value made once, however many threads ask for it at the same time; an error is not
+    kept (the next caller tries again)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._made = False
+        self._value: Any = None
+
+    def get(self, make: Callable[[], Any]) -> Any:
+        with self._lock:
+            if not self._made:
+                self._value, self._made = make(), True
+            return self._value
+
+
 class Clients:
     """The boto3 clients of one account and region, by service: ``clients.ec2``,
-    ``clients["lambda"]``. Made on first use and shared through the AwsContext cache."""
+    ``clients["lambda"]``. Made on first use and shared through the AwsContext cache.
+    A batch makes one ``Clients`` per account and region, so ``once`` lasts one batch."""
 
     def __init__(self, aws: AwsContext, account_id: str, region: str) -> None:
         self._aws = aws
         self.account_id = account_id
         self.region = region
+        self._once: dict[tuple[Any, ...], _Once] = {}
+        self._once_lock = threading.Lock()
+
+    def once(self, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+        """``make()`` the first time ``key`` is asked for with these clients, then its value:
+        for what every resource of a batch reads alike (the service role a fix hands over)."""
+        with self._once_lock:
+            slot = self._once.setdefault(key, _Once())
+        return slot.get(make)
 
     def __getitem__(self, service: str) -> Any:
         return self._aws.client(service, self.account_id, self.region)

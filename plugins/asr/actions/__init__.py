@@ -114,7 +114,24 @@ class Action:
         """The ``service_role`` as GetRole describes it, once it reads as the member-role stack
         makes it (trust policy, managed policies, inline grants, instance profile), and whether IAM
         made it lately (a service handed it may not accept it yet). Raises ``RoleNotReady``
-        saying what is missing: the member role may not make or change it."""
+        saying what is missing: the member role may not make or change it.
+
+        Read once per batch (``Clients.once``): every resource of it is handed the same role,
+        and 2 to 4 IAM reads each would spend IAM's low rate limit on a fleet of instances."""
+
+        def read() -> tuple[dict[str, Any], bool] | RoleNotReady:
+            try:
+                return self._read_role(clients)
+            except RoleNotReady as exc:  # as sure for the next resource: kept, not read again
+                return exc
+
+        key = ("ready_role", self.name, json.dumps(self.params, sort_keys=True, default=str))
+        found = clients.once(key, read)
+        if isinstance(found, RoleNotReady):
+            raise RoleNotReady(str(found))
+        return found
+
+    def _read_role(self, clients: Clients) -> tuple[dict[str, Any], bool]:
         from asr.iam_policy import render  # not at import: it imports this module
 
         spec, iam, name = self.service_role, clients.iam, self.params["role_name"]
