@@ -612,6 +612,7 @@ def test_a_rollback_whose_marks_security_hub_refused_fails_to_be_tried_again(
     """Unmarked, a reverted finding goes NEW when its control fails anew, and the next sweep
     fixes it again; a new rollback run would find the revert done and mark nothing."""
     import asr.rollback
+    import asr.tasks
 
     _fixed(aws, tmp_path, "EC2.7")
     monkeypatch.setenv("ASR_AUDIT_DIR", str(tmp_path))
@@ -621,6 +622,7 @@ def test_a_rollback_whose_marks_security_hub_refused_fails_to_be_tried_again(
     monkeypatch.setattr(asr.rollback, "mark_reverted", lambda *_: refused)
     context = _ended_run_context(tmp_path, run=f"asr_sweep/{RUN_ID}")
     asr.rollback.check_chosen_run(context)
+    asr.rollback.decide(asr.tasks.run_context(context)[1], asr.rollback.NOT_ASKED)
     with pytest.raises(RuntimeError, match="Security Hub refused to mark 1 of their findings for now"):
         asr.rollback.revert_chosen_run(context)
     # A refusal no retry mends (InvalidInput) is reported, not tried again for ever.
@@ -752,9 +754,12 @@ def _ended_run_context(tmp_path: Path, ended: bool = True, **params: Any) -> dic
 def _roll_back(context: dict[str, Any]) -> dict[str, int]:
     """What asr_rollback's tasks do with nobody asked (``ASR_ROLLBACK_APPROVAL`` off): check,
     then revert; the totals of the report (a dry run's is the check's)."""
-    from asr.rollback import check_chosen_run, revert_chosen_run
+    from asr.rollback import NOT_ASKED, check_chosen_run, decide, revert_chosen_run
+    from asr.tasks import run_context
 
     check_chosen_run(context)
+    if not context["params"].get("dry_run"):
+        decide(run_context(context)[1], NOT_ASKED)  # as the approval step does when it does not ask
     return revert_chosen_run(context)
 
 

@@ -19,7 +19,7 @@ from asr.aws import Clients
 from asr.config import ConfigError, Settings
 from asr.local import MEMBER_ACCOUNT
 from asr.local.airflow import LocalAirflow
-from asr.rollback import CHECK, check_chosen_run, record_not_approved, revert_chosen_run
+from asr.rollback import CHECK, NOT_ASKED, RollbackError, check_chosen_run, decide, revert_chosen_run
 from asr.store import RunStore
 
 REGION = "us-east-1"
@@ -97,6 +97,7 @@ def test_only_what_the_check_found_to_put_back_is_put_back(aws, tmp_path: Path, 
 
     ec2.disable_ebs_encryption_by_default()  # its owner turns it off after the fix
     assert check_chosen_run(context) == {"CHANGED_SINCE": 1}
+    decide(store, NOT_ASKED)  # nothing to put back: the approval step does not ask
     ec2.enable_ebs_encryption_by_default()  # and on again, before the revert
     assert revert_chosen_run(context) == {"CHANGED_SINCE": 1}
     assert _encrypted(aws)
@@ -104,26 +105,123 @@ def test_only_what_the_check_found_to_put_back_is_put_back(aws, tmp_path: Path, 
     assert change["reason"].endswith("changed since, left alone (when checked before the approval)")
 
     store.write_json(CHECK, {"run": f"asr_sweep/{RUN_ID}", "changes": []})  # listed nowhere
+    decide(store, NOT_ASKED)
     assert revert_chosen_run(context) == {"NOT_APPROVED": 1}
     assert _encrypted(aws)
 
     assert check_chosen_run(context) == {"WOULD_REVERT": 1}
+    decide(store, NOT_ASKED)
     assert revert_chosen_run(context) == {"REVERTED": 1}
     assert not _encrypted(aws)
 
 
-def test_a_rejected_rollback_reports_what_it_did_not_put_back(
-    aws, tmp_path: Path, rollback_env: None
-) -> None:
+ANSWERED = {"params_input": {}, "responded_at": datetime(2026, 12, 6, 9, 30, tzinfo=UTC)}
+SECOPS = {"id": "secops", "name": "secops"}
+EVENTS = {
+    "approved": {**ANSWERED, "chosen_options": ["Approve"], "responded_by_user": SECOPS},
+    "rejected": {**ANSWERED, "chosen_options": ["Reject"], "responded_by_user": SECOPS},
+    "timed out": {**ANSWERED, "chosen_options": ["Reject"], "responded_by_user": None, "timedout": True},
+    "error": {"error": "the trigger died", "error_type": "unknown"},
+}
+
+
+@pytest.fixture
+def asked(aws, tmp_path: Path, rollback_env: None, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """EC2.7's fix undone by asr_rollback: its check made, and its approval step's request
+    made (Airflow's wait left out); the step, its context and the run's store."""
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    from asr.approvals import RollbackApproval
+
+    monkeypatch.setattr(ApprovalOperator, "execute", lambda self, context: "waiting")
+    monkeypatch.setenv("ASR_ROLLBACK_APPROVAL", "on")
     _fixed(aws, tmp_path, "EC2.7")
     context = _ended_run_context(tmp_path, run=f"asr_sweep/{RUN_ID}")
     assert check_chosen_run(context) == {"WOULD_REVERT": 1}
-    store = RunStore.for_run(str(tmp_path / "runs"), "asr_rollback", "rollback-9")
-    assert record_not_approved(store, "rejected by secops") == {"NOT_APPROVED": 1}
+    step = RollbackApproval(task_id="approve")
+    assert step.execute(context) == "waiting"
+    assert step.subject == f"Approve rolling back asr_sweep/{RUN_ID}: 1 changes on 1 resources"
+    with pytest.raises(RollbackError, match=r"not approved \(asked\)"):  # no answer yet
+        revert_chosen_run(context)
+    return step, context, RunStore.for_run(str(tmp_path / "runs"), "asr_rollback", "rollback-9")
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ("rejected", "rejected by secops at 2026-12-06 09:30 UTC"),
+        (
+            "timed out",
+            "no one approved it before the approval request timed out at 2026-12-06 09:30 UTC "
+            "(ASR_APPROVAL_TIMEOUT)",
+        ),
+        ("error", "no decision: the trigger died"),
+    ],
+)
+def test_a_rollback_not_approved_puts_nothing_back_and_reports_why(aws, asked, answer: str, why: str) -> None:  # type: ignore[no-untyped-def]
+    step, context, store = asked
+    if answer == "error":  # Airflow fails the step: the revert does not run
+        with pytest.raises(Exception, match="the trigger died"):
+            step.execute_complete(context, EVENTS[answer])
+    else:  # the ApprovalOperator skips the revert (a lone step has nothing to skip)
+        step.execute_complete(context, EVENTS[answer])
     report = store.read_json("rollback.json")
-    assert report["run"] == f"asr_sweep/{RUN_ID}" and report["dry_run"] is False
-    assert report["changes"][0]["reason"] == "not put back: rejected by secops"
+    assert report["totals"] == {"NOT_APPROVED": 1} and report["dry_run"] is False
+    assert report["run"] == f"asr_sweep/{RUN_ID}"
+    assert report["changes"][0]["reason"] == f"not put back: {why}"
     assert "NOT_APPROVED" in store.path("rollback.md").read_text()
+    with pytest.raises(RollbackError, match="not approved"):  # a revert cleared and run all the same
+        revert_chosen_run(context)
+    assert _encrypted(aws)
+
+
+def test_an_approval_lets_the_revert_put_back_only_the_check_it_was_about(aws, asked) -> None:  # type: ignore[no-untyped-def]
+    """Airflow lets a person clear the check alone after the approval: a check made again,
+    finding other things, was shown to nobody, and the revert refuses it."""
+    step, context, store = asked
+    step.execute_complete(context, EVENTS["approved"])
+    assert store.read_json("approvals/rollback-decision.json")["by"] == "secops"
+    ec2 = Clients(aws, MEMBER_ACCOUNT, REGION).ec2
+    ec2.disable_ebs_encryption_by_default()
+    assert check_chosen_run(context) == {"CHANGED_SINCE": 1}
+    with pytest.raises(RollbackError, match="the check was made again after the approval step decided"):
+        revert_chosen_run(context)
+    ec2.enable_ebs_encryption_by_default()
+    assert check_chosen_run(context) == {"WOULD_REVERT": 1}  # what the request showed: the same check
+    assert revert_chosen_run(context) == {"REVERTED": 1}
+    assert not _encrypted(aws)
+
+
+def test_a_rollback_whose_check_could_not_read_a_change_asks_nothing(
+    aws, tmp_path: Path, rollback_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Tried again before anyone is asked (a throttled read, a role not assumable for now);
+    a dry run fails too."""
+    from asr.actions.ec2 import EnableEbsEncryptionByDefault
+
+    _fixed(aws, tmp_path, "EC2.7")
+
+    def unreadable(*_: Any) -> dict[str, Any]:
+        raise RuntimeError("the account's role cannot be assumed now")
+
+    monkeypatch.setattr(EnableEbsEncryptionByDefault, "read", unreadable)
+    for dry in (False, True):
+        context = _ended_run_context(tmp_path, run=f"asr_sweep/{RUN_ID}", dry_run=dry)
+        with pytest.raises(RuntimeError, match=r"1 change\(s\) could not be checked"):
+            check_chosen_run(context)
+
+
+def test_a_run_that_started_again_after_the_check_is_not_rolled_back(
+    aws, tmp_path: Path, rollback_env: None
+) -> None:  # type: ignore[no-untyped-def]
+    """An approval may take a day: the revert asks again whether the run has ended."""
+    _fixed(aws, tmp_path, "EC2.7")
+    context = _ended_run_context(tmp_path, run=f"asr_sweep/{RUN_ID}")
+    check_chosen_run(context)
+    decide(RunStore.for_run(str(tmp_path / "runs"), "asr_rollback", "rollback-9"), NOT_ASKED)
+    RunStore.for_run(str(tmp_path / "runs"), "asr_sweep", RUN_ID).remove("report.json")  # cleared, running
+    with pytest.raises(RollbackError, match="has not finished"):
+        revert_chosen_run(context)
     assert _encrypted(aws)
 
 

@@ -157,9 +157,12 @@ def rollback_body(
         ),
     ]
     if len(back) > shown:
-        lines.append(
-            f"\n...and {len(back) - shown} more changes (the check's rollback-check.json lists them all)."
-        )
+        lines.append(f"\n...and {len(back) - shown} more changes.")
+    lines += [
+        "",
+        f"Long values are cut to {CELL_WIDTH} characters: rollback-check.json, in this run's folder, "
+        "has each change whole.",
+    ]
     if left:
         why = ", ".join(f"{n} {status}" for status, n in sorted(left.items()))
         lines += ["", f"Not put back, whatever the answer (the report says why): {why}."]
@@ -348,11 +351,12 @@ class AskingApproval(ApprovalOperator):
             store.remove(_unsent(self.task_id))
         return super().execute(context)
 
-    def refused(self, event: dict[str, Any], store: Any) -> str | None:
-        """Why the answer refuses (a person rejected, or nobody answered in time), or None."""
+    def refused(self, event: dict[str, Any], store: Any, what: str) -> str | None:
+        """Why the answer refuses ``what`` (a person rejected, or nobody answered in time), or
+        None: approved, or an error event (the ApprovalOperator fails the task)."""
         if "error" in event or event.get("chosen_options") == [self.APPROVE]:
             user = (event.get("responded_by_user") or {}).get("name")
-            log.info("%s", f"approved by {user}" if user else "no decision")
+            log.info("%s: %s", what, f"approved by {user}" if user else f"no decision ({event.get('error')})")
             return None
         timed_out = bool(event.get("timedout"))
         reason = refusal(event, timed_out, store.path(_cut_short(self.task_id)).exists())
@@ -407,7 +411,7 @@ class ControlApproval(AskingApproval):
         from asr.tasks import run_context
 
         settings, store, _ = run_context(context)
-        reason = self.refused(event, store)
+        reason = self.refused(event, store, self.playbook)
         if reason is not None:
             held = hold_until(event, bool(event.get("timedout")), settings.rejection_hold)
             if held:
@@ -432,34 +436,41 @@ class RollbackApproval(AskingApproval):
         super().__init__(subject="Approve the rollback", defaults=self.REJECT, **kwargs)
 
     def execute(self, context: Any) -> Any:
-        from asr.rollback import CHECK, RollbackStatus
+        from asr import rollback
         from asr.tasks import run_context
 
         settings, store, _ = run_context(context)
         if context["params"].get("dry_run"):
             log.info("Dry run: nothing will be put back, so no approval is asked for")
             return None
-        if not settings.rollback_approval:
-            log.info("ASR_ROLLBACK_APPROVAL is off: the rollback goes ahead without asking")
-            return None
-        checked = store.read_json(CHECK)
-        back = [c for c in checked["changes"] if c["status"] == RollbackStatus.WOULD_REVERT]
-        if not back:
-            log.info("The check found nothing to put back: nothing to approve")
+        checked = store.read_json(rollback.CHECK)
+        back = [c for c in checked["changes"] if c["status"] == rollback.RollbackStatus.WOULD_REVERT]
+        if not settings.rollback_approval or not back:
+            why = "ASR_ROLLBACK_APPROVAL is off" if back else "the check found nothing to put back"
+            log.info("%s: the rollback goes ahead without asking", why)
+            rollback.decide(store, rollback.NOT_ASKED, why)
             return None
         self.subject = rollback_subject(checked["run"], back)
         self.body = rollback_body(checked["run"], checked["changes"], approvers=settings.approvers)
+        rollback.decide(store, rollback.ASKED)  # about this check: the answer applies to it alone
         return self.ask(context, settings, store, back)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        """Write the report first: on Reject the ApprovalOperator skips the revert and ends
-        the task there, so nothing after it would run."""
-        from asr.rollback import record_not_approved
+        """Record the decision about the check the request showed, and on a refusal write
+        the report first: on Reject the ApprovalOperator skips the revert and ends the task
+        there, so nothing after it would run."""
+        from asr import rollback
         from asr.tasks import run_context
 
         _, store, _ = run_context(context)
-        reason = self.refused(event, store)
+        reason = self.refused(event, store, "the rollback")
+        if "error" in event:
+            reason = f"no decision: {event.get('error')}"
         if reason is not None:
-            totals = record_not_approved(store, reason)
+            totals = rollback.record_not_approved(store, reason)
             log.info("Rollback not approved (%s): %s", reason, totals)
+        else:
+            asked = store.read_json(rollback.DECISION)["check"]
+            by = (event.get("responded_by_user") or {}).get("name") or ""
+            rollback.decide(store, rollback.APPROVED, by, about=asked)
         return super().execute_complete(context, event)

@@ -11,6 +11,8 @@ that cannot be undone say why. The rollback report lists every change and what b
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 import uuid
@@ -586,6 +588,10 @@ def write_report(
 
 # What the check before the approval found (``check_chosen_run``), in the rollback run's folder.
 CHECK = "rollback-check.json"
+# What the approval step decided, and about which check (``decide``): Airflow lets a person
+# clear the check alone, and the revert must not act on a check nobody was asked about.
+DECISION = "approvals/rollback-decision.json"
+APPROVED, NOT_ASKED, ASKED = "approved", "not asked", "asked"
 
 
 @dataclass(frozen=True)
@@ -626,6 +632,8 @@ def _prepared(context: Any, checking: bool) -> tuple[Rollback, Chosen, RunStore,
         settings.audit_root, context["dag"].dag_id, context["run_id"], settings.aws_conn_id, "revert_run"
     )
     reading = checking or chosen.dry
+    if not reading:
+        decided(store)
     checked = None if reading else checked_reversals(store)
     rollback = Rollback(
         journal, aws, reading, Scope.for_aws(settings, aws), settings.exclusion_tag, held, checked
@@ -637,6 +645,34 @@ def _prepared(context: Any, checking: bool) -> tuple[Rollback, Chosen, RunStore,
             "(its report lists what it changed)"
         )
     return rollback, chosen, store, settings
+
+
+def check_digest(store: RunStore) -> str:
+    return hashlib.sha256(json.dumps(store.read_json(CHECK), sort_keys=True).encode()).hexdigest()
+
+
+def decide(store: RunStore, decision: str, by: str = "", about: str | None = None) -> None:
+    """Record the approval step's decision about the check (``about``: its digest when the
+    request was made; else the check as it is now)."""
+    store.write_json(DECISION, {"decision": decision, "by": by, "check": about or check_digest(store)})
+
+
+def decided(store: RunStore) -> dict[str, Any]:
+    """The approval step's decision, if it lets this check's changes be put back; else
+    RollbackError: no decision, a refusal, or a check made again since the decision."""
+    if not store.path(DECISION).exists():
+        raise RollbackError(
+            "the approval step recorded no decision: clear the whole run, or trigger a new one"
+        )
+    decision = store.read_json(DECISION)
+    if decision["decision"] not in (APPROVED, NOT_ASKED):
+        raise RollbackError(f"the rollback was not approved ({decision['decision']}): nothing is put back")
+    if decision["check"] != check_digest(store):
+        raise RollbackError(
+            "the check was made again after the approval step decided, and nobody was asked about "
+            "what it found: clear the whole run (it asks again), or trigger a new one"
+        )
+    return decision
 
 
 def checked_reversals(store: RunStore) -> dict[str, Reversal]:
@@ -653,9 +689,17 @@ def check_chosen_run(context: Any) -> dict[str, int]:
     store.write_json(CHECK, {"run": context["params"]["run"], "changes": [asdict(r) for r in reversals]})
     if chosen.dry:
         log.info("Rollback report:\n%s", write_report(store, context["params"]["run"], True, reversals))
-    else:
-        log.info("Would put back %d change(s)", counts(reversals).get(RollbackStatus.WOULD_REVERT, 0))
-    return counts(reversals)
+    totals = counts(reversals)
+    if totals.get(RollbackStatus.FAILED):
+        # Tried again (a throttled read, a role not assumable for now) before anyone is asked
+        # about a rollback some of whose changes nobody could look at.
+        raise RuntimeError(
+            f"{totals[RollbackStatus.FAILED]} change(s) could not be checked ({CHECK} says why): nothing "
+            "is asked or put back; once the cause is mended clear the run, or roll back the others by "
+            "naming their controls or findings"
+        )
+    log.info("Would put back %d change(s)", totals.get(RollbackStatus.WOULD_REVERT, 0))
+    return totals
 
 
 def revert_chosen_run(context: Any) -> dict[str, int]:
@@ -692,6 +736,7 @@ def revert_chosen_run(context: Any) -> dict[str, int]:
 def record_not_approved(store: RunStore, reason: str) -> dict[str, int]:
     """The report of a rollback a person rejected, or nobody answered: nothing was put back,
     and what the check would have put back says why."""
+    decide(store, "not approved: " + reason)
     checked = store.read_json(CHECK)
     reversals = [
         replace(r, status=RollbackStatus.NOT_APPROVED, reason=f"not put back: {reason}")

@@ -348,8 +348,7 @@ def fail_if_unfinished(reason: str | None, done: str) -> None:
         )
 
 
-# Tried again like the fixes: a retry reports the reverts its earlier try made (and marks
-# their findings in Security Hub), and tries again those that failed.
+# Tried again: a change it could not read fails it, before anyone is asked.
 @task(retries=RETRIES, retry_delay=RETRY_DELAY)
 def check_rollback() -> dict[str, int]:
     """Read what asr_rollback would put back, changing nothing: what its approval request
@@ -360,6 +359,8 @@ def check_rollback() -> dict[str, int]:
         return rollback.check_chosen_run(get_current_context())
 
 
+# Tried again like the fixes: a retry reports the reverts its earlier try made (and marks
+# their findings in Security Hub), and tries again those that failed.
 @task(retries=RETRIES, retry_delay=RETRY_DELAY)
 def revert_run() -> dict[str, int]:
     """Revert what the check found to put back (asr_rollback), write the rollback report;
