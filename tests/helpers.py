@@ -81,6 +81,18 @@ class Api:
             time.sleep(3)
         raise TimeoutError(f"{dag_id} {run_id} still running after {timeout}s")
 
+    def answer(self, path: str, option: str, refused_to: Api) -> None:
+        """Answer the approval request at ``path`` (its hitlDetails), once Airflow has refused
+        ``refused_to``'s Approve (403): ASR_APPROVERS does not name them."""
+        refused = requests.patch(
+            f"{self.base}/api/v2{path}",
+            json={"chosen_options": ["Approve"]},
+            headers=refused_to.headers,
+            timeout=60,
+        )
+        assert refused.status_code == 403, refused.text[:300]
+        self.call("PATCH", path, {"chosen_options": [option]})
+
 
 def routing_record(
     control: str, resource_arn: str, resource_id: str, account: str, region: str = "us-east-1"

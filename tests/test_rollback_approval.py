@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from helpers import Api, free_port, signed_in_users, world_open
 from test_approvals import PARKED, dag, deadline, findings_now, seed
 from test_rollback import RUN_ID, _ended_run_context, _fixed
@@ -313,14 +312,7 @@ def test_a_person_rejects_then_approves_a_rollback(aws: Any, tmp_path: Path) -> 
             assert "| EC2.13 | would put back" in detail["body"]
             assert world_open(aws, seeded) is False, "nothing is put back while the request waits"
             path = f"/dags/asr_rollback/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails"
-            refused = requests.patch(
-                f"{airflow.api_url}/api/v2{path}",
-                json={"chosen_options": ["Approve"]},
-                headers=intruder.headers,
-                timeout=60,
-            )
-            assert refused.status_code == 403, refused.text[:300]
-            api.call("PATCH", path, {"chosen_options": [answer]})
+            api.answer(path, answer, refused_to=intruder)
             assert api.wait("asr_rollback", run_id) == "success", f"logs: {airflow.logs}"
             outcomes[answer] = (world_open(aws, seeded), findings_now(aws)[raw["Id"]]["Workflow"]["Status"])
             report = RunStore.for_run(str(tmp_path / "runs"), "asr_rollback", run_id).read_json(
