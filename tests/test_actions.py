@@ -42,6 +42,9 @@ class Recording:
     def role_arn(self) -> str:
         return self._clients.role_arn
 
+    def once(self, key: tuple[Any, ...], make: Any) -> Any:
+        return self._clients.once(key, make)
+
     def in_region(self, region: str) -> Recording:
         """Clients of another region, recorded in the same list."""
         other = Recording(self._clients.in_region(region), self._deny_writes)
