@@ -18,7 +18,15 @@ from asr.aws import Clients
 from asr.config import ConfigError, Settings
 from asr.local import MEMBER_ACCOUNT
 from asr.local.airflow import LocalAirflow
-from asr.rollback import CHECK, NOT_ASKED, RollbackError, check_chosen_run, decide, revert_chosen_run
+from asr.rollback import (
+    CHECK,
+    NOT_ASKED,
+    RollbackError,
+    check_chosen_run,
+    decide,
+    record_not_approved,
+    revert_chosen_run,
+)
 from asr.store import RunStore
 
 REGION = "us-east-1"
@@ -189,6 +197,9 @@ def test_an_approval_lets_the_revert_put_back_only_the_check_it_was_about(aws, a
     assert check_chosen_run(context) == {"WOULD_REVERT": 1}  # what the request showed: the same check
     assert revert_chosen_run(context) == {"REVERTED": 1}
     assert not _encrypted(aws)
+    # Its approval step cleared alone and rejected: the report of what was put back stays true.
+    assert record_not_approved(store, "rejected by secops") == {"REVERTED": 1}
+    assert store.read_json("rollback.json")["totals"] == {"REVERTED": 1}
 
 
 def test_a_rollback_whose_check_could_not_read_a_change_asks_nothing(

@@ -292,7 +292,9 @@ def next_run_due(dag: Any, dag_run: Any) -> datetime | None:
     return info.run_after if info else None
 
 
-def same_request(store: Any, task_id: str, title: str, text: str, records: list[dict[str, Any]]) -> None:
+def same_request(
+    store: Any, task_id: str, title: str, text: str, records: list[dict[str, Any]], about: str = ""
+) -> None:
     """Fail unless the request is the one this step showed before, if it showed one.
 
     Airflow 3.3 keeps one request per task instance: cleared and asked again, it shows the
@@ -302,7 +304,7 @@ def same_request(store: Any, task_id: str, title: str, text: str, records: list[
     from airflow.sdk.exceptions import AirflowFailException
 
     resources = sorted({f"{r['account_id']}/{r['region']}/{r['resource_id']}" for r in records})
-    asked = {"subject": title, "body": text, "resources": resources}
+    asked = {"subject": title, "body": text, "resources": resources} | ({"about": about} if about else {})
     name = f"approvals/{task_id}.json"
     was = store.read_json(name) if store.path(name).exists() else None
     if was is None:
@@ -326,12 +328,15 @@ class AskingApproval(ApprovalOperator):
     (a sweep's less: ``wait_for_decision``), and is published to ``ASR_SNS_TOPIC_ARN``; a
     refusal says who refused, or why nobody did."""
 
-    def ask(self, context: Any, settings: Any, store: Any, records: list[dict[str, Any]]) -> Any:
+    def ask(
+        self, context: Any, settings: Any, store: Any, records: list[dict[str, Any]], about: str = ""
+    ) -> Any:
         """Ask ``self.subject`` and ``self.body`` about ``records`` (each names its account,
-        region and resource); the task waits, deferred, for the answer."""
+        region and resource; ``about``: what else names what is asked, beyond what the request
+        shows); the task waits, deferred, for the answer."""
         if settings.approvers:  # Airflow then refuses anyone else's answer (403)
             self.assigned_users = [{"id": user, "name": user} for user in settings.approvers]
-        same_request(store, self.task_id, self.subject, self.body, records)
+        same_request(store, self.task_id, self.subject, self.body, records, about)
         self.response_timeout = wait_for_decision(settings.approval_timeout, context)
         if self.response_timeout < settings.approval_timeout:
             store.write_json(_cut_short(self.task_id), {"wait": str(self.response_timeout)})
@@ -452,8 +457,8 @@ class RollbackApproval(AskingApproval):
             return None
         self.subject = rollback_subject(checked["run"], back)
         self.body = rollback_body(checked["run"], checked["changes"], approvers=settings.approvers)
-        rollback.decide(store, rollback.ASKED)  # about this check: the answer applies to it alone
-        return self.ask(context, settings, store, back)
+        rollback.decide(store, rollback.ASKED, check=checked)  # the answer applies to this check alone
+        return self.ask(context, settings, store, back, rollback.check_digest(checked))
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         """Record the decision about the check the request showed, and on a refusal write
@@ -470,7 +475,5 @@ class RollbackApproval(AskingApproval):
             totals = rollback.record_not_approved(store, reason)
             log.info("Rollback not approved (%s): %s", reason, totals)
         else:
-            asked = store.read_json(rollback.DECISION)["check"]
-            by = (event.get("responded_by_user") or {}).get("name") or ""
-            rollback.decide(store, rollback.APPROVED, by, about=asked)
+            rollback.approved(store, (event.get("responded_by_user") or {}).get("name") or "")
         return super().execute_complete(context, event)

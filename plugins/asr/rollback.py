@@ -632,9 +632,7 @@ def _prepared(context: Any, checking: bool) -> tuple[Rollback, Chosen, RunStore,
         settings.audit_root, context["dag"].dag_id, context["run_id"], settings.aws_conn_id, "revert_run"
     )
     reading = checking or chosen.dry
-    if not reading:
-        decided(store)
-    checked = None if reading else checked_reversals(store)
+    checked = None if reading else checked_reversals(decided(store))
     rollback = Rollback(
         journal, aws, reading, Scope.for_aws(settings, aws), settings.exclusion_tag, held, checked
     )
@@ -647,37 +645,48 @@ def _prepared(context: Any, checking: bool) -> tuple[Rollback, Chosen, RunStore,
     return rollback, chosen, store, settings
 
 
-def check_digest(store: RunStore) -> str:
-    return hashlib.sha256(json.dumps(store.read_json(CHECK), sort_keys=True).encode()).hexdigest()
+def check_digest(check: dict[str, Any]) -> str:
+    """What a decision names the check it is about by (``CHECK``'s content)."""
+    return hashlib.sha256(json.dumps(check, sort_keys=True).encode()).hexdigest()
 
 
-def decide(store: RunStore, decision: str, by: str = "", about: str | None = None) -> None:
-    """Record the approval step's decision about the check (``about``: its digest when the
-    request was made; else the check as it is now)."""
-    store.write_json(DECISION, {"decision": decision, "by": by, "check": about or check_digest(store)})
+def decide(store: RunStore, decision: str, by: str = "", check: dict[str, Any] | None = None) -> None:
+    """Record the approval step's decision about ``check`` (the one its request showed; else
+    the check as it is now)."""
+    about = check_digest(check if check is not None else store.read_json(CHECK))
+    store.write_json(DECISION, {"decision": decision, "by": by, "check": about})
+
+
+def approved(store: RunStore, by: str) -> None:
+    """Record a person's Approve of the check the request showed (the one ``decide`` noted when
+    it asked), not of the check as it may read now."""
+    asked = store.read_json(DECISION)
+    if asked["decision"] != ASKED:  # no request of this step's is open: nothing to approve
+        raise RollbackError(f"an answer came with no request open (the decision is {asked['decision']})")
+    store.write_json(DECISION, asked | {"decision": APPROVED, "by": by})
 
 
 def decided(store: RunStore) -> dict[str, Any]:
-    """The approval step's decision, if it lets this check's changes be put back; else
-    RollbackError: no decision, a refusal, or a check made again since the decision."""
+    """The check the approval step's decision lets be put back (read once: what is hashed is
+    what is acted on); else RollbackError: no decision, a refusal, or a check made again since
+    the decision (a person cleared the check alone)."""
     if not store.path(DECISION).exists():
-        raise RollbackError(
-            "the approval step recorded no decision: clear the whole run, or trigger a new one"
-        )
+        raise RollbackError("the approval step recorded no decision: trigger a new rollback run")
     decision = store.read_json(DECISION)
     if decision["decision"] not in (APPROVED, NOT_ASKED):
         raise RollbackError(f"the rollback was not approved ({decision['decision']}): nothing is put back")
-    if decision["check"] != check_digest(store):
+    check = store.read_json(CHECK)
+    if decision["check"] != check_digest(check):
         raise RollbackError(
             "the check was made again after the approval step decided, and nobody was asked about "
-            "what it found: clear the whole run (it asks again), or trigger a new one"
+            "what it found: trigger a new rollback run"
         )
-    return decision
+    return check
 
 
-def checked_reversals(store: RunStore) -> dict[str, Reversal]:
-    """What the check before the approval found, by fix id."""
-    return {row["fix_id"]: Reversal(**row) for row in store.read_json(CHECK)["changes"]}
+def checked_reversals(check: dict[str, Any]) -> dict[str, Reversal]:
+    """What the check before the approval found (``CHECK``'s content), by fix id."""
+    return {row["fix_id"]: Reversal(**row) for row in check["changes"]}
 
 
 def check_chosen_run(context: Any) -> dict[str, int]:
@@ -709,7 +718,7 @@ def revert_chosen_run(context: Any) -> dict[str, int]:
         from asr.tasks import run_context
 
         log.info("Dry run: the check's report (rollback.md) is this run's; nothing is put back")
-        return counts(list(checked_reversals(run_context(context)[1]).values()))
+        return counts(list(checked_reversals(run_context(context)[1].read_json(CHECK)).values()))
     rollback, chosen, store, settings = _prepared(context, checking=False)
     reversals = rollback.run(chosen.controls, chosen.finding_ids, chosen.run)
     securityhub = rollback.aws.admin_client("securityhub", settings.securityhub_region)
@@ -735,14 +744,20 @@ def revert_chosen_run(context: Any) -> dict[str, int]:
 
 def record_not_approved(store: RunStore, reason: str) -> dict[str, int]:
     """The report of a rollback a person rejected, or nobody answered: nothing was put back,
-    and what the check would have put back says why."""
+    and what the check would have put back says why. A report of reverts this run made (its
+    approval step cleared alone and asked again, after the revert) is kept: it is true."""
     decide(store, "not approved: " + reason)
+    if store.path(REPORT).exists():
+        made = counts([Reversal(**c) for c in store.read_json(REPORT)["changes"]])
+        if any(made.get(status) for status in PUT_BACK):
+            log.warning("This run put changes back before: its report stays (%s)", made)
+            return made
     checked = store.read_json(CHECK)
     reversals = [
         replace(r, status=RollbackStatus.NOT_APPROVED, reason=f"not put back: {reason}")
         if r.status == RollbackStatus.WOULD_REVERT
         else r
-        for r in checked_reversals(store).values()
+        for r in checked_reversals(checked).values()
     ]
     log.info("Rollback report:\n%s", write_report(store, checked["run"], False, reversals))
     return counts(reversals)
