@@ -769,7 +769,11 @@ def test_an_audit_dir_in_its_own_bucket_is_granted_too(project: PlaybookRegistry
     } == {
         "arn:aws:s3:::audit-bucket",
         "arn:aws:s3:::audit-bucket/asr/*",
+        "arn:aws:s3:::audit-bucket/asr/claims/*",
     }
+    # Append only: the journal's events cannot be deleted; the claims, released as batches end, can.
+    deleting = [s for s in audit if "s3:DeleteObject" in s["Action"]]
+    assert [s["Resource"] for s in deleting] == ["arn:aws:s3:::audit-bucket/asr/claims/*"], deleting
     assert "ASRAdministratorAuditDir" not in json.loads(
         iam_policy.generate("admin", project, Settings.from_env({}), {})
     )

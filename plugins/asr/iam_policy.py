@@ -513,22 +513,24 @@ def admin_policies(
         "ASRAdministratorDataDir": _s3_folder(data_dir),
     }
     if urlsplit(audit_dir or "").scheme == "s3":  # ASR_AUDIT_DIR: the journal and the claims
-        grants["ASRAdministratorAuditDir"] = _s3_folder(audit_dir)
+        # Append only: the journal's events are never deleted; the claims are, as batches end.
+        grants["ASRAdministratorAuditDir"] = _s3_folder(audit_dir, deletable="claims/")
     return {name: _one_policy(name, granted) for name, granted in grants.items()}
 
 
-def _s3_folder(url: str | None) -> list[Grant]:
+def _s3_folder(url: str | None, deletable: str = "") -> list[Grant]:
     """Reading, writing and deleting the objects under an ``s3://bucket/prefix`` (``${DataBucket}``
-    when not one). Listing is not narrowed by prefix: S3 answers a missing object with 403
-    instead of 404 to a caller without s3:ListBucket, and "does this file exist" must stay a
-    question."""
+    when not one); ``deletable``: deleting only those under that sub-prefix. Listing is not
+    narrowed by prefix: S3 answers a missing object with 403 instead of 404 to a caller
+    without s3:ListBucket, and "does this file exist" must stay a question."""
     location = urlsplit(url or "")
     bucket = location.netloc if location.scheme == "s3" and location.netloc else "${DataBucket}"
     prefix = location.path.strip("/") if location.scheme == "s3" else ""
-    objects = f"arn:{PARTITION}:s3:::{bucket}/{prefix + '/' if prefix else ''}*"
+    folder = f"arn:{PARTITION}:s3:::{bucket}/{prefix + '/' if prefix else ''}"
     return [
         Grant("s3:ListBucket", (f"arn:{PARTITION}:s3:::{bucket}",)),
-        *_grants("s3", ("GetObject", "PutObject", "DeleteObject", "AbortMultipartUpload"), (objects,)),
+        *_grants("s3", ("GetObject", "PutObject", "AbortMultipartUpload"), (f"{folder}*",)),
+        Grant("s3:DeleteObject", (f"{folder}{deletable}*",)),
     ]
 
 
