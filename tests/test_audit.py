@@ -390,3 +390,60 @@ def test_each_settle_ends_its_own_playbook_s_change_of_a_shared_resource() -> No
         ("IAM.22", "REMEDIATED"),
         ("IAM.8", "REMEDIATED"),
     ]
+
+
+@pytest.mark.airflow
+def test_an_audit_dir_of_its_own_in_s3_needs_no_delete_but_of_claims(
+    aws, airflow_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fix run with ``ASR_AUDIT_DIR`` in a bucket of its own: every call it makes there is
+    one the administrator's ``ASRAdministratorAuditDir`` policy allows, which deletes only
+    the claims; the journal's events are only ever added."""
+    from fnmatch import fnmatchcase
+
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from asr import iam_policy
+    from asr.config import Settings
+    from asr.local import served_requests
+    from asr.local.seed import import_findings
+
+    S3Hook(aws_conn_id="aws_default").create_bucket("asr-audit")
+    monkeypatch.setenv("ASR_AUDIT_DIR", "s3://asr-audit/asr")
+    raw = finding(seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1"))
+    import_findings(aws.admin_client("securityhub", "us-east-1"), [raw])
+    served_requests(clear=True)
+    dags = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags")).dags
+    assert dags["asr_remediate"].test(run_conf={"finding_ids": [raw["Id"]]}).state == "success"
+
+    calls = [c for c in served_requests() if c["resource"].startswith("arn:aws:s3:::asr-audit")]
+    settings = Settings.from_env()
+    policy = iam_policy.render(
+        iam_policy.admin_policies("ASRMemberRole", audit_dir=settings.audit_dir),
+        iam_policy.plain_values(settings),
+    )
+    allowed = [
+        (action, resource)
+        for statement in policy["ASRAdministratorAuditDir"]["Statement"]
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+        for resource in (
+            [statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"]
+        )
+    ]
+    permission = {"HeadObject": "GetObject", "ListObjects": "ListBucket", "ListObjectsV2": "ListBucket"}
+    for call in calls:
+        wanted = f"s3:{permission.get(call['action'], call['action'])}"
+        if call["resource"] == "arn:aws:s3:::asr-audit" and wanted == "s3:DeleteObject":
+            continue  # DeleteObjects: S3 checks s3:DeleteObject on each key it names (below)
+        assert any(a == wanted and fnmatchcase(call["resource"], r) for a, r in allowed), call["resource"]
+    journal = {
+        c["resource"] for c in calls if c["action"] == "PutObject" and "/asr/asr_remediate/" in c["resource"]
+    }
+    assert journal, "the journal's events were written"
+    kept = {
+        f"arn:aws:s3:::asr-audit/{key}" for key in S3Hook(aws_conn_id="aws_default").list_keys("asr-audit")
+    }
+    assert journal <= kept, "no event of the journal is deleted"
+    assert any(c["action"] == "PutObject" and "/asr/claims/" in c["resource"] for c in calls), "claimed"
+    assert not [k for k in kept if "/claims/" in k], "the claims are released: deleting them is allowed"

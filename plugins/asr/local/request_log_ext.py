@@ -2,7 +2,8 @@
 
 Every moto request passes ``_authenticate_and_authorize_action`` with its service and
 action resolved; that is where each call is recorded as ``{service, action, account,
-region, resource}`` (the resource when a parameter names one, e.g. ``GroupId``).
+region, resource}`` (the resource when a parameter names one, e.g. ``GroupId``, or the
+ARN of the S3 bucket or object authorized).
 ``GET /moto-api/asr/requests`` returns the log; ``DELETE`` returns it and empties it.
 
 Each entry also gets ``cpu_seconds``: the CPU its server thread spent in moto on the
@@ -84,7 +85,8 @@ def _recording(original: Any) -> Any:
             "action": _action_name(self),
             "account": getattr(self, "current_account", ""),
             "region": getattr(self, "region", ""),
-            "resource": _resource(self),
+            # S3 names the object (or bucket) it authorizes: ``arn:aws:s3:::bucket/key``.
+            "resource": _resource(self) or (resource if resource.startswith("arn:aws:s3:::") else ""),
         }
         original(self, iam_request_cls, resource)  # a call refused here (outage) was not served
         _SERVING.entry = entry
