@@ -89,3 +89,10 @@ def airflow_db() -> None:
     (TEST_HOME / "airflow").mkdir(parents=True, exist_ok=True)
     airflow = Path(sys.executable).with_name("airflow")
     subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
+
+
+@pytest.fixture
+def rollback_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rollback's settings in the test's own folder: the journal in it, the runs below it."""
+    monkeypatch.setenv("ASR_AUDIT_DIR", str(tmp_path))
+    monkeypatch.setenv("ASR_DATA_DIR", str(tmp_path / "runs"))

@@ -763,12 +763,6 @@ def _roll_back(context: dict[str, Any]) -> dict[str, int]:
     return revert_chosen_run(context)
 
 
-@pytest.fixture
-def rollback_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ASR_AUDIT_DIR", str(tmp_path))
-    monkeypatch.setenv("ASR_DATA_DIR", str(tmp_path / "runs"))
-
-
 def test_a_run_still_going_is_not_rolled_back_but_a_dry_run_may_look(
     aws, tmp_path: Path, rollback_env: None
 ) -> None:

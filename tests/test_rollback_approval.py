@@ -84,12 +84,6 @@ def test_the_request_lists_what_would_be_put_back_and_counts_the_rest() -> None:
     assert text.endswith("Only these Airflow users may answer (ASR_APPROVERS): secops.")
 
 
-@pytest.fixture
-def rollback_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ASR_AUDIT_DIR", str(tmp_path))
-    monkeypatch.setenv("ASR_DATA_DIR", str(tmp_path / "runs"))
-
-
 def _encrypted(aws: Any) -> bool:
     return Clients(aws, MEMBER_ACCOUNT, REGION).ec2.get_ebs_encryption_by_default()["EbsEncryptionByDefault"]
 

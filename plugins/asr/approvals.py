@@ -453,7 +453,7 @@ class RollbackApproval(AskingApproval):
         if not settings.rollback_approval or not back:
             why = "ASR_ROLLBACK_APPROVAL is off" if back else "the check found nothing to put back"
             log.info("%s: the rollback goes ahead without asking", why)
-            rollback.decide(store, rollback.NOT_ASKED, why)
+            rollback.decide(store, rollback.NOT_ASKED, check=checked)
             return None
         self.subject = rollback_subject(checked["run"], back)
         self.body = rollback_body(checked["run"], checked["changes"], approvers=settings.approvers)
@@ -468,9 +468,12 @@ class RollbackApproval(AskingApproval):
         from asr.tasks import run_context
 
         _, store, _ = run_context(context)
-        reason = self.refused(event, store, "the rollback")
-        if "error" in event:
-            reason = f"no decision: {event.get('error')}"
+        # An error event fails the step (the ApprovalOperator raises it): the report says so.
+        reason = (
+            f"no decision: {event['error']}"
+            if "error" in event
+            else self.refused(event, store, "the rollback")
+        )
         if reason is not None:
             totals = rollback.record_not_approved(store, reason)
             log.info("Rollback not approved (%s): %s", reason, totals)

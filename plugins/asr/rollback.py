@@ -650,11 +650,11 @@ def check_digest(check: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(check, sort_keys=True).encode()).hexdigest()
 
 
-def decide(store: RunStore, decision: str, by: str = "", check: dict[str, Any] | None = None) -> None:
+def decide(store: RunStore, decision: str, check: dict[str, Any] | None = None) -> None:
     """Record the approval step's decision about ``check`` (the one its request showed; else
     the check as it is now)."""
     about = check_digest(check if check is not None else store.read_json(CHECK))
-    store.write_json(DECISION, {"decision": decision, "by": by, "check": about})
+    store.write_json(DECISION, {"decision": decision, "by": "", "check": about})
 
 
 def approved(store: RunStore, by: str) -> None:
@@ -718,7 +718,7 @@ def revert_chosen_run(context: Any) -> dict[str, int]:
         from asr.tasks import run_context
 
         log.info("Dry run: the check's report (rollback.md) is this run's; nothing is put back")
-        return counts(list(checked_reversals(run_context(context)[1].read_json(CHECK)).values()))
+        return dict(Counter(c["status"] for c in run_context(context)[1].read_json(CHECK)["changes"]))
     rollback, chosen, store, settings = _prepared(context, checking=False)
     reversals = rollback.run(chosen.controls, chosen.finding_ids, chosen.run)
     securityhub = rollback.aws.admin_client("securityhub", settings.securityhub_region)
@@ -746,13 +746,13 @@ def record_not_approved(store: RunStore, reason: str) -> dict[str, int]:
     """The report of a rollback a person rejected, or nobody answered: nothing was put back,
     and what the check would have put back says why. A report of reverts this run made (its
     approval step cleared alone and asked again, after the revert) is kept: it is true."""
-    decide(store, "not approved: " + reason)
+    checked = store.read_json(CHECK)
+    decide(store, "not approved: " + reason, checked)
     if store.path(REPORT).exists():
         made = counts([Reversal(**c) for c in store.read_json(REPORT)["changes"]])
         if any(made.get(status) for status in PUT_BACK):
             log.warning("This run put changes back before: its report stays (%s)", made)
             return made
-    checked = store.read_json(CHECK)
     reversals = [
         replace(r, status=RollbackStatus.NOT_APPROVED, reason=f"not put back: {reason}")
         if r.status == RollbackStatus.WOULD_REVERT
