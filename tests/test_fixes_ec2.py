@@ -601,6 +601,135 @@ def test_target_groups_count_as_a_load_balancer() -> None:
     assert action.plan(action.state_of({**group, "TargetGroupARNs": []})) == {}
 
 
+def serving_group(clients: Clients, name: str, instances: int = 2) -> tuple[str, str, list[str]]:
+    """A group on EC2 checks running ``instances`` behind a target group and a Classic Load
+    Balancer (all healthy until tagged ``asr-local:health``): its name, target group ARN and
+    instances."""
+    ec2 = clients.ec2
+    vpc_id = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    target_group = clients.elbv2.create_target_group(Name=name, Protocol="HTTP", Port=80, VpcId=vpc_id)[
+        "TargetGroups"
+    ][0]["TargetGroupArn"]
+    clients.elb.create_load_balancer(
+        LoadBalancerName=name,
+        Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 80}],
+        AvailabilityZones=[f"{REGION}a"],
+    )
+    ec2.create_launch_template(
+        LaunchTemplateName=f"{name}-template", LaunchTemplateData={"ImageId": "ami-03cf127a"}
+    )
+    clients.autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateName": f"{name}-template"},
+        MinSize=instances,
+        MaxSize=instances,
+        DesiredCapacity=instances,
+        AvailabilityZones=[f"{REGION}a"],
+        TargetGroupARNs=[target_group],
+        LoadBalancerNames=[name],
+    )
+    clients.autoscaling.update_auto_scaling_group(
+        AutoScalingGroupName=name, HealthCheckType="EC2", HealthCheckGracePeriod=0
+    )
+    group = clients.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+        "AutoScalingGroups"
+    ][0]
+    return name, target_group, sorted(i["InstanceId"] for i in group["Instances"])
+
+
+def fail_health_checks(clients: Clients, instance_id: str, reason: str = "") -> None:
+    value = f"unhealthy:{reason}" if reason else "unhealthy"
+    clients.ec2.create_tags(Resources=[instance_id], Tags=[{"Key": "asr-local:health", "Value": value}])
+
+
+def test_a_group_whose_load_balancer_finds_instances_unhealthy_is_refused(clients: Clients) -> None:
+    """With ELB checks Auto Scaling would replace those instances at once: the fix refuses,
+    naming each and where it fails, and changes nothing."""
+    name, _, (first, second, third) = serving_group(clients, "web", instances=3)
+    fail_health_checks(clients, first, "Target.Timeout")
+    fail_health_checks(clients, third)
+    local.served_requests(clear=True)
+    result = fix(clients, "AutoScaling.1", name)
+    assert result.status == Status.FAILED, result.message
+    assert "2 of the group's 3 instances fail its load balancer's health check" in result.message
+    assert (
+        f"{first} (unhealthy in target group web: Target.Timeout; OutOfService behind load balancer web)"
+        in result.message
+    )
+    assert (
+        f"{third} (unhealthy in target group web: Target.FailedHealthChecks; OutOfService" in result.message
+    )
+    assert second not in result.message
+    assert [c["action"] for c in local.served_requests()] == [
+        "DescribeAutoScalingGroups",
+        "DescribeTargetHealth",
+        "DescribeInstanceHealth",
+    ]
+    assert health_checks(clients, name) == ("EC2", 0)
+
+
+def test_a_classic_load_balancer_taking_an_instance_out_of_service_refuses_the_fix(clients: Clients) -> None:
+    name, target_group, (first, _) = serving_group(clients, "classic")
+    clients.autoscaling.detach_load_balancer_target_groups(
+        AutoScalingGroupName=name, TargetGroupARNs=[target_group]
+    )
+    fail_health_checks(clients, first)
+    result = fix(clients, "AutoScaling.1", name)
+    assert result.status == Status.FAILED
+    assert f"{first} (OutOfService behind load balancer classic)" in result.message
+    assert health_checks(clients, name) == ("EC2", 0)
+
+
+def test_a_group_whose_instances_pass_gets_elb_checks_and_its_read_back_reads_no_health(
+    clients: Clients,
+) -> None:
+    name, _, _ = serving_group(clients, "healthy")
+    local.served_requests(clear=True)
+    result = fix(clients, "AutoScaling.1", name)
+    assert result.status == Status.REMEDIATED, result.message
+    assert [c["action"] for c in local.served_requests()] == [
+        "DescribeAutoScalingGroups",
+        "DescribeTargetHealth",
+        "DescribeInstanceHealth",
+        "UpdateAutoScalingGroup",
+        "DescribeAutoScalingGroups",
+    ]
+    assert health_checks(clients, name) == ("ELB", 300)
+
+
+def test_a_batch_reads_each_load_balancers_health_once_and_a_group_it_cannot_read_fails_alone(
+    clients: Clients,
+) -> None:
+    """Two groups behind one target group cost one DescribeTargetHealth; a group whose target
+    group is gone gets that error, and the others are still judged."""
+    shared, target_group, (sick, _) = serving_group(clients, "shared")
+    clients.ec2.create_launch_template(
+        LaunchTemplateName="twin-template", LaunchTemplateData={"ImageId": "ami-03cf127a"}
+    )
+    clients.autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="twin",
+        LaunchTemplate={"LaunchTemplateName": "twin-template"},
+        MinSize=1,
+        MaxSize=1,
+        DesiredCapacity=1,
+        AvailabilityZones=[f"{REGION}a"],
+        TargetGroupARNs=[target_group],
+    )
+    clients.autoscaling.update_auto_scaling_group(AutoScalingGroupName="twin", HealthCheckType="EC2")
+    orphan, lost, _ = serving_group(clients, "orphan")
+    clients.elbv2.delete_target_group(TargetGroupArn=lost)
+    fail_health_checks(clients, sick)
+    action = registry().playbooks["AutoScaling.1"].build_action()
+    local.served_requests(clear=True)
+    states = action.read_many(clients, [shared, "twin", orphan])
+    health_reads = [c["action"] for c in local.served_requests() if c["action"].endswith("Health")]
+    assert sorted(health_reads) == ["DescribeInstanceHealth", "DescribeTargetHealth", "DescribeTargetHealth"]
+    assert len(states[shared]["Unhealthy"]) == 1 and states[shared]["Unhealthy"][0].startswith(sick)
+    assert states["twin"]["Unhealthy"] == []
+    assert isinstance(states[orphan], ClientError)
+    assert states[orphan].response["Error"]["Code"] == "TargetGroupNotFound"
+
+
 def test_a_group_name_is_read_from_its_arn() -> None:
     playbook = registry().playbooks["AutoScaling.1"]
     arn = (

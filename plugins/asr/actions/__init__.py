@@ -387,11 +387,22 @@ class BulkRead(Action):
     def state_of(self, item: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
+    def complete(self, clients: Clients, states: dict[str, dict[str, Any] | Exception]) -> None:
+        """Add what the descriptions lack and a fix must know before it changes anything (reads
+        of another API), in place; a resource those reads fail for gets the error instead. Done
+        once for all the states ``read_many`` returns, so a batch pays one such read per chunk or
+        shared part (a target group), not one per resource. Nothing by default."""
+
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         items = self.describe(clients, [resource_id])
         if not items:
             raise LookupError(f"{resource_id} was not found")
-        return self.state_of(items[0])
+        states: dict[str, dict[str, Any] | Exception] = {resource_id: self.state_of(items[0])}
+        self.complete(clients, states)
+        state = states[resource_id]
+        if isinstance(state, Exception):
+            raise state
+        return state
 
     def read_many(self, clients: Clients, resource_ids: list[str]) -> dict[str, dict[str, Any] | Exception]:
         """One describe per ``bulk_size`` ids. A chunk the service refuses as a whole (one id
@@ -413,6 +424,7 @@ class BulkRead(Action):
                     states[self.item_id(item)] = self.state_of(item)
                 except Exception as exc:  # this resource cannot be fixed; the others still can
                     states[self.item_id(item)] = exc
+        self.complete(clients, states)
         return states
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from asr.actions import BulkRead, register
@@ -12,11 +13,50 @@ if TYPE_CHECKING:
 ELB = "ELB"
 # Always on, whatever HealthCheckType says: Auto Scaling never lists it among the others.
 EC2 = "EC2"
+# What an instance failing its load balancer's health check reads as: the state of a target
+# (Application, Network and Gateway Load Balancers) and of a Classic Load Balancer's instance.
+UNHEALTHY_TARGET = "unhealthy"
+OUT_OF_SERVICE = "OutOfService"
 
 
 def health_check_types(value: str | None) -> list[str]:
     """The health check types of a group (HealthCheckType is a comma-separated list), EC2 left out."""
     return [kind.strip() for kind in (value or EC2).split(",") if kind.strip() and kind.strip() != EC2]
+
+
+def needs_elb_checks(state: dict[str, Any]) -> bool:
+    """Whether a group (as ``state_of`` reads it) is load balanced and ignores its load balancer."""
+    return state["LoadBalanced"] and ELB not in health_check_types(state["HealthCheckType"])
+
+
+def failing_targets(elbv2: Any, target_group_arn: str) -> dict[str, str]:
+    """The instances a target group finds unhealthy, each with why (its reason code)."""
+    name = target_group_arn.split("/")[-2] if target_group_arn.count("/") >= 2 else target_group_arn
+    found = elbv2.describe_target_health(TargetGroupArn=target_group_arn)["TargetHealthDescriptions"]
+    return {
+        item["Target"]["Id"]: f"unhealthy in target group {name}: {item['TargetHealth'].get('Reason', '?')}"
+        for item in found
+        if item["TargetHealth"]["State"] == UNHEALTHY_TARGET
+    }
+
+
+def failing_instances(elb: Any, load_balancer_name: str) -> dict[str, str]:
+    """The instances a Classic Load Balancer has taken out of service, each with why."""
+    found = elb.describe_instance_health(LoadBalancerName=load_balancer_name)["InstanceStates"]
+    return {
+        item["InstanceId"]: f"{OUT_OF_SERVICE} behind load balancer {load_balancer_name}"
+        + (f": {item['Description']}" if item.get("Description") not in (None, "", "N/A") else "")
+        for item in found
+        if item["State"] == OUT_OF_SERVICE
+    }
+
+
+HealthRead = Callable[[Any, str], dict[str, str]]
+# Where a group names its load balancers, the client that reads their health, and how.
+HEALTH_READS: tuple[tuple[str, str, HealthRead], ...] = (
+    ("TargetGroupARNs", "elbv2", failing_targets),
+    ("LoadBalancerNames", "elb", failing_instances),
+)
 
 
 @register
@@ -30,6 +70,10 @@ class UseLoadBalancerHealthChecks(BulkRead):
     also gets ``grace_period_seconds``. A group with no load balancer or target group is
     outside the control: there is nothing to change.
 
+    A group with instances its load balancers find unhealthy right now is refused, naming
+    them: with ELB checks Auto Scaling would replace them at once, and their replacements
+    too, again and again, while the check itself is wrong (a bad path or port).
+
         remediation:
           action: autoscaling.use-load-balancer-health-checks
           parameters: {grace_period_seconds: 300}
@@ -37,7 +81,12 @@ class UseLoadBalancerHealthChecks(BulkRead):
 
     name = "autoscaling.use-load-balancer-health-checks"
     service = "autoscaling"
-    permissions = ("autoscaling:DescribeAutoScalingGroups", "autoscaling:UpdateAutoScalingGroup")
+    permissions = (
+        "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:UpdateAutoScalingGroup",
+        "elasticloadbalancing:DescribeTargetHealth",
+        "elasticloadbalancing:DescribeInstanceHealth",
+    )
     schema = {
         "type": "object",
         "additionalProperties": False,
@@ -62,12 +111,63 @@ class UseLoadBalancerHealthChecks(BulkRead):
             "HealthCheckType": group.get("HealthCheckType") or EC2,
             "HealthCheckGracePeriod": group.get("HealthCheckGracePeriod") or 0,
             "LoadBalanced": bool(group.get("LoadBalancerNames") or group.get("TargetGroupARNs")),
+            "LoadBalancerNames": sorted(group.get("LoadBalancerNames") or []),
+            "TargetGroupARNs": sorted(group.get("TargetGroupARNs") or []),
+            "Instances": sorted(i["InstanceId"] for i in group.get("Instances") or []),
         }
 
+    def complete(self, clients: Clients, states: dict[str, dict[str, Any] | Exception]) -> None:
+        """Add, to each group about to get ELB checks, its instances its load balancers find
+        unhealthy now (``Unhealthy``): one read per target group or Classic Load Balancer of
+        the batch, however many groups share it. A group with no instance needs none."""
+        from botocore.exceptions import ClientError
+
+        from asr.pacing import THROTTLING
+
+        verdicts: dict[tuple[str, str], dict[str, str] | ClientError] = {}
+
+        def verdict(service: str, read: HealthRead, balancer: str) -> dict[str, str]:
+            if (service, balancer) not in verdicts:
+                try:
+                    verdicts[service, balancer] = read(clients[service], balancer)
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") in THROTTLING:
+                        raise
+                    verdicts[service, balancer] = exc
+            found = verdicts[service, balancer]
+            if isinstance(found, ClientError):
+                raise found
+            return found
+
+        for group, state in states.items():
+            if not isinstance(state, dict) or not state["Instances"] or not needs_elb_checks(state):
+                continue
+            failing: dict[str, list[str]] = {}
+            try:
+                for field, service, read in HEALTH_READS:
+                    for balancer in state[field]:
+                        for instance, why in verdict(service, read, balancer).items():
+                            failing.setdefault(instance, []).append(why)
+            except ClientError as exc:  # this group cannot be judged; the others still can
+                states[group] = exc
+                continue
+            state["Unhealthy"] = [
+                f"{i} ({'; '.join(failing[i])})" for i in state["Instances"] if i in failing
+            ]
+
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
-        kinds = health_check_types(state["HealthCheckType"])
-        if not state["LoadBalanced"] or ELB in kinds:
+        if not needs_elb_checks(state):
             return {}
+        if state.get("Unhealthy"):
+            unhealthy = state["Unhealthy"]
+            shown = "; ".join(unhealthy[:5]) + (f"; {len(unhealthy) - 5} more" if len(unhealthy) > 5 else "")
+            raise ValueError(
+                f"{len(unhealthy)} of the group's {len(state['Instances'])} instances fail its load "
+                f"balancer's health check now ({shown}): with ELB health checks Auto Scaling would "
+                "replace them, and their replacements too while the check fails; make the targets pass "
+                "it (the check's path and port, the application), then fix the group, or exclude it"
+            )
+        kinds = health_check_types(state["HealthCheckType"])
         plan: dict[str, Any] = {"HealthCheckType": ",".join([*kinds, ELB])}
         if not state["HealthCheckGracePeriod"]:
             plan["HealthCheckGracePeriod"] = self.params["grace_period_seconds"]

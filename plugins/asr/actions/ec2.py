@@ -603,19 +603,9 @@ class RequireImdsv2(BulkRead):
     def state_of(self, instance: dict[str, Any]) -> dict[str, Any]:
         return {"HttpTokens": instance.get("MetadataOptions", {}).get("HttpTokens")}
 
-    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
-        state = super().read(clients, resource_id)
-        self._count_imdsv1_calls(clients, {resource_id: state})
-        return state
-
-    def read_many(self, clients: Clients, resource_ids: list[str]) -> dict[str, dict[str, Any] | Exception]:
-        states = super().read_many(clients, resource_ids)
-        self._count_imdsv1_calls(clients, {i: s for i, s in states.items() if isinstance(s, dict)})
-        return states
-
-    def _count_imdsv1_calls(self, clients: Clients, states: dict[str, dict[str, Any]]) -> None:
+    def complete(self, clients: Clients, states: dict[str, dict[str, Any] | Exception]) -> None:
         """Add the IMDSv1 call count to the states of instances still to fix (not to a read-back)."""
-        to_fix = [i for i, state in states.items() if state["HttpTokens"] != "required"]
+        to_fix = [i for i, s in states.items() if isinstance(s, dict) and s["HttpTokens"] != "required"]
         if to_fix and self.params["imdsv1_quiet_days"]:
             counts = imdsv1_calls(clients.cloudwatch, to_fix, self.params["imdsv1_quiet_days"])
             for instance_id in to_fix:
