@@ -358,6 +358,28 @@ def test_revert_keeps_a_stage_level_the_fix_did_not_change(aws: Any) -> None:
     }
 
 
+def test_revert_keeps_a_method_level_the_fix_did_not_change(aws: Any) -> None:
+    """The fix raised one method's override and kept another's (INFO passes); the owner then
+    lowers the kept one: the revert puts back only the one the fix changed."""
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    arn, api = rest_stage(clients, **{"*/*": "INFO", "~1pets/GET": "OFF", "~1/GET": "INFO"})
+    action = registry().playbooks["APIGateway.1"].build_action()
+    resource_id = f"/restapis/{api}/stages/prod"
+    before = action.read(clients, resource_id)
+    assert fix(aws, arn).status == Status.REMEDIATED
+    clients.apigateway.update_stage(
+        restApiId=api,
+        stageName="prod",
+        patchOperations=[{"op": "replace", "path": "/~1/GET/logging/loglevel", "value": "ERROR"}],
+    )
+
+    action.revert(clients, resource_id, before)
+    assert action.read(clients, resource_id) == {
+        "LoggingLevel": "INFO",
+        "OverrideLoggingLevels": {"~1pets/GET": "OFF", "~1/GET": "ERROR"},
+    }
+
+
 @pytest.mark.usefixtures("member_stack")
 def test_revert_of_a_websocket_stage_puts_each_level_back(aws: Any) -> None:
     clients = Clients(aws, MEMBER_ACCOUNT, REGION)

@@ -228,13 +228,16 @@ def test_a_distribution_that_keeps_changing_fails_clearly_and_unchanged(aws: Any
     assert (after["DefaultRootObject"], after["Comment"]) == ("", "asr seed: no default root object!!!!")
 
 
-def test_a_root_object_set_in_between_is_kept(aws: Any, rival: Rival) -> None:
+def test_a_root_object_set_in_between_is_kept_and_not_called_the_fixs(aws: Any, rival: Rival) -> None:
+    """Another writer's root object is theirs: not REMEDIATED (with a before-state a rollback
+    would put back, deleting it), but made compliant by another change."""
     arn, distribution_id, clients = seeded(aws)
     rival.times, rival.change = 1, lambda config: {**config, "DefaultRootObject": "start.html"}
     with parameters_sent(clients.cloudfront, "UpdateDistribution") as sent:
         result = fix(aws, arn)
     assert len(sent) == 1, "the read after the conflict finds a root object: nothing more to send"
-    assert (result.status, result.after) == (Status.REMEDIATED, {"DefaultRootObject": "start.html"})
+    assert (result.status, result.before, result.after) == (Status.ALREADY_COMPLIANT, None, None)
+    assert "made compliant by another change first" in result.message
     assert config_of(clients, distribution_id)[0]["DefaultRootObject"] == "start.html"
 
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 from botocore.exceptions import ClientError
 
-from asr.actions import Action, ChangeNotMade
+from asr.actions import Action, ChangedMeanwhile, ChangeNotMade
 from asr.aws import AwsContext, Clients
 from asr.claims import Claims, claim_name
 from asr.findings import RoutingRecord
@@ -568,8 +568,9 @@ def _applier(
     (one call of several went through), so a retry reads the resource again and applies only
     what is still needed: the first plan would redo the part made, and AWS refuses some of
     that (revoking a rule twice answers InvalidPermission.NotFound). A call refused because
-    the resource changed since it was read (``Action.stale_plan_errors``) is planned again
-    from a new read, a few times at most, and that plan is handed to ``replanned``."""
+    the resource changed since it was read (``Action.stale_plan_errors``), or an apply that
+    finds the change made already (``ChangedMeanwhile``), is planned again from a new read, a
+    few times at most, and that plan is handed to ``replanned``."""
     action, clients, resource_id = target.action, target.clients, target.resource_id
     tries = 0
 
@@ -583,6 +584,9 @@ def _applier(
             try:
                 action.apply(clients, resource_id, now.state, now.plan)
                 return
+            except ChangedMeanwhile:
+                if replans == STALE_PLAN_REPLANS:
+                    raise
             except ClientError as exc:
                 if error_code(exc) not in action.stale_plan_errors or replans == STALE_PLAN_REPLANS:
                     raise

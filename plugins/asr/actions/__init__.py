@@ -368,6 +368,13 @@ class ChangeNotMade(RuntimeError):
     still lists what its update added)."""
 
 
+class ChangedMeanwhile(Exception):
+    """Raised by an ``apply`` whose own read just before its change (the version a conditional
+    update needs) finds the change no longer needed: someone else made it since the fix read
+    the resource. The runner then reads and plans again, as after a ``stale_plan_errors`` error,
+    instead of crediting the fix with a change it did not make, which a rollback would undo."""
+
+
 class NotReversible(Exception):
     """A fix that cannot be undone; the message says why."""
 

@@ -267,12 +267,21 @@ class EnableExecutionLogging(Action):
         _change_levels(clients, resource_id, state, {**state, **plan})
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
-        """Put back the levels the fix changed (the stage's, or the overrides'), on top of the
-        levels as they are now: one the fix did not change, changed since, stays. API Gateway's
-        CloudWatch Logs role setting and the role stay: every stage of the account and Region
-        logs through them."""
+        """Put back the levels the fix changed (the stage's, each method's or route's), on top
+        of the levels as they are now: one the fix did not change, changed since, stays. API
+        Gateway's CloudWatch Logs role setting and the role stay: every stage of the account
+        and Region logs through them."""
         now = self.read(clients, resource_id)
-        _change_levels(clients, resource_id, now, now | {key: before[key] for key in self.plan(before)})
+        plan, wanted = self.plan(before), dict(now)
+        if "LoggingLevel" in plan:
+            wanted["LoggingLevel"] = before["LoggingLevel"]
+        if "OverrideLoggingLevels" in plan:
+            was = before["OverrideLoggingLevels"]
+            changed = {
+                key: was[key] for key, level in plan["OverrideLoggingLevels"].items() if level != was[key]
+            }
+            wanted["OverrideLoggingLevels"] = now["OverrideLoggingLevels"] | changed
+        _change_levels(clients, resource_id, now, wanted)
 
     def _give_logging_role(self, clients: Clients) -> None:
         """Set the account and Region's CloudWatch Logs role when it has none. API Gateway

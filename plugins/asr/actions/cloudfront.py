@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from asr.actions import Action, register
+from asr.actions import Action, ChangedMeanwhile, register
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -70,27 +70,29 @@ class SetDefaultRootObject(Action):
         return {} if state[ROOT_OBJECT] else {ROOT_OBJECT: self.params["root_object"]}
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        self._update(clients.cloudfront, resource_id, plan[ROOT_OBJECT], done=bool)
+        if not self._update(clients.cloudfront, resource_id, plan[ROOT_OBJECT], done=bool):
+            raise ChangedMeanwhile("the distribution got a root object since it was read")
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         previous = before[ROOT_OBJECT] or ""
         self._update(clients.cloudfront, resource_id, previous, done=lambda current: current == previous)
 
-    def _update(self, cloudfront: Any, distribution_id: str, value: str, done: Callable[[str], bool]) -> None:
+    def _update(self, cloudfront: Any, distribution_id: str, value: str, done: Callable[[str], bool]) -> bool:
         """Send the current configuration back with the root object ``value``, unless it is
-        ``done`` already; read again and retry when another update came in between."""
+        ``done`` already (then False: nothing sent); read again and retry when another update
+        came in between."""
         for pause in (*self.conflict_pauses, None):
             answer = cloudfront.get_distribution_config(Id=distribution_id)
             config = answer["DistributionConfig"]
             if done(config.get(ROOT_OBJECT) or ""):
-                return
+                return False
             try:
                 cloudfront.update_distribution(
                     Id=distribution_id,
                     IfMatch=answer["ETag"],
                     DistributionConfig={**config, ROOT_OBJECT: value},
                 )
-                return
+                return True
             except cloudfront.exceptions.PreconditionFailed:
                 if pause is None:
                     break
