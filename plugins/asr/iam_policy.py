@@ -188,6 +188,16 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
     # Application Auto Scaling makes AWSServiceRoleForApplicationAutoScaling_DynamoDBTable at
     # the first registration of a table.
     "dynamodb.enable-auto-scaling": (_service_linked("dynamodb.application-autoscaling.amazonaws.com"),),
+    # A template with AWS's transforms (SAM's AWS::Serverless, AWS::Include...) is expanded
+    # through a change set, and IAM asks for CreateChangeSet on the transform itself (as AWS
+    # documents for change sets; whether UpdateStack's expansion asks too, only AWS can tell).
+    # It is granted on those transforms alone: no change set of any stack.
+    "cloudformation.notify-stack-events": (
+        Scope(
+            ("cloudformation:CreateChangeSet",),
+            lambda _: (f"arn:{PARTITION}:cloudformation:*:aws:transform/*",),
+        ),
+    ),
     "rds.enable-enhanced-monitoring": _service_role("monitoring.rds.amazonaws.com", LIST_ATTACHED),
     "apigateway.enable-execution-logging": _service_role("apigateway.amazonaws.com", LIST_ATTACHED),
     "sns.enable-delivery-status-logging": _service_role("sns.amazonaws.com", LIST_ATTACHED),

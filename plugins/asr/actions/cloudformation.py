@@ -155,6 +155,7 @@ class NotifyStackEvents(Action):
     name = "cloudformation.notify-stack-events"
     service = "cloudformation"
     permissions = (
+        "cloudformation:CreateChangeSet",  # on AWS's transforms only (asr.iam_policy.SCOPES)
         "cloudformation:DescribeStacks",
         "cloudformation:GetTemplateSummary",
         "cloudformation:UpdateStack",
