@@ -314,7 +314,8 @@ def test_the_distribution_id_is_taken_from_its_arn(resource_arn: str, distributi
     assert_extracted_id("CloudFront.1", resource_arn, distribution_id)
 
 
-def test_the_playbook_waits_for_a_person() -> None:
+def test_the_playbook_is_disruptive_and_never_automatic() -> None:
+    """So a sweep waits for a person (tests/test_approvals.py) and an Imported event never fixes it."""
     playbook = registry().playbooks["CloudFront.1"]
     assert (playbook.scope, playbook.disruptive, playbook.auto_remediate) == ("global", True, False)
     assert playbook.parameters == {"root_object": "index.html"}

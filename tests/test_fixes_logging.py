@@ -696,7 +696,7 @@ def test_a_detector_the_fix_created_is_not_deleted_by_a_rollback_a_suspended_one
 # --- Macie.1 ---
 
 
-def test_macie_off_is_enabled_and_a_rollback_will_not_delete_it(clients: Clients) -> None:
+def test_macie_off_is_enabled_and_says_why_no_rollback_may_turn_it_off(clients: Clients) -> None:
     action = registry().playbooks["Macie.1"].build_action()
     before = action.read(clients, MEMBER_ACCOUNT)
     assert before == {"Status": None}
@@ -705,7 +705,6 @@ def test_macie_off_is_enabled_and_a_rollback_will_not_delete_it(clients: Clients
     ]
     assert clients.macie2.get_macie_session()["status"] == "ENABLED"
     assert "disabling it deletes its findings" in action.irreversible_from(before)
-    assert clients.macie2.get_macie_session()["status"] == "ENABLED"
 
 
 def test_macie_access_denied_for_want_of_permission_is_not_read_as_off(clients: Clients) -> None:
@@ -833,9 +832,15 @@ def test_a_cis_filter_without_an_alarm_is_reused_and_a_rollback_keeps_it(aws, cl
     assert alarms_and_filters(clients, group) == ({}, {"SgChanges": "SgChanges"})
 
 
-def test_a_cis_alarm_there_before_is_put_again_and_a_rollback_keeps_it(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+def test_a_cis_alarm_there_before_is_put_again_and_a_rollback_keeps_it(
+    aws, clients: Clients, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     """An earlier fix's alarm whose topic lost its subscribers: the fix puts it again under its
-    name, and a rollback of that fix deletes neither it nor its filter (not reversible)."""
+    name, and a rollback of that fix (dry or not) deletes neither it nor its filter."""
+    from asr.audit import AuditJournal, Origin, journal_root
+    from asr.remediate import Target, fix_targets
+    from asr.rollback import Rollback, RollbackStatus
+
     group = events_trail(aws, REGION)
     assert fix(clients, "CloudWatch.10", MEMBER_ACCOUNT, subscribers=[SECOPS]).status == Status.REMEDIATED
     topic = f"arn:aws:sns:{REGION}:{MEMBER_ACCOUNT}:asr-security-alarms"
@@ -845,13 +850,28 @@ def test_a_cis_alarm_there_before_is_put_again_and_a_rollback_keeps_it(aws, clie
     action = registry().playbooks["CloudWatch.10"].build_action({"subscribers": [OTHER_TEAM]})
     before = action.read(clients, MEMBER_ACCOUNT)
     assert (before["Alarm"], before["NamedAlarmExisted"]) == (None, True)
-    assert remediate_resource(action, clients, MEMBER_ACCOUNT).status == Status.REMEDIATED
+    record = parse_finding(
+        finding(
+            Seeded("CloudWatch.10", MEMBER_ACCOUNT, REGION, "AwsAccount", f"AWS::::Account:{MEMBER_ACCOUNT}")
+        ),
+        registry(),
+    )
+    root = journal_root(str(tmp_path), "asr_sweep", "run-1")
+    fixing = AuditJournal(root, Origin("asr_sweep", "run-1", "b", 1, "scheduler"))
+    [result] = fix_targets([Target(clients, MEMBER_ACCOUNT, (record,), action)], journal=fixing, threads=1)
+    assert result.status == Status.REMEDIATED, result.message
     made = alarms_and_filters(clients, group)
-    assert "were there before the fix" in action.irreversible_from(before)
+    assert made[0] and made[1], "the fix put an alarm and its filter"
+
+    for dry in (True, False):
+        rolling_back = AuditJournal(root, Origin("asr_rollback", "rollback-1", "rollback", 1, "bob"))
+        [reversal] = Rollback(rolling_back, aws, dry=dry).run()
+        assert reversal.status == RollbackStatus.NOT_REVERSIBLE, reversal.reason
+        assert "were there before the fix" in reversal.reason
+    assert alarms_and_filters(clients, group) == made
     # A record an older asr made says nothing of the alarm: it is kept as well.
     older = {key: value for key, value in before.items() if key != "NamedAlarmExisted"}
     assert "made by an older asr" in action.irreversible_from(older)
-    assert alarms_and_filters(clients, group) == made
 
 
 def test_cis_alarms_need_a_multi_region_trail_of_the_account_that_sends_to_its_logs(clients: Clients) -> None:

@@ -6,6 +6,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from asr.local import MEMBER_ACCOUNT
+
 SHARING = "/ssm/documents/console/public-sharing-permission"
 ARN = f"arn:aws:ssm:us-east-1:123456789012:servicesetting{SHARING}"
 
@@ -28,13 +30,27 @@ def test_default_value_is_aws_default(ssm) -> None:
 
 
 def test_update_is_kept_per_account_and_region(ssm, clean_aws: str) -> None:
-    assert ssm.update_service_setting(SettingId=ARN, SettingValue="Disable")["ResponseMetadata"]
+    ssm.update_service_setting(SettingId=ARN, SettingValue="Disable")
     setting = ssm.get_service_setting(SettingId=SHARING)["ServiceSetting"]
     assert (setting["SettingValue"], setting["Status"]) == ("Disable", "Customized")
     assert setting["LastModifiedUser"].startswith("arn:aws:")
 
     other_region = boto3.client("ssm", endpoint_url=clean_aws, region_name="eu-west-1")
     assert other_region.get_service_setting(SettingId=SHARING)["ServiceSetting"]["SettingValue"] == "Enable"
+    sts = boto3.client("sts", endpoint_url=clean_aws, region_name="us-east-1")
+    member = sts.assume_role(
+        RoleArn=f"arn:aws:iam::{MEMBER_ACCOUNT}:role/ASRMemberRole", RoleSessionName="test"
+    )
+    credentials = member["Credentials"]
+    other_account = boto3.client(
+        "ssm",
+        endpoint_url=clean_aws,
+        region_name="us-east-1",
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+    assert other_account.get_service_setting(SettingId=SHARING)["ServiceSetting"]["SettingValue"] == "Enable"
 
 
 def test_reset_returns_to_the_default(ssm) -> None:

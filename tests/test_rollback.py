@@ -835,21 +835,46 @@ def test_a_fix_put_back_in_part_is_reported_so_and_marked_in_security_hub(aws, t
     assert (again.status, again.reason) == (partly.status, partly.reason)
 
 
+def _no_detector(clients: Clients) -> None:
+    for detector in clients.guardduty.list_detectors()["DetectorIds"]:  # the seed's is suspended
+        clients.guardduty.delete_detector(DetectorId=detector)
+
+
+def _detector_on(clients: Clients) -> bool:
+    [detector] = clients.guardduty.list_detectors()["DetectorIds"]
+    return clients.guardduty.get_detector(DetectorId=detector)["Status"] == "ENABLED"
+
+
+def _macie_off(clients: Clients) -> None:
+    clients.macie2.disable_macie()  # the seed's is paused
+
+
+def _macie_on(clients: Clients) -> bool:
+    return clients.macie2.get_macie_session()["status"] == "ENABLED"
+
+
+@pytest.mark.parametrize(
+    ("control", "turn_off", "is_on", "why"),
+    [
+        ("GuardDuty.1", _no_detector, _detector_on, "deleting the one the fix created deletes its findings"),
+        ("Macie.1", _macie_off, _macie_on, "disabling it deletes its findings"),
+    ],
+)
 def test_a_fix_that_cannot_be_undone_from_its_before_state_is_refused_in_a_dry_run_too(
-    aws, tmp_path: Path
+    aws, tmp_path: Path, control: str, turn_off: Any, is_on: Any, why: str
 ) -> None:
-    """GuardDuty turned on where the Region had no detector: the dry run promised a revert the
-    real one refused."""
-    record = parse_finding(finding(seed_one(aws, "GuardDuty.1", MEMBER_ACCOUNT, REGION)), registry())
-    guardduty = Clients(aws, MEMBER_ACCOUNT, REGION).guardduty
-    for detector in guardduty.list_detectors()["DetectorIds"]:  # the seed's is suspended: none at all
-        guardduty.delete_detector(DetectorId=detector)
+    """GuardDuty or Macie turned on where it was off: the dry run promised a revert the real
+    one refused, and nothing is turned off."""
+    record = parse_finding(finding(seed_one(aws, control, MEMBER_ACCOUNT, REGION)), registry())
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    turn_off(clients)
     outcome, journal = _fixed_in_a_run(aws, tmp_path, record)
     assert outcome.status == "REMEDIATED"
     for dry in (True, False):
         [reversal] = Rollback(journal, aws, dry=dry).run()
         assert reversal.status == RollbackStatus.NOT_REVERSIBLE, reversal.reason
-        assert "deleting the one the fix created deletes its findings" in reversal.reason
+        assert why in reversal.reason
+    assert is_on(clients)
 
 
 def test_a_key_deleted_since_the_fix_does_not_fail_the_rollback_for_ever(aws, tmp_path: Path) -> None:
