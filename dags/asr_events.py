@@ -5,7 +5,7 @@ Runs when Security Hub events arrive on the SQS queue `asr setup` created (set
 `ASR_EVENTS_QUEUE_URL`): **Remediate with ASR** custom actions a person chose in the
 console, and **Imported** findings of controls whose playbook has automatic remediation
 on. Events are hints: each named finding is read again and fixed only if it is still
-**FAILED**, **ACTIVE** and **NEW** or **NOTIFIED**. Without a queue configured this DAG
+**FAILED** (or **WARNING**), **ACTIVE** and **NEW** or **NOTIFIED**. Without a queue configured this DAG
 only runs when triggered by hand.
 """
 

@@ -3,7 +3,7 @@
 
 Pick findings by id, rerun the failures of an earlier run, or narrow by control,
 account, region and resource (ARN or id). Each finding is read again from Security Hub
-and fixed only if it is still **FAILED**, **ACTIVE** and **NEW** or **NOTIFIED**. A
+and fixed only if it is still **FAILED** (or **WARNING**), **ACTIVE** and **NEW** or **NOTIFIED**. A
 picked finding that no playbook can fix is marked **NOTIFIED** with the reason.
 
 Tick **Dry run** to see what would change without changing anything. To retry one

@@ -1,7 +1,7 @@
 """
 ### ASR sweep: fix what Security Hub found
 
-Pages through the Security Hub administrator's findings that are **FAILED**, **ACTIVE**
+Pages through the Security Hub administrator's findings that are **FAILED** (or **WARNING**), **ACTIVE**
 and **NEW** or **NOTIFIED**, routes each to the playbook of its control, and fixes the
 resources in parallel: one task group per control, its fix task mapped over batches of
 resources per account and region. Every outcome is written back to Security Hub

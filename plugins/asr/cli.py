@@ -1,4 +1,6 @@
-"""The ``asr`` command line: the local stand-in and the demo."""
+"""asr, the command line of ASR on Airflow: how findings would be routed, what the playbooks
+cover, the IAM policies they need, the Security Hub events set-up, and the local stand-in and
+demo."""
 
 from __future__ import annotations
 
