@@ -254,6 +254,40 @@ def claims_bucket(aws):  # type: ignore[no-untyped-def]
     return s3
 
 
+def test_a_claim_replaced_while_it_is_read_is_read_again(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """In S3, s3fs reads an object by the ETag it saw first: a claim released and made anew by
+    another run in between answers FileExpired (EBUSY). It is read again, not a failed batch."""
+    from s3fs.utils import FileExpired
+
+    name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
+    assert Claims(tmp_path, "asr_sweep/a").acquire(name, {}) is None
+    real, expired = Path.read_text, []
+
+    def replaced_once(self: Path, *args: Any, **kwargs: Any) -> str:
+        if self.name == name and len(expired) < 2:
+            expired.append(self)
+            raise FileExpired(str(self), "etag-of-the-claim-released-meanwhile")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", replaced_once)
+    claims = Claims(tmp_path, "asr_remediate/b")
+    assert claims.acquire(name, {}) == "asr_sweep/a"
+    assert claims.holder(name) == "asr_sweep/a"
+    assert len(expired) == 2
+
+
+def test_a_claim_that_cannot_be_read_for_another_reason_fails_the_claim(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
+    assert Claims(tmp_path, "asr_sweep/a").acquire(name, {}) is None
+
+    def denied(self: Path, *args: Any, **kwargs: Any) -> str:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    with pytest.raises(PermissionError):
+        Claims(tmp_path, "asr_remediate/b").acquire(name, {})
+
+
 def test_in_s3_a_claim_is_exclusive_through_a_conditional_write(claims_bucket) -> None:  # type: ignore[no-untyped-def]
     sweep = for_run("s3://asr-claims/audit", "asr_sweep", "a", "aws_default")
     rerun = for_run("s3://asr-claims/audit", "asr_remediate", "b", "aws_default")

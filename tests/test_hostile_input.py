@@ -117,3 +117,43 @@ def test_hostile_run_ids_cannot_escape_the_data_dir(tmp_path) -> None:  # type: 
     written = list(tmp_path.rglob("report.json"))
     assert len(written) == 1 and tmp_path in written[0].parents
     assert json.loads(written[0].read_text()) == {"x": 1}
+
+
+@pytest.mark.parametrize("run_id", [".", ".."])
+def test_a_run_id_of_dots_gets_a_folder_of_its_own(tmp_path, run_id: str) -> None:  # type: ignore[no-untyped-def]
+    """Airflow takes a run id `.`: as a folder it would be the DAG's folder, and a plan there
+    would clear other runs' folders (named `batches`, `outcomes`)."""
+    dag_folder = tmp_path / "asr_remediate"
+    other = RunStore.for_run(str(tmp_path), "asr_remediate", "outcomes")
+    other.write_json("run.json", {"run": "outcomes"})
+    store = RunStore.for_run(str(tmp_path), "asr_remediate", run_id)
+    assert store.root.parent == dag_folder and store.root.name not in (".", "..", "")
+    store.write_json("run.json", {"run": run_id})
+    assert json.loads(other.path("run.json").read_text()) == {"run": "outcomes"}
+    assert not (dag_folder / "run.json").exists()
+
+
+def test_a_local_run_file_is_synced_before_it_replaces_the_old_one(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A host that loses power after a task succeeded must find its outcomes, not an empty file:
+    the new file is on disk before the rename, and the rename before the write returns."""
+    import os
+
+    from asr import store as store_module
+
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(descriptor: int) -> None:
+        events.append("fsync dir" if os.path.isdir(f"/proc/self/fd/{descriptor}") else "fsync file")
+        real_fsync(descriptor)
+
+    def replace(source: str, target: str) -> None:
+        events.append("rename")
+        real_replace(source, target)
+
+    monkeypatch.setattr(store_module.os, "fsync", fsync)
+    monkeypatch.setattr(store_module.os, "replace", replace)
+    store = RunStore.for_run(str(tmp_path), "asr_sweep", "run-1")
+    store.write_lines("outcomes/b.jsonl", [{"status": "REMEDIATED"}])
+    assert events == ["fsync file", "rename", "fsync dir"]
+    assert list(store.read_lines("outcomes/b.jsonl")) == [{"status": "REMEDIATED"}]

@@ -19,6 +19,7 @@ each resource in turn.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -193,12 +194,20 @@ class Claims:
         return _owner(text) == self.owner
 
     def _read(self, path: Any) -> tuple[str | None, bool] | None:
-        """Who holds a claim, and whether it is stale (``_stale``); None if it is gone."""
-        try:
-            text = path.read_text()
-            return _owner(text), _stale(text, lambda: path.stat().st_mtime, self.ttl)
-        except FileNotFoundError:
-            return None
+        """Who holds a claim, and whether it is stale (``_stale``); None if it is gone. In S3 a
+        claim released and made anew while it is read is read again: s3fs reads an object by
+        the ETag it saw first, and answers FileExpired (EBUSY) when that object was replaced."""
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                text = path.read_text()
+                return _owner(text), _stale(text, lambda: path.stat().st_mtime, self.ttl)
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                if exc.errno != errno.EBUSY or attempt == ATTEMPTS:
+                    raise
+                log.info("Claim %s was replaced while it was read; reading it again", path)
+        raise AssertionError("unreachable")
 
     def release(self, names: Iterable[str]) -> None:
         """Drop the claims named, if they are still ours: a task that deferred drops the claims

@@ -34,8 +34,10 @@ def named_run(run: str, found: Callable[[str, str], bool]) -> tuple[str | None, 
 
 def safe_name(part: str) -> str:
     """A run's id or DAG id as a folder name: characters a file system or object store may
-    refuse (`:`, `+`) read `_`."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", part)
+    refuse (`:`, `+`) read `_`, and so does a name of dots alone (Airflow takes a run id `.`,
+    which as a folder would be the folder of every run of its DAG)."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", part)
+    return name if name.strip(".") else "_" * max(1, len(name))
 
 
 NAME_LIMIT = 200  # bytes of a file name, below the 255 most file systems allow, for suffixes
@@ -58,16 +60,25 @@ def _root(data_dir: str, conn_id: str | None) -> Any:
 
 
 def write_whole(target: Any, text: str) -> None:
-    """Write a whole file or nothing: a task killed mid-write must not leave a torn file for
-    write-back and the report to trip on. Locally through a hidden temporary file renamed
-    over the target; an object store's put is whole already."""
+    """Write a whole file or nothing, durably: a task killed mid-write (or a host losing power
+    after the task succeeded) must not leave a torn or empty file for write-back and the report
+    to trip on. Locally through a hidden temporary file, synced, renamed over the target; an
+    object store's put is whole and durable already."""
     target.parent.mkdir(parents=True, exist_ok=True)
     if not isinstance(target, Path):
         target.write_text(text, encoding="utf-8")
         return
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, target)
+    with temporary.open("w", encoding="utf-8") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())  # on disk before the rename makes it the file: a power cut leaves
+    os.replace(temporary, target)  # the old file or the new one, never an empty one
+    directory = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # and the rename itself survives it
+    finally:
+        os.close(directory)
 
 
 class RunStore:
