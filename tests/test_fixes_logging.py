@@ -330,6 +330,25 @@ def test_trails_encrypted_at_once_share_one_new_key(aws, clients: Clients) -> No
     assert {trail(clients, arn)["KmsKeyId"] for arn in arns} == {key["KeyArn"]}
 
 
+@pytest.mark.parametrize("operation", ["EnableKeyRotation", "CreateAlias"])
+def test_a_throttled_call_after_the_key_is_made_makes_no_second_key(
+    clients: Clients, monkeypatch: pytest.MonkeyPatch, operation: str
+) -> None:
+    """Throttled past botocore's retries there, the fix's own retry started over: the alias that
+    finds the new key was not made yet, so it made a second, billed key."""
+    from asr import remediate
+
+    monkeypatch.setattr(remediate.time, "sleep", lambda _: None)
+    arn = make_trail(clients, "payments")
+    refusals = Refusals(clients.kms, operation)
+    refusals.next(*[{"Code": "ThrottlingException", "Message": "Rate exceeded"}] * 2)
+    assert fix(clients, "CloudTrail.2", arn).status == Status.REMEDIATED
+    [key] = clients.kms.list_keys()["Keys"]
+    assert trail(clients, arn)["KmsKeyId"] == key["KeyArn"]
+    assert clients.kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"]
+    assert refusals.calls == 3
+
+
 def test_a_key_another_process_made_first_is_the_one_used(clients: Clients) -> None:
     arn = make_trail(clients, "payments")
     theirs = {}

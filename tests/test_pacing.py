@@ -17,7 +17,16 @@ from asr.config import ConfigError, Settings
 from asr.findings import RoutingRecord
 from asr.local import MEMBER_ACCOUNT, throttling
 from asr.local.seed import seed_one
-from asr.pacing import AWS_LIMITS, HEADROOM, THROTTLING, RateBudget, RateLimitError, TokenBucket, parse_limits
+from asr.pacing import (
+    AWS_LIMITS,
+    HEADROOM,
+    THROTTLING,
+    RateBudget,
+    RateLimitError,
+    TokenBucket,
+    parse_limits,
+)
+from asr.pacing import throttled as is_throttling
 from asr.playbooks import registry
 from asr.remediate import Status, retry_throttled, run_batch
 from asr.store import RunStore
@@ -65,8 +74,55 @@ def test_limits_come_from_aws_defaults_off_or_json_overrides() -> None:
     for bad in ("fast", '["ec2"]', '{"ec2": [1, 1]}', '{"ec2:write": [0, 1]}', '{"ec2:write": [1]}'):
         with pytest.raises(RateLimitError):
             parse_limits(bad)
+    # Keyed by the endpoint prefix (as IAM names the service), it would pace nothing: refused.
+    with pytest.raises(
+        RateLimitError, match="'elasticloadbalancing' is not a service name as boto3 spells it"
+    ):
+        parse_limits('{"elasticloadbalancing:write": [5, 1]}')
     with pytest.raises(ConfigError, match="ASR_RATE_LIMITS"):
         Settings(rate_limits="{")
+
+
+def test_a_limit_named_as_boto3_names_the_service_paces_its_client(aws) -> None:  # type: ignore[no-untyped-def]
+    """elbv2's calls go to the endpoint prefix elasticloadbalancing: the limit "elbv2:read" was
+    looked up under that prefix, found nothing, and paced nothing."""
+    limits = parse_limits('{"elbv2:read": [1, 1]}')
+    assert limits is not None
+    aws.budget = RateBudget(limits)
+    elbv2 = Clients(aws, MEMBER_ACCOUNT, REGION).elbv2
+    started = time.monotonic()
+    for _ in range(3):
+        elbv2.describe_load_balancers()
+    assert time.monotonic() - started >= 1.5, "the second and third reads waited for tokens"
+    assert elbv2.meta.config.retries["mode"] == "standard", "paced: no second, per-client limiter"
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "expected"),
+    [
+        ("RequestLimitExceeded", 503, True),
+        ("LimitExceededException", 429, True),  # Security Hub, API Gateway: the rate
+        ("LimitExceededException", 400, False),  # KMS, CloudWatch Logs: a quota no retry cures
+        ("AccessDenied", 403, False),
+    ],
+)
+def test_what_counts_as_throttling(code: str, status: int, expected: bool) -> None:
+    answer = {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    assert is_throttling(answer) is expected
+    calls: list[int] = []
+
+    def call() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ClientError(answer, "Op")  # type: ignore[arg-type]
+        return "done"
+
+    if expected:
+        assert retry_throttled(call, sleep=lambda _: None) == "done" and len(calls) == 2
+    else:
+        with pytest.raises(ClientError):
+            retry_throttled(call, sleep=lambda _: None)
+        assert len(calls) == 1
 
 
 def test_budget_share_divides_the_bucket_between_tasks() -> None:

@@ -121,11 +121,14 @@ def start(
             }
             if document.version:
                 request["DocumentVersion"] = document.version
-            ssm = target.clients.ssm
             if journal:
                 journal.intend(target, planned)
                 intended = True
-            execution = retry_throttled(lambda s=ssm, r=request: s.start_automation_execution(**r))
+            # The client is asked for on each try: throttled retries can outlast the member
+            # credentials, and Clients hands out one made with fresh ones near their expiry.
+            execution = retry_throttled(
+                lambda t=target, r=request: t.clients.ssm.start_automation_execution(**r)
+            )
         except Exception as exc:
             before = planned.before if planned else None
             failed = Result(Status.FAILED, describe_error(exc), before)
@@ -160,9 +163,10 @@ def poll(pending: list[dict[str, Any]], aws: AwsContext) -> dict[str, dict[str, 
     statuses: dict[str, dict[str, str]] = {}
     for execution in pending:
         try:
-            ssm = aws.client("ssm", execution["account_id"], execution["region"])
             found = retry_throttled(
-                lambda e=execution, c=ssm: c.get_automation_execution(AutomationExecutionId=e["execution_id"])
+                lambda e=execution: aws.client("ssm", e["account_id"], e["region"]).get_automation_execution(
+                    AutomationExecutionId=e["execution_id"]
+                )
             )["AutomationExecution"]
         except Exception as exc:  # botocore has retried what a retry can mend
             statuses[execution["execution_id"]] = {"status": UNREADABLE, "message": describe_error(exc)}
@@ -181,9 +185,12 @@ def _stop(execution: dict[str, Any], aws: AwsContext) -> tuple[str, bool]:
     """Stop an execution out of time: what became of it (the end of "... did not finish"),
     or ``ENDED_MEANWHILE``; and whether it may still be running."""
     execution_id = execution["execution_id"]
-    ssm = aws.client("ssm", execution["account_id"], execution["region"])
     try:
-        retry_throttled(lambda: ssm.stop_automation_execution(AutomationExecutionId=execution_id))
+        retry_throttled(
+            lambda: aws.client("ssm", execution["account_id"], execution["region"]).stop_automation_execution(
+                AutomationExecutionId=execution_id
+            )
+        )
     except Exception as exc:
         code = error_code(exc) if isinstance(exc, ClientError) else ""
         if code == ENDED_MEANWHILE:

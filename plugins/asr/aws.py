@@ -22,7 +22,12 @@ from botocore.config import Config
 
 from asr.pacing import RateBudget
 
-RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8})
+# As many pooled connections per client as a fix task may have threads (ASR_FIX_THREADS, at
+# most 64): botocore's 10 would open a new TLS connection for each call over it.
+RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, max_pool_connections=64)
+# With asr's own pacing (``asr.pacing``), botocore's adaptive mode would add a second limiter, one
+# per client for every operation: a throttled write would slow that client's reads too.
+PACED_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8})
 SESSION_NAME = "asr-remediation"
 SESSION_NAME_LIMIT = 64  # STS RoleSessionName: 2 to 64 of [\w+=,.@-]
 # Member credentials are assumed again this long before they expire (an hour by default),
@@ -207,11 +212,12 @@ class AwsContext:
 
     def _new_client(self, service: str, region: str | None, **credentials: str) -> Any:
         endpoint = self.endpoint_for(service)
+        config = self.config.merge(PACED_CONFIG) if self.budget else self.config
         if credentials:
-            client = member_client(service, region, endpoint, credentials, self.config)
+            client = member_client(service, region, endpoint, credentials, config)
         else:
             client = self.base_session.client(
-                service, region_name=region, endpoint_url=endpoint, config=self.config
+                service, region_name=region, endpoint_url=endpoint, config=config
             )
         if service == "s3control" and endpoint:
             client.meta.events.register("before-send.s3-control", _strip_account_label)

@@ -13,6 +13,7 @@ refill rate instead of retrying at full speed.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -31,7 +32,22 @@ THROTTLING = frozenset(
         "SlowDown",
     }
 )
+# Security Hub and API Gateway also refuse a call for its rate with LimitExceededException and
+# HTTP 429; other services (KMS, CloudWatch Logs) answer the same code with 400 for a quota
+# reached (keys, filters), which no retry cures.
+RATE_LIMIT_EXCEEDED = "LimitExceededException"
 READ_PREFIXES = ("Describe", "Get", "List", "Head")
+
+
+def throttled(response: Mapping[str, Any]) -> bool:
+    """Whether an AWS error answer (a ClientError's ``response``) refuses the call for its rate."""
+    code = (response.get("Error") or {}).get("Code")
+    if code in THROTTLING:
+        return True
+    return (
+        code == RATE_LIMIT_EXCEEDED and (response.get("ResponseMetadata") or {}).get("HTTPStatusCode") == 429
+    )
+
 
 # Published defaults per account and region: (bucket size, refill per second). A key is
 # "service:Operation" or "service:read" / "service:write"; the operation wins.
@@ -78,8 +94,20 @@ def parse_limits(text: str | None) -> dict[str, tuple[float, float]] | None:
             raise RateLimitError(
                 f"ASR_RATE_LIMITS entry {key!r}: {value!r} is not 'service:class': [bucket, rate]"
             )
+        if key.partition(":")[0] not in _service_names():  # else it would pace nothing, silently
+            raise RateLimitError(
+                f"ASR_RATE_LIMITS entry {key!r}: {key.partition(':')[0]!r} is not a service name as "
+                "boto3 spells it (ec2, elbv2, cloudwatch, securityhub, ...)"
+            )
         limits[key] = (float(value[0]), float(value[1]))
     return limits
+
+
+@functools.cache
+def _service_names() -> frozenset[str]:
+    from botocore.session import get_session
+
+    return frozenset(get_session().get_available_services())
 
 
 def api_class(operation: str) -> str:
@@ -166,8 +194,9 @@ class RateBudget:
             return self._buckets[(account, region, key)]
 
     def attach(self, client: Any, account: str, region: str) -> None:
-        """Pace every call the client makes, and back off when the service throttles it."""
-        service = client.meta.service_model.endpoint_prefix
+        """Pace every call the client makes, and back off when the service throttles it. Limits
+        name a service as boto3 does (elbv2, cloudwatch), not by its endpoint prefix."""
+        service = client.meta.service_model.service_name
 
         def before_call(model: Any, **_: Any) -> None:
             bucket = self.bucket(account, region, service, model.name)
@@ -177,8 +206,7 @@ class RateBudget:
         def needs_retry(response: Any = None, operation: Any = None, **_: Any) -> None:
             if not response or operation is None:
                 return
-            code = (response[1] or {}).get("Error", {}).get("Code")
-            if code in THROTTLING:
+            if throttled(response[1] or {}):
                 bucket = self.bucket(account, region, service, operation.name)
                 if bucket:
                     bucket.drain()

@@ -24,7 +24,7 @@ from asr.actions import Action, ChangedMeanwhile, ChangeNotMade
 from asr.aws import AwsContext, Clients
 from asr.claims import Claims, claim_name
 from asr.findings import RoutingRecord
-from asr.pacing import THROTTLING
+from asr.pacing import throttled
 from asr.playbooks import PlaybookRegistry
 
 T = TypeVar("T")
@@ -143,7 +143,7 @@ def retry_throttled(
         try:
             return call()
         except ClientError as exc:
-            if error_code(exc) not in THROTTLING or attempt == attempts - 1:
+            if not throttled(exc.response) or attempt == attempts - 1:
                 raise
             sleep(min(2**attempt, 30) * (0.5 + random.random() / 2))
     raise AssertionError("unreachable")

@@ -416,14 +416,14 @@ class BulkRead(Action):
         deleted meanwhile fails the call) is left to single reads, which name the bad id."""
         from botocore.exceptions import ClientError
 
-        from asr.pacing import THROTTLING
+        from asr.pacing import throttled
 
         states: dict[str, dict[str, Any] | Exception] = {}
         for start in range(0, len(resource_ids), self.bulk_size):
             try:
                 items = self.describe(clients, resource_ids[start : start + self.bulk_size])
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in THROTTLING:
+                if throttled(exc.response):
                     raise
                 continue
             for item in items:

@@ -122,7 +122,7 @@ class UseLoadBalancerHealthChecks(BulkRead):
         the batch, however many groups share it. A group with no instance needs none."""
         from botocore.exceptions import ClientError
 
-        from asr.pacing import THROTTLING
+        from asr.pacing import throttled
 
         verdicts: dict[tuple[str, str], dict[str, str] | ClientError] = {}
 
@@ -131,7 +131,7 @@ class UseLoadBalancerHealthChecks(BulkRead):
                 try:
                     verdicts[service, balancer] = read(clients[service], balancer)
                 except ClientError as exc:
-                    if exc.response.get("Error", {}).get("Code") in THROTTLING:
+                    if throttled(exc.response):
                         raise
                     verdicts[service, balancer] = exc
             found = verdicts[service, balancer]

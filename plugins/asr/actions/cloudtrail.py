@@ -174,9 +174,13 @@ def ensure_cloudtrail_key(clients: Clients, alias: str, create: bool = True) -> 
             key = kms.create_key(
                 Description="CloudTrail log encryption (created by ASR)", Policy=json.dumps(policy)
             )["KeyMetadata"]
-            kms.enable_key_rotation(KeyId=key["KeyId"])
+            # Throttled here, the fix's own retry would start over and make a second key (the
+            # alias that finds this one is not there yet): the two calls are retried on their own.
+            from asr.remediate import retry_throttled  # not at import: it imports the actions
+
+            retry_throttled(lambda: kms.enable_key_rotation(KeyId=key["KeyId"]))
             try:
-                kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
+                retry_throttled(lambda: kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"]))
                 return str(key["Arn"])
             except kms.exceptions.AlreadyExistsException:
                 log.warning(
