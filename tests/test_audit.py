@@ -175,6 +175,55 @@ def test_a_retry_reports_the_fix_an_earlier_try_made_not_already_compliant(
     assert [c.status for c in journal(tmp_path, try_number=3).changes()] == ["REMEDIATED"]
 
 
+def test_a_retry_on_a_host_whose_clock_is_behind_settles_the_earlier_try_s_change(
+    aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Try 1 (its host's clock a minute fast) intends a change, makes it and dies; try 2, on
+    another host 40 s later, settles it with an earlier time. Paired by time alone, the settle
+    had no intent before it and was dropped: the change stayed UNSETTLED for good."""
+    from asr import audit
+
+    target = seeded_target(aws)
+    planned = planned_for(target)
+    clock = iter(["2026-12-06T10:01:00.000000Z", "2026-12-06T10:00:40.000000Z"])
+    monkeypatch.setattr(audit, "_now", lambda: next(clock))
+    first = journal(tmp_path, try_number=1)
+    first.intend(target, planned)
+    target.action.apply(target.clients, target.resource_id, planned.before, planned.plan)
+
+    [result] = fix_targets([target], journal=journal(tmp_path, try_number=2))
+
+    assert result.status == Status.REMEDIATED and "by an earlier try" in result.message
+    [change] = journal(tmp_path, try_number=3).changes()
+    assert (change.status, change.intent["try_number"], change.settle["try_number"]) == ("REMEDIATED", 1, 2)
+    assert change.settle["intent"] == change.intent["id"]
+
+
+def test_settles_pair_with_the_intent_they_name_and_older_ones_by_time() -> None:
+    from asr.audit import pair
+
+    where = {
+        "kind": "fix",
+        "account_id": "1",
+        "region": "r",
+        "resource_id": "sg-1",
+        "action": "a",
+        "playbook": "p",
+    }
+    events = [
+        {**where, "event": "settle", "intent": "b", "status": "FAILED", "time": "1"},  # before its intent
+        {**where, "event": "intent", "id": "a", "time": "2"},
+        {**where, "event": "intent", "id": "b", "time": "3"},
+        {**where, "event": "intent", "id": "c", "time": "4"},
+        {**where, "event": "settle", "status": "REMEDIATED", "time": "5"},  # an older journal's: the latest
+    ]
+    assert [(c.intent["id"], c.status) for c in pair(events)] == [
+        ("a", UNSETTLED),
+        ("b", "FAILED"),
+        ("c", "REMEDIATED"),
+    ]
+
+
 def test_a_journal_that_cannot_settle_an_earlier_try_costs_the_batch_nothing(
     aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -249,10 +298,11 @@ def test_the_intent_is_durable_before_the_change_and_a_failed_one_stops_it(aws, 
     assert target.action.plan(target.action.read(target.clients, target.resource_id)), "nothing changed"
 
     class Checking(AuditJournal):
-        def intend(self, target: Target, planned: Planned) -> None:
-            super().intend(target, planned)
+        def intend(self, target: Target, planned: Planned) -> str:
+            intent = super().intend(target, planned)
             assert self.changes()[-1].status == UNSETTLED, "on disk before apply"
             assert target.action.plan(target.action.read(target.clients, target.resource_id))
+            return intent
 
     checked = Checking(journal(tmp_path).root, origin())
     assert [o.status for o in run_batch([record], registry(), aws, journal=checked)] == ["REMEDIATED"]
@@ -334,10 +384,11 @@ class UnsettledJournal:
         self.intended: list[str] = []
         self.settles: list[str] = []
 
-    def intend(self, target: Target, planned: Planned) -> None:
+    def intend(self, target: Target, planned: Planned) -> str:
         self.intended.append(target.resource_id)
+        return target.resource_id
 
-    def settle(self, target: Target, result: Result) -> None:
+    def settle(self, target: Target, result: Result, intent: str | None = None) -> None:
         self.settles.append(target.resource_id)
         raise OSError("the audit store is gone")
 

@@ -133,17 +133,33 @@ class Change:
 def pair(events: Iterable[dict[str, Any]]) -> list[Change]:
     """Intents with their settles, in time order.
 
-    A settle belongs to the latest earlier intent of the same kind, resource and action
-    that has none yet, so a settle written by another process (a task resumed after
-    deferral) still finds its intent, and a retry's intent does not take an earlier try's.
+    A settle that names its intent (``intent``: the intent's id) belongs to it, even when it
+    sorts first: another host wrote it (a retry, a task resumed after deferral) by a clock
+    behind the first one's. Otherwise (older journals, reverts) a settle belongs to the latest
+    earlier intent of the same kind, resource and action that has none yet, so a retry's
+    intent does not take an earlier try's.
     """
     changes: list[Change] = []
     open_intents: dict[tuple[str, ...], list[int]] = {}
+    by_id: dict[str, int] = {}
+    early: dict[str, dict[str, Any]] = {}  # settles met before their intent, by its id
     for event in sorted(events, key=lambda e: (e["time"], e.get("seq", 0))):
         key = resource_key(event)
+        named = event.get("intent")
         if event["event"] == INTENT:
+            if event.get("id") in early:
+                changes.append(Change(event, early.pop(event["id"])))
+                continue
+            by_id[event.get("id") or ""] = len(changes)
             open_intents.setdefault(key, []).append(len(changes))
             changes.append(Change(event, None))
+        elif event["event"] == SETTLE and named:
+            index = by_id.get(named)
+            if index is None:
+                early[named] = event
+            elif changes[index].settle is None:
+                open_intents.get(key, []).remove(index)
+                changes[index] = Change(changes[index].intent, event)
         elif event["event"] == SETTLE:
             waiting = open_intents.get(key, [])
             # Two playbooks' fixes of one resource may overlap (IAM.8 and IAM.22): a settle
@@ -155,6 +171,8 @@ def pair(events: Iterable[dict[str, Any]]) -> list[Change]:
             index = (mine or waiting)[-1]
             waiting.remove(index)
             changes[index] = Change(changes[index].intent, event)
+    for event in early.values():
+        log.warning("audit: a settle without an intent: %s", event)
     return changes
 
 
@@ -173,6 +191,7 @@ class AuditJournal:
         self._sync_lock = threading.Lock()
         self._synced = 0  # the last seq known to be on disk
         self._local = isinstance(root, Path)
+        self._intents: dict[tuple[str, ...], str] = {}  # the latest intent's id, by target
         # One file (or name prefix) per writer: the writing run's DAG, run, batch and try.
         self._file = bounded(
             safe_name(f"{origin.dag_id}.{origin.run_id}.{origin.batch_id}.try{origin.try_number or 0}")
@@ -188,14 +207,16 @@ class AuditJournal:
 
     # --- the hook the fix runner calls (asr.remediate.Journal)
 
-    def intend(self, target: Target, planned: Planned) -> None:
-        """Record the change about to be made; raises if it cannot be made durable."""
+    def intend(self, target: Target, planned: Planned) -> str:
+        """Record the change about to be made; raises if it cannot be made durable. Returns the
+        intent's id, which its settle names (``settle``)."""
         records = target.records
+        intent_id = uuid.uuid4().hex
         self.record(
             {
                 "event": INTENT,
                 "kind": FIX,
-                "id": uuid.uuid4().hex,
+                "id": intent_id,
                 **self._where(target),
                 "resource_arn": records[0].resource_arn if records else "",
                 "finding_ids": sorted({r.finding_id for r in records}),
@@ -206,14 +227,22 @@ class AuditJournal:
                 "state": planned.state,
             }
         )
+        with self._lock:
+            self._intents[fix_key({"kind": FIX, **self._where(target)})] = intent_id
+        return intent_id
 
-    def settle(self, target: Target, result: Result) -> None:
-        """Record how the change ended."""
+    def settle(self, target: Target, result: Result, intent: str | None = None) -> None:
+        """Record how the change ended, naming its intent: ``intent``, else the latest this
+        writer recorded for the target."""
+        where = self._where(target)
+        with self._lock:
+            intent = intent or self._intents.pop(fix_key({"kind": FIX, **where}), None)
         self.record(
             {
                 "event": SETTLE,
                 "kind": FIX,
-                **self._where(target),
+                **where,
+                **({"intent": intent} if intent else {}),
                 "status": str(result.status),
                 "message": result.message,
                 "before": result.before,
@@ -329,7 +358,12 @@ class AuditJournal:
                 before, after, settled = change.settle.get("before"), change.settle.get("after"), True
             else:
                 continue
-            made[fix_key(change.intent)] = {"before": before, "after": after, "settled": settled}
+            made[fix_key(change.intent)] = {
+                "before": before,
+                "after": after,
+                "settled": settled,
+                "intent_id": change.intent.get("id"),
+            }
         return made
 
     def earlier(self, target: Target) -> list[Change]:

@@ -93,7 +93,7 @@ def start(
     pending: list[dict[str, Any]] = []
     for target in targets:
         planned: Planned | None = None
-        intended = False
+        intended: str | None = None  # the intent's id, once recorded
         try:
             assessed = assess(target.action, target.clients, target.resource_id)
             if isinstance(assessed, Result):
@@ -122,8 +122,7 @@ def start(
             if document.version:
                 request["DocumentVersion"] = document.version
             if journal:
-                journal.intend(target, planned)
-                intended = True
+                intended = journal.intend(target, planned)
             # The client is asked for on each try: throttled retries can outlast the member
             # credentials, and Clients hands out one made with fresh ones near their expiry.
             execution = retry_throttled(
@@ -133,7 +132,7 @@ def start(
             before = planned.before if planned else None
             failed = Result(Status.FAILED, describe_error(exc), before)
             if journal and intended:
-                settle(journal, target, failed)
+                settle(journal, target, failed, intended)
             outcomes += target.outcomes(failed)
             continue
         pending.append(
@@ -146,6 +145,7 @@ def start(
                 "state": planned.state,
                 "plan": planned.plan,
                 "claim": target.claim,
+                "intent_id": intended,
             }
         )
         if started:
@@ -265,6 +265,7 @@ def finish(
         except Exception as exc:
             result = Result(Status.FAILED, describe_error(exc), planned.before)
         if journal:
-            settle(journal, Target(clients, execution["resource_id"], tuple(records), action), result)
+            where = Target(clients, execution["resource_id"], tuple(records), action)
+            settle(journal, where, result, execution.get("intent_id"))
         outcomes += [Outcome.of(record, result) for record in records]
     return outcomes, running

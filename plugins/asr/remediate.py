@@ -305,11 +305,13 @@ def resolve_targets(
 class Journal(Protocol):
     """Where every change is recorded before it is made (``asr.audit``)."""
 
-    def intend(self, target: Target, planned: Planned) -> None:
-        """Record the change about to be made; raising stops it from being made."""
+    def intend(self, target: Target, planned: Planned) -> str:
+        """Record the change about to be made; raising stops it from being made. Returns the
+        intent's id."""
 
-    def settle(self, target: Target, result: Result) -> None:
-        """Record how the change ended."""
+    def settle(self, target: Target, result: Result, intent: str | None = None) -> None:
+        """Record how the change ended (of the intent ``intent``, else the writer's latest for
+        the target)."""
 
     def made_earlier(self) -> dict[tuple[str, ...], dict[str, Any]]:
         """Fixes an earlier try of this run began or made (``before``, ``after``, ``settled``),
@@ -455,11 +457,11 @@ def propagation_waits(limit: float) -> Iterator[float]:
         waited, delay = waited + delay, min(delay * 2, 8.0)
 
 
-def settle(journal: Journal, target: Target, result: Result) -> None:
+def settle(journal: Journal, target: Target, result: Result, intent: str | None = None) -> None:
     """Record how a change ended, or log why it could not be: the intent is already durable
     (a rollback finds it), and one failed write must not cost the batch its outcomes."""
     try:
-        journal.settle(target, result)
+        journal.settle(target, result, intent)
     except Exception:
         log.exception("Could not record how the change to %s ended", target.resource_id)
 
@@ -523,8 +525,8 @@ def _finish_earlier_tries(targets: list[Target], results: dict[int, Result], jou
                 change["before"],
                 dict(change["after"] or {}),
             )
-            if not change["settled"]:
-                settle(journal, target, results[index])
+            if not change["settled"]:  # another try's intent, perhaps on another host's clock
+                settle(journal, target, results[index], change.get("intent_id"))
 
 
 def _apply(
