@@ -379,6 +379,30 @@ def test_the_member_role_may_read_itself_but_never_change_itself(project: Playbo
     assert first["Statement"][0] == iam_policy.NOT_ITSELF
 
 
+def test_topics_stages_and_the_sharing_setting_are_granted_by_name(project: PlaybookRegistry) -> None:
+    """On "*", sns:Subscribe let the member role copy any topic's messages to an endpoint of its
+    choosing, apigateway:PATCH drop a method's authorizer or point an integration elsewhere,
+    and ssm:UpdateServiceSetting change any SSM setting: each is granted on what fixes change."""
+    policies = iam_policy.render(iam_policy.member_policies(project), iam_policy.plain_values(Settings()))
+    topic = f"arn:aws:sns:eu-west-1:{MEMBER_ACCOUNT}:"
+    assert _decision(policies, "sns:Subscribe", f"{topic}asr-security-alarms") == "Allow"
+    assert _decision(policies, "sns:Subscribe", f"{topic}payments-events") == "implicit deny"
+    for name in ("asr-security-alarms", "asr-cloudformation-events", "asr-s3-event-notifications"):
+        assert _decision(policies, "sns:CreateTopic", f"{topic}{name}") == "Allow", name
+    assert _decision(policies, "sns:CreateTopic", f"{topic}payments-events") == "implicit deny"
+    api = "arn:aws:apigateway:us-east-1::"
+    for path in ("/restapis/a1b2c3/stages/prod", "/apis/a1b2c3/stages/prod", "/account"):
+        assert _decision(policies, "apigateway:PATCH", api + path) == "Allow", path
+    for path in ("/restapis/a1b2c3/resources/r1/methods/GET", "/restapis/a1b2c3", "/apis/a1b2c3/routes/r1"):
+        assert _decision(policies, "apigateway:PATCH", api + path) == "implicit deny", path
+    setting = f"arn:aws:ssm:us-east-1:{MEMBER_ACCOUNT}:servicesetting/ssm/"
+    sharing = f"{setting}documents/console/public-sharing-permission"
+    assert _decision(policies, "ssm:UpdateServiceSetting", sharing) == "Allow"
+    assert _decision(policies, "ssm:UpdateServiceSetting", f"{setting}managed-instance/activation-tier") == (
+        "implicit deny"
+    )
+
+
 def test_scopes_name_registered_actions_and_their_declared_permissions() -> None:
     for name, scopes in iam_policy.SCOPES.items():
         action = actions.get_action(name)

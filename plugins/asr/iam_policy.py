@@ -132,6 +132,21 @@ def _config_roles(params: Mapping[str, Any]) -> tuple[str, ...]:
     return ("*",)
 
 
+def _named_topic(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """The SNS topic the playbook names, in any Region of the account: on "*", Subscribe would
+    let the member role copy any topic's messages to an endpoint of its choosing."""
+    return (f"arn:{PARTITION}:sns:*:{ACCOUNT}:{params['topic_name']}",)
+
+
+def _api_stages_and_account(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """REST and WebSocket stages, and API Gateway's account settings: on "*", PATCH would let
+    the member role drop a method's authorizer or point an integration elsewhere."""
+    return tuple(
+        f"arn:{PARTITION}:apigateway:*::{path}"
+        for path in ("/restapis/*/stages/*", "/apis/*/stages/*", "/account")
+    )
+
+
 def _service_linked(service: str, *more: str) -> Scope:
     """CreateServiceLinkedRole for these services' own roles only: on "*" it would let the
     member role make any service's role (and so switch that service on)."""
@@ -193,13 +208,29 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
     # documents for change sets; whether UpdateStack's expansion asks too, only AWS can tell).
     # It is granted on those transforms alone: no change set of any stack.
     "cloudformation.notify-stack-events": (
+        Scope(("sns:CreateTopic",), _named_topic),
         Scope(
             ("cloudformation:CreateChangeSet",),
             lambda _: (f"arn:{PARTITION}:cloudformation:*:aws:transform/*",),
         ),
     ),
+    "cloudwatch.ensure-cis-alarm": (Scope(("sns:CreateTopic", "sns:Subscribe"), _named_topic),),
+    "s3.enable-event-notifications": (Scope(("sns:CreateTopic",), _named_topic),),
+    "apigateway.encrypt-cache-data": (Scope(("apigateway:PATCH",), _api_stages_and_account),),
+    # SSM.7 changes this one setting; on "*" the member role could change any of SSM's.
+    "ssm.block-public-document-sharing": (
+        Scope(
+            ("ssm:UpdateServiceSetting",),
+            lambda _: (
+                f"arn:{PARTITION}:ssm:*:{ACCOUNT}:servicesetting/ssm/documents/console/public-sharing-permission",
+            ),
+        ),
+    ),
     "rds.enable-enhanced-monitoring": _service_role("monitoring.rds.amazonaws.com", LIST_ATTACHED),
-    "apigateway.enable-execution-logging": _service_role("apigateway.amazonaws.com", LIST_ATTACHED),
+    "apigateway.enable-execution-logging": (
+        *_service_role("apigateway.amazonaws.com", LIST_ATTACHED),
+        Scope(("apigateway:PATCH",), _api_stages_and_account),
+    ),
     "sns.enable-delivery-status-logging": _service_role("sns.amazonaws.com", LIST_ATTACHED),
 }
 
