@@ -356,6 +356,44 @@ def test_a_run_cleared_whole_stays_as_dry_as_its_first_ingest_decided(
     assert store.read_json(sweep.INGESTED)["dry_run"] is True
 
 
+def test_a_run_cleared_whole_whose_ingest_fails_early_is_not_taken_for_its_last_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last pass's ingest.json, records and outcomes stayed until ingest read findings: an
+    ingest that failed before (the run it reruns was deleted) let write-back and the report pass
+    the last pass off as complete. The SSM executions a fix task waits for stay."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from asr import tasks
+
+    monkeypatch.setenv("ASR_DATA_DIR", str(tmp_path))
+    context = {
+        "params": {"rerun_failures_of": "asr_sweep/deleted-since", "dry_run": False},
+        "run_id": "manual__2026-12-06T10:00:00+00:00",
+        "dag": SimpleNamespace(dag_id="asr_remediate"),
+        "dag_run": SimpleNamespace(run_type="manual"),
+    }
+    monkeypatch.setattr(tasks, "get_current_context", lambda: context)
+    store = RunStore.for_run(str(tmp_path), "asr_remediate", context["run_id"])
+    store.own("asr_remediate", context["run_id"])
+    store.write_json(sweep.INGESTED, {"began": "2026-12-06T09:00:00+00:00", "dry_run": True})
+    store.write_lines(sweep.RECORDS, [{"finding_id": "f-1"}])
+    store.write_lines("outcomes/b-1.jsonl", [{"finding_id": "f-1", "status": "REMEDIATED"}])
+    store.write_json(sweep.WRITTEN_BACK, {"updated": 1})
+    store.write_json("automations/b-1.json", {"outcomes": [], "pending": [{"execution_id": "e-1"}]})
+
+    with pytest.raises(AirflowFailException, match="deleted-since"):
+        tasks.ingest_selected.function()
+
+    assert sweep.unfinished(store, 0) == "ingest did not finish"
+    assert not store.path(sweep.RECORDS).exists() and not store.path(sweep.WRITTEN_BACK).exists()
+    assert store.names("outcomes") == []
+    assert store.read_json("automations/b-1.json")["pending"] == [{"execution_id": "e-1"}]
+    assert sweep.is_dry_run(store, {"dry_run": False}), "the first pass's decision stays"
+
+
 def test_a_setting_left_empty_takes_its_default_and_a_wrong_number_is_named() -> None:
     """A line of .env left blank reaches a plain deployment as an empty variable, not an unset one."""
     blank = {

@@ -111,6 +111,26 @@ def test_a_finding_a_person_changed_meanwhile_is_left_alone(imported) -> None:  
     assert state(securityhub)[f[0]["Id"]]["Note"]["Text"] == "accepted risk"
 
 
+def test_a_finding_this_run_resolved_is_resolved_again_with_a_rerun_s_note(imported) -> None:  # type: ignore[no-untyped-def]
+    """A fix task cleared and run again finds what its first pass fixed compliant ("by an earlier
+    try"): the note differs, and the finding, RESOLVED by this run, was counted left alone as if
+    a person had closed it. The same run resolves it again; it never reopens one (a person may
+    have resolved it meanwhile), nor touches another run's."""
+    securityhub, f = imported
+    write_back(securityhub, [outcome(f[0], Status.REMEDIATED), outcome(f[1], Status.REMEDIATED)], "run-1")
+    again = [
+        outcome(f[0], Status.REMEDIATED, "done (by an earlier try; verified now)"),
+        outcome(f[1], Status.FAILED, "AccessDenied: no"),
+    ]
+    result = write_back(securityhub, again, "run-1")
+    assert (result.updated, result.left_alone) == (1, [{"finding_id": f[1]["Id"], "now": "RESOLVED, ACTIVE"}])
+    now = state(securityhub)
+    assert now[f[0]["Id"]]["Note"]["Text"] == "ASR EC2.13: done (by an earlier try; verified now) [run run-1]"
+    assert now[f[1]["Id"]]["Workflow"]["Status"] == "RESOLVED"
+    other_run = write_back(securityhub, [outcome(f[0], Status.REMEDIATED, "fixed again")], "run-2")
+    assert other_run.left_alone == [{"finding_id": f[0]["Id"], "now": "RESOLVED, ACTIVE"}]
+
+
 def test_a_finding_archived_meanwhile_is_left_alone(imported) -> None:  # type: ignore[no-untyped-def]
     """Security Hub archives a finding whose resource or control went away: still NEW, but not
     one to write a status on."""

@@ -33,8 +33,10 @@ INGESTED = "ingest.json"  # when ingest began to read; written last, so it also 
 UNSUPPORTED = "unsupported.json"  # findings of controls no playbook fixes, counted by control
 DECIDED = "dry-run.json"  # whether the run is dry, as its first ingest decided; never removed
 WRITTEN_BACK = "writeback.json"
-# What the steps after ingest write: batches, outcomes, what write-back did.
-LATER_STEPS = ("batches", "outcomes", "automations", WRITTEN_BACK)
+# What the steps after ingest write: batches, outcomes, what write-back did. Not the SSM
+# executions a fix task started and waits for (``automations/``): a run cleared whole while one
+# runs must wait for it again, not start the document a second time on the same resource.
+LATER_STEPS = ("batches", "outcomes", WRITTEN_BACK)
 NOT_ACTED = "outcomes/not-acted.jsonl"
 NOT_FOUND = (
     "not found as a finding asr may act on: no such id, or no longer FAILED or WARNING, ACTIVE "
@@ -93,9 +95,7 @@ def ingest(
     client = aws.admin_client("securityhub", settings.securityhub_region)
     if not store.path(DECIDED).exists():  # kept however often it is cleared, or fails part way
         store.write_json(DECIDED, {"dry_run": dry_run})
-    # A cleared run starts over: nothing an earlier pass left may count.
-    for stale in (INGESTED, RECORDS, REJECTED, UNSUPPORTED, QUERIES, SEEN, *LATER_STEPS):
-        store.remove(stale)
+    start_over(store)
     began = datetime.datetime.now(datetime.UTC).isoformat()
     records: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
@@ -343,6 +343,20 @@ def every_outcome(store: RunStore) -> list[Outcome]:
     outcomes = load_outcomes(store)
     result = Result(Status.NOT_RUN, NOT_RUN_MESSAGE)
     return outcomes + [Outcome.of(r, result) for r in without_outcome(store, outcomes)]
+
+
+def start_over(store: RunStore) -> None:
+    """Forget what an earlier pass of the run left (a run cleared whole): nothing of it may
+    count. Each ingest does this first, before anything that can fail (the organization's
+    accounts, the earlier run a rerun names): write-back and the report of a pass whose ingest
+    failed must say so, not pass the earlier pass's files off as this one's. The dry-run
+    decision stays (older runs kept it in ``INGESTED`` only)."""
+    if not store.path(DECIDED).exists() and store.path(INGESTED).exists():
+        decided = store.read_json(INGESTED).get("dry_run")
+        if decided is not None:
+            store.write_json(DECIDED, {"dry_run": decided})
+    for stale in (INGESTED, RECORDS, REJECTED, UNSUPPORTED, QUERIES, SEEN, *LATER_STEPS):
+        store.remove(stale)
 
 
 def is_dry_run(store: RunStore, params: Any) -> bool:

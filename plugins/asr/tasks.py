@@ -173,11 +173,19 @@ def _asked_wrong() -> Iterator[None]:
 INGEST = {"multiple_outputs": False, "retries": RETRIES, "retry_delay": RETRY_DELAY}
 
 
+def _start_over() -> None:
+    """``sweep.start_over`` in this run's folder, before anything an ingest does can fail."""
+    from asr import sweep
+
+    sweep.start_over(own_run(get_current_context())[1])
+
+
 @task(**INGEST)
 def ingest() -> dict[str, int]:
     """Read the administrator's failed, active, unresolved findings and route them."""
     from asr.securityhub import actionable_plan
 
+    _start_over()
     with _asked_wrong():
         settings, _, _ = run_context()
     wanted = _control_ids(get_current_context()["params"].get("controls") or [])
@@ -192,6 +200,7 @@ def ingest_selected() -> dict[str, int]:
     from asr import selection
     from asr.securityhub import actionable_plan
 
+    _start_over()
     with _asked_wrong():
         settings, _, _ = run_context()
         choice = selection.Selection.from_params(get_current_context()["params"], settings)
@@ -216,6 +225,7 @@ def ingest_events() -> dict[str, int]:
     from asr import claims, events
     from asr.securityhub import QueryPlan, actionable_plan
 
+    _start_over()
     with _asked_wrong():
         settings, store, run_id = run_context()
     context = get_current_context()

@@ -139,6 +139,11 @@ def note_for(outcome: Outcome, run_id: str) -> str:
     return clip_note(text, f" [run {run_id}]")
 
 
+def _text(finding: dict[str, Any] | None) -> str:
+    """A finding's note, as Security Hub holds it now."""
+    return str(((finding or {}).get("Note") or {}).get("Text", ""))
+
+
 def seen_state(finding: dict[str, Any]) -> dict[str, Any]:
     """The part of a finding write-back compares, as ingest read it (a malformed part reads
     as missing: routing rejects the finding with the reason)."""
@@ -228,15 +233,22 @@ def write_back(
                 if fields is None:
                     note = note_for(replace(outcome, message=f"{NOT_MARKED}; {outcome.message}"), run_id)
         workflow = (found or {}).get("Workflow", {}).get("Status")
-        if found and workflow == status and (found.get("Note") or {}).get("Text") == note:
+        if found and workflow == status and _text(found) == note:
             # This run wrote it already: a try of write-back that died before saving its counts.
             result.settled[finding_id] = written(outcome, run_id)
             continue
-        if found is None or workflow not in STILL_OURS or found.get("RecordState") != "ACTIVE":
+        # Resolved by an earlier pass of this run (a fix task cleared and run again): still ours
+        # to write the same status with the rerun's note. Not to reopen it: a person may have.
+        again = workflow == status == "RESOLVED" and _text(found).endswith(f" [run {run_id}]")
+        if (
+            found is None
+            or (workflow not in STILL_OURS and not again)
+            or found.get("RecordState") != "ACTIVE"
+        ):
             state = f"{workflow}, {found.get('RecordState')}" if found else "no longer NEW or NOTIFIED"
             result.left_alone.append({"finding_id": finding_id, "now": state})
             continue
-        current_note = RUN_SUFFIX.sub("", (found.get("Note") or {}).get("Text", ""))
+        current_note = RUN_SUFFIX.sub("", _text(found))
         if (
             workflow == status
             and current_note == RUN_SUFFIX.sub("", note)
