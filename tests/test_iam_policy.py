@@ -403,6 +403,26 @@ def test_topics_stages_and_the_sharing_setting_are_granted_by_name(project: Play
     )
 
 
+def test_no_stackset_instance_may_be_updated_and_without_cloudformation_1_no_deny_is_needed(
+    tmp_path: Path, project: PlaybookRegistry
+) -> None:
+    """UpdateStack is granted on every stack (CloudFormation.1), and the member-role stack is a
+    StackSet's instance: the role could have rewritten the stack that defines it."""
+    for policies in (iam_policy.member_policies(project), iam_policy.rollback_policies(project)):
+        rendered = iam_policy.render(policies, iam_policy.plain_values(Settings()))
+        stacks = f"arn:aws:cloudformation:eu-west-1:{MEMBER_ACCOUNT}:stack/"
+        assert (
+            _decision(rendered, "cloudformation:UpdateStack", f"{stacks}StackSet-asr-member-3f2a/9d1e")
+            == "Deny"
+        )
+        assert _decision(rendered, "cloudformation:UpdateStack", f"{stacks}payments-api/9d1e") == "Allow"
+    without = load_playbooks(playbook_dir(tmp_path, ["EC2.19", "S3.5"]))
+    sids = {
+        s["Sid"] for document in iam_policy.member_policies(without).values() for s in document["Statement"]
+    }
+    assert "NeverUpdateAStackSetInstance" not in sids and "NeverChangeItself" in sids
+
+
 def test_scopes_name_registered_actions_and_their_declared_permissions() -> None:
     for name, scopes in iam_policy.SCOPES.items():
         action = actions.get_action(name)

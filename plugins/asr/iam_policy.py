@@ -461,9 +461,21 @@ NOT_ITSELF: Document = {
 }
 
 
+# CloudFormation.1 refuses a StackSet's instances (the StackSet would undo the change), and the
+# member-role stack deployed with StackSets is one: whatever UpdateStack is granted on, IAM
+# refuses them too, so no role may rewrite the stack that defines it.
+NO_STACKSET_INSTANCE: Document = {
+    "Sid": "NeverUpdateAStackSetInstance",
+    "Effect": "Deny",
+    "Action": "cloudformation:UpdateStack",
+    "Resource": f"arn:{PARTITION}:cloudformation:*:{ACCOUNT}:stack/StackSet-*",
+}
+
+
 def _policies(role: str, grants: list[Grant]) -> dict[str, Document]:
     """A role's managed policies, named ``<role name>-<n>`` (placeholders unfilled)."""
-    body = [NOT_ITSELF, *statements(grants)]
+    updates_stacks = any(grant.permission == "cloudformation:UpdateStack" for grant in grants)
+    body = [NOT_ITSELF, *([NO_STACKSET_INSTANCE] if updates_stacks else []), *statements(grants)]
     return {f"${{{role}}}-{number}": document for number, document in enumerate(pack(body), 1)}
 
 
