@@ -222,6 +222,34 @@ def test_a_stop_refused_for_throttling_is_tried_again(aws, ssm_playbooks: Path) 
     assert execution["AutomationExecution"]["AutomationExecutionStatus"] == "Cancelled"
 
 
+def test_a_throttled_poll_asks_for_its_client_again_on_each_try(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retries under throttling can outlast the member credentials: each try asks the context
+    for the client, which hands out one with fresh credentials near their expiry."""
+    from botocore.exceptions import ClientError
+
+    from asr import remediate
+
+    monkeypatch.setattr(remediate.time, "sleep", lambda _: None)
+    throttling = {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}
+    handed: list[str] = []
+
+    class Context:
+        def client(self, service: str, account: str, region: str) -> Any:
+            handed.append(service)
+            if len(handed) == 1:  # the first client's credentials have expired meanwhile
+                return SimpleNamespace(
+                    get_automation_execution=lambda **_: (_ for _ in ()).throw(
+                        ClientError(throttling, "GetAutomationExecution")  # type: ignore[arg-type]
+                    )
+                )
+            found = {"AutomationExecutionStatus": "Success"}
+            return SimpleNamespace(get_automation_execution=lambda **_: {"AutomationExecution": found})
+
+    pending = [{"execution_id": "e-1", "account_id": MEMBER_ACCOUNT, "region": "us-east-1"}]
+    assert automation.poll(pending, Context()) == {"e-1": {"status": "Success", "message": ""}}  # type: ignore[arg-type]
+    assert handed == ["ssm", "ssm"]
+
+
 def test_an_execution_ssm_is_still_stopping_is_called_running(aws, ssm_playbooks: Path) -> None:
     """A stop is not instant (SSM's Cancelling): a step under way may still change the
     resource, so the execution counts as running and the caller keeps its claim."""

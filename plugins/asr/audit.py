@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from asr.store import RunStore, bounded, safe_name
+from asr.store import RunStore, bounded, fsync_path, safe_name
 
 if TYPE_CHECKING:
     from asr.remediate import Planned, Result, Target
@@ -295,11 +295,7 @@ class AuditJournal:
         finally:
             os.close(descriptor)
         if created:  # the new file's name must survive a crash too
-            directory = os.open(self.root, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            fsync_path(self.root)
 
     def _sync(self, seq: int) -> None:
         """Return once the line numbered ``seq`` is on disk. Group commit: one fsync covers
@@ -310,11 +306,7 @@ class AuditJournal:
                 return
             with self._lock:
                 covered = self._seq
-            descriptor = os.open(self._path(), os.O_RDONLY)
-            try:
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
+            fsync_path(self._path())
             self._synced = covered
 
     def _put_object(self, event: dict[str, Any], line: str) -> None:

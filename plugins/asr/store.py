@@ -59,6 +59,16 @@ def _root(data_dir: str, conn_id: str | None) -> Any:
     return Path(data_dir)
 
 
+def fsync_path(path: Any) -> None:
+    """Make what is written to a local file, or a folder's entries (a file made or renamed in
+    it), survive a crash of the host."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def write_whole(target: Any, text: str) -> None:
     """Write a whole file or nothing, durably: a task killed mid-write (or a host losing power
     after the task succeeded) must not leave a torn or empty file for write-back and the report
@@ -74,11 +84,7 @@ def write_whole(target: Any, text: str) -> None:
         file.flush()
         os.fsync(file.fileno())  # on disk before the rename makes it the file: a power cut leaves
     os.replace(temporary, target)  # the old file or the new one, never an empty one
-    directory = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # and the rename itself survives it
-    finally:
-        os.close(directory)
+    fsync_path(target.parent)  # and the rename itself survives it
 
 
 class RunStore:

@@ -121,6 +121,11 @@ def written(outcome: Outcome, run_id: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def run_suffix(run_id: str) -> str:
+    """What ends every note a run writes (``RUN_SUFFIX`` matches it)."""
+    return f" [run {run_id}]"
+
+
 def note_for(outcome: Outcome, run_id: str) -> str:
     subject = outcome.playbook or outcome.control_id or "finding"
     if outcome.status == Status.FAILED:
@@ -136,7 +141,7 @@ def note_for(outcome: Outcome, run_id: str) -> str:
         text = f"ASR {subject}: fix not approved, nothing changed: {outcome.message}"
     else:
         text = f"ASR {subject}: {outcome.message}"
-    return clip_note(text, f" [run {run_id}]")
+    return clip_note(text, run_suffix(run_id))
 
 
 def _text(finding: dict[str, Any] | None) -> str:
@@ -239,7 +244,7 @@ def write_back(
             continue
         # Resolved by an earlier pass of this run (a fix task cleared and run again): still ours
         # to write the same status with the rerun's note. Not to reopen it: a person may have.
-        again = workflow == status == "RESOLVED" and _text(found).endswith(f" [run {run_id}]")
+        again = workflow == status == "RESOLVED" and _text(found).endswith(run_suffix(run_id))
         if (
             found is None
             or (workflow not in STILL_OURS and not again)
