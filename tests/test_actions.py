@@ -15,7 +15,7 @@ from asr.local import MEMBER_ACCOUNT
 from asr.local.seed import seed_one
 from asr.local.seeders import SEEDERS
 from asr.playbooks import registry
-from asr.remediate import Result, Status, remediate_resource, run_batch
+from asr.remediate import Result, Status, Target, fix_targets, remediate_resource, run_batch
 
 REGION = "us-east-1"
 READ_PREFIXES = ("describe_", "get_", "list_", "batch_get_")
@@ -198,6 +198,39 @@ def test_one_failure_does_not_fail_the_batch(aws) -> None:
     assert outcomes[missing_id].status == Status.FAILED
     assert "InvalidGroup.NotFound" in outcomes[missing_id].message
     assert outcomes[good_id].status == Status.REMEDIATED
+
+
+def test_a_read_back_that_refuses_fails_that_resource_alone(aws) -> None:
+    """A plan may raise to refuse a resource (EC2.8 in use over IMDSv1, AutoScaling.1 with
+    failing instances); the read-back after a change judges by it too, and must not take the
+    batch's other results down with it."""
+    playbook = registry().for_control("EC2.13")
+    action = playbook.build_action()
+
+    class RefusedOnReadBack(type(action)):  # type: ignore[misc]
+        applied = False
+
+        def apply(self, *args: Any) -> None:
+            self.applied = True
+            super().apply(*args)
+
+        def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+            if self.applied:
+                raise ValueError("it reads as refused now")
+            return super().plan(state)
+
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    ids = [seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION).resource_id.rsplit("/", 1)[1] for _ in range(2)]
+    targets = [
+        Target(clients, ids[0], (), RefusedOnReadBack(action.params)),
+        Target(clients, ids[1], (), action),
+    ]
+    refused, fixed = fix_targets(targets, threads=2)
+    assert (refused.status, refused.message) == (
+        Status.FAILED,
+        "verification failed: ValueError: it reads as refused now",
+    )
+    assert refused.before and fixed.status == Status.REMEDIATED
 
 
 def test_account_level_fix_runs_once_for_many_findings(aws) -> None:

@@ -180,7 +180,10 @@ def verify(action: Action, clients: Clients, resource_id: str, planned: Planned,
 
 def checked(action: Action, state: dict[str, Any], planned: Planned, done: str) -> Result:
     after = {key: state.get(key) for key in planned.plan}
-    still = action.plan(state)
+    try:
+        still = action.plan(state)
+    except Exception as exc:  # the read-back shows a reason to refuse: that resource's failure alone
+        return Result(Status.FAILED, f"verification failed: {describe_error(exc)}", planned.before, after)
     if still:
         return Result(Status.FAILED, f"verification failed: still needs {still}", planned.before, after)
     return Result(Status.REMEDIATED, done, planned.before, after)
