@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from helpers import assert_extracted_id
 from test_fixes_data import assert_permissions_cover_served_calls, parameters_sent
 
 from asr import local
@@ -272,9 +273,4 @@ def test_revert_turning_backups_back_on_names_the_member(aws: Any) -> None:
     ],
 )
 def test_the_whole_arn_is_the_resource_id(resource_arn: str, matches: bool) -> None:
-    playbook = registry().playbooks[CONTROL]
-    if matches:
-        assert playbook.extract_resource_id(resource_arn, MEMBER_ACCOUNT) == resource_arn
-    else:
-        with pytest.raises(ValueError, match="does not match"):
-            playbook.extract_resource_id(resource_arn, MEMBER_ACCOUNT)
+    assert_extracted_id(CONTROL, resource_arn, resource_arn if matches else None)

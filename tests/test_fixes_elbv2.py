@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from helpers import assert_extracted_id
 from test_fixes_data import parameters_sent
 
 from asr import local
@@ -310,9 +311,4 @@ def test_revert_puts_back_what_the_fix_changed_and_only_that(aws: Any) -> None:
     ],
 )
 def test_the_whole_arn_is_the_resource_id(resource_arn: str, extracted: bool) -> None:
-    playbook = registry().playbooks["ELB.1"]
-    if extracted:
-        assert playbook.extract_resource_id(resource_arn, MEMBER_ACCOUNT) == resource_arn
-    else:
-        with pytest.raises(ValueError, match="does not match"):
-            playbook.extract_resource_id(resource_arn, MEMBER_ACCOUNT)
+    assert_extracted_id("ELB.1", resource_arn, resource_arn if extracted else None)

@@ -11,7 +11,8 @@ from asr.aws import Clients
 from asr.local import MEMBER_ACCOUNT, served_requests
 from asr.local.request_log_ext import is_write
 from asr.local.seed import seed_one
-from asr.local.seeders.iam import PASSWORD, days_ago, set_credential_history
+from asr.local.seeders import days_ago
+from asr.local.seeders.iam import PASSWORD, set_credential_history
 from asr.playbooks import registry
 from asr.remediate import Result, Status, remediate_resource
 

@@ -403,6 +403,29 @@ def test_topics_stages_and_the_sharing_setting_are_granted_by_name(project: Play
     )
 
 
+def test_secrets_are_deleted_only_with_a_recovery_window_and_rotation_invokes_own_functions(
+    project: PlaybookRegistry,
+) -> None:
+    """SecretsManager.3 schedules a deletion that can be undone for 30 days: the grant must not
+    allow ForceDeleteWithoutRecovery (which sends no window). RotateSecret needs InvokeFunction
+    on a rotation function of any name: only the account's own."""
+    values = iam_policy.plain_values(Settings()) | {"AWS::AccountId": MEMBER_ACCOUNT}
+    policies = iam_policy.render(iam_policy.member_policies(project), values)
+    [delete] = [
+        s
+        for d in policies.values()
+        for s in d["Statement"]
+        if "secretsmanager:DeleteSecret" in s.get("Action", ())
+    ]
+    assert delete["Condition"] == {"NumericGreaterThanEquals": {"secretsmanager:RecoveryWindowInDays": "7"}}
+    secret = f"arn:aws:secretsmanager:us-east-1:{MEMBER_ACCOUNT}:secret:orders-AbC123"
+    assert _decision(policies, "secretsmanager:DeleteSecret", secret) == "Allow"
+    function = f"arn:aws:lambda:us-east-1:{MEMBER_ACCOUNT}:function:rotate-orders"
+    assert _decision(policies, "lambda:InvokeFunction", function) == "Allow"
+    elsewhere = "arn:aws:lambda:us-east-1:999999999999:function:rotate-orders"
+    assert _decision(policies, "lambda:InvokeFunction", elsewhere) == "implicit deny"
+
+
 def test_no_stackset_instance_may_be_updated_and_without_cloudformation_1_no_deny_is_needed(
     tmp_path: Path, project: PlaybookRegistry
 ) -> None:

@@ -1,4 +1,5 @@
-"""The stand-in's ElastiCache extension: ModifyCacheCluster, and turning on a group's backups as AWS does."""
+"""The stand-in's ElastiCache extension: ModifyCacheCluster, turning on a group's backups as AWS does,
+and automatic minor version upgrades (on by default, a group's shared by its members)."""
 
 from __future__ import annotations
 
@@ -101,3 +102,66 @@ def test_other_changes_to_a_group_pass_through(elasticache: Any) -> None:
     elasticache.modify_replication_group(ReplicationGroupId="orders", AutomaticFailoverEnabled=True)
     described = elasticache.describe_replication_groups(ReplicationGroupId="orders")["ReplicationGroups"][0]
     assert described["AutomaticFailover"] == "enabled"
+
+
+def cluster(elasticache: Any, name: str) -> dict[str, Any]:
+    return dict(elasticache.describe_cache_clusters(CacheClusterId=name)["CacheClusters"][0])
+
+
+def test_minor_version_upgrades_are_on_unless_turned_off_at_creation(elasticache: Any) -> None:
+    for name, settings in (("plain", {}), ("off", {"AutoMinorVersionUpgrade": False})):
+        elasticache.create_cache_cluster(
+            CacheClusterId=name, Engine="redis", CacheNodeType="cache.t3.micro", **settings
+        )
+    assert cluster(elasticache, "plain")["AutoMinorVersionUpgrade"] is True
+    assert cluster(elasticache, "off")["AutoMinorVersionUpgrade"] is False
+    assert group(elasticache, "orders")["AutoMinorVersionUpgrade"] is True
+    assert group(elasticache, "legacy", AutoMinorVersionUpgrade=False)["AutoMinorVersionUpgrade"] is False
+
+
+def test_a_cluster_on_its_own_changes_its_minor_version_upgrades(elasticache: Any) -> None:
+    elasticache.create_cache_cluster(
+        CacheClusterId="orders", Engine="redis", CacheNodeType="cache.t3.micro", AutoMinorVersionUpgrade=False
+    )
+    answer = elasticache.modify_cache_cluster(CacheClusterId="orders", AutoMinorVersionUpgrade=True)
+    assert answer["CacheCluster"]["AutoMinorVersionUpgrade"] is True
+    assert cluster(elasticache, "orders")["AutoMinorVersionUpgrade"] is True
+    elasticache.modify_cache_cluster(CacheClusterId="orders", SnapshotRetentionLimit=2)  # flag not sent
+    assert cluster(elasticache, "orders")["AutoMinorVersionUpgrade"] is True
+    elasticache.modify_cache_cluster(CacheClusterId="orders", AutoMinorVersionUpgrade=False)
+    assert cluster(elasticache, "orders")["AutoMinorVersionUpgrade"] is False
+
+
+def test_a_group_changes_minor_version_upgrades_for_its_members_too(elasticache: Any) -> None:
+    group(elasticache, "orders", ReplicasPerNodeGroup=1, AutoMinorVersionUpgrade=False)
+    elasticache.create_cache_cluster(
+        CacheClusterId="orders-003",
+        Engine="redis",
+        CacheNodeType="cache.t3.micro",
+        ReplicationGroupId="orders",
+        AutoMinorVersionUpgrade=True,  # a member carries its group's setting, not its own
+    )
+    elasticache.create_cache_cluster(
+        CacheClusterId="other", Engine="redis", CacheNodeType="cache.t3.micro", AutoMinorVersionUpgrade=False
+    )
+    assert cluster(elasticache, "orders-003")["AutoMinorVersionUpgrade"] is False
+    refused(
+        lambda: elasticache.modify_cache_cluster(CacheClusterId="orders-003", AutoMinorVersionUpgrade=True),
+        "InvalidParameterCombination",
+        "member of replication group orders",
+    )
+    answer = elasticache.modify_replication_group(ReplicationGroupId="orders", AutoMinorVersionUpgrade=True)
+    assert answer["ReplicationGroup"]["AutoMinorVersionUpgrade"] is True
+    described = elasticache.describe_replication_groups(ReplicationGroupId="orders")["ReplicationGroups"][0]
+    assert described["AutoMinorVersionUpgrade"] is True
+    assert cluster(elasticache, "orders-003")["AutoMinorVersionUpgrade"] is True
+    assert cluster(elasticache, "other")["AutoMinorVersionUpgrade"] is False  # not the group's
+    elasticache.modify_replication_group(
+        ReplicationGroupId="orders", SnapshotRetentionLimit=0
+    )  # flag not sent
+    assert cluster(elasticache, "orders-003")["AutoMinorVersionUpgrade"] is True
+    refused(
+        lambda: elasticache.modify_replication_group(ReplicationGroupId="gone", AutoMinorVersionUpgrade=True),
+        "ReplicationGroupNotFoundFault",
+        "gone",
+    )

@@ -10,7 +10,8 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from asr.local.seeders.iam import CREDENTIAL_HISTORY_PATH, PASSWORD, days_ago, set_credential_history
+from asr.local.seeders import days_ago
+from asr.local.seeders.iam import CREDENTIAL_HISTORY_PATH, PASSWORD, set_credential_history
 
 ACCOUNT = "123456789012"  # the account moto gives plain credentials
 SUPPORT = "arn:aws:iam::aws:policy/AWSSupportAccess"

@@ -920,7 +920,8 @@ def test_a_key_that_aged_past_the_limit_since_the_fix_does_not_stop_the_rollback
     """IAM.3 reads the active keys older than 90 days, IAM.22 those unused for 45: a second key
     that passed that age after the fix read as a change since, and the rollback left the
     deactivated key off."""
-    from asr.local.seeders.iam import days_ago, set_credential_history
+    from asr.local.seeders import days_ago
+    from asr.local.seeders.iam import set_credential_history
 
     record = parse_finding(finding(seed_one(aws, control, MEMBER_ACCOUNT, REGION)), registry())
     iam = Clients(aws, MEMBER_ACCOUNT, REGION).iam

@@ -227,6 +227,15 @@ RESOURCES = {
         "arn:aws:apigateway:eu-west-1::/restapis/a1b2c3d4e5/stages/prod",
         "/restapis/a1b2c3d4e5/stages/prod",
     ),
+    "AwsAthenaWorkGroup": ("arn:aws:athena:eu-west-1:222222222222:workgroup/orders", "orders"),
+    "AwsSecretsManagerSecret": (
+        "arn:aws:secretsmanager:eu-west-1:222222222222:secret:orders/db-password-AbC123",
+        "arn:aws:secretsmanager:eu-west-1:222222222222:secret:orders/db-password-AbC123",
+    ),
+    "AwsCodeBuildProject": (
+        "arn:aws:codebuild:eu-west-1:222222222222:project/images",
+        "arn:aws:codebuild:eu-west-1:222222222222:project/images",
+    ),
 }
 
 

@@ -147,6 +147,11 @@ def _api_stages_and_account(params: Mapping[str, Any]) -> tuple[str, ...]:
     )
 
 
+def _account_functions(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every Lambda function of the account (and its versions and aliases)."""
+    return (f"arn:{PARTITION}:lambda:*:{ACCOUNT}:function:*",)
+
+
 def _service_linked(service: str, *more: str) -> Scope:
     """CreateServiceLinkedRole for these services' own roles only: on "*" it would let the
     member role make any service's role (and so switch that service on)."""
@@ -232,6 +237,18 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
         Scope(("apigateway:PATCH",), _api_stages_and_account),
     ),
     "sns.enable-delivery-status-logging": _service_role("sns.amazonaws.com", LIST_ATTACHED),
+    # RotateSecret asks its caller for lambda:InvokeFunction on the rotation function, whose
+    # name can be anything: the account's own functions, no other account's.
+    "secretsmanager.enable-rotation": (Scope(("lambda:InvokeFunction",), _account_functions),),
+    "secretsmanager.rotate-overdue-secret": (Scope(("lambda:InvokeFunction",), _account_functions),),
+    # Only with a recovery window: ForceDeleteWithoutRecovery sends none, and would be final.
+    "secretsmanager.delete-unused-secret": (
+        Scope(
+            ("secretsmanager:DeleteSecret",),
+            lambda _: (f"arn:{PARTITION}:secretsmanager:*:{ACCOUNT}:secret:*",),
+            {"NumericGreaterThanEquals": {"secretsmanager:RecoveryWindowInDays": "7"}},
+        ),
+    ),
 }
 
 

@@ -43,6 +43,7 @@ CONTROL_PARAMETERS: dict[str, frozenset[str]] = {
             "targetWriteUtilization",
         }
     ),
+    "EC2.4": frozenset({"AllowedDays"}),
     "EC2.18": frozenset({"authorizedTcpPorts", "authorizedUdpPorts"}),
     "IAM.7": frozenset(
         {
@@ -59,6 +60,9 @@ CONTROL_PARAMETERS: dict[str, frozenset[str]] = {
     "Redshift.3": frozenset({"MinRetentionPeriod"}),
     "S3.11": frozenset({"eventTypes"}),
     "S3.13": frozenset({"targetExpirationDays", "targetTransitionDays", "targetTransitionStorageClass"}),
+    "SecretsManager.1": frozenset({"maximumAllowedRotationFrequency"}),
+    "SecretsManager.3": frozenset({"unusedForDays"}),
+    "SecretsManager.4": frozenset({"maxDaysSinceRotation"}),
 }
 
 _STD = r"(?P<standard>[a-z0-9-]+/v/[0-9.]+)"

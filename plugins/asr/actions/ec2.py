@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -14,6 +15,7 @@ from botocore.exceptions import ClientError
 from asr.actions import (
     Action,
     BulkRead,
+    ChangedMeanwhile,
     ServiceRole,
     grant_name,
     register,
@@ -563,8 +565,22 @@ def imdsv1_calls(cloudwatch: Any, instance_ids: list[str], days: int) -> dict[st
     return counts
 
 
+class InstanceAction(BulkRead):
+    """Instance fixes read many instances with one paginated DescribeInstances."""
+
+    service = "ec2"
+    propagation_seconds = EC2_PROPAGATION
+
+    def describe(self, clients: Clients, resource_ids: list[str]) -> list[dict[str, Any]]:
+        pages = clients.ec2.get_paginator("describe_instances").paginate(InstanceIds=resource_ids)
+        return [i for page in pages for reservation in page["Reservations"] for i in reservation["Instances"]]
+
+    def item_id(self, item: dict[str, Any]) -> str:
+        return item["InstanceId"]
+
+
 @register
-class RequireImdsv2(BulkRead):
+class RequireImdsv2(InstanceAction):
     """Require session tokens (IMDSv2) for an instance's metadata service.
 
     IMDSv1 answers plain GETs, so an SSRF flaw in an application can read the instance
@@ -580,8 +596,6 @@ class RequireImdsv2(BulkRead):
     """
 
     name = "ec2.require-imdsv2"
-    service = "ec2"
-    propagation_seconds = EC2_PROPAGATION
     permissions = ("ec2:DescribeInstances", "ec2:ModifyInstanceMetadataOptions", "cloudwatch:GetMetricData")
     summary = "required IMDSv2 (HttpTokens=required) on the instance"
     schema = {
@@ -592,13 +606,6 @@ class RequireImdsv2(BulkRead):
             "imdsv1_quiet_days": {"type": "integer", "minimum": 0, "maximum": 455, "default": 14}
         },
     }
-
-    def describe(self, clients: Clients, resource_ids: list[str]) -> list[dict[str, Any]]:
-        pages = clients.ec2.get_paginator("describe_instances").paginate(InstanceIds=resource_ids)
-        return [i for page in pages for reservation in page["Reservations"] for i in reservation["Instances"]]
-
-    def item_id(self, item: dict[str, Any]) -> str:
-        return item["InstanceId"]
 
     def state_of(self, instance: dict[str, Any]) -> dict[str, Any]:
         return {"HttpTokens": instance.get("MetadataOptions", {}).get("HttpTokens")}
@@ -631,6 +638,155 @@ class RequireImdsv2(BulkRead):
         # No metadata options reported means EC2's default, which accepts IMDSv1.
         tokens = before["HttpTokens"] or "optional"
         clients.ec2.modify_instance_metadata_options(InstanceId=resource_id, HttpTokens=tokens)
+
+
+# How EC2 dates a user's stop in StateTransitionReason: "User initiated (2025-01-31 08:00:00 GMT)".
+STOPPED_AT = re.compile(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (?:GMT|UTC)\)")
+# Tags AWS puts on an instance another service launched and keeps at its count: terminated by
+# hand, it is replaced (or the service's own count goes wrong), so it is not for this fix.
+MANAGER_TAGS = {
+    "aws:autoscaling:groupName": "the Auto Scaling group",
+    "aws:ec2spot:fleet-request-id": "the Spot Fleet request",
+    "aws:ec2:fleet-id": "the EC2 Fleet",
+}
+
+
+def _stopped_at(reason: str) -> str | None:
+    """The stop time in a StateTransitionReason, as an ISO UTC time; None when it names none."""
+    found = STOPPED_AT.search(reason or "")
+    if not found:
+        return None
+    when = datetime.datetime.strptime(found[1], "%Y-%m-%d %H:%M:%S").replace(tzinfo=datetime.UTC)
+    return when.isoformat()
+
+
+def _manager(instance: dict[str, Any]) -> str | None:
+    """What launched the instance and would replace it or lose count if it were terminated."""
+    tags = {tag["Key"]: tag["Value"] for tag in instance.get("Tags", [])}
+    for key, manager in MANAGER_TAGS.items():
+        if key in tags:
+            return f"{manager} {tags[key]}"
+    if instance.get("InstanceLifecycle") == "spot" and instance.get("SpotInstanceRequestId"):
+        # Only a persistent request's Spot Instance can be stopped, and terminating it opens the
+        # request again, which launches another.
+        return f"the persistent Spot request {instance['SpotInstanceRequestId']}"
+    operator = instance.get("Operator") or {}
+    if operator.get("Managed"):
+        return f"the service {operator.get('Principal') or 'that operates it'}"
+    return None
+
+
+@register
+class TerminateLongStoppedInstance(InstanceAction):
+    """Terminate an instance that has been stopped for more than ``allowed_days``.
+
+    A stopped instance still pays for its EBS volumes and misses every patch while it sleeps:
+    started months later, it comes back out of date. Termination cannot be undone, so
+    the fix terminates only what the evidence at fix time supports: an instance still
+    ``stopped``, stopped (as EC2's StateTransitionReason dates it) more than ``allowed_days``
+    ago. One started since, or stopped again more recently, passes EC2.4 and is left alone. One
+    whose stop EC2 does not date is refused (AWS Config calls it NON_COMPLIANT, but a guess is
+    no ground for a deletion), and so is one with termination protection (the owner's "keep
+    this"; the fix does not turn it off) and one that an Auto Scaling group, a fleet or a
+    persistent Spot request launched (it would be replaced, or its group miscounted). The
+    EBS volumes the termination deletes (``DeleteOnTermination``) are recorded in the
+    before-state; the others are left detached.
+
+        remediation:
+          action: ec2.terminate-long-stopped-instance
+          parameters: {allowed_days: 30}
+    """
+
+    name = "ec2.terminate-long-stopped-instance"
+    permissions = ("ec2:DescribeInstances", "ec2:DescribeInstanceAttribute", "ec2:TerminateInstances")
+    summary = "terminated the instance, stopped for more than {allowed_days} days"
+    irreversible = (
+        "it terminates the instance: EC2 cannot bring a terminated instance back, and the EBS "
+        "volumes deleted with it are gone (a new instance from the same AMI is not the same one)"
+    )
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        # Security Hub's AllowedDays takes 1 to 365.
+        "properties": {"allowed_days": {"type": "integer", "minimum": 1, "maximum": 365, "default": 30}},
+    }
+
+    def state_of(self, instance: dict[str, Any]) -> dict[str, Any]:
+        volumes = [m["Ebs"] for m in instance.get("BlockDeviceMappings", []) if "Ebs" in m]
+        reason = instance.get("StateTransitionReason", "")
+        return {
+            "State": instance["State"]["Name"],
+            "StateTransitionReason": reason,
+            "StoppedAt": _stopped_at(reason),
+            "ManagedBy": _manager(instance),
+            "VolumesDeletedOnTermination": sorted(
+                v["VolumeId"] for v in volumes if v.get("DeleteOnTermination")
+            ),
+            "VolumesKept": sorted(v["VolumeId"] for v in volumes if not v.get("DeleteOnTermination")),
+        }
+
+    def complete(self, clients: Clients, states: dict[str, dict[str, Any] | Exception]) -> None:
+        """Replace the state of an instance the fix must not terminate with the reason, as a read
+        error: refused in the read, not in ``plan``, because the runner plans every read-back too,
+        and a refusal found there (protection turned on during the fix) must fail that instance
+        with its reason, not the batch."""
+        for instance_id, state in states.items():
+            if not isinstance(state, dict) or state["State"] != "stopped":
+                continue
+            try:
+                why = self._refusal(clients, instance_id, state)
+            except ClientError as exc:
+                states[instance_id] = exc
+                continue
+            if why:
+                states[instance_id] = ValueError(why)
+
+    def _refusal(self, clients: Clients, instance_id: str, state: dict[str, Any]) -> str | None:
+        """Why this stopped instance must not be terminated, or None. Termination protection is
+        asked only of an instance due to go: DescribeInstances does not report it."""
+        if state["StoppedAt"] is None:
+            return (
+                f"EC2 does not say when the instance was stopped (StateTransitionReason "
+                f"{state['StateTransitionReason']!r}), so it is not terminated on a guess: check its "
+                "history in AWS Config or CloudTrail, and terminate it yourself if it is unused"
+            )
+        if not self._overdue(state):
+            return None
+        found = clients.ec2.describe_instance_attribute(
+            InstanceId=instance_id, Attribute="disableApiTermination"
+        )
+        state["DisableApiTermination"] = bool(found["DisableApiTermination"].get("Value"))
+        if state["DisableApiTermination"]:
+            return (
+                "the instance has termination protection (DisableApiTermination), its owner's word to "
+                "keep it: the fix does not turn that off; turn it off yourself to let the instance go"
+            )
+        if state["ManagedBy"]:
+            return (
+                f"the instance belongs to {state['ManagedBy']}, which would replace it or lose count if "
+                "it were terminated: change that instead (scale it in, or cancel the request)"
+            )
+        return None
+
+    def _overdue(self, state: dict[str, Any]) -> bool:
+        """Stopped, for more than ``allowed_days`` by EC2's date (an undated stop is refused)."""
+        if state["State"] != "stopped" or state["StoppedAt"] is None:
+            return False
+        stopped = datetime.datetime.fromisoformat(state["StoppedAt"])
+        return datetime.datetime.now(datetime.UTC) - stopped > datetime.timedelta(
+            days=self.params["allowed_days"]
+        )
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        # Running, starting, stopping just now, stopped again within the days, or gone: EC2.4 passes.
+        return {"State": "terminated", "VolumesDeletedOnTermination": []} if self._overdue(state) else {}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        """Read the instance again just before: TerminateInstances takes a running instance too,
+        and one started (or protected) since the batch read it must not go on that read."""
+        if self.plan(self.read(clients, resource_id)) != plan:
+            raise ChangedMeanwhile(f"{resource_id} changed since it was read")
+        clients.ec2.terminate_instances(InstanceIds=[resource_id])
 
 
 @register

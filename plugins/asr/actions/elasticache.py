@@ -1,4 +1,5 @@
-"""ElastiCache fixes: Redis OSS and Valkey caches that fail over by themselves and keep backups."""
+"""ElastiCache fixes: Redis OSS and Valkey caches that fail over by themselves, keep backups and
+take minor engine versions."""
 
 from __future__ import annotations
 
@@ -12,11 +13,37 @@ if TYPE_CHECKING:
 
 # AutomaticFailover as DescribeReplicationGroups reports it, and the statuses on the way there.
 ON = ("enabled", "enabling")
-# The engines that keep snapshots; Memcached keeps none.
+# The engines that keep snapshots and take minor versions by themselves; Memcached does neither.
 BACKED_UP = ("redis", "valkey")
 RESOURCE_ARN = re.compile(
     r"^arn:[a-z-]+:elasticache:[a-z0-9-]+:\d{12}:(cluster|replicationgroup):([A-Za-z0-9-]+)$"
 )
+# What a fix of a setting kept on the cluster on its own, or else on its replication group, calls.
+READ_AND_MODIFY = (
+    "elasticache:DescribeCacheClusters",
+    "elasticache:DescribeReplicationGroups",
+    "elasticache:ModifyCacheCluster",
+    "elasticache:ModifyReplicationGroup",
+)
+# The first Redis OSS version that takes AutoMinorVersionUpgrade (every Valkey version does).
+UPGRADED_FROM = (6, 0)
+
+
+def named(elasticache: Any, resource_id: str, refusal: str) -> tuple[str, dict[str, Any] | None]:
+    """What the ARN names: a replication group's id and None, or a cache cluster's id and its
+    description. A cluster running another engine than Redis OSS or Valkey is refused, with
+    ``refusal`` saying why (after "runs <engine>, ")."""
+    match = RESOURCE_ARN.match(resource_id)
+    if not match:
+        raise ValueError(f"{resource_id!r} is not the ARN of an ElastiCache cluster or replication group")
+    kind, name = match.groups()
+    if kind != "cluster":
+        return name, None
+    cluster = dict(elasticache.describe_cache_clusters(CacheClusterId=name)["CacheClusters"][0])
+    engine = cluster.get("Engine")
+    if engine not in BACKED_UP:
+        raise ValueError(f"cache cluster {name} runs {engine}, {refusal}")
+    return name, cluster
 
 
 def replication_group(elasticache: Any, group_id: str) -> dict[str, Any]:
@@ -109,12 +136,7 @@ class EnableAutomaticBackups(Action):
 
     name = "elasticache.enable-automatic-backups"
     service = "elasticache"
-    permissions = (
-        "elasticache:DescribeCacheClusters",
-        "elasticache:DescribeReplicationGroups",
-        "elasticache:ModifyCacheCluster",
-        "elasticache:ModifyReplicationGroup",
-    )
+    permissions = READ_AND_MODIFY
     summary = "enabled automatic backups, kept at least {min_retention_days} day(s)"
     schema = {
         "type": "object",
@@ -125,18 +147,12 @@ class EnableAutomaticBackups(Action):
     }
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
-        match = RESOURCE_ARN.match(resource_id)
-        if not match:
-            raise ValueError(f"{resource_id!r} is not the ARN of an ElastiCache cluster or replication group")
-        kind, name = match.groups()
-        if kind == "cluster":
-            cluster = clients.elasticache.describe_cache_clusters(CacheClusterId=name)["CacheClusters"][0]
-            engine = cluster.get("Engine")
-            if engine not in BACKED_UP:
-                raise ValueError(
-                    f"cache cluster {name} runs {engine}, which keeps no backups: "
-                    "only Redis OSS and Valkey caches can have automatic backups"
-                )
+        name, cluster = named(
+            clients.elasticache,
+            resource_id,
+            "which keeps no backups: only Redis OSS and Valkey caches can have automatic backups",
+        )
+        if cluster is not None:
             if not cluster.get("ReplicationGroupId"):
                 return {
                     "SnapshotRetentionLimit": cluster.get("SnapshotRetentionLimit") or 0,
@@ -162,14 +178,89 @@ class EnableAutomaticBackups(Action):
         self._set(clients, self.read(clients, resource_id), before["SnapshotRetentionLimit"])
 
     def _set(self, clients: Clients, state: dict[str, Any], days: int) -> None:
-        if "CacheClusterId" in state:
-            clients.elasticache.modify_cache_cluster(
-                CacheClusterId=state["CacheClusterId"], SnapshotRetentionLimit=days
-            )
-            return
         source: dict[str, str] = {}
-        if days and not state["SnapshotRetentionLimit"] and state["SnapshotSource"]:
+        if days and not state["SnapshotRetentionLimit"] and state.get("SnapshotSource"):
             source = {"SnapshottingClusterId": state["SnapshotSource"]}
-        clients.elasticache.modify_replication_group(
-            ReplicationGroupId=state["ReplicationGroupId"], SnapshotRetentionLimit=days, **source
+        modify(clients.elasticache, state, SnapshotRetentionLimit=days, **source)
+
+
+def modify(elasticache: Any, state: dict[str, Any], **settings: Any) -> None:
+    """Change ``settings`` where they live: on the cluster on its own that ``state`` names
+    (``CacheClusterId``), else on its replication group (``ReplicationGroupId``)."""
+    if "CacheClusterId" in state:
+        elasticache.modify_cache_cluster(CacheClusterId=state["CacheClusterId"], **settings)
+    else:
+        elasticache.modify_replication_group(ReplicationGroupId=state["ReplicationGroupId"], **settings)
+
+
+def version(text: str | None) -> tuple[int, int] | None:
+    """An engine version's major and minor numbers ("6.2.6" -> (6, 2), "6.x" -> (6, 0)); None
+    when it has none."""
+    numbers = [int(n) for n in re.findall(r"\d+", text or "")[:2]]
+    return (numbers[0], (numbers[1:] or [0])[0]) if numbers else None
+
+
+@register
+class EnableAutoMinorVersionUpgrade(Action):
+    """Let ElastiCache apply new minor engine versions (security fixes) to a Redis OSS or Valkey
+    cache in its maintenance window.
+
+    A cluster that belongs to a replication group takes the group's setting, changed through
+    ModifyReplicationGroup (ModifyCacheCluster refuses members); a cluster on its own is changed
+    through ModifyCacheCluster. ElastiCache takes the flag at once and never queues it among the
+    pending changes, so no ``ApplyImmediately`` is sent: it would only bring forward, to now,
+    whatever other change waits for the maintenance window. Redis OSS before 6.0 does
+    not take the setting (upgrade the engine first) and Memcached is not what the control
+    checks: both are refused, unchanged. Reverting puts the earlier flag back.
+
+        remediation:
+          action: elasticache.enable-auto-minor-version-upgrade
+    """
+
+    name = "elasticache.enable-auto-minor-version-upgrade"
+    service = "elasticache"
+    permissions = READ_AND_MODIFY
+    summary = "enabled automatic minor version upgrades"
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        name, cluster = named(
+            clients.elasticache,
+            resource_id,
+            "which ElastiCache.2 does not check: automatic minor version upgrades are for Redis OSS "
+            "and Valkey caches",
         )
+        if cluster is None:  # a group: no version to read, its members carry it
+            group = replication_group(clients.elasticache, name)
+            return {
+                "AutoMinorVersionUpgrade": bool(group.get("AutoMinorVersionUpgrade")),
+                "ReplicationGroupId": name,
+            }
+        # The cluster's own flag is what the control judges, also for a group's member.
+        where = (
+            {"ReplicationGroupId": cluster["ReplicationGroupId"]}
+            if cluster.get("ReplicationGroupId")
+            else {"CacheClusterId": name}
+        )
+        return {
+            "AutoMinorVersionUpgrade": bool(cluster.get("AutoMinorVersionUpgrade")),
+            "Engine": cluster["Engine"],
+            "EngineVersion": cluster.get("EngineVersion"),
+            **where,
+        }
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {} if state["AutoMinorVersionUpgrade"] else {"AutoMinorVersionUpgrade": True}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        running = version(state.get("EngineVersion"))
+        if state.get("Engine") == "redis" and running and running < UPGRADED_FROM:
+            raise ValueError(
+                f"{resource_id} runs Redis OSS {state['EngineVersion']}, which takes no automatic minor "
+                "version upgrades (from 6.0 on): upgrade its engine, then fix it again"
+            )
+        modify(clients.elasticache, state, AutoMinorVersionUpgrade=True)
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        # Read again: where the flag lives now (a cluster on its own may have become a group's primary).
+        state = self.read(clients, resource_id)
+        modify(clients.elasticache, state, AutoMinorVersionUpgrade=before["AutoMinorVersionUpgrade"])

@@ -33,8 +33,9 @@ from moto.iam.aws_managed_policies import aws_managed_policies_data
 from moto.iam.exceptions import IAMException, NoSuchEntity
 from moto.iam.models import AccessKeyLastUsed, AWSManagedPolicy, IAMBackend, Role, User, iam_backends
 from moto.iam.responses import IamResponse
-from moto.moto_api._internal import urls as moto_api_urls
 from moto.utilities.utils import get_partition
+
+from asr.local import history_api
 
 HISTORY_PATH = "/moto-api/asr/iam/credential-history"
 PASSWORD = "password"
@@ -162,17 +163,7 @@ def get_login_profile_response(self: IamResponse) -> ActionResult:
 
 def _utc(value: Any, field: str) -> datetime.datetime:
     """An ISO-8601 time as moto keeps times: naive UTC."""
-    if not isinstance(value, str):
-        raise ValueError(f"{field} must be an ISO-8601 time")
-    try:
-        when = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{field} {value!r} is not an ISO-8601 time") from None
-    if when.tzinfo is not None:
-        when = when.astimezone(datetime.UTC).replace(tzinfo=None)
-    if when > utcnow():
-        raise ValueError(f"{field} {value} is in the future")
-    return when
+    return history_api.past_time(value, field).replace(tzinfo=None)
 
 
 def set_credential_history(body: dict[str, Any]) -> dict[str, Any]:
@@ -201,31 +192,6 @@ def set_credential_history(body: dict[str, Any]) -> dict[str, Any]:
     return {"user_name": user.name, "credential": credential}
 
 
-def _json_body(request: Any, headers: Any) -> Any:
-    if hasattr(request, "environ"):  # werkzeug, as in server mode
-        return json.loads(
-            request.environ["wsgi.input"].read(int(headers.get("Content-Length") or 0)) or b"{}"
-        )
-    return json.loads(request.body or "{}")
-
-
-def credential_history_response(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:
-    json_type = {"Content-Type": "application/json"}
-    if request.method != "POST":
-        return 405, json_type, json.dumps({"error": "use POST"})
-    try:
-        body = _json_body(request, headers)
-        if not isinstance(body, dict):
-            raise ValueError("the body must be a JSON object")
-        if not re.fullmatch(r"\d{12}", str(body.get("account_id"))):
-            raise ValueError("account_id must be a 12-digit account id")
-        return 200, json_type, json.dumps(set_credential_history(body))
-    except IAMException as exc:  # NoSuchEntity: an unknown user, access key or login profile
-        return 404, json_type, json.dumps({"error": f"{exc.code}: {exc.message}"})
-    except ValueError as exc:  # includes a body that is not JSON
-        return 400, json_type, json.dumps({"error": str(exc)})
-
-
 def install() -> None:
     for name in POLICY_METHODS:
         setattr(IAMBackend, name, _with_aws_policy(getattr(IAMBackend, name)))
@@ -234,4 +200,7 @@ def install() -> None:
     IAMBackend.delete_login_profile = _forgetting_profile_date(IAMBackend.delete_login_profile)  # type: ignore[method-assign]
     IamResponse.create_login_profile = create_login_profile_response  # type: ignore[method-assign]
     IamResponse.get_login_profile = get_login_profile_response  # type: ignore[method-assign]
-    moto_api_urls.url_paths["{0}" + HISTORY_PATH + "$"] = credential_history_response
+    # NoSuchEntity: an unknown user, access key or login profile.
+    history_api.register(
+        HISTORY_PATH, set_credential_history, IAMException, lambda e: f"{e.code}: {e.message}"
+    )

@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import io
-import json
 import uuid
 import zipfile
-from typing import Any
 
 from asr.aws import AwsContext
-from asr.local.seeders import Seeded, seeder
+from asr.local.seeders import Seeded, seeder, service_role
 
 ROLE_NAME = "asr-seed-lambda-execution"
-TRUST_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
-    ],
-}
-
-
-def execution_role(iam: Any) -> str:
-    """The seeded functions' role, made once per account (moto checks that it exists)."""
-    try:
-        return iam.get_role(RoleName=ROLE_NAME)["Role"]["Arn"]
-    except iam.exceptions.NoSuchEntityException:
-        role = iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(TRUST_POLICY))
-        return role["Role"]["Arn"]
 
 
 def function_code() -> bytes:
@@ -36,18 +19,25 @@ def function_code() -> bytes:
     return archive.getvalue()
 
 
+def make_function(aws: AwsContext, account: str, region: str, name: str) -> str:
+    """A function that does nothing (the stand-in never runs it), with its execution role: its ARN."""
+    return str(
+        aws.client("lambda", account, region).create_function(
+            FunctionName=name,
+            Runtime="python3.12",
+            Role=service_role(aws.client("iam", account, region), ROLE_NAME, "lambda.amazonaws.com"),
+            Handler="index.handler",
+            Code={"ZipFile": function_code()},
+        )["FunctionArn"]
+    )
+
+
 @seeder("Lambda.1")
 def public_function(aws: AwsContext, control_id: str, account: str, region: str, n: int) -> Seeded:
     """A function anyone may invoke, beside an S3 trigger and a source-restricted ``*`` that must stay."""
     client = aws.client("lambda", account, region)
     name = f"asr-seed-public-{n}-{uuid.uuid4().hex[:6]}"
-    arn = client.create_function(
-        FunctionName=name,
-        Runtime="python3.12",
-        Role=execution_role(aws.client("iam", account, region)),
-        Handler="index.handler",
-        Code={"ZipFile": function_code()},
-    )["FunctionArn"]
+    arn = make_function(aws, account, region, name)
     client.add_permission(
         FunctionName=name, StatementId="public-invoke", Action="lambda:InvokeFunction", Principal="*"
     )

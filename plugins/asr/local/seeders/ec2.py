@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -157,3 +158,23 @@ def transit_gateway_accepting_shares(
         Options={"AutoAcceptSharedAttachments": "enable"},
     )["TransitGateway"]
     return Seeded(control_id, account, region, "AwsEc2TransitGateway", gateway["TransitGatewayArn"], "HIGH")
+
+
+# The stand-in dates an instance's stop by this tag (asr.local.ec2_stopped_ext): moto stops it now.
+STOPPED_AT_TAG = "asr-local:stopped-at"
+
+
+@seeder("EC2.4")
+def long_stopped_instance(aws: AwsContext, control_id: str, account: str, region: str, n: int) -> Seeded:
+    """An instance stopped 90 days ago: its root volume goes with it, a data volume is kept."""
+    disks = [
+        {"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8, "DeleteOnTermination": True}},
+        {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 1, "DeleteOnTermination": False}},
+    ]
+    arn = instance_arn(aws, account, region, f"asr-seed-stopped-{n}", BlockDeviceMappings=disks)
+    instance_id = arn.rsplit("/", 1)[1]
+    ec2 = aws.client("ec2", account, region)
+    stopped = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=90)
+    ec2.create_tags(Resources=[instance_id], Tags=[{"Key": STOPPED_AT_TAG, "Value": stopped.isoformat()}])
+    ec2.stop_instances(InstanceIds=[instance_id])
+    return Seeded(control_id, account, region, "AwsEc2Instance", arn)

@@ -28,6 +28,22 @@ def redis_cluster_without_backups(
     return Seeded(control_id, account, region, "AwsElastiCacheCacheCluster", cluster["ARN"], "HIGH")
 
 
+@seeder("ElastiCache.2")
+def redis_cluster_without_minor_upgrades(
+    aws: AwsContext, control_id: str, account: str, region: str, n: int
+) -> Seeded:
+    """A Redis OSS 7.1 cluster on its own that ElastiCache may not bring to new minor versions."""
+    cluster = aws.client("elasticache", account, region).create_cache_cluster(
+        CacheClusterId=_name(n),
+        Engine="redis",
+        EngineVersion="7.1",
+        CacheNodeType="cache.t3.micro",
+        NumCacheNodes=1,
+        AutoMinorVersionUpgrade=False,
+    )["CacheCluster"]
+    return Seeded(control_id, account, region, "AwsElastiCacheCacheCluster", cluster["ARN"], "HIGH")
+
+
 @seeder("ElastiCache.3")
 def replication_group_without_failover(
     aws: AwsContext, control_id: str, account: str, region: str, n: int

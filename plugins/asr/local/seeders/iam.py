@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import datetime
 import uuid
 from typing import Any
 
-import requests
-
 from asr.aws import AwsContext
-from asr.local.seeders import Seeded, account_resource, seeder
+from asr.local.seeders import Seeded, account_resource, backdate, days_ago, seeder
 
 
 @seeder("IAM.7", "IAM.11", "IAM.12", "IAM.13", "IAM.14", "IAM.15", "IAM.16", "IAM.17")
@@ -30,10 +27,6 @@ CREDENTIAL_HISTORY_PATH = "/moto-api/asr/iam/credential-history"
 PASSWORD = "password"
 
 
-def days_ago(days: float) -> str:
-    return (datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=days)).isoformat()
-
-
 def set_credential_history(
     endpoint: str | None,
     account: str,
@@ -44,8 +37,6 @@ def set_credential_history(
 ) -> None:
     """Make one access key (by id) or the console password (``"password"``) look created and
     last used (None: never) at the given ISO times."""
-    if not endpoint:
-        raise RuntimeError("aged IAM credentials can only be seeded in the local stand-in")
     body = {
         "account_id": account,
         "user_name": user_name,
@@ -53,9 +44,7 @@ def set_credential_history(
         "created": created,
         "last_used": last_used,
     }
-    response = requests.post(endpoint.rstrip("/") + CREDENTIAL_HISTORY_PATH, json=body, timeout=10)
-    if not response.ok:
-        raise RuntimeError(f"the stand-in refused to backdate {credential}: {response.text}")
+    backdate(endpoint, CREDENTIAL_HISTORY_PATH, body, f"IAM credential {credential}")
 
 
 def _seed_user(iam: Any, control_id: str, n: int) -> dict[str, Any]:
