@@ -6,6 +6,8 @@ import datetime
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
+from helpers import hooked
 from test_fixes_data import assert_permissions_cover_served_calls, parameters_sent
 
 from asr import local
@@ -16,7 +18,7 @@ from asr.findings import parse_finding
 from asr.local import MEMBER_ACCOUNT
 from asr.local.seed import Seeded, finding, seed_one
 from asr.playbooks import registry
-from asr.remediate import Result, Status, remediate_resource
+from asr.remediate import Result, Status, Target, fix_targets, remediate_resource
 
 REGION = "us-east-1"
 CONTROL = "EC2.4"
@@ -238,6 +240,14 @@ def test_the_stop_time_is_read_from_ec2_s_reason(reason: str, expected: str | No
             "the persistent Spot request sir-1",
         ),
         ({"Operator": {"Managed": True, "Principal": "eks.amazonaws.com"}}, "the service eks.amazonaws.com"),
+        (
+            {"Tags": [{"Key": "aws:cloud9:environment", "Value": "e1"}]},
+            "the Cloud9 environment e1",
+        ),
+        (
+            {"Tags": [{"Key": "aws:cloudformation:stack-id", "Value": "arn:stack/web/1"}]},
+            "the CloudFormation stack arn:stack/web/1",
+        ),
         ({"InstanceLifecycle": "spot"}, None),  # no request keeps it: terminated, it stays gone
         ({"Tags": [{"Key": "Name", "Value": "web"}], "Operator": {"Managed": False}}, None),
     ],
@@ -272,3 +282,24 @@ def test_protection_turned_on_after_the_read_fails_the_fix_saying_so(aws: Any) -
     assert result.status == Status.FAILED
     assert "termination protection (DisableApiTermination)" in result.message
     assert terminations == [] and state(clients, instance_id) == "stopped"
+
+
+def test_a_throttled_protection_read_is_read_again_not_failed(aws: Any) -> None:
+    """DescribeInstanceAttribute throttled once in a batch's bulk read: the batch is read
+    again, as any read refused for throttling is, not the instance failed with the error."""
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    instance_ids = [launch(clients, stopped_days_ago=40) for _ in range(2)]
+    tries: list[str] = []
+
+    def throttle_once(**_: Any) -> None:
+        tries.append("DescribeInstanceAttribute")
+        if len(tries) == 1:
+            error = {"Code": "RequestLimitExceeded", "Message": "Request limit exceeded."}
+            raise ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": 503}}, tries[0])
+
+    action = registry().playbooks[CONTROL].build_action()
+    targets = [Target(clients, instance_id, (), action) for instance_id in instance_ids]
+    with hooked(clients.ec2, "before-call.ec2.DescribeInstanceAttribute", throttle_once):
+        results = fix_targets(targets, threads=2)
+    assert [r.status for r in results] == [Status.REMEDIATED] * 2, [r.message for r in results]
+    assert [state(clients, i) for i in instance_ids] != ["stopped", "stopped"]

@@ -149,11 +149,14 @@ def test_redis_before_6_0_is_refused_and_left_alone(aws: Any, engine_version: st
     result, sent = sent_writes(aws, arn)
     assert result.status == Status.FAILED
     assert result.message == (
-        f"ValueError: {arn} runs Redis OSS {engine_version}, which takes no automatic minor version upgrades "
-        "(from 6.0 on): upgrade its engine, then fix it again"
+        f"ValueError: the cluster runs Redis OSS {engine_version}, which takes no automatic minor version "
+        "upgrades (from 6.0 on): upgrade its engine, then fix it again"
     )
     assert sent == NO_WRITES
     assert upgrades(clients, "legacy") == (False, None)
+    action = registry().playbooks[CONTROL].build_action()
+    dry = remediate_resource(action, clients, arn, dry=True)
+    assert (dry.status, dry.message) == (Status.FAILED, result.message), "a dry run says what the fix refuses"
 
 
 def test_memcached_is_refused_and_left_alone(aws: Any) -> None:

@@ -254,6 +254,7 @@ def test_an_unused_secret_is_scheduled_for_deletion_with_a_recovery_window_and_r
         (400, None, {}, True),
         (30, None, {}, False),
         (400, 89, {}, False),
+        (400, 90, {}, False),  # AWS keeps the day of the read: counted as its end, the secret is kept
         (400, 91, {}, True),
         (400, 45, {"unused_days": 30}, True),
         (400, 45, {"unused_days": 60}, False),
@@ -263,6 +264,7 @@ def test_an_unused_secret_is_scheduled_for_deletion_with_a_recovery_window_and_r
         "never-read",
         "made-lately",
         "read-89-days-ago",
+        "read-90-days-ago-that-day",
         "read-91-days-ago",
         "limit-30",
         "limit-60",
@@ -283,6 +285,14 @@ def test_only_a_secret_neither_made_nor_read_within_the_limit_is_deleted(
     result, calls = sent(aws, UNUSED, arn, "DeleteSecret", **params)
     assert result.status == (Status.REMEDIATED if deleted else Status.ALREADY_COMPLIANT), result.message
     assert bool(calls) == deleted
+
+
+def test_a_dry_run_refuses_what_the_fix_refuses(aws: Any) -> None:
+    arn = secret(aws, Tags=[MANAGED])
+    set_history(aws.endpoint_for("secretsmanager"), MEMBER_ACCOUNT, REGION, arn, days_ago(400))
+    action = registry().playbooks[UNUSED].build_action()
+    result = remediate_resource(action, clients_of(aws), arn, dry=True)
+    assert (result.status, "delete it through that service" in result.message) == (Status.FAILED, True)
 
 
 def test_a_secret_read_now_is_compliant_whatever_the_finding_said(aws: Any) -> None:
@@ -384,7 +394,7 @@ def test_an_overdue_secret_is_rotated_now_by_its_function_and_cannot_be_undone(a
 def test_only_a_secret_not_rotated_within_the_limit_is_rotated(
     aws: Any, created: int, rotated: int | None, params: dict[str, Any], rotates: bool
 ) -> None:
-    arn, _ = with_rotation(aws, {"AutomaticallyAfterDays": 30}, enabled=False)
+    arn, _ = with_rotation(aws, {"AutomaticallyAfterDays": 180})
     last = None if rotated is None else days_ago(rotated)
     set_history(
         aws.endpoint_for("secretsmanager"), MEMBER_ACCOUNT, REGION, arn, days_ago(created), None, last
@@ -392,7 +402,42 @@ def test_only_a_secret_not_rotated_within_the_limit_is_rotated(
     result, calls = sent(aws, OVERDUE, arn, "RotateSecret", **params)
     assert result.status == (Status.REMEDIATED if rotates else Status.ALREADY_COMPLIANT), result.message
     assert bool(calls) == rotates
-    assert described(aws, arn)["RotationEnabled"] is False  # rotated once; automatic rotation left off
+    assert described(aws, arn)["RotationRules"] == {"AutomaticallyAfterDays": 180}  # its schedule, kept
+
+
+def test_an_overdue_secret_whose_rotation_is_off_is_refused_and_not_rotated(aws: Any) -> None:
+    """AWS reports no last rotation while rotation is off (the secret reads as never rotated),
+    and RotateSecret would turn rotation on again: SecretsManager.1's approval comes first."""
+    arn, _ = with_rotation(aws, {"AutomaticallyAfterDays": 30}, enabled=False)
+    set_history(
+        aws.endpoint_for("secretsmanager"), MEMBER_ACCOUNT, REGION, arn, days_ago(400), None, days_ago(1)
+    )
+    result, calls = sent(aws, OVERDUE, arn, "RotateSecret")
+    assert result.status == Status.FAILED
+    assert "has its rotation turned off" in result.message and calls == []
+    dry = remediate_resource(registry().playbooks[OVERDUE].build_action(), clients_of(aws), arn, dry=True)
+    assert dry.status == Status.FAILED, "a dry run must not promise what the fix refuses"
+    assert described(aws, arn)["RotationEnabled"] is False
+
+
+def test_an_owners_cron_schedule_is_kept_where_no_limit_judges_it(aws: Any) -> None:
+    rules = {"ScheduleExpression": "cron(0 4 ? * SUN *)"}
+    arn, _ = with_rotation(aws, rules, enabled=False)
+    result, calls = sent(aws, ROTATION, arn, "RotateSecret")
+    assert result.status == Status.REMEDIATED, result.message
+    assert [call["RotationRules"] for call in calls] == [rules]
+
+
+def test_a_rotation_running_stops_the_revert_of_turning_rotation_on(aws: Any) -> None:
+    arn, _ = with_rotation(aws, {"AutomaticallyAfterDays": 30}, enabled=False)
+    action = registry().playbooks[ROTATION].build_action()
+    before = action.read(clients_of(aws), arn)
+    assert fix(aws, ROTATION, arn).status == Status.REMEDIATED
+    sm = clients_of(aws).secretsmanager
+    sm.put_secret_value(SecretId=arn, SecretString="next", VersionStages=["AWSPENDING"])
+    with pytest.raises(ValueError, match="is running: roll back again once it ends"):
+        action.revert(clients_of(aws), arn, before)
+    assert described(aws, arn)["RotationEnabled"] is True
 
 
 def test_an_overdue_secret_without_a_rotation_function_is_refused(aws: Any) -> None:

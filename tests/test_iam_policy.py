@@ -149,12 +149,15 @@ def test_what_only_undoing_a_fix_needs_is_on_the_rollback_role_only(project: Pla
     member, rollback = (
         granted(f(project)) for f in (iam_policy.member_policies, iam_policy.rollback_policies)
     )
-    fixing = {p for pb in project for p in actions.get_action(pb.action).permissions}
-    undoing = {p for pb in project for p in actions.get_action(pb.action).revert_permissions} - fixing
+    classes = {actions.get_action(pb.action) for pb in project}
+    undone = {cls for cls in classes if not iam_policy._never_undone(cls)}
+    fixing = {p for cls in undone for p in cls.permissions}
+    undoing = {p for cls in undone for p in cls.revert_permissions} - fixing
     assert {"ec2:AuthorizeSecurityGroupIngress", "config:StopConfigurationRecorder"} <= undoing
     assert member & undoing == set()
     assert fixing | undoing <= rollback
-    assert member - rollback <= {*iam_policy.SSM_EXECUTOR, "iam:PassRole"}
+    never_undone = {p for cls in classes - undone for p in cls.permissions}  # EC2.4, CloudTrail.1, ...
+    assert member - rollback <= {*iam_policy.SSM_EXECUTOR, "iam:PassRole", *never_undone}
 
 
 def test_the_template_fits_cloudformations_template_body_limit(project: PlaybookRegistry) -> None:
@@ -401,6 +404,17 @@ def test_topics_stages_and_the_sharing_setting_are_granted_by_name(project: Play
     assert _decision(policies, "ssm:UpdateServiceSetting", f"{setting}managed-instance/activation-tier") == (
         "implicit deny"
     )
+
+
+def test_the_rollback_role_gets_nothing_of_a_fix_no_revert_undoes(project: PlaybookRegistry) -> None:
+    """EC2.4 terminates instances and no rollback brings one back: the rollback role, which only
+    undoes fixes, must not be able to terminate any."""
+    member = {g.permission for p in project for g in iam_policy.action_grants(p)}
+    rollback = {g.permission for g in iam_policy.rollback_grants(project)}
+    assert "ec2:TerminateInstances" in member
+    assert "ec2:TerminateInstances" not in rollback
+    assert "cloudtrail:CreateTrail" not in rollback  # CloudTrail.1's trail is never taken down
+    assert "secretsmanager:RestoreSecret" in rollback  # SecretsManager.3's deletion is undone
 
 
 def test_secrets_are_deleted_only_with_a_recovery_window_and_rotation_invokes_own_functions(

@@ -97,8 +97,17 @@ def test_an_unknown_project_is_not_found(codebuild: Any) -> None:
     [
         ({"environment": {**ENVIRONMENT, "type": "MAINFRAME"}}, "Invalid type provided"),
         ({"serviceRole": "arn:aws:iam::210987654321:role/builder"}, "Service role account ID does not match"),
+        (
+            {
+                "environment": {
+                    **ENVIRONMENT,
+                    "dockerServer": {"computeType": "BUILD_GENERAL1_SMALL", "status": {}},
+                }
+            },
+            "dockerServer.status cannot be passed in",
+        ),
     ],
-    ids=["environment-type", "role-of-another-account"],
+    ids=["environment-type", "role-of-another-account", "docker-server-status"],
 )
 def test_a_bad_change_is_refused_and_nothing_changes(
     codebuild: Any, change: dict[str, Any], message: str

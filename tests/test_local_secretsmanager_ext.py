@@ -168,13 +168,19 @@ def test_reading_a_secret_records_the_day_in_its_region(sm: Any, clean_aws: str)
     assert sm.describe_secret(SecretId=other)["LastAccessedDate"] == midnight()
 
 
-def test_history_backdates_a_secret(sm: Any, clean_aws: str) -> None:
+def test_history_backdates_a_secret(sm: Any, clean_aws: str, function: str) -> None:
     arn = sm.create_secret(Name="db", SecretString="s3cret")["ARN"]
     set_history(clean_aws, ACCOUNT, REGION, arn, days_ago(400), days_ago(200), days_ago(300))
     secret = sm.describe_secret(SecretId=arn)
     assert secret["LastAccessedDate"] == midnight(200)
     assert 399 < (datetime.datetime.now(datetime.UTC) - secret["CreatedDate"]).days <= 400
+    assert "LastRotatedDate" not in secret  # rotation is off: AWS does not say
+    rules = {"AutomaticallyAfterDays": 30}
+    sm.rotate_secret(SecretId=arn, RotationLambdaARN=function, RotationRules=rules, RotateImmediately=False)
+    secret = sm.describe_secret(SecretId=arn)
     assert 299 < (datetime.datetime.now(datetime.UTC) - secret["LastRotatedDate"]).days <= 300
+    # Counted from the last rotation, 300 days ago: due at once, as in AWS.
+    assert secret["NextRotationDate"] < datetime.datetime.now(datetime.UTC)
     set_history(clean_aws, ACCOUNT, REGION, arn, days_ago(400))  # never read nor rotated
     assert {"LastAccessedDate", "LastRotatedDate"} & set(sm.describe_secret(SecretId=arn)) == set()
 
@@ -187,6 +193,7 @@ def test_history_backdates_a_secret(sm: Any, clean_aws: str) -> None:
         ({"created": "2999-01-01T00:00:00Z"}, 400, "in the future"),
         ({"last_accessed": days_ago(500)}, 400, "cannot be before created"),
         ({"account_id": "12"}, 400, "12-digit"),
+        ({"region": None}, 400, "is not a Region"),
     ],
 )
 def test_history_refuses_what_cannot_be(

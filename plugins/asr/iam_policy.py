@@ -463,8 +463,20 @@ def rollback_grants(playbooks: PlaybookRegistry) -> list[Grant]:
     """What asr_rollback needs to undo these playbooks' fixes: their reads and writes (a revert
     reads the resource, and may write what the fix wrote), what only undoing needs (open a
     security group again, stop a recorder), and the exclusion-tag check."""
-    grants = [grant for playbook in playbooks for grant in action_grants(playbook, undo=True)]
+    grants = [
+        grant
+        for playbook in playbooks
+        if not _never_undone(actions.get_action(playbook.action))
+        for grant in action_grants(playbook, undo=True)
+    ]
     return grants + [Grant(permission) for permission in RUNNER]
+
+
+def _never_undone(cls: type[actions.Action]) -> bool:
+    """A fix no revert undoes (``irreversible``, with no ``irreversible_from`` of its own to say
+    otherwise): a rollback reports it and calls nothing, so the rollback role needs none of its
+    permissions (EC2.4's TerminateInstances, SecretsManager.4's RotateSecret)."""
+    return bool(cls.irreversible) and cls.irreversible_from is actions.Action.irreversible_from
 
 
 # Whatever their grants allow on "any role" (SSM.1 attaches one AWS managed policy to whichever

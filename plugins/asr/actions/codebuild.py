@@ -5,7 +5,9 @@ UpdateProject takes the environment as one structure (``type``, ``image`` and
 kept (its environment variables, say, are dropped). So a
 change reads the project just before it, and sends its environment back as read with only
 ``privilegedMode`` changed. CodeBuild has no conditional update: an edit someone makes
-between that read and the update is lost, a window of one call.
+between that read and the update is lost, a window of one call. What comes back is what
+botocore's model knows: a member CodeBuild added after the installed botocore would be reset
+by the update, so botocore is kept current (``constraints.txt``).
 """
 
 from __future__ import annotations

@@ -648,6 +648,10 @@ MANAGER_TAGS = {
     "aws:autoscaling:groupName": "the Auto Scaling group",
     "aws:ec2spot:fleet-request-id": "the Spot Fleet request",
     "aws:ec2:fleet-id": "the EC2 Fleet",
+    # Cloud9 stops an idle environment's instance by itself, and its root volume holds the
+    # developer's workspace; a stack's instance would leave the stack drifted, its updates failing.
+    "aws:cloud9:environment": "the Cloud9 environment",
+    "aws:cloudformation:stack-id": "the CloudFormation stack",
 }
 
 
@@ -730,12 +734,16 @@ class TerminateLongStoppedInstance(InstanceAction):
         error: refused in the read, not in ``plan``, because the runner plans every read-back too,
         and a refusal found there (protection turned on during the fix) must fail that instance
         with its reason, not the batch."""
+        from asr.pacing import throttled
+
         for instance_id, state in states.items():
             if not isinstance(state, dict) or state["State"] != "stopped":
                 continue
             try:
                 why = self._refusal(clients, instance_id, state)
             except ClientError as exc:
+                if throttled(exc.response):  # the whole read is tried again, as for its other calls
+                    raise
                 states[instance_id] = exc
                 continue
             if why:

@@ -249,15 +249,17 @@ class EnableAutoMinorVersionUpgrade(Action):
         }
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
-        return {} if state["AutoMinorVersionUpgrade"] else {"AutoMinorVersionUpgrade": True}
-
-    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        if state["AutoMinorVersionUpgrade"]:
+            return {}
         running = version(state.get("EngineVersion"))
-        if state.get("Engine") == "redis" and running and running < UPGRADED_FROM:
+        if state.get("Engine") == "redis" and running and running < UPGRADED_FROM:  # a dry run says so too
             raise ValueError(
-                f"{resource_id} runs Redis OSS {state['EngineVersion']}, which takes no automatic minor "
+                f"the cluster runs Redis OSS {state['EngineVersion']}, which takes no automatic minor "
                 "version upgrades (from 6.0 on): upgrade its engine, then fix it again"
             )
+        return {"AutoMinorVersionUpgrade": True}
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         modify(clients.elasticache, state, AutoMinorVersionUpgrade=True)
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:

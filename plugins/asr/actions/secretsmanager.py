@@ -85,8 +85,10 @@ def rotation_by(secret: dict[str, Any]) -> dict[str, str] | None:
     return None
 
 
-def refuse_unrotatable(resource_id: str, state: dict[str, Any]) -> None:
-    """Raise, saying why, for a secret no RotateSecret call of ours can or should rotate."""
+def refuse_unrotatable(state: dict[str, Any]) -> None:
+    """Raise, saying why, for a secret no RotateSecret call of ours can or should rotate. Called
+    from ``plan``, once a change is due: a dry run then says so too, and a compliant secret passes."""
+    resource_id = state["Secret"]
     if state["ScheduledForDeletion"]:
         raise ValueError(
             f"secret {resource_id} is scheduled for deletion: restore it first if it is still used"
@@ -113,6 +115,7 @@ def rotation_state(secret: dict[str, Any], resource_id: str) -> dict[str, Any]:
     """What the rotation fixes read: whether and how often the secret rotates, and by what."""
     rules = secret.get("RotationRules") or None
     return {
+        "Secret": resource_id,
         "RotationEnabled": bool(secret.get("RotationEnabled")),
         "RotationRules": dict(rules) if rules else None,
         "RotatedBy": rotation_by(secret),
@@ -130,11 +133,15 @@ class EnableRotation(Action):
     service (an RDS master password, say). A secret with neither is refused: a rotation function
     must change the credential where it is used, which only its owner can write.
 
-    Rotation is turned on with ``RotateImmediately`` false. By default RotateSecret also rotates
-    at once, which changes the credential under every application caching it, and runs a
-    function that may never have run before: an unattended fix must not. AWS then only runs the
-    function's ``testSecret`` step, and the first rotation follows the schedule (SecretsManager.4
-    is the fix that rotates now, with approval).
+    Rotation is turned on with ``RotateImmediately`` false: AWS then runs only the function's
+    ``testSecret`` step now, not a rotation. But AWS counts the next rotation from the last one
+    (or the secret's making), so a secret whose rotation has been off for longer than its
+    schedule is rotated within the day, by a function its owner may have turned off for a
+    reason: the credential changes under every application caching it. Hence an approval
+    (``disruptive``), and a revert that turns rotation off again cannot undo a rotation that
+    ran meanwhile. A revert while a rotation runs (an ``AWSPENDING`` version besides the
+    current one) is refused, to be tried again: cancelling then can leave the staging labels
+    half moved.
 
     The schedule: the secret's own when it is at most the limit (one turned off keeps its rules),
     else ``AutomaticallyAfterDays`` of the limit: ``rotation_days``, or the control's
@@ -154,7 +161,7 @@ class EnableRotation(Action):
     # RotateSecret also needs lambda:InvokeFunction on the secret's rotation function.
     permissions = ("secretsmanager:DescribeSecret", "secretsmanager:RotateSecret", "lambda:InvokeFunction")
     revert_permissions = ("secretsmanager:CancelRotateSecret",)
-    summary = "turned on automatic rotation on a schedule within the limit, without rotating now"
+    summary = "turned on automatic rotation within the limit (the next rotation counts from the last one)"
     schema = {
         "type": "object",
         "additionalProperties": False,
@@ -176,9 +183,11 @@ class EnableRotation(Action):
         return min(limit, int(most)) if most is not None else limit
 
     def _schedule(self, state: dict[str, Any]) -> dict[str, Any]:
-        """The rules to turn on: the secret's own when they rotate often enough, else the limit."""
+        """The rules to turn on: the secret's own when they rotate often enough (a ``cron()`` one,
+        the owner's chosen window, where no limit asks to judge it), else the limit."""
         own, days = state["RotationRules"], days_apart(state["RotationRules"])
-        if own and days is not None and days <= self._limit():
+        cron_kept = days is None and self.params.get("max_rotation_days") is None
+        if own and (cron_kept or (days is not None and days <= self._limit())):
             return rules_to_send(own)
         return {"AutomaticallyAfterDays": self._limit()}
 
@@ -186,15 +195,15 @@ class EnableRotation(Action):
         most = self.params.get("max_rotation_days")
         if state["RotationEnabled"] and (most is None or (state["RotationDays"] or math.inf) <= int(most)):
             return {}
+        refuse_unrotatable(state)
+        if state["RotationEnabled"] and days_apart(state["RotationRules"]) is None:
+            raise ValueError(
+                f"secret {state['Secret']} rotates on the schedule {state['RotationRules']}, whose gaps ASR "
+                f"does not work out: make it rotate at least every {most} days"
+            )
         return {"RotationEnabled": True, "RotationDays": days_apart(self._schedule(state))}
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        refuse_unrotatable(resource_id, state)
-        if state["RotationEnabled"] and days_apart(state["RotationRules"]) is None:
-            raise ValueError(
-                f"secret {resource_id} rotates on the schedule {state['RotationRules']}, whose gaps ASR does "
-                f"not work out: make it rotate at least every {self.params['max_rotation_days']} days"
-            )
         clients.secretsmanager.rotate_secret(
             SecretId=resource_id,
             RotationRules=self._schedule(state),
@@ -204,7 +213,11 @@ class EnableRotation(Action):
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         """Off again if it was off (function and rules stay on the secret, as CancelRotateSecret
-        leaves them); else the earlier schedule back, again without rotating now."""
+        leaves them); else the earlier schedule back, again without rotating now. Refused while a
+        rotation runs: cancelling it then can leave the staging labels half moved."""
+        stages = describe(clients, resource_id).get("VersionIdsToStages") or {}
+        if any("AWSPENDING" in labels and "AWSCURRENT" not in labels for labels in stages.values()):
+            raise ValueError(f"a rotation of secret {resource_id} is running: roll back again once it ends")
         if not before["RotationEnabled"]:
             clients.secretsmanager.cancel_rotate_secret(SecretId=resource_id)
             return
@@ -259,6 +272,7 @@ class DeleteUnusedSecret(Action):
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         secret = describe(clients, resource_id)
         return {
+            "Secret": resource_id,
             "ScheduledForDeletion": secret.get("DeletedDate") is not None,
             "CreatedDate": _iso(secret.get("CreatedDate")),
             "LastAccessedDate": _iso(secret.get("LastAccessedDate")),
@@ -271,16 +285,21 @@ class DeleteUnusedSecret(Action):
         }
 
     def unused_days(self, state: dict[str, Any]) -> float:
-        """Days since the secret was made or last read, whichever is later."""
-        dates = (state["CreatedDate"], state["LastAccessedDate"])
-        return _days_since(*(datetime.datetime.fromisoformat(d) for d in dates if d))
+        """Days since the secret was made or last read, whichever is later. AWS keeps the day of
+        the last read, not its time: it counts as its end, so that a doubt keeps the secret."""
+        read = state["LastAccessedDate"]
+        last_read = datetime.datetime.fromisoformat(read) + datetime.timedelta(days=1) if read else None
+        return _days_since(datetime.datetime.fromisoformat(state["CreatedDate"]), last_read)
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
         if state["ScheduledForDeletion"] or self.unused_days(state) < self.params["unused_days"]:
             return {}
+        self._refuse(state)
         return {"ScheduledForDeletion": True}
 
-    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+    def _refuse(self, state: dict[str, Any]) -> None:
+        """Raise, saying why, for a secret this fix must not delete."""
+        resource_id = state["Secret"]
         if state["OwningService"]:
             raise ValueError(
                 f"secret {resource_id} is managed by {state['OwningService']}: delete it through that service"
@@ -297,6 +316,8 @@ class DeleteUnusedSecret(Action):
                 "only once the replicas are removed, which is immediate and final, and each may be read "
                 "in its own Region; remove them first if none is needed, then fix it again"
             )
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         now = self.read(clients, resource_id)  # the finding may be stale: read again right before
         if self.plan(now) != plan:
             raise ChangedMeanwhile(
@@ -372,8 +393,19 @@ class RotateOverdueSecret(Action):
         }
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
-        return {} if state["RotatedInTime"] else {"RotatedInTime": True}
+        if state["RotatedInTime"]:
+            return {}
+        refuse_unrotatable(state)
+        if not state["RotationEnabled"]:
+            # AWS reports no last rotation while rotation is off, and RotateSecret turns it on again:
+            # whether to rotate is SecretsManager.1's question first.
+            raise ValueError(
+                f"secret {state['Secret']} has its rotation turned off, so AWS does not say when it was last "
+                "rotated, and rotating it would turn rotation on again: turn it on first (SecretsManager.1)"
+            )
+        return {"RotatedInTime": True}
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        refuse_unrotatable(resource_id, state)
+        if self.plan(self.read(clients, resource_id)) != plan:  # a scheduled rotation may have run since
+            raise ChangedMeanwhile(f"secret {resource_id} was rotated, or changed, since it was read")
         clients.secretsmanager.rotate_secret(SecretId=resource_id, **state["RotatedBy"])

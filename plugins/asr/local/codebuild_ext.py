@@ -4,8 +4,9 @@
   (``environment`` as a whole structure, as in AWS: a member left out of it is gone, so a
   caller changing one setting sends the rest back as read); members not given are kept;
   ``badgeEnabled`` sets the badge; the project's ``lastModified`` moves. The environment is
-  checked as moto's ``CreateProject`` checks it, and an unknown project answers
-  ``ResourceNotFoundException``, as AWS does.
+  checked as moto's ``CreateProject`` checks it (and a Docker server's ``status``, which AWS
+  only reports, refused), and an unknown project answers ``ResourceNotFoundException``, as
+  AWS does.
 - moto's ``CreateProject`` keeps the environment it is given (``privilegedMode`` too), and
   ``BatchGetProjects`` answers it: nothing to change there, the test shows it.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from moto.codebuild.exceptions import ResourceNotFoundException
+from moto.codebuild.exceptions import InvalidInputException, ResourceNotFoundException
 from moto.codebuild.models import CodeBuildBackend
 from moto.codebuild.responses import (
     CodeBuildResponse,
@@ -78,6 +79,8 @@ def install() -> None:
         changes = {member: self._get_param(member) for member in (*REPLACED, "badgeEnabled")}
         changes = {member: value for member, value in changes.items() if value is not None}
         if "environment" in changes:
+            if "status" in (changes["environment"].get("dockerServer") or {}):  # reported, never taken
+                raise InvalidInputException("dockerServer.status cannot be passed in as an input")
             _validate_required_params_environment(changes["environment"])
         if "serviceRole" in changes:
             _validate_required_params_service_role(self.current_account, self.region, changes["serviceRole"])

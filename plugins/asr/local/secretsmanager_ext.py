@@ -10,9 +10,11 @@
   ``RotateImmediately`` false only schedules (``LastRotatedDate`` and the versions stay); a
   rotation now makes a new ``AWSCURRENT`` version with a new value, the old one
   ``AWSPREVIOUS``. ``CancelRotateSecret`` turns off a managed secret's rotation too (moto
-  wants a function), and clears ``NextRotationDate``.
+  wants a function), and clears ``NextRotationDate``. The next rotation is counted from the
+  last one, or the secret's making: rotation turned on long after either is due at once.
 - ``DescribeSecret`` reports ``LastAccessedDate``, the day (midnight UTC) of the last
-  ``GetSecretValue`` or ``BatchGetSecretValue`` in the Region (moto never does).
+  ``GetSecretValue`` or ``BatchGetSecretValue`` in the Region (moto never does), and no
+  ``LastRotatedDate`` while rotation is off, as AWS does.
 - A secret becomes unused or overdue for rotation only as time passes, which no API call can
   do. ``POST /moto-api/asr/secretsmanager/history`` backdates one: body ``{"account_id",
   "region", "secret_id", "created": ISO-8601, optional "last_accessed" and "last_rotated":
@@ -78,6 +80,8 @@ def _describing(to_dict: Callable[[Any], dict[str, Any]]) -> Callable[[Any], dic
         answer["LastAccessedDate"] = getattr(self, LAST_ACCESSED, None)
         source = self.source if isinstance(self, ReplicaSecret) else self
         rules = getattr(source, SCHEDULE, None)
+        if not source.rotation_enabled:  # AWS reports no last rotation while rotation is off
+            answer.pop("LastRotatedDate", None)
         if "RotationRules" in answer:  # AWS leaves out what was never set
             if rules is not None:
                 answer["RotationRules"] = dict(rules)
@@ -176,7 +180,9 @@ def rotate_secret(
     if rotate_immediately:
         version_id = _rotate_now(secret, client_request_token)
     days = _days_apart(rules or {})
-    base = secret.last_rotation_date or int(time.time())
+    # Counted from the last rotation (or the secret's making): a schedule turned on long after
+    # either is due at once, as in AWS.
+    base = secret.last_rotation_date or secret.created_date or int(time.time())
     secret.next_rotation_date = base + days * 86400 if days else None
     answer = {"ARN": secret.arn, "Name": secret.name}
     if version_id:
@@ -208,7 +214,11 @@ def set_history(body: dict[str, Any]) -> dict[str, Any]:
     rotated = _utc(body.get("last_rotated"), "last_rotated")
     if any(when is not None and when < created for when in (accessed, rotated)):
         raise ValueError("last_accessed and last_rotated cannot be before created")
-    backend = secretsmanager_backends[str(body.get("account_id"))][str(body.get("region"))]
+    region = str(body.get("region"))
+    try:
+        backend = secretsmanager_backends[str(body.get("account_id"))][region]
+    except KeyError:
+        raise ValueError(f"region {region!r} is not a Region Secrets Manager serves") from None
     secret_id = str(body.get("secret_id"))
     if not backend._is_valid_identifier(secret_id):
         raise SecretNotFoundException()
