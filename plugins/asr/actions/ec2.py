@@ -731,9 +731,8 @@ class TerminateLongStoppedInstance(InstanceAction):
 
     def complete(self, clients: Clients, states: dict[str, dict[str, Any] | Exception]) -> None:
         """Replace the state of an instance the fix must not terminate with the reason, as a read
-        error: refused in the read, not in ``plan``, because the runner plans every read-back too,
-        and a refusal found there (protection turned on during the fix) must fail that instance
-        with its reason, not the batch."""
+        error: refused in the read, not in ``plan``, because termination protection takes a call
+        of its own (DescribeInstances does not report it), made only for instances due to go."""
         from asr.pacing import throttled
 
         for instance_id, state in states.items():
