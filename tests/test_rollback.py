@@ -932,3 +932,82 @@ def test_a_key_that_aged_past_the_limit_since_the_fix_does_not_stop_the_rollback
     assert reversal.status == status, reversal.reason
     keys = iam.list_access_keys(UserName=record.resource_id)["AccessKeyMetadata"]
     assert {k["Status"] for k in keys} == {"Active"} and young in {k["AccessKeyId"] for k in keys}
+
+
+def _fix_again(aws: Any, record: RoutingRecord, base: str, run_id: str) -> AuditJournal:
+    """A later sweep's fix of the same resource, journaled under ``base``."""
+    root = journal_root(base, "asr_sweep", run_id, "aws_default")
+    [outcome] = run_batch(
+        [record], registry(), aws, journal=AuditJournal(root, Origin("asr_sweep", run_id, "b", 1, "s"))
+    )
+    assert outcome.status == "REMEDIATED", outcome.message
+    return AuditJournal(root, _rollback_origin())
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_fix_undone_and_fixed_again_by_a_later_run_waits_for_that_run_s_rollback(
+    aws, tmp_path: Path, where: str
+) -> None:
+    """The owner turned EBS encryption off again, and the next sweep turned it on: the resource
+    reads as both fixes left it. Rolling the first run back would undo the second's fix
+    (and the owner's change); it is refused, naming the run to roll back first."""
+    base = str(tmp_path)
+    if where == "s3":
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        S3Hook(aws_conn_id="aws_default").create_bucket("asr-audit")
+        base = "s3://asr-audit/audit"
+    record = parse_finding(finding(seed_one(aws, "EC2.7", MEMBER_ACCOUNT, REGION)), registry())
+    first = _fix_again(aws, record, base, RUN_ID)
+    ec2 = Clients(aws, MEMBER_ACCOUNT, REGION).ec2
+    ec2.disable_ebs_encryption_by_default()
+    second = _fix_again(aws, record, base, "scheduled__2026-01-02T00:00:00+00:00")
+
+    for dry in (True, False):
+        [refused] = Rollback(first, aws, dry=dry).run()
+        assert refused.status == RollbackStatus.CHANGED_SINCE
+        assert refused.reason.startswith("undone since and fixed again, by asr_sweep/scheduled__2026-01-02")
+        assert refused.reason.endswith("roll back asr_sweep/scheduled__2026-01-02T00:00:00+00:00 first")
+    assert first.changes(REVERT) == [] and ec2.get_ebs_encryption_by_default()["EbsEncryptionByDefault"]
+
+    [newest] = Rollback(second, aws).run()
+    assert newest.status == RollbackStatus.REVERTED, newest.reason
+    assert not ec2.get_ebs_encryption_by_default()["EbsEncryptionByDefault"], "as the owner left it"
+    # The later fix is put back: the first run's reads as changed since, as any other would.
+    [older] = Rollback(first, aws).run()
+    assert (
+        older.status == RollbackStatus.CHANGED_SINCE
+        and "not {'EbsEncryptionByDefault': True}" in older.reason
+    )
+
+
+def test_a_later_run_s_fix_of_other_settings_of_the_resource_does_not_stop_the_rollback(
+    aws, tmp_path: Path
+) -> None:
+    """A later run fixed the same resource by the same action, but not what this fix left
+    (another statement, another key): nothing of the later fix is undone by putting this back."""
+    journal, record = _fixed(aws, tmp_path, "EC2.7")
+    later = journal_root(str(tmp_path), "asr_sweep", "scheduled__2026-01-02T00:00:00+00:00")
+    [change] = journal.changes(FIX)
+    moved = {**change.intent, "id": "later", "run_id": "scheduled__2026-01-02T00:00:00+00:00"}
+    moved["state"] = {**change.intent["state"], **change.settle["after"]}  # found it as the fix left it
+    AuditJournal(later, Origin("asr_sweep", moved["run_id"], "b", 1, "s")).record(
+        {k: v for k, v in moved.items() if k not in ("time", "seq")}
+    )
+    [reversal] = Rollback(journal, aws, dry=True).run()
+    assert reversal.status == RollbackStatus.WOULD_REVERT, reversal.reason
+
+
+def test_a_fix_the_same_run_made_again_under_another_playbook_is_not_a_later_run_s(
+    aws, tmp_path: Path
+) -> None:
+    """Two playbooks share an action (IAM.8 and IAM.22): the run's own second fix of the
+    resource is this rollback's to undo too, newest first, not another run's to wait for."""
+    journal, _ = _fixed(aws, tmp_path, "EC2.7")
+    [change] = journal.changes(FIX)
+    twin = {k: v for k, v in change.intent.items() if k not in ("time", "seq")} | {
+        "id": "twin",
+        "playbook": "X.1",
+    }
+    AuditJournal(journal.root, Origin("asr_sweep", RUN_ID, "b2", 1, "s")).record(twin)
+    assert [r.status for r in Rollback(journal, aws, dry=True).run()] == [RollbackStatus.WOULD_REVERT] * 2

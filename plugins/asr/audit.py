@@ -86,8 +86,12 @@ def journal_root(audit_dir: str, dag_id: str, run_id: str, conn_id: str | None =
     return RunStore.for_run(audit_dir, dag_id, run_id, conn_id).root
 
 
+# Of each event's time: text that sorts as the times do.
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
 def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.datetime.now(datetime.UTC).strftime(TIME_FORMAT)
 
 
 def _plain(value: Any) -> Any:

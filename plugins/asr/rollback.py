@@ -11,6 +11,7 @@ that cannot be undone say why. The rollback report lists every change and what b
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from asr import actions
@@ -28,6 +30,7 @@ from asr.audit import (
     INTENT,
     REVERT,
     SETTLE,
+    TIME_FORMAT,
     UNSETTLED,
     AuditJournal,
     Change,
@@ -35,6 +38,7 @@ from asr.audit import (
     canonical,
     fix_key,
     journal_root,
+    pair,
 )
 from asr.aws import AwsContext, Clients
 from asr.claims import Claims, claim_name
@@ -50,7 +54,7 @@ from asr.securityhub import (
     update_findings,
     with_marks,
 )
-from asr.store import RunStore, named_run, safe_name
+from asr.store import RUN_DAGS, RunStore, named_run, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +194,84 @@ def _made(change: Change) -> bool:
     return after is not None and canonical(after) != canonical(change.intent["before"])
 
 
+def _resource(intent: dict[str, Any]) -> tuple[str, str, str]:
+    """The resource a fix changed, as its claim names it: a global one (an IAM user, a bucket)
+    once, whichever region's finding led to it."""
+    playbook = registry().playbooks.get(intent.get("playbook") or "")
+    region = "global" if playbook is not None and not playbook.regional else intent["region"]
+    return intent["account_id"], region, intent["resource_id"]
+
+
+# Clocks of the hosts that write journals may differ: journal files are read from this long
+# before the oldest fix chosen.
+CLOCK_SLACK = datetime.timedelta(hours=1)
+
+
+def fixed_again(journal: AuditJournal, chosen: list[Change]) -> dict[str, list[Change]]:
+    """By fix id, the fixes of the same resource by the same action that other runs made (or
+    began) after it, and that no rollback has put back (``Rollback.one`` keeps those that
+    found it undone). Only the fixing DAGs' journals with a file written since the oldest
+    chosen fix are read (a local file by its time of change, an object by its name, which
+    starts with the event's time), so a long history costs a listing, not reads."""
+    if not chosen:
+        return {}
+    oldest = min(c.intent["time"] for c in chosen)
+    since = datetime.datetime.strptime(oldest, TIME_FORMAT).replace(tzinfo=datetime.UTC) - CLOCK_SLACK
+    wanted = {_target(c) for c in chosen}
+    own = (journal.root.parent.name, journal.root.name)
+    later: dict[tuple[str, ...], list[Change]] = {}
+    for dag_id in RUN_DAGS:
+        folder = journal.root.parent.parent / safe_name(dag_id)
+        for run_folder in folder.iterdir() if folder.exists() else ():
+            if (folder.name, run_folder.name) == own or not any(
+                _written_since(p, since) for p in run_folder.iterdir()
+            ):
+                continue
+            changes = pair(AuditJournal(run_folder, journal.origin).events())
+            undone = {
+                c.intent.get("reverts")
+                for c in changes
+                if c.intent["kind"] == REVERT and c.status in PUT_BACK
+            }
+            for change in changes:
+                fixed = change.intent["kind"] == FIX and change.intent["id"] not in undone and _made(change)
+                if fixed and _target(change) in wanted:
+                    later.setdefault(_target(change), []).append(change)
+    return {
+        c.intent["id"]: [m for m in later.get(_target(c), []) if m.intent["time"] > c.intent["time"]]
+        for c in chosen
+    }
+
+
+def _target(change: Change) -> tuple[str, ...]:
+    return (*_resource(change.intent), change.intent["action"])
+
+
+def _redid(action: actions.Action, change: Change, later: Change) -> bool:
+    """Whether ``later`` found ``change`` undone: on the settings ``change`` left, the state the
+    later fix planned from reads otherwise (``Action.as_compared``). Then the resource reads
+    as both fixes leave it, and putting the older before-state back would undo the later fix
+    and what its owner changed in between. A later fix of other settings of the resource
+    (another access key, another statement) is no reason to refuse."""
+    left = _left(change)
+    try:
+        return not _same(action, _subset(later.intent["state"], left), left, change.intent["before"])
+    except Exception:  # a state this action cannot compare with its own: the safe side
+        return True
+
+
+def _left(change: Change) -> dict[str, Any]:
+    """What a fix left: its read-back, or (its task having died) what it meant to set; and what
+    an earlier try it finished set (``_continued``), which the read-back did not cover."""
+    return change.intent["plan"] | ((change.settle or {}).get("after") or {})
+
+
+def _written_since(path: Any, since: datetime.datetime) -> bool:
+    if isinstance(path, Path):
+        return path.stat().st_mtime >= since.timestamp()
+    return path.name >= since.strftime(TIME_FORMAT)
+
+
 def _subset(state: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
     return {key: state.get(key) for key in keys}
 
@@ -236,8 +318,14 @@ class Rollback:
         # died before recording the end, or its read-back came too soon, or a call of several
         # failed. The latest of each fix's is taken up again, not taken for a change since.
         tried = {c.intent["reverts"]: c for c in reverts if c.status not in PUT_BACK}
+        again = fixed_again(self.journal, chosen)
         return [
-            self.one(change, reverted.get(change.intent["id"]), tried.get(change.intent["id"]))
+            self.one(
+                change,
+                reverted.get(change.intent["id"]),
+                tried.get(change.intent["id"]),
+                again[change.intent["id"]],
+            )
             for change in chosen
         ]
 
@@ -277,9 +365,16 @@ class Rollback:
         origin = self.journal.origin
         return (revert.intent.get("dag_id"), revert.intent.get("run_id")) == (origin.dag_id, origin.run_id)
 
-    def one(self, change: Change, revert: Change | None = None, tried: Change | None = None) -> Reversal:
+    def one(
+        self,
+        change: Change,
+        revert: Change | None = None,
+        tried: Change | None = None,
+        again: Iterable[Change] = (),
+    ) -> Reversal:
         """What becomes of one fix; ``revert``: the revert of it already recorded, if any;
-        ``tried``: one an earlier rollback try began and did not see through."""
+        ``tried``: one an earlier rollback try began and did not see through; ``again``: later
+        runs' fixes of the same resource still in place (``fixed_again``)."""
         if revert is not None:
             settle = revert.settle or {}
             if self._own(revert):  # an earlier try of this very rollback: its revert, reported as such
@@ -313,6 +408,16 @@ class Rollback:
         why = action.irreversible_from(change.intent["state"])
         if why:
             return Reversal.of(change, RollbackStatus.NOT_REVERSIBLE, f"cannot be reversed: {why}")
+        redone = [later for later in again if _redid(action, change, later)]
+        if redone:
+            latest = max(redone, key=lambda later: later.intent["time"]).intent
+            run = f"{latest['dag_id']}/{latest['run_id']}"
+            return Reversal.of(
+                change,
+                RollbackStatus.CHANGED_SINCE,
+                f"undone since and fixed again, by {run} at {latest['time']}: putting this fix back "
+                f"would undo that one and the change in between; roll back {run} first",
+            )
         try:
             held = self._claim(change, action)
             if held:
@@ -345,11 +450,7 @@ class Rollback:
         if self.claims is None or self.dry:
             return None
         intent = change.intent
-        playbook = registry().playbooks.get(intent.get("playbook") or "")
-        region = "global" if playbook is not None and not playbook.regional else intent["region"]
-        name = claim_name(
-            intent["account_id"], region, intent["resource_id"], action.claims_as or action.name
-        )
+        name = claim_name(*_resource(intent), action.claims_as or action.name)
         about = {"resource": [intent[k] for k in ("account_id", "region", "resource_id", "action")]}
         return self.claims.acquire(name, about)
 
@@ -369,9 +470,7 @@ class Rollback:
             tagged = excluded_by_tag(clients, [arn], self.exclude_tag).get(arn)
             if tagged:
                 return Reversal.of(change, RollbackStatus.OUT_OF_SCOPE, f"not put back: {tagged}")
-        # What the fix left: its read-back, or (its task having died) what it meant to set; and
-        # what an earlier try it finished set (``_continued``), which the read-back did not cover.
-        left = intent["plan"] | ((change.settle or {}).get("after") or {})
+        left = _left(change)
         state = retry_throttled(lambda: action.read(clients, resource_id))
         now = _subset(state, left)
 
