@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from pathlib import Path
@@ -951,10 +952,10 @@ def test_a_fix_undone_and_fixed_again_by_a_later_run_waits_for_that_run_s_rollba
     """The owner turned EBS encryption off again, and the next sweep turned it on: the resource
     reads as both fixes left it. Rolling the first run back would undo the second's fix
     (and the owner's change); it is refused, naming the run to roll back first."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
     base = str(tmp_path)
     if where == "s3":
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
         S3Hook(aws_conn_id="aws_default").create_bucket("asr-audit")
         base = "s3://asr-audit/audit"
     record = parse_finding(finding(seed_one(aws, "EC2.7", MEMBER_ACCOUNT, REGION)), registry())
@@ -962,6 +963,14 @@ def test_a_fix_undone_and_fixed_again_by_a_later_run_waits_for_that_run_s_rollba
     ec2 = Clients(aws, MEMBER_ACCOUNT, REGION).ec2
     ec2.disable_ebs_encryption_by_default()
     second = _fix_again(aws, record, base, "scheduled__2026-01-02T00:00:00+00:00")
+    # What else may lie in the audit folder is passed over: a file an editor left, a folder an
+    # S3 console made (an empty object named with a slash).
+    today = datetime.datetime.now(datetime.UTC).date().isoformat()
+    for stray in (f"activity/{today}/", f"activity/{today}/notes.txt", "asr_sweep/notes.txt"):
+        if where == "s3":
+            S3Hook(aws_conn_id="aws_default").load_string("", f"audit/{stray}", "asr-audit")
+        elif not stray.endswith("/"):
+            (tmp_path / stray).write_text("")
 
     for dry in (True, False):
         [refused] = Rollback(first, aws, dry=dry).run()
@@ -986,7 +995,7 @@ def test_a_later_run_s_fix_of_other_settings_of_the_resource_does_not_stop_the_r
 ) -> None:
     """A later run fixed the same resource by the same action, but not what this fix left
     (another statement, another key): nothing of the later fix is undone by putting this back."""
-    journal, record = _fixed(aws, tmp_path, "EC2.7")
+    journal, _ = _fixed(aws, tmp_path, "EC2.7")
     later = journal_root(str(tmp_path), "asr_sweep", "scheduled__2026-01-02T00:00:00+00:00")
     [change] = journal.changes(FIX)
     moved = {**change.intent, "id": "later", "run_id": "scheduled__2026-01-02T00:00:00+00:00"}
@@ -1011,3 +1020,26 @@ def test_a_fix_the_same_run_made_again_under_another_playbook_is_not_a_later_run
     }
     AuditJournal(journal.root, Origin("asr_sweep", RUN_ID, "b2", 1, "s")).record(twin)
     assert [r.status for r in Rollback(journal, aws, dry=True).run()] == [RollbackStatus.WOULD_REVERT] * 2
+
+
+def test_a_later_run_s_try_its_retry_took_up_goes_with_the_retry_s_rollback(aws, tmp_path: Path) -> None:
+    """The later run's first try died after its intent; its retry fixed the resource, and that
+    run was rolled back. The owner then turned encryption on again: the first run's fix reads
+    as it left it, and the dead try's intent, superseded, does not stand in its way."""
+    record = parse_finding(finding(seed_one(aws, "EC2.7", MEMBER_ACCOUNT, REGION)), registry())
+    first = _fix_again(aws, record, str(tmp_path), RUN_ID)
+    ec2 = Clients(aws, MEMBER_ACCOUNT, REGION).ec2
+    ec2.disable_ebs_encryption_by_default()
+    later = "scheduled__2026-01-02T00:00:00+00:00"
+    root = journal_root(str(tmp_path), "asr_sweep", later)
+    [change] = first.changes(FIX)
+    died = {k: v for k, v in change.intent.items() if k in ("event", "kind", "account_id", "region")}
+    died |= {k: change.intent[k] for k in ("resource_id", "action", "playbook", "params", "before", "plan")}
+    died |= {"id": "try-1", "state": {**change.intent["state"], "EbsEncryptionByDefault": False}}
+    AuditJournal(root, Origin("asr_sweep", later, "b", 1, "s")).record(died)
+    second = _fix_again(aws, record, str(tmp_path), later)  # the retry (try 1 again: the same writer file)
+    assert [r.status for r in Rollback(second, aws).run()] == [RollbackStatus.REVERTED]
+    ec2.enable_ebs_encryption_by_default()
+
+    [reversal] = Rollback(first, aws, dry=True).run()
+    assert reversal.status == RollbackStatus.WOULD_REVERT, reversal.reason

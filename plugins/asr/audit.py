@@ -88,6 +88,10 @@ def journal_root(audit_dir: str, dag_id: str, run_id: str, conn_id: str | None =
 
 # Of each event's time: text that sorts as the times do.
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# Which runs' journals were written to on which day (UTC): an empty file per run and day,
+# ``activity/<day>/<dag>/<run folder>`` beside the DAGs' folders, so that finding the runs
+# since a fix (``asr.rollback.fixed_again``) lists a few days, not every run there ever was.
+ACTIVITY = "activity"
 
 
 def _now() -> str:
@@ -196,6 +200,7 @@ class AuditJournal:
         self._synced = 0  # the last seq known to be on disk
         self._local = isinstance(root, Path)
         self._intents: dict[tuple[str, ...], str] = {}  # the latest intent's id, by target
+        self._active_on = ""  # the last day this writer marked (``ACTIVITY``)
         # One file (or name prefix) per writer: the writing run's DAG, run, batch and try.
         self._file = bounded(
             safe_name(f"{origin.dag_id}.{origin.run_id}.{origin.batch_id}.try{origin.try_number or 0}")
@@ -272,6 +277,8 @@ class AuditJournal:
         with self._lock:
             self._seq += 1
             stamped = _plain({**event, "time": _now(), "seq": self._seq, **self.origin.to_dict()})
+            if stamped["time"][:10] != self._active_on:
+                self._mark_active(stamped["time"][:10])
             line = json.dumps(stamped, sort_keys=True) + "\n"
             if self._local:
                 self._append_local(line)
@@ -280,6 +287,19 @@ class AuditJournal:
         if self._local:
             self._sync(stamped["seq"])
         return stamped
+
+    def _mark_active(self, day: str) -> None:
+        """Note that the run's journal is written to on ``day``, before the event is."""
+        marker = activity_root(self.root.parent.parent) / day / self.root.parent.name / self.root.name
+        if self._local:
+            new = [folder for folder in (marker.parent, marker.parent.parent) if not folder.exists()]
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+            for folder in (marker.parent, *(folder.parent for folder in new)):  # the new names too
+                fsync_path(folder)
+        else:
+            marker.write_text("")
+        self._active_on = day
 
     def _path(self) -> Path:
         return self.root / f"{self._file}.jsonl"
@@ -371,6 +391,34 @@ class AuditJournal:
             for change in self.changes()
             if all(change.intent.get(key) == value for key, value in where.items())
         ]
+
+
+def activity_root(audit_root: Any) -> Any:
+    return audit_root / ACTIVITY
+
+
+def written_since(audit_root: Any, day: datetime.date) -> list[Any]:
+    """The run folders (``journal_root``) whose journals were written to from ``day`` on (UTC),
+    by the activity marks. An entry that is not a mark (a stray file, a folder marker an S3
+    console made) is passed over."""
+    folders: dict[str, Any] = {}
+    today = datetime.datetime.now(datetime.UTC).date()
+    for offset in range((today - day).days + 2):  # and tomorrow: a writer whose clock runs ahead
+        for dag_folder in _listed(
+            activity_root(audit_root) / (day + datetime.timedelta(days=offset)).isoformat()
+        ):
+            for mark in _listed(dag_folder):
+                run_folder = audit_root / dag_folder.name / mark.name
+                folders.setdefault(str(run_folder), run_folder)
+    return list(folders.values())
+
+
+def _listed(folder: Any) -> list[Any]:
+    """A folder's entries; none when it is missing or not a folder."""
+    try:
+        return list(folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def canonical(value: Any) -> Any:

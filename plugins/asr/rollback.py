@@ -21,7 +21,6 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from asr import actions
@@ -39,6 +38,7 @@ from asr.audit import (
     fix_key,
     journal_root,
     pair,
+    written_since,
 )
 from asr.aws import AwsContext, Clients
 from asr.claims import Claims, claim_name
@@ -202,40 +202,36 @@ def _resource(intent: dict[str, Any]) -> tuple[str, str, str]:
     return intent["account_id"], region, intent["resource_id"]
 
 
-# Clocks of the hosts that write journals may differ: journal files are read from this long
-# before the oldest fix chosen.
+# Clocks of the hosts that write journals may differ: the runs written to from this long
+# before the oldest fix chosen are read.
 CLOCK_SLACK = datetime.timedelta(hours=1)
 
 
 def fixed_again(journal: AuditJournal, chosen: list[Change]) -> dict[str, list[Change]]:
-    """By fix id, the fixes of the same resource by the same action that other runs made (or
-    began) after it, and that no rollback has put back (``Rollback.one`` keeps those that
-    found it undone). Only the fixing DAGs' journals with a file written since the oldest
-    chosen fix are read (a local file by its time of change, an object by its name, which
-    starts with the event's time), so a long history costs a listing, not reads."""
+    """By fix id, the latest fixes of the same resource by the same action that other runs
+    made (or began) after it, and that no rollback has put back (``Rollback._revert`` keeps
+    those that found it undone). Only the fixing DAGs' runs whose journals were written to
+    since the oldest chosen fix are read (``asr.audit.written_since``). Which fix came later
+    is told by the times their writers stamped: the hosts' clocks are taken to agree."""
     if not chosen:
         return {}
     oldest = min(c.intent["time"] for c in chosen)
     since = datetime.datetime.strptime(oldest, TIME_FORMAT).replace(tzinfo=datetime.UTC) - CLOCK_SLACK
     wanted = {_target(c) for c in chosen}
-    own = (journal.root.parent.name, journal.root.name)
+    own = {(c.intent.get("dag_id"), c.intent.get("run_id")) for c in chosen}
+    fixing = {safe_name(dag_id) for dag_id in RUN_DAGS}
     later: dict[tuple[str, ...], list[Change]] = {}
-    for dag_id in RUN_DAGS:
-        folder = journal.root.parent.parent / safe_name(dag_id)
-        for run_folder in folder.iterdir() if folder.exists() else ():
-            if (folder.name, run_folder.name) == own or not any(
-                _written_since(p, since) for p in run_folder.iterdir()
-            ):
-                continue
-            changes = pair(AuditJournal(run_folder, journal.origin).events())
-            undone = {
-                c.intent.get("reverts")
-                for c in changes
-                if c.intent["kind"] == REVERT and c.status in PUT_BACK
-            }
-            for change in changes:
-                fixed = change.intent["kind"] == FIX and change.intent["id"] not in undone and _made(change)
-                if fixed and _target(change) in wanted:
+    for folder in written_since(journal.root.parent.parent, since.date()):
+        if folder.parent.name not in fixing:
+            continue
+        changes = pair(AuditJournal(folder, journal.origin).events())
+        undone = {
+            c.intent.get("reverts") for c in changes if c.intent["kind"] == REVERT and c.status in PUT_BACK
+        }
+        for run in {(c.intent.get("dag_id"), c.intent.get("run_id")) for c in changes} - own:
+            of_run = [c for c in changes if (c.intent.get("dag_id"), c.intent.get("run_id")) == run]
+            for change in latest_fixes(of_run):  # a try's change a retry took up is the retry's
+                if change.intent["id"] not in undone and _made(change) and _target(change) in wanted:
                     later.setdefault(_target(change), []).append(change)
     return {
         c.intent["id"]: [m for m in later.get(_target(c), []) if m.intent["time"] > c.intent["time"]]
@@ -247,29 +243,35 @@ def _target(change: Change) -> tuple[str, ...]:
     return (*_resource(change.intent), change.intent["action"])
 
 
-def _redid(action: actions.Action, change: Change, later: Change) -> bool:
-    """Whether ``later`` found ``change`` undone: on the settings ``change`` left, the state the
-    later fix planned from reads otherwise (``Action.as_compared``). Then the resource reads
-    as both fixes leave it, and putting the older before-state back would undo the later fix
-    and what its owner changed in between. A later fix of other settings of the resource
-    (another access key, another statement) is no reason to refuse."""
+def _made_again(action: actions.Action, change: Change, later: list[Change]) -> str:
+    """Why ``change`` must wait for a later run's rollback, if it must: a later fix found it
+    undone (on the settings ``change`` left, the state it planned from read otherwise:
+    ``Action.as_compared``) and made it again. The resource reads as both fixes leave it, and
+    putting the older before-state back would undo the later fix and the change in between.
+    A later fix of other settings of the resource (another access key, another statement) is
+    no reason."""
     left = _left(change)
-    try:
-        return not _same(action, _subset(later.intent["state"], left), left, change.intent["before"])
-    except Exception:  # a state this action cannot compare with its own: the safe side
-        return True
+    for fix in sorted(later, key=lambda c: c.intent["time"], reverse=True):
+        run = f"{fix.intent['dag_id']}/{fix.intent['run_id']}"
+        try:
+            redone = not _same(action, _subset(fix.intent["state"], left), left, change.intent["before"])
+        except Exception as exc:  # a state recorded in a form this action cannot compare
+            return (
+                f"{run} fixed it again at {fix.intent['time']}, and what it found cannot be compared "
+                f"with what this fix left ({describe_error(exc)}): roll back {run} first, or look"
+            )
+        if redone:
+            return (
+                f"undone since and fixed again, by {run} at {fix.intent['time']}: putting this fix back "
+                f"would undo that one and the change in between; roll back {run} first"
+            )
+    return ""
 
 
 def _left(change: Change) -> dict[str, Any]:
     """What a fix left: its read-back, or (its task having died) what it meant to set; and what
     an earlier try it finished set (``_continued``), which the read-back did not cover."""
     return change.intent["plan"] | ((change.settle or {}).get("after") or {})
-
-
-def _written_since(path: Any, since: datetime.datetime) -> bool:
-    if isinstance(path, Path):
-        return path.stat().st_mtime >= since.timestamp()
-    return path.name >= since.strftime(TIME_FORMAT)
 
 
 def _subset(state: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
@@ -408,21 +410,11 @@ class Rollback:
         why = action.irreversible_from(change.intent["state"])
         if why:
             return Reversal.of(change, RollbackStatus.NOT_REVERSIBLE, f"cannot be reversed: {why}")
-        redone = [later for later in again if _redid(action, change, later)]
-        if redone:
-            latest = max(redone, key=lambda later: later.intent["time"]).intent
-            run = f"{latest['dag_id']}/{latest['run_id']}"
-            return Reversal.of(
-                change,
-                RollbackStatus.CHANGED_SINCE,
-                f"undone since and fixed again, by {run} at {latest['time']}: putting this fix back "
-                f"would undo that one and the change in between; roll back {run} first",
-            )
         try:
             held = self._claim(change, action)
             if held:
                 return Reversal.of(change, RollbackStatus.FAILED, f"another task ({held}) is changing it now")
-            return self._revert(change, action, tried)
+            return self._revert(change, action, tried, again)
         except Exception as exc:  # one resource's failure must not stop the others
             return Reversal.of(change, RollbackStatus.FAILED, describe_error(exc))
         finally:
@@ -454,7 +446,13 @@ class Rollback:
         about = {"resource": [intent[k] for k in ("account_id", "region", "resource_id", "action")]}
         return self.claims.acquire(name, about)
 
-    def _revert(self, change: Change, action: actions.Action, tried: Change | None = None) -> Reversal:
+    def _revert(
+        self,
+        change: Change,
+        action: actions.Action,
+        tried: Change | None = None,
+        again: Iterable[Change] = (),
+    ) -> Reversal:
         """Put the fix back if the resource reads as the fix left it. ``tried``: an earlier
         rollback try began to and did not see it through: if the resource reads as before the
         fix, that try put it back; if it reads as that try's failure left it, the revert is
@@ -514,6 +512,9 @@ class Rollback:
                 f"{why}it reads {now}, not {left} as the fix left it: changed since, left alone",
                 now,
             )
+        waits = _made_again(action, change, list(again))
+        if waits:
+            return Reversal.of(change, RollbackStatus.CHANGED_SINCE, waits, now)
         if self.dry:
             lost = _lost(action, before)
             kept = {key: value for key, value in before.items() if key not in lost}
