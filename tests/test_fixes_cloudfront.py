@@ -1,26 +1,32 @@
-"""CloudFront.1: the default root object, set through a whole-configuration update under its ETag."""
+"""CloudFront.1 and .12: the default root object, and origins of missing buckets repointed,
+each through a whole-configuration update under its ETag."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
-from helpers import assert_extracted_id
+from helpers import assert_extracted_id, hooked
 from test_fixes_data import assert_permissions_cover_served_calls, parameters_sent
 
 from asr import local
-from asr.actions import ActionError
-from asr.actions.cloudfront import SetDefaultRootObject
+from asr.actions import ActionError, ChangedMeanwhile, NotReversible
+from asr.actions.cloudfront import RepointMissingS3Origins, SetDefaultRootObject, bucket_of
+from asr.audit import REVERT, AuditJournal, Origin, journal_root
 from asr.aws import Clients
+from asr.findings import parse_finding
 from asr.local import MEMBER_ACCOUNT
-from asr.local.seed import seed_one
+from asr.local.seed import finding, seed_one
 from asr.local.seeders.cloudfront import CACHING_OPTIMIZED
 from asr.playbooks import registry
-from asr.remediate import Result, Status, remediate_resource
+from asr.remediate import Result, Status, remediate_resource, run_batch
+from asr.rollback import Rollback, RollbackStatus
 
 REGION = "us-east-1"
 ARN = f"arn:aws:cloudfront::{MEMBER_ACCOUNT}:distribution"
@@ -29,12 +35,15 @@ ARN = f"arn:aws:cloudfront::{MEMBER_ACCOUNT}:distribution"
 @pytest.fixture(autouse=True)
 def no_conflict_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retry after a conflict at once: the pauses are for real contention, not for tests."""
-    monkeypatch.setattr(SetDefaultRootObject, "conflict_pauses", (0.0, 0.0, 0.0))
+    for action in (SetDefaultRootObject, RepointMissingS3Origins):
+        monkeypatch.setattr(action, "conflict_pauses", (0.0, 0.0, 0.0))
 
 
-def fix(aws: Any, resource_arn: str, region: str = REGION, **params: Any) -> Result:
-    """Run the CloudFront.1 playbook (with ``params`` over its own) on the distribution its finding names."""
-    playbook = registry().playbooks["CloudFront.1"]
+def fix(
+    aws: Any, resource_arn: str, region: str = REGION, control: str = "CloudFront.1", **params: Any
+) -> Result:
+    """Run the control's playbook (with ``params`` over its own) on the distribution its finding names."""
+    playbook = registry().playbooks[control]
     resource_id = playbook.extract_resource_id(resource_arn, MEMBER_ACCOUNT)
     return remediate_resource(
         playbook.build_action(params), Clients(aws, MEMBER_ACCOUNT, region), resource_id
@@ -319,3 +328,509 @@ def test_the_playbook_is_disruptive_and_never_automatic() -> None:
     playbook = registry().playbooks["CloudFront.1"]
     assert (playbook.scope, playbook.disruptive, playbook.auto_remediate) == ("global", True, False)
     assert playbook.parameters == {"root_object": "index.html"}
+
+
+# --- CloudFront.12: origins whose S3 bucket does not exist, pointed at a placeholder
+
+CF12 = "CloudFront.12"
+PLACEHOLDER = "cloudfront12remediation.example"
+# How a repointed S3 origin reaches the placeholder (a custom origin's own settings are kept).
+PLACEHOLDER_ORIGIN = {
+    "HTTPPort": 80,
+    "HTTPSPort": 443,
+    "OriginProtocolPolicy": "https-only",
+    "OriginSslProtocols": {"Quantity": 1, "Items": ["TLSv1.2"]},
+    "OriginReadTimeout": 30,
+    "OriginKeepaliveTimeout": 5,
+}
+
+
+def s3_origin(origin_id: str, host: str, **more: Any) -> dict[str, Any]:
+    return {"Id": origin_id, "DomainName": host, "S3OriginConfig": {"OriginAccessIdentity": ""}, **more}
+
+
+def custom_origin(origin_id: str, host: str, policy: str = "https-only") -> dict[str, Any]:
+    return {
+        "Id": origin_id,
+        "DomainName": host,
+        "CustomOriginConfig": {"HTTPPort": 80, "HTTPSPort": 443, "OriginProtocolPolicy": policy},
+    }
+
+
+def with_origins(clients: Clients, name: str, *origins: dict[str, Any]) -> str:
+    """A distribution of these origins, its default behaviour on the first: its id."""
+    arn = make_distribution(
+        clients,
+        name,
+        Origins={"Quantity": len(origins), "Items": list(origins)},
+        DefaultCacheBehavior={
+            "TargetOriginId": origins[0]["Id"],
+            "ViewerProtocolPolicy": "redirect-to-https",
+            "CachePolicyId": CACHING_OPTIMIZED,
+        },
+    )
+    return arn.rsplit("/", 1)[1]
+
+
+def repoint(aws: Any, distribution_id: str, dry: bool = False, **params: Any) -> Result:
+    """Run the CloudFront.12 playbook (with ``params`` over its own) on the distribution."""
+    action = registry().playbooks[CF12].build_action(params)
+    return remediate_resource(action, Clients(aws, MEMBER_ACCOUNT, REGION), distribution_id, dry)
+
+
+def refusing(clients: Clients, *buckets: str) -> AbstractContextManager[None]:
+    """S3 answers these buckets' GetBucketLocation with 403, as AWS does for another account's
+    bucket asked for as this account's (``ExpectedBucketOwner``): the stand-in's S3 serves
+    every account's buckets to any account, and ignores the expected owner."""
+
+    def refuse(params: dict[str, Any], **_: Any) -> None:
+        if params["Bucket"] in buckets:
+            raise ClientError(
+                {
+                    "Error": {"Code": "AccessDenied", "Message": "Access Denied"},
+                    "ResponseMetadata": {"HTTPStatusCode": 403},
+                },
+                "GetBucketLocation",
+            )
+
+    return hooked(clients.s3, "provide-client-params.s3.GetBucketLocation", refuse)
+
+
+def origins_of(clients: Clients, distribution_id: str) -> dict[str, dict[str, Any]]:
+    return {o["Id"]: o for o in config_of(clients, distribution_id)[0]["Origins"]["Items"]}
+
+
+def without(origin: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {key: value for key, value in origin.items() if key not in keys}
+
+
+@pytest.fixture
+def shop(aws: Any) -> tuple[str, Clients]:
+    """A distribution of six origins: three whose bucket is missing (an S3 origin with origin
+    access control, a path and a header; an S3 REST endpoint and a website endpoint set up as
+    custom origins), one of a bucket of the account, one of a bucket that refuses the account
+    (403), and an application. Its id, and clients that reach it."""
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    clients.s3.create_bucket(Bucket="shop-assets")
+    distribution_id = with_origins(
+        clients,
+        "shop",
+        s3_origin(
+            "site",
+            "shop-site-gone.s3.us-east-1.amazonaws.com",
+            OriginAccessControlId="E1OACEXAMPLE",
+            OriginPath="/public",
+            CustomHeaders={"Quantity": 1, "Items": [{"HeaderName": "x-shop", "HeaderValue": "1"}]},
+        ),
+        s3_origin("assets", "shop-assets.s3.amazonaws.com"),
+        s3_origin("partner", "partner-media.s3.eu-west-1.amazonaws.com"),
+        custom_origin("legacy", "shop-legacy-gone.s3-us-west-2.amazonaws.com"),
+        custom_origin("www", "shop-www-gone.s3-website-us-east-1.amazonaws.com", "http-only"),
+        custom_origin("app", "app.example.com"),
+    )
+    return distribution_id, clients
+
+
+def test_only_the_origins_of_missing_buckets_are_repointed_and_the_rest_sent_back_as_read(
+    shop: tuple[str, Clients], aws: Any
+) -> None:
+    distribution_id, clients = shop
+    before, etag = config_of(clients, distribution_id)
+    was = {o["Id"]: o for o in before["Origins"]["Items"]}
+    local.served_requests(clear=True)
+    with (
+        parameters_sent(clients.s3, "GetBucketLocation") as asked,  # before the refusal: sees it
+        refusing(clients, "partner-media"),
+        parameters_sent(clients.cloudfront, "UpdateDistribution") as sent,
+    ):
+        result = repoint(aws, distribution_id)
+    assert result.status == Status.REMEDIATED, result.message
+    assert result.message == (
+        f"pointed the CloudFront distribution's origins whose S3 bucket is missing at {PLACEHOLDER}"
+    )
+    repointed = {
+        "site": {
+            **without(was["site"], "S3OriginConfig", "OriginAccessControlId"),
+            "DomainName": PLACEHOLDER,
+            "CustomOriginConfig": PLACEHOLDER_ORIGIN,
+        },
+        "legacy": {**was["legacy"], "DomainName": PLACEHOLDER},
+        "www": {**was["www"], "DomainName": PLACEHOLDER},
+    }
+    items = [repointed.get(o["Id"], o) for o in before["Origins"]["Items"]]
+    wanted = {**before, "Origins": {**before["Origins"], "Items": items}}
+    assert sent == [{"Id": distribution_id, "IfMatch": etag, "DistributionConfig": wanted}]
+    assert config_of(clients, distribution_id)[0] == wanted
+    assert was["site"]["OriginPath"] == "/public" and was["site"]["OriginAccessControlId"] == "E1OACEXAMPLE"
+    assert result.before == {
+        "Origin legacy": {
+            "DomainName": was["legacy"]["DomainName"],
+            "CustomOriginConfig": was["legacy"]["CustomOriginConfig"],
+        },
+        "Origin site": {
+            "DomainName": "shop-site-gone.s3.us-east-1.amazonaws.com",
+            "S3OriginConfig": {"OriginAccessIdentity": ""},
+            "OriginAccessControlId": "E1OACEXAMPLE",
+        },
+        "Origin www": {
+            "DomainName": was["www"]["DomainName"],
+            "CustomOriginConfig": was["www"]["CustomOriginConfig"],
+        },
+    }
+    assert result.after == {
+        "Origin legacy": {
+            "DomainName": PLACEHOLDER,
+            "CustomOriginConfig": was["legacy"]["CustomOriginConfig"],
+        },
+        "Origin site": {"DomainName": PLACEHOLDER, "CustomOriginConfig": PLACEHOLDER_ORIGIN},
+        "Origin www": {"DomainName": PLACEHOLDER, "CustomOriginConfig": was["www"]["CustomOriginConfig"]},
+    }
+    # Each bucket asked for as the account's, once per read (the fix's, the one just before
+    # the update, the read-back); the placeholder and the application are no bucket.
+    buckets = ["shop-site-gone", "shop-assets", "partner-media", "shop-legacy-gone", "shop-www-gone"]
+    assert asked == [{"Bucket": b, "ExpectedBucketOwner": MEMBER_ACCOUNT} for b in buckets * 2] + [
+        {"Bucket": b, "ExpectedBucketOwner": MEMBER_ACCOUNT} for b in ("shop-assets", "partner-media")
+    ]
+    assert_permissions_cover_served_calls(CF12)
+    action = registry().playbooks[CF12].build_action()
+    served = {f"{c['service']}:{c['action']}" for c in local.served_requests() if c["service"] == "s3"}
+    assert served == {"s3:GetBucketLocation"} and served <= set(action.permissions)
+
+
+def test_a_second_run_sends_nothing_and_names_the_bucket_that_refuses(
+    shop: tuple[str, Clients], aws: Any
+) -> None:
+    """Repointed origins are no S3 endpoint any more; the bucket that answers 403 exists, and
+    is left to a person (it may be one that took a deleted bucket's name)."""
+    distribution_id, clients = shop
+    with refusing(clients, "partner-media"):
+        assert repoint(aws, distribution_id).status == Status.REMEDIATED
+        fixed = config_of(clients, distribution_id)
+        with parameters_sent(clients.cloudfront, "UpdateDistribution") as sent:
+            again = repoint(aws, distribution_id)
+    assert (again.status, sent, again.before) == (Status.FAILED, [], None)
+    assert again.message == (
+        "no origin names a missing bucket, but the buckets of origins partner (bucket partner-media) "
+        "refuse this account (403): another account holds them, perhaps one that took a deleted "
+        "bucket's name and serves through this distribution now; not repointed: check who owns "
+        "them; nothing changed"
+    )
+    assert config_of(clients, distribution_id) == fixed
+
+
+def test_the_seeded_distribution_is_fixed_once(aws: Any) -> None:
+    arn = seed_one(aws, CF12, MEMBER_ACCOUNT, REGION).resource_id
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    [origin] = config_of(clients, arn.rsplit("/", 1)[1])[0]["Origins"]["Items"]
+    bucket = bucket_of(origin["DomainName"])
+    assert bucket and "S3OriginConfig" in origin, "the control checks S3 origins"
+    with pytest.raises(clients.s3.exceptions.NoSuchBucket):
+        clients.s3.get_bucket_location(Bucket=bucket)
+    assert fix(aws, arn, control=CF12).status == Status.REMEDIATED
+    local.served_requests(clear=True)
+    assert fix(aws, arn, control=CF12).status == Status.ALREADY_COMPLIANT
+    assert [c["action"] for c in local.served_requests() if c["service"] in ("cloudfront", "s3")] == [
+        "GetDistributionConfig"
+    ]
+
+
+def test_a_dry_run_says_what_each_origin_would_become_and_sends_nothing(
+    shop: tuple[str, Clients], aws: Any
+) -> None:
+    distribution_id, clients = shop
+    before = config_of(clients, distribution_id)
+    with (
+        refusing(clients, "partner-media"),
+        parameters_sent(clients.cloudfront, "UpdateDistribution") as sent,
+    ):
+        result = repoint(aws, distribution_id, dry=True)
+    assert (result.status, sent) == (Status.DRY_RUN, [])
+    assert result.after == {
+        "Origin legacy": {
+            "DomainName": PLACEHOLDER,
+            "CustomOriginConfig": before[0]["Origins"]["Items"][3]["CustomOriginConfig"],
+        },
+        "Origin site": {"DomainName": PLACEHOLDER, "CustomOriginConfig": PLACEHOLDER_ORIGIN},
+        "Origin www": {
+            "DomainName": PLACEHOLDER,
+            "CustomOriginConfig": before[0]["Origins"]["Items"][4]["CustomOriginConfig"],
+        },
+    }
+    assert result.message.startswith(
+        "would change {'Origin legacy': {'DomainName': 'shop-legacy-gone.s3-us-west-2"
+    )
+    assert config_of(clients, distribution_id) == before
+
+
+def test_a_bucket_made_again_before_the_update_keeps_its_origin(shop: tuple[str, Clients], aws: Any) -> None:
+    """The fix asks again just before its update: the bucket made meanwhile is the owner's, its
+    origin is left alone, and the plan made again covers only the other origins."""
+    distribution_id, clients = shop
+    reads: list[str] = []
+
+    def made_meanwhile(params: dict[str, Any], **_: Any) -> None:
+        reads.append(params["Id"])
+        if len(reads) == 2:  # the read just before the update
+            clients.s3.create_bucket(Bucket="shop-site-gone")
+
+    with (
+        refusing(clients, "partner-media"),
+        hooked(clients.cloudfront, "provide-client-params.cloudfront.GetDistributionConfig", made_meanwhile),
+        parameters_sent(clients.cloudfront, "UpdateDistribution") as sent,
+    ):
+        result = repoint(aws, distribution_id)
+    assert result.status == Status.REMEDIATED, result.message
+    assert sorted(result.before or {}) == ["Origin legacy", "Origin www"]
+    assert len(sent) == 1
+    origins = origins_of(clients, distribution_id)
+    assert origins["site"]["DomainName"] == "shop-site-gone.s3.us-east-1.amazonaws.com"
+    assert "S3OriginConfig" in origins["site"] and origins["site"]["OriginAccessControlId"] == "E1OACEXAMPLE"
+    assert {origins[o]["DomainName"] for o in ("legacy", "www")} == {PLACEHOLDER}
+
+
+def test_the_only_missing_bucket_made_again_leaves_the_distribution_untouched(aws: Any) -> None:
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    distribution_id = with_origins(clients, "blog", s3_origin("blog", "blog-gone.s3.amazonaws.com"))
+    before = config_of(clients, distribution_id)
+
+    def made_meanwhile(params: dict[str, Any], **_: Any) -> None:
+        clients.s3.create_bucket(Bucket="blog-gone")
+
+    action = registry().playbooks[CF12].build_action()
+    state = action.read(clients, distribution_id)
+    with (
+        hooked(clients.cloudfront, "provide-client-params.cloudfront.GetDistributionConfig", made_meanwhile),
+        parameters_sent(clients.cloudfront, "UpdateDistribution") as sent,
+        pytest.raises(ChangedMeanwhile, match="the origins that name a missing bucket changed since"),
+    ):
+        action.apply(clients, distribution_id, state, action.plan(state))
+    assert sent == [] and config_of(clients, distribution_id) == before
+    assert repoint(aws, distribution_id).status == Status.ALREADY_COMPLIANT
+
+
+def test_an_update_in_between_is_read_again_and_the_buckets_asked_again(
+    shop: tuple[str, Clients], aws: Any, rival: Rival
+) -> None:
+    distribution_id, clients = shop
+    rival.times = 1
+    with (
+        parameters_sent(clients.s3, "GetBucketLocation") as asked,  # before the refusal: sees it
+        refusing(clients, "partner-media"),
+        parameters_sent(clients.cloudfront, "UpdateDistribution") as sent,
+    ):
+        result = repoint(aws, distribution_id)
+    assert result.status == Status.REMEDIATED, result.message
+    after = config_of(clients, distribution_id)[0]
+    assert after["Comment"] == "shop!", "the rival's update is kept"
+    assert {o["DomainName"] for o in after["Origins"]["Items"] if o["Id"] in ("site", "legacy", "www")} == {
+        PLACEHOLDER
+    }
+    assert len(sent) == 2 and len(asked) == 5 + 5 + 5 + 2, "asked again after the conflict"
+
+
+def test_revert_points_back_exactly_the_repointed_origins(shop: tuple[str, Clients], aws: Any) -> None:
+    """The application's origin, changed since the fix, keeps its change."""
+    distribution_id, clients = shop
+    before = config_of(clients, distribution_id)[0]
+    action = registry().playbooks[CF12].build_action()
+    with refusing(clients, "partner-media"):
+        state = action.read(clients, distribution_id)
+        assert repoint(aws, distribution_id).status == Status.REMEDIATED
+        answer = clients.cloudfront.get_distribution_config(Id=distribution_id)
+        changed = answer["DistributionConfig"]
+        changed["Origins"]["Items"][5]["DomainName"] = "app2.example.com"
+        clients.cloudfront.update_distribution(
+            Id=distribution_id, IfMatch=answer["ETag"], DistributionConfig=changed
+        )
+        assert action.revert(clients, distribution_id, state) is None
+        assert action.read(clients, distribution_id) == {
+            **state,
+            "Origin app": {**state["Origin app"], "DomainName": "app2.example.com"},
+        }
+    items = before["Origins"]["Items"]
+    items[5] = {**items[5], "DomainName": "app2.example.com"}
+    assert config_of(clients, distribution_id)[0] == before
+    with parameters_sent(clients.cloudfront, "UpdateDistribution") as sent:
+        assert action.revert(clients, distribution_id, state) == {
+            **state,
+            **{f"Origin {o}": state[f"Origin {o}"] for o in ("legacy", "site", "www")},
+        }
+    assert sent == [], "pointed back already: nothing sent"
+
+
+def test_revert_leaves_an_origin_changed_since_as_it_is(shop: tuple[str, Clients], aws: Any) -> None:
+    distribution_id, clients = shop
+    action = registry().playbooks[CF12].build_action()
+    with refusing(clients, "partner-media"):
+        state = action.read(clients, distribution_id)
+        assert repoint(aws, distribution_id).status == Status.REMEDIATED
+    clients.s3.create_bucket(Bucket="shop-site-new")
+    answer = clients.cloudfront.get_distribution_config(Id=distribution_id)
+    config = answer["DistributionConfig"]
+    site = config["Origins"]["Items"][0]
+    config["Origins"]["Items"][0] = {
+        **without(site, "CustomOriginConfig"),
+        "DomainName": "shop-site-new.s3.us-east-1.amazonaws.com",
+        "S3OriginConfig": {"OriginAccessIdentity": ""},
+    }
+    clients.cloudfront.update_distribution(
+        Id=distribution_id, IfMatch=answer["ETag"], DistributionConfig=config
+    )
+    now = action.read(clients, distribution_id)["Origin site"]
+    with refusing(clients, "partner-media"):
+        restorable = action.revert(clients, distribution_id, state)
+    assert restorable == {**state, "Origin site": now}
+    origins = origins_of(clients, distribution_id)
+    assert origins["site"]["DomainName"] == "shop-site-new.s3.us-east-1.amazonaws.com"
+    assert origins["legacy"]["DomainName"] == "shop-legacy-gone.s3-us-west-2.amazonaws.com"
+    assert origins["www"]["DomainName"] == "shop-www-gone.s3-website-us-east-1.amazonaws.com"
+
+
+def test_revert_refuses_to_point_back_at_a_bucket_that_refuses_now(
+    shop: tuple[str, Clients], aws: Any
+) -> None:
+    """The missing bucket's name was taken since, by an account that is not this one: pointing
+    the origin back would serve its content. Nothing is sent."""
+    distribution_id, clients = shop
+    action = registry().playbooks[CF12].build_action()
+    with refusing(clients, "partner-media"):
+        state = action.read(clients, distribution_id)
+        assert repoint(aws, distribution_id).status == Status.REMEDIATED
+    fixed = config_of(clients, distribution_id)
+    with (
+        refusing(clients, "partner-media", "shop-www-gone"),
+        parameters_sent(clients.cloudfront, "UpdateDistribution") as sent,
+        pytest.raises(
+            NotReversible, match="origin www would point at bucket shop-www-gone again, which exists now"
+        ),
+    ):
+        action.revert(clients, distribution_id, state)
+    assert sent == [] and config_of(clients, distribution_id) == fixed
+
+
+@pytest.mark.parametrize("since", [None, "changed"])
+def test_a_rollback_puts_the_origins_back_unless_changed_since(
+    aws: Any, tmp_path: Any, since: str | None
+) -> None:
+    record = parse_finding(finding(seed_one(aws, CF12, MEMBER_ACCOUNT, REGION)), registry())
+    root = journal_root(str(tmp_path), "asr_sweep", "manual__1")
+    [outcome] = run_batch(
+        [record], registry(), aws, journal=AuditJournal(root, Origin("asr_sweep", "manual__1", "b", 1, "s"))
+    )
+    assert outcome.status == "REMEDIATED", outcome.message
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    distribution_id = record.resource_id
+    if since:
+        answer = clients.cloudfront.get_distribution_config(Id=distribution_id)
+        config = answer["DistributionConfig"]
+        config["Origins"]["Items"][0]["DomainName"] = "elsewhere.example.com"
+        clients.cloudfront.update_distribution(
+            Id=distribution_id, IfMatch=answer["ETag"], DistributionConfig=config
+        )
+    fixed = config_of(clients, distribution_id)[0]
+    journal = AuditJournal(root, Origin("asr_rollback", "rollback-1", "rollback", 1, "bob"))
+    [reversal] = Rollback(journal, aws).run()
+    if since:
+        assert reversal.status == RollbackStatus.CHANGED_SINCE, reversal.reason
+        assert config_of(clients, distribution_id)[0] == fixed
+        assert journal.changes(REVERT) == []
+    else:
+        assert reversal.status == RollbackStatus.REVERTED, reversal.reason
+        [origin] = config_of(clients, distribution_id)[0]["Origins"]["Items"]
+        assert origin["DomainName"] == outcome.before[f"Origin {origin['Id']}"]["DomainName"]
+        assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+
+
+@pytest.mark.parametrize("placeholder", ["origin-removed.acme.invalid", "gone.example", "a-1.b-2.example"])
+def test_the_placeholder_comes_from_the_parameter(aws: Any, placeholder: str) -> None:
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    distribution_id = with_origins(clients, "blog", s3_origin("blog", "blog-gone.s3.amazonaws.com"))
+    result = repoint(aws, distribution_id, placeholder_domain=placeholder)
+    assert result.status == Status.REMEDIATED, result.message
+    assert result.message.endswith(f"whose S3 bucket is missing at {placeholder}")
+    assert origins_of(clients, distribution_id)["blog"]["DomainName"] == placeholder
+
+
+@pytest.mark.parametrize(
+    "placeholder",
+    [
+        "evil.com",
+        "example",
+        "gone.example.com",
+        "gone.test",
+        "Gone.Example",
+        "gone..example",
+        "gone.example\n",
+        "-gone.invalid",
+        "",
+    ],
+)
+def test_a_placeholder_anyone_could_register_or_resolve_is_refused(placeholder: str) -> None:
+    with pytest.raises(ActionError, match="placeholder_domain"):
+        registry().playbooks[CF12].build_action({"placeholder_domain": placeholder})
+
+
+@pytest.mark.parametrize(
+    ("host", "bucket"),
+    [
+        ("shop.s3.amazonaws.com", "shop"),
+        ("shop.s3.eu-west-1.amazonaws.com", "shop"),
+        ("shop.s3-eu-west-1.amazonaws.com", "shop"),
+        ("shop.s3.dualstack.us-gov-west-1.amazonaws.com", "shop"),
+        ("shop.s3-external-1.amazonaws.com", "shop"),
+        ("shop.s3.cn-north-1.amazonaws.com.cn", "shop"),
+        ("www.shop.com.s3-website-us-east-1.amazonaws.com", "www.shop.com"),
+        ("shop.s3-website.eu-central-1.amazonaws.com", "shop"),
+        ("Shop.S3.Amazonaws.Com", "shop"),
+        ("app.example.com", None),
+        ("shop-123456789012.s3-accesspoint.us-east-1.amazonaws.com", None),
+        ("shop-abc.s3-object-lambda.us-east-1.amazonaws.com", None),
+        ("mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com", None),
+        ("d111111abcdef8.cloudfront.net", None),
+        ("shop.s3.amazonaws.com.evil.com", None),
+        (PLACEHOLDER, None),
+    ],
+)
+def test_the_bucket_is_taken_from_an_s3_endpoint_s_host_only(host: str, bucket: str | None) -> None:
+    assert bucket_of(host) == bucket
+
+
+def test_a_bucket_check_s3_refuses_otherwise_fails_the_fix_unchanged(aws: Any) -> None:
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    distribution_id = with_origins(clients, "blog", s3_origin("blog", "blog-gone.s3.amazonaws.com"))
+    before = config_of(clients, distribution_id)
+
+    def broken(**_: Any) -> None:
+        raise ClientError(
+            {
+                "Error": {"Code": "InvalidRequest", "Message": "no"},
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            },
+            "GetBucketLocation",
+        )
+
+    with hooked(clients.s3, "provide-client-params.s3.GetBucketLocation", broken):
+        result = repoint(aws, distribution_id)
+    assert (result.status, result.message) == (Status.FAILED, "InvalidRequest: no")
+    assert config_of(clients, distribution_id) == before
+
+
+@pytest.mark.parametrize(
+    ("resource_arn", "distribution_id"),
+    [
+        (f"{ARN}/E2QWRUHAPOMQZL", "E2QWRUHAPOMQZL"),
+        (f"arn:aws-cn:cloudfront::{MEMBER_ACCOUNT}:distribution/E1A2B3C4D5E6F7", "E1A2B3C4D5E6F7"),
+        (f"{ARN}/e2qwruhapomqzl", None),
+        (f"arn:aws:cloudfront:us-east-1:{MEMBER_ACCOUNT}:distribution/E2QWRUHAPOMQZL", None),
+    ],
+)
+def test_the_cloudfront_12_distribution_id_is_taken_from_its_arn(
+    resource_arn: str, distribution_id: str | None
+) -> None:
+    assert_extracted_id(CF12, resource_arn, distribution_id)
+
+
+def test_the_cloudfront_12_playbook_is_disruptive_and_never_automatic() -> None:
+    playbook = registry().playbooks[CF12]
+    assert (playbook.scope, playbook.disruptive, playbook.auto_remediate) == ("global", True, False)
+    assert playbook.parameters == {"placeholder_domain": PLACEHOLDER}

@@ -236,6 +236,10 @@ RESOURCES = {
         "arn:aws:codebuild:eu-west-1:222222222222:project/images",
         "arn:aws:codebuild:eu-west-1:222222222222:project/images",
     ),
+    "AwsEcsTaskDefinition": (
+        "arn:aws:ecs:eu-west-1:222222222222:task-definition/orders-web:7",
+        "arn:aws:ecs:eu-west-1:222222222222:task-definition/orders-web:7",
+    ),
 }
 
 

@@ -114,7 +114,8 @@ def _named_role(params: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def _any_role(params: Mapping[str, Any]) -> tuple[str, ...]:
-    """Every role of the account: an instance's role is whichever its profile holds."""
+    """Every role of the account: an instance's role is whichever its profile holds, a task's
+    whichever its task definition names."""
     return (role_arn("*", ACCOUNT),)
 
 
@@ -247,6 +248,16 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
             ("secretsmanager:DeleteSecret",),
             lambda _: (f"arn:{PARTITION}:secretsmanager:*:{ACCOUNT}:secret:*",),
             {"NumericGreaterThanEquals": {"secretsmanager:RecoveryWindowInDays": "7"}},
+        ),
+    ),
+    # The revision ECS.5 copies hands ECS its task and execution roles, whichever they are: passed
+    # to ECS tasks only. Its tags are written by the registration alone, on task definitions.
+    "ecs.register-read-only-root-revision": (
+        Scope(("iam:PassRole",), _any_role, _passed_to("ecs-tasks.amazonaws.com")),
+        Scope(
+            ("ecs:TagResource",),
+            lambda _: (f"arn:{PARTITION}:ecs:*:{ACCOUNT}:task-definition/*",),
+            {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}},
         ),
     ),
 }
