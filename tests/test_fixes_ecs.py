@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,7 +16,7 @@ from test_fixes_data import assert_permissions_cover_served_calls, parameters_se
 from test_iam_policy import _decision, statements_of
 
 from asr import iam_policy, local
-from asr.actions import ChangedMeanwhile
+from asr.actions import ChangedMeanwhile, NotReversible
 from asr.audit import AuditJournal, Origin, journal_root
 from asr.aws import Clients
 from asr.config import Settings
@@ -147,8 +148,8 @@ def test_the_seeded_revision_is_copied_read_only_within_the_permissions(aws: Any
     new_arn = f"{arn.rsplit(':', 1)[0]}:2"
     assert (result.status, result.before, result.after) == (
         Status.REMEDIATED,
-        {"WritableContainers": ["app", "log-router"], "ReadOnlyRevision": None},
-        {"WritableContainers": [], "ReadOnlyRevision": new_arn},
+        {"WritableContainers": ["app", "log-router"], "ReadOnlyRevision": None, "LatestActiveRevision": arn},
+        {"WritableContainers": [], "ReadOnlyRevision": new_arn, "LatestActiveRevision": new_arn},
     ), result.message
     assert "no service was moved to it and the revision found stays ACTIVE" in result.message
     assert sent == [sendable(old, tags)]
@@ -164,7 +165,11 @@ def test_every_registerable_member_and_container_is_copied(aws: Any) -> None:
     old, tags = described(aws, arn)
     result, sent = fix(aws, arn)
     assert result.status == Status.REMEDIATED, result.message
-    assert result.before == {"WritableContainers": ["app", "envoy"], "ReadOnlyRevision": None}
+    assert result.before == {
+        "WritableContainers": ["app", "envoy"],
+        "ReadOnlyRevision": None,
+        "LatestActiveRevision": arn,
+    }
     assert sent == [sendable(old, tags)]
     new, new_tags = described(aws, result.after["ReadOnlyRevision"])  # type: ignore[index]
     assert {k: v for k, v in new.items() if k not in IDENTITY} == read_only_copy(old)
@@ -213,7 +218,11 @@ def test_what_ecs_only_reports_and_aws_reserved_tags_are_not_sent_back() -> None
     result = remediate_resource(action(), ecs, arn)  # type: ignore[arg-type]
     assert (result.status, result.after) == (
         Status.REMEDIATED,
-        {"WritableContainers": [], "ReadOnlyRevision": f"{ARN}/web:4"},
+        {
+            "WritableContainers": [],
+            "ReadOnlyRevision": f"{ARN}/web:4",
+            "LatestActiveRevision": f"{ARN}/web:4",
+        },
     ), result.message
     stubber.assert_no_pending_responses()
 
@@ -254,7 +263,11 @@ def test_a_latest_revision_deregistered_makes_the_one_before_it_the_latest(aws: 
     result, sent = fix(aws, older)
     assert result.status == Status.REMEDIATED, result.message
     assert [s["containerDefinitions"][0]["image"] for s in sent] == ["public.ecr.aws/nginx/nginx:1.27"]
-    assert result.after == {"WritableContainers": [], "ReadOnlyRevision": f"{ARN}/web:3"}
+    assert result.after == {
+        "WritableContainers": [],
+        "ReadOnlyRevision": f"{ARN}/web:3",
+        "LatestActiveRevision": f"{ARN}/web:3",
+    }
 
 
 def test_a_family_with_no_active_revision_is_refused(aws: Any) -> None:
@@ -262,24 +275,88 @@ def test_a_family_with_no_active_revision_is_refused(aws: Any) -> None:
     clients(aws).ecs.deregister_task_definition(taskDefinition=arn)
     result, sent = fix(aws, arn)
     assert (result.status, sent) == (Status.FAILED, [])
-    assert "deregistered, as is every revision of its family" in result.message
+    assert f"no revision of web is ACTIVE, {arn} included (or the family never was)" in result.message
 
 
-def test_a_revision_that_never_existed_fails_with_the_aws_reason(aws: Any) -> None:
+def test_a_family_that_never_existed_is_refused_the_same_way(aws: Any) -> None:
+    """ECS answers both alike, and describes an INACTIVE revision only while something runs it."""
     result, sent = fix(aws, f"{ARN}/gone:1")
     assert (result.status, sent) == (Status.FAILED, [])
-    assert result.message == "ClientException: Unable to describe task definition."
+    assert "no revision of gone is ACTIVE" in result.message
 
 
-@pytest.mark.parametrize("system", ["WINDOWS_SERVER_2022_CORE", "WINDOWS_SERVER_2019_FULL"])
-def test_windows_containers_are_refused_in_the_plan(aws: Any, system: str) -> None:
-    definition = single("iis") | {"runtimePlatform": {"operatingSystemFamily": system}}
-    arn = register(aws, definition | {"cpu": "1024", "memory": "2048"})
+@pytest.mark.parametrize(
+    ("windows", "sign"),
+    [
+        (
+            {"runtimePlatform": {"operatingSystemFamily": "WINDOWS_SERVER_2022_CORE"}},
+            "WINDOWS_SERVER_2022_CORE",
+        ),
+        (
+            {"runtimePlatform": {"operatingSystemFamily": "WINDOWS_SERVER_2019_FULL"}},
+            "WINDOWS_SERVER_2019_FULL",
+        ),
+        # EC2 task definitions often leave runtimePlatform out: what else says Windows.
+        (
+            {
+                "placementConstraints": [
+                    {"type": "memberOf", "expression": "attribute:ecs.os-type == windows"}
+                ]
+            },
+            "placement constraint 'attribute:ecs.os-type == windows'",
+        ),
+        (
+            {
+                "placementConstraints": [
+                    {
+                        "type": "memberOf",
+                        "expression": "attribute:ecs.os-family in [WINDOWS_SERVER_2022_FULL]",
+                    }
+                ]
+            },
+            "placement constraint",
+        ),
+        (
+            {
+                "containerDefinitions": [
+                    {"name": "app", "image": "mcr.microsoft.com/windows/servercore/iis:latest"}
+                ]
+            },
+            "image mcr.microsoft.com/windows/servercore/iis:latest",
+        ),
+        (
+            {
+                "volumes": [
+                    {
+                        "name": "share",
+                        "fsxWindowsFileServerVolumeConfiguration": {
+                            "fileSystemId": "fs-0123456789abcdef0",
+                            "rootDirectory": "share",
+                            "authorizationConfig": {
+                                "credentialsParameter": "arn:aws:ssm:us-east-1:111111111111:parameter/fsx",
+                                "domain": "corp",
+                            },
+                        },
+                    }
+                ]
+            },
+            "FSx for Windows File Server volume share",
+        ),
+    ],
+)
+def test_windows_containers_are_refused_in_the_plan(aws: Any, windows: dict[str, Any], sign: str) -> None:
+    arn = register(aws, single("iis") | {"cpu": "1024", "memory": "2048"} | windows)
     state = action().read(clients(aws), arn)
-    with pytest.raises(ValueError, match=f"runs Windows containers \\({system}\\)"):
+    with pytest.raises(ValueError, match=f"runs Windows containers \\({re.escape(sign)}"):
         action().plan(state)
     result, sent = fix(aws, arn)
     assert (result.status, sent) == (Status.FAILED, [])
+
+
+def test_a_linux_definition_that_keeps_off_windows_hosts_is_fixed(aws: Any) -> None:
+    constraint = {"type": "memberOf", "expression": "attribute:ecs.os-type != windows"}
+    arn = register(aws, single("web") | {"placementConstraints": [constraint]})
+    assert fix(aws, arn)[0].status == Status.REMEDIATED
 
 
 @pytest.mark.parametrize("newer", [False, True], ids=["writable", "read-only"])
@@ -325,9 +402,50 @@ def test_revert_leaves_alone_what_is_no_longer_the_fix_s_revision(aws: Any, sinc
     if since == "an-older-copy-left":
         clients(aws).ecs.deregister_task_definition(taskDefinition=arn)
     with parameters_sent(clients(aws).ecs, "DeregisterTaskDefinition") as sent:
-        fixer.revert(clients(aws), arn, before)
+        if since == "overtaken":  # newer than the copied one, read-only, but not what the fix made
+            with pytest.raises(NotReversible, match="web:4, is not what the fix made of"):
+                fixer.revert(clients(aws), arn, before)
+        else:
+            fixer.revert(clients(aws), arn, before)
     assert sent == []
     assert statuses(aws, older)[0] == "ACTIVE"
+
+
+def test_revert_keeps_the_fix_s_revision_once_the_one_it_copied_is_deregistered(aws: Any) -> None:
+    """Deregistering ours would make the family's latest an older revision (an older image)."""
+    older = register(aws, single("web", image="public.ecr.aws/nginx/nginx:1.20"))
+    arn = register(aws, single("web"))
+    fixer = action()
+    before = fixer.read(clients(aws), arn)
+    ours = fix(aws, arn)[0].after["ReadOnlyRevision"]  # type: ignore[index]
+    clients(aws).ecs.deregister_task_definition(taskDefinition=arn)  # the owners' clean-up
+    with (
+        parameters_sent(clients(aws).ecs, "DeregisterTaskDefinition") as sent,
+        pytest.raises(NotReversible, match=f"{arn}, the revision the fix copied, is deregistered since"),
+    ):
+        fixer.revert(clients(aws), arn, before)
+    assert sent == []
+    assert statuses(aws, older, arn, ours) == ["ACTIVE", "INACTIVE", "ACTIVE"]
+
+
+def test_a_fix_whose_task_died_after_registering_is_rolled_back(aws: Any, tmp_path: Path) -> None:
+    """Its journal holds the plan ("a new revision of web"), not the ARN ECS gave it."""
+    arn = register(aws, single("web"))
+    fixer = action()
+    state = fixer.read(clients(aws), arn)
+    plan = fixer.plan(state)
+    root = journal_root(str(tmp_path), "asr_sweep", "run-1")
+    journal = AuditJournal(root, Origin("asr_sweep", "run-1", "b", 1, "s"))
+    record = {k: state[k] for k in plan}
+    journal.record(
+        {"event": "intent", "kind": "fix", "id": "died", "account_id": MEMBER_ACCOUNT, "region": REGION}
+        | {"resource_id": arn, "action": fixer.name, "playbook": CONTROL, "params": fixer.params}
+        | {"before": record, "plan": plan, "state": state, "finding_ids": [], "control_ids": [CONTROL]}
+    )
+    fixer.apply(clients(aws), arn, state, plan)  # then the worker went away
+    [reversal] = Rollback(AuditJournal(root, Origin("asr_rollback", "r-1", "rollback", 1, "bob")), aws).run()
+    assert reversal.status == RollbackStatus.REVERTED, reversal.reason
+    assert statuses(aws, arn, f"{ARN}/web:2") == ["ACTIVE", "INACTIVE"]
 
 
 def test_a_rollback_deregisters_the_fix_s_revision_unless_deregistered_since(

@@ -13,7 +13,7 @@ import copy
 import re
 from typing import TYPE_CHECKING, Any
 
-from asr.actions import Action, ChangedMeanwhile, register
+from asr.actions import Action, ChangedMeanwhile, NotReversible, register
 
 if TYPE_CHECKING:
     from asr.aws import Clients
@@ -36,17 +36,49 @@ def latest_active(
     ecs: Any, arn: str, tags: bool = False
 ) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
     """The latest ACTIVE revision of the family of ``arn`` (DescribeTaskDefinition by family) and,
-    with ``tags``, its tags. None when the family has none, once ``arn`` itself is known to exist
-    (a revision that never did fails with ECS's own answer)."""
+    with ``tags``, its tags; None when the family has none. ECS answers a family with no ACTIVE
+    revision as it answers one that never was (ClientException), and describes an INACTIVE
+    revision only while something runs it: the two cannot be told apart."""
     family, _ = revision_of(arn)
     try:
         answer = ecs.describe_task_definition(
             taskDefinition=family, **({"include": ["TAGS"]} if tags else {})
         )
     except ecs.exceptions.ClientException:
-        ecs.describe_task_definition(taskDefinition=arn)
         return None, []
     return answer["taskDefinition"], list(answer.get("tags") or ())
+
+
+# What says a task definition runs Windows when its runtimePlatform (optional) does not: a
+# placement constraint on the instances' OS, an FSx for Windows volume, a Windows base image.
+WINDOWS_PLACEMENT = re.compile(
+    r"ecs\.os-(?:type|family)\s*(?:==|=~|in)\s*[\[(]?\s*['\"]?windows", re.IGNORECASE
+)
+WINDOWS_IMAGE = re.compile(
+    r"^mcr\.microsoft\.com/(?:windows|dotnet/framework|powershell:.*windows)", re.IGNORECASE
+)
+
+
+def windows_signs(definition: dict[str, Any]) -> list[str]:
+    """Why the definition's containers run Windows, which has no read-only root filesystem."""
+    family = ((definition.get("runtimePlatform") or {}).get("operatingSystemFamily") or "").upper()
+    signs = [family] if family.startswith("WINDOWS") else []
+    signs += [
+        f"placement constraint {c['expression']!r}"
+        for c in definition.get("placementConstraints") or ()
+        if WINDOWS_PLACEMENT.search(c.get("expression") or "")
+    ]
+    signs += [
+        f"FSx for Windows File Server volume {v.get('name')}"
+        for v in definition.get("volumes") or ()
+        if "fsxWindowsFileServerVolumeConfiguration" in v
+    ]
+    signs += [
+        f"image {c['image']}"
+        for c in definition.get("containerDefinitions") or ()
+        if WINDOWS_IMAGE.match(c.get("image") or "")
+    ]
+    return signs
 
 
 def writable_containers(definition: dict[str, Any]) -> list[str]:
@@ -90,7 +122,9 @@ class RegisterReadOnlyRootRevision(Action):
     longer the family's latest ACTIVE one (the newer is what Security Hub evaluates, copying
     the older would undo what changed since, and the newer's own finding is the one to fix);
     a family with no ACTIVE revision (nothing is evaluated; registering one would revive a
-    retired family); Windows containers, which do not support a read-only root filesystem.
+    retired family); Windows containers, which do not support a read-only root filesystem
+    (told by the runtime platform, else by a placement constraint on the hosts' OS, an FSx for
+    Windows File Server volume or a Windows base image: ``windows_signs``).
     The family is read again just before registering. Reverting deregisters the revision the
     fix registered while it is still the family's latest ACTIVE one: tasks already running it
     go on, and a service moved to it meanwhile keeps it (ECS runs and scales INACTIVE revisions).
@@ -125,11 +159,10 @@ class RegisterReadOnlyRootRevision(Action):
     def _state(self, resource_id: str, latest: dict[str, Any] | None) -> dict[str, Any]:
         arn = latest["taskDefinitionArn"] if latest else None
         writable = writable_containers(latest) if latest else []
-        platform = (latest or {}).get("runtimePlatform") or {}
         return {
             "TaskDefinition": resource_id,
             "LatestActiveRevision": arn,
-            "OperatingSystemFamily": platform.get("operatingSystemFamily"),
+            "Windows": windows_signs(latest) if latest else [],
             "WritableContainers": writable,
             "ReadOnlyRevision": arn if latest and not writable else None,
         }
@@ -140,9 +173,9 @@ class RegisterReadOnlyRootRevision(Action):
         found, latest = state["TaskDefinition"], state["LatestActiveRevision"]
         if latest is None:
             raise ValueError(
-                f"{found} is deregistered, as is every revision of its family: ECS.5 evaluates none, "
-                "so the finding goes at Security Hub's next evaluation, and a new revision would "
-                "revive a retired family"
+                f"no revision of {revision_of(found)[0]} is ACTIVE, {found} included (or the family never "
+                "was): ECS.5 evaluates none, so the finding goes at Security Hub's next evaluation, "
+                "and a new revision would revive a retired family"
             )
         if latest != found:
             raise ValueError(
@@ -150,13 +183,28 @@ class RegisterReadOnlyRootRevision(Action):
                 "ECS.5 evaluates, so the finding goes at Security Hub's next evaluation; a revision "
                 f"made from {found} would undo what {latest} changed: fix {latest}'s own finding"
             )
-        system = state["OperatingSystemFamily"] or ""
-        if system.startswith("WINDOWS"):
+        if state["Windows"]:
             raise ValueError(
-                f"{found} runs Windows containers ({system}), which do not support a read-only root "
-                "filesystem: suppress the finding"
+                f"{found} runs Windows containers ({', '.join(state['Windows'])}), which do not support "
+                "a read-only root filesystem: suppress the finding"
             )
-        return {"WritableContainers": [], "ReadOnlyRevision": f"a new revision of {revision_of(found)[0]}"}
+        made = new_revision(found)
+        return {"WritableContainers": [], "ReadOnlyRevision": made, "LatestActiveRevision": made}
+
+    def as_compared(self, state: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+        """A fix whose task died before it could record its read-back left its plan: "a new
+        revision" stands for the ARN it registered, which a rollback reads. So any revision of
+        the family newer than the one the fix copied compares as such; the revert checks that
+        it registers what the fix made before deregistering it."""
+        copied = before.get("LatestActiveRevision")
+        if not copied:
+            return state
+
+        def compared(value: Any) -> Any:
+            newer = isinstance(value, str) and value.startswith("arn:") and _newer(value, copied)
+            return new_revision(copied) if newer else value
+
+        return {key: compared(value) if key in REVISIONS else value for key, value in state.items()}
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         """Read the family again just before: a revision registered since must not be
@@ -173,13 +221,39 @@ class RegisterReadOnlyRootRevision(Action):
         is newer than the revision the fix copied and registers what the fix makes of it. A
         rollback has checked it is the one the fix left (its after-state); one deregistered, or
         overtaken, since is left alone. Deregistering stops no task, and the copied revision
-        is the family's latest again."""
+        is the family's latest again: so it must still be ACTIVE, or the family would fall back
+        to an older revision (an older image), or to none."""
         ecs, copied = clients.ecs, before["LatestActiveRevision"]
         latest, _ = latest_active(ecs, resource_id)
-        if latest is None or writable_containers(latest):
+        if latest is None or writable_containers(latest) or not _newer(latest["taskDefinitionArn"], copied):
             return
-        if revision_of(latest["taskDefinitionArn"])[1] <= revision_of(copied)[1]:
-            return
-        source = ecs.describe_task_definition(taskDefinition=copied)["taskDefinition"]
-        if registration(ecs, latest, []) == registration(ecs, source, []):
-            ecs.deregister_task_definition(taskDefinition=latest["taskDefinitionArn"])
+        try:
+            source = ecs.describe_task_definition(taskDefinition=copied)["taskDefinition"]
+        except ecs.exceptions.ClientException:  # ECS describes an INACTIVE revision only while it runs
+            source = {"status": "INACTIVE"}
+        if source.get("status") != "ACTIVE":
+            raise NotReversible(
+                f"{copied}, the revision the fix copied, is deregistered since: without the fix's "
+                f"revision the family's latest would be an older revision, or none; left as it is"
+            )
+        if registration(ecs, latest, []) != registration(ecs, source, []):
+            raise NotReversible(
+                f"the family's latest revision, {latest['taskDefinitionArn']}, is not what the fix made "
+                f"of {copied}: left as it is"
+            )
+        ecs.deregister_task_definition(taskDefinition=latest["taskDefinitionArn"])
+
+
+# The state's revisions a rollback compares as "newer than the one copied" (``as_compared``).
+REVISIONS = ("ReadOnlyRevision", "LatestActiveRevision")
+
+
+def new_revision(arn: str) -> str:
+    """What a plan says of the revision a fix registers, before ECS numbers it."""
+    return f"a new revision of {revision_of(arn)[0]}"
+
+
+def _newer(arn: str, than: str) -> bool:
+    """Whether ``arn`` is a later revision of the family of ``than``."""
+    (family, number), (of, before) = revision_of(arn), revision_of(than)
+    return family == of and number > before
