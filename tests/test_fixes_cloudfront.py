@@ -345,6 +345,14 @@ PLACEHOLDER_ORIGIN = {
 }
 
 
+# What a result says of the shop's origin whose bucket answers 403.
+REFUSED_NOTE = (
+    "the buckets of origins partner (bucket partner-media) refuse this account (403): another "
+    "account holds them (perhaps one that took a deleted bucket's name and serves through this "
+    "distribution now), or their policy refuses this role; not repointed: check who owns them"
+)
+
+
 def s3_origin(origin_id: str, host: str, **more: Any) -> dict[str, Any]:
     return {"Id": origin_id, "DomainName": host, "S3OriginConfig": {"OriginAccessIdentity": ""}, **more}
 
@@ -446,8 +454,9 @@ def test_only_the_origins_of_missing_buckets_are_repointed_and_the_rest_sent_bac
         result = repoint(aws, distribution_id)
     assert result.status == Status.REMEDIATED, result.message
     assert result.message == (
-        f"pointed the CloudFront distribution's origins whose S3 bucket is missing at {PLACEHOLDER}"
-    )
+        f"pointed the CloudFront distribution's origins whose S3 bucket is missing at {PLACEHOLDER}; "
+        f"{REFUSED_NOTE}"
+    ), "the bucket that refuses is named though other origins were repointed"
     repointed = {
         "site": {
             **without(was["site"], "S3OriginConfig", "OriginAccessControlId"),
@@ -509,12 +518,7 @@ def test_a_second_run_sends_nothing_and_names_the_bucket_that_refuses(
         with parameters_sent(clients.cloudfront, "UpdateDistribution") as sent:
             again = repoint(aws, distribution_id)
     assert (again.status, sent, again.before) == (Status.FAILED, [], None)
-    assert again.message == (
-        "no origin names a missing bucket, but the buckets of origins partner (bucket partner-media) "
-        "refuse this account (403): another account holds them, perhaps one that took a deleted "
-        "bucket's name and serves through this distribution now; not repointed: check who owns "
-        "them; nothing changed"
-    )
+    assert again.message == f"no origin names a missing bucket, but {REFUSED_NOTE}; nothing changed"
     assert config_of(clients, distribution_id) == fixed
 
 
@@ -834,3 +838,14 @@ def test_the_cloudfront_12_playbook_is_disruptive_and_never_automatic() -> None:
     playbook = registry().playbooks[CF12]
     assert (playbook.scope, playbook.disruptive, playbook.auto_remediate) == ("global", True, False)
     assert playbook.parameters == {"placeholder_domain": PLACEHOLDER}
+
+
+def test_an_s3_origin_s_read_timeout_is_kept_when_it_becomes_a_custom_one(aws: Any) -> None:
+    """CloudFront refuses a response completion timeout below the origin's read timeout."""
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    slow = s3_origin("media", "media-gone.s3.amazonaws.com")
+    slow["S3OriginConfig"]["OriginReadTimeout"] = 60
+    distribution_id = with_origins(clients, "media", slow)
+    assert repoint(aws, distribution_id).status == Status.REMEDIATED
+    custom = origins_of(clients, distribution_id)["media"]["CustomOriginConfig"]
+    assert custom == PLACEHOLDER_ORIGIN | {"OriginReadTimeout": 60}

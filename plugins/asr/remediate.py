@@ -186,7 +186,8 @@ def checked(action: Action, state: dict[str, Any], planned: Planned, done: str) 
         return Result(Status.FAILED, f"verification failed: {describe_error(exc)}", planned.before, after)
     if still:
         return Result(Status.FAILED, f"verification failed: still needs {still}", planned.before, after)
-    return Result(Status.REMEDIATED, done, planned.before, after)
+    caveat = action.caveat(state)
+    return Result(Status.REMEDIATED, f"{done}; {caveat}" if caveat else done, planned.before, after)
 
 
 def dry_run(planned: Planned) -> Result:

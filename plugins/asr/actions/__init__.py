@@ -107,6 +107,12 @@ class Action:
         with this reason, not reported already compliant. None by default."""
         return None
 
+    def caveat(self, state: dict[str, Any]) -> str | None:
+        """What a fixed resource's read-back shows that the fix left alone and a person should
+        look at: it is added to the REMEDIATED result's message (the finding's note). None by
+        default."""
+        return None
+
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         raise NotImplementedError
 

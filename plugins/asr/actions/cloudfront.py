@@ -265,14 +265,21 @@ class RepointMissingS3Origins(_DistributionUpdate):
         }
 
     def unmet(self, state: dict[str, Any]) -> str | None:
+        refused = self.caveat(state)
+        return f"no origin names a missing bucket, but {refused}" if refused else None
+
+    def caveat(self, state: dict[str, Any]) -> str | None:
+        """Origins whose bucket refuses the account: the control passes them (the bucket
+        exists), though one that took a deleted bucket's name would serve through this
+        distribution. Said whether or not other origins were repointed."""
         refused = state[REFUSED_BUCKETS]
         if not refused:
             return None
         named = ", ".join(f"{origin_id} (bucket {bucket})" for origin_id, bucket in sorted(refused.items()))
         return (
-            f"no origin names a missing bucket, but the buckets of origins {named} refuse this account "
-            "(403): another account holds them, perhaps one that took a deleted bucket's name and "
-            "serves through this distribution now; not repointed: check who owns them"
+            f"the buckets of origins {named} refuse this account (403): another account holds them "
+            "(perhaps one that took a deleted bucket's name and serves through this distribution "
+            "now), or their policy refuses this role; not repointed: check who owns them"
         )
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
@@ -342,10 +349,13 @@ class RepointMissingS3Origins(_DistributionUpdate):
         return {key: origin[key] for key in SWAPPED if key in origin}
 
     def _repointed(self, parts: dict[str, Any]) -> dict[str, Any]:
-        """An origin's parts once repointed: a custom origin keeps how it is reached."""
+        """An origin's parts once repointed: a custom origin keeps how it is reached; an S3
+        one keeps its read timeout (CloudFront refuses a response completion timeout below it)."""
+        timeout = (parts.get("S3OriginConfig") or {}).get("OriginReadTimeout")
+        custom = PLACEHOLDER_ORIGIN | ({"OriginReadTimeout": timeout} if timeout else {})
         return {
             "DomainName": self.params["placeholder_domain"],
-            "CustomOriginConfig": parts.get("CustomOriginConfig") or PLACEHOLDER_ORIGIN,
+            "CustomOriginConfig": parts.get("CustomOriginConfig") or custom,
         }
 
     @staticmethod
