@@ -310,7 +310,7 @@ def test_a_family_that_never_existed_is_refused_the_same_way(aws: Any) -> None:
                 "placementConstraints": [
                     {
                         "type": "memberOf",
-                        "expression": "attribute:ecs.os-family in [WINDOWS_SERVER_2022_FULL]",
+                        "expression": "attribute:ecs.os-family in [LINUX, WINDOWS_SERVER_2022_FULL]",
                     }
                 ]
             },
@@ -428,24 +428,39 @@ def test_revert_keeps_the_fix_s_revision_once_the_one_it_copied_is_deregistered(
     assert statuses(aws, older, arn, ours) == ["ACTIVE", "INACTIVE", "ACTIVE"]
 
 
-def test_a_fix_whose_task_died_after_registering_is_rolled_back(aws: Any, tmp_path: Path) -> None:
-    """Its journal holds the plan ("a new revision of web"), not the ARN ECS gave it."""
-    arn = register(aws, single("web"))
+def test_a_fix_whose_task_died_after_registering_is_rolled_back_once_its_retry_saw_it(
+    aws: Any, tmp_path: Path
+) -> None:
+    """The dead try's journal holds its plan ("a new revision of web"), not the ARN ECS gave:
+    a rollback cannot tell that revision from one registered since, and leaves it. The retry
+    finds the family compliant and settles the change with the revision it reads."""
+    record = parse_finding(finding(seed_one(aws, CONTROL, MEMBER_ACCOUNT, REGION)), registry())
+    arn = record.resource_id
     fixer = action()
     state = fixer.read(clients(aws), arn)
     plan = fixer.plan(state)
     root = journal_root(str(tmp_path), "asr_sweep", "run-1")
-    journal = AuditJournal(root, Origin("asr_sweep", "run-1", "b", 1, "s"))
-    record = {k: state[k] for k in plan}
-    journal.record(
+    AuditJournal(root, Origin("asr_sweep", "run-1", "b", 1, "s")).record(
         {"event": "intent", "kind": "fix", "id": "died", "account_id": MEMBER_ACCOUNT, "region": REGION}
         | {"resource_id": arn, "action": fixer.name, "playbook": CONTROL, "params": fixer.params}
-        | {"before": record, "plan": plan, "state": state, "finding_ids": [], "control_ids": [CONTROL]}
+        | {"before": {k: state[k] for k in plan}, "plan": plan, "state": state}
+        | {"finding_ids": [record.finding_id], "control_ids": [CONTROL]}
     )
     fixer.apply(clients(aws), arn, state, plan)  # then the worker went away
-    [reversal] = Rollback(AuditJournal(root, Origin("asr_rollback", "r-1", "rollback", 1, "bob")), aws).run()
+    ours = f"{arn.rsplit(':', 1)[0]}:2"
+    rollback = AuditJournal(root, Origin("asr_rollback", "r-1", "rollback", 1, "bob"))
+    [unsure] = Rollback(rollback, aws, dry=True).run()
+    assert unsure.status == RollbackStatus.CHANGED_SINCE, unsure.reason
+
+    retry = AuditJournal(root, Origin("asr_sweep", "run-1", "b", 2, "s"))
+    [outcome] = run_batch([record], registry(), aws, journal=retry)
+    assert (outcome.status, outcome.after) == (
+        "REMEDIATED",
+        {"WritableContainers": [], "ReadOnlyRevision": ours, "LatestActiveRevision": ours},
+    ), outcome.message
+    [reversal] = Rollback(rollback, aws).run()
     assert reversal.status == RollbackStatus.REVERTED, reversal.reason
-    assert statuses(aws, arn, f"{ARN}/web:2") == ["ACTIVE", "INACTIVE"]
+    assert statuses(aws, arn, ours) == ["ACTIVE", "INACTIVE"]
 
 
 def test_a_rollback_deregisters_the_fix_s_revision_unless_deregistered_since(

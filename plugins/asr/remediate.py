@@ -403,7 +403,7 @@ def _fix(targets: list[Target], dry: bool, journal: Journal | None, threads: int
     with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="asr-fix") as pool:
         results, planned, read = _assess(targets, pool)
         if journal:
-            _finish_earlier_tries(targets, results, journal)
+            _finish_earlier_tries(targets, results, journal, read)
         _unmet(targets, results, read)
         if dry:
             results.update({index: dry_run(plan) for index, plan in planned.items()})
@@ -504,10 +504,14 @@ def _unmet(targets: list[Target], results: dict[int, Result], states: dict[int, 
                 results[index] = Result(Status.FAILED, f"{why}; nothing changed")
 
 
-def _finish_earlier_tries(targets: list[Target], results: dict[int, Result], journal: Journal) -> None:
+def _finish_earlier_tries(
+    targets: list[Target], results: dict[int, Result], journal: Journal, states: dict[int, dict[str, Any]]
+) -> None:
     """A compliant resource an earlier try of this run changed (and died before saving its
     outcome, or before even recording the end) was fixed by that try: report it REMEDIATED,
-    not ALREADY_COMPLIANT, and settle the record if the try could not."""
+    not ALREADY_COMPLIANT, and settle the record if the try could not, with what reads now
+    (``states``) as its after-state: the plan may only describe what the change made (an ID
+    the service gave it), and a rollback compares the after-state with what it reads."""
     compliant = [i for i, r in results.items() if r.status == Status.ALREADY_COMPLIANT]
     earlier = journal.made_earlier() if compliant else {}
     for index in compliant:
@@ -522,12 +526,16 @@ def _finish_earlier_tries(targets: list[Target], results: dict[int, Result], jou
         )
         change = earlier.get(key)
         if change:
-            summary = target.action.summary.format(**target.action.params)
+            state = states.get(index) or {}
+            after = dict(change["after"] or {})
+            if not change["settled"] and state:
+                after = {key: state.get(key) for key in after}
+            message = (
+                f"{target.action.summary.format(**target.action.params)} (by an earlier try; verified now)"
+            )
+            caveat = target.action.caveat(state) if state else None
             results[index] = Result(
-                Status.REMEDIATED,
-                f"{summary} (by an earlier try; verified now)",
-                change["before"],
-                dict(change["after"] or {}),
+                Status.REMEDIATED, f"{message}; {caveat}" if caveat else message, change["before"], after
             )
             if not change["settled"]:  # another try's intent, perhaps on another host's clock
                 settle(journal, target, results[index], change.get("intent_id"))
@@ -619,7 +627,7 @@ def _ended(
         return result
     if result.status == Status.REMEDIATED and not isinstance(error, ChangeNotMade):
         answered = f"a change call answered {describe_error(error)}, but it reads compliant now"
-        return Result(Status.REMEDIATED, f"{summary} ({answered})", result.before, result.after)
+        return Result(Status.REMEDIATED, f"{result.message} ({answered})", result.before, result.after)
     return Result(Status.FAILED, describe_error(error), plan.before, result.after)
 
 

@@ -37,8 +37,8 @@ def latest_active(
 ) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
     """The latest ACTIVE revision of the family of ``arn`` (DescribeTaskDefinition by family) and,
     with ``tags``, its tags; None when the family has none. ECS answers a family with no ACTIVE
-    revision as it answers one that never was (ClientException), and describes an INACTIVE
-    revision only while something runs it: the two cannot be told apart."""
+    revision as it answers one that never was (ClientException): by its name, the two cannot
+    be told apart."""
     family, _ = revision_of(arn)
     try:
         answer = ecs.describe_task_definition(
@@ -52,7 +52,7 @@ def latest_active(
 # What says a task definition runs Windows when its runtimePlatform (optional) does not: a
 # placement constraint on the instances' OS, an FSx for Windows volume, a Windows base image.
 WINDOWS_PLACEMENT = re.compile(
-    r"ecs\.os-(?:type|family)\s*(?:==|=~|in)\s*[\[(]?\s*['\"]?windows", re.IGNORECASE
+    r"ecs\.os-(?:type|family)\s*(?:(?:==|=~)\s*['\"]?windows|in\s*[\[(][^\])]*windows)", re.IGNORECASE
 )
 WINDOWS_IMAGE = re.compile(
     r"^mcr\.microsoft\.com/(?:windows|dotnet/framework|powershell:.*windows)", re.IGNORECASE
@@ -191,21 +191,6 @@ class RegisterReadOnlyRootRevision(Action):
         made = new_revision(found)
         return {"WritableContainers": [], "ReadOnlyRevision": made, "LatestActiveRevision": made}
 
-    def as_compared(self, state: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
-        """A fix whose task died before it could record its read-back left its plan: "a new
-        revision" stands for the ARN it registered, which a rollback reads. So any revision of
-        the family newer than the one the fix copied compares as such; the revert checks that
-        it registers what the fix made before deregistering it."""
-        copied = before.get("LatestActiveRevision")
-        if not copied:
-            return state
-
-        def compared(value: Any) -> Any:
-            newer = isinstance(value, str) and value.startswith("arn:") and _newer(value, copied)
-            return new_revision(copied) if newer else value
-
-        return {key: compared(value) if key in REVISIONS else value for key, value in state.items()}
-
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         """Read the family again just before: a revision registered since must not be
         overtaken by a copy of the one before it (planned again, it is refused or complies)."""
@@ -229,7 +214,7 @@ class RegisterReadOnlyRootRevision(Action):
             return
         try:
             source = ecs.describe_task_definition(taskDefinition=copied)["taskDefinition"]
-        except ecs.exceptions.ClientException:  # ECS describes an INACTIVE revision only while it runs
+        except ecs.exceptions.ClientException:  # deleted since: gone, as INACTIVE as can be
             source = {"status": "INACTIVE"}
         if source.get("status") != "ACTIVE":
             raise NotReversible(
@@ -242,10 +227,6 @@ class RegisterReadOnlyRootRevision(Action):
                 f"of {copied}: left as it is"
             )
         ecs.deregister_task_definition(taskDefinition=latest["taskDefinitionArn"])
-
-
-# The state's revisions a rollback compares as "newer than the one copied" (``as_compared``).
-REVISIONS = ("ReadOnlyRevision", "LatestActiveRevision")
 
 
 def new_revision(arn: str) -> str:
