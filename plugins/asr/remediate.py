@@ -186,8 +186,14 @@ def checked(action: Action, state: dict[str, Any], planned: Planned, done: str) 
         return Result(Status.FAILED, f"verification failed: {describe_error(exc)}", planned.before, after)
     if still:
         return Result(Status.FAILED, f"verification failed: still needs {still}", planned.before, after)
-    caveat = action.caveat(state)
-    return Result(Status.REMEDIATED, f"{done}; {caveat}" if caveat else done, planned.before, after)
+    return Result(Status.REMEDIATED, _with_caveat(action, state, done), planned.before, after)
+
+
+def _with_caveat(action: Action, state: dict[str, Any], message: str) -> str:
+    """A REMEDIATED result's message, with what the read-back shows that the fix left
+    (``Action.caveat``)."""
+    caveat = action.caveat(state) if state else None
+    return f"{message}; {caveat}" if caveat else message
 
 
 def dry_run(planned: Planned) -> Result:
@@ -529,14 +535,10 @@ def _finish_earlier_tries(
             state = states.get(index) or {}
             after = dict(change["after"] or {})
             if not change["settled"] and state:
-                after = {key: state.get(key) for key in after}
-            message = (
-                f"{target.action.summary.format(**target.action.params)} (by an earlier try; verified now)"
-            )
-            caveat = target.action.caveat(state) if state else None
-            results[index] = Result(
-                Status.REMEDIATED, f"{message}; {caveat}" if caveat else message, change["before"], after
-            )
+                after = {name: state.get(name) for name in after}
+            summary = target.action.summary.format(**target.action.params)
+            message = _with_caveat(target.action, state, f"{summary} (by an earlier try; verified now)")
+            results[index] = Result(Status.REMEDIATED, message, change["before"], after)
             if not change["settled"]:  # another try's intent, perhaps on another host's clock
                 settle(journal, target, results[index], change.get("intent_id"))
 

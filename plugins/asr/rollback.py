@@ -218,21 +218,20 @@ def fixed_again(journal: AuditJournal, chosen: list[Change]) -> dict[str, list[C
     oldest = min(c.intent["time"] for c in chosen)
     since = datetime.datetime.strptime(oldest, TIME_FORMAT).replace(tzinfo=datetime.UTC) - CLOCK_SLACK
     wanted = {_target(c) for c in chosen}
-    own = {(c.intent.get("dag_id"), c.intent.get("run_id")) for c in chosen}
     fixing = {safe_name(dag_id) for dag_id in RUN_DAGS}
+    own = (journal.root.parent.name, journal.root.name)
     later: dict[tuple[str, ...], list[Change]] = {}
     for folder in written_since(journal.root.parent.parent, since.date()):
-        if folder.parent.name not in fixing:
+        # The run's own journal is the one being rolled back (a folder holds one run: RunStore.own).
+        if folder.parent.name not in fixing or (folder.parent.name, folder.name) == own:
             continue
         changes = pair(AuditJournal(folder, journal.origin).events())
         undone = {
             c.intent.get("reverts") for c in changes if c.intent["kind"] == REVERT and c.status in PUT_BACK
         }
-        for run in {(c.intent.get("dag_id"), c.intent.get("run_id")) for c in changes} - own:
-            of_run = [c for c in changes if (c.intent.get("dag_id"), c.intent.get("run_id")) == run]
-            for change in latest_fixes(of_run):  # a try's change a retry took up is the retry's
-                if change.intent["id"] not in undone and _made(change) and _target(change) in wanted:
-                    later.setdefault(_target(change), []).append(change)
+        for change in latest_fixes(changes):  # a try's change a retry took up is the retry's
+            if change.intent["id"] not in undone and _made(change) and _target(change) in wanted:
+                later.setdefault(_target(change), []).append(change)
     return {
         c.intent["id"]: [m for m in later.get(_target(c), []) if m.intent["time"] > c.intent["time"]]
         for c in chosen

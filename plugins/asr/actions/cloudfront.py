@@ -223,10 +223,11 @@ class RepointMissingS3Origins(_DistributionUpdate):
     hosting on), and repointing it stops nothing that works. A bucket is missing only when
     S3 answers NoSuchBucket, asked just before the update too: one made again meanwhile
     leaves its origin alone. One that answers 403 exists, another account's or refusing
-    this one: never repointed; when no origin names a missing bucket, those make the finding
-    FAILED for a person to check who owns them (a bucket that took a deleted one's name
-    passes the control). Reverting points the origins back only while they still point at
-    the placeholder, and refuses to point one back at a bucket that answers 403 now.
+    this one: never repointed, and named in the result for a person to check who owns it (a
+    bucket that took a deleted one's name passes the control); when no origin names a missing
+    bucket, such a bucket makes the finding FAILED. Reverting points the origins back only
+    while they still point at the placeholder, and refuses to point one back at a bucket that
+    answers 403 now.
 
         remediation:
           action: cloudfront.repoint-missing-s3-origins
