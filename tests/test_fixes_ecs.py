@@ -378,6 +378,7 @@ def test_revert_deregisters_exactly_the_fix_s_revision(aws: Any) -> None:
     result = fix(aws, arn)[0]
     assert result.status == Status.REMEDIATED, result.message
     ours = result.after["ReadOnlyRevision"]  # type: ignore[index]
+    fixer.check_revert(clients(aws), arn, before)  # a dry rollback's check: nothing refused
     with parameters_sent(clients(aws).ecs, "DeregisterTaskDefinition") as sent:
         fixer.revert(clients(aws), arn, before)
     assert sent == [{"taskDefinition": ours}]
@@ -403,9 +404,11 @@ def test_revert_leaves_alone_what_is_no_longer_the_fix_s_revision(aws: Any, sinc
         clients(aws).ecs.deregister_task_definition(taskDefinition=arn)
     with parameters_sent(clients(aws).ecs, "DeregisterTaskDefinition") as sent:
         if since == "overtaken":  # newer than the copied one, read-only, but not what the fix made
-            with pytest.raises(NotReversible, match="web:4, is not what the fix made of"):
-                fixer.revert(clients(aws), arn, before)
+            for check in (fixer.check_revert, fixer.revert):
+                with pytest.raises(NotReversible, match="web:4, is not what the fix made of"):
+                    check(clients(aws), arn, before)
         else:
+            fixer.check_revert(clients(aws), arn, before)
             fixer.revert(clients(aws), arn, before)
     assert sent == []
     assert statuses(aws, older)[0] == "ACTIVE"
@@ -419,11 +422,12 @@ def test_revert_keeps_the_fix_s_revision_once_the_one_it_copied_is_deregistered(
     before = fixer.read(clients(aws), arn)
     ours = fix(aws, arn)[0].after["ReadOnlyRevision"]  # type: ignore[index]
     clients(aws).ecs.deregister_task_definition(taskDefinition=arn)  # the owners' clean-up
-    with (
-        parameters_sent(clients(aws).ecs, "DeregisterTaskDefinition") as sent,
-        pytest.raises(NotReversible, match=f"{arn}, the revision the fix copied, is deregistered since"),
-    ):
-        fixer.revert(clients(aws), arn, before)
+    with parameters_sent(clients(aws).ecs, "DeregisterTaskDefinition") as sent:
+        for check in (fixer.check_revert, fixer.revert):
+            with pytest.raises(
+                NotReversible, match=f"{arn}, the revision the fix copied, is deregistered since"
+            ):
+                check(clients(aws), arn, before)
     assert sent == []
     assert statuses(aws, older, arn, ours) == ["ACTIVE", "INACTIVE", "ACTIVE"]
 
@@ -490,6 +494,32 @@ def test_a_rollback_deregisters_the_fix_s_revision_unless_deregistered_since(
     }, [(r.resource_id, r.status, r.reason) for r in reversals]
     assert sent == [{"taskDefinition": ours[1]}]
     assert statuses(aws, undone.resource_id, ours[1]) == ["ACTIVE", "INACTIVE"]
+
+
+@pytest.mark.parametrize("copied", ["kept", "deregistered"])
+def test_a_dry_rollback_promises_only_what_the_real_one_puts_back(
+    aws: Any, tmp_path: Path, copied: str
+) -> None:
+    """The family reads as the fix left it either way; with the copied revision deregistered
+    since, the revert would refuse, and the check before an approval says so (NOT_REVERSIBLE),
+    rather than asking a person to approve a revert that will not be made."""
+    project = registry()
+    seeded = seed_one(aws, CONTROL, MEMBER_ACCOUNT, REGION)
+    root = journal_root(str(tmp_path), "asr_sweep", "run-1")
+    journal = AuditJournal(root, Origin("asr_sweep", "run-1", "b", 1, "s"))
+    [outcome] = run_batch([parse_finding(finding(seeded), project)], project, aws, journal=journal)
+    assert outcome.status == "REMEDIATED", outcome.message
+    if copied == "deregistered":
+        clients(aws).ecs.deregister_task_definition(taskDefinition=seeded.resource_id)
+    rollback = AuditJournal(root, Origin("asr_rollback", "r-1", "rollback", 1, "bob"))
+    [checked] = Rollback(rollback, aws, dry=True).run()
+    [made] = Rollback(rollback, aws).run()
+    if copied == "kept":
+        assert (checked.status, made.status) == (RollbackStatus.WOULD_REVERT, RollbackStatus.REVERTED)
+    else:
+        assert checked.status == made.status == RollbackStatus.NOT_REVERSIBLE, checked.reason
+        assert checked.reason == made.reason
+        assert "the revision the fix copied, is deregistered since" in checked.reason
 
 
 def test_roles_are_passed_to_ecs_tasks_only_and_tags_written_by_the_registration_only() -> None:

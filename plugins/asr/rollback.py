@@ -491,7 +491,7 @@ class Rollback:
             if failed_at is not None and same(back, failed_at):
                 if self.dry:
                     why = f"would finish the revert an earlier rollback try began: put back {before}"
-                    return Reversal.of(change, RollbackStatus.WOULD_REVERT, why, now)
+                    return self._would_revert(change, action, clients, why, now)
                 return self._put_back(change, action, clients, now)
             if self._own(tried) and not self.dry:
                 return Reversal.of(
@@ -518,8 +518,22 @@ class Rollback:
             lost = _lost(action, before)
             kept = {key: value for key, value in before.items() if key not in lost}
             never = f"; {_not_back(lost)}" if lost else ""
-            return Reversal.of(change, RollbackStatus.WOULD_REVERT, f"would put back {kept}{never}", now)
+            return self._would_revert(change, action, clients, f"would put back {kept}{never}", now)
         return self._put_back(change, action, clients, now)
+
+    @staticmethod
+    def _would_revert(
+        change: Change, action: actions.Action, clients: Clients, why: str, now: dict[str, Any]
+    ) -> Reversal:
+        """A dry run's WOULD_REVERT, unless the revert would refuse for what it reads now
+        (``Action.check_revert``): the approval request then promises only what the real run
+        puts back."""
+        intent = change.intent
+        try:
+            retry_throttled(lambda: action.check_revert(clients, intent["resource_id"], intent["state"]))
+        except actions.NotReversible as exc:
+            return Reversal.of(change, RollbackStatus.NOT_REVERSIBLE, f"cannot be reversed: {exc}", now)
+        return Reversal.of(change, RollbackStatus.WOULD_REVERT, why, now)
 
     def _put_back(
         self, change: Change, action: actions.Action, clients: Clients, now: dict[str, Any]

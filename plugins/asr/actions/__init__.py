@@ -212,6 +212,14 @@ class Action:
         """
         raise NotReversible(self.irreversible or f"{self.name} has no way to undo its fix")
 
+    def check_revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        """Raise NotReversible when ``revert`` would refuse now, for what the resource's
+        surroundings read; change nothing. A dry rollback, and the check a rollback's approval
+        request shows, ask it: what they promise to put back is then what the real run does.
+        The revert asks again as it changes, for what changed in between. Only an action whose
+        revert depends on more than the resource's own state needs it (``irreversible_from``
+        and the rollback's read of the resource cover that)."""
+
     def as_compared(self, state: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
         """What a rollback compares of a read (or part of one), given the fix's ``before``: the
         state itself by default. An action whose read lists items by the clock (keys older

@@ -301,29 +301,57 @@ class RepointMissingS3Origins(_DistributionUpdate):
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> dict[str, Any] | None:
         """Point back the origins the fix repointed that still point at the placeholder; one
         changed or deleted since stays as it is now, and is returned so (what reads back)."""
-        fixed = {origin_id: before[origin_key(origin_id)] for origin_id in before[MISSING_BUCKETS]}
         left: dict[str, Any] = {}
 
         def change(config: dict[str, Any]) -> dict[str, Any] | None:
-            origins, left_now = [], {origin_key(origin_id): None for origin_id in fixed}
-            for origin in _origins(config):
-                was = fixed.get(origin["Id"])
-                if was is not None and origin["DomainName"] == self.params["placeholder_domain"]:
-                    self._refuse_foreign_bucket(clients, origin["Id"], was["DomainName"])
-                    origin = _swapped(origin, was)
-                    del left_now[origin_key(origin["Id"])]
-                elif was is not None:
-                    left_now[origin_key(origin["Id"])] = self._parts(origin)
-                origins.append(origin)
+            back = self._pointed_back(clients, config, before)
+            now = {origin["Id"]: origin for origin in _origins(config)}
             left.clear()
-            left.update(left_now)
-            return None if len(left_now) == len(fixed) else _with_origins(config, origins)
+            left.update(
+                {
+                    origin_key(origin_id): self._parts(now[origin_id]) if origin_id in now else None
+                    for origin_id in before[MISSING_BUCKETS]
+                    if origin_id not in back
+                }
+            )
+            if not back:
+                return None
+            return _with_origins(
+                config, [_swapped(o, back[o["Id"]]) if o["Id"] in back else o for o in now.values()]
+            )
 
         self._update(clients.cloudfront, resource_id, change)
         if not left:
             return None
         log.info("Origins %s of %s changed since the fix: left as they are", sorted(left), resource_id)
         return {**before, **left}
+
+    def check_revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        config = clients.cloudfront.get_distribution_config(Id=resource_id)["DistributionConfig"]
+        self._pointed_back(clients, config, before)
+
+    def _pointed_back(
+        self, clients: Clients, config: dict[str, Any], before: dict[str, Any]
+    ) -> dict[str, Any]:
+        """What a revert points back, by origin id: the origins the fix repointed (``before``
+        read them) that still point at the placeholder. NotReversible when one's bucket exists
+        now and refuses this account (403): another account holds it, and would serve its
+        content through the distribution."""
+        back = {
+            origin["Id"]: before[origin_key(origin["Id"])]
+            for origin in _origins(config)
+            if origin["Id"] in before[MISSING_BUCKETS]
+            and origin["DomainName"] == self.params["placeholder_domain"]
+        }
+        for origin_id, was in back.items():
+            bucket = bucket_of(was["DomainName"])
+            if bucket is not None and bucket_answer(clients, bucket) == REFUSED:
+                raise NotReversible(
+                    f"origin {origin_id} would point at bucket {bucket} again, which exists now and "
+                    "refuses this account (403): another account holds it, and would serve its content "
+                    "through the distribution; left on the placeholder"
+                )
+        return back
 
     def _state(self, clients: Clients, config: dict[str, Any]) -> dict[str, Any]:
         """Each origin's swappable parts (by ``origin_key``), and the origins whose bucket is
@@ -358,14 +386,3 @@ class RepointMissingS3Origins(_DistributionUpdate):
             "DomainName": self.params["placeholder_domain"],
             "CustomOriginConfig": parts.get("CustomOriginConfig") or custom,
         }
-
-    @staticmethod
-    def _refuse_foreign_bucket(clients: Clients, origin_id: str, domain_name: str) -> None:
-        """Never point an origin back at a bucket that exists now and refuses the account."""
-        bucket = bucket_of(domain_name)
-        if bucket is not None and bucket_answer(clients, bucket) == REFUSED:
-            raise NotReversible(
-                f"origin {origin_id} would point at bucket {bucket} again, which exists now and refuses "
-                "this account (403): another account holds it, and would serve its content through "
-                "the distribution; left on the placeholder"
-            )

@@ -202,16 +202,26 @@ class RegisterReadOnlyRootRevision(Action):
         clients.ecs.register_task_definition(**registration(clients.ecs, latest, tags))
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
-        """Deregister the revision the fix registered: the family's latest ACTIVE one, if it
-        is newer than the revision the fix copied and registers what the fix makes of it. A
-        rollback has checked it is the one the fix left (its after-state); one deregistered, or
-        overtaken, since is left alone. Deregistering stops no task, and the copied revision
-        is the family's latest again: so it must still be ACTIVE, or the family would fall back
-        to an older revision (an older image), or to none."""
-        ecs, copied = clients.ecs, before["LatestActiveRevision"]
+        """Deregister the revision the fix registered (``_fix_revision``); deregistering stops
+        no task, and the copied revision is the family's latest again."""
+        made = self._fix_revision(clients.ecs, resource_id, before["LatestActiveRevision"])
+        if made is not None:
+            clients.ecs.deregister_task_definition(taskDefinition=made)
+
+    def check_revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        self._fix_revision(clients.ecs, resource_id, before["LatestActiveRevision"])
+
+    @staticmethod
+    def _fix_revision(ecs: Any, resource_id: str, copied: str) -> str | None:
+        """The ARN of the revision the fix registered: the family's latest ACTIVE one, if it is
+        newer than ``copied`` (the revision the fix copied) and complies; None when there is
+        none (deregistered, or overtaken, since: a rollback has checked the family reads as the
+        fix left it). NotReversible when it is not what the fix makes of ``copied``, or when
+        ``copied`` is no longer ACTIVE: the family would fall back to an older revision (an
+        older image), or to none."""
         latest, _ = latest_active(ecs, resource_id)
         if latest is None or writable_containers(latest) or not _newer(latest["taskDefinitionArn"], copied):
-            return
+            return None
         try:
             source = ecs.describe_task_definition(taskDefinition=copied)["taskDefinition"]
         except ecs.exceptions.ClientException:  # deleted since: gone, as INACTIVE as can be
@@ -226,7 +236,7 @@ class RegisterReadOnlyRootRevision(Action):
                 f"the family's latest revision, {latest['taskDefinitionArn']}, is not what the fix made "
                 f"of {copied}: left as it is"
             )
-        ecs.deregister_task_definition(taskDefinition=latest["taskDefinitionArn"])
+        return latest["taskDefinitionArn"]
 
 
 def new_revision(arn: str) -> str:
