@@ -15,8 +15,8 @@ from botocore.stub import ANY, Stubber
 from helpers import assert_extracted_id, hooked
 from test_fixes_data import assert_permissions_cover_served_calls, parameters_sent
 
-from asr import local
-from asr.actions import ActionError, ChangedMeanwhile, NotReversible
+from asr import local, report
+from asr.actions import ActionError, ChangedMeanwhile, NotReversible, cloudfront
 from asr.actions.cloudfront import RepointMissingS3Origins, SetDefaultRootObject, bucket_of
 from asr.audit import REVERT, AuditJournal, Origin, journal_root
 from asr.aws import Clients
@@ -27,6 +27,7 @@ from asr.local.seeders.cloudfront import CACHING_OPTIMIZED
 from asr.playbooks import registry
 from asr.remediate import Result, Status, remediate_resource, run_batch
 from asr.rollback import Rollback, RollbackStatus
+from asr.store import RunStore
 
 REGION = "us-east-1"
 ARN = f"arn:aws:cloudfront::{MEMBER_ACCOUNT}:distribution"
@@ -457,6 +458,7 @@ def test_only_the_origins_of_missing_buckets_are_repointed_and_the_rest_sent_bac
         f"pointed the CloudFront distribution's origins whose S3 bucket is missing at {PLACEHOLDER}; "
         f"{REFUSED_NOTE}"
     ), "the bucket that refuses is named though other origins were repointed"
+    assert result.caveat == REFUSED_NOTE, "kept apart too, for the report to list"
     repointed = {
         "site": {
             **without(was["site"], "S3OriginConfig", "OriginAccessControlId"),
@@ -853,3 +855,47 @@ def test_an_s3_origin_s_read_timeout_is_kept_when_it_becomes_a_custom_one(aws: A
     assert repoint(aws, distribution_id).status == Status.REMEDIATED
     custom = origins_of(clients, distribution_id)["media"]["CustomOriginConfig"]
     assert custom == PLACEHOLDER_ORIGIN | {"OriginReadTimeout": 60}
+
+
+def test_a_bucket_to_check_reaches_the_run_s_report(aws: Any, tmp_path: Any, monkeypatch: Any) -> None:
+    """The finding is RESOLVED, where nobody looks: the report lists the bucket apart."""
+    record = parse_finding(finding(seed_one(aws, CF12, MEMBER_ACCOUNT, REGION)), registry())
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    config, etag = config_of(clients, record.resource_id)
+    items = [*config["Origins"]["Items"], s3_origin("partner", "partner-media.s3.amazonaws.com")]
+    config["Origins"] = {"Quantity": len(items), "Items": items}
+    clients.cloudfront.update_distribution(Id=record.resource_id, IfMatch=etag, DistributionConfig=config)
+    asked = cloudfront.bucket_answer
+    monkeypatch.setattr(
+        cloudfront, "bucket_answer", lambda c, b: cloudfront.REFUSED if b == "partner-media" else asked(c, b)
+    )
+    [outcome] = run_batch([record], registry(), aws)
+    assert outcome.status == "REMEDIATED", outcome.message
+    assert outcome.caveat.startswith("the buckets of origins partner (bucket partner-media) refuse")
+    store = RunStore.for_run(str(tmp_path), "asr_sweep", "run-1")
+    store.write_lines("outcomes/CloudFront.12-0000.jsonl", [outcome.to_dict()])
+    listed = report.to_check(report.build(store, "run-1"))
+    assert [(o["resource_arn"], o["caveat"]) for o in listed] == [(record.resource_arn, outcome.caveat)]
+
+
+def test_origins_repointed_by_someone_else_meanwhile_leave_the_refusing_bucket_failed(
+    shop: tuple[str, Clients], aws: Any, rival: Rival
+) -> None:
+    """Another writer points the missing buckets' origins elsewhere between the fix's read and
+    its update: the fix changes nothing, and the finding is judged as one found that way
+    (FAILED, naming the bucket that answers 403), not reported compliant."""
+    distribution_id, clients = shop
+    gone = {"site", "legacy", "www"}
+
+    def elsewhere(config: dict[str, Any]) -> dict[str, Any]:
+        for origin in config["Origins"]["Items"]:
+            if origin["Id"] in gone:
+                origin["DomainName"] = "shop-assets.s3.amazonaws.com"
+        return config
+
+    rival.times, rival.change = 1, elsewhere
+    with refusing(clients, "partner-media"):
+        result = repoint(aws, distribution_id)
+    assert rival.updates == 1
+    assert (result.status, result.before) == (Status.FAILED, None)
+    assert result.message == f"no origin names a missing bucket, but {REFUSED_NOTE}; nothing changed"

@@ -210,11 +210,32 @@ def test_summary_counts_and_lists_what_needs_a_person(store: RunStore) -> None:
     ]
 
 
+def test_a_fix_that_left_something_to_check_is_listed_apart_everywhere(tmp_path: Path) -> None:
+    """Its finding is RESOLVED, where nobody looks: the report and the notification list it."""
+    store = RunStore.for_run(str(tmp_path), "asr_sweep", RUN_ID)
+    check = "bucket partner-media refuses this account (403): check who owns it"
+    fixed = outcome(5, "REMEDIATED", message=f"repointed; {check}", caveat=check)
+    twin = fixed | {"finding_id": "arn:aws:securityhub:us-east-1:222222222222:subscription/cis/5"}
+    seed(store, [*OUTCOMES, fixed, twin])
+    built, markdown = report.write(store, RUN_ID)
+    arn = "arn:aws:ec2:us-east-1:222222222222:security-group/sg-5"
+    section = markdown.split(f"## {report.TO_CHECK}\n\n", 1)[1].split("\n\n", 1)[0]
+    assert section == f"- {arn}: {check}", "that fix alone, once though two standards' findings name it"
+    lines = report.summary(built).splitlines()
+    at = lines.index(f"{report.TO_CHECK} (1):")
+    assert lines[at + 1] == f"- EC2.13 222222222222 us-east-1 sg-5: {check}"
+    root = page(store.path("report.html").read_text(encoding="utf-8"))
+    assert section_rows(root, report.TO_CHECK) == [[arn, check]]
+
+
 def test_summary_stays_short_for_a_bad_run(tmp_path: Path) -> None:
     store = RunStore.for_run(str(tmp_path), "asr_sweep", RUN_ID)
-    seed(store, [outcome(n, "FAILED", message="x" * 500) for n in range(40)])
+    failed = [outcome(n, "FAILED", message="x" * 500) for n in range(40)]
+    to_check = [outcome(n, "REMEDIATED", caveat="y" * 500) for n in range(40, 80)]
+    seed(store, failed + to_check)
     lines = report.summary(report.build(store, RUN_ID)).splitlines()
-    assert len(lines) <= 20
+    assert len(lines) <= 26
+    assert f"{report.TO_CHECK} (40):" in lines
     assert "Needs attention (40):" in lines
     assert "  ...and 32 more (see the report)" in lines
     assert max(len(line) for line in lines) <= report.SUMMARY_WIDTH

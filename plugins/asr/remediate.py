@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
@@ -57,6 +57,8 @@ class Result:
     message: str
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
+    # A fix made, with something it left for a person to check (``Action.caveat``), else "".
+    caveat: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class Outcome:
     after: dict[str, Any] | None = None
     # A fix a person rejected: until when sweeps leave the finding alone (ISO 8601), else "".
     held_until: str = ""
+    # A fix made, with something it left for a person to check (``Action.caveat``), else "".
+    caveat: str = ""
 
     @classmethod
     def of(cls, record: RoutingRecord, result: Result) -> Outcome:
@@ -93,6 +97,7 @@ class Outcome:
             message=result.message,
             before=result.before,
             after=result.after,
+            caveat=result.caveat,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -186,14 +191,21 @@ def checked(action: Action, state: dict[str, Any], planned: Planned, done: str) 
         return Result(Status.FAILED, f"verification failed: {describe_error(exc)}", planned.before, after)
     if still:
         return Result(Status.FAILED, f"verification failed: still needs {still}", planned.before, after)
-    return Result(Status.REMEDIATED, _with_caveat(action, state, done), planned.before, after)
+    return _remediated(action, state, done, planned.before, after)
 
 
-def _with_caveat(action: Action, state: dict[str, Any], message: str) -> str:
-    """A REMEDIATED result's message, with what the read-back shows that the fix left
-    (``Action.caveat``)."""
-    caveat = action.caveat(state) if state else None
-    return f"{message}; {caveat}" if caveat else message
+def _remediated(
+    action: Action,
+    state: dict[str, Any],
+    message: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> Result:
+    """REMEDIATED, with what the read-back ``state`` shows the fix left for a person to check
+    (``Action.caveat``): in the message, which Security Hub's note carries, and apart, for the
+    report and notification to list (a RESOLVED finding is not where people look)."""
+    caveat = (action.caveat(state) if state else None) or ""
+    return Result(Status.REMEDIATED, f"{message}; {caveat}" if caveat else message, before, after, caveat)
 
 
 def dry_run(planned: Planned) -> Result:
@@ -422,6 +434,8 @@ def _fix(targets: list[Target], dry: bool, journal: Journal | None, threads: int
             results[index] = (
                 compliant[index] if index in compliant and ended.status == Status.REMEDIATED else ended
             )
+        # Made compliant by another change: judged as a resource read compliant is, by what reads now.
+        _unmet(targets, results, {i: s for i, s in states.items() if i in compliant and isinstance(s, dict)})
         if journal:
             list(pool.map(lambda index: settle(journal, targets[index], results[index]), planned))
     return [results[index] for index in range(len(targets))]
@@ -537,8 +551,8 @@ def _finish_earlier_tries(
             if not change["settled"] and state:
                 after = {name: state.get(name) for name in after}
             summary = target.action.summary.format(**target.action.params)
-            message = _with_caveat(target.action, state, f"{summary} (by an earlier try; verified now)")
-            results[index] = Result(Status.REMEDIATED, message, change["before"], after)
+            message = f"{summary} (by an earlier try; verified now)"
+            results[index] = _remediated(target.action, state, message, change["before"], after)
             if not change["settled"]:  # another try's intent, perhaps on another host's clock
                 settle(journal, target, results[index], change.get("intent_id"))
 
@@ -629,7 +643,7 @@ def _ended(
         return result
     if result.status == Status.REMEDIATED and not isinstance(error, ChangeNotMade):
         answered = f"a change call answered {describe_error(error)}, but it reads compliant now"
-        return Result(Status.REMEDIATED, f"{result.message} ({answered})", result.before, result.after)
+        return replace(result, message=f"{result.message} ({answered})")
     return Result(Status.FAILED, describe_error(error), plan.before, result.after)
 
 

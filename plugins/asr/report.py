@@ -42,6 +42,7 @@ NEUTRAL = "#6e7781"
 FAILING = ("FAILED", "NOT_RUN", "NOT_APPROVED")
 ATTENTION = (*FAILING, "REJECTED")
 DRY_RUN_NOTE = "Dry run: nothing was changed, in the resources or in Security Hub"
+TO_CHECK = "Fixed, with something left to check"
 SUMMARY_ITEMS = 8
 SUMMARY_WIDTH = 200
 S3_SCHEMES = ("s3", "s3a", "s3n")
@@ -211,6 +212,10 @@ def markdown(report: dict[str, Any]) -> str:
         parts[1:1] = ["", f"**{not_finished(report)}**"]
     if report.get("dry_run"):
         parts[1:1] = ["", DRY_RUN_NOTE]
+    checks = to_check(report)
+    if checks:
+        parts += ["", f"## {TO_CHECK}", ""]
+        parts += [f"- {_one_line(o['resource_arn'])}: {_one_line(o['caveat'])}" for o in checks]
     if report["rejected"]:
         parts += ["", "## Not acted on", ""]
         parts += [
@@ -230,6 +235,20 @@ def markdown(report: dict[str, Any]) -> str:
             for x in report["writeback_left_alone"]
         ]
     return "\n".join(parts) + "\n"
+
+
+def to_check(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The outcomes of fixes made that left something for a person to check (``Action.caveat``):
+    listed apart, for their findings are RESOLVED, where nobody looks. A resource several
+    findings name (one per standard) is listed once."""
+    seen: set[tuple[str, ...]] = set()
+    listed = []
+    for outcome in report["outcomes"]:
+        key = tuple(outcome.get(k) or "" for k in ("account_id", "region", "resource_arn", "caveat"))
+        if outcome.get("caveat") and key not in seen:
+            seen.add(key)
+            listed.append(outcome)
+    return listed
 
 
 def unsupported_text(unsupported: dict[str, int]) -> str:
@@ -263,6 +282,10 @@ def summary(report: dict[str, Any]) -> str:
         for o in report["outcomes"]
         if o["status"] in FAILING
     ]
+    checks = [
+        _clip(f"- {o['control_id']} {o['account_id']} {o['region']} {o['resource_id']}: {o['caveat']}")
+        for o in to_check(report)
+    ]
     rejected = [_clip(f"- {r.get('finding_id') or '(no id)'}: {r.get('error')}") for r in report["rejected"]]
     lines = [headline(report)]
     writeback = f"Security Hub: {report.get('findings_updated', 0)} findings updated"
@@ -276,6 +299,7 @@ def summary(report: dict[str, Any]) -> str:
     if report.get("unfinished"):
         lines.append(not_finished(report))
     lines += _listed("Needs attention", failed, SUMMARY_ITEMS)
+    lines += _listed(TO_CHECK, checks, SUMMARY_ITEMS // 2)
     lines += _listed("Not acted on", rejected, SUMMARY_ITEMS // 2)
     if report.get("unsupported"):
         lines.append(unsupported_text(report["unsupported"]))
@@ -458,7 +482,8 @@ def _writeback_failure(failure: Any) -> str:
 def _listing(
     title: str, header: tuple[str, str], items: list[dict[str, Any]], key: str, text: str
 ) -> list[str]:
-    """A titled table of findings (by id) and one text each; nothing when there are none."""
+    """A titled table of items (findings or resources, named by ``key``) and one ``text``
+    each; nothing when there are none."""
     rows = (
         _row([f"<td><code>{_text(item.get(key))}</code></td>", f"<td>{_text(item.get(text))}</td>"])
         for item in items
@@ -485,6 +510,7 @@ def html_page(report: dict[str, Any]) -> str:
         "<h2>Findings</h2>",
         _findings(report["outcomes"]),
     ]
+    sections += _listing(TO_CHECK, ("resource", "what to check"), to_check(report), "resource_arn", "caveat")
     sections += _listing("Not acted on", ("finding", "reason"), report["rejected"], "finding_id", "error")
     if report.get("unsupported"):
         rows = (_row([f"<td>{_text(c)}</td>", f"<td>{n}</td>"]) for c, n in report["unsupported"].items())

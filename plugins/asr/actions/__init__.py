@@ -109,7 +109,8 @@ class Action:
 
     def caveat(self, state: dict[str, Any]) -> str | None:
         """What a fixed resource's read-back shows that the fix left alone and a person should
-        look at: it is added to the REMEDIATED result's message (the finding's note). None by
+        look at: it is added to the REMEDIATED result's message (the finding's note) and kept
+        apart (``Result.caveat``), for the run report and notification to list. None by
         default."""
         return None
 
@@ -216,9 +217,11 @@ class Action:
         """Raise NotReversible when ``revert`` would refuse now, for what the resource's
         surroundings read; change nothing. A dry rollback, and the check a rollback's approval
         request shows, ask it: what they promise to put back is then what the real run does.
-        The revert asks again as it changes, for what changed in between. Only an action whose
-        revert depends on more than the resource's own state needs it (``irreversible_from``
-        and the rollback's read of the resource cover that)."""
+        The revert asks again as it changes, for what changed in between. Only for lasting
+        refusals that depend on more than the fix's before-state (``irreversible_from`` covers
+        that): a NOT_REVERSIBLE here is final, the approved run does not try it. A passing
+        hindrance (changes still queued, a rotation running) is the revert's to fail on, so
+        that a retry can make it."""
 
     def as_compared(self, state: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
         """What a rollback compares of a read (or part of one), given the fix's ``before``: the
