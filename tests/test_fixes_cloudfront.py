@@ -718,10 +718,12 @@ def test_revert_refuses_to_point_back_at_a_bucket_that_refuses_now(
     assert sent == [] and config_of(clients, distribution_id) == fixed
 
 
-@pytest.mark.parametrize("since", [None, "changed"])
+@pytest.mark.parametrize("since", [None, "changed", "taken"])
 def test_a_rollback_puts_the_origins_back_unless_changed_since(
     aws: Any, tmp_path: Any, since: str | None
 ) -> None:
+    """``taken``: the missing bucket's name is another account's now (403): the check before
+    the approval says NOT_REVERSIBLE, as the real rollback does, and nothing is pointed back."""
     record = parse_finding(finding(seed_one(aws, CF12, MEMBER_ACCOUNT, REGION)), registry())
     root = journal_root(str(tmp_path), "asr_sweep", "manual__1")
     [outcome] = run_batch(
@@ -730,7 +732,7 @@ def test_a_rollback_puts_the_origins_back_unless_changed_since(
     assert outcome.status == "REMEDIATED", outcome.message
     clients = Clients(aws, MEMBER_ACCOUNT, REGION)
     distribution_id = record.resource_id
-    if since:
+    if since == "changed":
         answer = clients.cloudfront.get_distribution_config(Id=distribution_id)
         config = answer["DistributionConfig"]
         config["Origins"]["Items"][0]["DomainName"] = "elsewhere.example.com"
@@ -739,6 +741,17 @@ def test_a_rollback_puts_the_origins_back_unless_changed_since(
         )
     fixed = config_of(clients, distribution_id)[0]
     journal = AuditJournal(root, Origin("asr_rollback", "rollback-1", "rollback", 1, "bob"))
+    if since == "taken":
+        [origin] = fixed["Origins"]["Items"]
+        bucket = bucket_of(outcome.before[f"Origin {origin['Id']}"]["DomainName"])
+        assert bucket is not None
+        with refusing(clients, bucket):
+            [checked] = Rollback(journal, aws, dry=True).run()
+            [reversal] = Rollback(journal, aws).run()
+        assert checked.status == reversal.status == RollbackStatus.NOT_REVERSIBLE, checked.reason
+        assert f"would point at bucket {bucket} again" in checked.reason
+        assert config_of(clients, distribution_id)[0] == fixed
+        return
     [reversal] = Rollback(journal, aws).run()
     if since:
         assert reversal.status == RollbackStatus.CHANGED_SINCE, reversal.reason
@@ -899,3 +912,31 @@ def test_origins_repointed_by_someone_else_meanwhile_leave_the_refusing_bucket_f
     assert rival.updates == 1
     assert (result.status, result.before) == (Status.FAILED, None)
     assert result.message == f"no origin names a missing bucket, but {REFUSED_NOTE}; nothing changed"
+
+
+def test_revert_after_a_conflict_points_back_what_is_left_and_says_what_is_gone(
+    shop: tuple[str, Clients], aws: Any, rival: Rival
+) -> None:
+    """An origin deleted since cannot be pointed back (None in what the revert returns); the
+    revert that meets another writer's update (PreconditionFailed) reads again and keeps it."""
+    distribution_id, clients = shop
+    action = registry().playbooks[CF12].build_action()
+    with refusing(clients, "partner-media"):
+        state = action.read(clients, distribution_id)
+        assert repoint(aws, distribution_id).status == Status.REMEDIATED
+    config, etag = config_of(clients, distribution_id)
+    items = [o for o in config["Origins"]["Items"] if o["Id"] != "www"]
+    config["Origins"] = {"Quantity": len(items), "Items": items}
+    clients.cloudfront.update_distribution(Id=distribution_id, IfMatch=etag, DistributionConfig=config)
+    rival.times = 1
+    with refusing(clients, "partner-media"):
+        assert action.revert(clients, distribution_id, state) == {**state, "Origin www": None}
+    assert rival.updates == 1
+    after = config_of(clients, distribution_id)[0]
+    assert after["Comment"].endswith("!"), "the rival's update is kept"
+    origins = {o["Id"]: o for o in after["Origins"]["Items"]}
+    assert [o["Id"] for o in after["Origins"]["Items"]] == [o["Id"] for o in items]
+    for origin_id in ("site", "legacy"):
+        assert {k: origins[origin_id].get(k) for k in state[f"Origin {origin_id}"]} == state[
+            f"Origin {origin_id}"
+        ]
