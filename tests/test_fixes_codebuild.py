@@ -119,7 +119,7 @@ def test_sendable_environment_leaves_what_it_was_given_alone() -> None:
         "dockerServer": {"computeType": "BUILD_GENERAL1_SMALL", "status": {"status": "OK"}},
     }
     kept = copy.deepcopy(read)
-    sent = sendable_environment(read, privileged=False)
+    sent = sendable_environment(read, privilegedMode=False)
     assert read == kept
     assert sent == {
         **ENVIRONMENT,

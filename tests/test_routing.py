@@ -75,6 +75,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     (CIS14, "3.7"): "CloudTrail.2",
     (CIS30, "3.5"): "CloudTrail.2",
     (PCI, "PCI.CloudTrail.1"): "CloudTrail.2",
+    (PCI, "PCI.CodeBuild.2"): "CodeBuild.2",
     (CIS12, "2.2"): "CloudTrail.4",
     (CIS14, "3.2"): "CloudTrail.4",
     (CIS30, "3.2"): "CloudTrail.4",

@@ -153,6 +153,12 @@ def _account_functions(params: Mapping[str, Any]) -> tuple[str, ...]:
     return (f"arn:{PARTITION}:lambda:*:{ACCOUNT}:function:*",)
 
 
+def _prefixed_parameters(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """Parameter Store parameters under the playbook's prefix, in any Region of the account: on
+    "*", GetParameter would let the member role read any SecureString of the account."""
+    return (f"arn:{PARTITION}:ssm:*:{ACCOUNT}:parameter{params['parameter_prefix']}/*",)
+
+
 def _service_linked(service: str, *more: str) -> Scope:
     """CreateServiceLinkedRole for these services' own roles only: on "*" it would let the
     member role make any service's role (and so switch that service on)."""
@@ -231,6 +237,13 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
                 f"arn:{PARTITION}:ssm:*:{ACCOUNT}:servicesetting/ssm/documents/console/public-sharing-permission",
             ),
         ),
+    ),
+    # CodeBuild.2 makes parameters under its prefix and never overwrites one (ssm:Overwrite is
+    # absent or false), and asks IAM's simulator whether a project's role may read them.
+    "codebuild.store-credentials-in-parameter-store": (
+        Scope(("ssm:GetParameter",), _prefixed_parameters),
+        Scope(("ssm:PutParameter",), _prefixed_parameters, {"StringNotEquals": {"ssm:Overwrite": "true"}}),
+        Scope(("iam:SimulatePrincipalPolicy",), _any_role),
     ),
     "rds.enable-enhanced-monitoring": _service_role("monitoring.rds.amazonaws.com", LIST_ATTACHED),
     "apigateway.enable-execution-logging": (
