@@ -14,7 +14,7 @@ from test_iam_policy import _decision
 
 from asr import iam_policy, local, report
 from asr.actions import ActionError, ChangedMeanwhile, NotReversible, validate_params
-from asr.actions.codebuild import CREDENTIALS, PLAINTEXT, STORED
+from asr.actions.codebuild import CREDENTIALS, PLAINTEXT, PREFIX_MAX, STORED
 from asr.audit import AuditJournal, Origin, journal_root
 from asr.aws import Clients
 from asr.config import Settings
@@ -194,6 +194,18 @@ def test_a_role_that_cannot_read_the_parameters_fails_and_nothing_is_made(aws: A
     assert variables(aws)["AWS_SECRET_ACCESS_KEY"] == ("PLAINTEXT", SECRET)
 
 
+def test_an_empty_credential_is_refused_clearly_and_nothing_is_made(aws: Any) -> None:
+    """Parameter Store takes no empty value: said so, not left to a client-side error."""
+    variables_now = [
+        {**v, "value": ""} if v["name"] == "AWS_ACCESS_KEY_ID" else v
+        for v in ENVIRONMENT["environmentVariables"]
+    ]
+    arn = make(aws, environment={**ENVIRONMENT, "environmentVariables": variables_now})
+    result, sent = fix(aws, arn)
+    assert (result.status, sent, parameters(aws)) == (Status.FAILED, [], {})
+    assert "AWS_ACCESS_KEY_ID is empty, and Parameter Store takes no empty value" in result.message
+
+
 def test_a_parameter_holding_another_value_is_not_overwritten_and_nothing_changes(aws: Any) -> None:
     arn = make(aws)
     ssm = clients(aws).ssm
@@ -266,7 +278,7 @@ def test_two_variables_of_one_credential_name_are_refused(aws: Any) -> None:
     assert "more than one variable named AWS_SECRET_ACCESS_KEY" in result.message
 
 
-def test_revert_puts_the_values_back_in_clear_text_and_leaves_the_parameters(aws: Any) -> None:
+def test_revert_puts_the_values_back_in_clear_text_and_deletes_the_parameters(aws: Any) -> None:
     arn = make(aws)
     fixer = action()
     before = fixer.read(clients(aws), arn)
@@ -275,7 +287,8 @@ def test_revert_puts_the_values_back_in_clear_text_and_leaves_the_parameters(aws
     assert fixer.revert(clients(aws), arn, before) == {key: before[key] for key in (PLAINTEXT, STORED)}
     assert fixer.read(clients(aws), arn) == before
     assert project(aws)["environment"] == ENVIRONMENT
-    assert set(parameters(aws)) == set(names().values())
+    assert parameters(aws) == {}, "no copy of the key is left, and a later fix makes them anew"
+    assert fix(aws, arn)[0].status == Status.REMEDIATED
 
 
 def test_revert_leaves_a_variable_pointed_elsewhere_since(aws: Any) -> None:
@@ -370,15 +383,17 @@ def test_the_playbook_runs_unattended_and_names_the_whole_arn() -> None:
         ("/SSM-params", False),
         ("/asr/code build", False),
         ("/asr/${AWS::AccountId}", False),
-        ("/" + "p" * 837, True),
-        ("/" + "p" * 838, False),
+        ("/" + "p" * (PREFIX_MAX - 1), True),
+        ("/" + "p" * PREFIX_MAX, False),
+        ("/asr/codebuild\n", False),
     ],
 )
 def test_the_prefix_is_a_parameter_path_the_names_fit_under(prefix: str, valid: bool) -> None:
     if valid:
         assert validate_params(ACTION, {"parameter_prefix": prefix})["parameter_prefix"] == prefix
         longest = f"{prefix}/{'p' * 150}/AWS_SECRET_ACCESS_KEY"
-        assert len(longest) <= 1011 and longest.count("/") <= 15
+        arn = f"arn:aws-us-gov:ssm:{'r' * 20}:123456789012:parameter{longest}"
+        assert len(arn) <= 1011 and longest.count("/") <= 15, "AWS counts the ARN before the name"
     else:
         with pytest.raises(ActionError):
             validate_params(ACTION, {"parameter_prefix": prefix})

@@ -147,7 +147,7 @@ def test_statements_match_as_iam_matches_them(statement: dict[str, Any], expecte
     assert decision(documents, READ, f"{PARAMETER}/asr/app/KEY")[0] == expected
 
 
-def test_a_conditional_deny_is_left_out_too() -> None:
+def test_a_conditional_deny_counts_so_the_stand_in_never_allows_more_than_aws() -> None:
     documents = {
         "allow": policy({"Effect": "Allow", "Action": READ, "Resource": "*"}),
         "deny": policy(
@@ -159,7 +159,7 @@ def test_a_conditional_deny_is_left_out_too() -> None:
             }
         ),
     }
-    assert decision(documents, READ, f"{PARAMETER}/asr/app/KEY") == ("allowed", ["allow"])
+    assert decision(documents, READ, f"{PARAMETER}/asr/app/KEY") == ("explicitDeny", ["deny"])
 
 
 def test_an_unknown_role_and_a_user_are_refused(iam: Any) -> None:
@@ -185,3 +185,36 @@ def test_a_role_with_a_path_and_the_paginator(iam: Any) -> None:
         PolicySourceArn=arn, ActionNames=[READ], ResourceArns=[f"{PARAMETER}/x"]
     )
     assert [r["EvalDecision"] for page in pages for r in page["EvaluationResults"]] == ["allowed"]
+
+
+def test_an_inline_deny_is_not_hidden_by_a_managed_policy_of_its_name(iam: Any) -> None:
+    arn = role(iam)
+    iam.put_role_policy(
+        RoleName="builder",
+        PolicyName="ssm",
+        PolicyDocument=policy({"Effect": "Deny", "Action": READ, "Resource": "*"}),
+    )
+    managed = iam.create_policy(
+        PolicyName="ssm", PolicyDocument=policy({"Effect": "Allow", "Action": READ, "Resource": "*"})
+    )["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName="builder", PolicyArn=managed)
+    key = f"{PARAMETER}/asr/app/KEY"
+    assert verdicts(iam, arn, [key]) == [(READ, key, "explicitDeny")]
+
+
+def test_a_deny_in_the_boundary_is_an_explicit_deny(iam: Any) -> None:
+    boundary = iam.create_policy(
+        PolicyName="boundary",
+        PolicyDocument=policy(
+            {"Effect": "Allow", "Action": "*", "Resource": "*"},
+            {"Effect": "Deny", "Action": READ, "Resource": f"{PARAMETER}/asr/*"},
+        ),
+    )["Policy"]["Arn"]
+    arn = role(iam, PermissionsBoundary=boundary)
+    iam.put_role_policy(
+        RoleName="builder",
+        PolicyName="all",
+        PolicyDocument=policy({"Effect": "Allow", "Action": "*", "Resource": "*"}),
+    )
+    key = f"{PARAMETER}/asr/app/KEY"
+    assert verdicts(iam, arn, [key]) == [(READ, key, "explicitDeny")]

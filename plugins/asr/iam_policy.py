@@ -239,9 +239,10 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
         ),
     ),
     # CodeBuild.2 makes parameters under its prefix and never overwrites one (ssm:Overwrite is
-    # absent or false), and asks IAM's simulator whether a project's role may read them.
+    # absent or false), and asks IAM's simulator whether a project's role may read them; its
+    # revert deletes them.
     "codebuild.store-credentials-in-parameter-store": (
-        Scope(("ssm:GetParameter",), _prefixed_parameters),
+        Scope(("ssm:GetParameter", "ssm:DeleteParameter"), _prefixed_parameters),
         Scope(("ssm:PutParameter",), _prefixed_parameters, {"StringNotEquals": {"ssm:Overwrite": "true"}}),
         Scope(("iam:SimulatePrincipalPolicy",), _any_role),
     ),

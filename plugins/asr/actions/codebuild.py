@@ -12,6 +12,7 @@ by the update, so botocore is kept current (``constraints.txt``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import hmac
@@ -35,10 +36,13 @@ STORED = "StoredCredentials"  # {variable: the Parameter Store parameter it name
 PROJECT = "Project"  # the project's name, which the parameters' names take
 # The IAM action CodeBuild calls, as the project's service role, to read PARAMETER_STORE variables.
 READ_PARAMETERS = "ssm:GetParameters"
-# Parameter Store's limits on a name: 1,011 characters, 15 levels; none may begin with aws or ssm.
+# Parameter Store's limits on a name: 1,011 characters counting the ARN before it, 15 levels;
+# none may begin with aws or ssm.
 PARAMETER_NAME_MAX = 1011
+# The longest ARN before a name: the longest partition, a Region name of up to 20 characters.
+ARN_BEFORE_NAME = len("arn:aws-us-gov:ssm:") + 20 + len(":123456789012:parameter")
 DEFAULT_PREFIX = "/asr/codebuild"
-PREFIX_MAX = PARAMETER_NAME_MAX - len("/") - 150 - len("/") - max(map(len, CREDENTIALS))
+PREFIX_MAX = PARAMETER_NAME_MAX - ARN_BEFORE_NAME - len("/") - 150 - len("/") - max(map(len, CREDENTIALS))
 
 
 def sendable_environment(environment: dict[str, Any], **members: Any) -> dict[str, Any]:
@@ -189,7 +193,8 @@ class StoreCredentialsInParameterStore(ProjectAction):
     The key was readable by anyone who could read the project: the result says to rotate it
     (``caveat``). Reverting puts the variables that still name the fix's parameters back in
     clear text, with the value each parameter holds, if it holds the value moved (a key rotated
-    since is not put in clear text); the parameters are left in place.
+    since is not put in clear text), and deletes those parameters: a copy of a key in clear
+    text again would be one more place to rotate it in, and a later fix makes them anew.
 
         remediation:
           action: codebuild.store-credentials-in-parameter-store
@@ -205,6 +210,7 @@ class StoreCredentialsInParameterStore(ProjectAction):
         "ssm:GetParameter",
         "ssm:PutParameter",
     )
+    revert_permissions = ("ssm:DeleteParameter",)
     schema = {
         "type": "object",
         "additionalProperties": False,
@@ -213,7 +219,7 @@ class StoreCredentialsInParameterStore(ProjectAction):
                 "type": "string",
                 # Levels of Parameter Store's characters, at most 13 (a name has 15 with the
                 # project's and the variable's); none beginning with aws or ssm, which AWS keeps.
-                "pattern": r"^(?!/[aA][wW][sS]|/[sS][sS][mM])(/[A-Za-z0-9_.-]+){1,13}$",
+                "pattern": r"^(?!.*\s)(?!/[aA][wW][sS]|/[sS][sS][mM])(/[A-Za-z0-9_.-]+){1,13}$",
                 "maxLength": PREFIX_MAX,
                 "default": DEFAULT_PREFIX,
             }
@@ -256,6 +262,12 @@ class StoreCredentialsInParameterStore(ProjectAction):
         values = {v["name"]: v.get("value", "") for v in _credentials(project) if _plaintext(v)}
         if {name: digest(project["arn"], value) for name, value in values.items()} != state[PLAINTEXT]:
             raise ChangedMeanwhile("the project's clear-text credentials changed since they were read")
+        empty = sorted(variable for variable, value in values.items() if not value)
+        if empty:
+            raise ValueError(
+                f"{' and '.join(empty)} is empty, and Parameter Store takes no empty value: set or remove "
+                "the variable; nothing changed"
+            )
         names = {variable: self.parameter(project["name"], variable) for variable in values}
         self._check_role_reads(clients, project, sorted(names.values()))
         ssm = clients.ssm
@@ -286,7 +298,8 @@ class StoreCredentialsInParameterStore(ProjectAction):
         ):
             raise ValueError(
                 f"the parameter {name} exists and holds another value, or not as a SecureString: "
-                "it is not overwritten; nothing changed"
+                "it is not overwritten (one left by an earlier fix of this project, before its key "
+                "was rotated, may be deleted); nothing changed"
             )
         return True
 
@@ -329,13 +342,18 @@ class StoreCredentialsInParameterStore(ProjectAction):
         self._restorable(clients, resource_id, before)
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> dict[str, Any]:
-        """Put back in clear text the variables that still name the fix's parameters (which
-        stay); returns what that makes of the before-state, a variable changed since left out."""
+        """Put back in clear text the variables that still name the fix's parameters, then
+        delete those parameters; returns what that makes of the before-state, a variable
+        changed since left out."""
         project, values = self._restorable(clients, resource_id, before)
         if values:
             self._send(
                 clients, project, {v: {"type": "PLAINTEXT", "value": value} for v, value in values.items()}
             )
+        ssm = clients.ssm
+        for variable in values:
+            with contextlib.suppress(ssm.exceptions.ParameterNotFound):  # deleted meanwhile
+                ssm.delete_parameter(Name=self.parameter(before[PROJECT], variable))
         state = self.state_of(project)
         return {
             PLAINTEXT: {**state[PLAINTEXT], **{v: before[PLAINTEXT][v] for v in values}},

@@ -8,8 +8,9 @@ Deny wins, then an Allow, else the implicit deny; statements match by ``Action``
 action and resource, with the resource's own result in ``ResourceSpecificResults``, on one
 page. CodeBuild.2 asks it whether a project's service role may read the parameters it makes.
 
-Not evaluated: conditions (a statement with a ``Condition`` is left out, as AWS leaves out one
-whose context keys it is not given), policy variables, ``ContextEntries``,
+Not evaluated: conditions. An Allow with a ``Condition`` is left out, and a Deny with one
+counts, so the stand-in refuses where AWS might allow (with the context keys it is given),
+never the other way. Nor policy variables, ``ContextEntries``,
 ``PolicyInputList``, resource-based, session and Organizations policies; users and groups
 (``InvalidInput``: the stand-in simulates roles only).
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from moto.core.responses import ActionResult
@@ -58,16 +60,21 @@ def _statements(document: Any) -> list[dict[str, Any]]:
     return [statements] if isinstance(statements, dict) else list(statements)
 
 
-def decision(documents: dict[str, Any], action: str, resource: str) -> tuple[str, list[str]]:
-    """IAM's verdict on one call from these policies (by name), and the names of the policies
-    whose statements decide it (the denying ones alone when one denies)."""
+def decision(
+    documents: Mapping[str, Any] | Iterable[tuple[str, Any]], action: str, resource: str
+) -> tuple[str, list[str]]:
+    """IAM's verdict on one call from these policies (by name, or as (name, document) pairs:
+    an inline and a managed policy may share a name), and the names of the policies whose
+    statements decide it (the denying ones alone when one denies)."""
     matched: dict[str, list[str]] = {"Allow": [], "Deny": []}
-    for name, document in documents.items():
+    for name, document in documents.items() if isinstance(documents, Mapping) else documents:
         for statement in _statements(document):
-            if "Condition" not in statement and _names(statement, action, resource):
-                effect = statement.get("Effect")
-                if effect in matched and name not in matched[effect]:
-                    matched[effect].append(name)
+            effect = statement.get("Effect")
+            if effect not in matched or name in matched[effect]:
+                continue
+            conditional = "Condition" in statement and effect == "Allow"
+            if not conditional and _names(statement, action, resource):
+                matched[effect].append(name)
     if matched["Deny"]:
         return EXPLICIT_DENY, matched["Deny"]
     return (ALLOWED, matched["Allow"]) if matched["Allow"] else (IMPLICIT_DENY, [])
@@ -86,7 +93,7 @@ def simulate_role(
     role = next((role for role in backend.get_roles() if role.arn == role_arn), None)
     if role is None:
         raise NotFoundException(f"Role {role_arn} not found")
-    documents = {**role.policies, **{p.name: _document(p) for p in role.managed_policies.values()}}
+    documents = [*role.policies.items(), *((p.name, _document(p)) for p in role.managed_policies.values())]
     boundary = None
     if role.permissions_boundary_arn:
         boundary = {"boundary": _document(backend.get_policy(role.permissions_boundary_arn))}
@@ -94,8 +101,10 @@ def simulate_role(
     for action in actions:
         for resource in resources or ["*"]:
             verdict, deciding = decision(documents, action, resource)
-            if verdict == ALLOWED and boundary and decision(boundary, action, resource)[0] != ALLOWED:
-                verdict, deciding = IMPLICIT_DENY, []
+            if verdict == ALLOWED and boundary:  # the boundary must allow too
+                bounded = decision(boundary, action, resource)
+                if bounded[0] != ALLOWED:
+                    verdict, deciding = bounded[0], bounded[1]
             statements = [{"SourcePolicyId": name, "SourcePolicyType": "role"} for name in deciding]
             results.append(
                 {
