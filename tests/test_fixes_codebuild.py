@@ -43,14 +43,14 @@ def clients(aws: Any) -> Clients:
     return Clients(aws, MEMBER_ACCOUNT, REGION)
 
 
-def make(aws: Any, name: str, environment: dict[str, Any]) -> str:
+def make(aws: Any, name: str, environment: dict[str, Any], role: str = ROLE) -> str:
     project = clients(aws).codebuild.create_project(
         name=name,
         description="builds the images",
         source=SOURCE,
         artifacts={"type": "NO_ARTIFACTS"},
         environment=environment,
-        serviceRole=ROLE,
+        serviceRole=role,
         timeoutInMinutes=45,
     )["project"]
     return str(project["arn"])

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import test_fixes_codebuild
 from helpers import assert_extracted_id, routing_record
 from test_fixes_data import parameters_sent
 from test_iam_policy import _decision
@@ -32,7 +33,6 @@ ARN = f"arn:aws:codebuild:{REGION}:{MEMBER_ACCOUNT}:project"
 PREFIX = "/asr/codebuild"
 KEY_ID = "AKIAZZZZTESTKEYID0001"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzTESTSECRET"
-SOURCE = {"type": "CODECOMMIT", "location": f"https://git-codecommit.{REGION}.amazonaws.com/v1/repos/app"}
 OTHERS = [
     {"name": "STAGE", "value": "prod", "type": "PLAINTEXT"},
     {"name": "DB_PASSWORD", "value": "/app/db-password", "type": "PARAMETER_STORE"},
@@ -85,16 +85,7 @@ def role(aws: Any, name: str = "builder", readable: str | None = f"{PREFIX}/*") 
 
 
 def make(aws: Any, name: str = "images", environment: dict[str, Any] = ENVIRONMENT, **role_args: Any) -> str:
-    project = clients(aws).codebuild.create_project(
-        name=name,
-        description="builds the images",
-        source=SOURCE,
-        artifacts={"type": "NO_ARTIFACTS"},
-        environment=environment,
-        serviceRole=role(aws, **role_args),
-        timeoutInMinutes=45,
-    )["project"]
-    return str(project["arn"])
+    return test_fixes_codebuild.make(aws, name, environment, role(aws, **role_args))
 
 
 def project(aws: Any, name: str = "images") -> dict[str, Any]:

@@ -92,17 +92,20 @@ def test_a_role_with_no_policy_and_one_without_resources_asked(iam: Any) -> None
     assert verdicts(iam, arn, []) == [(READ, "*", "allowed")]
 
 
-def test_the_permissions_boundary_must_allow_too(iam: Any) -> None:
-    boundary = iam.create_policy(
-        PolicyName="boundary",
-        PolicyDocument=policy({"Effect": "Allow", "Action": "ssm:*", "Resource": f"{PARAMETER}/asr/*"}),
-    )["Policy"]["Arn"]
-    arn = role(iam, PermissionsBoundary=boundary)
+def bounded(iam: Any, *boundary: dict[str, Any]) -> str:
+    """A role allowed everything by its own policy, within a boundary of these statements."""
+    arn = iam.create_policy(PolicyName="boundary", PolicyDocument=policy(*boundary))["Policy"]["Arn"]
+    made = role(iam, PermissionsBoundary=arn)
     iam.put_role_policy(
         RoleName="builder",
         PolicyName="all",
         PolicyDocument=policy({"Effect": "Allow", "Action": "*", "Resource": "*"}),
     )
+    return made
+
+
+def test_the_permissions_boundary_must_allow_too(iam: Any) -> None:
+    arn = bounded(iam, {"Effect": "Allow", "Action": "ssm:*", "Resource": f"{PARAMETER}/asr/*"})
     inside, outside = f"{PARAMETER}/asr/app/KEY", f"{PARAMETER}/other/KEY"
     assert verdicts(iam, arn, [inside, outside]) == [
         (READ, inside, "allowed"),
@@ -203,18 +206,10 @@ def test_an_inline_deny_is_not_hidden_by_a_managed_policy_of_its_name(iam: Any) 
 
 
 def test_a_deny_in_the_boundary_is_an_explicit_deny(iam: Any) -> None:
-    boundary = iam.create_policy(
-        PolicyName="boundary",
-        PolicyDocument=policy(
-            {"Effect": "Allow", "Action": "*", "Resource": "*"},
-            {"Effect": "Deny", "Action": READ, "Resource": f"{PARAMETER}/asr/*"},
-        ),
-    )["Policy"]["Arn"]
-    arn = role(iam, PermissionsBoundary=boundary)
-    iam.put_role_policy(
-        RoleName="builder",
-        PolicyName="all",
-        PolicyDocument=policy({"Effect": "Allow", "Action": "*", "Resource": "*"}),
+    arn = bounded(
+        iam,
+        {"Effect": "Allow", "Action": "*", "Resource": "*"},
+        {"Effect": "Deny", "Action": READ, "Resource": f"{PARAMETER}/asr/*"},
     )
     key = f"{PARAMETER}/asr/app/KEY"
     assert verdicts(iam, arn, [key]) == [(READ, key, "explicitDeny")]

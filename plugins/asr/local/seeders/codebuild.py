@@ -15,31 +15,54 @@ ROLE_NAME = "asr-seed-codebuild-service"
 CREDENTIALS_ROLE_NAME = "asr-seed-codebuild-credentials"
 
 
-def _source(region: str) -> dict[str, str]:
-    return {
-        "type": "CODECOMMIT",
-        "location": f"https://git-codecommit.{region}.amazonaws.com/v1/repos/asr-seed-images",
-    }
+def _project(
+    aws: AwsContext,
+    account: str,
+    region: str,
+    name: str,
+    role: str,
+    *variables: dict[str, str],
+    **more: object,
+) -> str:
+    """A project (its ARN) with a variable the fixes must keep, these ``variables`` after it, and
+    ``more`` of the environment."""
+    return str(
+        aws.client("codebuild", account, region).create_project(
+            name=f"{name}-{uuid.uuid4().hex[:6]}",
+            source={
+                "type": "CODECOMMIT",
+                "location": f"https://git-codecommit.{region}.amazonaws.com/v1/repos/asr-seed-images",
+            },
+            artifacts={"type": "NO_ARTIFACTS"},
+            environment={
+                "type": "LINUX_CONTAINER",
+                "image": "aws/codebuild/amazonlinux2-x86_64-standard:5.0",
+                "computeType": "BUILD_GENERAL1_SMALL",
+                **more,
+                "environmentVariables": [
+                    {"name": "STAGE", "value": "seeded", "type": "PLAINTEXT"},
+                    *variables,
+                ],
+            },
+            serviceRole=role,
+        )["project"]["arn"]
+    )
 
 
 @seeder("CodeBuild.5")
 def privileged_project(aws: AwsContext, control_id: str, account: str, region: str, n: int) -> Seeded:
     """A project whose builds run privileged, with settings beside it the fix must keep."""
-    project = aws.client("codebuild", account, region).create_project(
-        name=f"asr-seed-privileged-{n}-{uuid.uuid4().hex[:6]}",
-        source=_source(region),
-        artifacts={"type": "NO_ARTIFACTS"},
-        environment={
-            "type": "LINUX_CONTAINER",
-            "image": "aws/codebuild/amazonlinux2-x86_64-standard:5.0",
-            "computeType": "BUILD_GENERAL1_SMALL",
-            "privilegedMode": True,
-            "imagePullCredentialsType": "CODEBUILD",
-            "environmentVariables": [{"name": "STAGE", "value": "seeded", "type": "PLAINTEXT"}],
-        },
-        serviceRole=service_role(aws.client("iam", account, region), ROLE_NAME, "codebuild.amazonaws.com"),
-    )["project"]
-    return Seeded(control_id, account, region, "AwsCodeBuildProject", project["arn"], "HIGH")
+    role = service_role(aws.client("iam", account, region), ROLE_NAME, "codebuild.amazonaws.com")
+    arn = _project(
+        aws,
+        account,
+        region,
+        f"asr-seed-privileged-{n}",
+        role,
+        privilegedMode=True,
+        imagePullCredentialsType="CODEBUILD",
+    )
+    return Seeded(control_id, account, region, "AwsCodeBuildProject", arn, "HIGH")
 
 
 @seeder("CodeBuild.2")
@@ -65,24 +88,14 @@ def clear_text_credentials(aws: AwsContext, control_id: str, account: str, regio
         PolicyDocument=json.dumps(readable),
     )
     key = "AKIA" + "".join(secrets.choice(string.ascii_uppercase + "234567") for _ in range(16))
-    project = aws.client("codebuild", account, region).create_project(
-        name=f"asr-seed-credentials-{n}-{uuid.uuid4().hex[:6]}",
-        source=_source(region),
-        artifacts={"type": "NO_ARTIFACTS"},
-        environment={
-            "type": "LINUX_CONTAINER",
-            "image": "aws/codebuild/amazonlinux2-x86_64-standard:5.0",
-            "computeType": "BUILD_GENERAL1_SMALL",
-            "environmentVariables": [
-                {"name": "STAGE", "value": "seeded", "type": "PLAINTEXT"},
-                {"name": "AWS_ACCESS_KEY_ID", "value": key, "type": "PLAINTEXT"},
-                {
-                    "name": "AWS_SECRET_ACCESS_KEY",
-                    "value": secrets.token_urlsafe(30)[:40],
-                    "type": "PLAINTEXT",
-                },
-            ],
-        },
-        serviceRole=role,
-    )["project"]
-    return Seeded(control_id, account, region, "AwsCodeBuildProject", project["arn"], "CRITICAL")
+    secret = secrets.token_urlsafe(30)[:40]
+    arn = _project(
+        aws,
+        account,
+        region,
+        f"asr-seed-credentials-{n}",
+        role,
+        {"name": "AWS_ACCESS_KEY_ID", "value": key, "type": "PLAINTEXT"},
+        {"name": "AWS_SECRET_ACCESS_KEY", "value": secret, "type": "PLAINTEXT"},
+    )
+    return Seeded(control_id, account, region, "AwsCodeBuildProject", arn, "CRITICAL")
