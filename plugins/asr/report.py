@@ -277,15 +277,13 @@ def _listed(title: str, lines: list[str], limit: int) -> list[str]:
 
 def summary(report: dict[str, Any]) -> str:
     """A few plain lines for a notification: counts by outcome, then what needs a person, with reasons."""
-    failed = [
-        _clip(f"- {o['control_id']} {o['account_id']} {o['region']} {o['resource_id']}: {o['message']}")
-        for o in report["outcomes"]
-        if o["status"] in FAILING
-    ]
-    checks = [
-        _clip(f"- {o['control_id']} {o['account_id']} {o['region']} {o['resource_id']}: {o['caveat']}")
-        for o in to_check(report)
-    ]
+
+    def about(outcome: dict[str, Any], text: str) -> str:
+        where = (outcome[key] for key in ("control_id", "account_id", "region", "resource_id"))
+        return _clip(f"- {' '.join(where)}: {text}")
+
+    failed = [about(o, o["message"]) for o in report["outcomes"] if o["status"] in FAILING]
+    checks = [about(o, o["caveat"]) for o in to_check(report)]
     rejected = [_clip(f"- {r.get('finding_id') or '(no id)'}: {r.get('error')}") for r in report["rejected"]]
     lines = [headline(report)]
     writeback = f"Security Hub: {report.get('findings_updated', 0)} findings updated"

@@ -265,8 +265,8 @@ class StoreCredentialsInParameterStore(ProjectAction):
         empty = sorted(variable for variable, value in values.items() if not value)
         if empty:
             raise ValueError(
-                f"{' and '.join(empty)} is empty, and Parameter Store takes no empty value: set or remove "
-                "the variable; nothing changed"
+                f"{' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty, and Parameter Store "
+                "takes no empty value: set or remove the variable; nothing changed"
             )
         names = {variable: self.parameter(project["name"], variable) for variable in values}
         self._check_role_reads(clients, project, sorted(names.values()))
