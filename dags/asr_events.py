@@ -6,7 +6,7 @@ Runs when Security Hub events arrive on the SQS queue `asr setup` created (set
 console, and **Imported** findings of controls whose playbook has automatic remediation
 on. Events are hints: each named finding is read again and fixed only if it is still
 **FAILED** (or **WARNING**), **ACTIVE** and **NEW** or **NOTIFIED**. Without a queue configured this DAG
-only runs when triggered by hand.
+has no schedule and nothing to fix: name findings by hand in `asr_remediate`.
 """
 
 from __future__ import annotations
@@ -18,17 +18,15 @@ from airflow.sdk import Asset, AssetWatcher, dag
 
 from asr import events, notify, pipeline, tasks
 from asr.config import env_value
+from asr.triggers import SecurityHubEventsTrigger
 
 DAG_ID = "asr_events"
 QUEUE_URL = os.environ.get("ASR_EVENTS_QUEUE_URL", "")
 
 
 def event_asset(queue_url: str) -> Asset:
-    from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
-
     wait, pause = events.queue_polling()
-    trigger = MessageQueueTrigger(
-        scheme="sqs",
+    trigger = SecurityHubEventsTrigger(
         sqs_queue=queue_url,
         region_name=events.queue_region(queue_url),
         aws_conn_id=env_value("ASR_AWS_CONN_ID", "aws_default"),

@@ -73,6 +73,20 @@ def test_custom_action_event_fixes_exactly_its_findings_through_the_triggerer(aw
         assert len(airflow.runs("asr_events")) == 1
         assert world_open(aws, seeded[2])
 
+        # An Imported event of an automatic control does start a run, which fixes its finding:
+        # what kept the two above from starting one was the rule, not a triggerer gone quiet.
+        automatic = finding(seed_one(aws, "RDS.8", MEMBER_ACCOUNT, REGION))
+        import_findings(securityhub, [automatic])
+        put_events(events, [imported_event([automatic], MEMBER_ACCOUNT, REGION)])
+        _wait_for(lambda: len(airflow.runs("asr_events")) == 2, 240, "the run of the Imported event")
+        [later] = [r for r in airflow.runs("asr_events") if r["run_id"] != run["run_id"]]
+        assert airflow.wait("asr_events", later["run_id"], timeout=300)["state"] == "success"
+        [written] = securityhub.get_findings(
+            Filters={"Id": [{"Value": automatic["Id"], "Comparison": "EQUALS"}]}
+        )["Findings"]
+        assert written["Workflow"]["Status"] == "RESOLVED"
+        assert world_open(aws, seeded[2])  # still: the later run took only its own event
+
 
 def _asset_events(home: Path) -> int:
     """Asset events Airflow has recorded (its metadata database, read only)."""

@@ -15,7 +15,7 @@ from asr import claims, local
 from asr.aws import Clients
 from asr.claims import claim_name
 from asr.config import ConfigError, Settings
-from asr.events import CUSTOM_ACTION, IMPORTED, findings_asked, queue_polling, queue_region
+from asr.events import CUSTOM_ACTION, IMPORTED, brief, findings_asked, queue_polling, queue_region
 from asr.findings import parse_finding
 from asr.local import MEMBER_ACCOUNT
 from asr.local.request_log_ext import is_write
@@ -309,14 +309,16 @@ def test_an_event_a_run_took_as_left_out_is_not_taken_again_by_the_next_run(tmp_
     assert take([first], [second], None) == [first, second]  # no shared claims: both read again
 
 
-def test_events_are_deduplicated_and_told_apart() -> None:
-    def event(kind: str, *ids: str) -> dict:
-        return {
-            "detail-type": kind,
-            "source": "aws.securityhub",
-            "detail": {"findings": [{"Id": i} for i in ids]},
-        }
+def security_hub_event(kind: str, *ids: str, **finding: Any) -> dict:
+    return {
+        "detail-type": kind,
+        "source": "aws.securityhub",
+        "detail": {"findings": [{"Id": i, **finding} for i in ids]},
+    }
 
+
+def test_events_are_deduplicated_and_told_apart() -> None:
+    event = security_hub_event
     asked = findings_asked(
         asset_events(
             event(CUSTOM_ACTION, "a", "b"),
@@ -331,6 +333,56 @@ def test_events_are_deduplicated_and_told_apart() -> None:
     )
     assert asked.finding_ids == ["a", "b", "c"]
     assert asked.by_person == {"a", "b"}
+
+
+def test_a_body_nested_too_deep_is_skipped_not_the_others(caplog: pytest.LogCaptureFixture) -> None:
+    """json.loads raises RecursionError, no ValueError, at a thousand levels: a 2 KB body."""
+    deep = {"MessageId": "deep", "Body": "[" * 5000 + "]" * 5000}
+    good = {"MessageId": "good", "Body": json.dumps(security_hub_event(CUSTOM_ACTION, "a"))}
+    batch = [deep, good]
+    for messages in (batch, [brief(m) for m in batch]):  # as stored before the trigger cut them, and after
+        event = SimpleNamespace(extra={"payload": {"message_batch": messages}})
+        assert findings_asked([event]).finding_ids == ["a"]
+        assert "RecursionError" in caplog.text
+        caplog.clear()
+
+
+def test_the_events_trigger_hands_on_finding_ids_not_whole_findings(stand_in: str) -> None:
+    """Airflow keeps each message in the asset event, gives them all to every task of the
+    run and shows them to whoever may read assets: a whole finding has no place there."""
+    import asyncio
+
+    from airflow.providers.amazon.aws.hooks.sqs import SqsHook
+
+    from asr.triggers import SecurityHubEventsTrigger
+
+    sqs = SqsHook(region_name=REGION).get_conn()  # the trigger's connection: the same account
+    url = sqs.create_queue(QueueName="asr-events-brief")["QueueUrl"]
+    tagged = [{"Id": "arn:aws:ec2:sg-1", "Tags": {"Owner": "me"}}]
+    detail = {"Description": "x" * 100_000, "Resources": tagged}
+    sent = [security_hub_event(IMPORTED, "f1", **detail), security_hub_event(CUSTOM_ACTION, "f2", "f3")]
+    for body in [*map(json.dumps, sent), "not json"]:
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    trigger = SecurityHubEventsTrigger(
+        sqs_queue=url, region_name=REGION, max_messages=10, wait_time_seconds=0, waiter_delay=0
+    )
+
+    async def first_event() -> dict:
+        async for event in trigger.run():
+            return event.payload
+        raise AssertionError("the trigger ended without an event")
+
+    payload = asyncio.run(first_event())
+    batch = payload["message_batch"]
+    assert len(json.dumps(payload)) < 1_000
+    assert "Owner" not in json.dumps(payload) and "ReceiptHandle" not in json.dumps(payload)
+    assert all(m["MessageId"] for m in batch)
+    asked = findings_asked([SimpleNamespace(extra={"payload": payload})])
+    assert (asked.by_import, asked.by_person) == ({"f1"}, {"f2", "f3"})
+    [refused] = [m["NotAnEvent"] for m in batch if "NotAnEvent" in m]
+    assert refused == "Expecting value: line 1 column 1 (char 0)"
+    # Received is deleted, as the provider's trigger does: the run has what it needs.
+    assert "Messages" not in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)
 
 
 def test_an_import_fixes_only_automatic_controls_a_person_s_click_any() -> None:
@@ -378,7 +430,7 @@ def test_the_events_dag_polls_its_queue_as_configured(
         [message] = bag.import_errors.values()
         assert polled in message
         return
-    sqs = bag.dags["asr_events"].schedule[0].watchers[0].trigger.trigger  # MessageQueueTrigger's SQS trigger
+    sqs = bag.dags["asr_events"].schedule[0].watchers[0].trigger
     assert (sqs.wait_time_seconds, sqs.waiter_delay) == polled
     assert sqs.region_name == "us-east-1"
     # Runs waiting for approvals must not use up the places event runs take (Airflow's 16).

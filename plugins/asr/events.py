@@ -154,6 +154,36 @@ def _messages(asset_events: Iterable[Any]) -> list[dict[str, Any]]:
     return messages
 
 
+def security_hub_event(body: str) -> tuple[str, list[str]]:
+    """An SQS message body's event type and finding ids; ValueError when it is not a
+    Security Hub findings event (a body nested too deep for the JSON parser included)."""
+    try:
+        event = json.loads(body)
+        kind, source = event["detail-type"], event.get("source")
+        ids = [f["Id"] for f in event["detail"]["findings"]]
+    except (KeyError, TypeError, RecursionError) as exc:
+        raise ValueError(f"{type(exc).__name__}: {exc}"[:300]) from None
+    if source != SOURCE or not isinstance(kind, str) or not all(isinstance(i, str) and i for i in ids):
+        raise ValueError(f"source {source!r:.100}, finding ids {ids!r:.200}")
+    return kind, ids
+
+
+def brief(message: Mapping[str, Any]) -> dict[str, Any]:
+    """What a run needs of an SQS message: its id, and its event cut to the type and the
+    finding ids. The triggerer stores each message in the asset event, and Airflow hands
+    every task of the run all of them and shows them to whoever may read assets: whole
+    findings (up to 256 KB a message) would cost every task's start and show findings'
+    details beyond Security Hub's readers. A message that is no findings event keeps the
+    reason in place of its body."""
+    kept = {"MessageId": message.get("MessageId")}
+    try:
+        kind, ids = security_hub_event(message.get("Body") or "")
+    except ValueError as exc:
+        return {**kept, "NotAnEvent": str(exc)}
+    event = {"detail-type": kind, "source": SOURCE, "detail": {"findings": [{"Id": i} for i in ids]}}
+    return {**kept, "Body": json.dumps(event, separators=(",", ":"))}
+
+
 def findings_asked(asset_events: Iterable[Any]) -> FindingsAsked:
     """The finding ids the events name, deduplicated, by who asked. A message that is not a
     Security Hub findings event is skipped with a warning: one bad message must not stop the
@@ -161,12 +191,10 @@ def findings_asked(asset_events: Iterable[Any]) -> FindingsAsked:
     asked = FindingsAsked()
     for message in _messages(asset_events):
         try:
-            event = json.loads(message.get("Body") or "")
-            kind, source = event["detail-type"], event.get("source")
-            ids = [f["Id"] for f in event["detail"]["findings"]]
-            if source != SOURCE or not all(isinstance(i, str) and i for i in ids):
-                raise ValueError(f"source {source!r}, finding ids {ids!r:.200}")
-        except (ValueError, KeyError, TypeError) as exc:
+            if "NotAnEvent" in message:
+                raise ValueError(message["NotAnEvent"])
+            kind, ids = security_hub_event(message.get("Body") or "")
+        except ValueError as exc:
             log.warning("Skipping a message that is not a Security Hub findings event: %s", exc)
             continue
         if kind == CUSTOM_ACTION:

@@ -7,7 +7,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from asr import events
 
 
 class AutomationExecutionTrigger(BaseTrigger):
@@ -87,3 +90,14 @@ class AutomationExecutionTrigger(BaseTrigger):
                 yield TriggerEvent({"statuses": ended | unread})
                 return
             await asyncio.sleep(self.poll_seconds)
+
+
+class SecurityHubEventsTrigger(SqsSensorTrigger):
+    """The amazon provider's SQS trigger, handing on each message cut down by ``events.brief``.
+
+    The messages are deleted from the queue on reception, as the provider does; what the
+    asset event keeps of each is its id, the event type and the finding ids.
+    """
+
+    async def poke(self, client: Any) -> list[dict[str, Any]]:
+        return [events.brief(message) for message in await super().poke(client)]
