@@ -502,3 +502,19 @@ def test_a_playbook_may_accept_several_resource_types() -> None:
     raw = finding(Seeded("RDS.1", ACCOUNT, "eu-west-1", "AwsRdsDbClusterSnapshot", arn))
     record = parse_finding(raw, registry())
     assert (record.playbook, record.resource_id) == ("RDS.1", arn)
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "arn"),
+    [
+        ("AwsRdsDbClusterSnapshot", "arn:aws:rds:eu-west-1:222222222222:cluster-snapshot:orders-snap"),
+        ("AwsRdsDbSnapshot", "arn:aws:rds:eu-west-1:222222222222:snapshot:rds:orders-2026-01-31-08-05"),
+        ("AwsRdsDbSnapshot", "arn:aws:rds:eu-west-1:222222222222:snapshot:awsbackup:job-1a2b3c4d-0000"),
+    ],
+    ids=["cluster", "automated", "aws-backup"],
+)
+def test_snapshots_the_encryption_fix_refuses_reach_it_to_be_told_why(resource_type: str, arn: str) -> None:
+    """RDS.4 copies only manual DB snapshots; the others come to its fix, which says why not,
+    rather than being rejected as an id its pattern does not know."""
+    record = parse_finding(finding(Seeded("RDS.4", ACCOUNT, "eu-west-1", resource_type, arn)), registry())
+    assert (record.playbook, record.resource_id) == ("RDS.4", arn)

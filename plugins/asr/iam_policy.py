@@ -159,6 +159,19 @@ def _prefixed_parameters(params: Mapping[str, Any]) -> tuple[str, ...]:
     return (f"arn:{PARTITION}:ssm:*:{ACCOUNT}:parameter{params['parameter_prefix']}/*",)
 
 
+def _account_keys(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every KMS key of the account, in any Region: a playbook may name its key by an alias,
+    which IAM does not resolve (the grant is asked on the key)."""
+    return (f"arn:{PARTITION}:kms:*:{ACCOUNT}:key/*",)
+
+
+# A KMS permission used only through RDS (in any Region and partition), as RDS asks its caller
+# for it on a customer managed key it encrypts with.
+THROUGH_RDS = {"StringLike": {"kms:ViaService": ["rds.*.amazonaws.com", "rds.*.amazonaws.com.cn"]}}
+# A grant an AWS service makes for its resource (the copy), not one for a principal of the caller's choosing.
+AWS_RESOURCE_GRANT = "kms:GrantIsForAWSResource"
+
+
 def _service_linked(service: str, *more: str) -> Scope:
     """CreateServiceLinkedRole for these services' own roles only: on "*" it would let the
     member role make any service's role (and so switch that service on)."""
@@ -247,6 +260,13 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
         Scope(("iam:SimulatePrincipalPolicy",), _any_role),
     ),
     "rds.enable-enhanced-monitoring": _service_role("monitoring.rds.amazonaws.com", LIST_ATTACHED),
+    # RDS.4 tags the DB snapshot copies it makes (CopyTags), and hands RDS the playbook's key:
+    # grants on a key only through RDS and for its own use, never to the member role itself.
+    "rds.replace-snapshot-with-encrypted-copy": (
+        Scope(("rds:AddTagsToResource",), lambda _: (f"arn:{PARTITION}:rds:*:{ACCOUNT}:snapshot:*",)),
+        Scope(("kms:DescribeKey",), _account_keys, THROUGH_RDS),
+        Scope(("kms:CreateGrant",), _account_keys, {**THROUGH_RDS, "Bool": {AWS_RESOURCE_GRANT: "true"}}),
+    ),
     "apigateway.enable-execution-logging": (
         *_service_role("apigateway.amazonaws.com", LIST_ATTACHED),
         Scope(("apigateway:PATCH",), _api_stages_and_account),

@@ -1,12 +1,17 @@
-"""RDS fixes: boolean settings of DB instances and clusters, public snapshots, Enhanced Monitoring."""
+"""RDS fixes: boolean settings of DB instances and clusters, public and unencrypted snapshots,
+Enhanced Monitoring."""
 
 from __future__ import annotations
 
+import datetime
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from asr.actions import (
     Action,
+    ChangedMeanwhile,
+    ChangeNotMade,
     ServiceRole,
     answered,
     register,
@@ -236,31 +241,74 @@ class EnableClusterCopyTagsToSnapshot(_BooleanSetting):
 
 @dataclass(frozen=True)
 class _SnapshotKind:
-    """The attribute calls of one kind of manual snapshot."""
+    """One kind of RDS snapshot: how it is described, what its description calls the fields the
+    fixes read, and the calls of its ``restore`` attribute (who else may restore it)."""
 
+    noun: str
+    arn_type: str
     id_param: str
     describe: str
-    modify: str
-    result: str
+    listed_as: str
+    # botocore's exception for an identifier the service does not know
+    not_found: str
+    # the field naming the DB instance or cluster the snapshot was taken from, and what that is
+    taken_from: str
+    source_noun: str
+    encrypted: str
+    describe_attributes: str
+    modify_attributes: str
+    attributes_result: str
     attributes: str
 
+    def read(self, client: Any, name: str, **more: Any) -> dict[str, Any]:
+        """The snapshot as its Describe call lists it (the service's not-found error if none)."""
+        return getattr(client, self.describe)(**{self.id_param: name}, **more)[self.listed_as][0]
 
-_SNAPSHOT_KINDS = {
-    "snapshot": _SnapshotKind(
-        "DBSnapshotIdentifier",
-        "describe_db_snapshot_attributes",
-        "modify_db_snapshot_attribute",
-        "DBSnapshotAttributesResult",
-        "DBSnapshotAttributes",
-    ),
-    "cluster-snapshot": _SnapshotKind(
-        "DBClusterSnapshotIdentifier",
-        "describe_db_cluster_snapshot_attributes",
-        "modify_db_cluster_snapshot_attribute",
-        "DBClusterSnapshotAttributesResult",
-        "DBClusterSnapshotAttributes",
-    ),
-}
+    def restorers(self, client: Any, name: str) -> list[str]:
+        """Who may restore the snapshot besides its own account: account ids, or ``all``."""
+        result = getattr(client, self.describe_attributes)(**{self.id_param: name})[self.attributes_result]
+        return [
+            value
+            for attribute in result.get(self.attributes, [])
+            if attribute.get("AttributeName") == "restore"
+            for value in attribute.get("AttributeValues", [])
+        ]
+
+    def change_restorers(self, client: Any, name: str, **change: list[str]) -> None:
+        getattr(client, self.modify_attributes)(**{self.id_param: name}, AttributeName="restore", **change)
+
+
+DB_SNAPSHOT = _SnapshotKind(
+    "DB snapshot",
+    "snapshot",
+    "DBSnapshotIdentifier",
+    "describe_db_snapshots",
+    "DBSnapshots",
+    "DBSnapshotNotFoundFault",
+    "DBInstanceIdentifier",
+    "DB instance",
+    "Encrypted",
+    "describe_db_snapshot_attributes",
+    "modify_db_snapshot_attribute",
+    "DBSnapshotAttributesResult",
+    "DBSnapshotAttributes",
+)
+CLUSTER_SNAPSHOT = _SnapshotKind(
+    "DB cluster snapshot",
+    "cluster-snapshot",
+    "DBClusterSnapshotIdentifier",
+    "describe_db_cluster_snapshots",
+    "DBClusterSnapshots",
+    "DBClusterSnapshotNotFoundFault",
+    "DBClusterIdentifier",
+    "DB cluster",
+    "StorageEncrypted",
+    "describe_db_cluster_snapshot_attributes",
+    "modify_db_cluster_snapshot_attribute",
+    "DBClusterSnapshotAttributesResult",
+    "DBClusterSnapshotAttributes",
+)
+_SNAPSHOT_KINDS = {kind.arn_type: kind for kind in (DB_SNAPSHOT, CLUSTER_SNAPSHOT)}
 PUBLIC = "all"
 
 
@@ -295,14 +343,7 @@ class MakeSnapshotPrivate(Action):
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         kind, name = _snapshot(resource_id)
-        result = getattr(clients.rds, kind.describe)(**{kind.id_param: name})[kind.result]
-        restore = [
-            value
-            for attribute in result.get(kind.attributes, [])
-            if attribute.get("AttributeName") == "restore"
-            for value in attribute.get("AttributeValues", [])
-        ]
-        return {"restore": restore}
+        return {"restore": kind.restorers(clients.rds, name)}
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
         if PUBLIC not in state["restore"]:
@@ -311,15 +352,293 @@ class MakeSnapshotPrivate(Action):
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         kind, name = _snapshot(resource_id)
-        getattr(clients.rds, kind.modify)(
-            **{kind.id_param: name}, AttributeName="restore", ValuesToRemove=[PUBLIC]
-        )
+        kind.change_restorers(clients.rds, name, ValuesToRemove=[PUBLIC])
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         kind, name = _snapshot(resource_id)
-        getattr(clients.rds, kind.modify)(
-            **{kind.id_param: name}, AttributeName="restore", ValuesToAdd=[PUBLIC]
+        kind.change_restorers(clients.rds, name, ValuesToAdd=[PUBLIC])
+
+
+# RDS.4's copy is named as AWS's reference fix names it.
+COPY_SUFFIX = "-encrypted"
+# CopyDBSnapshot's TargetDBSnapshotIdentifier: 1 to 255 letters, digits or hyphens, a letter
+# first, no hyphen last nor two in a row.
+COPY_NAME_MAX = 255
+COPY_NAME = re.compile(r"[A-Za-z](?!.*--)[A-Za-z0-9-]*(?<!-)")
+# Statuses of a snapshot RDS is still making (a copy's: pending, then creating or copying).
+IN_PROGRESS = frozenset({"pending", "creating", "copying"})
+_KEY_ID = r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})"
+# Of the AWS managed keys' aliases, only RDS's own encrypts RDS snapshots.
+_ALIAS = r"alias/(?:aws/rds|(?!aws/)[A-Za-z0-9/_-]{1,250})"
+# A KMS key as RDS takes it: key id, key ARN, alias name or alias ARN.
+KMS_KEY = rf"^(?:{_KEY_ID}|{_ALIAS}|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{{12}}:(?:key/{_KEY_ID}|{_ALIAS}))$"
+# What a person needs of the deleted snapshot to find its data again, and of the copy that holds
+# it, in AWS's words (besides its identifier, its source and whether it is encrypted).
+SNAPSHOT_FIELDS = (
+    "SnapshotType",
+    "Status",
+    "Engine",
+    "EngineVersion",
+    "AllocatedStorage",
+    "SnapshotCreateTime",
+    "OriginalSnapshotCreateTime",
+    "DbiResourceId",
+)
+COPY_FIELDS = (
+    "SnapshotType",
+    "Status",
+    "PercentProgress",
+    "KmsKeyId",
+    "OriginalSnapshotCreateTime",
+    "DbiResourceId",
+)
+
+
+def copy_name(name: str) -> str:
+    return f"{name}{COPY_SUFFIX}"
+
+
+def _copy_name_problem(name: str) -> str | None:
+    """Why ``copy_name(name)`` cannot name a DB snapshot, or None."""
+    target = copy_name(name)
+    if len(target) > COPY_NAME_MAX:
+        return (
+            f"its copy's name {target} would have {len(target)} characters, more than the "
+            f"{COPY_NAME_MAX} RDS allows: copy it, encrypted, under a shorter name, then delete it yourself"
         )
+    if not COPY_NAME.fullmatch(target):
+        return (
+            f"its copy's name {target} is no DB snapshot identifier (letters, digits and hyphens, "
+            "a letter first, none last nor two in a row): copy it, encrypted, under another name yourself"
+        )
+    return None
+
+
+def _described(kind: _SnapshotKind, found: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """A snapshot's identifier, source, encryption, these fields (times as ISO text: states are
+    JSON) and tags, as its Describe call lists them."""
+    state: dict[str, Any] = {
+        kind.id_param: found.get(kind.id_param),
+        kind.taken_from: found.get(kind.taken_from),
+        "Encrypted": bool(found.get(kind.encrypted)),
+    }
+    for field in fields:
+        value = found.get(field)
+        if value is not None:
+            state[field] = value.isoformat() if isinstance(value, datetime.datetime) else value
+    state["Tags"] = {tag["Key"]: tag["Value"] for tag in found.get("TagList") or []}
+    return state
+
+
+def _copied_from(copy: dict[str, Any], snapshot: dict[str, Any]) -> bool:
+    """Whether ``copy`` holds ``snapshot``'s data. RDS names a same-Region copy's source nowhere
+    (SourceDBSnapshotIdentifier is only set across accounts or Regions), but a copy keeps the
+    instance's DbiResourceId and the OriginalSnapshotCreateTime of the snapshot it copies."""
+    keys = ("DbiResourceId", "OriginalSnapshotCreateTime")
+    return all(snapshot.get(key) is not None and copy.get(key) == snapshot.get(key) for key in keys)
+
+
+def _whom(restorers: list[str]) -> str:
+    """The accounts a snapshot is shared with, in words."""
+    whom = ["every AWS account (it is public)"] if PUBLIC in restorers else []
+    accounts = sorted(value for value in restorers if value != PUBLIC)
+    if accounts:
+        whom.append(f"account{'s' if len(accounts) > 1 else ''} {', '.join(accounts)}")
+    return " and ".join(whom)
+
+
+@register
+class ReplaceSnapshotWithEncryptedCopy(Action):
+    """Replace an unencrypted manual DB snapshot by an encrypted copy of it: copy, then delete.
+
+    AWS's reference fix only copies, which leaves the unencrypted snapshot, and its finding,
+    in place. Here the snapshot is copied to ``<its name>-encrypted`` under ``kms_key_id``, tags
+    and all, and deleted once that copy reads available, encrypted and made from it. In AWS a
+    copy takes minutes to hours, and no worker waits for it: until then the fix fails saying the
+    copy is being made, the original kept, and a later run, which finds the copy, deletes it. A
+    ``<name>-encrypted`` already there is used only if it is an encrypted copy of this snapshot
+    (the DbiResourceId and OriginalSnapshotCreateTime a copy keeps), else the fix fails naming it.
+
+    Refused, changing nothing: automated snapshots (RDS deletes them at the end of the retention
+    period, and its instance is what is unencrypted) and AWS Backup's (its recovery points); a
+    snapshot other accounts may restore (deleting it takes it from them, and a copy under
+    aws/rds cannot be shared), or not available; a name too long for its copy's. DB cluster
+    snapshots are refused too: RDS cannot encrypt the copy of an unencrypted one
+    (CopyDBClusterSnapshot refuses a KMS key then), so restoring it to an encrypted cluster and
+    taking a snapshot of that is left to a person. The instance a snapshot was taken from is
+    not touched (RDS.3), and its later snapshots are unencrypted as long as it is.
+
+    ``kms_key_id`` is a key id or ARN, an alias or alias ARN. KMS keys are regional: across
+    Regions, name an alias each Region has (the default, RDS's AWS managed key, is in all). A
+    customer managed key's policy must let the member role use it through RDS.
+
+        remediation:
+          action: rds.replace-snapshot-with-encrypted-copy
+          parameters: {kms_key_id: alias/aws/rds}
+    """
+
+    name = "rds.replace-snapshot-with-encrypted-copy"
+    service = "rds"
+    permissions = (
+        "rds:DescribeDBSnapshots",
+        "rds:DescribeDBSnapshotAttributes",
+        "rds:CopyDBSnapshot",
+        # CopyDBSnapshot asks for it when it tags the copy (CopyTags).
+        "rds:AddTagsToResource",
+        "rds:DeleteDBSnapshot",
+        "rds:DescribeDBClusterSnapshots",
+        # RDS asks its caller for these on a customer managed key it encrypts the copy with.
+        "kms:CreateGrant",
+        "kms:DescribeKey",
+    )
+    # Not the key: a copy an earlier run (or a person) made may have another.
+    summary = "deleted the unencrypted snapshot once its encrypted copy (its name + -encrypted) was available"
+    irreversible = (
+        "it deleted the unencrypted snapshot, which RDS cannot bring back: its data is in the "
+        "encrypted copy named after it with -encrypted, which restores in its stead"
+    )
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"kms_key_id": {"type": "string", "pattern": KMS_KEY, "default": "alias/aws/rds"}},
+    }
+
+    def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
+        kind, name = _snapshot(resource_id)
+        rds = clients.rds
+        try:
+            found = kind.read(rds, name)
+        except getattr(rds.exceptions, kind.not_found):
+            copy = self._copy(rds, name) if kind is DB_SNAPSHOT else None
+            if copy is not None and copy["Encrypted"]:  # deleted beside its copy: as this fix leaves it
+                return {"Kind": kind.arn_type, "Snapshot": None, "EncryptedCopy": copy}
+            # Listed, unless asked for, are automated and manual snapshots: AWS Backup's apart. None
+            # there either: the not-found error.
+            found = kind.read(rds, name, SnapshotType="awsbackup")
+        snapshot = _described(kind, found, SNAPSHOT_FIELDS)
+        state: dict[str, Any] = {"Kind": kind.arn_type, "Snapshot": snapshot, "EncryptedCopy": None}
+        if kind is DB_SNAPSHOT and not snapshot["Encrypted"] and snapshot.get("SnapshotType") == "manual":
+            snapshot["SharedWith"] = kind.restorers(rds, name)
+            state["EncryptedCopy"] = self._copy(rds, name)
+        return state
+
+    def _copy(self, rds: Any, name: str) -> dict[str, Any] | None:
+        """The DB snapshot named as ``name``'s copy, as the state keeps it; None when there is none
+        (or the name cannot be one, which the plan refuses)."""
+        if _copy_name_problem(name):
+            return None
+        try:
+            found = DB_SNAPSHOT.read(rds, copy_name(name))
+        except rds.exceptions.DBSnapshotNotFoundFault:
+            return None
+        return _described(DB_SNAPSHOT, found, COPY_FIELDS)
+
+    def plan(self, state: dict[str, Any]) -> dict[str, Any]:
+        snapshot, copy = state["Snapshot"], state["EncryptedCopy"]
+        if snapshot is None or snapshot["Encrypted"]:
+            return {}
+        why = self._refusal(state)
+        if why:
+            raise ValueError(f"{why}; nothing changed")
+        return {
+            "Snapshot": "deleted",
+            "EncryptedCopy": {
+                DB_SNAPSHOT.id_param: copy_name(snapshot[DB_SNAPSHOT.id_param]),
+                "Encrypted": True,
+                "KmsKeyId": copy["KmsKeyId"] if copy else self.params["kms_key_id"],
+                "Status": "available",
+            },
+        }
+
+    def _refusal(self, state: dict[str, Any]) -> str | None:
+        """Why this unencrypted snapshot must not be copied and deleted, or None."""
+        kind = _SNAPSHOT_KINDS[state["Kind"]]
+        snapshot, copy = state["Snapshot"], state["EncryptedCopy"]
+        name, made_by = snapshot[kind.id_param], snapshot.get("SnapshotType")
+        of = f"the unencrypted {kind.source_noun} {snapshot[kind.taken_from]}"
+        if made_by == "automated":
+            return (
+                f"{name} is an automated snapshot of {of}: RDS deletes it at the end of the backup "
+                f"retention period, and nobody can before; encrypt the {kind.source_noun} (restore a "
+                "snapshot of it, encrypted, and move to that), whose backups are encrypted from then on"
+            )
+        if made_by == "awsbackup":
+            return (
+                f"{name} is a recovery point of AWS Backup, which owns it (a backup of {of}): delete "
+                f"it through AWS Backup; backups of an encrypted {kind.source_noun} are encrypted"
+            )
+        if made_by != "manual":
+            return (
+                f"{name} is a {made_by} snapshot: only the account's own manual ones are copied and deleted"
+            )
+        if kind is not DB_SNAPSHOT:
+            return (
+                f"RDS cannot encrypt the copy of an unencrypted {kind.noun} (CopyDBClusterSnapshot "
+                "refuses a KMS key for one): restore it to a new DB cluster with a KMS key, take a "
+                "snapshot of that cluster, and delete this one yourself"
+            )
+        if snapshot.get("Status") != "available":
+            return (
+                f"{name} is {snapshot.get('Status')}, not available, and RDS copies only an available "
+                "snapshot: run the fix again once it is"
+            )
+        if snapshot["SharedWith"]:
+            return (
+                f"{name} may be restored by {_whom(snapshot['SharedWith'])} (its restore attribute): "
+                "deleting it would take it from them, and a copy under the AWS managed key aws/rds "
+                "cannot be shared; share an encrypted copy under a customer managed key their accounts "
+                "may use, stop sharing this snapshot, then run the fix again"
+            )
+        bad_name = _copy_name_problem(name)
+        if bad_name:
+            return f"{name}: {bad_name}"
+        target = copy_name(name)
+        if copy is not None and not copy["Encrypted"]:
+            return (
+                f"a DB snapshot {target} exists and is not encrypted: it is no copy this fix made; "
+                "rename or delete it, and the next run makes the encrypted copy"
+            )
+        if copy is not None and not _copied_from(copy, snapshot):
+            return (
+                f"a DB snapshot {target} exists, encrypted, but is not a copy of {name} (it holds "
+                "another DbiResourceId or OriginalSnapshotCreateTime): rename or delete it, and the "
+                "next run makes the copy"
+            )
+        return None
+
+    def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
+        """Copy (unless the copy is there), then read both again and delete the original only if
+        the copy reads available, encrypted and made from it: RDS may fail a copy whose source
+        goes first, and the snapshot may have been shared or changed since the read."""
+        _, name = _snapshot(resource_id)
+        rds = clients.rds
+        target = plan["EncryptedCopy"][DB_SNAPSHOT.id_param]
+        if state["EncryptedCopy"] is None:
+            rds.copy_db_snapshot(
+                SourceDBSnapshotIdentifier=name,
+                TargetDBSnapshotIdentifier=target,
+                KmsKeyId=self.params["kms_key_id"],
+                CopyTags=True,
+            )
+        now = self.read(clients, resource_id)
+        if now["Snapshot"] is None or now["Snapshot"]["Encrypted"]:
+            raise ChangedMeanwhile(f"{name} was deleted or encrypted since it was read")
+        why = self._refusal(now)
+        if why:
+            raise ValueError(f"{why}; nothing deleted")
+        copy = now["EncryptedCopy"]
+        status = copy["Status"] if copy else None
+        if status is None or status in IN_PROGRESS:
+            raise ChangeNotMade(
+                f"the encrypted copy {target} is {status or 'not listed yet'}, not yet available (a copy "
+                f"takes RDS minutes to hours): {name} is kept until it is, and a later run deletes it then"
+            )
+        if status != "available":
+            raise ValueError(
+                f"the encrypted copy {target} is {status}, and will not become available: {name} is "
+                "kept; delete the copy, and the next run makes another"
+            )
+        rds.delete_db_snapshot(DBSnapshotIdentifier=name)
 
 
 # The service that assumes the monitoring role. The same in every partition: IAM in the China

@@ -1,18 +1,35 @@
-"""RDS instance changes wait for the maintenance window, which moto 5.2.5 applies at once.
+"""Where moto 5.2.5's RDS differs from AWS in what the RDS fixes meet.
 
+Instance changes wait for the maintenance window, which moto applies at once.
 ``ModifyDBInstance`` without ``ApplyImmediately`` queues changes that need the instance to
 restart (its class, storage, engine version, Multi-AZ) for the next maintenance window;
 ``DescribeDBInstances`` lists them under ``PendingModifiedValues``, and a later call *with*
 ``ApplyImmediately`` applies them now along with its own. moto applies every change at
 once and reports none pending. Here those settings are queued on moto's own instance
 object, and applied when a call asks for immediacy, as AWS does.
+
+Snapshots:
+
+- A copy takes AWS minutes to hours, and moto none. A DB snapshot that ``CopyDBSnapshot``
+  made reads, while it carries the tag ``asr-local:copy-status``, in the status the tag names
+  (``creating``). ``CopyTags`` brings the tag from the source; removing it from the copy makes
+  the copy available. Snapshots not made by a copy are not affected.
+- moto makes automated snapshots, but no AWS Backup ones: a snapshot tagged
+  ``asr-local:snapshot-type`` reads as of that type (``awsbackup``).
+- ``CopyDBClusterSnapshot`` with a ``KmsKeyId`` refuses an unencrypted source, as AWS documents
+  (moto made an encrypted copy). AWS does not document the error's code:
+  ``InvalidParameterCombination`` here.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from moto.rds.models import DBInstance, RDSBackend
+from moto.rds.exceptions import InvalidParameterCombination
+from moto.rds.models import DBClusterSnapshot, DBInstance, DBSnapshot, RDSBackend
+
+COPY_STATUS_TAG = "asr-local:copy-status"
+SNAPSHOT_TYPE_TAG = "asr-local:snapshot-type"
 
 # moto's keyword for each setting that waits for the window, and its name in PendingModifiedValues.
 WINDOW_SETTINGS = {
@@ -46,5 +63,47 @@ def modify_db_instance(
     return database
 
 
+def _tagged(attribute: str, tag: str, on_copies_only: bool = False) -> property:
+    """``attribute`` read as the value of the snapshot's tag ``tag`` when it has one (and, with
+    ``on_copies_only``, is a copy), else as moto set it."""
+    kept = f"_asr_{attribute}"
+
+    def get(self: Any) -> Any:
+        if not on_copies_only or getattr(self, "_asr_copy", False):
+            for held in self.tags:
+                if held["Key"] == tag:
+                    return held["Value"]
+        return getattr(self, kept)
+
+    def set_(self: Any, value: Any) -> None:
+        setattr(self, kept, value)
+
+    return property(get, set_)
+
+
+_moto_copy_db_snapshot = RDSBackend.copy_db_snapshot
+_moto_copy_db_cluster_snapshot = RDSBackend.copy_db_cluster_snapshot
+
+
+def copy_db_snapshot(self: RDSBackend, **kwargs: Any) -> DBSnapshot:
+    copy = _moto_copy_db_snapshot(self, **kwargs)
+    copy._asr_copy = True
+    return copy
+
+
+def copy_db_cluster_snapshot(self: RDSBackend, **kwargs: Any) -> DBClusterSnapshot:
+    source = self.get_db_cluster_snapshot(kwargs["source_db_cluster_snapshot_identifier"])
+    if kwargs.get("kms_key_id") and not source.storage_encrypted:
+        raise InvalidParameterCombination(
+            "KmsKeyId cannot be given for an unencrypted DB cluster snapshot: its copy cannot be encrypted"
+        )
+    return _moto_copy_db_cluster_snapshot(self, **kwargs)
+
+
 def install() -> None:
     RDSBackend.modify_db_instance = modify_db_instance  # type: ignore[method-assign]
+    RDSBackend.copy_db_snapshot = copy_db_snapshot  # type: ignore[method-assign,assignment]
+    RDSBackend.copy_db_cluster_snapshot = copy_db_cluster_snapshot  # type: ignore[method-assign,assignment]
+    DBSnapshot.status = _tagged("status", COPY_STATUS_TAG, on_copies_only=True)  # type: ignore[assignment]
+    for snapshot in (DBSnapshot, DBClusterSnapshot):
+        snapshot.snapshot_type = _tagged("snapshot_type", SNAPSHOT_TYPE_TAG)  # type: ignore[assignment]

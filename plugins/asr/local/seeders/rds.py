@@ -64,17 +64,31 @@ def misconfigured_cluster(aws: AwsContext, control_id: str, account: str, region
     return Seeded(control_id, account, region, "AwsRdsDbCluster", cluster["DBClusterArn"], severity)
 
 
+def _manual_snapshot(aws: AwsContext, account: str, region: str, n: int) -> dict[str, Any]:
+    """A manual snapshot of a new, unencrypted instance, with a tag of its own."""
+    instance = _instance(aws, account, region, n)
+    return aws.client("rds", account, region).create_db_snapshot(
+        DBInstanceIdentifier=instance["DBInstanceIdentifier"],
+        DBSnapshotIdentifier=_name("snapshot", n),
+        Tags=[{"Key": "owner", "Value": "asr-seed"}],
+    )["DBSnapshot"]
+
+
 @seeder("RDS.1")
 def public_snapshot(aws: AwsContext, control_id: str, account: str, region: str, n: int) -> Seeded:
-    rds = aws.client("rds", account, region)
-    instance = _instance(aws, account, region, n)
-    snapshot = rds.create_db_snapshot(
-        DBInstanceIdentifier=instance["DBInstanceIdentifier"], DBSnapshotIdentifier=_name("snapshot", n)
-    )["DBSnapshot"]
-    rds.modify_db_snapshot_attribute(
+    snapshot = _manual_snapshot(aws, account, region, n)
+    aws.client("rds", account, region).modify_db_snapshot_attribute(
         DBSnapshotIdentifier=snapshot["DBSnapshotIdentifier"], AttributeName="restore", ValuesToAdd=["all"]
     )
     return Seeded(control_id, account, region, "AwsRdsDbSnapshot", snapshot["DBSnapshotArn"], "CRITICAL")
+
+
+@seeder("RDS.4")
+def unencrypted_snapshot(aws: AwsContext, control_id: str, account: str, region: str, n: int) -> Seeded:
+    """An unencrypted manual DB snapshot, private: the kind the fix copies and deletes. (No DB
+    cluster snapshot: RDS cannot encrypt a copy of an unencrypted one, and the fix refuses it.)"""
+    snapshot = _manual_snapshot(aws, account, region, n)
+    return Seeded(control_id, account, region, "AwsRdsDbSnapshot", snapshot["DBSnapshotArn"], "MEDIUM")
 
 
 @seeder("RDS.6")
