@@ -4,6 +4,7 @@ that copy is available; whatever must not be deleted is refused, unchanged."""
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,14 +13,17 @@ from test_fixes_data import PASSWORD, assert_permissions_cover_served_calls, par
 from test_iam_policy import statements_of
 
 from asr import iam_policy, local
-from asr.actions import ActionError, ChangeNotMade, NotReversible
+from asr.actions import ActionError, ChangeNotMade
+from asr.audit import AuditJournal, Origin, journal_root
 from asr.aws import Clients
 from asr.config import Settings
+from asr.findings import parse_finding
 from asr.local import MEMBER_ACCOUNT
-from asr.local.rds_ext import COPY_STATUS_TAG, SNAPSHOT_TYPE_TAG
-from asr.local.seed import seed_one
+from asr.local.rds_ext import COPY_STATUS_TAG, DELETING_TAG, SNAPSHOT_TYPE_TAG
+from asr.local.seed import finding, seed_one
 from asr.playbooks import registry
-from asr.remediate import Result, Status, remediate_resource
+from asr.remediate import Result, Status, remediate_resource, run_batch
+from asr.rollback import Rollback, RollbackStatus
 
 REGION = "us-east-1"
 CONTROL = "RDS.4"
@@ -372,14 +376,111 @@ def test_a_deleted_snapshot_reads_compliant_only_beside_its_encrypted_copy(
     assert gone.status == Status.FAILED and gone.message.startswith("DBSnapshotNotFound"), gone.message
 
 
-def test_the_deletion_cannot_be_rolled_back_and_says_why(aws: Any, clients: Clients) -> None:
+def test_a_snapshot_rds_still_lists_while_deleting_it_reads_fixed(aws: Any, clients: Clients) -> None:
+    """AWS lists a snapshot it deletes as deleting for a while: the fix's read-back right after
+    the delete sees it so, beside its copy, and that is the fix made."""
+    arn = snapshot(clients, **{DELETING_TAG: "yes"})
+    result = fix(aws, arn)
+    assert result.status == Status.REMEDIATED, result.message
+    assert snapshots(clients)["orders-nightly"]["Status"] == "deleting"
+    assert fix(aws, arn).status == Status.ALREADY_COMPLIANT
+
+
+def test_a_deleting_snapshot_without_its_copy_is_no_fix(aws: Any, clients: Clients) -> None:
+    arn = snapshot(clients, **{DELETING_TAG: "yes"})
+    clients.rds.delete_db_snapshot(DBSnapshotIdentifier="orders-nightly")
+    result = fix(aws, arn)
+    assert result.status == Status.FAILED
+    assert "orders-nightly is deleting, not available" in result.message, result.message
+
+
+@pytest.mark.parametrize(
+    ("spoil", "why"),
+    [
+        (lambda kms, key: kms.disable_key(KeyId=key), "is Disabled, not Enabled"),
+        (lambda kms, key: kms.schedule_key_deletion(KeyId=key), "is PendingDeletion, not Enabled"),
+    ],
+)
+def test_a_copy_whose_key_is_not_enabled_keeps_the_original(
+    aws: Any, clients: Clients, spoil: Any, why: str
+) -> None:
+    """A copy under a key disabled, or to be deleted, is not the only key to the data."""
+    made = clients.kms.create_key(Description="RDS snapshots")["KeyMetadata"]
+    key = made["Arn"]
     arn = snapshot(clients)
-    action = registry().playbooks[CONTROL].build_action()
-    before = action.read(clients, arn)
-    assert fix(aws, arn).status == Status.REMEDIATED
-    assert action.irreversible_from(before) == action.irreversible
-    with pytest.raises(NotReversible, match="deleted the unencrypted snapshot, which RDS cannot bring back"):
-        action.revert(clients, arn, before)
+    clients.rds.copy_db_snapshot(
+        SourceDBSnapshotIdentifier="orders-nightly",
+        TargetDBSnapshotIdentifier="orders-nightly-encrypted",
+        KmsKeyId=key,
+    )
+    spoil(clients.kms, made["KeyId"])
+    local.served_requests(clear=True)
+    result = fix(aws, arn)
+    assert result.status == Status.FAILED
+    assert f"the encrypted copy orders-nightly-encrypted's KMS key {key} {why}" in result.message, (
+        result.message
+    )
+    assert writes() == []
+    assert "orders-nightly" in snapshots(clients)
+
+
+def test_a_copy_of_another_snapshot_of_the_same_instance_is_not_taken(aws: Any, clients: Clients) -> None:
+    """The same DbiResourceId: the create time tells the snapshots apart."""
+    monday = snapshot(clients, "monday")
+    snapshot(clients, "tuesday")
+    clients.rds.copy_db_snapshot(
+        SourceDBSnapshotIdentifier="tuesday",
+        TargetDBSnapshotIdentifier="monday-encrypted",
+        KmsKeyId="alias/aws/rds",
+    )
+    result = fix(aws, monday)
+    assert result.status == Status.FAILED
+    assert "monday-encrypted exists, encrypted, but is not a copy of monday" in result.message, result.message
+    assert "monday" in snapshots(clients)
+
+
+def _swept(aws: Any, tmp_path: Path, **tags: str) -> tuple[AuditJournal, str]:
+    """A seeded snapshot (tagged), fixed by a sweep that journals; the journal a rollback of
+    that sweep writes to, and the snapshot's ARN."""
+    seeded = seed_one(aws, CONTROL, MEMBER_ACCOUNT, REGION)
+    Clients(aws, MEMBER_ACCOUNT, REGION).rds.add_tags_to_resource(
+        ResourceName=seeded.resource_id, Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
+    )
+    root = journal_root(str(tmp_path), "asr_sweep", "run-1")
+    record = parse_finding(finding(seeded), registry())
+    run_batch(
+        [record], registry(), aws, journal=AuditJournal(root, Origin("asr_sweep", "run-1", "b", 1, "s"))
+    )
+    return AuditJournal(root, Origin("asr_rollback", "r-1", "rollback", 1, "bob")), seeded.resource_id
+
+
+def test_the_deletion_cannot_be_rolled_back_and_says_why(aws: Any, clients: Clients, tmp_path: Path) -> None:
+    rollback, _ = _swept(aws, tmp_path)
+    for dry in (True, False):
+        [reversal] = Rollback(rollback, aws, dry=dry).run()
+        assert reversal.status == RollbackStatus.NOT_REVERSIBLE, reversal.reason
+        assert "deleted the unencrypted snapshot, which RDS cannot bring back" in reversal.reason
+
+
+def test_a_rollback_deletes_the_copy_a_fix_left_unfinished(
+    aws: Any, clients: Clients, tmp_path: Path
+) -> None:
+    """The copy was being made when the fix ended, the original kept: a rollback deletes the
+    copy, once RDS lets it (an available snapshot only)."""
+    rollback, arn = _swept(aws, tmp_path, **{COPY_STATUS_TAG: "creating"})
+    name = arn.rsplit(":", 1)[1]
+    [checked] = Rollback(rollback, aws, dry=True).run()
+    assert checked.status == RollbackStatus.WOULD_REVERT, checked.reason
+    [early] = Rollback(rollback, aws).run()
+    assert (
+        early.status == RollbackStatus.FAILED
+        and "RDS deletes a snapshot only once it is available" in early.reason
+    )
+    copy = f"{name}-encrypted"
+    clients.rds.remove_tags_from_resource(ResourceName=f"{ARN}:snapshot:{copy}", TagKeys=[COPY_STATUS_TAG])
+    [reversal] = Rollback(rollback, aws).run()
+    assert reversal.status == RollbackStatus.REVERTED, reversal.reason
+    assert name in snapshots(clients) and copy not in snapshots(clients)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from asr.local.rds_ext import COPY_STATUS_TAG, SNAPSHOT_TYPE_TAG
+from asr.local.rds_ext import COPY_STATUS_TAG, DELETING_TAG, SNAPSHOT_TYPE_TAG
 
 
 @pytest.fixture
@@ -73,6 +73,17 @@ def test_a_copy_reads_in_the_status_its_tag_names_until_the_tag_goes(rds: Any) -
     )
     rds.remove_tags_from_resource(ResourceName=copy["DBSnapshotArn"], TagKeys=[COPY_STATUS_TAG])
     assert status(rds, "nightly-copy") == "available"
+
+
+def test_a_snapshot_tagged_so_stays_listed_deleting_once_deleted(rds: Any) -> None:
+    """AWS lists a snapshot it deletes for a while; moto dropped it at once."""
+    snapshot_of_orders(rds, "lingering", **{DELETING_TAG: "yes"})
+    snapshot_of_orders(rds, "plain")
+    for name in ("lingering", "plain"):
+        rds.delete_db_snapshot(DBSnapshotIdentifier=name)
+    assert status(rds, "lingering") == "deleting"
+    with pytest.raises(rds.exceptions.DBSnapshotNotFoundFault):
+        status(rds, "plain")
 
 
 def test_a_snapshot_reads_as_of_the_type_its_tag_names(rds: Any) -> None:

@@ -260,11 +260,12 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
         Scope(("iam:SimulatePrincipalPolicy",), _any_role),
     ),
     "rds.enable-enhanced-monitoring": _service_role("monitoring.rds.amazonaws.com", LIST_ATTACHED),
-    # RDS.4 tags the DB snapshot copies it makes (CopyTags), and hands RDS the playbook's key:
-    # grants on a key only through RDS and for its own use, never to the member role itself.
+    # RDS.4 tags the DB snapshot copies it makes (CopyTags), reads the copy's key before it
+    # deletes, and hands RDS the playbook's key: grants on a key only through RDS and for its
+    # own use, never to the member role itself.
     "rds.replace-snapshot-with-encrypted-copy": (
         Scope(("rds:AddTagsToResource",), lambda _: (f"arn:{PARTITION}:rds:*:{ACCOUNT}:snapshot:*",)),
-        Scope(("kms:DescribeKey",), _account_keys, THROUGH_RDS),
+        Scope(("kms:DescribeKey",), _account_keys),
         Scope(("kms:CreateGrant",), _account_keys, {**THROUGH_RDS, "Bool": {AWS_RESOURCE_GRANT: "true"}}),
     ),
     "apigateway.enable-execution-logging": (

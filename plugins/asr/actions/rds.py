@@ -12,6 +12,7 @@ from asr.actions import (
     Action,
     ChangedMeanwhile,
     ChangeNotMade,
+    NotReversible,
     ServiceRole,
     answered,
     register,
@@ -367,6 +368,8 @@ COPY_NAME_MAX = 255
 COPY_NAME = re.compile(r"[A-Za-z](?!.*--)[A-Za-z0-9-]*(?<!-)")
 # Statuses of a snapshot RDS is still making (a copy's: pending, then creating or copying).
 IN_PROGRESS = frozenset({"pending", "creating", "copying"})
+# Statuses of a snapshot RDS is deleting, and still lists.
+GOING = frozenset({"deleting", "deleted"})
 _KEY_ID = r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})"
 # Of the AWS managed keys' aliases, only RDS's own encrypts RDS snapshots.
 _ALIAS = r"alias/(?:aws/rds|(?!aws/)[A-Za-z0-9/_-]{1,250})"
@@ -435,7 +438,35 @@ def _copied_from(copy: dict[str, Any], snapshot: dict[str, Any]) -> bool:
     (SourceDBSnapshotIdentifier is only set across accounts or Regions), but a copy keeps the
     instance's DbiResourceId and the OriginalSnapshotCreateTime of the snapshot it copies."""
     keys = ("DbiResourceId", "OriginalSnapshotCreateTime")
+    if copy.get("Status") in IN_PROGRESS:  # what a copy being made lists not yet is not known yet
+        keys = tuple(key for key in keys if copy.get(key) is not None)
     return all(snapshot.get(key) is not None and copy.get(key) == snapshot.get(key) for key in keys)
+
+
+def _complete_copy(copy: dict[str, Any] | None, snapshot: dict[str, Any]) -> bool:
+    """Whether ``copy`` is an available, encrypted copy of ``snapshot``: the only one this fix
+    deletes a snapshot beside."""
+    return (
+        bool(copy)
+        and copy["Encrypted"]
+        and copy.get("Status") == "available"
+        and _copied_from(copy, snapshot)
+    )
+
+
+def _key_problem(kms: Any, key: str, account: str) -> str | None:
+    """Why the KMS key of a copy must not be the only key to a snapshot's data, or None: it is
+    not enabled (disabled, or its deletion scheduled), or another account owns it (which may
+    take its use away)."""
+    try:
+        found = kms.describe_key(KeyId=key)["KeyMetadata"]
+    except kms.exceptions.NotFoundException:
+        return "does not exist"
+    if found.get("KeyState") != "Enabled":
+        return f"is {found.get('KeyState')}, not Enabled"
+    if found.get("AWSAccountId") != account:
+        return f"belongs to account {found.get('AWSAccountId')}, which may take its use away"
+    return None
 
 
 def _whom(restorers: list[str]) -> str:
@@ -453,7 +484,8 @@ class ReplaceSnapshotWithEncryptedCopy(Action):
 
     AWS's reference fix only copies, which leaves the unencrypted snapshot, and its finding,
     in place. Here the snapshot is copied to ``<its name>-encrypted`` under ``kms_key_id``, tags
-    and all, and deleted once that copy reads available, encrypted and made from it. In AWS a
+    and all, and deleted once that copy reads available, encrypted and made from it, under a
+    key of the account that is enabled (not disabled, nor to be deleted). In AWS a
     copy takes minutes to hours, and no worker waits for it: until then the fix fails saying the
     copy is being made, the original kept, and a later run, which finds the copy, deletes it. A
     ``<name>-encrypted`` already there is used only if it is an encrypted copy of this snapshot
@@ -467,6 +499,9 @@ class ReplaceSnapshotWithEncryptedCopy(Action):
     (CopyDBClusterSnapshot refuses a KMS key then), so restoring it to an encrypted cluster and
     taking a snapshot of that is left to a person. The instance a snapshot was taken from is
     not touched (RDS.3), and its later snapshots are unencrypted as long as it is.
+
+    A deleted snapshot cannot come back; a fix that ended while its copy was being made deleted
+    nothing, and its rollback deletes the copy it made.
 
     ``kms_key_id`` is a key id or ARN, an alias or alias ARN. KMS keys are regional: across
     Regions, name an alias each Region has (the default, RDS's AWS managed key, is in all). A
@@ -487,10 +522,13 @@ class ReplaceSnapshotWithEncryptedCopy(Action):
         "rds:AddTagsToResource",
         "rds:DeleteDBSnapshot",
         "rds:DescribeDBClusterSnapshots",
-        # RDS asks its caller for these on a customer managed key it encrypts the copy with.
+        # RDS asks its caller for CreateGrant (and DescribeKey) on a customer managed key it
+        # encrypts the copy with; the fix reads the copy's key itself before it deletes.
         "kms:CreateGrant",
         "kms:DescribeKey",
     )
+    # A rollback deletes the copy a fix made and ended before it could delete the original.
+    revert_permissions = ("rds:DeleteDBSnapshot",)
     # Not the key: a copy an earlier run (or a person) made may have another.
     summary = "deleted the unencrypted snapshot once its encrypted copy (its name + -encrypted) was available"
     irreversible = (
@@ -518,8 +556,11 @@ class ReplaceSnapshotWithEncryptedCopy(Action):
         snapshot = _described(kind, found, SNAPSHOT_FIELDS)
         state: dict[str, Any] = {"Kind": kind.arn_type, "Snapshot": snapshot, "EncryptedCopy": None}
         if kind is DB_SNAPSHOT and not snapshot["Encrypted"] and snapshot.get("SnapshotType") == "manual":
+            copy = state["EncryptedCopy"] = self._copy(rds, name)
+            if snapshot.get("Status") in GOING and _complete_copy(copy, snapshot):
+                # RDS lists a snapshot while it deletes it: gone, as this fix leaves it.
+                return {**state, "Snapshot": None}
             snapshot["SharedWith"] = kind.restorers(rds, name)
-            state["EncryptedCopy"] = self._copy(rds, name)
         return state
 
     def _copy(self, rds: Any, name: str) -> dict[str, Any] | None:
@@ -638,7 +679,56 @@ class ReplaceSnapshotWithEncryptedCopy(Action):
                 f"the encrypted copy {target} is {status}, and will not become available: {name} is "
                 "kept; delete the copy, and the next run makes another"
             )
+        unusable = _key_problem(clients.kms, copy["KmsKeyId"], clients.account_id)
+        if unusable:
+            raise ValueError(
+                f"the encrypted copy {target}'s KMS key {copy['KmsKeyId']} {unusable}: {name} is kept"
+            )
         rds.delete_db_snapshot(DBSnapshotIdentifier=name)
+
+    def irreversible_from(self, before: dict[str, Any]) -> str | None:
+        """Known only from the snapshot as it reads now (``check_revert``): a fix that ended
+        while its copy was being made deleted nothing."""
+        return None
+
+    def as_compared(self, state: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+        """Which snapshots there are: a copy's progress, or a tag added since, is no change to them."""
+        return {
+            key: value.get(DB_SNAPSHOT.id_param) if isinstance(value, dict) else None
+            for key, value in state.items()
+        }
+
+    def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        """Delete the copy the fix made while the snapshot it copies is still there (the fix ended
+        before the copy was available). RDS deletes a snapshot only once it is available."""
+        copy = self._made_copy(clients, resource_id, before)
+        if copy is None:
+            return
+        if copy.get("Status") != "available":
+            raise ChangeNotMade(
+                f"the copy {copy[DB_SNAPSHOT.id_param]} is {copy.get('Status')}, and RDS deletes a snapshot "
+                "only once it is available: roll back again then"
+            )
+        clients.rds.delete_db_snapshot(DBSnapshotIdentifier=copy[DB_SNAPSHOT.id_param])
+
+    def check_revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        self._made_copy(clients, resource_id, before)
+
+    def _made_copy(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> dict[str, Any] | None:
+        """The copy the fix made, as it reads now; None when there was one before the fix or it is
+        gone. NotReversible once the snapshot it copies is deleted, or when it holds another's data."""
+        now = self.read(clients, resource_id)
+        if now["Snapshot"] is None:
+            raise NotReversible(self.irreversible)
+        copy = now["EncryptedCopy"]
+        if before.get("EncryptedCopy") is not None or copy is None:
+            return None
+        if not _copied_from(copy, now["Snapshot"]):
+            raise NotReversible(
+                f"{copy[DB_SNAPSHOT.id_param]} is no copy of {now['Snapshot'][DB_SNAPSHOT.id_param]} now: "
+                "it is not the fix's to delete"
+            )
+        return copy
 
 
 # The service that assumes the monitoring role. The same in every partition: IAM in the China

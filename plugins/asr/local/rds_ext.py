@@ -14,6 +14,8 @@ Snapshots:
   made reads, while it carries the tag ``asr-local:copy-status``, in the status the tag names
   (``creating``). ``CopyTags`` brings the tag from the source; removing it from the copy makes
   the copy available. Snapshots not made by a copy are not affected.
+- AWS lists a DB snapshot it deletes as ``deleting`` for a while, and moto drops it at once:
+  one tagged ``asr-local:deleting`` stays listed, ``deleting``, after ``DeleteDBSnapshot``.
 - moto makes automated snapshots, but no AWS Backup ones: a snapshot tagged
   ``asr-local:snapshot-type`` reads as of that type (``awsbackup``).
 - ``CopyDBClusterSnapshot`` with a ``KmsKeyId`` refuses an unencrypted source, as AWS documents
@@ -29,6 +31,7 @@ from moto.rds.exceptions import InvalidParameterCombination
 from moto.rds.models import DBClusterSnapshot, DBInstance, DBSnapshot, RDSBackend
 
 COPY_STATUS_TAG = "asr-local:copy-status"
+DELETING_TAG = "asr-local:deleting"
 SNAPSHOT_TYPE_TAG = "asr-local:snapshot-type"
 
 # moto's keyword for each setting that waits for the window, and its name in PendingModifiedValues.
@@ -63,17 +66,18 @@ def modify_db_instance(
     return database
 
 
+def _tag(snapshot: Any, key: str) -> str | None:
+    return next((held["Value"] for held in snapshot.tags if held["Key"] == key), None)
+
+
 def _tagged(attribute: str, tag: str, on_copies_only: bool = False) -> property:
     """``attribute`` read as the value of the snapshot's tag ``tag`` when it has one (and, with
     ``on_copies_only``, is a copy), else as moto set it."""
     kept = f"_asr_{attribute}"
 
     def get(self: Any) -> Any:
-        if not on_copies_only or getattr(self, "_asr_copy", False):
-            for held in self.tags:
-                if held["Key"] == tag:
-                    return held["Value"]
-        return getattr(self, kept)
+        tagged = _tag(self, tag) if not on_copies_only or getattr(self, "_asr_copy", False) else None
+        return getattr(self, kept) if tagged is None else tagged
 
     def set_(self: Any, value: Any) -> None:
         setattr(self, kept, value)
@@ -82,6 +86,7 @@ def _tagged(attribute: str, tag: str, on_copies_only: bool = False) -> property:
 
 
 _moto_copy_db_snapshot = RDSBackend.copy_db_snapshot
+_moto_delete_db_snapshot = RDSBackend.delete_db_snapshot
 _moto_copy_db_cluster_snapshot = RDSBackend.copy_db_cluster_snapshot
 
 
@@ -89,6 +94,14 @@ def copy_db_snapshot(self: RDSBackend, **kwargs: Any) -> DBSnapshot:
     copy = _moto_copy_db_snapshot(self, **kwargs)
     copy._asr_copy = True
     return copy
+
+
+def delete_db_snapshot(self: RDSBackend, db_snapshot_identifier: str) -> DBSnapshot:
+    snapshot = self.database_snapshots.get(db_snapshot_identifier)
+    if snapshot is None or _tag(snapshot, DELETING_TAG) is None:
+        return _moto_delete_db_snapshot(self, db_snapshot_identifier)
+    snapshot.status = "deleting"
+    return snapshot
 
 
 def copy_db_cluster_snapshot(self: RDSBackend, **kwargs: Any) -> DBClusterSnapshot:
@@ -103,6 +116,7 @@ def copy_db_cluster_snapshot(self: RDSBackend, **kwargs: Any) -> DBClusterSnapsh
 def install() -> None:
     RDSBackend.modify_db_instance = modify_db_instance  # type: ignore[method-assign]
     RDSBackend.copy_db_snapshot = copy_db_snapshot  # type: ignore[method-assign,assignment]
+    RDSBackend.delete_db_snapshot = delete_db_snapshot  # type: ignore[method-assign,assignment]
     RDSBackend.copy_db_cluster_snapshot = copy_db_cluster_snapshot  # type: ignore[method-assign,assignment]
     DBSnapshot.status = _tagged("status", COPY_STATUS_TAG, on_copies_only=True)  # type: ignore[assignment]
     for snapshot in (DBSnapshot, DBClusterSnapshot):
