@@ -18,13 +18,14 @@ from airflow.sdk import Asset, AssetWatcher, dag
 
 from asr import events, notify, pipeline, tasks
 from asr.config import env_value
-from asr.triggers import SecurityHubEventsTrigger
 
 DAG_ID = "asr_events"
 QUEUE_URL = os.environ.get("ASR_EVENTS_QUEUE_URL", "")
 
 
 def event_asset(queue_url: str) -> Asset:
+    from asr.triggers import SecurityHubEventsTrigger  # the SQS trigger brings boto3: only with a queue
+
     wait, pause = events.queue_polling()
     trigger = SecurityHubEventsTrigger(
         sqs_queue=queue_url,
