@@ -17,7 +17,8 @@ from asr.claims import claim_name
 from asr.config import ConfigError, Settings
 from asr.events import CUSTOM_ACTION, IMPORTED, brief, findings_asked, queue_polling, queue_region
 from asr.findings import parse_finding
-from asr.local import MEMBER_ACCOUNT
+from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT
+from asr.local.events import custom_action_event, imported_event
 from asr.local.request_log_ext import is_write
 from asr.local.seed import Seeded, finding, import_findings, seed_one
 from asr.playbooks import registry
@@ -309,12 +310,13 @@ def test_an_event_a_run_took_as_left_out_is_not_taken_again_by_the_next_run(tmp_
     assert take([first], [second], None) == [first, second]  # no shared claims: both read again
 
 
-def security_hub_event(kind: str, *ids: str, **finding: Any) -> dict:
-    return {
-        "detail-type": kind,
-        "source": "aws.securityhub",
-        "detail": {"findings": [{"Id": i, **finding} for i in ids]},
-    }
+def security_hub_event(kind: str, *ids: Any, **finding: Any) -> dict:
+    """The event Security Hub sends for findings with these ids (``asr.local.events`` builds it)."""
+    findings = [{"Id": i, **finding} for i in ids]
+    if kind == CUSTOM_ACTION:
+        action = f"arn:aws:securityhub:{REGION}:{ADMIN_ACCOUNT}:action/custom/Remediate"
+        return custom_action_event(findings, action, ADMIN_ACCOUNT, REGION)
+    return imported_event(findings, MEMBER_ACCOUNT, REGION)
 
 
 def test_events_are_deduplicated_and_told_apart() -> None:
@@ -326,7 +328,7 @@ def test_events_are_deduplicated_and_told_apart() -> None:
             event(IMPORTED, "c"),
             {"junk": 1},
             # A message with a finding id that is no string fails none of the others.
-            *(event(IMPORTED, "d", bad) for bad in (None, 7, {"Id": "x"}, ["x"])),  # type: ignore[arg-type]
+            *(event(IMPORTED, "d", bad) for bad in (None, 7, {"Id": "x"}, ["x"])),
             # Only Security Hub sends aws.securityhub events; anyone with the queue may send others.
             {**event(CUSTOM_ACTION, "e"), "source": "my.app"},
         )
