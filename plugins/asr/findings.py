@@ -144,7 +144,7 @@ def control_parameters(finding: dict[str, Any], finding_id: str, playbook: Playb
         kind = schema[target].get("type")
         if not value and kind != "array":
             continue  # Security Hub sends a parameter left unset as []: the playbook's value stands
-        values[target] = _convert(value, kind, name, finding_id)
+        values[target] = _convert(value, schema[target], name, finding_id)
     if values:  # the playbook's own parameters were validated when it was loaded
         try:
             _validate(playbook.action, json.dumps({**playbook.parameters, **values}, sort_keys=True))
@@ -159,7 +159,10 @@ def _validate(action: str, parameters: str) -> None:
     actions.validate_params(action, json.loads(parameters))
 
 
-def _convert(value: list[str], kind: Any, name: str, finding_id: str) -> Any:
+def _convert(value: list[str], spec: dict[str, Any], name: str, finding_id: str) -> Any:
+    """Security Hub's list of strings as the type the action's schema gives the parameter: an
+    array's items by the schema's item type, so a tag key "2024" stays a string."""
+    kind = spec.get("type")
     try:
         if kind == "integer":
             return int(value[0])
@@ -168,7 +171,7 @@ def _convert(value: list[str], kind: Any, name: str, finding_id: str) -> Any:
                 raise ValueError(value[0])
             return value[0].lower() == "true"
         if kind == "array":
-            return [int(v) if v.lstrip("-").isdigit() else v for v in value]
+            return [int(v) for v in value] if spec.get("items", {}).get("type") == "integer" else list(value)
         return value[0]
     except ValueError:
         raise FindingError(finding_id, f"control parameter {name} value {value!r} is not a {kind}") from None
