@@ -201,3 +201,20 @@ def iam_writes(calls: list[str]) -> list[str]:
     return [
         c for c in calls if c.startswith("iam:") and not c.startswith(("iam:Get", "iam:List", "iam:PassRole"))
     ]
+
+
+def vpc_with_subnets(
+    ec2: Any, region: str, *zones: str, hostnames: bool = True, support: bool = True
+) -> tuple[str, list[str]]:
+    """A VPC 10.20.0.0/16 with the DNS attributes asked, and a /24 subnet in each zone named
+    (a, b, ...), in that order."""
+    vpc_id = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": hostnames})
+    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsSupport={"Value": support})
+    subnets = [
+        ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.20.{n}.0/24", AvailabilityZone=f"{region}{zone}")[
+            "Subnet"
+        ]["SubnetId"]
+        for n, zone in enumerate(zones)
+    ]
+    return vpc_id, subnets

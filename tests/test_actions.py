@@ -358,17 +358,18 @@ def test_a_change_slow_to_show_is_read_again_until_it_may_have_propagated(
 
 EVENTUALLY_CONSISTENT = [
     *("S3.1", "S3.2", "S3.4", "S3.5", "S3.6", "S3.9", "S3.11", "S3.13", "KMS.4"),
-    *("EC2.1", "EC2.2", "EC2.6", "EC2.7", "EC2.8", "EC2.13", "EC2.15", "EC2.18", "EC2.19", "EC2.23"),
+    *("EC2.1", "EC2.2", "EC2.6", "EC2.7", "EC2.8", "EC2.10", "EC2.13", "EC2.15", "EC2.18", "EC2.19"),
+    "EC2.23",
     *("IAM.3", "IAM.7", "IAM.8", "IAM.18"),
-    "ECS.5",
+    *("ECS.5", "DynamoDB.5"),
 ]
 
 
 @pytest.mark.parametrize("control", EVENTUALLY_CONSISTENT)
 def test_settings_aws_calls_eventually_consistent_are_read_again(aws, monkeypatch, control: str) -> None:  # type: ignore[no-untyped-def]
-    """S3's bucket and account settings, KMS keys, EC2, IAM and ECS are eventually consistent by
-    AWS's docs:
-    a fix whose read-backs still show the old setting for a few seconds is REMEDIATED."""
+    """S3's bucket and account settings, KMS keys, EC2, IAM, ECS and DynamoDB's tags are
+    eventually consistent by AWS's docs: a fix whose read-backs still show the old setting for a
+    few seconds is REMEDIATED."""
     result, read_backs, _ = fix_read_back_stale(aws, monkeypatch, control)
     assert (result.status, read_backs) == (Status.REMEDIATED, 3), result.message
 

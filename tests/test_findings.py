@@ -95,8 +95,8 @@ def test_findings_that_must_be_rejected_say_why(change, reason: str) -> None:  #
 
 
 def test_control_without_playbook_is_rejected() -> None:
-    raw = finding(Seeded("EC2.10", "222222222222", "us-east-1", "AwsAccount", "AWS::::Account:222222222222"))
-    with pytest.raises(FindingError, match=r"no playbook fixes control EC2\.10"):
+    raw = finding(Seeded("EC2.9", "222222222222", "us-east-1", "AwsAccount", "AWS::::Account:222222222222"))
+    with pytest.raises(FindingError, match=r"no playbook fixes control EC2\.9"):
         parse_finding(raw, registry())
 
 

@@ -151,10 +151,20 @@ def test_what_only_undoing_a_fix_needs_is_on_the_rollback_role_only(project: Pla
     )
     classes = {actions.get_action(pb.action) for pb in project}
     undone = {cls for cls in classes if not iam_policy._never_undone(cls)}
-    fixing = {p for cls in undone for p in cls.permissions}
+    # EC2.10 writes a rule only to the group its own CreateSecurityGroup tagged (iam_policy.SCOPES).
+    confined = {"ec2:AuthorizeSecurityGroupIngress"}
+    fixing = {p for cls in undone for p in cls.permissions} - confined
     undoing = {p for cls in undone for p in cls.revert_permissions} - fixing
     assert {"ec2:AuthorizeSecurityGroupIngress", "config:StopConfigurationRecorder"} <= undoing
-    assert member & undoing == set()
+    assert member & undoing <= confined
+    policies = iam_policy.member_policies(project)
+    made_by_ec2_10 = {"StringEquals": {"aws:ResourceTag/asr:made-for": "EC2.10"}}
+    for statement in statements_of(policies, "ec2:AuthorizeSecurityGroupIngress"):
+        assert statement["Condition"] == made_by_ec2_10, statement
+    [tagging] = statements_of(policies, "ec2:CreateTags")
+    assert tagging["Condition"] == {
+        "StringEquals": {"ec2:CreateAction": ["CreateSecurityGroup", "CreateVpcEndpoint"]}
+    }
     assert fixing | undoing <= rollback
     never_undone = {p for cls in classes - undone for p in cls.permissions}  # EC2.4, CloudTrail.1, ...
     assert member - rollback <= {*iam_policy.SSM_EXECUTOR, "iam:PassRole", *never_undone}
@@ -558,9 +568,32 @@ def test_template_parameters_and_defaults(with_ssm: PlaybookRegistry) -> None:
     assert parameters["AutomationRoleName"]["Default"] == "ASRAutomationRole"
     policies = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::ManagedPolicy"]
     member, rollback = iam_policy.member_policies(with_ssm), iam_policy.rollback_policies(with_ssm)
-    assert [p["Properties"]["Roles"] for p in policies] == [[{"Ref": "MemberRole"}]] * len(member) + [
-        [{"Ref": "RollbackRole"}]
-    ] * len(rollback)
+    holders: dict[str, list[str]] = {}
+    for policy in policies:
+        for role in policy["Properties"]["Roles"]:
+            holders.setdefault(role["Ref"], []).append(policy["Properties"]["ManagedPolicyName"]["Fn::Sub"])
+    assert holders == {"MemberRole": list(member), "RollbackRole": list(rollback)}
+    shared = set(member) & set(rollback)
+    assert shared and all(name.startswith("${RoleName}-shared-") for name in shared)
+
+
+def test_what_both_roles_need_is_written_once(project: PlaybookRegistry) -> None:
+    """A permission on some resources, under some condition, in a policy of both roles is in none
+    of either role's own (the rollback role's own ec2:AuthorizeSecurityGroupIngress is on every
+    group, the shared one on EC2.10's alone)."""
+    member, rollback = iam_policy.member_policies(project), iam_policy.rollback_policies(project)
+    shared = {name: member[name] for name in set(member) & set(rollback)}
+    own = {name: document for name, document in {**member, **rollback}.items() if name not in shared}
+
+    def grants(policies: dict[str, Any]) -> set[str]:
+        return {
+            json.dumps([action, s["Resource"], s.get("Condition")], sort_keys=True)
+            for s in allowing(policies)
+            for action in s["Action"]
+        }
+
+    assert grants(shared) and not grants(shared) & grants(own)
+    assert "Deny" not in json.dumps(own)
 
 
 # --- Deployed to the stand-in --------------------------------------------------------------

@@ -130,7 +130,7 @@ def test_a_named_finding_asr_may_not_act_on_is_reported_with_the_reason(aws, air
 
 def unfixable_finding() -> dict:
     account = f"AWS::::Account:{MEMBER_ACCOUNT}"
-    return finding(Seeded("EC2.10", MEMBER_ACCOUNT, REGION, "AwsAccount", account))
+    return finding(Seeded("EC2.9", MEMBER_ACCOUNT, REGION, "AwsAccount", account))
 
 
 @pytest.mark.airflow

@@ -237,6 +237,19 @@ RESOURCES = {
         "arn:aws:codebuild:eu-west-1:222222222222:project/images",
         "arn:aws:codebuild:eu-west-1:222222222222:project/images",
     ),
+    "AwsAutoScalingLaunchConfiguration": (
+        "arn:aws:autoscaling:eu-west-1:222222222222:launchConfiguration:"
+        "4e1a2b3c-5d6e-4f80-9a1b-2c3d4e5f6a7b:launchConfigurationName/orders-web",
+        "orders-web",
+    ),
+    "AwsGuardDutyDetector": (
+        "arn:aws:guardduty:eu-west-1:222222222222:detector/12abc34d567e8fa901bc2d34e56789f0",
+        "arn:aws:guardduty:eu-west-1:222222222222:detector/12abc34d567e8fa901bc2d34e56789f0",
+    ),
+    "AwsGuardDutyFilter": (
+        "arn:aws:guardduty:eu-west-1:222222222222:detector/12abc34d567e8fa901bc2d34e56789f0/filter/noisy-scans",
+        "arn:aws:guardduty:eu-west-1:222222222222:detector/12abc34d567e8fa901bc2d34e56789f0/filter/noisy-scans",
+    ),
     "AwsEcsTaskDefinition": (
         "arn:aws:ecs:eu-west-1:222222222222:task-definition/orders-web:7",
         "arn:aws:ecs:eu-west-1:222222222222:task-definition/orders-web:7",
@@ -411,6 +424,17 @@ def test_a_control_parameter_security_hub_sends_empty_is_an_empty_list_or_the_pl
     raw = finding(seeded("IAM.7"))
     raw["Compliance"]["SecurityControlParameters"] = [{"Name": "MinimumPasswordLength", "Value": []}]
     assert parse_finding(raw, registry()).parameters == {}
+
+
+def test_array_parameters_take_their_item_type_from_the_action_s_schema() -> None:
+    """A tag key may be all digits: it stays a string, where a port list gets integers."""
+    raw = finding(seeded("DynamoDB.5"))
+    raw["Compliance"]["SecurityControlParameters"] = [{"Name": "requiredTagKeys", "Value": ["2024", "Owner"]}]
+    assert parse_finding(raw, registry()).parameters == {"required_tag_keys": ["2024", "Owner"]}
+    raw = finding(seeded("EC2.18"))
+    raw["Compliance"]["SecurityControlParameters"] = [{"Name": "authorizedTcpPorts", "Value": ["443", "ssh"]}]
+    with pytest.raises(FindingError, match=r"authorizedTcpPorts value .* is not a array"):
+        parse_finding(raw, registry())
 
 
 def test_a_control_parameter_without_a_value_is_unset() -> None:

@@ -218,7 +218,7 @@ def test_findings_of_controls_no_playbook_fixes_are_counted_not_listed_as_reject
         finding(
             Seeded(control, MEMBER_ACCOUNT, "us-east-1", "AwsAccount", f"AWS::::Account:{MEMBER_ACCOUNT}")
         )
-        for control in ("EC2.10", "EC2.10", "IAM.5")
+        for control in ("EC2.9", "EC2.9", "IAM.5")
     ]
     unfixable[1]["Id"] += "-2"
     malformed = {**finding(seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1")), "AwsAccountId": "nope"}
@@ -226,12 +226,12 @@ def test_findings_of_controls_no_playbook_fixes_are_counted_not_listed_as_reject
     store = RunStore(tmp_path)
     counts = sweep.ingest(Settings.from_env(), aws, registry(), store, actionable_plan())
     assert (counts["rejected"], counts["unsupported"]) == (1, 3)
-    assert store.read_json(sweep.UNSUPPORTED) == {"EC2.10": 2, "IAM.5": 1}
+    assert store.read_json(sweep.UNSUPPORTED) == {"EC2.9": 2, "IAM.5": 1}
     built = report.build(store, "r1")
     assert built["totals"] == {"REJECTED": 1}
     summary = report.summary(built)
     assert "3 findings of 2 controls no playbook fixes, left as they are" in summary
-    assert "EC2.10" not in summary.split("Not acted on", 1)[1].split("3 findings")[0]
+    assert "EC2.9" not in summary.split("Not acted on", 1)[1].split("3 findings")[0]
 
     named = sweep.ingest(
         Settings.from_env(),

@@ -165,6 +165,11 @@ def _account_keys(params: Mapping[str, Any]) -> tuple[str, ...]:
     return (f"arn:{PARTITION}:kms:*:{ACCOUNT}:key/*",)
 
 
+def _own(service: str, *resources: str) -> Callable[[Mapping[str, Any]], tuple[str, ...]]:
+    """The account's resources of these kinds (``security-group/*``), in any Region."""
+    return lambda _: tuple(f"arn:{PARTITION}:{service}:*:{ACCOUNT}:{resource}" for resource in resources)
+
+
 # A KMS permission used only through RDS (in any Region and partition), as RDS asks its caller
 # for it on a customer managed key it encrypts with.
 THROUGH_RDS = {"StringLike": {"kms:ViaService": ["rds.*.amazonaws.com", "rds.*.amazonaws.com.cn"]}}
@@ -283,6 +288,46 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
             ("secretsmanager:DeleteSecret",),
             lambda _: (f"arn:{PARTITION}:secretsmanager:*:{ACCOUNT}:secret:*",),
             {"NumericGreaterThanEquals": {"secretsmanager:RecoveryWindowInDays": "7"}},
+        ),
+    ),
+    # The tagging fixes tag (and, to roll back, untag) their controls' resources alone: on "*" the
+    # member role could tag any resource of the service, which tag-based access control
+    # (aws:ResourceTag) may grant on. The keys come from findings, so aws:TagKeys cannot narrow it.
+    "dynamodb.add-required-tags": (
+        Scope(("dynamodb:TagResource", "dynamodb:UntagResource"), _own("dynamodb", "table/*")),
+    ),
+    "guardduty.add-required-tags": (
+        Scope(("guardduty:TagResource", "guardduty:UntagResource"), _own("guardduty", "detector/*")),
+    ),
+    # CreateLaunchConfiguration asks for iam:PassRole on the role of the instance profile the copy
+    # (or, rolling back, the original made again) names, whichever it is: passed to EC2 only.
+    "autoscaling.replace-launch-configuration": (
+        Scope(("iam:PassRole",), _any_role, _passed_to("ec2.amazonaws.com")),
+    ),
+    # EC2.10 makes a security group for its endpoint and opens it to the VPC. What it makes
+    # carries asr:made-for=EC2.10 (tagged as the call makes it, and only then), and it writes a
+    # rule to, or deletes, only what carries that tag: every other group stays closed to the
+    # member role. Route 53's AssociateVPCWithHostedZone stays on "*": the zone is AWS's.
+    "ec2.create-ec2-api-endpoint": (
+        Scope(
+            ("ec2:CreateTags",),
+            _own("ec2", "security-group/*", "vpc-endpoint/*"),
+            {"StringEquals": {"ec2:CreateAction": ["CreateSecurityGroup", "CreateVpcEndpoint"]}},
+        ),
+        Scope(
+            ("ec2:CreateSecurityGroup", "ec2:CreateVpcEndpoint"),
+            lambda _: ("*",),
+            {"StringEquals": {"aws:RequestTag/asr:made-for": "EC2.10"}},
+        ),
+        Scope(
+            ("ec2:AuthorizeSecurityGroupIngress", "ec2:DeleteSecurityGroup"),
+            _own("ec2", "security-group/*"),
+            {"StringEquals": {"aws:ResourceTag/asr:made-for": "EC2.10"}},
+        ),
+        Scope(
+            ("ec2:DeleteVpcEndpoints",),
+            _own("ec2", "vpc-endpoint/*"),
+            {"StringEquals": {"aws:ResourceTag/asr:made-for": "EC2.10"}},
         ),
     ),
     # The revision ECS.5 copies hands ECS its task and execution roles, whichever they are: passed
@@ -547,21 +592,58 @@ NO_STACKSET_INSTANCE: Document = {
 }
 
 
-def _policies(role: str, grants: list[Grant]) -> dict[str, Document]:
-    """A role's managed policies, named ``<role name>-<n>`` (placeholders unfilled)."""
-    updates_stacks = any(grant.permission == "cloudformation:UpdateStack" for grant in grants)
-    body = [NOT_ITSELF, *([NO_STACKSET_INSTANCE] if updates_stacks else []), *statements(grants)]
-    return {f"${{{role}}}-{number}": document for number, document in enumerate(pack(body), 1)}
+# The roles a managed policy is attached to, by the template parameters naming them.
+MEMBER, ROLLBACK = "RoleName", "RollbackRoleName"
+
+
+def _role_policies(playbooks: PlaybookRegistry) -> dict[tuple[str, ...], dict[str, Document]]:
+    """Both roles' managed policies (placeholders unfilled), by the roles each is attached to.
+
+    What both roles need (the reads, and the writes of every fix a revert undoes) is one set of
+    policies attached to both, ``${RoleName}-shared-<n>``, holding the two denies; then what the
+    member role alone needs (``${RoleName}-<n>``) and what undoing alone needs
+    (``${RollbackRoleName}-<n>``). Written twice, the member-role stack outgrew the 51,200 bytes
+    of a template CloudFormation takes inline."""
+    member, rollback = member_grants(playbooks), rollback_grants(playbooks)
+    shared = set(member) & set(rollback)
+    updates_stacks = any(grant.permission == "cloudformation:UpdateStack" for grant in member + rollback)
+    denies = [NOT_ITSELF, *([NO_STACKSET_INSTANCE] if updates_stacks else [])]
+    parts = {
+        (MEMBER, ROLLBACK): ("${RoleName}-shared", [*denies, *statements(shared)]),
+        (MEMBER,): ("${RoleName}", statements(set(member) - shared)),
+        (ROLLBACK,): ("${RollbackRoleName}", statements(set(rollback) - shared)),
+    }
+    policies = {
+        roles: {f"{prefix}-{number}": document for number, document in enumerate(pack(body), 1)}
+        for roles, (prefix, body) in parts.items()
+    }
+    for role in (MEMBER, ROLLBACK):
+        attached = sum(len(found) for roles, found in policies.items() if role in roles)
+        if attached > MAX_ATTACHED:
+            raise PolicyError(
+                f"the permissions need {attached} managed policies on {role}; IAM attaches at most "
+                f"{MAX_ATTACHED} to a role by default"
+            )
+    return policies
+
+
+def _attached_to(role: str, playbooks: PlaybookRegistry) -> dict[str, Document]:
+    return {
+        name: document
+        for roles, found in _role_policies(playbooks).items()
+        if role in roles
+        for name, document in found.items()
+    }
 
 
 def member_policies(playbooks: PlaybookRegistry) -> dict[str, Document]:
     """The member role's managed policies: what every sweep and remediation run uses."""
-    return _policies("RoleName", member_grants(playbooks))
+    return _attached_to(MEMBER, playbooks)
 
 
 def rollback_policies(playbooks: PlaybookRegistry) -> dict[str, Document]:
     """The rollback role's managed policies: what only asr_rollback uses."""
-    return _policies("RollbackRoleName", rollback_grants(playbooks))
+    return _attached_to(ROLLBACK, playbooks)
 
 
 def automation_policy(playbooks: PlaybookRegistry) -> Document | None:
@@ -857,18 +939,22 @@ def template(playbooks: PlaybookRegistry, settings: Settings) -> Document:
             "AssumeRolePolicyDocument": _member_trust(),
         },
     }
-    for role, policies, what in (
-        ("Member", member_policies(playbooks), "what the playbooks' fixes need"),
-        ("Rollback", rollback_policies(playbooks), "what undoing the playbooks' fixes needs"),
-    ):
+    kinds = {
+        (MEMBER, ROLLBACK): ("Shared", "what the playbooks' fixes and undoing them both need"),
+        (MEMBER,): ("Member", "what the playbooks' fixes need"),
+        (ROLLBACK,): ("Rollback", "what undoing the playbooks' fixes needs"),
+    }
+    role_resources = {MEMBER: "MemberRole", ROLLBACK: "RollbackRole"}
+    for roles, policies in _role_policies(playbooks).items():
+        kind, what = kinds[roles]
         for name, document in policies.items():
             number = name.rsplit("-", 1)[1]
-            resources[f"{role}Policy{number}"] = {
+            resources[f"{kind}Policy{number}"] = {
                 "Type": "AWS::IAM::ManagedPolicy",
                 "Properties": {
                     "ManagedPolicyName": {"Fn::Sub": name},
                     "Description": f"ASR on Airflow: {what} ({number})",
-                    "Roles": [{"Ref": f"{role}Role"}],
+                    "Roles": [{"Ref": role_resources[role]} for role in roles],
                     "PolicyDocument": substituted(document),
                 },
             }

@@ -43,8 +43,11 @@ CONTROL_PARAMETERS: dict[str, frozenset[str]] = {
             "targetWriteUtilization",
         }
     ),
+    "DynamoDB.5": frozenset({"requiredTagKeys"}),
     "EC2.4": frozenset({"AllowedDays"}),
     "EC2.18": frozenset({"authorizedTcpPorts", "authorizedUdpPorts"}),
+    "GuardDuty.2": frozenset({"requiredTagKeys"}),
+    "GuardDuty.4": frozenset({"requiredTagKeys"}),
     "IAM.7": frozenset(
         {
             "MaxPasswordAge",

@@ -44,6 +44,7 @@ DEFAULT_CONTROL_PARAMETERS: dict[str, dict[str, list[str]]] = {
         "MaxPasswordAge": [],
     },
     "EC2.18": {"authorizedTcpPorts": ["80", "443"], "authorizedUdpPorts": []},
+    **{control: {"requiredTagKeys": []} for control in ("DynamoDB.5", "GuardDuty.2", "GuardDuty.4")},
 }
 
 

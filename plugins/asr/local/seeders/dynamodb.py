@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from asr.aws import AwsContext
 from asr.local.seeders import Seeded, seeder
 
 
-@seeder("DynamoDB.6")
-def unprotected_table(aws: AwsContext, control_id: str, account: str, region: str, n: int) -> Seeded:
+def on_demand_table(aws: AwsContext, account: str, region: str, name: str, **settings: Any) -> str:
+    """An on-demand table keyed by ``id``, made with these settings; its ARN."""
     table = aws.client("dynamodb", account, region).create_table(
-        TableName=f"asr-seed-table-{n}-{uuid.uuid4().hex[:6]}",
+        TableName=f"{name}-{uuid.uuid4().hex[:6]}",
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
-        DeletionProtectionEnabled=False,
+        **settings,
     )["TableDescription"]
-    return Seeded(control_id, account, region, "AwsDynamoDbTable", table["TableArn"])
+    return str(table["TableArn"])
+
+
+@seeder("DynamoDB.6")
+def unprotected_table(aws: AwsContext, control_id: str, account: str, region: str, n: int) -> Seeded:
+    arn = on_demand_table(aws, account, region, f"asr-seed-table-{n}", DeletionProtectionEnabled=False)
+    return Seeded(control_id, account, region, "AwsDynamoDbTable", arn)
+
+
+@seeder("DynamoDB.5")
+def untagged_table(aws: AwsContext, control_id: str, account: str, region: str, n: int) -> Seeded:
+    """A table with no tag: DynamoDB.5 fails it whatever keys the control requires."""
+    arn = on_demand_table(aws, account, region, f"asr-seed-untagged-{n}")
+    return Seeded(control_id, account, region, "AwsDynamoDbTable", arn, "LOW")
 
 
 @seeder("DynamoDB.1")

@@ -178,3 +178,17 @@ def long_stopped_instance(aws: AwsContext, control_id: str, account: str, region
     ec2.create_tags(Resources=[instance_id], Tags=[{"Key": STOPPED_AT_TAG, "Value": stopped.isoformat()}])
     ec2.stop_instances(InstanceIds=[instance_id])
     return Seeded(control_id, account, region, "AwsEc2Instance", arn)
+
+
+@seeder("EC2.10")
+def vpc_without_ec2_endpoint(aws: AwsContext, control_id: str, account: str, region: str, n: int) -> Seeded:
+    """A VPC with DNS hostnames on and a subnet in each of two Availability Zones, with no
+    endpoint for the EC2 API."""
+    ec2 = aws.client("ec2", account, region)
+    vpc_id = _new_vpc(ec2, "no-ec2-endpoint", n)
+    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
+    for index, zone in enumerate(("a", "b")):
+        ec2.create_subnet(
+            VpcId=vpc_id, CidrBlock=f"10.{n % 250}.{index}.0/24", AvailabilityZone=f"{region}{zone}"
+        )
+    return Seeded(control_id, account, region, "AwsEc2Vpc", f"arn:aws:ec2:{region}:{account}:vpc/{vpc_id}")
