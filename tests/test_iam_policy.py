@@ -170,6 +170,34 @@ def test_what_only_undoing_a_fix_needs_is_on_the_rollback_role_only(project: Pla
     assert member - rollback <= {*iam_policy.SSM_EXECUTOR, "iam:PassRole", *never_undone}
 
 
+@pytest.mark.parametrize(
+    ("permission", "made", "named"),
+    [
+        ("ec2:CreateSecurityGroup", "security-group/*", {"vpc/*"}),
+        ("ec2:CreateVpcEndpoint", "vpc-endpoint/*", {"vpc/*", "subnet/*", "security-group/*"}),
+    ],
+)
+def test_ec2_10_s_tag_condition_is_on_what_a_call_makes_not_on_what_it_names(
+    project: PlaybookRegistry, permission: str, made: str, named: set[str]
+) -> None:
+    """EC2 checks a call on each resource it names, and the tag the request gives is the made
+    resource's: the same condition on the VPC would refuse every call."""
+    conditioned: list[str] = []
+    plain: set[str] = set()
+    for statement in statements_of(iam_policy.member_policies(project), permission):
+        resources = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
+        kinds = {resource.rsplit(":", 1)[1] for resource in resources}
+        assert "*" not in resources, statement
+        if "Condition" in statement:
+            assert statement["Condition"]["StringEquals"]["aws:RequestTag/asr:made-for"] == "EC2.10"
+            conditioned += kinds
+        else:
+            plain |= kinds
+    assert (conditioned, plain) == ([made], named)
+
+
 def test_the_template_fits_cloudformations_template_body_limit(project: PlaybookRegistry) -> None:
     """51,200 bytes: above it, create-stack-set needs the template in S3 (--template-url)."""
     assert len(iam_policy.FILES["template"].read_bytes()) < 51_200

@@ -42,6 +42,18 @@ def error(call: Any, **params: Any) -> dict[str, str]:
     return dict(raised.value.response["Error"])
 
 
+def refused(ec2: Any, vpc_id: str, subnets: list[str], **more: Any) -> dict[str, str]:
+    """The error of an interface endpoint for EC2 the stand-in refuses to make."""
+    return error(
+        ec2.create_vpc_endpoint,
+        VpcEndpointType="Interface",
+        VpcId=vpc_id,
+        ServiceName=SERVICE,
+        SubnetIds=subnets,
+        **more,
+    )
+
+
 def offer_in(stand_in: str, *zones: str) -> None:
     response = requests.post(
         f"{stand_in}/moto-api/asr/ec2/endpoint-service-zones",
@@ -58,14 +70,8 @@ def zones_of(ec2: Any, service: str) -> list[str]:
 
 def test_an_interface_endpoint_takes_one_subnet_per_zone(ec2: Any) -> None:
     vpc_id, (a1, a2, b) = vpc(ec2, "a", "a", "b")
-    refused = error(
-        ec2.create_vpc_endpoint,
-        VpcEndpointType="Interface",
-        VpcId=vpc_id,
-        ServiceName=SERVICE,
-        SubnetIds=[a1, a2],
-    )
-    assert refused == {
+    answer = refused(ec2, vpc_id, [a1, a2])
+    assert answer == {
         "Code": "DuplicateSubnetsInSameZone",
         "Message": f"Found another VPC endpoint subnet in the availability zone of {a2}. VPC endpoint "
         "subnets should be in different availability zones supported by the VPC endpoint service.",
@@ -85,14 +91,8 @@ def test_a_service_is_offered_in_the_zones_it_is_told_and_nowhere_else(clean_aws
     )
 
     vpc_id, (a, b) = vpc(ec2, "a", "b")
-    refused = error(
-        ec2.create_vpc_endpoint,
-        VpcEndpointType="Interface",
-        VpcId=vpc_id,
-        ServiceName=SERVICE,
-        SubnetIds=[a, b],
-    )
-    assert refused == {
+    answer = refused(ec2, vpc_id, [a, b])
+    assert answer == {
         "Code": "InvalidParameter",
         "Message": f"The VPC endpoint service {SERVICE} does not support the availability zone of the "
         f"subnet: {b}.",
@@ -122,31 +122,14 @@ def test_the_zones_it_is_told_must_be_a_list(clean_aws: str) -> None:
 
 def test_private_dns_needs_both_dns_attributes(ec2: Any) -> None:
     vpc_id, (a,) = vpc(ec2, "a", hostnames=False)
-    refused = error(
-        ec2.create_vpc_endpoint,
-        VpcEndpointType="Interface",
-        VpcId=vpc_id,
-        ServiceName=SERVICE,
-        SubnetIds=[a],
-        PrivateDnsEnabled=True,
-    )
-    assert refused["Code"] == "InvalidParameter"
-    assert "enableDnsSupport and enableDnsHostnames" in refused["Message"]
+    answer = refused(ec2, vpc_id, [a], PrivateDnsEnabled=True)
+    assert answer["Code"] == "InvalidParameter"
+    assert "enableDnsSupport and enableDnsHostnames" in answer["Message"]
     assert endpoint(ec2, vpc_id, [a], PrivateDnsEnabled=False)["PrivateDnsEnabled"] is False
 
     ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
     ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsSupport={"Value": False})
-    assert (
-        error(
-            ec2.create_vpc_endpoint,
-            VpcEndpointType="Interface",
-            VpcId=vpc_id,
-            ServiceName=SERVICE,
-            SubnetIds=[a],
-            PrivateDnsEnabled=True,
-        )["Code"]
-        == "InvalidParameter"
-    )
+    assert refused(ec2, vpc_id, [a], PrivateDnsEnabled=True)["Code"] == "InvalidParameter"
     ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsSupport={"Value": True})
     assert endpoint(ec2, vpc_id, [a], PrivateDnsEnabled=True)["PrivateDnsEnabled"] is True
 
@@ -156,17 +139,7 @@ def test_a_request_sent_again_with_its_token_makes_nothing_more(ec2: Any) -> Non
     first = endpoint(ec2, vpc_id, [a, b], ClientToken="once")
     assert endpoint(ec2, vpc_id, [a, b], ClientToken="once")["VpcEndpointId"] == first["VpcEndpointId"]
     assert len(ec2.describe_vpc_endpoints()["VpcEndpoints"]) == 1
-    assert (
-        error(
-            ec2.create_vpc_endpoint,
-            VpcEndpointType="Interface",
-            VpcId=vpc_id,
-            ServiceName=SERVICE,
-            SubnetIds=[a],
-            ClientToken="once",
-        )["Code"]
-        == "IdempotentParameterMismatch"
-    )
+    assert refused(ec2, vpc_id, [a], ClientToken="once")["Code"] == "IdempotentParameterMismatch"
 
     ec2.delete_vpc_endpoints(VpcEndpointIds=[first["VpcEndpointId"]])
     again = endpoint(ec2, vpc_id, [a, b], ClientToken="once")

@@ -170,6 +170,12 @@ def _own(service: str, *resources: str) -> Callable[[Mapping[str, Any]], tuple[s
     return lambda _: tuple(f"arn:{PARTITION}:{service}:*:{ACCOUNT}:{resource}" for resource in resources)
 
 
+# What EC2.10 makes carries this tag, as the call that makes it says (aws:RequestTag), and it
+# changes or deletes only what carries it (aws:ResourceTag).
+MADE_BY_EC2_10 = {"StringEquals": {"aws:RequestTag/asr:made-for": "EC2.10"}}
+TAGGED_BY_EC2_10 = {"StringEquals": {"aws:ResourceTag/asr:made-for": "EC2.10"}}
+
+
 # A KMS permission used only through RDS (in any Region and partition), as RDS asks its caller
 # for it on a customer managed key it encrypts with.
 THROUGH_RDS = {"StringLike": {"kms:ViaService": ["rds.*.amazonaws.com", "rds.*.amazonaws.com.cn"]}}
@@ -307,28 +313,29 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
     # EC2.10 makes a security group for its endpoint and opens it to the VPC. What it makes
     # carries asr:made-for=EC2.10 (tagged as the call makes it, and only then), and it writes a
     # rule to, or deletes, only what carries that tag: every other group stays closed to the
-    # member role. Route 53's AssociateVPCWithHostedZone stays on "*": the zone is AWS's.
+    # member role. EC2 checks each resource a call names: the tag condition holds on what the call
+    # makes (the group, the endpoint: to an AWS service only), not on the VPC, subnets and group it
+    # names. Route 53's AssociateVPCWithHostedZone (private DNS) stays on "*": the zone is AWS's.
     "ec2.create-ec2-api-endpoint": (
         Scope(
             ("ec2:CreateTags",),
             _own("ec2", "security-group/*", "vpc-endpoint/*"),
             {"StringEquals": {"ec2:CreateAction": ["CreateSecurityGroup", "CreateVpcEndpoint"]}},
         ),
+        Scope(("ec2:CreateSecurityGroup",), _own("ec2", "security-group/*"), MADE_BY_EC2_10),
         Scope(
-            ("ec2:CreateSecurityGroup", "ec2:CreateVpcEndpoint"),
-            lambda _: ("*",),
-            {"StringEquals": {"aws:RequestTag/asr:made-for": "EC2.10"}},
+            ("ec2:CreateVpcEndpoint",),
+            _own("ec2", "vpc-endpoint/*"),
+            {"StringEquals": {**MADE_BY_EC2_10["StringEquals"], "ec2:VpceServiceOwner": "amazon"}},
         ),
+        Scope(("ec2:CreateSecurityGroup", "ec2:CreateVpcEndpoint"), _own("ec2", "vpc/*")),
+        Scope(("ec2:CreateVpcEndpoint",), _own("ec2", "subnet/*", "security-group/*")),
         Scope(
             ("ec2:AuthorizeSecurityGroupIngress", "ec2:DeleteSecurityGroup"),
             _own("ec2", "security-group/*"),
-            {"StringEquals": {"aws:ResourceTag/asr:made-for": "EC2.10"}},
+            TAGGED_BY_EC2_10,
         ),
-        Scope(
-            ("ec2:DeleteVpcEndpoints",),
-            _own("ec2", "vpc-endpoint/*"),
-            {"StringEquals": {"aws:ResourceTag/asr:made-for": "EC2.10"}},
-        ),
+        Scope(("ec2:DeleteVpcEndpoints",), _own("ec2", "vpc-endpoint/*"), TAGGED_BY_EC2_10),
     ),
     # The revision ECS.5 copies hands ECS its task and execution roles, whichever they are: passed
     # to ECS tasks only. Its tags are written by the registration alone, on task definitions.
@@ -394,13 +401,15 @@ def action_grants(playbook: Playbook, undo: bool = False) -> list[Grant]:
     """The permissions the playbook's action declares to fix (with ``undo``, to undo the fix
     too, for the rollback role), each on the resources its scope allows."""
     cls = actions.get_action(playbook.action)
-    scoped = {
-        permission: Grant(permission, scope.resources(playbook.parameters), _canonical(scope.condition))
-        for scope in SCOPES.get(cls.name, ())
-        for permission in scope.permissions
-    }
+    # A permission may have several scopes: EC2 checks a call on each resource it names, and a
+    # condition such as aws:RequestTag holds for the resource the call makes, not the VPC it names.
+    scoped: dict[str, list[Grant]] = defaultdict(list)
+    for scope in SCOPES.get(cls.name, ()):
+        for permission in scope.permissions:
+            grant = Grant(permission, scope.resources(playbook.parameters), _canonical(scope.condition))
+            scoped[permission].append(grant)
     wanted = dict.fromkeys((*cls.permissions, *(cls.revert_permissions if undo else ())))
-    grants = [scoped.get(permission, Grant(permission)) for permission in wanted]
+    grants = [grant for permission in wanted for grant in scoped.get(permission) or [Grant(permission)]]
     if "sts:GetCallerIdentity" not in cls.permissions and _calls(cls, "get_caller_identity"):
         grants.append(Grant("sts:GetCallerIdentity"))
     return grants

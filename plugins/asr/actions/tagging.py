@@ -183,8 +183,9 @@ class TagDynamoDbTable(AddRequiredTags):
     """Add the tags a DynamoDB table lacks (DynamoDB.5).
 
     DynamoDB applies tags asynchronously: ListTagsOfResource shows a change only after a few
-    seconds, so the read-back waits for it. TagResource and UntagResource are limited to five
-    calls a second in an account.
+    seconds, so the read-back waits for it. The same lag means a key someone set in the seconds
+    before the fix read the table may not show yet, and would get the fix's value over theirs.
+    TagResource and UntagResource are limited to five calls a second in an account.
 
         remediation:
           action: dynamodb.add-required-tags
