@@ -322,6 +322,11 @@ def creation(made: dict[str, Any], data: bytes) -> dict[str, Any]:
     return {**sent, "UserData": data} if data else sent
 
 
+def _differing(one: dict[str, Any], other: dict[str, Any]) -> list[str]:
+    """The members two launch configurations (as ``configuration`` describes them) differ in."""
+    return sorted(key for key in {*one, *other} if one.get(key) != other.get(key))
+
+
 @register
 class ReplaceLaunchConfiguration(Action):
     """Replace a launch configuration with a copy that differs in one setting only, and move its
@@ -444,7 +449,7 @@ class ReplaceLaunchConfiguration(Action):
             return {}
         wanted, found = self.copy_of(original), state["Copy"]
         if found is not None and found != wanted:
-            differs = sorted(key for key in {*found, *wanted} if found.get(key) != wanted.get(key))
+            differs = _differing(found, wanted)
             used = f", groups {', '.join(state['CopyGroups'])} use it," if state["CopyGroups"] else ""
             raise ValueError(
                 f"a launch configuration {found['LaunchConfigurationName']} exists{used} and is not "
@@ -509,7 +514,7 @@ class ReplaceLaunchConfiguration(Action):
         got = configuration(autoscaling, made)
         if got != wanted:
             autoscaling.delete_launch_configuration(LaunchConfigurationName=target)
-            differs = sorted(key for key in {*got, *wanted} if got.get(key) != wanted.get(key))
+            differs = _differing(got, wanted)
             raise ValueError(
                 f"the copy {target} read back otherwise than it was made (in {', '.join(differs)}): it was "
                 f"deleted, and {name} and its groups left as they were"
