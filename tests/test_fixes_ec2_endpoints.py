@@ -129,13 +129,13 @@ def test_the_seeded_vpc_gets_an_endpoint_in_each_zone_within_the_permissions(aws
     result, sent = fix(aws, vpc_id)
     assert result.status == Status.REMEDIATED, result.message
     [made] = endpoints(ec2, vpc_id)
-    assert (result.before, result.after, result.caveat) == (
-        {"Ec2ApiEndpoint": None},
-        {"Ec2ApiEndpoint": made},
-        "",
-    )
     ours = group(ec2, vpc_id)
     assert ours is not None
+    assert (result.before, result.after, result.caveat) == (
+        {"Ec2ApiEndpoint": None, "EndpointGroup": None},
+        {"Ec2ApiEndpoint": made, "EndpointGroup": ours["GroupId"]},
+        "",
+    )
     [request] = sent
     token = request.pop("ClientToken")
     assert token.startswith("asr-") and len(token) == 64
@@ -421,7 +421,7 @@ def test_the_group_made_for_an_endpoint_ec2_refuses_is_deleted(aws: Any, ec2: An
     refusals.next({"Code": "InvalidParameter", "Message": conflict})
     result, _ = fix(aws, vpc_id)
     assert (result.status, result.message) == (Status.FAILED, f"InvalidParameter: {conflict}")
-    assert result.before == {"Ec2ApiEndpoint": None}
+    assert result.before == {"Ec2ApiEndpoint": None, "EndpointGroup": None}
     untouched(ec2, vpc_id)
 
 
@@ -444,7 +444,7 @@ def test_an_endpoint_ec2_could_not_make_is_deleted_with_its_group(aws: Any, ec2:
         "and so was the security group made for it"
     )
     assert (endpoints(ec2, vpc_id), group(ec2, vpc_id)) == ({made: "deleted"}, None)
-    assert result.after == result.before == {"Ec2ApiEndpoint": None}
+    assert result.after == result.before == {"Ec2ApiEndpoint": None, "EndpointGroup": None}
 
 
 def test_a_group_ec2_will_not_delete_yet_stays_for_the_next_run(aws: Any, ec2: Any) -> None:
@@ -491,12 +491,15 @@ def test_an_endpoint_not_made_when_the_wait_is_up_is_left_to_ec2_and_rolled_back
     journal = AuditJournal(root, Origin("asr_sweep", "run-1", "b", 1, "s"))
     [outcome] = run_batch([record], registry(), aws, overrides={"wait_seconds": 0}, journal=journal)
     [made] = endpoints(ec2, vpc_id)
-    assert (outcome.status, outcome.after) == (Status.FAILED, {"Ec2ApiEndpoint": made})
+    made_group = group(ec2, vpc_id)["GroupId"]  # type: ignore[index]
+    assert (outcome.status, outcome.after) == (
+        Status.FAILED,
+        {"Ec2ApiEndpoint": made, "EndpointGroup": made_group},
+    )
     assert outcome.message == (
         f"ChangeNotMade: EC2 was still making the endpoint {made} after 0 s (wait_seconds): it is left to "
         "EC2, and the VPC complies once it is available"
     )
-    assert group(ec2, vpc_id) is not None
     ec2.delete_tags(Resources=[vpc_id], Tags=[{"Key": STATE_TAG}])
 
     [reversal] = Rollback(AuditJournal(root, Origin("asr_rollback", "r-1", "rollback", 1, "bob")), aws).run()
@@ -578,13 +581,14 @@ def _seeded(vpc_id: str) -> Seeded:
     )
 
 
-def _fixed(aws: Any, tmp_path: Path, *vpc_ids: str) -> tuple[Path, list[Any]]:
-    """Each VPC fixed in one run, recorded in its journal: the journal's folder, the outcomes."""
+def _fixed(aws: Any, tmp_path: Path, *vpc_ids: str, **params: Any) -> tuple[Path, list[Any]]:
+    """Each VPC fixed in one run (with these parameters), recorded in its journal: the journal's
+    folder, the outcomes."""
     project = registry()
     root = journal_root(str(tmp_path), "asr_sweep", "run-1")
     journal = AuditJournal(root, Origin("asr_sweep", "run-1", "b", 1, "s"))
     records = [parse_finding(finding(_seeded(vpc_id)), project) for vpc_id in vpc_ids]
-    outcomes = run_batch(records, project, aws, journal=journal)
+    outcomes = run_batch(records, project, aws, overrides=params, journal=journal)
     assert [o.status for o in outcomes] == [Status.REMEDIATED] * len(vpc_ids), [o.message for o in outcomes]
     return root, outcomes
 
@@ -616,20 +620,55 @@ def test_a_rollback_deletes_the_endpoint_and_the_group_the_fix_made(
 def test_a_rollback_keeps_a_group_it_did_not_make_or_that_is_used_since(
     aws: Any, ec2: Any, tmp_path: Path
 ) -> None:
-    """A group the fix found and used stays; one it made that an instance uses now stays too."""
+    """A group the fix found and used stays; one it made that an instance uses now stays too, and
+    the rollback says it put back only the endpoint."""
     found_vpc, _ = vpc(ec2, "a", "b")
     found = hand_made_group(ec2, found_vpc, https_from("10.20.0.0/16"))
     used_vpc, (_, used_b) = vpc(ec2, "a", "b")
     root, outcomes = _fixed(aws, tmp_path, found_vpc, used_vpc)
+    assert outcomes[0].before == {"Ec2ApiEndpoint": None}, "the group was there: not the fix's change"
     used = group(ec2, used_vpc)["GroupId"]  # type: ignore[index]
     ec2.run_instances(
         ImageId="ami-03cf127a", MinCount=1, MaxCount=1, SubnetId=used_b, SecurityGroupIds=[used]
     )
     reversals = _rollback(aws, root)
-    assert [reversals[v].status for v in (found_vpc, used_vpc)] == [RollbackStatus.REVERTED] * 2
+    assert reversals[found_vpc].status == RollbackStatus.REVERTED, reversals[found_vpc].reason
+    assert (reversals[used_vpc].status, reversals[used_vpc].reason) == (
+        RollbackStatus.PARTLY_REVERTED,
+        "put back {'Ec2ApiEndpoint': None}; not EndpointGroup: the security group "
+        f"{used} the fix made for the endpoint is used by something else since (DeleteSecurityGroup: "
+        "DependencyViolation): it stays; delete it once nothing uses it",
+    )
     for vpc_id, kept, outcome in ((found_vpc, found, outcomes[0]), (used_vpc, used, outcomes[1])):
         assert endpoints(ec2, vpc_id) == {outcome.after["Ec2ApiEndpoint"]: "deleted"}
         assert group(ec2, vpc_id)["GroupId"] == kept  # type: ignore[index]
+
+
+def test_a_group_ec2_holds_while_it_deletes_the_endpoint_is_deleted_by_a_later_try(
+    aws: Any, ec2: Any, tmp_path: Path
+) -> None:
+    """EC2 may take longer than ``wait_seconds`` to delete the endpoint, whose network interfaces
+    hold the group: the rollback fails rather than call that put back, and a later try, once the
+    endpoint is gone, deletes the group and says REVERTED."""
+    vpc_id, _ = vpc(ec2, "a", "b")
+    root, [outcome] = _fixed(aws, tmp_path, vpc_id, wait_seconds=0)  # the revert waits as its fix did
+    made, made_group = outcome.after["Ec2ApiEndpoint"], outcome.after["EndpointGroup"]
+    ec2.create_tags(Resources=[vpc_id], Tags=[{"Key": STATE_TAG, "Value": "deleting"}])
+    first = _rollback(aws, root)[vpc_id]
+    assert (first.status, first.reason) == (
+        RollbackStatus.FAILED,
+        f"ChangeNotMade: EC2 was still deleting the endpoint {made} after 0 s (wait_seconds), whose "
+        f"network interfaces hold the security group {made_group} the fix made: roll back again once it "
+        "is gone",
+    )
+    assert (endpoints(ec2, vpc_id), group(ec2, vpc_id)["GroupId"]) == (  # type: ignore[index]
+        {made: "deleting"},
+        made_group,
+    )
+    ec2.delete_tags(Resources=[vpc_id], Tags=[{"Key": STATE_TAG}])
+    again = _rollback(aws, root)[vpc_id]
+    assert again.status == RollbackStatus.REVERTED, again.reason
+    assert (endpoints(ec2, vpc_id), group(ec2, vpc_id)) == ({made: "deleted"}, None)
 
 
 def test_a_rollback_leaves_an_endpoint_made_since_in_the_fix_s_stead(
@@ -665,7 +704,8 @@ def test_a_dry_run_only_says_what_it_would_make(aws: Any, ec2: Any) -> None:
     assert outcome.status == Status.DRY_RUN
     assert outcome.after == {
         "Ec2ApiEndpoint": f"a new interface endpoint for {SERVICE} in {a} ({REGION}a), {b} ({REGION}b), "
-        f"private DNS on, with a new security group {GROUP_NAME}"
+        f"private DNS on, with a new security group {GROUP_NAME}",
+        "EndpointGroup": f"a new security group {GROUP_NAME}",
     }
     assert writes() == []
     untouched(ec2, vpc_id)

@@ -200,3 +200,20 @@ def test_an_endpoint_reads_in_the_state_its_vpc_s_tag_names(ec2: Any) -> None:
     assert states() == ("available", "failed"), "made at last; a failure stays"
     filtered = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-endpoint-state", "Values": ["failed"]}])
     assert [e["VpcEndpointId"] for e in filtered["VpcEndpoints"]] == [failed]
+
+
+def test_an_endpoint_deleted_in_a_vpc_tagged_deleting_holds_its_group_until_the_tag_goes(ec2: Any) -> None:
+    vpc_id, (a,) = vpc(ec2, "a")
+    group = ec2.create_security_group(GroupName="g", Description="g", VpcId=vpc_id)["GroupId"]
+    made = endpoint(ec2, vpc_id, [a], SecurityGroupIds=[group])["VpcEndpointId"]
+    ec2.create_tags(Resources=[vpc_id], Tags=[{"Key": STATE_TAG, "Value": "deleting"}])
+    assert ec2.delete_vpc_endpoints(VpcEndpointIds=[made])["Unsuccessful"] == []
+
+    def state() -> str:
+        return str(ec2.describe_vpc_endpoints(VpcEndpointIds=[made])["VpcEndpoints"][0]["State"])
+
+    assert state() == "deleting"
+    assert error(ec2.delete_security_group, GroupId=group)["Code"] == "DependencyViolation"
+    ec2.delete_tags(Resources=[vpc_id], Tags=[{"Key": STATE_TAG}])
+    assert state() == "deleted"
+    ec2.delete_security_group(GroupId=group)

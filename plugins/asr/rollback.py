@@ -64,7 +64,8 @@ REPORT = "rollback.json"
 
 class RollbackStatus(StrEnum):
     REVERTED = "REVERTED"
-    # Put back in part; what could not be put back says why (``Action.lost_on_revert``).
+    # Put back in part; what could not be put back says why (``Action.lost_on_revert``,
+    # ``actions.RevertedInPart``).
     PARTLY_REVERTED = "PARTLY_REVERTED"
     WOULD_REVERT = "WOULD_REVERT"  # a dry run
     NOT_REVERSIBLE = "NOT_REVERSIBLE"
@@ -543,11 +544,11 @@ class Rollback:
         where = _where(intent)
         self._intend_revert(intent, now)
         try:
-            restorable = retry_throttled(lambda: action.revert(clients, resource_id, intent["state"]))
+            restorable, kept = _reverted(action, clients, resource_id, intent["state"])
             # What is left of the before-state: a part deleted since (a key) cannot come back,
-            # nor what the action declares lost (a deleted password).
+            # nor what the action declares lost (a deleted password), nor what its revert kept.
             wanted = _subset(restorable, before) if restorable is not None else before
-            lost = _lost(action, wanted)
+            lost = _lost(action, wanted) | {key: why for key, why in kept.items() if key in wanted}
             wanted = {key: value for key, value in wanted.items() if key not in lost}
             back = _read_back(action, clients, resource_id, wanted)
             if not _same(action, back, wanted, before):
@@ -577,6 +578,16 @@ def _where(intent: dict[str, Any]) -> dict[str, Any]:
     return {key: intent[key] for key in ("account_id", "region", "resource_id", "action")} | {
         "playbook": intent.get("playbook", "")
     }
+
+
+def _reverted(
+    action: actions.Action, clients: Clients, resource_id: str, state: dict[str, Any]
+) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """What ``revert`` returned, and the keys it kept as the fix left them, with why."""
+    try:
+        return retry_throttled(lambda: action.revert(clients, resource_id, state)), {}
+    except actions.RevertedInPart as part:
+        return None, part.kept
 
 
 def _lost(action: actions.Action, before: dict[str, Any]) -> dict[str, str]:

@@ -65,7 +65,8 @@ class Action:
     # Why the fix cannot be undone (rollback reports it); None when ``revert`` undoes it.
     irreversible: ClassVar[str | None] = None
     # Settings a fix changes that no revert can bring back, with why (a deleted password): a
-    # rollback puts back the rest (PARTLY_REVERTED) and says so, in a dry run too.
+    # rollback puts back the rest (PARTLY_REVERTED) and says so, in a dry run too. What only
+    # the revert finds it must leave, it raises (``RevertedInPart``).
     lost_on_revert: ClassVar[dict[str, str]] = {}
     # What ``revert`` calls beyond ``permissions``: a rollback needs them in the member role.
     revert_permissions: ClassVar[tuple[str, ...]] = ()
@@ -394,6 +395,16 @@ class ChangedMeanwhile(Exception):
 
 class NotReversible(Exception):
     """A fix that cannot be undone; the message says why."""
+
+
+class RevertedInPart(Exception):
+    """Raised by ``revert`` once it has put back all it may: ``kept`` names the keys of the
+    before-state that stay as the fix left them, each with why (something else relies on
+    them since). The rollback checks the rest and reports PARTLY_REVERTED."""
+
+    def __init__(self, kept: dict[str, str]) -> None:
+        super().__init__("; ".join(kept.values()))
+        self.kept = kept
 
 
 class BulkRead(Action):

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from asr.actions import Action, ChangedMeanwhile, ChangeNotMade, answered, register, with_new_role
+from asr.actions import (
+    Action,
+    ChangedMeanwhile,
+    ChangeNotMade,
+    RevertedInPart,
+    answered,
+    register,
+    with_new_role,
+)
 from asr.actions.ec2 import EC2_PROPAGATION, _port_range, _protocol
 
 if TYPE_CHECKING:
@@ -33,6 +41,7 @@ DNS_ATTRIBUTES = (("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames
 # Endpoint states, lowercased (EC2 writes pendingAcceptance): serving calls, and still being made.
 AVAILABLE = "available"
 BEING_MADE = frozenset({"pending", "pendingacceptance"})
+DELETING = "deleting"
 # How many endpoints, gone since, EC2 may answer a request's token with before a new one is made.
 REPLAYS = 5
 # EC2 may not know a security group for a moment after making it (eventual consistency).
@@ -172,7 +181,7 @@ class CreateEc2ApiEndpoint(Action):
     one, a group ``asr-ec2-endpoint`` that admits anything else, ``subnet_ids`` naming two
     subnets of one zone or one that cannot hold it. Each endpoint costs an hourly fee per zone
     and a fee per GB. A rollback deletes the endpoint the fix made and, once it is gone, the
-    group if the fix made it and nothing else uses it.
+    group if the fix made it; one something else uses since stays (PARTLY_REVERTED).
 
         remediation:
           action: ec2.create-ec2-api-endpoint
@@ -325,7 +334,9 @@ class CreateEc2ApiEndpoint(Action):
         dns = "private DNS on" if state["PrivateDns"] else "no private DNS (the VPC's DNS attributes are off)"
         group = state["EndpointGroup"] or f"a new security group {GROUP_NAME}"
         made = f"a new interface endpoint for {state['ServiceName']} in {where}, {dns}, with {group}"
-        return {"Ec2ApiEndpoint": made}
+        # A group the fix makes is part of its change: a rollback that could not delete it yet
+        # (EC2 still deleting the endpoint) then reads as unfinished, and a later try deletes it.
+        return {"Ec2ApiEndpoint": made} | ({} if state["EndpointGroup"] else {"EndpointGroup": group})
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         """Make the group (unless there is one to use), then the endpoint, and wait for EC2 to
@@ -356,7 +367,7 @@ class CreateEc2ApiEndpoint(Action):
         self._delete_endpoint(ec2, endpoint_id)
         cleared = ""
         if made_group:
-            self._await(ec2, endpoint_id, {"deleting"})  # its network interfaces hold the group till then
+            self._await(ec2, endpoint_id, {DELETING})  # its network interfaces hold the group till then
             cleared = (
                 ", and so was the security group made for it"
                 if _discard_group(ec2, group)
@@ -453,13 +464,32 @@ class CreateEc2ApiEndpoint(Action):
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         """Delete the VPC's endpoint for the service (a rollback has read it as the one the fix
-        made), then, once EC2 has deleted it, the group under the fixed name if the fix made it
-        (there was none before, and it carries ASR's tag) and nothing else uses it."""
+        made), then, once EC2 has deleted it (and any an earlier try deleted), the group under
+        the fixed name if the fix made it (there was none before, and it carries ASR's tag).
+        Fails while EC2 is still deleting an endpoint, whose network interfaces hold the group,
+        for a later try to finish; a group something else uses since stays, and says so."""
         ec2 = clients.ec2
-        serving = _serving(_endpoints(ec2, resource_id, before["ServiceName"]))
+        found = _endpoints(ec2, resource_id, before["ServiceName"])
+        serving = _serving(found)
         if serving:
             self._delete_endpoint(ec2, serving["VpcEndpointId"])
-            self._await(ec2, serving["VpcEndpointId"], {"deleting"})
+        going = [e["VpcEndpointId"] for e in found if e is serving or _state_of(e) == DELETING]
+        still = [i for i in going if _state_of(self._await(ec2, i, {DELETING})) == DELETING]
         group = _group(ec2, resource_id)
-        if before["EndpointGroup"] is None and group and MADE_FOR in group.get("Tags", []):
-            _delete_group(ec2, group["GroupId"])
+        if before["EndpointGroup"] or not group or MADE_FOR not in group.get("Tags", []):
+            return
+        if _delete_group(ec2, group["GroupId"]):
+            return
+        if still:
+            raise ChangeNotMade(
+                f"EC2 was still deleting the endpoint {', '.join(still)} after "
+                f"{self.params['wait_seconds']} s (wait_seconds), whose network interfaces hold the security "
+                f"group {group['GroupId']} the fix made: roll back again once it is gone"
+            )
+        raise RevertedInPart(
+            {
+                "EndpointGroup": f"the security group {group['GroupId']} the fix made for the endpoint is "
+                "used by something else since (DeleteSecurityGroup: DependencyViolation): it stays; delete "
+                "it once nothing uses it"
+            }
+        )

@@ -18,7 +18,8 @@ deleted all the same. EC2.10's fix relies on AWS's rules, so the stand-in keeps 
 - An endpoint takes EC2 minutes to make, moto none: one made in a VPC tagged
   ``asr-local:endpoint-state`` = ``pending`` is made ``pending`` and reads so until the tag is
   removed, then ``available``; with ``failed`` it is made ``pending`` and then reads ``failed``,
-  for good.
+  for good. EC2 takes a while to delete one too: with ``deleting``, a deleted endpoint reads
+  ``deleting``, its network interfaces kept (holding its groups), until the tag is removed.
 - AWS offers a service in some of a Region's zones only; moto in all.
   ``POST /moto-api/asr/ec2/endpoint-service-zones`` with ``{"account_id", "region",
   "service_name", "zones"}`` narrows the zones ``DescribeVpcEndpointServices`` lists for that
@@ -41,6 +42,9 @@ from moto.ec2.models.vpcs import VPCBackend, VPCEndPoint
 from moto.moto_api._internal import urls as moto_api_urls
 
 STATE_TAG = "asr-local:endpoint-state"
+DELETING = "deleting"
+# moto's own delete, which drops an endpoint's network interfaces: for the slow one, once it ends.
+MOTO_DELETE = VPCBackend.delete_vpc_endpoints
 PATH = "/moto-api/asr/ec2/endpoint-service-zones"
 # Where each backend keeps what it was told: the narrowed zones, and the endpoint each token made.
 ZONES = "asr_endpoint_service_zones"
@@ -155,14 +159,34 @@ def _creating(original: Callable[..., VPCEndPoint]) -> Callable[..., VPCEndPoint
 def _describing(original: Callable[..., list[VPCEndPoint]]) -> Callable[..., list[VPCEndPoint]]:
     def describe_vpc_endpoints(self: Any, *args: Any, **kwargs: Any) -> list[VPCEndPoint]:
         """A pending endpoint stays so while its VPC's state tag says pending, fails when it says
-        failed, and is available once the tag is gone."""
+        failed, and is available once the tag is gone; one deleting is deleted once the tag no
+        longer says so."""
         for endpoint in self.vpc_end_points.values():
+            told = self.tags.get(endpoint.vpc_id, {}).get(STATE_TAG)
             if endpoint.state == "pending":
-                told = self.tags.get(endpoint.vpc_id, {}).get(STATE_TAG)
                 endpoint.state = told if told in ("pending", "failed") else "available"
+            elif endpoint.state == DELETING and told != DELETING:
+                MOTO_DELETE(self, [endpoint.id])
         return original(self, *args, **kwargs)
 
     return describe_vpc_endpoints
+
+
+def _deleting(original: Callable[..., None]) -> Callable[..., None]:
+    def delete_vpc_endpoints(self: Any, vpce_ids: list[str] | None = None) -> None:
+        """An interface endpoint in a VPC whose state tag says deleting is only marked so."""
+        slow = [
+            i
+            for i in vpce_ids or []
+            if (endpoint := self.vpc_end_points.get(i)) is not None
+            and endpoint.vpc_endpoint_type.lower() == "interface"
+            and self.tags.get(endpoint.vpc_id, {}).get(STATE_TAG) == DELETING
+        ]
+        original(self, [i for i in vpce_ids or [] if i not in slow])
+        for endpoint_id in slow:
+            self.vpc_end_points[endpoint_id].state = DELETING
+
+    return delete_vpc_endpoints
 
 
 def _guarded(original: Callable[..., None]) -> Callable[..., None]:
@@ -188,5 +212,6 @@ def install() -> None:
     VPCBackend.describe_vpc_endpoint_services = _narrowed(VPCBackend.describe_vpc_endpoint_services)  # type: ignore[method-assign]
     VPCBackend.create_vpc_endpoint = _creating(VPCBackend.create_vpc_endpoint)  # type: ignore[method-assign]
     VPCBackend.describe_vpc_endpoints = _describing(VPCBackend.describe_vpc_endpoints)  # type: ignore[method-assign]
+    VPCBackend.delete_vpc_endpoints = _deleting(VPCBackend.delete_vpc_endpoints)  # type: ignore[method-assign]
     SecurityGroupBackend.delete_security_group = _guarded(SecurityGroupBackend.delete_security_group)  # type: ignore[method-assign]
     moto_api_urls.url_paths[f"{{0}}{PATH}$"] = zones_response
