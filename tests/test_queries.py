@@ -249,7 +249,7 @@ def test_write_back_looks_only_for_the_run_s_findings_in_a_broader_query(aws: An
     now = writeback.current_state(securityhub_client, planned, list(plan.queries), seen, since)
     assert [call["WorkflowStatus"] for call in calls] == [
         equals(["RESOLVED", "SUPPRESSED"]),
-        equals(["SUPPRESSED"]),
+        equals(["RESOLVED", "SUPPRESSED"]),
     ]
     assert now.keys() == planned.keys()
     assert now[ours["Id"]]["Workflow"]["Status"] == "SUPPRESSED"

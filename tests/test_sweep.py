@@ -382,7 +382,8 @@ def test_access_denied_is_not_retried() -> None:
 
 
 class FlakySecurityHub:
-    """Refuses some updates once with ConcurrentUpdateError, as Security Hub may."""
+    """Refuses some updates once, as Security Hub may: "busy" with InternalFailure, "person"
+    with ConcurrentUpdateError (another update of it was under way)."""
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
@@ -390,26 +391,33 @@ class FlakySecurityHub:
 
     def batch_update_findings(self, FindingIdentifiers: list[dict[str, str]], **_: Any) -> dict[str, Any]:
         self.calls.append([i["Id"] for i in FindingIdentifiers])
-        busy = [i for i in FindingIdentifiers if i["Id"] == "busy" and "busy" not in self.refused]
-        self.refused |= {i["Id"] for i in busy}
+        codes = {"busy": "InternalFailure", "person": "ConcurrentUpdateError"}
+        refused = [i for i in FindingIdentifiers if i["Id"] in codes and i["Id"] not in self.refused]
+        self.refused |= {i["Id"] for i in refused}
         return {
-            "ProcessedFindings": [i for i in FindingIdentifiers if i not in busy],
+            "ProcessedFindings": [i for i in FindingIdentifiers if i not in refused],
             "UnprocessedFindings": [
-                {"FindingIdentifier": i, "ErrorCode": "ConcurrentUpdateError", "ErrorMessage": "busy"}
-                for i in busy
+                {"FindingIdentifier": i, "ErrorCode": codes[i["Id"]], "ErrorMessage": "refused"}
+                for i in refused
             ],
         }
 
 
 def test_write_back_batches_by_100_and_retries_unprocessed() -> None:
+    """Retried, but not one refused while another update was under way: sent again as it was,
+    it might undo a person's; it is returned, for the caller to read it again."""
     client = FlakySecurityHub()
     updates = [({"Id": f"f{i}", "ProductArn": "p"}, "RESOLVED", "fixed") for i in range(150)]
     updates.append(({"Id": "busy", "ProductArn": "p"}, "RESOLVED", "fixed"))
+    updates.append(({"Id": "person", "ProductArn": "p"}, "RESOLVED", "fixed"))
     done, failed = update_findings(client, updates, pause=0)
-    assert (done, failed) == (151, [])
+    assert done == 151
+    assert [(f["FindingIdentifier"]["Id"], f["ErrorCode"]) for f in failed] == [
+        ("person", "ConcurrentUpdateError")
+    ]
     # The two calls run at once, so either may come first; the retry follows its own call.
-    assert sorted(len(c) for c in client.calls) == [1, 51, 100]
-    assert client.calls.index(["busy"]) > next(i for i, c in enumerate(client.calls) if len(c) == 51)
+    assert sorted(len(c) for c in client.calls) == [1, 52, 100]
+    assert client.calls.index(["busy"]) > next(i for i, c in enumerate(client.calls) if len(c) == 52)
     with pytest.raises(ValueError, match="attempts must be at least 1"):
         update_findings(client, updates, attempts=0)
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from asr.local import MEMBER_ACCOUNT
+from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT
 from asr.local.seed import Seeded, finding, import_findings
 from asr.pacing import HEADROOM, RateBudget
 from asr.remediate import Outcome, Status
@@ -19,12 +19,12 @@ from asr.securityhub import (
     UPDATE_THREADS,
     actionable_filters,
     closed_in,
+    closed_since,
     iter_findings,
     queries_by_id,
-    suppressed_since,
     update_findings,
 )
-from asr.writeback import note_for, seen_state, write_back
+from asr.writeback import note_for, run_suffix, seen_state, write_back
 
 PRODUCT = "arn:aws:securityhub:us-east-1::product/aws/securityhub"
 
@@ -131,6 +131,40 @@ def test_a_finding_this_run_resolved_is_resolved_again_with_a_rerun_s_note(impor
     assert other_run.left_alone == [{"finding_id": f[0]["Id"], "now": "RESOLVED, ACTIVE"}]
 
 
+def test_a_finding_security_hub_resolved_on_its_check_gets_the_run_s_note(imported) -> None:  # type: ignore[no-untyped-def]
+    """The fix made the control pass and Security Hub resolved the finding before write-back: it
+    still says what was done. Not one a person resolved (their note says why), nor one this run
+    would have NOTIFIED: it is never reopened."""
+    securityhub, f = imported
+    securityhub.batch_update_findings(  # an earlier run's note: asr's
+        FindingIdentifiers=[{"Id": f[0]["Id"], "ProductArn": PRODUCT}],
+        Workflow={"Status": "NOTIFIED"},
+        Note={"Text": "ASR EC2.13: remediation failed: Throttling [run run-0]", "UpdatedBy": "asr"},
+    )
+    securityhub.batch_update_findings(
+        FindingIdentifiers=[{"Id": f[1]["Id"], "ProductArn": PRODUCT}],
+        Workflow={"Status": "RESOLVED"},
+        Note={"Text": "fixed by hand", "UpdatedBy": "alice"},
+    )
+    import_findings(securityhub, [passed(x, "RESOLVED") for x in f[:4]])
+    outcomes = [outcome(x, Status.REMEDIATED, "removed ingress") for x in f[:3]]
+    outcomes.append(outcome(f[3], Status.FAILED, "AccessDenied: no"))
+    result = write_back(securityhub, outcomes, "run-1")
+    assert result.updated == 2
+    assert result.left_alone == [
+        {"finding_id": f[1]["Id"], "now": "RESOLVED, ACTIVE"},
+        {"finding_id": f[3]["Id"], "now": "RESOLVED, ACTIVE"},
+    ]
+    now = state(securityhub)
+    assert [now[x["Id"]]["Workflow"]["Status"] for x in f[:4]] == ["RESOLVED"] * 4
+    assert [now[x["Id"]]["Note"]["Text"] for x in f[:3]] == [
+        "ASR EC2.13: removed ingress [run run-1]",
+        "fixed by hand",
+        "ASR EC2.13: removed ingress [run run-1]",
+    ]
+    assert "Note" not in now[f[3]["Id"]]
+
+
 def test_a_finding_archived_meanwhile_is_left_alone(imported) -> None:  # type: ignore[no-untyped-def]
     """Security Hub archives a finding whose resource or control went away: still NEW, but not
     one to write a status on."""
@@ -223,6 +257,53 @@ def test_an_update_security_hub_refuses_for_now_fails_the_step_and_is_written_by
     assert report.build(store, "r1")["writeback_pending"] == 0
 
 
+class BeatenByAPerson:
+    """The stand-in's Security Hub client, whose first BatchUpdateFindings loses a race: a
+    person suppresses the findings, and Security Hub refuses ours (ConcurrentUpdateError)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.calls = client, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def batch_update_findings(self, FindingIdentifiers: list[dict[str, str]], **update: Any) -> Any:
+        self.calls += 1
+        if self.calls > 1:
+            return self.client.batch_update_findings(FindingIdentifiers=FindingIdentifiers, **update)
+        suppress(self.client, FindingIdentifiers)
+        return Unprocessable("ConcurrentUpdateError").batch_update_findings(FindingIdentifiers)
+
+
+def test_an_update_refused_while_a_person_s_was_under_way_is_not_sent_again_blind(imported) -> None:  # type: ignore[no-untyped-def]
+    """Sent again as it was, a second later, the update undid the person's SUPPRESSED. Refused
+    for now instead, it fails the step, whose retry reads the finding again and leaves it alone."""
+    securityhub, f = imported
+    client = BeatenByAPerson(securityhub)
+    result = write_back(client, [outcome(f[0], Status.REMEDIATED)], "r1")
+    assert client.calls == 1
+    assert [x["ErrorCode"] for x in result.refused_for_now] == ["ConcurrentUpdateError"]
+    assert state(securityhub)[f[0]["Id"]]["Note"]["Text"] == "accepted risk"
+    retried = write_back(securityhub, [outcome(f[0], Status.REMEDIATED)], "r1")
+    assert retried.left_alone == [{"finding_id": f[0]["Id"], "now": "SUPPRESSED, ACTIVE"}]
+
+
+class DiesOnUpdate:
+    """The stand-in's Security Hub client, whose worker is killed on its ``nth`` BatchUpdateFindings."""
+
+    def __init__(self, client: Any, nth: int) -> None:
+        self.client, self.nth, self.calls = client, nth, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def batch_update_findings(self, **request: Any) -> Any:
+        self.calls += 1
+        if self.calls == self.nth:
+            raise RuntimeError("the worker was killed")
+        return self.client.batch_update_findings(**request)
+
+
 def test_a_retried_write_back_counts_what_its_dead_try_wrote_as_updated(imported, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The first try wrote one finding, then died on the next call (before saving its
     counts): the retry called that finding changed by someone else and left it out."""
@@ -231,20 +312,8 @@ def test_a_retried_write_back_counts_what_its_dead_try_wrote_as_updated(imported
     securityhub, f = imported
     monkeypatch.setattr(asr.securityhub, "UPDATE_THREADS", 1)
     outcomes = [outcome(f[0], Status.REMEDIATED, "fixed A"), outcome(f[1], Status.REMEDIATED, "fixed B")]
-    calls = []
-
-    class DiesOnTheSecondUpdate:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(securityhub, name)
-
-        def batch_update_findings(self, **kwargs: Any) -> Any:
-            calls.append(kwargs)
-            if len(calls) == 2:
-                raise RuntimeError("the worker was killed")
-            return securityhub.batch_update_findings(**kwargs)
-
     with pytest.raises(RuntimeError):
-        write_back(DiesOnTheSecondUpdate(), outcomes, "r1")
+        write_back(DiesOnUpdate(securityhub, 2), outcomes, "r1")
     retried = write_back(securityhub, outcomes, "r1")
     assert (retried.updated, retried.left_alone, retried.unchanged) == (2, [], [])
     assert [state(securityhub)[x["Id"]]["Workflow"]["Status"] for x in f[:2]] == ["RESOLVED", "RESOLVED"]
@@ -403,16 +472,25 @@ def test_a_large_run_rereads_only_the_findings_closed_meanwhile(large_run) -> No
     import_findings(securityhub, [passed(raws[2], "RESOLVED")])  # Security Hub, on a pass
     suppress(securityhub, raws[3:4])  # a person closes one, then its control passes
     import_findings(securityhub, [passed(raws[3], "SUPPRESSED")])
+    securityhub.batch_update_findings(  # a person resolves one, and says how, then its control passes
+        FindingIdentifiers=[{"Id": raws[4]["Id"], "ProductArn": PRODUCT}],
+        Workflow={"Status": "RESOLVED"},
+        Note={"Text": "fixed by hand, change CHG-42", "UpdatedBy": "alice"},
+    )
+    import_findings(securityhub, [passed(raws[4], "RESOLVED")])
+    # An earlier try of this write-back resolved one before it died, then its control passed.
+    write_back(securityhub, [outcome(raws[5], Status.REMEDIATED)], "run-1")
+    import_findings(securityhub, [passed(raws[5], "RESOLVED")])
     calls = get_findings_calls(securityhub)
     outcomes = [outcome(r, Status.FAILED, "AccessDenied: no") for r in raws[1:3]]
     outcomes += [outcome(r, Status.REMEDIATED) for r in [raws[0], *raws[3:]]]
     result = write_back(securityhub, outcomes, "run-1", query, seen, since)
-    # 100 closed in scope and still failing (1 page), 1 suppressed and passing since ingest
+    # 100 closed in scope and still failing (1 page), 4 closed and passing since ingest
     # (1 page), and the two headed for NOTIFIED by id
     assert len(calls) == 3
     assert calls[0] == closed_in(query[0])
     assert {k: v for k, v in calls[1].items() if k != "UpdatedAt"} == {
-        k: v for k, v in suppressed_since(query[0], since).items() if k != "UpdatedAt"
+        k: v for k, v in closed_since(query[0], since).items() if k != "UpdatedAt"
     }
     assert calls[1]["UpdatedAt"][0]["Start"] == since
     assert calls[2:] == queries_by_id([r["Id"] for r in raws[1:3]])
@@ -420,16 +498,19 @@ def test_a_large_run_rereads_only_the_findings_closed_meanwhile(large_run) -> No
         {"finding_id": raws[2]["Id"], "now": "RESOLVED, ACTIVE"},
         {"finding_id": raws[0]["Id"], "now": "SUPPRESSED, ACTIVE"},
         {"finding_id": raws[3]["Id"], "now": "SUPPRESSED, ACTIVE"},
+        {"finding_id": raws[4]["Id"], "now": "RESOLVED, ACTIVE"},
     ]
-    assert result.updated == 898
-    now = state_of(securityhub, [r["Id"] for r in raws[:5]])
-    assert [now[r["Id"]]["Workflow"]["Status"] for r in raws[:5]] == [
+    assert result.updated == 897  # raws[5] among them: the run's own
+    now = state_of(securityhub, [r["Id"] for r in raws[:6]])
+    assert [now[r["Id"]]["Workflow"]["Status"] for r in raws[:6]] == [
         "SUPPRESSED",
         "NOTIFIED",
         "RESOLVED",
         "SUPPRESSED",
         "RESOLVED",
+        "RESOLVED",
     ]
+    assert now[raws[4]["Id"]]["Note"]["Text"] == "fixed by hand, change CHG-42"
     # The next run sees raws[1] NOTIFIED with the same note: nothing to write.
     seen = {f["Id"]: seen_state(f) for f in iter_findings(securityhub, query)}
     again = write_back(
@@ -443,9 +524,60 @@ def test_a_large_run_pages_its_query_again_when_closed_findings_abound(large_run
     suppress(securityhub, raws[:150])  # 249 closed in scope: more than the 2 pages allowed
     calls = get_findings_calls(securityhub)
     result = write_back(securityhub, [outcome(r, Status.REMEDIATED) for r in raws], "r", query, seen, since)
-    assert len(calls) == 2 + 8  # the two pages the budget allows, then the run's 751 open findings
+    # The two pages the budget allows, the run's 751 open findings, and the 150 closed by id.
+    assert len(calls) == 2 + 8 + 8
+    assert calls[10:] == queries_by_id(sorted(r["Id"] for r in raws[:150]))
     assert {x["finding_id"] for x in result.left_alone} == {r["Id"] for r in raws[:150]}
+    assert {x["now"] for x in result.left_alone} == {"SUPPRESSED, ACTIVE"}
     assert result.updated == 751
+
+
+def test_a_retried_large_write_back_counts_what_its_dead_try_wrote_as_updated(  # type: ignore[no-untyped-def]
+    large_run, monkeypatch
+) -> None:
+    """The dead try resolved 300 findings: too many closed in scope for the cheap re-read, and
+    the run's query, paged again, matches only open ones. The retry called them "no longer NEW
+    or NOTIFIED" and left them out; it reads them by id, and finds its own writing."""
+    import asr.securityhub
+
+    securityhub, raws, query, seen, since = large_run
+    monkeypatch.setattr(asr.securityhub, "UPDATE_THREADS", 1)
+    outcomes = [outcome(r, Status.REMEDIATED) for r in raws]
+    with pytest.raises(RuntimeError):
+        write_back(DiesOnUpdate(securityhub, 4), outcomes, "r1", query, seen, since)
+    now = state_of(securityhub, [r["Id"] for r in raws])
+    resolved = sorted(i for i, f in now.items() if f["Workflow"]["Status"] == "RESOLVED")
+    assert len(resolved) >= 300  # and the calls begun before the stop
+    calls = get_findings_calls(securityhub)
+    retried = write_back(securityhub, outcomes, "r1", query, seen, since)
+    assert (retried.updated, retried.left_alone, retried.unchanged) == (901, [], [])
+    assert [c for c in calls if "Id" in c] == queries_by_id(resolved)  # only those, by id
+
+
+def test_a_large_run_s_rerun_fix_resolves_again_what_its_first_pass_resolved(large_run) -> None:  # type: ignore[no-untyped-def]
+    """A fix task cleared and run again: its findings, RESOLVED by the first pass, are not in
+    the run's query, and were all left alone as if a person had closed them."""
+    securityhub, raws, query, seen, since = large_run
+    first = write_back(securityhub, [outcome(r, Status.REMEDIATED) for r in raws], "r1", query, seen, since)
+    assert first.updated == 901
+    rerun = [outcome(r, Status.REMEDIATED, "done (by an earlier try; verified now)") for r in raws[:250]]
+    second = write_back(securityhub, rerun, "r1", query, seen, since)
+    assert (second.updated, second.left_alone) == (250, [])
+    note = state_of(securityhub, [raws[0]["Id"]])[raws[0]["Id"]]["Note"]["Text"]
+    assert note == "ASR EC2.13: done (by an earlier try; verified now) [run r1]"
+
+
+def test_a_large_run_whose_check_costs_more_than_its_budget_pages_its_queries_once(large_run) -> None:  # type: ignore[no-untyped-def]
+    """Two run queries: the check sends four (the closed ones in each, and those closed since
+    ingest), more than its budget of two pages allows. It spent the two, gave up, and paged
+    the run's queries all the same."""
+    securityhub, raws, query, seen, since = large_run
+    queries = query + actionable_filters([ADMIN_ACCOUNT])  # another slice of the run's scope, empty
+    calls = get_findings_calls(securityhub)
+    result = write_back(securityhub, [outcome(r, Status.REMEDIATED) for r in raws], "r", queries, seen, since)
+    assert len(calls) == 10 + 1
+    assert {c["WorkflowStatus"] == query[0]["WorkflowStatus"] for c in calls} == {True}
+    assert result.updated == 901
 
 
 def test_a_large_run_picked_by_id_pages_its_queries_once(large_run) -> None:  # type: ignore[no-untyped-def]
@@ -471,6 +603,22 @@ def test_notes_stay_within_the_limit_and_keep_the_run() -> None:
     assert cut.startswith("ASR EC2.") and words.startswith(cut.split("remediation failed: ", 1)[1] + " ")
     short = note_for(outcome(raw, Status.FAILED, "AccessDenied: no"), "r1")
     assert short.endswith("remediation failed: AccessDenied: no [run r1]")
+
+
+def test_a_long_note_another_run_cut_for_its_own_id_is_not_written_again(imported) -> None:  # type: ignore[no-untyped-def]
+    """A long reason is cut to fit beside the run's id, so shorter for a longer id: another run's
+    note of the same failure, cut for its id, is no change to write again (an Imported event)."""
+    securityhub, f = imported
+    failed = outcome(f[0], Status.FAILED, "AccessDenied: " + " ".join(f"rule{n}" for n in range(200)))
+    runs = ["r1", "scheduled__2026-12-04T21:00:00+00:00", "x" * 250]  # Airflow's run ids: 250 at most
+    notes = {run_id: note_for(failed, run_id) for run_id in runs}
+    assert max(map(len, notes.values())) <= 512
+    assert len({note.removesuffix(run_suffix(run_id)) for run_id, note in notes.items()}) == 3
+    assert write_back(securityhub, [failed], runs[0]).updated == 1
+    assert write_back(securityhub, [failed], runs[1]).unchanged == [f[0]["Id"]]
+    assert write_back(securityhub, [failed], runs[2]).unchanged == [f[0]["Id"]]
+    other = outcome(f[0], Status.FAILED, "AccessDenied: " + " ".join(f"rule{n}" for n in range(1, 200)))
+    assert write_back(securityhub, [other], runs[1]).updated == 1, "another message is a change"
 
 
 def resolve(raws: list[dict]) -> list[tuple[dict[str, str], str, str]]:
@@ -547,7 +695,8 @@ class Unprocessable:
 
 
 @pytest.mark.parametrize(
-    ("code", "calls"), [("FindingSizeExceeded", 1), ("InvalidInput", 1), ("InternalFailure", 3)]
+    ("code", "calls"),
+    [("FindingSizeExceeded", 1), ("InvalidInput", 1), ("ConcurrentUpdateError", 1), ("InternalFailure", 3)],
 )
 def test_only_updates_a_retry_can_mend_are_retried(code: str, calls: int) -> None:
     raws = [finding(seeded(n)) for n in range(3)]

@@ -656,6 +656,8 @@ def mark_reverted(client: Any, reversals: list[Reversal], run: str) -> dict[str,
                 updates.append((identifier, "NOTIFIED", f"{note} ({NOT_MARKED})"))
             else:
                 updates.append((identifier, "NOTIFIED", note, fields))
+    # One refused while another update was under way (a person's, maybe) is not sent again
+    # blind: refused for now, the task's retry reads it again first.
     updated, failed = update_findings(client, updates) if updates else (0, [])
     return {"updated": updated, "failed": failed, "left_alone": left_alone}
 

@@ -30,6 +30,10 @@ NOTE_LIMIT = 512
 UPDATED_BY = "asr"
 # Per-finding BatchUpdateFindings errors no retry can mend: reported at once, not retried.
 FINAL_UPDATE_ERRORS = frozenset({"FindingNotFound", "FindingSizeExceeded", "InvalidInput"})
+# Another update of the finding was under way, a person's maybe: sent again as it was, an
+# update may undo theirs. Not resent: the caller's retry reads the finding again first.
+CONCURRENT_UPDATE = "ConcurrentUpdateError"
+NOT_RESENT = FINAL_UPDATE_ERRORS | {CONCURRENT_UPDATE}
 
 
 def refused_for_now(unprocessed: Any) -> bool:
@@ -198,13 +202,15 @@ def closed_in(query: dict[str, Any]) -> dict[str, Any]:
     return query | {"WorkflowStatus": equals(["RESOLVED", "SUPPRESSED"])}
 
 
-def suppressed_since(query: dict[str, Any], since: str) -> dict[str, Any]:
-    """The findings in ``query``'s accounts, regions and controls that a person suppressed and
-    that then left the query otherwise: their control passed or their record was archived.
-    Either change moves ``UpdatedAt``, so the findings that changed since ``since`` cover them."""
+def closed_since(query: dict[str, Any], since: str) -> dict[str, Any]:
+    """The findings in ``query``'s accounts, regions and controls that are closed (RESOLVED,
+    SUPPRESSED) and that then left the query otherwise: their control passed or their record
+    was archived. Either change moves ``UpdatedAt``, so the findings that changed since
+    ``since`` cover them."""
     scope = {k: v for k, v in query.items() if k not in ("ComplianceStatus", "RecordState", "WorkflowStatus")}
     until = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)).isoformat()
-    return scope | {"WorkflowStatus": equals(["SUPPRESSED"]), "UpdatedAt": [{"Start": since, "End": until}]}
+    closed = equals(["RESOLVED", "SUPPRESSED"])
+    return scope | {"WorkflowStatus": closed, "UpdatedAt": [{"Start": since, "End": until}]}
 
 
 def _pages(client: Any, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -312,7 +318,8 @@ def update_findings(
     budget (``asr.pacing``) keeps them within it. Each finding must come once: two calls
     at once for the same finding would race. A call that fails stops the calls not yet
     begun, and its error is raised. Returns how many findings were updated and the ones
-    Security Hub would not process even after retries, with its reason.
+    Security Hub would not process even after retries, with its reason; one refused with
+    ``CONCURRENT_UPDATE`` is returned at once, for the caller to read the finding again.
     """
     if attempts < 1:
         raise ValueError(f"attempts must be at least 1, not {attempts}")
@@ -343,8 +350,8 @@ def update_findings(
             )
             done += len(response.get("ProcessedFindings", []))
             unprocessed = response.get("UnprocessedFindings", [])
-            retryable = [u for u in unprocessed if u.get("ErrorCode") not in FINAL_UPDATE_ERRORS]
-            failed += [u for u in unprocessed if u.get("ErrorCode") in FINAL_UPDATE_ERRORS]
+            retryable = [u for u in unprocessed if u.get("ErrorCode") not in NOT_RESENT]
+            failed += [u for u in unprocessed if u.get("ErrorCode") in NOT_RESENT]
             pending = [u["FindingIdentifier"] for u in retryable]
             if not pending:
                 break

@@ -8,22 +8,29 @@
   RESOLVED finding stays RESOLVED while its control keeps failing, so a RESOLVED written
   where the control checks more than the playbook would hide a failure for good. Dry runs
   and ignored findings are not written at all.
-- A finding closed while the run worked (a person suppressed or resolved it, or Security
-  Hub resolved a control that now passes) is left as it is: just before writing, the
-  status is read again. A run of up to 200 findings reads each one by id. A larger run
-  reads by id only those headed for NOTIFIED (up to 200), asks its own query which of the
-  rest are closed now, and which in its scope were suppressed and then changed since ingest
-  (their control passed or their record was archived: they left the query), and takes the
-  others as ingest saw them (``seen_state``): a few calls instead of a second pass over
-  the run. When that would cost more than a quarter of a second pass (closed findings
-  abound in the run's scope, or the run has many queries), the run's query is paged again.
+- A finding closed while the run worked (a person suppressed or resolved it) is left as it
+  is: just before writing, the status is read again. One Security Hub resolved itself, its
+  control passing (after the fix, most often), with no one's note on it but asr's, gets the
+  run's note, still RESOLVED; one headed for NOTIFIED is left RESOLVED. A run of up to 200
+  findings reads each one by id. A larger run reads by id only those headed for NOTIFIED
+  (up to 200), asks its own query which of the rest are closed now, and which in its scope
+  were closed and then changed since ingest (their control passed or their record was
+  archived: they left the query), and takes the others as ingest saw them
+  (``seen_state``): a few calls instead of a second pass over the run. When that would cost
+  more than a quarter of a second pass (closed findings abound in the run's scope, or the
+  run has many queries), the run's query is paged again, and the findings it no longer
+  matches are read by id: among them may be ones this run resolved already (an earlier try
+  of write-back, a fix task cleared and run again).
 - A fix a person rejected marks its findings held (``UserDefinedFields`` ``asr:rejected-until``,
   ``ASR_REJECTION_HOLD`` from the rejection); a finding fixed clears that mark and a
   rollback's (``asr:reverted``), so the sweeps take it up again if it ever fails anew.
 - A finding that already carries the same status, note and marks is not rewritten, so repeated
   runs do not churn notes or emit "Imported" events for nothing.
-- Notes stay under Security Hub's 512 characters; updates go 100 findings a call, and
-  updates Security Hub does not process are retried (``securityhub.update_findings``).
+- Notes stay under Security Hub's 512 characters; a long one is cut to fit beside the
+  run's id, and another run's note, cut for its own id, counts as the same. Updates go 100
+  findings a call, and updates Security Hub does not process are retried
+  (``securityhub.update_findings``), except one refused as another update of the finding
+  was under way: the step's retry reads it again before it writes.
 """
 
 from __future__ import annotations
@@ -39,14 +46,15 @@ from asr.remediate import Outcome, Status
 from asr.securityhub import (
     NOT_MARKED,
     PAGE_SIZE,
+    UPDATED_BY,
     clip_note,
     closed_in,
+    closed_since,
     find_within,
     iter_findings,
     marked,
     queries_by_id,
     refused_for_now,
-    suppressed_since,
     update_findings,
     with_marks,
     without_marks,
@@ -96,7 +104,8 @@ class WriteBack:
     @property
     def refused_for_now(self) -> list[dict[str, Any]]:
         """The updates Security Hub refused with an error a later try may mend (it was still
-        refusing them after the retries ``update_findings`` makes)."""
+        refusing them after the retries ``update_findings`` makes, or another update of the
+        finding was under way)."""
         return [x for x in self.failed if refused_for_now(x)]
 
     def counts(self) -> dict[str, int]:
@@ -127,21 +136,42 @@ def run_suffix(run_id: str) -> str:
 
 
 def note_for(outcome: Outcome, run_id: str) -> str:
+    return clip_note(note_text(outcome), run_suffix(run_id))
+
+
+def note_text(outcome: Outcome) -> str:
+    """What a note says of an outcome, before it is cut to fit beside the run's id."""
     subject = outcome.playbook or outcome.control_id or "finding"
     if outcome.status == Status.FAILED:
-        text = f"ASR {subject}: remediation failed: {outcome.message}"
-    elif outcome.status in (Status.REJECTED, Status.EXCLUDED):
-        text = f"ASR: not remediated: {outcome.message}"
-    elif outcome.status == Status.ALREADY_COMPLIANT:
-        text = (
+        return f"ASR {subject}: remediation failed: {outcome.message}"
+    if outcome.status in (Status.REJECTED, Status.EXCLUDED):
+        return f"ASR: not remediated: {outcome.message}"
+    if outcome.status == Status.ALREADY_COMPLIANT:
+        return (
             f"ASR {subject}: {outcome.message}; Security Hub resolves the finding at its next check "
             "(should it stay FAILED, the control checks more than the playbook does)"
         )
-    elif outcome.status == Status.NOT_APPROVED:
-        text = f"ASR {subject}: fix not approved, nothing changed: {outcome.message}"
-    else:
-        text = f"ASR {subject}: {outcome.message}"
-    return clip_note(text, run_suffix(run_id))
+    if outcome.status == Status.NOT_APPROVED:
+        return f"ASR {subject}: fix not approved, nothing changed: {outcome.message}"
+    return f"ASR {subject}: {outcome.message}"
+
+
+def _says(note: str, text: str) -> bool:
+    """Whether a note a run wrote says ``text``, cut as it was to fit beside that run's id: the
+    same long message from a run whose id is longer or shorter is no change."""
+    suffix = RUN_SUFFIX.search(note)
+    return suffix is not None and note == clip_note(text, suffix.group())
+
+
+def resolved_by_its_check(finding: dict[str, Any]) -> bool:
+    """Whether Security Hub resolved the finding itself, as it does a control finding whose check
+    passes, with no note on it but asr's: a person who resolves one says why in theirs."""
+    note = finding.get("Note") or {}
+    return (
+        (finding.get("Workflow") or {}).get("Status") == "RESOLVED"
+        and (finding.get("Compliance") or {}).get("Status") == "PASSED"
+        and (not note.get("Text") or note.get("UpdatedBy") == UPDATED_BY)
+    )
 
 
 def _text(finding: dict[str, Any] | None) -> str:
@@ -192,15 +222,18 @@ def current_state(
     # read by id, so that it is not reopened; for one headed for RESOLVED that does no harm.
     notify = [finding_id for finding_id, status in planned.items() if status != "RESOLVED"]
     budget = max(len(queries), math.ceil(len(wanted) / PAGE_SIZE)) // 4
-    cheap_enough = len(notify) <= RECHECK_BY_ID_LIMIT and len(queries) <= budget
+    # Two queries a run query, each at least one call.
+    cheap_enough = len(notify) <= RECHECK_BY_ID_LIMIT and 2 * len(queries) <= budget
     if seen is not None and since is not None and wanted <= seen.keys() and cheap_enough:
-        closing = [closed_in(q) for q in queries] + [suppressed_since(q, since) for q in queries]
+        closing = [closed_in(q) for q in queries] + [closed_since(q, since) for q in queries]
         closed = find_within(client, closing, budget)
         if closed is not None:
             now = {finding_id: seen[finding_id] for finding_id in wanted.difference(notify)}
             now.update({f["Id"]: f for f in closed if f["Id"] in now})
             return now | _by_id(client, notify)
-    return _found(client, queries, wanted)
+    # The run's query matches what is open: one this run resolved already is among the rest.
+    found = _found(client, queries, wanted)
+    return found | _by_id(client, sorted(wanted.difference(found)))
 
 
 def write_back(
@@ -227,7 +260,7 @@ def write_back(
     for finding_id, outcome in planned.items():
         found = now.get(finding_id)
         status = WORKFLOW_FOR[outcome.status]
-        note = note_for(outcome, run_id)
+        said = outcome
         fields = None
         if found:
             fixed = outcome.status in (Status.REMEDIATED, Status.ALREADY_COMPLIANT)
@@ -236,15 +269,19 @@ def write_back(
             if outcome.held_until:  # a person rejected the fix: sweeps leave it alone until then
                 fields = with_marks(found, held=outcome.held_until)
                 if fields is None:
-                    note = note_for(replace(outcome, message=f"{NOT_MARKED}; {outcome.message}"), run_id)
+                    said = replace(outcome, message=f"{NOT_MARKED}; {outcome.message}")
+        note = note_for(said, run_id)
         workflow = (found or {}).get("Workflow", {}).get("Status")
         if found and workflow == status and _text(found) == note:
             # This run wrote it already: a try of write-back that died before saving its counts.
             result.settled[finding_id] = written(outcome, run_id)
             continue
-        # Resolved by an earlier pass of this run (a fix task cleared and run again): still ours
-        # to write the same status with the rerun's note. Not to reopen it: a person may have.
-        again = workflow == status == "RESOLVED" and _text(found).endswith(run_suffix(run_id))
+        # Resolved by an earlier pass of this run (a fix task cleared and run again), or by
+        # Security Hub once the fix made its control pass: still ours to write the same status
+        # with this run's note. Not to reopen it: a person may have.
+        again = workflow == status == "RESOLVED" and (
+            _text(found).endswith(run_suffix(run_id)) or resolved_by_its_check(found)
+        )
         if (
             found is None
             or (workflow not in STILL_OURS and not again)
@@ -253,10 +290,9 @@ def write_back(
             state = f"{workflow}, {found.get('RecordState')}" if found else "no longer NEW or NOTIFIED"
             result.left_alone.append({"finding_id": finding_id, "now": state})
             continue
-        current_note = RUN_SUFFIX.sub("", _text(found))
         if (
             workflow == status
-            and current_note == RUN_SUFFIX.sub("", note)
+            and _says(_text(found), note_text(said))
             and fields in (None, found.get("UserDefinedFields"))
         ):
             result.unchanged.append(finding_id)
@@ -265,6 +301,8 @@ def write_back(
         identifier = {"Id": finding_id, "ProductArn": outcome.product_arn}
         updates.append((identifier, status, note, fields) if fields else (identifier, status, note))
     if updates:
+        # One refused as another update was under way (a person's, maybe) is not sent again
+        # blind: it is refused for now, and the step's retry reads it again first.
         _, result.failed = update_findings(client, updates)
         refused = _refused(result.failed)
         ids = (u[0]["Id"] for u in updates)
