@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -13,9 +14,20 @@ from helpers import routing_record, world_open
 
 from asr import claims, local
 from asr.aws import Clients
-from asr.claims import claim_name
+from asr.claims import Claims, claim_name
 from asr.config import ConfigError, Settings
-from asr.events import CUSTOM_ACTION, IMPORTED, brief, findings_asked, queue_polling, queue_region
+from asr.events import (
+    CUSTOM_ACTION,
+    IMPORTED,
+    LEFT_OUT_CLAIM_TTL,
+    brief,
+    findings_asked,
+    queue_polling,
+    queue_region,
+    run_events,
+    take,
+    window_end,
+)
 from asr.findings import parse_finding
 from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT
 from asr.local.events import custom_action_event, imported_event
@@ -253,61 +265,173 @@ def asset_events(*messages: dict) -> list[SimpleNamespace]:
     return [event]
 
 
+START = datetime.datetime(2026, 3, 1, 12, tzinfo=datetime.UTC)
+
+
+def trigger_event(
+    minutes: int, message: str, finding: str = "f", runs: Sequence[str] = ()
+) -> SimpleNamespace:
+    """An asset event as the events queue's trigger makes it, ``minutes`` after START: one
+    click on ``finding``, in the asr_events runs ``runs``."""
+    batch = [{"MessageId": message, "Body": json.dumps(security_hub_event(CUSTOM_ACTION, finding))}]
+    return SimpleNamespace(
+        timestamp=START + datetime.timedelta(minutes=minutes),
+        extra={"from_trigger": True, "payload": {"status": "success", "message_batch": batch}},
+        created_dagruns=[SimpleNamespace(dag_id="asr_events", run_id=run) for run in runs],
+        source_dag_id=None,
+    )
+
+
+class Accessor:
+    """``inlet_events[asset].after(a).before(b)``: the asset's events from a to b as Airflow
+    has them when asked, or its ``failure``. It keeps the windows it was asked for."""
+
+    def __init__(self, *events: SimpleNamespace, failure: Exception | None = None) -> None:
+        self.events, self.failure = events, failure
+        self.asked: list[tuple[datetime.datetime, datetime.datetime]] = []
+
+    def after(self, moment: datetime.datetime) -> Accessor:
+        self.since = moment
+        return self
+
+    def before(self, moment: datetime.datetime) -> list[SimpleNamespace]:
+        self.asked.append((self.since, moment))
+        if self.failure is not None:
+            raise self.failure
+        return [event for event in self.events if self.since <= event.timestamp <= moment]
+
+
+def events_of(given: list[SimpleNamespace], accessor: Accessor, store: RunStore) -> tuple[list, list]:
+    """``run_events`` of an asr_events run Airflow gave ``given`` and that started at START + 5 min."""
+    started = START + datetime.timedelta(minutes=5)
+    return run_events({"asset": given}, {"asset": accessor}, ["asset"], store, started, "asr_events")
+
+
 def test_a_run_takes_the_events_no_run_took_up_to_its_first_start(tmp_path: Path) -> None:
     """The race itself runs through Airflow in test_events_e2e; here, which events count."""
-    from datetime import UTC, datetime, timedelta
-
-    from asr.events import run_events, window_end
-    from asr.store import RunStore
-
-    start = datetime(2026, 3, 1, 12, tzinfo=UTC)
-
-    def event(minutes: int, runs: list[str]) -> SimpleNamespace:
-        return SimpleNamespace(timestamp=start + timedelta(minutes=minutes), created_dagruns=runs, extra={})
-
-    mine, left_out, another_s = event(0, ["this"]), event(1, []), event(2, ["next"])
-    asked: list[tuple[datetime, datetime]] = []
-
-    class Accessor:
-        def after(self, moment: datetime) -> Accessor:
-            self.since = moment
-            return self
-
-        def before(self, moment: datetime) -> list[SimpleNamespace]:
-            asked.append((self.since, moment))
-            return [mine, left_out, another_s]
-
+    mine, left_out, another_s = (
+        trigger_event(0, "m1", runs=["this"]),
+        trigger_event(1, "m2"),
+        trigger_event(2, "m3", runs=["next"]),
+    )
+    accessor = Accessor(mine, left_out, another_s)
     store = RunStore(tmp_path)
-    until = window_end(store, start + timedelta(minutes=3))
-    assert run_events({"asset": [mine]}, {"asset": Accessor()}, ["asset"], until) == ([mine], [left_out])
-    assert asked == [(start, start + timedelta(minutes=3))]
+    assert events_of([mine], accessor, store) == ([mine], [left_out])
+    until = START + datetime.timedelta(minutes=5)
+    assert accessor.asked == [(START, until)]
     # Cleared two days later, the run's start moves; its window does not.
-    assert window_end(store, start + timedelta(days=2)) == until
-    assert run_events({}, {"asset": Accessor()}, ["asset"], until) == ([], [])  # a run started by hand
+    assert window_end(store, START + datetime.timedelta(days=2)) == until
+    assert run_events({}, {"asset": accessor}, ["asset"], store, None, "asr_events") == ([], [])  # by hand
 
 
 def test_an_event_a_run_took_as_left_out_is_not_taken_again_by_the_next_run(tmp_path: Path) -> None:
     """Airflow gives the next run every event since the previous run's first: the one the
     previous run took as left out too. It would route those findings again, and ask a person
     again to approve a fix the first run still waits on."""
-    from datetime import UTC, datetime, timedelta
-
-    from asr.claims import Claims
-    from asr.events import LEFT_OUT_CLAIM_TTL, take
-
-    start = datetime(2026, 3, 1, 12, tzinfo=UTC)
-
-    def event(minutes: int, message: str) -> SimpleNamespace:
-        batch = [{"MessageId": message, "Body": "{}"}]
-        extra = {"from_trigger": True, "payload": {"status": "success", "message_batch": batch}}
-        return SimpleNamespace(timestamp=start + timedelta(minutes=minutes), extra=extra)
-
-    first, second, third = event(0, "m1"), event(1, "m2"), event(2, "m3")
+    first, second, third = trigger_event(0, "m1"), trigger_event(1, "m2"), trigger_event(2, "m3")
     runs = [Claims(tmp_path, f"asr_events/run{n}", LEFT_OUT_CLAIM_TTL) for n in (1, 2)]
     assert take([first], [second], runs[0]) == [first, second]
     assert take([first], [second], runs[0]) == [first, second], "a retry of the run takes them again"
-    assert take([event(1, "m2"), third], [], runs[1]) == [third]  # as Airflow hands it over
+    assert take([trigger_event(1, "m2"), third], [], runs[1]) == [third]  # as Airflow hands it over
     assert take([first], [second], None) == [first, second]  # no shared claims: both read again
+
+
+def test_a_retry_takes_the_left_out_events_its_first_try_claimed(tmp_path: Path) -> None:
+    """R1's first try of ingest claims e2, left out of every run, and fails later (AWS
+    throttled, say). Before its retry a click e3 makes R2, and Airflow gives R2 e2 too: R2
+    leaves it to R1, whose claim it is. R1's retry must take it, though a run has it now."""
+    e1, e2 = trigger_event(0, "m1", "f1", ["R1"]), trigger_event(1, "m2", "f2")
+    r1, r2 = (Claims(tmp_path / "claims", f"asr_events/{run}", LEFT_OUT_CLAIM_TTL) for run in ("R1", "R2"))
+    store = RunStore(tmp_path / "R1")
+
+    def r1_asks(*asset_events: SimpleNamespace) -> list[str]:
+        return findings_asked(take(*events_of([e1], Accessor(*asset_events), store), r1)).finding_ids
+
+    assert r1_asks(e1, e2) == ["f1", "f2"]
+    e3 = trigger_event(10, "m3", "f3", ["R2"])
+    e2.created_dagruns = e3.created_dagruns
+    assert findings_asked(take([e2, e3], [], r2)).finding_ids == ["f3"]
+    assert r1_asks(e1, e2, e3) == ["f1", "f2"]
+
+
+def test_a_window_airflow_cannot_list_leaves_its_left_out_events_to_the_next_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Airflow 3.3.2's API server cannot list events while one of them belongs to a queued
+    run (apache/airflow#71360), and answers 500: the run goes on with its own events, and
+    Airflow gives the next run the others. No answer at all fails the try, to be tried again."""
+    from airflow.sdk.exceptions import AirflowRuntimeError, ErrorType
+    from airflow.sdk.execution_time.comms import ErrorResponse
+
+    def failing(detail: dict[str, Any]) -> Accessor:
+        return Accessor(
+            failure=AirflowRuntimeError(ErrorResponse(error=ErrorType.API_SERVER_ERROR, detail=detail))
+        )
+
+    mine, left_out = trigger_event(0, "m1", runs=["R1"]), trigger_event(1, "m2")
+    store = RunStore(tmp_path)
+    unlisted = {"status_code": 500, "message": "Server error", "detail": {"message": "Internal server error"}}
+    assert events_of([mine], failing(unlisted), store) == ([mine], [])
+    assert "left to the next run" in caplog.text
+    assert events_of([mine], Accessor(mine, left_out), store) == ([mine], [left_out]), "a retry asks again"
+
+    down = {"status_code": None, "message": "Connection refused", "exception_type": "ConnectError"}
+    with pytest.raises(AirflowRuntimeError, match="Connection refused"):
+        events_of([mine], failing(down), RunStore(tmp_path / "another"))
+
+
+def test_only_events_the_queue_s_trigger_made_ask_for_fixes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whoever may post asset events (POST /api/v2/assets/events) and any task with the asset
+    as an outlet make events with any extra: taken as clicks, they would have any finding fixed
+    by any playbook, past the queue's policy. Airflow adds from_rest_api to the first and names
+    the second's task; a trigger's event has from_trigger and no task."""
+    click = trigger_event(0, "m1", "f1", ["R1"])
+    posted, left_posted = trigger_event(1, "m2", "f2", ["R1"]), trigger_event(2, "m3", "f3")
+    for event in (posted, left_posted):
+        event.extra["from_rest_api"] = True
+    by_task = trigger_event(3, "m4", "f4", ["R1"])
+    by_task.source_dag_id, by_task.source_task_id, by_task.source_run_id = "publish", "emit", "manual__1"
+    unmarked = trigger_event(4, "m5", "f5", ["R1"])
+    del unmarked.extra["from_trigger"]
+
+    given = [click, posted, by_task, unmarked]
+    assert events_of(given, Accessor(*given, left_posted), RunStore(tmp_path)) == ([click], [])
+    assert findings_asked([*given, left_posted]).finding_ids == ["f1"]
+    for why in (
+        "posted through Airflow's REST API",
+        "made by task emit of publish",
+        "not made by the events",
+    ):
+        assert why in caplog.text
+
+
+@pytest.mark.parametrize(
+    "payload", ["junk", None, {"message_batch": ["junk"]}, {"message_batch": {"MessageId": "x"}}]
+)
+def test_an_event_with_no_list_of_messages_is_skipped_not_the_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, payload: Any
+) -> None:
+    """One such event would fail every try of ingest, and the run's other events with it."""
+    good, bad, left_bad = (
+        trigger_event(0, "m1", "f1", ["R1"]),
+        trigger_event(1, "m2", runs=["R1"]),
+        trigger_event(2, "m3"),
+    )
+    for event in (bad, left_bad):
+        event.extra["payload"] = payload
+    claims = Claims(tmp_path / "claims", "asr_events/R1", LEFT_OUT_CLAIM_TTL)
+    assert findings_asked(take([good, bad], [left_bad], claims)).finding_ids == ["f1"]
+    assert events_of([good, bad], Accessor(good, bad, left_bad), RunStore(tmp_path)) == ([good], [])
+    assert "it holds no list of SQS messages" in caplog.text
+
+
+def test_a_run_of_another_dag_on_the_asset_does_not_hide_a_left_out_event(tmp_path: Path) -> None:
+    """An event's runs are those of every DAG scheduled on the asset: an audit DAG's, say."""
+    mine, left_out = trigger_event(0, "m1", runs=["R1"]), trigger_event(1, "m2")
+    left_out.created_dagruns = [SimpleNamespace(dag_id="events_audit", run_id="A1")]
+    assert events_of([mine], Accessor(mine, left_out), RunStore(tmp_path)) == ([mine], [left_out])
 
 
 def security_hub_event(kind: str, *ids: Any, **finding: Any) -> dict:
@@ -343,7 +467,7 @@ def test_a_body_nested_too_deep_is_skipped_not_the_others(caplog: pytest.LogCapt
     good = {"MessageId": "good", "Body": json.dumps(security_hub_event(CUSTOM_ACTION, "a"))}
     batch = [deep, good]
     for messages in (batch, [brief(m) for m in batch]):  # as stored before the trigger cut them, and after
-        event = SimpleNamespace(extra={"payload": {"message_batch": messages}})
+        event = SimpleNamespace(extra={"from_trigger": True, "payload": {"message_batch": messages}})
         assert findings_asked([event]).finding_ids == ["a"]
         assert "RecursionError" in caplog.text
         caplog.clear()
@@ -379,7 +503,8 @@ def test_the_events_trigger_hands_on_finding_ids_not_whole_findings(stand_in: st
     assert len(json.dumps(payload)) < 1_000
     assert "Owner" not in json.dumps(payload) and "ReceiptHandle" not in json.dumps(payload)
     assert all(m["MessageId"] for m in batch)
-    asked = findings_asked([SimpleNamespace(extra={"payload": payload})])
+    # Airflow keeps the trigger's payload in the asset event it makes:
+    asked = findings_asked([SimpleNamespace(extra={"from_trigger": True, "payload": payload})])
     assert (asked.by_import, asked.by_person) == ({"f1"}, {"f2", "f3"})
     [refused] = [m["NotAnEvent"] for m in batch if "NotAnEvent" in m]
     assert refused == "Expecting value: line 1 column 1 (char 0)"
@@ -445,6 +570,12 @@ def test_the_events_dag_polls_its_queue_as_configured(
         ("https://sqs.eu-west-1.amazonaws.com/111111111111/asr-events", {}, "eu-west-1"),
         ("https://eu-central-1.queue.amazonaws.com/111111111111/asr-events", {}, "eu-central-1"),
         ("https://sqs.cn-north-1.amazonaws.com.cn/111111111111/asr-events", {}, "cn-north-1"),
+        ("https://sqs-fips.us-gov-west-1.amazonaws.com/111111111111/asr-events", {}, "us-gov-west-1"),
+        (
+            "https://queue.amazonaws.com/111111111111/asr-events",
+            {"ASR_SECURITYHUB_REGION": "eu-west-1"},
+            "us-east-1",
+        ),
         (
             "http://127.0.0.1:5000/111111111111/asr-events",
             {"ASR_SECURITYHUB_REGION": "ap-south-1"},

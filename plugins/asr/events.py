@@ -25,13 +25,17 @@ from asr.playbooks import registry
 log = logging.getLogger(__name__)
 CUSTOM_ACTION = "Security Hub Findings - Custom Action"
 IMPORTED = "Security Hub Findings - Imported"
-EVENTS_UNTIL = "events-window.json"  # in the run's folder: kept when ingest starts over
+# The run's window of left-out events: its end and those its first ingest found. In the run's
+# folder: kept when ingest starts over.
+EVENTS_UNTIL = "events-window.json"
 LEFT_OUT_CLAIM_TTL = 7 * 24 * 3600.0
 SOURCE = "aws.securityhub"  # only Security Hub may send events with it (EventBridge refuses others)
 SQS_LONGEST_WAIT = 20  # seconds: ReceiveMessage's WaitTimeSeconds is 0 to 20
-# The region in an SQS queue URL: https://sqs.eu-west-1.amazonaws.com/..., or the legacy
-# https://eu-west-1.queue.amazonaws.com/...
-QUEUE_URL_REGION = re.compile(r"^https://(?:sqs\.([a-z0-9-]+)|([a-z0-9-]+)\.queue)\.amazonaws\.com")
+# The region in an SQS queue URL: https://sqs.eu-west-1.amazonaws.com/..., its FIPS endpoint
+# https://sqs-fips.us-east-1.amazonaws.com/..., or the legacy https://eu-west-1.queue.amazonaws.com/...
+# The oldest, https://queue.amazonaws.com/..., names none: it is us-east-1's.
+QUEUE_URL_REGION = re.compile(r"^https://(?:sqs(?:-fips)?\.([a-z0-9-]+)|([a-z0-9-]+)\.queue)\.amazonaws\.com")
+LEGACY_QUEUE_HOST = ("https://queue.amazonaws.com/", "us-east-1")
 
 
 def queue_polling(environ: Mapping[str, str] | None = None) -> tuple[int, int]:
@@ -60,6 +64,8 @@ def queue_region(queue_url: str, environ: Mapping[str, str] | None = None) -> st
     region may be another one, or none."""
     match = QUEUE_URL_REGION.match(queue_url)
     region = next((part for part in match.groups() if part), "") if match else ""
+    if queue_url.startswith(LEGACY_QUEUE_HOST[0]):
+        region = LEGACY_QUEUE_HOST[1]
     if REGION_RE.fullmatch(region):
         return region
     env = os.environ if environ is None else environ
@@ -85,29 +91,76 @@ class FindingsAsked:
 
 
 def run_events(
-    triggering: Mapping[Any, Sequence[Any]], inlet_events: Any, inlets: Iterable[Any], until: Any
+    triggering: Mapping[Any, Sequence[Any]],
+    inlet_events: Any,
+    inlets: Iterable[Any],
+    store: Any,
+    started: Any,
+    dag_id: str,
 ) -> tuple[list[Any], list[Any]]:
-    """The asset events of this run: those Airflow gave it, and those it left out of every run.
+    """The asset events of this run: those Airflow gave it, and those it left out of every run
+    of ``dag_id`` (another DAG scheduled on the asset has runs of its own). Only events the
+    events queue's trigger made count (``_batch``).
 
     Airflow 3.3 makes an asset-triggered run from the queue row of its first event, and
     gives it the events up to that one's time: one that arrives before the scheduler makes
     the run is in no run until another event comes (apache/airflow#70972), and its SQS
-    message is gone. So a run also takes the asset's events from its earliest up to
-    ``until`` (its first start) that no run has taken (``inlets``: the asset;
-    ``inlet_events``: the task's accessor). When a later event does come, Airflow gives the
-    next run every event since this run's first: ``take`` keeps it from those this run took.
+    message is gone. So a run also takes the asset's events from its earliest up to its
+    first start (``window_end`` of ``started``) that no run has taken (``inlets``: the
+    asset; ``inlet_events``: the task's accessor). When a later event does come, Airflow
+    gives the next run every event since this run's first: ``take`` keeps it from those this
+    run took. That run may be made before this run's ingest is tried again, so the first
+    try keeps the left-out events it found beside the window's end (in ``store``), and a
+    later try takes those, not the ones no run has by then.
     """
-    given = [event for events in triggering.values() for event in events]
+    given = [event for events in triggering.values() for event in events if _batch(event) is not None]
+    until = window_end(store, started)
     if not given or until is None:
         return given, []
-    earliest = min(event.timestamp for event in given)
-    left_out = [
-        event
-        for asset in inlets
-        for event in inlet_events[asset].after(earliest).before(until)
-        if not event.created_dagruns
-    ]
+    window = store.read_json(EVENTS_UNTIL)
+    if "left_out" in window:
+        return given, [
+            KeptEvent(datetime.fromisoformat(e["timestamp"]), e["extra"]) for e in window["left_out"]
+        ]
+    left_out = _left_out(inlet_events, inlets, min(event.timestamp for event in given), until, dag_id)
+    if left_out is None:
+        return given, []
+    window["left_out"] = [{"timestamp": e.timestamp.isoformat(), "extra": e.extra} for e in left_out]
+    store.write_json(EVENTS_UNTIL, window)  # before ``take`` claims any of them
     return given, left_out
+
+
+@dataclass(frozen=True)
+class KeptEvent:
+    """A left-out event as ``EVENTS_UNTIL`` keeps it for the run's later tries."""
+
+    timestamp: datetime
+    extra: dict[str, Any]
+
+
+def _left_out(
+    inlet_events: Any, inlets: Iterable[Any], earliest: Any, until: Any, dag_id: str
+) -> list[Any] | None:
+    """The asset's events from ``earliest`` to ``until`` that no run of ``dag_id`` took; None
+    when Airflow's API server answers the query with an internal error. Airflow 3.3.2 does
+    while one of the events belongs to a queued run (apache/airflow#71360): the run goes on
+    with its own events then, and the left-out ones go to the next run, which Airflow gives
+    them. No answer at all (the API server down, a proxy's 502) fails the try, which is
+    tried again."""
+    from airflow.sdk.exceptions import AirflowRuntimeError
+
+    try:
+        window = [event for asset in inlets for event in inlet_events[asset].after(earliest).before(until)]
+    except AirflowRuntimeError as exc:
+        if (exc.error.detail or {}).get("status_code") != 500:
+            raise
+        log.warning("Airflow could not list the events up to this run's start; left to the next run: %s", exc)
+        return None
+    return [
+        event
+        for event in window
+        if not any(run.dag_id == dag_id for run in event.created_dagruns) and _batch(event) is not None
+    ]
 
 
 def take(given: list[Any], left_out: list[Any], claims: Claims | None) -> list[Any]:
@@ -147,11 +200,32 @@ def window_end(store: Any, started: Any) -> Any:
 
 
 def _messages(asset_events: Iterable[Any]) -> list[dict[str, Any]]:
-    messages = []
-    for event in asset_events:
-        payload = (getattr(event, "extra", None) or {}).get("payload") or {}
-        messages += payload.get("message_batch") or []
-    return messages
+    return [message for event in asset_events for message in _batch(event) or []]
+
+
+def _batch(event: Any) -> list[dict[str, Any]] | None:
+    """The SQS messages an asset event carries; None, with a warning naming the event, when
+    the events queue's trigger did not make it or it holds no list of messages. Whoever may
+    post asset events (``POST /api/v2/assets/events``) and any task with the asset as an
+    outlet make events with any extra: taken as the queue's, they would have any finding
+    fixed by any playbook, past the queue's policy. Airflow marks the first
+    (``from_rest_api``) and names the second's task (``source_dag_id``)."""
+    extra = getattr(event, "extra", None)
+    extra = extra if isinstance(extra, dict) else {}
+    payload = extra.get("payload")
+    batch = payload.get("message_batch") if isinstance(payload, dict) else None
+    if "from_rest_api" in extra:
+        why = "posted through Airflow's REST API"
+    elif getattr(event, "source_dag_id", None):
+        why = f"made by task {event.source_task_id} of {event.source_dag_id} (run {event.source_run_id})"
+    elif extra.get("from_trigger") is not True:
+        why = "not made by the events queue's trigger"
+    elif not isinstance(batch, list) or not all(isinstance(message, dict) for message in batch):
+        why = "it holds no list of SQS messages"
+    else:
+        return batch
+    log.warning("Skipping the asset event of %s: %s", getattr(event, "timestamp", None), why)
+    return None
 
 
 def security_hub_event(body: str) -> tuple[str, list[str]]:

@@ -229,13 +229,15 @@ def ingest_events() -> dict[str, int]:
     with _asked_wrong():
         settings, store, run_id = run_context()
     context = get_current_context()
+    dag_id, conn_id = context["dag"].dag_id, settings.aws_conn_id
     given, left_out = events.run_events(
         context["triggering_asset_events"],
         context["inlet_events"],
         context["task"].inlets,
-        events.window_end(store, context["dag_run"].start_date),
+        store,
+        context["dag_run"].start_date,
+        dag_id,
     )
-    dag_id, conn_id = context["dag"].dag_id, settings.aws_conn_id
     held = claims.for_run(settings.audit_root, dag_id, run_id, conn_id, ttl=events.LEFT_OUT_CLAIM_TTL)
     asked = events.findings_asked(events.take(given, left_out, held))
     if not asked.finding_ids:
