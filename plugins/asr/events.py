@@ -33,9 +33,9 @@ SOURCE = "aws.securityhub"  # only Security Hub may send events with it (EventBr
 SQS_LONGEST_WAIT = 20  # seconds: ReceiveMessage's WaitTimeSeconds is 0 to 20
 # The region in an SQS queue URL: https://sqs.eu-west-1.amazonaws.com/..., its FIPS endpoint
 # https://sqs-fips.us-east-1.amazonaws.com/..., or the legacy https://eu-west-1.queue.amazonaws.com/...
-# The oldest, https://queue.amazonaws.com/..., names none: it is us-east-1's.
 QUEUE_URL_REGION = re.compile(r"^https://(?:sqs(?:-fips)?\.([a-z0-9-]+)|([a-z0-9-]+)\.queue)\.amazonaws\.com")
-LEGACY_QUEUE_HOST = ("https://queue.amazonaws.com/", "us-east-1")
+# The oldest form names no region: it is us-east-1's.
+OLDEST_QUEUE_URL = "https://queue.amazonaws.com/"
 
 
 def queue_polling(environ: Mapping[str, str] | None = None) -> tuple[int, int]:
@@ -62,10 +62,10 @@ def queue_region(queue_url: str, environ: Mapping[str, str] | None = None) -> st
     """The events queue's region: the one in its URL, else ``ASR_SECURITYHUB_REGION``, where
     ``asr setup`` makes it. SQS answers only in the queue's own region, and the connection's
     region may be another one, or none."""
+    if queue_url.startswith(OLDEST_QUEUE_URL):
+        return "us-east-1"
     match = QUEUE_URL_REGION.match(queue_url)
     region = next((part for part in match.groups() if part), "") if match else ""
-    if queue_url.startswith(LEGACY_QUEUE_HOST[0]):
-        region = LEGACY_QUEUE_HOST[1]
     if REGION_RE.fullmatch(region):
         return region
     env = os.environ if environ is None else environ

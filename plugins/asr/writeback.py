@@ -163,7 +163,7 @@ def _says(note: str, text: str) -> bool:
     return suffix is not None and note == clip_note(text, suffix.group())
 
 
-def resolved_by_its_check(finding: dict[str, Any]) -> bool:
+def _resolved_by_its_check(finding: dict[str, Any]) -> bool:
     """Whether Security Hub resolved the finding itself, as it does a control finding whose check
     passes, with no note on it but asr's: a person who resolves one says why in theirs."""
     note = finding.get("Note") or {}
@@ -280,7 +280,7 @@ def write_back(
         # Security Hub once the fix made its control pass: still ours to write the same status
         # with this run's note. Not to reopen it: a person may have.
         again = workflow == status == "RESOLVED" and (
-            _text(found).endswith(run_suffix(run_id)) or resolved_by_its_check(found)
+            _text(found).endswith(run_suffix(run_id)) or _resolved_by_its_check(found)
         )
         if (
             found is None
