@@ -159,9 +159,33 @@ def test_a_stale_claim_is_broken_after_a_failed_first_try(tmp_path: Path, monkey
     assert Claims(tmp_path, "asr_sweep/b", ttl=3600).acquire(name, {}) is None
 
 
-def test_a_claim_its_writer_has_not_filled_in_yet_is_held(tmp_path: Path) -> None:
+def test_a_task_killed_while_it_writes_a_claim_leaves_none(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Made with O_EXCL, then written: a task killed in between left an empty claim that
+    nobody owned, and its own retry called it another run's and left the resource alone."""
+    from asr import claims as module
+
+    class Killed(BaseException):
+        pass
+
+    real_write, kills = os.write, [Killed()]
+
+    def write(descriptor: int, data: bytes) -> int:
+        if kills:
+            raise kills.pop()
+        return real_write(descriptor, data)
+
+    monkeypatch.setattr(module.os, "write", write)
     name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
-    (tmp_path / name).write_text("")  # created with O_EXCL a moment ago, JSON not written yet
+    with pytest.raises(Killed):
+        Claims(tmp_path, "asr_sweep/a").acquire(name, {})
+    assert not (tmp_path / name).exists()
+    assert Claims(tmp_path, "asr_sweep/a").acquire(name, {}) is None
+    assert json.loads((tmp_path / name).read_text())["owner"] == "asr_sweep/a"
+
+
+def test_a_claim_without_an_owner_is_held(tmp_path: Path) -> None:
+    name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
+    (tmp_path / name).write_text("")  # an older asr's, killed between O_EXCL and its write
     assert Claims(tmp_path, "asr_sweep/b").acquire(name, {}) == "another run"
     assert (tmp_path / name).exists()
 

@@ -3,8 +3,9 @@
 A sweep, a person's rerun and an event run can all name one security group at the same
 time. Reading it first does not help: both runs read it non-compliant before either has
 changed it. So a fix task claims every resource of its batch before it reads any: one
-file per resource, created only if absent, where every worker sees it: with ``O_EXCL`` in
-a shared folder, or with a conditional write (``If-None-Match: *``) in S3. A resource
+file per resource, created only if absent, where every worker sees it: linked to its name
+in a shared folder (a hard link fails on a name that exists, on NFS and EFS too), or with a
+conditional write (``If-None-Match: *``) in S3. A resource
 another run holds is left to that run; the claim is dropped when the batch is done. A
 claim states how long its holder may keep it (``ttl``: longer for a task that waits on SSM
 Automation); one older than that belongs to a task that died, and may be broken: only that
@@ -26,6 +27,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -45,19 +47,27 @@ def claim_name(account_id: str, region: str, resource_id: str, action: str) -> s
 
 
 def _create(path: Any, body: bytes) -> bool:
-    """Write a claim only if none exists; False when one does."""
+    """Write a claim only if none exists; False when one does.
+
+    A claim appears whole or not at all. In a folder it is written to a file of its own,
+    then linked to its name (``link`` fails if the name exists): made with ``O_EXCL`` and
+    then written, a writer killed between the two left an empty claim nobody owned, which
+    shut every run out of the resource for the ttl, a retry of that very task included.
+    A writer killed before the link leaves a hidden ``.tmp`` file, never read as a claim.
+    """
     if isinstance(path, Path):
+        draft = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            try:
+                os.write(descriptor, body)
+            finally:
+                os.close(descriptor)
+            os.link(draft, path)
         except FileExistsError:
             return False
-        try:
-            os.write(descriptor, body)
-        except OSError:  # an empty claim nobody holds would shut every run out for its ttl
-            path.unlink(missing_ok=True)
-            raise
         finally:
-            os.close(descriptor)
+            draft.unlink(missing_ok=True)
         return True
     try:
         path.fs.pipe_file(path.path, body, mode="create")  # s3fs: PutObject with If-None-Match: *
