@@ -478,6 +478,34 @@ def test_a_retried_task_waits_for_the_executions_its_earlier_try_started(aws, ss
     assert held_by(claims, run_id) == []
 
 
+def test_a_task_retried_after_it_saved_its_outcomes_still_says_remediated(aws, ssm_registry: Any) -> None:
+    """Killed after ``execute_complete`` saved its outcomes, before Airflow heard it succeeded:
+    the retry starts from ``execute`` and reads the resource fixed. It is this run's fix,
+    not ALREADY_COMPLIANT (a finding marked NOTIFIED "nothing changed" for a change made)."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    seeded, records = seeded_records(aws, ssm_registry)
+    ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
+    ssm.put_parameter(Name=f"/asr-local/automation/{DOCUMENT}", Value="Success:1", Type="String")
+    operator, context, store = operator_run(records, "saved")
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context)
+    started = deferred.value.trigger.executions
+    pending = [{"execution_id": e["execution_id"], **where(records)} for e in started]
+    statuses: dict[str, Any] = {}
+    while not statuses:
+        statuses = {i: s for i, s in automation.poll(pending, aws).items() if s["status"] in automation.ENDED}
+    assert operator.execute_complete(context, {"statuses": statuses}) == {"REMEDIATED": 1}
+
+    context["ti"] = SimpleNamespace(try_number=2)
+    assert operator.execute(context) == {"REMEDIATED": 1}
+    [outcome] = store.read_lines("outcomes/EC2.13-0000.jsonl")
+    assert "by an earlier try" in outcome["message"]
+    assert outcome["before"] and outcome["after"]
+    assert group_rules(aws, seeded) == ["10.0.0.0/8"]
+    assert len(ssm.describe_automation_executions()["AutomationExecutionMetadataList"]) == 1
+
+
 def held_by(claims: Path, run_id: str) -> list[Path]:
     """The claims this run holds (an earlier test session's may lie beside them)."""
     return [c for c in claims.glob("*.json") if f"/{run_id}/" in json.loads(c.read_text())["owner"]]

@@ -24,14 +24,17 @@ from asr.remediate import (
     Result,
     Status,
     Target,
-    assess,
+    by_earlier_try,
     claim,
     describe_error,
     dry_run,
     error_code,
+    judge,
+    read_resource,
     resolve_targets,
     retry_throttled,
     settle,
+    short_of_control,
     verify,
 )
 
@@ -91,13 +94,18 @@ def start(
         outcomes += [o for index, result in ignored.items() for o in targets[index].outcomes(result)]
         targets = [targets[index] for index in mine]
     pending: list[dict[str, Any]] = []
+    earlier: dict[tuple[str, ...], dict[str, Any]] | None = None  # the journal's, read when needed
     for target in targets:
         planned: Planned | None = None
         intended: str | None = None  # the intent's id, once recorded
         try:
-            assessed = assess(target.action, target.clients, target.resource_id)
+            state = read_resource(target.action, target.clients, target.resource_id)
+            assessed = judge(target.action, state)
             if isinstance(assessed, Result):
-                outcomes += target.outcomes(assessed)
+                if journal:  # an earlier try's execution may have made it so, and died after
+                    earlier = journal.made_earlier() if earlier is None else earlier
+                    assessed = by_earlier_try(target, assessed, state, earlier, journal)
+                outcomes += target.outcomes(short_of_control(target, assessed, state))
                 continue
             planned = assessed
             if dry:

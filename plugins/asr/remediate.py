@@ -168,7 +168,11 @@ class Planned:
 
 def assess(action: Action, clients: Clients, resource_id: str) -> Result | Planned:
     """Read the resource: a Result when there is nothing to do, else what must change."""
-    return judge(action, retry_throttled(lambda: action.read(clients, resource_id)))
+    return judge(action, read_resource(action, clients, resource_id))
+
+
+def read_resource(action: Action, clients: Clients, resource_id: str) -> dict[str, Any]:
+    return retry_throttled(lambda: action.read(clients, resource_id))
 
 
 def judge(action: Action, state: dict[str, Any]) -> Result | Planned:
@@ -180,7 +184,7 @@ def judge(action: Action, state: dict[str, Any]) -> Result | Planned:
 
 def verify(action: Action, clients: Clients, resource_id: str, planned: Planned, done: str) -> Result:
     """Read the resource back: REMEDIATED only if it now complies."""
-    return checked(action, retry_throttled(lambda: action.read(clients, resource_id)), planned, done)
+    return checked(action, read_resource(action, clients, resource_id), planned, done)
 
 
 def checked(action: Action, state: dict[str, Any], planned: Planned, done: str) -> Result:
@@ -513,48 +517,63 @@ def _assess(
 
 
 def _unmet(targets: list[Target], results: dict[int, Result], states: dict[int, dict[str, Any]]) -> None:
+    """``short_of_control`` for each compliant result whose state was read."""
+    for index, result in results.items():
+        if index in states:
+            results[index] = short_of_control(targets[index], result, states[index])
+
+
+def short_of_control(target: Target, result: Result, state: dict[str, Any]) -> Result:
     """A resource found compliant whose control still checks something no change of its action
     reaches (``Action.unmet``) is FAILED with why: reported compliant, the finding would stay
     FAILED in Security Hub with a note saying nothing was wrong. Judged after an earlier
     try's change is credited (that fix is this run's; what it set may not show yet)."""
-    for index, result in results.items():
-        if result.status == Status.ALREADY_COMPLIANT and index in states:
-            why = targets[index].action.unmet(states[index])
-            if why:
-                results[index] = Result(Status.FAILED, f"{why}; nothing changed")
+    if result.status != Status.ALREADY_COMPLIANT:
+        return result
+    why = target.action.unmet(state)
+    return Result(Status.FAILED, f"{why}; nothing changed") if why else result
 
 
 def _finish_earlier_tries(
     targets: list[Target], results: dict[int, Result], journal: Journal, states: dict[int, dict[str, Any]]
 ) -> None:
-    """A compliant resource an earlier try of this run changed (and died before saving its
-    outcome, or before even recording the end) was fixed by that try: report it REMEDIATED,
-    not ALREADY_COMPLIANT, and settle the record if the try could not, with what reads now
-    (``states``) as its after-state: the plan may only describe what the change made (an ID
-    the service gave it), and a rollback compares the after-state with what it reads."""
+    """``by_earlier_try`` for each compliant result, reading the journal once."""
     compliant = [i for i, r in results.items() if r.status == Status.ALREADY_COMPLIANT]
     earlier = journal.made_earlier() if compliant else {}
     for index in compliant:
-        target = targets[index]
-        playbook = target.records[0].playbook if target.records else ""
-        key = (
-            target.clients.account_id,
-            target.clients.region,
-            target.resource_id,
-            target.action.name,
-            playbook,
-        )
-        change = earlier.get(key)
-        if change:
-            state = states.get(index) or {}
-            after = dict(change["after"] or {})
-            if not change["settled"] and state:
-                after = {name: state.get(name) for name in after}
-            summary = target.action.summary.format(**target.action.params)
-            message = f"{summary} (by an earlier try; verified now)"
-            results[index] = _remediated(target.action, state, message, change["before"], after)
-            if not change["settled"]:  # another try's intent, perhaps on another host's clock
-                settle(journal, target, results[index], change.get("intent_id"))
+        state = states.get(index) or {}
+        results[index] = by_earlier_try(targets[index], results[index], state, earlier, journal)
+
+
+def by_earlier_try(
+    target: Target,
+    result: Result,
+    state: dict[str, Any],
+    earlier: dict[tuple[str, ...], dict[str, Any]],
+    journal: Journal,
+) -> Result:
+    """A compliant resource an earlier try of this run changed (``earlier``: the journal's
+    ``made_earlier``), and died before saving its outcome, or before even recording the end,
+    was fixed by that try: REMEDIATED, not ALREADY_COMPLIANT, and the record settled if the
+    try could not, with what reads now (``state``) as its after-state: the plan may only
+    describe what the change made (an ID the service gave it), and a rollback compares the
+    after-state with what it reads."""
+    if result.status != Status.ALREADY_COMPLIANT:
+        return result
+    playbook = target.records[0].playbook if target.records else ""
+    key = (target.clients.account_id, target.clients.region, target.resource_id, target.action.name, playbook)
+    change = earlier.get(key)
+    if not change:
+        return result
+    after = dict(change["after"] or {})
+    if not change["settled"] and state:
+        after = {name: state.get(name) for name in after}
+    summary = target.action.summary.format(**target.action.params)
+    message = f"{summary} (by an earlier try; verified now)"
+    remediated = _remediated(target.action, state, message, change["before"], after)
+    if not change["settled"]:  # another try's intent, perhaps on another host's clock
+        settle(journal, target, remediated, change.get("intent_id"))
+    return remediated
 
 
 def _apply(
