@@ -573,3 +573,67 @@ def test_a_try_that_dies_while_starting_leaves_its_retry_the_executions_it_start
     for held in (Path(Settings.from_env().audit_root) / "claims").glob("*.json"):
         if json.loads(held.read_text())["owner"] == owner:
             held.unlink()
+
+
+def ended(pending: list[dict[str, Any]], aws: Any) -> dict[str, Any]:
+    """Poll the executions until each has ended: their statuses."""
+    statuses: dict[str, Any] = {}
+    while len(statuses) < len(pending):
+        statuses = {i: s for i, s in automation.poll(pending, aws).items() if s["status"] in automation.ENDED}
+    return statuses
+
+
+@pytest.mark.parametrize("ended_before_the_retry", [False, True])
+def test_a_try_killed_before_it_saved_a_start_leaves_its_retry_that_execution(
+    aws, ssm_registry: Any, monkeypatch: pytest.MonkeyPatch, ended_before_the_retry: bool
+) -> None:
+    """SSM started the second document, and the worker was killed before the start was saved
+    for the retry. The retry sends that start's ClientToken again and SSM answers with the
+    execution it made: the retry waits for it (or, ended, credits it), and settles its intent."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from asr.store import RunStore
+
+    seeded = [seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1", n) for n in range(2)]
+    records = [parse_finding(finding(s), ssm_registry) for s in seeded]
+    ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
+    ssm.put_parameter(Name=f"/asr-local/automation/{DOCUMENT}", Value="Success:3", Type="String")
+    operator, context, store = operator_run(records, "unsaved")
+    saves = {"n": 0}
+    write_json = RunStore.write_json
+
+    def killed_on_the_second_save(self: RunStore, name: str, data: Any) -> None:
+        if name.startswith("automations/"):
+            saves["n"] += 1
+            if saves["n"] == 2:
+                raise SystemExit("the worker was killed")
+        write_json(self, name, data)
+
+    monkeypatch.setattr(RunStore, "write_json", killed_on_the_second_save)
+    with pytest.raises(SystemExit):
+        operator.execute(context)
+    monkeypatch.setattr(RunStore, "write_json", write_json)
+    executions = [
+        e["AutomationExecutionId"]
+        for e in ssm.describe_automation_executions()["AutomationExecutionMetadataList"]
+    ]
+    assert len(executions) == 2, "both started before the kill"
+    if ended_before_the_retry:  # the second resource reads fixed: the retry credits the first try
+        ended([{"execution_id": e, **where(records)} for e in executions], aws)
+
+    context["ti"] = SimpleNamespace(try_number=2)
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context)
+    waited = [e["execution_id"] for e in deferred.value.trigger.executions]
+    metadata = ssm.describe_automation_executions()["AutomationExecutionMetadataList"]
+    assert sorted(e["AutomationExecutionId"] for e in metadata) == sorted(executions), "none started again"
+    assert len(waited) == (1 if ended_before_the_retry else 2) and set(waited) <= set(executions)
+
+    statuses = ended([{"execution_id": e, **where(records)} for e in waited], aws)
+    assert operator.execute_complete(context, {"statuses": statuses}) == {"REMEDIATED": 2}
+    assert not store.path("automations/EC2.13-0000.json").exists()
+    credited = [o for o in store.read_lines("outcomes/EC2.13-0000.jsonl") if "earlier try" in o["message"]]
+    assert len(credited) == ended_before_the_retry
+    assert [group_rules(aws, s) for s in seeded] == [["10.0.0.0/8"]] * 2
+    changes = operator._journal(Settings.from_env(), context).changes()
+    assert [c.status for c in changes] == ["REMEDIATED"] * 2, "one intent per start, each settled"

@@ -72,9 +72,12 @@ def start(
 
     Returns the outcomes already known (compliant, or failed before starting) and the
     executions under way, as JSON-able records to wait for and finish later. Each start
-    is recorded in the ``journal`` first; ``finish`` records how it ended. With ``claims``,
-    a resource another run holds is left to it (IGNORED); the claim of each execution
-    under way is kept (its ``claim``) for the caller to drop when it has finished.
+    is recorded in the ``journal`` first; ``finish`` records how it ended. A start an earlier
+    try recorded and never settled is made again under that intent, with the same
+    ``ClientToken``: SSM answers with the execution that try started, if it got that far,
+    instead of running the document a second time. With ``claims``, a resource another run
+    holds is left to it (IGNORED); the claim of each execution under way is kept (its
+    ``claim``) for the caller to drop when it has finished.
     ``started`` is told of each execution as soon as it runs, so that a try that dies in
     the loop (paced, it takes minutes) leaves a retry the executions to wait for.
     """
@@ -99,11 +102,13 @@ def start(
         planned: Planned | None = None
         intended: str | None = None  # the intent's id, once recorded
         try:
+            if journal and earlier is None:  # what earlier tries began: made since, or to start again
+                earlier = journal.made_earlier()
             state = read_resource(target.action, target.clients, target.resource_id)
             assessed = judge(target.action, state)
             if isinstance(assessed, Result):
-                if journal:  # an earlier try's execution may have made it so, and died after
-                    earlier = journal.made_earlier() if earlier is None else earlier
+                # An earlier try's execution may have made it so, and died after.
+                if journal and earlier is not None:
                     assessed = by_earlier_try(target, assessed, state, earlier, journal)
                 outcomes += target.outcomes(short_of_control(target, assessed, state))
                 continue
@@ -121,16 +126,15 @@ def start(
                     f"arn:{target.clients.ssm.meta.partition}:iam::{account}:role/{settings.automation_role_name}"
                 ),
             }
+            if journal and earlier is not None:
+                intended = _unsettled(target, earlier) or journal.intend(target, planned)
             request: dict[str, Any] = {
                 "DocumentName": document.name,
                 "Parameters": document.render(values),
-                # The same token on every try: a start whose answer was lost is not made twice.
-                "ClientToken": str(uuid.uuid4()),
+                "ClientToken": _client_token(intended),
             }
             if document.version:
                 request["DocumentVersion"] = document.version
-            if journal:
-                intended = journal.intend(target, planned)
             # The client is asked for on each try: throttled retries can outlast the member
             # credentials, and Clients hands out one made with fresh ones near their expiry.
             execution = retry_throttled(
@@ -154,6 +158,7 @@ def start(
                 "plan": planned.plan,
                 "claim": target.claim,
                 "intent_id": intended,
+                "client_token": request["ClientToken"],
             }
         )
         if started:
@@ -161,6 +166,26 @@ def start(
     if claims is not None and not dry:
         claims.release({t.claim for t in targets} - {e["claim"] for e in pending})
     return outcomes, pending
+
+
+# The namespace of the ClientTokens made from intent ids (``_client_token``).
+TOKEN_NAMESPACE = uuid.UUID("0d6f3c2e-5b8a-4f1e-9c47-2a8e61b0d3f5")
+
+
+def _client_token(intent_id: str | None) -> str:
+    """The idempotency token of the start recorded as ``intent_id``: the same for every try
+    that makes that start, so SSM answers a start an earlier try made with its execution
+    instead of running the document again. Without a journal, a new one (throttled retries
+    within one call still send it each time)."""
+    return str(uuid.uuid5(TOKEN_NAMESPACE, intent_id)) if intent_id else str(uuid.uuid4())
+
+
+def _unsettled(target: Target, earlier: dict[tuple[str, ...], dict[str, Any]]) -> str | None:
+    """The intent of an earlier try's start of this fix that never settled, if any: that try
+    died after recording it, perhaps after SSM started the execution but before it was saved
+    for the retry to wait on. The retry makes that start again, under that intent."""
+    change = earlier.get(target.fix_key)
+    return change["intent_id"] if change and not change["settled"] else None
 
 
 def poll(pending: list[dict[str, Any]], aws: AwsContext) -> dict[str, dict[str, str]]:

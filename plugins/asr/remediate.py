@@ -232,6 +232,12 @@ class Target:
         return [Outcome.of(record, result) for record in self.records]
 
     @property
+    def fix_key(self) -> tuple[str, ...]:
+        """This fix as the journal keys it (``audit.fix_key``, ``Journal.made_earlier``)."""
+        playbook = self.records[0].playbook if self.records else ""
+        return (self.clients.account_id, self.clients.region, self.resource_id, self.action.name, playbook)
+
+    @property
     def claim(self) -> str:
         """The claim a run takes before changing this resource (``asr.claims``): a global
         resource has one, whichever region's findings (and clients) led to it."""
@@ -560,9 +566,7 @@ def by_earlier_try(
     after-state with what it reads."""
     if result.status != Status.ALREADY_COMPLIANT:
         return result
-    playbook = target.records[0].playbook if target.records else ""
-    key = (target.clients.account_id, target.clients.region, target.resource_id, target.action.name, playbook)
-    change = earlier.get(key)
+    change = earlier.get(target.fix_key)
     if not change:
         return result
     after = dict(change["after"] or {})

@@ -10,11 +10,17 @@ succeeds on the first poll.
 When an execution of a document in ``EFFECTS`` succeeds, the stand-in makes the change
 that AWS-managed document makes, on moto's own backend of the execution's account and
 region, so a fix applied through SSM can be verified by reading the resource back.
+
+A start sent again with its ``ClientToken`` (a UUID, compared without case) answers the
+execution the first made, whatever its status now, and with another document or other
+parameters ``IdempotentParameterMismatch``, as SSM documents for the token: a task retried
+after its start went through must not run the document twice.
 """
 
 from __future__ import annotations
 
 import datetime
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +46,8 @@ TERMINAL = {
     "Exited",
 }
 ADMIN_PORTS = (22, 3389)
+# StartAutomationExecution's ClientToken, as the API reference's pattern has it.
+TOKEN_FORMAT = re.compile(r"[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{12}")
 
 
 def _covers_admin_port(rule: Any) -> bool:
@@ -130,6 +138,22 @@ def _executions(backend: SimpleSystemManagerBackend) -> dict[str, AutomationExec
     return backend.asr_automations  # type: ignore[attr-defined]
 
 
+def _tokens(backend: SimpleSystemManagerBackend) -> dict[str, tuple[tuple[Any, ...], str]]:
+    """The request each ``ClientToken`` came with, and the execution it started, by token."""
+    if not hasattr(backend, "asr_automation_tokens"):
+        backend.asr_automation_tokens = {}  # type: ignore[attr-defined]
+    return backend.asr_automation_tokens  # type: ignore[attr-defined]
+
+
+def _token(client_token: str | None) -> str:
+    """The ``ClientToken`` as SSM compares it (without case), or "" when none was sent."""
+    if client_token is None:
+        return ""
+    if not TOKEN_FORMAT.fullmatch(client_token):
+        raise ValidationException(f"ClientToken {client_token} is not a UUID")
+    return client_token.lower()
+
+
 def _planned_outcome(backend: SimpleSystemManagerBackend, document: str) -> tuple[str, int]:
     name = OUTCOME_PARAMETER.format(document=document)
     parameter = backend._parameters.get(name)
@@ -145,9 +169,20 @@ def start_automation_execution(
     document_version: str | None,
     parameters: dict[str, list[str]] | None,
     tags: list[dict[str, str]] | None,
+    client_token: str | None = None,
 ) -> str:
     if not document_name:
         raise ValidationException("DocumentName is required")
+    asked = (document_name, document_version, parameters or {})
+    token = _token(client_token)
+    if token in _tokens(self):
+        first, execution_id = _tokens(self)[token]
+        if first != asked:
+            raise SSMException(
+                "IdempotentParameterMismatch",
+                f"ClientToken {client_token} was used to start another document or with other parameters",
+            )
+        return execution_id
     status, polls = _planned_outcome(self, document_name)
     execution = AutomationExecution(
         account=self.account_id,
@@ -162,6 +197,8 @@ def start_automation_execution(
         tags=tags or [],
     )
     _executions(self)[execution.execution_id] = execution
+    if token:
+        _tokens(self)[token] = (asked, execution.execution_id)
     return execution.execution_id
 
 
@@ -202,6 +239,7 @@ def start_automation_execution_response(self: SimpleSystemManagerResponse) -> Ac
         document_version=self._get_param("DocumentVersion"),
         parameters=self._get_param("Parameters"),
         tags=self._get_param("Tags"),
+        client_token=self._get_param("ClientToken"),
     )
     return ActionResult({"AutomationExecutionId": execution_id})
 
