@@ -183,6 +183,55 @@ def test_a_task_killed_while_it_writes_a_claim_leaves_none(tmp_path: Path, monke
     assert json.loads((tmp_path / name).read_text())["owner"] == "asr_sweep/a"
 
 
+def test_a_claim_on_a_resource_lapses_once_its_holder_s_run_has_ended(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A task killed with no try left never drops its claims: a rerun of the failures of its
+    run, or a rollback of it, found the resource held by that failed run for six hours."""
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    states = {"dead": "failed", "busy": "running"}
+    monkeypatch.setattr(
+        RuntimeTaskInstance, "get_dagrun_state", staticmethod(lambda dag_id, run_id: states[run_id])
+    )
+    dead, busy, taken = (claim_name(MEMBER_ACCOUNT, REGION, f"sg-{n}", "x") for n in range(3))
+    for name, run in ((dead, "dead"), (busy, "busy"), (taken, "dead")):
+        assert Claims(tmp_path, f"asr_sweep/{run}/fix").acquire(name, {}) is None
+    rerun = Claims(tmp_path, "asr_remediate/r/fix", lapse_with_run=True)
+    assert rerun.acquire(dead, {}) is None
+    assert json.loads((tmp_path / dead).read_text())["owner"] == "asr_remediate/r/fix"
+    assert rerun.acquire(busy, {}) == "asr_sweep/busy/fix"
+    # A claim that marks something taken for good (an event a run took) stays with it.
+    assert Claims(tmp_path, "asr_events/e").acquire(taken, {}) == "asr_sweep/dead/fix"
+
+
+@pytest.mark.airflow
+def test_a_rerun_fixes_a_resource_a_dead_task_of_an_ended_run_still_claims(aws, airflow_db: None) -> None:
+    """Through Airflow: the claim of a task of a run that has ended (a dry run here) does not
+    keep another run's fix off the resource; Airflow's word on that run is asked in the task."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from asr.config import Settings
+    from asr.findings import parse_finding
+    from asr.local.seed import finding, import_findings
+
+    seeded = seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION)
+    raw = finding(seeded)
+    import_findings(aws.admin_client("securityhub", REGION), [raw])
+    remediate_dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags")).dags["asr_remediate"]
+    ended = remediate_dag.test(run_conf={"finding_ids": [raw["Id"]], "dry_run": True})
+    assert ended.state == "success"
+    record = parse_finding(raw, registry())
+    claims = Path(Settings.from_env().audit_root) / "claims"
+    dead = Claims(claims, f"asr_remediate/{ended.run_id}/remediate_EC2_13.fix")
+    name = claim_name(MEMBER_ACCOUNT, REGION, record.resource_id, registry().playbooks["EC2.13"].action)
+    assert dead.acquire(name, {}) is None
+
+    assert remediate_dag.test(run_conf={"finding_ids": [raw["Id"]], "dry_run": False}).state == "success"
+    [found] = aws.admin_client("securityhub", REGION).get_findings(
+        Filters={"Id": [{"Value": raw["Id"], "Comparison": "EQUALS"}]}
+    )["Findings"]
+    assert found["Workflow"]["Status"] == "RESOLVED"
+
+
 def test_a_claim_without_an_owner_is_held(tmp_path: Path) -> None:
     name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
     (tmp_path / name).write_text("")  # an older asr's, killed between O_EXCL and its write

@@ -342,12 +342,19 @@ class AuditJournal:
 
     # --- reading
 
-    def events(self) -> list[dict[str, Any]]:
-        """Every event of the run, in time order. A torn last line (a crash mid-write) is skipped."""
+    def events(self, by_others: bool = False) -> list[dict[str, Any]]:
+        """Every event of the run, in time order; ``by_others``: only the files (objects) that
+        other runs wrote are read, not the run's own. A torn last line (a crash mid-write) is
+        skipped."""
         if not self.root.exists():
             return []
+        # The run's own writers' names start so (``_file``); a long one may be cut (``bounded``),
+        # and is then read too: the callers filter the events, this only spares reading.
+        own = f"{self.root.parent.name}.{self.root.name}."
         events: list[dict[str, Any]] = []
         for path in sorted(self.root.iterdir(), key=lambda p: p.name):
+            if by_others and self._writer(path.name).startswith(own):
+                continue
             for number, line in enumerate(path.read_text().splitlines(), 1):
                 if not line.strip():
                     continue
@@ -359,6 +366,18 @@ class AuditJournal:
 
     def changes(self, kind: str = FIX) -> list[Change]:
         return [change for change in pair(self.events()) if change.intent["kind"] == kind]
+
+    def _writer(self, name: str) -> str:
+        """Who wrote the file (object) ``name``: its name starts with the writer's (``_file``);
+        an object's does after its time (``_put_object``)."""
+        return name if self._local else name.partition("Z-")[2]
+
+    def rolled_back_by(self) -> list[str]:
+        """The runs (``<dag_id>/<run_id>``: asr_rollback's) that began to put back a change of
+        this run, earliest first. Only what other runs wrote is read: each fix task of a run
+        asks, and a run never rolled back has nothing of theirs."""
+        runs = (f"{e['dag_id']}/{e['run_id']}" for e in self.events(by_others=True) if e["kind"] == REVERT)
+        return list(dict.fromkeys(runs))
 
     def made_earlier(self) -> dict[tuple[str, ...], dict[str, Any]]:
         """Fixes of this run that an earlier try began, by ``fix_key`` (account, region,

@@ -15,7 +15,8 @@ run made after breaking its own (``_delete_if``).
 
 The holder is one task of one run (``for_run``): a retry of that task takes its claims
 over, while two playbooks of a run whose fixes share an action (IAM.8 and IAM.22) claim
-each resource in turn.
+each resource in turn. A claim on a resource also lapses once Airflow says its holder's run
+has ended: a task killed with no try left never dropped it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+from asr.store import ENDED, run_state
 
 DEFAULT_TTL = 6 * 3600.0
 BREAK_LOCK = ".breaking.lock"  # in a local claims folder: breakers of stale claims take turns
@@ -148,13 +151,24 @@ def _delete_if(path: Any, judge: Callable[[str, Callable[[], float]], bool]) -> 
         path.fs.invalidate_cache(path.path)
 
 
+def _run_ended(owner: str) -> bool:
+    """Whether Airflow says the run of a claim's holder (``dag/run[/task]``) has ended: its
+    task was killed with no try left (a lost worker, the OOM killer) and never dropped its
+    claims, which would keep reruns, rollbacks and sweeps off the resource for the ttl."""
+    dag_id, _, rest = owner.partition("/")
+    return bool(rest) and run_state(dag_id, rest.partition("/")[0]) in ENDED
+
+
 class Claims:
     """One holder's claims under ``root``: a local ``Path`` or an S3 ``ObjectStoragePath``."""
 
-    def __init__(self, root: Any, owner: str, ttl: float = DEFAULT_TTL) -> None:
+    def __init__(self, root: Any, owner: str, ttl: float = DEFAULT_TTL, lapse_with_run: bool = False) -> None:
         self.root = root
         self.owner = owner
         self.ttl = ttl
+        # A claim on a resource lapses once its holder's run has ended (``_run_ended``); one
+        # that marks something taken for good (an event a run took) must not.
+        self.lapse_with_run = lapse_with_run
         # By path: the path, and when this object made the claim (the ``time`` written in it).
         self._held: dict[str, tuple[Any, float | None]] = {}
 
@@ -188,6 +202,9 @@ class Claims:
                 continue
             if stale:
                 _break(path, self.ttl)
+                continue
+            if owner and self.lapse_with_run and _run_ended(owner):
+                _delete_if(path, lambda text, _, dead=owner: _owner(text) == dead)
                 continue
             return owner or "another run"
         return "another run"
@@ -264,17 +281,19 @@ def for_run(
     conn_id: str | None = None,
     task_id: str = "",
     ttl: float = DEFAULT_TTL,
+    lapse_with_run: bool = False,
 ) -> Claims | None:
     """The claims of one task of a run (``task_id``; without it, the run's), beside the
     audit journal: in a folder every worker shares, or in S3, where a conditional write
     makes creating a claim exclusive. Other object stores give no such guarantee through
     fsspec, so there are no claims there, and overlapping runs rely on reading each
-    resource before they change it."""
+    resource before they change it. ``lapse_with_run``: claims on resources, which another
+    run may take once this run has ended (``Claims``)."""
     owner = "/".join(part for part in (dag_id, run_id, task_id) if part)
     if audit_root.startswith("s3://"):
         from airflow.sdk import ObjectStoragePath
 
-        return Claims(ObjectStoragePath(audit_root, conn_id=conn_id) / "claims", owner, ttl)
+        return Claims(ObjectStoragePath(audit_root, conn_id=conn_id) / "claims", owner, ttl, lapse_with_run)
     if "://" in audit_root:
         return None
-    return Claims(Path(audit_root) / "claims", owner, ttl)
+    return Claims(Path(audit_root) / "claims", owner, ttl, lapse_with_run)

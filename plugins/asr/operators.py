@@ -29,10 +29,12 @@ class AutomationFixOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, int]:
         from asr import automation, sweep
-        from asr.tasks import aws_context, run_context
+        from asr.tasks import aws_context, refuse_if_rolled_back, run_context
         from asr.triggers import AutomationExecutionTrigger
 
         settings, store, _ = run_context(context)
+        journal = self._journal(settings, context)
+        refuse_if_rolled_back(journal)
         dry = sweep.is_dry_run(store, context["params"])
         records = sweep.batch_records(store, self.batch)
         # A retry after the wait failed (the triggerer lost AWS, say) waits again for the
@@ -42,7 +44,7 @@ class AutomationFixOperator(BaseOperator):
         started = {r["finding_id"] for e in earlier for r in e["records"]}
         records = [r for r in records if r.finding_id not in started]
         shares = sweep.batch_plan(store, self.batch)["rate_shares"]
-        aws, journal = aws_context(settings, shares, context), self._journal(settings, context)
+        aws = aws_context(settings, shares, context)
         claims = self._claims(settings, context)
         _reclaim(claims, earlier)
         under_way = list(earlier)
@@ -128,7 +130,9 @@ class AutomationFixOperator(BaseOperator):
         assert document is not None
         ttl = claims.DEFAULT_TTL + document.timeout_minutes * 60
         dag_id, run_id = context["dag"].dag_id, context["run_id"]
-        return claims.for_run(settings.audit_root, dag_id, run_id, settings.aws_conn_id, self.task_id, ttl)
+        return claims.for_run(
+            settings.audit_root, dag_id, run_id, settings.aws_conn_id, self.task_id, ttl, lapse_with_run=True
+        )
 
     def _journal(self, settings: Any, context: Any) -> Any:
         """The run's audit journal; an execution's start and its end (after deferral, perhaps in

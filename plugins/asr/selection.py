@@ -8,7 +8,7 @@ from typing import Any
 from asr.config import Settings
 from asr.findings import RoutingRecord
 from asr.remediate import Status
-from asr.store import RunStore, named_run
+from asr.store import ENDED, RunStore, named_run, run_state
 
 # What a rerun of failures takes up again: not NOT_APPROVED, which a person decided.
 RERUN = (Status.FAILED, Status.NOT_RUN)
@@ -49,13 +49,8 @@ def run_finished(dag_id: str, run_id: str, store: RunStore) -> bool:
     """Whether Airflow says the run has ended; outside a worker (``dag.test``, the CLI), whether
     its report was written. A report alone is not enough where Airflow can be asked: a run
     cleared since keeps its earlier report while its fixes run again."""
-    try:
-        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-
-        state = RuntimeTaskInstance.get_dagrun_state(dag_id=dag_id, run_id=run_id)
-    except Exception:  # no one to ask here
-        return store.path("report.json").exists()
-    return str(getattr(state, "value", state)) in ("success", "failed")
+    state = run_state(dag_id, run_id)
+    return store.path("report.json").exists() if state is None else state in ENDED
 
 
 @dataclass(frozen=True)

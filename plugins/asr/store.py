@@ -32,6 +32,21 @@ def named_run(run: str, found: Callable[[str, str], bool]) -> tuple[str | None, 
     return (dags[0] if dags else None), run_id
 
 
+ENDED = ("success", "failed")  # a DAG run's states once no task of it runs
+
+
+def run_state(dag_id: str, run_id: str) -> str | None:
+    """The state Airflow gives a DAG run ("running", "success", ...), or None where Airflow
+    cannot be asked (outside a task: the CLI, a test's caller) or does not know the run."""
+    try:
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        state = RuntimeTaskInstance.get_dagrun_state(dag_id=dag_id, run_id=run_id)
+    except Exception:  # no one to ask here
+        return None
+    return str(getattr(state, "value", state))
+
+
 def safe_name(part: str) -> str:
     """A run's id or DAG id as a folder name: characters a file system or object store may
     refuse (`:`, `+`) read `_`, and so does a name of dots alone (Airflow takes a run id `.`,

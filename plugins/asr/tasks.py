@@ -21,6 +21,7 @@ from asr.config import Settings, env_number, env_value
 from asr.playbooks import registry
 
 if TYPE_CHECKING:
+    from asr.audit import AuditJournal
     from asr.playbooks import Playbook
     from asr.securityhub import QueryPlan
 
@@ -288,6 +289,7 @@ def fix(batch: dict[str, Any]) -> dict[str, int]:
     context = get_current_context()
     dry = sweep.is_dry_run(store, context["params"])
     journal = AuditJournal.for_task(settings.audit_root, settings.aws_conn_id, context, batch["batch_id"])
+    refuse_if_rolled_back(journal)
     counts = sweep.remediate(
         batch,
         store,
@@ -298,7 +300,12 @@ def fix(batch: dict[str, Any]) -> dict[str, int]:
         threads=settings.fix_threads,
         journal=journal,
         claims=claims.for_run(
-            settings.audit_root, context["dag"].dag_id, run_id, settings.aws_conn_id, context["ti"].task_id
+            settings.audit_root,
+            context["dag"].dag_id,
+            run_id,
+            settings.aws_conn_id,
+            context["ti"].task_id,
+            lapse_with_run=True,
         ),
         scope=Scope.of_settings(settings),
     )
@@ -310,11 +317,15 @@ def fix(batch: dict[str, Any]) -> dict[str, int]:
 def write_back() -> dict[str, int]:
     """Mark findings RESOLVED or NOTIFIED in Security Hub, with what was done or why not."""
     from asr import sweep
+    from asr.audit import AuditJournal
 
     settings, store, run_id = run_context()
+    context = get_current_context()
+    journal = AuditJournal.for_task(settings.audit_root, settings.aws_conn_id, context, "write_back")
+    refuse_if_rolled_back(journal)  # its outcomes would mark RESOLVED what the rollback marked
     outcomes = sweep.load_outcomes(store)
     counts: dict[str, int] = {}
-    if sweep.is_dry_run(store, get_current_context()["params"]):
+    if sweep.is_dry_run(store, context["params"]):
         log.info("Dry run: Security Hub is left as it is")
     else:
         counts = sweep.write_back(settings, aws_context(settings), store, run_id, outcomes)
@@ -345,6 +356,23 @@ def report() -> str:
         store.write_json("report.json", built | {"summary": {"topic": topic, "sent": sent}})
     fail_if_unfinished(built["unfinished"], "the report shows what there was")
     return where
+
+
+def refuse_if_rolled_back(journal: AuditJournal) -> None:
+    """Fail for good (a retry would find the same) the fix or write-back of a run a rollback
+    began to put back. A person approved undoing the run's changes, after whatever the run
+    was approved for: its failed tasks cleared, they would fix the resources again and mark
+    their findings RESOLVED over the rollback's mark. A new run reads Security Hub afresh and
+    leaves what was rolled back alone, unless a person picks it by id."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    rollbacks = journal.rolled_back_by()
+    if rollbacks:
+        run = f"{journal.origin.dag_id}/{journal.origin.run_id}"
+        raise AirflowFailException(
+            f"run {run} was rolled back by {', '.join(rollbacks)}: its fixes are not applied again, "
+            "nor written back to Security Hub; trigger a new run"
+        )
 
 
 def fail_if_unfinished(reason: str | None, done: str) -> None:

@@ -1,0 +1,166 @@
+"""A run rolled back, then its failed tasks cleared: its fix and write-back must not undo the rollback.
+
+A failed run counts as finished, so a person may roll it back; its failure message says to
+clear its failed tasks. Cleared, the fix read each resource non-compliant (rolled back) and
+fixed it again, on the run's old approval, and write-back marked RESOLVED the findings the
+rollback had marked reverted.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import test_automation
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+from test_automation import DOCUMENT, group_rules, where
+from test_rollback import REGION, RUN_ID, _ended_run_context, _roll_back, resource_state
+
+from asr import automation, sweep, tasks
+from asr.audit import FIX, INTENT, REVERT, AuditJournal, Origin, journal_root
+from asr.aws import Clients
+from asr.config import Settings
+from asr.findings import parse_finding
+from asr.local import MEMBER_ACCOUNT
+from asr.local.seed import finding, import_findings, seed_one
+from asr.operators import AutomationFixOperator
+from asr.playbooks import registry
+from asr.store import RunStore
+
+# The playbooks with EC2.13 applied through SSM Automation (test_automation's fixtures).
+ssm_playbooks, ssm_registry = test_automation.ssm_playbooks, test_automation.ssm_registry
+ROLLED_BACK = re.escape(
+    f"run asr_sweep/{RUN_ID} was rolled back by asr_rollback/rollback-9: its fixes are not applied again"
+)
+
+
+def _sweep_task(task_id: str, try_number: int = 1) -> dict[str, Any]:
+    """The context of a task of the asr_sweep run RUN_ID (as ``_ended_run_context`` names it)."""
+    return {
+        "params": {"dry_run": False},
+        "run_id": RUN_ID,
+        "dag": SimpleNamespace(dag_id="asr_sweep"),
+        "dag_run": SimpleNamespace(run_type="manual", triggering_user_name="alice"),
+        "ti": SimpleNamespace(try_number=try_number, task_id=task_id),
+    }
+
+
+def _journal() -> AuditJournal:
+    """The run's journal, as its fix tasks open it."""
+    settings = Settings.from_env()
+    return AuditJournal(
+        journal_root(settings.audit_root, "asr_sweep", RUN_ID), Origin("asr_sweep", RUN_ID, "b", 1, "alice")
+    )
+
+
+def _in_task(monkeypatch: pytest.MonkeyPatch, context: dict[str, Any]) -> None:
+    """Call the TaskFlow tasks' functions as if Airflow ran them in ``context``."""
+    monkeypatch.setattr(tasks, "get_current_context", lambda: context)
+
+
+def _finding(aws: Any, finding_id: str) -> dict[str, Any]:
+    """The finding as Security Hub holds it now."""
+    securityhub = aws.admin_client("securityhub", REGION)
+    [one] = securityhub.get_findings(Filters={"Id": [{"Value": finding_id, "Comparison": "EQUALS"}]})[
+        "Findings"
+    ]
+    return dict(one)
+
+
+def test_a_rolled_back_run_cleared_fixes_nothing_again_nor_writes_back(
+    aws, tmp_path: Path, rollback_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded = seed_one(aws, "EC2.7", MEMBER_ACCOUNT, REGION)
+    raw = finding(seeded)
+    import_findings(aws.admin_client("securityhub", REGION), [raw])
+    as_seeded = resource_state(aws, "EC2.7", MEMBER_ACCOUNT, seeded.resource_id)
+
+    # The sweep run: ingest, plan, fix, write back.
+    _in_task(monkeypatch, _sweep_task("ingest"))
+    tasks.ingest.function()
+    store = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", RUN_ID)
+    [batch] = sweep.plan(store, registry(), Settings.from_env())
+    _in_task(monkeypatch, _sweep_task("fix"))
+    assert tasks.fix.function(batch) == {"REMEDIATED": 1}
+    _in_task(monkeypatch, _sweep_task("write_back"))
+    tasks.write_back.function()
+    assert _finding(aws, raw["Id"])["Workflow"]["Status"] == "RESOLVED"
+
+    # It ended (failed, say); a person rolls it back.
+    assert _roll_back(_ended_run_context(tmp_path, run=f"asr_sweep/{RUN_ID}")) == {"REVERTED": 1}
+    assert resource_state(aws, "EC2.7", MEMBER_ACCOUNT, seeded.resource_id) == as_seeded
+    marked = {"asr:reverted": "asr_rollback/rollback-9"}
+    assert _finding(aws, raw["Id"])["UserDefinedFields"] == marked
+    fixes = len(_journal().changes(FIX))
+
+    # Its tasks cleared: the fix and the write-back run again, and refuse.
+    _in_task(monkeypatch, _sweep_task("fix", try_number=2))
+    with pytest.raises(AirflowFailException, match=ROLLED_BACK):
+        tasks.fix.function(batch)
+    assert resource_state(aws, "EC2.7", MEMBER_ACCOUNT, seeded.resource_id) == as_seeded
+    assert len(_journal().changes(FIX)) == fixes, "nothing was even planned"
+    _in_task(monkeypatch, _sweep_task("write_back", try_number=2))
+    with pytest.raises(AirflowFailException, match=ROLLED_BACK):
+        tasks.write_back.function()
+    now = _finding(aws, raw["Id"])
+    assert now["Workflow"]["Status"] == "NOTIFIED" and now["UserDefinedFields"] == marked
+
+
+def test_a_rolled_back_run_s_ssm_fix_cleared_starts_no_document_again(
+    aws, ssm_registry: Any, rollback_env: None, tmp_path: Path
+) -> None:
+    seeded = seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION)
+    as_seeded = group_rules(aws, seeded)
+    records = [parse_finding(finding(seeded), ssm_registry)]
+    ssm = Clients(aws, MEMBER_ACCOUNT, REGION).ssm
+    ssm.put_parameter(Name=f"/asr-local/automation/{DOCUMENT}", Value="Success:1", Type="String")
+    store = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", RUN_ID)
+    batch = {"batch_id": "EC2.13-0000", "playbook": "EC2.13", "count": 1}
+    store.write_lines("batches/EC2.13-0000.jsonl", [r.to_dict() for r in records])
+    operator, context = AutomationFixOperator(task_id="fix", batch=batch), _sweep_task("fix")
+
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context)
+    pending = [
+        {"execution_id": e["execution_id"], **where(records)} for e in deferred.value.trigger.executions
+    ]
+    statuses: dict[str, Any] = {}
+    while not statuses:
+        statuses = {i: s for i, s in automation.poll(pending, aws).items() if s["status"] in automation.ENDED}
+    assert operator.execute_complete(context, {"statuses": statuses}) == {"REMEDIATED": 1}
+    assert group_rules(aws, seeded) != as_seeded
+
+    assert _roll_back(_ended_run_context(tmp_path, run=f"asr_sweep/{RUN_ID}")) == {"REVERTED": 1}
+    assert group_rules(aws, seeded) == as_seeded
+
+    with pytest.raises(AirflowFailException, match=ROLLED_BACK):
+        operator.execute(_sweep_task("fix", try_number=2))
+    assert group_rules(aws, seeded) == as_seeded
+    assert len(ssm.describe_automation_executions()["AutomationExecutionMetadataList"]) == 1
+
+
+@pytest.mark.parametrize("audit_dir", ["local", "s3://asr-audit/audit"])
+def test_only_what_other_runs_wrote_is_read_to_know_a_run_was_rolled_back(
+    aws, tmp_path: Path, audit_dir: str
+) -> None:
+    """Each fix task of every run asks: a run never rolled back pays a listing of its journal's
+    files, not a read of each (in object storage, one object a change)."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    S3Hook(aws_conn_id="aws_default").create_bucket("asr-audit")
+    root = journal_root(
+        str(tmp_path) if audit_dir == "local" else audit_dir, "asr_sweep", RUN_ID, "aws_default"
+    )
+    own = AuditJournal(root, Origin("asr_sweep", RUN_ID, "b", 1, "alice"))
+    own.record({"event": INTENT, "kind": FIX})
+    assert own.rolled_back_by() == [] and own.events(by_others=True) == []
+
+    for run in ("rollback-1", "rollback-2", "rollback-1"):
+        AuditJournal(root, Origin("asr_rollback", run, "rollback", 1, "bob")).record(
+            {"event": INTENT, "kind": REVERT}
+        )
+    assert own.rolled_back_by() == ["asr_rollback/rollback-1", "asr_rollback/rollback-2"]
+    assert {e["run_id"] for e in own.events(by_others=True)} == {"rollback-1", "rollback-2"}
