@@ -880,11 +880,18 @@ def test_a_fix_that_cannot_be_undone_from_its_before_state_is_refused_in_a_dry_r
 
 def test_a_key_deleted_since_the_fix_does_not_fail_the_rollback_for_ever(aws, tmp_path: Path) -> None:
     """IAM.3's revert skips a deactivated key deleted since, but the read-back was held to the
-    whole before-state: every try and every new rollback run failed, with nothing left to do."""
-    journal, record = _fixed(aws, tmp_path, "IAM.3")
+    whole before-state: every try and every new rollback run failed, with nothing left to do.
+    The user has two old keys: the one left is put back (none left: nothing to put back)."""
+    from asr.local.seeders import days_ago
+    from asr.local.seeders.iam import set_credential_history
+
+    record = parse_finding(finding(seed_one(aws, "IAM.3", MEMBER_ACCOUNT, REGION)), registry())
     iam = Clients(aws, MEMBER_ACCOUNT, REGION).iam
+    other = iam.create_access_key(UserName=record.resource_id)["AccessKey"]["AccessKeyId"]
+    set_credential_history(aws.endpoint_for("iam"), MEMBER_ACCOUNT, record.resource_id, other, days_ago(400))
+    _, journal = _fixed_in_a_run(aws, tmp_path, record)
     keys = iam.list_access_keys(UserName=record.resource_id)["AccessKeyMetadata"]
-    assert keys and {k["Status"] for k in keys} == {"Inactive"}
+    assert len(keys) == 2 and {k["Status"] for k in keys} == {"Inactive"}
     iam.delete_access_key(UserName=record.resource_id, AccessKeyId=keys[0]["AccessKeyId"])
     [reversal] = Rollback(journal, aws).run()
     assert reversal.status == RollbackStatus.REVERTED, reversal.reason
@@ -910,6 +917,154 @@ def test_a_fix_that_deleted_only_a_password_is_not_reversible_nor_marked_reverte
         [reversal] = Rollback(journal, aws, dry=dry).run()
         assert reversal.status == RollbackStatus.NOT_REVERSIBLE and reversal.status not in PUT_BACK
         assert "the console password was deleted" in reversal.reason
+
+
+def _found_and_fixed(
+    aws: Any, tmp_path: Path, control: str, count: int = 1
+) -> tuple[AuditJournal, list[RoutingRecord]]:
+    """``count`` seeded resources of ``control``, their findings in Security Hub (for a rollback
+    to mark), each fixed in the run RUN_ID; its journal as a rollback opens it."""
+    raws = [finding(seed_one(aws, control, MEMBER_ACCOUNT, REGION, n)) for n in range(count)]
+    import_findings(aws.admin_client("securityhub", REGION), raws)
+    records = [parse_finding(raw, registry()) for raw in raws]
+    for record in records:
+        outcome, journal = _fixed_in_a_run(aws, tmp_path, record)
+        assert outcome.status == "REMEDIATED", outcome.message
+    return journal, records
+
+
+def _marked(aws: Any, record: RoutingRecord) -> tuple[str, dict[str, str]]:
+    """The workflow status of the record's finding, and its user-defined fields."""
+    query = {"Id": [{"Value": record.finding_id, "Comparison": "EQUALS"}]}
+    [found] = aws.admin_client("securityhub", REGION).get_findings(Filters=query)["Findings"]
+    return found["Workflow"]["Status"], found.get("UserDefinedFields", {})
+
+
+def _open_to_the_world(aws: Any, group_id: str) -> bool:
+    [group] = Clients(aws, MEMBER_ACCOUNT, REGION).ec2.describe_security_groups(GroupIds=[group_id])[
+        "SecurityGroups"
+    ]
+    return any(r.get("CidrIp") == "0.0.0.0/0" for p in group["IpPermissions"] for r in p.get("IpRanges", []))
+
+
+@pytest.mark.parametrize("deleted", ["before the check", "between the check and the revert"])
+def test_a_resource_deleted_since_the_fix_has_nothing_to_put_back_and_the_others_are_put_back(
+    aws, tmp_path: Path, rollback_env: None, deleted: str
+) -> None:
+    """A run fixed two security groups, and one was deleted since: its check failed
+    (InvalidGroup.NotFound), so nobody was asked and nothing of the run was put back, for a cause
+    nobody could mend; deleted after the check, its revert failed the rollback run."""
+    from asr.rollback import NOT_ASKED, check_chosen_run, decide, revert_chosen_run
+
+    _, (kept, gone) = _found_and_fixed(aws, tmp_path, "EC2.13", 2)
+    context = _ended_run_context(tmp_path, run=f"asr_sweep/{RUN_ID}")
+    store = RunStore.for_run(str(tmp_path / "runs"), "asr_rollback", "rollback-9")
+
+    def delete() -> None:
+        Clients(aws, MEMBER_ACCOUNT, REGION).ec2.delete_security_group(GroupId=gone.resource_id)
+
+    if deleted == "before the check":
+        delete()
+        assert check_chosen_run(context) == {"WOULD_REVERT": 1, "CHANGED_SINCE": 1}
+    else:
+        assert check_chosen_run(context) == {"WOULD_REVERT": 2}
+        delete()
+    decide(store, NOT_ASKED)
+    assert revert_chosen_run(context) == {"REVERTED": 1, "CHANGED_SINCE": 1}
+    report = store.read_json("rollback.json")
+    why = {c["resource_id"]: c["reason"] for c in report["changes"]}
+    assert why[gone.resource_id].startswith("nothing to put back, deleted since: InvalidGroup.NotFound")
+    assert _open_to_the_world(aws, kept.resource_id)
+    assert report["security_hub"]["updated"] == 1
+    assert _marked(aws, kept) == ("NOTIFIED", {"asr:reverted": "asr_rollback/rollback-9"})
+    assert _marked(aws, gone)[1].get("asr:reverted") is None
+
+
+def test_a_resource_deleted_while_its_revert_runs_has_nothing_to_put_back(
+    aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read as the fix left it, then deleted before the revert's call: that failed, and every
+    retry and new rollback run failed too, with nothing left to do."""
+    from asr.actions.ec2 import RevokePublicAdminIngress
+
+    journal, _ = _fixed(aws, tmp_path, "EC2.13")
+    revert = RevokePublicAdminIngress.revert
+
+    def deleted_first(self: Any, clients: Clients, resource_id: str, before: dict[str, Any]) -> Any:
+        clients.ec2.delete_security_group(GroupId=resource_id)
+        return revert(self, clients, resource_id, before)
+
+    monkeypatch.setattr(RevokePublicAdminIngress, "revert", deleted_first)
+    [reversal] = Rollback(journal, aws).run()
+    assert reversal.status == RollbackStatus.CHANGED_SINCE, reversal.reason
+    assert reversal.reason.startswith("nothing to put back, deleted since: InvalidGroup.NotFound")
+    assert [c.status for c in journal.changes(REVERT)] == [RollbackStatus.CHANGED_SINCE]
+    [again] = Rollback(journal, aws).run()
+    assert again.status == RollbackStatus.CHANGED_SINCE, again.reason
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        ("InvalidGroup.NotFound", RollbackStatus.CHANGED_SINCE),
+        ("NoSuchEntity", RollbackStatus.CHANGED_SINCE),
+        ("ResourceNotFoundException", RollbackStatus.CHANGED_SINCE),
+        ("DBInstanceNotFound", RollbackStatus.CHANGED_SINCE),
+        ("AccessDenied", RollbackStatus.FAILED),
+        ("NoSuchBucketPolicy", RollbackStatus.FAILED),  # a setting missing, not the resource
+        pytest.param(KeyError("GroupId"), RollbackStatus.FAILED, id="KeyError"),  # a read gone wrong
+    ],
+)
+def test_only_an_error_that_says_the_resource_is_gone_reads_as_deleted(
+    aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Any, status: str
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from asr.actions.ec2 import EnableEbsEncryptionByDefault
+
+    journal, _ = _fixed(aws, tmp_path, "EC2.7")
+
+    def unreadable(*_: Any) -> dict[str, Any]:
+        raise error if isinstance(error, Exception) else ClientError({"Error": {"Code": error}}, "Read")
+
+    monkeypatch.setattr(EnableEbsEncryptionByDefault, "read", unreadable)
+    for dry in (True, False):
+        [reversal] = Rollback(journal, aws, dry=dry).run()
+        assert reversal.status == status, reversal.reason
+
+
+@pytest.mark.parametrize(
+    ("control", "also"),
+    [
+        ("IAM.3", ""),
+        ("IAM.22", "; not unused_console_password: the console password was deleted"),
+        ("EC2.1", ""),
+    ],
+    ids=["IAM.3", "IAM.22", "EC2.1"],
+)
+def test_a_fix_all_of_whose_parts_were_deleted_since_is_not_reported_nor_marked_reverted(
+    aws, tmp_path: Path, rollback_env: None, control: str, also: str
+) -> None:
+    """Every access key the fix turned off (or snapshot it made private) deleted since: the check
+    promised to put them back, the revert put back none and said REVERTED, and the finding was
+    marked reverted, which sweeps then left alone for good."""
+    journal, [record] = _found_and_fixed(aws, tmp_path, control)
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    if control == "EC2.1":
+        for snapshot in clients.ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]:
+            clients.ec2.delete_snapshot(SnapshotId=snapshot["SnapshotId"])
+    else:
+        for key in clients.iam.list_access_keys(UserName=record.resource_id)["AccessKeyMetadata"]:
+            clients.iam.delete_access_key(UserName=record.resource_id, AccessKeyId=key["AccessKeyId"])
+    [dry] = Rollback(journal, aws, dry=True).run()  # as the check before the approval
+    assert dry.status == RollbackStatus.CHANGED_SINCE, dry.reason
+    assert dry.reason.startswith("nothing to put back, deleted since: the ") and "not found" in dry.reason
+    [reversal] = Rollback(journal, aws).run()  # as a revert that finds them gone
+    assert reversal.status == RollbackStatus.CHANGED_SINCE, reversal.reason
+    assert reversal.reason.startswith("nothing to put back, deleted since: {") and also in reversal.reason
+    context = _ended_run_context(tmp_path, run=f"asr_sweep/{RUN_ID}")
+    assert _roll_back(context) == {"CHANGED_SINCE": 1}  # through the tasks, asking nobody
+    assert _marked(aws, record) == ("NEW", {})
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,11 @@
 For each change of the selection (the run, narrowed to some controls or findings) that
 succeeded, or whose task died before it could say (and the resource reads as the fix would
 leave it), the resource is read first: if it no longer reads as the fix left it, someone or
-something changed it since, and it is left alone. Otherwise the action's ``revert`` puts the
-recorded before-state back, in the member account as the fix did, and a read-back must show
-it. Each revert is itself recorded in the run's journal (an intent, then a settle). Fixes
-that cannot be undone say why. The rollback report lists every change and what became of it.
+something changed it since, and it is left alone; deleted since (or all of it the fix
+changed), it has nothing to put back. Otherwise the action's ``revert`` puts the recorded
+before-state back, in the member account as the fix did, and a read-back must show it. Each
+revert is itself recorded in the run's journal (an intent, then a settle). Fixes that cannot
+be undone say why. The rollback report lists every change and what became of it.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import datetime
 import hashlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
+
+from botocore.exceptions import ClientError
 
 from asr import actions
 from asr.audit import (
@@ -44,7 +48,7 @@ from asr.aws import AwsContext, Clients
 from asr.claims import Claims, claim_name
 from asr.guard import Scope, excluded_by_tag
 from asr.playbooks import registry
-from asr.remediate import Status, describe_error, propagation_waits, retry_throttled
+from asr.remediate import Status, describe_error, error_code, propagation_waits, retry_throttled
 from asr.securityhub import (
     NOT_MARKED,
     iter_findings,
@@ -57,6 +61,7 @@ from asr.securityhub import (
 from asr.store import RUN_DAGS, RunStore, named_run, safe_name
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The rollback report, in the rollback run's folder (beside ``rollback.md``).
 REPORT = "rollback.json"
@@ -69,6 +74,7 @@ class RollbackStatus(StrEnum):
     PARTLY_REVERTED = "PARTLY_REVERTED"
     WOULD_REVERT = "WOULD_REVERT"  # a dry run
     NOT_REVERSIBLE = "NOT_REVERSIBLE"
+    # Changed since the fix: left alone; or deleted since (``Deleted``): nothing to put back.
     CHANGED_SINCE = "CHANGED_SINCE"
     ALREADY_REVERTED = "ALREADY_REVERTED"
     NOT_FIXED = "NOT_FIXED"  # the fix itself did not succeed: nothing of it to put back
@@ -415,6 +421,8 @@ class Rollback:
             if held:
                 return Reversal.of(change, RollbackStatus.FAILED, f"another task ({held}) is changing it now")
             return self._revert(change, action, tried, again)
+        except Deleted as deleted:
+            return Reversal.of(change, RollbackStatus.CHANGED_SINCE, str(deleted))
         except Exception as exc:  # one resource's failure must not stop the others
             return Reversal.of(change, RollbackStatus.FAILED, describe_error(exc))
         finally:
@@ -469,7 +477,7 @@ class Rollback:
             if tagged:
                 return Reversal.of(change, RollbackStatus.OUT_OF_SCOPE, f"not put back: {tagged}")
         left = _left(change)
-        state = retry_throttled(lambda: action.read(clients, resource_id))
+        state = _unless_deleted(lambda: action.read(clients, resource_id))
         now = _subset(state, left)
 
         def same(one: dict[str, Any], other: dict[str, Any]) -> bool:
@@ -530,8 +538,8 @@ class Rollback:
         (``Action.check_revert``): the approval request then promises only what the real run
         puts back."""
         intent = change.intent
-        try:
-            retry_throttled(lambda: action.check_revert(clients, intent["resource_id"], intent["state"]))
+        try:  # Deleted: all it would put back is gone, as the revert would find it
+            _unless_deleted(lambda: action.check_revert(clients, intent["resource_id"], intent["state"]))
         except actions.NotReversible as exc:
             return Reversal.of(change, RollbackStatus.NOT_REVERSIBLE, f"cannot be reversed: {exc}", now)
         return Reversal.of(change, RollbackStatus.WOULD_REVERT, why, now)
@@ -553,6 +561,14 @@ class Rollback:
             back = _read_back(action, clients, resource_id, wanted)
             if not _same(action, back, wanted, before):
                 status, reason = RollbackStatus.FAILED, f"read back {back}, not {wanted}"
+            elif _same(action, wanted, _subset(_left(change), wanted), before):
+                # What is left to put back is what the fix left: nothing came back, nothing is
+                # told to Security Hub (its finding marked reverted would be left alone for good).
+                status, reason = RollbackStatus.CHANGED_SINCE, "nothing to put back"
+                if restorable is not None:  # the revert found the rest deleted since
+                    reason = _deleted(str(_subset(before, wanted)))
+                if lost:
+                    reason += f"; {_not_back(lost)}"
             elif lost:
                 status = RollbackStatus.PARTLY_REVERTED
                 reason = f"put back {wanted}; {_not_back(lost)}"
@@ -562,11 +578,11 @@ class Rollback:
         except actions.NotReversible as exc:
             status, reason, back = RollbackStatus.NOT_REVERSIBLE, f"cannot be reversed: {exc}", None
         except Exception as exc:  # what it left is recorded: a later try finishes from there
-            status, reason, back = (
-                RollbackStatus.FAILED,
-                describe_error(exc),
-                _left_by(action, clients, resource_id, before),
-            )
+            status, reason = RollbackStatus.FAILED, describe_error(exc)
+            try:
+                back = _left_by(action, clients, resource_id, before)
+            except Deleted as deleted:  # meanwhile: nothing is left to put back, nor to finish
+                status, reason, back = RollbackStatus.CHANGED_SINCE, str(deleted), None
         self.journal.record(
             {"event": SETTLE, "kind": REVERT, **where, "status": status, "message": reason, "after": back}
         )
@@ -606,11 +622,63 @@ def _same(action: actions.Action, one: dict[str, Any], other: dict[str, Any], be
 
 
 def _left_by(action: Any, clients: Any, resource_id: str, before: dict[str, Any]) -> dict[str, Any] | None:
-    """The fields ``before`` names as a failed revert left them (None: they cannot be read)."""
+    """The fields ``before`` names as a failed revert left them (None: they cannot be read);
+    Deleted if the resource is gone."""
     try:
-        return _subset(retry_throttled(lambda: action.read(clients, resource_id)), before)
+        return _subset(_unless_deleted(lambda: action.read(clients, resource_id)), before)
+    except Deleted:
+        raise
     except Exception:
         return None
+
+
+# How services say a resource does not exist: the many codes that end so (EC2's
+# InvalidGroup.NotFound, RDS's DBInstanceNotFound, ResourceNotFoundException,
+# ClusterNotFoundFault), and these.
+NOT_FOUND = re.compile(r"NotFound(Exception|Fault)?$")
+NO_SUCH = frozenset(
+    {
+        "NoSuchEntity",
+        "NoSuchBucket",
+        "NoSuchDistribution",
+        "QueueDoesNotExist",
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "StateMachineDoesNotExist",
+    }
+)
+
+
+class Deleted(Exception):
+    """The resource, or all a revert would put back, was deleted since: nothing to put back
+    (CHANGED_SINCE, not a failure that stops the rollback of the others)."""
+
+
+def _unless_deleted(call: Callable[[], T]) -> T:
+    """``call()`` (a read, or ``Action.check_revert``), throttled calls retried; Deleted when it
+    answers that what it reads no longer exists (``_gone``)."""
+    try:
+        return retry_throttled(call)
+    except Exception as exc:
+        gone = _gone(exc)
+        if gone:
+            raise Deleted(_deleted(gone)) from exc
+        raise
+
+
+def _gone(exc: Exception) -> str:
+    """What ``exc`` says no longer exists, if it says the resource (or all a revert would put
+    back) was deleted: the service's not-found error, or asr's own (a plain LookupError, as
+    ``BulkRead.read`` raises; not a KeyError). Else "": throttling, access denied and the
+    rest are failures a person must look at."""
+    if type(exc) is LookupError:
+        return str(exc)
+    if isinstance(exc, ClientError) and (error_code(exc) in NO_SUCH or NOT_FOUND.search(error_code(exc))):
+        return describe_error(exc)
+    return ""
+
+
+def _deleted(what: str) -> str:
+    return f"nothing to put back, deleted since: {what}"
 
 
 def _read_back(action: Any, clients: Any, resource_id: str, before: dict[str, Any]) -> dict[str, Any]:
@@ -755,7 +823,12 @@ def _prepared(context: Any, checking: bool) -> tuple[Rollback, Chosen, RunStore,
         )
     aws = aws_context(settings, context=context, role_name=settings.rollback_role_name)
     held = claims.for_run(
-        settings.audit_root, context["dag"].dag_id, context["run_id"], settings.aws_conn_id, "revert_run"
+        settings.audit_root,
+        context["dag"].dag_id,
+        context["run_id"],
+        settings.aws_conn_id,
+        "revert_run",
+        lapse_with_run=True,
     )
     reading = checking or chosen.dry
     checked = None if reading else checked_reversals(decided(store))

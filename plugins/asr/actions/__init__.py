@@ -222,7 +222,8 @@ class Action:
         refusals that depend on more than the fix's before-state (``irreversible_from`` covers
         that): a NOT_REVERSIBLE here is final, the approved run does not try it. A passing
         hindrance (changes still queued, a rotation running) is the revert's to fail on, so
-        that a retry can make it."""
+        that a retry can make it. Raise LookupError when all a revert would put back was
+        deleted since (each key, each snapshot): the rollback has nothing to put back there."""
 
     def as_compared(self, state: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
         """What a rollback compares of a read (or part of one), given the fix's ``before``: the

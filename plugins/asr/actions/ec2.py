@@ -355,6 +355,21 @@ class MakeEbsSnapshotsPrivate(Action):
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         _share_with_everyone(clients, state["PublicSnapshots"], "remove")
 
+    def check_revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        """LookupError when every snapshot the fix made private was deleted since: a revert would
+        make none public again, and a rollback must not call that put back."""
+        ids, size = before["PublicSnapshots"], BulkRead.bulk_size  # as many ids a call as a bulk read
+        paginator = clients.ec2.get_paginator("describe_snapshots")
+        there = (
+            page["Snapshots"]
+            for start in range(0, len(ids), size)
+            for page in paginator.paginate(
+                OwnerIds=["self"], Filters=[{"Name": "snapshot-id", "Values": ids[start : start + size]}]
+            )
+        )
+        if ids and not any(there):
+            raise LookupError(f"the snapshots {', '.join(ids)} were not found")
+
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> dict[str, Any] | None:
         gone = _share_with_everyone(clients, before["PublicSnapshots"], "add")
         if not gone:

@@ -169,6 +169,16 @@ def _keys_of_fix(state: dict[str, Any], before: dict[str, Any], field: str) -> d
     return {**state, field: sorted(k["AccessKeyId"] for k in state[field] or [] if k["AccessKeyId"] in ids)}
 
 
+def _any_of_keys_there(iam: Any, user_name: str, keys: list[dict[str, Any]]) -> None:
+    """LookupError when every one of ``keys`` was deleted since: a revert would turn none back on,
+    and a rollback must not call that put back (``Action.check_revert``)."""
+    pages = iam.get_paginator("list_access_keys").paginate(UserName=user_name)
+    there = {key["AccessKeyId"] for page in pages for key in page["AccessKeyMetadata"]}
+    ids = [key["AccessKeyId"] for key in keys]
+    if ids and there.isdisjoint(ids):
+        raise LookupError(f"the access keys {', '.join(ids)} of {user_name} were not found")
+
+
 def _set_status(iam: Any, user_name: str, keys: list[dict[str, Any]], status: str) -> list[dict[str, Any]]:
     """Each key's status; a key deleted meanwhile is skipped, not the end of the others. The
     keys still there."""
@@ -225,6 +235,9 @@ class DeactivateOldAccessKeys(Action):
 
     def as_compared(self, state: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
         return _keys_of_fix(state, before, "old_active_access_keys")
+
+    def check_revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        _any_of_keys_there(clients.iam, resource_id, before["old_active_access_keys"])
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> dict[str, Any] | None:
         keys = before["old_active_access_keys"]
@@ -326,6 +339,9 @@ class RevokeUnusedCredentials(Action):
         if before["unused_console_password"] and not before["unused_active_access_keys"]:
             return PASSWORD_GONE
         return None
+
+    def check_revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        _any_of_keys_there(clients.iam, resource_id, before["unused_active_access_keys"])
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> dict[str, Any] | None:
         """Reactivate the keys; a deleted console password cannot come back (``lost_on_revert``)."""
