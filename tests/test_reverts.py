@@ -228,6 +228,15 @@ def test_cache_encryption_revert_does_not_make_again_an_override_deleted_since(a
     assert "~1pets/GET" not in apigateway.method_settings(clients, stage)
 
 
+def test_cache_encryption_check_finds_nothing_to_put_back_once_every_override_is_gone(aws) -> None:  # type: ignore[no-untyped-def]
+    """The check a rollback's approval shows must not promise to decrypt methods the stage no
+    longer has: the revert would put back nothing (``Action.check_revert``)."""
+    action, clients, stage, _ = fixed(aws, "APIGateway.5")
+    action.check_revert(clients, stage, {"UnencryptedCaches": ["*/*"]})  # still there: no refusal
+    with pytest.raises(LookupError, match="~1pets/GET"):
+        action.check_revert(clients, stage, {"UnencryptedCaches": ["~1pets/GET"]})
+
+
 # --- what a revert must leave as it was: the resource as AWS describes it, not as read sums it up
 
 

@@ -94,17 +94,26 @@ class EncryptCacheData(Action):
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         self._set(clients, resource_id, state["UnencryptedCaches"], encrypted=True)
 
+    def check_revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
+        if before["UnencryptedCaches"] and not self._present(clients, resource_id, before):
+            raise LookupError(f"the method settings {', '.join(before['UnencryptedCaches'])} were not found")
+
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> dict[str, Any] | None:
         """Decrypt again the methods the fix encrypted that are still there: patching an override
         deleted since would make it anew, with default settings (no logging, say)."""
-        present = method_settings(clients, resource_id)
-        methods = [method for method in before["UnencryptedCaches"] if method in present]
+        methods = self._present(clients, resource_id, before)
         self._set(clients, resource_id, methods, encrypted=False)
         return (
             None
             if len(methods) == len(before["UnencryptedCaches"])
             else {**before, "UnencryptedCaches": methods}
         )
+
+    @staticmethod
+    def _present(clients: Clients, resource_id: str, before: dict[str, Any]) -> list[str]:
+        """The methods the fix encrypted that the stage still has."""
+        present = method_settings(clients, resource_id)
+        return [method for method in before["UnencryptedCaches"] if method in present]
 
     @staticmethod
     def _set(clients: Clients, resource_id: str, methods: list[str], encrypted: bool) -> None:
