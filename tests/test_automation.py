@@ -535,6 +535,16 @@ def where(records) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {"account_id": records[0].account_id, "region": records[0].region}
 
 
+def two_groups(aws: Any, playbooks: Any, polls: int) -> tuple[list[Any], list[Any], Any]:
+    """Two world-open groups, their routing records, and the member's SSM client, whose
+    executions of the document succeed after ``polls`` polls."""
+    seeded = [seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1", n) for n in range(2)]
+    records = [parse_finding(finding(s), playbooks) for s in seeded]
+    ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
+    ssm.put_parameter(Name=f"/asr-local/automation/{DOCUMENT}", Value=f"Success:{polls}", Type="String")
+    return seeded, records, ssm
+
+
 def test_a_try_that_dies_while_starting_leaves_its_retry_the_executions_it_started(
     aws, ssm_registry: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -542,10 +552,7 @@ def test_a_try_that_dies_while_starting_leaves_its_retry_the_executions_it_start
     must not make the retry start the document again on resources it is still changing."""
     from airflow.sdk.exceptions import TaskDeferred
 
-    seeded = [seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1", n) for n in range(2)]
-    records = [parse_finding(finding(s), ssm_registry) for s in seeded]
-    ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
-    ssm.put_parameter(Name=f"/asr-local/automation/{DOCUMENT}", Value="Success:30", Type="String")
+    _, records, ssm = two_groups(aws, ssm_registry, polls=30)
     operator, context, _ = operator_run(records, "died")
     starts = {"n": 0}
     real_start = automation.retry_throttled
@@ -594,10 +601,7 @@ def test_a_try_killed_before_it_saved_a_start_leaves_its_retry_that_execution(
 
     from asr.store import RunStore
 
-    seeded = [seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1", n) for n in range(2)]
-    records = [parse_finding(finding(s), ssm_registry) for s in seeded]
-    ssm = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ssm
-    ssm.put_parameter(Name=f"/asr-local/automation/{DOCUMENT}", Value="Success:3", Type="String")
+    seeded, records, ssm = two_groups(aws, ssm_registry, polls=3)
     operator, context, store = operator_run(records, "unsaved")
     saves = {"n": 0}
     write_json = RunStore.write_json

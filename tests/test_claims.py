@@ -120,22 +120,27 @@ def test_a_claim_write_that_fails_leaves_no_empty_claim(tmp_path: Path, monkeypa
     claim, its own, and called it another run's; nobody dropped it for six hours."""
     import errno
 
-    from asr import claims as module
-
-    real_write, failures = os.write, [OSError(errno.ENOSPC, "No space left on device")]
-
-    def write(descriptor: int, data: bytes) -> int:
-        if failures:
-            raise failures.pop()
-        return real_write(descriptor, data)
-
-    monkeypatch.setattr(module.os, "write", write)
+    _first_claim_write_raises(monkeypatch, OSError(errno.ENOSPC, "No space left on device"))
     name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
     mine = Claims(tmp_path, "asr_sweep/a")
     assert mine.acquire(name, {}) is None
     assert json.loads((tmp_path / name).read_text())["owner"] == "asr_sweep/a"
     mine.release_all()
     assert not list(tmp_path.glob("*.json"))
+
+
+def _first_claim_write_raises(monkeypatch, error: BaseException) -> None:  # type: ignore[no-untyped-def]
+    """The next write of a claim's text raises ``error``; later ones go through."""
+    from asr import claims as module
+
+    real_write, errors = os.write, [error]
+
+    def write(descriptor: int, data: bytes) -> int:
+        if errors:
+            raise errors.pop()
+        return real_write(descriptor, data)
+
+    monkeypatch.setattr(module.os, "write", write)
 
 
 def _first_write_fails(monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -162,19 +167,11 @@ def test_a_stale_claim_is_broken_after_a_failed_first_try(tmp_path: Path, monkey
 def test_a_task_killed_while_it_writes_a_claim_leaves_none(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Made with O_EXCL, then written: a task killed in between left an empty claim that
     nobody owned, and its own retry called it another run's and left the resource alone."""
-    from asr import claims as module
 
     class Killed(BaseException):
         pass
 
-    real_write, kills = os.write, [Killed()]
-
-    def write(descriptor: int, data: bytes) -> int:
-        if kills:
-            raise kills.pop()
-        return real_write(descriptor, data)
-
-    monkeypatch.setattr(module.os, "write", write)
+    _first_claim_write_raises(monkeypatch, Killed())
     name = claim_name(MEMBER_ACCOUNT, REGION, "sg-1", "x")
     with pytest.raises(Killed):
         Claims(tmp_path, "asr_sweep/a").acquire(name, {})
