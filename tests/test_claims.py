@@ -185,17 +185,21 @@ def test_a_claim_on_a_resource_lapses_once_its_holder_s_run_has_ended(tmp_path: 
     run, or a rollback of it, found the resource held by that failed run for six hours."""
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
-    states = {"dead": "failed", "busy": "running"}
-    monkeypatch.setattr(
-        RuntimeTaskInstance, "get_dagrun_state", staticmethod(lambda dag_id, run_id: states[run_id])
-    )
-    dead, busy, taken = (claim_name(MEMBER_ACCOUNT, REGION, f"sg-{n}", "x") for n in range(3))
-    for name, run in ((dead, "dead"), (busy, "busy"), (taken, "dead")):
+    states, asked = {"dead": "failed", "busy": "running"}, []
+
+    def state(dag_id: str, run_id: str) -> str:
+        asked.append(run_id)
+        return states[run_id]
+
+    monkeypatch.setattr(RuntimeTaskInstance, "get_dagrun_state", staticmethod(state))
+    dead, busy, busier, taken = (claim_name(MEMBER_ACCOUNT, REGION, f"sg-{n}", "x") for n in range(4))
+    for name, run in ((dead, "dead"), (busy, "busy"), (busier, "busy"), (taken, "dead")):
         assert Claims(tmp_path, f"asr_sweep/{run}/fix").acquire(name, {}) is None
     rerun = Claims(tmp_path, "asr_remediate/r/fix", lapse_with_run=True)
     assert rerun.acquire(dead, {}) is None
     assert json.loads((tmp_path / dead).read_text())["owner"] == "asr_remediate/r/fix"
-    assert rerun.acquire(busy, {}) == "asr_sweep/busy/fix"
+    assert rerun.acquire(busy, {}) == rerun.acquire(busier, {}) == "asr_sweep/busy/fix"
+    assert asked == ["dead", "busy"], "Airflow is asked once a holder"
     # A claim that marks something taken for good (an event a run took) stays with it.
     assert Claims(tmp_path, "asr_events/e").acquire(taken, {}) == "asr_sweep/dead/fix"
 

@@ -169,6 +169,7 @@ class Claims:
         # A claim on a resource lapses once its holder's run has ended (``_run_ended``); one
         # that marks something taken for good (an event a run took) must not.
         self.lapse_with_run = lapse_with_run
+        self._ended: dict[str, bool] = {}  # by holder: Airflow is asked once a batch, not per claim
         # By path: the path, and when this object made the claim (the ``time`` written in it).
         self._held: dict[str, tuple[Any, float | None]] = {}
 
@@ -203,11 +204,16 @@ class Claims:
             if stale:
                 _break(path, self.ttl)
                 continue
-            if owner and self.lapse_with_run and _run_ended(owner):
+            if owner and self.lapse_with_run and self._run_ended(owner):
                 _delete_if(path, lambda text, _, dead=owner: _owner(text) == dead)
                 continue
             return owner or "another run"
         return "another run"
+
+    def _run_ended(self, owner: str) -> bool:
+        if owner not in self._ended:
+            self._ended[owner] = _run_ended(owner)
+        return self._ended[owner]
 
     def holder(self, name: str) -> str | None:
         """Who else holds the claim ``name`` now; None when nobody does (or only this holder,
