@@ -432,6 +432,20 @@ def test_a_setting_left_empty_takes_its_default_and_a_wrong_number_is_named() ->
         ({"ASR_ROLLBACK_ROLE_NAME": "role/undo"}, "ASR_ROLLBACK_ROLE_NAME 'role/undo' is not"),
         # Else summaries, failures and approval requests would go nowhere, said only in logs.
         ({"ASR_SNS_TOPIC_ARN": "asr-notifications"}, "ASR_SNS_TOPIC_ARN 'asr-notifications' is not an SNS"),
+        (
+            {"ASR_SNS_TOPIC_ARN": "arn:aws:sns:us-east1:123456789012:asr"},
+            "ASR_SNS_TOPIC_ARN 'arn:aws:sns:us-east1:123456789012:asr' is not an SNS",
+        ),
+        # Written as a list, as the other exclusions are, it would match no tag: nothing excluded.
+        (
+            {"ASR_EXCLUDE_TAG": "asr:skip,do-not-touch"},
+            "ASR_EXCLUDE_TAG 'asr:skip,do-not-touch' is not one tag",
+        ),
+        (
+            {"ASR_EXCLUDE_TAG": "asr-skip=true, owner=sec"},
+            "ASR_EXCLUDE_TAG 'asr-skip=true, owner=sec' is not",
+        ),
+        ({"ASR_EXCLUDE_TAG": "=yes"}, "ASR_EXCLUDE_TAG '=yes' needs a key"),
     ],
 )
 def test_a_setting_asr_would_misread_stops_the_dags_and_is_named(
@@ -448,6 +462,11 @@ def test_on_off_settings_take_the_usual_words() -> None:
         assert Settings.from_env({"ASR_DRY_RUN": word}).dry_run
     for word in ("", "0", "false", "No", "off"):
         assert not Settings.from_env({"ASR_DRY_RUN": word}).dry_run
+    for tag, read in (
+        ("asr:exclude", ("asr:exclude", None)),
+        (" Owner Team = sec-ops@x ", ("Owner Team", "sec-ops@x")),
+    ):
+        assert Settings.from_env({"ASR_EXCLUDE_TAG": tag}).exclusion_tag == read
     # A control another playbook fixes is matched too (guard.Scope.check reads both).
     assert Settings.from_env({"ASR_EXCLUDE_CONTROLS": "EC2.13, IAM.22"}).exclude_controls == (
         "EC2.13",

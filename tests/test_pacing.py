@@ -71,9 +71,22 @@ def test_limits_come_from_aws_defaults_off_or_json_overrides() -> None:
     assert limits is not None
     assert limits["ec2:write"] == (100, 2) and limits["iam:write"] == (10, 1)
     assert limits["ec2:read"] == AWS_LIMITS["ec2:read"]
-    for bad in ("fast", '["ec2"]', '{"ec2": [1, 1]}', '{"ec2:write": [0, 1]}', '{"ec2:write": [1]}'):
+    for bad in (
+        "fast",
+        '["ec2"]',
+        '{"ec2": [1, 1]}',
+        '{"ec2:write": [0, 1]}',
+        '{"ec2:write": [1]}',
+        '{"ec2:write": [true, 1]}',
+        '{"ec2:write": [10, 1e-300]}',
+    ):
         with pytest.raises(RateLimitError):
             parse_limits(bad)
+    # A class or operation no call is made under would pace nothing: refused, named.
+    for typo in ("Write", "wirte", "ModifyInstanceAtribute", ""):
+        with pytest.raises(RateLimitError, match=f"'{typo}' is neither read, write nor an operation of ec2"):
+            parse_limits(f'{{"ec2:{typo}": [10, 1]}}')
+    assert parse_limits('{"ec2:ModifyInstanceAttribute": [10, 1]}')["ec2:ModifyInstanceAttribute"] == (10, 1)
     # Keyed by the endpoint prefix (as IAM names the service), it would pace nothing: refused.
     with pytest.raises(
         RateLimitError, match="'elasticloadbalancing' is not a service name as boto3 spells it"

@@ -19,15 +19,22 @@ from typing import Any
 # where "$" matches before a final newline too: "(?!\n)$" ends them at the string's end, in
 # Python and in a browser alike. ASCII digits only (\d takes any script's).
 ACCOUNT_PATTERN = r"^[0-9]{12}(?!\n)$"
-SNS_TOPIC_RE = re.compile(r"^arn:aws[a-z-]*:sns:(?P<region>[a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 # Every partition's region names: us-east-1, us-gov-west-1, cn-north-1, us-isob-east-1 and the
 # European Sovereign Cloud's eusc-de-east-1.
-REGION_PATTERN = r"^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}(?!\n)$"
+REGION_NAME = r"[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}"
+REGION_PATTERN = rf"^{REGION_NAME}(?!\n)$"
+# Its region is where notifications are sent from: a malformed one would fail every one of them.
+SNS_TOPIC_RE = re.compile(
+    rf"^arn:aws[a-z-]*:sns:(?P<region>{REGION_NAME}):[0-9]{{12}}:[A-Za-z0-9_-]{{1,256}}(\.fifo)?$"
+)
 ACCOUNT_RE = re.compile(ACCOUNT_PATTERN)
 REGION_RE = re.compile(REGION_PATTERN)
 ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
 OU_RE = re.compile(r"^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$")
 CONTROL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*\.\d+$")
+# What AWS allows in a tag's key and value (letters of any script, as \w matches them).
+TAG_KEY_RE = re.compile(r"[\w .:/+\-@]{1,128}")
+TAG_VALUE_RE = re.compile(r"[\w .:/=+\-@]{0,256}")
 # Ten years: a longer wait or hold is a typo, and would overflow a date when it is added.
 MAX_HOURS = 87_600
 ALL = "*"
@@ -187,10 +194,24 @@ class Settings:
                 raise ConfigError(f"excluded organizational unit {ou!r} is not an OU id (ou-xxxx-xxxxxxxx)")
         if self.sns_topic_arn and not SNS_TOPIC_RE.match(self.sns_topic_arn):
             raise ConfigError(f"ASR_SNS_TOPIC_ARN {self.sns_topic_arn!r} is not an SNS topic ARN")
-        if self.exclude_tag and not self.exclude_tag.partition("=")[0].strip():
-            raise ConfigError(f"exclusion tag {self.exclude_tag!r} needs a key: KEY or KEY=VALUE")
+        if self.exclude_tag:
+            self._check_exclusion_tag()
         self._check_approvals()
         self._check_exclusions()
+
+    def _check_exclusion_tag(self) -> None:
+        """One tag, as AWS allows tag keys and values to be written: a list ("a,b") or a value
+        with a comma would match no resource, and the exclusion would protect nothing."""
+        key, has_value, value = self.exclude_tag.partition("=")
+        key, value = key.strip(), value.strip()
+        if not key:
+            raise ConfigError(f"ASR_EXCLUDE_TAG {self.exclude_tag!r} needs a key: KEY or KEY=VALUE")
+        if not TAG_KEY_RE.fullmatch(key) or (has_value and not TAG_VALUE_RE.fullmatch(value)):
+            raise ConfigError(
+                f"ASR_EXCLUDE_TAG {self.exclude_tag!r} is not one tag, KEY or KEY=VALUE: a key of 1 to "
+                "128 and a value of up to 256 letters, digits, spaces and _ . : / + - @ (and = in "
+                "the value); no comma"
+            )
 
     def _check_approvals(self) -> None:
         """Auto-approval names playbooks by their control id: a typo must not silently leave

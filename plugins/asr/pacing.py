@@ -88,19 +88,37 @@ def parse_limits(text: str | None) -> dict[str, tuple[float, float]] | None:
             and ":" in key
             and isinstance(value, list)
             and len(value) == 2
-            and all(isinstance(v, int | float) and v > 0 for v in value)
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+            and value[0] >= 1  # a bucket holds one call at least
+            and value[1] >= MIN_RATE
         )
         if not ok:
             raise RateLimitError(
-                f"ASR_RATE_LIMITS entry {key!r}: {value!r} is not 'service:class': [bucket, rate]"
+                f"ASR_RATE_LIMITS entry {key!r}: {value!r} is not 'service:class': [bucket, rate] "
+                f"(a bucket of 1 or more, a rate of {MIN_RATE} a second or more)"
             )
-        if key.partition(":")[0] not in _service_names():  # else it would pace nothing, silently
-            raise RateLimitError(
-                f"ASR_RATE_LIMITS entry {key!r}: {key.partition(':')[0]!r} is not a service name as "
-                "boto3 spells it (ec2, elbv2, cloudwatch, securityhub, ...)"
-            )
+        _check_key(key)
         limits[key] = (float(value[0]), float(value[1]))
     return limits
+
+
+MIN_RATE = 0.01  # calls a second: below, one call waits minutes, a batch for days
+
+
+def _check_key(key: str) -> None:
+    """A limit whose service or class no call is made under would pace nothing, silently: the
+    service as boto3 spells it, then read, write or one of its operations, as botocore names it."""
+    service, _, kind = key.partition(":")
+    if service not in _service_names():
+        raise RateLimitError(
+            f"ASR_RATE_LIMITS entry {key!r}: {service!r} is not a service name as "
+            "boto3 spells it (ec2, elbv2, cloudwatch, securityhub, ...)"
+        )
+    if kind not in ("read", "write") and kind not in _operation_names(service):
+        raise RateLimitError(
+            f"ASR_RATE_LIMITS entry {key!r}: {kind!r} is neither read, write nor an operation of "
+            f"{service} as botocore names it (DescribeSecurityGroups, ...)"
+        )
 
 
 @functools.cache
@@ -108,6 +126,13 @@ def _service_names() -> frozenset[str]:
     from botocore.session import get_session
 
     return frozenset(get_session().get_available_services())
+
+
+@functools.cache
+def _operation_names(service: str) -> frozenset[str]:
+    from botocore.session import get_session
+
+    return frozenset(get_session().get_service_model(service).operation_names)
 
 
 def api_class(operation: str) -> str:
