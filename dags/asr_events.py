@@ -11,8 +11,6 @@ has no schedule and nothing to fix: name findings by hand in `asr_remediate`.
 
 from __future__ import annotations
 
-import os
-
 import pendulum
 from airflow.sdk import Asset, AssetWatcher, dag
 
@@ -20,7 +18,7 @@ from asr import events, notify, pipeline, tasks
 from asr.config import env_value
 
 DAG_ID = "asr_events"
-QUEUE_URL = os.environ.get("ASR_EVENTS_QUEUE_URL", "")
+QUEUE_URL = env_value("ASR_EVENTS_QUEUE_URL", "")
 
 
 def event_asset(queue_url: str) -> Asset:

@@ -884,8 +884,9 @@ def test_the_admin_policies_follow_the_deployment_settings(project: PlaybookRegi
     environ = {
         "ASR_MEMBER_ROLE_NAME": "Remediator",
         "ASR_DATA_DIR": "s3://runs-bucket/asr/runs",
-        "ASR_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:111111111111:asr",
-        "ASR_EVENTS_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/111111111111/my-events",
+        # Pasted with a trailing space or line end: read as every other setting is, trimmed.
+        "ASR_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:111111111111:asr ",
+        "ASR_EVENTS_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/111111111111/my-events\n",
     }
     policies = json.loads(iam_policy.generate("admin", project, Settings.from_env(environ), environ))
     text = json.dumps(policies)
@@ -894,7 +895,7 @@ def test_the_admin_policies_follow_the_deployment_settings(project: PlaybookRegi
         "arn:aws:iam::*:role/ASRRollbackRole",
         "arn:aws:iam::*:role/Remediator",
     ]
-    assert statements_of(policies, "sns:Publish")[0]["Resource"] == environ["ASR_SNS_TOPIC_ARN"]
+    assert statements_of(policies, "sns:Publish")[0]["Resource"] == "arn:aws:sns:eu-west-1:111111111111:asr"
     assert statements_of(policies, "s3:PutObject")[0]["Resource"] == "arn:aws:s3:::runs-bucket/asr/runs/*"
     assert statements_of(policies, "s3:DeleteObject")[0]["Resource"] == "arn:aws:s3:::runs-bucket/asr/runs/*"
     assert statements_of(policies, "sqs:ReceiveMessage")[0]["Resource"] == "arn:aws:sqs:*:*:my-events"

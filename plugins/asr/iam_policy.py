@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from asr import actions
-from asr.config import Settings
+from asr.config import Settings, env_value
 from asr.playbooks import Playbook, PlaybookRegistry
 
 Document = dict[str, Any]
@@ -1024,8 +1024,8 @@ def generate(
         policies = admin_policies(
             settings.member_role_name,
             settings.rollback_role_name,
-            queue_name=_queue_name(environ.get("ASR_EVENTS_QUEUE_URL")),
-            topic_arn=environ.get("ASR_SNS_TOPIC_ARN") or None,
+            queue_name=_queue_name(env_value("ASR_EVENTS_QUEUE_URL", "", environ) or None),
+            topic_arn=env_value("ASR_SNS_TOPIC_ARN", "", environ) or None,
             data_dir=settings.data_dir,
             audit_dir=settings.audit_dir,
         )
