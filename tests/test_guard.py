@@ -356,6 +356,32 @@ def test_a_run_cleared_whole_stays_as_dry_as_its_first_ingest_decided(
     assert store.read_json(sweep.INGESTED)["dry_run"] is True
 
 
+def test_a_dry_run_whose_first_ingest_fails_early_is_reported_dry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decision was recorded only once findings were read: a dry run whose ingest failed
+    before (the run it reruns was deleted, the organization unreadable) was reported as a run
+    that changes things, "Security Hub: 0 findings updated" and all."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from asr import report, tasks
+
+    monkeypatch.setenv("ASR_DATA_DIR", str(tmp_path))
+    context = {
+        "params": {"rerun_failures_of": "asr_sweep/deleted-since", "dry_run": True},
+        "run_id": "manual__2026-12-07T10:00:00+00:00",
+        "dag": SimpleNamespace(dag_id="asr_remediate"),
+        "dag_run": SimpleNamespace(run_type="manual"),
+    }
+    monkeypatch.setattr(tasks, "get_current_context", lambda: context)
+    with pytest.raises(AirflowFailException, match="deleted-since"):
+        tasks.ingest_selected.function()
+    store = RunStore.for_run(str(tmp_path), "asr_remediate", context["run_id"])
+    assert report.headline(report.build(store, context["run_id"])).startswith("ASR dry run")
+
+
 def test_a_run_cleared_whole_whose_ingest_fails_early_is_not_taken_for_its_last_pass(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -93,8 +93,7 @@ def ingest(
     """
     named = set(named)
     client = aws.admin_client("securityhub", settings.securityhub_region)
-    if not store.path(DECIDED).exists():  # kept however often it is cleared, or fails part way
-        store.write_json(DECIDED, {"dry_run": dry_run})
+    keep_decision(store, dry_run)
     start_over(store)
     began = datetime.datetime.now(datetime.UTC).isoformat()
     records: list[dict[str, Any]] = []
@@ -357,6 +356,13 @@ def start_over(store: RunStore) -> None:
             store.write_json(DECIDED, {"dry_run": decided})
     for stale in (INGESTED, RECORDS, REJECTED, UNSUPPORTED, QUERIES, SEEN, *LATER_STEPS):
         store.remove(stale)
+
+
+def keep_decision(store: RunStore, dry_run: bool) -> None:
+    """Record whether the run is dry, the first time: kept however often it is cleared, or
+    fails part way (``is_dry_run``)."""
+    if not store.path(DECIDED).exists():
+        store.write_json(DECIDED, {"dry_run": dry_run})
 
 
 def is_dry_run(store: RunStore, params: Any) -> bool:

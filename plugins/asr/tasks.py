@@ -175,10 +175,14 @@ INGEST = {"multiple_outputs": False, "retries": RETRIES, "retry_delay": RETRY_DE
 
 
 def _start_over() -> None:
-    """``sweep.start_over`` in this run's folder, before anything an ingest does can fail."""
+    """``sweep.start_over`` in this run's folder, and the run's dry-run decision recorded, before
+    anything an ingest does can fail: the report of a dry run whose ingest failed says dry."""
     from asr import sweep
 
-    sweep.start_over(own_run(get_current_context())[1])
+    context = get_current_context()
+    store = own_run(context)[1]
+    sweep.start_over(store)
+    sweep.keep_decision(store, sweep.is_dry_run(store, context["params"]))
 
 
 @task(**INGEST)
