@@ -159,10 +159,10 @@ def test_auto_approve_names_playbooks_or_all() -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("EC2.13,ec2-13", "auto-approve 'ec2-13' is not a control id"),
-        ("Foo.1", "auto-approve 'Foo.1' names no playbook"),
-        ("EC2.14", "auto-approve 'EC2.14' names no playbook; it is fixed by the EC2.13 playbook"),
-        ("**", "auto-approve '**' is not a control id"),
+        ("EC2.13,ec2-13", "ASR_AUTO_APPROVE: 'ec2-13' is not a control id"),
+        ("Foo.1", "ASR_AUTO_APPROVE: 'Foo.1' names no playbook"),
+        ("EC2.14", "ASR_AUTO_APPROVE: 'EC2.14' names no playbook; it is fixed by the EC2.13 playbook"),
+        ("**", "ASR_AUTO_APPROVE: '**' is not a control id"),
     ],
 )
 def test_a_wrong_auto_approve_is_refused_naming_it(value: str, message: str) -> None:
@@ -191,7 +191,7 @@ def test_approval_timeout_is_hours() -> None:
     assert Settings().approval_timeout.total_seconds() == 24 * 3600
     assert Settings.from_env({"ASR_APPROVAL_TIMEOUT": "0.5"}).approval_timeout.total_seconds() == 1800
     for wrong in ("soon", "0", "-1", "nan", "inf", "87601"):
-        with pytest.raises(ConfigError, match="approval timeout"):
+        with pytest.raises(ConfigError, match="ASR_APPROVAL_TIMEOUT"):
             Settings.from_env({"ASR_APPROVAL_TIMEOUT": wrong})
 
 
@@ -200,7 +200,7 @@ def test_rejection_hold_is_hours_and_zero_turns_it_off() -> None:
     assert Settings.from_env({"ASR_REJECTION_HOLD": "0"}).rejection_hold == timedelta(0)
     assert Settings.from_env({"ASR_REJECTION_HOLD": ""}).rejection_hold == timedelta(days=7)
     for wrong in ("a week", "-1", "nan", "inf", "1e8"):
-        with pytest.raises(ConfigError, match="rejection hold"):
+        with pytest.raises(ConfigError, match="ASR_REJECTION_HOLD"):
             Settings.from_env({"ASR_REJECTION_HOLD": wrong})
 
 

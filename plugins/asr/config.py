@@ -157,7 +157,9 @@ class Settings:
     def __post_init__(self) -> None:
         for account in (*self.accounts, *self.run_accounts):
             if not ACCOUNT_RE.fullmatch(account):
-                raise ConfigError(f"account id {account!r} is not 12 digits")
+                raise ConfigError(
+                    f"account id {account!r} (ASR_ACCOUNTS, or a run's accounts) is not 12 digits"
+                )
         for region in self.regions:
             if not REGION_RE.fullmatch(region):
                 raise ConfigError(
@@ -177,9 +179,9 @@ class Settings:
                 f"ASR_AUDIT_DIR {self.audit_dir!r} is ASR_DATA_DIR: the journal needs a folder of its own"
             )
         if self.batch_size < 1:
-            raise ConfigError(f"batch size must be at least 1, not {self.batch_size}")
+            raise ConfigError(f"ASR_BATCH_SIZE must be at least 1, not {self.batch_size}")
         if not 1 <= self.fix_threads <= 64:
-            raise ConfigError(f"fix threads must be between 1 and 64, not {self.fix_threads}")
+            raise ConfigError(f"ASR_FIX_THREADS must be between 1 and 64, not {self.fix_threads}")
         from asr.pacing import RateLimitError, parse_limits
 
         try:
@@ -188,10 +190,10 @@ class Settings:
             raise ConfigError(str(exc)) from None
         for account in self.exclude_accounts:
             if not ACCOUNT_RE.fullmatch(account):
-                raise ConfigError(f"excluded account id {account!r} is not 12 digits")
+                raise ConfigError(f"ASR_EXCLUDE_ACCOUNTS: {account!r} is not an account id of 12 digits")
         for ou in self.exclude_ous:
             if not OU_RE.match(ou):
-                raise ConfigError(f"excluded organizational unit {ou!r} is not an OU id (ou-xxxx-xxxxxxxx)")
+                raise ConfigError(f"ASR_EXCLUDE_OUS: {ou!r} is not an OU id (ou-xxxx-xxxxxxxx)")
         if self.sns_topic_arn and not SNS_TOPIC_RE.match(self.sns_topic_arn):
             raise ConfigError(f"ASR_SNS_TOPIC_ARN {self.sns_topic_arn!r} is not an SNS topic ARN")
         if self.exclude_tag:
@@ -218,12 +220,12 @@ class Settings:
         a control waiting for approval, nor approve one nobody meant."""
         if not 0 < self.approval_timeout_hours <= MAX_HOURS:  # NaN compares false too
             raise ConfigError(
-                f"approval timeout {self.approval_timeout_hours!r} must be a number of hours above 0, "
+                f"ASR_APPROVAL_TIMEOUT {self.approval_timeout_hours!r} must be a number of hours above 0, "
                 f"at most {MAX_HOURS}"
             )
         if not 0 <= self.rejection_hold_hours <= MAX_HOURS:
             raise ConfigError(
-                f"rejection hold {self.rejection_hold_hours!r} must be from 0 to {MAX_HOURS} hours"
+                f"ASR_REJECTION_HOLD {self.rejection_hold_hours!r} must be from 0 to {MAX_HOURS} hours"
             )
         for user in self.approvers:
             if not user.isprintable() or any(c.isspace() for c in user):
@@ -231,7 +233,7 @@ class Settings:
         named = [c for c in self.auto_approve if c != ALL]
         for control in named:
             if not CONTROL_RE.match(control):
-                raise ConfigError(f"auto-approve {control!r} is not a control id (e.g. EC2.13) or *")
+                raise ConfigError(f"ASR_AUTO_APPROVE: {control!r} is not a control id (e.g. EC2.13) or *")
         if not named:
             return
         from asr.playbooks import registry
@@ -242,7 +244,7 @@ class Settings:
                 continue
             owner = playbooks.for_control(control)
             where = f"; it is fixed by the {owner.control_id} playbook" if owner else ""
-            raise ConfigError(f"auto-approve {control!r} names no playbook{where}")
+            raise ConfigError(f"ASR_AUTO_APPROVE: {control!r} names no playbook{where}")
 
     def _check_exclusions(self) -> None:
         """An excluded control is matched as written against a finding's control and its
@@ -324,10 +326,10 @@ class Settings:
             rollback_approval=env_flag("ASR_ROLLBACK_APPROVAL", env, default=True),
             sns_topic_arn=value("ASR_SNS_TOPIC_ARN", ""),
             approval_timeout_hours=_hours(
-                env.get("ASR_APPROVAL_TIMEOUT"), defaults.approval_timeout_hours, "approval timeout"
+                env.get("ASR_APPROVAL_TIMEOUT"), defaults.approval_timeout_hours, "ASR_APPROVAL_TIMEOUT"
             ),
             rejection_hold_hours=_hours(
-                env.get("ASR_REJECTION_HOLD"), defaults.rejection_hold_hours, "rejection hold"
+                env.get("ASR_REJECTION_HOLD"), defaults.rejection_hold_hours, "ASR_REJECTION_HOLD"
             ),
         )
 
