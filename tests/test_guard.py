@@ -362,24 +362,34 @@ def test_a_dry_run_whose_first_ingest_fails_early_is_reported_dry(
     """The decision was recorded only once findings were read: a dry run whose ingest failed
     before (the run it reruns was deleted, the organization unreadable) was reported as a run
     that changes things, "Security Hub: 0 findings updated" and all."""
-    from types import SimpleNamespace
-
     from airflow.sdk.exceptions import AirflowFailException
 
     from asr import report, tasks
 
+    store, run_id = _rerun_of_a_deleted_run(tmp_path, monkeypatch, dry_run=True)
+    with pytest.raises(AirflowFailException, match="deleted-since"):
+        tasks.ingest_selected.function()
+    assert report.headline(report.build(store, run_id)).startswith("ASR dry run")
+
+
+def _rerun_of_a_deleted_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dry_run: bool
+) -> tuple[Any, str]:
+    """An asr_remediate run's task context, rerunning the failures of a run deleted since: its
+    store and run id."""
+    from types import SimpleNamespace
+
+    from asr import tasks
+
     monkeypatch.setenv("ASR_DATA_DIR", str(tmp_path))
     context = {
-        "params": {"rerun_failures_of": "asr_sweep/deleted-since", "dry_run": True},
-        "run_id": "manual__2026-12-07T10:00:00+00:00",
+        "params": {"rerun_failures_of": "asr_sweep/deleted-since", "dry_run": dry_run},
+        "run_id": "manual__2026-12-06T10:00:00+00:00",
         "dag": SimpleNamespace(dag_id="asr_remediate"),
         "dag_run": SimpleNamespace(run_type="manual"),
     }
     monkeypatch.setattr(tasks, "get_current_context", lambda: context)
-    with pytest.raises(AirflowFailException, match="deleted-since"):
-        tasks.ingest_selected.function()
-    store = RunStore.for_run(str(tmp_path), "asr_remediate", context["run_id"])
-    assert report.headline(report.build(store, context["run_id"])).startswith("ASR dry run")
+    return RunStore.for_run(str(tmp_path), "asr_remediate", context["run_id"]), context["run_id"]
 
 
 def test_a_run_cleared_whole_whose_ingest_fails_early_is_not_taken_for_its_last_pass(
@@ -388,22 +398,12 @@ def test_a_run_cleared_whole_whose_ingest_fails_early_is_not_taken_for_its_last_
     """The last pass's ingest.json, records and outcomes stayed until ingest read findings: an
     ingest that failed before (the run it reruns was deleted) let write-back and the report pass
     the last pass off as complete. The SSM executions a fix task waits for stay."""
-    from types import SimpleNamespace
-
     from airflow.sdk.exceptions import AirflowFailException
 
     from asr import tasks
 
-    monkeypatch.setenv("ASR_DATA_DIR", str(tmp_path))
-    context = {
-        "params": {"rerun_failures_of": "asr_sweep/deleted-since", "dry_run": False},
-        "run_id": "manual__2026-12-06T10:00:00+00:00",
-        "dag": SimpleNamespace(dag_id="asr_remediate"),
-        "dag_run": SimpleNamespace(run_type="manual"),
-    }
-    monkeypatch.setattr(tasks, "get_current_context", lambda: context)
-    store = RunStore.for_run(str(tmp_path), "asr_remediate", context["run_id"])
-    store.own("asr_remediate", context["run_id"])
+    store, run_id = _rerun_of_a_deleted_run(tmp_path, monkeypatch, dry_run=False)
+    store.own("asr_remediate", run_id)
     store.write_json(sweep.INGESTED, {"began": "2026-12-06T09:00:00+00:00", "dry_run": True})
     store.write_lines(sweep.RECORDS, [{"finding_id": "f-1"}])
     store.write_lines("outcomes/b-1.jsonl", [{"finding_id": "f-1", "status": "REMEDIATED"}])
