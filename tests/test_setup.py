@@ -4,6 +4,7 @@ Security Hub's events reach the queue exactly when they should."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from asr.setup import (
     ACTION_NAME,
     DEFAULT_QUEUE_NAME,
     PATTERN_LIMIT,
+    SetupIncomplete,
     SetupResult,
     auto_remediate_controls,
     automatic_scope,
@@ -300,18 +302,42 @@ def test_with_every_allowed_account_excluded_there_is_no_imported_rule_and_it_sa
     assert target["Arn"] == result.queue_arn
 
 
-def test_a_rule_eventbridge_refuses_leaves_no_rule_delivering_nowhere(
-    aws: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The queues come first, and each rule gets its target before the next rule is made."""
+@pytest.fixture
+def imported_rule_refused() -> Iterator[pytest.MonkeyPatch]:
+    """EventBridge refuses the Imported rule's pattern: setup fails after the queues, the
+    custom-action rule and its target are made. ``undo()`` takes the cause away (and only it)."""
     from asr import setup as installer
 
     def refused(*_: Any) -> dict[str, Any]:
         return {"source": [], "detail-type": ["Security Hub Findings - Imported"]}
 
-    monkeypatch.setattr(installer, "imported_pattern", refused)
-    with pytest.raises(ClientError, match="InvalidEventPattern"):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(installer, "imported_pattern", refused)
+        yield patch
+
+
+MADE_BEFORE_THE_IMPORTED_RULE = [
+    "Security Hub custom action 'Remediate with ASR'",
+    f"SQS queue {DEFAULT_QUEUE_NAME}-dlq",
+    f"SQS queue {DEFAULT_QUEUE_NAME}",
+    f"EventBridge rule {CUSTOM_RULE}",
+    f"target of {CUSTOM_RULE} -> queue",
+]
+
+
+def test_a_rule_eventbridge_refuses_leaves_no_rule_delivering_nowhere(
+    aws: Any, imported_rule_refused: pytest.MonkeyPatch
+) -> None:
+    """The queues come first, and each rule gets its target before the next rule is made; the
+    failure names its step and carries what was made before it."""
+    with pytest.raises(SetupIncomplete, match=f"^EventBridge rule {IMPORTED_RULE} failed: ") as failed:
         setup(aws, REGION)
+    assert failed.value.step == f"EventBridge rule {IMPORTED_RULE}"
+    assert isinstance(failed.value.__cause__, ClientError)
+    assert "InvalidEventPattern" in str(failed.value.__cause__)
+    partial = failed.value.result
+    assert partial.created == MADE_BEFORE_THE_IMPORTED_RULE
+    assert partial.queue_url.endswith(f"/{ADMIN}/{DEFAULT_QUEUE_NAME}")
     events = client(aws, "events")
     assert [r["Name"] for r in events.list_rules()["Rules"]] == [CUSTOM_RULE]
     (target,) = events.list_targets_by_rule(Rule=CUSTOM_RULE)["Targets"]
@@ -339,3 +365,37 @@ def test_cli_setup_says_why_it_made_no_imported_rule(
 ) -> None:
     assert cli.main(["setup", "--local", "--auto-controls", ""]) == 0
     assert "note: no rule for Imported findings: no automatic control" in capsys.readouterr().out
+
+
+def test_cli_setup_says_what_it_made_before_the_step_that_failed_and_a_second_run_finishes(
+    aws: Any, imported_rule_refused: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["setup", "--local"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"asr setup: EventBridge rule {IMPORTED_RULE} failed: ")
+    assert "InvalidEventPattern" in err[0]
+    assert err[1:-1] == [f"created: {what}" for what in MADE_BEFORE_THE_IMPORTED_RULE]
+    assert "run 'asr setup' again" in err[-1]
+
+    imported_rule_refused.undo()  # the cause mended
+    assert cli.main(["setup", "--local"]) == 0
+    out = capsys.readouterr().out
+    for what in MADE_BEFORE_THE_IMPORTED_RULE:
+        assert f"already in place: {what}" in out
+    assert f"created: EventBridge rule {IMPORTED_RULE}" in out
+    assert f"created: target of {IMPORTED_RULE} -> queue" in out
+    (target,) = client(aws, "events").list_targets_by_rule(Rule=IMPORTED_RULE)["Targets"]
+    assert target["Arn"].endswith(f":{DEFAULT_QUEUE_NAME}")
+
+
+def test_cli_setup_json_gives_the_failed_step_and_what_was_made_before_it(
+    aws: Any, imported_rule_refused: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["setup", "--local", "--json"]) == 1
+    partial = json.loads(capsys.readouterr().out)
+    assert partial["failed_step"] == f"EventBridge rule {IMPORTED_RULE}"
+    assert "InvalidEventPattern" in partial["error"]
+    assert not partial["error"].startswith("EventBridge rule")  # the cause, not the step again
+    assert partial["created"] == MADE_BEFORE_THE_IMPORTED_RULE
+    assert partial["changed"] is True
+    assert partial["queue_url"].endswith(f"/{ADMIN}/{DEFAULT_QUEUE_NAME}")

@@ -7,13 +7,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from asr import local
 from asr.config import ACCOUNT_RE
 
 if TYPE_CHECKING:
     from asr.local.seed import FleetSpec
+    from asr.setup import SetupResult
 
 
 def _csv(value: str) -> list[str]:
@@ -224,8 +225,23 @@ def cmd_policy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_setup_steps(result: SetupResult, file: TextIO) -> None:
+    """What a run of ``asr setup`` did: printed when it ends, and when a step fails, so the
+    person knows what is already in place."""
+    for label, items in (
+        ("created", result.created),
+        ("updated", result.updated),
+        ("removed", result.removed),
+        ("already in place", result.found),
+        ("note", result.notes),
+    ):
+        for item in items:
+            print(f"{label}: {item}", file=file)
+
+
 def cmd_setup(args: argparse.Namespace) -> int:
-    """Create or find the custom action, queue and rules that feed asr_events; print what changed."""
+    """Create or find the custom action, queue and rules that feed asr_events; print what changed,
+    also when a step fails, with what to do."""
     import dataclasses
     import json
 
@@ -242,6 +258,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
         )
     if args.local and not local.is_up():
         raise SystemExit(f"the stand-in does not answer at {local.endpoint_url()}: run 'asr local up'")
+    failed: installer.SetupIncomplete | None = None
     try:
         settings = Settings.from_env()
         region = args.region or settings.securityhub_region
@@ -253,22 +270,25 @@ def cmd_setup(args: argparse.Namespace) -> int:
             )
         queue_name = args.queue_name or installer.DEFAULT_QUEUE_NAME
         result = installer.setup(aws, region, queue_name, args.auto_controls)
+    except installer.SetupIncomplete as exc:
+        failed, result = exc, exc.result
     except (ClientError, BotoCoreError, ValueError, RuntimeError) as exc:
         print(f"asr setup: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps({**dataclasses.asdict(result), "changed": result.changed}, indent=2))
-        return 0
-    for label, items in (
-        ("created", result.created),
-        ("updated", result.updated),
-        ("removed", result.removed),
-        ("already in place", result.found),
-    ):
-        for item in items:
-            print(f"{label}: {item}")
-    for note in result.notes:
-        print(f"note: {note}")
+        failure = {"error": str(failed.error), "failed_step": failed.step} if failed else {}
+        print(json.dumps({**dataclasses.asdict(result), "changed": result.changed, **failure}, indent=2))
+        return 1 if failed else 0
+    if failed:
+        print(f"asr setup: {failed}", file=sys.stderr)
+        _print_setup_steps(result, sys.stderr)
+        print(
+            "mend the cause above and run 'asr setup' again: it keeps what is in place, "
+            "makes nothing twice and does the rest",
+            file=sys.stderr,
+        )
+        return 1
+    _print_setup_steps(result, sys.stdout)
     print(f"custom action: {result.action_target_arn}")
     print(f"rules: {', '.join(result.rule_names)}")
     print(f"queue ARN: {result.queue_arn}")

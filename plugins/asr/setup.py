@@ -12,18 +12,20 @@ In the Security Hub administrator account and region it makes, or finds and corr
   action, one for newly imported failed findings of the controls whose playbook has
   ``auto_remediate: true``.
 
-Every step reads first and writes only what differs, so a second run changes nothing.
+Every step reads first and writes only what differs, so a second run changes nothing, and
+one after a step failed (``SetupIncomplete``) finishes the job.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from asr.aws import AwsContext
 from asr.config import Settings
@@ -66,6 +68,25 @@ class SetupResult:
 
     def note(self, what: str, created: bool = False, updated: bool = False) -> None:
         (self.created if created else self.updated if updated else self.found).append(what)
+
+
+class SetupIncomplete(RuntimeError):
+    """A step failed, maybe after others made or changed things: ``result`` holds what this
+    run did before it, so the person knows what is in place, and a second run, once the
+    cause is mended, keeps it and does the rest."""
+
+    def __init__(self, step: str, error: Exception, result: SetupResult) -> None:
+        super().__init__(f"{step} failed: {error}")
+        self.step, self.error, self.result = step, error, result
+
+
+@contextmanager
+def _step(what: str, result: SetupResult) -> Iterator[None]:
+    """Name the step an AWS error (or EventBridge's refusal) stopped, with what came before it."""
+    try:
+        yield
+    except (ClientError, BotoCoreError, RuntimeError) as exc:
+        raise SetupIncomplete(what, exc, result) from exc
 
 
 def auto_remediate_controls(playbooks: PlaybookRegistry | None = None) -> list[str]:
@@ -341,7 +362,8 @@ def setup(
     playbooks' ``auto_remediate`` controls. The Imported rule follows the settings' scope
     (``automatic_scope``), and is removed when nothing is left in it. The queues come first
     and each rule gets its target as it is made, so a step that fails leaves no rule
-    delivering nowhere."""
+    delivering nowhere; it raises ``SetupIncomplete``, naming it, with what was done before.
+    A bad queue name or automatic control raises ``ValueError`` before anything is touched."""
     if not QUEUE_NAME_RE.match(queue_name):
         raise ValueError(f"queue name {queue_name!r}: use 1 to 50 letters, digits, '-' or '_'")
     scope = automatic_scope(settings or Settings.from_env(), auto_controls)
@@ -350,7 +372,8 @@ def setup(
     sqs = aws_context.admin_client("sqs", region)
     result = SetupResult()
 
-    result.action_target_arn = _ensure_action_target(securityhub, result)
+    with _step(f"Security Hub custom action {ACTION_NAME!r}", result):
+        result.action_target_arn = _ensure_action_target(securityhub, result)
     custom_rule, imported_rule = f"{queue_name}-custom-action", f"{queue_name}-imported"
     rules = {
         custom_rule: (
@@ -371,38 +394,46 @@ def setup(
     def policy(queue_arn: str) -> str:
         return _queue_policy(queue_arn, [_rule_arn(queue_arn, rule) for rule in rules])
 
-    result.dead_letter_queue_url, result.dead_letter_queue_arn = _ensure_queue(
-        sqs,
-        f"{queue_name}-dlq",
-        lambda arn: {
-            "MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS),
-            "SqsManagedSseEnabled": "true",
-            "Policy": policy(arn),
-        },
-        result,
-    )
+    dead_letter_queue = f"{queue_name}-dlq"
+    with _step(f"SQS queue {dead_letter_queue}", result):
+        result.dead_letter_queue_url, result.dead_letter_queue_arn = _ensure_queue(
+            sqs,
+            dead_letter_queue,
+            lambda arn: {
+                "MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS),
+                "SqsManagedSseEnabled": "true",
+                "Policy": policy(arn),
+            },
+            result,
+        )
     redrive = {"deadLetterTargetArn": result.dead_letter_queue_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
-    result.queue_url, result.queue_arn = _ensure_queue(
-        sqs,
-        queue_name,
-        lambda arn: {
-            "SqsManagedSseEnabled": "true",
-            "RedrivePolicy": json.dumps(redrive),
-            "Policy": policy(arn),
-        },
-        result,
-    )
+    with _step(f"SQS queue {queue_name}", result):
+        result.queue_url, result.queue_arn = _ensure_queue(
+            sqs,
+            queue_name,
+            lambda arn: {
+                "SqsManagedSseEnabled": "true",
+                "RedrivePolicy": json.dumps(redrive),
+                "Policy": policy(arn),
+            },
+            result,
+        )
     target = {
         "Id": TARGET_ID,
         "Arn": result.queue_arn,
         "DeadLetterConfig": {"Arn": result.dead_letter_queue_arn},
     }
     for rule, (pattern, description) in rules.items():
-        arn = _ensure_rule(events, rule, pattern, description, result)
-        if arn != _rule_arn(result.queue_arn, rule):
-            raise RuntimeError(f"EventBridge named rule {rule} {arn}, which the queue policies do not allow")
-        _ensure_target(events, rule, target, result)
+        with _step(f"EventBridge rule {rule}", result):
+            arn = _ensure_rule(events, rule, pattern, description, result)
+            if arn != _rule_arn(result.queue_arn, rule):
+                raise RuntimeError(
+                    f"EventBridge named rule {rule} {arn}, which the queue policies do not allow"
+                )
+        with _step(f"target of {rule} -> queue", result):
+            _ensure_target(events, rule, target, result)
     if no_imported_rule:
-        _remove_rule(events, imported_rule, result)
+        with _step(f"removal of EventBridge rule {imported_rule}", result):
+            _remove_rule(events, imported_rule, result)
         result.notes.append(f"no rule for Imported findings: {no_imported_rule}")
     return result
