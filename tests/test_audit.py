@@ -395,6 +395,9 @@ class UnsettledJournal:
     def made_earlier(self) -> dict[tuple[str, ...], dict[str, Any]]:
         return {}
 
+    def refuse_if_rolled_back(self) -> None:
+        """Never rolled back."""
+
 
 def test_a_journal_that_cannot_settle_does_not_lose_the_outcomes(aws: Any, tmp_path: Path) -> None:
     """The intent is durable already; the fixes were made, so their outcomes must be saved for

@@ -9,6 +9,7 @@ rollback had marked reverted.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,8 +20,8 @@ from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 from test_automation import DOCUMENT, group_rules, where
 from test_rollback import REGION, RUN_ID, _ended_run_context, _roll_back, resource_state
 
-from asr import automation, sweep, tasks
-from asr.audit import FIX, INTENT, REVERT, AuditJournal, Origin, journal_root
+from asr import automation, claims, sweep, tasks
+from asr.audit import BEGIN, FIX, INTENT, REVERT, AuditJournal, Origin, journal_root
 from asr.aws import Clients
 from asr.config import Settings
 from asr.findings import parse_finding
@@ -70,19 +71,57 @@ def _finding(aws: Any, finding_id: str) -> dict[str, Any]:
     return dict(one)
 
 
-def test_a_rolled_back_run_cleared_fixes_nothing_again_nor_writes_back(
-    aws, tmp_path: Path, rollback_env: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _planned(aws: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """An EC2.7 resource and its finding, ingested and planned by the sweep run RUN_ID: the
+    resource, the finding and the run's one batch."""
     seeded = seed_one(aws, "EC2.7", MEMBER_ACCOUNT, REGION)
     raw = finding(seeded)
     import_findings(aws.admin_client("securityhub", REGION), [raw])
-    as_seeded = resource_state(aws, "EC2.7", MEMBER_ACCOUNT, seeded.resource_id)
-
-    # The sweep run: ingest, plan, fix, write back.
     _in_task(monkeypatch, _sweep_task("ingest"))
     tasks.ingest.function()
     store = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", RUN_ID)
     [batch] = sweep.plan(store, registry(), Settings.from_env())
+    return seeded, raw, batch
+
+
+def _rollback_begins() -> None:
+    """asr_rollback's run rollback-9 marks the run RUN_ID, as it does before its first revert."""
+    root = journal_root(Settings.from_env().audit_root, "asr_sweep", RUN_ID)
+    AuditJournal(root, Origin("asr_rollback", "rollback-9", "rollback", 1, "bob")).record(
+        {"event": BEGIN, "kind": REVERT}
+    )
+
+
+def _on_first_claim(monkeypatch: pytest.MonkeyPatch, hook: Callable[[], None]) -> list[claims.Claims]:
+    """Call ``hook`` just before a task's first claim is taken; the claims made, to look at."""
+    made: list[claims.Claims] = []
+    real = claims.for_run
+
+    def for_run(*args: Any, **kwargs: Any) -> claims.Claims | None:
+        held = real(*args, **kwargs)
+        assert held is not None
+        acquire = held.acquire
+
+        def first(name: str, about: dict[str, Any]) -> str | None:
+            hook()
+            held.acquire = acquire  # type: ignore[method-assign]
+            return acquire(name, about)
+
+        held.acquire = first  # type: ignore[method-assign]
+        made.append(held)
+        return held
+
+    monkeypatch.setattr(claims, "for_run", for_run)
+    return made
+
+
+def test_a_rolled_back_run_cleared_fixes_nothing_again_nor_writes_back(
+    aws, tmp_path: Path, rollback_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded, raw, batch = _planned(aws, monkeypatch)
+    as_seeded = resource_state(aws, "EC2.7", MEMBER_ACCOUNT, seeded.resource_id)
+
+    # The sweep run's fix and write-back.
     _in_task(monkeypatch, _sweep_task("fix"))
     assert tasks.fix.function(batch) == {"REMEDIATED": 1}
     _in_task(monkeypatch, _sweep_task("write_back"))
@@ -107,6 +146,43 @@ def test_a_rolled_back_run_cleared_fixes_nothing_again_nor_writes_back(
         tasks.write_back.function()
     now = _finding(aws, raw["Id"])
     assert now["Workflow"]["Status"] == "NOTIFIED" and now["UserDefinedFields"] == marked
+
+
+def test_a_rollback_marks_the_run_before_it_claims_anything_and_a_check_does_not(
+    aws, tmp_path: Path, rollback_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fix task cleared meanwhile then sees the mark once it holds its claims (below)."""
+    from asr.rollback import NOT_ASKED, check_chosen_run, decide, revert_chosen_run
+
+    _, _, batch = _planned(aws, monkeypatch)
+    _in_task(monkeypatch, _sweep_task("fix"))
+    assert tasks.fix.function(batch) == {"REMEDIATED": 1}
+    context = _ended_run_context(tmp_path, run=f"asr_sweep/{RUN_ID}")
+    assert check_chosen_run(context) == {"WOULD_REVERT": 1}
+    assert _journal().rolled_back_by() == [], "a check changes nothing"
+    decide(tasks.run_context(context)[1], NOT_ASKED)
+
+    marked_then: list[list[str]] = []
+    _on_first_claim(monkeypatch, lambda: marked_then.append(_journal().rolled_back_by()))
+    assert revert_chosen_run(context) == {"REVERTED": 1}
+    assert marked_then == [["asr_rollback/rollback-9"]]
+
+
+def test_a_fix_cleared_as_a_rollback_begins_changes_nothing_and_lets_go_of_its_claims(
+    aws, tmp_path: Path, rollback_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fix task's first check passes; the rollback marks the run before the task claims
+    the resource: the task must not fix it after the rollback has put things back."""
+    seeded, _, batch = _planned(aws, monkeypatch)
+    as_seeded = resource_state(aws, "EC2.7", MEMBER_ACCOUNT, seeded.resource_id)
+    made = _on_first_claim(monkeypatch, _rollback_begins)
+    _in_task(monkeypatch, _sweep_task("fix"))
+    with pytest.raises(AirflowFailException, match=ROLLED_BACK):
+        tasks.fix.function(batch)
+    assert resource_state(aws, "EC2.7", MEMBER_ACCOUNT, seeded.resource_id) == as_seeded
+    assert _journal().changes(FIX) == []
+    [held] = made
+    assert not [p for p in held.root.iterdir() if not p.name.startswith(".")], "the claim is let go"
 
 
 def test_a_rolled_back_run_s_ssm_fix_cleared_starts_no_document_again(
@@ -140,6 +216,26 @@ def test_a_rolled_back_run_s_ssm_fix_cleared_starts_no_document_again(
         operator.execute(_sweep_task("fix", try_number=2))
     assert group_rules(aws, seeded) == as_seeded
     assert len(ssm.describe_automation_executions()["AutomationExecutionMetadataList"]) == 1
+
+
+def test_an_ssm_fix_cleared_as_a_rollback_begins_starts_no_document(
+    aws, ssm_registry: Any, rollback_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded = seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION)
+    as_seeded = group_rules(aws, seeded)
+    records = [parse_finding(finding(seeded), ssm_registry)]
+    store = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", RUN_ID)
+    batch = {"batch_id": "EC2.13-0000", "playbook": "EC2.13", "count": 1}
+    store.write_lines("batches/EC2.13-0000.jsonl", [r.to_dict() for r in records])
+    made = _on_first_claim(monkeypatch, _rollback_begins)
+
+    with pytest.raises(AirflowFailException, match=ROLLED_BACK):
+        AutomationFixOperator(task_id="fix", batch=batch).execute(_sweep_task("fix"))
+    assert group_rules(aws, seeded) == as_seeded
+    ssm = Clients(aws, MEMBER_ACCOUNT, REGION).ssm
+    assert ssm.describe_automation_executions()["AutomationExecutionMetadataList"] == []
+    [held] = made
+    assert not [p for p in held.root.iterdir() if not p.name.startswith(".")], "the claim is let go"
 
 
 @pytest.mark.parametrize("audit_dir", ["local", "s3://asr-audit/audit"])

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 INTENT = "intent"
 SETTLE = "settle"
+# A rollback's mark, in the journal of the run it undoes, written before its first revert: from
+# then on that run's fix tasks and write-back refuse to act (``AuditJournal.rolled_back_by``).
+BEGIN = "begin"
 FIX = "fix"
 REVERT = "revert"
 # Outcome of a change whose intent has no settle: its task died between the two.
@@ -152,6 +155,8 @@ def pair(events: Iterable[dict[str, Any]]) -> list[Change]:
     by_id: dict[str, int] = {}
     early: dict[str, dict[str, Any]] = {}  # settles met before their intent, by its id
     for event in sorted(events, key=lambda e: (e["time"], e.get("seq", 0))):
+        if event["event"] not in (INTENT, SETTLE):  # a rollback's BEGIN: about no resource
+            continue
         key = resource_key(event)
         named = event.get("intent")
         if event["event"] == INTENT:
@@ -182,6 +187,10 @@ def pair(events: Iterable[dict[str, Any]]) -> list[Change]:
     for event in early.values():
         log.warning("audit: a settle without an intent: %s", event)
     return changes
+
+
+class RolledBack(RuntimeError):
+    """A task of a run a rollback began to undo: it must not fix or mark anything again."""
 
 
 class AuditJournal:
@@ -373,11 +382,23 @@ class AuditJournal:
         return name if self._local else name.partition("Z-")[2]
 
     def rolled_back_by(self) -> list[str]:
-        """The runs (``<dag_id>/<run_id>``: asr_rollback's) that began to put back a change of
-        this run, earliest first. Only what other runs wrote is read: each fix task of a run
-        asks, and a run never rolled back has nothing of theirs."""
+        """The runs (``<dag_id>/<run_id>``: asr_rollback's) that began to put back changes of
+        this run (their ``BEGIN``, or a revert), earliest first. Only what other runs wrote is
+        read: each fix task of a run asks, and a run never rolled back has nothing of theirs."""
         runs = (f"{e['dag_id']}/{e['run_id']}" for e in self.events(by_others=True) if e["kind"] == REVERT)
         return list(dict.fromkeys(runs))
+
+    def refuse_if_rolled_back(self) -> None:
+        """Raise ``RolledBack`` once a rollback has begun to undo this run. Asked before a task
+        reads anything, and again once it holds its resources' claims: a rollback marks the
+        run (``BEGIN``) before it claims any resource, so a fix either holds a resource first
+        (and the rollback leaves that one for a retry) or sees the mark and changes nothing."""
+        rollbacks = self.rolled_back_by()
+        if rollbacks:
+            raise RolledBack(
+                f"run {self.origin.dag_id}/{self.origin.run_id} was rolled back by {', '.join(rollbacks)}: "
+                "its fixes are not applied again, nor written back to Security Hub; trigger a new run"
+            )
 
     def made_earlier(self) -> dict[tuple[str, ...], dict[str, Any]]:
         """Fixes of this run that an earlier try began, by ``fix_key`` (account, region,

@@ -91,7 +91,9 @@ def start(
     if claims is not None and not dry:
         try:
             mine, ignored = claim(targets, claims)
-        except Exception:  # a claim store that fails part way: drop what was taken, not for 6 h
+            if journal:
+                journal.refuse_if_rolled_back()
+        except Exception:  # a claim store that fails part way, or a rollback began: drop what was taken
             claims.release_all()
             raise
         outcomes += [o for index, result in ignored.items() for o in targets[index].outcomes(result)]

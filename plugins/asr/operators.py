@@ -29,12 +29,11 @@ class AutomationFixOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, int]:
         from asr import automation, sweep
-        from asr.tasks import aws_context, refuse_if_rolled_back, run_context
+        from asr.tasks import aws_context, run_context, unless_rolled_back
         from asr.triggers import AutomationExecutionTrigger
 
         settings, store, _ = run_context(context)
         journal = self._journal(settings, context)
-        refuse_if_rolled_back(journal)
         dry = sweep.is_dry_run(store, context["params"])
         records = sweep.batch_records(store, self.batch)
         # A retry after the wait failed (the triggerer lost AWS, say) waits again for the
@@ -58,13 +57,21 @@ class AutomationFixOperator(BaseOperator):
             except Exception:  # the save after the loop tries again, and fails the task if it must
                 self.log.warning("Could not save the executions started so far", exc_info=True)
 
-        outcomes, pending = (
-            automation.start(
-                records, registry(), aws, settings, dry=dry, journal=journal, claims=claims, started=remember
+        with unless_rolled_back(journal):  # asked again in automation.start, once the claims are held
+            outcomes, pending = (
+                automation.start(
+                    records,
+                    registry(),
+                    aws,
+                    settings,
+                    dry=dry,
+                    journal=journal,
+                    claims=claims,
+                    started=remember,
+                )
+                if records
+                else ([], [])
             )
-            if records
-            else ([], [])
-        )
         pending += earlier
         if not pending:
             return sweep.save_outcomes(store, self.batch, outcomes)

@@ -349,6 +349,9 @@ class Journal(Protocol):
         """Fixes an earlier try of this run began or made (``before``, ``after``, ``settled``),
         by (account, region, resource, action)."""
 
+    def refuse_if_rolled_back(self) -> None:
+        """Raise if a rollback began to undo this run: asked once its claims are held."""
+
 
 def _attempt(call: Callable[[], T]) -> T | Exception:
     try:
@@ -400,6 +403,8 @@ def fix_targets(
         return _fix(targets, dry, journal, threads)
     try:
         mine, results = claim(targets, claims)
+        if journal:
+            journal.refuse_if_rolled_back()
         fixed = _fix([targets[index] for index in mine], dry, journal, threads)
         results.update(zip(mine, fixed, strict=True))
     finally:

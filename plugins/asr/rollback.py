@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 
 from asr import actions
 from asr.audit import (
+    BEGIN,
     FIX,
     INTENT,
     REVERT,
@@ -327,6 +328,9 @@ class Rollback:
         # failed. The latest of each fix's is taken up again, not taken for a change since.
         tried = {c.intent["reverts"]: c for c in reverts if c.status not in PUT_BACK}
         again = fixed_again(self.journal, chosen)
+        if chosen and not self.dry:
+            # Before any claim: the run's fix tasks, cleared meanwhile, refuse from here on.
+            self.journal.record({"event": BEGIN, "kind": REVERT})
         return [
             self.one(
                 change,

@@ -293,26 +293,26 @@ def fix(batch: dict[str, Any]) -> dict[str, int]:
     context = get_current_context()
     dry = sweep.is_dry_run(store, context["params"])
     journal = AuditJournal.for_task(settings.audit_root, settings.aws_conn_id, context, batch["batch_id"])
-    refuse_if_rolled_back(journal)
-    counts = sweep.remediate(
-        batch,
-        store,
-        registry(),
-        aws_context(settings, sweep.batch_plan(store, batch)["rate_shares"]),
-        dry=dry,
-        exclude_tag=settings.exclusion_tag,
-        threads=settings.fix_threads,
-        journal=journal,
-        claims=claims.for_run(
-            settings.audit_root,
-            context["dag"].dag_id,
-            run_id,
-            settings.aws_conn_id,
-            context["ti"].task_id,
-            lapse_with_run=True,
-        ),
-        scope=Scope.of_settings(settings),
-    )
+    with unless_rolled_back(journal):  # asked again in remediate, once the claims are held
+        counts = sweep.remediate(
+            batch,
+            store,
+            registry(),
+            aws_context(settings, sweep.batch_plan(store, batch)["rate_shares"]),
+            dry=dry,
+            exclude_tag=settings.exclusion_tag,
+            threads=settings.fix_threads,
+            journal=journal,
+            claims=claims.for_run(
+                settings.audit_root,
+                context["dag"].dag_id,
+                run_id,
+                settings.aws_conn_id,
+                context["ti"].task_id,
+                lapse_with_run=True,
+            ),
+            scope=Scope.of_settings(settings),
+        )
     log.info("Batch %s: %s", batch["batch_id"], counts)
     return counts
 
@@ -326,13 +326,13 @@ def write_back() -> dict[str, int]:
     settings, store, run_id = run_context()
     context = get_current_context()
     journal = AuditJournal.for_task(settings.audit_root, settings.aws_conn_id, context, "write_back")
-    refuse_if_rolled_back(journal)  # its outcomes would mark RESOLVED what the rollback marked
     outcomes = sweep.load_outcomes(store)
     counts: dict[str, int] = {}
     if sweep.is_dry_run(store, context["params"]):
         log.info("Dry run: Security Hub is left as it is")
     else:
-        counts = sweep.write_back(settings, aws_context(settings), store, run_id, outcomes)
+        with unless_rolled_back(journal):  # its outcomes would mark RESOLVED what the rollback marked
+            counts = sweep.write_back(settings, aws_context(settings), store, run_id, outcomes)
         log.info(
             "Security Hub: %(updated)d updated, %(unchanged)d already so, %(left_alone)d changed meanwhile "
             "and left alone, %(failed)d not taken",
@@ -362,21 +362,23 @@ def report() -> str:
     return where
 
 
-def refuse_if_rolled_back(journal: AuditJournal) -> None:
+@contextmanager
+def unless_rolled_back(journal: AuditJournal) -> Iterator[None]:
     """Fail for good (a retry would find the same) the fix or write-back of a run a rollback
-    began to put back. A person approved undoing the run's changes, after whatever the run
-    was approved for: its failed tasks cleared, they would fix the resources again and mark
-    their findings RESOLVED over the rollback's mark. A new run reads Security Hub afresh and
-    leaves what was rolled back alone, unless a person picks it by id."""
+    began to put back, before it starts and once it holds its claims
+    (``AuditJournal.refuse_if_rolled_back``). A person approved undoing the run's changes,
+    after whatever the run was approved for: its failed tasks cleared, they would fix the
+    resources again and mark their findings RESOLVED over the rollback's mark. A new run reads
+    Security Hub afresh and leaves what was rolled back alone, unless a person picks it by id."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    rollbacks = journal.rolled_back_by()
-    if rollbacks:
-        run = f"{journal.origin.dag_id}/{journal.origin.run_id}"
-        raise AirflowFailException(
-            f"run {run} was rolled back by {', '.join(rollbacks)}: its fixes are not applied again, "
-            "nor written back to Security Hub; trigger a new run"
-        )
+    from asr.audit import RolledBack
+
+    try:
+        journal.refuse_if_rolled_back()
+        yield
+    except RolledBack as exc:
+        raise AirflowFailException(str(exc)) from exc
 
 
 def fail_if_unfinished(reason: str | None, done: str) -> None:
