@@ -18,6 +18,7 @@ from asr.remediate import Outcome, Status
 from asr.securityhub import (
     UPDATE_THREADS,
     actionable_filters,
+    clip_note,
     closed_in,
     closed_since,
     iter_findings,
@@ -738,3 +739,14 @@ def test_what_ingest_saw_of_a_malformed_finding_reads_as_missing(junk: object) -
         "RecordState": "ACTIVE",
         "Note": {"Text": ""},
     }
+
+
+@pytest.mark.parametrize("text", ["x" * 600, "🔥" * 600, "é🔥" * 300, "🔥" * 255 + "xy"])
+def test_a_long_note_fits_security_hub_s_limit_as_aws_counts_it(text: str) -> None:
+    """AWS counts 512 in UTF-16 code units: an emoji (a bucket's tag, an error quoting a
+    name) counts two, so a note cut at 512 characters would be refused whole."""
+    suffix = " [run r]"
+    note = clip_note(text, suffix)
+    units = len(note.encode("utf-16-le")) // 2
+    assert 510 <= units <= 512, "cut to fit, and no shorter than it must be"
+    assert note.endswith("…" + suffix) and text.startswith(note.removesuffix("…" + suffix))

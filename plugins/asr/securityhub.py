@@ -245,13 +245,22 @@ def iter_findings(client: Any, queries: Sequence[dict[str, Any]]) -> Iterator[di
             yield from page["Findings"]
 
 
+def _units(text: str) -> int:
+    """``text``'s length as AWS's limits count it, in UTF-16 code units (Java's): an emoji
+    in a resource's name or an error counts two."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 def clip_note(text: str, suffix: str = "") -> str:
-    """``text`` and ``suffix`` within Security Hub's note limit: a longer text is cut at a word
+    """``text`` and ``suffix`` within Security Hub's note limit (``_units``): a longer text is cut at a word
     (if one ends near the cut) and ends in "…", so a reader sees that more was said (the run
     report has it whole); the suffix stays whole."""
-    if len(text) + len(suffix) <= NOTE_LIMIT:
+    if _units(text) + _units(suffix) <= NOTE_LIMIT:
         return text + suffix
-    cut = text[: max(0, NOTE_LIMIT - len(suffix) - 1)]
+    room = max(0, NOTE_LIMIT - _units(suffix) - 1)
+    cut = text[:room]
+    while _units(cut) > room:  # characters that count two: drop as many as it is over
+        cut = cut[: len(cut) - max(1, (_units(cut) - room) // 2)]
     space = cut.rfind(" ")
     if space >= len(cut) - 40:
         cut = cut[:space]

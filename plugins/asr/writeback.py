@@ -26,7 +26,7 @@
   rollback's (``asr:reverted``), so the sweeps take it up again if it ever fails anew.
 - A finding that already carries the same status, note and marks is not rewritten, so repeated
   runs do not churn notes or emit "Imported" events for nothing.
-- Notes stay under Security Hub's 512 characters; a long one is cut to fit beside the
+- Notes stay under Security Hub's 512 characters (UTF-16 units); a long one is cut to fit beside the
   run's id, and another run's note, cut for its own id, counts as the same. Updates go 100
   findings a call, and updates Security Hub does not process are retried
   (``securityhub.update_findings``), except one refused as another update of the finding
