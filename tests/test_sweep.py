@@ -535,3 +535,29 @@ def test_a_task_killed_while_saving_outcomes_leaves_the_earlier_file_whole(
         store.write_lines("outcomes/b-0000.jsonl", [{"finding_id": "b", "status": "FAILED"}] * 1000)
     assert list(store.read_lines("outcomes/b-0000.jsonl")) == [{"finding_id": "a", "status": "REMEDIATED"}]
     assert store.names("outcomes") == ["outcomes/b-0000.jsonl"]
+
+
+def test_a_region_botocore_does_not_know_is_swept_as_named_and_the_report_says_so(
+    aws, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A typo in ASR_REGIONS (us-eest-1) reads nothing there, and nothing else would say so;
+    refused, a region newer than the installed botocore could not be swept at all."""
+    import dataclasses
+
+    from asr import report, sweep
+    from asr.securityhub import actionable_plan
+
+    store = RunStore(tmp_path)
+    settings = dataclasses.replace(Settings.from_env(), regions=("us-eest-1", "us-east-1"))
+    assert settings.warnings() == [
+        "region 'us-eest-1' (ASR_REGIONS, or the run's regions) is no region botocore knows: no finding "
+        "came from it. A typo? (A region newer than botocore is read as named.)"
+    ]
+    sweep.ingest(settings, aws, registry(), store, actionable_plan(regions=settings.regions))
+    assert "us-eest-1" in caplog.text
+    built = report.build(store, "run")
+    for view in (report.markdown(built), report.summary(built), report.html_page(built)):
+        assert report.SETTINGS_TO_CHECK in view and "us-eest-1" in view and "us-east-1" not in view
+
+    sweep.ingest(Settings.from_env(), aws, registry(), store, actionable_plan())  # the run cleared, mended
+    assert report.build(store, "run")["warnings"] == []

@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,20 @@ def _hours(value: str | None, default: float, what: str) -> float:
         return float(value)  # type: ignore[arg-type]
     except ValueError:
         raise ConfigError(f"{what} {value!r} is not a number of hours (e.g. 24 or 0.5)") from None
+
+
+@cache
+def _known_regions() -> frozenset[str]:
+    import botocore.session
+
+    partitions = botocore.session.get_session().get_data("endpoints")["partitions"]
+    return frozenset(region for partition in partitions for region in partition["regions"])
+
+
+def unknown_regions(regions: Iterable[str]) -> list[str]:
+    """The regions no partition of botocore's endpoint data names (``us-eest-1``): a sweep
+    narrowed to one reads nothing there, and nothing else would say so."""
+    return [region for region in regions if region not in _known_regions()]
 
 
 @dataclass(frozen=True)
@@ -264,6 +279,16 @@ class Settings:
     def auto_approves(self, playbook: str) -> bool:
         """Whether this playbook's fixes run without waiting for a person's approval."""
         return ALL in self.auto_approve or playbook in self.auto_approve
+
+    def warnings(self) -> list[str]:
+        """What these settings let through that is likely a mistake, for the run's log and
+        report: not refused, since a region newer than the installed botocore is real."""
+        unknown = unknown_regions(self.regions)
+        return [
+            f"region {region!r} (ASR_REGIONS, or the run's regions) is no region botocore knows: no "
+            "finding came from it. A typo? (A region newer than botocore is read as named.)"
+            for region in unknown
+        ]
 
     @property
     def query_accounts(self) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from asr.config import REGION_RE
 from asr.remediate import Outcome
 from asr.store import RunStore, write_whole
-from asr.sweep import REJECTED, UNSUPPORTED, WRITTEN_BACK, every_outcome, is_dry_run, unfinished
+from asr.sweep import REJECTED, UNSUPPORTED, WARNINGS, WRITTEN_BACK, every_outcome, is_dry_run, unfinished
 from asr.writeback import WORKFLOW_FOR, WriteBack, written
 
 COLUMNS = ("control", "account", "region", "resource", "outcome", "Security Hub", "detail")
@@ -43,6 +43,8 @@ FAILING = ("FAILED", "NOT_RUN", "NOT_APPROVED")
 ATTENTION = (*FAILING, "REJECTED")
 DRY_RUN_NOTE = "Dry run: nothing was changed, in the resources or in Security Hub"
 TO_CHECK = "Fixed, with something left to check"
+# Settings that let the run through but are likely a mistake (``Settings.warnings``).
+SETTINGS_TO_CHECK = "Settings to check"
 SUMMARY_ITEMS = 8
 SUMMARY_WIDTH = 200
 S3_SCHEMES = ("s3", "s3a", "s3n")
@@ -120,6 +122,7 @@ def build(store: RunStore, run_id: str) -> dict[str, Any]:
         "rejected": rejected,
         # Findings of controls no playbook fixes, by control: counted, not listed one by one.
         "unsupported": store.read_json(UNSUPPORTED) if store.path(UNSUPPORTED).exists() else {},
+        "warnings": store.read_json(WARNINGS) if store.path(WARNINGS).exists() else [],
     }
 
 
@@ -208,6 +211,8 @@ def markdown(report: dict[str, Any]) -> str:
         for o in report["outcomes"]
     ]
     parts = [f"# {title(report)} {report['run_id']}", "", f"Totals: {totals}", "", table(rows, COLUMNS)]
+    for warning in reversed(report.get("warnings", [])):  # under the title, as what follows says
+        parts[1:1] = ["", f"**{SETTINGS_TO_CHECK}:** {_one_line(warning)}"]
     if report.get("unfinished"):
         parts[1:1] = ["", f"**{not_finished(report)}**"]
     if report.get("dry_run"):
@@ -296,6 +301,7 @@ def summary(report: dict[str, Any]) -> str:
     lines.append(DRY_RUN_NOTE if report.get("dry_run") else writeback)
     if report.get("unfinished"):
         lines.append(not_finished(report))
+    lines += _listed(SETTINGS_TO_CHECK, [_clip(f"- {w}") for w in report.get("warnings", [])], SUMMARY_ITEMS)
     lines += _listed("Needs attention", failed, SUMMARY_ITEMS)
     lines += _listed(TO_CHECK, checks, SUMMARY_ITEMS // 2)
     lines += _listed("Not acted on", rejected, SUMMARY_ITEMS // 2)
@@ -535,6 +541,10 @@ def html_page(report: dict[str, Any]) -> str:
     )
     if report.get("unfinished"):
         header += f"<p><strong>{escape(not_finished(report))}</strong></p>"
+    header += "".join(
+        f"<p><strong>{escape(SETTINGS_TO_CHECK)}:</strong> {escape(str(w))}</p>"
+        for w in report.get("warnings", [])
+    )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/>'
         '<meta name="viewport" content="width=device-width, initial-scale=1"/>'

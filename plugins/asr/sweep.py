@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -25,12 +26,15 @@ from asr.remediate import Journal, Outcome, Result, Status, run_batch
 from asr.securityhub import QueryPlan, held_until, iter_findings, reverted_by
 from asr.store import RunStore
 
+log = logging.getLogger(__name__)
+
 RECORDS = "records.jsonl"
 REJECTED = "rejected.jsonl"
 QUERIES = "queries.json"
 SEEN = "seen.json"
 INGESTED = "ingest.json"  # when ingest began to read; written last, so it also says ingest finished
 UNSUPPORTED = "unsupported.json"  # findings of controls no playbook fixes, counted by control
+WARNINGS = "warnings.json"  # what the settings let through that is likely a mistake (Settings.warnings)
 DECIDED = "dry-run.json"  # whether the run is dry, as its first ingest decided; never removed
 WRITTEN_BACK = "writeback.json"
 # What the steps after ingest write: batches, outcomes, what write-back did. Not the SSM
@@ -95,6 +99,11 @@ def ingest(
     client = aws.admin_client("securityhub", settings.securityhub_region)
     keep_decision(store, dry_run)
     start_over(store)
+    warnings = settings.warnings()
+    for warning in warnings:
+        log.warning("Settings: %s", warning)
+    if warnings:
+        store.write_json(WARNINGS, warnings)
     began = datetime.datetime.now(datetime.UTC).isoformat()
     records: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
@@ -354,7 +363,7 @@ def start_over(store: RunStore) -> None:
         decided = store.read_json(INGESTED).get("dry_run")
         if decided is not None:
             store.write_json(DECIDED, {"dry_run": decided})
-    for stale in (INGESTED, RECORDS, REJECTED, UNSUPPORTED, QUERIES, SEEN, *LATER_STEPS):
+    for stale in (INGESTED, RECORDS, REJECTED, UNSUPPORTED, WARNINGS, QUERIES, SEEN, *LATER_STEPS):
         store.remove(stale)
 
 
