@@ -504,6 +504,41 @@ def print_sweep(sweep: dict[str, Any]) -> None:
     print(table(rows, ("process", "peak RSS MiB", "CPU s in the run", "processes seen")))
 
 
+def measure_pair(
+    args: argparse.Namespace, port: int, home: Path, spec: FleetSpec, label: str = ""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The sweep through Airflow, then the floor, each on the fleet seeded afresh; each result
+    carries its ``seeding_seconds``."""
+    seconds, findings = seed(port, spec, args.seed, args.seed_threads)
+    print(
+        f"\nSeeded in {seconds:.1f} s (not counted). "
+        f"Sweep through Airflow (parallelism {args.parallelism}){label} ..."
+    )
+    sweep = measure_sweep(port, home, args, {"ASR_RATE_LIMITS": "off"}, len(findings))
+    sweep["seeding_seconds"] = seconds
+    print_sweep(sweep)
+
+    seconds, findings = seed(port, spec, args.seed, args.seed_threads)
+    print(
+        f"\nSeeded again in {seconds:.1f} s. "
+        f"Floor: the fixes' write calls alone, {args.floor_threads} threads{label} ..."
+    )
+    floor = measure_floor(port, findings, args.floor_threads)
+    floor["seeding_seconds"] = seconds
+    print(
+        f"floor: {floor['seconds']:.1f} s for {floor['resources_fixed']} resources, "
+        f"{floor['write_calls']} write calls ({floor['write_calls'] / floor['seconds']:.0f}/s); "
+        f"errors {floor['errors'] or 'none'}"
+    )
+    print_standin_cpu("the floor", floor["by_call"], floor["standin_cpu_seconds"])
+    print(
+        f"stand-in CPU: {sweep['standin_cpu_seconds']:.1f} s for the sweep, "
+        f"{floor['standin_cpu_seconds']:.1f} s for the floor; the sweep's stand-in work alone "
+        f"is {sweep['standin_cpu_seconds'] / floor['seconds']:.2f}x the floor's time"
+    )
+    return sweep, floor
+
+
 def run_default(args: argparse.Namespace, port: int, home: Path, results: dict[str, Any]) -> None:
     spec = fleet(args)
     results["fleet"] = {
@@ -519,37 +554,43 @@ def run_default(args: argparse.Namespace, port: int, home: Path, results: dict[s
         f"  regional controls over the fleet: {spec.regional}, plus {spec.account_regional} per "
         f"account-region, {spec.account_wide} per account"
     )
-    seconds, findings = seed(port, spec, args.seed, args.seed_threads)
-    results["seeding_seconds"] = [seconds]
-    print(
-        f"\nSeeded in {seconds:.1f} s (not counted). "
-        f"Sweep through Airflow (parallelism {args.parallelism}) ..."
-    )
-    sweep = measure_sweep(port, home, args, {"ASR_RATE_LIMITS": "off"}, len(findings))
-    results["sweep"] = sweep
-    print_sweep(sweep)
-
-    seconds, findings = seed(port, spec, args.seed, args.seed_threads)
-    results["seeding_seconds"].append(seconds)
-    print(
-        f"\nSeeded again in {seconds:.1f} s. "
-        f"Floor: the fixes' write calls alone, {args.floor_threads} threads ..."
-    )
-    floor = measure_floor(port, findings, args.floor_threads)
-    results["floor"] = floor
-    print(
-        f"floor: {floor['seconds']:.1f} s for {floor['resources_fixed']} resources, "
-        f"{floor['write_calls']} write calls ({floor['write_calls'] / floor['seconds']:.0f}/s); "
-        f"errors {floor['errors'] or 'none'}"
-    )
-    print_standin_cpu("the floor", floor["by_call"], floor["standin_cpu_seconds"])
-    ratios = {"sweep_over_floor": sweep["seconds"] / floor["seconds"]}
-    print(
-        f"stand-in CPU: {sweep['standin_cpu_seconds']:.1f} s for the sweep, "
-        f"{floor['standin_cpu_seconds']:.1f} s for the floor; the sweep's stand-in work alone "
-        f"is {sweep['standin_cpu_seconds'] / floor['seconds']:.2f}x the floor's time"
-    )
+    results["seeding_seconds"] = []
+    pairs = []
+    for number in range(1, args.pairs + 1):
+        label = f" (pair {number} of {args.pairs})" if args.pairs > 1 else ""
+        # Each pair's Airflow in its own folder: a run of an earlier pair is no part of this one.
+        sweep, floor = measure_pair(args, port, home / f"pair-{number}" if number > 1 else home, spec, label)
+        results["seeding_seconds"] += [sweep.pop("seeding_seconds"), floor.pop("seeding_seconds")]
+        pairs.append(
+            {"sweep": sweep, "floor": floor, "sweep_over_floor": sweep["seconds"] / floor["seconds"]}
+        )
+    # The median pair's figures (the middle ratio): a machine's uneven speed moves one pair's
+    # sweep or floor alone, and the ratio of one pair with it.
+    middle = sorted(pairs, key=lambda pair: pair["sweep_over_floor"])[(len(pairs) - 1) // 2]
+    sweep, floor = middle["sweep"], middle["floor"]
+    results["sweep"], results["floor"] = sweep, floor
+    ratios = {"sweep_over_floor": middle["sweep_over_floor"]}
     ratios["sweep_standin_cpu_over_floor"] = sweep["standin_cpu_seconds"] / floor["seconds"]
+    if args.pairs > 1:
+        results["pairs"] = [
+            {
+                "sweep_seconds": p["sweep"]["seconds"],
+                "floor_seconds": p["floor"]["seconds"],
+                "ratio": p["sweep_over_floor"],
+            }
+            for p in pairs
+        ]
+        rows = [
+            [
+                str(n),
+                f"{p['sweep']['seconds']:.1f}",
+                f"{p['floor']['seconds']:.1f}",
+                f"{p['sweep_over_floor']:.2f}x",
+            ]
+            for n, p in enumerate(pairs, 1)
+        ]
+        print("\n" + table(rows, ("pair", "sweep s", "floor s", "sweep/floor")))
+        print(f"median pair: {pairs.index(middle) + 1} (its figures are the results')")
     if not args.skip_naive:
         seconds, _ = seed(port, spec, args.seed, args.seed_threads)
         results["seeding_seconds"].append(seconds)
@@ -704,6 +745,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="throttling on, one account denied, fix tasks killed mid-batch (default 1000 over 3 accounts)",
     )
     parser.add_argument("--skip-naive", action="store_true", help="leave out the naive loop (the slow part)")
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=1,
+        help="default mode: measure the sweep and the floor this many times, one after the other, "
+        "and report the pair of the median ratio (default 1)",
+    )
     parser.add_argument("--parallelism", type=int, default=4, help="AIRFLOW__CORE__PARALLELISM (default 4)")
     parser.add_argument(
         "--fix-threads", type=int, help="ASR_FIX_THREADS for the fix tasks (default: the product's)"
@@ -721,6 +769,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--regions must be 1 to {len(FLEET_REGIONS)}")
     if args.accounts < 1:
         parser.error("--accounts must be at least 1")
+    if args.pairs < 1 or (args.pairs > 1 and (args.throttle or args.chaos)):
+        parser.error("--pairs must be at least 1, and more than 1 only in the default mode")
     return args
 
 
