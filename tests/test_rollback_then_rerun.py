@@ -8,6 +8,7 @@ rollback had marked reverted.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -183,6 +184,69 @@ def test_a_fix_cleared_as_a_rollback_begins_changes_nothing_and_lets_go_of_its_c
     assert _journal().changes(FIX) == []
     [held] = made
     assert not [p for p in held.root.iterdir() if not p.name.startswith(".")], "the claim is let go"
+
+
+def test_a_rollback_that_puts_nothing_back_leaves_the_run_s_tasks_free(
+    aws, tmp_path: Path, rollback_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing to put back (a person undid the fix by hand): the run is not marked, and its
+    tasks, cleared once the cause is mended, may fix again."""
+    _, _, batch = _planned(aws, monkeypatch)
+    _in_task(monkeypatch, _sweep_task("fix"))
+    assert tasks.fix.function(batch) == {"REMEDIATED": 1}
+    Clients(aws, MEMBER_ACCOUNT, REGION).ec2.disable_ebs_encryption_by_default()
+    assert _roll_back(_ended_run_context(tmp_path, run=f"asr_sweep/{RUN_ID}")) == {"CHANGED_SINCE": 1}
+    assert _journal().rolled_back_by() == []
+    _in_task(monkeypatch, _sweep_task("fix", try_number=2))
+    assert tasks.fix.function(batch) == {"REMEDIATED": 1}
+
+
+def test_a_rollback_whose_run_was_cleared_meanwhile_puts_nothing_back_until_it_ends(
+    aws, tmp_path: Path, rollback_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After its check the run ended; a person then cleared a task of it (write-back, say,
+    which takes no claim): the rollback, once it has marked the run, sees it running and
+    waits for a retry, when whatever that task did is in the journal."""
+    from asr import selection
+
+    seeded, _, batch = _planned(aws, monkeypatch)
+    _in_task(monkeypatch, _sweep_task("fix"))
+    assert tasks.fix.function(batch) == {"REMEDIATED": 1}
+    fixed = resource_state(aws, "EC2.7", MEMBER_ACCOUNT, seeded.resource_id)
+    context = _ended_run_context(tmp_path, run=f"asr_sweep/{RUN_ID}")
+    # Airflow's answer: the run is running again once the rollback has marked it (it was cleared).
+    monkeypatch.setattr(selection, "run_state", lambda *_: "running" if _journal().rolled_back_by() else None)
+    with pytest.raises(RuntimeError, match=re.escape(f"run asr_sweep/{RUN_ID} is running again")):
+        _roll_back(context)
+    assert resource_state(aws, "EC2.7", MEMBER_ACCOUNT, seeded.resource_id) == fixed, "nothing put back"
+    _in_task(monkeypatch, _sweep_task("write_back", try_number=2))
+    with pytest.raises(AirflowFailException, match=ROLLED_BACK):
+        tasks.write_back.function()
+
+    monkeypatch.setattr(selection, "run_state", lambda *_: "failed")  # it refused, and ended
+    from asr.rollback import revert_chosen_run
+
+    assert revert_chosen_run(context) == {"REVERTED": 1}
+
+
+def test_a_fix_task_sees_a_rollback_another_process_began_in_object_storage(aws) -> None:
+    """s3fs keeps a folder's listing: the second ask, once the claims are held, must list
+    the journal afresh, or a rollback's mark written meanwhile by another worker stays unseen."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    hook = S3Hook(aws_conn_id="aws_default")
+    hook.create_bucket("asr-audit")
+    root = journal_root("s3://asr-audit/audit", "asr_sweep", RUN_ID, "aws_default")
+    own = AuditJournal(root, Origin("asr_sweep", RUN_ID, "b", 1, "alice"))
+    own.record({"event": INTENT, "kind": FIX})
+    assert own.rolled_back_by() == []  # listed, and kept
+    # The rollback's worker writes its mark: another process, so not through this one's s3fs.
+    origin = Origin("asr_rollback", "rollback-9", "rollback", 1, "bob")
+    when = "2030-01-01T00:00:00.000000Z"
+    key = f"{root.path.partition('/')[2]}/{when}-asr_rollback.rollback-9.rollback-000001-begin-a.json"
+    event = {"event": BEGIN, "kind": REVERT, "time": when, "seq": 1, **origin.to_dict()}
+    hook.get_conn().put_object(Bucket="asr-audit", Key=key, Body=json.dumps(event).encode())
+    assert own.rolled_back_by() == ["asr_rollback/rollback-9"]
 
 
 def test_a_rolled_back_run_s_ssm_fix_cleared_starts_no_document_again(

@@ -355,6 +355,8 @@ class AuditJournal:
         """Every event of the run, in time order; ``by_others``: only the files (objects) that
         other runs wrote are read, not the run's own. A torn last line (a crash mid-write) is
         skipped."""
+        if not self._local:  # s3fs keeps listings for good: another process's writes since
+            self.root.fs.invalidate_cache(self.root.path)  # (a rollback's BEGIN) would stay unseen
         if not self.root.exists():
             return []
         # The run's own writers' names start so (``_file``); a long one may be cut (``bounded``),
@@ -389,10 +391,11 @@ class AuditJournal:
         return list(dict.fromkeys(runs))
 
     def refuse_if_rolled_back(self) -> None:
-        """Raise ``RolledBack`` once a rollback has begun to undo this run. Asked before a task
-        reads anything, and again once it holds its resources' claims: a rollback marks the
-        run (``BEGIN``) before it claims any resource, so a fix either holds a resource first
-        (and the rollback leaves that one for a retry) or sees the mark and changes nothing."""
+        """Raise ``RolledBack`` once a rollback has begun to undo this run (its ``BEGIN``, written
+        before it reads or claims anything). Asked before a task reads anything, and again once
+        a fix holds its resources' claims, so that one cleared as the rollback begins changes
+        nothing; one that asked before the mark is caught by the rollback, which then finds
+        the run running again (``rollback._begin``)."""
         rollbacks = self.rolled_back_by()
         if rollbacks:
             raise RolledBack(

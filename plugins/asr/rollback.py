@@ -328,9 +328,6 @@ class Rollback:
         # failed. The latest of each fix's is taken up again, not taken for a change since.
         tried = {c.intent["reverts"]: c for c in reverts if c.status not in PUT_BACK}
         again = fixed_again(self.journal, chosen)
-        if chosen and not self.dry:
-            # Before any claim: the run's fix tasks, cleared meanwhile, refuse from here on.
-            self.journal.record({"event": BEGIN, "kind": REVERT})
         return [
             self.one(
                 change,
@@ -914,6 +911,21 @@ def check_chosen_run(context: Any) -> dict[str, int]:
     return totals
 
 
+def _begin(rollback: Rollback, run: tuple[str, str], settings: Any) -> None:
+    """Mark the run as being undone (``BEGIN``, which its tasks ask about before they act),
+    then make sure it has not started again, before anything is read or put back. A task of
+    it cleared since its end either asks after the mark and refuses, or is running now: then
+    this try fails, and its retry, once the run has ended, reads what that task did."""
+    from asr.selection import run_finished
+
+    rollback.journal.record({"event": BEGIN, "kind": REVERT})
+    if not run_finished(*run, RunStore.for_run(settings.data_dir, *run, settings.aws_conn_id)):
+        raise RuntimeError(
+            f"run {'/'.join(run)} is running again (a person cleared its tasks): its tasks refuse now "
+            "that this rollback has begun, and this task is tried again once the run has ended"
+        )
+
+
 def revert_chosen_run(context: Any) -> dict[str, int]:
     """Revert what the check found to put back (a dry run: nothing, the check was its report),
     write the rollback report; fail if any revert failed, or Security Hub was not told."""
@@ -923,6 +935,8 @@ def revert_chosen_run(context: Any) -> dict[str, int]:
         log.info("Dry run: the check's report (rollback.md) is this run's; nothing is put back")
         return dict(Counter(c["status"] for c in run_context(context)[1].read_json(CHECK)["changes"]))
     rollback, chosen, store, settings = _prepared(context, checking=False)
+    if any(r.status == RollbackStatus.WOULD_REVERT for r in (rollback.checked or {}).values()):
+        _begin(rollback, chosen.run, settings)
     reversals = rollback.run(chosen.controls, chosen.finding_ids, chosen.run)
     securityhub = rollback.aws.admin_client("securityhub", settings.securityhub_region)
     try:
