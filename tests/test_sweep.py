@@ -561,3 +561,28 @@ def test_a_region_botocore_does_not_know_is_swept_as_named_and_the_report_says_s
 
     sweep.ingest(Settings.from_env(), aws, registry(), store, actionable_plan())  # the run cleared, mended
     assert report.build(store, "run")["warnings"] == []
+
+
+@pytest.mark.airflow
+def test_a_sweep_given_a_field_it_does_not_have_changes_nothing(aws, airflow_db: None) -> None:
+    """``finding_ids`` sent to asr_sweep (the API, the CLI's --conf, the form's JSON box):
+    Airflow keeps the key, nothing reads it, and the sweep would fix every finding."""
+    from asr.local.seed import seed_one
+
+    seeded = [seed_one(aws, "EC2.19", MEMBER_ACCOUNT, "us-east-1", n) for n in range(2)]
+    securityhub = aws.admin_client("securityhub", "us-east-1")
+    import_findings(securityhub, [finding(s) for s in seeded])
+
+    run = dag_bag().get_dag("asr_sweep").test(run_conf={"finding_ids": [finding(seeded[0])["Id"]]})
+    assert run.state == "failed"
+    [ingest] = [ti for ti in run.get_task_instances() if ti.task_id == "ingest"]
+    assert ingest.state == "failed"
+    assert {f["Workflow"]["Status"] for f in securityhub.get_findings()["Findings"]} == {"NEW"}
+    assert all(_group_open(aws, s) for s in seeded), "no resource was changed"
+
+
+def _group_open(aws: Any, seeded: Any) -> bool:
+    """Whether the seeded security group still lets the world in."""
+    ec2 = Clients(aws, MEMBER_ACCOUNT, "us-east-1").ec2
+    [group] = ec2.describe_security_groups(GroupIds=[seeded.resource_id.rsplit("/", 1)[-1]])["SecurityGroups"]
+    return any(r.get("CidrIp") == "0.0.0.0/0" for p in group["IpPermissions"] for r in p.get("IpRanges", []))

@@ -59,12 +59,29 @@ def run_context(context: Any = None) -> tuple[Settings, Any, str]:
 
     context = context or get_current_context()
     params = context["params"]
+    with _asked_wrong():
+        _refuse_unknown_fields(context)
     settings = Settings.from_env().with_overrides({k: params.get(k) for k in OVERRIDABLE})
     run_id = context["run_id"]
     store = RunStore.for_run(settings.data_dir, context["dag"].dag_id, run_id, settings.aws_conn_id)
     with _asked_wrong():  # no step of a run may go on in another run's folder
         store.refuse_another(context["dag"].dag_id, run_id, run_after(context))
     return settings, store, run_id
+
+
+def _refuse_unknown_fields(context: Any) -> None:
+    """A run's conf naming a field its DAG's form does not have (``finding_ids`` sent to
+    asr_sweep through the API, say): Airflow keeps it and nothing reads it, so the run would
+    act on all its form does select, not what the person meant."""
+    conf = getattr(context.get("dag_run"), "conf", None)
+    unknown = sorted(set(conf) - set(context["dag"].params)) if conf else []
+    if unknown:
+        dag_id = context["dag"].dag_id
+        hint = " (to pick findings, use asr_remediate)" if dag_id == "asr_sweep" else ""
+        raise ValueError(
+            f"{dag_id} has no field {', '.join(map(repr, unknown))}{hint}: its fields are "
+            f"{', '.join(sorted(context['dag'].params))}. Nothing was done: trigger it again without them"
+        )
 
 
 def own_run(context: Any) -> tuple[Settings, Any, str]:
