@@ -32,6 +32,7 @@ from asr.writeback import WORKFLOW_FOR, note_for
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 REGION = "us-east-1"
 PARKED = 10  # seconds
+OUTCOMES = "outcomes/EC2.13-0000.jsonl"
 
 
 def records(n: int, playbook: str = "EC2.13", **changes: Any) -> list[dict[str, Any]]:
@@ -143,6 +144,55 @@ def test_a_decision_taken_again_replaces_the_earlier_one_but_never_what_a_fix_di
     assert [o.status for o in load_outcomes(store)] == ["REMEDIATED"]
     assert approvals.record_not_approved(store, [refused, fixed], "rejected by bob") == 2
     assert sorted(o.status for o in load_outcomes(store)) == ["NOT_APPROVED", "NOT_APPROVED", "REMEDIATED"]
+
+
+def test_a_rerun_of_failures_asks_again_where_nobody_decided_not_where_a_person_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request that timed out holds nothing, nobody decided: a rerun of the run's failures
+    takes its findings up again. A person's Reject is left out, with ASR_REJECTION_HOLD=0 too
+    (no hold either), and so is a NOT_APPROVED outcome written before ``undecided`` was."""
+    from asr.selection import SelectionError, failed_in_run
+
+    monkeypatch.setenv("ASR_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("ASR_REJECTION_HOLD", "0")
+    at = datetime(2026, 5, 4, 9, 30, tzinfo=UTC)
+    answer = {"chosen_options": ["Reject"], "params_input": {}, "responded_at": at}
+    events = {
+        "timed-out": answer | {"responded_by_user": None, "timedout": True},
+        "rejected": answer | {"responded_by_user": {"id": "7", "name": "secops"}, "timedout": False},
+    }
+    batch = {"batch_id": "EC2.13-0000", "playbook": "EC2.13"}
+    for run_id, event in events.items():
+        store = RunStore.for_run(str(tmp_path), "asr_remediate", run_id)
+        store.write_lines("batches/EC2.13-0000.jsonl", records(2))
+        context = {
+            "params": {},
+            "run_id": run_id,
+            "dag": SimpleNamespace(dag_id="asr_remediate"),
+            "ti": SimpleNamespace(xcom_pull=lambda task_ids, key: [batch]),
+        }
+        step = approvals.ControlApproval(task_id="approve", playbook="EC2.13", plan_task_id="plan")
+        step.execute_complete(context, event)
+        store.write_json("report.json", {})
+        assert {(o.status, o.held_until) for o in load_outcomes(store)} == {("NOT_APPROVED", "")}
+
+    timed_out = RunStore.for_run(str(tmp_path), "asr_remediate", "timed-out")
+    assert [o.undecided for o in load_outcomes(timed_out)] == [True, True]
+    settings = Settings.from_env()
+    assert failed_in_run(settings, "asr_remediate/timed-out") == sorted(r["finding_id"] for r in records(2))
+    decided = (
+        "run asr_remediate/rejected has no failed findings to rerun: 2 findings were not approved by a person"
+    )
+    with pytest.raises(
+        SelectionError, match=f"^{decided}; pick them by id \\(finding_ids\\) to fix them now$"
+    ):
+        failed_in_run(settings, "asr_remediate/rejected")
+    # Written by older code, a timed-out outcome has no ``undecided``: taken as decided, as then.
+    older = [{k: v for k, v in row.items() if k != "undecided"} for row in timed_out.read_lines(OUTCOMES)]
+    timed_out.write_lines(OUTCOMES, older)
+    with pytest.raises(SelectionError, match="2 findings were not approved by a person"):
+        failed_in_run(settings, "asr_remediate/timed-out")
 
 
 # --- Settings --------------------------------------------------------------------------------

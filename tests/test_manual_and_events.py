@@ -169,6 +169,32 @@ def test_a_pick_by_resource_leaves_every_other_finding_alone(aws, airflow_db: No
 
 
 @pytest.mark.airflow
+@pytest.mark.parametrize("others", [False, True])
+def test_a_chosen_resource_no_finding_names_is_reported(aws, airflow_db: None, others: bool) -> None:
+    """A mistyped resource gave a successful run that said "nothing to do"; it is reported, as a
+    finding id not found is. Alone (an ARN: only its findings are asked for), or beside a
+    resource that is fixed and a bare id (every finding in scope is read)."""
+    from asr.sweep import NO_SUCH_RESOURCE
+
+    seeded, _ = open_groups(aws, 1)
+    arn = seeded[0].resource_id
+    typos = [f"{arn}x", *(["sg-0000000000000000x"] if others else [])]
+
+    run = dag("asr_remediate").test(run_conf={"resources": [*typos, *([arn] if others else [])]})
+
+    assert run.state == "success"
+    report = report_of(run)
+    expected = [
+        {"finding_id": "", "resource": r, "error": f"resource {r}: {NO_SUCH_RESOURCE}"} for r in typos
+    ]
+    assert sorted(report["rejected"], key=lambda r: r["resource"]) == sorted(
+        expected, key=lambda r: r["resource"]
+    )
+    assert report["totals"] == {"REJECTED": len(typos), **({"REMEDIATED": 1} if others else {})}
+    assert [world_open(aws, s) for s in seeded] == [not others]
+
+
+@pytest.mark.airflow
 def test_rerun_of_failures_and_a_picked_finding_no_playbook_fixes(aws, airflow_db: None) -> None:
     """A rerun redoes the failures, but not one a person rejected since: that holds."""
     missing, held = (
@@ -587,6 +613,41 @@ def test_the_events_dag_polls_its_queue_as_configured(
 def test_the_events_queue_is_read_in_its_own_region(url: str, environ: dict[str, str], region: str) -> None:
     """Not the connection's: it may name another region, or none (SQS then cannot be called)."""
     assert queue_region(url, environ) == region
+
+
+RUN_ID = "manual__2026-12-07T05:45:27.279442+00:00"
+
+
+def test_a_rerun_takes_the_earlier_run_named_as_airflow_shows_it_or_as_its_folder_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README and the report's paths show a run as its folder reads (':' and '+' become '_'),
+    as asr_rollback takes it: named so, the rerun found the folder, took it for another run's
+    and said it had no outcomes. Airflow is asked about the run by its own id."""
+    from asr import selection
+    from asr.remediate import Outcome, Result, Status
+    from asr.store import safe_name
+
+    store = RunStore.for_run(str(tmp_path), "asr_remediate", RUN_ID)
+    store.own("asr_remediate", RUN_ID)
+    record = routing_record(
+        "EC2.13", f"arn:aws:ec2:{REGION}:{MEMBER_ACCOUNT}:security-group/sg-1", "sg-1", MEMBER_ACCOUNT
+    )
+    store.write_lines("outcomes/b.jsonl", [Outcome.of(record, Result(Status.FAILED, "no")).to_dict()])
+    ended = {("asr_remediate", RUN_ID): "success"}  # no report: Airflow alone says it has ended
+    monkeypatch.setattr(selection, "run_state", lambda dag_id, run_id: ended.get((dag_id, run_id)))
+    settings = Settings(data_dir=str(tmp_path))
+    folder = safe_name(RUN_ID)
+    assert folder == "manual__2026-12-07T05_45_27.279442_00_00"
+    for named in (f"asr_remediate/{RUN_ID}", RUN_ID, f"asr_remediate/{folder}", folder):
+        assert selection.failed_in_run(settings, named) == [record.finding_id], named
+    how = (
+        "name a run of asr_sweep, asr_remediate or asr_events as <dag_id>/<run_id>, or by its run id "
+        "alone, as Airflow shows it or as its folder reads"
+    )
+    for wrong in (f"asr_remediate/{folder[:-1]}", f"asr_sweep/{folder}"):
+        with pytest.raises(selection.SelectionError, match=f"^no outcomes of run '{wrong}' under .*: {how}$"):
+            selection.failed_in_run(settings, wrong)
 
 
 def test_a_form_s_lists_are_taken_as_a_person_meant_them() -> None:

@@ -267,9 +267,10 @@ def test_a_run_id_whose_folder_another_run_has_is_refused(tmp_path: Path) -> Non
     other_id = RUN_ID.replace(":", "_").replace("+", "_")
     with pytest.raises(ValueError, match=r"would share the folder .* trigger it with another run id"):
         RunStore.for_run(str(tmp_path), "asr_sweep", other_id).own("asr_sweep", other_id)
-    # Nor is that run's folder read as the other's when its failures are asked to run again.
+    # Named as its folder reads, a rerun of failures takes the folder's own run (as a rollback
+    # does), never the refused one: here the run has not finished.
     RunStore.for_run(str(tmp_path), "asr_sweep", RUN_ID).write_lines("outcomes/b.jsonl", [])
-    with pytest.raises(SelectionError, match="no outcomes of run"):
+    with pytest.raises(SelectionError, match=f"run asr_sweep/{other_id} has not finished"):
         failed_in_run(Settings(data_dir=str(tmp_path)), f"asr_sweep/{other_id}")
     # Write-back and the report run after a failed ingest: they must not go on there either.
     from airflow.sdk.exceptions import AirflowFailException

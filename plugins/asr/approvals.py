@@ -181,21 +181,25 @@ def refusal(answer: dict[str, Any], timed_out: bool, before_next_sweep: bool = F
     when = answer.get("responded_at")
     at = f" at {when:%Y-%m-%d %H:%M} UTC" if isinstance(when, datetime) else ""
     user = answer.get("responded_by_user") or {}
-    if (timed_out or not user) and before_next_sweep:
+    nobody = not decided_by_person(answer, timed_out)
+    if nobody and before_next_sweep:
         return (
             f"no one approved it before the approval request expired{at}, ahead of the next "
             "scheduled sweep (ASR_SWEEP_SCHEDULE), which asks again"
         )
-    if timed_out or not user:
+    if nobody:
         return f"no one approved it before the approval request timed out{at} (ASR_APPROVAL_TIMEOUT)"
     return f"rejected by {user.get('name') or user.get('id')}{at}"
 
 
-def record_not_approved(store: Any, batches: list[dict[str, Any]], reason: str, held_until: str = "") -> int:
+def record_not_approved(
+    store: Any, batches: list[dict[str, Any]], reason: str, held_until: str = "", undecided: bool = False
+) -> int:
     """A NOT_APPROVED outcome for every finding of these batches, in the run's outcome files
     (where the fix would have put its own), for write-back and the report. A batch the fix
     already ran (a person approved, then cleared the step and rejected) keeps what the fix did.
-    ``held_until``: a person rejected the fix, and write-back holds the findings until then."""
+    ``held_until``: a person rejected the fix, and write-back holds the findings until then;
+    ``undecided``: nobody answered, and a rerun of the run's failures asks again."""
     from asr.remediate import Outcome, Result, Status
     from asr.sweep import batch_records, save_outcomes
 
@@ -205,7 +209,10 @@ def record_not_approved(store: Any, batches: list[dict[str, Any]], reason: str, 
             save_outcomes(
                 store,
                 batch,
-                [replace(Outcome.of(r, result), held_until=held_until) for r in batch_records(store, batch)],
+                [
+                    replace(Outcome.of(r, result), held_until=held_until, undecided=undecided)
+                    for r in batch_records(store, batch)
+                ],
             ).values()
         )
         for batch in batches
@@ -213,10 +220,16 @@ def record_not_approved(store: Any, batches: list[dict[str, Any]], reason: str, 
     )
 
 
+def decided_by_person(answer: dict[str, Any], timed_out: bool) -> bool:
+    """Whether a person gave the answer: a request that timed out, or one answered by no user
+    (the request's default), was decided by nobody."""
+    return not timed_out and bool(answer.get("responded_by_user"))
+
+
 def hold_until(answer: dict[str, Any], timed_out: bool, hold: timedelta) -> str:
     """Until when a refusal holds (ISO 8601), or "" when it does not: a request that timed
     out was decided by nobody, and the next sweep asks again."""
-    if timed_out or not answer.get("responded_by_user") or hold <= timedelta(0):
+    if not decided_by_person(answer, timed_out) or hold <= timedelta(0):
         return ""
     when = answer.get("responded_at")
     start = when.astimezone(UTC) if isinstance(when, datetime) and when.tzinfo else datetime.now(UTC)
@@ -418,10 +431,12 @@ class ControlApproval(AskingApproval):
         settings, store, _ = run_context(context)
         reason = self.refused(event, store, self.playbook)
         if reason is not None:
-            held = hold_until(event, bool(event.get("timedout")), settings.rejection_hold)
+            timed_out = bool(event.get("timedout"))
+            held = hold_until(event, timed_out, settings.rejection_hold)
             if held:
                 reason += f"; sweeps leave these findings alone until {held[:16].replace('T', ' ')} UTC"
-            count = record_not_approved(store, self._batches(context), reason, held)
+            undecided = not decided_by_person(event, timed_out)
+            count = record_not_approved(store, self._batches(context), reason, held, undecided)
             log.info(
                 "%s not approved (%s): %d findings will be marked NOTIFIED", self.playbook, reason, count
             )

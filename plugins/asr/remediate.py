@@ -81,6 +81,9 @@ class Outcome:
     held_until: str = ""
     # A fix made, with something it left for a person to check (``Action.caveat``), else "".
     caveat: str = ""
+    # NOT_APPROVED with nobody deciding (the approval request timed out): a rerun of the run's
+    # failures takes it up again. False in outcomes written before the field was.
+    undecided: bool = False
 
     @classmethod
     def of(cls, record: RoutingRecord, result: Result) -> Outcome:

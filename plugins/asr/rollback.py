@@ -59,7 +59,7 @@ from asr.securityhub import (
     update_findings,
     with_marks,
 )
-from asr.store import RUN_DAGS, RunStore, named_run, safe_name
+from asr.store import RUN_DAGS, RunStore, named_run, recorded_run_id, safe_name
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -140,20 +140,9 @@ def find_journal(
     if dag_id is None:
         raise RollbackError(f"no audit journal of run {run!r} under {audit_dir}")
     journal = AuditJournal(journal_root(audit_dir, dag_id, run_id, conn_id), origin)
-    return journal, (dag_id, _recorded_run_id(journal, dag_id, run_id))
-
-
-def _recorded_run_id(journal: AuditJournal, dag_id: str, run_id: str) -> str:
-    """The run id as the journal records it: a person may copy it from the run's folder name,
-    where ``:`` and ``+`` read ``_``, and that finds the journal but matched none of its
-    changes. Run ids that share one folder name must be told apart by the person."""
-    recorded = {c.intent.get("run_id") for c in journal.changes(FIX) if c.intent.get("dag_id") == dag_id}
-    if run_id in recorded:
-        return run_id
-    alike = sorted(r for r in recorded if isinstance(r, str) and safe_name(r) == safe_name(run_id))
-    if len(alike) > 1:
-        raise RollbackError(f"several runs share the folder of {run_id!r}: name one of {alike}")
-    return alike[0] if alike else run_id
+    # The run id as the journal's changes record it, also when named as its folder reads.
+    recorded = (c.intent.get("run_id") for c in journal.changes(FIX) if c.intent.get("dag_id") == dag_id)
+    return journal, (dag_id, recorded_run_id(run_id, recorded))
 
 
 def latest_fixes(changes: Iterable[Change]) -> list[Change]:

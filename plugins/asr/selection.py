@@ -8,10 +8,15 @@ from typing import Any
 from asr.config import Settings
 from asr.findings import RoutingRecord
 from asr.remediate import Status
-from asr.store import ENDED, RunStore, named_run, run_state
+from asr.store import ENDED, RUN_DAGS, RunStore, named_run, run_state
 
-# What a rerun of failures takes up again: not NOT_APPROVED, which a person decided.
+# What a rerun of failures takes up again: not NOT_APPROVED, which a person decided, unless
+# nobody did (the approval request timed out: ``Outcome.undecided``).
 RERUN = (Status.FAILED, Status.NOT_RUN)
+HOW_TO_NAME = (
+    f"name a run of {', '.join(RUN_DAGS[:-1])} or {RUN_DAGS[-1]} as <dag_id>/<run_id>, or by its run "
+    "id alone, as Airflow shows it or as its folder reads"
+)
 
 
 class SelectionError(ValueError):
@@ -19,24 +24,43 @@ class SelectionError(ValueError):
 
 
 def failed_in_run(settings: Settings, run: str) -> list[str]:
-    """The findings of an earlier run, named ``<dag_id>/<run_id>`` or by run id, that ended FAILED
-    or NOT_RUN (their fix task failed all its tries, so they have no outcome of their own)."""
+    """The findings of an earlier run, named ``<dag_id>/<run_id>`` or by run id (either as its
+    folder reads: ``RunStore.run_named``), that ended FAILED or NOT_RUN (their fix task failed
+    all its tries, so they have no outcome of their own), or NOT_APPROVED with nobody deciding."""
     from asr.sweep import every_outcome
 
-    def found(dag_id: str, run_id: str) -> bool:
-        store = RunStore.for_run(settings.data_dir, dag_id, run_id, settings.aws_conn_id)
-        return bool(store.path("outcomes").exists() and store.belongs_to(dag_id, run_id))
+    def store_of(dag_id: str, run_id: str) -> RunStore:
+        return RunStore.for_run(settings.data_dir, dag_id, run_id, settings.aws_conn_id)
 
-    dag_id, run_id = named_run(run, found)
+    def found(dag_id: str, run_id: str) -> bool:
+        store = store_of(dag_id, run_id)
+        return bool(
+            store.path("outcomes").exists() and store.belongs_to(dag_id, store.run_named(dag_id, run_id))
+        )
+
+    dag_id, named_id = named_run(run, found)
     if dag_id is None:
-        raise SelectionError(f"no outcomes of run {run!r} under {settings.data_dir}")
-    store = RunStore.for_run(settings.data_dir, dag_id, run_id, settings.aws_conn_id)
-    if not run_finished(dag_id, run_id, store):  # its findings still queued count as NOT_RUN
+        raise SelectionError(f"no outcomes of run {run!r} under {settings.data_dir}: {HOW_TO_NAME}")
+    store = store_of(dag_id, named_id)
+    if not run_finished(dag_id, store.run_named(dag_id, named_id), store):
+        # Its findings still queued count as NOT_RUN.
         raise SelectionError(f"run {run} has not finished: rerun its failures once it has")
-    failed = [o.finding_id for o in every_outcome(store) if o.status in RERUN]
+    outcomes = every_outcome(store)
+    failed = {
+        o.finding_id
+        for o in outcomes
+        if o.status in RERUN or (o.status == Status.NOT_APPROVED and o.undecided)
+    }
     if not failed:
-        raise SelectionError(f"run {run} has no failed findings to rerun")
-    return sorted(set(failed))
+        refused = {o.finding_id for o in outcomes if o.status == Status.NOT_APPROVED}
+        why = (
+            f": {len(refused)} findings were not approved by a person; pick them by id (finding_ids) "
+            "to fix them now"
+            if refused
+            else ""
+        )
+        raise SelectionError(f"run {run} has no failed findings to rerun{why}")
+    return sorted(failed)
 
 
 def typed(values: Any) -> list[str]:

@@ -32,6 +32,20 @@ def named_run(run: str, found: Callable[[str, str], bool]) -> tuple[str | None, 
     return (dags[0] if dags else None), run_id
 
 
+def recorded_run_id(run_id: str, recorded: Iterable[Any]) -> str:
+    """The run id as a run's files record it (``recorded``: the ids found there), for the one a
+    person named: copied from the run's folder name, where ``:`` and ``+`` read ``_``, it
+    finds the folder but matches none of what is recorded. Run ids that share one folder
+    name must be told apart by the person (ValueError)."""
+    ids = {r for r in recorded if isinstance(r, str)}
+    if run_id in ids:
+        return run_id
+    alike = sorted(r for r in ids if safe_name(r) == safe_name(run_id))
+    if len(alike) > 1:
+        raise ValueError(f"several runs share the folder of {run_id!r}: name one of {alike}")
+    return alike[0] if alike else run_id
+
+
 ENDED = ("success", "failed")  # a DAG run's states once no task of it runs
 
 
@@ -144,6 +158,12 @@ class RunStore:
             return True
         owner = self.read_json(OWNER)
         return [owner.get("dag_id"), owner.get("run_id")] == [dag_id, run_id]
+
+    def run_named(self, dag_id: str, run_id: str) -> str:
+        """The id of the run whose folder this is, for ``run_id`` as a person named it: the id
+        itself or the folder's name (``recorded_run_id``); ``run_id`` when no run owns it."""
+        owner = self.read_json(OWNER) if self.path(OWNER).exists() else {}
+        return recorded_run_id(run_id, [owner.get("run_id")] if owner.get("dag_id") == dag_id else [])
 
     def write_json(self, name: str, data: Any) -> Any:
         target = self.path(name)

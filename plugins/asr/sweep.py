@@ -46,6 +46,10 @@ NOT_FOUND = (
     "not found as a finding asr may act on: no such id, or no longer FAILED or WARNING, ACTIVE "
     "and NEW or NOTIFIED, or outside ASR_ACCOUNTS and ASR_REGIONS"
 )
+NO_SUCH_RESOURCE = (
+    "chosen, but no FAILED or WARNING, ACTIVE, NEW or NOTIFIED finding of a control asr fixes names "
+    "it within ASR_ACCOUNTS, ASR_REGIONS and the form's other choices: check its ARN or id"
+)
 
 # Decides whether to act on a routed finding: None to act, else why not (it is then IGNORED).
 Keep = Callable[[RoutingRecord], "str | None"]
@@ -79,6 +83,7 @@ def ingest(
     scope: Scope | None = None,
     named: Iterable[str] = (),
     dry_run: bool = False,
+    resources: Iterable[str] = (),
 ) -> dict[str, int]:
     """Read the findings the plan selects and route each one.
 
@@ -91,11 +96,13 @@ def ingest(
     act on. Other rejected findings are always reported; those a person ``named`` by id
     (a finding of a control no playbook fixes too) are also marked
     NOTIFIED with the reason, and a named id the queries did not find is reported as
-    rejected. Findings ``keep`` turns down are reported as IGNORED and left alone in
-    Security Hub. ``scope`` rejects findings in accounts asr may not act in and excludes
-    what the exclusions name (EXCLUDED, marked NOTIFIED), before any member role is assumed.
+    rejected, and so is each of the ``resources`` a person chose that no finding read names.
+    Findings ``keep`` turns down are reported as IGNORED and left alone in Security Hub.
+    ``scope`` rejects findings in accounts asr may not act in and excludes what the
+    exclusions name (EXCLUDED, marked NOTIFIED), before any member role is assumed.
     """
     named = set(named)
+    named_resources: set[str] = set()
     client = aws.admin_client("securityhub", settings.securityhub_region)
     keep_decision(store, dry_run)
     start_over(store)
@@ -116,6 +123,7 @@ def ingest(
         seen[finding.get("Id")] = writeback.seen_state(finding)
         try:
             record = parse_finding(finding, playbooks)
+            named_resources |= {record.resource_id, record.resource_arn}
             verdict = scope.check(record) if scope else None
             if verdict and verdict[0] == Status.REJECTED:
                 raise FindingError(record.finding_id, verdict[1])
@@ -140,6 +148,10 @@ def ingest(
         else:
             records.append(record.to_dict())
     rejected += [{"finding_id": i, "error": NOT_FOUND} for i in sorted(named - seen.keys())]
+    rejected += [
+        {"finding_id": "", "resource": r, "error": f"resource {r}: {NO_SUCH_RESOURCE}"}
+        for r in sorted(set(resources) - named_resources)
+    ]
     store.write_json(QUERIES, list(plan.queries))
     store.write_json(SEEN, seen)
     store.write_lines(RECORDS, records)

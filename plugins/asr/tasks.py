@@ -152,9 +152,11 @@ def _ingest(
     plan: QueryPlan,
     keep: Any = None,
     named: Iterable[str] = (),
+    resources: Iterable[str] = (),
 ) -> dict[str, int]:
     """Route the findings the plan selects, within who asr may act on (``asr.guard``);
-    ``named``: the ids a person named (``asr.sweep.ingest`` tells them what became of each)."""
+    ``named``, ``resources``: the ids and resources a person named (``asr.sweep.ingest``
+    tells them what became of each)."""
     from asr import sweep
     from asr.guard import Scope
 
@@ -165,7 +167,7 @@ def _ingest(
     # A run cleared whole keeps the decision its first ingest recorded: a scheduled run's
     # params follow ASR_DRY_RUN as it is now, and a dry sweep cleared later must stay dry.
     dry_run = sweep.is_dry_run(store, context["params"])
-    counts = sweep.ingest(settings, aws, registry(), store, plan, keep, scope, named, dry_run)
+    counts = sweep.ingest(settings, aws, registry(), store, plan, keep, scope, named, dry_run, resources)
     log.info(
         "Read %(findings)d findings: %(routed)d routed, %(rejected)d rejected, %(ignored)d ignored, "
         "%(excluded)d excluded",
@@ -233,7 +235,7 @@ def ingest_selected() -> dict[str, int]:
         choice.finding_ids,
         choice.resource_filter,
     )
-    return _ingest(plan, keep=choice.keep, named=choice.named)
+    return _ingest(plan, keep=choice.keep, named=choice.named, resources=choice.resources)
 
 
 @task(**INGEST)
