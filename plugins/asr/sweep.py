@@ -44,7 +44,8 @@ LATER_STEPS = ("batches", "outcomes", WRITTEN_BACK)
 NOT_ACTED = "outcomes/not-acted.jsonl"
 NOT_FOUND = (
     "not found as a finding asr may act on: no such id, or no longer FAILED or WARNING, ACTIVE "
-    "and NEW or NOTIFIED, or outside ASR_ACCOUNTS and ASR_REGIONS"
+    "and NEW or NOTIFIED, or outside ASR_ACCOUNTS and ASR_REGIONS or the run's other choices (controls, "
+    "accounts, regions)"
 )
 NO_SUCH_RESOURCE = (
     "chosen, but no FAILED or WARNING, ACTIVE, NEW or NOTIFIED finding of a control asr fixes names "
