@@ -103,7 +103,7 @@ def ingest(
     exclusions name (EXCLUDED, marked NOTIFIED), before any member role is assumed.
     """
     named = set(named)
-    named_resources: set[str] = set()
+    unmatched = set(resources)  # the chosen resources no finding read names yet
     client = aws.admin_client("securityhub", settings.securityhub_region)
     keep_decision(store, dry_run)
     start_over(store)
@@ -124,7 +124,8 @@ def ingest(
         seen[finding.get("Id")] = writeback.seen_state(finding)
         try:
             record = parse_finding(finding, playbooks)
-            named_resources |= {record.resource_id, record.resource_arn}
+            if unmatched:
+                unmatched -= {record.resource_id, record.resource_arn}
             verdict = scope.check(record) if scope else None
             if verdict and verdict[0] == Status.REJECTED:
                 raise FindingError(record.finding_id, verdict[1])
@@ -151,7 +152,7 @@ def ingest(
     rejected += [{"finding_id": i, "error": NOT_FOUND} for i in sorted(named - seen.keys())]
     rejected += [
         {"finding_id": "", "resource": r, "error": f"resource {r}: {NO_SUCH_RESOURCE}"}
-        for r in sorted(set(resources) - named_resources)
+        for r in sorted(unmatched)
     ]
     store.write_json(QUERIES, list(plan.queries))
     store.write_json(SEEN, seen)
