@@ -333,6 +333,22 @@ def test_many_instances_are_read_in_one_describe_each_profile_once(aws, clients:
     assert isinstance(states[empty], ValueError)
 
 
+def test_a_full_chunk_of_200_instances_is_read_in_one_go(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    """EC2 takes 200 filter values a call in all: a state filter beside 200 ids was refused,
+    and the whole chunk was read again one instance at a time."""
+    first = instance(aws)
+    image = clients.ec2.describe_instances(InstanceIds=[first])["Reservations"][0]["Instances"][0]["ImageId"]
+    more = clients.ec2.run_instances(ImageId=image, MinCount=199, MaxCount=199)["Instances"]
+    ids = [first, *(i["InstanceId"] for i in more)]
+    action = registry().playbooks["SSM.1"].build_action()
+
+    served_requests(clear=True)
+    states = action.read_many(clients, ids)
+    calls = [c["action"] for c in served_requests()]
+    assert (calls.count("DescribeInstances"), calls.count("DescribeIamInstanceProfileAssociations")) == (1, 1)
+    assert all(states[i]["InstanceProfile"] is None for i in ids)
+
+
 def test_an_id_systems_manager_refuses_does_not_fail_the_others(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
     """One instance that ended between the reads (InvalidInstanceId) failed the whole ask, and
     with it every instance of the batch."""

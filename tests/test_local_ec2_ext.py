@@ -87,3 +87,16 @@ def test_modify_instance_metadata_options_keeps_the_options_not_given(ec2: Any) 
         "MetadataOptions"
     ]
     assert (options["HttpTokens"], options["HttpPutResponseHopLimit"]) == ("required", 1)
+
+
+def test_filters_holding_more_than_200_values_in_all_are_refused_as_ec2_does(ec2: Any) -> None:
+    ids = [f"i-{n:017x}" for n in range(199)]
+
+    ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": [*ids, "i-0"]}])  # 200: taken
+    with pytest.raises(ClientError, match="FilterLimitExceeded"):
+        ec2.describe_iam_instance_profile_associations(
+            Filters=[
+                {"Name": "instance-id", "Values": [*ids, "i-0"]},
+                {"Name": "state", "Values": ["associated"]},
+            ]
+        )

@@ -7,6 +7,9 @@
 - ``ModifyInstanceMetadataOptions`` replaces every metadata option, resetting the
   ones the call leaves out (hop limit, endpoint, tags). AWS changes only the options
   given.
+- Filters take any number of values. AWS refuses a call whose filters hold more than 200
+  values in all (``FilterLimitExceeded``), which a bulk read of 200 ids plus one more
+  filter reaches.
 """
 
 from __future__ import annotations
@@ -14,12 +17,27 @@ from __future__ import annotations
 from typing import Any
 
 from moto.core.responses import ActionResult
-from moto.ec2.exceptions import InvalidParameterValueError
+from moto.ec2.exceptions import EC2ClientError, InvalidParameterValueError
 from moto.ec2.models.elastic_block_store import Snapshot
 from moto.ec2.models.instances import InstanceBackend, MetadataOptions
+from moto.ec2.responses._base_response import EC2BaseResponse
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 
 PUBLIC = "all"
+# Filter values one EC2 call may carry, over all its filters.
+FILTER_VALUE_LIMIT = 200
+
+_moto_filters = EC2BaseResponse._filters_from_querystring
+
+
+def _filters_within_limit(self: EC2BaseResponse) -> dict[str, Any]:
+    filters = _moto_filters(self)
+    if sum(len(values) for values in filters.values()) > FILTER_VALUE_LIMIT:
+        raise EC2ClientError(
+            "FilterLimitExceeded",
+            f"The maximum number of filter values specified on a single call is {FILTER_VALUE_LIMIT}",
+        )
+    return filters
 
 
 def _owned_by(snapshot: Snapshot, owners: list[str], caller: str) -> bool:
@@ -86,5 +104,6 @@ def modify_instance_metadata_options(
 
 
 def install() -> None:
+    EC2BaseResponse._filters_from_querystring = _filters_within_limit  # type: ignore[method-assign]
     ElasticBlockStore.describe_snapshots = describe_snapshots  # type: ignore[method-assign]
     InstanceBackend.modify_instance_metadata_options = modify_instance_metadata_options  # type: ignore[method-assign]
