@@ -2,11 +2,12 @@
 
 Before a fix changes a resource, an *intent* is written and made durable: who (the run's
 triggering user, or the scheduler) and what (DAG, run, batch, try), when, where (account,
-region, resource, findings, control), which action with which parameters, the settings
-about to change (before) and what they will become (plan). After the change a *settle*
-line follows: the outcome, the state read back (after), the message. Rollback records its
-own reverts the same way, in the same run's journal. An intent without a settle is a change
-whose task died before it could say how it ended: a retry or a rollback can see it.
+region of the clients, the resource's own region, resource, findings, control), which action
+with which parameters, the settings about to change (before) and what they will become
+(plan). After the change a *settle* line follows: the outcome, the state read back (after),
+the message. Rollback records its own reverts the same way, in the same run's journal. An
+intent without a settle is a change whose task died before it could say how it ended: a
+retry or a rollback can see it.
 
 Nothing is rewritten. On local disk each writer (one task try) appends JSON lines to its
 own file and fsyncs it before a change goes ahead (one fsync serves the lines that
@@ -236,6 +237,9 @@ class AuditJournal:
                 "kind": FIX,
                 "id": intent_id,
                 **self._where(target),
+                # ``region`` is where the fix's clients were: a global playbook's batch's Region.
+                # Where the resource is, the rollback judges ASR_REGIONS and reads its tags by.
+                "resource_region": target.resource_region,
                 "resource_arn": records[0].resource_arn if records else "",
                 "finding_ids": sorted({r.finding_id for r in records}),
                 "control_ids": sorted({r.control_id for r in records}),

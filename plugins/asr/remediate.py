@@ -241,6 +241,13 @@ class Target:
         return (self.clients.account_id, self.clients.region, self.resource_id, self.action.name, playbook)
 
     @property
+    def resource_region(self) -> str:
+        """The Region the resource is in, as its (first) finding says: a global playbook's
+        clients are those of its batch's first finding's Region (``resolve_targets``), which
+        may be another (a bucket in eu-west-1 fixed in a us-east-1 batch)."""
+        return self.records[0].region if self.records else self.clients.region
+
+    @property
     def claim(self) -> str:
         """The claim a run takes before changing this resource (``asr.claims``): a global
         resource has one, whichever region's findings (and clients) led to it."""

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from botocore.exceptions import ClientError
 
 from asr import actions
+from asr.actions.s3 import bucket_home
 from asr.audit import (
     BEGIN,
     FIX,
@@ -116,7 +117,7 @@ class Reversal:
         intent = change.intent
         return cls(
             account_id=intent["account_id"],
-            region=intent["region"],
+            region=resource_region(intent),
             resource_id=intent["resource_id"],
             action=intent["action"],
             control_ids=list(intent.get("control_ids") or []),
@@ -189,6 +190,30 @@ def _made(change: Change) -> bool:
         return True
     after = change.settle.get("after") if change.settle else None
     return after is not None and canonical(after) != canonical(change.intent["before"])
+
+
+def resource_region(intent: dict[str, Any]) -> str:
+    """The Region the fixed resource is in: where ASR_REGIONS and the exclusion tag are judged,
+    and what the report shows. A global playbook's fix used its batch's clients (``region``),
+    maybe another Region's; journals written before ``resource_region`` have only that one
+    (``Rollback._located`` asks a bucket's own)."""
+    return intent.get("resource_region") or intent["region"]
+
+
+# An S3 bucket's ARN, as Security Hub names it: ``arn:aws:s3:::<bucket>``.
+BUCKET_ARN = re.compile(r"^arn:aws[a-z-]*:s3:::([^/:]+)$")
+
+
+def _unlocated_bucket(intent: dict[str, Any]) -> str:
+    """The bucket a global playbook fixed whose Region its journal did not record (one written
+    before ``resource_region``), else "". Other global resources need none: an IAM user's
+    tags are read from IAM, whatever the Region, and a CloudFront distribution's findings and
+    tags are us-east-1's, as was its batch."""
+    if intent.get("resource_region"):
+        return ""
+    playbook = registry().playbooks.get(intent.get("playbook") or "")
+    bucket = BUCKET_ARN.match(intent.get("resource_arn") or "")
+    return bucket.group(1) if bucket and playbook is not None and not playbook.regional else ""
 
 
 def _resource(intent: dict[str, Any]) -> tuple[str, str, str]:
@@ -391,14 +416,21 @@ class Rollback:
         if not _made(change):
             message = change.settle["message"] if change.settle else ""
             return Reversal.of(change, RollbackStatus.NOT_FIXED, f"the fix ended {change.status}: {message}")
-        intent = change.intent
-        refused = self.scope and self.scope.why_not(
-            intent["account_id"],
-            intent["region"],
-            [*(intent.get("control_ids") or []), intent.get("playbook", "")],
-        )
+        refused = self._refused(change.intent)
         if refused:
-            return Reversal.of(change, RollbackStatus.OUT_OF_SCOPE, f"not put back: {refused[1]}")
+            return Reversal.of(change, RollbackStatus.OUT_OF_SCOPE, f"not put back: {refused}")
+        if _unlocated_bucket(change.intent):
+            try:
+                change = self._located(change)
+            except Deleted as deleted:
+                return Reversal.of(change, RollbackStatus.CHANGED_SINCE, str(deleted))
+            except Exception as exc:  # not known where it is: not touched
+                return Reversal.of(
+                    change, RollbackStatus.FAILED, f"cannot tell the bucket's region: {describe_error(exc)}"
+                )
+            refused = self._refused(change.intent)
+            if refused:
+                return Reversal.of(change, RollbackStatus.OUT_OF_SCOPE, f"not put back: {refused}")
         try:
             action = actions.build(change.intent["action"], change.intent["params"])
         except actions.ActionError as exc:
@@ -419,6 +451,27 @@ class Rollback:
             if self.claims is not None and not self.dry:
                 self.claims.release_all()
 
+    def _refused(self, intent: dict[str, Any]) -> str:
+        """Why the change is outside what asr may act on now (``asr.guard.Scope``), judged in
+        the resource's own Region; "" to go on. A bucket whose Region is not recorded is judged
+        by its account and controls, and by its Region once it is asked (``_located``)."""
+        if self.scope is None:
+            return ""
+        scope = replace(self.scope, regions=frozenset()) if _unlocated_bucket(intent) else self.scope
+        controls = [*(intent.get("control_ids") or []), intent.get("playbook", "")]
+        refused = scope.why_not(intent["account_id"], resource_region(intent), controls)
+        return refused[1] if refused else ""
+
+    def _located(self, change: Change) -> Change:
+        """The change with its bucket's own Region (``resource_region``), asked of S3 as the fix
+        path's S3 actions ask it (``bucket_home``), for a journal written before the
+        fix recorded it; Deleted if the bucket is gone."""
+        intent = change.intent
+        self.aws.credentials(intent["account_id"])  # fails here, clearly, if the role cannot be assumed
+        clients = Clients(self.aws, intent["account_id"], intent["region"])
+        home, _ = _unless_deleted(lambda: bucket_home(clients.s3, _unlocated_bucket(intent)))
+        return Change(intent | {"resource_region": home}, change.settle)
+
     def _intend_revert(self, intent: dict[str, Any], now: dict[str, Any]) -> None:
         """Record the revert of this fix about to be made, from ``now`` back to its before-state."""
         self.journal.record(
@@ -429,6 +482,7 @@ class Rollback:
                 "reverts": intent["id"],
                 **_where(intent),
                 **{key: intent.get(key) for key in ("resource_arn", "finding_ids", "control_ids")},
+                "resource_region": resource_region(intent),
                 "params": intent["params"],
                 "before": now,
                 "plan": intent["before"],
@@ -460,10 +514,13 @@ class Rollback:
         intent = change.intent
         resource_id, before = intent["resource_id"], intent["before"]
         self.aws.credentials(intent["account_id"])  # fails here, clearly, if the role cannot be assumed
+        # The batch's clients, as the fix used (S3 answers for a bucket of any Region); the tagging
+        # API answers only for the resources of its own Region: asked in the resource's.
         clients = Clients(self.aws, intent["account_id"], intent["region"])
         arn = intent.get("resource_arn") or ""
         if self.exclude_tag and arn.startswith("arn:"):  # a tag that cannot be read fails it: not touched
-            tagged = excluded_by_tag(clients, [arn], self.exclude_tag).get(arn)
+            tagging = clients.in_region(resource_region(intent))
+            tagged = excluded_by_tag(tagging, [arn], self.exclude_tag).get(arn)
             if tagged:
                 return Reversal.of(change, RollbackStatus.OUT_OF_SCOPE, f"not put back: {tagged}")
         left = _left(change)
