@@ -25,38 +25,13 @@ BATCH, ELSEWHERE = "us-east-1", "eu-west-1"
 TAG = ("asr:exclude", None)
 
 
-@pytest.fixture
-def regional_tagging(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """AWS's GetResources answers only for the resources of the Region it is called in (the
-    stand-in answers for every Region's): fill in each bucket's ARN and Region."""
-    from botocore.client import BaseClient
-
-    home: dict[str, str] = {}
-    real_call = BaseClient._make_api_call
-
-    def regional(self: Any, name: str, params: dict[str, Any]) -> Any:
-        answer = real_call(self, name, params)
-        if name == "GetResources":
-            here = self.meta.region_name
-            answer["ResourceTagMappingList"] = [
-                m for m in answer["ResourceTagMappingList"] if home.get(m["ResourceARN"], here) == here
-            ]
-        return answer
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", regional)
-    return home
-
-
-def _fixed_in_one_batch(
-    aws: Any, tmp_path: Path, home: dict[str, str]
-) -> tuple[AuditJournal, dict[str, RoutingRecord]]:
+def _fixed_in_one_batch(aws: Any, tmp_path: Path) -> tuple[AuditJournal, dict[str, RoutingRecord]]:
     """A us-east-1 bucket and an eu-west-1 one, fixed (S3.5) in one batch, which takes the
     clients of its first finding's Region (us-east-1); the journal as a rollback opens it."""
     records = [
         parse_finding(finding(seed_one(aws, "S3.5", MEMBER_ACCOUNT, region, n)), registry())
         for n, region in enumerate((BATCH, ELSEWHERE))
     ]
-    home.update({r.resource_arn: r.region for r in records})
     root = journal_root(str(tmp_path), "asr_sweep", RUN_ID)
     outcomes = run_batch(
         records, registry(), aws, journal=AuditJournal(root, Origin("asr_sweep", RUN_ID, "b", 1, "s"))
@@ -96,10 +71,8 @@ def _reverted(journal: AuditJournal) -> list[str]:
     return [c.intent["resource_id"] for c in journal.changes(REVERT)]
 
 
-def test_the_journal_records_where_the_bucket_is_beside_the_batch_s_region(
-    aws, tmp_path: Path, regional_tagging: dict[str, str]
-) -> None:
-    journal, records = _fixed_in_one_batch(aws, tmp_path, regional_tagging)
+def test_the_journal_records_where_the_bucket_is_beside_the_batch_s_region(aws, tmp_path: Path) -> None:
+    journal, records = _fixed_in_one_batch(aws, tmp_path)
     intents = {e["resource_id"]: e for e in journal.events() if e["event"] == INTENT and e["kind"] == FIX}
     assert {(i["region"], i["resource_region"]) for i in intents.values()} == {
         (BATCH, BATCH),
@@ -110,11 +83,11 @@ def test_the_journal_records_where_the_bucket_is_beside_the_batch_s_region(
 
 @pytest.mark.parametrize("older_journal", [False, True], ids=["journal", "journal-before-resource-region"])
 def test_a_bucket_tagged_never_touch_in_its_own_region_since_a_fix_in_another_region_s_batch_is_not_put_back(
-    aws, tmp_path: Path, regional_tagging: dict[str, str], older_journal: bool
+    aws, tmp_path: Path, older_journal: bool
 ) -> None:
     """Its tags are read in its own Region (the tagging API answers for no other), as the fix
     read them; an older journal's bucket is first asked where it is (GetBucketLocation)."""
-    journal, records = _fixed_in_one_batch(aws, tmp_path, regional_tagging)
+    journal, records = _fixed_in_one_batch(aws, tmp_path)
     if older_journal:
         _as_written_before_resource_region(journal)
     eu, us = records[ELSEWHERE], records[BATCH]
@@ -133,9 +106,9 @@ def test_a_bucket_tagged_never_touch_in_its_own_region_since_a_fix_in_another_re
 
 @pytest.mark.parametrize("older_journal", [False, True], ids=["journal", "journal-before-resource-region"])
 def test_asr_regions_is_judged_by_the_bucket_s_region_not_the_batch_s(
-    aws, tmp_path: Path, regional_tagging: dict[str, str], older_journal: bool
+    aws, tmp_path: Path, older_journal: bool
 ) -> None:
-    journal, records = _fixed_in_one_batch(aws, tmp_path, regional_tagging)
+    journal, records = _fixed_in_one_batch(aws, tmp_path)
     if older_journal:
         _as_written_before_resource_region(journal)
     eu, us = records[ELSEWHERE], records[BATCH]
@@ -156,11 +129,9 @@ def test_asr_regions_is_judged_by_the_bucket_s_region_not_the_batch_s(
     assert (revert.intent["region"], revert.intent["resource_region"]) == (BATCH, ELSEWHERE)
 
 
-def test_an_older_journal_s_bucket_deleted_since_has_nothing_to_put_back(
-    aws, tmp_path: Path, regional_tagging: dict[str, str]
-) -> None:
+def test_an_older_journal_s_bucket_deleted_since_has_nothing_to_put_back(aws, tmp_path: Path) -> None:
     """Asked where it is, a bucket deleted since answers NoSuchBucket: as its read would."""
-    journal, records = _fixed_in_one_batch(aws, tmp_path, regional_tagging)
+    journal, records = _fixed_in_one_batch(aws, tmp_path)
     _as_written_before_resource_region(journal)
     eu = records[ELSEWHERE]
     s3 = Clients(aws, MEMBER_ACCOUNT, ELSEWHERE).s3
