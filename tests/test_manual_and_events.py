@@ -134,8 +134,10 @@ def test_a_named_finding_asr_may_not_act_on_is_reported_with_the_reason(aws, air
     run = dag("asr_remediate").test(run_conf={"finding_ids": [findings[0]["Id"], typo]})
 
     assert run.state == "success"
-    rejected = report_of(run)["rejected"]
+    report = report_of(run)
+    rejected = report["rejected"]
     assert sorted(r["finding_id"] for r in rejected) == sorted([findings[0]["Id"], typo])
+    assert (report["totals"], report["picks_not_found"]) == ({}, 2)  # neither is a finding of the run
     assert all(r["error"].startswith("not found as a finding asr may act on") for r in rejected)
     assert workflow(aws) == {findings[0]["Id"]: "SUPPRESSED"}
 
@@ -174,7 +176,7 @@ def test_a_chosen_resource_no_finding_names_is_reported(aws, airflow_db: None, o
     """A mistyped resource gave a successful run that said "nothing to do"; it is reported, as a
     finding id not found is. Alone (an ARN: only its findings are asked for), or beside a
     resource that is fixed and a bare id (every finding in scope is read)."""
-    from asr.sweep import NO_SUCH_RESOURCE
+    from asr.sweep import NO_SUCH_RESOURCE, PICK
 
     seeded, _ = open_groups(aws, 1)
     arn = seeded[0].resource_id
@@ -185,12 +187,14 @@ def test_a_chosen_resource_no_finding_names_is_reported(aws, airflow_db: None, o
     assert run.state == "success"
     report = report_of(run)
     expected = [
-        {"finding_id": "", "resource": r, "error": f"resource {r}: {NO_SUCH_RESOURCE}"} for r in typos
+        {"finding_id": "", "resource": r, "error": f"resource {r}: {NO_SUCH_RESOURCE}", PICK: True}
+        for r in typos
     ]
     assert sorted(report["rejected"], key=lambda r: r["resource"]) == sorted(
         expected, key=lambda r: r["resource"]
     )
-    assert report["totals"] == {"REJECTED": len(typos), **({"REMEDIATED": 1} if others else {})}
+    # Not findings: counted apart from them, and said in the headline ("nothing to do" it is not).
+    assert (report["totals"], report["picks_not_found"]) == ({"REMEDIATED": 1} if others else {}, len(typos))
     assert [world_open(aws, s) for s in seeded] == [not others]
 
 

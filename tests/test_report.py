@@ -3,11 +3,13 @@ on local disk and in object storage."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -99,8 +101,14 @@ def test_json_and_markdown_are_written_as_before(store: RunStore) -> None:
     built, markdown = report.write(store, RUN_ID)
     assert store.read_json("report.json") == json.loads(json.dumps(built))
     assert built["totals"] == {"REMEDIATED": 2, "FAILED": 1, "DRY_RUN": 1, "REJECTED": 1}
-    assert built["by_control"] == {"EC2.13": {"REMEDIATED": 2, "FAILED": 1}, "IAM.7": {"DRY_RUN": 1}}
+    # The rejected finding has no outcome: rejected.jsonl does not say its control or account.
+    assert built["by_control"] == {
+        "EC2.13": {"REMEDIATED": 2, "FAILED": 1},
+        "IAM.7": {"DRY_RUN": 1},
+        "(unknown)": {"REJECTED": 1},
+    }
     assert built["by_account"]["333333333333"] == {"REMEDIATED": 1}
+    assert built["picks_not_found"] == 0
     # sg-2's update was refused; a dry run writes nothing
     assert [o["workflow_status"] for o in built["outcomes"]] == ["RESOLVED", None, "NOTIFIED", None]
     assert store.path("report.md").read_text(encoding="utf-8") == markdown
@@ -109,7 +117,7 @@ def test_json_and_markdown_are_written_as_before(store: RunStore) -> None:
         f"# ASR run {RUN_ID}\n\nTotals: REMEDIATED: 2, FAILED: 1, REJECTED: 1, DRY_RUN: 1"
     )
     assert built["writeback_pending"] == 0  # written, refused (sg-2) or not for Security Hub (dry)
-    assert "- arn:aws:securityhub:x: no playbook for <FOO.1> & friends" in markdown
+    assert "- arn:aws:securityhub:x: no playbook for \\<FOO.1\\> & friends" in markdown
 
 
 def test_html_escapes_everything_and_loads_nothing(store: RunStore) -> None:
@@ -149,12 +157,12 @@ def test_html_lists_every_finding_with_the_problems_first(store: RunStore) -> No
     assert section_rows(root, "Security Hub did not take these updates") == [
         [f"{FINDING}-2", "FindingNotFound", "Finding <gone>"]
     ]
-    assert section_rows(root, "Closed or changed meanwhile (by Security Hub or a person), left alone") == [
-        [f"{FINDING}-9", "SUPPRESSED, ACTIVE"]
-    ]
+    assert section_rows(root, report.LEFT_ALONE) == [[f"{FINDING}-9", "SUPPRESSED, ACTIVE"]]
+    # REMEDIATED, FAILED, REJECTED, DRY_RUN, total: the rejected finding's account is not known.
     assert section_rows(root, "By account") == [
-        ["222222222222", "1", "1", "1", "3"],
-        ["333333333333", "1", "0", "0", "1"],
+        ["222222222222", "1", "1", "0", "1", "3"],
+        ["333333333333", "1", "0", "0", "0", "1"],
+        ["(unknown)", "0", "0", "1", "0", "1"],
     ]
 
 
@@ -202,7 +210,8 @@ def test_summary_counts_and_lists_what_needs_a_person(store: RunStore) -> None:
     built, _ = report.write(store, RUN_ID)
     assert report.summary(built).splitlines() == [
         f"ASR run {RUN_ID}: 2 remediated, 1 failed, 1 rejected, 1 dry run",
-        "Security Hub: 3 findings updated; updates not taken: 1; left alone, closed or changed meanwhile: 1",
+        "Security Hub: 3 findings updated; updates not taken: 1; "
+        "left alone, closed, changed or not found meanwhile: 1",
         "Needs attention (1):",
         f'- EC2.13 222222222222 us-east-1 {HOSTILE}: AccessDenied: "déjà vu" <b>not</b> allowed ✓',
         "Not acted on (1):",
@@ -370,6 +379,148 @@ def test_a_finding_s_own_text_cannot_break_the_markdown_table() -> None:
     lines = table(rows, ("control", "message", "status")).splitlines()
     assert len(lines) == 5
     cells = [cell.strip() for cell in re.split(r"(?<!\\) \| ", lines[2].strip("| "))]
-    assert cells == ["EC2.13 # heading", "a \\| b [2J", "ok"]  # no escape sequence reaches a terminal
+    assert cells == ["EC2.13 # heading", "a \\| b \\[2J", "ok"]  # no escape sequence reaches a terminal
     # A row starting with spaces (an empty first cell) would be read as code; with "#" as a heading.
     assert all(line.startswith("| ") and line.endswith(" |") for line in lines)
+
+
+# Links, an image, raw HTML and an autolink, one escaped already (a backslash must not undo
+# asr's escape), and a name with underscores: text from outside asr, in every part of report.md.
+INJECTED = (
+    "[Approve here](https://evil.example/login) ![t](https://evil.example/pixel.png) "
+    "<img src=x onerror=alert(1)> <https://evil.example/auto> \\[Undo\\](https://evil.example/undo) "
+    "set ASR_REGIONS (a-b.c)"
+)
+
+
+def test_markdown_shows_text_from_outside_asr_as_text_never_as_links_images_or_html(tmp_path: Path) -> None:
+    """An AWS error message, a fix's caveat (a bucket's name), a rejection's reason (a finding's
+    field) became a live link, a tracking image or HTML where report.md is rendered."""
+    from markdown_it import MarkdownIt
+
+    store = RunStore.for_run(str(tmp_path), "asr_sweep", RUN_ID)
+    hostile = [
+        outcome(1, "REMEDIATED", message=f"repointed; {INJECTED}", caveat=INJECTED),
+        outcome(2, "FAILED", control_id=INJECTED, message=INJECTED),
+    ]
+    seed(store, hostile)
+    store.write_lines("rejected.jsonl", [{"finding_id": INJECTED, "error": INJECTED}])
+    store.write_json("unsupported.json", {INJECTED: 2})
+    store.write_json("warnings.json", [INJECTED])
+    failure = {
+        "FindingIdentifier": {"Id": f"{FINDING}-2"},
+        "ErrorCode": "InvalidInput",
+        "ErrorMessage": INJECTED,
+    }
+    store.write_json(
+        "writeback.json",
+        WRITEBACK | {"failed": [failure], "left_alone": [{"finding_id": INJECTED, "now": INJECTED}]},
+    )
+    _, markdown = report.write(store, RUN_ID)
+    # Read as plain text in the task log: only what opens a link, an image or HTML is escaped.
+    assert "set ASR_REGIONS (a-b.c)" in markdown and "\\_" not in markdown
+
+    plain = MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown)
+    assert "<a " not in plain and "<img" not in plain, "no link, no image, no HTML"
+    shown = html.unescape(re.sub(r"<[^>]+>", "", plain))
+    # As written: in the findings table (two messages, a control id), the checks, the
+    # rejections (id and reason), the unsupported controls, the settings, and what was left
+    # alone (id and state). What Security Hub did not take is its record, quoted (repr).
+    assert shown.count(INJECTED) == 10
+    # GitHub-flavoured, a bare URL becomes a link too: it shows where it goes, as the text says.
+    gfm = MarkdownIt("gfm-like", {"html": True}).render(markdown)
+    assert "<img" not in gfm
+    links = re.findall(r"<a [^>]*>.*?</a>", gfm)
+    assert links
+    for link in links:
+        href, text = re.fullmatch(r'<a href="([^"]+)">([^<]*)</a>', link).groups()
+        assert unquote(html.unescape(href)) == html.unescape(text), link
+
+
+def test_an_update_refused_for_now_is_counted_not_written_yet_only(tmp_path: Path) -> None:
+    """Security Hub refused sg-2's update for now (it is written when write-back is tried
+    again) and sg-5's for good: each is counted once, and every view says the same."""
+    store = RunStore.for_run(str(tmp_path), "asr_sweep", RUN_ID)
+    seed(store, [*OUTCOMES, outcome(5, "FAILED")])
+    refused = [
+        {
+            "FindingIdentifier": {"Id": f"{FINDING}-2"},
+            "ErrorCode": "ConcurrentUpdateError",
+            "ErrorMessage": "busy",
+        },
+        {"FindingIdentifier": {"Id": f"{FINDING}-5"}, "ErrorCode": "FindingNotFound", "ErrorMessage": "gone"},
+    ]
+    store.write_json("writeback.json", WRITEBACK | {"failed": refused, "left_alone": []})
+    built, markdown = report.write(store, RUN_ID)
+
+    assert report.summary(built).splitlines()[1] == (
+        "Security Hub: 3 findings updated; updates not taken: 1; not written yet: 1"
+    )
+    assert built["writeback_failures"] == refused[1:]
+    assert built["writeback_refused_for_now"] == refused[:1]
+    assert built["writeback_pending"] == 1
+    told = {o["resource_id"]: o["security_hub"] for o in built["outcomes"]}
+    assert told["sg-2"] == "not written yet (refused for now: ConcurrentUpdateError)"
+    assert told["sg-5"] == "refused: FindingNotFound"
+
+    def listed(heading: str) -> list[str]:
+        return markdown.split(f"## {heading}\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+
+    assert len(listed(report.NOT_TAKEN)) == 1 and "FindingNotFound" in listed(report.NOT_TAKEN)[0]
+    assert (
+        len(listed(report.REFUSED_FOR_NOW)) == 1 and "ConcurrentUpdate" in listed(report.REFUSED_FOR_NOW)[0]
+    )
+    root = page(store.path("report.html").read_text(encoding="utf-8"))
+    assert section_rows(root, report.NOT_TAKEN) == [[f"{FINDING}-5", "FindingNotFound", "gone"]]
+    assert section_rows(root, report.REFUSED_FOR_NOW) == [[f"{FINDING}-2", "ConcurrentUpdateError", "busy"]]
+
+
+def test_picks_no_finding_answers_are_counted_apart_from_the_findings(tmp_path: Path) -> None:
+    """A finding id a person typed that was not found, and a chosen resource no finding names,
+    are no findings: 3 findings read "5 findings", REJECTED 3 beside a REJECTED 1 by control."""
+    from asr import sweep
+
+    store = RunStore.for_run(str(tmp_path), "asr_remediate", RUN_ID)
+    store.write_json(sweep.INGESTED, {"began": "2026-01-01T00:00:00+00:00", "dry_run": False})
+    named = outcome(3, "REJECTED", message="no playbook fixes control Foo.1")
+    fixed = [outcome(1, "REMEDIATED"), outcome(2, "REMEDIATED", account_id="333333333333")]
+    store.write_lines("outcomes/EC2.13-0000.jsonl", fixed)
+    store.write_lines(sweep.NOT_ACTED, [named])
+    picks = [
+        {"finding_id": "arn:typo", "error": sweep.NOT_FOUND, sweep.PICK: True},
+        {
+            "finding_id": "",
+            "resource": "sg-0abc",
+            "error": f"resource sg-0abc: {sweep.NO_SUCH_RESOURCE}",
+            sweep.PICK: True,
+        },
+    ]
+    store.write_lines(
+        "rejected.jsonl", [{"finding_id": named["finding_id"], "error": named["message"]}, *picks]
+    )
+    settled = {o["finding_id"]: written(Outcome(**o), RUN_ID) for o in (*fixed, named)}
+    store.write_json("writeback.json", {"updated": 3, "settled": settled, "failed": [], "left_alone": []})
+    built, markdown = report.write(store, RUN_ID)
+
+    assert built["totals"] == {"REMEDIATED": 2, "REJECTED": 1}
+    assert built["picks_not_found"] == 2
+    for by in ("by_control", "by_account"):
+        assert sum(n for row in built[by].values() for n in row.values()) == 3, by
+    assert built["by_control"] == {"EC2.13": {"REMEDIATED": 2, "REJECTED": 1}}
+    assert report.headline(built) == f"ASR run {RUN_ID}: 2 remediated, 1 rejected, 2 picks not found"
+    assert "Totals: REMEDIATED: 2, REJECTED: 1, picks not found: 2\n" in markdown
+    assert len(markdown.split("## Not acted on\n\n", 1)[1].strip().splitlines()) == 3  # listed, as before
+    root = page(store.path("report.html").read_text(encoding="utf-8"))
+    assert " \u00b7 3 findings \u00b7 2 picks not found \u00b7 " in "".join(
+        root.find("body/header/p").itertext()
+    )
+    assert [r[1] for r in section_rows(root, "Outcomes")] == ["2", "1"]
+    assert len(section_rows(root, "Not acted on")) == 3
+    assert "Not acted on (3):" in report.summary(built)
+
+    # A run whose only pick matched nothing does not say "nothing to do".
+    store.write_lines(sweep.NOT_ACTED, [])
+    store.write_lines("outcomes/EC2.13-0000.jsonl", [])
+    store.write_lines("rejected.jsonl", picks[1:])
+    alone = report.build(store, RUN_ID)
+    assert (alone["totals"], report.headline(alone)) == ({}, f"ASR run {RUN_ID}: 1 pick not found")

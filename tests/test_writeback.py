@@ -177,6 +177,30 @@ def test_a_finding_archived_meanwhile_is_left_alone(imported) -> None:  # type: 
     assert state(securityhub)[f[0]["Id"]]["Workflow"]["Status"] == "NEW"
 
 
+def test_a_finding_security_hub_no_longer_returns_is_said_to_be_not_found(imported, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Read by id, with no filter on its state, a finding Security Hub does not return is not
+    there (deleted, or not visible from the administrator's region): not "no longer NEW or
+    NOTIFIED", as if a person had closed it. The report's list of findings left alone says both."""
+    from asr import report
+    from asr.store import RunStore
+    from asr.writeback import NOT_FOUND
+
+    securityhub, f = imported
+    gone = finding(seeded(99))  # never imported
+    outcomes = [outcome(gone, Status.FAILED), outcome(f[0], Status.REMEDIATED)]
+    result = write_back(securityhub, outcomes, "r1")
+    assert result.updated == 1
+    assert result.left_alone == [{"finding_id": gone["Id"], "now": NOT_FOUND}]
+
+    store = RunStore(tmp_path)
+    store.write_lines("outcomes/a.jsonl", [o.to_dict() for o in outcomes])
+    store.write_json("writeback.json", result.to_dict())
+    built = report.build(store, "r1")
+    assert built["outcomes"][0]["security_hub"] == f"left alone: {NOT_FOUND}"
+    assert f"## {report.LEFT_ALONE}\n\n- {gone['Id']}: {NOT_FOUND}\n" in report.markdown(built)
+    assert "left alone, closed, changed or not found meanwhile: 1" in report.summary(built)
+
+
 def test_a_second_pass_in_the_run_writes_only_what_changed_and_keeps_the_run_s_counts(  # type: ignore[no-untyped-def]
     imported, aws, tmp_path
 ) -> None:

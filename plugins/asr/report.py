@@ -18,12 +18,28 @@ from urllib.parse import quote
 
 from asr.config import REGION_RE
 from asr.remediate import Outcome
+from asr.securityhub import refused_for_now
 from asr.store import RunStore, write_whole
-from asr.sweep import REJECTED, UNSUPPORTED, WARNINGS, WRITTEN_BACK, every_outcome, is_dry_run, unfinished
+from asr.sweep import (
+    PICK,
+    REJECTED,
+    UNSUPPORTED,
+    WARNINGS,
+    WRITTEN_BACK,
+    every_outcome,
+    is_dry_run,
+    unfinished,
+)
 from asr.writeback import WORKFLOW_FOR, WriteBack, written
 
 COLUMNS = ("control", "account", "region", "resource", "outcome", "Security Hub", "detail")
 NOT_WRITTEN = "not written"
+NOT_WRITTEN_YET = "not written yet"
+# A rejected finding with no outcome: rejected.jsonl does not say its control or account.
+UNKNOWN = "(unknown)"
+NOT_TAKEN = "Security Hub did not take these updates"
+REFUSED_FOR_NOW = "Refused by Security Hub for now, not written yet (write-back's retry writes them)"
+LEFT_ALONE = "Left alone: closed or changed meanwhile (by Security Hub or a person), or not found"
 
 # Known statuses, in the order views list them, with their colour; any other status is
 # listed after them (alphabetically) in NEUTRAL.
@@ -65,8 +81,9 @@ def _written(writeback: dict[str, Any], run_id: str) -> Callable[[Outcome], str 
 
 def _told(writeback: dict[str, Any], run_id: str) -> Callable[[Outcome], str]:
     """What Security Hub was told of a finding, in a few words: the workflow status written
-    (or found), why it was left alone, Security Hub's refusal, or that nothing was written
-    (a dry run, an ignored finding, a write-back still to come)."""
+    (or found), why it was left alone, Security Hub's refusal (for good, or for now: not
+    written yet), or that nothing was written (a dry run, an ignored finding, a write-back
+    still to come)."""
     shown = _written(writeback, run_id)
     left = {x.get("finding_id"): x.get("now") for x in writeback.get("left_alone", []) if isinstance(x, dict)}
     refused = {
@@ -74,10 +91,15 @@ def _told(writeback: dict[str, Any], run_id: str) -> Callable[[Outcome], str]:
         for x in writeback.get("failed", [])
         if isinstance(x, dict)
     }
+    for_now = {
+        x.get("FindingIdentifier", {}).get("Id") for x in writeback.get("failed", []) if refused_for_now(x)
+    }
 
     def told(outcome: Outcome) -> str:
         if outcome.finding_id in left:
             return f"left alone: {left[outcome.finding_id]}"
+        if outcome.finding_id in for_now:
+            return f"{NOT_WRITTEN_YET} (refused for now: {refused[outcome.finding_id]})"
         if outcome.finding_id in refused:
             return f"refused: {refused[outcome.finding_id]}"
         return shown(outcome) or NOT_WRITTEN
@@ -92,17 +114,41 @@ def _unwritten(outcomes: list[Outcome], writeback: dict[str, Any], run_id: str) 
     return sum(1 for o in outcomes if o.status in WORKFLOW_FOR and o.finding_id not in done and not shown(o))
 
 
+def is_pick(rejection: dict[str, Any]) -> bool:
+    """Whether an entry of rejected.jsonl is a pick no finding answers, not a finding: a finding
+    id a person named that was not found, or a resource they chose that no finding names."""
+    return bool(rejection.get(PICK))
+
+
 def build(store: RunStore, run_id: str) -> dict[str, Any]:
-    """Everything the views show, from what the run's steps left in its store."""
+    """Everything the views show, from what the run's steps left in its store.
+
+    ``totals``, ``by_control`` and ``by_account`` count findings, each once, and agree: a
+    rejected finding with an outcome (one a person named, marked NOTIFIED) counts as that
+    outcome; one without is counted REJECTED under ``UNKNOWN``. The picks no finding answers
+    (``is_pick``) are not findings: ``picks_not_found`` counts them; ``rejected`` lists them
+    with the rejected findings, as "Not acted on".
+    """
     outcomes = every_outcome(store)
     rejected = list(store.read_lines(REJECTED))
+    picks = sum(1 for r in rejected if is_pick(r))
+    has_outcome = {o.finding_id for o in outcomes}
+    unlisted = sum(
+        1
+        for r in rejected
+        if not is_pick(r) and (not r.get("finding_id") or r["finding_id"] not in has_outcome)
+    )
     writeback = store.read_json(WRITTEN_BACK) if store.path(WRITTEN_BACK).exists() else {}
     shown, told = _written(writeback, run_id), _told(writeback, run_id)
     totals = Counter(o.status for o in outcomes)
-    if rejected:
-        # Every rejection is in rejected.jsonl; some may also be outcomes (to be written
-        # back), so the file, not the sum, is the count.
-        totals["REJECTED"] = len(rejected)
+    by_control = _count(outcomes, lambda o: o.playbook or o.control_id)
+    by_account = _count(outcomes, lambda o: o.account_id)
+    if unlisted:
+        totals["REJECTED"] += unlisted
+        for counts in (by_control, by_account):
+            row = counts.setdefault(UNKNOWN, {})
+            row["REJECTED"] = row.get("REJECTED", 0) + unlisted
+    failed = writeback.get("failed", [])
     dry = is_dry_run(store, {})
     pending = 0 if dry else _unwritten(outcomes, writeback, run_id)
     return {
@@ -112,14 +158,18 @@ def build(store: RunStore, run_id: str) -> dict[str, Any]:
         "unfinished": unfinished(store, totals.get("NOT_RUN", 0), written_back=not dry, unwritten=pending),
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "totals": dict(totals),
-        "by_control": _count(outcomes, lambda o: o.playbook or o.control_id),
-        "by_account": _count(outcomes, lambda o: o.account_id),
+        "by_control": by_control,
+        "by_account": by_account,
         "findings_updated": writeback.get("updated", 0),
-        "writeback_failures": writeback.get("failed", []),
+        # Refused for good; those refused for now are not written yet (``writeback_pending``
+        # counts them), and the step's retry writes them.
+        "writeback_failures": [x for x in failed if not refused_for_now(x)],
+        "writeback_refused_for_now": [x for x in failed if refused_for_now(x)],
         "writeback_left_alone": writeback.get("left_alone", []),
         "writeback_pending": pending,
         "outcomes": [o.to_dict() | {"workflow_status": shown(o), "security_hub": told(o)} for o in outcomes],
         "rejected": rejected,
+        "picks_not_found": picks,
         # Findings of controls no playbook fixes, by control: counted, not listed one by one.
         "unsupported": store.read_json(UNSUPPORTED) if store.path(UNSUPPORTED).exists() else {},
         "warnings": store.read_json(WARNINGS) if store.path(WARNINGS).exists() else [],
@@ -143,10 +193,17 @@ def colour(status: str) -> str:
     return STATUS_COLOURS.get(status, NEUTRAL)
 
 
-def counts_text(totals: dict[str, int]) -> str:
-    """The totals in words, known statuses first: '7 remediated, 1 failed'."""
+def counts_text(totals: dict[str, int], picks: int = 0) -> str:
+    """The totals in words, known statuses first, then the picks no finding answers:
+    '7 remediated, 1 failed, 2 picks not found'."""
     words = [f"{totals[s]} {s.lower().replace('_', ' ')}" for s in ordered(totals)]
+    words += [picks_text(picks)] if picks else []
     return ", ".join(words) or "nothing to do"
+
+
+def picks_text(picks: int) -> str:
+    """'2 picks not found': finding ids a person named, or resources they chose, that no finding answers."""
+    return f"{picks} pick{'' if picks == 1 else 's'} not found"
 
 
 def title(report: dict[str, Any]) -> str:
@@ -157,9 +214,10 @@ def title(report: dict[str, Any]) -> str:
 def headline(report: dict[str, Any], limit: int | None = None) -> str:
     """'ASR run <id>: <counts>'; within ``limit`` the run id is shortened first, then the last
     counts are left out whole (", ..."), never cut inside a word."""
-    counts = counts_text(report["totals"])
+    picks = report.get("picks_not_found") or 0
+    counts = counts_text(report["totals"], picks)
     if report.get("unfinished"):
-        counts = ", ".join(["INCOMPLETE", *([counts] if report["totals"] else [])])
+        counts = ", ".join(["INCOMPLETE", *([counts] if report["totals"] or picks else [])])
     run_id = str(report["run_id"])
     shortest = len(f"{title(report)} r...: ")
     if limit is not None and shortest + len(counts) > limit:
@@ -183,9 +241,24 @@ def _one_line(value: Any) -> str:
     return " ".join("".join(c if c.isprintable() else " " for c in str(value)).split())
 
 
+# Escaped in Markdown: what opens a link, an image, an autolink or raw HTML (``[ ] < >``), and
+# a backslash before any ASCII punctuation, which would turn the escape after it into text.
+_MARKDOWN = re.compile(r"\\(?=[!-/:-@\[-`{-~])|[\[\]<>]")
+_MARKDOWN_CELL = re.compile(r"\\(?=[!-/:-@\[-`{-~])|[\[\]<>|]")  # and a | (a column)
+
+
+def _md(value: Any, special: re.Pattern[str] = _MARKDOWN) -> str:
+    """Text from outside asr (a finding's fields, AWS's error messages, a fix's caveat, a
+    rejection's reason, a setting) as Markdown: on one line (``_one_line``), with what opens
+    a link, an image, an autolink or raw HTML backslash-escaped, so that it shows as the text
+    it is. Nothing else is escaped: the report is read as plain text in the task log too,
+    where ASR_REGIONS must not read ASR\\_REGIONS."""
+    return special.sub(lambda m: "\\" + m.group(), _one_line(value))
+
+
 def _cell(value: Any) -> str:
-    """One table cell: a ``|`` in it would add a column."""
-    return _one_line(value).replace("|", "\\|")
+    """One table cell (``_md``): a ``|`` in it would add a column."""
+    return _md(value, _MARKDOWN_CELL)
 
 
 def table(rows: list[list[str]], header: tuple[str, ...]) -> str:
@@ -201,7 +274,10 @@ def table(rows: list[list[str]], header: tuple[str, ...]) -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    totals = ", ".join(f"{s}: {report['totals'][s]}" for s in ordered(report["totals"])) or "nothing to do"
+    """The report in Markdown, every value from outside asr through ``_md`` (or ``_cell``)."""
+    counted = [f"{_md(s)}: {report['totals'][s]}" for s in ordered(report["totals"])]
+    picks = report.get("picks_not_found") or 0
+    totals = ", ".join(counted + ([f"picks not found: {picks}"] if picks else [])) or "nothing to do"
     rows = [
         [
             *(o["control_id"], o["account_id"], o["region"], o["resource_id"], o["status"]),
@@ -210,9 +286,9 @@ def markdown(report: dict[str, Any]) -> str:
         ]
         for o in report["outcomes"]
     ]
-    parts = [f"# {title(report)} {report['run_id']}", "", f"Totals: {totals}", "", table(rows, COLUMNS)]
+    parts = [f"# {title(report)} {_md(report['run_id'])}", "", f"Totals: {totals}", "", table(rows, COLUMNS)]
     for warning in reversed(report.get("warnings", [])):  # under the title, as what follows says
-        parts[1:1] = ["", f"**{SETTINGS_TO_CHECK}:** {_one_line(warning)}"]
+        parts[1:1] = ["", f"**{SETTINGS_TO_CHECK}:** {_md(warning)}"]
     if report.get("unfinished"):
         parts[1:1] = ["", f"**{not_finished(report)}**"]
     if report.get("dry_run"):
@@ -220,24 +296,24 @@ def markdown(report: dict[str, Any]) -> str:
     checks = to_check(report)
     if checks:
         parts += ["", f"## {TO_CHECK}", ""]
-        parts += [f"- {_one_line(o['resource_arn'])}: {_one_line(o['caveat'])}" for o in checks]
+        parts += [f"- {_md(o['resource_arn'])}: {_md(o['caveat'])}" for o in checks]
     if report["rejected"]:
         parts += ["", "## Not acted on", ""]
-        parts += [
-            f"- {_one_line(r['finding_id'] or '(no id)')}: {_one_line(r['error'])}"
-            for r in report["rejected"]
-        ]
+        parts += [f"- {_md(r['finding_id'] or '(no id)')}: {_md(r['error'])}" for r in report["rejected"]]
     if report.get("unsupported"):
         parts += ["", f"## {unsupported_text(report['unsupported'])}", ""]
-        parts += [f"- {control}: {n}" for control, n in report["unsupported"].items()]
-    if report["writeback_failures"]:
-        parts += ["", "## Security Hub did not take these updates", ""]
-        parts += [f"- {_one_line(f)}" for f in report["writeback_failures"]]
+        parts += [f"- {_md(control)}: {n}" for control, n in report["unsupported"].items()]
+    for heading, failures in (
+        (NOT_TAKEN, "writeback_failures"),
+        (REFUSED_FOR_NOW, "writeback_refused_for_now"),
+    ):
+        if report.get(failures):
+            parts += ["", f"## {heading}", ""]
+            parts += [f"- {_md(f)}" for f in report[failures]]
     if report.get("writeback_left_alone"):
-        parts += ["", "## Closed or changed meanwhile (by Security Hub or a person), left alone", ""]
+        parts += ["", f"## {LEFT_ALONE}", ""]
         parts += [
-            f"- {_one_line(x.get('finding_id'))}: {_one_line(x.get('now'))}"
-            for x in report["writeback_left_alone"]
+            f"- {_md(x.get('finding_id'))}: {_md(x.get('now'))}" for x in report["writeback_left_alone"]
         ]
     return "\n".join(parts) + "\n"
 
@@ -295,7 +371,9 @@ def summary(report: dict[str, Any]) -> str:
     if report.get("writeback_failures"):
         writeback += f"; updates not taken: {len(report['writeback_failures'])}"
     if report.get("writeback_left_alone"):
-        writeback += f"; left alone, closed or changed meanwhile: {len(report['writeback_left_alone'])}"
+        writeback += (
+            f"; left alone, closed, changed or not found meanwhile: {len(report['writeback_left_alone'])}"
+        )
     if report.get("writeback_pending"):
         writeback += f"; not written yet: {report['writeback_pending']}"
     lines.append(DRY_RUN_NOTE if report.get("dry_run") else writeback)
@@ -522,22 +600,28 @@ def html_page(report: dict[str, Any]) -> str:
             f"<h2>{escape(unsupported_text(report['unsupported']))}</h2>",
             _table(("control", "findings"), rows),
         ]
-    if report.get("writeback_failures"):
-        sections += [
-            "<h2>Security Hub did not take these updates</h2>",
-            _table(("finding", "error", "message"), map(_writeback_failure, report["writeback_failures"])),
-        ]
+    for heading, failures in (
+        (NOT_TAKEN, "writeback_failures"),
+        (REFUSED_FOR_NOW, "writeback_refused_for_now"),
+    ):
+        if report.get(failures):
+            sections += [
+                f"<h2>{escape(heading)}</h2>",
+                _table(("finding", "error", "message"), map(_writeback_failure, report[failures])),
+            ]
     sections += _listing(
-        "Closed or changed meanwhile (by Security Hub or a person), left alone",
+        LEFT_ALONE,
         ("finding", "now"),
         report.get("writeback_left_alone") or [],
         "finding_id",
         "now",
     )
     written = f"{int(report.get('findings_updated') or 0)} updated in Security Hub"
+    picks = int(report.get("picks_not_found") or 0)
     header = (
         f'<p>Generated <time datetime="{escape(generated)}">{escape(shown)}</time> \u00b7 {total} findings'
-        f" \u00b7 {escape(DRY_RUN_NOTE) if report.get('dry_run') else written}</p>"
+        + (f" \u00b7 {picks_text(picks)}" if picks else "")
+        + f" \u00b7 {escape(DRY_RUN_NOTE) if report.get('dry_run') else written}</p>"
     )
     if report.get("unfinished"):
         header += f"<p><strong>{escape(not_finished(report))}</strong></p>"

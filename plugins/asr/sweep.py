@@ -47,6 +47,8 @@ NOT_FOUND = (
     "and NEW or NOTIFIED, or outside ASR_ACCOUNTS and ASR_REGIONS or the run's other choices (controls, "
     "accounts, regions)"
 )
+# In rejected.jsonl: an id or a resource a person picked that no finding answers.
+PICK = "pick_not_found"
 NO_SUCH_RESOURCE = (
     "chosen, but no FAILED or WARNING, ACTIVE, NEW or NOTIFIED finding of a control asr fixes names "
     "it within ASR_ACCOUNTS, ASR_REGIONS and the form's other choices: check its ARN or id"
@@ -149,9 +151,10 @@ def ingest(
             not_acted.append(Outcome.of(record, Result(Status.IGNORED, reason)))
         else:
             records.append(record.to_dict())
-    rejected += [{"finding_id": i, "error": NOT_FOUND} for i in sorted(named - seen.keys())]
+    # Picks no finding answers (``PICK``): not findings, the report counts them apart.
+    rejected += [{"finding_id": i, "error": NOT_FOUND, PICK: True} for i in sorted(named - seen.keys())]
     rejected += [
-        {"finding_id": "", "resource": r, "error": f"resource {r}: {NO_SUCH_RESOURCE}"}
+        {"finding_id": "", "resource": r, "error": f"resource {r}: {NO_SUCH_RESOURCE}", PICK: True}
         for r in sorted(unmatched)
     ]
     store.write_json(QUERIES, list(plan.queries))

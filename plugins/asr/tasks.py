@@ -353,8 +353,8 @@ def write_back() -> dict[str, int]:
         with unless_rolled_back(journal):  # its outcomes would mark RESOLVED what the rollback marked
             counts = sweep.write_back(settings, aws_context(settings), store, run_id, outcomes)
         log.info(
-            "Security Hub: %(updated)d updated, %(unchanged)d already so, %(left_alone)d changed meanwhile "
-            "and left alone, %(failed)d not taken",
+            "Security Hub: %(updated)d updated, %(unchanged)d already so, %(left_alone)d closed, changed or "
+            "not found meanwhile and left alone, %(failed)d not taken",
             counts,
         )
     not_run = len(sweep.without_outcome(store, outcomes))

@@ -9,9 +9,10 @@
   where the control checks more than the playbook would hide a failure for good. Dry runs
   and ignored findings are not written at all.
 - A finding closed while the run worked (a person suppressed or resolved it) is left as it
-  is: just before writing, the status is read again. One Security Hub resolved itself, its
-  control passing (after the fix, most often), with no one's note on it but asr's, gets the
-  run's note, still RESOLVED; one headed for NOTIFIED is left RESOLVED. A run of up to 200
+  is: just before writing, the status is read again (one no longer found is left alone too,
+  ``NOT_FOUND``). One Security Hub resolved itself, its control passing (after the fix, most
+  often), with no one's note on it but asr's, gets the run's note, still RESOLVED; one
+  headed for NOTIFIED is left RESOLVED. A run of up to 200
   findings reads each one by id. A larger run reads by id only those headed for NOTIFIED
   (up to 200), asks its own query which of the rest are closed now, and which in its scope
   were closed and then changed since ingest (their control passed or their record was
@@ -69,6 +70,10 @@ WORKFLOW_FOR: dict[str, str] = {
     Status.NOT_APPROVED: "NOTIFIED",
 }
 STILL_OURS = {"NEW", "NOTIFIED"}
+# Why a finding Security Hub no longer returns is left alone: read by id, with no filter on
+# its state, it is not there (deleted, or archived long enough ago that Security Hub dropped
+# it), or the administrator's region does not see it.
+NOT_FOUND = "not found in Security Hub (deleted, or not visible from ASR_SECURITYHUB_REGION)"
 RUN_SUFFIX = re.compile(r" \[run [^\]]*\]$")
 # Above this many findings, re-reading by id (20 a call) costs more than paging the run's own query.
 RECHECK_BY_ID_LIMIT = 200
@@ -287,7 +292,7 @@ def write_back(
             or (workflow not in STILL_OURS and not again)
             or found.get("RecordState") != "ACTIVE"
         ):
-            state = f"{workflow}, {found.get('RecordState')}" if found else "no longer NEW or NOTIFIED"
+            state = f"{workflow}, {found.get('RecordState')}" if found else NOT_FOUND
             result.left_alone.append({"finding_id": finding_id, "now": state})
             continue
         if (
