@@ -355,10 +355,16 @@ class AskingApproval(ApprovalOperator):
             store.write_json(_cut_short(self.task_id), {"wait": str(self.response_timeout)})
         else:
             store.remove(_cut_short(self.task_id))
-        log.info("%s; waiting up to %s for a decision", self.subject, self.response_timeout)
         from asr import notify
 
         where = f"Required actions, DAG {context['dag'].dag_id}, run {context['run_id']}, task {self.task_id}"
+        log.info(
+            "%s; waiting up to %s for a decision: answer in the Airflow UI (%s) or through the REST API "
+            "(hitlDetails), or set ASR_AUTO_APPROVE for this playbook",
+            self.subject,
+            self.response_timeout,
+            where,
+        )
         topic = settings.sns_topic_arn
         sent = notify.send_approval_request(topic, settings.aws_conn_id, self.subject, self.body, where)
         if topic and not sent:
