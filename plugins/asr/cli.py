@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from asr import local
-from asr.config import ACCOUNT_RE
+from asr.config import ACCOUNT_RE, REGION_RE
 
 if TYPE_CHECKING:
+    from asr.guard import Scope
     from asr.local.seed import FleetSpec
     from asr.setup import SetupResult
 
@@ -48,6 +49,13 @@ def _region(text: str) -> str:
 
 def _regions(text: str) -> list[str]:
     return [_region(region) for region in _csv(text)]
+
+
+def _region_name(text: str) -> str:
+    """A region's name as ASR_REGIONS must write it; whether it is one AWS has is checked later."""
+    if not REGION_RE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an AWS region name (e.g. us-east-1)")
+    return text
 
 
 def local_context(region: str = "us-east-1"):  # type: ignore[no-untyped-def]
@@ -95,16 +103,17 @@ def seed(args: argparse.Namespace) -> int:
     import requests
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from asr.config import ConfigError
+    from asr.config import ConfigError, Settings
     from asr.remediate import describe_error
 
     spec = fleet(args)  # a fleet that cannot be made changes nothing
     if not local.is_up():
         raise SystemExit(f"the stand-in does not answer at {local.endpoint_url()}: run 'asr local up'")
     try:
-        aws = local_context(args.securityhub_region)  # a bad setting stops it before the reset
-        if args.reset:
+        Settings.from_env()  # a bad setting stops it before the reset
+        if args.reset:  # before the administrator's role is assumed: it forgets the stand-in's sessions too
             local.reset()
+        aws = local_context(args.securityhub_region)
         _seed(args, spec, aws)
     except (ConfigError, ClientError, BotoCoreError, RuntimeError, requests.RequestException) as exc:
         print(f"asr local seed: {describe_error(exc)}", file=sys.stderr)
@@ -171,10 +180,16 @@ def fleet(args: argparse.Namespace) -> FleetSpec | None:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    """One JSON line per finding, in input order; non-zero when any finding is rejected."""
+    """One JSON line per finding, in input order; non-zero when any finding is rejected.
+
+    Judged as a sweep's ingest judges it, by the ``ASR_*`` settings (a broken one: main says so,
+    and no line is printed) and the scope they give, offline: what needs AWS (the organization's
+    members and OUs, exclusion tags) is not read, and standard error says so."""
     import json
 
+    from asr.config import Settings
     from asr.findings import explain, findings_in
+    from asr.guard import Scope
     from asr.playbooks import registry
 
     try:
@@ -183,12 +198,51 @@ def cmd_explain(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         print(f"asr explain: cannot read findings from {args.file}: {exc}", file=sys.stderr)
         return 2
+    settings = Settings.from_env()
+    playbooks = registry()
+    scope = Scope.of_settings(settings)
+    for warning in settings.warnings():
+        print(f"asr explain: warning: {warning}", file=sys.stderr)
+    unread = [
+        name
+        for name, needs_aws in (
+            ("ASR_ACCOUNTS_FROM_ORGANIZATION", settings.accounts_from_organization),
+            ("ASR_EXCLUDE_OUS", settings.exclude_ous),
+            ("ASR_EXCLUDE_TAG", settings.exclude_tag),
+        )
+        if needs_aws
+    ]
+    if unread:
+        print(
+            f"asr explain: note: {', '.join(unread)} need AWS, which explain does not read: "
+            "findings are not checked against them",
+            file=sys.stderr,
+        )
     rejected = 0
     for finding in findings_in(document):
-        line = explain(finding, registry())
+        line = _in_scope(explain(finding, playbooks), scope)
         rejected += "error" in line
         print(json.dumps(line))
     return 1 if rejected else 0
+
+
+def _in_scope(line: dict[str, Any], scope: Scope) -> dict[str, Any]:
+    """An explained finding as ingest leaves it: outside what asr may act on, rejected with
+    the sweep's reason; excluded, routed with ``excluded`` and why (a sweep marks it NOTIFIED)."""
+    import dataclasses
+
+    from asr.findings import RoutingRecord
+    from asr.remediate import Status
+
+    if "error" in line:
+        return line
+    record = RoutingRecord.from_dict({f.name: line[f.name] for f in dataclasses.fields(RoutingRecord)})
+    verdict = scope.check(record)
+    if verdict is None:
+        return line
+    if verdict[0] == Status.REJECTED:
+        return {"finding_id": record.finding_id, "error": verdict[1]}
+    return line | {"excluded": verdict[1]}
 
 
 def cmd_coverage(args: argparse.Namespace) -> int:
@@ -249,19 +303,35 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
     from asr import setup as installer
     from asr.aws import AwsContext
-    from asr.config import Settings
+    from asr.config import Settings, unknown_regions
 
     if args.local and (args.endpoint_url or args.admin_role_arn):
         raise SystemExit(
             "asr setup: --local takes no --endpoint-url or --admin-role-arn: "
             "it reaches the stand-in as its Security Hub administrator"
         )
-    if args.local and not local.is_up():
-        raise SystemExit(f"the stand-in does not answer at {local.endpoint_url()}: run 'asr local up'")
     failed: installer.SetupIncomplete | None = None
     try:
         settings = Settings.from_env()
         region = args.region or settings.securityhub_region
+        named_by = "--region" if args.region else "ASR_SECURITYHUB_REGION"
+        if args.local:
+            from asr.local.seed import stand_in_regions
+
+            if region not in stand_in_regions():  # it would answer 500, after a minute of retries
+                raise SystemExit(
+                    f"asr setup: {region!r} ({named_by}) is not a region the stand-in serves (e.g. us-east-1)"
+                )
+            if not local.is_up():
+                raise SystemExit(
+                    f"the stand-in does not answer at {local.endpoint_url()}: run 'asr local up'"
+                )
+        for unknown in unknown_regions([region]):  # as a sweep says of ASR_REGIONS, and goes on
+            print(
+                f"asr setup: warning: region {unknown!r} ({named_by}) is no region botocore knows: "
+                "a typo? (A region newer than botocore is used as named.)",
+                file=sys.stderr,
+            )
         if args.local:
             aws = local_context(region)
         else:
@@ -383,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     setup_parser.add_argument(
         "--region",
+        type=_region_name,
         help="the Security Hub administrator's (aggregation) region (default: ASR_SECURITYHUB_REGION)",
     )
     setup_parser.add_argument("--queue-name", help="default: asr-security-hub-events")
@@ -409,10 +480,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, where a reader that went away is caught, not at exit
+        return code
     except (ConfigError, PlaybookError) as exc:  # a setting or a playbook: named, not a traceback
         print(f"asr: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader went away (asr explain ... | head): nothing to say to it
+        _stdout_to_devnull()
+        return 1
+
+
+def _stdout_to_devnull() -> None:
+    """Point standard output at devnull, so the interpreter's flush at exit, of what the closed
+    pipe did not take, raises no second BrokenPipeError (Python's docs, "Note on SIGPIPE")."""
+    import os
+
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (a test's capture): nothing to flush at exit
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
 
 
 if __name__ == "__main__":
