@@ -15,10 +15,10 @@ import pendulum
 from airflow.sdk import Asset, AssetWatcher, dag
 
 from asr import events, notify, pipeline, tasks
-from asr.config import env_value
+from asr.config import DEFAULT_AWS_CONN_ID, env_value, events_queue_url
 
 DAG_ID = "asr_events"
-QUEUE_URL = env_value("ASR_EVENTS_QUEUE_URL", "")
+QUEUE_URL = events_queue_url()
 
 
 def event_asset(queue_url: str) -> Asset:
@@ -28,7 +28,7 @@ def event_asset(queue_url: str) -> Asset:
     trigger = SecurityHubEventsTrigger(
         sqs_queue=queue_url,
         region_name=events.queue_region(queue_url),
-        aws_conn_id=env_value("ASR_AWS_CONN_ID", "aws_default"),
+        aws_conn_id=env_value("ASR_AWS_CONN_ID", DEFAULT_AWS_CONN_ID),
         max_messages=10,
         wait_time_seconds=wait,
         waiter_delay=pause,

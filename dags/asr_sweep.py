@@ -17,15 +17,15 @@ import pendulum
 from airflow.sdk import dag
 
 from asr import notify, pipeline, tasks
-from asr.config import env_value
+from asr.config import sweep_schedule
 
 DAG_ID = "asr_sweep"
-SCHEDULE = env_value("ASR_SWEEP_SCHEDULE", "@hourly")
+SCHEDULE = sweep_schedule()  # None: by hand only
 
 
 @dag(
     dag_id=DAG_ID,
-    schedule=None if SCHEDULE.lower() == "none" else SCHEDULE,
+    schedule=SCHEDULE,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

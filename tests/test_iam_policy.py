@@ -902,6 +902,27 @@ def test_the_admin_policies_follow_the_deployment_settings(project: PlaybookRegi
     assert statements_of(policies, "events:PutRule")[0]["Resource"] == "arn:aws:events:*:*:rule/my-events-*"
 
 
+@pytest.mark.parametrize(
+    "queue",
+    [
+        "arn:aws:sqs:eu-west-1:111111111111:my-events",
+        "my-events",
+        "https://sqs.eu-west-1.amazonaws.com/my-events",
+    ],
+)
+def test_an_events_queue_that_is_no_queue_url_is_refused_not_granted(
+    project: PlaybookRegistry, queue: str
+) -> None:
+    """The last part of an ARN ("111111111111:my-events") or of a URL without its account made a
+    Resource that grants nothing, and the events DAG polled no queue."""
+    from asr.config import ConfigError
+
+    environ = {"ASR_EVENTS_QUEUE_URL": queue}
+    with pytest.raises(ConfigError) as raised:
+        iam_policy.generate("admin", project, Settings.from_env(environ), environ)
+    assert str(raised.value).startswith(f"ASR_EVENTS_QUEUE_URL {queue!r} is not an SQS queue URL: ")
+
+
 def test_an_audit_dir_in_its_own_bucket_is_granted_too(project: PlaybookRegistry) -> None:
     """The journal is written before every change: without these grants every fix is refused."""
     environ = {"ASR_DATA_DIR": "s3://runs-bucket/runs", "ASR_AUDIT_DIR": "s3://audit-bucket/asr"}

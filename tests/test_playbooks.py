@@ -176,3 +176,40 @@ def test_a_key_given_twice_names_the_file(playbook_dir: Path, repeated: str) -> 
     path.write_text(path.read_text() + repeated)
     with pytest.raises(PlaybookError, match=r"EC2\.13\.yaml: not valid YAML: .* given twice"):
         load_playbooks(playbook_dir)
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda d: d.mkdir(), "holds no playbooks (*.yaml files)"),
+        (lambda d: d.mkdir() or (d / "EC2.13.yaml.bak").write_text("x"), "holds no playbooks"),
+        (lambda d: None, "is not a folder"),
+        (lambda d: d.write_text("control_id: EC2.13\n"), "is not a folder"),
+    ],
+    ids=["empty", "no-yaml", "missing", "a-file"],
+)
+def test_a_playbook_folder_setting_that_gives_no_playbooks_is_refused_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: Callable[[Path], object], problem: str
+) -> None:
+    """Loaded as no playbooks, it left every finding "no playbook fixes control ...", and nothing said why."""
+    from asr.config import ConfigError
+
+    folder = tmp_path / "playbooks"
+    make(folder)
+    monkeypatch.setenv("ASR_PLAYBOOK_DIR", str(folder))
+    with pytest.raises(ConfigError) as raised:
+        load_playbooks()
+    assert str(raised.value).startswith(f"ASR_PLAYBOOK_DIR {str(folder)!r} {problem}")
+
+
+def test_a_folder_given_by_name_may_hold_no_playbooks(tmp_path: Path) -> None:
+    """Not through the setting: a caller that asks for a folder's playbooks gets what is there."""
+    assert len(load_playbooks(tmp_path)) == 0
+    with pytest.raises(PlaybookError, match="playbook directory not found"):
+        load_playbooks(tmp_path / "missing")
+
+
+def test_the_project_folder_is_used_when_the_setting_is_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASR_PLAYBOOK_DIR", " ")  # a line of .env left blank
+    assert default_dir() == playbooks_module.PROJECT_DIR
+    assert set(load_playbooks().playbooks) >= SEED_CONTROLS

@@ -484,17 +484,34 @@ def test_broken_playbook_is_a_dag_import_error(
     for source in Path(registry().playbooks["S3.1"].source).parent.glob("*.yaml"):
         (broken / source.name).write_text(source.read_text())
     (broken / "S3.1.yaml").write_text((broken / "S3.1.yaml").read_text().replace("severity:", "severty:"))
-    monkeypatch.setenv("ASR_PLAYBOOK_DIR", str(broken))
-    registry.cache_clear()
-    try:
-        errors = dag_bag().import_errors
-    finally:
-        monkeypatch.delenv("ASR_PLAYBOOK_DIR")
-        registry.cache_clear()
+    errors = _import_errors_with_playbooks_in(broken, monkeypatch)
     assert len(errors) == len(list(DAGS.glob("*.py")))
     for message in errors.values():
         assert "S3.1.yaml" in message
         assert "'severty' was unexpected" in message
+
+
+def _import_errors_with_playbooks_in(folder: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The DAG files' import errors with ASR_PLAYBOOK_DIR naming ``folder``."""
+    monkeypatch.setenv("ASR_PLAYBOOK_DIR", str(folder))
+    registry.cache_clear()
+    try:
+        return dict(dag_bag().import_errors)
+    finally:
+        monkeypatch.delenv("ASR_PLAYBOOK_DIR")
+        registry.cache_clear()
+
+
+def test_a_playbook_folder_without_playbooks_is_a_dag_import_error_naming_the_setting(
+    airflow_db: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loaded as no playbooks, every finding read "no playbook fixes control ..." instead."""
+    errors = _import_errors_with_playbooks_in(tmp_path, monkeypatch)
+    assert len(errors) == len(list(DAGS.glob("*.py")))
+    for message in errors.values():
+        assert message.strip().splitlines()[-1] == (
+            f"asr.config.ConfigError: ASR_PLAYBOOK_DIR {str(tmp_path)!r} holds no playbooks (*.yaml files)"
+        )
 
 
 def test_long_value_lists_become_several_queries_within_limits() -> None:

@@ -8,6 +8,7 @@ with the member role assumed in the resource's account. Clients are cached per
 from __future__ import annotations
 
 import datetime
+import logging
 import math
 import re
 import threading
@@ -20,7 +21,10 @@ from urllib.parse import urlsplit, urlunsplit
 import boto3
 from botocore.config import Config
 
+from asr.config import DEFAULT_AWS_CONN_ID, ConfigError
 from asr.pacing import RateBudget
+
+log = logging.getLogger(__name__)
 
 # As many pooled connections per client as a fix task may have threads (ASR_FIX_THREADS, at
 # most 64): botocore's 10 would open a new TLS connection for each call over it.
@@ -35,6 +39,33 @@ SESSION_NAME_LIMIT = 64  # STS RoleSessionName: 2 to 64 of [\w+=,.@-]
 REFRESH_BEFORE_SECONDS = 300
 
 EndpointFor = Callable[[str], "str | None"]
+
+
+@cache
+def _warn_without_default_connection() -> None:
+    log.warning(
+        "Airflow has no connection %r (ASR_AWS_CONN_ID's default): asr acts with this host's own AWS "
+        "credentials (instance profile, IRSA, environment), as the amazon provider does without one",
+        DEFAULT_AWS_CONN_ID,
+    )
+
+
+def check_connection(hook: Any, aws_conn_id: str) -> None:
+    """The connection ``ASR_AWS_CONN_ID`` names must be one Airflow has: without it the amazon
+    provider goes on with the host's own credentials (the instance profile), and asr would act
+    as whoever those are, saying so only in a warning. ``aws_default`` missing is the provider's
+    documented way to use them (instance profile, IRSA): warned about, once per process."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        hook.get_connection(aws_conn_id)
+    except AirflowNotFoundException:
+        if aws_conn_id != DEFAULT_AWS_CONN_ID:
+            raise ConfigError(
+                f"ASR_AWS_CONN_ID {aws_conn_id!r} names no Airflow connection: add it, or unset "
+                f"ASR_AWS_CONN_ID for {DEFAULT_AWS_CONN_ID!r}"
+            ) from None
+        _warn_without_default_connection()
 
 
 def _strip_account_label(request: Any, **_: Any) -> None:
@@ -105,10 +136,12 @@ class AwsContext:
         """The administrator session of an Airflow connection, made by the amazon provider's
         session factory (or the one ``[aws] session_factory`` names), over this process's
         botocore data: ``hook.get_session()`` parsed the STS, Security Hub and endpoint data
-        again in every task, a fifth of a second of CPU each."""
+        again in every task, a fifth of a second of CPU each. A connection id Airflow does not
+        have is refused (``check_connection``), but for ``aws_default``."""
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
         hook = AwsBaseHook(aws_conn_id=aws_conn_id, client_type="sts")
+        check_connection(hook, aws_conn_id)
         wrapper = hook.conn_config
         external_id = (wrapper.extra_config or {}).get("member_role_external_id")
         factory = _shared_data_session_factory()(conn=wrapper, config=hook.config)

@@ -39,6 +39,18 @@ TAG_VALUE_RE = re.compile(r"[\w .:/=+\-@]{0,256}")
 # Ten years: a longer wait or hold is a typo, and would overflow a date when it is added.
 MAX_HOURS = 87_600
 ALL = "*"
+# The Airflow connection asr acts through when ASR_AWS_CONN_ID is unset.
+DEFAULT_AWS_CONN_ID = "aws_default"
+# An SQS queue URL, as CreateQueue and GetQueueUrl give it: https://sqs.<region>.amazonaws.com/
+# (or a FIPS, legacy or VPC endpoint host; the local stand-in's http://127.0.0.1:<port>), the
+# owner's account, and a queue name of up to 80 letters, digits, - and _ (a FIFO one's ending
+# in .fifo).
+SQS_QUEUE_URL_RE = re.compile(
+    r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[0-9]{12}/([A-Za-z0-9_-]{1,75}\.fifo|[A-Za-z0-9_-]{1,80})/?$"
+)
+# "s3:/bucket/runs": a URL with a slash lost, which a path would take as a relative folder named
+# "s3:" in the working directory. A scheme of one letter is a Windows drive (C:/asr).
+SLASH_LOST_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:(/(?!/)|$)")
 
 
 class ConfigError(ValueError):
@@ -85,6 +97,41 @@ def env_flag(name: str, environ: Mapping[str, str] | None = None, default: bool 
     return text in TRUE
 
 
+def events_queue_url(environ: Mapping[str, str] | None = None) -> str:
+    """``ASR_EVENTS_QUEUE_URL``: the SQS queue URL ``asr setup`` printed (without a trailing
+    slash), or "" when unset; else a ConfigError naming it. An ARN or a bare queue name would
+    load, and the triggerer would poll a queue that is not there, saying so only in its log."""
+    url = env_value("ASR_EVENTS_QUEUE_URL", "", environ)
+    if url and not SQS_QUEUE_URL_RE.fullmatch(url):
+        raise ConfigError(
+            f"ASR_EVENTS_QUEUE_URL {url!r} is not an SQS queue URL: "
+            "https://sqs.<region>.amazonaws.com/<12-digit account>/<queue name>, as asr setup prints it"
+        )
+    return url.rstrip("/")
+
+
+def sweep_schedule(environ: Mapping[str, str] | None = None) -> str | None:
+    """``ASR_SWEEP_SCHEDULE``: a cron expression or an Airflow preset (``@hourly``, ``@daily``,
+    ``@once``, ``@continuous``, ...) as Airflow takes it, or None for ``none`` (any case): runs
+    by hand only. Anything else is a ConfigError naming the setting, where Airflow's own error
+    ("Exactly 5, 6 or 7 columns ...") would not say which setting it is about."""
+    schedule = env_value("ASR_SWEEP_SCHEDULE", "@hourly", environ)
+    if schedule.lower() == "none":
+        return None
+    if schedule in ("@once", "@continuous"):  # timetables of their own, not cron
+        return schedule
+    from airflow.sdk import CronTriggerTimetable
+    from airflow.sdk.exceptions import AirflowTimetableInvalid
+
+    try:  # what Airflow makes of a str schedule, and how it checks it when the DAG is loaded
+        CronTriggerTimetable(schedule, timezone="UTC").validate()
+    except AirflowTimetableInvalid:
+        raise ConfigError(
+            f"ASR_SWEEP_SCHEDULE {schedule!r} is not a cron expression or preset (@hourly), or none"
+        ) from None
+    return schedule
+
+
 def _local_path(value: str) -> str:
     """A ``file://`` URL as the path it names: a local folder is written durably (fsync) and
     holds claims (exclusive create), which asr does for a path but not through fsspec."""
@@ -127,7 +174,7 @@ def unknown_regions(regions: Iterable[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class Settings:
-    aws_conn_id: str = "aws_default"
+    aws_conn_id: str = DEFAULT_AWS_CONN_ID
     securityhub_region: str = "us-east-1"
     member_role_name: str = "ASRMemberRole"
     automation_role_name: str = "ASRAutomationRole"
@@ -189,6 +236,12 @@ class Settings:
         ):
             if not ROLE_NAME_RE.fullmatch(role):
                 raise ConfigError(f"{setting} {role!r} is not a valid IAM role name")
+        for setting, place in (("ASR_DATA_DIR", self.data_dir), ("ASR_AUDIT_DIR", self.audit_dir)):
+            if SLASH_LOST_RE.match(place):
+                raise ConfigError(
+                    f"{setting} {place!r} is a URL with a slash missing: write scheme://... "
+                    "(s3://bucket/prefix), or a folder path"
+                )
         if self.audit_dir and _same_place(self.audit_dir, self.data_dir):
             raise ConfigError(
                 f"ASR_AUDIT_DIR {self.audit_dir!r} is ASR_DATA_DIR: the journal needs a folder of its own"

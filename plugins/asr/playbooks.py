@@ -8,19 +8,19 @@ an error naming the file, the field and the problem.
 
 from __future__ import annotations
 
-import os
 import re
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import jsonschema
 import yaml
 
 from asr import actions
+from asr.config import ConfigError, env_value
 from asr.standards import CONSOLIDATED, CONTROL_PARAMETERS, SAME_IDS, STANDARDS, ControlRef
 
 CONTROL_ID = r"^[A-Za-z][A-Za-z0-9]*\.\d+$"
@@ -363,9 +363,22 @@ class PlaybookRegistry:
         return len(self.playbooks)
 
 
+PROJECT_DIR = Path(__file__).resolve().parents[2] / "playbooks"
+
+
 def default_dir() -> Path:
-    configured = os.environ.get("ASR_PLAYBOOK_DIR")
-    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "playbooks"
+    """``ASR_PLAYBOOK_DIR``, else the project's ``playbooks/`` folder."""
+    configured = env_value("ASR_PLAYBOOK_DIR", "")
+    return Path(configured) if configured else PROJECT_DIR
+
+
+def _refuse_default_dir(directory: Path, problem: str) -> NoReturn:
+    """The folder every DAG and task loads its playbooks from must exist and hold some: an empty
+    or mistyped one would load none, and every finding would read "no playbook fixes control"."""
+    configured = env_value("ASR_PLAYBOOK_DIR", "")
+    if configured:
+        raise ConfigError(f"ASR_PLAYBOOK_DIR {configured!r} {problem}")
+    raise PlaybookError(f"{directory}: the playbook folder {problem} (set ASR_PLAYBOOK_DIR)")
 
 
 # Each playbook file's text when it was last loaded in this process, and what it gave. Every
@@ -376,14 +389,22 @@ _loaded: dict[str, tuple[str, Playbook]] = {}
 
 
 def load_playbooks(directory: Path | None = None) -> PlaybookRegistry:
-    directory = directory or default_dir()
+    """The playbooks of ``directory`` (a folder of none gives none), else those of the folder
+    ``ASR_PLAYBOOK_DIR`` names, which must hold some."""
+    configured = directory is None
+    directory = default_dir() if directory is None else directory
     if not directory.is_dir():
+        if configured:
+            _refuse_default_dir(directory, "is not a folder")
         raise PlaybookError(f"{directory}: playbook directory not found (set ASR_PLAYBOOK_DIR)")
     misnamed = sorted(p.name for p in directory.glob("*.yml"))
     if misnamed:  # not loaded, and so never fixed, with nothing said
         raise PlaybookError(f"{directory}: playbook files end in .yaml, not .yml: {', '.join(misnamed)}")
+    paths = sorted(directory.glob("*.yaml"))
+    if not paths and configured:
+        _refuse_default_dir(directory, "holds no playbooks (*.yaml files)")
     playbooks = []
-    for path in sorted(directory.glob("*.yaml")):
+    for path in paths:
         text = path.read_text()
         known = _loaded.get(str(path))
         if known is not None and known[0] == text:
