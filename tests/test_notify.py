@@ -304,7 +304,7 @@ def test_the_report_says_whether_its_summary_went_out(
     for whoever wonders why none came."""
     from asr import tasks
     from asr.store import RunStore
-    from asr.sweep import INGESTED, WRITTEN_BACK
+    from asr.sweep import INGESTED, REJECTED, WRITTEN_BACK
 
     topic, received = subscribed
     monkeypatch.setenv("ASR_DATA_DIR", str(tmp_path))
@@ -313,9 +313,47 @@ def test_the_report_says_whether_its_summary_went_out(
     store = RunStore.for_run(str(tmp_path), "asr_sweep", "manual__1")
     store.write_json(INGESTED, {"began": "2026-12-05T10:00:00+00:00", "dry_run": False})
     store.write_json(WRITTEN_BACK, {"updated": 0, "settled": {}})
+    store.write_lines(REJECTED, [{"finding_id": "arn:f-1", "error": "malformed"}])
     gone = topic.replace("asr-notifications", "no-such-topic")
     for arn, sent in ((topic, True), (gone, False)):
         monkeypatch.setenv("ASR_SNS_TOPIC_ARN", arn)
         tasks.report.function()
         assert store.read_json("report.json")["summary"] == {"topic": arn, "sent": sent}
+    assert len(received()) == 1
+
+
+def test_a_run_that_only_left_findings_alone_sends_no_summary(
+    subscribed: tuple[str, Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst of Imported events made a run each, every one a summary saying nothing was done;
+    so did every hourly sweep of a clean fleet. A run with anything to say still sends one."""
+    from asr import tasks
+    from asr.remediate import Outcome, Status
+    from asr.store import RunStore
+    from asr.sweep import INGESTED, NOT_ACTED, REJECTED, WRITTEN_BACK
+
+    topic, received = subscribed
+    monkeypatch.setenv("ASR_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("ASR_SNS_TOPIC_ARN", topic)
+    context = {"params": {}, "run_id": "manual__1", "dag": SimpleNamespace(dag_id="asr_events")}
+    monkeypatch.setattr(tasks, "get_current_context", lambda: context)
+    store = RunStore.for_run(str(tmp_path), "asr_events", "manual__1")
+    store.write_json(INGESTED, {"began": "2026-12-05T10:00:00+00:00", "dry_run": False})
+    store.write_json(WRITTEN_BACK, {"updated": 0, "settled": {}})
+    left = Outcome(
+        *("f-1", "arn:aws:securityhub:us-east-1::product/aws/securityhub", "EC2.19", "EC2.19"),
+        *("1" * 12, "us-east-1", "arn:aws:ec2:us-east-1:111111111111:security-group/sg-1", "sg-1"),
+        status=Status.IGNORED,
+        message="a run under way has it",
+    )
+    store.write_lines(NOT_ACTED, [left.to_dict()])
+
+    tasks.report.function()
+    said = store.read_json("report.json")["summary"]
+    assert said == {"topic": topic, "sent": False, "skipped": tasks.NOTHING_TO_TELL}
+    assert received() == []
+
+    store.write_lines(REJECTED, [{"finding_id": "f-2", "error": "no resource in the finding"}])
+    tasks.report.function()
+    assert store.read_json("report.json")["summary"] == {"topic": topic, "sent": True}
     assert len(received()) == 1

@@ -356,6 +356,20 @@ def _listed(title: str, lines: list[str], limit: int) -> list[str]:
     return [f"{title} ({len(lines)}):", *lines[:limit], *more]
 
 
+def worth_telling(report: dict[str, Any]) -> bool:
+    """Whether a run has something to tell whoever reads the topic: a finding acted on (or
+    that would be, dry), one not acted on, a pick no finding answers, something unfinished or
+    refused, a setting to check. A run that only left findings alone (a burst of Imported
+    events asr had already taken, an hourly sweep of a clean fleet) sends nothing."""
+    return bool(
+        any(status != "IGNORED" for status in report["totals"])
+        or report["rejected"]
+        or report.get("unfinished")
+        or report.get("writeback_failures")
+        or report.get("warnings")
+    )
+
+
 def summary(report: dict[str, Any]) -> str:
     """A few plain lines for a notification: counts by outcome, then what needs a person, with reasons."""
 

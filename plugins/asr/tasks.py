@@ -40,6 +40,8 @@ RETRY_DELAY = timedelta(seconds=env_number("ASR_RETRY_DELAY_SECONDS", 30.0))
 
 
 BATCHES = "batches"  # plan's XCom key for the batch list
+# Why a run sent no summary (report.json): it only left findings alone (``report.worth_telling``).
+NOTHING_TO_TELL = "nothing to tell: every finding was left alone"
 
 
 def remediate_group(group_id: str) -> str:
@@ -375,8 +377,10 @@ def report() -> str:
     where = run_report.location(store)
     topic = settings.sns_topic_arn
     if topic:  # whether the summary went out, for whoever wonders why none came (report.json)
-        sent = notify.send_run_summary(topic, settings.aws_conn_id, built, where)
-        store.write_json("report.json", built | {"summary": {"topic": topic, "sent": sent}})
+        told = run_report.worth_telling(built)
+        sent = told and notify.send_run_summary(topic, settings.aws_conn_id, built, where)
+        said = {"topic": topic, "sent": sent} | ({} if told else {"skipped": NOTHING_TO_TELL})
+        store.write_json("report.json", built | {"summary": said})
     fail_if_unfinished(built["unfinished"], "the report shows what there was")
     return where
 
