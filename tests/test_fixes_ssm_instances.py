@@ -349,6 +349,34 @@ def test_a_full_chunk_of_200_instances_is_read_in_one_go(aws, clients: Clients) 
     assert all(states[i]["InstanceProfile"] is None for i in ids)
 
 
+def test_only_a_live_association_counts_as_the_instance_s_profile() -> None:
+    """The association states are picked in code, not by EC2's filter: AWS lists an
+    instance's disassociated profiles too, which must neither count as its profile nor hide
+    the live one. (The stand-in forgets disassociated ones: a stubbed answer stands in.)"""
+    import boto3
+    from botocore.stub import Stubber
+
+    from asr.actions.ssm import _live_associations
+
+    ec2 = boto3.client("ec2", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+
+    def association(instance_id: str, state: str, name: str) -> dict[str, Any]:
+        arn = f"arn:aws:iam::{MEMBER_ACCOUNT}:instance-profile/{name}"
+        return {"InstanceId": instance_id, "State": state, "IamInstanceProfile": {"Arn": arn, "Id": name}}
+
+    answer = [
+        association("i-0a", "associated", "live"),
+        association("i-0a", "disassociated", "old"),
+        association("i-0b", "disassociated", "gone"),
+    ]
+    with Stubber(ec2) as stub:
+        stub.add_response(
+            "describe_iam_instance_profile_associations", {"IamInstanceProfileAssociations": answer}
+        )
+        live = _live_associations(ec2, ["i-0a", "i-0b"])
+    assert {i: a["IamInstanceProfile"]["Id"] for i, a in live.items()} == {"i-0a": "live"}
+
+
 def test_an_id_systems_manager_refuses_does_not_fail_the_others(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
     """One instance that ended between the reads (InvalidInstanceId) failed the whole ask, and
     with it every instance of the batch."""

@@ -357,3 +357,24 @@ def test_a_run_that_only_left_findings_alone_sends_no_summary(
     tasks.report.function()
     assert store.read_json("report.json")["summary"] == {"topic": topic, "sent": True}
     assert len(received()) == 1
+
+
+@pytest.mark.parametrize(
+    "news",
+    [
+        {"totals": {"REMEDIATED": 1}},
+        {"totals": {"FAILED": 1}},
+        {"totals": {"DRY_RUN": 1}},
+        {"totals": {"IGNORED": 3, "EXCLUDED": 1}},
+        {"rejected": [{"finding_id": "f", "error": "malformed"}]},
+        {"unfinished": "write-back did not finish"},
+        {"writeback_failures": [{"FindingIdentifier": {"Id": "f"}, "ErrorCode": "InvalidInput"}]},
+        {"warnings": ["region 'us-eest-1' ... a typo?"]},
+    ],
+)
+def test_a_run_with_anything_to_say_is_worth_a_summary(news: dict[str, Any]) -> None:
+    from asr.report import worth_telling
+
+    quiet: dict[str, Any] = {"totals": {"IGNORED": 2}, "rejected": [], "unfinished": "", "warnings": []}
+    assert not worth_telling(quiet) and not worth_telling(quiet | {"totals": {}})
+    assert worth_telling(quiet | news)

@@ -14,7 +14,7 @@ from asr.aws import Clients
 from asr.config import Settings
 from asr.findings import RoutingRecord, parse_finding
 from asr.guard import Scope
-from asr.local import MEMBER_ACCOUNT
+from asr.local import MEMBER_ACCOUNT, served_requests
 from asr.local.seed import finding, seed_one
 from asr.playbooks import registry
 from asr.remediate import run_batch
@@ -137,7 +137,9 @@ def test_an_older_journal_s_bucket_deleted_since_has_nothing_to_put_back(aws, tm
     s3 = Clients(aws, MEMBER_ACCOUNT, ELSEWHERE).s3
     s3.delete_bucket_policy(Bucket=eu.resource_id)
     s3.delete_bucket(Bucket=eu.resource_id)
+    served_requests(clear=True)
     reversals = _by_bucket(Rollback(journal, aws, exclude_tag=TAG).run())
+    assert "GetBucketLocation" in {c["action"] for c in served_requests()}
     assert reversals[eu.resource_id].status == RollbackStatus.CHANGED_SINCE
     assert "NoSuchBucket" in reversals[eu.resource_id].reason
     assert reversals[records[BATCH].resource_id].status == RollbackStatus.REVERTED

@@ -47,8 +47,10 @@ def test_a_connection_id_airflow_does_not_have_is_refused_not_the_host_s_credent
 def test_a_connection_id_airflow_has_is_used(clean_aws: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from asr.aws import AwsContext
 
-    monkeypatch.setenv("AIRFLOW_CONN_ASR_NAMED", local.airflow_connection())
+    # Told apart from aws_default (us-east-1, set by conftest) by its region.
+    monkeypatch.setenv("AIRFLOW_CONN_ASR_NAMED", local.airflow_connection(region="eu-west-1"))
     context = AwsContext.from_airflow("asr_named", Settings().member_role_name)
+    assert context.base_session.region_name == "eu-west-1"
     assert context.client("ec2", MEMBER_ACCOUNT, REGION).describe_security_groups()["SecurityGroups"]
 
 

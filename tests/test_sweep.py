@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -559,19 +560,20 @@ def test_a_region_botocore_does_not_know_is_swept_as_named_and_the_report_says_s
 ) -> None:
     """A typo in ASR_REGIONS (us-eest-1) reads nothing there, and nothing else would say so;
     refused, a region newer than the installed botocore could not be swept at all."""
-    import dataclasses
-
     from asr import report, sweep
     from asr.securityhub import actionable_plan
 
     store = RunStore(tmp_path)
-    settings = dataclasses.replace(Settings.from_env(), regions=("us-eest-1", "us-east-1"))
+    settings = Settings.from_env({**os.environ, "ASR_REGIONS": "us-eest-1,us-east-1"})
+    assert settings.regions == ("us-eest-1", "us-east-1")  # kept as named, not dropped
     assert settings.warnings() == [
         "region 'us-eest-1' (ASR_REGIONS, or the run's regions) is no region botocore knows: no finding "
         "came from it. A typo? (A region newer than botocore is read as named.)"
     ]
     sweep.ingest(settings, aws, registry(), store, actionable_plan(regions=settings.regions))
     assert "us-eest-1" in caplog.text
+    asked = {f["Value"] for query in store.read_json(sweep.QUERIES) for f in query.get("ResourceRegion", [])}
+    assert asked == {"us-eest-1", "us-east-1"}  # Security Hub is asked for it
     built = report.build(store, "run")
     for view in (report.markdown(built), report.summary(built), report.html_page(built)):
         assert report.SETTINGS_TO_CHECK in view and "us-eest-1" in view and "us-east-1" not in view
