@@ -309,3 +309,23 @@ def test_explain_into_a_pipe_closed_early_exits_without_a_traceback(tmp_path: Pa
     assert all(json.loads(line)["error"] for line in first)
     assert error == ""
     assert code == 1
+
+
+def test_explain_says_a_finding_a_person_decided_about_is_left_alone_by_sweeps(
+    findings_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rollback's mark or a rejection's hold: routed, but a sweep leaves it alone (IGNORED)."""
+    import json
+
+    [finding] = json.loads(findings_file.read_text())
+    rolled_back = finding | {"UserDefinedFields": {"asr:reverted": "asr_rollback/manual__1"}}
+    held = finding | {
+        "Workflow": {"Status": "NOTIFIED"},
+        "UserDefinedFields": {"asr:rejected-until": "2999-01-01T00:00:00+00:00"},
+    }
+    findings_file.write_text(json.dumps([rolled_back, held, finding]))
+    code, lines, _ = explained(findings_file, capsys)
+    assert code == 0 and all(line["playbook"] == "EC2.13" for line in lines)
+    assert "rolled back" in lines[0]["left_alone"] and "asr_rollback/manual__1" in lines[0]["left_alone"]
+    assert "rejected its fix" in lines[1]["left_alone"] and "2999-01-01" in lines[1]["left_alone"]
+    assert "left_alone" not in lines[2]

@@ -191,6 +191,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from asr.findings import explain, findings_in
     from asr.guard import Scope
     from asr.playbooks import registry
+    from asr.sweep import held
 
     try:
         text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()  # noqa: SIM115
@@ -221,6 +222,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     rejected = 0
     for finding in findings_in(document):
         line = _in_scope(explain(finding, playbooks), scope)
+        why = None if "error" in line or not isinstance(finding, dict) else held(finding)
+        line |= {"left_alone": why} if why else {}
         rejected += "error" in line
         print(json.dumps(line))
     return 1 if rejected else 0

@@ -146,7 +146,7 @@ def ingest(
         if verdict:
             not_acted.append(Outcome.of(record, Result(verdict[0], verdict[1])))
             continue
-        reason = (keep(record) if keep else None) or (None if record.finding_id in named else _held(finding))
+        reason = (keep(record) if keep else None) or (None if record.finding_id in named else held(finding))
         if reason:
             not_acted.append(Outcome.of(record, Result(Status.IGNORED, reason)))
         else:
@@ -174,7 +174,7 @@ def ingest(
     }
 
 
-def _held(finding: dict[str, Any]) -> str | None:
+def held(finding: dict[str, Any]) -> str | None:
     """Why a sweep or an automatic event leaves a finding a person decided about, if it does.
 
     A rollback's mark holds whatever the workflow status: putting the resource back is
