@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import time
 from collections.abc import Callable
@@ -138,3 +139,48 @@ def test_a_click_that_lands_before_the_scheduler_makes_the_run_is_not_left_behin
             RunStore.for_run(str(tmp_path / "runs"), "asr_events", later["run_id"]).read_json("queries.json")
         )
         assert findings[2]["Id"] in asked and findings[1]["Id"] not in asked
+
+
+def _queue_counts(sqs: Any, url: str) -> tuple[int, int]:
+    """Messages waiting in the queue, and those received and not yet deleted (in flight)."""
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return int(got[names[0]]), int(got[names[1]])
+
+
+@pytest.mark.airflow
+def test_a_click_the_triggerer_received_and_died_with_comes_back_and_is_fixed(aws, tmp_path) -> None:
+    """The triggerer is killed (SIGKILL) as soon as it has received the click's message,
+    before Airflow stored the asset event. The provider's trigger deleted the message on
+    receipt: the click was gone without trace. Now the message stays in flight until Airflow
+    confirms the event stored, comes back when its visibility timeout ends (here 20 s: ack
+    timeout 10 s plus margin), and the restarted triggerer hands it to a run that fixes it."""
+    seeded, findings, made, environment = _installed(aws, tmp_path, 1, poll_seconds=1)
+    environment["AIRFLOW__TRIGGERER__SHARED_STREAM_ACK_TIMEOUT"] = "10"
+    home = tmp_path / "airflow"
+    sqs = aws.admin_client("sqs", REGION)
+    events = aws.admin_client("events", REGION)
+    with LocalAirflow(home, free_port(), environment) as airflow:
+        airflow.prepare("asr_events")
+        airflow.start("api-server", "dag-processor", "scheduler")
+        put_events(events, [custom_action_event(findings, made.action_target_arn, ADMIN_ACCOUNT, REGION)])
+        _wait_for(lambda: _queue_counts(sqs, made.queue_url) == (1, 0), 60, "the click in the queue")
+        airflow.start("triggerer")
+        deadline = time.monotonic() + 240
+        while _queue_counts(sqs, made.queue_url) == (1, 0):  # until received (in flight, or deleted)
+            assert time.monotonic() < deadline, f"the triggerer never received the click; see {airflow.logs}"
+            time.sleep(0.005)
+        os.killpg(airflow.pids["triggerer"], signal.SIGKILL)  # the triggerer this test started
+        time.sleep(2)
+        assert _asset_events(home) == 0, "killed too late: Airflow had stored the event already"
+        assert airflow.runs("asr_events") == []
+
+        airflow.start("triggerer")
+        _wait_for(lambda: _asset_events(home) >= 1, 240, "the click's event after the restart")
+        run = airflow.wait("asr_events", timeout=400)
+        assert run["state"] == "success", f"see {airflow.logs} and the task logs under {tmp_path}"
+        assert not world_open(aws, seeded[0])
+        # Deleted once its event was stored: it does not come back again.
+        _wait_for(lambda: _queue_counts(sqs, made.queue_url) == (0, 0), 60, "the message deleted")
+        assert _queue_counts(sqs, made.dead_letter_queue_url) == (0, 0)
+        assert len(airflow.runs("asr_events")) == 1

@@ -112,6 +112,28 @@ def test_setup_creates_the_action_queues_rules_and_targets(aws: Any, installed: 
         assert statement["Action"] == "sqs:SendMessage" and statement["Resource"] == result.queue_arn
 
 
+def test_the_events_queue_keeps_clicks_for_14_days_not_sqs_s_default_4(
+    aws: Any, installed: SetupResult
+) -> None:
+    """Clicks made while asr_events is paused, or its triggerer down, wait in the queue: SQS's
+    default retention (4 days) would drop those of a long weekend. A queue made by an earlier
+    setup is put right."""
+    sqs = client(aws, "sqs")
+
+    def retention() -> list[str]:
+        return [
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["MessageRetentionPeriod"])["Attributes"][
+                "MessageRetentionPeriod"
+            ]
+            for url in (installed.queue_url, installed.dead_letter_queue_url)
+        ]
+
+    assert retention() == ["1209600", "1209600"]
+    sqs.set_queue_attributes(QueueUrl=installed.queue_url, Attributes={"MessageRetentionPeriod": "345600"})
+    assert setup(aws, REGION).updated == [f"SQS queue {DEFAULT_QUEUE_NAME}"]
+    assert retention() == ["1209600", "1209600"]
+
+
 def test_a_second_run_changes_nothing(aws: Any, installed: SetupResult) -> None:
     local.served_requests(clear=True)
     again = setup(aws, REGION)

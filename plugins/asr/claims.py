@@ -175,9 +175,9 @@ class Claims:
 
     def acquire(self, name: str, about: dict[str, Any]) -> str | None:
         """Claim one resource; None when it is ours now, else who holds it."""
-        if isinstance(self.root, Path):
-            self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / name
+        path = self.root / name  # a name may hold a folder (``events.message_claim``: a day's)
+        if isinstance(path, Path):
+            path.parent.mkdir(parents=True, exist_ok=True)
         for attempt in range(ATTEMPTS):
             written = time.time()
             body = json.dumps({"owner": self.owner, "time": written, "ttl": self.ttl, **about}).encode()

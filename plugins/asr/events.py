@@ -12,9 +12,11 @@ import json
 import logging
 import os
 import re
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from asr.claims import Claims
@@ -29,6 +31,9 @@ IMPORTED = "Security Hub Findings - Imported"
 # folder: kept when ingest starts over.
 EVENTS_UNTIL = "events-window.json"
 LEFT_OUT_CLAIM_TTL = 7 * 24 * 3600.0
+# Where the claims on SQS messages go, a folder a day (``message_claim``), under the claims' root.
+MESSAGE_CLAIMS = "messages"
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 SOURCE = "aws.securityhub"  # only Security Hub may send events with it (EventBridge refuses others)
 SQS_LONGEST_WAIT = 20  # seconds: ReceiveMessage's WaitTimeSeconds is 0 to 20
 # The region in an SQS queue URL: https://sqs.eu-west-1.amazonaws.com/..., its FIPS endpoint
@@ -164,28 +169,76 @@ def _left_out(
 
 
 def take(given: list[Any], left_out: list[Any], claims: Claims | None) -> list[Any]:
-    """The events this run acts on: those Airflow gave it that no other run took as left out,
-    and the left-out ones it claims first (``claims``: the run's; without them, every one:
-    a later run then reads the findings again, fixed by then or claimed by their fix). A
-    left-out event's claim lasts a week: the next event, which brings it into another run,
-    may come days later. A run made in the moment between this run's read of the left-out
-    events and its claims may take one too; it reads the finding again then."""
+    """The events this run acts on, cut to the SQS messages no other run took: those Airflow
+    gave it and the left-out ones, each message claimed by its MessageId (``message_claim``;
+    ``claims``: the run's; without them, every one: a later run then reads the findings
+    again, fixed by then or claimed by their fix). A message comes back to the queue, with
+    the same MessageId, when its delete failed or the triggerer died between Airflow storing
+    its event and deleting it: the run of that second event must not route its findings
+    again and ask a person again to approve. Airflow also gives the next run every event
+    since a run's first, left-out ones this run took included. A claim lasts a week: the
+    next event, which brings a left-out one into another run, may come days later. A retry
+    of this run takes its own claims again."""
     if claims is None:
         return given + left_out
-    taken = [event for event in given if claims.holder(event_claim(event)) is None]
-    taken += [e for e in left_out if claims.acquire(event_claim(e), {"event": "left out"}) is None]
-    dropped = len(given) + len(left_out) - len(taken)
+    taken: list[Any] = []
+    dropped = 0
+    for event, why in [(e, "given") for e in given] + [(e, "left out") for e in left_out]:
+        batch = _batch(event) or []
+        kept = [
+            m
+            for m in batch
+            if claims.acquire(
+                message_claim(m, event.timestamp), {"event": why, "message": str(m.get("MessageId"))}
+            )
+            is None
+        ]
+        dropped += len(batch) - len(kept)
+        if len(kept) == len(batch):
+            taken.append(event)
+        elif kept:
+            payload = {**event.extra["payload"], "message_batch": kept}
+            taken.append(KeptEvent(event.timestamp, {**event.extra, "payload": payload}))
     if dropped:
-        log.info("%d events were taken by another run: left to it", dropped)
+        log.info("%d messages were taken by another run: left to it", dropped)
     return taken
 
 
-def event_claim(event: Any) -> str:
-    """A claim's name for an asset event, from the SQS messages it carries: an event has no id
-    that both a run's triggering events and the asset's event accessor show."""
-    ids = sorted(str(m.get("MessageId")) for m in _messages([event]))
-    key = json.dumps([event.timestamp.isoformat(), ids])
-    return "event-" + hashlib.sha256(key.encode()).hexdigest()[:40] + ".json"
+def message_claim(message: Mapping[str, Any], received: datetime) -> str:
+    """A claim's name for an SQS message: from its MessageId alone, which stays the same when
+    SQS delivers the message again (a new receive has a new receipt handle, and the message
+    makes a new asset event at a new time), filed under the day SQS took it in
+    (``SentTimestamp``, the same on every delivery; for a message stored without it, the day
+    its event was ``received``), so that whole days of claims go when they lapse
+    (``prune_message_claims``)."""
+    key = json.dumps(["sqs-message", str(message.get("MessageId"))])
+    try:
+        day = datetime.fromtimestamp(int(message["SentTimestamp"]) / 1000, UTC).date()
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        day = received.astimezone(UTC).date()
+    return f"{MESSAGE_CLAIMS}/{day.isoformat()}/message-{hashlib.sha256(key.encode()).hexdigest()[:40]}.json"
+
+
+def prune_message_claims(claims: Claims, now: datetime) -> None:
+    """Delete the days of message claims older than their ttl and a day: a claim per message
+    would pile up for good (thousands a day when standards are turned on across accounts).
+    One listing of the days a run; a day that cannot be deleted now is left to the next run."""
+    root = claims.root / MESSAGE_CLAIMS
+    oldest = (now - timedelta(seconds=claims.ttl) - timedelta(days=1)).astimezone(UTC).date()
+    try:
+        days = [
+            path for path in root.iterdir() if DAY.fullmatch(path.name) and path.name < oldest.isoformat()
+        ]
+    except FileNotFoundError:
+        return
+    for path in days:
+        try:
+            if isinstance(path, Path):
+                shutil.rmtree(path)
+            else:
+                path.fs.rm(path.path, recursive=True)
+        except OSError as exc:
+            log.warning("Could not delete the lapsed message claims of %s: %s", path.name, exc)
 
 
 def window_end(store: Any, started: Any) -> Any:
@@ -250,6 +303,9 @@ def brief(message: Mapping[str, Any]) -> dict[str, Any]:
     details beyond Security Hub's readers. A message that is no findings event keeps the
     reason in place of its body."""
     kept = {"MessageId": message.get("MessageId")}
+    sent = (message.get("Attributes") or {}).get("SentTimestamp")
+    if sent:  # the day its claim is filed under (``message_claim``): the same on every delivery
+        kept["SentTimestamp"] = sent
     try:
         kind, ids = security_hub_event(message.get("Body") or "")
     except ValueError as exc:

@@ -40,6 +40,9 @@ DEFAULT_QUEUE_NAME = "asr-security-hub-events"
 TARGET_ID = "asr-events-queue"
 MAX_RECEIVE_COUNT = 5
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS's maximum: time to look at what failed
+# SQS's maximum too (its default is 4 days): clicks made while asr_events is paused, or its
+# triggerer is down, wait for it rather than expire.
+QUEUE_RETENTION_SECONDS = 14 * 24 * 3600
 # EventBridge's default event pattern size, in characters (a quota that can be raised to 4096).
 PATTERN_LIMIT = 2048
 # The longest rule name, "<queue>-custom-action", must fit EventBridge's 64 characters.
@@ -412,6 +415,7 @@ def setup(
             sqs,
             queue_name,
             lambda arn: {
+                "MessageRetentionPeriod": str(QUEUE_RETENTION_SECONDS),
                 "SqsManagedSseEnabled": "true",
                 "RedrivePolicy": json.dumps(redrive),
                 "Policy": policy(arn),

@@ -266,6 +266,8 @@ def ingest_events() -> dict[str, int]:
     )
     held = claims.for_run(settings.audit_root, dag_id, run_id, conn_id, ttl=events.LEFT_OUT_CLAIM_TTL)
     asked = events.findings_asked(events.take(given, left_out, held))
+    if held is not None:
+        events.prune_message_claims(held, context["dag_run"].start_date)
     if not asked.finding_ids:
         log.info("The events named no findings")
         return _ingest(QueryPlan())
