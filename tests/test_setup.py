@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from asr import cli, local
 from asr.config import Settings
 from asr.local import events as hub_events
-from asr.local.seed import finding
+from asr.local.seed import finding, import_findings
 from asr.local.seeders import Seeded
 from asr.setup import (
     ACTION_NAME,
@@ -24,6 +24,7 @@ from asr.setup import (
     auto_remediate_controls,
     automatic_scope,
     imported_pattern,
+    not_members,
     setup,
 )
 
@@ -313,6 +314,7 @@ def test_cli_setup_prints_the_queue_and_says_when_nothing_changed(
 def test_with_every_allowed_account_excluded_there_is_no_imported_rule_and_it_says_why(
     aws: Any, installed: SetupResult
 ) -> None:
+    client(aws, "securityhub").create_members(AccountDetails=[{"AccountId": local.MEMBER_ACCOUNT}])
     everyone_out = Settings(accounts=(local.MEMBER_ACCOUNT,), exclude_accounts=(local.MEMBER_ACCOUNT,))
     result = setup(aws, REGION, settings=everyone_out)
     assert result.rule_names == [CUSTOM_RULE]
@@ -322,6 +324,30 @@ def test_with_every_allowed_account_excluded_there_is_no_imported_rule_and_it_sa
     ]
     (target,) = client(aws, "events").list_targets_by_rule(Rule=CUSTOM_RULE)["Targets"]
     assert target["Arn"] == result.queue_arn
+
+
+def test_setup_notes_the_asr_accounts_that_are_no_security_hub_members(aws: Any) -> None:
+    """A mistyped account id in ASR_ACCOUNTS reads as a clean account: its findings never
+    reach the administrator, and no sweep could say so."""
+    securityhub = client(aws, "securityhub")
+    import_findings(securityhub, [a_finding("EC2.7", account=local.MEMBER_ACCOUNT)])  # a member now
+    typo = local.MEMBER_ACCOUNT[:-1] + "3"
+    result = setup(aws, REGION, settings=Settings(accounts=(ADMIN, local.MEMBER_ACCOUNT, typo)))
+    assert len(result.notes) == 1 and result.notes[0].startswith(
+        f"ASR_ACCOUNTS names {typo}, which is no Security Hub member of {ADMIN}"
+    )
+    assert setup(aws, REGION, settings=Settings(accounts=(ADMIN, local.MEMBER_ACCOUNT))).notes == []
+
+
+def test_setup_that_may_not_read_the_members_says_so_and_goes_on(aws: Any) -> None:
+    def refuse(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetMembers")
+
+    securityhub = client(aws, "securityhub")
+    securityhub.get_members = refuse
+    assert not_members(securityhub, [local.MEMBER_ACCOUNT], ADMIN) == [
+        "could not check that ASR_ACCOUNTS are Security Hub members: AccessDeniedException: no"
+    ]
 
 
 @pytest.fixture

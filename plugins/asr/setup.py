@@ -32,6 +32,7 @@ from asr.config import Settings
 from asr.events import CUSTOM_ACTION, IMPORTED, SOURCE
 from asr.findings import ACTIONABLE_COMPLIANCE
 from asr.playbooks import PlaybookRegistry, registry
+from asr.remediate import describe_error
 
 ACTION_ID = "ASRRemediate"
 ACTION_NAME = "Remediate with ASR"  # Security Hub allows 20 characters
@@ -369,7 +370,8 @@ def setup(
     A bad queue name or automatic control raises ``ValueError`` before anything is touched."""
     if not QUEUE_NAME_RE.match(queue_name):
         raise ValueError(f"queue name {queue_name!r}: use 1 to 50 letters, digits, '-' or '_'")
-    scope = automatic_scope(settings or Settings.from_env(), auto_controls)
+    settings = settings or Settings.from_env()
+    scope = automatic_scope(settings, auto_controls)
     securityhub = aws_context.admin_client("securityhub", region)
     events = aws_context.admin_client("events", region)
     sqs = aws_context.admin_client("sqs", region)
@@ -440,4 +442,38 @@ def setup(
         with _step(f"removal of EventBridge rule {imported_rule}", result):
             _remove_rule(events, imported_rule, result)
         result.notes.append(f"no rule for Imported findings: {no_imported_rule}")
+    administrator = result.queue_arn.split(":")[4]
+    result.notes += not_members(securityhub, settings.accounts, administrator)
     return result
+
+
+# Accounts one GetMembers call takes.
+MEMBERS_PER_CALL = 50
+
+
+def not_members(securityhub: Any, accounts: Iterable[str], administrator: str) -> list[str]:
+    """Notes on the ASR_ACCOUNTS that are not enabled members of this Security Hub
+    administrator: their findings never reach it, so asr never sees them, and nothing else
+    would say so (a mistyped account id reads as a clean account). A check that cannot be
+    made (no securityhub:GetMembers) is a note too: it changes nothing."""
+    asked = sorted(set(accounts) - {administrator})
+    notes = []
+    try:
+        for start in range(0, len(asked), MEMBERS_PER_CALL):
+            answer = securityhub.get_members(AccountIds=asked[start : start + MEMBERS_PER_CALL])
+            for member in answer.get("Members", []):
+                if member.get("MemberStatus") != "ENABLED":
+                    notes.append(
+                        f"ASR_ACCOUNTS names {member['AccountId']}, a Security Hub member whose status "
+                        f"is {member.get('MemberStatus')}, not ENABLED: its findings may not reach the "
+                        "administrator"
+                    )
+            for unprocessed in answer.get("UnprocessedAccounts", []):
+                notes.append(
+                    f"ASR_ACCOUNTS names {unprocessed.get('AccountId')}, which is no Security Hub member of "
+                    f"{administrator} ({unprocessed.get('ProcessingResult')}): a typo? Its findings never "
+                    "reach asr"
+                )
+    except ClientError as exc:
+        notes.append(f"could not check that ASR_ACCOUNTS are Security Hub members: {describe_error(exc)}")
+    return notes

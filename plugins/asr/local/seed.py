@@ -24,6 +24,7 @@ from botocore.regions import EndpointResolver
 
 from asr.actions import get_action
 from asr.aws import AwsContext
+from asr.config import ACCOUNT_RE
 from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT, member_stack
 from asr.local.seeders import SEEDERS, Seeded
 from asr.playbooks import registry
@@ -399,7 +400,14 @@ def finding(
 
 def import_findings(securityhub: Any, findings: list[dict[str, Any]]) -> int:
     """BatchImportFindings, 100 a call; raise if Security Hub refused any, saying how many
-    went in before."""
+    went in before. The findings' other accounts become the administrator's members first,
+    as only a member's findings reach an administrator on AWS (``asr setup`` checks it)."""
+    accounts = {f.get("AwsAccountId") for f in findings}
+    others = sorted(
+        a for a in accounts if isinstance(a, str) and ACCOUNT_RE.fullmatch(a) and a != ADMIN_ACCOUNT
+    )
+    for start in range(0, len(others), 50):  # CreateMembers: 50 accounts a call
+        securityhub.create_members(AccountDetails=[{"AccountId": a} for a in others[start : start + 50]])
     imported = 0
     for start in range(0, len(findings), 100):
         response = securityhub.batch_import_findings(Findings=findings[start : start + 100])
