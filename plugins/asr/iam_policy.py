@@ -705,9 +705,13 @@ def admin_policies(
             Grant("securityhub:BatchUpdateFindings"),
             Grant("sts:AssumeRole", (role_arn(member_role_name), role_arn(rollback_role_name))),
         ],
-        # asr setup: the custom action, the queues and the EventBridge rules it makes.
+        # asr setup: the custom action, the queues and the EventBridge rules it makes; GetMembers
+        # checks that the accounts of ASR_ACCOUNTS are members.
         "ASRAdministratorSetup": [
-            *_grants("securityhub", ("DescribeActionTargets", "CreateActionTarget", "UpdateActionTarget")),
+            *_grants(
+                "securityhub",
+                ("DescribeActionTargets", "CreateActionTarget", "UpdateActionTarget", "GetMembers"),
+            ),
             *_grants(
                 "events",
                 ("DescribeRule", "PutRule", "DeleteRule", "ListTargetsByRule", "PutTargets", "RemoveTargets"),
