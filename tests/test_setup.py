@@ -339,6 +339,18 @@ def test_setup_notes_the_asr_accounts_that_are_no_security_hub_members(aws: Any)
     assert setup(aws, REGION, settings=Settings(accounts=(ADMIN, local.MEMBER_ACCOUNT))).notes == []
 
 
+def test_a_member_is_enabled_however_the_status_is_cased() -> None:
+    """AWS documents Enabled, Removed, ...; the stand-in answers ENABLED."""
+
+    class Hub:
+        def get_members(self, AccountIds: list[str]) -> dict[str, Any]:
+            statuses = {"222222222222": "Enabled", "333333333333": "Removed"}
+            return {"Members": [{"AccountId": a, "MemberStatus": statuses[a]} for a in AccountIds]}
+
+    notes = not_members(Hub(), ["222222222222", "333333333333"], ADMIN)
+    assert len(notes) == 1 and "333333333333" in notes[0] and "Removed" in notes[0]
+
+
 def test_setup_that_may_not_read_the_members_says_so_and_goes_on(aws: Any) -> None:
     def refuse(**_: Any) -> None:
         raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetMembers")

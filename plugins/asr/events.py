@@ -31,6 +31,9 @@ IMPORTED = "Security Hub Findings - Imported"
 # folder: kept when ingest starts over.
 EVENTS_UNTIL = "events-window.json"
 LEFT_OUT_CLAIM_TTL = 7 * 24 * 3600.0
+# How long the events queue keeps a message (``asr setup``; SQS's maximum): a message taken
+# on its last day may still come back, so its claim must outlive the retention too.
+QUEUE_RETENTION_SECONDS = 14 * 24 * 3600
 # Where the claims on SQS messages go, a folder a day (``message_claim``), under the claims' root.
 MESSAGE_CLAIMS = "messages"
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -220,11 +223,15 @@ def message_claim(message: Mapping[str, Any], received: datetime) -> str:
 
 
 def prune_message_claims(claims: Claims, now: datetime) -> None:
-    """Delete the days of message claims older than their ttl and a day: a claim per message
-    would pile up for good (thousands a day when standards are turned on across accounts).
-    One listing of the days a run; a day that cannot be deleted now is left to the next run."""
+    """Delete the days of message claims past the queue's retention, their ttl and a day: a
+    claim per message would pile up for good (thousands a day when standards are turned on
+    across accounts). A day is filed by when SQS took its messages in, and a message kept in
+    the queue for most of its retention (a triggerer down, the DAG paused) is claimed only
+    then, so a shorter wait would delete the claims of a backlog as it is taken. One listing
+    of the days a run; a day that cannot be deleted now is left to the next run."""
     root = claims.root / MESSAGE_CLAIMS
-    oldest = (now - timedelta(seconds=claims.ttl) - timedelta(days=1)).astimezone(UTC).date()
+    kept = timedelta(seconds=QUEUE_RETENTION_SECONDS + claims.ttl) + timedelta(days=1)
+    oldest = (now - kept).astimezone(UTC).date()
     try:
         days = [
             path for path in root.iterdir() if DAY.fullmatch(path.name) and path.name < oldest.isoformat()

@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from asr.aws import AwsContext
 from asr.config import Settings
-from asr.events import CUSTOM_ACTION, IMPORTED, SOURCE
+from asr.events import CUSTOM_ACTION, IMPORTED, QUEUE_RETENTION_SECONDS, SOURCE
 from asr.findings import ACTIONABLE_COMPLIANCE
 from asr.playbooks import PlaybookRegistry, registry
 from asr.remediate import describe_error
@@ -41,9 +41,6 @@ DEFAULT_QUEUE_NAME = "asr-security-hub-events"
 TARGET_ID = "asr-events-queue"
 MAX_RECEIVE_COUNT = 5
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS's maximum: time to look at what failed
-# SQS's maximum too (its default is 4 days): clicks made while asr_events is paused, or its
-# triggerer is down, wait for it rather than expire.
-QUEUE_RETENTION_SECONDS = 14 * 24 * 3600
 # EventBridge's default event pattern size, in characters (a quota that can be raised to 4096).
 PATTERN_LIMIT = 2048
 # The longest rule name, "<queue>-custom-action", must fit EventBridge's 64 characters.
@@ -462,7 +459,7 @@ def not_members(securityhub: Any, accounts: Iterable[str], administrator: str) -
         for start in range(0, len(asked), MEMBERS_PER_CALL):
             answer = securityhub.get_members(AccountIds=asked[start : start + MEMBERS_PER_CALL])
             for member in answer.get("Members", []):
-                if member.get("MemberStatus") != "ENABLED":
+                if str(member.get("MemberStatus")).upper() != "ENABLED":  # AWS: Enabled; moto: ENABLED
                     notes.append(
                         f"ASR_ACCOUNTS names {member['AccountId']}, a Security Hub member whose status "
                         f"is {member.get('MemberStatus')}, not ENABLED: its findings may not reach the "

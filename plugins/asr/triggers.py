@@ -17,7 +17,7 @@ from asr import events
 
 log = logging.getLogger(__name__)
 SQS_LONGEST_VISIBILITY = 12 * 3600  # seconds: SQS's maximum VisibilityTimeout
-VISIBILITY_MARGIN = 60.0  # seconds past Airflow's ack timeout before a received message comes back
+VISIBILITY_MARGIN = 60.0  # seconds, at most, for the delete after Airflow gave an event up
 
 
 class AutomationExecutionTrigger(BaseTrigger):
@@ -133,6 +133,8 @@ class SecurityHubEventsTrigger(BaseEventTrigger):
         **_earlier: Any,  # keywords of the provider's trigger a trigger row stored before this one
     ) -> None:
         super().__init__()
+        if _earlier:  # said, so that a keyword mistyped where the trigger is made does not pass unseen
+            log.info("SecurityHubEventsTrigger ignores %s", ", ".join(sorted(_earlier)))
         self.sqs_queue = sqs_queue
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
@@ -202,15 +204,19 @@ class QueueProducer(SharedStreamProducer):
         self._stack = contextlib.AsyncExitStack()
 
     def visibility_timeout(self) -> int:
-        """How long a received message stays hidden: past Airflow's ack timeout, after which
-        an event not confirmed stored is given up (and its message must come back), with a
-        margin for the drain and the delete."""
-        if self.trigger.visibility_timeout is not None:
-            return int(self.trigger.visibility_timeout)
+        """How long a received message stays hidden: past the moment Airflow gives up an event
+        not confirmed stored (its ack timeout, checked every tenth of it: up to 1.1 times it
+        after the event went out), plus the drain the message waited in before that (up to
+        ``drain_seconds`` and one more receive), plus a margin for the delete. Shorter, a
+        message could come back while its first event was still on its way."""
+        trigger = self.trigger
+        if trigger.visibility_timeout is not None:
+            return int(trigger.visibility_timeout)
         from airflow.configuration import conf
 
         ack = conf.getfloat("triggerer", "shared_stream_ack_timeout", fallback=300.0)
-        return min(SQS_LONGEST_VISIBILITY, math.ceil(ack + min(ack, VISIBILITY_MARGIN)))
+        drained = trigger.drain_seconds + trigger.wait_time_seconds
+        return min(SQS_LONGEST_VISIBILITY, math.ceil(ack * 1.1 + drained + min(ack, VISIBILITY_MARGIN)))
 
     def backoff(self, failures: int) -> float:
         return min(self.LONGEST_BACKOFF, self.FIRST_BACKOFF * 2 ** (failures - 1))
