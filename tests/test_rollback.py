@@ -69,8 +69,11 @@ def test_rollback_of_the_demo_run_puts_every_reversible_resource_back_as_seeded(
     for s, then in zip(seeded, as_seeded, strict=True):
         assert resource_state(aws, s.control_id, s.account_id, s.resource_id) == then, s
     settings = Settings.from_env()
-    report = RunStore.for_run(settings.data_dir, "asr_rollback", rollback.run_id).read_json("rollback.json")
+    folder = RunStore.for_run(settings.data_dir, "asr_rollback", rollback.run_id)
+    report = folder.read_json("rollback.json")
     assert report["totals"] == {"REVERTED": len(seeded)}
+    # It owns its folder: housekeeping asks Airflow about it by its id, not its folder's name.
+    assert folder.read_json("run.json")["run_id"] == rollback.run_id
     assert {c["resource_id"] for c in report["changes"]} == {
         registry().for_control(s.control_id).extract_resource_id(s.resource_id, s.account_id) for s in seeded
     }

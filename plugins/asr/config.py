@@ -16,6 +16,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from asr.store import FOLDER_DAGS
+
 # These patterns are also the form's JSON Schema patterns, which Airflow checks with re.search,
 # where "$" matches before a final newline too: "(?!\n)$" ends them at the string's end, in
 # Python and in a browser alike. ASCII digits only (\d takes any script's).
@@ -38,6 +40,7 @@ TAG_KEY_RE = re.compile(r"[\w .:/+\-@]{1,128}")
 TAG_VALUE_RE = re.compile(r"[\w .:/=+\-@]{0,256}")
 # Ten years: a longer wait or hold is a typo, and would overflow a date when it is added.
 MAX_HOURS = 87_600
+KEEP_RUNS_DAYS_MAX = 36_500  # a hundred years: for ever in all but name
 ALL = "*"
 # The Airflow connection asr acts through when ASR_AWS_CONN_ID is unset.
 DEFAULT_AWS_CONN_ID = "aws_default"
@@ -149,6 +152,13 @@ def _same_place(one: str, other: str) -> bool:
     return Path(one).resolve() == Path(other).resolve()
 
 
+def _within(inner: str, outer: str) -> bool:
+    """Whether the folder ``inner`` is ``outer`` or inside it."""
+    if "://" in inner or "://" in outer:
+        return f"{inner.rstrip('/')}/".startswith(f"{outer.rstrip('/')}/")
+    return Path(inner).resolve().is_relative_to(Path(outer).resolve())
+
+
 def _hours(value: str | None, default: float, what: str) -> float:
     if not (value or "").strip():
         return default
@@ -215,6 +225,8 @@ class Settings:
     rejection_hold_hours: float = 168.0
     # Where summaries, approval requests and failures are published (``asr.notify``); empty: off.
     sns_topic_arn: str = ""
+    # Days a run's files stay in the data dir after it last wrote (``asr.housekeeping``); 0: for ever.
+    keep_runs_days: int = 90
 
     def __post_init__(self) -> None:
         for account in (*self.accounts, *self.run_accounts):
@@ -246,6 +258,13 @@ class Settings:
             raise ConfigError(
                 f"ASR_AUDIT_DIR {self.audit_dir!r} is ASR_DATA_DIR: the journal needs a folder of its own"
             )
+        for dag_id in FOLDER_DAGS:
+            if self.audit_dir and _within(self.audit_dir, f"{self.data_dir.rstrip('/')}/{dag_id}"):
+                raise ConfigError(
+                    f"ASR_AUDIT_DIR {self.audit_dir!r} is inside the folder of {dag_id}'s runs in "
+                    "ASR_DATA_DIR, where old runs are deleted (ASR_KEEP_RUNS_DAYS): give the journal "
+                    "a folder of its own"
+                )
         if self.batch_size < 1:
             raise ConfigError(f"ASR_BATCH_SIZE must be at least 1, not {self.batch_size}")
         if not 1 <= self.fix_threads <= 64:
@@ -403,6 +422,9 @@ class Settings:
             approvers=_split(env.get("ASR_APPROVERS")),
             rollback_approval=env_flag("ASR_ROLLBACK_APPROVAL", env, default=True),
             sns_topic_arn=value("ASR_SNS_TOPIC_ARN", ""),
+            keep_runs_days=int(
+                env_number("ASR_KEEP_RUNS_DAYS", defaults.keep_runs_days, env, maximum=KEEP_RUNS_DAYS_MAX)
+            ),
             approval_timeout_hours=_hours(
                 env.get("ASR_APPROVAL_TIMEOUT"), defaults.approval_timeout_hours, "ASR_APPROVAL_TIMEOUT"
             ),

@@ -12,17 +12,16 @@ import json
 import logging
 import os
 import re
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from asr.claims import Claims
 from asr.config import REGION_RE, ConfigError, Settings, env_number
 from asr.findings import RoutingRecord
 from asr.playbooks import registry
+from asr.store import remove_tree
 
 log = logging.getLogger(__name__)
 CUSTOM_ACTION = "Security Hub Findings - Custom Action"
@@ -240,10 +239,7 @@ def prune_message_claims(claims: Claims, now: datetime) -> None:
         return
     for path in days:
         try:
-            if isinstance(path, Path):
-                shutil.rmtree(path)
-            else:
-                path.fs.rm(path.path, recursive=True)
+            remove_tree(path)
         except OSError as exc:
             log.warning("Could not delete the lapsed message claims of %s: %s", path.name, exc)
 

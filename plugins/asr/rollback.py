@@ -851,9 +851,10 @@ def _prepared(context: Any, checking: bool) -> tuple[Rollback, Chosen, RunStore,
     to undo has not ended (a dry run may look), or changed none of what the form names."""
     from asr import claims
     from asr.selection import run_finished, typed
-    from asr.tasks import aws_context, run_context
+    from asr.tasks import aws_context, own_run, run_context
 
-    settings, store, _ = run_context(context)
+    # The check is the run's first step: it marks the folder as this run's (``RunStore.own``).
+    settings, store, _ = (own_run if checking else run_context)(context)
     params = context["params"]
     origin = Origin.from_context(context, "rollback")
     journal, run = find_journal(settings.audit_root, params["run"], settings.aws_conn_id, origin)

@@ -35,13 +35,19 @@ def failed_in_run(settings: Settings, run: str) -> list[str]:
     def found(dag_id: str, run_id: str) -> bool:
         store = store_of(dag_id, run_id)
         return bool(
-            store.path("outcomes").exists() and store.belongs_to(dag_id, store.run_named(dag_id, run_id))
+            (store.path("outcomes").exists() or store.pruned())
+            and store.belongs_to(dag_id, store.run_named(dag_id, run_id))
         )
 
     dag_id, named_id = named_run(run, found)
     if dag_id is None:
         raise SelectionError(f"no outcomes of run {run!r} under {settings.data_dir}: {HOW_TO_NAME}")
     store = store_of(dag_id, named_id)
+    if pruned := store.pruned():
+        raise SelectionError(
+            f"the files of run {run} were deleted on {pruned[:10]}, ASR_KEEP_RUNS_DAYS after it ended: "
+            "its failures are no longer known; pick its findings by id, or let a sweep find them"
+        )
     if not run_finished(dag_id, store.run_named(dag_id, named_id), store):
         # Its findings still queued count as NOT_RUN.
         raise SelectionError(f"run {run} has not finished: rerun its failures once it has")
@@ -74,7 +80,9 @@ def run_finished(dag_id: str, run_id: str, store: RunStore) -> bool:
     its report was written. A report alone is not enough where Airflow can be asked: a run
     cleared since keeps its earlier report while its fixes run again."""
     state = run_state(dag_id, run_id)
-    return store.path("report.json").exists() if state is None else state in ENDED
+    if state is None:
+        return store.path("report.json").exists() or store.pruned() is not None
+    return state in ENDED
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from typing import Any
 OWNER = "run.json"  # the run a folder belongs to (``RunStore.own``)
 # The DAGs whose runs a person can name to rerun their failures or roll them back.
 RUN_DAGS = ("asr_sweep", "asr_remediate", "asr_events")
+# The DAGs whose runs keep a folder of the data dir: those, and rollbacks.
+FOLDER_DAGS = (*RUN_DAGS, "asr_rollback")
 
 
 def named_run(run: str, found: Callable[[str, str], bool]) -> tuple[str | None, str]:
@@ -80,7 +83,8 @@ def bounded(name: str, limit: int = NAME_LIMIT) -> str:
     return f"{name[: limit - 17]}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
 
 
-def _root(data_dir: str, conn_id: str | None) -> Any:
+def data_root(data_dir: str, conn_id: str | None) -> Any:
+    """The data dir (or any folder setting): a local path, or object storage for a URL."""
     if "://" in data_dir:
         from airflow.sdk import ObjectStoragePath
 
@@ -116,13 +120,21 @@ def write_whole(target: Any, text: str) -> None:
     fsync_path(target.parent)  # and the rename itself survives it
 
 
+def remove_tree(path: Any) -> None:
+    """Delete a folder and all it holds, on local disk or in object storage."""
+    if isinstance(path, Path):
+        shutil.rmtree(path)
+    else:
+        path.fs.rm(path.path, recursive=True)
+
+
 class RunStore:
     def __init__(self, root: Any) -> None:
         self.root = root
 
     @classmethod
     def for_run(cls, data_dir: str, dag_id: str, run_id: str, conn_id: str | None = None) -> RunStore:
-        return cls(_root(data_dir, conn_id) / safe_name(dag_id) / safe_name(run_id))
+        return cls(data_root(data_dir, conn_id) / safe_name(dag_id) / safe_name(run_id))
 
     def path(self, name: str) -> Any:
         return self.root / name
@@ -133,37 +145,47 @@ class RunStore:
         self.refuse_another(dag_id, run_id, run_after)
         self.write_json(OWNER, {"dag_id": dag_id, "run_id": run_id, "run_after": run_after})
 
-    def refuse_another(self, dag_id: str, run_id: str, run_after: str | None = None) -> None:
+    def owner(self) -> dict[str, Any]:
+        """What ``run.json`` says of the run the folder is marked for; {} while none is."""
+        return self.read_json(OWNER) if self.path(OWNER).exists() else {}
+
+    def refuse_another(self, dag_id: str, run_id: str, run_after: str | None = None) -> dict[str, Any]:
         """Raise ValueError if the folder is another run's: run ids that differ only in
         characters a folder name cannot hold (``fix:1``, ``fix_1``, made up through the REST
         API) map to one folder, and a run must not read, report or roll back another's files.
         Nor may a run triggered again under the id of one deleted since: it would take that
-        run's dry-run decision, approvals and SSM executions for its own."""
-        if not self.belongs_to(dag_id, run_id):
+        run's dry-run decision, approvals and SSM executions for its own. Returns ``owner()``,
+        read once."""
+        owner = self.owner()
+        if owner and [owner.get("dag_id"), owner.get("run_id")] != [dag_id, run_id]:
             raise ValueError(
                 f"run {run_id!r} of {dag_id} would share the folder {self.root} with run "
-                f"{self.read_json(OWNER).get('run_id')!r}: trigger it with another run id"
+                f"{owner.get('run_id')!r}: trigger it with another run id"
             )
-        earlier = self.read_json(OWNER).get("run_after") if self.path(OWNER).exists() else None
+        earlier = owner.get("run_after")
         if earlier and run_after and earlier != run_after:
+            kept = "its run.json" if owner.get("pruned") else "its files"
             raise ValueError(
-                f"an earlier run {run_id!r} of {dag_id} (made {earlier}, deleted since) left its files "
-                f"in {self.root}: trigger this one with another run id (those files keep that run's "
-                "report, and its audit journal its rollback)"
+                f"an earlier run {run_id!r} of {dag_id} (made {earlier}, deleted since) left {kept} "
+                f"in {self.root}: trigger this one with another run id (they are that run's, and its "
+                "audit journal its rollback)"
             )
+        return owner
 
     def belongs_to(self, dag_id: str, run_id: str) -> bool:
         """Whether the folder is this run's id's, or no run's yet (or a run's from before ``own``)."""
-        if not self.path(OWNER).exists():
-            return True
-        owner = self.read_json(OWNER)
-        return [owner.get("dag_id"), owner.get("run_id")] == [dag_id, run_id]
+        owner = self.owner()
+        return not owner or [owner.get("dag_id"), owner.get("run_id")] == [dag_id, run_id]
 
     def run_named(self, dag_id: str, run_id: str) -> str:
         """The id of the run whose folder this is, for ``run_id`` as a person named it: the id
         itself or the folder's name (``recorded_run_id``); ``run_id`` when no run owns it."""
-        owner = self.read_json(OWNER) if self.path(OWNER).exists() else {}
+        owner = self.owner()
         return recorded_run_id(run_id, [owner.get("run_id")] if owner.get("dag_id") == dag_id else [])
+
+    def pruned(self) -> str | None:
+        """When the run's files were deleted for age (``asr.housekeeping``), else None."""
+        return self.owner().get("pruned")
 
     def write_json(self, name: str, data: Any) -> Any:
         target = self.path(name)

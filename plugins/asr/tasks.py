@@ -55,8 +55,11 @@ def branch_target(playbook: Playbook) -> str:
     return f"{remediate_group(playbook.group_id)}.{'approve' if playbook.disruptive else 'select_batches'}"
 
 
-def run_context(context: Any = None) -> tuple[Settings, Any, str]:
-    """This run's settings (environment < the run's params), store and run id."""
+def run_context(context: Any = None, starting: bool = False) -> tuple[Settings, Any, str]:
+    """This run's settings (environment < the run's params), store and run id. Unless
+    ``starting`` (its first step, which starts over), refused in a run whose files were
+    deleted for age (``asr.housekeeping``): a task of it cleared later would read no batch and
+    no outcome, and report success for nothing."""
     from asr.store import RunStore
 
     context = context or get_current_context()
@@ -67,7 +70,12 @@ def run_context(context: Any = None) -> tuple[Settings, Any, str]:
     run_id = context["run_id"]
     store = RunStore.for_run(settings.data_dir, context["dag"].dag_id, run_id, settings.aws_conn_id)
     with _asked_wrong():  # no step of a run may go on in another run's folder
-        store.refuse_another(context["dag"].dag_id, run_id, run_after(context))
+        owner = store.refuse_another(context["dag"].dag_id, run_id, run_after(context))
+        if not starting and (pruned := owner.get("pruned")):
+            raise ValueError(
+                f"the files of run {run_id} were deleted on {pruned[:10]}, ASR_KEEP_RUNS_DAYS after it "
+                "ended: clear the whole run (it starts over), or trigger a new one"
+            )
     return settings, store, run_id
 
 
@@ -89,7 +97,7 @@ def _refuse_unknown_fields(context: Any) -> None:
 def own_run(context: Any) -> tuple[Settings, Any, str]:
     """``run_context``, with the run's folder marked as this run's: ingest, each run's first step."""
     with _asked_wrong():
-        settings, store, run_id = run_context(context)
+        settings, store, run_id = run_context(context, starting=True)
         store.own(context["dag"].dag_id, run_id, run_after(context))
     return settings, store, run_id
 
@@ -446,3 +454,36 @@ def revert_run() -> dict[str, int]:
 def watcher() -> None:
     """Fail the run when any task failed, even though write-back and report still ran."""
     raise RuntimeError("a task of this run failed; see the failed task's log")
+
+
+@task(multiple_outputs=False, retries=RETRIES, retry_delay=RETRY_DELAY)
+def prune_runs() -> dict[str, int]:
+    """Delete the files of runs that ended and wrote nothing for ``ASR_KEEP_RUNS_DAYS``
+    (``asr.housekeeping``); with the form's dry run, only list them."""
+    import pendulum
+
+    from asr.housekeeping import prune_runs as prune
+    from asr.store import data_root
+
+    context = get_current_context()
+    settings = Settings.from_env()
+    if not settings.keep_runs_days:
+        log.info("ASR_KEEP_RUNS_DAYS is 0: runs' files are kept for ever")
+        return {}
+    dry = bool(context["params"].get("dry_run"))
+    keep = timedelta(days=settings.keep_runs_days)
+    done = prune(data_root(settings.data_dir, settings.aws_conn_id), keep, pendulum.now("UTC"), dry)
+    verb = "would delete" if dry else "deleted"
+    log.info(
+        "Runs older than %d days under %s: %s the files of %d%s",
+        settings.keep_runs_days,
+        settings.data_dir,
+        verb,
+        len(done.deleted),
+        "".join(f"\n  {name}" for name in done.deleted),
+    )
+    if done.running:
+        log.info("Left, not ended yet: %s", ", ".join(done.running))
+    if done.failed:
+        raise RuntimeError(f"could not delete the files of {', '.join(done.failed)}: the log says why")
+    return done.counts()
