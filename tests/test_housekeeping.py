@@ -3,6 +3,7 @@ the audit journal never is, and a pruned run still answers for its id."""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -81,7 +82,7 @@ def test_a_run_not_ended_or_cleared_and_run_again_is_kept(tmp_path: Path) -> Non
         return "running"
 
     done = prune_runs(tmp_path, KEEP, NOW, state=state)
-    assert (done.deleted, done.running) == ([], ["asr_remediate/manual__waiting"])
+    assert (done.deleted, done.not_ended) == ([], ["asr_remediate/manual__waiting"])
     assert asked == [("asr_remediate", "manual__waiting")]
     assert "report.json" in files(waiting)
 
@@ -117,7 +118,7 @@ def test_a_pruned_run_still_refuses_its_folder_to_a_new_run_of_its_id(tmp_path: 
     store = run_folder(tmp_path, "asr_sweep", "scheduled__1", KEEP * 2)
     prune_runs(tmp_path, KEEP, NOW, state=ended)
     store.refuse_another("asr_sweep", "scheduled__1", MADE)  # its own tasks: fine
-    with pytest.raises(ValueError, match="deleted since"):
+    with pytest.raises(ValueError, match=r"deleted since\) left its run.json in"):
         store.refuse_another("asr_sweep", "scheduled__1", "2026-12-07T00:00:00+00:00")
 
 
@@ -159,6 +160,17 @@ def test_runs_in_object_storage_are_pruned(clean_aws: str) -> None:
     assert store.pruned()
 
 
+def server_said(status: int) -> Exception:
+    """The API server's answer as dag.test's supervisor passes it on: the client's own error."""
+    import httpx
+    from airflow.sdk.api.client import ServerResponseError
+
+    request = httpx.Request("GET", "http://api/dag-runs/asr_sweep/scheduled__1/state")
+    return ServerResponseError(
+        "Server returned error", request=request, response=httpx.Response(status, request=request)
+    )
+
+
 def answer(**detail: Any) -> Exception:
     from airflow.sdk.exceptions import AirflowRuntimeError, ErrorType
     from airflow.sdk.execution_time.comms import ErrorResponse
@@ -174,7 +186,7 @@ def test_a_run_airflow_could_not_be_asked_about_is_kept(
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
     store = run_folder(tmp_path, "asr_sweep", "scheduled__1", KEEP * 2)
-    for failure in (answer(status_code=500), ConnectionError("refused")):
+    for failure in (answer(status_code=500), server_said(500), ConnectionError("refused")):
 
         def failing(dag_id: str, run_id: str, failure: Exception = failure) -> str:
             raise failure
@@ -193,12 +205,42 @@ def test_a_run_airflow_could_not_be_asked_about_is_kept(
 
 def test_a_folder_without_its_run_id_goes_only_when_airflow_says_it_ended(tmp_path: Path) -> None:
     """A folder's name is the run id with ``:`` and ``+`` read ``_``: Airflow knows no run of
-    that name, which says nothing about the run."""
-    store = run_folder(tmp_path, "asr_rollback", "manual__2026-08-01T00:00:00+00:00", KEEP * 2, owned=False)
-    done = prune_runs(tmp_path, KEEP, NOW, state=lambda dag_id, run_id: None)
-    assert (done.deleted, done.running) == ([], [f"asr_rollback/{store.root.name}"])
-    assert prune_runs(tmp_path, KEEP, NOW, state=ended).deleted == [f"asr_rollback/{store.root.name}"]
-    assert not store.root.exists()
+    that name, which says nothing about the run. An Airflow id is read back from it."""
+    made = "manual__2026-08-01T00:00:00.123456+00:00"
+    store = run_folder(tmp_path, "asr_rollback", made, KEEP * 2, owned=False)
+    other = run_folder(tmp_path, "asr_sweep", "fix:1", KEEP * 2, owned=False)
+    asked: list[str] = []
+
+    def knows(dag_id: str, run_id: str) -> str | None:
+        asked.append(run_id)
+        return "success" if run_id == made else None
+
+    done = prune_runs(tmp_path, KEEP, NOW, state=knows)
+    assert (done.deleted, done.not_ended) == ([f"asr_rollback/{store.root.name}"], ["asr_sweep/fix_1"])
+    assert asked == ["fix_1", store.root.name, made]
+    assert not store.root.exists() and "report.json" in files(other)
+
+
+def test_one_run_that_cannot_be_read_leaves_the_others_to_go(tmp_path: Path) -> None:
+    torn = run_folder(tmp_path, "asr_events", "a", KEEP * 2)
+    torn.path("run.json").write_text("")
+    later = run_folder(tmp_path, "asr_events", "b", KEEP * 2)
+    stray = tmp_path / "asr_events" / "notes.txt"
+    stray.write_text("a file of no run")
+    os.utime(stray, (0, 0))
+
+    done = prune_runs(tmp_path, KEEP, NOW, state=ended)
+
+    assert (done.deleted, done.failed) == (["asr_events/b"], ["asr_events/a"])
+    assert files(later) == ["run.json"] and "report.json" in files(torn)
+    assert stray.exists()
+
+
+def test_an_object_without_a_time_never_looks_old() -> None:
+    from asr.housekeeping import _mtime
+
+    assert _mtime({"name": "b/k", "type": "file", "size": 1}) == math.inf
+    assert _mtime({"LastModified": NOW}) == NOW.timestamp()
 
 
 def test_a_prune_that_could_not_finish_is_finished_by_the_next_pass(
@@ -223,31 +265,31 @@ def test_a_prune_that_could_not_finish_is_finished_by_the_next_pass(
     assert files(store) == ["run.json"]
 
 
-def test_a_task_of_a_pruned_run_cleared_later_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """It would read no batch and no outcome, and report success for nothing; its first step,
-    which starts the run over, goes on."""
+def test_no_task_of_a_pruned_run_runs_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task cleared later would read no batch and no outcome and report success for nothing;
+    its ingest cleared would start over without the decision its first one recorded (a dry
+    run, scheduled, would follow today's ASR_DRY_RUN and change things)."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from asr.tasks import own_run, run_context
 
     monkeypatch.setenv("ASR_DATA_DIR", str(tmp_path))
     store = run_folder(tmp_path, "asr_sweep", "scheduled__1", KEEP * 2)
-    prune_runs(tmp_path, KEEP, NOW, state=ended)
     dag = SimpleNamespace(dag_id="asr_sweep", params={})
+    made = datetime.fromisoformat(MADE)
     context = {
         "params": {},
         "dag": dag,
         "run_id": "scheduled__1",
-        "dag_run": SimpleNamespace(conf={}, run_after=datetime.fromisoformat(MADE)),
+        "dag_run": SimpleNamespace(conf={}, run_after=made),
     }
-
-    with pytest.raises(AirflowFailException, match=r"deleted on 2026-12-07.*clear the whole run"):
-        run_context(context)
-    own_run(context)
-    assert store.pruned() is None
     run_context(context)
+    prune_runs(tmp_path, KEEP, NOW, state=ended)
+
+    for step in (run_context, own_run):
+        with pytest.raises(AirflowFailException, match=r"deleted on 2026-12-07, .*: trigger a new run"):
+            step(context)
+    assert store.pruned()
 
 
 @pytest.mark.parametrize(

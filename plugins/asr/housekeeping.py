@@ -17,6 +17,8 @@ its failures) are told its files were deleted, not that it never ran or has not 
 from __future__ import annotations
 
 import logging
+import math
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,15 +35,15 @@ NOT_FOUND = 404  # the Execution API's answer for a DAG run it does not have
 @dataclass
 class Pruned:
     """What a pass over the data dir did: the runs whose files went (``<dag>/<folder>``), those
-    old enough but not ended, and those it could not delete or ask Airflow about (kept, and
-    tried again on the next pass)."""
+    old enough but not known to have ended, and those it could not read, delete or ask
+    Airflow about (kept, and tried again on the next pass)."""
 
     deleted: list[str] = field(default_factory=list)
-    running: list[str] = field(default_factory=list)
+    not_ended: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        return {"deleted": len(self.deleted), "running": len(self.running), "failed": len(self.failed)}
+        return {"deleted": len(self.deleted), "not_ended": len(self.not_ended), "failed": len(self.failed)}
 
 
 def airflow_state(dag_id: str, run_id: str) -> str | None:
@@ -66,9 +68,30 @@ def airflow_state(dag_id: str, run_id: str) -> str | None:
 
 
 def _mtime(info: dict[str, Any]) -> float:
+    """When an object was written; a store that does not say (``st_mtime`` reads 0) gives
+    infinity, so that its run never looks old: deleting on a guess is no option."""
     from airflow.sdk.io.stat import stat_result
 
-    return float(stat_result(info).st_mtime)
+    return float(stat_result(info).st_mtime) or math.inf
+
+
+# A run id as its folder reads it (``store.safe_name``): Airflow's own ids end in a time,
+# whose ":" and "+" read "_" there.
+FOLDER_OF_AIRFLOW_ID = re.compile(
+    r"(?P<kind>[a-z_]+?)__(?P<day>\d{4}-\d\d-\d\d)T(?P<h>\d\d)_(?P<m>\d\d)_(?P<s>\d\d)(?P<frac>\.\d+)?"
+    r"_(?P<oh>\d\d)_(?P<om>\d\d)"
+)
+
+
+def ids_of_folder(folder: str) -> list[str]:
+    """The run ids a folder without ``run.json`` (from before runs marked theirs) may belong
+    to: its name, and the Airflow id it reads as, when it reads as one."""
+    match = FOLDER_OF_AIRFLOW_ID.fullmatch(folder)
+    if not match:
+        return [folder]
+    g = match.groupdict()
+    made = f"{g['kind']}__{g['day']}T{g['h']}:{g['m']}:{g['s']}{g['frac'] or ''}+{g['oh']}:{g['om']}"
+    return [folder, made]
 
 
 def run_files(dag_root: Any) -> dict[str, dict[str, float]]:
@@ -77,9 +100,12 @@ def run_files(dag_root: Any) -> dict[str, dict[str, float]]:
     found: dict[str, dict[str, float]] = defaultdict(dict)
     if isinstance(dag_root, Path):
         for path in dag_root.rglob("*"):
-            if path.is_file():
-                run, _, inside = path.relative_to(dag_root).as_posix().partition("/")
-                found[run][inside] = path.stat().st_mtime
+            run, _, inside = path.relative_to(dag_root).as_posix().partition("/")
+            try:
+                if inside and path.is_file():
+                    found[run][inside] = path.stat().st_mtime
+            except FileNotFoundError:  # a temporary file renamed meanwhile
+                continue
         return found
     base = dag_root.path.rstrip("/") + "/"
     for key, info in dag_root.fs.find(dag_root.path, detail=True).items():
@@ -108,30 +134,55 @@ def prune_runs(
         for folder, files in sorted(run_files(dag_root).items()):
             if set(files) == {OWNER}:
                 continue  # pruned already (or a run that died as it began: one small file)
-            store = RunStore(dag_root / folder)
             name = f"{dag_id}/{folder}"
-            owner = store.owner() if OWNER in files else {}
-            top = [written for inside, written in files.items() if "/" not in inside]
-            # A run marked pruned by a pass that could not finish is old enough already.
-            if not owner.get("pruned") and (not top or now.timestamp() - max(top) <= keep.total_seconds()):
-                continue
-            run_id = owner.get("run_id") if owner.get("dag_id") == dag_id else None
             try:
-                # A folder without run.json (from before runs marked theirs) is named as a run id
-                # reads as a folder: Airflow may not know that name, so only its word that the
-                # run ended counts, not "no such run".
-                ended = state(dag_id, run_id or folder)
-                if ended not in ENDED and not (ended is None and run_id):
-                    done.running.append(name)
+                if not _prune_one(
+                    RunStore(dag_root / folder), dag_id, folder, files, keep, now, dry_run, state
+                ):
                     continue
-                if not dry_run:
-                    _prune(store, owner, now)
-            except Exception as exc:  # a run Airflow could not answer for, or a delete refused: kept
+            except NotEnded:
+                done.not_ended.append(name)
+            except Exception as exc:  # a run Airflow could not answer for, a file unread or kept: left
                 log.warning("Left the files of run %s: %s", name, exc)
                 done.failed.append(name)
-                continue
-            done.deleted.append(name)
+            else:
+                done.deleted.append(name)
     return done
+
+
+class NotEnded(Exception):
+    """Airflow does not say the run ended: its files stay."""
+
+
+def _prune_one(
+    store: RunStore,
+    dag_id: str,
+    folder: str,
+    files: dict[str, float],
+    keep: timedelta,
+    now: datetime,
+    dry_run: bool,
+    state: Callable[[str, str], str | None],
+) -> bool:
+    """Prune one run folder if it is old and ended (NotEnded if only old); whether it was."""
+    owner = store.owner() if OWNER in files else {}
+    top = [written for inside, written in files.items() if "/" not in inside]
+    # A run marked pruned by a pass that could not finish is old enough already.
+    if not owner.get("pruned") and (not top or now.timestamp() - max(top) <= keep.total_seconds()):
+        return False
+    if owner.get("dag_id") == dag_id and owner.get("run_id"):
+        states = [state(dag_id, owner["run_id"])]
+        ended = states[0] in ENDED or states[0] is None  # None: Airflow has no such run
+    else:
+        # No recorded id: Airflow may know the run by another name than these, so only its
+        # word that the run ended counts, not "no such run".
+        states = [state(dag_id, run_id) for run_id in ids_of_folder(folder)]
+        ended = any(s in ENDED for s in states)
+    if not ended:
+        raise NotEnded
+    if not dry_run:
+        _prune(store, owner, now)
+    return True
 
 
 def _prune(store: RunStore, owner: dict[str, Any], now: datetime) -> None:

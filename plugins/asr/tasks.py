@@ -55,11 +55,11 @@ def branch_target(playbook: Playbook) -> str:
     return f"{remediate_group(playbook.group_id)}.{'approve' if playbook.disruptive else 'select_batches'}"
 
 
-def run_context(context: Any = None, starting: bool = False) -> tuple[Settings, Any, str]:
-    """This run's settings (environment < the run's params), store and run id. Unless
-    ``starting`` (its first step, which starts over), refused in a run whose files were
-    deleted for age (``asr.housekeeping``): a task of it cleared later would read no batch and
-    no outcome, and report success for nothing."""
+def run_context(context: Any = None) -> tuple[Settings, Any, str]:
+    """This run's settings (environment < the run's params), store and run id. Refused in a
+    run whose files were deleted for age (``asr.housekeeping``): a task of it cleared later
+    would read no batch and no outcome and report success for nothing, and its ingest cleared
+    would start over without the decisions its first one recorded (dry run or not)."""
     from asr.store import RunStore
 
     context = context or get_current_context()
@@ -71,10 +71,10 @@ def run_context(context: Any = None, starting: bool = False) -> tuple[Settings, 
     store = RunStore.for_run(settings.data_dir, context["dag"].dag_id, run_id, settings.aws_conn_id)
     with _asked_wrong():  # no step of a run may go on in another run's folder
         owner = store.refuse_another(context["dag"].dag_id, run_id, run_after(context))
-        if not starting and (pruned := owner.get("pruned")):
+        if pruned := owner.get("pruned"):
             raise ValueError(
                 f"the files of run {run_id} were deleted on {pruned[:10]}, ASR_KEEP_RUNS_DAYS after it "
-                "ended: clear the whole run (it starts over), or trigger a new one"
+                "ended: trigger a new run"
             )
     return settings, store, run_id
 
@@ -97,7 +97,7 @@ def _refuse_unknown_fields(context: Any) -> None:
 def own_run(context: Any) -> tuple[Settings, Any, str]:
     """``run_context``, with the run's folder marked as this run's: ingest, each run's first step."""
     with _asked_wrong():
-        settings, store, run_id = run_context(context, starting=True)
+        settings, store, run_id = run_context(context)
         store.own(context["dag"].dag_id, run_id, run_after(context))
     return settings, store, run_id
 
@@ -482,8 +482,8 @@ def prune_runs() -> dict[str, int]:
         len(done.deleted),
         "".join(f"\n  {name}" for name in done.deleted),
     )
-    if done.running:
-        log.info("Left, not ended yet: %s", ", ".join(done.running))
+    if done.not_ended:
+        log.info("Left, not known to have ended: %s", ", ".join(done.not_ended))
     if done.failed:
         raise RuntimeError(f"could not delete the files of {', '.join(done.failed)}: the log says why")
     return done.counts()
