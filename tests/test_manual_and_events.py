@@ -187,7 +187,13 @@ def test_a_chosen_resource_no_finding_names_is_reported(aws, airflow_db: None, o
     assert run.state == "success"
     report = report_of(run)
     expected = [
-        {"finding_id": "", "resource": r, "error": f"resource {r}: {NO_SUCH_RESOURCE}", PICK: True}
+        {
+            "finding_id": "",
+            "resource": r,
+            "error": f"resource {r}: {NO_SUCH_RESOURCE}",
+            PICK: True,
+            "named": f"resource {r}",
+        }
         for r in typos
     ]
     assert sorted(report["rejected"], key=lambda r: r["resource"]) == sorted(
@@ -485,10 +491,44 @@ def test_events_are_deduplicated_and_told_apart() -> None:
             *(event(IMPORTED, "d", bad) for bad in (None, 7, {"Id": "x"}, ["x"])),
             # Only Security Hub sends aws.securityhub events; anyone with the queue may send others.
             {**event(CUSTOM_ACTION, "e"), "source": "my.app"},
+            {**event(IMPORTED, "f"), "detail-type": "Security Hub Insight Results"},
         )
     )
     assert asked.finding_ids == ["a", "b", "c"]
     assert asked.by_person == {"a", "b"}
+    # Each message that named no finding, for the run's report.
+    assert [m["message"] for m in asked.skipped] == [str(n) for n in range(3, 10)]
+    assert asked.skipped[0]["error"].startswith("not a Security Hub findings event: KeyError")
+    assert "source 'my.app'" in asked.skipped[-2]["error"]
+    assert asked.skipped[-1]["error"] == (
+        "an event of type 'Security Hub Insight Results', which asr does not act on"
+    )
+
+
+@pytest.mark.airflow
+def test_an_events_run_reports_the_messages_it_took_no_finding_from(
+    aws, airflow_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone who may send to the queue can put anything there: the run goes on with the
+    findings of the other messages and lists each bad one in its report, not only in a log."""
+    from asr import events
+
+    seeded = seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION)
+    raw = finding(seeded)
+    import_findings(aws.admin_client("securityhub", REGION), [raw])
+    [event] = asset_events(security_hub_event(CUSTOM_ACTION, raw["Id"]), {"hello": "world"})
+    event.timestamp = datetime.datetime.now(datetime.UTC)
+    monkeypatch.setattr(events, "run_events", lambda *args: ([event], []))
+
+    run = dag("asr_events").test()
+
+    assert run.state == "success"
+    report = report_of(run)
+    assert report["totals"] == {"REMEDIATED": 1}, "the message is no finding: counted nowhere"
+    [skipped] = report["rejected"]
+    assert skipped["named"] == "SQS message 1"
+    assert skipped["error"].startswith("not a Security Hub findings event: KeyError")
+    assert not world_open(aws, seeded)
 
 
 def test_a_body_nested_too_deep_is_skipped_not_the_others(caplog: pytest.LogCaptureFixture) -> None:

@@ -524,3 +524,29 @@ def test_picks_no_finding_answers_are_counted_apart_from_the_findings(tmp_path: 
     store.write_lines("rejected.jsonl", picks[1:])
     alone = report.build(store, RUN_ID)
     assert (alone["totals"], report.headline(alone)) == ({}, f"ASR run {RUN_ID}: 1 pick not found")
+
+
+def test_what_was_not_acted_on_is_named_in_every_view_and_only_findings_are_counted(store: RunStore) -> None:
+    """A resource a person chose that no finding names, and an events message that named no
+    finding, are no findings: listed by what they are, counted in no finding total."""
+    from asr.sweep import MESSAGE, PICK, REJECTED
+
+    arn = "arn:aws:ec2:us-east-1:222222222222:security-group/sg-gone"
+    store.write_lines(
+        REJECTED,
+        [
+            {"finding_id": "f-9", "error": "account 999999999999 is not allowed"},
+            {"finding_id": "", "resource": arn, "error": "no finding names it", PICK: True},
+            {"finding_id": "", MESSAGE: "m-1", "error": "not a Security Hub findings event: KeyError"},
+        ],
+    )
+    built, markdown = report.write(store, RUN_ID)
+
+    assert [r["named"] for r in built["rejected"]] == ["f-9", f"resource {arn}", "SQS message m-1"]
+    assert (built["totals"]["REJECTED"], built["picks_not_found"]) == (1, 1)
+    assert "- SQS message m-1: not a Security Hub findings event: KeyError" in markdown
+    assert f"- resource {arn}: no finding names it" in markdown
+    assert "(no id)" not in markdown + report.summary(built)
+    assert "- SQS message m-1: not a Security Hub" in report.summary(built)
+    assert "<td><code>SQS message m-1</code></td>" in report.html_page(built)
+    assert report.worth_telling(built)

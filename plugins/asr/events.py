@@ -83,6 +83,8 @@ def queue_region(queue_url: str, environ: Mapping[str, str] | None = None) -> st
 class FindingsAsked:
     by_person: set[str] = field(default_factory=set)
     by_import: set[str] = field(default_factory=set)
+    # The messages no finding was taken from: {"message": its MessageId, "error": why}.
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def finding_ids(self) -> list[str]:
@@ -319,8 +321,9 @@ def brief(message: Mapping[str, Any]) -> dict[str, Any]:
 
 def findings_asked(asset_events: Iterable[Any]) -> FindingsAsked:
     """The finding ids the events name, deduplicated, by who asked. A message that is not a
-    Security Hub findings event is skipped with a warning: one bad message must not stop the
-    findings of the others (its neighbours' messages are deleted from the queue already)."""
+    Security Hub findings event is skipped with a warning, and listed in the run's report
+    (``skipped``): one bad message must not stop the findings of the others (its neighbours'
+    messages are deleted from the queue already), and nobody reads the triggerer's log."""
     asked = FindingsAsked()
     for message in _messages(asset_events):
         try:
@@ -328,12 +331,15 @@ def findings_asked(asset_events: Iterable[Any]) -> FindingsAsked:
                 raise ValueError(message["NotAnEvent"])
             kind, ids = security_hub_event(message.get("Body") or "")
         except ValueError as exc:
-            log.warning("Skipping a message that is not a Security Hub findings event: %s", exc)
-            continue
-        if kind == CUSTOM_ACTION:
-            asked.by_person.update(ids)
-        elif kind == IMPORTED:
-            asked.by_import.update(ids)
+            why = f"not a Security Hub findings event: {exc}"
         else:
-            log.warning("Skipping an event of type %r", kind)
+            if kind == CUSTOM_ACTION:
+                asked.by_person.update(ids)
+                continue
+            if kind == IMPORTED:
+                asked.by_import.update(ids)
+                continue
+            why = f"an event of type {kind[:100]!r}, which asr does not act on"
+        log.warning("Skipping SQS message %s: %s", message.get("MessageId"), why)
+        asked.skipped.append({"message": str(message.get("MessageId")), "error": why})
     return asked

@@ -21,6 +21,7 @@ from asr.remediate import Outcome
 from asr.securityhub import refused_for_now
 from asr.store import RunStore, write_whole
 from asr.sweep import (
+    MESSAGE,
     PICK,
     REJECTED,
     UNSUPPORTED,
@@ -120,6 +121,24 @@ def is_pick(rejection: dict[str, Any]) -> bool:
     return bool(rejection.get(PICK))
 
 
+def is_finding(rejection: dict[str, Any]) -> bool:
+    """Whether an entry of rejected.jsonl is a finding: not a pick, nor an events message that
+    named none (``MESSAGE``)."""
+    return not is_pick(rejection) and MESSAGE not in rejection
+
+
+def named(rejection: dict[str, Any]) -> str:
+    """What an entry of rejected.jsonl is about, as "Not acted on" lists it: a finding's id,
+    else the resource a person chose, else the SQS message."""
+    if rejection.get("finding_id"):
+        return str(rejection["finding_id"])
+    if rejection.get("resource"):
+        return f"resource {rejection['resource']}"
+    if rejection.get(MESSAGE):
+        return f"SQS message {rejection[MESSAGE]}"
+    return "(no id)"
+
+
 def build(store: RunStore, run_id: str) -> dict[str, Any]:
     """Everything the views show, from what the run's steps left in its store.
 
@@ -127,16 +146,17 @@ def build(store: RunStore, run_id: str) -> dict[str, Any]:
     rejected finding with an outcome (one a person named, marked NOTIFIED) counts as that
     outcome; one without is counted REJECTED under ``UNKNOWN``. The picks no finding answers
     (``is_pick``) are not findings: ``picks_not_found`` counts them; ``rejected`` lists them
-    with the rejected findings, as "Not acted on".
+    with the rejected findings, as "Not acted on", each ``named``; so are the events' messages
+    that named no finding, counted nowhere else.
     """
     outcomes = every_outcome(store)
-    rejected = list(store.read_lines(REJECTED))
+    rejected = [r | {"named": named(r)} for r in store.read_lines(REJECTED)]
     picks = sum(1 for r in rejected if is_pick(r))
     has_outcome = {o.finding_id for o in outcomes}
     unlisted = sum(
         1
         for r in rejected
-        if not is_pick(r) and (not r.get("finding_id") or r["finding_id"] not in has_outcome)
+        if is_finding(r) and (not r.get("finding_id") or r["finding_id"] not in has_outcome)
     )
     writeback = store.read_json(WRITTEN_BACK) if store.path(WRITTEN_BACK).exists() else {}
     shown, told = _written(writeback, run_id), _told(writeback, run_id)
@@ -299,7 +319,7 @@ def markdown(report: dict[str, Any]) -> str:
         parts += [f"- {_md(o['resource_arn'])}: {_md(o['caveat'])}" for o in checks]
     if report["rejected"]:
         parts += ["", "## Not acted on", ""]
-        parts += [f"- {_md(r['finding_id'] or '(no id)')}: {_md(r['error'])}" for r in report["rejected"]]
+        parts += [f"- {_md(r['named'])}: {_md(r['error'])}" for r in report["rejected"]]
     if report.get("unsupported"):
         parts += ["", f"## {unsupported_text(report['unsupported'])}", ""]
         parts += [f"- {_md(control)}: {n}" for control, n in report["unsupported"].items()]
@@ -379,7 +399,7 @@ def summary(report: dict[str, Any]) -> str:
 
     failed = [about(o, o["message"]) for o in report["outcomes"] if o["status"] in FAILING]
     checks = [about(o, o["caveat"]) for o in to_check(report)]
-    rejected = [_clip(f"- {r.get('finding_id') or '(no id)'}: {r.get('error')}") for r in report["rejected"]]
+    rejected = [_clip(f"- {r['named']}: {r.get('error')}") for r in report["rejected"]]
     lines = [headline(report)]
     writeback = f"Security Hub: {report.get('findings_updated', 0)} findings updated"
     if report.get("writeback_failures"):
@@ -607,7 +627,7 @@ def html_page(report: dict[str, Any]) -> str:
         _findings(report["outcomes"]),
     ]
     sections += _listing(TO_CHECK, ("resource", "what to check"), to_check(report), "resource_arn", "caveat")
-    sections += _listing("Not acted on", ("finding", "reason"), report["rejected"], "finding_id", "error")
+    sections += _listing("Not acted on", ("finding", "reason"), report["rejected"], "named", "error")
     if report.get("unsupported"):
         rows = (_row([f"<td>{_text(c)}</td>", f"<td>{n}</td>"]) for c, n in report["unsupported"].items())
         sections += [

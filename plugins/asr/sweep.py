@@ -49,6 +49,8 @@ NOT_FOUND = (
 )
 # In rejected.jsonl: an id or a resource a person picked that no finding answers.
 PICK = "pick_not_found"
+# In rejected.jsonl: the MessageId of an SQS message an events run took no finding from.
+MESSAGE = "sqs_message"
 NO_SUCH_RESOURCE = (
     "chosen, but no FAILED or WARNING, ACTIVE, NEW or NOTIFIED finding of a control asr fixes names "
     "it within ASR_ACCOUNTS, ASR_REGIONS and the form's other choices: check its ARN or id"
@@ -87,6 +89,7 @@ def ingest(
     named: Iterable[str] = (),
     dry_run: bool = False,
     resources: Iterable[str] = (),
+    skipped: Iterable[dict[str, str]] = (),
 ) -> dict[str, int]:
     """Read the findings the plan selects and route each one.
 
@@ -103,6 +106,7 @@ def ingest(
     Findings ``keep`` turns down are reported as IGNORED and left alone in Security Hub.
     ``scope`` rejects findings in accounts asr may not act in and excludes what the
     exclusions name (EXCLUDED, marked NOTIFIED), before any member role is assumed.
+    The events' messages that named no finding (``skipped``) are reported with the rejections.
     """
     named = set(named)
     unmatched = set(resources)  # the chosen resources no finding read names yet
@@ -157,6 +161,7 @@ def ingest(
         {"finding_id": "", "resource": r, "error": f"resource {r}: {NO_SUCH_RESOURCE}", PICK: True}
         for r in sorted(unmatched)
     ]
+    rejected += [{"finding_id": "", MESSAGE: m["message"], "error": m["error"]} for m in skipped]
     store.write_json(QUERIES, list(plan.queries))
     store.write_json(SEEN, seen)
     store.write_lines(RECORDS, records)

@@ -163,10 +163,11 @@ def _ingest(
     keep: Any = None,
     named: Iterable[str] = (),
     resources: Iterable[str] = (),
+    skipped: Iterable[dict[str, str]] = (),
 ) -> dict[str, int]:
     """Route the findings the plan selects, within who asr may act on (``asr.guard``);
     ``named``, ``resources``: the ids and resources a person named (``asr.sweep.ingest``
-    tells them what became of each)."""
+    tells them what became of each); ``skipped``: the events' messages that named none."""
     from asr import sweep
     from asr.guard import Scope
 
@@ -177,7 +178,9 @@ def _ingest(
     # A run cleared whole keeps the decision its first ingest recorded: a scheduled run's
     # params follow ASR_DRY_RUN as it is now, and a dry sweep cleared later must stay dry.
     dry_run = sweep.is_dry_run(store, context["params"])
-    counts = sweep.ingest(settings, aws, registry(), store, plan, keep, scope, named, dry_run, resources)
+    counts = sweep.ingest(
+        settings, aws, registry(), store, plan, keep, scope, named, dry_run, resources, skipped
+    )
     log.info(
         "Read %(findings)d findings: %(routed)d routed, %(rejected)d rejected, %(ignored)d ignored, "
         "%(excluded)d excluded",
@@ -278,9 +281,9 @@ def ingest_events() -> dict[str, int]:
         events.prune_message_claims(held, context["dag_run"].start_date)
     if not asked.finding_ids:
         log.info("The events named no findings")
-        return _ingest(QueryPlan())
+        return _ingest(QueryPlan(), skipped=asked.skipped)
     plan = actionable_plan(settings.query_accounts, settings.regions, (), asked.finding_ids)
-    return _ingest(plan, keep=asked.keep, named=asked.by_person)
+    return _ingest(plan, keep=asked.keep, named=asked.by_person, skipped=asked.skipped)
 
 
 # A worker lost, or a store write refused, must not end the run: both steps are safe to run
