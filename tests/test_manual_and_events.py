@@ -503,6 +503,10 @@ def test_events_are_deduplicated_and_told_apart() -> None:
     assert asked.skipped[-1]["error"] == (
         "an event of type 'Security Hub Insight Results', which asr does not act on"
     )
+    # A message delivered again, in another event of the same run, is listed once.
+    assert [
+        m["message"] for m in findings_asked([*asset_events({"junk": 1}), *asset_events({"junk": 2})]).skipped
+    ] == ["0"]
 
 
 @pytest.mark.airflow

@@ -548,5 +548,23 @@ def test_what_was_not_acted_on_is_named_in_every_view_and_only_findings_are_coun
     assert f"- resource {arn}: no finding names it" in markdown
     assert "(no id)" not in markdown + report.summary(built)
     assert "- SQS message m-1: not a Security Hub" in report.summary(built)
-    assert "<td><code>SQS message m-1</code></td>" in report.html_page(built)
+    page = report.html_page(built)
+    assert "<td><code>SQS message m-1</code></td>" in page and '<th scope="col">what</th>' in page
     assert report.worth_telling(built)
+    # Counted apart from the findings, in every view's counts.
+    assert built["messages_not_read"] == 1
+    assert "picks not found: 1, SQS messages not read: 1\n" in markdown
+    assert report.headline(built).endswith("1 pick not found, 1 SQS message not read")
+    assert "\u00b7 1 pick not found \u00b7 1 SQS message not read \u00b7" in page
+
+
+def test_a_run_given_only_messages_it_could_not_read_says_so_in_its_headline(tmp_path: Path) -> None:
+    """The summary of such a run goes out (someone sends junk to the queue): its subject must
+    not read "nothing to do" above a list of what was not read."""
+    from asr.sweep import MESSAGE, REJECTED
+
+    store = RunStore.for_run(str(tmp_path), "asr_events", RUN_ID)
+    store.write_lines(REJECTED, [{"finding_id": "", MESSAGE: f"m-{n}", "error": "KeyError"} for n in (1, 2)])
+    built, markdown = report.write(store, RUN_ID)
+    assert report.headline(built).endswith(", 2 SQS messages not read")  # not "nothing to do"
+    assert "Totals: SQS messages not read: 2\n" in markdown

@@ -61,7 +61,7 @@ def show(report: dict[str, Any], aws: Any, settings: Settings) -> bool:
     print(table(rows, header))
     for rejected in report["rejected"]:
         good = False
-        print(f"not acted on: {rejected['finding_id']}: {rejected['error']}")
+        print(f"not acted on: {rejected['named']}: {rejected['error']}")
     return good
 
 

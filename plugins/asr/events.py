@@ -325,6 +325,7 @@ def findings_asked(asset_events: Iterable[Any]) -> FindingsAsked:
     (``skipped``): one bad message must not stop the findings of the others (its neighbours'
     messages are deleted from the queue already), and nobody reads the triggerer's log."""
     asked = FindingsAsked()
+    listed: set[str] = set()  # a message delivered again, in two of the run's events: once
     for message in _messages(asset_events):
         try:
             if "NotAnEvent" in message:
@@ -341,5 +342,7 @@ def findings_asked(asset_events: Iterable[Any]) -> FindingsAsked:
                 continue
             why = f"an event of type {kind[:100]!r}, which asr does not act on"
         log.warning("Skipping SQS message %s: %s", message.get("MessageId"), why)
-        asked.skipped.append({"message": str(message.get("MessageId")), "error": why})
+        if str(message.get("MessageId")) not in listed:
+            listed.add(str(message.get("MessageId")))
+            asked.skipped.append({"message": str(message.get("MessageId")), "error": why})
     return asked

@@ -147,7 +147,7 @@ def build(store: RunStore, run_id: str) -> dict[str, Any]:
     outcome; one without is counted REJECTED under ``UNKNOWN``. The picks no finding answers
     (``is_pick``) are not findings: ``picks_not_found`` counts them; ``rejected`` lists them
     with the rejected findings, as "Not acted on", each ``named``; so are the events' messages
-    that named no finding, counted nowhere else.
+    that named no finding, which ``messages_not_read`` counts.
     """
     outcomes = every_outcome(store)
     rejected = [r | {"named": named(r)} for r in store.read_lines(REJECTED)]
@@ -190,6 +190,7 @@ def build(store: RunStore, run_id: str) -> dict[str, Any]:
         "outcomes": [o.to_dict() | {"workflow_status": shown(o), "security_hub": told(o)} for o in outcomes],
         "rejected": rejected,
         "picks_not_found": picks,
+        "messages_not_read": sum(1 for r in rejected if MESSAGE in r),
         # Findings of controls no playbook fixes, by control: counted, not listed one by one.
         "unsupported": store.read_json(UNSUPPORTED) if store.path(UNSUPPORTED).exists() else {},
         "warnings": store.read_json(WARNINGS) if store.path(WARNINGS).exists() else [],
@@ -213,12 +214,32 @@ def colour(status: str) -> str:
     return STATUS_COLOURS.get(status, NEUTRAL)
 
 
-def counts_text(totals: dict[str, int], picks: int = 0) -> str:
-    """The totals in words, known statuses first, then the picks no finding answers:
+def counts_text(totals: dict[str, int], extras: Iterable[str] = ()) -> str:
+    """The totals in words, known statuses first, then what was no finding (``extras_text``):
     '7 remediated, 1 failed, 2 picks not found'."""
     words = [f"{totals[s]} {s.lower().replace('_', ' ')}" for s in ordered(totals)]
-    words += [picks_text(picks)] if picks else []
-    return ", ".join(words) or "nothing to do"
+    return ", ".join([*words, *extras]) or "nothing to do"
+
+
+def _not_findings(report: dict[str, Any]) -> dict[str, int]:
+    """What the run was given that is no finding, by kind, where there was any: picks no
+    finding answers, and events' messages that named none."""
+    counts = {
+        "picks not found": int(report.get("picks_not_found") or 0),
+        "SQS messages not read": int(report.get("messages_not_read") or 0),
+    }
+    return {kind: n for kind, n in counts.items() if n}
+
+
+def extras_text(report: dict[str, Any]) -> list[str]:
+    """``_not_findings`` in words, for the counts: '2 picks not found', '1 SQS message not read'."""
+    words = {"picks not found": picks_text, "SQS messages not read": messages_text}
+    return [words[kind](n) for kind, n in _not_findings(report).items()]
+
+
+def messages_text(messages: int) -> str:
+    """'1 SQS message not read': events' messages that named no finding."""
+    return f"{messages} SQS message{'' if messages == 1 else 's'} not read"
 
 
 def picks_text(picks: int) -> str:
@@ -234,10 +255,10 @@ def title(report: dict[str, Any]) -> str:
 def headline(report: dict[str, Any], limit: int | None = None) -> str:
     """'ASR run <id>: <counts>'; within ``limit`` the run id is shortened first, then the last
     counts are left out whole (", ..."), never cut inside a word."""
-    picks = report.get("picks_not_found") or 0
-    counts = counts_text(report["totals"], picks)
+    extras = extras_text(report)
+    counts = counts_text(report["totals"], extras)
     if report.get("unfinished"):
-        counts = ", ".join(["INCOMPLETE", *([counts] if report["totals"] or picks else [])])
+        counts = ", ".join(["INCOMPLETE", *([counts] if report["totals"] or extras else [])])
     run_id = str(report["run_id"])
     shortest = len(f"{title(report)} r...: ")
     if limit is not None and shortest + len(counts) > limit:
@@ -296,8 +317,8 @@ def table(rows: list[list[str]], header: tuple[str, ...]) -> str:
 def markdown(report: dict[str, Any]) -> str:
     """The report in Markdown, every value from outside asr through ``_md`` (or ``_cell``)."""
     counted = [f"{_md(s)}: {report['totals'][s]}" for s in ordered(report["totals"])]
-    picks = report.get("picks_not_found") or 0
-    totals = ", ".join(counted + ([f"picks not found: {picks}"] if picks else [])) or "nothing to do"
+    extras = [f"{kind}: {n}" for kind, n in _not_findings(report).items()]
+    totals = ", ".join(counted + extras) or "nothing to do"
     rows = [
         [
             *(o["control_id"], o["account_id"], o["region"], o["resource_id"], o["status"]),
@@ -627,7 +648,7 @@ def html_page(report: dict[str, Any]) -> str:
         _findings(report["outcomes"]),
     ]
     sections += _listing(TO_CHECK, ("resource", "what to check"), to_check(report), "resource_arn", "caveat")
-    sections += _listing("Not acted on", ("finding", "reason"), report["rejected"], "named", "error")
+    sections += _listing("Not acted on", ("what", "reason"), report["rejected"], "named", "error")
     if report.get("unsupported"):
         rows = (_row([f"<td>{_text(c)}</td>", f"<td>{n}</td>"]) for c, n in report["unsupported"].items())
         sections += [
@@ -651,10 +672,9 @@ def html_page(report: dict[str, Any]) -> str:
         "now",
     )
     written = f"{int(report.get('findings_updated') or 0)} updated in Security Hub"
-    picks = int(report.get("picks_not_found") or 0)
     header = (
         f'<p>Generated <time datetime="{escape(generated)}">{escape(shown)}</time> \u00b7 {total} findings'
-        + (f" \u00b7 {picks_text(picks)}" if picks else "")
+        + "".join(f" \u00b7 {escape(extra)}" for extra in extras_text(report))
         + f" \u00b7 {escape(DRY_RUN_NOTE) if report.get('dry_run') else written}</p>"
     )
     if report.get("unfinished"):
