@@ -339,3 +339,10 @@ def test_the_daily_dag_prunes_and_zero_keeps_everything(
     assert dag.test(run_conf={"dry_run": False}).state == "success"
     assert files(old) == ["run.json"]
     assert "deleted the files of 1\n  asr_sweep/scheduled__gone" in caplog.text
+
+    # A mistyped setting fails the run at once, naming it: a retry would read the same.
+    monkeypatch.setenv("ASR_KEEP_RUNS_DAYS", "ninety")
+    failed = dag.test(run_conf={"dry_run": False})
+    assert failed.state == "failed"
+    assert [ti.try_number for ti in failed.get_task_instances()] == [1]
+    assert "ASR_KEEP_RUNS_DAYS='ninety' is not a whole number" in caplog.text
