@@ -17,7 +17,7 @@ from asr.config import ConfigError, Settings
 from asr.housekeeping import prune_runs
 from asr.remediate import Outcome
 from asr.selection import SelectionError, failed_in_run, run_finished
-from asr.store import RunStore
+from asr.store import RunStore, data_root
 
 NOW = datetime(2026, 12, 7, 12, tzinfo=UTC)
 KEEP = timedelta(days=90)
@@ -142,7 +142,7 @@ def test_runs_in_object_storage_are_pruned(clean_aws: str) -> None:
 
     s3 = S3Hook(aws_conn_id="aws_default")
     s3.create_bucket("asr-runs")
-    root = RunStore.for_run("s3://asr-runs/data", "asr_sweep", "x", "aws_default").root.parent.parent
+    root = data_root("s3://asr-runs/data", "aws_default")
     store = RunStore(root / "asr_sweep" / "scheduled__1")
     store.own("asr_sweep", "scheduled__1", MADE)
     store.write_lines("outcomes/EC2.13-0000.jsonl", [{"finding_id": "f-1"}])

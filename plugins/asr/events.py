@@ -341,8 +341,9 @@ def findings_asked(asset_events: Iterable[Any]) -> FindingsAsked:
                 asked.by_import.update(ids)
                 continue
             why = f"an event of type {kind[:100]!r}, which asr does not act on"
-        log.warning("Skipping SQS message %s: %s", message.get("MessageId"), why)
-        if str(message.get("MessageId")) not in listed:
-            listed.add(str(message.get("MessageId")))
-            asked.skipped.append({"message": str(message.get("MessageId")), "error": why})
+        message_id = str(message.get("MessageId"))
+        log.warning("Skipping SQS message %s: %s", message_id, why)
+        if message_id not in listed:
+            listed.add(message_id)
+            asked.skipped.append({"message": message_id, "error": why})
     return asked

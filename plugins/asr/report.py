@@ -221,20 +221,20 @@ def counts_text(totals: dict[str, int], extras: Iterable[str] = ()) -> str:
     return ", ".join([*words, *extras]) or "nothing to do"
 
 
-def _not_findings(report: dict[str, Any]) -> dict[str, int]:
-    """What the run was given that is no finding, by kind, where there was any: picks no
-    finding answers, and events' messages that named none."""
-    counts = {
-        "picks not found": int(report.get("picks_not_found") or 0),
-        "SQS messages not read": int(report.get("messages_not_read") or 0),
-    }
-    return {kind: n for kind, n in counts.items() if n}
+def _not_findings(report: dict[str, Any]) -> list[tuple[str, int, str]]:
+    """What the run was given that is no finding, where there was any: picks no finding
+    answers, and events' messages that named none; each as its name in the totals, its
+    count, and in words ('2 picks not found', '1 SQS message not read')."""
+    kinds = (
+        ("picks not found", int(report.get("picks_not_found") or 0), picks_text),
+        ("SQS messages not read", int(report.get("messages_not_read") or 0), messages_text),
+    )
+    return [(name, n, words(n)) for name, n, words in kinds if n]
 
 
 def extras_text(report: dict[str, Any]) -> list[str]:
-    """``_not_findings`` in words, for the counts: '2 picks not found', '1 SQS message not read'."""
-    words = {"picks not found": picks_text, "SQS messages not read": messages_text}
-    return [words[kind](n) for kind, n in _not_findings(report).items()]
+    """``_not_findings`` in words, for the counts."""
+    return [words for _, _, words in _not_findings(report)]
 
 
 def messages_text(messages: int) -> str:
@@ -317,7 +317,7 @@ def table(rows: list[list[str]], header: tuple[str, ...]) -> str:
 def markdown(report: dict[str, Any]) -> str:
     """The report in Markdown, every value from outside asr through ``_md`` (or ``_cell``)."""
     counted = [f"{_md(s)}: {report['totals'][s]}" for s in ordered(report["totals"])]
-    extras = [f"{kind}: {n}" for kind, n in _not_findings(report).items()]
+    extras = [f"{name}: {n}" for name, n, _ in _not_findings(report)]
     totals = ", ".join(counted + extras) or "nothing to do"
     rows = [
         [
