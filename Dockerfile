@@ -1,8 +1,9 @@
 # The product's image: the official Apache Airflow image plus the project's pinned dependencies.
 #
 # The official (non-slim) image already has the CeleryExecutor's provider
-# (apache-airflow-providers-celery), PostgreSQL and Redis clients and the Amazon provider among
-# its default extras; the check at the end of the install fails the build if that ever changes.
+# (apache-airflow-providers-celery), PostgreSQL and Redis clients, the Amazon provider and the
+# StatsD client (metrics) among its default extras; the check at the end of the install fails the
+# build if that ever changes.
 # dags/, plugins/ (the asr package) and playbooks/ are mounted by docker-compose.yaml, so
 # changing them needs no rebuild; changing requirements.txt or constraints.txt does.
 # The tag must match the apache-airflow pin in requirements.txt (tests/test_compose.py checks).
@@ -24,7 +25,7 @@ RUN set -eu; \
     done; \
     echo "Installing:"; grep -vE '^\s*(#|$)' runtime.txt; \
     pip install --no-cache-dir -r runtime.txt -c constraints.txt; \
-    python -c "import airflow.providers.celery.executors.celery_executor, airflow.providers.amazon, psycopg2, redis"; \
+    python -c "import airflow.providers.celery.executors.celery_executor, airflow.providers.amazon, psycopg2, redis, statsd"; \
     cd /; \
     rm -rf /tmp/asr
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -218,3 +219,49 @@ def vpc_with_subnets(
         for n, zone in enumerate(zones)
     ]
     return vpc_id, subnets
+
+
+class StatsdListener:
+    """A UDP socket in place of a StatsD server, read on a thread of its own (a busy
+    scheduler fills a socket buffer nobody reads, and then packets are dropped): what was
+    sent, one metric a line. ``environment``: Airflow's settings that send it there."""
+
+    def __init__(self) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.settimeout(0.1)
+        self.port = self._socket.getsockname()[1]
+        self.environment = {
+            "AIRFLOW__METRICS__STATSD_ON": "True",
+            "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+            "AIRFLOW__METRICS__STATSD_PORT": str(self.port),
+        }
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._open = True
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while self._open:
+            try:
+                packet = self._socket.recv(65535)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self._lines.extend(packet.decode(errors="replace").splitlines())
+
+    def received(self, prefix: str = "", settle: float = 0.5) -> list[str]:
+        """The lines that came since the last call, once ``settle`` seconds have passed (a
+        local UDP packet is there at once; the pause lets the reader take it)."""
+        time.sleep(settle)
+        with self._lock:
+            taken, self._lines = self._lines, []
+        return [line for line in taken if line.startswith(prefix)]
+
+    def close(self) -> None:
+        self._open = False
+        self._reader.join()
+        self._socket.close()

@@ -3,12 +3,14 @@
 Real processes (scheduler, dag-processor, triggerer, API server, a Celery worker), the
 machine's PostgreSQL and Redis, and the REST API as an operator would use it: JWT login,
 trigger with conf, poll, clear one mapped task instance and watch it rerun; and one
-Security Hub event through the triggerer. Everything started is stopped, pass or fail.
+Security Hub event through the triggerer; each run counted in Airflow's StatsD metrics by the
+worker's task process. Everything started is stopped, pass or fail.
 Select it alone with ``pytest -m cluster``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 import redis
-from helpers import Api, free_port, signed_in_users, world_open
+from helpers import Api, StatsdListener, free_port, signed_in_users, world_open
 
 from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT
 from asr.local.airflow import LocalAirflow
@@ -58,7 +60,16 @@ def broker() -> str:
     return f"redis://127.0.0.1:6379/{REDIS_DB}"
 
 
-def test_cluster_runs_sweeps_reruns_and_events(aws, database: str, broker: str, tmp_path: Path) -> None:
+@pytest.fixture
+def statsd() -> Iterator[StatsdListener]:
+    listener = StatsdListener()
+    yield listener
+    listener.close()
+
+
+def test_cluster_runs_sweeps_reruns_and_events(
+    aws, database: str, broker: str, statsd: StatsdListener, tmp_path: Path
+) -> None:
     fleet = seed_scenarios(aws)
     securityhub = aws.admin_client("securityhub", REGION)
     import_findings(securityhub, [finding(s) for s in fleet])
@@ -79,6 +90,7 @@ def test_cluster_runs_sweeps_reruns_and_events(aws, database: str, broker: str, 
         "ASR_EVENTS_WAIT_SECONDS": "1",
         "ASR_DATA_DIR": str(tmp_path / "runs"),
         "ASR_LOCAL_PORT": os.environ["ASR_LOCAL_PORT"],
+        **statsd.environment,
     }
     with LocalAirflow(home, free_port(), environment) as airflow:
         airflow.prepare("asr_sweep", "asr_events")
@@ -94,6 +106,13 @@ def test_cluster_runs_sweeps_reruns_and_events(aws, database: str, broker: str, 
         statuses = {f["Id"]: f["Workflow"]["Status"] for f in securityhub.get_findings()["Findings"]}
         assert set(statuses.values()) == {"RESOLVED"}
         assert not any(world_open(aws, s) for s in fleet if s.control_id == "EC2.13")
+        report = json.loads((tmp_path / "runs" / "asr_sweep" / run_id / "report.json").read_text())
+        assert sum(report["totals"].values()) == len(fleet)
+        assert counted(statsd.received("airflow.asr.findings.asr_sweep.")) == {
+            f"airflow.asr.findings.asr_sweep.{control.replace('.', '_')}.{status}": count
+            for control, row in report["by_control"].items()
+            for status, count in row.items()
+        }
 
         # An operator reruns one mapped batch: mark it failed, clear only failed instances.
         task = "remediate_EC2_13.fix"
@@ -132,8 +151,20 @@ def test_cluster_runs_sweeps_reruns_and_events(aws, database: str, broker: str, 
         event_run = airflow.wait("asr_events", timeout=300)
         assert event_run["state"] == "success", f"logs: {airflow.logs}"
         assert not world_open(aws, late)
+        assert counted(statsd.received("airflow.asr.findings.asr_events.")) == {
+            "airflow.asr.findings.asr_events.EC2_13.REMEDIATED": 1
+        }
     leftovers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_ours(p, home)]
     assert leftovers == [], "every process the test started must be gone"
+
+
+def counted(lines: list[str]) -> dict[str, int]:
+    """StatsD counter lines (``name:count|c``) added up by name."""
+    totals: dict[str, int] = {}
+    for line in lines:
+        name, _, rest = line.partition(":")
+        totals[name] = totals.get(name, 0) + int(rest.split("|")[0])
+    return totals
 
 
 def _is_ours(proc: Path, home: Path) -> bool:

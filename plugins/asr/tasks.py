@@ -379,14 +379,16 @@ def write_back() -> dict[str, int]:
 
 @task(trigger_rule=TriggerRule.ALL_DONE)
 def report() -> str:
-    """Write the run report (JSON, Markdown, HTML), show it in the log, send the summary."""
-    from asr import notify
+    """Write the run report (JSON, Markdown, HTML), show it in the log, count it in Airflow's
+    metrics, send the summary."""
+    from asr import metrics, notify
     from asr import report as run_report
 
     context = get_current_context()
     settings, store, run_id = run_context(context)
     built, text = run_report.write(store, run_id)
     log.info("Run report:\n%s", text)
+    metrics.send(store, context["dag"].dag_id, built)
     where = run_report.location(store)
     topic = settings.sns_topic_arn
     if topic:  # whether the summary went out, for whoever wonders why none came (report.json)
