@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from helpers import StatsdListener
 from asr import metrics
 from asr.local import MEMBER_ACCOUNT
 from asr.store import RunStore
+from asr.sweep import WRITTEN_BACK
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 REGION = "us-east-1"
@@ -37,58 +39,84 @@ def statsd(monkeypatch: pytest.MonkeyPatch) -> Iterator[StatsdListener]:
         listener.close()
 
 
-def report(by_control: dict[str, dict[str, int]], updated: int = 0, not_taken: int = 0) -> dict[str, Any]:
+def outcome(finding_id: str, status: str, control: str = "EC2.13") -> dict[str, Any]:
+    """The parts of a report's outcome the metrics read."""
+    return {"finding_id": finding_id, "playbook": control, "control_id": control, "status": status}
+
+
+def report(
+    *outcomes: dict[str, Any], rejected: tuple[dict[str, Any], ...] = (), refused: int = 0
+) -> dict[str, Any]:
     """The parts of a run report (``asr.report.build``) the metrics read."""
     return {
-        "by_control": by_control,
-        "findings_updated": updated,
-        "writeback_failures": [{"Id": f"f{n}"} for n in range(not_taken)],
+        "outcomes": list(outcomes),
+        "rejected": list(rejected),
+        "writeback_failures": [
+            {"FindingIdentifier": {"Id": f"r{n}"}, "ErrorCode": "X"} for n in range(refused)
+        ],
     }
 
 
-def test_legacy_names_spell_the_tags_out_in_what_a_metric_name_may_hold() -> None:
+def written(store: RunStore, settled: dict[str, str], unchanged: tuple[str, ...] = ()) -> None:
+    """Write-back's record: what Security Hub shows of each finding, and which were so already."""
+    store.write_json(WRITTEN_BACK, {"settled": settled, "unchanged": list(unchanged)})
+
+
+def test_tag_values_and_legacy_names_hold_only_what_metric_names_may() -> None:
+    assert metrics.tag("(unknown)") == "unknown"
+    assert metrics.tag("EC2.13") == "EC2.13"
     tags = (("dag_id", "asr_sweep"), ("control", "EC2.13"), ("status", "REMEDIATED"))
     assert metrics.legacy_name(metrics.FINDINGS, tags) == "asr.findings.asr_sweep.EC2_13.REMEDIATED"
-    odd = (("dag_id", "team.dag"), ("control", "(unknown)"), ("status", "REJECTED"))
-    assert metrics.legacy_name(metrics.FINDINGS, odd) == "asr.findings.team_dag.unknown.REJECTED"
 
 
-def test_counters_are_findings_by_control_and_status_and_security_hub_s_answers() -> None:
-    counted = metrics.counters(
-        "asr_sweep", report({"EC2.13": {"REMEDIATED": 3, "FAILED": 0}, "S3.1": {"NOT_APPROVED": 1}}, 4, 1)
+def test_the_events_are_outcomes_unlisted_rejections_and_security_hub_s_answers() -> None:
+    run = report(
+        outcome("f1", "REMEDIATED"),
+        outcome("f2", "REMEDIATED"),
+        outcome("f3", "NOT_APPROVED", "S3.1"),
+        rejected=(
+            {"finding_id": "f3", "reason": "has an outcome"},
+            {"reason": "no Id"},
+            {"pick_not_found": "x"},
+        ),
+        refused=1,
     )
-    assert {metrics.legacy_name(*key): n for key, n in counted.items()} == {
-        "asr.findings.asr_sweep.EC2_13.REMEDIATED": 3,
+    found = metrics.events("asr_sweep", run, {"settled": {"f1": "a", "f2": "b"}, "unchanged": ["f2"]})
+    assert Counter(metrics.legacy_name(name, tags) for name, tags, _ in found) == {
+        "asr.findings.asr_sweep.EC2_13.REMEDIATED": 2,
         "asr.findings.asr_sweep.S3_1.NOT_APPROVED": 1,
-        "asr.securityhub.asr_sweep.updated": 4,
+        "asr.findings.asr_sweep.unknown.REJECTED": 1,
+        "asr.securityhub.asr_sweep.updated": 1,
         "asr.securityhub.asr_sweep.not_taken": 1,
     }
 
 
-def test_a_report_made_again_sends_only_what_grew(statsd: StatsdListener, tmp_path: Path) -> None:
-    """A person reruns a run's failures, and its report is made again: the fixed finding is
-    counted, the failure it was is not taken back, and nothing else is counted twice."""
+def test_a_report_made_again_sends_only_the_events_not_sent(statsd: StatsdListener, tmp_path: Path) -> None:
+    """A person reruns a run's failures, and its report is made again: the fix and its update
+    count; the failure and its first update are not taken back; nothing counts twice."""
     store = RunStore(tmp_path)
-    first = report({"EC2.13": {"REMEDIATED": 2, "FAILED": 1}}, updated=3)
+    written(store, {"f1": "RESOLVED fixed", "f2": "NOTIFIED failed"})
+    first = report(outcome("f1", "REMEDIATED"), outcome("f2", "FAILED"))
     assert metrics.send(store, "asr_sweep", first) == {
-        "asr.findings.asr_sweep.EC2_13.REMEDIATED": 2,
+        "asr.findings.asr_sweep.EC2_13.REMEDIATED": 1,
         "asr.findings.asr_sweep.EC2_13.FAILED": 1,
-        "asr.securityhub.asr_sweep.updated": 3,
+        "asr.securityhub.asr_sweep.updated": 2,
     }
     assert sorted(statsd.received()) == sorted(
         [
-            "airflow.asr.findings:2|c",
-            "airflow.asr.findings.asr_sweep.EC2_13.REMEDIATED:2|c",
+            "airflow.asr.findings:1|c",
+            "airflow.asr.findings.asr_sweep.EC2_13.REMEDIATED:1|c",
             "airflow.asr.findings:1|c",
             "airflow.asr.findings.asr_sweep.EC2_13.FAILED:1|c",
-            "airflow.asr.securityhub:3|c",
-            "airflow.asr.securityhub.asr_sweep.updated:3|c",
+            "airflow.asr.securityhub:2|c",
+            "airflow.asr.securityhub.asr_sweep.updated:2|c",
         ]
     )
     assert metrics.send(store, "asr_sweep", first) == {}
     assert statsd.received() == []
 
-    rerun = report({"EC2.13": {"REMEDIATED": 3}}, updated=4)
+    written(store, {"f1": "RESOLVED fixed", "f2": "RESOLVED fixed by the rerun"})
+    rerun = report(outcome("f1", "REMEDIATED"), outcome("f2", "REMEDIATED"))
     assert metrics.send(store, "asr_sweep", rerun) == {
         "asr.findings.asr_sweep.EC2_13.REMEDIATED": 1,
         "asr.securityhub.asr_sweep.updated": 1,
@@ -101,29 +129,42 @@ def test_a_report_made_again_sends_only_what_grew(statsd: StatsdListener, tmp_pa
             "airflow.asr.securityhub.asr_sweep.updated:1|c",
         ]
     )
-    assert store.read_json(metrics.SENT)["asr.findings.asr_sweep.EC2_13.FAILED"] == 1
+
+
+def test_a_run_cleared_whole_counts_its_new_pass(statsd: StatsdListener, tmp_path: Path) -> None:
+    """The new pass (``sweep.start_over`` keeps metrics.json) met other findings, as many and
+    with the same outcomes: they are new events."""
+    store = RunStore(tmp_path)
+    metrics.send(store, "asr_sweep", report(*(outcome(f"old{n}", "FAILED") for n in range(3))))
+    statsd.received()
+    again = report(*(outcome(f"new{n}", "FAILED") for n in range(3)))
+    assert metrics.send(store, "asr_sweep", again) == {"asr.findings.asr_sweep.EC2_13.FAILED": 3}
 
 
 def test_tags_go_out_where_the_backend_takes_them_and_legacy_names_can_be_turned_off(
     statsd: StatsdListener, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """InfluxDB-style StatsD tags, and ``legacy_names_on`` off: the tagged name alone."""
+    """InfluxDB-style StatsD tags, and ``legacy_names_on`` off: the tagged name alone, with
+    tag values Airflow takes into a name (it drops a name with a parenthesis)."""
     from airflow.sdk._shared.observability.metrics import stats
     from airflow.sdk.observability.metrics import stats_utils
 
     monkeypatch.setenv("AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED", "True")
     monkeypatch.setenv("AIRFLOW__METRICS__LEGACY_NAMES_ON", "False")
     stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=False)
-    metrics.send(RunStore(tmp_path), "asr_events", report({"S3.1": {"NOT_APPROVED": 1}}))
-    tagged = "airflow.asr.findings,dag_id=asr_events,control=S3.1,status=NOT_APPROVED:1|c"
-    assert statsd.received() == [tagged]
+    run = report(outcome("f1", "NOT_APPROVED", "S3.1"), rejected=({"reason": "no Id"},))
+    metrics.send(RunStore(tmp_path), "asr_events", run)
+    assert sorted(statsd.received()) == [
+        "airflow.asr.findings,dag_id=asr_events,control=S3.1,status=NOT_APPROVED:1|c",
+        "airflow.asr.findings,dag_id=asr_events,control=unknown,status=REJECTED:1|c",
+    ]
 
 
 def test_nothing_is_sent_or_recorded_for_a_run_that_counted_nothing(
     statsd: StatsdListener, tmp_path: Path
 ) -> None:
     store = RunStore(tmp_path)
-    assert metrics.send(store, "asr_sweep", report({})) == {}
+    assert metrics.send(store, "asr_sweep", report()) == {}
     assert statsd.received() == []
     assert not store.path(metrics.SENT).exists()
 
@@ -151,7 +192,4 @@ def test_a_sweep_counts_its_findings_in_airflow_s_metrics(
         ]
     )
     store = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run.run_id)
-    assert store.read_json(metrics.SENT) == {
-        "asr.findings.asr_sweep.EC2_13.REMEDIATED": 2,
-        "asr.securityhub.asr_sweep.updated": 2,
-    }
+    assert len(store.read_json(metrics.SENT)["sent"]) == 4, "two outcomes, two updates"

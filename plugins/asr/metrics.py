@@ -3,71 +3,114 @@ as ``[metrics]`` in airflow.cfg sets them up; with none on, nothing is sent.
 
 The run report says what one run did; a dashboard or an alert needs the same numbers over
 time, from every run: findings remediated, failed or awaiting a person, by control, and
-Security Hub updates not taken. The report task counts them, each once per run: a report
-made again (its run's failures rerun, the task cleared) sends only what grew since it last
-sent, as ``metrics.json`` in the run's folder records. A finding that failed, then was fixed
-by a rerun, counts once in each.
+what Security Hub took and refused. The report task counts them. Each thing counted is one
+event of the run: a finding's outcome, an update Security Hub took, one it refused. A report
+made again (its failures rerun, the task retried, the run cleared whole) sends only the
+events not sent before, as ``metrics.json`` in the run's folder records (a short digest
+each). A finding that failed, then was fixed by a rerun, counts once as each; so do its two
+updates in Security Hub.
 
-Each counter goes out as Airflow sends its own: a name with tags (``asr.findings`` with
-``dag_id``, ``control`` and ``status``), and, while ``[metrics] legacy_names_on`` holds, a
-name that spells the tags out for backends without them
-(``asr.findings.asr_sweep.EC2_13.REMEDIATED``). Airflow adds its ``statsd_prefix``.
+Each counter goes out with tags (``asr.findings`` with ``dag_id``, ``control`` and
+``status``), and, while ``[metrics] legacy_names_on`` holds, also under a name that spells
+the tags out for backends without tags (``asr.findings.asr_sweep.EC2_13.REMEDIATED``), as
+Airflow does with its own. Airflow adds its ``statsd_prefix``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
+from collections import Counter
 from typing import Any
 
+from asr.report import UNKNOWN, is_finding
 from asr.store import RunStore
+from asr.sweep import WRITTEN_BACK
 
 FINDINGS = "asr.findings"
 SECURITY_HUB = "asr.securityhub"
 SENT = "metrics.json"
-_NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_-]+")
+# What a tag value may hold: InfluxDB-style StatsD tags become part of the name, which
+# Airflow checks against these characters and drops whole when one is outside them.
+_NOT_IN_TAG = re.compile(r"[^A-Za-z0-9_.-]+")
 log = logging.getLogger(__name__)
 
-
-def counters(dag_id: str, report: dict[str, Any]) -> dict[tuple[str, tuple[tuple[str, str], ...]], int]:
-    """The run's counters from its report (``asr.report.build``): findings by playbook and
-    status, and Security Hub's updates taken and not taken. Zeros are left out."""
-    found = {
-        (FINDINGS, (("dag_id", dag_id), ("control", control), ("status", status))): count
-        for control, row in report["by_control"].items()
-        for status, count in row.items()
-    }
-    written = {
-        (SECURITY_HUB, (("dag_id", dag_id), ("result", "updated"))): report["findings_updated"],
-        (SECURITY_HUB, (("dag_id", dag_id), ("result", "not_taken"))): len(report["writeback_failures"]),
-    }
-    return {key: count for key, count in (found | written).items() if count > 0}
+Tags = tuple[tuple[str, str], ...]
 
 
-def legacy_name(name: str, tags: tuple[tuple[str, str], ...]) -> str:
-    """The name with its tags' values in it, each cut to what a metric name may hold:
-    ``EC2.13`` is ``EC2_13`` (a dot would add a level), ``(unknown)`` is ``unknown``."""
-    return ".".join([name, *(_NOT_IN_NAME.sub("_", value).strip("_") or "none" for _, value in tags)])
+def tag(value: str) -> str:
+    """A tag value as every backend takes it: ``(unknown)`` is ``unknown``."""
+    return _NOT_IN_TAG.sub("_", value).strip("_") or "none"
+
+
+def legacy_name(name: str, tags: Tags) -> str:
+    """The name with its tags' values in it: ``EC2.13`` is ``EC2_13`` (a dot adds a level)."""
+    return ".".join([name, *(value.replace(".", "_") for _, value in tags)])
+
+
+def events(dag_id: str, report: dict[str, Any], writeback: dict[str, Any]) -> list[tuple[str, Tags, str]]:
+    """Every event of the run, as (counter, tags, what makes it this one and no other): each
+    finding's outcome, those rejected the report counts under ``UNKNOWN``, each update
+    Security Hub took (``writeback``: write-back's record, ``WRITTEN_BACK``), and each it
+    refused for good."""
+
+    def finding(control: str, status: str) -> Tags:
+        return (("dag_id", tag(dag_id)), ("control", tag(control)), ("status", tag(status)))
+
+    def security_hub(result: str) -> Tags:
+        return (("dag_id", tag(dag_id)), ("result", result))
+
+    outcomes = report["outcomes"]
+    listed = {o["finding_id"] for o in outcomes}
+    unchanged = set(writeback.get("unchanged", ()))
+    return (
+        [
+            (FINDINGS, finding(o["playbook"] or o["control_id"], status), f"{o['finding_id']}|{status}")
+            for o in outcomes
+            for status in [o["status"]]
+        ]
+        + [
+            (FINDINGS, finding(UNKNOWN, "REJECTED"), f"rejected|{json.dumps(r, sort_keys=True)}")
+            for r in report["rejected"]
+            if is_finding(r) and r.get("finding_id") not in listed
+        ]
+        + [
+            (SECURITY_HUB, security_hub("updated"), f"updated|{finding_id}|{text}")
+            for finding_id, text in (writeback.get("settled") or {}).items()
+            if finding_id not in unchanged
+        ]
+        + [
+            (SECURITY_HUB, security_hub("not_taken"), f"refused|{json.dumps(x, sort_keys=True)}")
+            for x in report["writeback_failures"]
+        ]
+    )
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def send(store: RunStore, dag_id: str, report: dict[str, Any]) -> dict[str, int]:
-    """Send what grew since this run's last report; return it, by legacy name. What is sent is
-    recorded first: a failure between the two loses a count rather than doubling it."""
+    """Count the events of the run not sent before; return the counts sent, by legacy name.
+    What is sent is recorded first: a failure between the two loses counts, never doubles them."""
     from airflow.sdk.configuration import conf
     from airflow.sdk.observability.stats import Stats
 
-    sent: dict[str, int] = store.read_json(SENT) if store.path(SENT).exists() else {}
-    named = {legacy_name(*key): (key, count) for key, count in counters(dag_id, report).items()}
-    grown = {legacy: (key, count - sent.get(legacy, 0)) for legacy, (key, count) in named.items()}
-    grown = {legacy: (key, more) for legacy, (key, more) in grown.items() if more > 0}
-    if not grown:
+    sent = set(store.read_json(SENT)["sent"]) if store.path(SENT).exists() else set()
+    writeback = store.read_json(WRITTEN_BACK) if store.path(WRITTEN_BACK).exists() else {}
+    new = [(name, tags, _digest(key)) for name, tags, key in events(dag_id, report, writeback)]
+    new = [(name, tags, digest) for name, tags, digest in new if digest not in sent]
+    if not new:
         return {}
-    store.write_json(SENT, sent | {legacy: named[legacy][1] for legacy in grown})
+    store.write_json(SENT, {"sent": sorted(sent | {digest for _, _, digest in new})})
+    counts = Counter((name, tags) for name, tags, _ in new)
     legacy_too = conf.getboolean("metrics", "legacy_names_on", fallback=True)
-    for legacy, ((name, tags), more) in grown.items():
-        Stats.incr(name, more, tags=dict(tags))
+    for (name, tags), count in counts.items():
+        Stats.incr(name, count, tags=dict(tags))
         if legacy_too:
-            Stats.incr(legacy, more)
-    added = {legacy: more for legacy, (_, more) in grown.items()}
-    log.info("Metrics sent: %s", ", ".join(f"{legacy} +{more}" for legacy, more in added.items()))
+            Stats.incr(legacy_name(name, tags), count)
+    added = {legacy_name(name, tags): count for (name, tags), count in counts.items()}
+    log.info("Metrics sent: %s", ", ".join(f"{name} +{count}" for name, count in added.items()))
     return added
