@@ -1,4 +1,5 @@
-"""The Airflow UI as a person uses it: sign in, fill asr_remediate's form, trigger, see it succeed.
+"""The Airflow UI as a person uses it: sign in, fill asr_remediate's form, trigger, see it succeed,
+read its report in the run's Report tab.
 
 Headless Chromium (the system package, /usr/bin/chromium; .ci/run installs it when
 missing) driven by Playwright. A screenshot of the filled form is kept as a test artifact
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -78,16 +80,15 @@ def test_trigger_form_runs_a_remediation(aws, tmp_path: Path) -> None:
             run = airflow.wait("asr_remediate", timeout=300)
             assert run["state"] == "success"
 
-            # The run's HTML report, as a person opens it.
-            report = RunStore.for_run(str(tmp_path / "runs"), "asr_remediate", run["run_id"]).path(
-                "report.html"
-            )
             queries = RunStore.for_run(str(tmp_path / "runs"), "asr_remediate", run["run_id"]).read_json(
                 "queries.json"
             )
             assert REGION in json.dumps(queries) and "eu-west-1" not in json.dumps(queries)
-            page.goto(report.as_uri())
-            row = page.get_by_role("row").filter(has_text=seeded[0].resource_id.rsplit("/", 1)[1])
+            # The run's report, as a person opens it: the Report tab of the run's page.
+            page.goto(f"{airflow.api_url}/dags/asr_remediate/runs/{quote(run['run_id'], safe='')}")
+            page.get_by_role("link", name="Report", exact=True).click()
+            report = page.frame_locator("iframe[title='Report']")
+            row = report.get_by_role("row").filter(has_text=seeded[0].resource_id.rsplit("/", 1)[1])
             assert "REMEDIATED" in row.inner_text()
             page.screenshot(path=str(ARTIFACTS / "asr_remediate-report.png"), full_page=True)
             browser.close()
