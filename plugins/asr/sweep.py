@@ -155,13 +155,16 @@ def ingest(
             not_acted.append(Outcome.of(record, Result(Status.IGNORED, reason)))
         else:
             records.append(record.to_dict())
-    # Picks no finding answers (``PICK``): not findings, the report counts them apart.
-    rejected += [{"finding_id": i, "error": NOT_FOUND, PICK: True} for i in sorted(named - seen.keys())]
-    rejected += [
+    # Picks no finding answers (``PICK``) and messages that named none: not findings, the
+    # report counts them apart, and so do these counts.
+    findings_rejected = len(rejected)
+    picks = [{"finding_id": i, "error": NOT_FOUND, PICK: True} for i in sorted(named - seen.keys())]
+    picks += [
         {"finding_id": "", "resource": r, "error": f"resource {r}: {NO_SUCH_RESOURCE}", PICK: True}
         for r in sorted(unmatched)
     ]
-    rejected += [{"finding_id": "", MESSAGE: m["message"], "error": m["error"]} for m in skipped]
+    messages = [{"finding_id": "", MESSAGE: m["message"], "error": m["error"]} for m in skipped]
+    rejected += picks + messages
     store.write_json(QUERIES, list(plan.queries))
     store.write_json(SEEN, seen)
     store.write_lines(RECORDS, records)
@@ -172,10 +175,12 @@ def ingest(
     return {
         "findings": len(seen),
         "routed": len(records),
-        "rejected": len(rejected),
+        "rejected": findings_rejected,
         "unsupported": sum(unsupported.values()),
         "ignored": sum(o.status == Status.IGNORED for o in not_acted),
         "excluded": sum(o.status == Status.EXCLUDED for o in not_acted),
+        "picks_not_found": len(picks),
+        "messages_not_read": len(messages),
     }
 
 

@@ -185,7 +185,7 @@ def _ingest(
     )
     log.info(
         "Read %(findings)d findings: %(routed)d routed, %(rejected)d rejected, %(ignored)d ignored, "
-        "%(excluded)d excluded",
+        "%(excluded)d excluded; %(picks_not_found)d picks not found, %(messages_not_read)d messages not read",
         counts,
     )
     return counts
