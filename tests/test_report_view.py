@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -70,6 +71,17 @@ def test_a_pruned_run_says_its_files_were_deleted(settings: Settings) -> None:
     assert "deleted on 2027-03-07T00:00:00+00:00" in body
 
 
+def test_an_api_server_that_sees_none_of_a_dag_s_runs_says_it_may_not_see_the_data_dir(
+    settings: Settings,
+) -> None:
+    status, body = report_view.page(settings, "asr_sweep", RUN_ID)
+    assert status == 404
+    assert "nothing of asr_sweep&#x27;s runs is in ASR_DATA_DIR" in body
+    assert settings.data_dir in body
+    owned(settings, run_id="another")
+    assert report_view.page(settings, "asr_sweep", RUN_ID) == (404, report_view.note(report_view.NOT_YET))
+
+
 def test_a_dag_that_is_not_asr_s_has_no_report(settings: Settings) -> None:
     status, body = report_view.page(settings, "etl_daily", RUN_ID)
     assert status == 404
@@ -85,6 +97,40 @@ def test_a_report_in_object_storage_is_read_through_the_connection(clean_aws: st
     store.own("asr_events", RUN_ID)
     store.path("report.html").write_text("<p>from the bucket</p>")
     assert report_view.page(settings, "asr_events", RUN_ID) == (200, "<p>from the bucket</p>")
+
+
+def test_the_app_checks_task_log_access_and_says_what_it_could_not_read(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow's own check, with the entity the task logs (which show the report's table)
+    are read with; a store that fails is a page that says so, never a bare error."""
+    from airflow.api_fastapi.core_api import security
+    from fastapi.testclient import TestClient
+
+    asked: list[tuple[str, Any]] = []
+
+    def requires_access_dag(method: str, access_entity: Any = None) -> Any:
+        asked.append((method, access_entity))
+        return lambda: None
+
+    monkeypatch.setattr(security, "requires_access_dag", requires_access_dag)
+    monkeypatch.setenv("ASR_DATA_DIR", settings.data_dir)
+    client = TestClient(report_view.build())
+    assert [(method, entity.name) for method, entity in asked] == [("GET", "TASK_LOGS")]
+
+    store = owned(settings)
+    store.path("report.html").write_bytes(b"\xff\xfe not text")
+    broken = client.get(f"/reports/asr_sweep/{RUN_ID}")
+    assert (broken.status_code, broken.text) == (502, report_view.note(report_view.UNREADABLE))
+    assert broken.headers["Content-Security-Policy"] == report_view.POLICY
+
+    store.path("run.json").write_text("{")  # half written
+    assert client.get(f"/reports/asr_sweep/{RUN_ID}").status_code == 502
+
+    monkeypatch.setenv("ASR_DRY_RUN", "ture")
+    refused = client.get(f"/reports/asr_sweep/{RUN_ID}")
+    assert refused.status_code == 500
+    assert "ASR_DRY_RUN" in refused.text
 
 
 @pytest.mark.airflow

@@ -3,8 +3,8 @@
 A run's report is a file in ``ASR_DATA_DIR``: on a worker's volume or in a bucket, where the
 people who read runs in the Airflow UI may have no access. The API server reads it for them
 (``asr_reports``, the Airflow plugin, mounts ``ReportsApp`` at ``/asr``), and Airflow's own
-auth decides who may: whoever may read the DAG's runs, through the UI's session cookie or a
-token, as for the run's task logs, which show the same table.
+auth decides who may: whoever may read the DAG's task logs (which show the report's table),
+through the UI's session cookie or a token.
 
 The page is the file as the report step wrote it (``report.html``; ``rollback.md`` of an
 ``asr_rollback`` run, as text), under a policy that lets it load nothing and run nothing:
@@ -14,6 +14,7 @@ the report holds text from findings, escaped when written; this is the second fe
 from __future__ import annotations
 
 import logging
+import re
 from html import escape
 from typing import Any
 
@@ -22,9 +23,11 @@ from asr.store import FOLDER_DAGS, RunStore
 
 log = logging.getLogger(__name__)
 # What the page may do: show itself and its inline style, be framed by the Airflow UI only.
+# ``sandbox`` gives the page an origin of its own: even a script that got past the rest could
+# not act as the Airflow user reading it.
 POLICY = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
-    "form-action 'none'; frame-ancestors 'self'"
+    "form-action 'none'; frame-ancestors 'self'; sandbox"
 )
 HEADERS = {
     "Content-Security-Policy": POLICY,
@@ -32,9 +35,19 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 ROLLBACK_REPORT = "rollback.md"
+UNREADABLE = "Could not read the run's report from ASR_DATA_DIR: the API server's log says why."
+# The Report tab, as the UI names it under a run's page (``asr_reports``' ``url_route``).
+URL_ROUTE = "asr-report"
+TAB = f"plugin/{URL_ROUTE}"
 NOT_YET = (
-    "No report yet: the run's last step (report) writes it, and has not run. A run that is still "
-    "going, or waits for an approval, shows its report when it ends."
+    "No report: the run's last step (report) writes it, and has not run or did not finish (its log "
+    "says why). A run that is still going, or waits for an approval, shows its report when it ends."
+)
+# No file of the DAG's runs at all: none wrote yet, or this API server looks elsewhere.
+NOTHING_SEEN = (
+    "No report: nothing of {dag_id}'s runs is in ASR_DATA_DIR ({data_dir}) as the API server sees it. "
+    "Either no run has written there yet, or the API server does not see the folder or bucket the "
+    "workers write to: give it the same ASR_DATA_DIR (and volume)."
 )
 
 
@@ -52,6 +65,11 @@ def as_text(title: str, text: str) -> str:
     return _document(title, f'<pre style="white-space: pre-wrap">{escape(text)}</pre>')
 
 
+def _shown(data_dir: str) -> str:
+    """The data dir as a person may read it: an object-store URL without its credentials."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", data_dir)
+
+
 def page(settings: Settings, dag_id: str, run_id: str) -> tuple[int, str]:
     """The HTTP status and page for one run. A folder is found by the run's id made safe for
     a file name, which two run ids can share: a folder another run owns is not this run's."""
@@ -61,22 +79,25 @@ def page(settings: Settings, dag_id: str, run_id: str) -> tuple[int, str]:
     owner = store.owner()
     if owner and (owner.get("dag_id"), owner.get("run_id")) != (dag_id, run_id):
         other = owner.get("run_id")
-        return 404, note(f"No report: the folder {store.root} is run {other!r}'s, not this run's.")
+        return 404, note(f"No report: this run id's folder is run {other!r}'s, not this run's.")
     if owner.get("pruned"):
         return 410, note(
             f"This run's files were deleted on {owner['pruned']}, ASR_KEEP_RUNS_DAYS after it ended "
             "(asr_housekeeping); the audit journal keeps what its fixes changed."
         )
     if store.path("report.html").exists():
-        return 200, store.path("report.html").read_text()
+        return 200, store.path("report.html").read_text(encoding="utf-8")
     if store.path(ROLLBACK_REPORT).exists():
-        return 200, as_text(f"{dag_id} {run_id}", store.path(ROLLBACK_REPORT).read_text())
+        return 200, as_text(f"{dag_id} {run_id}", store.path(ROLLBACK_REPORT).read_text(encoding="utf-8"))
+    if not owner and not store.root.parent.exists():
+        return 404, note(NOTHING_SEEN.format(dag_id=dag_id, data_dir=_shown(settings.data_dir)))
     return 404, note(NOT_YET)
 
 
 def build() -> Any:
     """The FastAPI app: ``GET /reports/{dag_id}/{run_id}``, for those Airflow lets read the DAG's
-    runs. A setting asr cannot use, or a store that cannot be read, is said on the page."""
+    task logs (which show the report's table). A setting asr cannot use, or a store that
+    cannot be read, is said on the page, the details in the API server's log."""
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
     from airflow.api_fastapi.core_api.security import requires_access_dag
     from fastapi import Depends, FastAPI
@@ -84,17 +105,17 @@ def build() -> Any:
 
     app = FastAPI(title="asr run reports", docs_url=None, redoc_url=None, openapi_url=None)
 
-    may_read_runs = Depends(requires_access_dag("GET", DagAccessEntity.RUN))
+    may_read_logs = Depends(requires_access_dag("GET", DagAccessEntity.TASK_LOGS))
 
-    @app.get("/reports/{dag_id}/{run_id}", dependencies=[may_read_runs])
+    @app.get("/reports/{dag_id}/{run_id}", dependencies=[may_read_logs])
     def report(dag_id: str, run_id: str) -> HTMLResponse:
         try:
             status, body = page(Settings.from_env(), dag_id, run_id)
         except ConfigError as exc:
             status, body = 500, note(f"asr's settings: {exc}")
-        except OSError as exc:
-            log.warning("Could not read the report of %s %s", dag_id, run_id, exc_info=True)
-            status, body = 502, note(f"Could not read the run's report from ASR_DATA_DIR: {exc}")
+        except Exception:  # a store down, a file half written or not text: said, not a bare 500
+            log.exception("Could not read the report of %s %s", dag_id, run_id)
+            status, body = 502, note(UNREADABLE)
         return HTMLResponse(body, status_code=status, headers=HEADERS)
 
     return app
