@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from asr.report_view import ReportsApp
+from asr.report_view import URL_ROUTE, ReportsApp
 
 PREFIX = "/asr"
 
@@ -20,6 +20,6 @@ class AsrReports(AirflowPlugin):
             "name": "Report",
             "href": PREFIX.lstrip("/") + "/reports/{DAG_ID}/{RUN_ID}",
             "destination": "dag_run",
-            "url_route": "asr-report",
+            "url_route": URL_ROUTE,
         }
     ]

@@ -64,6 +64,22 @@ def test_run_summary_is_published_with_subject_and_report_location(subscribed: t
     assert body.rstrip().endswith("Full report: s3://reports/asr_sweep/run-1/report.html")
 
 
+def test_the_summary_links_the_run_s_report_tab_when_airflow_knows_its_address(
+    subscribed: tuple[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic, received = subscribed
+    monkeypatch.delenv("AIRFLOW__API__BASE_URL", raising=False)
+    assert notify.run_page("asr_sweep", "manual__1") is None, "no address: no link to localhost"
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com/")
+    page = notify.run_page("asr_sweep", "manual__2026-01-01T00:00:00+00:00", "plugin/asr-report")
+    assert page == (
+        "https://airflow.example.com/dags/asr_sweep/runs/manual__2026-01-01T00%3A00%3A00%2B00%3A00/plugin/asr-report"
+    )
+    assert notify.send_run_summary(topic, CONN, REPORT, "s3://reports/run-1/report.html", page)
+    [message] = received()
+    assert message["Message"].endswith(f"Full report: s3://reports/run-1/report.html\nIn Airflow: {page}\n")
+
+
 def test_long_run_id_keeps_the_subject_within_sns_limits(subscribed: tuple[str, Any]) -> None:
     topic, received = subscribed
     long_run = REPORT | {"run_id": "scheduled__" + "x" * 200 + "\u00e9\nend"}
@@ -231,6 +247,7 @@ def test_an_approval_request_is_published_before_it_waits(
 
     topic, received = subscribed
     operator, context = approval_step(tmp_path, monkeypatch, topic)
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com")
     heard_before_waiting: list[list[dict[str, Any]]] = []
 
     def defer(self: Any, context: Any) -> None:  # Airflow's wait defers: nothing after it runs
@@ -244,8 +261,8 @@ def test_an_approval_request_is_published_before_it_waits(
     assert message["Subject"] == "Approve the EC2.13 fix: 1 resources, 1 findings"
     assert "`sg-0123`" in message["Message"]
     assert (
-        "Answer in Airflow: Required actions, DAG asr_sweep, run manual__1, task approve"
-        in message["Message"]
+        "Answer in Airflow: Required actions, DAG asr_sweep, run manual__1, task approve: "
+        "https://airflow.example.com/dags/asr_sweep/runs/manual__1\n" in message["Message"]
     )
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pytest
 import requests
 from helpers import free_port, signed_in_users, world_open
 from playwright.sync_api import sync_playwright
 
+from asr import notify, report_view
 from asr.local import MEMBER_ACCOUNT
 from asr.local.airflow import LocalAirflow
 from asr.local.seed import finding, import_findings, seed_one
@@ -38,7 +39,7 @@ BROWSER_ARGS = [
 ]
 
 
-def test_trigger_form_runs_a_remediation(aws, tmp_path: Path) -> None:
+def test_trigger_form_runs_a_remediation(aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert Path(CHROMIUM).exists(), "install Debian's chromium (.ci/run does)"
     seeded = [seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION, n) for n in range(2)]
     findings = [finding(s) for s in seeded]
@@ -89,6 +90,12 @@ def test_trigger_form_runs_a_remediation(aws, tmp_path: Path) -> None:
             page.get_by_role("link", name="Report", exact=True).click()
             report = page.frame_locator("iframe[title='Report']")
             row = report.get_by_role("row").filter(has_text=seeded[0].resource_id.rsplit("/", 1)[1])
+            assert "REMEDIATED" in row.inner_text()
+            # The address the run's SNS summary gives, with [api] base_url set, is this tab's.
+            monkeypatch.setenv("AIRFLOW__API__BASE_URL", airflow.api_url)
+            emailed = notify.run_page("asr_remediate", run["run_id"], report_view.TAB)
+            assert emailed and unquote(page.url) == unquote(emailed)
+            page.goto(emailed)
             assert "REMEDIATED" in row.inner_text()
             page.screenshot(path=str(ARTIFACTS / "asr_remediate-report.png"), full_page=True)
             browser.close()

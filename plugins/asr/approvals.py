@@ -358,6 +358,8 @@ class AskingApproval(ApprovalOperator):
         from asr import notify
 
         where = f"Required actions, DAG {context['dag'].dag_id}, run {context['run_id']}, task {self.task_id}"
+        if page := notify.run_page(context["dag"].dag_id, context["run_id"]):
+            where += f": {page}"
         log.info(
             "%s; waiting up to %s for a decision: answer in the Airflow UI (%s) or through the REST API "
             "(hitlDetails), or set ASR_AUTO_APPROVE for this playbook",

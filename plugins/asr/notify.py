@@ -30,6 +30,21 @@ SUBJECT_LIMIT = 99
 FAILED_SHOWN = 50
 
 
+def run_page(dag_id: str, run_id: str, tab: str = "") -> str | None:
+    """The address of a run's page in the Airflow UI (or of one of its tabs), when
+    ``[api] base_url`` says where the UI is; else None: Airflow cannot know its own address
+    behind a proxy, and a link to localhost in an e-mail reaches no one."""
+    from urllib.parse import quote
+
+    from airflow.sdk.configuration import conf
+
+    base = (conf.get("api", "base_url", fallback="") or "").rstrip("/")
+    if not base:
+        return None
+    page = f"{base}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+    return f"{page}/{tab}" if tab else page
+
+
 def topic_arn(environ: Mapping[str, str] | None = None) -> str | None:
     """The configured topic, or None when notifications are off."""
     value = (os.environ if environ is None else environ).get(TOPIC_ENV, "").strip()
@@ -65,9 +80,14 @@ def publish(topic: str, aws_conn_id: str, subject: str, message: str) -> bool:
 
 
 def send_run_summary(
-    settings_topic_arn: str | None, aws_conn_id: str, report: dict[str, Any], report_location: str
+    settings_topic_arn: str | None,
+    aws_conn_id: str,
+    report: dict[str, Any],
+    report_location: str,
+    report_page: str | None = None,
 ) -> bool:
-    """Publish a run's summary and where its full report is; False when off or not sent."""
+    """Publish a run's summary and where its full report is: its file, and its page in the
+    Airflow UI (``run_page``) when known; False when off or not sent."""
     from asr import report as run_report
 
     if not settings_topic_arn:
@@ -75,6 +95,8 @@ def send_run_summary(
         return False
     subject = run_report.headline(report, limit=SUBJECT_LIMIT)
     message = f"{run_report.summary(report)}\nFull report: {report_location}\n"
+    if report_page:
+        message += f"In Airflow: {report_page}\n"
     return publish(settings_topic_arn, aws_conn_id, subject, message)
 
 

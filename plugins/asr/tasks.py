@@ -383,7 +383,7 @@ def write_back() -> dict[str, int]:
 def report() -> str:
     """Write the run report (JSON, Markdown, HTML), show it in the log, count it in Airflow's
     metrics, send the summary."""
-    from asr import metrics, notify
+    from asr import metrics, notify, report_view
     from asr import report as run_report
 
     context = get_current_context()
@@ -395,7 +395,8 @@ def report() -> str:
     topic = settings.sns_topic_arn
     if topic:  # whether the summary went out, for whoever wonders why none came (report.json)
         told = run_report.worth_telling(built)
-        sent = told and notify.send_run_summary(topic, settings.aws_conn_id, built, where)
+        page = notify.run_page(context["dag"].dag_id, run_id, report_view.TAB)
+        sent = told and notify.send_run_summary(topic, settings.aws_conn_id, built, where, page)
         said = {"topic": topic, "sent": sent} | ({} if told else {"skipped": NOTHING_TO_TELL})
         store.write_json("report.json", built | {"summary": said})
     fail_if_unfinished(built["unfinished"], "the report shows what there was")
