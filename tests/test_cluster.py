@@ -108,11 +108,14 @@ def test_cluster_runs_sweeps_reruns_and_events(
         assert not any(world_open(aws, s) for s in fleet if s.control_id == "EC2.13")
         report = json.loads((tmp_path / "runs" / "asr_sweep" / run_id / "report.json").read_text())
         assert sum(report["totals"].values()) == len(fleet)
-        assert counted(statsd.received("airflow.asr.findings.asr_sweep.")) == {
+        sent = counted(statsd.received("airflow.asr."))
+        assert {name: n for name, n in sent.items() if name.startswith("airflow.asr.findings.")} == {
             f"airflow.asr.findings.asr_sweep.{control.replace('.', '_')}.{status}": count
             for control, row in report["by_control"].items()
             for status, count in row.items()
         }
+        assert sent["airflow.asr.findings"] == len(fleet), "the tagged name, once per finding"
+        assert sent["airflow.asr.securityhub.asr_sweep.updated"] == report["findings_updated"] == len(fleet)
 
         # An operator reruns one mapped batch: mark it failed, clear only failed instances.
         task = "remediate_EC2_13.fix"
@@ -151,8 +154,12 @@ def test_cluster_runs_sweeps_reruns_and_events(
         event_run = airflow.wait("asr_events", timeout=300)
         assert event_run["state"] == "success", f"logs: {airflow.logs}"
         assert not world_open(aws, late)
-        assert counted(statsd.received("airflow.asr.findings.asr_events.")) == {
-            "airflow.asr.findings.asr_events.EC2_13.REMEDIATED": 1
+        # The rerun above ran no report again: nothing more of asr_sweep was counted.
+        assert counted(statsd.received("airflow.asr.")) == {
+            "airflow.asr.findings": 1,
+            "airflow.asr.findings.asr_events.EC2_13.REMEDIATED": 1,
+            "airflow.asr.securityhub": 1,
+            "airflow.asr.securityhub.asr_events.updated": 1,
         }
     leftovers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_ours(p, home)]
     assert leftovers == [], "every process the test started must be gone"
