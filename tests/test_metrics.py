@@ -97,7 +97,7 @@ def test_a_report_made_again_sends_only_the_events_not_sent(statsd: StatsdListen
     store = RunStore(tmp_path)
     written(store, {"f1": "RESOLVED fixed", "f2": "NOTIFIED failed"})
     first = report(outcome("f1", "REMEDIATED"), outcome("f2", "FAILED"))
-    assert metrics.send(store, "asr_sweep", first) == {
+    assert metrics.count_run(store, "asr_sweep", first) == {
         "asr.findings.asr_sweep.EC2_13.REMEDIATED": 1,
         "asr.findings.asr_sweep.EC2_13.FAILED": 1,
         "asr.securityhub.asr_sweep.updated": 2,
@@ -112,12 +112,12 @@ def test_a_report_made_again_sends_only_the_events_not_sent(statsd: StatsdListen
             "airflow.asr.securityhub.asr_sweep.updated:2|c",
         ]
     )
-    assert metrics.send(store, "asr_sweep", first) == {}
+    assert metrics.count_run(store, "asr_sweep", first) == {}
     assert statsd.received() == []
 
     written(store, {"f1": "RESOLVED fixed", "f2": "RESOLVED fixed by the rerun"})
     rerun = report(outcome("f1", "REMEDIATED"), outcome("f2", "REMEDIATED"))
-    assert metrics.send(store, "asr_sweep", rerun) == {
+    assert metrics.count_run(store, "asr_sweep", rerun) == {
         "asr.findings.asr_sweep.EC2_13.REMEDIATED": 1,
         "asr.securityhub.asr_sweep.updated": 1,
     }
@@ -135,10 +135,10 @@ def test_a_run_cleared_whole_counts_its_new_pass(statsd: StatsdListener, tmp_pat
     """The new pass (``sweep.start_over`` keeps metrics.json) met other findings, as many and
     with the same outcomes: they are new events."""
     store = RunStore(tmp_path)
-    metrics.send(store, "asr_sweep", report(*(outcome(f"old{n}", "FAILED") for n in range(3))))
+    metrics.count_run(store, "asr_sweep", report(*(outcome(f"old{n}", "FAILED") for n in range(3))))
     statsd.received()
     again = report(*(outcome(f"new{n}", "FAILED") for n in range(3)))
-    assert metrics.send(store, "asr_sweep", again) == {"asr.findings.asr_sweep.EC2_13.FAILED": 3}
+    assert metrics.count_run(store, "asr_sweep", again) == {"asr.findings.asr_sweep.EC2_13.FAILED": 3}
 
 
 def test_tags_go_out_where_the_backend_takes_them_and_legacy_names_can_be_turned_off(
@@ -153,7 +153,7 @@ def test_tags_go_out_where_the_backend_takes_them_and_legacy_names_can_be_turned
     monkeypatch.setenv("AIRFLOW__METRICS__LEGACY_NAMES_ON", "False")
     stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=False)
     run = report(outcome("f1", "NOT_APPROVED", "S3.1"), rejected=({"reason": "no Id"},))
-    metrics.send(RunStore(tmp_path), "asr_events", run)
+    metrics.count_run(RunStore(tmp_path), "asr_events", run)
     assert sorted(statsd.received()) == [
         "airflow.asr.findings,dag_id=asr_events,control=S3.1,status=NOT_APPROVED:1|c",
         "airflow.asr.findings,dag_id=asr_events,control=unknown,status=REJECTED:1|c",
@@ -164,13 +164,13 @@ def test_nothing_is_sent_or_recorded_for_a_run_that_counted_nothing(
     statsd: StatsdListener, tmp_path: Path
 ) -> None:
     store = RunStore(tmp_path)
-    assert metrics.send(store, "asr_sweep", report()) == {}
+    assert metrics.count_run(store, "asr_sweep", report()) == {}
     assert statsd.received() == []
     assert not store.path(metrics.SENT).exists()
 
 
 @pytest.mark.airflow
-def test_a_sweep_counts_its_findings_in_airflow_s_metrics(
+def test_a_sweep_and_its_rollback_are_counted_in_airflow_s_metrics(
     aws: Any, airflow_db: None, statsd: StatsdListener
 ) -> None:
     from airflow.dag_processing.dagbag import DagBag
@@ -193,3 +193,14 @@ def test_a_sweep_counts_its_findings_in_airflow_s_metrics(
     )
     store = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run.run_id)
     assert len(store.read_json(metrics.SENT)["sent"]) == 4, "two outcomes, two updates"
+
+    # Its rollback counts what it put back (its check before the approval counts nothing).
+    dag = DagBag(dag_folder=str(DAGS / "asr_rollback.py")).dags["asr_rollback"]
+    rollback = dag.test(run_conf={"run": f"asr_sweep/{run.run_id}"})
+    assert rollback.state == "success"
+    changes = RunStore.for_run(Settings.from_env().data_dir, "asr_rollback", rollback.run_id).read_json(
+        "rollback.json"
+    )["changes"]
+    [action] = {c["action"] for c in changes}
+    put_back = f"airflow.asr.rollbacks.asr_rollback.{action.replace('.', '_')}.REVERTED:2|c"
+    assert sorted(statsd.received("airflow.asr.")) == sorted(["airflow.asr.rollbacks:2|c", put_back])

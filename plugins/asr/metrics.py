@@ -2,13 +2,13 @@
 as ``[metrics]`` in airflow.cfg sets them up; with none on, nothing is sent.
 
 The run report says what one run did; a dashboard or an alert needs the same numbers over
-time, from every run: findings remediated, failed or awaiting a person, by control, and
-what Security Hub took and refused. The report task counts them. Each thing counted is one
-event of the run: a finding's outcome, an update Security Hub took, one it refused. A report
-made again (its failures rerun, the task retried, the run cleared whole) sends only the
-events not sent before, as ``metrics.json`` in the run's folder records (a short digest
-each). A finding that failed, then was fixed by a rerun, counts once as each; so do its two
-updates in Security Hub.
+time, from every run: findings remediated, failed or awaiting a person, by control, what
+Security Hub took and refused, and what rollbacks put back. The report steps count them.
+Each thing counted is one event of the run: a finding's outcome, an update Security Hub
+took, one it refused, a change a rollback dealt with. A report made again (its failures
+rerun, the task retried, the run cleared whole) sends only the events not sent before, as
+``metrics.json`` in the run's folder records (a short digest each). A finding that failed,
+then was fixed by a rerun, counts once as each; so do its two updates in Security Hub.
 
 Each counter goes out with tags (``asr.findings`` with ``dag_id``, ``control`` and
 ``status``), and, while ``[metrics] legacy_names_on`` holds, also under a name that spells
@@ -31,6 +31,7 @@ from asr.sweep import WRITTEN_BACK
 
 FINDINGS = "asr.findings"
 SECURITY_HUB = "asr.securityhub"
+ROLLBACKS = "asr.rollbacks"
 SENT = "metrics.json"
 # What a tag value may hold: InfluxDB-style StatsD tags become part of the name, which
 # Airflow checks against these characters and drops whole when one is outside them.
@@ -88,19 +89,39 @@ def events(dag_id: str, report: dict[str, Any], writeback: dict[str, Any]) -> li
     )
 
 
+def rollback_events(dag_id: str, changes: list[dict[str, Any]]) -> list[tuple[str, Tags, str]]:
+    """Every change a rollback run dealt with (``asr.rollback.Reversal``, as its report has
+    them), by the fix's action and what became of it."""
+    return [
+        (
+            ROLLBACKS,
+            (("dag_id", tag(dag_id)), ("action", tag(c["action"])), ("status", tag(c["status"]))),
+            f"{c['fix_id'] or json.dumps([c['account_id'], c['region'], c['resource_id'], c['action']])}"
+            f"|{c['status']}",
+        )
+        for c in changes
+    ]
+
+
 def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def send(store: RunStore, dag_id: str, report: dict[str, Any]) -> dict[str, int]:
-    """Count the events of the run not sent before; return the counts sent, by legacy name.
-    What is sent is recorded first: a failure between the two loses counts, never doubles them."""
+def count_run(store: RunStore, dag_id: str, report: dict[str, Any]) -> dict[str, int]:
+    """Count a run's events from its report (``asr.report.build``) and its write-back."""
+    writeback = store.read_json(WRITTEN_BACK) if store.path(WRITTEN_BACK).exists() else {}
+    return send(store, events(dag_id, report, writeback))
+
+
+def send(store: RunStore, found: list[tuple[str, Tags, str]]) -> dict[str, int]:
+    """Count the events not sent before from the run's folder; return the counts sent, by
+    legacy name. What is sent is recorded first: a failure between the two loses counts,
+    never doubles them."""
     from airflow.sdk.configuration import conf
     from airflow.sdk.observability.stats import Stats
 
     sent = set(store.read_json(SENT)["sent"]) if store.path(SENT).exists() else set()
-    writeback = store.read_json(WRITTEN_BACK) if store.path(WRITTEN_BACK).exists() else {}
-    new = [(name, tags, _digest(key)) for name, tags, key in events(dag_id, report, writeback)]
+    new = [(name, tags, _digest(key)) for name, tags, key in found]
     new = [(name, tags, digest) for name, tags, digest in new if digest not in sent]
     if not new:
         return {}

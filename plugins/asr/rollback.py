@@ -60,7 +60,7 @@ from asr.securityhub import (
     update_findings,
     with_marks,
 )
-from asr.store import RUN_DAGS, RunStore, named_run, recorded_run_id, safe_name
+from asr.store import ROLLBACK_DAG, RUN_DAGS, RunStore, named_run, recorded_run_id, safe_name
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -803,16 +803,22 @@ def write_report(
     reversals: list[Reversal],
     security_hub: dict[str, Any] | None = None,
 ) -> str:
+    """Write rollback.json and rollback.md, and count the changes in Airflow's metrics
+    (``asr.metrics``; a dry run's as WOULD_REVERT)."""
+    from asr import metrics
+
+    changes = [asdict(r) for r in reversals]
     store.write_json(
         REPORT,
         {
             "run": run,
             "dry_run": dry,
             "totals": counts(reversals),
-            "changes": [asdict(r) for r in reversals],
+            "changes": changes,
             "security_hub": security_hub or {},
         },
     )
+    metrics.send(store, metrics.rollback_events(ROLLBACK_DAG, changes))
     text = markdown(run, reversals)
     if security_hub and "error" in security_hub:
         text += f"\nSecurity Hub was not told: {security_hub['error']}\n"

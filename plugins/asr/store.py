@@ -20,7 +20,8 @@ OWNER = "run.json"  # the run a folder belongs to (``RunStore.own``)
 # The DAGs whose runs a person can name to rerun their failures or roll them back.
 RUN_DAGS = ("asr_sweep", "asr_remediate", "asr_events")
 # The DAGs whose runs keep a folder of the data dir: those, and rollbacks.
-FOLDER_DAGS = (*RUN_DAGS, "asr_rollback")
+ROLLBACK_DAG = "asr_rollback"
+FOLDER_DAGS = (*RUN_DAGS, ROLLBACK_DAG)
 
 
 def named_run(run: str, found: Callable[[str, str], bool]) -> tuple[str | None, str]:

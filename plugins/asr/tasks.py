@@ -390,7 +390,7 @@ def report() -> str:
     settings, store, run_id = run_context(context)
     built, text = run_report.write(store, run_id)
     log.info("Run report:\n%s", text)
-    metrics.send(store, context["dag"].dag_id, built)
+    metrics.count_run(store, context["dag"].dag_id, built)
     where = run_report.location(store)
     topic = settings.sns_topic_arn
     if topic:  # whether the summary went out, for whoever wonders why none came (report.json)
