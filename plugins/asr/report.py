@@ -19,7 +19,7 @@ from urllib.parse import quote
 from asr.config import REGION_RE
 from asr.remediate import Outcome
 from asr.securityhub import refused_for_now
-from asr.store import RunStore, write_whole
+from asr.store import RunStore, shown, write_whole
 from asr.sweep import (
     MESSAGE,
     PICK,
@@ -702,9 +702,8 @@ def _write_text(path: Any, text: str, content_type: str) -> None:
 
 
 def location(store: RunStore, name: str = "report.html") -> str:
-    """Where a person finds a report file: the path or URL, without the connection id
-    ObjectStoragePath shows in it (``s3://aws_default@bucket/...``)."""
-    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", str(store.path(name)))
+    """Where a person finds a report file: its path or URL (``shown``)."""
+    return shown(store.path(name))
 
 
 def write(store: RunStore, run_id: str) -> tuple[dict[str, Any], str]:

@@ -14,12 +14,11 @@ the report holds text from findings, escaped when written; this is the second fe
 from __future__ import annotations
 
 import logging
-import re
 from html import escape
 from typing import Any
 
 from asr.config import ConfigError, Settings
-from asr.store import FOLDER_DAGS, RunStore
+from asr.store import FOLDER_DAGS, RunStore, shown
 
 log = logging.getLogger(__name__)
 # What the page may do: show itself and its inline style, be framed by the Airflow UI only.
@@ -65,11 +64,6 @@ def as_text(title: str, text: str) -> str:
     return _document(title, f'<pre style="white-space: pre-wrap">{escape(text)}</pre>')
 
 
-def _shown(data_dir: str) -> str:
-    """The data dir as a person may read it: an object-store URL without its credentials."""
-    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", data_dir)
-
-
 def page(settings: Settings, dag_id: str, run_id: str) -> tuple[int, str]:
     """The HTTP status and page for one run. A folder is found by the run's id made safe for
     a file name, which two run ids can share: a folder another run owns is not this run's."""
@@ -90,7 +84,7 @@ def page(settings: Settings, dag_id: str, run_id: str) -> tuple[int, str]:
     if store.path(ROLLBACK_REPORT).exists():
         return 200, as_text(f"{dag_id} {run_id}", store.path(ROLLBACK_REPORT).read_text(encoding="utf-8"))
     if not owner and not store.root.parent.exists():
-        return 404, note(NOTHING_SEEN.format(dag_id=dag_id, data_dir=_shown(settings.data_dir)))
+        return 404, note(NOTHING_SEEN.format(dag_id=dag_id, data_dir=shown(settings.data_dir)))
     return 404, note(NOT_YET)
 
 

@@ -84,6 +84,12 @@ def bounded(name: str, limit: int = NAME_LIMIT) -> str:
     return f"{name[: limit - 17]}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
 
 
+def shown(location: Any) -> str:
+    """A path or URL as a person may read it: without the connection id ObjectStoragePath puts
+    in an object-store URL (``s3://aws_default@bucket/...``), or credentials given in one."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", str(location))
+
+
 def data_root(data_dir: str, conn_id: str | None) -> Any:
     """The data dir (or any folder setting): a local path, or object storage for a URL."""
     if "://" in data_dir:
