@@ -123,17 +123,15 @@ def aws_context(
     """The run's AWS access, its clients paced at a part of the configured budget: divided
     by ``rate_shares`` (one number, or one per ``"account/region"``). The member role's (or
     ``role_name``'s) session is named after the run (``context``: the running task's), for
-    CloudTrail. A connection Airflow does not have fails the task at once: a retry finds none
-    either."""
+    CloudTrail."""
     from asr.aws import AwsContext, session_name
     from asr.pacing import RateBudget, parse_limits
 
     context = context or get_current_context()
     who = session_name(context["dag"].dag_id, context["run_id"])
-    with _asked_wrong():
-        aws = AwsContext.from_airflow(
-            settings.aws_conn_id, role_name or settings.member_role_name, settings.securityhub_region, who
-        )
+    aws = AwsContext.from_airflow(
+        settings.aws_conn_id, role_name or settings.member_role_name, settings.securityhub_region, who
+    )
     limits = parse_limits(settings.rate_limits)
     if limits:
         aws.budget = RateBudget(limits, rate_shares)
