@@ -160,6 +160,21 @@ def test_tags_go_out_where_the_backend_takes_them_and_legacy_names_can_be_turned
     ]
 
 
+def test_a_record_that_cannot_be_written_fails_nothing_and_sends_nothing(
+    statsd: StatsdListener, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's report is written and its summary still to send: counting must not fail the
+    step (a report step has no retries; a rollback's revert is made)."""
+    store = RunStore(tmp_path)
+
+    def refused(name: str, data: Any) -> None:
+        raise PermissionError(f"{name}: access denied")
+
+    monkeypatch.setattr(store, "write_json", refused)
+    assert metrics.count_run(store, "asr_sweep", report(outcome("f1", "REMEDIATED"))) == {}
+    assert statsd.received() == []
+
+
 def test_nothing_is_sent_or_recorded_for_a_run_that_counted_nothing(
     statsd: StatsdListener, tmp_path: Path
 ) -> None:

@@ -116,16 +116,21 @@ def count_run(store: RunStore, dag_id: str, report: dict[str, Any]) -> dict[str,
 def send(store: RunStore, found: list[tuple[str, Tags, str]]) -> dict[str, int]:
     """Count the events not sent before from the run's folder; return the counts sent, by
     legacy name. What is sent is recorded first: a failure between the two loses counts,
-    never doubles them."""
+    never doubles them. Counting never fails what it counts: a store that refuses the record
+    is logged, and nothing is sent."""
     from airflow.sdk.configuration import conf
     from airflow.sdk.observability.stats import Stats
 
-    sent = set(store.read_json(SENT)["sent"]) if store.path(SENT).exists() else set()
-    new = [(name, tags, _digest(key)) for name, tags, key in found]
-    new = [(name, tags, digest) for name, tags, digest in new if digest not in sent]
-    if not new:
+    try:
+        sent = set(store.read_json(SENT)["sent"]) if store.path(SENT).exists() else set()
+        new = [(name, tags, _digest(key)) for name, tags, key in found]
+        new = [(name, tags, digest) for name, tags, digest in new if digest not in sent]
+        if not new:
+            return {}
+        store.write_json(SENT, {"sent": sorted(sent | {digest for _, _, digest in new})})
+    except Exception:
+        log.warning("Not counted in the metrics: %s could not be read or written", SENT, exc_info=True)
         return {}
-    store.write_json(SENT, {"sent": sorted(sent | {digest for _, _, digest in new})})
     counts = Counter((name, tags) for name, tags, _ in new)
     legacy_too = conf.getboolean("metrics", "legacy_names_on", fallback=True)
     for (name, tags), count in counts.items():

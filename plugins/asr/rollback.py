@@ -818,7 +818,6 @@ def write_report(
             "security_hub": security_hub or {},
         },
     )
-    metrics.send(store, metrics.rollback_events(ROLLBACK_DAG, changes))
     text = markdown(run, reversals)
     if security_hub and "error" in security_hub:
         text += f"\nSecurity Hub was not told: {security_hub['error']}\n"
@@ -828,6 +827,7 @@ def write_report(
             f"{len(security_hub['left_alone'])} left as they were, {len(security_hub['failed'])} refused.\n"
         )
     store.path("rollback.md").write_text(text)
+    metrics.send(store, metrics.rollback_events(ROLLBACK_DAG, changes))
     return text
 
 
