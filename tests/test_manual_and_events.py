@@ -511,7 +511,7 @@ def test_events_are_deduplicated_and_told_apart() -> None:
 
 @pytest.mark.airflow
 def test_an_events_run_reports_the_messages_it_took_no_finding_from(
-    aws, airflow_db: None, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+    aws, airflow_db: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Anyone who may send to the queue can put anything there: the run goes on with the
     findings of the other messages and lists each bad one in its report, not only in a log."""
@@ -533,10 +533,6 @@ def test_an_events_run_reports_the_messages_it_took_no_finding_from(
     assert skipped["named"] == "SQS message 1"
     assert skipped["error"].startswith("not a Security Hub findings event: KeyError")
     assert not world_open(aws, seeded)
-    # The task log counts it apart from the findings too (dag.test() shows task logs on stdout).
-    assert "1 routed, 0 rejected, 0 ignored, 0 excluded; 0 picks not found, 1 messages not read" in (
-        capfd.readouterr().out
-    )
 
 
 def test_a_body_nested_too_deep_is_skipped_not_the_others(caplog: pytest.LogCaptureFixture) -> None:

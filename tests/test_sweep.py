@@ -244,6 +244,18 @@ def test_findings_of_controls_no_playbook_fixes_are_counted_not_listed_as_reject
     )
     assert (named["rejected"], named["unsupported"]) == (2, 2)
 
+    # A pick no finding answers and an events message that named none are no findings.
+    picked = sweep.ingest(
+        Settings.from_env(),
+        aws,
+        registry(),
+        RunStore(tmp_path / "c"),
+        actionable_plan(),
+        named=[unfixable[2]["Id"], "no-such-finding"],
+        skipped=[{"message": "m-1", "error": "not a Security Hub findings event"}],
+    )
+    assert (picked["rejected"], picked["picks_not_found"], picked["messages_not_read"]) == (2, 1, 1)
+
 
 def test_a_sweep_reads_only_security_hub_s_own_findings(aws, tmp_path: Path) -> None:
     """AWS Config's and partners' findings carry a compliance status too: no playbook is for
