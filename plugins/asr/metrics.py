@@ -25,7 +25,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from asr.report import UNKNOWN, is_finding
+from asr.report import UNKNOWN, unlisted_rejections
 from asr.store import RunStore
 from asr.sweep import WRITTEN_BACK
 
@@ -64,7 +64,6 @@ def events(dag_id: str, report: dict[str, Any], writeback: dict[str, Any]) -> li
         return (("dag_id", tag(dag_id)), ("result", result))
 
     outcomes = report["outcomes"]
-    listed = {o["finding_id"] for o in outcomes}
     unchanged = set(writeback.get("unchanged", ()))
     return (
         [
@@ -74,8 +73,7 @@ def events(dag_id: str, report: dict[str, Any], writeback: dict[str, Any]) -> li
         ]
         + [
             (FINDINGS, finding(UNKNOWN, "REJECTED"), f"rejected|{json.dumps(r, sort_keys=True)}")
-            for r in report["rejected"]
-            if is_finding(r) and r.get("finding_id") not in listed
+            for r in unlisted_rejections(report["rejected"], {o["finding_id"] for o in outcomes})
         ]
         + [
             (SECURITY_HUB, security_hub("updated"), f"updated|{finding_id}|{text}")

@@ -127,6 +127,16 @@ def is_finding(rejection: dict[str, Any]) -> bool:
     return not is_pick(rejection) and MESSAGE not in rejection
 
 
+def unlisted_rejections(rejected: Iterable[dict[str, Any]], has_outcome: set[str]) -> list[dict[str, Any]]:
+    """The rejected findings no outcome tells of (none named them): the report counts them
+    REJECTED under ``UNKNOWN``, and so do the metrics."""
+    return [
+        r
+        for r in rejected
+        if is_finding(r) and (not r.get("finding_id") or r["finding_id"] not in has_outcome)
+    ]
+
+
 def named(rejection: dict[str, Any]) -> str:
     """What an entry of rejected.jsonl is about, as "Not acted on" lists it: a finding's id,
     else the resource a person chose, else the SQS message."""
@@ -152,14 +162,9 @@ def build(store: RunStore, run_id: str) -> dict[str, Any]:
     outcomes = every_outcome(store)
     rejected = [r | {"named": named(r)} for r in store.read_lines(REJECTED)]
     picks = sum(1 for r in rejected if is_pick(r))
-    has_outcome = {o.finding_id for o in outcomes}
-    unlisted = sum(
-        1
-        for r in rejected
-        if is_finding(r) and (not r.get("finding_id") or r["finding_id"] not in has_outcome)
-    )
+    unlisted = len(unlisted_rejections(rejected, {o.finding_id for o in outcomes}))
     writeback = store.read_json(WRITTEN_BACK) if store.path(WRITTEN_BACK).exists() else {}
-    shown, told = _written(writeback, run_id), _told(writeback, run_id)
+    workflow_status, told = _written(writeback, run_id), _told(writeback, run_id)
     totals = Counter(o.status for o in outcomes)
     by_control = _count(outcomes, lambda o: o.playbook or o.control_id)
     by_account = _count(outcomes, lambda o: o.account_id)
@@ -187,7 +192,9 @@ def build(store: RunStore, run_id: str) -> dict[str, Any]:
         "writeback_refused_for_now": [x for x in failed if refused_for_now(x)],
         "writeback_left_alone": writeback.get("left_alone", []),
         "writeback_pending": pending,
-        "outcomes": [o.to_dict() | {"workflow_status": shown(o), "security_hub": told(o)} for o in outcomes],
+        "outcomes": [
+            o.to_dict() | {"workflow_status": workflow_status(o), "security_hub": told(o)} for o in outcomes
+        ],
         "rejected": rejected,
         "picks_not_found": picks,
         "messages_not_read": sum(1 for r in rejected if MESSAGE in r),
