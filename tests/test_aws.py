@@ -156,6 +156,34 @@ def test_every_client_keeps_the_connection_s_botocore_settings_and_asr_s_retries
         assert client.meta.config.retries["mode"] == "adaptive"
 
 
+def test_the_connection_is_looked_up_once_so_a_later_failed_lookup_cannot_swap_credentials(
+    clean_aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lookup that succeeded, then a second one that failed for a moment (which the task SDK
+    reports as not found), left the session on the host's credentials with only the provider's
+    warning: the connection's role, endpoint and external id silently gone."""
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    connection = json.loads(local.airflow_connection())
+    connection["extra"]["member_role_external_id"] = "asr-external-9"
+    monkeypatch.setenv("AIRFLOW_CONN_ASR_FLAKY", json.dumps(connection))
+    lookups: list[str] = []
+    found = AwsBaseHook.get_connection
+
+    def once_then_missing(conn_id: str) -> Any:
+        lookups.append(conn_id)
+        if len(lookups) > 1:
+            raise AirflowNotFoundException(f"The conn_id `{conn_id}` isn't defined")
+        return found(conn_id)
+
+    monkeypatch.setattr(AwsBaseHook, "get_connection", staticmethod(once_then_missing))
+    context = AwsContext.from_airflow("asr_flaky", Settings().member_role_name)
+    assert lookups == ["asr_flaky"]
+    assert context.external_id == "asr-external-9"
+    assert context.endpoint_for("sts") == local.endpoint_url()
+
+
 def test_the_member_session_is_named_after_the_run_and_a_throttled_assume_is_tried_again(
     clean_aws: str,
 ) -> None:

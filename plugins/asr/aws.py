@@ -50,22 +50,23 @@ def _warn_without_default_connection() -> None:
     )
 
 
-def check_connection(hook: Any, aws_conn_id: str) -> None:
+def check_connection(wrapper: Any, aws_conn_id: str) -> None:
     """The connection ``ASR_AWS_CONN_ID`` names must be one Airflow has: without it the amazon
     provider goes on with the host's own credentials (the instance profile), and asr would act
     as whoever those are, saying so only in a warning. ``aws_default`` missing is the provider's
-    documented way to use them (instance profile, IRSA): warned about, once per process."""
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    documented way to use them (instance profile, IRSA): warned about, once per process.
 
-    try:
-        hook.get_connection(aws_conn_id)
-    except AirflowNotFoundException:
-        if aws_conn_id != DEFAULT_AWS_CONN_ID:
-            raise ConfigError(
-                f"ASR_AWS_CONN_ID {aws_conn_id!r} names no Airflow connection: add it, or unset "
-                f"ASR_AWS_CONN_ID for {DEFAULT_AWS_CONN_ID!r}"
-            ) from None
-        _warn_without_default_connection()
+    It judges the provider's own wrapper (empty when the lookup found nothing), not a lookup of
+    its own: a second lookup failing for a moment after the first succeeded would leave the
+    session on the host's credentials with nothing said."""
+    if wrapper:
+        return
+    if aws_conn_id != DEFAULT_AWS_CONN_ID:
+        raise ConfigError(
+            f"ASR_AWS_CONN_ID {aws_conn_id!r} names no Airflow connection: add it, or unset "
+            f"ASR_AWS_CONN_ID for {DEFAULT_AWS_CONN_ID!r}"
+        )
+    _warn_without_default_connection()
 
 
 def _strip_account_label(request: Any, **_: Any) -> None:
@@ -141,8 +142,8 @@ class AwsContext:
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
         hook = AwsBaseHook(aws_conn_id=aws_conn_id, client_type="sts")
-        check_connection(hook, aws_conn_id)
         wrapper = hook.conn_config
+        check_connection(wrapper, aws_conn_id)
         external_id = (wrapper.extra_config or {}).get("member_role_external_id")
         factory = _shared_data_session_factory()(conn=wrapper, config=hook.config)
         session = share_botocore_data(factory.create_session())
