@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -293,8 +294,9 @@ def test_the_form_offers_only_accounts_and_regions_asr_may_act_in(monkeypatch: p
         params["regions"].resolve(["eu-west-1\n"])
 
 
-def asset_events(*messages: dict) -> list[SimpleNamespace]:
-    batch = [{"MessageId": str(n), "Body": json.dumps(m)} for n, m in enumerate(messages)]
+def asset_events(*messages: dict, prefix: str = "") -> list[SimpleNamespace]:
+    """One trigger event of these message bodies, their MessageIds ``prefix`` and a number."""
+    batch = [{"MessageId": f"{prefix}{n}", "Body": json.dumps(m)} for n, m in enumerate(messages)]
     event = SimpleNamespace(
         extra={"from_trigger": True, "payload": {"status": "success", "message_batch": batch}}
     )
@@ -520,7 +522,9 @@ def test_an_events_run_reports_the_messages_it_took_no_finding_from(
     seeded = seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION)
     raw = finding(seeded)
     import_findings(aws.admin_client("securityhub", REGION), [raw])
-    [event] = asset_events(security_hub_event(CUSTOM_ACTION, raw["Id"]), {"hello": "world"})
+    # Message ids of this test's run only: the claims of an earlier one in this home last a week.
+    prefix = f"{uuid.uuid4().hex}-"
+    [event] = asset_events(security_hub_event(CUSTOM_ACTION, raw["Id"]), {"hello": "world"}, prefix=prefix)
     event.timestamp = datetime.datetime.now(datetime.UTC)
     monkeypatch.setattr(events, "run_events", lambda *args: ([event], []))
 
@@ -530,7 +534,7 @@ def test_an_events_run_reports_the_messages_it_took_no_finding_from(
     report = report_of(run)
     assert report["totals"] == {"REMEDIATED": 1}, "the message is no finding: counted nowhere"
     [skipped] = report["rejected"]
-    assert skipped["named"] == "SQS message 1"
+    assert skipped["named"] == f"SQS message {prefix}1"
     assert skipped["error"].startswith("not a Security Hub findings event: KeyError")
     assert not world_open(aws, seeded)
 
