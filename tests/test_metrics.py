@@ -45,12 +45,16 @@ def outcome(finding_id: str, status: str, control: str = "EC2.13") -> dict[str, 
 
 
 def report(
-    *outcomes: dict[str, Any], rejected: tuple[dict[str, Any], ...] = (), refused: int = 0
+    *outcomes: dict[str, Any],
+    rejected: tuple[dict[str, Any], ...] = (),
+    refused: int = 0,
+    unsupported: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """The parts of a run report (``asr.report.build``) the metrics read."""
     return {
         "outcomes": list(outcomes),
         "rejected": list(rejected),
+        "unsupported": unsupported or {},
         "writeback_failures": [
             {"FindingIdentifier": {"Id": f"r{n}"}, "ErrorCode": "X"} for n in range(refused)
         ],
@@ -69,7 +73,7 @@ def test_tag_values_and_legacy_names_hold_only_what_metric_names_may() -> None:
     assert metrics.legacy_name(metrics.FINDINGS, tags) == "asr.findings.asr_sweep.EC2_13.REMEDIATED"
 
 
-def test_the_events_are_outcomes_unlisted_rejections_and_security_hub_s_answers() -> None:
+def test_the_events_are_outcomes_rejections_unsupported_controls_and_security_hub_s_answers() -> None:
     run = report(
         outcome("f1", "REMEDIATED"),
         outcome("f2", "REMEDIATED"),
@@ -80,15 +84,19 @@ def test_the_events_are_outcomes_unlisted_rejections_and_security_hub_s_answers(
             {"pick_not_found": "x"},
         ),
         refused=1,
+        unsupported={"Macie.99": 3, "Foo Bar/1": 1},
     )
     found = metrics.events("asr_sweep", run, {"settled": {"f1": "a", "f2": "b"}, "unchanged": ["f2"]})
     assert Counter(metrics.legacy_name(name, tags) for name, tags, _ in found) == {
         "asr.findings.asr_sweep.EC2_13.REMEDIATED": 2,
         "asr.findings.asr_sweep.S3_1.NOT_APPROVED": 1,
         "asr.findings.asr_sweep.unknown.REJECTED": 1,
+        "asr.findings.asr_sweep.Macie_99.UNSUPPORTED": 3,
+        "asr.findings.asr_sweep.Foo_Bar_1.UNSUPPORTED": 1,
         "asr.securityhub.asr_sweep.updated": 1,
         "asr.securityhub.asr_sweep.not_taken": 1,
     }
+    assert len({key for _, _, key in found}) == len(found), "each event is one of its own"
 
 
 def test_a_report_made_again_sends_only_the_events_not_sent(statsd: StatsdListener, tmp_path: Path) -> None:
@@ -191,23 +199,27 @@ def test_a_sweep_and_its_rollback_are_counted_in_airflow_s_metrics(
     from airflow.dag_processing.dagbag import DagBag
 
     from asr.config import Settings
-    from asr.local.seed import finding, import_findings, seed_one
+    from asr.local.seed import Seeded, finding, import_findings, seed_one
 
     securityhub = aws.admin_client("securityhub", REGION)
     seeded = [seed_one(aws, "EC2.13", MEMBER_ACCOUNT, REGION, n) for n in range(2)]
-    import_findings(securityhub, [finding(s) for s in seeded])
+    account = f"AWS::::Account:{MEMBER_ACCOUNT}"
+    unfixable = finding(Seeded("EC2.9", MEMBER_ACCOUNT, REGION, "AwsAccount", account))  # no playbook
+    import_findings(securityhub, [*(finding(s) for s in seeded), unfixable])
     run = DagBag(dag_folder=str(DAGS / "asr_sweep.py")).dags["asr_sweep"].test()
     assert run.state == "success"
     assert sorted(statsd.received("airflow.asr.")) == sorted(
         [
             "airflow.asr.findings:2|c",
             "airflow.asr.findings.asr_sweep.EC2_13.REMEDIATED:2|c",
+            "airflow.asr.findings:1|c",
+            "airflow.asr.findings.asr_sweep.EC2_9.UNSUPPORTED:1|c",
             "airflow.asr.securityhub:2|c",
             "airflow.asr.securityhub.asr_sweep.updated:2|c",
         ]
     )
     store = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run.run_id)
-    assert len(store.read_json(metrics.SENT)["sent"]) == 4, "two outcomes, two updates"
+    assert len(store.read_json(metrics.SENT)["sent"]) == 5, "two outcomes, one unfixable, two updates"
 
     # Its rollback counts what it put back (its check before the approval counts nothing).
     dag = DagBag(dag_folder=str(DAGS / "asr_rollback.py")).dags["asr_rollback"]

@@ -33,6 +33,8 @@ FINDINGS = "asr.findings"
 SECURITY_HUB = "asr.securityhub"
 ROLLBACKS = "asr.rollbacks"
 SENT = "metrics.json"
+# The status of the findings of a control no playbook fixes (the report counts them by control).
+UNSUPPORTED = "UNSUPPORTED"
 # What a tag value may hold: InfluxDB-style StatsD tags become part of the name, which
 # Airflow checks against these characters and drops whole when one is outside them.
 _NOT_IN_TAG = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -53,9 +55,10 @@ def legacy_name(name: str, tags: Tags) -> str:
 
 def events(dag_id: str, report: dict[str, Any], writeback: dict[str, Any]) -> list[tuple[str, Tags, str]]:
     """Every event of the run, as (counter, tags, what makes it this one and no other): each
-    finding's outcome, those rejected the report counts under ``UNKNOWN``, each update
-    Security Hub took (``writeback``: write-back's record, ``WRITTEN_BACK``), and each it
-    refused for good."""
+    finding's outcome, those rejected the report counts under ``UNKNOWN``, the findings of
+    controls no playbook fixes (``UNSUPPORTED``, by control: what a new playbook would fix),
+    each update Security Hub took (``writeback``: write-back's record, ``WRITTEN_BACK``), and
+    each it refused for good."""
 
     def finding(control: str, status: str) -> Tags:
         return (("dag_id", tag(dag_id)), ("control", tag(control)), ("status", tag(status)))
@@ -74,6 +77,12 @@ def events(dag_id: str, report: dict[str, Any], writeback: dict[str, Any]) -> li
         + [
             (FINDINGS, finding(UNKNOWN, "REJECTED"), f"rejected|{json.dumps(r, sort_keys=True)}")
             for r in unlisted_rejections(report["rejected"], {o["finding_id"] for o in outcomes})
+        ]
+        + [
+            # Counted by control, not named: the n-th of a control's is the same on a report made again.
+            (FINDINGS, finding(control, UNSUPPORTED), f"unsupported|{control}|{n}")
+            for control, count in (report.get("unsupported") or {}).items()
+            for n in range(count)
         ]
         + [
             (SECURITY_HUB, security_hub("updated"), f"updated|{finding_id}|{text}")
