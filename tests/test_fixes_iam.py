@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
 from asr.aws import Clients
 from asr.local import MEMBER_ACCOUNT, served_requests
@@ -19,6 +22,12 @@ from asr.remediate import Result, Status, remediate_resource
 REGION = "us-east-1"
 SUPPORT = "arn:aws:iam::aws:policy/AWSSupportAccess"
 ROLE = "asr-aws-support"
+
+
+def stubbed(service: str) -> Stubber:
+    """A client whose answers a test gives: pages the stand-in never answers with."""
+    client = boto3.client(service, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    return Stubber(client)
 
 
 @pytest.fixture
@@ -187,6 +196,28 @@ def test_support_access_held_by_a_group_counts_once_someone_is_in_it(clients: Cl
     assert writes == []
 
 
+def test_a_group_whose_first_page_of_users_is_empty_but_truncated_has_members() -> None:
+    """IAM may answer fewer users than MaxItems while more follow (its documented caveat)."""
+    iam = stubbed("iam")
+    entities = {"PolicyGroups": [{"GroupName": "support-team", "GroupId": "AGPA0000000000000000X"}]}
+    iam.add_response(
+        "list_entities_for_policy", entities, {"PolicyArn": SUPPORT, "PolicyUsageFilter": "PermissionsPolicy"}
+    )
+    group = {
+        "Path": "/",
+        "GroupName": "support-team",
+        "GroupId": "AGPA0000000000000000X",
+        "Arn": f"arn:aws:iam::{MEMBER_ACCOUNT}:group/support-team",
+        "CreateDate": "2026-01-01T00:00:00Z",
+    }
+    answer = {"Group": group, "Users": [], "IsTruncated": True, "Marker": "m"}
+    iam.add_response("get_group", answer, {"GroupName": "support-team", "MaxItems": 1})
+    with iam:
+        state = registry().for_control("IAM.18").build_action().read(SimpleNamespace(iam=iam.client), "x")
+    assert state == {"support_access_principals": ["Group/support-team"]}
+    iam.assert_no_pending_responses()
+
+
 @pytest.mark.usefixtures("member_stack")
 def test_the_stacks_support_role_gets_the_policy_and_trusts_the_account(clients: Clients) -> None:
     result, writes = fix("IAM.18", clients, MEMBER_ACCOUNT)
@@ -335,6 +366,28 @@ def test_a_public_document_is_made_private_and_a_rollback_shares_the_same_versio
 
     action.revert(clients, name, before)
     assert shares(clients, name) == [{"AccountId": "all", "SharedDocumentVersion": "$LATEST"}]
+
+
+def test_a_public_share_listed_on_a_later_page_is_seen() -> None:
+    """SSM pages the shares (NextToken, no botocore paginator); the stand-in never does."""
+    ssm = stubbed("ssm")
+    asked = {"Name": "runbook", "PermissionType": "Share"}
+    named = {"AccountId": "444455556666", "SharedDocumentVersion": "$DEFAULT"}
+    public = {"AccountId": "all", "SharedDocumentVersion": "3"}
+    ssm.add_response(
+        "describe_document_permission",
+        {"AccountIds": ["444455556666"], "AccountSharingInfoList": [named], "NextToken": "p2"},
+        asked,
+    )
+    ssm.add_response(
+        "describe_document_permission",
+        {"AccountIds": ["all"], "AccountSharingInfoList": [public]},
+        {**asked, "NextToken": "p2"},
+    )
+    with ssm:
+        state = registry().playbooks["SSM.4"].build_action().read(SimpleNamespace(ssm=ssm.client), "runbook")
+    assert state == {"SharedWithEveryone": True, "SharedVersion": "3"}
+    ssm.assert_no_pending_responses()
 
 
 def test_a_missing_document_fails_with_the_aws_reason(clients: Clients) -> None:

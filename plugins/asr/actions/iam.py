@@ -353,6 +353,13 @@ class RevokeUnusedCredentials(Action):
 SUPPORT_POLICY = "AWSSupportAccess"
 
 
+def _has_members(iam: Any, group: str) -> bool:
+    """Whether an IAM group has a user. IAM may answer a page with fewer users than asked for
+    while more follow (``IsTruncated``): an empty first page does not make the group empty."""
+    page = iam.get_group(GroupName=group, MaxItems=1)
+    return bool(page["Users"]) or bool(page.get("IsTruncated"))
+
+
 @register
 class CreateSupportRole(Action):
     """Make sure some IAM principal can open AWS Support cases: give a role AWSSupportAccess.
@@ -408,7 +415,7 @@ class CreateSupportRole(Action):
             for page in pages
             for kind, field in (("Role", "PolicyRoles"), ("User", "PolicyUsers"), ("Group", "PolicyGroups"))
             for entity in page.get(field, [])
-            if kind != "Group" or iam.get_group(GroupName=entity["GroupName"], MaxItems=1)["Users"]
+            if kind != "Group" or _has_members(iam, entity["GroupName"])
         ]
         return {"support_access_principals": sorted(entities)}
 

@@ -79,14 +79,22 @@ class MakeDocumentPrivate(Action):
     summary = "stopped sharing the SSM document with every AWS account"
 
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
-        """Whether ``all`` is the share, and at which version (for a revert). A public document
-        has no other share, so the first page tells."""
-        page = clients.ssm.describe_document_permission(Name=resource_id, PermissionType="Share")
-        public = [
-            share for share in page.get("AccountSharingInfoList", []) if share.get("AccountId") == EVERYONE
-        ]
+        """Whether ``all`` is among the shares, and at which version (for a revert). Every page
+        is read (botocore has no paginator for it): should a document ever list named shares
+        too, ``all`` may come after a page of them."""
+        ids: list[str] = []
+        shares: list[dict[str, Any]] = []
+        asked = {"Name": resource_id, "PermissionType": "Share"}
+        while True:
+            page = clients.ssm.describe_document_permission(**asked)
+            ids += page.get("AccountIds", [])
+            shares += page.get("AccountSharingInfoList", [])
+            if not page.get("NextToken"):
+                break
+            asked["NextToken"] = page["NextToken"]
+        public = [share for share in shares if share.get("AccountId") == EVERYONE]
         return {
-            "SharedWithEveryone": bool(public) or EVERYONE in page.get("AccountIds", []),
+            "SharedWithEveryone": bool(public) or EVERYONE in ids,
             "SharedVersion": public[0].get("SharedDocumentVersion") if public else None,
         }
 
