@@ -166,6 +166,30 @@ def test_a_website_bucket_is_refused_and_left_as_it_is(aws, website: dict[str, A
     assert policy_of(clients, bucket) == before
 
 
+@pytest.mark.parametrize("control", ["S3.5", "S3.6"])
+def test_a_public_policy_under_block_public_access_fails_saying_why(aws, control: str) -> None:
+    """Once Block Public Access blocks public policies (the S3.2 fix of the same bucket may
+    have run first), S3 refuses any write of a policy that is public, a Deny added to it
+    too: a bare AccessDenied read like a permission asr lacked."""
+    clients, bucket = seeded_bucket(aws, control)
+    policy = policy_of(clients, bucket)
+    everyone = {"Sid": "Everyone", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject"}
+    policy["Statement"].append({**everyone, "Resource": f"arn:aws:s3:::{bucket}/*"})
+    clients.s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    flags = dict.fromkeys(
+        ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True
+    )
+    clients.s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=flags)
+
+    result = fix(clients, control, bucket)
+    assert result.status == Status.FAILED
+    assert result.message.startswith(
+        f"PublicPolicyBlocked: S3 refused the policy of bucket {bucket} (AccessDenied): its statements grant "
+        "public access, and with Block Public Access's BlockPublicPolicy on"
+    ), result.message
+    assert policy_of(clients, bucket) == policy
+
+
 # --- S3.6: no sensitive actions for other accounts
 
 

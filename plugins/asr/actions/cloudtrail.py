@@ -212,6 +212,7 @@ LOG_BUCKET_PERMISSIONS = (
     "s3:PutEncryptionConfiguration",
     "s3:GetBucketPolicy",
     "s3:PutBucketPolicy",
+    "s3:GetBucketPolicyStatus",  # only to explain a refusal (``put_statements``)
 )
 
 

@@ -381,6 +381,37 @@ def _read_policy(s3: Any, bucket: str) -> dict[str, Any] | None:
     return json.loads(response["Policy"]) if response else None
 
 
+class PublicPolicyBlocked(ValueError):
+    """S3 refused a bucket policy for being public, under Block Public Access."""
+
+
+def _put_policy(s3: Any, bucket: str, document: dict[str, Any]) -> None:
+    """Write a bucket policy whole. With Block Public Access's ``BlockPublicPolicy`` on (the
+    bucket's or the account's, as an S3.1/S3.2 fix leaves it), S3 refuses any write of a
+    policy that grants public access, with a bare AccessDenied that reads like a missing
+    permission: asked of S3's own judgement of the bucket's policy, the failure says so."""
+    try:
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(document))
+    except ClientError as exc:
+        if _error_code(exc) != "AccessDenied" or not _policy_is_public(s3, bucket):
+            raise
+        raise PublicPolicyBlocked(
+            f"S3 refused the policy of bucket {bucket} (AccessDenied): its statements grant public access, "
+            "and with Block Public Access's BlockPublicPolicy on, for the bucket or the account, S3 refuses "
+            "any write of a public policy, asr's added statement included; remove the public grants "
+            "from the policy (or exclude the bucket), then run the fix again"
+        ) from exc
+
+
+def _policy_is_public(s3: Any, bucket: str) -> bool:
+    """S3's judgement of the bucket's current policy (GetBucketPolicyStatus); False when it
+    cannot be read, so the original error stands."""
+    try:
+        return bool(s3.get_bucket_policy_status(Bucket=bucket)["PolicyStatus"]["IsPublic"])
+    except ClientError:
+        return False
+
+
 def put_statements(s3: Any, bucket: str, *added: dict[str, Any]) -> None:
     """Add statements (each replacing one of the same Sid) in one write, keeping every other
     statement as it is: asr's Sids are its own (``ASR...``), so an existing bucket keeps the
@@ -391,8 +422,7 @@ def put_statements(s3: Any, bucket: str, *added: dict[str, Any]) -> None:
         return
     sids = {statement["Sid"] for statement in added}
     kept = [s for s in statements if s.get("Sid") not in sids]
-    document = {**(policy or {"Version": POLICY_VERSION}), "Statement": [*kept, *added]}
-    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(document))
+    _put_policy(s3, bucket, {**(policy or {"Version": POLICY_VERSION}), "Statement": [*kept, *added]})
 
 
 def _drop_statement(s3: Any, bucket: str, sid: str) -> None:
@@ -402,7 +432,7 @@ def _drop_statement(s3: Any, bucket: str, sid: str) -> None:
         return
     kept = [s for s in _statements(policy) if s.get("Sid") != sid]
     if kept:
-        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({**policy, "Statement": kept}))
+        _put_policy(s3, bucket, {**policy, "Statement": kept})
     else:
         s3.delete_bucket_policy(Bucket=bucket)
 
@@ -435,7 +465,12 @@ class DenyInsecureTransport(_BucketSetting):
 
     name = "s3.deny-insecure-transport"
     service = "s3"
-    permissions = ("s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:GetBucketWebsite")
+    permissions = (
+        "s3:GetBucketPolicy",
+        "s3:PutBucketPolicy",
+        "s3:GetBucketPolicyStatus",
+        "s3:GetBucketWebsite",
+    )
     summary = "added a bucket-policy statement denying requests without TLS (aws:SecureTransport false)"
     revert_permissions = ("s3:DeleteBucketPolicy",)
 
@@ -488,7 +523,12 @@ class DenyCrossAccountSensitiveActions(_BucketSetting):
 
     name = "s3.deny-cross-account-sensitive-actions"
     service = "s3"
-    permissions = ("s3:GetBucketPolicy", "s3:PutBucketPolicy", "sts:GetCallerIdentity")
+    permissions = (
+        "s3:GetBucketPolicy",
+        "s3:PutBucketPolicy",
+        "s3:GetBucketPolicyStatus",
+        "sts:GetCallerIdentity",
+    )
     summary = "added a bucket-policy Deny of " + ", ".join(SENSITIVE_ACTIONS) + " to other accounts"
     revert_permissions = ("s3:DeleteBucketPolicy",)
 
@@ -641,6 +681,7 @@ class EnableServerAccessLogging(_BucketSetting):
         "s3:PutEncryptionConfiguration",
         "s3:GetBucketPolicy",
         "s3:PutBucketPolicy",
+        "s3:GetBucketPolicyStatus",
         "sts:GetCallerIdentity",
     )
     summary = "enabled server access logging into the log bucket {log_bucket} (prefix {target_prefix})"
