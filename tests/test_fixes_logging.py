@@ -98,6 +98,36 @@ def test_multi_region_trail_is_created_encrypted_validated_and_logging(aws, clie
         assert clients.cloudtrail.get_trail_status(Name=before["Name"])["IsLogging"]
 
 
+NOT_FOUND = {"Code": "NotFoundException", "Message": "Key 'arn:aws:kms:us-east-1:1:key/x' does not exist"}
+
+
+def test_a_key_and_bucket_policy_made_moments_ago_are_waited_for(aws, clients: Clients, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """KMS and CloudTrail are eventually consistent: the calls right after CreateKey may not
+    find the key (the fix failed and left a key without its alias: the next run made another),
+    and CloudTrail may not see yet the bucket policy just written. Each is asked again."""
+    import asr.actions
+
+    monkeypatch.setattr(asr.actions, "ROLE_PROPAGATION_DELAYS", (0.0, 0.0))
+    seed_one(aws, "CloudTrail.1", MEMBER_ACCOUNT, REGION)
+    rotation = Refusals(clients.kms, "EnableKeyRotation")
+    rotation.next(NOT_FOUND)
+    alias = Refusals(clients.kms, "CreateAlias")
+    alias.next({"Code": "KMSInvalidStateException", "Message": "arn:aws:kms:... is pending creation."})
+    create = Refusals(clients.cloudtrail, "CreateTrail")
+    create.next({"Code": "InsufficientS3BucketPolicyException", "Message": "Incorrect S3 bucket policy"})
+
+    result = fix(clients, "CloudTrail.1", MEMBER_ACCOUNT)
+
+    assert result.status == Status.REMEDIATED, result.message
+    assert (rotation.calls, alias.calls, create.calls) == (2, 2, 2)
+    [key] = clients.kms.list_keys()["Keys"]
+    assert (
+        trail(clients, ACCOUNT_TRAIL)["KmsKeyId"]
+        == clients.kms.describe_key(KeyId=ALIAS)["KeyMetadata"]["Arn"]
+    )
+    assert clients.kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"]
+
+
 def test_a_trail_bucket_a_dead_fix_made_is_made_private_and_encrypted(clients: Clients) -> None:
     """Made, then the fix died: the next found the bucket and put only its policy."""
     clients.s3.create_bucket(Bucket=CLOUDTRAIL_BUCKET)
@@ -283,6 +313,23 @@ def test_trail_encryption_reuses_the_key_behind_the_alias(clients: Clients) -> N
     assert fix(clients, "CloudTrail.2", arn).status == Status.REMEDIATED
     assert trail(clients, arn)["KmsKeyId"] == key["Arn"]
     assert len(clients.kms.list_keys()["Keys"]) == 1
+
+
+def test_a_new_key_kms_keeps_not_finding_fails_as_such_not_as_an_archive_s(
+    clients: Clients, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The trail's bucket is the account's own: KMS's NotFoundException is its own error, not
+    the 'another account's bucket' refusal."""
+    import asr.actions
+
+    monkeypatch.setattr(asr.actions, "ROLE_PROPAGATION_DELAYS", (0.0, 0.0))
+    arn = make_trail(clients, "payments")
+    Refusals(clients.kms, "EnableKeyRotation").next(*[NOT_FOUND] * 3)
+
+    result = fix(clients, "CloudTrail.2", arn)
+    assert result.status == Status.FAILED
+    assert result.message.startswith("NotFoundException: Key"), result.message
+    assert not trail(clients, arn).get("KmsKeyId")
 
 
 def test_trail_encryption_refuses_a_disabled_key(clients: Clients) -> None:

@@ -11,7 +11,7 @@ import logging
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -152,6 +152,16 @@ def _cloudtrail_key_policy(partition: str, account: str, maker: str) -> dict[str
 
 
 log = logging.getLogger(__name__)
+# How KMS answers calls about a key made moments ago, and CloudTrail a bucket policy or key
+# written moments ago (``with_new_role``): asked again after a while.
+KEY_NOT_READY = answered(("NotFoundException", "KMSInvalidStateException"))
+TRAIL_TARGETS_NOT_READY = answered(
+    (
+        "InsufficientS3BucketPolicyException",
+        "InsufficientEncryptionPolicyException",
+        "KmsKeyNotFoundException",
+    )
+)
 _KEY_LOCKS: defaultdict[tuple[str, str, str], threading.Lock] = defaultdict(threading.Lock)
 
 
@@ -178,9 +188,15 @@ def ensure_cloudtrail_key(clients: Clients, alias: str, create: bool = True) -> 
             # alias that finds this one is not there yet): the two calls are retried on their own.
             from asr.remediate import retry_throttled  # not at import: it imports the actions
 
-            retry_throttled(lambda: kms.enable_key_rotation(KeyId=key["KeyId"]))
+            # KMS is eventually consistent: a key moments old may be "not found" or in an
+            # invalid state to the next calls, which would fail the fix and leave the key
+            # without its alias (the next run would make another).
+            def new_key_call(call: Callable[[], Any]) -> Any:
+                return with_new_role(lambda: retry_throttled(call), True, KEY_NOT_READY)
+
+            new_key_call(lambda: kms.enable_key_rotation(KeyId=key["KeyId"]))
             try:
-                retry_throttled(lambda: kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"]))
+                new_key_call(lambda: kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"]))
                 return str(key["Arn"])
             except kms.exceptions.AlreadyExistsException:
                 log.warning(
@@ -400,10 +416,10 @@ class EnsureMultiRegionTrail(Action):
             "EnableLogFileValidation": True,
             "KmsKeyId": ensure_cloudtrail_key(clients, self.params["kms_key_alias"]),
         }
-        if exists:
-            cloudtrail.update_trail(Name=name, **settings)
-        else:
-            cloudtrail.create_trail(Name=name, **settings)
+        # CloudTrail checks the bucket policy and the key as it is now: both may have been
+        # written moments ago and not reached it yet.
+        write = cloudtrail.update_trail if exists else cloudtrail.create_trail
+        with_new_role(lambda: write(Name=name, **settings), True, TRAIL_TARGETS_NOT_READY)
         if not _records_all_management_events(cloudtrail, trail_arn):
             _add_management_events(cloudtrail, trail_arn)
         cloudtrail.start_logging(Name=name)
@@ -462,13 +478,19 @@ class EnableTrailEncryption(Action):
         try:
             key_arn = ensure_cloudtrail_key(clients, alias, create=own)
         except clients.kms.exceptions.NotFoundException:
+            if own:  # a new key KMS still said it did not know: not the archive's case
+                raise
             raise ValueError(
                 f"the trail delivers to bucket {bucket} of another account (a central log archive): a "
                 f"key made here would let only this account decrypt the logs, and the archive's "
                 f"readers would lose the new ones; make {alias} in this account a key they may use "
                 "(or name one in kms_key_alias), and it is used as it is"
             ) from None
-        clients.cloudtrail.update_trail(Name=resource_id, KmsKeyId=key_arn)
+        with_new_role(
+            lambda: clients.cloudtrail.update_trail(Name=resource_id, KmsKeyId=key_arn),
+            True,
+            TRAIL_TARGETS_NOT_READY,
+        )
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         """SSE-S3 again (an empty key id); the key stays, for the logs it encrypted meanwhile."""
