@@ -692,6 +692,21 @@ def test_config_takes_the_service_linked_role_another_region_just_created(aws, c
     assert found["roleARN"] == role["Arn"]
 
 
+def test_config_waits_for_the_bucket_policy_it_just_wrote(clients: Clients, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """PutDeliveryChannel checks the bucket's policy, written moments before: refused while
+    the policy has not reached Config, asked again."""
+    import asr.actions
+
+    monkeypatch.setattr(asr.actions, "ROLE_PROPAGATION_DELAYS", (0.0, 0.0))
+    refusing = Refusals(clients.config, "PutDeliveryChannel")
+    refusing.next({"Code": "InsufficientDeliveryPolicyException", "Message": "Insufficient delivery policy"})
+    result = fix(clients, "Config.1", MEMBER_ACCOUNT)
+    assert result.status == Status.REMEDIATED, result.message
+    assert refusing.calls == 2
+    [channel] = clients.config.describe_delivery_channels()["DeliveryChannels"]
+    assert channel["s3BucketName"] == CONFIG_BUCKET
+
+
 def test_config_waits_for_a_service_linked_role_made_lately(clients: Clients, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A service-linked role IAM made moments ago may not be usable by Config yet: its
     refusal (InvalidRoleException) is met by asking again; once the role is old, it stands."""
