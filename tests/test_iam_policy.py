@@ -444,6 +444,17 @@ def test_topics_stages_and_the_sharing_setting_are_granted_by_name(project: Play
     )
 
 
+def test_cloudformation_may_resolve_cdk_s_and_aws_s_public_parameters_only(project: PlaybookRegistry) -> None:
+    """UpdateStack reads a stack's SSM parameter types as the caller (every CDK stack has
+    BootstrapVersion): those parameters, and no other, which may be a SecureString."""
+    policies = iam_policy.render(iam_policy.member_policies(project), iam_policy.plain_values(Settings()))
+    own = f"arn:aws:ssm:eu-west-1:{MEMBER_ACCOUNT}:parameter"
+    assert _decision(policies, "ssm:GetParameters", f"{own}/cdk-bootstrap/hnb659fds/version") == "Allow"
+    public = "arn:aws:ssm:eu-west-1::parameter/aws/service/ami-amazon-linux-latest"
+    assert _decision(policies, "ssm:GetParameters", f"{public}/al2023-ami-kernel-default-x86_64") == "Allow"
+    assert _decision(policies, "ssm:GetParameters", f"{own}/payments/db-password") == "implicit deny"
+
+
 def test_the_rollback_role_gets_nothing_of_a_fix_no_revert_undoes(project: PlaybookRegistry) -> None:
     """EC2.4 terminates instances and no rollback brings one back: the rollback role, which only
     undoes fixes, must not be able to terminate any."""

@@ -243,11 +243,21 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
     # through a change set, and IAM asks for CreateChangeSet on the transform itself (as AWS
     # documents for change sets; whether UpdateStack's expansion asks too, only AWS can tell).
     # It is granted on those transforms alone: no change set of any stack.
+    # UpdateStack resolves parameters of SSM parameter types anew, as the caller: every CDK
+    # stack has one (BootstrapVersion, under /cdk-bootstrap/), and AMI ids come from AWS's
+    # public parameters. Only those: on every parameter the role could read SecureStrings.
     "cloudformation.notify-stack-events": (
         Scope(("sns:CreateTopic",), _named_topic),
         Scope(
             ("cloudformation:CreateChangeSet",),
             lambda _: (f"arn:{PARTITION}:cloudformation:*:aws:transform/*",),
+        ),
+        Scope(
+            ("ssm:GetParameters",),
+            lambda _: (
+                f"arn:{PARTITION}:ssm:*:{ACCOUNT}:parameter/cdk-bootstrap/*",
+                f"arn:{PARTITION}:ssm:*::parameter/aws/service/*",
+            ),
         ),
     ),
     "cloudwatch.ensure-cis-alarm": (Scope(("sns:CreateTopic", "sns:Subscribe"), _named_topic),),

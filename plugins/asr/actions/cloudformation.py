@@ -127,10 +127,13 @@ class NotifyStackEvents(Action):
     UpdateStack is the only call that sets a stack's topics, and it deploys the stack again:
     the same template and parameter values, but SSM parameter types, dynamic references and
     transforms (macros) are resolved anew, and nested stacks are updated with their root, so
-    resources can change: the playbook wants an approval. Capabilities are passed back as the
-    stack was deployed with, plus CAPABILITY_AUTO_EXPAND for a template with transforms (a
-    direct update needs it; change sets, as SAM deploys, do not record it); a failed update
-    rolls back. A stack with a service role is updated by that role (no
+    resources can change: the playbook wants an approval. CloudFormation reads SSM parameter
+    types with the caller's rights, which the member role has for CDK's bootstrap version
+    (``/cdk-bootstrap/``) and AWS's public parameters (``/aws/service/``) only: a stack whose
+    parameters name others fails with CloudFormation's AccessDenied reason. Capabilities are
+    passed back as the stack was deployed with, plus CAPABILITY_AUTO_EXPAND for a template with
+    transforms (a direct update needs it; change sets, as SAM deploys, do not record it); a
+    failed update rolls back. A stack with a service role is updated by that role (no
     ``iam:PassRole`` needed to keep it). One without acts on its resources with the member
     role's permissions: a notification-only update touches none, and one that must (a value
     resolved anew) fails AccessDenied and rolls back, as a stack policy that forbids it does;
@@ -160,6 +163,7 @@ class NotifyStackEvents(Action):
         "cloudformation:GetTemplateSummary",
         "cloudformation:UpdateStack",
         "sns:CreateTopic",
+        "ssm:GetParameters",  # CDK's and AWS's public parameters only (asr.iam_policy.SCOPES)
     )
     summary = "made the CloudFormation stack send its events to the SNS topic {topic_name}"
     schema = {
