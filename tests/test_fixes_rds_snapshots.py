@@ -205,6 +205,26 @@ def test_what_must_not_be_deleted_is_refused_unchanged(
     assert snapshots(clients).keys() == there.keys()
 
 
+def test_an_automated_snapshot_found_only_by_its_type_is_refused_as_automated(
+    aws: Any, clients: Clients
+) -> None:
+    """RDS documents that an automated snapshot's identifier needs its SnapshotType too (the
+    stand-in finds it without): the fix then said only that the snapshot was not found."""
+    arn = _automated(clients)
+
+    def typed_only(params: dict[str, Any], **_: Any) -> Any:
+        body = params.get("body") or {}
+        if str(body.get("DBSnapshotIdentifier", "")).startswith("rds:") and "SnapshotType" not in body:
+            error = {"Code": "DBSnapshotNotFound", "Message": "DBSnapshot not found."}
+            return type("Refused", (), {"status_code": 404})(), {"Error": error}
+        return None
+
+    with hooked(clients.rds, "before-call.rds.DescribeDBSnapshots", typed_only):
+        result = fix(aws, arn)
+    assert result.status == Status.FAILED
+    assert "is an automated snapshot of the unencrypted DB instance orders" in result.message, result.message
+
+
 def test_sharing_names_every_account_and_the_public(aws: Any, clients: Clients) -> None:
     result = fix(aws, _shared(clients, "all", OTHER_ACCOUNT, "444444444444"))
     assert "every AWS account (it is public) and accounts 333333333333, 444444444444" in result.message

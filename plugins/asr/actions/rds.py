@@ -370,6 +370,7 @@ COPY_NAME = re.compile(r"[A-Za-z](?!.*--)[A-Za-z0-9-]*(?<!-)")
 IN_PROGRESS = frozenset({"pending", "creating", "copying"})
 # Statuses of a snapshot RDS is deleting, and still lists.
 GOING = frozenset({"deleting", "deleted"})
+AUTOMATED_PREFIX = "rds:"  # how RDS names the snapshots it takes itself
 _KEY_ID = r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})"
 # Of the AWS managed keys' aliases, only RDS's own encrypts RDS snapshots.
 _ALIAS = r"alias/(?:aws/rds|(?!aws/)[A-Za-z0-9/_-]{1,250})"
@@ -550,9 +551,11 @@ class ReplaceSnapshotWithEncryptedCopy(Action):
             copy = self._copy(rds, name) if kind is DB_SNAPSHOT else None
             if copy is not None and copy["Encrypted"]:  # deleted beside its copy: as this fix leaves it
                 return {"Kind": kind.arn_type, "Snapshot": None, "EncryptedCopy": copy}
-            # Listed, unless asked for, are automated and manual snapshots: AWS Backup's apart. None
-            # there either: the not-found error.
-            found = kind.read(rds, name, SnapshotType="awsbackup")
+            # Listed, unless asked for, are automated and manual snapshots: AWS Backup's apart. Yet
+            # RDS also documents that an automated snapshot's identifier needs its type: asked by
+            # the type its name tells (``rds:`` automated). None there either: the not-found error.
+            asked = "automated" if name.startswith(AUTOMATED_PREFIX) else "awsbackup"
+            found = kind.read(rds, name, SnapshotType=asked)
         snapshot = _described(kind, found, SNAPSHOT_FIELDS)
         state: dict[str, Any] = {"Kind": kind.arn_type, "Snapshot": snapshot, "EncryptedCopy": None}
         if kind is DB_SNAPSHOT and not snapshot["Encrypted"] and snapshot.get("SnapshotType") == "manual":
