@@ -737,3 +737,25 @@ def test_a_group_name_is_read_from_its_arn() -> None:
         "14c4be82-bb3a-47ef-a33a-868696444d6a:autoScalingGroupName/web tier/blue"
     )
     assert playbook.extract_resource_id(arn, MEMBER_ACCOUNT) == "web tier/blue"
+
+
+def test_the_part_of_a_rule_ec2_answered_unknown_is_not_counted_as_revoked() -> None:
+    """Each source of a rule (range, group, prefix list) is revoked or named unknown on its
+    own; a rule all of whose sources were unknown is not among those revoked."""
+    from asr.actions.ec2 import _less
+
+    both = {
+        "IpProtocol": "tcp",
+        "FromPort": 22,
+        "ToPort": 22,
+        "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+        "UserIdGroupPairs": [{"GroupId": "sg-1", "UserId": MEMBER_ACCOUNT}],
+        "PrefixListIds": [{"PrefixListId": "pl-1"}],
+    }
+    every = {"IpProtocol": "-1", "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}
+    unknown = [
+        {"IpProtocol": "6", "FromPort": 22, "ToPort": 22, "UserIdGroupPairs": [{"GroupId": "sg-1"}]},
+        {"IpProtocol": "-1", "Ipv6Ranges": [{"CidrIpv6": "::/0"}]},
+        {"IpProtocol": "tcp", "FromPort": 23, "ToPort": 23, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+    ]
+    assert _less([both, every], unknown) == [{**both, "UserIdGroupPairs": []}]

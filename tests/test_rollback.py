@@ -393,15 +393,22 @@ def test_a_fix_a_retry_finished_is_put_back_to_before_the_first_try(aws, tmp_pat
     assert _state(aws, record) == seeded
 
 
+@pytest.mark.parametrize("vpc", ["own", "default"])
 def test_a_fix_planned_again_after_another_fix_is_put_back_without_undoing_the_other(
-    aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, vpc: str
 ) -> None:
     """EC2.13's fix revoked port 22 between EC2.19's read and its revoke; EC2.19 planned again
-    and revoked 3306 alone. Rolling EC2.19 back opens 3306 again, not 22."""
+    and revoked 3306 alone. Rolling EC2.19 back opens 3306 again, not 22. In a default VPC
+    EC2 revokes 3306 in that one call and names 22 as unknown, without an error: only 3306
+    is recorded as the fix's."""
     from helpers import routing_record
 
     ec2 = Clients(aws, MEMBER_ACCOUNT, REGION).ec2
-    vpc_id = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    if vpc == "default":
+        [found] = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
+        vpc_id = found["VpcId"]
+    else:
+        vpc_id = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     group_id = ec2.create_security_group(GroupName="both", Description="test", VpcId=vpc_id)["GroupId"]
     world = [
         {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
@@ -422,11 +429,48 @@ def test_a_fix_planned_again_after_another_fix_is_put_back_without_undoing_the_o
     monkeypatch.setattr(action_class, "apply", after_another_fix)
     outcome, journal = _fixed_in_a_run(aws, tmp_path, record)
     assert outcome.status == "REMEDIATED", outcome.message
+    assert [rule["FromPort"] for rule in outcome.before["public_high_risk_ingress"]] == [3306]
+    assert len(calls) == (2 if vpc == "own" else 1), "planned again, or answered in part"
 
     [reversal] = Rollback(journal, aws).run()
     assert reversal.status == RollbackStatus.REVERTED, reversal.reason
     group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
     assert [rule["FromPort"] for rule in group["IpPermissions"]] == [3306]
+
+
+def test_in_a_default_vpc_a_fix_another_fix_beat_to_every_rule_changed_nothing(
+    aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EC2 answers a revoke of rules all gone meanwhile with no error in a default VPC: the
+    fix reads again and finds nothing left to do, and a rollback puts nothing back."""
+    from helpers import routing_record
+
+    ec2 = Clients(aws, MEMBER_ACCOUNT, REGION).ec2
+    [found] = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
+    group_id = ec2.create_security_group(GroupName="beaten", Description="t", VpcId=found["VpcId"])["GroupId"]
+    world = [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=world)
+    arn = f"arn:aws:ec2:{REGION}:{MEMBER_ACCOUNT}:security-group/{group_id}"
+    record = routing_record("EC2.19", arn, group_id, MEMBER_ACCOUNT, REGION)
+    action_class = type(registry().playbooks["EC2.19"].build_action())
+    real = action_class.apply
+
+    def after_another_fix(self: Any, clients: Clients, resource_id: str, state: dict, plan: dict) -> None:
+        ec2.revoke_security_group_ingress(GroupId=resource_id, IpPermissions=world)
+        real(self, clients, resource_id, state, plan)
+
+    monkeypatch.setattr(action_class, "apply", after_another_fix)
+    outcome, journal = _fixed_in_a_run(aws, tmp_path, record)
+    assert (outcome.status, outcome.message) == (
+        "ALREADY_COMPLIANT",
+        "made compliant by another change first; nothing changed",
+    )
+    [reversal] = Rollback(journal, aws).run()
+    assert (reversal.status, reversal.reason) == (
+        RollbackStatus.NOT_FIXED,
+        "the fix ended ALREADY_COMPLIANT: made compliant by another change first; nothing changed",
+    )
+    assert ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]["IpPermissions"] == []
 
 
 def test_a_fix_that_changed_nothing_is_not_reverted(

@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 from botocore.exceptions import ClientError
 
-from asr.actions import Action, ChangedMeanwhile, ChangeNotMade
+from asr.actions import Action, ChangedMeanwhile, ChangeNotMade, MadeInPart
 from asr.aws import AwsContext, Clients
 from asr.claims import Claims, claim_name
 from asr.findings import RoutingRecord
@@ -638,7 +638,8 @@ def _applier(
     that (revoking a rule twice answers InvalidPermission.NotFound). A call refused because
     the resource changed since it was read (``Action.stale_plan_errors``), or an apply that
     finds the change made already (``ChangedMeanwhile``), is planned again from a new read, a
-    few times at most, and that plan is handed to ``replanned``."""
+    few times at most, and that plan is handed to ``replanned``; so is the before-state of a
+    change made only in part (``MadeInPart``), to be recorded as what the fix changed."""
     action, clients, resource_id = target.action, target.clients, target.resource_id
     tries = 0
 
@@ -651,6 +652,9 @@ def _applier(
                 return
             try:
                 action.apply(clients, resource_id, now.state, now.plan)
+                return
+            except MadeInPart as part:
+                replanned(Planned(part.state, now.plan))
                 return
             except ChangedMeanwhile:
                 if replans == STALE_PLAN_REPLANS:

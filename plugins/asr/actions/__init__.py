@@ -394,6 +394,17 @@ class ChangedMeanwhile(Exception):
     instead of crediting the fix with a change it did not make, which a rollback would undo."""
 
 
+class MadeInPart(Exception):
+    """Raised by an ``apply`` whose service made only part of the change and said so without
+    an error (EC2 in a default VPC revokes the rules still there and lists the others, gone
+    meanwhile, as unknown). ``state`` is the before-state of what it did change: recorded in
+    place of the plan's, so a rollback puts back only that, not what another fix took away."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        super().__init__("the change was made in part")
+        self.state = state
+
+
 class NotReversible(Exception):
     """A fix that cannot be undone; the message says why."""
 

@@ -16,6 +16,7 @@ from asr.actions import (
     Action,
     BulkRead,
     ChangedMeanwhile,
+    MadeInPart,
     ServiceRole,
     grant_name,
     register,
@@ -42,7 +43,9 @@ class SecurityGroupAction(BulkRead):
 
     EC2.2, EC2.13, EC2.18 and EC2.19 run in parallel task groups and may revoke rules of
     one group at once. A revoke naming a rule already gone fails whole in a non-default VPC
-    (InvalidPermission.NotFound: nothing is revoked), so the fix reads the group again."""
+    (InvalidPermission.NotFound: nothing is revoked), so the fix reads the group again; in a
+    default VPC it revokes the rest and names the rule as unknown, so only what it revoked is
+    recorded as the fix's (``_made``)."""
 
     service = "ec2"
     propagation_seconds = EC2_PROPAGATION
@@ -116,6 +119,62 @@ def _strip_empty(permissions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in p.items() if v != []} for p in permissions]
 
 
+# The sources of a rule, and what names each one.
+SOURCES = {
+    "IpRanges": "CidrIp",
+    "Ipv6Ranges": "CidrIpv6",
+    "UserIdGroupPairs": "GroupId",
+    "PrefixListIds": "PrefixListId",
+}
+
+
+def _rule_key(permission: dict[str, Any]) -> tuple[Any, ...]:
+    protocol = _protocol(permission)
+    return (
+        (protocol,)
+        if protocol == ALL_PROTOCOLS
+        else (protocol, permission.get("FromPort"), permission.get("ToPort"))
+    )
+
+
+def _less(rules: list[dict[str, Any]], unknown: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rules without the sources EC2 answered as unknown; a rule left with none goes."""
+    gone = {
+        (_rule_key(p), field, source.get(name))
+        for p in unknown
+        for field, name in SOURCES.items()
+        for source in p.get(field) or []
+    }
+    left = []
+    for rule in rules:
+        kept = {
+            field: [s for s in rule[field] if (_rule_key(rule), field, s.get(name)) not in gone]
+            for field, name in SOURCES.items()
+            if field in rule
+        }
+        if any(kept.values()) or not any(rule.get(field) for field in SOURCES):
+            left.append({**rule, **kept})
+    return left
+
+
+def _revoke(call: Any, group_id: str, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Revoke the rules; return those EC2 revoked. Outside a default VPC that is all of them
+    or none (a rule gone meanwhile fails the call: InvalidPermission.NotFound); in a default
+    VPC, EC2 revokes those still there and lists the others as unknown, with no error."""
+    unknown = call(GroupId=group_id, IpPermissions=_strip_empty(rules)).get("UnknownIpPermissions")
+    return _less(rules, unknown) if unknown else rules
+
+
+def _made(state: dict[str, Any], revoked: dict[str, list[dict[str, Any]]]) -> None:
+    """Raise unless the revokes made the whole plan: none of it is ``ChangedMeanwhile`` (read
+    and plan again), part of it ``MadeInPart`` (only that part is recorded as the fix's)."""
+    if all(revoked[key] == state[key] for key in revoked):
+        return
+    if not any(revoked.values()):
+        raise ChangedMeanwhile()
+    raise MadeInPart({**state, **revoked})
+
+
 class RevokeOpenIngress(SecurityGroupAction):
     """Revoke the 0.0.0.0/0 and ::/0 ranges of the inbound rules a port rule forbids.
 
@@ -144,9 +203,8 @@ class RevokeOpenIngress(SecurityGroupAction):
         return {self.state_key: []} if state[self.state_key] else {}
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        clients.ec2.revoke_security_group_ingress(
-            GroupId=resource_id, IpPermissions=_strip_empty(state[self.state_key])
-        )
+        revoked = _revoke(clients.ec2.revoke_security_group_ingress, resource_id, state[self.state_key])
+        _made(state, {self.state_key: revoked})
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         clients.ec2.authorize_security_group_ingress(
@@ -274,14 +332,11 @@ class RemoveDefaultSecurityGroupRules(SecurityGroupAction):
         return {key: [] for key, rules in state.items() if rules}
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
-        if "IpPermissions" in plan:
-            clients.ec2.revoke_security_group_ingress(
-                GroupId=resource_id, IpPermissions=_strip_empty(state["IpPermissions"])
-            )
-        if "IpPermissionsEgress" in plan:
-            clients.ec2.revoke_security_group_egress(
-                GroupId=resource_id, IpPermissions=_strip_empty(state["IpPermissionsEgress"])
-            )
+        calls = {
+            "IpPermissions": clients.ec2.revoke_security_group_ingress,
+            "IpPermissionsEgress": clients.ec2.revoke_security_group_egress,
+        }
+        _made(state, {key: _revoke(calls[key], resource_id, state[key]) for key in calls if key in plan})
 
     def revert(self, clients: Clients, resource_id: str, before: dict[str, Any]) -> None:
         """Put back each direction the fix emptied; one it did not get to (it failed part way)
