@@ -439,16 +439,24 @@ def default_group_rules(clients: Clients, group_id: str) -> tuple[list, list]:
     return group["IpPermissions"], group["IpPermissionsEgress"]
 
 
+@pytest.mark.parametrize("n", [0, 1], ids=["default-vpc", "own-vpc"])
 def test_a_throttled_fix_is_retried_from_what_the_resource_is_now(
-    aws, clients: Clients, monkeypatch: pytest.MonkeyPatch
+    aws, clients: Clients, monkeypatch: pytest.MonkeyPatch, n: int
 ) -> None:
-    """The retry must not revoke the inbound rules again: AWS (and the stand-in) answer
-    InvalidPermission.NotFound, and the group was left half fixed."""
-    group_id = seeded_id(aws, "EC2.2")
+    """The retry must not revoke the inbound rules again: outside a default VPC AWS (and the
+    stand-in) answer InvalidPermission.NotFound, in one they come back unknown; the group
+    was left half fixed. The fix's record keeps both directions it emptied."""
+    seeded = seed_one(aws, "EC2.2", MEMBER_ACCOUNT, REGION, n)
+    group_id = registry().for_control("EC2.2").extract_resource_id(seeded.resource_id, MEMBER_ACCOUNT)
+    inbound, outbound = default_group_rules(clients, group_id)
     refuse_outbound_once(monkeypatch, "Throttling")
+    local.served_requests(clear=True)
     result = fix(clients, "EC2.2", group_id)
     assert result.status == Status.REMEDIATED, result.message
     assert default_group_rules(clients, group_id) == ([], [])
+    revokes = [c["action"] for c in local.served_requests() if c["action"].startswith("Revoke")]
+    assert revokes == ["RevokeSecurityGroupIngress", "RevokeSecurityGroupEgress"]
+    assert result.before == {"IpPermissions": inbound, "IpPermissionsEgress": outbound}
 
 
 @pytest.mark.parametrize("ours", [(22,), (22, 3306)], ids=["same-rules", "more-rules"])
@@ -756,6 +764,12 @@ def test_the_part_of_a_rule_ec2_answered_unknown_is_not_counted_as_revoked() -> 
     unknown = [
         {"IpProtocol": "6", "FromPort": 22, "ToPort": 22, "UserIdGroupPairs": [{"GroupId": "sg-1"}]},
         {"IpProtocol": "-1", "Ipv6Ranges": [{"CidrIpv6": "::/0"}]},
-        {"IpProtocol": "tcp", "FromPort": 23, "ToPort": 23, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
     ]
     assert _less([both, every], unknown) == [{**both, "UserIdGroupPairs": []}]
+    # An entry that names what none of the rules has, or nothing: what went is not known.
+    other_port = {"IpProtocol": "tcp", "FromPort": 23, "ToPort": 23, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+    assert _less([both], [other_port]) is None
+    assert _less([both], [{**unknown[0], "UserIdGroupPairs": [{"GroupName": "web"}]}]) is None
+    assert _less([both], [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22}]) is None
+    icmp = {"IpProtocol": "icmp", "FromPort": 8, "ToPort": 0, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+    assert _less([icmp], [{**icmp, "IpProtocol": "1"}]) == []

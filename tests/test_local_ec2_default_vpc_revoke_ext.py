@@ -46,6 +46,12 @@ def test_in_a_default_vpc_what_is_there_goes_and_the_rest_comes_back_unknown(ec2
     )
     assert ports(ec2, group_id) == []
 
+    everything = {"IpProtocol": "-1", "IpRanges": WORLD}  # every new group's outbound rule
+    answer = ec2.revoke_security_group_egress(GroupId=group_id, IpPermissions=[everything, rule(443)])
+    assert [p.get("FromPort") for p in answer["UnknownIpPermissions"]] == [443]
+    [found] = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
+    assert found["IpPermissionsEgress"] == []
+
 
 def test_in_any_other_vpc_the_request_is_refused(ec2: Any) -> None:
     vpc_id = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]

@@ -64,6 +64,10 @@ PROTOCOL_NAMES = {
     "6": "tcp",
     "udp": "udp",
     "17": "udp",
+    "icmp": "icmp",
+    "1": "icmp",
+    "icmpv6": "icmpv6",
+    "58": "icmpv6",
     ALL_PROTOCOLS: ALL_PROTOCOLS,
     "all": ALL_PROTOCOLS,
 }
@@ -137,14 +141,24 @@ def _rule_key(permission: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def _less(rules: list[dict[str, Any]], unknown: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rules without the sources EC2 answered as unknown; a rule left with none goes."""
+def _less(rules: list[dict[str, Any]], unknown: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The rules without the sources EC2 answered as unknown; a rule left with none goes.
+    None when an unknown entry names a source none of the rules has (EC2 warns the list may
+    differ in form from the request): what was revoked is then not known."""
     gone = {
         (_rule_key(p), field, source.get(name))
         for p in unknown
         for field, name in SOURCES.items()
         for source in p.get(field) or []
     }
+    named = {
+        (_rule_key(rule), field, source.get(name))
+        for rule in rules
+        for field, name in SOURCES.items()
+        for source in rule.get(field) or []
+    }
+    if not gone <= named or any(not any(p.get(field) for field in SOURCES) for p in unknown):
+        return None
     left = []
     for rule in rules:
         kept = {
@@ -160,9 +174,17 @@ def _less(rules: list[dict[str, Any]], unknown: list[dict[str, Any]]) -> list[di
 def _revoke(call: Any, group_id: str, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Revoke the rules; return those EC2 revoked. Outside a default VPC that is all of them
     or none (a rule gone meanwhile fails the call: InvalidPermission.NotFound); in a default
-    VPC, EC2 revokes those still there and lists the others as unknown, with no error."""
+    VPC, EC2 revokes those still there and lists the others as unknown, with no error. When
+    that list cannot be told apart from the request, the fix reads and plans again
+    (``ChangedMeanwhile``): what this call revoked is then not recorded as the fix's, so a
+    rollback leaves it revoked rather than reopen what another fix closed."""
     unknown = call(GroupId=group_id, IpPermissions=_strip_empty(rules)).get("UnknownIpPermissions")
-    return _less(rules, unknown) if unknown else rules
+    if not unknown:
+        return rules
+    revoked = _less(rules, unknown)
+    if revoked is None:
+        raise ChangedMeanwhile()
+    return revoked
 
 
 def _made(state: dict[str, Any], revoked: dict[str, list[dict[str, Any]]]) -> None:

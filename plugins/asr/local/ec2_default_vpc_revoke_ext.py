@@ -51,7 +51,8 @@ def as_permission(args: dict[str, Any]) -> dict[str, Any]:
 
 def _revoke(self: SecurityGroups, egress: bool) -> Any:
     group = self._get_param("GroupName") or self._get_param("GroupId")
-    if not in_default_vpc(self.ec2_backend, group):
+    # Revokes by rule id are moto's (asr names rules by what they allow).
+    if self._get_param("SecurityGroupRuleIds") or not in_default_vpc(self.ec2_backend, group):
         return (_moto_revoke_egress if egress else _moto_revoke_ingress)(self)
     self.error_on_dryrun()
     backend = self.ec2_backend
