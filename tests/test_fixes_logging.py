@@ -332,6 +332,25 @@ def test_a_new_key_kms_keeps_not_finding_fails_as_such_not_as_an_archive_s(
     assert not trail(clients, arn).get("KmsKeyId")
 
 
+def test_a_key_long_in_place_that_cloudtrail_refuses_fails_at_once(clients: Clients, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Only a key or bucket policy made moments ago is waited for: CloudTrail's refusal of
+    an existing key (its policy does not let CloudTrail encrypt) stands at the first answer."""
+    import asr.actions
+
+    monkeypatch.setattr(asr.actions, "ROLE_PROPAGATION_DELAYS", (0.0, 0.0))
+    arn = make_trail(clients, "payments")
+    key = clients.kms.create_key(Description="existing")["KeyMetadata"]
+    clients.kms.create_alias(AliasName=ALIAS, TargetKeyId=key["KeyId"])
+    refusing = Refusals(clients.cloudtrail, "UpdateTrail")
+    refused = {"Code": "InsufficientEncryptionPolicyException", "Message": "Insufficient permissions"}
+    refusing.next(refused, refused, refused)
+
+    result = fix(clients, "CloudTrail.2", arn)
+    assert result.status == Status.FAILED
+    assert result.message.startswith("InsufficientEncryptionPolicyException"), result.message
+    assert refusing.calls == 1
+
+
 def test_trail_encryption_refuses_a_disabled_key(clients: Clients) -> None:
     arn = make_trail(clients, "payments")
     key = clients.kms.create_key(Description="retired")["KeyMetadata"]

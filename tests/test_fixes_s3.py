@@ -184,8 +184,8 @@ def test_a_public_policy_under_block_public_access_fails_saying_why(aws, control
     result = fix(clients, control, bucket)
     assert result.status == Status.FAILED
     assert result.message.startswith(
-        f"PublicPolicyBlocked: S3 refused the policy of bucket {bucket} (AccessDenied): its statements grant "
-        "public access, and with Block Public Access's BlockPublicPolicy on"
+        f"PublicPolicyBlocked: S3 refused the policy of bucket {bucket} (AccessDenied), and the policy "
+        "grants public access: while Block Public Access's BlockPublicPolicy is on"
     ), result.message
     assert policy_of(clients, bucket) == policy
 

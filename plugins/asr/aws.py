@@ -58,7 +58,9 @@ def check_connection(wrapper: Any, aws_conn_id: str) -> None:
 
     It judges the provider's own wrapper (empty when the lookup found nothing), not a lookup of
     its own: a second lookup failing for a moment after the first succeeded would leave the
-    session on the host's credentials with nothing said."""
+    session on the host's credentials with nothing said. For ``aws_default`` one lookup that
+    fails for a moment (the task SDK reports it as not found) still means the host's
+    credentials, with the warning: the provider's documented fallback cannot tell the two."""
     if wrapper:
         return
     if aws_conn_id != DEFAULT_AWS_CONN_ID:

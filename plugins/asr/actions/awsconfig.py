@@ -184,14 +184,16 @@ class EnableConfigRecorder(Action):
         if "DeliveryChannel" in plan:
             s3 = clients.s3
             bucket = log_bucket_name(self.params["bucket_name"], account, s3.meta.region_name)
-            ensure_log_bucket(s3, bucket, _config_bucket_statements(s3.meta.partition, bucket, account))
+            wrote = ensure_log_bucket(
+                s3, bucket, _config_bucket_statements(s3.meta.partition, bucket, account)
+            )
             # Config checks the bucket policy as it is now: written just above, it may not
             # have reached Config yet.
             with_new_role(
                 lambda: config.put_delivery_channel(
                     DeliveryChannel={"name": plan["DeliveryChannel"], "s3BucketName": bucket}
                 ),
-                True,
+                wrote,
                 answered("InsufficientDeliveryPolicyException"),
             )
         if "Recording" in plan:

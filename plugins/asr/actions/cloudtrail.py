@@ -165,9 +165,10 @@ TRAIL_TARGETS_NOT_READY = answered(
 _KEY_LOCKS: defaultdict[tuple[str, str, str], threading.Lock] = defaultdict(threading.Lock)
 
 
-def ensure_cloudtrail_key(clients: Clients, alias: str, create: bool = True) -> str:
-    """The ARN of the key behind ``alias``, creating it (rotated, CloudTrail allowed) if the
-    alias is free; when not ``create``, a free alias raises KMS's NotFoundException.
+def ensure_cloudtrail_key(clients: Clients, alias: str, create: bool = True) -> tuple[str, bool]:
+    """The ARN of the key behind ``alias`` and whether it was made now, creating it (rotated,
+    CloudTrail allowed) if the alias is free; when not ``create``, a free alias raises KMS's
+    NotFoundException.
 
     An existing key is used as it is: its policy is its owner's, and CloudTrail itself
     refuses a key whose policy does not let it encrypt. The threads of a task make it one
@@ -197,7 +198,7 @@ def ensure_cloudtrail_key(clients: Clients, alias: str, create: bool = True) -> 
             new_key_call(lambda: kms.enable_key_rotation(KeyId=key["KeyId"]))
             try:
                 new_key_call(lambda: kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"]))
-                return str(key["Arn"])
+                return str(key["Arn"]), True
             except kms.exceptions.AlreadyExistsException:
                 log.warning(
                     "%s was made meanwhile by another task; KMS key %s, made here, is unused: "
@@ -208,7 +209,7 @@ def ensure_cloudtrail_key(clients: Clients, alias: str, create: bool = True) -> 
                 key = kms.describe_key(KeyId=alias)["KeyMetadata"]
     if key.get("KeyState") != "Enabled":
         raise ValueError(f"KMS key {alias} is {key.get('KeyState')}, not Enabled: CloudTrail cannot use it")
-    return str(key["Arn"])
+    return str(key["Arn"]), False
 
 
 # No kms:PutKeyPolicy: the lockout check of CreateKey finds it in the new key's own policy.
@@ -406,20 +407,21 @@ class EnsureMultiRegionTrail(Action):
         if not exists:  # then the trails are this Region's: a trail homed elsewhere exists
             _refuse_a_trail_too_many(trails, region)
         bucket = log_bucket_name(self.params["bucket_name"], account, region)
-        ensure_log_bucket(
+        wrote = ensure_log_bucket(
             clients.s3, bucket, _cloudtrail_bucket_statements(partition, bucket, account, trail_arn)
         )
+        key_arn, made = ensure_cloudtrail_key(clients, self.params["kms_key_alias"])
         settings = {
             "S3BucketName": bucket,
             "IsMultiRegionTrail": True,
             "IncludeGlobalServiceEvents": True,
             "EnableLogFileValidation": True,
-            "KmsKeyId": ensure_cloudtrail_key(clients, self.params["kms_key_alias"]),
+            "KmsKeyId": key_arn,
         }
-        # CloudTrail checks the bucket policy and the key as it is now: both may have been
-        # written moments ago and not reached it yet.
+        # CloudTrail checks the bucket policy and the key as they are now: written moments ago,
+        # they may not have reached it yet (a refusal of older ones stands at once).
         write = cloudtrail.update_trail if exists else cloudtrail.create_trail
-        with_new_role(lambda: write(Name=name, **settings), True, TRAIL_TARGETS_NOT_READY)
+        with_new_role(lambda: write(Name=name, **settings), wrote or made, TRAIL_TARGETS_NOT_READY)
         if not _records_all_management_events(cloudtrail, trail_arn):
             _add_management_events(cloudtrail, trail_arn)
         cloudtrail.start_logging(Name=name)
@@ -476,7 +478,7 @@ class EnableTrailEncryption(Action):
                 f"bucket's Region, not the trail's ({region})"
             )
         try:
-            key_arn = ensure_cloudtrail_key(clients, alias, create=own)
+            key_arn, made = ensure_cloudtrail_key(clients, alias, create=own)
         except clients.kms.exceptions.NotFoundException:
             if own:  # a new key KMS still said it did not know: not the archive's case
                 raise
@@ -488,7 +490,7 @@ class EnableTrailEncryption(Action):
             ) from None
         with_new_role(
             lambda: clients.cloudtrail.update_trail(Name=resource_id, KmsKeyId=key_arn),
-            True,
+            made,
             TRAIL_TARGETS_NOT_READY,
         )
 

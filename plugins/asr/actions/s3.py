@@ -396,10 +396,11 @@ def _put_policy(s3: Any, bucket: str, document: dict[str, Any]) -> None:
         if _error_code(exc) != "AccessDenied" or not _policy_is_public(s3, bucket):
             raise
         raise PublicPolicyBlocked(
-            f"S3 refused the policy of bucket {bucket} (AccessDenied): its statements grant public access, "
-            "and with Block Public Access's BlockPublicPolicy on, for the bucket or the account, S3 refuses "
-            "any write of a public policy, asr's added statement included; remove the public grants "
-            "from the policy (or exclude the bucket), then run the fix again"
+            f"S3 refused the policy of bucket {bucket} (AccessDenied), and the policy grants public "
+            "access: while Block Public Access's BlockPublicPolicy is on, for the bucket or the account, "
+            "S3 refuses any write of a public policy, asr's added statement included; remove the public "
+            "grants from the policy (or exclude the bucket), then run the fix again (with BlockPublicPolicy "
+            "off, the denial is IAM's or an SCP's)"
         ) from exc
 
 
@@ -412,17 +413,18 @@ def _policy_is_public(s3: Any, bucket: str) -> bool:
         return False
 
 
-def put_statements(s3: Any, bucket: str, *added: dict[str, Any]) -> None:
+def put_statements(s3: Any, bucket: str, *added: dict[str, Any]) -> bool:
     """Add statements (each replacing one of the same Sid) in one write, keeping every other
     statement as it is: asr's Sids are its own (``ASR...``), so an existing bucket keeps the
-    statements that let other trails, recorders or tools use it."""
+    statements that let other trails, recorders or tools use it. Whether it wrote."""
     policy = _read_policy(s3, bucket)
     statements = _statements(policy)
     if all(statement in statements for statement in added):
-        return
+        return False
     sids = {statement["Sid"] for statement in added}
     kept = [s for s in statements if s.get("Sid") not in sids]
     _put_policy(s3, bucket, {**(policy or {"Version": POLICY_VERSION}), "Statement": [*kept, *added]})
+    return True
 
 
 def _drop_statement(s3: Any, bucket: str, sid: str) -> None:
@@ -618,7 +620,7 @@ def create_bucket(s3: Any, bucket: str, region: str, **settings: Any) -> None:
 
 def ensure_log_bucket(
     s3: Any, bucket: str, statements: list[dict[str, Any]], region: str | None = None
-) -> None:
+) -> bool:
     """Set up a bucket that a service delivers logs to (S3 access logs, CloudTrail, Config).
 
     Created unless it exists (ACLs off, in the client's Region; another fix task may create
@@ -626,7 +628,8 @@ def ensure_log_bucket(
     and given ``statements`` and TLS required in one policy write (``put_statements``): fix
     tasks in other processes may set it up at once, and neither's write drops the other's.
     An existing bucket keeps its settings and the statements of other Sids. With ``region``,
-    an existing bucket must be in it (S3 delivers access logs only within a Region).
+    an existing bucket must be in it (S3 delivers access logs only within a Region). Whether
+    it wrote the policy (a service may not see it yet).
     """
     try:
         found, own = bucket_home(s3, bucket)
@@ -647,7 +650,9 @@ def ensure_log_bucket(
         if region and found != region:
             raise ValueError(f"log bucket {bucket} is in {found}, not in {region} with the bucket")
     secure_log_bucket(s3, bucket)
-    put_statements(s3, bucket, tls_only_statement(_bucket_arns(s3.meta.partition, bucket)), *statements)
+    return put_statements(
+        s3, bucket, tls_only_statement(_bucket_arns(s3.meta.partition, bucket)), *statements
+    )
 
 
 @register
