@@ -141,23 +141,22 @@ def _rule_key(permission: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
+def _sources(permission: dict[str, Any]) -> set[tuple[Any, ...]]:
+    """Each source of a rule (range, group, prefix list), with the protocol and ports it opens."""
+    return {
+        (_rule_key(permission), field, source.get(name))
+        for field, name in SOURCES.items()
+        for source in permission.get(field) or []
+    }
+
+
 def _less(rules: list[dict[str, Any]], unknown: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
     """The rules without the sources EC2 answered as unknown; a rule left with none goes.
-    None when an unknown entry names a source none of the rules has (EC2 warns the list may
-    differ in form from the request): what was revoked is then not known."""
-    gone = {
-        (_rule_key(p), field, source.get(name))
-        for p in unknown
-        for field, name in SOURCES.items()
-        for source in p.get(field) or []
-    }
-    named = {
-        (_rule_key(rule), field, source.get(name))
-        for rule in rules
-        for field, name in SOURCES.items()
-        for source in rule.get(field) or []
-    }
-    if not gone <= named or any(not any(p.get(field) for field in SOURCES) for p in unknown):
+    None when an unknown entry names no source, or one none of the rules has (EC2 warns the
+    list may differ in form from the request): what was revoked is then not known."""
+    named = [_sources(p) for p in unknown]
+    gone = set().union(*named)
+    if not all(named) or not gone <= set().union(*map(_sources, rules)):
         return None
     left = []
     for rule in rules:
@@ -166,7 +165,7 @@ def _less(rules: list[dict[str, Any]], unknown: list[dict[str, Any]]) -> list[di
             for field, name in SOURCES.items()
             if field in rule
         }
-        if any(kept.values()) or not any(rule.get(field) for field in SOURCES):
+        if any(kept.values()) or not _sources(rule):
             left.append({**rule, **kept})
     return left
 
