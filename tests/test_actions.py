@@ -362,14 +362,16 @@ EVENTUALLY_CONSISTENT = [
     "EC2.23",
     *("IAM.3", "IAM.7", "IAM.8", "IAM.18"),
     *("ECS.5", "DynamoDB.5"),
+    *("RDS.2", "RDS.6", "RDS.13", "Redshift.6"),
 ]
 
 
 @pytest.mark.parametrize("control", EVENTUALLY_CONSISTENT)
 def test_settings_aws_calls_eventually_consistent_are_read_again(aws, monkeypatch, control: str) -> None:  # type: ignore[no-untyped-def]
     """S3's bucket and account settings, KMS keys, EC2, IAM, ECS and DynamoDB's tags are
-    eventually consistent by AWS's docs: a fix whose read-backs still show the old setting for a
-    few seconds is REMEDIATED."""
+    eventually consistent by AWS's docs, and RDS and Redshift apply some settings while the
+    instance is modifying without listing them as pending: a fix whose read-backs still show
+    the old setting for a few seconds is REMEDIATED."""
     result, read_backs, _ = fix_read_back_stale(aws, monkeypatch, control)
     assert (result.status, read_backs) == (Status.REMEDIATED, 3), result.message
 

@@ -132,6 +132,29 @@ def test_automation_fixes_and_is_verified(aws, ssm_playbooks: Path) -> None:
     assert group_rules(aws, seeded) == ["10.0.0.0/8"]
 
 
+def test_an_automation_s_change_slow_to_show_is_read_again(
+    aws, ssm_playbooks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EC2 may show a revoked rule for a few seconds after the document revoked it: the read-back
+    after a Success waits for it as a batch's own read-back does, not FAILED at the first look."""
+    playbooks = load_playbooks(ssm_playbooks)
+    _, records = seeded_records(aws, playbooks)
+    action = playbooks.playbooks[records[0].playbook].build_action()
+    stale = action.read(Clients(aws, MEMBER_ACCOUNT, "us-east-1"), records[0].resource_id)
+    _, pending = automation.start(records, playbooks, aws, Settings())
+    statuses = automation.poll(pending, aws)
+    real_read, answers, slept = type(action).read, [stale, stale], []
+
+    def read(self: Any, clients: Clients, resource_id: str) -> dict[str, Any]:
+        return answers.pop(0) if answers else real_read(self, clients, resource_id)
+
+    monkeypatch.setattr(type(action), "read", read)
+    monkeypatch.setattr(time, "sleep", slept.append)
+    [outcome], _ = automation.finish(pending, statuses, playbooks, aws)
+    assert outcome.status == Status.REMEDIATED, outcome.message
+    assert slept == [1.0, 2.0] and not answers
+
+
 def test_compliant_resource_starts_no_automation(aws, ssm_playbooks: Path) -> None:
     playbooks = load_playbooks(ssm_playbooks)
     _, records = seeded_records(aws, playbooks)

@@ -186,8 +186,25 @@ def judge(action: Action, state: dict[str, Any]) -> Result | Planned:
 
 
 def verify(action: Action, clients: Clients, resource_id: str, planned: Planned, done: str) -> Result:
-    """Read the resource back: REMEDIATED only if it now complies."""
-    return checked(action, read_resource(action, clients, resource_id), planned, done)
+    """Read the resource back: REMEDIATED only if it now complies. Read again, backing off,
+    while it does not and the service may not show the change yet, as a batch's read-back
+    is (``_await_propagation``)."""
+    state = read_resource(action, clients, resource_id)
+    for delay in propagation_waits(action.propagation_seconds):
+        if not _still_to_change(action, state):
+            break
+        time.sleep(delay)
+        state = read_resource(action, clients, resource_id)
+    return checked(action, state, planned, done)
+
+
+def _still_to_change(action: Action, state: dict[str, Any]) -> bool:
+    """Whether a read-back shows the change still to make (worth reading again while the
+    service may lag); a plan that refuses says why it cannot be fixed: nothing to wait for."""
+    try:
+        return bool(action.plan(state))
+    except Exception:
+        return False
 
 
 def checked(action: Action, state: dict[str, Any], planned: Planned, done: str) -> Result:
@@ -480,10 +497,7 @@ def _await_propagation(
         action, state = targets[index].action, states[index]
         if errors.get(index) or isinstance(state, Exception) or waited >= action.propagation_seconds:
             return False
-        try:
-            return bool(action.plan(state))
-        except Exception:  # the read-back says why it cannot be fixed: nothing to wait for
-            return False
+        return _still_to_change(action, state)
 
     waited = 0.0
     waiting = [index for index in states if unsettled(index, waited)]

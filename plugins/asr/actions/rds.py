@@ -78,6 +78,14 @@ def _describe(
     return found
 
 
+# How long RDS may go on reading a setting's old value after a Modify call took it. Not every
+# setting waits in ``PendingModifiedValues`` (PubliclyAccessible, AutoMinorVersionUpgrade and
+# MonitoringInterval are not members of it): RDS applies those while the instance is
+# ``modifying`` or ``configuring-enhanced-monitoring``, and AWS's own runbooks for them wait for
+# the instance to be ``available`` again before they check. The read-back is repeated until then.
+RDS_PROPAGATION = 300.0
+
+
 def _getting(found: dict[str, Any], attribute: str) -> Any:
     """The value a change waiting in ``PendingModifiedValues`` gives the attribute, else its value."""
     pending = found.get("PendingModifiedValues") or {}
@@ -168,6 +176,7 @@ class DisableInstancePublicAccess(_BooleanSetting):
     kind = INSTANCE
     attribute = "PubliclyAccessible"
     wanted = False
+    propagation_seconds = RDS_PROPAGATION
     permissions = INSTANCE.permissions
     summary = "made the DB instance not publicly accessible"
 
@@ -204,6 +213,7 @@ class EnableAutoMinorVersionUpgrade(_BooleanSetting):
     name = "rds.enable-auto-minor-version-upgrade"
     kind = INSTANCE
     attribute = "AutoMinorVersionUpgrade"
+    propagation_seconds = RDS_PROPAGATION  # "applied asynchronously as soon as possible"
     permissions = INSTANCE.permissions
     summary = "enabled automatic minor version upgrades on the DB instance"
 
@@ -751,9 +761,11 @@ class EnableEnhancedMonitoring(Action):
 
     Security Hub passes any interval unless the control is given ``monitoringInterval``; then
     only that one passes. The playbook maps it to ``required_interval_seconds``; without it an
-    instance with monitoring off gets ``interval_seconds``. RDS applies the change at once,
-    without a restart and without ``ApplyImmediately`` (which would rush what is queued for the
-    maintenance window); a pending interval would count, as for the settings above.
+    instance with monitoring off gets ``interval_seconds``. RDS applies the change without a
+    restart and without ``ApplyImmediately`` (which would rush what is queued for the
+    maintenance window), while the instance is ``configuring-enhanced-monitoring``: the
+    interval is not one RDS lists as pending, so the read-back waits for it
+    (``RDS_PROPAGATION``).
 
     The instance's own monitoring role is kept (none is sent). Otherwise the role ``role_name``,
     trusted by Enhanced Monitoring for this account only and holding the AWS managed policy
@@ -768,6 +780,7 @@ class EnableEnhancedMonitoring(Action):
 
     name = "rds.enable-enhanced-monitoring"
     service = "rds"
+    propagation_seconds = RDS_PROPAGATION
     permissions = (
         *INSTANCE.permissions,
         "iam:GetRole",

@@ -85,6 +85,9 @@ class EnableVersionUpgrade(_ClusterSetting):
     name = "redshift.enable-version-upgrade"
     attribute = "AllowVersionUpgrade"
     wanted = True
+    # Not a setting Redshift lists as pending: the cluster may read the old value while it is
+    # ``modifying`` (AWS's own runbook waits for ``available`` before it checks).
+    propagation_seconds = 300.0
     summary = "enabled automatic major version upgrades on the Redshift cluster"
 
 
