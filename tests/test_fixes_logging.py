@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from helpers import Refusals
+from helpers import Refusals, hooked
 
 from asr import local
 from asr.aws import Clients
@@ -427,6 +427,31 @@ def test_a_key_another_process_made_first_is_the_one_used(clients: Clients) -> N
     clients.kms.meta.events.register("before-call.kms.EnableKeyRotation", first)
     assert fix(clients, "CloudTrail.2", arn).status == Status.REMEDIATED
     assert trail(clients, arn)["KmsKeyId"] == theirs["Arn"]
+
+
+def test_a_resent_alias_kms_had_taken_is_not_called_another_s(
+    clients: Clients, caplog: pytest.LogCaptureFixture
+) -> None:
+    """botocore sends a call again when its answer is lost: KMS then says the alias exists, made
+    by the first attempt for this very key, which the log must not call unused (to delete)."""
+    arn = make_trail(clients, "payments")
+
+    def first_attempt_taken(params: dict[str, Any], **_: Any) -> None:
+        if not taken:
+            taken.append(params["TargetKeyId"])
+            clients.kms.create_alias(AliasName=params["AliasName"], TargetKeyId=params["TargetKeyId"])
+
+    taken: list[str] = []
+
+    with (
+        caplog.at_level("WARNING"),
+        hooked(clients.kms, "provide-client-params.kms.CreateAlias", first_attempt_taken),
+    ):
+        result = fix(clients, "CloudTrail.2", arn)
+    assert result.status == Status.REMEDIATED, result.message
+    [key] = clients.kms.list_keys()["Keys"]
+    assert trail(clients, arn)["KmsKeyId"] == key["KeyArn"]
+    assert not [r.getMessage() for r in caplog.records if "unused" in r.getMessage()]
 
 
 @pytest.mark.parametrize("where", ["us-east-1", "eu-west-1"])

@@ -200,13 +200,16 @@ def ensure_cloudtrail_key(clients: Clients, alias: str, create: bool = True) -> 
                 new_key_call(lambda: kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"]))
                 return str(key["Arn"]), True
             except kms.exceptions.AlreadyExistsException:
+                made = key
+                key = kms.describe_key(KeyId=alias)["KeyMetadata"]
+                if key["KeyId"] == made["KeyId"]:  # a resent CreateAlias KMS had already taken
+                    return str(made["Arn"]), True
                 log.warning(
                     "%s was made meanwhile by another task; KMS key %s, made here, is unused: "
                     "schedule its deletion",
                     alias,
-                    key["Arn"],
+                    made["Arn"],
                 )
-                key = kms.describe_key(KeyId=alias)["KeyMetadata"]
     if key.get("KeyState") != "Enabled":
         raise ValueError(f"KMS key {alias} is {key.get('KeyState')}, not Enabled: CloudTrail cannot use it")
     return str(key["Arn"]), False
