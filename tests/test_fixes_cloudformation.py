@@ -306,6 +306,18 @@ def test_an_update_still_under_way_when_the_wait_is_up_is_not_counted_made() -> 
     cloudformation.assert_no_pending_responses()
 
 
+@pytest.mark.parametrize("status", ["UPDATE_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS"])
+def test_topics_an_update_under_way_lists_are_not_counted_until_it_ends(status: str) -> None:
+    """A fix task that died waiting for its update, retried (or the next run), reads the stack
+    mid-update: the topic it lists may yet roll back, so it neither complies nor is updated."""
+    clients, cloudformation, _ = stubbed()
+    cloudformation.add_response("describe_stacks", stack(StackStatus=status, NotificationARNs=[TOPIC]))
+    result = run(clients)
+    assert result.status == Status.FAILED
+    assert f"stack orders is {status}: the topics it lists count once the operation ends" in result.message
+    cloudformation.assert_no_pending_responses()
+
+
 def test_an_update_that_rolls_back_fails_with_cloudformations_reason() -> None:
     clients, cloudformation, sns = stubbed()
     cloudformation.add_response("describe_stacks", stack())

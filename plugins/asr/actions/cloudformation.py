@@ -147,8 +147,10 @@ class NotifyStackEvents(Action):
     ``wait_seconds`` for the update to end: a rollback is reported with CloudFormation's reason,
     and an update still under way when that time is up fails, saying so (the next run reads
     the stack again), whatever DescribeStacks lists meanwhile (0 does not wait: the fix then
-    fails unless the update ended at once). A revert waits the same way. A rollback removes the topic
-    the same way (topics added since are kept) and keeps the topic itself.
+    fails unless the update ended at once). A stack read while an operation is under way is
+    judged once it ends, whatever topics it lists meanwhile. A revert waits the same way. A
+    rollback removes the topic the same way (topics added since are kept) and keeps the topic
+    itself.
 
         remediation:
           action: cloudformation.notify-stack-events
@@ -182,6 +184,13 @@ class NotifyStackEvents(Action):
         topics = list(stack.get("NotificationARNs") or [])
         if not topics:
             refuse_unmanageable(stack)
+        elif stack["StackStatus"].endswith("_IN_PROGRESS") and stack["StackStatus"] not in UPDATED:
+            # An update under way lists its topics before it may roll back (a fix's task that
+            # died waiting for its own update, retried, would credit it): judged once it ends.
+            raise ValueError(
+                f"stack {stack['StackName']} is {stack['StackStatus']}: the topics it lists count once "
+                "the operation ends (it may roll back); the next run reads it again. Not changed"
+            )
         return {"StackId": stack["StackId"], "NotificationARNs": topics}
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
