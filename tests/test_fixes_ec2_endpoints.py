@@ -376,6 +376,36 @@ def test_a_group_under_the_fixed_name_that_admits_otherwise_is_refused(
     assert endpoints(ec2, vpc_id) == {}
 
 
+@pytest.mark.parametrize("how", ["left-by-a-dead-fix", "made-by-a-resent-call"])
+def test_a_group_a_fix_made_without_its_rule_is_finished_and_used(aws: Any, ec2: Any, how: str) -> None:
+    """A fix that died between making its group and writing its rule (or whose
+    CreateSecurityGroup botocore sent again after EC2 took it) left the tagged group with no
+    rule: the next fix writes the rule and uses it, instead of refusing it for good."""
+    vpc_id, _ = vpc(ec2, "a", "b")
+    made: list[str] = []
+
+    def unfinished(**_: Any) -> None:
+        if not made:
+            made.append("")  # first: the call below comes through this hook too
+            made[0] = ec2.create_security_group(
+                GroupName=GROUP_NAME,
+                Description="made by a fix",
+                VpcId=vpc_id,
+                TagSpecifications=[{"ResourceType": "security-group", "Tags": TAGS}],
+            )["GroupId"]
+
+    if how == "left-by-a-dead-fix":
+        unfinished()
+        result, [request] = fix(aws, vpc_id)
+    else:
+        with hooked(ec2, "before-call.ec2.CreateSecurityGroup", unfinished):
+            result, [request] = fix(aws, vpc_id)
+    assert result.status == Status.REMEDIATED, result.message
+    assert request["SecurityGroupIds"] == made
+    [rule] = group(ec2, vpc_id)["IpPermissions"]  # type: ignore[index]
+    assert (rule["FromPort"], [r["CidrIp"] for r in rule["IpRanges"]]) == (443, ["10.20.0.0/16"])
+
+
 def test_every_ipv4_range_of_the_vpc_is_admitted_and_no_ipv6_one(aws: Any, ec2: Any) -> None:
     """The endpoint is IPv4: its interfaces have no IPv6 address, so no IPv6 rule is written."""
     vpc_id, _ = vpc(ec2, "a", "b")

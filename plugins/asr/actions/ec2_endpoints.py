@@ -121,6 +121,22 @@ def _admitted(group: dict[str, Any]) -> set[tuple[str, int, int, str]] | None:
     return admitted
 
 
+def _admit_https(ec2: Any, group_id: str, cidrs: list[str]) -> None:
+    """Let HTTPS in from ``cidrs`` to the endpoint's group; a group made moments ago that EC2
+    does not know yet is asked again (the mechanism that waits for a new role)."""
+    rule = {
+        "IpProtocol": "tcp",
+        "FromPort": HTTPS,
+        "ToPort": HTTPS,
+        "IpRanges": [{"CidrIp": cidr, "Description": "HTTPS to the EC2 API endpoint"} for cidr in cidrs],
+    }
+    with_new_role(
+        lambda: ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[rule]),
+        True,
+        GROUP_NOT_SEEN,
+    )
+
+
 def _unfit(subnet: dict[str, Any], zones: list[str]) -> str | None:
     """Why the subnet cannot hold an endpoint network interface, or None."""
     if not subnet.get("CidrBlock") or subnet.get("Ipv6Native"):
@@ -266,11 +282,16 @@ class CreateEc2ApiEndpoint(Action):
         )
         subnets, subnet_problem = self._subnets([s for page in pages for s in page["Subnets"]], zones)
         admitted = _admitted(group) if group else None
+        wanted = _https_from(cidrs)
+        # A group a fix made and died (or was sent again) before writing all its rule: finished now.
+        unfinished = bool(
+            group and MADE_FOR in group.get("Tags", []) and admitted is not None and admitted < wanted
+        )
         group_problem = (
             f"a security group {GROUP_NAME} ({group['GroupId']}) is in the VPC but does not admit exactly "
             f"HTTPS from the VPC's IPv4 ranges ({', '.join(cidrs)}): it is no group this fix made, or it "
             "was changed since; correct its inbound rules or delete it, and the next run uses or makes it"
-            if group and admitted != _https_from(cidrs)
+            if group and admitted != wanted and not unfinished
             else None
         )
         dns = all(
@@ -282,6 +303,7 @@ class CreateEc2ApiEndpoint(Action):
             "Subnets": subnets,
             "SubnetProblem": subnet_problem,
             "GroupProblem": group_problem,
+            "GroupMissing": sorted(cidr for *_, cidr in wanted - (admitted or set())) if unfinished else [],
             "PrivateDns": dns,
         }
 
@@ -333,6 +355,8 @@ class CreateEc2ApiEndpoint(Action):
         where = ", ".join(f"{subnet} ({zone})" for zone, subnet in state["Subnets"].items())
         dns = "private DNS on" if state["PrivateDns"] else "no private DNS (the VPC's DNS attributes are off)"
         group = state["EndpointGroup"] or f"a new security group {GROUP_NAME}"
+        if state.get("GroupMissing"):
+            group += f" (made by an earlier fix; HTTPS from {', '.join(state['GroupMissing'])} added)"
         made = f"a new interface endpoint for {state['ServiceName']} in {where}, {dns}, with {group}"
         # A group the fix makes is part of its change: a rollback that could not delete it yet
         # (EC2 still deleting the endpoint) then reads as unfinished, and a later try deletes it.
@@ -348,6 +372,8 @@ class CreateEc2ApiEndpoint(Action):
         group = (
             self._make_group(ec2, resource_id, state["VpcCidrs"]) if made_group else state["EndpointGroup"]
         )
+        if not made_group and state.get("GroupMissing"):
+            _admit_https(ec2, group, state["GroupMissing"])
         try:
             endpoint_id = self._create(ec2, resource_id, state, group, made_group)
         except Exception:
@@ -386,18 +412,8 @@ class CreateEc2ApiEndpoint(Action):
             VpcId=vpc_id,
             TagSpecifications=[{"ResourceType": "security-group", "Tags": TAGS}],
         )["GroupId"]
-        rule = {
-            "IpProtocol": "tcp",
-            "FromPort": HTTPS,
-            "ToPort": HTTPS,
-            "IpRanges": [{"CidrIp": cidr, "Description": "HTTPS to the EC2 API endpoint"} for cidr in cidrs],
-        }
-        try:  # the mechanism that waits for a role made moments ago waits for the group
-            with_new_role(
-                lambda: ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[rule]),
-                True,
-                GROUP_NOT_SEEN,
-            )
+        try:
+            _admit_https(ec2, group_id, cidrs)
         except Exception:
             _discard_group(ec2, group_id)
             raise
