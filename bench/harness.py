@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime
 import json
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,6 +101,13 @@ class AirflowApi:
 
 def when(stamp: str) -> datetime.datetime:
     return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def stop_cleanly_on_sigterm() -> None:
+    """Make SIGTERM (``timeout``, ``kill``) unwind the bench like Ctrl-C does, so that the
+    stand-in and the Airflow it started are stopped; by default it ends the process at once
+    and leaves them running, holding the machine's CPU."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
 
 def free_port() -> int:

@@ -49,6 +49,7 @@ from harness import (
     product_version,
     save,
     stand_in,
+    stop_cleanly_on_sigterm,
     when,
 )
 
@@ -776,6 +777,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    stop_cleanly_on_sigterm()
     local.use_test_credentials()
     started = time.monotonic()
     home = PROJECT / ".asr" / "bench" / time.strftime("%Y%m%dT%H%M%S")
