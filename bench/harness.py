@@ -103,13 +103,6 @@ def when(stamp: str) -> datetime.datetime:
     return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
-def stop_cleanly_on_sigterm() -> None:
-    """Make SIGTERM (``timeout``, ``kill``) unwind the bench like Ctrl-C does, so that the
-    stand-in and the Airflow it started are stopped; by default it ends the process at once
-    and leaves them running, holding the machine's CPU."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -140,7 +133,11 @@ def save(results: dict[str, Any], path: Path | None) -> None:
 
 @contextmanager
 def stand_in() -> Iterator[int]:
-    """A private stand-in on a free port, stopped on exit whatever happens."""
+    """A private stand-in on a free port, stopped on exit whatever happens. A SIGTERM
+    (``timeout``, ``kill``) unwinds the bench as Ctrl-C does, so that the stand-in and the
+    Airflow started within are stopped: by default it would end the process at once and leave
+    them running, holding the machine's CPU."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     port = free_port()
     local.up(port)
     try:

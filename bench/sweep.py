@@ -49,7 +49,6 @@ from harness import (
     product_version,
     save,
     stand_in,
-    stop_cleanly_on_sigterm,
     when,
 )
 
@@ -777,7 +776,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    stop_cleanly_on_sigterm()
     local.use_test_credentials()
     started = time.monotonic()
     home = PROJECT / ".asr" / "bench" / time.strftime("%Y%m%dT%H%M%S")
