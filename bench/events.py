@@ -31,17 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import (
-    PROJECT,
-    AirflowApi,
-    admin_context,
-    free_port,
-    product_version,
-    save,
-    stand_in,
-    stop_cleanly_on_sigterm,
-    when,
-)
+from harness import PROJECT, AirflowApi, admin_context, free_port, product_version, save, stand_in, when
 
 from asr import local
 from asr.local import ADMIN_ACCOUNT, MEMBER_ACCOUNT
@@ -107,7 +97,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    stop_cleanly_on_sigterm()
     local.use_test_credentials()
     home = PROJECT / ".asr" / "bench" / f"events-{time.strftime('%Y%m%dT%H%M%S')}"
     results: dict[str, Any] = {"date": datetime.date.today().isoformat(), "commit": product_version()}
