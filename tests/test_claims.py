@@ -529,6 +529,18 @@ def test_fixes_that_edit_one_bucket_policy_take_it_in_turn(aws, tmp_path: Path) 
     assert other.status in (Status.REMEDIATED, Status.ALREADY_COMPLIANT), other.message
 
 
+def test_fixes_that_send_one_project_environment_back_take_it_in_turn(aws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """CodeBuild.2 and CodeBuild.5 each read a project's environment and send it back whole with
+    their one change: at once, the later undoes the other's (privileged mode on again)."""
+    seeded = [seed_one(aws, "CodeBuild.5", MEMBER_ACCOUNT, REGION)]
+    [privileged], [credentials] = (_records(control, seeded) for control in ("CodeBuild.5", "CodeBuild.2"))
+    [held], _ = resolve_targets([privileged], registry(), aws)
+    Claims(tmp_path, "asr_sweep/r/remediate_CodeBuild_5.fix").acquire(held.claim, {})
+    mine = Claims(tmp_path, "asr_sweep/r/remediate_CodeBuild_2.fix")
+    [outcome] = run_batch([credentials], registry(), aws, claims=mine)
+    assert outcome.status == Status.IGNORED and "remediate_CodeBuild_5.fix" in outcome.message
+
+
 def test_two_overlapping_runs_fix_each_resource_once(
     aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -74,8 +74,11 @@ def parameter_arn(project_arn: str, name: str) -> str:
 
 class ProjectAction(BulkRead):
     """A fix of CodeBuild projects, each named by its whole ARN (BatchGetProjects takes it, and
-    it names one account and Region)."""
+    it names one account and Region). Each sends the project's environment back whole, so the
+    fixes of one project take turns (one claim): at once, the later would put back the setting
+    the other had just changed (privileged mode on again, a credential in clear text again)."""
 
+    claims_as = "codebuild:project-environment"
     service = "codebuild"
     bulk_size = 100  # BatchGetProjects takes at most 100 names
 
