@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from helpers import routing_record
+from helpers import Refusals, routing_record
 
 from asr import local
 from asr.aws import Clients
@@ -28,7 +28,7 @@ from asr.pacing import (
 )
 from asr.pacing import throttled as is_throttling
 from asr.playbooks import registry
-from asr.remediate import Status, retry_throttled, run_batch
+from asr.remediate import Status, busy, retry_throttled, run_batch
 from asr.store import RunStore
 from asr.sweep import RECORDS, batch_plan, plan
 
@@ -173,6 +173,63 @@ def _tag_calls(clients: Clients, vpc_id: str, count: int, threads: int) -> float
             )
         )
     return time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "expected"),
+    [
+        ("OperationAborted", "A conflicting conditional operation is currently in progress", True),  # S3
+        ("OperationAbortedException", "Multiple concurrent requests to update the same resource", True),
+        ("ConcurrentModification", "Rate of concurrent updates exceeded", True),  # IAM
+        ("ConflictException", "Unable to complete operation due to concurrent modification.", True),
+        ("ConflictException", "Trail is not ready for an operation", True),  # CloudTrail
+        ("ResourceConflictException", "An update is in progress for resource", True),  # Lambda
+        ("ConflictException", "Another resource with the same parent already has this name", False),
+        ("ResourceConflictException", "The statement id provided already exists", False),
+        ("AccessDenied", "try again", False),
+    ],
+)
+def test_what_counts_as_busy(code: str, message: str, expected: bool) -> None:
+    """Another operation on the same resource, for a moment: retried as throttling is; a
+    lasting conflict (a name taken) is not."""
+    answer = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 409}}
+    assert busy(answer) is expected
+    calls: list[int] = []
+
+    def call() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ClientError(answer, "Op")  # type: ignore[arg-type]
+        return "done"
+
+    if expected:
+        assert retry_throttled(call, sleep=lambda _: None) == "done" and len(calls) == 2
+    else:
+        with pytest.raises(ClientError):
+            retry_throttled(call, sleep=lambda _: None)
+
+
+def test_a_bucket_busy_with_another_fix_s_write_is_fixed_on_a_second_try(
+    aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 refuses a write while another on the bucket is under way (OperationAborted, 409):
+    fixes of S3.4, S3.5 and S3.9 may write one bucket at once."""
+    from asr import remediate
+
+    monkeypatch.setattr(remediate.time, "sleep", lambda _: None)
+    seeded = seed_one(aws, "S3.4", MEMBER_ACCOUNT, REGION)
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    refusals = Refusals(clients.s3, "PutBucketEncryption")
+    refusals.next(
+        {
+            "Code": "OperationAborted",
+            "Message": "A conflicting conditional operation is currently in progress",
+        }
+    )
+    action = registry().playbooks["S3.4"].build_action()
+    result = remediate.remediate_resource(action, clients, seeded.resource_id.split(":::", 1)[1])
+    assert result.status == Status.REMEDIATED, result.message
+    assert refusals.calls == 2
 
 
 def test_paced_threads_stay_within_the_stand_in_budget(throttled) -> None:  # type: ignore[no-untyped-def]

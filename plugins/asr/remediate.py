@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -143,15 +144,44 @@ def describe_error(exc: Exception) -> str:
     return " ".join(text.split())
 
 
+# Answers that say another operation on the resource is under way, and to try again: fixes of
+# different controls may write one bucket, trail, stage or log group at the same moment.
+# botocore retries none of them. S3: "A conflicting conditional operation is currently in
+# progress"; CloudWatch Logs: concurrent requests in conflict; CloudTrail, CloudWatch and IAM:
+# concurrent modification.
+BUSY = frozenset(
+    {
+        "OperationAborted",
+        "OperationAbortedException",
+        "ConcurrentModificationException",
+        "ConcurrentModification",
+    }
+)
+# A conflict is busy only when it says so: the same codes also mean a lasting conflict elsewhere
+# (API Gateway's "already exists"). API Gateway: "concurrent modification. Please try again
+# later"; CloudTrail: the resource "is not ready"; Lambda: "An update is in progress".
+CONFLICTS = frozenset({"ConflictException", "ResourceConflictException"})
+BUSY_WORDS = re.compile(r"concurrent|not ready|in progress|currently being|try again", re.IGNORECASE)
+
+
+def busy(response: dict[str, Any]) -> bool:
+    """Whether an AWS error answer refuses the call because the resource is busy with another
+    operation, for a moment."""
+    error = response.get("Error") or {}
+    code = error.get("Code")
+    return code in BUSY or (code in CONFLICTS and bool(BUSY_WORDS.search(error.get("Message") or "")))
+
+
 def retry_throttled(
     call: Callable[[], T], attempts: int = 10, sleep: Callable[[float], None] = time.sleep
 ) -> T:
-    """Retry a call refused for throttling, on top of botocore's own retries."""
+    """Retry a call refused for throttling, on top of botocore's own retries, or because the
+    resource was busy with another operation (``busy``), backing off up to about two minutes."""
     for attempt in range(attempts):
         try:
             return call()
         except ClientError as exc:
-            if not throttled(exc.response) or attempt == attempts - 1:
+            if not (throttled(exc.response) or busy(exc.response)) or attempt == attempts - 1:
                 raise
             sleep(min(2**attempt, 30) * (0.5 + random.random() / 2))
     raise AssertionError("unreachable")
