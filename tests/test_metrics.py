@@ -139,6 +139,24 @@ def test_a_report_made_again_sends_only_the_events_not_sent(statsd: StatsdListen
     )
 
 
+def test_unfixable_findings_are_recorded_as_a_count_per_control(
+    statsd: StatsdListener, tmp_path: Path
+) -> None:
+    """An organisation may have 100,000 findings no playbook fixes: metrics.json keeps how many
+    of each control were sent, not a digest each; a report made again sends only the rise."""
+    store = RunStore(tmp_path)
+    assert metrics.count_run(store, "asr_sweep", report(unsupported={"Macie.99": 3})) == {
+        "asr.findings.asr_sweep.Macie_99.UNSUPPORTED": 3
+    }
+    assert store.read_json(metrics.SENT) == {"sent": [], "tallied": {"unsupported|Macie.99": 3}}
+    assert metrics.count_run(store, "asr_sweep", report(unsupported={"Macie.99": 3})) == {}
+    assert metrics.count_run(store, "asr_sweep", report(unsupported={"Macie.99": 5, "EC2.9": 1})) == {
+        "asr.findings.asr_sweep.Macie_99.UNSUPPORTED": 2,
+        "asr.findings.asr_sweep.EC2_9.UNSUPPORTED": 1,
+    }
+    assert store.read_json(metrics.SENT)["tallied"] == {"unsupported|Macie.99": 5, "unsupported|EC2.9": 1}
+
+
 def test_a_run_cleared_whole_counts_its_new_pass(statsd: StatsdListener, tmp_path: Path) -> None:
     """The new pass (``sweep.start_over`` keeps metrics.json) met other findings, as many and
     with the same outcomes: they are new events."""
@@ -219,7 +237,9 @@ def test_a_sweep_and_its_rollback_are_counted_in_airflow_s_metrics(
         ]
     )
     store = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run.run_id)
-    assert len(store.read_json(metrics.SENT)["sent"]) == 5, "two outcomes, one unfixable, two updates"
+    record = store.read_json(metrics.SENT)
+    assert len(record["sent"]) == 4, "two outcomes, two updates"
+    assert record["tallied"] == {"unsupported|EC2.9": 1}, "the unfixable one, counted by its control"
 
     # Its rollback counts what it put back (its check before the approval counts nothing).
     dag = DagBag(dag_folder=str(DAGS / "asr_rollback.py")).dags["asr_rollback"]

@@ -7,7 +7,8 @@ Security Hub took and refused, and what rollbacks put back. The report steps cou
 Each thing counted is one event of the run: a finding's outcome, an update Security Hub
 took, one it refused, a change a rollback dealt with. A report made again (its failures
 rerun, the task retried, the run cleared whole) sends only the events not sent before, as
-``metrics.json`` in the run's folder records (a short digest each). A finding that failed,
+``metrics.json`` in the run's folder records (a short digest each; for the findings of
+controls no playbook fixes, counted but not named, a count per control). A finding that failed,
 then was fixed by a rerun, counts once as each; so do its two updates in Security Hub.
 
 Each counter goes out with tags (``asr.findings`` with ``dag_id``, ``control`` and
@@ -35,6 +36,9 @@ ROLLBACKS = "asr.rollbacks"
 SENT = "metrics.json"
 # The status of the findings of a control no playbook fixes (the report counts them by control).
 UNSUPPORTED = "UNSUPPORTED"
+# The n-th finding of a control no playbook fixes, an event counted but not named: recorded as
+# the control's count sent, not a digest each (an organisation's backlog of them can be large).
+_TALLIED = re.compile(r"^(unsupported\|.*)\|(\d+)$")
 # What a tag value may hold: InfluxDB-style StatsD tags become part of the name, which
 # Airflow checks against these characters and drops whole when one is outside them.
 _NOT_IN_TAG = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -129,16 +133,27 @@ def send(store: RunStore, found: list[tuple[str, Tags, str]]) -> dict[str, int]:
     from airflow.sdk.observability.stats import Stats
 
     try:
-        sent = set(store.read_json(SENT)["sent"]) if store.path(SENT).exists() else set()
-        new = [(name, tags, _digest(key)) for name, tags, key in found]
-        new = [(name, tags, digest) for name, tags, digest in new if digest not in sent]
+        record = store.read_json(SENT) if store.path(SENT).exists() else {}
+        sent, tallied = set(record.get("sent", ())), dict(record.get("tallied", {}))
+        new: list[tuple[str, Tags]] = []
+        counted = dict(tallied)
+        for name, tags, key in found:
+            if tally := _TALLIED.match(key):
+                base, n = tally[1], int(tally[2])
+                # (a digest: sent before counts were kept, so not twice after an upgrade)
+                if n >= tallied.get(base, 0) and _digest(key) not in sent:
+                    new.append((name, tags))
+                    counted[base] = max(counted.get(base, 0), n + 1)
+            elif (digest := _digest(key)) not in sent:
+                new.append((name, tags))
+                sent.add(digest)
         if not new:
             return {}
-        store.write_json(SENT, {"sent": sorted(sent | {digest for _, _, digest in new})})
+        store.write_json(SENT, {"sent": sorted(sent), "tallied": counted})
     except Exception:
         log.warning("Not counted in the metrics: %s could not be read or written", SENT, exc_info=True)
         return {}
-    counts = Counter((name, tags) for name, tags, _ in new)
+    counts = Counter(new)
     legacy_too = conf.getboolean("metrics", "legacy_names_on", fallback=True)
     for (name, tags), count in counts.items():
         Stats.incr(name, count, tags=dict(tags))
