@@ -376,34 +376,60 @@ def test_a_group_under_the_fixed_name_that_admits_otherwise_is_refused(
     assert endpoints(ec2, vpc_id) == {}
 
 
+def unfinished_group(ec2: Any, vpc_id: str) -> str:
+    """The group a fix makes, tagged as its own, before the fix wrote its rule."""
+    made = ec2.create_security_group(
+        GroupName=GROUP_NAME,
+        Description="made by a fix",
+        VpcId=vpc_id,
+        TagSpecifications=[{"ResourceType": "security-group", "Tags": TAGS}],
+    )
+    return str(made["GroupId"])
+
+
 @pytest.mark.parametrize("how", ["left-by-a-dead-fix", "made-by-a-resent-call"])
-def test_a_group_a_fix_made_without_its_rule_is_finished_and_used(aws: Any, ec2: Any, how: str) -> None:
+def test_a_group_a_fix_made_without_its_rule_is_finished_used_and_rolled_back(
+    aws: Any, ec2: Any, tmp_path: Path, how: str
+) -> None:
     """A fix that died between making its group and writing its rule (or whose
     CreateSecurityGroup botocore sent again after EC2 took it) left the tagged group with no
-    rule: the next fix writes the rule and uses it, instead of refusing it for good."""
+    rule: the next fix writes the rule and uses it, instead of refusing it for good, and
+    counts it as made by the fix, so a rollback deletes it."""
     vpc_id, _ = vpc(ec2, "a", "b")
     made: list[str] = []
 
     def unfinished(**_: Any) -> None:
         if not made:
             made.append("")  # first: the call below comes through this hook too
-            made[0] = ec2.create_security_group(
-                GroupName=GROUP_NAME,
-                Description="made by a fix",
-                VpcId=vpc_id,
-                TagSpecifications=[{"ResourceType": "security-group", "Tags": TAGS}],
-            )["GroupId"]
+            made[0] = unfinished_group(ec2, vpc_id)
 
     if how == "left-by-a-dead-fix":
         unfinished()
-        result, [request] = fix(aws, vpc_id)
+        root, [outcome] = _fixed(aws, tmp_path, vpc_id)
     else:
         with hooked(ec2, "before-call.ec2.CreateSecurityGroup", unfinished):
-            result, [request] = fix(aws, vpc_id)
-    assert result.status == Status.REMEDIATED, result.message
-    assert request["SecurityGroupIds"] == made
+            root, [outcome] = _fixed(aws, tmp_path, vpc_id)
+    assert outcome.status == Status.REMEDIATED, outcome.message
+    [endpoint] = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["VpcEndpoints"]
+    assert [g["GroupId"] for g in endpoint["Groups"]] == made
     [rule] = group(ec2, vpc_id)["IpPermissions"]  # type: ignore[index]
     assert (rule["FromPort"], [r["CidrIp"] for r in rule["IpRanges"]]) == (443, ["10.20.0.0/16"])
+    assert outcome.before["EndpointGroup"] is None  # type: ignore[index]
+    reversal = _rollback(aws, root)[vpc_id]
+    assert reversal.status == RollbackStatus.REVERTED, reversal.reason
+    assert group(ec2, vpc_id) is None
+
+
+def test_a_group_of_the_fix_s_own_with_a_rule_narrowed_since_is_refused(aws: Any, ec2: Any) -> None:
+    """Only a group with no rule at all was left unfinished: one whose rule a person narrowed
+    is theirs to correct, not widened again."""
+    vpc_id, _ = vpc(ec2, "a", "b")
+    ec2.authorize_security_group_ingress(
+        GroupId=unfinished_group(ec2, vpc_id), IpPermissions=https_from("10.20.1.0/24")
+    )
+    result, sent = fix(aws, vpc_id)
+    assert (result.status, sent) == (Status.FAILED, [])
+    assert "does not admit exactly HTTPS from the VPC's IPv4 ranges" in result.message
 
 
 def test_every_ipv4_range_of_the_vpc_is_admitted_and_no_ipv6_one(aws: Any, ec2: Any) -> None:

@@ -194,10 +194,12 @@ class CreateEc2ApiEndpoint(Action):
     deleted with the group made for it. A VPC with an available endpoint for the service
     complies, whoever made it; one EC2 is still making is refused, left to EC2. Refused, with
     nothing changed: a Region where EC2 offers no endpoint, a VPC with no subnet that can hold
-    one, a group ``asr-ec2-endpoint`` that admits anything else, ``subnet_ids`` naming two
-    subnets of one zone or one that cannot hold it. Each endpoint costs an hourly fee per zone
-    and a fee per GB. A rollback deletes the endpoint the fix made and, once it is gone, the
-    group if the fix made it; one something else uses since stays (PARTLY_REVERTED).
+    one, a group ``asr-ec2-endpoint`` that admits anything else (but one with ASR's tag and no
+    rule at all, which a fix that died left, is finished and used as the fix's own),
+    ``subnet_ids`` naming two subnets of one zone or one that cannot hold it. Each endpoint
+    costs an hourly fee per zone and a fee per GB. A rollback deletes the endpoint the fix made
+    and, once it is gone, the group if the fix made it; one something else uses since stays
+    (PARTLY_REVERTED).
 
         remediation:
           action: ec2.create-ec2-api-endpoint
@@ -256,15 +258,22 @@ class CreateEc2ApiEndpoint(Action):
         service = clients.once((self.name, "service"), lambda: ec2_endpoint_service(ec2, clients.region))
         serving = _serving(_endpoints(ec2, resource_id, service and service["ServiceName"]))
         group = _group(ec2, resource_id)
+        # Tagged as the fix's own with no rule at all: a fix died (or botocore sent its
+        # CreateSecurityGroup again after EC2 took it) before writing the rule. Still the fix's
+        # to make: finished and used, and deleted by a rollback as a group made now would be.
+        unfinished = (
+            group if group and MADE_FOR in group.get("Tags", []) and not group.get("IpPermissions") else None
+        )
         state: dict[str, Any] = {
             "ServiceName": service and service["ServiceName"],
             "Ec2ApiEndpoint": serving and serving["VpcEndpointId"],
             "EndpointState": _state_of(serving),
             "EndpointPrivateDns": serving and bool(serving.get("PrivateDnsEnabled")),
-            "EndpointGroup": group and group["GroupId"],
+            "EndpointGroup": group["GroupId"] if group and not unfinished else None,
+            "UnfinishedGroup": unfinished and unfinished["GroupId"],
         }
         if service and serving is None:
-            state |= self._placement(ec2, vpc, service["Zones"], group)
+            state |= self._placement(ec2, vpc, service["Zones"], None if unfinished else group)
         return state
 
     def _placement(
@@ -282,16 +291,11 @@ class CreateEc2ApiEndpoint(Action):
         )
         subnets, subnet_problem = self._subnets([s for page in pages for s in page["Subnets"]], zones)
         admitted = _admitted(group) if group else None
-        wanted = _https_from(cidrs)
-        # A group a fix made and died (or was sent again) before writing all its rule: finished now.
-        unfinished = bool(
-            group and MADE_FOR in group.get("Tags", []) and admitted is not None and admitted < wanted
-        )
         group_problem = (
             f"a security group {GROUP_NAME} ({group['GroupId']}) is in the VPC but does not admit exactly "
             f"HTTPS from the VPC's IPv4 ranges ({', '.join(cidrs)}): it is no group this fix made, or it "
             "was changed since; correct its inbound rules or delete it, and the next run uses or makes it"
-            if group and admitted != wanted and not unfinished
+            if group and admitted != _https_from(cidrs)
             else None
         )
         dns = all(
@@ -303,7 +307,6 @@ class CreateEc2ApiEndpoint(Action):
             "Subnets": subnets,
             "SubnetProblem": subnet_problem,
             "GroupProblem": group_problem,
-            "GroupMissing": sorted(cidr for *_, cidr in wanted - (admitted or set())) if unfinished else [],
             "PrivateDns": dns,
         }
 
@@ -355,8 +358,8 @@ class CreateEc2ApiEndpoint(Action):
         where = ", ".join(f"{subnet} ({zone})" for zone, subnet in state["Subnets"].items())
         dns = "private DNS on" if state["PrivateDns"] else "no private DNS (the VPC's DNS attributes are off)"
         group = state["EndpointGroup"] or f"a new security group {GROUP_NAME}"
-        if state.get("GroupMissing"):
-            group += f" (made by an earlier fix; HTTPS from {', '.join(state['GroupMissing'])} added)"
+        if state.get("UnfinishedGroup"):
+            group = f"the security group {state['UnfinishedGroup']} an earlier fix made, its HTTPS rule added"
         made = f"a new interface endpoint for {state['ServiceName']} in {where}, {dns}, with {group}"
         # A group the fix makes is part of its change: a rollback that could not delete it yet
         # (EC2 still deleting the endpoint) then reads as unfinished, and a later try deletes it.
@@ -369,11 +372,13 @@ class CreateEc2ApiEndpoint(Action):
         if _serving(_endpoints(ec2, resource_id, state["ServiceName"])):
             raise ChangedMeanwhile(f"{resource_id} got an endpoint for the EC2 API since it was read")
         made_group = state["EndpointGroup"] is None
-        group = (
-            self._make_group(ec2, resource_id, state["VpcCidrs"]) if made_group else state["EndpointGroup"]
-        )
-        if not made_group and state.get("GroupMissing"):
-            _admit_https(ec2, group, state["GroupMissing"])
+        if not made_group:
+            group = state["EndpointGroup"]
+        elif state.get("UnfinishedGroup"):
+            group = state["UnfinishedGroup"]
+            _admit_https(ec2, group, state["VpcCidrs"])
+        else:
+            group = self._make_group(ec2, resource_id, state["VpcCidrs"])
         try:
             endpoint_id = self._create(ec2, resource_id, state, group, made_group)
         except Exception:
