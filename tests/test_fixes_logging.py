@@ -503,6 +503,22 @@ def test_trail_encryption_makes_no_key_for_another_account_s_bucket(clients: Cli
     assert clients.kms.list_keys()["Keys"] == []
 
 
+def test_a_trail_another_fix_is_updating_is_updated_on_a_second_try(
+    clients: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CloudTrail.2, .4 and .5 may update one trail at once: CloudTrail answers the later
+    ConflictException ("not ready ... try again"), and the fix tries again from a new read."""
+    from asr import remediate
+
+    monkeypatch.setattr(remediate.time, "sleep", lambda _: None)
+    arn = make_trail(clients, "payments")
+    refusals = Refusals(clients.cloudtrail, "UpdateTrail")
+    refusals.next({"Code": "ConflictException", "Message": "Conflict"})
+    result = fix(clients, "CloudTrail.4", arn)
+    assert result.status == Status.REMEDIATED, result.message
+    assert trail(clients, arn)["LogFileValidationEnabled"] and refusals.calls == 2
+
+
 def test_log_file_validation_keeps_the_trails_other_settings(clients: Clients) -> None:
     arn = make_trail(
         clients, "payments", S3KeyPrefix="audit", KmsKeyId="alias/custom", IsMultiRegionTrail=True

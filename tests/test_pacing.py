@@ -182,7 +182,6 @@ def _tag_calls(clients: Clients, vpc_id: str, count: int, threads: int) -> float
         ("OperationAbortedException", "Multiple concurrent requests to update the same resource", True),
         ("ConcurrentModification", "Rate of concurrent updates exceeded", True),  # IAM
         ("ConflictException", "Unable to complete operation due to concurrent modification.", True),
-        ("ConflictException", "Trail is not ready for an operation", True),  # CloudTrail
         ("ResourceConflictException", "An update is in progress for resource", True),  # Lambda
         ("ConflictException", "Another resource with the same parent already has this name", False),
         ("ResourceConflictException", "The statement id provided already exists", False),
@@ -207,6 +206,15 @@ def test_what_counts_as_busy(code: str, message: str, expected: bool) -> None:
     else:
         with pytest.raises(ClientError):
             retry_throttled(call, sleep=lambda _: None)
+
+
+def test_a_code_busy_by_its_service_s_word_alone() -> None:
+    """CloudTrail's ConflictException means only "not ready, try again", whatever its message
+    says: the trail fixes name it (``Action.busy_errors``); elsewhere the code needs the words."""
+    answer = {"Error": {"Code": "ConflictException", "Message": "Conflict"}}
+    assert busy(answer, {"ConflictException"}) and not busy(answer)
+    trail_fix = registry().playbooks["CloudTrail.4"].build_action()
+    assert busy(answer, trail_fix.busy_errors)
 
 
 def test_a_bucket_busy_with_another_fix_s_write_is_fixed_on_a_second_try(

@@ -13,7 +13,7 @@ import random
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
@@ -147,8 +147,9 @@ def describe_error(exc: Exception) -> str:
 # Answers that say another operation on the resource is under way, and to try again: fixes of
 # different controls may write one bucket, trail, stage or log group at the same moment.
 # botocore retries none of them. S3: "A conflicting conditional operation is currently in
-# progress"; CloudWatch Logs: concurrent requests in conflict; CloudTrail, CloudWatch and IAM:
-# concurrent modification.
+# progress"; CloudWatch Logs: concurrent requests in conflict; IAM and CloudWatch: concurrent
+# modification. (A service whose own code means it whatever the message, CloudTrail's
+# ConflictException, says so in ``Action.busy_errors``.)
 BUSY = frozenset(
     {
         "OperationAborted",
@@ -159,29 +160,35 @@ BUSY = frozenset(
 )
 # A conflict is busy only when it says so: the same codes also mean a lasting conflict elsewhere
 # (API Gateway's "already exists"). API Gateway: "concurrent modification. Please try again
-# later"; CloudTrail: the resource "is not ready"; Lambda: "An update is in progress".
+# later"; Lambda: "An update is in progress".
 CONFLICTS = frozenset({"ConflictException", "ResourceConflictException"})
 BUSY_WORDS = re.compile(r"concurrent|not ready|in progress|currently being|try again", re.IGNORECASE)
 
 
-def busy(response: dict[str, Any]) -> bool:
+def busy(response: dict[str, Any], codes: Collection[str] = ()) -> bool:
     """Whether an AWS error answer refuses the call because the resource is busy with another
-    operation, for a moment."""
+    operation, for a moment; ``codes``: those the calling action's service means so."""
     error = response.get("Error") or {}
     code = error.get("Code")
-    return code in BUSY or (code in CONFLICTS and bool(BUSY_WORDS.search(error.get("Message") or "")))
+    if code in BUSY or code in codes:
+        return True
+    return code in CONFLICTS and bool(BUSY_WORDS.search(error.get("Message") or ""))
 
 
 def retry_throttled(
-    call: Callable[[], T], attempts: int = 10, sleep: Callable[[float], None] = time.sleep
+    call: Callable[[], T],
+    attempts: int = 10,
+    sleep: Callable[[float], None] = time.sleep,
+    busy_codes: Collection[str] = (),
 ) -> T:
     """Retry a call refused for throttling, on top of botocore's own retries, or because the
-    resource was busy with another operation (``busy``), backing off up to about two minutes."""
+    resource was busy with another operation (``busy``, with ``busy_codes``), backing off up
+    to about two minutes."""
     for attempt in range(attempts):
         try:
             return call()
         except ClientError as exc:
-            if not (throttled(exc.response) or busy(exc.response)) or attempt == attempts - 1:
+            if not (throttled(exc.response) or busy(exc.response, busy_codes)) or attempt == attempts - 1:
                 raise
             sleep(min(2**attempt, 30) * (0.5 + random.random() / 2))
     raise AssertionError("unreachable")
@@ -664,7 +671,7 @@ def _apply(
         try:
             if journal:
                 journal.intend(target, plan)
-            retry_throttled(_applier(target, plan, replanned))
+            retry_throttled(_applier(target, plan, replanned), busy_codes=target.action.busy_errors)
         except Exception as exc:
             return exc
         return None

@@ -81,6 +81,10 @@ class Action:
     # control's fix of it got there first): the runner reads it again and applies what is
     # still needed, rather than fail the part of the change that was still to make.
     stale_plan_errors: ClassVar[frozenset[str]] = frozenset()
+    # Error codes by which the action's service says, whatever the message, that the resource
+    # is busy with another operation for now (``remediate.busy`` knows the codes every service
+    # means so): the apply is tried again, from a new read, as when throttled.
+    busy_errors: ClassVar[frozenset[str]] = frozenset()
     # Whether a finding's control parameters may only tighten the playbook's parameters (a
     # baseline, combined by ``strictest``), not loosen them: Security Hub sends every
     # parameter, its defaults too (IAM.7's 8-character minimum against a playbook's 14).

@@ -162,6 +162,10 @@ TRAIL_TARGETS_NOT_READY = answered(
         "KmsKeyNotFoundException",
     )
 )
+# CloudTrail's ConflictException means only "the resource is not ready for an operation ...
+# another operation is modifying the resource ... try the operation again" (its API reference),
+# whatever the message: the fixes of CloudTrail.1, .2, .4 and .5 may update one trail at once.
+NOT_READY = frozenset({"ConflictException"})
 _KEY_LOCKS: defaultdict[tuple[str, str, str], threading.Lock] = defaultdict(threading.Lock)
 
 
@@ -345,6 +349,7 @@ class EnsureMultiRegionTrail(Action):
 
     name = "cloudtrail.ensure-multi-region-trail"
     service = "cloudtrail"
+    busy_errors = NOT_READY
     permissions = (
         "cloudtrail:DescribeTrails",
         "cloudtrail:GetTrailStatus",
@@ -449,6 +454,7 @@ class EnableTrailEncryption(Action):
 
     name = "cloudtrail.enable-kms-encryption"
     service = "cloudtrail"
+    busy_errors = NOT_READY
     permissions = (
         "cloudtrail:GetTrail",
         "cloudtrail:UpdateTrail",
@@ -512,6 +518,7 @@ class EnableLogFileValidation(Action):
 
     name = "cloudtrail.enable-log-file-validation"
     service = "cloudtrail"
+    busy_errors = NOT_READY
     permissions = ("cloudtrail:GetTrail", "cloudtrail:UpdateTrail")
     summary = "enabled log file validation on the trail"
 
@@ -571,6 +578,7 @@ class SendTrailToCloudWatchLogs(Action):
 
     name = "cloudtrail.send-to-cloudwatch-logs"
     service = "cloudtrail"
+    busy_errors = NOT_READY
     permissions = (
         "cloudtrail:GetTrail",
         "cloudtrail:UpdateTrail",
