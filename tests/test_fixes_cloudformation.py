@@ -318,6 +318,17 @@ def test_topics_an_update_under_way_lists_are_not_counted_until_it_ends(status: 
     cloudformation.assert_no_pending_responses()
 
 
+@pytest.mark.parametrize(
+    "status", ["UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS"]
+)
+def test_topics_a_cleanup_lists_are_final(status: str) -> None:
+    """Once the update (or its rollback) is done, cleaning up old resources changes no topic."""
+    clients, cloudformation, _ = stubbed()
+    cloudformation.add_response("describe_stacks", stack(StackStatus=status, NotificationARNs=[TOPIC]))
+    assert run(clients).status == Status.ALREADY_COMPLIANT
+    cloudformation.assert_no_pending_responses()
+
+
 def test_an_update_that_rolls_back_fails_with_cloudformations_reason() -> None:
     clients, cloudformation, sns = stubbed()
     cloudformation.add_response("describe_stacks", stack())

@@ -46,6 +46,19 @@ AUTO_EXPAND = "CAPABILITY_AUTO_EXPAND"
 # The states an update ends in when it succeeded (old resources may still be being cleaned up).
 UPDATED = ("UPDATE_COMPLETE", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")
 NO_UPDATES = "No updates are to be performed"
+# The states of an operation under way that may yet change or take back a stack's topics (not
+# a cleanup after it, whose topics are final, nor REVIEW_IN_PROGRESS, which waits on a person).
+CHANGING = frozenset(
+    {
+        "CREATE_IN_PROGRESS",
+        "ROLLBACK_IN_PROGRESS",
+        "UPDATE_IN_PROGRESS",
+        "UPDATE_ROLLBACK_IN_PROGRESS",
+        "IMPORT_IN_PROGRESS",
+        "IMPORT_ROLLBACK_IN_PROGRESS",
+        "DELETE_IN_PROGRESS",
+    }
+)
 
 
 class UpdateFailed(ChangeNotMade):
@@ -184,7 +197,7 @@ class NotifyStackEvents(Action):
         topics = list(stack.get("NotificationARNs") or [])
         if not topics:
             refuse_unmanageable(stack)
-        elif stack["StackStatus"].endswith("_IN_PROGRESS") and stack["StackStatus"] not in UPDATED:
+        elif stack["StackStatus"] in CHANGING:
             # An update under way lists its topics before it may roll back (a fix's task that
             # died waiting for its own update, retried, would credit it): judged once it ends.
             raise ValueError(
