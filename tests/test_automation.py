@@ -155,6 +155,32 @@ def test_an_automation_s_change_slow_to_show_is_read_again(
     assert slept == [1.0, 2.0] and not answers
 
 
+def test_executions_verified_one_after_another_share_one_propagation_wait(
+    aws, ssm_playbooks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All the executions had ended before their resources are read back: the time one waits
+    for EC2 to show its change counts for the next, so 50 of them wait seconds, not minutes."""
+    playbooks = load_playbooks(ssm_playbooks)
+    seeded = [seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1", n) for n in range(2)]
+    records = [parse_finding(finding(s), playbooks) for s in seeded]
+    action = playbooks.playbooks[records[0].playbook].build_action()
+    stale = action.read(Clients(aws, MEMBER_ACCOUNT, "us-east-1"), records[0].resource_id)
+    _, pending = automation.start(records, playbooks, aws, Settings())
+    statuses = automation.poll(pending, aws)
+    clock, slept = [1000.0], []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(type(action), "read", lambda *_: stale)  # never shows the change
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(time, "sleep", sleep)
+    outcomes, _ = automation.finish(pending, statuses, playbooks, aws)
+    assert [o.status for o in outcomes] == [Status.FAILED, Status.FAILED]
+    assert slept == [1.0, 2.0, 4.0, 8.0], "EC2's 10 s, waited once"
+
+
 def test_compliant_resource_starts_no_automation(aws, ssm_playbooks: Path) -> None:
     playbooks = load_playbooks(ssm_playbooks)
     _, records = seeded_records(aws, playbooks)

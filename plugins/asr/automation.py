@@ -8,6 +8,7 @@ document, in the resource's account and region, with the automation role passed 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -263,6 +264,9 @@ def finish(
     """
     outcomes: list[Outcome] = []
     running: set[str] = set()
+    # The executions that succeeded had ended by now (or, polled again while being stopped,
+    # just after): their resources' propagation waits share one clock, not one wait each.
+    ended_by = time.monotonic()
     for execution in pending:
         records = [RoutingRecord.from_dict(r) for r in execution["records"]]
         playbook = playbooks.playbooks[records[0].playbook]
@@ -285,7 +289,8 @@ def finish(
                 if may_run:
                     running.add(execution_id)
             if ended["status"] in SUCCEEDED:
-                result = verify(action, clients, execution["resource_id"], planned, f"{run} succeeded")
+                done = f"{run} succeeded"
+                result = verify(action, clients, execution["resource_id"], planned, done, ended_by)
             elif ended["status"] in ENDED:
                 reason = f"{run} ended {ended['status']}: {ended['message']}".rstrip(": ")
                 result = Result(Status.FAILED, reason, planned.before)

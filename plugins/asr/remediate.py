@@ -222,12 +222,21 @@ def judge(action: Action, state: dict[str, Any]) -> Result | Planned:
     return Planned(state, plan)
 
 
-def verify(action: Action, clients: Clients, resource_id: str, planned: Planned, done: str) -> Result:
+def verify(
+    action: Action,
+    clients: Clients,
+    resource_id: str,
+    planned: Planned,
+    done: str,
+    since: float | None = None,
+) -> Result:
     """Read the resource back: REMEDIATED only if it now complies. Read again, backing off,
     while it does not and the service may not show the change yet, as a batch's read-back
-    is (``_await_propagation``)."""
+    is (``_await_propagation``); ``since``: when (``time.monotonic``) the change was made at
+    the latest, so that resources verified one after another do not each wait it all."""
     state = read_resource(action, clients, resource_id)
-    for delay in propagation_waits(action.propagation_seconds):
+    waited = time.monotonic() - since if since is not None else 0.0
+    for delay in propagation_waits(action.propagation_seconds - waited):
         if not _still_to_change(action, state):
             break
         time.sleep(delay)
