@@ -335,9 +335,13 @@ def test_a_new_key_kms_keeps_not_finding_fails_as_such_not_as_an_archive_s(
 def test_a_key_long_in_place_that_cloudtrail_refuses_fails_at_once(clients: Clients, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Only a key or bucket policy made moments ago is waited for: CloudTrail's refusal of
     an existing key (its policy does not let CloudTrail encrypt) stands at the first answer."""
+    import datetime
+
     import asr.actions
+    from asr.actions import cloudtrail
 
     monkeypatch.setattr(asr.actions, "ROLE_PROPAGATION_DELAYS", (0.0, 0.0))
+    monkeypatch.setattr(cloudtrail, "KEY_NEW_FOR", datetime.timedelta(0))  # made long before
     arn = make_trail(clients, "payments")
     key = clients.kms.create_key(Description="existing")["KeyMetadata"]
     clients.kms.create_alias(AliasName=ALIAS, TargetKeyId=key["KeyId"])
@@ -349,6 +353,23 @@ def test_a_key_long_in_place_that_cloudtrail_refuses_fails_at_once(clients: Clie
     assert result.status == Status.FAILED
     assert result.message.startswith("InsufficientEncryptionPolicyException"), result.message
     assert refusing.calls == 1
+
+
+def test_a_key_made_minutes_ago_is_waited_for_too(clients: Clients, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A fix tried again (CloudTrail said the trail was busy) finds the key its first attempt
+    made moments ago: CloudTrail may not see that one yet either."""
+    import asr.actions
+
+    monkeypatch.setattr(asr.actions, "ROLE_PROPAGATION_DELAYS", (0.0, 0.0))
+    arn = make_trail(clients, "payments")
+    key = clients.kms.create_key(Description="made by an earlier try")["KeyMetadata"]
+    clients.kms.create_alias(AliasName=ALIAS, TargetKeyId=key["KeyId"])
+    refusing = Refusals(clients.cloudtrail, "UpdateTrail")
+    refusing.next({"Code": "InsufficientEncryptionPolicyException", "Message": "Insufficient permissions"})
+
+    result = fix(clients, "CloudTrail.2", arn)
+    assert result.status == Status.REMEDIATED, result.message
+    assert trail(clients, arn)["KmsKeyId"] == key["Arn"] and refusing.calls == 2
 
 
 def test_trail_encryption_refuses_a_disabled_key(clients: Clients) -> None:

@@ -12,6 +12,7 @@ import re
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -166,13 +167,17 @@ TRAIL_TARGETS_NOT_READY = answered(
 # another operation is modifying the resource ... try the operation again" (its API reference),
 # whatever the message: the fixes of CloudTrail.1, .2, .4 and .5 may update one trail at once.
 NOT_READY = frozenset({"ConflictException"})
+# How long a key counts as new: a fix tried again after CloudTrail said the trail was busy
+# finds the key its first attempt made moments ago, which CloudTrail may not see yet either.
+KEY_NEW_FOR = timedelta(minutes=10)
 _KEY_LOCKS: defaultdict[tuple[str, str, str], threading.Lock] = defaultdict(threading.Lock)
 
 
 def ensure_cloudtrail_key(clients: Clients, alias: str, create: bool = True) -> tuple[str, bool]:
-    """The ARN of the key behind ``alias`` and whether it was made now, creating it (rotated,
-    CloudTrail allowed) if the alias is free; when not ``create``, a free alias raises KMS's
-    NotFoundException.
+    """The ARN of the key behind ``alias`` and whether it is new (made now, or minutes ago by
+    another task or an earlier try of this fix: CloudTrail may not see it yet), creating it
+    (rotated, CloudTrail allowed) if the alias is free; when not ``create``, a free alias
+    raises KMS's NotFoundException.
 
     An existing key is used as it is: its policy is its owner's, and CloudTrail itself
     refuses a key whose policy does not let it encrypt. The threads of a task make it one
@@ -216,7 +221,8 @@ def ensure_cloudtrail_key(clients: Clients, alias: str, create: bool = True) -> 
                 )
     if key.get("KeyState") != "Enabled":
         raise ValueError(f"KMS key {alias} is {key.get('KeyState')}, not Enabled: CloudTrail cannot use it")
-    return str(key["Arn"]), False
+    created = key.get("CreationDate")
+    return str(key["Arn"]), bool(created and datetime.now(UTC) - created < KEY_NEW_FOR)
 
 
 # No kms:PutKeyPolicy: the lockout check of CreateKey finds it in the new key's own policy.
