@@ -122,6 +122,11 @@ def test_a_limit_named_as_boto3_names_the_service_paces_its_client(aws) -> None:
 def test_what_counts_as_throttling(code: str, status: int, expected: bool) -> None:
     answer = {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}
     assert is_throttling(answer) is expected
+    assert_tried_again_only_if(answer, expected)
+
+
+def assert_tried_again_only_if(answer: dict[str, Any], expected: bool) -> None:
+    """``retry_throttled`` calls again, once refused with ``answer``, only if ``expected``."""
     calls: list[int] = []
 
     def call() -> str:
@@ -193,19 +198,7 @@ def test_what_counts_as_busy(code: str, message: str, expected: bool) -> None:
     lasting conflict (a name taken) is not."""
     answer = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 409}}
     assert busy(answer) is expected
-    calls: list[int] = []
-
-    def call() -> str:
-        calls.append(1)
-        if len(calls) == 1:
-            raise ClientError(answer, "Op")  # type: ignore[arg-type]
-        return "done"
-
-    if expected:
-        assert retry_throttled(call, sleep=lambda _: None) == "done" and len(calls) == 2
-    else:
-        with pytest.raises(ClientError):
-            retry_throttled(call, sleep=lambda _: None)
+    assert_tried_again_only_if(answer, expected)
 
 
 def test_a_code_busy_by_its_service_s_word_alone() -> None:
