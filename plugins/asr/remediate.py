@@ -234,14 +234,25 @@ def verify(
     while it does not and the service may not show the change yet, as a batch's read-back
     is (``_await_propagation``); ``since``: when (``time.monotonic``) the change was made at
     the latest, so that resources verified one after another do not each wait it all."""
-    state = read_resource(action, clients, resource_id)
     waited = time.monotonic() - since if since is not None else 0.0
-    for delay in propagation_waits(action.propagation_seconds - waited):
-        if not _still_to_change(action, state):
+    state = read_again_while(
+        lambda: read_resource(action, clients, resource_id),
+        lambda state: _still_to_change(action, state),
+        action.propagation_seconds - waited,
+    )
+    return checked(action, state, planned, done)
+
+
+def read_again_while(read: Callable[[], T], lagging: Callable[[T], bool], limit: float) -> T:
+    """``read()``, read again, backing off (``propagation_waits``), while what it read looks
+    ``lagging`` and a service may take up to ``limit`` seconds to show a change."""
+    found = read()
+    for delay in propagation_waits(limit):
+        if not lagging(found):
             break
         time.sleep(delay)
-        state = read_resource(action, clients, resource_id)
-    return checked(action, state, planned, done)
+        found = read()
+    return found
 
 
 def _still_to_change(action: Action, state: dict[str, Any]) -> bool:

@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import re
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -50,7 +49,7 @@ from asr.aws import AwsContext, Clients
 from asr.claims import Claims, claim_name
 from asr.guard import Scope, excluded_by_tag
 from asr.playbooks import registry
-from asr.remediate import Status, describe_error, error_code, propagation_waits, retry_throttled
+from asr.remediate import Status, describe_error, error_code, read_again_while, retry_throttled
 from asr.securityhub import (
     NOT_MARKED,
     iter_findings,
@@ -732,13 +731,11 @@ def _read_back(action: Any, clients: Any, resource_id: str, before: dict[str, An
     """The fields ``before`` names, as the resource reads now: read again, backing off, while
     they differ and the service may not show the revert yet (``Action.propagation_seconds``;
     SQS takes up to a minute), as a fix's own read-back does."""
-    back = _subset(retry_throttled(lambda: action.read(clients, resource_id)), before)
-    for delay in propagation_waits(action.propagation_seconds):
-        if _same(action, back, before, before):
-            break
-        time.sleep(delay)
-        back = _subset(retry_throttled(lambda: action.read(clients, resource_id)), before)
-    return back
+    return read_again_while(
+        lambda: _subset(retry_throttled(lambda: action.read(clients, resource_id)), before),
+        lambda back: not _same(action, back, before, before),
+        action.propagation_seconds,
+    )
 
 
 # --- Security Hub
