@@ -424,8 +424,10 @@ def test_a_group_of_the_fix_s_own_with_a_rule_narrowed_since_is_refused(aws: Any
     """Only a group with no rule at all was left unfinished: one whose rule a person narrowed
     is theirs to correct, not widened again."""
     vpc_id, _ = vpc(ec2, "a", "b")
+    ec2.associate_vpc_cidr_block(VpcId=vpc_id, CidrBlock="10.30.0.0/16")
+    # Admits one of the VPC's two ranges: less than the fix writes, but not nothing.
     ec2.authorize_security_group_ingress(
-        GroupId=unfinished_group(ec2, vpc_id), IpPermissions=https_from("10.20.1.0/24")
+        GroupId=unfinished_group(ec2, vpc_id), IpPermissions=https_from("10.20.0.0/16")
     )
     result, sent = fix(aws, vpc_id)
     assert (result.status, sent) == (Status.FAILED, [])
