@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from asr import actions, cli, iam_policy
-from asr.aws import AwsContext
+from asr.aws import AwsContext, Clients
 from asr.config import Settings
 from asr.findings import parse_finding
 from asr.guard import Scope
@@ -767,7 +767,6 @@ def test_the_template_makes_the_roles_the_fixes_hand_to_services(
 ) -> None:
     """Each role a fix passes to a service is made by the stack, with the trust policy its
     action declares, and reads as ready to the fix (the same policies, grants and profile)."""
-    from asr.aws import Clients
     from asr.local import member_stack
 
     member_stack.deploy(aws, MEMBER_ACCOUNT)
@@ -825,7 +824,6 @@ def test_without_the_stack_a_fix_that_hands_a_role_to_a_service_fails_and_change
 def test_a_role_missing_or_not_as_the_stack_makes_it_is_refused_saying_so(
     aws: AwsContext, project: PlaybookRegistry
 ) -> None:
-    from asr.aws import Clients
     from asr.local import member_stack
 
     clients = Clients(aws, MEMBER_ACCOUNT, "us-east-1")
@@ -1061,12 +1059,22 @@ def test_the_fixes_call_nothing_the_member_policy_does_not_grant(
     assert names(api_calls) - granted(policies) == set()
     # No playbook's resource is an IAM role, so only a custom one makes the check read a role's tags.
     assert set(iam_policy.RUNNER) - {"iam:ListRoleTags"} <= names(api_calls)
-    for action, params in api_calls:
+    iam = Clients(aws, MEMBER_ACCOUNT, "us-east-1").iam
+    for action, params in list(api_calls):
         if action.startswith("iam:") and "RoleName" in params:
             # AddRoleToInstanceProfile acts on the profile (the role is passed: iam:PassRole).
             name = params.get("InstanceProfileName")
-            resource = f"instance-profile/{name}" if name else f"role/{params['RoleName']}"
+            resource = f"instance-profile/{name}" if name else f"role/{role_path(iam, params['RoleName'])}"
             assert grants_on(policies, action, f"arn:aws:iam::*:{resource}"), (action, params)
+
+
+def role_path(iam: Any, name: str) -> str:
+    """A role's name with its path, as its ARN (and so IAM's check) has it: a service-linked
+    role's is ``aws-service-role/<service>/``."""
+    try:
+        return str(iam.get_role(RoleName=name)["Role"]["Path"]).lstrip("/") + name
+    except iam.exceptions.NoSuchEntityException:
+        return name
 
 
 def test_the_reverts_call_nothing_the_rollback_policy_does_not_grant(
@@ -1100,7 +1108,6 @@ def test_config_may_be_passed_the_role_a_fix_or_its_revert_gives_the_recorder(
     """A rollback puts back the recorder's own role (a finding may keep it too): the rollback
     role must be able to pass that role to AWS Config, and to nothing else (the member role,
     the role the fix gives)."""
-    from asr.aws import Clients
 
     clients = Clients(aws, MEMBER_ACCOUNT, "us-east-1")
     own = f"arn:aws:iam::{MEMBER_ACCOUNT}:role/config-recorder"

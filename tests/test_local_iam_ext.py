@@ -153,3 +153,17 @@ def test_credential_history_refuses_what_cannot_be(
 
 def test_credential_history_takes_only_post(clean_aws: str) -> None:
     assert requests.get(clean_aws + CREDENTIAL_HISTORY_PATH, timeout=10).status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("service", "name"),
+    [
+        ("config.amazonaws.com", "AWSServiceRoleForConfig"),
+        ("guardduty.amazonaws.com", "AWSServiceRoleForAmazonGuardDuty"),
+        ("macie.amazonaws.com", "AWSServiceRoleForAmazonMacie"),
+    ],
+)
+def test_a_service_linked_role_has_the_name_aws_gives_it(iam, service: str, name: str) -> None:
+    role = iam.create_service_linked_role(AWSServiceName=service)["Role"]
+    assert role["RoleName"] == name
+    assert iam.get_role(RoleName=name)["Role"]["Path"] == f"/aws-service-role/{service}/"

@@ -228,6 +228,11 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
         ),
     ),
     "config.enable-recorder": (
+        # Config's service-linked role only: on "*" GetRole would describe every role of the account.
+        Scope(
+            ("iam:GetRole",),
+            lambda _: (role_arn("aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig", ACCOUNT),),
+        ),
         Scope(("iam:PassRole",), _config_roles, _passed_to("config.amazonaws.com")),
         _service_linked("config.amazonaws.com"),
     ),

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 CONFIG_SERVICE = "config.amazonaws.com"
 SERVICE_LINKED_PATH = f"/aws-service-role/{CONFIG_SERVICE}/"
+SERVICE_LINKED_ROLE = "AWSServiceRoleForConfig"
 
 
 def _config_bucket_statements(partition: str, bucket: str, account: str) -> list[dict[str, Any]]:
@@ -51,18 +52,18 @@ def _config_bucket_statements(partition: str, bucket: str, account: str) -> list
 
 def _service_linked_role(iam: Any) -> tuple[str, bool]:
     """AWS Config's service-linked role, created if the account has none yet, and whether it
-    was made lately (and may not be usable yet)."""
-    roles = iam.list_roles(PathPrefix=SERVICE_LINKED_PATH)["Roles"]
-    if roles:
-        return str(roles[0]["Arn"]), made_lately(roles[0])
+    was made lately (and may not be usable yet). AWS names it: read by that name, no listing
+    of the account's roles is needed."""
+    try:
+        role = iam.get_role(RoleName=SERVICE_LINKED_ROLE)["Role"]
+        return str(role["Arn"]), made_lately(role)
+    except iam.exceptions.NoSuchEntityException:
+        pass
     try:
         return str(iam.create_service_linked_role(AWSServiceName=CONFIG_SERVICE)["Role"]["Arn"]), True
     except (iam.exceptions.InvalidInputException, iam.exceptions.EntityAlreadyExistsException):
         # The fix of another region of this account created it meanwhile: AWS allows one.
-        roles = iam.list_roles(PathPrefix=SERVICE_LINKED_PATH)["Roles"]
-        if not roles:
-            raise
-        return str(roles[0]["Arn"]), True
+        return str(iam.get_role(RoleName=SERVICE_LINKED_ROLE)["Role"]["Arn"]), True
 
 
 def _mode(state: dict[str, Any]) -> dict[str, Any]:
@@ -94,7 +95,7 @@ class EnableConfigRecorder(Action):
         "config:PutConfigurationRecorder",
         "config:PutDeliveryChannel",
         "config:StartConfigurationRecorder",
-        "iam:ListRoles",
+        "iam:GetRole",
         "iam:CreateServiceLinkedRole",
         "iam:PassRole",
         *LOG_BUCKET_PERMISSIONS,

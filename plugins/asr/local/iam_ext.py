@@ -16,6 +16,9 @@
   looks like one whose credentials have aged. Body: ``{"account_id", "user_name",
   "credential": "<access key id>" | "password", "created": ISO-8601, "last_used": ISO-8601 or
   null (never used), optional "service" and "region" of the last use}``.
+- A service-linked role of AWS Config, GuardDuty or Macie has the name AWS gives it
+  (``AWSServiceRoleForConfig``); moto wrote the service's lower-case prefix
+  (``AWSServiceRoleForconfig``), and Config.1 reads the role by its name.
 """
 
 from __future__ import annotations
@@ -31,7 +34,15 @@ from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
 from moto.iam.aws_managed_policies import aws_managed_policies_data
 from moto.iam.exceptions import IAMException, NoSuchEntity
-from moto.iam.models import AccessKeyLastUsed, AWSManagedPolicy, IAMBackend, Role, User, iam_backends
+from moto.iam.models import (
+    SERVICE_NAME_CONVERSION,
+    AccessKeyLastUsed,
+    AWSManagedPolicy,
+    IAMBackend,
+    Role,
+    User,
+    iam_backends,
+)
 from moto.iam.responses import IamResponse
 from moto.utilities.utils import get_partition
 
@@ -53,6 +64,8 @@ POLICY_METHODS = (
     "list_policy_versions",
 )
 LOGIN_PROFILE_CREATED = "asr_login_profile_created"
+# What follows "AWSServiceRoleFor" in the service-linked roles of services the fixes switch on.
+SERVICE_LINKED_NAMES = {"config": "Config", "guardduty": "AmazonGuardDuty", "macie": "AmazonMacie"}
 
 
 @functools.cache
@@ -193,6 +206,7 @@ def set_credential_history(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def install() -> None:
+    SERVICE_NAME_CONVERSION.update(SERVICE_LINKED_NAMES)
     for name in POLICY_METHODS:
         setattr(IAMBackend, name, _with_aws_policy(getattr(IAMBackend, name)))
     Role.create_from_cloudformation_json = classmethod(role_from_template)  # type: ignore[method-assign,assignment]
