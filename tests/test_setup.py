@@ -237,6 +237,19 @@ def test_imported_events_arrive_for_what_sweeps_take_not_passed_or_archived_find
     assert arrived_finding_ids(aws, installed, *events) == {warning["Id"]}
 
 
+def test_imported_findings_of_another_product_named_security_hub_start_no_run(
+    aws: Any, installed: SetupResult
+) -> None:
+    """A member account's own product may import findings under Security Hub's name and any
+    control: only Security Hub's own product ARN, of any Region, reaches the queue."""
+    ours, other_region, forged = (a_finding("EC2.7", n=n) for n in (1, 2, 3))
+    other_region["ProductArn"] = "arn:aws:securityhub:eu-west-1::product/aws/securityhub"
+    member = local.MEMBER_ACCOUNT
+    forged["ProductArn"] = f"arn:aws:securityhub:{REGION}:{member}:product/{member}/default"
+    events = [hub_events.imported_event([f], ADMIN, REGION) for f in (ours, other_region, forged)]
+    assert arrived_finding_ids(aws, installed, *events) == {ours["Id"], other_region["Id"]}
+
+
 def test_the_imported_rule_follows_the_accounts_and_exclusions() -> None:
     assert imported_pattern(["EC2.7"], [ADMIN, "333333333333"], ["333333333333"])["detail"]["findings"][
         "AwsAccountId"

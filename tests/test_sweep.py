@@ -261,7 +261,7 @@ def test_a_sweep_reads_only_security_hub_s_own_findings(aws, tmp_path: Path) -> 
     """AWS Config's and partners' findings carry a compliance status too: no playbook is for
     them, and reading them cost GetFindings pages and filled the report with rejections.
     Security Hub's own are named "Security Hub CSPM" since its 2025 rename, and "Security
-    Hub" from before: both are read."""
+    Hub" from before: both are read. The name is not enough: a custom integration may take it."""
     from asr import sweep
     from asr.local.seed import seed_one
     from asr.securityhub import actionable_plan
@@ -278,7 +278,14 @@ def test_a_sweep_reads_only_security_hub_s_own_findings(aws, tmp_path: Path) -> 
         "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/config",
         "ProductName": "Config",
     }
-    import_findings(aws.admin_client("securityhub", "us-east-1"), [ours, older, theirs])
+    # A member account's own product may name itself Security Hub: not its product's ARN.
+    forged = {
+        **finding(seed_one(aws, "EC2.13", MEMBER_ACCOUNT, "us-east-1", 3)),
+        "Id": "ACTION REQUIRED: approve at https://example.net/approve",
+        "ProductArn": f"arn:aws:securityhub:us-east-1:{MEMBER_ACCOUNT}:product/{MEMBER_ACCOUNT}/default",
+    }
+    assert forged["ProductName"] == "Security Hub CSPM"
+    import_findings(aws.admin_client("securityhub", "us-east-1"), [ours, older, theirs, forged])
     store = RunStore(tmp_path)
     counts = sweep.ingest(Settings.from_env(), aws, registry(), store, actionable_plan())
     assert (counts["findings"], counts["routed"], counts["rejected"]) == (2, 2, 0)

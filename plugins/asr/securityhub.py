@@ -22,6 +22,11 @@ from asr.findings import ACTIONABLE_COMPLIANCE, ACTIONABLE_WORKFLOW
 # rename (the filter is exact, so the old name alone matched none of them), "Security Hub"
 # on findings made before it.
 OWN_PRODUCT_NAMES = ("Security Hub CSPM", "Security Hub")
+# What every Region's ProductArn of Security Hub's own product ends with
+# (arn:<partition>:securityhub:<region>::product/aws/securityhub). A custom integration in a
+# member account may import findings under any ProductName, but only under its own product's
+# ARN (arn:...:<account>:product/<account>/default), which never holds this.
+OWN_PRODUCT_ARN_END = "::product/aws/securityhub"
 PAGE_SIZE = 100
 FILTER_VALUES = 20
 UPDATE_LIMIT = 100
@@ -77,8 +82,11 @@ def actionable_filters(
 
     base = {
         # Security Hub's own control findings: other products' (AWS Config, partners) carry a
-        # compliance status too, and no playbook is for them.
+        # compliance status too, and no playbook is for them. The name alone can be forged by
+        # whoever may import findings in a member account: their findings, all refused at
+        # ingest, were read, counted and listed by the Id they chose in every run's summary.
         "ProductName": equals(list(OWN_PRODUCT_NAMES)),
+        "ProductArn": [{"Value": OWN_PRODUCT_ARN_END, "Comparison": "CONTAINS"}],
         "ComplianceStatus": equals(sorted(ACTIONABLE_COMPLIANCE)),
         "RecordState": equals(["ACTIVE"]),
         "WorkflowStatus": equals(sorted(ACTIONABLE_WORKFLOW)),

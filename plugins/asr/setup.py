@@ -33,6 +33,7 @@ from asr.events import CUSTOM_ACTION, IMPORTED, QUEUE_RETENTION_SECONDS, SOURCE
 from asr.findings import ACTIONABLE_COMPLIANCE
 from asr.playbooks import PlaybookRegistry, registry
 from asr.remediate import describe_error
+from asr.securityhub import OWN_PRODUCT_ARN_END
 
 ACTION_ID = "ASRRemediate"
 ACTION_NAME = "Remediate with ASR"  # Security Hub allows 20 characters
@@ -111,6 +112,9 @@ def imported_pattern(
     ``findings`` array is matched element by element (EventBridge crushes arrays out of the
     pattern path); Security Hub sends one finding per Imported event anyway."""
     findings: dict[str, Any] = {
+        # Security Hub's own findings only, as sweeps read (a member account's own product may
+        # import findings naming any control: each would start a run, listing its Id).
+        "ProductArn": [{"suffix": OWN_PRODUCT_ARN_END}],
         "Compliance": {"Status": sorted(ACTIONABLE_COMPLIANCE), "SecurityControlId": sorted(set(controls))},
         "RecordState": ["ACTIVE"],
         "Workflow": {"Status": ["NEW"]},
