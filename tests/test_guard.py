@@ -180,6 +180,45 @@ def test_a_tagged_auto_scaling_group_is_excluded_though_the_tagging_api_does_not
     assert group["HealthCheckType"] == "EC2"
 
 
+def test_a_tagged_auto_scaling_group_named_by_two_arns_is_excluded_for_both(
+    aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group deleted and made again under its name has a new ARN (its UUID), and an old
+    finding may still name the old one: the group's tag answers for every ARN of its name,
+    and one excluded finding of a resource holds back all of them."""
+    import dataclasses
+
+    _, tagged = routed(aws, "AutoScaling.1")
+    autoscaling = Clients(aws, MEMBER_ACCOUNT, REGION).autoscaling
+    name = tagged.resource_arn.split("autoScalingGroupName/", 1)[1]
+    autoscaling.create_or_update_tags(
+        Tags=[
+            {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": "asr:exclude", "Value": "yes"}
+        ]
+    )
+    uuid = tagged.resource_arn.split(":autoScalingGroup:", 1)[1].split(":", 1)[0]
+    older = dataclasses.replace(
+        tagged,
+        finding_id=f"{tagged.finding_id}-old",
+        resource_arn=tagged.resource_arn.replace(uuid, "00000000-0000-0000-0000-000000000000"),
+    )
+    clients = Clients(aws, MEMBER_ACCOUNT, REGION)
+    excluded = guard.excluded_by_tag(
+        clients, [tagged.resource_arn, older.resource_arn], ("asr:exclude", None)
+    )
+    assert sorted(excluded) == sorted([tagged.resource_arn, older.resource_arn])
+    # However the batch's findings came to be ordered, none of them is fixed; and were only
+    # one of the ARNs found tagged, the resource would still be held back.
+    only_older = {older.resource_arn: excluded[older.resource_arn]}
+    for found in (excluded, only_older):
+        monkeypatch.setattr(guard, "excluded_by_tag", lambda *_, f=found: f)
+        for batch in ([older, tagged], [tagged, older]):
+            outcomes = run_batch(batch, registry(), aws, exclude_tag=("asr:exclude", None))
+            assert [o.status for o in outcomes] == [Status.EXCLUDED, Status.EXCLUDED]
+    [group] = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+    assert group["HealthCheckType"] == "EC2"
+
+
 def test_a_fix_task_holds_back_what_was_excluded_after_ingest(aws, tmp_path: Path) -> None:
     """Settings may change between ingest and the fix (an approval waits up to a day, a failed
     task is cleared days later): the fix task checks its findings again and touches none

@@ -162,11 +162,13 @@ def excluded_by_tag(clients: Clients, arns: list[str], tag: tuple[str, str | Non
             excluded[arn] = f"the resource is tagged {shown} (ASR_EXCLUDE_TAG)"
 
     others = []
-    groups: dict[str, str] = {}
+    # By name: two findings may name one group by different ARNs (the UUID of a group deleted
+    # and made again under its name), and its tags answer for both.
+    groups: dict[str, list[str]] = {}
     for arn in arns:
         group = AUTO_SCALING_GROUP.match(arn)
         if group:
-            groups[group.group(1)] = arn
+            groups.setdefault(group.group(1), []).append(arn)
             continue
         iam = IAM_USER_OR_ROLE.match(arn)
         if iam is None:
@@ -187,7 +189,8 @@ def excluded_by_tag(clients: Clients, arns: list[str], tag: tuple[str, str | Non
         ]
         for page in clients.autoscaling.get_paginator("describe_tags").paginate(Filters=filters):
             for found in page["Tags"]:
-                check(groups[found["ResourceId"]], [found])
+                for arn in groups[found["ResourceId"]]:
+                    check(arn, [found])
     # A log group's ARN as AWS Config and DescribeLogGroups write it ends in ":*", which the
     # tagging API neither takes nor answers with: asked without it, and answered for the finding's.
     asked: dict[str, list[str]] = {}

@@ -405,7 +405,8 @@ def resolve_targets(
                 failed += [Outcome.of(r, reason) for rs in by_resource.values() for r in rs]
                 continue
         for resource_id, same in by_resource.items():
-            tagged = excluded.get(same[0].resource_arn)
+            # Findings of one resource may name it by different ARNs: any excluded excludes it.
+            tagged = next((excluded[r.resource_arn] for r in same if r.resource_arn in excluded), None)
             if tagged:
                 failed += [Outcome.of(r, Result(Status.EXCLUDED, tagged)) for r in same]
                 continue
