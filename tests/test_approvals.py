@@ -92,6 +92,11 @@ def test_body_text_from_findings_cannot_break_the_table() -> None:
     text = approvals.body(registry().playbooks["EC2.13"], hostile)
     [row] = [line for line in text.splitlines() if line.startswith(f"| {MEMBER_ACCOUNT}")]
     assert row == f"| {MEMBER_ACCOUNT} | {REGION} | `sg-1/x'y / injected /` | 1 |"
+    # An escape sequence, a right-to-left override: shown to nobody as what they would do.
+    hostile = records(1, resource_id="web\x1b[2Kapp\u202eelif")
+    text = approvals.body(registry().playbooks["EC2.13"], hostile)
+    [row] = [line for line in text.splitlines() if line.startswith(f"| {MEMBER_ACCOUNT}")]
+    assert row == f"| {MEMBER_ACCOUNT} | {REGION} | `web [2Kapp elif` | 1 |"
 
 
 def test_refusal_says_who_rejected_or_that_it_timed_out() -> None:

@@ -77,6 +77,8 @@ def _broken(change) -> dict:  # type: ignore[no-untyped-def]
             lambda f: f["Resources"][0].update(Id="arn:aws:ec2:us-east-1:222222222222:instance/i-1"),
             "does not match",
         ),
+        (lambda f: f["Resources"][0].update(Id=f"{SG_ARN}\n"), "does not match"),
+        (lambda f: f.update(ProductArn=f"{f['ProductArn']}\n"), "not Security Hub's own product"),
         (
             lambda f: f["Resources"][0].update(Id=SG_ARN.replace("222222222222", "333333333333")),
             "not AwsAccountId",

@@ -46,8 +46,11 @@ CELL_WIDTH = 120
 
 
 def _cell(value: Any) -> str:
-    """Text safe inside a Markdown table cell and code span, at most CELL_WIDTH characters."""
-    text = " ".join(str(value).split()).replace("`", "'").replace("|", "/")
+    """Text safe inside a Markdown table cell and code span, at most CELL_WIDTH characters: on
+    one line, with no control or format character (an escape sequence, a right-to-left
+    override that shows a resource name backwards) to mislead the approver."""
+    printable = "".join(c if c.isprintable() else " " for c in str(value))
+    text = " ".join(printable.split()).replace("`", "'").replace("|", "/")
     return text if len(text) <= CELL_WIDTH else text[: CELL_WIDTH - 3] + "..."
 
 

@@ -197,7 +197,7 @@ def parse_finding(finding: Any, playbooks: PlaybookRegistry) -> RoutingRecord:
     if not finding_id:
         raise FindingError("", "the finding has no Id")
     product_arn = _str(finding, "ProductArn") or ""
-    if not SECURITYHUB_PRODUCT.match(product_arn):
+    if not SECURITYHUB_PRODUCT.fullmatch(product_arn):
         raise FindingError(finding_id, f"ProductArn {product_arn!r} is not Security Hub's own product")
     check_actionable(finding, finding_id)
     control_id, named = control_of(finding, finding_id, playbooks)

@@ -166,11 +166,11 @@ def excluded_by_tag(clients: Clients, arns: list[str], tag: tuple[str, str | Non
     # and made again under its name), and its tags answer for both.
     groups: dict[str, list[str]] = {}
     for arn in arns:
-        group = AUTO_SCALING_GROUP.match(arn)
+        group = AUTO_SCALING_GROUP.fullmatch(arn)
         if group:
             groups.setdefault(group.group(1), []).append(arn)
             continue
-        iam = IAM_USER_OR_ROLE.match(arn)
+        iam = IAM_USER_OR_ROLE.fullmatch(arn)
         if iam is None:
             others.append(arn)
             continue

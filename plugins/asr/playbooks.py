@@ -201,12 +201,12 @@ class Playbook:
         if self.resource_id == "arn":
             return resource_arn
         if self.resource_id == "account":
-            match = ACCOUNT_RESOURCE.match(resource_arn)
+            match = ACCOUNT_RESOURCE.fullmatch(resource_arn)
             if not match or match.group(1) != account_id:
                 raise ValueError(f"resource {resource_arn!r} is not the account AWS::::Account:{account_id}")
             return account_id
         assert isinstance(self.resource_id, re.Pattern)
-        match = self.resource_id.match(resource_arn)
+        match = self.resource_id.fullmatch(resource_arn)
         if not match:
             raise ValueError(
                 f"resource {resource_arn!r} does not match the {self.control_id} playbook's "
