@@ -32,8 +32,9 @@ DAG_ID = "asr_remediate"
         "finding_ids": pipeline.finding_id_list("Security Hub finding ids (ARNs), one per line."),
         "rerun_failures_of": pipeline.run_reference(
             "Rerun the failures of run",
-            "An earlier run (`<dag_id>/<run_id>`, or its run id) whose FAILED and NOT_RUN findings "
-            "to redo; those a person rejected since stay held (name them by id to fix them now).",
+            "An earlier run (`<dag_id>/<run_id>`, or its run id) whose FAILED and NOT_RUN findings, "
+            "and NOT_APPROVED ones whose approval request timed out, to redo; those a person "
+            "rejected since stay held (name them by id to fix them now).",
         ),
         "controls": pipeline.playbook_choice("Findings of these playbooks' controls."),
         "resources": pipeline.string_list(
