@@ -773,3 +773,25 @@ def test_the_part_of_a_rule_ec2_answered_unknown_is_not_counted_as_revoked() -> 
     assert _less([both], [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22}]) is None
     icmp = {"IpProtocol": "icmp", "FromPort": 8, "ToPort": 0, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
     assert _less([icmp], [{**icmp, "IpProtocol": "1"}]) == []
+
+
+def test_a_flow_log_call_sent_again_after_a_lost_answer_makes_one_flow_log(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    """botocore sends a call again, as it was, when its answer is lost (a connection reset):
+    the second refused as a duplicate of the first, the fix is judged by its read-back,
+    which shows the one flow log the first made."""
+    vpc = seeded_id(aws, "EC2.6")
+    sent: list[str] = []
+
+    def lost_once(attempts: int, operation: Any, **_: Any) -> float | None:
+        if operation.name == "CreateFlowLogs" and attempts == 1:
+            sent.append("again")
+            return 0.0  # retry at once, the same request
+        return None
+
+    clients.ec2.meta.events.register_first("needs-retry.ec2.CreateFlowLogs", lost_once)
+    result = fix(clients, "EC2.6", vpc)
+    assert sent == ["again"]
+    assert result.status == Status.REMEDIATED, result.message
+    assert "FlowLogAlreadyExists" in result.message
+    logs = clients.ec2.describe_flow_logs(Filters=[{"Name": "resource-id", "Values": [vpc]}])["FlowLogs"]
+    assert len(logs) == 1
