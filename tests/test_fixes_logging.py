@@ -577,19 +577,38 @@ def test_cloudwatch_logs_delivery_creates_the_group_and_uses_the_stacks_role(cli
     )
     [group] = clients.logs.describe_log_groups(logGroupNamePrefix="CloudTrail/payments")["logGroups"]
     assert group["retentionInDays"] == 365
+    tags = clients.logs.list_tags_for_resource(resourceArn=group["arn"].removesuffix(":*"))["tags"]
+    assert tags == {"asr:made-for": "CloudTrail.5"}
 
 
 @pytest.mark.usefixtures("member_stack")
-def test_cloudwatch_logs_delivery_reuses_a_group_with_its_retention(clients: Clients) -> None:
+@pytest.mark.parametrize(
+    ("retention", "tags", "kept"),
+    [
+        (3653, {}, 3653),  # someone's group, its own retention
+        (None, {}, None),  # someone's group that keeps its logs for ever, on purpose maybe
+        (None, {"asr:made-for": "CloudTrail.5"}, 365),  # ours, left without one by a fix that died
+        (3653, {"asr:made-for": "CloudTrail.5"}, 3653),  # ours, given one since
+    ],
+    ids=["theirs", "theirs-never-expires", "ours-unfinished", "ours-changed-since"],
+)
+def test_cloudwatch_logs_delivery_reuses_a_group_with_its_retention(
+    clients: Clients, retention: int | None, tags: dict[str, str], kept: int | None
+) -> None:
+    """An existing group keeps its retention, or its having none, unless it is the group a
+    fix made and died before giving it the playbook's."""
     arn = make_trail(clients, "payments")
-    clients.logs.create_log_group(logGroupName="CloudTrail/payments")
-    clients.logs.put_retention_policy(logGroupName="CloudTrail/payments", retentionInDays=3653)
+    clients.logs.create_log_group(logGroupName="CloudTrail/payments", tags=tags)
+    # Another group its name is a prefix of, with none: the fix reads its own.
+    clients.logs.create_log_group(logGroupName="CloudTrail/payments-old", tags=tags)
+    if retention:
+        clients.logs.put_retention_policy(logGroupName="CloudTrail/payments", retentionInDays=retention)
 
     result = fix(clients, "CloudTrail.5", arn)
 
     assert result.status == Status.REMEDIATED, result.message
-    [group] = clients.logs.describe_log_groups(logGroupNamePrefix="CloudTrail/payments")["logGroups"]
-    assert group["retentionInDays"] == 3653
+    groups = clients.logs.describe_log_groups(logGroupNamePrefix="CloudTrail/payments")["logGroups"]
+    assert [g.get("retentionInDays") for g in groups] == [kept, None]
 
 
 def test_cloudwatch_logs_delivery_without_the_stacks_role_makes_nothing(clients: Clients) -> None:

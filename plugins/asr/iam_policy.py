@@ -207,7 +207,6 @@ LIST_ATTACHED = "iam:ListAttachedRolePolicies"
 # Keyed by action name; every permission listed must be one the action declares (tested).
 SCOPES: dict[str, tuple[Scope, ...]] = {
     "ec2.enable-vpc-flow-logs": _service_role("vpc-flow-logs.amazonaws.com", "iam:GetRolePolicy"),
-    "cloudtrail.send-to-cloudwatch-logs": _service_role("cloudtrail.amazonaws.com", "iam:GetRolePolicy"),
     "iam.create-support-role": (
         # Its rollback's DetachRolePolicy too: on "*" it could strip any role of the account.
         Scope(("iam:GetRole",), _named_role),
@@ -225,6 +224,18 @@ SCOPES: dict[str, tuple[Scope, ...]] = {
             ("iam:AttachRolePolicy", "iam:DetachRolePolicy"),
             _any_role,
             {"ArnEquals": {"iam:PolicyARN": _aws_policy("AmazonSSMManagedInstanceCore")}},
+        ),
+    ),
+    # CloudTrail.5 tags the log group it makes as the call makes it, with its own tag only.
+    "cloudtrail.send-to-cloudwatch-logs": (
+        *_service_role("cloudtrail.amazonaws.com", "iam:GetRolePolicy"),
+        Scope(
+            ("logs:TagResource",),
+            _own("logs", "log-group:*"),
+            {
+                "StringEquals": {"aws:RequestTag/asr:made-for": "CloudTrail.5"},
+                "ForAllValues:StringEquals": {"aws:TagKeys": ["asr:made-for"]},
+            },
         ),
     ),
     "config.enable-recorder": (

@@ -559,12 +559,25 @@ def _delivery_grants(params: Mapping[str, Any], partition: str, account: str) ->
     return {grant_name("cloudtrail-to", groups): grant}
 
 
+# The log group CloudTrail.5 makes is tagged so, as the call makes it: a fix that died between
+# making it and giving it its retention left a group that keeps its logs for ever, which the
+# next fix can then tell from a group someone made without a retention on purpose.
+LOG_GROUP_MADE_FOR = {"asr:made-for": "CloudTrail.5"}
+
+
 def _ensure_log_group(logs: Any, name: str, retention_days: int) -> None:
-    """Create the log group with this retention; an existing one keeps its own."""
+    """Create the log group with this retention; an existing one keeps its own, unless it is
+    one asr made that has none (the fix that made it died before giving it one)."""
     try:
-        logs.create_log_group(logGroupName=name)
+        logs.create_log_group(logGroupName=name, tags=LOG_GROUP_MADE_FOR)
     except logs.exceptions.ResourceAlreadyExistsException:
-        return
+        pages = logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=name)
+        group = next((g for page in pages for g in page["logGroups"] if g["logGroupName"] == name), None)
+        if group is None or group.get("retentionInDays"):
+            return
+        tags = logs.list_tags_for_resource(resourceArn=group["arn"].removesuffix(":*"))["tags"]
+        if not LOG_GROUP_MADE_FOR.items() <= tags.items():
+            return
     logs.put_retention_policy(logGroupName=name, retentionInDays=retention_days)
 
 
@@ -573,7 +586,8 @@ class SendTrailToCloudWatchLogs(Action):
     """Deliver a trail's events to CloudWatch Logs, where metric filters and alarms can watch them.
 
     Creates (or reuses) the log group ``log_group_name`` (``{trail_name}`` is filled in)
-    with ``log_group_retention_days`` when created. CloudTrail writes to it through the IAM
+    with ``log_group_retention_days`` when created (tagged ``asr:made-for`` = ``CloudTrail.5``).
+    CloudTrail writes to it through the IAM
     role ``role_name``, trusted by CloudTrail for this account only, with an inline policy to
     write to the log groups that name makes: the member-role stack makes it.
 
@@ -589,6 +603,9 @@ class SendTrailToCloudWatchLogs(Action):
         "cloudtrail:GetTrail",
         "cloudtrail:UpdateTrail",
         "logs:CreateLogGroup",
+        "logs:TagResource",
+        "logs:DescribeLogGroups",
+        "logs:ListTagsForResource",
         "logs:PutRetentionPolicy",
         "iam:GetRole",
         "iam:GetRolePolicy",
