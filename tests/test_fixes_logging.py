@@ -1125,6 +1125,21 @@ def test_an_email_awaiting_confirmation_is_named_and_not_subscribed_again(aws, c
     assert result.status == Status.FAILED
     assert "no confirmed subscriber (secops@example.com not confirmed yet)" in result.message
     assert alarms_and_filters(clients, group) == ({}, {})
+    # Someone else's pending subscriptions are counted, not named: the reason is widely read.
+    topic = f"arn:aws:sns:{REGION}:{MEMBER_ACCOUNT}:asr-security-alarms"
+    phones = ("+15550100", "+15550101")
+    for phone in phones:
+        clients.sns.subscribe(TopicArn=topic, Protocol="sms", Endpoint=phone)
+
+    def unconfirmed(parsed: dict[str, Any], **_: Any) -> None:
+        for subscription in parsed["Subscriptions"]:
+            if subscription["Endpoint"] in (*phones, SECOPS["endpoint"]):
+                subscription["SubscriptionArn"] = "PendingConfirmation"
+
+    clients.sns.meta.events.register("after-call.sns.ListSubscriptionsByTopic", unconfirmed)
+    result = fix(clients, "CloudWatch.4", MEMBER_ACCOUNT, subscribers=[SECOPS])
+    assert "(secops@example.com, 2 other subscriptions not confirmed yet)" in result.message
+    clients.sns.meta.events.unregister("after-call.sns.ListSubscriptionsByTopic", unconfirmed)
 
     # Confirmed meanwhile (the stand-in lists the subscription with its ARN).
     results: list[Result] = []
@@ -1133,7 +1148,6 @@ def test_an_email_awaiting_confirmation_is_named_and_not_subscribed_again(aws, c
     )
     assert results[0].status == Status.REMEDIATED, results[0].message
     assert "sns.Subscribe" not in writes
-    topic = f"arn:aws:sns:{REGION}:{MEMBER_ACCOUNT}:asr-security-alarms"
     assert alarms_and_filters(clients, group)[0] == {"asr-iam-policy-changes": [topic]}
 
 

@@ -419,7 +419,13 @@ class EnsureCisAlarm(Action):
                 # SNS answers "pending confirmation" where the endpoint must confirm (email).
                 subscribed[subscriber["endpoint"]] = answer["SubscriptionArn"].startswith("arn:")
         if not any(subscribed.values()):
-            waiting = f" ({', '.join(sorted(subscribed))} not confirmed yet)" if subscribed else ""
+            # The playbook's subscribers by name; anyone else's endpoint (an address, a phone
+            # number) only counted: the reason reaches the report, SNS and Security Hub.
+            own = {subscriber["endpoint"] for subscriber in self.params["subscribers"]}
+            named = sorted(own & subscribed.keys())
+            others = len(subscribed) - len(named)
+            pending = [*named, *([f"{others} other subscription{'s' * (others != 1)}"] if others else [])]
+            waiting = f" ({', '.join(pending)} not confirmed yet)" if pending else ""
             raise ValueError(
                 f"the alarm would notify SNS topic {arn}, which has no confirmed subscriber{waiting}, "
                 "and Security Hub wants one: list subscribers in the CloudWatch.1 to .14 playbooks, "
