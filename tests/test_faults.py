@@ -179,3 +179,32 @@ def test_an_outage_of_the_endpoint_mid_run_is_ridden_out(faults, airflow_db: Non
         r["resource"] for r in local.served_requests() if r["action"] == "RevokeSecurityGroupIngress"
     )
     assert len(revokes) == 8 and set(revokes.values()) == {1}
+
+
+@pytest.mark.airflow
+def test_a_write_refused_while_its_resource_is_busy_is_tried_again_in_a_sweep(
+    faults, airflow_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 refuses a bucket's write while another write to it is under way (another control's
+    fix of the bucket, a person's change): OperationAborted, which botocore does not retry.
+    Through a whole sweep the fix tries again, from a new read, and the finding is RESOLVED."""
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
+    findings = [finding(seed_one(faults, "S3.5", MEMBER_ACCOUNT, REGION, n)) for n in range(2)]
+    import_findings(faults.admin_client("securityhub", REGION), findings)
+    real, refused = BaseClient._make_api_call, []
+
+    def busy_once(self: Any, name: str, params: dict[str, Any]) -> Any:
+        if name == "PutBucketPolicy" and not refused:
+            refused.append(params["Bucket"])
+            message = "A conflicting conditional operation is currently in progress against this resource."
+            raise ClientError({"Error": {"Code": "OperationAborted", "Message": message}}, name)
+        return real(self, name, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", busy_once)
+    run = sweep()
+    assert len(refused) == 1
+    assert {f["Workflow"]["Status"] for f in workflow_of(faults, findings).values()} == {"RESOLVED"}
+    store = RunStore.for_run(Settings.from_env().data_dir, "asr_sweep", run.run_id)
+    assert store.read_json("report.json")["totals"] == {"REMEDIATED": 2}
