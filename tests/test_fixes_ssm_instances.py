@@ -210,6 +210,26 @@ def test_a_profile_without_a_role_is_refused_with_the_reason(aws, clients: Clien
     assert "instance profile empty has no role" in result.message
 
 
+def test_a_fixed_instance_systems_manager_does_not_list_yet_awaits_security_hub_s_check(  # type: ignore[no-untyped-def]
+    aws, clients: Clients
+) -> None:
+    """The role is given, but SSM.1 checks Systems Manager's list, which the agent joins
+    minutes later, or never (no route to the endpoints): the fix is made, and the finding is
+    left for Security Hub to resolve (``awaits_check``), not RESOLVED by asr."""
+    silent, listed = instance(aws), instance(aws)
+    clients.ec2.create_tags(Resources=[silent], Tags=[{"Key": "asr-local:ssm-agent", "Value": "stopped"}])
+    result, writes = fix(clients, silent)
+    assert (result.status, writes, result.awaits_check) == (
+        Status.REMEDIATED,
+        ["AssociateIamInstanceProfile"],
+        True,
+    )
+    assert "Systems Manager does not list the instance yet" in result.message
+    assert "Systems Manager does not list the instance yet" in result.caveat
+    result, _ = fix(clients, listed)
+    assert (result.status, result.awaits_check, result.caveat) == (Status.REMEDIATED, False, "")
+
+
 def test_a_role_with_the_policy_already_is_left_alone(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
     instance_id = with_profile(aws, clients, own_profile(clients, "managed", "managed-role", CORE))
     result, writes = fix(clients, instance_id)

@@ -97,6 +97,33 @@ def test_each_outcome_gets_its_status_and_note(imported) -> None:  # type: ignor
     assert "Note" not in now[f[4]["Id"]]
 
 
+def test_a_fix_whose_effect_security_hub_cannot_see_yet_is_notified_not_resolved(imported) -> None:  # type: ignore[no-untyped-def]
+    """Resolved, a finding whose check then still failed (an agent that never registers) would
+    stay out of sight: Security Hub reopens a finding only when its compliance changes. Left
+    NOTIFIED, Security Hub resolves it when its check passes; the run counts it fixed."""
+    from dataclasses import replace
+
+    from asr.writeback import written
+
+    securityhub, f = imported
+    waiting = replace(
+        outcome(f[0], Status.REMEDIATED, "gave the role its policy; Systems Manager does not list it yet"),
+        awaits_check=True,
+    )
+    result = write_back(securityhub, [waiting, outcome(f[1], Status.REMEDIATED)], "run-1")
+    assert result.updated == 2
+    now = state(securityhub)
+    assert [now[x["Id"]]["Workflow"]["Status"] for x in f[:2]] == ["NOTIFIED", "RESOLVED"]
+    assert now[f[0]["Id"]]["Note"]["Text"] == (
+        "ASR EC2.13: gave the role its policy; Systems Manager does not list it yet [run run-1]"
+    )
+    assert (
+        result.settled[f[0]["Id"]]
+        == written(waiting, "run-1")
+        != written(replace(waiting, awaits_check=False), "run-1")
+    )
+
+
 def test_a_finding_a_person_changed_meanwhile_is_left_alone(imported) -> None:  # type: ignore[no-untyped-def]
     securityhub, f = imported
     securityhub.batch_update_findings(

@@ -60,6 +60,8 @@ class Result:
     after: dict[str, Any] | None = None
     # A fix made, with something it left for a person to check (``Action.caveat``), else "".
     caveat: str = ""
+    # A fix made whose effect Security Hub's check cannot see yet (``Action.awaits``).
+    awaits_check: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,9 @@ class Outcome:
     # NOT_APPROVED with nobody deciding (the approval request timed out): a rerun of the run's
     # failures takes it up again. False in outcomes written before the field was.
     undecided: bool = False
+    # REMEDIATED, but Security Hub's check waits for more than the change (``Action.awaits``):
+    # written back NOTIFIED, for Security Hub to resolve. False in outcomes written before.
+    awaits_check: bool = False
 
     @classmethod
     def of(cls, record: RoutingRecord, result: Result) -> Outcome:
@@ -102,6 +107,7 @@ class Outcome:
             before=result.before,
             after=result.after,
             caveat=result.caveat,
+            awaits_check=result.awaits_check,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -283,10 +289,13 @@ def _remediated(
     after: dict[str, Any] | None,
 ) -> Result:
     """REMEDIATED, with what the read-back ``state`` shows the fix left for a person to check
-    (``Action.caveat``): in the message, which Security Hub's note carries, and apart, for the
-    report and notification to list (a RESOLVED finding is not where people look)."""
-    caveat = (action.caveat(state) if state else None) or ""
-    return Result(Status.REMEDIATED, f"{message}; {caveat}" if caveat else message, before, after, caveat)
+    (``Action.caveat``) and what Security Hub's check still waits for (``Action.awaits``):
+    in the message, which Security Hub's note carries, and apart, for the report and
+    notification to list (a RESOLVED finding is not where people look)."""
+    waits = (action.awaits(state) if state else None) or ""
+    caveat = "; ".join(filter(None, [(action.caveat(state) if state else None) or "", waits]))
+    text = f"{message}; {caveat}" if caveat else message
+    return Result(Status.REMEDIATED, text, before, after, caveat, awaits_check=bool(waits))
 
 
 def dry_run(planned: Planned) -> Result:

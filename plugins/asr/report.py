@@ -31,7 +31,7 @@ from asr.sweep import (
     is_dry_run,
     unfinished,
 )
-from asr.writeback import WORKFLOW_FOR, WriteBack, written
+from asr.writeback import WORKFLOW_FOR, WriteBack, workflow_for, written
 
 COLUMNS = ("control", "account", "region", "resource", "outcome", "Security Hub", "detail")
 NOT_WRITTEN = "not written"
@@ -77,7 +77,7 @@ def _written(writeback: dict[str, Any], run_id: str) -> Callable[[Outcome], str 
     now; None when write-back left it alone, Security Hub refused the update, or no pass of
     write-back wrote this outcome (a rerun fix whose second write-back did not finish)."""
     settled = writeback.get("settled") or {}
-    return lambda o: WORKFLOW_FOR.get(o.status) if settled.get(o.finding_id) == written(o, run_id) else None
+    return lambda o: workflow_for(o) if settled.get(o.finding_id) == written(o, run_id) else None
 
 
 def _told(writeback: dict[str, Any], run_id: str) -> Callable[[Outcome], str]:

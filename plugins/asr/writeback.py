@@ -70,6 +70,18 @@ WORKFLOW_FOR: dict[str, str] = {
     Status.NOT_APPROVED: "NOTIFIED",
 }
 STILL_OURS = {"NEW", "NOTIFIED"}
+
+
+def workflow_for(outcome: Outcome) -> str | None:
+    """The workflow status an outcome is written back with (None: not written). A fix made
+    whose effect Security Hub's check cannot see yet (``Outcome.awaits_check``) is NOTIFIED,
+    as an already compliant resource is: RESOLVED, a finding whose check then still failed
+    would stay out of sight, as Security Hub reopens only on a change of compliance."""
+    if outcome.status == Status.REMEDIATED and outcome.awaits_check:
+        return "NOTIFIED"
+    return WORKFLOW_FOR.get(outcome.status)
+
+
 # Why a finding Security Hub no longer returns is left alone: read by id, with no filter on
 # its state, it is not there (deleted, or archived long enough ago that Security Hub dropped
 # it), or the administrator's region does not see it.
@@ -131,7 +143,7 @@ def written(outcome: Outcome, run_id: str) -> str:
     """What writing an outcome puts in Security Hub (status, note, hold), in a few bytes: a
     later pass of the run rewrites a finding only when this changed (a rerun fix's new
     reason, a rejection's hold after a timeout), not when its status alone is the same."""
-    text = json.dumps([WORKFLOW_FOR.get(outcome.status), note_for(outcome, run_id), outcome.held_until])
+    text = json.dumps([workflow_for(outcome), note_for(outcome, run_id), outcome.held_until])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -259,12 +271,12 @@ def write_back(
     planned = {o.finding_id: o for o in outcomes if o.status in WORKFLOW_FOR}
     if not planned:
         return result
-    planned_status = {i: WORKFLOW_FOR[o.status] for i, o in planned.items()}
+    planned_status = {i: str(workflow_for(o)) for i, o in planned.items()}
     now = current_state(client, planned_status, queries, seen, since)
     updates = []
     for finding_id, outcome in planned.items():
         found = now.get(finding_id)
-        status = WORKFLOW_FOR[outcome.status]
+        status = planned_status[finding_id]
         said = outcome
         fields = None
         if found:

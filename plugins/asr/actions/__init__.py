@@ -119,6 +119,14 @@ class Action:
         default."""
         return None
 
+    def awaits(self, state: dict[str, Any]) -> str | None:
+        """What a fixed resource's read-back shows Security Hub's check still waits for, beyond
+        the change made (an agent to register, a conversion AWS has queued): the finding is
+        then written back NOTIFIED with this, not RESOLVED, and Security Hub resolves it when
+        its check passes; should it never pass (an agent that cannot reach its endpoints), the
+        finding stays in sight. None by default."""
+        return None
+
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         raise NotImplementedError
 

@@ -59,7 +59,8 @@ class EnableAutomaticFailover(Action):
     reported so, to have a replica added first. ``ApplyImmediately`` is sent when no other
     change waits for the maintenance window (else a change left for the window could wait
     there until the next failure, when failover was wanted); with changes waiting, it is not,
-    as it would apply those at once too, and the failover waiting with them counts as on.
+    as it would apply those at once too, and the failover waiting with them counts as the fix
+    made, left for Security Hub to resolve once it reads "enabled" (``awaits``).
 
         remediation:
           action: elasticache.enable-automatic-failover
@@ -75,14 +76,27 @@ class EnableAutomaticFailover(Action):
         pending = (group.get("PendingModifiedValues") or {}).get("AutomaticFailoverStatus")
         status = pending or group.get("AutomaticFailover") or "disabled"
         others = sorted(set(group.get("PendingModifiedValues") or {}) - {"AutomaticFailoverStatus"})
-        return {
+        state: dict[str, Any] = {
             "AutomaticFailover": status in ON,
             "Nodes": len(group.get("MemberClusters") or ()),
             "QueuedChanges": others,
         }
+        if status in ON and group.get("AutomaticFailover") != "enabled":
+            state["Applying"] = status  # waiting for the window, or on its way: not yet "enabled"
+        return state
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
         return {} if state["AutomaticFailover"] else {"AutomaticFailover": True}
+
+    def awaits(self, state: dict[str, Any]) -> str | None:
+        """ElastiCache.3 passes a group only once AutomaticFailover reads "enabled"; one left for
+        the maintenance window (other changes wait there) may take a week to get there."""
+        if not state.get("Applying"):
+            return None
+        return (
+            f"automatic failover reads {state['Applying']} (waiting for the maintenance window when other "
+            "changes wait there); Security Hub resolves the finding when its check passes"
+        )
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
         if state["Nodes"] < 2:

@@ -112,10 +112,20 @@ class _BooleanSetting(Action):
     def read(self, clients: Clients, resource_id: str) -> dict[str, Any]:
         found = _describe(self.kind, clients, resource_id, self.attribute, self.set_on_cluster)
         state: dict[str, Any] = {self.attribute: bool(_getting(found, self.attribute))}
+        pending = found.get("PendingModifiedValues") or {}
+        if self.attribute in pending and bool(pending[self.attribute]) != bool(found.get(self.attribute)):
+            state["Applying"] = True  # what the control checks still reads the old value
         if self.apply_immediately:
-            pending = found.get("PendingModifiedValues") or {}
             state["QueuedChanges"] = sorted(set(pending) - {self.attribute})
         return state
+
+    def awaits(self, state: dict[str, Any]) -> str | None:
+        if not state.get("Applying"):
+            return None
+        return (
+            f"RDS lists {self.attribute} as a change it is still applying (a standby for Multi-AZ "
+            "takes many minutes); Security Hub resolves the finding when its check passes"
+        )
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
         return {} if state[self.attribute] == self.wanted else {self.attribute: self.wanted}

@@ -199,7 +199,8 @@ class EnableInstanceManagement(BulkRead):
     ours to guess). An instance with no profile gets the profile ``role_name``, holding the
     role of that name (trusting EC2, with the policy), which the member-role stack makes and
     every instance this fixes shares. The agent must still reach the SSM endpoints (internet or
-    VPC endpoints): that is network, not IAM, and left as it is. An instance whose role
+    VPC endpoints): that is network, not IAM, and left as it is. A fixed instance Systems
+    Manager does not list yet is written back NOTIFIED, not RESOLVED (``awaits``). An instance whose role
     already has the policy but that Systems Manager does not list (SSM.1 checks the list)
     is FAILED with that reason, not called compliant.
 
@@ -320,6 +321,15 @@ class EnableInstanceManagement(BulkRead):
             f"its role {state['Role']} already has {CORE_POLICY}, but Systems Manager does not list the "
             "instance: its SSM agent is not running or cannot reach the Systems Manager endpoints "
             "(ssm, ssmmessages, ec2messages: internet access or VPC endpoints)"
+        )
+
+    def awaits(self, state: dict[str, Any]) -> str | None:
+        if state.get("Registered", True):
+            return None
+        return (
+            "Systems Manager does not list the instance yet: its SSM agent registers it once it has "
+            "the role's credentials (minutes), if it runs and reaches the Systems Manager endpoints "
+            "(ssm, ssmmessages, ec2messages); Security Hub resolves the finding when its check passes"
         )
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
