@@ -377,6 +377,8 @@ def test_failover_on_its_way_counts_and_on_its_way_out_does_not(
     state = action.read(SimpleNamespace(elasticache=client), "sessions")  # type: ignore[arg-type]
     assert action.plan(state) == plan
     assert bool(plan == {} and action.awaits(state)) is waits
+    if waits:
+        assert str(action.awaits(state)).startswith(f"automatic failover reads {fields['AutomaticFailover']}")
 
 
 # All of them

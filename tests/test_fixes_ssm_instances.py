@@ -230,6 +230,30 @@ def test_a_fixed_instance_systems_manager_does_not_list_yet_awaits_security_hub_
     assert (result.status, result.awaits_check, result.caveat) == (Status.REMEDIATED, False, "")
 
 
+def test_such_a_fix_is_written_back_notified_for_security_hub_to_resolve(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
+    """From the finding through the fix to write-back: the outcome carries what the fix
+    awaits, and Security Hub is told NOTIFIED with it, not RESOLVED."""
+    from asr.findings import parse_finding
+    from asr.local.seed import finding, import_findings
+    from asr.securityhub import iter_findings, queries_by_id
+    from asr.writeback import write_back
+
+    seeded = seed_one(aws, "SSM.1", MEMBER_ACCOUNT, REGION)
+    raw = finding(seeded)
+    securityhub = aws.admin_client("securityhub", REGION)
+    import_findings(securityhub, [raw])
+    record = parse_finding(raw, registry())
+    clients.ec2.create_tags(
+        Resources=[record.resource_id], Tags=[{"Key": "asr-local:ssm-agent", "Value": "stopped"}]
+    )
+    [outcome] = run_batch([record], registry(), aws)
+    assert (outcome.status, outcome.awaits_check) == ("REMEDIATED", True)
+    assert write_back(securityhub, [outcome], "run-1").updated == 1
+    [now] = iter_findings(securityhub, queries_by_id([raw["Id"]]))
+    assert now["Workflow"]["Status"] == "NOTIFIED"
+    assert "Systems Manager does not list the instance yet" in now["Note"]["Text"]
+
+
 def test_a_role_with_the_policy_already_is_left_alone(aws, clients: Clients) -> None:  # type: ignore[no-untyped-def]
     instance_id = with_profile(aws, clients, own_profile(clients, "managed", "managed-role", CORE))
     result, writes = fix(clients, instance_id)

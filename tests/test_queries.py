@@ -218,6 +218,7 @@ def test_findings_outside_a_checked_list_are_neither_routed_reported_nor_written
         "unsupported": 0,
         "picks_not_found": len(named) // 2,  # the other account's: not findings of the run
         "messages_not_read": 0,
+        "other_products": 0,
     }
 
     # Write-back pages the run's own queries (broader than the accounts kept) and touches

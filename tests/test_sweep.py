@@ -289,6 +289,18 @@ def test_a_sweep_reads_only_security_hub_s_own_findings(aws, tmp_path: Path) -> 
     store = RunStore(tmp_path)
     counts = sweep.ingest(Settings.from_env(), aws, registry(), store, actionable_plan())
     assert (counts["findings"], counts["routed"], counts["rejected"]) == (2, 2, 0)
+    assert counts["other_products"] == 1
+    assert forged["Id"] not in str([store.read_lines(sweep.REJECTED), store.read_json(sweep.SEEN)])
+    # Named by id, it is told why it is not fixed, as any pick asr cannot take.
+    named = sweep.ingest(
+        Settings.from_env(),
+        aws,
+        registry(),
+        RunStore(tmp_path / "n"),
+        actionable_plan(),
+        named=[forged["Id"]],
+    )
+    assert (named["rejected"], named["other_products"]) == (1, 0)
 
 
 def test_ingest_leaves_findings_a_person_decided_about_unless_named(aws, tmp_path: Path) -> None:

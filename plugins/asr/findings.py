@@ -189,6 +189,12 @@ def check_actionable(finding: dict[str, Any], finding_id: str) -> None:
         raise FindingError(finding_id, f"Workflow.Status is {workflow}, not NEW or NOTIFIED")
 
 
+def of_security_hub(finding: dict[str, Any]) -> bool:
+    """Whether a finding is of Security Hub's own product, by its ARN: its name may be taken
+    by a custom integration in any member account."""
+    return bool(SECURITYHUB_PRODUCT.fullmatch(_str(finding, "ProductArn") or ""))
+
+
 def parse_finding(finding: Any, playbooks: PlaybookRegistry) -> RoutingRecord:
     """Validate one ASFF finding and route it to its playbook; raise FindingError otherwise."""
     if not isinstance(finding, dict):
@@ -197,7 +203,7 @@ def parse_finding(finding: Any, playbooks: PlaybookRegistry) -> RoutingRecord:
     if not finding_id:
         raise FindingError("", "the finding has no Id")
     product_arn = _str(finding, "ProductArn") or ""
-    if not SECURITYHUB_PRODUCT.fullmatch(product_arn):
+    if not of_security_hub(finding):
         raise FindingError(finding_id, f"ProductArn {product_arn!r} is not Security Hub's own product")
     check_actionable(finding, finding_id)
     control_id, named = control_of(finding, finding_id, playbooks)

@@ -25,7 +25,7 @@ OWN_PRODUCT_NAMES = ("Security Hub CSPM", "Security Hub")
 # What every Region's ProductArn of Security Hub's own product ends with
 # (arn:<partition>:securityhub:<region>::product/aws/securityhub). A custom integration in a
 # member account may import findings under any ProductName, but only under its own product's
-# ARN (arn:...:<account>:product/<account>/default), which never holds this.
+# ARN (arn:...:<account>:product/<account>/default), which never ends so.
 OWN_PRODUCT_ARN_END = "::product/aws/securityhub"
 PAGE_SIZE = 100
 FILTER_VALUES = 20
@@ -82,11 +82,10 @@ def actionable_filters(
 
     base = {
         # Security Hub's own control findings: other products' (AWS Config, partners) carry a
-        # compliance status too, and no playbook is for them. The name alone can be forged by
-        # whoever may import findings in a member account: their findings, all refused at
-        # ingest, were read, counted and listed by the Id they chose in every run's summary.
+        # compliance status too, and no playbook is for them. A custom integration may take
+        # the name: ingest passes over its findings by their ProductArn (GetFindings has no
+        # filter on the ARN's end: CONTAINS is documented for automation rules).
         "ProductName": equals(list(OWN_PRODUCT_NAMES)),
-        "ProductArn": [{"Value": OWN_PRODUCT_ARN_END, "Comparison": "CONTAINS"}],
         "ComplianceStatus": equals(sorted(ACTIONABLE_COMPLIANCE)),
         "RecordState": equals(["ACTIVE"]),
         "WorkflowStatus": equals(sorted(ACTIONABLE_WORKFLOW)),

@@ -18,7 +18,7 @@ from asr.actions import get_action
 from asr.aws import AwsContext
 from asr.claims import Claims
 from asr.config import Settings
-from asr.findings import FindingError, NoPlaybook, RoutingRecord, parse_finding
+from asr.findings import FindingError, NoPlaybook, RoutingRecord, of_security_hub, parse_finding
 from asr.guard import Scope
 from asr.pacing import parse_limits
 from asr.playbooks import PlaybookRegistry
@@ -97,10 +97,11 @@ def ingest(
     returned it: not counted, not reported, not seen. The queries are saved as they were
     sent, broader than that: write-back only looks for the run's own findings among what
     they match.
-    Findings of controls no playbook fixes are counted by control (``UNSUPPORTED``): a sweep
-    reads every failed control, and listing each would bury the rejections a person should
-    act on. Other rejected findings are always reported; those a person ``named`` by id
-    (a finding of a control no playbook fixes too) are also marked
+    Findings of another product under Security Hub's name are passed over, counted by
+    ProductArn in the task log. Findings of controls no playbook fixes are counted by control
+    (``UNSUPPORTED``): a sweep reads every failed control, and listing each would bury the
+    rejections a person should act on. Other rejected findings are always reported; those a
+    person ``named`` by id (a finding of a control no playbook fixes too) are also marked
     NOTIFIED with the reason, and a named id the queries did not find is reported as
     rejected, and so is each of the ``resources`` a person chose that no finding read names.
     Findings ``keep`` turns down are reported as IGNORED and left alone in Security Hub.
@@ -123,9 +124,16 @@ def ingest(
     rejected: list[dict[str, Any]] = []
     not_acted: list[Outcome] = []
     unsupported: Counter[str] = Counter()
+    others: Counter[str] = Counter()
     seen: dict[str, dict[str, Any]] = {}
     for finding in iter_findings(client, plan.queries):
         if finding.get("Id") in seen or not plan.matches(finding):
+            continue
+        if not of_security_hub(finding) and finding.get("Id") not in named:
+            # Another product's, under Security Hub's name (a custom integration may take it):
+            # passed over as the query means to, counted by product, never listed by the Id
+            # its importer chose, which the report and the summary would have carried.
+            others[str(finding.get("ProductArn"))] += 1
             continue
         seen[finding.get("Id")] = writeback.seen_state(finding)
         try:
@@ -172,6 +180,12 @@ def ingest(
     store.write_json(UNSUPPORTED, dict(sorted(unsupported.items())))
     store.write_lines(NOT_ACTED, (o.to_dict() for o in not_acted))
     store.write_json(INGESTED, {"began": began, "dry_run": dry_run})
+    if others:
+        log.warning(
+            "Passed over %d findings named Security Hub's but of other products, by ProductArn: %s",
+            sum(others.values()),
+            dict(others.most_common(10)),
+        )
     return {
         "findings": len(seen),
         "routed": len(records),
@@ -181,6 +195,7 @@ def ingest(
         "excluded": sum(o.status == Status.EXCLUDED for o in not_acted),
         "picks_not_found": len(picks),
         "messages_not_read": len(messages),
+        "other_products": sum(others.values()),
     }
 
 

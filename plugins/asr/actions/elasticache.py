@@ -82,7 +82,8 @@ class EnableAutomaticFailover(Action):
             "QueuedChanges": others,
         }
         if status in ON and group.get("AutomaticFailover") != "enabled":
-            state["Applying"] = status  # waiting for the window, or on its way: not yet "enabled"
+            # On its way, or waiting for the window: what the control reads is not "enabled" yet.
+            state["Applying"] = group.get("AutomaticFailover") or "disabled"
         return state
 
     def plan(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -91,11 +92,14 @@ class EnableAutomaticFailover(Action):
     def awaits(self, state: dict[str, Any]) -> str | None:
         """ElastiCache.3 passes a group only once AutomaticFailover reads "enabled"; one left for
         the maintenance window (other changes wait there) may take a week to get there."""
-        if not state.get("Applying"):
+        now = state.get("Applying")
+        if not now:
             return None
+        when = (
+            "" if now == "enabling" else " until the maintenance window, where the change waits with others"
+        )
         return (
-            f"automatic failover reads {state['Applying']} (waiting for the maintenance window when other "
-            "changes wait there); Security Hub resolves the finding when its check passes"
+            f"automatic failover reads {now}{when}; Security Hub resolves the finding when its check passes"
         )
 
     def apply(self, clients: Clients, resource_id: str, state: dict[str, Any], plan: dict[str, Any]) -> None:
