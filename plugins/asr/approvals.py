@@ -34,6 +34,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
+from asr.findings import one_line
 from asr.playbooks import Playbook, registry
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,7 @@ def _cell(value: Any) -> str:
     """Text safe inside a Markdown table cell and code span, at most CELL_WIDTH characters: on
     one line, with no control or format character (an escape sequence, a right-to-left
     override that shows a resource name backwards) to mislead the approver."""
-    printable = "".join(c if c.isprintable() else " " for c in str(value))
-    text = " ".join(printable.split()).replace("`", "'").replace("|", "/")
+    text = one_line(value).replace("`", "'").replace("|", "/")
     return text if len(text) <= CELL_WIDTH else text[: CELL_WIDTH - 3] + "..."
 
 

@@ -17,7 +17,12 @@ from asr.config import ACCOUNT_RE, REGION_RE
 from asr.playbooks import Playbook, PlaybookRegistry
 from asr.standards import CONSOLIDATED, STANDARDS, UNREADABLE, ControlRef, control_refs
 
-SECURITYHUB_PRODUCT = re.compile(r"^arn:aws[a-z-]*:securityhub:[a-z0-9-]+::product/aws/securityhub$")
+# What every Region's ProductArn of Security Hub's own product ends with
+# (arn:<partition>:securityhub:<region>::product/aws/securityhub). A custom integration in a
+# member account may import findings under any ProductName, but only under its own product's
+# ARN (arn:...:<account>:product/<account>/default), which never ends so.
+OWN_PRODUCT_ARN_END = "::product/aws/securityhub"
+SECURITYHUB_PRODUCT = re.compile(rf"^arn:aws[a-z-]*:securityhub:[a-z0-9-]+{re.escape(OWN_PRODUCT_ARN_END)}$")
 ARN_PARTS = re.compile(r"^arn:(aws[a-z-]*):[a-z0-9-]+:([a-z0-9-]*):(\d*):")
 ACTIONABLE_COMPLIANCE = {"FAILED", "WARNING"}
 ACTIONABLE_WORKFLOW = {"NEW", "NOTIFIED"}
@@ -187,6 +192,13 @@ def check_actionable(finding: dict[str, Any], finding_id: str) -> None:
     workflow = _str(finding, "Workflow", "Status")
     if workflow not in ACTIONABLE_WORKFLOW:
         raise FindingError(finding_id, f"Workflow.Status is {workflow}, not NEW or NOTIFIED")
+
+
+def one_line(value: Any) -> str:
+    """A finding's own text (a control id, a message) on one line: a newline in it would
+    start a line of its own in the Markdown, a heading or a list item nobody wrote; a
+    control character (an escape sequence) would reach a terminal or a notification."""
+    return " ".join("".join(c if c.isprintable() else " " for c in str(value)).split())
 
 
 def of_security_hub(finding: dict[str, Any]) -> bool:

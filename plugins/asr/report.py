@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from asr.config import REGION_RE
+from asr.findings import one_line
 from asr.remediate import Outcome
 from asr.securityhub import refused_for_now
 from asr.store import RunStore, shown, write_whole
@@ -282,13 +283,6 @@ def headline(report: dict[str, Any], limit: int | None = None) -> str:
     return text if limit is None else text[:limit]
 
 
-def _one_line(value: Any) -> str:
-    """A finding's own text (a control id, a message) on one line: a newline in it would
-    start a line of its own in the Markdown, a heading or a list item nobody wrote; a
-    control character (an escape sequence) would reach a terminal or a notification."""
-    return " ".join("".join(c if c.isprintable() else " " for c in str(value)).split())
-
-
 # Escaped in Markdown: what opens a link, an image, an autolink or raw HTML (``[ ] < >``), and
 # a backslash before any ASCII punctuation, which would turn the escape after it into text.
 _MARKDOWN = re.compile(r"\\(?=[!-/:-@\[-`{-~])|[\[\]<>]")
@@ -297,11 +291,11 @@ _MARKDOWN_CELL = re.compile(r"\\(?=[!-/:-@\[-`{-~])|[\[\]<>|]")  # and a | (a co
 
 def _md(value: Any, special: re.Pattern[str] = _MARKDOWN) -> str:
     """Text from outside asr (a finding's fields, AWS's error messages, a fix's caveat, a
-    rejection's reason, a setting) as Markdown: on one line (``_one_line``), with what opens
+    rejection's reason, a setting) as Markdown: on one line (``one_line``), with what opens
     a link, an image, an autolink or raw HTML backslash-escaped, so that it shows as the text
     it is. Nothing else is escaped: the report is read as plain text in the task log too,
     where ASR_REGIONS must not read ASR\\_REGIONS."""
-    return special.sub(lambda m: "\\" + m.group(), _one_line(value))
+    return special.sub(lambda m: "\\" + m.group(), one_line(value))
 
 
 def _cell(value: Any) -> str:
@@ -393,7 +387,7 @@ def not_finished(report: dict[str, Any]) -> str:
 
 
 def _clip(text: Any, width: int = SUMMARY_WIDTH) -> str:
-    line = _one_line(text)
+    line = one_line(text)
     return line if len(line) <= width else line[: width - 3] + "..."
 
 

@@ -22,11 +22,6 @@ from asr.findings import ACTIONABLE_COMPLIANCE, ACTIONABLE_WORKFLOW
 # rename (the filter is exact, so the old name alone matched none of them), "Security Hub"
 # on findings made before it.
 OWN_PRODUCT_NAMES = ("Security Hub CSPM", "Security Hub")
-# What every Region's ProductArn of Security Hub's own product ends with
-# (arn:<partition>:securityhub:<region>::product/aws/securityhub). A custom integration in a
-# member account may import findings under any ProductName, but only under its own product's
-# ARN (arn:...:<account>:product/<account>/default), which never ends so.
-OWN_PRODUCT_ARN_END = "::product/aws/securityhub"
 PAGE_SIZE = 100
 FILTER_VALUES = 20
 UPDATE_LIMIT = 100

@@ -30,10 +30,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from asr.aws import AwsContext
 from asr.config import Settings
 from asr.events import CUSTOM_ACTION, IMPORTED, QUEUE_RETENTION_SECONDS, SOURCE
-from asr.findings import ACTIONABLE_COMPLIANCE
+from asr.findings import ACTIONABLE_COMPLIANCE, OWN_PRODUCT_ARN_END
 from asr.playbooks import PlaybookRegistry, registry
 from asr.remediate import describe_error
-from asr.securityhub import OWN_PRODUCT_ARN_END
 
 ACTION_ID = "ASRRemediate"
 ACTION_NAME = "Remediate with ASR"  # Security Hub allows 20 characters
